@@ -1,0 +1,60 @@
+/**
+ * The browser ↔ Panel live relay (`/ws/client`). Authenticated by the session cookie;
+ * every message is checked against the caller's role for the server it names.
+ */
+import { z } from 'zod';
+import { ErrorCode } from './errors.ts';
+import { ResourceSnapshot, ServerId, UpdateStage } from './messages.ts';
+import { PowerAction, ServerStatus } from './states.ts';
+
+export const CLIENT_MAX_FRAME_BYTES = 32 * 1024;
+export const CLIENT_MAX_SOCKETS_PER_SERVER = 30;
+
+export const ClientRequest = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('subscribe'), serverId: ServerId }),
+  z.object({ type: z.literal('unsubscribe'), serverId: ServerId }),
+  z.object({ type: z.literal('send_command'), serverId: ServerId, command: z.string().min(1).max(4096) }),
+  z.object({ type: z.literal('power'), serverId: ServerId, action: PowerAction }),
+  z.object({ type: z.literal('ping') }),
+]);
+export type ClientRequest = z.infer<typeof ClientRequest>;
+
+export const ClientMessage = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('subscribed'),
+    serverId: ServerId,
+    status: ServerStatus,
+    /** the last console lines, oldest first */
+    history: z.array(z.string()),
+    stats: ResourceSnapshot.nullable(),
+  }),
+  z.object({ type: z.literal('unsubscribed'), serverId: ServerId }),
+  z.object({ type: z.literal('console'), serverId: ServerId, lines: z.array(z.string()) }),
+  z.object({ type: z.literal('console_dropped'), serverId: ServerId, count: z.number(), reason: z.string() }),
+  z.object({
+    type: z.literal('status'),
+    serverId: ServerId,
+    status: ServerStatus,
+    previousStatus: ServerStatus.optional(),
+  }),
+  z.object({ type: z.literal('stats'), serverId: ServerId, stats: ResourceSnapshot }),
+  z.object({ type: z.literal('crashed'), serverId: ServerId, exitCode: z.number(), restarting: z.boolean() }),
+  z.object({
+    type: z.literal('update_progress'),
+    serverId: ServerId,
+    stage: UpdateStage,
+    message: z.string().optional(),
+  }),
+  z.object({ type: z.literal('install_output'), serverId: ServerId, lines: z.array(z.string()) }),
+  z.object({ type: z.literal('node_status'), nodeId: z.string(), online: z.boolean() }),
+  z.object({
+    type: z.literal('error'),
+    code: ErrorCode,
+    message: z.string(),
+    serverId: ServerId.optional(),
+    requestType: z.string().optional(),
+  }),
+  z.object({ type: z.literal('ack'), requestType: z.string(), serverId: ServerId.optional() }),
+  z.object({ type: z.literal('pong') }),
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+/**
+ * Every error code that crosses a wire (Agent↔Panel protocol, Panel REST, /ws/client).
+ * The first nine are seed 003's table, as written there; the rest are ours.
+ */
+export const ErrorCode = z.enum([
+  // seed 003
+  'AGENT_OFFLINE',
+  'SERVER_NOT_FOUND',
+  'CONTAINER_NOT_FOUND',
+  'INSUFFICIENT_RESOURCES',
+  'PERMISSION_DENIED',
+  'DOCKER_ERROR',
+  'CONFIG_INVALID',
+  'PORT_CONFLICT',
+  'AUTH_FAILED',
+  // protocol
+  'INVALID_MESSAGE',
+  'UNKNOWN_ACTION',
+  'PROTOCOL_INCOMPATIBLE',
+  'SERVER_EXISTS',
+  'SERVER_BUSY',
+  'INVALID_STATE',
+  'NOT_RUNNING',
+  'PATH_OUTSIDE_ROOT',
+  'FILE_NOT_FOUND',
+  'FILE_TOO_LARGE',
+  'TIMEOUT',
+  'INTERNAL_ERROR',
+  // panel REST / client socket
+  'VALIDATION_FAILED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'RATE_LIMITED',
+  'CSRF_FAILED',
+  'SETUP_REQUIRED',
+  'TEMPLATE_INVALID',
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+/** HTTP status each code maps to when it is returned by a REST endpoint. */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  AGENT_OFFLINE: 503,
+  SERVER_NOT_FOUND: 404,
+  CONTAINER_NOT_FOUND: 404,
+  INSUFFICIENT_RESOURCES: 409,
+  PERMISSION_DENIED: 403,
+  DOCKER_ERROR: 502,
+  CONFIG_INVALID: 400,
+  PORT_CONFLICT: 409,
+  AUTH_FAILED: 401,
+  INVALID_MESSAGE: 400,
+  UNKNOWN_ACTION: 400,
+  PROTOCOL_INCOMPATIBLE: 400,
+  SERVER_EXISTS: 409,
+  SERVER_BUSY: 409,
+  INVALID_STATE: 409,
+  NOT_RUNNING: 409,
+  PATH_OUTSIDE_ROOT: 400,
+  FILE_NOT_FOUND: 404,
+  FILE_TOO_LARGE: 413,
+  TIMEOUT: 504,
+  INTERNAL_ERROR: 500,
+  VALIDATION_FAILED: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  RATE_LIMITED: 429,
+  CSRF_FAILED: 403,
+  SETUP_REQUIRED: 409,
+  TEMPLATE_INVALID: 400,
+};
+
+export const ErrorBody = z.object({
+  code: ErrorCode,
+  message: z.string(),
+  /** where in the input the problem is: a field path, or line/column for parse errors */
+  location: z.string().optional(),
+  details: z.unknown().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** An error that carries a protocol code. Domain code throws this; transports map it. */
+export class CodedError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+  readonly location: string | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { details?: unknown; location?: string; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'CodedError';
+    this.code = code;
+    this.details = opts.details;
+    this.location = opts.location;
+  }
+}
+
+export function isCodedError(e: unknown): e is CodedError {
+  return e instanceof CodedError;
+}

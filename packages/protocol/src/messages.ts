@@ -1,0 +1,569 @@
+/**
+ * The Panel↔Agent wire contract (seed 003, made precise). Field names, `type` values,
+ * `action` names and `event` names are the seed's; what the seed lacked is added here.
+ */
+import { z } from 'zod';
+import { ErrorCode } from './errors.ts';
+import { ServerStatus } from './states.ts';
+
+/** Bumped on any breaking change; the Agent states it on connect (`X-Protocol-Version`). */
+export const PROTOCOL_VERSION = 1;
+/** Versions of the Agent protocol this build accepts. */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
+export const PROTOCOL_VERSION_HEADER = 'x-protocol-version';
+export const AGENT_ID_HEADER = 'x-agent-id';
+
+/** Used in paths, container names and labels: keep it boring. */
+export const ServerId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'serverId must be 1–64 of [A-Za-z0-9_-], starting alphanumeric');
+export const MessageId = z.string().min(1).max(128);
+export const Timestamp = z.iso.datetime({ offset: true });
+
+export const MessageType = z.enum(['command', 'response', 'event', 'ping', 'pong']);
+export type MessageType = z.infer<typeof MessageType>;
+
+const base = {
+  id: MessageId,
+  timestamp: Timestamp,
+  agentId: z.string().max(128).optional(),
+  serverId: ServerId.optional(),
+};
+
+// ---------------------------------------------------------------------------------------------
+// eggConfig: what the Agent needs to run a server
+
+/** A size as the seed writes it ("2048m", "5g", "512k", "1024") or a number of MiB. */
+export const Size = z.union([
+  z.number().nonnegative(),
+  z.string().regex(/^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$/i, 'size like "2048m", "5g" or a number of MiB'),
+]);
+export type Size = z.infer<typeof Size>;
+
+const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+/** Bytes in a Size. A bare number (or a string with no unit) is MiB, as in Pterodactyl. */
+export function sizeToBytes(size: Size): number {
+  if (typeof size === 'number') return Math.round(size * 1024 * 1024);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$/i.exec(size);
+  if (!m) throw new Error(`not a size: ${size}`);
+  const unit = (m[2] ?? 'm').toLowerCase()[0] ?? 'm';
+  return Math.round(Number(m[1]) * (UNITS[unit] ?? 1024 ** 2));
+}
+/** The seed's compact notation: bytes → "1200m" (MiB, rounded) or "2.1g" above 10 GiB. */
+export function bytesToSize(bytes: number): string {
+  if (bytes >= 10 * 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)}g`;
+  return `${Math.round(bytes / 1024 ** 2)}m`;
+}
+
+export const EnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'environment names are [A-Za-z_][A-Za-z0-9_]*');
+export const Environment = z.record(EnvName, z.string().max(32 * 1024));
+
+export const Limits = z.object({
+  /** memory limit; 0 or absent = unlimited */
+  memory: Size.optional(),
+  /** CPU cores as docker --cpus ("2", 1.5); 0 or absent = unlimited */
+  cpu: z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/)]).optional(),
+  /** disk quota enforced by the Agent (the engine here cannot) */
+  disk: Size.optional(),
+  /** swap in addition to memory; -1 = unlimited */
+  swap: z.union([Size, z.literal(-1)]).optional(),
+  pids: z.number().int().min(16).max(65536).optional(),
+});
+export type Limits = z.infer<typeof Limits>;
+
+/** "25565", "25565/tcp" or "27960/udp"; no protocol means both, as Wings publishes allocations. */
+export const PortKey = z
+  .string()
+  .regex(/^\d{1,5}(\/(tcp|udp))?$/, 'port key like "25565", "25565/tcp" or "27960/udp"');
+export const PortNumber = z.number().int().min(1).max(65535);
+export const PortBinding = z.union([
+  PortNumber,
+  z.object({ hostPort: PortNumber, hostIp: z.union([z.ipv4(), z.ipv6()]).optional() }),
+]);
+export const Ports = z.record(PortKey, PortBinding);
+export type Ports = z.infer<typeof Ports>;
+
+/** A "done" pattern: a substring, or `regex:<expr>`; a list matches when any item does. */
+export const DonePattern = z.union([z.string().max(1024), z.array(z.string().max(1024)).max(16)]);
+
+export const ConfigFile = z.object({
+  parser: z.enum(['file', 'properties', 'ini', 'yaml', 'yml', 'json', 'xml']),
+  find: z.record(z.string(), z.unknown()),
+});
+export type ConfigFile = z.infer<typeof ConfigFile>;
+
+export const InstallSpec = z.object({
+  script: z.string().max(1024 * 1024),
+  container: z.string().min(1).max(512),
+  entrypoint: z.string().min(1).max(256).default('bash'),
+});
+export type InstallSpec = z.infer<typeof InstallSpec>;
+
+export const EggConfig = z.object({
+  name: z.string().min(1).max(191),
+  image: z.string().min(1).max(512),
+  ports: Ports.default({}),
+  environment: Environment.default({}),
+  limits: Limits.default({}),
+  /** startup command with {{VAR}} placeholders, filled from environment (+ SERVER_MEMORY, SERVER_IP, SERVER_PORT) */
+  startup: z
+    .string()
+    .max(16 * 1024)
+    .default(''),
+  /** host IP the ports are published on (default 0.0.0.0) */
+  bindIp: z.union([z.ipv4(), z.ipv6()]).optional(),
+  done: DonePattern.optional(),
+  /** egg config.stop: "^C" → SIGINT, other "^…" → SIGKILL, otherwise a console command; default SIGTERM */
+  stop: z.string().max(1024).optional(),
+  /** seconds to wait after the stop before killing */
+  stopTimeout: z.number().int().min(0).max(3600).optional(),
+  configFiles: z.record(z.string().min(1).max(1024), ConfigFile).optional(),
+  install: InstallSpec.optional(),
+  /** restart automatically on crash (default true) */
+  crashRestart: z.boolean().optional(),
+});
+export type EggConfig = z.infer<typeof EggConfig>;
+
+// ---------------------------------------------------------------------------------------------
+// commands (Panel → Agent)
+
+export const Signal = z.enum(['SIGTERM', 'SIGINT', 'SIGKILL', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']);
+export type Signal = z.infer<typeof Signal>;
+
+export const CreateServerPayload = z.object({ serverId: ServerId, eggConfig: EggConfig });
+export const StopServerPayload = z.object({
+  signal: Signal.optional(),
+  /** seconds before kill */
+  timeout: z.number().int().min(0).max(3600).optional(),
+});
+export const Empty = z.object({}).strict();
+export const SendCommandPayload = z.object({ command: z.string().min(1).max(4096) });
+export const UpdateServerPayload = EggConfig.partial()
+  .omit({ name: true })
+  .extend({ name: z.string().min(1).max(191).optional() });
+export const FilePathPayload = z.object({ path: z.string().max(4096).default('/') });
+
+export const actionPayloads = {
+  create_server: CreateServerPayload,
+  start_server: Empty,
+  stop_server: StopServerPayload,
+  restart_server: StopServerPayload,
+  kill_server: Empty,
+  delete_server: Empty,
+  get_status: Empty,
+  send_command: SendCommandPayload,
+  update_server: UpdateServerPayload,
+  system_info: Empty,
+  list_servers: Empty,
+  list_files: FilePathPayload,
+  get_file: FilePathPayload,
+} as const;
+export type Action = keyof typeof actionPayloads;
+export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
+export type ActionPayload<A extends Action> = z.infer<(typeof actionPayloads)[A]>;
+/** Actions that need a serverId (envelope `serverId`, or `payload.serverId` for create). */
+export const serverActions: ReadonlySet<Action> = new Set<Action>([
+  'create_server',
+  'start_server',
+  'stop_server',
+  'restart_server',
+  'kill_server',
+  'delete_server',
+  'get_status',
+  'send_command',
+  'update_server',
+  'list_files',
+  'get_file',
+]);
+
+/** The envelope of a command, before its payload is checked against its action. */
+export const CommandEnvelope = z.object({
+  ...base,
+  type: z.literal('command'),
+  action: z.string().min(1).max(64),
+  payload: z.unknown().optional(),
+});
+export type CommandEnvelope = z.infer<typeof CommandEnvelope>;
+
+export type Command<A extends Action = Action> = Omit<CommandEnvelope, 'action' | 'payload'> & {
+  action: A;
+  payload: ActionPayload<A>;
+};
+
+// ---------------------------------------------------------------------------------------------
+// responses (Agent → Panel)
+
+export const ResponseMessage = z.object({
+  ...base,
+  type: z.literal('response'),
+  success: z.boolean(),
+  message: z.string().optional(),
+  data: z.unknown().optional(),
+  error: z.object({ code: ErrorCode, message: z.string() }).optional(),
+});
+export type ResponseMessage = z.infer<typeof ResponseMessage>;
+
+// response data shapes (seed 003 "Status Update", plus numeric fields)
+
+export const ResourceSnapshot = z.object({
+  serverId: ServerId,
+  /** percent of one core ×cores (200 = two full cores), as Wings' cpu_absolute */
+  cpu: z.number(),
+  memory: z.object({
+    used: z.string(),
+    percentage: z.number(),
+    usedBytes: z.number(),
+    limitBytes: z.number(),
+  }),
+  network: z.object({ rx: z.number(), tx: z.number() }),
+  disk: z.object({
+    used: z.string(),
+    percentage: z.number(),
+    usedBytes: z.number(),
+    limitBytes: z.number(),
+  }),
+  /** seconds since the container started; 0 when not running */
+  uptime: z.number(),
+});
+export type ResourceSnapshot = z.infer<typeof ResourceSnapshot>;
+
+export const Players = z.object({
+  online: z.number().int().nonnegative(),
+  max: z.number().int().nonnegative(),
+  list: z.array(z.string()),
+});
+
+export const StatusData = z.object({
+  serverId: ServerId,
+  status: ServerStatus,
+  containerId: z.string().nullable(),
+  uptime: z.number(),
+  resources: z.object({
+    cpu: z.number(),
+    memory: z.object({
+      used: z.string(),
+      available: z.string(),
+      usedBytes: z.number(),
+      limitBytes: z.number(),
+    }),
+    network: z.object({ tx: z.number(), rx: z.number() }),
+  }),
+  players: Players.optional(),
+});
+export type StatusData = z.infer<typeof StatusData>;
+
+export const SystemInfo = z.object({
+  hostname: z.string(),
+  os: z.object({ id: z.string(), name: z.string(), version: z.string(), prettyName: z.string() }),
+  kernel: z.string(),
+  arch: z.string(),
+  dockerVersion: z.string(),
+  cpus: z.number(),
+  memory: z.object({ total: z.number(), free: z.number() }),
+  disk: z.object({ path: z.string(), total: z.number(), free: z.number() }),
+  agentVersion: z.string(),
+  protocolVersion: z.number(),
+});
+export type SystemInfo = z.infer<typeof SystemInfo>;
+
+export const FileEntry = z.object({
+  name: z.string(),
+  type: z.enum(['file', 'directory', 'symlink', 'other']),
+  size: z.number(),
+  mode: z.string(),
+  modifiedAt: z.string(),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+export const ListFilesData = z.object({ path: z.string(), entries: z.array(FileEntry) });
+export const GetFileData = z.object({
+  path: z.string(),
+  size: z.number(),
+  encoding: z.enum(['utf8', 'base64']),
+  content: z.string(),
+});
+
+// ---------------------------------------------------------------------------------------------
+// events (Agent → Panel)
+
+export const LogLevel = z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']);
+export const UpdateStage = z.enum([
+  'validating',
+  'stopping',
+  'recreating',
+  'starting',
+  'waiting_ready',
+  'done',
+  'failed',
+]);
+export type UpdateStage = z.infer<typeof UpdateStage>;
+
+export const eventData = {
+  server_status_changed: z.object({
+    serverId: ServerId,
+    previousStatus: ServerStatus,
+    currentStatus: ServerStatus,
+    pid: z.number().optional(),
+    reason: z.string().optional(),
+  }),
+  server_log: z.object({
+    serverId: ServerId,
+    logLevel: LogLevel.optional(),
+    message: z.string(),
+    stream: z.enum(['stdout', 'stderr', 'daemon']).optional(),
+  }),
+  /** lines not delivered: throttled (too fast) or lost while the Panel was away */
+  server_log_dropped: z.object({
+    serverId: ServerId,
+    count: z.number().int().positive(),
+    reason: z.enum(['throttled', 'disconnected']),
+  }),
+  resource_update: ResourceSnapshot,
+  server_crashed: z.object({
+    serverId: ServerId,
+    exitCode: z.number().int(),
+    oomKilled: z.boolean(),
+    /** whether the Agent will restart it (false when the last crash was too recent) */
+    restarting: z.boolean(),
+    reason: z.string().optional(),
+  }),
+  server_update_progress: z.object({
+    serverId: ServerId,
+    stage: UpdateStage,
+    message: z.string().optional(),
+  }),
+  players_update: Players.extend({ serverId: ServerId }),
+  install_output: z.object({ serverId: ServerId, message: z.string() }),
+  install_completed: z.object({
+    serverId: ServerId,
+    success: z.boolean(),
+    exitCode: z.number().int().optional(),
+  }),
+  /** first message on every (re)connection: who I am and what runs here */
+  agent_hello: z.object({
+    protocolVersion: z.number().int(),
+    agentVersion: z.string(),
+    servers: z.array(
+      z.object({ serverId: ServerId, status: ServerStatus, containerId: z.string().nullable() }),
+    ),
+  }),
+} as const;
+export type EventName = keyof typeof eventData;
+export const EventName = z.enum(Object.keys(eventData) as [EventName, ...EventName[]]);
+export type EventData<E extends EventName> = z.infer<(typeof eventData)[E]>;
+
+export const EventEnvelope = z.object({
+  ...base,
+  id: MessageId.optional(),
+  type: z.literal('event'),
+  event: z.string().min(1).max(64),
+  data: z.unknown(),
+});
+export type EventMessage<E extends EventName = EventName> = Omit<
+  z.infer<typeof EventEnvelope>,
+  'event' | 'data'
+> & {
+  event: E;
+  data: EventData<E>;
+};
+
+// ---------------------------------------------------------------------------------------------
+// heartbeat
+
+export const PingMessage = z.object({ id: MessageId, type: z.literal('ping'), timestamp: Timestamp });
+export type PingMessage = z.infer<typeof PingMessage>;
+export const PongMessage = z.object({
+  id: MessageId,
+  type: z.literal('pong'),
+  timestamp: Timestamp,
+  data: z.object({
+    agentStatus: z.enum(['healthy', 'degraded']),
+    activeServers: z.number().int().nonnegative(),
+    systemLoad: z.object({ cpu: z.number(), memory: z.number(), disk: z.number() }),
+  }),
+});
+export type PongMessage = z.infer<typeof PongMessage>;
+
+// ---------------------------------------------------------------------------------------------
+// registration (REST, seed 003)
+
+export const RegisterRequest = z.object({
+  name: z.string().min(1).max(191),
+  hostname: z.string().min(1).max(255),
+  port: z.number().int().min(0).max(65535),
+  capabilities: z.object({
+    maxMemory: z.string().max(32),
+    maxCpuCores: z.number().int().positive(),
+    dockerVersion: z.string().max(64),
+    supportedArchitectures: z.array(z.string().max(32)).max(16),
+  }),
+  protocolVersion: z.number().int().optional(),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const AgentCredentials = z.object({
+  id: z.string(),
+  token: z.string(),
+  websocketUrl: z.string(),
+  refreshToken: z.string(),
+  /** ISO time the token stops being accepted */
+  expiresAt: z.string().optional(),
+});
+export type AgentCredentials = z.infer<typeof AgentCredentials>;
+export const RegisterResponse = z.object({ success: z.literal(true), agent: AgentCredentials });
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+export const RefreshRequest = z.object({ refreshToken: z.string().min(1).max(512) });
+
+// ---------------------------------------------------------------------------------------------
+// parsing with codes
+
+export type AgentInbound = Command | PingMessage;
+export type PanelInbound = ResponseMessage | EventMessage | PongMessage;
+
+export type ParseResult<T> =
+  | { ok: true; message: T }
+  | { ok: false; code: ErrorCode; message: string; id?: string; serverId?: string };
+
+function idOf(raw: unknown): string | undefined {
+  if (raw && typeof raw === 'object' && 'id' in raw && typeof raw.id === 'string') return raw.id;
+  return undefined;
+}
+
+function decode(
+  raw: string | Buffer | unknown,
+): { ok: true; value: unknown } | { ok: false; message: string } {
+  if (typeof raw !== 'string' && !Buffer.isBuffer(raw)) return { ok: true, value: raw };
+  try {
+    return { ok: true, value: JSON.parse(raw.toString()) };
+  } catch (e) {
+    return { ok: false, message: `not JSON: ${(e as Error).message}` };
+  }
+}
+
+function issues(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+/** Parse what the Agent receives: a command (payload checked against its action) or a ping. */
+export function parseAgentInbound(raw: string | Buffer | unknown): ParseResult<AgentInbound> {
+  const d = decode(raw);
+  if (!d.ok) return { ok: false, code: 'INVALID_MESSAGE', message: d.message };
+  const v = d.value;
+  const type = v && typeof v === 'object' && 'type' in v ? v.type : undefined;
+  if (type === 'ping') {
+    const p = PingMessage.safeParse(v);
+    return p.success
+      ? { ok: true, message: p.data }
+      : { ok: false, code: 'INVALID_MESSAGE', message: issues(p.error), id: idOf(v) };
+  }
+  if (type !== 'command') {
+    return { ok: false, code: 'INVALID_MESSAGE', message: `unexpected type ${String(type)}`, id: idOf(v) };
+  }
+  const env = CommandEnvelope.safeParse(v);
+  if (!env.success) return { ok: false, code: 'INVALID_MESSAGE', message: issues(env.error), id: idOf(v) };
+  const action = env.data.action;
+  if (!(action in actionPayloads)) {
+    return { ok: false, code: 'UNKNOWN_ACTION', message: `unknown action ${action}`, id: env.data.id };
+  }
+  const schema = actionPayloads[action as Action];
+  const payload = (schema as z.ZodType).safeParse(env.data.payload ?? {});
+  if (!payload.success) {
+    return { ok: false, code: 'CONFIG_INVALID', message: issues(payload.error), id: env.data.id };
+  }
+  const message = { ...env.data, action: action as Action, payload: payload.data } as Command;
+  if (serverActions.has(message.action) && !serverIdOf(message)) {
+    return { ok: false, code: 'CONFIG_INVALID', message: `${action} needs a serverId`, id: env.data.id };
+  }
+  return { ok: true, message };
+}
+
+/** The server a command targets: the envelope's serverId, or payload.serverId (create_server). */
+export function serverIdOf(cmd: Command): string | undefined {
+  if (cmd.serverId) return cmd.serverId;
+  const p = cmd.payload as { serverId?: unknown };
+  return typeof p?.serverId === 'string' ? p.serverId : undefined;
+}
+
+/** Parse what the Panel receives from an Agent: response, event (data checked) or pong. */
+export function parsePanelInbound(raw: string | Buffer | unknown): ParseResult<PanelInbound> {
+  const d = decode(raw);
+  if (!d.ok) return { ok: false, code: 'INVALID_MESSAGE', message: d.message };
+  const v = d.value;
+  const type = v && typeof v === 'object' && 'type' in v ? v.type : undefined;
+  if (type === 'response') {
+    const r = ResponseMessage.safeParse(v);
+    return r.success
+      ? { ok: true, message: r.data }
+      : { ok: false, code: 'INVALID_MESSAGE', message: issues(r.error), id: idOf(v) };
+  }
+  if (type === 'pong') {
+    const r = PongMessage.safeParse(v);
+    return r.success
+      ? { ok: true, message: r.data }
+      : { ok: false, code: 'INVALID_MESSAGE', message: issues(r.error), id: idOf(v) };
+  }
+  if (type === 'event') {
+    const env = EventEnvelope.safeParse(v);
+    if (!env.success) return { ok: false, code: 'INVALID_MESSAGE', message: issues(env.error), id: idOf(v) };
+    const name = env.data.event;
+    if (!(name in eventData)) return { ok: false, code: 'INVALID_MESSAGE', message: `unknown event ${name}` };
+    const data = (eventData[name as EventName] as z.ZodType).safeParse(env.data.data);
+    if (!data.success)
+      return { ok: false, code: 'INVALID_MESSAGE', message: `${name}: ${issues(data.error)}` };
+    return { ok: true, message: { ...env.data, event: name as EventName, data: data.data } as EventMessage };
+  }
+  return { ok: false, code: 'INVALID_MESSAGE', message: `unexpected type ${String(type)}`, id: idOf(v) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// builders
+
+let seq = 0;
+export function newMessageId(prefix = 'msg'): string {
+  seq = (seq + 1) % 1_000_000_000;
+  return `${prefix}_${Date.now().toString(36)}_${seq.toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
+const now = () => new Date().toISOString();
+
+export function command<A extends Action>(
+  action: A,
+  payload: ActionPayload<A>,
+  opts: { serverId?: string; agentId?: string; id?: string } = {},
+): Command<A> {
+  return {
+    id: opts.id ?? newMessageId('cmd'),
+    type: 'command',
+    timestamp: now(),
+    ...(opts.agentId ? { agentId: opts.agentId } : {}),
+    ...(opts.serverId ? { serverId: opts.serverId } : {}),
+    action,
+    payload,
+  };
+}
+
+export function okResponse(id: string, data?: unknown, message?: string): ResponseMessage {
+  return {
+    id,
+    type: 'response',
+    timestamp: now(),
+    success: true,
+    ...(message ? { message } : {}),
+    ...(data === undefined ? {} : { data }),
+  };
+}
+
+export function errorResponse(id: string, code: ErrorCode, message: string): ResponseMessage {
+  return { id, type: 'response', timestamp: now(), success: false, error: { code, message } };
+}
+
+export function event<E extends EventName>(name: E, data: EventData<E>, agentId?: string): EventMessage<E> {
+  return {
+    type: 'event',
+    id: newMessageId('evt'),
+    timestamp: now(),
+    ...(agentId ? { agentId } : {}),
+    event: name,
+    data,
+  };
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Makes this machine able to run the whole test suite: Docker Engine, PostgreSQL, Chromium,
+# busybox-static, debootstrap. Installs with apt when root and missing; starts daemons when stopped.
+# With CI=true anything that cannot be had is an error, never a skip.
+set -euo pipefail
+log() { printf '[setup] %s\n' "$*" >&2; }
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    log "missing packages ${need_pkgs[*]} and not root: cannot install"
+    [ "${CI:-}" = true ] && exit 1
+  fi
+fi
+
+# Docker Engine
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  (nohup dockerd >/var/log/ctrl-alt-play-dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/ctrl-alt-play-dockerd.log"; exit 1; }
+fi
+
+# PostgreSQL: a cluster of our own on a unix socket + loopback port, owned by the postgres user.
+PGPORT_TEST=${PGPORT_TEST:-55432}
+PGDIR=/var/tmp/ctrl-alt-play-pg
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+if ! "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PGPORT_TEST" >/dev/null 2>&1; then
+  if [ ! -f "$PGDIR/PG_VERSION" ]; then
+    mkdir -p "$PGDIR" && chown postgres:postgres "$PGDIR"
+    su postgres -s /bin/sh -c "$PGBIN/initdb -D $PGDIR -A trust -U postgres >/dev/null"
+  fi
+  log "starting postgres on 127.0.0.1:$PGPORT_TEST"
+  su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDIR -l $PGDIR/log -o '-p $PGPORT_TEST -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off' -w start >/dev/null"
+fi
+log "ready: docker $(docker version --format '{{.Server.Version}}'), postgres :$PGPORT_TEST, $(chromium --version 2>/dev/null || echo 'no chromium')"
