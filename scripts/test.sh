@@ -14,6 +14,6 @@ echo "[test] node $(node --version)"
 npm run check
 if [ -f packages/web/vite.config.ts ]; then npm run build -w packages/web >/dev/null; fi
 files=()
-while IFS= read -r f; do files+=("$f"); done < <(find packages bench -path '*/node_modules' -prune -o \( -name '*.test.ts' -o -name '*.test.tsx' \) -print | sort)
+while IFS= read -r f; do files+=("$f"); done < <(for d in packages bench test; do [ -d "$d" ] && find "$d" -path '*/node_modules' -prune -o \( -name '*.test.ts' -o -name '*.test.tsx' \) -print; done | sort)
 mkdir -p test-artifacts
 node --test --test-concurrency="${TEST_CONCURRENCY:-3}" --test-timeout=300000 --test-reporter=spec "$@" "${files[@]}"
