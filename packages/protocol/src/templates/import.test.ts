@@ -1,0 +1,385 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { CodedError } from '../errors.ts';
+import { exportPtdlV2Text } from './export.ts';
+import { importTemplate } from './import.ts';
+import { findJsonError, parseJson } from './parse-source.ts';
+import type { Template } from './template.ts';
+
+const CORPUS =
+  process.env['EGG_CORPUS'] ?? fileURLToPath(new URL('../../../../../shared/eggs', import.meta.url));
+
+function eggFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (name !== 'LICENSES') out.push(...eggFiles(p));
+    } else if (/\.(json|ya?ml)$/.test(name) && name !== 'HISTORY_MANIFEST.json') out.push(p);
+  }
+  return out.sort();
+}
+
+/** The malformed files of the corpus and where each is broken (checked by eye). */
+const MALFORMED: Record<string, string> = {
+  // `\w` inside a JSON string (the backslash)
+  '_history/unparseable/pterodactyl__panel/2fef9efdae49/database/Seeders/eggs/rust/egg-rust.json':
+    'line 124, column 41',
+  // missing comma after "PTDL_v2"
+  '_history/unparseable/pelican-eggs__minecraft/e895c6a1d97a/proxy/java/alwaysauth/egg-pterodactyl-always-auth.json':
+    'line 4, column 9',
+  // trailing comma before a stray `}`
+  '_history/unparseable/pelican-eggs__generic/8ef57df40cb5/python/egg-python-generic.json':
+    'line 169, column 9',
+  // U+200B inside an empty list
+  '_history/unparseable/pelican-eggs__games-steamcmd/3adb02c801b1/longvinter/egg-longvinter.json':
+    'line 18, column 1',
+  // a raw newline inside a string
+  '_history/unparseable/pelican-eggs__games-steamcmd/5869dc1b4670/game_eggs/minecraft/java/forge/curseforge-generic/egg-curseforge-generic.json':
+    'line 32, column 758',
+};
+
+function rejects(fn: () => unknown, location: string | RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof CodedError, `not a CodedError: ${String(e)}`);
+    assert.equal(e.code, 'TEMPLATE_INVALID');
+    if (typeof location === 'string') assert.equal(e.location, location);
+    else assert.match(e.location ?? '', location);
+    return true;
+  });
+}
+
+function withoutSource(t: Template): Omit<Template, 'source'> & { updateUrl: string | null } {
+  const { source, ...rest } = t;
+  return { ...rest, updateUrl: source.updateUrl };
+}
+
+describe('egg corpus', () => {
+  const files = eggFiles(CORPUS);
+
+  it('has the 47 files', () => {
+    assert.equal(files.length, 47);
+  });
+
+  it('imports every well-formed egg, round-trips it through PTDL_v2, and rejects each malformed one', () => {
+    let imported = 0;
+    let rejected = 0;
+    let warnings = 0;
+    const formats: Record<string, number> = {};
+    for (const file of files) {
+      const rel = relative(CORPUS, file);
+      const content = readFileSync(file, 'utf8');
+      const expected = MALFORMED[rel];
+      if (expected) {
+        rejects(() => importTemplate(content, { filename: file }), expected);
+        rejected++;
+        continue;
+      }
+      const first = importTemplate(content, { filename: file });
+      imported++;
+      warnings += first.warnings.length;
+      formats[first.template.source.format] = (formats[first.template.source.format] ?? 0) + 1;
+      const exported = exportPtdlV2Text(first.template);
+      const again = importTemplate(exported, { filename: 'export.json' });
+      assert.equal(again.template.source.format, 'PTDL_v2', rel);
+      assert.deepEqual(withoutSource(again.template), withoutSource(first.template), rel);
+      // and the export of the export is the same text
+      assert.equal(
+        exportPtdlV2Text(again.template, { exportedAt: 'x' }),
+        exportPtdlV2Text(first.template, { exportedAt: 'x' }),
+      );
+    }
+    assert.equal(rejected, Object.keys(MALFORMED).length);
+    assert.equal(imported + rejected, 47);
+    console.log(
+      `imported ${imported}, rejected ${rejected}, warnings ${warnings}, formats ${JSON.stringify(formats)}`,
+    );
+  });
+
+  it('keeps the corpus quirks', () => {
+    const load = (rel: string) => importTemplate(readFileSync(join(CORPUS, rel), 'utf8'), { filename: rel });
+    // PTDL_v2 JSON strings with CRLF → native objects
+    const paper = load('pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json').template;
+    assert.equal(paper.config.files['server.properties']?.parser, 'properties');
+    assert.deepEqual(paper.config.startup.done, [')! For help, type ']);
+    assert.ok(!paper.install.script.includes('\r'));
+    // YAML with native config and non-string defaults
+    const ts = load('pelican-eggs__voice/teamspeak/egg-teamspeak3-server.yaml').template;
+    assert.equal(ts.source.syntax, 'yaml');
+    assert.equal(ts.variables.find((v) => v.envVariable === 'FILE_TRANSFER')?.defaultValue, '30033');
+    // docker_images as a list, and PTDL_v2 with only `images`
+    const feather = load('pelican-eggs__minecraft/java/feather/egg-feather.json').template;
+    assert.ok(feather.images.length > 0);
+    assert.equal(feather.images[0]?.label, feather.images[0]?.image);
+    const feather2 = load('parkervcp__eggs/game_eggs/minecraft/java/feather/egg-feather.json').template;
+    assert.ok(feather2.images.length > 0);
+    // duplicate env_variable: one variable, later wins
+    const mordhau = load('pelican-eggs__games-steamcmd/mordhau/egg-mordhau-wine.json');
+    assert.equal(mordhau.template.variables.filter((v) => v.envVariable === 'WINDOWS_INSTALL').length, 1);
+    assert.ok(mordhau.warnings.some((w) => /duplicate WINDOWS_INSTALL/.test(w.message)));
+    // PLCN_v3 startup_commands
+    const paperY = load('pelican-eggs__minecraft/java/paper/egg-paper.yaml').template;
+    assert.equal(paperY.source.format, 'PLCN_v3');
+    assert.ok(paperY.icon?.startsWith('data:'));
+    // Venice Unleashed's ANSI done string survives
+    const vu = load('pelican-eggs__games-standalone/venice_unleashed/egg-venice-unleashed.json').template;
+    assert.ok(vu.config.startup.done[0]?.includes('\u001b['));
+  });
+});
+
+const BASE = {
+  meta: { version: 'PTDL_v2', update_url: null },
+  name: 'Test',
+  author: 'a@b.c',
+  description: 'd',
+  features: null,
+  docker_images: { 'Java 21': 'ghcr.io/x/y:java_21' },
+  file_denylist: [],
+  startup: 'java -Xmx{{SERVER_MEMORY}}M -jar {{JAR}}',
+  config: {
+    files:
+      '{\r\n    "server.properties": {\r\n        "parser": "properties",\r\n        "find": {\r\n            "server-port": "{{server.build.default.port}}"\r\n        }\r\n    }\r\n}',
+    startup: '{\r\n    "done": ")! For help"\r\n}',
+    logs: '{}',
+    stop: 'stop',
+  },
+  scripts: { installation: { script: '#!/bin/ash\r\necho hi\r\n', container: 'alpine', entrypoint: 'ash' } },
+  variables: [
+    {
+      name: 'Jar',
+      description: '',
+      env_variable: 'JAR',
+      default_value: 'server.jar',
+      user_viewable: true,
+      user_editable: true,
+      rules: 'required|string|max:20|',
+      field_type: 'text',
+    },
+  ],
+};
+
+function egg(patch: (e: Record<string, unknown>) => void): string {
+  const e = structuredClone(BASE) as Record<string, unknown>;
+  patch(e);
+  return JSON.stringify(e, null, 2);
+}
+
+describe('importTemplate', () => {
+  it('normalises a PTDL_v2 egg', () => {
+    const { template, warnings } = importTemplate(egg(() => {}));
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(template.images, [{ label: 'Java 21', image: 'ghcr.io/x/y:java_21' }]);
+    assert.deepEqual(template.variables[0]?.rules, ['required', 'string', 'max:20']);
+    assert.deepEqual(template.config.files, {
+      'server.properties': { parser: 'properties', find: { 'server-port': '{{server.build.default.port}}' } },
+    });
+    assert.equal(template.install.script, '#!/bin/ash\necho hi\n');
+    assert.deepEqual(template.features, []);
+  });
+
+  it('takes rules as a list, a string or {}', () => {
+    const list = importTemplate(
+      egg((e) => ((e['variables'] as Record<string, unknown>[])[0]!['rules'] = ['nullable', 'int'])),
+    );
+    assert.deepEqual(list.template.variables[0]?.rules, ['nullable', 'int']);
+    const empty = importTemplate(
+      egg((e) => ((e['variables'] as Record<string, unknown>[])[0]!['rules'] = {})),
+    );
+    assert.deepEqual(empty.template.variables[0]?.rules, []);
+  });
+
+  it('turns non-string defaults into strings', () => {
+    const n = importTemplate(
+      egg((e) => ((e['variables'] as Record<string, unknown>[])[0]!['default_value'] = 25565)),
+    );
+    assert.equal(n.template.variables[0]?.defaultValue, '25565');
+    const b = importTemplate(
+      egg((e) => {
+        const v = (e['variables'] as Record<string, unknown>[])[0]!;
+        v['default_value'] = false;
+        v['rules'] = 'boolean';
+      }),
+    );
+    assert.equal(b.template.variables[0]?.defaultValue, '0');
+  });
+
+  it('reads legacy images and PTDL_v1 image', () => {
+    const v1 = importTemplate(
+      egg((e) => {
+        e['meta'] = { version: 'PTDL_v1' };
+        delete e['docker_images'];
+        e['image'] = 'quay.io/parkervcp/pterodactyl-images:debian_openjdk-8';
+      }),
+    );
+    assert.deepEqual(
+      v1.template.images.map((i) => i.image),
+      ['quay.io/parkervcp/pterodactyl-images:debian_openjdk-8'],
+    );
+    const list = importTemplate(
+      egg((e) => {
+        delete e['docker_images'];
+        e['images'] = ['a/b:1', 'a/b:2'];
+      }),
+    );
+    assert.deepEqual(
+      list.template.images.map((i) => i.label),
+      ['a/b:1', 'a/b:2'],
+    );
+    const none = egg((e) => delete e['docker_images']);
+    rejects(() => importTemplate(none), 'docker_images');
+  });
+
+  it('keeps lowercase env names and warns about unknown rules and bad defaults', () => {
+    const r = importTemplate(
+      egg((e) => {
+        const v = (e['variables'] as Record<string, unknown>[])[0]!;
+        v['env_variable'] = 'discord_token';
+        v['rules'] = 'required|string|sometimes|in:moon,sun';
+        v['default_value'] = 'Moon';
+      }),
+    );
+    assert.equal(r.template.variables[0]?.envVariable, 'discord_token');
+    assert.deepEqual(
+      r.warnings.map((w) => w.location),
+      ['variables[0].rules', 'variables[0].default_value'],
+    );
+  });
+
+  it('reads YAML with native config and startup_commands', () => {
+    const yaml = [
+      'meta:',
+      '  version: PLCN_v3',
+      'name: Y',
+      'author: a',
+      'docker_images:',
+      "  'Java 21': 'ghcr.io/x:21'",
+      'startup_commands:',
+      "  Default: 'java -jar {{JAR}}'",
+      "  Debug: 'java -Ddebug -jar {{JAR}}'",
+      'config:',
+      '  files:',
+      '    config.yml:',
+      '      parser: yaml',
+      '      find:',
+      "        'listeners[0].host': '0.0.0.0:{{server.allocations.default.port}}'",
+      '  startup:',
+      '    done:',
+      "      - 'Done ('",
+      "      - 'regex:^Ready'",
+      '  logs: {  }',
+      '  stop: end',
+      'features: {  }',
+      'file_denylist: {  }',
+      'variables: {  }',
+      '',
+    ].join('\n');
+    const { template } = importTemplate(yaml, { filename: 'egg.yaml' });
+    assert.equal(template.startup, 'java -jar {{JAR}}');
+    assert.equal(template.startupCommands.length, 2);
+    assert.deepEqual(template.config.startup.done, ['Done (', 'regex:^Ready']);
+    assert.equal(template.config.files['config.yml']?.parser, 'yaml');
+    // round trip keeps startup_commands
+    const again = importTemplate(exportPtdlV2Text(template));
+    assert.deepEqual(again.template.startupCommands, template.startupCommands);
+  });
+
+  it('rejects malformed input with a precise location', () => {
+    rejects(() => importTemplate('{\n  "meta": {\n    "version": "PTDL_v2",\n  }\n}'), 'line 4, column 3');
+    rejects(() => importTemplate('{"a": "x\\\'y"}'), 'line 1, column 9');
+    rejects(() => importTemplate('#!/bin/bash\necho hi\n', { filename: 'x.json' }), 'line 1, column 1');
+    rejects(() => importTemplate('{', { filename: 'x.json' }), 'line 1, column 2');
+    rejects(
+      () => importTemplate('meta:\n  version: PLCN_v3\n  version: x\n', { filename: 'x.yaml' }),
+      /^line 3, column 3$/,
+    );
+    rejects(() => importTemplate('meta: [\n', { filename: 'x.yaml' }), /^line \d+, column \d+$/);
+    rejects(() => importTemplate('just text', { filename: 'x.yaml' }), '(root)');
+    rejects(() => importTemplate(egg((e) => (e['meta'] = { version: 'PTDL_v9' }))), 'meta.version');
+    rejects(() => importTemplate(egg((e) => delete e['meta'])), 'meta');
+    rejects(() => importTemplate(egg((e) => (e['name'] = ''))), 'name');
+    rejects(
+      () =>
+        importTemplate(egg((e) => ((e['config'] as Record<string, unknown>)['files'] = '{\n  "a": {,\n}'))),
+      'config.files (line 2, column 9)',
+    );
+    rejects(
+      () =>
+        importTemplate(
+          egg(
+            (e) =>
+              ((e['config'] as Record<string, unknown>)['files'] = {
+                'a.toml': { parser: 'toml', find: {} },
+              }),
+          ),
+        ),
+      'config.files["a.toml"].parser',
+    );
+    rejects(
+      () =>
+        importTemplate(
+          egg((e) => ((e['variables'] as Record<string, unknown>[])[0]!['env_variable'] = 'A B')),
+        ),
+      'variables[0].env_variable',
+    );
+    rejects(
+      () => importTemplate(egg((e) => ((e['variables'] as Record<string, unknown>[])[0]!['rules'] = 5))),
+      'variables[0].rules',
+    );
+    rejects(() => importTemplate(egg((e) => (e['docker_images'] = { a: 5 }))), 'docker_images.a');
+  });
+
+  it('rejects values beyond the limits the Agent accepts, at the egg field', () => {
+    rejects(
+      () =>
+        importTemplate(
+          egg((e) => ((e['config'] as Record<string, unknown>)['startup'] = { done: Array(17).fill('x') })),
+        ),
+      'config.startup.done',
+    );
+    rejects(
+      () => importTemplate(egg((e) => (e['docker_images'] = { a: `x${'y'.repeat(600)}` }))),
+      'docker_images[0]',
+    );
+    rejects(
+      () =>
+        importTemplate(
+          egg((e) => ((e['variables'] as Record<string, unknown>[])[0]!['env_variable'] = 'A'.repeat(129))),
+        ),
+      'variables[0].env_variable',
+    );
+  });
+
+  it('survives hostile nesting', () => {
+    rejects(() => importTemplate('['.repeat(200_000), { filename: 'deep.json' }), /^line 1, column \d+$/);
+    rejects(() => importTemplate(`${'['.repeat(50_000)}${']'.repeat(50_000)}`), '(root)');
+  });
+
+  it('accepts duplicate JSON keys, last wins, like PHP', () => {
+    const r = importTemplate(egg(() => {}).replace('"name": "Test"', '"name": "First", "name": "Second"'));
+    assert.equal(r.template.name, 'Second');
+  });
+
+  it('imports two eggs with the same uuid independently', () => {
+    const a = importTemplate(egg((e) => (e['uuid'] = 'u-1'))).template;
+    const b = importTemplate(
+      egg((e) => {
+        e['uuid'] = 'u-1';
+        e['name'] = 'Other';
+      }),
+    ).template;
+    assert.equal(a.uuid, b.uuid);
+    assert.notEqual(a.name, b.name);
+  });
+
+  it('locates JSON errors where JSON.parse does too', () => {
+    for (const bad of ['{"a":1,}', '[1 2]', '{"a":"\u0001"}', '{"a":tru}', '{"a":01}', '']) {
+      assert.throws(() => JSON.parse(bad));
+      assert.notEqual(findJsonError(bad), null, bad);
+    }
+    assert.equal(findJsonError('{"a": [1, 2.5e3, "x\\u00e9", true, null], "b": {}}'), null);
+    assert.deepEqual(parseJson('{"x":1,"x":2}'), { x: 2 });
+  });
+});

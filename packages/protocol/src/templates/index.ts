@@ -1,0 +1,7 @@
+export * from './batch.ts';
+export * from './export.ts';
+export * from './import.ts';
+export * from './parse-source.ts';
+export * from './rules.ts';
+export * from './runtime.ts';
+export * from './template.ts';

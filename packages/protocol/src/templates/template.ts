@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { ConfigFile } from '../messages.ts';
+
+/**
+ * The normalised template ("egg"): what the Panel stores, whatever format the file came in.
+ * Every quirk of the published formats (JSON-encoded config strings, rules as string or list,
+ * non-string defaults, image maps or lists…) is resolved by the importer, so this shape is strict.
+ */
+
+export const TemplateFormat = z.enum(['PTDL_v1', 'PTDL_v2', 'PLCN_v1', 'PLCN_v2', 'PLCN_v3']);
+export type TemplateFormat = z.infer<typeof TemplateFormat>;
+
+export const TemplateSource = z.object({
+  format: TemplateFormat,
+  syntax: z.enum(['json', 'yaml']),
+  updateUrl: z.string().nullable(),
+  exportedAt: z.string().nullable(),
+});
+export type TemplateSource = z.infer<typeof TemplateSource>;
+
+export const TemplateImage = z.object({ label: z.string().max(191), image: z.string().min(1).max(512) });
+export type TemplateImage = z.infer<typeof TemplateImage>;
+
+export const TemplateVariable = z.object({
+  name: z.string(),
+  description: z.string(),
+  /** as written in the egg: lowercase names are kept, because `{{env.discord_token}}` needs them */
+  envVariable: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/),
+  defaultValue: z.string().max(32 * 1024),
+  userViewable: z.boolean(),
+  userEditable: z.boolean(),
+  /** Laravel rule tokens, e.g. ['required', 'string', 'max:20']; empty tokens dropped */
+  rules: z.array(z.string()),
+  fieldType: z.string(),
+  sort: z.number().int().nullable(),
+});
+export type TemplateVariable = z.infer<typeof TemplateVariable>;
+
+export const TemplateConfig = z.object({
+  /** target path → {parser, find}, as native objects (never JSON strings) */
+  files: z.record(z.string(), ConfigFile),
+  startup: z.object({
+    /** substrings (or `regex:…`) that mark the server as running; [] = running at once */
+    done: z.array(z.string().max(1024)).max(16),
+    stripAnsi: z.boolean().optional(),
+  }),
+  /** `^C` → SIGINT, other `^…` → SIGKILL, '' → SIGTERM, anything else is a console command */
+  stop: z.string().max(1024),
+  /** deprecated in the eggs, kept for the round trip */
+  logs: z.record(z.string(), z.unknown()),
+});
+export type TemplateConfig = z.infer<typeof TemplateConfig>;
+
+export const TemplateInstall = z.object({
+  /** LF line endings */
+  script: z.string().max(1024 * 1024),
+  container: z.string().max(512),
+  entrypoint: z.string().max(256),
+});
+export type TemplateInstall = z.infer<typeof TemplateInstall>;
+
+export const Template = z.object({
+  source: TemplateSource,
+  uuid: z.string().nullable(),
+  name: z.string().min(1).max(191),
+  author: z.string(),
+  description: z.string(),
+  /** a `data:` URL or an http(s) URL (Pelican's `image`), or null */
+  icon: z.string().nullable(),
+  tags: z.array(z.string()),
+  /** label → image, in the file's order; the first is the default */
+  images: z.array(TemplateImage),
+  /** the default startup command, with {{VAR}} placeholders */
+  startup: z.string().max(16 * 1024),
+  /** Pelican's startup_commands (label → command), in order; [] when the egg has a single `startup` */
+  startupCommands: z.array(z.object({ label: z.string(), command: z.string().max(16 * 1024) })),
+  variables: z.array(TemplateVariable),
+  config: TemplateConfig,
+  install: TemplateInstall,
+  features: z.array(z.string()),
+  fileDenylist: z.array(z.string()),
+});
+export type Template = z.infer<typeof Template>;
+
+/** A problem that does not stop the import (unknown rule token, duplicate env name…). */
+export const TemplateWarning = z.object({ location: z.string(), message: z.string() });
+export type TemplateWarning = z.infer<typeof TemplateWarning>;
