@@ -140,9 +140,19 @@ export const StopServerPayload = z.object({
 });
 export const Empty = z.object({}).strict();
 export const SendCommandPayload = z.object({ command: z.string().min(1).max(4096) });
+/** Only the fields given change: no defaults here (a default would silently reset a field). */
 export const UpdateServerPayload = EggConfig.partial()
   .omit({ name: true })
-  .extend({ name: z.string().min(1).max(191).optional() });
+  .extend({
+    name: z.string().min(1).max(191).optional(),
+    ports: Ports.optional(),
+    environment: Environment.optional(),
+    limits: Limits.optional(),
+    startup: z
+      .string()
+      .max(16 * 1024)
+      .optional(),
+  });
 export const FilePathPayload = z.object({ path: z.string().max(4096).default('/') });
 
 export const actionPayloads = {

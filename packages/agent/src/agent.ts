@@ -1,0 +1,108 @@
+/** Wires config, Docker, servers, the Panel link and the HTTP API into one running Agent. */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type EventData, type EventName, event, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
+import pino, { type Logger } from 'pino';
+import type { AgentConfig } from './config/config.ts';
+import { DockerEnvironment } from './environment/docker/docker.ts';
+import { buildHttp } from './http/http.ts';
+import { PanelLink } from './panel-link/link.ts';
+import { ServerManager } from './server/manager.ts';
+import { systemLoad } from './system/system-info.ts';
+import { AGENT_VERSION } from './version.ts';
+
+export interface RunningAgent {
+  httpPort: number;
+  /** closes the Panel link and the HTTP server; game servers keep running */
+  stop(): Promise<void>;
+  /** the command handler both transports use (benchmarks and tests call it directly) */
+  handleCommand(raw: unknown): Promise<ResponseMessage>;
+  /** whether the Panel link is up */
+  readonly panelConnected: boolean;
+  /** for tests: drop the Panel link as a network failure would */
+  dropPanelConnection(): void;
+}
+
+/** JSON logs; pretty only on a terminal (and only when pino-pretty is installed). */
+export function createLogger(config: AgentConfig, tty = process.stdout.isTTY === true): Logger {
+  let pretty = false;
+  try {
+    pretty = tty && Boolean(import.meta.resolve('pino-pretty'));
+  } catch {
+    pretty = false;
+  }
+  return pino({
+    level: config.logLevel,
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
+    name: 'agent',
+    redact: {
+      paths: ['token', 'refreshToken', 'agentSecret', 'authorization', '*.token', '*.authorization'],
+      remove: true,
+    },
+  });
+}
+
+export async function startAgent(config: AgentConfig, opts: { logger?: Logger } = {}): Promise<RunningAgent> {
+  const logger = (opts.logger ?? createLogger(config)).child({ nodeId: config.nodeId });
+  await mkdir(path.resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  const docker = new DockerEnvironment(config.dockerHost);
+  let link: PanelLink | null = null;
+  const emit = <E extends EventName>(name: E, data: EventData<E>) => {
+    link?.send(event(name, data, link.agentId ?? undefined));
+  };
+  const manager = new ServerManager({ docker, config, logger, emit });
+  await manager.init();
+
+  let httpPort = config.httpPort;
+  link = new PanelLink(config, logger, {
+    onCommand: (raw) => manager.handleRaw(raw),
+    hello: () => ({
+      protocolVersion: PROTOCOL_VERSION,
+      agentVersion: AGENT_VERSION,
+      servers: manager.summary(),
+    }),
+    pong: async () => ({
+      agentStatus: (await docker.reachable()).reachable ? 'healthy' : 'degraded',
+      activeServers: manager.activeCount(),
+      systemLoad: await systemLoad(path.resolve(config.dataDir)),
+    }),
+    registration: async () => ({
+      port: httpPort,
+      dockerVersion: await docker.version().catch(() => 'unknown'),
+    }),
+  });
+
+  const app = await buildHttp({
+    logger,
+    corsOrigins: config.corsOrigins,
+    acceptedKeys: () => [config.apiKey, link?.token],
+    handle: (raw) => manager.handleRaw(raw),
+    docker: () => docker.reachable(),
+    panelConnected: () => link?.connected ?? false,
+  });
+  await app.listen({ port: config.httpPort, host: config.httpHost });
+  const addr = app.server.address();
+  httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
+  // the link connects in the background: startAgent never waits for the Panel
+  link.start();
+  logger.info({ httpPort, servers: manager.servers.size }, 'agent started');
+
+  let stopped = false;
+  const theLink = link;
+  return {
+    httpPort,
+    get panelConnected() {
+      return theLink.connected;
+    },
+    dropPanelConnection: () => theLink.dropConnection(),
+    handleCommand: (raw) => manager.handleRaw(raw),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await theLink.stop();
+      manager.shutdown();
+      await app.close();
+      logger.info('agent stopped; game servers left running');
+    },
+  };
+}

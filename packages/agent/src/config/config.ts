@@ -1,0 +1,125 @@
+/**
+ * The Agent's configuration: read from the environment here and nowhere else, validated once,
+ * frozen, passed in. A bad config fails listing every bad key.
+ */
+import { CodedError } from '@cap/protocol';
+import { z } from 'zod';
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const panelUrl = z
+  .string()
+  .trim()
+  .refine((s) => {
+    try {
+      return ['ws:', 'wss:', 'http:', 'https:'].includes(new URL(s).protocol);
+    } catch {
+      return false;
+    }
+  }, 'must be a ws://, wss://, http:// or https:// URL');
+
+const AgentEnv = z.object({
+  PANEL_URL: panelUrl,
+  NODE_ID: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1–128 of [A-Za-z0-9_.-]'),
+  AGENT_SECRET: z.string().min(8, 'must be at least 8 characters').max(512),
+  AGENT_DATA_DIR: z.string().min(1).default('./data/agent'),
+  DOCKER_HOST: z
+    .string()
+    .regex(
+      /^(unix|tcp|http|https|npipe):\/\/.+|^\//,
+      'must be unix:///path, tcp://host:port or a socket path',
+    )
+    .optional(),
+  AGENT_HTTP_PORT: int(0, 65535).default(8081),
+  AGENT_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  AGENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  AGENT_CORS_ORIGINS: z.string().default(''),
+  AGENT_CRASH_TIMEOUT: int(0, 86400).default(60),
+  AGENT_LOG_THROTTLE_LINES: int(1, 1_000_000).default(2000),
+  AGENT_LOG_THROTTLE_INTERVAL_MS: int(10, 60_000).default(100),
+  AGENT_STATS_INTERVAL_MS: int(50, 600_000).default(2000),
+  AGENT_HEARTBEAT_INTERVAL_MS: int(50, 600_000).default(30_000),
+  AGENT_NAME: z.string().min(1).max(191).optional(),
+  AGENT_BIND_IP: z.union([z.ipv4(), z.ipv6()]).default('0.0.0.0'),
+  AGENT_TZ: z.string().min(1).max(64).default('UTC'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface AgentConfig {
+  readonly panelUrl: string;
+  readonly nodeId: string;
+  readonly agentSecret: string;
+  readonly dataDir: string;
+  readonly dockerHost: string | undefined;
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly apiKey: string | undefined;
+  readonly corsOrigins: readonly string[];
+  readonly crashTimeoutMs: number;
+  readonly logThrottleLines: number;
+  readonly logThrottleIntervalMs: number;
+  readonly statsIntervalMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly name: string | undefined;
+  readonly bindIp: string;
+  readonly timezone: string;
+  readonly logLevel: string;
+}
+
+/** Validates the environment; throws CodedError('CONFIG_INVALID') naming every bad key. */
+export function loadAgentConfig(env: Record<string, string | undefined>): AgentConfig {
+  // empty strings count as unset, as shells and compose files produce them
+  const clean: Record<string, string> = {};
+  for (const key of Object.keys(AgentEnv.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') clean[key] = v;
+  }
+  const r = AgentEnv.safeParse(clean);
+  if (!r.success) {
+    const byKey = new Map<string, string>();
+    for (const i of r.error.issues) {
+      const key = String(i.path[0] ?? '(root)');
+      if (!byKey.has(key)) byKey.set(key, i.code === 'invalid_type' ? 'is required' : i.message);
+    }
+    const keys = [...byKey.keys()];
+    throw new CodedError(
+      'CONFIG_INVALID',
+      `invalid agent configuration: ${[...byKey].map(([k, m]) => `${k} ${m}`).join('; ')}`,
+      { details: { keys }, location: keys.join(',') },
+    );
+  }
+  const e = r.data;
+  return Object.freeze({
+    panelUrl: e.PANEL_URL.replace(/\/+$/, ''),
+    nodeId: e.NODE_ID,
+    agentSecret: e.AGENT_SECRET,
+    dataDir: e.AGENT_DATA_DIR,
+    dockerHost: e.DOCKER_HOST,
+    httpPort: e.AGENT_HTTP_PORT,
+    httpHost: e.AGENT_HTTP_HOST,
+    apiKey: e.AGENT_API_KEY,
+    corsOrigins: Object.freeze(
+      e.AGENT_CORS_ORIGINS.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+    crashTimeoutMs: e.AGENT_CRASH_TIMEOUT * 1000,
+    logThrottleLines: e.AGENT_LOG_THROTTLE_LINES,
+    logThrottleIntervalMs: e.AGENT_LOG_THROTTLE_INTERVAL_MS,
+    statsIntervalMs: e.AGENT_STATS_INTERVAL_MS,
+    heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL_MS,
+    name: e.AGENT_NAME,
+    bindIp: e.AGENT_BIND_IP,
+    timezone: e.AGENT_TZ,
+    logLevel: e.LOG_LEVEL,
+  });
+}

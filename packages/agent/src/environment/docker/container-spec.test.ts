@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { EggConfig } from '@cap/protocol';
+import { CAP_DROP, containerSpec } from './container-spec.ts';
+
+const base = {
+  serverId: 's1',
+  nodeId: 'n1',
+  serverDir: '/data/servers/s1',
+  bindIp: '0.0.0.0',
+  timezone: 'UTC',
+};
+
+test('an image without an entrypoint runs the filled startup with /bin/sh -c', () => {
+  const egg = EggConfig.parse({
+    name: 'x',
+    image: 'img',
+    startup: 'run --port {{SERVER_PORT}} --name "{{NAME}}"',
+    environment: { NAME: '$(touch /pwned); `id`' },
+    ports: { '25565': 25565, '27015/udp': { hostPort: 27016, hostIp: '127.0.0.1' } },
+    limits: { memory: '512m', swap: '256m', cpu: '1.5', pids: 100 },
+  });
+  const spec = containerSpec({ ...base, egg, imageEntrypoint: null });
+  // one argv element: the value reaches the container's shell as text, never a host shell
+  assert.deepEqual(spec.Cmd, ['/bin/sh', '-c', 'run --port 25565 --name "$(touch /pwned); `id`"']);
+  assert.equal(spec.name, 'cap-s1');
+  assert.equal(spec.Tty, true);
+  assert.equal(spec.OpenStdin, true);
+  assert.equal(spec.WorkingDir, '/home/container');
+  assert.deepEqual(Object.keys(spec.ExposedPorts ?? {}).sort(), ['25565/tcp', '25565/udp', '27015/udp']);
+  const hc = spec.HostConfig!;
+  assert.deepEqual(hc.PortBindings['25565/udp'], [{ HostIp: '0.0.0.0', HostPort: '25565' }]);
+  assert.deepEqual(hc.PortBindings['27015/udp'], [{ HostIp: '127.0.0.1', HostPort: '27016' }]);
+  assert.equal(hc.Memory, 512 * 1024 ** 2);
+  assert.equal(hc.MemorySwap, 768 * 1024 ** 2);
+  assert.equal(hc.NanoCpus, 1.5e9);
+  assert.equal(hc.PidsLimit, 100);
+  assert.deepEqual(hc.CapDrop, CAP_DROP);
+  assert.deepEqual(hc.SecurityOpt, ['no-new-privileges']);
+  assert.deepEqual(hc.RestartPolicy, { Name: 'no' });
+  assert.deepEqual(hc.Binds, ['/data/servers/s1:/home/container']);
+  assert.ok(spec.Env?.includes('SERVER_MEMORY=512'));
+  assert.deepEqual(spec.Labels, {
+    'ctrl-alt-play.server': 's1',
+    'ctrl-alt-play.node': 'n1',
+    'ctrl-alt-play.managed': 'true',
+  });
+});
+
+test('an image with its own entrypoint gets no Cmd: it expands STARTUP itself; unlimited stays unset', () => {
+  const egg = EggConfig.parse({
+    name: 'x',
+    image: 'yolk',
+    startup: 'java -jar {{JAR}}',
+    environment: { JAR: 's.jar' },
+  });
+  const spec = containerSpec({ ...base, egg, imageEntrypoint: ['/entrypoint.sh'] });
+  assert.equal(spec.Cmd, undefined);
+  assert.ok(spec.Env?.includes('STARTUP=java -jar s.jar'));
+  assert.equal(spec.HostConfig?.Memory, undefined);
+  assert.equal(spec.HostConfig?.NanoCpus, undefined);
+  assert.equal(spec.HostConfig?.PidsLimit, 512);
+  const unlimitedSwap = containerSpec({
+    ...base,
+    egg: EggConfig.parse({ name: 'x', image: 'i', limits: { memory: 256, swap: -1 } }),
+    imageEntrypoint: null,
+  });
+  assert.equal(unlimitedSwap.HostConfig?.MemorySwap, -1);
+});

@@ -1,0 +1,96 @@
+/** The container a server runs in, built like Wings builds it (container.go). Pure: no I/O. */
+import { type EggConfig, sizeToBytes } from '@cap/protocol';
+import type Docker from 'dockerode';
+import { envList, serverEnvironment } from '../../server/startup.ts';
+
+/** Wings' dropped capabilities (ANCHORS-GAME-PANELS §2.5). */
+export const CAP_DROP = [
+  'setpcap',
+  'mknod',
+  'audit_write',
+  'net_raw',
+  'dac_override',
+  'fowner',
+  'fsetid',
+  'net_bind_service',
+  'sys_chroot',
+  'setfcap',
+];
+export const DEFAULT_PIDS_LIMIT = 512;
+export const LABEL_SERVER = 'ctrl-alt-play.server';
+export const LABEL_NODE = 'ctrl-alt-play.node';
+export const LABEL_MANAGED = 'ctrl-alt-play.managed';
+
+export function containerName(serverId: string): string {
+  return `cap-${serverId}`;
+}
+
+export interface SpecInput {
+  serverId: string;
+  nodeId: string;
+  egg: EggConfig;
+  /** absolute host path of the server's files */
+  serverDir: string;
+  /** the image's own entrypoint, if any */
+  imageEntrypoint: readonly string[] | null;
+  bindIp: string;
+  timezone: string;
+}
+
+export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
+  const { egg } = input;
+  const env = serverEnvironment(egg, { bindIp: input.bindIp, timezone: input.timezone });
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const [key, binding] of Object.entries(egg.ports)) {
+    const [port, proto] = key.split('/') as [string, string | undefined];
+    const hostPort = typeof binding === 'number' ? binding : binding.hostPort;
+    const hostIp = (typeof binding === 'object' ? binding.hostIp : undefined) ?? egg.bindIp ?? input.bindIp;
+    for (const p of proto ? [proto] : ['tcp', 'udp']) {
+      exposed[`${port}/${p}`] = {};
+      bindings[`${port}/${p}`] = [{ HostIp: hostIp, HostPort: String(hostPort) }];
+    }
+  }
+  const memory = egg.limits.memory ? sizeToBytes(egg.limits.memory) : 0;
+  const swap = egg.limits.swap;
+  // Docker's MemorySwap is memory+swap; -1 = unlimited; equal to memory = no swap
+  const memorySwap = memory === 0 ? undefined : swap === -1 ? -1 : memory + (swap ? sizeToBytes(swap) : 0);
+  const cpu = egg.limits.cpu === undefined ? 0 : Number(egg.limits.cpu);
+  // With no entrypoint of its own the image cannot expand STARTUP, so we run the filled line in sh.
+  const cmd =
+    input.imageEntrypoint && input.imageEntrypoint.length > 0
+      ? undefined
+      : ['/bin/sh', '-c', env.STARTUP ?? ''];
+  return {
+    name: containerName(input.serverId),
+    Image: egg.image,
+    Tty: true,
+    OpenStdin: true,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    StdinOnce: false,
+    WorkingDir: '/home/container',
+    Env: envList(env),
+    ...(cmd ? { Cmd: cmd } : {}),
+    ExposedPorts: exposed,
+    Labels: {
+      [LABEL_SERVER]: input.serverId,
+      [LABEL_NODE]: input.nodeId,
+      [LABEL_MANAGED]: 'true',
+    },
+    HostConfig: {
+      Binds: [`${input.serverDir}:/home/container`],
+      PortBindings: bindings,
+      ...(memory > 0 ? { Memory: memory, MemorySwap: memorySwap } : {}),
+      ...(cpu > 0 ? { NanoCpus: Math.round(cpu * 1e9) } : {}),
+      PidsLimit: egg.limits.pids ?? DEFAULT_PIDS_LIMIT,
+      SecurityOpt: ['no-new-privileges'],
+      CapDrop: CAP_DROP,
+      Tmpfs: { '/tmp': 'rw,exec,nosuid,size=100m' },
+      LogConfig: { Type: 'local', Config: { 'max-size': '5m', 'max-file': '1', compress: 'false' } },
+      RestartPolicy: { Name: 'no' },
+      Init: false,
+    },
+  };
+}

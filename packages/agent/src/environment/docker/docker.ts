@@ -1,0 +1,255 @@
+/** The only module that talks to the Docker Engine (through its API, never the CLI). */
+import type { Duplex } from 'node:stream';
+import { CodedError } from '@cap/protocol';
+import Docker from 'dockerode';
+import { LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
+
+export interface ContainerState {
+  id: string;
+  running: boolean;
+  pid: number;
+  startedAt: string;
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+export interface ManagedContainer {
+  id: string;
+  serverId: string;
+  running: boolean;
+}
+
+export interface DockerStatsSample {
+  cpuTotalNs: number;
+  systemNs: number;
+  onlineCpus: number;
+  memoryUsed: number;
+  memoryLimit: number;
+  rx: number;
+  tx: number;
+}
+
+function statusOf(e: unknown): number | undefined {
+  const s = (e as { statusCode?: unknown }).statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+/** Engine errors to protocol codes. Port conflicts have no error code in the Engine API, only text. */
+export function dockerError(e: unknown, what: string): CodedError {
+  if (e instanceof CodedError) return e;
+  const msg = (e as Error)?.message ?? String(e);
+  if (/port is already allocated|address already in use/i.test(msg)) {
+    return new CodedError('PORT_CONFLICT', `${what}: a port is already in use`, { cause: e });
+  }
+  if (statusOf(e) === 404) return new CodedError('CONTAINER_NOT_FOUND', `${what}: not found`, { cause: e });
+  return new CodedError('DOCKER_ERROR', `${what}: ${msg.slice(0, 300)}`, { cause: e });
+}
+
+export function dockerOptions(dockerHost: string | undefined): Docker.DockerOptions {
+  if (!dockerHost) return { socketPath: '/var/run/docker.sock' };
+  if (dockerHost.startsWith('/')) return { socketPath: dockerHost };
+  const u = new URL(dockerHost);
+  if (u.protocol === 'unix:') return { socketPath: u.pathname };
+  return {
+    host: u.hostname,
+    port: Number(u.port || 2375),
+    protocol: u.protocol === 'https:' ? 'https' : 'http',
+  };
+}
+
+export class DockerEnvironment {
+  readonly docker: Docker;
+
+  constructor(dockerHost: string | undefined) {
+    this.docker = new Docker(dockerOptions(dockerHost));
+  }
+
+  async version(): Promise<string> {
+    const v = await this.docker.version();
+    return v.Version;
+  }
+
+  async reachable(): Promise<{ reachable: boolean; version: string | null }> {
+    try {
+      return { reachable: true, version: await this.version() };
+    } catch {
+      return { reachable: false, version: null };
+    }
+  }
+
+  async info(): Promise<{ cpus: number; memTotal: number; version: string; cgroupVersion: string }> {
+    const i = (await this.docker.info()) as {
+      NCPU: number;
+      MemTotal: number;
+      ServerVersion: string;
+      CgroupVersion?: string;
+    };
+    return {
+      cpus: i.NCPU,
+      memTotal: i.MemTotal,
+      version: i.ServerVersion,
+      cgroupVersion: i.CgroupVersion ?? '1',
+    };
+  }
+
+  /** The image's entrypoint (null when it has none); pulls the image when it is not here. */
+  async imageEntrypoint(image: string): Promise<string[] | null> {
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      const ep = info.Config?.Entrypoint as string[] | string | null | undefined;
+      if (!ep) return null;
+      return Array.isArray(ep) ? ep : [ep];
+    } catch (e) {
+      if (statusOf(e) !== 404) throw dockerError(e, `image ${image}`);
+    }
+    await this.pull(image);
+    return this.imageEntrypoint(image);
+  }
+
+  async pull(image: string): Promise<void> {
+    try {
+      const stream = await this.docker.pull(image);
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve()));
+      });
+    } catch (e) {
+      throw new CodedError('DOCKER_ERROR', `image ${image} is not present and could not be pulled`, {
+        cause: e,
+      });
+    }
+  }
+
+  async create(spec: Docker.ContainerCreateOptions): Promise<string> {
+    try {
+      const c = await this.docker.createContainer(spec);
+      return c.id;
+    } catch (e) {
+      if (statusOf(e) === 409)
+        throw new CodedError('SERVER_EXISTS', `container ${spec.name} exists`, { cause: e });
+      throw dockerError(e, 'create container');
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (e) {
+      if (statusOf(e) !== 404) throw dockerError(e, 'remove container');
+    }
+  }
+
+  async inspect(id: string): Promise<ContainerState | null> {
+    try {
+      const i = await this.docker.getContainer(id).inspect();
+      return {
+        id: i.Id,
+        running: i.State.Running,
+        pid: i.State.Pid,
+        startedAt: i.State.StartedAt,
+        exitCode: i.State.ExitCode,
+        oomKilled: i.State.OOMKilled,
+      };
+    } catch (e) {
+      if (statusOf(e) === 404) return null;
+      throw dockerError(e, 'inspect container');
+    }
+  }
+
+  /** Console: a hijacked raw stream (the container has a TTY, so output is not multiplexed). */
+  async attach(id: string): Promise<Duplex> {
+    try {
+      const s = await this.docker.getContainer(id).attach({
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      });
+      return s as unknown as Duplex;
+    } catch (e) {
+      throw dockerError(e, 'attach');
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (e) {
+      if (statusOf(e) === 304) return; // already started
+      throw dockerError(e, 'start container');
+    }
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).kill({ signal });
+    } catch (e) {
+      const s = statusOf(e);
+      if (s === 409 || s === 404) return; // not running (any more): nothing to signal
+      throw dockerError(e, 'signal container');
+    }
+  }
+
+  /** Resolves when the container is not running, with its exit code. */
+  async wait(id: string, signal?: AbortSignal): Promise<number> {
+    const r = (await this.docker
+      .getContainer(id)
+      .wait({ condition: 'not-running', ...(signal ? { abortSignal: signal } : {}) })) as {
+      StatusCode: number;
+    };
+    return r.StatusCode;
+  }
+
+  async listManaged(nodeId: string): Promise<ManagedContainer[]> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_NODE}=${nodeId}`] },
+    });
+    return list.map((c) => ({
+      id: c.Id,
+      serverId: c.Labels[LABEL_SERVER] ?? '',
+      running: c.State === 'running',
+    }));
+  }
+
+  /** Fallback when cgroup files are not readable: one sample from the Engine (slow: it waits a cycle). */
+  async statsOnce(id: string): Promise<DockerStatsSample | null> {
+    try {
+      const s = (await this.docker.getContainer(id).stats({ stream: false })) as unknown as RawStats;
+      return fromRawStats(s);
+    } catch {
+      return null;
+    }
+  }
+
+  /** One long-lived stats stream (used only by the benchmark, to compare). */
+  async statsStream(id: string): Promise<NodeJS.ReadableStream> {
+    return (await this.docker.getContainer(id).stats({ stream: true })) as unknown as NodeJS.ReadableStream;
+  }
+}
+
+export interface RawStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
+  memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number> };
+  networks?: Record<string, { rx_bytes: number; tx_bytes: number }>;
+}
+
+export function fromRawStats(s: RawStats): DockerStatsSample {
+  let rx = 0;
+  let tx = 0;
+  for (const n of Object.values(s.networks ?? {})) {
+    rx += n.rx_bytes;
+    tx += n.tx_bytes;
+  }
+  const ms = s.memory_stats ?? {};
+  const inactive = ms.stats?.total_inactive_file ?? ms.stats?.inactive_file ?? 0;
+  return {
+    cpuTotalNs: s.cpu_stats?.cpu_usage?.total_usage ?? 0,
+    systemNs: s.cpu_stats?.system_cpu_usage ?? 0,
+    onlineCpus: s.cpu_stats?.online_cpus ?? 1,
+    memoryUsed: Math.max(0, (ms.usage ?? 0) - inactive),
+    memoryLimit: ms.limit ?? 0,
+    rx,
+    tx,
+  };
+}

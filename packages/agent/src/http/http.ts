@@ -1,0 +1,115 @@
+/**
+ * The Agent's own HTTP API: `GET /health` (no auth) and the protocol's commands over HTTP,
+ * authorised by `X-API-Key` or `Authorization: Bearer` (AGENT_API_KEY or the current Panel token).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { httpStatusOf, newMessageId, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
+import Fastify, { type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { AGENT_VERSION } from '../version.ts';
+
+export interface HttpDeps {
+  logger: Logger;
+  corsOrigins: readonly string[];
+  /** the secrets accepted right now (API key, current Panel token) */
+  acceptedKeys: () => (string | null | undefined)[];
+  handle: (raw: unknown) => Promise<ResponseMessage>;
+  docker: () => Promise<{ reachable: boolean; version: string | null }>;
+  panelConnected: () => boolean;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Constant-time: hashes first, so lengths leak nothing either. */
+export function keyMatches(given: string, accepted: readonly (string | null | undefined)[]): boolean {
+  const g = digest(given);
+  let ok = false;
+  for (const a of accepted) if (a && timingSafeEqual(g, digest(a))) ok = true;
+  return ok;
+}
+
+function presentedKey(req: FastifyRequest): string | null {
+  const k = req.headers['x-api-key'];
+  if (typeof k === 'string' && k) return k;
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+  return null;
+}
+
+function statusOf(res: ResponseMessage): number {
+  return res.success ? 200 : res.error ? httpStatusOf[res.error.code] : 500;
+}
+
+export async function buildHttp(deps: HttpDeps) {
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), bodyLimit: 1024 * 1024 });
+  const allowAll = deps.corsOrigins.includes('*');
+
+  app.addHook('onRequest', async (req, reply) => {
+    const origin = req.headers.origin;
+    if (origin && (allowAll || deps.corsOrigins.includes(origin))) {
+      reply.header('access-control-allow-origin', allowAll ? '*' : origin);
+      reply.header('vary', 'origin');
+      reply.header('access-control-allow-headers', 'authorization, x-api-key, content-type');
+      reply.header('access-control-allow-methods', 'GET, POST, OPTIONS');
+    }
+    if (req.method === 'OPTIONS') return reply.code(204).send();
+    if (req.url === '/health' || req.url.startsWith('/health?')) return;
+    const key = presentedKey(req);
+    if (!key || !keyMatches(key, deps.acceptedKeys())) {
+      return reply
+        .code(401)
+        .send({ code: 'AUTH_FAILED', message: 'missing or wrong API key', requestId: req.id });
+    }
+  });
+
+  app.get('/health', async () => {
+    const docker = await deps.docker();
+    return {
+      status: docker.reachable ? 'ok' : 'degraded',
+      version: AGENT_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      docker,
+      panel: { connected: deps.panelConnected() },
+    };
+  });
+
+  app.post('/api/command', async (req, reply) => {
+    const res = await deps.handle(req.body ?? null);
+    return reply.code(statusOf(res)).send(res);
+  });
+
+  app.post<{ Params: { id: string; action: string } }>('/api/servers/:id/:action', async (req, reply) => {
+    const { id, action } = req.params;
+    const body = req.body;
+    const cmd = {
+      id: newMessageId('http'),
+      type: 'command',
+      timestamp: new Date().toISOString(),
+      serverId: id,
+      action: action.includes('_') ? action : `${action}_server`,
+      payload: body && typeof body === 'object' ? body : {},
+    };
+    // create takes its id from the path too
+    if (cmd.action === 'create_server') cmd.payload = { serverId: id, ...(cmd.payload as object) };
+    // short forms: /start → start_server; long forms pass through (/send_command, /get_status …)
+    if (['send', 'status', 'files', 'file'].includes(action)) {
+      cmd.action = { send: 'send_command', status: 'get_status', files: 'list_files', file: 'get_file' }[
+        action
+      ]!;
+    }
+    const res = await deps.handle(cmd);
+    return reply.code(statusOf(res)).send(res);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    reply.code(status).send({
+      code: status === 400 ? 'INVALID_MESSAGE' : 'INTERNAL_ERROR',
+      message: status === 400 ? (err as Error).message : 'internal error',
+      requestId: req.id,
+    });
+  });
+  return app;
+}

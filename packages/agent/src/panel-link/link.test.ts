@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type EventMessage, event } from '@cap/protocol';
+import { BACKOFF_CAP_MS, backoffDelay, panelHttpBase, websocketUrlFor } from './link.ts';
+import { Outbox } from './outbox.ts';
+
+test('backoff doubles with jitter and is capped at 30 s', () => {
+  assert.equal(
+    backoffDelay(0, () => 0),
+    250,
+  );
+  assert.equal(
+    backoffDelay(0, () => 1),
+    500,
+  );
+  assert.equal(
+    backoffDelay(3, () => 1),
+    4000,
+  );
+  for (let a = 0; a < 40; a++) assert.ok(backoffDelay(a) <= BACKOFF_CAP_MS);
+  assert.equal(
+    backoffDelay(30, () => 1),
+    30_000,
+  );
+  assert.equal(
+    backoffDelay(30, () => 0),
+    15_000,
+  );
+});
+
+test('PANEL_URL may be ws:// or http://; websocketUrl may be relative', () => {
+  assert.equal(panelHttpBase('ws://panel:8080'), 'http://panel:8080');
+  assert.equal(panelHttpBase('wss://panel.example'), 'https://panel.example');
+  assert.equal(panelHttpBase('http://panel:8080'), 'http://panel:8080');
+  assert.equal(websocketUrlFor('http://panel:8080', '/ws/agents'), 'ws://panel:8080/ws/agents');
+  assert.equal(websocketUrlFor('https://p.example', '/ws/agents'), 'wss://p.example/ws/agents');
+  assert.equal(websocketUrlFor('ws://a:1', 'wss://b.example/ws/agents'), 'wss://b.example/ws/agents');
+});
+
+const status = (serverId: string, to: 'running' | 'offline') =>
+  event('server_status_changed', { serverId, previousStatus: 'starting', currentStatus: to });
+const log = (serverId: string) => event('server_log', { serverId, message: 'x' });
+const dropped = (serverId: string, count: number) =>
+  event('server_log_dropped', { serverId, count, reason: 'disconnected' });
+
+test('outbox keeps status changes and crashes, counts log lines, drops stale gauges', () => {
+  const box = new Outbox(10);
+  box.hold(status('a', 'running'));
+  box.hold(log('a'));
+  box.hold(log('a'));
+  box.hold(log('b'));
+  box.hold(event('server_crashed', { serverId: 'a', exitCode: 1, oomKilled: false, restarting: true }));
+  box.hold(
+    event('resource_update', {
+      serverId: 'a',
+      cpu: 0,
+      memory: { used: '0m', percentage: 0, usedBytes: 0, limitBytes: 0 },
+      network: { rx: 0, tx: 0 },
+      disk: { used: '0m', percentage: 0, usedBytes: 0, limitBytes: 0 },
+      uptime: 0,
+    }),
+  );
+  const out = box.drain(dropped) as EventMessage[];
+  assert.deepEqual(
+    out.map((m) => m.event),
+    ['server_status_changed', 'server_crashed', 'server_log_dropped', 'server_log_dropped'],
+  );
+  assert.deepEqual(
+    out.slice(2).map((m) => [(m.data as { serverId: string }).serverId, (m.data as { count: number }).count]),
+    [
+      ['a', 2],
+      ['b', 1],
+    ],
+  );
+  assert.equal(box.drain(dropped).length, 0);
+});
+
+test('a full outbox never loses the latest status of a server', () => {
+  const box = new Outbox(3);
+  box.hold(status('a', 'running'));
+  box.hold(status('b', 'running'));
+  box.hold(status('a', 'offline'));
+  box.hold(status('c', 'running'));
+  box.hold(status('b', 'offline'));
+  const out = box.drain(dropped) as EventMessage<'server_status_changed'>[];
+  const latest = new Map(out.map((m) => [m.data.serverId, m.data.currentStatus]));
+  assert.deepEqual(Object.fromEntries(latest), { a: 'offline', b: 'offline', c: 'running' });
+  assert.equal(out.length, 3);
+});

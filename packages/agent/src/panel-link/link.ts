@@ -1,0 +1,416 @@
+/**
+ * The link to the Panel: registration, token refresh, one WebSocket with reconnect (exponential
+ * backoff with jitter, capped at 30 s), heartbeats answered, dead links detected, and an outbox
+ * so status changes made while the Panel is away arrive after the next `agent_hello`.
+ */
+import os from 'node:os';
+import {
+  AGENT_ID_HEADER,
+  type AgentCredentials,
+  bytesToSize,
+  CodedError,
+  type EventData,
+  type EventMessage,
+  errorResponse,
+  event,
+  type PongMessage,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSION_HEADER,
+  parseAgentInbound,
+  RegisterResponse,
+  type ResponseMessage,
+} from '@cap/protocol';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import type { AgentConfig } from '../config/config.ts';
+import { dockerArch } from '../system/system-info.ts';
+import { CredentialStore } from './credentials.ts';
+import { Outbox } from './outbox.ts';
+
+export const BACKOFF_BASE_MS = 500;
+export const BACKOFF_CAP_MS = 30_000;
+const STABLE_LINK_MS = 10_000;
+
+/** Full-jitter-ish backoff: between half and all of base·2^attempt, capped. */
+export function backoffDelay(attempt: number, random = Math.random): number {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+export function panelHttpBase(panelUrl: string): string {
+  const u = new URL(panelUrl);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  return u.toString().replace(/\/+$/, '');
+}
+
+export function websocketUrlFor(panelUrl: string, websocketUrl: string): string {
+  const base = new URL(panelUrl);
+  if (base.protocol === 'http:') base.protocol = 'ws:';
+  if (base.protocol === 'https:') base.protocol = 'wss:';
+  const u = new URL(websocketUrl, base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  return u.toString();
+}
+
+export interface LinkHooks {
+  onCommand: (raw: unknown) => Promise<ResponseMessage>;
+  hello: () => EventData<'agent_hello'>;
+  pong: () => Promise<PongMessage['data']>;
+  registration: () => Promise<{ port: number; dockerVersion: string }>;
+}
+
+type Outgoing = EventMessage | ResponseMessage;
+
+interface CloseInfo {
+  opened: boolean;
+  lastedMs: number;
+  unauthorized: boolean;
+  code: number;
+  reason: string;
+  error?: string;
+  url: string;
+}
+
+export class PanelLink {
+  readonly #config: AgentConfig;
+  readonly #log: Logger;
+  readonly #hooks: LinkHooks;
+  readonly #store: CredentialStore;
+  readonly #outbox = new Outbox();
+  #creds: AgentCredentials | null = null;
+  #ws: WebSocket | null = null;
+  #ready = false;
+  #stopped = false;
+  #attempt = 0;
+  #sleepTimer: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #loop: Promise<void> | undefined;
+  /** a refresh started by the timer, awaited by stop() so nothing writes after it */
+  #refreshing: Promise<void> | undefined;
+  /** how many (re)connections reached agent_hello; tests and /health read it */
+  connections = 0;
+
+  constructor(config: AgentConfig, logger: Logger, hooks: LinkHooks) {
+    this.#config = config;
+    this.#log = logger.child({ component: 'panel-link' });
+    this.#hooks = hooks;
+    this.#store = new CredentialStore(config.dataDir, config.panelUrl, config.nodeId);
+  }
+
+  get connected(): boolean {
+    return this.#ready;
+  }
+
+  /** The current Panel token (also accepted by the HTTP API). */
+  get token(): string | null {
+    return this.#creds?.token ?? null;
+  }
+
+  get agentId(): string | null {
+    return this.#creds?.id ?? null;
+  }
+
+  start(): void {
+    this.#loop = this.#run().catch((e) => this.#log.fatal({ err: e }, 'panel link loop died'));
+  }
+
+  /** Closes the link cleanly (1000). Game servers are not touched. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#refreshTimer);
+    clearTimeout(this.#sleepTimer);
+    this.#wake?.();
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.close(1000, 'agent shutting down');
+    else ws?.terminate();
+    await this.#loop;
+    await this.#refreshing;
+  }
+
+  /** Sends now, or holds for the next connection (see Outbox for what is kept). */
+  send(msg: Outgoing): void {
+    const ws = this.#ws;
+    if (this.#ready && ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify(msg));
+      return;
+    }
+    this.#outbox.hold(msg);
+  }
+
+  /** Drops the current connection as if the network failed (tests). */
+  dropConnection(): void {
+    this.#ws?.terminate();
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    if (this.#stopped) return;
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      this.#sleepTimer = setTimeout(resolve, ms);
+    });
+    this.#wake = undefined;
+  }
+
+  async #run(): Promise<void> {
+    this.#creds = await this.#store.load();
+    if (this.#creds) this.#scheduleRefresh();
+    while (!this.#stopped) {
+      try {
+        if (!this.#creds) await this.#register();
+      } catch (e) {
+        const delay = backoffDelay(this.#attempt++);
+        const code = e instanceof CodedError ? e.code : 'AGENT_OFFLINE';
+        this.#log.warn(
+          { code, err: e instanceof CodedError ? undefined : e, retryInMs: delay },
+          'registration failed',
+        );
+        await this.#sleep(delay);
+        continue;
+      }
+      const info = await this.#connect(this.#creds!);
+      if (this.#stopped) break;
+      if (info.unauthorized) {
+        this.#log.warn('panel refused our token; refreshing');
+        await this.#reauthenticate();
+        await this.#sleep(backoffDelay(Math.min(this.#attempt++, 2)));
+        continue;
+      }
+      let delay: number;
+      if (info.code >= 4400 && info.code < 4500 && /PROTOCOL_INCOMPATIBLE/.test(info.reason)) {
+        this.#log.error(
+          {
+            code: 'PROTOCOL_INCOMPATIBLE',
+            closeCode: info.code,
+            reason: info.reason,
+            protocolVersion: PROTOCOL_VERSION,
+          },
+          'the Panel does not speak this Agent protocol version; upgrade the Agent or the Panel',
+        );
+        this.#attempt = 16;
+        delay = backoffDelay(this.#attempt);
+      } else {
+        // an auth close (4401 UNAUTHENTICATED, 1008 AUTH_FAILED…) means the token is no good any more
+        if (/AUTH_FAILED|UNAUTHENTICATED/.test(info.reason)) await this.#reauthenticate();
+        // a link that held for a while starts the backoff over; one that flaps keeps backing off
+        if (info.opened && info.lastedMs > STABLE_LINK_MS) this.#attempt = 0;
+        delay = backoffDelay(this.#attempt++);
+      }
+      const fields = {
+        closeCode: info.code,
+        reason: info.reason,
+        error: info.error,
+        url: info.url,
+        retryInMs: delay,
+      };
+      if (info.opened) this.#log.info(fields, 'panel link closed');
+      else this.#log.warn(fields, 'cannot connect to the panel');
+      await this.#sleep(delay);
+    }
+  }
+
+  async #registrationBody() {
+    const { port, dockerVersion } = await this.#hooks.registration();
+    return {
+      name: this.#config.name ?? os.hostname(),
+      hostname: os.hostname(),
+      port,
+      capabilities: {
+        maxMemory: bytesToSize(os.totalmem()),
+        maxCpuCores: Math.max(1, os.cpus().length),
+        dockerVersion,
+        supportedArchitectures: [dockerArch()],
+      },
+      protocolVersion: PROTOCOL_VERSION,
+    };
+  }
+
+  async #post(pathname: string, headers: Record<string, string>, body: unknown): Promise<AgentCredentials> {
+    const url = `${panelHttpBase(this.#config.panelUrl)}${pathname}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          [PROTOCOL_VERSION_HEADER]: String(PROTOCOL_VERSION),
+          ...headers,
+        },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (e) {
+      throw new CodedError('AGENT_OFFLINE', `panel unreachable: ${(e as Error).message}`, { cause: e });
+    }
+    if (res.status === 401 || res.status === 403) {
+      throw new CodedError('AUTH_FAILED', `panel refused ${pathname} (${res.status})`);
+    }
+    if (!res.ok) throw new CodedError('AGENT_OFFLINE', `panel answered ${res.status} to ${pathname}`);
+    const parsed = RegisterResponse.safeParse(await res.json().catch(() => null));
+    if (!parsed.success) throw new CodedError('INVALID_MESSAGE', `unexpected answer to ${pathname}`);
+    return parsed.data.agent;
+  }
+
+  async #register(): Promise<void> {
+    const body = await this.#registrationBody();
+    const agent = await this.#post(
+      '/api/agents/register',
+      { authorization: `Bearer ${this.#config.agentSecret}` },
+      body,
+    );
+    await this.#adopt(agent);
+    this.#log.info({ agentId: agent.id }, 'registered with the panel');
+  }
+
+  async #adopt(agent: AgentCredentials): Promise<void> {
+    if (this.#stopped) return;
+    this.#creds = agent;
+    await this.#store.save(agent);
+    this.#scheduleRefresh();
+  }
+
+  async #refresh(): Promise<void> {
+    const creds = this.#creds;
+    if (!creds) return;
+    const agent = await this.#post(
+      '/api/agents/refresh',
+      { [AGENT_ID_HEADER]: creds.id },
+      { refreshToken: creds.refreshToken },
+    );
+    await this.#adopt(agent);
+    this.#log.info({ agentId: agent.id }, 'token refreshed');
+  }
+
+  /** Refresh; when the refresh token is refused, register again with the secret. */
+  async #reauthenticate(): Promise<void> {
+    try {
+      await this.#refresh();
+    } catch (e) {
+      if (e instanceof CodedError && (e.code === 'AUTH_FAILED' || e.code === 'INVALID_MESSAGE')) {
+        this.#log.warn('refresh refused; registering again');
+        this.#creds = null;
+        await this.#store.clear();
+        // if this fails the connect loop registers before its next attempt
+        await this.#register().catch((err) => this.#log.warn({ err }, 'registration failed'));
+      } else {
+        this.#log.warn({ err: e }, 'refresh failed');
+      }
+    }
+  }
+
+  #scheduleRefresh(): void {
+    clearTimeout(this.#refreshTimer);
+    const exp = this.#creds?.expiresAt ? Date.parse(this.#creds.expiresAt) : Number.NaN;
+    if (Number.isNaN(exp) || this.#stopped) return;
+    const left = exp - Date.now();
+    // refresh at 80% of the remaining lifetime, at most a minute before it ends
+    const wait = Math.max(250, left - Math.min(60_000, Math.max(left * 0.2, 100)));
+    this.#refreshTimer = setTimeout(() => {
+      if (this.#stopped) return;
+      this.#refreshing = this.#reauthenticate()
+        .catch(() => undefined)
+        .finally(() => {
+          // on failure retry soon (the token may still be valid for a while)
+          if (this.#creds?.expiresAt && Date.parse(this.#creds.expiresAt) <= exp) {
+            this.#refreshTimer = setTimeout(() => this.#scheduleRefresh(), 2000);
+            this.#refreshTimer.unref();
+          }
+        });
+    }, wait);
+    this.#refreshTimer.unref();
+  }
+
+  #connect(creds: AgentCredentials): Promise<CloseInfo> {
+    const url = websocketUrlFor(this.#config.panelUrl, creds.websocketUrl);
+    return new Promise((resolve) => {
+      const info: CloseInfo = { opened: false, lastedMs: 0, unauthorized: false, code: 0, reason: '', url };
+      let openedAt = 0;
+      const ws = new WebSocket(url, {
+        headers: {
+          authorization: `Bearer ${creds.token}`,
+          [AGENT_ID_HEADER]: creds.id,
+          [PROTOCOL_VERSION_HEADER]: String(PROTOCOL_VERSION),
+        },
+        handshakeTimeout: 15_000,
+        maxPayload: 16 * 1024 * 1024,
+      });
+      this.#ws = ws;
+      let lastSeen = Date.now();
+      let deadTimer: NodeJS.Timeout | undefined;
+      ws.on('unexpected-response', (_req, res) => {
+        info.unauthorized = res.statusCode === 401 || res.statusCode === 403;
+        info.code = res.statusCode ?? 0;
+        info.reason = `upgrade refused (${res.statusCode})`;
+        res.resume();
+        ws.terminate();
+      });
+      ws.on('open', () => {
+        info.opened = true;
+        lastSeen = Date.now();
+        openedAt = lastSeen;
+        const hello = event('agent_hello', this.#hooks.hello(), creds.id);
+        ws.send(JSON.stringify(hello));
+        for (const m of this.#outbox.drain((serverId, count) =>
+          event('server_log_dropped', { serverId, count, reason: 'disconnected' }, creds.id),
+        )) {
+          ws.send(JSON.stringify(m));
+        }
+        this.#ready = true;
+        this.connections++;
+        this.#log.info({ agentId: creds.id, url }, 'connected to the panel');
+        const hb = this.#config.heartbeatIntervalMs;
+        deadTimer = setInterval(
+          () => {
+            if (Date.now() - lastSeen > 3 * hb) {
+              this.#log.warn({ missedMs: Date.now() - lastSeen }, 'three heartbeats missed: link is dead');
+              ws.terminate();
+            }
+          },
+          Math.max(50, Math.floor(hb / 2)),
+        );
+        deadTimer.unref();
+      });
+      ws.on('message', (data) => {
+        lastSeen = Date.now();
+        void this.#onMessage(ws, data.toString());
+      });
+      ws.on('ping', () => {
+        lastSeen = Date.now();
+      });
+      ws.on('error', (e) => {
+        info.error = e.message;
+      });
+      ws.on('close', (code, reason) => {
+        clearInterval(deadTimer);
+        if (openedAt) info.lastedMs = Date.now() - openedAt;
+        this.#ready = false;
+        if (this.#ws === ws) this.#ws = null;
+        if (!info.code) info.code = code;
+        if (!info.reason) info.reason = reason.toString();
+        resolve(info);
+      });
+    });
+  }
+
+  async #onMessage(ws: WebSocket, text: string): Promise<void> {
+    const parsed = parseAgentInbound(text);
+    if (parsed.ok && parsed.message.type === 'ping') {
+      const pong: PongMessage = {
+        id: parsed.message.id,
+        type: 'pong',
+        timestamp: new Date().toISOString(),
+        data: await this.#hooks.pong(),
+      };
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(pong));
+      return;
+    }
+    const res = parsed.ok
+      ? await this.#hooks.onCommand(parsed.message)
+      : errorResponse(parsed.id ?? 'unknown', parsed.code, parsed.message);
+    const out = this.#creds ? { ...res, agentId: this.#creds.id } : res;
+    // the response goes out on whatever link is up by then (or waits in the outbox)
+    this.send(out);
+  }
+}

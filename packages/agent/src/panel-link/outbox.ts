@@ -1,0 +1,65 @@
+/**
+ * What waits while the Panel is away. Status changes and crashes are queued and never lost
+ * (at worst older status changes of a server give way to its newer ones); console lines are
+ * not queued, only counted, and reported as one `server_log_dropped` per server on reconnect.
+ */
+import type { EventMessage, ResponseMessage } from '@cap/protocol';
+
+type Outgoing = EventMessage | ResponseMessage;
+
+export class Outbox {
+  readonly #max: number;
+  #queue: Outgoing[] = [];
+  readonly #droppedLogs = new Map<string, number>();
+
+  constructor(max = 1000) {
+    this.#max = max;
+  }
+
+  get size(): number {
+    return this.#queue.length;
+  }
+
+  /** Queues a message for delivery on reconnect (or just counts it, for log lines). */
+  hold(msg: Outgoing): void {
+    if (msg.type === 'event' && msg.event === 'server_log') {
+      const id = (msg as EventMessage<'server_log'>).data.serverId;
+      this.#droppedLogs.set(id, (this.#droppedLogs.get(id) ?? 0) + 1);
+      return;
+    }
+    // live gauges are worthless once stale: the next sample after reconnect replaces them
+    if (msg.type === 'event' && msg.event === 'resource_update') return;
+    this.#queue.push(msg);
+    if (this.#queue.length > this.#max) this.#evictOne();
+  }
+
+  #evictOne(): void {
+    const q = this.#queue;
+    const notStatus = q.findIndex((m) => !(m.type === 'event' && m.event === 'server_status_changed'));
+    if (notStatus >= 0) {
+      q.splice(notStatus, 1);
+      return;
+    }
+    // only status changes left: drop the oldest one that a newer change of the same server supersedes
+    for (let i = 0; i < q.length; i++) {
+      const m = q[i] as EventMessage<'server_status_changed'>;
+      const later = q
+        .slice(i + 1)
+        .some((n) => (n as EventMessage<'server_status_changed'>).data.serverId === m.data.serverId);
+      if (later) {
+        q.splice(i, 1);
+        return;
+      }
+    }
+    // one latest status per server and more servers than room: keep them all
+  }
+
+  /** Everything held, in order, then one dropped-lines notice per server; empties the box. */
+  drain(makeDropped: (serverId: string, count: number) => EventMessage): Outgoing[] {
+    const out = [...this.#queue];
+    for (const [serverId, count] of this.#droppedLogs) out.push(makeDropped(serverId, count));
+    this.#queue = [];
+    this.#droppedLogs.clear();
+    return out;
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * All servers of this Agent and the one command handler both transports (Panel WebSocket, HTTP)
+ * go through. Every command gets exactly one response; failures carry a code.
+ */
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  CodedError,
+  type Command,
+  CreateServerPayload,
+  type EventData,
+  errorResponse,
+  isCodedError,
+  okResponse,
+  parseAgentInbound,
+  type ResponseMessage,
+  type ServerStatus,
+  serverIdOf,
+} from '@cap/protocol';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/config.ts';
+import type { DockerEnvironment } from '../environment/docker/docker.ts';
+import { getFile, listFiles } from '../filesystem/filesystem.ts';
+import { systemInfo } from '../system/system-info.ts';
+import { type Emit, Server } from './server.ts';
+
+export class ServerManager {
+  readonly servers = new Map<string, Server>();
+  readonly #docker: DockerEnvironment;
+  readonly #config: AgentConfig;
+  readonly #log: Logger;
+  readonly #emit: Emit;
+  readonly serversDir: string;
+  #statsTimer: NodeJS.Timeout | undefined;
+  #sampling = false;
+  /** server ids being created right now, so two concurrent creates cannot both pass the check */
+  readonly #creating = new Set<string>();
+
+  constructor(opts: { docker: DockerEnvironment; config: AgentConfig; logger: Logger; emit: Emit }) {
+    this.#docker = opts.docker;
+    this.#config = opts.config;
+    this.#log = opts.logger;
+    this.#emit = opts.emit;
+    this.serversDir = path.resolve(opts.config.dataDir, 'servers');
+  }
+
+  #deps() {
+    return {
+      docker: this.#docker,
+      config: this.#config,
+      logger: this.#log,
+      emit: this.#emit,
+      serversDir: this.serversDir,
+    };
+  }
+
+  /** Loads stored definitions and re-attaches to running containers, without restarting them. */
+  async init(): Promise<void> {
+    await mkdir(this.serversDir, { recursive: true, mode: 0o700 });
+    for (const f of await readdir(this.serversDir)) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        const raw = JSON.parse(await readFile(path.join(this.serversDir, f), 'utf8'));
+        const def = CreateServerPayload.parse(raw);
+        this.servers.set(def.serverId, new Server(def.serverId, def.eggConfig, this.#deps()));
+      } catch (e) {
+        this.#log.error({ err: e, file: f }, 'unreadable server definition, skipped');
+      }
+    }
+    let containers: Awaited<ReturnType<DockerEnvironment['listManaged']>> = [];
+    try {
+      // an unreachable TCP Engine must not hold up the boot (the HTTP API and /health come first)
+      let timer: NodeJS.Timeout | undefined;
+      containers = await Promise.race([
+        this.#docker.listManaged(this.#config.nodeId),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('docker did not answer within 10 s')), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    } catch (e) {
+      this.#log.error({ err: e }, 'docker unreachable at boot: servers left offline until it is back');
+    }
+    await Promise.all(
+      containers.map(async (c) => {
+        const server = this.servers.get(c.serverId);
+        if (!server) {
+          this.#log.warn(
+            { serverId: c.serverId, containerId: c.id },
+            'labelled container without a definition',
+          );
+          return;
+        }
+        const state = await this.#docker.inspect(c.id);
+        if (!state) return;
+        try {
+          await server.adopt(state);
+          this.#log.info({ serverId: c.serverId, running: state.running, action: 'reattach' }, 'reattached');
+        } catch (e) {
+          this.#log.error({ err: e, serverId: c.serverId }, 'reattach failed');
+        }
+      }),
+    );
+    this.#statsTimer = setInterval(() => void this.#statsTick(), this.#config.statsIntervalMs);
+    this.#statsTimer.unref();
+  }
+
+  async #statsTick(): Promise<void> {
+    if (this.#sampling) return; // never pile up ticks when the disk is slow
+    this.#sampling = true;
+    try {
+      await Promise.all(
+        [...this.servers.values()]
+          .filter((s) => s.running)
+          .map(async (s) => {
+            const r = await s.sample().catch(() => null);
+            if (r && s.running) this.#emit('resource_update', r);
+          }),
+      );
+    } finally {
+      this.#sampling = false;
+    }
+  }
+
+  /** Stop watching; containers keep running. */
+  shutdown(): void {
+    clearInterval(this.#statsTimer);
+    for (const s of this.servers.values()) s.detach();
+  }
+
+  summary(): EventData<'agent_hello'>['servers'] {
+    return [...this.servers.values()].map((s) => ({
+      serverId: s.id,
+      status: s.status,
+      containerId: s.containerId,
+    }));
+  }
+
+  activeCount(): number {
+    return [...this.servers.values()].filter((s) => s.running).length;
+  }
+
+  #server(id: string | undefined): Server {
+    const s = id ? this.servers.get(id) : undefined;
+    if (!s) throw new CodedError('SERVER_NOT_FOUND', `no server ${id ?? ''} on this node`);
+    return s;
+  }
+
+  /** Parses and runs one raw command (JSON text or object). Never throws. */
+  async handleRaw(raw: unknown): Promise<ResponseMessage> {
+    const parsed = parseAgentInbound(raw);
+    if (!parsed.ok) return errorResponse(parsed.id ?? 'unknown', parsed.code, parsed.message);
+    if (parsed.message.type !== 'command') {
+      return errorResponse(parsed.message.id, 'INVALID_MESSAGE', 'expected a command');
+    }
+    return this.handle(parsed.message);
+  }
+
+  async handle(cmd: Command): Promise<ResponseMessage> {
+    const serverId = serverIdOf(cmd);
+    const log = this.#log.child({ action: cmd.action, ...(serverId ? { serverId } : {}) });
+    try {
+      const r = await this.#dispatch(cmd, serverId);
+      log.debug('command done');
+      return okResponse(cmd.id, r.data, r.message);
+    } catch (e) {
+      const coded = isCodedError(e)
+        ? e
+        : new CodedError('INTERNAL_ERROR', 'unexpected failure', { cause: e });
+      if (coded.code === 'INTERNAL_ERROR' || coded.code === 'DOCKER_ERROR')
+        log.error({ err: e }, 'command failed');
+      else log.info({ code: coded.code }, 'command refused');
+      const res = errorResponse(cmd.id, coded.code, coded.message);
+      return serverId ? { ...res, serverId } : res;
+    }
+  }
+
+  async #dispatch(cmd: Command, serverId: string | undefined): Promise<{ data?: unknown; message?: string }> {
+    const p = cmd.payload as Record<string, unknown>;
+    switch (cmd.action) {
+      case 'create_server': {
+        const { eggConfig } = cmd.payload as Command<'create_server'>['payload'];
+        const id = serverId!;
+        if (this.servers.has(id) || this.#creating.has(id)) {
+          throw new CodedError('SERVER_EXISTS', `server ${id} exists on this node`);
+        }
+        this.#creating.add(id);
+        try {
+          const s = new Server(id, eggConfig, this.#deps());
+          await s.create();
+          this.servers.set(id, s);
+          return { data: { serverId: id, containerId: s.containerId, status: s.status } };
+        } finally {
+          this.#creating.delete(id);
+        }
+      }
+      case 'start_server': {
+        const s = this.#server(serverId);
+        await s.start();
+        return { data: { serverId, status: s.status } };
+      }
+      case 'stop_server': {
+        const s = this.#server(serverId);
+        await s.stop(p as Command<'stop_server'>['payload']);
+        return { data: { serverId, status: s.status } };
+      }
+      case 'restart_server': {
+        const s = this.#server(serverId);
+        await s.restart(p as Command<'restart_server'>['payload']);
+        return { data: { serverId, status: s.status } };
+      }
+      case 'kill_server': {
+        const s = this.#server(serverId);
+        await s.kill();
+        return { data: { serverId, status: s.status } };
+      }
+      case 'delete_server': {
+        const s = this.#server(serverId);
+        await s.delete();
+        this.servers.delete(s.id);
+        return { data: { serverId, deleted: true } };
+      }
+      case 'get_status':
+        return { data: await this.#server(serverId).statusData() };
+      case 'send_command':
+        this.#server(serverId).sendCommand((p as { command: string }).command);
+        return {};
+      case 'update_server': {
+        const s = this.#server(serverId);
+        const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) =>
+          this.#emit('server_update_progress', { serverId: s.id, stage, ...(message ? { message } : {}) });
+        let status: ServerStatus;
+        try {
+          status = await s.update(cmd.payload as Command<'update_server'>['payload'], progress);
+        } catch (e) {
+          progress('failed', isCodedError(e) ? e.code : 'INTERNAL_ERROR');
+          throw e;
+        }
+        return { data: { serverId, status } };
+      }
+      case 'system_info': {
+        const v = await this.#docker.version().catch(() => 'unreachable');
+        return { data: await systemInfo(path.resolve(this.#config.dataDir), v) };
+      }
+      case 'list_servers':
+        return { data: { servers: this.summary() } };
+      case 'list_files':
+        return { data: await listFiles(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'get_file':
+        return { data: await getFile(this.#server(serverId).dir, (p as { path: string }).path) };
+      default: {
+        const never: never = cmd.action;
+        throw new CodedError('UNKNOWN_ACTION', `unknown action ${String(never)}`);
+      }
+    }
+  }
+}

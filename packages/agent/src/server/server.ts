@@ -1,0 +1,595 @@
+/**
+ * One game server: its definition, its container, its state machine and a power lock.
+ * Every power change goes through here; `kill` alone skips the lock (it must work when a stop hangs).
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import {
+  bytesToSize,
+  CodedError,
+  canTransition,
+  EggConfig,
+  type EventData,
+  type EventName,
+  type ResourceSnapshot,
+  type ServerStatus,
+  type Signal,
+  type StatusData,
+  sizeToBytes,
+  type UpdateStage,
+} from '@cap/protocol';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config/config.ts';
+import { CgroupStats, cpuPercent } from '../environment/cgroup-stats.ts';
+import { containerName, containerSpec } from '../environment/docker/container-spec.ts';
+import type { ContainerState, DockerEnvironment } from '../environment/docker/docker.ts';
+import { diskUsage } from '../filesystem/filesystem.ts';
+import { type DoneMatcher, doneMatcher } from './done.ts';
+import { LineThrottle } from './throttle.ts';
+
+export type Emit = <E extends EventName>(name: E, data: EventData<E>) => void;
+
+export interface ServerDeps {
+  docker: DockerEnvironment;
+  config: AgentConfig;
+  logger: Logger;
+  emit: Emit;
+  serversDir: string;
+}
+
+interface Run {
+  containerId: string;
+  stream: Duplex | null;
+  pid: number;
+  startedAt: number;
+  /** set when we asked for the exit (stop/kill/restart/delete/update): not a crash */
+  expected: boolean;
+  exited: Promise<number>;
+  /** aborts the exit watch when the Agent lets go of the container */
+  watch: AbortController;
+}
+
+const DEFAULT_STOP_TIMEOUT_S = 30;
+const DISK_CACHE_MS = 30_000;
+const MAX_PARTIAL_LINE = 16 * 1024;
+
+export class Server {
+  readonly id: string;
+  egg: EggConfig;
+  status: ServerStatus = 'offline';
+  containerId: string | null = null;
+  readonly dir: string;
+  readonly #deps: ServerDeps;
+  readonly #log: Logger;
+  #lock: Promise<unknown> = Promise.resolve();
+  #run: Run | null = null;
+  #lastCrashAt = 0;
+  #done: DoneMatcher | null;
+  readonly #throttle: LineThrottle;
+  #partial = '';
+  #stats: CgroupStats | null = null;
+  #prevCpu: { ns: number; at: bigint } | null = null;
+  #disk = { bytes: 0, at: 0 };
+  #diskWalk: Promise<void> | null = null;
+  latest: ResourceSnapshot | null = null;
+  #deleted = false;
+
+  constructor(id: string, egg: EggConfig, deps: ServerDeps) {
+    this.id = id;
+    this.egg = egg;
+    this.#deps = deps;
+    this.dir = path.resolve(deps.serversDir, id);
+    this.#log = deps.logger.child({ serverId: id });
+    this.#done = doneMatcher(egg.done);
+    this.#throttle = new LineThrottle({
+      lines: deps.config.logThrottleLines,
+      intervalMs: deps.config.logThrottleIntervalMs,
+      onDropped: (count) => deps.emit('server_log_dropped', { serverId: id, count, reason: 'throttled' }),
+    });
+  }
+
+  get running(): boolean {
+    return this.#run !== null;
+  }
+
+  /** Serialises power actions on this server. */
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#lock.then(fn, fn);
+    this.#lock = next.catch(() => undefined);
+    return next;
+  }
+
+  #setStatus(next: ServerStatus, reason?: string): void {
+    const prev = this.status;
+    if (prev === next) return;
+    if (!canTransition(prev, next)) this.#log.warn({ from: prev, to: next }, 'transition outside the table');
+    this.status = next;
+    this.#log.info({ from: prev, to: next, reason }, 'status');
+    this.#deps.emit('server_status_changed', {
+      serverId: this.id,
+      previousStatus: prev,
+      currentStatus: next,
+      ...(this.#run?.pid ? { pid: this.#run.pid } : {}),
+      ...(reason ? { reason } : {}),
+    });
+    for (const w of [...this.#waiters]) w(next);
+  }
+
+  #waiters = new Set<(s: ServerStatus) => void>();
+
+  /** Resolves when the server is running; rejects when it ends up offline/crashed or on timeout. */
+  waitReady(timeoutMs: number): Promise<void> {
+    if (this.status === 'running') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (s: ServerStatus) => {
+        if (s === 'running') finish();
+        else if (s === 'offline' || s === 'crashed')
+          finish(new CodedError('INVALID_STATE', `server became ${s}`));
+      };
+      const timer = setTimeout(
+        () => finish(new CodedError('TIMEOUT', 'server did not become ready')),
+        timeoutMs,
+      );
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.#waiters.add(done);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // definition and container
+
+  get #definitionFile(): string {
+    return path.join(this.#deps.serversDir, `${this.id}.json`);
+  }
+
+  async persist(): Promise<void> {
+    await writeFile(
+      this.#definitionFile,
+      JSON.stringify({ serverId: this.id, eggConfig: this.egg }, null, 2),
+      {
+        mode: 0o600,
+      },
+    );
+  }
+
+  async #createContainer(): Promise<string> {
+    const { docker, config } = this.#deps;
+    await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    const entrypoint = await docker.imageEntrypoint(this.egg.image);
+    const spec = containerSpec({
+      serverId: this.id,
+      nodeId: config.nodeId,
+      egg: this.egg,
+      serverDir: this.dir,
+      imageEntrypoint: entrypoint,
+      bindIp: config.bindIp,
+      timezone: config.timezone,
+    });
+    this.containerId = await docker.create(spec);
+    this.#log.info({ action: 'create', containerId: this.containerId }, 'container created');
+    return this.containerId;
+  }
+
+  /** First creation: files, definition, container. */
+  async create(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    await this.persist();
+    await this.#createContainer();
+  }
+
+  async #ensureContainer(): Promise<string> {
+    if (this.containerId && (await this.#deps.docker.inspect(this.containerId))) return this.containerId;
+    // created by us before but gone (removed by hand): recreate it from the stored definition
+    const byName = await this.#deps.docker.inspect(containerName(this.id));
+    if (byName) {
+      this.containerId = byName.id;
+      return byName.id;
+    }
+    return this.#createContainer();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // console
+
+  #attachConsole(stream: Duplex): void {
+    stream.setEncoding?.('utf8');
+    stream.on('data', (chunk: Buffer | string) => this.#onOutput(chunk.toString()));
+    stream.on('error', (e) => this.#log.debug({ err: e }, 'console stream error'));
+  }
+
+  #onOutput(text: string): void {
+    const parts = (this.#partial + text).split('\n');
+    this.#partial = parts.pop() ?? '';
+    if (this.#partial.length > MAX_PARTIAL_LINE) {
+      parts.push(this.#partial);
+      this.#partial = '';
+    }
+    for (const raw of parts) this.#onLine(raw.replace(/\r$/, '').replace(/\r/g, ''));
+  }
+
+  #onLine(line: string): void {
+    if (this.status === 'starting' && this.#done?.(line)) this.#setStatus('running', 'done pattern matched');
+    if (this.#throttle.admit()) {
+      this.#deps.emit('server_log', { serverId: this.id, message: line, stream: 'stdout' });
+    }
+  }
+
+  sendCommand(command: string): void {
+    if (/[\r\n]/.test(command)) throw new CodedError('CONFIG_INVALID', 'a command is one line');
+    const stream = this.#run?.stream;
+    if (!stream || (this.status !== 'running' && this.status !== 'starting')) {
+      throw new CodedError('NOT_RUNNING', 'server is not running');
+    }
+    stream.write(`${command}\n`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // runs
+
+  #beginRun(containerId: string, state: ContainerState, stream: Duplex | null): void {
+    let resolveExit!: (code: number) => void;
+    const run: Run = {
+      containerId,
+      stream,
+      pid: state.pid,
+      startedAt: Date.parse(state.startedAt) || Date.now(),
+      expected: false,
+      exited: new Promise<number>((r) => {
+        resolveExit = r;
+      }),
+      watch: new AbortController(),
+    };
+    this.#run = run;
+    this.#stats?.close();
+    this.#stats = null;
+    this.#prevCpu = null;
+    this.#waitExit(containerId, run)
+      .then((code) => {
+        resolveExit(code);
+        return this.#onExit(run, code);
+      })
+      .catch((e) => this.#log.error({ err: e }, 'exit handling failed'));
+  }
+
+  /**
+   * The exit code once the container stops. A failed wait (Engine restarting, socket hiccup) is
+   * not an exit: ask the Engine what the container is doing and wait again if it still runs.
+   */
+  async #waitExit(containerId: string, run: Run): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && this.#run !== run) return -1; // detached (Agent stopping): stop watching
+      try {
+        return await this.#deps.docker.wait(containerId, run.watch.signal);
+      } catch (e) {
+        if (run.watch.signal.aborted) return -1;
+        const st = await this.#deps.docker.inspect(containerId).catch(() => undefined);
+        if (st === null) return -1; // removed
+        if (st && !st.running) return st.exitCode;
+        this.#log.warn({ err: e, attempt }, 'lost the exit watch; watching again');
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
+      }
+    }
+  }
+
+  async #onExit(run: Run, code: number): Promise<void> {
+    if (this.#run !== run) return;
+    this.#run = null;
+    this.#stats?.close();
+    this.#stats = null;
+    this.#partial = '';
+    this.#throttle.flush();
+    run.stream?.destroy();
+    this.latest = null;
+    if (run.expected || this.#deleted) {
+      this.#setStatus('offline', `exit ${code}`);
+      return;
+    }
+    const st = await this.#deps.docker.inspect(run.containerId).catch(() => null);
+    const now = Date.now();
+    const tooSoon = this.#lastCrashAt > 0 && now - this.#lastCrashAt < this.#deps.config.crashTimeoutMs;
+    const restarting = this.egg.crashRestart !== false && !tooSoon;
+    this.#lastCrashAt = now;
+    this.#log.warn({ exitCode: code, restarting }, 'crashed');
+    this.#setStatus('crashed', `exit ${code}`);
+    this.#deps.emit('server_crashed', {
+      serverId: this.id,
+      exitCode: code,
+      oomKilled: st?.oomKilled ?? false,
+      restarting,
+      ...(tooSoon ? { reason: 'crashed again within the crash timeout' } : {}),
+    });
+    if (restarting) {
+      this.start().catch((e) => this.#log.error({ err: e, action: 'start' }, 'restart after crash failed'));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // power
+
+  start(): Promise<void> {
+    return this.#locked(() => this.#startLocked());
+  }
+
+  async #startLocked(): Promise<void> {
+    if (this.#deleted) throw new CodedError('SERVER_NOT_FOUND', 'server was deleted');
+    if (this.#run) return; // already starting/running: starting again is a no-op
+    const { docker } = this.#deps;
+    const limit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
+    if (limit > 0 && (await this.#diskUsed(true)) > limit) {
+      throw new CodedError('INSUFFICIENT_RESOURCES', 'disk usage is over the server limit');
+    }
+    const id = await this.#ensureContainer();
+    // attach before start so the first lines are not lost
+    const stream = await docker.attach(id);
+    this.#partial = '';
+    this.#attachConsole(stream);
+    this.#setStatus('starting');
+    try {
+      await docker.start(id);
+    } catch (e) {
+      stream.destroy();
+      this.#setStatus('offline', 'start failed');
+      throw e;
+    }
+    const state = await docker.inspect(id);
+    if (!state) {
+      stream.destroy();
+      this.#setStatus('offline', 'container vanished');
+      throw new CodedError('CONTAINER_NOT_FOUND', 'container vanished after start');
+    }
+    this.#beginRun(id, state, stream);
+    if (!this.#done && this.status === 'starting') this.#setStatus('running', 'process up');
+  }
+
+  stop(opts: { signal?: Signal; timeout?: number } = {}): Promise<void> {
+    return this.#locked(() => this.#stopLocked(opts));
+  }
+
+  async #stopLocked(opts: { signal?: Signal; timeout?: number }): Promise<void> {
+    const run = this.#run;
+    if (!run) {
+      if (this.status === 'crashed') this.#setStatus('offline', 'stopped');
+      return;
+    }
+    const { docker } = this.#deps;
+    run.expected = true;
+    this.#setStatus('stopping');
+    const stop = this.egg.stop;
+    if (stop === '^C') await docker.kill(run.containerId, 'SIGINT');
+    else if (stop?.startsWith('^')) await docker.kill(run.containerId, 'SIGKILL');
+    else if (stop && run.stream) run.stream.write(`${stop}\n`);
+    else await docker.kill(run.containerId, opts.signal ?? 'SIGTERM');
+    const timeoutS = opts.timeout ?? this.egg.stopTimeout ?? DEFAULT_STOP_TIMEOUT_S;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      run.exited.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), timeoutS * 1000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.#log.info({ action: 'stop', timeoutS }, 'stop timed out, killing');
+      await docker.kill(run.containerId, 'SIGKILL');
+      await run.exited;
+    }
+    await this.#settled(run);
+  }
+
+  /** Waits until the exit handler of `run` has finished (status is final). */
+  async #settled(run: Run): Promise<void> {
+    await run.exited;
+    while (this.#run === run) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Not serialised: works while a stop or start holds the lock. */
+  async kill(): Promise<void> {
+    const run = this.#run;
+    if (!run) {
+      if (this.status === 'crashed') this.#setStatus('offline', 'killed');
+      return;
+    }
+    run.expected = true;
+    await this.#deps.docker.kill(run.containerId, 'SIGKILL');
+    await this.#settled(run);
+  }
+
+  restart(opts: { signal?: Signal; timeout?: number } = {}): Promise<void> {
+    return this.#locked(async () => {
+      await this.#stopLocked(opts);
+      await this.#startLocked();
+    });
+  }
+
+  delete(): Promise<void> {
+    return this.#locked(async () => {
+      const run = this.#run;
+      this.#deleted = true;
+      if (run) {
+        run.expected = true;
+        await this.#deps.docker.kill(run.containerId, 'SIGKILL');
+        await this.#settled(run);
+      }
+      await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
+      await rm(this.dir, { recursive: true, force: true });
+      await rm(this.#definitionFile, { force: true });
+      this.#log.info({ action: 'delete' }, 'deleted');
+    });
+  }
+
+  /** New environment/limits/…: recreate the container, start it again if it was running, wait until ready. */
+  update(
+    patch: Partial<EggConfig>,
+    progress: (stage: UpdateStage, message?: string) => void,
+  ): Promise<ServerStatus> {
+    return this.#locked(async () => {
+      progress('validating');
+      const merged = EggConfig.safeParse({
+        ...this.egg,
+        ...patch,
+        environment: { ...this.egg.environment, ...(patch.environment ?? {}) },
+        limits: { ...this.egg.limits, ...(patch.limits ?? {}) },
+      });
+      if (!merged.success) {
+        throw new CodedError('CONFIG_INVALID', merged.error.issues.map((i) => i.message).join('; '));
+      }
+      const wasRunning = this.#run !== null;
+      if (wasRunning) {
+        progress('stopping');
+        await this.#stopLocked(
+          merged.data.stopTimeout === undefined ? {} : { timeout: merged.data.stopTimeout },
+        );
+      }
+      progress('recreating');
+      const previous = this.egg;
+      this.egg = merged.data;
+      this.#done = doneMatcher(this.egg.done);
+      try {
+        await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
+        this.containerId = null;
+        await this.#createContainer();
+      } catch (e) {
+        this.egg = previous;
+        this.#done = doneMatcher(previous.done);
+        throw e;
+      }
+      await this.persist();
+      if (wasRunning) {
+        progress('starting');
+        await this.#startLocked();
+        progress('waiting_ready');
+        await this.waitReady(120_000);
+      }
+      progress('done');
+      return this.status;
+    });
+  }
+
+  /** After an Agent restart: take over a container that is already running, without restarting it. */
+  async adopt(state: ContainerState): Promise<void> {
+    this.containerId = state.id;
+    if (!state.running) return;
+    const stream = await this.#deps.docker.attach(state.id);
+    this.#attachConsole(stream);
+    this.#beginRun(state.id, state, stream);
+    // its state is known from the container; done lines were printed long ago
+    this.#setStatus('running', 'reattached');
+  }
+
+  /** Stop watching (Agent shutdown): the container keeps running. */
+  detach(): void {
+    const run = this.#run;
+    this.#run = null;
+    run?.watch.abort();
+    run?.stream?.destroy();
+    this.#stats?.close();
+    this.#stats = null;
+    this.#throttle.flush();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // resources
+
+  /**
+   * Bytes under the server directory. The walk can be slow on big worlds, so stats ticks get the
+   * cached figure and refresh it in the background; the pre-start check waits for a fresh one.
+   */
+  async #diskUsed(fresh = false): Promise<number> {
+    const refresh = () => {
+      this.#diskWalk ??= diskUsage(this.dir)
+        .then((bytes) => {
+          this.#disk = { bytes, at: Date.now() };
+        })
+        .finally(() => {
+          this.#diskWalk = null;
+        });
+      return this.#diskWalk;
+    };
+    if (fresh || this.#disk.at === 0) await refresh();
+    else if (Date.now() - this.#disk.at > DISK_CACHE_MS) void refresh();
+    return this.#disk.bytes;
+  }
+
+  /** One resource sample (cgroup files; one-shot Engine stats when those are not readable). */
+  async sample(): Promise<ResourceSnapshot | null> {
+    const run = this.#run;
+    if (!run) return null;
+    let cpuNs: number;
+    let used: number;
+    let limit: number;
+    let rx: number;
+    let tx: number;
+    if (!this.#stats) {
+      const opened = await CgroupStats.open(run.pid, run.containerId);
+      if (this.#run !== run) {
+        opened?.close();
+        return null;
+      }
+      this.#stats = opened;
+    }
+    const at = process.hrtime.bigint();
+    if (this.#stats) {
+      const s = this.#stats.sample();
+      if (!s) return this.latest;
+      ({ cpuNs, memoryUsed: used, memoryLimit: limit, rx, tx } = s);
+    } else {
+      const s = await this.#deps.docker.statsOnce(run.containerId);
+      if (!s) return this.latest;
+      ({ cpuTotalNs: cpuNs, memoryUsed: used, memoryLimit: limit, rx, tx } = s);
+    }
+    if (this.#run !== run) return null;
+    const prev = this.#prevCpu;
+    this.#prevCpu = { ns: cpuNs, at };
+    const cpu = prev ? cpuPercent(prev.ns, cpuNs, Number(at - prev.at)) : 0;
+    const diskBytes = await this.#diskUsed();
+    const diskLimit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
+    const round = (n: number) => Math.round(n * 100) / 100;
+    this.latest = {
+      serverId: this.id,
+      cpu: round(cpu),
+      memory: {
+        used: bytesToSize(used),
+        percentage: limit > 0 ? round((used / limit) * 100) : 0,
+        usedBytes: used,
+        limitBytes: limit,
+      },
+      network: { rx, tx },
+      disk: {
+        used: bytesToSize(diskBytes),
+        percentage: diskLimit > 0 ? round((diskBytes / diskLimit) * 100) : 0,
+        usedBytes: diskBytes,
+        limitBytes: diskLimit,
+      },
+      uptime: Math.max(0, Math.round((Date.now() - run.startedAt) / 1000)),
+    };
+    return this.latest;
+  }
+
+  async statusData(): Promise<StatusData> {
+    const r = this.#run ? ((await this.sample()) ?? this.latest) : null;
+    const limit = r?.memory.limitBytes ?? 0;
+    const used = r?.memory.usedBytes ?? 0;
+    return {
+      serverId: this.id,
+      status: this.status,
+      containerId: this.containerId,
+      uptime: r?.uptime ?? 0,
+      resources: {
+        cpu: r?.cpu ?? 0,
+        memory: {
+          used: bytesToSize(used),
+          available: bytesToSize(Math.max(0, limit - used)),
+          usedBytes: used,
+          limitBytes: limit,
+        },
+        network: { tx: r?.network.tx ?? 0, rx: r?.network.rx ?? 0 },
+      },
+    };
+  }
+}

@@ -1,0 +1,236 @@
+/** Round-trip tests for every action, event and REST schema of the Agent protocol. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  type Action,
+  actionPayloads,
+  command,
+  type EventName,
+  errorResponse,
+  event,
+  eventData,
+  okResponse,
+  PingMessage,
+  PongMessage,
+  parseAgentInbound,
+  parsePanelInbound,
+  RefreshRequest,
+  RegisterRequest,
+  RegisterResponse,
+} from './index.ts';
+
+const egg = {
+  name: 'mc',
+  image: 'ghcr.io/pterodactyl/yolks:java_17',
+  ports: { '25565': 25565, '25575/tcp': { hostPort: 25575, hostIp: '127.0.0.1' } },
+  environment: { SERVER_JARFILE: 'server.jar' },
+  limits: { memory: '2048m', cpu: '2', disk: '5g', swap: -1, pids: 512 },
+  startup: 'java -Xmx{{SERVER_MEMORY}}M -jar {{SERVER_JARFILE}}',
+  done: ['Done (', 'regex:^ready$'],
+  stop: '^C',
+  stopTimeout: 30,
+  crashRestart: true,
+};
+
+/** One valid payload per action (and a serverId when it needs one). */
+const actions: Record<Action, { payload: unknown; serverId?: string }> = {
+  create_server: { payload: { serverId: 's1', eggConfig: egg } },
+  start_server: { payload: {}, serverId: 's1' },
+  stop_server: { payload: { signal: 'SIGINT', timeout: 10 }, serverId: 's1' },
+  restart_server: { payload: { timeout: 0 }, serverId: 's1' },
+  kill_server: { payload: {}, serverId: 's1' },
+  delete_server: { payload: {}, serverId: 's1' },
+  get_status: { payload: {}, serverId: 's1' },
+  send_command: { payload: { command: 'say hi' }, serverId: 's1' },
+  update_server: { payload: { environment: { A: 'b' }, limits: { memory: '1g' } }, serverId: 's1' },
+  system_info: { payload: {} },
+  list_servers: { payload: {} },
+  list_files: { payload: { path: '/config' }, serverId: 's1' },
+  get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
+};
+
+/** One bad payload per action that has a payload to get wrong. */
+const badPayloads: Partial<Record<Action, unknown>> = {
+  create_server: { serverId: 's1', eggConfig: { name: 'x' } },
+  start_server: { unexpected: true },
+  stop_server: { signal: 'SIGNOPE' },
+  restart_server: { timeout: -1 },
+  send_command: { command: '' },
+  update_server: { limits: { memory: 'lots' } },
+  list_files: { path: 5 },
+  get_file: { path: 'x'.repeat(5000) },
+};
+
+const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };
+const events: Record<EventName, unknown> = {
+  server_status_changed: { serverId: 's1', previousStatus: 'starting', currentStatus: 'running', pid: 7 },
+  server_log: { serverId: 's1', logLevel: 'INFO', message: 'Done (1.2s)!', stream: 'stdout' },
+  server_log_dropped: { serverId: 's1', count: 12, reason: 'throttled' },
+  resource_update: {
+    serverId: 's1',
+    cpu: 12.5,
+    memory: usage,
+    network: { rx: 10, tx: 20 },
+    disk: usage,
+    uptime: 60,
+  },
+  server_crashed: { serverId: 's1', exitCode: 137, oomKilled: true, restarting: false, reason: 'oom' },
+  server_update_progress: { serverId: 's1', stage: 'recreating' },
+  players_update: { serverId: 's1', online: 1, max: 20, list: ['steve'] },
+  install_output: { serverId: 's1', message: 'downloading' },
+  install_completed: { serverId: 's1', success: true, exitCode: 0 },
+  agent_hello: {
+    protocolVersion: 1,
+    agentVersion: '0.1.0',
+    servers: [{ serverId: 's1', status: 'running', containerId: 'abc' }],
+  },
+};
+
+const json = (v: unknown) => JSON.parse(JSON.stringify(v));
+
+describe('every action', () => {
+  it('the sample table covers every action', () => {
+    assert.deepEqual(Object.keys(actions).sort(), Object.keys(actionPayloads).sort());
+  });
+  for (const [action, sample] of Object.entries(actions) as [
+    Action,
+    { payload: unknown; serverId?: string },
+  ][]) {
+    it(`${action} round-trips`, () => {
+      const cmd = command(
+        action,
+        sample.payload as never,
+        sample.serverId ? { serverId: sample.serverId } : {},
+      );
+      const r = parseAgentInbound(JSON.stringify(cmd));
+      assert.equal(r.ok, true, r.ok ? '' : r.message);
+      if (r.ok) assert.deepEqual(json(r.message), json(cmd));
+    });
+    const bad = badPayloads[action];
+    if (bad !== undefined) {
+      it(`${action} with a bad payload is CONFIG_INVALID, id kept`, () => {
+        const cmd = { ...command(action, {} as never, { serverId: 's1' }), payload: bad };
+        const r = parseAgentInbound(JSON.stringify(cmd));
+        assert.equal(r.ok, false);
+        if (!r.ok) {
+          assert.equal(r.code, 'CONFIG_INVALID');
+          assert.equal(r.id, cmd.id);
+        }
+      });
+    }
+  }
+  it('a server action without a serverId is CONFIG_INVALID', () => {
+    const r = parseAgentInbound(JSON.stringify(command('start_server', {})));
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.code, 'CONFIG_INVALID');
+  });
+  it('update_server adds no defaults: only the fields given change', () => {
+    const r = parseAgentInbound(
+      JSON.stringify(command('update_server', { environment: { A: 'b' } }, { serverId: 's1' })),
+    );
+    assert.equal(r.ok, true);
+    if (r.ok && r.message.type === 'command')
+      assert.deepEqual(r.message.payload, { environment: { A: 'b' } });
+    else assert.fail('expected a command');
+  });
+  it('an envelope with a wrong type or shape is INVALID_MESSAGE', () => {
+    for (const raw of [
+      '[]',
+      '{"type":"command"}',
+      JSON.stringify({ ...command('get_status', {}, { serverId: 's1' }), timestamp: 'yesterday' }),
+      JSON.stringify({ ...command('get_status', {}, { serverId: 's1' }), type: 'event' }),
+      JSON.stringify({ id: 'p', type: 'ping' }),
+    ]) {
+      const r = parseAgentInbound(raw);
+      assert.equal(r.ok, false, raw);
+      if (!r.ok) assert.equal(r.code, 'INVALID_MESSAGE', raw);
+    }
+  });
+});
+
+describe('every event', () => {
+  it('the sample table covers every event', () => {
+    assert.deepEqual(Object.keys(events).sort(), Object.keys(eventData).sort());
+  });
+  for (const [name, data] of Object.entries(events) as [EventName, unknown][]) {
+    it(`${name} round-trips and rejects wrong data`, () => {
+      const msg = event(name, data as never, 'agent_1');
+      const r = parsePanelInbound(JSON.stringify(msg));
+      assert.equal(r.ok, true, r.ok ? '' : r.message);
+      if (r.ok) assert.deepEqual(json(r.message), json(msg));
+      const bad = parsePanelInbound(JSON.stringify({ ...msg, data: { serverId: 42 } }));
+      assert.equal(bad.ok, false);
+      if (!bad.ok) assert.equal(bad.code, 'INVALID_MESSAGE');
+    });
+  }
+  it('an unknown event is INVALID_MESSAGE', () => {
+    const r = parsePanelInbound(
+      JSON.stringify({ ...event('server_log', { serverId: 's', message: 'x' }), event: 'nope' }),
+    );
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.code, 'INVALID_MESSAGE');
+  });
+});
+
+describe('responses, heartbeat, registration', () => {
+  it('ok and error responses round-trip; an unknown error code is rejected', () => {
+    for (const res of [
+      okResponse('c1', { status: 'running' }, 'started'),
+      errorResponse('c2', 'SERVER_NOT_FOUND', 'no'),
+    ]) {
+      const r = parsePanelInbound(JSON.stringify(res));
+      assert.equal(r.ok, true);
+      if (r.ok) assert.deepEqual(json(r.message), json(res));
+    }
+    const bad = parsePanelInbound(
+      JSON.stringify({ ...errorResponse('c3', 'TIMEOUT', 'x'), error: { code: 'NOPE', message: 'x' } }),
+    );
+    assert.equal(bad.ok, false);
+  });
+  it('ping and pong round-trip', () => {
+    const ping = { id: 'p1', type: 'ping', timestamp: new Date().toISOString() };
+    assert.deepEqual(PingMessage.parse(json(ping)), ping);
+    const r = parseAgentInbound(JSON.stringify(ping));
+    assert.equal(r.ok && r.message.type, 'ping');
+    const pong = {
+      id: 'p1',
+      type: 'pong',
+      timestamp: new Date().toISOString(),
+      data: { agentStatus: 'healthy', activeServers: 2, systemLoad: { cpu: 10, memory: 50, disk: 30 } },
+    };
+    assert.deepEqual(PongMessage.parse(json(pong)), pong);
+    const p = parsePanelInbound(JSON.stringify(pong));
+    assert.equal(p.ok, true);
+    assert.equal(parsePanelInbound(JSON.stringify({ ...pong, data: { agentStatus: 'sleepy' } })).ok, false);
+  });
+  it('the seed registration request and response round-trip', () => {
+    const req = {
+      name: 'node-01',
+      hostname: '192.168.1.100',
+      port: 8080,
+      capabilities: {
+        maxMemory: '16GB',
+        maxCpuCores: 8,
+        dockerVersion: '24.0.0',
+        supportedArchitectures: ['amd64', 'arm64'],
+      },
+      protocolVersion: 1,
+    };
+    assert.deepEqual(RegisterRequest.parse(json(req)), req);
+    assert.equal(RegisterRequest.safeParse({ ...req, port: 70000 }).success, false);
+    const res = {
+      success: true,
+      agent: {
+        id: 'agent_uuid',
+        token: 'jwt',
+        websocketUrl: 'wss://panel.domain.com/ws/agents',
+        refreshToken: 'r',
+        expiresAt: '2030-01-01T00:00:00Z',
+      },
+    };
+    assert.deepEqual(RegisterResponse.parse(json(res)), res);
+    assert.equal(RegisterResponse.safeParse({ success: false, agent: res.agent }).success, false);
+    assert.deepEqual(RefreshRequest.parse({ refreshToken: 'r' }), { refreshToken: 'r' });
+    assert.equal(RefreshRequest.safeParse({ refreshToken: '' }).success, false);
+  });
+});
