@@ -1,0 +1,64 @@
+/**
+ * Admin tasks straight on the database, for the CLI (`user create`, `node create`,
+ * `apikey create`) and `up`: no HTTP, no listening.
+ */
+import { CodedError } from '@cap/protocol';
+import type { PanelConfig } from './config/index.ts';
+import { type Db, openDatabase } from './db/index.ts';
+import { ApiKeysRepo } from './modules/api-keys/repo.ts';
+import { ApiKeysService } from './modules/api-keys/service.ts';
+import { NodesRepo } from './modules/nodes/repo.ts';
+import { NodesService } from './modules/nodes/service.ts';
+import { UsersRepo } from './modules/users/repo.ts';
+import { type PublicUser, Role, UsersService } from './modules/users/service.ts';
+
+export interface PanelAdmin {
+  createUser(input: { email: string; password: string; role: string }): Promise<PublicUser>;
+  createNode(name: string): Promise<{ nodeId: string; agentSecret: string; command: string }>;
+  /** the node with that name, with a fresh secret (or a new node when there is none) */
+  ensureNode(name: string): Promise<{ nodeId: string; agentSecret: string; created: boolean }>;
+  nodeExists(id: string): Promise<boolean>;
+  createApiKey(email: string, name: string): Promise<{ id: string; key: string }>;
+  close(): Promise<void>;
+}
+
+export async function openPanelAdmin(config: PanelConfig): Promise<PanelAdmin> {
+  const db: Db = await openDatabase(config);
+  const usersRepo = new UsersRepo(db);
+  const users = new UsersService(usersRepo);
+  const nodes = new NodesService(
+    new NodesRepo(db),
+    () => ({ isOnline: () => false, disconnect: () => undefined }),
+    config.publicUrl,
+  );
+  const keys = new ApiKeysService(new ApiKeysRepo(db));
+  return {
+    async createUser(input) {
+      const role = Role.safeParse(input.role);
+      if (!role.success) throw new CodedError('VALIDATION_FAILED', 'role must be owner, admin or spectator');
+      if (input.password.length < 8)
+        throw new CodedError('VALIDATION_FAILED', 'password: at least 8 characters');
+      return users.create(null, { email: input.email, password: input.password, role: role.data });
+    },
+    async createNode(name) {
+      const r = await nodes.create(name);
+      return { nodeId: r.node.id, agentSecret: r.agentSecret, command: r.command };
+    },
+    async ensureNode(name) {
+      const existing = await nodes.findByName(name);
+      if (existing) {
+        const r = await nodes.rotateSecret(existing.id);
+        return { nodeId: existing.id, agentSecret: r.agentSecret, created: false };
+      }
+      const r = await nodes.create(name);
+      return { nodeId: r.node.id, agentSecret: r.agentSecret, created: true };
+    },
+    nodeExists: (id) => nodes.exists(id),
+    async createApiKey(email, name) {
+      const u = await usersRepo.findByEmail(email);
+      if (!u) throw new CodedError('NOT_FOUND', `no user ${email}`);
+      return keys.create(u.id, name);
+    },
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,196 @@
+/** The Panel as a Fastify app: `build()` wires everything without listening; `startPanel()` listens. */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CodedError } from '@cap/protocol';
+import cookie from '@fastify/cookie';
+import fastifyStatic from '@fastify/static';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import { type Logger, pino } from 'pino';
+import type { PanelConfig } from './config/index.ts';
+import { type Db, openDatabase } from './db/index.ts';
+import { installAuth } from './http/auth.ts';
+import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
+import { agentsRoutes } from './modules/agents/routes.ts';
+import { apiKeysRoutes } from './modules/api-keys/routes.ts';
+import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
+import { dashboardRoutes } from './modules/dashboard/routes.ts';
+import { nodesRoutes } from './modules/nodes/routes.ts';
+import { serversRoutes } from './modules/servers/routes.ts';
+import { usersRoutes } from './modules/users/routes.ts';
+import { agentSocketRoutes } from './relay/agent-socket.ts';
+import { clientRelayRoutes } from './relay/client-relay.ts';
+import { createServices, type PanelServices } from './services.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    panel: PanelServices;
+    /** the one-time setup link when no user exists yet (printed on the console) */
+    setupUrl: string | undefined;
+  }
+}
+
+export interface BuildOptions {
+  logger?: Logger;
+  /** use this database instead of opening one from the config (tests); it is not closed by the app */
+  db?: Db;
+}
+
+const METRICS_FLUSH_MS = 10_000;
+const PRUNE_MS = 3600_000;
+
+export function defaultLogger(level: string): Logger {
+  return pino({ level, base: undefined, redact: ['req.headers.authorization', 'req.headers.cookie'] });
+}
+
+export async function build(config: PanelConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const log = opts.logger ?? defaultLogger(config.logLevel);
+  const db = opts.db ?? (await openDatabase(config));
+  const s = createServices(config, db, log);
+  await s.servers.init();
+  const { setupToken } = await s.auth.bootstrap({
+    ...(config.adminEmail ? { email: config.adminEmail } : {}),
+    ...(config.adminPassword ? { password: config.adminPassword } : {}),
+  });
+
+  // pino's Logger and Fastify's base logger type differ only in generics.
+  const app = Fastify({
+    loggerInstance: log,
+    genReqId: () => randomUUID(),
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+  }) as unknown as FastifyInstance;
+  app.decorate('panel', s);
+  app.decorate('setupUrl', setupToken ? `${config.publicUrl}/setup?token=${setupToken}` : undefined);
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandler(app);
+  await app.register(cookie);
+  // Before the auth hook: its onRequest hook marks upgrade requests, so a refused upgrade's
+  // socket is destroyed after the 401 instead of lingering.
+  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
+  // A close handshake can wait 30 s on a silent peer; shutting down should not.
+  app.addHook('preClose', async () => {
+    s.hub.close();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const c of app.websocketServer.clients) c.terminate();
+  });
+  installAuth(app, s.auth, s.routes);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Ctrl-Alt-Play Panel API',
+        version: PANEL_VERSION,
+        description:
+          'Every error is `{ code, message, requestId }` with `code` from the `Error` schema. Session cookie `cap_session` + `X-CSRF-Token` on state-changing requests, or `Authorization: Bearer cap_…` API keys.',
+      },
+      components: {
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: 'cap_session' },
+          apiKey: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ session: [] }, { apiKey: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+
+  // Every documented route answers errors in the one shape; say so in the document.
+  app.addHook('onRoute', (r) => {
+    if (!r.url?.startsWith('/api/') || !r.schema || r.schema.hide) return;
+    r.schema.response = {
+      ...(r.schema.response as object | undefined),
+      '4XX': ErrorResponse,
+      '5XX': ErrorResponse,
+    };
+  });
+
+  app.get('/api/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
+  for (const routes of [
+    authRoutes,
+    usersRoutes,
+    apiKeysRoutes,
+    nodesRoutes,
+    agentsRoutes,
+    serversRoutes,
+    dashboardRoutes,
+    agentSocketRoutes,
+    clientRelayRoutes,
+  ]) {
+    await routes(app, s);
+  }
+
+  const index = join(config.webDist, 'index.html');
+  const hasWeb = existsSync(index);
+  if (hasWeb) {
+    await app.register(fastifyStatic, { root: config.webDist, wildcard: false, index: ['index.html'] });
+  }
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (hasWeb && req.method === 'GET' && !path.startsWith('/api') && !path.startsWith('/ws')) {
+      return reply.type('text/html').sendFile('index.html');
+    }
+    return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path}`, String(req.id)));
+  });
+
+  const timers = [
+    setInterval(() => {
+      s.metrics.flush().catch((err: Error) => log.warn({ err: err.message }, 'metrics flush failed'));
+    }, METRICS_FLUSH_MS),
+    setInterval(() => {
+      s.metrics.prune().catch((err: Error) => log.warn({ err: err.message }, 'metrics prune failed'));
+      s.auth.pruneSessions().catch((err: Error) => log.warn({ err: err.message }, 'session prune failed'));
+    }, PRUNE_MS),
+  ];
+  for (const t of timers) t.unref();
+  app.addHook('onClose', async () => {
+    for (const t of timers) clearInterval(t);
+    s.hub.close();
+    s.live.close();
+    await s.metrics.flush(true).catch(() => undefined);
+    if (!opts.db) await db.destroy();
+  });
+
+  if (app.setupUrl) {
+    log.warn({ setupUrl: app.setupUrl }, 'no users yet: open the one-time setup link to create the owner');
+  }
+  return app;
+}
+
+export interface RunningPanel {
+  app: FastifyInstance;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startPanel(config: PanelConfig, opts: BuildOptions = {}): Promise<RunningPanel> {
+  const app = await build(config, opts);
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (e) {
+    await app.close();
+    throw new CodedError(
+      'CONFIG_INVALID',
+      `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`,
+    );
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return { app, url: `http://${host}:${port}`, stop: () => app.close() };
+}

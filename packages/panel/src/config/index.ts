@@ -1,0 +1,93 @@
+/** Panel configuration: read from the environment here only, validated once, frozen. */
+import { resolve } from 'node:path';
+import { CodedError } from '@cap/protocol';
+import { z } from 'zod';
+
+const Port = z.coerce.number().int().min(0).max(65535);
+const PositiveMs = z.coerce
+  .number()
+  .int()
+  .min(10)
+  .max(24 * 3600 * 1000);
+
+const EnvSchema = z.object({
+  PORT: Port.default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+    .optional(),
+  /** the URL browsers and Agents reach the Panel at; default http://localhost:PORT */
+  PANEL_URL: z.url().optional(),
+  ADMIN_EMAIL: z.email().optional(),
+  ADMIN_PASSWORD: z.string().min(8).max(256).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PANEL_AGENT_PING_MS: PositiveMs.default(30_000),
+  PANEL_COMMAND_TIMEOUT_MS: PositiveMs.default(30_000),
+  PANEL_UPDATE_TIMEOUT_MS: PositiveMs.default(180_000),
+  PANEL_LOGIN_RATE_PER_MIN: z.coerce.number().int().min(1).max(10_000).default(5),
+  PANEL_WEB_DIST: z.string().optional(),
+  PANEL_SESSION_TTL_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(24 * 7),
+});
+
+export interface PanelConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly databaseUrl: string | undefined;
+  readonly publicUrl: string;
+  readonly adminEmail: string | undefined;
+  readonly adminPassword: string | undefined;
+  readonly logLevel: string;
+  readonly agentPingMs: number;
+  readonly commandTimeoutMs: number;
+  readonly updateTimeoutMs: number;
+  readonly loginRatePerMin: number;
+  readonly webDist: string;
+  readonly sessionTtlMs: number;
+}
+
+/** Validate the environment; throws CONFIG_INVALID naming every bad key. */
+export function loadPanelConfig(env: Record<string, string | undefined>): PanelConfig {
+  const clean: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') clean[key] = v;
+  }
+  const parsed = EnvSchema.safeParse(clean);
+  if (!parsed.success) {
+    const bad = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new CodedError('CONFIG_INVALID', `invalid Panel configuration: ${bad.join('; ')}`, {
+      details: parsed.error.issues.map((i) => i.path.join('.')),
+    });
+  }
+  const e = parsed.data;
+  if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
+    throw new CodedError('CONFIG_INVALID', 'ADMIN_EMAIL and ADMIN_PASSWORD go together', {
+      details: ['ADMIN_EMAIL', 'ADMIN_PASSWORD'],
+    });
+  }
+  const publicUrl = (e.PANEL_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: resolve(e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    publicUrl,
+    adminEmail: e.ADMIN_EMAIL?.toLowerCase(),
+    adminPassword: e.ADMIN_PASSWORD,
+    logLevel: e.LOG_LEVEL,
+    agentPingMs: e.PANEL_AGENT_PING_MS,
+    commandTimeoutMs: e.PANEL_COMMAND_TIMEOUT_MS,
+    updateTimeoutMs: e.PANEL_UPDATE_TIMEOUT_MS,
+    loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
+    webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
+    sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
+  });
+}

@@ -1,0 +1,224 @@
+/**
+ * The repositories against both databases: SQLite (node:sqlite) and a real PostgreSQL
+ * (TEST_DATABASE_URL; a fresh database per run, dropped after). Never skipped.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { pino } from 'pino';
+import { build } from '../app.ts';
+import { loadPanelConfig } from '../config/index.ts';
+import { RefreshTokensRepo } from '../modules/agents/repo.ts';
+import { MetricsRepo } from '../modules/metrics/repo.ts';
+import { MetricsService } from '../modules/metrics/service.ts';
+import { NodesRepo } from '../modules/nodes/repo.ts';
+import { ServersRepo } from '../modules/servers/repo.ts';
+import { UsersRepo } from '../modules/users/repo.ts';
+import { type Db, migrate, openPostgres, openSqlite } from './index.ts';
+import { SettingsRepo } from './settings-repo.ts';
+
+const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
+const now = () => new Date().toISOString();
+
+async function exercise(db: Db): Promise<void> {
+  await migrate(db);
+  await migrate(db); // idempotent
+  const users = new UsersRepo(db);
+  await users.insert({
+    id: 'u1',
+    email: 'a@x.test',
+    password_hash: 'h',
+    role: 'owner',
+    created_at: now(),
+    updated_at: now(),
+  });
+  assert.equal(await users.count(), 1);
+  assert.equal(await users.count('owner'), 1);
+  assert.equal((await users.findByEmail('A@X.TEST'))?.id, 'u1');
+  await assert.rejects(
+    users.insert({
+      id: 'u2',
+      email: 'a@x.test',
+      password_hash: 'h',
+      role: 'admin',
+      created_at: now(),
+      updated_at: now(),
+    }),
+  );
+
+  const settings = new SettingsRepo(db);
+  await settings.set('k', 'v1');
+  await settings.set('k', 'v2');
+  assert.equal(await settings.get('k'), 'v2');
+
+  const nodes = new NodesRepo(db);
+  await nodes.insert({
+    id: 'n1',
+    name: 'node',
+    secret_hash: 'sh',
+    hostname: null,
+    capabilities: null,
+    system_info: null,
+    load: null,
+    protocol_version: 1,
+    last_heartbeat_at: null,
+    created_at: now(),
+  });
+  assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
+
+  const servers = new ServersRepo(db);
+  await servers.insert({
+    id: 's1',
+    name: 's',
+    node_id: 'n1',
+    image: 'i',
+    startup: '',
+    environment: '{"A":"1"}',
+    ports: '{}',
+    limits: '{}',
+    done: null,
+    stop: null,
+    status: 'offline',
+    desired_state: 'offline',
+    last_update: null,
+    created_at: now(),
+    updated_at: now(),
+  });
+  assert.equal((await nodes.serverCounts()).get('n1'), 1);
+  // a node with servers cannot vanish underneath them
+  await assert.rejects(nodes.delete('n1'));
+
+  const tokens = new RefreshTokensRepo(db);
+  await tokens.insert({ id: 't1', node_id: 'n1', created_at: now(), expires_at: now(), used_at: null });
+  assert.equal(await tokens.markUsed('t1', now()), true);
+  assert.equal(await tokens.markUsed('t1', now()), false);
+
+  const metrics = new MetricsService(new MetricsRepo(db));
+  const base = Date.UTC(2030, 0, 1, 0, 0, 0);
+  const snap = (cpu: number, mem: number) => ({
+    serverId: 's1',
+    cpu,
+    uptime: 1,
+    network: { rx: 10, tx: 20 },
+    memory: { used: '1m', percentage: 1, usedBytes: mem, limitBytes: 0 },
+    disk: { used: '1m', percentage: 1, usedBytes: 5_000_000_000, limitBytes: 0 },
+  });
+  metrics.record('s1', snap(10, 100), base + 1000);
+  metrics.record('s1', snap(30, 300), base + 2000);
+  metrics.record('s1', snap(50, 500), base + 61_000); // next minute closes the first
+  await metrics.flush();
+  const rows = await new MetricsRepo(db).range('s1', base - 1);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.cpu, 20);
+  assert.equal(rows[0]?.memory_bytes, 200);
+  assert.equal(rows[0]?.disk_bytes, 5_000_000_000);
+  const buckets = await metrics.range('s1', '1h', base + 120_000);
+  assert.deepEqual(
+    buckets.map((b) => b.cpu),
+    [20, 50],
+  );
+  await metrics.flush(true);
+  await metrics.flush(true); // upsert, not duplicate
+  assert.equal((await new MetricsRepo(db).range('s1', base - 1)).length, 2);
+  await metrics.prune(base + 8 * 24 * 3600_000);
+  assert.equal((await new MetricsRepo(db).range('s1', 0)).length, 0);
+
+  await servers.delete('s1');
+  await nodes.delete('n1');
+  assert.equal(await tokens.find('t1'), undefined, 'refresh tokens go with their node');
+}
+
+describe('database', () => {
+  test('SQLite (node:sqlite) with WAL and foreign keys', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cap-db-'));
+    const db = openSqlite(join(dir, 'panel.sqlite'));
+    try {
+      await exercise(db);
+    } finally {
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('PostgreSQL', () => {
+    const name = `cap_test_${process.pid}_${Date.now().toString(36)}`;
+    const url = new URL(PG_URL);
+    const admin = new pg.Client({ connectionString: PG_URL });
+    before(async () => {
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+      url.pathname = `/${name}`;
+    });
+    after(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    });
+
+    test('the same repositories and migrations', async () => {
+      const db = openPostgres(url.toString());
+      try {
+        await exercise(db);
+      } finally {
+        await db.destroy();
+      }
+    });
+
+    test('the whole Panel on DATABASE_URL', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cap-pg-app-'));
+      const second = `${name}_app`;
+      await admin.query(`CREATE DATABASE ${second}`);
+      const appUrl = new URL(PG_URL);
+      appUrl.pathname = `/${second}`;
+      const app = await build(
+        loadPanelConfig({
+          DATA_DIR: dir,
+          DATABASE_URL: appUrl.toString(),
+          ADMIN_EMAIL: 'pg@x.test',
+          ADMIN_PASSWORD: 'pg-password-1',
+        }),
+        { logger: pino({ level: 'silent' }) },
+      );
+      try {
+        const login = await app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { email: 'pg@x.test', password: 'pg-password-1' },
+        });
+        assert.equal(login.statusCode, 200);
+        const headers = {
+          cookie: `cap_session=${login.cookies.find((c) => c.name === 'cap_session')?.value}`,
+          'x-csrf-token': login.json().csrfToken,
+        };
+        const node = await app.inject({
+          method: 'POST',
+          url: '/api/nodes',
+          headers,
+          payload: { name: 'pg-node' },
+        });
+        assert.equal(node.statusCode, 201);
+        const reg = await app.inject({
+          method: 'POST',
+          url: '/api/agents/register',
+          headers: { authorization: `Bearer ${node.json().agentSecret}` },
+          payload: {
+            name: 'a',
+            hostname: 'h',
+            port: 1,
+            capabilities: { maxMemory: '1g', maxCpuCores: 1, dockerVersion: '1', supportedArchitectures: [] },
+          },
+        });
+        assert.equal(reg.statusCode, 200, reg.body);
+        const list = await app.inject({ method: 'GET', url: '/api/nodes', headers });
+        assert.equal(list.json()[0].serverCount, 0);
+        assert.equal((await app.inject({ method: 'GET', url: '/api/dashboard', headers })).statusCode, 200);
+      } finally {
+        await app.close();
+        await admin.query(`DROP DATABASE IF EXISTS ${second} WITH (FORCE)`);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});

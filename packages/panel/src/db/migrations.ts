@@ -1,0 +1,102 @@
+/** Migrations as code, the same for SQLite and PostgreSQL (portable types only). */
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+
+// Kysely migrations must accept any database shape: the schema is what they build.
+type AnyDb = Kysely<unknown>;
+
+const m001: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('users')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('email', 'text', (c) => c.notNull().unique())
+      .addColumn('password_hash', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('sessions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('csrf_token', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+    await db.schema
+      .createTable('api_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .execute();
+    await db.schema
+      .createTable('nodes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('hostname', 'text')
+      .addColumn('capabilities', 'text')
+      .addColumn('system_info', 'text')
+      .addColumn('load', 'text')
+      .addColumn('protocol_version', 'integer')
+      .addColumn('last_heartbeat_at', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('agent_refresh_tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id').onDelete('cascade'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('used_at', 'text')
+      .execute();
+    await db.schema.createIndex('refresh_node').on('agent_refresh_tokens').column('node_id').execute();
+    await db.schema
+      .createTable('servers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id').onDelete('restrict'))
+      .addColumn('image', 'text', (c) => c.notNull())
+      .addColumn('startup', 'text', (c) => c.notNull())
+      .addColumn('environment', 'text', (c) => c.notNull())
+      .addColumn('ports', 'text', (c) => c.notNull())
+      .addColumn('limits', 'text', (c) => c.notNull())
+      .addColumn('done', 'text')
+      .addColumn('stop', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('desired_state', 'text', (c) => c.notNull())
+      .addColumn('last_update', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('servers_node').on('servers').column('node_id').execute();
+    await db.schema
+      .createTable('metric_buckets')
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('t', 'double precision', (c) => c.notNull())
+      .addColumn('samples', 'integer', (c) => c.notNull())
+      .addColumn('cpu', 'double precision', (c) => c.notNull())
+      .addColumn('memory_bytes', 'double precision', (c) => c.notNull())
+      .addColumn('rx_bytes', 'double precision', (c) => c.notNull())
+      .addColumn('tx_bytes', 'double precision', (c) => c.notNull())
+      .addColumn('disk_bytes', 'double precision', (c) => c.notNull())
+      .addPrimaryKeyConstraint('metric_buckets_pk', ['server_id', 't'])
+      .execute();
+    await db.schema.createIndex('metric_buckets_t').on('metric_buckets').column('t').execute();
+    await db.schema
+      .createTable('settings')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
+export const migrations: Record<string, Migration> = { '001_initial': m001 };
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

@@ -1,0 +1,92 @@
+/** Table types for Kysely. JSON columns are text; times are ISO strings; metric times are epoch ms. */
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  role: string;
+  created_at: string;
+  updated_at: string;
+}
+export interface SessionsTable {
+  /** SHA-256 of the cookie token */
+  id: string;
+  user_id: string;
+  csrf_token: string;
+  created_at: string;
+  expires_at: string;
+}
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  key_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+export interface NodesTable {
+  id: string;
+  name: string;
+  secret_hash: string;
+  hostname: string | null;
+  capabilities: string | null;
+  system_info: string | null;
+  load: string | null;
+  protocol_version: number | null;
+  last_heartbeat_at: string | null;
+  created_at: string;
+}
+export interface AgentRefreshTokensTable {
+  /** SHA-256 of the token */
+  id: string;
+  node_id: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+export interface ServersTable {
+  id: string;
+  name: string;
+  node_id: string;
+  image: string;
+  startup: string;
+  environment: string;
+  ports: string;
+  limits: string;
+  done: string | null;
+  stop: string | null;
+  status: string;
+  desired_state: string;
+  last_update: string | null;
+  created_at: string;
+  updated_at: string;
+}
+export interface MetricBucketsTable {
+  server_id: string;
+  /** bucket start, epoch ms */
+  t: number;
+  samples: number;
+  cpu: number;
+  memory_bytes: number;
+  rx_bytes: number;
+  tx_bytes: number;
+  disk_bytes: number;
+}
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_keys: ApiKeysTable;
+  nodes: NodesTable;
+  agent_refresh_tokens: AgentRefreshTokensTable;
+  servers: ServersTable;
+  metric_buckets: MetricBucketsTable;
+  settings: SettingsTable;
+}
+
+export type { Generated };

@@ -1,0 +1,88 @@
+/**
+ * Authentication (session cookie or API key) and the per-route rule. Every /api and /ws route
+ * must declare `config.auth`; a route without one refuses to register.
+ */
+import { CodedError } from '@cap/protocol';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { safeEqual } from '../lib/crypto.ts';
+import type { AuthService, Principal } from '../modules/auth/service.ts';
+import { type Role, roleRank } from '../modules/users/service.ts';
+
+/** public: anyone; agent: the handler checks agent credentials; user: any role; admin/owner: at least that. */
+export type AuthRule = 'public' | 'agent' | 'user' | 'admin' | 'owner';
+export const SESSION_COOKIE = 'cap_session';
+export const CSRF_HEADER = 'x-csrf-token';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    auth?: AuthRule;
+  }
+}
+
+export interface RouteRecord {
+  method: string;
+  url: string;
+  auth: AuthRule;
+}
+
+export function bearerOf(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  return m?.[1];
+}
+
+export async function resolvePrincipal(auth: AuthService, req: FastifyRequest): Promise<Principal | null> {
+  const bearer = bearerOf(req);
+  if (bearer) return auth.fromApiKey(bearer);
+  const cookie = req.cookies[SESSION_COOKIE];
+  if (cookie) return auth.fromSessionToken(cookie);
+  return null;
+}
+
+export function hasRole(role: Role, rule: 'user' | 'admin' | 'owner'): boolean {
+  return rule === 'user' || roleRank[role] >= roleRank[rule];
+}
+
+export function installAuth(app: FastifyInstance, auth: AuthService, routes: RouteRecord[]): void {
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRoute', (opts) => {
+    const url = opts.url ?? opts.path;
+    if (!url.startsWith('/api') && !url.startsWith('/ws')) return;
+    let rule = (opts.config as { auth?: AuthRule } | undefined)?.auth;
+    // The generated docs (swagger-ui assets and the document itself) are public by design.
+    if (!rule && (url.startsWith('/api/docs') || url === '/api/openapi.json')) {
+      rule = 'public';
+      opts.config = { ...(opts.config ?? {}), auth: 'public' };
+    }
+    if (!rule) throw new Error(`route ${String(opts.method)} ${url} has no auth rule`);
+    const methods = Array.isArray(opts.method) ? opts.method : [opts.method];
+    for (const m of methods) routes.push({ method: String(m), url, auth: rule });
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const rule = req.routeOptions.config?.auth;
+    if (!rule || rule === 'public' || rule === 'agent') return;
+    const p = await resolvePrincipal(auth, req);
+    if (!p) throw new CodedError('UNAUTHENTICATED', 'log in or send an API key');
+    req.principal = p;
+    if (p.via === 'session' && !SAFE_METHODS.has(req.method)) {
+      const sent = req.headers[CSRF_HEADER];
+      if (typeof sent !== 'string' || !p.csrfToken || !safeEqual(sent, p.csrfToken)) {
+        throw new CodedError('CSRF_FAILED', 'missing or wrong X-CSRF-Token');
+      }
+    }
+    if (!hasRole(p.user.role, rule)) throw new CodedError('FORBIDDEN', `needs the ${rule} role`);
+  });
+}
+
+/** The principal of an authenticated route (the hook guarantees it). */
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new CodedError('UNAUTHENTICATED', 'log in or send an API key');
+  return req.principal;
+}

@@ -1,0 +1,237 @@
+/**
+ * Every route in the app's route table × anonymous / spectator / admin / owner. A route that is
+ * missing from EXPECTED (or whose rule differs) fails here, so no route ships without a rule.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { build } from '../app.ts';
+import { loadPanelConfig } from '../config/index.ts';
+import type { AuthRule } from './auth.ts';
+
+const EXPECTED: Record<string, AuthRule> = {
+  'GET /api/health': 'public',
+  'GET /api/setup': 'public',
+  'POST /api/setup': 'public',
+  'POST /api/auth/login': 'public',
+  'POST /api/auth/logout': 'user',
+  'GET /api/auth/me': 'user',
+  'GET /api/users': 'admin',
+  'POST /api/users': 'admin',
+  'PATCH /api/users/:id': 'admin',
+  'DELETE /api/users/:id': 'admin',
+  'GET /api/api-keys': 'user',
+  'POST /api/api-keys': 'user',
+  'DELETE /api/api-keys/:id': 'user',
+  'GET /api/nodes': 'user',
+  'POST /api/nodes': 'admin',
+  'GET /api/nodes/:id': 'user',
+  'DELETE /api/nodes/:id': 'admin',
+  'POST /api/agents/register': 'agent',
+  'POST /api/agents/refresh': 'agent',
+  'GET /api/servers': 'user',
+  'POST /api/servers': 'admin',
+  'GET /api/servers/:id': 'user',
+  'PATCH /api/servers/:id': 'admin',
+  'DELETE /api/servers/:id': 'admin',
+  'POST /api/servers/:id/power': 'admin',
+  'POST /api/servers/:id/command': 'admin',
+  'PUT /api/servers/:id/config': 'admin',
+  'GET /api/servers/:id/telemetry': 'user',
+  'GET /api/servers/:id/metrics': 'user',
+  'GET /api/servers/:id/files': 'user',
+  'GET /api/servers/:id/files/content': 'user',
+  'GET /api/dashboard': 'user',
+  'GET /ws/agents': 'agent',
+  'GET /ws/client': 'user',
+};
+
+// Bodies that pass validation where the handler decides (agent credentials).
+const BODIES: Record<string, unknown> = {
+  'POST /api/agents/register': {
+    name: 'n',
+    hostname: 'h',
+    port: 1,
+    capabilities: { maxMemory: '1g', maxCpuCores: 1, dockerVersion: '1', supportedArchitectures: [] },
+  },
+  'POST /api/agents/refresh': { refreshToken: 'car_nope' },
+};
+
+type Who = 'anonymous' | 'spectator' | 'admin' | 'owner';
+const WHO: Who[] = ['anonymous', 'spectator', 'admin', 'owner'];
+
+describe('authorisation: every route × every role', () => {
+  let app: FastifyInstance;
+  let dir: string;
+  const headers: Record<Who, Record<string, string>> = { anonymous: {}, spectator: {}, admin: {}, owner: {} };
+
+  const login = async (email: string, password: string) => {
+    const r = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password } });
+    assert.equal(r.statusCode, 200, r.body);
+    const cookie = r.cookies.find((c) => c.name === 'cap_session');
+    assert.ok(cookie);
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Lax');
+    return { cookie: `cap_session=${cookie.value}`, 'x-csrf-token': r.json().csrfToken as string };
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cap-authz-'));
+    app = await build(
+      loadPanelConfig({ DATA_DIR: dir, ADMIN_EMAIL: 'o@x.test', ADMIN_PASSWORD: 'owner-pass-1' }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    headers.owner = await login('o@x.test', 'owner-pass-1');
+    for (const role of ['admin', 'spectator'] as const) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/api/users',
+        headers: headers.owner,
+        payload: { email: `${role}@x.test`, password: `${role}-pass-1`, role },
+      });
+      assert.equal(r.statusCode, 201, r.body);
+      headers[role] = await login(`${role}@x.test`, `${role}-pass-1`);
+    }
+  });
+  after(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the route table matches the expected rules exactly', () => {
+    const actual: Record<string, AuthRule> = {};
+    for (const r of app.panel.routes) {
+      if (r.method === 'HEAD' || r.url.startsWith('/api/docs') || r.url === '/api/openapi.json') continue;
+      actual[`${r.method} ${r.url}`] = r.auth;
+    }
+    assert.deepEqual(actual, EXPECTED);
+  });
+
+  for (const [key, rule] of Object.entries(EXPECTED)) {
+    for (const who of WHO) {
+      test(`${key} as ${who} (${rule})`, async () => {
+        const [method, path] = key.split(' ') as [string, string];
+        const url = path.replace(':id', 'zz-missing');
+        const hasBody = method !== 'GET' && method !== 'DELETE';
+        // logging out ends the session: use a throwaway one
+        const h =
+          key === 'POST /api/auth/logout' && who !== 'anonymous'
+            ? await login(
+                who === 'owner' ? 'o@x.test' : `${who}@x.test`,
+                who === 'owner' ? 'owner-pass-1' : `${who}-pass-1`,
+              )
+            : headers[who];
+        const r = await app.inject({
+          method: method as 'GET',
+          url,
+          headers: h,
+          ...(hasBody ? { payload: (BODIES[key] ?? {}) as object } : {}),
+        });
+        const code = r.statusCode;
+        const body = code >= 400 && r.body ? r.json() : undefined;
+        if (body) assert.ok(body.code && body.requestId, `error shape: ${r.body}`);
+        if (rule === 'public') {
+          assert.ok(code !== 401 && code !== 403, `${code} ${r.body}`);
+        } else if (rule === 'agent') {
+          // a user's session is not an agent credential
+          assert.equal(code, 401, r.body);
+          assert.equal(body.code, 'AUTH_FAILED');
+        } else if (who === 'anonymous') {
+          assert.equal(code, 401, r.body);
+          assert.equal(body.code, 'UNAUTHENTICATED');
+        } else if (rule === 'admin' && who === 'spectator') {
+          assert.equal(code, 403, r.body);
+          assert.equal(body.code, 'FORBIDDEN');
+        } else {
+          assert.ok(code !== 401 && code !== 403, `${code} ${r.body}`);
+        }
+      });
+    }
+  }
+
+  test('a cookie-authenticated write without X-CSRF-Token is refused; an API key needs none', async () => {
+    const noCsrf = await app.inject({
+      method: 'POST',
+      url: '/api/api-keys',
+      headers: { cookie: headers.admin.cookie },
+      payload: { name: 'k' },
+    });
+    assert.equal(noCsrf.statusCode, 403);
+    assert.equal(noCsrf.json().code, 'CSRF_FAILED');
+    const wrong = await app.inject({
+      method: 'POST',
+      url: '/api/api-keys',
+      headers: { cookie: headers.admin.cookie, 'x-csrf-token': headers.spectator['x-csrf-token'] ?? '' },
+      payload: { name: 'k' },
+    });
+    assert.equal(wrong.json().code, 'CSRF_FAILED');
+    const made = await app.inject({
+      method: 'POST',
+      url: '/api/api-keys',
+      headers: headers.admin,
+      payload: { name: 'k' },
+    });
+    assert.equal(made.statusCode, 201);
+    const key = made.json().key as string;
+    assert.match(key, /^cap_/);
+    const viaKey = await app.inject({
+      method: 'POST',
+      url: '/api/nodes',
+      headers: { authorization: `Bearer ${key}` },
+      payload: { name: 'via-key' },
+    });
+    assert.equal(viaKey.statusCode, 201);
+    const list = await app.inject({ method: 'GET', url: '/api/api-keys', headers: headers.admin });
+    assert.equal(list.json()[0].key, undefined, 'the key is shown once only');
+    const del = await app.inject({
+      method: 'DELETE',
+      url: `/api/api-keys/${made.json().id}`,
+      headers: headers.admin,
+    });
+    assert.equal(del.statusCode, 204);
+    const revoked = await app.inject({
+      method: 'GET',
+      url: '/api/nodes',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(revoked.statusCode, 401);
+  });
+
+  test('admins cannot manage owners; the last owner stays', async () => {
+    const users = (await app.inject({ method: 'GET', url: '/api/users', headers: headers.admin })).json();
+    const owner = users.find((u: { role: string }) => u.role === 'owner');
+    const patch = await app.inject({
+      method: 'PATCH',
+      url: `/api/users/${owner.id}`,
+      headers: headers.admin,
+      payload: { role: 'spectator' },
+    });
+    assert.equal(patch.json().code, 'FORBIDDEN');
+    const mk = await app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: headers.admin,
+      payload: { email: 'o2@x.test', password: 'password-2', role: 'owner' },
+    });
+    assert.equal(mk.json().code, 'FORBIDDEN');
+    const demote = await app.inject({
+      method: 'PATCH',
+      url: `/api/users/${owner.id}`,
+      headers: headers.owner,
+      payload: { role: 'admin' },
+    });
+    assert.equal(demote.json().code, 'INVALID_STATE');
+  });
+
+  test('logout ends the session', async () => {
+    const s = await login('spectator@x.test', 'spectator-pass-1');
+    const out = await app.inject({ method: 'POST', url: '/api/auth/logout', headers: s });
+    assert.equal(out.statusCode, 204);
+    const me = await app.inject({ method: 'GET', url: '/api/auth/me', headers: s });
+    assert.equal(me.statusCode, 401);
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * Agent credentials: registration with the node's AGENT_SECRET (seed 003), a 24 h HS256 JWT,
+ * and single-use rotating refresh tokens. A replayed refresh token revokes them all.
+ */
+import { CodedError, type RegisterRequest, type RegisterResponse } from '@cap/protocol';
+import { jwtVerify, SignJWT } from 'jose';
+import { nowIso } from '../../db/index.ts';
+import type { SettingsRepo } from '../../db/settings-repo.ts';
+import { randomToken, sha256 } from '../../lib/crypto.ts';
+import type { NodesRepo } from '../nodes/repo.ts';
+import type { RefreshTokensRepo } from './repo.ts';
+
+const TOKEN_TTL_S = 24 * 3600;
+const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
+const KEY_SETTING = 'agent_jwt_key';
+const ISSUER = 'ctrl-alt-play-panel';
+const AUDIENCE = 'ctrl-alt-play-agent';
+
+export class AgentsService {
+  readonly #nodes: NodesRepo;
+  readonly #tokens: RefreshTokensRepo;
+  readonly #settings: SettingsRepo;
+  readonly #websocketUrl: string;
+  #key: Uint8Array | undefined;
+
+  constructor(deps: {
+    nodes: NodesRepo;
+    tokens: RefreshTokensRepo;
+    settings: SettingsRepo;
+    publicUrl: string;
+  }) {
+    this.#nodes = deps.nodes;
+    this.#tokens = deps.tokens;
+    this.#settings = deps.settings;
+    this.#websocketUrl = `${deps.publicUrl.replace(/^http/, 'ws')}/ws/agents`;
+  }
+
+  async #signingKey(): Promise<Uint8Array> {
+    if (this.#key) return this.#key;
+    let k = await this.#settings.get(KEY_SETTING);
+    if (!k) {
+      k = randomToken(32);
+      await this.#settings.set(KEY_SETTING, k);
+    }
+    this.#key = Buffer.from(k, 'base64url');
+    return this.#key;
+  }
+
+  async #issue(nodeId: string): Promise<RegisterResponse> {
+    const exp = Math.floor(Date.now() / 1000) + TOKEN_TTL_S;
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(nodeId)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(await this.#signingKey());
+    const refreshToken = `car_${randomToken(32)}`;
+    await this.#tokens.insert({
+      id: sha256(refreshToken),
+      node_id: nodeId,
+      created_at: nowIso(),
+      expires_at: new Date(Date.now() + REFRESH_TTL_MS).toISOString(),
+      used_at: null,
+    });
+    return {
+      success: true,
+      agent: {
+        id: nodeId,
+        token,
+        websocketUrl: this.#websocketUrl,
+        refreshToken,
+        expiresAt: new Date(exp * 1000).toISOString(),
+      },
+    };
+  }
+
+  /** The Bearer is the node's AGENT_SECRET; registering again revokes older refresh tokens. */
+  async register(
+    secret: string | undefined,
+    body: RegisterRequest,
+    agentIdHint?: string,
+  ): Promise<RegisterResponse> {
+    if (!secret) throw new CodedError('AUTH_FAILED', 'missing agent secret');
+    const node = await this.#nodes.findBySecretHash(sha256(secret));
+    if (!node || (agentIdHint && agentIdHint !== node.id)) {
+      throw new CodedError('AUTH_FAILED', 'invalid agent secret');
+    }
+    await this.#tokens.revokeAll(node.id);
+    await this.#nodes.update(node.id, {
+      hostname: body.hostname,
+      capabilities: JSON.stringify({ ...body.capabilities, port: body.port, name: body.name }),
+      ...(body.protocolVersion === undefined ? {} : { protocol_version: body.protocolVersion }),
+    });
+    return this.#issue(node.id);
+  }
+
+  async refresh(agentId: string | undefined, refreshToken: string): Promise<RegisterResponse> {
+    const row = await this.#tokens.find(sha256(refreshToken));
+    if (!row || !agentId || row.node_id !== agentId)
+      throw new CodedError('AUTH_FAILED', 'invalid refresh token');
+    if (row.used_at !== null || !(await this.#tokens.markUsed(row.id, nowIso()))) {
+      // A replay means the token leaked: drop every refresh token of this agent.
+      await this.#tokens.revokeAll(row.node_id);
+      throw new CodedError('AUTH_FAILED', 'refresh token reused; all refresh tokens revoked');
+    }
+    if (row.expires_at <= nowIso()) throw new CodedError('AUTH_FAILED', 'refresh token expired');
+    return this.#issue(row.node_id);
+  }
+
+  /** The node id a valid agent JWT is for. */
+  async verify(token: string): Promise<string> {
+    try {
+      const { payload } = await jwtVerify(token, await this.#signingKey(), {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: ['HS256'],
+      });
+      if (!payload.sub) throw new Error('no subject');
+      return payload.sub;
+    } catch (e) {
+      throw new CodedError('AUTH_FAILED', 'invalid agent token', { cause: e });
+    }
+  }
+}

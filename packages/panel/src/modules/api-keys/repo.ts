@@ -1,0 +1,43 @@
+import type { Db } from '../../db/index.ts';
+import type { ApiKeysTable, UsersTable } from '../../db/schema.ts';
+
+export class ApiKeysRepo {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async insert(row: ApiKeysTable): Promise<void> {
+    await this.#db.insertInto('api_keys').values(row).execute();
+  }
+  listByUser(userId: string): Promise<ApiKeysTable[]> {
+    return this.#db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('created_at')
+      .execute();
+  }
+  async deleteOwned(userId: string, id: string): Promise<boolean> {
+    const r = await this.#db
+      .deleteFrom('api_keys')
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+  async findUserByHash(hash: string): Promise<{ keyId: string; user: UsersTable } | undefined> {
+    const row = await this.#db
+      .selectFrom('api_keys')
+      .innerJoin('users', 'users.id', 'api_keys.user_id')
+      .select(['api_keys.id as key_id', 'users.id', 'users.email', 'users.password_hash', 'users.role'])
+      .select(['users.created_at', 'users.updated_at'])
+      .where('api_keys.key_hash', '=', hash)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { key_id, ...user } = row;
+    return { keyId: key_id, user };
+  }
+  async touch(id: string, at: string): Promise<void> {
+    await this.#db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', id).execute();
+  }
+}

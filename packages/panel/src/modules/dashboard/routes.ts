@@ -1,0 +1,14 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { PanelServices } from '../../services.ts';
+import { Dashboard } from './service.ts';
+
+export async function dashboardRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  app
+    .withTypeProvider<ZodTypeProvider>()
+    .get(
+      '/api/dashboard',
+      { config: { auth: 'user' }, schema: { tags: ['dashboard'], response: { 200: Dashboard } } },
+      async () => s.dashboard.get(),
+    );
+}

@@ -1,0 +1,64 @@
+/** The dashboard in one call: nodes, servers, totals and players. */
+import { z } from 'zod';
+import type { LiveState } from '../../relay/live-state.ts';
+import { Node, type NodesService } from '../nodes/service.ts';
+import { Server, type ServersService } from '../servers/service.ts';
+
+export const Dashboard = z.object({
+  nodes: z.array(Node),
+  servers: z.array(Server),
+  totals: z.object({
+    servers: z.number(),
+    running: z.number(),
+    nodes: z.number(),
+    online: z.number(),
+    cpu: z.number(),
+    memoryBytes: z.number(),
+  }),
+  players: z.object({
+    online: z.number(),
+    max: z.number(),
+    byServer: z.array(
+      z.object({ serverId: z.string(), online: z.number(), max: z.number(), list: z.array(z.string()) }),
+    ),
+    tracked: z.boolean(),
+  }),
+});
+export type Dashboard = z.infer<typeof Dashboard>;
+
+export class DashboardService {
+  readonly #nodes: NodesService;
+  readonly #servers: ServersService;
+  readonly #live: LiveState;
+  constructor(nodes: NodesService, servers: ServersService, live: LiveState) {
+    this.#nodes = nodes;
+    this.#servers = servers;
+    this.#live = live;
+  }
+  async get(): Promise<Dashboard> {
+    const [nodes, servers] = await Promise.all([this.#nodes.list(), this.#servers.list()]);
+    const running = servers.filter((s) => s.status === 'running');
+    const byServer = servers.flatMap((s) => {
+      const p = this.#live.players(s.id);
+      return p ? [{ serverId: s.id, ...p }] : [];
+    });
+    return {
+      nodes,
+      servers,
+      totals: {
+        servers: servers.length,
+        running: running.length,
+        nodes: nodes.length,
+        online: nodes.filter((n) => n.online).length,
+        cpu: running.reduce((a, s) => a + (s.stats?.cpu ?? 0), 0),
+        memoryBytes: running.reduce((a, s) => a + (s.stats?.memory.usedBytes ?? 0), 0),
+      },
+      players: {
+        online: byServer.reduce((a, p) => a + p.online, 0),
+        max: byServer.reduce((a, p) => a + p.max, 0),
+        byServer,
+        tracked: byServer.length > 0,
+      },
+    };
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Metrics history: each `resource_update` is averaged into a 1-minute bucket per server;
+ * finished buckets are written in batches and kept 7 days; longer ranges are downsampled on read.
+ */
+import type { ResourceSnapshot } from '@cap/protocol';
+import { z } from 'zod';
+import type { MetricBucketsTable } from '../../db/schema.ts';
+import type { MetricsRepo } from './repo.ts';
+
+export const BUCKET_MS = 60_000;
+export const RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+export const Bucket = z.object({
+  t: z.string(),
+  cpu: z.number(),
+  memoryBytes: z.number(),
+  rxBytes: z.number(),
+  txBytes: z.number(),
+  diskBytes: z.number(),
+});
+export type Bucket = z.infer<typeof Bucket>;
+export const MetricsRange = z.enum(['1h', '24h', '7d']);
+export type MetricsRange = z.infer<typeof MetricsRange>;
+const RANGES: Record<MetricsRange, { span: number; step: number }> = {
+  '1h': { span: 3600_000, step: BUCKET_MS },
+  '24h': { span: 24 * 3600_000, step: 5 * BUCKET_MS },
+  '7d': { span: RETENTION_MS, step: 30 * BUCKET_MS },
+};
+
+export class MetricsService {
+  readonly #repo: MetricsRepo;
+  readonly #open = new Map<string, MetricBucketsTable>();
+  #done: MetricBucketsTable[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(repo: MetricsRepo) {
+    this.#repo = repo;
+  }
+
+  record(serverId: string, s: ResourceSnapshot, now = Date.now()): void {
+    const t = Math.floor(now / BUCKET_MS) * BUCKET_MS;
+    let b = this.#open.get(serverId);
+    if (b && b.t !== t) {
+      this.#done.push(b);
+      b = undefined;
+    }
+    if (!b) {
+      b = {
+        server_id: serverId,
+        t,
+        samples: 0,
+        cpu: 0,
+        memory_bytes: 0,
+        rx_bytes: 0,
+        tx_bytes: 0,
+        disk_bytes: 0,
+      };
+      this.#open.set(serverId, b);
+    }
+    const n = b.samples + 1;
+    b.cpu += (s.cpu - b.cpu) / n;
+    b.memory_bytes += (s.memory.usedBytes - b.memory_bytes) / n;
+    b.rx_bytes = s.network.rx;
+    b.tx_bytes = s.network.tx;
+    b.disk_bytes = s.disk.usedBytes;
+    b.samples = n;
+  }
+
+  /** Write finished buckets (and, with all, the open ones too, e.g. at shutdown). */
+  flush(all = false): Promise<void> {
+    const rows = this.#done;
+    this.#done = [];
+    if (all) {
+      rows.push(...this.#open.values());
+    }
+    this.#flushing = this.#flushing.then(() => this.#repo.upsert(rows));
+    return this.#flushing;
+  }
+
+  prune(now = Date.now()): Promise<void> {
+    return this.#repo.pruneBefore(now - RETENTION_MS);
+  }
+
+  forget(serverId: string): void {
+    this.#open.delete(serverId);
+    this.#done = this.#done.filter((b) => b.server_id !== serverId);
+  }
+
+  async range(serverId: string, range: MetricsRange, now = Date.now()): Promise<Bucket[]> {
+    const { span, step } = RANGES[range];
+    const from = now - span;
+    await this.#flushing;
+    const rows = await this.#repo.range(serverId, from);
+    const pending = [...this.#done, ...this.#open.values()].filter(
+      (b) => b.server_id === serverId && b.t >= from,
+    );
+    const byT = new Map<number, MetricBucketsTable>();
+    for (const r of [...rows, ...pending]) byT.set(r.t, r);
+    const all = [...byT.values()].sort((a, b) => a.t - b.t);
+    const out: Bucket[] = [];
+    let acc: { t: number; n: number; cpu: number; mem: number; last: MetricBucketsTable } | undefined;
+    const emit = () => {
+      if (!acc) return;
+      out.push({
+        t: new Date(acc.t).toISOString(),
+        cpu: acc.cpu / acc.n,
+        memoryBytes: acc.mem / acc.n,
+        rxBytes: acc.last.rx_bytes,
+        txBytes: acc.last.tx_bytes,
+        diskBytes: acc.last.disk_bytes,
+      });
+    };
+    for (const r of all) {
+      const t = Math.floor(r.t / step) * step;
+      if (!acc || acc.t !== t) {
+        emit();
+        acc = { t, n: 0, cpu: 0, mem: 0, last: r };
+      }
+      acc.n += 1;
+      acc.cpu += r.cpu;
+      acc.mem += r.memory_bytes;
+      acc.last = r;
+    }
+    emit();
+    return out;
+  }
+}

@@ -1,0 +1,38 @@
+import type { Db } from '../../db/index.ts';
+import type { NodesTable } from '../../db/schema.ts';
+
+export class NodesRepo {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+  async insert(row: NodesTable): Promise<void> {
+    await this.#db.insertInto('nodes').values(row).execute();
+  }
+  list(): Promise<NodesTable[]> {
+    return this.#db.selectFrom('nodes').selectAll().orderBy('created_at').execute();
+  }
+  findById(id: string): Promise<NodesTable | undefined> {
+    return this.#db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+  findByName(name: string): Promise<NodesTable | undefined> {
+    return this.#db.selectFrom('nodes').selectAll().where('name', '=', name).executeTakeFirst();
+  }
+  findBySecretHash(hash: string): Promise<NodesTable | undefined> {
+    return this.#db.selectFrom('nodes').selectAll().where('secret_hash', '=', hash).executeTakeFirst();
+  }
+  async update(id: string, patch: Partial<Omit<NodesTable, 'id' | 'created_at'>>): Promise<void> {
+    await this.#db.updateTable('nodes').set(patch).where('id', '=', id).execute();
+  }
+  async delete(id: string): Promise<void> {
+    await this.#db.deleteFrom('nodes').where('id', '=', id).execute();
+  }
+  async serverCounts(): Promise<Map<string, number>> {
+    const rows = await this.#db
+      .selectFrom('servers')
+      .select(['node_id', (eb) => eb.fn.countAll().as('n')])
+      .groupBy('node_id')
+      .execute();
+    return new Map(rows.map((r) => [r.node_id, Number(r.n)]));
+  }
+}

@@ -1,0 +1,189 @@
+import {
+  FileEntry,
+  GetFileData,
+  newMessageId,
+  PowerAction,
+  ResourceSnapshot,
+  ServerStatus,
+} from '@cap/protocol';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { PanelServices } from '../../services.ts';
+import { Bucket, MetricsRange } from '../metrics/service.ts';
+import { ConfigUpdate, CreateServer, PatchServer, Server } from './service.ts';
+
+const IdParams = z.object({ id: z.string().min(1).max(64) });
+const FilePath = z.object({ path: z.string().max(4096).default('/') });
+
+export async function serversRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['servers'];
+  r.get(
+    '/api/servers',
+    { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(Server) } } },
+    async () => s.servers.list(),
+  );
+  r.post(
+    '/api/servers',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description:
+          'Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline.',
+        body: CreateServer,
+        response: { 201: Server },
+      },
+    },
+    async (req, reply) => reply.status(201).send(await s.servers.create(req.body)),
+  );
+  r.get(
+    '/api/servers/:id',
+    { config: { auth: 'user' }, schema: { tags, params: IdParams, response: { 200: Server } } },
+    async (req) => s.servers.get(req.params.id),
+  );
+  r.patch(
+    '/api/servers/:id',
+    {
+      config: { auth: 'admin' },
+      schema: { tags, params: IdParams, body: PatchServer, response: { 200: Server } },
+    },
+    async (req) => s.servers.patch(req.params.id, req.body),
+  );
+  r.delete(
+    '/api/servers/:id',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        params: IdParams,
+        querystring: z.object({ force: z.enum(['true', 'false']).optional() }),
+        response: { 204: z.null() },
+      },
+    },
+    async (req, reply) => {
+      await s.servers.delete(req.params.id, req.query.force === 'true');
+      return reply.status(204).send(null);
+    },
+  );
+  r.post(
+    '/api/servers/:id/power',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description: 'Sent to the Agent; the outcome arrives as status events on /ws/client.',
+        params: IdParams,
+        body: z.object({ action: PowerAction }),
+        response: { 202: z.object({ accepted: z.literal(true) }) },
+      },
+    },
+    async (req, reply) => {
+      await s.servers.power(req.params.id, req.body.action);
+      return reply.status(202).send({ accepted: true as const });
+    },
+  );
+  r.post(
+    '/api/servers/:id/command',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        params: IdParams,
+        body: z.object({ command: z.string().min(1).max(4096) }),
+        response: { 202: z.object({ accepted: z.literal(true) }) },
+      },
+    },
+    async (req, reply) => {
+      await s.servers.command(req.params.id, req.body.command);
+      return reply.status(202).send({ accepted: true as const });
+    },
+  );
+  r.put(
+    '/api/servers/:id/config',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description:
+          'New environment/limits → update_server on the Agent (recreate, wait for ready). 202 with an operationId; ?wait=true answers 200 when the Agent finished.',
+        params: IdParams,
+        querystring: z.object({ wait: z.enum(['true', 'false']).optional() }),
+        body: ConfigUpdate,
+        response: {
+          200: z.object({ ok: z.boolean(), status: ServerStatus, operationId: z.string() }),
+          202: z.object({ operationId: z.string() }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const operationId = newMessageId('upd');
+      const { done } = await s.servers.updateConfig(req.params.id, req.body, operationId);
+      if (req.query.wait === 'true') {
+        const res = await done;
+        return reply.status(200).send({ ...res, operationId });
+      }
+      done.catch(() => undefined);
+      return reply.status(202).send({ operationId });
+    },
+  );
+  r.get(
+    '/api/servers/:id/telemetry',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        description: 'Everything a server page needs in one call.',
+        params: IdParams,
+        response: {
+          200: z.object({
+            server: Server,
+            status: ServerStatus,
+            stats: ResourceSnapshot.nullable(),
+            console: z.array(z.string()),
+            metrics: z.array(Bucket),
+          }),
+        },
+      },
+    },
+    async (req) => s.servers.telemetry(req.params.id, s.metrics),
+  );
+  r.get(
+    '/api/servers/:id/metrics',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        params: IdParams,
+        querystring: z.object({ range: MetricsRange.default('1h') }),
+        response: { 200: z.array(Bucket) },
+      },
+    },
+    async (req) => {
+      await s.servers.get(req.params.id);
+      return s.metrics.range(req.params.id, req.query.range);
+    },
+  );
+  r.get(
+    '/api/servers/:id/files',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        params: IdParams,
+        querystring: FilePath,
+        response: { 200: z.object({ path: z.string(), entries: z.array(FileEntry) }) },
+      },
+    },
+    async (req) => s.servers.files(req.params.id, req.query.path),
+  );
+  r.get(
+    '/api/servers/:id/files/content',
+    {
+      config: { auth: 'user' },
+      schema: { tags, params: IdParams, querystring: FilePath, response: { 200: GetFileData } },
+    },
+    async (req) => s.servers.fileContent(req.params.id, req.query.path),
+  );
+}

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { principalOf } from '../../http/auth.ts';
+import type { PanelServices } from '../../services.ts';
+import { PublicUser, Role } from './service.ts';
+
+const IdParams = z.object({ id: z.string().min(1).max(64) });
+
+export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get(
+    '/api/users',
+    { config: { auth: 'admin' }, schema: { tags: ['users'], response: { 200: z.array(PublicUser) } } },
+    async () => s.users.list(),
+  );
+  r.post(
+    '/api/users',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['users'],
+        body: z.object({ email: z.email().max(254), password: z.string().min(8).max(256), role: Role }),
+        response: { 201: PublicUser },
+      },
+    },
+    async (req, reply) => reply.status(201).send(await s.users.create(principalOf(req).user, req.body)),
+  );
+  r.patch(
+    '/api/users/:id',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['users'],
+        params: IdParams,
+        body: z.object({ role: Role.optional(), password: z.string().min(8).max(256).optional() }),
+        response: { 200: PublicUser },
+      },
+    },
+    async (req) => s.users.update(principalOf(req).user, req.params.id, req.body),
+  );
+  r.delete(
+    '/api/users/:id',
+    {
+      config: { auth: 'admin' },
+      schema: { tags: ['users'], params: IdParams, response: { 204: z.null() } },
+    },
+    async (req, reply) => {
+      await s.users.delete(principalOf(req).user, req.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+}

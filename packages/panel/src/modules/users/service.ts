@@ -1,0 +1,94 @@
+/** Users and the rules about who may manage whom (admins never manage owners). */
+import { CodedError } from '@cap/protocol';
+import { z } from 'zod';
+import { nowIso } from '../../db/index.ts';
+import { hashPassword, shortId } from '../../lib/crypto.ts';
+import type { UsersRepo } from './repo.ts';
+
+export const Role = z.enum(['owner', 'admin', 'spectator']);
+export type Role = z.infer<typeof Role>;
+export const roleRank: Record<Role, number> = { spectator: 0, admin: 1, owner: 2 };
+
+export const PublicUser = z.object({ id: z.string(), email: z.string(), role: Role, createdAt: z.string() });
+export type PublicUser = z.infer<typeof PublicUser>;
+
+export interface Actor {
+  id: string;
+  role: Role;
+}
+
+function toPublic(u: { id: string; email: string; role: string; created_at: string }): PublicUser {
+  return { id: u.id, email: u.email, role: Role.parse(u.role), createdAt: u.created_at };
+}
+
+export class UsersService {
+  readonly #repo: UsersRepo;
+  constructor(repo: UsersRepo) {
+    this.#repo = repo;
+  }
+
+  async list(): Promise<PublicUser[]> {
+    return (await this.#repo.list()).map(toPublic);
+  }
+
+  async get(id: string): Promise<PublicUser | undefined> {
+    const u = await this.#repo.findById(id);
+    return u ? toPublic(u) : undefined;
+  }
+
+  async create(
+    actor: Actor | null,
+    input: { email: string; password: string; role: Role },
+  ): Promise<PublicUser> {
+    if (actor && input.role === 'owner' && actor.role !== 'owner') {
+      throw new CodedError('FORBIDDEN', 'only an owner may create owners');
+    }
+    const email = input.email.toLowerCase();
+    if (await this.#repo.findByEmail(email))
+      throw new CodedError('CONFLICT', 'a user with that email exists');
+    const now = nowIso();
+    const row = {
+      id: shortId('u'),
+      email,
+      password_hash: await hashPassword(input.password),
+      role: input.role,
+      created_at: now,
+      updated_at: now,
+    };
+    await this.#repo.insert(row);
+    return toPublic(row);
+  }
+
+  async update(actor: Actor, id: string, patch: { role?: Role; password?: string }): Promise<PublicUser> {
+    const u = await this.#repo.findById(id);
+    if (!u) throw new CodedError('NOT_FOUND', 'no such user');
+    if (actor.role !== 'owner' && (u.role === 'owner' || patch.role === 'owner')) {
+      throw new CodedError('FORBIDDEN', 'only an owner may manage owners');
+    }
+    if (
+      u.role === 'owner' &&
+      patch.role &&
+      patch.role !== 'owner' &&
+      (await this.#repo.count('owner')) <= 1
+    ) {
+      throw new CodedError('INVALID_STATE', 'the last owner cannot be demoted');
+    }
+    const set: { role?: string; password_hash?: string; updated_at: string } = { updated_at: nowIso() };
+    if (patch.role) set.role = patch.role;
+    if (patch.password) set.password_hash = await hashPassword(patch.password);
+    await this.#repo.update(id, set);
+    return toPublic({ ...u, ...(patch.role ? { role: patch.role } : {}) });
+  }
+
+  async delete(actor: Actor, id: string): Promise<void> {
+    const u = await this.#repo.findById(id);
+    if (!u) throw new CodedError('NOT_FOUND', 'no such user');
+    if (actor.role !== 'owner' && u.role === 'owner') {
+      throw new CodedError('FORBIDDEN', 'only an owner may manage owners');
+    }
+    if (u.role === 'owner' && (await this.#repo.count('owner')) <= 1) {
+      throw new CodedError('INVALID_STATE', 'the last owner cannot be deleted');
+    }
+    await this.#repo.delete(id);
+  }
+}

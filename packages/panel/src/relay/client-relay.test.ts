@@ -1,0 +1,153 @@
+/** `/ws/client`: every request type × role, plus frame, rate and fan-out limits. */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CLIENT_MAX_SOCKETS_PER_SERVER, ClientRequest } from '@cap/protocol';
+import WebSocket from 'ws';
+import { FakeAgent } from '../../test/fake-agent.ts';
+import { type Session, startTestPanel, type TestPanel } from '../../test/helpers.ts';
+
+describe('/ws/client', () => {
+  let panel: TestPanel;
+  let agent: FakeAgent;
+  let serverId: string;
+  const who: Record<'spectator' | 'admin' | 'owner', Session> = {} as never;
+
+  before(async () => {
+    panel = await startTestPanel();
+    who.owner = await panel.userWithRole('owner');
+    who.admin = await panel.userWithRole('admin');
+    who.spectator = await panel.userWithRole('spectator');
+    const node = await panel.createNode(who.owner);
+    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
+    for (let i = 0; i < 100 && !panel.app.panel.hub.isOnline(node.id); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    const s = await panel.api(who.owner, 'POST', '/api/servers', {
+      name: 'relay',
+      nodeId: node.id,
+      image: 'img',
+    });
+    serverId = s.body.id;
+    await panel.api(who.owner, 'POST', `/api/servers/${serverId}/power`, { action: 'start' });
+    for (let i = 0; i < 200; i++) {
+      if ((await panel.api(who.owner, 'GET', `/api/servers/${serverId}`)).body.status === 'running') break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+  after(async () => {
+    await agent.close();
+    await panel.stop();
+  });
+
+  test('anonymous and a foreign Origin are refused before the upgrade', async () => {
+    const status = (ws: WebSocket) =>
+      new Promise<number>((resolve) => {
+        ws.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => resolve(101));
+      });
+    const url = `${panel.url.replace('http', 'ws')}/ws/client`;
+    assert.equal(await status(new WebSocket(url)), 401);
+    assert.equal(await status(new WebSocket(url, { headers: { cookie: 'cap_session=forged' } })), 401);
+    assert.equal(
+      await status(
+        new WebSocket(url, { headers: { cookie: who.owner.cookie, origin: 'https://evil.example' } }),
+      ),
+      403,
+    );
+  });
+
+  test('the per-role walk below covers every ClientRequest type', () => {
+    const types = ClientRequest.options.map((o) => o.shape.type.value).sort();
+    assert.deepEqual(types, ['ping', 'power', 'send_command', 'subscribe', 'unsubscribe']);
+  });
+
+  for (const role of ['spectator', 'admin', 'owner'] as const) {
+    test(`every request type as ${role}`, async () => {
+      const ws = await panel.clientSocket(who[role]);
+      ws.send({ type: 'ping' });
+      await ws.next((m) => m.type === 'pong');
+      ws.send({ type: 'subscribe', serverId });
+      const sub = await ws.next((m) => m.type === 'subscribed');
+      assert.equal(sub.status, 'running');
+      assert.ok(Array.isArray(sub.history));
+      ws.send({ type: 'send_command', serverId, command: `echo from-${role}` });
+      ws.send({ type: 'power', serverId, action: 'restart' });
+      if (role === 'spectator') {
+        const e1 = await ws.next((m) => m.type === 'error' && m.requestType === 'send_command');
+        const e2 = await ws.next((m) => m.type === 'error' && m.requestType === 'power');
+        assert.equal(e1.code, 'FORBIDDEN');
+        assert.equal(e2.code, 'FORBIDDEN');
+        assert.equal(
+          agent.commands.some(
+            (c) => c.action === 'send_command' && JSON.stringify(c.payload).includes('from-spectator'),
+          ),
+          false,
+        );
+      } else {
+        await ws.next((m) => m.type === 'ack' && m.requestType === 'send_command');
+        await ws.next((m) => m.type === 'console' && m.lines.includes(`from-${role}`));
+        await ws.next((m) => m.type === 'ack' && m.requestType === 'power');
+        await ws.next((m) => m.type === 'status' && m.status === 'running');
+      }
+      ws.send({ type: 'unsubscribe', serverId });
+      await ws.next((m) => m.type === 'unsubscribed');
+      ws.send({ type: 'subscribe', serverId: 'nope-missing' });
+      assert.equal((await ws.next((m) => m.type === 'error')).code, 'SERVER_NOT_FOUND');
+      ws.send({ type: 'bogus' });
+      assert.equal((await ws.next((m) => m.type === 'error')).code, 'VALIDATION_FAILED');
+      ws.close();
+    });
+  }
+
+  test('a logged-out session loses the socket on its next message', async () => {
+    const s = await panel.login();
+    const ws = await panel.clientSocket(s);
+    await panel.api(s, 'POST', '/api/auth/logout');
+    const closed = new Promise<number>((r) => ws.ws.once('close', (c) => r(c)));
+    ws.send({ type: 'ping' });
+    assert.equal((await ws.next((m) => m.type === 'error')).code, 'UNAUTHENTICATED');
+    assert.equal(await closed, 4401);
+  });
+
+  test('frames over 32 KiB close the socket with 1009', async () => {
+    const ws = await panel.clientSocket(who.owner);
+    const closed = new Promise<number>((r) => ws.ws.once('close', (c) => r(c)));
+    ws.send({ type: 'send_command', serverId, command: 'x'.repeat(40 * 1024) });
+    assert.equal(await closed, 1009);
+  });
+
+  test('message rate limit answers RATE_LIMITED', async () => {
+    const ws = await panel.clientSocket(who.owner);
+    for (let i = 0; i < 15; i++) ws.send({ type: 'ping' });
+    const err = await ws.next((m) => m.type === 'error');
+    assert.equal(err.code, 'RATE_LIMITED');
+    ws.close();
+  });
+
+  test(`at most ${CLIENT_MAX_SOCKETS_PER_SERVER} sockets per server`, async () => {
+    const sockets = [];
+    for (let i = 0; i < CLIENT_MAX_SOCKETS_PER_SERVER; i++) {
+      const ws = await panel.clientSocket(who.spectator);
+      ws.send({ type: 'subscribe', serverId });
+      await ws.next((m) => m.type === 'subscribed');
+      sockets.push(ws);
+    }
+    const extra = await panel.clientSocket(who.spectator);
+    extra.send({ type: 'subscribe', serverId });
+    assert.equal((await extra.next((m) => m.type === 'error')).code, 'RATE_LIMITED');
+    sockets[0]?.close();
+    await new Promise((r) => setTimeout(r, 100));
+    extra.send({ type: 'subscribe', serverId });
+    await extra.next((m) => m.type === 'subscribed');
+    for (const s of [...sockets, extra]) s.close();
+  });
+
+  test('console lines are batched per server into one message', async () => {
+    const ws = await panel.clientSocket(who.owner);
+    ws.send({ type: 'subscribe', serverId });
+    await ws.next((m) => m.type === 'subscribed');
+    for (let i = 0; i < 20; i++) agent.emit('server_log', { serverId, message: `batch-${i}` });
+    const m = await ws.next((x) => x.type === 'console' && x.lines.includes('batch-0'));
+    assert.ok(m.lines.length > 1, `one message carried ${m.lines.length} lines`);
+    ws.close();
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * `/ws/client`: the browsers' live relay. Authenticated by the session at the upgrade and
+ * re-checked on every message; role checked per message; frame, rate and fan-out limits.
+ */
+import {
+  CLIENT_MAX_FRAME_BYTES,
+  CLIENT_MAX_SOCKETS_PER_SERVER,
+  type ClientMessage,
+  ClientRequest,
+  CodedError,
+  type ErrorCode,
+} from '@cap/protocol';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { hasRole, resolvePrincipal } from '../http/auth.ts';
+import type { PanelServices } from '../services.ts';
+import type { Sink } from './live-state.ts';
+
+export const CLIENT_RATE_WINDOW_MS = 200;
+export const CLIENT_RATE_MAX = 10;
+/** After this many refused messages the socket is closed. */
+const CLIENT_ABUSE_LIMIT = 50;
+/** Beyond this much unsent data, a slow browser misses messages instead of growing memory. */
+const MAX_BUFFERED = 4 * 1024 * 1024;
+export const CLOSE_TOO_BIG = 1009;
+export const CLOSE_POLICY = 1008;
+
+// One serialisation per message, however many subscribers receive it.
+const serialised = new WeakMap<ClientMessage, string>();
+function encode(msg: ClientMessage): string {
+  let s = serialised.get(msg);
+  if (s === undefined) {
+    s = JSON.stringify(msg);
+    serialised.set(msg, s);
+  }
+  return s;
+}
+
+function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true; // non-browser clients send none; cookies are SameSite=Lax anyway
+  try {
+    const host = new URL(origin).host;
+    return host === req.headers.host || host === new URL(publicUrl).host;
+  } catch {
+    return false;
+  }
+}
+
+export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  app.get(
+    '/ws/client',
+    {
+      websocket: true,
+      config: { auth: 'user' },
+      preValidation: async (req) => {
+        if (!originAllowed(req, s.config.publicUrl))
+          throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
+      },
+    },
+    (socket, req) => handleClient(s, socket, req),
+  );
+}
+
+function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest): void {
+  const subs = new Set<string>();
+  let windowStart = 0;
+  let inWindow = 0;
+  let refused = 0;
+  const log = s.log.child({ component: 'client-relay', userId: req.principal?.user.id });
+
+  const send: Sink = (msg) => {
+    if (socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount > MAX_BUFFERED && (msg.type === 'console' || msg.type === 'stats')) return;
+    socket.send(encode(msg));
+  };
+  const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>
+    send({ type: 'error', code, message, ...extra });
+
+  s.live.addGlobal(send);
+  socket.on('close', () => {
+    s.live.removeGlobal(send);
+    for (const id of subs) s.live.unsubscribe(id, send);
+    subs.clear();
+  });
+  socket.on('error', (err) => log.debug({ err: err.message }, 'client socket error'));
+
+  socket.on('message', (data, isBinary) => {
+    const size = Array.isArray(data) ? data.reduce((a, b) => a + b.length, 0) : (data as Buffer).byteLength;
+    if (size > CLIENT_MAX_FRAME_BYTES) {
+      socket.close(CLOSE_TOO_BIG, 'frame too large');
+      return;
+    }
+    const now = Date.now();
+    if (now - windowStart >= CLIENT_RATE_WINDOW_MS) {
+      windowStart = now;
+      inWindow = 0;
+    }
+    inWindow += 1;
+    if (inWindow > CLIENT_RATE_MAX) {
+      refused += 1;
+      if (refused > CLIENT_ABUSE_LIMIT) socket.close(CLOSE_POLICY, 'RATE_LIMITED');
+      else fail('RATE_LIMITED', 'too many messages; slow down');
+      return;
+    }
+    if (isBinary) {
+      fail('INVALID_MESSAGE', 'text frames only');
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse((data as Buffer).toString('utf8'));
+    } catch {
+      fail('INVALID_MESSAGE', 'not JSON');
+      return;
+    }
+    const parsed = ClientRequest.safeParse(json);
+    if (!parsed.success) {
+      fail(
+        'VALIDATION_FAILED',
+        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      );
+      return;
+    }
+    handleRequest(parsed.data).catch((e: unknown) => {
+      const code: ErrorCode = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
+      if (code === 'INTERNAL_ERROR') log.error({ err: e }, 'client request failed');
+      const serverId = 'serverId' in parsed.data ? parsed.data.serverId : undefined;
+      fail(code, e instanceof CodedError ? e.message : 'internal error', {
+        requestType: parsed.data.type,
+        ...(serverId ? { serverId } : {}),
+      });
+    });
+  });
+
+  async function handleRequest(r: ClientRequest): Promise<void> {
+    // The session may have ended or the role changed since the upgrade: check every time.
+    const p = await resolvePrincipal(s.auth, req);
+    if (!p) {
+      fail('UNAUTHENTICATED', 'session ended');
+      socket.close(4401, 'UNAUTHENTICATED');
+      return;
+    }
+    switch (r.type) {
+      case 'ping':
+        send({ type: 'pong' });
+        return;
+      case 'subscribe': {
+        const server = await s.servers.get(r.serverId);
+        if (!subs.has(r.serverId)) {
+          if (s.live.subscriberCount(r.serverId) >= CLIENT_MAX_SOCKETS_PER_SERVER) {
+            throw new CodedError(
+              'RATE_LIMITED',
+              `at most ${CLIENT_MAX_SOCKETS_PER_SERVER} sockets per server`,
+            );
+          }
+          subs.add(r.serverId);
+          s.live.subscribe(r.serverId, send);
+        }
+        send({
+          type: 'subscribed',
+          serverId: r.serverId,
+          status: server.status,
+          history: s.live.history(r.serverId),
+          stats: s.live.stats(r.serverId),
+        });
+        return;
+      }
+      case 'unsubscribe':
+        subs.delete(r.serverId);
+        s.live.unsubscribe(r.serverId, send);
+        send({ type: 'unsubscribed', serverId: r.serverId });
+        return;
+      case 'send_command':
+        if (!hasRole(p.user.role, 'admin'))
+          throw new CodedError('FORBIDDEN', 'spectators cannot send commands');
+        await s.servers.command(r.serverId, r.command);
+        send({ type: 'ack', requestType: r.type, serverId: r.serverId });
+        return;
+      case 'power':
+        if (!hasRole(p.user.role, 'admin'))
+          throw new CodedError('FORBIDDEN', 'spectators cannot change power');
+        await s.servers.power(r.serverId, r.action);
+        send({ type: 'ack', requestType: r.type, serverId: r.serverId });
+        return;
+      default: {
+        // a new request type must get a role rule here before it compiles
+        const unhandled: never = r;
+        throw new CodedError('INVALID_MESSAGE', `unhandled request ${JSON.stringify(unhandled)}`);
+      }
+    }
+  }
+}

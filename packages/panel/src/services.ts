@@ -1,0 +1,131 @@
+/** Composition: every repo and service of one Panel, wired once (no module-level singletons). */
+import type { Logger } from 'pino';
+import type { PanelConfig } from './config/index.ts';
+import type { Db } from './db/index.ts';
+import { SettingsRepo } from './db/settings-repo.ts';
+import type { RouteRecord } from './http/auth.ts';
+import { RefreshTokensRepo } from './modules/agents/repo.ts';
+import { AgentsService } from './modules/agents/service.ts';
+import { ApiKeysRepo } from './modules/api-keys/repo.ts';
+import { ApiKeysService } from './modules/api-keys/service.ts';
+import { SessionsRepo } from './modules/auth/repo.ts';
+import { AuthService } from './modules/auth/service.ts';
+import { DashboardService } from './modules/dashboard/service.ts';
+import { MetricsRepo } from './modules/metrics/repo.ts';
+import { MetricsService } from './modules/metrics/service.ts';
+import { NodesRepo } from './modules/nodes/repo.ts';
+import { NodesService } from './modules/nodes/service.ts';
+import { ServersRepo } from './modules/servers/repo.ts';
+import { ServersService } from './modules/servers/service.ts';
+import { UsersRepo } from './modules/users/repo.ts';
+import { UsersService } from './modules/users/service.ts';
+import { AgentHub } from './relay/agent-hub.ts';
+import { LiveState } from './relay/live-state.ts';
+
+export interface PanelServices {
+  config: PanelConfig;
+  db: Db;
+  log: Logger;
+  auth: AuthService;
+  users: UsersService;
+  apiKeys: ApiKeysService;
+  nodes: NodesService;
+  agents: AgentsService;
+  servers: ServersService;
+  metrics: MetricsService;
+  dashboard: DashboardService;
+  live: LiveState;
+  hub: AgentHub;
+  /** every /api and /ws route with its auth rule (filled as routes register) */
+  routes: RouteRecord[];
+}
+
+export function createServices(config: PanelConfig, db: Db, log: Logger): PanelServices {
+  const settings = new SettingsRepo(db);
+  const usersRepo = new UsersRepo(db);
+  const users = new UsersService(usersRepo);
+  const keysRepo = new ApiKeysRepo(db);
+  const nodesRepo = new NodesRepo(db);
+  const live = new LiveState();
+  const metrics = new MetricsService(new MetricsRepo(db));
+  // The hub and the services refer to each other; the services read it lazily.
+  let hub: AgentHub | undefined;
+  const getHub = (): AgentHub => {
+    if (!hub) throw new Error('agent hub not ready');
+    return hub;
+  };
+  const nodes = new NodesService(nodesRepo, getHub, config.publicUrl);
+  const servers = new ServersService({
+    repo: new ServersRepo(db),
+    nodes: nodesRepo,
+    hub: getHub,
+    live,
+    metrics,
+    log,
+    updateTimeoutMs: config.updateTimeoutMs,
+  });
+  const hubLog = log.child({ component: 'agent-hub' });
+  const fetchSystemInfo = (nodeId: string) => {
+    getHub()
+      .request(nodeId, 'system_info', {})
+      .then((info) => nodes.storeSystemInfo(nodeId, info))
+      .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'system_info failed'));
+  };
+  hub = new AgentHub({
+    log: hubLog,
+    pingMs: config.agentPingMs,
+    commandTimeoutMs: config.commandTimeoutMs,
+    events: {
+      onConnect(nodeId) {
+        live.publishAll({ type: 'node_status', nodeId, online: true });
+        fetchSystemInfo(nodeId);
+      },
+      onDisconnect(nodeId) {
+        live.publishAll({ type: 'node_status', nodeId, online: false });
+      },
+      onEvent(nodeId, msg) {
+        // agent_hello proves the Agent listens; ask again in case the first request raced its setup.
+        if (msg.event === 'agent_hello') fetchSystemInfo(nodeId);
+        servers
+          .handleEvent(nodeId, msg)
+          .catch((err: Error) =>
+            hubLog.error({ nodeId, event: msg.event, err: err.message }, 'event handling failed'),
+          );
+      },
+      onPong(nodeId, msg) {
+        nodes
+          .heartbeat(nodeId, msg.data.systemLoad)
+          .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'heartbeat store failed'));
+      },
+    },
+  });
+  return {
+    config,
+    db,
+    log,
+    auth: new AuthService({
+      users: usersRepo,
+      usersService: users,
+      sessions: new SessionsRepo(db),
+      keys: keysRepo,
+      settings,
+      sessionTtlMs: config.sessionTtlMs,
+      loginRatePerMin: config.loginRatePerMin,
+    }),
+    users,
+    apiKeys: new ApiKeysService(keysRepo),
+    nodes,
+    agents: new AgentsService({
+      nodes: nodesRepo,
+      tokens: new RefreshTokensRepo(db),
+      settings,
+      publicUrl: config.publicUrl,
+    }),
+    servers,
+    metrics,
+    dashboard: new DashboardService(nodes, servers, live),
+    live,
+    hub,
+    routes: [],
+  };
+}

@@ -1,0 +1,178 @@
+/** Test helpers: a Panel on a random port with a fresh data dir, and a logged-in client. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import WebSocket from 'ws';
+import { startPanel } from '../src/app.ts';
+import { loadPanelConfig } from '../src/config/index.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: test code reads JSON bodies loosely
+export type Json = any;
+
+export const ADMIN_EMAIL = 'owner@example.test';
+export const ADMIN_PASSWORD = 'owner-password-1';
+
+export interface Session {
+  cookie: string;
+  csrf: string;
+  /** headers for a state-changing request with this session */
+  headers: Record<string, string>;
+}
+
+export interface TestPanel {
+  url: string;
+  app: FastifyInstance;
+  dataDir: string;
+  login(email?: string, password?: string): Promise<Session>;
+  /** fetch with JSON body and a session's headers */
+  api(
+    session: Session | null,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: Json }>;
+  /** a user of that role, logged in */
+  userWithRole(role: 'owner' | 'admin' | 'spectator'): Promise<Session & { email: string }>;
+  /** a node and its secret */
+  createNode(session: Session, name?: string): Promise<{ id: string; agentSecret: string }>;
+  clientSocket(session: Session): Promise<ClientSocket>;
+  stop(): Promise<void>;
+}
+
+export interface ClientSocket {
+  ws: WebSocket;
+  messages: Json[];
+  send(msg: unknown): void;
+  next(pred: (m: Json) => boolean, timeoutMs?: number): Promise<Json>;
+  close(): void;
+}
+
+let userSeq = 0;
+
+/** A port that was free a moment ago (the Panel must know its own URL before it listens). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const addr = srv.address();
+  await new Promise<void>((r) => srv.close(() => r()));
+  if (!addr || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}
+
+export async function startTestPanel(env: Record<string, string | undefined> = {}): Promise<TestPanel> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cap-panel-test-'));
+  const port = await freePort();
+  const config = loadPanelConfig({
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    PANEL_URL: `http://127.0.0.1:${port}`,
+    HOST: '127.0.0.1',
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    LOG_LEVEL: 'silent',
+    PANEL_LOGIN_RATE_PER_MIN: '1000',
+    ...env,
+  });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const running = await startPanel(config, { logger });
+  const url = running.url;
+  // PANEL_URL is what Agents are told to dial; with port 0 it is only known now.
+  const base = url;
+
+  const api: TestPanel['api'] = async (session, method, path, body) => {
+    const headers: Record<string, string> = session ? { ...session.headers } : {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+
+  const login = async (email = ADMIN_EMAIL, password = ADMIN_PASSWORD): Promise<Session> => {
+    const res = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
+    if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+    const setCookie = res.headers.get('set-cookie') ?? '';
+    const cookie = setCookie.split(';')[0] ?? '';
+    const { csrfToken } = (await res.json()) as { csrfToken: string };
+    return { cookie, csrf: csrfToken, headers: { cookie, 'x-csrf-token': csrfToken } };
+  };
+
+  const owner = await login();
+
+  const panel: TestPanel = {
+    url,
+    app: running.app,
+    dataDir,
+    login,
+    api,
+    async userWithRole(role) {
+      if (role === 'owner') return { ...owner, email: ADMIN_EMAIL };
+      userSeq += 1;
+      const email = `${role}${userSeq}@example.test`;
+      const password = `${role}-password-${userSeq}`;
+      const r = await api(owner, 'POST', '/api/users', { email, password, role });
+      if (r.status !== 201) throw new Error(`create user: ${r.status} ${JSON.stringify(r.body)}`);
+      return { ...(await login(email, password)), email };
+    },
+    async createNode(session, name = `node-${Math.random().toString(36).slice(2, 8)}`) {
+      const r = await api(session, 'POST', '/api/nodes', { name });
+      if (r.status !== 201) throw new Error(`create node: ${r.status} ${JSON.stringify(r.body)}`);
+      return { id: r.body.node.id, agentSecret: r.body.agentSecret };
+    },
+    async clientSocket(session) {
+      const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/client`, {
+        headers: { cookie: session.cookie },
+      });
+      const messages: Json[] = [];
+      const waiters = new Set<() => void>();
+      ws.on('message', (d) => {
+        messages.push(JSON.parse(d.toString()));
+        for (const w of waiters) w();
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      return {
+        ws,
+        messages,
+        send: (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m)),
+        next(pred, timeoutMs = 5000) {
+          return new Promise((resolve, reject) => {
+            const check = () => {
+              const i = messages.findIndex(pred);
+              if (i >= 0) {
+                const [m] = messages.splice(i, 1);
+                waiters.delete(check);
+                clearTimeout(timer);
+                resolve(m);
+              }
+            };
+            const timer = setTimeout(() => {
+              waiters.delete(check);
+              reject(new Error(`timed out; got ${JSON.stringify(messages).slice(0, 500)}`));
+            }, timeoutMs);
+            waiters.add(check);
+            check();
+          });
+        },
+        close: () => ws.close(),
+      };
+    },
+    async stop() {
+      await running.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return panel;
+}
