@@ -1,0 +1,152 @@
+import type { ClientMessage } from '@cap/protocol/client.ts';
+import { type QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { api } from './http.ts';
+import type {
+  Bucket,
+  CreatedNode,
+  Dashboard,
+  FileContent,
+  FileList,
+  Limits,
+  PanelNode,
+  Server,
+  Telemetry,
+  User,
+} from './types.ts';
+
+export const keys = {
+  me: ['me'] as const,
+  setup: ['setup'] as const,
+  dashboard: ['dashboard'] as const,
+  nodes: ['nodes'] as const,
+  node: (id: string) => ['nodes', id] as const,
+  servers: ['servers'] as const,
+  telemetry: (id: string) => ['servers', id, 'telemetry'] as const,
+  metrics: (id: string, range: string) => ['servers', id, 'metrics', range] as const,
+  files: (id: string, path: string) => ['servers', id, 'files', path] as const,
+  file: (id: string, path: string) => ['servers', id, 'file', path] as const,
+  users: ['users'] as const,
+};
+
+// live data keeps these fresh; polling is the fallback when the socket is down
+const POLL_MS = 15_000;
+
+export const useDashboard = () =>
+  useQuery({
+    queryKey: keys.dashboard,
+    queryFn: () => api<Dashboard>('/dashboard'),
+    refetchInterval: POLL_MS,
+  });
+export const useNodes = () =>
+  useQuery({ queryKey: keys.nodes, queryFn: () => api<PanelNode[]>('/nodes'), refetchInterval: POLL_MS });
+export const useNode = (id: string) =>
+  useQuery({ queryKey: keys.node(id), queryFn: () => api<PanelNode>(`/nodes/${encodeURIComponent(id)}`) });
+export const useServers = () =>
+  useQuery({ queryKey: keys.servers, queryFn: () => api<Server[]>('/servers'), refetchInterval: POLL_MS });
+export const useTelemetry = (id: string) =>
+  useQuery({
+    queryKey: keys.telemetry(id),
+    queryFn: () => api<Telemetry>(`/servers/${encodeURIComponent(id)}/telemetry`),
+  });
+export type MetricsRange = '1h' | '24h' | '7d';
+export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>
+  useQuery({
+    queryKey: keys.metrics(id, range),
+    enabled,
+    queryFn: () => api<Bucket[]>(`/servers/${encodeURIComponent(id)}/metrics?range=${range}`),
+    refetchInterval: 60_000,
+  });
+export const useFiles = (id: string, path: string) =>
+  useQuery({
+    queryKey: keys.files(id, path),
+    queryFn: () => api<FileList>(`/servers/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}`),
+  });
+export const useFileContent = (id: string, path: string | null) =>
+  useQuery({
+    queryKey: keys.file(id, path ?? ''),
+    enabled: path !== null,
+    queryFn: () =>
+      api<FileContent>(
+        `/servers/${encodeURIComponent(id)}/files/content?path=${encodeURIComponent(path ?? '')}`,
+      ),
+  });
+export const useUsers = () => useQuery({ queryKey: keys.users, queryFn: () => api<User[]>('/users') });
+
+export interface CreateServerInput {
+  name: string;
+  nodeId: string;
+  image: string;
+  startup?: string;
+  environment?: Record<string, string>;
+  ports?: Record<string, number>;
+  limits?: Limits;
+  done?: string;
+  stop?: string;
+}
+
+export function useCreateServer() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (input: CreateServerInput) => api<Server>('/servers', { method: 'POST', body: input }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.servers }),
+  });
+}
+
+export function useCreateNode() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (name: string) => api<CreatedNode>('/nodes', { method: 'POST', body: { name } }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.nodes }),
+  });
+}
+
+/**
+ * Patches cached data in place. A live patch must not make an old list look fresh: it keeps the
+ * data's age and its "invalidated" mark, so a page still refetches what it has not seen yet
+ * (e.g. a server created since the list was loaded).
+ */
+function patchCached<T>(qc: QueryClient, key: readonly unknown[], fn: (old: T) => T): void {
+  const state = qc.getQueryState<T>(key);
+  if (!state || state.data === undefined) return;
+  qc.setQueryData<T>(key, (old) => (old === undefined ? old : fn(old)), { updatedAt: state.dataUpdatedAt });
+  if (state.isInvalidated) void qc.invalidateQueries({ queryKey: key, exact: true, refetchType: 'none' });
+}
+
+/** Applies live messages to cached queries so every page updates without refetching. */
+export function applyLiveMessage(qc: QueryClient, msg: ClientMessage): void {
+  const patchServer = (id: string, patch: Partial<Server>) => {
+    const apply = (s: Server) => (s.id === id ? { ...s, ...patch } : s);
+    patchCached<Server[]>(qc, keys.servers, (old) => old.map(apply));
+    patchCached<Dashboard>(qc, keys.dashboard, (old) => ({ ...old, servers: old.servers.map(apply) }));
+    patchCached<Telemetry>(qc, keys.telemetry(id), (old) => ({
+      ...old,
+      server: { ...old.server, ...patch },
+      status: patch.status ?? old.status,
+      stats: patch.stats ?? old.stats,
+    }));
+  };
+  switch (msg.type) {
+    case 'subscribed':
+      patchServer(msg.serverId, { status: msg.status, ...(msg.stats ? { stats: msg.stats } : {}) });
+      break;
+    case 'status':
+      patchServer(msg.serverId, { status: msg.status });
+      // totals (running count) come from the Panel
+      void qc.invalidateQueries({ queryKey: keys.dashboard });
+      break;
+    case 'stats':
+      patchServer(msg.serverId, { stats: msg.stats });
+      break;
+    case 'node_status': {
+      const apply = (n: PanelNode) => (n.id === msg.nodeId ? { ...n, online: msg.online } : n);
+      patchCached<PanelNode[]>(qc, keys.nodes, (old) => old.map(apply));
+      patchCached<Dashboard>(qc, keys.dashboard, (old) => ({ ...old, nodes: old.nodes.map(apply) }));
+      // system info and load arrive with the connection: fetch them
+      void qc.invalidateQueries({ queryKey: keys.dashboard });
+      void qc.invalidateQueries({ queryKey: keys.nodes });
+      break;
+    }
+    default:
+      break;
+  }
+}

@@ -1,0 +1,109 @@
+import { Center, MantineProvider } from '@mantine/core';
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { lazy, Suspense } from 'react';
+import { BrowserRouter, Navigate, Outlet, Route, Routes } from 'react-router';
+import { AuthProvider, useAuth } from './api/auth.tsx';
+import { ApiError } from './api/http.ts';
+import { LiveProvider } from './api/live.tsx';
+import { Layout } from './components/layout.tsx';
+import { Empty, ErrorState, Loading } from './components/states.tsx';
+import { DashboardPage } from './pages/dashboard.tsx';
+import { LoginPage } from './pages/login.tsx';
+import { NodeDetailPage } from './pages/node-detail.tsx';
+import { NodesPage } from './pages/nodes.tsx';
+import { ServerCreatePage } from './pages/server-create.tsx';
+import { ServersPage } from './pages/servers.tsx';
+import { SetupPage } from './pages/setup.tsx';
+import { UsersPage } from './pages/users.tsx';
+import { theme } from './theme.ts';
+
+// the terminal is the largest dependency and only the server page needs it
+const ServerDetailPage = lazy(() =>
+  import('./pages/server-detail.tsx').then((m) => ({ default: m.ServerDetailPage })),
+);
+
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        staleTime: 5_000,
+        // a 4xx will not get better by asking again
+        retry: (n, e) => n < 2 && !(e instanceof ApiError && e.status >= 400 && e.status < 500),
+      },
+    },
+  });
+}
+
+/** Everything behind login: the live socket only exists while signed in. */
+function Protected() {
+  const { user, loading, error, setupRequired } = useAuth();
+  if (loading)
+    return (
+      <Center mih="100vh">
+        <Loading label="Connecting to the Panel…" />
+      </Center>
+    );
+  if (error)
+    return (
+      <Center mih="100vh" p="md">
+        <ErrorState
+          error={error}
+          title="The Panel is not answering"
+          onRetry={() => window.location.reload()}
+        />
+      </Center>
+    );
+  if (setupRequired) return <Navigate to="/setup" replace />;
+  if (!user) return <Navigate to="/login" replace />;
+  return (
+    <LiveProvider>
+      <Outlet />
+    </LiveProvider>
+  );
+}
+
+function AdminOnly() {
+  const { canWrite } = useAuth();
+  return canWrite ? <Outlet /> : <Empty title="Admins only">Your role cannot see this page.</Empty>;
+}
+
+export function App({ client }: { client: QueryClient }) {
+  return (
+    <MantineProvider theme={theme} defaultColorScheme="dark">
+      <QueryClientProvider client={client}>
+        <BrowserRouter>
+          <AuthProvider>
+            <Routes>
+              <Route path="/login" element={<LoginPage />} />
+              <Route path="/setup" element={<SetupPage />} />
+              <Route element={<Protected />}>
+                <Route element={<Layout />}>
+                  <Route index element={<DashboardPage />} />
+                  <Route path="servers" element={<ServersPage />} />
+                  <Route
+                    path="servers/:id"
+                    element={
+                      <Suspense fallback={<Loading label="Loading server…" />}>
+                        <ServerDetailPage />
+                      </Suspense>
+                    }
+                  />
+                  <Route path="nodes" element={<NodesPage />} />
+                  <Route path="nodes/:id" element={<NodeDetailPage />} />
+                  <Route element={<AdminOnly />}>
+                    <Route path="servers/new" element={<ServerCreatePage />} />
+                    <Route path="users" element={<UsersPage />} />
+                  </Route>
+                  <Route
+                    path="*"
+                    element={<Empty title="Page not found">Use the navigation on the left.</Empty>}
+                  />
+                </Route>
+              </Route>
+            </Routes>
+          </AuthProvider>
+        </BrowserRouter>
+      </QueryClientProvider>
+    </MantineProvider>
+  );
+}

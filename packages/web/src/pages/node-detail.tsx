@@ -1,0 +1,126 @@
+import { Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useNavigate, useParams } from 'react-router';
+import { useAuth } from '../api/auth.tsx';
+import { api, errorCode, errorMessage } from '../api/http.ts';
+import { keys, useNode, useServers } from '../api/queries.ts';
+import { UsageBar } from '../components/metric-card.tsx';
+import { ErrorState, Loading } from '../components/states.tsx';
+import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
+import { formatAgo, formatBytes } from '../lib/format.ts';
+
+export function NodeDetailPage() {
+  const { id = '' } = useParams();
+  const { canWrite } = useAuth();
+  const q = useNode(id);
+  const servers = useServers();
+  const navigate = useNavigate();
+  const qc = useQueryClient();
+  const [delError, setDelError] = useState<unknown>(null);
+  if (q.isPending) return <Loading label="Loading node…" />;
+  if (q.isError)
+    return <ErrorState error={q.error} title="Could not load the node" onRetry={() => q.refetch()} />;
+  const n = q.data;
+  const si = n.systemInfo;
+  const here = (servers.data ?? []).filter((s) => s.nodeId === n.id);
+  const info: [string, string][] = si
+    ? [
+        ['Hostname', si.hostname],
+        ['OS', si.os.prettyName],
+        ['Kernel', si.kernel],
+        ['Architecture', si.arch],
+        ['Docker', si.dockerVersion],
+        ['CPUs', String(si.cpus)],
+        ['Memory', `${formatBytes(si.memory.total)} (${formatBytes(si.memory.free)} free)`],
+        ['Disk', `${formatBytes(si.disk.total)} at ${si.disk.path} (${formatBytes(si.disk.free)} free)`],
+        ['Agent', `${si.agentVersion} · protocol ${si.protocolVersion}`],
+      ]
+    : [];
+
+  async function remove() {
+    if (!window.confirm(`Delete node ${n.name}? Its Agent will no longer be accepted.`)) return;
+    try {
+      await api(`/nodes/${encodeURIComponent(n.id)}`, { method: 'DELETE' });
+      await qc.invalidateQueries({ queryKey: keys.nodes });
+      navigate('/nodes');
+    } catch (e) {
+      setDelError(e);
+    }
+  }
+
+  return (
+    <Stack gap="lg" data-testid="page-node-detail">
+      <Group justify="space-between">
+        <Group gap="sm">
+          <Title order={2}>{n.name}</Title>
+          <NodeBadge online={n.online} />
+        </Group>
+        {canWrite ? (
+          <Button color="red" variant="outline" onClick={remove}>
+            Delete node
+          </Button>
+        ) : null}
+      </Group>
+      {delError ? (
+        <Text c="red.4" role="alert">
+          {errorCode(delError)}: {errorMessage(delError)}
+        </Text>
+      ) : null}
+      <Text size="sm" c="dimmed">
+        Last heartbeat {formatAgo(n.lastHeartbeatAt)} · ID <Code>{n.id}</Code>
+      </Text>
+      <SimpleGrid cols={{ base: 1, md: 2 }}>
+        <Paper className="cap-glass" p="md">
+          <Title order={3} size="h5" mb="xs">
+            System
+          </Title>
+          {si ? (
+            <Table verticalSpacing={4} aria-label="System information" data-testid="node-system-info">
+              <Table.Tbody>
+                {info.map(([k, v]) => (
+                  <Table.Tr key={k}>
+                    <Table.Th w={130}>{k}</Table.Th>
+                    <Table.Td>{v}</Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          ) : (
+            <Text c="dimmed" size="sm">
+              The Agent has not reported system info yet. Start it with the command shown when the node was
+              added.
+            </Text>
+          )}
+        </Paper>
+        <Paper className="cap-glass" p="md">
+          <Title order={3} size="h5" mb="xs">
+            Load
+          </Title>
+          <Stack gap="sm">
+            <UsageBar label="CPU load" percent={n.online ? (n.load?.cpu ?? null) : null} />
+            <UsageBar label="RAM" percent={n.online ? (n.load?.memory ?? null) : null} />
+            <UsageBar label="Disk" percent={n.online ? (n.load?.disk ?? null) : null} />
+          </Stack>
+          <Title order={3} size="h5" mt="md" mb="xs">
+            Servers ({here.length})
+          </Title>
+          {here.length === 0 ? (
+            <Text size="sm" c="dimmed">
+              No servers on this node.
+            </Text>
+          ) : (
+            <Stack gap={4}>
+              {here.map((s) => (
+                <Group key={s.id} justify="space-between">
+                  <Text size="sm">{s.name}</Text>
+                  <StatusBadge status={s.status} />
+                </Group>
+              ))}
+            </Stack>
+          )}
+        </Paper>
+      </SimpleGrid>
+    </Stack>
+  );
+}

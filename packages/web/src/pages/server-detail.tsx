@@ -1,0 +1,325 @@
+import {
+  Anchor,
+  Badge,
+  Button,
+  Code,
+  Grid,
+  Group,
+  Paper,
+  SegmentedControl,
+  SimpleGrid,
+  Stack,
+  Table,
+  Tabs,
+  Text,
+  Title,
+} from '@mantine/core';
+import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
+import { Link, useParams } from 'react-router';
+import { useAuth } from '../api/auth.tsx';
+import { useLiveMessages, useLiveState, useServerSubscriptions } from '../api/live.tsx';
+import { type MetricsRange, useMetrics, useNodes, useTelemetry } from '../api/queries.ts';
+import type { Server, ServerStatus } from '../api/types.ts';
+import { CommandInput } from '../components/command-input.tsx';
+import { ConfigModal } from '../components/config-modal.tsx';
+import { ConsoleTerminal } from '../components/console-terminal.tsx';
+import { DeleteServerButton } from '../components/delete-server.tsx';
+import { FilesTab } from '../components/files-tab.tsx';
+import { MetricCard } from '../components/metric-card.tsx';
+import { MetricCharts } from '../components/metric-charts.tsx';
+import { PowerButtons } from '../components/power-buttons.tsx';
+import { ErrorState, Loading } from '../components/states.tsx';
+import { StatusBadge } from '../components/status-badge.tsx';
+import { ConsoleStore } from '../lib/console-store.ts';
+import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
+import { appendStats, type Point, seriesFromBuckets, stripAnsi } from '../lib/series.ts';
+
+function ConsolePreview({ store }: { store: ConsoleStore }) {
+  const version = useSyncExternalStore(
+    (fn) => store.subscribe(fn),
+    () => store.version,
+  );
+  const lines = useMemo(() => (version >= 0 ? store.lines.slice(-8).map(stripAnsi) : []), [store, version]);
+  return (
+    <Code block data-testid="console-preview" style={{ minHeight: 80, background: '#02070f' }}>
+      {lines.length ? lines.join('\n') : 'No console output yet.'}
+    </Code>
+  );
+}
+
+function Details({ server, nodeName }: { server: Server; nodeName: string }) {
+  const rows: [string, React.ReactNode][] = [
+    ['ID', <Code key="id">{server.id}</Code>],
+    [
+      'Node',
+      <Anchor key="n" component={Link} to={`/nodes/${server.nodeId}`}>
+        {nodeName}
+      </Anchor>,
+    ],
+    ['Image', <Code key="i">{server.image}</Code>],
+    [
+      'Startup',
+      <Code key="s" style={{ whiteSpace: 'pre-wrap' }}>
+        {server.startup || '(image default)'}
+      </Code>,
+    ],
+    [
+      'Ports',
+      Object.keys(server.ports ?? {}).length
+        ? Object.entries(server.ports).map(([k, v]) => (
+            <Badge key={k} variant="outline" mr={4}>
+              {k} → {typeof v === 'number' ? v : `${v.hostIp ? `${v.hostIp}:` : ''}${v.hostPort}`}
+            </Badge>
+          ))
+        : 'none',
+    ],
+    [
+      'Limits',
+      `memory ${server.limits?.memory ?? 'unlimited'} · cpu ${server.limits?.cpu ?? 'unlimited'} · disk ${server.limits?.disk ?? 'unlimited'}`,
+    ],
+  ];
+  const env = Object.entries(server.environment ?? {});
+  return (
+    <Paper className="cap-glass" p="md">
+      <Table verticalSpacing={4} aria-label="Server details">
+        <Table.Tbody>
+          {rows.map(([k, v]) => (
+            <Table.Tr key={k}>
+              <Table.Th w={110}>{k}</Table.Th>
+              <Table.Td>{v}</Table.Td>
+            </Table.Tr>
+          ))}
+          <Table.Tr>
+            <Table.Th>Variables</Table.Th>
+            <Table.Td data-testid="server-env">
+              {env.length === 0
+                ? 'none'
+                : env.map(([k, v]) => (
+                    <div key={k}>
+                      <Code>
+                        {k}={v}
+                      </Code>
+                    </div>
+                  ))}
+            </Table.Td>
+          </Table.Tr>
+        </Table.Tbody>
+      </Table>
+    </Paper>
+  );
+}
+
+/** Keyed by the id: another server gets a fresh console, series and modal state. */
+/** The last hour is live (buckets + stats as they arrive); longer ranges come from the Panel's history. */
+function ChartsWithRange({ serverId, live }: { serverId: string; live: Point[] }) {
+  const [range, setRange] = useState<MetricsRange>('1h');
+  const history = useMetrics(serverId, range, range !== '1h');
+  const series = useMemo(
+    () => (range === '1h' ? live : seriesFromBuckets(history.data ?? [])),
+    [range, live, history.data],
+  );
+  return (
+    <Stack gap="xs">
+      <Group justify="flex-end">
+        <SegmentedControl
+          size="xs"
+          aria-label="Chart range"
+          value={range}
+          onChange={(v) => setRange(v as MetricsRange)}
+          data={[
+            { value: '1h', label: 'Live · 1h' },
+            { value: '24h', label: '24h' },
+            { value: '7d', label: '7d' },
+          ]}
+          data-testid="chart-range"
+        />
+      </Group>
+      {range !== '1h' && history.isPending ? (
+        <Loading label="Loading history…" />
+      ) : range !== '1h' && history.isError ? (
+        <ErrorState error={history.error} title="Could not load the history" />
+      ) : (
+        <MetricCharts series={series} />
+      )}
+    </Stack>
+  );
+}
+
+export function ServerDetailPage() {
+  const { id = '' } = useParams();
+  return <ServerDetail key={id} id={id} />;
+}
+
+function ServerDetail({ id }: { id: string }) {
+  const { canWrite } = useAuth();
+  const q = useTelemetry(id);
+  const nodes = useNodes();
+  const live = useLiveState();
+  useServerSubscriptions(id ? [id] : []);
+  const store = useMemo(() => new ConsoleStore(), []);
+  const [series, setSeries] = useState<Point[]>([]);
+  const [configOpen, setConfigOpen] = useState(false);
+  const [tab, setTab] = useState<string | null>('overview');
+  const [crash, setCrash] = useState<string | null>(null);
+
+  // REST paints the page; the socket then keeps it current
+  const seeded = q.data !== undefined;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: seed once per server from the first telemetry
+  useEffect(() => {
+    if (!q.data) return;
+    setSeries(seriesFromBuckets(q.data.metrics));
+    if (store.lines.length === 0) store.reset(q.data.console);
+  }, [seeded, id]);
+
+  useLiveMessages((m) => {
+    if (!('serverId' in m) || m.serverId !== id) return;
+    if (m.type === 'subscribed') {
+      store.reset(m.history);
+      if (m.stats) setSeries((s) => appendStats(s, m.stats!));
+    } else if (m.type === 'console') store.append(m.lines);
+    else if (m.type === 'install_output')
+      store.append(m.lines.map((l) => `\u001b[36m[install]\u001b[0m ${l}`));
+    else if (m.type === 'console_dropped')
+      store.append([`\u001b[33m[panel] ${m.count} line(s) not shown (${m.reason})\u001b[0m`]);
+    else if (m.type === 'stats') setSeries((s) => appendStats(s, m.stats));
+    else if (m.type === 'crashed')
+      setCrash(`Exited with code ${m.exitCode}${m.restarting ? '; the Agent is restarting it' : ''}.`);
+    else if (m.type === 'status' && m.status === 'running') setCrash(null);
+  });
+
+  if (q.isPending) return <Loading label="Loading server…" />;
+  if (q.isError)
+    return <ErrorState error={q.error} title="Could not load the server" onRetry={() => q.refetch()} />;
+  const { server } = q.data;
+  const status: ServerStatus = q.data.status ?? server.status;
+  const stats = q.data.stats ?? server.stats;
+  const nodeName = nodes.data?.find((n) => n.id === server.nodeId)?.name ?? server.nodeId;
+  const running = status === 'running' || status === 'starting';
+
+  return (
+    <Stack gap="md" data-testid="page-server-detail">
+      <Group justify="space-between" align="flex-start">
+        <Stack gap={4}>
+          <Group gap="sm">
+            <Title order={2} data-testid="server-name">
+              {server.name}
+            </Title>
+            <StatusBadge status={status} />
+            {live !== 'open' ? (
+              <Badge color="orange" variant="light">
+                live data paused
+              </Badge>
+            ) : null}
+          </Group>
+          <Text size="sm" c="dimmed">
+            on {nodeName} · uptime <span data-testid="server-uptime">{formatUptime(stats?.uptime)}</span>
+          </Text>
+        </Stack>
+        <Group gap="xs" align="flex-start">
+          <PowerButtons serverId={server.id} status={status} canWrite={canWrite} />
+          {canWrite ? <DeleteServerButton server={server} /> : null}
+        </Group>
+      </Group>
+      {crash ? (
+        <Text c="red.4" size="sm" role="alert">
+          Crashed: {crash}
+        </Text>
+      ) : null}
+      <Tabs value={tab} onChange={setTab} keepMounted={false}>
+        <Tabs.List>
+          <Tabs.Tab value="overview" data-testid="tab-overview">
+            Overview
+          </Tabs.Tab>
+          <Tabs.Tab value="console" data-testid="tab-console">
+            Console
+          </Tabs.Tab>
+          <Tabs.Tab value="files" data-testid="tab-files">
+            Files
+          </Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="overview" pt="md">
+          <Stack>
+            <SimpleGrid cols={{ base: 2, md: 4 }}>
+              <MetricCard
+                label="CPU"
+                value={formatPercent(running ? stats?.cpu : null)}
+                testId="metric-cpu"
+              />
+              <MetricCard
+                label="Memory"
+                value={running ? formatBytes(stats?.memory.usedBytes) : '—'}
+                hint={
+                  server.limits?.memory && stats?.memory.limitBytes
+                    ? `of ${formatBytes(stats.memory.limitBytes)}`
+                    : 'no memory limit'
+                }
+                testId="metric-memory"
+              />
+              <MetricCard
+                label="Network"
+                value={running && stats ? `↓${formatBytes(stats.network.rx)}` : '—'}
+                hint={running && stats ? `↑${formatBytes(stats.network.tx)} since start` : 'not running'}
+              />
+              <MetricCard label="Disk" value={formatBytes(stats?.disk.usedBytes)} testId="metric-disk" />
+            </SimpleGrid>
+            <ChartsWithRange serverId={server.id} live={series} />
+            <Grid>
+              <Grid.Col span={{ base: 12, md: 7 }}>
+                <Paper className="cap-glass" p="md">
+                  <Stack gap="xs">
+                    <Group justify="space-between">
+                      <Text className="cap-metric-label" c="dimmed">
+                        Quick command
+                      </Text>
+                      <Anchor component="button" type="button" size="sm" onClick={() => setTab('console')}>
+                        Open console
+                      </Anchor>
+                    </Group>
+                    <ConsolePreview store={store} />
+                    {canWrite ? (
+                      <CommandInput
+                        serverId={server.id}
+                        disabled={status !== 'running' && status !== 'starting'}
+                        label="Quick command"
+                        testId="quick-command"
+                      />
+                    ) : null}
+                  </Stack>
+                </Paper>
+              </Grid.Col>
+              <Grid.Col span={{ base: 12, md: 5 }}>
+                <Stack gap="xs">
+                  {canWrite ? (
+                    <Button
+                      variant="gradient"
+                      gradient={{ from: 'cyan.7', to: 'indigo.6', deg: 90 }}
+                      onClick={() => setConfigOpen(true)}
+                      data-testid="open-config"
+                    >
+                      UPDATE INSTANCE CONFIG
+                    </Button>
+                  ) : null}
+                  <Details server={server} nodeName={nodeName} />
+                </Stack>
+              </Grid.Col>
+            </Grid>
+          </Stack>
+        </Tabs.Panel>
+        <Tabs.Panel value="console" pt="md">
+          <Stack gap="xs">
+            <ConsoleTerminal store={store} />
+            {canWrite ? (
+              <CommandInput serverId={server.id} disabled={status !== 'running' && status !== 'starting'} />
+            ) : null}
+          </Stack>
+        </Tabs.Panel>
+        <Tabs.Panel value="files" pt="md">
+          <FilesTab serverId={server.id} />
+        </Tabs.Panel>
+      </Tabs>
+      {configOpen ? (
+        <ConfigModal server={server} opened={configOpen} onClose={() => setConfigOpen(false)} />
+      ) : null}
+    </Stack>
+  );
+}
