@@ -2,14 +2,19 @@
 # Makes this machine able to run the whole test suite: Docker Engine, PostgreSQL, Chromium,
 # busybox-static, debootstrap. Installs with apt when root and missing; starts daemons when stopped.
 # With CI=true anything that cannot be had is an error, never a skip.
+#   scripts/setup-host.sh           everything the tests need
+#   scripts/setup-host.sh runtime   only what running the Panel + Agent needs (Docker Engine)
 set -euo pipefail
+mode=${1:-test}
 log() { printf '[setup] %s\n' "$*" >&2; }
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
-dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
-command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
+[ "$mode" = test ] && { dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static); }
+if [ "$mode" = test ]; then
+  command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+  command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing: ${need_pkgs[*]}"
@@ -29,6 +34,8 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/ctrl-alt-play-dockerd.log"; exit 1; }
 fi
+
+if [ "$mode" = runtime ]; then log "ready: docker $(docker version --format '{{.Server.Version}}')"; exit 0; fi
 
 # PostgreSQL: a cluster of our own on a unix socket + loopback port, owned by the postgres user.
 PGPORT_TEST=${PGPORT_TEST:-55432}
