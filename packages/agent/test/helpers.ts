@@ -86,4 +86,36 @@ export function egg(startup: string, extra: Record<string, unknown> = {}) {
   return { name: 'test', image: IMAGE, startup, ...extra };
 }
 
+/** The next `server_status_changed` of `serverId` to `to`, looking from index `since` of what the Panel received. */
+export function waitStatus(f: Fixture, serverId: string, to: string, since: number, timeoutMs = 20_000) {
+  return f.panel.waitEvent(
+    'server_status_changed',
+    (d) => d.serverId === serverId && d.currentStatus === to,
+    { since, timeoutMs },
+  );
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A port free on 127.0.0.1 for both TCP and UDP (as an allocation would be). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  const dgram = await import('node:dgram');
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address();
+        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const sock = dgram.createSocket('udp4');
+      sock.once('error', () => resolve(false));
+      sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
+    });
+    if (port > 0 && udpFree) return port;
+  }
+  throw new Error('no free port');
+}

@@ -23,7 +23,7 @@ describe('server lifecycle (real Docker)', () => {
       since,
     });
 
-  it('creates a labelled, limited container with the filled startup', async () => {
+  it('creates a labelled, limited container running as uid 1000 with the startup', async () => {
     const res = await f.panel.command(
       'create_server',
       {
@@ -42,7 +42,11 @@ describe('server lifecycle (real Docker)', () => {
     assert.equal(info.Config.Labels['ctrl-alt-play.server'], id);
     assert.equal(info.Config.Labels['ctrl-alt-play.node'], f.nodeId);
     assert.equal(info.Config.Labels['ctrl-alt-play.managed'], 'true');
-    assert.deepEqual(info.Config.Cmd, ['/bin/sh', '-c', ECHO]);
+    // the value travels in the environment; sh substitutes it after parsing the line
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is shell syntax here, not a template
+    assert.deepEqual(info.Config.Cmd, ['/bin/sh', '-c', ECHO.replace('ready', '${GREETING}')]);
+    assert.ok(info.Config.Env.includes('GREETING=ready'));
+    assert.equal(info.Config.User, '1000:1000');
     assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
     assert.equal(info.HostConfig.NanoCpus, 0.5e9);
     assert.equal(info.HostConfig.PidsLimit, 512);

@@ -46,6 +46,12 @@ export const ClientMessage = z.discriminatedUnion('type', [
     message: z.string().optional(),
   }),
   z.object({ type: z.literal('install_output'), serverId: ServerId, lines: z.array(z.string()) }),
+  z.object({
+    type: z.literal('install_completed'),
+    serverId: ServerId,
+    success: z.boolean(),
+    exitCode: z.number().int().optional(),
+  }),
   z.object({ type: z.literal('node_status'), nodeId: z.string(), online: z.boolean() }),
   z.object({
     type: z.literal('error'),

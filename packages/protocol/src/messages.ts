@@ -169,6 +169,8 @@ export const actionPayloads = {
   list_servers: Empty,
   list_files: FilePathPayload,
   get_file: FilePathPayload,
+  /** run the install script again (the server is stopped first); progress as install_* events */
+  reinstall_server: Empty,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -186,6 +188,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'update_server',
   'list_files',
   'get_file',
+  'reinstall_server',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */

@@ -47,6 +47,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   list_servers: { payload: {} },
   list_files: { payload: { path: '/config' }, serverId: 's1' },
   get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
+  reinstall_server: { payload: {}, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */

@@ -48,6 +48,9 @@ const AgentEnv = z.object({
   AGENT_LOG_THROTTLE_INTERVAL_MS: int(10, 60_000).default(100),
   AGENT_STATS_INTERVAL_MS: int(50, 600_000).default(2000),
   AGENT_HEARTBEAT_INTERVAL_MS: int(50, 600_000).default(30_000),
+  AGENT_CONTAINER_UID: int(0, 2 ** 31 - 1).default(1000),
+  AGENT_CONTAINER_GID: int(0, 2 ** 31 - 1).default(1000),
+  AGENT_DISK_CHECK_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   AGENT_NAME: z.string().min(1).max(191).optional(),
   AGENT_BIND_IP: z.union([z.ipv4(), z.ipv6()]).default('0.0.0.0'),
   AGENT_TZ: z.string().min(1).max(64).default('UTC'),
@@ -69,6 +72,11 @@ export interface AgentConfig {
   readonly logThrottleIntervalMs: number;
   readonly statsIntervalMs: number;
   readonly heartbeatIntervalMs: number;
+  /** uid/gid game containers run as and their files belong to (Wings' user.uid/gid) */
+  readonly containerUid: number;
+  readonly containerGid: number;
+  /** how often a running server's disk usage is walked (the over-limit check) */
+  readonly diskCheckIntervalMs: number;
   readonly name: string | undefined;
   readonly bindIp: string;
   readonly timezone: string;
@@ -117,6 +125,9 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     logThrottleIntervalMs: e.AGENT_LOG_THROTTLE_INTERVAL_MS,
     statsIntervalMs: e.AGENT_STATS_INTERVAL_MS,
     heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL_MS,
+    containerUid: e.AGENT_CONTAINER_UID,
+    containerGid: e.AGENT_CONTAINER_GID,
+    diskCheckIntervalMs: e.AGENT_DISK_CHECK_INTERVAL_MS,
     name: e.AGENT_NAME,
     bindIp: e.AGENT_BIND_IP,
     timezone: e.AGENT_TZ,

@@ -2,7 +2,7 @@
  * A server's files, confined to its own directory. Every path is resolved, then realpath'd, and
  * must stay inside the (realpath'd) root: `..` and symlinks that point out are refused.
  */
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { lchown, lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CodedError, type FileEntry } from '@cap/protocol';
 
@@ -106,4 +106,25 @@ export async function diskUsage(dir: string): Promise<number> {
     }
   }
   return total;
+}
+
+/**
+ * Gives a server's tree to the uid/gid its game runs as (Wings chowns after install). lchown, and
+ * no descent through links: a symlink planted in the tree never makes us chown outside it. Only
+ * entries with another owner are touched, so a second pass over a large world is just a walk.
+ */
+export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  const visit = async (p: string): Promise<void> => {
+    let st: Awaited<ReturnType<typeof lstat>>;
+    try {
+      st = await lstat(p);
+    } catch {
+      return; // vanished meanwhile
+    }
+    if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid).catch(() => undefined);
+    if (!st.isDirectory()) return;
+    const names = await readdir(p).catch(() => [] as string[]);
+    for (const name of names) await visit(path.join(p, name));
+  };
+  await visit(root);
 }

@@ -22,7 +22,7 @@ import type { AgentConfig } from '../config/config.ts';
 import type { DockerEnvironment } from '../environment/docker/docker.ts';
 import { getFile, listFiles } from '../filesystem/filesystem.ts';
 import { systemInfo } from '../system/system-info.ts';
-import { type Emit, Server } from './server.ts';
+import { type Emit, type InstallState, Server } from './server.ts';
 
 export class ServerManager {
   readonly servers = new Map<string, Server>();
@@ -62,21 +62,30 @@ export class ServerManager {
       try {
         const raw = JSON.parse(await readFile(path.join(this.serversDir, f), 'utf8'));
         const def = CreateServerPayload.parse(raw);
-        this.servers.set(def.serverId, new Server(def.serverId, def.eggConfig, this.#deps()));
+        const state = (raw as { installState?: unknown }).installState;
+        const installState: InstallState =
+          state === 'running' || state === 'done' || state === 'failed' ? state : 'none';
+        this.servers.set(def.serverId, new Server(def.serverId, def.eggConfig, this.#deps(), installState));
       } catch (e) {
         this.#log.error({ err: e, file: f }, 'unreadable server definition, skipped');
       }
     }
     let containers: Awaited<ReturnType<DockerEnvironment['listManaged']>> = [];
+    let installers: typeof containers = [];
+    let listed = false;
     try {
       // an unreachable TCP Engine must not hold up the boot (the HTTP API and /health come first)
       let timer: NodeJS.Timeout | undefined;
-      containers = await Promise.race([
-        this.#docker.listManaged(this.#config.nodeId),
+      [containers, installers] = await Promise.race([
+        Promise.all([
+          this.#docker.listManaged(this.#config.nodeId),
+          this.#docker.listInstallers(this.#config.nodeId),
+        ]),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('docker did not answer within 10 s')), 10_000);
         }),
       ]).finally(() => clearTimeout(timer));
+      listed = true;
     } catch (e) {
       this.#log.error({ err: e }, 'docker unreachable at boot: servers left offline until it is back');
     }
@@ -100,6 +109,24 @@ export class ServerManager {
         }
       }),
     );
+    // installs that ran on while the Agent was away: wait for them; the ones gone count as failed
+    for (const c of installers) {
+      const server = this.servers.get(c.serverId);
+      if (server) {
+        server.adoptInstall(c.id);
+        this.#log.info(
+          { serverId: c.serverId, containerId: c.id, action: 'reattach' },
+          'reattached to installer',
+        );
+      }
+    }
+    if (listed) {
+      await Promise.all(
+        [...this.servers.values()].map((s) =>
+          s.installing ? undefined : s.installInterrupted().catch(() => undefined),
+        ),
+      );
+    }
     this.#statsTimer = setInterval(() => void this.#statsTick(), this.#config.statsIntervalMs);
     this.#statsTimer.unref();
   }
@@ -192,6 +219,11 @@ export class ServerManager {
         } finally {
           this.#creating.delete(id);
         }
+      }
+      case 'reinstall_server': {
+        const s = this.#server(serverId);
+        await s.reinstall();
+        return { data: { serverId, status: s.status } };
       }
       case 'start_server': {
         const s = this.#server(serverId);

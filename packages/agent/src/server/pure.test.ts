@@ -1,18 +1,24 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EggConfig } from '@cap/protocol';
-import { doneMatcher, stripAnsi } from './done.ts';
-import { fillStartup, serverEnvironment } from './startup.ts';
+import { firstHost } from '../environment/docker/docker.ts';
+import { serverEnvironment, startupForEntrypoint, startupForShell } from './startup.ts';
 import { LineThrottle } from './throttle.ts';
 
-test('fillStartup fills {{VAR}}, {{env.VAR}}, {{server.build.env.VAR}}; unknown is empty', () => {
-  const env = { PORT: '25565', NAME: 'a b' };
+test('startup: {{VAR}} and its aliases become shell variables for sh, {{VAR}} for an entrypoint', () => {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is shell syntax here, not a template
+  const line = 'run {{PORT}} {{env.NAME}} {{ server.build.env.PORT }} [{{MISSING}}] ${KEEP}';
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is shell syntax here, not a template
+  assert.equal(startupForShell(line), 'run ${PORT} ${NAME} ${PORT} [${MISSING}] ${KEEP}');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is shell syntax here, not a template
+  assert.equal(startupForEntrypoint(line), 'run {{PORT}} {{NAME}} {{PORT}} [{{MISSING}}] ${KEEP}');
+  // inside single quotes the value is still meant: the quote is closed around a quoted expansion
   assert.equal(
-    fillStartup('run {{PORT}} {{env.NAME}} {{server.build.env.PORT}} [{{MISSING}}]', env),
-    'run 25565 a b 25565 []',
+    startupForShell(`redis --requirepass '{{PW}}' -a 'x{{PW}}y' "{{PW}}" \\'{{PW}} "it's {{PW}}"`),
+    `redis --requirepass ''"\${PW}"'' -a 'x'"\${PW}"'y' "\${PW}" \\'\${PW} "it's \${PW}"`,
   );
-  // values are not re-expanded: a value that looks like a placeholder stays literal
-  assert.equal(fillStartup('{{A}}', { A: '{{B}}', B: 'x' }), '{{B}}');
+  // only names are placeholders: anything else stays literal text
+  assert.equal(startupForShell('{{$(id)}} {{a b}}'), '{{$(id)}} {{a b}}');
 });
 
 test('serverEnvironment adds TZ, STARTUP, SERVER_MEMORY, SERVER_IP, SERVER_PORT', () => {
@@ -29,23 +35,32 @@ test('serverEnvironment adds TZ, STARTUP, SERVER_MEMORY, SERVER_IP, SERVER_PORT'
   assert.equal(env.SERVER_PORT, '25565');
   assert.equal(env.SERVER_IP, '0.0.0.0');
   assert.equal(env.TZ, 'UTC');
-  assert.equal(env.STARTUP, 'java -Xmx1024M --motd "hi; rm -rf /"');
+  // Wings passes STARTUP unexpanded: the image's entrypoint substitutes the values
+  assert.equal(env.STARTUP, 'java -Xmx{{SERVER_MEMORY}}M --motd "{{MOTD}}"');
+  assert.equal(env.MOTD, 'hi; rm -rf /');
 });
 
-test('done patterns: substring, regex:, list, ANSI stripped', () => {
-  assert.equal(doneMatcher(undefined), null);
-  assert.equal(doneMatcher([]), null);
-  const sub = doneMatcher('Done (')!;
-  assert.ok(sub('[12:00] Done (3.2s)! For help'));
-  assert.ok(!sub('Loading'));
-  const re = doneMatcher('regex:^ready \\d+$')!;
-  assert.ok(re('ready 42'));
-  assert.ok(!re('not ready 42'));
-  const list = doneMatcher(['alpha', 'regex:be+ta'])!;
-  assert.ok(list('xx beeeta'));
-  assert.ok(list('alpha'));
-  assert.ok(doneMatcher('Server started')!('\x1b[32mServer\x1b[0m started'));
-  assert.equal(stripAnsi('\x1b[1;31mred\x1b[0m'), 'red');
+test('serverEnvironment: values the Agent derives win over stale copies in the environment', () => {
+  const egg = EggConfig.parse({
+    name: 'x',
+    image: 'img',
+    ports: { '27960': { hostPort: 27960, hostIp: '127.0.0.1' } },
+    environment: { SERVER_PORT: '', SERVER_IP: '0.0.0.0', SERVER_MEMORY: '0', STARTUP: 'old' },
+    limits: { memory: 512 },
+    startup: 'go {{SERVER_PORT}}',
+  });
+  const env = serverEnvironment(egg, { bindIp: '0.0.0.0', timezone: 'UTC' });
+  assert.equal(env.SERVER_PORT, '27960');
+  assert.equal(env.SERVER_IP, '127.0.0.1');
+  assert.equal(env.SERVER_MEMORY, '512');
+  assert.equal(env.STARTUP, 'go {{SERVER_PORT}}');
+  // without ports or limits the egg's own values stay
+  const bare = serverEnvironment(
+    EggConfig.parse({ name: 'x', image: 'i', environment: { SERVER_PORT: '7777' } }),
+    { bindIp: '0.0.0.0', timezone: 'UTC' },
+  );
+  assert.equal(bare.SERVER_PORT, '7777');
+  assert.equal(bare.SERVER_MEMORY, '0');
 });
 
 test('LineThrottle admits N lines per window and reports the dropped count', () => {
@@ -57,4 +72,13 @@ test('LineThrottle admits N lines per window and reports the dropped count', () 
   t = 150;
   assert.equal(th.admit(), true);
   assert.deepEqual(dropped, [7]);
+});
+
+test('firstHost: the bridge address from its subnet when the Engine states no gateway', () => {
+  assert.equal(firstHost('172.17.0.0/16'), '172.17.0.1');
+  assert.equal(firstHost('10.1.2.128/25'), '10.1.2.129');
+  assert.equal(firstHost('192.168.5.77/24'), '192.168.5.1');
+  assert.equal(firstHost('fd00::/64'), undefined);
+  assert.equal(firstHost('10.0.0.1/32'), undefined);
+  assert.equal(firstHost(undefined), undefined);
 });

@@ -2,9 +2,9 @@
  * One game server: its definition, its container, its state machine and a power lock.
  * Every power change goes through here; `kill` alone skips the lock (it must work when a stop hangs).
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import {
   bytesToSize,
   CodedError,
@@ -19,16 +19,34 @@ import {
   sizeToBytes,
   type UpdateStage,
 } from '@cap/protocol';
+import { doneMatcher, parseStop } from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/config.ts';
+import { applyConfigFiles, configContextFromEnvironment } from '../config-files/index.ts';
 import { CgroupStats, cpuPercent } from '../environment/cgroup-stats.ts';
-import { containerName, containerSpec } from '../environment/docker/container-spec.ts';
+import {
+  containerName,
+  containerSpec,
+  installerName,
+  installerSpec,
+} from '../environment/docker/container-spec.ts';
 import type { ContainerState, DockerEnvironment } from '../environment/docker/docker.ts';
-import { diskUsage } from '../filesystem/filesystem.ts';
-import { type DoneMatcher, doneMatcher } from './done.ts';
+import { chownTree, diskUsage } from '../filesystem/filesystem.ts';
+import { serverEnvironment } from './startup.ts';
 import { LineThrottle } from './throttle.ts';
 
 export type Emit = <E extends EventName>(name: E, data: EventData<E>) => void;
+
+type DoneMatcher = (line: string) => boolean;
+
+/** No pattern (absent or an empty list): the server counts as running once its process is up. */
+function matcherFor(done: EggConfig['done']): DoneMatcher | null {
+  if (done === undefined || (Array.isArray(done) && done.length === 0)) return null;
+  return doneMatcher(done);
+}
+
+/** Where the last install left the server; persisted, so an Agent restart keeps `install_failed`. */
+export type InstallState = 'none' | 'running' | 'done' | 'failed';
 
 export interface ServerDeps {
   docker: DockerEnvironment;
@@ -51,8 +69,9 @@ interface Run {
 }
 
 const DEFAULT_STOP_TIMEOUT_S = 30;
-const DISK_CACHE_MS = 30_000;
 const MAX_PARTIAL_LINE = 16 * 1024;
+/** Wings: a server over its disk limit is stopped, and killed if still up after this long. */
+const DISK_STOP_TIMEOUT_S = 60;
 
 export class Server {
   readonly id: string;
@@ -74,14 +93,21 @@ export class Server {
   #diskWalk: Promise<void> | null = null;
   latest: ResourceSnapshot | null = null;
   #deleted = false;
+  #installState: InstallState;
+  /** the installer container while an install runs */
+  #install: { containerId: string; done: Promise<void>; watch: AbortController } | null = null;
+  #diskEnforcing = false;
 
-  constructor(id: string, egg: EggConfig, deps: ServerDeps) {
+  constructor(id: string, egg: EggConfig, deps: ServerDeps, installState: InstallState = 'none') {
     this.id = id;
     this.egg = egg;
     this.#deps = deps;
     this.dir = path.resolve(deps.serversDir, id);
     this.#log = deps.logger.child({ serverId: id });
-    this.#done = doneMatcher(egg.done);
+    this.#done = matcherFor(egg.done);
+    this.#installState = installState;
+    // an install that did not finish (or failed) leaves the server unusable until a reinstall
+    if (installState === 'failed' || installState === 'running') this.status = 'install_failed';
     this.#throttle = new LineThrottle({
       lines: deps.config.logThrottleLines,
       intervalMs: deps.config.logThrottleIntervalMs,
@@ -151,7 +177,7 @@ export class Server {
   async persist(): Promise<void> {
     await writeFile(
       this.#definitionFile,
-      JSON.stringify({ serverId: this.id, eggConfig: this.egg }, null, 2),
+      JSON.stringify({ serverId: this.id, eggConfig: this.egg, installState: this.#installState }, null, 2),
       {
         mode: 0o600,
       },
@@ -170,17 +196,25 @@ export class Server {
       imageEntrypoint: entrypoint,
       bindIp: config.bindIp,
       timezone: config.timezone,
+      user: `${config.containerUid}:${config.containerGid}`,
     });
     this.containerId = await docker.create(spec);
     this.#log.info({ action: 'create', containerId: this.containerId }, 'container created');
     return this.containerId;
   }
 
-  /** First creation: files, definition, container. */
+  /**
+   * First creation: files, definition, container, then the install when the egg has one. Returns
+   * once the installer has started (status `installing`); its end comes as `install_completed`.
+   */
   async create(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    const { containerUid, containerGid } = this.#deps.config;
+    await lchown(this.dir, containerUid, containerGid);
+    if (this.egg.install) this.#installState = 'running';
     await this.persist();
     await this.#createContainer();
+    if (this.egg.install) await this.#locked(() => this.#startInstall());
   }
 
   async #ensureContainer(): Promise<string> {
@@ -218,6 +252,11 @@ export class Server {
     if (this.#throttle.admit()) {
       this.#deps.emit('server_log', { serverId: this.id, message: line, stream: 'stdout' });
     }
+  }
+
+  /** A line from the Agent itself in the server's console (Wings' "[Pterodactyl Daemon]" lines). */
+  #daemon(message: string): void {
+    this.#deps.emit('server_log', { serverId: this.id, message, stream: 'daemon' });
   }
 
   sendCommand(command: string): void {
@@ -319,11 +358,19 @@ export class Server {
   async #startLocked(): Promise<void> {
     if (this.#deleted) throw new CodedError('SERVER_NOT_FOUND', 'server was deleted');
     if (this.#run) return; // already starting/running: starting again is a no-op
+    this.#refuseWhileInstalling();
+    if (this.status === 'install_failed')
+      throw new CodedError('INVALID_STATE', 'the install failed: reinstall the server first');
     const { docker } = this.#deps;
     const limit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
     if (limit > 0 && (await this.#diskUsed(true)) > limit) {
       throw new CodedError('INSUFFICIENT_RESOURCES', 'disk usage is over the server limit');
     }
+    // a directory made before the Agent ran games as a user of their own (cheap: the root only)
+    await lchown(this.dir, this.#deps.config.containerUid, this.#deps.config.containerGid).catch(
+      () => undefined,
+    );
+    await this.#rewriteConfigFiles();
     const id = await this.#ensureContainer();
     // attach before start so the first lines are not lost
     const stream = await docker.attach(id);
@@ -352,6 +399,7 @@ export class Server {
   }
 
   async #stopLocked(opts: { signal?: Signal; timeout?: number }): Promise<void> {
+    this.#refuseWhileInstalling();
     const run = this.#run;
     if (!run) {
       if (this.status === 'crashed') this.#setStatus('offline', 'stopped');
@@ -360,10 +408,10 @@ export class Server {
     const { docker } = this.#deps;
     run.expected = true;
     this.#setStatus('stopping');
-    const stop = this.egg.stop;
-    if (stop === '^C') await docker.kill(run.containerId, 'SIGINT');
-    else if (stop?.startsWith('^')) await docker.kill(run.containerId, 'SIGKILL');
-    else if (stop && run.stream) run.stream.write(`${stop}\n`);
+    const stop = parseStop(this.egg.stop);
+    if (stop.type === 'command' && run.stream) run.stream.write(`${stop.command}\n`);
+    else if (stop.type === 'signal' && this.egg.stop?.trim()) await docker.kill(run.containerId, stop.signal);
+    // the egg names no stop: the caller's signal, SIGTERM by default
     else await docker.kill(run.containerId, opts.signal ?? 'SIGTERM');
     const timeoutS = opts.timeout ?? this.egg.stopTimeout ?? DEFAULT_STOP_TIMEOUT_S;
     let timer: NodeJS.Timeout | undefined;
@@ -390,6 +438,13 @@ export class Server {
 
   /** Not serialised: works while a stop or start holds the lock. */
   async kill(): Promise<void> {
+    const install = this.#install;
+    if (install) {
+      // killing an install ends it as failed
+      await this.#deps.docker.kill(install.containerId, 'SIGKILL');
+      await install.done;
+      return;
+    }
     const run = this.#run;
     if (!run) {
       if (this.status === 'crashed') this.#setStatus('offline', 'killed');
@@ -402,6 +457,7 @@ export class Server {
 
   restart(opts: { signal?: Signal; timeout?: number } = {}): Promise<void> {
     return this.#locked(async () => {
+      this.#refuseWhileInstalling();
       await this.#stopLocked(opts);
       await this.#startLocked();
     });
@@ -411,6 +467,11 @@ export class Server {
     return this.#locked(async () => {
       const run = this.#run;
       this.#deleted = true;
+      const install = this.#install;
+      if (install) {
+        await this.#deps.docker.remove(install.containerId);
+        await install.done;
+      }
       if (run) {
         run.expected = true;
         await this.#deps.docker.kill(run.containerId, 'SIGKILL');
@@ -430,6 +491,7 @@ export class Server {
   ): Promise<ServerStatus> {
     return this.#locked(async () => {
       progress('validating');
+      this.#refuseWhileInstalling();
       const merged = EggConfig.safeParse({
         ...this.egg,
         ...patch,
@@ -449,14 +511,14 @@ export class Server {
       progress('recreating');
       const previous = this.egg;
       this.egg = merged.data;
-      this.#done = doneMatcher(this.egg.done);
+      this.#done = matcherFor(this.egg.done);
       try {
         await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
         this.containerId = null;
         await this.#createContainer();
       } catch (e) {
         this.egg = previous;
-        this.#done = doneMatcher(previous.done);
+        this.#done = matcherFor(previous.done);
         throw e;
       }
       await this.persist();
@@ -484,6 +546,8 @@ export class Server {
 
   /** Stop watching (Agent shutdown): the container keeps running. */
   detach(): void {
+    this.#install?.watch.abort();
+    this.#install = null;
     const run = this.#run;
     this.#run = null;
     run?.watch.abort();
@@ -491,6 +555,224 @@ export class Server {
     this.#stats?.close();
     this.#stats = null;
     this.#throttle.flush();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // install (Wings' installer container) and config files
+
+  get installing(): boolean {
+    return this.#install !== null;
+  }
+
+  #refuseWhileInstalling(): void {
+    if (this.#install) throw new CodedError('INVALID_STATE', 'the server is installing');
+  }
+
+  get #scriptDir(): string {
+    // ids start alphanumeric, so `.install` never collides with a server directory
+    return path.join(this.#deps.serversDir, '.install', this.id);
+  }
+
+  /** Runs the install again (stopping the server first); returns once the installer has started. */
+  reinstall(): Promise<void> {
+    return this.#locked(async () => {
+      if (this.#deleted) throw new CodedError('SERVER_NOT_FOUND', 'server was deleted');
+      if (!this.egg.install) throw new CodedError('CONFIG_INVALID', 'this server has no install script');
+      this.#refuseWhileInstalling();
+      if (this.#run) await this.#stopLocked({});
+      await this.#startInstall();
+    });
+  }
+
+  /** With the lock held: script to a temp dir, installer created and started, then watched. */
+  async #startInstall(): Promise<void> {
+    const install = this.egg.install;
+    if (!install) return;
+    const { docker, config } = this.#deps;
+    const scriptDir = this.#scriptDir;
+    this.#installState = 'running';
+    await this.persist();
+    this.#setStatus('installing', 'install started');
+    let containerId: string | undefined;
+    try {
+      await rm(scriptDir, { recursive: true, force: true });
+      await mkdir(scriptDir, { recursive: true, mode: 0o700 });
+      // scripts exported from Windows panels carry CRLF, which bash reads as part of each word
+      await writeFile(path.join(scriptDir, 'install.sh'), install.script.replace(/\r\n/g, '\n'), {
+        mode: 0o700,
+      });
+      await docker.remove(installerName(this.id)); // a leftover from a crash
+      await docker.imageEntrypoint(install.container); // pulled here when missing
+      containerId = await docker.create(
+        installerSpec({
+          serverId: this.id,
+          nodeId: config.nodeId,
+          egg: this.egg,
+          serverDir: this.dir,
+          scriptDir,
+          bindIp: config.bindIp,
+          timezone: config.timezone,
+        }),
+      );
+      await docker.start(containerId);
+    } catch (e) {
+      this.#log.error({ err: e, action: 'install' }, 'installer did not start');
+      this.#deps.emit('install_output', {
+        serverId: this.id,
+        message: `installer did not start: ${(e as Error).message}`,
+      });
+      if (containerId) await docker.remove(containerId).catch(() => undefined);
+      await rm(scriptDir, { recursive: true, force: true }).catch(() => undefined);
+      await this.#finishInstall(false, undefined);
+      return;
+    }
+    this.#log.info({ action: 'install', containerId }, 'installer started');
+    this.#watchInstall(containerId, false);
+  }
+
+  /** After an Agent restart: wait for an installer that is still there. */
+  adoptInstall(containerId: string): void {
+    if (this.#install) return;
+    this.#setStatus('installing', 'reattached to the installer');
+    this.#watchInstall(containerId, true);
+  }
+
+  /** An install recorded as running whose installer is gone (Agent down meanwhile): failed. */
+  async installInterrupted(): Promise<void> {
+    if (this.#installState === 'running' && !this.#install) await this.#finishInstall(false, undefined);
+  }
+
+  #watchInstall(containerId: string, reattached: boolean): void {
+    const { docker, config } = this.#deps;
+    const throttle = new LineThrottle({
+      lines: config.logThrottleLines,
+      intervalMs: config.logThrottleIntervalMs,
+      onDropped: (count) =>
+        this.#deps.emit('server_log_dropped', { serverId: this.id, count, reason: 'throttled' }),
+    });
+    const watch = new AbortController();
+    const done = (async () => {
+      let output: Readable | null = null;
+      const ended = docker
+        .follow(containerId, reattached ? { tail: 0 } : {})
+        .then((stream) => {
+          output = stream;
+          let partial = '';
+          const emitLine = (line: string) => {
+            if (throttle.admit())
+              this.#deps.emit('install_output', { serverId: this.id, message: line.replace(/\r$/, '') });
+          };
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => {
+            const parts = (partial + chunk).split('\n');
+            partial = parts.pop() ?? '';
+            for (const line of parts) emitLine(line);
+          });
+          return new Promise<void>((resolve) => {
+            stream.on('end', () => {
+              if (partial) emitLine(partial);
+              resolve();
+            });
+            stream.on('error', () => resolve());
+          });
+        })
+        .catch((e) => this.#log.warn({ err: e, action: 'install' }, 'no installer output'));
+      let code: number;
+      try {
+        code = await docker.wait(containerId, watch.signal);
+      } catch {
+        if (watch.signal.aborted) {
+          (output as Readable | null)?.destroy();
+          return; // the Agent let go (shutdown): the next one reattaches
+        }
+        const st = await docker.inspect(containerId).catch(() => null);
+        code = st && !st.running ? st.exitCode : -1; // removed (deleted meanwhile): failed
+      }
+      // the last lines before install_completed, but never hang on a stream that does not end
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      (output as Readable | null)?.destroy();
+      throttle.flush();
+      await docker.remove(containerId).catch(() => undefined);
+      await rm(this.#scriptDir, { recursive: true, force: true }).catch(() => undefined);
+      await this.#finishInstall(code === 0, code);
+    })().catch((e) => this.#log.error({ err: e, action: 'install' }, 'install handling failed'));
+    this.#install = { containerId, done, watch };
+  }
+
+  async #finishInstall(success: boolean, exitCode: number | undefined): Promise<void> {
+    this.#install = null;
+    if (this.#deleted) return;
+    const { containerUid, containerGid } = this.#deps.config;
+    // the installer ran as root: its files go to the game's user (Wings chowns after install too)
+    if (success)
+      await chownTree(this.dir, containerUid, containerGid).catch((e) =>
+        this.#log.warn({ err: e }, 'chown failed'),
+      );
+    this.#installState = success ? 'done' : 'failed';
+    await this.persist().catch((e) => this.#log.error({ err: e }, 'persist failed'));
+    this.#log.info({ action: 'install', success, exitCode }, 'install finished');
+    this.#setStatus(success ? 'offline' : 'install_failed', `install exit ${exitCode ?? 'none'}`);
+    this.#deps.emit('install_completed', {
+      serverId: this.id,
+      success,
+      ...(exitCode === undefined || exitCode < 0 ? {} : { exitCode }),
+    });
+  }
+
+  /**
+   * The egg's config files, rewritten before every start (Wings' pre-start step). A file that
+   * fails is reported in the console and does not block the start.
+   */
+  async #rewriteConfigFiles(): Promise<void> {
+    const files = this.egg.configFiles;
+    if (!files || Object.keys(files).length === 0) return;
+    const { docker, config } = this.#deps;
+    const env = serverEnvironment(this.egg, { bindIp: config.bindIp, timezone: config.timezone });
+    const gateway = await docker.bridgeGateway();
+    const ctx = configContextFromEnvironment(env, gateway ? { dockerInterface: gateway } : {});
+    const results = await applyConfigFiles(this.dir, files, ctx).catch((e: Error) => {
+      this.#log.warn({ err: e, action: 'config_files' }, 'config files not rewritten');
+      this.#daemon(`config files not rewritten: ${e.message}`);
+      return [];
+    });
+    for (const r of results) {
+      if (!r.ok) {
+        this.#log.warn({ action: 'config_files', file: r.file, code: r.code }, 'config file not rewritten');
+        this.#daemon(`config file ${r.file} not rewritten (${r.code}): ${r.message ?? ''}`);
+      } else if (r.changed) {
+        await this.#chownPath(r.file);
+      }
+    }
+  }
+
+  /** A rewritten (maybe created) file and the directories above it go to the game's user. */
+  async #chownPath(rel: string): Promise<void> {
+    const { containerUid, containerGid } = this.#deps.config;
+    const target = path.resolve(this.dir, rel);
+    if (!target.startsWith(this.dir + path.sep)) return;
+    const parts = path.relative(this.dir, target).split(path.sep);
+    let p = this.dir;
+    for (const part of parts) {
+      p = path.join(p, part);
+      // lchown: never follows a link out of the tree
+      await lchown(p, containerUid, containerGid).catch(() => undefined);
+    }
+  }
+
+  /** Wings: over the disk limit while running → a console line, stop, kill after 60 s. */
+  #enforceDisk(bytes: number, limit: number): void {
+    if (limit <= 0 || bytes <= limit || this.#diskEnforcing || !this.#run) return;
+    if (this.status !== 'running' && this.status !== 'starting') return;
+    this.#diskEnforcing = true;
+    this.#log.warn({ action: 'disk_limit', bytes, limit }, 'over the disk limit, stopping');
+    this.#daemon('server is exceeding the assigned disk space limit, stopping process now');
+    this.stop({ timeout: DISK_STOP_TIMEOUT_S })
+      .catch((e) => this.#log.error({ err: e, action: 'disk_limit' }, 'stop failed'))
+      .finally(() => {
+        this.#diskEnforcing = false;
+      });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -512,7 +794,7 @@ export class Server {
       return this.#diskWalk;
     };
     if (fresh || this.#disk.at === 0) await refresh();
-    else if (Date.now() - this.#disk.at > DISK_CACHE_MS) void refresh();
+    else if (Date.now() - this.#disk.at > this.#deps.config.diskCheckIntervalMs) void refresh();
     return this.#disk.bytes;
   }
 
@@ -549,6 +831,7 @@ export class Server {
     const cpu = prev ? cpuPercent(prev.ns, cpuNs, Number(at - prev.at)) : 0;
     const diskBytes = await this.#diskUsed();
     const diskLimit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
+    this.#enforceDisk(diskBytes, diskLimit);
     const round = (n: number) => Math.round(n * 100) / 100;
     this.latest = {
       serverId: this.id,

@@ -1,8 +1,8 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { CodedError } from '@cap/protocol';
 import Docker from 'dockerode';
-import { LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
+import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
 
 export interface ContainerState {
   id: string;
@@ -43,6 +43,18 @@ export function dockerError(e: unknown, what: string): CodedError {
   }
   if (statusOf(e) === 404) return new CodedError('CONTAINER_NOT_FOUND', `${what}: not found`, { cause: e });
   return new CodedError('DOCKER_ERROR', `${what}: ${msg.slice(0, 300)}`, { cause: e });
+}
+
+/** The first host address of an IPv4 subnet ("172.17.0.0/16" → "172.17.0.1"). */
+export function firstHost(subnet: string | undefined): string | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(subnet ?? '');
+  if (!m) return undefined;
+  const bits = Number(m[5]);
+  if (bits > 30) return undefined;
+  const ip = m.slice(1, 5).reduce((acc, o) => acc * 256 + Number(o), 0);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const host = ((ip & mask) >>> 0) + 1;
+  return [24, 16, 8, 0].map((sh) => (host >>> sh) & 255).join('.');
 }
 
 export function dockerOptions(dockerHost: string | undefined): Docker.DockerOptions {
@@ -210,6 +222,61 @@ export class DockerEnvironment {
       serverId: c.Labels[LABEL_SERVER] ?? '',
       running: c.State === 'running',
     }));
+  }
+
+  /** Installer containers of this node (label ctrl-alt-play.install=<serverId>). */
+  async listInstallers(nodeId: string): Promise<ManagedContainer[]> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [LABEL_INSTALL, `${LABEL_NODE}=${nodeId}`] },
+    });
+    return list.map((c) => ({
+      id: c.Id,
+      serverId: c.Labels[LABEL_INSTALL] ?? '',
+      running: c.State === 'running',
+    }));
+  }
+
+  /**
+   * The output of a container without a TTY, stdout and stderr merged into one stream, followed
+   * until it exits. `tail: 0` skips what was printed before (a reattach).
+   */
+  async follow(id: string, opts: { tail?: number } = {}): Promise<Readable> {
+    try {
+      const raw = (await this.docker.getContainer(id).logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        ...(opts.tail === undefined ? {} : { tail: opts.tail }),
+      })) as unknown as Readable;
+      const out = new PassThrough();
+      this.docker.modem.demuxStream(raw, out, out);
+      raw.on('end', () => out.end());
+      raw.on('error', (e) => out.destroy(e));
+      out.on('close', () => raw.destroy());
+      return out;
+    } catch (e) {
+      throw dockerError(e, 'follow logs');
+    }
+  }
+
+  #gateway: Promise<string | undefined> | undefined;
+
+  /** The default bridge's gateway: how a container reaches this host (Wings' config.docker.interface). */
+  bridgeGateway(): Promise<string | undefined> {
+    this.#gateway ??= this.docker
+      .getNetwork('bridge')
+      .inspect()
+      .then((n: { IPAM?: { Config?: { Gateway?: string; Subnet?: string }[] } }) => {
+        const configs = n.IPAM?.Config ?? [];
+        // the default bridge often states only its subnet: docker0 then has its first address
+        return configs.find((c) => c.Gateway)?.Gateway ?? firstHost(configs.find((c) => c.Subnet)?.Subnet);
+      })
+      .catch(() => {
+        this.#gateway = undefined; // try again next time
+        return undefined;
+      });
+    return this.#gateway;
   }
 
   /** Fallback when cgroup files are not readable: one sample from the Engine (slow: it waits a cycle). */
