@@ -41,12 +41,19 @@ if [ "$mode" = runtime ]; then log "ready: docker $(docker version --format '{{.
 PGPORT_TEST=${PGPORT_TEST:-55432}
 PGDIR=/var/tmp/ctrl-alt-play-pg
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-if ! "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PGPORT_TEST" >/dev/null 2>&1; then
+pg_works() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres -Atqc 'select 1' >/dev/null 2>&1; }
+if "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PGPORT_TEST" >/dev/null 2>&1 && ! pg_works; then
+  # up but refusing connections (seen: a stale shared-memory segment): restart it
+  log "postgres on :$PGPORT_TEST is unhealthy; restarting"
+  su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDIR -m fast -w stop >/dev/null" || true
+fi
+if ! pg_works; then
   if [ ! -f "$PGDIR/PG_VERSION" ]; then
     mkdir -p "$PGDIR" && chown postgres:postgres "$PGDIR"
     su postgres -s /bin/sh -c "$PGBIN/initdb -D $PGDIR -A trust -U postgres >/dev/null"
   fi
   log "starting postgres on 127.0.0.1:$PGPORT_TEST"
-  su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDIR -l $PGDIR/log -o '-p $PGPORT_TEST -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off' -w start >/dev/null"
+  su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDIR -l $PGDIR/log -o '-p $PGPORT_TEST -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c dynamic_shared_memory_type=mmap' -w start >/dev/null"
 fi
+pg_works || { log "postgres did not start; see $PGDIR/log"; exit 1; }
 log "ready: docker $(docker version --format '{{.Server.Version}}'), postgres :$PGPORT_TEST, $(chromium --version 2>/dev/null || echo 'no chromium')"
