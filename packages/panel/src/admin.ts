@@ -3,12 +3,16 @@
  * `apikey create`) and `up`: no HTTP, no listening.
  */
 import { CodedError } from '@cap/protocol';
+import type { Template } from '@cap/protocol/templates/index.ts';
+import { pino } from 'pino';
 import type { PanelConfig } from './config/index.ts';
 import { type Db, openDatabase } from './db/index.ts';
 import { ApiKeysRepo } from './modules/api-keys/repo.ts';
 import { ApiKeysService } from './modules/api-keys/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
+import { TemplatesRepo } from './modules/templates/repo.ts';
+import { type TemplateSummary, TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { type PublicUser, Role, UsersService } from './modules/users/service.ts';
 
@@ -19,6 +23,9 @@ export interface PanelAdmin {
   ensureNode(name: string): Promise<{ nodeId: string; agentSecret: string; created: boolean }>;
   nodeExists(id: string): Promise<boolean>;
   createApiKey(email: string, name: string): Promise<{ id: string; key: string }>;
+  /** store an imported template (CONFLICT for a stored uuid unless replace); returns its id */
+  storeTemplate(template: Template, opts?: { replace?: boolean }): Promise<string>;
+  listTemplates(): Promise<TemplateSummary[]>;
   close(): Promise<void>;
 }
 
@@ -29,9 +36,10 @@ export async function openPanelAdmin(config: PanelConfig): Promise<PanelAdmin> {
   const nodes = new NodesService(
     new NodesRepo(db),
     () => ({ isOnline: () => false, disconnect: () => undefined }),
-    config.publicUrl,
+    () => config.publicUrl,
   );
   const keys = new ApiKeysService(new ApiKeysRepo(db));
+  const templates = new TemplatesService(new TemplatesRepo(db), pino({ level: 'silent' }));
   return {
     async createUser(input) {
       const role = Role.safeParse(input.role);
@@ -59,6 +67,10 @@ export async function openPanelAdmin(config: PanelConfig): Promise<PanelAdmin> {
       if (!u) throw new CodedError('NOT_FOUND', `no user ${email}`);
       return keys.create(u.id, name);
     },
+    async storeTemplate(template, opts = {}) {
+      return (await templates.store(template, opts)).summary.id;
+    },
+    listTemplates: () => templates.list(),
     close: () => db.destroy(),
   };
 }

@@ -21,11 +21,13 @@ import { type Db, openDatabase } from './db/index.ts';
 import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
 import { agentsRoutes } from './modules/agents/routes.ts';
+import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
+import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
 import { clientRelayRoutes } from './relay/client-relay.ts';
@@ -56,6 +58,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const log = opts.logger ?? defaultLogger(config.logLevel);
   const db = opts.db ?? (await openDatabase(config));
   const s = createServices(config, db, log);
+  await s.templates.ensureBuiltins();
   await s.servers.init();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),
@@ -127,6 +130,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     apiKeysRoutes,
     nodesRoutes,
     agentsRoutes,
+    allocationsRoutes,
+    templatesRoutes,
     serversRoutes,
     dashboardRoutes,
     agentSocketRoutes,
@@ -192,5 +197,8 @@ export async function startPanel(config: PanelConfig, opts: BuildOptions = {}): 
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  return { app, url: `http://${host}:${port}`, stop: () => app.close() };
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // PORT=0: the real port is known only now; Agents must be told that one, not :0
+  if (!config.publicUrlSet && config.port === 0) app.panel.setPublicUrl(url);
+  return { app, url, stop: () => app.close() };
 }

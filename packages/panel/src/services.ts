@@ -6,6 +6,8 @@ import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
 import { RefreshTokensRepo } from './modules/agents/repo.ts';
 import { AgentsService } from './modules/agents/service.ts';
+import { AllocationsRepo } from './modules/allocations/repo.ts';
+import { AllocationsService } from './modules/allocations/service.ts';
 import { ApiKeysRepo } from './modules/api-keys/repo.ts';
 import { ApiKeysService } from './modules/api-keys/service.ts';
 import { SessionsRepo } from './modules/auth/repo.ts';
@@ -17,6 +19,8 @@ import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
+import { TemplatesRepo } from './modules/templates/repo.ts';
+import { TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
 import { AgentHub } from './relay/agent-hub.ts';
@@ -32,10 +36,15 @@ export interface PanelServices {
   nodes: NodesService;
   agents: AgentsService;
   servers: ServersService;
+  templates: TemplatesService;
+  allocations: AllocationsService;
   metrics: MetricsService;
   dashboard: DashboardService;
   live: LiveState;
   hub: AgentHub;
+  /** where browsers and Agents reach the Panel (PANEL_URL, or the listening address for PORT=0) */
+  publicUrl(): string;
+  setPublicUrl(url: string): void;
   /** every /api and /ws route with its auth rule (filled as routes register) */
   routes: RouteRecord[];
 }
@@ -54,10 +63,16 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     if (!hub) throw new Error('agent hub not ready');
     return hub;
   };
-  const nodes = new NodesService(nodesRepo, getHub, config.publicUrl);
+  let publicUrl = config.publicUrl;
+  const getPublicUrl = () => publicUrl;
+  const nodes = new NodesService(nodesRepo, getHub, getPublicUrl);
+  const templates = new TemplatesService(new TemplatesRepo(db), log);
+  const allocations = new AllocationsService(new AllocationsRepo(db), nodesRepo);
   const servers = new ServersService({
     repo: new ServersRepo(db),
     nodes: nodesRepo,
+    templates,
+    allocations,
     hub: getHub,
     live,
     metrics,
@@ -119,13 +134,19 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
       nodes: nodesRepo,
       tokens: new RefreshTokensRepo(db),
       settings,
-      publicUrl: config.publicUrl,
+      publicUrl: getPublicUrl,
     }),
     servers,
+    templates,
+    allocations,
     metrics,
     dashboard: new DashboardService(nodes, servers, live),
     live,
     hub,
+    publicUrl: getPublicUrl,
+    setPublicUrl(url) {
+      publicUrl = url;
+    },
     routes: [],
   };
 }

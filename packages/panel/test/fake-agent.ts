@@ -287,6 +287,15 @@ export class FakeAgent {
         }
         return { serverId: id, status: s.status };
       }
+      case 'reinstall_server': {
+        const { id } = this.#server(cmd);
+        this.#walk(id, ['installing'], () => {
+          this.emit('install_output', { serverId: id, message: 'installing…\ninstall done' });
+          this.emit('install_completed', { serverId: id, success: true, exitCode: 0 });
+          this.#setStatus(id, 'offline');
+        });
+        return { serverId: id };
+      }
       case 'get_status': {
         const { id, s } = this.#server(cmd);
         return { serverId: id, status: s.status };

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { build, loadPanelConfig } from '@cap/panel';
+import { pino } from 'pino';
 
 const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
 const EGGS = fileURLToPath(new URL('../../../../../shared/eggs/', import.meta.url));
@@ -62,12 +64,65 @@ describe('ctrl-alt-play templates import', () => {
     assert.ok(lines.filter((l) => !l.ok).every((l) => l.code === 'TEMPLATE_INVALID'));
   });
 
-  it('says storing needs the Panel, and rejects bad usage, with exit 2', () => {
-    const store = cli('import', join(EGGS, 'pelican-eggs__minecraft/java/paper/egg-paper.yaml'));
-    assert.equal(store.code, 2);
-    assert.match(store.stderr, /--check/);
+  it('stores into the Panel database (DATA_DIR), lists, refuses a stored uuid unless --replace', async () => {
+    const dataDir = join(tmp, 'data');
+    const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+    const run = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [MAIN, 'templates', ...args], { encoding: 'utf8', env });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const paper = join(EGGS, 'pelican-eggs__minecraft/java/paper/egg-paper.yaml');
+    const bad = join(tmp, 'bad2.json');
+    await writeFile(bad, '{"meta": {"version": "PTDL_v2"}, "name": }');
+    const first = run('import', '--json', paper, bad);
+    assert.equal(first.code, 1, first.stderr);
+    const lines = first.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { ok: boolean; code?: string });
+    assert.deepEqual(
+      lines.map((l) => [l.ok, l.code]),
+      [
+        [true, undefined],
+        [false, 'TEMPLATE_INVALID'],
+      ],
+    );
+    const again = run('import', '--json', paper);
+    assert.equal(again.code, 1);
+    assert.equal((JSON.parse(again.stdout.trim()) as { code: string }).code, 'CONFLICT');
+    assert.equal(run('import', '--replace', paper).code, 0);
+    const listed = run('list', '--json');
+    assert.equal(listed.code, 0, listed.stderr);
+    const templates = listed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { name: string; builtin: boolean });
+    // only the good file was stored, once (built-ins arrive when the Panel itself starts)
+    assert.deepEqual(
+      templates.map((t) => t.name),
+      ['Paper'],
+    );
+    // --check stores nothing
+    assert.equal(
+      run('import', '--check', join(EGGS, 'pterodactyl__panel/database/Seeders/eggs/rust/egg-rust.json'))
+        .code,
+      0,
+    );
+    assert.equal(run('list', '--json').stdout.trim().split('\n').length, 1);
+    // the Panel sees what the CLI stored
+    const app = await build(loadPanelConfig({ DATA_DIR: dataDir }), { logger: pino({ level: 'silent' }) });
+    try {
+      const names = (await app.panel.templates.list()).map((t) => t.name);
+      assert.ok(names.includes('Paper'));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('rejects bad usage with exit 2', () => {
     assert.equal(cli('import', '--check').code, 2);
     assert.equal(cli('import', '--check', '--bogus', 'x.json').code, 2);
+    assert.equal(cli('list', 'extra').code, 2);
     assert.equal(cli('frobnicate').code, 2);
   });
 });

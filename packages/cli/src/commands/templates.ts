@@ -1,26 +1,33 @@
 /**
- * `ctrl-alt-play templates import FILE|DIR… [--check] [--json]`
+ * `ctrl-alt-play templates import FILE|DIR… [--check] [--json] [--replace]` and `templates list [--json]`
  *
- * Validates egg files (Pterodactyl PTDL_v1/v2, Pelican PLCN_v1/v2/v3; JSON or YAML). With `--json`
- * it prints one line per file: {file, ok, code?, message?, location?}. The exit code is 1 when any
- * file fails, 2 for a usage error. A directory is walked for *.json, *.yaml and *.yml files.
+ * Imports egg files (Pterodactyl PTDL_v1/v2, Pelican PLCN_v1/v2/v3; JSON or YAML) into the Panel's
+ * database (DATA_DIR or DATABASE_URL, like `user create`); `--check` only validates and stores
+ * nothing. With `--json` it prints one line per file: {file, ok, code?, message?, location?}. The
+ * exit code is 1 when any file fails, 2 for a usage error. A directory is walked for *.json, *.yaml
+ * and *.yml files.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openPanelAdmin, type PanelAdmin } from '@cap/panel';
 import {
   importTemplates,
   type TemplateImportReport,
   type TemplateInput,
   type TemplateStore,
 } from '@cap/protocol/templates/index.ts';
+import { panelConfigOrExit } from './panel.ts';
 
-export const summary = 'templates: `templates import FILE… [--check] [--json]`';
+export const summary = 'templates: `templates import FILE… [--check] [--json] [--replace]`, `templates list`';
 
-const USAGE = `usage: ctrl-alt-play templates import FILE|DIR… [--check] [--json]
+const USAGE = `usage: ctrl-alt-play templates import FILE|DIR… [--check] [--json] [--replace]
+       ctrl-alt-play templates list [--json]
 
-  --check   validate only; store nothing
-  --json    one JSON line per file: {file, ok, code?, message?, location?}
+  --check     validate only; store nothing
+  --json      one JSON line per file: {file, ok, code?, message?, location?}
+  --replace   a template whose uuid is already stored is updated in place (else CONFLICT)
 
+Without --check the templates go into the Panel's database: DATA_DIR (SQLite) or DATABASE_URL.
 Exit code: 0 when every file is valid, 1 when any fails, 2 for a usage error.
 `;
 
@@ -47,13 +54,28 @@ async function collect(path: string, out: string[], missing: TemplateImportRepor
   out.push(path);
 }
 
-/**
- * Where imports are stored. The Panel's template repository plugs in here; until it does, only
- * `--check` can run (see `run`).
- */
+/** Where imports are stored: set by tests; otherwise the Panel's database is opened. */
 export let store: TemplateStore | undefined;
 export function setTemplateStore(s: TemplateStore | undefined): void {
   store = s;
+}
+
+async function list(json: boolean): Promise<number> {
+  const config = panelConfigOrExit(process.env, USAGE);
+  if (typeof config === 'number') return config;
+  const admin = await openPanelAdmin(config);
+  try {
+    for (const t of await admin.listTemplates()) {
+      if (json) process.stdout.write(`${JSON.stringify(t)}\n`);
+      else
+        process.stdout.write(
+          `${t.id}  ${t.name}  (${t.format}${t.builtin ? ', built-in' : ''}, ${t.variables} variable(s))\n`,
+        );
+    }
+    return 0;
+  } finally {
+    await admin.close();
+  }
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -62,26 +84,49 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return sub ? 0 : 2;
   }
+  if (sub === 'list') {
+    const bad = rest.filter((a) => a !== '--json');
+    if (bad.length > 0) {
+      process.stderr.write(`unknown argument: ${bad.join(' ')}\n\n${USAGE}`);
+      return 2;
+    }
+    return list(rest.includes('--json'));
+  }
   if (sub !== 'import') {
     process.stderr.write(`unknown templates command: ${sub}\n\n${USAGE}`);
     return 2;
   }
+  const known = new Set(['--check', '--json', '--replace']);
   const check = rest.includes('--check');
   const json = rest.includes('--json');
-  const unknown = rest.filter((a) => a.startsWith('-') && a !== '--check' && a !== '--json');
+  const replace = rest.includes('--replace');
+  const unknown = rest.filter((a) => a.startsWith('-') && !known.has(a));
   const paths = rest.filter((a) => !a.startsWith('-'));
   if (unknown.length > 0 || paths.length === 0) {
     process.stderr.write(`${unknown.length > 0 ? `unknown option: ${unknown.join(' ')}\n\n` : ''}${USAGE}`);
     return 2;
   }
-  if (!check && !store) {
-    process.stderr.write(
-      "templates import: storing templates needs the Panel's database, which this command cannot reach yet.\n" +
-        'Use --check to validate files, or import through the Panel (POST /api/templates/import or the UI).\n',
-    );
-    return 2;
+  let admin: PanelAdmin | undefined;
+  let target = store;
+  if (!check && !target) {
+    const config = panelConfigOrExit(process.env, USAGE);
+    if (typeof config === 'number') return config;
+    const opened = await openPanelAdmin(config);
+    admin = opened;
+    target = (template) => opened.storeTemplate(template, { replace });
   }
+  try {
+    return await importAll(paths, { check, json, ...(target ? { store: target } : {}) });
+  } finally {
+    await admin?.close();
+  }
+}
 
+async function importAll(
+  paths: string[],
+  opts: { check: boolean; json: boolean; store?: TemplateStore },
+): Promise<number> {
+  const { check, json } = opts;
   // one report per file, in the order given (a missing path reports where it was named)
   const reports: TemplateImportReport[] = [];
   for (const p of paths) {
@@ -105,9 +150,7 @@ export async function run(args: string[]): Promise<number> {
         reports.push({ file, ok: false, code: 'FILE_NOT_FOUND', message: `cannot read ${file}` });
       }
     }
-    const opts: Parameters<typeof importTemplates>[1] = { check };
-    if (store) opts.store = store;
-    reports.push(...(await importTemplates(inputs, opts)));
+    reports.push(...(await importTemplates(inputs, { check, ...(opts.store ? { store: opts.store } : {}) })));
   }
 
   for (const r of reports) {

@@ -42,6 +42,8 @@ export interface PanelConfig {
   readonly dataDir: string;
   readonly databaseUrl: string | undefined;
   readonly publicUrl: string;
+  /** PANEL_URL was given (otherwise publicUrl is derived from the port) */
+  readonly publicUrlSet: boolean;
   readonly adminEmail: string | undefined;
   readonly adminPassword: string | undefined;
   readonly logLevel: string;
@@ -80,6 +82,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     dataDir: resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     publicUrl,
+    publicUrlSet: e.PANEL_URL !== undefined,
     adminEmail: e.ADMIN_EMAIL?.toLowerCase(),
     adminPassword: e.ADMIN_PASSWORD,
     logLevel: e.LOG_LEVEL,

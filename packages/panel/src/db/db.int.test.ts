@@ -7,15 +7,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { CodedError } from '@cap/protocol';
+import { importTemplate } from '@cap/protocol/templates/index.ts';
 import pg from 'pg';
 import { pino } from 'pino';
 import { build } from '../app.ts';
 import { loadPanelConfig } from '../config/index.ts';
 import { RefreshTokensRepo } from '../modules/agents/repo.ts';
+import { AllocationsRepo } from '../modules/allocations/repo.ts';
+import { AllocationsService } from '../modules/allocations/service.ts';
 import { MetricsRepo } from '../modules/metrics/repo.ts';
 import { MetricsService } from '../modules/metrics/service.ts';
 import { NodesRepo } from '../modules/nodes/repo.ts';
 import { ServersRepo } from '../modules/servers/repo.ts';
+import { TemplatesRepo } from '../modules/templates/repo.ts';
+import { TemplatesService } from '../modules/templates/service.ts';
 import { UsersRepo } from '../modules/users/repo.ts';
 import { type Db, migrate, openPostgres, openSqlite } from './index.ts';
 import { SettingsRepo } from './settings-repo.ts';
@@ -86,8 +92,62 @@ async function exercise(db: Db): Promise<void> {
     last_update: null,
     created_at: now(),
     updated_at: now(),
+    template_id: null,
+    allocation_id: null,
+    stop_timeout: null,
   });
   assert.equal((await nodes.serverCounts()).get('n1'), 1);
+
+  // templates: uuid unique (parallel stores: one wins), NULL uuids never collide, in-use count
+  const templates = new TemplatesService(new TemplatesRepo(db), pino({ level: 'silent' }));
+  const { template } = importTemplate(
+    JSON.stringify({
+      meta: { version: 'PTDL_v2' },
+      uuid: 'u-1',
+      name: 'T',
+      author: 'a',
+      docker_images: { m: 'img:1' },
+      startup: 'x',
+      config: { files: '{}', startup: '{}', logs: '{}', stop: '^C' },
+      variables: [],
+    }),
+  );
+  const stored = await Promise.allSettled([templates.store(template), templates.store(template)]);
+  assert.equal(stored.filter((r) => r.status === 'fulfilled').length, 1);
+  const lost = stored.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  assert.equal((lost.reason as CodedError).code, 'CONFLICT');
+  await templates.store({ ...template, uuid: null });
+  await templates.store({ ...template, uuid: null });
+  assert.equal((await templates.list()).length, 3);
+  const replaced = await templates.store({ ...template, name: 'T2' }, { replace: true });
+  assert.equal(replaced.replaced, true);
+  assert.equal((await templates.get(replaced.summary.id)).name, 'T2');
+
+  // allocations: all-or-nothing pool adds, race-safe claims, release on server delete
+  const allocs = new AllocationsService(new AllocationsRepo(db), nodes);
+  await allocs.add('n1', { ip: '0.0.0.0', ports: ['40000-40001'] });
+  await assert.rejects(allocs.add('n1', { ip: '0.0.0.0', ports: ['40002', '40001'] }), {
+    code: 'PORT_CONFLICT',
+  });
+  assert.equal((await allocs.list('n1')).length, 2, 'nothing of a refused batch is stored');
+  const raced = await Promise.allSettled([
+    allocs.claimPort('n1', 's1', 41000, '0.0.0.0'),
+    allocs.claimPort('n1', 's1', 41000, '0.0.0.0'),
+  ]);
+  // the same server asking twice gets the one entry; another server is refused
+  assert.ok(raced.some((r) => r.status === 'fulfilled'));
+  await assert.rejects(allocs.claimPort('n1', 'other', 41000, '0.0.0.0'), { code: 'PORT_CONFLICT' });
+  const primary = await allocs.claimPrimary('n1', 's1', {});
+  assert.equal(primary?.port, 40000);
+  await allocs.releaseServer('s1');
+  const left = await allocs.list('n1');
+  assert.deepEqual(
+    left.map((a) => [a.port, a.serverId]),
+    [
+      [40000, null],
+      [40001, null],
+    ],
+  );
   // a node with servers cannot vanish underneath them
   await assert.rejects(nodes.delete('n1'));
 

@@ -95,7 +95,53 @@ const m001: Migration = {
   },
 };
 
-export const migrations: Record<string, Migration> = { '001_initial': m001 };
+/** Templates (eggs), per-node port allocations, and servers made from templates. */
+const m002: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('templates')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('uuid', 'text')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('author', 'text', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('source_format', 'text', (c) => c.notNull())
+      .addColumn('builtin', 'integer', (c) => c.notNull())
+      .addColumn('template', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    // NULLs are distinct in both engines: eggs without a uuid never collide.
+    await db.schema.createIndex('templates_uuid').on('templates').column('uuid').unique().execute();
+    await db.schema
+      .createTable('allocations')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id').onDelete('cascade'))
+      .addColumn('ip', 'text', (c) => c.notNull())
+      .addColumn('port', 'integer', (c) => c.notNull())
+      .addColumn('server_id', 'text', (c) => c.references('servers.id').onDelete('set null'))
+      // 0 = made for a raw `ports` binding and removed with its server; 1 = in the admin's pool
+      .addColumn('pooled', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    // Two parallel claims of the same ip:port cannot both insert.
+    await db.schema
+      .createIndex('allocations_node_ip_port')
+      .on('allocations')
+      .columns(['node_id', 'ip', 'port'])
+      .unique()
+      .execute();
+    await db.schema.createIndex('allocations_server').on('allocations').column('server_id').execute();
+    await db.schema
+      .alterTable('servers')
+      .addColumn('template_id', 'text', (c) => c.references('templates.id').onDelete('restrict'))
+      .execute();
+    await db.schema.alterTable('servers').addColumn('allocation_id', 'text').execute();
+    await db.schema.alterTable('servers').addColumn('stop_timeout', 'integer').execute();
+  },
+};
+
+export const migrations: Record<string, Migration> = { '001_initial': m001, '002_templates': m002 };
 
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,

@@ -61,6 +61,35 @@ export interface ServersTable {
   last_update: string | null;
   created_at: string;
   updated_at: string;
+  /** null for a raw-image server */
+  template_id: string | null;
+  /** the primary allocation (SERVER_PORT), when the server has one */
+  allocation_id: string | null;
+  /** seconds between the stop and the kill; null = the Agent's default */
+  stop_timeout: number | null;
+}
+export interface TemplatesTable {
+  id: string;
+  uuid: string | null;
+  name: string;
+  author: string;
+  description: string;
+  source_format: string;
+  /** 1 when it came from templates/builtin */
+  builtin: number;
+  /** the normalised Template as JSON */
+  template: string;
+  created_at: string;
+  updated_at: string;
+}
+export interface AllocationsTable {
+  id: string;
+  node_id: string;
+  ip: string;
+  port: number;
+  server_id: string | null;
+  pooled: number;
+  created_at: string;
 }
 export interface MetricBucketsTable {
   server_id: string;
@@ -85,6 +114,8 @@ export interface Database {
   nodes: NodesTable;
   agent_refresh_tokens: AgentRefreshTokensTable;
   servers: ServersTable;
+  templates: TemplatesTable;
+  allocations: AllocationsTable;
   metric_buckets: MetricBucketsTable;
   settings: SettingsTable;
 }

@@ -31,6 +31,14 @@ const EXPECTED: Record<string, AuthRule> = {
   'POST /api/nodes': 'admin',
   'GET /api/nodes/:id': 'user',
   'DELETE /api/nodes/:id': 'admin',
+  'GET /api/nodes/:id/allocations': 'user',
+  'POST /api/nodes/:id/allocations': 'admin',
+  'DELETE /api/nodes/:id/allocations/:allocId': 'admin',
+  'GET /api/templates': 'user',
+  'POST /api/templates/import': 'admin',
+  'GET /api/templates/:id': 'user',
+  'GET /api/templates/:id/export': 'admin',
+  'DELETE /api/templates/:id': 'admin',
   'POST /api/agents/register': 'agent',
   'POST /api/agents/refresh': 'agent',
   'GET /api/servers': 'user',
@@ -39,6 +47,7 @@ const EXPECTED: Record<string, AuthRule> = {
   'PATCH /api/servers/:id': 'admin',
   'DELETE /api/servers/:id': 'admin',
   'POST /api/servers/:id/power': 'admin',
+  'POST /api/servers/:id/reinstall': 'admin',
   'POST /api/servers/:id/command': 'admin',
   'PUT /api/servers/:id/config': 'admin',
   'GET /api/servers/:id/telemetry': 'user',
@@ -115,7 +124,7 @@ describe('authorisation: every route × every role', () => {
     for (const who of WHO) {
       test(`${key} as ${who} (${rule})`, async () => {
         const [method, path] = key.split(' ') as [string, string];
-        const url = path.replace(':id', 'zz-missing');
+        const url = path.replace(':id', 'zz-missing').replace(':allocId', 'zz-missing');
         const hasBody = method !== 'GET' && method !== 'DELETE';
         // logging out ends the session: use a throwaway one
         const h =

@@ -54,7 +54,7 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
       websocket: true,
       config: { auth: 'user' },
       preValidation: async (req) => {
-        if (!originAllowed(req, s.config.publicUrl))
+        if (!originAllowed(req, s.publicUrl()))
           throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
       },
     },
@@ -72,6 +72,9 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   const send: Sink = (msg) => {
     if (socket.readyState !== socket.OPEN) return;
     if (socket.bufferedAmount > MAX_BUFFERED && (msg.type === 'console' || msg.type === 'stats')) return;
+    // install scripts print what they fetch with (tokens, URLs): admins only
+    if (msg.type === 'install_output' && !(req.principal && hasRole(req.principal.user.role, 'admin')))
+      return;
     socket.send(encode(msg));
   };
   const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>
@@ -146,7 +149,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         send({ type: 'pong' });
         return;
       case 'subscribe': {
-        const server = await s.servers.get(r.serverId);
+        const status = await s.servers.status(r.serverId);
         if (!subs.has(r.serverId)) {
           if (s.live.subscriberCount(r.serverId) >= CLIENT_MAX_SOCKETS_PER_SERVER) {
             throw new CodedError(
@@ -160,7 +163,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         send({
           type: 'subscribed',
           serverId: r.serverId,
-          status: server.status,
+          status,
           history: s.live.history(r.serverId),
           stats: s.live.stats(r.serverId),
         });

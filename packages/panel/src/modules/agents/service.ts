@@ -20,19 +20,20 @@ export class AgentsService {
   readonly #nodes: NodesRepo;
   readonly #tokens: RefreshTokensRepo;
   readonly #settings: SettingsRepo;
-  readonly #websocketUrl: string;
+  readonly #publicUrl: () => string;
   #key: Uint8Array | undefined;
 
   constructor(deps: {
     nodes: NodesRepo;
     tokens: RefreshTokensRepo;
     settings: SettingsRepo;
-    publicUrl: string;
+    /** read per use: with PORT=0 it is known only after listening */
+    publicUrl: () => string;
   }) {
     this.#nodes = deps.nodes;
     this.#tokens = deps.tokens;
     this.#settings = deps.settings;
-    this.#websocketUrl = `${deps.publicUrl.replace(/^http/, 'ws')}/ws/agents`;
+    this.#publicUrl = deps.publicUrl;
   }
 
   async #signingKey(): Promise<Uint8Array> {
@@ -69,7 +70,7 @@ export class AgentsService {
       agent: {
         id: nodeId,
         token,
-        websocketUrl: this.#websocketUrl,
+        websocketUrl: `${this.#publicUrl().replace(/^http/, 'ws')}/ws/agents`,
         refreshToken,
         expiresAt: new Date(exp * 1000).toISOString(),
       },

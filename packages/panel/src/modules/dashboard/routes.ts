@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { PanelServices } from '../../services.ts';
+import { viewerOf } from '../servers/routes.ts';
 import { Dashboard } from './service.ts';
 
 export async function dashboardRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
@@ -9,6 +10,6 @@ export async function dashboardRoutes(app: FastifyInstance, s: PanelServices): P
     .get(
       '/api/dashboard',
       { config: { auth: 'user' }, schema: { tags: ['dashboard'], response: { 200: Dashboard } } },
-      async () => s.dashboard.get(),
+      async (req) => s.dashboard.get(viewerOf(req)),
     );
 }

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { LiveState } from '../../relay/live-state.ts';
 import { Node, type NodesService } from '../nodes/service.ts';
-import { Server, type ServersService } from '../servers/service.ts';
+import { Server, type ServersService, type Viewer } from '../servers/service.ts';
 
 export const Dashboard = z.object({
   nodes: z.array(Node),
@@ -35,8 +35,8 @@ export class DashboardService {
     this.#servers = servers;
     this.#live = live;
   }
-  async get(): Promise<Dashboard> {
-    const [nodes, servers] = await Promise.all([this.#nodes.list(), this.#servers.list()]);
+  async get(viewer: Viewer): Promise<Dashboard> {
+    const [nodes, servers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
     const running = servers.filter((s) => s.status === 'running');
     const byServer = servers.flatMap((s) => {
       const p = this.#live.players(s.id);

@@ -40,8 +40,8 @@ function json<T>(s: string | null): T | null {
 export class NodesService {
   readonly #repo: NodesRepo;
   readonly #presence: () => NodePresence;
-  readonly #publicUrl: string;
-  constructor(repo: NodesRepo, presence: () => NodePresence, publicUrl: string) {
+  readonly #publicUrl: () => string;
+  constructor(repo: NodesRepo, presence: () => NodePresence, publicUrl: () => string) {
     this.#repo = repo;
     this.#presence = presence;
     this.#publicUrl = publicUrl;
@@ -92,7 +92,7 @@ export class NodesService {
       created_at: nowIso(),
     };
     await this.#repo.insert(row);
-    const command = `PANEL_URL=${this.#publicUrl} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
+    const command = `PANEL_URL=${this.#publicUrl()} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
     return { node: this.#toNode(row, 0), agentSecret, command };
   }
 
@@ -101,7 +101,7 @@ export class NodesService {
     const node = await this.get(id);
     const agentSecret = `cas_${randomToken(32)}`;
     await this.#repo.update(id, { secret_hash: sha256(agentSecret) });
-    const command = `PANEL_URL=${this.#publicUrl} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
+    const command = `PANEL_URL=${this.#publicUrl()} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
     return { node, agentSecret, command };
   }
 

@@ -6,12 +6,18 @@ import {
   ResourceSnapshot,
   ServerStatus,
 } from '@cap/protocol';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
-import { ConfigUpdate, CreateServer, PatchServer, Server } from './service.ts';
+import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './service.ts';
+
+/** Spectators never see values of variables that are not user_viewable. */
+export function viewerOf(req: FastifyRequest): Viewer {
+  return { admin: hasRole(principalOf(req).user.role, 'admin') };
+}
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 const FilePath = z.object({ path: z.string().max(4096).default('/') });
@@ -22,7 +28,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers',
     { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(Server) } } },
-    async () => s.servers.list(),
+    async (req) => s.servers.list(viewerOf(req)),
   );
   r.post(
     '/api/servers',
@@ -31,7 +37,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline.',
+          'Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT.',
         body: CreateServer,
         response: { 201: Server },
       },
@@ -41,7 +47,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id',
     { config: { auth: 'user' }, schema: { tags, params: IdParams, response: { 200: Server } } },
-    async (req) => s.servers.get(req.params.id),
+    async (req) => s.servers.get(req.params.id, viewerOf(req)),
   );
   r.patch(
     '/api/servers/:id',
@@ -81,6 +87,23 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
     },
     async (req, reply) => {
       await s.servers.power(req.params.id, req.body.action);
+      return reply.status(202).send({ accepted: true as const });
+    },
+  );
+  r.post(
+    '/api/servers/:id/reinstall',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description:
+          "Runs the template's install script again on the Agent; output as install_output (admins only) and install_completed on /ws/client, status installing → offline | install_failed.",
+        params: IdParams,
+        response: { 202: z.object({ accepted: z.literal(true) }) },
+      },
+    },
+    async (req, reply) => {
+      await s.servers.reinstall(req.params.id);
       return reply.status(202).send({ accepted: true as const });
     },
   );
@@ -147,7 +170,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         },
       },
     },
-    async (req) => s.servers.telemetry(req.params.id, s.metrics),
+    async (req) => s.servers.telemetry(req.params.id, s.metrics, viewerOf(req)),
   );
   r.get(
     '/api/servers/:id/metrics',
@@ -161,7 +184,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       },
     },
     async (req) => {
-      await s.servers.get(req.params.id);
+      await s.servers.status(req.params.id);
       return s.metrics.range(req.params.id, req.query.range);
     },
   );

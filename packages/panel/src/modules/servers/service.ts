@@ -11,12 +11,23 @@ import {
   GetFileData,
   Limits,
   ListFilesData,
+  PortNumber,
   Ports,
   type PowerAction,
   ResourceSnapshot,
   ServerStatus,
+  sizeToBytes,
   type UpdateStage,
 } from '@cap/protocol';
+import {
+  applyVariableChanges,
+  displayStartup,
+  fillStartup,
+  systemEnvironment,
+  type Template,
+  templateToEggConfig,
+  visibleVariables,
+} from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
@@ -24,8 +35,10 @@ import type { ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
 import type { AgentHub } from '../../relay/agent-hub.ts';
 import type { LiveState } from '../../relay/live-state.ts';
+import type { Allocation, AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
+import type { TemplatesService } from '../templates/service.ts';
 import type { ServersRepo } from './repo.ts';
 
 export const DesiredState = z.enum(['running', 'offline']);
@@ -37,6 +50,17 @@ export const UpdateResult = z.object({
   code: z.string().optional(),
   at: z.string(),
 });
+export const ServerVariable = z.object({
+  name: z.string(),
+  description: z.string(),
+  envVariable: z.string(),
+  value: z.string(),
+  defaultValue: z.string(),
+  rules: z.array(z.string()),
+  userViewable: z.boolean(),
+  userEditable: z.boolean(),
+  fieldType: z.string(),
+});
 export const Server = z.object({
   id: z.string(),
   name: z.string(),
@@ -45,11 +69,20 @@ export const Server = z.object({
   desiredState: DesiredState,
   image: z.string(),
   startup: z.string(),
+  /** the startup line filled in; values a viewer may not see show as [hidden] */
+  startupDisplay: z.string(),
+  /** for a template server: its variables' values (hidden ones left out for spectators) */
   environment: Environment,
   ports: Ports,
   limits: Limits,
   done: DonePattern.nullable(),
   stop: z.string().nullable(),
+  stopTimeout: z.number().int().nullable(),
+  templateId: z.string().nullable(),
+  /** the template's variables with their values; hidden ones left out for spectators */
+  variables: z.array(ServerVariable).nullable(),
+  /** the primary allocation (SERVER_IP/SERVER_PORT) */
+  allocation: z.object({ id: z.string(), ip: z.string(), port: z.number().int() }).nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
   stats: ResourceSnapshot.nullable(),
@@ -60,27 +93,48 @@ export type Server = z.infer<typeof Server>;
 export const CreateServer = z.object({
   name: z.string().min(1).max(191),
   nodeId: z.string().min(1).max(64),
-  image: z.string().min(1).max(512),
+  /** make it from a template: image, startup, done, stop, config files and install come from it */
+  templateId: z.string().min(1).max(64).optional(),
+  /** a raw image, or for a template one of its images (label or image; default its first) */
+  image: z.string().min(1).max(512).optional(),
   startup: z
     .string()
     .max(16 * 1024)
     .default(''),
+  /** raw: the container environment; template: values for its variables (defaults fill the rest) */
   environment: Environment.default({}),
   ports: Ports.default({}),
   limits: Limits.default({}),
   done: DonePattern.optional(),
   stop: z.string().max(1024).optional(),
+  /** seconds from the stop to the kill (default: the Agent's, 30) */
+  stopTimeout: z.number().int().min(0).max(3600).optional(),
+  /** the primary port: an allocation of the node, or a port (claimed on the node) */
+  allocationId: z.string().min(1).max(64).optional(),
+  port: PortNumber.optional(),
 });
 export type CreateServer = z.infer<typeof CreateServer>;
-export const PatchServer = CreateServer.omit({ nodeId: true })
+export const PatchServer = CreateServer.omit({
+  nodeId: true,
+  templateId: true,
+  allocationId: true,
+  port: true,
+})
   .partial()
   .extend({
     done: DonePattern.nullable().optional(),
     stop: z.string().max(1024).nullable().optional(),
+    stopTimeout: z.number().int().min(0).max(3600).nullable().optional(),
   });
 export type PatchServer = z.infer<typeof PatchServer>;
 export const ConfigUpdate = z.object({ environment: Environment.optional(), limits: Limits.optional() });
 export type ConfigUpdate = z.infer<typeof ConfigUpdate>;
+
+/** Who looks: only admins (and the owner) see values of variables that are not user_viewable. */
+export interface Viewer {
+  admin: boolean;
+}
+export const ADMIN_VIEW: Viewer = { admin: true };
 
 const powerActions = {
   start: 'start_server',
@@ -98,9 +152,23 @@ function parseJson<T>(s: string | null, fallback: T): T {
   }
 }
 
+function memoryMiB(limits: Limits): number {
+  return limits.memory === undefined ? 0 : Math.round(sizeToBytes(limits.memory) / 1024 ** 2);
+}
+
+/** The allocation as a port binding: key without protocol = tcp and udp, as Wings publishes. */
+function allocationPorts(ports: Ports, a: Allocation | undefined): Ports {
+  if (!a) return ports;
+  return { ...ports, [String(a.port)]: a.ip === '0.0.0.0' ? a.port : { hostPort: a.port, hostIp: a.ip } };
+}
+
+type Loaded = { row: ServersTable; template: Template | undefined; allocation: Allocation | undefined };
+
 export class ServersService {
   readonly #repo: ServersRepo;
   readonly #nodes: NodesRepo;
+  readonly #templates: TemplatesService;
+  readonly #allocations: AllocationsService;
   readonly #hub: () => AgentHub;
   readonly #live: LiveState;
   readonly #metrics: MetricsService;
@@ -112,6 +180,8 @@ export class ServersService {
   constructor(deps: {
     repo: ServersRepo;
     nodes: NodesRepo;
+    templates: TemplatesService;
+    allocations: AllocationsService;
     hub: () => AgentHub;
     live: LiveState;
     metrics: MetricsService;
@@ -120,6 +190,8 @@ export class ServersService {
   }) {
     this.#repo = deps.repo;
     this.#nodes = deps.nodes;
+    this.#templates = deps.templates;
+    this.#allocations = deps.allocations;
     this.#hub = deps.hub;
     this.#live = deps.live;
     this.#metrics = deps.metrics;
@@ -134,7 +206,51 @@ export class ServersService {
     }
   }
 
-  #toServer(s: ServersTable): Server {
+  async #load(row: ServersTable, cache = new Map<string, Template>()): Promise<Loaded> {
+    let template: Template | undefined;
+    if (row.template_id) {
+      template = cache.get(row.template_id);
+      if (!template) {
+        template = await this.#templates.template(row.template_id);
+        cache.set(row.template_id, template);
+      }
+    }
+    const allocation = row.allocation_id ? await this.#allocations.get(row.allocation_id) : undefined;
+    return { row, template, allocation };
+  }
+
+  #toServer({ row: s, template, allocation }: Loaded, viewer: Viewer): Server {
+    const environment = parseJson<Record<string, string>>(s.environment, {});
+    const limits = parseJson<Limits>(s.limits, {});
+    const system = {
+      memoryMiB: memoryMiB(limits),
+      ip: allocation?.ip ?? '0.0.0.0',
+      ...(allocation ? { port: allocation.port } : {}),
+    };
+    let shownEnv = environment;
+    let variables: Server['variables'] = null;
+    let startupDisplay: string;
+    if (template) {
+      const visible = visibleVariables(template.variables, environment, { canViewHidden: viewer.admin });
+      variables = visible.map((v) => ({
+        name: v.name,
+        description: v.description,
+        envVariable: v.envVariable,
+        value: v.value,
+        defaultValue: v.defaultValue,
+        rules: v.rules,
+        userViewable: v.userViewable,
+        userEditable: v.userEditable,
+        fieldType: v.fieldType,
+      }));
+      shownEnv = Object.fromEntries(visible.map((v) => [v.envVariable, v.value]));
+      startupDisplay = displayStartup(s.startup, template.variables, environment, {
+        canViewHidden: viewer.admin,
+        system,
+      });
+    } else {
+      startupDisplay = fillStartup(s.startup, { ...systemEnvironment(system), ...environment });
+    }
     return {
       id: s.id,
       name: s.name,
@@ -143,11 +259,16 @@ export class ServersService {
       desiredState: DesiredState.parse(s.desired_state),
       image: s.image,
       startup: s.startup,
-      environment: parseJson(s.environment, {}),
+      startupDisplay,
+      environment: shownEnv,
       ports: parseJson(s.ports, {}),
-      limits: parseJson(s.limits, {}),
+      limits,
       done: parseJson(s.done, null),
       stop: s.stop,
+      stopTimeout: s.stop_timeout === null ? null : Number(s.stop_timeout),
+      templateId: s.template_id,
+      variables,
+      allocation: allocation ? { id: allocation.id, ip: allocation.ip, port: allocation.port } : null,
       createdAt: s.created_at,
       updatedAt: s.updated_at,
       stats: this.#live.stats(s.id),
@@ -155,16 +276,46 @@ export class ServersService {
     };
   }
 
-  #egg(s: Server): EggConfig {
+  /** What the Agent runs: from the template (templateToEggConfig) or the raw fields. */
+  #egg({ row, template, allocation }: Loaded): EggConfig {
+    const environment = parseJson<Record<string, string>>(row.environment, {});
+    const limits = parseJson<Limits>(row.limits, {});
+    const ports = allocationPorts(parseJson<Ports>(row.ports, {}), allocation);
+    const done = parseJson<z.infer<typeof DonePattern> | null>(row.done, null);
+    if (template) {
+      const egg = templateToEggConfig(
+        { ...template, startup: row.startup || template.startup },
+        {
+          name: row.name,
+          image: row.image,
+          environment,
+          system: {
+            memoryMiB: memoryMiB(limits),
+            ip: allocation?.ip ?? '0.0.0.0',
+            ...(allocation ? { port: allocation.port } : {}),
+          },
+          ports,
+          limits,
+        },
+      );
+      if (done !== null) egg.done = done;
+      if (row.stop !== null) egg.stop = row.stop;
+      if (row.stop_timeout !== null) egg.stopTimeout = Number(row.stop_timeout);
+      return egg;
+    }
+    const env = allocation
+      ? { SERVER_IP: allocation.ip, SERVER_PORT: String(allocation.port), ...environment }
+      : environment;
     return {
-      name: s.name,
-      image: s.image,
-      startup: s.startup,
-      environment: s.environment,
-      ports: s.ports,
-      limits: s.limits,
-      ...(s.done === null ? {} : { done: s.done }),
-      ...(s.stop === null ? {} : { stop: s.stop }),
+      name: row.name,
+      image: row.image,
+      startup: row.startup,
+      environment: env,
+      ports,
+      limits,
+      ...(done === null ? {} : { done }),
+      ...(row.stop === null ? {} : { stop: row.stop }),
+      ...(row.stop_timeout === null ? {} : { stopTimeout: Number(row.stop_timeout) }),
     };
   }
 
@@ -174,77 +325,181 @@ export class ServersService {
     return s;
   }
 
-  async list(): Promise<Server[]> {
-    return (await this.#repo.list()).map((s) => this.#toServer(s));
+  async list(viewer: Viewer): Promise<Server[]> {
+    const cache = new Map<string, Template>();
+    const out: Server[] = [];
+    for (const row of await this.#repo.list()) out.push(this.#toServer(await this.#load(row, cache), viewer));
+    return out;
   }
 
-  async get(id: string): Promise<Server> {
-    return this.#toServer(await this.#row(id));
+  async get(id: string, viewer: Viewer): Promise<Server> {
+    return this.#toServer(await this.#load(await this.#row(id)), viewer);
   }
 
-  /** Creating needs the node online: nothing is stored when the Agent cannot create it. */
+  /** Status only (no template or allocation lookups), for the live relay. */
+  async status(id: string): Promise<ServerStatus> {
+    const row = await this.#row(id);
+    return this.#live.status(id) ?? ServerStatus.parse(row.status);
+  }
+
+  /**
+   * Creating needs the node online: nothing is stored when the Agent cannot create it. A template's
+   * variables are validated first (VALIDATION_FAILED, details per env name); the primary port is
+   * claimed before the Agent hears of it (PORT_CONFLICT).
+   */
   async create(input: CreateServer): Promise<Server> {
     const node = await this.#nodes.findById(input.nodeId);
     if (!node) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
+    let template: Template | undefined;
+    let environment = input.environment;
+    let image = input.image;
+    let startup = input.startup;
+    let done = input.done;
+    let stop = input.stop;
+    if (input.templateId !== undefined) {
+      template = await this.#templates.template(input.templateId).catch((e: unknown) => {
+        if (e instanceof CodedError && e.code === 'NOT_FOUND')
+          throw new CodedError('NOT_FOUND', 'no such template', { location: 'templateId' });
+        throw e;
+      });
+      environment = applyVariableChanges(template.variables, {}, input.environment, { admin: true });
+      const wanted = input.image;
+      const found =
+        wanted === undefined
+          ? template.images[0]
+          : template.images.find((i) => i.label === wanted || i.image === wanted);
+      if (!found)
+        throw new CodedError('VALIDATION_FAILED', "image is not one of the template's", {
+          location: 'image',
+        });
+      image = found.image;
+      if (startup === '') startup = template.startup;
+      if (done === undefined && template.config.startup.done.length > 0) done = template.config.startup.done;
+      if (stop === undefined) stop = template.config.stop;
+    }
+    if (image === undefined)
+      throw new CodedError('VALIDATION_FAILED', 'image or templateId is required', { location: 'image' });
     if (!this.#hub().isOnline(node.id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     const now = nowIso();
     const row: ServersTable = {
       id: shortId('s'),
       name: input.name,
       node_id: node.id,
-      image: input.image,
-      startup: input.startup,
-      environment: JSON.stringify(input.environment),
+      image,
+      startup,
+      environment: JSON.stringify(environment),
       ports: JSON.stringify(input.ports),
       limits: JSON.stringify(input.limits),
-      done: input.done === undefined ? null : JSON.stringify(input.done),
-      stop: input.stop ?? null,
+      done: done === undefined ? null : JSON.stringify(done),
+      stop: stop ?? null,
       status: 'offline',
       desired_state: 'offline',
       last_update: null,
       created_at: now,
       updated_at: now,
+      template_id: template ? (input.templateId ?? null) : null,
+      allocation_id: null,
+      stop_timeout: input.stopTimeout ?? null,
     };
     await this.#repo.insert(row);
-    this.#nodeOf.set(row.id, node.id);
-    this.#live.setStatus(row.id, 'offline');
-    const server = this.#toServer(row);
-    try {
-      await this.#hub().request(node.id, 'create_server', { serverId: row.id, eggConfig: this.#egg(server) });
-    } catch (e) {
+    const undo = async () => {
+      await this.#allocations.releaseServer(row.id).catch(() => undefined);
       await this.#repo.delete(row.id);
       this.#nodeOf.delete(row.id);
       this.#live.forget(row.id);
+    };
+    let loaded: Loaded;
+    let egg: EggConfig;
+    try {
+      await this.#allocations.claimRawPorts(node.id, row.id, input.ports);
+      // raw servers get a pool port only when they ask; template servers take the first free one
+      const primary =
+        template || input.allocationId !== undefined || input.port !== undefined
+          ? await this.#allocations.claimPrimary(node.id, row.id, {
+              allocationId: input.allocationId,
+              port: input.port,
+            })
+          : undefined;
+      if (primary) {
+        row.allocation_id = primary.id;
+        await this.#repo.update(row.id, { allocation_id: primary.id });
+      }
+      loaded = { row, template, allocation: primary };
+      egg = this.#egg(loaded);
+    } catch (e) {
+      await undo();
       throw e;
     }
-    this.#log.info({ serverId: row.id, nodeId: node.id, action: 'create_server' }, 'server created');
-    return this.get(row.id);
+    this.#nodeOf.set(row.id, node.id);
+    this.#live.setStatus(row.id, 'offline');
+    try {
+      await this.#hub().request(node.id, 'create_server', { serverId: row.id, eggConfig: egg });
+    } catch (e) {
+      await undo();
+      throw e;
+    }
+    this.#log.info(
+      { serverId: row.id, nodeId: node.id, templateId: row.template_id, action: 'create_server' },
+      'server created',
+    );
+    return this.get(row.id, ADMIN_VIEW);
+  }
+
+  /** A template server's environment changes: merged into the current values, validated. */
+  #mergeEnvironment(loaded: Loaded, changes: Record<string, string>): Record<string, string> {
+    const current = parseJson<Record<string, string>>(loaded.row.environment, {});
+    if (!loaded.template) return changes;
+    return applyVariableChanges(loaded.template.variables, current, changes, { admin: true });
   }
 
   async patch(id: string, input: PatchServer): Promise<Server> {
-    const row = await this.#row(id);
+    const loaded = await this.#load(await this.#row(id));
+    const { row } = loaded;
     const set: Partial<ServersTable> = { updated_at: nowIso() };
     if (input.name !== undefined) set.name = input.name;
-    if (input.image !== undefined) set.image = input.image;
+    if (input.image !== undefined) {
+      const found = loaded.template
+        ? loaded.template.images.find((i) => i.label === input.image || i.image === input.image)?.image
+        : input.image;
+      if (!found)
+        throw new CodedError('VALIDATION_FAILED', "image is not one of the template's", {
+          location: 'image',
+        });
+      set.image = found;
+    }
     if (input.startup !== undefined) set.startup = input.startup;
-    if (input.environment !== undefined) set.environment = JSON.stringify(input.environment);
+    if (input.environment !== undefined)
+      set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment));
     if (input.ports !== undefined) set.ports = JSON.stringify(input.ports);
     if (input.limits !== undefined) set.limits = JSON.stringify(input.limits);
     if (input.done !== undefined) set.done = input.done === null ? null : JSON.stringify(input.done);
     if (input.stop !== undefined) set.stop = input.stop;
-    const runtime = ['image', 'startup', 'environment', 'ports', 'limits', 'done', 'stop'].some(
-      (k) => input[k as keyof PatchServer] !== undefined,
-    );
+    if (input.stopTimeout !== undefined) set.stop_timeout = input.stopTimeout;
+    const runtime = [
+      'image',
+      'startup',
+      'environment',
+      'ports',
+      'limits',
+      'done',
+      'stop',
+      'stopTimeout',
+    ].some((k) => input[k as keyof PatchServer] !== undefined);
+    if (input.ports !== undefined) {
+      await this.#allocations.claimRawPorts(row.node_id, id, input.ports);
+      const keep = new Set(Object.values(input.ports).map((b) => (typeof b === 'number' ? b : b.hostPort)));
+      if (loaded.allocation) keep.add(loaded.allocation.port);
+      await this.#allocations.releaseRawPorts(id, keep);
+    }
     if (runtime) {
-      const next = this.#toServer({ ...row, ...set });
-      const { name: _name, ...egg } = this.#egg(next);
+      const { name: _name, ...egg } = this.#egg({ ...loaded, row: { ...row, ...set } });
       await this.#hub().request(row.node_id, 'update_server', egg, {
         serverId: id,
         timeoutMs: this.#updateTimeoutMs,
       });
     }
     await this.#repo.update(id, set);
-    return this.get(id);
+    return this.get(id, ADMIN_VIEW);
   }
 
   async delete(id: string, force = false): Promise<void> {
@@ -261,6 +516,7 @@ export class ServersService {
         e instanceof CodedError && (e.code === 'SERVER_NOT_FOUND' || e.code === 'CONTAINER_NOT_FOUND');
       if (!gone && !force) throw e;
     }
+    await this.#allocations.releaseServer(id);
     await this.#repo.delete(id);
     this.#nodeOf.delete(id);
     this.#metrics.forget(id);
@@ -289,6 +545,35 @@ export class ServersService {
     });
   }
 
+  /**
+   * Runs the template's install script again on the Agent (in a throw-away installer container);
+   * output arrives as install_output, the end as install_completed (202 semantics).
+   */
+  async reinstall(id: string): Promise<void> {
+    const loaded = await this.#load(await this.#row(id));
+    const egg = this.#egg(loaded);
+    if (!egg.install)
+      throw new CodedError('VALIDATION_FAILED', 'the server has no install script', {
+        location: 'templateId',
+      });
+    const hub = this.#hub();
+    if (!hub.isOnline(loaded.row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    this.#log.info({ serverId: id, action: 'reinstall_server' }, 'reinstall requested');
+    hub
+      .request(loaded.row.node_id, 'reinstall_server', {}, { serverId: id, timeoutMs: this.#updateTimeoutMs })
+      .catch((e: unknown) => {
+        const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
+        this.#log.warn({ serverId: id, action: 'reinstall_server', code }, 'reinstall failed');
+        this.#live.publish(id, {
+          type: 'error',
+          code,
+          message: (e as Error).message,
+          serverId: id,
+          requestType: 'reinstall',
+        });
+      });
+  }
+
   async command(id: string, cmd: string): Promise<void> {
     const row = await this.#row(id);
     await this.#hub().request(row.node_id, 'send_command', { command: cmd }, { serverId: id });
@@ -303,14 +588,19 @@ export class ServersService {
     input: ConfigUpdate,
     operationId: string,
   ): Promise<{ done: Promise<{ ok: boolean; status: Server['status'] }> }> {
-    const row = await this.#row(id);
-    if (!this.#hub().isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    const loaded = await this.#load(await this.#row(id));
+    const { row } = loaded;
     const set: Partial<ServersTable> = { updated_at: nowIso() };
-    if (input.environment !== undefined) set.environment = JSON.stringify(input.environment);
+    if (input.environment !== undefined)
+      set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment));
     if (input.limits !== undefined) set.limits = JSON.stringify(input.limits);
+    if (!this.#hub().isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    // a template server's container environment is derived (STARTUP, SERVER_*): send all of it
+    const next = loaded.template ? this.#egg({ ...loaded, row: { ...row, ...set } }) : undefined;
     await this.#repo.update(id, set);
+    const environment = next ? next.environment : input.environment;
     const payload = {
-      ...(input.environment === undefined ? {} : { environment: input.environment }),
+      ...(environment === undefined ? {} : { environment }),
       ...(input.limits === undefined ? {} : { limits: input.limits }),
     };
     const record = async (ok: boolean, stage: string, message?: string, code?: string) => {
@@ -343,8 +633,8 @@ export class ServersService {
     return { done };
   }
 
-  async telemetry(id: string, metrics: MetricsService) {
-    const server = await this.get(id);
+  async telemetry(id: string, metrics: MetricsService, viewer: Viewer) {
+    const server = await this.get(id, viewer);
     return {
       server,
       status: server.status,
@@ -464,8 +754,20 @@ export class ServersService {
         this.#live.publish(serverId, { type: 'install_output', serverId, lines: d.message.split(/\r?\n/) });
         break;
       }
-      case 'install_completed':
+      case 'install_completed': {
+        const d = msg.data as EventMessage<'install_completed'>['data'];
+        this.#log.info(
+          { serverId, action: 'install', success: d.success, exitCode: d.exitCode },
+          'install completed',
+        );
+        this.#live.publish(serverId, {
+          type: 'install_completed',
+          serverId,
+          success: d.success,
+          ...(d.exitCode === undefined ? {} : { exitCode: d.exitCode }),
+        });
         break;
+      }
     }
   }
 }

@@ -1,0 +1,106 @@
+import { TemplateImportRequest } from '@cap/protocol/templates/index.ts';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { PanelServices } from '../../services.ts';
+import { viewerOf } from '../servers/routes.ts';
+import { ImportResponse, TemplateDetail, TemplateSummary } from './service.ts';
+
+/** A value that is not user_viewable never reaches a spectator, not even as a template default. */
+function withoutHiddenDefaults(d: TemplateDetail): TemplateDetail {
+  return {
+    ...d,
+    template: {
+      ...d.template,
+      variables: d.template.variables.map((v) => (v.userViewable ? v : { ...v, defaultValue: '' })),
+    },
+  };
+}
+
+const IdParams = z.object({ id: z.string().min(1).max(64) });
+
+export async function templatesRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['templates'];
+  r.get(
+    '/api/templates',
+    { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(TemplateSummary) } } },
+    async () => s.templates.list(),
+  );
+  r.post(
+    '/api/templates/import',
+    {
+      config: { auth: 'admin' },
+      // eggs with embedded icons reach a few MiB
+      bodyLimit: 16 * 1024 * 1024,
+      schema: {
+        tags,
+        description:
+          'The egg file as published (PTDL_v1/v2, PLCN_v1-3; JSON or YAML). 400 TEMPLATE_INVALID with `location` (line/column or field path) stores nothing; an existing uuid is 409 CONFLICT unless ?replace=true (200, updated in place).',
+        querystring: z.object({ replace: z.enum(['true', 'false']).optional() }),
+        body: TemplateImportRequest,
+        response: { 200: ImportResponse, 201: ImportResponse },
+      },
+    },
+    async (req, reply) => {
+      const res = await s.templates.import(req.body.content, {
+        ...(req.body.filename ? { filename: req.body.filename } : {}),
+        replace: req.query.replace === 'true',
+      });
+      return reply.status(res.replaced ? 200 : 201).send(res);
+    },
+  );
+  r.get(
+    '/api/templates/:id',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        description: 'For spectators the default values of variables that are not user_viewable are blanked.',
+        params: IdParams,
+        response: { 200: TemplateDetail },
+      },
+    },
+    async (req) => {
+      const detail = await s.templates.get(req.params.id);
+      return viewerOf(req).admin ? detail : withoutHiddenDefaults(detail);
+    },
+  );
+  r.get(
+    '/api/templates/:id/export',
+    {
+      // the whole egg, hidden defaults included: for admins, like import
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description: 'PTDL_v2 JSON, as a download.',
+        params: IdParams,
+        response: { 200: z.string() },
+      },
+    },
+    async (req, reply) => {
+      const { filename, content } = await s.templates.export(req.params.id);
+      return reply
+        .header('content-type', 'application/json; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${filename}"`)
+        .serializer((p: unknown) => p as string)
+        .send(content);
+    },
+  );
+  r.delete(
+    '/api/templates/:id',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description: '409 CONFLICT while servers use it.',
+        params: IdParams,
+        response: { 204: z.null() },
+      },
+    },
+    async (req, reply) => {
+      await s.templates.delete(req.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+}

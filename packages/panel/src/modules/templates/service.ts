@@ -1,0 +1,205 @@
+/**
+ * Templates ("eggs"): imported from the published Pterodactyl/Pelican files by the protocol
+ * library, stored normalised, exported back as PTDL_v2. Built-ins come from `templates/builtin`.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CodedError } from '@cap/protocol';
+import {
+  exportPtdlV2Text,
+  importTemplate,
+  Template,
+  TemplateFormat,
+  TemplateImage,
+  TemplateWarning,
+} from '@cap/protocol/templates/index.ts';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { nowIso } from '../../db/index.ts';
+import type { TemplatesTable } from '../../db/schema.ts';
+import { shortId } from '../../lib/crypto.ts';
+import { isUniqueViolation } from '../../lib/db-errors.ts';
+import type { TemplatesRepo } from './repo.ts';
+
+/** The repository's `templates/builtin`, found from this file so it works from any cwd. */
+export const BUILTIN_TEMPLATES_DIR = fileURLToPath(
+  new URL('../../../../../templates/builtin/', import.meta.url),
+);
+
+export const TemplateSummary = z.object({
+  id: z.string(),
+  uuid: z.string().nullable(),
+  name: z.string(),
+  author: z.string(),
+  description: z.string(),
+  format: TemplateFormat,
+  builtin: z.boolean(),
+  images: z.array(TemplateImage),
+  variables: z.number().int(),
+  hasInstall: z.boolean(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type TemplateSummary = z.infer<typeof TemplateSummary>;
+export const TemplateDetail = TemplateSummary.extend({ template: Template });
+export type TemplateDetail = z.infer<typeof TemplateDetail>;
+export const ImportResponse = z.object({
+  template: TemplateSummary,
+  warnings: z.array(TemplateWarning),
+  replaced: z.boolean(),
+});
+export type ImportResponse = z.infer<typeof ImportResponse>;
+
+function parseTemplate(row: TemplatesTable): Template {
+  return Template.parse(JSON.parse(row.template));
+}
+
+export class TemplatesService {
+  readonly #repo: TemplatesRepo;
+  readonly #log: Logger;
+  constructor(repo: TemplatesRepo, log: Logger) {
+    this.#repo = repo;
+    this.#log = log;
+  }
+
+  #summary(row: TemplatesTable, t: Template = parseTemplate(row)): TemplateSummary {
+    return {
+      id: row.id,
+      uuid: row.uuid,
+      name: row.name,
+      author: row.author,
+      description: row.description,
+      format: TemplateFormat.parse(row.source_format),
+      builtin: row.builtin === 1,
+      images: t.images,
+      variables: t.variables.length,
+      hasInstall: t.install.script.trim() !== '' && t.install.container !== '',
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  async #row(id: string): Promise<TemplatesTable> {
+    const row = await this.#repo.findById(id);
+    if (!row) throw new CodedError('NOT_FOUND', 'no such template');
+    return row;
+  }
+
+  async list(): Promise<TemplateSummary[]> {
+    return (await this.#repo.list()).map((r) => this.#summary(r));
+  }
+
+  async get(id: string): Promise<TemplateDetail> {
+    const row = await this.#row(id);
+    const template = parseTemplate(row);
+    return { ...this.#summary(row, template), template };
+  }
+
+  /** The normalised template, for servers made from it. */
+  async template(id: string): Promise<Template> {
+    return parseTemplate(await this.#row(id));
+  }
+
+  /**
+   * Store an already-imported template. The same uuid twice is a CONFLICT unless `replace`, which
+   * updates that one template in place (servers using it keep their id).
+   */
+  async store(
+    template: Template,
+    opts: { replace?: boolean; builtin?: boolean } = {},
+  ): Promise<{ summary: TemplateSummary; replaced: boolean }> {
+    const now = nowIso();
+    const fields = {
+      uuid: template.uuid,
+      name: template.name,
+      author: template.author,
+      description: template.description,
+      source_format: template.source.format,
+      template: JSON.stringify(template),
+      updated_at: now,
+    };
+    const existing = template.uuid ? await this.#repo.findByUuid(template.uuid) : undefined;
+    if (existing) {
+      if (!opts.replace)
+        throw new CodedError('CONFLICT', `a template with uuid ${template.uuid} exists; use replace`, {
+          location: 'uuid',
+          details: { id: existing.id },
+        });
+      await this.#repo.update(existing.id, fields);
+      const row = await this.#row(existing.id);
+      return { summary: this.#summary(row, template), replaced: true };
+    }
+    const row: TemplatesTable = {
+      id: shortId('t'),
+      ...fields,
+      builtin: opts.builtin ? 1 : 0,
+      created_at: now,
+    };
+    try {
+      await this.#repo.insert(row);
+    } catch (e) {
+      // a parallel import of the same uuid won the race
+      if (isUniqueViolation(e))
+        throw new CodedError('CONFLICT', `a template with uuid ${template.uuid} exists; use replace`, {
+          location: 'uuid',
+        });
+      throw e;
+    }
+    this.#log.info({ templateId: row.id, name: row.name, action: 'import_template' }, 'template imported');
+    return { summary: this.#summary(row, template), replaced: false };
+  }
+
+  /** Parse, normalise and store one file; TEMPLATE_INVALID (with location) stores nothing. */
+  async import(
+    content: string,
+    opts: { filename?: string; replace?: boolean } = {},
+  ): Promise<ImportResponse> {
+    const { template, warnings } = importTemplate(content, opts.filename ? { filename: opts.filename } : {});
+    const { summary, replaced } = await this.store(template, { replace: opts.replace ?? false });
+    return { template: summary, warnings, replaced };
+  }
+
+  async export(id: string): Promise<{ filename: string; content: string }> {
+    const row = await this.#row(id);
+    const slug =
+      row.name
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '-')
+        .replace(/^-|-$/g, '') || 'template';
+    return { filename: `egg-${slug}.json`, content: exportPtdlV2Text(parseTemplate(row)) };
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#row(id);
+    const n = await this.#repo.serverCount(id);
+    if (n > 0) throw new CodedError('CONFLICT', `${n} server(s) use this template; delete them first`);
+    await this.#repo.delete(id);
+  }
+
+  /** Import the built-in templates that are not stored yet (by uuid, else by name+author). */
+  async ensureBuiltins(dir = BUILTIN_TEMPLATES_DIR): Promise<number> {
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
+    } catch {
+      this.#log.warn({ dir }, 'no built-in templates directory');
+      return 0;
+    }
+    let added = 0;
+    for (const name of names) {
+      try {
+        const { template } = importTemplate(await readFile(join(dir, name), 'utf8'), { filename: name });
+        const exists = template.uuid
+          ? await this.#repo.findByUuid(template.uuid)
+          : await this.#repo.findByNameAuthor(template.name, template.author);
+        if (exists) continue;
+        await this.store(template, { builtin: true });
+        added += 1;
+      } catch (e) {
+        this.#log.error({ file: name, err: (e as Error).message }, 'built-in template failed to import');
+      }
+    }
+    return added;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * Templates through the API: the whole egg corpus (shared/eggs, 47 files) imported over HTTP,
+ * export → import round trips, uuid conflicts and ?replace, built-ins, delete while in use.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { importTemplate, type Template } from '@cap/protocol/templates/index.ts';
+import { FakeAgent } from '../../../test/fake-agent.ts';
+import { type Session, startTestPanel, type TestPanel } from '../../../test/helpers.ts';
+
+const CORPUS =
+  process.env.EGG_CORPUS ?? fileURLToPath(new URL('../../../../../../shared/eggs', import.meta.url));
+
+function eggFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (name !== 'LICENSES') out.push(...eggFiles(p));
+    } else if (/\.(json|ya?ml)$/.test(name) && name !== 'HISTORY_MANIFEST.json') out.push(p);
+  }
+  return out.sort();
+}
+
+/** The five malformed files and where they are broken (the protocol library's corpus test agrees). */
+const MALFORMED: Record<string, string> = {
+  '_history/unparseable/pterodactyl__panel/2fef9efdae49/database/Seeders/eggs/rust/egg-rust.json':
+    'line 124, column 41',
+  '_history/unparseable/pelican-eggs__minecraft/e895c6a1d97a/proxy/java/alwaysauth/egg-pterodactyl-always-auth.json':
+    'line 4, column 9',
+  '_history/unparseable/pelican-eggs__generic/8ef57df40cb5/python/egg-python-generic.json':
+    'line 169, column 9',
+  '_history/unparseable/pelican-eggs__games-steamcmd/3adb02c801b1/longvinter/egg-longvinter.json':
+    'line 18, column 1',
+  '_history/unparseable/pelican-eggs__games-steamcmd/5869dc1b4670/game_eggs/minecraft/java/forge/curseforge-generic/egg-curseforge-generic.json':
+    'line 32, column 758',
+};
+
+const meaning = (t: Template) => {
+  const { source, ...rest } = t;
+  return { ...rest, updateUrl: source.updateUrl };
+};
+
+describe('templates API', () => {
+  let panel: TestPanel;
+  let owner: Session;
+  let spectator: Session;
+  before(async () => {
+    panel = await startTestPanel();
+    owner = await panel.login();
+    spectator = await panel.userWithRole('spectator');
+  });
+  after(async () => panel.stop());
+
+  test('the built-in game templates are there at start, once', async () => {
+    const list = await panel.api(spectator, 'GET', '/api/templates');
+    assert.equal(list.status, 200);
+    const builtin = list.body
+      .filter((t: { builtin: boolean }) => t.builtin)
+      .map((t: { name: string }) => t.name);
+    for (const name of ['OpenTTD', 'OpenArena', 'Teeworlds']) assert.ok(builtin.includes(name), name);
+    assert.equal(await panel.app.panel.templates.ensureBuiltins(), 0, 'a second pass adds nothing');
+  });
+
+  test('imports the whole corpus through the API: well-formed ones stored, malformed ones located', async () => {
+    const files = eggFiles(CORPUS);
+    assert.equal(files.length, 47);
+    let created = 0;
+    let conflicts = 0;
+    let rejected = 0;
+    const started = performance.now();
+    for (const file of files) {
+      const rel = relative(CORPUS, file);
+      const r = await panel.api(owner, 'POST', '/api/templates/import', {
+        content: readFileSync(file, 'utf8'),
+        filename: file.split('/').pop(),
+      });
+      const expected = MALFORMED[rel];
+      if (expected) {
+        assert.equal(r.status, 400, rel);
+        assert.equal(r.body.code, 'TEMPLATE_INVALID', rel);
+        assert.equal(r.body.location, expected, rel);
+        rejected++;
+        continue;
+      }
+      if (r.status === 409) {
+        // the same uuid again (an older version of an egg already stored): not overwritten…
+        assert.equal(r.body.code, 'CONFLICT', rel);
+        const before = await panel.api(owner, 'GET', `/api/templates/${r.body.details.id}`);
+        // …until asked to
+        const again = await panel.api(owner, 'POST', '/api/templates/import?replace=true', {
+          content: readFileSync(file, 'utf8'),
+          filename: file.split('/').pop(),
+        });
+        assert.equal(again.status, 200, rel);
+        assert.equal(again.body.replaced, true);
+        assert.equal(again.body.template.id, r.body.details.id, 'replaced in place');
+        assert.equal(before.status, 200);
+        conflicts++;
+        continue;
+      }
+      assert.equal(r.status, 201, `${rel}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.replaced, false);
+      created++;
+    }
+    const ms = performance.now() - started;
+    assert.equal(rejected, 5);
+    assert.equal(created + conflicts, 42);
+    console.log(
+      `API import: ${created} created, ${conflicts} same-uuid (replaced on request), ${rejected} rejected; ${ms.toFixed(0)} ms`,
+    );
+    // nothing half-imported: only the created ones (+ built-ins) exist
+    const list = await panel.api(owner, 'GET', '/api/templates');
+    assert.equal(list.body.filter((t: { builtin: boolean }) => !t.builtin).length, created);
+  });
+
+  test('every stored template exports to PTDL_v2 and imports back unchanged in meaning', async () => {
+    const list = await panel.api(owner, 'GET', '/api/templates');
+    assert.ok(list.body.length >= 40);
+    for (const summary of list.body) {
+      const full = await panel.api(owner, 'GET', `/api/templates/${summary.id}`);
+      assert.equal(full.status, 200);
+      const res = await fetch(`${panel.url}/api/templates/${summary.id}/export`, {
+        headers: owner.headers,
+      });
+      assert.equal(res.status, 200);
+      assert.match(
+        res.headers.get('content-disposition') ?? '',
+        /^attachment; filename="egg-[a-z0-9-]+\.json"$/,
+      );
+      const text = await res.text();
+      assert.equal(JSON.parse(text).meta.version, 'PTDL_v2');
+      const back = importTemplate(text, { filename: 'x.json' }).template;
+      assert.deepEqual(meaning(back), meaning(full.body.template), summary.name);
+      if (summary.uuid) {
+        // the export carries the uuid: importing it again is a conflict, not a duplicate
+        const dup = await panel.api(owner, 'POST', '/api/templates/import', {
+          content: text,
+          filename: 'x.json',
+        });
+        assert.equal(dup.status, 409);
+        assert.equal(dup.body.code, 'CONFLICT');
+      }
+    }
+  });
+
+  test('a spectator gets no default of a hidden variable, and no export', async () => {
+    const egg = JSON.parse(
+      readFileSync(
+        fileURLToPath(new URL('../../../../../templates/builtin/openttd.json', import.meta.url)),
+        'utf8',
+      ),
+    );
+    // a template whose hidden ADMIN_PASSWORD has a default
+    const secret = 'default-secret-123';
+    for (const v of egg.variables) if (v.env_variable === 'ADMIN_PASSWORD') v.default_value = secret;
+    egg.name = 'OpenTTD with a default password';
+    const imp = await panel.api(owner, 'POST', '/api/templates/import', { content: JSON.stringify(egg) });
+    assert.equal(imp.status, 201, JSON.stringify(imp.body));
+    const id = imp.body.template.id;
+    const asSpectator = await panel.api(spectator, 'GET', `/api/templates/${id}`);
+    assert.equal(asSpectator.status, 200);
+    assert.ok(!JSON.stringify(asSpectator.body).includes(secret));
+    const asOwner = await panel.api(owner, 'GET', `/api/templates/${id}`);
+    assert.ok(JSON.stringify(asOwner.body).includes(secret));
+    assert.equal((await panel.api(spectator, 'GET', `/api/templates/${id}/export`)).status, 403);
+    assert.equal((await panel.api(owner, 'DELETE', `/api/templates/${id}`)).status, 204);
+  });
+
+  test('a malformed body field path; a spectator cannot import; unknown ids are 404', async () => {
+    const bad = await panel.api(owner, 'POST', '/api/templates/import', {
+      content: JSON.stringify({ meta: { version: 'PTDL_v2' }, name: 'x', docker_images: {}, variables: [] }),
+      filename: 'x.json',
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.code, 'TEMPLATE_INVALID');
+    assert.ok(bad.body.location, 'a field path');
+    const yamlBad = await panel.api(owner, 'POST', '/api/templates/import', {
+      content: 'meta:\n  version: PTDL_v2\nname: [unclosed\n',
+      filename: 'x.yaml',
+    });
+    assert.equal(yamlBad.body.code, 'TEMPLATE_INVALID');
+    assert.match(yamlBad.body.location, /^line \d+, column \d+$/);
+    const forbidden = await panel.api(spectator, 'POST', '/api/templates/import', { content: '{}' });
+    assert.equal(forbidden.status, 403);
+    assert.equal((await panel.api(owner, 'GET', '/api/templates/t_nope')).body.code, 'NOT_FOUND');
+    assert.equal((await panel.api(owner, 'DELETE', '/api/templates/t_nope')).body.code, 'NOT_FOUND');
+  });
+
+  test('two parallel imports of the same uuid: one stored, one CONFLICT', async () => {
+    const egg = (name: string) =>
+      JSON.stringify({
+        meta: { version: 'PTDL_v2' },
+        uuid: '5b0f2a8e-0000-4000-8000-00000000race',
+        name,
+        author: 'a@x.test',
+        docker_images: { main: 'ctrl-alt-play/busybox:latest' },
+        startup: 'sh',
+        config: { files: '{}', startup: '{}', logs: '{}', stop: '^C' },
+        scripts: { installation: { script: '', container: '', entrypoint: 'bash' } },
+        variables: [],
+      });
+    const rs = await Promise.all(
+      ['one', 'two'].map((n) => panel.api(owner, 'POST', '/api/templates/import', { content: egg(n) })),
+    );
+    assert.deepEqual(rs.map((r) => r.status).sort(), [201, 409]);
+    const stored = rs.find((r) => r.status === 201)?.body.template;
+    // a re-import of that uuid updates it only when asked, in place
+    const refused = await panel.api(owner, 'POST', '/api/templates/import', { content: egg('three') });
+    assert.equal(refused.body.code, 'CONFLICT');
+    assert.equal(refused.body.details.id, stored.id);
+    const replaced = await panel.api(owner, 'POST', '/api/templates/import?replace=true', {
+      content: egg('three'),
+    });
+    assert.equal(replaced.status, 200);
+    assert.equal(replaced.body.template.id, stored.id);
+    assert.equal((await panel.api(owner, 'GET', `/api/templates/${stored.id}`)).body.name, 'three');
+  });
+
+  test('a template in use cannot be deleted', async () => {
+    const node = await panel.createNode(owner);
+    const agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
+    try {
+      const list = await panel.api(owner, 'GET', '/api/templates');
+      const tpl = list.body.find((t: { name: string }) => t.name === 'OpenTTD');
+      const s = await panel.api(owner, 'POST', '/api/servers', {
+        name: 'ttd',
+        nodeId: node.id,
+        templateId: tpl.id,
+      });
+      assert.equal(s.status, 201, JSON.stringify(s.body));
+      const refused = await panel.api(owner, 'DELETE', `/api/templates/${tpl.id}`);
+      assert.equal(refused.status, 409);
+      assert.equal(refused.body.code, 'CONFLICT');
+      assert.equal((await panel.api(owner, 'DELETE', `/api/servers/${s.body.id}`)).status, 204);
+      assert.equal((await panel.api(owner, 'DELETE', `/api/templates/${tpl.id}`)).status, 204);
+      assert.equal((await panel.api(owner, 'GET', `/api/templates/${tpl.id}`)).status, 404);
+    } finally {
+      await agent.close();
+    }
+  });
+});
