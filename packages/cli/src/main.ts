@@ -11,7 +11,7 @@ const commands: Record<string, string> = {
   user: 'user admin: `user create --email E --password P --role owner|admin|spectator`',
   node: 'node admin: `node create --name N` (prints the AGENT_SECRET once)',
   apikey: 'API keys: `apikey create --email E --name N`',
-  templates: 'templates: `templates import FILE… [--check] [--json]`',
+  templates: 'templates: `templates import FILE… [--check] [--json] [--replace]`, `templates list [--json]`',
 };
 
 function usage(): string {
