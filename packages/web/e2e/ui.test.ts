@@ -268,6 +268,7 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
     await byTestId('state-empty').waitFor({ timeout: WAIT });
     await byTestId('new-server').click();
     await byTestId('page-server-create').waitFor();
+    await page.getByText('Custom image', { exact: true }).click();
     // invalid input is caught beside the field
     await byTestId('create-env-add').click();
     await byTestId('create-env-key-0').fill('1BAD NAME');

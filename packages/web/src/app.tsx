@@ -7,6 +7,7 @@ import { ApiError } from './api/http.ts';
 import { LiveProvider } from './api/live.tsx';
 import { Layout } from './components/layout.tsx';
 import { Empty, ErrorState, Loading } from './components/states.tsx';
+import { AccountPage } from './pages/account.tsx';
 import { DashboardPage } from './pages/dashboard.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { NodeDetailPage } from './pages/node-detail.tsx';
@@ -14,6 +15,8 @@ import { NodesPage } from './pages/nodes.tsx';
 import { ServerCreatePage } from './pages/server-create.tsx';
 import { ServersPage } from './pages/servers.tsx';
 import { SetupPage } from './pages/setup.tsx';
+import { TemplateDetailPage } from './pages/template-detail.tsx';
+import { TemplatesPage } from './pages/templates.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { theme } from './theme.ts';
 
@@ -90,6 +93,9 @@ export function App({ client }: { client: QueryClient }) {
                   />
                   <Route path="nodes" element={<NodesPage />} />
                   <Route path="nodes/:id" element={<NodeDetailPage />} />
+                  <Route path="templates" element={<TemplatesPage />} />
+                  <Route path="templates/:id" element={<TemplateDetailPage />} />
+                  <Route path="account" element={<AccountPage />} />
                   <Route element={<AdminOnly />}>
                     <Route path="servers/new" element={<ServerCreatePage />} />
                     <Route path="users" element={<UsersPage />} />

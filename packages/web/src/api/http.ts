@@ -9,13 +9,23 @@ export class ApiError extends Error {
   readonly status: number;
   readonly location: string | undefined;
   readonly requestId: string | undefined;
-  constructor(code: string, message: string, status: number, location?: string, requestId?: string) {
+  /** the Panel's structured detail, e.g. per-variable rule errors for VALIDATION_FAILED */
+  readonly details: unknown;
+  constructor(
+    code: string,
+    message: string,
+    status: number,
+    location?: string,
+    requestId?: string,
+    details?: unknown,
+  ) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.status = status;
     this.location = location;
     this.requestId = requestId;
+    this.details = details;
   }
 }
 
@@ -80,13 +90,20 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
 
 export function errorFromBody(data: unknown, status: number): ApiError {
   if (data && typeof data === 'object' && 'code' in data && typeof data.code === 'string') {
-    const d = data as { code: string; message?: unknown; location?: unknown; requestId?: unknown };
+    const d = data as {
+      code: string;
+      message?: unknown;
+      location?: unknown;
+      requestId?: unknown;
+      details?: unknown;
+    };
     return new ApiError(
       d.code,
       typeof d.message === 'string' ? d.message : d.code,
       status,
       typeof d.location === 'string' ? d.location : undefined,
       typeof d.requestId === 'string' ? d.requestId : undefined,
+      d.details,
     );
   }
   return new ApiError(`HTTP_${status}`, `The Panel answered ${status} without an error body.`, status);

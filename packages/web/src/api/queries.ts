@@ -2,7 +2,10 @@ import type { ClientMessage } from '@cap/protocol/client.ts';
 import { type QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from './http.ts';
 import type {
+  Allocation,
+  ApiKeyInfo,
   Bucket,
+  CreatedApiKey,
   CreatedNode,
   Dashboard,
   FileContent,
@@ -11,6 +14,8 @@ import type {
   PanelNode,
   Server,
   Telemetry,
+  TemplateDetail,
+  TemplateSummary,
   User,
 } from './types.ts';
 
@@ -26,6 +31,10 @@ export const keys = {
   files: (id: string, path: string) => ['servers', id, 'files', path] as const,
   file: (id: string, path: string) => ['servers', id, 'file', path] as const,
   users: ['users'] as const,
+  templates: ['templates'] as const,
+  template: (id: string) => ['templates', id] as const,
+  allocations: (nodeId: string) => ['nodes', nodeId, 'allocations'] as const,
+  apiKeys: ['api-keys'] as const,
 };
 
 // live data keeps these fresh; polling is the fallback when the socket is down
@@ -72,10 +81,38 @@ export const useFileContent = (id: string, path: string | null) =>
   });
 export const useUsers = () => useQuery({ queryKey: keys.users, queryFn: () => api<User[]>('/users') });
 
+export const useTemplates = () =>
+  useQuery({ queryKey: keys.templates, queryFn: () => api<TemplateSummary[]>('/templates') });
+export const useTemplate = (id: string | null) =>
+  useQuery({
+    queryKey: keys.template(id ?? ''),
+    enabled: id !== null && id !== '',
+    queryFn: () => api<TemplateDetail>(`/templates/${encodeURIComponent(id ?? '')}`),
+  });
+export const useAllocations = (nodeId: string | null) =>
+  useQuery({
+    queryKey: keys.allocations(nodeId ?? ''),
+    enabled: nodeId !== null && nodeId !== '',
+    queryFn: () => api<Allocation[]>(`/nodes/${encodeURIComponent(nodeId ?? '')}/allocations`),
+  });
+export const useApiKeys = () =>
+  useQuery({ queryKey: keys.apiKeys, queryFn: () => api<ApiKeyInfo[]>('/api-keys') });
+
+export function useCreateApiKey() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (name: string) => api<CreatedApiKey>('/api-keys', { method: 'POST', body: { name } }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.apiKeys }),
+  });
+}
+
 export interface CreateServerInput {
   name: string;
   nodeId: string;
-  image: string;
+  /** raw: the image; from a template: one of its images (default its first) */
+  image?: string;
+  templateId?: string;
+  allocationId?: string;
   startup?: string;
   environment?: Record<string, string>;
   ports?: Record<string, number>;
@@ -88,7 +125,12 @@ export function useCreateServer() {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (input: CreateServerInput) => api<Server>('/servers', { method: 'POST', body: input }),
-    onSuccess: () => qc.invalidateQueries({ queryKey: keys.servers }),
+    onSuccess: (server) => {
+      void qc.invalidateQueries({ queryKey: keys.servers });
+      void qc.invalidateQueries({ queryKey: keys.allocations(server.nodeId) });
+    },
+    // a PORT_CONFLICT means the list of free allocations was stale
+    onError: (_e, input) => qc.invalidateQueries({ queryKey: keys.allocations(input.nodeId) }),
   });
 }
 

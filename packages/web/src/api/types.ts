@@ -56,6 +56,13 @@ export interface Server {
   limits: Limits;
   done: string | string[] | null;
   stop: string | null;
+  /** the startup line filled in (hidden values as [hidden]); absent from older Panels */
+  startupDisplay?: string;
+  templateId?: string | null;
+  /** a template server's variables with their values (hidden ones left out for spectators) */
+  variables?: ServerVariable[] | null;
+  /** the primary allocation (SERVER_IP / SERVER_PORT) */
+  allocation?: { id: string; ip: string; port: number } | null;
   createdAt: string;
   updatedAt: string;
   stats: ResourceSnapshot | null;
@@ -113,4 +120,115 @@ export interface CreatedNode {
   node: PanelNode;
   agentSecret: string;
   command: string;
+}
+
+export interface ServerVariable {
+  name: string;
+  description: string;
+  envVariable: string;
+  value: string;
+  defaultValue: string;
+  rules: string[];
+  userViewable: boolean;
+  userEditable: boolean;
+  fieldType: string;
+}
+
+export type TemplateFormat = 'PTDL_v1' | 'PTDL_v2' | 'PLCN_v1' | 'PLCN_v2' | 'PLCN_v3';
+
+export interface TemplateImage {
+  label: string;
+  image: string;
+}
+
+export interface TemplateVariable {
+  name: string;
+  description: string;
+  envVariable: string;
+  defaultValue: string;
+  userViewable: boolean;
+  userEditable: boolean;
+  rules: string[];
+  fieldType: string;
+  sort: number | null;
+}
+
+export interface TemplateSummary {
+  id: string;
+  uuid: string | null;
+  name: string;
+  author: string;
+  description: string;
+  format: TemplateFormat;
+  builtin: boolean;
+  images: TemplateImage[];
+  /** how many variables */
+  variables: number;
+  hasInstall: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The normalised template, as the Panel stores it (only what the UI reads). */
+export interface Template {
+  source: {
+    format: TemplateFormat;
+    syntax: 'json' | 'yaml';
+    updateUrl: string | null;
+    exportedAt: string | null;
+  };
+  uuid: string | null;
+  name: string;
+  author: string;
+  description: string;
+  tags: string[];
+  images: TemplateImage[];
+  startup: string;
+  startupCommands: { label: string; command: string }[];
+  variables: TemplateVariable[];
+  config: {
+    files: Record<string, { parser: string; find: Record<string, unknown> }>;
+    startup: { done: string[]; stripAnsi?: boolean };
+    stop: string;
+  };
+  install: { script: string; container: string; entrypoint: string };
+  features: string[];
+}
+
+export interface TemplateDetail extends TemplateSummary {
+  template: Template;
+}
+
+export interface TemplateWarning {
+  location: string;
+  message: string;
+}
+
+export interface ImportResult {
+  template: TemplateSummary;
+  warnings: TemplateWarning[];
+  replaced: boolean;
+}
+
+export interface Allocation {
+  id: string;
+  nodeId: string;
+  ip: string;
+  port: number;
+  serverId: string | null;
+  /** false for a port claimed by a server's raw port binding (goes away with the server) */
+  pooled: boolean;
+}
+
+export interface ApiKeyInfo {
+  id: string;
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  key: string;
 }

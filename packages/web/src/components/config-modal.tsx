@@ -14,7 +14,7 @@ import {
 } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
-import { api, errorCode, errorMessage } from '../api/http.ts';
+import { ApiError, api, errorCode, errorMessage } from '../api/http.ts';
 import { useLiveMessages } from '../api/live.tsx';
 import { keys } from '../api/queries.ts';
 import type { Server } from '../api/types.ts';
@@ -28,7 +28,9 @@ import {
   validateEnvRows,
   validateLimits,
 } from '../lib/validate.ts';
+import { fieldErrors } from '../lib/variables.ts';
 import { EnvEditor } from './env-editor.tsx';
+import { VariableField } from './template-fields.tsx';
 
 const STAGES: { stage: UpdateStage; label: string }[] = [
   { stage: 'validating', label: 'Validating' },
@@ -43,7 +45,7 @@ type Phase =
   | { kind: 'edit' }
   | { kind: 'progress' }
   | { kind: 'success'; status: string }
-  | { kind: 'error'; code: string; message: string };
+  | { kind: 'error'; code: string; message: string; fields?: Map<string, string> };
 
 /** Seed 000's "UPDATE INSTANCE CONFIG": edit variables and limits, watch the Agent apply them. */
 export function ConfigModal({
@@ -56,13 +58,18 @@ export function ConfigModal({
   onClose: () => void;
 }) {
   const qc = useQueryClient();
+  // a template server edits its variables (validated by the Panel against the template's rules)
+  const variables = server.variables ?? null;
+  const initialValues = () => Object.fromEntries((variables ?? []).map((v) => [v.envVariable, v.value]));
+  const [values, setValues] = useState<Record<string, string>>(initialValues);
+  const [varErrors, setVarErrors] = useState<Map<string, string>>(new Map());
   const [env, setEnv] = useState<EnvRow[]>(() => recordToEnvRows(server.environment));
   const [limits, setLimits] = useState<LimitsInput>(() => limitsToInput(server.limits));
   const [phase, setPhase] = useState<Phase>({ kind: 'edit' });
   const [stages, setStages] = useState<{ stage: UpdateStage; message?: string }[]>([]);
   const envErrors = useMemo(() => validateEnvRows(env), [env]);
   const limitErrors = useMemo(() => validateLimits(limits), [limits]);
-  const valid = envErrors.size === 0 && Object.keys(limitErrors).length === 0;
+  const valid = (variables !== null || envErrors.size === 0) && Object.keys(limitErrors).length === 0;
 
   useLiveMessages((m) => {
     if (m.type !== 'update_progress' || m.serverId !== server.id || phase.kind !== 'progress') return;
@@ -70,26 +77,51 @@ export function ConfigModal({
   });
 
   function reset() {
+    setValues(initialValues());
+    setVarErrors(new Map());
     setEnv(recordToEnvRows(server.environment));
     setLimits(limitsToInput(server.limits));
     setPhase({ kind: 'edit' });
     setStages([]);
   }
 
+  /** template: only what changed (the Panel merges it into the current values); raw: the whole set */
+  function environmentBody(): Record<string, string> {
+    if (!variables) return envRowsToRecord(env);
+    return Object.fromEntries(
+      variables
+        .filter((v) => values[v.envVariable] !== v.value)
+        .map((v) => [v.envVariable, values[v.envVariable] ?? '']),
+    );
+  }
+
   async function submit() {
     if (!valid) return;
+    setVarErrors(new Map());
     setStages([]);
     setPhase({ kind: 'progress' });
     try {
       const res = await api<{ ok: boolean; status: string }>(
         `/servers/${encodeURIComponent(server.id)}/config?wait=true`,
-        { method: 'PUT', body: { environment: envRowsToRecord(env), limits: limitsToBody(limits) } },
+        { method: 'PUT', body: { environment: environmentBody(), limits: limitsToBody(limits) } },
       );
       if (res && res.ok === false)
         setPhase({ kind: 'error', code: 'UPDATE_FAILED', message: `status ${res.status}` });
       else setPhase({ kind: 'success', status: res?.status ?? 'unknown' });
     } catch (e) {
-      setPhase({ kind: 'error', code: errorCode(e), message: errorMessage(e) });
+      const fields = e instanceof ApiError ? fieldErrors(e.details) : new Map<string, string>();
+      if (variables && e instanceof ApiError && e.code === 'VALIDATION_FAILED' && fields.size) {
+        // nothing was applied: back to the form, each message beside its field
+        setVarErrors(fields);
+        setPhase({ kind: 'edit' });
+        return;
+      }
+      setPhase({
+        kind: 'error',
+        code: errorCode(e),
+        message: errorMessage(e),
+        ...(fields.size ? { fields } : {}),
+      });
     } finally {
       void qc.invalidateQueries({ queryKey: keys.telemetry(server.id) });
       void qc.invalidateQueries({ queryKey: keys.servers });
@@ -124,8 +156,33 @@ export function ConfigModal({
             Saving restarts the server with the new values: it is stopped, its container is recreated, and it
             is started again until it reports ready.
           </Text>
-          <Divider label="Environment variables" labelPosition="left" />
-          <EnvEditor rows={env} errors={envErrors} onChange={setEnv} testId="config-env" />
+          {variables ? (
+            <>
+              <Divider label="Variables" labelPosition="left" />
+              {varErrors.size ? (
+                <Text c="red.4" size="sm" role="alert" data-testid="config-var-errors">
+                  <Code>VALIDATION_FAILED</Code> nothing was changed: fix the fields below.
+                </Text>
+              ) : null}
+              <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                {variables.map((v) => (
+                  <VariableField
+                    key={v.envVariable}
+                    v={v}
+                    value={values[v.envVariable] ?? ''}
+                    error={varErrors.get(v.envVariable)}
+                    onChange={(val) => setValues((all) => ({ ...all, [v.envVariable]: val }))}
+                    testIdPrefix="config-var"
+                  />
+                ))}
+              </SimpleGrid>
+            </>
+          ) : (
+            <>
+              <Divider label="Environment variables" labelPosition="left" />
+              <EnvEditor rows={env} errors={envErrors} onChange={setEnv} testId="config-env" />
+            </>
+          )}
           <Divider label="Limits (empty = unlimited)" labelPosition="left" />
           <SimpleGrid cols={{ base: 1, sm: 3 }}>
             <TextInput
@@ -191,6 +248,13 @@ export function ConfigModal({
           {phase.kind === 'error' ? (
             <Alert color="red" title="The update failed" data-testid="config-error" role="alert">
               <Code data-testid="error-code">{phase.code}</Code> {phase.message}
+              {phase.fields
+                ? [...phase.fields].map(([k, m]) => (
+                    <Text key={k} size="sm" mt={4} data-testid={`config-field-error-${k}`}>
+                      <Code>{k}</Code>: {m}
+                    </Text>
+                  ))
+                : null}
               {failed?.message && failed.message !== phase.message ? (
                 <Text size="sm" mt={4}>
                   Agent: {failed.message}

@@ -11,6 +11,7 @@ const links = [
   { to: '/', label: 'Dashboard', end: true },
   { to: '/servers', label: 'Servers', end: false },
   { to: '/nodes', label: 'Nodes', end: false },
+  { to: '/templates', label: 'Templates', end: false },
 ];
 
 function ReconnectBanner() {
@@ -50,7 +51,11 @@ export function Layout() {
   // biome-ignore lint/correctness/useExhaustiveDependencies: close the mobile menu on navigation
   useEffect(() => close(), [location.pathname]);
 
-  const all = canWrite ? [...links, { to: '/users', label: 'Users', end: false }] : links;
+  const all = [
+    ...links,
+    ...(canWrite ? [{ to: '/users', label: 'Users', end: false }] : []),
+    { to: '/account', label: 'Account', end: false },
+  ];
   return (
     <AppShell
       header={{ height: 56 }}

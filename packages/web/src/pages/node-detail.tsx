@@ -1,14 +1,47 @@
-import { Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Button, Code, CopyButton, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate, useParams } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { api, errorCode, errorMessage } from '../api/http.ts';
 import { keys, useNode, useServers } from '../api/queries.ts';
+import { AllocationsPanel } from '../components/allocations-panel.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
 import { formatAgo, formatBytes } from '../lib/format.ts';
+import { agentCommandFor, DEFAULT_AGENT_DATA_DIR } from '../lib/variables.ts';
+
+function AgentCommand({ nodeId }: { nodeId: string }) {
+  const command = agentCommandFor(window.location.origin, nodeId, DEFAULT_AGENT_DATA_DIR);
+  return (
+    <Paper className="cap-glass" p="md">
+      <Title order={3} size="h5" mb="xs">
+        Agent command
+      </Title>
+      <Group gap="xs" wrap="nowrap" align="flex-start">
+        <Code
+          block
+          style={{ flex: 1, whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}
+          data-testid="node-agent-command"
+        >
+          {command}
+        </Code>
+        <CopyButton value={command}>
+          {({ copied, copy }) => (
+            <Button size="xs" variant="light" onClick={copy}>
+              {copied ? 'Copied' : 'Copy'}
+            </Button>
+          )}
+        </CopyButton>
+      </Group>
+      <Text size="xs" c="dimmed" mt={6}>
+        The secret was shown once, when the node was added; the Panel keeps only its hash. AGENT_DATA_DIR
+        holds the servers' files and the Agent's state: keep it the same across restarts.
+      </Text>
+    </Paper>
+  );
+}
 
 export function NodeDetailPage() {
   const { id = '' } = useParams();
@@ -121,6 +154,8 @@ export function NodeDetailPage() {
           )}
         </Paper>
       </SimpleGrid>
+      <AllocationsPanel nodeId={n.id} canWrite={canWrite} />
+      {canWrite ? <AgentCommand nodeId={n.id} /> : null}
     </Stack>
   );
 }

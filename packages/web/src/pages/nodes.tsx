@@ -17,6 +17,7 @@ import { useAuth } from '../api/auth.tsx';
 import { useCreateNode, useNodes } from '../api/queries.ts';
 import type { CreatedNode } from '../api/types.ts';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
+import { agentCommandWithDataDir, DEFAULT_AGENT_DATA_DIR } from '../lib/variables.ts';
 import { NodeCard } from './dashboard.tsx';
 
 function AddNodeModal({ opened, onClose }: { opened: boolean; onClose: () => void }) {
@@ -24,6 +25,7 @@ function AddNodeModal({ opened, onClose }: { opened: boolean; onClose: () => voi
   const [name, setName] = useState('');
   const [created, setCreated] = useState<CreatedNode | null>(null);
   const nameError = name.length > 191 ? 'At most 191 characters' : null;
+  const command = created ? agentCommandWithDataDir(created.command, DEFAULT_AGENT_DATA_DIR) : '';
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -79,9 +81,9 @@ function AddNodeModal({ opened, onClose }: { opened: boolean; onClose: () => voi
                 style={{ flex: 1, whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}
                 data-testid="agent-command"
               >
-                {created.command}
+                {command}
               </Code>
-              <CopyButton value={created.command}>
+              <CopyButton value={command}>
                 {({ copied, copy }) => (
                   <Button size="xs" variant="light" onClick={copy}>
                     {copied ? 'Copied' : 'Copy'}
@@ -90,6 +92,7 @@ function AddNodeModal({ opened, onClose }: { opened: boolean; onClose: () => voi
               </CopyButton>
             </Group>
             <Text size="xs" c="dimmed">
+              AGENT_DATA_DIR holds the servers' files and the Agent's state; keep it the same across restarts.
               The node shows as online here once its Agent has connected.
             </Text>
           </Stack>

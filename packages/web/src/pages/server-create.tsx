@@ -5,6 +5,7 @@ import {
   Divider,
   Group,
   Paper,
+  SegmentedControl,
   Select,
   SimpleGrid,
   Stack,
@@ -14,11 +15,19 @@ import {
   Title,
 } from '@mantine/core';
 import { type FormEvent, useMemo, useState } from 'react';
-import { Link, useNavigate } from 'react-router';
+import { Link, useNavigate, useSearchParams } from 'react-router';
 import { ApiError } from '../api/http.ts';
-import { type CreateServerInput, useCreateServer, useNodes } from '../api/queries.ts';
+import {
+  type CreateServerInput,
+  useAllocations,
+  useCreateServer,
+  useNodes,
+  useTemplate,
+  useTemplates,
+} from '../api/queries.ts';
 import { EnvEditor, PortEditor } from '../components/env-editor.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
+import { type TemplateChoice, TemplateFields } from '../components/template-fields.tsx';
 import {
   type EnvRow,
   envRowsToRecord,
@@ -31,7 +40,10 @@ import {
   validatePortRows,
   validateServerName,
 } from '../lib/validate.ts';
+import { fieldErrors } from '../lib/variables.ts';
 import { MONO_INPUT } from '../theme.ts';
+
+type Mode = 'template' | 'custom';
 
 interface Preset {
   value: string;
@@ -62,6 +74,18 @@ export function ServerCreatePage() {
   const nodes = useNodes();
   const create = useCreateServer();
   const navigate = useNavigate();
+  const [params] = useSearchParams();
+  const templates = useTemplates();
+  // templates are the usual way (built-ins ship with the Panel); a bare image is the other tab
+  const [mode, setMode] = useState<Mode>(params.get('mode') === 'custom' ? 'custom' : 'template');
+  const [choice, setChoice] = useState<TemplateChoice>({
+    templateId: params.get('template'),
+    image: null,
+    allocationId: '',
+    values: {},
+    startup: null,
+  });
+  const detail = useTemplate(mode === 'template' ? choice.templateId : null);
   const [preset, setPreset] = useState<string>('custom');
   const [name, setName] = useState('');
   const [nodeId, setNodeId] = useState<string | null>(null);
@@ -73,6 +97,7 @@ export function ServerCreatePage() {
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [limits, setLimits] = useState<LimitsInput>({ memory: '', cpu: '', disk: '' });
   const [touched, setTouched] = useState(false);
+  const allocations = useAllocations(mode === 'template' ? nodeId : null);
 
   const envErrors = useMemo(() => validateEnvRows(env), [env]);
   const portErrors = useMemo(() => validatePortRows(ports), [ports]);
@@ -80,13 +105,26 @@ export function ServerCreatePage() {
   const nameError = validateServerName(name);
   const nodeError = nodeId ? null : 'Choose a node';
   const imageError = image.trim() ? null : 'An image is required';
+  const templateError = choice.templateId ? null : 'Choose a template';
   const valid =
     !nameError &&
     !nodeError &&
-    !imageError &&
-    envErrors.size === 0 &&
-    portErrors.size === 0 &&
-    Object.keys(limitErrors).length === 0;
+    Object.keys(limitErrors).length === 0 &&
+    (mode === 'template' ? !templateError : !imageError && envErrors.size === 0 && portErrors.size === 0);
+  // the Panel's verdict per field (a template's rules, or the request schema)
+  const apiErr = create.error instanceof ApiError ? create.error : null;
+  const serverErrors = useMemo(() => {
+    if (!apiErr) return new Map<string, string>();
+    const m = apiErr.code === 'VALIDATION_FAILED' ? fieldErrors(apiErr.details) : new Map<string, string>();
+    if (apiErr.location && !m.has(apiErr.location) && apiErr.code !== 'VALIDATION_FAILED')
+      m.set(apiErr.location, `${apiErr.code}: ${apiErr.message}`);
+    return m;
+  }, [apiErr]);
+  const templateErrors = useMemo(() => {
+    const m = new Map(serverErrors);
+    if (touched && templateError) m.set('templateId', templateError);
+    return m;
+  }, [serverErrors, touched, templateError]);
 
   // a template fills the image, startup and patterns; the user's variables are kept (template ones added)
   function applyPreset(v: string | null) {
@@ -105,6 +143,22 @@ export function ServerCreatePage() {
     e.preventDefault();
     setTouched(true);
     if (!valid || !nodeId) return;
+    const lim = limitsToBody(limits);
+    if (mode === 'template') {
+      if (!choice.templateId) return;
+      const values: Record<string, string> = {};
+      for (const v of detail.data?.template.variables ?? [])
+        values[v.envVariable] = choice.values[v.envVariable] ?? v.defaultValue;
+      const body: CreateServerInput = { name: name.trim(), nodeId, templateId: choice.templateId };
+      if (choice.image) body.image = choice.image;
+      if (choice.startup) body.startup = choice.startup;
+      if (Object.keys(values).length) body.environment = values;
+      if (choice.allocationId) body.allocationId = choice.allocationId;
+      if (Object.keys(lim).length) body.limits = lim;
+      const server = await create.mutateAsync(body).catch(() => null);
+      if (server) navigate(`/servers/${server.id}`);
+      return;
+    }
     const body: CreateServerInput = { name: name.trim(), nodeId, image: image.trim() };
     if (startup.trim()) body.startup = startup;
     if (done.trim()) body.done = done;
@@ -113,7 +167,6 @@ export function ServerCreatePage() {
     if (Object.keys(envRec).length) body.environment = envRec;
     const portRec = portRowsToRecord(ports);
     if (Object.keys(portRec).length) body.ports = portRec;
-    const lim = limitsToBody(limits);
     if (Object.keys(lim).length) body.limits = lim;
     const server = await create.mutateAsync(body).catch(() => null);
     if (server) navigate(`/servers/${server.id}`);
@@ -122,7 +175,7 @@ export function ServerCreatePage() {
   if (nodes.isPending) return <Loading label="Loading nodes…" />;
   if (nodes.isError) return <ErrorState error={nodes.error} title="Could not load nodes" />;
   const show = (err: string | null | undefined) => (touched ? (err ?? undefined) : undefined);
-  const apiErr = create.error instanceof ApiError ? create.error : null;
+  const fieldMessages = serverErrors.size > 0;
 
   return (
     <Stack gap="lg" data-testid="page-server-create">
@@ -157,66 +210,101 @@ export function ServerCreatePage() {
                   label: `${n.name}${n.online ? '' : ' (offline)'}`,
                 }))}
                 value={nodeId}
-                onChange={setNodeId}
+                onChange={(v) => {
+                  setNodeId(v);
+                  // allocations belong to a node
+                  setChoice((c) => ({ ...c, allocationId: '' }));
+                }}
                 error={show(nodeError)}
                 data-testid="create-node"
                 allowDeselect={false}
               />
-              <Select
-                label="Template"
-                description="Fills the image, startup and ready pattern"
-                data={PRESETS.map((p) => ({ value: p.value, label: p.label }))}
-                value={preset}
-                onChange={applyPreset}
-                allowDeselect={false}
-                data-testid="create-template"
-              />
-              <TextInput
-                label="Image"
-                required
-                description="A Docker image already present on the node"
-                value={image}
-                error={show(imageError)}
-                onChange={(e) => setImage(e.currentTarget.value)}
-                styles={MONO_INPUT}
-                data-testid="create-image"
-              />
             </SimpleGrid>
-            <Textarea
-              label="Startup command"
-              description="Run with /bin/sh -c; {{VAR}} is replaced by the variable's value"
-              autosize
-              minRows={2}
-              value={startup}
-              onChange={(e) => setStartup(e.currentTarget.value)}
-              styles={MONO_INPUT}
-              data-testid="create-startup"
+            <SegmentedControl
+              value={mode}
+              onChange={(v) => setMode(v as Mode)}
+              data={[
+                { value: 'template', label: 'From a template' },
+                { value: 'custom', label: 'Custom image' },
+              ]}
+              aria-label="How to make the server"
+              data-testid="create-mode"
             />
-            <SimpleGrid cols={{ base: 1, sm: 2 }}>
-              <TextInput
-                label="Ready when the console prints"
-                description="A substring, or regex:<expr>"
-                value={done}
-                onChange={(e) => setDone(e.currentTarget.value)}
-                data-testid="create-done"
-              />
-              <TextInput
-                label="Stop command"
-                description="Empty = SIGTERM; ^C = SIGINT; otherwise sent to the console"
-                value={stop}
-                onChange={(e) => setStop(e.currentTarget.value)}
-                data-testid="create-stop"
-              />
-            </SimpleGrid>
-            <Divider label="Environment variables" labelPosition="left" />
-            <EnvEditor
-              rows={env}
-              errors={touched ? envErrors : new Map()}
-              onChange={setEnv}
-              testId="create-env"
-            />
-            <Divider label="Ports" labelPosition="left" />
-            <PortEditor rows={ports} errors={touched ? portErrors : new Map()} onChange={setPorts} />
+            {mode === 'template' ? (
+              templates.isError ? (
+                <ErrorState error={templates.error} title="Could not load templates" />
+              ) : (
+                <TemplateFields
+                  templates={templates.data ?? []}
+                  detail={detail.data}
+                  detailLoading={detail.isPending && choice.templateId !== null}
+                  allocations={allocations.data}
+                  nodeChosen={nodeId !== null}
+                  choice={choice}
+                  onChange={setChoice}
+                  errors={templateErrors}
+                />
+              )
+            ) : (
+              <>
+                <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                  <Select
+                    label="Preset"
+                    description="Fills the image, startup and ready pattern"
+                    data={PRESETS.map((p) => ({ value: p.value, label: p.label }))}
+                    value={preset}
+                    onChange={applyPreset}
+                    allowDeselect={false}
+                    data-testid="create-template"
+                  />
+                  <TextInput
+                    label="Image"
+                    required
+                    description="A Docker image already present on the node"
+                    value={image}
+                    error={show(imageError)}
+                    onChange={(e) => setImage(e.currentTarget.value)}
+                    styles={MONO_INPUT}
+                    data-testid="create-image"
+                  />
+                </SimpleGrid>
+                <Textarea
+                  label="Startup command"
+                  description="Run with /bin/sh -c; {{VAR}} is replaced by the variable's value"
+                  autosize
+                  minRows={2}
+                  value={startup}
+                  onChange={(e) => setStartup(e.currentTarget.value)}
+                  styles={MONO_INPUT}
+                  data-testid="create-startup"
+                />
+                <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                  <TextInput
+                    label="Ready when the console prints"
+                    description="A substring, or regex:<expr>"
+                    value={done}
+                    onChange={(e) => setDone(e.currentTarget.value)}
+                    data-testid="create-done"
+                  />
+                  <TextInput
+                    label="Stop command"
+                    description="Empty = SIGTERM; ^C = SIGINT; otherwise sent to the console"
+                    value={stop}
+                    onChange={(e) => setStop(e.currentTarget.value)}
+                    data-testid="create-stop"
+                  />
+                </SimpleGrid>
+                <Divider label="Environment variables" labelPosition="left" />
+                <EnvEditor
+                  rows={env}
+                  errors={touched ? envErrors : new Map()}
+                  onChange={setEnv}
+                  testId="create-env"
+                />
+                <Divider label="Ports" labelPosition="left" />
+                <PortEditor rows={ports} errors={touched ? portErrors : new Map()} onChange={setPorts} />
+              </>
+            )}
             <Divider label="Limits (empty = unlimited)" labelPosition="left" />
             <SimpleGrid cols={{ base: 1, sm: 3 }}>
               <TextInput
@@ -245,7 +333,13 @@ export function ServerCreatePage() {
               <ErrorState
                 error={create.error}
                 title={
-                  apiErr?.location ? `The Panel rejected ${apiErr.location}` : 'The Panel rejected the server'
+                  apiErr?.code === 'PORT_CONFLICT'
+                    ? 'That port is taken on this node'
+                    : fieldMessages
+                      ? 'The Panel rejected some fields: see the messages beside them'
+                      : apiErr?.location
+                        ? `The Panel rejected ${apiErr.location}`
+                        : 'The Panel rejected the server'
                 }
               />
             ) : null}

@@ -18,13 +18,19 @@ import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
 import { Link, useParams } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { useLiveMessages, useLiveState, useServerSubscriptions } from '../api/live.tsx';
-import { type MetricsRange, useMetrics, useNodes, useTelemetry } from '../api/queries.ts';
+import { type MetricsRange, useMetrics, useNodes, useTelemetry, useTemplates } from '../api/queries.ts';
 import type { Server, ServerStatus } from '../api/types.ts';
 import { CommandInput } from '../components/command-input.tsx';
 import { ConfigModal } from '../components/config-modal.tsx';
 import { ConsoleTerminal } from '../components/console-terminal.tsx';
 import { DeleteServerButton } from '../components/delete-server.tsx';
 import { FilesTab } from '../components/files-tab.tsx';
+import {
+  EMPTY_INSTALL_LOG,
+  INSTALL_LOG_MAX_LINES,
+  type InstallLog,
+  InstallPanel,
+} from '../components/install-panel.tsx';
 import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
@@ -47,7 +53,15 @@ function ConsolePreview({ store }: { store: ConsoleStore }) {
   );
 }
 
-function Details({ server, nodeName }: { server: Server; nodeName: string }) {
+function Details({
+  server,
+  nodeName,
+  templateName,
+}: {
+  server: Server;
+  nodeName: string;
+  templateName: string | undefined;
+}) {
   const rows: [string, React.ReactNode][] = [
     ['ID', <Code key="id">{server.id}</Code>],
     [
@@ -56,12 +70,37 @@ function Details({ server, nodeName }: { server: Server; nodeName: string }) {
         {nodeName}
       </Anchor>,
     ],
+    ...(server.templateId
+      ? ([
+          [
+            'Template',
+            <Anchor
+              key="t"
+              component={Link}
+              to={`/templates/${server.templateId}`}
+              data-testid="server-template"
+            >
+              {templateName ?? server.templateId}
+            </Anchor>,
+          ],
+        ] as [string, React.ReactNode][])
+      : []),
     ['Image', <Code key="i">{server.image}</Code>],
     [
       'Startup',
-      <Code key="s" style={{ whiteSpace: 'pre-wrap' }}>
-        {server.startup || '(image default)'}
+      <Code key="s" style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-all' }} data-testid="server-startup">
+        {server.startupDisplay || server.startup || '(image default)'}
       </Code>,
+    ],
+    [
+      'Address',
+      server.allocation ? (
+        <Code key="a" data-testid="server-allocation">
+          {server.allocation.ip}:{server.allocation.port}
+        </Code>
+      ) : (
+        'no primary allocation'
+      ),
     ],
     [
       'Ports',
@@ -92,15 +131,33 @@ function Details({ server, nodeName }: { server: Server; nodeName: string }) {
           <Table.Tr>
             <Table.Th>Variables</Table.Th>
             <Table.Td data-testid="server-env">
-              {env.length === 0
-                ? 'none'
-                : env.map(([k, v]) => (
-                    <div key={k}>
-                      <Code>
-                        {k}={v}
-                      </Code>
-                    </div>
-                  ))}
+              {server.variables
+                ? server.variables.length === 0
+                  ? 'none'
+                  : server.variables.map((v) => (
+                      <div key={v.envVariable} title={v.description}>
+                        <Text span size="xs" c="dimmed">
+                          {v.name}:{' '}
+                        </Text>
+                        <Code style={{ wordBreak: 'break-all' }}>
+                          {v.envVariable}={v.value}
+                        </Code>
+                        {v.userViewable ? null : (
+                          <Badge size="xs" ml={4} variant="outline" color="gray">
+                            hidden from users
+                          </Badge>
+                        )}
+                      </div>
+                    ))
+                : env.length === 0
+                  ? 'none'
+                  : env.map(([k, v]) => (
+                      <div key={k}>
+                        <Code>
+                          {k}={v}
+                        </Code>
+                      </div>
+                    ))}
             </Table.Td>
           </Table.Tr>
         </Table.Tbody>
@@ -161,6 +218,8 @@ function ServerDetail({ id }: { id: string }) {
   const [configOpen, setConfigOpen] = useState(false);
   const [tab, setTab] = useState<string | null>('overview');
   const [crash, setCrash] = useState<string | null>(null);
+  const [install, setInstall] = useState<InstallLog>(EMPTY_INSTALL_LOG);
+  const templates = useTemplates();
 
   // REST paints the page; the socket then keeps it current
   const seeded = q.data !== undefined;
@@ -177,8 +236,25 @@ function ServerDetail({ id }: { id: string }) {
       store.reset(m.history);
       if (m.stats) setSeries((s) => appendStats(s, m.stats!));
     } else if (m.type === 'console') store.append(m.lines);
-    else if (m.type === 'install_output')
+    else if (m.type === 'install_output') {
       store.append(m.lines.map((l) => `\u001b[36m[install]\u001b[0m ${l}`));
+      setInstall((s) => ({
+        ...s,
+        result: null,
+        lines: [...s.lines, ...m.lines.map(stripAnsi)].slice(-INSTALL_LOG_MAX_LINES),
+      }));
+    } else if (m.type === 'install_completed') {
+      setInstall((s) => ({
+        ...s,
+        result: { success: m.success, ...(m.exitCode === undefined ? {} : { exitCode: m.exitCode }) },
+      }));
+      store.append([
+        m.success
+          ? '\u001b[36m[install]\u001b[0m finished'
+          : `\u001b[31m[install] failed${m.exitCode === undefined ? '' : ` with exit code ${m.exitCode}`}\u001b[0m`,
+      ]);
+    } else if (m.type === 'error' && m.requestType === 'reinstall')
+      setInstall((s) => ({ ...s, error: { code: m.code, message: m.message } }));
     else if (m.type === 'console_dropped')
       store.append([`\u001b[33m[panel] ${m.count} line(s) not shown (${m.reason})\u001b[0m`]);
     else if (m.type === 'stats') setSeries((s) => appendStats(s, m.stats));
@@ -194,6 +270,8 @@ function ServerDetail({ id }: { id: string }) {
   const status: ServerStatus = q.data.status ?? server.status;
   const stats = q.data.stats ?? server.stats;
   const nodeName = nodes.data?.find((n) => n.id === server.nodeId)?.name ?? server.nodeId;
+  const templateName = templates.data?.find((t) => t.id === server.templateId)?.name;
+  const canInstall = canWrite && Boolean(server.templateId);
   const running = status === 'running' || status === 'starting';
 
   return (
@@ -212,7 +290,8 @@ function ServerDetail({ id }: { id: string }) {
             ) : null}
           </Group>
           <Text size="sm" c="dimmed">
-            on {nodeName} · uptime <span data-testid="server-uptime">{formatUptime(stats?.uptime)}</span>
+            on {nodeName} · uptime{' '}
+            <span data-testid="server-uptime">{running ? formatUptime(stats?.uptime) : '—'}</span>
           </Text>
         </Stack>
         <Group gap="xs" align="flex-start">
@@ -236,6 +315,11 @@ function ServerDetail({ id }: { id: string }) {
           <Tabs.Tab value="files" data-testid="tab-files">
             Files
           </Tabs.Tab>
+          {canInstall ? (
+            <Tabs.Tab value="install" data-testid="tab-install">
+              Install
+            </Tabs.Tab>
+          ) : null}
         </Tabs.List>
         <Tabs.Panel value="overview" pt="md">
           <Stack>
@@ -299,7 +383,7 @@ function ServerDetail({ id }: { id: string }) {
                       UPDATE INSTANCE CONFIG
                     </Button>
                   ) : null}
-                  <Details server={server} nodeName={nodeName} />
+                  <Details server={server} nodeName={nodeName} templateName={templateName} />
                 </Stack>
               </Grid.Col>
             </Grid>
@@ -316,6 +400,16 @@ function ServerDetail({ id }: { id: string }) {
         <Tabs.Panel value="files" pt="md">
           <FilesTab serverId={server.id} />
         </Tabs.Panel>
+        {canInstall ? (
+          <Tabs.Panel value="install" pt="md">
+            <InstallPanel
+              serverId={server.id}
+              status={status}
+              log={install}
+              onStart={() => setInstall(EMPTY_INSTALL_LOG)}
+            />
+          </Tabs.Panel>
+        ) : null}
       </Tabs>
       {configOpen ? (
         <ConfigModal server={server} opened={configOpen} onClose={() => setConfigOpen(false)} />

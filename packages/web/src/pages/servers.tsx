@@ -1,7 +1,7 @@
 import { Anchor, Button, Group, Paper, Stack, Table, Text, Title } from '@mantine/core';
 import { Link } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
-import { useNodes, useServers } from '../api/queries.ts';
+import { useNodes, useServers, useTemplates } from '../api/queries.ts';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
 import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
@@ -11,7 +11,9 @@ export function ServersPage() {
   const { canWrite } = useAuth();
   const q = useServers();
   const nodes = useNodes();
+  const templates = useTemplates();
   const nodeName = (id: string) => nodes.data?.find((n) => n.id === id)?.name ?? id;
+  const templateName = (id: string) => templates.data?.find((t) => t.id === id)?.name ?? id;
   return (
     <Stack gap="lg" data-testid="page-servers">
       <Group justify="space-between">
@@ -41,7 +43,7 @@ export function ServersPage() {
                   <Table.Th>Name</Table.Th>
                   <Table.Th>Status</Table.Th>
                   <Table.Th>Node</Table.Th>
-                  <Table.Th>Image</Table.Th>
+                  <Table.Th>Template / image</Table.Th>
                   <Table.Th>CPU</Table.Th>
                   <Table.Th>Memory</Table.Th>
                   <Table.Th>Uptime</Table.Th>
@@ -60,7 +62,12 @@ export function ServersPage() {
                     </Table.Td>
                     <Table.Td>{nodeName(s.nodeId)}</Table.Td>
                     <Table.Td>
-                      <Text size="sm" ff="monospace">
+                      {s.templateId ? (
+                        <Anchor component={Link} to={`/templates/${s.templateId}`} size="sm">
+                          {templateName(s.templateId)}
+                        </Anchor>
+                      ) : null}
+                      <Text size="sm" ff="monospace" c={s.templateId ? 'dimmed' : undefined}>
                         {s.image}
                       </Text>
                     </Table.Td>

@@ -1,0 +1,524 @@
+/**
+ * Templates, allocations, reinstall, API keys and the account page in real Chromium against a real
+ * Panel, a real Agent and the real Docker Engine: upload a published egg and a malformed one (its
+ * code and location shown), upload a tiny busybox egg, add a port range on the node (and see a
+ * PORT_CONFLICT), create a server from the egg (a rule's message beside its field first), install →
+ * start → running with the chosen port, reinstall with its output streamed, a spectator not seeing
+ * the hidden variable, an API key shown once and working, a password change.
+ * Screenshots go to test-artifacts/screenshots/t*.png.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const WEB = fileURLToPath(new URL('../', import.meta.url));
+const DIST = join(WEB, 'dist');
+const SHOTS = join(ROOT, 'test-artifacts', 'screenshots');
+const EGGS = '/work/shared/eggs';
+const GOOD_EGG = join(EGGS, 'pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json');
+// a trailing comma in a published egg's history: JSON that does not parse
+const BAD_EGG = join(
+  EGGS,
+  '_history/unparseable/pelican-eggs__generic/8ef57df40cb5/python/egg-python-generic.json',
+);
+const FIXTURE = fileURLToPath(new URL('./fixtures/egg-busybox-echo.json', import.meta.url));
+const FIXTURE_NAME = 'Busybox echo (e2e)';
+const run = randomBytes(3).toString('hex');
+const OWNER = { email: `towner-${run}@example.test`, password: `pw-${run}-owner-secret` };
+const NODE_NAME = `t-node-${run}`;
+const SERVER_NAME = `t-echo-${run}`;
+// ports far from the other tests' and unlikely to be bound on the host
+const BASE_PORT = 41000 + Math.floor(Math.random() * 20_000);
+const WAIT = 60_000;
+
+let panel: RunningPanel;
+let agent: RunningAgent | undefined;
+let browser: Browser;
+let page: Page;
+let panelDir: string;
+let agentDir: string;
+let nodeId: string | undefined;
+let serverId: string | undefined;
+const pageErrors: string[] = [];
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const addr = srv.address();
+  await new Promise<void>((r) => srv.close(() => r()));
+  if (!addr || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}
+
+/** The Docker Engine API over its socket: remove what this run's node created. */
+function docker(method: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: '/var/run/docker.sock', method, path }, (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function removeNodeContainers(id: string): Promise<void> {
+  const filters = encodeURIComponent(JSON.stringify({ label: [`ctrl-alt-play.node=${id}`] }));
+  const res = await docker('GET', `/containers/json?all=1&filters=${filters}`);
+  const list = JSON.parse(res.body) as { Id: string }[];
+  await Promise.all(list.map((c) => docker('DELETE', `/containers/${c.Id}?force=1`)));
+}
+
+/** The test runs against the built app: rebuild when a source is newer than the last build. */
+function distIsStale(): boolean {
+  const built = join(DIST, 'index.html');
+  if (!existsSync(built)) return true;
+  const at = statSync(built).mtimeMs;
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? newer(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs > at,
+    );
+  return newer(join(WEB, 'src')) || statSync(join(WEB, 'index.html')).mtimeMs > at;
+}
+
+/** fullPage for pages; the viewport for dialogs, whose overlay only covers the viewport */
+async function shot(name: string, fullPage = true): Promise<void> {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
+
+const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
+
+async function waitForStatus(status: string, timeout = WAIT): Promise<void> {
+  await page.waitForSelector(
+    `[data-testid="page-server-detail"] [data-testid="server-status"][data-status="${status}"]`,
+    { timeout },
+  );
+}
+
+/** A REST call from the page, with its session and CSRF token, as the UI makes it. */
+async function apiFromPage<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const me = await (await fetch('/api/auth/me')).json();
+      const r = await fetch(`/api${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    },
+    { method, path, body },
+  );
+}
+
+async function pick(testId: string, option: string | RegExp): Promise<void> {
+  await byTestId(testId).click();
+  await page.getByRole('option', { name: option }).click();
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  if (distIsStale()) {
+    execFileSync(join(ROOT, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], {
+      cwd: WEB,
+      stdio: 'inherit',
+    });
+  }
+  panelDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-tpl-panel-'));
+  agentDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-tpl-agent-'));
+  const port = await freePort();
+  panel = await startPanel(
+    loadPanelConfig({
+      DATA_DIR: panelDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      PANEL_URL: `http://127.0.0.1:${port}`,
+      PANEL_WEB_DIST: DIST,
+      LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
+      PANEL_AGENT_PING_MS: '1000',
+    }),
+  );
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  page = await browser.newPage({ viewport: { width: 1366, height: 1100 } });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const text = m.text();
+    if (/Failed to load resource|WebSocket connection to/.test(text)) return;
+    pageErrors.push(`console: ${text}`);
+  });
+  // the confirm dialogs (reinstall, delete) are answered yes
+  page.on('dialog', (d) => void d.accept());
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  await agent?.stop().catch(() => undefined);
+  await panel?.stop().catch(() => undefined);
+  if (nodeId) await removeNodeContainers(nodeId).catch(() => undefined);
+  rmSync(panelDir, { recursive: true, force: true });
+  rmSync(agentDir, { recursive: true, force: true });
+});
+
+test('templates, allocations, reinstall, API keys and account in the UI', { timeout: 240_000 }, async (t) => {
+  let broken: string | null = null;
+  const step = (name: string, fn: () => Promise<void>) =>
+    t.test(name, async () => {
+      if (broken) assert.fail(`not run: "${broken}" failed`);
+      try {
+        await fn();
+      } catch (e) {
+        broken = name;
+        await shot(`failed-t-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => undefined);
+        throw e;
+      }
+    });
+
+  await step('set up the owner, add a node and start its Agent', async () => {
+    const setupUrl = panel.app.setupUrl;
+    assert.ok(setupUrl);
+    await page.goto(setupUrl);
+    await byTestId('setup-email').fill(OWNER.email);
+    await byTestId('setup-password').fill(OWNER.password);
+    await byTestId('setup-confirm').fill(OWNER.password);
+    await byTestId('setup-submit').click();
+    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+
+    await page.getByRole('link', { name: 'Nodes' }).click();
+    await byTestId('add-node').click();
+    await byTestId('node-name').fill(NODE_NAME);
+    await byTestId('node-submit').click();
+    const command = (await byTestId('agent-command').textContent({ timeout: WAIT }))?.trim() ?? '';
+    // the shown command is complete: where the Agent keeps its data included
+    assert.match(command, / AGENT_DATA_DIR=\S+ npx ctrl-alt-play agent$/);
+    const secret = /AGENT_SECRET=(\S+)/.exec(command)?.[1];
+    nodeId = /NODE_ID=(\S+)/.exec(command)?.[1];
+    assert.ok(secret && nodeId);
+    await page.getByRole('button', { name: 'Done' }).click();
+    agent = await startAgent(
+      loadAgentConfig({
+        PANEL_URL: panel.url,
+        NODE_ID: nodeId,
+        AGENT_SECRET: secret,
+        AGENT_DATA_DIR: agentDir,
+        AGENT_HTTP_PORT: '0',
+        AGENT_HTTP_HOST: '127.0.0.1',
+        AGENT_STATS_INTERVAL_MS: '500',
+        AGENT_HEARTBEAT_INTERVAL_MS: '1000',
+        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
+      }),
+    );
+    await page
+      .locator(`[data-testid="node-card-${NODE_NAME}"] [data-testid="node-status"][data-online="true"]`)
+      .waitFor({ timeout: WAIT });
+  });
+
+  await step('port allocations on the node page: add a range, a conflict refused, delete one', async () => {
+    await page.getByRole('link', { name: NODE_NAME }).click();
+    await byTestId('allocations-empty').waitFor({ timeout: WAIT });
+    assert.match(
+      (await byTestId('node-agent-command').textContent()) ?? '',
+      new RegExp(`NODE_ID=${nodeId} `),
+    );
+    // caught beside the field before the Panel is asked
+    await byTestId('allocation-ports').fill('70000');
+    await byTestId('allocation-add').click();
+    await page.getByText('70000: ports are 1-65535').waitFor();
+    await byTestId('allocation-ports').fill(`${BASE_PORT}-${BASE_PORT + 3}`);
+    await byTestId('allocation-add').click();
+    await byTestId(`allocation-0.0.0.0:${BASE_PORT + 3}`).waitFor({ timeout: WAIT });
+    assert.equal(await byTestId('allocations-count').textContent(), '4 allocated · 4 free');
+    // one of them again: the Panel refuses the whole request with PORT_CONFLICT
+    await byTestId('allocation-ports').fill(`${BASE_PORT + 2}, ${BASE_PORT + 10}`);
+    await byTestId('allocation-add').click();
+    assert.equal(
+      await page
+        .locator('[data-testid="allocation-error"] [data-testid="error-code"]')
+        .textContent({ timeout: WAIT }),
+      'PORT_CONFLICT',
+    );
+    await page.getByText('Port already allocated').waitFor();
+    assert.equal(await byTestId(`allocation-0.0.0.0:${BASE_PORT + 10}`).count(), 0, 'nothing half-added');
+    await shot('t01-node-allocations');
+    await page.getByRole('button', { name: `Delete allocation 0.0.0.0:${BASE_PORT + 3}` }).click();
+    await byTestId(`allocation-0.0.0.0:${BASE_PORT + 3}`).waitFor({ state: 'detached', timeout: WAIT });
+  });
+
+  await step(
+    'import eggs: a published one, a malformed one (code + location), the busybox fixture',
+    async () => {
+      await page.getByRole('link', { name: 'Templates' }).click();
+      await byTestId('page-templates').waitFor();
+      await byTestId('template-file-input').setInputFiles([GOOD_EGG, BAD_EGG, FIXTURE]);
+      await byTestId('import-ok-egg-paper-json').waitFor({ timeout: WAIT });
+      await byTestId('import-ok-egg-busybox-echo-json').waitFor();
+      const bad = page.locator('[data-testid="import-error-egg-python-generic-json"]');
+      assert.equal(await bad.locator('[data-testid="import-error-code"]').textContent(), 'TEMPLATE_INVALID');
+      assert.equal(
+        await bad.locator('[data-testid="import-error-location"]').textContent(),
+        'line 169, column 9',
+      );
+      await byTestId('template-row-Paper').waitFor({ timeout: WAIT });
+      await byTestId(`template-row-${FIXTURE_NAME}`).waitFor();
+      await shot('t02-templates-import');
+
+      await page.getByRole('link', { name: FIXTURE_NAME, exact: true }).first().click();
+      await byTestId('page-template-detail').waitFor();
+      await byTestId('template-install-script').waitFor();
+      assert.match((await byTestId('template-variables').textContent()) ?? '', /ADMIN_TOKEN.*hidden/);
+      await shot('t03-template-detail');
+      // the export is PTDL_v2 and names the same variables
+      const id = new URL(page.url()).pathname.split('/').pop();
+      const exported = await page.evaluate(
+        async (tid) => (await fetch(`/api/templates/${tid}/export`)).json(),
+        id,
+      );
+      assert.equal(exported.meta.version, 'PTDL_v2');
+      assert.deepEqual(
+        exported.variables.map((v: { env_variable: string }) => v.env_variable),
+        ['GREETING', 'MAX_PLAYERS', 'MODE', 'ADMIN_TOKEN'],
+      );
+    },
+  );
+
+  await step('create a server from the egg: a rule message beside its field, then created', async () => {
+    await page.getByRole('link', { name: 'Create a server from it' }).click();
+    await byTestId('page-server-create').waitFor();
+    await byTestId('create-var-MAX_PLAYERS').waitFor({ timeout: WAIT });
+    assert.equal(await byTestId('create-var-GREETING').inputValue(), 'hello', 'defaults filled in');
+    await byTestId('create-name').fill(SERVER_NAME);
+    await pick('create-node', NODE_NAME);
+    await pick('create-template-image', /ctrl-alt-play\/busybox:latest/);
+    await pick('create-allocation', `0.0.0.0:${BASE_PORT + 1}`);
+    await byTestId('create-var-MAX_PLAYERS').fill('500');
+    await byTestId('create-var-GREETING').fill('hi-from-template');
+    await byTestId('create-submit').click();
+    // the Panel's VALIDATION_FAILED details land beside the field
+    await page
+      .locator(
+        '.mantine-InputWrapper-root:has([data-testid="create-var-MAX_PLAYERS"]) .mantine-InputWrapper-error',
+      )
+      .waitFor({ timeout: WAIT });
+    assert.equal(await byTestId('error-code').textContent(), 'VALIDATION_FAILED');
+    await shot('t04-create-from-template-invalid');
+    await byTestId('create-var-MAX_PLAYERS').fill('16');
+    await byTestId('create-submit').click();
+    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    serverId = new URL(page.url()).pathname.split('/').pop();
+    assert.ok(serverId);
+    assert.equal(await byTestId('server-allocation').textContent(), `0.0.0.0:${BASE_PORT + 1}`);
+  });
+
+  await step('it installs, starts with its variables and port, and reaches running', async () => {
+    // the install script runs on create; then the server is offline until started
+    await waitForStatus('offline', 120_000);
+    await byTestId('power-start').click();
+    await waitForStatus('running');
+    await page.waitForFunction(
+      () => {
+        const t = document.querySelector('[data-testid="console-preview"]')?.textContent ?? '';
+        return t.includes('installed-marker') && t.includes('ready');
+      },
+      undefined,
+      { timeout: WAIT },
+    );
+    const preview = (await byTestId('console-preview').textContent()) ?? '';
+    assert.ok(
+      preview.includes(`greeting=hi-from-template players=16 mode=easy port=${BASE_PORT + 1}`),
+      preview,
+    );
+    const env = (await byTestId('server-env').textContent()) ?? '';
+    assert.match(env, /ADMIN_TOKEN=tok-e2e-hidden/, 'an admin sees the hidden value');
+    await shot('t05-template-server-running');
+  });
+
+  await step(
+    'the config modal edits the variables: a rule message beside the field, then applied',
+    async () => {
+      await byTestId('open-config').click();
+      await byTestId('config-var-MAX_PLAYERS').waitFor();
+      assert.equal(await byTestId('config-var-MAX_PLAYERS').inputValue(), '16');
+      await byTestId('config-var-MAX_PLAYERS').fill('99');
+      await byTestId('config-save').click();
+      await byTestId('config-var-errors').waitFor({ timeout: WAIT });
+      await page
+        .locator(
+          '.mantine-InputWrapper-root:has([data-testid="config-var-MAX_PLAYERS"]) .mantine-InputWrapper-error',
+        )
+        .waitFor();
+      await shot('t05b-config-variables-invalid', false);
+      await byTestId('config-var-MAX_PLAYERS').fill('20');
+      await byTestId('config-save').click();
+      await byTestId('config-success').waitFor({ timeout: 120_000 });
+      await byTestId('config-close').click();
+      await waitForStatus('running');
+      await page.waitForFunction(
+        () =>
+          (document.querySelector('[data-testid="console-preview"]')?.textContent ?? '').includes(
+            'players=20',
+          ),
+        undefined,
+        { timeout: WAIT },
+      );
+      assert.match((await byTestId('server-env').textContent()) ?? '', /MAX_PLAYERS=20/);
+    },
+  );
+
+  await step('reinstall streams the install output', async () => {
+    await byTestId('tab-install').click();
+    await byTestId('reinstall').click();
+    await page.waitForFunction(
+      () =>
+        (document.querySelector('[data-testid="install-output"]')?.textContent ?? '').includes(
+          'install finished',
+        ),
+      undefined,
+      { timeout: 120_000 },
+    );
+    await page.locator('[data-testid="install-state"][data-state="ok"]').waitFor({ timeout: WAIT });
+    assert.match((await byTestId('install-output').textContent()) ?? '', /installing the e2e echo server/);
+    await shot('t06-reinstall');
+  });
+
+  await step('a spectator does not see the hidden variable', async () => {
+    const email = `tview-${run}@example.test`;
+    const created = await apiFromPage('POST', '/users', {
+      email,
+      password: 'viewer-password',
+      role: 'spectator',
+    });
+    assert.equal(created.status, 201);
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const p2 = await ctx.newPage();
+      p2.on('pageerror', (e) => pageErrors.push(e.message));
+      await p2.goto(`${panel.url}/login`);
+      await p2.locator('[data-testid="login-email"]').fill(email);
+      await p2.locator('[data-testid="login-password"]').fill('viewer-password');
+      await p2.locator('[data-testid="login-submit"]').click();
+      await p2.locator('[data-testid="page-dashboard"]').waitFor({ timeout: WAIT });
+      await p2.goto(`${panel.url}/servers/${serverId}`);
+      await p2.locator('[data-testid="server-env"]').waitFor({ timeout: WAIT });
+      const env = (await p2.locator('[data-testid="server-env"]').textContent()) ?? '';
+      assert.match(env, /GREETING=hi-from-template/);
+      assert.ok(!env.includes('ADMIN_TOKEN') && !env.includes('tok-e2e-hidden'), env);
+      assert.ok(
+        !((await p2.locator('[data-testid="server-startup"]').textContent()) ?? '').includes(
+          'tok-e2e-hidden',
+        ),
+      );
+      assert.equal(await p2.locator('[data-testid="tab-install"]').count(), 0);
+      await p2.screenshot({ path: join(SHOTS, 't07-server-spectator.png'), fullPage: true });
+      // the template page does not show the hidden variable's default to a spectator either
+      await p2.locator('[data-testid="server-template"]').click();
+      await p2.locator('[data-testid="template-variables"]').waitFor({ timeout: WAIT });
+      assert.ok(
+        !((await p2.locator('[data-testid="template-variables"]').textContent()) ?? '').includes(
+          'tok-e2e-hidden',
+        ),
+      );
+      assert.equal(await p2.locator('[data-testid="template-delete"]').count(), 0);
+      // no password route for spectators: the account page says so instead of offering a form that fails
+      await p2.goto(`${panel.url}/account`);
+      await p2.locator('[data-testid="change-password"]').waitFor({ timeout: WAIT });
+      assert.match((await p2.locator('[data-testid="change-password"]').textContent()) ?? '', /only admins/);
+      assert.equal(await p2.locator('[data-testid="password-new"]').count(), 0);
+      await p2.screenshot({ path: join(SHOTS, 't07b-account-spectator.png'), fullPage: true });
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await step('account: an API key shown once works, is deleted; the password is changed', async () => {
+    await page.getByRole('link', { name: 'Account' }).click();
+    await byTestId('page-account').waitFor();
+    await byTestId('api-key-name').fill('e2e script');
+    await byTestId('api-key-submit').click();
+    const key = (await byTestId('api-key-value').textContent({ timeout: WAIT }))?.trim() ?? '';
+    assert.match(key, /^cap_/);
+    await byTestId('api-key-row-e2e script').waitFor();
+    await shot('t08-account-api-key');
+    const me = await page.evaluate(async (k) => {
+      const r = await fetch('/api/auth/me', {
+        headers: { authorization: `Bearer ${k}` },
+        credentials: 'omit',
+      });
+      return { status: r.status, body: await r.json() };
+    }, key);
+    assert.equal(me.status, 200);
+    assert.equal(me.body.user.email, OWNER.email);
+    await page.getByRole('button', { name: 'Delete API key e2e script' }).click();
+    await byTestId('api-key-row-e2e script').waitFor({ state: 'detached', timeout: WAIT });
+    assert.equal(await byTestId('api-key-value').count(), 0, 'the key is gone from the page with it');
+    const after = await page.evaluate(async (k) => {
+      const r = await fetch('/api/auth/me', {
+        headers: { authorization: `Bearer ${k}` },
+        credentials: 'omit',
+      });
+      return { status: r.status, body: await r.json() };
+    }, key);
+    assert.equal(after.status, 401);
+    assert.equal(after.body.code, 'UNAUTHENTICATED');
+
+    await byTestId('password-new').fill('short');
+    await byTestId('password-submit').click();
+    await page.getByText('At least 8 characters').waitFor();
+    const next = `${OWNER.password}-2`;
+    await byTestId('password-new').fill(next);
+    await byTestId('password-confirm').fill(next);
+    await byTestId('password-submit').click();
+    await byTestId('password-changed').waitFor({ timeout: WAIT });
+    await shot('t09-account');
+    await byTestId('logout').click();
+    await byTestId('login-email').fill(OWNER.email);
+    await byTestId('login-password').fill(next);
+    await byTestId('login-submit').click();
+    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+  });
+
+  await step(
+    'after the reinstall it starts again; stop and delete it, the allocation is free again',
+    async () => {
+      await page.goto(`${panel.url}/servers/${serverId}`);
+      // the reinstall stopped it
+      await waitForStatus('offline');
+      await byTestId('power-start').click();
+      await waitForStatus('running');
+      await byTestId('power-stop').click();
+      await waitForStatus('offline');
+      await byTestId('delete-server').click();
+      await byTestId('delete-confirm').click();
+      await byTestId('page-servers').waitFor({ timeout: WAIT });
+      const list = await apiFromPage<{ port: number; serverId: string | null }[]>(
+        'GET',
+        `/nodes/${nodeId}/allocations`,
+      );
+      assert.equal(list.body.find((a) => a.port === BASE_PORT + 1)?.serverId, null);
+    },
+  );
+
+  assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+});
