@@ -1,7 +1,7 @@
 /** Crash detection, automatic restart and the crash-loop guard, against the real Docker Engine. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { egg, type Fixture, fixture, sleep, uid } from './helpers.ts';
+import { docker, egg, type Fixture, fixture, sleep, uid } from './helpers.ts';
 
 let f: Fixture;
 before(async () => {
@@ -38,8 +38,13 @@ test('an exit nobody asked for is a crash, restarted once, then the loop guard h
     'starting>running',
     'running>crashed',
   ]);
+  // the guard held: no third start. A start would change StartedAt at once, before any crash
+  // event could show it, so this does not depend on waiting long enough for a third crash.
+  const startedAt = (await docker.getContainer(`cap-${id}`).inspect()).State.StartedAt;
   await sleep(800);
-  // the guard held: no third start
+  const later = await docker.getContainer(`cap-${id}`).inspect();
+  assert.equal(later.State.StartedAt, startedAt, 'the crash-loop guard let a third start through');
+  assert.equal(later.State.Running, false);
   assert.equal(f.panel.events('server_crashed').filter((e) => e.data.serverId === id).length, 2);
   const st = await f.panel.command('get_status', {}, { serverId: id });
   assert.equal((st.data as { status: string }).status, 'crashed');

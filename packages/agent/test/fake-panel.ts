@@ -233,8 +233,8 @@ export class FakePanel {
     }
   }
 
-  /** Sends a raw frame to the connected Agent. */
-  sendRaw(data: string): void {
+  /** Sends a raw frame to the connected Agent (a Buffer goes as a binary frame). */
+  sendRaw(data: string | Buffer): void {
     if (!this.#socket) throw new Error('fake panel: no agent connected');
     this.#socket.send(data);
   }

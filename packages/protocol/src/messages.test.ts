@@ -28,13 +28,12 @@ describe('protocol envelope', () => {
   });
 
   it('rejects an unknown action with UNKNOWN_ACTION and keeps the id', () => {
-    const r = parseAgentInbound(
-      JSON.stringify({ ...command('get_status', {}, { serverId: 's1' }), action: 'nope' }),
-    );
+    const cmd = command('get_status', {}, { serverId: 's1' });
+    const r = parseAgentInbound(JSON.stringify({ ...cmd, action: 'nope' }));
     assert.equal(r.ok, false);
     if (!r.ok) {
       assert.equal(r.code, 'UNKNOWN_ACTION');
-      assert.ok(r.id);
+      assert.equal(r.id, cmd.id);
     }
   });
 

@@ -458,6 +458,14 @@ function issues(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
+/** A message whose whole shape is one schema (ping, pong, response); a failure keeps the id if any. */
+function parseWhole<T>(schema: z.ZodType<T>, v: unknown): ParseResult<T> {
+  const r = schema.safeParse(v);
+  return r.success
+    ? { ok: true, message: r.data }
+    : { ok: false, code: 'INVALID_MESSAGE', message: issues(r.error), id: idOf(v) };
+}
+
 /** Parse what the Agent receives: a command (payload checked against its action) or a ping. */
 export function parseAgentInbound(raw: string | Buffer | unknown): ParseResult<AgentInbound> {
   const d = decode(raw);
@@ -465,10 +473,7 @@ export function parseAgentInbound(raw: string | Buffer | unknown): ParseResult<A
   const v = d.value;
   const type = v && typeof v === 'object' && 'type' in v ? v.type : undefined;
   if (type === 'ping') {
-    const p = PingMessage.safeParse(v);
-    return p.success
-      ? { ok: true, message: p.data }
-      : { ok: false, code: 'INVALID_MESSAGE', message: issues(p.error), id: idOf(v) };
+    return parseWhole(PingMessage, v);
   }
   if (type !== 'command') {
     return { ok: false, code: 'INVALID_MESSAGE', message: `unexpected type ${String(type)}`, id: idOf(v) };
@@ -505,16 +510,10 @@ export function parsePanelInbound(raw: string | Buffer | unknown): ParseResult<P
   const v = d.value;
   const type = v && typeof v === 'object' && 'type' in v ? v.type : undefined;
   if (type === 'response') {
-    const r = ResponseMessage.safeParse(v);
-    return r.success
-      ? { ok: true, message: r.data }
-      : { ok: false, code: 'INVALID_MESSAGE', message: issues(r.error), id: idOf(v) };
+    return parseWhole(ResponseMessage, v);
   }
   if (type === 'pong') {
-    const r = PongMessage.safeParse(v);
-    return r.success
-      ? { ok: true, message: r.data }
-      : { ok: false, code: 'INVALID_MESSAGE', message: issues(r.error), id: idOf(v) };
+    return parseWhole(PongMessage, v);
   }
   if (type === 'event') {
     const env = EventEnvelope.safeParse(v);

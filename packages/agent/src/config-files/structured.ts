@@ -99,6 +99,23 @@ function setIn(root: unknown, path: Segment[], value: unknown): boolean {
   return true;
 }
 
+/** What one `find` entry sets: each concrete path it matches whose placeholder decides to write. */
+function plannedEdits(
+  data: unknown,
+  match: string,
+  spec: unknown,
+  ctx: ConfigContext,
+): { path: Segment[]; value: unknown }[] {
+  const edits: { path: Segment[]; value: unknown }[] = [];
+  for (const path of expandPaths(data, parseKeyPath(match))) {
+    if (path.length === 0) continue;
+    const current = path.reduce<unknown>((node, k) => child(node, k), data);
+    const d = decide(spec, currentString(current), ctx);
+    if (d.set) edits.push({ path, value: typed(d.value, current) });
+  }
+  return edits;
+}
+
 export function rewriteJson(content: string, find: Record<string, unknown>, ctx: ConfigContext): string {
   let data: unknown = {};
   if (content.trim() !== '') {
@@ -111,14 +128,7 @@ export function rewriteJson(content: string, find: Record<string, unknown>, ctx:
   if (data === null || typeof data !== 'object')
     throw new CodedError('CONFIG_INVALID', 'the JSON file is not an object or a list');
   for (const [match, spec] of Object.entries(find)) {
-    for (const path of expandPaths(data, parseKeyPath(match))) {
-      if (path.length === 0) continue;
-      let parent: unknown = data;
-      for (const k of path.slice(0, -1)) parent = child(parent, k);
-      const current = child(parent, path[path.length - 1]!);
-      const d = decide(spec, currentString(current), ctx);
-      if (d.set) setIn(data, path, typed(d.value, current));
-    }
+    for (const e of plannedEdits(data, match, spec, ctx)) setIn(data, e.path, e.value);
   }
   const indent = /\n([ \t]+)\S/.exec(content)?.[1] ?? '  ';
   return `${JSON.stringify(data, null, indent)}${content === '' || content.endsWith('\n') ? '\n' : ''}`;
@@ -133,15 +143,7 @@ export function rewriteYaml(content: string, find: Record<string, unknown>, ctx:
   if (!isCollection(doc.contents))
     throw new CodedError('CONFIG_INVALID', 'the YAML file is not a map or a list');
   for (const [match, spec] of Object.entries(find)) {
-    const data = doc.toJS() as unknown;
-    for (const path of expandPaths(data, parseKeyPath(match))) {
-      if (path.length === 0) continue;
-      let parent: unknown = data;
-      for (const k of path.slice(0, -1)) parent = child(parent, k);
-      const current = child(parent, path[path.length - 1]!);
-      const d = decide(spec, currentString(current), ctx);
-      if (!d.set) continue;
-      const value = typed(d.value, current);
+    for (const { path, value } of plannedEdits(doc.toJS() as unknown, match, spec, ctx)) {
       // never replace a scalar on the way by a map
       let blocked = false;
       for (let i = 1; i < path.length; i++) {

@@ -51,6 +51,7 @@ const AgentEnv = z.object({
   AGENT_CONTAINER_UID: int(0, 2 ** 31 - 1).default(1000),
   AGENT_CONTAINER_GID: int(0, 2 ** 31 - 1).default(1000),
   AGENT_DISK_CHECK_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  AGENT_COMMAND_RATE: int(1, 100_000).default(100),
   AGENT_NAME: z.string().min(1).max(191).optional(),
   AGENT_BIND_IP: z.union([z.ipv4(), z.ipv6()]).default('0.0.0.0'),
   AGENT_TZ: z.string().min(1).max(64).default('UTC'),
@@ -77,6 +78,8 @@ export interface AgentConfig {
   readonly containerGid: number;
   /** how often a running server's disk usage is walked (the over-limit check) */
   readonly diskCheckIntervalMs: number;
+  /** commands a second one Panel connection may send (twice that as a burst); more are refused */
+  readonly commandRate: number;
   readonly name: string | undefined;
   readonly bindIp: string;
   readonly timezone: string;
@@ -128,6 +131,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     containerUid: e.AGENT_CONTAINER_UID,
     containerGid: e.AGENT_CONTAINER_GID,
     diskCheckIntervalMs: e.AGENT_DISK_CHECK_INTERVAL_MS,
+    commandRate: e.AGENT_COMMAND_RATE,
     name: e.AGENT_NAME,
     bindIp: e.AGENT_BIND_IP,
     timezone: e.AGENT_TZ,

@@ -1,8 +1,12 @@
 /**
  * A server's files, confined to its own directory. Every path is resolved, then realpath'd, and
- * must stay inside the (realpath'd) root: `..` and symlinks that point out are refused.
+ * must stay inside the (realpath'd) root: `..` and symlinks that point out are refused. What is
+ * read is then opened without following a last link and checked again by where the descriptor
+ * really points, so a directory swapped for a link after the check (a TOCTOU race run by the game
+ * server, which owns the tree) cannot lead a read outside.
  */
-import { lchown, lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, lchown, lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { CodedError, type FileEntry } from '@cap/protocol';
 
@@ -35,6 +39,27 @@ export async function resolveInside(root: string, rel: string): Promise<string> 
   return real;
 }
 
+/** Opens a resolved path and proves the descriptor is inside the root (see the header). */
+async function openInside(root: string, real: string, flags: number): Promise<FileHandle> {
+  const realRoot = await realpath(root);
+  let fh: FileHandle;
+  try {
+    fh = await open(real, flags | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new CodedError('PATH_OUTSIDE_ROOT', 'path is a symbolic link', { cause: e });
+    if (code === 'ENOENT') throw new CodedError('FILE_NOT_FOUND', 'no such file or directory', { cause: e });
+    if (code === 'ENOTDIR') throw new CodedError('CONFIG_INVALID', 'not a directory', { cause: e });
+    throw new CodedError('INTERNAL_ERROR', 'cannot open path', { cause: e });
+  }
+  const where = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => null);
+  if (where === null || !inside(realRoot, where)) {
+    await fh.close();
+    throw new CodedError('PATH_OUTSIDE_ROOT', 'path leads outside the server directory');
+  }
+  return fh;
+}
+
 function display(root: string, real: string): string {
   const r = path.relative(root, real);
   return `/${r.split(path.sep).join('/')}`.replace(/\/$/, '') || '/';
@@ -42,23 +67,30 @@ function display(root: string, real: string): string {
 
 export async function listFiles(root: string, rel: string): Promise<{ path: string; entries: FileEntry[] }> {
   const real = await resolveInside(root, rel);
-  const st = await stat(real);
-  if (!st.isDirectory()) throw new CodedError('CONFIG_INVALID', 'not a directory');
-  const names = await readdir(real);
+  const dir = await openInside(root, real, constants.O_RDONLY | constants.O_DIRECTORY);
+  // read through the descriptor: the directory checked is the one listed
+  const fdPath = `/proc/self/fd/${dir.fd}`;
   const entries: FileEntry[] = [];
-  for (const name of names.sort()) {
-    try {
-      const s = await lstat(path.join(real, name));
-      entries.push({
-        name,
-        type: s.isDirectory() ? 'directory' : s.isFile() ? 'file' : s.isSymbolicLink() ? 'symlink' : 'other',
-        size: s.size,
-        mode: (s.mode & 0o7777).toString(8).padStart(4, '0'),
-        modifiedAt: s.mtime.toISOString(),
-      });
-    } catch {
-      // vanished between readdir and lstat
+  try {
+    for (const name of (await readdir(fdPath)).sort()) {
+      const s = await lstat(path.join(fdPath, name)).catch(() => null); // null: vanished meanwhile
+      if (s)
+        entries.push({
+          name,
+          type: s.isDirectory()
+            ? 'directory'
+            : s.isFile()
+              ? 'file'
+              : s.isSymbolicLink()
+                ? 'symlink'
+                : 'other',
+          size: s.size,
+          mode: (s.mode & 0o7777).toString(8).padStart(4, '0'),
+          modifiedAt: s.mtime.toISOString(),
+        });
     }
+  } finally {
+    await dir.close();
   }
   return { path: display(await realpath(root), real), entries };
 }
@@ -69,10 +101,18 @@ export async function getFile(
   maxBytes = MAX_FILE_BYTES,
 ): Promise<{ path: string; size: number; encoding: 'utf8' | 'base64'; content: string }> {
   const real = await resolveInside(root, rel);
-  const st = await stat(real);
-  if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
-  if (st.size > maxBytes) throw new CodedError('FILE_TOO_LARGE', `file is larger than ${maxBytes} bytes`);
-  const buf = await readFile(real);
+  const fh = await openInside(root, real, constants.O_RDONLY | constants.O_NONBLOCK);
+  let buf: Buffer;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
+    if (st.size > maxBytes) throw new CodedError('FILE_TOO_LARGE', `file is larger than ${maxBytes} bytes`);
+    buf = await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+  // it may have grown since the stat
+  if (buf.length > maxBytes) throw new CodedError('FILE_TOO_LARGE', `file is larger than ${maxBytes} bytes`);
   const text = buf.toString('utf8');
   const isText = !buf.includes(0) && Buffer.from(text, 'utf8').equals(buf);
   return {
@@ -108,23 +148,60 @@ export async function diskUsage(dir: string): Promise<number> {
   return total;
 }
 
+const DIR_NOFOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
 /**
  * Gives a server's tree to the uid/gid its game runs as (Wings chowns after install). lchown, and
- * no descent through links: a symlink planted in the tree never makes us chown outside it. Only
- * entries with another owner are touched, so a second pass over a large world is just a walk.
+ * no descent through links: a symlink planted in the tree never makes us chown outside it. The
+ * walk goes through directory descriptors (`/proc/self/fd/N/name`), so a directory the game swaps
+ * for a link while we walk (a TOCTOU race) is not followed either. Only entries with another
+ * owner are touched, so a second pass over a large world is just a walk.
  */
 export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
-  const visit = async (p: string): Promise<void> => {
-    let st: Awaited<ReturnType<typeof lstat>>;
-    try {
-      st = await lstat(p);
-    } catch {
-      return; // vanished meanwhile
-    }
-    if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid).catch(() => undefined);
-    if (!st.isDirectory()) return;
-    const names = await readdir(p).catch(() => [] as string[]);
-    for (const name of names) await visit(path.join(p, name));
+  const give = async (p: string) => {
+    const st = await lstat(p).catch(() => null); // null: vanished meanwhile
+    if (st && (st.uid !== uid || st.gid !== gid)) await lchown(p, uid, gid).catch(() => undefined);
+    return st;
   };
-  await visit(root);
+  const visitDir = async (dirPath: string): Promise<void> => {
+    // O_NOFOLLOW: if the last component became a link since the lstat, it is not descended
+    const dir = await open(dirPath, DIR_NOFOLLOW).catch(() => null);
+    if (!dir) return;
+    try {
+      const base = `/proc/self/fd/${dir.fd}`;
+      for (const name of await readdir(base).catch(() => [] as string[])) {
+        const st = await give(`${base}/${name}`);
+        if (st?.isDirectory()) await visitDir(`${base}/${name}`);
+      }
+    } finally {
+      await dir.close();
+    }
+  };
+  if ((await give(root))?.isDirectory()) await visitDir(root);
+}
+
+/**
+ * Gives one file (a rewritten config file) and the directories above it inside `root` to the
+ * game's user, through directory descriptors: a component that is (or becomes) a link stops it.
+ */
+export async function chownPathInside(root: string, rel: string, uid: number, gid: number): Promise<void> {
+  const parts = path.posix
+    .normalize(rel.replace(/\\/g, '/').replace(/^\/+/, ''))
+    .split('/')
+    .filter((p) => p !== '' && p !== '.');
+  if (parts.length === 0 || parts.includes('..')) return;
+  let dir = await open(root, DIR_NOFOLLOW);
+  try {
+    for (let i = 0; i < parts.length; i++) {
+      const p = `/proc/self/fd/${dir.fd}/${parts[i]}`;
+      await lchown(p, uid, gid).catch(() => undefined);
+      if (i === parts.length - 1) return;
+      const next = await open(p, DIR_NOFOLLOW).catch(() => null);
+      if (!next) return;
+      await dir.close();
+      dir = next;
+    }
+  } finally {
+    await dir.close();
+  }
 }

@@ -26,6 +26,7 @@ import type { AgentConfig } from '../config/config.ts';
 import { dockerArch } from '../system/system-info.ts';
 import { CredentialStore } from './credentials.ts';
 import { Outbox } from './outbox.ts';
+import { TokenBucket } from './rate-limit.ts';
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 30_000;
@@ -339,6 +340,9 @@ export class PanelLink {
       this.#ws = ws;
       let lastSeen = Date.now();
       let deadTimer: NodeJS.Timeout | undefined;
+      const rate = this.#config.commandRate;
+      const bucket = new TokenBucket(rate, 2 * rate);
+      const flood = { refused: 0, loggedAt: 0 };
       ws.on('unexpected-response', (_req, res) => {
         info.unauthorized = res.statusCode === 401 || res.statusCode === 403;
         info.code = res.statusCode ?? 0;
@@ -374,7 +378,7 @@ export class PanelLink {
       });
       ws.on('message', (data) => {
         lastSeen = Date.now();
-        void this.#onMessage(ws, data.toString());
+        void this.#onMessage(ws, data.toString(), bucket, flood);
       });
       ws.on('ping', () => {
         lastSeen = Date.now();
@@ -394,7 +398,12 @@ export class PanelLink {
     });
   }
 
-  async #onMessage(ws: WebSocket, text: string): Promise<void> {
+  async #onMessage(
+    ws: WebSocket,
+    text: string,
+    bucket: TokenBucket,
+    flood: { refused: number; loggedAt: number },
+  ): Promise<void> {
     const parsed = parseAgentInbound(text);
     if (parsed.ok && parsed.message.type === 'ping') {
       const pong: PongMessage = {
@@ -406,9 +415,22 @@ export class PanelLink {
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(pong));
       return;
     }
-    const res = parsed.ok
-      ? await this.#hooks.onCommand(parsed.message)
-      : errorResponse(parsed.id ?? 'unknown', parsed.code, parsed.message);
+    let res: ResponseMessage;
+    if (!bucket.take()) {
+      // refused before it runs; logged at most once a second so the flood does not flood the log
+      flood.refused++;
+      if (Date.now() - flood.loggedAt > 1000) {
+        this.#log.warn({ code: 'RATE_LIMITED', refused: flood.refused }, 'command flood from the panel');
+        flood.loggedAt = Date.now();
+        flood.refused = 0;
+      }
+      const id = parsed.ok ? parsed.message.id : (parsed.id ?? 'unknown');
+      res = errorResponse(id, 'RATE_LIMITED', 'too many commands; slow down');
+    } else {
+      res = parsed.ok
+        ? await this.#hooks.onCommand(parsed.message)
+        : errorResponse(parsed.id ?? 'unknown', parsed.code, parsed.message);
+    }
     const out = this.#creds ? { ...res, agentId: this.#creds.id } : res;
     // the response goes out on whatever link is up by then (or waits in the outbox)
     this.send(out);

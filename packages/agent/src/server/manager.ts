@@ -24,6 +24,18 @@ import { getFile, listFiles } from '../filesystem/filesystem.ts';
 import { systemInfo } from '../system/system-info.ts';
 import { type Emit, type InstallState, Server } from './server.ts';
 
+/** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
+const POWER_ACTIONS: Record<
+  'reinstall_server' | 'start_server' | 'stop_server' | 'restart_server' | 'kill_server',
+  (s: Server, payload: Record<string, unknown>) => Promise<unknown>
+> = {
+  reinstall_server: (s) => s.reinstall(),
+  start_server: (s) => s.start(),
+  stop_server: (s, p) => s.stop(p as Command<'stop_server'>['payload']),
+  restart_server: (s, p) => s.restart(p as Command<'restart_server'>['payload']),
+  kill_server: (s) => s.kill(),
+};
+
 export class ServerManager {
   readonly servers = new Map<string, Server>();
   readonly #docker: DockerEnvironment;
@@ -220,29 +232,13 @@ export class ServerManager {
           this.#creating.delete(id);
         }
       }
-      case 'reinstall_server': {
-        const s = this.#server(serverId);
-        await s.reinstall();
-        return { data: { serverId, status: s.status } };
-      }
-      case 'start_server': {
-        const s = this.#server(serverId);
-        await s.start();
-        return { data: { serverId, status: s.status } };
-      }
-      case 'stop_server': {
-        const s = this.#server(serverId);
-        await s.stop(p as Command<'stop_server'>['payload']);
-        return { data: { serverId, status: s.status } };
-      }
-      case 'restart_server': {
-        const s = this.#server(serverId);
-        await s.restart(p as Command<'restart_server'>['payload']);
-        return { data: { serverId, status: s.status } };
-      }
+      case 'reinstall_server':
+      case 'start_server':
+      case 'stop_server':
+      case 'restart_server':
       case 'kill_server': {
         const s = this.#server(serverId);
-        await s.kill();
+        await POWER_ACTIONS[cmd.action](s, p);
         return { data: { serverId, status: s.status } };
       }
       case 'delete_server': {

@@ -31,7 +31,7 @@ import {
   installerSpec,
 } from '../environment/docker/container-spec.ts';
 import type { ContainerState, DockerEnvironment } from '../environment/docker/docker.ts';
-import { chownTree, diskUsage } from '../filesystem/filesystem.ts';
+import { chownPathInside, chownTree, diskUsage } from '../filesystem/filesystem.ts';
 import { serverEnvironment } from './startup.ts';
 import { LineThrottle } from './throttle.ts';
 
@@ -235,6 +235,33 @@ export class Server {
     stream.setEncoding?.('utf8');
     stream.on('data', (chunk: Buffer | string) => this.#onOutput(chunk.toString()));
     stream.on('error', (e) => this.#log.debug({ err: e }, 'console stream error'));
+    // a console lost while the game runs on (the Engine restarted, its socket dropped) comes back
+    stream.on('close', () => void this.#reattachConsole(stream));
+  }
+
+  async #reattachConsole(lost: Duplex): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const run = this.#run;
+      if (!run || run.stream !== lost || run.watch.signal.aborted) return;
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** attempt)));
+      if (this.#run !== run || run.watch.signal.aborted) return;
+      try {
+        const st = await this.#deps.docker.inspect(run.containerId);
+        if (!st?.running) return; // an exit: the exit watch reports it
+        const stream = await this.#deps.docker.attach(run.containerId);
+        if (this.#run !== run) {
+          stream.destroy();
+          return;
+        }
+        run.stream = stream;
+        this.#partial = '';
+        this.#attachConsole(stream);
+        this.#log.info({ action: 'console', attempt }, 'console attached again');
+        return;
+      } catch (e) {
+        this.#log.warn({ err: e, action: 'console', attempt }, 'console lost; attaching again');
+      }
+    }
   }
 
   #onOutput(text: string): void {
@@ -264,6 +291,10 @@ export class Server {
     const stream = this.#run?.stream;
     if (!stream || (this.status !== 'running' && this.status !== 'starting')) {
       throw new CodedError('NOT_RUNNING', 'server is not running');
+    }
+    // lost with the Engine and not back yet: say so rather than write into nothing
+    if (stream.destroyed || !stream.writable) {
+      throw new CodedError('DOCKER_ERROR', 'the console is not attached (Docker unreachable); retrying');
     }
     stream.write(`${command}\n`);
   }
@@ -750,15 +781,9 @@ export class Server {
   /** A rewritten (maybe created) file and the directories above it go to the game's user. */
   async #chownPath(rel: string): Promise<void> {
     const { containerUid, containerGid } = this.#deps.config;
-    const target = path.resolve(this.dir, rel);
-    if (!target.startsWith(this.dir + path.sep)) return;
-    const parts = path.relative(this.dir, target).split(path.sep);
-    let p = this.dir;
-    for (const part of parts) {
-      p = path.join(p, part);
-      // lchown: never follows a link out of the tree
-      await lchown(p, containerUid, containerGid).catch(() => undefined);
-    }
+    await chownPathInside(this.dir, rel, containerUid, containerGid).catch((e) =>
+      this.#log.warn({ err: e, action: 'config_files' }, 'chown failed'),
+    );
   }
 
   /** Wings: over the disk limit while running → a console line, stop, kill after 60 s. */

@@ -202,14 +202,50 @@ export class DockerEnvironment {
     }
   }
 
-  /** Resolves when the container is not running, with its exit code. */
+  /**
+   * Resolves when the container is not running, with its exit code; rejects when the connection
+   * to the Engine drops meanwhile (a dockerd restart). dockerode's own wait never settles then:
+   * docker-modem listens for neither `error` nor `close` on the body, so it is read here.
+   */
   async wait(id: string, signal?: AbortSignal): Promise<number> {
-    const r = (await this.docker
-      .getContainer(id)
-      .wait({ condition: 'not-running', ...(signal ? { abortSignal: signal } : {}) })) as {
-      StatusCode: number;
+    const modem = this.docker.modem as unknown as {
+      dial(opts: object, cb: (err: unknown, res: NodeJS.ReadableStream & { destroy(): void }) => void): void;
     };
-    return r.StatusCode;
+    const res = await new Promise<NodeJS.ReadableStream & { destroy(): void }>((resolve, reject) =>
+      modem.dial(
+        {
+          path: `/containers/${encodeURIComponent(id)}/wait?`,
+          method: 'POST',
+          isStream: true,
+          ...(signal ? { abortSignal: signal } : {}),
+          statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' },
+          options: { condition: 'not-running' },
+        },
+        (err, r) => (err ? reject(dockerError(err, 'wait for container')) : resolve(r)),
+      ),
+    );
+    return new Promise<number>((resolve, reject) => {
+      let body = '';
+      let ended = false;
+      const onAbort = () => res.destroy();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      res.on('data', (c: Buffer | string) => {
+        body += c.toString();
+      });
+      res.on('end', () => {
+        ended = true;
+        signal?.removeEventListener('abort', onAbort);
+        const code = (JSON.parse(body || '{}') as { StatusCode?: unknown }).StatusCode;
+        if (typeof code === 'number') resolve(code);
+        else reject(new CodedError('DOCKER_ERROR', 'wait for container: no exit code in the answer'));
+      });
+      res.on('error', (e: unknown) => reject(dockerError(e, 'wait for container')));
+      res.on('close', () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (!ended)
+          reject(new CodedError('DOCKER_ERROR', 'wait for container: lost the connection to Docker'));
+      });
+    });
   }
 
   async listManaged(nodeId: string): Promise<ManagedContainer[]> {

@@ -1,0 +1,151 @@
+/**
+ * Attack class: authorisation bypass on the Agent's HTTP API. Every route the app really has
+ * (read from Fastify, not from a list kept by hand) is called without credentials, with wrong
+ * ones and through path tricks; only `/health` may answer, and the command handler must never run.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ResponseMessage } from '@cap/protocol';
+import pino from 'pino';
+import { buildHttp, keyMatches } from '../../src/http/http.ts';
+
+const KEY = 'k_3f1c0a9e8d7b6a5f4e3d2c1b';
+
+async function app(acceptedKeys: (string | null | undefined)[] = [KEY, null]) {
+  const handled: unknown[] = [];
+  const a = await buildHttp({
+    logger: pino({ level: 'silent' }),
+    corsOrigins: ['*'],
+    acceptedKeys: () => acceptedKeys,
+    handle: async (raw) => {
+      handled.push(raw);
+      return {
+        id: 'x',
+        type: 'response',
+        timestamp: new Date().toISOString(),
+        success: true,
+      } as ResponseMessage;
+    },
+    docker: async () => ({ reachable: true, version: '20.10' }),
+    panelConnected: () => true,
+  });
+  await a.ready();
+  return { a, handled };
+}
+
+/** `[method, url]` for every route the app registered, params filled in. */
+function routesOf(printed: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const line of printed.split('\n')) {
+    const m = /(\/\S*) \(([^)]+)\)/.exec(line);
+    if (!m) continue;
+    const url = m[1]!.replace(/:[a-zA-Z]+/g, 'start');
+    for (const method of m[2]!.split(',').map((s) => s.trim())) out.push([method, url]);
+  }
+  return out;
+}
+
+test('every route but /health refuses a request without a valid key, and runs nothing', async (t) => {
+  const { a, handled } = await app();
+  t.after(() => a.close());
+  const routes = routesOf(a.printRoutes({ commonPrefix: false }));
+  // the walk must see the command routes, or it proves nothing
+  assert.ok(routes.some(([m, u]) => m === 'POST' && u === '/api/command'));
+  assert.ok(routes.some(([m, u]) => m === 'POST' && u === '/api/servers/start/start'));
+  const badCredentials: Record<string, string>[] = [
+    {},
+    { 'x-api-key': '' },
+    { 'x-api-key': 'wrong' },
+    { 'x-api-key': `${KEY} ` },
+    { 'x-api-key': KEY.slice(0, -1) },
+    { authorization: 'Bearer ' },
+    { authorization: 'Bearer wrong' },
+    { authorization: `Basic ${Buffer.from(`x:${KEY}`).toString('base64')}` },
+    { authorization: KEY },
+    { authorization: 'Bearer null' },
+    { authorization: 'Bearer undefined' },
+  ];
+  let checked = 0;
+  for (const [method, url] of routes) {
+    if (url === '/health' || method === 'OPTIONS') continue;
+    for (const headers of badCredentials) {
+      const res = await a.inject({
+        method: method as 'POST',
+        url,
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: method === 'POST' ? '{}' : undefined,
+      });
+      assert.equal(res.statusCode, 401, `${method} ${url} ${JSON.stringify(headers)}`);
+      assert.equal(res.json().code, 'AUTH_FAILED');
+      checked++;
+    }
+    const ok = await a.inject({
+      method: method as 'POST',
+      url,
+      headers: { 'x-api-key': KEY, 'content-type': 'application/json' },
+      payload: method === 'POST' ? '{}' : undefined,
+    });
+    assert.notEqual(ok.statusCode, 401, `${method} ${url} with the key`);
+  }
+  assert.ok(checked >= 2 * badCredentials.length);
+  // only the requests with the key reached the handler
+  assert.equal(handled.length, routes.filter(([m, u]) => u !== '/health' && m !== 'OPTIONS').length);
+});
+
+test('path tricks do not reach a command route through the /health exemption', async (t) => {
+  const { a, handled } = await app();
+  t.after(() => a.close());
+  const urls = [
+    '/health/../api/command',
+    '/health%2F..%2Fapi%2Fcommand',
+    '/api/command?/health',
+    '/api/command?x=/health',
+    '/api/command#/health',
+    '//api/command',
+    '/api//command',
+    '/API/COMMAND',
+    '/api/command/',
+    '/api/servers/x/start?health',
+    '/api/servers/health/start',
+    '/api/servers/x/..%2f..%2fhealth',
+  ];
+  for (const url of urls) {
+    const res = await a.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/json' },
+      payload: '{}',
+    });
+    assert.ok([401, 404].includes(res.statusCode), `${url} → ${res.statusCode}`);
+  }
+  // an OPTIONS preflight answers without running anything
+  const pre = await a.inject({ method: 'OPTIONS', url: '/api/command', headers: { origin: 'http://x' } });
+  assert.equal(pre.statusCode, 204);
+  assert.equal(handled.length, 0);
+  const health = await a.inject({ method: 'GET', url: '/health' });
+  assert.equal(health.statusCode, 200);
+});
+
+test('no key configured and no Panel token yet: nothing is accepted, not even an empty key', async (t) => {
+  const { a, handled } = await app([undefined, null, '']);
+  t.after(() => a.close());
+  for (const headers of [
+    {},
+    { 'x-api-key': '' },
+    { authorization: 'Bearer ' },
+    { 'x-api-key': 'undefined' },
+  ]) {
+    const res = await a.inject({ method: 'POST', url: '/api/command', headers, payload: {} });
+    assert.equal(res.statusCode, 401);
+  }
+  assert.equal(handled.length, 0);
+});
+
+test('keyMatches: exact match only, any accepted key, empty keys never match', () => {
+  assert.equal(keyMatches(KEY, [KEY]), true);
+  assert.equal(keyMatches(KEY, [null, 'other', KEY]), true);
+  assert.equal(keyMatches(`${KEY}x`, [KEY]), false);
+  assert.equal(keyMatches(KEY.toUpperCase(), [KEY]), false);
+  assert.equal(keyMatches('', ['', null, undefined]), false);
+  assert.equal(keyMatches('x', []), false);
+});
