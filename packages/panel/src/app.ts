@@ -71,12 +71,20 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
     forceCloseConnections: true,
+    trustProxy: config.trustProxy,
   }) as unknown as FastifyInstance;
   app.decorate('panel', s);
   app.decorate('setupUrl', setupToken ? `${config.publicUrl}/setup?token=${setupToken}` : undefined);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
+  // No MIME sniffing (JSON carrying game output stays data), no framing (clickjacking), and the
+  // one-time setup link's token never leaks through a Referer header.
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+  });
   await app.register(cookie);
   // Before the auth hook: its onRequest hook marks upgrade requests, so a refused upgrade's
   // socket is destroyed after the 401 instead of lingering.

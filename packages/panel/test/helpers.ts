@@ -4,9 +4,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { KyselyPlugin } from 'kysely';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { startPanel } from '../src/app.ts';
+import { type BuildOptions, build, startPanel } from '../src/app.ts';
 import { loadPanelConfig } from '../src/config/index.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: test code reads JSON bodies loosely
@@ -52,6 +53,15 @@ export interface ClientSocket {
 
 let userSeq = 0;
 
+/** Poll until the condition holds (every 10 ms); throws after the timeout. */
+export async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!(await fn())) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** A port that was free a moment ago (the Panel must know its own URL before it listens). */
 export async function freePort(): Promise<number> {
   const srv = createServer();
@@ -62,7 +72,11 @@ export async function freePort(): Promise<number> {
   return addr.port;
 }
 
-export async function startTestPanel(env: Record<string, string | undefined> = {}): Promise<TestPanel> {
+export async function startTestPanel(
+  env: Record<string, string | undefined> = {},
+  /** e.g. a `db` with a query-counting plugin; a given db is not closed by stop() */
+  build: Omit<BuildOptions, 'logger'> = {},
+): Promise<TestPanel> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cap-panel-test-'));
   const port = await freePort();
   const config = loadPanelConfig({
@@ -77,7 +91,7 @@ export async function startTestPanel(env: Record<string, string | undefined> = {
     ...env,
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const running = await startPanel(config, { logger });
+  const running = await startPanel(config, { ...build, logger });
   const url = running.url;
   // PANEL_URL is what Agents are told to dial; with port 0 it is only known now.
   const base = url;
@@ -175,4 +189,66 @@ export async function startTestPanel(env: Record<string, string | undefined> = {
     },
   };
   return panel;
+}
+
+export interface InjectSession {
+  cookie: string;
+  csrf: string;
+  /** cookie + X-CSRF-Token, for app.inject */
+  headers: Record<string, string>;
+}
+
+export interface InjectPanel {
+  app: FastifyInstance;
+  dataDir: string;
+  login(email?: string, password?: string, headers?: Record<string, string>): Promise<InjectSession>;
+  stop(): Promise<void>;
+}
+
+/** A Panel that does not listen (app.inject only), with the owner from ADMIN_* unless overridden. */
+export async function injectPanel(env: Record<string, string | undefined> = {}): Promise<InjectPanel> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cap-panel-inject-'));
+  const app = await build(
+    loadPanelConfig({
+      DATA_DIR: dataDir,
+      ADMIN_EMAIL,
+      ADMIN_PASSWORD,
+      PANEL_LOGIN_RATE_PER_MIN: '1000',
+      ...env,
+    }),
+    { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) },
+  );
+  return {
+    app,
+    dataDir,
+    async login(email = ADMIN_EMAIL, password = ADMIN_PASSWORD, headers = {}) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        headers,
+        payload: { email, password },
+      });
+      if (r.statusCode !== 200) throw new Error(`login failed: ${r.statusCode} ${r.body}`);
+      const c = r.cookies.find((x) => x.name === 'cap_session');
+      if (!c) throw new Error('no session cookie');
+      const csrf = r.json().csrfToken as string;
+      const cookie = `cap_session=${c.value}`;
+      return { cookie, csrf, headers: { cookie, 'x-csrf-token': csrf } };
+    },
+    async stop() {
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every query takes `ms` longer, as over a network to PostgreSQL: parallel requests really interleave. */
+export function slowQueries(ms = 3): KyselyPlugin {
+  return {
+    transformQuery: (a) => a.node,
+    transformResult: async (a) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return a.result;
+    },
+  };
 }

@@ -28,6 +28,17 @@ const EnvSchema = z.object({
   PANEL_UPDATE_TIMEOUT_MS: PositiveMs.default(180_000),
   PANEL_LOGIN_RATE_PER_MIN: z.coerce.number().int().min(1).max(10_000).default(5),
   PANEL_WEB_DIST: z.string().optional(),
+  /**
+   * Behind a reverse proxy: which hops' X-Forwarded-For to believe (Fastify's trustProxy):
+   * `true` (any), or the proxies' addresses/CIDRs ("127.0.0.1,10.0.0.0/8"). Unset: the header is
+   * ignored, so a client cannot pick its own address (login rate limit).
+   */
+  PANEL_TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|[0-9a-fA-F.:/]+(,\s*[0-9a-fA-F.:/]+)*)$/, 'true, or addresses/CIDRs')
+    .optional(),
+  /** live sockets one user may hold open on /ws/client (connection flooding) */
+  PANEL_CLIENT_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(256),
   PANEL_SESSION_TTL_HOURS: z.coerce
     .number()
     .int()
@@ -53,6 +64,13 @@ export interface PanelConfig {
   readonly loginRatePerMin: number;
   readonly webDist: string;
   readonly sessionTtlMs: number;
+  readonly trustProxy: boolean | string;
+  readonly clientSocketsPerUser: number;
+}
+
+function trustProxyOf(v: string | undefined): boolean | string {
+  if (v === undefined || v === 'false') return false;
+  return v === 'true' ? true : v.replace(/\s+/g, '');
 }
 
 /** Validate the environment; throws CONFIG_INVALID naming every bad key. */
@@ -92,5 +110,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
+    trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),
+    clientSocketsPerUser: e.PANEL_CLIENT_SOCKETS_PER_USER,
   });
 }

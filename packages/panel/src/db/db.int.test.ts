@@ -136,6 +136,12 @@ async function exercise(db: Db): Promise<void> {
   ]);
   // the same server asking twice gets the one entry; another server is refused
   assert.ok(raced.some((r) => r.status === 'fulfilled'));
+  const held = (await allocs.list('n1')).filter((a) => a.port === 41000);
+  assert.deepEqual(
+    held.map((a) => a.serverId),
+    ['s1'],
+    'one entry for the port, held by s1',
+  );
   await assert.rejects(allocs.claimPort('n1', 'other', 41000, '0.0.0.0'), { code: 'PORT_CONFLICT' });
   const primary = await allocs.claimPrimary('n1', 's1', {});
   assert.equal(primary?.port, 40000);

@@ -21,6 +21,15 @@ export class SettingsRepo {
       .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
       .execute();
   }
+  /** Deletes the key only while it holds `value`; true for the one caller that did. */
+  async take(key: string, value: string): Promise<boolean> {
+    const r = await this.#db
+      .deleteFrom('settings')
+      .where('key', '=', key)
+      .where('value', '=', value)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
   async delete(key: string): Promise<void> {
     await this.#db.deleteFrom('settings').where('key', '=', key).execute();
   }

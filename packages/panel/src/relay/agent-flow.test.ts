@@ -3,15 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { PROTOCOL_VERSION } from '@cap/protocol';
 import WebSocket from 'ws';
 import { connectAgentSocket, FakeAgent, NO_REPLY, registerAgent } from '../../test/fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel } from '../../test/helpers.ts';
-
-const until = async (fn: () => boolean | Promise<boolean>, timeoutMs = 5000) => {
-  const start = Date.now();
-  while (!(await fn())) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+import { type Session, startTestPanel, type TestPanel, until } from '../../test/helpers.ts';
 
 describe('agents: registration, socket, heartbeat', () => {
   let panel: TestPanel;
@@ -314,9 +306,17 @@ describe('servers through a (fake) Agent and the /ws/client relay', () => {
       previousStatus: 'offline',
       currentStatus: 'running',
     });
-    agent.emit('server_log', { serverId: id, message: 'marker' });
-    await until(async () =>
-      (await panel.api(owner, 'GET', `/api/servers/${id}/telemetry`)).body.console.includes('marker'),
+    // A barrier on the intruder's own socket (messages are handled in order): a pong whose load
+    // lands only after the event above was handled. A marker from the other Agent would not do:
+    // two sockets give no order, and the test would pass before the forged event arrived.
+    intruder.send({
+      id: 'pong-barrier',
+      type: 'pong',
+      timestamp: new Date().toISOString(),
+      data: { agentStatus: 'healthy', activeServers: 0, systemLoad: { cpu: 77.7, memory: 1, disk: 1 } },
+    });
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/nodes/${other.id}`)).body.load?.cpu === 77.7,
     );
     assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.status, 'offline');
     await intruder.close();

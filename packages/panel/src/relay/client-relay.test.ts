@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { CLIENT_MAX_SOCKETS_PER_SERVER, ClientRequest } from '@cap/protocol';
 import WebSocket from 'ws';
 import { FakeAgent } from '../../test/fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel } from '../../test/helpers.ts';
+import { type Session, startTestPanel, type TestPanel, until } from '../../test/helpers.ts';
 
 describe('/ws/client', () => {
   let panel: TestPanel;
@@ -19,8 +19,7 @@ describe('/ws/client', () => {
     who.spectator = await panel.userWithRole('spectator');
     const node = await panel.createNode(who.owner);
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    for (let i = 0; i < 100 && !panel.app.panel.hub.isOnline(node.id); i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await until(() => panel.app.panel.hub.isOnline(node.id));
     const s = await panel.api(who.owner, 'POST', '/api/servers', {
       name: 'relay',
       nodeId: node.id,
@@ -28,10 +27,10 @@ describe('/ws/client', () => {
     });
     serverId = s.body.id;
     await panel.api(who.owner, 'POST', `/api/servers/${serverId}/power`, { action: 'start' });
-    for (let i = 0; i < 200; i++) {
-      if ((await panel.api(who.owner, 'GET', `/api/servers/${serverId}`)).body.status === 'running') break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // a loop that gave up silently would let the tests below run against a stopped server
+    await until(
+      async () => (await panel.api(who.owner, 'GET', `/api/servers/${serverId}`)).body.status === 'running',
+    );
   });
   after(async () => {
     await agent.close();
@@ -134,8 +133,12 @@ describe('/ws/client', () => {
     const extra = await panel.clientSocket(who.spectator);
     extra.send({ type: 'subscribe', serverId });
     assert.equal((await extra.next((m) => m.type === 'error')).code, 'RATE_LIMITED');
-    sockets[0]?.close();
-    await new Promise((r) => setTimeout(r, 100));
+    const first = sockets[0];
+    assert.ok(first);
+    const gone = new Promise((r) => first.ws.once('close', r));
+    first.close();
+    await gone;
+    await until(() => panel.app.panel.live.subscriberCount(serverId) < CLIENT_MAX_SOCKETS_PER_SERVER);
     extra.send({ type: 'subscribe', serverId });
     await extra.next((m) => m.type === 'subscribed');
     for (const s of [...sockets, extra]) s.close();

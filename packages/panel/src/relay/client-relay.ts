@@ -48,6 +48,8 @@ function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
 }
 
 export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  // userId → open sockets: one account cannot flood the Panel with connections
+  const perUser = new Map<string, number>();
   app.get(
     '/ws/client',
     {
@@ -58,7 +60,21 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
           throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
       },
     },
-    (socket, req) => handleClient(s, socket, req),
+    (socket, req) => {
+      const userId = req.principal?.user.id ?? '';
+      const open = perUser.get(userId) ?? 0;
+      if (open >= s.config.clientSocketsPerUser) {
+        socket.close(CLOSE_POLICY, 'RATE_LIMITED: too many sockets for this user');
+        return;
+      }
+      perUser.set(userId, open + 1);
+      socket.once('close', () => {
+        const n = (perUser.get(userId) ?? 1) - 1;
+        if (n > 0) perUser.set(userId, n);
+        else perUser.delete(userId);
+      });
+      handleClient(s, socket, req);
+    },
   );
 }
 

@@ -34,6 +34,20 @@ export class AllocationsRepo {
   findById(id: string): Promise<AllocationsTable | undefined> {
     return this.#db.selectFrom('allocations').selectAll().where('id', '=', id).executeTakeFirst();
   }
+  /** Many by id in few queries (chunks stay under SQLite's bound-parameter limit). */
+  async findByIds(ids: readonly string[]): Promise<AllocationsTable[]> {
+    const out: AllocationsTable[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      out.push(
+        ...(await this.#db
+          .selectFrom('allocations')
+          .selectAll()
+          .where('id', 'in', ids.slice(i, i + 500))
+          .execute()),
+      );
+    }
+    return out;
+  }
   findByPort(nodeId: string, port: number): Promise<AllocationsTable[]> {
     return this.#db
       .selectFrom('allocations')

@@ -125,6 +125,12 @@ export class AllocationsService {
     return r ? toAllocation(r) : undefined;
   }
 
+  /** Several allocations by id, in one query per 500 ids (the server list). */
+  async getMany(ids: readonly string[]): Promise<Map<string, Allocation>> {
+    const rows = ids.length === 0 ? [] : await this.#repo.findByIds([...new Set(ids)]);
+    return new Map(rows.map((r) => [r.id, toAllocation(r)]));
+  }
+
   /**
    * The primary allocation of a new server: the one asked for (id or port), else the first free
    * one of the node's pool; undefined when nothing was asked and the node has no pool.

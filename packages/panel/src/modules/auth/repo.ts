@@ -55,6 +55,11 @@ export class SessionsRepo {
   async delete(id: string): Promise<void> {
     await this.#db.deleteFrom('sessions').where('id', '=', id).execute();
   }
+  async deleteByUser(userId: string, exceptId?: string): Promise<void> {
+    let q = this.#db.deleteFrom('sessions').where('user_id', '=', userId);
+    if (exceptId !== undefined) q = q.where('id', '!=', exceptId);
+    await q.execute();
+  }
   async deleteExpired(now: string): Promise<void> {
     await this.#db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
   }

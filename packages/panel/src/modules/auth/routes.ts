@@ -75,7 +75,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       schema: { tags: ['auth'], body: Credentials, response: { 200: LoginResult } },
     },
     async (req, reply) => {
-      const res = await s.auth.login(req.body.email, req.body.password, req.ip);
+      const res = await s.auth.login(req.body.email, req.body.password, req.ip, req.cookies[SESSION_COOKIE]);
       setSession(reply, res.token);
       return { user: res.user, csrfToken: res.csrfToken };
     },

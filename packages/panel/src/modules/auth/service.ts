@@ -20,6 +20,8 @@ export interface Principal {
 }
 
 const SETUP_KEY = 'setup_token_hash';
+/** An address may try this many times the per-email budget a minute, over all emails. */
+export const LOGIN_EMAILS_PER_IP = 4;
 
 function principalUser(u: UsersTable): Principal['user'] {
   return { id: u.id, email: u.email, role: Role.parse(u.role) };
@@ -57,6 +59,8 @@ export class AuthService {
   readonly #settings: SettingsRepo;
   readonly #ttlMs: number;
   readonly #limiter: WindowLimiter;
+  /** all emails from one address: password spraying across accounts is bounded too */
+  readonly #ipLimiter: WindowLimiter;
 
   constructor(deps: {
     users: UsersRepo;
@@ -74,6 +78,7 @@ export class AuthService {
     this.#settings = deps.settings;
     this.#ttlMs = deps.sessionTtlMs;
     this.#limiter = new WindowLimiter(deps.loginRatePerMin, 60_000);
+    this.#ipLimiter = new WindowLimiter(deps.loginRatePerMin * LOGIN_EMAILS_PER_IP, 60_000);
   }
 
   async #newSession(userId: string): Promise<{ token: string; csrfToken: string }> {
@@ -90,19 +95,31 @@ export class AuthService {
     return { token, csrfToken };
   }
 
+  /**
+   * `previousToken` (the cookie the browser came with) is ended: a login always starts a fresh
+   * session, so a token planted or left behind before it is never the authenticated one.
+   */
   async login(
     email: string,
     password: string,
     ip: string,
+    previousToken?: string,
   ): Promise<{ user: Principal['user']; token: string; csrfToken: string }> {
-    if (!this.#limiter.hit(`${ip}|${email.toLowerCase()}`)) {
+    const perEmail = this.#limiter.hit(`${ip}|${email.toLowerCase()}`);
+    if (!this.#ipLimiter.hit(ip) || !perEmail) {
       throw new CodedError('RATE_LIMITED', 'too many login attempts; wait a minute');
     }
     const u = await this.#users.findByEmail(email);
     const ok = await verifyPassword(password, u?.password_hash ?? DUMMY_PASSWORD_HASH);
     if (!u || !ok) throw new CodedError('AUTH_FAILED', 'wrong email or password');
+    if (previousToken) await this.#sessions.delete(sha256(previousToken));
     const s = await this.#newSession(u.id);
     return { user: principalUser(u), ...s };
+  }
+
+  /** After a password change: every session of the user ends except `keepSessionId`. */
+  async endSessionsOf(userId: string, keepSessionId?: string): Promise<void> {
+    await this.#sessions.deleteByUser(userId, keepSessionId);
   }
 
   async logout(sessionId: string): Promise<void> {
@@ -166,7 +183,9 @@ export class AuthService {
       throw new CodedError('INVALID_STATE', 'setup is already complete');
     }
     if (!safeEqual(sha256(token), stored)) throw new CodedError('AUTH_FAILED', 'invalid setup token');
-    await this.#settings.delete(SETUP_KEY);
+    // parallel requests with the right token: only the one that consumes it creates the owner
+    if (!(await this.#settings.take(SETUP_KEY, stored)))
+      throw new CodedError('INVALID_STATE', 'setup is already complete');
     const user = await this.#usersService.create(null, { email, password, role: 'owner' });
     const s = await this.#newSession(user.id);
     return { user, ...s };

@@ -63,6 +63,11 @@ export class NodesService {
     };
   }
 
+  /** The one-liner an admin runs on the node's host. */
+  #agentCommand(id: string, agentSecret: string): string {
+    return `PANEL_URL=${this.#publicUrl()} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
+  }
+
   async list(): Promise<Node[]> {
     const [rows, counts] = await Promise.all([this.#repo.list(), this.#repo.serverCounts()]);
     return rows.map((n) => this.#toNode(n, counts.get(n.id) ?? 0));
@@ -92,7 +97,7 @@ export class NodesService {
       created_at: nowIso(),
     };
     await this.#repo.insert(row);
-    const command = `PANEL_URL=${this.#publicUrl()} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
+    const command = this.#agentCommand(id, agentSecret);
     return { node: this.#toNode(row, 0), agentSecret, command };
   }
 
@@ -101,7 +106,7 @@ export class NodesService {
     const node = await this.get(id);
     const agentSecret = `cas_${randomToken(32)}`;
     await this.#repo.update(id, { secret_hash: sha256(agentSecret) });
-    const command = `PANEL_URL=${this.#publicUrl()} NODE_ID=${id} AGENT_SECRET=${agentSecret} npx ctrl-alt-play agent`;
+    const command = this.#agentCommand(id, agentSecret);
     return { node, agentSecret, command };
   }
 

@@ -65,7 +65,10 @@ export const Server = z.object({
   id: z.string(),
   name: z.string(),
   nodeId: z.string(),
+  /** the last status the node reported; with `nodeOnline: false` it is stale */
   status: ServerStatus,
+  /** whether the server's node is connected now (its status is live only while it is) */
+  nodeOnline: z.boolean(),
   desiredState: DesiredState,
   image: z.string(),
   startup: z.string(),
@@ -156,6 +159,11 @@ function memoryMiB(limits: Limits): number {
   return limits.memory === undefined ? 0 : Math.round(sizeToBytes(limits.memory) / 1024 ** 2);
 }
 
+/** SERVER_MEMORY / SERVER_IP / SERVER_PORT inputs, the same for the display and the Agent. */
+function systemOf(limits: Limits, a: Allocation | undefined) {
+  return { memoryMiB: memoryMiB(limits), ip: a?.ip ?? '0.0.0.0', ...(a ? { port: a.port } : {}) };
+}
+
 /** The allocation as a port binding: key without protocol = tcp and udp, as Wings publishes. */
 function allocationPorts(ports: Ports, a: Allocation | undefined): Ports {
   if (!a) return ports;
@@ -176,6 +184,8 @@ export class ServersService {
   readonly #updateTimeoutMs: number;
   /** serverId → nodeId, so an Agent can only report on its own servers */
   readonly #nodeOf = new Map<string, string>();
+  /** nodeId → the tail of its event chain */
+  readonly #eventQueues = new Map<string, Promise<void>>();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -206,15 +216,18 @@ export class ServersService {
     }
   }
 
-  async #load(row: ServersTable, cache = new Map<string, Template>()): Promise<Loaded> {
-    let template: Template | undefined;
-    if (row.template_id) {
-      template = cache.get(row.template_id);
-      if (!template) {
-        template = await this.#templates.template(row.template_id);
-        cache.set(row.template_id, template);
-      }
+  async #template(row: ServersTable, cache: Map<string, Template>): Promise<Template | undefined> {
+    if (!row.template_id) return undefined;
+    let template = cache.get(row.template_id);
+    if (!template) {
+      template = await this.#templates.template(row.template_id);
+      cache.set(row.template_id, template);
     }
+    return template;
+  }
+
+  async #load(row: ServersTable): Promise<Loaded> {
+    const template = await this.#template(row, new Map());
     const allocation = row.allocation_id ? await this.#allocations.get(row.allocation_id) : undefined;
     return { row, template, allocation };
   }
@@ -222,11 +235,7 @@ export class ServersService {
   #toServer({ row: s, template, allocation }: Loaded, viewer: Viewer): Server {
     const environment = parseJson<Record<string, string>>(s.environment, {});
     const limits = parseJson<Limits>(s.limits, {});
-    const system = {
-      memoryMiB: memoryMiB(limits),
-      ip: allocation?.ip ?? '0.0.0.0',
-      ...(allocation ? { port: allocation.port } : {}),
-    };
+    const system = systemOf(limits, allocation);
     let shownEnv = environment;
     let variables: Server['variables'] = null;
     let startupDisplay: string;
@@ -256,6 +265,7 @@ export class ServersService {
       name: s.name,
       nodeId: s.node_id,
       status: this.#live.status(s.id) ?? ServerStatus.parse(s.status),
+      nodeOnline: this.#hub().isOnline(s.node_id),
       desiredState: DesiredState.parse(s.desired_state),
       image: s.image,
       startup: s.startup,
@@ -289,11 +299,7 @@ export class ServersService {
           name: row.name,
           image: row.image,
           environment,
-          system: {
-            memoryMiB: memoryMiB(limits),
-            ip: allocation?.ip ?? '0.0.0.0',
-            ...(allocation ? { port: allocation.port } : {}),
-          },
+          system: systemOf(limits, allocation),
           ports,
           limits,
         },
@@ -325,10 +331,17 @@ export class ServersService {
     return s;
   }
 
+  /** One query for the servers, one for their allocations, one per distinct template. */
   async list(viewer: Viewer): Promise<Server[]> {
+    const rows = await this.#repo.list();
+    const allocations = await this.#allocations.getMany(rows.flatMap((r) => r.allocation_id ?? []));
     const cache = new Map<string, Template>();
     const out: Server[] = [];
-    for (const row of await this.#repo.list()) out.push(this.#toServer(await this.#load(row, cache), viewer));
+    for (const row of rows) {
+      const template = await this.#template(row, cache);
+      const allocation = row.allocation_id ? allocations.get(row.allocation_id) : undefined;
+      out.push(this.#toServer({ row, template, allocation }, viewer));
+    }
     return out;
   }
 
@@ -485,19 +498,30 @@ export class ServersService {
       'stop',
       'stopTimeout',
     ].some((k) => input[k as keyof PatchServer] !== undefined);
-    if (input.ports !== undefined) {
-      await this.#allocations.claimRawPorts(row.node_id, id, input.ports);
-      const keep = new Set(Object.values(input.ports).map((b) => (typeof b === 'number' ? b : b.hostPort)));
+    if (runtime && !this.#hub().isOnline(row.node_id))
+      throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    const held = (ports: Ports) => {
+      const keep = new Set(Object.values(ports).map((b) => (typeof b === 'number' ? b : b.hostPort)));
       if (loaded.allocation) keep.add(loaded.allocation.port);
-      await this.#allocations.releaseRawPorts(id, keep);
-    }
+      return keep;
+    };
+    // New ports are claimed first; the dropped ones are let go only once the Agent took the
+    // change, so a refused update leaves the server holding exactly what it held before.
+    if (input.ports !== undefined) await this.#allocations.claimRawPorts(row.node_id, id, input.ports);
     if (runtime) {
       const { name: _name, ...egg } = this.#egg({ ...loaded, row: { ...row, ...set } });
-      await this.#hub().request(row.node_id, 'update_server', egg, {
-        serverId: id,
-        timeoutMs: this.#updateTimeoutMs,
-      });
+      try {
+        await this.#hub().request(row.node_id, 'update_server', egg, {
+          serverId: id,
+          timeoutMs: this.#updateTimeoutMs,
+        });
+      } catch (e) {
+        if (input.ports !== undefined)
+          await this.#allocations.releaseRawPorts(id, held(parseJson<Ports>(row.ports, {})));
+        throw e;
+      }
     }
+    if (input.ports !== undefined) await this.#allocations.releaseRawPorts(id, held(input.ports));
     await this.#repo.update(id, set);
     return this.get(id, ADMIN_VIEW);
   }
@@ -532,15 +556,25 @@ export class ServersService {
     if (!hub.isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     const desired = action === 'start' || action === 'restart' ? 'running' : 'offline';
     await this.#repo.update(id, { desired_state: desired, updated_at: nowIso() });
-    hub.request(row.node_id, powerActions[action], {}, { serverId: id }).catch((e: unknown) => {
+    this.#inBackground(
+      id,
+      'power',
+      powerActions[action],
+      hub.request(row.node_id, powerActions[action], {}, { serverId: id }),
+    );
+  }
+
+  /** A 202 request's later failure goes to the server's subscribers as an `error` message. */
+  #inBackground(serverId: string, requestType: string, action: string, pending: Promise<unknown>): void {
+    pending.catch((e: unknown) => {
       const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
-      this.#log.warn({ serverId: id, action, code }, 'power action failed');
-      this.#live.publish(id, {
+      this.#log.warn({ serverId, action, code }, `${action} failed`);
+      this.#live.publish(serverId, {
         type: 'error',
         code,
         message: (e as Error).message,
-        serverId: id,
-        requestType: 'power',
+        serverId,
+        requestType,
       });
     });
   }
@@ -559,19 +593,17 @@ export class ServersService {
     const hub = this.#hub();
     if (!hub.isOnline(loaded.row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     this.#log.info({ serverId: id, action: 'reinstall_server' }, 'reinstall requested');
-    hub
-      .request(loaded.row.node_id, 'reinstall_server', {}, { serverId: id, timeoutMs: this.#updateTimeoutMs })
-      .catch((e: unknown) => {
-        const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
-        this.#log.warn({ serverId: id, action: 'reinstall_server', code }, 'reinstall failed');
-        this.#live.publish(id, {
-          type: 'error',
-          code,
-          message: (e as Error).message,
-          serverId: id,
-          requestType: 'reinstall',
-        });
-      });
+    this.#inBackground(
+      id,
+      'reinstall',
+      'reinstall_server',
+      hub.request(
+        loaded.row.node_id,
+        'reinstall_server',
+        {},
+        { serverId: id, timeoutMs: this.#updateTimeoutMs },
+      ),
+    );
   }
 
   async command(id: string, cmd: string): Promise<void> {
@@ -688,7 +720,22 @@ export class ServersService {
     }
   }
 
-  async handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
+  /**
+   * Events of one node are handled in arrival order: a status write (or the hello's reconcile)
+   * awaits the database, and a newer event must not be overtaken by an older one.
+   */
+  handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
+    const prev = this.#eventQueues.get(nodeId) ?? Promise.resolve();
+    const next = prev.then(() => this.#handleEvent(nodeId, msg));
+    const settled = next.catch(() => undefined);
+    this.#eventQueues.set(nodeId, settled);
+    settled.then(() => {
+      if (this.#eventQueues.get(nodeId) === settled) this.#eventQueues.delete(nodeId);
+    });
+    return next;
+  }
+
+  async #handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
     if (msg.event === 'agent_hello') {
       const d = msg.data as EventMessage<'agent_hello'>['data'];
       await this.reconcile(nodeId, d.servers);

@@ -37,7 +37,14 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
         response: { 200: PublicUser },
       },
     },
-    async (req) => s.users.update(principalOf(req).user, req.params.id, req.body),
+    async (req) => {
+      const p = principalOf(req);
+      const user = await s.users.update(p.user, req.params.id, req.body);
+      // a new password ends the user's other sessions (a stolen cookie dies with the old password)
+      if (req.body.password !== undefined)
+        await s.auth.endSessionsOf(user.id, user.id === p.user.id ? p.sessionId : undefined);
+      return user;
+    },
   );
   r.delete(
     '/api/users/:id',

@@ -23,8 +23,19 @@ function toPublic(u: { id: string; email: string; role: string; created_at: stri
 
 export class UsersService {
   readonly #repo: UsersRepo;
+  /**
+   * Role changes and deletes run one at a time: "is this the last owner?" then the write must not
+   * interleave with another, or two owners removing each other at once leave none.
+   */
+  #serial: Promise<unknown> = Promise.resolve();
   constructor(repo: UsersRepo) {
     this.#repo = repo;
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => undefined);
+    return run;
   }
 
   async list(): Promise<PublicUser[]> {
@@ -59,7 +70,11 @@ export class UsersService {
     return toPublic(row);
   }
 
-  async update(actor: Actor, id: string, patch: { role?: Role; password?: string }): Promise<PublicUser> {
+  update(actor: Actor, id: string, patch: { role?: Role; password?: string }): Promise<PublicUser> {
+    return this.#exclusive(() => this.#update(actor, id, patch));
+  }
+
+  async #update(actor: Actor, id: string, patch: { role?: Role; password?: string }): Promise<PublicUser> {
     const u = await this.#repo.findById(id);
     if (!u) throw new CodedError('NOT_FOUND', 'no such user');
     if (actor.role !== 'owner' && (u.role === 'owner' || patch.role === 'owner')) {
@@ -80,7 +95,11 @@ export class UsersService {
     return toPublic({ ...u, ...(patch.role ? { role: patch.role } : {}) });
   }
 
-  async delete(actor: Actor, id: string): Promise<void> {
+  delete(actor: Actor, id: string): Promise<void> {
+    return this.#exclusive(() => this.#delete(actor, id));
+  }
+
+  async #delete(actor: Actor, id: string): Promise<void> {
     const u = await this.#repo.findById(id);
     if (!u) throw new CodedError('NOT_FOUND', 'no such user');
     if (actor.role !== 'owner' && u.role === 'owner') {

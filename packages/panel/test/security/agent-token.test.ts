@@ -1,0 +1,125 @@
+/**
+ * Token confusion (Wings "JWT scope confusion" class): user credentials never open the Agent
+ * socket, Agent credentials never call user routes, and a JWT must be the Panel's own, unexpired,
+ * for this audience and for the node it claims.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SignJWT } from 'jose';
+import type WebSocket from 'ws';
+import { connectAgentSocket, registerAgent } from '../fake-agent.ts';
+import { type Session, startTestPanel, type TestPanel } from '../helpers.ts';
+
+const upgrade = (ws: WebSocket) =>
+  new Promise<number>((resolve) => {
+    ws.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('error', () => undefined);
+  });
+
+describe('agent and user credentials do not mix', () => {
+  let panel: TestPanel;
+  let owner: Session;
+  let apiKey: string;
+  let node: { id: string; agentSecret: string };
+  let other: { id: string; agentSecret: string };
+  let creds: { token: string; refreshToken: string; websocketUrl: string };
+  let key: Uint8Array;
+  const sign = (claims: { sub?: string; aud?: string; iss?: string; exp?: number }, k = key) => {
+    let j = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
+    if (claims.sub) j = j.setSubject(claims.sub);
+    j = j.setIssuer(claims.iss ?? 'ctrl-alt-play-panel').setAudience(claims.aud ?? 'ctrl-alt-play-agent');
+    return j.setExpirationTime(claims.exp ?? Math.floor(Date.now() / 1000) + 600).sign(k);
+  };
+
+  before(async () => {
+    panel = await startTestPanel();
+    owner = await panel.login();
+    apiKey = (await panel.api(owner, 'POST', '/api/api-keys', { name: 'k' })).body.key;
+    node = await panel.createNode(owner);
+    other = await panel.createNode(owner);
+    creds = (await registerAgent(panel.url, node.agentSecret)).body.agent;
+    const row = await panel.app.panel.db
+      .selectFrom('settings')
+      .select('value')
+      .where('key', '=', 'agent_jwt_key')
+      .executeTakeFirstOrThrow();
+    key = Buffer.from(row.value, 'base64url');
+  });
+  after(() => panel.stop());
+
+  test('the genuine token opens /ws/agents (so the refusals below are about the credential)', async () => {
+    assert.equal(await upgrade(connectAgentSocket(creds.websocketUrl, creds.token, node.id)), 101);
+    assert.equal(
+      await upgrade(connectAgentSocket(creds.websocketUrl, await sign({ sub: node.id }), node.id)),
+      101,
+    );
+  });
+
+  test('a session, an API key, the AGENT_SECRET or a refresh token cannot open /ws/agents', async () => {
+    const url = creds.websocketUrl;
+    for (const bearer of [apiKey, node.agentSecret, creds.refreshToken, owner.cookie.split('=')[1] ?? '']) {
+      assert.equal(await upgrade(connectAgentSocket(url, bearer, node.id)), 401, bearer.slice(0, 8));
+    }
+  });
+
+  test('forged, foreign, expired, wrong-audience and other-node JWTs are refused', async () => {
+    const url = creds.websocketUrl;
+    const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(
+      JSON.stringify({ sub: node.id, iss: 'ctrl-alt-play-panel', aud: 'ctrl-alt-play-agent' }),
+    ).toString('base64url')}.`;
+    const cases: [string, string, string][] = [
+      ['alg none', none, node.id],
+      ['another key', await sign({ sub: node.id }, new Uint8Array(32).fill(7)), node.id],
+      ['expired', await sign({ sub: node.id, exp: Math.floor(Date.now() / 1000) - 60 }), node.id],
+      ['wrong audience', await sign({ sub: node.id, aud: 'ctrl-alt-play-client' }), node.id],
+      ['wrong issuer', await sign({ sub: node.id, iss: 'someone-else' }), node.id],
+      ['no subject', await sign({}), node.id],
+      ['node A token as node B', creds.token, other.id],
+      ['a node that does not exist', await sign({ sub: 'n_gone' }), 'n_gone'],
+    ];
+    for (const [what, token, agentId] of cases) {
+      assert.equal(await upgrade(connectAgentSocket(url, token, agentId)), 401, what);
+    }
+  });
+
+  test("a deleted node's token stops working", async () => {
+    const gone = await panel.createNode(owner);
+    const c = (await registerAgent(panel.url, gone.agentSecret)).body.agent;
+    assert.equal((await panel.api(owner, 'DELETE', `/api/nodes/${gone.id}`)).status, 204);
+    assert.equal(await upgrade(connectAgentSocket(c.websocketUrl, c.token, gone.id)), 401);
+  });
+
+  test('Agent credentials get 401 on user routes and /ws/client', async () => {
+    for (const bearer of [creds.token, node.agentSecret, creds.refreshToken]) {
+      for (const [method, path] of [
+        ['GET', '/api/servers'],
+        ['GET', '/api/nodes'],
+        ['POST', '/api/nodes'],
+        ['GET', '/api/auth/me'],
+        ['GET', '/api/users'],
+      ] as const) {
+        const r = await fetch(`${panel.url}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+          ...(method === 'POST' ? { body: JSON.stringify({ name: 'via-agent' }) } : {}),
+        });
+        assert.equal(r.status, 401, `${method} ${path} with ${bearer.slice(0, 4)}…`);
+        assert.equal(((await r.json()) as { code: string }).code, 'UNAUTHENTICATED');
+      }
+      const { default: WS } = await import('ws');
+      const ws = new WS(`${panel.url.replace('http', 'ws')}/ws/client`, {
+        headers: { authorization: `Bearer ${bearer}` },
+      });
+      assert.equal(await upgrade(ws), 401);
+    }
+    const nodes = (await panel.api(owner, 'GET', '/api/nodes')).body as { name: string }[];
+    assert.equal(
+      nodes.some((n) => n.name === 'via-agent'),
+      false,
+    );
+  });
+});

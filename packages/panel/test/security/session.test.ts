@@ -1,0 +1,148 @@
+/**
+ * Sessions: fixation (a planted or earlier cookie never becomes the logged-in one), logout and
+ * password changes end sessions on the server, deleted users and demoted roles take effect at once.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sha256 } from '../../src/lib/crypto.ts';
+import { type InjectPanel, type InjectSession, injectPanel } from '../helpers.ts';
+
+describe('session fixation and invalidation', () => {
+  let p: InjectPanel;
+  let owner: InjectSession;
+  const me = (s: { cookie: string }) =>
+    p.app.inject({ method: 'GET', url: '/api/auth/me', headers: { cookie: s.cookie } });
+  const mkUser = async (email: string, role: string) => {
+    const r = await p.app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: owner.headers,
+      payload: { email, password: 'password-123', role },
+    });
+    assert.equal(r.statusCode, 201, r.body);
+    return r.json().id as string;
+  };
+
+  before(async () => {
+    p = await injectPanel();
+    owner = await p.login();
+  });
+  after(() => p.stop());
+
+  test('a cookie planted before login is not adopted', async () => {
+    const planted = 'cap_session=attacker-chosen-value-0123456789abcdef';
+    const s = await p.login(undefined, undefined, { cookie: planted });
+    assert.notEqual(s.cookie, planted);
+    assert.equal((await me({ cookie: planted })).statusCode, 401);
+    assert.equal((await me(s)).statusCode, 200);
+  });
+
+  test('logging in again ends the session the browser came with (no second live session left behind)', async () => {
+    const first = await p.login();
+    const second = await p.login(undefined, undefined, { cookie: first.cookie });
+    assert.notEqual(first.cookie, second.cookie);
+    assert.equal((await me(first)).statusCode, 401);
+    assert.equal((await me(second)).statusCode, 200);
+  });
+
+  test('logout deletes the session on the server: the replayed cookie and its CSRF token are dead', async () => {
+    const s = await p.login();
+    const out = await p.app.inject({ method: 'POST', url: '/api/auth/logout', headers: s.headers });
+    assert.equal(out.statusCode, 204);
+    const cleared = out.cookies.find((c) => c.name === 'cap_session');
+    assert.equal(cleared?.value, '', 'the browser is told to drop it');
+    // an attacker who kept the cookie value
+    assert.equal((await me(s)).json().code, 'UNAUTHENTICATED');
+    const write = await p.app.inject({
+      method: 'POST',
+      url: '/api/nodes',
+      headers: s.headers,
+      payload: { name: 'after-logout' },
+    });
+    assert.equal(write.statusCode, 401);
+    const row = await p.app.panel.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('id', '=', sha256(s.cookie.slice('cap_session='.length)))
+      .executeTakeFirst();
+    assert.equal(row, undefined, 'the row is gone, not just the cookie');
+  });
+
+  test("a new password ends the user's other sessions; the one that changed it stays", async () => {
+    await mkUser('pw@x.test', 'admin');
+    const a = await p.login('pw@x.test', 'password-123');
+    const b = await p.login('pw@x.test', 'password-123');
+    const id = (await me(a)).json().user.id as string;
+    const self = await p.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${id}`,
+      headers: a.headers,
+      payload: { password: 'password-456' },
+    });
+    assert.equal(self.statusCode, 200, self.body);
+    assert.equal((await me(a)).statusCode, 200);
+    assert.equal((await me(b)).statusCode, 401);
+    // an owner resetting it ends all of them
+    const byOwner = await p.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${id}`,
+      headers: owner.headers,
+      payload: { password: 'password-789' },
+    });
+    assert.equal(byOwner.statusCode, 200);
+    assert.equal((await me(a)).statusCode, 401);
+    assert.equal((await me(owner)).statusCode, 200);
+  });
+
+  test('a deleted user loses sessions and API keys; a demoted one loses the role on the next request', async () => {
+    const id = await mkUser('gone@x.test', 'admin');
+    const s = await p.login('gone@x.test', 'password-123');
+    const key = await p.app.inject({
+      method: 'POST',
+      url: '/api/api-keys',
+      headers: s.headers,
+      payload: { name: 'k' },
+    });
+    const bearer = { authorization: `Bearer ${key.json().key}` };
+    assert.equal((await p.app.inject({ method: 'GET', url: '/api/nodes', headers: bearer })).statusCode, 200);
+    const demote = await p.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${id}`,
+      headers: owner.headers,
+      payload: { role: 'spectator' },
+    });
+    assert.equal(demote.statusCode, 200);
+    const write = await p.app.inject({
+      method: 'POST',
+      url: '/api/nodes',
+      headers: s.headers,
+      payload: { name: 'as-demoted' },
+    });
+    assert.equal(write.json().code, 'FORBIDDEN');
+    await p.app.inject({ method: 'DELETE', url: `/api/users/${id}`, headers: owner.headers });
+    assert.equal((await me(s)).statusCode, 401);
+    assert.equal((await p.app.inject({ method: 'GET', url: '/api/nodes', headers: bearer })).statusCode, 401);
+  });
+
+  test('the cookie is HttpOnly, SameSite=Lax, Path=/; Secure behind an https PANEL_URL', async () => {
+    const login = async (q: InjectPanel) =>
+      (
+        await q.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { email: 'owner@example.test', password: 'owner-password-1' },
+        })
+      ).cookies.find((c) => c.name === 'cap_session');
+    const plain = await login(p);
+    assert.equal(plain?.httpOnly, true);
+    assert.equal(plain?.sameSite, 'Lax');
+    assert.equal(plain?.path, '/');
+    assert.notEqual(plain?.secure, true);
+    const tls = await injectPanel({ PANEL_URL: 'https://panel.example.test' });
+    try {
+      assert.equal((await login(tls))?.secure, true);
+    } finally {
+      await tls.stop();
+    }
+  });
+});
