@@ -20,6 +20,7 @@ const EXPECTED: Record<string, AuthRule> = {
   'POST /api/auth/login': 'public',
   'POST /api/auth/logout': 'user',
   'GET /api/auth/me': 'user',
+  'POST /api/auth/password': 'user',
   'GET /api/users': 'admin',
   'POST /api/users': 'admin',
   'PATCH /api/users/:id': 'admin',

@@ -151,24 +151,23 @@ function ApiKeys() {
   );
 }
 
-/**
- * The Panel has no self-service password route: admins and owners change theirs through
- * `PATCH /users/:id` (admin-only), so a spectator is told to ask an admin.
- */
+/** Every role changes its own password (`POST /api/auth/password`); the current one is required. */
 function ChangePassword() {
-  const { user, canWrite } = useAuth();
+  const [current, setCurrent] = useState('');
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
   const [touched, setTouched] = useState(false);
   const save = useMutation({
     mutationFn: () =>
-      api(`/users/${encodeURIComponent(user?.id ?? '')}`, { method: 'PATCH', body: { password } }),
+      api('/auth/password', { method: 'POST', body: { currentPassword: current, newPassword: password } }),
     onSuccess: () => {
+      setCurrent('');
       setPassword('');
       setConfirm('');
       setTouched(false);
     },
   });
+  const currentError = current.length === 0 ? 'Your current password' : null;
   const pwError =
     password.length < 8 ? 'At least 8 characters' : password.length > 256 ? 'At most 256 characters' : null;
   const confirmError = confirm !== password ? 'The passwords differ' : null;
@@ -176,7 +175,7 @@ function ChangePassword() {
   function submit(e: FormEvent) {
     e.preventDefault();
     setTouched(true);
-    if (pwError || confirmError) return;
+    if (currentError || pwError || confirmError) return;
     save.mutate();
   }
 
@@ -185,43 +184,48 @@ function ChangePassword() {
       <Title order={3} size="h4" mb={4}>
         Password
       </Title>
-      {!canWrite ? (
-        <Text size="sm" c="dimmed">
-          The Panel lets only admins change passwords. Ask an admin or owner to set a new one for you.
-        </Text>
-      ) : (
-        <form onSubmit={submit} aria-label="Change your password" noValidate>
-          <Stack gap="sm" maw={360}>
-            <PasswordInput
-              label="New password"
-              value={password}
-              error={touched ? pwError : undefined}
-              onChange={(e) => setPassword(e.currentTarget.value)}
-              autoComplete="new-password"
-              data-testid="password-new"
-            />
-            <PasswordInput
-              label="Repeat it"
-              value={confirm}
-              error={touched ? confirmError : undefined}
-              onChange={(e) => setConfirm(e.currentTarget.value)}
-              autoComplete="new-password"
-              data-testid="password-confirm"
-            />
-            {save.isError ? <ErrorState error={save.error} title="The password was not changed" /> : null}
-            {save.isSuccess ? (
-              <Text c="teal.4" size="sm" role="status" data-testid="password-changed">
-                Password changed.
-              </Text>
-            ) : null}
-            <Group>
-              <Button type="submit" loading={save.isPending} data-testid="password-submit">
-                Change password
-              </Button>
-            </Group>
-          </Stack>
-        </form>
-      )}
+      <Text size="sm" c="dimmed" mb="sm">
+        Changing it signs you out everywhere else.
+      </Text>
+      <form onSubmit={submit} aria-label="Change your password" noValidate>
+        <Stack gap="sm" maw={360}>
+          <PasswordInput
+            label="Current password"
+            value={current}
+            error={touched ? currentError : undefined}
+            onChange={(e) => setCurrent(e.currentTarget.value)}
+            autoComplete="current-password"
+            data-testid="password-current"
+          />
+          <PasswordInput
+            label="New password"
+            value={password}
+            error={touched ? pwError : undefined}
+            onChange={(e) => setPassword(e.currentTarget.value)}
+            autoComplete="new-password"
+            data-testid="password-new"
+          />
+          <PasswordInput
+            label="Repeat it"
+            value={confirm}
+            error={touched ? confirmError : undefined}
+            onChange={(e) => setConfirm(e.currentTarget.value)}
+            autoComplete="new-password"
+            data-testid="password-confirm"
+          />
+          {save.isError ? <ErrorState error={save.error} title="The password was not changed" /> : null}
+          {save.isSuccess ? (
+            <Text c="teal.4" size="sm" role="status" data-testid="password-changed">
+              Password changed.
+            </Text>
+          ) : null}
+          <Group>
+            <Button type="submit" loading={save.isPending} data-testid="password-submit">
+              Change password
+            </Button>
+          </Group>
+        </Stack>
+      </form>
     </Paper>
   );
 }

@@ -92,6 +92,27 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     },
   );
 
+  r.post(
+    '/api/auth/password',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['auth'],
+        description: 'Change your own password. Needs the current one; ends your other sessions.',
+        body: z.object({
+          currentPassword: z.string().min(1).max(256),
+          newPassword: z.string().min(8).max(256),
+        }),
+        response: { 204: z.null() },
+      },
+    },
+    async (req, reply) => {
+      const p = principalOf(req);
+      await s.auth.changeOwnPassword(p.user.id, req.body.currentPassword, req.body.newPassword, p.sessionId);
+      return reply.status(204).send(null);
+    },
+  );
+
   r.get(
     '/api/auth/me',
     { config: { auth: 'user' }, schema: { tags: ['auth'], response: { 200: Me } } },

@@ -6,7 +6,14 @@ import { CodedError } from '@cap/protocol';
 import { nowIso } from '../../db/index.ts';
 import type { UsersTable } from '../../db/schema.ts';
 import type { SettingsRepo } from '../../db/settings-repo.ts';
-import { DUMMY_PASSWORD_HASH, randomToken, safeEqual, sha256, verifyPassword } from '../../lib/crypto.ts';
+import {
+  DUMMY_PASSWORD_HASH,
+  hashPassword,
+  randomToken,
+  safeEqual,
+  sha256,
+  verifyPassword,
+} from '../../lib/crypto.ts';
 import type { ApiKeysRepo } from '../api-keys/repo.ts';
 import type { UsersRepo } from '../users/repo.ts';
 import { type PublicUser, Role, type UsersService } from '../users/service.ts';
@@ -115,6 +122,27 @@ export class AuthService {
     if (previousToken) await this.#sessions.delete(sha256(previousToken));
     const s = await this.#newSession(u.id);
     return { user: principalUser(u), ...s };
+  }
+
+  /**
+   * A user changes their own password: the current one is required (a stolen session alone
+   * cannot lock the owner out), and every other session of the user ends.
+   */
+  async changeOwnPassword(
+    userId: string,
+    currentPassword: string,
+    newPassword: string,
+    keepSessionId?: string,
+  ): Promise<void> {
+    const u = await this.#users.findById(userId);
+    if (!u || !(await verifyPassword(currentPassword, u.password_hash))) {
+      throw new CodedError('AUTH_FAILED', 'the current password is wrong');
+    }
+    await this.#users.update(userId, {
+      password_hash: await hashPassword(newPassword),
+      updated_at: nowIso(),
+    });
+    await this.endSessionsOf(userId, keepSessionId);
   }
 
   /** After a password change: every session of the user ends except `keepSessionId`. */
