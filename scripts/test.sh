@@ -17,4 +17,5 @@ if [ -f packages/web/vite.config.ts ]; then npm run build -w packages/web >/dev/
 files=()
 while IFS= read -r f; do files+=("$f"); done < <(for d in packages bench test; do [ -d "$d" ] && find "$d" -path '*/node_modules' -prune -o \( -name '*.test.ts' -o -name '*.test.tsx' \) -print; done | sort)
 mkdir -p test-artifacts
+rm -f test-artifacts/screenshots/failed-*
 node --test --test-concurrency="${TEST_CONCURRENCY:-3}" --test-timeout=300000 --test-reporter=spec "$@" "${files[@]}"

@@ -8,24 +8,17 @@
  * Screenshots go to test-artifacts/screenshots/t*.png.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { DIST, EGGS, freePort, launchChromium, prepareRun, removeNodeContainers, SHOTS } from './harness.ts';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const WEB = fileURLToPath(new URL('../', import.meta.url));
-const DIST = join(WEB, 'dist');
-const SHOTS = join(ROOT, 'test-artifacts', 'screenshots');
-const EGGS = '/work/shared/eggs';
 const GOOD_EGG = join(EGGS, 'pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json');
 // a trailing comma in a published egg's history: JSON that does not parse
 const BAD_EGG = join(
@@ -51,49 +44,6 @@ let agentDir: string;
 let nodeId: string | undefined;
 let serverId: string | undefined;
 const pageErrors: string[] = [];
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (!addr || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
-}
-
-/** The Docker Engine API over its socket: remove what this run's node created. */
-function docker(method: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: '/var/run/docker.sock', method, path }, (res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function removeNodeContainers(id: string): Promise<void> {
-  const filters = encodeURIComponent(JSON.stringify({ label: [`ctrl-alt-play.node=${id}`] }));
-  const res = await docker('GET', `/containers/json?all=1&filters=${filters}`);
-  const list = JSON.parse(res.body) as { Id: string }[];
-  await Promise.all(list.map((c) => docker('DELETE', `/containers/${c.Id}?force=1`)));
-}
-
-/** The test runs against the built app: rebuild when a source is newer than the last build. */
-function distIsStale(): boolean {
-  const built = join(DIST, 'index.html');
-  if (!existsSync(built)) return true;
-  const at = statSync(built).mtimeMs;
-  const newer = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((e) =>
-      e.isDirectory() ? newer(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs > at,
-    );
-  return newer(join(WEB, 'src')) || statSync(join(WEB, 'index.html')).mtimeMs > at;
-}
 
 /** fullPage for pages; the viewport for dialogs, whose overlay only covers the viewport */
 async function shot(name: string, fullPage = true): Promise<void> {
@@ -137,13 +87,7 @@ async function pick(testId: string, option: string | RegExp): Promise<void> {
 }
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  if (distIsStale()) {
-    execFileSync(join(ROOT, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], {
-      cwd: WEB,
-      stdio: 'inherit',
-    });
-  }
+  prepareRun();
   panelDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-tpl-panel-'));
   agentDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-tpl-agent-'));
   const port = await freePort();
@@ -158,10 +102,7 @@ before(async () => {
       PANEL_AGENT_PING_MS: '1000',
     }),
   );
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1366, height: 1100 } });
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => {
