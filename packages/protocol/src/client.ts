@@ -27,6 +27,15 @@ export const ClientMessage = z.discriminatedUnion('type', [
     /** the last console lines, oldest first */
     history: z.array(z.string()),
     stats: ResourceSnapshot.nullable(),
+    /** admins only: the last install's output since the Panel started (`success` absent while it runs),
+     * so a page opened after the install on create still shows it */
+    install: z
+      .object({
+        lines: z.array(z.string()),
+        success: z.boolean().optional(),
+        exitCode: z.number().int().optional(),
+      })
+      .optional(),
   }),
   z.object({ type: z.literal('unsubscribed'), serverId: ServerId }),
   z.object({ type: z.literal('console'), serverId: ServerId, lines: z.array(z.string()) }),

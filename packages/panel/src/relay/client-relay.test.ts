@@ -153,4 +153,41 @@ describe('/ws/client', () => {
     assert.ok(m.lines.length > 1, `one message carried ${m.lines.length} lines`);
     ws.close();
   });
+
+  test('a page subscribing after the install gets its output (admins only)', async () => {
+    const owner = await panel.clientSocket(who.owner);
+    owner.send({ type: 'subscribe', serverId });
+    await owner.next((m) => m.type === 'subscribed');
+    agent.emit('install_output', { serverId, message: 'fetching with tok-secret\nunpacked' });
+    agent.emit('install_completed', { serverId, success: false, exitCode: 3 });
+    await owner.next((m) => m.type === 'install_completed');
+    owner.close();
+
+    const admin = await panel.clientSocket(who.admin);
+    admin.send({ type: 'subscribe', serverId });
+    const sub = await admin.next((m) => m.type === 'subscribed');
+    assert.deepEqual(sub.install, {
+      lines: ['fetching with tok-secret', 'unpacked'],
+      success: false,
+      exitCode: 3,
+    });
+    admin.close();
+    const spectator = await panel.clientSocket(who.spectator);
+    spectator.send({ type: 'subscribe', serverId });
+    const sub2 = await spectator.next((m) => m.type === 'subscribed');
+    assert.equal(sub2.install, undefined);
+    spectator.close();
+
+    // output after a finished install starts a new record, running until its completion
+    const again = await panel.clientSocket(who.owner);
+    again.send({ type: 'subscribe', serverId });
+    await again.next((m) => m.type === 'subscribed');
+    agent.emit('install_output', { serverId, message: 'second run' });
+    // once relayed live, the Panel has recorded it
+    await again.next((m) => m.type === 'install_output');
+    again.send({ type: 'subscribe', serverId });
+    const sub3 = await again.next((m) => m.type === 'subscribed');
+    assert.deepEqual(sub3.install, { lines: ['second run'] });
+    again.close();
+  });
 });

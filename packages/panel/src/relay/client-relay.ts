@@ -176,12 +176,15 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           subs.add(r.serverId);
           s.live.subscribe(r.serverId, send);
         }
+        // install scripts print what they fetch with (tokens, URLs): admins only, as install_output
+        const install = hasRole(p.user.role, 'admin') ? s.live.install(r.serverId) : undefined;
         send({
           type: 'subscribed',
           serverId: r.serverId,
           status,
           history: s.live.history(r.serverId),
           stats: s.live.stats(r.serverId),
+          ...(install ? { install } : {}),
         });
         return;
       }

@@ -5,6 +5,15 @@
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
 
 export const CONSOLE_HISTORY_LINES = 150;
+/** the tail of the last install kept for pages opened after it (the create → detail navigation) */
+export const INSTALL_HISTORY_LINES = 500;
+
+export interface InstallRecord {
+  lines: string[];
+  /** undefined while the install runs */
+  success?: boolean;
+  exitCode?: number;
+}
 const BATCH_MS = 50;
 
 export type Sink = (msg: ClientMessage) => void;
@@ -16,6 +25,7 @@ interface Entry {
   pending: string[];
   timer: NodeJS.Timeout | undefined;
   players: { online: number; max: number; list: string[] } | undefined;
+  install: InstallRecord | undefined;
   sinks: Set<Sink>;
 }
 
@@ -38,6 +48,7 @@ export class LiveState {
         pending: [],
         timer: undefined,
         players: undefined,
+        install: undefined,
         sinks: new Set(),
       };
       this.#servers.set(serverId, e);
@@ -71,6 +82,25 @@ export class LiveState {
   }
   setPlayers(serverId: string, players: { online: number; max: number; list: string[] }): void {
     this.#entry(serverId).players = players;
+  }
+
+  install(serverId: string): InstallRecord | undefined {
+    const rec = this.#servers.get(serverId)?.install;
+    return rec ? { ...rec, lines: [...rec.lines] } : undefined;
+  }
+  /** output after a finished install belongs to a new run */
+  appendInstall(serverId: string, lines: string[]): void {
+    const e = this.#entry(serverId);
+    if (!e.install || e.install.success !== undefined) e.install = { lines: [] };
+    e.install.lines.push(...lines);
+    if (e.install.lines.length > INSTALL_HISTORY_LINES)
+      e.install.lines.splice(0, e.install.lines.length - INSTALL_HISTORY_LINES);
+  }
+  completeInstall(serverId: string, success: boolean, exitCode: number | undefined): void {
+    const e = this.#entry(serverId);
+    if (!e.install || e.install.success !== undefined) e.install = { lines: [] };
+    e.install.success = success;
+    if (exitCode !== undefined) e.install.exitCode = exitCode;
   }
 
   appendConsole(serverId: string, lines: string[]): void {

@@ -125,7 +125,7 @@ export function InstallPanel({
         >
           {log.lines.length
             ? log.lines.join('\n')
-            : 'No install output in this session. Reinstall stops the server and runs the install script again; its output streams here. Start the server again when it has finished.'}
+            : 'No install output since the Panel started. Reinstall stops the server and runs the install script again; its output streams here. Start the server again when it has finished.'}
         </Code>
       </Stack>
     </Paper>

@@ -186,7 +186,7 @@ export function TemplateFields({
               <Text size="sm">
                 This template has an install script: it runs in{' '}
                 <code>{detail.template.install.container}</code> when the server is created; its output shows
-                in the console.
+                in the server's Install tab. Start the server once it has finished.
               </Text>
             </Alert>
           ) : null}

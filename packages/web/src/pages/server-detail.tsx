@@ -235,6 +235,20 @@ function ServerDetail({ id }: { id: string }) {
     if (m.type === 'subscribed') {
       store.reset(m.history);
       if (m.stats) setSeries((s) => appendStats(s, m.stats!));
+      // the install on create ran before this page subscribed: the Panel kept its output
+      const inst = m.install;
+      if (inst)
+        setInstall((s) => ({
+          ...s,
+          lines: inst.lines.map(stripAnsi).slice(-INSTALL_LOG_MAX_LINES),
+          result:
+            inst.success === undefined
+              ? null
+              : {
+                  success: inst.success,
+                  ...(inst.exitCode === undefined ? {} : { exitCode: inst.exitCode }),
+                },
+        }));
     } else if (m.type === 'console') store.append(m.lines);
     else if (m.type === 'install_output') {
       store.append(m.lines.map((l) => `\u001b[36m[install]\u001b[0m ${l}`));

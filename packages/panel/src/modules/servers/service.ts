@@ -798,7 +798,9 @@ export class ServersService {
       }
       case 'install_output': {
         const d = msg.data as EventMessage<'install_output'>['data'];
-        this.#live.publish(serverId, { type: 'install_output', serverId, lines: d.message.split(/\r?\n/) });
+        const lines = d.message.split(/\r?\n/);
+        this.#live.appendInstall(serverId, lines);
+        this.#live.publish(serverId, { type: 'install_output', serverId, lines });
         break;
       }
       case 'install_completed': {
@@ -807,6 +809,7 @@ export class ServersService {
           { serverId, action: 'install', success: d.success, exitCode: d.exitCode },
           'install completed',
         );
+        this.#live.completeInstall(serverId, d.success, d.exitCode);
         this.#live.publish(serverId, {
           type: 'install_completed',
           serverId,
