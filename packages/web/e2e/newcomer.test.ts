@@ -7,23 +7,15 @@
  * Screenshots go to test-artifacts/screenshots/n*.png.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { RunningPanel } from '@cap/panel';
+import type { Page } from 'playwright-core';
+import { dockerApi, type E2E, openE2E, SHOTS, stepper } from './harness.ts';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const WEB = fileURLToPath(new URL('../', import.meta.url));
-const DIST = join(WEB, 'dist');
-const SHOTS = join(ROOT, 'test-artifacts', 'screenshots');
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `newcomer-${run}@example.test`, password: `pw-${run}-newcomer` };
 const NODE_NAME = `n-node-${run}`;
@@ -32,21 +24,10 @@ const WAIT = 60_000;
 
 let panel: RunningPanel;
 let agent: RunningAgent | undefined;
-let browser: Browser;
 let page: Page;
-let panelDir: string;
 let agentDir: string;
 let nodeId: string | undefined;
-const pageErrors: string[] = [];
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (!addr || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
-}
+let pageErrors: string[] = [];
 
 /** Three consecutive ports nobody listens on right now (a range for the node). */
 async function freeRange(count: number): Promise<number> {
@@ -64,40 +45,6 @@ async function freeRange(count: number): Promise<number> {
     if (ok.every(Boolean)) return base;
   }
   throw new Error('no free port range');
-}
-
-/** The Docker Engine API over its socket: remove what this run's node created. */
-function docker(method: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: '/var/run/docker.sock', method, path }, (res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function removeNodeContainers(id: string): Promise<void> {
-  const filters = encodeURIComponent(JSON.stringify({ label: [`ctrl-alt-play.node=${id}`] }));
-  const res = await docker('GET', `/containers/json?all=1&filters=${filters}`);
-  const list = JSON.parse(res.body) as { Id: string }[];
-  await Promise.all(list.map((c) => docker('DELETE', `/containers/${c.Id}?force=1`)));
-}
-
-/** The test runs against the built app: rebuild when a source is newer than the last build. */
-function distIsStale(): boolean {
-  const built = join(DIST, 'index.html');
-  if (!existsSync(built)) return true;
-  const at = statSync(built).mtimeMs;
-  const newer = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((e) =>
-      e.isDirectory() ? newer(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs > at,
-    );
-  return newer(join(WEB, 'src')) || statSync(join(WEB, 'index.html')).mtimeMs > at;
 }
 
 async function shot(name: string, fullPage = true): Promise<void> {
@@ -127,67 +74,22 @@ async function waitForTerminal(pattern: RegExp): Promise<void> {
   );
 }
 
+let e2e: E2E | undefined;
+
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  if (distIsStale()) {
-    execFileSync(join(ROOT, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], {
-      cwd: WEB,
-      stdio: 'inherit',
-    });
-  }
-  panelDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-new-panel-'));
-  agentDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-new-agent-'));
-  const port = await freePort();
-  panel = await startPanel(
-    loadPanelConfig({
-      DATA_DIR: panelDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PANEL_URL: `http://127.0.0.1:${port}`,
-      PANEL_WEB_DIST: DIST,
-      LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      PANEL_AGENT_PING_MS: '1000',
-    }),
-  );
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  page = await browser.newPage({ viewport: { width: 1366, height: 1000 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    const text = m.text();
-    if (/Failed to load resource|WebSocket connection to/.test(text)) return;
-    pageErrors.push(`console: ${text}`);
-  });
-  page.on('dialog', (d) => void d.accept());
+  e2e = await openE2E('new', { width: 1366, height: 1000 });
+  ({ panel, page, agentDir } = e2e);
+  pageErrors = e2e.pageErrors;
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
-  await agent?.stop().catch(() => undefined);
-  await panel?.stop().catch(() => undefined);
-  if (nodeId) await removeNodeContainers(nodeId).catch(() => undefined);
-  rmSync(panelDir, { recursive: true, force: true });
-  rmSync(agentDir, { recursive: true, force: true });
+  await e2e?.close({ agent, nodeId });
 });
 
 test('a newcomer sets up the Panel and runs OpenTTD from the built-in template', {
   timeout: 150_000,
 }, async (t) => {
-  let broken: string | null = null;
-  const step = (name: string, fn: () => Promise<void>) =>
-    t.test(name, async () => {
-      if (broken) assert.fail(`not run: "${broken}" failed`);
-      try {
-        await fn();
-      } catch (e) {
-        broken = name;
-        await shot(`failed-n-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => undefined);
-        throw e;
-      }
-    });
+  const step = stepper(t, () => page, 'n-');
 
   await step('first-run setup with the printed token, then the dashboard', async () => {
     const setupUrl = panel.app.setupUrl;
@@ -304,13 +206,13 @@ test('a newcomer sets up the Panel and runs OpenTTD from the built-in template',
     // graceful: the template's stop command went to the console and OpenTTD exited 0 (a kill is 137)
     await waitForTerminal(/(^|\n)quit\r?\n/);
     const filters = encodeURIComponent(JSON.stringify({ label: [`ctrl-alt-play.node=${nodeId}`] }));
-    const list = JSON.parse((await docker('GET', `/containers/json?all=1&filters=${filters}`)).body) as {
+    const list = JSON.parse((await dockerApi('GET', `/containers/json?all=1&filters=${filters}`)).body) as {
       Id: string;
       Image: string;
     }[];
     const game = list.find((c) => c.Image === 'ctrl-alt-play/openttd:latest');
     assert.ok(game, 'the OpenTTD container is labelled with its node');
-    const state = JSON.parse((await docker('GET', `/containers/${game.Id}/json`)).body).State;
+    const state = JSON.parse((await dockerApi('GET', `/containers/${game.Id}/json`)).body).State;
     assert.equal(state.Running, false);
     assert.equal(state.ExitCode, 0);
     // Mantine fades a button's loader out: shoot once it is gone

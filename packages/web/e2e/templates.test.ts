@@ -9,15 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
+import type { RunningPanel } from '@cap/panel';
 import type { Browser, Page } from 'playwright-core';
-import { DIST, EGGS, freePort, launchChromium, prepareRun, removeNodeContainers, SHOTS } from './harness.ts';
+import { type E2E, EGGS, openE2E, SHOTS, stepper } from './harness.ts';
 
 const GOOD_EGG = join(EGGS, 'pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json');
 // a trailing comma in a published egg's history: JSON that does not parse
@@ -39,11 +37,10 @@ let panel: RunningPanel;
 let agent: RunningAgent | undefined;
 let browser: Browser;
 let page: Page;
-let panelDir: string;
 let agentDir: string;
 let nodeId: string | undefined;
 let serverId: string | undefined;
-const pageErrors: string[] = [];
+let pageErrors: string[] = [];
 
 /** fullPage for pages; the viewport for dialogs, whose overlay only covers the viewport */
 async function shot(name: string, fullPage = true): Promise<void> {
@@ -86,57 +83,20 @@ async function pick(testId: string, option: string | RegExp): Promise<void> {
   await page.getByRole('option', { name: option }).click();
 }
 
+let e2e: E2E | undefined;
+
 before(async () => {
-  prepareRun();
-  panelDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-tpl-panel-'));
-  agentDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-tpl-agent-'));
-  const port = await freePort();
-  panel = await startPanel(
-    loadPanelConfig({
-      DATA_DIR: panelDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PANEL_URL: `http://127.0.0.1:${port}`,
-      PANEL_WEB_DIST: DIST,
-      LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      PANEL_AGENT_PING_MS: '1000',
-    }),
-  );
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1366, height: 1100 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    const text = m.text();
-    if (/Failed to load resource|WebSocket connection to/.test(text)) return;
-    pageErrors.push(`console: ${text}`);
-  });
-  // the confirm dialogs (reinstall, delete) are answered yes
-  page.on('dialog', (d) => void d.accept());
+  e2e = await openE2E('tpl', { width: 1366, height: 1100 });
+  ({ panel, browser, page, agentDir } = e2e);
+  pageErrors = e2e.pageErrors;
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
-  await agent?.stop().catch(() => undefined);
-  await panel?.stop().catch(() => undefined);
-  if (nodeId) await removeNodeContainers(nodeId).catch(() => undefined);
-  rmSync(panelDir, { recursive: true, force: true });
-  rmSync(agentDir, { recursive: true, force: true });
+  await e2e?.close({ agent, nodeId });
 });
 
 test('templates, allocations, reinstall, API keys and account in the UI', { timeout: 240_000 }, async (t) => {
-  let broken: string | null = null;
-  const step = (name: string, fn: () => Promise<void>) =>
-    t.test(name, async () => {
-      if (broken) assert.fail(`not run: "${broken}" failed`);
-      try {
-        await fn();
-      } catch (e) {
-        broken = name;
-        await shot(`failed-t-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => undefined);
-        throw e;
-      }
-    });
+  const step = stepper(t, () => page, 't-');
 
   await step('set up the owner, add a node and start its Agent', async () => {
     const setupUrl = panel.app.setupUrl;

@@ -7,14 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
+import type { RunningPanel } from '@cap/panel';
 import type { Browser, Page } from 'playwright-core';
-import { DIST, freePort, launchChromium, prepareRun, removeNodeContainers, SHOTS } from './harness.ts';
+import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const run = randomBytes(3).toString('hex');
@@ -32,11 +30,10 @@ let panel: RunningPanel;
 let agent: RunningAgent | undefined;
 let browser: Browser;
 let page: Page;
-let panelDir: string;
 let agentDir: string;
 let nodeId: string | undefined;
 let serverId: string | undefined;
-const pageErrors: string[] = [];
+let pageErrors: string[] = [];
 
 /** fullPage for pages; the viewport for dialogs, whose overlay only covers the viewport */
 
@@ -78,58 +75,20 @@ async function waitForStatus(status: string): Promise<void> {
   );
 }
 
+let e2e: E2E | undefined;
+
 before(async () => {
-  prepareRun();
-  panelDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-panel-'));
-  agentDir = mkdtempSync(join(tmpdir(), 'cap-web-e2e-agent-'));
-  const port = await freePort();
-  panel = await startPanel(
-    loadPanelConfig({
-      DATA_DIR: panelDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PANEL_URL: `http://127.0.0.1:${port}`,
-      PANEL_WEB_DIST: DIST,
-      LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      PANEL_AGENT_PING_MS: '1000',
-    }),
-  );
-  browser = await launchChromium();
-  // tall enough that the server page fits: full-page shots of fixed layouts look odd otherwise
-  page = await browser.newPage({ viewport: { width: 1366, height: 1240 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  // React and library warnings surface as console errors; an expected 401 or a refused socket do not count
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    const text = m.text();
-    if (/Failed to load resource|WebSocket connection to/.test(text)) return;
-    pageErrors.push(`console: ${text}`);
-  });
+  e2e = await openE2E('ui', { width: 1366, height: 1240 });
+  ({ panel, browser, page, agentDir } = e2e);
+  pageErrors = e2e.pageErrors;
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
-  await agent?.stop().catch(() => undefined);
-  await panel?.stop().catch(() => undefined);
-  if (nodeId) await removeNodeContainers(nodeId).catch(() => undefined);
-  rmSync(panelDir, { recursive: true, force: true });
-  rmSync(agentDir, { recursive: true, force: true });
+  await e2e?.close({ agent, nodeId });
 });
 
 test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout: 240_000 }, async (t) => {
-  // each step builds on the one before: after a failure the rest fail at once instead of timing out
-  let broken: string | null = null;
-  const step = (name: string, fn: () => Promise<void>) =>
-    t.test(name, async () => {
-      if (broken) assert.fail(`not run: "${broken}" failed`);
-      try {
-        await fn();
-      } catch (e) {
-        broken = name;
-        await shot(`failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => undefined);
-        throw e;
-      }
-    });
+  const step = stepper(t, () => page, '');
   await step('first run: setup with the printed token, then log out and log in', async () => {
     const setupUrl = panel.app.setupUrl;
     assert.ok(setupUrl, 'a fresh Panel prints a setup link');
