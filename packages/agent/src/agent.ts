@@ -72,6 +72,9 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
     }),
   });
 
+  // after the link exists (it queues events until it connects), before anything else can act
+  manager.resumeAfterDowntime();
+
   const app = await buildHttp({
     logger,
     corsOrigins: config.corsOrigins,
@@ -100,7 +103,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
       if (stopped) return;
       stopped = true;
       await theLink.stop();
-      manager.shutdown();
+      await manager.shutdown();
       await app.close();
       logger.info('agent stopped; game servers left running');
     },

@@ -14,7 +14,7 @@ import {
   okResponse,
   parseAgentInbound,
   type ResponseMessage,
-  type ServerStatus,
+  ServerStatus,
   serverIdOf,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
@@ -47,6 +47,8 @@ export class ServerManager {
   #sampling = false;
   /** server ids being created right now, so two concurrent creates cannot both pass the check */
   readonly #creating = new Set<string>();
+  /** Docker answered the boot listing, so "not running" below is known, not a guess */
+  #listed = false;
 
   constructor(opts: { docker: DockerEnvironment; config: AgentConfig; logger: Logger; emit: Emit }) {
     this.#docker = opts.docker;
@@ -77,7 +79,17 @@ export class ServerManager {
         const state = (raw as { installState?: unknown }).installState;
         const installState: InstallState =
           state === 'running' || state === 'done' || state === 'failed' ? state : 'none';
-        this.servers.set(def.serverId, new Server(def.serverId, def.eggConfig, this.#deps(), installState));
+        const last = ServerStatus.safeParse((raw as { lastState?: unknown }).lastState);
+        this.servers.set(
+          def.serverId,
+          new Server(
+            def.serverId,
+            def.eggConfig,
+            this.#deps(),
+            installState,
+            last.success ? last.data : undefined,
+          ),
+        );
       } catch (e) {
         this.#log.error({ err: e, file: f }, 'unreadable server definition, skipped');
       }
@@ -98,6 +110,7 @@ export class ServerManager {
         }),
       ]).finally(() => clearTimeout(timer));
       listed = true;
+      this.#listed = true;
     } catch (e) {
       this.#log.error({ err: e }, 'docker unreachable at boot: servers left offline until it is back');
     }
@@ -143,6 +156,23 @@ export class ServerManager {
     this.#statsTimer.unref();
   }
 
+  /**
+   * Starts the servers whose container stopped while the Agent was down (see
+   * `Server.resumeAfterDowntime`), through the normal power path. Called once the Panel link
+   * exists, so their status events are queued for it; does not wait for the starts.
+   */
+  resumeAfterDowntime(): void {
+    if (!this.#listed) return;
+    for (const s of this.servers.values()) {
+      if (!s.resumeAfterDowntime) continue;
+      const reason = 'restarted after agent downtime';
+      this.#log.info({ serverId: s.id, action: 'start', reason }, reason);
+      s.start(reason).catch((e) =>
+        this.#log.error({ err: e, serverId: s.id, action: 'start', reason }, 'start failed'),
+      );
+    }
+  }
+
   async #statsTick(): Promise<void> {
     if (this.#sampling) return; // never pile up ticks when the disk is slow
     this.#sampling = true;
@@ -160,10 +190,11 @@ export class ServerManager {
     }
   }
 
-  /** Stop watching; containers keep running. */
-  shutdown(): void {
+  /** Stop watching; containers keep running. The last statuses are on disk when it resolves. */
+  async shutdown(): Promise<void> {
     clearInterval(this.#statsTimer);
     for (const s of this.servers.values()) s.detach();
+    await Promise.all([...this.servers.values()].map((s) => s.flushed()));
   }
 
   summary(): EventData<'agent_hello'>['servers'] {

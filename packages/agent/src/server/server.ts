@@ -2,7 +2,7 @@
  * One game server: its definition, its container, its state machine and a power lock.
  * Every power change goes through here; `kill` alone skips the lock (it must work when a stop hangs).
  */
-import { lchown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import {
@@ -97,8 +97,18 @@ export class Server {
   /** the installer container while an install runs */
   #install: { containerId: string; done: Promise<void>; watch: AbortController } | null = null;
   #diskEnforcing = false;
+  /** the status last written to the definition file (Wings' states.json, kept per server) */
+  #persistedState: ServerStatus | undefined;
+  /** definition writes, one after the other, so an older snapshot never lands after a newer one */
+  #writes: Promise<void> = Promise.resolve();
 
-  constructor(id: string, egg: EggConfig, deps: ServerDeps, installState: InstallState = 'none') {
+  constructor(
+    id: string,
+    egg: EggConfig,
+    deps: ServerDeps,
+    installState: InstallState = 'none',
+    lastState?: ServerStatus,
+  ) {
     this.id = id;
     this.egg = egg;
     this.#deps = deps;
@@ -106,6 +116,7 @@ export class Server {
     this.#log = deps.logger.child({ serverId: id });
     this.#done = matcherFor(egg.done);
     this.#installState = installState;
+    this.#persistedState = lastState;
     // an install that did not finish (or failed) leaves the server unusable until a reinstall
     if (installState === 'failed' || installState === 'running') this.status = 'install_failed';
     this.#throttle = new LineThrottle({
@@ -140,6 +151,9 @@ export class Server {
       ...(reason ? { reason } : {}),
     });
     for (const w of [...this.#waiters]) w(next);
+    // transitions only (an unchanged status returned above), and rare: a file write each is cheap.
+    // Always queued: the write reads the status when it runs, so the file ends at the latest one.
+    this.persist().catch((e) => this.#log.error({ err: e }, 'persist failed'));
   }
 
   #waiters = new Set<(s: ServerStatus) => void>();
@@ -174,14 +188,42 @@ export class Server {
     return path.join(this.#deps.serversDir, `${this.id}.json`);
   }
 
-  async persist(): Promise<void> {
-    await writeFile(
-      this.#definitionFile,
-      JSON.stringify({ serverId: this.id, eggConfig: this.egg, installState: this.#installState }, null, 2),
-      {
-        mode: 0o600,
-      },
-    );
+  /** Definition, install state and last status; written whole to a temp file and renamed over. */
+  persist(): Promise<void> {
+    const write = async () => {
+      if (this.#deleted) return; // a late status change must not bring a deleted definition back
+      const lastState = this.status;
+      const tmp = `${this.#definitionFile}.tmp`;
+      await writeFile(
+        tmp,
+        JSON.stringify(
+          { serverId: this.id, eggConfig: this.egg, installState: this.#installState, lastState },
+          null,
+          2,
+        ),
+        { mode: 0o600 },
+      );
+      await rename(tmp, this.#definitionFile);
+      this.#persistedState = lastState;
+    };
+    const next = this.#writes.then(write);
+    this.#writes = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Resolves once the definition writes queued so far are on disk. */
+  flushed(): Promise<void> {
+    return this.#writes;
+  }
+
+  /**
+   * Wings' reattach rule: the container is not running but the server was last running or
+   * starting (the Agent was down when it stopped), so it is started again. Not after a user's
+   * stop (`offline`), a crash left alone (`crashed`), a stop in progress or a failed install.
+   */
+  get resumeAfterDowntime(): boolean {
+    if (this.#run || this.#install || this.#deleted || this.status === 'install_failed') return false;
+    return this.#persistedState === 'running' || this.#persistedState === 'starting';
   }
 
   async #createContainer(): Promise<string> {
@@ -382,11 +424,12 @@ export class Server {
   // -------------------------------------------------------------------------------------------
   // power
 
-  start(): Promise<void> {
-    return this.#locked(() => this.#startLocked());
+  /** `reason` travels on the `starting` status change (why the Agent started it on its own). */
+  start(reason?: string): Promise<void> {
+    return this.#locked(() => this.#startLocked(reason));
   }
 
-  async #startLocked(): Promise<void> {
+  async #startLocked(reason?: string): Promise<void> {
     if (this.#deleted) throw new CodedError('SERVER_NOT_FOUND', 'server was deleted');
     if (this.#run) return; // already starting/running: starting again is a no-op
     this.#refuseWhileInstalling();
@@ -407,7 +450,7 @@ export class Server {
     const stream = await docker.attach(id);
     this.#partial = '';
     this.#attachConsole(stream);
-    this.#setStatus('starting');
+    this.#setStatus('starting', reason);
     try {
       await docker.start(id);
     } catch (e) {
@@ -510,6 +553,7 @@ export class Server {
       }
       await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
       await rm(this.dir, { recursive: true, force: true });
+      await this.#writes; // #deleted is set: nothing queued after this writes again
       await rm(this.#definitionFile, { force: true });
       this.#log.info({ action: 'delete' }, 'deleted');
     });
