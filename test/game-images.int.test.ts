@@ -21,6 +21,7 @@ import { applyConfigFiles } from '@cap/agent/config-files/index.ts';
 import { CAP_DROP, DEFAULT_PIDS_LIMIT } from '@cap/agent/environment/docker/container-spec.ts';
 import { fillStartup, importTemplate, parseStop, validateVariables } from '@cap/protocol/templates/index.ts';
 import Docker from 'dockerode';
+import { freePort } from '../packages/agent/test/helpers.ts';
 
 const docker = new Docker();
 const runId = randomBytes(4).toString('hex');
@@ -58,27 +59,6 @@ function loadEgg(game: string): Egg {
 }
 
 const SYSTEM_VARS = new Set(['SERVER_PORT', 'SERVER_IP', 'SERVER_MEMORY']);
-
-/** A port free on 127.0.0.1 for both TCP and UDP, as an allocation would be. */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address();
-        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const sock = dgram.createSocket('udp4');
-      sock.once('error', () => resolve(false));
-      sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
-    });
-    if (port > 0 && udpFree) return port;
-  }
-  throw new Error('no free port');
-}
 
 /** A minimal ustar archive holding one file, for putArchive (as Wings mounts install.sh). */
 function tarOneFile(path: string, content: string, mode: number): Buffer {

@@ -97,15 +97,15 @@ export function waitStatus(f: Fixture, serverId: string, to: string, since: numb
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A port free on 127.0.0.1 for both TCP and UDP (as an allocation would be). */
-export async function freePort(): Promise<number> {
+/** A port free for both TCP and UDP on `host` (as an allocation would be; games listen on UDP). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const net = await import('node:net');
   const dgram = await import('node:dgram');
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = await new Promise<number>((resolve, reject) => {
       const srv = net.createServer();
       srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
+      srv.listen(0, host, () => {
         const addr = srv.address();
         srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
       });
@@ -113,7 +113,7 @@ export async function freePort(): Promise<number> {
     const udpFree = await new Promise<boolean>((resolve) => {
       const sock = dgram.createSocket('udp4');
       sock.once('error', () => resolve(false));
-      sock.bind(port, '127.0.0.1', () => sock.close(() => resolve(true)));
+      sock.bind(port, host, () => sock.close(() => resolve(true)));
     });
     if (port > 0 && udpFree) return port;
   }

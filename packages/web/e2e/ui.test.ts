@@ -123,7 +123,8 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
     await byTestId('page-nodes').waitFor();
     await byTestId('add-node').click();
     await byTestId('node-name').fill(`e2e-node-${run}`);
-    await byTestId('node-submit').click();
+    // submitted from the keyboard: a click can land while the dialog is still animating in
+    await byTestId('node-name').press('Enter');
     const secret = (await byTestId('agent-secret').textContent({ timeout: WAIT }))?.trim() ?? '';
     const command = (await byTestId('agent-command').textContent())?.trim() ?? '';
     assert.ok(secret.length >= 8);

@@ -60,6 +60,17 @@ export function MetricCharts({ series }: { series: Point[] }) {
       contentStyle={{ background: '#0d182b', border: '1px solid #2a3a55' }}
     />
   );
+  const bytesAxis = <YAxis {...axis} width={76} tickFormatter={(v) => formatBytes(Number(v))} />;
+  // memory and disk: the same chart of a byte count over time, in its own colour
+  const bytesArea = (dataKey: 'memoryBytes' | 'diskBytes', color: string) => (
+    <AreaChart data={series}>
+      {grid}
+      {x}
+      {bytesAxis}
+      {tip(formatBytes)}
+      <Area type="monotone" dataKey={dataKey} stroke={color} fill={`${color}33`} isAnimationActive={false} />
+    </AreaChart>
+  );
   return (
     <SimpleGrid cols={{ base: 1, md: 2 }} data-testid="charts">
       <ChartCard title="CPU %" testId="chart-cpu">
@@ -78,25 +89,13 @@ export function MetricCharts({ series }: { series: Point[] }) {
         </AreaChart>
       </ChartCard>
       <ChartCard title="Memory" testId="chart-memory">
-        <AreaChart data={series}>
-          {grid}
-          {x}
-          <YAxis {...axis} width={76} tickFormatter={(v) => formatBytes(Number(v))} />
-          {tip(formatBytes)}
-          <Area
-            type="monotone"
-            dataKey="memoryBytes"
-            stroke="#818cf8"
-            fill="#818cf833"
-            isAnimationActive={false}
-          />
-        </AreaChart>
+        {bytesArea('memoryBytes', '#818cf8')}
       </ChartCard>
       <ChartCard title="Network (per second)" testId="chart-network">
         <LineChart data={series}>
           {grid}
           {x}
-          <YAxis {...axis} width={76} tickFormatter={(v) => formatBytes(Number(v))} />
+          {bytesAxis}
           {tip((v) => `${formatBytes(v)}/s`)}
           <Line
             type="monotone"
@@ -117,19 +116,7 @@ export function MetricCharts({ series }: { series: Point[] }) {
         </LineChart>
       </ChartCard>
       <ChartCard title="Disk used" testId="chart-disk">
-        <AreaChart data={series}>
-          {grid}
-          {x}
-          <YAxis {...axis} width={76} tickFormatter={(v) => formatBytes(Number(v))} />
-          {tip(formatBytes)}
-          <Area
-            type="monotone"
-            dataKey="diskBytes"
-            stroke="#fbbf24"
-            fill="#fbbf2433"
-            isAnimationActive={false}
-          />
-        </AreaChart>
+        {bytesArea('diskBytes', '#fbbf24')}
       </ChartCard>
     </SimpleGrid>
   );

@@ -2,7 +2,6 @@ import {
   Alert,
   Button,
   Code,
-  CopyButton,
   Group,
   Paper,
   PasswordInput,
@@ -18,6 +17,7 @@ import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
 import { keys, useApiKeys, useCreateApiKey } from '../api/queries.ts';
 import type { CreatedApiKey } from '../api/types.ts';
+import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
 
@@ -86,18 +86,7 @@ function ApiKeys() {
         <Alert color="yellow" mt="md" title={`Copy "${created.name}" now`} data-testid="api-key-created">
           <Stack gap="xs">
             <Text size="sm">The key is shown once. The Panel keeps only its hash.</Text>
-            <Group gap="xs" wrap="nowrap">
-              <Code block style={{ flex: 1, wordBreak: 'break-all' }} data-testid="api-key-value">
-                {created.key}
-              </Code>
-              <CopyButton value={created.key}>
-                {({ copied, copy }) => (
-                  <Button size="xs" variant="light" onClick={copy} data-testid="api-key-copy">
-                    {copied ? 'Copied' : 'Copy'}
-                  </Button>
-                )}
-              </CopyButton>
-            </Group>
+            <CopyableCode value={created.key} testId="api-key-value" copyTestId="api-key-copy" />
             <Group>
               <Button size="xs" variant="default" onClick={() => setCreated(null)}>
                 I have copied it

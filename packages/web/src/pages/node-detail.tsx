@@ -1,4 +1,4 @@
-import { Button, Code, CopyButton, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate, useParams } from 'react-router';
@@ -6,6 +6,7 @@ import { useAuth } from '../api/auth.tsx';
 import { api, errorCode, errorMessage } from '../api/http.ts';
 import { keys, useNode, useServers } from '../api/queries.ts';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
+import { CopyableCode } from '../components/copyable-code.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
@@ -19,22 +20,7 @@ function AgentCommand({ nodeId }: { nodeId: string }) {
       <Title order={3} size="h5" mb="xs">
         Agent command
       </Title>
-      <Group gap="xs" wrap="nowrap" align="flex-start">
-        <Code
-          block
-          style={{ flex: 1, whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}
-          data-testid="node-agent-command"
-        >
-          {command}
-        </Code>
-        <CopyButton value={command}>
-          {({ copied, copy }) => (
-            <Button size="xs" variant="light" onClick={copy}>
-              {copied ? 'Copied' : 'Copy'}
-            </Button>
-          )}
-        </CopyButton>
-      </Group>
+      <CopyableCode value={command} testId="node-agent-command" />
       <Text size="xs" c="dimmed" mt={6}>
         The secret was shown once, when the node was added; the Panel keeps only its hash. AGENT_DATA_DIR
         holds the servers' files and the Agent's state: keep it the same across restarts.

@@ -1,21 +1,9 @@
-import {
-  Alert,
-  Button,
-  Code,
-  CopyButton,
-  Group,
-  Modal,
-  Paper,
-  SimpleGrid,
-  Stack,
-  Text,
-  TextInput,
-  Title,
-} from '@mantine/core';
+import { Alert, Button, Group, Modal, Paper, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
 import { type FormEvent, useState } from 'react';
 import { useAuth } from '../api/auth.tsx';
 import { useCreateNode, useNodes } from '../api/queries.ts';
 import type { CreatedNode } from '../api/types.ts';
+import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { agentCommandWithDataDir, DEFAULT_AGENT_DATA_DIR } from '../lib/variables.ts';
 import { NodeCard } from './dashboard.tsx';
@@ -58,39 +46,13 @@ function AddNodeModal({ opened, onClose }: { opened: boolean; onClose: () => voi
             <Text size="sm" fw={600}>
               AGENT_SECRET
             </Text>
-            <Group gap="xs" wrap="nowrap">
-              <Code block style={{ flex: 1, wordBreak: 'break-all' }} data-testid="agent-secret">
-                {created.agentSecret}
-              </Code>
-              <CopyButton value={created.agentSecret}>
-                {({ copied, copy }) => (
-                  <Button size="xs" variant="light" onClick={copy}>
-                    {copied ? 'Copied' : 'Copy'}
-                  </Button>
-                )}
-              </CopyButton>
-            </Group>
+            <CopyableCode value={created.agentSecret} testId="agent-secret" />
           </Stack>
           <Stack gap={4}>
             <Text size="sm" fw={600}>
               Start the Agent on the node with
             </Text>
-            <Group gap="xs" wrap="nowrap" align="flex-start">
-              <Code
-                block
-                style={{ flex: 1, whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}
-                data-testid="agent-command"
-              >
-                {command}
-              </Code>
-              <CopyButton value={command}>
-                {({ copied, copy }) => (
-                  <Button size="xs" variant="light" onClick={copy}>
-                    {copied ? 'Copied' : 'Copy'}
-                  </Button>
-                )}
-              </CopyButton>
-            </Group>
+            <CopyableCode value={command} testId="agent-command" />
             <Text size="xs" c="dimmed">
               AGENT_DATA_DIR holds the servers' files and the Agent's state; keep it the same across restarts.
               The node shows as online here once its Agent has connected.

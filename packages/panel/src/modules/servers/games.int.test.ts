@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
+import { freePort } from '../../../../agent/test/helpers.ts';
 import { type Json, type Session, startTestPanel, type TestPanel } from '../../../test/helpers.ts';
 
 interface GameCase {
@@ -52,29 +53,6 @@ const CASES: GameCase[] = [
 const READY_MS = 90_000;
 /** the Agent's default stop timeout is 30 s: a stop well under it was not a kill */
 const GRACEFUL_MS = 20_000;
-
-/** A port free for both TCP and UDP (the games listen on UDP). */
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  const dgram = await import('node:dgram');
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '0.0.0.0', () => {
-        const addr = srv.address();
-        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const sock = dgram.createSocket('udp4');
-      sock.once('error', () => resolve(false));
-      sock.bind(port, '0.0.0.0', () => sock.close(() => resolve(true)));
-    });
-    if (port > 0 && udpFree) return port;
-  }
-  throw new Error('no free port');
-}
 
 describe('game servers through the Panel (real Agent, real Docker)', { concurrency: true }, () => {
   let panel: TestPanel;
@@ -148,7 +126,7 @@ describe('game servers through the Panel (real Agent, real Docker)', { concurren
       const templates = (await api('GET', '/api/templates')).body as Json[];
       const tpl = templates.find((t) => t.name === c.name && t.builtin);
       assert.ok(tpl, `built-in template ${c.name}`);
-      const port = await freePort();
+      const port = await freePort('0.0.0.0');
       const pool = await api('POST', `/api/nodes/${nodeId}/allocations`, {
         ip: '0.0.0.0',
         ports: [String(port)],

@@ -3,41 +3,14 @@
  * export → import round trips, uuid conflicts and ?replace, built-ins, delete while in use.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { CORPUS, eggFiles, MALFORMED } from '@cap/protocol/templates/corpus.fixture.ts';
 import { importTemplate, type Template } from '@cap/protocol/templates/index.ts';
 import { FakeAgent } from '../../../test/fake-agent.ts';
 import { type Session, startTestPanel, type TestPanel } from '../../../test/helpers.ts';
-
-const CORPUS =
-  process.env.EGG_CORPUS ?? fileURLToPath(new URL('../../../../../../shared/eggs', import.meta.url));
-
-function eggFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'LICENSES') out.push(...eggFiles(p));
-    } else if (/\.(json|ya?ml)$/.test(name) && name !== 'HISTORY_MANIFEST.json') out.push(p);
-  }
-  return out.sort();
-}
-
-/** The five malformed files and where they are broken (the protocol library's corpus test agrees). */
-const MALFORMED: Record<string, string> = {
-  '_history/unparseable/pterodactyl__panel/2fef9efdae49/database/Seeders/eggs/rust/egg-rust.json':
-    'line 124, column 41',
-  '_history/unparseable/pelican-eggs__minecraft/e895c6a1d97a/proxy/java/alwaysauth/egg-pterodactyl-always-auth.json':
-    'line 4, column 9',
-  '_history/unparseable/pelican-eggs__generic/8ef57df40cb5/python/egg-python-generic.json':
-    'line 169, column 9',
-  '_history/unparseable/pelican-eggs__games-steamcmd/3adb02c801b1/longvinter/egg-longvinter.json':
-    'line 18, column 1',
-  '_history/unparseable/pelican-eggs__games-steamcmd/5869dc1b4670/game_eggs/minecraft/java/forge/curseforge-generic/egg-curseforge-generic.json':
-    'line 32, column 758',
-};
 
 const meaning = (t: Template) => {
   const { source, ...rest } = t;
