@@ -67,13 +67,17 @@ describe('/ws/client flood limits', () => {
 
   test('a message burst is answered RATE_LIMITED, and a socket that keeps going is closed (1008)', async () => {
     const s = await panel.clientSocket(owner);
+    // a message within the budget is served (awaited: each reply follows an async session check,
+    // so in a burst the close can overtake the replies of the first, allowed messages)
+    s.send({ type: 'ping' });
+    await s.next((m) => m.type === 'pong');
     const end = closed(s);
     for (let i = 0; i < 100; i++) s.send({ type: 'ping' });
     const [code, reason] = await end;
     assert.equal(code, 1008);
     assert.match(reason, /RATE_LIMITED/);
     const pongs = s.messages.filter((m) => m.type === 'pong').length;
-    assert.ok(pongs >= 1 && pongs <= 10, `${pongs} pongs answered`);
+    assert.ok(pongs <= 10, `${pongs} pongs answered: more than the budget of 10 per 200 ms`);
     assert.ok(s.messages.some((m) => m.type === 'error' && m.code === 'RATE_LIMITED'));
   });
 
