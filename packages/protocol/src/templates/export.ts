@@ -22,6 +22,8 @@ export function exportPtdlV2(
   else if (done.length > 1) startup['done'] = done;
   if (template.config.startup.stripAnsi !== undefined)
     startup['strip_ansi'] = template.config.startup.stripAnsi;
+  if (template.config.startup.userInteraction !== undefined)
+    startup['userInteraction'] = template.config.startup.userInteraction;
   const egg: Record<string, unknown> = {
     _comment: 'DO NOT EDIT: FILE GENERATED AUTOMATICALLY BY CTRL-ALT-PLAY',
     meta: { version: 'PTDL_v2', update_url: template.source.updateUrl },

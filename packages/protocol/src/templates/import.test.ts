@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
+import YAML from 'yaml';
 import { CodedError } from '../errors.ts';
 import { CORPUS, eggFiles, MALFORMED } from './corpus.fixture.ts';
 import { exportPtdlV2Text } from './export.ts';
-import { importTemplate } from './import.ts';
+import { importTemplate, renameHostnameRefs } from './import.ts';
 import { findJsonError, parseJson } from './parse-source.ts';
+import { validateVariables } from './rules.ts';
+import { logFile, templateToEggConfig } from './runtime.ts';
 import type { Template } from './template.ts';
 
 function rejects(fn: () => unknown, location: string | RegExp): void {
@@ -348,5 +351,129 @@ describe('importTemplate', () => {
     }
     assert.equal(findJsonError('{"a": [1, 2.5e3, "x\\u00e9", true, null], "b": {}}'), null);
     assert.deepEqual(parseJson('{"x":1,"x":2}'), { x: 2 });
+  });
+});
+
+describe('egg fidelity (issue 17)', () => {
+  const read = (rel: string) => readFileSync(join(CORPUS, rel), 'utf8');
+  const load = (rel: string) => importTemplate(read(rel), { filename: rel });
+
+  it('reads YAML boolean defaults as "true"/"false", as the JSON twin writes them; "1"/"0" only under `boolean`', () => {
+    // Space Engineers' variables default to "true"/"false" with `in:true,false`. Its YAML twin, as
+    // Pelican's exporter writes YAML, carries the same defaults as native booleans.
+    const rel = 'pelican-eggs__games-steamcmd/space_engineers/default/egg-space-engineers.json';
+    const json = load(rel);
+    const data = JSON.parse(read(rel)) as { variables: Record<string, unknown>[] };
+    const booleans = data.variables.filter(
+      (v) => v['default_value'] === 'true' || v['default_value'] === 'false',
+    );
+    assert.ok(booleans.length >= 4);
+    for (const v of booleans) v['default_value'] = v['default_value'] === 'true';
+    const yaml = importTemplate(YAML.stringify(data), { filename: 'egg-space-engineers.yaml' });
+    assert.match(YAML.stringify(data), /default_value: false\n/);
+    for (const v of booleans) {
+      const env = v['env_variable'];
+      const fromYaml = yaml.template.variables.find((x) => x.envVariable === env);
+      const fromJson = json.template.variables.find((x) => x.envVariable === env);
+      assert.equal(fromYaml?.defaultValue, fromJson?.defaultValue, String(env));
+      assert.match(fromYaml?.defaultValue ?? '', /^(true|false)$/);
+    }
+    // defaults that pass `in:true,false`: no warning for them, and the server's defaults validate
+    assert.ok(!yaml.warnings.some((w) => /default/.test(w.message)), JSON.stringify(yaml.warnings));
+    const values = Object.fromEntries(yaml.template.variables.map((v) => [v.envVariable, v.defaultValue]));
+    assert.deepEqual(validateVariables(yaml.template.variables, values).errors, {});
+    // where the rules say `boolean`, the form values 1/0 stay
+    const withBool = importTemplate(
+      'meta: {version: PLCN_v3}\nname: B\nstartup: run\ndocker_images: {x: busybox}\nvariables:\n' +
+        '  - {name: A, env_variable: A, default_value: true, rules: "required|boolean"}\n' +
+        '  - {name: B, env_variable: B, default_value: false, rules: [required, string, "in:true,false"]}\n',
+      { filename: 'b.yaml' },
+    ).template.variables;
+    assert.deepEqual(
+      withBool.map((v) => v.defaultValue),
+      ['1', 'false'],
+    );
+  });
+
+  it('keeps config.startup.userInteraction and exports it back', () => {
+    // the BungeeCord egg before it was rewritten: done "Listening on ", userInteraction [...]
+    const rel =
+      '_history/ptdl_v1/pelican-eggs__games-steamcmd/370b3ec49904/stock_eggs/minecraft/egg-bungeecord.json';
+    const { template } = load(rel);
+    assert.deepEqual(template.config.startup.userInteraction, ['Listening on /0.0.0.0:25577']);
+    const again = importTemplate(exportPtdlV2Text(template), { filename: 'e.json' }).template;
+    assert.deepEqual(again.config.startup, template.config.startup);
+    // an egg without it has none
+    const paper = load('pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json').template;
+    assert.equal(paper.config.startup.userInteraction, undefined);
+    rejects(
+      () =>
+        importTemplate(
+          egg((e) => ((e['config'] as Record<string, unknown>)['startup'] = { userInteraction: [1] })),
+        ),
+      'config.startup.userInteraction[0]',
+    );
+  });
+
+  it("keeps config.logs and tells the game's log file", () => {
+    const rel =
+      '_history/ptdl_v1/pelican-eggs__games-steamcmd/370b3ec49904/stock_eggs/minecraft/egg-bungeecord.json';
+    const { template } = load(rel);
+    assert.deepEqual(template.config.logs, { custom: false, location: 'proxy.log.0' });
+    assert.equal(logFile(template), '/proxy.log.0');
+    const atl = load('_history/ptdl_v1/parkervcp__eggs/2bea0340a844/bots/discord/atlbot/egg-a-t-l-bot.json');
+    assert.equal(logFile(atl.template), '/logs/latest.log');
+    const paper = load('pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json').template;
+    assert.equal(logFile(paper), null);
+    // only a path inside the server's folder
+    for (const location of ['../etc/passwd', '/a/../../b', '', 5, 'a\0b'])
+      assert.equal(logFile({ config: { logs: { location } } }), null, String(location));
+  });
+
+  it('renames a HOSTNAME variable SERVER_HOSTNAME, with its references, and warns', () => {
+    // Pterodactyl's Rust egg: startup `+server.hostname \"{{HOSTNAME}}\"`
+    const rust = load('pterodactyl__panel/database/Seeders/eggs/rust/egg-rust.json');
+    const names = rust.template.variables.map((v) => v.envVariable);
+    assert.ok(names.includes('SERVER_HOSTNAME') && !names.includes('HOSTNAME'));
+    assert.ok(rust.template.startup.includes('{{SERVER_HOSTNAME}}'));
+    assert.ok(!/\{\{HOSTNAME\}\}/.test(rust.template.startup));
+    assert.ok(rust.warnings.some((w) => /renamed SERVER_HOSTNAME/.test(w.message)));
+    // Pelican's Rust staging egg: a config file reads {{server.environment.HOSTNAME}}
+    const staging = load('pelican-eggs__games-steamcmd/rust/rust_staging/egg-rust-staging.yaml').template;
+    assert.ok(staging.variables.some((v) => v.envVariable === 'SERVER_HOSTNAME'));
+    assert.doesNotMatch(JSON.stringify(staging.config.files), /\.HOSTNAME\}\}/);
+    assert.match(JSON.stringify(staging.config.files), /\{\{server\.environment\.SERVER_HOSTNAME\}\}/);
+    // the other forms, and the container's own env untouched elsewhere
+    assert.equal(
+      renameHostnameRefs(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax under test
+        '{{HOSTNAME}} {{ env.HOSTNAME }} {{server.build.env.HOSTNAME}} ${HOSTNAME} $HOSTNAME $HOSTNAMES {{HOSTNAME_X}}',
+      ),
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax under test
+      '{{SERVER_HOSTNAME}} {{ env.SERVER_HOSTNAME }} {{server.build.env.SERVER_HOSTNAME}} ${SERVER_HOSTNAME} $SERVER_HOSTNAME $HOSTNAMES {{HOSTNAME_X}}',
+    );
+    // the server gets SERVER_HOSTNAME in its environment and the filled startup, never HOSTNAME
+    const cfg = templateToEggConfig(rust.template, {
+      name: 'r',
+      environment: { RCON_PASS: 'secret-password' },
+      system: { memoryMiB: 1024, ip: '0.0.0.0', port: 28015 },
+    });
+    assert.equal(cfg.environment['HOSTNAME'], undefined);
+    assert.equal(cfg.environment['SERVER_HOSTNAME'], 'A Rust Server');
+    assert.match(cfg.environment['STARTUP'] ?? '', /server\.hostname \\"\{\{SERVER_HOSTNAME\}\}/);
+    // an egg that already has SERVER_HOSTNAME: nothing renamed
+    const both = importTemplate(
+      egg((e) => {
+        (e['variables'] as Record<string, unknown>[]).push(
+          { name: 'H', env_variable: 'HOSTNAME', default_value: 'h', rules: 'string' },
+          { name: 'S', env_variable: 'SERVER_HOSTNAME', default_value: 's', rules: 'string' },
+        );
+      }),
+    );
+    assert.deepEqual(
+      both.template.variables.map((v) => v.envVariable),
+      ['JAR', 'HOSTNAME', 'SERVER_HOSTNAME'],
+    );
+    assert.ok(both.warnings.some((w) => /not renamed/.test(w.message)));
   });
 });

@@ -188,15 +188,27 @@ function startupConfig(raw: unknown): Template['config']['startup'] {
   else if (done !== undefined && done !== null)
     invalid('config.startup.done', `must be a string or a list, got ${describe(done)}`);
   if (s['strip_ansi'] !== undefined) out.stripAnsi = bool(s['strip_ansi'], 'config.startup.strip_ansi');
+  // Pterodactyl's legacy "lines that need the user" (104 eggs): kept, shown when the done line is late
+  const ui = s['userInteraction'];
+  if (typeof ui === 'string') out.userInteraction = ui === '' ? [] : [ui];
+  else if (ui !== undefined && ui !== null)
+    out.userInteraction = stringList(ui, 'config.startup.userInteraction');
   return out;
 }
 
-function defaultValue(v: unknown, path: string): string {
+/**
+ * A YAML `default_value: true` is the text "true", as Pelican reads it and as the JSON twin of
+ * the same egg writes it; only a variable whose rules say `boolean` (which accepts "1"/"0", as
+ * from a form) gets "1"/"0".
+ */
+function defaultValue(v: unknown, path: string, rules: readonly string[]): string {
   if (v === undefined || v === null) return '';
   if (typeof v === 'string') return v;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  // YAML `default_value: true`; "1"/"0" is what the boolean rule accepts.
-  if (typeof v === 'boolean') return v ? '1' : '0';
+  if (typeof v === 'boolean') {
+    if (rules.some((r) => parseRule(r).name === 'boolean')) return v ? '1' : '0';
+    return v ? 'true' : 'false';
+  }
   return invalid(path, `must be a string, got ${describe(v)}`);
 }
 
@@ -225,14 +237,15 @@ function variables(raw: unknown, warnings: TemplateWarning[]): TemplateVariable[
     if (typeof env !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(env))
       invalid(`${path}.env_variable`, `must be an environment variable name, got ${describe(env)}`);
     const sort = v['sort'];
+    const rules = rulesOf(v['rules'], `${path}.rules`);
     const variable: TemplateVariable = {
       name: text(v['name'], `${path}.name`, env),
       description: lf(text(v['description'], `${path}.description`)),
       envVariable: env,
-      defaultValue: defaultValue(v['default_value'], `${path}.default_value`),
+      defaultValue: defaultValue(v['default_value'], `${path}.default_value`, rules),
       userViewable: bool(v['user_viewable'], `${path}.user_viewable`),
       userEditable: bool(v['user_editable'], `${path}.user_editable`),
-      rules: rulesOf(v['rules'], `${path}.rules`),
+      rules,
       fieldType: text(v['field_type'], `${path}.field_type`, 'text') || 'text',
       sort: typeof sort === 'number' && Number.isFinite(sort) ? Math.trunc(sort) : null,
     };
@@ -248,7 +261,7 @@ function variables(raw: unknown, warnings: TemplateWarning[]): TemplateVariable[
         message: `default fails its rules: ${defaultErrors.map((e) => e.rule).join(', ')}`,
       });
     }
-    if (RESERVED_ENV.has(env.toUpperCase()))
+    if (RESERVED_ENV.has(env.toUpperCase()) && env !== HOSTNAME)
       warnings.push({ location: `${path}.env_variable`, message: `${env} is also set by the runtime` });
     const dup = out.findIndex((o) => o.envVariable === env);
     if (dup >= 0) {
@@ -261,6 +274,64 @@ function variables(raw: unknown, warnings: TemplateWarning[]): TemplateVariable[
     } else out.push(variable);
   });
   return out;
+}
+
+const HOSTNAME = 'HOSTNAME';
+export const HOSTNAME_RENAMED = 'SERVER_HOSTNAME';
+
+/** `{{HOSTNAME}}`, `{{env.HOSTNAME}}`, `{{server.build.env.HOSTNAME}}`, `{{server.environment.HOSTNAME}}`
+ * (spaces allowed inside the braces, as the panels allow) and shell `${HOSTNAME}` / `$HOSTNAME`. */
+const HOSTNAME_REFS =
+  /(\{\{\s*(?:(?:server\.build\.env|server\.environment|env)\.)?)HOSTNAME(\s*\}\})|(\$\{)HOSTNAME(\})|(\$)HOSTNAME(?![A-Za-z0-9_])/g;
+
+export function renameHostnameRefs(s: string): string {
+  return s.replace(
+    HOSTNAME_REFS,
+    (_m, a?: string, b?: string, c?: string, d?: string, e?: string) =>
+      `${a ?? c ?? e ?? ''}${HOSTNAME_RENAMED}${b ?? d ?? ''}`,
+  );
+}
+
+function renameDeep(v: unknown): unknown {
+  if (typeof v === 'string') return renameHostnameRefs(v);
+  if (Array.isArray(v)) return v.map(renameDeep);
+  if (isObj(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, renameDeep(x)]));
+  return v;
+}
+
+/**
+ * A variable named HOSTNAME would replace the container's own HOSTNAME: it becomes SERVER_HOSTNAME
+ * (as Pelican does), and every reference to it in the startup commands, the config files and the
+ * install script follows. When the egg already has a SERVER_HOSTNAME, nothing is renamed.
+ */
+function renameHostname(t: Template, warnings: TemplateWarning[]): Template {
+  const i = t.variables.findIndex((v) => v.envVariable === HOSTNAME);
+  if (i < 0) return t;
+  if (t.variables.some((v) => v.envVariable === HOSTNAME_RENAMED)) {
+    warnings.push({
+      location: `variables[${i}].env_variable`,
+      message: `${HOSTNAME} is also set by the runtime (not renamed: ${HOSTNAME_RENAMED} exists)`,
+    });
+    return t;
+  }
+  warnings.push({
+    location: `variables[${i}].env_variable`,
+    message: `${HOSTNAME} clashes with the container's own and is renamed ${HOSTNAME_RENAMED} (references too)`,
+  });
+  const files: Record<string, ConfigFile> = Object.fromEntries(
+    Object.entries(t.config.files).map(([name, f]) => [
+      name,
+      { parser: f.parser, find: renameDeep(f.find) as Record<string, unknown> },
+    ]),
+  );
+  return {
+    ...t,
+    startup: renameHostnameRefs(t.startup),
+    startupCommands: t.startupCommands.map((c) => ({ ...c, command: renameHostnameRefs(c.command) })),
+    variables: t.variables.map((v, j) => (j === i ? { ...v, envVariable: HOSTNAME_RENAMED } : v)),
+    config: { ...t.config, files },
+    install: { ...t.install, script: renameHostnameRefs(t.install.script) },
+  };
 }
 
 /** A path in the Template (from a schema limit) → the field of the egg file it came from. */
@@ -308,7 +379,7 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
   const scripts = objectOrEmpty(data['scripts'], 'scripts');
   const installation = objectOrEmpty(scripts['installation'], 'scripts.installation');
   const features = data['features'];
-  const template: Template = {
+  const parsed: Template = {
     source: {
       format: version.data,
       syntax,
@@ -342,6 +413,7 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
       : stringList(features, 'features'),
     fileDenylist: stringList(data['file_denylist'], 'file_denylist'),
   };
+  const template = renameHostname(parsed, warnings);
   if (template.install.script.trim() !== '' && template.install.container === '')
     invalid('scripts.installation.container', 'an install script needs a container image');
   const checked = Template.safeParse(template);

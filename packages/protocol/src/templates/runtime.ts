@@ -226,3 +226,19 @@ export function templateToEggConfig(template: Template, opts: EggConfigOptions):
   }
   return parsed.data;
 }
+
+/**
+ * The game's log file from the egg's `config.logs.location` (`logs/latest.log`), as a path from the
+ * server's root (`/logs/latest.log`); null when there is none or it would leave the root.
+ */
+export function logFile(template: { config: { logs: Readonly<Record<string, unknown>> } }): string | null {
+  const location = Object.hasOwn(template.config.logs, 'location') ? template.config.logs['location'] : null;
+  if (typeof location !== 'string' || location.includes('\0')) return null;
+  const parts: string[] = [];
+  for (const part of location.replace(/\\/g, '/').split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') return null;
+    parts.push(part);
+  }
+  return parts.length === 0 ? null : `/${parts.join('/')}`;
+}

@@ -43,10 +43,12 @@ export const TemplateConfig = z.object({
     /** substrings (or `regex:…`) that mark the server as running; [] = running at once */
     done: z.array(z.string().max(1024)).max(16),
     stripAnsi: z.boolean().optional(),
+    /** Pterodactyl's legacy `userInteraction`: what the user must do when the done line does not come */
+    userInteraction: z.array(z.string().max(1024)).max(32).optional(),
   }),
   /** `^C` → SIGINT, other `^…` → SIGKILL, '' → SIGTERM, anything else is a console command */
   stop: z.string().max(1024),
-  /** deprecated in the eggs, kept for the round trip */
+  /** `{custom, location}`: `location` is the game's log file (relative to the server root), shown on the Files tab */
   logs: z.record(z.string(), z.unknown()),
 });
 export type TemplateConfig = z.infer<typeof TemplateConfig>;
