@@ -154,6 +154,32 @@ export const UpdateServerPayload = EggConfig.partial()
       .optional(),
   });
 export const FilePathPayload = z.object({ path: z.string().max(4096).default('/') });
+/** write_file content cap, in UTF-8 bytes */
+export const MAX_WRITE_FILE_BYTES = 1024 * 1024;
+/** UTF-8 length of a string without encoding it (browser-safe: no Buffer). */
+export function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+/** One small text file (eula.txt) written into the server's root: no links, never outside it. */
+export const WriteFilePayload = z.object({
+  path: z.string().min(1).max(4096),
+  content: z
+    .string()
+    .max(MAX_WRITE_FILE_BYTES)
+    .refine((s) => utf8Bytes(s) <= MAX_WRITE_FILE_BYTES, {
+      message: `content is larger than ${MAX_WRITE_FILE_BYTES} bytes`,
+    }),
+});
 
 export const actionPayloads = {
   create_server: CreateServerPayload,
@@ -169,6 +195,8 @@ export const actionPayloads = {
   list_servers: Empty,
   list_files: FilePathPayload,
   get_file: FilePathPayload,
+  /** create or replace one file (utf8) in the server's root; its parent directory must exist */
+  write_file: WriteFilePayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
 } as const;
@@ -189,6 +217,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'list_files',
   'get_file',
   'reinstall_server',
+  'write_file',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -290,6 +319,7 @@ export const FileEntry = z.object({
 });
 export type FileEntry = z.infer<typeof FileEntry>;
 export const ListFilesData = z.object({ path: z.string(), entries: z.array(FileEntry) });
+export const WriteFileData = z.object({ path: z.string(), size: z.number() });
 export const GetFileData = z.object({
   path: z.string(),
   size: z.number(),

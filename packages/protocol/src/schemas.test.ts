@@ -48,6 +48,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   list_files: { payload: { path: '/config' }, serverId: 's1' },
   get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
   reinstall_server: { payload: {}, serverId: 's1' },
+  write_file: { payload: { path: 'eula.txt', content: 'eula=true\n' }, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -60,6 +61,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   update_server: { limits: { memory: 'lots' } },
   list_files: { path: 5 },
   get_file: { path: 'x'.repeat(5000) },
+  write_file: { path: 'eula.txt', content: '€'.repeat(350_000) },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

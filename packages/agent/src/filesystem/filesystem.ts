@@ -205,3 +205,53 @@ export async function chownPathInside(root: string, rel: string, uid: number, gi
     await dir.close();
   }
 }
+
+/**
+ * Creates or replaces one file under `root` with `content` (utf8): the parent directory must exist
+ * and is resolved as for reads; the file itself is opened through the parent's descriptor with
+ * O_NOFOLLOW|O_NONBLOCK (a link is PATH_OUTSIDE_ROOT, a FIFO never blocks us), and only a regular
+ * file is truncated and written.
+ */
+export async function writeFileInside(
+  root: string,
+  rel: string,
+  content: string,
+): Promise<{ path: string; size: number }> {
+  if (rel.includes('\0')) throw new CodedError('PATH_OUTSIDE_ROOT', 'path contains a NUL byte');
+  const clean = rel.replace(/\\/g, '/').replace(/\/+$/, '');
+  const name = path.posix.basename(clean);
+  if (name === '' || name === '.' || name === '..')
+    throw new CodedError(
+      name === '..' ? 'PATH_OUTSIDE_ROOT' : 'CONFIG_INVALID',
+      'path must name a file inside the server directory',
+    );
+  const parentReal = await resolveInside(root, path.posix.dirname(clean));
+  const dir = await openInside(root, parentReal, constants.O_RDONLY | constants.O_DIRECTORY);
+  const data = Buffer.from(content, 'utf8');
+  let fh: FileHandle;
+  try {
+    fh = await open(
+      `/proc/self/fd/${dir.fd}/${name}`,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      0o644,
+    ).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ELOOP')
+        throw new CodedError('PATH_OUTSIDE_ROOT', 'path is a symbolic link', { cause: e });
+      if (e.code === 'EISDIR' || e.code === 'ENXIO')
+        throw new CodedError('CONFIG_INVALID', 'not a regular file', { cause: e });
+      throw new CodedError('INTERNAL_ERROR', 'cannot open path', { cause: e });
+    });
+  } finally {
+    await dir.close();
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
+    await fh.truncate(0);
+    await fh.write(data, 0, data.length, 0);
+  } finally {
+    await fh.close();
+  }
+  const shown = display(await realpath(root), path.join(parentReal, name));
+  return { path: shown, size: data.length };
+}

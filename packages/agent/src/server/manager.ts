@@ -20,7 +20,7 @@ import {
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/config.ts';
 import type { DockerEnvironment } from '../environment/docker/docker.ts';
-import { getFile, listFiles } from '../filesystem/filesystem.ts';
+import { chownPathInside, getFile, listFiles, writeFileInside } from '../filesystem/filesystem.ts';
 import { systemInfo } from '../system/system-info.ts';
 import { type Emit, type InstallState, Server } from './server.ts';
 
@@ -306,6 +306,17 @@ export class ServerManager {
         return { data: await listFiles(this.#server(serverId).dir, (p as { path: string }).path) };
       case 'get_file':
         return { data: await getFile(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'write_file': {
+        const { dir } = this.#server(serverId);
+        const { path: rel, content } = cmd.payload as Command<'write_file'>['payload'];
+        const written = await writeFileInside(dir, rel, content);
+        // the game runs as its own user and must be able to rewrite it (eula.txt)
+        const { containerUid, containerGid } = this.#config;
+        await chownPathInside(dir, written.path, containerUid, containerGid).catch((e) =>
+          this.#log.warn({ err: e, action: 'write_file' }, 'chown failed'),
+        );
+        return { data: written };
+      }
       default: {
         const never: never = cmd.action;
         throw new CodedError('UNKNOWN_ACTION', `unknown action ${String(never)}`);

@@ -75,6 +75,48 @@ describe('path escape', () => {
     assert.equal((listing.data as { path: string }).path, '/');
   });
 
+  it('write_file: `..`, a sibling, NUL and oversized content are refused; nothing is written outside', async () => {
+    const write = (p: string, content = 'eula=true\n') =>
+      f.panel.command('write_file', { path: p, content }, { serverId: id });
+    const name = `cap-pesc-${uid()}.txt`;
+    for (const p of [
+      `../${name}`,
+      `../../${name}`,
+      `a/../../${name}`,
+      `../${id}-evil/${name}`,
+      '..',
+      '../',
+    ]) {
+      const res = await write(p);
+      assert.equal(res.error?.code, 'PATH_OUTSIDE_ROOT', p);
+    }
+    await assert.rejects(stat(path.join(f.dataDir, 'servers', name)), { code: 'ENOENT' });
+    await assert.rejects(stat(path.join(f.dataDir, name)), { code: 'ENOENT' });
+    await assert.rejects(stat(path.join(f.dataDir, 'servers', `${id}-evil`, name)), { code: 'ENOENT' });
+    const nul = await write('eula.txt\0/../../x');
+    assert.equal(nul.error?.code, 'PATH_OUTSIDE_ROOT');
+    // the root itself, a directory, and a missing parent are not files to write
+    for (const [p, code] of [
+      ['/', 'CONFIG_INVALID'],
+      ['.', 'CONFIG_INVALID'],
+      ['no/such/dir/eula.txt', 'FILE_NOT_FOUND'],
+    ] as const) {
+      const res = await write(p);
+      assert.equal(res.error?.code, code, p);
+    }
+    await mkdir(path.join(root, 'adir'), { recursive: true });
+    assert.equal((await write('adir')).error?.code, 'CONFIG_INVALID');
+    // content is capped at 1 MiB in UTF-8 bytes (a 2-byte character counts twice)
+    const big = await write('big.txt', 'é'.repeat(512 * 1024 + 1));
+    assert.equal(big.error?.code, 'CONFIG_INVALID');
+    await assert.rejects(stat(path.join(root, 'big.txt')), { code: 'ENOENT' });
+    // an absolute path is inside the root, as for reads; an existing file is replaced
+    await writeFile(path.join(root, 'eula.txt'), 'eula=false\n# a longer line than the new content\n');
+    const ok = await write('/eula.txt');
+    assert.equal(ok.success, true, JSON.stringify(ok.error));
+    assert.equal(await readFile(path.join(root, 'eula.txt'), 'utf8'), 'eula=true\n');
+  });
+
   it('the HTTP API refuses the same escapes (short forms files/file)', async () => {
     const base = `http://127.0.0.1:${f.agent.httpPort}/api/servers/${id}`;
     const headers = { 'x-api-key': 'k_path_escape_test', 'content-type': 'application/json' };

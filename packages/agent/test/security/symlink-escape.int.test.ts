@@ -95,6 +95,30 @@ describe('symlink escape', () => {
     assert.equal(types['file-link'], 'symlink');
   });
 
+  it('write_file through a link, a linked parent or a chain of links is refused; the host is unchanged', async () => {
+    const write = (p: string) =>
+      f.panel.command('write_file', { path: p, content: 'eula=true\n' }, { serverId: id });
+    for (const p of [
+      'file-link',
+      'dir-link/secret.txt',
+      'dir-link/new.txt',
+      'chain-link/secret.txt',
+      `up-link/${path.basename(host)}/secret.txt`,
+      'inside-link',
+    ]) {
+      const res = await write(p);
+      assert.equal(res.error?.code, 'PATH_OUTSIDE_ROOT', p);
+    }
+    assert.equal(await readFile(path.join(host, 'secret.txt'), 'utf8'), SECRET);
+    await assert.rejects(stat(path.join(host, 'new.txt')), { code: 'ENOENT' });
+    // a plain file inside is written, and given to the game's user
+    const ok = await write('real/eula.txt');
+    assert.equal(ok.success, true, JSON.stringify(ok.error));
+    assert.deepEqual(ok.data, { path: '/real/eula.txt', size: 10 });
+    assert.equal(await readFile(path.join(root, 'real', 'eula.txt'), 'utf8'), 'eula=true\n');
+    assert.equal((await lstat(path.join(root, 'real', 'eula.txt'))).uid, f.config.containerUid);
+  });
+
   it('config files: a linked file or a linked parent directory is refused, the host file is unchanged', async () => {
     const ctx = { environment: {} };
     const file = { parser: 'properties' as const, find: { motd: 'pwned' } };
