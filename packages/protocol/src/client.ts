@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
 import { ResourceSnapshot, ServerId, UpdateStage } from './messages.ts';
 import { PowerAction, ServerStatus } from './states.ts';
+import { FeatureName } from './templates/features.ts';
 
 export const CLIENT_MAX_FRAME_BYTES = 32 * 1024;
 export const CLIENT_MAX_SOCKETS_PER_SERVER = 30;
@@ -62,6 +63,9 @@ export const ClientMessage = z.discriminatedUnion('type', [
     exitCode: z.number().int().optional(),
   }),
   z.object({ type: z.literal('node_status'), nodeId: z.string(), online: z.boolean() }),
+  /** admins only: a console line of a server that is not running called for one of its template's
+   * features (templates/features.ts); the web UI opens that feature's dialog */
+  z.object({ type: z.literal('feature'), serverId: ServerId, feature: FeatureName, line: z.string() }),
   z.object({
     type: z.literal('error'),
     code: ErrorCode,

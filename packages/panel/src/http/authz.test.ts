@@ -49,6 +49,7 @@ const EXPECTED: Record<string, AuthRule> = {
   'DELETE /api/servers/:id': 'admin',
   'POST /api/servers/:id/power': 'admin',
   'POST /api/servers/:id/reinstall': 'admin',
+  'POST /api/servers/:id/features/eula': 'admin',
   'POST /api/servers/:id/command': 'admin',
   'PUT /api/servers/:id/config': 'admin',
   'GET /api/servers/:id/telemetry': 'user',

@@ -91,6 +91,8 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     // install scripts print what they fetch with (tokens, URLs): admins only
     if (msg.type === 'install_output' && !(req.principal && hasRole(req.principal.user.role, 'admin')))
       return;
+    // a feature dialog offers changes (accept the EULA, another image): for those who may make them
+    if (msg.type === 'feature' && !(req.principal && hasRole(req.principal.user.role, 'admin'))) return;
     socket.send(encode(msg));
   };
   const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>

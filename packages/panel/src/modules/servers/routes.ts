@@ -6,6 +6,7 @@ import {
   ResourceSnapshot,
   ServerStatus,
 } from '@cap/protocol';
+import { FeatureName } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -91,6 +92,24 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
     },
   );
   r.post(
+    '/api/servers/:id/features/eula',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description:
+          "The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server (202; the outcome arrives as status events on /ws/client). 400 VALIDATION_FAILED when the server's template has no eula feature.",
+        params: IdParams,
+        body: z.object({ accept: z.literal(true) }),
+        response: { 202: z.object({ accepted: z.literal(true) }) },
+      },
+    },
+    async (req, reply) => {
+      await s.servers.acceptEula(req.params.id);
+      return reply.status(202).send({ accepted: true as const });
+    },
+  );
+  r.post(
     '/api/servers/:id/reinstall',
     {
       config: { auth: 'admin' },
@@ -166,6 +185,8 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
             stats: ResourceSnapshot.nullable(),
             console: z.array(z.string()),
             metrics: z.array(Bucket),
+            /** admins: the template feature the console last called for while not running (else null) */
+            feature: z.object({ feature: FeatureName, line: z.string() }).nullable(),
           }),
         },
       },

@@ -22,7 +22,10 @@ import {
 import {
   applyVariableChanges,
   displayStartup,
+  type FeatureName,
+  featureOfLine,
   fillStartup,
+  knownFeatures,
   systemEnvironment,
   type Template,
   templateToEggConfig,
@@ -186,6 +189,10 @@ export class ServersService {
   readonly #nodeOf = new Map<string, string>();
   /** nodeId → the tail of its event chain */
   readonly #eventQueues = new Map<string, Promise<void>>();
+  /** serverId → its template's features (loaded on its first console line) */
+  readonly #featuresOf = new Map<string, FeatureName[]>();
+  /** serverId → the feature its console last called for, until it runs or the user acted */
+  readonly #pendingFeature = new Map<string, { feature: FeatureName; line: string }>();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -543,6 +550,8 @@ export class ServersService {
     await this.#allocations.releaseServer(id);
     await this.#repo.delete(id);
     this.#nodeOf.delete(id);
+    this.#featuresOf.delete(id);
+    this.#pendingFeature.delete(id);
     this.#metrics.forget(id);
     this.#live.publish(id, { type: 'unsubscribed', serverId: id });
     this.#live.forget(id);
@@ -673,7 +682,62 @@ export class ServersService {
       stats: server.stats,
       console: this.#live.history(id),
       metrics: await metrics.range(id, '1h'),
+      // a dialog the page should open (admins only; spectators cannot act on it)
+      feature: viewer.admin ? (this.#pendingFeature.get(id) ?? null) : null,
     };
+  }
+
+  /**
+   * The `eula` feature's yes: `eula=true` into `eula.txt` in the server's folder (write_file on the
+   * Agent), then the server is started again (restart_server; the outcome arrives as status events).
+   */
+  async acceptEula(id: string): Promise<void> {
+    const loaded = await this.#load(await this.#row(id));
+    if (!loaded.template || !knownFeatures(loaded.template.features).includes('eula'))
+      throw new CodedError('VALIDATION_FAILED', "the server's template has no eula feature", {
+        location: 'feature',
+      });
+    const hub = this.#hub();
+    if (!hub.isOnline(loaded.row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    await hub.request(
+      loaded.row.node_id,
+      'write_file',
+      { path: 'eula.txt', content: 'eula=true\n' },
+      { serverId: id },
+    );
+    this.#log.info({ serverId: id, action: 'accept_eula' }, 'EULA accepted: eula.txt written');
+    this.#pendingFeature.delete(id);
+    await this.#repo.update(id, { desired_state: 'running', updated_at: nowIso() });
+    this.#inBackground(
+      id,
+      'power',
+      'restart_server',
+      hub.request(loaded.row.node_id, 'restart_server', {}, { serverId: id }),
+    );
+  }
+
+  /** Console lines of a server that is not running, checked against its template's features. */
+  async #detectFeatures(serverId: string, lines: readonly string[]): Promise<void> {
+    if (this.#live.status(serverId) === 'running') return;
+    let features = this.#featuresOf.get(serverId);
+    if (!features) {
+      const row = await this.#repo.findById(serverId);
+      const template = row ? await this.#template(row, new Map()).catch(() => undefined) : undefined;
+      features = template ? knownFeatures(template.features) : [];
+      this.#featuresOf.set(serverId, features);
+    }
+    if (features.length === 0) return;
+    for (const line of lines) {
+      const feature = featureOfLine(line, features);
+      if (!feature) continue;
+      const shown = line.slice(0, 1024);
+      const last = this.#pendingFeature.get(serverId);
+      this.#pendingFeature.set(serverId, { feature, line: shown });
+      if (last?.feature !== feature || last.line !== shown)
+        this.#log.info({ serverId, feature }, 'console calls for a template feature');
+      this.#live.publish(serverId, { type: 'feature', serverId, feature, line: shown });
+      return;
+    }
   }
 
   async files(id: string, path: string): Promise<z.infer<typeof ListFilesData>> {
@@ -696,6 +760,8 @@ export class ServersService {
   }
 
   async #setStatus(serverId: string, status: ServerStatus, previous?: ServerStatus): Promise<void> {
+    // a server that runs needs no feature dialog any more
+    if (status === 'running') this.#pendingFeature.delete(serverId);
     const prev = this.#live.setStatus(serverId, status);
     if (prev === status) return;
     this.#live.publish(serverId, {
@@ -754,10 +820,9 @@ export class ServersService {
       }
       case 'server_log': {
         const d = msg.data as EventMessage<'server_log'>['data'];
-        this.#live.appendConsole(
-          serverId,
-          d.message.split(/\r?\n/).filter((l, i, a) => l || i < a.length - 1),
-        );
+        const lines = d.message.split(/\r?\n/).filter((l, i, a) => l || i < a.length - 1);
+        this.#live.appendConsole(serverId, lines);
+        if (d.stream !== 'daemon') await this.#detectFeatures(serverId, lines);
         break;
       }
       case 'server_log_dropped': {

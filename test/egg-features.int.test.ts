@@ -1,0 +1,182 @@
+/**
+ * Egg features end to end, with the real Panel, a real Agent and the real Docker Engine: a server
+ * made from a template with `features: [eula]` prints Minecraft's EULA line and exits; the Panel
+ * tells the server's admins (`feature` on /ws/client, and in the telemetry for a page opened
+ * later), not its spectators; on the user's yes (POST /features/eula) `eula.txt` says `eula=true`
+ * in the server's folder and the server starts and runs.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import Docker from 'dockerode';
+import { pino } from 'pino';
+import { type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
+
+const IMAGE = 'ctrl-alt-play/busybox:latest';
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const EULA_LINE = 'You need to agree to the EULA in order to run the server. Go to eula.txt for more info.';
+
+/** A PTDL_v2 egg shaped like Paper's (features eula, done ")! For help"), on busybox. */
+export function eulaEgg(name = 'EULA test'): string {
+  return JSON.stringify({
+    meta: { version: 'PTDL_v2', update_url: null },
+    name,
+    author: 'test@example.com',
+    description: 'prints the Minecraft EULA line until eula.txt says eula=true',
+    features: ['eula'],
+    docker_images: { Busybox: IMAGE },
+    file_denylist: [],
+    // the Agent runs it with /bin/sh -c (the image has no entrypoint), in the server's folder
+    startup: `if grep -q eula=true eula.txt 2>/dev/null; then echo 'Done (0.1s)! For help, type "help"'; while read l; do echo "got:$l"; done; else echo '[Server thread/INFO]: ${EULA_LINE}'; exit 1; fi`,
+    config: {
+      files: '{}',
+      startup: JSON.stringify({ done: ')! For help, type ' }),
+      logs: '{}',
+      stop: '^C',
+    },
+    scripts: { installation: { script: '', container: '', entrypoint: 'ash' } },
+    variables: [],
+  });
+}
+
+describe('egg features with a real Agent and Docker', () => {
+  let panel: TestPanel;
+  let agent: RunningAgent | undefined;
+  let agentDir: string;
+  let owner: Session;
+  let nodeId: string;
+  let serverId: string | undefined;
+
+  before(async () => {
+    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
+    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-eula-agent-'));
+    owner = await panel.login();
+    const node = await panel.createNode(owner, 'eula-node');
+    nodeId = node.id;
+    const config = loadAgentConfig({
+      PANEL_URL: panel.url,
+      NODE_ID: nodeId,
+      AGENT_SECRET: node.agentSecret,
+      AGENT_DATA_DIR: agentDir,
+      AGENT_HTTP_PORT: '0',
+      AGENT_HTTP_HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+    });
+    agent = await startAgent(config, { logger: pino({ level: 'silent' }) });
+  });
+
+  after(async () => {
+    if (serverId) {
+      const list = await docker.listContainers({
+        all: true,
+        filters: { label: [`ctrl-alt-play.server=${serverId}`] },
+      });
+      for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
+    }
+    await agent?.stop();
+    await panel?.stop();
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  it('asks about the EULA, writes eula=true on yes, and the server starts', async () => {
+    const imported = await panel.api(owner, 'POST', '/api/templates/import', {
+      content: eulaEgg(),
+      filename: 'egg-eula.json',
+    });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    const templateId = imported.body.template.id as string;
+    // wait for the node, then create the server from the template
+    const deadline = Date.now() + 20_000;
+    while (!(await panel.api(owner, 'GET', `/api/nodes/${nodeId}`)).body?.online) {
+      assert.ok(Date.now() < deadline, 'node never came online');
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    const created = await panel.api(owner, 'POST', '/api/servers', {
+      name: 'eula server',
+      nodeId,
+      templateId,
+      port: 25565 + Math.floor(Math.random() * 1000),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    serverId = created.body.id as string;
+
+    // the yes is refused for a template without the feature, and for spectators
+    const spectator = await panel.userWithRole('spectator');
+    const refused = await panel.api(spectator, 'POST', `/api/servers/${serverId}/features/eula`, {
+      accept: true,
+    });
+    assert.equal(refused.status, 403);
+
+    const ws = await panel.clientSocket(owner);
+    const wsSpectator = await panel.clientSocket(spectator);
+    for (const s of [ws, wsSpectator]) {
+      s.send({ type: 'subscribe', serverId });
+      await s.next((m) => m.type === 'subscribed' && m.serverId === serverId);
+    }
+    const start = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'start' });
+    assert.equal(start.status, 202);
+
+    const feature = await ws.next((m) => m.type === 'feature', 20_000);
+    assert.equal(feature.serverId, serverId);
+    assert.equal(feature.feature, 'eula');
+    assert.ok(feature.line.includes('You need to agree to the EULA'), feature.line);
+    // a page opened now still learns of it; a spectator neither sees the message nor the pending one
+    const telemetry = await panel.api(owner, 'GET', `/api/servers/${serverId}/telemetry`);
+    assert.equal(telemetry.body.feature?.feature, 'eula');
+    const spectatorView = await panel.api(spectator, 'GET', `/api/servers/${serverId}/telemetry`);
+    assert.equal(spectatorView.body.feature, null);
+    // the Agent restarts it once after the crash; the second crash so soon is left alone
+    await ws.next((m) => m.type === 'crashed' && m.restarting === false, 30_000);
+    // nothing was changed without the yes
+    await assert.rejects(readFile(path.join(agentDir, 'servers', serverId, 'eula.txt')), { code: 'ENOENT' });
+
+    const accept = await panel.api(owner, 'POST', `/api/servers/${serverId}/features/eula`, { accept: true });
+    assert.equal(accept.status, 202, JSON.stringify(accept.body));
+    assert.equal(await readFile(path.join(agentDir, 'servers', serverId, 'eula.txt'), 'utf8'), 'eula=true\n');
+    await ws.next((m) => m.type === 'status' && m.status === 'running', 30_000);
+    await ws.next(
+      (m) => m.type === 'console' && m.lines.some((l: string) => l.includes('Done (0.1s)!')),
+      10_000,
+    );
+    const after = await panel.api(owner, 'GET', `/api/servers/${serverId}/telemetry`);
+    assert.equal(after.body.status, 'running');
+    assert.equal(after.body.feature, null);
+    assert.ok(!wsSpectator.messages.some((m) => m.type === 'feature'), 'a spectator got a feature message');
+    ws.close();
+    wsSpectator.close();
+
+    const stop = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'kill' });
+    assert.equal(stop.status, 202);
+  });
+
+  it('refuses the EULA answer for a server whose template has no eula feature', async () => {
+    const egg = JSON.parse(eulaEgg('No features')) as Record<string, unknown>;
+    egg['features'] = null;
+    const imported = await panel.api(owner, 'POST', '/api/templates/import', {
+      content: JSON.stringify(egg),
+      filename: 'egg-plain.json',
+    });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    const created = await panel.api(owner, 'POST', '/api/servers', {
+      name: 'plain server',
+      nodeId,
+      templateId: imported.body.template.id,
+      port: 26565 + Math.floor(Math.random() * 1000),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    try {
+      const r = await panel.api(owner, 'POST', `/api/servers/${id}/features/eula`, { accept: true });
+      assert.equal(r.status, 400);
+      assert.equal(r.body.code, 'VALIDATION_FAILED');
+      const bad = await panel.api(owner, 'POST', `/api/servers/${id}/features/eula`, { accept: false });
+      assert.equal(bad.status, 400);
+      await assert.rejects(readFile(path.join(agentDir, 'servers', id, 'eula.txt')), { code: 'ENOENT' });
+    } finally {
+      await panel.api(owner, 'DELETE', `/api/servers/${id}?force=true`);
+    }
+  });
+});
