@@ -6,6 +6,7 @@
  * in the server's folder and the server starts and runs.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,31 +16,16 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
 
-const IMAGE = 'ctrl-alt-play/busybox:latest';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-const EULA_LINE = 'You need to agree to the EULA in order to run the server. Go to eula.txt for more info.';
 
-/** A PTDL_v2 egg shaped like Paper's (features eula, done ")! For help"), on busybox. */
-export function eulaEgg(name = 'EULA test'): string {
-  return JSON.stringify({
-    meta: { version: 'PTDL_v2', update_url: null },
-    name,
-    author: 'test@example.com',
-    description: 'prints the Minecraft EULA line until eula.txt says eula=true',
-    features: ['eula'],
-    docker_images: { Busybox: IMAGE },
-    file_denylist: [],
-    // the Agent runs it with /bin/sh -c (the image has no entrypoint), in the server's folder
-    startup: `if grep -q eula=true eula.txt 2>/dev/null; then echo 'Done (0.1s)! For help, type "help"'; while read l; do echo "got:$l"; done; else echo '[Server thread/INFO]: ${EULA_LINE}'; exit 1; fi`,
-    config: {
-      files: '{}',
-      startup: JSON.stringify({ done: ')! For help, type ' }),
-      logs: '{}',
-      stop: '^C',
-    },
-    scripts: { installation: { script: '', container: '', entrypoint: 'ash' } },
-    variables: [],
-  });
+/** A PTDL_v2 egg shaped like Paper's (features eula, done ")! For help"), on busybox; the browser test uses it too. */
+const EGG = readFileSync(
+  new URL('../packages/web/e2e/fixtures/egg-busybox-eula.json', import.meta.url),
+  'utf8',
+);
+function eulaEgg(name?: string): string {
+  if (!name) return EGG;
+  return JSON.stringify({ ...JSON.parse(EGG), name });
 }
 
 describe('egg features with a real Agent and Docker', () => {

@@ -1,6 +1,7 @@
 import type { FileEntry, ResourceSnapshot, ServerStatus, SystemInfo } from '@cap/protocol';
+import type { FeatureName } from '@cap/protocol/templates/features.ts';
 
-export type { FileEntry, ResourceSnapshot, ServerStatus, SystemInfo };
+export type { FeatureName, FileEntry, ResourceSnapshot, ServerStatus, SystemInfo };
 
 export type Role = 'owner' | 'admin' | 'spectator';
 
@@ -83,6 +84,8 @@ export interface Telemetry {
   stats: ResourceSnapshot | null;
   console: string[];
   metrics: Bucket[];
+  /** admins: the template feature the console last called for while not running (absent from older Panels) */
+  feature?: { feature: FeatureName; line: string } | null;
 }
 
 export interface Dashboard {
@@ -188,8 +191,9 @@ export interface Template {
   variables: TemplateVariable[];
   config: {
     files: Record<string, { parser: string; find: Record<string, unknown> }>;
-    startup: { done: string[]; stripAnsi?: boolean };
+    startup: { done: string[]; stripAnsi?: boolean; userInteraction?: string[] };
     stop: string;
+    logs: Record<string, unknown>;
   };
   install: { script: string; container: string; entrypoint: string };
   features: string[];

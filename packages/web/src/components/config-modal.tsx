@@ -52,10 +52,13 @@ export function ConfigModal({
   server,
   opened,
   onClose,
+  focus,
 }: {
   server: Server;
   opened: boolean;
   onClose: () => void;
+  /** a variable's env name, or `disk`: the field a feature dialog points to, focused on open */
+  focus?: string | undefined;
 }) {
   const qc = useQueryClient();
   // a template server edits its variables (validated by the Panel against the template's rules)
@@ -173,6 +176,7 @@ export function ConfigModal({
                     error={varErrors.get(v.envVariable)}
                     onChange={(val) => setValues((all) => ({ ...all, [v.envVariable]: val }))}
                     testIdPrefix="config-var"
+                    autoFocus={focus === v.envVariable}
                   />
                 ))}
               </SimpleGrid>
@@ -206,6 +210,7 @@ export function ConfigModal({
               placeholder="5g"
               value={limits.disk}
               error={limitErrors.disk}
+              autoFocus={focus === 'disk'}
               onChange={(e) => setLimits({ ...limits, disk: e.currentTarget.value })}
               data-testid="config-disk"
             />

@@ -19,7 +19,10 @@ function sortEntries(entries: FileEntry[]): FileEntry[] {
   );
 }
 
-export function FilesTab({ serverId }: { serverId: string }) {
+const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
+
+/** `logFile`: the game's log file from its template (`config.logs.location`), linked above the list. */
+export function FilesTab({ serverId, logFile = null }: { serverId: string; logFile?: string | null }) {
   const [path, setPath] = useState('/');
   const [open, setOpen] = useState<string | null>(null);
   const list = useFiles(serverId, path);
@@ -28,6 +31,23 @@ export function FilesTab({ serverId }: { serverId: string }) {
 
   return (
     <Stack data-testid="files-tab">
+      {logFile ? (
+        <Text size="sm" data-testid="log-file">
+          Game log:{' '}
+          <Anchor
+            component="button"
+            type="button"
+            ff="monospace"
+            onClick={() => {
+              setPath(dirOf(logFile));
+              setOpen(logFile);
+            }}
+            data-testid="open-log-file"
+          >
+            {logFile}
+          </Anchor>
+        </Text>
+      ) : null}
       <Breadcrumbs aria-label="Current folder">
         <Anchor
           component="button"

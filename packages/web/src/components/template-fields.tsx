@@ -10,6 +10,7 @@ export function VariableField({
   error,
   onChange,
   testIdPrefix = 'create-var',
+  autoFocus = false,
 }: {
   v: Pick<
     TemplateVariable,
@@ -19,6 +20,8 @@ export function VariableField({
   error: string | undefined;
   onChange: (value: string) => void;
   testIdPrefix?: string;
+  /** the field a feature dialog pointed to (gsl_token) */
+  autoFocus?: boolean;
 }) {
   const options = ruleOptions(v.rules);
   const hint = ruleHint(v.rules);
@@ -56,6 +59,7 @@ export function VariableField({
       value={value === '' ? null : value}
       onChange={(val) => onChange(val ?? '')}
       error={error}
+      autoFocus={autoFocus}
       data-testid={`${testIdPrefix}-${v.envVariable}`}
     />
   ) : (
@@ -67,6 +71,7 @@ export function VariableField({
       value={value}
       onChange={(e) => onChange(e.currentTarget.value)}
       error={error}
+      autoFocus={autoFocus}
       styles={MONO_INPUT}
       data-testid={`${testIdPrefix}-${v.envVariable}`}
     />

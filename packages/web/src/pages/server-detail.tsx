@@ -1,4 +1,7 @@
+import { USER_INTERACTION_AFTER_S } from '@cap/protocol/templates/features.ts';
+import { logFile } from '@cap/protocol/templates/runtime.ts';
 import {
+  Alert,
   Anchor,
   Badge,
   Button,
@@ -18,12 +21,20 @@ import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
 import { Link, useParams } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { useLiveMessages, useLiveState, useServerSubscriptions } from '../api/live.tsx';
-import { type MetricsRange, useMetrics, useNodes, useTelemetry, useTemplates } from '../api/queries.ts';
+import {
+  type MetricsRange,
+  useMetrics,
+  useNodes,
+  useTelemetry,
+  useTemplate,
+  useTemplates,
+} from '../api/queries.ts';
 import type { Server, ServerStatus } from '../api/types.ts';
 import { CommandInput } from '../components/command-input.tsx';
 import { ConfigModal } from '../components/config-modal.tsx';
 import { ConsoleTerminal } from '../components/console-terminal.tsx';
 import { DeleteServerButton } from '../components/delete-server.tsx';
+import { FeatureDialog, type PendingFeature } from '../components/feature-dialog.tsx';
 import { FilesTab } from '../components/files-tab.tsx';
 import {
   EMPTY_INSTALL_LOG,
@@ -216,6 +227,11 @@ function ServerDetail({ id }: { id: string }) {
   const store = useMemo(() => new ConsoleStore(), []);
   const [series, setSeries] = useState<Point[]>([]);
   const [configOpen, setConfigOpen] = useState(false);
+  const [configFocus, setConfigFocus] = useState<string | undefined>(undefined);
+  // the template feature the console called for (admins only), and whether its dialog is shown
+  const [feature, setFeature] = useState<PendingFeature | null>(null);
+  const [featureShown, setFeatureShown] = useState(false);
+  const [slowStart, setSlowStart] = useState(false);
   const [tab, setTab] = useState<string | null>('overview');
   const [crash, setCrash] = useState<string | null>(null);
   const [install, setInstall] = useState<InstallLog>(EMPTY_INSTALL_LOG);
@@ -228,6 +244,10 @@ function ServerDetail({ id }: { id: string }) {
     if (!q.data) return;
     setSeries(seriesFromBuckets(q.data.metrics));
     if (store.lines.length === 0) store.reset(q.data.console);
+    if (q.data.feature && canWrite) {
+      setFeature(q.data.feature);
+      setFeatureShown(true);
+    }
   }, [seeded, id]);
 
   useLiveMessages((m) => {
@@ -272,10 +292,31 @@ function ServerDetail({ id }: { id: string }) {
     else if (m.type === 'console_dropped')
       store.append([`\u001b[33m[panel] ${m.count} line(s) not shown (${m.reason})\u001b[0m`]);
     else if (m.type === 'stats') setSeries((s) => appendStats(s, m.stats));
-    else if (m.type === 'crashed')
+    else if (m.type === 'feature' && canWrite) {
+      // a line already answered or dismissed comes back after each crash: show it, do not re-open it
+      setFeature((f) => {
+        if (!f || f.feature !== m.feature) setFeatureShown(true);
+        return { feature: m.feature, line: m.line };
+      });
+    } else if (m.type === 'crashed')
       setCrash(`Exited with code ${m.exitCode}${m.restarting ? '; the Agent is restarting it' : ''}.`);
-    else if (m.type === 'status' && m.status === 'running') setCrash(null);
+    else if (m.type === 'status' && m.status === 'running') {
+      setCrash(null);
+      setFeature(null); // it runs: whatever the console asked for is settled
+    }
   });
+
+  const liveStatus: ServerStatus | undefined = q.data ? (q.data.status ?? q.data.server.status) : undefined;
+  const startedFor = q.data?.stats?.uptime ?? 0;
+  // the egg's userInteraction text, once a start has waited long for its done line
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the uptime only places the first timer
+  useEffect(() => {
+    setSlowStart(false);
+    if (liveStatus !== 'starting') return;
+    const t = setTimeout(() => setSlowStart(true), Math.max(0, USER_INTERACTION_AFTER_S - startedFor) * 1000);
+    return () => clearTimeout(t);
+  }, [liveStatus]);
+  const template = useTemplate(q.data?.server.templateId ?? null).data?.template;
 
   if (q.isPending) return <Loading label="Loading server…" />;
   if (q.isError)
@@ -317,6 +358,26 @@ function ServerDetail({ id }: { id: string }) {
         <Text c="red.4" size="sm" role="alert">
           Crashed: {crash}
         </Text>
+      ) : null}
+      {feature && !featureShown ? (
+        <Group gap="xs" data-testid="feature-pending">
+          <Text size="sm" c="yellow.4">
+            The console asks for attention ({feature.feature.replace(/_/g, ' ')}).
+          </Text>
+          <Anchor component="button" type="button" size="sm" onClick={() => setFeatureShown(true)}>
+            Show
+          </Anchor>
+        </Group>
+      ) : null}
+      {slowStart && status === 'starting' && template?.config.startup.userInteraction?.length ? (
+        <Alert color="yellow" title="The server is waiting" data-testid="user-interaction">
+          <Text size="sm">It has not reported ready yet. Its template says:</Text>
+          {template.config.startup.userInteraction.map((t) => (
+            <Code key={t} block mt={4}>
+              {t}
+            </Code>
+          ))}
+        </Alert>
       ) : null}
       <Tabs value={tab} onChange={setTab} keepMounted={false}>
         <Tabs.List>
@@ -412,7 +473,7 @@ function ServerDetail({ id }: { id: string }) {
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="files" pt="md">
-          <FilesTab serverId={server.id} />
+          <FilesTab serverId={server.id} logFile={template ? logFile(template) : null} />
         </Tabs.Panel>
         {canInstall ? (
           <Tabs.Panel value="install" pt="md">
@@ -426,7 +487,27 @@ function ServerDetail({ id }: { id: string }) {
         ) : null}
       </Tabs>
       {configOpen ? (
-        <ConfigModal server={server} opened={configOpen} onClose={() => setConfigOpen(false)} />
+        <ConfigModal
+          server={server}
+          opened={configOpen}
+          focus={configFocus}
+          onClose={() => {
+            setConfigOpen(false);
+            setConfigFocus(undefined);
+          }}
+        />
+      ) : null}
+      {feature && featureShown && canWrite ? (
+        <FeatureDialog
+          server={server}
+          template={template}
+          pending={feature}
+          onClose={() => setFeatureShown(false)}
+          onOpenConfig={(focus) => {
+            setConfigFocus(focus);
+            setConfigOpen(true);
+          }}
+        />
       ) : null}
     </Stack>
   );

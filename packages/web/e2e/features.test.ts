@@ -1,0 +1,179 @@
+/**
+ * The EULA feature's dialog in real Chromium against a real Panel, a real Agent and the real Docker
+ * Engine: a server made from an egg with `features: [eula]` prints Minecraft's EULA line and exits;
+ * the page asks; "I accept" writes eula=true into eula.txt and the server starts and runs; its
+ * template's log file (`config.logs.location`) opens from the Files tab.
+ * Screenshots go to test-artifacts/screenshots/f*.png.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningPanel } from '@cap/panel';
+import type { Page } from 'playwright-core';
+import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+
+const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-eula.json', import.meta.url)), 'utf8');
+const run = randomBytes(3).toString('hex');
+const OWNER = { email: `fowner-${run}@example.test`, password: `pw-${run}-owner-secret` };
+const PORT = 41000 + Math.floor(Math.random() * 20_000);
+const WAIT = 60_000;
+
+let e2e: E2E | undefined;
+let panel: RunningPanel;
+let page: Page;
+let agentDir: string;
+let agent: RunningAgent | undefined;
+let nodeId: string | undefined;
+let serverId = '';
+
+const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+async function waitForStatus(status: string, timeout = WAIT): Promise<void> {
+  await page.waitForSelector(
+    `[data-testid="page-server-detail"] [data-testid="server-status"][data-status="${status}"]`,
+    { timeout },
+  );
+}
+
+/** A REST call from the page, with its session and CSRF token, as the UI makes it. */
+async function apiFromPage<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const me = await (await fetch('/api/auth/me')).json();
+      const r = await fetch(`/api${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    },
+    { method, path, body },
+  );
+}
+
+before(async () => {
+  e2e = await openE2E('feat', { width: 1280, height: 900 });
+  ({ panel, page, agentDir } = e2e);
+});
+
+after(async () => {
+  await e2e?.close({ agent, nodeId });
+});
+
+test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
+  timeout: 180_000,
+}, async (t) => {
+  const step = stepper(t, () => page, 'f-');
+
+  await step('an owner, a node with its Agent, and a server from the EULA egg', async () => {
+    const setupUrl = panel.app.setupUrl;
+    assert.ok(setupUrl);
+    await page.goto(setupUrl);
+    await byTestId('setup-email').fill(OWNER.email);
+    await byTestId('setup-password').fill(OWNER.password);
+    await byTestId('setup-confirm').fill(OWNER.password);
+    await byTestId('setup-submit').click();
+    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    const node = await apiFromPage<{ node: { id: string }; agentSecret: string }>('POST', '/nodes', {
+      name: `f-node-${run}`,
+    });
+    assert.equal(node.status, 201, JSON.stringify(node.body));
+    nodeId = node.body.node.id;
+    agent = await startAgent(
+      loadAgentConfig({
+        PANEL_URL: panel.url,
+        NODE_ID: nodeId,
+        AGENT_SECRET: node.body.agentSecret,
+        AGENT_DATA_DIR: agentDir,
+        AGENT_HTTP_PORT: '0',
+        AGENT_HTTP_HOST: '127.0.0.1',
+        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
+      }),
+    );
+    const deadline = Date.now() + WAIT;
+    while (!(await apiFromPage<{ online: boolean }>('GET', `/nodes/${nodeId}`)).body.online) {
+      assert.ok(Date.now() < deadline, 'the node never came online');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
+      content: EGG,
+      filename: 'egg-busybox-eula.json',
+    });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+      name: `f-eula-${run}`,
+      nodeId,
+      templateId: imported.body.template.id,
+      port: PORT,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    serverId = created.body.id;
+  });
+
+  await step('started, the console says the EULA must be accepted, and the page asks', async () => {
+    await page.goto(`${panel.url}/servers/${serverId}`);
+    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    await byTestId('power-start').click();
+    await byTestId('feature-eula-accept').waitFor({ timeout: WAIT });
+    assert.match((await byTestId('feature-line').textContent()) ?? '', /You need to agree to the EULA/);
+    // a link to the licence itself
+    assert.equal(
+      await page.getByRole('link', { name: 'Minecraft End User License Agreement' }).getAttribute('href'),
+      'https://aka.ms/MinecraftEULA',
+    );
+    await shot('f1-eula-dialog');
+    // nothing is written before the yes
+    await assert.rejects(readFile(join(agentDir, 'servers', serverId, 'eula.txt')), { code: 'ENOENT' });
+  });
+
+  await step(
+    'declined, it is still offered; accepted, eula.txt says eula=true and the server runs',
+    async () => {
+      await byTestId('feature-dismiss').click();
+      await byTestId('feature-pending').waitFor({ timeout: WAIT });
+      await byTestId('feature-pending').getByRole('button', { name: 'Show' }).click();
+      await byTestId('feature-eula-accept').click();
+      await waitForStatus('running');
+      assert.equal(await readFile(join(agentDir, 'servers', serverId, 'eula.txt'), 'utf8'), 'eula=true\n');
+      assert.equal(await byTestId('feature-eula-accept').count(), 0, 'the dialog closed');
+      assert.equal(await byTestId('feature-pending').count(), 0, 'nothing left to answer');
+      await shot('f2-running');
+    },
+  );
+
+  await step("the template's log file opens from the Files tab", async () => {
+    await byTestId('tab-files').click();
+    assert.equal(
+      ((await byTestId('log-file').textContent({ timeout: WAIT })) ?? '').trim(),
+      'Game log: /logs/latest.log',
+    );
+    await byTestId('open-log-file').click();
+    await page.waitForFunction(
+      () =>
+        document
+          .querySelector('[data-testid="file-content"]')
+          ?.textContent?.includes('started with eula accepted'),
+      undefined,
+      { timeout: WAIT },
+    );
+    await shot('f3-log-file');
+  });
+
+  await step('no page errors', async () => {
+    assert.deepEqual(e2e?.pageErrors ?? [], []);
+  });
+});
