@@ -173,6 +173,8 @@ function allocationPorts(ports: Ports, a: Allocation | undefined): Ports {
   return { ...ports, [String(a.port)]: a.ip === '0.0.0.0' ? a.port : { hostPort: a.port, hostIp: a.ip } };
 }
 
+const FEATURES_CACHE_MS = 60_000;
+
 type Loaded = { row: ServersTable; template: Template | undefined; allocation: Allocation | undefined };
 
 export class ServersService {
@@ -189,8 +191,8 @@ export class ServersService {
   readonly #nodeOf = new Map<string, string>();
   /** nodeId → the tail of its event chain */
   readonly #eventQueues = new Map<string, Promise<void>>();
-  /** serverId → its template's features (loaded on its first console line) */
-  readonly #featuresOf = new Map<string, FeatureName[]>();
+  /** serverId → its template's features (loaded on a console line, kept a minute: a re-import may change them) */
+  readonly #featuresOf = new Map<string, { features: FeatureName[]; at: number }>();
   /** serverId → the feature its console last called for, until it runs or the user acted */
   readonly #pendingFeature = new Map<string, { feature: FeatureName; line: string }>();
 
@@ -719,12 +721,13 @@ export class ServersService {
   /** Console lines of a server that is not running, checked against its template's features. */
   async #detectFeatures(serverId: string, lines: readonly string[]): Promise<void> {
     if (this.#live.status(serverId) === 'running') return;
-    let features = this.#featuresOf.get(serverId);
+    const cached = this.#featuresOf.get(serverId);
+    let features = cached && Date.now() - cached.at < FEATURES_CACHE_MS ? cached.features : undefined;
     if (!features) {
       const row = await this.#repo.findById(serverId);
       const template = row ? await this.#template(row, new Map()).catch(() => undefined) : undefined;
       features = template ? knownFeatures(template.features) : [];
-      this.#featuresOf.set(serverId, features);
+      this.#featuresOf.set(serverId, { features, at: Date.now() });
     }
     if (features.length === 0) return;
     for (const line of lines) {
