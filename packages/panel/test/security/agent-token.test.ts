@@ -86,6 +86,39 @@ describe('agent and user credentials do not mix', () => {
     }
   });
 
+  test('register checks the secret before the body: 401 AUTH_FAILED whatever the body', async () => {
+    const bodies: [string, string][] = [
+      ['a valid body', JSON.stringify({ name: 'x', hostname: 'h', port: 0, capabilities: {} })],
+      ['an empty object', '{}'],
+      ['a wrong type', JSON.stringify({ name: 42, port: 'no' })],
+      ['malformed JSON', '{"name":'],
+    ];
+    for (const bearer of [undefined, 'not-the-secret', other.agentSecret.slice(0, -2)]) {
+      for (const [what, body] of bodies) {
+        const r = await fetch(`${panel.url}/api/agents/register`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
+          },
+          body,
+        });
+        const json = (await r.json()) as { code: string; message: string; details?: unknown };
+        assert.equal(r.status, 401, `${what} with ${bearer ?? 'no secret'}`);
+        assert.equal(json.code, 'AUTH_FAILED');
+        assert.equal(json.details, undefined);
+        assert.doesNotMatch(json.message, /body|capabilities|hostname/);
+      }
+    }
+    // with the right secret a bad body is still refused as a bad body
+    const bad = await fetch(`${panel.url}/api/agents/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${other.agentSecret}` },
+      body: '{}',
+    });
+    assert.equal(bad.status, 400);
+  });
+
   test("a deleted node's token stops working", async () => {
     const gone = await panel.createNode(owner);
     const c = (await registerAgent(panel.url, gone.agentSecret)).body.agent;

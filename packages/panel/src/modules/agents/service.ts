@@ -77,17 +77,19 @@ export class AgentsService {
     };
   }
 
-  /** The Bearer is the node's AGENT_SECRET; registering again revokes older refresh tokens. */
-  async register(
-    secret: string | undefined,
-    body: RegisterRequest,
-    agentIdHint?: string,
-  ): Promise<RegisterResponse> {
+  /** The node whose AGENT_SECRET the Bearer is (checked before the registration body is read). */
+  async authenticateSecret(secret: string | undefined, agentIdHint?: string): Promise<string> {
     if (!secret) throw new CodedError('AUTH_FAILED', 'missing agent secret');
     const node = await this.#nodes.findBySecretHash(sha256(secret));
     if (!node || (agentIdHint && agentIdHint !== node.id)) {
       throw new CodedError('AUTH_FAILED', 'invalid agent secret');
     }
+    return node.id;
+  }
+
+  /** For a node whose secret was checked; registering again revokes older refresh tokens. */
+  async register(nodeId: string, body: RegisterRequest): Promise<RegisterResponse> {
+    const node = { id: nodeId };
     await this.#tokens.revokeAll(node.id);
     await this.#nodes.update(node.id, {
       hostname: body.hostname,
