@@ -28,8 +28,9 @@ describe('agent and user credentials do not mix', () => {
   let other: { id: string; agentSecret: string };
   let creds: { token: string; refreshToken: string; websocketUrl: string };
   let key: Uint8Array;
-  const sign = (claims: { sub?: string; aud?: string; iss?: string; exp?: number }, k = key) => {
-    let j = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
+  const sign = (claims: { sub?: string; aud?: string; iss?: string; exp?: number; tv?: number }, k = key) => {
+    // tv: the node's token generation (1 after its first registration)
+    let j = new SignJWT({ tv: claims.tv ?? 1 }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
     if (claims.sub) j = j.setSubject(claims.sub);
     j = j.setIssuer(claims.iss ?? 'ctrl-alt-play-panel').setAudience(claims.aud ?? 'ctrl-alt-play-agent');
     return j.setExpirationTime(claims.exp ?? Math.floor(Date.now() / 1000) + 600).sign(k);
@@ -78,6 +79,7 @@ describe('agent and user credentials do not mix', () => {
       ['wrong audience', await sign({ sub: node.id, aud: 'ctrl-alt-play-client' }), node.id],
       ['wrong issuer', await sign({ sub: node.id, iss: 'someone-else' }), node.id],
       ['no subject', await sign({}), node.id],
+      ['an older token generation', await sign({ sub: node.id, tv: 0 }), node.id],
       ['node A token as node B', creds.token, other.id],
       ['a node that does not exist', await sign({ sub: 'n_gone' }), 'n_gone'],
     ];
@@ -117,6 +119,44 @@ describe('agent and user credentials do not mix', () => {
       body: '{}',
     });
     assert.equal(bad.status, 400);
+  });
+
+  test("re-registration revokes the node's earlier JWTs and refresh tokens", async () => {
+    const n = await panel.createNode(owner);
+    const first = (await registerAgent(panel.url, n.agentSecret)).body.agent;
+    // the first token works until the node registers again
+    assert.equal(await upgrade(connectAgentSocket(first.websocketUrl, first.token, n.id)), 101);
+    const rotated = await fetch(`${panel.url}/api/agents/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-id': n.id },
+      body: JSON.stringify({ refreshToken: first.refreshToken }),
+    });
+    assert.equal(rotated.status, 200);
+    const firstRotated = ((await rotated.json()) as { agent: typeof first }).agent;
+    const second = (await registerAgent(panel.url, n.agentSecret)).body.agent;
+    for (const [what, token] of [
+      ['the first token', first.token],
+      ['the token from the first refresh', firstRotated.token],
+    ] as const) {
+      assert.equal(await upgrade(connectAgentSocket(first.websocketUrl, token, n.id)), 401, what);
+    }
+    const stale = await fetch(`${panel.url}/api/agents/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-id': n.id },
+      body: JSON.stringify({ refreshToken: firstRotated.refreshToken }),
+    });
+    assert.equal(stale.status, 401);
+    assert.equal(((await stale.json()) as { code: string }).code, 'AUTH_FAILED');
+    // the new registration's credentials work, and so does what its refresh gives
+    assert.equal(await upgrade(connectAgentSocket(second.websocketUrl, second.token, n.id)), 101);
+    const fresh = await fetch(`${panel.url}/api/agents/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-id': n.id },
+      body: JSON.stringify({ refreshToken: second.refreshToken }),
+    });
+    assert.equal(fresh.status, 200);
+    const third = ((await fresh.json()) as { agent: typeof first }).agent;
+    assert.equal(await upgrade(connectAgentSocket(third.websocketUrl, third.token, n.id)), 101);
   });
 
   test("a deleted node's token stops working", async () => {

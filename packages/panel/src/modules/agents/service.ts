@@ -15,6 +15,8 @@ const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
 const KEY_SETTING = 'agent_jwt_key';
 const ISSUER = 'ctrl-alt-play-panel';
 const AUDIENCE = 'ctrl-alt-play-agent';
+/** the node's token generation when the JWT was issued; a registration starts a new one */
+const VERSION_CLAIM = 'tv';
 
 export class AgentsService {
   readonly #nodes: NodesRepo;
@@ -47,9 +49,9 @@ export class AgentsService {
     return this.#key;
   }
 
-  async #issue(nodeId: string): Promise<RegisterResponse> {
+  async #issue(nodeId: string, tokenVersion: number): Promise<RegisterResponse> {
     const exp = Math.floor(Date.now() / 1000) + TOKEN_TTL_S;
-    const token = await new SignJWT({})
+    const token = await new SignJWT({ [VERSION_CLAIM]: tokenVersion })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(nodeId)
       .setIssuer(ISSUER)
@@ -87,16 +89,20 @@ export class AgentsService {
     return node.id;
   }
 
-  /** For a node whose secret was checked; registering again revokes older refresh tokens. */
+  /**
+   * For a node whose secret was checked. Registering again revokes everything issued before: the
+   * older refresh tokens are deleted and the token generation moves on, so older JWTs are refused.
+   */
   async register(nodeId: string, body: RegisterRequest): Promise<RegisterResponse> {
     const node = { id: nodeId };
     await this.#tokens.revokeAll(node.id);
+    const version = await this.#nodes.bumpTokenVersion(node.id);
     await this.#nodes.update(node.id, {
       hostname: body.hostname,
       capabilities: JSON.stringify({ ...body.capabilities, port: body.port, name: body.name }),
       ...(body.protocolVersion === undefined ? {} : { protocol_version: body.protocolVersion }),
     });
-    return this.#issue(node.id);
+    return this.#issue(node.id, version);
   }
 
   async refresh(agentId: string | undefined, refreshToken: string): Promise<RegisterResponse> {
@@ -109,11 +115,15 @@ export class AgentsService {
       throw new CodedError('AUTH_FAILED', 'refresh token reused; all refresh tokens revoked');
     }
     if (row.expires_at <= nowIso()) throw new CodedError('AUTH_FAILED', 'refresh token expired');
-    return this.#issue(row.node_id);
+    const node = await this.#nodes.findById(row.node_id);
+    if (!node) throw new CodedError('AUTH_FAILED', 'invalid refresh token');
+    return this.#issue(row.node_id, Number(node.token_version));
   }
 
-  /** The node id a valid agent JWT is for. */
+  /** The node id a valid agent JWT is for: signed by us, unexpired, of the node's current generation. */
   async verify(token: string): Promise<string> {
+    let sub: string;
+    let version: unknown;
     try {
       const { payload } = await jwtVerify(token, await this.#signingKey(), {
         issuer: ISSUER,
@@ -121,9 +131,14 @@ export class AgentsService {
         algorithms: ['HS256'],
       });
       if (!payload.sub) throw new Error('no subject');
-      return payload.sub;
+      sub = payload.sub;
+      version = Object.hasOwn(payload, VERSION_CLAIM) ? payload[VERSION_CLAIM] : undefined;
     } catch (e) {
       throw new CodedError('AUTH_FAILED', 'invalid agent token', { cause: e });
     }
+    const node = await this.#nodes.findById(sub);
+    if (!node || typeof version !== 'number' || version !== Number(node.token_version))
+      throw new CodedError('AUTH_FAILED', 'agent token revoked by a later registration');
+    return sub;
   }
 }
