@@ -4,6 +4,8 @@
  * for this audience and for the node it claims.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import type WebSocket from 'ws';
@@ -43,12 +45,8 @@ describe('agent and user credentials do not mix', () => {
     node = await panel.createNode(owner);
     other = await panel.createNode(owner);
     creds = (await registerAgent(panel.url, node.agentSecret)).body.agent;
-    const row = await panel.app.panel.db
-      .selectFrom('settings')
-      .select('value')
-      .where('key', '=', 'agent_jwt_key')
-      .executeTakeFirstOrThrow();
-    key = Buffer.from(row.value, 'base64url');
+    // the Panel's own signing key, from its key file (DATA_DIR/keys, 0600)
+    key = Buffer.from(readFileSync(join(panel.dataDir, 'keys', 'agent-jwt.key'), 'utf8').trim(), 'base64url');
   });
   after(() => panel.stop());
 

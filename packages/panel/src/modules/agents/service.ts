@@ -4,15 +4,20 @@
  */
 import { CodedError, type RegisterRequest, type RegisterResponse } from '@cap/protocol';
 import { jwtVerify, SignJWT } from 'jose';
+import type { Logger } from 'pino';
 import { nowIso } from '../../db/index.ts';
 import type { SettingsRepo } from '../../db/settings-repo.ts';
 import { randomToken, sha256 } from '../../lib/crypto.ts';
+import { loadOrCreateKey } from '../../lib/private-files.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
 import type { RefreshTokensRepo } from './repo.ts';
 
 const TOKEN_TTL_S = 24 * 3600;
 const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
-const KEY_SETTING = 'agent_jwt_key';
+/** where installs from before kept the signing key, in plain text (removed at start) */
+const LEGACY_KEY_SETTING = 'agent_jwt_key';
+/** DATA_DIR/keys/agent-jwt.key (0600) */
+const KEY_FILE = 'agent-jwt';
 const ISSUER = 'ctrl-alt-play-panel';
 const AUDIENCE = 'ctrl-alt-play-agent';
 /** the node's token generation when the JWT was issued; a registration starts a new one */
@@ -23,6 +28,8 @@ export class AgentsService {
   readonly #tokens: RefreshTokensRepo;
   readonly #settings: SettingsRepo;
   readonly #publicUrl: () => string;
+  readonly #dataDir: string;
+  readonly #log: Logger | undefined;
   #key: Uint8Array | undefined;
 
   constructor(deps: {
@@ -31,21 +38,38 @@ export class AgentsService {
     settings: SettingsRepo;
     /** read per use: with PORT=0 it is known only after listening */
     publicUrl: () => string;
+    /** the key file lives in DATA_DIR/keys, with SQLite and PostgreSQL alike */
+    dataDir: string;
+    log?: Logger;
   }) {
+    this.#dataDir = deps.dataDir;
+    this.#log = deps.log;
     this.#nodes = deps.nodes;
     this.#tokens = deps.tokens;
     this.#settings = deps.settings;
     this.#publicUrl = deps.publicUrl;
   }
 
-  async #signingKey(): Promise<Uint8Array> {
-    if (this.#key) return this.#key;
-    let k = await this.#settings.get(KEY_SETTING);
-    if (!k) {
-      k = randomToken(32);
-      await this.#settings.set(KEY_SETTING, k);
+  /**
+   * Loads (or makes) the signing key file and removes a plain-text key left in the settings table
+   * by an older install. That key counts as leaked: a new one is made, so tokens signed with it
+   * are refused (Agents get new ones with their refresh tokens, or register again).
+   */
+  async init(): Promise<void> {
+    const { key, created } = loadOrCreateKey(this.#dataDir, KEY_FILE);
+    this.#key = key;
+    if ((await this.#settings.get(LEGACY_KEY_SETTING)) !== undefined) {
+      await this.#settings.delete(LEGACY_KEY_SETTING);
+      this.#log?.warn(
+        { keyFile: `keys/${KEY_FILE}.key`, created },
+        'removed the plain-text Agent JWT key from the settings table; Agents refresh their tokens',
+      );
     }
-    this.#key = Buffer.from(k, 'base64url');
+  }
+
+  async #signingKey(): Promise<Uint8Array> {
+    if (!this.#key) await this.init();
+    if (!this.#key) throw new CodedError('INTERNAL_ERROR', 'no signing key');
     return this.#key;
   }
 
