@@ -20,6 +20,7 @@ import type { PanelConfig } from './config/index.ts';
 import { type Db, openDatabase } from './db/index.ts';
 import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
+import { ensurePrivateDir } from './lib/private-files.ts';
 import { agentsRoutes } from './modules/agents/routes.ts';
 import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
@@ -56,8 +57,11 @@ export function defaultLogger(level: string): Logger {
 
 export async function build(config: PanelConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const log = opts.logger ?? defaultLogger(config.logLevel);
+  // DATA_DIR is private (0700) with PostgreSQL too: the key files live there
+  ensurePrivateDir(config.dataDir);
   const db = opts.db ?? (await openDatabase(config));
   const s = createServices(config, db, log);
+  await s.agents.init();
   await s.templates.ensureBuiltins();
   await s.servers.init();
   const { setupToken } = await s.auth.bootstrap({

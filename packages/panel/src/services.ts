@@ -135,6 +135,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
       tokens: new RefreshTokensRepo(db),
       settings,
       publicUrl: getPublicUrl,
+      dataDir: config.dataDir,
+      log,
     }),
     servers,
     templates,

@@ -38,6 +38,8 @@ export const ErrorCode = z.enum([
   'CSRF_FAILED',
   'SETUP_REQUIRED',
   'TEMPLATE_INVALID',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -73,6 +75,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   CSRF_FAILED: 403,
   SETUP_REQUIRED: 409,
   TEMPLATE_INVALID: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
 };
 
 export const ErrorBody = z.object({

@@ -72,6 +72,7 @@ async function exercise(db: Db): Promise<void> {
     protocol_version: 1,
     last_heartbeat_at: null,
     created_at: now(),
+    token_version: 0,
   });
   assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
 

@@ -2,7 +2,6 @@
  * The database: one SQLite file in DATA_DIR (Node's built-in node:sqlite, no native addon),
  * or PostgreSQL through the same Kysely code when DATABASE_URL is set.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import {
@@ -14,6 +13,7 @@ import {
   type SqliteStatement,
 } from 'kysely';
 import pg from 'pg';
+import { ensurePrivateDir, preparePrivateDatabase, securePrivateDatabase } from '../lib/private-files.ts';
 import { migrationProvider } from './migrations.ts';
 import type { Database } from './schema.ts';
 
@@ -78,10 +78,14 @@ export async function openDatabase(cfg: { dataDir: string; databaseUrl: string |
   if (cfg.databaseUrl) {
     db = openPostgres(cfg.databaseUrl);
   } else {
-    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
-    db = openSqlite(join(cfg.dataDir, 'panel.sqlite'));
+    // 0700 directory, 0600 database (and so WAL/SHM), set on creation and repaired on start
+    ensurePrivateDir(cfg.dataDir);
+    const file = join(cfg.dataDir, 'panel.sqlite');
+    preparePrivateDatabase(file);
+    db = openSqlite(file);
   }
   await migrate(db);
+  if (!cfg.databaseUrl) securePrivateDatabase(join(cfg.dataDir, 'panel.sqlite'));
   return db;
 }
 

@@ -141,7 +141,21 @@ const m002: Migration = {
   },
 };
 
-export const migrations: Record<string, Migration> = { '001_initial': m001, '002_templates': m002 };
+/** Per-node Agent token generation: a re-registration revokes every JWT issued before it. */
+const m003: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('nodes')
+      .addColumn('token_version', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
+export const migrations: Record<string, Migration> = {
+  '001_initial': m001,
+  '002_templates': m002,
+  '003_agent_token_version': m003,
+};
 
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,

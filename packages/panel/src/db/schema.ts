@@ -36,6 +36,8 @@ export interface NodesTable {
   protocol_version: number | null;
   last_heartbeat_at: string | null;
   created_at: string;
+  /** the generation of Agent JWTs this node accepts (bumped by each registration) */
+  token_version: number;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

@@ -19,8 +19,8 @@ export type ErrorResponse = z.infer<typeof ErrorResponse>;
 function fromFastify(err: FastifyError): CodedError {
   const status = err.statusCode ?? 500;
   if (status === 404) return new CodedError('NOT_FOUND', err.message);
-  if (status === 413) return new CodedError('VALIDATION_FAILED', 'request body too large');
-  if (status === 415) return new CodedError('VALIDATION_FAILED', err.message);
+  if (status === 413) return new CodedError('PAYLOAD_TOO_LARGE', 'request body too large');
+  if (status === 415) return new CodedError('UNSUPPORTED_MEDIA_TYPE', err.message);
   if (status === 429) return new CodedError('RATE_LIMITED', err.message);
   if (status >= 400 && status < 500) return new CodedError('VALIDATION_FAILED', err.message);
   return new CodedError('INTERNAL_ERROR', 'internal error');

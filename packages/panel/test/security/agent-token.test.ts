@@ -4,6 +4,8 @@
  * for this audience and for the node it claims.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import type WebSocket from 'ws';
@@ -28,8 +30,9 @@ describe('agent and user credentials do not mix', () => {
   let other: { id: string; agentSecret: string };
   let creds: { token: string; refreshToken: string; websocketUrl: string };
   let key: Uint8Array;
-  const sign = (claims: { sub?: string; aud?: string; iss?: string; exp?: number }, k = key) => {
-    let j = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
+  const sign = (claims: { sub?: string; aud?: string; iss?: string; exp?: number; tv?: number }, k = key) => {
+    // tv: the node's token generation (1 after its first registration)
+    let j = new SignJWT({ tv: claims.tv ?? 1 }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
     if (claims.sub) j = j.setSubject(claims.sub);
     j = j.setIssuer(claims.iss ?? 'ctrl-alt-play-panel').setAudience(claims.aud ?? 'ctrl-alt-play-agent');
     return j.setExpirationTime(claims.exp ?? Math.floor(Date.now() / 1000) + 600).sign(k);
@@ -42,12 +45,8 @@ describe('agent and user credentials do not mix', () => {
     node = await panel.createNode(owner);
     other = await panel.createNode(owner);
     creds = (await registerAgent(panel.url, node.agentSecret)).body.agent;
-    const row = await panel.app.panel.db
-      .selectFrom('settings')
-      .select('value')
-      .where('key', '=', 'agent_jwt_key')
-      .executeTakeFirstOrThrow();
-    key = Buffer.from(row.value, 'base64url');
+    // the Panel's own signing key, from its key file (DATA_DIR/keys, 0600)
+    key = Buffer.from(readFileSync(join(panel.dataDir, 'keys', 'agent-jwt.key'), 'utf8').trim(), 'base64url');
   });
   after(() => panel.stop());
 
@@ -78,12 +77,84 @@ describe('agent and user credentials do not mix', () => {
       ['wrong audience', await sign({ sub: node.id, aud: 'ctrl-alt-play-client' }), node.id],
       ['wrong issuer', await sign({ sub: node.id, iss: 'someone-else' }), node.id],
       ['no subject', await sign({}), node.id],
+      ['an older token generation', await sign({ sub: node.id, tv: 0 }), node.id],
       ['node A token as node B', creds.token, other.id],
       ['a node that does not exist', await sign({ sub: 'n_gone' }), 'n_gone'],
     ];
     for (const [what, token, agentId] of cases) {
       assert.equal(await upgrade(connectAgentSocket(url, token, agentId)), 401, what);
     }
+  });
+
+  test('register checks the secret before the body: 401 AUTH_FAILED whatever the body', async () => {
+    const bodies: [string, string][] = [
+      ['a valid body', JSON.stringify({ name: 'x', hostname: 'h', port: 0, capabilities: {} })],
+      ['an empty object', '{}'],
+      ['a wrong type', JSON.stringify({ name: 42, port: 'no' })],
+      ['malformed JSON', '{"name":'],
+    ];
+    for (const bearer of [undefined, 'not-the-secret', other.agentSecret.slice(0, -2)]) {
+      for (const [what, body] of bodies) {
+        const r = await fetch(`${panel.url}/api/agents/register`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
+          },
+          body,
+        });
+        const json = (await r.json()) as { code: string; message: string; details?: unknown };
+        assert.equal(r.status, 401, `${what} with ${bearer ?? 'no secret'}`);
+        assert.equal(json.code, 'AUTH_FAILED');
+        assert.equal(json.details, undefined);
+        assert.doesNotMatch(json.message, /body|capabilities|hostname/);
+      }
+    }
+    // with the right secret a bad body is still refused as a bad body
+    const bad = await fetch(`${panel.url}/api/agents/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${other.agentSecret}` },
+      body: '{}',
+    });
+    assert.equal(bad.status, 400);
+  });
+
+  test("re-registration revokes the node's earlier JWTs and refresh tokens", async () => {
+    const n = await panel.createNode(owner);
+    const first = (await registerAgent(panel.url, n.agentSecret)).body.agent;
+    // the first token works until the node registers again
+    assert.equal(await upgrade(connectAgentSocket(first.websocketUrl, first.token, n.id)), 101);
+    const rotated = await fetch(`${panel.url}/api/agents/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-id': n.id },
+      body: JSON.stringify({ refreshToken: first.refreshToken }),
+    });
+    assert.equal(rotated.status, 200);
+    const firstRotated = ((await rotated.json()) as { agent: typeof first }).agent;
+    const second = (await registerAgent(panel.url, n.agentSecret)).body.agent;
+    for (const [what, token] of [
+      ['the first token', first.token],
+      ['the token from the first refresh', firstRotated.token],
+    ] as const) {
+      assert.equal(await upgrade(connectAgentSocket(first.websocketUrl, token, n.id)), 401, what);
+    }
+    const stale = await fetch(`${panel.url}/api/agents/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-id': n.id },
+      body: JSON.stringify({ refreshToken: firstRotated.refreshToken }),
+    });
+    assert.equal(stale.status, 401);
+    assert.equal(((await stale.json()) as { code: string }).code, 'AUTH_FAILED');
+    // the new registration's credentials work, and so does what its refresh gives
+    assert.equal(await upgrade(connectAgentSocket(second.websocketUrl, second.token, n.id)), 101);
+    const fresh = await fetch(`${panel.url}/api/agents/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-id': n.id },
+      body: JSON.stringify({ refreshToken: second.refreshToken }),
+    });
+    assert.equal(fresh.status, 200);
+    const third = ((await fresh.json()) as { agent: typeof first }).agent;
+    assert.equal(await upgrade(connectAgentSocket(third.websocketUrl, third.token, n.id)), 101);
   });
 
   test("a deleted node's token stops working", async () => {

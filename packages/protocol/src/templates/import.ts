@@ -1,7 +1,7 @@
 import { CodedError } from '../errors.ts';
 import type { ConfigFile } from '../messages.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
-import { parseRule, ruleProblems, ruleTokens, validateValue } from './rules.ts';
+import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
 import {
   Template,
   TemplateFormat,
@@ -249,6 +249,8 @@ function variables(raw: unknown, warnings: TemplateWarning[]): TemplateVariable[
       fieldType: text(v['field_type'], `${path}.field_type`, 'text') || 'text',
       sort: typeof sort === 'number' && Number.isFinite(sort) ? Math.trunc(sort) : null,
     };
+    const [ruleError] = ruleErrors(variable.rules);
+    if (ruleError !== undefined) invalid(`${path}.rules`, ruleError);
     for (const problem of ruleProblems(variable.rules))
       warnings.push({ location: `${path}.rules`, message: problem });
     const defaultErrors = validateValue(variable.rules, variable.defaultValue);

@@ -3,7 +3,18 @@
  * server's variables can take (strings). An empty value is `null`, as Laravel's
  * ConvertEmptyStringsToNull middleware makes it for Pterodactyl: `nullable` lets it pass, other
  * rules see null (so `string` fails on it) and `required` fails.
+ *
+ * Rules are data written by strangers and run on the Panel's event loop, so every check is linear
+ * in the value: `regex:` patterns run on RE2 (re2js; no backreferences or lookaround, which are
+ * refused at import), the built-in checks are written not to backtrack, and values longer than
+ * MAX_RULE_VALUE_CHARS fail before any rule looks at them.
  */
+import { RE2JS } from 're2js';
+
+/** The longest value a rule looks at (the Panel's own cap on an environment value). */
+export const MAX_RULE_VALUE_CHARS = 32 * 1024;
+/** The longest `regex:` pattern a template may carry. */
+export const MAX_RULE_PATTERN_CHARS = 4096;
 
 export interface RuleError {
   rule: string;
@@ -87,11 +98,13 @@ export function parseRule(token: string): ParsedRule {
 const CLOSERS: Record<string, string> = { '(': ')', '[': ']', '{': '}', '<': '>' };
 
 /**
- * A PHP (PCRE) pattern as a JS RegExp: `/…/flags`, any other delimiter (`#…#`), bracket
- * delimiters (`(…)`, as in `regex:([a-z-0-9]+$)`), or a bare pattern with no delimiters.
+ * A PHP (PCRE) pattern compiled for RE2 (linear-time matching): `/…/flags`, any other delimiter
+ * (`#…#`), bracket delimiters (`(…)`, as in `regex:([a-z-0-9]+$)`), or a bare pattern with no
+ * delimiters. Throws for what RE2 cannot run (backreferences, lookaround, possessive quantifiers).
  */
-export function phpRegex(source: string): RegExp {
+export function phpRegex(source: string): RE2JS {
   const s = source.trim();
+  if (s.length > MAX_RULE_PATTERN_CHARS) throw new Error(`pattern longer than ${MAX_RULE_PATTERN_CHARS}`);
   const open = s[0];
   if (open !== undefined && !/[A-Za-z0-9\\\s]/.test(open)) {
     const close = CLOSERS[open] ?? open;
@@ -100,16 +113,18 @@ export function phpRegex(source: string): RegExp {
       const flags = s.slice(end + 1);
       if (/^[imsxuADUXJn]*$/.test(flags)) {
         // With bracket delimiters PCRE keeps the brackets' meaning out of the pattern.
-        return toJsRegExp(s.slice(1, end), flags);
+        return toRe2(s.slice(1, end), flags);
       }
     }
   }
-  return toJsRegExp(s, '');
+  return toRe2(s, '');
 }
 
-function toJsRegExp(pattern: string, phpFlags: string): RegExp {
-  let flags = '';
-  for (const f of new Set(phpFlags)) if ('imsu'.includes(f)) flags += f;
+function toRe2(pattern: string, phpFlags: string): RE2JS {
+  let flags = 0;
+  if (phpFlags.includes('i')) flags |= RE2JS.CASE_INSENSITIVE;
+  if (phpFlags.includes('m')) flags |= RE2JS.MULTILINE;
+  if (phpFlags.includes('s')) flags |= RE2JS.DOTALL;
   let body = pattern.replace(/\\A/g, '^').replace(/\\[zZ]/g, '$');
   if (phpFlags.includes('x'))
     body = body
@@ -118,22 +133,48 @@ function toJsRegExp(pattern: string, phpFlags: string): RegExp {
       .replace(/\s+/g, '');
   body = body.replace(/\uE000/g, '\\#');
   if (phpFlags.includes('A') && !body.startsWith('^')) body = `^(?:${body})`;
-  return new RegExp(body, flags);
+  return RE2JS.compile(body, flags);
 }
 
-/** Tokens this validator does not know, and regexes it cannot compile: import warnings. */
+const compiled = new Map<string, RE2JS | Error>();
+
+/** phpRegex, remembered (a template's few patterns are checked again and again). */
+function cachedRegex(source: string): RE2JS | Error {
+  let re = compiled.get(source);
+  if (re === undefined) {
+    try {
+      re = phpRegex(source);
+    } catch (e) {
+      re = e instanceof Error ? e : new Error(String(e));
+    }
+    if (compiled.size >= 512) compiled.clear();
+    compiled.set(source, re);
+  }
+  return re;
+}
+
+/** Rules a template must not carry: `regex:` patterns RE2 cannot compile (import refuses them). */
+export function ruleErrors(tokens: readonly string[]): string[] {
+  const errors: string[] = [];
+  for (const token of tokens) {
+    const r = parseRule(token);
+    if (r.name !== 'regex') continue;
+    const re = cachedRegex(r.params[0] ?? '');
+    if (re instanceof Error)
+      errors.push(
+        `regex in "${token}" cannot be used: ${re.message} (patterns run on RE2: no backreferences or lookaround)`,
+      );
+  }
+  return errors;
+}
+
+/** Tokens this validator does not know, and rules without the numbers they need: import warnings. */
 export function ruleProblems(tokens: readonly string[]): string[] {
   const problems: string[] = [];
   for (const token of tokens) {
     const r = parseRule(token);
     if (!KNOWN_RULES.has(r.name)) problems.push(`unknown rule "${token}" is ignored`);
-    else if (r.name === 'regex') {
-      try {
-        phpRegex(r.params[0] ?? '');
-      } catch {
-        problems.push(`regex in "${token}" does not compile and is ignored`);
-      }
-    } else if (['min', 'max', 'size', 'gt'].includes(r.name) && !isNumeric(r.params[0] ?? '')) {
+    else if (['min', 'max', 'size', 'gt'].includes(r.name) && !isNumeric(r.params[0] ?? '')) {
       problems.push(`rule "${token}" needs a number and is ignored`);
     } else if (
       ['between', 'digits_between'].includes(r.name) &&
@@ -159,7 +200,7 @@ function isInteger(v: string): boolean {
 const BOOLEANS = new Set(['0', '1']);
 
 function isUrl(v: string): boolean {
-  if (!/^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+[^\s]*$/i.test(v)) return false;
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]\S*$/i.test(v)) return false;
   try {
     return new URL(v).host !== '';
   } catch {
@@ -184,6 +225,8 @@ export interface VariableRuleSpec {
  * Unknown tokens are ignored (they are reported when the template is imported).
  */
 export function validateValue(tokens: readonly string[], value: string | undefined): RuleError[] {
+  if (value !== undefined && value.length > MAX_RULE_VALUE_CHARS)
+    return [{ rule: 'length', message: `must be at most ${MAX_RULE_VALUE_CHARS} characters` }];
   const rules = tokens.map(parseRule);
   const has = (name: string) => rules.some((r) => r.name === name);
   const v: string | null = value === undefined || value.trim() === '' ? null : value;
@@ -254,13 +297,10 @@ export function validateValue(tokens: readonly string[], value: string | undefin
         break;
       }
       case 'regex': {
-        let re: RegExp;
-        try {
-          re = phpRegex(p[0] ?? '');
-        } catch {
-          break; // reported at import
-        }
-        if (v === null || !re.test(v)) err(r.token, 'has an invalid format');
+        // a pattern RE2 cannot run is refused at import; one stored before fails closed
+        const re = cachedRegex(p[0] ?? '');
+        if (re instanceof Error) err(r.token, 'has a pattern that cannot be checked');
+        else if (v === null || !re.test(v)) err(r.token, 'has an invalid format');
         break;
       }
       case 'alpha_dash':

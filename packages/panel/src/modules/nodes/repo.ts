@@ -24,6 +24,17 @@ export class NodesRepo {
   async update(id: string, patch: Partial<Omit<NodesTable, 'id' | 'created_at'>>): Promise<void> {
     await this.#db.updateTable('nodes').set(patch).where('id', '=', id).execute();
   }
+  /** The next token generation of the node (earlier Agent JWTs stop being accepted). */
+  async bumpTokenVersion(id: string): Promise<number> {
+    await this.#db
+      .updateTable('nodes')
+      .set((eb) => ({ token_version: eb('token_version', '+', 1) }))
+      .where('id', '=', id)
+      .execute();
+    const row = await this.findById(id);
+    if (!row) throw new Error('node vanished');
+    return Number(row.token_version);
+  }
   async delete(id: string): Promise<void> {
     await this.#db.deleteFrom('nodes').where('id', '=', id).execute();
   }

@@ -95,6 +95,7 @@ export class NodesService {
       protocol_version: null,
       last_heartbeat_at: null,
       created_at: nowIso(),
+      token_version: 0,
     };
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);

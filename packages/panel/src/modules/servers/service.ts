@@ -96,42 +96,47 @@ export const Server = z.object({
 });
 export type Server = z.infer<typeof Server>;
 
+const ServerName = z.string().min(1).max(191);
+const Startup = z.string().max(16 * 1024);
+const StopCommand = z.string().max(1024);
+const StopTimeout = z.number().int().min(0).max(3600);
+
 export const CreateServer = z.object({
-  name: z.string().min(1).max(191),
+  name: ServerName,
   nodeId: z.string().min(1).max(64),
   /** make it from a template: image, startup, done, stop, config files and install come from it */
   templateId: z.string().min(1).max(64).optional(),
   /** a raw image, or for a template one of its images (label or image; default its first) */
   image: z.string().min(1).max(512).optional(),
-  startup: z
-    .string()
-    .max(16 * 1024)
-    .default(''),
+  startup: Startup.default(''),
   /** raw: the container environment; template: values for its variables (defaults fill the rest) */
   environment: Environment.default({}),
   ports: Ports.default({}),
   limits: Limits.default({}),
   done: DonePattern.optional(),
-  stop: z.string().max(1024).optional(),
+  stop: StopCommand.optional(),
   /** seconds from the stop to the kill (default: the Agent's, 30) */
-  stopTimeout: z.number().int().min(0).max(3600).optional(),
+  stopTimeout: StopTimeout.optional(),
   /** the primary port: an allocation of the node, or a port (claimed on the node) */
   allocationId: z.string().min(1).max(64).optional(),
   port: PortNumber.optional(),
 });
 export type CreateServer = z.infer<typeof CreateServer>;
-export const PatchServer = CreateServer.omit({
-  nodeId: true,
-  templateId: true,
-  allocationId: true,
-  port: true,
-})
-  .partial()
-  .extend({
-    done: DonePattern.nullable().optional(),
-    stop: z.string().max(1024).nullable().optional(),
-    stopTimeout: z.number().int().min(0).max(3600).nullable().optional(),
-  });
+/**
+ * A patch changes only what it names: no defaults here (zod's .partial() on a schema with
+ * .default() still fills them in, which reset startup, limits, environment and ports).
+ */
+export const PatchServer = z.object({
+  name: ServerName.optional(),
+  image: z.string().min(1).max(512).optional(),
+  startup: Startup.optional(),
+  environment: Environment.optional(),
+  ports: Ports.optional(),
+  limits: Limits.optional(),
+  done: DonePattern.nullable().optional(),
+  stop: StopCommand.nullable().optional(),
+  stopTimeout: StopTimeout.nullable().optional(),
+});
 export type PatchServer = z.infer<typeof PatchServer>;
 export const ConfigUpdate = z.object({ environment: Environment.optional(), limits: Limits.optional() });
 export type ConfigUpdate = z.infer<typeof ConfigUpdate>;

@@ -1,0 +1,125 @@
+/**
+ * PATCH /api/servers/:id changes only what it names (issue 8 item 2), through the real Panel, a
+ * real Agent and the real Docker Engine: a rename keeps startup, limits, environment and ports and
+ * does not even recreate the container; a startup change keeps the rest.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import Docker from 'dockerode';
+import { pino } from 'pino';
+import {
+  freePort,
+  type Json,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from '../packages/panel/test/helpers.ts';
+
+const IMAGE = 'ctrl-alt-play/busybox:latest';
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+describe('PATCH /api/servers/:id with a real Agent and Docker', () => {
+  let panel: TestPanel;
+  let agent: RunningAgent | undefined;
+  let agentDir: string;
+  let owner: Session;
+  let serverId: string | undefined;
+  let hostPort: number;
+  const containers = async () =>
+    docker.listContainers({ all: true, filters: { label: [`ctrl-alt-play.server=${serverId}`] } });
+
+  before(async () => {
+    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
+    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-patch-agent-'));
+    owner = await panel.login();
+    const node = await panel.createNode(owner, 'patch-node');
+    agent = await startAgent(
+      loadAgentConfig({
+        PANEL_URL: panel.url,
+        NODE_ID: node.id,
+        AGENT_SECRET: node.agentSecret,
+        AGENT_DATA_DIR: agentDir,
+        AGENT_HTTP_PORT: '0',
+        AGENT_HTTP_HOST: '127.0.0.1',
+        LOG_LEVEL: 'silent',
+      }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,
+      20_000,
+    );
+    hostPort = await freePort();
+    const created = await panel.api(owner, 'POST', '/api/servers', {
+      name: 'patch-me',
+      nodeId: node.id,
+      image: IMAGE,
+      startup: 'echo "hello $GREETING"; echo ready; while read l; do echo "got:$l"; done',
+      environment: { GREETING: 'kept' },
+      ports: { '7777/tcp': hostPort },
+      limits: { memory: '64m', cpu: '0.5' },
+      done: 'ready',
+      stop: '^C',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    serverId = created.body.id as string;
+    assert.equal(
+      (await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'start' })).status,
+      202,
+    );
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/servers/${serverId}`)).body.status === 'running',
+      20_000,
+    );
+  });
+
+  after(async () => {
+    if (serverId) for (const c of await containers()) await docker.getContainer(c.Id).remove({ force: true });
+    await agent?.stop();
+    await panel?.stop();
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  it('a rename keeps startup, limits, environment, ports and the very container', async () => {
+    const before = await panel.api(owner, 'GET', `/api/servers/${serverId}`);
+    const [c0] = await containers();
+    assert.ok(c0);
+    const r = await panel.api(owner, 'PATCH', `/api/servers/${serverId}`, { name: 'renamed' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const s = r.body as Json;
+    assert.equal(s.name, 'renamed');
+    for (const k of ['startup', 'environment', 'ports', 'limits', 'done', 'stop', 'image']) {
+      assert.deepEqual(s[k], before.body[k], k);
+    }
+    assert.equal(s.startup.includes('hello $GREETING'), true);
+    const now = await containers();
+    assert.equal(now.length, 1);
+    assert.equal(now[0]?.Id, c0.Id, 'not recreated');
+    assert.equal(now[0]?.State, 'running');
+    assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverId}`)).body.status, 'running');
+  });
+
+  it('a startup change recreates the container with the same environment, limits and ports', async () => {
+    const [c0] = await containers();
+    const startup = 'echo "again $GREETING"; echo ready; while read l; do echo "got:$l"; done';
+    const r = await panel.api(owner, 'PATCH', `/api/servers/${serverId}`, { startup });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.startup, startup);
+    assert.deepEqual(r.body.environment, { GREETING: 'kept' });
+    assert.deepEqual(r.body.limits, { memory: '64m', cpu: '0.5' });
+    assert.deepEqual(r.body.ports, { '7777/tcp': hostPort });
+    assert.equal(r.body.name, 'renamed');
+    const [c1] = await containers();
+    assert.ok(c1);
+    assert.notEqual(c1.Id, c0?.Id);
+    const inspect = await docker.getContainer(c1.Id).inspect();
+    assert.ok(inspect.Config.Env.includes('GREETING=kept'), inspect.Config.Env.join(' '));
+    assert.equal(inspect.HostConfig.Memory, 64 * 1024 * 1024);
+    assert.equal(inspect.HostConfig.PortBindings?.['7777/tcp']?.[0]?.HostPort, String(hostPort));
+  });
+});
