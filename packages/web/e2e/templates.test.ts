@@ -365,10 +365,21 @@ test('templates, allocations, reinstall, API keys and account in the UI', { time
     await page.getByRole('link', { name: 'Account' }).click();
     await byTestId('page-account').waitFor();
     await byTestId('api-key-name').fill('e2e script');
+    // the Panel asks for the password before it mints a key: a wrong one is refused
+    await byTestId('api-key-password').fill('not-my-password');
+    await byTestId('api-key-submit').click();
+    await page.getByText('Could not create the key').waitFor({ timeout: WAIT });
+    await byTestId('api-key-password').fill(OWNER.password);
+    await byTestId('api-key-expiry').selectOption('7');
     await byTestId('api-key-submit').click();
     const key = (await byTestId('api-key-value').textContent({ timeout: WAIT }))?.trim() ?? '';
     assert.match(key, /^cap_/);
     await byTestId('api-key-row-e2e script').waitFor();
+    const shown = (await byTestId('api-key-expires-e2e script').textContent())?.trim() ?? '';
+    assert.notEqual(shown, 'never');
+    const listed = await page.evaluate(async () => (await fetch('/api/api-keys')).json());
+    const exp = Date.parse(listed.find((k: { name: string }) => k.name === 'e2e script').expiresAt);
+    assert.ok(Math.abs(exp - (Date.now() + 7 * 86_400_000)) < 120_000, 'expires in 7 days');
     await shot('t08-account-api-key');
     const me = await page.evaluate(async (k) => {
       const r = await fetch('/api/auth/me', {
@@ -392,6 +403,15 @@ test('templates, allocations, reinstall, API keys and account in the UI', { time
     assert.equal(after.status, 401);
     assert.equal(after.body.code, 'UNAUTHENTICATED');
 
+    // a key made now dies with the password change below (the keep box stays unticked)
+    await byTestId('api-key-name').fill('e2e doomed');
+    await byTestId('api-key-password').fill(OWNER.password);
+    await byTestId('api-key-expiry').selectOption('');
+    await byTestId('api-key-submit').click();
+    const doomed = (await byTestId('api-key-value').textContent({ timeout: WAIT }))?.trim() ?? '';
+    assert.match(doomed, /^cap_/);
+    assert.equal((await byTestId('api-key-expires-e2e doomed').textContent())?.trim(), 'never');
+
     await byTestId('password-current').fill(OWNER.password);
     await byTestId('password-new').fill('short');
     await byTestId('password-submit').click();
@@ -401,6 +421,15 @@ test('templates, allocations, reinstall, API keys and account in the UI', { time
     await byTestId('password-confirm').fill(next);
     await byTestId('password-submit').click();
     await byTestId('password-changed').waitFor({ timeout: WAIT });
+    await byTestId('api-key-row-e2e doomed').waitFor({ state: 'detached', timeout: WAIT });
+    const revoked = await page.evaluate(async (k) => {
+      const r = await fetch('/api/auth/me', {
+        headers: { authorization: `Bearer ${k}` },
+        credentials: 'omit',
+      });
+      return r.status;
+    }, doomed);
+    assert.equal(revoked, 401, 'the password change revoked the key');
     await shot('t09-account');
     await byTestId('logout').click();
     await byTestId('login-email').fill(OWNER.email);

@@ -151,10 +151,18 @@ const m003: Migration = {
   },
 };
 
+/** API keys may expire (NULL: never). */
+const m004: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('api_keys').addColumn('expires_at', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
   '003_agent_token_version': m003,
+  '004_api_key_expiry': m004,
 };
 
 export const migrationProvider: MigrationProvider = {

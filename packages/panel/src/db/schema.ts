@@ -24,6 +24,8 @@ export interface ApiKeysTable {
   key_hash: string;
   created_at: string;
   last_used_at: string | null;
+  /** after this instant the key is refused (AUTH_FAILED); null = never */
+  expires_at: string | null;
 }
 export interface NodesTable {
   id: string;

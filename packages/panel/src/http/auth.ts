@@ -69,7 +69,12 @@ export function installAuth(app: FastifyInstance, auth: AuthService, routes: Rou
     const rule = req.routeOptions.config?.auth;
     if (!rule || rule === 'public' || rule === 'agent') return;
     const p = await resolvePrincipal(auth, req);
-    if (!p) throw new CodedError('UNAUTHENTICATED', 'log in or send an API key');
+    if (!p) {
+      const bearer = bearerOf(req);
+      if (bearer && (await auth.isExpiredApiKey(bearer)))
+        throw new CodedError('AUTH_FAILED', 'the API key has expired');
+      throw new CodedError('UNAUTHENTICATED', 'log in or send an API key');
+    }
     req.principal = p;
     if (p.via === 'session' && !SAFE_METHODS.has(req.method)) {
       const sent = req.headers[CSRF_HEADER];

@@ -169,7 +169,7 @@ describe('authorisation: every route × every role', () => {
       method: 'POST',
       url: '/api/api-keys',
       headers: { cookie: headers.admin.cookie },
-      payload: { name: 'k' },
+      payload: { name: 'k', currentPassword: 'admin-pass-1' },
     });
     assert.equal(noCsrf.statusCode, 403);
     assert.equal(noCsrf.json().code, 'CSRF_FAILED');
@@ -177,14 +177,14 @@ describe('authorisation: every route × every role', () => {
       method: 'POST',
       url: '/api/api-keys',
       headers: { cookie: headers.admin.cookie, 'x-csrf-token': headers.spectator['x-csrf-token'] ?? '' },
-      payload: { name: 'k' },
+      payload: { name: 'k', currentPassword: 'admin-pass-1' },
     });
     assert.equal(wrong.json().code, 'CSRF_FAILED');
     const made = await app.inject({
       method: 'POST',
       url: '/api/api-keys',
       headers: headers.admin,
-      payload: { name: 'k' },
+      payload: { name: 'k', currentPassword: 'admin-pass-1' },
     });
     assert.equal(made.statusCode, 201);
     const key = made.json().key as string;

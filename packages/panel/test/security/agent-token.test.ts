@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import type WebSocket from 'ws';
 import { connectAgentSocket, registerAgent } from '../fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel } from '../helpers.ts';
+import { ADMIN_PASSWORD, type Session, startTestPanel, type TestPanel } from '../helpers.ts';
 
 const upgrade = (ws: WebSocket) =>
   new Promise<number>((resolve) => {
@@ -41,7 +41,8 @@ describe('agent and user credentials do not mix', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    apiKey = (await panel.api(owner, 'POST', '/api/api-keys', { name: 'k' })).body.key;
+    apiKey = (await panel.api(owner, 'POST', '/api/api-keys', { name: 'k', currentPassword: ADMIN_PASSWORD }))
+      .body.key;
     node = await panel.createNode(owner);
     other = await panel.createNode(owner);
     creds = (await registerAgent(panel.url, node.agentSecret)).body.agent;

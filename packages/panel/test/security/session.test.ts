@@ -101,7 +101,7 @@ describe('session fixation and invalidation', () => {
       method: 'POST',
       url: '/api/api-keys',
       headers: s.headers,
-      payload: { name: 'k' },
+      payload: { name: 'k', currentPassword: 'password-123' },
     });
     const bearer = { authorization: `Bearer ${key.json().key}` };
     assert.equal((await p.app.inject({ method: 'GET', url: '/api/nodes', headers: bearer })).statusCode, 200);

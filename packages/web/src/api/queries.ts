@@ -5,6 +5,7 @@ import type {
   Allocation,
   ApiKeyInfo,
   Bucket,
+  CreateApiKeyInput,
   CreatedApiKey,
   CreatedNode,
   Dashboard,
@@ -101,7 +102,8 @@ export const useApiKeys = () =>
 export function useCreateApiKey() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (name: string) => api<CreatedApiKey>('/api-keys', { method: 'POST', body: { name } }),
+    mutationFn: (input: CreateApiKeyInput) =>
+      api<CreatedApiKey>('/api-keys', { method: 'POST', body: input }),
     onSuccess: () => qc.invalidateQueries({ queryKey: keys.apiKeys }),
   });
 }

@@ -229,10 +229,21 @@ export interface ApiKeyInfo {
   name: string;
   createdAt: string;
   lastUsedAt: string | null;
+  /** null: never expires */
+  expiresAt: string | null;
 }
 
 export interface CreatedApiKey {
   id: string;
   name: string;
   key: string;
+  expiresAt: string | null;
+}
+
+export interface CreateApiKeyInput {
+  name: string;
+  /** the Panel asks for your password before it mints a key */
+  currentPassword: string;
+  /** days from now; absent: never expires */
+  expiresInDays?: number;
 }

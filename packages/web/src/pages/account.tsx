@@ -1,8 +1,10 @@
 import {
   Alert,
   Button,
+  Checkbox,
   Code,
   Group,
+  NativeSelect,
   Paper,
   PasswordInput,
   Stack,
@@ -21,19 +23,44 @@ import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
 
+/** How long a new key lives: '' = never. */
+const EXPIRY_CHOICES = [
+  { value: '30', label: '30 days' },
+  { value: '7', label: '7 days' },
+  { value: '90', label: '90 days' },
+  { value: '365', label: '1 year' },
+  { value: '', label: 'Never' },
+];
+
+function expiryText(expiresAt: string | null, now = Date.now()): string {
+  if (expiresAt === null) return 'never';
+  const t = Date.parse(expiresAt);
+  if (t <= now) return 'expired';
+  return new Date(t).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
 function ApiKeys() {
   const q = useApiKeys();
   const qc = useQueryClient();
   const create = useCreateApiKey();
   const [name, setName] = useState('');
+  const [password, setPassword] = useState('');
+  const [expiry, setExpiry] = useState('30');
   const [created, setCreated] = useState<CreatedApiKey | null>(null);
   const [delError, setDelError] = useState<unknown>(null);
   const nameError = name.length > 100 ? 'At most 100 characters' : null;
 
   async function submit(e: FormEvent) {
     e.preventDefault();
-    if (!name.trim() || nameError) return;
-    const res = await create.mutateAsync(name.trim()).catch(() => null);
+    if (!name.trim() || nameError || !password) return;
+    const res = await create
+      .mutateAsync({
+        name: name.trim(),
+        currentPassword: password,
+        ...(expiry === '' ? {} : { expiresInDays: Number(expiry) }),
+      })
+      .catch(() => null);
+    setPassword('');
     if (res) {
       setCreated(res);
       setName('');
@@ -58,7 +85,8 @@ function ApiKeys() {
       </Title>
       <Text size="sm" c="dimmed" mb="sm">
         For scripts and the CLI: send <Code>Authorization: Bearer cap_…</Code>. A key acts as you, with your
-        role.
+        role. Creating one asks for your password; changing your password revokes your keys unless you keep
+        them.
       </Text>
       <form onSubmit={submit} aria-label="Create an API key">
         <Group align="flex-end">
@@ -71,10 +99,25 @@ function ApiKeys() {
             style={{ flex: 1, maxWidth: 360 }}
             data-testid="api-key-name"
           />
+          <PasswordInput
+            label="Your password"
+            value={password}
+            onChange={(e) => setPassword(e.currentTarget.value)}
+            autoComplete="current-password"
+            style={{ maxWidth: 220 }}
+            data-testid="api-key-password"
+          />
+          <NativeSelect
+            label="Expires after"
+            data={EXPIRY_CHOICES}
+            value={expiry}
+            onChange={(e) => setExpiry(e.currentTarget.value)}
+            data-testid="api-key-expiry"
+          />
           <Button
             type="submit"
             loading={create.isPending}
-            disabled={!name.trim()}
+            disabled={!name.trim() || !password}
             data-testid="api-key-submit"
           >
             Create key
@@ -109,6 +152,7 @@ function ApiKeys() {
               <Table.Th>Name</Table.Th>
               <Table.Th>Created</Table.Th>
               <Table.Th>Last used</Table.Th>
+              <Table.Th>Expires</Table.Th>
               <Table.Th />
             </Table.Tr>
           </Table.Thead>
@@ -118,6 +162,7 @@ function ApiKeys() {
                 <Table.Td>{k.name}</Table.Td>
                 <Table.Td>{formatAgo(k.createdAt)}</Table.Td>
                 <Table.Td>{k.lastUsedAt ? formatAgo(k.lastUsedAt) : 'never'}</Table.Td>
+                <Table.Td data-testid={`api-key-expires-${k.name}`}>{expiryText(k.expiresAt)}</Table.Td>
                 <Table.Td>
                   <Group justify="flex-end">
                     <Button
@@ -142,18 +187,26 @@ function ApiKeys() {
 
 /** Every role changes its own password (`POST /api/auth/password`); the current one is required. */
 function ChangePassword() {
+  const qc = useQueryClient();
   const [current, setCurrent] = useState('');
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
+  const [keepKeys, setKeepKeys] = useState(false);
   const [touched, setTouched] = useState(false);
   const save = useMutation({
     mutationFn: () =>
-      api('/auth/password', { method: 'POST', body: { currentPassword: current, newPassword: password } }),
+      api('/auth/password', {
+        method: 'POST',
+        body: { currentPassword: current, newPassword: password, keepApiKeys: keepKeys },
+      }),
     onSuccess: () => {
       setCurrent('');
       setPassword('');
       setConfirm('');
+      setKeepKeys(false);
       setTouched(false);
+      // unless kept, the keys are gone now
+      void qc.invalidateQueries({ queryKey: keys.apiKeys });
     },
   });
   const currentError = current.length === 0 ? 'Your current password' : null;
@@ -174,7 +227,7 @@ function ChangePassword() {
         Password
       </Title>
       <Text size="sm" c="dimmed" mb="sm">
-        Changing it signs you out everywhere else.
+        Changing it signs you out everywhere else and revokes your API keys, unless you keep them.
       </Text>
       <form onSubmit={submit} aria-label="Change your password" noValidate>
         <Stack gap="sm" maw={360}>
@@ -201,6 +254,12 @@ function ChangePassword() {
             onChange={(e) => setConfirm(e.currentTarget.value)}
             autoComplete="new-password"
             data-testid="password-confirm"
+          />
+          <Checkbox
+            label="Keep my API keys working"
+            checked={keepKeys}
+            onChange={(e) => setKeepKeys(e.currentTarget.checked)}
+            data-testid="password-keep-keys"
           />
           {save.isError ? <ErrorState error={save.error} title="The password was not changed" /> : null}
           {save.isSuccess ? (

@@ -25,17 +25,24 @@ export class ApiKeysRepo {
       .executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
   }
-  async findUserByHash(hash: string): Promise<{ keyId: string; user: UsersTable } | undefined> {
+  /** Revokes every key of the user (a password change). */
+  async deleteByUser(userId: string): Promise<void> {
+    await this.#db.deleteFrom('api_keys').where('user_id', '=', userId).execute();
+  }
+  async findUserByHash(
+    hash: string,
+  ): Promise<{ keyId: string; expiresAt: string | null; user: UsersTable } | undefined> {
     const row = await this.#db
       .selectFrom('api_keys')
       .innerJoin('users', 'users.id', 'api_keys.user_id')
-      .select(['api_keys.id as key_id', 'users.id', 'users.email', 'users.password_hash', 'users.role'])
+      .select(['api_keys.id as key_id', 'api_keys.expires_at as key_expires_at'])
+      .select(['users.id', 'users.email', 'users.password_hash', 'users.role'])
       .select(['users.created_at', 'users.updated_at'])
       .where('api_keys.key_hash', '=', hash)
       .executeTakeFirst();
     if (!row) return undefined;
-    const { key_id, ...user } = row;
-    return { keyId: key_id, user };
+    const { key_id, key_expires_at, ...user } = row;
+    return { keyId: key_id, expiresAt: key_expires_at, user };
   }
   async touch(id: string, at: string): Promise<void> {
     await this.#db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', id).execute();

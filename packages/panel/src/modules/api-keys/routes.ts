@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { ApiKeyInfo } from './service.ts';
+import { ApiKeyInfo, CreateApiKey } from './service.ts';
 
 export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -18,13 +18,29 @@ export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'user' },
       schema: {
         tags: ['api-keys'],
-        description: 'The key is shown once; only its hash is stored.',
-        body: z.object({ name: z.string().min(1).max(100) }),
-        response: { 201: z.object({ id: z.string(), name: z.string(), key: z.string() }) },
+        description:
+          'The key is shown once; only its hash is stored. Needs your current password (401 AUTH_FAILED when wrong); optional expiry (expiresAt or expiresInDays, at most 3650 days). A password change revokes your keys unless it asks to keep them.',
+        body: CreateApiKey,
+        response: {
+          201: z.object({
+            id: z.string(),
+            name: z.string(),
+            key: z.string(),
+            expiresAt: z.string().nullable(),
+          }),
+        },
       },
     },
-    async (req, reply) =>
-      reply.status(201).send(await s.apiKeys.create(principalOf(req).user.id, req.body.name)),
+    async (req, reply) => {
+      const userId = principalOf(req).user.id;
+      await s.auth.verifyOwnPassword(userId, req.body.currentPassword);
+      const { expiresAt, expiresInDays } = req.body;
+      const made = await s.apiKeys.create(userId, req.body.name, {
+        ...(expiresAt === undefined ? {} : { expiresAt }),
+        ...(expiresInDays === undefined ? {} : { expiresInDays }),
+      });
+      return reply.status(201).send(made);
+    },
   );
   r.delete(
     '/api/api-keys/:id',

@@ -1,6 +1,5 @@
 import { CodedError } from '@cap/protocol';
 import { z } from 'zod';
-import { nowIso } from '../../db/index.ts';
 import { randomToken, sha256, shortId } from '../../lib/crypto.ts';
 import type { ApiKeysRepo } from './repo.ts';
 
@@ -9,8 +8,29 @@ export const ApiKeyInfo = z.object({
   name: z.string(),
   createdAt: z.string(),
   lastUsedAt: z.string().nullable(),
+  /** null: never expires */
+  expiresAt: z.string().nullable(),
 });
 export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
+
+/** The longest a key may live: ten years. */
+export const MAX_KEY_DAYS = 3650;
+
+export const CreateApiKey = z
+  .object({
+    name: z.string().min(1).max(100),
+    /** your password: a session alone (a stolen cookie) cannot mint a key */
+    currentPassword: z.string().min(1).max(256),
+    /** when the key stops working (ISO 8601, in the future) */
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    /** or: days from now */
+    expiresInDays: z.number().int().min(1).max(MAX_KEY_DAYS).optional(),
+  })
+  .refine((b) => b.expiresAt === undefined || b.expiresInDays === undefined, {
+    message: 'give expiresAt or expiresInDays, not both',
+    path: ['expiresAt'],
+  });
+export type CreateApiKey = z.infer<typeof CreateApiKey>;
 
 export class ApiKeysService {
   readonly #repo: ApiKeysRepo;
@@ -23,10 +43,27 @@ export class ApiKeysService {
       name: k.name,
       createdAt: k.created_at,
       lastUsedAt: k.last_used_at,
+      expiresAt: k.expires_at,
     }));
   }
-  /** Returns the key once; only its hash is stored. */
-  async create(userId: string, name: string): Promise<{ id: string; name: string; key: string }> {
+  /** Returns the key once; only its hash is stored. The caller checked the password. */
+  async create(
+    userId: string,
+    name: string,
+    expiry: { expiresAt?: string; expiresInDays?: number } = {},
+  ): Promise<{ id: string; name: string; key: string; expiresAt: string | null }> {
+    const now = Date.now();
+    let expiresAt: string | null = null;
+    if (expiry.expiresInDays !== undefined) {
+      expiresAt = new Date(now + expiry.expiresInDays * 86_400_000).toISOString();
+    } else if (expiry.expiresAt !== undefined) {
+      const t = Date.parse(expiry.expiresAt);
+      if (!Number.isFinite(t) || t <= now || t > now + MAX_KEY_DAYS * 86_400_000)
+        throw new CodedError('VALIDATION_FAILED', `expiresAt must be in the next ${MAX_KEY_DAYS} days`, {
+          location: 'expiresAt',
+        });
+      expiresAt = new Date(t).toISOString();
+    }
     const key = `cap_${randomToken(32)}`;
     const id = shortId('k');
     await this.#repo.insert({
@@ -34,10 +71,11 @@ export class ApiKeysService {
       user_id: userId,
       name,
       key_hash: sha256(key),
-      created_at: nowIso(),
+      created_at: new Date(now).toISOString(),
       last_used_at: null,
+      expires_at: expiresAt,
     });
-    return { id, name, key };
+    return { id, name, key, expiresAt };
   }
   async delete(userId: string, id: string): Promise<void> {
     if (!(await this.#repo.deleteOwned(userId, id))) throw new CodedError('NOT_FOUND', 'no such API key');

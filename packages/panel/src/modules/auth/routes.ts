@@ -98,17 +98,22 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       config: { auth: 'user' },
       schema: {
         tags: ['auth'],
-        description: 'Change your own password. Needs the current one; ends your other sessions.',
+        description:
+          'Change your own password. Needs the current one; ends your other sessions and revokes your API keys unless keepApiKeys is true.',
         body: z.object({
           currentPassword: z.string().min(1).max(256),
           newPassword: z.string().min(8).max(256),
+          /** keep your API keys working (default: they are revoked) */
+          keepApiKeys: z.boolean().optional(),
         }),
         response: { 204: z.null() },
       },
     },
     async (req, reply) => {
       const p = principalOf(req);
-      await s.auth.changeOwnPassword(p.user.id, req.body.currentPassword, req.body.newPassword, p.sessionId);
+      await s.auth.changeOwnPassword(p.user.id, req.body.currentPassword, req.body.newPassword, p.sessionId, {
+        keepApiKeys: req.body.keepApiKeys === true,
+      });
       return reply.status(204).send(null);
     },
   );

@@ -30,6 +30,10 @@ const SETUP_KEY = 'setup_token_hash';
 /** An address may try this many times the per-email budget a minute, over all emails. */
 export const LOGIN_EMAILS_PER_IP = 4;
 
+function isExpired(expiresAt: string | null): boolean {
+  return expiresAt !== null && Date.parse(expiresAt) <= Date.now();
+}
+
 function principalUser(u: UsersTable): Principal['user'] {
   return { id: u.id, email: u.email, role: Role.parse(u.role) };
 }
@@ -133,21 +137,40 @@ export class AuthService {
     currentPassword: string,
     newPassword: string,
     keepSessionId?: string,
+    opts: { keepApiKeys?: boolean } = {},
   ): Promise<void> {
-    const u = await this.#users.findById(userId);
-    if (!u || !(await verifyPassword(currentPassword, u.password_hash))) {
-      throw new CodedError('AUTH_FAILED', 'the current password is wrong');
-    }
+    await this.verifyOwnPassword(userId, currentPassword);
     await this.#users.update(userId, {
       password_hash: await hashPassword(newPassword),
       updated_at: nowIso(),
     });
-    await this.endSessionsOf(userId, keepSessionId);
+    await this.endSessionsOf(userId, keepSessionId, opts);
   }
 
-  /** After a password change: every session of the user ends except `keepSessionId`. */
-  async endSessionsOf(userId: string, keepSessionId?: string): Promise<void> {
+  /**
+   * The user's own password, for what a session alone must not do (mint API keys, change it).
+   * Guesses count against the login budget of that user.
+   */
+  async verifyOwnPassword(userId: string, password: string): Promise<void> {
+    if (!this.#limiter.hit(`password|${userId}`))
+      throw new CodedError('RATE_LIMITED', 'too many password attempts; wait a minute');
+    const u = await this.#users.findById(userId);
+    if (!u || !(await verifyPassword(password, u.password_hash))) {
+      throw new CodedError('AUTH_FAILED', 'the current password is wrong');
+    }
+  }
+
+  /**
+   * After a password change: every session of the user ends except `keepSessionId`, and their
+   * API keys are revoked unless `keepApiKeys` (a key minted by a thief dies with the password).
+   */
+  async endSessionsOf(
+    userId: string,
+    keepSessionId?: string,
+    opts: { keepApiKeys?: boolean } = {},
+  ): Promise<void> {
     await this.#sessions.deleteByUser(userId, keepSessionId);
+    if (!opts.keepApiKeys) await this.#keys.deleteByUser(userId);
   }
 
   async logout(sessionId: string): Promise<void> {
@@ -168,9 +191,16 @@ export class AuthService {
   async fromApiKey(key: string): Promise<Principal | null> {
     if (!key.startsWith('cap_')) return null;
     const found = await this.#keys.findUserByHash(sha256(key));
-    if (!found) return null;
+    if (!found || isExpired(found.expiresAt)) return null;
     await this.#keys.touch(found.keyId, nowIso());
     return { user: principalUser(found.user), via: 'key' };
+  }
+
+  /** True for a key that exists but has expired (the auth hook answers AUTH_FAILED for it). */
+  async isExpiredApiKey(key: string): Promise<boolean> {
+    if (!key.startsWith('cap_')) return false;
+    const found = await this.#keys.findUserByHash(sha256(key));
+    return found !== undefined && isExpired(found.expiresAt);
   }
 
   async pruneSessions(): Promise<void> {
