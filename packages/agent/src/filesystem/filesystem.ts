@@ -29,9 +29,11 @@ export async function resolveInside(root: string, rel: string): Promise<string> 
   try {
     real = await realpath(target);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new CodedError('FILE_NOT_FOUND', 'no such file or directory', { cause: e });
     }
+    if (code === 'ENAMETOOLONG') throw new CodedError('CONFIG_INVALID', 'path too long', { cause: e });
     throw new CodedError('INTERNAL_ERROR', 'cannot resolve path', { cause: e });
   }
   if (!inside(realRoot, real))

@@ -378,7 +378,10 @@ export class PanelLink {
       });
       ws.on('message', (data) => {
         lastSeen = Date.now();
-        void this.#onMessage(ws, data.toString(), bucket, flood);
+        // never an unhandled rejection: one bad message must not take the Agent down
+        this.#onMessage(ws, data.toString(), bucket, flood).catch((err) =>
+          this.#log.error({ err }, 'handling a panel message failed'),
+        );
       });
       ws.on('ping', () => {
         lastSeen = Date.now();
