@@ -156,7 +156,12 @@ export class PanelLink {
   }
 
   async #run(): Promise<void> {
-    this.#creds = await this.#store.load();
+    this.#creds = await this.#store.load((problem) =>
+      this.#log.warn(
+        { file: this.#store.file, problem },
+        `stored panel credentials unusable (${problem}); registering again`,
+      ),
+    );
     if (this.#creds) this.#scheduleRefresh();
     while (!this.#stopped) {
       try {
