@@ -154,6 +154,20 @@ export const UpdateServerPayload = EggConfig.partial()
       .optional(),
   });
 export const FilePathPayload = z.object({ path: z.string().max(4096).default('/') });
+/** Entries per `list_files` page when none is asked for, and the most one page may hold. */
+export const LIST_FILES_DEFAULT_LIMIT = 200;
+export const LIST_FILES_MAX_LIMIT = 1000;
+/** One page of a directory: sorted directories first, then by name; `offset` counts entries. */
+export const ListFilesPayload = FilePathPayload.extend({
+  offset: z.number().int().min(0).max(100_000_000).default(0),
+  limit: z.number().int().min(1).max(LIST_FILES_MAX_LIMIT).default(LIST_FILES_DEFAULT_LIMIT),
+});
+/**
+ * The largest message (serialised JSON, bytes) an Agent sends on the link, well below the
+ * Panel's frame limit for `/ws/agents` (16 MiB). A larger answer is replaced by an error
+ * response `MESSAGE_TOO_LARGE` for the same id; the link stays up.
+ */
+export const LINK_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export const actionPayloads = {
   create_server: CreateServerPayload,
@@ -167,7 +181,7 @@ export const actionPayloads = {
   update_server: UpdateServerPayload,
   system_info: Empty,
   list_servers: Empty,
-  list_files: FilePathPayload,
+  list_files: ListFilesPayload,
   get_file: FilePathPayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
@@ -289,7 +303,15 @@ export const FileEntry = z.object({
   modifiedAt: z.string(),
 });
 export type FileEntry = z.infer<typeof FileEntry>;
-export const ListFilesData = z.object({ path: z.string(), entries: z.array(FileEntry) });
+export const ListFilesData = z.object({
+  path: z.string(),
+  /** this page's entries, in order */
+  entries: z.array(FileEntry),
+  /** entries in the whole directory */
+  total: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+  limit: z.number().int().positive(),
+});
 export const GetFileData = z.object({
   path: z.string(),
   size: z.number(),
