@@ -26,7 +26,7 @@ if (!name || name === '--help' || name === '-h' || name === 'help') {
   process.stdout.write(usage());
   process.exit(name ? 0 : 1);
 }
-if (!(name in commands) || !existsSync(new URL(`./commands/${name}.ts`, import.meta.url))) {
+if (!Object.hasOwn(commands, name) || !existsSync(new URL(`./commands/${name}.ts`, import.meta.url))) {
   process.stderr.write(`unknown command: ${name}\n\n${usage()}`);
   process.exit(2);
 }

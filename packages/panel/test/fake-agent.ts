@@ -315,6 +315,9 @@ export class FakeAgent {
               modifiedAt: new Date().toISOString(),
             },
           ],
+          total: 1,
+          offset: (cmd as Command<'list_files'>).payload.offset ?? 0,
+          limit: (cmd as Command<'list_files'>).payload.limit ?? 200,
         };
       case 'get_file':
         this.#server(cmd);

@@ -26,6 +26,8 @@ export const ErrorCode = z.enum([
   'PATH_OUTSIDE_ROOT',
   'FILE_NOT_FOUND',
   'FILE_TOO_LARGE',
+  /** a message (or request body) over the size its receiver or sender allows */
+  'MESSAGE_TOO_LARGE',
   'TIMEOUT',
   'INTERNAL_ERROR',
   // panel REST / client socket
@@ -64,6 +66,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   PATH_OUTSIDE_ROOT: 400,
   FILE_NOT_FOUND: 404,
   FILE_TOO_LARGE: 413,
+  MESSAGE_TOO_LARGE: 413,
   TIMEOUT: 504,
   INTERNAL_ERROR: 500,
   VALIDATION_FAILED: 400,

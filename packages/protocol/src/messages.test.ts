@@ -79,3 +79,18 @@ describe('protocol envelope', () => {
     assert.equal(sizeToBytes(512), 512 * 1024 * 1024);
   });
 });
+
+it('names inherited from Object.prototype are unknown actions and events, not a crash', () => {
+  const timestamp = new Date().toISOString();
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+    const a = parseAgentInbound(JSON.stringify({ id: 'c1', type: 'command', timestamp, action: name }));
+    assert.deepEqual([a.ok, !a.ok && a.code, !a.ok && a.id], [false, 'UNKNOWN_ACTION', 'c1']);
+    const e = parsePanelInbound(JSON.stringify({ type: 'event', timestamp, event: name, data: {} }));
+    assert.deepEqual([e.ok, !e.ok && e.code], [false, 'INVALID_MESSAGE']);
+    const t = parsePanelInbound(JSON.stringify({ id: 'x', type: name, timestamp }));
+    assert.deepEqual([t.ok, !t.ok && t.code], [false, 'INVALID_MESSAGE']);
+  }
+  // an id that is no usable id (too long, not a string) is not echoed
+  const long = parseAgentInbound(JSON.stringify({ id: 'x'.repeat(100_000), type: 'nope' }));
+  assert.equal(!long.ok && long.id, undefined);
+});

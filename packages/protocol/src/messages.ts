@@ -180,6 +180,20 @@ export const WriteFilePayload = z.object({
       message: `content is larger than ${MAX_WRITE_FILE_BYTES} bytes`,
     }),
 });
+/** Entries per `list_files` page when none is asked for, and the most one page may hold. */
+export const LIST_FILES_DEFAULT_LIMIT = 200;
+export const LIST_FILES_MAX_LIMIT = 1000;
+/** One page of a directory: sorted directories first, then by name; `offset` counts entries. */
+export const ListFilesPayload = FilePathPayload.extend({
+  offset: z.number().int().min(0).max(100_000_000).default(0),
+  limit: z.number().int().min(1).max(LIST_FILES_MAX_LIMIT).default(LIST_FILES_DEFAULT_LIMIT),
+});
+/**
+ * The largest message (serialised JSON, bytes) an Agent sends on the link, well below the
+ * Panel's frame limit for `/ws/agents` (16 MiB). A larger answer is replaced by an error
+ * response `MESSAGE_TOO_LARGE` for the same id; the link stays up.
+ */
+export const LINK_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export const actionPayloads = {
   create_server: CreateServerPayload,
@@ -193,7 +207,7 @@ export const actionPayloads = {
   update_server: UpdateServerPayload,
   system_info: Empty,
   list_servers: Empty,
-  list_files: FilePathPayload,
+  list_files: ListFilesPayload,
   get_file: FilePathPayload,
   /** create or replace one file (utf8) in the server's root; its parent directory must exist */
   write_file: WriteFilePayload,
@@ -318,7 +332,15 @@ export const FileEntry = z.object({
   modifiedAt: z.string(),
 });
 export type FileEntry = z.infer<typeof FileEntry>;
-export const ListFilesData = z.object({ path: z.string(), entries: z.array(FileEntry) });
+export const ListFilesData = z.object({
+  path: z.string(),
+  /** this page's entries, in order */
+  entries: z.array(FileEntry),
+  /** entries in the whole directory */
+  total: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+  limit: z.number().int().positive(),
+});
 export const WriteFileData = z.object({ path: z.string(), size: z.number() });
 export const GetFileData = z.object({
   path: z.string(),
@@ -468,9 +490,28 @@ export type ParseResult<T> =
   | { ok: true; message: T }
   | { ok: false; code: ErrorCode; message: string; id?: string; serverId?: string };
 
+/** An own field of a JSON object (never one inherited from Object.prototype), else undefined. */
+function own(raw: unknown, key: string): unknown {
+  return raw && typeof raw === 'object' && !Array.isArray(raw) && Object.hasOwn(raw, key)
+    ? (raw as Record<string, unknown>)[key]
+    : undefined;
+}
+
+/** The id of a message that failed to parse, when it is a usable id (an answer echoes it). */
 function idOf(raw: unknown): string | undefined {
-  if (raw && typeof raw === 'object' && 'id' in raw && typeof raw.id === 'string') return raw.id;
-  return undefined;
+  const id = own(raw, 'id');
+  return MessageId.safeParse(id).success ? (id as string) : undefined;
+}
+
+/** Action names → payload schemas, looked up as a Map: no name is "found" on a prototype. */
+const ACTION_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map(Object.entries(actionPayloads));
+const EVENT_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map(Object.entries(eventData));
+
+export function isAction(name: string): name is Action {
+  return ACTION_SCHEMAS.has(name);
+}
+export function isEventName(name: string): name is EventName {
+  return EVENT_SCHEMAS.has(name);
 }
 
 function decode(
@@ -501,21 +542,26 @@ export function parseAgentInbound(raw: string | Buffer | unknown): ParseResult<A
   const d = decode(raw);
   if (!d.ok) return { ok: false, code: 'INVALID_MESSAGE', message: d.message };
   const v = d.value;
-  const type = v && typeof v === 'object' && 'type' in v ? v.type : undefined;
+  const type = own(v, 'type');
   if (type === 'ping') {
     return parseWhole(PingMessage, v);
   }
   if (type !== 'command') {
-    return { ok: false, code: 'INVALID_MESSAGE', message: `unexpected type ${String(type)}`, id: idOf(v) };
+    return {
+      ok: false,
+      code: 'INVALID_MESSAGE',
+      message: `unexpected type ${typeof type === 'string' ? type.slice(0, 64) : typeof type}`,
+      id: idOf(v),
+    };
   }
   const env = CommandEnvelope.safeParse(v);
   if (!env.success) return { ok: false, code: 'INVALID_MESSAGE', message: issues(env.error), id: idOf(v) };
   const action = env.data.action;
-  if (!(action in actionPayloads)) {
+  const schema = ACTION_SCHEMAS.get(action);
+  if (!schema) {
     return { ok: false, code: 'UNKNOWN_ACTION', message: `unknown action ${action}`, id: env.data.id };
   }
-  const schema = actionPayloads[action as Action];
-  const payload = (schema as z.ZodType).safeParse(env.data.payload ?? {});
+  const payload = schema.safeParse(env.data.payload ?? {});
   if (!payload.success) {
     return { ok: false, code: 'CONFIG_INVALID', message: issues(payload.error), id: env.data.id };
   }
@@ -538,7 +584,7 @@ export function parsePanelInbound(raw: string | Buffer | unknown): ParseResult<P
   const d = decode(raw);
   if (!d.ok) return { ok: false, code: 'INVALID_MESSAGE', message: d.message };
   const v = d.value;
-  const type = v && typeof v === 'object' && 'type' in v ? v.type : undefined;
+  const type = own(v, 'type');
   if (type === 'response') {
     return parseWhole(ResponseMessage, v);
   }
@@ -549,13 +595,19 @@ export function parsePanelInbound(raw: string | Buffer | unknown): ParseResult<P
     const env = EventEnvelope.safeParse(v);
     if (!env.success) return { ok: false, code: 'INVALID_MESSAGE', message: issues(env.error), id: idOf(v) };
     const name = env.data.event;
-    if (!(name in eventData)) return { ok: false, code: 'INVALID_MESSAGE', message: `unknown event ${name}` };
-    const data = (eventData[name as EventName] as z.ZodType).safeParse(env.data.data);
+    const schema = EVENT_SCHEMAS.get(name);
+    if (!schema) return { ok: false, code: 'INVALID_MESSAGE', message: `unknown event ${name}` };
+    const data = schema.safeParse(env.data.data);
     if (!data.success)
       return { ok: false, code: 'INVALID_MESSAGE', message: `${name}: ${issues(data.error)}` };
     return { ok: true, message: { ...env.data, event: name as EventName, data: data.data } as EventMessage };
   }
-  return { ok: false, code: 'INVALID_MESSAGE', message: `unexpected type ${String(type)}`, id: idOf(v) };
+  return {
+    ok: false,
+    code: 'INVALID_MESSAGE',
+    message: `unexpected type ${typeof type === 'string' ? type.slice(0, 64) : typeof type}`,
+    id: idOf(v),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

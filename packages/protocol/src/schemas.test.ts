@@ -45,7 +45,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   update_server: { payload: { environment: { A: 'b' }, limits: { memory: '1g' } }, serverId: 's1' },
   system_info: { payload: {} },
   list_servers: { payload: {} },
-  list_files: { payload: { path: '/config' }, serverId: 's1' },
+  list_files: { payload: { path: '/config', offset: 0, limit: 200 }, serverId: 's1' },
   get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
   reinstall_server: { payload: {}, serverId: 's1' },
   write_file: { payload: { path: 'eula.txt', content: 'eula=true\n' }, serverId: 's1' },
@@ -59,7 +59,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   restart_server: { timeout: -1 },
   send_command: { command: '' },
   update_server: { limits: { memory: 'lots' } },
-  list_files: { path: 5 },
+  list_files: { path: '/', limit: 1001 },
   get_file: { path: 'x'.repeat(5000) },
   write_file: { path: 'eula.txt', content: '€'.repeat(350_000) },
 };

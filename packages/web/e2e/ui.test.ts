@@ -279,6 +279,8 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
   await step('files tab lists the server directory and shows a file', async () => {
     await byTestId('tab-files').click();
     await byTestId('file-greeting.txt').waitFor({ timeout: WAIT });
+    // the listing is a page of the folder with its total
+    assert.match((await byTestId('files-range').textContent()) ?? '', /^1–\d+ of \d+ entries$/);
     await page.getByRole('button', { name: 'View file greeting.txt' }).click();
     await page.waitForFunction(
       () => document.querySelector('[data-testid="file-content"]')?.textContent?.includes('greeting=world'),

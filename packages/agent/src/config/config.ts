@@ -2,7 +2,7 @@
  * The Agent's configuration: read from the environment here and nowhere else, validated once,
  * frozen, passed in. A bad config fails listing every bad key.
  */
-import { CodedError } from '@cap/protocol';
+import { CodedError, LINK_MAX_MESSAGE_BYTES } from '@cap/protocol';
 import { z } from 'zod';
 
 const int = (min: number, max: number) =>
@@ -52,6 +52,7 @@ const AgentEnv = z.object({
   AGENT_CONTAINER_GID: int(0, 2 ** 31 - 1).default(1000),
   AGENT_DISK_CHECK_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   AGENT_COMMAND_RATE: int(1, 100_000).default(100),
+  AGENT_LINK_MAX_MESSAGE_BYTES: int(16 * 1024, 8 * 1024 * 1024).default(LINK_MAX_MESSAGE_BYTES),
   AGENT_NAME: z.string().min(1).max(191).optional(),
   AGENT_BIND_IP: z.union([z.ipv4(), z.ipv6()]).default('0.0.0.0'),
   AGENT_TZ: z.string().min(1).max(64).default('UTC'),
@@ -80,6 +81,8 @@ export interface AgentConfig {
   readonly diskCheckIntervalMs: number;
   /** commands a second one Panel connection may send (twice that as a burst); more are refused */
   readonly commandRate: number;
+  /** the largest message sent on the Panel link; a larger answer becomes MESSAGE_TOO_LARGE */
+  readonly linkMaxMessageBytes: number;
   readonly name: string | undefined;
   readonly bindIp: string;
   readonly timezone: string;
@@ -132,6 +135,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     containerGid: e.AGENT_CONTAINER_GID,
     diskCheckIntervalMs: e.AGENT_DISK_CHECK_INTERVAL_MS,
     commandRate: e.AGENT_COMMAND_RATE,
+    linkMaxMessageBytes: e.AGENT_LINK_MAX_MESSAGE_BYTES,
     name: e.AGENT_NAME,
     bindIp: e.AGENT_BIND_IP,
     timezone: e.AGENT_TZ,

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { isCodedError } from '@cap/protocol';
+import { isCodedError, LINK_MAX_MESSAGE_BYTES } from '@cap/protocol';
 import { diskUsage, getFile, listFiles } from './filesystem.ts';
 
 let base: string;
@@ -30,14 +30,21 @@ test('lists and reads inside the root', async () => {
   assert.deepEqual(
     l.entries.map((e) => [e.name, e.type]),
     [
+      // directories first, then by name (a symlink to a directory is a symlink)
+      ['sub', 'directory'],
       ['big.log', 'file'],
       ['bin.dat', 'file'],
       ['escape-dir', 'symlink'],
       ['escape-file', 'symlink'],
       ['inner-link', 'symlink'],
       ['server.properties', 'file'],
-      ['sub', 'directory'],
     ],
+  );
+  assert.equal(l.total, 7);
+  const page = await listFiles(root, '/', { offset: 2, limit: 2 });
+  assert.deepEqual(
+    [page.entries.map((e) => e.name), page.total, page.offset, page.limit],
+    [['bin.dat', 'escape-dir'], 7, 2, 2],
   );
   const f = await getFile(root, 'server.properties');
   assert.equal(f.encoding, 'utf8');
@@ -69,4 +76,13 @@ test('missing and too large files have their codes', async () => {
 
 test('diskUsage sums file sizes and does not follow symlinks out', async () => {
   assert.equal(await diskUsage(root), 8 + 4 + 2048);
+});
+
+test('a text file whose JSON escaping would be huge is sent as base64, so the answer stays small', async () => {
+  // a control character is one byte on disk and six in JSON (\u0001): 1 MiB → 6 MiB of answer
+  await writeFile(path.join(root, 'controls.txt'), Buffer.alloc(1024 * 1024, 1));
+  const f = await getFile(root, 'controls.txt');
+  assert.equal(f.encoding, 'base64');
+  assert.ok(Buffer.byteLength(JSON.stringify(f)) < LINK_MAX_MESSAGE_BYTES);
+  await rm(path.join(root, 'controls.txt'));
 });

@@ -5,10 +5,10 @@
  * really points, so a directory swapped for a link after the check (a TOCTOU race run by the game
  * server, which owns the tree) cannot lead a read outside.
  */
-import { constants } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, lchown, lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { CodedError, type FileEntry } from '@cap/protocol';
+import { CodedError, type FileEntry, LINK_MAX_MESSAGE_BYTES, LIST_FILES_DEFAULT_LIMIT } from '@cap/protocol';
 
 export const MAX_FILE_BYTES = 1024 * 1024;
 
@@ -29,9 +29,11 @@ export async function resolveInside(root: string, rel: string): Promise<string> 
   try {
     real = await realpath(target);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new CodedError('FILE_NOT_FOUND', 'no such file or directory', { cause: e });
     }
+    if (code === 'ENAMETOOLONG') throw new CodedError('CONFIG_INVALID', 'path too long', { cause: e });
     throw new CodedError('INTERNAL_ERROR', 'cannot resolve path', { cause: e });
   }
   if (!inside(realRoot, real))
@@ -65,34 +67,62 @@ function display(root: string, real: string): string {
   return `/${r.split(path.sep).join('/')}`.replace(/\/$/, '') || '/';
 }
 
-export async function listFiles(root: string, rel: string): Promise<{ path: string; entries: FileEntry[] }> {
+/** Directories first, then by name (UTF-16 code units, as `Array.prototype.sort`). */
+function byDirThenName(a: Dirent, b: Dirent): number {
+  const da = a.isDirectory() ? 0 : 1;
+  const db = b.isDirectory() ? 0 : 1;
+  if (da !== db) return da - db;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+export interface ListPage {
+  path: string;
+  entries: FileEntry[];
+  total: number;
+  offset: number;
+  limit: number;
+}
+
+/**
+ * One page of a directory, sorted directories first and then by name, with the directory's
+ * total. Only names and types are read for the whole directory (no stat per entry); only the
+ * page's entries are stat'ed, so a folder of 70k files costs a name list, not 70k stats.
+ */
+export async function listFiles(
+  root: string,
+  rel: string,
+  page: { offset?: number; limit?: number } = {},
+): Promise<ListPage> {
+  const offset = page.offset ?? 0;
+  const limit = page.limit ?? LIST_FILES_DEFAULT_LIMIT;
   const real = await resolveInside(root, rel);
   const dir = await openInside(root, real, constants.O_RDONLY | constants.O_DIRECTORY);
   // read through the descriptor: the directory checked is the one listed
   const fdPath = `/proc/self/fd/${dir.fd}`;
   const entries: FileEntry[] = [];
+  let total = 0;
   try {
-    for (const name of (await readdir(fdPath)).sort()) {
-      const s = await lstat(path.join(fdPath, name)).catch(() => null); // null: vanished meanwhile
-      if (s)
-        entries.push({
-          name,
-          type: s.isDirectory()
-            ? 'directory'
-            : s.isFile()
-              ? 'file'
-              : s.isSymbolicLink()
-                ? 'symlink'
-                : 'other',
-          size: s.size,
-          mode: (s.mode & 0o7777).toString(8).padStart(4, '0'),
-          modifiedAt: s.mtime.toISOString(),
-        });
-    }
+    const all = (await readdir(fdPath, { withFileTypes: true })).sort(byDirThenName);
+    total = all.length;
+    const wanted = all.slice(offset, offset + limit);
+    const stats = await Promise.all(
+      wanted.map((d) => lstat(path.join(fdPath, d.name)).catch(() => null)), // null: vanished meanwhile
+    );
+    wanted.forEach((d, i) => {
+      const s = stats[i];
+      if (!s) return;
+      entries.push({
+        name: d.name,
+        type: s.isDirectory() ? 'directory' : s.isFile() ? 'file' : s.isSymbolicLink() ? 'symlink' : 'other',
+        size: s.size,
+        mode: (s.mode & 0o7777).toString(8).padStart(4, '0'),
+        modifiedAt: s.mtime.toISOString(),
+      });
+    });
   } finally {
     await dir.close();
   }
-  return { path: display(await realpath(root), real), entries };
+  return { path: display(await realpath(root), real), entries, total, offset, limit };
 }
 
 export async function getFile(
@@ -114,7 +144,12 @@ export async function getFile(
   // it may have grown since the stat
   if (buf.length > maxBytes) throw new CodedError('FILE_TOO_LARGE', `file is larger than ${maxBytes} bytes`);
   const text = buf.toString('utf8');
-  const isText = !buf.includes(0) && Buffer.from(text, 'utf8').equals(buf);
+  // text whose JSON escaping would blow past the link's message limit (control characters are
+  // six bytes each there) goes as base64, which is at most 4/3 of the bytes
+  const isText =
+    !buf.includes(0) &&
+    Buffer.from(text, 'utf8').equals(buf) &&
+    Buffer.byteLength(JSON.stringify(text)) <= LINK_MAX_MESSAGE_BYTES / 2;
   return {
     path: display(await realpath(root), real),
     size: buf.length,

@@ -105,9 +105,17 @@ export async function buildHttp(deps: HttpDeps) {
 
   app.setErrorHandler((err, req, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    reply.code(status).send({
-      code: status === 400 ? 'INVALID_MESSAGE' : 'INTERNAL_ERROR',
-      message: status === 400 ? (err as Error).message : 'internal error',
+    // 413: body over bodyLimit; other 4xx: not JSON, a __proto__ key, a wrong content type
+    const code =
+      status === 413
+        ? 'MESSAGE_TOO_LARGE'
+        : status >= 400 && status < 500
+          ? 'INVALID_MESSAGE'
+          : 'INTERNAL_ERROR';
+    if (code === 'INTERNAL_ERROR') req.log.error({ err }, 'request failed');
+    reply.code(status >= 400 && status < 500 ? status : 500).send({
+      code,
+      message: code === 'INTERNAL_ERROR' ? 'internal error' : (err as Error).message,
       requestId: req.id,
     });
   });

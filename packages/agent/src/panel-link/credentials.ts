@@ -17,15 +17,43 @@ export class CredentialStore {
     this.#nodeId = nodeId;
   }
 
-  /** The stored credentials, if they were issued by this Panel for this node. */
-  async load(): Promise<AgentCredentials | null> {
+  /**
+   * The stored credentials, if they were issued by this Panel for this node. A file that is
+   * there but unusable is reported through `unusable` (what is wrong with it), never silently
+   * replaced; no file at all is the first start and says nothing.
+   */
+  async load(unusable: (problem: string) => void = () => undefined): Promise<AgentCredentials | null> {
+    let text: string;
     try {
-      const s = Stored.parse(JSON.parse(await readFile(this.file, 'utf8')));
-      if (s.panelUrl !== this.#panelUrl || s.nodeId !== this.#nodeId) return null;
-      return s.agent;
-    } catch {
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') unusable(`cannot read it: ${(e as Error).message}`);
       return null;
     }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      // not the parser's message: it quotes the text, and the text may hold a token
+      const at = /position (\d+)/.exec((e as Error).message)?.[1];
+      unusable(`not JSON${at ? ` (error at position ${at})` : ''}`);
+      return null;
+    }
+    const r = Stored.safeParse(json);
+    if (!r.success) {
+      const fields = r.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`).join('; ');
+      unusable(`invalid field: ${fields}`);
+      return null;
+    }
+    if (r.data.panelUrl !== this.#panelUrl) {
+      unusable(`issued by a different panel (${r.data.panelUrl}, this agent uses ${this.#panelUrl})`);
+      return null;
+    }
+    if (r.data.nodeId !== this.#nodeId) {
+      unusable(`issued for a different node (${r.data.nodeId}, this agent is ${this.#nodeId})`);
+      return null;
+    }
+    return r.data.agent;
   }
 
   async save(agent: AgentCredentials): Promise<void> {

@@ -131,11 +131,42 @@ export class PanelLink {
     await this.#refreshing;
   }
 
-  /** Sends now, or holds for the next connection (see Outbox for what is kept). */
+  /**
+   * Sends now, or holds for the next connection (see Outbox for what is kept). A message over
+   * the link's size limit is never sent nor held: an answer is replaced by a MESSAGE_TOO_LARGE
+   * error for the same id, an event is dropped with a warning. The link is never torn down.
+   */
   send(msg: Outgoing): void {
+    let text = JSON.stringify(msg);
+    const max = this.#config.linkMaxMessageBytes;
+    // a UTF-16 unit is at most 3 bytes of UTF-8: short strings need no counting
+    if (text.length * 3 > max && Buffer.byteLength(text) > max) {
+      const bytes = Buffer.byteLength(text);
+      if (msg.type !== 'response') {
+        this.#log.warn(
+          { code: 'MESSAGE_TOO_LARGE', event: msg.event, bytes, max },
+          'event over the link size limit dropped',
+        );
+        return;
+      }
+      this.#log.warn(
+        { code: 'MESSAGE_TOO_LARGE', id: msg.id, bytes, max },
+        'answer over the link size limit refused',
+      );
+      msg = {
+        ...errorResponse(
+          msg.id,
+          'MESSAGE_TOO_LARGE',
+          `the answer (${bytes} bytes) is over the link's ${max}-byte limit`,
+        ),
+        ...(msg.agentId ? { agentId: msg.agentId } : {}),
+        ...(msg.serverId ? { serverId: msg.serverId } : {}),
+      };
+      text = JSON.stringify(msg);
+    }
     const ws = this.#ws;
     if (this.#ready && ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(JSON.stringify(msg));
+      ws.send(text);
       return;
     }
     this.#outbox.hold(msg);
@@ -156,7 +187,12 @@ export class PanelLink {
   }
 
   async #run(): Promise<void> {
-    this.#creds = await this.#store.load();
+    this.#creds = await this.#store.load((problem) =>
+      this.#log.warn(
+        { file: this.#store.file, problem },
+        `stored panel credentials unusable (${problem}); registering again`,
+      ),
+    );
     if (this.#creds) this.#scheduleRefresh();
     while (!this.#stopped) {
       try {
@@ -356,6 +392,7 @@ export class PanelLink {
         openedAt = lastSeen;
         const hello = event('agent_hello', this.#hooks.hello(), creds.id);
         ws.send(JSON.stringify(hello));
+        // (what the outbox holds passed the size check in send())
         for (const m of this.#outbox.drain((serverId, count) =>
           event('server_log_dropped', { serverId, count, reason: 'disconnected' }, creds.id),
         )) {
@@ -378,7 +415,10 @@ export class PanelLink {
       });
       ws.on('message', (data) => {
         lastSeen = Date.now();
-        void this.#onMessage(ws, data.toString(), bucket, flood);
+        // never an unhandled rejection: one bad message must not take the Agent down
+        this.#onMessage(ws, data.toString(), bucket, flood).catch((err) =>
+          this.#log.error({ err }, 'handling a panel message failed'),
+        );
       });
       ws.on('ping', () => {
         lastSeen = Date.now();

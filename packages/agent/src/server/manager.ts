@@ -302,8 +302,10 @@ export class ServerManager {
       }
       case 'list_servers':
         return { data: { servers: this.summary() } };
-      case 'list_files':
-        return { data: await listFiles(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'list_files': {
+        const { path: rel, offset, limit } = cmd.payload as Command<'list_files'>['payload'];
+        return { data: await listFiles(this.#server(serverId).dir, rel, { offset, limit }) };
+      }
       case 'get_file':
         return { data: await getFile(this.#server(serverId).dir, (p as { path: string }).path) };
       case 'write_file': {

@@ -146,7 +146,9 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     handleRequest(parsed.data).catch((e: unknown) => {
       const code: ErrorCode = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
       if (code === 'INTERNAL_ERROR') log.error({ err: e }, 'client request failed');
-      const serverId = 'serverId' in parsed.data ? parsed.data.serverId : undefined;
+      const serverId = Object.hasOwn(parsed.data, 'serverId')
+        ? (parsed.data as { serverId?: string }).serverId
+        : undefined;
       fail(code, e instanceof CodedError ? e.message : 'internal error', {
         requestType: parsed.data.type,
         ...(serverId ? { serverId } : {}),

@@ -351,7 +351,7 @@ function eggPath(path: readonly PropertyKey[]): string {
     if (typeof seg === 'number') out += `[${seg}]`;
     else {
       const s = String(seg);
-      const name = renames[s] ?? s;
+      const name = Object.hasOwn(renames, s) ? (renames[s] ?? s) : s;
       if (name === 'image' && path[i - 2] === 'images') continue;
       out += out ? `.${name}` : name;
     }

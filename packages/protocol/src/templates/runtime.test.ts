@@ -206,3 +206,26 @@ describe('templateToEggConfig', () => {
     assert.equal(long.location, 'stopTimeout');
   });
 });
+
+describe('variables named like inherited properties', () => {
+  // a template may name a variable `constructor`: a plain-object lookup would "find" Object
+  const vars = ['constructor', 'toString', 'valueOf', 'hasOwnProperty'].map((envVariable) =>
+    variable({ envVariable, defaultValue: `default-${envVariable}` }),
+  );
+  it('take their default, not a prototype member, when no value is given', () => {
+    for (const v of visibleVariables(vars, {}, { canViewHidden: true })) {
+      assert.equal(v.value, `default-${v.envVariable}`);
+    }
+    assert.equal(
+      displayStartup('run {{constructor}} {{toString}}', vars, {}, { canViewHidden: true }),
+      'run default-constructor default-toString',
+    );
+    const next = applyVariableChanges(vars, {}, { valueOf: 'v' }, { admin: true });
+    assert.deepEqual(next, {
+      constructor: 'default-constructor',
+      toString: 'default-toString',
+      valueOf: 'v',
+      hasOwnProperty: 'default-hasOwnProperty',
+    });
+  });
+});

@@ -23,6 +23,11 @@ export function systemEnvironment(sys: SystemValues): Record<string, string> {
   };
 }
 
+/** `obj[key]` when it is obj's own (a name like `constructor` is never "found" on the prototype). */
+function ownValue(obj: Readonly<Record<string, string>> | undefined, key: string): string | undefined {
+  return obj && Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
 /**
  * `{{VAR}}` → its value (an unknown name → '', as the yolks entrypoint's eval gives), for images
  * without an entrypoint that expands STARTUP. `${VAR}` is left for the shell in the container.
@@ -45,7 +50,7 @@ export function displayStartup(
 ): string {
   const env: Record<string, string> = { ...systemEnvironment(opts.system ?? {}) };
   for (const v of variables) {
-    const value = values[v.envVariable] ?? v.defaultValue;
+    const value = ownValue(values, v.envVariable) ?? v.defaultValue;
     env[v.envVariable] = v.userViewable || opts.canViewHidden ? value : '[hidden]';
   }
   return fillStartup(startup, env);
@@ -59,7 +64,7 @@ export function visibleVariables(
 ): (TemplateVariable & { value: string })[] {
   return variables
     .filter((v) => v.userViewable || opts.canViewHidden)
-    .map((v) => ({ ...v, value: values[v.envVariable] ?? v.defaultValue }));
+    .map((v) => ({ ...v, value: ownValue(values, v.envVariable) ?? v.defaultValue }));
 }
 
 /**
@@ -75,7 +80,7 @@ export function applyVariableChanges(
 ): Record<string, string> {
   const byName = new Map(variables.map((v) => [v.envVariable, v]));
   const next: Record<string, string> = {};
-  for (const v of variables) next[v.envVariable] = current[v.envVariable] ?? v.defaultValue;
+  for (const v of variables) next[v.envVariable] = ownValue(current, v.envVariable) ?? v.defaultValue;
   for (const [name, value] of Object.entries(changes)) {
     const v = byName.get(name);
     if (!v) throw new CodedError('VALIDATION_FAILED', `unknown variable ${name}`, { location: name });
@@ -179,7 +184,7 @@ export function templateToEggConfig(template: Template, opts: EggConfigOptions):
     });
   const values: Record<string, string> = {};
   for (const v of template.variables)
-    values[v.envVariable] = opts.environment?.[v.envVariable] ?? v.defaultValue;
+    values[v.envVariable] = ownValue(opts.environment, v.envVariable) ?? v.defaultValue;
   const check = validateVariables(template.variables, values);
   if (!check.ok)
     throw new CodedError('VALIDATION_FAILED', 'variables fail their rules', {

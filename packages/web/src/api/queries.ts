@@ -29,7 +29,7 @@ export const keys = {
   servers: ['servers'] as const,
   telemetry: (id: string) => ['servers', id, 'telemetry'] as const,
   metrics: (id: string, range: string) => ['servers', id, 'metrics', range] as const,
-  files: (id: string, path: string) => ['servers', id, 'files', path] as const,
+  files: (id: string, path: string, offset = 0) => ['servers', id, 'files', path, offset] as const,
   file: (id: string, path: string) => ['servers', id, 'file', path] as const,
   users: ['users'] as const,
   templates: ['templates'] as const,
@@ -66,10 +66,15 @@ export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>
     queryFn: () => api<Bucket[]>(`/servers/${encodeURIComponent(id)}/metrics?range=${range}`),
     refetchInterval: 60_000,
   });
-export const useFiles = (id: string, path: string) =>
+/** Entries per page of the Files tab. */
+export const FILES_PAGE_SIZE = 200;
+export const useFiles = (id: string, path: string, offset = 0) =>
   useQuery({
-    queryKey: keys.files(id, path),
-    queryFn: () => api<FileList>(`/servers/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}`),
+    queryKey: keys.files(id, path, offset),
+    queryFn: () =>
+      api<FileList>(
+        `/servers/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}&offset=${offset}&limit=${FILES_PAGE_SIZE}`,
+      ),
   });
 export const useFileContent = (id: string, path: string | null) =>
   useQuery({

@@ -107,9 +107,13 @@ export interface Dashboard {
   };
 }
 
+/** One page of a directory (directories first, then by name); `total` counts the whole directory. */
 export interface FileList {
   path: string;
   entries: FileEntry[];
+  total: number;
+  offset: number;
+  limit: number;
 }
 
 export interface FileContent {

@@ -1,31 +1,35 @@
-import { Anchor, Breadcrumbs, Code, Group, Paper, Stack, Table, Text, UnstyledButton } from '@mantine/core';
+import {
+  Anchor,
+  Breadcrumbs,
+  Button,
+  Code,
+  Group,
+  Paper,
+  Stack,
+  Table,
+  Text,
+  UnstyledButton,
+} from '@mantine/core';
 import { useState } from 'react';
-import { useFileContent, useFiles } from '../api/queries.ts';
-import type { FileEntry } from '../api/types.ts';
+import { FILES_PAGE_SIZE, useFileContent, useFiles } from '../api/queries.ts';
 import { formatBytes } from '../lib/format.ts';
 import { Empty, ErrorState, Loading } from './states.tsx';
 
 const join = (dir: string, name: string) => (dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`);
 
-function sortEntries(entries: FileEntry[]): FileEntry[] {
-  return [...entries].sort((a, b) =>
-    a.type === b.type
-      ? a.name.localeCompare(b.name)
-      : a.type === 'directory'
-        ? -1
-        : b.type === 'directory'
-          ? 1
-          : 0,
-  );
-}
-
 const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
 
 /** `logFile`: the game's log file from its template (`config.logs.location`), linked above the list. */
 export function FilesTab({ serverId, logFile = null }: { serverId: string; logFile?: string | null }) {
-  const [path, setPath] = useState('/');
+  const [path, setPathState] = useState('/');
+  const [offset, setOffset] = useState(0);
   const [open, setOpen] = useState<string | null>(null);
-  const list = useFiles(serverId, path);
+  // the Agent sends one sorted page at a time (directories first, then by name)
+  const list = useFiles(serverId, path, offset);
+  const setPath = (p: string) => {
+    setPathState(p);
+    setOffset(0);
+  };
   const file = useFileContent(serverId, open);
   const parts = path.split('/').filter(Boolean);
 
@@ -78,50 +82,81 @@ export function FilesTab({ serverId, logFile = null }: { serverId: string; logFi
           <Loading label="Listing files…" />
         ) : list.isError ? (
           <ErrorState error={list.error} title="Could not list files" onRetry={() => list.refetch()} />
-        ) : list.data.entries.length === 0 ? (
+        ) : list.data.total === 0 ? (
           <Empty title="This folder is empty" />
         ) : (
-          <Table.ScrollContainer minWidth={480}>
-            <Table verticalSpacing={4} highlightOnHover aria-label="Files">
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Name</Table.Th>
-                  <Table.Th>Size</Table.Th>
-                  <Table.Th>Mode</Table.Th>
-                  <Table.Th>Modified</Table.Th>
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {sortEntries(list.data.entries).map((e) => (
-                  <Table.Tr key={e.name} data-testid={`file-${e.name}`}>
-                    <Table.Td>
-                      {e.type === 'directory' || e.type === 'file' ? (
-                        <UnstyledButton
-                          onClick={() =>
-                            e.type === 'directory' ? setPath(join(path, e.name)) : setOpen(join(path, e.name))
-                          }
-                          aria-label={`${e.type === 'directory' ? 'Open folder' : 'View file'} ${e.name}`}
-                        >
-                          <Text size="sm" c={e.type === 'directory' ? 'cyan.3' : undefined} ff="monospace">
-                            {e.type === 'directory' ? `${e.name}/` : e.name}
-                          </Text>
-                        </UnstyledButton>
-                      ) : (
-                        <Text size="sm" ff="monospace" c="dimmed">
-                          {e.name} ({e.type})
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>{e.type === 'directory' ? '—' : formatBytes(e.size)}</Table.Td>
-                    <Table.Td>
-                      <Code>{e.mode}</Code>
-                    </Table.Td>
-                    <Table.Td>{new Date(e.modifiedAt).toLocaleString()}</Table.Td>
+          <Stack gap="xs">
+            <Group justify="space-between" data-testid="files-paging">
+              <Text size="sm" c="dimmed" data-testid="files-range">
+                {list.data.entries.length === 0
+                  ? `Nothing here of ${list.data.total} entries`
+                  : `${list.data.offset + 1}–${list.data.offset + list.data.entries.length} of ${list.data.total} entries`}
+              </Text>
+              {list.data.total > FILES_PAGE_SIZE ? (
+                <Group gap="xs">
+                  <Button
+                    size="compact-sm"
+                    variant="default"
+                    disabled={offset === 0}
+                    onClick={() => setOffset(Math.max(0, offset - FILES_PAGE_SIZE))}
+                  >
+                    Previous
+                  </Button>
+                  <Button
+                    size="compact-sm"
+                    variant="default"
+                    disabled={offset + FILES_PAGE_SIZE >= list.data.total}
+                    onClick={() => setOffset(offset + FILES_PAGE_SIZE)}
+                  >
+                    Next
+                  </Button>
+                </Group>
+              ) : null}
+            </Group>
+            <Table.ScrollContainer minWidth={480}>
+              <Table verticalSpacing={4} highlightOnHover aria-label="Files">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>Name</Table.Th>
+                    <Table.Th>Size</Table.Th>
+                    <Table.Th>Mode</Table.Th>
+                    <Table.Th>Modified</Table.Th>
                   </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
+                </Table.Thead>
+                <Table.Tbody>
+                  {list.data.entries.map((e) => (
+                    <Table.Tr key={e.name} data-testid={`file-${e.name}`}>
+                      <Table.Td>
+                        {e.type === 'directory' || e.type === 'file' ? (
+                          <UnstyledButton
+                            onClick={() =>
+                              e.type === 'directory'
+                                ? setPath(join(path, e.name))
+                                : setOpen(join(path, e.name))
+                            }
+                            aria-label={`${e.type === 'directory' ? 'Open folder' : 'View file'} ${e.name}`}
+                          >
+                            <Text size="sm" c={e.type === 'directory' ? 'cyan.3' : undefined} ff="monospace">
+                              {e.type === 'directory' ? `${e.name}/` : e.name}
+                            </Text>
+                          </UnstyledButton>
+                        ) : (
+                          <Text size="sm" ff="monospace" c="dimmed">
+                            {e.name} ({e.type})
+                          </Text>
+                        )}
+                      </Table.Td>
+                      <Table.Td>{e.type === 'directory' ? '—' : formatBytes(e.size)}</Table.Td>
+                      <Table.Td>
+                        <Code>{e.mode}</Code>
+                      </Table.Td>
+                      <Table.Td>{new Date(e.modifiedAt).toLocaleString()}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </Table.ScrollContainer>
+          </Stack>
         )}
       </Paper>
       {open ? (

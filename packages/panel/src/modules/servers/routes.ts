@@ -1,6 +1,8 @@
 import {
-  FileEntry,
   GetFileData,
+  LIST_FILES_DEFAULT_LIMIT,
+  LIST_FILES_MAX_LIMIT,
+  ListFilesData,
   newMessageId,
   PowerAction,
   ResourceSnapshot,
@@ -22,6 +24,11 @@ export function viewerOf(req: FastifyRequest): Viewer {
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 const FilePath = z.object({ path: z.string().max(4096).default('/') });
+/** a page of a directory: `offset` entries skipped, at most `limit` (≤ LIST_FILES_MAX_LIMIT) returned */
+const FileListQuery = FilePath.extend({
+  offset: z.coerce.number().int().min(0).max(100_000_000).default(0),
+  limit: z.coerce.number().int().min(1).max(LIST_FILES_MAX_LIMIT).default(LIST_FILES_DEFAULT_LIMIT),
+});
 
 export async function serversRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -216,11 +223,15 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         params: IdParams,
-        querystring: FilePath,
-        response: { 200: z.object({ path: z.string(), entries: z.array(FileEntry) }) },
+        description:
+          'One page of a directory, directories first and then by name; `total` counts the whole directory. ' +
+          `limit defaults to ${LIST_FILES_DEFAULT_LIMIT}, at most ${LIST_FILES_MAX_LIMIT}.`,
+        querystring: FileListQuery,
+        response: { 200: ListFilesData },
       },
     },
-    async (req) => s.servers.files(req.params.id, req.query.path),
+    async (req) =>
+      s.servers.files(req.params.id, req.query.path, { offset: req.query.offset, limit: req.query.limit }),
   );
   r.get(
     '/api/servers/:id/files/content',

@@ -9,6 +9,7 @@ import {
   Environment,
   type EventMessage,
   GetFileData,
+  LIST_FILES_DEFAULT_LIMIT,
   Limits,
   ListFilesData,
   PortNumber,
@@ -748,9 +749,18 @@ export class ServersService {
     }
   }
 
-  async files(id: string, path: string): Promise<z.infer<typeof ListFilesData>> {
+  async files(
+    id: string,
+    path: string,
+    page: { offset: number; limit: number } = { offset: 0, limit: LIST_FILES_DEFAULT_LIMIT },
+  ): Promise<z.infer<typeof ListFilesData>> {
     const row = await this.#row(id);
-    const data = await this.#hub().request(row.node_id, 'list_files', { path }, { serverId: id });
+    const data = await this.#hub().request(
+      row.node_id,
+      'list_files',
+      { path, offset: page.offset, limit: page.limit },
+      { serverId: id },
+    );
     return ListFilesData.parse(data);
   }
 
