@@ -130,11 +130,32 @@ export class Server {
     return this.#run !== null;
   }
 
-  /** Serialises power actions on this server. */
-  #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#lock.then(fn, fn);
+  /**
+   * Serialises power actions on this server. A kill bumps the generation: what was queued before
+   * it is answered SERVER_BUSY ("cancelled") instead of running after it (a start queued behind a
+   * hanging stop must not bring the server back up). `kill: false` for what a kill must not
+   * cancel (a delete, the install a create starts).
+   */
+  #locked<T>(fn: () => Promise<T>, opts: { cancellable?: boolean } = {}): Promise<T> {
+    const generation = this.#generation;
+    const run = () => {
+      if (opts.cancellable !== false && generation !== this.#generation) {
+        return Promise.reject(new CodedError('SERVER_BUSY', 'cancelled: the server was killed meanwhile'));
+      }
+      return fn();
+    };
+    const next = this.#lock.then(run, run);
     this.#lock = next.catch(() => undefined);
     return next;
+  }
+
+  /** Bumped by every kill (see #locked). */
+  #generation = 0;
+
+  /** Between the steps of a restart or an update: a kill meanwhile ends it. */
+  #notKilledSince(generation: number): void {
+    if (generation !== this.#generation)
+      throw new CodedError('SERVER_BUSY', 'cancelled: the server was killed meanwhile');
   }
 
   #setStatus(next: ServerStatus, reason?: string): void {
@@ -227,22 +248,27 @@ export class Server {
   }
 
   async #createContainer(): Promise<string> {
-    const { docker, config } = this.#deps;
     await mkdir(this.dir, { recursive: true, mode: 0o750 });
-    const entrypoint = await docker.imageEntrypoint(this.egg.image);
+    this.containerId = await this.#newContainer(this.egg);
+    this.#log.info({ action: 'create', containerId: this.containerId }, 'container created');
+    return this.containerId;
+  }
+
+  /** A container for `egg` (its image pulled when missing), named `name` (default the server's). */
+  async #newContainer(egg: EggConfig, name?: string): Promise<string> {
+    const { docker, config } = this.#deps;
+    const entrypoint = await docker.imageEntrypoint(egg.image);
     const spec = containerSpec({
       serverId: this.id,
       nodeId: config.nodeId,
-      egg: this.egg,
+      egg,
       serverDir: this.dir,
       imageEntrypoint: entrypoint,
       bindIp: config.bindIp,
       timezone: config.timezone,
       user: `${config.containerUid}:${config.containerGid}`,
     });
-    this.containerId = await docker.create(spec);
-    this.#log.info({ action: 'create', containerId: this.containerId }, 'container created');
-    return this.containerId;
+    return docker.create(name ? { ...spec, name } : spec);
   }
 
   /**
@@ -250,13 +276,23 @@ export class Server {
    * once the installer has started (status `installing`); its end comes as `install_completed`.
    */
   async create(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o750 });
-    const { containerUid, containerGid } = this.#deps.config;
-    await lchown(this.dir, containerUid, containerGid);
-    if (this.egg.install) this.#installState = 'running';
-    await this.persist();
-    await this.#createContainer();
-    if (this.egg.install) await this.#locked(() => this.#startInstall());
+    // a failed create leaves nothing behind: no definition, no folder it made, no container
+    const made = await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    try {
+      const { containerUid, containerGid } = this.#deps.config;
+      await lchown(this.dir, containerUid, containerGid);
+      if (this.egg.install) this.#installState = 'running';
+      await this.persist();
+      await this.#createContainer();
+    } catch (e) {
+      this.#deleted = true; // no late status write brings the definition back
+      await this.#writes;
+      await rm(this.#definitionFile, { force: true }).catch(() => undefined);
+      await rm(`${this.#definitionFile}.tmp`, { force: true }).catch(() => undefined);
+      if (made !== undefined) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+    if (this.egg.install) await this.#locked(() => this.#startInstall(), { cancellable: false });
   }
 
   async #ensureContainer(): Promise<string> {
@@ -510,8 +546,13 @@ export class Server {
     while (this.#run === run) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** Not serialised: works while a stop or start holds the lock. */
+  /**
+   * Kills at once, without waiting for the lock (it must work while a stop hangs), and cancels
+   * every power action queued behind it. Then, once the action in flight (if any) has given the
+   * lock back, kills again: a start that was past its checks may have brought the container up.
+   */
   async kill(): Promise<void> {
+    this.#generation++;
     const install = this.#install;
     if (install) {
       // killing an install ends it as failed
@@ -519,6 +560,11 @@ export class Server {
       await install.done;
       return;
     }
+    await this.#killNow();
+    await this.#locked(() => this.#killNow(), { cancellable: false });
+  }
+
+  async #killNow(): Promise<void> {
     const run = this.#run;
     if (!run) {
       if (this.status === 'crashed') this.#setStatus('offline', 'killed');
@@ -531,32 +577,37 @@ export class Server {
 
   restart(opts: { signal?: Signal; timeout?: number } = {}): Promise<void> {
     return this.#locked(async () => {
+      const generation = this.#generation;
       this.#refuseWhileInstalling();
       await this.#stopLocked(opts);
+      this.#notKilledSince(generation);
       await this.#startLocked();
     });
   }
 
   delete(): Promise<void> {
-    return this.#locked(async () => {
-      const run = this.#run;
-      this.#deleted = true;
-      const install = this.#install;
-      if (install) {
-        await this.#deps.docker.remove(install.containerId);
-        await install.done;
-      }
-      if (run) {
-        run.expected = true;
-        await this.#deps.docker.kill(run.containerId, 'SIGKILL');
-        await this.#settled(run);
-      }
-      await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
-      await rm(this.dir, { recursive: true, force: true });
-      await this.#writes; // #deleted is set: nothing queued after this writes again
-      await rm(this.#definitionFile, { force: true });
-      this.#log.info({ action: 'delete' }, 'deleted');
-    });
+    return this.#locked(
+      async () => {
+        const run = this.#run;
+        this.#deleted = true;
+        const install = this.#install;
+        if (install) {
+          await this.#deps.docker.remove(install.containerId);
+          await install.done;
+        }
+        if (run) {
+          run.expected = true;
+          await this.#deps.docker.kill(run.containerId, 'SIGKILL');
+          await this.#settled(run);
+        }
+        await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
+        await rm(this.dir, { recursive: true, force: true });
+        await this.#writes; // #deleted is set: nothing queued after this writes again
+        await rm(this.#definitionFile, { force: true });
+        this.#log.info({ action: 'delete' }, 'deleted');
+      },
+      { cancellable: false },
+    );
   }
 
   /** New environment/limits/…: recreate the container, start it again if it was running, wait until ready. */
@@ -565,39 +616,49 @@ export class Server {
     progress: (stage: UpdateStage, message?: string) => void,
   ): Promise<ServerStatus> {
     return this.#locked(async () => {
+      const generation = this.#generation;
       progress('validating');
       this.#refuseWhileInstalling();
+      // An update's environment is the whole new environment (a variable left out is removed);
+      // the system ones (SERVER_MEMORY, SERVER_PORT, TZ…) are added to it when the container is made.
       const merged = EggConfig.safeParse({
         ...this.egg,
         ...patch,
-        environment: { ...this.egg.environment, ...(patch.environment ?? {}) },
+        environment: patch.environment ?? this.egg.environment,
         limits: { ...this.egg.limits, ...(patch.limits ?? {}) },
       });
       if (!merged.success) {
         throw new CodedError('CONFIG_INVALID', merged.error.issues.map((i) => i.message).join('; '));
       }
+      // The whole new container is made (image pulled, spec accepted by the Engine) before the
+      // running one is touched: a refused update leaves the server exactly as it was.
+      const { docker } = this.#deps;
+      const nextName = `${containerName(this.id)}-next`;
+      await docker.remove(nextName); // a leftover of an update the Agent did not finish
+      const next = await this.#newContainer(merged.data, nextName);
       const wasRunning = this.#run !== null;
-      if (wasRunning) {
-        progress('stopping');
-        await this.#stopLocked(
-          merged.data.stopTimeout === undefined ? {} : { timeout: merged.data.stopTimeout },
-        );
-      }
-      progress('recreating');
-      const previous = this.egg;
-      this.egg = merged.data;
-      this.#done = matcherFor(this.egg.done);
       try {
-        await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
+        if (wasRunning) {
+          progress('stopping');
+          await this.#stopLocked(
+            merged.data.stopTimeout === undefined ? {} : { timeout: merged.data.stopTimeout },
+          );
+        }
+        progress('recreating');
+        await docker.remove(this.containerId ?? containerName(this.id));
         this.containerId = null;
-        await this.#createContainer();
+        await docker.rename(next, containerName(this.id));
       } catch (e) {
-        this.egg = previous;
-        this.#done = matcherFor(previous.done);
+        await docker.remove(next).catch(() => undefined);
         throw e;
       }
+      this.containerId = next;
+      this.egg = merged.data;
+      this.#done = matcherFor(this.egg.done);
+      this.#log.info({ action: 'update', containerId: next }, 'container recreated');
       await this.persist();
       if (wasRunning) {
+        this.#notKilledSince(generation);
         progress('starting');
         await this.#startLocked();
         progress('waiting_ready');
