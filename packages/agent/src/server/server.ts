@@ -2,7 +2,7 @@
  * One game server: its definition, its container, its state machine and a power lock.
  * Every power change goes through here; `kill` alone skips the lock (it must work when a stop hangs).
  */
-import { lchown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import {
@@ -72,6 +72,14 @@ const DEFAULT_STOP_TIMEOUT_S = 30;
 const MAX_PARTIAL_LINE = 16 * 1024;
 /** Wings: a server over its disk limit is stopped, and killed if still up after this long. */
 const DISK_STOP_TIMEOUT_S = 60;
+/** While a server with a disk limit runs, its filesystem is probed (one statfs) this often. */
+const DISK_PROBE_MS = 250;
+/** From this share of the limit on, the tree is walked at every probe (cost allowing). */
+const DISK_NEAR_SHARE = 0.8;
+/** Over the limit by this factor while the stop runs (a game ignoring it): killed at once. */
+const DISK_HARD_FACTOR = 1.1;
+/** A walk may take at most this share of the time between walks (big worlds walk slowly). */
+const DISK_WALK_COST_FACTOR = 4;
 
 export class Server {
   readonly id: string;
@@ -97,6 +105,9 @@ export class Server {
   /** the installer container while an install runs */
   #install: { containerId: string; done: Promise<void>; watch: AbortController } | null = null;
   #diskEnforcing = false;
+  #diskKilling = false;
+  /** the disk watch of the current run (see #watchDisk) */
+  #diskWatch: NodeJS.Timeout | null = null;
   /** the status last written to the definition file (Wings' states.json, kept per server) */
   #persistedState: ServerStatus | undefined;
   /** definition writes, one after the other, so an older snapshot never lands after a newer one */
@@ -397,6 +408,7 @@ export class Server {
     this.#stats?.close();
     this.#stats = null;
     this.#prevCpu = null;
+    this.#watchDisk(run);
     this.#waitExit(containerId, run)
       .then((code) => {
         resolveExit(code);
@@ -428,6 +440,7 @@ export class Server {
   async #onExit(run: Run, code: number): Promise<void> {
     if (this.#run !== run) return;
     this.#run = null;
+    this.#stopDiskWatch();
     this.#stats?.close();
     this.#stats = null;
     this.#partial = '';
@@ -686,6 +699,7 @@ export class Server {
     this.#install = null;
     const run = this.#run;
     this.#run = null;
+    this.#stopDiskWatch();
     run?.watch.abort();
     run?.stream?.destroy();
     this.#stats?.close();
@@ -841,11 +855,11 @@ export class Server {
     this.#install = null;
     if (this.#deleted) return;
     const { containerUid, containerGid } = this.#deps.config;
-    // the installer ran as root: its files go to the game's user (Wings chowns after install too)
-    if (success)
-      await chownTree(this.dir, containerUid, containerGid).catch((e) =>
-        this.#log.warn({ err: e }, 'chown failed'),
-      );
+    // The installer ran as root: its files go to the game's user (Wings chowns after install too)
+    // and lose any setuid/setgid bit. After a failed install as well: what it left stays there.
+    await chownTree(this.dir, containerUid, containerGid).catch((e) =>
+      this.#log.warn({ err: e }, 'chown failed'),
+    );
     this.#installState = success ? 'done' : 'failed';
     await this.persist().catch((e) => this.#log.error({ err: e }, 'persist failed'));
     this.#log.info({ action: 'install', success, exitCode }, 'install finished');
@@ -891,9 +905,24 @@ export class Server {
     );
   }
 
-  /** Wings: over the disk limit while running → a console line, stop, kill after 60 s. */
+  /**
+   * Wings: over the disk limit while running → a console line, stop, kill after 60 s. Ours also
+   * kills at once when the usage goes on past DISK_HARD_FACTOR × the limit while the stop runs.
+   */
   #enforceDisk(bytes: number, limit: number): void {
-    if (limit <= 0 || bytes <= limit || this.#diskEnforcing || !this.#run) return;
+    if (limit <= 0 || bytes <= limit || !this.#run) return;
+    if (this.#diskEnforcing) {
+      if (bytes <= limit * DISK_HARD_FACTOR || this.#diskKilling) return;
+      this.#diskKilling = true;
+      this.#log.warn({ action: 'disk_limit', bytes, limit }, 'still writing past the disk limit, killing');
+      this.#daemon('server is still writing past the assigned disk space limit, killing process now');
+      this.kill()
+        .catch((e) => this.#log.error({ err: e, action: 'disk_limit' }, 'kill failed'))
+        .finally(() => {
+          this.#diskKilling = false;
+        });
+      return;
+    }
     if (this.status !== 'running' && this.status !== 'starting') return;
     this.#diskEnforcing = true;
     this.#log.warn({ action: 'disk_limit', bytes, limit }, 'over the disk limit, stopping');
@@ -903,6 +932,58 @@ export class Server {
       .finally(() => {
         this.#diskEnforcing = false;
       });
+  }
+
+  /**
+   * The disk limit, watched while the server runs. A walk of the tree costs a stat per file, so
+   * it is not done every probe: a cheap statfs of the filesystem every DISK_PROBE_MS tells when
+   * something was written, and the tree is walked then (and every probe while the last walk
+   * grew or is near the limit), never more often than DISK_WALK_COST_FACTOR × the last walk's
+   * time, and at least every diskCheckIntervalMs. What this cannot stop is in the README.
+   */
+  #watchDisk(run: Run): void {
+    this.#stopDiskWatch();
+    const limit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
+    if (limit <= 0) return;
+    let busy = false;
+    let fsUsedAtWalk = -1;
+    let walkMs = 0;
+    let grew = false;
+    const tick = async () => {
+      if (busy || this.#run !== run) return;
+      busy = true;
+      try {
+        const st = await statfs(this.dir).catch(() => null);
+        const fsUsed = st ? (st.blocks - st.bfree) * st.bsize : -1;
+        if (fsUsedAtWalk < 0) fsUsedAtWalk = fsUsed; // the baseline: what the last walk saw
+        const sinceWalk = Date.now() - this.#disk.at;
+        const written =
+          fsUsed >= 0 && fsUsedAtWalk >= 0 && fsUsed - fsUsedAtWalk >= Math.max(256 * 1024, limit / 100);
+        const hot = grew || written || this.#disk.bytes >= limit * DISK_NEAR_SHARE;
+        const due =
+          sinceWalk >= this.#deps.config.diskCheckIntervalMs ||
+          (hot && sinceWalk >= Math.max(DISK_PROBE_MS, DISK_WALK_COST_FACTOR * walkMs));
+        if (!due) return;
+        const before = this.#disk.bytes;
+        const started = Date.now();
+        const bytes = await this.#diskUsed(true);
+        walkMs = Date.now() - started;
+        fsUsedAtWalk = fsUsed;
+        grew = bytes > before;
+        if (this.#run === run) this.#enforceDisk(bytes, limit);
+      } catch (e) {
+        this.#log.debug({ err: e, action: 'disk_limit' }, 'disk check failed');
+      } finally {
+        busy = false;
+      }
+    };
+    this.#diskWatch = setInterval(() => void tick(), DISK_PROBE_MS);
+    this.#diskWatch.unref();
+  }
+
+  #stopDiskWatch(): void {
+    if (this.#diskWatch) clearInterval(this.#diskWatch);
+    this.#diskWatch = null;
   }
 
   // -------------------------------------------------------------------------------------------
