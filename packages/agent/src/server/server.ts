@@ -269,7 +269,9 @@ export class Server {
   async #newContainer(egg: EggConfig, name?: string): Promise<string> {
     const { docker, config } = this.#deps;
     const entrypoint = await docker.imageEntrypoint(egg.image);
+    const network = await docker.serversNetwork(config.dockerNetwork);
     const spec = containerSpec({
+      network: network.name,
       serverId: this.id,
       nodeId: config.nodeId,
       egg,
@@ -753,8 +755,10 @@ export class Server {
       });
       await docker.remove(installerName(this.id)); // a leftover from a crash
       await docker.imageEntrypoint(install.container); // pulled here when missing
+      const network = await docker.serversNetwork(config.dockerNetwork);
       containerId = await docker.create(
         installerSpec({
+          network: network.name,
           serverId: this.id,
           nodeId: config.nodeId,
           egg: this.egg,

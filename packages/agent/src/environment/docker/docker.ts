@@ -20,6 +20,14 @@ export interface ManagedContainer {
   running: boolean;
 }
 
+export interface ServersNetwork {
+  name: string;
+  subnet: string | undefined;
+  gateway: string | undefined;
+  /** inter-container traffic on (a network made by someone else with the same name) */
+  icc: boolean;
+}
+
 export interface DockerStatsSample {
   cpuTotalNs: number;
   systemNs: number;
@@ -403,12 +411,72 @@ export class DockerEnvironment {
     }
   }
 
+  #network: Promise<ServersNetwork> | undefined;
+  #networkName = 'bridge';
+
+  /**
+   * The bridge the node's game servers are on, created when missing: one of the Agent's own,
+   * with inter-container traffic off (Docker's default bridge lets every container reach every
+   * other's ports). Memoised; a failure (Engine down) is tried again at the next call.
+   */
+  serversNetwork(name: string): Promise<ServersNetwork> {
+    this.#networkName = name;
+    this.#network ??= this.#ensureNetwork(name).catch((e) => {
+      this.#network = undefined;
+      throw dockerError(e, `network ${name}`);
+    });
+    return this.#network;
+  }
+
+  async #ensureNetwork(name: string): Promise<ServersNetwork> {
+    const read = async (): Promise<ServersNetwork | null> => {
+      try {
+        const n = (await this.docker.getNetwork(name).inspect()) as {
+          Name: string;
+          Options?: Record<string, string>;
+          IPAM?: { Config?: { Gateway?: string; Subnet?: string }[] };
+        };
+        const configs = n.IPAM?.Config ?? [];
+        const subnet = configs.find((c) => c.Subnet && !c.Subnet.includes(':'))?.Subnet;
+        return {
+          name: n.Name,
+          subnet,
+          gateway: configs.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway ?? firstHost(subnet),
+          icc: n.Options?.['com.docker.network.bridge.enable_icc'] !== 'false',
+        };
+      } catch (e) {
+        if (statusOf(e) === 404) return null;
+        throw e;
+      }
+    };
+    const found = await read();
+    if (found) return found;
+    try {
+      await this.docker.createNetwork({
+        Name: name,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+        Labels: { [LABEL_MANAGED]: 'true' },
+      });
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e; // 409: another Agent on this host made it meanwhile
+    }
+    const made = await read();
+    if (!made) throw new Error('network vanished after its creation');
+    return made;
+  }
+
   #gateway: Promise<string | undefined> | undefined;
 
-  /** The default bridge's gateway: how a container reaches this host (Wings' config.docker.interface). */
+  /**
+   * The servers' network's gateway: how a container reaches this host (Wings'
+   * config.docker.interface); the default bridge's before that network is known.
+   */
   bridgeGateway(): Promise<string | undefined> {
+    if (this.#network) return this.#network.then((n) => n.gateway).catch(() => undefined);
     this.#gateway ??= this.docker
-      .getNetwork('bridge')
+      .getNetwork(this.#networkName)
       .inspect()
       .then((n: { IPAM?: { Config?: { Gateway?: string; Subnet?: string }[] } }) => {
         const configs = n.IPAM?.Config ?? [];
