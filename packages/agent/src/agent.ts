@@ -5,6 +5,7 @@ import { type EventData, type EventName, event, PROTOCOL_VERSION, type ResponseM
 import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config/config.ts';
 import { DockerEnvironment } from './environment/docker/docker.ts';
+import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
 import { buildHttp } from './http/http.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { ServerManager } from './server/manager.ts';
@@ -86,6 +87,34 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   await app.listen({ port: config.httpPort, host: config.httpHost });
   const addr = app.server.address();
   httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
+  // game containers kept from this Agent's port and a Panel on this host (before the link, so
+  // no server is started through it before the rules are in); retried while Docker is away
+  let guard: PortGuard | null = null;
+  let guardTimer: NodeJS.Timeout | undefined;
+  const guardPorts = async (): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const net = await Promise.race([
+        docker.serversNetwork(config.dockerNetwork),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('docker did not answer within 10 s')), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (net.icc)
+        logger.warn(
+          { network: net.name },
+          'servers network lets containers reach each other (made elsewhere)',
+        );
+      if (!config.firewall || !net.subnet) return;
+      const panelPort = await localPanelPort(config.panelUrl);
+      guard = await guardHostPorts(net.subnet, panelPort ? [httpPort, panelPort] : [httpPort], logger);
+    } catch (e) {
+      logger.warn({ err: e }, 'servers network not ready; trying again in 30 s');
+      guardTimer = setTimeout(() => void guardPorts(), 30_000);
+      guardTimer.unref();
+    }
+  };
+  await guardPorts();
   // the link connects in the background: startAgent never waits for the Panel
   link.start();
   logger.info({ httpPort, servers: manager.servers.size }, 'agent started');
@@ -105,6 +134,9 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
       await theLink.stop();
       await manager.shutdown();
       await app.close();
+      clearTimeout(guardTimer);
+      // the rules this Agent inserted go with it (a restart puts them back)
+      if (guard) await guard.release(guard.ports);
       logger.info('agent stopped; game servers left running');
     },
   };

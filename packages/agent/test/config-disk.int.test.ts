@@ -25,8 +25,8 @@ describe('config files and disk limit (real Docker)', () => {
   it('rewrites config files before every start; a bad one is reported and does not block the start', async () => {
     const id = uid('cfg-');
     const port = await freePort();
-    // docker0's address, as seen on the host
-    const bridge = (await docker.getNetwork('bridge').inspect()) as {
+    // the servers' network's gateway (the Agent's own bridge), as seen on the host
+    const bridge = (await docker.getNetwork(f.config.dockerNetwork).inspect()) as {
       IPAM: { Config: { Gateway?: string; Subnet?: string }[] };
     };
     const gateway = bridge.IPAM.Config[0]?.Gateway ?? firstHost(bridge.IPAM.Config[0]?.Subnet);

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
+import { ImageRef } from './image-ref.ts';
 import { ServerStatus } from './states.ts';
 
 /** Bumped on any breaking change; the Agent states it on connect (`X-Protocol-Version`). */
@@ -76,7 +77,11 @@ export type Limits = z.infer<typeof Limits>;
 /** "25565", "25565/tcp" or "27960/udp"; no protocol means both, as Wings publishes allocations. */
 export const PortKey = z
   .string()
-  .regex(/^\d{1,5}(\/(tcp|udp))?$/, 'port key like "25565", "25565/tcp" or "27960/udp"');
+  .regex(/^\d{1,5}(\/(tcp|udp))?$/, 'port key like "25565", "25565/tcp" or "27960/udp"')
+  .refine((k) => {
+    const n = Number(k.split('/')[0]);
+    return n >= 1 && n <= 65535;
+  }, 'a port key names a port from 1 to 65535');
 export const PortNumber = z.number().int().min(1).max(65535);
 export const PortBinding = z.union([
   PortNumber,
@@ -96,14 +101,14 @@ export type ConfigFile = z.infer<typeof ConfigFile>;
 
 export const InstallSpec = z.object({
   script: z.string().max(1024 * 1024),
-  container: z.string().min(1).max(512),
+  container: ImageRef,
   entrypoint: z.string().min(1).max(256).default('bash'),
 });
 export type InstallSpec = z.infer<typeof InstallSpec>;
 
 export const EggConfig = z.object({
   name: z.string().min(1).max(191),
-  image: z.string().min(1).max(512),
+  image: ImageRef,
   ports: Ports.default({}),
   environment: Environment.default({}),
   limits: Limits.default({}),

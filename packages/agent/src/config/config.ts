@@ -56,6 +56,11 @@ const AgentEnv = z.object({
   AGENT_NAME: z.string().min(1).max(191).optional(),
   AGENT_BIND_IP: z.union([z.ipv4(), z.ipv6()]).default('0.0.0.0'),
   AGENT_TZ: z.string().min(1).max(64).default('UTC'),
+  AGENT_DOCKER_NETWORK: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a Docker network name')
+    .default('ctrl-alt-play'),
+  AGENT_FIREWALL: z.enum(['true', 'false']).default('true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -86,6 +91,10 @@ export interface AgentConfig {
   readonly name: string | undefined;
   readonly bindIp: string;
   readonly timezone: string;
+  /** the bridge the game servers are on (inter-container traffic off; created when missing) */
+  readonly dockerNetwork: string;
+  /** iptables rules keeping game containers from the Agent's and a local Panel's ports */
+  readonly firewall: boolean;
   readonly logLevel: string;
 }
 
@@ -139,6 +148,8 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     name: e.AGENT_NAME,
     bindIp: e.AGENT_BIND_IP,
     timezone: e.AGENT_TZ,
+    dockerNetwork: e.AGENT_DOCKER_NETWORK,
+    firewall: e.AGENT_FIREWALL === 'true',
     logLevel: e.LOG_LEVEL,
   });
 }

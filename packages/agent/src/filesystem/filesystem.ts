@@ -185,17 +185,39 @@ export async function diskUsage(dir: string): Promise<number> {
 
 const DIR_NOFOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
+const SETID_BITS = 0o6000;
+
 /**
- * Gives a server's tree to the uid/gid its game runs as (Wings chowns after install). lchown, and
- * no descent through links: a symlink planted in the tree never makes us chown outside it. The
- * walk goes through directory descriptors (`/proc/self/fd/N/name`), so a directory the game swaps
- * for a link while we walk (a TOCTOU race) is not followed either. Only entries with another
- * owner are touched, so a second pass over a large world is just a walk.
+ * Clears setuid/setgid on a regular file, through a descriptor opened without following a link
+ * (a file swapped for a link after the lstat is never chmod'ed through it).
+ */
+async function stripSetId(p: string): Promise<void> {
+  const fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
+    () => null,
+  );
+  if (!fh) return;
+  try {
+    const st = await fh.stat();
+    if (st.isFile() && (st.mode & SETID_BITS) !== 0) await fh.chmod(st.mode & 0o777 & ~SETID_BITS);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Gives a server's tree to the uid/gid its game runs as (Wings chowns after install) and clears
+ * every setuid/setgid bit on its files, whoever owns them (an install script runs as root and may
+ * leave a setuid binary in the folder). lchown, and no descent through links: a symlink planted in
+ * the tree never makes us chown or chmod outside it. The walk goes through directory descriptors
+ * (`/proc/self/fd/N/name`), so a directory the game swaps for a link while we walk (a TOCTOU race)
+ * is not followed either. Only entries with another owner are chowned, so a second pass over a
+ * large world is just a walk.
  */
 export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
   const give = async (p: string) => {
     const st = await lstat(p).catch(() => null); // null: vanished meanwhile
     if (st && (st.uid !== uid || st.gid !== gid)) await lchown(p, uid, gid).catch(() => undefined);
+    if (st?.isFile() && (st.mode & SETID_BITS) !== 0) await stripSetId(p).catch(() => undefined);
     return st;
   };
   const visitDir = async (dirPath: string): Promise<void> => {

@@ -36,6 +36,22 @@ const POWER_ACTIONS: Record<
   kill_server: (s) => s.kill(),
 };
 
+/**
+ * A write that failed for want of space or quota (the Agent's data disk full) is not "unexpected":
+ * INSUFFICIENT_RESOURCES, naming the path written and the data directory it is on.
+ */
+export function diskFull(e: unknown, dataDir: string): CodedError | null {
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (err?.code !== 'ENOSPC' && err?.code !== 'EDQUOT') return null;
+  const what = err.code === 'ENOSPC' ? 'no space left on the disk' : 'the disk quota is exhausted';
+  const where = typeof err.path === 'string' ? ` writing ${err.path}` : '';
+  return new CodedError(
+    'INSUFFICIENT_RESOURCES',
+    `the Agent's data disk is full (${what})${where}; data directory ${path.resolve(dataDir)}`,
+    { cause: e },
+  );
+}
+
 export class ServerManager {
   readonly servers = new Map<string, Server>();
   readonly #docker: DockerEnvironment;
@@ -235,7 +251,8 @@ export class ServerManager {
     } catch (e) {
       const coded = isCodedError(e)
         ? e
-        : new CodedError('INTERNAL_ERROR', 'unexpected failure', { cause: e });
+        : (diskFull(e, this.#config.dataDir) ??
+          new CodedError('INTERNAL_ERROR', 'unexpected failure', { cause: e }));
       if (coded.code === 'INTERNAL_ERROR' || coded.code === 'DOCKER_ERROR')
         log.error({ err: e }, 'command failed');
       else log.info({ code: coded.code }, 'command refused');

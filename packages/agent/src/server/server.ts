@@ -2,7 +2,7 @@
  * One game server: its definition, its container, its state machine and a power lock.
  * Every power change goes through here; `kill` alone skips the lock (it must work when a stop hangs).
  */
-import { lchown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import {
@@ -72,6 +72,14 @@ const DEFAULT_STOP_TIMEOUT_S = 30;
 const MAX_PARTIAL_LINE = 16 * 1024;
 /** Wings: a server over its disk limit is stopped, and killed if still up after this long. */
 const DISK_STOP_TIMEOUT_S = 60;
+/** While a server with a disk limit runs, its filesystem is probed (one statfs) this often. */
+const DISK_PROBE_MS = 250;
+/** From this share of the limit on, the tree is walked at every probe (cost allowing). */
+const DISK_NEAR_SHARE = 0.8;
+/** Over the limit by this factor while the stop runs (a game ignoring it): killed at once. */
+const DISK_HARD_FACTOR = 1.1;
+/** A walk may take at most this share of the time between walks (big worlds walk slowly). */
+const DISK_WALK_COST_FACTOR = 4;
 
 export class Server {
   readonly id: string;
@@ -97,6 +105,9 @@ export class Server {
   /** the installer container while an install runs */
   #install: { containerId: string; done: Promise<void>; watch: AbortController } | null = null;
   #diskEnforcing = false;
+  #diskKilling = false;
+  /** the disk watch of the current run (see #watchDisk) */
+  #diskWatch: NodeJS.Timeout | null = null;
   /** the status last written to the definition file (Wings' states.json, kept per server) */
   #persistedState: ServerStatus | undefined;
   /** definition writes, one after the other, so an older snapshot never lands after a newer one */
@@ -130,11 +141,32 @@ export class Server {
     return this.#run !== null;
   }
 
-  /** Serialises power actions on this server. */
-  #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#lock.then(fn, fn);
+  /**
+   * Serialises power actions on this server. A kill bumps the generation: what was queued before
+   * it is answered SERVER_BUSY ("cancelled") instead of running after it (a start queued behind a
+   * hanging stop must not bring the server back up). `kill: false` for what a kill must not
+   * cancel (a delete, the install a create starts).
+   */
+  #locked<T>(fn: () => Promise<T>, opts: { cancellable?: boolean } = {}): Promise<T> {
+    const generation = this.#generation;
+    const run = () => {
+      if (opts.cancellable !== false && generation !== this.#generation) {
+        return Promise.reject(new CodedError('SERVER_BUSY', 'cancelled: the server was killed meanwhile'));
+      }
+      return fn();
+    };
+    const next = this.#lock.then(run, run);
     this.#lock = next.catch(() => undefined);
     return next;
+  }
+
+  /** Bumped by every kill (see #locked). */
+  #generation = 0;
+
+  /** Between the steps of a restart or an update: a kill meanwhile ends it. */
+  #notKilledSince(generation: number): void {
+    if (generation !== this.#generation)
+      throw new CodedError('SERVER_BUSY', 'cancelled: the server was killed meanwhile');
   }
 
   #setStatus(next: ServerStatus, reason?: string): void {
@@ -227,22 +259,29 @@ export class Server {
   }
 
   async #createContainer(): Promise<string> {
-    const { docker, config } = this.#deps;
     await mkdir(this.dir, { recursive: true, mode: 0o750 });
-    const entrypoint = await docker.imageEntrypoint(this.egg.image);
+    this.containerId = await this.#newContainer(this.egg);
+    this.#log.info({ action: 'create', containerId: this.containerId }, 'container created');
+    return this.containerId;
+  }
+
+  /** A container for `egg` (its image pulled when missing), named `name` (default the server's). */
+  async #newContainer(egg: EggConfig, name?: string): Promise<string> {
+    const { docker, config } = this.#deps;
+    const entrypoint = await docker.imageEntrypoint(egg.image);
+    const network = await docker.serversNetwork(config.dockerNetwork);
     const spec = containerSpec({
+      network: network.name,
       serverId: this.id,
       nodeId: config.nodeId,
-      egg: this.egg,
+      egg,
       serverDir: this.dir,
       imageEntrypoint: entrypoint,
       bindIp: config.bindIp,
       timezone: config.timezone,
       user: `${config.containerUid}:${config.containerGid}`,
     });
-    this.containerId = await docker.create(spec);
-    this.#log.info({ action: 'create', containerId: this.containerId }, 'container created');
-    return this.containerId;
+    return docker.create(name ? { ...spec, name } : spec);
   }
 
   /**
@@ -250,13 +289,23 @@ export class Server {
    * once the installer has started (status `installing`); its end comes as `install_completed`.
    */
   async create(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o750 });
-    const { containerUid, containerGid } = this.#deps.config;
-    await lchown(this.dir, containerUid, containerGid);
-    if (this.egg.install) this.#installState = 'running';
-    await this.persist();
-    await this.#createContainer();
-    if (this.egg.install) await this.#locked(() => this.#startInstall());
+    // a failed create leaves nothing behind: no definition, no folder it made, no container
+    const made = await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    try {
+      const { containerUid, containerGid } = this.#deps.config;
+      await lchown(this.dir, containerUid, containerGid);
+      if (this.egg.install) this.#installState = 'running';
+      await this.persist();
+      await this.#createContainer();
+    } catch (e) {
+      this.#deleted = true; // no late status write brings the definition back
+      await this.#writes;
+      await rm(this.#definitionFile, { force: true }).catch(() => undefined);
+      await rm(`${this.#definitionFile}.tmp`, { force: true }).catch(() => undefined);
+      if (made !== undefined) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+    if (this.egg.install) await this.#locked(() => this.#startInstall(), { cancellable: false });
   }
 
   async #ensureContainer(): Promise<string> {
@@ -361,6 +410,7 @@ export class Server {
     this.#stats?.close();
     this.#stats = null;
     this.#prevCpu = null;
+    this.#watchDisk(run);
     this.#waitExit(containerId, run)
       .then((code) => {
         resolveExit(code);
@@ -392,6 +442,7 @@ export class Server {
   async #onExit(run: Run, code: number): Promise<void> {
     if (this.#run !== run) return;
     this.#run = null;
+    this.#stopDiskWatch();
     this.#stats?.close();
     this.#stats = null;
     this.#partial = '';
@@ -510,8 +561,13 @@ export class Server {
     while (this.#run === run) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** Not serialised: works while a stop or start holds the lock. */
+  /**
+   * Kills at once, without waiting for the lock (it must work while a stop hangs), and cancels
+   * every power action queued behind it. Then, once the action in flight (if any) has given the
+   * lock back, kills again: a start that was past its checks may have brought the container up.
+   */
   async kill(): Promise<void> {
+    this.#generation++;
     const install = this.#install;
     if (install) {
       // killing an install ends it as failed
@@ -519,6 +575,11 @@ export class Server {
       await install.done;
       return;
     }
+    await this.#killNow();
+    await this.#locked(() => this.#killNow(), { cancellable: false });
+  }
+
+  async #killNow(): Promise<void> {
     const run = this.#run;
     if (!run) {
       if (this.status === 'crashed') this.#setStatus('offline', 'killed');
@@ -531,32 +592,37 @@ export class Server {
 
   restart(opts: { signal?: Signal; timeout?: number } = {}): Promise<void> {
     return this.#locked(async () => {
+      const generation = this.#generation;
       this.#refuseWhileInstalling();
       await this.#stopLocked(opts);
+      this.#notKilledSince(generation);
       await this.#startLocked();
     });
   }
 
   delete(): Promise<void> {
-    return this.#locked(async () => {
-      const run = this.#run;
-      this.#deleted = true;
-      const install = this.#install;
-      if (install) {
-        await this.#deps.docker.remove(install.containerId);
-        await install.done;
-      }
-      if (run) {
-        run.expected = true;
-        await this.#deps.docker.kill(run.containerId, 'SIGKILL');
-        await this.#settled(run);
-      }
-      await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
-      await rm(this.dir, { recursive: true, force: true });
-      await this.#writes; // #deleted is set: nothing queued after this writes again
-      await rm(this.#definitionFile, { force: true });
-      this.#log.info({ action: 'delete' }, 'deleted');
-    });
+    return this.#locked(
+      async () => {
+        const run = this.#run;
+        this.#deleted = true;
+        const install = this.#install;
+        if (install) {
+          await this.#deps.docker.remove(install.containerId);
+          await install.done;
+        }
+        if (run) {
+          run.expected = true;
+          await this.#deps.docker.kill(run.containerId, 'SIGKILL');
+          await this.#settled(run);
+        }
+        await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
+        await rm(this.dir, { recursive: true, force: true });
+        await this.#writes; // #deleted is set: nothing queued after this writes again
+        await rm(this.#definitionFile, { force: true });
+        this.#log.info({ action: 'delete' }, 'deleted');
+      },
+      { cancellable: false },
+    );
   }
 
   /** New environment/limits/…: recreate the container, start it again if it was running, wait until ready. */
@@ -565,39 +631,49 @@ export class Server {
     progress: (stage: UpdateStage, message?: string) => void,
   ): Promise<ServerStatus> {
     return this.#locked(async () => {
+      const generation = this.#generation;
       progress('validating');
       this.#refuseWhileInstalling();
+      // An update's environment is the whole new environment (a variable left out is removed);
+      // the system ones (SERVER_MEMORY, SERVER_PORT, TZ…) are added to it when the container is made.
       const merged = EggConfig.safeParse({
         ...this.egg,
         ...patch,
-        environment: { ...this.egg.environment, ...(patch.environment ?? {}) },
+        environment: patch.environment ?? this.egg.environment,
         limits: { ...this.egg.limits, ...(patch.limits ?? {}) },
       });
       if (!merged.success) {
         throw new CodedError('CONFIG_INVALID', merged.error.issues.map((i) => i.message).join('; '));
       }
+      // The whole new container is made (image pulled, spec accepted by the Engine) before the
+      // running one is touched: a refused update leaves the server exactly as it was.
+      const { docker } = this.#deps;
+      const nextName = `${containerName(this.id)}-next`;
+      await docker.remove(nextName); // a leftover of an update the Agent did not finish
+      const next = await this.#newContainer(merged.data, nextName);
       const wasRunning = this.#run !== null;
-      if (wasRunning) {
-        progress('stopping');
-        await this.#stopLocked(
-          merged.data.stopTimeout === undefined ? {} : { timeout: merged.data.stopTimeout },
-        );
-      }
-      progress('recreating');
-      const previous = this.egg;
-      this.egg = merged.data;
-      this.#done = matcherFor(this.egg.done);
       try {
-        await this.#deps.docker.remove(this.containerId ?? containerName(this.id));
+        if (wasRunning) {
+          progress('stopping');
+          await this.#stopLocked(
+            merged.data.stopTimeout === undefined ? {} : { timeout: merged.data.stopTimeout },
+          );
+        }
+        progress('recreating');
+        await docker.remove(this.containerId ?? containerName(this.id));
         this.containerId = null;
-        await this.#createContainer();
+        await docker.rename(next, containerName(this.id));
       } catch (e) {
-        this.egg = previous;
-        this.#done = matcherFor(previous.done);
+        await docker.remove(next).catch(() => undefined);
         throw e;
       }
+      this.containerId = next;
+      this.egg = merged.data;
+      this.#done = matcherFor(this.egg.done);
+      this.#log.info({ action: 'update', containerId: next }, 'container recreated');
       await this.persist();
       if (wasRunning) {
+        this.#notKilledSince(generation);
         progress('starting');
         await this.#startLocked();
         progress('waiting_ready');
@@ -625,6 +701,7 @@ export class Server {
     this.#install = null;
     const run = this.#run;
     this.#run = null;
+    this.#stopDiskWatch();
     run?.watch.abort();
     run?.stream?.destroy();
     this.#stats?.close();
@@ -678,8 +755,10 @@ export class Server {
       });
       await docker.remove(installerName(this.id)); // a leftover from a crash
       await docker.imageEntrypoint(install.container); // pulled here when missing
+      const network = await docker.serversNetwork(config.dockerNetwork);
       containerId = await docker.create(
         installerSpec({
+          network: network.name,
           serverId: this.id,
           nodeId: config.nodeId,
           egg: this.egg,
@@ -780,11 +859,11 @@ export class Server {
     this.#install = null;
     if (this.#deleted) return;
     const { containerUid, containerGid } = this.#deps.config;
-    // the installer ran as root: its files go to the game's user (Wings chowns after install too)
-    if (success)
-      await chownTree(this.dir, containerUid, containerGid).catch((e) =>
-        this.#log.warn({ err: e }, 'chown failed'),
-      );
+    // The installer ran as root: its files go to the game's user (Wings chowns after install too)
+    // and lose any setuid/setgid bit. After a failed install as well: what it left stays there.
+    await chownTree(this.dir, containerUid, containerGid).catch((e) =>
+      this.#log.warn({ err: e }, 'chown failed'),
+    );
     this.#installState = success ? 'done' : 'failed';
     await this.persist().catch((e) => this.#log.error({ err: e }, 'persist failed'));
     this.#log.info({ action: 'install', success, exitCode }, 'install finished');
@@ -830,9 +909,24 @@ export class Server {
     );
   }
 
-  /** Wings: over the disk limit while running → a console line, stop, kill after 60 s. */
+  /**
+   * Wings: over the disk limit while running → a console line, stop, kill after 60 s. Ours also
+   * kills at once when the usage goes on past DISK_HARD_FACTOR × the limit while the stop runs.
+   */
   #enforceDisk(bytes: number, limit: number): void {
-    if (limit <= 0 || bytes <= limit || this.#diskEnforcing || !this.#run) return;
+    if (limit <= 0 || bytes <= limit || !this.#run) return;
+    if (this.#diskEnforcing) {
+      if (bytes <= limit * DISK_HARD_FACTOR || this.#diskKilling) return;
+      this.#diskKilling = true;
+      this.#log.warn({ action: 'disk_limit', bytes, limit }, 'still writing past the disk limit, killing');
+      this.#daemon('server is still writing past the assigned disk space limit, killing process now');
+      this.kill()
+        .catch((e) => this.#log.error({ err: e, action: 'disk_limit' }, 'kill failed'))
+        .finally(() => {
+          this.#diskKilling = false;
+        });
+      return;
+    }
     if (this.status !== 'running' && this.status !== 'starting') return;
     this.#diskEnforcing = true;
     this.#log.warn({ action: 'disk_limit', bytes, limit }, 'over the disk limit, stopping');
@@ -842,6 +936,58 @@ export class Server {
       .finally(() => {
         this.#diskEnforcing = false;
       });
+  }
+
+  /**
+   * The disk limit, watched while the server runs. A walk of the tree costs a stat per file, so
+   * it is not done every probe: a cheap statfs of the filesystem every DISK_PROBE_MS tells when
+   * something was written, and the tree is walked then (and every probe while the last walk
+   * grew or is near the limit), never more often than DISK_WALK_COST_FACTOR × the last walk's
+   * time, and at least every diskCheckIntervalMs. What this cannot stop is in the README.
+   */
+  #watchDisk(run: Run): void {
+    this.#stopDiskWatch();
+    const limit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
+    if (limit <= 0) return;
+    let busy = false;
+    let fsUsedAtWalk = -1;
+    let walkMs = 0;
+    let grew = false;
+    const tick = async () => {
+      if (busy || this.#run !== run) return;
+      busy = true;
+      try {
+        const st = await statfs(this.dir).catch(() => null);
+        const fsUsed = st ? (st.blocks - st.bfree) * st.bsize : -1;
+        if (fsUsedAtWalk < 0) fsUsedAtWalk = fsUsed; // the baseline: what the last walk saw
+        const sinceWalk = Date.now() - this.#disk.at;
+        const written =
+          fsUsed >= 0 && fsUsedAtWalk >= 0 && fsUsed - fsUsedAtWalk >= Math.max(256 * 1024, limit / 100);
+        const hot = grew || written || this.#disk.bytes >= limit * DISK_NEAR_SHARE;
+        const due =
+          sinceWalk >= this.#deps.config.diskCheckIntervalMs ||
+          (hot && sinceWalk >= Math.max(DISK_PROBE_MS, DISK_WALK_COST_FACTOR * walkMs));
+        if (!due) return;
+        const before = this.#disk.bytes;
+        const started = Date.now();
+        const bytes = await this.#diskUsed(true);
+        walkMs = Date.now() - started;
+        fsUsedAtWalk = fsUsed;
+        grew = bytes > before;
+        if (this.#run === run) this.#enforceDisk(bytes, limit);
+      } catch (e) {
+        this.#log.debug({ err: e, action: 'disk_limit' }, 'disk check failed');
+      } finally {
+        busy = false;
+      }
+    };
+    this.#diskWatch = setInterval(() => void tick(), DISK_PROBE_MS);
+    this.#diskWatch.unref();
+  }
+
+  #stopDiskWatch(): void {
+    if (this.#diskWatch) clearInterval(this.#diskWatch);
+    this.#diskWatch = null;
   }
 
   // -------------------------------------------------------------------------------------------

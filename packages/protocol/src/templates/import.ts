@@ -1,4 +1,5 @@
 import { CodedError } from '../errors.ts';
+import { imageRefProblem } from '../image-ref.ts';
 import type { ConfigFile } from '../messages.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
 import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
@@ -97,6 +98,8 @@ function images(egg: Obj, warnings: TemplateWarning[]): TemplateImage[] {
   const add = (label: string, image: unknown, path: string) => {
     if (typeof image !== 'string' || image.trim() === '')
       return invalid(path, `must be an image name, got ${describe(image)}`);
+    const problem = imageRefProblem(image.trim());
+    if (problem) return invalid(path, `image reference ${problem}`);
     if (out.some((i) => i.label === label)) {
       warnings.push({ location: path, message: `duplicate image label "${label}" dropped` });
       return;
@@ -418,6 +421,9 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
   const template = renameHostname(parsed, warnings);
   if (template.install.script.trim() !== '' && template.install.container === '')
     invalid('scripts.installation.container', 'an install script needs a container image');
+  const containerProblem =
+    template.install.container === '' ? null : imageRefProblem(template.install.container);
+  if (containerProblem) invalid('scripts.installation.container', `image reference ${containerProblem}`);
   const checked = Template.safeParse(template);
   if (!checked.success) {
     const issue = checked.error.issues[0]!;

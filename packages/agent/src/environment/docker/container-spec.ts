@@ -42,6 +42,8 @@ export interface SpecInput {
   timezone: string;
   /** `uid:gid` the game runs as (Wings' configured user); absent = the image's USER */
   user?: string;
+  /** the Docker network the container is on (the Agent's own bridge); absent = Docker's default */
+  network?: string;
 }
 
 export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
@@ -89,6 +91,7 @@ export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
       [LABEL_MANAGED]: 'true',
     },
     HostConfig: {
+      ...(input.network ? { NetworkMode: input.network } : {}),
       Binds: [`${input.serverDir}:/home/container`],
       PortBindings: bindings,
       ...(memory > 0 ? { Memory: memory, MemorySwap: memorySwap } : {}),
@@ -117,6 +120,7 @@ export interface InstallerInput {
   scriptDir: string;
   bindIp: string;
   timezone: string;
+  network?: string;
 }
 
 /**
@@ -145,6 +149,7 @@ export function installerSpec(input: InstallerInput): Docker.ContainerCreateOpti
     Env: envList(env),
     Labels: { [LABEL_INSTALL]: input.serverId, [LABEL_NODE]: input.nodeId },
     HostConfig: {
+      ...(input.network ? { NetworkMode: input.network } : {}),
       Binds: [`${input.serverDir}:/mnt/server`, `${input.scriptDir}:/mnt/install:ro`],
       Memory: limit,
       MemorySwap: limit,

@@ -1,6 +1,7 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
+import { createRequire } from 'node:module';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
-import { CodedError } from '@cap/protocol';
+import { CodedError, imageRefProblem } from '@cap/protocol';
 import Docker from 'dockerode';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
 
@@ -17,6 +18,14 @@ export interface ManagedContainer {
   id: string;
   serverId: string;
   running: boolean;
+}
+
+export interface ServersNetwork {
+  name: string;
+  subnet: string | undefined;
+  gateway: string | undefined;
+  /** inter-container traffic on (a network made by someone else with the same name) */
+  icc: boolean;
 }
 
 export interface DockerStatsSample {
@@ -55,6 +64,80 @@ export function firstHost(subnet: string | undefined): string | undefined {
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
   const host = ((ip & mask) >>> 0) + 1;
   return [24, 16, 8, 0].map((sh) => (host >>> sh) & 255).join('.');
+}
+
+/**
+ * docker-modem follows HTTP redirects itself (a copy of an old follow-redirects), and the request
+ * it makes for one has no 'error' listener: a redirect the Engine answers for a path it cleans
+ * (`/images/../../../etc/json` → 301) became a request to a host named `etc` whose failure killed
+ * the process. The Engine API never redirects, so none is followed: the first request's answer
+ * (the 301) is the error the caller gets.
+ */
+function noRedirects(): void {
+  const fromDockerode = createRequire(createRequire(import.meta.url).resolve('dockerode'));
+  (fromDockerode('docker-modem/lib/http.js') as { maxRedirects: number }).maxRedirects = 0;
+}
+noRedirects();
+
+/** A refused image reference, before it reaches the Engine (its path is built from it). */
+function checkImage(image: string): void {
+  const problem = imageRefProblem(image);
+  if (problem) throw new CodedError('CONFIG_INVALID', `image reference ${problem}`);
+}
+
+/** The longest pull-progress line kept (the Engine's are short; a runaway one is not buffered). */
+const MAX_PROGRESS_LINE = 64 * 1024;
+
+/**
+ * Reads a pull's progress stream to its end. The Engine reports a failed pull inside the stream
+ * (`{"error": "..."}`, HTTP 200), which docker-modem's followProgress passes off as a success.
+ */
+function pullOutcome(stream: NodeJS.ReadableStream): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let buf = '';
+    let failure: string | null = null;
+    let settled = false;
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      if (err) reject(err);
+      else if (failure !== null) reject(new Error(failure));
+      else resolve();
+    };
+    const line = (l: string) => {
+      if (failure !== null || l.trim() === '') return;
+      try {
+        const o = JSON.parse(l) as { error?: unknown; errorDetail?: { message?: unknown } };
+        const msg = o.errorDetail?.message ?? o.error;
+        if (typeof msg === 'string' && msg !== '') failure = msg;
+      } catch {
+        // not JSON: not progress, ignored
+      }
+    };
+    stream.on('data', (chunk: Buffer | string) => {
+      buf += chunk.toString();
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        line(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+      }
+      if (buf.length > MAX_PROGRESS_LINE) buf = '';
+    });
+    stream.on('error', (e: Error) => finish(e));
+    stream.on('end', () => {
+      line(buf);
+      finish(null);
+    });
+    stream.on('close', () => finish(null));
+  });
+}
+
+/** What the Engine said, without dockerode's "(HTTP code N) …" wrapping where it has the JSON. */
+function engineMessage(e: unknown): string {
+  const json = (e as { json?: { message?: unknown } })?.json;
+  const msg = typeof json?.message === 'string' ? json.message : ((e as Error)?.message ?? String(e));
+  return msg.replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
 export function dockerOptions(dockerHost: string | undefined): Docker.DockerOptions {
@@ -106,32 +189,54 @@ export class DockerEnvironment {
 
   /** The image's entrypoint (null when it has none); pulls the image when it is not here. */
   async imageEntrypoint(image: string): Promise<string[] | null> {
-    try {
-      const info = await this.docker.getImage(image).inspect();
-      const ep = info.Config?.Entrypoint as string[] | string | null | undefined;
-      if (!ep) return null;
-      return Array.isArray(ep) ? ep : [ep];
-    } catch (e) {
-      if (statusOf(e) !== 404) throw dockerError(e, `image ${image}`);
-    }
+    checkImage(image);
+    const inspect = async (): Promise<string[] | null | undefined> => {
+      try {
+        const info = await this.docker.getImage(image).inspect();
+        const ep = info.Config?.Entrypoint as string[] | string | null | undefined;
+        if (!ep) return null;
+        return Array.isArray(ep) ? ep : [ep];
+      } catch (e) {
+        if (statusOf(e) !== 404) throw dockerError(e, `image ${image}`);
+        return undefined;
+      }
+    };
+    const here = await inspect();
+    if (here !== undefined) return here;
     await this.pull(image);
-    return this.imageEntrypoint(image);
+    const pulled = await inspect();
+    if (pulled === undefined)
+      throw new CodedError('DOCKER_ERROR', `image ${image} is not present after its pull`);
+    return pulled;
+  }
+
+  /** Whether the image is here (never pulls). */
+  async hasImage(image: string): Promise<boolean> {
+    checkImage(image);
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw dockerError(e, `image ${image}`);
+    }
   }
 
   async pull(image: string): Promise<void> {
+    checkImage(image);
     try {
-      const stream = await this.docker.pull(image);
-      await new Promise<void>((resolve, reject) => {
-        this.docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve()));
-      });
+      await pullOutcome(await this.docker.pull(image));
     } catch (e) {
-      throw new CodedError('DOCKER_ERROR', `image ${image} is not present and could not be pulled`, {
-        cause: e,
-      });
+      throw new CodedError(
+        'DOCKER_ERROR',
+        `image ${image} is not present and could not be pulled: ${engineMessage(e)}`,
+        { cause: e },
+      );
     }
   }
 
   async create(spec: Docker.ContainerCreateOptions): Promise<string> {
+    if (spec.Image !== undefined) checkImage(spec.Image);
     try {
       const c = await this.docker.createContainer(spec);
       return c.id;
@@ -139,6 +244,14 @@ export class DockerEnvironment {
       if (statusOf(e) === 409)
         throw new CodedError('SERVER_EXISTS', `container ${spec.name} exists`, { cause: e });
       throw dockerError(e, 'create container');
+    }
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).rename({ name });
+    } catch (e) {
+      throw dockerError(e, 'rename container');
     }
   }
 
@@ -177,6 +290,8 @@ export class DockerEnvironment {
         stderr: true,
         hijack: true,
       });
+      // never an unhandled 'error' between here and the console's own listener
+      (s as unknown as Duplex).on('error', () => undefined);
       return s as unknown as Duplex;
     } catch (e) {
       throw dockerError(e, 'attach');
@@ -296,12 +411,72 @@ export class DockerEnvironment {
     }
   }
 
+  #network: Promise<ServersNetwork> | undefined;
+  #networkName = 'bridge';
+
+  /**
+   * The bridge the node's game servers are on, created when missing: one of the Agent's own,
+   * with inter-container traffic off (Docker's default bridge lets every container reach every
+   * other's ports). Memoised; a failure (Engine down) is tried again at the next call.
+   */
+  serversNetwork(name: string): Promise<ServersNetwork> {
+    this.#networkName = name;
+    this.#network ??= this.#ensureNetwork(name).catch((e) => {
+      this.#network = undefined;
+      throw dockerError(e, `network ${name}`);
+    });
+    return this.#network;
+  }
+
+  async #ensureNetwork(name: string): Promise<ServersNetwork> {
+    const read = async (): Promise<ServersNetwork | null> => {
+      try {
+        const n = (await this.docker.getNetwork(name).inspect()) as {
+          Name: string;
+          Options?: Record<string, string>;
+          IPAM?: { Config?: { Gateway?: string; Subnet?: string }[] };
+        };
+        const configs = n.IPAM?.Config ?? [];
+        const subnet = configs.find((c) => c.Subnet && !c.Subnet.includes(':'))?.Subnet;
+        return {
+          name: n.Name,
+          subnet,
+          gateway: configs.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway ?? firstHost(subnet),
+          icc: n.Options?.['com.docker.network.bridge.enable_icc'] !== 'false',
+        };
+      } catch (e) {
+        if (statusOf(e) === 404) return null;
+        throw e;
+      }
+    };
+    const found = await read();
+    if (found) return found;
+    try {
+      await this.docker.createNetwork({
+        Name: name,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+        Labels: { [LABEL_MANAGED]: 'true' },
+      });
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e; // 409: another Agent on this host made it meanwhile
+    }
+    const made = await read();
+    if (!made) throw new Error('network vanished after its creation');
+    return made;
+  }
+
   #gateway: Promise<string | undefined> | undefined;
 
-  /** The default bridge's gateway: how a container reaches this host (Wings' config.docker.interface). */
+  /**
+   * The servers' network's gateway: how a container reaches this host (Wings'
+   * config.docker.interface); the default bridge's before that network is known.
+   */
   bridgeGateway(): Promise<string | undefined> {
+    if (this.#network) return this.#network.then((n) => n.gateway).catch(() => undefined);
     this.#gateway ??= this.docker
-      .getNetwork('bridge')
+      .getNetwork(this.#networkName)
       .inspect()
       .then((n: { IPAM?: { Config?: { Gateway?: string; Subnet?: string }[] } }) => {
         const configs = n.IPAM?.Config ?? [];

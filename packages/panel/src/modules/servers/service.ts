@@ -10,6 +10,7 @@ import {
   type EventMessage,
   GetFileData,
   LIST_FILES_DEFAULT_LIMIT,
+  imageRefProblem,
   Limits,
   ListFilesData,
   PortNumber,
@@ -44,6 +45,12 @@ import type { MetricsService } from '../metrics/service.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import type { ServersRepo } from './repo.ts';
+
+/** A raw image must be a Docker image reference (a template's were checked at its import). */
+function checkImage(image: string): void {
+  const problem = imageRefProblem(image);
+  if (problem) throw new CodedError('VALIDATION_FAILED', `image reference ${problem}`, { location: 'image' });
+}
 
 export const DesiredState = z.enum(['running', 'offline']);
 export const UpdateResult = z.object({
@@ -407,6 +414,7 @@ export class ServersService {
     }
     if (image === undefined)
       throw new CodedError('VALIDATION_FAILED', 'image or templateId is required', { location: 'image' });
+    checkImage(image);
     if (!this.#hub().isOnline(node.id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     const now = nowIso();
     const row: ServersTable = {
@@ -493,6 +501,7 @@ export class ServersService {
         throw new CodedError('VALIDATION_FAILED', "image is not one of the template's", {
           location: 'image',
         });
+      checkImage(found);
       set.image = found;
     }
     if (input.startup !== undefined) set.startup = input.startup;
@@ -644,12 +653,12 @@ export class ServersService {
       set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment));
     if (input.limits !== undefined) set.limits = JSON.stringify(input.limits);
     if (!this.#hub().isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
-    // a template server's container environment is derived (STARTUP, SERVER_*): send all of it
-    const next = loaded.template ? this.#egg({ ...loaded, row: { ...row, ...set } }) : undefined;
+    // The Agent replaces the container's environment with the one sent: always the whole of it,
+    // derived as for a create (a template's STARTUP/SERVER_*, a raw server's SERVER_IP/PORT).
+    const next = this.#egg({ ...loaded, row: { ...row, ...set } });
     await this.#repo.update(id, set);
-    const environment = next ? next.environment : input.environment;
     const payload = {
-      ...(environment === undefined ? {} : { environment }),
+      environment: next.environment,
       ...(input.limits === undefined ? {} : { limits: input.limits }),
     };
     const record = async (ok: boolean, stage: string, message?: string, code?: string) => {
