@@ -128,6 +128,15 @@ export const PatchServer = CreateServer.omit({
 })
   .partial()
   .extend({
+    // no defaults here: zod applies a default inside .optional(), and a PATCH of only the image
+    // would reset the startup, environment, ports and limits
+    startup: z
+      .string()
+      .max(16 * 1024)
+      .optional(),
+    environment: Environment.optional(),
+    ports: Ports.optional(),
+    limits: Limits.optional(),
     done: DonePattern.nullable().optional(),
     stop: z.string().max(1024).nullable().optional(),
     stopTimeout: z.number().int().min(0).max(3600).nullable().optional(),
