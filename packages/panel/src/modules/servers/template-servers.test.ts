@@ -251,6 +251,24 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal((await api(owner, 'GET', `/api/servers/${serverId}`)).body.environment.MAX_PLAYERS, '16');
     });
 
+    test('PATCH with only an image (the java_version dialog) changes the image and keeps the rest', async () => {
+      const custom = './game --port {{SERVER_PORT}} --n {{MAX_PLAYERS}} --custom';
+      const first = await api(owner, 'PATCH', `/api/servers/${serverId}`, { startup: custom });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      const r = await api(owner, 'PATCH', `/api/servers/${serverId}`, { image: 'Main' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.image, 'ctrl-alt-play/busybox:latest');
+      assert.equal(r.body.startup, custom, 'the startup is kept');
+      assert.deepEqual(r.body.limits, { memory: '512m' }, 'the limits are kept');
+      assert.equal(r.body.environment.RCON_PASSWORD, SECRET, 'the values are kept');
+      const upd = agent.commands.filter((c) => c.action === 'update_server').at(-1) as Command;
+      const egg = upd.payload as Partial<EggConfig>;
+      assert.equal(egg.image, 'ctrl-alt-play/busybox:latest');
+      assert.equal(egg.limits?.memory, '512m');
+      assert.equal(egg.environment?.STARTUP, custom);
+      assert.deepEqual(egg.ports, { '30000': 30000 });
+    });
+
     test('reinstall: the Agent action, install output to admins only, install_completed', async () => {
       const adminWs = await panel.clientSocket(owner);
       const specWs = await panel.clientSocket(spectator);
