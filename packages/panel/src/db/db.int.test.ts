@@ -73,6 +73,7 @@ async function exercise(db: Db): Promise<void> {
     last_heartbeat_at: null,
     created_at: now(),
     token_version: 0,
+    default_limits: null,
   });
   assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
 
