@@ -94,13 +94,17 @@ describe('PATCH /api/servers/:id with a real Agent and Docker', () => {
     const s = r.body as Json;
     assert.equal(s.name, 'renamed');
     for (const k of ['startup', 'environment', 'ports', 'limits', 'done', 'stop', 'image']) {
-      assert.deepEqual(s[k], before.body[k], k);
+      assert.deepEqual(
+        s[k],
+        before.body[k],
+        `${k}: ${JSON.stringify(s[k])} vs ${JSON.stringify(before.body[k])}`,
+      );
     }
     assert.equal(s.startup.includes('hello $GREETING'), true);
     const now = await containers();
     assert.equal(now.length, 1);
     assert.equal(now[0]?.Id, c0.Id, 'not recreated');
-    assert.equal(now[0]?.State, 'running');
+    assert.equal(now[0]?.State, 'running', `container ${now[0]?.Status}`);
     assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverId}`)).body.status, 'running');
   });
 

@@ -65,7 +65,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   };
   let publicUrl = config.publicUrl;
   const getPublicUrl = () => publicUrl;
-  const nodes = new NodesService(nodesRepo, getHub, getPublicUrl);
+  const nodes = new NodesService(nodesRepo, getHub, getPublicUrl, config.defaultLimits);
   const templates = new TemplatesService(new TemplatesRepo(db), log);
   const allocations = new AllocationsService(new AllocationsRepo(db), nodesRepo);
   const servers = new ServersService({
@@ -78,6 +78,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     metrics,
     log,
     updateTimeoutMs: config.updateTimeoutMs,
+    defaultLimits: config.defaultLimits,
   });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {

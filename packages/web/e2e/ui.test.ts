@@ -160,6 +160,20 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
     await page.getByRole('link', { name: `e2e-node-${run}` }).click();
     await byTestId('node-system-info').waitFor({ timeout: WAIT });
     assert.match((await byTestId('node-system-info').textContent()) ?? '', /Docker/);
+    // default limits for servers created without them: the Panel's until the node has its own
+    assert.match(
+      (await byTestId('node-default-limits-effective').textContent()) ?? '',
+      /memory 1024m, CPU 1 cores.*the Panel's defaults/,
+    );
+    await byTestId('node-default-memory').fill('lots');
+    await byTestId('node-default-save').click();
+    await page.getByText('A size like 1024m or 2g').waitFor();
+    await byTestId('node-default-memory').fill('256m');
+    await byTestId('node-default-cpu').fill('0');
+    await byTestId('node-default-save').click();
+    await page
+      .locator('[data-testid="node-default-limits-effective"]', { hasText: 'memory 256m, CPU unlimited' })
+      .waitFor({ timeout: WAIT });
     await shot('06-node-detail');
   });
 
@@ -196,6 +210,11 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
     assert.ok(serverId);
     assert.equal(await byTestId('server-name').textContent(), SERVER_NAME);
     await waitForStatus('offline');
+    // the form left the limits out: the node's defaults apply (256m memory, CPU unlimited), and
+    // the page says the server has no CPU limit
+    await byTestId('badge-no-cpu-limit').waitFor({ timeout: WAIT });
+    assert.equal(await byTestId('badge-no-memory-limit').count(), 0);
+    await page.getByText('memory 256m').first().waitFor();
   });
 
   await step('start it, see console output, send a command and see its output', async () => {

@@ -1,6 +1,6 @@
 /** Panel configuration: read from the environment here only, validated once, frozen. */
 import { resolve } from 'node:path';
-import { CodedError } from '@cap/protocol';
+import { CodedError, type Limits } from '@cap/protocol';
 import { z } from 'zod';
 
 const Port = z.coerce.number().int().min(0).max(65535);
@@ -9,6 +9,8 @@ const PositiveMs = z.coerce
   .int()
   .min(10)
   .max(24 * 3600 * 1000);
+
+const SizeText = z.string().regex(/^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$/i, 'a size like "1024m" or "10g"');
 
 const EnvSchema = z.object({
   PORT: Port.default(8080),
@@ -39,6 +41,11 @@ const EnvSchema = z.object({
     .optional(),
   /** live sockets one user may hold open on /ws/client (connection flooding) */
   PANEL_CLIENT_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(256),
+  /** limits a server gets when its create leaves them out and its node has none of its own */
+  PANEL_DEFAULT_MEMORY: SizeText.default('1024m'),
+  PANEL_DEFAULT_CPU: z.coerce.number().min(0).max(4096).default(1),
+  /** unset: no default disk quota */
+  PANEL_DEFAULT_DISK: SizeText.optional(),
   PANEL_SESSION_TTL_HOURS: z.coerce
     .number()
     .int()
@@ -66,6 +73,8 @@ export interface PanelConfig {
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
   readonly clientSocketsPerUser: number;
+  /** the Panel-wide default limits (memory, cpu, disk?) for servers created without them */
+  readonly defaultLimits: Readonly<Pick<Limits, 'memory' | 'cpu' | 'disk'>>;
 }
 
 function trustProxyOf(v: string | undefined): boolean | string {
@@ -112,5 +121,10 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
     trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),
     clientSocketsPerUser: e.PANEL_CLIENT_SOCKETS_PER_USER,
+    defaultLimits: Object.freeze({
+      memory: e.PANEL_DEFAULT_MEMORY,
+      cpu: e.PANEL_DEFAULT_CPU,
+      ...(e.PANEL_DEFAULT_DISK === undefined ? {} : { disk: e.PANEL_DEFAULT_DISK }),
+    }),
   });
 }

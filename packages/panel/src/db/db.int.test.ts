@@ -3,7 +3,7 @@
  * (TEST_DATABASE_URL; a fresh database per run, dropped after). Never skipped.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -73,6 +73,7 @@ async function exercise(db: Db): Promise<void> {
     last_heartbeat_at: null,
     created_at: now(),
     token_version: 0,
+    default_limits: null,
   });
   assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
 
@@ -278,6 +279,14 @@ describe('database', () => {
           },
         });
         assert.equal(reg.statusCode, 200, reg.body);
+        // with PostgreSQL the signing key still lives in DATA_DIR (0600 in a 0700 dir), not in the database
+        assert.equal(statSync(dir).mode & 0o777, 0o700);
+        assert.equal(statSync(join(dir, 'keys', 'agent-jwt.key')).mode & 0o777, 0o600);
+        const settings = await app.panel.db.selectFrom('settings').select('key').execute();
+        assert.equal(
+          settings.some((r) => r.key === 'agent_jwt_key'),
+          false,
+        );
         const list = await app.inject({ method: 'GET', url: '/api/nodes', headers });
         assert.equal(list.json()[0].serverCount, 0);
         assert.equal((await app.inject({ method: 'GET', url: '/api/dashboard', headers })).statusCode, 200);

@@ -158,11 +158,19 @@ const m004: Migration = {
   },
 };
 
+/** Per-node default limits for servers created without them (NULL: the Panel's defaults). */
+const m005: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('default_limits', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
   '003_agent_token_version': m003,
   '004_api_key_expiry': m004,
+  '005_node_default_limits': m005,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -40,6 +40,8 @@ export interface NodesTable {
   created_at: string;
   /** the generation of Agent JWTs this node accepts (bumped by each registration) */
   token_version: number;
+  /** JSON { memory?, cpu?, disk? } for servers created without them; null = the Panel's defaults */
+  default_limits: string | null;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

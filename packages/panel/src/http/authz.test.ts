@@ -31,6 +31,7 @@ const EXPECTED: Record<string, AuthRule> = {
   'GET /api/nodes': 'user',
   'POST /api/nodes': 'admin',
   'GET /api/nodes/:id': 'user',
+  'PATCH /api/nodes/:id': 'admin',
   'DELETE /api/nodes/:id': 'admin',
   'GET /api/nodes/:id/allocations': 'user',
   'POST /api/nodes/:id/allocations': 'admin',

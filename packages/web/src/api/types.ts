@@ -32,6 +32,16 @@ export interface PanelNode {
   systemInfo: SystemInfo | null;
   load: NodeLoad | null;
   serverCount: number;
+  /** the node's own default limits for new servers; null = the Panel's (absent from older Panels) */
+  defaultLimits?: DefaultLimits | null;
+  /** what a server created here without limits gets */
+  effectiveDefaultLimits?: DefaultLimits;
+}
+
+export interface DefaultLimits {
+  memory?: string | number;
+  cpu?: string | number;
+  disk?: string | number;
 }
 
 export type PortBinding = number | { hostPort: number; hostIp?: string };

@@ -41,3 +41,10 @@ export function formatAgo(iso: string | null | undefined, now = Date.now()): str
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
 }
+
+/** A limit that is absent or zero ("0", "0m", 0) means none: the server may take all of it. */
+export function isUnlimited(v: string | number | undefined | null): boolean {
+  if (v === undefined || v === null || v === '') return true;
+  if (typeof v === 'number') return v === 0;
+  return /^\s*0+(\.0+)?\s*[a-z]*\s*$/i.test(v);
+}

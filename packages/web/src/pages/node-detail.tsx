@@ -7,6 +7,7 @@ import { api, errorCode, errorMessage } from '../api/http.ts';
 import { keys, useNode, useServers } from '../api/queries.ts';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
 import { CopyableCode } from '../components/copyable-code.tsx';
+import { DefaultLimitsPanel } from '../components/default-limits.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
@@ -140,6 +141,7 @@ export function NodeDetailPage() {
           )}
         </Paper>
       </SimpleGrid>
+      <DefaultLimitsPanel key={JSON.stringify(n.defaultLimits ?? null)} node={n} canWrite={canWrite} />
       <AllocationsPanel nodeId={n.id} canWrite={canWrite} />
       {canWrite ? <AgentCommand nodeId={n.id} /> : null}
     </Stack>

@@ -305,7 +305,7 @@ export function ServerCreatePage() {
                 <PortEditor rows={ports} errors={touched ? portErrors : new Map()} onChange={setPorts} />
               </>
             )}
-            <Divider label="Limits (empty = unlimited)" labelPosition="left" />
+            <Divider label="Limits (empty = the node's default; 0 = unlimited)" labelPosition="left" />
             <SimpleGrid cols={{ base: 1, sm: 3 }}>
               <TextInput
                 label="Memory"

@@ -42,6 +42,7 @@ import {
   type InstallLog,
   InstallPanel,
 } from '../components/install-panel.tsx';
+import { NoLimitBadges } from '../components/limit-badges.tsx';
 import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
@@ -338,6 +339,7 @@ function ServerDetail({ id }: { id: string }) {
               {server.name}
             </Title>
             <StatusBadge status={status} />
+            <NoLimitBadges limits={server.limits} />
             {live !== 'open' ? (
               <Badge color="orange" variant="light">
                 live data paused

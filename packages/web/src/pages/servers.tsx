@@ -2,6 +2,7 @@ import { Anchor, Button, Group, Paper, Stack, Table, Text, Title } from '@mantin
 import { Link } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { useNodes, useServers, useTemplates } from '../api/queries.ts';
+import { NoLimitBadges } from '../components/limit-badges.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
 import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
@@ -58,7 +59,10 @@ export function ServersPage() {
                       </Anchor>
                     </Table.Td>
                     <Table.Td>
-                      <StatusBadge status={s.status} />
+                      <Group gap={4} wrap="nowrap">
+                        <StatusBadge status={s.status} />
+                        <NoLimitBadges limits={s.limits} size="xs" />
+                      </Group>
                     </Table.Td>
                     <Table.Td>{nodeName(s.nodeId)}</Table.Td>
                     <Table.Td>

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { PanelServices } from '../../services.ts';
-import { Node } from './service.ts';
+import { DefaultLimits, Node } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -30,6 +30,21 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
     '/api/nodes/:id',
     { config: { auth: 'user' }, schema: { tags: ['nodes'], params: IdParams, response: { 200: Node } } },
     async (req) => s.nodes.get(req.params.id),
+  );
+  r.patch(
+    '/api/nodes/:id',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['nodes'],
+        description:
+          "Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited.",
+        params: IdParams,
+        body: z.object({ defaultLimits: DefaultLimits.nullable() }).strict(),
+        response: { 200: Node },
+      },
+    },
+    async (req) => s.nodes.setDefaultLimits(req.params.id, req.body.defaultLimits),
   );
   r.delete(
     '/api/nodes/:id',

@@ -1,10 +1,57 @@
 /** Nodes: created by an admin, each with an AGENT_SECRET shown once and stored hashed. */
-import { CodedError, SystemInfo } from '@cap/protocol';
+import { CodedError, Limits, SystemInfo, sizeToBytes } from '@cap/protocol';
 import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
 import type { NodesTable } from '../../db/schema.ts';
 import { randomToken, sha256, shortId } from '../../lib/crypto.ts';
 import type { NodesRepo } from './repo.ts';
+
+/** 1 PiB: more than any node has; keeps sizes finite and sane */
+const MAX_SIZE_BYTES = 1024 ** 5;
+/** within bounds; a malformed size is reported by its own schema, not here */
+const saneSize = (v: Limits['memory']) => {
+  if (v === undefined) return true;
+  try {
+    return sizeToBytes(v) <= MAX_SIZE_BYTES;
+  } catch {
+    return true;
+  }
+};
+/** Default limits of a node: what a server created without them gets (0 = unlimited). */
+export const DefaultLimits = Limits.pick({ memory: true, cpu: true, disk: true })
+  .strict()
+  .refine((l) => l.cpu === undefined || Number(l.cpu) <= 4096, {
+    message: 'cpu: at most 4096',
+    path: ['cpu'],
+  })
+  .refine((l) => saneSize(l.memory), {
+    message: 'memory: at most 1 PiB',
+    path: ['memory'],
+  })
+  .refine((l) => saneSize(l.disk), {
+    message: 'disk: at most 1 PiB',
+    path: ['disk'],
+  });
+export type DefaultLimits = z.infer<typeof DefaultLimits>;
+
+/** The node's own defaults, else the Panel's. */
+export function effectiveDefaults(
+  n: Pick<NodesTable, 'default_limits'>,
+  panel: DefaultLimits,
+): DefaultLimits {
+  const own = json<unknown>(n.default_limits);
+  const parsed = own === null ? undefined : DefaultLimits.safeParse(own);
+  return parsed?.success ? parsed.data : { ...panel };
+}
+
+/** `limits` with each of memory/cpu/disk it leaves out taken from `defaults` (an explicit 0 stays). */
+export function withDefaultLimits(limits: Limits, defaults: DefaultLimits): Limits {
+  const out: Limits = { ...limits };
+  if (out.memory === undefined && defaults.memory !== undefined) out.memory = defaults.memory;
+  if (out.cpu === undefined && defaults.cpu !== undefined) out.cpu = defaults.cpu;
+  if (out.disk === undefined && defaults.disk !== undefined) out.disk = defaults.disk;
+  return out;
+}
 
 export const Load = z.object({ cpu: z.number(), memory: z.number(), disk: z.number() });
 export const Node = z.object({
@@ -19,6 +66,10 @@ export const Node = z.object({
   hostname: z.string().nullable(),
   capabilities: z.unknown().nullable(),
   createdAt: z.string(),
+  /** the node's own default limits for new servers; null = the Panel's */
+  defaultLimits: DefaultLimits.nullable(),
+  /** what a server created on this node without limits gets */
+  effectiveDefaultLimits: DefaultLimits,
 });
 export type Node = z.infer<typeof Node>;
 
@@ -41,10 +92,17 @@ export class NodesService {
   readonly #repo: NodesRepo;
   readonly #presence: () => NodePresence;
   readonly #publicUrl: () => string;
-  constructor(repo: NodesRepo, presence: () => NodePresence, publicUrl: () => string) {
+  readonly #panelDefaults: DefaultLimits;
+  constructor(
+    repo: NodesRepo,
+    presence: () => NodePresence,
+    publicUrl: () => string,
+    panelDefaults: DefaultLimits = {},
+  ) {
     this.#repo = repo;
     this.#presence = presence;
     this.#publicUrl = publicUrl;
+    this.#panelDefaults = panelDefaults;
   }
 
   #toNode(n: NodesTable, serverCount: number): Node {
@@ -60,6 +118,8 @@ export class NodesService {
       hostname: n.hostname,
       capabilities: json<unknown>(n.capabilities),
       createdAt: n.created_at,
+      defaultLimits: n.default_limits === null ? null : effectiveDefaults(n, this.#panelDefaults),
+      effectiveDefaultLimits: effectiveDefaults(n, this.#panelDefaults),
     };
   }
 
@@ -96,10 +156,18 @@ export class NodesService {
       last_heartbeat_at: null,
       created_at: nowIso(),
       token_version: 0,
+      default_limits: null,
     };
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);
     return { node: this.#toNode(row, 0), agentSecret, command };
+  }
+
+  /** The node's own default limits for new servers; null = back to the Panel's. */
+  async setDefaultLimits(id: string, limits: DefaultLimits | null): Promise<Node> {
+    await this.get(id);
+    await this.#repo.update(id, { default_limits: limits === null ? null : JSON.stringify(limits) });
+    return this.get(id);
   }
 
   /** A new AGENT_SECRET for an existing node (the old one stops working). */

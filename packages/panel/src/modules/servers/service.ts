@@ -43,6 +43,7 @@ import type { LiveState } from '../../relay/live-state.ts';
 import type { Allocation, AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
+import { type DefaultLimits, effectiveDefaults, withDefaultLimits } from '../nodes/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import type { ServersRepo } from './repo.ts';
 
@@ -200,6 +201,8 @@ export class ServersService {
   readonly #metrics: MetricsService;
   readonly #log: Logger;
   readonly #updateTimeoutMs: number;
+  /** the Panel-wide defaults, for nodes without their own */
+  readonly #defaultLimits: DefaultLimits;
   /** serverId → nodeId, so an Agent can only report on its own servers */
   readonly #nodeOf = new Map<string, string>();
   /** nodeId → the tail of its event chain */
@@ -219,7 +222,9 @@ export class ServersService {
     metrics: MetricsService;
     log: Logger;
     updateTimeoutMs: number;
+    defaultLimits?: DefaultLimits;
   }) {
+    this.#defaultLimits = deps.defaultLimits ?? {};
     this.#repo = deps.repo;
     this.#nodes = deps.nodes;
     this.#templates = deps.templates;
@@ -347,6 +352,15 @@ export class ServersService {
     };
   }
 
+  /** New limits: what they leave out comes from the node's defaults (an explicit 0 stays unlimited). */
+  async #limitsFor(nodeId: string, limits: Limits): Promise<Limits> {
+    const node = await this.#nodes.findById(nodeId);
+    return withDefaultLimits(
+      limits,
+      node ? effectiveDefaults(node, this.#defaultLimits) : this.#defaultLimits,
+    );
+  }
+
   async #row(id: string): Promise<ServersTable> {
     const s = await this.#repo.findById(id);
     if (!s) throw new CodedError('SERVER_NOT_FOUND', 'no such server');
@@ -425,7 +439,8 @@ export class ServersService {
       startup,
       environment: JSON.stringify(environment),
       ports: JSON.stringify(input.ports),
-      limits: JSON.stringify(input.limits),
+      // what the create leaves out comes from the node's defaults: never unlimited by omission
+      limits: JSON.stringify(withDefaultLimits(input.limits, effectiveDefaults(node, this.#defaultLimits))),
       done: done === undefined ? null : JSON.stringify(done),
       stop: stop ?? null,
       status: 'offline',
@@ -508,7 +523,8 @@ export class ServersService {
     if (input.environment !== undefined)
       set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment));
     if (input.ports !== undefined) set.ports = JSON.stringify(input.ports);
-    if (input.limits !== undefined) set.limits = JSON.stringify(input.limits);
+    const limits = input.limits === undefined ? undefined : await this.#limitsFor(row.node_id, input.limits);
+    if (limits !== undefined) set.limits = JSON.stringify(limits);
     if (input.done !== undefined) set.done = input.done === null ? null : JSON.stringify(input.done);
     if (input.stop !== undefined) set.stop = input.stop;
     if (input.stopTimeout !== undefined) set.stop_timeout = input.stopTimeout;
@@ -651,7 +667,8 @@ export class ServersService {
     const set: Partial<ServersTable> = { updated_at: nowIso() };
     if (input.environment !== undefined)
       set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment));
-    if (input.limits !== undefined) set.limits = JSON.stringify(input.limits);
+    const limits = input.limits === undefined ? undefined : await this.#limitsFor(row.node_id, input.limits);
+    if (limits !== undefined) set.limits = JSON.stringify(limits);
     if (!this.#hub().isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     // The Agent replaces the container's environment with the one sent: always the whole of it,
     // derived as for a create (a template's STARTUP/SERVER_*, a raw server's SERVER_IP/PORT).
@@ -659,7 +676,7 @@ export class ServersService {
     await this.#repo.update(id, set);
     const payload = {
       environment: next.environment,
-      ...(input.limits === undefined ? {} : { limits: input.limits }),
+      ...(limits === undefined ? {} : { limits }),
     };
     const record = async (ok: boolean, stage: string, message?: string, code?: string) => {
       const result = {
