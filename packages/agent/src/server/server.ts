@@ -648,6 +648,7 @@ export class Server {
       // The whole new container is made (image pulled, spec accepted by the Engine) before the
       // running one is touched: a refused update leaves the server exactly as it was.
       const { docker } = this.#deps;
+      // (the Agent's boot removes a leftover of this name: see ServerManager.init)
       const nextName = `${containerName(this.id)}-next`;
       await docker.remove(nextName); // a leftover of an update the Agent did not finish
       const next = await this.#newContainer(merged.data, nextName);

@@ -109,4 +109,28 @@ describe('bad image references (real Docker)', () => {
       assert.equal((st.data as { status: string }).status, 'running');
     }
   });
+
+  it('an update the Agent did not finish (its new container left behind) is undone at boot', async () => {
+    const id = uid('half-');
+    const created = await f.panel.command('create_server', { serverId: id, eggConfig: egg('sleep 600') });
+    assert.equal(created.success, true, JSON.stringify(created.error));
+    const mark = f.panel.received.length;
+    assert.equal((await f.panel.command('start_server', {}, { serverId: id })).success, true);
+    await waitStatus(f, id, 'running', mark);
+    const real = await docker.getContainer(`cap-${id}`).inspect();
+    // what an Agent killed between creating the new container and replacing the old one leaves
+    await docker.createContainer({
+      name: `cap-${id}-next`,
+      Image: real.Config.Image,
+      Cmd: ['true'],
+      Labels: real.Config.Labels,
+    });
+    await f.restartAgent();
+    await f.panel.waitConnected();
+    const left = await docker.listContainers({ all: true, filters: { name: [`cap-${id}-next`] } });
+    assert.equal(left.length, 0, 'the half-made container is still there');
+    const st = await f.panel.command('get_status', {}, { serverId: id });
+    assert.equal((st.data as { status: string; containerId: string }).status, 'running');
+    assert.equal((st.data as { containerId: string }).containerId, real.Id);
+  });
 });

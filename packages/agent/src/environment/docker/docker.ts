@@ -18,6 +18,8 @@ export interface ManagedContainer {
   id: string;
   serverId: string;
   running: boolean;
+  /** without the leading "/" */
+  name?: string;
 }
 
 export interface ServersNetwork {
@@ -372,6 +374,7 @@ export class DockerEnvironment {
       id: c.Id,
       serverId: c.Labels[LABEL_SERVER] ?? '',
       running: c.State === 'running',
+      name: (c.Names?.[0] ?? '').replace(/^\//, ''),
     }));
   }
 
