@@ -19,6 +19,7 @@ import {
 } from '@cap/protocol';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/config.ts';
+import { containerName } from '../environment/docker/container-spec.ts';
 import type { DockerEnvironment } from '../environment/docker/docker.ts';
 import { chownPathInside, getFile, listFiles, writeFileInside } from '../filesystem/filesystem.ts';
 import { systemInfo } from '../system/system-info.ts';
@@ -132,6 +133,12 @@ export class ServerManager {
     }
     await Promise.all(
       containers.map(async (c) => {
+        if (c.name === `${containerName(c.serverId)}-next`) {
+          // the new container of an update the Agent did not finish: the old one is still there
+          this.#log.warn({ serverId: c.serverId, containerId: c.id }, 'unfinished update: container removed');
+          await this.#docker.remove(c.id).catch(() => undefined);
+          return;
+        }
         const server = this.servers.get(c.serverId);
         if (!server) {
           this.#log.warn(

@@ -27,10 +27,12 @@ import { CgroupStats, cpuPercent } from '../environment/cgroup-stats.ts';
 import {
   containerName,
   containerSpec,
+  hostBindings,
   installerName,
   installerSpec,
 } from '../environment/docker/container-spec.ts';
 import type { ContainerState, DockerEnvironment } from '../environment/docker/docker.ts';
+import { firstTakenPort } from '../environment/host-ports.ts';
 import { chownPathInside, chownTree, diskUsage } from '../filesystem/filesystem.ts';
 import { serverEnvironment } from './startup.ts';
 import { LineThrottle } from './throttle.ts';
@@ -647,7 +649,20 @@ export class Server {
       }
       // The whole new container is made (image pulled, spec accepted by the Engine) before the
       // running one is touched: a refused update leaves the server exactly as it was.
-      const { docker } = this.#deps;
+      const { docker, config } = this.#deps;
+      // host ports the new definition adds (the running container holds the ones it had, on
+      // whatever address: those are not tried)
+      const held = new Set(hostBindings(this.egg, config.bindIp).map((b) => `${b.hostPort}|${b.proto}`));
+      const taken = await firstTakenPort(
+        hostBindings(merged.data, config.bindIp).filter((b) => !held.has(`${b.hostPort}|${b.proto}`)),
+      );
+      if (taken) {
+        throw new CodedError(
+          'PORT_CONFLICT',
+          `port ${taken.hostPort}/${taken.proto} on ${taken.hostIp} is already in use on this node`,
+        );
+      }
+      // (the Agent's boot removes a leftover of this name: see ServerManager.init)
       const nextName = `${containerName(this.id)}-next`;
       await docker.remove(nextName); // a leftover of an update the Agent did not finish
       const next = await this.#newContainer(merged.data, nextName);

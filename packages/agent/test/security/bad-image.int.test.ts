@@ -93,10 +93,17 @@ describe('bad image references (real Docker)', () => {
     assert.equal((await f.panel.command('start_server', {}, { serverId: id })).success, true);
     await waitStatus(f, id, 'running', mark);
     const before = await docker.getContainer(`cap-${id}`).inspect();
+    // a port this host already uses (a listener of the test's own)
+    const { createServer } = await import('node:net');
+    const squatter = createServer();
+    const taken = await new Promise<number>((resolve) =>
+      squatter.listen(0, '127.0.0.1', () => resolve((squatter.address() as { port: number }).port)),
+    );
     const refused = [
       { image: `localhost:1/cap-missing-${id}:none` },
       { ports: { '70000': 25565 } },
       { ports: { '25565': 70000 } },
+      { ports: { '7777/tcp': { hostPort: taken, hostIp: '127.0.0.1' } } },
     ];
     for (const patch of refused) {
       const res = await f.panel.command('update_server', patch as never, { serverId: id });
@@ -108,5 +115,30 @@ describe('bad image references (real Docker)', () => {
       const st = await f.panel.command('get_status', {}, { serverId: id });
       assert.equal((st.data as { status: string }).status, 'running');
     }
+    squatter.close();
+  });
+
+  it('an update the Agent did not finish (its new container left behind) is undone at boot', async () => {
+    const id = uid('half-');
+    const created = await f.panel.command('create_server', { serverId: id, eggConfig: egg('sleep 600') });
+    assert.equal(created.success, true, JSON.stringify(created.error));
+    const mark = f.panel.received.length;
+    assert.equal((await f.panel.command('start_server', {}, { serverId: id })).success, true);
+    await waitStatus(f, id, 'running', mark);
+    const real = await docker.getContainer(`cap-${id}`).inspect();
+    // what an Agent killed between creating the new container and replacing the old one leaves
+    await docker.createContainer({
+      name: `cap-${id}-next`,
+      Image: real.Config.Image,
+      Cmd: ['true'],
+      Labels: real.Config.Labels,
+    });
+    await f.restartAgent();
+    await f.panel.waitConnected();
+    const left = await docker.listContainers({ all: true, filters: { name: [`cap-${id}-next`] } });
+    assert.equal(left.length, 0, 'the half-made container is still there');
+    const st = await f.panel.command('get_status', {}, { serverId: id });
+    assert.equal((st.data as { status: string; containerId: string }).status, 'running');
+    assert.equal((st.data as { containerId: string }).containerId, real.Id);
   });
 });

@@ -46,19 +46,36 @@ export interface SpecInput {
   network?: string;
 }
 
+export interface HostBinding {
+  /** "25565/tcp" */
+  containerPort: string;
+  hostIp: string;
+  hostPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+/** The host ports an egg publishes (no protocol = tcp and udp, as Wings publishes allocations). */
+export function hostBindings(egg: EggConfig, bindIp: string): HostBinding[] {
+  const out: HostBinding[] = [];
+  for (const [key, binding] of Object.entries(egg.ports)) {
+    const [port, proto] = key.split('/') as [string, string | undefined];
+    const hostPort = typeof binding === 'number' ? binding : binding.hostPort;
+    const hostIp = (typeof binding === 'object' ? binding.hostIp : undefined) ?? egg.bindIp ?? bindIp;
+    for (const p of proto ? [proto] : ['tcp', 'udp']) {
+      out.push({ containerPort: `${port}/${p}`, hostIp, hostPort, proto: p as 'tcp' | 'udp' });
+    }
+  }
+  return out;
+}
+
 export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
   const { egg } = input;
   const env = serverEnvironment(egg, { bindIp: input.bindIp, timezone: input.timezone });
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const [key, binding] of Object.entries(egg.ports)) {
-    const [port, proto] = key.split('/') as [string, string | undefined];
-    const hostPort = typeof binding === 'number' ? binding : binding.hostPort;
-    const hostIp = (typeof binding === 'object' ? binding.hostIp : undefined) ?? egg.bindIp ?? input.bindIp;
-    for (const p of proto ? [proto] : ['tcp', 'udp']) {
-      exposed[`${port}/${p}`] = {};
-      bindings[`${port}/${p}`] = [{ HostIp: hostIp, HostPort: String(hostPort) }];
-    }
+  for (const b of hostBindings(egg, input.bindIp)) {
+    exposed[b.containerPort] = {};
+    bindings[b.containerPort] = [{ HostIp: b.hostIp, HostPort: String(b.hostPort) }];
   }
   const memory = egg.limits.memory ? sizeToBytes(egg.limits.memory) : 0;
   const swap = egg.limits.swap;

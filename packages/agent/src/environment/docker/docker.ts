@@ -18,6 +18,8 @@ export interface ManagedContainer {
   id: string;
   serverId: string;
   running: boolean;
+  /** without the leading "/" */
+  name?: string;
 }
 
 export interface ServersNetwork {
@@ -49,6 +51,11 @@ export function dockerError(e: unknown, what: string): CodedError {
   const msg = (e as Error)?.message ?? String(e);
   if (/port is already allocated|address already in use/i.test(msg)) {
     return new CodedError('PORT_CONFLICT', `${what}: a port is already in use`, { cause: e });
+  }
+  if (/no space left on device|disk quota exceeded/i.test(msg)) {
+    return new CodedError('INSUFFICIENT_RESOURCES', `${what}: Docker's disk is full: ${msg.slice(0, 300)}`, {
+      cause: e,
+    });
   }
   if (statusOf(e) === 404) return new CodedError('CONTAINER_NOT_FOUND', `${what}: not found`, { cause: e });
   return new CodedError('DOCKER_ERROR', `${what}: ${msg.slice(0, 300)}`, { cause: e });
@@ -372,6 +379,7 @@ export class DockerEnvironment {
       id: c.Id,
       serverId: c.Labels[LABEL_SERVER] ?? '',
       running: c.State === 'running',
+      name: (c.Names?.[0] ?? '').replace(/^\//, ''),
     }));
   }
 
@@ -502,7 +510,11 @@ export class DockerEnvironment {
 
   /** One long-lived stats stream (used only by the benchmark, to compare). */
   async statsStream(id: string): Promise<NodeJS.ReadableStream> {
-    return (await this.docker.getContainer(id).stats({ stream: true })) as unknown as NodeJS.ReadableStream;
+    const s = (await this.docker
+      .getContainer(id)
+      .stats({ stream: true })) as unknown as NodeJS.ReadableStream;
+    s.on('error', () => undefined); // the reader adds its own; none may be fatal before that
+    return s;
   }
 }
 
