@@ -125,6 +125,25 @@ export async function listFiles(
   return { path: display(await realpath(root), real), entries, total, offset, limit };
 }
 
+/** The size of a regular file under `root` (resolved as for reads), or 0 when there is none. */
+export async function fileSizeInside(root: string, rel: string): Promise<number> {
+  try {
+    const fh = await openInside(
+      root,
+      await resolveInside(root, rel),
+      constants.O_RDONLY | constants.O_NONBLOCK,
+    );
+    try {
+      const st = await fh.stat();
+      return st.isFile() ? st.size : 0;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
 export async function getFile(
   root: string,
   rel: string,
@@ -304,6 +323,8 @@ export async function writeFileInside(
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
+    // a file written through the API is never setuid/setgid (root writing keeps those bits)
+    if (st.mode & 0o6000) await fh.chmod(st.mode & 0o1777);
     await fh.truncate(0);
     await fh.write(data, 0, data.length, 0);
   } finally {

@@ -21,7 +21,13 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/config.ts';
 import { containerName } from '../environment/docker/container-spec.ts';
 import type { DockerEnvironment } from '../environment/docker/docker.ts';
-import { chownPathInside, getFile, listFiles, writeFileInside } from '../filesystem/filesystem.ts';
+import {
+  chownPathInside,
+  fileSizeInside,
+  getFile,
+  listFiles,
+  writeFileInside,
+} from '../filesystem/filesystem.ts';
 import { systemInfo } from '../system/system-info.ts';
 import { type Emit, type InstallState, Server } from './server.ts';
 
@@ -333,8 +339,11 @@ export class ServerManager {
       case 'get_file':
         return { data: await getFile(this.#server(serverId).dir, (p as { path: string }).path) };
       case 'write_file': {
-        const { dir } = this.#server(serverId);
+        const server = this.#server(serverId);
+        const { dir } = server;
         const { path: rel, content } = cmd.payload as Command<'write_file'>['payload'];
+        // over the quota is refused before anything is written (the size it replaces is freed)
+        await server.assertDiskRoom(Buffer.byteLength(content, 'utf8'), await fileSizeInside(dir, rel));
         const written = await writeFileInside(dir, rel, content);
         // the game runs as its own user and must be able to rewrite it (eula.txt)
         const { containerUid, containerGid } = this.#config;

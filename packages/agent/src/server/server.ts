@@ -1028,6 +1028,21 @@ export class Server {
     return this.#disk.bytes;
   }
 
+  /**
+   * A file-API write of `bytes` into this server's folder (replacing a file of `replacing` bytes)
+   * is refused with INSUFFICIENT_RESOURCES when it would take the folder past its disk limit.
+   */
+  async assertDiskRoom(bytes: number, replacing = 0): Promise<void> {
+    const limit = this.egg.limits.disk ? sizeToBytes(this.egg.limits.disk) : 0;
+    if (limit <= 0) return;
+    const used = await this.#diskUsed(true);
+    if (used - replacing + bytes > limit)
+      throw new CodedError(
+        'INSUFFICIENT_RESOURCES',
+        `the write would take the server past its disk limit (${used} of ${limit} bytes used)`,
+      );
+  }
+
   /** One resource sample (cgroup files; one-shot Engine stats when those are not readable). */
   async sample(): Promise<ResourceSnapshot | null> {
     const run = this.#run;

@@ -5,7 +5,7 @@
  * Real Agent, real Docker Engine.
  */
 import assert from 'node:assert/strict';
-import { lstat } from 'node:fs/promises';
+import { chmod, lstat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { egg, type Fixture, fixture, IMAGE, uid } from '../helpers.ts';
@@ -51,5 +51,35 @@ describe('setuid files left by an install (real Docker)', () => {
       assert.equal(st.uid, 1000);
     }
     assert.ok((await lstat(path.join(dir, 'link'))).isSymbolicLink());
+  });
+
+  it('write_file over a setuid file clears its s-bits; over the disk limit it is refused and nothing is written', async () => {
+    const id = uid('suidw-');
+    const res = await f.panel.command('create_server', {
+      serverId: id,
+      eggConfig: egg('true', { limits: { disk: '1m' } }),
+    });
+    assert.equal(res.success, true, JSON.stringify(res.error));
+    const dir = path.join(f.dataDir, 'servers', id);
+    await writeFile(path.join(dir, 'cfg'), 'old\n');
+    await chmod(path.join(dir, 'cfg'), 0o6755);
+    const w = await f.panel.command('write_file', { path: 'cfg', content: 'new\n' }, { serverId: id });
+    assert.equal(w.success, true, JSON.stringify(w.error));
+    const st = await lstat(path.join(dir, 'cfg'));
+    assert.equal(st.mode & 0o6000, 0, `cfg has mode ${(st.mode & 0o7777).toString(8)}`);
+    // 1 MiB limit: 600 KiB already there, a 600 KiB write does not fit
+    await writeFile(path.join(dir, 'world.dat'), Buffer.alloc(600 * 1024, 1));
+    const big = 'x'.repeat(600 * 1024);
+    const over = await f.panel.command('write_file', { path: 'big.txt', content: big }, { serverId: id });
+    assert.equal(over.success, false);
+    assert.equal(over.error?.code, 'INSUFFICIENT_RESOURCES');
+    await assert.rejects(lstat(path.join(dir, 'big.txt')), { code: 'ENOENT' });
+    // replacing a file frees its bytes: rewriting world.dat with the same size fits
+    const same = await f.panel.command(
+      'write_file',
+      { path: 'world.dat', content: 'y'.repeat(600 * 1024) },
+      { serverId: id },
+    );
+    assert.equal(same.success, true, JSON.stringify(same.error));
   });
 });
