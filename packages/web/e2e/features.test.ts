@@ -17,6 +17,26 @@ import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
 
+/** Paper-like too, with java_version and pid_limit: it needs the Debian image, then 1024 PIDs. */
+function javaEgg(): string {
+  const egg = JSON.parse(EGG) as Record<string, unknown>;
+  egg['name'] = 'Busybox Java and PIDs (e2e)';
+  egg['features'] = ['java_version', 'pid_limit'];
+  egg['docker_images'] = { Busybox: 'ctrl-alt-play/busybox:latest', Debian: 'ctrl-alt-play/debian:latest' };
+  egg['config'] = { ...(egg['config'] as object), logs: '{}' };
+  egg['startup'] = [
+    'if [ ! -e /etc/debian_version ]; then',
+    "echo 'java.lang.UnsupportedClassVersionError: io/papermc/paperclip/Main has been compiled by a more recent version of the Java Runtime (class file version 65.0)'; exit 1;",
+    'fi;',
+    'max=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max);',
+    'if [ "$max" != max ] && [ "$max" -lt 1024 ]; then',
+    'echo "[0.012s][warning][os,thread] Failed to start thread - pthread_create failed (EAGAIN) pids=$max"; exit 1;',
+    'fi;',
+    `echo 'Done (0.2s)! For help, type "help"'; while read l; do echo "got:$l"; done`,
+  ].join(' ');
+  return JSON.stringify(egg);
+}
+
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-eula.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `fowner-${run}@example.test`, password: `pw-${run}-owner-secret` };
@@ -145,6 +165,15 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
     async () => {
       await byTestId('feature-dismiss').click();
       await byTestId('feature-pending').waitFor({ timeout: WAIT });
+      // the Agent's own restart after the first crash prints it again and crashes: answer once it stopped
+      await page.waitForFunction(
+        () =>
+          (document.querySelector('[data-testid="console-preview"]')?.textContent?.match(/agree to the EULA/g)
+            ?.length ?? 0) >= 2,
+        undefined,
+        { timeout: WAIT },
+      );
+      await waitForStatus('crashed');
       await byTestId('feature-pending').getByRole('button', { name: 'Show' }).click();
       await byTestId('feature-eula-accept').click();
       await waitForStatus('running');
@@ -172,6 +201,43 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
     );
     await shot('f3-log-file');
   });
+
+  await step(
+    'java_version: the dialog offers the other image; pid_limit: it offers more PIDs; then it runs',
+    async () => {
+      const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
+        content: javaEgg(),
+        filename: 'egg-busybox-java.json',
+      });
+      assert.equal(imported.status, 201, JSON.stringify(imported.body));
+      const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+        name: `f-java-${run}`,
+        nodeId,
+        templateId: imported.body.template.id,
+        port: PORT + 1,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const id = created.body.id;
+      await page.goto(`${panel.url}/servers/${id}`);
+      await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+      await byTestId('power-start').click();
+      await byTestId('feature-java-apply').waitFor({ timeout: WAIT });
+      assert.match((await byTestId('feature-line').textContent()) ?? '', /UnsupportedClassVersionError/);
+      assert.match(await byTestId('feature-java-image').inputValue(), /Debian/);
+      await shot('f4-java-dialog');
+      await byTestId('feature-java-apply').click();
+      // on the Debian image it gets further and runs out of threads: the next dialog
+      await byTestId('feature-pids-apply').waitFor({ timeout: WAIT });
+      assert.match((await byTestId('feature-line').textContent()) ?? '', /pthread_create failed/);
+      assert.equal(await byTestId('feature-pids').inputValue(), '1024');
+      await shot('f5-pid-dialog');
+      await byTestId('feature-pids-apply').click();
+      await waitForStatus('running', 90_000);
+      const server = await apiFromPage<{ image: string; limits: { pids?: number } }>('GET', `/servers/${id}`);
+      assert.equal(server.body.image, 'ctrl-alt-play/debian:latest');
+      assert.equal(server.body.limits.pids, 1024);
+    },
+  );
 
   await step('no page errors', async () => {
     assert.deepEqual(e2e?.pageErrors ?? [], []);
