@@ -2,7 +2,8 @@
  * The EULA feature's dialog in real Chromium against a real Panel, a real Agent and the real Docker
  * Engine: a server made from an egg with `features: [eula]` prints Minecraft's EULA line and exits;
  * the page asks; "I accept" writes eula=true into eula.txt and the server starts and runs; its
- * template's log file (`config.logs.location`) opens from the Files tab.
+ * template's log file (`config.logs.location`) opens from the Files tab; the java_version and pid_limit
+ * dialogs change the image and the PIDs limit; a start that never says done shows `userInteraction`.
  * Screenshots go to test-artifacts/screenshots/f*.png.
  */
 import assert from 'node:assert/strict';
@@ -34,6 +35,22 @@ function javaEgg(): string {
     'fi;',
     `echo 'Done (0.2s)! For help, type "help"'; while read l; do echo "got:$l"; done`,
   ].join(' ');
+  return JSON.stringify(egg);
+}
+
+/** An egg whose server waits for the user (Pterodactyl's legacy `userInteraction`) and never says done. */
+function waitingEgg(): string {
+  const egg = JSON.parse(EGG) as Record<string, unknown>;
+  egg['name'] = 'Busybox waiting (e2e)';
+  egg['features'] = null;
+  egg['startup'] = 'echo "waiting for the pairing code"; while read l; do echo "got:$l"; done';
+  egg['config'] = {
+    ...(egg['config'] as object),
+    startup: JSON.stringify({
+      done: 'paired',
+      userInteraction: ['Type the pairing code shown on your phone'],
+    }),
+  };
   return JSON.stringify(egg);
 }
 
@@ -95,7 +112,7 @@ after(async () => {
 });
 
 test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
-  timeout: 180_000,
+  timeout: 240_000,
 }, async (t) => {
   const step = stepper(t, () => page, 'f-');
 
@@ -238,6 +255,35 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
       assert.equal(server.body.limits.pids, 1024);
     },
   );
+
+  await step("a start that never reaches its done line shows the egg's userInteraction text", async () => {
+    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
+      content: waitingEgg(),
+      filename: 'egg-busybox-waiting.json',
+    });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+      name: `f-wait-${run}`,
+      nodeId,
+      templateId: imported.body.template.id,
+      port: PORT + 2,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await page.goto(`${panel.url}/servers/${created.body.id}`);
+    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    await byTestId('power-start').click();
+    await waitForStatus('starting');
+    assert.equal(await byTestId('user-interaction').count(), 0, 'not at once');
+    await byTestId('user-interaction').waitFor({ timeout: 90_000 });
+    assert.match(
+      (await byTestId('user-interaction').textContent()) ?? '',
+      /Type the pairing code shown on your phone/,
+    );
+    await shot('f6-user-interaction');
+    await byTestId('power-kill').click();
+    await waitForStatus('offline');
+    assert.equal(await byTestId('user-interaction').count(), 0, 'gone once it stopped');
+  });
 
   await step('no page errors', async () => {
     assert.deepEqual(e2e?.pageErrors ?? [], []);
