@@ -2,7 +2,8 @@
  * The EULA feature's dialog in real Chromium against a real Panel, a real Agent and the real Docker
  * Engine: a server made from an egg with `features: [eula]` prints Minecraft's EULA line and exits;
  * the page asks; "I accept" writes eula=true into eula.txt and the server starts and runs; its
- * template's log file (`config.logs.location`) opens from the Files tab.
+ * template's log file (`config.logs.location`) opens from the Files tab; the java_version and pid_limit
+ * dialogs change the image and the PIDs limit; a start that never says done shows `userInteraction`.
  * Screenshots go to test-artifacts/screenshots/f*.png.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +17,42 @@ import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+
+/** Paper-like too, with java_version and pid_limit: it needs the Debian image, then 1024 PIDs. */
+function javaEgg(): string {
+  const egg = JSON.parse(EGG) as Record<string, unknown>;
+  egg['name'] = 'Busybox Java and PIDs (e2e)';
+  egg['features'] = ['java_version', 'pid_limit'];
+  egg['docker_images'] = { Busybox: 'ctrl-alt-play/busybox:latest', Debian: 'ctrl-alt-play/debian:latest' };
+  egg['config'] = { ...(egg['config'] as object), logs: '{}' };
+  egg['startup'] = [
+    'if [ ! -e /etc/debian_version ]; then',
+    "echo 'java.lang.UnsupportedClassVersionError: io/papermc/paperclip/Main has been compiled by a more recent version of the Java Runtime (class file version 65.0)'; exit 1;",
+    'fi;',
+    'max=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max);',
+    'if [ "$max" != max ] && [ "$max" -lt 1024 ]; then',
+    'echo "[0.012s][warning][os,thread] Failed to start thread - pthread_create failed (EAGAIN) pids=$max"; exit 1;',
+    'fi;',
+    `echo 'Done (0.2s)! For help, type "help"'; while read l; do echo "got:$l"; done`,
+  ].join(' ');
+  return JSON.stringify(egg);
+}
+
+/** An egg whose server waits for the user (Pterodactyl's legacy `userInteraction`) and never says done. */
+function waitingEgg(): string {
+  const egg = JSON.parse(EGG) as Record<string, unknown>;
+  egg['name'] = 'Busybox waiting (e2e)';
+  egg['features'] = null;
+  egg['startup'] = 'echo "waiting for the pairing code"; while read l; do echo "got:$l"; done';
+  egg['config'] = {
+    ...(egg['config'] as object),
+    startup: JSON.stringify({
+      done: 'paired',
+      userInteraction: ['Type the pairing code shown on your phone'],
+    }),
+  };
+  return JSON.stringify(egg);
+}
 
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-eula.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
@@ -75,7 +112,7 @@ after(async () => {
 });
 
 test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
-  timeout: 180_000,
+  timeout: 240_000,
 }, async (t) => {
   const step = stepper(t, () => page, 'f-');
 
@@ -145,6 +182,15 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
     async () => {
       await byTestId('feature-dismiss').click();
       await byTestId('feature-pending').waitFor({ timeout: WAIT });
+      // the Agent's own restart after the first crash prints it again and crashes: answer once it stopped
+      await page.waitForFunction(
+        () =>
+          (document.querySelector('[data-testid="console-preview"]')?.textContent?.match(/agree to the EULA/g)
+            ?.length ?? 0) >= 2,
+        undefined,
+        { timeout: WAIT },
+      );
+      await waitForStatus('crashed');
       await byTestId('feature-pending').getByRole('button', { name: 'Show' }).click();
       await byTestId('feature-eula-accept').click();
       await waitForStatus('running');
@@ -171,6 +217,72 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
       { timeout: WAIT },
     );
     await shot('f3-log-file');
+  });
+
+  await step(
+    'java_version: the dialog offers the other image; pid_limit: it offers more PIDs; then it runs',
+    async () => {
+      const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
+        content: javaEgg(),
+        filename: 'egg-busybox-java.json',
+      });
+      assert.equal(imported.status, 201, JSON.stringify(imported.body));
+      const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+        name: `f-java-${run}`,
+        nodeId,
+        templateId: imported.body.template.id,
+        port: PORT + 1,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const id = created.body.id;
+      await page.goto(`${panel.url}/servers/${id}`);
+      await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+      await byTestId('power-start').click();
+      await byTestId('feature-java-apply').waitFor({ timeout: WAIT });
+      assert.match((await byTestId('feature-line').textContent()) ?? '', /UnsupportedClassVersionError/);
+      assert.match(await byTestId('feature-java-image').inputValue(), /Debian/);
+      await shot('f4-java-dialog');
+      await byTestId('feature-java-apply').click();
+      // on the Debian image it gets further and runs out of threads: the next dialog
+      await byTestId('feature-pids-apply').waitFor({ timeout: WAIT });
+      assert.match((await byTestId('feature-line').textContent()) ?? '', /pthread_create failed/);
+      assert.equal(await byTestId('feature-pids').inputValue(), '1024');
+      await shot('f5-pid-dialog');
+      await byTestId('feature-pids-apply').click();
+      await waitForStatus('running', 90_000);
+      const server = await apiFromPage<{ image: string; limits: { pids?: number } }>('GET', `/servers/${id}`);
+      assert.equal(server.body.image, 'ctrl-alt-play/debian:latest');
+      assert.equal(server.body.limits.pids, 1024);
+    },
+  );
+
+  await step("a start that never reaches its done line shows the egg's userInteraction text", async () => {
+    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
+      content: waitingEgg(),
+      filename: 'egg-busybox-waiting.json',
+    });
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+      name: `f-wait-${run}`,
+      nodeId,
+      templateId: imported.body.template.id,
+      port: PORT + 2,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await page.goto(`${panel.url}/servers/${created.body.id}`);
+    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    await byTestId('power-start').click();
+    await waitForStatus('starting');
+    assert.equal(await byTestId('user-interaction').count(), 0, 'not at once');
+    await byTestId('user-interaction').waitFor({ timeout: 90_000 });
+    assert.match(
+      (await byTestId('user-interaction').textContent()) ?? '',
+      /Type the pairing code shown on your phone/,
+    );
+    await shot('f6-user-interaction');
+    await byTestId('power-kill').click();
+    await waitForStatus('offline');
+    assert.equal(await byTestId('user-interaction').count(), 0, 'gone once it stopped');
   });
 
   await step('no page errors', async () => {

@@ -4,7 +4,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, errorCode, errorMessage } from '../api/http.ts';
 import { keys } from '../api/queries.ts';
-import type { FeatureName, Server, Template } from '../api/types.ts';
+import type { FeatureName, Server, ServerStatus, Template } from '../api/types.ts';
 
 export interface PendingFeature {
   feature: FeatureName;
@@ -30,12 +30,15 @@ const MAX_PIDS = 65536;
  */
 export function FeatureDialog({
   server,
+  status,
   template,
   pending,
   onClose,
   onOpenConfig,
 }: {
   server: Server;
+  /** the live status: a change that recreates the container waits until the server has stopped */
+  status: ServerStatus;
   template: Template | undefined;
   pending: PendingFeature;
   onClose: () => void;
@@ -51,6 +54,13 @@ export function FeatureDialog({
   const [pids, setPids] = useState<number>(Math.min(MAX_PIDS, currentPids * 2));
   const id = encodeURIComponent(server.id);
   const gsl = template ? gslTokenVariable(template.variables) : null;
+  // the Agent restarts a crashed server once on its own: recreating it meanwhile would race that start
+  const settled = status === 'offline' || status === 'crashed';
+  const waitHint = settled ? null : (
+    <Text size="xs" c="dimmed" data-testid="feature-wait">
+      The server is {status}; this is offered once it has stopped.
+    </Text>
+  );
 
   async function act(fn: () => Promise<void>) {
     setBusy(true);
@@ -119,12 +129,13 @@ export function FeatureDialog({
               The template has no other image.
             </Text>
           )}
+          {waitHint}
         </Stack>
       );
       actions = otherImages.length ? (
         <Button
           loading={busy}
-          disabled={!image}
+          disabled={!image || !settled}
           data-testid="feature-java-apply"
           onClick={() =>
             act(async () => {
@@ -153,12 +164,13 @@ export function FeatureDialog({
             onChange={(v) => setPids(typeof v === 'number' ? v : Number(v))}
             data-testid="feature-pids"
           />
+          {waitHint}
         </Stack>
       );
       actions = (
         <Button
           loading={busy}
-          disabled={!Number.isInteger(pids) || pids < 16 || pids > MAX_PIDS}
+          disabled={!settled || !Number.isInteger(pids) || pids < 16 || pids > MAX_PIDS}
           data-testid="feature-pids-apply"
           onClick={() =>
             act(async () => {

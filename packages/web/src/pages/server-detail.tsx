@@ -502,6 +502,7 @@ function ServerDetail({ id }: { id: string }) {
       {feature && featureShown && canWrite ? (
         <FeatureDialog
           server={server}
+          status={status}
           template={template}
           pending={feature}
           onClose={() => setFeatureShown(false)}
