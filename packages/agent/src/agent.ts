@@ -79,7 +79,9 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   const app = await buildHttp({
     logger,
     corsOrigins: config.corsOrigins,
-    acceptedKeys: () => [config.apiKey, link?.token],
+    // the API key only: the Panel's token is for the link, and must not open the HTTP API too
+    acceptedKeys: () => [config.apiKey],
+    rate: config.httpRate,
     handle: (raw) => manager.handleRaw(raw),
     docker: () => docker.reachable(),
     panelConnected: () => link?.connected ?? false,

@@ -177,7 +177,7 @@ test('a PROTOCOL_INCOMPATIBLE close backs off instead of hammering the Panel', a
   assert.equal(f.panel.connections.length, 2);
 });
 
-test('HTTP: /health without auth, commands with X-API-Key or the Panel token, CORS from config', async (t) => {
+test('HTTP: /health without auth, commands with X-API-Key (not the Panel token), CORS from config', async (t) => {
   const f = await fixture({ env: { AGENT_API_KEY: API_KEY, AGENT_CORS_ORIGINS: 'http://ui.example' } });
   t.after(() => f.cleanup());
   await f.panel.waitConnected();
@@ -210,7 +210,8 @@ test('HTTP: /health without auth, commands with X-API-Key or the Panel token, CO
   assert.equal((await call({ 'x-api-key': API_KEY })).status, 200);
   assert.equal((await call({ authorization: `Bearer ${API_KEY}` })).status, 200);
   const stored = JSON.parse(await readFile(path.join(f.dataDir, 'credentials.json'), 'utf8'));
-  assert.equal((await call({ authorization: `Bearer ${stored.agent.token}` })).status, 200);
+  // the Panel's token is for the link only (issue 8, item 23)
+  assert.equal((await call({ authorization: `Bearer ${stored.agent.token}` })).status, 401);
   const notFound = await fetch(`${base}/api/servers/nope/start`, {
     method: 'POST',
     headers: { 'x-api-key': API_KEY },

@@ -40,7 +40,9 @@ const AgentEnv = z.object({
     )
     .optional(),
   AGENT_HTTP_PORT: int(0, 65535).default(8081),
-  AGENT_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  /** loopback unless an operator opens it on purpose (game containers reach the host's other addresses) */
+  AGENT_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  AGENT_HTTP_RATE: int(1, 100_000).default(20),
   AGENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   AGENT_CORS_ORIGINS: z.string().default(''),
   AGENT_CRASH_TIMEOUT: int(0, 86400).default(60),
@@ -73,6 +75,8 @@ export interface AgentConfig {
   readonly httpPort: number;
   readonly httpHost: string;
   readonly apiKey: string | undefined;
+  /** HTTP requests a second one client address may make (twice that as a burst); more → 429 */
+  readonly httpRate: number;
   readonly corsOrigins: readonly string[];
   readonly crashTimeoutMs: number;
   readonly logThrottleLines: number;
@@ -130,6 +134,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     httpPort: e.AGENT_HTTP_PORT,
     httpHost: e.AGENT_HTTP_HOST,
     apiKey: e.AGENT_API_KEY,
+    httpRate: e.AGENT_HTTP_RATE,
     corsOrigins: Object.freeze(
       e.AGENT_CORS_ORIGINS.split(',')
         .map((s) => s.trim())

@@ -86,3 +86,20 @@ test('a text file whose JSON escaping would be huge is sent as base64, so the an
   assert.ok(Buffer.byteLength(JSON.stringify(f)) < LINK_MAX_MESSAGE_BYTES);
   await rm(path.join(root, 'controls.txt'));
 });
+
+test('a listing kept for paging never hides a change made after it', async () => {
+  const dir = path.join(root, 'paged');
+  await mkdir(dir);
+  for (const n of ['a', 'b', 'c']) await writeFile(path.join(dir, n), '');
+  await new Promise((r) => setTimeout(r, 1100)); // settled: the sorted names may be kept
+  assert.equal((await listFiles(root, 'paged', { limit: 1 })).total, 3);
+  await writeFile(path.join(dir, 'aa'), '');
+  const again = await listFiles(root, 'paged');
+  assert.deepEqual([again.total, again.entries.map((e) => e.name)], [4, ['a', 'aa', 'b', 'c']]);
+  await rm(path.join(dir, 'b'));
+  assert.deepEqual(
+    (await listFiles(root, 'paged')).entries.map((e) => e.name),
+    ['a', 'aa', 'c'],
+  );
+  await rm(dir, { recursive: true });
+});

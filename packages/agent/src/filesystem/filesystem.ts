@@ -75,6 +75,35 @@ function byDirThenName(a: Dirent, b: Dirent): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/**
+ * Sorted listings of the last few directories paged through, keyed by the directory's identity
+ * and change times: adding, removing or renaming an entry changes the directory's mtime, so a
+ * cached listing is never stale, and paging through 70k names reads and sorts them once.
+ */
+const LISTING_CACHE_ENTRIES = 4;
+const LISTING_CACHE_MS = 30_000;
+const listings = new Map<string, { at: number; names: Dirent[] }>();
+
+async function sortedNames(dir: FileHandle, fdPath: string): Promise<Dirent[]> {
+  const st = await dir.stat({ bigint: true });
+  const key = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+  const now = Date.now();
+  for (const [k, v] of listings) if (now - v.at > LISTING_CACHE_MS) listings.delete(k);
+  const hit = listings.get(key);
+  if (hit) return hit.names;
+  const names = (await readdir(fdPath, { withFileTypes: true })).sort(byDirThenName);
+  // not kept when the directory changed during the read, or changed so recently that another
+  // change within the same clock tick (inode times are coarse) could leave the times as they are
+  const after = await dir.stat({ bigint: true });
+  const settled =
+    Number(after.mtimeNs / 1_000_000n) < now - 1000 && Number(after.ctimeNs / 1_000_000n) < now - 1000;
+  if (settled && after.mtimeNs === st.mtimeNs && after.ctimeNs === st.ctimeNs) {
+    if (listings.size >= LISTING_CACHE_ENTRIES) listings.delete(listings.keys().next().value as string);
+    listings.set(key, { at: now, names });
+  }
+  return names;
+}
+
 export interface ListPage {
   path: string;
   entries: FileEntry[];
@@ -102,7 +131,7 @@ export async function listFiles(
   const entries: FileEntry[] = [];
   let total = 0;
   try {
-    const all = (await readdir(fdPath, { withFileTypes: true })).sort(byDirThenName);
+    const all = await sortedNames(dir, fdPath);
     total = all.length;
     const wanted = all.slice(offset, offset + limit);
     const stats = await Promise.all(

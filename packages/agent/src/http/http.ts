@@ -1,18 +1,26 @@
 /**
  * The Agent's own HTTP API: `GET /health` (no auth) and the protocol's commands over HTTP,
- * authorised by `X-API-Key` or `Authorization: Bearer` (AGENT_API_KEY or the current Panel token).
+ * authorised by `X-API-Key` or `Authorization: Bearer` with AGENT_API_KEY (nothing else: the
+ * Panel's token is for the link only). Every request, /health included, is rate-limited per
+ * client address before the key is checked, so guessing keys is as slow as flooding.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { httpStatusOf, newMessageId, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { TokenBucket } from '../panel-link/rate-limit.ts';
 import { AGENT_VERSION } from '../version.ts';
+
+/** Client addresses remembered by the rate limiter; beyond this the oldest are forgotten. */
+const MAX_TRACKED_ADDRESSES = 10_000;
 
 export interface HttpDeps {
   logger: Logger;
   corsOrigins: readonly string[];
-  /** the secrets accepted right now (API key, current Panel token) */
+  /** the secrets accepted right now (the configured API key) */
   acceptedKeys: () => (string | null | undefined)[];
+  /** requests a second per client address (twice that as a burst); default 20 */
+  rate?: number;
   handle: (raw: unknown) => Promise<ResponseMessage>;
   docker: () => Promise<{ reachable: boolean; version: string | null }>;
   panelConnected: () => boolean;
@@ -45,8 +53,25 @@ function statusOf(res: ResponseMessage): number {
 export async function buildHttp(deps: HttpDeps) {
   const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), bodyLimit: 1024 * 1024 });
   const allowAll = deps.corsOrigins.includes('*');
+  const rate = deps.rate ?? 20;
+  const buckets = new Map<string, TokenBucket>();
+  const admit = (address: string): boolean => {
+    let b = buckets.get(address);
+    if (!b) {
+      if (buckets.size >= MAX_TRACKED_ADDRESSES) buckets.delete(buckets.keys().next().value as string);
+      b = new TokenBucket(rate, 2 * rate);
+      buckets.set(address, b);
+    }
+    return b.take();
+  };
 
   app.addHook('onRequest', async (req, reply) => {
+    if (!admit(req.ip)) {
+      return reply
+        .code(429)
+        .header('retry-after', String(Math.max(1, Math.ceil(1 / rate))))
+        .send({ code: 'RATE_LIMITED', message: 'too many requests; slow down', requestId: req.id });
+    }
     const origin = req.headers.origin;
     if (origin && (allowAll || deps.corsOrigins.includes(origin))) {
       reply.header('access-control-allow-origin', allowAll ? '*' : origin);

@@ -105,7 +105,7 @@ export class PanelLink {
     return this.#ready;
   }
 
-  /** The current Panel token (also accepted by the HTTP API). */
+  /** The current Panel token (for the link only; the HTTP API does not accept it). */
   get token(): string | null {
     return this.#creds?.token ?? null;
   }

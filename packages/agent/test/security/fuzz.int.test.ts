@@ -49,7 +49,15 @@ describe(`fuzz: the Agent's Panel link and HTTP API (FUZZ_SEED=${SEED})`, () => 
       case 0:
         return { ...env, action: fuzz.name(), payload: fuzz.value() };
       case 1:
-        return { ...fuzz.mutate({ type: fuzz.name(), timestamp: now(), action: 'get_status' }), id };
+        // an inherited name, or a type the Panel may not send (the Agent's own kinds)
+        return {
+          ...fuzz.mutate({
+            type: fuzz.pick([fuzz.name(), fuzz.name(), 'response', 'event', 'pong']),
+            timestamp: now(),
+            action: 'get_status',
+          }),
+          id,
+        };
       case 2:
         return { ...env, action: fuzz.pick(EMPTY_ACTIONS), payload: fuzz.mutate({}) };
       case 3: {

@@ -4,10 +4,14 @@
  * ones and through path tricks; only `/health` may answer, and the command handler must never run.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
 import type { ResponseMessage } from '@cap/protocol';
 import pino from 'pino';
 import { buildHttp, keyMatches } from '../../src/http/http.ts';
+import { fixture } from '../helpers.ts';
 
 const KEY = 'k_3f1c0a9e8d7b6a5f4e3d2c1b';
 
@@ -148,4 +152,49 @@ test('keyMatches: exact match only, any accepted key, empty keys never match', (
   assert.equal(keyMatches(KEY.toUpperCase(), [KEY]), false);
   assert.equal(keyMatches('', ['', null, undefined]), false);
   assert.equal(keyMatches('x', []), false);
+});
+
+describe('the real Agent', () => {
+  test('the Panel-issued Agent JWT is not an API key: only AGENT_API_KEY opens the HTTP API', async (t) => {
+    const f = await fixture({ env: { AGENT_API_KEY: KEY } });
+    t.after(() => f.cleanup());
+    await f.panel.waitConnected();
+    const stored = JSON.parse(await readFile(path.join(f.dataDir, 'credentials.json'), 'utf8'));
+    const token = stored.agent.token as string;
+    assert.ok(token.length > 0);
+    const call = (headers: Record<string, string>) =>
+      fetch(`http://127.0.0.1:${f.agent.httpPort}/api/command`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({
+          id: 'a1',
+          type: 'command',
+          timestamp: new Date().toISOString(),
+          action: 'list_servers',
+        }),
+      });
+    const tries: Record<string, string>[] = [{ authorization: `Bearer ${token}` }, { 'x-api-key': token }];
+    for (const headers of tries) {
+      const res = await call(headers);
+      assert.equal(res.status, 401, JSON.stringify(headers));
+      assert.equal(((await res.json()) as { code: string }).code, 'AUTH_FAILED');
+    }
+    assert.equal((await call({ 'x-api-key': KEY })).status, 200);
+  });
+
+  test('without AGENT_HTTP_HOST the HTTP API listens on loopback only', async (t) => {
+    // an address of this host that is not loopback (the Docker bridge's gateway at least)
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+    assert.ok(external, 'this host has no non-loopback IPv4 address to test with');
+    const f = await fixture({ env: { AGENT_HTTP_HOST: '' } });
+    t.after(() => f.cleanup());
+    assert.equal(f.config.httpHost, '127.0.0.1');
+    assert.equal((await fetch(`http://127.0.0.1:${f.agent.httpPort}/health`)).status, 200);
+    await assert.rejects(
+      fetch(`http://${external}:${f.agent.httpPort}/health`, { signal: AbortSignal.timeout(3000) }),
+      `reachable on ${external}`,
+    );
+  });
 });

@@ -17,7 +17,9 @@ Configured by environment variables:
   AGENT_DATA_DIR   credentials and server files (default ./data/agent)
   DOCKER_HOST      Docker Engine address (default unix:///var/run/docker.sock)
   AGENT_HTTP_PORT  HTTP API port (default 8081; 0 = random)
-  AGENT_API_KEY, AGENT_CORS_ORIGINS, AGENT_CRASH_TIMEOUT, AGENT_LOG_THROTTLE_LINES,
+  AGENT_HTTP_HOST  HTTP API address (default 127.0.0.1; 0.0.0.0 opens it to the network)
+  AGENT_API_KEY    the HTTP API's only key (without it only /health answers)
+  AGENT_HTTP_RATE, AGENT_LINK_MAX_MESSAGE_BYTES, AGENT_CORS_ORIGINS, AGENT_CRASH_TIMEOUT, AGENT_LOG_THROTTLE_LINES,
   AGENT_LOG_THROTTLE_INTERVAL_MS, AGENT_STATS_INTERVAL_MS, AGENT_NAME, AGENT_BIND_IP, LOG_LEVEL
 `;
 

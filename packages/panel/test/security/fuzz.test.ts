@@ -92,6 +92,14 @@ describe(`fuzz: the Panel's /ws/agents and /ws/client (FUZZ_SEED=${SEED})`, () =
       () => ({ serverId, online: 1, max: 2, list: ['a'] }),
       () => ({ serverId, success: true, exitCode: 0 }),
       () => ({ protocolVersion: 1, agentVersion: 'x', servers: [] }),
+      () => ({
+        serverId,
+        cpu: fuzz.number(),
+        memory: { used: '1m', percentage: fuzz.number(), usedBytes: fuzz.number(), limitBytes: 1 },
+        network: { rx: fuzz.number(), tx: -1 },
+        disk: { used: '1m', percentage: 1, usedBytes: 1, limitBytes: 1 },
+        uptime: fuzz.number(),
+      }),
     ];
     const events = [
       'server_status_changed',
@@ -102,6 +110,7 @@ describe(`fuzz: the Panel's /ws/agents and /ws/client (FUZZ_SEED=${SEED})`, () =
       'players_update',
       'install_completed',
       'agent_hello',
+      'resource_update',
     ];
     for (let i = 0; i < 300; i++) {
       const k = fuzz.int(bases.length);
