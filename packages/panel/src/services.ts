@@ -90,6 +90,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log: hubLog,
     pingMs: config.agentPingMs,
     commandTimeoutMs: config.commandTimeoutMs,
+    linesPerSecond: config.agentLinesPerSecond,
     events: {
       onConnect(nodeId) {
         live.publishAll({ type: 'node_status', nodeId, online: true });

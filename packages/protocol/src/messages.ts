@@ -326,11 +326,12 @@ export const eventData = {
     message: z.string(),
     stream: z.enum(['stdout', 'stderr', 'daemon']).optional(),
   }),
-  /** lines not delivered: throttled (too fast) or lost while the Panel was away */
+  /** lines not delivered: throttled (too fast), lost while the Panel was away, or over the
+   * Panel's own safety budget (`overloaded`, made by the Panel, never sent by an Agent) */
   server_log_dropped: z.object({
     serverId: ServerId,
     count: z.number().int().positive(),
-    reason: z.enum(['throttled', 'disconnected']),
+    reason: z.enum(['throttled', 'disconnected', 'overloaded']),
   }),
   resource_update: ResourceSnapshot,
   server_crashed: z.object({

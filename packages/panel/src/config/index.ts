@@ -26,6 +26,9 @@ const EnvSchema = z.object({
   PANEL_AGENT_PING_MS: PositiveMs.default(30_000),
   PANEL_COMMAND_TIMEOUT_MS: PositiveMs.default(30_000),
   PANEL_UPDATE_TIMEOUT_MS: PositiveMs.default(180_000),
+  /** console lines per second one Agent may send in all (a safety net far above the Agent's
+   * own 2,000 lines / 100 ms per server); the excess is dropped and reported to subscribers */
+  PANEL_AGENT_LINES_PER_SECOND: z.coerce.number().int().min(100).max(100_000_000).default(200_000),
   PANEL_LOGIN_RATE_PER_MIN: z.coerce.number().int().min(1).max(10_000).default(5),
   PANEL_WEB_DIST: z.string().optional(),
   /**
@@ -61,6 +64,7 @@ export interface PanelConfig {
   readonly agentPingMs: number;
   readonly commandTimeoutMs: number;
   readonly updateTimeoutMs: number;
+  readonly agentLinesPerSecond: number;
   readonly loginRatePerMin: number;
   readonly webDist: string;
   readonly sessionTtlMs: number;
@@ -107,6 +111,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     agentPingMs: e.PANEL_AGENT_PING_MS,
     commandTimeoutMs: e.PANEL_COMMAND_TIMEOUT_MS,
     updateTimeoutMs: e.PANEL_UPDATE_TIMEOUT_MS,
+    agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,

@@ -22,6 +22,8 @@ export const CLIENT_RATE_MAX = 10;
 const CLIENT_ABUSE_LIMIT = 50;
 /** Beyond this much unsent data, a slow browser misses messages instead of growing memory. */
 const MAX_BUFFERED = 4 * 1024 * 1024;
+/** how often a socket over MAX_BUFFERED is checked for having drained */
+const DRAIN_CHECK_MS = 50;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_POLICY = 1008;
 
@@ -85,12 +87,36 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   let refused = 0;
   const log = s.log.child({ component: 'client-relay', userId: req.principal?.user.id });
 
+  // console lines a slow browser missed, per server: reported as soon as its buffer drains
+  const missed = new Map<string, number>();
+  let drainTimer: NodeJS.Timeout | undefined;
+  const reportMissed = () => {
+    clearTimeout(drainTimer);
+    drainTimer = undefined;
+    if (socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount > MAX_BUFFERED) {
+      drainTimer = setTimeout(reportMissed, DRAIN_CHECK_MS);
+      return;
+    }
+    for (const [serverId, count] of missed)
+      socket.send(encode({ type: 'console_dropped', serverId, count, reason: 'slow_client' }));
+    missed.clear();
+  };
   const send: Sink = (msg) => {
     if (socket.readyState !== socket.OPEN) return;
-    if (socket.bufferedAmount > MAX_BUFFERED && (msg.type === 'console' || msg.type === 'stats')) return;
+    if (socket.bufferedAmount > MAX_BUFFERED) {
+      if (msg.type === 'stats') return; // the next sample replaces it
+      if (msg.type === 'console' || msg.type === 'console_dropped') {
+        const n = msg.type === 'console' ? msg.lines.length : msg.count;
+        missed.set(msg.serverId, (missed.get(msg.serverId) ?? 0) + n);
+        drainTimer ??= setTimeout(reportMissed, DRAIN_CHECK_MS);
+        return;
+      }
+    }
     // install scripts print what they fetch with (tokens, URLs): admins only
     if (msg.type === 'install_output' && !(req.principal && hasRole(req.principal.user.role, 'admin')))
       return;
+    if (missed.size > 0 && (msg.type === 'console' || msg.type === 'console_dropped')) reportMissed();
     socket.send(encode(msg));
   };
   const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>
@@ -98,6 +124,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
 
   s.live.addGlobal(send);
   socket.on('close', () => {
+    clearTimeout(drainTimer);
     s.live.removeGlobal(send);
     for (const id of subs) s.live.unsubscribe(id, send);
     subs.clear();

@@ -762,7 +762,7 @@ export class ServersService {
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        this.#live.publish(serverId, { type: 'console_dropped', serverId, count: d.count, reason: d.reason });
+        this.#live.consoleDropped(serverId, d.count, d.reason);
         break;
       }
       case 'resource_update': {
@@ -798,8 +798,7 @@ export class ServersService {
       }
       case 'install_output': {
         const d = msg.data as EventMessage<'install_output'>['data'];
-        const lines = d.message.split(/\r?\n/);
-        this.#live.appendInstall(serverId, lines);
+        const lines = this.#live.appendInstall(serverId, d.message.split(/\r?\n/));
         this.#live.publish(serverId, { type: 'install_output', serverId, lines });
         break;
       }
