@@ -144,6 +144,16 @@ describe('agents: registration, socket, heartbeat', () => {
     await a.close();
   });
 
+  test('an Agent frame over the browsers 32 KiB limit is read (its socket has its own limit)', async () => {
+    const node = await panel.createNode(owner);
+    const a = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
+    const before = panel.app.panel.hub.invalidMessages;
+    a.send({ type: 'event', event: 'resource_update', data: { pad: 'x'.repeat(200 * 1024) } });
+    await until(() => panel.app.panel.hub.invalidMessages > before);
+    assert.equal(a.ws.readyState, WebSocket.OPEN);
+    await a.close();
+  });
+
   test('a console flood from one Agent is cut at the per-second line budget, the socket stays', async () => {
     const small = await startTestPanel({ PANEL_AGENT_LINES_PER_SECOND: '1000' });
     try {
