@@ -56,7 +56,13 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const keysRepo = new ApiKeysRepo(db);
   const nodesRepo = new NodesRepo(db);
   const live = new LiveState();
-  const metrics = new MetricsService(new MetricsRepo(db));
+  const metrics = new MetricsService(new MetricsRepo(db), {
+    onError: (err, rows) =>
+      log.error(
+        { err: (err as Error)?.message ?? String(err), rows },
+        'metrics flush failed; later ones go on',
+      ),
+  });
   // The hub and the services refer to each other; the services read it lazily.
   let hub: AgentHub | undefined;
   const getHub = (): AgentHub => {
