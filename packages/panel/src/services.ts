@@ -24,6 +24,7 @@ import { TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
 import { AgentHub } from './relay/agent-hub.ts';
+import { ClientSockets } from './relay/client-sockets.ts';
 import { LiveState } from './relay/live-state.ts';
 
 export interface PanelServices {
@@ -41,6 +42,8 @@ export interface PanelServices {
   metrics: MetricsService;
   dashboard: DashboardService;
   live: LiveState;
+  /** open /ws/client sockets by user, closed when their authority changes */
+  clientSockets: ClientSockets;
   hub: AgentHub;
   /** where browsers and Agents reach the Panel (PANEL_URL, or the listening address for PORT=0) */
   publicUrl(): string;
@@ -149,6 +152,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     metrics,
     dashboard: new DashboardService(nodes, servers, live),
     live,
+    clientSockets: new ClientSockets(),
     hub,
     publicUrl: getPublicUrl,
     setPublicUrl(url) {

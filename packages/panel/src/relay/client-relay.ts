@@ -123,7 +123,19 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     send({ type: 'error', code, message, ...extra });
 
   s.live.addGlobal(send);
+  // a logout, deletion, role or password change closes the socket at once (not on its next message)
+  const unregister = req.principal
+    ? s.clientSockets.add({
+        userId: req.principal.user.id,
+        sessionId: req.principal.sessionId,
+        role: req.principal.user.role,
+        close: (code, reason) => {
+          if (socket.readyState === socket.OPEN) socket.close(code, reason);
+        },
+      })
+    : () => undefined;
   socket.on('close', () => {
+    unregister();
     clearTimeout(drainTimer);
     s.live.removeGlobal(send);
     for (const id of subs) s.live.unsubscribe(id, send);
