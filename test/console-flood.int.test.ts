@@ -22,6 +22,8 @@ const STARTUP =
   'echo ready; while read c n; do case "$c" in ' +
   'flood) seq 1 "$n" | sed "s/^/n:/"; sleep 1; echo "flood-done $n";; ' +
   'forever) seq 1 999999999 | sed "s/^/spam:/";; ' +
+  'huge) i=0; while [ $i -lt "$n" ]; do head -c 4194304 /dev/zero | tr "\\0" a; echo; i=$((i+1)); done; ' +
+  'head -c 1048576 /dev/zero | tr "\\0" b; sleep 1; echo; echo huge-done;; ' +
   '*) echo "got:$c";; esac; done';
 
 /** A /ws/client subscriber that counts instead of keeping every message. */
@@ -199,6 +201,40 @@ describe('console flood: Panel + real Agent + real Docker', () => {
       );
       assert.ok(watcher.numbered.size > 0, 'some lines arrive');
     }
+  });
+
+  it('lines of 4 MiB are cut at 8 KiB with a marker; the Panel keeps a bounded console (item 6)', async () => {
+    if ((await panel.api(owner, 'GET', `/api/servers/${serverId}`)).body.status !== 'running') await start();
+    const lines: string[] = [];
+    const onMessage = (d: WebSocket.RawData) => {
+      const m = JSON.parse(d.toString()) as Json;
+      if (m.type === 'console') lines.push(...(m.lines as string[]).filter((l) => /^[ab]/.test(l)));
+    };
+    watcher.ws.on('message', onMessage);
+    const rss0 = process.memoryUsage().rss;
+    let rssMax = rss0;
+    const sampler = setInterval(() => {
+      rssMax = Math.max(rssMax, process.memoryUsage().rss);
+    }, 50);
+    try {
+      watcher.send({ type: 'send_command', serverId, command: 'huge 8' });
+      await watcher.next((m) => m === 'huge-done', 60_000);
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      clearInterval(sampler);
+      watcher.ws.off('message', onMessage);
+    }
+    const cut = `${'a'.repeat(8192)}… [truncated ${4 * 1024 * 1024 - 8192} bytes]`;
+    assert.equal(lines.filter((l) => l.startsWith('a')).length, 8, 'eight huge lines, each one line');
+    for (const l of lines.filter((x) => x.startsWith('a'))) assert.equal(l, cut);
+    // 1 MiB with no newline for a second: the unfinished line is held only up to the cap
+    const b = lines.find((l) => l.startsWith('b'));
+    assert.equal(b, `${'b'.repeat(8192)}… [truncated ${1024 * 1024 - 8192} bytes]`);
+    const history = panel.app.panel.live.history(serverId as string);
+    const chars = history.reduce((n, l) => n + l.length, 0);
+    assert.ok(chars <= 256 * 1024 + 8192, `console ring holds ${chars} chars`);
+    // Panel and Agent run in this process: 36 MiB of output must not stay in memory
+    assert.ok(rssMax - rss0 < 150 * 1024 * 1024, `RSS grew by ${Math.round((rssMax - rss0) / 2 ** 20)} MiB`);
   });
 
   it('a kill during a flood: `offline` reaches the Panel and the client, 5 of 5 tries', async () => {

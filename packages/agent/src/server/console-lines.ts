@@ -55,7 +55,11 @@ export class LineSplitter {
       return;
     }
     if (room > 0) this.#partial += text.slice(from, from + room);
-    this.#over += Buffer.byteLength(text.slice(from + Math.max(0, room), to));
+    const rest = text.slice(from + Math.max(0, room), to);
+    // carriage returns are dropped from lines anyway (TTY output ends lines with \r\n)
+    let crs = 0;
+    for (let i = rest.indexOf('\r'); i >= 0; i = rest.indexOf('\r', i + 1)) crs++;
+    this.#over += Buffer.byteLength(rest) - crs;
   }
 
   #end(): void {

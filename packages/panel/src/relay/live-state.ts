@@ -13,8 +13,9 @@ export const CONSOLE_HISTORY_BYTES = 256 * 1024;
 /** the tail of the last install kept for pages opened after it (the create → detail navigation) */
 export const INSTALL_HISTORY_LINES = 500;
 export const INSTALL_HISTORY_BYTES = 512 * 1024;
-/** a line longer than this is cut (the Agent cuts at the same length; this guards the Panel) */
-export const MAX_LINE_CHARS = 8 * 1024;
+/** a line longer than this is cut: the Agent's cut (8 KiB) plus room for its marker, so a line
+ * the Agent cut passes as it is; this guards the Panel against an Agent that does not cut */
+export const MAX_LINE_CHARS = 8 * 1024 + 64;
 /** lines waiting for the next tick, per server: past this, the oldest are dropped and counted */
 export const MAX_PENDING_LINES = 50_000;
 export const MAX_PENDING_CHARS = 8 * 1024 * 1024;
