@@ -13,6 +13,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { hasRole, resolvePrincipal } from '../http/auth.ts';
+import { redact } from '../lib/redact.ts';
 import type { PanelServices } from '../services.ts';
 import type { Sink } from './live-state.ts';
 
@@ -36,6 +37,19 @@ function encode(msg: ClientMessage): string {
     serialised.set(msg, s);
   }
   return s;
+}
+// and one redacted copy for all spectators
+const redactedCopies = new WeakMap<ClientMessage, ClientMessage>();
+function redactedConsole(
+  msg: ClientMessage & { type: 'console' },
+  secrets: readonly string[],
+): ClientMessage {
+  let r = redactedCopies.get(msg);
+  if (!r) {
+    r = { ...msg, lines: msg.lines.map((l) => redact(l, secrets)) };
+    redactedCopies.set(msg, r);
+  }
+  return r;
 }
 
 function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
@@ -87,6 +101,8 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   let refused = 0;
   const log = s.log.child({ component: 'client-relay', userId: req.principal?.user.id });
 
+  // the role at the upgrade: a role change closes the socket (ClientSockets)
+  const seesHidden = Boolean(req.principal && hasRole(req.principal.user.role, 'admin'));
   // console lines a slow browser missed, per server: reported as soon as its buffer drains
   const missed = new Map<string, number>();
   let drainTimer: NodeJS.Timeout | undefined;
@@ -117,6 +133,14 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     if (msg.type === 'install_output' && !(req.principal && hasRole(req.principal.user.role, 'admin')))
       return;
     if (missed.size > 0 && (msg.type === 'console' || msg.type === 'console_dropped')) reportMissed();
+    // hidden variables' values, as games print them, are for admins and the owner only
+    if (msg.type === 'console' && !seesHidden) {
+      const secrets = s.live.secrets(msg.serverId);
+      if (secrets.length) {
+        socket.send(encode(redactedConsole(msg, secrets)));
+        return;
+      }
+    }
     socket.send(encode(msg));
   };
   const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>
@@ -221,7 +245,9 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           type: 'subscribed',
           serverId: r.serverId,
           status,
-          history: s.live.history(r.serverId),
+          history: hasRole(p.user.role, 'admin')
+            ? s.live.history(r.serverId)
+            : s.live.history(r.serverId).map((l) => redact(l, s.live.secrets(r.serverId))),
           stats: s.live.stats(r.serverId),
           ...(install ? { install } : {}),
         });

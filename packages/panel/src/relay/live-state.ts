@@ -98,6 +98,8 @@ interface Entry {
 export class LiveState {
   readonly #servers = new Map<string, Entry>();
   readonly #global = new Set<Sink>();
+  /** per server: values of its hidden variables, redacted from what spectators get */
+  readonly #secrets = new Map<string, readonly string[]>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
   droppedLines = 0;
 
@@ -221,6 +223,14 @@ export class LiveState {
     this.publish(serverId, { type: 'console_dropped', serverId, count, reason });
   }
 
+  setSecrets(serverId: string, secrets: readonly string[]): void {
+    if (secrets.length) this.#secrets.set(serverId, secrets);
+    else this.#secrets.delete(serverId);
+  }
+  secrets(serverId: string): readonly string[] {
+    return this.#secrets.get(serverId) ?? [];
+  }
+
   publish(serverId: string, msg: ClientMessage): void {
     const e = this.#servers.get(serverId);
     if (!e) return;
@@ -250,6 +260,7 @@ export class LiveState {
     const e = this.#servers.get(serverId);
     if (e?.timer) clearImmediate(e.timer);
     this.#servers.delete(serverId);
+    this.#secrets.delete(serverId);
   }
 
   close(): void {

@@ -33,6 +33,7 @@ import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
 import type { ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
+import { redact, secretValues } from '../../lib/redact.ts';
 import type { AgentHub } from '../../relay/agent-hub.ts';
 import type { LiveState } from '../../relay/live-state.ts';
 import type { Allocation, AllocationsService } from '../allocations/service.ts';
@@ -210,9 +211,12 @@ export class ServersService {
   }
 
   async init(): Promise<void> {
+    const templates = new Map<string, Template>();
     for (const s of await this.#repo.list()) {
       this.#nodeOf.set(s.id, s.node_id);
       this.#live.setStatus(s.id, ServerStatus.parse(s.status));
+      const template = await this.#template(s, templates).catch(() => undefined);
+      this.#refreshSecrets({ row: s, template, allocation: undefined });
     }
   }
 
@@ -232,7 +236,9 @@ export class ServersService {
     return { row, template, allocation };
   }
 
-  #toServer({ row: s, template, allocation }: Loaded, viewer: Viewer): Server {
+  #toServer(loaded: Loaded, viewer: Viewer): Server {
+    const { row: s, template, allocation } = loaded;
+    this.#refreshSecrets(loaded);
     const environment = parseJson<Record<string, string>>(s.environment, {});
     const limits = parseJson<Limits>(s.limits, {});
     const system = systemOf(limits, allocation);
@@ -630,6 +636,7 @@ export class ServersService {
     // a template server's container environment is derived (STARTUP, SERVER_*): send all of it
     const next = loaded.template ? this.#egg({ ...loaded, row: { ...row, ...set } }) : undefined;
     await this.#repo.update(id, set);
+    this.#refreshSecrets({ ...loaded, row: { ...row, ...set } });
     const environment = next ? next.environment : input.environment;
     const payload = {
       ...(environment === undefined ? {} : { environment }),
@@ -671,7 +678,9 @@ export class ServersService {
       server,
       status: server.status,
       stats: server.stats,
-      console: this.#live.history(id),
+      console: viewer.admin
+        ? this.#live.history(id)
+        : this.#live.history(id).map((l) => redact(l, this.#live.secrets(id))),
       metrics: await metrics.range(id, '1h'),
     };
   }
@@ -682,10 +691,48 @@ export class ServersService {
     return ListFilesData.parse(data);
   }
 
-  async fileContent(id: string, path: string): Promise<z.infer<typeof GetFileData>> {
+  async fileContent(
+    id: string,
+    path: string,
+    viewer: Viewer = ADMIN_VIEW,
+  ): Promise<z.infer<typeof GetFileData>> {
     const row = await this.#row(id);
-    const data = await this.#hub().request(row.node_id, 'get_file', { path }, { serverId: id });
-    return GetFileData.parse(data);
+    const data = GetFileData.parse(
+      await this.#hub().request(row.node_id, 'get_file', { path }, { serverId: id }),
+    );
+    if (viewer.admin) return data;
+    // games write hidden variables into their config files: spectators get them redacted
+    const secrets = this.#hiddenValues(await this.#load(row));
+    if (!secrets.length) return data;
+    if (data.encoding === 'utf8') {
+      const clean = redact(data.content, secrets);
+      return clean === data.content ? data : { ...data, content: clean, size: Buffer.byteLength(clean) };
+    }
+    // a binary file: the values' bytes, compared byte for byte (latin1 maps bytes 1:1)
+    const bytes = Buffer.from(data.content, 'base64').toString('latin1');
+    const clean = redact(
+      bytes,
+      secrets.map((v) => Buffer.from(v).toString('latin1')),
+    );
+    if (clean === bytes) return data;
+    const out = Buffer.from(clean, 'latin1');
+    return { ...data, content: out.toString('base64'), size: out.length };
+  }
+
+  /** Values of the server's variables that are not user_viewable (long enough to redact). */
+  #hiddenValues({ row, template }: Loaded): string[] {
+    if (!template) return [];
+    const environment = parseJson<Record<string, string>>(row.environment, {});
+    return secretValues(
+      template.variables
+        .filter((v) => !v.userViewable)
+        .map((v) => environment[v.envVariable] ?? v.defaultValue),
+    );
+  }
+
+  /** Keeps the live relay's copy of a server's hidden values current. */
+  #refreshSecrets(loaded: Loaded): void {
+    this.#live.setSecrets(loaded.row.id, this.#hiddenValues(loaded));
   }
 
   // --- Agent → Panel ----------------------------------------------------------------------
