@@ -40,6 +40,9 @@ const EnvSchema = z.object({
     .string()
     .regex(/^(true|false|[0-9a-fA-F.:/]+(,\s*[0-9a-fA-F.:/]+)*)$/, 'true, or addresses/CIDRs')
     .optional(),
+  /** how often an open /ws/client socket's session or key is checked again (expiry, revocation
+   * by another process); logout, deletion, password and role changes close sockets at once */
+  PANEL_CLIENT_REAUTH_MS: PositiveMs.default(30_000),
   /** live sockets one user may hold open on /ws/client (connection flooding) */
   PANEL_CLIENT_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(256),
   PANEL_SESSION_TTL_HOURS: z.coerce
@@ -70,6 +73,7 @@ export interface PanelConfig {
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
   readonly clientSocketsPerUser: number;
+  readonly clientReauthMs: number;
 }
 
 function trustProxyOf(v: string | undefined): boolean | string {
@@ -117,5 +121,6 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
     trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),
     clientSocketsPerUser: e.PANEL_CLIENT_SOCKETS_PER_USER,
+    clientReauthMs: e.PANEL_CLIENT_REAUTH_MS,
   });
 }

@@ -158,7 +158,18 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         },
       })
     : () => undefined;
+  // sessions expire and keys are revoked elsewhere too: check again now and then, even when the
+  // socket sends nothing
+  const reauth = setInterval(() => {
+    resolvePrincipal(s.auth, req)
+      .then((p) => {
+        if (!p && socket.readyState === socket.OPEN) socket.close(4401, 'UNAUTHENTICATED: session ended');
+      })
+      .catch((err: Error) => log.warn({ err: err.message }, 'socket re-check failed'));
+  }, s.config.clientReauthMs);
+  reauth.unref();
   socket.on('close', () => {
+    clearInterval(reauth);
     unregister();
     clearTimeout(drainTimer);
     s.live.removeGlobal(send);

@@ -29,7 +29,7 @@ describe('revoked authority closes live sockets', () => {
     )?.id as string;
 
   before(async () => {
-    panel = await startTestPanel();
+    panel = await startTestPanel({ PANEL_CLIENT_REAUTH_MS: '200' });
     owner = await panel.login();
   });
   after(async () => panel.stop());
@@ -68,6 +68,15 @@ describe('revoked authority closes live sockets', () => {
     assert.match(reason, /role/);
     await stillOpen(ownerSocket);
     ownerSocket.close();
+  });
+
+  test('a session ended elsewhere (expired, removed by another process) closes a silent socket', async () => {
+    const u = await panel.userWithRole('spectator');
+    const s = await panel.clientSocket(u);
+    const end = closed(s, 3000);
+    const id = await userId(u.email);
+    await panel.app.panel.db.deleteFrom('sessions').where('user_id', '=', id).execute();
+    assert.equal((await end)[0], 4401);
   });
 
   test('a password change closes the sockets of the user’s other sessions', async () => {
