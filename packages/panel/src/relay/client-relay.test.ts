@@ -152,6 +152,19 @@ describe('/ws/client', () => {
     ws.close();
   });
 
+  test('a multi-line server_log arrives line for line, empty lines included', async () => {
+    const ws = await panel.clientSocket(who.owner);
+    ws.send({ type: 'subscribe', serverId });
+    await ws.next((m) => m.type === 'subscribed');
+    agent.emit('server_log', { serverId, message: 'ml-start\n\nml-mid\n' });
+    agent.emit('server_log', { serverId, message: '' });
+    agent.emit('server_log', { serverId, message: 'ml-end' });
+    const lines: string[] = [];
+    while (!lines.includes('ml-end')) lines.push(...(await ws.next((x) => x.type === 'console')).lines);
+    assert.deepEqual(lines.slice(lines.indexOf('ml-start')), ['ml-start', '', 'ml-mid', '', '', 'ml-end']);
+    ws.close();
+  });
+
   test('a page subscribing after the install gets its output (admins only)', async () => {
     const owner = await panel.clientSocket(who.owner);
     owner.send({ type: 'subscribe', serverId });

@@ -801,10 +801,9 @@ export class ServersService {
       }
       case 'server_log': {
         const d = msg.data as EventMessage<'server_log'>['data'];
-        this.#live.appendConsole(
-          serverId,
-          d.message.split(/\r?\n/).filter((l, i, a) => l || i < a.length - 1),
-        );
+        // one message may carry the lines of one Agent tick, newline-separated; an empty line is
+        // a line too (dropping it here would lose it unreported)
+        this.#live.appendConsole(serverId, d.message.split(/\r?\n/));
         break;
       }
       case 'server_log_dropped': {
