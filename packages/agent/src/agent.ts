@@ -7,6 +7,7 @@ import type { AgentConfig } from './config/config.ts';
 import { DockerEnvironment } from './environment/docker/docker.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
 import { buildHttp } from './http/http.ts';
+import { ConsoleCoalescer } from './panel-link/coalesce.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { ServerManager } from './server/manager.ts';
 import { systemLoad } from './system/system-info.ts';
@@ -48,9 +49,10 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   await mkdir(path.resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const docker = new DockerEnvironment(config.dockerHost);
   let link: PanelLink | null = null;
-  const emit = <E extends EventName>(name: E, data: EventData<E>) => {
+  // console lines of a tick go up as one message (see ConsoleCoalescer)
+  const { emit } = new ConsoleCoalescer(<E extends EventName>(name: E, data: EventData<E>) => {
     link?.send(event(name, data, link.agentId ?? undefined));
-  };
+  });
   const manager = new ServerManager({ docker, config, logger, emit });
   await manager.init();
 

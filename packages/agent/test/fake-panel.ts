@@ -165,11 +165,22 @@ export class FakePanel {
         this.invalid.push({ raw, code: p.code, message: p.message });
         return;
       }
-      this.received.push(p.message);
-      for (const w of [...this.#waiters]) {
-        if (w.pred(p.message)) {
-          this.#waiters.splice(this.#waiters.indexOf(w), 1);
-          w.resolve(p.message);
+      // the Agent sends the console lines of one tick as one server_log (newline-separated);
+      // kept here one per line, as the Panel splits them
+      const m = p.message;
+      const parts =
+        m.type === 'event' && m.event === 'server_log'
+          ? (m as EventMessage<'server_log'>).data.message
+              .split('\n')
+              .map((message) => ({ ...m, data: { ...(m as EventMessage<'server_log'>).data, message } }))
+          : [m];
+      for (const one of parts as PanelInbound[]) {
+        this.received.push(one);
+        for (const w of [...this.#waiters]) {
+          if (w.pred(one)) {
+            this.#waiters.splice(this.#waiters.indexOf(w), 1);
+            w.resolve(one);
+          }
         }
       }
     });

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CodedError } from '@cap/protocol';
+import { CLIENT_MAX_FRAME_BYTES, CodedError } from '@cap/protocol';
 import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -32,6 +32,7 @@ import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
 import { clientRelayRoutes } from './relay/client-relay.ts';
+import { frameLimitedWebSocketClass } from './relay/frame-limit.ts';
 import { createServices, type PanelServices } from './services.ts';
 
 declare module 'fastify' {
@@ -92,7 +93,11 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await app.register(cookie);
   // Before the auth hook: its onRequest hook marks upgrade requests, so a refused upgrade's
   // socket is destroyed after the 401 instead of lingering.
-  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
+  // Frames are limited by the socket itself (refused from the header, never buffered): the
+  // browsers' 32 KiB by default; /ws/agents raises its own (see frame-limit.ts).
+  await app.register(websocket, {
+    options: { maxPayload: CLIENT_MAX_FRAME_BYTES, WebSocket: frameLimitedWebSocketClass },
+  });
   // A close handshake can wait 30 s on a silent peer; shutting down should not.
   app.addHook('preClose', async () => {
     s.hub.close();

@@ -24,6 +24,7 @@ import { TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
 import { AgentHub } from './relay/agent-hub.ts';
+import { ClientSockets } from './relay/client-sockets.ts';
 import { LiveState } from './relay/live-state.ts';
 
 export interface PanelServices {
@@ -41,6 +42,8 @@ export interface PanelServices {
   metrics: MetricsService;
   dashboard: DashboardService;
   live: LiveState;
+  /** open /ws/client sockets by user, closed when their authority changes */
+  clientSockets: ClientSockets;
   hub: AgentHub;
   /** where browsers and Agents reach the Panel (PANEL_URL, or the listening address for PORT=0) */
   publicUrl(): string;
@@ -56,7 +59,13 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const keysRepo = new ApiKeysRepo(db);
   const nodesRepo = new NodesRepo(db);
   const live = new LiveState();
-  const metrics = new MetricsService(new MetricsRepo(db));
+  const metrics = new MetricsService(new MetricsRepo(db), {
+    onError: (err, rows) =>
+      log.error(
+        { err: (err as Error)?.message ?? String(err), rows },
+        'metrics flush failed; later ones go on',
+      ),
+  });
   // The hub and the services refer to each other; the services read it lazily.
   let hub: AgentHub | undefined;
   const getHub = (): AgentHub => {
@@ -91,6 +100,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log: hubLog,
     pingMs: config.agentPingMs,
     commandTimeoutMs: config.commandTimeoutMs,
+    linesPerSecond: config.agentLinesPerSecond,
     events: {
       onConnect(nodeId) {
         live.publishAll({ type: 'node_status', nodeId, online: true });
@@ -145,6 +155,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     metrics,
     dashboard: new DashboardService(nodes, servers, live),
     live,
+    clientSockets: new ClientSockets(),
     hub,
     publicUrl: getPublicUrl,
     setPublicUrl(url) {

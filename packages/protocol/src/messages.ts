@@ -268,25 +268,39 @@ export type ResponseMessage = z.infer<typeof ResponseMessage>;
 
 // response data shapes (seed 003 "Status Update", plus numeric fields)
 
+// Numbers from the other end are bounded: finite and in a sane range, so that no average, sum or
+// chart downstream can turn into NaN or Infinity (±1.7e308 once broke every metrics call).
+/** percent of one core × cores: 1e5 = a thousand cores flat out */
+export const CpuPercent = z.number().min(0).max(1e5);
+/** a byte count or counter (exact as a double up to 2^53) */
+export const ByteCount = z
+  .number()
+  .min(0)
+  .max(2 ** 53);
+/** a percentage; over 100 is possible (usage over a limit), absurd is not */
+export const Percentage = z.number().min(0).max(1e4);
+/** seconds (1e10 s ≈ 317 years) */
+export const Seconds = z.number().min(0).max(1e10);
+
 export const ResourceSnapshot = z.object({
   serverId: ServerId,
   /** percent of one core ×cores (200 = two full cores), as Wings' cpu_absolute */
-  cpu: z.number(),
+  cpu: CpuPercent,
   memory: z.object({
-    used: z.string(),
-    percentage: z.number(),
-    usedBytes: z.number(),
-    limitBytes: z.number(),
+    used: z.string().max(64),
+    percentage: Percentage,
+    usedBytes: ByteCount,
+    limitBytes: ByteCount,
   }),
-  network: z.object({ rx: z.number(), tx: z.number() }),
+  network: z.object({ rx: ByteCount, tx: ByteCount }),
   disk: z.object({
-    used: z.string(),
-    percentage: z.number(),
-    usedBytes: z.number(),
-    limitBytes: z.number(),
+    used: z.string().max(64),
+    percentage: Percentage,
+    usedBytes: ByteCount,
+    limitBytes: ByteCount,
   }),
   /** seconds since the container started; 0 when not running */
-  uptime: z.number(),
+  uptime: Seconds,
 });
 export type ResourceSnapshot = z.infer<typeof ResourceSnapshot>;
 
@@ -300,16 +314,16 @@ export const StatusData = z.object({
   serverId: ServerId,
   status: ServerStatus,
   containerId: z.string().nullable(),
-  uptime: z.number(),
+  uptime: Seconds,
   resources: z.object({
-    cpu: z.number(),
+    cpu: CpuPercent,
     memory: z.object({
-      used: z.string(),
-      available: z.string(),
-      usedBytes: z.number(),
-      limitBytes: z.number(),
+      used: z.string().max(64),
+      available: z.string().max(64),
+      usedBytes: ByteCount,
+      limitBytes: ByteCount,
     }),
-    network: z.object({ tx: z.number(), rx: z.number() }),
+    network: z.object({ tx: ByteCount, rx: ByteCount }),
   }),
   players: Players.optional(),
 });
@@ -321,11 +335,11 @@ export const SystemInfo = z.object({
   kernel: z.string(),
   arch: z.string(),
   dockerVersion: z.string(),
-  cpus: z.number(),
-  memory: z.object({ total: z.number(), free: z.number() }),
-  disk: z.object({ path: z.string(), total: z.number(), free: z.number() }),
+  cpus: z.number().int().min(0).max(1e5),
+  memory: z.object({ total: ByteCount, free: ByteCount }),
+  disk: z.object({ path: z.string(), total: ByteCount, free: ByteCount }),
   agentVersion: z.string(),
-  protocolVersion: z.number(),
+  protocolVersion: z.number().int().min(0).max(1e6),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
 
@@ -383,11 +397,12 @@ export const eventData = {
     message: z.string(),
     stream: z.enum(['stdout', 'stderr', 'daemon']).optional(),
   }),
-  /** lines not delivered: throttled (too fast) or lost while the Panel was away */
+  /** lines not delivered: throttled (too fast), lost while the Panel was away, or over the
+   * Panel's own safety budget (`overloaded`, made by the Panel, never sent by an Agent) */
   server_log_dropped: z.object({
     serverId: ServerId,
     count: z.number().int().positive(),
-    reason: z.enum(['throttled', 'disconnected']),
+    reason: z.enum(['throttled', 'disconnected', 'overloaded']),
   }),
   resource_update: ResourceSnapshot,
   server_crashed: z.object({
@@ -450,7 +465,8 @@ export const PongMessage = z.object({
   data: z.object({
     agentStatus: z.enum(['healthy', 'degraded']),
     activeServers: z.number().int().nonnegative(),
-    systemLoad: z.object({ cpu: z.number(), memory: z.number(), disk: z.number() }),
+    /** percentages (0–100 in practice) */
+    systemLoad: z.object({ cpu: Percentage, memory: Percentage, disk: Percentage }),
   }),
 });
 export type PongMessage = z.infer<typeof PongMessage>;

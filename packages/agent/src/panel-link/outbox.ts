@@ -4,6 +4,7 @@
  * not queued, only counted, and reported as one `server_log_dropped` per server on reconnect.
  */
 import type { EventMessage, ResponseMessage } from '@cap/protocol';
+import { lineCountOf } from './coalesce.ts';
 
 type Outgoing = EventMessage | ResponseMessage;
 
@@ -23,8 +24,9 @@ export class Outbox {
   /** Queues a message for delivery on reconnect (or just counts it, for log lines). */
   hold(msg: Outgoing): void {
     if (msg.type === 'event' && msg.event === 'server_log') {
-      const id = (msg as EventMessage<'server_log'>).data.serverId;
-      this.#droppedLogs.set(id, (this.#droppedLogs.get(id) ?? 0) + 1);
+      const { serverId: id, message } = (msg as EventMessage<'server_log'>).data;
+      // one message may carry several lines (ConsoleCoalescer)
+      this.#droppedLogs.set(id, (this.#droppedLogs.get(id) ?? 0) + lineCountOf(message));
       return;
     }
     // live gauges are worthless once stale: the next sample after reconnect replaces them

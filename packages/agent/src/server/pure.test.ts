@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EggConfig } from '@cap/protocol';
 import { firstHost } from '../environment/docker/docker.ts';
+import { LineSplitter, MAX_LINE_CHARS, truncationMarker } from './console-lines.ts';
 import { serverEnvironment, startupForEntrypoint, startupForShell } from './startup.ts';
 import { LineThrottle } from './throttle.ts';
 
@@ -81,4 +82,41 @@ test('firstHost: the bridge address from its subnet when the Engine states no ga
   assert.equal(firstHost('fd00::/64'), undefined);
   assert.equal(firstHost('10.0.0.1/32'), undefined);
   assert.equal(firstHost(undefined), undefined);
+});
+
+test('LineSplitter: lines cut at the cap with a marker; an unfinished line never grows past it', () => {
+  const out: string[] = [];
+  const sp = new LineSplitter((l) => out.push(l), 8);
+  sp.push('short\r\nabc');
+  sp.push('defghijklmnop'); // 16 chars without a newline: 8 kept, 8 counted
+  sp.push('é\nnext');
+  assert.deepEqual(out, ['short', `abcdefgh${truncationMarker(10)}`]);
+  sp.flush();
+  assert.deepEqual(out.at(-1), 'next');
+  // a huge chunk costs no more than the cap
+  const big = new LineSplitter((l) => out.push(l));
+  big.push('x'.repeat(4 * 1024 * 1024));
+  big.push('\n');
+  assert.equal(
+    out.at(-1),
+    `${'x'.repeat(MAX_LINE_CHARS)}${truncationMarker(4 * 1024 * 1024 - MAX_LINE_CHARS)}`,
+  );
+});
+
+test('LineThrottle as a token bucket: bursts at one instant still get the full rate over time', () => {
+  let t = 0;
+  let dropped = 0;
+  const th = new LineThrottle({
+    lines: 100,
+    intervalMs: 100,
+    onDropped: (n) => (dropped += n),
+    now: () => t,
+  });
+  let admitted = 0;
+  // one chunk of 500 lines every 150 ms for 3 s: the budget is 100 lines / 100 ms
+  for (t = 0; t < 3000; t += 150) for (let i = 0; i < 500; i++) if (th.admit()) admitted++;
+  th.flush();
+  assert.equal(admitted + dropped, 20 * 500);
+  assert.ok(admitted >= 100 * 20, `admitted ${admitted}`);
+  assert.ok(admitted <= 3000 + 100, `admitted ${admitted}`);
 });

@@ -34,6 +34,7 @@ import {
 import type { ContainerState, DockerEnvironment } from '../environment/docker/docker.ts';
 import { firstTakenPort } from '../environment/host-ports.ts';
 import { chownPathInside, chownTree, diskUsage } from '../filesystem/filesystem.ts';
+import { LineSplitter } from './console-lines.ts';
 import { serverEnvironment } from './startup.ts';
 import { LineThrottle } from './throttle.ts';
 
@@ -71,7 +72,6 @@ interface Run {
 }
 
 const DEFAULT_STOP_TIMEOUT_S = 30;
-const MAX_PARTIAL_LINE = 16 * 1024;
 /** Wings: a server over its disk limit is stopped, and killed if still up after this long. */
 const DISK_STOP_TIMEOUT_S = 60;
 /** While a server with a disk limit runs, its filesystem is probed (one statfs) this often. */
@@ -96,7 +96,9 @@ export class Server {
   #lastCrashAt = 0;
   #done: DoneMatcher | null;
   readonly #throttle: LineThrottle;
-  #partial = '';
+  readonly #lines = new LineSplitter((line) => this.#onLine(line));
+  /** the console stream attached last (a start's, before its run is recorded) */
+  #attached: Duplex | null = null;
   #stats: CgroupStats | null = null;
   #prevCpu: { ns: number; at: bigint } | null = null;
   #disk = { bytes: 0, at: 0 };
@@ -325,6 +327,7 @@ export class Server {
   // console
 
   #attachConsole(stream: Duplex): void {
+    this.#attached = stream;
     stream.setEncoding?.('utf8');
     stream.on('data', (chunk: Buffer | string) => this.#onOutput(chunk.toString()));
     stream.on('error', (e) => this.#log.debug({ err: e }, 'console stream error'));
@@ -347,7 +350,7 @@ export class Server {
           return;
         }
         run.stream = stream;
-        this.#partial = '';
+        this.#lines.reset();
         this.#attachConsole(stream);
         this.#log.info({ action: 'console', attempt }, 'console attached again');
         return;
@@ -358,13 +361,7 @@ export class Server {
   }
 
   #onOutput(text: string): void {
-    const parts = (this.#partial + text).split('\n');
-    this.#partial = parts.pop() ?? '';
-    if (this.#partial.length > MAX_PARTIAL_LINE) {
-      parts.push(this.#partial);
-      this.#partial = '';
-    }
-    for (const raw of parts) this.#onLine(raw.replace(/\r$/, '').replace(/\r/g, ''));
+    this.#lines.push(text);
   }
 
   #onLine(line: string): void {
@@ -381,7 +378,9 @@ export class Server {
 
   sendCommand(command: string): void {
     if (/[\r\n]/.test(command)) throw new CodedError('CONFIG_INVALID', 'a command is one line');
-    const stream = this.#run?.stream;
+    // the done line can be read between the container's start and the run's bookkeeping: the
+    // console attached for the start takes commands already
+    const stream = this.#run?.stream ?? this.#attached;
     if (!stream || (this.status !== 'running' && this.status !== 'starting')) {
       throw new CodedError('NOT_RUNNING', 'server is not running');
     }
@@ -447,7 +446,7 @@ export class Server {
     this.#stopDiskWatch();
     this.#stats?.close();
     this.#stats = null;
-    this.#partial = '';
+    this.#lines.reset();
     this.#throttle.flush();
     run.stream?.destroy();
     this.latest = null;
@@ -501,7 +500,7 @@ export class Server {
     const id = await this.#ensureContainer();
     // attach before start so the first lines are not lost
     const stream = await docker.attach(id);
-    this.#partial = '';
+    this.#lines.reset();
     this.#attachConsole(stream);
     this.#setStatus('starting', reason);
     try {
@@ -826,20 +825,15 @@ export class Server {
         .follow(containerId, reattached ? { tail: 0 } : {})
         .then((stream) => {
           output = stream;
-          let partial = '';
-          const emitLine = (line: string) => {
-            if (throttle.admit())
-              this.#deps.emit('install_output', { serverId: this.id, message: line.replace(/\r$/, '') });
-          };
-          stream.setEncoding('utf8');
-          stream.on('data', (chunk: string) => {
-            const parts = (partial + chunk).split('\n');
-            partial = parts.pop() ?? '';
-            for (const line of parts) emitLine(line);
+          // the same line cap and throttle as the game's console
+          const lines = new LineSplitter((line) => {
+            if (throttle.admit()) this.#deps.emit('install_output', { serverId: this.id, message: line });
           });
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => lines.push(chunk));
           return new Promise<void>((resolve) => {
             stream.on('end', () => {
-              if (partial) emitLine(partial);
+              lines.flush();
               resolve();
             });
             stream.on('error', () => resolve());

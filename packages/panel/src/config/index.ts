@@ -28,6 +28,9 @@ const EnvSchema = z.object({
   PANEL_AGENT_PING_MS: PositiveMs.default(30_000),
   PANEL_COMMAND_TIMEOUT_MS: PositiveMs.default(30_000),
   PANEL_UPDATE_TIMEOUT_MS: PositiveMs.default(180_000),
+  /** console lines per second one Agent may send in all (a safety net far above the Agent's
+   * own 2,000 lines / 100 ms per server); the excess is dropped and reported to subscribers */
+  PANEL_AGENT_LINES_PER_SECOND: z.coerce.number().int().min(100).max(100_000_000).default(200_000),
   PANEL_LOGIN_RATE_PER_MIN: z.coerce.number().int().min(1).max(10_000).default(5),
   PANEL_WEB_DIST: z.string().optional(),
   /**
@@ -39,6 +42,9 @@ const EnvSchema = z.object({
     .string()
     .regex(/^(true|false|[0-9a-fA-F.:/]+(,\s*[0-9a-fA-F.:/]+)*)$/, 'true, or addresses/CIDRs')
     .optional(),
+  /** how often an open /ws/client socket's session or key is checked again (expiry, revocation
+   * by another process); logout, deletion, password and role changes close sockets at once */
+  PANEL_CLIENT_REAUTH_MS: PositiveMs.default(30_000),
   /** live sockets one user may hold open on /ws/client (connection flooding) */
   PANEL_CLIENT_SOCKETS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(256),
   /** limits a server gets when its create leaves them out and its node has none of its own */
@@ -68,6 +74,7 @@ export interface PanelConfig {
   readonly agentPingMs: number;
   readonly commandTimeoutMs: number;
   readonly updateTimeoutMs: number;
+  readonly agentLinesPerSecond: number;
   readonly loginRatePerMin: number;
   readonly webDist: string;
   readonly sessionTtlMs: number;
@@ -75,6 +82,7 @@ export interface PanelConfig {
   readonly clientSocketsPerUser: number;
   /** the Panel-wide default limits (memory, cpu, disk?) for servers created without them */
   readonly defaultLimits: Readonly<Pick<Limits, 'memory' | 'cpu' | 'disk'>>;
+  readonly clientReauthMs: number;
 }
 
 function trustProxyOf(v: string | undefined): boolean | string {
@@ -116,6 +124,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     agentPingMs: e.PANEL_AGENT_PING_MS,
     commandTimeoutMs: e.PANEL_COMMAND_TIMEOUT_MS,
     updateTimeoutMs: e.PANEL_UPDATE_TIMEOUT_MS,
+    agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
@@ -126,5 +135,6 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
       cpu: e.PANEL_DEFAULT_CPU,
       ...(e.PANEL_DEFAULT_DISK === undefined ? {} : { disk: e.PANEL_DEFAULT_DISK }),
     }),
+    clientReauthMs: e.PANEL_CLIENT_REAUTH_MS,
   });
 }

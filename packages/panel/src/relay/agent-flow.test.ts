@@ -144,14 +144,29 @@ describe('agents: registration, socket, heartbeat', () => {
     await a.close();
   });
 
-  test('an event flood from one Agent is cut at the per-second budget, the socket stays', async () => {
+  test('an Agent frame over the browsers 32 KiB limit is read (its socket has its own limit)', async () => {
     const node = await panel.createNode(owner);
     const a = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    const before = panel.app.panel.hub.droppedEvents;
-    for (let i = 0; i < 6000; i++) a.emit('server_log', { serverId: 'not-mine', message: 'x' });
-    await until(() => panel.app.panel.hub.droppedEvents > before, 5000);
+    const before = panel.app.panel.hub.invalidMessages;
+    a.send({ type: 'event', event: 'resource_update', data: { pad: 'x'.repeat(200 * 1024) } });
+    await until(() => panel.app.panel.hub.invalidMessages > before);
     assert.equal(a.ws.readyState, WebSocket.OPEN);
     await a.close();
+  });
+
+  test('a console flood from one Agent is cut at the per-second line budget, the socket stays', async () => {
+    const small = await startTestPanel({ PANEL_AGENT_LINES_PER_SECOND: '1000' });
+    try {
+      const o = await small.login();
+      const node = await small.createNode(o);
+      const a = await FakeAgent.start({ panelUrl: small.url, agentSecret: node.agentSecret });
+      for (let i = 0; i < 3000; i++) a.emit('server_log', { serverId: 'not-mine', message: 'x' });
+      await until(() => small.app.panel.hub.droppedLines >= 2000, 5000);
+      assert.equal(a.ws.readyState, WebSocket.OPEN);
+      await a.close();
+    } finally {
+      await small.stop();
+    }
   });
 });
 

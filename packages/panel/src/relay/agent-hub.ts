@@ -9,6 +9,7 @@ import {
   CodedError,
   command,
   type EventMessage,
+  event,
   newMessageId,
   type PongMessage,
   parsePanelInbound,
@@ -35,11 +36,28 @@ interface Conn {
   missed: number;
   pingTimer: NodeJS.Timeout;
   windowStart: number;
+  /** console lines seen in the current window */
   inWindow: number;
+  /** console lines dropped over the budget, per server, not yet reported */
+  dropped: Map<string, number>;
+  dropTimer: NodeJS.Timeout | undefined;
 }
 
-/** Events per second one Agent may send before the excess is dropped (responses always pass). */
-export const AGENT_EVENTS_PER_SECOND = 5000;
+/**
+ * Console lines per second one Agent may send before the excess is dropped: a coarse safety net
+ * far above the Agent's own throttle (2,000 lines / 100 ms per server, as Wings). Only console
+ * lines are ever dropped, and every drop is reported as a `server_log_dropped` of the server;
+ * status, crash, install, update and hello events and responses always pass.
+ */
+export const AGENT_LINES_PER_SECOND = 200_000;
+const WINDOW_MS = 1000;
+
+/** lines in one server_log message (a message may carry several, separated by newlines) */
+function lineCount(message: string): number {
+  let n = 1;
+  for (let i = message.indexOf('\n'); i >= 0; i = message.indexOf('\n', i + 1)) n++;
+  return n;
+}
 
 export interface AgentHubEvents {
   onConnect(nodeId: string): void;
@@ -56,17 +74,18 @@ export class AgentHub {
   readonly #timeoutMs: number;
   readonly #events: AgentHubEvents;
   invalidMessages = 0;
-  droppedEvents = 0;
-  readonly #eventsPerSecond: number;
+  /** console lines dropped over the budget (each also reported to the server's subscribers) */
+  droppedLines = 0;
+  readonly #linesPerSecond: number;
 
   constructor(opts: {
     log: Logger;
     pingMs: number;
     commandTimeoutMs: number;
     events: AgentHubEvents;
-    eventsPerSecond?: number;
+    linesPerSecond?: number;
   }) {
-    this.#eventsPerSecond = opts.eventsPerSecond ?? AGENT_EVENTS_PER_SECOND;
+    this.#linesPerSecond = opts.linesPerSecond ?? AGENT_LINES_PER_SECOND;
     this.#log = opts.log;
     this.#pingMs = opts.pingMs;
     this.#timeoutMs = opts.commandTimeoutMs;
@@ -90,6 +109,8 @@ export class AgentHub {
       pingTimer: setInterval(() => this.#ping(conn), this.#pingMs),
       windowStart: 0,
       inWindow: 0,
+      dropped: new Map(),
+      dropTimer: undefined,
     };
     this.#conns.set(nodeId, conn);
     ws.on('message', (data, isBinary) => {
@@ -123,6 +144,7 @@ export class AgentHub {
 
   #drop(conn: Conn, code?: number, reason?: string, terminate = false): void {
     clearInterval(conn.pingTimer);
+    this.#reportDropped(conn);
     if (this.#conns.get(conn.nodeId) === conn) this.#conns.delete(conn.nodeId);
     for (const [id, p] of this.#pending) {
       if (p.nodeId === conn.nodeId && !this.#conns.has(conn.nodeId)) {
@@ -161,28 +183,58 @@ export class AgentHub {
       } else if (msg.type === 'pong') {
         this.#events.onPong(conn.nodeId, msg);
       } else {
-        // One runaway Agent must not starve the Panel: past the budget, events are dropped.
-        const now = Date.now();
-        if (now - conn.windowStart >= 1000) {
-          if (conn.inWindow > this.#eventsPerSecond) {
-            this.#log.warn(
-              { nodeId: conn.nodeId, dropped: conn.inWindow - this.#eventsPerSecond },
-              'agent event flood',
-            );
-          }
-          conn.windowStart = now;
-          conn.inWindow = 0;
-        }
-        conn.inWindow += 1;
-        if (conn.inWindow > this.#eventsPerSecond) {
-          this.droppedEvents += 1;
-          return;
-        }
+        if (msg.event === 'server_log' && !this.#admitLines(conn, msg as EventMessage<'server_log'>)) return;
         this.#events.onEvent(conn.nodeId, msg);
       }
     } catch (err) {
       this.#log.error({ nodeId: conn.nodeId, err }, 'handling agent message failed');
     }
+  }
+
+  /**
+   * One runaway Agent must not starve the Panel: past the budget, console lines (and only they)
+   * are dropped, counted per server and reported when the window closes.
+   */
+  #admitLines(conn: Conn, msg: EventMessage<'server_log'>): boolean {
+    const now = Date.now();
+    if (now - conn.windowStart >= WINDOW_MS) {
+      this.#reportDropped(conn);
+      conn.windowStart = now;
+      conn.inWindow = 0;
+    }
+    const n = lineCount(msg.data.message);
+    conn.inWindow += n;
+    if (conn.inWindow <= this.#linesPerSecond) return true;
+    this.droppedLines += n;
+    const id = msg.data.serverId;
+    conn.dropped.set(id, (conn.dropped.get(id) ?? 0) + n);
+    if (!conn.dropTimer) {
+      conn.dropTimer = setTimeout(
+        () => this.#reportDropped(conn),
+        Math.max(1, conn.windowStart + WINDOW_MS - now),
+      );
+    }
+    return false;
+  }
+
+  /** Dropped lines, reported in order with the node's other events as `server_log_dropped`. */
+  #reportDropped(conn: Conn): void {
+    clearTimeout(conn.dropTimer);
+    conn.dropTimer = undefined;
+    if (conn.dropped.size === 0) return;
+    const total = [...conn.dropped.values()].reduce((a, b) => a + b, 0);
+    this.#log.warn({ nodeId: conn.nodeId, dropped: total }, 'agent console flood over the Panel budget');
+    for (const [serverId, count] of conn.dropped) {
+      try {
+        this.#events.onEvent(
+          conn.nodeId,
+          event('server_log_dropped', { serverId, count, reason: 'overloaded' }, conn.nodeId),
+        );
+      } catch (err) {
+        this.#log.error({ nodeId: conn.nodeId, err }, 'reporting dropped lines failed');
+      }
+    }
+    conn.dropped.clear();
   }
 
   /** Send a command and wait for its response; a failed response throws its code. */

@@ -9,6 +9,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { bearerOf } from '../http/auth.ts';
 import type { PanelServices } from '../services.ts';
 import { CLOSE_PROTOCOL } from './agent-hub.ts';
+import { allowFrames } from './frame-limit.ts';
+
+/** what an Agent may send in one frame (the Agent's own limit for what it receives) */
+export const AGENT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 const nodeIds = new WeakMap<FastifyRequest, string>();
 
@@ -29,6 +33,7 @@ export async function agentSocketRoutes(app: FastifyInstance, s: PanelServices):
           throw new CodedError('AUTH_FAILED', 'token does not belong to this agent');
         }
         nodeIds.set(req, sub);
+        allowFrames(req, AGENT_MAX_FRAME_BYTES);
       },
     },
     (socket, req) => {

@@ -97,13 +97,11 @@ describe('/ws/client', () => {
     });
   }
 
-  test('a logged-out session loses the socket on its next message', async () => {
+  test('a logged-out session loses the socket at once (4401), without sending anything', async () => {
     const s = await panel.login();
     const ws = await panel.clientSocket(s);
-    await panel.api(s, 'POST', '/api/auth/logout');
     const closed = new Promise<number>((r) => ws.ws.once('close', (c) => r(c)));
-    ws.send({ type: 'ping' });
-    assert.equal((await ws.next((m) => m.type === 'error')).code, 'UNAUTHENTICATED');
+    await panel.api(s, 'POST', '/api/auth/logout');
     assert.equal(await closed, 4401);
   });
 
@@ -151,6 +149,19 @@ describe('/ws/client', () => {
     for (let i = 0; i < 20; i++) agent.emit('server_log', { serverId, message: `batch-${i}` });
     const m = await ws.next((x) => x.type === 'console' && x.lines.includes('batch-0'));
     assert.ok(m.lines.length > 1, `one message carried ${m.lines.length} lines`);
+    ws.close();
+  });
+
+  test('a multi-line server_log arrives line for line, empty lines included', async () => {
+    const ws = await panel.clientSocket(who.owner);
+    ws.send({ type: 'subscribe', serverId });
+    await ws.next((m) => m.type === 'subscribed');
+    agent.emit('server_log', { serverId, message: 'ml-start\n\nml-mid\n' });
+    agent.emit('server_log', { serverId, message: '' });
+    agent.emit('server_log', { serverId, message: 'ml-end' });
+    const lines: string[] = [];
+    while (!lines.includes('ml-end')) lines.push(...(await ws.next((x) => x.type === 'console')).lines);
+    assert.deepEqual(lines.slice(lines.indexOf('ml-start')), ['ml-start', '', 'ml-mid', '', '', 'ml-end']);
     ws.close();
   });
 

@@ -13,6 +13,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { hasRole, resolvePrincipal } from '../http/auth.ts';
+import { redact } from '../lib/redact.ts';
 import type { PanelServices } from '../services.ts';
 import type { Sink } from './live-state.ts';
 
@@ -22,6 +23,8 @@ export const CLIENT_RATE_MAX = 10;
 const CLIENT_ABUSE_LIMIT = 50;
 /** Beyond this much unsent data, a slow browser misses messages instead of growing memory. */
 const MAX_BUFFERED = 4 * 1024 * 1024;
+/** how often a socket over MAX_BUFFERED is checked for having drained */
+const DRAIN_CHECK_MS = 50;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_POLICY = 1008;
 
@@ -34,6 +37,19 @@ function encode(msg: ClientMessage): string {
     serialised.set(msg, s);
   }
   return s;
+}
+// and one redacted copy for all spectators
+const redactedCopies = new WeakMap<ClientMessage, ClientMessage>();
+function redactedConsole(
+  msg: ClientMessage & { type: 'console' },
+  secrets: readonly string[],
+): ClientMessage {
+  let r = redactedCopies.get(msg);
+  if (!r) {
+    r = { ...msg, lines: msg.lines.map((l) => redact(l, secrets)) };
+    redactedCopies.set(msg, r);
+  }
+  return r;
 }
 
 function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
@@ -85,21 +101,79 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   let refused = 0;
   const log = s.log.child({ component: 'client-relay', userId: req.principal?.user.id });
 
+  // the role at the upgrade: a role change closes the socket (ClientSockets)
+  const seesHidden = Boolean(req.principal && hasRole(req.principal.user.role, 'admin'));
+  // console lines a slow browser missed, per server: reported as soon as its buffer drains
+  const missed = new Map<string, number>();
+  let drainTimer: NodeJS.Timeout | undefined;
+  const reportMissed = () => {
+    clearTimeout(drainTimer);
+    drainTimer = undefined;
+    if (socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount > MAX_BUFFERED) {
+      drainTimer = setTimeout(reportMissed, DRAIN_CHECK_MS);
+      return;
+    }
+    for (const [serverId, count] of missed)
+      socket.send(encode({ type: 'console_dropped', serverId, count, reason: 'slow_client' }));
+    missed.clear();
+  };
   const send: Sink = (msg) => {
     if (socket.readyState !== socket.OPEN) return;
-    if (socket.bufferedAmount > MAX_BUFFERED && (msg.type === 'console' || msg.type === 'stats')) return;
+    if (socket.bufferedAmount > MAX_BUFFERED) {
+      if (msg.type === 'stats') return; // the next sample replaces it
+      if (msg.type === 'console' || msg.type === 'console_dropped') {
+        const n = msg.type === 'console' ? msg.lines.length : msg.count;
+        missed.set(msg.serverId, (missed.get(msg.serverId) ?? 0) + n);
+        drainTimer ??= setTimeout(reportMissed, DRAIN_CHECK_MS);
+        return;
+      }
+    }
     // install scripts print what they fetch with (tokens, URLs): admins only
     if (msg.type === 'install_output' && !(req.principal && hasRole(req.principal.user.role, 'admin')))
       return;
     // a feature dialog offers changes (accept the EULA, another image): for those who may make them
     if (msg.type === 'feature' && !(req.principal && hasRole(req.principal.user.role, 'admin'))) return;
+    if (missed.size > 0 && (msg.type === 'console' || msg.type === 'console_dropped')) reportMissed();
+    // hidden variables' values, as games print them, are for admins and the owner only
+    if (msg.type === 'console' && !seesHidden) {
+      const secrets = s.live.secrets(msg.serverId);
+      if (secrets.length) {
+        socket.send(encode(redactedConsole(msg, secrets)));
+        return;
+      }
+    }
     socket.send(encode(msg));
   };
   const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>
     send({ type: 'error', code, message, ...extra });
 
   s.live.addGlobal(send);
+  // a logout, deletion, role or password change closes the socket at once (not on its next message)
+  const unregister = req.principal
+    ? s.clientSockets.add({
+        userId: req.principal.user.id,
+        sessionId: req.principal.sessionId,
+        role: req.principal.user.role,
+        close: (code, reason) => {
+          if (socket.readyState === socket.OPEN) socket.close(code, reason);
+        },
+      })
+    : () => undefined;
+  // sessions expire and keys are revoked elsewhere too: check again now and then, even when the
+  // socket sends nothing
+  const reauth = setInterval(() => {
+    resolvePrincipal(s.auth, req)
+      .then((p) => {
+        if (!p && socket.readyState === socket.OPEN) socket.close(4401, 'UNAUTHENTICATED: session ended');
+      })
+      .catch((err: Error) => log.warn({ err: err.message }, 'socket re-check failed'));
+  }, s.config.clientReauthMs);
+  reauth.unref();
   socket.on('close', () => {
+    clearInterval(reauth);
+    unregister();
+    clearTimeout(drainTimer);
     s.live.removeGlobal(send);
     for (const id of subs) s.live.unsubscribe(id, send);
     subs.clear();
@@ -186,7 +260,9 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           type: 'subscribed',
           serverId: r.serverId,
           status,
-          history: s.live.history(r.serverId),
+          history: hasRole(p.user.role, 'admin')
+            ? s.live.history(r.serverId)
+            : s.live.history(r.serverId).map((l) => redact(l, s.live.secrets(r.serverId))),
           stats: s.live.stats(r.serverId),
           ...(install ? { install } : {}),
         });

@@ -1,12 +1,24 @@
 /**
  * What the Panel knows live about each server (status, last stats, console ring, players) and
- * who is watching it. Console lines are batched per server (~50 ms) into one `console` message.
+ * who is watching it. Console lines are batched per server into one `console` message per turn of
+ * the event loop (setImmediate): a flood costs one message per tick, a single line waits ~0 ms.
+ * No line is dropped unreported: past the pending cap, the oldest pending lines are dropped and
+ * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
 
 export const CONSOLE_HISTORY_LINES = 150;
+/** the console ring is bounded by bytes too (UTF-16 code units, ~bytes), whatever the line count */
+export const CONSOLE_HISTORY_BYTES = 256 * 1024;
 /** the tail of the last install kept for pages opened after it (the create → detail navigation) */
 export const INSTALL_HISTORY_LINES = 500;
+export const INSTALL_HISTORY_BYTES = 512 * 1024;
+/** a line longer than this is cut: the Agent's cut (8 KiB) plus room for its marker, so a line
+ * the Agent cut passes as it is; this guards the Panel against an Agent that does not cut */
+export const MAX_LINE_CHARS = 8 * 1024 + 64;
+/** lines waiting for the next tick, per server: past this, the oldest are dropped and counted */
+export const MAX_PENDING_LINES = 50_000;
+export const MAX_PENDING_CHARS = 8 * 1024 * 1024;
 
 export interface InstallRecord {
   lines: string[];
@@ -14,29 +26,82 @@ export interface InstallRecord {
   success?: boolean;
   exitCode?: number;
 }
-const BATCH_MS = 50;
+
+/** A line cut to `max` characters with a visible marker saying how much was cut. */
+export function capLine(line: string, max = MAX_LINE_CHARS): string {
+  if (line.length <= max) return line;
+  return `${line.slice(0, max)}… [truncated ${Buffer.byteLength(line.slice(max))} bytes]`;
+}
+
+/** Lines with a bound on count and on total characters; the oldest go first. */
+export class LineRing {
+  readonly #maxLines: number;
+  readonly #maxChars: number;
+  #lines: string[] = [];
+  #chars = 0;
+  constructor(maxLines: number, maxChars: number) {
+    this.#maxLines = maxLines;
+    this.#maxChars = maxChars;
+  }
+  push(lines: readonly string[]): void {
+    // only the tail can survive: skip what would be evicted at once
+    let start = Math.max(0, lines.length - this.#maxLines);
+    for (let i = start; i < lines.length; i++) {
+      const l = lines[i] as string;
+      this.#lines.push(l);
+      this.#chars += l.length;
+    }
+    start = Math.max(0, this.#lines.length - this.#maxLines);
+    let drop = start;
+    let chars = this.#chars;
+    for (let i = 0; i < start; i++) chars -= (this.#lines[i] as string).length;
+    while (drop < this.#lines.length - 1 && chars > this.#maxChars) {
+      chars -= (this.#lines[drop] as string).length;
+      drop++;
+    }
+    if (drop > 0) this.#lines.splice(0, drop);
+    this.#chars = chars;
+  }
+  get chars(): number {
+    return this.#chars;
+  }
+  get length(): number {
+    return this.#lines.length;
+  }
+  toArray(): string[] {
+    return [...this.#lines];
+  }
+}
 
 export type Sink = (msg: ClientMessage) => void;
+
+interface InstallEntry {
+  ring: LineRing;
+  success?: boolean;
+  exitCode?: number;
+}
 
 interface Entry {
   status: ServerStatus | undefined;
   stats: ResourceSnapshot | null;
-  console: string[];
+  console: LineRing;
   pending: string[];
-  timer: NodeJS.Timeout | undefined;
+  pendingChars: number;
+  /** pending lines dropped over the cap, reported before the next batch */
+  pendingDropped: number;
+  timer: NodeJS.Immediate | undefined;
   players: { online: number; max: number; list: string[] } | undefined;
-  install: InstallRecord | undefined;
+  install: InstallEntry | undefined;
   sinks: Set<Sink>;
 }
 
 export class LiveState {
   readonly #servers = new Map<string, Entry>();
   readonly #global = new Set<Sink>();
-  readonly #batchMs: number;
-
-  constructor(opts: { batchMs?: number } = {}) {
-    this.#batchMs = opts.batchMs ?? BATCH_MS;
-  }
+  /** per server: values of its hidden variables, redacted from what spectators get */
+  readonly #secrets = new Map<string, readonly string[]>();
+  /** console lines dropped over the pending cap since start (each reported to subscribers) */
+  droppedLines = 0;
 
   #entry(serverId: string): Entry {
     let e = this.#servers.get(serverId);
@@ -44,8 +109,10 @@ export class LiveState {
       e = {
         status: undefined,
         stats: null,
-        console: [],
+        console: new LineRing(CONSOLE_HISTORY_LINES, CONSOLE_HISTORY_BYTES),
         pending: [],
+        pendingChars: 0,
+        pendingDropped: 0,
         timer: undefined,
         players: undefined,
         install: undefined,
@@ -63,7 +130,7 @@ export class LiveState {
     return this.#servers.get(serverId)?.stats ?? null;
   }
   history(serverId: string): string[] {
-    return [...(this.#servers.get(serverId)?.console ?? [])];
+    return this.#servers.get(serverId)?.console.toArray() ?? [];
   }
   players(serverId: string) {
     return this.#servers.get(serverId)?.players;
@@ -86,40 +153,82 @@ export class LiveState {
 
   install(serverId: string): InstallRecord | undefined {
     const rec = this.#servers.get(serverId)?.install;
-    return rec ? { ...rec, lines: [...rec.lines] } : undefined;
+    if (!rec) return undefined;
+    return {
+      lines: rec.ring.toArray(),
+      ...(rec.success === undefined ? {} : { success: rec.success }),
+      ...(rec.exitCode === undefined ? {} : { exitCode: rec.exitCode }),
+    };
   }
-  /** output after a finished install belongs to a new run */
-  appendInstall(serverId: string, lines: string[]): void {
-    const e = this.#entry(serverId);
-    if (!e.install || e.install.success !== undefined) e.install = { lines: [] };
-    e.install.lines.push(...lines);
-    if (e.install.lines.length > INSTALL_HISTORY_LINES)
-      e.install.lines.splice(0, e.install.lines.length - INSTALL_HISTORY_LINES);
+  #installRun(e: Entry): InstallEntry {
+    // output after a finished install belongs to a new run
+    if (!e.install || e.install.success !== undefined)
+      e.install = { ring: new LineRing(INSTALL_HISTORY_LINES, INSTALL_HISTORY_BYTES) };
+    return e.install;
+  }
+  /** Appends install output (lines are cut to MAX_LINE_CHARS); returns the lines as kept. */
+  appendInstall(serverId: string, lines: string[]): string[] {
+    const capped = lines.map((l) => capLine(l));
+    this.#installRun(this.#entry(serverId)).ring.push(capped);
+    return capped;
   }
   completeInstall(serverId: string, success: boolean, exitCode: number | undefined): void {
-    const e = this.#entry(serverId);
-    if (!e.install || e.install.success !== undefined) e.install = { lines: [] };
-    e.install.success = success;
-    if (exitCode !== undefined) e.install.exitCode = exitCode;
+    const rec = this.#installRun(this.#entry(serverId));
+    rec.success = success;
+    if (exitCode !== undefined) rec.exitCode = exitCode;
   }
 
   appendConsole(serverId: string, lines: string[]): void {
     const e = this.#entry(serverId);
-    e.console.push(...lines);
-    if (e.console.length > CONSOLE_HISTORY_LINES)
-      e.console.splice(0, e.console.length - CONSOLE_HISTORY_LINES);
+    const capped = lines.map((l) => capLine(l));
+    e.console.push(capped);
     if (e.sinks.size === 0) return;
-    e.pending.push(...lines);
-    if (e.pending.length > CONSOLE_HISTORY_LINES)
-      e.pending.splice(0, e.pending.length - CONSOLE_HISTORY_LINES);
-    if (!e.timer) {
-      e.timer = setTimeout(() => {
-        e.timer = undefined;
-        const batch = e.pending;
-        e.pending = [];
-        if (batch.length) this.publish(serverId, { type: 'console', serverId, lines: batch });
-      }, this.#batchMs);
+    for (const l of capped) {
+      e.pending.push(l);
+      e.pendingChars += l.length;
     }
+    if (e.pending.length > MAX_PENDING_LINES || e.pendingChars > MAX_PENDING_CHARS) {
+      let drop = Math.max(0, e.pending.length - MAX_PENDING_LINES);
+      let chars = e.pendingChars;
+      for (let i = 0; i < drop; i++) chars -= (e.pending[i] as string).length;
+      while (drop < e.pending.length && chars > MAX_PENDING_CHARS)
+        chars -= (e.pending[drop++] as string).length;
+      e.pending.splice(0, drop);
+      e.pendingChars = chars;
+      e.pendingDropped += drop;
+      this.droppedLines += drop;
+    }
+    if (!e.timer) e.timer = setImmediate(() => this.#flush(serverId, e));
+  }
+
+  #flush(serverId: string, e: Entry): void {
+    if (e.timer) clearImmediate(e.timer);
+    e.timer = undefined;
+    if (e.pendingDropped > 0) {
+      const count = e.pendingDropped;
+      e.pendingDropped = 0;
+      this.publish(serverId, { type: 'console_dropped', serverId, count, reason: 'overloaded' });
+    }
+    const batch = e.pending;
+    e.pending = [];
+    e.pendingChars = 0;
+    if (batch.length) this.publish(serverId, { type: 'console', serverId, lines: batch });
+  }
+
+  /** Lines lost before they reached the Panel: sent after the lines already pending, in order. */
+  consoleDropped(serverId: string, count: number, reason: string): void {
+    const e = this.#servers.get(serverId);
+    if (!e) return;
+    this.#flush(serverId, e);
+    this.publish(serverId, { type: 'console_dropped', serverId, count, reason });
+  }
+
+  setSecrets(serverId: string, secrets: readonly string[]): void {
+    if (secrets.length) this.#secrets.set(serverId, secrets);
+    else this.#secrets.delete(serverId);
+  }
+  secrets(serverId: string): readonly string[] {
+    return this.#secrets.get(serverId) ?? [];
   }
 
   publish(serverId: string, msg: ClientMessage): void {
@@ -149,11 +258,12 @@ export class LiveState {
 
   forget(serverId: string): void {
     const e = this.#servers.get(serverId);
-    if (e?.timer) clearTimeout(e.timer);
+    if (e?.timer) clearImmediate(e.timer);
     this.#servers.delete(serverId);
+    this.#secrets.delete(serverId);
   }
 
   close(): void {
-    for (const e of this.#servers.values()) if (e.timer) clearTimeout(e.timer);
+    for (const e of this.#servers.values()) if (e.timer) clearImmediate(e.timer);
   }
 }

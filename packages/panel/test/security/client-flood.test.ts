@@ -95,6 +95,27 @@ describe('/ws/client flood limits', () => {
     assert.equal((await end)[0], 1009);
   });
 
+  test('a frame announcing 1 MiB closes the socket with 1009 from its header, before it is buffered', async () => {
+    const s = await panel.clientSocket(owner);
+    const end = closed(s, 3000);
+    // a masked text frame header saying 1 MiB follows, then only 1 KiB of it: a Panel that
+    // buffers up to the announced length would wait for the rest and never answer
+    const len = 1024 * 1024;
+    const header = Buffer.alloc(14);
+    header[0] = 0x81; // FIN + text
+    header[1] = 0x80 | 127; // masked, 64-bit length
+    header.writeBigUInt64BE(BigInt(len), 2);
+    header.writeUInt32BE(0x01020304, 10); // mask key
+    const socket = (s.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.write(Buffer.concat([header, Buffer.alloc(1024, 0x41)]));
+    assert.equal((await end)[0], 1009);
+    // the Panel is up and serves others
+    const other = await panel.clientSocket(owner);
+    other.send({ type: 'ping' });
+    await other.next((m) => m.type === 'pong');
+    other.close();
+  });
+
   test(`one user cannot hold more than ${PER_USER} sockets; others are unaffected; closing frees a slot`, async () => {
     const flooder = await panel.userWithRole('spectator');
     const held = await Promise.all(Array.from({ length: PER_USER }, () => panel.clientSocket(flooder)));

@@ -291,7 +291,9 @@ function ServerDetail({ id }: { id: string }) {
     } else if (m.type === 'error' && m.requestType === 'reinstall')
       setInstall((s) => ({ ...s, error: { code: m.code, message: m.message } }));
     else if (m.type === 'console_dropped')
-      store.append([`\u001b[33m[panel] ${m.count} line(s) not shown (${m.reason})\u001b[0m`]);
+      store.append([
+        `\u001b[33m[${m.count} ${m.count === 1 ? 'line' : 'lines'} dropped: ${m.reason}]\u001b[0m`,
+      ]);
     else if (m.type === 'stats') setSeries((s) => appendStats(s, m.stats));
     else if (m.type === 'feature' && canWrite) {
       // a line already answered or dismissed comes back after each crash: show it, do not re-open it

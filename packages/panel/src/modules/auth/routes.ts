@@ -86,7 +86,10 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     { config: { auth: 'user' }, schema: { tags: ['auth'], response: { 204: z.null() } } },
     async (req, reply) => {
       const p = principalOf(req);
-      if (p.sessionId) await s.auth.logout(p.sessionId);
+      if (p.sessionId) {
+        await s.auth.logout(p.sessionId);
+        s.clientSockets.endSession(p.user.id, p.sessionId);
+      }
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
       return reply.status(204).send(null);
     },
@@ -114,6 +117,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       await s.auth.changeOwnPassword(p.user.id, req.body.currentPassword, req.body.newPassword, p.sessionId, {
         keepApiKeys: req.body.keepApiKeys === true,
       });
+      s.clientSockets.endUser(p.user.id, p.sessionId);
       return reply.status(204).send(null);
     },
   );

@@ -33,8 +33,11 @@ export class MetricsService {
   #done: MetricBucketsTable[] = [];
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(repo: MetricsRepo) {
+  readonly #onError: (err: unknown, rows: number) => void;
+
+  constructor(repo: MetricsRepo, opts: { onError?: (err: unknown, rows: number) => void } = {}) {
     this.#repo = repo;
+    this.#onError = opts.onError ?? (() => undefined);
   }
 
   record(serverId: string, s: ResourceSnapshot, now = Date.now()): void {
@@ -57,6 +60,9 @@ export class MetricsService {
       };
       this.#open.set(serverId, b);
     }
+    // the protocol bounds these; a value that is still not finite must not poison the average
+    if (![s.cpu, s.memory.usedBytes, s.network.rx, s.network.tx, s.disk.usedBytes].every(Number.isFinite))
+      return;
     const n = b.samples + 1;
     b.cpu += (s.cpu - b.cpu) / n;
     b.memory_bytes += (s.memory.usedBytes - b.memory_bytes) / n;
@@ -73,7 +79,11 @@ export class MetricsService {
     if (all) {
       rows.push(...this.#open.values());
     }
-    this.#flushing = this.#flushing.then(() => this.#repo.upsert(rows));
+    // a failed write is reported and its rows given up; the chain stays usable for later flushes
+    // and reads (a rejected chain once turned every metrics call into a 500 until a restart)
+    this.#flushing = this.#flushing
+      .then(() => (rows.length ? this.#repo.upsert(rows) : undefined))
+      .catch((err: unknown) => this.#onError(err, rows.length));
     return this.#flushing;
   }
 

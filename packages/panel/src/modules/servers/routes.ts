@@ -239,6 +239,6 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'user' },
       schema: { tags, params: IdParams, querystring: FilePath, response: { 200: GetFileData } },
     },
-    async (req) => s.servers.fileContent(req.params.id, req.query.path),
+    async (req) => s.servers.fileContent(req.params.id, req.query.path, viewerOf(req)),
   );
 }

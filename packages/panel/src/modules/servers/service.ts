@@ -38,6 +38,7 @@ import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
 import type { ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
+import { redact, secretValues } from '../../lib/redact.ts';
 import type { AgentHub } from '../../relay/agent-hub.ts';
 import type { LiveState } from '../../relay/live-state.ts';
 import type { Allocation, AllocationsService } from '../allocations/service.ts';
@@ -237,9 +238,12 @@ export class ServersService {
   }
 
   async init(): Promise<void> {
+    const templates = new Map<string, Template>();
     for (const s of await this.#repo.list()) {
       this.#nodeOf.set(s.id, s.node_id);
       this.#live.setStatus(s.id, ServerStatus.parse(s.status));
+      const template = await this.#template(s, templates).catch(() => undefined);
+      this.#refreshSecrets({ row: s, template, allocation: undefined });
     }
   }
 
@@ -259,7 +263,9 @@ export class ServersService {
     return { row, template, allocation };
   }
 
-  #toServer({ row: s, template, allocation }: Loaded, viewer: Viewer): Server {
+  #toServer(loaded: Loaded, viewer: Viewer): Server {
+    const { row: s, template, allocation } = loaded;
+    this.#refreshSecrets(loaded);
     const environment = parseJson<Record<string, string>>(s.environment, {});
     const limits = parseJson<Limits>(s.limits, {});
     const system = systemOf(limits, allocation);
@@ -674,6 +680,7 @@ export class ServersService {
     // derived as for a create (a template's STARTUP/SERVER_*, a raw server's SERVER_IP/PORT).
     const next = this.#egg({ ...loaded, row: { ...row, ...set } });
     await this.#repo.update(id, set);
+    this.#refreshSecrets({ ...loaded, row: { ...row, ...set } });
     const payload = {
       environment: next.environment,
       ...(limits === undefined ? {} : { limits }),
@@ -714,7 +721,9 @@ export class ServersService {
       server,
       status: server.status,
       stats: server.stats,
-      console: this.#live.history(id),
+      console: viewer.admin
+        ? this.#live.history(id)
+        : this.#live.history(id).map((l) => redact(l, this.#live.secrets(id))),
       metrics: await metrics.range(id, '1h'),
       // a dialog the page should open (admins only; spectators cannot act on it)
       feature: viewer.admin ? (this.#pendingFeature.get(id) ?? null) : null,
@@ -790,10 +799,48 @@ export class ServersService {
     return ListFilesData.parse(data);
   }
 
-  async fileContent(id: string, path: string): Promise<z.infer<typeof GetFileData>> {
+  async fileContent(
+    id: string,
+    path: string,
+    viewer: Viewer = ADMIN_VIEW,
+  ): Promise<z.infer<typeof GetFileData>> {
     const row = await this.#row(id);
-    const data = await this.#hub().request(row.node_id, 'get_file', { path }, { serverId: id });
-    return GetFileData.parse(data);
+    const data = GetFileData.parse(
+      await this.#hub().request(row.node_id, 'get_file', { path }, { serverId: id }),
+    );
+    if (viewer.admin) return data;
+    // games write hidden variables into their config files: spectators get them redacted
+    const secrets = this.#hiddenValues(await this.#load(row));
+    if (!secrets.length) return data;
+    if (data.encoding === 'utf8') {
+      const clean = redact(data.content, secrets);
+      return clean === data.content ? data : { ...data, content: clean, size: Buffer.byteLength(clean) };
+    }
+    // a binary file: the values' bytes, compared byte for byte (latin1 maps bytes 1:1)
+    const bytes = Buffer.from(data.content, 'base64').toString('latin1');
+    const clean = redact(
+      bytes,
+      secrets.map((v) => Buffer.from(v).toString('latin1')),
+    );
+    if (clean === bytes) return data;
+    const out = Buffer.from(clean, 'latin1');
+    return { ...data, content: out.toString('base64'), size: out.length };
+  }
+
+  /** Values of the server's variables that are not user_viewable (long enough to redact). */
+  #hiddenValues({ row, template }: Loaded): string[] {
+    if (!template) return [];
+    const environment = parseJson<Record<string, string>>(row.environment, {});
+    return secretValues(
+      template.variables
+        .filter((v) => !v.userViewable)
+        .map((v) => environment[v.envVariable] ?? v.defaultValue),
+    );
+  }
+
+  /** Keeps the live relay's copy of a server's hidden values current. */
+  #refreshSecrets(loaded: Loaded): void {
+    this.#live.setSecrets(loaded.row.id, this.#hiddenValues(loaded));
   }
 
   // --- Agent → Panel ----------------------------------------------------------------------
@@ -864,14 +911,16 @@ export class ServersService {
       }
       case 'server_log': {
         const d = msg.data as EventMessage<'server_log'>['data'];
-        const lines = d.message.split(/\r?\n/).filter((l, i, a) => l || i < a.length - 1);
+        // one message may carry the lines of one Agent tick, newline-separated; an empty line is
+        // a line too (dropping it here would lose it unreported)
+        const lines = d.message.split(/\r?\n/);
         this.#live.appendConsole(serverId, lines);
         if (d.stream !== 'daemon') await this.#detectFeatures(serverId, lines);
         break;
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        this.#live.publish(serverId, { type: 'console_dropped', serverId, count: d.count, reason: d.reason });
+        this.#live.consoleDropped(serverId, d.count, d.reason);
         break;
       }
       case 'resource_update': {
@@ -907,8 +956,7 @@ export class ServersService {
       }
       case 'install_output': {
         const d = msg.data as EventMessage<'install_output'>['data'];
-        const lines = d.message.split(/\r?\n/);
-        this.#live.appendInstall(serverId, lines);
+        const lines = this.#live.appendInstall(serverId, d.message.split(/\r?\n/));
         this.#live.publish(serverId, { type: 'install_output', serverId, lines });
         break;
       }

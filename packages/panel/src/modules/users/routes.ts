@@ -41,8 +41,13 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       const p = principalOf(req);
       const user = await s.users.update(p.user, req.params.id, req.body);
       // a new password ends the user's other sessions (a stolen cookie dies with the old password)
-      if (req.body.password !== undefined)
-        await s.auth.endSessionsOf(user.id, user.id === p.user.id ? p.sessionId : undefined);
+      if (req.body.password !== undefined) {
+        const keep = user.id === p.user.id ? p.sessionId : undefined;
+        await s.auth.endSessionsOf(user.id, keep);
+        s.clientSockets.endUser(user.id, keep);
+      }
+      // open sockets were authorised under the old role: they reconnect under the new one
+      if (req.body.role !== undefined) s.clientSockets.roleChanged(user.id, user.role);
       return user;
     },
   );
@@ -54,6 +59,7 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
     },
     async (req, reply) => {
       await s.users.delete(principalOf(req).user, req.params.id);
+      s.clientSockets.endUser(req.params.id);
       return reply.status(204).send(null);
     },
   );

@@ -1,0 +1,139 @@
+/**
+ * Hidden template variables (user_viewable: false) stay hidden from spectators where the game
+ * itself writes them out (issue 8 item 25): in config files read through Files (OpenTTD's
+ * admin_password in openttd.cfg) and in console lines. Admins and owners see everything.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { FakeAgent } from '../fake-agent.ts';
+import { type Json, type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
+
+const SECRET = 'Sup3r-Secret-Admin-Pw';
+const EGG = {
+  meta: { version: 'PTDL_v2' },
+  name: 'Hidden game',
+  author: 'test@example.test',
+  docker_images: { Main: 'ctrl-alt-play/busybox:latest' },
+  startup: './game --admin {{ADMIN_PASSWORD}} --mode {{MODE}}',
+  config: { files: '{}', startup: JSON.stringify({ done: 'ready' }), logs: '{}', stop: 'quit' },
+  variables: [
+    {
+      name: 'Admin password',
+      description: '',
+      env_variable: 'ADMIN_PASSWORD',
+      default_value: '',
+      user_viewable: false,
+      user_editable: false,
+      rules: 'nullable|string',
+      field_type: 'text',
+    },
+    {
+      name: 'Short hidden',
+      description: '',
+      env_variable: 'SHORT',
+      default_value: '1',
+      user_viewable: false,
+      user_editable: false,
+      rules: 'nullable|string',
+      field_type: 'text',
+    },
+    {
+      name: 'Mode',
+      description: '',
+      env_variable: 'MODE',
+      default_value: 'ffa',
+      user_viewable: true,
+      user_editable: true,
+      rules: 'required|string',
+      field_type: 'text',
+    },
+  ],
+};
+
+describe('hidden variables are redacted for spectators', () => {
+  let panel: TestPanel;
+  let owner: Session;
+  let spectator: Session;
+  let agent: FakeAgent;
+  let serverId: string;
+  const fileText = `[network]\nadmin_password = ${SECRET}\nserver_port = 3979\nmode = ffa\nlevel = 1\n`;
+
+  before(async () => {
+    panel = await startTestPanel();
+    owner = await panel.login();
+    spectator = await panel.userWithRole('spectator');
+    const node = await panel.createNode(owner);
+    agent = await FakeAgent.start({
+      panelUrl: panel.url,
+      agentSecret: node.agentSecret,
+      handlers: {
+        get_file: () => ({
+          path: '/openttd.cfg',
+          size: Buffer.byteLength(fileText),
+          encoding: 'utf8',
+          content: fileText,
+        }),
+      },
+    });
+    await until(() => panel.app.panel.hub.isOnline(node.id));
+    const imp = await panel.api(owner, 'POST', '/api/templates/import', {
+      content: JSON.stringify(EGG),
+      filename: 'egg.json',
+    });
+    assert.equal(imp.status, 201, JSON.stringify(imp.body));
+    const created = await panel.api(owner, 'POST', '/api/servers', {
+      name: 'hidden',
+      nodeId: node.id,
+      templateId: imp.body.template.id,
+      environment: { ADMIN_PASSWORD: SECRET, MODE: 'ffa' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    serverId = created.body.id;
+  });
+  after(async () => {
+    await agent.close();
+    await panel.stop();
+  });
+
+  test('file content: the spectator gets [hidden], the owner the value', async () => {
+    const path = `/api/servers/${serverId}/files/content?path=/openttd.cfg`;
+    const asSpectator = await panel.api(spectator, 'GET', path);
+    assert.equal(asSpectator.status, 200, JSON.stringify(asSpectator.body));
+    assert.ok(!asSpectator.body.content.includes(SECRET), asSpectator.body.content);
+    assert.match(asSpectator.body.content, /admin_password = \[hidden\]/);
+    // a short hidden value ("1") is not redacted: it would blank every 1 in the file
+    assert.match(asSpectator.body.content, /level = 1/);
+    const asOwner = await panel.api(owner, 'GET', path);
+    assert.equal(asOwner.body.content, fileText);
+  });
+
+  test('console lines, live and in history and telemetry: redacted for the spectator only', async () => {
+    const spec = await panel.clientSocket(spectator);
+    const own = await panel.clientSocket(owner);
+    for (const s of [spec, own]) {
+      s.send({ type: 'subscribe', serverId });
+      await s.next((m) => m.type === 'subscribed');
+    }
+    agent.emit('server_log', { serverId, message: `Admin password is ${SECRET} (set by the egg)` });
+    const line = (m: Json) =>
+      m.type === 'console' && m.lines.some((l: string) => l.startsWith('Admin password'));
+    const seenBySpec = (await spec.next(line)).lines.join('\n');
+    const seenByOwner = (await own.next(line)).lines.join('\n');
+    assert.ok(!seenBySpec.includes(SECRET), seenBySpec);
+    assert.match(seenBySpec, /Admin password is \[hidden\]/);
+    assert.ok(seenByOwner.includes(SECRET));
+
+    // a page opened later: history on subscribe and the telemetry call
+    const late = await panel.clientSocket(spectator);
+    late.send({ type: 'subscribe', serverId });
+    const sub = await late.next((m) => m.type === 'subscribed');
+    assert.ok(sub.history.some((l: string) => l.includes('[hidden]')));
+    assert.ok(!JSON.stringify(sub.history).includes(SECRET));
+    const tel = await panel.api(spectator, 'GET', `/api/servers/${serverId}/telemetry`);
+    assert.equal(tel.status, 200);
+    assert.ok(!JSON.stringify(tel.body).includes(SECRET));
+    const telOwner = await panel.api(owner, 'GET', `/api/servers/${serverId}/telemetry`);
+    assert.ok(telOwner.body.console.some((l: string) => l.includes(SECRET)));
+    for (const s of [spec, own, late]) s.close();
+  });
+});
