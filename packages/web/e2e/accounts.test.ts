@@ -73,7 +73,7 @@ test('2FA: enrol with the QR, log in with a code, a replayed code refused, a rec
     await byTestId('page-dashboard').waitFor({ timeout: WAIT });
     await page.goto(`${panel.url}/account`);
     await byTestId('page-account').waitFor({ timeout: WAIT });
-    assert.match((await byTestId('two-factor-state').innerText()).toLowerCase(), /off/);
+    assert.equal(((await byTestId('two-factor-state').textContent()) ?? '').trim().toLowerCase(), 'off');
   });
 
   await step('turn on: a QR code and the secret; password + the app code confirm it', async () => {
@@ -83,7 +83,7 @@ test('2FA: enrol with the QR, log in with a code, a replayed code refused, a rec
     await qr.waitFor({ timeout: WAIT });
     assert.match((await qr.getAttribute('src')) ?? '', /^data:image\/png;base64,/);
     assert.ok(await qr.evaluate((img) => (img as HTMLImageElement).naturalWidth > 0), 'the QR image renders');
-    secret = (await byTestId('two-factor-secret').innerText()).trim();
+    secret = ((await byTestId('two-factor-secret').textContent()) ?? '').trim();
     assert.match(secret, /^[A-Z2-7]{16,}$/);
     await shot('acc-1-enrol');
     await awayFromBoundary();
@@ -92,9 +92,11 @@ test('2FA: enrol with the QR, log in with a code, a replayed code refused, a rec
     await byTestId('two-factor-code').fill(await codeAt(-1));
     await byTestId('two-factor-confirm').click();
     await byTestId('recovery-codes-list').waitFor({ timeout: WAIT });
-    recoveryCodes = (await byTestId('recovery-codes-list').innerText()).split('\n').map((s) => s.trim());
+    recoveryCodes = ((await byTestId('recovery-codes-list').textContent()) ?? '')
+      .split('\n')
+      .map((s) => s.trim());
     assert.equal(recoveryCodes.filter((c) => /^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/.test(c)).length, 10);
-    assert.match((await byTestId('two-factor-state').innerText()).toLowerCase(), /on/);
+    assert.equal(((await byTestId('two-factor-state').textContent()) ?? '').trim().toLowerCase(), 'on');
     assert.equal(await byTestId('two-factor-secret').count(), 0, 'the secret is gone from the page');
     await shot('acc-2-recovery-codes');
   });
@@ -131,15 +133,15 @@ test('2FA: enrol with the QR, log in with a code, a replayed code refused, a rec
   await step('the sessions list marks this one; a read-only API key is made', async () => {
     await page.goto(`${panel.url}/account`);
     await byTestId('session-current').waitFor({ timeout: WAIT });
-    assert.match((await byTestId('session-current').innerText()).toLowerCase(), /this one/);
-    assert.match(await byTestId('two-factor').innerText(), /9 recovery codes left/);
+    assert.match(((await byTestId('session-current').textContent()) ?? '').toLowerCase(), /this one/);
+    assert.match((await byTestId('two-factor').textContent()) ?? '', /9 recovery codes left/);
     await byTestId('api-key-name').fill('reader');
     await byTestId('api-key-password').fill(OWNER.password);
     await byTestId('api-key-scope').selectOption('read');
     await byTestId('api-key-submit').click();
     await byTestId('api-key-created').waitFor({ timeout: WAIT });
-    assert.match((await byTestId('api-key-scope-reader').innerText()).toLowerCase(), /read only/);
-    const key = (await byTestId('api-key-value').innerText()).trim();
+    assert.match(((await byTestId('api-key-scope-reader').textContent()) ?? '').toLowerCase(), /read only/);
+    const key = ((await byTestId('api-key-value').textContent()) ?? '').trim();
     const write = await fetch(`${panel.url}/api/nodes`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
