@@ -7,8 +7,14 @@
  * codes are rate-limited, and the secret is stored sealed and never shown after enrolment.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'otplib';
+import { pino } from 'pino';
+import { build } from '../../src/app.ts';
+import { loadPanelConfig } from '../../src/config/index.ts';
 import {
   ADMIN_EMAIL,
   ADMIN_PASSWORD,
@@ -329,5 +335,54 @@ describe('2FA required for admins (PANEL_REQUIRE_2FA_FOR_ADMINS)', () => {
       enabled: false,
       required: false,
     });
+  });
+});
+
+describe('2FA secrets stay out of the logs', () => {
+  test('at trace level, neither the secret, the codes, the recovery codes nor the ticket are logged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cap-totp-log-'));
+    const lines: string[] = [];
+    const app = await build(
+      loadPanelConfig({ DATA_DIR: dir, ADMIN_EMAIL, ADMIN_PASSWORD, PANEL_LOGIN_RATE_PER_MIN: '1000' }),
+      { logger: pino({ level: 'trace' }, { write: (s: string) => void lines.push(s) }) },
+    );
+    try {
+      const login = await app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },
+      });
+      const cookie = `cap_session=${login.cookies.find((c) => c.name === 'cap_session')?.value}`;
+      const headers = { cookie, 'x-csrf-token': login.json().csrfToken as string };
+      const start = await app.inject({ method: 'POST', url: '/api/auth/2fa/enrol', headers });
+      const secret = start.json().secret as string;
+      await awayFromBoundary();
+      const enrolCode = await codeAt(secret, -1);
+      const confirm = await app.inject({
+        method: 'POST',
+        url: '/api/auth/2fa/confirm',
+        headers,
+        payload: { currentPassword: ADMIN_PASSWORD, code: enrolCode },
+      });
+      assert.equal(confirm.statusCode, 200, confirm.body);
+      const codes = confirm.json().recoveryCodes as string[];
+      const second = await app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },
+      });
+      const ticket = second.json().ticket as string;
+      const code = await codeAt(secret, 0);
+      const ok = await app.inject({ method: 'POST', url: '/api/auth/login/2fa', payload: { ticket, code } });
+      assert.equal(ok.statusCode, 200, ok.body);
+      assert.ok(lines.length > 5, 'the logger saw the requests');
+      const all = lines.join('\n');
+      for (const s of [secret, ticket, ...codes]) assert.ok(!all.includes(s), `logged: ${s}`);
+      // six digits turn up by chance inside times and ids: look for them as values
+      for (const c of [enrolCode, code]) assert.ok(!new RegExp(`[":=]${c}(?!\\d)`).test(all), `logged: ${c}`);
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
