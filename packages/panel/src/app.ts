@@ -104,7 +104,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
   });
-  installAuth(app, s.auth, s.routes);
+  installAuth(app, s.auth, s.routes, { requireTwoFactorForAdmins: config.requireTwoFactorForAdmins });
 
   await app.register(swagger, {
     openapi: {

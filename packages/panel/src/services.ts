@@ -12,6 +12,7 @@ import { ApiKeysRepo } from './modules/api-keys/repo.ts';
 import { ApiKeysService } from './modules/api-keys/service.ts';
 import { SessionsRepo } from './modules/auth/repo.ts';
 import { AuthService } from './modules/auth/service.ts';
+import { TwoFactorService } from './modules/auth/two-factor.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
 import { MetricsService } from './modules/metrics/service.ts';
@@ -32,6 +33,7 @@ export interface PanelServices {
   db: Db;
   log: Logger;
   auth: AuthService;
+  twoFactor: TwoFactorService;
   users: UsersService;
   apiKeys: ApiKeysService;
   nodes: NodesService;
@@ -57,6 +59,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const usersRepo = new UsersRepo(db);
   const users = new UsersService(usersRepo);
   const keysRepo = new ApiKeysRepo(db);
+  const twoFactor = new TwoFactorService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
   const live = new LiveState();
   const metrics = new MetricsService(new MetricsRepo(db), {
@@ -135,9 +138,11 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
       sessions: new SessionsRepo(db),
       keys: keysRepo,
       settings,
+      twoFactor,
       sessionTtlMs: config.sessionTtlMs,
       loginRatePerMin: config.loginRatePerMin,
     }),
+    twoFactor,
     users,
     apiKeys: new ApiKeysService(keysRepo),
     nodes,

@@ -42,6 +42,7 @@ export const ErrorCode = z.enum([
   'TEMPLATE_INVALID',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
+  'TWO_FACTOR_REQUIRED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -80,6 +81,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   TEMPLATE_INVALID: 400,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  TWO_FACTOR_REQUIRED: 403,
 };
 
 export const ErrorBody = z.object({

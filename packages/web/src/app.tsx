@@ -1,4 +1,4 @@
-import { Center, MantineProvider } from '@mantine/core';
+import { Button, Center, Container, Group, MantineProvider, Stack } from '@mantine/core';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { lazy, Suspense } from 'react';
 import { BrowserRouter, Navigate, Outlet, Route, Routes } from 'react-router';
@@ -7,7 +7,7 @@ import { ApiError } from './api/http.ts';
 import { LiveProvider } from './api/live.tsx';
 import { Layout } from './components/layout.tsx';
 import { Empty, ErrorState, Loading } from './components/states.tsx';
-import { AccountPage } from './pages/account.tsx';
+import { AccountPage, TwoFactorSection } from './pages/account.tsx';
 import { DashboardPage } from './pages/dashboard.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { NodeDetailPage } from './pages/node-detail.tsx';
@@ -39,7 +39,7 @@ export function makeQueryClient(): QueryClient {
 
 /** Everything behind login: the live socket only exists while signed in. */
 function Protected() {
-  const { user, loading, error, setupRequired } = useAuth();
+  const { user, loading, error, setupRequired, twoFactor, logout } = useAuth();
   if (loading)
     return (
       <Center mih="100vh">
@@ -58,6 +58,20 @@ function Protected() {
     );
   if (setupRequired) return <Navigate to="/setup" replace />;
   if (!user) return <Navigate to="/login" replace />;
+  // PANEL_REQUIRE_2FA_FOR_ADMINS: nothing else until it is on (the Panel refuses the rest)
+  if (twoFactor.required && !twoFactor.enabled)
+    return (
+      <Container size="sm" py="xl" data-testid="must-enrol">
+        <Stack>
+          <TwoFactorSection />
+          <Group>
+            <Button variant="default" onClick={() => void logout()}>
+              Log out
+            </Button>
+          </Group>
+        </Stack>
+      </Container>
+    );
   return (
     <LiveProvider>
       <Outlet />

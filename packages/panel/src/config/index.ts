@@ -52,6 +52,8 @@ const EnvSchema = z.object({
   PANEL_DEFAULT_CPU: z.coerce.number().min(0).max(4096).default(1),
   /** unset: no default disk quota */
   PANEL_DEFAULT_DISK: SizeText.optional(),
+  /** admins and owners must turn on TOTP 2FA before anything else */
+  PANEL_REQUIRE_2FA_FOR_ADMINS: z.enum(['true', 'false', '1', '0']).default('false'),
   PANEL_SESSION_TTL_HOURS: z.coerce
     .number()
     .int()
@@ -80,6 +82,8 @@ export interface PanelConfig {
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
   readonly clientSocketsPerUser: number;
+  /** PANEL_REQUIRE_2FA_FOR_ADMINS: an admin/owner without 2FA may only enrol (403 TWO_FACTOR_REQUIRED) */
+  readonly requireTwoFactorForAdmins: boolean;
   /** the Panel-wide default limits (memory, cpu, disk?) for servers created without them */
   readonly defaultLimits: Readonly<Pick<Limits, 'memory' | 'cpu' | 'disk'>>;
   readonly clientReauthMs: number;
@@ -130,6 +134,8 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
     trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),
     clientSocketsPerUser: e.PANEL_CLIENT_SOCKETS_PER_USER,
+    requireTwoFactorForAdmins:
+      e.PANEL_REQUIRE_2FA_FOR_ADMINS === 'true' || e.PANEL_REQUIRE_2FA_FOR_ADMINS === '1',
     defaultLimits: Object.freeze({
       memory: e.PANEL_DEFAULT_MEMORY,
       cpu: e.PANEL_DEFAULT_CPU,

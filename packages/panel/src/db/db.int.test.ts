@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CodedError } from '@cap/protocol';
 import { importTemplate } from '@cap/protocol/templates/index.ts';
+import { generate } from 'otplib';
 import pg from 'pg';
 import { pino } from 'pino';
 import { build } from '../app.ts';
@@ -25,6 +26,54 @@ import { TemplatesService } from '../modules/templates/service.ts';
 import { UsersRepo } from '../modules/users/repo.ts';
 import { type Db, migrate, openPostgres, openSqlite } from './index.ts';
 import { SettingsRepo } from './settings-repo.ts';
+
+/** Migration 006 on this database: 2FA (sealed secret, last step, recovery codes), tickets, sessions, key scopes. */
+async function exerciseAccounts(
+  app: Awaited<ReturnType<typeof build>>,
+  email: string,
+  password: string,
+  headers: Record<string, string>,
+): Promise<void> {
+  const inject = (method: string, url: string, payload?: object, h: Record<string, string> = headers) =>
+    app.inject({ method: method as 'GET', url, headers: h, ...(payload ? { payload } : {}) });
+  const start = await inject('POST', '/api/auth/2fa/enrol');
+  assert.equal(start.statusCode, 200, start.body);
+  const secret = start.json().secret as string;
+  const t = Math.floor(Date.now() / 1000);
+  const confirm = await inject('POST', '/api/auth/2fa/confirm', {
+    currentPassword: password,
+    code: await generate({ secret, epoch: t - 30 }),
+  });
+  assert.equal(confirm.statusCode, 200, confirm.body);
+  const [rc] = confirm.json().recoveryCodes as [string];
+  const ticket = async () => {
+    const r = await inject('POST', '/api/auth/login', { email, password }, {});
+    assert.equal(r.json().twoFactorRequired, true, r.body);
+    return r.json().ticket as string;
+  };
+  const code = await generate({ secret, epoch: t });
+  const ok = await inject('POST', '/api/auth/login/2fa', { ticket: await ticket(), code }, {});
+  assert.equal(ok.statusCode, 200, ok.body);
+  const replay = await inject('POST', '/api/auth/login/2fa', { ticket: await ticket(), code }, {});
+  assert.equal(replay.statusCode, 401, 'a used code was accepted again');
+  const byRc = await inject('POST', '/api/auth/login/2fa', { ticket: await ticket(), recoveryCode: rc }, {});
+  assert.equal(byRc.statusCode, 200, byRc.body);
+  const rcAgain = await inject(
+    'POST',
+    '/api/auth/login/2fa',
+    { ticket: await ticket(), recoveryCode: rc },
+    {},
+  );
+  assert.equal(rcAgain.statusCode, 401);
+  const sessions = await inject('GET', '/api/auth/sessions');
+  assert.ok(sessions.json().length >= 3, sessions.body);
+  assert.equal(sessions.json().filter((x: { current: boolean }) => x.current).length, 1);
+  const key = await inject('POST', '/api/api-keys', { name: 'ro', currentPassword: password, scope: 'read' });
+  assert.equal(key.statusCode, 201, key.body);
+  const bearer = { authorization: `Bearer ${key.json().key}` };
+  assert.equal((await inject('GET', '/api/nodes', undefined, bearer)).statusCode, 200);
+  assert.equal((await inject('POST', '/api/nodes', { name: 'ro-node' }, bearer)).statusCode, 403);
+}
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
 const now = () => new Date().toISOString();
@@ -290,6 +339,7 @@ describe('database', () => {
         const list = await app.inject({ method: 'GET', url: '/api/nodes', headers });
         assert.equal(list.json()[0].serverCount, 0);
         assert.equal((await app.inject({ method: 'GET', url: '/api/dashboard', headers })).statusCode, 200);
+        await exerciseAccounts(app, 'pg@x.test', 'pg-password-1', headers);
       } finally {
         await app.close();
         await admin.query(`DROP DATABASE IF EXISTS ${second} WITH (FORCE)`);

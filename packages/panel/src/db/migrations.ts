@@ -165,12 +165,61 @@ const m005: Migration = {
   },
 };
 
+/**
+ * Accounts: TOTP 2FA (secret encrypted, the last accepted time step per user), one-time recovery
+ * codes (keyed hashes), the short-lived ticket between the password and the code, where a session
+ * came from and when it was last seen, and API-key scopes.
+ */
+const m006: Migration = {
+  async up(db: AnyDb) {
+    // AES-256-GCM sealed with DATA_DIR/keys/totp.key; never returned after enrolment
+    await db.schema.alterTable('users').addColumn('totp_secret', 'text').execute();
+    // a secret shown at enrolment, waiting for its first code
+    await db.schema.alterTable('users').addColumn('totp_pending_secret', 'text').execute();
+    await db.schema.alterTable('users').addColumn('totp_enabled_at', 'text').execute();
+    // RFC 6238 §5.2: a time step accepted once is refused afterwards (steps are ~5.9e7: integer)
+    await db.schema.alterTable('users').addColumn('totp_last_step', 'integer').execute();
+    await db.schema
+      .createTable('recovery_codes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('code_hash', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('used_at', 'text')
+      .execute();
+    await db.schema
+      .createIndex('recovery_codes_user_hash')
+      .on('recovery_codes')
+      .columns(['user_id', 'code_hash'])
+      .unique()
+      .execute();
+    await db.schema
+      .createTable('login_tickets')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.alterTable('sessions').addColumn('last_seen_at', 'text').execute();
+    await db.schema.alterTable('sessions').addColumn('ip', 'text').execute();
+    await db.schema.alterTable('sessions').addColumn('user_agent', 'text').execute();
+    // 'full' | 'read'; server_ids: JSON array, NULL = every server the user may see
+    await db.schema
+      .alterTable('api_keys')
+      .addColumn('scope', 'text', (c) => c.notNull().defaultTo('full'))
+      .execute();
+    await db.schema.alterTable('api_keys').addColumn('server_ids', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
   '003_agent_token_version': m003,
   '004_api_key_expiry': m004,
   '005_node_default_limits': m005,
+  '006_accounts': m006,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -8,6 +8,29 @@ export interface UsersTable {
   role: string;
   created_at: string;
   updated_at: string;
+  /** sealed (AES-256-GCM, DATA_DIR/keys/totp.key) base32 TOTP secret; null = no 2FA */
+  totp_secret?: string | null;
+  /** sealed secret shown at enrolment, not confirmed yet */
+  totp_pending_secret?: string | null;
+  totp_enabled_at?: string | null;
+  /** the last accepted TOTP time step: that step and earlier ones are refused */
+  totp_last_step?: number | null;
+}
+export interface RecoveryCodesTable {
+  id: string;
+  user_id: string;
+  /** HMAC-SHA256 of the normalised code */
+  code_hash: string;
+  created_at: string;
+  used_at: string | null;
+}
+export interface LoginTicketsTable {
+  /** SHA-256 of the ticket */
+  id: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+  attempts: number;
 }
 export interface SessionsTable {
   /** SHA-256 of the cookie token */
@@ -16,6 +39,9 @@ export interface SessionsTable {
   csrf_token: string;
   created_at: string;
   expires_at: string;
+  last_seen_at?: string | null;
+  ip?: string | null;
+  user_agent?: string | null;
 }
 export interface ApiKeysTable {
   id: string;
@@ -26,6 +52,10 @@ export interface ApiKeysTable {
   last_used_at: string | null;
   /** after this instant the key is refused (AUTH_FAILED); null = never */
   expires_at: string | null;
+  /** 'full' or 'read' (GET and subscribe only) */
+  scope?: string;
+  /** JSON array of server ids the key is limited to; null = no limit */
+  server_ids?: string | null;
 }
 export interface NodesTable {
   id: string;
@@ -124,6 +154,8 @@ export interface Database {
   allocations: AllocationsTable;
   metric_buckets: MetricBucketsTable;
   settings: SettingsTable;
+  recovery_codes: RecoveryCodesTable;
+  login_tickets: LoginTicketsTable;
 }
 
 export type { Generated };

@@ -40,15 +40,58 @@ export async function resolvePrincipal(auth: AuthService, req: FastifyRequest): 
   const bearer = bearerOf(req);
   if (bearer) return auth.fromApiKey(bearer);
   const cookie = req.cookies[SESSION_COOKIE];
-  if (cookie) return auth.fromSessionToken(cookie);
+  if (cookie) return auth.fromSessionToken(cookie, { ip: req.ip });
   return null;
+}
+
+/** What a principal limited to some servers may reach besides them. */
+const SERVER_LIMITED_ROUTES = new Set(['GET /api/auth/me', 'GET /api/servers', 'GET /ws/client']);
+/** What an admin who must enrol in 2FA (and has not) may still do. */
+const ENROL_ROUTES = new Set([
+  'GET /api/auth/me',
+  'POST /api/auth/logout',
+  'GET /api/auth/2fa',
+  'POST /api/auth/2fa/enrol',
+  'POST /api/auth/2fa/confirm',
+  'GET /api/auth/sessions',
+  'DELETE /api/auth/sessions/:id',
+  'POST /api/auth/sessions/revoke-others',
+]);
+
+/** A server the principal's API key is limited away from looks like one that does not exist. */
+export function canSeeServer(p: Principal, serverId: string): boolean {
+  return p.serverIds === undefined || p.serverIds.includes(serverId);
+}
+
+/**
+ * API-key scopes: a read-only key makes only safe requests; a server-limited key reaches its
+ * servers (others answer 404 SERVER_NOT_FOUND), the server list (filtered by the route) and the
+ * live socket (checked per message), and nothing else.
+ */
+export function checkKeyLimits(p: Principal, method: string, routeUrl: string, serverId: unknown): void {
+  if (p.scope === 'read' && !SAFE_METHODS.has(method))
+    throw new CodedError('FORBIDDEN', 'this API key is read-only');
+  if (p.serverIds === undefined) return;
+  const route = `${method === 'HEAD' ? 'GET' : method} ${routeUrl}`;
+  if (routeUrl.startsWith('/api/servers/:id')) {
+    if (typeof serverId !== 'string' || !canSeeServer(p, serverId))
+      throw new CodedError('SERVER_NOT_FOUND', 'no such server');
+    return;
+  }
+  if (!SERVER_LIMITED_ROUTES.has(route))
+    throw new CodedError('FORBIDDEN', 'this API key is limited to some servers');
 }
 
 export function hasRole(role: Role, rule: 'user' | 'admin' | 'owner'): boolean {
   return rule === 'user' || roleRank[role] >= roleRank[rule];
 }
 
-export function installAuth(app: FastifyInstance, auth: AuthService, routes: RouteRecord[]): void {
+export function installAuth(
+  app: FastifyInstance,
+  auth: AuthService,
+  routes: RouteRecord[],
+  opts: { requireTwoFactorForAdmins?: boolean } = {},
+): void {
   app.decorateRequest('principal', null);
 
   app.addHook('onRoute', (opts) => {
@@ -82,6 +125,19 @@ export function installAuth(app: FastifyInstance, auth: AuthService, routes: Rou
         throw new CodedError('CSRF_FAILED', 'missing or wrong X-CSRF-Token');
       }
     }
+    const routeUrl = req.routeOptions.url ?? '';
+    if (
+      opts.requireTwoFactorForAdmins &&
+      !p.twoFactor &&
+      hasRole(p.user.role, 'admin') &&
+      !ENROL_ROUTES.has(`${req.method} ${routeUrl}`)
+    ) {
+      throw new CodedError(
+        'TWO_FACTOR_REQUIRED',
+        'this Panel requires two-factor authentication for admins: turn it on in your account first',
+      );
+    }
+    checkKeyLimits(p, req.method, routeUrl, (req.params as Record<string, unknown> | undefined)?.id);
     if (!hasRole(p.user.role, rule)) throw new CodedError('FORBIDDEN', `needs the ${rule} role`);
   });
 }

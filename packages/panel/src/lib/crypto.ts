@@ -1,5 +1,13 @@
 /** Small crypto helpers: random tokens, hashes of high-entropy secrets, scrypt passwords. */
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  scrypt,
+  timingSafeEqual,
+} from 'node:crypto';
 
 export const randomToken = (bytes = 32): string => randomBytes(bytes).toString('base64url');
 
@@ -53,3 +61,25 @@ export async function verifyPassword(password: string, stored: string): Promise<
 /** A hash to compare against when the user does not exist, so timing does not reveal it. */
 export const DUMMY_PASSWORD_HASH =
   'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+/** AES-256-GCM with a 32-byte key: `v1.<iv>.<tag>.<ciphertext>` (base64url parts). */
+export function seal(key: Uint8Array, plain: string): string {
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key.subarray(0, 32), iv);
+  const body = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+  return ['v1', iv, c.getAuthTag(), body]
+    .map((x) => (typeof x === 'string' ? x : x.toString('base64url')))
+    .join('.');
+}
+
+/** The plain text of `seal`; throws on a wrong key or a tampered value. */
+export function unseal(key: Uint8Array, sealed: string): string {
+  const [v, iv, tag, body] = sealed.split('.');
+  if (v !== 'v1' || !iv || !tag || body === undefined) throw new Error('not a sealed value');
+  const d = createDecipheriv('aes-256-gcm', key.subarray(0, 32), Buffer.from(iv, 'base64url'));
+  d.setAuthTag(Buffer.from(tag, 'base64url'));
+  return Buffer.concat([d.update(Buffer.from(body, 'base64url')), d.final()]).toString('utf8');
+}
+
+/** HMAC-SHA256 (hex): hashes of short secrets that are useless without the key file. */
+export const hmac = (key: Uint8Array, s: string): string => createHmac('sha256', key).update(s).digest('hex');

@@ -12,7 +12,7 @@ import {
 } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { hasRole, resolvePrincipal } from '../http/auth.ts';
+import { canSeeServer, hasRole, resolvePrincipal } from '../http/auth.ts';
 import { redact } from '../lib/redact.ts';
 import type { PanelServices } from '../services.ts';
 import type { Sink } from './live-state.ts';
@@ -120,6 +120,16 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   };
   const send: Sink = (msg) => {
     if (socket.readyState !== socket.OPEN) return;
+    // an API key limited to some servers hears nothing of the others (an error only echoes the
+    // id the client sent)
+    const about = Object.hasOwn(msg, 'serverId') ? (msg as { serverId?: unknown }).serverId : undefined;
+    if (
+      msg.type !== 'error' &&
+      typeof about === 'string' &&
+      req.principal &&
+      !canSeeServer(req.principal, about)
+    )
+      return;
     if (socket.bufferedAmount > MAX_BUFFERED) {
       if (msg.type === 'stats') return; // the next sample replaces it
       if (msg.type === 'console' || msg.type === 'console_dropped') {
@@ -238,6 +248,11 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
       socket.close(4401, 'UNAUTHENTICATED');
       return;
     }
+    // API-key scopes: a server-limited key knows no other server; a read-only key only listens
+    if (Object.hasOwn(r, 'serverId') && !canSeeServer(p, (r as { serverId: string }).serverId))
+      throw new CodedError('SERVER_NOT_FOUND', 'no such server');
+    if (p.scope === 'read' && r.type !== 'ping' && r.type !== 'subscribe' && r.type !== 'unsubscribe')
+      throw new CodedError('FORBIDDEN', 'this API key is read-only');
     switch (r.type) {
       case 'ping':
         send({ type: 'pong' });

@@ -146,3 +146,97 @@ describe('session fixation and invalidation', () => {
     }
   });
 });
+
+describe("one's own sessions: listed and revocable", () => {
+  let p: InjectPanel;
+  before(async () => {
+    p = await injectPanel();
+  });
+  after(() => p.stop());
+  const me = (s: { cookie: string }) =>
+    p.app.inject({ method: 'GET', url: '/api/auth/me', headers: { cookie: s.cookie } });
+  const list = async (s: InjectSession) => {
+    const r = await p.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: s.headers });
+    assert.equal(r.statusCode, 200, r.body);
+    return r.json() as {
+      id: string;
+      createdAt: string;
+      lastSeenAt: string | null;
+      ip: string | null;
+      userAgent: string | null;
+      current: boolean;
+    }[];
+  };
+
+  test('listed with created, last seen, address, user agent and the current one marked; a revoked one is 401 next time', async () => {
+    const phone = await p.login(undefined, undefined, { 'user-agent': 'PhoneBrowser/1.0' });
+    const laptop = await p.login(undefined, undefined, { 'user-agent': 'LaptopBrowser/2.0' });
+    const seen = await list(laptop);
+    const mine = seen.filter(
+      (x) => x.userAgent === 'PhoneBrowser/1.0' || x.userAgent === 'LaptopBrowser/2.0',
+    );
+    assert.equal(mine.length, 2);
+    const cur = seen.filter((x) => x.current);
+    assert.equal(cur.length, 1);
+    assert.equal(cur[0]?.userAgent, 'LaptopBrowser/2.0');
+    for (const x of mine) {
+      assert.ok(Date.parse(x.createdAt) > 0);
+      assert.ok(x.lastSeenAt && Date.parse(x.lastSeenAt) > 0);
+      assert.equal(x.ip, '127.0.0.1');
+      // the listed id is not the cookie nor its stored hash
+      assert.ok(!phone.cookie.includes(x.id) && !laptop.cookie.includes(x.id));
+      assert.notEqual(x.id, sha256(phone.cookie.slice('cap_session='.length)));
+    }
+    const phoneRow = mine.find((x) => x.userAgent === 'PhoneBrowser/1.0');
+    assert.ok(phoneRow);
+    const del = await p.app.inject({
+      method: 'DELETE',
+      url: `/api/auth/sessions/${phoneRow.id}`,
+      headers: laptop.headers,
+    });
+    assert.equal(del.statusCode, 204, del.body);
+    assert.equal((await me(phone)).statusCode, 401, 'the revoked session still works');
+    assert.equal((await me(laptop)).statusCode, 200);
+    const again = await p.app.inject({
+      method: 'DELETE',
+      url: `/api/auth/sessions/${phoneRow.id}`,
+      headers: laptop.headers,
+    });
+    assert.equal(again.statusCode, 404);
+  });
+
+  test("another user's session id is 404, and 'log out other sessions' keeps only this one", async () => {
+    const owner = await p.login();
+    const made = await p.app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: owner.headers,
+      payload: { email: 'other-user@x.test', password: 'password-123', role: 'admin' },
+    });
+    assert.equal(made.statusCode, 201);
+    const other = await p.login('other-user@x.test', 'password-123');
+    const otherId = (await list(other)).find((x) => x.current)?.id;
+    assert.ok(otherId);
+    const cross = await p.app.inject({
+      method: 'DELETE',
+      url: `/api/auth/sessions/${otherId}`,
+      headers: owner.headers,
+    });
+    assert.equal(cross.statusCode, 404);
+    assert.equal((await me(other)).statusCode, 200);
+
+    const second = await p.login();
+    const third = await p.login();
+    const out = await p.app.inject({
+      method: 'POST',
+      url: '/api/auth/sessions/revoke-others',
+      headers: third.headers,
+    });
+    assert.equal(out.statusCode, 204);
+    assert.equal((await me(owner)).statusCode, 401);
+    assert.equal((await me(second)).statusCode, 401);
+    assert.equal((await me(third)).statusCode, 200);
+    assert.equal((await list(third)).length, 1);
+    assert.equal((await me(other)).statusCode, 200, "another user's sessions are untouched");
+  });
+});

@@ -2,7 +2,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo } from 'react';
 import { ApiError, api, onUnauthenticated, setCsrfToken } from './http.ts';
 import { keys } from './queries.ts';
-import type { Me, User } from './types.ts';
+import type { LoginAnswer, Me, TwoFactorState, User } from './types.ts';
 
 interface AuthValue {
   user: User | null;
@@ -10,7 +10,12 @@ interface AuthValue {
   /** set when /auth/me failed for a reason other than "not logged in" */
   error: unknown;
   setupRequired: boolean;
-  login(email: string, password: string): Promise<void>;
+  twoFactor: TwoFactorState;
+  /** resolves a ticket when the account has 2FA on (then call loginSecondFactor) */
+  login(email: string, password: string): Promise<{ ticket: string } | null>;
+  loginSecondFactor(ticket: string, factor: { code: string } | { recoveryCode: string }): Promise<void>;
+  /** re-read /auth/me (after 2FA was turned on or off) */
+  refresh(): Promise<void>;
   setup(token: string, email: string, password: string): Promise<void>;
   logout(): Promise<void>;
   canWrite: boolean;
@@ -69,9 +74,22 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       loading: setupQ.isPending || meQ.isPending,
       error: meQ.error ?? setupQ.error,
       setupRequired: setupQ.data?.required ?? false,
+      twoFactor: meQ.data?.twoFactor ?? { enabled: false, required: false },
       canWrite: user?.role === 'owner' || user?.role === 'admin',
       async login(email, password) {
-        signedIn(await api<Me>('/auth/login', { method: 'POST', body: { email, password } }));
+        const res = await api<LoginAnswer>('/auth/login', { method: 'POST', body: { email, password } });
+        if (res.twoFactorRequired) return { ticket: res.ticket };
+        // the login answer has no twoFactor state: read it
+        signedIn(res);
+        await qc.invalidateQueries({ queryKey: keys.me });
+        return null;
+      },
+      async loginSecondFactor(ticket, factor) {
+        signedIn(await api<Me>('/auth/login/2fa', { method: 'POST', body: { ticket, ...factor } }));
+        await qc.invalidateQueries({ queryKey: keys.me });
+      },
+      async refresh() {
+        await qc.invalidateQueries({ queryKey: keys.me });
       },
       async setup(token, email, password) {
         signedIn(await api<Me>('/setup', { method: 'POST', body: { token, email, password } }));

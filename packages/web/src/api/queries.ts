@@ -14,9 +14,11 @@ import type {
   Limits,
   PanelNode,
   Server,
+  SessionInfo,
   Telemetry,
   TemplateDetail,
   TemplateSummary,
+  TwoFactorStatus,
   User,
 } from './types.ts';
 
@@ -36,6 +38,8 @@ export const keys = {
   template: (id: string) => ['templates', id] as const,
   allocations: (nodeId: string) => ['nodes', nodeId, 'allocations'] as const,
   apiKeys: ['api-keys'] as const,
+  twoFactor: ['two-factor'] as const,
+  sessions: ['sessions'] as const,
 };
 
 // live data keeps these fresh; polling is the fallback when the socket is down
@@ -103,6 +107,11 @@ export const useAllocations = (nodeId: string | null) =>
   });
 export const useApiKeys = () =>
   useQuery({ queryKey: keys.apiKeys, queryFn: () => api<ApiKeyInfo[]>('/api-keys') });
+
+export const useTwoFactor = () =>
+  useQuery({ queryKey: keys.twoFactor, queryFn: () => api<TwoFactorStatus>('/auth/2fa') });
+export const useSessions = () =>
+  useQuery({ queryKey: keys.sessions, queryFn: () => api<SessionInfo[]>('/auth/sessions') });
 
 export function useCreateApiKey() {
   const qc = useQueryClient();

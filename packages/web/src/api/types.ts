@@ -12,10 +12,45 @@ export interface User {
   createdAt?: string;
 }
 
+export interface TwoFactorState {
+  enabled: boolean;
+  /** the Panel requires it for this user (admins/owners with PANEL_REQUIRE_2FA_FOR_ADMINS) */
+  required: boolean;
+}
+
 export interface Me {
   user: User;
   csrfToken: string;
+  twoFactor?: TwoFactorState;
 }
+
+/** POST /auth/login: a session, or (2FA on) a ticket for the code step */
+export type LoginAnswer =
+  | ({ twoFactorRequired: false } & Me)
+  | { twoFactorRequired: true; ticket: string; expiresAt: string };
+
+export interface TwoFactorStatus extends TwoFactorState {
+  recoveryCodesLeft: number;
+}
+
+export interface TwoFactorEnrolment {
+  secret: string;
+  otpauthUri: string;
+  /** PNG data URL of the otpauth URI */
+  qrDataUrl: string;
+}
+
+export interface SessionInfo {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  expiresAt: string;
+  current: boolean;
+}
+
+export type ApiKeyScope = 'full' | 'read';
 
 export interface NodeLoad {
   cpu: number;
@@ -241,6 +276,9 @@ export interface Allocation {
 export interface ApiKeyInfo {
   id: string;
   name: string;
+  scope: ApiKeyScope;
+  /** null: every server */
+  serverIds: string[] | null;
   createdAt: string;
   lastUsedAt: string | null;
   /** null: never expires */
@@ -252,6 +290,8 @@ export interface CreatedApiKey {
   name: string;
   key: string;
   expiresAt: string | null;
+  scope: ApiKeyScope;
+  serverIds: string[] | null;
 }
 
 export interface CreateApiKeyInput {
@@ -260,4 +300,8 @@ export interface CreateApiKeyInput {
   currentPassword: string;
   /** days from now; absent: never expires */
   expiresInDays?: number;
+  /** read: GET and live subscriptions only; default full */
+  scope?: ApiKeyScope;
+  /** limit the key to these servers */
+  serverIds?: string[];
 }

@@ -1,9 +1,12 @@
 import {
   Alert,
+  Badge,
   Button,
   Checkbox,
   Code,
   Group,
+  Image,
+  MultiSelect,
   NativeSelect,
   Paper,
   PasswordInput,
@@ -17,8 +20,8 @@ import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
-import { keys, useApiKeys, useCreateApiKey } from '../api/queries.ts';
-import type { CreatedApiKey } from '../api/types.ts';
+import { keys, useApiKeys, useCreateApiKey, useServers, useSessions, useTwoFactor } from '../api/queries.ts';
+import type { ApiKeyScope, CreatedApiKey, TwoFactorEnrolment } from '../api/types.ts';
 import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
@@ -46,6 +49,9 @@ function ApiKeys() {
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
   const [expiry, setExpiry] = useState('30');
+  const [scope, setScope] = useState<ApiKeyScope>('full');
+  const [serverIds, setServerIds] = useState<string[]>([]);
+  const servers = useServers();
   const [created, setCreated] = useState<CreatedApiKey | null>(null);
   const [delError, setDelError] = useState<unknown>(null);
   const nameError = name.length > 100 ? 'At most 100 characters' : null;
@@ -58,12 +64,15 @@ function ApiKeys() {
         name: name.trim(),
         currentPassword: password,
         ...(expiry === '' ? {} : { expiresInDays: Number(expiry) }),
+        scope,
+        ...(serverIds.length > 0 ? { serverIds } : {}),
       })
       .catch(() => null);
     setPassword('');
     if (res) {
       setCreated(res);
       setName('');
+      setServerIds([]);
     }
   }
   async function remove(id: string, keyName: string) {
@@ -85,7 +94,8 @@ function ApiKeys() {
       </Title>
       <Text size="sm" c="dimmed" mb="sm">
         For scripts and the CLI: send <Code>Authorization: Bearer cap_…</Code>. A key acts as you, with your
-        role. Creating one asks for your password; changing your password revokes your keys unless you keep
+        role, or less: a read-only key only reads and watches, and a key limited to some servers sees no
+        other. Creating one asks for your password; changing your password revokes your keys unless you keep
         them.
       </Text>
       <form onSubmit={submit} aria-label="Create an API key">
@@ -113,6 +123,27 @@ function ApiKeys() {
             value={expiry}
             onChange={(e) => setExpiry(e.currentTarget.value)}
             data-testid="api-key-expiry"
+          />
+          <NativeSelect
+            label="Can"
+            data={[
+              { value: 'full', label: 'Do what you can' },
+              { value: 'read', label: 'Read only' },
+            ]}
+            value={scope}
+            onChange={(e) => setScope(e.currentTarget.value === 'read' ? 'read' : 'full')}
+            data-testid="api-key-scope"
+          />
+          <MultiSelect
+            label="Servers"
+            placeholder={serverIds.length === 0 ? 'All servers' : undefined}
+            data={(servers.data ?? []).map((x) => ({ value: x.id, label: x.name }))}
+            value={serverIds}
+            onChange={setServerIds}
+            searchable
+            clearable
+            style={{ minWidth: 200, maxWidth: 320 }}
+            data-testid="api-key-servers"
           />
           <Button
             type="submit"
@@ -150,6 +181,7 @@ function ApiKeys() {
           <Table.Thead>
             <Table.Tr>
               <Table.Th>Name</Table.Th>
+              <Table.Th>Can</Table.Th>
               <Table.Th>Created</Table.Th>
               <Table.Th>Last used</Table.Th>
               <Table.Th>Expires</Table.Th>
@@ -160,6 +192,18 @@ function ApiKeys() {
             {q.data.map((k) => (
               <Table.Tr key={k.id} data-testid={`api-key-row-${k.name}`}>
                 <Table.Td>{k.name}</Table.Td>
+                <Table.Td data-testid={`api-key-scope-${k.name}`}>
+                  <Group gap={4}>
+                    <Badge size="sm" variant="light" color={k.scope === 'read' ? 'gray' : 'cyan'}>
+                      {k.scope === 'read' ? 'read only' : 'full'}
+                    </Badge>
+                    {k.serverIds ? (
+                      <Badge size="sm" variant="outline">
+                        {k.serverIds.length === 1 ? '1 server' : `${k.serverIds.length} servers`}
+                      </Badge>
+                    ) : null}
+                  </Group>
+                </Table.Td>
                 <Table.Td>{formatAgo(k.createdAt)}</Table.Td>
                 <Table.Td>{k.lastUsedAt ? formatAgo(k.lastUsedAt) : 'never'}</Table.Td>
                 <Table.Td data-testid={`api-key-expires-${k.name}`}>{expiryText(k.expiresAt)}</Table.Td>
@@ -278,6 +322,268 @@ function ChangePassword() {
   );
 }
 
+/**
+ * TOTP 2FA: start (QR + secret), confirm with the password and a code, recovery codes shown once;
+ * turning it off needs the password and a code.
+ */
+export function TwoFactorSection() {
+  const qc = useQueryClient();
+  const { refresh, twoFactor } = useAuth();
+  const status = useTwoFactor();
+  const [enrolment, setEnrolment] = useState<TwoFactorEnrolment | null>(null);
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const [recoveryCodes, setRecoveryCodes] = useState<string[] | null>(null);
+  const done = async () => {
+    setPassword('');
+    setCode('');
+    await qc.invalidateQueries({ queryKey: keys.twoFactor });
+    await refresh();
+  };
+  const start = useMutation({
+    mutationFn: () => api<TwoFactorEnrolment>('/auth/2fa/enrol', { method: 'POST' }),
+    onSuccess: (e) => setEnrolment(e),
+  });
+  const confirm = useMutation({
+    mutationFn: () =>
+      api<{ recoveryCodes: string[] }>('/auth/2fa/confirm', {
+        method: 'POST',
+        body: { currentPassword: password, code: code.replace(/\s/g, '') },
+      }),
+    onSuccess: async (r) => {
+      setEnrolment(null);
+      setRecoveryCodes(r.recoveryCodes);
+      await done();
+    },
+  });
+  const disable = useMutation({
+    mutationFn: () => {
+      const c = code.trim();
+      return api('/auth/2fa/disable', {
+        method: 'POST',
+        body: { currentPassword: password, ...(/^\d{6}$/.test(c) ? { code: c } : { recoveryCode: c }) },
+      });
+    },
+    onSuccess: done,
+  });
+  const enabled = status.data?.enabled ?? twoFactor.enabled;
+
+  return (
+    <Paper className="cap-glass" p="md" data-testid="two-factor">
+      <Group gap="xs" mb={4}>
+        <Title order={3} size="h4">
+          Two-factor authentication
+        </Title>
+        <Badge color={enabled ? 'teal' : 'gray'} variant="light" data-testid="two-factor-state">
+          {enabled ? 'on' : 'off'}
+        </Badge>
+      </Group>
+      {twoFactor.required && !enabled ? (
+        <Alert color="yellow" mb="sm" title="Required" data-testid="two-factor-required">
+          This Panel requires two-factor authentication for admins. Turn it on to continue.
+        </Alert>
+      ) : null}
+      <Text size="sm" c="dimmed" mb="sm">
+        After your password, the Panel asks for a 6-digit code from an authenticator app (each code works
+        once), or one of your recovery codes.
+        {enabled && status.data ? ` ${status.data.recoveryCodesLeft} recovery codes left.` : ''}
+      </Text>
+      {recoveryCodes ? (
+        <Alert color="yellow" mb="md" title="Save your recovery codes now" data-testid="recovery-codes">
+          <Stack gap="xs">
+            <Text size="sm">
+              They are shown once. Each logs you in once when you do not have your authenticator.
+            </Text>
+            <Code block data-testid="recovery-codes-list">
+              {recoveryCodes.join('\n')}
+            </Code>
+            <Group>
+              <Button size="xs" variant="default" onClick={() => setRecoveryCodes(null)}>
+                I have saved them
+              </Button>
+            </Group>
+          </Stack>
+        </Alert>
+      ) : null}
+      {!enabled && !enrolment ? (
+        <Button onClick={() => start.mutate()} loading={start.isPending} data-testid="two-factor-start">
+          Turn on
+        </Button>
+      ) : null}
+      {start.isError ? <ErrorState error={start.error} title="Could not start" /> : null}
+      {!enabled && enrolment ? (
+        <form
+          aria-label="Confirm two-factor authentication"
+          onSubmit={(e) => {
+            e.preventDefault();
+            confirm.mutate();
+          }}
+        >
+          <Stack gap="sm" maw={420}>
+            <Text size="sm">Scan this with your authenticator app, or type the secret in:</Text>
+            <Image src={enrolment.qrDataUrl} alt="QR code for your authenticator app" w={200} h={200} />
+            <CopyableCode
+              value={enrolment.secret}
+              testId="two-factor-secret"
+              copyTestId="two-factor-secret-copy"
+            />
+            <PasswordInput
+              label="Your password"
+              value={password}
+              onChange={(e) => setPassword(e.currentTarget.value)}
+              autoComplete="current-password"
+              data-testid="two-factor-password"
+            />
+            <TextInput
+              label="Code from the app"
+              value={code}
+              inputMode="numeric"
+              autoComplete="one-time-code"
+              onChange={(e) => setCode(e.currentTarget.value)}
+              data-testid="two-factor-code"
+            />
+            {confirm.isError ? <ErrorState error={confirm.error} title="Not turned on" /> : null}
+            <Group>
+              <Button
+                type="submit"
+                loading={confirm.isPending}
+                disabled={!password || !/^\d{6}$/.test(code.replace(/\s/g, ''))}
+                data-testid="two-factor-confirm"
+              >
+                Confirm
+              </Button>
+              <Button variant="default" onClick={() => setEnrolment(null)}>
+                Cancel
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      ) : null}
+      {enabled ? (
+        <form
+          aria-label="Turn off two-factor authentication"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (window.confirm('Turn off two-factor authentication?')) disable.mutate();
+          }}
+        >
+          <Group align="flex-end">
+            <PasswordInput
+              label="Your password"
+              value={password}
+              onChange={(e) => setPassword(e.currentTarget.value)}
+              autoComplete="current-password"
+              data-testid="two-factor-off-password"
+            />
+            <TextInput
+              label="Code or recovery code"
+              value={code}
+              onChange={(e) => setCode(e.currentTarget.value)}
+              autoComplete="one-time-code"
+              data-testid="two-factor-off-code"
+            />
+            <Button
+              type="submit"
+              color="red"
+              variant="light"
+              loading={disable.isPending}
+              disabled={!password || !code.trim()}
+              data-testid="two-factor-disable"
+            >
+              Turn off
+            </Button>
+          </Group>
+          {disable.isError ? <ErrorState error={disable.error} title="Still on" /> : null}
+        </form>
+      ) : null}
+    </Paper>
+  );
+}
+
+/** One's own sessions: where from, when last seen; each can be ended, or all others at once. */
+function Sessions() {
+  const q = useSessions();
+  const qc = useQueryClient();
+  const revoke = useMutation({
+    mutationFn: (id: string) => api(`/auth/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.sessions }),
+  });
+  const others = useMutation({
+    mutationFn: () => api('/auth/sessions/revoke-others', { method: 'POST' }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.sessions }),
+  });
+  return (
+    <Paper className="cap-glass" p="md" data-testid="sessions">
+      <Group justify="space-between" mb="sm">
+        <Title order={3} size="h4">
+          Sessions
+        </Title>
+        <Button
+          size="xs"
+          variant="light"
+          color="red"
+          onClick={() => others.mutate()}
+          loading={others.isPending}
+          disabled={(q.data ?? []).length <= 1}
+          data-testid="sessions-revoke-others"
+        >
+          Log out other sessions
+        </Button>
+      </Group>
+      {revoke.isError ? <ErrorState error={revoke.error} title="Could not end the session" /> : null}
+      {others.isError ? <ErrorState error={others.error} title="Could not end the sessions" /> : null}
+      {q.isPending ? (
+        <Loading label="Loading sessions…" />
+      ) : q.isError ? (
+        <ErrorState error={q.error} title="Could not load your sessions" onRetry={() => q.refetch()} />
+      ) : (
+        <Table verticalSpacing="xs" aria-label="Sessions">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Browser</Table.Th>
+              <Table.Th>Address</Table.Th>
+              <Table.Th>Signed in</Table.Th>
+              <Table.Th>Last seen</Table.Th>
+              <Table.Th />
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {q.data.map((x) => (
+              <Table.Tr key={x.id} data-testid={x.current ? 'session-current' : 'session-row'}>
+                <Table.Td>
+                  <Text size="sm" lineClamp={1} title={x.userAgent ?? ''} maw={360}>
+                    {x.userAgent ?? 'unknown'}
+                  </Text>
+                </Table.Td>
+                <Table.Td>{x.ip ?? '–'}</Table.Td>
+                <Table.Td>{formatAgo(x.createdAt)}</Table.Td>
+                <Table.Td>{x.lastSeenAt ? formatAgo(x.lastSeenAt) : '–'}</Table.Td>
+                <Table.Td>
+                  <Group justify="flex-end">
+                    {x.current ? (
+                      <Badge variant="light">this one</Badge>
+                    ) : (
+                      <Button
+                        size="xs"
+                        variant="subtle"
+                        color="red"
+                        onClick={() => revoke.mutate(x.id)}
+                        aria-label="End this session"
+                      >
+                        Log out
+                      </Button>
+                    )}
+                  </Group>
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+    </Paper>
+  );
+}
+
 export function AccountPage() {
   const { user } = useAuth();
   return (
@@ -288,7 +594,9 @@ export function AccountPage() {
           Signed in as {user?.email} ({user?.role})
         </Text>
       </Stack>
+      <TwoFactorSection />
       <ApiKeys />
+      <Sessions />
       <ChangePassword />
     </Stack>
   );

@@ -1,9 +1,10 @@
+import { CodedError } from '@cap/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { ApiKeyInfo, CreateApiKey } from './service.ts';
+import { ApiKeyInfo, ApiKeyScope, CreateApiKey } from './service.ts';
 
 export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -19,7 +20,7 @@ export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags: ['api-keys'],
         description:
-          'The key is shown once; only its hash is stored. Needs your current password (401 AUTH_FAILED when wrong); optional expiry (expiresAt or expiresInDays, at most 3650 days). A password change revokes your keys unless it asks to keep them.',
+          'The key is shown once; only its hash is stored. Needs your current password (401 AUTH_FAILED when wrong); optional expiry (expiresAt or expiresInDays, at most 3650 days). scope `read` may only make GET requests and subscribe on /ws/client (403 FORBIDDEN otherwise); serverIds limits the key to those servers (others answer 404, GET /api/servers lists only them, other routes are 403). A password change revokes your keys unless it asks to keep them.',
         body: CreateApiKey,
         response: {
           201: z.object({
@@ -27,6 +28,8 @@ export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Pro
             name: z.string(),
             key: z.string(),
             expiresAt: z.string().nullable(),
+            scope: ApiKeyScope,
+            serverIds: z.array(z.string()).nullable(),
           }),
         },
       },
@@ -34,11 +37,24 @@ export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Pro
     async (req, reply) => {
       const userId = principalOf(req).user.id;
       await s.auth.verifyOwnPassword(userId, req.body.currentPassword);
-      const { expiresAt, expiresInDays } = req.body;
-      const made = await s.apiKeys.create(userId, req.body.name, {
-        ...(expiresAt === undefined ? {} : { expiresAt }),
-        ...(expiresInDays === undefined ? {} : { expiresInDays }),
-      });
+      const { expiresAt, expiresInDays, scope, serverIds } = req.body;
+      for (const [i, id] of (serverIds ?? []).entries()) {
+        const known = await s.servers.status(id).then(
+          () => true,
+          () => false,
+        );
+        if (!known)
+          throw new CodedError('VALIDATION_FAILED', `no server ${id}`, { location: `serverIds.${i}` });
+      }
+      const made = await s.apiKeys.create(
+        userId,
+        req.body.name,
+        {
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+          ...(expiresInDays === undefined ? {} : { expiresInDays }),
+        },
+        { ...(scope === undefined ? {} : { scope }), ...(serverIds === undefined ? {} : { serverIds }) },
+      );
       return reply.status(201).send(made);
     },
   );

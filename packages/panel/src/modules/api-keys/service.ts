@@ -3,9 +3,30 @@ import { z } from 'zod';
 import { randomToken, sha256, shortId } from '../../lib/crypto.ts';
 import type { ApiKeysRepo } from './repo.ts';
 
+export const ApiKeyScope = z.enum(['full', 'read']);
+export type ApiKeyScope = z.infer<typeof ApiKeyScope>;
+/** At most this many servers per key. */
+export const MAX_KEY_SERVERS = 100;
+const ServerIdList = z.array(z.string().min(1).max(64)).min(1).max(MAX_KEY_SERVERS);
+
+/** The stored JSON list, or undefined for "no limit" (a corrupt value limits to nothing). */
+export function parseServerIds(raw: string | null | undefined): readonly string[] | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  try {
+    const r = ServerIdList.safeParse(JSON.parse(raw));
+    return r.success ? Object.freeze([...r.data]) : [];
+  } catch {
+    return [];
+  }
+}
+
 export const ApiKeyInfo = z.object({
   id: z.string(),
   name: z.string(),
+  /** full: everything the user may do; read: GET requests and live subscriptions only */
+  scope: ApiKeyScope,
+  /** null: every server the user may see; else only these (others answer 404) */
+  serverIds: z.array(z.string()).nullable(),
   createdAt: z.string(),
   lastUsedAt: z.string().nullable(),
   /** null: never expires */
@@ -25,6 +46,10 @@ export const CreateApiKey = z
     expiresAt: z.iso.datetime({ offset: true }).optional(),
     /** or: days from now */
     expiresInDays: z.number().int().min(1).max(MAX_KEY_DAYS).optional(),
+    /** default full */
+    scope: ApiKeyScope.optional(),
+    /** limit the key to these servers (each must exist) */
+    serverIds: ServerIdList.optional(),
   })
   .refine((b) => b.expiresAt === undefined || b.expiresInDays === undefined, {
     message: 'give expiresAt or expiresInDays, not both',
@@ -41,6 +66,8 @@ export class ApiKeysService {
     return (await this.#repo.listByUser(userId)).map((k) => ({
       id: k.id,
       name: k.name,
+      scope: k.scope === 'read' ? ('read' as const) : ('full' as const),
+      serverIds: parseServerIds(k.server_ids)?.slice() ?? null,
       createdAt: k.created_at,
       lastUsedAt: k.last_used_at,
       expiresAt: k.expires_at,
@@ -51,7 +78,15 @@ export class ApiKeysService {
     userId: string,
     name: string,
     expiry: { expiresAt?: string; expiresInDays?: number } = {},
-  ): Promise<{ id: string; name: string; key: string; expiresAt: string | null }> {
+    limits: { scope?: ApiKeyScope; serverIds?: readonly string[] } = {},
+  ): Promise<{
+    id: string;
+    name: string;
+    key: string;
+    expiresAt: string | null;
+    scope: ApiKeyScope;
+    serverIds: string[] | null;
+  }> {
     const now = Date.now();
     let expiresAt: string | null = null;
     if (expiry.expiresInDays !== undefined) {
@@ -74,8 +109,17 @@ export class ApiKeysService {
       created_at: new Date(now).toISOString(),
       last_used_at: null,
       expires_at: expiresAt,
+      scope: limits.scope ?? 'full',
+      server_ids: limits.serverIds ? JSON.stringify([...new Set(limits.serverIds)]) : null,
     });
-    return { id, name, key, expiresAt };
+    return {
+      id,
+      name,
+      key,
+      expiresAt,
+      scope: limits.scope ?? 'full',
+      serverIds: limits.serverIds ? [...new Set(limits.serverIds)] : null,
+    };
   }
   async delete(userId: string, id: string): Promise<void> {
     if (!(await this.#repo.deleteOwned(userId, id))) throw new CodedError('NOT_FOUND', 'no such API key');

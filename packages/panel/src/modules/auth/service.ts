@@ -15,16 +15,45 @@ import {
   verifyPassword,
 } from '../../lib/crypto.ts';
 import type { ApiKeysRepo } from '../api-keys/repo.ts';
+import { type ApiKeyScope, parseServerIds } from '../api-keys/service.ts';
 import type { UsersRepo } from '../users/repo.ts';
 import { type PublicUser, Role, type UsersService } from '../users/service.ts';
 import type { SessionsRepo } from './repo.ts';
+import type { TwoFactorService } from './two-factor.ts';
 
 export interface Principal {
   user: { id: string; email: string; role: Role };
   via: 'session' | 'key';
   sessionId?: string;
   csrfToken?: string;
+  /** the user has TOTP 2FA on */
+  twoFactor: boolean;
+  /** an API key's scope: 'read' may only GET and subscribe (sessions are 'full') */
+  scope: ApiKeyScope;
+  /** an API key limited to these servers: others answer 404, lists show only these */
+  serverIds?: readonly string[];
 }
+
+export type LoginResult =
+  | { twoFactorRequired: false; user: Principal['user']; token: string; csrfToken: string }
+  | { twoFactorRequired: true; ticket: string; expiresAt: string };
+
+export interface SessionInfo {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  expiresAt: string;
+  current: boolean;
+}
+/** Between the password and the code: this long, this many wrong codes per ticket. */
+export const LOGIN_TICKET_TTL_MS = 5 * 60_000;
+export const LOGIN_TICKET_ATTEMPTS = 5;
+/** last_seen_at is written at most this often per session */
+const SEEN_EVERY_MS = 60_000;
+/** The id shown for a session: a hash of its stored id (itself the hash of the cookie). */
+export const sessionPublicId = (storedId: string): string => sha256(`session:${storedId}`).slice(0, 32);
 
 const SETUP_KEY = 'setup_token_hash';
 /** An address may try this many times the per-email budget a minute, over all emails. */
@@ -68,6 +97,7 @@ export class AuthService {
   readonly #sessions: SessionsRepo;
   readonly #keys: ApiKeysRepo;
   readonly #settings: SettingsRepo;
+  readonly #twoFactor: TwoFactorService;
   readonly #ttlMs: number;
   readonly #limiter: WindowLimiter;
   /** all emails from one address: password spraying across accounts is bounded too */
@@ -79,6 +109,7 @@ export class AuthService {
     sessions: SessionsRepo;
     keys: ApiKeysRepo;
     settings: SettingsRepo;
+    twoFactor: TwoFactorService;
     sessionTtlMs: number;
     loginRatePerMin: number;
   }) {
@@ -87,12 +118,16 @@ export class AuthService {
     this.#sessions = deps.sessions;
     this.#keys = deps.keys;
     this.#settings = deps.settings;
+    this.#twoFactor = deps.twoFactor;
     this.#ttlMs = deps.sessionTtlMs;
     this.#limiter = new WindowLimiter(deps.loginRatePerMin, 60_000);
     this.#ipLimiter = new WindowLimiter(deps.loginRatePerMin * LOGIN_EMAILS_PER_IP, 60_000);
   }
 
-  async #newSession(userId: string): Promise<{ token: string; csrfToken: string }> {
+  async #newSession(
+    userId: string,
+    from: { ip?: string; userAgent?: string } = {},
+  ): Promise<{ token: string; csrfToken: string }> {
     const token = randomToken(32);
     const csrfToken = randomToken(24);
     const now = Date.now();
@@ -102,6 +137,10 @@ export class AuthService {
       csrf_token: csrfToken,
       created_at: new Date(now).toISOString(),
       expires_at: new Date(now + this.#ttlMs).toISOString(),
+      last_seen_at: new Date(now).toISOString(),
+      ip: from.ip ?? null,
+      // a header the client picks: stored capped, shown as text
+      user_agent: from.userAgent === undefined ? null : from.userAgent.slice(0, 256),
     });
     return { token, csrfToken };
   }
@@ -109,13 +148,15 @@ export class AuthService {
   /**
    * `previousToken` (the cookie the browser came with) is ended: a login always starts a fresh
    * session, so a token planted or left behind before it is never the authenticated one.
+   * A user with 2FA gets a short-lived ticket instead of a session: `loginSecondFactor` takes it.
    */
   async login(
     email: string,
     password: string,
     ip: string,
     previousToken?: string,
-  ): Promise<{ user: Principal['user']; token: string; csrfToken: string }> {
+    userAgent?: string,
+  ): Promise<LoginResult> {
     const perEmail = this.#limiter.hit(`${ip}|${email.toLowerCase()}`);
     if (!this.#ipLimiter.hit(ip) || !perEmail) {
       throw new CodedError('RATE_LIMITED', 'too many login attempts; wait a minute');
@@ -123,9 +164,62 @@ export class AuthService {
     const u = await this.#users.findByEmail(email);
     const ok = await verifyPassword(password, u?.password_hash ?? DUMMY_PASSWORD_HASH);
     if (!u || !ok) throw new CodedError('AUTH_FAILED', 'wrong email or password');
+    if (u.totp_secret) {
+      const ticket = randomToken(32);
+      const now = Date.now();
+      const expiresAt = new Date(now + LOGIN_TICKET_TTL_MS).toISOString();
+      await this.#sessions.insertTicket({
+        id: sha256(ticket),
+        user_id: u.id,
+        created_at: new Date(now).toISOString(),
+        expires_at: expiresAt,
+        attempts: 0,
+      });
+      return { twoFactorRequired: true, ticket, expiresAt };
+    }
     if (previousToken) await this.#sessions.delete(sha256(previousToken));
-    const s = await this.#newSession(u.id);
-    return { user: principalUser(u), ...s };
+    const s = await this.#newSession(u.id, { ip, ...(userAgent === undefined ? {} : { userAgent }) });
+    return { twoFactorRequired: false, user: principalUser(u), ...s };
+  }
+
+  /**
+   * The second login step: the ticket from `login` and a TOTP or recovery code. Wrong codes count
+   * against the user's login budget (whatever ticket they come with) and the ticket's own
+   * LOGIN_TICKET_ATTEMPTS; a ticket makes one session at most.
+   */
+  async loginSecondFactor(
+    ticket: string,
+    input: { code?: string; recoveryCode?: string },
+    ip: string,
+    previousToken?: string,
+    userAgent?: string,
+  ): Promise<{ user: Principal['user']; token: string; csrfToken: string; via: 'totp' | 'recovery' }> {
+    const id = sha256(ticket);
+    const t = await this.#sessions.findTicket(id, nowIso());
+    if (!t) throw new CodedError('AUTH_FAILED', 'the login expired; enter your password again');
+    const perUser = this.#limiter.hit(`2fa|${t.user_id}`);
+    if (!this.#ipLimiter.hit(`2fa|${ip}`) || !perUser) {
+      throw new CodedError('RATE_LIMITED', 'too many codes tried; wait a minute');
+    }
+    if (!(await this.#sessions.countTicketAttempt(id, LOGIN_TICKET_ATTEMPTS))) {
+      await this.#sessions.deleteTicket(id);
+      throw new CodedError('RATE_LIMITED', 'too many codes tried; enter your password again');
+    }
+    const via = await this.#twoFactor.verify(t.user_id, input);
+    // one session per ticket, even for two right codes sent at once
+    if (!(await this.#sessions.deleteTicket(id)))
+      throw new CodedError('AUTH_FAILED', 'the login expired; enter your password again');
+    const u = await this.#users.findById(t.user_id);
+    if (!u) throw new CodedError('AUTH_FAILED', 'the login expired; enter your password again');
+    if (previousToken) await this.#sessions.delete(sha256(previousToken));
+    const s = await this.#newSession(u.id, { ip, ...(userAgent === undefined ? {} : { userAgent }) });
+    return { user: principalUser(u), ...s, via };
+  }
+
+  /** Counts against the same budget as the login: a stolen session cannot guess codes fast. */
+  hitSecondFactorBudget(userId: string): void {
+    if (!this.#limiter.hit(`2fa|${userId}`))
+      throw new CodedError('RATE_LIMITED', 'too many codes tried; wait a minute');
   }
 
   /**
@@ -177,14 +271,20 @@ export class AuthService {
     await this.#sessions.delete(sessionId);
   }
 
-  async fromSessionToken(token: string): Promise<Principal | null> {
+  async fromSessionToken(token: string, seen: { ip?: string } = {}): Promise<Principal | null> {
     const found = await this.#sessions.findValid(sha256(token), nowIso());
     if (!found) return null;
+    const last = found.session.last_seen_at ? Date.parse(found.session.last_seen_at) : 0;
+    if (Date.now() - last >= SEEN_EVERY_MS) {
+      await this.#sessions.touch(found.session.id, nowIso(), seen.ip);
+    }
     return {
       user: principalUser(found.user),
       via: 'session',
       sessionId: found.session.id,
       csrfToken: found.session.csrf_token,
+      twoFactor: Boolean(found.user.totp_secret),
+      scope: 'full',
     };
   }
 
@@ -193,7 +293,37 @@ export class AuthService {
     const found = await this.#keys.findUserByHash(sha256(key));
     if (!found || isExpired(found.expiresAt)) return null;
     await this.#keys.touch(found.keyId, nowIso());
-    return { user: principalUser(found.user), via: 'key' };
+    const serverIds = parseServerIds(found.serverIds);
+    return {
+      user: principalUser(found.user),
+      via: 'key',
+      twoFactor: Boolean(found.user.totp_secret),
+      scope: found.scope === 'read' ? 'read' : 'full',
+      ...(serverIds ? { serverIds } : {}),
+    };
+  }
+
+  // --- one's own sessions ----------------------------------------------------------------
+
+  async listSessions(userId: string, currentId?: string): Promise<SessionInfo[]> {
+    const rows = await this.#sessions.listByUser(userId, nowIso());
+    return rows.map((r) => ({
+      id: sessionPublicId(r.id),
+      createdAt: r.created_at,
+      lastSeenAt: r.last_seen_at ?? null,
+      ip: r.ip ?? null,
+      userAgent: r.user_agent ?? null,
+      expiresAt: r.expires_at,
+      current: r.id === currentId,
+    }));
+  }
+
+  /** Ends one of the user's own sessions by its public id (404 for anyone else's). */
+  async revokeSession(userId: string, publicId: string): Promise<void> {
+    const rows = await this.#sessions.listByUser(userId, nowIso());
+    const row = rows.find((r) => safeEqual(sessionPublicId(r.id), publicId));
+    if (!row) throw new CodedError('NOT_FOUND', 'no such session');
+    await this.#sessions.delete(row.id);
   }
 
   /** True for a key that exists but has expired (the auth hook answers AUTH_FAILED for it). */

@@ -12,7 +12,7 @@ import { FeatureName } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { hasRole, principalOf } from '../../http/auth.ts';
+import { canSeeServer, hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './service.ts';
@@ -36,7 +36,11 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers',
     { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(Server) } } },
-    async (req) => s.servers.list(viewerOf(req)),
+    async (req) => {
+      // an API key limited to some servers lists only those
+      const p = principalOf(req);
+      return (await s.servers.list(viewerOf(req))).filter((x) => canSeeServer(p, x.id));
+    },
   );
   r.post(
     '/api/servers',
