@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
-import { freePort } from '../../../../agent/test/helpers.ts';
-import { type Json, type Session, startTestPanel, type TestPanel } from '../../../test/helpers.ts';
+import { freePort } from '../packages/agent/test/helpers.ts';
+import { type Json, type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
 
 interface GameCase {
   name: string;
