@@ -11,6 +11,14 @@ import type { Logger } from 'pino';
 import { TokenBucket } from '../panel-link/rate-limit.ts';
 import { AGENT_VERSION } from '../version.ts';
 
+/** Path shorthands for actions without the `_server` pattern (a Map: no name is found on a prototype). */
+const SHORT_FORMS: ReadonlyMap<string, string> = new Map([
+  ['send', 'send_command'],
+  ['status', 'get_status'],
+  ['files', 'list_files'],
+  ['file', 'get_file'],
+]);
+
 /** Client addresses remembered by the rate limiter; beyond this the oldest are forgotten. */
 const MAX_TRACKED_ADDRESSES = 10_000;
 
@@ -119,11 +127,8 @@ export async function buildHttp(deps: HttpDeps) {
     // create takes its id from the path too
     if (cmd.action === 'create_server') cmd.payload = { serverId: id, ...(cmd.payload as object) };
     // short forms: /start → start_server; long forms pass through (/send_command, /get_status …)
-    if (['send', 'status', 'files', 'file'].includes(action)) {
-      cmd.action = { send: 'send_command', status: 'get_status', files: 'list_files', file: 'get_file' }[
-        action
-      ]!;
-    }
+    const short = SHORT_FORMS.get(action);
+    if (short) cmd.action = short;
     const res = await deps.handle(cmd);
     return reply.code(statusOf(res)).send(res);
   });

@@ -207,7 +207,9 @@ export class PanelLink {
         await this.#sleep(delay);
         continue;
       }
-      const info = await this.#connect(this.#creds!);
+      // stop() may have come while registering: a connection opened now would never be closed
+      if (this.#stopped || !this.#creds) break;
+      const info = await this.#connect(this.#creds);
       if (this.#stopped) break;
       if (info.unauthorized) {
         this.#log.warn('panel refused our token; refreshing');
