@@ -162,7 +162,13 @@ export class AgentHub {
   }
 
   #onMessage(conn: Conn, data: Buffer): void {
-    const parsed = parsePanelInbound(data);
+    let parsed: ReturnType<typeof parsePanelInbound>;
+    try {
+      parsed = parsePanelInbound(data);
+    } catch (err) {
+      // the parser answers every input with a code; should it ever throw, the link stays up
+      parsed = { ok: false, code: 'INVALID_MESSAGE', message: (err as Error).message };
+    }
     if (!parsed.ok) {
       this.invalidMessages += 1;
       this.#log.warn(
