@@ -4,18 +4,12 @@
  * prints is either received by a /ws/client subscriber or counted in a `console_dropped`.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import Docker from 'dockerode';
-import { pino } from 'pino';
 import WebSocket from 'ws';
-import { type Json, type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
+import type { Json, Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 // `flood N` prints n:1 … n:N as fast as the container can, `forever` never stops printing.
 const STARTUP =
@@ -106,35 +100,17 @@ class Watcher {
 }
 
 describe('console flood: Panel + real Agent + real Docker', () => {
+  let stack: Stack | undefined;
   let panel: TestPanel;
-  let agent: RunningAgent | undefined;
-  let agentDir: string;
   let owner: Session;
+  let nodeId: string;
   let serverId: string | undefined;
   let watcher: Watcher;
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
-    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-flood-agent-'));
-    owner = await panel.login();
-    const node = await panel.createNode(owner, 'flood-node');
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-      }),
-      { logger: pino({ level: 'silent' }) },
-    );
-    const deadline = Date.now() + 20_000;
-    while (!(await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online) {
-      if (Date.now() > deadline) throw new Error('node never came online');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    stack = await startStack('flood');
+    ({ panel, owner, nodeId } = stack);
+    const node = { id: nodeId };
     const created = await panel.api(owner, 'POST', '/api/servers', {
       name: 'flood',
       nodeId: node.id,
@@ -155,16 +131,7 @@ describe('console flood: Panel + real Agent + real Docker', () => {
 
   after(async () => {
     watcher?.close();
-    if (serverId) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`ctrl-alt-play.server=${serverId}`] },
-      });
-      for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
-    }
-    await agent?.stop();
-    await panel?.stop();
-    await rm(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   const start = async () => {

@@ -7,16 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import Docker from 'dockerode';
-import { pino } from 'pino';
-import { type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
-
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+import type { Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 /** A PTDL_v2 egg shaped like Paper's (features eula, done ")! For help"), on busybox; the browser test uses it too. */
 const EGG = readFileSync(
@@ -29,42 +24,20 @@ function eulaEgg(name?: string): string {
 }
 
 describe('egg features with a real Agent and Docker', () => {
+  let stack: Stack | undefined;
   let panel: TestPanel;
-  let agent: RunningAgent | undefined;
   let agentDir: string;
   let owner: Session;
   let nodeId: string;
   let serverId: string | undefined;
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
-    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-eula-agent-'));
-    owner = await panel.login();
-    const node = await panel.createNode(owner, 'eula-node');
-    nodeId = node.id;
-    const config = loadAgentConfig({
-      PANEL_URL: panel.url,
-      NODE_ID: nodeId,
-      AGENT_SECRET: node.agentSecret,
-      AGENT_DATA_DIR: agentDir,
-      AGENT_HTTP_PORT: '0',
-      AGENT_HTTP_HOST: '127.0.0.1',
-      LOG_LEVEL: 'silent',
-    });
-    agent = await startAgent(config, { logger: pino({ level: 'silent' }) });
+    stack = await startStack('eula');
+    ({ panel, agentDir, owner, nodeId } = stack);
   });
 
   after(async () => {
-    if (serverId) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`ctrl-alt-play.server=${serverId}`] },
-      });
-      for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
-    }
-    await agent?.stop();
-    await panel?.stop();
-    await rm(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('asks about the EULA, writes eula=true on yes, and the server starts', async () => {

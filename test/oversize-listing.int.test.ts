@@ -6,44 +6,28 @@
  * requests in flight meanwhile succeed.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import Docker from 'dockerode';
-import { pino } from 'pino';
-import { type Session, startTestPanel, type TestPanel, until } from '../packages/panel/test/helpers.ts';
+import type { RunningAgent } from '@cap/agent';
+import type { Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
-const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const COUNT = 70_000;
 
 describe('Panel + Agent: a folder of 70k long file names', () => {
+  let stack: Stack | undefined;
   let panel: TestPanel;
-  let agent: RunningAgent | undefined;
+  let agent: RunningAgent;
   let agentDir: string;
   let owner: Session;
   let nodeId: string;
   let serverId: string | undefined;
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
-    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-oversize-agent-'));
-    owner = await panel.login();
-    const node = await panel.createNode(owner, 'oversize-node');
-    nodeId = node.id;
-    const config = loadAgentConfig({
-      PANEL_URL: panel.url,
-      NODE_ID: nodeId,
-      AGENT_SECRET: node.agentSecret,
-      AGENT_DATA_DIR: agentDir,
-      AGENT_HTTP_PORT: '0',
-      AGENT_HTTP_HOST: '127.0.0.1',
-      LOG_LEVEL: 'silent',
-    });
-    agent = await startAgent(config, { logger: pino({ level: 'silent' }) });
-    await until(() => panel.app.panel.hub.isOnline(nodeId), 20_000);
+    stack = await startStack('oversize');
+    ({ panel, agent, agentDir, owner, nodeId } = stack);
     const r = await panel.api(owner, 'POST', '/api/servers', {
       name: 'oversize',
       nodeId,
@@ -62,16 +46,7 @@ describe('Panel + Agent: a folder of 70k long file names', () => {
   });
 
   after(async () => {
-    if (serverId) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`ctrl-alt-play.server=${serverId}`] },
-      });
-      for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
-    }
-    await agent?.stop();
-    await panel?.stop();
-    await rm(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('pages through the folder with a total while the node stays online and other requests succeed', async () => {

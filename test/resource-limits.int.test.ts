@@ -4,23 +4,18 @@
  * an unlimited container; an explicit 0 still means unlimited, but only when asked for.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
-import { pino } from 'pino';
-import { type Session, startTestPanel, type TestPanel, until } from '../packages/panel/test/helpers.ts';
+import type { Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const MiB = 1024 * 1024;
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 describe('servers get default limits from their node', () => {
+  let stack: Stack | undefined;
   let panel: TestPanel;
-  let agent: RunningAgent | undefined;
-  let agentDir: string;
   let owner: Session;
   let nodeId: string;
   const made: string[] = [];
@@ -47,40 +42,12 @@ describe('servers get default limits from their node', () => {
   }
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
-    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-limits-agent-'));
-    owner = await panel.login();
-    const node = await panel.createNode(owner, 'limits-node');
-    nodeId = node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-      }),
-      { logger: pino({ level: 'silent' }) },
-    );
-    await until(
-      async () => (await panel.api(owner, 'GET', `/api/nodes/${nodeId}`)).body?.online === true,
-      20_000,
-    );
+    stack = await startStack('limits');
+    ({ panel, owner, nodeId } = stack);
   });
 
   after(async () => {
-    for (const id of made) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`ctrl-alt-play.server=${id}`] },
-      });
-      for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
-    }
-    await agent?.stop();
-    await panel?.stop();
-    await rm(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('a node shows the Panel-wide defaults until it has its own', async () => {

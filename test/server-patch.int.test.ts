@@ -4,56 +4,28 @@
  * does not even recreate the container; a startup change keeps the rest.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
-import { pino } from 'pino';
-import {
-  freePort,
-  type Json,
-  type Session,
-  startTestPanel,
-  type TestPanel,
-  until,
-} from '../packages/panel/test/helpers.ts';
+import { freePort, type Json, type Session, type TestPanel, until } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 describe('PATCH /api/servers/:id with a real Agent and Docker', () => {
+  let stack: Stack | undefined;
   let panel: TestPanel;
-  let agent: RunningAgent | undefined;
-  let agentDir: string;
   let owner: Session;
+  let nodeId: string;
   let serverId: string | undefined;
   let hostPort: number;
   const containers = async () =>
     docker.listContainers({ all: true, filters: { label: [`ctrl-alt-play.server=${serverId}`] } });
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
-    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-patch-agent-'));
-    owner = await panel.login();
-    const node = await panel.createNode(owner, 'patch-node');
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-      }),
-      { logger: pino({ level: 'silent' }) },
-    );
-    await until(
-      async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,
-      20_000,
-    );
+    stack = await startStack('patch');
+    ({ panel, owner, nodeId } = stack);
+    const node = { id: nodeId };
     hostPort = await freePort();
     const created = await panel.api(owner, 'POST', '/api/servers', {
       name: 'patch-me',
@@ -79,10 +51,7 @@ describe('PATCH /api/servers/:id with a real Agent and Docker', () => {
   });
 
   after(async () => {
-    if (serverId) for (const c of await containers()) await docker.getContainer(c.Id).remove({ force: true });
-    await agent?.stop();
-    await panel?.stop();
-    await rm(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('a rename keeps startup, limits, environment, ports and the very container', async () => {

@@ -4,14 +4,11 @@
  * leave the server offline everywhere. Real Panel (in-process), real Agent, real Docker Engine.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import Docker from 'dockerode';
-import { pino } from 'pino';
-import { type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
+import type { Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -27,45 +24,19 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 }
 
 describe('Panel, Agent and Docker agree (real Docker)', () => {
+  let stack: Stack | undefined;
   let panel: TestPanel;
-  let agent: RunningAgent | undefined;
-  let agentDir: string;
+  let agent: RunningAgent;
   let owner: Session;
   let nodeId: string;
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
-    agentDir = await mkdtemp(path.join(tmpdir(), 'cap-consistency-'));
-    owner = await panel.login();
-    const node = await panel.createNode(owner, 'consistency-node');
-    nodeId = node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_STATS_INTERVAL_MS: '300',
-        LOG_LEVEL: 'silent',
-      }),
-      { logger: pino({ level: 'silent' }) },
-    );
-    await until('node online', async () =>
-      (await panel.api(owner, 'GET', `/api/nodes/${nodeId}`)).body?.online ? true : undefined,
-    );
+    stack = await startStack('consistency');
+    ({ panel, agent, owner, nodeId } = stack);
   });
 
   after(async () => {
-    const list = await docker.listContainers({
-      all: true,
-      filters: { label: [`ctrl-alt-play.node=${nodeId}`] },
-    });
-    for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
-    await agent?.stop();
-    await panel?.stop();
-    await rm(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   const containerEnv = async (serverId: string) => {

@@ -1,0 +1,92 @@
+/**
+ * One real Panel (in-process, SQLite), one real Agent registered to it as a node, and the real
+ * Docker Engine: what the system tests under test/ stand on. `stop()` removes every container of
+ * that node (servers and installers), stops both processes and deletes the Agent's data.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import Docker from 'dockerode';
+import { pino } from 'pino';
+import { type Session, startTestPanel, type TestPanel, until } from '../packages/panel/test/helpers.ts';
+
+export const IMAGE = 'ctrl-alt-play/busybox:latest';
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+export interface Stack {
+  panel: TestPanel;
+  agent: RunningAgent;
+  agentDir: string;
+  /** the first owner, logged in */
+  owner: Session;
+  nodeId: string;
+  /** containers of one server, running or not */
+  containers(serverId: string): Promise<Docker.ContainerInfo[]>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(
+  name: string,
+  opts: { panelEnv?: Record<string, string>; agentEnv?: Record<string, string> } = {},
+): Promise<Stack> {
+  const panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000', ...opts.panelEnv });
+  const agentDir = await mkdtemp(path.join(tmpdir(), `cap-${name}-agent-`));
+  let agent: RunningAgent | undefined;
+  let nodeId = '';
+  const stop = async () => {
+    if (nodeId) {
+      const list = await docker.listContainers({
+        all: true,
+        filters: { label: [`ctrl-alt-play.node=${nodeId}`] },
+      });
+      await Promise.all(
+        list.map((c) =>
+          docker
+            .getContainer(c.Id)
+            .remove({ force: true })
+            .catch(() => undefined),
+        ),
+      );
+    }
+    await agent?.stop();
+    await panel.stop();
+    await rm(agentDir, { recursive: true, force: true });
+  };
+  try {
+    const owner = await panel.login();
+    const node = await panel.createNode(owner, `${name}-node`);
+    nodeId = node.id;
+    agent = await startAgent(
+      loadAgentConfig({
+        PANEL_URL: panel.url,
+        NODE_ID: node.id,
+        AGENT_SECRET: node.agentSecret,
+        AGENT_DATA_DIR: agentDir,
+        AGENT_HTTP_PORT: '0',
+        AGENT_HTTP_HOST: '127.0.0.1',
+        LOG_LEVEL: 'silent',
+        ...opts.agentEnv,
+      }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,
+      20_000,
+    );
+    const running = agent;
+    return {
+      panel,
+      agent: running,
+      agentDir,
+      owner,
+      nodeId,
+      containers: (serverId) =>
+        docker.listContainers({ all: true, filters: { label: [`ctrl-alt-play.server=${serverId}`] } }),
+      stop,
+    };
+  } catch (e) {
+    await stop().catch(() => undefined);
+    throw e;
+  }
+}
