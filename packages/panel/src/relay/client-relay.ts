@@ -164,6 +164,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     ? s.clientSockets.add({
         userId: req.principal.user.id,
         sessionId: req.principal.sessionId,
+        apiKeyId: req.principal.apiKeyId,
         role: req.principal.user.role,
         close: (code, reason) => {
           if (socket.readyState === socket.OPEN) socket.close(code, reason);

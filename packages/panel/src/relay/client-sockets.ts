@@ -13,6 +13,8 @@ export interface ClientSocketEntry {
   userId: string;
   /** absent for API-key sockets */
   sessionId: string | undefined;
+  /** the key of an API-key socket */
+  apiKeyId?: string | undefined;
   role: Role;
   close(code: number, reason: string): void;
 }
@@ -56,6 +58,26 @@ export class ClientSockets {
       (e) => e.sessionId === sessionId,
       CLOSE_UNAUTHENTICATED,
       'UNAUTHENTICATED: logged out',
+    );
+  }
+
+  /** Sessions ended elsewhere ("log out other sessions"): every session socket but this one's; key sockets stay. */
+  endOtherSessions(userId: string, keepSessionId: string | undefined): number {
+    return this.#close(
+      userId,
+      (e) => e.sessionId !== undefined && e.sessionId !== keepSessionId,
+      CLOSE_UNAUTHENTICATED,
+      'UNAUTHENTICATED: session ended',
+    );
+  }
+
+  /** A deleted API key: the sockets opened with it. */
+  endKey(userId: string, apiKeyId: string): number {
+    return this.#close(
+      userId,
+      (e) => e.apiKeyId === apiKeyId,
+      CLOSE_UNAUTHENTICATED,
+      'UNAUTHENTICATED: key deleted',
     );
   }
 

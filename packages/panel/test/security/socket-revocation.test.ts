@@ -5,7 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type ClientSocket, type Session, startTestPanel, type TestPanel } from '../helpers.ts';
+import WebSocket from 'ws';
+import {
+  ADMIN_PASSWORD,
+  type ClientSocket,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+} from '../helpers.ts';
 
 describe('revoked authority closes live sockets', () => {
   let panel: TestPanel;
@@ -94,5 +101,83 @@ describe('revoked authority closes live sockets', () => {
     assert.equal((await end)[0], 4401);
     await stillOpen(mine);
     mine.close();
+  });
+});
+
+describe('revoked sessions and keys close live sockets at once (no periodic re-check to lean on)', () => {
+  let panel: TestPanel;
+  let owner: Session;
+  before(async () => {
+    // a re-check far beyond the test: only the revocation itself can close the sockets
+    panel = await startTestPanel({ PANEL_CLIENT_REAUTH_MS: '600000' });
+    owner = await panel.login();
+  });
+  after(async () => panel.stop());
+
+  const closedWithin = (ws: WebSocket, timeoutMs = 2000) =>
+    new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the socket stayed open')), timeoutMs);
+      ws.once('close', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+  const keySocket = async (key: string) => {
+    const ws = new WebSocket(`${panel.url.replace(/^http/, 'ws')}/ws/client`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return ws;
+  };
+  const newKey = async (name: string) => {
+    const r = await panel.api(owner, 'POST', '/api/api-keys', { name, currentPassword: ADMIN_PASSWORD });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return r.body as { id: string; key: string };
+  };
+
+  test('deleting an API key closes the sockets opened with it, not those of other keys', async () => {
+    const a = await newKey('socket-a');
+    const b = await newKey('socket-b');
+    const wa = await keySocket(a.key);
+    const wb = await keySocket(b.key);
+    const end = closedWithin(wa);
+    assert.equal((await panel.api(owner, 'DELETE', `/api/api-keys/${a.id}`)).status, 204);
+    assert.equal(await end, 4401);
+    assert.equal(wb.readyState, WebSocket.OPEN);
+    wb.close();
+  });
+
+  test('revoking one session from the sessions list closes that session’s sockets', async () => {
+    const other = await panel.login();
+    const s = await panel.clientSocket(other);
+    const end = closedWithin(s.ws);
+    const list = (await panel.api(owner, 'GET', '/api/auth/sessions')).body as {
+      id: string;
+      current: boolean;
+    }[];
+    const mine = await panel.api(other, 'GET', '/api/auth/sessions');
+    const target = (mine.body as { id: string; current: boolean }[]).find((x) => x.current)?.id;
+    assert.ok(target && list.some((x) => x.id === target));
+    assert.equal((await panel.api(owner, 'DELETE', `/api/auth/sessions/${target}`)).status, 204);
+    assert.equal(await end, 4401);
+  });
+
+  test('"log out other sessions" closes their sockets and keeps this session’s and the API keys’', async () => {
+    const key = await newKey('socket-kept');
+    const other = await panel.login();
+    const gone = await panel.clientSocket(other);
+    const mine = await panel.clientSocket(owner);
+    const viaKey = await keySocket(key.key);
+    const end = closedWithin(gone.ws);
+    assert.equal((await panel.api(owner, 'POST', '/api/auth/sessions/revoke-others')).status, 204);
+    assert.equal(await end, 4401);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(mine.ws.readyState, WebSocket.OPEN);
+    assert.equal(viaKey.readyState, WebSocket.OPEN);
+    mine.close();
+    viaKey.close();
   });
 });

@@ -69,7 +69,9 @@ export async function apiKeysRoutes(app: FastifyInstance, s: PanelServices): Pro
       },
     },
     async (req, reply) => {
-      await s.apiKeys.delete(principalOf(req).user.id, req.params.id);
+      const userId = principalOf(req).user.id;
+      await s.apiKeys.delete(userId, req.params.id);
+      s.clientSockets.endKey(userId, req.params.id);
       return reply.status(204).send(null);
     },
   );

@@ -192,7 +192,9 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       await s.auth.changeOwnPassword(p.user.id, req.body.currentPassword, req.body.newPassword, p.sessionId, {
         keepApiKeys: req.body.keepApiKeys === true,
       });
-      s.clientSockets.endUser(p.user.id, p.sessionId);
+      // the other sessions end; the key sockets too unless the keys were kept
+      if (req.body.keepApiKeys === true) s.clientSockets.endOtherSessions(p.user.id, p.sessionId);
+      else s.clientSockets.endUser(p.user.id, p.sessionId);
       return reply.status(204).send(null);
     },
   );
@@ -338,7 +340,9 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       },
     },
     async (req, reply) => {
-      await s.auth.revokeSession(principalOf(req).user.id, req.params.id);
+      const userId = principalOf(req).user.id;
+      const sessionId = await s.auth.revokeSession(userId, req.params.id);
+      s.clientSockets.endSession(userId, sessionId);
       return reply.status(204).send(null);
     },
   );
@@ -356,6 +360,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     async (req, reply) => {
       const p = principalOf(req);
       await s.auth.endSessionsOf(p.user.id, p.sessionId, { keepApiKeys: true });
+      s.clientSockets.endOtherSessions(p.user.id, p.sessionId);
       return reply.status(204).send(null);
     },
   );

@@ -25,6 +25,8 @@ export interface Principal {
   user: { id: string; email: string; role: Role };
   via: 'session' | 'key';
   sessionId?: string;
+  /** the API key a key principal came with (its deletion closes that key's sockets) */
+  apiKeyId?: string;
   csrfToken?: string;
   /** the user has TOTP 2FA on */
   twoFactor: boolean;
@@ -297,6 +299,7 @@ export class AuthService {
     return {
       user: principalUser(found.user),
       via: 'key',
+      apiKeyId: found.keyId,
       twoFactor: Boolean(found.user.totp_secret),
       scope: found.scope === 'read' ? 'read' : 'full',
       ...(serverIds ? { serverIds } : {}),
@@ -319,11 +322,13 @@ export class AuthService {
   }
 
   /** Ends one of the user's own sessions by its public id (404 for anyone else's). */
-  async revokeSession(userId: string, publicId: string): Promise<void> {
+  /** Ends one of the user's sessions by its listed id; returns the session's own id. */
+  async revokeSession(userId: string, publicId: string): Promise<string> {
     const rows = await this.#sessions.listByUser(userId, nowIso());
     const row = rows.find((r) => safeEqual(sessionPublicId(r.id), publicId));
     if (!row) throw new CodedError('NOT_FOUND', 'no such session');
     await this.#sessions.delete(row.id);
+    return row.id;
   }
 
   /** True for a key that exists but has expired (the auth hook answers AUTH_FAILED for it). */
