@@ -42,6 +42,12 @@ export const ErrorCode = z.enum([
   'TEMPLATE_INVALID',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
+  /** an operation ended because a kill pre-empted it (the kill is its own operation) */
+  'OPERATION_SUPERSEDED',
+  /** the Agent restarted while the operation ran: what it did before is unknown */
+  'AGENT_RESTARTED',
+  /** the Agent no longer knows the operation (it was neither running nor reported finished) */
+  'OPERATION_LOST',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -80,6 +86,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   TEMPLATE_INVALID: 400,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  OPERATION_SUPERSEDED: 409,
+  AGENT_RESTARTED: 503,
+  OPERATION_LOST: 503,
 };
 
 export const ErrorBody = z.object({

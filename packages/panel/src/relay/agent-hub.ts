@@ -41,6 +41,13 @@ interface Conn {
 /** Events per second one Agent may send before the excess is dropped (responses always pass). */
 export const AGENT_EVENTS_PER_SECOND = 5000;
 
+/** Events outside the budget: an operation's steps and end, and the hello. */
+const NEVER_DROPPED: ReadonlySet<string> = new Set([
+  'operation_progress',
+  'operation_completed',
+  'agent_hello',
+]);
+
 export interface AgentHubEvents {
   onConnect(nodeId: string): void;
   onDisconnect(nodeId: string): void;
@@ -174,7 +181,8 @@ export class AgentHub {
           conn.inWindow = 0;
         }
         conn.inWindow += 1;
-        if (conn.inWindow > this.#eventsPerSecond) {
+        // an operation's steps and end (and the hello) are never dropped: rows would stay open
+        if (conn.inWindow > this.#eventsPerSecond && !NEVER_DROPPED.has(msg.event)) {
           this.droppedEvents += 1;
           return;
         }
