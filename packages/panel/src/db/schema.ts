@@ -113,6 +113,24 @@ export interface SettingsTable {
   value: string;
 }
 
+export interface OperationsTable {
+  id: string;
+  /** start | stop | restart | kill | reinstall | update */
+  kind: string;
+  server_id: string;
+  node_id: string;
+  actor_user_id: string | null;
+  /** requested → accepted → the Agent's stages → completed | failed */
+  stage: string;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+  /** 1 / 0; NULL while open */
+  success: number | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -124,6 +142,7 @@ export interface Database {
   allocations: AllocationsTable;
   metric_buckets: MetricBucketsTable;
   settings: SettingsTable;
+  operations: OperationsTable;
 }
 
 export type { Generated };
