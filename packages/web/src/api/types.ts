@@ -261,3 +261,19 @@ export interface CreateApiKeyInput {
   /** days from now; absent: never expires */
   expiresInDays?: number;
 }
+
+/** GET /api/operations/:id, GET /api/servers/:id/operations (the Panel's Operation schema) */
+export interface Operation {
+  id: string;
+  kind: string;
+  serverId: string;
+  nodeId: string;
+  actorUserId: string | null;
+  stage: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  success: boolean | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
