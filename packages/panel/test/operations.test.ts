@@ -105,6 +105,32 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverId}`)).body.desiredState, 'offline');
     });
 
+    // (one engine: it waits for the 15 s grace)
+    if (engine === 'sqlite')
+      test('a hello that does not list an open operation closes it as OPERATION_LOST after the grace', async () => {
+        const lost = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'start' });
+        const kept = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'kill' });
+        assert.equal(lost.status, 202, JSON.stringify(lost.body));
+        assert.equal(kept.status, 202, JSON.stringify(kept.body));
+        // as after a reconnect: the Agent says hello and lists only the kill as running
+        agent.emit('agent_hello', {
+          protocolVersion: 1,
+          agentVersion: 'fake',
+          servers: [],
+          operations: [{ operationId: kept.body.operationId, serverId, action: 'kill_server' }],
+        });
+        const get = async (id: string) => (await panel.api(owner, 'GET', `/api/operations/${id}`)).body;
+        // left open during the grace (its end may be on its way, after the hello)
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal((await get(lost.body.operationId)).finishedAt, null);
+        await until(async () => (await get(lost.body.operationId)).finishedAt !== null, 25_000);
+        const closed = await get(lost.body.operationId);
+        assert.equal(closed.errorCode, 'OPERATION_LOST');
+        assert.equal(closed.success, false);
+        const still = (await panel.api(owner, 'GET', `/api/operations/${kept.body.operationId}`)).body;
+        assert.equal(still.finishedAt, null, 'the one the Agent still runs stays open');
+      });
+
     test('unknown ids are 404', async () => {
       const op = await panel.api(owner, 'GET', '/api/operations/op_nope');
       assert.equal(op.status, 404);
