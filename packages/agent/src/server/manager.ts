@@ -389,6 +389,8 @@ export class ServerManager {
     const running = this.#ops.get(serverId);
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
+    if (running?.action === 'create_server')
+      return refused('SERVER_EXISTS', `server ${serverId} is being created on this node`);
     if (running && cmd.action !== 'kill_server') {
       return refused(
         'SERVER_BUSY',
