@@ -63,6 +63,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
       protocolVersion: PROTOCOL_VERSION,
       agentVersion: AGENT_VERSION,
       servers: manager.summary(),
+      operations: manager.operations(),
     }),
     pong: async () => ({
       agentStatus: (await docker.reachable()).reachable ? 'healthy' : 'degraded',
@@ -76,6 +77,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   });
 
   // after the link exists (it queues events until it connects), before anything else can act
+  manager.reportInterrupted();
   manager.resumeAfterDowntime();
 
   const app = await buildHttp({

@@ -102,7 +102,7 @@ test("the egg's stop: a console command on stdin, or ^C as SIGINT; neither is a 
   );
 });
 
-test('two starts at once: both succeed, the server starts once (power actions are serialised)', async () => {
+test('two starts at once: one runs, the other is SERVER_BUSY at once; the server starts once (try-lock)', async () => {
   const id = uid('twice-');
   await f.panel.command('create_server', {
     serverId: id,
@@ -112,8 +112,10 @@ test('two starts at once: both succeed, the server starts once (power actions ar
     f.panel.command('start_server', {}, { serverId: id }),
     f.panel.command('start_server', {}, { serverId: id }),
   ]);
-  assert.equal(a.success, true);
-  assert.equal(b.success, true);
+  const ok = [a, b].filter((r) => r.success);
+  const busy = [a, b].filter((r) => !r.success);
+  assert.equal(ok.length, 1, JSON.stringify([a, b]));
+  assert.equal(busy[0]?.error?.code, 'SERVER_BUSY');
   await f.panel.waitEvent('server_status_changed', (d) => d.serverId === id && d.currentStatus === 'running');
   const starts = f.panel
     .events('server_status_changed')

@@ -254,14 +254,13 @@ export class FakePanel {
   async command<A extends Action>(
     action: A,
     payload: z.input<(typeof actionPayloads)[A]>,
-    opts: { serverId?: string; timeoutMs?: number } = {},
+    opts: { serverId?: string; timeoutMs?: number; operationId?: string } = {},
   ): Promise<ResponseMessage> {
     // the wire carries the input shape (defaults are the Agent's to fill)
-    const cmd = command(
-      action,
-      payload as ActionPayload<A>,
-      opts.serverId ? { serverId: opts.serverId } : {},
-    );
+    const cmd = {
+      ...command(action, payload as ActionPayload<A>, opts.serverId ? { serverId: opts.serverId } : {}),
+      ...(opts.operationId ? { operationId: opts.operationId } : {}),
+    };
     const wait = this.waitFor<ResponseMessage>(
       (m) => m.type === 'response' && m.id === cmd.id,
       opts.timeoutMs ?? 60_000,

@@ -101,6 +101,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   // A close handshake can wait 30 s on a silent peer; shutting down should not.
   app.addHook('preClose', async () => {
     s.hub.close();
+    s.servers.close();
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
   });
@@ -183,6 +184,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   app.addHook('onClose', async () => {
     for (const t of timers) clearInterval(t);
     s.hub.close();
+    s.servers.close();
     s.live.close();
     await s.metrics.flush(true).catch(() => undefined);
     if (!opts.db) await db.destroy();

@@ -18,6 +18,7 @@ import { MetricsRepo } from './modules/metrics/repo.ts';
 import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
+import { OperationsRepo } from './modules/operations/repo.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
@@ -91,6 +92,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
     updateTimeoutMs: config.updateTimeoutMs,
     defaultLimits: config.defaultLimits,
+    operations: new OperationsRepo(db),
   });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {

@@ -11,6 +11,7 @@ import {
   type EventName,
   errorResponse,
   event,
+  OPERATION_ACTIONS,
   okResponse,
   PROTOCOL_VERSION,
   parseAgentInbound,
@@ -32,6 +33,8 @@ export interface FakeAgentOptions {
   protocolVersion?: number | null;
   /** answer pings (default true) */
   pong?: boolean;
+  /** ms from an operation's acknowledgement to its operation_completed (default 40) */
+  operationMs?: number;
   /** per-action override: return data, or throw { code, message } */
   handlers?: Partial<Record<Action, (cmd: Command) => unknown>>;
   /** delay between simulated state changes, ms */
@@ -193,6 +196,16 @@ export class FakeAgent {
       const override = this.#opts.handlers?.[msg.action];
       const data = override ? override(msg) : this.#handle(msg);
       if (data === NO_REPLY) return;
+      const operationId = (msg as { operationId?: string }).operationId;
+      if (operationId && OPERATION_ACTIONS.has(msg.action) && msg.serverId) {
+        // as the real Agent: acknowledged at once, the end reported once the status walk is done
+        this.ws.send(JSON.stringify(okResponse(msg.id, { operationId, status: 'accepted' })));
+        const serverId = msg.serverId;
+        this.#later(this.#opts.operationMs ?? 40, () =>
+          this.emit('operation_completed', { operationId, serverId, action: msg.action, success: true }),
+        );
+        return;
+      }
       this.ws.send(JSON.stringify(okResponse(msg.id, data)));
     } catch (e) {
       const code = e instanceof FakeAgentError ? e.code : 'INTERNAL_ERROR';

@@ -74,6 +74,18 @@ export const ClientMessage = z.discriminatedUnion('type', [
     requestType: z.string().optional(),
   }),
   z.object({ type: z.literal('ack'), requestType: z.string(), serverId: ServerId.optional() }),
+  /** an operation (power, reinstall, config update) moved on or ended; see GET /api/operations/:id */
+  z.object({
+    type: z.literal('operation'),
+    serverId: ServerId,
+    operationId: z.string(),
+    kind: z.string(),
+    stage: z.string(),
+    /** absent while it runs */
+    success: z.boolean().optional(),
+    errorCode: ErrorCode.optional(),
+    message: z.string().optional(),
+  }),
   z.object({ type: z.literal('pong') }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;

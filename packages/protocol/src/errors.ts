@@ -43,6 +43,12 @@ export const ErrorCode = z.enum([
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
   'TWO_FACTOR_REQUIRED',
+  /** an operation ended because a kill pre-empted it (the kill is its own operation) */
+  'OPERATION_SUPERSEDED',
+  /** the Agent restarted while the operation ran: what it did before is unknown */
+  'AGENT_RESTARTED',
+  /** the Agent no longer knows the operation (it was neither running nor reported finished) */
+  'OPERATION_LOST',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -82,6 +88,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   TWO_FACTOR_REQUIRED: 403,
+  OPERATION_SUPERSEDED: 409,
+  AGENT_RESTARTED: 503,
+  OPERATION_LOST: 503,
 };
 
 export const ErrorBody = z.object({

@@ -245,8 +245,29 @@ export const CommandEnvelope = z.object({
   type: z.literal('command'),
   action: z.string().min(1).max(64),
   payload: z.unknown().optional(),
+  /**
+   * Asks for seed 003's "Command Acknowledgment" of a long action (see OPERATION_ACTIONS): the
+   * Agent answers at once `{ operationId, status: 'accepted' }` and reports the rest as
+   * operation_progress / operation_completed events. Without it the answer waits for the end
+   * (the Agent's own HTTP API and CLI); the events are sent either way, with the command id.
+   */
+  operationId: MessageId.optional(),
 });
 export type CommandEnvelope = z.infer<typeof CommandEnvelope>;
+
+/** The actions that run as operations: acknowledged, then reported by events. */
+export const OPERATION_ACTIONS: ReadonlySet<Action> = new Set<Action>([
+  'create_server',
+  'start_server',
+  'stop_server',
+  'restart_server',
+  'kill_server',
+  'reinstall_server',
+  'update_server',
+]);
+/** The data of an acknowledgement. */
+export const OperationAccepted = z.object({ operationId: MessageId, status: z.literal('accepted') });
+export type OperationAccepted = z.infer<typeof OperationAccepted>;
 
 export type Command<A extends Action = Action> = Omit<CommandEnvelope, 'action' | 'payload'> & {
   action: A;
@@ -425,6 +446,21 @@ export const eventData = {
     success: z.boolean(),
     exitCode: z.number().int().optional(),
   }),
+  /** a step of an accepted operation (stage names are the action's: stopping, killing, starting…) */
+  operation_progress: z.object({
+    operationId: MessageId,
+    serverId: ServerId,
+    stage: z.string().min(1).max(64),
+    message: z.string().max(4096).optional(),
+  }),
+  /** the end of an accepted operation; never dropped, held while the Panel is away */
+  operation_completed: z.object({
+    operationId: MessageId,
+    serverId: ServerId,
+    action: Action,
+    success: z.boolean(),
+    error: z.object({ code: ErrorCode, message: z.string() }).optional(),
+  }),
   /** first message on every (re)connection: who I am and what runs here */
   agent_hello: z.object({
     protocolVersion: z.number().int(),
@@ -432,6 +468,8 @@ export const eventData = {
     servers: z.array(
       z.object({ serverId: ServerId, status: ServerStatus, containerId: z.string().nullable() }),
     ),
+    /** the operations running now (their ends follow as operation_completed) */
+    operations: z.array(z.object({ operationId: MessageId, serverId: ServerId, action: Action })).optional(),
   }),
 } as const;
 export type EventName = keyof typeof eventData;

@@ -82,6 +82,14 @@ const events: Record<EventName, unknown> = {
   players_update: { serverId: 's1', online: 1, max: 20, list: ['steve'] },
   install_output: { serverId: 's1', message: 'downloading' },
   install_completed: { serverId: 's1', success: true, exitCode: 0 },
+  operation_progress: { operationId: 'op1', serverId: 's1', stage: 'killing', message: 'after 45 s' },
+  operation_completed: {
+    operationId: 'op1',
+    serverId: 's1',
+    action: 'stop_server',
+    success: false,
+    error: { code: 'OPERATION_SUPERSEDED', message: 'killed' },
+  },
   agent_hello: {
     protocolVersion: 1,
     agentVersion: '0.1.0',

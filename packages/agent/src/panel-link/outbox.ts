@@ -2,11 +2,16 @@
  * What waits while the Panel is away. Status changes and crashes are queued and never lost
  * (at worst older status changes of a server give way to its newer ones); console lines are
  * not queued, only counted, and reported as one `server_log_dropped` per server on reconnect.
+ * Operation events are never evicted.
  */
 import type { EventMessage, ResponseMessage } from '@cap/protocol';
 import { lineCountOf } from './coalesce.ts';
 
 type Outgoing = EventMessage | ResponseMessage;
+
+/** Never evicted: an operation's steps and outcome must reach the Panel. */
+const KEPT: ReadonlySet<string> = new Set(['operation_completed', 'operation_progress']);
+const eventOf = (m: Outgoing): string => (m.type === 'event' ? m.event : 'response');
 
 export class Outbox {
   readonly #max: number;
@@ -37,17 +42,23 @@ export class Outbox {
 
   #evictOne(): void {
     const q = this.#queue;
-    const notStatus = q.findIndex((m) => !(m.type === 'event' && m.event === 'server_status_changed'));
+    const isStatus = (m: Outgoing) => m.type === 'event' && m.event === 'server_status_changed';
+    const notStatus = q.findIndex((m) => !isStatus(m) && !KEPT.has(eventOf(m)));
     if (notStatus >= 0) {
       q.splice(notStatus, 1);
       return;
     }
-    // only status changes left: drop the oldest one that a newer change of the same server supersedes
+    // only status changes and operation ends left: drop the oldest status change that a newer
+    // change of the same server supersedes (an operation's events are never dropped)
     for (let i = 0; i < q.length; i++) {
+      if (!isStatus(q[i] as Outgoing)) continue;
       const m = q[i] as EventMessage<'server_status_changed'>;
       const later = q
         .slice(i + 1)
-        .some((n) => (n as EventMessage<'server_status_changed'>).data.serverId === m.data.serverId);
+        .some(
+          (n) =>
+            isStatus(n) && (n as EventMessage<'server_status_changed'>).data.serverId === m.data.serverId,
+        );
       if (later) {
         q.splice(i, 1);
         return;

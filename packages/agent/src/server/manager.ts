@@ -2,15 +2,17 @@
  * All servers of this Agent and the one command handler both transports (Panel WebSocket, HTTP)
  * go through. Every command gets exactly one response; failures carry a code.
  */
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CodedError,
   type Command,
   CreateServerPayload,
+  type ErrorCode,
   type EventData,
   errorResponse,
   isCodedError,
+  OPERATION_ACTIONS,
   okResponse,
   parseAgentInbound,
   type ResponseMessage,
@@ -59,6 +61,26 @@ export function diskFull(e: unknown, dataDir: string): CodedError | null {
   );
 }
 
+/** An accepted operation that has not ended (persisted in `<dataDir>/operations.json`). */
+interface ActiveOperation {
+  operationId: string;
+  serverId: string;
+  action: Command['action'];
+  acceptedAt: string;
+  /** set when a kill pre-empted it: it ends as OPERATION_SUPERSEDED whatever it did */
+  supersededBy?: string;
+}
+
+const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
+  create_server: 'Server create command received',
+  start_server: 'Server start command received',
+  stop_server: 'Server stop command received',
+  restart_server: 'Server restart command received',
+  kill_server: 'Server kill command received',
+  reinstall_server: 'Server reinstall command received',
+  update_server: 'Server update command received',
+};
+
 export class ServerManager {
   readonly servers = new Map<string, Server>();
   readonly #docker: DockerEnvironment;
@@ -72,6 +94,14 @@ export class ServerManager {
   readonly #creating = new Set<string>();
   /** Docker answered the boot listing, so "not running" below is known, not a guess */
   #listed = false;
+  /** serverId → the operation running on it (the per-server try-lock of power actions) */
+  readonly #ops = new Map<string, ActiveOperation>();
+  /** every accepted operation not ended yet (a superseded one stays until it returns) */
+  readonly #accepted = new Map<string, ActiveOperation>();
+  /** operations accepted before the last Agent restart and never finished (see reportInterrupted) */
+  #interrupted: ActiveOperation[] = [];
+  #opWrites: Promise<void> = Promise.resolve();
+  #shuttingDown = false;
 
   constructor(opts: { docker: DockerEnvironment; config: AgentConfig; logger: Logger; emit: Emit }) {
     this.#docker = opts.docker;
@@ -86,14 +116,96 @@ export class ServerManager {
       docker: this.#docker,
       config: this.#config,
       logger: this.#log,
-      emit: this.#emit,
+      // a status change of a server with an operation in flight is also a step of it
+      emit: ((name, data) => {
+        this.#emit(name, data);
+        if (name !== 'server_status_changed') return;
+        const d = data as EventData<'server_status_changed'>;
+        const op = this.#ops.get(d.serverId);
+        if (op && d.currentStatus !== 'stopping') this.#progress(op, d.currentStatus, d.reason);
+      }) as Emit,
       serversDir: this.serversDir,
+      stage: (serverId: string, stage: string, message?: string) => {
+        const op = this.#ops.get(serverId);
+        if (op) this.#progress(op, stage, message);
+      },
     };
+  }
+
+  get #opsFile(): string {
+    return path.resolve(this.#config.dataDir, 'operations.json');
+  }
+
+  /** The accepted operations, written whole to a temp file and renamed over (one write at a time). */
+  #persistOps(): Promise<void> {
+    const write = async () => {
+      const tmp = `${this.#opsFile}.tmp`;
+      await writeFile(tmp, JSON.stringify([...this.#accepted.values()], null, 2), { mode: 0o600 });
+      await rename(tmp, this.#opsFile);
+    };
+    const next = this.#opWrites.then(write);
+    this.#opWrites = next.catch((e) => this.#log.error({ err: e }, 'operations not persisted'));
+    return this.#opWrites;
+  }
+
+  async #loadInterrupted(): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(this.#opsFile, 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.#log.error({ err: e }, 'unreadable operations file, ignored');
+      return;
+    }
+    if (!Array.isArray(raw)) return;
+    for (const o of raw) {
+      const op = o as Partial<ActiveOperation>;
+      if (typeof op?.operationId === 'string' && typeof op.serverId === 'string' && op.action)
+        this.#interrupted.push(op as ActiveOperation);
+    }
+  }
+
+  /**
+   * After a restart: every operation accepted before it and not finished ends as AGENT_RESTARTED
+   * (queued for the Panel like any event, so it arrives after the next agent_hello).
+   */
+  reportInterrupted(): void {
+    for (const op of this.#interrupted) {
+      this.#log.warn({ serverId: op.serverId, operationId: op.operationId }, 'operation cut by a restart');
+      this.#emit('operation_completed', {
+        operationId: op.operationId,
+        serverId: op.serverId,
+        action: op.action,
+        success: false,
+        error: { code: 'AGENT_RESTARTED', message: `the Agent restarted while ${op.action} ran` },
+      });
+    }
+    this.#interrupted = [];
+    void this.#persistOps();
+  }
+
+  /** The operations running now, for agent_hello. */
+  operations(): NonNullable<EventData<'agent_hello'>['operations']> {
+    return [...this.#accepted.values()].map((o) => ({
+      operationId: o.operationId,
+      serverId: o.serverId,
+      action: o.action,
+    }));
+  }
+
+  #progress(op: ActiveOperation, stage: string, message?: string): void {
+    this.#emit('operation_progress', {
+      operationId: op.operationId,
+      serverId: op.serverId,
+      stage,
+      ...(message ? { message: message.slice(0, 4096) } : {}),
+    });
   }
 
   /** Loads stored definitions and re-attaches to running containers, without restarting them. */
   async init(): Promise<void> {
     await mkdir(this.serversDir, { recursive: true, mode: 0o700 });
+    await this.#loadInterrupted();
     for (const f of await readdir(this.serversDir)) {
       if (!f.endsWith('.json')) continue;
       try {
@@ -221,9 +333,11 @@ export class ServerManager {
 
   /** Stop watching; containers keep running. The last statuses are on disk when it resolves. */
   async shutdown(): Promise<void> {
+    this.#shuttingDown = true;
     clearInterval(this.#statsTimer);
     for (const s of this.servers.values()) s.detach();
     await Promise.all([...this.servers.values()].map((s) => s.flushed()));
+    await this.#opWrites;
   }
 
   summary(): EventData<'agent_hello'>['servers'] {
@@ -254,11 +368,83 @@ export class ServerManager {
     return this.handle(parsed.message);
   }
 
+  /**
+   * A long action is an operation: refused SERVER_BUSY at once while another runs on the server
+   * (a kill pre-empts it instead), then acknowledged at once when the command asks for it
+   * (`operationId`), else answered when done; its steps and its end go out as events.
+   */
   async handle(cmd: Command): Promise<ResponseMessage> {
     const serverId = serverIdOf(cmd);
+    if (!serverId || !OPERATION_ACTIONS.has(cmd.action)) return this.#run(cmd, serverId);
+    const refused = (code: ErrorCode, message: string) => ({
+      ...errorResponse(cmd.id, code, message),
+      serverId,
+    });
+    if (cmd.action === 'create_server') {
+      if (this.servers.has(serverId) || this.#creating.has(serverId))
+        return refused('SERVER_EXISTS', `server ${serverId} exists on this node`);
+    } else if (!this.servers.has(serverId)) {
+      return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
+    }
+    const running = this.#ops.get(serverId);
+    const operationId = cmd.operationId ?? cmd.id;
+    if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
+    if (running?.action === 'create_server')
+      return refused('SERVER_EXISTS', `server ${serverId} is being created on this node`);
+    if (running && cmd.action !== 'kill_server') {
+      return refused(
+        'SERVER_BUSY',
+        `${running.action} (operation ${running.operationId}) is running on this server; kill pre-empts it`,
+      );
+    }
+    if (running) running.supersededBy = operationId;
+    const op: ActiveOperation = {
+      operationId,
+      serverId,
+      action: cmd.action,
+      acceptedAt: new Date().toISOString(),
+    };
+    this.#ops.set(serverId, op);
+    this.#accepted.set(operationId, op);
+    await this.#persistOps();
+    const done = this.#run(cmd, serverId, op).then(async (res) => {
+      // cut by the Agent's shutdown: unfinished, reported as AGENT_RESTARTED by the next boot
+      if (this.#shuttingDown) return res;
+      const superseded = op.supersededBy !== undefined;
+      const error = superseded
+        ? {
+            code: 'OPERATION_SUPERSEDED' as const,
+            message: `pre-empted by operation ${op.supersededBy} (kill)`,
+          }
+        : res.error;
+      if (this.#ops.get(serverId) === op) this.#ops.delete(serverId);
+      this.#accepted.delete(operationId);
+      await this.#persistOps();
+      this.#emit('operation_completed', {
+        operationId,
+        serverId,
+        action: cmd.action,
+        success: res.success && !superseded,
+        ...(error ? { error } : {}),
+      });
+      return res;
+    });
+    if (cmd.operationId === undefined) return done;
+    return {
+      ...okResponse(
+        cmd.id,
+        { operationId, status: 'accepted', serverId },
+        ACK_MESSAGES[cmd.action] ?? 'command received',
+      ),
+      serverId,
+    };
+  }
+
+  async #run(cmd: Command, serverId: string | undefined, op?: ActiveOperation): Promise<ResponseMessage> {
     const log = this.#log.child({ action: cmd.action, ...(serverId ? { serverId } : {}) });
     try {
-      const r = await this.#dispatch(cmd, serverId);
+      if (op) this.#progress(op, 'accepted');
+      const r = await this.#dispatch(cmd, serverId, op);
       log.debug('command done');
       return okResponse(cmd.id, r.data, r.message);
     } catch (e) {
@@ -274,7 +460,11 @@ export class ServerManager {
     }
   }
 
-  async #dispatch(cmd: Command, serverId: string | undefined): Promise<{ data?: unknown; message?: string }> {
+  async #dispatch(
+    cmd: Command,
+    serverId: string | undefined,
+    op?: ActiveOperation,
+  ): Promise<{ data?: unknown; message?: string }> {
     const p = cmd.payload as Record<string, unknown>;
     switch (cmd.action) {
       case 'create_server': {
@@ -315,8 +505,10 @@ export class ServerManager {
         return {};
       case 'update_server': {
         const s = this.#server(serverId);
-        const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) =>
+        const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) => {
           this.#emit('server_update_progress', { serverId: s.id, stage, ...(message ? { message } : {}) });
+          if (op) this.#progress(op, stage, message);
+        };
         let status: ServerStatus;
         try {
           status = await s.update(cmd.payload as Command<'update_server'>['payload'], progress);

@@ -57,6 +57,8 @@ export interface ServerDeps {
   logger: Logger;
   emit: Emit;
   serversDir: string;
+  /** a step of the power action in flight (the manager turns it into operation_progress) */
+  stage?: (serverId: string, stage: string, message?: string) => void;
 }
 
 interface Run {
@@ -540,6 +542,7 @@ export class Server {
     // the egg names no stop: the caller's signal, SIGTERM by default
     else await docker.kill(run.containerId, opts.signal ?? 'SIGTERM');
     const timeoutS = opts.timeout ?? this.egg.stopTimeout ?? DEFAULT_STOP_TIMEOUT_S;
+    this.#deps.stage?.(this.id, 'stopping', `stop sent; kill after ${timeoutS} s`);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       run.exited.then(() => false),
@@ -550,6 +553,7 @@ export class Server {
     clearTimeout(timer);
     if (timedOut) {
       this.#log.info({ action: 'stop', timeoutS }, 'stop timed out, killing');
+      this.#deps.stage?.(this.id, 'killing', `still running after ${timeoutS} s: killed`);
       await docker.kill(run.containerId, 'SIGKILL');
       await run.exited;
     }

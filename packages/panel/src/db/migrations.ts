@@ -213,6 +213,42 @@ const m006: Migration = {
   },
 };
 
+/**
+ * Operations (issue 9 item 1): one row per power action, reinstall or config update sent to an
+ * Agent, from the request to its end as the Agent reports it. Named 010 so migrations other
+ * work adds meanwhile (006–009) sort before it; it depends on none of them.
+ */
+const m010: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('operations')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('server_id', 'text', (c) => c.notNull())
+      .addColumn('node_id', 'text', (c) => c.notNull())
+      .addColumn('actor_user_id', 'text')
+      .addColumn('stage', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      /** 1 = success, 0 = failed, NULL while open */
+      .addColumn('success', 'integer')
+      .addColumn('error_code', 'text')
+      .addColumn('error_message', 'text')
+      .execute();
+    await db.schema
+      .createIndex('operations_server')
+      .on('operations')
+      .columns(['server_id', 'created_at'])
+      .execute();
+    await db.schema
+      .createIndex('operations_open')
+      .on('operations')
+      .columns(['node_id', 'finished_at'])
+      .execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -220,6 +256,7 @@ export const migrations: Record<string, Migration> = {
   '004_api_key_expiry': m004,
   '005_node_default_limits': m005,
   '006_accounts': m006,
+  '010_operations': m010,
 };
 
 export const migrationProvider: MigrationProvider = {

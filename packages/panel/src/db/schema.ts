@@ -143,6 +143,24 @@ export interface SettingsTable {
   value: string;
 }
 
+export interface OperationsTable {
+  id: string;
+  /** start | stop | restart | kill | reinstall | update */
+  kind: string;
+  server_id: string;
+  node_id: string;
+  actor_user_id: string | null;
+  /** requested → accepted → the Agent's stages → completed | failed */
+  stage: string;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+  /** 1 / 0; NULL while open */
+  success: number | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -156,6 +174,7 @@ export interface Database {
   settings: SettingsTable;
   recovery_codes: RecoveryCodesTable;
   login_tickets: LoginTicketsTable;
+  operations: OperationsTable;
 }
 
 export type { Generated };

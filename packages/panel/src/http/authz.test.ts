@@ -62,6 +62,8 @@ const EXPECTED: Record<string, AuthRule> = {
   'POST /api/servers/:id/features/eula': 'admin',
   'POST /api/servers/:id/command': 'admin',
   'PUT /api/servers/:id/config': 'admin',
+  'GET /api/servers/:id/operations': 'user',
+  'GET /api/operations/:id': 'user',
   'GET /api/servers/:id/telemetry': 'user',
   'GET /api/servers/:id/metrics': 'user',
   'GET /api/servers/:id/files': 'user',

@@ -243,20 +243,24 @@ export class AgentHub {
     conn.dropped.clear();
   }
 
-  /** Send a command and wait for its response; a failed response throws its code. */
+  /** Send a command and wait for its response (with `operationId`: its acknowledgement); a failed response throws its code. */
   async request<A extends Action>(
     nodeId: string,
     action: A,
     payload: ActionPayload<A>,
-    opts: { serverId?: string; timeoutMs?: number; id?: string } = {},
+    opts: { serverId?: string; timeoutMs?: number; id?: string; operationId?: string } = {},
   ): Promise<unknown> {
     const conn = this.#conns.get(nodeId);
     if (!conn) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
-    const cmd = command(action, payload, {
-      ...(opts.serverId ? { serverId: opts.serverId } : {}),
-      ...(opts.id ? { id: opts.id } : {}),
-      agentId: nodeId,
-    });
+    const cmd = {
+      ...command(action, payload, {
+        ...(opts.serverId ? { serverId: opts.serverId } : {}),
+        ...(opts.id ? { id: opts.id } : {}),
+        agentId: nodeId,
+      }),
+      // asks for the acknowledgement: the answer comes at once, the end as operation_completed
+      ...(opts.operationId ? { operationId: opts.operationId } : {}),
+    };
     const res = await new Promise<ResponseMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(cmd.id);

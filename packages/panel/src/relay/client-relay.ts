@@ -298,7 +298,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
       case 'power':
         if (!hasRole(p.user.role, 'admin'))
           throw new CodedError('FORBIDDEN', 'spectators cannot change power');
-        await s.servers.power(r.serverId, r.action);
+        await s.servers.power(r.serverId, r.action, p.user.id);
         send({ type: 'ack', requestType: r.type, serverId: r.serverId });
         return;
       default: {

@@ -24,6 +24,7 @@ describe('an Agent acting on another node’s servers', () => {
   let b: FakeAgent;
   let serverA: string;
   let serverB: string;
+  let opB: string;
   let ws: ClientSocket;
 
   before(async () => {
@@ -45,9 +46,14 @@ describe('an Agent acting on another node’s servers', () => {
     };
     serverA = await mk(nodeA.id, 'on-a');
     serverB = await mk(nodeB.id, 'on-b');
-    await panel.api(owner, 'POST', `/api/servers/${serverB}/power`, { action: 'start' });
+    const started = await panel.api(owner, 'POST', `/api/servers/${serverB}/power`, { action: 'start' });
+    opB = started.body.operationId;
     await until(
       async () => (await panel.api(owner, 'GET', `/api/servers/${serverB}`)).body.status === 'running',
+    );
+    // and its operation has ended (its end is not part of what the tests below look at)
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/operations/${opB}`)).body.finishedAt !== null,
     );
     ws = await panel.clientSocket(owner);
     for (const id of [serverA, serverB]) {
@@ -77,6 +83,14 @@ describe('an Agent acting on another node’s servers', () => {
     a.emit('players_update', { serverId: serverB, online: 64, max: 64, list: ['mallory'] });
     a.emit('install_output', { serverId: serverB, message: 'forged install' });
     a.emit('install_completed', { serverId: serverB, success: false, exitCode: 1 });
+    a.emit('operation_progress', { operationId: opB, serverId: serverB, stage: 'forged' });
+    a.emit('operation_completed', {
+      operationId: opB,
+      serverId: serverB,
+      action: 'start_server',
+      success: false,
+      error: { code: 'DOCKER_ERROR', message: 'forged' },
+    });
     // Events of one node are handled in order: once A's own line arrives, all of the above were handled.
     a.emit('server_log', { serverId: serverA, message: 'barrier' });
     await ws.next((m) => m.type === 'console' && m.serverId === serverA && m.lines.includes('barrier'));
@@ -88,6 +102,9 @@ describe('an Agent acting on another node’s servers', () => {
     assert.equal(tele.status, 'running');
     assert.equal(tele.console.includes('forged <line>'), false);
     assert.notEqual(tele.stats?.cpu, 99);
+    const op = (await panel.api(owner, 'GET', `/api/operations/${opB}`)).body;
+    assert.equal(op.success, true);
+    assert.equal(op.stage, 'completed');
     const dash = (await panel.api(owner, 'GET', '/api/dashboard')).body;
     assert.equal(dash.players.online, 0);
     // and the same events from the right node do land (the filter is not a blanket drop)

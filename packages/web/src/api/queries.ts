@@ -12,6 +12,7 @@ import type {
   FileContent,
   FileList,
   Limits,
+  Operation,
   PanelNode,
   Server,
   SessionInfo,
@@ -30,6 +31,7 @@ export const keys = {
   node: (id: string) => ['nodes', id] as const,
   servers: ['servers'] as const,
   telemetry: (id: string) => ['servers', id, 'telemetry'] as const,
+  operations: (id: string) => ['servers', id, 'operations'] as const,
   metrics: (id: string, range: string) => ['servers', id, 'metrics', range] as const,
   files: (id: string, path: string, offset = 0) => ['servers', id, 'files', path, offset] as const,
   file: (id: string, path: string) => ['servers', id, 'file', path] as const,
@@ -61,6 +63,12 @@ export const useTelemetry = (id: string) =>
   useQuery({
     queryKey: keys.telemetry(id),
     queryFn: () => api<Telemetry>(`/servers/${encodeURIComponent(id)}/telemetry`),
+  });
+/** A server's recent operations, newest first (refreshed on each `operation` message by the page). */
+export const useServerOperations = (id: string) =>
+  useQuery({
+    queryKey: keys.operations(id),
+    queryFn: () => api<Operation[]>(`/servers/${encodeURIComponent(id)}/operations?limit=10`),
   });
 export type MetricsRange = '1h' | '24h' | '7d';
 export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>

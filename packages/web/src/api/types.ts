@@ -305,3 +305,19 @@ export interface CreateApiKeyInput {
   /** limit the key to these servers */
   serverIds?: string[];
 }
+
+/** GET /api/operations/:id, GET /api/servers/:id/operations (the Panel's Operation schema) */
+export interface Operation {
+  id: string;
+  kind: string;
+  serverId: string;
+  nodeId: string;
+  actorUserId: string | null;
+  stage: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  success: boolean | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}

@@ -2,6 +2,7 @@ import type { PowerAction } from '@cap/protocol/states.ts';
 import { Button, Group, Text } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { api, errorCode, errorMessage } from '../api/http.ts';
+import { useLiveMessages } from '../api/live.tsx';
 import type { ServerStatus } from '../api/types.ts';
 
 // the status each action ends in; the button stays pending until the server gets there
@@ -12,6 +13,28 @@ const settles: Record<PowerAction, readonly ServerStatus[]> = {
   kill: ['offline', 'crashed'],
 };
 const PENDING_TIMEOUT_MS = 120_000;
+
+const running: Record<PowerAction, string> = {
+  start: 'Starting…',
+  restart: 'Restarting…',
+  stop: 'Stopping…',
+  kill: 'Killing…',
+};
+const finished: Record<PowerAction, string> = {
+  start: 'Started',
+  restart: 'Restarted',
+  stop: 'Stopped',
+  kill: 'Killed',
+};
+
+/** What the operation of the last click is doing, from the Panel's `operation` messages. */
+interface OpView {
+  id: string;
+  action: PowerAction;
+  text: string;
+  /** null while it runs */
+  success: boolean | null;
+}
 
 export function PowerButtons({
   serverId,
@@ -26,6 +49,32 @@ export function PowerButtons({
     null,
   );
   const [error, setError] = useState<unknown>(null);
+  const [op, setOp] = useState<OpView | null>(null);
+
+  useLiveMessages((m) => {
+    if (m.type !== 'operation' || m.serverId !== serverId) return;
+    setOp((o) => {
+      if (!o || o.id !== m.operationId) return o;
+      if (m.success === undefined) {
+        // e.g. "Stopping… (stop sent; kill after 45 s)", "Stopping… (killing)"
+        const detail = m.stage === 'killing' ? (m.message ?? 'killing') : m.message;
+        return { ...o, text: `${running[o.action]}${detail ? ` (${detail})` : ''}` };
+      }
+      return {
+        ...o,
+        success: m.success,
+        text: m.success
+          ? finished[o.action]
+          : `${o.action} failed: ${m.errorCode ?? 'error'}${m.message ? ` — ${m.message}` : ''}`,
+      };
+    });
+  });
+  useEffect(() => {
+    if (op?.success === null || !op) return;
+    setPending(null);
+    const t = setTimeout(() => setOp((o) => (o?.id === op.id ? null : o)), 10_000);
+    return () => clearTimeout(t);
+  }, [op]);
 
   // settle when the live status reaches where the action leads (and has moved at all)
   useEffect(() => {
@@ -44,7 +93,11 @@ export function PowerButtons({
     setError(null);
     setPending({ action, from: status, at: Date.now() });
     try {
-      await api(`/servers/${encodeURIComponent(serverId)}/power`, { method: 'POST', body: { action } });
+      const r = await api<{ operationId: string }>(`/servers/${encodeURIComponent(serverId)}/power`, {
+        method: 'POST',
+        body: { action },
+      });
+      setOp({ id: r.operationId, action, text: running[action], success: null });
     } catch (e) {
       setError(e);
       setPending(null);
@@ -79,6 +132,17 @@ export function PowerButtons({
           </Button>
         ))}
       </Group>
+      {op ? (
+        <Text
+          size="sm"
+          mt={4}
+          c={op.success === false ? 'red.4' : op.success ? 'teal.4' : 'dimmed'}
+          role="status"
+          data-testid="power-operation"
+        >
+          {op.text}
+        </Text>
+      ) : null}
       {error ? (
         <Text size="sm" c="red.4" mt={4} role="alert" data-testid="power-error">
           {errorCode(error)}: {errorMessage(error)}

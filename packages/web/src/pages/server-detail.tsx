@@ -46,6 +46,7 @@ import { NoLimitBadges } from '../components/limit-badges.tsx';
 import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
+import { RecentOperations } from '../components/recent-operations.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
 import { ConsoleStore } from '../lib/console-store.ts';
@@ -363,6 +364,7 @@ function ServerDetail({ id }: { id: string }) {
           Crashed: {crash}
         </Text>
       ) : null}
+      <RecentOperations serverId={server.id} />
       {feature && !featureShown ? (
         <Group gap="xs" data-testid="feature-pending">
           <Text size="sm" c="yellow.4">

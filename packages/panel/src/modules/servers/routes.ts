@@ -3,7 +3,6 @@ import {
   LIST_FILES_DEFAULT_LIMIT,
   LIST_FILES_MAX_LIMIT,
   ListFilesData,
-  newMessageId,
   PowerAction,
   ResourceSnapshot,
   ServerStatus,
@@ -15,6 +14,7 @@ import { z } from 'zod';
 import { canSeeServer, hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
+import { Operation } from '../operations/repo.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './service.ts';
 
 /** Spectators never see values of variables that are not user_viewable. */
@@ -91,16 +91,15 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'admin' },
       schema: {
         tags,
-        description: 'Sent to the Agent; the outcome arrives as status events on /ws/client.',
+        description:
+          'Sent to the Agent as an operation: 202 { operationId } once the Agent acknowledged it; its steps and end arrive as `operation` messages on /ws/client and in GET /api/operations/:id. 409 SERVER_BUSY while another power action runs on the server (kill pre-empts it instead); 503 AGENT_OFFLINE.',
         params: IdParams,
         body: z.object({ action: PowerAction }),
-        response: { 202: z.object({ accepted: z.literal(true) }) },
+        response: { 202: z.object({ operationId: z.string() }) },
       },
     },
-    async (req, reply) => {
-      await s.servers.power(req.params.id, req.body.action);
-      return reply.status(202).send({ accepted: true as const });
-    },
+    async (req, reply) =>
+      reply.status(202).send(await s.servers.power(req.params.id, req.body.action, principalOf(req).user.id)),
   );
   r.post(
     '/api/servers/:id/features/eula',
@@ -127,15 +126,13 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          "Runs the template's install script again on the Agent; output as install_output (admins only) and install_completed on /ws/client, status installing → offline | install_failed.",
+          "Runs the template's install script again on the Agent, as an operation (202 { operationId } once acknowledged); output as install_output (admins only) and install_completed on /ws/client, status installing → offline | install_failed.",
         params: IdParams,
-        response: { 202: z.object({ accepted: z.literal(true) }) },
+        response: { 202: z.object({ operationId: z.string() }) },
       },
     },
-    async (req, reply) => {
-      await s.servers.reinstall(req.params.id);
-      return reply.status(202).send({ accepted: true as const });
-    },
+    async (req, reply) =>
+      reply.status(202).send(await s.servers.reinstall(req.params.id, principalOf(req).user.id)),
   );
   r.post(
     '/api/servers/:id/command',
@@ -160,7 +157,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'New environment/limits → update_server on the Agent (recreate, wait for ready). 202 with an operationId; ?wait=true answers 200 when the Agent finished.',
+          'New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end.',
         params: IdParams,
         querystring: z.object({ wait: z.enum(['true', 'false']).optional() }),
         body: ConfigUpdate,
@@ -171,8 +168,11 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       },
     },
     async (req, reply) => {
-      const operationId = newMessageId('upd');
-      const { done } = await s.servers.updateConfig(req.params.id, req.body, operationId);
+      const { operationId, done } = await s.servers.updateConfig(
+        req.params.id,
+        req.body,
+        principalOf(req).user.id,
+      );
       if (req.query.wait === 'true') {
         const res = await done;
         return reply.status(200).send({ ...res, operationId });
@@ -180,6 +180,34 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       done.catch(() => undefined);
       return reply.status(202).send({ operationId });
     },
+  );
+  r.get(
+    '/api/servers/:id/operations',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        description: "The server's recent operations (power, reinstall, config update), newest first.",
+        params: IdParams,
+        querystring: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }),
+        response: { 200: z.array(Operation) },
+      },
+    },
+    async (req) => s.servers.operations(req.params.id, req.query.limit),
+  );
+  r.get(
+    '/api/operations/:id',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['operations'],
+        description:
+          'One operation: stage, times and result. It outlives a Panel restart; one whose Agent never reports its end is closed as TIMEOUT (or OPERATION_LOST when the Agent reconnects without it).',
+        params: IdParams,
+        response: { 200: Operation },
+      },
+    },
+    async (req) => s.servers.operation(req.params.id),
   );
   r.get(
     '/api/servers/:id/telemetry',

@@ -7,12 +7,14 @@ import {
   DonePattern,
   type EggConfig,
   Environment,
+  ErrorCode,
   type EventMessage,
   GetFileData,
   imageRefProblem,
   LIST_FILES_DEFAULT_LIMIT,
   Limits,
   ListFilesData,
+  newMessageId,
   PortNumber,
   Ports,
   type PowerAction,
@@ -45,6 +47,7 @@ import type { Allocation, AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
 import { type DefaultLimits, effectiveDefaults, withDefaultLimits } from '../nodes/service.ts';
+import { type Operation, type OperationKind, type OperationsRepo, toOperation } from '../operations/repo.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import type { ServersRepo } from './repo.ts';
 
@@ -189,6 +192,11 @@ function allocationPorts(ports: Ports, a: Allocation | undefined): Ports {
 }
 
 const FEATURES_CACHE_MS = 60_000;
+/** An operation still open this long (the Agent never reported its end) is closed as TIMEOUT. */
+export const OPERATION_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+/** After an Agent's hello, open operations it does not list get this long for their end to arrive. */
+const RECONCILE_GRACE_MS = 15_000;
+type OperationResult = { success: boolean; code?: string; message?: string };
 
 type Loaded = { row: ServersTable; template: Template | undefined; allocation: Allocation | undefined };
 
@@ -212,6 +220,11 @@ export class ServersService {
   readonly #featuresOf = new Map<string, { features: FeatureName[]; at: number }>();
   /** serverId → the feature its console last called for, until it runs or the user acted */
   readonly #pendingFeature = new Map<string, { feature: FeatureName; line: string }>();
+  readonly #ops: OperationsRepo;
+  readonly #operationTimeoutMs: number;
+  /** operationId → who waits for its end in this process (PUT /config?wait=true) */
+  readonly #opWaiters = new Map<string, (r: OperationResult) => void>();
+  #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: {
     repo: ServersRepo;
@@ -224,7 +237,11 @@ export class ServersService {
     log: Logger;
     updateTimeoutMs: number;
     defaultLimits?: DefaultLimits;
+    operations: OperationsRepo;
+    operationTimeoutMs?: number;
   }) {
+    this.#ops = deps.operations;
+    this.#operationTimeoutMs = deps.operationTimeoutMs ?? OPERATION_TIMEOUT_MS;
     this.#defaultLimits = deps.defaultLimits ?? {};
     this.#repo = deps.repo;
     this.#nodes = deps.nodes;
@@ -245,6 +262,153 @@ export class ServersService {
       const template = await this.#template(s, templates).catch(() => undefined);
       this.#refreshSecrets({ row: s, template, allocation: undefined });
     }
+    // operations left open by an earlier Panel stay open until their Agent reports (agent_hello)
+    this.#sweepTimer = setInterval(
+      () => void this.sweepOperations().catch((e) => this.#log.warn({ err: e }, 'operation sweep failed')),
+      Math.min(60_000, Math.max(1000, Math.floor(this.#operationTimeoutMs / 4))),
+    );
+    this.#sweepTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#sweepTimer);
+  }
+
+  // --- operations ---------------------------------------------------------------------------
+
+  async operation(id: string): Promise<Operation> {
+    const row = await this.#ops.findById(id);
+    if (!row) throw new CodedError('NOT_FOUND', 'no such operation');
+    return toOperation(row);
+  }
+
+  /** A server's recent operations, newest first. */
+  async operations(serverId: string, limit = 20): Promise<Operation[]> {
+    await this.#row(serverId);
+    return (await this.#ops.listByServer(serverId, limit)).map(toOperation);
+  }
+
+  #publishOperation(
+    serverId: string,
+    op: { id: string; kind: string; stage: string },
+    result?: OperationResult,
+    message?: string,
+  ): void {
+    const text = result?.message ?? message;
+    this.#live.publish(serverId, {
+      type: 'operation',
+      serverId,
+      operationId: op.id,
+      kind: op.kind,
+      stage: op.stage,
+      ...(result ? { success: result.success } : {}),
+      ...(result?.code ? { errorCode: result.code as never } : {}),
+      ...(text ? { message: text } : {}),
+    });
+  }
+
+  /** Closes an open operation once; tells subscribers and whoever waits for it. */
+  async #finishOperation(id: string, result: OperationResult): Promise<void> {
+    if (!(await this.#ops.finish(id, result, nowIso()))) return;
+    const row = await this.#ops.findById(id);
+    if (row) this.#publishOperation(row.server_id, row, result);
+    this.#opWaiters.get(id)?.(result);
+    this.#opWaiters.delete(id);
+    this.#log.info(
+      {
+        serverId: row?.server_id,
+        operationId: id,
+        kind: row?.kind,
+        success: result.success,
+        code: result.code,
+      },
+      'operation finished',
+    );
+  }
+
+  /**
+   * Records the operation, sends the command asking for the acknowledgement, and returns its id
+   * once the Agent accepted it. A refusal (SERVER_BUSY, INVALID_STATE…) closes the row and throws.
+   */
+  async #startOperation<
+    A extends
+      | 'start_server'
+      | 'stop_server'
+      | 'restart_server'
+      | 'kill_server'
+      | 'reinstall_server'
+      | 'update_server',
+  >(
+    row: ServersTable,
+    kind: OperationKind,
+    action: A,
+    payload: Parameters<AgentHub['request']>[2] & Record<string, unknown>,
+    actor: string | null,
+  ): Promise<string> {
+    const id = newMessageId('op');
+    const at = nowIso();
+    await this.#ops.insert({
+      id,
+      kind,
+      server_id: row.id,
+      node_id: row.node_id,
+      actor_user_id: actor,
+      stage: 'requested',
+      created_at: at,
+      updated_at: at,
+      finished_at: null,
+      success: null,
+      error_code: null,
+      error_message: null,
+    });
+    try {
+      await this.#hub().request(row.node_id, action, payload as never, { serverId: row.id, operationId: id });
+    } catch (e) {
+      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
+      await this.#finishOperation(id, { success: false, code, message: (e as Error).message });
+      throw e;
+    }
+    if (await this.#ops.setStage(id, 'accepted', nowIso(), 'requested'))
+      this.#publishOperation(row.id, { id, kind, stage: 'accepted' });
+    this.#log.info({ serverId: row.id, operationId: id, kind, action }, 'operation accepted');
+    return id;
+  }
+
+  /** Open operations older than the timeout are closed as TIMEOUT. */
+  async sweepOperations(now = Date.now()): Promise<void> {
+    for (const op of await this.#ops.listOpen()) {
+      if (now - Date.parse(op.created_at) < this.#operationTimeoutMs) continue;
+      await this.#finishOperation(op.id, {
+        success: false,
+        code: 'TIMEOUT',
+        message: `the Agent did not report the end within ${Math.round(this.#operationTimeoutMs / 1000)} s`,
+      });
+    }
+  }
+
+  /**
+   * On an Agent's hello: its open operations that it does not list as running get a grace
+   * period for their end (held in its outbox, sent right after the hello); then OPERATION_LOST.
+   */
+  async #reconcileOperations(nodeId: string, running: ReadonlySet<string>, helloAt: string): Promise<void> {
+    const open = (await this.#ops.listOpen(nodeId)).filter(
+      (o) => !running.has(o.id) && o.updated_at <= helloAt,
+    );
+    if (open.length === 0) return;
+    const timer = setTimeout(() => {
+      void (async () => {
+        for (const o of open) {
+          const now = await this.#ops.findById(o.id);
+          if (!now || now.finished_at !== null || now.updated_at > helloAt) continue;
+          await this.#finishOperation(o.id, {
+            success: false,
+            code: 'OPERATION_LOST',
+            message: 'the Agent reconnected without this operation and never reported its end',
+          });
+        }
+      })().catch((e) => this.#log.warn({ err: e, nodeId }, 'operation reconcile failed'));
+    }, RECONCILE_GRACE_MS);
+    timer.unref();
   }
 
   async #template(row: ServersTable, cache: Map<string, Template>): Promise<Template | undefined> {
@@ -597,19 +761,23 @@ export class ServersService {
     this.#log.info({ serverId: id, action: 'delete_server' }, 'server deleted');
   }
 
-  /** Sends the power action; its outcome arrives as status events (202 semantics). */
-  async power(id: string, action: PowerAction): Promise<void> {
+  /**
+   * Sends the power action as an operation: resolves with its id once the Agent acknowledged it
+   * (202); its steps and end arrive as operation events. A refusal (SERVER_BUSY…) throws its code.
+   */
+  async power(
+    id: string,
+    action: PowerAction,
+    actor: string | null = null,
+  ): Promise<{ operationId: string }> {
     const row = await this.#row(id);
     const hub = this.#hub();
     if (!hub.isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    const operationId = await this.#startOperation(row, action, powerActions[action], {}, actor);
+    // the user's intent, once the Agent took it (a refused action leaves it as it was)
     const desired = action === 'start' || action === 'restart' ? 'running' : 'offline';
     await this.#repo.update(id, { desired_state: desired, updated_at: nowIso() });
-    this.#inBackground(
-      id,
-      'power',
-      powerActions[action],
-      hub.request(row.node_id, powerActions[action], {}, { serverId: id }),
-    );
+    return { operationId };
   }
 
   /** A 202 request's later failure goes to the server's subscribers as an `error` message. */
@@ -631,7 +799,7 @@ export class ServersService {
    * Runs the template's install script again on the Agent (in a throw-away installer container);
    * output arrives as install_output, the end as install_completed (202 semantics).
    */
-  async reinstall(id: string): Promise<void> {
+  async reinstall(id: string, actor: string | null = null): Promise<{ operationId: string }> {
     const loaded = await this.#load(await this.#row(id));
     const egg = this.#egg(loaded);
     if (!egg.install)
@@ -641,17 +809,9 @@ export class ServersService {
     const hub = this.#hub();
     if (!hub.isOnline(loaded.row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     this.#log.info({ serverId: id, action: 'reinstall_server' }, 'reinstall requested');
-    this.#inBackground(
-      id,
-      'reinstall',
-      'reinstall_server',
-      hub.request(
-        loaded.row.node_id,
-        'reinstall_server',
-        {},
-        { serverId: id, timeoutMs: this.#updateTimeoutMs },
-      ),
-    );
+    return {
+      operationId: await this.#startOperation(loaded.row, 'reinstall', 'reinstall_server', {}, actor),
+    };
   }
 
   async command(id: string, cmd: string): Promise<void> {
@@ -666,8 +826,8 @@ export class ServersService {
   async updateConfig(
     id: string,
     input: ConfigUpdate,
-    operationId: string,
-  ): Promise<{ done: Promise<{ ok: boolean; status: Server['status'] }> }> {
+    actor: string | null = null,
+  ): Promise<{ operationId: string; done: Promise<{ ok: boolean; status: Server['status'] }> }> {
     const loaded = await this.#load(await this.#row(id));
     const { row } = loaded;
     const set: Partial<ServersTable> = { updated_at: nowIso() };
@@ -685,7 +845,13 @@ export class ServersService {
       environment: next.environment,
       ...(limits === undefined ? {} : { limits }),
     };
-    const record = async (ok: boolean, stage: string, message?: string, code?: string) => {
+    const record = async (
+      operationId: string,
+      ok: boolean,
+      stage: string,
+      message?: string,
+      code?: string,
+    ) => {
       const result = {
         operationId,
         ok,
@@ -696,23 +862,48 @@ export class ServersService {
       };
       await this.#repo.update(id, { last_update: JSON.stringify(result) }).catch(() => undefined);
     };
-    const done = this.#hub()
-      .request(row.node_id, 'update_server', payload, {
-        serverId: id,
-        id: operationId,
-        timeoutMs: this.#updateTimeoutMs,
-      })
-      .then(async () => {
-        await record(true, 'done');
-        return { ok: true, status: this.#live.status(id) ?? 'offline' };
-      })
-      .catch(async (e: unknown) => {
-        const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
-        await record(false, 'failed', (e as Error).message, code);
-        this.#live.publish(id, { type: 'update_progress', serverId: id, stage: 'failed', message: code });
-        throw e;
+    let ended!: (r: OperationResult) => void;
+    const end = new Promise<OperationResult>((resolve) => {
+      ended = resolve;
+    });
+    let operationId: string;
+    try {
+      operationId = await this.#startOperation(row, 'update', 'update_server', payload, actor);
+    } catch (e) {
+      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
+      await record(newMessageId('op'), false, 'failed', (e as Error).message, code);
+      this.#live.publish(id, { type: 'update_progress', serverId: id, stage: 'failed', message: code });
+      throw e;
+    }
+    this.#opWaiters.set(operationId, ended);
+    // (an end that came before the waiter was set is in the row)
+    const stored = await this.#ops.findById(operationId);
+    if (stored?.finished_at) {
+      this.#opWaiters.delete(operationId);
+      ended({
+        success: Number(stored.success) === 1,
+        ...(stored.error_code ? { code: stored.error_code } : {}),
+        ...(stored.error_message ? { message: stored.error_message } : {}),
       });
-    return { done };
+    }
+    const done = end.then(async (r) => {
+      if (r.success) {
+        await record(operationId, true, 'done');
+        return { ok: true, status: this.#live.status(id) ?? 'offline' };
+      }
+      await record(operationId, false, 'failed', r.message, r.code);
+      this.#live.publish(id, {
+        type: 'update_progress',
+        serverId: id,
+        stage: 'failed',
+        message: r.code ?? '',
+      });
+      throw new CodedError(
+        ErrorCode.safeParse(r.code).success ? (r.code as ErrorCode) : 'INTERNAL_ERROR',
+        r.message ?? 'the update failed',
+      );
+    });
+    return { operationId, done };
   }
 
   async telemetry(id: string, metrics: MetricsService, viewer: Viewer) {
@@ -896,6 +1087,11 @@ export class ServersService {
     if (msg.event === 'agent_hello') {
       const d = msg.data as EventMessage<'agent_hello'>['data'];
       await this.reconcile(nodeId, d.servers);
+      await this.#reconcileOperations(
+        nodeId,
+        new Set((d.operations ?? []).map((o) => o.operationId)),
+        nowIso(),
+      );
       return;
     }
     const serverId = (msg.data as { serverId: string }).serverId;
@@ -958,6 +1154,30 @@ export class ServersService {
         const d = msg.data as EventMessage<'install_output'>['data'];
         const lines = this.#live.appendInstall(serverId, d.message.split(/\r?\n/));
         this.#live.publish(serverId, { type: 'install_output', serverId, lines });
+        break;
+      }
+      case 'operation_progress': {
+        const d = msg.data as EventMessage<'operation_progress'>['data'];
+        const op = await this.#ops.findById(d.operationId);
+        if (!op || op.node_id !== nodeId || op.server_id !== serverId) break;
+        if (await this.#ops.setStage(op.id, d.stage, nowIso()))
+          this.#publishOperation(serverId, { ...op, stage: d.stage }, undefined, d.message);
+        break;
+      }
+      case 'operation_completed': {
+        const d = msg.data as EventMessage<'operation_completed'>['data'];
+        const op = await this.#ops.findById(d.operationId);
+        if (!op || op.node_id !== nodeId || op.server_id !== serverId) {
+          this.#log.warn(
+            { nodeId, serverId, operationId: d.operationId },
+            'end of an unknown operation; ignored',
+          );
+          break;
+        }
+        await this.#finishOperation(op.id, {
+          success: d.success,
+          ...(d.error ? { code: d.error.code, message: d.error.message } : {}),
+        });
         break;
       }
       case 'install_completed': {

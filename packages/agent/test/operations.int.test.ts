@@ -1,0 +1,107 @@
+/**
+ * Operations (issue 9 item 1, seed 003 "Command Acknowledgment"), against the real Docker Engine:
+ * a long action asked with an operationId is acknowledged at once and reported by events; a
+ * second power action while one runs is SERVER_BUSY at once; kill pre-empts a hanging stop;
+ * an Agent restart in the middle of an operation ends it as AGENT_RESTARTED.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { docker, egg, type Fixture, fixture, uid, waitStatus } from './helpers.ts';
+
+// sh as PID 1 with TERM ignored: only the kill after the stop timeout ends it
+const IGNORES_TERM = egg('trap "" TERM; echo up; while true; do sleep 1; done', { stopTimeout: 120 });
+
+describe('operations (real Docker)', () => {
+  let f: Fixture;
+  before(async () => {
+    f = await fixture();
+    await f.panel.waitConnected();
+  });
+  after(() => f.cleanup());
+
+  async function running(id: string): Promise<void> {
+    const created = await f.panel.command('create_server', { serverId: id, eggConfig: IGNORES_TERM });
+    assert.equal(created.success, true, JSON.stringify(created.error));
+    const since = f.panel.received.length;
+    const started = await f.panel.command('start_server', {}, { serverId: id });
+    assert.equal(started.success, true, JSON.stringify(started.error));
+    await waitStatus(f, id, 'running', since);
+  }
+
+  const completed = (operationId: string, since: number, timeoutMs = 20_000) =>
+    f.panel.waitEvent('operation_completed', (d) => d.operationId === operationId, { since, timeoutMs });
+
+  it('a stop is acknowledged at once; a second action is SERVER_BUSY; kill pre-empts the stop', async () => {
+    const id = uid('ops-');
+    await running(id);
+    const since = f.panel.received.length;
+    const t0 = Date.now();
+    const ack = await f.panel.command('stop_server', {}, { serverId: id, operationId: `op-stop-${id}` });
+    assert.ok(Date.now() - t0 < 2000, `ack took ${Date.now() - t0} ms`);
+    assert.equal(ack.success, true, JSON.stringify(ack.error));
+    assert.equal(ack.message, 'Server stop command received');
+    assert.deepEqual(ack.data, { operationId: `op-stop-${id}`, status: 'accepted', serverId: id });
+    const stage = await f.panel.waitEvent(
+      'operation_progress',
+      (d) => d.operationId === `op-stop-${id}` && d.stage === 'stopping',
+      { since },
+    );
+    assert.match(stage.data.message ?? '', /kill after 120 s/);
+
+    const busy = await f.panel.command('start_server', {}, { serverId: id, operationId: `op-start-${id}` });
+    assert.equal(busy.success, false);
+    assert.equal(busy.error?.code, 'SERVER_BUSY');
+    const busyRestart = await f.panel.command('restart_server', {}, { serverId: id });
+    assert.equal(busyRestart.error?.code, 'SERVER_BUSY');
+
+    const kill = await f.panel.command('kill_server', {}, { serverId: id, operationId: `op-kill-${id}` });
+    assert.equal(kill.success, true, JSON.stringify(kill.error));
+    const stopEnd = await completed(`op-stop-${id}`, since);
+    assert.equal(stopEnd.data.success, false);
+    assert.equal(stopEnd.data.error?.code, 'OPERATION_SUPERSEDED');
+    const killEnd = await completed(`op-kill-${id}`, since);
+    assert.equal(killEnd.data.success, true, JSON.stringify(killEnd.data.error));
+    assert.equal(killEnd.data.action, 'kill_server');
+    assert.equal((await docker.getContainer(`cap-${id}`).inspect()).State.Running, false);
+    // the busy start never ran
+    assert.equal(
+      f.panel.events('operation_completed').filter((e) => e.data.operationId === `op-start-${id}`).length,
+      0,
+    );
+    // after it, the server takes power actions again
+    const again = await f.panel.command('start_server', {}, { serverId: id, operationId: `op-again-${id}` });
+    assert.equal(again.success, true, JSON.stringify(again.error));
+    assert.equal((await completed(`op-again-${id}`, since)).data.success, true);
+  });
+
+  it('an Agent restart in the middle of an operation ends it as AGENT_RESTARTED', async () => {
+    const id = uid('opsr-');
+    await running(id);
+    const since = f.panel.received.length;
+    const ack = await f.panel.command('stop_server', {}, { serverId: id, operationId: `op-cut-${id}` });
+    assert.equal(ack.success, true, JSON.stringify(ack.error));
+    await f.panel.waitEvent(
+      'operation_progress',
+      (d) => d.operationId === `op-cut-${id}` && d.stage === 'stopping',
+      {
+        since,
+      },
+    );
+    // accepted operations are on disk while they run
+    const stored = JSON.parse(await readFile(path.join(f.dataDir, 'operations.json'), 'utf8'));
+    assert.deepEqual(
+      stored.map((o: { operationId: string }) => o.operationId),
+      [`op-cut-${id}`],
+    );
+    await f.restartAgent();
+    const end = await completed(`op-cut-${id}`, since);
+    assert.equal(end.data.success, false);
+    assert.equal(end.data.error?.code, 'AGENT_RESTARTED');
+    assert.equal(end.data.action, 'stop_server');
+    // reported once: the file is emptied
+    const after = JSON.parse(await readFile(path.join(f.dataDir, 'operations.json'), 'utf8'));
+    assert.deepEqual(after, []);
+  });
+});

@@ -1,0 +1,141 @@
+/**
+ * Operations in the Panel (issue 9 item 1) with a fake Agent: the row a power action makes, a
+ * refusal recorded with its code, a 404 for an unknown id, and the TIMEOUT sweep of an operation
+ * whose Agent never reports its end.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { FakeAgent, FakeAgentError } from './fake-agent.ts';
+import { type Session, startTestPanel, type TestPanel, until } from './helpers.ts';
+
+const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
+
+/** On SQLite and on a fresh PostgreSQL database (migration 010_operations on both). */
+for (const engine of ['sqlite', 'postgres'] as const)
+  describe(`operations (fake Agent, ${engine})`, () => {
+    let panel: TestPanel;
+    let owner: Session;
+    let agent: FakeAgent;
+    let serverId: string;
+
+    const pgName = `cap_ops_${process.pid}_${Date.now().toString(36)}`;
+    before(async () => {
+      let env: Record<string, string> = {};
+      if (engine === 'postgres') {
+        const admin = new pg.Client({ connectionString: PG_URL });
+        await admin.connect();
+        await admin.query(`CREATE DATABASE ${pgName}`);
+        await admin.end();
+        const url = new URL(PG_URL);
+        url.pathname = `/${pgName}`;
+        env = { DATABASE_URL: url.toString() };
+      }
+      panel = await startTestPanel(env);
+      owner = await panel.login();
+      const node = await panel.createNode(owner);
+      agent = await FakeAgent.start({
+        panelUrl: panel.url,
+        agentSecret: node.agentSecret,
+        // acknowledged, and the end never reported within the test
+        operationMs: 10_000_000,
+        handlers: {
+          restart_server: () => {
+            throw new FakeAgentError('SERVER_BUSY', 'stop_server (operation x) is running on this server');
+          },
+        },
+      });
+      await until(() => panel.app.panel.hub.isOnline(node.id));
+      const r = await panel.api(owner, 'POST', '/api/servers', {
+        name: 'ops',
+        nodeId: node.id,
+        image: 'img',
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      serverId = r.body.id;
+    });
+    after(async () => {
+      await agent.close();
+      await panel.stop();
+      if (engine === 'postgres') {
+        const admin = new pg.Client({ connectionString: PG_URL });
+        await admin.connect();
+        await admin.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
+        await admin.end();
+      }
+    });
+
+    test('a power action is 202 { operationId }; the row is open until the end; TIMEOUT by the sweep', async () => {
+      const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'stop' });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      assert.deepEqual(Object.keys(r.body), ['operationId']);
+      const sent = agent.commands.find((c) => c.action === 'stop_server') as
+        | { operationId?: string }
+        | undefined;
+      assert.equal(sent?.operationId, r.body.operationId, 'the command asks for the acknowledgement');
+      const op = (await panel.api(owner, 'GET', `/api/operations/${r.body.operationId}`)).body;
+      assert.equal(op.kind, 'stop');
+      assert.equal(op.serverId, serverId);
+      assert.equal(op.stage, 'accepted');
+      assert.equal(op.finishedAt, null);
+      assert.equal(op.success, null);
+      assert.equal(typeof op.actorUserId, 'string');
+
+      // not yet due: left open
+      await panel.app.panel.servers.sweepOperations(Date.now());
+      assert.equal((await panel.api(owner, 'GET', `/api/operations/${op.id}`)).body.finishedAt, null);
+      await panel.app.panel.servers.sweepOperations(Date.now() + 3 * 60 * 60 * 1000);
+      const swept = (await panel.api(owner, 'GET', `/api/operations/${op.id}`)).body;
+      assert.equal(swept.success, false);
+      assert.equal(swept.stage, 'failed');
+      assert.equal(swept.errorCode, 'TIMEOUT');
+      assert.ok(swept.finishedAt);
+    });
+
+    test("an Agent's refusal is the REST error and a failed operation", async () => {
+      const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'restart' });
+      assert.equal(r.status, 409, JSON.stringify(r.body));
+      assert.equal(r.body.code, 'SERVER_BUSY');
+      const list = (await panel.api(owner, 'GET', `/api/servers/${serverId}/operations`)).body;
+      assert.equal(list[0].kind, 'restart');
+      assert.equal(list[0].errorCode, 'SERVER_BUSY');
+      assert.equal(list[0].success, false);
+      assert.equal(list[1].kind, 'stop', 'newest first');
+      // the refused restart did not change the user's intent (the accepted stop did)
+      assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverId}`)).body.desiredState, 'offline');
+    });
+
+    // (one engine: it waits for the 15 s grace)
+    if (engine === 'sqlite')
+      test('a hello that does not list an open operation closes it as OPERATION_LOST after the grace', async () => {
+        const lost = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'start' });
+        const kept = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'kill' });
+        assert.equal(lost.status, 202, JSON.stringify(lost.body));
+        assert.equal(kept.status, 202, JSON.stringify(kept.body));
+        // as after a reconnect: the Agent says hello and lists only the kill as running
+        agent.emit('agent_hello', {
+          protocolVersion: 1,
+          agentVersion: 'fake',
+          servers: [],
+          operations: [{ operationId: kept.body.operationId, serverId, action: 'kill_server' }],
+        });
+        const get = async (id: string) => (await panel.api(owner, 'GET', `/api/operations/${id}`)).body;
+        // left open during the grace (its end may be on its way, after the hello)
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal((await get(lost.body.operationId)).finishedAt, null);
+        await until(async () => (await get(lost.body.operationId)).finishedAt !== null, 25_000);
+        const closed = await get(lost.body.operationId);
+        assert.equal(closed.errorCode, 'OPERATION_LOST');
+        assert.equal(closed.success, false);
+        const still = (await panel.api(owner, 'GET', `/api/operations/${kept.body.operationId}`)).body;
+        assert.equal(still.finishedAt, null, 'the one the Agent still runs stays open');
+      });
+
+    test('unknown ids are 404', async () => {
+      const op = await panel.api(owner, 'GET', '/api/operations/op_nope');
+      assert.equal(op.status, 404);
+      assert.equal(op.body.code, 'NOT_FOUND');
+      const list = await panel.api(owner, 'GET', '/api/servers/s_nope/operations');
+      assert.equal(list.status, 404);
+    });
+  });
