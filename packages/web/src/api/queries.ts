@@ -8,10 +8,10 @@ import type {
   CreateApiKeyInput,
   CreatedApiKey,
   CreatedNode,
+  CreateServerInput,
   Dashboard,
   FileContent,
   FileList,
-  Limits,
   PanelNode,
   Server,
   SessionInfo,
@@ -122,20 +122,7 @@ export function useCreateApiKey() {
   });
 }
 
-export interface CreateServerInput {
-  name: string;
-  nodeId: string;
-  /** raw: the image; from a template: one of its images (default its first) */
-  image?: string;
-  templateId?: string;
-  allocationId?: string;
-  startup?: string;
-  environment?: Record<string, string>;
-  ports?: Record<string, number>;
-  limits?: Limits;
-  done?: string;
-  stop?: string;
-}
+export type { CreateServerInput };
 
 export function useCreateServer() {
   const qc = useQueryClient();
