@@ -170,6 +170,17 @@ export function applyLiveMessage(qc: QueryClient, msg: ClientMessage): void {
       stats: patch.stats ?? old.stats,
     }));
   };
+  /** the servers of a node that went away or came back: their status is the last one it reported */
+  const patchNodeServers = (nodeId: string, nodeOnline: boolean) => {
+    const apply = (s: Server) => (s.nodeId === nodeId ? { ...s, nodeOnline } : s);
+    patchCached<Server[]>(qc, keys.servers, (old) => old.map(apply));
+    patchCached<Dashboard>(qc, keys.dashboard, (old) => ({ ...old, servers: old.servers.map(apply) }));
+    for (const q of qc.getQueryCache().findAll({ queryKey: keys.servers })) {
+      const [, id, kind] = q.queryKey;
+      if (kind !== 'telemetry' || typeof id !== 'string') continue;
+      patchCached<Telemetry>(qc, keys.telemetry(id), (old) => ({ ...old, server: apply(old.server) }));
+    }
+  };
   switch (msg.type) {
     case 'subscribed':
       patchServer(msg.serverId, { status: msg.status, ...(msg.stats ? { stats: msg.stats } : {}) });
@@ -186,6 +197,7 @@ export function applyLiveMessage(qc: QueryClient, msg: ClientMessage): void {
       const apply = (n: PanelNode) => (n.id === msg.nodeId ? { ...n, online: msg.online } : n);
       patchCached<PanelNode[]>(qc, keys.nodes, (old) => old.map(apply));
       patchCached<Dashboard>(qc, keys.dashboard, (old) => ({ ...old, nodes: old.nodes.map(apply) }));
+      patchNodeServers(msg.nodeId, msg.online);
       // system info and load arrive with the connection: fetch them
       void qc.invalidateQueries({ queryKey: keys.dashboard });
       void qc.invalidateQueries({ queryKey: keys.nodes });
