@@ -12,6 +12,7 @@ import type {
   Dashboard,
   FileContent,
   FileList,
+  MetricsRange,
   PanelNode,
   Server,
   SessionInfo,
@@ -62,7 +63,7 @@ export const useTelemetry = (id: string) =>
     queryKey: keys.telemetry(id),
     queryFn: () => api<Telemetry>(`/servers/${encodeURIComponent(id)}/telemetry`),
   });
-export type MetricsRange = '1h' | '24h' | '7d';
+export type { MetricsRange };
 export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>
   useQuery({
     queryKey: keys.metrics(id, range),

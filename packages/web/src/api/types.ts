@@ -48,6 +48,7 @@ export type TwoFactorEnrolment = ApiResponse<'/api/auth/2fa/enrol', 'post'>;
 export type SessionInfo = ApiResponse<'/api/auth/sessions', 'get'>[number];
 export type ApiKeyInfo = ApiResponse<'/api/api-keys', 'get'>[number];
 export type ApiKeyScope = ApiKeyInfo['scope'];
+export type RecoveryCodes = ApiResponse<'/api/auth/2fa/confirm', 'post'>;
 export type CreatedApiKey = ApiResponse<'/api/api-keys', 'post', 201>;
 export type CreateApiKeyInput = ApiBody<'/api/api-keys', 'post'>;
 
@@ -65,6 +66,13 @@ export type Limits = Server['limits'];
 export type ServerVariable = NonNullable<Server['variables']>[number];
 export type CreateServerInput = ApiBody<'/api/servers', 'post'>;
 export type Telemetry = ApiResponse<'/api/servers/{id}/telemetry', 'get'>;
+/** the template feature the console last called for (admins) */
+export type PendingFeature = NonNullable<Telemetry['feature']>;
+/** PUT /servers/:id/config?wait=true: the Agent's outcome */
+export type ConfigUpdateAnswer = ApiResponse<'/api/servers/{id}/config', 'put'>;
+export type MetricsRange = NonNullable<
+  NonNullable<paths['/api/servers/{id}/metrics']['get']['parameters']['query']>['range']
+>;
 export type Bucket = ApiResponse<'/api/servers/{id}/metrics', 'get'>[number];
 export type Dashboard = ApiResponse<'/api/dashboard', 'get'>;
 /** One page of a directory (directories first, then by name); `total` counts the whole directory. */
