@@ -4,7 +4,8 @@
  *   other; only the CLI brings them together;
  * - no relative import leaves its package (`../../agent/src/…` from the Panel);
  * - every bare import is declared by the importing package (dependencies, or devDependencies for
- *   tests and build files), so each package says what it needs.
+ *   tests and build files: e2e/, test/, a package's scripts/ (generators), vite.config.ts), so each
+ *   package says what it needs.
  * Prints each violation as `file:line: message` and exits 1 when there is any.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -51,6 +52,7 @@ function packageOf(spec: string): string {
 
 const isTestFile = (rel: string) =>
   /(^|\/)(test|e2e)\//.test(rel) ||
+  /^scripts\//.test(rel) ||
   /\.(test|int\.test|fixture)\.tsx?$/.test(rel) ||
   /vite\.config\.ts$/.test(rel);
 

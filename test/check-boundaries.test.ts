@@ -67,4 +67,20 @@ describe('check-boundaries', () => {
     assert.match(r.out, /packages\/web\/src\/d\.tsx:1: left-pad is imported but not declared/);
     assert.match(r.out, /4 problem\(s\)/);
   });
+
+  it("lets a package's scripts/ (generators) use its devDependencies, never its src/", () => {
+    const r = run({
+      'packages/web/package.json': JSON.stringify({
+        name: '@cap/web',
+        dependencies: { '@cap/protocol': '0.1.0' },
+        devDependencies: { 'openapi-typescript': '7' },
+      }),
+      'packages/web/scripts/gen.ts': "import openapiTS from 'openapi-typescript';\n",
+      'packages/web/src/a.ts': "import openapiTS from 'openapi-typescript';\n",
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.out, /packages\/web\/src\/a\.ts:1: openapi-typescript is imported but not declared/);
+    assert.doesNotMatch(r.out, /scripts\/gen\.ts/);
+    assert.match(r.out, /1 problem\(s\)/);
+  });
 });

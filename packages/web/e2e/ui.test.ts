@@ -398,6 +398,15 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
       .waitFor({ timeout: WAIT });
     await page.goto(`${panel.url}/servers/${serverId}`);
     await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    // the Panel's nodeOnline: the status shown is the last one the node reported
+    const lastKnown = page.locator(
+      '[data-testid="page-server-detail"] [data-testid="server-status"][data-node-online="false"]',
+    );
+    await lastKnown.waitFor({ timeout: WAIT });
+    assert.match((await lastKnown.textContent()) ?? '', /node offline/);
+    // stopTimeout and lastUpdate (the config change above) reach the details
+    assert.match((await byTestId('server-stop').textContent()) ?? '', /killed after 30 s \(default\)/);
+    assert.match((await byTestId('server-last-update').textContent()) ?? '', /^applied /);
     await byTestId('power-start').click();
     assert.match((await byTestId('power-error').textContent({ timeout: WAIT })) ?? '', /^AGENT_OFFLINE: /);
     await byTestId('open-config').click();

@@ -2,10 +2,15 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo } from 'react';
 import { ApiError, api, onUnauthenticated, setCsrfToken } from './http.ts';
 import { keys } from './queries.ts';
-import type { LoginAnswer, Me, TwoFactorState, User } from './types.ts';
+import type { ApiResponse, LoginAnswer, Me, TwoFactorState } from './types.ts';
+
+/** what login, the 2FA step and setup answer: a session without the 2FA state (`/auth/me` has it) */
+type SignedIn = Pick<Me, 'user'> & { csrfToken: string };
+type SecondFactorAnswer = ApiResponse<'/api/auth/login/2fa', 'post'>;
+type SetupAnswer = ApiResponse<'/api/setup', 'post'>;
 
 interface AuthValue {
-  user: User | null;
+  user: Me['user'] | null;
   loading: boolean;
   /** set when /auth/me failed for a reason other than "not logged in" */
   error: unknown;
@@ -38,7 +43,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const qc = useQueryClient();
   const setupQ = useQuery({
     queryKey: keys.setup,
-    queryFn: () => api<{ required: boolean }>('/setup'),
+    queryFn: () => api<ApiResponse<'/api/setup', 'get'>>('/setup'),
     retry: 1,
     staleTime: Number.POSITIVE_INFINITY,
   });
@@ -59,10 +64,16 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   );
 
   const signedIn = useCallback(
-    (me: Me) => {
-      setCsrfToken(me.csrfToken);
-      qc.setQueryData(keys.me, me);
+    async (session: SignedIn) => {
+      setCsrfToken(session.csrfToken);
+      // the answer carries no 2FA state: keep what is known until /auth/me is read again
+      qc.setQueryData<Me | null>(keys.me, (old) => ({
+        user: session.user,
+        csrfToken: session.csrfToken,
+        twoFactor: old?.twoFactor ?? { enabled: false, required: false },
+      }));
       qc.setQueryData(keys.setup, { required: false });
+      await qc.invalidateQueries({ queryKey: keys.me });
     },
     [qc],
   );
@@ -79,20 +90,21 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       async login(email, password) {
         const res = await api<LoginAnswer>('/auth/login', { method: 'POST', body: { email, password } });
         if (res.twoFactorRequired) return { ticket: res.ticket };
-        // the login answer has no twoFactor state: read it
-        signedIn(res);
-        await qc.invalidateQueries({ queryKey: keys.me });
+        await signedIn(res);
         return null;
       },
       async loginSecondFactor(ticket, factor) {
-        signedIn(await api<Me>('/auth/login/2fa', { method: 'POST', body: { ticket, ...factor } }));
-        await qc.invalidateQueries({ queryKey: keys.me });
+        await signedIn(
+          await api<SecondFactorAnswer>('/auth/login/2fa', { method: 'POST', body: { ticket, ...factor } }),
+        );
       },
       async refresh() {
         await qc.invalidateQueries({ queryKey: keys.me });
       },
       async setup(token, email, password) {
-        signedIn(await api<Me>('/setup', { method: 'POST', body: { token, email, password } }));
+        await signedIn(
+          await api<SetupAnswer>('/setup', { method: 'POST', body: { token, email, password } }),
+        );
       },
       async logout() {
         try {

@@ -8,10 +8,12 @@ import type {
   CreateApiKeyInput,
   CreatedApiKey,
   CreatedNode,
+  CreateServerInput,
   Dashboard,
   FileContent,
   FileList,
   Limits,
+  MetricsRange,
   Operation,
   PanelNode,
   Server,
@@ -70,7 +72,7 @@ export const useServerOperations = (id: string) =>
     queryKey: keys.operations(id),
     queryFn: () => api<Operation[]>(`/servers/${encodeURIComponent(id)}/operations?limit=10`),
   });
-export type MetricsRange = '1h' | '24h' | '7d';
+export type { MetricsRange };
 export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>
   useQuery({
     queryKey: keys.metrics(id, range),
@@ -130,20 +132,7 @@ export function useCreateApiKey() {
   });
 }
 
-export interface CreateServerInput {
-  name: string;
-  nodeId: string;
-  /** raw: the image; from a template: one of its images (default its first) */
-  image?: string;
-  templateId?: string;
-  allocationId?: string;
-  startup?: string;
-  environment?: Record<string, string>;
-  ports?: Record<string, number>;
-  limits?: Limits;
-  done?: string;
-  stop?: string;
-}
+export type { CreateServerInput };
 
 export function useCreateServer() {
   const qc = useQueryClient();
@@ -191,6 +180,17 @@ export function applyLiveMessage(qc: QueryClient, msg: ClientMessage): void {
       stats: patch.stats ?? old.stats,
     }));
   };
+  /** the servers of a node that went away or came back: their status is the last one it reported */
+  const patchNodeServers = (nodeId: string, nodeOnline: boolean) => {
+    const apply = (s: Server) => (s.nodeId === nodeId ? { ...s, nodeOnline } : s);
+    patchCached<Server[]>(qc, keys.servers, (old) => old.map(apply));
+    patchCached<Dashboard>(qc, keys.dashboard, (old) => ({ ...old, servers: old.servers.map(apply) }));
+    for (const q of qc.getQueryCache().findAll({ queryKey: keys.servers })) {
+      const [, id, kind] = q.queryKey;
+      if (kind !== 'telemetry' || typeof id !== 'string') continue;
+      patchCached<Telemetry>(qc, keys.telemetry(id), (old) => ({ ...old, server: apply(old.server) }));
+    }
+  };
   switch (msg.type) {
     case 'subscribed':
       patchServer(msg.serverId, { status: msg.status, ...(msg.stats ? { stats: msg.stats } : {}) });
@@ -207,6 +207,7 @@ export function applyLiveMessage(qc: QueryClient, msg: ClientMessage): void {
       const apply = (n: PanelNode) => (n.id === msg.nodeId ? { ...n, online: msg.online } : n);
       patchCached<PanelNode[]>(qc, keys.nodes, (old) => old.map(apply));
       patchCached<Dashboard>(qc, keys.dashboard, (old) => ({ ...old, nodes: old.nodes.map(apply) }));
+      patchNodeServers(msg.nodeId, msg.online);
       // system info and load arrive with the connection: fetch them
       void qc.invalidateQueries({ queryKey: keys.dashboard });
       void qc.invalidateQueries({ queryKey: keys.nodes });

@@ -17,7 +17,7 @@ import { useMemo, useState } from 'react';
 import { ApiError, api, errorCode, errorMessage } from '../api/http.ts';
 import { useLiveMessages } from '../api/live.tsx';
 import { keys } from '../api/queries.ts';
-import type { Server } from '../api/types.ts';
+import type { ConfigUpdateAnswer, Server } from '../api/types.ts';
 import {
   type EnvRow,
   envRowsToRecord,
@@ -104,7 +104,7 @@ export function ConfigModal({
     setStages([]);
     setPhase({ kind: 'progress' });
     try {
-      const res = await api<{ ok: boolean; status: string }>(
+      const res = await api<ConfigUpdateAnswer>(
         `/servers/${encodeURIComponent(server.id)}/config?wait=true`,
         { method: 'PUT', body: { environment: environmentBody(), limits: limitsToBody(limits) } },
       );

@@ -4,12 +4,9 @@ import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, errorCode, errorMessage } from '../api/http.ts';
 import { keys } from '../api/queries.ts';
-import type { FeatureName, Server, ServerStatus, Template } from '../api/types.ts';
+import type { FeatureName, PendingFeature, Server, ServerStatus, Template } from '../api/types.ts';
 
-export interface PendingFeature {
-  feature: FeatureName;
-  line: string;
-}
+export type { PendingFeature };
 
 const TITLES: Record<FeatureName, string> = {
   eula: 'Accept the Minecraft EULA?',

@@ -11,11 +11,26 @@ const colors: Record<ServerStatus, string> = {
   install_failed: 'red',
 };
 
-export function StatusBadge({ status }: { status: ServerStatus | string }) {
-  const color = colors[status as ServerStatus] ?? 'gray';
+/** `nodeOnline: false`: the node went away and `status` is the last one it reported. */
+export function StatusBadge({
+  status,
+  nodeOnline = true,
+}: {
+  status: ServerStatus | string;
+  nodeOnline?: boolean;
+}) {
+  const color = nodeOnline ? (colors[status as ServerStatus] ?? 'gray') : 'gray';
   return (
-    <Badge color={color} variant="dot" data-testid="server-status" data-status={status}>
+    <Badge
+      color={color}
+      variant={nodeOnline ? 'dot' : 'outline'}
+      data-testid="server-status"
+      data-status={status}
+      data-node-online={String(nodeOnline)}
+      title={nodeOnline ? undefined : 'The node is offline: this is the last status it reported.'}
+    >
       {status.replace('_', ' ')}
+      {nodeOnline ? null : ' · node offline'}
     </Badge>
   );
 }

@@ -21,7 +21,7 @@ import { type FormEvent, useState } from 'react';
 import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
 import { keys, useApiKeys, useCreateApiKey, useServers, useSessions, useTwoFactor } from '../api/queries.ts';
-import type { ApiKeyScope, CreatedApiKey, TwoFactorEnrolment } from '../api/types.ts';
+import type { ApiKeyScope, CreatedApiKey, RecoveryCodes, TwoFactorEnrolment } from '../api/types.ts';
 import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
@@ -346,7 +346,7 @@ export function TwoFactorSection() {
   });
   const confirm = useMutation({
     mutationFn: () =>
-      api<{ recoveryCodes: string[] }>('/auth/2fa/confirm', {
+      api<RecoveryCodes>('/auth/2fa/confirm', {
         method: 'POST',
         body: { currentPassword: password, code: code.replace(/\s/g, '') },
       }),

@@ -135,7 +135,7 @@ export function DashboardPage() {
                         </Anchor>
                       </Table.Td>
                       <Table.Td>
-                        <StatusBadge status={s.status} />
+                        <StatusBadge status={s.status} nodeOnline={s.nodeOnline} />
                       </Table.Td>
                       <Table.Td>{d.nodes.find((n) => n.id === s.nodeId)?.name ?? s.nodeId}</Table.Td>
                       <Table.Td>{live(s) ? formatPercent(s.stats?.cpu) : '—'}</Table.Td>

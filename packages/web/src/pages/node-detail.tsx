@@ -134,7 +134,7 @@ export function NodeDetailPage() {
               {here.map((s) => (
                 <Group key={s.id} justify="space-between">
                   <Text size="sm">{s.name}</Text>
-                  <StatusBadge status={s.status} />
+                  <StatusBadge status={s.status} nodeOnline={s.nodeOnline} />
                 </Group>
               ))}
             </Stack>

@@ -66,6 +66,9 @@ function ConsolePreview({ store }: { store: ConsoleStore }) {
   );
 }
 
+/** the Agent's stop timeout for a server without its own (`stopTimeout: null`) */
+const DEFAULT_STOP_TIMEOUT_S = 30;
+
 function Details({
   server,
   nodeName,
@@ -129,6 +132,32 @@ function Details({
       'Limits',
       `memory ${server.limits?.memory ?? 'unlimited'} · cpu ${server.limits?.cpu ?? 'unlimited'} · disk ${server.limits?.disk ?? 'unlimited'}`,
     ],
+    [
+      'Stop',
+      <span key="stop" data-testid="server-stop">
+        {server.stop ? <Code>{server.stop}</Code> : 'SIGTERM'}, killed after{' '}
+        {server.stopTimeout === null ? `${DEFAULT_STOP_TIMEOUT_S} s (default)` : `${server.stopTimeout} s`}
+      </span>,
+    ],
+    ...(server.lastUpdate
+      ? ([
+          [
+            'Last update',
+            <Text
+              key="u"
+              size="sm"
+              span
+              data-testid="server-last-update"
+              c={server.lastUpdate.ok ? undefined : 'red.4'}
+            >
+              {server.lastUpdate.ok
+                ? 'applied'
+                : `failed (${server.lastUpdate.code ?? server.lastUpdate.stage})${server.lastUpdate.message ? `: ${server.lastUpdate.message}` : ''}`}{' '}
+              {new Date(server.lastUpdate.at).toLocaleString()}
+            </Text>,
+          ],
+        ] as [string, React.ReactNode][])
+      : []),
   ];
   const env = Object.entries(server.environment ?? {});
   return (
@@ -341,7 +370,7 @@ function ServerDetail({ id }: { id: string }) {
             <Title order={2} data-testid="server-name">
               {server.name}
             </Title>
-            <StatusBadge status={status} />
+            <StatusBadge status={status} nodeOnline={server.nodeOnline} />
             <NoLimitBadges limits={server.limits} />
             {live !== 'open' ? (
               <Badge color="orange" variant="light">

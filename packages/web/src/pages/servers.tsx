@@ -60,7 +60,7 @@ export function ServersPage() {
                     </Table.Td>
                     <Table.Td>
                       <Group gap={4} wrap="nowrap">
-                        <StatusBadge status={s.status} />
+                        <StatusBadge status={s.status} nodeOnline={s.nodeOnline} />
                         <NoLimitBadges limits={s.limits} size="xs" />
                       </Group>
                     </Table.Td>
