@@ -98,8 +98,10 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.ok(!all.includes(owner.csrf), 'no CSRF token');
     });
 
-    test("a power action shows with actor and server, then the Agent's operation end", async () => {
-      const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/power`, { action: 'stop' });
+    test("an admin's power action shows with actor and server, then the Agent's operation end", async () => {
+      const admin = await panel.userWithRole('admin');
+      const adminId = (await panel.api(admin, 'GET', '/api/auth/me')).body.user.id;
+      const r = await panel.api(admin, 'POST', `/api/servers/${serverId}/power`, { action: 'stop' });
       assert.equal(r.status, 202, JSON.stringify(r.body));
       await until(async () => (await rows()).some((x) => x.action === 'operation.completed'));
       const page = await panel.api(owner, 'GET', `/api/servers/${serverId}/activity`);
@@ -108,12 +110,15 @@ for (const engine of ['sqlite', 'postgres'] as const)
       const done = page.body.entries.find((e: Json) => e.action === 'operation.completed');
       assert.ok(stop && done, JSON.stringify(page.body.entries));
       assert.equal(stop.action, 'server.power.stop');
-      assert.equal(stop.actorUserId, ownerId);
+      assert.equal(stop.actorUserId, adminId);
       assert.equal(stop.serverId, serverId);
+      assert.equal(stop.actorEmail, admin.email);
+      assert.equal(stop.ip, '127.0.0.1');
       assert.equal(stop.result, 'ok');
       assert.equal(done.action, 'operation.completed');
       assert.equal(done.serverId, serverId);
-      assert.equal(done.actorUserId, ownerId);
+      assert.equal(done.actorUserId, adminId);
+      assert.equal(done.actorEmail, admin.email);
       assert.equal(done.result, 'ok');
       assert.deepEqual(done.details, { operationId: r.body.operationId, kind: 'stop' });
     });

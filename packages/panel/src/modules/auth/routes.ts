@@ -89,7 +89,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
   r.post(
     '/api/setup',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', activity: 'auth.setup' },
       schema: {
         tags: ['auth'],
         description: 'Create the first owner with the one-time token printed on the console.',
