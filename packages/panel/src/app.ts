@@ -21,6 +21,8 @@ import { type Db, openDatabase } from './db/index.ts';
 import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
 import { ensurePrivateDir } from './lib/private-files.ts';
+import { installActivityHooks } from './modules/activity/http.ts';
+import { activityRoutes } from './modules/activity/routes.ts';
 import { agentsRoutes } from './modules/agents/routes.ts';
 import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
@@ -105,6 +107,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
   });
+  // before the auth hook: refused requests (401, 403, CSRF) are logged as well
+  installActivityHooks(app, s.bus);
   installAuth(app, s.auth, s.routes, { requireTwoFactorForAdmins: config.requireTwoFactorForAdmins });
 
   await app.register(swagger, {
@@ -152,6 +156,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     templatesRoutes,
     serversRoutes,
     dashboardRoutes,
+    activityRoutes,
     agentSocketRoutes,
     clientRelayRoutes,
   ]) {
@@ -178,6 +183,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     setInterval(() => {
       s.metrics.prune().catch((err: Error) => log.warn({ err: err.message }, 'metrics prune failed'));
       s.auth.pruneSessions().catch((err: Error) => log.warn({ err: err.message }, 'session prune failed'));
+      s.activity.prune().catch((err: Error) => log.warn({ err: err.message }, 'activity prune failed'));
     }, PRUNE_MS),
   ];
   for (const t of timers) t.unref();
@@ -187,6 +193,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.servers.close();
     s.live.close();
     await s.metrics.flush(true).catch(() => undefined);
+    await s.activity.settled();
     if (!opts.db) await db.destroy();
   });
 

@@ -1,9 +1,12 @@
 /** Composition: every repo and service of one Panel, wired once (no module-level singletons). */
 import type { Logger } from 'pino';
+import { type EventBus, InProcessBus } from './bus/index.ts';
 import type { PanelConfig } from './config/index.ts';
 import type { Db } from './db/index.ts';
 import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
+import { ActivityRepo } from './modules/activity/repo.ts';
+import { ActivityService } from './modules/activity/service.ts';
 import { RefreshTokensRepo } from './modules/agents/repo.ts';
 import { AgentsService } from './modules/agents/service.ts';
 import { AllocationsRepo } from './modules/allocations/repo.ts';
@@ -45,6 +48,9 @@ export interface PanelServices {
   metrics: MetricsService;
   dashboard: DashboardService;
   live: LiveState;
+  /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
+  bus: EventBus;
+  activity: ActivityService;
   /** open /ws/client sockets by user, closed when their authority changes */
   clientSockets: ClientSockets;
   hub: AgentHub;
@@ -63,6 +69,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const twoFactor = new TwoFactorService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
   const live = new LiveState();
+  const bus = new InProcessBus(log.child({ component: 'bus' }));
   const metrics = new MetricsService(new MetricsRepo(db), {
     onError: (err, rows) =>
       log.error(
@@ -70,6 +77,19 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
         'metrics flush failed; later ones go on',
       ),
   });
+  const activity = new ActivityService({
+    repo: new ActivityRepo(db),
+    users: usersRepo,
+    retentionDays: config.activityRetentionDays,
+  });
+  activity.attach(bus);
+  bus.subscribe('server.stats', (e) => metrics.record(e.serverId, e.stats));
+  bus.subscribe('node.online', (e) =>
+    live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: true }),
+  );
+  bus.subscribe('node.offline', (e) =>
+    live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: false }),
+  );
   // The hub and the services refer to each other; the services read it lazily.
   let hub: AgentHub | undefined;
   const getHub = (): AgentHub => {
@@ -89,6 +109,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     hub: getHub,
     live,
     metrics,
+    bus,
     log,
     updateTimeoutMs: config.updateTimeoutMs,
     defaultLimits: config.defaultLimits,
@@ -108,11 +129,11 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     linesPerSecond: config.agentLinesPerSecond,
     events: {
       onConnect(nodeId) {
-        live.publishAll({ type: 'node_status', nodeId, online: true });
+        bus.publish({ kind: 'node.online', nodeId });
         fetchSystemInfo(nodeId);
       },
       onDisconnect(nodeId) {
-        live.publishAll({ type: 'node_status', nodeId, online: false });
+        bus.publish({ kind: 'node.offline', nodeId });
       },
       onEvent(nodeId, msg) {
         // agent_hello proves the Agent listens; ask again in case the first request raced its setup.
@@ -162,6 +183,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     metrics,
     dashboard: new DashboardService(nodes, servers, live),
     live,
+    bus,
+    activity,
     clientSockets: new ClientSockets(),
     hub,
     publicUrl: getPublicUrl,

@@ -346,6 +346,39 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
     await shot('17-users');
   });
 
+  await step("the activity page lists this test's own actions, filterable", async () => {
+    await page.getByRole('link', { name: 'Activity' }).click();
+    await byTestId('activity-table').waitFor({ timeout: WAIT });
+    const rowsText = async () =>
+      (await page.locator('[data-testid="activity-row"]').allTextContents()).join('\n');
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid="activity-row"]').length > 0,
+      undefined,
+      { timeout: WAIT },
+    );
+    const all = await rowsText();
+    // the wrong password at the first login, the login, the server's stop and its end, the users
+    assert.match(all, /auth\.login.*AUTH_FAILED/);
+    assert.match(all, new RegExp(`auth\\.login${OWNER.email.replace(/[.]/g, '\\.')}`));
+    assert.match(all, /server\.power\.stop/);
+    assert.match(all, /operation\.completed \(stop\)/);
+    assert.match(all, /user\.create/);
+    assert.ok(!all.includes('wrong-password') && !all.includes(OWNER.password), 'no password shown');
+    await byTestId('activity-filter-action').fill('server.power');
+    await page.waitForFunction(
+      () => {
+        const rows = [...document.querySelectorAll('[data-testid="activity-row"]')];
+        return rows.length > 0 && rows.every((r) => r.textContent?.includes('server.power.'));
+      },
+      undefined,
+      { timeout: WAIT },
+    );
+    await shot('17b-activity');
+    // the next step goes on from the users page
+    await page.getByRole('link', { name: 'Users' }).click();
+    await byTestId('page-users').waitFor();
+  });
+
   await step('a spectator sees the server read-only', async () => {
     const email = `viewer-${run}@example.test`;
     await byTestId('user-email').fill(email);

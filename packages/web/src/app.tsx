@@ -8,6 +8,7 @@ import { LiveProvider } from './api/live.tsx';
 import { Layout } from './components/layout.tsx';
 import { Empty, ErrorState, Loading } from './components/states.tsx';
 import { AccountPage, TwoFactorSection } from './pages/account.tsx';
+import { ActivityPage } from './pages/activity.tsx';
 import { DashboardPage } from './pages/dashboard.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { NodeDetailPage } from './pages/node-detail.tsx';
@@ -113,6 +114,7 @@ export function App({ client }: { client: QueryClient }) {
                   <Route element={<AdminOnly />}>
                     <Route path="servers/new" element={<ServerCreatePage />} />
                     <Route path="users" element={<UsersPage />} />
+                    <Route path="activity" element={<ActivityPage />} />
                   </Route>
                   <Route
                     path="*"

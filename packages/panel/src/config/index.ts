@@ -32,6 +32,8 @@ const EnvSchema = z.object({
    * own 2,000 lines / 100 ms per server); the excess is dropped and reported to subscribers */
   PANEL_AGENT_LINES_PER_SECOND: z.coerce.number().int().min(100).max(100_000_000).default(200_000),
   PANEL_LOGIN_RATE_PER_MIN: z.coerce.number().int().min(1).max(10_000).default(5),
+  /** activity log entries older than this are pruned (hourly) */
+  PANEL_ACTIVITY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   PANEL_WEB_DIST: z.string().optional(),
   /**
    * Behind a reverse proxy: which hops' X-Forwarded-For to believe (Fastify's trustProxy):
@@ -78,6 +80,7 @@ export interface PanelConfig {
   readonly updateTimeoutMs: number;
   readonly agentLinesPerSecond: number;
   readonly loginRatePerMin: number;
+  readonly activityRetentionDays: number;
   readonly webDist: string;
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
@@ -130,6 +133,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     updateTimeoutMs: e.PANEL_UPDATE_TIMEOUT_MS,
     agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
+    activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
     trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),

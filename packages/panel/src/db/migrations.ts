@@ -249,6 +249,32 @@ const m010: Migration = {
   },
 };
 
+/**
+ * The activity log (issue 9 item 5): who did what, from where, on which server, with what result.
+ * Never bodies, passwords or tokens: only the action's name, the actor, the address and the result.
+ */
+const m011: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('activity')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('actor_user_id', 'text')
+      /** the actor's email then, or for a login the email that was tried */
+      .addColumn('actor_email', 'text')
+      .addColumn('ip', 'text')
+      .addColumn('server_id', 'text')
+      /** 'ok' or an error code */
+      .addColumn('result', 'text', (c) => c.notNull())
+      /** small JSON of non-secret facts (an operation's id and kind) */
+      .addColumn('details', 'text')
+      .execute();
+    await db.schema.createIndex('activity_at').on('activity').columns(['at', 'id']).execute();
+    await db.schema.createIndex('activity_server').on('activity').columns(['server_id', 'at']).execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -257,6 +283,7 @@ export const migrations: Record<string, Migration> = {
   '005_node_default_limits': m005,
   '006_accounts': m006,
   '010_operations': m010,
+  '011_activity': m011,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -161,6 +161,18 @@ export interface OperationsTable {
   error_message: string | null;
 }
 
+export interface ActivityTable {
+  id: string;
+  at: string;
+  action: string;
+  actor_user_id: string | null;
+  actor_email: string | null;
+  ip: string | null;
+  server_id: string | null;
+  result: string;
+  details: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -175,6 +187,7 @@ export interface Database {
   recovery_codes: RecoveryCodesTable;
   login_tickets: LoginTicketsTable;
   operations: OperationsTable;
+  activity: ActivityTable;
 }
 
 export type { Generated };

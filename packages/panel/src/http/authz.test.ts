@@ -69,6 +69,9 @@ const EXPECTED: Record<string, AuthRule> = {
   'GET /api/servers/:id/files': 'user',
   'GET /api/servers/:id/files/content': 'user',
   'GET /api/dashboard': 'user',
+  'GET /api/activity': 'admin',
+  // anyone who may read the server for now; per-server access will make it `activity.read`
+  'GET /api/servers/:id/activity': 'user',
   'GET /ws/agents': 'agent',
   'GET /ws/client': 'user',
 };

@@ -57,6 +57,7 @@ export function installErrorHandler(app: FastifyInstance): void {
       ...(coded.location ? { location: coded.location } : {}),
       ...(coded.details === undefined ? {} : { details: coded.details }),
     };
+    req.errorCode = coded.code;
     reply.status(httpStatusOf[coded.code]).send(body);
   });
 }

@@ -2,6 +2,7 @@ import type { ClientMessage } from '@cap/protocol/client.ts';
 import { type QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from './http.ts';
 import type {
+  ActivityPage,
   Allocation,
   ApiKeyInfo,
   Bucket,
@@ -44,6 +45,7 @@ export const keys = {
   apiKeys: ['api-keys'] as const,
   twoFactor: ['two-factor'] as const,
   sessions: ['sessions'] as const,
+  activity: (serverId: string | null, query: string) => ['activity', serverId, query] as const,
 };
 
 // live data keeps these fresh; polling is the fallback when the socket is down
@@ -71,6 +73,19 @@ export const useServerOperations = (id: string) =>
   useQuery({
     queryKey: keys.operations(id),
     queryFn: () => api<Operation[]>(`/servers/${encodeURIComponent(id)}/operations?limit=10`),
+  });
+/**
+ * A page of the activity log: Panel-wide (admins) or one server's; `query` is the URL query
+ * (filters, offset, limit) as built by the page.
+ */
+export const useActivity = (serverId: string | null, query: string) =>
+  useQuery({
+    queryKey: keys.activity(serverId, query),
+    queryFn: () =>
+      api<ActivityPage>(
+        serverId ? `/servers/${encodeURIComponent(serverId)}/activity?${query}` : `/activity?${query}`,
+      ),
+    refetchInterval: POLL_MS,
   });
 export type { MetricsRange };
 export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>

@@ -93,3 +93,8 @@ export type TemplateWarning = ImportResult['warnings'][number];
 // operations
 /** GET /api/operations/:id, GET /api/servers/:id/operations */
 export type Operation = ApiResponse<'/api/operations/{id}', 'get'>;
+
+// activity
+/** GET /api/activity, GET /api/servers/:id/activity: one page, newest first */
+export type ActivityPage = ApiResponse<'/api/activity', 'get'>;
+export type ActivityEntry = ActivityPage['entries'][number];

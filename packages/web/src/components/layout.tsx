@@ -53,7 +53,12 @@ export function Layout() {
 
   const all = [
     ...links,
-    ...(canWrite ? [{ to: '/users', label: 'Users', end: false }] : []),
+    ...(canWrite
+      ? [
+          { to: '/users', label: 'Users', end: false },
+          { to: '/activity', label: 'Activity', end: false },
+        ]
+      : []),
     { to: '/account', label: 'Account', end: false },
   ];
   return (

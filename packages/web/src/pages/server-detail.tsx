@@ -30,6 +30,7 @@ import {
   useTemplates,
 } from '../api/queries.ts';
 import type { Server, ServerStatus } from '../api/types.ts';
+import { ActivityLog } from '../components/activity-log.tsx';
 import { CommandInput } from '../components/command-input.tsx';
 import { ConfigModal } from '../components/config-modal.tsx';
 import { ConsoleTerminal } from '../components/console-terminal.tsx';
@@ -425,6 +426,9 @@ function ServerDetail({ id }: { id: string }) {
           <Tabs.Tab value="files" data-testid="tab-files">
             Files
           </Tabs.Tab>
+          <Tabs.Tab value="activity" data-testid="tab-activity">
+            Activity
+          </Tabs.Tab>
           {canInstall ? (
             <Tabs.Tab value="install" data-testid="tab-install">
               Install
@@ -509,6 +513,10 @@ function ServerDetail({ id }: { id: string }) {
         </Tabs.Panel>
         <Tabs.Panel value="files" pt="md">
           <FilesTab serverId={server.id} logFile={template ? logFile(template) : null} />
+        </Tabs.Panel>
+        <Tabs.Panel value="activity" pt="md">
+          {/* for now anyone who may read the server; per-server access will require activity.read */}
+          <ActivityLog serverId={server.id} />
         </Tabs.Panel>
         {canInstall ? (
           <Tabs.Panel value="install" pt="md">

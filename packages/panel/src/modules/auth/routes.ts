@@ -89,7 +89,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
   r.post(
     '/api/setup',
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', activity: 'auth.setup' },
       schema: {
         tags: ['auth'],
         description: 'Create the first owner with the one-time token printed on the console.',
@@ -117,6 +117,8 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       },
     },
     async (req, reply) => {
+      // the activity log keeps the email that was tried (never the password)
+      if (req.activity) req.activity.email = req.body.email;
       const res = await s.auth.login(
         req.body.email,
         req.body.password,
@@ -124,7 +126,12 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
         req.cookies[SESSION_COOKIE],
         req.headers['user-agent'],
       );
-      if (res.twoFactorRequired) return res;
+      if (res.twoFactorRequired) {
+        // the password was right; the login ends with POST /api/auth/login/2fa (`auth.login.2fa`)
+        if (req.activity) req.activity.action = 'auth.login.password';
+        return res;
+      }
+      if (req.activity) req.activity.actor = res.user.id;
       setSession(reply, res.token);
       return { twoFactorRequired: false as const, user: res.user, csrfToken: res.csrfToken };
     },
@@ -151,6 +158,10 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
         req.cookies[SESSION_COOKIE],
         req.headers['user-agent'],
       );
+      if (req.activity) {
+        req.activity.actor = res.user.id;
+        req.activity.email = res.user.email;
+      }
       setSession(reply, res.token);
       return { twoFactorRequired: false as const, user: res.user, csrfToken: res.csrfToken };
     },

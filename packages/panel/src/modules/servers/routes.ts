@@ -98,8 +98,12 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         response: { 202: z.object({ operationId: z.string() }) },
       },
     },
-    async (req, reply) =>
-      reply.status(202).send(await s.servers.power(req.params.id, req.body.action, principalOf(req).user.id)),
+    async (req, reply) => {
+      if (req.activity) req.activity.action = `server.power.${req.body.action}`;
+      return reply
+        .status(202)
+        .send(await s.servers.power(req.params.id, req.body.action, principalOf(req).user.id));
+    },
   );
   r.post(
     '/api/servers/:id/features/eula',

@@ -37,6 +37,7 @@ import {
 } from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
 import type { ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
@@ -208,6 +209,7 @@ export class ServersService {
   readonly #hub: () => AgentHub;
   readonly #live: LiveState;
   readonly #metrics: MetricsService;
+  readonly #bus: EventBus;
   readonly #log: Logger;
   readonly #updateTimeoutMs: number;
   /** the Panel-wide defaults, for nodes without their own */
@@ -234,6 +236,8 @@ export class ServersService {
     hub: () => AgentHub;
     live: LiveState;
     metrics: MetricsService;
+    /** where what the Agents report is published once (metrics and the activity log subscribe) */
+    bus: EventBus;
     log: Logger;
     updateTimeoutMs: number;
     defaultLimits?: DefaultLimits;
@@ -250,6 +254,7 @@ export class ServersService {
     this.#hub = deps.hub;
     this.#live = deps.live;
     this.#metrics = deps.metrics;
+    this.#bus = deps.bus;
     this.#log = deps.log;
     this.#updateTimeoutMs = deps.updateTimeoutMs;
   }
@@ -293,8 +298,20 @@ export class ServersService {
     op: { id: string; kind: string; stage: string },
     result?: OperationResult,
     message?: string,
+    extra: { actor?: string | null; nodeId?: string } = {},
   ): void {
     const text = result?.message ?? message;
+    this.#bus.publish({
+      kind: 'operation',
+      serverId,
+      operationId: op.id,
+      operationKind: op.kind,
+      stage: op.stage,
+      ...(result ? { success: result.success } : {}),
+      ...(result?.code ? { errorCode: result.code } : {}),
+      ...(text ? { message: text } : {}),
+      ...extra,
+    });
     this.#live.publish(serverId, {
       type: 'operation',
       serverId,
@@ -311,7 +328,11 @@ export class ServersService {
   async #finishOperation(id: string, result: OperationResult): Promise<void> {
     if (!(await this.#ops.finish(id, result, nowIso()))) return;
     const row = await this.#ops.findById(id);
-    if (row) this.#publishOperation(row.server_id, row, result);
+    if (row)
+      this.#publishOperation(row.server_id, row, result, undefined, {
+        actor: row.actor_user_id,
+        nodeId: row.node_id,
+      });
     this.#opWaiters.get(id)?.(result);
     this.#opWaiters.delete(id);
     this.#log.info(
@@ -1046,6 +1067,12 @@ export class ServersService {
     if (status === 'running') this.#pendingFeature.delete(serverId);
     const prev = this.#live.setStatus(serverId, status);
     if (prev === status) return;
+    this.#bus.publish({
+      kind: 'server.status',
+      serverId,
+      status,
+      ...((previous ?? prev) ? { previousStatus: previous ?? prev } : {}),
+    });
     this.#live.publish(serverId, {
       type: 'status',
       serverId,
@@ -1111,6 +1138,12 @@ export class ServersService {
         // a line too (dropping it here would lose it unreported)
         const lines = d.message.split(/\r?\n/);
         this.#live.appendConsole(serverId, lines);
+        this.#bus.publish({
+          kind: 'server.console',
+          serverId,
+          lines,
+          ...(d.stream ? { stream: d.stream } : {}),
+        });
         if (d.stream !== 'daemon') await this.#detectFeatures(serverId, lines);
         break;
       }
@@ -1122,11 +1155,18 @@ export class ServersService {
       case 'resource_update': {
         const d = msg.data as EventMessage<'resource_update'>['data'];
         this.#live.setStats(serverId, d);
-        this.#metrics.record(serverId, d);
+        // metrics record what they get from the bus (subscribed in services.ts)
+        this.#bus.publish({ kind: 'server.stats', serverId, stats: d });
         break;
       }
       case 'server_crashed': {
         const d = msg.data as EventMessage<'server_crashed'>['data'];
+        this.#bus.publish({
+          kind: 'server.crashed',
+          serverId,
+          exitCode: d.exitCode,
+          restarting: d.restarting,
+        });
         this.#live.publish(serverId, {
           type: 'crashed',
           serverId,
@@ -1148,12 +1188,14 @@ export class ServersService {
       case 'players_update': {
         const d = msg.data as EventMessage<'players_update'>['data'];
         this.#live.setPlayers(serverId, { online: d.online, max: d.max, list: d.list });
+        this.#bus.publish({ kind: 'server.players', serverId, online: d.online, max: d.max, list: d.list });
         break;
       }
       case 'install_output': {
         const d = msg.data as EventMessage<'install_output'>['data'];
         const lines = this.#live.appendInstall(serverId, d.message.split(/\r?\n/));
         this.#live.publish(serverId, { type: 'install_output', serverId, lines });
+        this.#bus.publish({ kind: 'server.install', serverId, lines });
         break;
       }
       case 'operation_progress': {
@@ -1187,6 +1229,12 @@ export class ServersService {
           'install completed',
         );
         this.#live.completeInstall(serverId, d.success, d.exitCode);
+        this.#bus.publish({
+          kind: 'server.install',
+          serverId,
+          success: d.success,
+          ...(d.exitCode === undefined ? {} : { exitCode: d.exitCode }),
+        });
         this.#live.publish(serverId, {
           type: 'install_completed',
           serverId,

@@ -1,0 +1,120 @@
+/**
+ * The Panel's domain event bus: what happened (a server's status, console lines, stats, an
+ * operation's step, install output, players, a node going on/offline, a user's action) is
+ * published once, where it arises; the live relay, metrics and the activity log subscribe.
+ *
+ * `EventBus` is the seam: today's `InProcessBus` calls subscribers in this process; a later
+ * issue can put a broker (NATS) behind the same interface for several Panel replicas.
+ */
+import type { ResourceSnapshot, ServerStatus } from '@cap/protocol';
+
+export type DomainEvent =
+  | { kind: 'server.status'; serverId: string; status: ServerStatus; previousStatus?: ServerStatus }
+  | { kind: 'server.console'; serverId: string; lines: string[]; stream?: string }
+  | { kind: 'server.stats'; serverId: string; stats: ResourceSnapshot }
+  | { kind: 'server.crashed'; serverId: string; exitCode: number | null; restarting: boolean }
+  | {
+      kind: 'server.install';
+      serverId: string;
+      /** output lines, or the end (success set) */
+      lines?: string[];
+      success?: boolean;
+      exitCode?: number;
+    }
+  | {
+      kind: 'server.players';
+      serverId: string;
+      online: number;
+      max: number;
+      list: string[];
+    }
+  | {
+      kind: 'operation';
+      serverId: string;
+      operationId: string;
+      operationKind: string;
+      stage: string;
+      /** set once the operation ended */
+      success?: boolean;
+      errorCode?: string;
+      actor?: string | null;
+      nodeId?: string;
+      message?: string;
+    }
+  | { kind: 'node.online'; nodeId: string }
+  | { kind: 'node.offline'; nodeId: string }
+  | {
+      kind: 'user_action';
+      /** e.g. `server.power.stop`, `auth.login`, `user.create` */
+      action: string;
+      /** the acting user's id (null: not logged in, e.g. a failed login) */
+      actor: string | null;
+      /** for logins: the email that was tried (never a password) */
+      email?: string;
+      ip: string | null;
+      serverId?: string;
+      /** 'ok' or an ErrorCode */
+      result: string;
+      at: string;
+    };
+
+export type DomainEventKind = DomainEvent['kind'];
+export type EventOf<K extends DomainEventKind> = Extract<DomainEvent, { kind: K }>;
+export type Handler<E> = (event: E) => void | Promise<void>;
+
+export interface EventBus {
+  /** Delivers to every subscriber of the event's kind and of '*', in subscription order. */
+  publish(event: DomainEvent): void;
+  /** Returns the unsubscribe function. */
+  subscribe<K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): () => void;
+  subscribe(kind: '*', handler: Handler<DomainEvent>): () => void;
+}
+
+export interface BusLogger {
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * Subscribers run synchronously in the publisher's turn, in subscription order; one that throws
+ * (or whose promise rejects) is logged and never stops the others.
+ */
+export class InProcessBus implements EventBus {
+  readonly #handlers: { kind: DomainEventKind | '*'; fn: Handler<DomainEvent> }[] = [];
+  readonly #log: BusLogger;
+
+  constructor(log: BusLogger) {
+    this.#log = log;
+  }
+
+  publish(event: DomainEvent): void {
+    // a copy: a subscriber that (un)subscribes while we deliver does not shift the others
+    for (const h of this.#handlers.slice()) {
+      if (h.kind !== '*' && h.kind !== event.kind) continue;
+      try {
+        const r = h.fn(event);
+        if (r && typeof (r as Promise<void>).catch === 'function')
+          (r as Promise<void>).catch((err: unknown) => this.#failed(event, err));
+      } catch (err) {
+        this.#failed(event, err);
+      }
+    }
+  }
+
+  subscribe<K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): () => void;
+  subscribe(kind: '*', handler: Handler<DomainEvent>): () => void;
+  subscribe(kind: DomainEventKind | '*', handler: Handler<never>): () => void {
+    const entry = { kind, fn: handler as Handler<DomainEvent> };
+    this.#handlers.push(entry);
+    return () => {
+      const i = this.#handlers.indexOf(entry);
+      if (i >= 0) this.#handlers.splice(i, 1);
+    };
+  }
+
+  #failed(event: DomainEvent, err: unknown): void {
+    this.#log.error(
+      { kind: event.kind, err: err instanceof Error ? err.message : String(err) },
+      'event subscriber failed; the others go on',
+    );
+  }
+}
