@@ -13,7 +13,6 @@ import type {
   Dashboard,
   FileContent,
   FileList,
-  Limits,
   MetricsRange,
   Operation,
   PanelNode,
