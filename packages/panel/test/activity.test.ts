@@ -123,6 +123,33 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.deepEqual(done.details, { operationId: r.body.operationId, kind: 'stop' });
     });
 
+    test('commands and power over /ws/client are logged like their REST twins; a refused one with its code', async () => {
+      const admin = await panel.userWithRole('admin');
+      const spectator = await panel.userWithRole('spectator');
+      const ws = await panel.clientSocket(admin);
+      ws.send({ type: 'send_command', serverId, command: 'say secret-word-42' });
+      // the fake Agent answers as it will (the server may be stopped by now): the log says the same
+      const answer = await ws.next(
+        (m) => (m.type === 'ack' || m.type === 'error') && m.requestType === 'send_command',
+      );
+      ws.close();
+      const spec = await panel.clientSocket(spectator);
+      spec.send({ type: 'power', serverId, action: 'kill' });
+      await spec.next((m) => m.type === 'error' && m.requestType === 'power');
+      spec.close();
+      await until(async () => (await rows()).some((x) => x.action === 'server.power.kill'));
+      const page = await list(`?serverId=${serverId}&action=server`);
+      const cmd = page.body.entries.find((e: Json) => e.action === 'server.command');
+      const kill = page.body.entries.find((e: Json) => e.action === 'server.power.kill');
+      assert.ok(cmd && kill, JSON.stringify(page.body.entries));
+      assert.equal(cmd.actorEmail, admin.email);
+      assert.equal(cmd.result, answer.type === 'ack' ? 'ok' : answer.code);
+      assert.equal(kill.actorEmail, spectator.email);
+      assert.equal(kill.result, 'FORBIDDEN');
+      // what was typed is not kept
+      assert.ok(!JSON.stringify(await rows()).includes('secret-word-42'));
+    });
+
     test('a refused mutation is logged with its error code', async () => {
       const r = await panel.api(owner, 'PATCH', `/api/servers/${serverId}`, { name: '' });
       assert.equal(r.status, 400);

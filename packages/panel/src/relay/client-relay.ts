@@ -241,6 +241,36 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     });
   });
 
+  /**
+   * A state-changing socket request, published as a `user_action` as its REST twin is (same action
+   * names, the outcome as `ok` or its code; the command's text is not kept, as no body is).
+   */
+  async function audited(
+    actor: { id: string; email: string },
+    action: string,
+    serverId: string,
+    run: () => Promise<void>,
+  ) {
+    const publish = (result: string) =>
+      s.bus.publish({
+        kind: 'user_action',
+        action,
+        actor: actor.id,
+        email: actor.email,
+        ip: req.ip ?? null,
+        serverId,
+        result,
+        at: new Date().toISOString(),
+      });
+    try {
+      await run();
+    } catch (e) {
+      publish(e instanceof CodedError ? e.code : 'INTERNAL_ERROR');
+      throw e;
+    }
+    publish('ok');
+  }
+
   async function handleRequest(r: ClientRequest): Promise<void> {
     // The session may have ended or the role changed since the upgrade: check every time.
     const p = await resolvePrincipal(s.auth, req);
@@ -290,15 +320,19 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         send({ type: 'unsubscribed', serverId: r.serverId });
         return;
       case 'send_command':
-        if (!hasRole(p.user.role, 'admin'))
-          throw new CodedError('FORBIDDEN', 'spectators cannot send commands');
-        await s.servers.command(r.serverId, r.command);
+        await audited(p.user, 'server.command', r.serverId, async () => {
+          if (!hasRole(p.user.role, 'admin'))
+            throw new CodedError('FORBIDDEN', 'spectators cannot send commands');
+          await s.servers.command(r.serverId, r.command);
+        });
         send({ type: 'ack', requestType: r.type, serverId: r.serverId });
         return;
       case 'power':
-        if (!hasRole(p.user.role, 'admin'))
-          throw new CodedError('FORBIDDEN', 'spectators cannot change power');
-        await s.servers.power(r.serverId, r.action, p.user.id);
+        await audited(p.user, `server.power.${r.action}`, r.serverId, async () => {
+          if (!hasRole(p.user.role, 'admin'))
+            throw new CodedError('FORBIDDEN', 'spectators cannot change power');
+          await s.servers.power(r.serverId, r.action, p.user.id);
+        });
         send({ type: 'ack', requestType: r.type, serverId: r.serverId });
         return;
       default: {
