@@ -14,6 +14,22 @@ import { type Session, startTestPanel, type TestPanel, until } from '../packages
 export const IMAGE = 'ctrl-alt-play/busybox:latest';
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
+/** Every container of a node (servers, installers, an update's `-next`). Stop its Agent first. */
+export async function removeNodeContainers(nodeId: string): Promise<void> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`ctrl-alt-play.node=${nodeId}`] },
+  });
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
+}
+
 export interface Stack {
   panel: TestPanel;
   agent: RunningAgent;
@@ -35,21 +51,9 @@ export async function startStack(
   let agent: RunningAgent | undefined;
   let nodeId = '';
   const stop = async () => {
-    if (nodeId) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`ctrl-alt-play.node=${nodeId}`] },
-      });
-      await Promise.all(
-        list.map((c) =>
-          docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined),
-        ),
-      );
-    }
+    // the Agent first: until it stops it may still make a container (an update's, a restart's)
     await agent?.stop();
+    if (nodeId) await removeNodeContainers(nodeId);
     await panel.stop();
     await rm(agentDir, { recursive: true, force: true });
   };

@@ -20,6 +20,7 @@ import {
   startTestPanel,
   type TestPanel,
 } from '../packages/panel/test/helpers.ts';
+import { removeNodeContainers } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -75,7 +76,6 @@ async function rig(name: string): Promise<Rig> {
     AGENT_HTTP_HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
   });
-  const servers: string[] = [];
   const r: Rig = {
     panel,
     owner,
@@ -104,7 +104,6 @@ async function rig(name: string): Promise<Rig> {
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const id = created.body.id as string;
-      servers.push(id);
       const started = await r.panel.api(r.owner, 'POST', `/api/servers/${id}/power`, { action: 'start' });
       assert.equal(started.status, 202, JSON.stringify(started.body));
       await ended(r, started.body.operationId);
@@ -116,18 +115,9 @@ async function rig(name: string): Promise<Rig> {
       return id;
     },
     async cleanup() {
-      for (const id of servers) {
-        const list = await docker.listContainers({
-          all: true,
-          filters: { label: [`ctrl-alt-play.server=${id}`] },
-        });
-        for (const c of list)
-          await docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined);
-      }
+      // the Agent first: a boot restart or crash restart could make a container after the removal
       await r.agent?.stop().catch(() => undefined);
+      await removeNodeContainers(node.id);
       await r.panel.stop().catch(() => undefined);
       await rm(agentDir, { recursive: true, force: true });
       await rm(panelDir, { recursive: true, force: true });
