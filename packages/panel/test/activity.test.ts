@@ -6,19 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { FakeAgent } from './fake-agent.ts';
 import {
   ADMIN_EMAIL,
   ADMIN_PASSWORD,
   type Json,
   type Session,
+  scratchDatabase,
   startTestPanel,
   type TestPanel,
   until,
 } from './helpers.ts';
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
 const WRONG_PASSWORD = 'not-the-password-xyz-123';
 
 for (const engine of ['sqlite', 'postgres'] as const)
@@ -28,7 +27,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
     let ownerId: string;
     let agent: FakeAgent;
     let serverId: string;
-    const pgName = `cap_act_${process.pid}_${Date.now().toString(36)}`;
+    let db: Awaited<ReturnType<typeof scratchDatabase>> | undefined;
 
     const rows = async (): Promise<Json[]> => {
       await panel.app.panel.activity.settled();
@@ -40,17 +39,8 @@ for (const engine of ['sqlite', 'postgres'] as const)
     };
 
     before(async () => {
-      let env: Record<string, string> = {};
-      if (engine === 'postgres') {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`CREATE DATABASE ${pgName}`);
-        await admin.end();
-        const url = new URL(PG_URL);
-        url.pathname = `/${pgName}`;
-        env = { DATABASE_URL: url.toString() };
-      }
-      panel = await startTestPanel(env);
+      db = await scratchDatabase(engine, 'cap_act');
+      panel = await startTestPanel(db.env);
       const bad = await panel.api(null, 'POST', '/api/auth/login', {
         email: ADMIN_EMAIL,
         password: WRONG_PASSWORD,
@@ -72,12 +62,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
     after(async () => {
       await agent.close();
       await panel.stop();
-      if (engine === 'postgres') {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
-        await admin.end();
-      }
+      await db?.drop();
     });
 
     test('a failed and a successful login are logged with the address and the email; no password stored', async () => {

@@ -252,3 +252,35 @@ export function slowQueries(ms = 3): KyselyPlugin {
     },
   };
 }
+
+/** The PostgreSQL the test setup starts (scripts/setup-host.sh). */
+export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
+
+/**
+ * A Panel environment on `engine`: nothing extra for SQLite (a fresh data dir already is one), a
+ * database of its own for PostgreSQL. `drop()` removes that database again.
+ */
+export async function scratchDatabase(
+  engine: 'sqlite' | 'postgres',
+  prefix: string,
+): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
+  if (engine === 'sqlite') return { env: {}, drop: async () => undefined };
+  const { default: pg } = await import('pg');
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: TEST_PG_URL });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(TEST_PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    env: { DATABASE_URL: url.toString() },
+    drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}

@@ -5,11 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { FakeAgent, FakeAgentError } from './fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel, until } from './helpers.ts';
-
-const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
+import { type Session, scratchDatabase, startTestPanel, type TestPanel, until } from './helpers.ts';
 
 /** On SQLite and on a fresh PostgreSQL database (migration 010_operations on both). */
 for (const engine of ['sqlite', 'postgres'] as const)
@@ -19,19 +16,10 @@ for (const engine of ['sqlite', 'postgres'] as const)
     let agent: FakeAgent;
     let serverId: string;
 
-    const pgName = `cap_ops_${process.pid}_${Date.now().toString(36)}`;
+    let db: Awaited<ReturnType<typeof scratchDatabase>> | undefined;
     before(async () => {
-      let env: Record<string, string> = {};
-      if (engine === 'postgres') {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`CREATE DATABASE ${pgName}`);
-        await admin.end();
-        const url = new URL(PG_URL);
-        url.pathname = `/${pgName}`;
-        env = { DATABASE_URL: url.toString() };
-      }
-      panel = await startTestPanel(env);
+      db = await scratchDatabase(engine, 'cap_ops');
+      panel = await startTestPanel(db.env);
       owner = await panel.login();
       const node = await panel.createNode(owner);
       agent = await FakeAgent.start({
@@ -57,12 +45,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
     after(async () => {
       await agent.close();
       await panel.stop();
-      if (engine === 'postgres') {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
-        await admin.end();
-      }
+      await db?.drop();
     });
 
     test('a power action is 202 { operationId }; the row is open until the end; TIMEOUT by the sweep', async () => {

@@ -6,9 +6,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Command, EggConfig } from '@cap/protocol';
-import pg from 'pg';
 import { FakeAgent } from '../../../test/fake-agent.ts';
-import { type Json, type Session, startTestPanel, type TestPanel } from '../../../test/helpers.ts';
+import {
+  type Json,
+  type Session,
+  scratchDatabase,
+  startTestPanel,
+  type TestPanel,
+} from '../../../test/helpers.ts';
 
 const SECRET = 'hunter2-very-secret';
 
@@ -68,8 +73,6 @@ const EGG = {
   ],
 };
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
-
 /** The same suite on SQLite and on a fresh PostgreSQL database (the races differ between them). */
 for (const engine of ['sqlite', 'postgres'] as const)
   describe(`servers from templates (${engine})`, () => {
@@ -84,19 +87,10 @@ for (const engine of ['sqlite', 'postgres'] as const)
     const createCmds = () => agent.commands.filter((c) => c.action === 'create_server');
     const eggOf = (c: Command) => (c.payload as { eggConfig: EggConfig }).eggConfig;
 
-    const pgName = `cap_tpl_${process.pid}_${Date.now().toString(36)}`;
+    let db: Awaited<ReturnType<typeof scratchDatabase>> | undefined;
     before(async () => {
-      let env: Record<string, string> = {};
-      if (engine === 'postgres') {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`CREATE DATABASE ${pgName}`);
-        await admin.end();
-        const url = new URL(PG_URL);
-        url.pathname = `/${pgName}`;
-        env = { DATABASE_URL: url.toString() };
-      }
-      panel = await startTestPanel(env);
+      db = await scratchDatabase(engine, 'cap_tpl');
+      panel = await startTestPanel(db.env);
       owner = await panel.login();
       spectator = await panel.userWithRole('spectator');
       const node = await panel.createNode(owner);
@@ -121,12 +115,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
     after(async () => {
       await agent.close();
       await panel.stop();
-      if (engine === 'postgres') {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
-        await admin.end();
-      }
+      await db?.drop();
     });
 
     test('values breaking their rules: 400 VALIDATION_FAILED per field, nothing stored or sent', async () => {
