@@ -22,15 +22,19 @@ import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
 import { OperationsRepo } from './modules/operations/repo.ts';
+import { OperationsService } from './modules/operations/service.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
 import { TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
+import { type AgentGateway, InProcessAgentGateway } from './relay/agent-gateway.ts';
 import { AgentHub } from './relay/agent-hub.ts';
 import { ClientSockets } from './relay/client-sockets.ts';
+import { attachLiveRelay } from './relay/live-relay.ts';
 import { LiveState } from './relay/live-state.ts';
+import type { LiveStore } from './relay/live-store.ts';
 
 export interface PanelServices {
   config: PanelConfig;
@@ -47,12 +51,16 @@ export interface PanelServices {
   allocations: AllocationsService;
   metrics: MetricsService;
   dashboard: DashboardService;
-  live: LiveState;
+  /** what is known live (status, stats, console and install rings, watchers): an interface */
+  live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
   bus: EventBus;
   activity: ActivityService;
   /** open /ws/client sockets by user, closed when their authority changes */
   clientSockets: ClientSockets;
+  /** "send this command to node N, wherever its socket is": what services depend on */
+  gateway: AgentGateway;
+  /** the Agent sockets this process holds (the gateway's in-process side; counters for tests) */
   hub: AgentHub;
   /** where browsers and Agents reach the Panel (PANEL_URL, or the listening address for PORT=0) */
   publicUrl(): string;
@@ -68,7 +76,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const keysRepo = new ApiKeysRepo(db);
   const twoFactor = new TwoFactorService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
-  const live = new LiveState();
+  const live: LiveStore = new LiveState();
   const bus = new InProcessBus(log.child({ component: 'bus' }));
   const metrics = new MetricsService(new MetricsRepo(db), {
     onError: (err, rows) =>
@@ -84,21 +92,19 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   });
   activity.attach(bus);
   bus.subscribe('server.stats', (e) => metrics.record(e.serverId, e.stats));
-  bus.subscribe('node.online', (e) =>
-    live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: true }),
-  );
-  bus.subscribe('node.offline', (e) =>
-    live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: false }),
-  );
+  bus.subscribe('server.deleted', (e) => metrics.forget(e.serverId));
+  // the live relay: the live store's state and the frames browsers get
+  attachLiveRelay(bus, live);
   // The hub and the services refer to each other; the services read it lazily.
   let hub: AgentHub | undefined;
   const getHub = (): AgentHub => {
     if (!hub) throw new Error('agent hub not ready');
     return hub;
   };
+  const gateway: AgentGateway = new InProcessAgentGateway(getHub);
   let publicUrl = config.publicUrl;
   const getPublicUrl = () => publicUrl;
-  const nodes = new NodesService(nodesRepo, getHub, getPublicUrl, config.defaultLimits);
+  const nodes = new NodesService(nodesRepo, () => gateway, getPublicUrl, config.defaultLimits);
   const templates = new TemplatesService(new TemplatesRepo(db), log);
   const allocations = new AllocationsService(new AllocationsRepo(db), nodesRepo);
   const servers = new ServersService({
@@ -106,18 +112,22 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     nodes: nodesRepo,
     templates,
     allocations,
-    hub: getHub,
+    gateway,
     live,
-    metrics,
     bus,
     log,
     updateTimeoutMs: config.updateTimeoutMs,
     defaultLimits: config.defaultLimits,
-    operations: new OperationsRepo(db),
+    operations: new OperationsService({
+      repo: new OperationsRepo(db),
+      gateway,
+      bus,
+      log,
+    }),
   });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {
-    getHub()
+    gateway
       .request(nodeId, 'system_info', {})
       .then((info) => nodes.storeSystemInfo(nodeId, info))
       .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'system_info failed'));
@@ -186,6 +196,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     bus,
     activity,
     clientSockets: new ClientSockets(),
+    gateway,
     hub,
     publicUrl: getPublicUrl,
     setPublicUrl(url) {

@@ -6,13 +6,16 @@
  * `EventBus` is the seam: today's `InProcessBus` calls subscribers in this process; a later
  * issue can put a broker (NATS) behind the same interface for several Panel replicas.
  */
-import type { ResourceSnapshot, ServerStatus } from '@cap/protocol';
+import type { ErrorCode, ResourceSnapshot, ServerStatus, UpdateStage } from '@cap/protocol';
+import type { FeatureName } from '@cap/protocol/templates/index.ts';
 
 export type DomainEvent =
   | { kind: 'server.status'; serverId: string; status: ServerStatus; previousStatus?: ServerStatus }
   | { kind: 'server.console'; serverId: string; lines: string[]; stream?: string }
   | { kind: 'server.stats'; serverId: string; stats: ResourceSnapshot }
-  | { kind: 'server.crashed'; serverId: string; exitCode: number | null; restarting: boolean }
+  /** console lines lost before they reached the Panel (counted by the Agent or the hub) */
+  | { kind: 'server.console_dropped'; serverId: string; count: number; reason: string }
+  | { kind: 'server.crashed'; serverId: string; exitCode: number; restarting: boolean }
   | {
       kind: 'server.install';
       serverId: string;
@@ -41,6 +44,13 @@ export type DomainEvent =
       nodeId?: string;
       message?: string;
     }
+  /** a config update's step on the Agent (the end is the `update` operation's) */
+  | { kind: 'server.update'; serverId: string; stage: UpdateStage; message?: string }
+  /** the console called for a template feature (a dialog for who may act: accept the EULA…) */
+  | { kind: 'server.feature'; serverId: string; feature: FeatureName; line: string }
+  | { kind: 'server.deleted'; serverId: string }
+  /** a request answered 202 before the Agent's answer failed later */
+  | { kind: 'server.request_failed'; serverId: string; requestType: string; code: ErrorCode; message: string }
   | { kind: 'node.online'; nodeId: string }
   | { kind: 'node.offline'; nodeId: string }
   | {

@@ -15,7 +15,7 @@ import type { WebSocket } from 'ws';
 import { canSeeServer, hasRole, resolvePrincipal } from '../http/auth.ts';
 import { redact } from '../lib/redact.ts';
 import type { PanelServices } from '../services.ts';
-import type { Sink } from './live-state.ts';
+import type { Sink } from './live-store.ts';
 
 export const CLIENT_RATE_WINDOW_MS = 200;
 export const CLIENT_RATE_MAX = 10;
@@ -64,8 +64,6 @@ function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
 }
 
 export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
-  // userId → open sockets: one account cannot flood the Panel with connections
-  const perUser = new Map<string, number>();
   app.get(
     '/ws/client',
     {
@@ -78,17 +76,12 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
     },
     (socket, req) => {
       const userId = req.principal?.user.id ?? '';
-      const open = perUser.get(userId) ?? 0;
-      if (open >= s.config.clientSocketsPerUser) {
+      // open sockets per user (in the live store): one account cannot flood the Panel with connections
+      if (!s.live.openUserSocket(userId, s.config.clientSocketsPerUser)) {
         socket.close(CLOSE_POLICY, 'RATE_LIMITED: too many sockets for this user');
         return;
       }
-      perUser.set(userId, open + 1);
-      socket.once('close', () => {
-        const n = (perUser.get(userId) ?? 1) - 1;
-        if (n > 0) perUser.set(userId, n);
-        else perUser.delete(userId);
-      });
+      socket.once('close', () => s.live.closeUserSocket(userId));
       handleClient(s, socket, req);
     },
   );

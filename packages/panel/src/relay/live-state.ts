@@ -6,6 +6,9 @@
  * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
+import type { InstallRecord, LiveStore, Players, Sink } from './live-store.ts';
+
+export type { InstallRecord, Sink } from './live-store.ts';
 
 export const CONSOLE_HISTORY_LINES = 150;
 /** the console ring is bounded by bytes too (UTF-16 code units, ~bytes), whatever the line count */
@@ -19,13 +22,6 @@ export const MAX_LINE_CHARS = 8 * 1024 + 64;
 /** lines waiting for the next tick, per server: past this, the oldest are dropped and counted */
 export const MAX_PENDING_LINES = 50_000;
 export const MAX_PENDING_CHARS = 8 * 1024 * 1024;
-
-export interface InstallRecord {
-  lines: string[];
-  /** undefined while the install runs */
-  success?: boolean;
-  exitCode?: number;
-}
 
 /** A line cut to `max` characters with a visible marker saying how much was cut. */
 export function capLine(line: string, max = MAX_LINE_CHARS): string {
@@ -73,8 +69,6 @@ export class LineRing {
   }
 }
 
-export type Sink = (msg: ClientMessage) => void;
-
 interface InstallEntry {
   ring: LineRing;
   success?: boolean;
@@ -90,18 +84,21 @@ interface Entry {
   /** pending lines dropped over the cap, reported before the next batch */
   pendingDropped: number;
   timer: NodeJS.Immediate | undefined;
-  players: { online: number; max: number; list: string[] } | undefined;
+  players: Players | undefined;
   install: InstallEntry | undefined;
   sinks: Set<Sink>;
 }
 
-export class LiveState {
+/** Today's `LiveStore`: in this process's memory. */
+export class LiveState implements LiveStore {
   readonly #servers = new Map<string, Entry>();
   readonly #global = new Set<Sink>();
   /** per server: values of its hidden variables, redacted from what spectators get */
   readonly #secrets = new Map<string, readonly string[]>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
   droppedLines = 0;
+  /** userId → open /ws/client sockets */
+  readonly #userSockets = new Map<string, number>();
 
   #entry(serverId: string): Entry {
     let e = this.#servers.get(serverId);
@@ -132,7 +129,7 @@ export class LiveState {
   history(serverId: string): string[] {
     return this.#servers.get(serverId)?.console.toArray() ?? [];
   }
-  players(serverId: string) {
+  players(serverId: string): Players | undefined {
     return this.#servers.get(serverId)?.players;
   }
 
@@ -147,7 +144,7 @@ export class LiveState {
     this.#entry(serverId).stats = stats;
     this.publish(serverId, { type: 'stats', serverId, stats });
   }
-  setPlayers(serverId: string, players: { online: number; max: number; list: string[] }): void {
+  setPlayers(serverId: string, players: Players): void {
     this.#entry(serverId).players = players;
   }
 
@@ -254,6 +251,18 @@ export class LiveState {
   }
   removeGlobal(sink: Sink): void {
     this.#global.delete(sink);
+  }
+
+  openUserSocket(userId: string, max: number): boolean {
+    const open = this.#userSockets.get(userId) ?? 0;
+    if (open >= max) return false;
+    this.#userSockets.set(userId, open + 1);
+    return true;
+  }
+  closeUserSocket(userId: string): void {
+    const n = (this.#userSockets.get(userId) ?? 1) - 1;
+    if (n > 0) this.#userSockets.set(userId, n);
+    else this.#userSockets.delete(userId);
   }
 
   forget(serverId: string): void {

@@ -1,8 +1,9 @@
 /** The dashboard in one call: nodes, servers, totals and players. */
 import { z } from 'zod';
-import type { LiveState } from '../../relay/live-state.ts';
+import type { LiveStore } from '../../relay/live-store.ts';
 import { Node, type NodesService } from '../nodes/service.ts';
-import { Server, type ServersService, type Viewer } from '../servers/service.ts';
+import { Server, type Viewer } from '../servers/schemas.ts';
+import type { ServersService } from '../servers/service.ts';
 
 export const Dashboard = z.object({
   nodes: z.array(Node),
@@ -29,8 +30,8 @@ export type Dashboard = z.infer<typeof Dashboard>;
 export class DashboardService {
   readonly #nodes: NodesService;
   readonly #servers: ServersService;
-  readonly #live: LiveState;
-  constructor(nodes: NodesService, servers: ServersService, live: LiveState) {
+  readonly #live: LiveStore;
+  constructor(nodes: NodesService, servers: ServersService, live: LiveStore) {
     this.#nodes = nodes;
     this.#servers = servers;
     this.#live = live;

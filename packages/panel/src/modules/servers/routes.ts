@@ -15,7 +15,7 @@ import { canSeeServer, hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { Operation } from '../operations/repo.ts';
-import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './service.ts';
+import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './schemas.ts';
 
 /** Spectators never see values of variables that are not user_viewable. */
 export function viewerOf(req: FastifyRequest): Viewer {

@@ -1,0 +1,235 @@
+/**
+ * Operations bookkeeping: a long command is recorded, sent asking for the Agent's
+ * acknowledgement, and closed once from its `operation_completed` (or by the sweep / the
+ * reconcile after an Agent's hello). Every step is published once on the bus.
+ */
+import { CodedError, newMessageId } from '@cap/protocol';
+import type { Logger } from 'pino';
+import type { EventBus } from '../../bus/index.ts';
+import { nowIso } from '../../db/index.ts';
+import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
+import { type Operation, type OperationKind, type OperationsRepo, toOperation } from './repo.ts';
+
+/** An operation still open this long (the Agent never reported its end) is closed as TIMEOUT. */
+export const OPERATION_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+/** After an Agent's hello, open operations it does not list get this long for their end to arrive. */
+const RECONCILE_GRACE_MS = 15_000;
+export type OperationResult = { success: boolean; code?: string; message?: string };
+
+/** The commands answered with an acknowledgement and ended by `operation_completed`. */
+export type OperationAction =
+  | 'start_server'
+  | 'stop_server'
+  | 'restart_server'
+  | 'kill_server'
+  | 'reinstall_server'
+  | 'update_server';
+
+export class OperationsService {
+  readonly #ops: OperationsRepo;
+  readonly #gateway: AgentGateway;
+  readonly #bus: EventBus;
+  readonly #log: Logger;
+  readonly #timeoutMs: number;
+  /** operationId → who waits for its end in this process (PUT /config?wait=true) */
+  readonly #waiters = new Map<string, (r: OperationResult) => void>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(deps: {
+    repo: OperationsRepo;
+    gateway: AgentGateway;
+    bus: EventBus;
+    log: Logger;
+    timeoutMs?: number;
+  }) {
+    this.#ops = deps.repo;
+    this.#gateway = deps.gateway;
+    this.#bus = deps.bus;
+    this.#log = deps.log;
+    this.#timeoutMs = deps.timeoutMs ?? OPERATION_TIMEOUT_MS;
+  }
+
+  /** Starts the sweep; operations left open by an earlier Panel stay open until their Agent reports. */
+  init(): void {
+    this.#sweepTimer = setInterval(
+      () => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'operation sweep failed')),
+      Math.min(60_000, Math.max(1000, Math.floor(this.#timeoutMs / 4))),
+    );
+    this.#sweepTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#sweepTimer);
+  }
+
+  async get(id: string): Promise<Operation> {
+    const row = await this.#ops.findById(id);
+    if (!row) throw new CodedError('NOT_FOUND', 'no such operation');
+    return toOperation(row);
+  }
+
+  /** A server's recent operations, newest first. */
+  async listByServer(serverId: string, limit = 20): Promise<Operation[]> {
+    return (await this.#ops.listByServer(serverId, limit)).map(toOperation);
+  }
+
+  #publish(
+    serverId: string,
+    op: { id: string; kind: string; stage: string },
+    result?: OperationResult,
+    message?: string,
+    extra: { actor?: string | null; nodeId?: string } = {},
+  ): void {
+    const text = result?.message ?? message;
+    this.#bus.publish({
+      kind: 'operation',
+      serverId,
+      operationId: op.id,
+      operationKind: op.kind,
+      stage: op.stage,
+      ...(result ? { success: result.success } : {}),
+      ...(result?.code ? { errorCode: result.code } : {}),
+      ...(text ? { message: text } : {}),
+      ...extra,
+    });
+  }
+
+  /** Closes an open operation once; tells subscribers and whoever waits for it. */
+  async finish(id: string, result: OperationResult): Promise<void> {
+    if (!(await this.#ops.finish(id, result, nowIso()))) return;
+    const row = await this.#ops.findById(id);
+    if (row)
+      this.#publish(row.server_id, row, result, undefined, {
+        actor: row.actor_user_id,
+        nodeId: row.node_id,
+      });
+    this.#waiters.get(id)?.(result);
+    this.#waiters.delete(id);
+    this.#log.info(
+      {
+        serverId: row?.server_id,
+        operationId: id,
+        kind: row?.kind,
+        success: result.success,
+        code: result.code,
+      },
+      'operation finished',
+    );
+  }
+
+  /**
+   * Records the operation, sends the command asking for the acknowledgement, and returns its id
+   * once the Agent accepted it. A refusal (SERVER_BUSY, INVALID_STATE…) closes the row and throws.
+   */
+  async start<A extends OperationAction>(
+    server: { id: string; node_id: string },
+    kind: OperationKind,
+    action: A,
+    payload: AgentRequestPayload<A>,
+    actor: string | null,
+  ): Promise<string> {
+    const id = newMessageId('op');
+    const at = nowIso();
+    await this.#ops.insert({
+      id,
+      kind,
+      server_id: server.id,
+      node_id: server.node_id,
+      actor_user_id: actor,
+      stage: 'requested',
+      created_at: at,
+      updated_at: at,
+      finished_at: null,
+      success: null,
+      error_code: null,
+      error_message: null,
+    });
+    try {
+      await this.#gateway.request(server.node_id, action, payload, { serverId: server.id, operationId: id });
+    } catch (e) {
+      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
+      await this.finish(id, { success: false, code, message: (e as Error).message });
+      throw e;
+    }
+    if (await this.#ops.setStage(id, 'accepted', nowIso(), 'requested'))
+      this.#publish(server.id, { id, kind, stage: 'accepted' });
+    this.#log.info({ serverId: server.id, operationId: id, kind, action }, 'operation accepted');
+    return id;
+  }
+
+  /**
+   * Registers a waiter for the operation's end; `end` resolves with it (also when it had ended
+   * before the call: that end is read from the row before this resolves).
+   */
+  async waitFor(id: string): Promise<{ end: Promise<OperationResult> }> {
+    let ended!: (r: OperationResult) => void;
+    const end = new Promise<OperationResult>((resolve) => {
+      ended = resolve;
+    });
+    this.#waiters.set(id, ended);
+    // (an end that came before the waiter was set is in the row)
+    const stored = await this.#ops.findById(id);
+    if (stored?.finished_at) {
+      this.#waiters.delete(id);
+      ended({
+        success: Number(stored.success) === 1,
+        ...(stored.error_code ? { code: stored.error_code } : {}),
+        ...(stored.error_message ? { message: stored.error_message } : {}),
+      });
+    }
+    return { end };
+  }
+
+  /** An Agent's `operation_progress`: a new stage of an open operation of that node and server. */
+  async progress(nodeId: string, serverId: string, operationId: string, stage: string, message?: string) {
+    const op = await this.#ops.findById(operationId);
+    if (!op || op.node_id !== nodeId || op.server_id !== serverId) return;
+    if (await this.#ops.setStage(op.id, stage, nowIso()))
+      this.#publish(serverId, { ...op, stage }, undefined, message);
+  }
+
+  /** An Agent's `operation_completed`; false when the operation is not that node's and server's. */
+  async completed(nodeId: string, serverId: string, operationId: string, result: OperationResult) {
+    const op = await this.#ops.findById(operationId);
+    if (!op || op.node_id !== nodeId || op.server_id !== serverId) return false;
+    await this.finish(op.id, result);
+    return true;
+  }
+
+  /** Open operations older than the timeout are closed as TIMEOUT. */
+  async sweep(now = Date.now()): Promise<void> {
+    for (const op of await this.#ops.listOpen()) {
+      if (now - Date.parse(op.created_at) < this.#timeoutMs) continue;
+      await this.finish(op.id, {
+        success: false,
+        code: 'TIMEOUT',
+        message: `the Agent did not report the end within ${Math.round(this.#timeoutMs / 1000)} s`,
+      });
+    }
+  }
+
+  /**
+   * On an Agent's hello: its open operations that it does not list as running get a grace
+   * period for their end (held in its outbox, sent right after the hello); then OPERATION_LOST.
+   */
+  async reconcile(nodeId: string, running: ReadonlySet<string>, helloAt: string): Promise<void> {
+    const open = (await this.#ops.listOpen(nodeId)).filter(
+      (o) => !running.has(o.id) && o.updated_at <= helloAt,
+    );
+    if (open.length === 0) return;
+    const timer = setTimeout(() => {
+      void (async () => {
+        for (const o of open) {
+          const now = await this.#ops.findById(o.id);
+          if (!now || now.finished_at !== null || now.updated_at > helloAt) continue;
+          await this.finish(o.id, {
+            success: false,
+            code: 'OPERATION_LOST',
+            message: 'the Agent reconnected without this operation and never reported its end',
+          });
+        }
+      })().catch((e) => this.#log.warn({ err: e, nodeId }, 'operation reconcile failed'));
+    }, RECONCILE_GRACE_MS);
+    timer.unref();
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The Agent-event projection: what an Agent reports (hello, status, console, stats, crashes,
+ * install, update steps, players, operation steps and ends) becomes database state and domain
+ * events, published once on the bus (the live relay, metrics and the activity log subscribe).
+ * Events of one node are handled in arrival order.
+ */
+import type { EventMessage, ServerStatus, UpdateStage } from '@cap/protocol';
+import { type FeatureName, featureOfLine, knownFeatures } from '@cap/protocol/templates/index.ts';
+import type { Logger } from 'pino';
+import type { EventBus } from '../../bus/index.ts';
+import { nowIso } from '../../db/index.ts';
+import type { LiveStore } from '../../relay/live-store.ts';
+import type { OperationsService } from '../operations/service.ts';
+import type { TemplatesService } from '../templates/service.ts';
+import type { ServersRepo } from './repo.ts';
+
+const FEATURES_CACHE_MS = 60_000;
+
+export interface PendingFeature {
+  feature: FeatureName;
+  line: string;
+}
+
+export class AgentEventProjection {
+  readonly #repo: ServersRepo;
+  readonly #templates: TemplatesService;
+  readonly #live: LiveStore;
+  readonly #bus: EventBus;
+  readonly #log: Logger;
+  readonly #operations: OperationsService;
+  /** serverId → nodeId, so an Agent can only report on its own servers */
+  readonly #nodeOf = new Map<string, string>();
+  /** nodeId → the tail of its event chain */
+  readonly #eventQueues = new Map<string, Promise<void>>();
+  /** serverId → its template's features (loaded on a console line, kept a minute: a re-import may change them) */
+  readonly #featuresOf = new Map<string, { features: FeatureName[]; at: number }>();
+  /** serverId → the feature its console last called for, until it runs or the user acted */
+  readonly #pendingFeature = new Map<string, PendingFeature>();
+
+  constructor(deps: {
+    repo: ServersRepo;
+    templates: TemplatesService;
+    live: LiveStore;
+    bus: EventBus;
+    log: Logger;
+    operations: OperationsService;
+  }) {
+    this.#repo = deps.repo;
+    this.#templates = deps.templates;
+    this.#live = deps.live;
+    this.#bus = deps.bus;
+    this.#log = deps.log;
+    this.#operations = deps.operations;
+  }
+
+  /** The server is the node's: its Agent may report on it. */
+  track(serverId: string, nodeId: string): void {
+    this.#nodeOf.set(serverId, nodeId);
+  }
+
+  /** The server is gone: nothing more is accepted or kept for it. */
+  forget(serverId: string): void {
+    this.#nodeOf.delete(serverId);
+    this.#featuresOf.delete(serverId);
+    this.#pendingFeature.delete(serverId);
+  }
+
+  /** True when the server exists and belongs to the reporting node. */
+  owns(nodeId: string, serverId: string): boolean {
+    return this.#nodeOf.get(serverId) === nodeId;
+  }
+
+  pendingFeature(serverId: string): PendingFeature | undefined {
+    return this.#pendingFeature.get(serverId);
+  }
+
+  /** The user acted on the feature's dialog. */
+  clearFeature(serverId: string): void {
+    this.#pendingFeature.delete(serverId);
+  }
+
+  async #setStatus(serverId: string, status: ServerStatus, previous?: ServerStatus): Promise<void> {
+    // a server that runs needs no feature dialog any more
+    if (status === 'running') this.#pendingFeature.delete(serverId);
+    const prev = this.#live.setStatus(serverId, status);
+    if (prev === status) return;
+    this.#bus.publish({
+      kind: 'server.status',
+      serverId,
+      status,
+      ...((previous ?? prev) ? { previousStatus: previous ?? prev } : {}),
+    });
+    await this.#repo.update(serverId, { status });
+  }
+
+  /** On (re)connect the Agent lists what runs; servers it does not know are offline. */
+  async reconcile(nodeId: string, reported: { serverId: string; status: ServerStatus }[]): Promise<void> {
+    const byId = new Map(reported.map((r) => [r.serverId, r.status]));
+    for (const s of await this.#repo.listByNode(nodeId)) {
+      await this.#setStatus(s.id, byId.get(s.id) ?? 'offline');
+    }
+    for (const r of reported) {
+      if (!this.owns(nodeId, r.serverId)) {
+        this.#log.warn({ nodeId, serverId: r.serverId }, 'agent reports a server the Panel does not know');
+      }
+    }
+  }
+
+  /** Console lines of a server that is not running, checked against its template's features. */
+  async #detectFeatures(serverId: string, lines: readonly string[]): Promise<void> {
+    if (this.#live.status(serverId) === 'running') return;
+    const cached = this.#featuresOf.get(serverId);
+    let features = cached && Date.now() - cached.at < FEATURES_CACHE_MS ? cached.features : undefined;
+    if (!features) {
+      const row = await this.#repo.findById(serverId);
+      const template = row?.template_id
+        ? await this.#templates.template(row.template_id).catch(() => undefined)
+        : undefined;
+      features = template ? knownFeatures(template.features) : [];
+      this.#featuresOf.set(serverId, { features, at: Date.now() });
+    }
+    if (features.length === 0) return;
+    for (const line of lines) {
+      const feature = featureOfLine(line, features);
+      if (!feature) continue;
+      const shown = line.slice(0, 1024);
+      const last = this.#pendingFeature.get(serverId);
+      this.#pendingFeature.set(serverId, { feature, line: shown });
+      if (last?.feature !== feature || last.line !== shown)
+        this.#log.info({ serverId, feature }, 'console calls for a template feature');
+      this.#bus.publish({ kind: 'server.feature', serverId, feature, line: shown });
+      return;
+    }
+  }
+
+  /**
+   * Events of one node are handled in arrival order: a status write (or the hello's reconcile)
+   * awaits the database, and a newer event must not be overtaken by an older one.
+   */
+  handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
+    const prev = this.#eventQueues.get(nodeId) ?? Promise.resolve();
+    const next = prev.then(() => this.#handleEvent(nodeId, msg));
+    const settled = next.catch(() => undefined);
+    this.#eventQueues.set(nodeId, settled);
+    settled.then(() => {
+      if (this.#eventQueues.get(nodeId) === settled) this.#eventQueues.delete(nodeId);
+    });
+    return next;
+  }
+
+  async #handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
+    if (msg.event === 'agent_hello') {
+      const d = msg.data as EventMessage<'agent_hello'>['data'];
+      await this.reconcile(nodeId, d.servers);
+      await this.#operations.reconcile(
+        nodeId,
+        new Set((d.operations ?? []).map((o) => o.operationId)),
+        nowIso(),
+      );
+      return;
+    }
+    const serverId = (msg.data as { serverId: string }).serverId;
+    if (!this.owns(nodeId, serverId)) {
+      this.#log.warn({ nodeId, serverId, event: msg.event }, 'event for a server not on this node; ignored');
+      return;
+    }
+    switch (msg.event) {
+      case 'server_status_changed': {
+        const d = msg.data as EventMessage<'server_status_changed'>['data'];
+        await this.#setStatus(serverId, d.currentStatus, d.previousStatus);
+        break;
+      }
+      case 'server_log': {
+        const d = msg.data as EventMessage<'server_log'>['data'];
+        // one message may carry the lines of one Agent tick, newline-separated; an empty line is
+        // a line too (dropping it here would lose it unreported)
+        const lines = d.message.split(/\r?\n/);
+        this.#bus.publish({
+          kind: 'server.console',
+          serverId,
+          lines,
+          ...(d.stream ? { stream: d.stream } : {}),
+        });
+        if (d.stream !== 'daemon') await this.#detectFeatures(serverId, lines);
+        break;
+      }
+      case 'server_log_dropped': {
+        const d = msg.data as EventMessage<'server_log_dropped'>['data'];
+        this.#bus.publish({ kind: 'server.console_dropped', serverId, count: d.count, reason: d.reason });
+        break;
+      }
+      case 'resource_update': {
+        const d = msg.data as EventMessage<'resource_update'>['data'];
+        this.#bus.publish({ kind: 'server.stats', serverId, stats: d });
+        break;
+      }
+      case 'server_crashed': {
+        const d = msg.data as EventMessage<'server_crashed'>['data'];
+        this.#bus.publish({
+          kind: 'server.crashed',
+          serverId,
+          exitCode: d.exitCode,
+          restarting: d.restarting,
+        });
+        break;
+      }
+      case 'server_update_progress': {
+        const d = msg.data as EventMessage<'server_update_progress'>['data'];
+        this.#bus.publish({
+          kind: 'server.update',
+          serverId,
+          stage: d.stage as UpdateStage,
+          ...(d.message ? { message: d.message } : {}),
+        });
+        break;
+      }
+      case 'players_update': {
+        const d = msg.data as EventMessage<'players_update'>['data'];
+        this.#bus.publish({ kind: 'server.players', serverId, online: d.online, max: d.max, list: d.list });
+        break;
+      }
+      case 'install_output': {
+        const d = msg.data as EventMessage<'install_output'>['data'];
+        this.#bus.publish({ kind: 'server.install', serverId, lines: d.message.split(/\r?\n/) });
+        break;
+      }
+      case 'operation_progress': {
+        const d = msg.data as EventMessage<'operation_progress'>['data'];
+        await this.#operations.progress(nodeId, serverId, d.operationId, d.stage, d.message);
+        break;
+      }
+      case 'operation_completed': {
+        const d = msg.data as EventMessage<'operation_completed'>['data'];
+        const known = await this.#operations.completed(nodeId, serverId, d.operationId, {
+          success: d.success,
+          ...(d.error ? { code: d.error.code, message: d.error.message } : {}),
+        });
+        if (!known)
+          this.#log.warn(
+            { nodeId, serverId, operationId: d.operationId },
+            'end of an unknown operation; ignored',
+          );
+        break;
+      }
+      case 'install_completed': {
+        const d = msg.data as EventMessage<'install_completed'>['data'];
+        this.#log.info(
+          { serverId, action: 'install', success: d.success, exitCode: d.exitCode },
+          'install completed',
+        );
+        this.#bus.publish({
+          kind: 'server.install',
+          serverId,
+          success: d.success,
+          ...(d.exitCode === undefined ? {} : { exitCode: d.exitCode }),
+        });
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/** The servers API's zod schemas (inputs and the `Server` answer) and the types derived from them. */
+import {
+  DonePattern,
+  Environment,
+  Limits,
+  PortNumber,
+  Ports,
+  ResourceSnapshot,
+  ServerStatus,
+} from '@cap/protocol';
+import { z } from 'zod';
+
+export const DesiredState = z.enum(['running', 'offline']);
+export const UpdateResult = z.object({
+  operationId: z.string(),
+  ok: z.boolean(),
+  stage: z.string(),
+  message: z.string().optional(),
+  code: z.string().optional(),
+  at: z.string(),
+});
+export const ServerVariable = z.object({
+  name: z.string(),
+  description: z.string(),
+  envVariable: z.string(),
+  value: z.string(),
+  defaultValue: z.string(),
+  rules: z.array(z.string()),
+  userViewable: z.boolean(),
+  userEditable: z.boolean(),
+  fieldType: z.string(),
+});
+export const Server = z.object({
+  id: z.string(),
+  name: z.string(),
+  nodeId: z.string(),
+  /** the last status the node reported; with `nodeOnline: false` it is stale */
+  status: ServerStatus,
+  /** whether the server's node is connected now (its status is live only while it is) */
+  nodeOnline: z.boolean(),
+  desiredState: DesiredState,
+  image: z.string(),
+  startup: z.string(),
+  /** the startup line filled in; values a viewer may not see show as [hidden] */
+  startupDisplay: z.string(),
+  /** for a template server: its variables' values (hidden ones left out for spectators) */
+  environment: Environment,
+  ports: Ports,
+  limits: Limits,
+  done: DonePattern.nullable(),
+  stop: z.string().nullable(),
+  stopTimeout: z.number().int().nullable(),
+  templateId: z.string().nullable(),
+  /** the template's variables with their values; hidden ones left out for spectators */
+  variables: z.array(ServerVariable).nullable(),
+  /** the primary allocation (SERVER_IP/SERVER_PORT) */
+  allocation: z.object({ id: z.string(), ip: z.string(), port: z.number().int() }).nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  stats: ResourceSnapshot.nullable(),
+  lastUpdate: UpdateResult.nullable(),
+});
+export type Server = z.infer<typeof Server>;
+
+const ServerName = z.string().min(1).max(191);
+const Startup = z.string().max(16 * 1024);
+const StopCommand = z.string().max(1024);
+const StopTimeout = z.number().int().min(0).max(3600);
+
+export const CreateServer = z.object({
+  name: ServerName,
+  nodeId: z.string().min(1).max(64),
+  /** make it from a template: image, startup, done, stop, config files and install come from it */
+  templateId: z.string().min(1).max(64).optional(),
+  /** a raw image, or for a template one of its images (label or image; default its first) */
+  image: z.string().min(1).max(512).optional(),
+  startup: Startup.default(''),
+  /** raw: the container environment; template: values for its variables (defaults fill the rest) */
+  environment: Environment.default({}),
+  ports: Ports.default({}),
+  limits: Limits.default({}),
+  done: DonePattern.optional(),
+  stop: StopCommand.optional(),
+  /** seconds from the stop to the kill (default: the Agent's, 30) */
+  stopTimeout: StopTimeout.optional(),
+  /** the primary port: an allocation of the node, or a port (claimed on the node) */
+  allocationId: z.string().min(1).max(64).optional(),
+  port: PortNumber.optional(),
+});
+export type CreateServer = z.infer<typeof CreateServer>;
+/**
+ * A patch changes only what it names: no defaults here (zod's .partial() on a schema with
+ * .default() still fills them in, which reset startup, limits, environment and ports).
+ */
+export const PatchServer = z.object({
+  name: ServerName.optional(),
+  image: z.string().min(1).max(512).optional(),
+  startup: Startup.optional(),
+  environment: Environment.optional(),
+  ports: Ports.optional(),
+  limits: Limits.optional(),
+  done: DonePattern.nullable().optional(),
+  stop: StopCommand.nullable().optional(),
+  stopTimeout: StopTimeout.nullable().optional(),
+});
+export type PatchServer = z.infer<typeof PatchServer>;
+export const ConfigUpdate = z.object({ environment: Environment.optional(), limits: Limits.optional() });
+export type ConfigUpdate = z.infer<typeof ConfigUpdate>;
+
+/** Who looks: only admins (and the owner) see values of variables that are not user_viewable. */
+export interface Viewer {
+  admin: boolean;
+}
+export const ADMIN_VIEW: Viewer = { admin: true };

@@ -1,0 +1,96 @@
+/**
+ * The live relay's subscription to the bus: what happened becomes the live store's state and
+ * the frames its watchers get (`/ws/client`). Nothing else sends server frames; the services
+ * publish domain events and read the live store.
+ */
+import type { ErrorCode } from '@cap/protocol';
+import type { EventBus } from '../bus/index.ts';
+import type { LiveStore } from './live-store.ts';
+
+/** Subscribes; returns the unsubscribe function. */
+export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
+  const offs = [
+    bus.subscribe('server.status', (e) =>
+      live.publish(e.serverId, {
+        type: 'status',
+        serverId: e.serverId,
+        status: e.status,
+        ...(e.previousStatus ? { previousStatus: e.previousStatus } : {}),
+      }),
+    ),
+    bus.subscribe('server.console', (e) => live.appendConsole(e.serverId, e.lines)),
+    bus.subscribe('server.console_dropped', (e) => live.consoleDropped(e.serverId, e.count, e.reason)),
+    bus.subscribe('server.stats', (e) => live.setStats(e.serverId, e.stats)),
+    bus.subscribe('server.crashed', (e) =>
+      live.publish(e.serverId, {
+        type: 'crashed',
+        serverId: e.serverId,
+        exitCode: e.exitCode,
+        restarting: e.restarting,
+      }),
+    ),
+    bus.subscribe('server.players', (e) =>
+      live.setPlayers(e.serverId, { online: e.online, max: e.max, list: e.list }),
+    ),
+    bus.subscribe('server.install', (e) => {
+      if (e.lines) {
+        const lines = live.appendInstall(e.serverId, e.lines);
+        live.publish(e.serverId, { type: 'install_output', serverId: e.serverId, lines });
+      }
+      if (e.success !== undefined) {
+        live.completeInstall(e.serverId, e.success, e.exitCode);
+        live.publish(e.serverId, {
+          type: 'install_completed',
+          serverId: e.serverId,
+          success: e.success,
+          ...(e.exitCode === undefined ? {} : { exitCode: e.exitCode }),
+        });
+      }
+    }),
+    bus.subscribe('server.update', (e) =>
+      live.publish(e.serverId, {
+        type: 'update_progress',
+        serverId: e.serverId,
+        stage: e.stage,
+        ...(e.message !== undefined ? { message: e.message } : {}),
+      }),
+    ),
+    bus.subscribe('server.feature', (e) =>
+      live.publish(e.serverId, { type: 'feature', serverId: e.serverId, feature: e.feature, line: e.line }),
+    ),
+    bus.subscribe('server.request_failed', (e) =>
+      live.publish(e.serverId, {
+        type: 'error',
+        code: e.code,
+        message: e.message,
+        serverId: e.serverId,
+        requestType: e.requestType,
+      }),
+    ),
+    bus.subscribe('server.deleted', (e) => {
+      live.publish(e.serverId, { type: 'unsubscribed', serverId: e.serverId });
+      live.forget(e.serverId);
+    }),
+    bus.subscribe('operation', (e) =>
+      live.publish(e.serverId, {
+        type: 'operation',
+        serverId: e.serverId,
+        operationId: e.operationId,
+        kind: e.operationKind,
+        stage: e.stage,
+        ...(e.success !== undefined ? { success: e.success } : {}),
+        ...(e.errorCode ? { errorCode: e.errorCode as ErrorCode } : {}),
+        ...(e.message ? { message: e.message } : {}),
+      }),
+    ),
+    bus.subscribe('node.online', (e) =>
+      live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: true }),
+    ),
+    bus.subscribe('node.offline', (e) =>
+      live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: false }),
+    ),
+  ];
+  return () => {
+    for (const off of offs) off();
+  };
+}

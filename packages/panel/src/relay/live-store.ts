@@ -1,0 +1,68 @@
+/**
+ * What the Panel knows live (not in the database), behind one seam: each server's last status
+ * and stats, its console and install rings, players, hidden values to redact, who watches it
+ * (subscriber sinks and counts), and per-user socket counts. Today's implementation is the
+ * in-memory `LiveState` (relay/live-state.ts); a later one can keep the same over a shared store
+ * for several Panel replicas. Frames to watchers go out through `publish` / `publishAll`.
+ */
+import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
+
+export type Sink = (msg: ClientMessage) => void;
+
+export interface InstallRecord {
+  lines: string[];
+  /** undefined while the install runs */
+  success?: boolean;
+  exitCode?: number;
+}
+
+export interface Players {
+  online: number;
+  max: number;
+  list: string[];
+}
+
+export interface LiveStore {
+  status(serverId: string): ServerStatus | undefined;
+  /** Sets the status; returns the previous one (undefined: not known yet). */
+  setStatus(serverId: string, status: ServerStatus): ServerStatus | undefined;
+  stats(serverId: string): ResourceSnapshot | null;
+  /** Keeps the sample and sends it to the server's watchers as a `stats` frame. */
+  setStats(serverId: string, stats: ResourceSnapshot): void;
+  players(serverId: string): Players | undefined;
+  setPlayers(serverId: string, players: Players): void;
+
+  /** The console ring (oldest first). */
+  history(serverId: string): string[];
+  /** Appends to the ring and sends the lines to watchers, batched, in order; never drops unreported. */
+  appendConsole(serverId: string, lines: string[]): void;
+  /** Lines lost before they reached the Panel: reported after the lines already pending, in order. */
+  consoleDropped(serverId: string, count: number, reason: string): void;
+
+  install(serverId: string): InstallRecord | undefined;
+  /** Appends install output; returns the lines as kept (cut to the line cap). */
+  appendInstall(serverId: string, lines: string[]): string[];
+  completeInstall(serverId: string, success: boolean, exitCode: number | undefined): void;
+
+  /** Values of the server's hidden variables, redacted from what spectators get. */
+  setSecrets(serverId: string, secrets: readonly string[]): void;
+  secrets(serverId: string): readonly string[];
+
+  /** A frame to the server's watchers, in publish order. */
+  publish(serverId: string, msg: ClientMessage): void;
+  /** A frame to every open client socket. */
+  publishAll(msg: ClientMessage): void;
+  subscribe(serverId: string, sink: Sink): void;
+  unsubscribe(serverId: string, sink: Sink): void;
+  subscriberCount(serverId: string): number;
+  addGlobal(sink: Sink): void;
+  removeGlobal(sink: Sink): void;
+
+  /** Counts a user's open client socket; false (and nothing counted) when `max` are open. */
+  openUserSocket(userId: string, max: number): boolean;
+  closeUserSocket(userId: string): void;
+
+  /** Everything about a deleted server. */
+  forget(serverId: string): void;
+  close(): void;
+}
