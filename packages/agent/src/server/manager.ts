@@ -2,6 +2,7 @@
  * All servers of this Agent and the one command handler both transports (Panel WebSocket, HTTP)
  * go through. Every command gets exactly one response; failures carry a code.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -32,6 +33,7 @@ import {
 import { systemInfo } from '../system/system-info.ts';
 import { type InstallState, loadDefinitions } from './definition-store.ts';
 import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
+import { type LockHolder, PowerLocks } from './power.ts';
 import { Server } from './server.ts';
 
 /** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
@@ -63,13 +65,8 @@ export function diskFull(e: unknown, dataDir: string): CodedError | null {
 }
 
 /** An accepted operation that has not ended (persisted in `<dataDir>/operations.json`). */
-interface ActiveOperation {
-  operationId: string;
-  serverId: string;
-  action: Command['action'];
+interface ActiveOperation extends LockHolder {
   acceptedAt: string;
-  /** set when a kill pre-empted it: it ends as OPERATION_SUPERSEDED whatever it did */
-  supersededBy?: string;
 }
 
 const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
@@ -96,8 +93,8 @@ export class ServerManager {
   readonly #creating = new Set<string>();
   /** Docker answered the boot listing, so "not running" below is known, not a guess */
   #listed = false;
-  /** serverId → the operation running on it (the per-server try-lock of power actions) */
-  readonly #ops = new Map<string, ActiveOperation>();
+  /** the per-server try-lock of power actions (operations and the Agent's own actions) */
+  readonly #locks = new PowerLocks();
   /** every accepted operation not ended yet (a superseded one stays until it returns) */
   readonly #accepted = new Map<string, ActiveOperation>();
   /** operations accepted before the last Agent restart and never finished (see reportInterrupted) */
@@ -117,21 +114,58 @@ export class ServerManager {
 
   /** A server of this manager: its events go to the Agent's bus; its steps become the operation's. */
   #newServer(id: string, egg: EggConfig, installState?: InstallState, lastState?: ServerStatus): Server {
-    const deps = { env: this.#env, config: this.#config, logger: this.#log, serversDir: this.serversDir };
-    const s = new Server(id, egg, deps, installState, lastState);
+    const deps = {
+      env: this.#env,
+      config: this.#config,
+      logger: this.#log,
+      serversDir: this.serversDir,
+      ownAction: (what: string, wanted: () => boolean, act: () => Promise<void>) =>
+        this.#ownAction(s, what, wanted, act),
+    };
+    const s: Server = new Server(id, egg, deps, installState, lastState);
     s.events.onAny((e) => {
       if (e.type !== 'stage') this.events.publish(e.type, e.data as never);
     });
     // a status change of a server with an operation in flight is also a step of it
     s.events.on('status', (d) => {
-      const op = this.#ops.get(d.serverId);
-      if (op && d.currentStatus !== 'stopping') this.#progress(op, d.currentStatus, d.reason);
+      const op = this.#locks.holder(d.serverId);
+      if (op && !op.own && d.currentStatus !== 'stopping') this.#progress(op, d.currentStatus, d.reason);
     });
     s.events.on('stage', (d) => {
-      const op = this.#ops.get(d.serverId);
-      if (op) this.#progress(op, d.stage, d.message);
+      const op = this.#locks.holder(d.serverId);
+      if (op && !op.own) this.#progress(op, d.stage, d.message);
     });
     return s;
+  }
+
+  /**
+   * One of the Agent's own power actions (the restart after a crash, the start after the Agent's
+   * downtime) under the same per-server try-lock as a user's: it waits for an operation in flight
+   * to end and then runs only if still `wanted` (a user who stopped the server meanwhile wins);
+   * while it runs a user's action is SERVER_BUSY, and a kill pre-empts it as it does an operation.
+   * It is no operation of the Panel's: no operation events, not in agent_hello.
+   */
+  async #ownAction(s: Server, what: string, wanted: () => boolean, act: () => Promise<void>): Promise<void> {
+    const holder: LockHolder = {
+      operationId: `agent:${randomUUID()}`,
+      serverId: s.id,
+      action: 'start_server',
+      own: what,
+    };
+    for (;;) {
+      await this.#locks.free(s.id);
+      if (this.#shuttingDown || this.servers.get(s.id) !== s || !wanted()) {
+        this.#log.info({ serverId: s.id, what }, "the Agent's own action is no longer wanted");
+        return;
+      }
+      // taken in the turn `free` resolved in, unless another waiter was woken first
+      if (!this.#locks.tryAcquire(holder)) break;
+    }
+    try {
+      await act();
+    } finally {
+      this.#locks.release(holder);
+    }
   }
 
   /** An event of server `serverId`: on its own bus when it exists (piped to the Agent's), else on the Agent's. */
@@ -202,7 +236,7 @@ export class ServerManager {
     }));
   }
 
-  #progress(op: ActiveOperation, stage: string, message?: string): void {
+  #progress(op: LockHolder, stage: string, message?: string): void {
     this.#publish(op.serverId, 'operation_progress', {
       operationId: op.operationId,
       serverId: op.serverId,
@@ -294,9 +328,12 @@ export class ServerManager {
       if (!s.resumeAfterDowntime) continue;
       const reason = 'restarted after agent downtime';
       this.#log.info({ serverId: s.id, action: 'start', reason }, reason);
-      s.start(reason).catch((e) =>
-        this.#log.error({ err: e, serverId: s.id, action: 'start', reason }, 'start failed'),
-      );
+      this.#ownAction(
+        s,
+        'start after its downtime',
+        () => s.resumeAfterDowntime,
+        () => s.start(reason),
+      ).catch((e) => this.#log.error({ err: e, serverId: s.id, action: 'start', reason }, 'start failed'));
     }
   }
 
@@ -372,25 +409,18 @@ export class ServerManager {
     } else if (!this.servers.has(serverId)) {
       return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
     }
-    const running = this.#ops.get(serverId);
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
-    if (running?.action === 'create_server')
-      return refused('SERVER_EXISTS', `server ${serverId} is being created on this node`);
-    if (running && cmd.action !== 'kill_server') {
-      return refused(
-        'SERVER_BUSY',
-        `${running.action} (operation ${running.operationId}) is running on this server; kill pre-empts it`,
-      );
-    }
-    if (running) running.supersededBy = operationId;
     const op: ActiveOperation = {
       operationId,
       serverId,
       action: cmd.action,
       acceptedAt: new Date().toISOString(),
     };
-    this.#ops.set(serverId, op);
+    // SERVER_BUSY while another action holds the server (SERVER_EXISTS while it is being created);
+    // a kill pre-empts the holder, whether an operation or the Agent's own action
+    const busy = this.#locks.tryAcquire(op);
+    if (busy) return refused(busy.code, busy.message);
     this.#accepted.set(operationId, op);
     await this.#persistOps();
     const done = this.#run(cmd, serverId, op).then(async (res) => {
@@ -403,7 +433,7 @@ export class ServerManager {
             message: `pre-empted by operation ${op.supersededBy} (kill)`,
           }
         : res.error;
-      if (this.#ops.get(serverId) === op) this.#ops.delete(serverId);
+      this.#locks.release(op);
       this.#accepted.delete(operationId);
       await this.#persistOps();
       this.#publish(serverId, 'operation_completed', {

@@ -2,10 +2,20 @@
  * A server's power: its runs (start, the exit watch, the crash policy), stop with a timeout and a
  * kill after it, kill, restart, reinstall, update (the instance made again) and delete, all
  * serialised by one queue lock. A kill skips the queue (it must work while a stop hangs) and
- * cancels what waits in it. The per-server try-lock that answers SERVER_BUSY is PowerLocks below.
+ * cancels what waits in it. Above that queue, the per-server try-lock (PowerLocks, at the end):
+ * one holder at a time, a user's operation or one of the Agent's own actions; anything else is
+ * SERVER_BUSY at once, and a kill pre-empts the holder.
  */
 import { lchown, mkdir } from 'node:fs/promises';
-import { CodedError, EggConfig, type ServerStatus, type Signal, type UpdateStage } from '@cap/protocol';
+import {
+  CodedError,
+  type Command,
+  EggConfig,
+  type ErrorCode,
+  type ServerStatus,
+  type Signal,
+  type UpdateStage,
+} from '@cap/protocol';
 import { parseStop } from '@cap/protocol/templates/index.ts';
 import { applyConfigFiles, configContextFromEnvironment } from '../config-files/index.ts';
 import type { InstanceState } from '../environment/environment.ts';
@@ -153,7 +163,15 @@ export class ServerPower {
       ...(tooSoon ? { reason: 'crashed again within the crash timeout' } : {}),
     });
     if (restarting) {
-      this.start().catch((e) => server.log.error({ err: e, action: 'start' }, 'restart after crash failed'));
+      // under the per-server try-lock, as a user's start would be (not inside a user's operation)
+      const restart = server.deps.ownAction
+        ? server.deps.ownAction(
+            'restart after a crash',
+            () => server.status === 'crashed' && !server.deleted,
+            () => this.start(),
+          )
+        : this.start();
+      restart.catch((e) => server.log.error({ err: e, action: 'start' }, 'restart after crash failed'));
     }
   }
 
@@ -448,5 +466,70 @@ export class ServerPower {
     await chownPathInside(server.dir, rel, containerUid, containerGid).catch((e) =>
       server.log.warn({ err: e, action: 'config_files' }, 'chown failed'),
     );
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// the per-server try-lock
+
+/** Who holds a server's try-lock: an operation the Panel (or the HTTP API) asked for, or the Agent. */
+export interface LockHolder {
+  operationId: string;
+  serverId: string;
+  action: Command['action'];
+  /** one of the Agent's own actions (what it is: "restart after a crash"); no operation events */
+  own?: string;
+  /** set when a kill pre-empted it: it ends as OPERATION_SUPERSEDED whatever it did */
+  supersededBy?: string;
+}
+
+/**
+ * The try-lock of power actions, one per server: a second action while one runs is refused at
+ * once (SERVER_BUSY; SERVER_EXISTS while the server is being created); a kill is never refused and
+ * pre-empts the holder (marked superseded; the kill holds the lock from then on). The Agent's own
+ * actions take it too, after waiting for the holder to let go (`free`).
+ */
+export class PowerLocks {
+  readonly #held = new Map<string, LockHolder>();
+  readonly #waiting = new Map<string, (() => void)[]>();
+
+  holder(serverId: string): LockHolder | undefined {
+    return this.#held.get(serverId);
+  }
+
+  /** Takes the lock for `h`, or says why not. */
+  tryAcquire(h: LockHolder): { code: ErrorCode; message: string } | null {
+    const running = this.#held.get(h.serverId);
+    if (running?.action === 'create_server')
+      return { code: 'SERVER_EXISTS', message: `server ${h.serverId} is being created on this node` };
+    if (running && h.action !== 'kill_server') {
+      const what = running.own
+        ? `the Agent's ${running.own}`
+        : `${running.action} (operation ${running.operationId})`;
+      return { code: 'SERVER_BUSY', message: `${what} is running on this server; kill pre-empts it` };
+    }
+    if (running) running.supersededBy = h.operationId;
+    this.#held.set(h.serverId, h);
+    return null;
+  }
+
+  /** `h` is done (a holder pre-empted meanwhile no longer holds it: nothing to give back). */
+  release(h: LockHolder): void {
+    if (this.#held.get(h.serverId) !== h) return;
+    this.#held.delete(h.serverId);
+    const waiting = this.#waiting.get(h.serverId) ?? [];
+    this.#waiting.delete(h.serverId);
+    for (const wake of waiting) wake();
+  }
+
+  /** Resolves once nobody holds the server's lock (take it at once, before awaiting anything). */
+  async free(serverId: string): Promise<void> {
+    while (this.#held.has(serverId)) {
+      await new Promise<void>((resolve) => {
+        const list = this.#waiting.get(serverId) ?? [];
+        list.push(resolve);
+        this.#waiting.set(serverId, list);
+      });
+    }
   }
 }

@@ -44,6 +44,11 @@ export interface ServerDeps {
   config: AgentConfig;
   logger: Logger;
   serversDir: string;
+  /**
+   * Runs one of the Agent's own power actions (`what`: "restart after a crash") under the
+   * manager's per-server try-lock, once `wanted()` still holds after any operation in flight ended.
+   */
+  ownAction?: (what: string, wanted: () => boolean, act: () => Promise<void>) => Promise<void>;
 }
 
 /** The process of one start, while it lives. */
