@@ -1,14 +1,16 @@
 /** Wires config, Docker, servers, the Panel link and the HTTP API into one running Agent. */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type EventData, type EventName, event, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
+import { event, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
 import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config/config.ts';
 import { DockerEnvironment } from './environment/docker/docker.ts';
+import { DockerServerEnvironment } from './environment/docker/environment.ts';
+import type { Environment } from './environment/environment.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
 import { buildHttp } from './http/http.ts';
-import { ConsoleCoalescer } from './panel-link/coalesce.ts';
 import { PanelLink } from './panel-link/link.ts';
+import { relayEvents } from './panel-link/relay.ts';
 import { ServerManager } from './server/manager.ts';
 import { systemLoad } from './system/system-info.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -44,16 +46,23 @@ export function createLogger(config: AgentConfig, tty = process.stdout.isTTY ===
   });
 }
 
-export async function startAgent(config: AgentConfig, opts: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  config: AgentConfig,
+  opts: {
+    logger?: Logger;
+    /** for tests: the servers' environment, given the Docker one (to wrap it) */
+    environment?: (docker: Environment) => Environment;
+  } = {},
+): Promise<RunningAgent> {
   const logger = (opts.logger ?? createLogger(config)).child({ nodeId: config.nodeId });
   await mkdir(path.resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const docker = new DockerEnvironment(config.dockerHost);
+  const dockerEnv = new DockerServerEnvironment(docker, config);
+  const env = opts.environment ? opts.environment(dockerEnv) : dockerEnv;
   let link: PanelLink | null = null;
-  // console lines of a tick go up as one message (see ConsoleCoalescer)
-  const { emit } = new ConsoleCoalescer(<E extends EventName>(name: E, data: EventData<E>) => {
-    link?.send(event(name, data, link.agentId ?? undefined));
-  });
-  const manager = new ServerManager({ docker, config, logger, emit });
+  const manager = new ServerManager({ env, config, logger });
+  // the link sends what the servers publish (it queues events until it connects)
+  relayEvents(manager.events, (name, data) => link?.send(event(name, data, link.agentId ?? undefined)));
   await manager.init();
 
   let httpPort = config.httpPort;

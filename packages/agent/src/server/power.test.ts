@@ -1,0 +1,152 @@
+/**
+ * The power logic and the per-server try-lock, through the ServerManager on the in-memory
+ * environment (environment/fake.ts): fast and exact about what interleaves. The same behaviour
+ * against real Docker is in packages/agent/test/operations.int.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Command, command } from '@cap/protocol';
+import pino from 'pino';
+import { loadAgentConfig } from '../config/config.ts';
+import { FakeEnvironment } from '../environment/fake.ts';
+import type { ServerEvent } from './events.ts';
+import { ServerManager } from './manager.ts';
+
+const EGG = { name: 'fake', image: 'fake/image:1', startup: 'run' };
+
+describe('power and the per-server try-lock (fake environment)', () => {
+  let dataDir: string;
+  let env: FakeEnvironment;
+  let manager: ServerManager;
+  const events: ServerEvent[] = [];
+  let n = 0;
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'cap-power-'));
+    const config = loadAgentConfig({
+      PANEL_URL: 'ws://127.0.0.1:9',
+      NODE_ID: 'node-fake',
+      AGENT_SECRET: 'secret-secret',
+      AGENT_DATA_DIR: dataDir,
+      AGENT_STATS_INTERVAL_MS: '60000',
+    });
+    env = new FakeEnvironment();
+    manager = new ServerManager({ env, config, logger: pino({ level: 'silent' }) });
+    await manager.init();
+    manager.events.onAny((e) => events.push(e));
+  });
+  after(async () => {
+    await manager.shutdown();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const send = (
+    action: Command['action'],
+    payload: object,
+    opts: { serverId?: string; operationId?: string } = {},
+  ) =>
+    manager.handleRaw({
+      ...command(action, payload as never, { ...(opts.serverId ? { serverId: opts.serverId } : {}) }),
+      ...(opts.operationId ? { operationId: opts.operationId } : {}),
+    });
+
+  const until = async (what: string, ok: () => boolean, ms = 2000) => {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  };
+
+  async function runningServer(): Promise<string> {
+    const id = `s${++n}`;
+    const created = await send('create_server', { serverId: id, eggConfig: EGG }, { serverId: id });
+    assert.equal(created.success, true, JSON.stringify(created.error));
+    const started = await send('start_server', {}, { serverId: id });
+    assert.equal(started.success, true, JSON.stringify(started.error));
+    assert.equal(manager.servers.get(id)?.status, 'running');
+    return id;
+  }
+
+  it('a restart after a crash holds the try-lock: stop is SERVER_BUSY, kill pre-empts it', async () => {
+    const id = await runningServer();
+    const held = env.holdStart(id);
+    env.exit(env.of(id)!.id, 3); // a crash: restarted by policy
+    await held.reached;
+    assert.equal(manager.servers.get(id)?.status, 'starting');
+    const stop = await send('stop_server', {}, { serverId: id, operationId: `stop-${id}` });
+    assert.equal(stop.error?.code, 'SERVER_BUSY', JSON.stringify(stop));
+    const restart = await send('restart_server', {}, { serverId: id });
+    assert.equal(restart.error?.code, 'SERVER_BUSY');
+    const kill = send('kill_server', {}, { serverId: id });
+    held.release();
+    const killed = await kill;
+    assert.equal(killed.success, true, JSON.stringify(killed.error));
+    assert.equal(manager.servers.get(id)?.status, 'offline');
+    assert.equal(env.of(id)?.state.running, false);
+    // the Agent's own action is no operation of the Panel's: no operation events for it
+    const ops = events.filter(
+      (e) => (e.type === 'operation_progress' || e.type === 'operation_completed') && e.data.serverId === id,
+    );
+    assert.ok(
+      ops.every((e) => !String((e.data as { operationId: string }).operationId).startsWith('agent:')),
+    );
+    // free again
+    assert.equal((await send('start_server', {}, { serverId: id })).success, true);
+  });
+
+  it('a crash inside a user operation is restarted after it ends, never inside it', async () => {
+    const id = `s${++n}`;
+    const egg = { ...EGG, done: 'READY' };
+    assert.equal(
+      (await send('create_server', { serverId: id, eggConfig: egg }, { serverId: id })).success,
+      true,
+    );
+    const start = send('start_server', {}, { serverId: id });
+    await until('starting', () => manager.servers.get(id)?.status === 'starting');
+    env.print(id, 'READY\n');
+    assert.equal((await start).success, true);
+    await until('running', () => manager.servers.get(id)?.status === 'running');
+    const seen: string[] = [];
+    manager.events.onAny((e) => {
+      if (e.data.serverId !== id) return;
+      if (e.type === 'status') seen.push(e.data.currentStatus);
+      if (e.type === 'operation_completed') seen.push(`completed:${e.data.success}`);
+    });
+    const ack = await send(
+      'update_server',
+      { environment: { A: '1' } },
+      { serverId: id, operationId: `u-${id}` },
+    );
+    assert.equal(ack.success, true, JSON.stringify(ack.error));
+    // the update stopped the server, made the instance again and started it: it waits for READY
+    await until('the new instance', () => seen.includes('starting'));
+    env.exit(env.of(id)!.id, 3); // crashes before it is ready: the update fails
+    await until('the restart after the crash', () => seen.filter((s) => s === 'starting').length === 2);
+    await until('the update to end', () => seen.includes('completed:false'));
+    // deferred, not dropped: the restart by policy runs once the update has let go of the server
+    assert.deepEqual(
+      seen.filter((s) => !s.startsWith('completed')),
+      ['stopping', 'offline', 'starting', 'crashed', 'starting'],
+    );
+  });
+
+  it('a console line is split, throttled and matched the same way for game and installer', async () => {
+    const id = await runningServer();
+    env.print(id, 'hello\nwor');
+    env.print(id, 'ld\n');
+    await until(
+      'two lines',
+      () => events.filter((e) => e.type === 'console' && e.data.serverId === id).length >= 2,
+    );
+    const lines = events
+      .filter((e) => e.type === 'console' && e.data.serverId === id)
+      .map((e) => (e.data as { message: string }).message);
+    assert.deepEqual(lines, ['hello', 'world']);
+    assert.equal((await send('send_command', { command: 'say hi' }, { serverId: id })).success, true);
+    assert.deepEqual(env.of(id)?.stdin, ['say hi\n']);
+  });
+});
