@@ -65,7 +65,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const db = opts.db ?? (await openDatabase(config));
   const s = createServices(config, db, log);
   await s.agents.init();
-  await s.templates.ensureBuiltins();
+  await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.servers.init();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),

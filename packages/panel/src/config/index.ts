@@ -35,6 +35,8 @@ const EnvSchema = z.object({
   /** activity log entries older than this are pruned (hourly) */
   PANEL_ACTIVITY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   PANEL_WEB_DIST: z.string().optional(),
+  /** the built-in templates imported at start (default the repository's templates/builtin) */
+  PANEL_BUILTIN_TEMPLATES_DIR: z.string().min(1).optional(),
   /**
    * Behind a reverse proxy: which hops' X-Forwarded-For to believe (Fastify's trustProxy):
    * `true` (any), or the proxies' addresses/CIDRs ("127.0.0.1,10.0.0.0/8"). Unset: the header is
@@ -82,6 +84,7 @@ export interface PanelConfig {
   readonly loginRatePerMin: number;
   readonly activityRetentionDays: number;
   readonly webDist: string;
+  readonly builtinTemplatesDir: string;
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
   readonly clientSocketsPerUser: number;
@@ -135,6 +138,9 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
+    builtinTemplatesDir: resolve(
+      e.PANEL_BUILTIN_TEMPLATES_DIR ?? new URL('../../../../templates/builtin', import.meta.url).pathname,
+    ),
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
     trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),
     clientSocketsPerUser: e.PANEL_CLIENT_SOCKETS_PER_USER,
