@@ -95,7 +95,7 @@ async function rig(name: string): Promise<Rig> {
       r.owner = await r.panel.login();
     },
     async server(stopTimeout) {
-      const created = await r.panel.api(r.owner, 'POST', '/api/servers', {
+      const created = await r.panel.api(r.owner, 'POST', '/api/servers?wait=true', {
         name: `ops ${name}`,
         nodeId: node.id,
         image: IMAGE,
