@@ -2683,10 +2683,12 @@ export interface paths {
             };
         };
         put?: never;
-        /** @description Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. */
+        /** @description Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    wait?: "true" | "false";
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -2813,6 +2815,97 @@ export interface paths {
                                 code?: string;
                                 at: string;
                             } | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                            server: {
+                                id: string;
+                                name: string;
+                                nodeId: string;
+                                /** @enum {string} */
+                                status: "installing" | "install_failed" | "offline" | "starting" | "running" | "stopping" | "crashed";
+                                nodeOnline: boolean;
+                                /** @enum {string} */
+                                desiredState: "running" | "offline";
+                                image: string;
+                                startup: string;
+                                startupDisplay: string;
+                                environment: {
+                                    [key: string]: string;
+                                };
+                                ports: {
+                                    [key: string]: number | {
+                                        hostPort: number;
+                                        hostIp?: string;
+                                    };
+                                };
+                                limits: {
+                                    memory?: number | string;
+                                    cpu?: number | string;
+                                    disk?: number | string;
+                                    swap?: (number | string) | -1;
+                                    pids?: number;
+                                };
+                                done: (string | string[]) | null;
+                                stop: string | null;
+                                stopTimeout: number | null;
+                                templateId: string | null;
+                                variables: {
+                                    name: string;
+                                    description: string;
+                                    envVariable: string;
+                                    value: string;
+                                    defaultValue: string;
+                                    rules: string[];
+                                    userViewable: boolean;
+                                    userEditable: boolean;
+                                    fieldType: string;
+                                }[] | null;
+                                allocation: {
+                                    id: string;
+                                    ip: string;
+                                    port: number;
+                                } | null;
+                                createdAt: string;
+                                updatedAt: string;
+                                stats: {
+                                    serverId: string;
+                                    cpu: number;
+                                    memory: {
+                                        used: string;
+                                        percentage: number;
+                                        usedBytes: number;
+                                        limitBytes: number;
+                                    };
+                                    network: {
+                                        rx: number;
+                                        tx: number;
+                                    };
+                                    disk: {
+                                        used: string;
+                                        percentage: number;
+                                        usedBytes: number;
+                                        limitBytes: number;
+                                    };
+                                    uptime: number;
+                                } | null;
+                                lastUpdate: {
+                                    operationId: string;
+                                    ok: boolean;
+                                    stage: string;
+                                    message?: string;
+                                    code?: string;
+                                    at: string;
+                                } | null;
+                            };
                         };
                     };
                 };
@@ -3014,9 +3107,12 @@ export interface paths {
         };
         options?: never;
         head?: never;
+        /** @description Changes only what the body names. A rename is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. */
         patch: {
             parameters: {
-                query?: never;
+                query?: {
+                    wait?: "true" | "false";
+                };
                 header?: never;
                 path: {
                     id: string;
@@ -3141,6 +3237,17 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
                 "4XX": {
                     headers: {
                         [name: string]: unknown;
@@ -3236,7 +3343,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server (202; the outcome arrives as status events on /ws/client). 400 VALIDATION_FAILED when the server's template has no eula feature. */
+        /** @description The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server as an operation (`restart`): 202 { accepted, operationId } once the Agent acknowledged it; its steps and end arrive as `operation` messages on /ws/client and in GET /api/operations/:id. 409 SERVER_BUSY while another operation runs on the server (eula.txt stays written). 400 VALIDATION_FAILED when the server's template has no eula feature. */
         post: {
             parameters: {
                 query?: never;
@@ -3264,6 +3371,7 @@ export interface paths {
                         "application/json": {
                             /** @enum {boolean} */
                             accepted: true;
+                            operationId: string;
                         };
                     };
                 };
