@@ -209,6 +209,44 @@ describe("the Agent's own power actions take the per-server try-lock (real Docke
     }
   });
 
+  it('the stop over the disk limit: a restart meanwhile is SERVER_BUSY, a kill pre-empts it', async () => {
+    const id = uid('own-disk-');
+    // over the 1 MiB limit (not past 1.1 × it, which is killed at once), and deaf to SIGTERM:
+    // the Agent's stop waits its 60 s
+    const created = await f.panel.command('create_server', {
+      serverId: id,
+      eggConfig: egg(
+        'trap "" TERM; echo ready; sleep 0.5; dd if=/dev/zero of=/home/container/big bs=1024 count=1080 2>/dev/null; echo written; while true; do sleep 1; done',
+        { limits: { disk: '1m' }, done: 'ready' },
+      ),
+    });
+    assert.equal(created.success, true, JSON.stringify(created.error));
+    const since = f.panel.received.length;
+    assert.equal((await f.panel.command('start_server', {}, { serverId: id })).success, true);
+    await f.panel.waitEvent(
+      'server_log',
+      (d) =>
+        d.serverId === id && d.stream === 'daemon' && /exceeding the assigned disk space/.test(d.message),
+      { since },
+    );
+    await waitStatus(f, id, 'stopping', since);
+    const restart = await f.panel.command('restart_server', {}, { serverId: id, operationId: `op-r-${id}` });
+    assert.equal(restart.success, false, `a restart ran into the Agent's stop: ${JSON.stringify(restart)}`);
+    assert.equal(restart.error?.code, 'SERVER_BUSY');
+    assert.match(restart.error?.message ?? '', /disk limit/);
+    const kill = await f.panel.command('kill_server', {}, { serverId: id, operationId: `op-kill-${id}` });
+    assert.equal(kill.success, true, JSON.stringify(kill.error));
+    const killEnd = await completed(`op-kill-${id}`, since);
+    assert.equal(killEnd.data.success, true, JSON.stringify(killEnd.data.error));
+    const st = await f.panel.command('get_status', {}, { serverId: id });
+    assert.equal((st.data as { status: string }).status, 'offline');
+    assert.equal((await docker.getContainer(`cap-${id}`).inspect()).State.Running, false);
+    assert.equal(
+      f.panel.events('operation_completed').filter((e) => e.data.operationId === `op-r-${id}`).length,
+      0,
+    );
+  });
+
   it('the start after the Agent was down: a user action meanwhile is SERVER_BUSY, a kill pre-empts it', async () => {
     const id = uid('own-boot-');
     const created = await f.panel.command('create_server', {

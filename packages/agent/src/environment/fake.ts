@@ -1,8 +1,9 @@
 /**
  * An in-memory Environment for unit tests of the server logic (power, console, the locks): no
  * runtime, instances that "run" until the test ends them (`exit`) or a signal does, a console
- * the test writes the game's output into (`print`) and reads the commands sent to it from
- * (`stdin`), and a hold on starts (`holdStart`) to catch an action in the middle.
+ * the test writes the game's output into (`print`; an installer's: its `output`) and reads the
+ * commands sent to it from (`stdin`), and a hold on starts (`holdStart`) to catch an action in
+ * the middle.
  */
 import { Duplex, PassThrough, type Readable } from 'node:stream';
 import type { EggConfig, Signal } from '@cap/protocol';
@@ -19,6 +20,8 @@ export interface FakeInstance {
   /** signals it received, in order */
   signals: string[];
   consoles: Duplex[];
+  /** what `logs` gives (an installer's output): the test writes into it and ends it */
+  output: PassThrough;
   waiters: ((code: number) => void)[];
 }
 
@@ -98,6 +101,7 @@ export class FakeEnvironment implements Environment {
       stdin: [],
       signals: [],
       consoles: [],
+      output: new PassThrough(),
       waiters: [],
     });
     return id;
@@ -195,8 +199,15 @@ export class FakeEnvironment implements Environment {
     return this.#make(serverId, egg, 'installer');
   }
 
-  async logs(): Promise<Readable> {
-    return new PassThrough();
+  /** The server's installer instance. */
+  installerOf(serverId: string): FakeInstance | undefined {
+    return this.#byName(serverId, 'installer');
+  }
+
+  async logs(id: string): Promise<Readable> {
+    const i = this.instances.get(id);
+    if (!i) throw new Error(`no instance ${id}`);
+    return i.output;
   }
 
   async hostGateway(): Promise<string | undefined> {

@@ -119,8 +119,12 @@ export class ServerManager {
       config: this.#config,
       logger: this.#log,
       serversDir: this.serversDir,
-      ownAction: (what: string, wanted: () => boolean, act: () => Promise<void>) =>
-        this.#ownAction(s, what, wanted, act),
+      ownAction: (
+        what: string,
+        action: 'start_server' | 'stop_server',
+        wanted: () => boolean,
+        act: () => Promise<void>,
+      ) => this.#ownAction(s, what, action, wanted, act),
     };
     const s: Server = new Server(id, egg, deps, installState, lastState);
     s.events.onAny((e) => {
@@ -140,16 +144,22 @@ export class ServerManager {
 
   /**
    * One of the Agent's own power actions (the restart after a crash, the start after the Agent's
-   * downtime) under the same per-server try-lock as a user's: it waits for an operation in flight
+   * downtime, the stop over the disk limit) under the same per-server try-lock as a user's: it waits for an operation in flight
    * to end and then runs only if still `wanted` (a user who stopped the server meanwhile wins);
    * while it runs a user's action is SERVER_BUSY, and a kill pre-empts it as it does an operation.
    * It is no operation of the Panel's: no operation events, not in agent_hello.
    */
-  async #ownAction(s: Server, what: string, wanted: () => boolean, act: () => Promise<void>): Promise<void> {
+  async #ownAction(
+    s: Server,
+    what: string,
+    action: 'start_server' | 'stop_server',
+    wanted: () => boolean,
+    act: () => Promise<void>,
+  ): Promise<void> {
     const holder: LockHolder = {
       operationId: `agent:${randomUUID()}`,
       serverId: s.id,
-      action: 'start_server',
+      action,
       own: what,
     };
     for (;;) {
@@ -331,6 +341,7 @@ export class ServerManager {
       this.#ownAction(
         s,
         'start after its downtime',
+        'start_server',
         () => s.resumeAfterDowntime,
         () => s.start(reason),
       ).catch((e) => this.#log.error({ err: e, serverId: s.id, action: 'start', reason }, 'start failed'));

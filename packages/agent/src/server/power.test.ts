@@ -32,6 +32,9 @@ describe('power and the per-server try-lock (fake environment)', () => {
       AGENT_SECRET: 'secret-secret',
       AGENT_DATA_DIR: dataDir,
       AGENT_STATS_INTERVAL_MS: '60000',
+      // 50 lines a minute: what is past them is dropped and counted, never refilled in a test
+      AGENT_LOG_THROTTLE_LINES: '50',
+      AGENT_LOG_THROTTLE_INTERVAL_MS: '60000',
     });
     env = new FakeEnvironment();
     manager = new ServerManager({ env, config, logger: pino({ level: 'silent' }) });
@@ -134,7 +137,7 @@ describe('power and the per-server try-lock (fake environment)', () => {
     );
   });
 
-  it('a console line is split, throttled and matched the same way for game and installer', async () => {
+  it('game output is split into lines; a command goes to the stdin', async () => {
     const id = await runningServer();
     env.print(id, 'hello\nwor');
     env.print(id, 'ld\n');
@@ -148,5 +151,46 @@ describe('power and the per-server try-lock (fake environment)', () => {
     assert.deepEqual(lines, ['hello', 'world']);
     assert.equal((await send('send_command', { command: 'say hi' }, { serverId: id })).success, true);
     assert.deepEqual(env.of(id)?.stdin, ['say hi\n']);
+  });
+
+  it("the installer's output goes through the console's path: the line cap, the throttle, the drop count", async () => {
+    const id = `s${++n}`;
+    const install = { script: 'echo', container: 'fake/installer:1', entrypoint: 'sh' };
+    const created = await send(
+      'create_server',
+      { serverId: id, eggConfig: { ...EGG, install } },
+      { serverId: id },
+    );
+    assert.equal(created.success, true, JSON.stringify(created.error));
+    assert.equal(manager.servers.get(id)?.status, 'installing');
+    const installer = env.installerOf(id)!;
+    // one line over the 8 KiB cap, then 59 more: 50 delivered, 10 dropped and counted
+    installer.output.write(`${'x'.repeat(9000)}\n`);
+    for (let i = 1; i < 60; i++) installer.output.write(`line ${i}\n`);
+    installer.output.end('unfinished');
+    await new Promise((r) => setImmediate(r));
+    env.exit(installer.id, 0);
+    await until('the install to end', () =>
+      events.some((e) => e.type === 'install_completed' && e.data.serverId === id),
+    );
+    const lines = events
+      .filter((e) => e.type === 'install_output' && e.data.serverId === id)
+      .map((e) => (e.data as { message: string }).message);
+    assert.equal(lines.length, 50);
+    assert.equal(lines[0], `${'x'.repeat(8192)}… [truncated 808 bytes]`);
+    assert.equal(lines[49], 'line 49');
+    const dropped = events.filter((e) => e.type === 'console_dropped' && e.data.serverId === id);
+    assert.deepEqual(
+      dropped.map((e) => (e.data as { count: number }).count),
+      [11], // lines 50…59 and the unfinished one, flushed when the stream ended
+    );
+    // the drop report comes before the end of the install
+    const order = events
+      .filter(
+        (e) => e.data.serverId === id && (e.type === 'console_dropped' || e.type === 'install_completed'),
+      )
+      .map((e) => e.type);
+    assert.deepEqual(order, ['console_dropped', 'install_completed']);
+    assert.equal(manager.servers.get(id)?.status, 'offline');
   });
 });

@@ -167,6 +167,7 @@ export class ServerPower {
       const restart = server.deps.ownAction
         ? server.deps.ownAction(
             'restart after a crash',
+            'start_server',
             () => server.status === 'crashed' && !server.deleted,
             () => this.start(),
           )

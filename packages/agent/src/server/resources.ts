@@ -92,8 +92,17 @@ export class ServerResources {
     this.#diskEnforcing = true;
     log.warn({ action: 'disk_limit', bytes, limit }, 'over the disk limit, stopping');
     server.console.daemon('server is exceeding the assigned disk space limit, stopping process now');
-    server
-      .stop({ timeout: DISK_STOP_TIMEOUT_S })
+    // under the per-server try-lock, as a user's stop would be (a kill pre-empts it)
+    const stop = () => server.stop({ timeout: DISK_STOP_TIMEOUT_S });
+    const stopping = server.deps.ownAction
+      ? server.deps.ownAction(
+          'stop over the disk limit',
+          'stop_server',
+          () => server.running && (server.status === 'running' || server.status === 'starting'),
+          stop,
+        )
+      : stop();
+    stopping
       .catch((e) => log.error({ err: e, action: 'disk_limit' }, 'stop failed'))
       .finally(() => {
         this.#diskEnforcing = false;

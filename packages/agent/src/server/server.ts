@@ -48,7 +48,12 @@ export interface ServerDeps {
    * Runs one of the Agent's own power actions (`what`: "restart after a crash") under the
    * manager's per-server try-lock, once `wanted()` still holds after any operation in flight ended.
    */
-  ownAction?: (what: string, wanted: () => boolean, act: () => Promise<void>) => Promise<void>;
+  ownAction?: (
+    what: string,
+    action: 'start_server' | 'stop_server',
+    wanted: () => boolean,
+    act: () => Promise<void>,
+  ) => Promise<void>;
 }
 
 /** The process of one start, while it lives. */
