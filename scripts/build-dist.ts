@@ -90,6 +90,27 @@ const swaggerUiAssets: Plugin = {
   },
 };
 
+/**
+ * dockerode loads an SSH client (ssh2, for ssh:// Docker hosts) and a gRPC stack (@grpc/grpc-js,
+ * @grpc/proto-loader, for BuildKit image builds) when it is loaded. The Agent uses neither
+ * (DOCKER_HOST is unix, tcp, http or npipe; it builds no image), and they are a good part of its
+ * memory: in its bundle they are stand-ins that throw a clear error if anything ever calls them.
+ */
+const UNUSED_BY_AGENT = /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader)$/;
+const agentUnused: Plugin = {
+  name: 'agent-unused',
+  setup(b) {
+    b.onResolve({ filter: UNUSED_BY_AGENT }, (args) => ({ path: args.path, namespace: 'agent-unused' }));
+    b.onLoad({ filter: /.*/, namespace: 'agent-unused' }, (args) => ({
+      loader: 'js',
+      contents: `const f = function () { throw new Error(${JSON.stringify(
+        `${args.path} is not in the Agent's build (ssh:// Docker hosts and BuildKit builds are not supported)`,
+      )}); };
+module.exports = new Proxy(f, { get: (_t, p) => (p === '__esModule' ? false : f) });`,
+    }));
+  },
+};
+
 const common: BuildOptions = {
   bundle: true,
   platform: 'node',
@@ -109,7 +130,7 @@ async function bundleAgent(): Promise<void> {
     entryPoints: [path.join(root, 'packages/cli/src/entry/agent.ts')],
     outfile: path.join(dist, 'agent.cjs'),
     format: 'cjs',
-    plugins: [dockerModemInBundle],
+    plugins: [dockerModemInBundle, agentUnused],
     // the Agent's code reads import.meta only where a bundle has no use for it (pino-pretty)
     logOverride: { 'empty-import-meta': 'silent' },
   });
@@ -205,33 +226,53 @@ function verifySeaElf(file: string, arch: string, blobSize: number): void {
   fail('no NODE_SEA_BLOB note');
 }
 
-function buildBinaries(): void {
+/**
+ * V8 flags built into the executable: a 1 MiB young generation instead of 16 (an idle Agent's
+ * resident memory is mostly heap it never needs; see bench/agent-rss.ts). `node dist/agent.cjs`
+ * takes the same flag on its command line (the image and the systemd unit pass it).
+ */
+const AGENT_EXEC_ARGV = ['--max-semi-space-size=1'];
+
+/** A SEA blob of dist/agent.cjs; with V8's code cache only for this machine's arch (it is tied to it). */
+function seaBlob(name: string, codeCache: boolean): string {
   const seaDir = path.join(dist, 'sea');
   mkdirSync(seaDir, { recursive: true });
-  mkdirSync(path.join(dist, 'bin'), { recursive: true });
-  const blob = path.join(seaDir, 'agent.blob');
-  const seaConfig = path.join(seaDir, 'sea-config.json');
+  const blob = path.join(seaDir, `${name}.blob`);
+  const seaConfig = path.join(seaDir, `${name}.json`);
   writeFileSync(
     seaConfig,
     JSON.stringify({
       main: path.join(dist, 'agent.cjs'),
       output: blob,
       disableExperimentalSEAWarning: true,
-      // a code cache or snapshot is tied to the building Node's arch: one blob for every arch
-      useCodeCache: false,
+      useCodeCache: codeCache,
       useSnapshot: false,
+      execArgv: AGENT_EXEC_ARGV,
     }),
   );
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' });
-  const blobHash = createHash('sha256').update(readFileSync(blob)).digest('hex');
+  return blob;
+}
+
+function buildBinaries(): void {
+  mkdirSync(path.join(dist, 'bin'), { recursive: true });
+  const bundleHash = createHash('sha256')
+    .update(readFileSync(path.join(dist, 'agent.cjs')))
+    .digest('hex');
+  const blobs = new Map<string, string>();
   for (const arch of arches) {
+    const native = arch === process.arch;
     const out = path.join(dist, 'bin', `ctrl-alt-play-agent-linux-${arch}`);
     const stampFile = `${out}.stamp`;
-    const stamp = `${blobHash} node ${nodeVersion} linux-${arch}\n`;
+    // from what it is made (a code cache differs from one build to the next: not the blob's hash)
+    const stamp = `${bundleHash} ${AGENT_EXEC_ARGV.join(' ')} code-cache=${native} node ${nodeVersion} linux-${arch}\n`;
     if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
       console.log(`[build-dist] ${path.relative(root, out)} up to date`);
       continue;
     }
+    const key = native ? 'native' : 'portable';
+    const blob = blobs.get(key) ?? seaBlob(`agent-${key}`, native);
+    blobs.set(key, blob);
     const started = Date.now();
     rmSync(stampFile, { force: true });
     copyFileSync(nodeBinary(arch), out);

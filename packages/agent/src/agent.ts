@@ -8,7 +8,7 @@ import { DockerEnvironment } from './environment/docker/docker.ts';
 import { DockerServerEnvironment } from './environment/docker/environment.ts';
 import type { Environment } from './environment/environment.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
-import { buildHttp } from './http/http.ts';
+import { buildHealthOnly } from './http/health.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { relayEvents } from './panel-link/relay.ts';
 import { ServerManager } from './server/manager.ts';
@@ -89,19 +89,28 @@ export async function startAgent(
   manager.reportInterrupted();
   manager.resumeAfterDowntime();
 
-  const app = await buildHttp({
-    logger,
-    corsOrigins: config.corsOrigins,
-    // the API key only: the Panel's token is for the link, and must not open the HTTP API too
-    acceptedKeys: () => [config.apiKey],
-    rate: config.httpRate,
-    handle: (raw) => manager.handleRaw(raw),
-    docker: () => docker.reachable(),
-    panelConnected: () => link?.connected ?? false,
-  });
-  await app.listen({ port: config.httpPort, host: config.httpHost });
-  const addr = app.server.address();
-  httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
+  const dockerReachable = () => docker.reachable();
+  const panelConnected = () => link?.connected ?? false;
+  // Without AGENT_API_KEY only /health can answer: node:http serves it and Fastify is never
+  // loaded (a good part of an idle Agent's memory)
+  const app = config.apiKey
+    ? await (await import('./http/http.ts')).buildAgentHttp({
+        logger,
+        corsOrigins: config.corsOrigins,
+        // the API key only: the Panel's token is for the link, and must not open the HTTP API too
+        acceptedKeys: () => [config.apiKey],
+        rate: config.httpRate,
+        handle: (raw) => manager.handleRaw(raw),
+        docker: dockerReachable,
+        panelConnected,
+      })
+    : buildHealthOnly({
+        corsOrigins: config.corsOrigins,
+        rate: config.httpRate,
+        docker: dockerReachable,
+        panelConnected,
+      });
+  httpPort = await app.listen(config.httpPort, config.httpHost);
   // game containers kept from this Agent's port and a Panel on this host (before the link, so
   // no server is started through it before the rules are in); retried while Docker is away
   let guard: PortGuard | null = null;
