@@ -153,7 +153,7 @@ describe('power and the per-server try-lock (fake environment)', () => {
     assert.deepEqual(env.of(id)?.stdin, ['say hi\n']);
   });
 
-  it("the installer's output goes through the console's path: the line cap, the throttle, the drop count", async () => {
+  it("the installer's output takes the console's path: line cap, throttle, drop count", async () => {
     const id = `s${++n}`;
     const install = { script: 'echo', container: 'fake/installer:1', entrypoint: 'sh' };
     const created = await send(
