@@ -144,10 +144,11 @@ export class ServerManager {
 
   /**
    * One of the Agent's own power actions (the restart after a crash, the start after the Agent's
-   * downtime, the stop over the disk limit) under the same per-server try-lock as a user's: it waits for an operation in flight
-   * to end and then runs only if still `wanted` (a user who stopped the server meanwhile wins);
-   * while it runs a user's action is SERVER_BUSY, and a kill pre-empts it as it does an operation.
-   * It is no operation of the Panel's: no operation events, not in agent_hello.
+   * downtime, the stop over the disk limit) under the same per-server try-lock as a user's: it
+   * waits for an operation in flight to end and then runs only if still `wanted` (a user who
+   * stopped the server meanwhile wins); while it runs a user's action is SERVER_BUSY, and a kill
+   * pre-empts it as it does an operation. It is no operation of the Panel's: no operation events,
+   * not in agent_hello.
    */
   async #ownAction(
     s: Server,
@@ -178,7 +179,7 @@ export class ServerManager {
     }
   }
 
-  /** An event of server `serverId`: on its own bus when it exists (piped to the Agent's), else on the Agent's. */
+  /** An event of server `serverId`: on its bus when it exists (piped to the Agent's), else on the Agent's. */
   #publish<K extends ServerEventName>(serverId: string, type: K, data: ServerEventMap[K]): void {
     const s = this.servers.get(serverId);
     if (s) s.events.publish(type, data);

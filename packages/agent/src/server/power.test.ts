@@ -64,6 +64,12 @@ describe('power and the per-server try-lock (fake environment)', () => {
     }
   };
 
+  const completedOf = (operationId: string) => {
+    for (const e of events)
+      if (e.type === 'operation_completed' && e.data.operationId === operationId) return e.data;
+    return undefined;
+  };
+
   async function runningServer(): Promise<string> {
     const id = `s${++n}`;
     const created = await send('create_server', { serverId: id, eggConfig: EGG }, { serverId: id });
@@ -153,7 +159,7 @@ describe('power and the per-server try-lock (fake environment)', () => {
     assert.deepEqual(env.of(id)?.stdin, ['say hi\n']);
   });
 
-  it("the installer's output goes through the console's path: the line cap, the throttle, the drop count", async () => {
+  it("the installer's output takes the console's path: line cap, throttle, drop count", async () => {
     const id = `s${++n}`;
     const install = { script: 'echo', container: 'fake/installer:1', entrypoint: 'sh' };
     const created = await send(
@@ -191,6 +197,63 @@ describe('power and the per-server try-lock (fake environment)', () => {
       )
       .map((e) => e.type);
     assert.deepEqual(order, ['console_dropped', 'install_completed']);
+    assert.equal(manager.servers.get(id)?.status, 'offline');
+  });
+
+  it('a stop the game ignores is killed after its timeout: stages, no crash, the operation succeeds', async () => {
+    const id = `s${++n}`;
+    const egg = { ...EGG, stopTimeout: 1 };
+    assert.equal(
+      (await send('create_server', { serverId: id, eggConfig: egg }, { serverId: id })).success,
+      true,
+    );
+    assert.equal((await send('start_server', {}, { serverId: id })).success, true);
+    env.onSignal = (signal) => (signal === 'SIGKILL' ? 137 : null); // deaf to SIGTERM
+    try {
+      const ack = await send('stop_server', {}, { serverId: id, operationId: `st-${id}` });
+      assert.equal(ack.success, true);
+      await until(
+        'the stop to end',
+        () => events.some((e) => e.type === 'operation_completed' && e.data.operationId === `st-${id}`),
+        5000,
+      );
+    } finally {
+      env.onSignal = (signal) => (signal === 'SIGKILL' ? 137 : 0);
+    }
+    const mine = events.filter((e) => e.data.serverId === id);
+    const stages = mine
+      .filter((e) => e.type === 'operation_progress' && e.data.operationId === `st-${id}`)
+      .map((e) => (e.data as { stage: string }).stage);
+    assert.deepEqual(stages, ['accepted', 'stopping', 'killing', 'offline']);
+    assert.equal(completedOf(`st-${id}`)?.success, true);
+    assert.equal(mine.filter((e) => e.type === 'crashed').length, 0);
+    assert.deepEqual(env.of(id)?.signals, ['SIGTERM', 'SIGKILL']);
+  });
+
+  it('a kill pre-empts a hanging stop: the stop is OPERATION_SUPERSEDED, a start meanwhile is SERVER_BUSY', async () => {
+    const id = `s${++n}`;
+    const egg = { ...EGG, stopTimeout: 600 };
+    assert.equal(
+      (await send('create_server', { serverId: id, eggConfig: egg }, { serverId: id })).success,
+      true,
+    );
+    assert.equal((await send('start_server', {}, { serverId: id })).success, true);
+    env.onSignal = (signal) => (signal === 'SIGKILL' ? 137 : null);
+    try {
+      assert.equal((await send('stop_server', {}, { serverId: id, operationId: `hs-${id}` })).success, true);
+      await until('stopping', () => manager.servers.get(id)?.status === 'stopping');
+      const busy = await send('start_server', {}, { serverId: id, operationId: `hb-${id}` });
+      assert.equal(busy.error?.code, 'SERVER_BUSY');
+      assert.match(busy.error?.message ?? '', /stop_server \(operation hs-/);
+      const kill = await send('kill_server', {}, { serverId: id });
+      assert.equal(kill.success, true, JSON.stringify(kill.error));
+    } finally {
+      env.onSignal = (signal) => (signal === 'SIGKILL' ? 137 : 0);
+    }
+    await until('the stop to end', () =>
+      events.some((e) => e.type === 'operation_completed' && e.data.operationId === `hs-${id}`),
+    );
+    assert.equal(completedOf(`hs-${id}`)?.error?.code, 'OPERATION_SUPERSEDED');
     assert.equal(manager.servers.get(id)?.status, 'offline');
   });
 });

@@ -341,7 +341,7 @@ export class ServerPower {
     );
   }
 
-  /** New environment/limits/…: recreate the instance, start it again if it was running, wait until ready. */
+  /** New environment/limits/…: the instance made again, started again if it ran, ready awaited. */
   update(
     patch: Partial<EggConfig>,
     progress: (stage: UpdateStage, message?: string) => void,
