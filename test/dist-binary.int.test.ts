@@ -123,7 +123,7 @@ describe('the Agent as a single executable, against a real Panel and Docker', ()
     // JSON logs (no terminal), from the bundle
     assert.match(out(), /"msg":"connected to the panel"/);
 
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'binary busybox',
       nodeId,
       image: IMAGE,
