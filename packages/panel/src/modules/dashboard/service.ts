@@ -36,8 +36,15 @@ export class DashboardService {
     this.#servers = servers;
     this.#live = live;
   }
-  async get(viewer: Viewer): Promise<Dashboard> {
-    const [nodes, servers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
+  /**
+   * `visible`: the servers the caller may see (the rest are left out, totals included); with
+   * `allNodes` false only the nodes of those servers are listed (a `user` sees no others).
+   */
+  async get(viewer: Viewer, visible: (serverId: string) => boolean, allNodes: boolean): Promise<Dashboard> {
+    const [allNodesList, allServers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
+    const servers = allServers.filter((s) => visible(s.id));
+    const hosting = new Set(servers.map((s) => s.nodeId));
+    const nodes = allNodes ? allNodesList : allNodesList.filter((n) => hosting.has(n.id));
     const running = servers.filter((s) => s.status === 'running');
     const byServer = servers.flatMap((s) => {
       const p = this.#live.players(s.id);

@@ -1,4 +1,5 @@
 import {
+  CodedError,
   GetFileData,
   LIST_FILES_DEFAULT_LIMIT,
   LIST_FILES_MAX_LIMIT,
@@ -11,16 +12,23 @@ import { FeatureName } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { canSeeServer, hasRole, principalOf } from '../../http/auth.ts';
+import { accessBy, hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { FEATURE_NEED, POWER_PERMISSION } from '../access/permissions.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { Operation } from '../operations/repo.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './schemas.ts';
 
-/** Spectators never see values of variables that are not user_viewable. */
+/**
+ * Values of variables that are not user_viewable: for admins and the server's owner (the route's
+ * access, from requireAccess); outside a server route, for admins.
+ */
 export function viewerOf(req: FastifyRequest): Viewer {
-  return { admin: hasRole(principalOf(req).user.role, 'admin') };
+  return { admin: req.serverAccess?.seesHidden ?? hasRole(principalOf(req).user.role, 'admin') };
 }
+
+/** Who owns the server: any user (admins pick; the default is the creator). */
+const OwnerId = z.string().min(1).max(64);
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 const FilePath = z.object({ path: z.string().max(4096).default('/') });
@@ -35,11 +43,18 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   const tags = ['servers'];
   r.get(
     '/api/servers',
-    { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(Server) } } },
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        description:
+          'The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit).',
+        response: { 200: z.array(Server) },
+      },
+    },
     async (req) => {
-      // an API key limited to some servers lists only those
-      const p = principalOf(req);
-      return (await s.servers.list(viewerOf(req))).filter((x) => canSeeServer(p, x.id));
+      const visible = await s.access.accessMany(principalOf(req));
+      return (await s.servers.list(viewerOf(req))).filter((x) => visible.has(x.id));
     },
   );
   r.post(
@@ -50,29 +65,49 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         tags,
         description:
           'Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT.',
-        body: CreateServer,
+        body: CreateServer.extend({ ownerId: OwnerId.optional() }),
         response: { 201: Server },
       },
     },
-    async (req, reply) => reply.status(201).send(await s.servers.create(req.body)),
+    async (req, reply) => {
+      const { ownerId, ...input } = req.body;
+      const created = await s.servers.create(input);
+      await s.subusers.setOwner(created.id, ownerId ?? principalOf(req).user.id);
+      return reply.status(201).send(created);
+    },
   );
   r.get(
     '/api/servers/:id',
-    { config: { auth: 'user' }, schema: { tags, params: IdParams, response: { 200: Server } } },
+    { config: { auth: 'user', access: null }, schema: { tags, params: IdParams, response: { 200: Server } } },
     async (req) => s.servers.get(req.params.id, viewerOf(req)),
   );
   r.patch(
     '/api/servers/:id',
     {
-      config: { auth: 'admin' },
-      schema: { tags, params: IdParams, body: PatchServer, response: { 200: Server } },
+      // renaming alone is settings.rename; anything else (image, startup, ports, limits, owner) admins
+      config: {
+        auth: 'user',
+        access: accessBy('settings.rename for the name alone, else admin', (req) =>
+          Object.keys(req.body as object).every((k) => k === 'name') ? 'settings.rename' : 'admin',
+        ),
+      },
+      schema: {
+        tags,
+        params: IdParams,
+        body: PatchServer.extend({ ownerId: OwnerId.optional() }),
+        response: { 200: Server },
+      },
     },
-    async (req) => s.servers.patch(req.params.id, req.body),
+    async (req) => {
+      const { ownerId, ...patch } = req.body;
+      if (ownerId !== undefined) await s.subusers.setOwner(req.params.id, ownerId);
+      return s.servers.patch(req.params.id, patch);
+    },
   );
   r.delete(
     '/api/servers/:id',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: 'admin' },
       schema: {
         tags,
         params: IdParams,
@@ -88,7 +123,13 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/power',
     {
-      config: { auth: 'admin' },
+      config: {
+        auth: 'user',
+        access: accessBy(
+          'by action: control.start, control.stop (stop, kill), control.restart',
+          (req) => POWER_PERMISSION[(req.body as { action: keyof typeof POWER_PERMISSION }).action],
+        ),
+      },
       schema: {
         tags,
         description:
@@ -108,7 +149,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/features/eula',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: FEATURE_NEED },
       schema: {
         tags,
         description:
@@ -126,7 +167,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/reinstall',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: 'settings.reinstall' },
       schema: {
         tags,
         description:
@@ -141,7 +182,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/command',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: 'control.command' },
       schema: {
         tags,
         params: IdParams,
@@ -157,7 +198,13 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.put(
     '/api/servers/:id/config',
     {
-      config: { auth: 'admin' },
+      // variables: startup.update (editable ones only, unless admin); build limits: admins
+      config: {
+        auth: 'user',
+        access: accessBy('startup.update; with limits admin', (req) =>
+          (req.body as { limits?: unknown }).limits === undefined ? 'startup.update' : 'admin',
+        ),
+      },
       schema: {
         tags,
         description:
@@ -188,7 +235,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/operations',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: null },
       schema: {
         tags,
         description: "The server's recent operations (power, reinstall, config update), newest first.",
@@ -211,12 +258,21 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         response: { 200: Operation },
       },
     },
-    async (req) => s.servers.operation(req.params.id),
+    async (req) => {
+      const op = await s.servers.operation(req.params.id);
+      // an operation of a server the caller may not see does not exist for it
+      await s.access.requireAccess(principalOf(req), null, op.serverId).catch((e: unknown) => {
+        if (e instanceof CodedError && e.code === 'SERVER_NOT_FOUND')
+          throw new CodedError('NOT_FOUND', 'no such operation');
+        throw e;
+      });
+      return op;
+    },
   );
   r.get(
     '/api/servers/:id/telemetry',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: null },
       schema: {
         tags,
         description: 'Everything a server page needs in one call.',
@@ -239,7 +295,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/metrics',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: null },
       schema: {
         tags,
         params: IdParams,
@@ -255,7 +311,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/files',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: 'file.read' },
       schema: {
         tags,
         params: IdParams,
@@ -272,7 +328,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/files/content',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: 'file.read-content' },
       schema: { tags, params: IdParams, querystring: FilePath, response: { 200: GetFileData } },
     },
     async (req) => s.servers.fileContent(req.params.id, req.query.path, viewerOf(req)),
