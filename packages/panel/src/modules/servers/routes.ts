@@ -12,9 +12,10 @@ import { FeatureName } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { accessBy, hasRole, principalOf } from '../../http/auth.ts';
+import { accessBy, hasRole, principalOf, serverAccessOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { FEATURE_NEED, POWER_PERMISSION } from '../access/permissions.ts';
+import { FEATURE_NEED, Permission, POWER_PERMISSION } from '../access/permissions.ts';
+import { type Access, missing } from '../access/service.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { Operation } from '../operations/repo.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './schemas.ts';
@@ -25,6 +26,12 @@ import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './
  */
 export function viewerOf(req: FastifyRequest): Viewer {
   return { admin: req.serverAccess?.seesHidden ?? hasRole(principalOf(req).user.role, 'admin') };
+}
+
+/** A server as its caller sees it: with the permissions the caller holds on it (for the UI's controls). */
+export const ServerView = Server.extend({ permissions: z.array(Permission) });
+export function viewOf(server: Server, access: Access): z.infer<typeof ServerView> {
+  return { ...server, permissions: [...access.permissions].sort() };
 }
 
 /** Who owns the server: any user (admins pick; the default is the creator). */
@@ -49,12 +56,15 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         tags,
         description:
           'The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit).',
-        response: { 200: z.array(Server) },
+        response: { 200: z.array(ServerView) },
       },
     },
     async (req) => {
       const visible = await s.access.accessMany(principalOf(req));
-      return (await s.servers.list(viewerOf(req))).filter((x) => visible.has(x.id));
+      return (await s.servers.list(viewerOf(req))).flatMap((x) => {
+        const a = visible.get(x.id);
+        return a ? [viewOf(x, a)] : [];
+      });
     },
   );
   r.post(
@@ -78,8 +88,11 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   );
   r.get(
     '/api/servers/:id',
-    { config: { auth: 'user', access: null }, schema: { tags, params: IdParams, response: { 200: Server } } },
-    async (req) => s.servers.get(req.params.id, viewerOf(req)),
+    {
+      config: { auth: 'user', access: null },
+      schema: { tags, params: IdParams, response: { 200: ServerView } },
+    },
+    async (req) => viewOf(await s.servers.get(req.params.id, viewerOf(req)), serverAccessOf(req)),
   );
   r.patch(
     '/api/servers/:id',
@@ -279,7 +292,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         params: IdParams,
         response: {
           200: z.object({
-            server: Server,
+            server: ServerView,
             status: ServerStatus,
             stats: ResourceSnapshot.nullable(),
             console: z.array(z.string()),
@@ -290,7 +303,17 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         },
       },
     },
-    async (req) => s.servers.telemetry(req.params.id, s.metrics, viewerOf(req)),
+    async (req) => {
+      const access = serverAccessOf(req);
+      const t = await s.servers.telemetry(req.params.id, s.metrics, viewerOf(req));
+      // the console's history needs control.console; a feature dialog, what accepting it needs
+      return {
+        ...t,
+        server: viewOf(t.server, access),
+        console: access.permissions.has('control.console') ? t.console : [],
+        feature: missing(access, FEATURE_NEED).length === 0 ? t.feature : null,
+      };
+    },
   );
   r.get(
     '/api/servers/:id/metrics',

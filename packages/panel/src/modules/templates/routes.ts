@@ -24,7 +24,7 @@ export async function templatesRoutes(app: FastifyInstance, s: PanelServices): P
   const tags = ['templates'];
   r.get(
     '/api/templates',
-    { config: { auth: 'spectator' }, schema: { tags, response: { 200: z.array(TemplateSummary) } } },
+    { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(TemplateSummary) } } },
     async () => s.templates.list(),
   );
   r.post(
@@ -53,7 +53,7 @@ export async function templatesRoutes(app: FastifyInstance, s: PanelServices): P
   r.get(
     '/api/templates/:id',
     {
-      config: { auth: 'spectator' },
+      config: { auth: 'user' },
       schema: {
         tags,
         description: 'For spectators the default values of variables that are not user_viewable are blanked.',
