@@ -76,7 +76,8 @@ const PROBES: Probe[] = [
     route: 'PUT /api/servers/:id/config',
     method: 'PUT',
     path: (id) => `/api/servers/${id}/config`,
-    body: { environment: {} },
+    // (a raw server's environment itself is for admins: FORBIDDEN from the use case, not the check)
+    body: {},
     need: 'startup.update',
   },
   {

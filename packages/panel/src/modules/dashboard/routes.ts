@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { viewerOf } from '../servers/routes.ts';
+import { viewerFor } from '../servers/routes.ts';
 import { Dashboard } from './service.ts';
 
 export async function dashboardRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
@@ -14,7 +14,13 @@ export async function dashboardRoutes(app: FastifyInstance, s: PanelServices): P
       async (req) => {
         const p = principalOf(req);
         const visible = await s.access.accessMany(p);
-        return s.dashboard.get(viewerOf(req), (id) => visible.has(id), hasRole(p.user.role, 'spectator'));
+        return s.dashboard.get(
+          (id) => {
+            const a = visible.get(id);
+            return a ? viewerFor(a) : undefined;
+          },
+          hasRole(p.user.role, 'spectator'),
+        );
       },
     );
 }

@@ -37,12 +37,11 @@ export class DashboardService {
     this.#live = live;
   }
   /**
-   * `visible`: the servers the caller may see (the rest are left out, totals included); with
-   * `allNodes` false only the nodes of those servers are listed (a `user` sees no others).
+   * `viewer`: how the caller sees each server (undefined: it may not; left out, totals included);
+   * with `allNodes` false only the nodes of the servers it sees are listed (a `user` sees no others).
    */
-  async get(viewer: Viewer, visible: (serverId: string) => boolean, allNodes: boolean): Promise<Dashboard> {
-    const [allNodesList, allServers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
-    const servers = allServers.filter((s) => visible(s.id));
+  async get(viewer: (serverId: string) => Viewer | undefined, allNodes: boolean): Promise<Dashboard> {
+    const [allNodesList, servers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
     const hosting = new Set(servers.map((s) => s.nodeId));
     const nodes = allNodes ? allNodesList : allNodesList.filter((n) => hosting.has(n.id));
     const running = servers.filter((s) => s.status === 'running');

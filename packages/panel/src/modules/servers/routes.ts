@@ -14,28 +14,36 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { accessBy, hasRole, principalOf, serverAccessOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { FEATURE_NEED, Permission, POWER_PERMISSION } from '../access/permissions.ts';
+import { FEATURE_NEED, PERMISSIONS, POWER_PERMISSION } from '../access/permissions.ts';
 import { type Access, missing } from '../access/service.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { Operation } from '../operations/repo.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './schemas.ts';
 
+/** How a caller with this access sees a server (hidden values, startup, its permissions). */
+export function viewerFor(access: Access): Viewer {
+  return {
+    admin: access.seesHidden,
+    startup: access.permissions.has('startup.read'),
+    permissions: [...access.permissions],
+  };
+}
+
 /**
- * Values of variables that are not user_viewable: for admins and the server's owner (the route's
- * access, from requireAccess); outside a server route, for admins.
+ * The route's server as requireAccess judged it; outside a server route (templates), values of
+ * variables that are not user_viewable are for admins.
  */
 export function viewerOf(req: FastifyRequest): Viewer {
-  return { admin: req.serverAccess?.seesHidden ?? hasRole(principalOf(req).user.role, 'admin') };
+  if (req.serverAccess) return viewerFor(req.serverAccess);
+  const admin = hasRole(principalOf(req).user.role, 'admin');
+  return { admin, startup: true, permissions: admin ? PERMISSIONS : [] };
 }
 
-/** A server as its caller sees it: with the permissions the caller holds on it (for the UI's controls). */
-export const ServerView = Server.extend({ permissions: z.array(Permission) });
-export function viewOf(server: Server, access: Access): z.infer<typeof ServerView> {
-  return { ...server, permissions: [...access.permissions].sort() };
+/** The owner must be a user: 400 VALIDATION_FAILED (location ownerId) otherwise. */
+async function checkOwner(s: PanelServices, ownerId: string | undefined): Promise<void> {
+  if (ownerId !== undefined && !(await s.users.get(ownerId)))
+    throw new CodedError('VALIDATION_FAILED', 'no such user', { location: 'ownerId' });
 }
-
-/** Who owns the server: any user (admins pick; the default is the creator). */
-const OwnerId = z.string().min(1).max(64);
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 const FilePath = z.object({ path: z.string().max(4096).default('/') });
@@ -56,14 +64,14 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         tags,
         description:
           'The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit).',
-        response: { 200: z.array(ServerView) },
+        response: { 200: z.array(Server) },
       },
     },
     async (req) => {
       const visible = await s.access.accessMany(principalOf(req));
-      return (await s.servers.list(viewerOf(req))).flatMap((x) => {
-        const a = visible.get(x.id);
-        return a ? [viewOf(x, a)] : [];
+      return s.servers.list((id) => {
+        const a = visible.get(id);
+        return a ? viewerFor(a) : undefined;
       });
     },
   );
@@ -75,24 +83,22 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         tags,
         description:
           'Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT.',
-        body: CreateServer.extend({ ownerId: OwnerId.optional() }),
+        body: CreateServer,
         response: { 201: Server },
       },
     },
     async (req, reply) => {
-      const { ownerId, ...input } = req.body;
-      const created = await s.servers.create(input);
-      await s.subusers.setOwner(created.id, ownerId ?? principalOf(req).user.id);
-      return reply.status(201).send(created);
+      await checkOwner(s, req.body.ownerId);
+      return reply.status(201).send(await s.servers.create(req.body, principalOf(req).user.id));
     },
   );
   r.get(
     '/api/servers/:id',
     {
       config: { auth: 'user', access: null },
-      schema: { tags, params: IdParams, response: { 200: ServerView } },
+      schema: { tags, params: IdParams, response: { 200: Server } },
     },
-    async (req) => viewOf(await s.servers.get(req.params.id, viewerOf(req)), serverAccessOf(req)),
+    async (req) => s.servers.get(req.params.id, viewerOf(req)),
   );
   r.patch(
     '/api/servers/:id',
@@ -107,14 +113,19 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         params: IdParams,
-        body: PatchServer.extend({ ownerId: OwnerId.optional() }),
+        description:
+          'Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
+        body: PatchServer.extend({ ownerId: z.string().min(1).max(64).optional() }),
         response: { 200: Server },
       },
     },
     async (req) => {
       const { ownerId, ...patch } = req.body;
+      await checkOwner(s, ownerId);
+      if (Object.keys(patch).length > 0) await s.servers.patch(req.params.id, patch);
       if (ownerId !== undefined) await s.subusers.setOwner(req.params.id, ownerId);
-      return s.servers.patch(req.params.id, patch);
+      // as the caller sees it (a renaming subuser does not get hidden values back)
+      return s.servers.get(req.params.id, viewerFor(serverAccessOf(req)));
     },
   );
   r.delete(
@@ -236,6 +247,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         req.params.id,
         req.body,
         principalOf(req).user.id,
+        serverAccessOf(req).admin,
       );
       if (req.query.wait === 'true') {
         const res = await done;
@@ -292,7 +304,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         params: IdParams,
         response: {
           200: z.object({
-            server: ServerView,
+            server: Server,
             status: ServerStatus,
             stats: ResourceSnapshot.nullable(),
             console: z.array(z.string()),
@@ -309,7 +321,6 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       // the console's history needs control.console; a feature dialog, what accepting it needs
       return {
         ...t,
-        server: viewOf(t.server, access),
         console: access.permissions.has('control.console') ? t.console : [],
         feature: missing(access, FEATURE_NEED).length === 0 ? t.feature : null,
       };
