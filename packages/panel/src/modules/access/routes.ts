@@ -77,7 +77,14 @@ export async function accessRoutes(app: FastifyInstance, s: PanelServices): Prom
     },
     async (req) => {
       note(req, { userId: req.params.userId, permissions: req.body.permissions.join(',') });
-      return s.subusers.update(managerOf(req), req.params.id, req.params.userId, req.body.permissions);
+      const sub = await s.subusers.update(
+        managerOf(req),
+        req.params.id,
+        req.params.userId,
+        req.body.permissions,
+      );
+      note(req, { userId: sub.userId, email: sub.email, permissions: sub.permissions.join(',') });
+      return sub;
     },
   );
   r.delete(
@@ -92,7 +99,8 @@ export async function accessRoutes(app: FastifyInstance, s: PanelServices): Prom
       },
     },
     async (req, reply) => {
-      note(req, { userId: req.params.userId });
+      const target = await s.users.get(req.params.userId);
+      note(req, { userId: req.params.userId, ...(target ? { email: target.email } : {}) });
       await s.subusers.remove(managerOf(req), req.params.id, req.params.userId);
       return reply.status(204).send(null);
     },
