@@ -377,13 +377,32 @@ describe('per-server access', () => {
   });
 
   test('every permission profile × every server route: 403 naming the permission exactly when it is not held', async () => {
-    const profiles: string[][] = [[], ...catalog.map((p) => [p]), ['file.update', 'control.restart']];
-    const who = users.alice;
-    for (const perms of profiles) {
-      await grant(serverA, who, perms);
+    const subuserProfiles: string[][] = [[], ...catalog.map((p) => [p]), ['file.update', 'control.restart']];
+    // a spectator: the global read-only role, the same on every server
+    const readOnly = [
+      'control.console',
+      'file.read',
+      'file.read-content',
+      'backup.read',
+      'allocation.read',
+      'startup.read',
+      'schedule.read',
+      'user.read',
+      'activity.read',
+    ];
+    const profiles: { who: Account; perms: string[]; grant: boolean }[] = [
+      ...subuserProfiles.map((perms) => ({ who: users.alice, perms, grant: true })),
+      { who: users.spec, perms: readOnly, grant: false },
+    ];
+    for (const { who, perms, grant: isSubuser } of profiles) {
+      if (isSubuser) await grant(serverA, who, perms);
+      else {
+        const listed = (await panel.api(who, 'GET', `/api/servers/${serverA}`)).body.permissions;
+        assert.deepEqual(listed, [...readOnly].sort());
+      }
       for (const p of PROBES) {
         const r = await panel.api(who, p.method, p.path(serverA), p.body);
-        const label = `[${perms.join(',')}] ${p.method} ${p.path(serverA)} ${JSON.stringify(p.body ?? null)}`;
+        const label = `${who.email} [${perms.join(',')}] ${p.method} ${p.path(serverA)} ${JSON.stringify(p.body ?? null)}`;
         if (holds(perms, p.need)) {
           assert.notEqual(r.status, 403, `${label} → ${JSON.stringify(r.body)}`);
           assert.notEqual(r.body?.code, 'SERVER_NOT_FOUND', label);
