@@ -43,7 +43,8 @@ export async function openPanelAdmin(config: PanelConfig): Promise<PanelAdmin> {
   return {
     async createUser(input) {
       const role = Role.safeParse(input.role);
-      if (!role.success) throw new CodedError('VALIDATION_FAILED', 'role must be owner, admin or spectator');
+      if (!role.success)
+        throw new CodedError('VALIDATION_FAILED', 'role must be owner, admin, spectator or user');
       if (input.password.length < 8)
         throw new CodedError('VALIDATION_FAILED', 'password: at least 8 characters');
       return users.create(null, { email: input.email, password: input.password, role: role.data });

@@ -21,6 +21,7 @@ import { type Db, openDatabase } from './db/index.ts';
 import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
 import { ensurePrivateDir } from './lib/private-files.ts';
+import { accessRoutes } from './modules/access/routes.ts';
 import { installActivityHooks } from './modules/activity/http.ts';
 import { activityRoutes } from './modules/activity/routes.ts';
 import { agentsRoutes } from './modules/agents/routes.ts';
@@ -122,7 +123,10 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   });
   // before the auth hook: refused requests (401, 403, CSRF) are logged as well
   installActivityHooks(app, s.bus);
-  installAuth(app, s.auth, s.routes, { requireTwoFactorForAdmins: config.requireTwoFactorForAdmins });
+  installAuth(app, s.auth, s.routes, {
+    requireTwoFactorForAdmins: config.requireTwoFactorForAdmins,
+    access: s.access,
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -168,6 +172,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     allocationsRoutes,
     templatesRoutes,
     serversRoutes,
+    accessRoutes,
     dashboardRoutes,
     activityRoutes,
     agentSocketRoutes,

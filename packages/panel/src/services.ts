@@ -5,6 +5,9 @@ import type { PanelConfig } from './config/index.ts';
 import type { Db } from './db/index.ts';
 import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
+import { AccessRepo } from './modules/access/repo.ts';
+import { AccessService } from './modules/access/service.ts';
+import { SubusersService } from './modules/access/subusers.ts';
 import { ActivityRepo } from './modules/activity/repo.ts';
 import { ActivityService } from './modules/activity/service.ts';
 import { RefreshTokensRepo } from './modules/agents/repo.ts';
@@ -43,6 +46,9 @@ export interface PanelServices {
   auth: AuthService;
   twoFactor: TwoFactorService;
   users: UsersService;
+  /** per-server access: requireAccess, the one check of every server route and socket message */
+  access: AccessService;
+  subusers: SubusersService;
   apiKeys: ApiKeysService;
   nodes: NodesService;
   agents: AgentsService;
@@ -74,6 +80,12 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const usersRepo = new UsersRepo(db);
   const users = new UsersService(usersRepo);
   const keysRepo = new ApiKeysRepo(db);
+  const accessRepo = new AccessRepo(db);
+  const access = new AccessService(accessRepo);
+  const subusers = new SubusersService({ repo: accessRepo, users: usersRepo, access });
+  const clientSockets = new ClientSockets();
+  // a subuser removed (or left with fewer permissions) stops hearing the server at once
+  access.onChange((userId, serverId) => clientSockets.accessChanged(userId, serverId));
   const twoFactor = new TwoFactorService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
   const live: LiveStore = new LiveState();
@@ -177,6 +189,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     }),
     twoFactor,
     users,
+    access,
+    subusers,
     apiKeys: new ApiKeysService(keysRepo),
     nodes,
     agents: new AgentsService({
@@ -195,7 +209,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     live,
     bus,
     activity,
-    clientSockets: new ClientSockets(),
+    clientSockets,
     gateway,
     hub,
     publicUrl: getPublicUrl,

@@ -36,7 +36,7 @@ export interface TestPanel {
     body?: unknown,
   ): Promise<{ status: number; body: Json }>;
   /** a user of that role, logged in */
-  userWithRole(role: 'owner' | 'admin' | 'spectator'): Promise<Session & { email: string }>;
+  userWithRole(role: 'owner' | 'admin' | 'spectator' | 'user'): Promise<Session & { email: string }>;
   /** a node and its secret */
   createNode(session: Session, name?: string): Promise<{ id: string; agentSecret: string }>;
   clientSocket(session: Session): Promise<ClientSocket>;

@@ -64,6 +64,8 @@ export type DomainEvent =
       /** 'ok' or an ErrorCode */
       result: string;
       at: string;
+      /** small non-secret facts (a subuser change: whose, which permissions) */
+      details?: Record<string, string>;
     };
 
 export type DomainEventKind = DomainEvent['kind'];

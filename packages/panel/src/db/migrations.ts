@@ -1,5 +1,5 @@
 /** Migrations as code, the same for SQLite and PostgreSQL (portable types only). */
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 
 // Kysely migrations must accept any database shape: the schema is what they build.
 type AnyDb = Kysely<unknown>;
@@ -275,6 +275,34 @@ const m011: Migration = {
   },
 };
 
+/**
+ * Per-server access (issue 9 item 3): every server has an owner (any user; existing servers get
+ * the first Panel owner, as no creator was recorded), and subusers hold permissions on one server.
+ */
+const m012: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('servers')
+      .addColumn('owner_id', 'text', (c) => c.references('users.id').onDelete('set null'))
+      .execute();
+    await sql`UPDATE servers SET owner_id = (SELECT id FROM users WHERE role = 'owner' ORDER BY created_at, id LIMIT 1)`.execute(
+      db,
+    );
+    await db.schema
+      .createTable('server_subusers')
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      /** JSON array of permission names (modules/access/permissions.ts) */
+      .addColumn('permissions', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('server_subusers_pk', ['server_id', 'user_id'])
+      .execute();
+    await db.schema.createIndex('server_subusers_user').on('server_subusers').column('user_id').execute();
+    await db.schema.createIndex('servers_owner').on('servers').column('owner_id').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -284,6 +312,7 @@ export const migrations: Record<string, Migration> = {
   '006_accounts': m006,
   '010_operations': m010,
   '011_activity': m011,
+  '012_server_access': m012,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -103,6 +103,16 @@ export interface ServersTable {
   allocation_id: string | null;
   /** seconds between the stop and the kill; null = the Agent's default */
   stop_timeout: number | null;
+  /** the user who owns the server (all permissions on it); null once that user is deleted */
+  owner_id?: string | null;
+}
+export interface ServerSubusersTable {
+  server_id: string;
+  user_id: string;
+  /** JSON array of permission names */
+  permissions: string;
+  created_at: string;
+  updated_at: string;
 }
 export interface TemplatesTable {
   id: string;
@@ -188,6 +198,7 @@ export interface Database {
   login_tickets: LoginTicketsTable;
   operations: OperationsTable;
   activity: ActivityTable;
+  server_subusers: ServerSubusersTable;
 }
 
 export type { Generated };

@@ -5,11 +5,17 @@
 import { CodedError } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { safeEqual } from '../lib/crypto.ts';
+import { type Access, type AccessService, assertHolds, type Need } from '../modules/access/service.ts';
 import type { AuthService, Principal } from '../modules/auth/service.ts';
-import { type Role, roleRank } from '../modules/users/service.ts';
+import { hasRank, type Role } from '../modules/users/service.ts';
 
-/** public: anyone; agent: the handler checks agent credentials; user: any role; admin/owner: at least that. */
-export type AuthRule = 'public' | 'agent' | 'user' | 'admin' | 'owner';
+/**
+ * public: anyone; agent: the handler checks agent credentials; user: any role (a route under
+ * /api/servers/:id then checks `config.access` per server); spectator/admin/owner: at least that.
+ */
+export type AuthRule = 'public' | 'agent' | 'user' | 'spectator' | 'admin' | 'owner';
+/** What a server route needs, fixed or from the request (its body: a power action). */
+export type AccessRule = Need | ((req: FastifyRequest) => Need);
 export const SESSION_COOKIE = 'cap_session';
 export const CSRF_HEADER = 'x-csrf-token';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -17,9 +23,13 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** the caller's access to the route's server (routes under /api/servers/:id) */
+    serverAccess: Access | null;
   }
   interface FastifyContextConfig {
     auth?: AuthRule;
+    /** routes under /api/servers/:id: the permission requireAccess checks (null: seeing it) */
+    access?: AccessRule;
   }
 }
 
@@ -27,6 +37,25 @@ export interface RouteRecord {
   method: string;
   url: string;
   auth: AuthRule;
+  /** for server routes: what requireAccess checks, as text ("view", "control.start", "by action: …") */
+  access?: string;
+}
+
+/** A request-dependent need with the label the route table shows. */
+export function accessBy(label: string, fn: (req: FastifyRequest) => Need): AccessRule {
+  return Object.assign(fn, { label });
+}
+
+export function accessLabel(rule: AccessRule): string {
+  if (typeof rule === 'function') return (rule as { label?: string }).label ?? 'dynamic';
+  if (rule === null) return 'view';
+  return typeof rule === 'string' ? rule : rule.join('+');
+}
+
+/** The route's server access, checked by the hook (handlers read it from here). */
+export function serverAccessOf(req: FastifyRequest): Access {
+  if (!req.serverAccess) throw new CodedError('SERVER_NOT_FOUND', 'no such server');
+  return req.serverAccess;
 }
 
 export function bearerOf(req: FastifyRequest): string | undefined {
@@ -45,7 +74,12 @@ export async function resolvePrincipal(auth: AuthService, req: FastifyRequest): 
 }
 
 /** What a principal limited to some servers may reach besides them. */
-const SERVER_LIMITED_ROUTES = new Set(['GET /api/auth/me', 'GET /api/servers', 'GET /ws/client']);
+const SERVER_LIMITED_ROUTES = new Set([
+  'GET /api/auth/me',
+  'GET /api/servers',
+  'GET /api/permissions',
+  'GET /ws/client',
+]);
 /** What an admin who must enrol in 2FA (and has not) may still do. */
 const ENROL_ROUTES = new Set([
   'GET /api/auth/me',
@@ -82,17 +116,18 @@ export function checkKeyLimits(p: Principal, method: string, routeUrl: string, s
     throw new CodedError('FORBIDDEN', 'this API key is limited to some servers');
 }
 
-export function hasRole(role: Role, rule: 'user' | 'admin' | 'owner'): boolean {
-  return rule === 'user' || roleRank[role] >= roleRank[rule];
+export function hasRole(role: Role, rule: 'user' | 'spectator' | 'admin' | 'owner'): boolean {
+  return hasRank(role, rule);
 }
 
 export function installAuth(
   app: FastifyInstance,
   auth: AuthService,
   routes: RouteRecord[],
-  opts: { requireTwoFactorForAdmins?: boolean } = {},
+  opts: { requireTwoFactorForAdmins?: boolean; access?: AccessService } = {},
 ): void {
   app.decorateRequest('principal', null);
+  app.decorateRequest('serverAccess', null);
 
   app.addHook('onRoute', (opts) => {
     const url = opts.url ?? opts.path;
@@ -104,8 +139,21 @@ export function installAuth(
       opts.config = { ...(opts.config ?? {}), auth: 'public' };
     }
     if (!rule) throw new Error(`route ${String(opts.method)} ${url} has no auth rule`);
+    // every route of one server goes through requireAccess: it must say what it needs
+    const config = opts.config as { access?: AccessRule } | undefined;
+    const hasAccess = config !== undefined && Object.hasOwn(config, 'access');
+    if (url.startsWith('/api/servers/:id') && !hasAccess)
+      throw new Error(`route ${String(opts.method)} ${url} has no access rule`);
+    if (hasAccess && rule !== 'user')
+      throw new Error(`route ${String(opts.method)} ${url}: an access rule goes with auth 'user'`);
     const methods = Array.isArray(opts.method) ? opts.method : [opts.method];
-    for (const m of methods) routes.push({ method: String(m), url, auth: rule });
+    for (const m of methods)
+      routes.push({
+        method: String(m),
+        url,
+        auth: rule,
+        ...(hasAccess ? { access: accessLabel(config.access as AccessRule) } : {}),
+      });
   });
 
   app.addHook('onRequest', async (req) => {
@@ -139,6 +187,23 @@ export function installAuth(
     }
     checkKeyLimits(p, req.method, routeUrl, (req.params as Record<string, unknown> | undefined)?.id);
     if (!hasRole(p.user.role, rule)) throw new CodedError('FORBIDDEN', `needs the ${rule} role`);
+    // a server route: a server the caller may not see is 404 before anything else is looked at
+    const config = req.routeOptions.config as { access?: AccessRule } | undefined;
+    if (config && Object.hasOwn(config, 'access')) {
+      if (!opts.access) throw new Error('server routes need the access service');
+      const id = (req.params as Record<string, unknown> | undefined)?.id;
+      if (typeof id !== 'string' || id.length > 64)
+        throw new CodedError('SERVER_NOT_FOUND', 'no such server');
+      req.serverAccess = await opts.access.requireAccess(p, null, id);
+    }
+  });
+
+  // After validation (a power action's need depends on its body): what the route needs of it.
+  app.addHook('preHandler', async (req) => {
+    const config = req.routeOptions.config as { access?: AccessRule } | undefined;
+    if (!config || !Object.hasOwn(config, 'access')) return;
+    const rule = config.access as AccessRule;
+    assertHolds(serverAccessOf(req), typeof rule === 'function' ? rule(req) : rule);
   });
 }
 

@@ -1,6 +1,9 @@
 /**
- * Every route in the app's route table × anonymous / spectator / admin / owner. A route that is
- * missing from EXPECTED (or whose rule differs) fails here, so no route ships without a rule.
+ * Every route in the app's route table × anonymous / user / spectator / admin / owner. A route
+ * that is missing from EXPECTED (or whose rule differs) fails here, so no route ships without a
+ * rule; a server route's rule is `user` plus what requireAccess checks (`view` = seeing the
+ * server). Per-server permission profiles × routes and socket messages, against real servers:
+ * test/security/per-server-access.test.ts.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +16,7 @@ import { build } from '../app.ts';
 import { loadPanelConfig } from '../config/index.ts';
 import type { AuthRule } from './auth.ts';
 
-const EXPECTED: Record<string, AuthRule> = {
+const EXPECTED: Record<string, string> = {
   'GET /api/health': 'public',
   'GET /api/setup': 'public',
   'POST /api/setup': 'public',
@@ -37,12 +40,12 @@ const EXPECTED: Record<string, AuthRule> = {
   'GET /api/api-keys': 'user',
   'POST /api/api-keys': 'user',
   'DELETE /api/api-keys/:id': 'user',
-  'GET /api/nodes': 'user',
+  'GET /api/nodes': 'spectator',
   'POST /api/nodes': 'admin',
-  'GET /api/nodes/:id': 'user',
+  'GET /api/nodes/:id': 'spectator',
   'PATCH /api/nodes/:id': 'admin',
   'DELETE /api/nodes/:id': 'admin',
-  'GET /api/nodes/:id/allocations': 'user',
+  'GET /api/nodes/:id/allocations': 'spectator',
   'POST /api/nodes/:id/allocations': 'admin',
   'DELETE /api/nodes/:id/allocations/:allocId': 'admin',
   'GET /api/templates': 'user',
@@ -54,24 +57,28 @@ const EXPECTED: Record<string, AuthRule> = {
   'POST /api/agents/refresh': 'agent',
   'GET /api/servers': 'user',
   'POST /api/servers': 'admin',
-  'GET /api/servers/:id': 'user',
-  'PATCH /api/servers/:id': 'admin',
-  'DELETE /api/servers/:id': 'admin',
-  'POST /api/servers/:id/power': 'admin',
-  'POST /api/servers/:id/reinstall': 'admin',
-  'POST /api/servers/:id/features/eula': 'admin',
-  'POST /api/servers/:id/command': 'admin',
-  'PUT /api/servers/:id/config': 'admin',
-  'GET /api/servers/:id/operations': 'user',
+  'GET /api/servers/:id': 'user view',
+  'PATCH /api/servers/:id': 'user settings.rename for the name alone, else admin',
+  'DELETE /api/servers/:id': 'user admin',
+  'POST /api/servers/:id/power': 'user by action: control.start, control.stop (stop, kill), control.restart',
+  'POST /api/servers/:id/reinstall': 'user settings.reinstall',
+  'POST /api/servers/:id/features/eula': 'user file.update+control.restart',
+  'POST /api/servers/:id/command': 'user control.command',
+  'PUT /api/servers/:id/config': 'user startup.update; with limits admin',
+  'GET /api/servers/:id/operations': 'user view',
   'GET /api/operations/:id': 'user',
-  'GET /api/servers/:id/telemetry': 'user',
-  'GET /api/servers/:id/metrics': 'user',
-  'GET /api/servers/:id/files': 'user',
-  'GET /api/servers/:id/files/content': 'user',
+  'GET /api/servers/:id/telemetry': 'user view',
+  'GET /api/servers/:id/metrics': 'user view',
+  'GET /api/servers/:id/files': 'user file.read',
+  'GET /api/servers/:id/files/content': 'user file.read-content',
   'GET /api/dashboard': 'user',
   'GET /api/activity': 'admin',
-  // anyone who may read the server for now; per-server access will make it `activity.read`
-  'GET /api/servers/:id/activity': 'user',
+  'GET /api/servers/:id/activity': 'user activity.read',
+  'GET /api/permissions': 'user',
+  'GET /api/servers/:id/users': 'user user.read',
+  'POST /api/servers/:id/users': 'user user.create',
+  'PATCH /api/servers/:id/users/:userId': 'user user.update',
+  'DELETE /api/servers/:id/users/:userId': 'user user.delete',
   'GET /ws/agents': 'agent',
   'GET /ws/client': 'user',
 };
@@ -87,13 +94,20 @@ const BODIES: Record<string, unknown> = {
   'POST /api/agents/refresh': { refreshToken: 'car_nope' },
 };
 
-type Who = 'anonymous' | 'spectator' | 'admin' | 'owner';
-const WHO: Who[] = ['anonymous', 'spectator', 'admin', 'owner'];
+type Who = 'anonymous' | 'user' | 'spectator' | 'admin' | 'owner';
+const WHO: Who[] = ['anonymous', 'user', 'spectator', 'admin', 'owner'];
+const RANK: Record<Exclude<Who, 'anonymous'>, number> = { user: 0, spectator: 1, admin: 2, owner: 3 };
 
 describe('authorisation: every route × every role', () => {
   let app: FastifyInstance;
   let dir: string;
-  const headers: Record<Who, Record<string, string>> = { anonymous: {}, spectator: {}, admin: {}, owner: {} };
+  const headers: Record<Who, Record<string, string>> = {
+    anonymous: {},
+    user: {},
+    spectator: {},
+    admin: {},
+    owner: {},
+  };
 
   const login = async (email: string, password: string) => {
     const r = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password } });
@@ -112,7 +126,7 @@ describe('authorisation: every route × every role', () => {
       { logger: pino({ level: 'silent' }) },
     );
     headers.owner = await login('o@x.test', 'owner-pass-1');
-    for (const role of ['admin', 'spectator'] as const) {
+    for (const role of ['admin', 'spectator', 'user'] as const) {
       const r = await app.inject({
         method: 'POST',
         url: '/api/users',
@@ -129,19 +143,23 @@ describe('authorisation: every route × every role', () => {
   });
 
   test('the route table matches the expected rules exactly', () => {
-    const actual: Record<string, AuthRule> = {};
+    const actual: Record<string, string> = {};
     for (const r of app.panel.routes) {
       if (r.method === 'HEAD' || r.url.startsWith('/api/docs') || r.url === '/api/openapi.json') continue;
-      actual[`${r.method} ${r.url}`] = r.auth;
+      actual[`${r.method} ${r.url}`] = r.access === undefined ? r.auth : `${r.auth} ${r.access}`;
     }
     assert.deepEqual(actual, EXPECTED);
   });
 
-  for (const [key, rule] of Object.entries(EXPECTED)) {
+  for (const [key, expected] of Object.entries(EXPECTED)) {
+    const [rule, access] = expected.split(/ (.*)/s) as [AuthRule, string | undefined];
     for (const who of WHO) {
       test(`${key} as ${who} (${rule})`, async () => {
         const [method, path] = key.split(' ') as [string, string];
-        const url = path.replace(':id', 'zz-missing').replace(':allocId', 'zz-missing');
+        const url = path
+          .replace(':id', 'zz-missing')
+          .replace(':allocId', 'zz-missing')
+          .replace(':userId', 'zz-missing');
         const hasBody = method !== 'GET' && method !== 'DELETE';
         // logging out ends the session: use a throwaway one
         const h =
@@ -169,9 +187,13 @@ describe('authorisation: every route × every role', () => {
         } else if (who === 'anonymous') {
           assert.equal(code, 401, r.body);
           assert.equal(body.code, 'UNAUTHENTICATED');
-        } else if (rule === 'admin' && who === 'spectator') {
+        } else if (rule !== 'user' && RANK[who] < RANK[rule as 'admin']) {
           assert.equal(code, 403, r.body);
           assert.equal(body.code, 'FORBIDDEN');
+        } else if (access !== undefined) {
+          // a server that does not exist (or that the caller may not see): 404, never 403
+          assert.equal(code, 404, r.body);
+          assert.equal(body.code, 'SERVER_NOT_FOUND');
         } else {
           assert.ok(code !== 401 && code !== 403, `${code} ${r.body}`);
         }

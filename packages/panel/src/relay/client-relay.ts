@@ -1,6 +1,10 @@
 /**
  * `/ws/client`: the browsers' live relay. Authenticated by the session at the upgrade and
- * re-checked on every message; role checked per message; frame, rate and fan-out limits.
+ * re-checked on every message; every message about a server goes through requireAccess (a
+ * server the caller may not see is SERVER_NOT_FOUND, a missing permission FORBIDDEN); what a
+ * subscription hears follows the access it was granted with (console lines need
+ * `control.console`, hidden values are redacted for all but admins and the server's owner);
+ * frame, rate and fan-out limits.
  */
 import {
   CLIENT_MAX_FRAME_BYTES,
@@ -12,8 +16,10 @@ import {
 } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { canSeeServer, hasRole, resolvePrincipal } from '../http/auth.ts';
+import { resolvePrincipal } from '../http/auth.ts';
 import { redact } from '../lib/redact.ts';
+import { FEATURE_NEED, POWER_PERMISSION } from '../modules/access/permissions.ts';
+import { type Access, missing } from '../modules/access/service.ts';
 import type { PanelServices } from '../services.ts';
 import type { Sink } from './live-store.ts';
 
@@ -88,14 +94,13 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
 }
 
 function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest): void {
-  const subs = new Set<string>();
+  /** serverId → the access the subscription was granted with (a change drops it: accessChanged) */
+  const subs = new Map<string, Access>();
   let windowStart = 0;
   let inWindow = 0;
   let refused = 0;
   const log = s.log.child({ component: 'client-relay', userId: req.principal?.user.id });
 
-  // the role at the upgrade: a role change closes the socket (ClientSockets)
-  const seesHidden = Boolean(req.principal && hasRole(req.principal.user.role, 'admin'));
   // console lines a slow browser missed, per server: reported as soon as its buffer drains
   const missed = new Map<string, number>();
   let drainTimer: NodeJS.Timeout | undefined;
@@ -113,14 +118,14 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   };
   const send: Sink = (msg) => {
     if (socket.readyState !== socket.OPEN) return;
-    // an API key limited to some servers hears nothing of the others (an error only echoes the
-    // id the client sent)
+    // news of a server reach only a subscription granted by requireAccess (an error only echoes
+    // the id the client sent)
     const about = Object.hasOwn(msg, 'serverId') ? (msg as { serverId?: unknown }).serverId : undefined;
+    const access = typeof about === 'string' ? subs.get(about) : undefined;
+    if (msg.type !== 'error' && typeof about === 'string' && !access) return;
     if (
-      msg.type !== 'error' &&
-      typeof about === 'string' &&
-      req.principal &&
-      !canSeeServer(req.principal, about)
+      (msg.type === 'console' || msg.type === 'console_dropped') &&
+      !access?.permissions.has('control.console')
     )
       return;
     if (socket.bufferedAmount > MAX_BUFFERED) {
@@ -132,14 +137,13 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         return;
       }
     }
-    // install scripts print what they fetch with (tokens, URLs): admins only
-    if (msg.type === 'install_output' && !(req.principal && hasRole(req.principal.user.role, 'admin')))
-      return;
-    // a feature dialog offers changes (accept the EULA, another image): for those who may make them
-    if (msg.type === 'feature' && !(req.principal && hasRole(req.principal.user.role, 'admin'))) return;
+    // install scripts print what they fetch with (tokens, URLs): for those who see hidden values
+    if (msg.type === 'install_output' && !access?.seesHidden) return;
+    // a feature dialog offers changes (accept the EULA): for those who may make them
+    if (msg.type === 'feature' && (!access || missing(access, FEATURE_NEED).length > 0)) return;
     if (missed.size > 0 && (msg.type === 'console' || msg.type === 'console_dropped')) reportMissed();
-    // hidden variables' values, as games print them, are for admins and the owner only
-    if (msg.type === 'console' && !seesHidden) {
+    // hidden variables' values, as games print them, are for admins and the server's owner only
+    if (msg.type === 'console' && !access?.seesHidden) {
       const secrets = s.live.secrets(msg.serverId);
       if (secrets.length) {
         socket.send(encode(redactedConsole(msg, secrets)));
@@ -162,6 +166,14 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         close: (code, reason) => {
           if (socket.readyState === socket.OPEN) socket.close(code, reason);
         },
+        // removed as a subuser or left with fewer permissions: the subscription ends now; a new
+        // subscribe is granted (or refused) under what the user holds then
+        accessChanged: (serverId) => {
+          if (!subs.has(serverId)) return;
+          subs.delete(serverId);
+          s.live.unsubscribe(serverId, send);
+          if (socket.readyState === socket.OPEN) socket.send(encode({ type: 'unsubscribed', serverId }));
+        },
       })
     : () => undefined;
   // sessions expire and keys are revoked elsewhere too: check again now and then, even when the
@@ -179,7 +191,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     unregister();
     clearTimeout(drainTimer);
     s.live.removeGlobal(send);
-    for (const id of subs) s.live.unsubscribe(id, send);
+    for (const id of subs.keys()) s.live.unsubscribe(id, send);
     subs.clear();
   });
   socket.on('error', (err) => log.debug({ err: err.message }, 'client socket error'));
@@ -272,9 +284,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
       socket.close(4401, 'UNAUTHENTICATED');
       return;
     }
-    // API-key scopes: a server-limited key knows no other server; a read-only key only listens
-    if (Object.hasOwn(r, 'serverId') && !canSeeServer(p, (r as { serverId: string }).serverId))
-      throw new CodedError('SERVER_NOT_FOUND', 'no such server');
+    // a read-only key only listens (a server-limited key's other servers: requireAccess's 404)
     if (p.scope === 'read' && r.type !== 'ping' && r.type !== 'subscribe' && r.type !== 'unsubscribe')
       throw new CodedError('FORBIDDEN', 'this API key is read-only');
     switch (r.type) {
@@ -282,6 +292,8 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         send({ type: 'pong' });
         return;
       case 'subscribe': {
+        // seeing the server is enough for status and stats; its console needs control.console
+        const access = await s.access.requireAccess(p, null, r.serverId);
         const status = await s.servers.status(r.serverId);
         if (!subs.has(r.serverId)) {
           if (s.live.subscriberCount(r.serverId) >= CLIENT_MAX_SOCKETS_PER_SERVER) {
@@ -290,46 +302,45 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
               `at most ${CLIENT_MAX_SOCKETS_PER_SERVER} sockets per server`,
             );
           }
-          subs.add(r.serverId);
           s.live.subscribe(r.serverId, send);
         }
-        // install scripts print what they fetch with (tokens, URLs): admins only, as install_output
-        const install = hasRole(p.user.role, 'admin') ? s.live.install(r.serverId) : undefined;
+        subs.set(r.serverId, access);
+        // install scripts print what they fetch with (tokens, URLs): as install_output
+        const install = access.seesHidden ? s.live.install(r.serverId) : undefined;
+        const history = access.permissions.has('control.console') ? s.live.history(r.serverId) : [];
         send({
           type: 'subscribed',
           serverId: r.serverId,
           status,
-          history: hasRole(p.user.role, 'admin')
-            ? s.live.history(r.serverId)
-            : s.live.history(r.serverId).map((l) => redact(l, s.live.secrets(r.serverId))),
+          history: access.seesHidden ? history : history.map((l) => redact(l, s.live.secrets(r.serverId))),
           stats: s.live.stats(r.serverId),
           ...(install ? { install } : {}),
         });
         return;
       }
       case 'unsubscribe':
-        subs.delete(r.serverId);
         s.live.unsubscribe(r.serverId, send);
-        send({ type: 'unsubscribed', serverId: r.serverId });
+        // the answer is not news of the server: it goes out whether or not it was subscribed
+        if (socket.readyState === socket.OPEN)
+          socket.send(encode({ type: 'unsubscribed', serverId: r.serverId }));
+        subs.delete(r.serverId);
         return;
       case 'send_command':
         await audited(p.user, 'server.command', r.serverId, async () => {
-          if (!hasRole(p.user.role, 'admin'))
-            throw new CodedError('FORBIDDEN', 'spectators cannot send commands');
+          await s.access.requireAccess(p, 'control.command', r.serverId);
           await s.servers.command(r.serverId, r.command);
         });
         send({ type: 'ack', requestType: r.type, serverId: r.serverId });
         return;
       case 'power':
         await audited(p.user, `server.power.${r.action}`, r.serverId, async () => {
-          if (!hasRole(p.user.role, 'admin'))
-            throw new CodedError('FORBIDDEN', 'spectators cannot change power');
+          await s.access.requireAccess(p, POWER_PERMISSION[r.action], r.serverId);
           await s.servers.power(r.serverId, r.action, p.user.id);
         });
         send({ type: 'ack', requestType: r.type, serverId: r.serverId });
         return;
       default: {
-        // a new request type must get a role rule here before it compiles
+        // a new request type must get an access rule here before it compiles
         const unhandled: never = r;
         throw new CodedError('INVALID_MESSAGE', `unhandled request ${JSON.stringify(unhandled)}`);
       }

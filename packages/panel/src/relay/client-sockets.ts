@@ -17,6 +17,8 @@ export interface ClientSocketEntry {
   apiKeyId?: string | undefined;
   role: Role;
   close(code: number, reason: string): void;
+  /** the user's access to this server shrank or ended: drop its subscription at once */
+  accessChanged?(serverId: string): void;
 }
 
 export class ClientSockets {
@@ -94,6 +96,14 @@ export class ClientSockets {
   /** A role change: sockets opened under another role are closed; a reconnect gets the new one. */
   roleChanged(userId: string, role: Role): number {
     return this.#close(userId, (e) => e.role !== role, CLOSE_ROLE_CHANGED, 'POLICY: role changed; reconnect');
+  }
+
+  /** A subuser removed or given fewer permissions, an owner replaced: their sockets drop the server. */
+  accessChanged(userId: string, serverId: string): number {
+    const set = this.#byUser.get(userId);
+    if (!set) return 0;
+    for (const e of set) e.accessChanged?.(serverId);
+    return set.size;
   }
 
   count(userId: string): number {

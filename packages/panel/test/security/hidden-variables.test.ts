@@ -2,6 +2,9 @@
  * Hidden template variables (user_viewable: false) stay hidden from spectators where the game
  * itself writes them out (issue 8 item 25): in config files read through Files (OpenTTD's
  * admin_password in openttd.cfg) and in console lines. Admins and owners see everything.
+ * With per-server access (issue 9 item 3) it keys off the access check, not the role: the
+ * server's owner (any user) sees the values, a subuser never does, and the values of viewable
+ * variables need startup.read.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -135,5 +138,66 @@ describe('hidden variables are redacted for spectators', () => {
     const telOwner = await panel.api(owner, 'GET', `/api/servers/${serverId}/telemetry`);
     assert.ok(telOwner.body.console.some((l: string) => l.includes(SECRET)));
     for (const s of [spec, own, late]) s.close();
+  });
+
+  test('per-server access: the server owner sees hidden values, a subuser never; startup.read for the rest', async () => {
+    const mk = async (name: string) => {
+      const email = `${name}-${Math.random().toString(36).slice(2, 7)}@example.test`;
+      const r = await panel.api(owner, 'POST', '/api/users', {
+        email,
+        password: 'user-password-1',
+        role: 'user',
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return { id: r.body.id as string, email, s: await panel.login(email, 'user-password-1') };
+    };
+    const own = await mk('own');
+    const sub = await mk('sub');
+    const blind = await mk('blind');
+    assert.equal(
+      (await panel.api(owner, 'PATCH', `/api/servers/${serverId}`, { ownerId: own.id })).status,
+      200,
+    );
+    for (const [who, permissions] of [
+      [sub, ['startup.read', 'file.read-content', 'control.console']],
+      [blind, ['file.read-content']],
+    ] as const) {
+      const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/users`, {
+        email: who.email,
+        permissions,
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    const path = `/api/servers/${serverId}/files/content?path=/openttd.cfg`;
+    // the owner (a `user`): everything, in the API, the file and the console
+    const ownServer = await panel.api(own.s, 'GET', `/api/servers/${serverId}`);
+    assert.equal(ownServer.body.environment.ADMIN_PASSWORD, SECRET);
+    assert.equal((await panel.api(own.s, 'GET', path)).body.content, fileText);
+    // the subuser with startup.read: viewable values, never hidden ones, anywhere
+    const subServer = await panel.api(sub.s, 'GET', `/api/servers/${serverId}`);
+    assert.equal(subServer.status, 200);
+    assert.equal(subServer.body.environment.MODE, 'ffa');
+    assert.ok(!JSON.stringify(subServer.body).includes(SECRET), JSON.stringify(subServer.body));
+    assert.match(subServer.body.startupDisplay, /--mode ffa/);
+    const subFile = await panel.api(sub.s, 'GET', path);
+    assert.match(subFile.body.content, /admin_password = \[hidden\]/);
+    const ws = await panel.clientSocket(sub.s);
+    ws.send({ type: 'subscribe', serverId });
+    const subscribed = await ws.next((m) => m.type === 'subscribed');
+    assert.ok(!JSON.stringify(subscribed.history).includes(SECRET));
+    agent.emit('server_log', { serverId, message: `again: ${SECRET}` });
+    const line = await ws.next(
+      (m) => m.type === 'console' && m.lines.some((l: string) => l.startsWith('again')),
+    );
+    assert.ok(!line.lines.join('\n').includes(SECRET), line.lines.join('\n'));
+    ws.close();
+    // without startup.read: no variables, no values in the startup line
+    const blindServer = await panel.api(blind.s, 'GET', `/api/servers/${serverId}`);
+    assert.equal(blindServer.status, 200);
+    assert.deepEqual(blindServer.body.variables, []);
+    assert.deepEqual(blindServer.body.environment, {});
+    assert.ok(!blindServer.body.startupDisplay.includes('ffa'), blindServer.body.startupDisplay);
+    assert.ok(!JSON.stringify(blindServer.body).includes(SECRET));
+    assert.match((await panel.api(blind.s, 'GET', path)).body.content, /admin_password = \[hidden\]/);
   });
 });

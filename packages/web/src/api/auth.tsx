@@ -24,6 +24,8 @@ interface AuthValue {
   setup(token: string, email: string, password: string): Promise<void>;
   logout(): Promise<void>;
   canWrite: boolean;
+  /** a Panel-wide role (spectator and up): sees nodes and every server; a `user` only its own */
+  seesPanel: boolean;
 }
 
 const AuthContext = createContext<AuthValue | null>(null);
@@ -87,6 +89,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       setupRequired: setupQ.data?.required ?? false,
       twoFactor: meQ.data?.twoFactor ?? { enabled: false, required: false },
       canWrite: user?.role === 'owner' || user?.role === 'admin',
+      seesPanel: user !== null && user.role !== 'user',
       async login(email, password) {
         const res = await api<LoginAnswer>('/auth/login', { method: 'POST', body: { email, password } });
         if (res.twoFactorRequired) return { ticket: res.ticket };

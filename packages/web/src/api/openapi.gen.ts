@@ -139,7 +139,7 @@ export interface paths {
                                 id: string;
                                 email: string;
                                 /** @enum {string} */
-                                role: "owner" | "admin" | "spectator";
+                                role: "owner" | "admin" | "spectator" | "user";
                                 createdAt: string;
                             };
                             csrfToken: string;
@@ -212,7 +212,7 @@ export interface paths {
                                 id: string;
                                 email: string;
                                 /** @enum {string} */
-                                role: "owner" | "admin" | "spectator";
+                                role: "owner" | "admin" | "spectator" | "user";
                             };
                             csrfToken: string;
                         } | {
@@ -289,7 +289,7 @@ export interface paths {
                                 id: string;
                                 email: string;
                                 /** @enum {string} */
-                                role: "owner" | "admin" | "spectator";
+                                role: "owner" | "admin" | "spectator" | "user";
                             };
                             csrfToken: string;
                         };
@@ -463,7 +463,7 @@ export interface paths {
                                 id: string;
                                 email: string;
                                 /** @enum {string} */
-                                role: "owner" | "admin" | "spectator";
+                                role: "owner" | "admin" | "spectator" | "user";
                             };
                             csrfToken: string | null;
                             twoFactor: {
@@ -1003,7 +1003,7 @@ export interface paths {
                             id: string;
                             email: string;
                             /** @enum {string} */
-                            role: "owner" | "admin" | "spectator";
+                            role: "owner" | "admin" | "spectator" | "user";
                             createdAt: string;
                         }[];
                     };
@@ -1043,7 +1043,7 @@ export interface paths {
                         email: string;
                         password: string;
                         /** @enum {string} */
-                        role: "owner" | "admin" | "spectator";
+                        role: "owner" | "admin" | "spectator" | "user";
                     };
                 };
             };
@@ -1058,7 +1058,7 @@ export interface paths {
                             id: string;
                             email: string;
                             /** @enum {string} */
-                            role: "owner" | "admin" | "spectator";
+                            role: "owner" | "admin" | "spectator" | "user";
                             createdAt: string;
                         };
                     };
@@ -1154,7 +1154,7 @@ export interface paths {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        role?: "owner" | "admin" | "spectator";
+                        role?: "owner" | "admin" | "spectator" | "user";
                         password?: string;
                     };
                 };
@@ -1170,7 +1170,7 @@ export interface paths {
                             id: string;
                             email: string;
                             /** @enum {string} */
-                            role: "owner" | "admin" | "spectator";
+                            role: "owner" | "admin" | "spectator" | "user";
                             createdAt: string;
                         };
                     };
@@ -2565,6 +2565,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit). */
         get: {
             parameters: {
                 query?: never;
@@ -2659,6 +2660,8 @@ export interface paths {
                                 code?: string;
                                 at: string;
                             } | null;
+                            ownerId: string | null;
+                            permissions: components["schemas"]["Permission"][];
                         }[];
                     };
                 };
@@ -2726,6 +2729,7 @@ export interface paths {
                         stopTimeout?: number;
                         allocationId?: string;
                         port?: number;
+                        ownerId?: string;
                     };
                 };
             };
@@ -2815,6 +2819,8 @@ export interface paths {
                                 code?: string;
                                 at: string;
                             } | null;
+                            ownerId: string | null;
+                            permissions: components["schemas"]["Permission"][];
                         };
                     };
                 };
@@ -2905,6 +2911,8 @@ export interface paths {
                                     code?: string;
                                     at: string;
                                 } | null;
+                                ownerId: string | null;
+                                permissions: components["schemas"]["Permission"][];
                             };
                         };
                     };
@@ -3038,6 +3046,8 @@ export interface paths {
                                 code?: string;
                                 at: string;
                             } | null;
+                            ownerId: string | null;
+                            permissions: components["schemas"]["Permission"][];
                         };
                     };
                 };
@@ -3107,7 +3117,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Changes only what the body names. A rename is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. */
+        /** @description Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser. */
         patch: {
             parameters: {
                 query?: {
@@ -3144,6 +3154,7 @@ export interface paths {
                         done?: (string | string[]) | null;
                         stop?: string | null;
                         stopTimeout?: number | null;
+                        ownerId?: string;
                     };
                 };
             };
@@ -3233,6 +3244,8 @@ export interface paths {
                                 code?: string;
                                 at: string;
                             } | null;
+                            ownerId: string | null;
+                            permissions: components["schemas"]["Permission"][];
                         };
                     };
                 };
@@ -3857,6 +3870,8 @@ export interface paths {
                                     code?: string;
                                     at: string;
                                 } | null;
+                                ownerId: string | null;
+                                permissions: components["schemas"]["Permission"][];
                             };
                             /** @enum {string} */
                             status: "installing" | "install_failed" | "offline" | "starting" | "running" | "stopping" | "crashed";
@@ -4126,6 +4141,267 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The per-server permission catalog, grouped (Pterodactyl names). GET /api/servers lists the caller’s own per server. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PermissionCatalog"];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Subuser"][];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** @description Adds an existing user (by email) as a subuser with these permissions. 403 FORBIDDEN for a permission the caller does not hold or for adding oneself; 409 CONFLICT for the server’s owner or an existing subuser; 404 NOT_FOUND for an unknown email; unknown permission names are 400 VALIDATION_FAILED. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** Format: email */
+                        email: string;
+                        permissions: components["schemas"]["PermissionInput"][];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Subuser"];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/users/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Removes a subuser; their open sockets stop receiving the server's events at once. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    userId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": null;
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** @description Replaces a subuser's permissions (only with ones the caller holds; never one's own). Sockets of the subuser drop their subscription to the server when permissions shrink. */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    userId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        permissions: components["schemas"]["PermissionInput"][];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Subuser"];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
     "/api/dashboard": {
         parameters: {
             query?: never;
@@ -4278,6 +4554,8 @@ export interface paths {
                                     code?: string;
                                     at: string;
                                 } | null;
+                                ownerId: string | null;
+                                permissions: components["schemas"]["Permission"][];
                             }[];
                             totals: {
                                 servers: number;
@@ -4414,7 +4692,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description One server's activity log, newest first (the filters of GET /api/activity). For now anyone who may read the server; per-server permissions will require `activity.read`. */
+        /** @description One server's activity log, newest first (the filters of GET /api/activity). Needs `activity.read` on the server. */
         get: {
             parameters: {
                 query?: {
@@ -4490,6 +4768,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @enum {string} */
+        PermissionInput: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "settings.rename" | "settings.reinstall" | "activity.read";
+        PermissionCatalogInput: {
+            group: string;
+            description: string;
+            permissions: {
+                name: components["schemas"]["PermissionInput"];
+                description: string;
+            }[];
+        }[];
         ErrorInput: {
             /** @enum {string} */
             code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH";
@@ -4498,6 +4786,23 @@ export interface components {
             location?: string;
             details?: unknown;
         };
+        SubuserInput: {
+            userId: string;
+            email: string;
+            permissions: string[];
+            createdAt: string;
+            updatedAt: string;
+        };
+        /** @enum {string} */
+        Permission: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "settings.rename" | "settings.reinstall" | "activity.read";
+        PermissionCatalog: {
+            group: string;
+            description: string;
+            permissions: {
+                name: components["schemas"]["Permission"];
+                description: string;
+            }[];
+        }[];
         Error: {
             /** @enum {string} */
             code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH";
@@ -4505,6 +4810,13 @@ export interface components {
             requestId: string;
             location?: string;
             details?: unknown;
+        };
+        Subuser: {
+            userId: string;
+            email: string;
+            permissions: string[];
+            createdAt: string;
+            updatedAt: string;
         };
     };
     responses: never;

@@ -29,6 +29,8 @@ function server(id: string, nodeId: string): Server {
     updatedAt: '2026-01-01T00:00:00.000Z',
     stats: null,
     lastUpdate: null,
+    ownerId: null,
+    permissions: [],
   };
 }
 

@@ -16,8 +16,10 @@ import type {
   MetricsRange,
   Operation,
   PanelNode,
+  PermissionGroup,
   Server,
   SessionInfo,
+  Subuser,
   Telemetry,
   TemplateDetail,
   TemplateSummary,
@@ -45,6 +47,8 @@ export const keys = {
   twoFactor: ['two-factor'] as const,
   sessions: ['sessions'] as const,
   activity: (serverId: string | null, query: string) => ['activity', serverId, query] as const,
+  permissions: ['permissions'] as const,
+  subusers: (serverId: string) => ['servers', serverId, 'users'] as const,
 };
 
 // live data keeps these fresh; polling is the fallback when the socket is down
@@ -56,8 +60,14 @@ export const useDashboard = () =>
     queryFn: () => api<Dashboard>('/dashboard'),
     refetchInterval: POLL_MS,
   });
-export const useNodes = () =>
-  useQuery({ queryKey: keys.nodes, queryFn: () => api<PanelNode[]>('/nodes'), refetchInterval: POLL_MS });
+/** Nodes are for Panel-wide roles (spectator and up); a `user` passes enabled: false. */
+export const useNodes = (enabled = true) =>
+  useQuery({
+    queryKey: keys.nodes,
+    enabled,
+    queryFn: () => api<PanelNode[]>('/nodes'),
+    refetchInterval: POLL_MS,
+  });
 export const useNode = (id: string) =>
   useQuery({ queryKey: keys.node(id), queryFn: () => api<PanelNode>(`/nodes/${encodeURIComponent(id)}`) });
 export const useServers = () =>
@@ -112,6 +122,19 @@ export const useFileContent = (id: string, path: string | null) =>
       api<FileContent>(
         `/servers/${encodeURIComponent(id)}/files/content?path=${encodeURIComponent(path ?? '')}`,
       ),
+  });
+/** The per-server permission catalog, grouped (it does not change while the Panel runs). */
+export const usePermissionCatalog = () =>
+  useQuery({
+    queryKey: keys.permissions,
+    queryFn: () => api<PermissionGroup[]>('/permissions'),
+    staleTime: Number.POSITIVE_INFINITY,
+  });
+export const useSubusers = (serverId: string, enabled: boolean) =>
+  useQuery({
+    queryKey: keys.subusers(serverId),
+    enabled,
+    queryFn: () => api<Subuser[]>(`/servers/${encodeURIComponent(serverId)}/users`),
   });
 export const useUsers = () => useQuery({ queryKey: keys.users, queryFn: () => api<User[]>('/users') });
 

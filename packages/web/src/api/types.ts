@@ -79,6 +79,12 @@ export type Dashboard = ApiResponse<'/api/dashboard', 'get'>;
 export type FileList = ApiResponse<'/api/servers/{id}/files', 'get'>;
 export type FileContent = ApiResponse<'/api/servers/{id}/files/content', 'get'>;
 
+// per-server access
+/** a permission name of the catalog (GET /api/permissions) */
+export type Permission = ApiResponse<'/api/permissions', 'get'>[number]['permissions'][number]['name'];
+export type PermissionGroup = ApiResponse<'/api/permissions', 'get'>[number];
+export type Subuser = ApiResponse<'/api/servers/{id}/users', 'get'>[number];
+
 // templates
 export type TemplateSummary = ApiResponse<'/api/templates', 'get'>[number];
 export type TemplateFormat = TemplateSummary['format'];

@@ -79,6 +79,8 @@ export function ActivityLog({ serverId }: { serverId: string | null }) {
                 <Table.Td>
                   {e.action}
                   {e.details?.kind ? ` (${e.details.kind})` : ''}
+                  {e.details?.email ? ` → ${e.details.email}` : ''}
+                  {e.details?.permissions !== undefined ? ` [${e.details.permissions}]` : ''}
                 </Table.Td>
                 <Table.Td>{e.actorEmail ?? e.actorUserId ?? '—'}</Table.Td>
                 <Table.Td>{e.ip ?? '—'}</Table.Td>

@@ -53,10 +53,13 @@ export function ConfigModal({
   opened,
   onClose,
   focus,
+  canEditLimits = true,
 }: {
   server: Server;
   opened: boolean;
   onClose: () => void;
+  /** build limits are for admins; a subuser with startup.update edits the variables only */
+  canEditLimits?: boolean;
   /** a variable's env name, or `disk`: the field a feature dialog points to, focused on open */
   focus?: string | undefined;
 }) {
@@ -106,7 +109,13 @@ export function ConfigModal({
     try {
       const res = await api<ConfigUpdateAnswer>(
         `/servers/${encodeURIComponent(server.id)}/config?wait=true`,
-        { method: 'PUT', body: { environment: environmentBody(), limits: limitsToBody(limits) } },
+        {
+          method: 'PUT',
+          body: {
+            environment: environmentBody(),
+            ...(canEditLimits ? { limits: limitsToBody(limits) } : {}),
+          },
+        },
       );
       if (res && res.ok === false)
         setPhase({ kind: 'error', code: 'UPDATE_FAILED', message: `status ${res.status}` });
@@ -187,8 +196,8 @@ export function ConfigModal({
               <EnvEditor rows={env} errors={envErrors} onChange={setEnv} testId="config-env" />
             </>
           )}
-          <Divider label="Limits (empty = unlimited)" labelPosition="left" />
-          <SimpleGrid cols={{ base: 1, sm: 3 }}>
+          {canEditLimits ? <Divider label="Limits (empty = unlimited)" labelPosition="left" /> : null}
+          <SimpleGrid cols={{ base: 1, sm: 3 }} hidden={!canEditLimits}>
             <TextInput
               label="Memory"
               placeholder="1024m"

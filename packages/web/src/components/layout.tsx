@@ -45,14 +45,15 @@ function LiveCacheSync() {
 
 export function Layout() {
   const [opened, { toggle, close }] = useDisclosure();
-  const { user, logout, canWrite } = useAuth();
+  const { user, logout, canWrite, seesPanel } = useAuth();
   const navigate = useNavigate();
   const location = useLocation();
   // biome-ignore lint/correctness/useExhaustiveDependencies: close the mobile menu on navigation
   useEffect(() => close(), [location.pathname]);
 
   const all = [
-    ...links,
+    // a `user` sees its servers only: no nodes
+    ...links.filter((l) => seesPanel || l.to !== '/nodes'),
     ...(canWrite
       ? [
           { to: '/users', label: 'Users', end: false },

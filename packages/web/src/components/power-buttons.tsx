@@ -36,14 +36,23 @@ interface OpView {
   success: boolean | null;
 }
 
+/** The permission each button needs (kill is a stop), as the Panel checks it. */
+const NEEDS: Record<PowerAction, string> = {
+  start: 'control.start',
+  restart: 'control.restart',
+  stop: 'control.stop',
+  kill: 'control.stop',
+};
+
+/** The power buttons the caller's permissions on the server allow (none: nothing is shown). */
 export function PowerButtons({
   serverId,
   status,
-  canWrite,
+  permissions,
 }: {
   serverId: string;
   status: ServerStatus;
-  canWrite: boolean;
+  permissions: readonly string[];
 }) {
   const [pending, setPending] = useState<{ action: PowerAction; from: ServerStatus; at: number } | null>(
     null,
@@ -106,14 +115,15 @@ export function PowerButtons({
 
   const busy = pending !== null || status === 'starting' || status === 'stopping' || status === 'installing';
   const up = status === 'running' || status === 'starting';
-  const buttons: { action: PowerAction; label: string; color: string; disabled: boolean }[] = [
+  const all: { action: PowerAction; label: string; color: string; disabled: boolean }[] = [
     { action: 'start', label: 'Start', color: 'teal', disabled: busy || up },
     { action: 'restart', label: 'Restart', color: 'cyan', disabled: busy || !up },
     { action: 'stop', label: 'Stop', color: 'orange', disabled: busy || !up },
     // kill is always offered while anything runs: it is the way out of a stuck stop
     { action: 'kill', label: 'Kill', color: 'red', disabled: status === 'offline' || status === 'crashed' },
   ];
-  if (!canWrite) return null;
+  const buttons = all.filter((b) => permissions.includes(NEEDS[b.action]));
+  if (buttons.length === 0) return null;
   return (
     <div>
       <Group gap="xs" role="group" aria-label="Power">

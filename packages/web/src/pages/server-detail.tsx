@@ -29,7 +29,7 @@ import {
   useTemplate,
   useTemplates,
 } from '../api/queries.ts';
-import type { Server, ServerStatus } from '../api/types.ts';
+import type { Permission, Server, ServerStatus } from '../api/types.ts';
 import { ActivityLog } from '../components/activity-log.tsx';
 import { CommandInput } from '../components/command-input.tsx';
 import { ConfigModal } from '../components/config-modal.tsx';
@@ -50,6 +50,7 @@ import { PowerButtons } from '../components/power-buttons.tsx';
 import { RecentOperations } from '../components/recent-operations.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
+import { SubusersTab } from '../components/subusers-tab.tsx';
 import { ConsoleStore } from '../lib/console-store.ts';
 import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
 import { appendStats, type Point, seriesFromBuckets, stripAnsi } from '../lib/series.ts';
@@ -251,9 +252,9 @@ export function ServerDetailPage() {
 }
 
 function ServerDetail({ id }: { id: string }) {
-  const { canWrite } = useAuth();
+  const { canWrite, seesPanel } = useAuth();
   const q = useTelemetry(id);
-  const nodes = useNodes();
+  const nodes = useNodes(seesPanel);
   const live = useLiveState();
   useServerSubscriptions(id ? [id] : []);
   const store = useMemo(() => new ConsoleStore(), []);
@@ -276,7 +277,7 @@ function ServerDetail({ id }: { id: string }) {
     if (!q.data) return;
     setSeries(seriesFromBuckets(q.data.metrics));
     if (store.lines.length === 0) store.reset(q.data.console);
-    if (q.data.feature && canWrite) {
+    if (q.data.feature) {
       setFeature(q.data.feature);
       setFeatureShown(true);
     }
@@ -326,7 +327,7 @@ function ServerDetail({ id }: { id: string }) {
         `\u001b[33m[${m.count} ${m.count === 1 ? 'line' : 'lines'} dropped: ${m.reason}]\u001b[0m`,
       ]);
     else if (m.type === 'stats') setSeries((s) => appendStats(s, m.stats));
-    else if (m.type === 'feature' && canWrite) {
+    else if (m.type === 'feature') {
       // a line already answered or dismissed comes back after each crash: show it, do not re-open it
       setFeature((f) => {
         if (!f || f.feature !== m.feature) setFeatureShown(true);
@@ -360,7 +361,12 @@ function ServerDetail({ id }: { id: string }) {
   const stats = q.data.stats ?? server.stats;
   const nodeName = nodes.data?.find((n) => n.id === server.nodeId)?.name ?? server.nodeId;
   const templateName = templates.data?.find((t) => t.id === server.templateId)?.name;
-  const canInstall = canWrite && Boolean(server.templateId);
+  // what the caller holds on this server decides which controls are shown (the Panel checks it too)
+  const can = (p: Permission) => server.permissions.includes(p);
+  const canInstall = can('settings.reinstall') && Boolean(server.templateId);
+  const canCommand = can('control.command');
+  const canConfig = canWrite || can('startup.update');
+  const canFeature = can('file.update') && can('control.restart');
   const running = status === 'running' || status === 'starting';
 
   return (
@@ -385,7 +391,7 @@ function ServerDetail({ id }: { id: string }) {
           </Text>
         </Stack>
         <Group gap="xs" align="flex-start">
-          <PowerButtons serverId={server.id} status={status} canWrite={canWrite} />
+          <PowerButtons serverId={server.id} status={status} permissions={server.permissions} />
           {canWrite ? <DeleteServerButton server={server} /> : null}
         </Group>
       </Group>
@@ -420,15 +426,26 @@ function ServerDetail({ id }: { id: string }) {
           <Tabs.Tab value="overview" data-testid="tab-overview">
             Overview
           </Tabs.Tab>
-          <Tabs.Tab value="console" data-testid="tab-console">
-            Console
-          </Tabs.Tab>
-          <Tabs.Tab value="files" data-testid="tab-files">
-            Files
-          </Tabs.Tab>
-          <Tabs.Tab value="activity" data-testid="tab-activity">
-            Activity
-          </Tabs.Tab>
+          {can('control.console') ? (
+            <Tabs.Tab value="console" data-testid="tab-console">
+              Console
+            </Tabs.Tab>
+          ) : null}
+          {can('file.read') ? (
+            <Tabs.Tab value="files" data-testid="tab-files">
+              Files
+            </Tabs.Tab>
+          ) : null}
+          {can('activity.read') ? (
+            <Tabs.Tab value="activity" data-testid="tab-activity">
+              Activity
+            </Tabs.Tab>
+          ) : null}
+          {can('user.read') ? (
+            <Tabs.Tab value="users" data-testid="tab-users">
+              Users
+            </Tabs.Tab>
+          ) : null}
           {canInstall ? (
             <Tabs.Tab value="install" data-testid="tab-install">
               Install
@@ -474,7 +491,7 @@ function ServerDetail({ id }: { id: string }) {
                       </Anchor>
                     </Group>
                     <ConsolePreview store={store} />
-                    {canWrite ? (
+                    {canCommand ? (
                       <CommandInput
                         serverId={server.id}
                         disabled={status !== 'running' && status !== 'starting'}
@@ -487,7 +504,7 @@ function ServerDetail({ id }: { id: string }) {
               </Grid.Col>
               <Grid.Col span={{ base: 12, md: 5 }}>
                 <Stack gap="xs">
-                  {canWrite ? (
+                  {canConfig ? (
                     <Button
                       variant="gradient"
                       gradient={{ from: 'cyan.7', to: 'indigo.6', deg: 90 }}
@@ -506,7 +523,7 @@ function ServerDetail({ id }: { id: string }) {
         <Tabs.Panel value="console" pt="md">
           <Stack gap="xs">
             <ConsoleTerminal store={store} />
-            {canWrite ? (
+            {canCommand ? (
               <CommandInput serverId={server.id} disabled={status !== 'running' && status !== 'starting'} />
             ) : null}
           </Stack>
@@ -515,9 +532,13 @@ function ServerDetail({ id }: { id: string }) {
           <FilesTab serverId={server.id} logFile={template ? logFile(template) : null} />
         </Tabs.Panel>
         <Tabs.Panel value="activity" pt="md">
-          {/* for now anyone who may read the server; per-server access will require activity.read */}
           <ActivityLog serverId={server.id} />
         </Tabs.Panel>
+        {can('user.read') ? (
+          <Tabs.Panel value="users" pt="md">
+            <SubusersTab serverId={server.id} permissions={server.permissions} />
+          </Tabs.Panel>
+        ) : null}
         {canInstall ? (
           <Tabs.Panel value="install" pt="md">
             <InstallPanel
@@ -532,6 +553,7 @@ function ServerDetail({ id }: { id: string }) {
       {configOpen ? (
         <ConfigModal
           server={server}
+          canEditLimits={canWrite}
           opened={configOpen}
           focus={configFocus}
           onClose={() => {
@@ -540,7 +562,7 @@ function ServerDetail({ id }: { id: string }) {
           }}
         />
       ) : null}
-      {feature && featureShown && canWrite ? (
+      {feature && featureShown && canFeature ? (
         <FeatureDialog
           server={server}
           status={status}

@@ -9,9 +9,9 @@ import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
 import { live } from './dashboard.tsx';
 
 export function ServersPage() {
-  const { canWrite } = useAuth();
+  const { canWrite, seesPanel } = useAuth();
   const q = useServers();
-  const nodes = useNodes();
+  const nodes = useNodes(seesPanel);
   const templates = useTemplates();
   const nodeName = (id: string) => nodes.data?.find((n) => n.id === id)?.name ?? id;
   const templateName = (id: string) => templates.data?.find((t) => t.id === id)?.name ?? id;

@@ -23,6 +23,7 @@ const ROLES: { value: Role; label: string }[] = [
   { value: 'owner', label: 'Owner — everything' },
   { value: 'admin', label: 'Admin — everything but owners' },
   { value: 'spectator', label: 'Spectator — read-only' },
+  { value: 'user', label: 'User — only servers they own or are a subuser of' },
 ];
 
 export function UsersPage() {

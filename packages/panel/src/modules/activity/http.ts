@@ -10,7 +10,12 @@ import type { EventBus } from '../../bus/index.ts';
 declare module 'fastify' {
   interface FastifyRequest {
     /** what a handler adds to its activity entry (set per request by the hook) */
-    activity: { action?: string; actor?: string; email?: string } | null;
+    activity: {
+      action?: string;
+      actor?: string;
+      email?: string;
+      details?: Record<string, string>;
+    } | null;
     /** the error code the error handler answered with */
     errorCode: string | undefined;
   }
@@ -93,6 +98,7 @@ export function installActivityHooks(app: FastifyInstance, bus: EventBus): void 
       ...(serverId ? { serverId } : {}),
       result: resultOf(req, reply.statusCode),
       at: new Date().toISOString(),
+      ...(extra.details ? { details: extra.details } : {}),
     });
   });
 }

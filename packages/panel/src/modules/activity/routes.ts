@@ -58,20 +58,17 @@ export async function activityRoutes(app: FastifyInstance, s: PanelServices): Pr
   r.get(
     '/api/servers/:id/activity',
     {
-      // For now anyone who may read the server; with per-server access (issue 9 item 3) this
-      // becomes the `activity.read` permission.
-      config: { auth: 'user' },
+      config: { auth: 'user', access: 'activity.read' },
       schema: {
         tags,
         description:
-          "One server's activity log, newest first (the filters of GET /api/activity). For now anyone who may read the server; per-server permissions will require `activity.read`.",
+          "One server's activity log, newest first (the filters of GET /api/activity). Needs `activity.read` on the server.",
         params: IdParams,
         querystring: Filters,
         response: { 200: ActivityPage },
       },
     },
     async (req) => {
-      await s.servers.status(req.params.id); // 404 for a server that does not exist
       return s.activity.list(
         { ...filterOf(req.query), serverId: req.params.id },
         req.query.offset,

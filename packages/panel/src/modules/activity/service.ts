@@ -102,7 +102,7 @@ export class ActivityService {
       ip: e.ip,
       server_id: e.serverId ?? null,
       result: e.result,
-      details: null,
+      details: e.details ? JSON.stringify(e.details) : null,
     });
   }
 

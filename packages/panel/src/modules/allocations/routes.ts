@@ -13,7 +13,7 @@ export async function allocationsRoutes(app: FastifyInstance, s: PanelServices):
   r.get(
     '/api/nodes/:id/allocations',
     {
-      config: { auth: 'user' },
+      config: { auth: 'spectator' },
       schema: { tags, params: NodeParams, response: { 200: z.array(Allocation) } },
     },
     async (req) => s.allocations.list(req.params.id),

@@ -36,8 +36,14 @@ export class DashboardService {
     this.#servers = servers;
     this.#live = live;
   }
-  async get(viewer: Viewer): Promise<Dashboard> {
-    const [nodes, servers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
+  /**
+   * `viewer`: how the caller sees each server (undefined: it may not; left out, totals included);
+   * with `allNodes` false only the nodes of the servers it sees are listed (a `user` sees no others).
+   */
+  async get(viewer: (serverId: string) => Viewer | undefined, allNodes: boolean): Promise<Dashboard> {
+    const [allNodesList, servers] = await Promise.all([this.#nodes.list(), this.#servers.list(viewer)]);
+    const hosting = new Set(servers.map((s) => s.nodeId));
+    const nodes = allNodes ? allNodesList : allNodesList.filter((n) => hosting.has(n.id));
     const running = servers.filter((s) => s.status === 'running');
     const byServer = servers.flatMap((s) => {
       const p = this.#live.players(s.id);

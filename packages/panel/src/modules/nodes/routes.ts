@@ -10,7 +10,7 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
     '/api/nodes',
-    { config: { auth: 'user' }, schema: { tags: ['nodes'], response: { 200: z.array(Node) } } },
+    { config: { auth: 'spectator' }, schema: { tags: ['nodes'], response: { 200: z.array(Node) } } },
     async () => s.nodes.list(),
   );
   r.post(
@@ -28,7 +28,7 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
   );
   r.get(
     '/api/nodes/:id',
-    { config: { auth: 'user' }, schema: { tags: ['nodes'], params: IdParams, response: { 200: Node } } },
+    { config: { auth: 'spectator' }, schema: { tags: ['nodes'], params: IdParams, response: { 200: Node } } },
     async (req) => s.nodes.get(req.params.id),
   );
   r.patch(

@@ -72,7 +72,19 @@ export function toServer(loaded: Loaded, viewer: Viewer, live: LiveView): Server
   let shownEnv = environment;
   let variables: Server['variables'] = null;
   let startupDisplay: string;
-  if (template) {
+  if (!viewer.startup) {
+    // without startup.read: neither the variables nor the values in the startup line
+    variables = template ? [] : null;
+    shownEnv = {};
+    startupDisplay = template
+      ? displayStartup(
+          s.startup,
+          template.variables.map((v) => ({ ...v, userViewable: false })),
+          environment,
+          { canViewHidden: false, system },
+        )
+      : fillStartup(s.startup, systemEnvironment(system));
+  } else if (template) {
     const visible = visibleVariables(template.variables, environment, { canViewHidden: viewer.admin });
     variables = visible.map((v) => ({
       name: v.name,
@@ -116,6 +128,8 @@ export function toServer(loaded: Loaded, viewer: Viewer, live: LiveView): Server
     updatedAt: s.updated_at,
     stats: live.stats,
     lastUpdate: parseJson(s.last_update, null),
+    ownerId: s.owner_id ?? null,
+    permissions: [...viewer.permissions].sort(),
   };
 }
 

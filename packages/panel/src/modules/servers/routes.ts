@@ -1,4 +1,5 @@
 import {
+  CodedError,
   GetFileData,
   LIST_FILES_DEFAULT_LIMIT,
   LIST_FILES_MAX_LIMIT,
@@ -11,15 +12,37 @@ import { FeatureName } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { canSeeServer, hasRole, principalOf } from '../../http/auth.ts';
+import { accessBy, hasRole, principalOf, serverAccessOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { FEATURE_NEED, PERMISSIONS, POWER_PERMISSION } from '../access/permissions.ts';
+import { type Access, missing } from '../access/service.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { Operation } from '../operations/repo.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './schemas.ts';
 
-/** Spectators never see values of variables that are not user_viewable. */
+/** How a caller with this access sees a server (hidden values, startup, its permissions). */
+export function viewerFor(access: Access): Viewer {
+  return {
+    admin: access.seesHidden,
+    startup: access.permissions.has('startup.read'),
+    permissions: [...access.permissions],
+  };
+}
+
+/**
+ * The route's server as requireAccess judged it; outside a server route (templates), values of
+ * variables that are not user_viewable are for admins.
+ */
 export function viewerOf(req: FastifyRequest): Viewer {
-  return { admin: hasRole(principalOf(req).user.role, 'admin') };
+  if (req.serverAccess) return viewerFor(req.serverAccess);
+  const admin = hasRole(principalOf(req).user.role, 'admin');
+  return { admin, startup: true, permissions: admin ? PERMISSIONS : [] };
+}
+
+/** The owner must be a user: 400 VALIDATION_FAILED (location ownerId) otherwise. */
+async function checkOwner(s: PanelServices, ownerId: string | undefined): Promise<void> {
+  if (ownerId !== undefined && !(await s.users.get(ownerId)))
+    throw new CodedError('VALIDATION_FAILED', 'no such user', { location: 'ownerId' });
 }
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
@@ -37,11 +60,21 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   const tags = ['servers'];
   r.get(
     '/api/servers',
-    { config: { auth: 'user' }, schema: { tags, response: { 200: z.array(Server) } } },
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        description:
+          'The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit).',
+        response: { 200: z.array(Server) },
+      },
+    },
     async (req) => {
-      // an API key limited to some servers lists only those
-      const p = principalOf(req);
-      return (await s.servers.list(viewerOf(req))).filter((x) => canSeeServer(p, x.id));
+      const visible = await s.access.accessMany(principalOf(req));
+      return s.servers.list((id) => {
+        const a = visible.get(id);
+        return a ? viewerFor(a) : undefined;
+      });
     },
   );
   r.post(
@@ -58,6 +91,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       },
     },
     async (req, reply) => {
+      await checkOwner(s, req.body.ownerId);
       const { operationId, server, done } = await s.servers.create(req.body, principalOf(req).user.id);
       if (req.query.wait === 'true') return reply.status(201).send(await done);
       done.catch(() => undefined);
@@ -66,26 +100,47 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   );
   r.get(
     '/api/servers/:id',
-    { config: { auth: 'user' }, schema: { tags, params: IdParams, response: { 200: Server } } },
+    {
+      config: { auth: 'user', access: null },
+      schema: { tags, params: IdParams, response: { 200: Server } },
+    },
     async (req) => s.servers.get(req.params.id, viewerOf(req)),
   );
   r.patch(
     '/api/servers/:id',
     {
-      config: { auth: 'admin' },
+      // renaming alone is settings.rename; anything else (image, startup, ports, limits, owner) admins
+      config: {
+        auth: 'user',
+        access: accessBy('settings.rename for the name alone, else admin', (req) =>
+          Object.keys(req.body as object).every((k) => k === 'name') ? 'settings.rename' : 'admin',
+        ),
+      },
       schema: {
         tags,
         description:
-          'Changes only what the body names. A rename is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE.',
+          'Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
         params: IdParams,
         querystring: WaitQuery,
-        body: PatchServer,
+        body: PatchServer.extend({ ownerId: z.string().min(1).max(64).optional() }),
         response: { 200: Server, 202: z.object({ operationId: z.string() }) },
       },
     },
     async (req, reply) => {
-      const { operationId, done } = await s.servers.patch(req.params.id, req.body, principalOf(req).user.id);
-      if (operationId === null || req.query.wait === 'true') return reply.status(200).send(await done);
+      const { ownerId, ...patch } = req.body;
+      await checkOwner(s, ownerId);
+      const viewer = viewerFor(serverAccessOf(req));
+      // the change is checked (and acknowledged) first: a refused one leaves the owner as it was
+      const { operationId, done } =
+        Object.keys(patch).length === 0
+          ? { operationId: null, done: Promise.resolve(null) }
+          : await s.servers.patch(req.params.id, patch, principalOf(req).user.id);
+      if (ownerId !== undefined) await s.subusers.setOwner(req.params.id, ownerId);
+      if (operationId === null || req.query.wait === 'true') {
+        await done;
+        // as the caller sees it (a renaming subuser does not get hidden values back)
+        return reply.status(200).send(await s.servers.get(req.params.id, viewer));
+      }
       done.catch(() => undefined);
       return reply.status(202).send({ operationId });
     },
@@ -93,7 +148,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.delete(
     '/api/servers/:id',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: 'admin' },
       schema: {
         tags,
         params: IdParams,
@@ -109,7 +164,13 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/power',
     {
-      config: { auth: 'admin' },
+      config: {
+        auth: 'user',
+        access: accessBy(
+          'by action: control.start, control.stop (stop, kill), control.restart',
+          (req) => POWER_PERMISSION[(req.body as { action: keyof typeof POWER_PERMISSION }).action],
+        ),
+      },
       schema: {
         tags,
         description:
@@ -129,7 +190,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/features/eula',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: FEATURE_NEED },
       schema: {
         tags,
         description:
@@ -147,7 +208,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/reinstall',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: 'settings.reinstall' },
       schema: {
         tags,
         description:
@@ -162,7 +223,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.post(
     '/api/servers/:id/command',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'user', access: 'control.command' },
       schema: {
         tags,
         params: IdParams,
@@ -178,7 +239,13 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.put(
     '/api/servers/:id/config',
     {
-      config: { auth: 'admin' },
+      // variables: startup.update (editable ones only, unless admin); build limits: admins
+      config: {
+        auth: 'user',
+        access: accessBy('startup.update; with limits admin', (req) =>
+          (req.body as { limits?: unknown }).limits === undefined ? 'startup.update' : 'admin',
+        ),
+      },
       schema: {
         tags,
         description:
@@ -197,6 +264,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         req.params.id,
         req.body,
         principalOf(req).user.id,
+        serverAccessOf(req).admin,
       );
       if (req.query.wait === 'true') {
         const res = await done;
@@ -209,7 +277,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/operations',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: null },
       schema: {
         tags,
         description: "The server's recent operations (power, reinstall, config update), newest first.",
@@ -232,12 +300,21 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         response: { 200: Operation },
       },
     },
-    async (req) => s.servers.operation(req.params.id),
+    async (req) => {
+      const op = await s.servers.operation(req.params.id);
+      // an operation of a server the caller may not see does not exist for it
+      await s.access.requireAccess(principalOf(req), null, op.serverId).catch((e: unknown) => {
+        if (e instanceof CodedError && e.code === 'SERVER_NOT_FOUND')
+          throw new CodedError('NOT_FOUND', 'no such operation');
+        throw e;
+      });
+      return op;
+    },
   );
   r.get(
     '/api/servers/:id/telemetry',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: null },
       schema: {
         tags,
         description: 'Everything a server page needs in one call.',
@@ -255,12 +332,21 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         },
       },
     },
-    async (req) => s.servers.telemetry(req.params.id, s.metrics, viewerOf(req)),
+    async (req) => {
+      const access = serverAccessOf(req);
+      const t = await s.servers.telemetry(req.params.id, s.metrics, viewerOf(req));
+      // the console's history needs control.console; a feature dialog, what accepting it needs
+      return {
+        ...t,
+        console: access.permissions.has('control.console') ? t.console : [],
+        feature: missing(access, FEATURE_NEED).length === 0 ? t.feature : null,
+      };
+    },
   );
   r.get(
     '/api/servers/:id/metrics',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: null },
       schema: {
         tags,
         params: IdParams,
@@ -276,7 +362,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/files',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: 'file.read' },
       schema: {
         tags,
         params: IdParams,
@@ -293,7 +379,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
   r.get(
     '/api/servers/:id/files/content',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', access: 'file.read-content' },
       schema: { tags, params: IdParams, querystring: FilePath, response: { 200: GetFileData } },
     },
     async (req) => s.servers.fileContent(req.params.id, req.query.path, viewerOf(req)),

@@ -9,6 +9,7 @@ import {
   ServerStatus,
 } from '@cap/protocol';
 import { z } from 'zod';
+import { PERMISSIONS, Permission } from '../access/permissions.ts';
 
 export const DesiredState = z.enum(['running', 'offline']);
 export const UpdateResult = z.object({
@@ -59,6 +60,10 @@ export const Server = z.object({
   updatedAt: z.string(),
   stats: ResourceSnapshot.nullable(),
   lastUpdate: UpdateResult.nullable(),
+  /** the user who owns the server (every permission on it); null once that user was deleted */
+  ownerId: z.string().nullable(),
+  /** the caller's permissions on this server: the controls the UI shows */
+  permissions: z.array(Permission),
 });
 export type Server = z.infer<typeof Server>;
 
@@ -86,6 +91,8 @@ export const CreateServer = z.object({
   /** the primary port: an allocation of the node, or a port (claimed on the node) */
   allocationId: z.string().min(1).max(64).optional(),
   port: PortNumber.optional(),
+  /** who owns it (any user; admins pick): default the creator */
+  ownerId: z.string().min(1).max(64).optional(),
 });
 export type CreateServer = z.infer<typeof CreateServer>;
 /**
@@ -107,8 +114,13 @@ export type PatchServer = z.infer<typeof PatchServer>;
 export const ConfigUpdate = z.object({ environment: Environment.optional(), limits: Limits.optional() });
 export type ConfigUpdate = z.infer<typeof ConfigUpdate>;
 
-/** Who looks: only admins (and the owner) see values of variables that are not user_viewable. */
+/** Who looks, as requireAccess judged it on the server (modules/access/service.ts). */
 export interface Viewer {
+  /** sees values of variables that are not user_viewable: Panel admins/owners and the server's owner */
   admin: boolean;
+  /** holds startup.read: sees the startup line's values and the viewable variables */
+  startup: boolean;
+  /** the caller's permissions on the server, listed on the answer */
+  permissions: readonly Permission[];
 }
-export const ADMIN_VIEW: Viewer = { admin: true };
+export const ADMIN_VIEW: Viewer = { admin: true, startup: true, permissions: PERMISSIONS };

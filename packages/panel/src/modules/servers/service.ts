@@ -193,16 +193,20 @@ export class ServersService {
     return s;
   }
 
-  /** One query for the servers, one for their allocations, one per distinct template. */
-  async list(viewer: Viewer): Promise<Server[]> {
-    const rows = await this.#repo.list();
+  /**
+   * One query for the servers, one for their allocations, one per distinct template. `viewer`:
+   * one for all, or per server (undefined: the caller may not see it, it is left out).
+   */
+  async list(viewer: Viewer | ((serverId: string) => Viewer | undefined)): Promise<Server[]> {
+    const viewerOf = typeof viewer === 'function' ? viewer : () => viewer;
+    const rows = (await this.#repo.list()).filter((r) => viewerOf(r.id) !== undefined);
     const allocations = await this.#allocations.getMany(rows.flatMap((r) => r.allocation_id ?? []));
     const cache = new Map<string, Template>();
     const out: Server[] = [];
     for (const row of rows) {
       const template = await this.#template(row, cache);
       const allocation = row.allocation_id ? allocations.get(row.allocation_id) : undefined;
-      out.push(this.#toServer({ row, template, allocation }, viewer));
+      out.push(this.#toServer({ row, template, allocation }, viewerOf(row.id) as Viewer));
     }
     return out;
   }
@@ -282,6 +286,7 @@ export class ServersService {
       template_id: template ? (input.templateId ?? null) : null,
       allocation_id: null,
       stop_timeout: input.stopTimeout ?? null,
+      owner_id: input.ownerId ?? actor,
     };
     await this.#repo.insert(row);
     const undo = () => this.#removeCreated(row.id);
@@ -380,10 +385,15 @@ export class ServersService {
   }
 
   /** A template server's environment changes: merged into the current values, validated. */
-  #mergeEnvironment(loaded: Loaded, changes: Record<string, string>): Record<string, string> {
+  #mergeEnvironment(loaded: Loaded, changes: Record<string, string>, admin = true): Record<string, string> {
     const current = parseJson<Record<string, string>>(loaded.row.environment, {});
-    if (!loaded.template) return changes;
-    return applyVariableChanges(loaded.template.variables, current, changes, { admin: true });
+    if (!loaded.template) {
+      // a raw server's environment is the container's whole: for admins
+      if (!admin) throw new CodedError('FORBIDDEN', "a raw server's environment is for admins");
+      return changes;
+    }
+    // startup.update without admin: the viewable, editable variables only (PERMISSION_DENIED)
+    return applyVariableChanges(loaded.template.variables, current, changes, { admin });
   }
 
   /**
@@ -541,12 +551,14 @@ export class ServersService {
     id: string,
     input: ConfigUpdate,
     actor: string | null = null,
+    /** a Panel admin (else only editable variables; limits are refused by the route) */
+    admin = true,
   ): Promise<{ operationId: string; done: Promise<{ ok: boolean; status: Server['status'] }> }> {
     const loaded = await this.#load(await this.#row(id));
     const { row } = loaded;
     const set: Partial<ServersTable> = { updated_at: nowIso() };
     if (input.environment !== undefined)
-      set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment));
+      set.environment = JSON.stringify(this.#mergeEnvironment(loaded, input.environment, admin));
     const limits = input.limits === undefined ? undefined : await this.#limitsFor(row.node_id, input.limits);
     if (limits !== undefined) set.limits = JSON.stringify(limits);
     if (!this.#gateway.isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
@@ -611,7 +623,7 @@ export class ServersService {
         ? this.#live.history(id)
         : this.#live.history(id).map((l) => redact(l, this.#live.secrets(id))),
       metrics: await metrics.range(id, '1h'),
-      // a dialog the page should open (admins only; spectators cannot act on it)
+      // a dialog the page should open (for those who see hidden values; the route narrows it further)
       feature: viewer.admin ? (this.#projection.pendingFeature(id) ?? null) : null,
     };
   }
@@ -667,7 +679,7 @@ export class ServersService {
       await this.#gateway.request(row.node_id, 'get_file', { path }, { serverId: id }),
     );
     if (viewer.admin) return data;
-    // games write hidden variables into their config files: spectators get them redacted
+    // games write hidden variables into their config files: who may not see them gets them redacted
     const secrets = hiddenValues(await this.#load(row));
     if (!secrets.length) return data;
     if (data.encoding === 'utf8') {

@@ -5,9 +5,18 @@ import { nowIso } from '../../db/index.ts';
 import { hashPassword, shortId } from '../../lib/crypto.ts';
 import type { UsersRepo } from './repo.ts';
 
-export const Role = z.enum(['owner', 'admin', 'spectator']);
+/**
+ * Panel roles, lowest first. `user` sees only the servers it owns or is a subuser of (with the
+ * permissions held there); `spectator` is a global read-only role (every server, read-only
+ * permissions, never hidden values); `admin` manages everything but owners; `owner` everything.
+ */
+export const Role = z.enum(['owner', 'admin', 'spectator', 'user']);
 export type Role = z.infer<typeof Role>;
-export const roleRank: Record<Role, number> = { spectator: 0, admin: 1, owner: 2 };
+export const roleRank: Record<Role, number> = { user: 0, spectator: 1, admin: 2, owner: 3 };
+/** The role is at least `min`. */
+export function hasRank(role: Role, min: Role): boolean {
+  return roleRank[role] >= roleRank[min];
+}
 
 export const PublicUser = z.object({ id: z.string(), email: z.string(), role: Role, createdAt: z.string() });
 export type PublicUser = z.infer<typeof PublicUser>;
