@@ -89,6 +89,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
     handle: (raw) => manager.handleRaw(raw),
     docker: () => docker.reachable(),
     panelConnected: () => link?.connected ?? false,
+    backupFile: (serverId, backupId) => manager.backups.file(serverId, backupId),
   });
   await app.listen({ port: config.httpPort, host: config.httpHost });
   const addr = app.server.address();

@@ -20,6 +20,7 @@ import {
   serverIdOf,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
+import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
 import { containerName } from '../environment/docker/container-spec.ts';
 import type { DockerEnvironment } from '../environment/docker/docker.ts';
@@ -79,7 +80,18 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   kill_server: 'Server kill command received',
   reinstall_server: 'Server reinstall command received',
   update_server: 'Server update command received',
+  backup_create: 'Backup command received',
+  backup_restore: 'Restore command received',
 };
+
+/**
+ * The per-server lock an operation takes: a backup has its own (the server keeps running and its
+ * power actions go on meanwhile; BackupStore allows one backup or restore at a time), a restore
+ * takes the server's, as power actions do (it stops and starts the server).
+ */
+function lockKey(action: Command['action'], serverId: string): string {
+  return action === 'backup_create' ? `${serverId}\0backup` : serverId;
+}
 
 export class ServerManager {
   readonly servers = new Map<string, Server>();
@@ -88,6 +100,7 @@ export class ServerManager {
   readonly #log: Logger;
   readonly #emit: Emit;
   readonly serversDir: string;
+  readonly backups: BackupStore;
   #statsTimer: NodeJS.Timeout | undefined;
   #sampling = false;
   /** server ids being created right now, so two concurrent creates cannot both pass the check */
@@ -109,6 +122,13 @@ export class ServerManager {
     this.#log = opts.logger;
     this.#emit = opts.emit;
     this.serversDir = path.resolve(opts.config.dataDir, 'servers');
+    this.backups = new BackupStore({
+      dir: opts.config.backupDir,
+      serversDir: this.serversDir,
+      logger: opts.logger,
+      owner: { uid: opts.config.containerUid, gid: opts.config.containerGid },
+      diskFull: (e) => diskFull(e, opts.config.backupDir),
+    });
   }
 
   #deps() {
@@ -205,6 +225,7 @@ export class ServerManager {
   /** Loads stored definitions and re-attaches to running containers, without restarting them. */
   async init(): Promise<void> {
     await mkdir(this.serversDir, { recursive: true, mode: 0o700 });
+    await this.backups.init();
     await this.#loadInterrupted();
     for (const f of await readdir(this.serversDir)) {
       if (!f.endsWith('.json')) continue;
@@ -386,7 +407,8 @@ export class ServerManager {
     } else if (!this.servers.has(serverId)) {
       return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
     }
-    const running = this.#ops.get(serverId);
+    const key = lockKey(cmd.action, serverId);
+    const running = this.#ops.get(key);
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
     if (running?.action === 'create_server')
@@ -404,7 +426,7 @@ export class ServerManager {
       action: cmd.action,
       acceptedAt: new Date().toISOString(),
     };
-    this.#ops.set(serverId, op);
+    this.#ops.set(key, op);
     this.#accepted.set(operationId, op);
     await this.#persistOps();
     const done = this.#run(cmd, serverId, op).then(async (res) => {
@@ -417,7 +439,7 @@ export class ServerManager {
             message: `pre-empted by operation ${op.supersededBy} (kill)`,
           }
         : res.error;
-      if (this.#ops.get(serverId) === op) this.#ops.delete(serverId);
+      if (this.#ops.get(key) === op) this.#ops.delete(key);
       this.#accepted.delete(operationId);
       await this.#persistOps();
       this.#emit('operation_completed', {
@@ -544,6 +566,14 @@ export class ServerManager {
         );
         return { data: written };
       }
+      case 'backup_create':
+      case 'backup_list':
+      case 'backup_delete':
+      case 'backup_restore':
+      case 'backup_lock':
+        return this.backups.handle(cmd, this.#server(serverId), (stage, message) => {
+          if (op) this.#progress(op, stage, message);
+        });
       default: {
         const never: never = cmd.action;
         throw new CodedError('UNKNOWN_ACTION', `unknown action ${String(never)}`);
