@@ -150,6 +150,7 @@ export async function buildHttp(deps: HttpDeps) {
   // a backup streamed out (never read into memory); signed URLs for browsers come later
   app.get<{ Params: { id: string; backupId: string } }>(
     '/api/servers/:id/backups/:backupId/download',
+    { exposeHeadRoute: false },
     async (req, reply) => {
       const { id, backupId } = req.params;
       const bad = (status: number, code: string, message: string) =>
