@@ -298,32 +298,19 @@ async function* fileChunks(fd: number, size: number): AsyncGenerator<Buffer> {
   }
 }
 
-/** Gathers small buffers into chunks of about `size` bytes (fewer, larger writes downstream). */
-async function* batched(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let n = 0;
-  for await (const b of src) {
-    if (b.length >= size && n === 0) {
-      yield b;
-      continue;
-    }
-    parts.push(b);
-    n += b.length;
-    if (n >= size) {
-      yield Buffer.concat(parts, n);
-      parts = [];
-      n = 0;
-    }
-  }
-  if (n > 0) yield Buffer.concat(parts, n);
-}
-
+/**
+ * The tar stream: headers and small files are written straight into ~1 MiB output chunks (no
+ * buffer per entry, no copies), large files go on as their own 1 MiB chunks.
+ */
 async function* tarBlocks(
   entries: AsyncIterable<TreeEntry>,
   stats: ArchiveStats,
   opts: CreateOptions,
 ): AsyncGenerator<Buffer> {
+  let batch = Buffer.allocUnsafe(OUT_CHUNK);
+  let off = 0;
   for await (const e of entries) {
+    if (opts.signal?.aborted) throw aborted(opts.signal);
     try {
       const data: HeaderData = {
         path: e.kind === 'directory' ? `${e.rel}/` : e.rel,
@@ -339,15 +326,41 @@ async function* tarBlocks(
       };
       const h = new Header(data);
       // a long path or link, a large size: the pax extended header first, as node-tar's own Pack
-      if (h.encode()) yield new Pax(data).encode();
-      yield h.block as Buffer;
+      const pax = h.encode() ? new Pax(data).encode() : null;
+      const pad = (512 - (e.size % 512)) % 512;
+      const small = e.fd !== undefined && e.size <= SMALL_FILE;
+      const need = (pax?.length ?? 0) + 512 + (small ? e.size + pad : 0);
+      if (batch.length - off < need) {
+        if (off > 0) yield batch.subarray(0, off);
+        batch = Buffer.allocUnsafe(Math.max(OUT_CHUNK, need));
+        off = 0;
+      }
+      if (pax) off += pax.copy(batch, off);
+      off += (h.block as Buffer).copy(batch, off);
       if (e.fd !== undefined && e.size > 0) {
-        for await (const c of fileChunks(e.fd, e.size)) {
-          if (opts.signal?.aborted) throw aborted(opts.signal);
-          yield c;
+        if (small) {
+          let got = 0;
+          while (got < e.size) {
+            const n = readSync(e.fd, batch, off + got, e.size - got, got);
+            if (n === 0) {
+              // shrank meanwhile: zeros, as GNU tar
+              batch.fill(0, off + got, off + e.size);
+              break;
+            }
+            got += n;
+          }
+          off += e.size;
+        } else {
+          if (off > 0) yield batch.subarray(0, off);
+          batch = Buffer.allocUnsafe(OUT_CHUNK);
+          off = 0;
+          for await (const c of fileChunks(e.fd, e.size)) {
+            if (opts.signal?.aborted) throw aborted(opts.signal);
+            yield c;
+          }
         }
-        const pad = (512 - (e.size % 512)) % 512;
-        if (pad) yield Buffer.alloc(pad);
+        batch.fill(0, off, off + pad);
+        off += pad;
       }
     } finally {
       if (e.fd !== undefined) closeQuietly(e.fd);
@@ -356,7 +369,13 @@ async function* tarBlocks(
     stats.bytes += e.size;
     opts.onProgress?.(stats.bytes, stats.entries);
   }
-  yield Buffer.alloc(1024);
+  if (batch.length - off < 1024) {
+    yield batch.subarray(0, off);
+    batch = Buffer.allocUnsafe(1024);
+    off = 0;
+  }
+  batch.fill(0, off, off + 1024);
+  yield batch.subarray(0, off + 1024);
 }
 
 function compressor(format: ArchiveFormat, level?: number): Transform | null {
@@ -394,7 +413,7 @@ export function createArchive(
   if (opts.format === 'zip') {
     done = zipTo(walk, out, stats, opts);
   } else {
-    const src = Readable.from(batched(tarBlocks(walk, stats, opts), OUT_CHUNK), {
+    const src = Readable.from(tarBlocks(walk, stats, opts), {
       objectMode: false,
       highWaterMark: 2 * OUT_CHUNK,
     });
