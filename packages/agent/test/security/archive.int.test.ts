@@ -179,6 +179,18 @@ describe('archive safety', () => {
     assert.equal(await readFile(path.join(outside, 'secret.txt'), 'utf8'), SECRET);
   });
 
+  it('refuses a zip symlink entry pointing outside (Info-ZIP mode bits), and writes nothing through it', async () => {
+    await freshRoot();
+    const z = new yazl.ZipFile();
+    z.addBuffer(Buffer.from('../outside'), 'link', { mode: 0o120777, compress: false });
+    z.addBuffer(Buffer.from('pwned'), 'link/zip-through.txt');
+    z.end();
+    const code = await codeOf(extractArchive(z.outputStream as Readable, root, { format: 'zip' }));
+    assert.equal(code, 'ARCHIVE_UNSAFE');
+    assert.deepEqual((await readdir(outside)).sort(), ['secret.txt']);
+    assert.equal(await exists(path.join(root, 'link')), false);
+  });
+
   it('never writes through a symlink an earlier entry of the same archive made, even one pointing inside', async () => {
     await freshRoot();
     const code = await codeOf(
