@@ -249,6 +249,54 @@ describe('backups on the node (real Docker)', () => {
   });
 });
 
+describe('a backup cut by an Agent restart', () => {
+  let f: Fixture;
+  const id = uid('bkrs-');
+
+  before(async () => {
+    f = await fixture();
+    await f.panel.waitConnected();
+    assert.equal((await f.panel.command('create_server', { serverId: id, eggConfig: ECHO })).success, true);
+    await writeFile(path.join(f.dataDir, 'servers', id, 'world.bin'), randomBytes(1024 * 1024));
+    const since = f.panel.received.length;
+    assert.equal((await f.panel.command('start_server', {}, { serverId: id })).success, true);
+    await waitStatus(f, id, 'running', since);
+  });
+  after(() => f.cleanup());
+
+  it('is failed (AGENT_RESTARTED) after the restart, its partial file gone, the operation reported cut', async () => {
+    const since = f.panel.received.length;
+    const ack = await f.panel.command(
+      'backup_create',
+      { backupId: 'cut', commandsBefore: ['save-all'], commandWaitSeconds: 30 } as never,
+      { serverId: id, operationId: 'op-cut' } as never,
+    );
+    assert.equal(ack.success, true, JSON.stringify(ack.error));
+    await f.panel.waitEvent(
+      'operation_progress',
+      (d) => d.operationId === 'op-cut' && d.stage === 'commands_before',
+      {
+        since,
+      },
+    );
+    await f.restartAgent();
+    await f.panel.waitConnected();
+    const cut = await f.panel.waitEvent('operation_completed', (d) => d.operationId === 'op-cut', {
+      since,
+      timeoutMs: 20_000,
+    });
+    assert.equal(cut.data.error?.code, 'AGENT_RESTARTED');
+    const listed = await f.panel.command('backup_list', {} as never, { serverId: id });
+    const [b] = (listed.data as { backups: BackupRecord[] }).backups;
+    assert.equal(b?.state, 'failed');
+    assert.equal(b?.error?.code, 'AGENT_RESTARTED');
+    assert.deepEqual(await readdir(path.join(f.dataDir, 'backups', id)), ['index.json']);
+    // and the next one works
+    const again = await f.panel.command('backup_create', { backupId: 'after' } as never, { serverId: id });
+    assert.equal(again.success, true, JSON.stringify(again.error));
+  });
+});
+
 describe('backups on a full disk', () => {
   let f: Fixture;
   const id = uid('bkfull-');

@@ -88,6 +88,9 @@ export class BackupStore {
   readonly #busy = new Set<string>();
   /** index writes per server, one after the other */
   readonly #writes = new Map<string, Promise<void>>();
+  /** the running backups and restores: aborted by close() (the Agent stopping) */
+  readonly #jobs = new Map<AbortController, Promise<unknown>>();
+  #closed = false;
 
   constructor(opts: {
     dir: string;
@@ -173,9 +176,37 @@ export class BackupStore {
   }
 
   #claim(serverId: string): void {
+    if (this.#closed) throw new CodedError('AGENT_RESTARTED', 'the Agent is stopping');
     if (this.#busy.has(serverId))
       throw new CodedError('SERVER_BUSY', `a backup or restore is already running for server ${serverId}`);
     this.#busy.add(serverId);
+  }
+
+  /** Runs a backup or restore with a signal that close() aborts; the slot is freed at the end. */
+  async #job<T>(serverId: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.#claim(serverId);
+    const ac = new AbortController();
+    const p = work(ac.signal).finally(() => {
+      this.#jobs.delete(ac);
+      this.#busy.delete(serverId);
+    });
+    this.#jobs.set(
+      ac,
+      p.catch(() => undefined),
+    );
+    return p;
+  }
+
+  /**
+   * The Agent is stopping: running backups end `failed` (AGENT_RESTARTED) with their partial
+   * files removed; a restore stops where it is (the next boot reports the operation cut).
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const reason = new CodedError('AGENT_RESTARTED', 'the Agent stopped while the backup was being made');
+    for (const ac of this.#jobs.keys()) ac.abort(reason);
+    await Promise.all(this.#jobs.values());
+    await Promise.all(this.#writes.values()).catch(() => undefined);
   }
 
   #coded(e: unknown): CodedError {
@@ -197,103 +228,118 @@ export class BackupStore {
     p: Command<'backup_create'>['payload'],
     progress: Progress,
   ): Promise<BackupRecord> {
-    this.#claim(server.id);
-    try {
-      const backupId = p.backupId ?? randomUUID();
-      const index = await this.#load(server.id);
-      if (index.some((b) => b.backupId === backupId))
-        throw new CodedError('CONFLICT', `backup ${backupId} exists for server ${server.id}`);
-      const rec: BackupRecord = {
-        backupId,
-        serverId: server.id,
-        name: p.name ?? null,
-        format: p.format,
-        state: 'pending',
-        size: null,
-        sha256: null,
-        bytes: null,
-        entries: null,
-        locked: p.locked,
-        createdAt: new Date().toISOString(),
-        completedAt: null,
-      };
-      index.push(rec);
-      await this.#save(server.id, index);
-      const running = server.status === 'running' || server.status === 'starting';
-      const final = this.#file(rec);
-      const tmp = path.join(this.#serverDir(server.id), `.${backupId}.${p.format}.partial`);
-      const send = (commands: readonly string[]) => {
-        for (const c of commands) {
-          try {
-            server.sendCommand(c);
-          } catch (e) {
-            this.#log.warn(
-              { serverId: server.id, code: (e as CodedError).code },
-              'backup console command not sent',
-            );
-          }
-        }
-      };
-      try {
-        if (running && p.commandsBefore.length > 0) {
-          progress('commands_before', `${p.commandsBefore.length} console command(s)`);
-          send(p.commandsBefore);
-          await new Promise((r) => setTimeout(r, p.commandWaitSeconds * 1000));
-        }
-        progress('archiving');
-        const ignore = [...(await this.#pteroignore(server.dir)), ...p.ignore];
-        const { stream, done } = createArchive(server.dir, {
-          format: p.format,
-          ignore,
-          onProgress: throttled(progress, 'archiving'),
-        });
-        const hash = createHash('sha256');
-        let size = 0;
-        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    return this.#job(server.id, (signal) => this.#create(server, p, progress, signal));
+  }
+
+  async #create(
+    server: BackupSubject,
+    p: Command<'backup_create'>['payload'],
+    progress: Progress,
+    signal: AbortSignal,
+  ): Promise<BackupRecord> {
+    const backupId = p.backupId ?? randomUUID();
+    const index = await this.#load(server.id);
+    if (index.some((b) => b.backupId === backupId))
+      throw new CodedError('CONFLICT', `backup ${backupId} exists for server ${server.id}`);
+    const rec: BackupRecord = {
+      backupId,
+      serverId: server.id,
+      name: p.name ?? null,
+      format: p.format,
+      state: 'pending',
+      size: null,
+      sha256: null,
+      bytes: null,
+      entries: null,
+      locked: p.locked,
+      createdAt: new Date().toISOString(),
+      completedAt: null,
+    };
+    index.push(rec);
+    await this.#save(server.id, index);
+    const running = server.status === 'running' || server.status === 'starting';
+    const final = this.#file(rec);
+    const tmp = path.join(this.#serverDir(server.id), `.${backupId}.${p.format}.partial`);
+    const send = (commands: readonly string[]) => {
+      for (const c of commands) {
         try {
-          for await (const c of stream as AsyncIterable<Buffer>) {
-            hash.update(c);
-            size += c.length;
-            await fh.write(c);
-          }
-          await fh.sync();
-        } finally {
-          await fh.close();
-          stream.destroy();
+          server.sendCommand(c);
+        } catch (e) {
+          this.#log.warn(
+            { serverId: server.id, code: (e as CodedError).code },
+            'backup console command not sent',
+          );
         }
-        const stats = await done;
-        await rename(tmp, final);
-        await fsyncDir(this.#serverDir(server.id));
-        Object.assign(rec, {
-          state: 'completed',
-          size,
-          sha256: hash.digest('hex'),
-          bytes: stats.bytes,
-          entries: stats.entries,
-          completedAt: new Date().toISOString(),
-        });
-      } catch (e) {
-        const coded = this.#coded(e);
-        await rm(tmp, { force: true }).catch(() => undefined);
-        Object.assign(rec, {
-          state: 'failed',
-          completedAt: new Date().toISOString(),
-          error: { code: coded.code, message: coded.message.slice(0, 4096) },
-        });
-        await this.#save(server.id, index).catch((w) =>
-          this.#log.error({ err: w }, 'backup index not written'),
-        );
-        throw coded;
-      } finally {
-        if (running && p.commandsAfter.length > 0) send(p.commandsAfter);
       }
-      if (p.retain !== undefined) await this.#retain(server.id, index, p.retain);
-      await this.#save(server.id, index);
-      progress('done', `${mb(rec.size ?? 0)}, sha256 ${rec.sha256}`);
-      return rec;
+    };
+    try {
+      if (running && p.commandsBefore.length > 0) {
+        progress('commands_before', `${p.commandsBefore.length} console command(s)`);
+        send(p.commandsBefore);
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(resolve, p.commandWaitSeconds * 1000);
+          signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              reject(signal.reason);
+            },
+            { once: true },
+          );
+        });
+      }
+      progress('archiving');
+      const ignore = [...(await this.#pteroignore(server.dir)), ...p.ignore];
+      const { stream, done } = createArchive(server.dir, {
+        format: p.format,
+        ignore,
+        signal,
+        onProgress: throttled(progress, 'archiving'),
+      });
+      const hash = createHash('sha256');
+      let size = 0;
+      const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        for await (const c of stream as AsyncIterable<Buffer>) {
+          hash.update(c);
+          size += c.length;
+          await fh.write(c);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+        stream.destroy();
+      }
+      const stats = await done;
+      await rename(tmp, final);
+      await fsyncDir(this.#serverDir(server.id));
+      Object.assign(rec, {
+        state: 'completed',
+        size,
+        sha256: hash.digest('hex'),
+        bytes: stats.bytes,
+        entries: stats.entries,
+        completedAt: new Date().toISOString(),
+      });
+    } catch (e) {
+      const coded = this.#coded(e);
+      await rm(tmp, { force: true }).catch(() => undefined);
+      Object.assign(rec, {
+        state: 'failed',
+        completedAt: new Date().toISOString(),
+        error: { code: coded.code, message: coded.message.slice(0, 4096) },
+      });
+      await this.#save(server.id, index).catch((w) =>
+        this.#log.error({ err: w }, 'backup index not written'),
+      );
+      throw coded;
     } finally {
-      this.#busy.delete(server.id);
+      if (running && p.commandsAfter.length > 0) send(p.commandsAfter);
     }
+    if (p.retain !== undefined) await this.#retain(server.id, index, p.retain);
+    await this.#save(server.id, index);
+    progress('done', `${mb(rec.size ?? 0)}, sha256 ${rec.sha256}`);
+    return rec;
   }
 
   /** Removes (in place) completed unlocked backups past the newest `keep`, and failed records past FAILED_KEPT. */
@@ -368,7 +414,15 @@ export class BackupStore {
     p: Command<'backup_restore'>['payload'],
     progress: Progress,
   ): Promise<{ backupId: string; bytes: number; entries: number }> {
-    this.#claim(server.id);
+    return this.#job(server.id, (signal) => this.#restore(server, p, progress, signal));
+  }
+
+  async #restore(
+    server: BackupSubject,
+    p: Command<'backup_restore'>['payload'],
+    progress: Progress,
+    signal: AbortSignal,
+  ): Promise<{ backupId: string; bytes: number; entries: number }> {
     try {
       const { rec } = await this.#find(server.id, p.backupId);
       if (rec.state !== 'completed' || !rec.sha256)
@@ -381,6 +435,7 @@ export class BackupStore {
       const v = await verifyArchive(createReadStream(file), {
         format,
         maxBytes,
+        signal,
         onProgress: throttled(progress, 'verifying'),
       }).catch((e) => {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT')
@@ -407,6 +462,7 @@ export class BackupStore {
       const stats = await extractArchive(createReadStream(file), server.dir, {
         format,
         maxBytes,
+        signal,
         onProgress: throttled(progress, 'extracting'),
       });
       await chownTree(server.dir, this.#owner.uid, this.#owner.gid);
@@ -418,8 +474,6 @@ export class BackupStore {
       return { backupId: p.backupId, bytes: stats.bytes, entries: stats.entries };
     } catch (e) {
       throw this.#coded(e);
-    } finally {
-      this.#busy.delete(server.id);
     }
   }
 

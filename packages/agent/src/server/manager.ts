@@ -356,6 +356,7 @@ export class ServerManager {
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
     clearInterval(this.#statsTimer);
+    await this.backups.close();
     for (const s of this.servers.values()) s.detach();
     await Promise.all([...this.servers.values()].map((s) => s.flushed()));
     await this.#opWrites;
