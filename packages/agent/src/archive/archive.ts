@@ -849,6 +849,22 @@ class TreeWriter {
     return p;
   }
 
+  /**
+   * Creates an entry exclusively (O_EXCL / symlink(2), never through what is there); when
+   * something is in the way it is unlinked (see #clear) and the creation tried once more. Trying
+   * first saves an lstat per entry on a fresh tree.
+   */
+  #create<T>(dir: number, name: string, make: (p: string) => T): T {
+    const p = `/proc/self/fd/${dir}/${name}`;
+    try {
+      return make(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    this.#clear(dir, name);
+    return make(p);
+  }
+
   async write(e: ArchiveEntry): Promise<void> {
     const wait = this.pace();
     if (wait) await wait;
@@ -862,8 +878,10 @@ class TreeWriter {
     if (name === undefined || e.type === 'other') return;
     const dir = this.dir(parent, true);
     if (e.type === 'symlink') {
-      const p = this.#clear(dir, name);
-      symlinkSync(e.linkpath ?? '', p);
+      const p = this.#create(dir, name, (at) => {
+        symlinkSync(e.linkpath ?? '', at);
+        return at;
+      });
       if (e.mtime) await lutimes(p, e.mtime, e.mtime).catch(() => undefined);
       return;
     }
@@ -882,11 +900,8 @@ class TreeWriter {
       linkSync(src, dst);
       return;
     }
-    const p = this.#clear(dir, name);
-    const fd = openSync(
-      p,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
+    const fd = this.#create(dir, name, (at) =>
+      openSync(at, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
     );
     try {
       const small = e.size <= SMALL_FILE;
