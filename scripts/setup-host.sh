@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes this machine able to run the whole test suite: Docker Engine, PostgreSQL, Chromium,
-# busybox-static, debootstrap. Installs with apt when root and missing; starts daemons when stopped.
+# busybox-static, debootstrap, zstd. Installs with apt when root and missing; starts daemons when stopped.
 # With CI=true anything that cannot be had is an error, never a skip.
 #   scripts/setup-host.sh           everything the tests need
 #   scripts/setup-host.sh runtime   only what running the Panel + Agent needs (Docker Engine)
@@ -12,6 +12,7 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 [ "$mode" = test ] && { dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static); }
 if [ "$mode" = test ]; then
   command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+  command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd) # bench/backup.ts compares with `tar | zstd -3`
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 fi

@@ -103,6 +103,7 @@ export async function startAgent(
         handle: (raw) => manager.handleRaw(raw),
         docker: dockerReachable,
         panelConnected,
+        backupFile: (serverId, backupId) => manager.backups.file(serverId, backupId),
       })
     : buildHealthOnly({
         corsOrigins: config.corsOrigins,

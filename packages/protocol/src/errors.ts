@@ -51,6 +51,14 @@ export const ErrorCode = z.enum([
   'OPERATION_LOST',
   /** the Panel's TLS certificate is not the one the Agent pins (AGENT_PANEL_CERT_SHA256) */
   'TLS_PIN_MISMATCH',
+  /** an archive that is corrupt, truncated or not of the format named */
+  'ARCHIVE_INVALID',
+  /** an archive entry that would land (or link) outside the root: `..`, absolute, through a link */
+  'ARCHIVE_UNSAFE',
+  /** an archive past the caps on unpacked bytes or entries (a decompression bomb) */
+  'ARCHIVE_TOO_LARGE',
+  /** no backup with that id for that server */
+  'BACKUP_NOT_FOUND',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -94,6 +102,10 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   AGENT_RESTARTED: 503,
   OPERATION_LOST: 503,
   TLS_PIN_MISMATCH: 502,
+  ARCHIVE_INVALID: 422,
+  ARCHIVE_UNSAFE: 422,
+  ARCHIVE_TOO_LARGE: 413,
+  BACKUP_NOT_FOUND: 404,
 };
 
 export const ErrorBody = z.object({

@@ -200,6 +200,84 @@ export const ListFilesPayload = FilePathPayload.extend({
  */
 export const LINK_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+// backups on the node (issue 10 item 4): see docs/contracts.md "Backups"
+export const BackupId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'backupId must be 1–64 of [A-Za-z0-9_-], starting alphanumeric');
+export const BackupFormat = z.enum(['tar.zst', 'tar.gz']);
+export type BackupFormat = z.infer<typeof BackupFormat>;
+export const BackupState = z.enum(['pending', 'completed', 'failed']);
+const ConsoleCommands = z.array(z.string().min(1).max(4096)).max(16);
+export const BackupCreatePayload = z.object({
+  /** the Panel's id for it; the Agent makes one when absent */
+  backupId: BackupId.optional(),
+  name: z.string().max(191).optional(),
+  format: BackupFormat.default('tar.zst'),
+  /** `.pteroignore` lines, added to those of the server's own `.pteroignore` */
+  ignore: z.array(z.string().max(4096)).max(1000).default([]),
+  /** console commands sent before archiving and after it (e.g. save-off, save-all / save-on), when running */
+  commandsBefore: ConsoleCommands.default([]),
+  commandsAfter: ConsoleCommands.default([]),
+  /** seconds to wait after the commands before (a save-all flushes meanwhile) */
+  commandWaitSeconds: z.number().int().min(0).max(300).default(2),
+  locked: z.boolean().default(false),
+  /** after a success: keep the newest N completed unlocked backups, delete older ones */
+  retain: z.number().int().min(1).max(10_000).optional(),
+});
+export const BACKUP_LIST_MAX_LIMIT = 100;
+export const BackupListPayload = z.object({
+  offset: z.number().int().min(0).max(1_000_000).default(0),
+  limit: z.number().int().min(1).max(BACKUP_LIST_MAX_LIMIT).default(50),
+});
+export const BackupRefPayload = z.object({ backupId: BackupId });
+export const BackupRestorePayload = BackupRefPayload.extend({
+  /** delete the server's current files first (only after the archive was verified) */
+  truncate: z.boolean().default(false),
+});
+export const BackupLockPayload = BackupRefPayload.extend({ locked: z.boolean() });
+export const BackupRecord = z.object({
+  backupId: BackupId,
+  serverId: ServerId,
+  name: z.string().max(191).nullable(),
+  format: BackupFormat,
+  state: BackupState,
+  /** size of the archive in bytes, and its sha256 (hex); null until completed */
+  size: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53)
+    .nullable(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
+  /** file data archived (uncompressed bytes) and entries */
+  bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53)
+    .nullable(),
+  entries: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53)
+    .nullable(),
+  locked: z.boolean(),
+  createdAt: Timestamp,
+  completedAt: Timestamp.nullable(),
+  error: z.object({ code: ErrorCode, message: z.string().max(4096) }).optional(),
+});
+export type BackupRecord = z.infer<typeof BackupRecord>;
+export const BackupListData = z.object({
+  backups: z.array(BackupRecord),
+  total: z.number().int().min(0),
+  offset: z.number().int().min(0),
+  limit: z.number().int().min(1),
+});
+
 export const actionPayloads = {
   create_server: CreateServerPayload,
   start_server: Empty,
@@ -218,6 +296,15 @@ export const actionPayloads = {
   write_file: WriteFilePayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
+  /** archive the server's files into a backup on the node (an operation) */
+  backup_create: BackupCreatePayload,
+  /** one page of the server's backups, newest first */
+  backup_list: BackupListPayload,
+  backup_delete: BackupRefPayload,
+  /** verify → stop → optionally delete the files → extract → start again if it ran (an operation) */
+  backup_restore: BackupRestorePayload,
+  /** a locked backup is kept by retention and cannot be deleted */
+  backup_lock: BackupLockPayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -237,6 +324,11 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'get_file',
   'reinstall_server',
   'write_file',
+  'backup_create',
+  'backup_list',
+  'backup_delete',
+  'backup_restore',
+  'backup_lock',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -264,6 +356,8 @@ export const OPERATION_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'kill_server',
   'reinstall_server',
   'update_server',
+  'backup_create',
+  'backup_restore',
 ]);
 /** The data of an acknowledgement. */
 export const OperationAccepted = z.object({ operationId: MessageId, status: z.literal('accepted') });

@@ -49,6 +49,23 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
   reinstall_server: { payload: {}, serverId: 's1' },
   write_file: { payload: { path: 'eula.txt', content: 'eula=true\n' }, serverId: 's1' },
+  backup_create: {
+    payload: {
+      backupId: 'b1',
+      format: 'tar.zst',
+      ignore: ['logs/'],
+      commandsBefore: ['save-off', 'save-all'],
+      commandsAfter: ['save-on'],
+      retain: 5,
+      commandWaitSeconds: 2,
+      locked: false,
+    },
+    serverId: 's1',
+  },
+  backup_list: { payload: { offset: 0, limit: 50 }, serverId: 's1' },
+  backup_delete: { payload: { backupId: 'b1' }, serverId: 's1' },
+  backup_restore: { payload: { backupId: 'b1', truncate: true }, serverId: 's1' },
+  backup_lock: { payload: { backupId: 'b1', locked: true }, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -62,6 +79,11 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   list_files: { path: '/', limit: 1001 },
   get_file: { path: 'x'.repeat(5000) },
   write_file: { path: 'eula.txt', content: '€'.repeat(350_000) },
+  backup_create: { format: 'zip' },
+  backup_list: { limit: 101 },
+  backup_delete: { backupId: '../x' },
+  backup_restore: { backupId: 'b1', truncate: 'yes' },
+  backup_lock: { backupId: 'b1' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

@@ -3,6 +3,7 @@
  * frozen, passed in. A bad config fails listing every bad key.
  */
 import { isIPv4 } from 'node:net';
+import path from 'node:path';
 import { CodedError, LINK_MAX_MESSAGE_BYTES } from '@cap/protocol';
 import { z } from 'zod';
 
@@ -33,6 +34,8 @@ const AgentEnv = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1–128 of [A-Za-z0-9_.-]'),
   AGENT_SECRET: z.string().min(8, 'must be at least 8 characters').max(512),
   AGENT_DATA_DIR: z.string().min(1).default('./data/agent'),
+  /** where backups are kept on the node; default `<AGENT_DATA_DIR>/backups` (outside every server root) */
+  AGENT_BACKUP_DIR: z.string().min(1).optional(),
   DOCKER_HOST: z
     .string()
     .regex(
@@ -98,6 +101,8 @@ export interface AgentConfig {
   readonly nodeId: string;
   readonly agentSecret: string;
   readonly dataDir: string;
+  /** backups on this node (never inside a server's directory) */
+  readonly backupDir: string;
   readonly dockerHost: string | undefined;
   readonly httpPort: number;
   readonly httpHost: string;
@@ -178,6 +183,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     nodeId: e.NODE_ID,
     agentSecret: e.AGENT_SECRET,
     dataDir: e.AGENT_DATA_DIR,
+    backupDir: e.AGENT_BACKUP_DIR ?? path.join(e.AGENT_DATA_DIR, 'backups'),
     dockerHost: e.DOCKER_HOST,
     httpPort: e.AGENT_HTTP_PORT,
     httpHost: e.AGENT_HTTP_HOST,

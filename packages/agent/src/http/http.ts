@@ -5,7 +5,15 @@
  * client address before the key is checked, so guessing keys is as slow as flooding.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { httpStatusOf, newMessageId, type ResponseMessage } from '@cap/protocol';
+import { createReadStream } from 'node:fs';
+import {
+  BackupId,
+  httpStatusOf,
+  isCodedError,
+  newMessageId,
+  type ResponseMessage,
+  ServerId,
+} from '@cap/protocol';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { type AgentHttpServer, corsHeaders, healthReport, isHealthUrl, rateLimiter } from './health.ts';
@@ -28,6 +36,11 @@ export interface HttpDeps {
   handle: (raw: unknown) => Promise<ResponseMessage>;
   docker: () => Promise<{ reachable: boolean; version: string | null }>;
   panelConnected: () => boolean;
+  /** a completed backup's file (throws a CodedError otherwise) */
+  backupFile?: (
+    serverId: string,
+    backupId: string,
+  ) => Promise<{ path: string; size: number; sha256: string; filename: string }>;
 }
 
 function digest(s: string): Buffer {
@@ -104,6 +117,32 @@ export async function buildHttp(deps: HttpDeps) {
     const res = await deps.handle(cmd);
     return reply.code(statusOf(res)).send(res);
   });
+
+  // a backup streamed out (never read into memory); signed URLs for browsers come later
+  app.get<{ Params: { id: string; backupId: string } }>(
+    '/api/servers/:id/backups/:backupId/download',
+    { exposeHeadRoute: false },
+    async (req, reply) => {
+      const { id, backupId } = req.params;
+      const bad = (status: number, code: string, message: string) =>
+        reply.code(status).send({ code, message, requestId: req.id });
+      if (!ServerId.safeParse(id).success || !BackupId.safeParse(backupId).success)
+        return bad(400, 'CONFIG_INVALID', 'bad server or backup id');
+      if (!deps.backupFile) return bad(404, 'BACKUP_NOT_FOUND', 'no backups on this Agent');
+      try {
+        const f = await deps.backupFile(id, backupId);
+        return reply
+          .header('content-type', 'application/octet-stream')
+          .header('content-length', String(f.size))
+          .header('content-disposition', `attachment; filename="${f.filename}"`)
+          .header('x-checksum-sha256', f.sha256)
+          .send(createReadStream(f.path));
+      } catch (e) {
+        if (isCodedError(e)) return bad(httpStatusOf[e.code], e.code, e.message);
+        throw e;
+      }
+    },
+  );
 
   app.setErrorHandler((err, req, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500;

@@ -21,6 +21,7 @@ import {
   serverIdOf,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
+import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
@@ -77,6 +78,8 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   kill_server: 'Server kill command received',
   reinstall_server: 'Server reinstall command received',
   update_server: 'Server update command received',
+  backup_create: 'Backup command received',
+  backup_restore: 'Restore command received',
 };
 
 export class ServerManager {
@@ -87,6 +90,7 @@ export class ServerManager {
   /** every server's events and the operations' (the Panel link subscribes here) */
   readonly events: EventBus;
   readonly serversDir: string;
+  readonly backups: BackupStore;
   #statsTimer: NodeJS.Timeout | undefined;
   #sampling = false;
   /** server ids being created right now, so two concurrent creates cannot both pass the check */
@@ -95,6 +99,12 @@ export class ServerManager {
   #listed = false;
   /** the per-server try-lock of power actions (operations and the Agent's own actions) */
   readonly #locks = new PowerLocks();
+  /**
+   * A backup takes a lock of its own (the server keeps running and its power actions go on
+   * meanwhile; BackupStore allows one backup or restore at a time); a restore takes the server's,
+   * as power actions do (it stops and starts the server).
+   */
+  readonly #backupLocks = new PowerLocks();
   /** every accepted operation not ended yet (a superseded one stays until it returns) */
   readonly #accepted = new Map<string, ActiveOperation>();
   /** operations accepted before the last Agent restart and never finished (see reportInterrupted) */
@@ -110,6 +120,13 @@ export class ServerManager {
       this.#log.error({ err, event: type }, 'event subscriber failed'),
     );
     this.serversDir = path.resolve(opts.config.dataDir, 'servers');
+    this.backups = new BackupStore({
+      dir: opts.config.backupDir,
+      serversDir: this.serversDir,
+      logger: opts.logger,
+      owner: { uid: opts.config.containerUid, gid: opts.config.containerGid },
+      diskFull: (e) => diskFull(e, opts.config.backupDir),
+    });
   }
 
   /** A server of this manager: its events go to the Agent's bus; its steps become the operation's. */
@@ -259,6 +276,7 @@ export class ServerManager {
   /** Loads stored definitions and re-attaches to running containers, without restarting them. */
   async init(): Promise<void> {
     await mkdir(this.serversDir, { recursive: true, mode: 0o700 });
+    await this.backups.init();
     await this.#loadInterrupted();
     for (const def of await loadDefinitions(this.serversDir, this.#log)) {
       this.servers.set(def.serverId, this.#newServer(def.serverId, def.egg, def.installState, def.lastState));
@@ -370,6 +388,7 @@ export class ServerManager {
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
     clearInterval(this.#statsTimer);
+    await this.backups.close();
     for (const s of this.servers.values()) s.detach();
     await Promise.all([...this.servers.values()].map((s) => s.flushed()));
     await this.#opWrites;
@@ -421,6 +440,8 @@ export class ServerManager {
     } else if (!this.servers.has(serverId)) {
       return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
     }
+    // a backup has a lock of its own (power actions go on meanwhile); the rest take the server's
+    const locks = cmd.action === 'backup_create' ? this.#backupLocks : this.#locks;
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
     const op: ActiveOperation = {
@@ -431,7 +452,7 @@ export class ServerManager {
     };
     // SERVER_BUSY while another action holds the server (SERVER_EXISTS while it is being created);
     // a kill pre-empts the holder, whether an operation or the Agent's own action
-    const busy = this.#locks.tryAcquire(op);
+    const busy = locks.tryAcquire(op);
     if (busy) return refused(busy.code, busy.message);
     this.#accepted.set(operationId, op);
     await this.#persistOps();
@@ -445,7 +466,7 @@ export class ServerManager {
             message: `pre-empted by operation ${op.supersededBy} (kill)`,
           }
         : res.error;
-      this.#locks.release(op);
+      locks.release(op);
       this.#accepted.delete(operationId);
       await this.#persistOps();
       this.#publish(serverId, 'operation_completed', {
@@ -572,6 +593,14 @@ export class ServerManager {
         );
         return { data: written };
       }
+      case 'backup_create':
+      case 'backup_list':
+      case 'backup_delete':
+      case 'backup_restore':
+      case 'backup_lock':
+        return this.backups.handle(cmd, this.#server(serverId), (stage, message) => {
+          if (op) this.#progress(op, stage, message);
+        });
       default: {
         const never: never = cmd.action;
         throw new CodedError('UNKNOWN_ACTION', `unknown action ${String(never)}`);

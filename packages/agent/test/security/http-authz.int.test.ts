@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { ResponseMessage } from '@cap/protocol';
+import { CodedError, type ResponseMessage } from '@cap/protocol';
 import pino from 'pino';
 import { buildHealthOnly } from '../../src/http/health.ts';
 import { buildAgentHttp, buildHttp, keyMatches } from '../../src/http/http.ts';
@@ -35,6 +35,10 @@ async function app(acceptedKeys: (string | null | undefined)[] = [KEY, null]) {
     },
     docker: async () => ({ reachable: true, version: '20.10' }),
     panelConnected: () => true,
+    backupFile: async (serverId, backupId) => {
+      handled.push({ serverId, backupId });
+      throw new CodedError('BACKUP_NOT_FOUND', 'no such backup');
+    },
   });
   await a.ready();
   return { a, handled };
@@ -59,6 +63,7 @@ test('every route but /health refuses a request without a valid key, and runs no
   // the walk must see the command routes, or it proves nothing
   assert.ok(routes.some(([m, u]) => m === 'POST' && u === '/api/command'));
   assert.ok(routes.some(([m, u]) => m === 'POST' && u === '/api/servers/start/start'));
+  assert.ok(routes.some(([m, u]) => m === 'GET' && u === '/api/servers/start/backups/start/download'));
   const badCredentials: Record<string, string>[] = [
     {},
     { 'x-api-key': '' },
