@@ -6,7 +6,8 @@ import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config/config.ts';
 import { DockerEnvironment } from './environment/docker/docker.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
-import { buildHealthOnly } from './http/health.ts';
+import { buildHealthOnly, type MetricsEndpoint } from './http/health.ts';
+import { AgentMetrics } from './metrics.ts';
 import { ConsoleCoalescer } from './panel-link/coalesce.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { ServerManager } from './server/manager.ts';
@@ -49,16 +50,24 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   await mkdir(path.resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const docker = new DockerEnvironment(config.dockerHost);
   let link: PanelLink | null = null;
+  const metrics = new AgentMetrics();
   // console lines of a tick go up as one message (see ConsoleCoalescer)
   const { emit } = new ConsoleCoalescer(<E extends EventName>(name: E, data: EventData<E>) => {
+    metrics.event(name, data);
     link?.send(event(name, data, link.agentId ?? undefined));
   });
   const manager = new ServerManager({ docker, config, logger, emit });
   await manager.init();
+  // every answer, over the link or the HTTP API, is counted (Docker errors)
+  const handle = async (raw: unknown): Promise<ResponseMessage> => {
+    const res = await manager.handleRaw(raw);
+    metrics.response(raw, res);
+    return res;
+  };
 
   let httpPort = config.httpPort;
   link = new PanelLink(config, logger, {
-    onCommand: (raw) => manager.handleRaw(raw),
+    onCommand: handle,
     hello: () => ({
       protocolVersion: PROTOCOL_VERSION,
       agentVersion: AGENT_VERSION,
@@ -82,6 +91,15 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
 
   const dockerReachable = () => docker.reachable();
   const panelConnected = () => link?.connected ?? false;
+  const metricsEndpoint: MetricsEndpoint = {
+    token: config.metricsToken,
+    render: () =>
+      metrics.render({
+        servers: () => manager.summary(),
+        linkUp: panelConnected,
+        linkConnections: () => link?.connections ?? 0,
+      }),
+  };
   // Without AGENT_API_KEY only /health can answer: node:http serves it and Fastify is never
   // loaded (a good part of an idle Agent's memory)
   const app = config.apiKey
@@ -91,15 +109,17 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
         // the API key only: the Panel's token is for the link, and must not open the HTTP API too
         acceptedKeys: () => [config.apiKey],
         rate: config.httpRate,
-        handle: (raw) => manager.handleRaw(raw),
+        handle,
         docker: dockerReachable,
         panelConnected,
+        metrics: metricsEndpoint,
       })
     : buildHealthOnly({
         corsOrigins: config.corsOrigins,
         rate: config.httpRate,
         docker: dockerReachable,
         panelConnected,
+        metrics: metricsEndpoint,
       });
   httpPort = await app.listen(config.httpPort, config.httpHost);
   // game containers kept from this Agent's port and a Panel on this host (before the link, so
@@ -142,7 +162,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
       return theLink.connected;
     },
     dropPanelConnection: () => theLink.dropConnection(),
-    handleCommand: (raw) => manager.handleRaw(raw),
+    handleCommand: handle,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -150,6 +170,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
       await manager.shutdown();
       await app.close();
       clearTimeout(guardTimer);
+      metrics.stop();
       // the rules this Agent inserted go with it (a restart puts them back)
       if (guard) await guard.release(guard.ports);
       logger.info('agent stopped; game servers left running');

@@ -22,6 +22,7 @@ import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
 import { OperationsRepo } from './modules/operations/repo.ts';
+import { PanelMetrics } from './modules/prometheus/metrics.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
@@ -46,6 +47,8 @@ export interface PanelServices {
   templates: TemplatesService;
   allocations: AllocationsService;
   metrics: MetricsService;
+  /** the Prometheus registry behind GET /metrics */
+  prometheus: PanelMetrics;
   dashboard: DashboardService;
   live: LiveState;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -83,6 +86,9 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     retentionDays: config.activityRetentionDays,
   });
   activity.attach(bus);
+  // isOnline reads the hub, made below
+  const prometheus = new PanelMetrics({ db, isOnline: (nodeId) => hub?.isOnline(nodeId) ?? false });
+  prometheus.attach(bus);
   bus.subscribe('server.stats', (e) => metrics.record(e.serverId, e.stats));
   bus.subscribe('node.online', (e) =>
     live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: true }),
@@ -136,6 +142,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
         bus.publish({ kind: 'node.offline', nodeId });
       },
       onEvent(nodeId, msg) {
+        prometheus.agentEvent(msg);
         // agent_hello proves the Agent listens; ask again in case the first request raced its setup.
         if (msg.event === 'agent_hello') fetchSystemInfo(nodeId);
         servers
@@ -181,6 +188,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     templates,
     allocations,
     metrics,
+    prometheus,
     dashboard: new DashboardService(nodes, servers, live),
     live,
     bus,
