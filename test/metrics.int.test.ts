@@ -5,8 +5,12 @@
  * each family) and the figures checked against what was done. Who may scrape is checked too.
  */
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_PASSWORD, type Session } from '../packages/panel/test/helpers.ts';
+import { ADMIN_PASSWORD, freePort, type Json, type Session } from '../packages/panel/test/helpers.ts';
 import { IMAGE, type Stack, startStack } from './harness.ts';
 
 const PANEL_TOKEN = 'panel-metrics-token-0123456789';
@@ -176,5 +180,72 @@ describe('Prometheus /metrics on the Panel and the Agent', () => {
     assert.equal(types.get('cap_agent_docker_errors_total'), 'counter');
     assert.equal(types.get('cap_agent_console_lines_dropped_total'), 'counter');
     assert.ok((value(samples, 'cap_agent_event_loop_delay_seconds', { quantile: '0.99' }) ?? -1) >= 0);
+  });
+
+  test("a real Prometheus (Debian's package) scrapes both, with their tokens", {
+    skip:
+      !existsSync('/usr/bin/prometheus') && !process.env['CAP_REQUIRE_REAL']
+        ? 'prometheus not installed'
+        : false,
+  }, async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cap-prometheus-'));
+    const port = await freePort();
+    const panelTarget = new URL(stack.panel.url).host;
+    writeFileSync(
+      path.join(dir, 'prometheus.yml'),
+      [
+        'global: { scrape_interval: 1s, scrape_timeout: 1s }',
+        'scrape_configs:',
+        '  - job_name: panel',
+        `    authorization: { credentials: "${PANEL_TOKEN}" }`,
+        `    static_configs: [{ targets: ["${panelTarget}"] }]`,
+        '  - job_name: agent',
+        `    authorization: { credentials: "${AGENT_TOKEN}" }`,
+        `    static_configs: [{ targets: ["127.0.0.1:${agentPort}"] }]`,
+        '  - job_name: panel-no-token',
+        `    static_configs: [{ targets: ["${panelTarget}"] }]`,
+        '',
+      ].join('\n'),
+    );
+    const prom: ChildProcess = spawn(
+      'prometheus',
+      [
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    t.after(async () => {
+      const exited = new Promise((r) => prom.once('exit', r));
+      prom.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const api = async (q: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}/api/v1/${q}`).catch(() => null);
+      return r?.ok ? ((await r.json()) as { data: Json }).data : null;
+    };
+    const t0 = Date.now();
+    let targets: { labels: { job: string }; health: string; lastError: string }[] = [];
+    for (;;) {
+      targets = (await api('targets'))?.activeTargets ?? [];
+      if (targets.length === 3 && targets.every((x) => x.health !== 'unknown')) break;
+      if (Date.now() - t0 > 30_000) assert.fail(`targets: ${JSON.stringify(targets)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const health = Object.fromEntries(targets.map((x) => [x.labels.job, x]));
+    assert.equal(health['panel']?.health, 'up', health['panel']?.lastError);
+    assert.equal(health['agent']?.health, 'up', health['agent']?.lastError);
+    assert.equal(health['panel-no-token']?.health, 'down');
+    assert.match(health['panel-no-token']?.lastError ?? '', /401/);
+    const query = async (expr: string) =>
+      (await api(`query?query=${encodeURIComponent(expr)}`))?.result ?? [];
+    const [offline] = await query('cap_servers{state="offline"}');
+    assert.equal(offline?.value?.[1], '1');
+    const [link] = await query('cap_agent_panel_link_up');
+    assert.equal(link?.value?.[1], '1');
+    const [ops] = await query('sum(cap_operations_total{result="ok"})');
+    assert.equal(ops?.value?.[1], '2');
   });
 });
