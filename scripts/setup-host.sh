@@ -17,6 +17,7 @@ if [ "$mode" = test ]; then
   # deploy tests: a real Prometheus scrapes /metrics, nginx proxies the Panel (test/metrics, test/nginx-proxy)
   command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
   command -v nginx >/dev/null 2>&1 || need_pkgs+=(nginx-light)
+  command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose) # test/compose
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
