@@ -359,9 +359,50 @@ function buildPostgres(): void {
   dockerBuild(context('postgres', {}), ['ctrl-alt-play/postgres:15', 'ctrl-alt-play/postgres:latest']);
 }
 
+/**
+ * One build at a time (test files that build run in parallel): a lock directory with the
+ * holder's pid; one whose holder is gone is taken over.
+ */
+async function withLock(fn: () => Promise<void>): Promise<void> {
+  const lock = path.join(dist, '.lock');
+  const started = Date.now();
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      let holder = Number.NaN;
+      try {
+        holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
+      } catch {
+        // being written: wait
+      }
+      let alive = true;
+      if (Number.isInteger(holder) && holder > 0) {
+        try {
+          process.kill(holder, 0);
+        } catch {
+          alive = false;
+        }
+      }
+      if (!alive) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() - started > 15 * 60_000) throw new Error(`${lock} held for 15 min`);
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 mkdirSync(dist, { recursive: true });
-if (targets.has('agent')) await bundleAgent();
-if (targets.has('panel')) await bundlePanel();
-if (targets.has('bin')) buildBinaries();
-if (targets.has('images')) buildImages();
-if (targets.has('postgres')) buildPostgres();
+await withLock(async () => {
+  if (targets.has('agent')) await bundleAgent();
+  if (targets.has('panel')) await bundlePanel();
+  if (targets.has('bin')) buildBinaries();
+  if (targets.has('images')) buildImages();
+  if (targets.has('postgres')) buildPostgres();
+});
