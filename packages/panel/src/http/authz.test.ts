@@ -41,6 +41,7 @@ const EXPECTED: Record<string, AuthRule> = {
   'POST /api/nodes': 'admin',
   'GET /api/nodes/:id': 'user',
   'PATCH /api/nodes/:id': 'admin',
+  'GET /api/nodes/:id/agent-commands': 'admin',
   'DELETE /api/nodes/:id': 'admin',
   'GET /api/nodes/:id/allocations': 'user',
   'POST /api/nodes/:id/allocations': 'admin',
