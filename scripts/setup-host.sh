@@ -15,13 +15,18 @@ if [ "$mode" = test ]; then
   command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd) # bench/backup.ts compares with `tar | zstd -3`
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
+  # deploy tests: a real Prometheus scrapes /metrics, nginx proxies the Panel (test/metrics, test/nginx-proxy)
+  command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
+  command -v nginx >/dev/null 2>&1 || need_pkgs+=(nginx-light)
+  command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose) # test/compose
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing: ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    # RUNLEVEL=1: packages with a service (prometheus, nginx) do not start one; the tests run their own
+    RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   else
     log "missing packages ${need_pkgs[*]} and not root: cannot install"
     [ "${CI:-}" = true ] && exit 1

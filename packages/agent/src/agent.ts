@@ -8,7 +8,8 @@ import { DockerEnvironment } from './environment/docker/docker.ts';
 import { DockerServerEnvironment } from './environment/docker/environment.ts';
 import type { Environment } from './environment/environment.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
-import { buildHealthOnly } from './http/health.ts';
+import { buildHealthOnly, type MetricsEndpoint } from './http/health.ts';
+import { AgentMetrics } from './metrics.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { relayEvents } from './panel-link/relay.ts';
 import { ServerManager } from './server/manager.ts';
@@ -60,14 +61,24 @@ export async function startAgent(
   const dockerEnv = new DockerServerEnvironment(docker, config);
   const env = opts.environment ? opts.environment(dockerEnv) : dockerEnv;
   let link: PanelLink | null = null;
+  const metrics = new AgentMetrics();
   const manager = new ServerManager({ env, config, logger });
   // the link sends what the servers publish (it queues events until it connects)
-  relayEvents(manager.events, (name, data) => link?.send(event(name, data, link.agentId ?? undefined)));
+  relayEvents(manager.events, (name, data) => {
+    metrics.event(name, data);
+    link?.send(event(name, data, link.agentId ?? undefined));
+  });
   await manager.init();
+  // every answer, over the link or the HTTP API, is counted (Docker errors)
+  const handle = async (raw: unknown): Promise<ResponseMessage> => {
+    const res = await manager.handleRaw(raw);
+    metrics.response(raw, res);
+    return res;
+  };
 
   let httpPort = config.httpPort;
   link = new PanelLink(config, logger, {
-    onCommand: (raw) => manager.handleRaw(raw),
+    onCommand: handle,
     hello: () => ({
       protocolVersion: PROTOCOL_VERSION,
       agentVersion: AGENT_VERSION,
@@ -91,6 +102,15 @@ export async function startAgent(
 
   const dockerReachable = () => docker.reachable();
   const panelConnected = () => link?.connected ?? false;
+  const metricsEndpoint: MetricsEndpoint = {
+    token: config.metricsToken,
+    render: () =>
+      metrics.render({
+        servers: () => manager.summary(),
+        linkUp: panelConnected,
+        linkConnections: () => link?.connections ?? 0,
+      }),
+  };
   // Without AGENT_API_KEY only /health can answer: node:http serves it and Fastify is never
   // loaded (a good part of an idle Agent's memory)
   const app = config.apiKey
@@ -100,16 +120,18 @@ export async function startAgent(
         // the API key only: the Panel's token is for the link, and must not open the HTTP API too
         acceptedKeys: () => [config.apiKey],
         rate: config.httpRate,
-        handle: (raw) => manager.handleRaw(raw),
+        handle,
         docker: dockerReachable,
         panelConnected,
         backupFile: (serverId, backupId) => manager.backups.file(serverId, backupId),
+        metrics: metricsEndpoint,
       })
     : buildHealthOnly({
         corsOrigins: config.corsOrigins,
         rate: config.httpRate,
         docker: dockerReachable,
         panelConnected,
+        metrics: metricsEndpoint,
       });
   httpPort = await app.listen(config.httpPort, config.httpHost);
   // game containers kept from this Agent's port and a Panel on this host (before the link, so
@@ -152,7 +174,7 @@ export async function startAgent(
       return theLink.connected;
     },
     dropPanelConnection: () => theLink.dropConnection(),
-    handleCommand: (raw) => manager.handleRaw(raw),
+    handleCommand: handle,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -160,6 +182,7 @@ export async function startAgent(
       await manager.shutdown();
       await app.close();
       clearTimeout(guardTimer);
+      metrics.stop();
       // the rules this Agent inserted go with it (a restart puts them back)
       if (guard) await guard.release(guard.ports);
       logger.info('agent stopped; game servers left running');

@@ -30,6 +30,7 @@ import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
+import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
@@ -123,6 +124,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   });
   // before the auth hook: refused requests (401, 403, CSRF) are logged as well
   installActivityHooks(app, s.bus);
+  s.prometheus.instrument(app);
   installAuth(app, s.auth, s.routes, {
     requireTwoFactorForAdmins: config.requireTwoFactorForAdmins,
     access: s.access,
@@ -177,6 +179,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     activityRoutes,
     agentSocketRoutes,
     clientRelayRoutes,
+    prometheusRoutes,
   ]) {
     await routes(app, s);
   }

@@ -26,6 +26,7 @@ import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
 import { OperationsRepo } from './modules/operations/repo.ts';
 import { OperationsService } from './modules/operations/service.ts';
+import { PanelMetrics } from './modules/prometheus/metrics.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
@@ -56,6 +57,8 @@ export interface PanelServices {
   templates: TemplatesService;
   allocations: AllocationsService;
   metrics: MetricsService;
+  /** the Prometheus registry behind GET /metrics */
+  prometheus: PanelMetrics;
   dashboard: DashboardService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
@@ -103,6 +106,9 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     retentionDays: config.activityRetentionDays,
   });
   activity.attach(bus);
+  // isOnline reads the hub, made below
+  const prometheus = new PanelMetrics({ db, isOnline: (nodeId) => hub?.isOnline(nodeId) ?? false });
+  prometheus.attach(bus);
   bus.subscribe('server.stats', (e) => metrics.record(e.serverId, e.stats));
   bus.subscribe('server.deleted', (e) => metrics.forget(e.serverId));
   // the live relay: the live store's state and the frames browsers get
@@ -158,6 +164,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
         bus.publish({ kind: 'node.offline', nodeId });
       },
       onEvent(nodeId, msg) {
+        prometheus.agentEvent(msg);
         // agent_hello proves the Agent listens; ask again in case the first request raced its setup.
         if (msg.event === 'agent_hello') fetchSystemInfo(nodeId);
         servers
@@ -205,6 +212,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     templates,
     allocations,
     metrics,
+    prometheus,
     dashboard: new DashboardService(nodes, servers, live),
     live,
     bus,

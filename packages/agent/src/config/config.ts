@@ -68,6 +68,8 @@ const AgentEnv = z.object({
     .default('ctrl-alt-play'),
   AGENT_FIREWALL: z.enum(['true', 'false']).default('true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** a Bearer token for GET /metrics (the API key works too) */
+  AGENT_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
   /** plain ws:// or http:// to a Panel that is not on loopback is refused unless this is 1 */
   AGENT_ALLOW_INSECURE: z.enum(['1', '0', 'true', 'false']).default('0'),
   /** the Panel's certificate SHA-256 fingerprint: only that certificate is accepted */
@@ -132,6 +134,8 @@ export interface AgentConfig {
   /** iptables rules keeping game containers from the Agent's and a local Panel's ports */
   readonly firewall: boolean;
   readonly logLevel: string;
+  /** AGENT_METRICS_TOKEN: Bearer token for GET /metrics */
+  readonly metricsToken: string | undefined;
   /** AGENT_ALLOW_INSECURE=1: plain ws:// or http:// to a Panel off loopback is allowed */
   readonly allowInsecure: boolean;
   /** AGENT_PANEL_CERT_SHA256 as `AB:CD:…`: the only Panel certificate accepted */
@@ -210,6 +214,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     dockerNetwork: e.AGENT_DOCKER_NETWORK,
     firewall: e.AGENT_FIREWALL === 'true',
     logLevel: e.LOG_LEVEL,
+    metricsToken: e.AGENT_METRICS_TOKEN,
     allowInsecure,
     panelCertSha256: e.AGENT_PANEL_CERT_SHA256 ? normalizeFingerprint(e.AGENT_PANEL_CERT_SHA256) : undefined,
   });

@@ -5,6 +5,7 @@
  * before anything else, the same CORS headers, the same /health body, and 401 AUTH_FAILED for
  * every other request. The pieces both share live here (http.ts imports them; not the reverse).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { PROTOCOL_VERSION } from '@cap/protocol';
 import { TokenBucket } from '../panel-link/rate-limit.ts';
@@ -13,8 +14,15 @@ import { AGENT_VERSION } from '../version.ts';
 /** Client addresses remembered by the rate limiter; beyond this the oldest are forgotten. */
 const MAX_TRACKED_ADDRESSES = 10_000;
 
+/** GET /metrics: for `Authorization: Bearer <AGENT_METRICS_TOKEN>` (or, with Fastify, the API key) */
+export interface MetricsEndpoint {
+  token: string | undefined;
+  render: () => Promise<{ contentType: string; body: string }>;
+}
+
 export interface HealthDeps {
   corsOrigins: readonly string[];
+  metrics?: MetricsEndpoint | undefined;
   /** requests a second per client address (twice that as a burst); default 20 */
   rate?: number;
   docker: () => Promise<{ reachable: boolean; version: string | null }>;
@@ -48,6 +56,23 @@ export function corsHeaders(origins: readonly string[], origin: string | undefin
 }
 
 export const isHealthUrl = (url: string): boolean => url === '/health' || url.startsWith('/health?');
+export const isMetricsUrl = (url: string): boolean => url === '/metrics' || url.startsWith('/metrics?');
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Constant-time: hashes first, so lengths leak nothing either. */
+export function keyMatches(given: string, accepted: readonly (string | null | undefined)[]): boolean {
+  const g = digest(given);
+  let ok = false;
+  for (const a of accepted) if (a && timingSafeEqual(g, digest(a))) ok = true;
+  return ok;
+}
+
+export function bearerOf(authorization: string | undefined): string | null {
+  return authorization?.startsWith('Bearer ') ? authorization.slice('Bearer '.length).trim() : null;
+}
 
 export async function healthReport(deps: Pick<HealthDeps, 'docker' | 'panelConnected'>) {
   const docker = await deps.docker();
@@ -94,6 +119,24 @@ export function buildHealthOnly(deps: HealthDeps): AgentHttpServer {
     }
     const cors = corsHeaders(deps.corsOrigins, req.headers.origin);
     if (req.method === 'OPTIONS') return send(res, 204, cors);
+    const metrics = deps.metrics;
+    const bearer = bearerOf(req.headers.authorization);
+    if (
+      isMetricsUrl(url) &&
+      req.method === 'GET' &&
+      metrics &&
+      bearer &&
+      keyMatches(bearer, [metrics.token])
+    ) {
+      metrics.render().then(
+        (m) => {
+          res.writeHead(200, { ...cors, 'content-type': m.contentType });
+          res.end(m.body);
+        },
+        () => send(res, 500, cors, { code: 'INTERNAL_ERROR', message: 'internal error', requestId }),
+      );
+      return;
+    }
     if (!isHealthUrl(url)) {
       return send(res, 401, cors, { code: 'AUTH_FAILED', message: 'missing or wrong API key', requestId });
     }

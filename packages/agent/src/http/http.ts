@@ -4,7 +4,6 @@
  * Panel's token is for the link only). Every request, /health included, is rate-limited per
  * client address before the key is checked, so guessing keys is as slow as flooding.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import {
   BackupId,
@@ -16,7 +15,19 @@ import {
 } from '@cap/protocol';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { type AgentHttpServer, corsHeaders, healthReport, isHealthUrl, rateLimiter } from './health.ts';
+import {
+  type AgentHttpServer,
+  bearerOf,
+  corsHeaders,
+  healthReport,
+  isHealthUrl,
+  isMetricsUrl,
+  keyMatches,
+  type MetricsEndpoint,
+  rateLimiter,
+} from './health.ts';
+
+export { keyMatches };
 
 /** Path shorthands for actions without the `_server` pattern (a Map: no name is found on a prototype). */
 const SHORT_FORMS: ReadonlyMap<string, string> = new Map([
@@ -41,18 +52,7 @@ export interface HttpDeps {
     serverId: string,
     backupId: string,
   ) => Promise<{ path: string; size: number; sha256: string; filename: string }>;
-}
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
-/** Constant-time: hashes first, so lengths leak nothing either. */
-export function keyMatches(given: string, accepted: readonly (string | null | undefined)[]): boolean {
-  const g = digest(given);
-  let ok = false;
-  for (const a of accepted) if (a && timingSafeEqual(g, digest(a))) ok = true;
-  return ok;
+  metrics?: MetricsEndpoint | undefined;
 }
 
 function presentedKey(req: FastifyRequest): string | null {
@@ -83,6 +83,9 @@ export async function buildHttp(deps: HttpDeps) {
       reply.header(k, v);
     if (req.method === 'OPTIONS') return reply.code(204).send();
     if (isHealthUrl(req.url)) return;
+    // /metrics takes the metrics token too (the API key works as for every route)
+    const bearer = bearerOf(req.headers.authorization);
+    if (isMetricsUrl(req.url) && bearer && deps.metrics && keyMatches(bearer, [deps.metrics.token])) return;
     const key = presentedKey(req);
     if (!key || !keyMatches(key, deps.acceptedKeys())) {
       return reply
@@ -92,6 +95,12 @@ export async function buildHttp(deps: HttpDeps) {
   });
 
   app.get('/health', () => healthReport(deps));
+
+  app.get('/metrics', { exposeHeadRoute: false }, async (_req, reply) => {
+    if (!deps.metrics) return reply.code(404).send({ code: 'NOT_FOUND', message: 'no metrics' });
+    const m = await deps.metrics.render();
+    return reply.header('content-type', m.contentType).send(m.body);
+  });
 
   app.post('/api/command', async (req, reply) => {
     const res = await deps.handle(req.body ?? null);

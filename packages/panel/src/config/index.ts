@@ -35,6 +35,8 @@ const EnvSchema = z.object({
   /** activity log entries older than this are pruned (hourly) */
   PANEL_ACTIVITY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   PANEL_WEB_DIST: z.string().optional(),
+  /** a Bearer token for GET /metrics (besides an admin API key); at least 16 characters */
+  PANEL_METRICS_TOKEN: z.string().min(16).max(512).optional(),
   /** HTTPS: a PEM certificate (chain) file and its private key file; both or neither */
   PANEL_TLS_CERT: z.string().min(1).optional(),
   PANEL_TLS_KEY: z.string().min(1).optional(),
@@ -90,6 +92,8 @@ export interface PanelConfig {
   /** PANEL_TLS_CERT/PANEL_TLS_KEY: the Panel serves HTTPS (and WSS) with them */
   readonly tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
   readonly builtinTemplatesDir: string;
+  /** PANEL_METRICS_TOKEN: Bearer token for GET /metrics */
+  readonly metricsToken: string | undefined;
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
   readonly clientSocketsPerUser: number;
@@ -152,6 +156,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
     tls,
+    metricsToken: e.PANEL_METRICS_TOKEN,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     builtinTemplatesDir: resolve(
       e.PANEL_BUILTIN_TEMPLATES_DIR ?? new URL('../../../../templates/builtin', import.meta.url).pathname,

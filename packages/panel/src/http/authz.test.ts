@@ -44,6 +44,7 @@ const EXPECTED: Record<string, string> = {
   'POST /api/nodes': 'admin',
   'GET /api/nodes/:id': 'spectator',
   'PATCH /api/nodes/:id': 'admin',
+  'GET /api/nodes/:id/agent-commands': 'admin',
   'DELETE /api/nodes/:id': 'admin',
   'GET /api/nodes/:id/allocations': 'spectator',
   'POST /api/nodes/:id/allocations': 'admin',

@@ -1468,7 +1468,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** @description Returns the AGENT_SECRET once (stored hashed) and the command that starts the Agent. */
+        /** @description Returns the AGENT_SECRET once (stored hashed) and the commands that start the Agent, one per form (binary, docker, systemd, npx; `command` is the npx one), with the Panel's PANEL_URL. */
         post: {
             parameters: {
                 query?: never;
@@ -1543,6 +1543,15 @@ export interface paths {
                             };
                             agentSecret: string;
                             command: string;
+                            commands: {
+                                panelUrl: string;
+                                panelUrlConfigured: boolean;
+                                insecure: boolean;
+                                binary: string;
+                                docker: string;
+                                systemd: string;
+                                npx: string;
+                            };
                         };
                     };
                 };
@@ -1566,6 +1575,70 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/agent-commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The commands that start this node's Agent, with the Panel's PANEL_URL and a placeholder for the secret (shown only when the node was added). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            panelUrl: string;
+                            panelUrlConfigured: boolean;
+                            insecure: boolean;
+                            binary: string;
+                            docker: string;
+                            systemd: string;
+                            npx: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;

@@ -3,6 +3,7 @@ import { type QueryClient, useMutation, useQuery, useQueryClient } from '@tansta
 import { api } from './http.ts';
 import type {
   ActivityPage,
+  AgentCommands,
   Allocation,
   ApiKeyInfo,
   Bucket,
@@ -70,6 +71,13 @@ export const useNodes = (enabled = true) =>
   });
 export const useNode = (id: string) =>
   useQuery({ queryKey: keys.node(id), queryFn: () => api<PanelNode>(`/nodes/${encodeURIComponent(id)}`) });
+/** The commands that start a node's Agent (admins; the secret is a placeholder). */
+export const useAgentCommands = (id: string, enabled: boolean) =>
+  useQuery({
+    queryKey: [...keys.node(id), 'agent-commands'],
+    queryFn: () => api<AgentCommands>(`/nodes/${encodeURIComponent(id)}/agent-commands`),
+    enabled,
+  });
 export const useServers = () =>
   useQuery({ queryKey: keys.servers, queryFn: () => api<Server[]>('/servers'), refetchInterval: POLL_MS });
 export const useTelemetry = (id: string) =>

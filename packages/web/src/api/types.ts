@@ -57,6 +57,7 @@ export type PanelNode = ApiResponse<'/api/nodes/{id}', 'get'>;
 export type NodeLoad = NonNullable<PanelNode['load']>;
 export type DefaultLimits = NonNullable<PanelNode['defaultLimits']>;
 export type CreatedNode = ApiResponse<'/api/nodes', 'post', 201>;
+export type AgentCommands = ApiResponse<'/api/nodes/{id}/agent-commands', 'get'>;
 export type Allocation = ApiResponse<'/api/nodes/{id}/allocations', 'get'>[number];
 
 // servers

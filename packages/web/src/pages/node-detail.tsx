@@ -4,9 +4,9 @@ import { useState } from 'react';
 import { useNavigate, useParams } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { api, errorCode, errorMessage } from '../api/http.ts';
-import { keys, useNode, useServers } from '../api/queries.ts';
+import { keys, useAgentCommands, useNode, useServers } from '../api/queries.ts';
+import { AgentCommandForms } from '../components/agent-commands.tsx';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
-import { CopyableCode } from '../components/copyable-code.tsx';
 import { DefaultLimitsPanel } from '../components/default-limits.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
@@ -15,13 +15,19 @@ import { formatAgo, formatBytes } from '../lib/format.ts';
 import { agentCommandFor, DEFAULT_AGENT_DATA_DIR } from '../lib/variables.ts';
 
 function AgentCommand({ nodeId }: { nodeId: string }) {
-  const command = agentCommandFor(window.location.origin, nodeId, DEFAULT_AGENT_DATA_DIR);
+  const { canWrite } = useAuth();
+  // the Panel's configured URL (PANEL_URL), not this page's origin: the Agent runs elsewhere
+  const q = useAgentCommands(nodeId, canWrite);
+  if (!canWrite) return null;
+  if (q.isPending) return <Loading label="Loading the Agent commands…" />;
+  if (q.isError) return <ErrorState error={q.error} title="Could not load the Agent commands" />;
+  const npx = agentCommandFor(q.data.panelUrl, nodeId, DEFAULT_AGENT_DATA_DIR);
   return (
     <Paper className="cap-glass" p="md">
       <Title order={3} size="h5" mb="xs">
         Agent command
       </Title>
-      <CopyableCode value={command} testId="node-agent-command" />
+      <AgentCommandForms commands={q.data} npx={npx} npxTestId="node-agent-command" />
       <Text size="xs" c="dimmed" mt={6}>
         The secret was shown once, when the node was added; the Panel keeps only its hash. AGENT_DATA_DIR
         holds the servers' files and the Agent's state: keep it the same across restarts.

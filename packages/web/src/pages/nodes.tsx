@@ -3,6 +3,7 @@ import { type FormEvent, useState } from 'react';
 import { useAuth } from '../api/auth.tsx';
 import { useCreateNode, useNodes } from '../api/queries.ts';
 import type { CreatedNode } from '../api/types.ts';
+import { AgentCommandForms } from '../components/agent-commands.tsx';
 import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { agentCommandWithDataDir, DEFAULT_AGENT_DATA_DIR } from '../lib/variables.ts';
@@ -50,9 +51,9 @@ function AddNodeModal({ opened, onClose }: { opened: boolean; onClose: () => voi
           </Stack>
           <Stack gap={4}>
             <Text size="sm" fw={600}>
-              Start the Agent on the node with
+              Start the Agent on the node with one of
             </Text>
-            <CopyableCode value={command} testId="agent-command" />
+            <AgentCommandForms commands={created.commands} npx={command} npxTestId="agent-command" />
             <Text size="xs" c="dimmed">
               AGENT_DATA_DIR holds the servers' files and the Agent's state; keep it the same across restarts.
               The node shows as online here once its Agent has connected.

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { PanelServices } from '../../services.ts';
+import { AgentCommands, agentCommands } from './agent-commands.ts';
 import { DefaultLimits, Node } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
@@ -19,12 +20,41 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
       config: { auth: 'admin' },
       schema: {
         tags: ['nodes'],
-        description: 'Returns the AGENT_SECRET once (stored hashed) and the command that starts the Agent.',
+        description:
+          "Returns the AGENT_SECRET once (stored hashed) and the commands that start the Agent, one per form (binary, docker, systemd, npx; `command` is the npx one), with the Panel's PANEL_URL.",
         body: z.object({ name: z.string().min(1).max(100) }),
-        response: { 201: z.object({ node: Node, agentSecret: z.string(), command: z.string() }) },
+        response: {
+          201: z.object({
+            node: Node,
+            agentSecret: z.string(),
+            command: z.string(),
+            commands: AgentCommands,
+          }),
+        },
       },
     },
-    async (req, reply) => reply.status(201).send(await s.nodes.create(req.body.name)),
+    async (req, reply) => {
+      const created = await s.nodes.create(req.body.name);
+      const commands = commandsFor(s, created.node.id, created.agentSecret);
+      return reply.status(201).send({ ...created, command: commands.npx, commands });
+    },
+  );
+  r.get(
+    '/api/nodes/:id/agent-commands',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['nodes'],
+        description:
+          "The commands that start this node's Agent, with the Panel's PANEL_URL and a placeholder for the secret (shown only when the node was added).",
+        params: IdParams,
+        response: { 200: AgentCommands },
+      },
+    },
+    async (req) => {
+      const node = await s.nodes.get(req.params.id);
+      return commandsFor(s, node.id, null);
+    },
   );
   r.get(
     '/api/nodes/:id',
@@ -54,4 +84,8 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
       return reply.status(204).send(null);
     },
   );
+}
+
+function commandsFor(s: PanelServices, nodeId: string, secret: string | null): AgentCommands {
+  return agentCommands({ panelUrl: s.publicUrl(), configured: s.config.publicUrlSet, nodeId, secret });
 }

@@ -1,0 +1,130 @@
+/**
+ * The Panel's Prometheus metrics (prom-client, one registry per Panel): servers by state, nodes
+ * by link state, operations by kind and result, Agent events and their lag, dropped console
+ * lines, HTTP latency by route, and Node's own (event-loop lag, heap, GC). Fed by the event bus
+ * and the Agent hub's event stream (wired in services.ts); the server code is not touched.
+ * Served at GET /metrics (routes.ts) for an admin API key or PANEL_METRICS_TOKEN.
+ */
+import { type EventMessage, ServerStatus } from '@cap/protocol';
+import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventBus } from '../../bus/index.ts';
+import type { Db } from '../../db/index.ts';
+
+export interface MetricsSources {
+  db: Db;
+  /** whether a node's Agent is linked now */
+  isOnline: (nodeId: string) => boolean;
+}
+
+export class PanelMetrics {
+  readonly registry = new Registry();
+  readonly #operations: Counter<'kind' | 'result'>;
+  readonly #agentEvents: Counter<'event'>;
+  readonly #eventLag: Histogram;
+  readonly #dropped: Counter<'reason'>;
+  readonly #linkChanges: Counter<'state'>;
+  readonly #http: Histogram<'method' | 'route' | 'status_code'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'cap_panel_' });
+    new Gauge({
+      name: 'cap_servers',
+      help: 'Servers by state (as the Panel last heard from their Agents)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const rows = await sources.db
+          .selectFrom('servers')
+          .select(['status', sources.db.fn.countAll<number>().as('n')])
+          .groupBy('status')
+          .execute();
+        this.reset();
+        for (const s of ServerStatus.options) this.set({ state: s }, 0);
+        for (const r of rows) this.set({ state: r.status }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'cap_nodes',
+      help: "Nodes by the state of their Agent's link (online: linked now)",
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const nodes = await sources.db.selectFrom('nodes').select('id').execute();
+        const online = nodes.filter((n) => sources.isOnline(n.id)).length;
+        this.set({ state: 'online' }, online);
+        this.set({ state: 'offline' }, nodes.length - online);
+      },
+    });
+    this.#linkChanges = new Counter({
+      name: 'cap_agent_link_changes_total',
+      help: 'Agent links made (online) and lost (offline)',
+      labelNames: ['state'],
+      registers,
+    });
+    this.#operations = new Counter({
+      name: 'cap_operations_total',
+      help: 'Operations ended, by kind and result (ok, or the error code)',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.#agentEvents = new Counter({
+      name: 'cap_agent_events_total',
+      help: 'Events received from Agents, by event',
+      labelNames: ['event'],
+      registers,
+    });
+    this.#eventLag = new Histogram({
+      name: 'cap_agent_event_lag_seconds',
+      help: "From an Agent event's timestamp (the Agent's clock) to its handling by the Panel",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.#dropped = new Counter({
+      name: 'cap_console_lines_dropped_total',
+      help: 'Console lines not delivered: throttled or disconnected (by the Agent), overloaded (by the Panel)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#http = new Histogram({
+      name: 'cap_http_request_duration_seconds',
+      help: 'HTTP requests by method, route (its pattern) and status',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    });
+  }
+
+  /** Operations' ends and link changes, from the bus. */
+  attach(bus: EventBus): void {
+    bus.subscribe('operation', (e) => {
+      if (e.success === undefined) return;
+      this.#operations.inc({ kind: e.operationKind, result: e.success ? 'ok' : (e.errorCode ?? 'failed') });
+    });
+    bus.subscribe('node.online', () => this.#linkChanges.inc({ state: 'online' }));
+    bus.subscribe('node.offline', () => this.#linkChanges.inc({ state: 'offline' }));
+  }
+
+  /** Every event an Agent sends (and the Panel's own `overloaded` drops), as the hub hands it on. */
+  agentEvent(msg: EventMessage): void {
+    this.#agentEvents.inc({ event: msg.event });
+    const sent = Date.parse(msg.timestamp);
+    if (Number.isFinite(sent)) this.#eventLag.observe(Math.max(0, Date.now() - sent) / 1000);
+    if (msg.event === 'server_log_dropped') {
+      const d = msg.data as EventMessage<'server_log_dropped'>['data'];
+      this.#dropped.inc({ reason: d.reason }, d.count);
+    }
+  }
+
+  /** HTTP latency by route pattern (an unmatched URL counts as `unmatched`: no label per URL). */
+  instrument(app: FastifyInstance): void {
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unmatched';
+      this.#http.observe(
+        { method: req.method, route, status_code: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
+    });
+  }
+}
