@@ -111,7 +111,7 @@ describe('console flood: Panel + real Agent + real Docker', () => {
     stack = await startStack('flood');
     ({ panel, owner, nodeId } = stack);
     const node = { id: nodeId };
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'flood',
       nodeId: node.id,
       image: IMAGE,

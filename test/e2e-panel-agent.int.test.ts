@@ -90,7 +90,7 @@ describe('Panel + real Agent + real Docker, end to end', () => {
   });
 
   it('creates a server, starts it and streams its console', async () => {
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'e2e busybox',
       nodeId,
       image: IMAGE,

@@ -3,7 +3,7 @@
  * made from a template with `features: [eula]` prints Minecraft's EULA line and exits; the Panel
  * tells the server's admins (`feature` on /ws/client, and in the telemetry for a page opened
  * later), not its spectators; on the user's yes (POST /features/eula) `eula.txt` says `eula=true`
- * in the server's folder and the server starts and runs.
+ * in the server's folder and the server starts and runs (the restart is a `restart` operation).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -53,7 +53,7 @@ describe('egg features with a real Agent and Docker', () => {
       assert.ok(Date.now() < deadline, 'node never came online');
       await new Promise((r) => setTimeout(r, 150));
     }
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'eula server',
       nodeId,
       templateId,
@@ -94,12 +94,24 @@ describe('egg features with a real Agent and Docker', () => {
 
     const accept = await panel.api(owner, 'POST', `/api/servers/${serverId}/features/eula`, { accept: true });
     assert.equal(accept.status, 202, JSON.stringify(accept.body));
+    // the restart is an operation: acknowledged with its id, its end reported as an `operation` message
+    assert.equal(accept.body.accepted, true);
+    assert.equal(typeof accept.body.operationId, 'string', JSON.stringify(accept.body));
+    assert.equal(
+      (await panel.api(owner, 'GET', `/api/operations/${accept.body.operationId}`)).body.kind,
+      'restart',
+    );
     assert.equal(await readFile(path.join(agentDir, 'servers', serverId, 'eula.txt'), 'utf8'), 'eula=true\n');
     await ws.next((m) => m.type === 'status' && m.status === 'running', 30_000);
     await ws.next(
       (m) => m.type === 'console' && m.lines.some((l: string) => l.includes('Done (0.1s)!')),
       10_000,
     );
+    const end = await ws.next(
+      (m) => m.type === 'operation' && m.operationId === accept.body.operationId && m.success !== undefined,
+      30_000,
+    );
+    assert.equal(end.success, true, JSON.stringify(end));
     const after = await panel.api(owner, 'GET', `/api/servers/${serverId}/telemetry`);
     assert.equal(after.body.status, 'running');
     assert.equal(after.body.feature, null);
@@ -119,7 +131,7 @@ describe('egg features with a real Agent and Docker', () => {
       filename: 'egg-plain.json',
     });
     assert.equal(imported.status, 201, JSON.stringify(imported.body));
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'plain server',
       nodeId,
       templateId: imported.body.template.id,

@@ -134,7 +134,7 @@ describe('game servers through the Panel (real Agent, real Docker)', { concurren
       assert.equal(pool.status, 201, JSON.stringify(pool.body));
 
       // create from the template → the install runs in the installer container → offline
-      const res = await api('POST', '/api/servers', {
+      const res = await api('POST', '/api/servers?wait=true', {
         name: `e2e ${c.name}`,
         nodeId,
         templateId: tpl.id,
@@ -186,7 +186,7 @@ describe('game servers through the Panel (real Agent, real Docker)', { concurren
         let killNote = '';
         if (c.noStdinConsole) {
           // a stop it ignores (a console command, no stdin console): killed after the timeout
-          const upd = await api('PATCH', `/api/servers/${id}`, { stop: 'quit', stopTimeout: 2 });
+          const upd = await api('PATCH', `/api/servers/${id}?wait=true`, { stop: 'quit', stopTimeout: 2 });
           assert.equal(upd.status, 200, JSON.stringify(upd.body));
           assert.equal(upd.body.stopTimeout, 2);
           if ((await statusOf(id)) !== 'running')

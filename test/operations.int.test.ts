@@ -2,8 +2,9 @@
  * Operations (issue 9 item 1) through the Panel's REST API with a real Agent and the real Docker
  * Engine: a server that ignores SIGTERM with a 45 s stop timeout stops as a `completed` operation
  * (no TIMEOUT anywhere); a second action meanwhile is SERVER_BUSY; kill pre-empts a hanging stop;
- * an operation outlives a Panel restart; an Agent restart mid-operation ends it with a clear code.
- * The three scenarios run side by side (each with its own Panel and Agent): one 45 s wait in all.
+ * an operation outlives a Panel restart; an Agent restart mid-operation ends it with a clear code;
+ * a create and a PATCH that recreates the container are operations too (a failed create removes
+ * the server). The scenarios run side by side (each with its own Panel and Agent): one 45 s wait in all.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -95,7 +96,7 @@ async function rig(name: string): Promise<Rig> {
       r.owner = await r.panel.login();
     },
     async server(stopTimeout) {
-      const created = await r.panel.api(r.owner, 'POST', '/api/servers', {
+      const created = await r.panel.api(r.owner, 'POST', '/api/servers?wait=true', {
         name: `ops ${name}`,
         nodeId: node.id,
         image: IMAGE,
@@ -235,6 +236,57 @@ describe('operations through the Panel (real Agent, real Docker)', { concurrency
       const cut = await ended(r, stop2.body.operationId);
       assert.equal(cut.success, false);
       assert.equal(cut.errorCode, 'AGENT_RESTARTED');
+    } finally {
+      await r.cleanup();
+    }
+  });
+
+  it('a create and a recreating PATCH are 202 operations; a create the Agent cannot do removes the server', async () => {
+    const r = await rig('create');
+    try {
+      const created = await r.panel.api(r.owner, 'POST', '/api/servers', {
+        name: 'ops async create',
+        nodeId: r.nodeId,
+        image: IMAGE,
+        startup: 'echo up; while true; do sleep 1; done',
+      });
+      assert.equal(created.status, 202, JSON.stringify(created.body));
+      const id = created.body.server.id as string;
+      const op = await ended(r, created.body.operationId);
+      assert.equal(op.kind, 'create');
+      assert.equal(op.success, true, JSON.stringify(op));
+      const started = await r.panel.api(r.owner, 'POST', `/api/servers/${id}/power`, { action: 'start' });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      assert.equal((await ended(r, started.body.operationId)).success, true);
+
+      const startup = 'echo again; while true; do sleep 1; done';
+      const patched = await r.panel.api(r.owner, 'PATCH', `/api/servers/${id}`, { startup });
+      assert.equal(patched.status, 202, JSON.stringify(patched.body));
+      const upd = await ended(r, patched.body.operationId, 60_000);
+      assert.equal(upd.kind, 'update');
+      assert.equal(upd.success, true, JSON.stringify(upd));
+      await until('the change stored', async () =>
+        (await r.panel.api(r.owner, 'GET', `/api/servers/${id}`)).body.startup === startup ? true : undefined,
+      );
+      const [c] = await docker.listContainers({ all: true, filters: { name: [id] } });
+      assert.ok(c, 'the recreated container');
+      assert.ok((await docker.getContainer(c.Id).inspect()).Config.Cmd?.join(' ').includes('echo again'));
+
+      // an image this machine does not have (no registry reachable): acknowledged, then failed
+      const doomed = await r.panel.api(r.owner, 'POST', '/api/servers', {
+        name: 'ops doomed',
+        nodeId: r.nodeId,
+        image: 'ctrl-alt-play/not-here:missing',
+      });
+      assert.equal(doomed.status, 202, JSON.stringify(doomed.body));
+      const failed = await ended(r, doomed.body.operationId, 120_000);
+      assert.equal(failed.success, false, JSON.stringify(failed));
+      assert.ok(failed.errorCode, JSON.stringify(failed));
+      assert.equal(
+        (await r.panel.api(r.owner, 'GET', `/api/servers/${doomed.body.server.id}`)).status,
+        404,
+        'a failed create leaves no server',
+      );
     } finally {
       await r.cleanup();
     }

@@ -28,7 +28,7 @@ describe('Panel + Agent: a folder of 70k long file names', () => {
   before(async () => {
     stack = await startStack('oversize');
     ({ panel, agent, agentDir, owner, nodeId } = stack);
-    const r = await panel.api(owner, 'POST', '/api/servers', {
+    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'oversize',
       nodeId,
       image: IMAGE,

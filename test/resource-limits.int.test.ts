@@ -29,7 +29,7 @@ describe('servers get default limits from their node', () => {
     return (await docker.getContainer(c.Id).inspect()).HostConfig;
   }
   async function create(body: Record<string, unknown>) {
-    const r = await panel.api(owner, 'POST', '/api/servers', {
+    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: `limits-${made.length}`,
       nodeId,
       image: IMAGE,

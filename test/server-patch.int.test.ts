@@ -27,7 +27,7 @@ describe('PATCH /api/servers/:id with a real Agent and Docker', () => {
     ({ panel, owner, nodeId } = stack);
     const node = { id: nodeId };
     hostPort = await freePort();
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'patch-me',
       nodeId: node.id,
       image: IMAGE,
@@ -80,7 +80,7 @@ describe('PATCH /api/servers/:id with a real Agent and Docker', () => {
   it('a startup change recreates the container with the same environment, limits and ports', async () => {
     const [c0] = await containers();
     const startup = 'echo "again $GREETING"; echo ready; while read l; do echo "got:$l"; done';
-    const r = await panel.api(owner, 'PATCH', `/api/servers/${serverId}`, { startup });
+    const r = await panel.api(owner, 'PATCH', `/api/servers/${serverId}?wait=true`, { startup });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.startup, startup);
     assert.deepEqual(r.body.environment, { GREETING: 'kept' });

@@ -49,7 +49,7 @@ describe('Panel, Agent and Docker agree (real Docker)', () => {
   };
 
   it('a variable removed through the Panel is gone from the recreated container', async () => {
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'env removal',
       nodeId,
       image: IMAGE,
@@ -82,7 +82,9 @@ describe('Panel, Agent and Docker agree (real Docker)', () => {
     );
 
     // and through PATCH
-    const patch = await panel.api(owner, 'PATCH', `/api/servers/${id}`, { environment: { KEEP: 'k3' } });
+    const patch = await panel.api(owner, 'PATCH', `/api/servers/${id}?wait=true`, {
+      environment: { KEEP: 'k3' },
+    });
     assert.equal(patch.status, 200, JSON.stringify(patch.body));
     env = await containerEnv(id);
     assert.ok(env.includes('KEEP=k3'), env.join(' '));
@@ -91,7 +93,7 @@ describe('Panel, Agent and Docker agree (real Docker)', () => {
   });
 
   it('twenty parallel power actions ending with kill: offline in the Panel, the Agent and Docker', async () => {
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'power storm',
       nodeId,
       image: IMAGE,

@@ -1,14 +1,16 @@
 /** Wires config, Docker, servers, the Panel link and the HTTP API into one running Agent. */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type EventData, type EventName, event, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
+import { event, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
 import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config/config.ts';
 import { DockerEnvironment } from './environment/docker/docker.ts';
+import { DockerServerEnvironment } from './environment/docker/environment.ts';
+import type { Environment } from './environment/environment.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
-import { buildHttp } from './http/http.ts';
-import { ConsoleCoalescer } from './panel-link/coalesce.ts';
+import { buildHealthOnly } from './http/health.ts';
 import { PanelLink } from './panel-link/link.ts';
+import { relayEvents } from './panel-link/relay.ts';
 import { ServerManager } from './server/manager.ts';
 import { systemLoad } from './system/system-info.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -44,16 +46,23 @@ export function createLogger(config: AgentConfig, tty = process.stdout.isTTY ===
   });
 }
 
-export async function startAgent(config: AgentConfig, opts: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  config: AgentConfig,
+  opts: {
+    logger?: Logger;
+    /** for tests: the servers' environment, given the Docker one (to wrap it) */
+    environment?: (docker: Environment) => Environment;
+  } = {},
+): Promise<RunningAgent> {
   const logger = (opts.logger ?? createLogger(config)).child({ nodeId: config.nodeId });
   await mkdir(path.resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const docker = new DockerEnvironment(config.dockerHost);
+  const dockerEnv = new DockerServerEnvironment(docker, config);
+  const env = opts.environment ? opts.environment(dockerEnv) : dockerEnv;
   let link: PanelLink | null = null;
-  // console lines of a tick go up as one message (see ConsoleCoalescer)
-  const { emit } = new ConsoleCoalescer(<E extends EventName>(name: E, data: EventData<E>) => {
-    link?.send(event(name, data, link.agentId ?? undefined));
-  });
-  const manager = new ServerManager({ docker, config, logger, emit });
+  const manager = new ServerManager({ env, config, logger });
+  // the link sends what the servers publish (it queues events until it connects)
+  relayEvents(manager.events, (name, data) => link?.send(event(name, data, link.agentId ?? undefined)));
   await manager.init();
 
   let httpPort = config.httpPort;
@@ -80,19 +89,28 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   manager.reportInterrupted();
   manager.resumeAfterDowntime();
 
-  const app = await buildHttp({
-    logger,
-    corsOrigins: config.corsOrigins,
-    // the API key only: the Panel's token is for the link, and must not open the HTTP API too
-    acceptedKeys: () => [config.apiKey],
-    rate: config.httpRate,
-    handle: (raw) => manager.handleRaw(raw),
-    docker: () => docker.reachable(),
-    panelConnected: () => link?.connected ?? false,
-  });
-  await app.listen({ port: config.httpPort, host: config.httpHost });
-  const addr = app.server.address();
-  httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
+  const dockerReachable = () => docker.reachable();
+  const panelConnected = () => link?.connected ?? false;
+  // Without AGENT_API_KEY only /health can answer: node:http serves it and Fastify is never
+  // loaded (a good part of an idle Agent's memory)
+  const app = config.apiKey
+    ? await (await import('./http/http.ts')).buildAgentHttp({
+        logger,
+        corsOrigins: config.corsOrigins,
+        // the API key only: the Panel's token is for the link, and must not open the HTTP API too
+        acceptedKeys: () => [config.apiKey],
+        rate: config.httpRate,
+        handle: (raw) => manager.handleRaw(raw),
+        docker: dockerReachable,
+        panelConnected,
+      })
+    : buildHealthOnly({
+        corsOrigins: config.corsOrigins,
+        rate: config.httpRate,
+        docker: dockerReachable,
+        panelConnected,
+      });
+  httpPort = await app.listen(config.httpPort, config.httpHost);
   // game containers kept from this Agent's port and a Panel on this host (before the link, so
   // no server is started through it before the rules are in); retried while Docker is away
   let guard: PortGuard | null = null;

@@ -7,6 +7,7 @@ import Docker from 'dockerode';
 import pino from 'pino';
 import { type RunningAgent, startAgent } from '../src/agent.ts';
 import { type AgentConfig, loadAgentConfig } from '../src/config/config.ts';
+import type { Environment } from '../src/environment/environment.ts';
 import { FakePanel, type FakePanelOptions } from './fake-panel.ts';
 
 export const IMAGE = 'ctrl-alt-play/busybox:latest';
@@ -29,7 +30,12 @@ export interface Fixture {
 }
 
 export async function fixture(
-  opts: { env?: Record<string, string>; panel?: Partial<FakePanelOptions> } = {},
+  opts: {
+    env?: Record<string, string>;
+    panel?: Partial<FakePanelOptions>;
+    /** wraps the servers' (Docker) environment, at every start of the Agent */
+    environment?: (docker: Environment) => Environment;
+  } = {},
 ): Promise<Fixture> {
   const secret = `secret_${randomBytes(8).toString('hex')}`;
   const panel = await new FakePanel({ secret, pingIntervalMs: 200, ...opts.panel }).start();
@@ -49,16 +55,17 @@ export async function fixture(
   };
   const config = loadAgentConfig(env);
   const logger = pino({ level: config.logLevel });
+  const agentOpts = { logger, ...(opts.environment ? { environment: opts.environment } : {}) };
   const f: Fixture = {
     panel,
-    agent: await startAgent(config, { logger }),
+    agent: await startAgent(config, agentOpts),
     config,
     dataDir,
     nodeId,
     env,
     async restartAgent() {
       await f.agent.stop();
-      f.agent = await startAgent(config, { logger });
+      f.agent = await startAgent(config, agentOpts);
       return f.agent;
     },
     async cleanup() {

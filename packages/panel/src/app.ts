@@ -1,6 +1,6 @@
 /** The Panel as a Fastify app: `build()` wires everything without listening; `startPanel()` listens. */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIENT_MAX_FRAME_BYTES, CodedError } from '@cap/protocol';
 import cookie from '@fastify/cookie';
@@ -59,6 +59,18 @@ export function defaultLogger(level: string): Logger {
   return pino({ level, base: undefined, redact: ['req.headers.authorization', 'req.headers.cookie'] });
 }
 
+/** The certificate and key files, read once at start; unreadable ones are CONFIG_INVALID. */
+function readTls(tls: NonNullable<PanelConfig['tls']>): { cert: Buffer; key: Buffer } {
+  const read = (file: string, key: string) => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new CodedError('CONFIG_INVALID', `${key} ${file}: ${(e as Error).message}`, { details: [key] });
+    }
+  };
+  return { cert: read(tls.certFile, 'PANEL_TLS_CERT'), key: read(tls.keyFile, 'PANEL_TLS_KEY') };
+}
+
 export async function build(config: PanelConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const log = opts.logger ?? defaultLogger(config.logLevel);
   // DATA_DIR is private (0700) with PostgreSQL too: the key files live there
@@ -66,7 +78,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const db = opts.db ?? (await openDatabase(config));
   const s = createServices(config, db, log);
   await s.agents.init();
-  await s.templates.ensureBuiltins();
+  await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.servers.init();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),
@@ -75,6 +87,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
 
   // pino's Logger and Fastify's base logger type differ only in generics.
   const app = Fastify({
+    ...(config.tls ? { https: readTls(config.tls) } : {}),
     loggerInstance: log,
     genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
@@ -228,7 +241,7 @@ export async function startPanel(config: PanelConfig, opts: BuildOptions = {}): 
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   // PORT=0: the real port is known only now; Agents must be told that one, not :0
   if (!config.publicUrlSet && config.port === 0) app.panel.setPublicUrl(url);
   return { app, url, stop: () => app.close() };

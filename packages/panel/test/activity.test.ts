@@ -51,7 +51,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       const node = await panel.createNode(owner);
       agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
       await until(() => panel.app.panel.hub.isOnline(node.id));
-      const r = await panel.api(owner, 'POST', '/api/servers', {
+      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
         name: 'act',
         nodeId: node.id,
         image: 'img',
@@ -88,11 +88,18 @@ for (const engine of ['sqlite', 'postgres'] as const)
       const adminId = (await panel.api(admin, 'GET', '/api/auth/me')).body.user.id;
       const r = await panel.api(admin, 'POST', `/api/servers/${serverId}/power`, { action: 'stop' });
       assert.equal(r.status, 202, JSON.stringify(r.body));
-      await until(async () => (await rows()).some((x) => x.action === 'operation.completed'));
+      // (the create was an operation too: this stop's end is the one with its id)
+      const isStopEnd = (details: unknown) =>
+        String(typeof details === 'string' ? details : JSON.stringify(details)).includes(r.body.operationId);
+      await until(async () =>
+        (await rows()).some((x) => x.action === 'operation.completed' && isStopEnd(x.details)),
+      );
       const page = await panel.api(owner, 'GET', `/api/servers/${serverId}/activity`);
       assert.equal(page.status, 200, JSON.stringify(page.body));
       const stop = page.body.entries.find((e: Json) => e.action === 'server.power.stop');
-      const done = page.body.entries.find((e: Json) => e.action === 'operation.completed');
+      const done = page.body.entries.find(
+        (e: Json) => e.action === 'operation.completed' && e.details?.operationId === r.body.operationId,
+      );
       assert.ok(stop && done, JSON.stringify(page.body.entries));
       assert.equal(stop.action, 'server.power.stop');
       assert.equal(stop.actorUserId, adminId);

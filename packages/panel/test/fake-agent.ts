@@ -33,8 +33,10 @@ export interface FakeAgentOptions {
   protocolVersion?: number | null;
   /** answer pings (default true) */
   pong?: boolean;
-  /** ms from an operation's acknowledgement to its operation_completed (default 40) */
-  operationMs?: number;
+  /** ms from an operation's acknowledgement to its operation_completed (default 40), or per command */
+  operationMs?: number | ((cmd: Command) => number);
+  /** the error an operation ends with (default none: it succeeds) */
+  operationError?: (cmd: Command) => { code: ErrorCode; message: string } | undefined;
   /** per-action override: return data, or throw { code, message } */
   handlers?: Partial<Record<Action, (cmd: Command) => unknown>>;
   /** delay between simulated state changes, ms */
@@ -201,8 +203,16 @@ export class FakeAgent {
         // as the real Agent: acknowledged at once, the end reported once the status walk is done
         this.ws.send(JSON.stringify(okResponse(msg.id, { operationId, status: 'accepted' })));
         const serverId = msg.serverId;
-        this.#later(this.#opts.operationMs ?? 40, () =>
-          this.emit('operation_completed', { operationId, serverId, action: msg.action, success: true }),
+        const ms = this.#opts.operationMs;
+        const error = this.#opts.operationError?.(msg);
+        this.#later(typeof ms === 'function' ? ms(msg) : (ms ?? 40), () =>
+          this.emit('operation_completed', {
+            operationId,
+            serverId,
+            action: msg.action,
+            success: error === undefined,
+            ...(error ? { error } : {}),
+          }),
         );
         return;
       }

@@ -1,12 +1,22 @@
 /**
  * Operations in the Panel (issue 9 item 1) with a fake Agent: the row a power action makes, a
  * refusal recorded with its code, a 404 for an unknown id, and the TIMEOUT sweep of an operation
- * whose Agent never reports its end.
+ * whose Agent never reports its end; the create and the PATCH that recreates the container as
+ * operations too (202 { operationId }, ?wait=true for the old answer; a failed create removes the
+ * server, a failed PATCH stores nothing).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { Command, ErrorCode } from '@cap/protocol';
 import { FakeAgent, FakeAgentError } from './fake-agent.ts';
-import { type Session, scratchDatabase, startTestPanel, type TestPanel, until } from './helpers.ts';
+import {
+  type Json,
+  type Session,
+  scratchDatabase,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from './helpers.ts';
 
 /** On SQLite and on a fresh PostgreSQL database (migration 010_operations on both). */
 for (const engine of ['sqlite', 'postgres'] as const)
@@ -25,8 +35,8 @@ for (const engine of ['sqlite', 'postgres'] as const)
       agent = await FakeAgent.start({
         panelUrl: panel.url,
         agentSecret: node.agentSecret,
-        // acknowledged, and the end never reported within the test
-        operationMs: 10_000_000,
+        // acknowledged, and the end never reported within the test (but the create's)
+        operationMs: (cmd) => (cmd.action === 'create_server' ? 40 : 10_000_000),
         handlers: {
           restart_server: () => {
             throw new FakeAgentError('SERVER_BUSY', 'stop_server (operation x) is running on this server');
@@ -34,7 +44,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
         },
       });
       await until(() => panel.app.panel.hub.isOnline(node.id));
-      const r = await panel.api(owner, 'POST', '/api/servers', {
+      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
         name: 'ops',
         nodeId: node.id,
         image: 'img',
@@ -122,3 +132,147 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal(list.status, 404);
     });
   });
+
+describe('create and PATCH as operations (fake Agent)', () => {
+  let panel: TestPanel;
+  let owner: Session;
+  let agent: FakeAgent;
+  let nodeId: string;
+  /** the end the fake Agent reports for the next operations of this action (undefined: success) */
+  const failing = new Map<string, { code: ErrorCode; message: string }>();
+
+  before(async () => {
+    panel = await startTestPanel();
+    owner = await panel.login();
+    const node = await panel.createNode(owner);
+    nodeId = node.id;
+    agent = await FakeAgent.start({
+      panelUrl: panel.url,
+      agentSecret: node.agentSecret,
+      operationMs: 150,
+      operationError: (cmd: Command) => failing.get(cmd.action),
+    });
+    await until(() => panel.app.panel.hub.isOnline(node.id));
+  });
+  after(async () => {
+    await agent.close();
+    await panel.stop();
+  });
+
+  const op = async (id: string) => (await panel.api(owner, 'GET', `/api/operations/${id}`)).body;
+  const ended = async (id: string) => {
+    await until(async () => (await op(id)).finishedAt !== null);
+    return op(id);
+  };
+  const heldPorts = async (serverId: string) =>
+    ((await panel.api(owner, 'GET', `/api/nodes/${nodeId}/allocations`)).body as Json[])
+      .filter((a) => a.serverId === serverId)
+      .map((a) => a.port);
+
+  test('a create is 202 { operationId, server } once acknowledged; the operation ends completed', async () => {
+    const r = await panel.api(owner, 'POST', '/api/servers', { name: 'async', nodeId, image: 'img' });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.deepEqual(Object.keys(r.body).sort(), ['operationId', 'server']);
+    assert.equal(r.body.server.name, 'async');
+    const sent = agent.commands.find(
+      (c) =>
+        c.action === 'create_server' && (c as { operationId?: string }).operationId === r.body.operationId,
+    );
+    assert.ok(sent, 'create_server asks for the acknowledgement');
+    const started = await op(r.body.operationId);
+    assert.equal(started.kind, 'create');
+    assert.equal(started.serverId, r.body.server.id);
+    assert.equal(typeof started.actorUserId, 'string');
+    const done = await ended(r.body.operationId);
+    assert.equal(done.success, true);
+    assert.equal(done.stage, 'completed');
+    assert.equal((await panel.api(owner, 'GET', `/api/servers/${r.body.server.id}`)).status, 200);
+  });
+
+  test('a create whose operation fails removes the server and frees its ports; ?wait=true answers the code', async () => {
+    failing.set('create_server', { code: 'DOCKER_ERROR', message: 'no such image' });
+    try {
+      const r = await panel.api(owner, 'POST', '/api/servers', {
+        name: 'doomed',
+        nodeId,
+        image: 'img',
+        ports: { '7000': 37100 },
+      });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const id = r.body.server.id as string;
+      assert.deepEqual(await heldPorts(id), [37100]);
+      const done = await ended(r.body.operationId);
+      assert.equal(done.success, false);
+      assert.equal(done.errorCode, 'DOCKER_ERROR');
+      assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).status, 404);
+      assert.deepEqual(await heldPorts(id), []);
+
+      const before = (await panel.api(owner, 'GET', '/api/servers')).body.length;
+      const waited = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+        name: 'doomed too',
+        nodeId,
+        image: 'img',
+        ports: { '7000': 37100 },
+      });
+      assert.equal(waited.body.code, 'DOCKER_ERROR', JSON.stringify(waited.body));
+      assert.equal((await panel.api(owner, 'GET', '/api/servers')).body.length, before, 'nothing stored');
+    } finally {
+      failing.delete('create_server');
+    }
+  });
+
+  test('a PATCH that recreates the container is 202 { operationId }; stored once the Agent reports success', async () => {
+    const made = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'p',
+      nodeId,
+      image: 'img',
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const id = made.body.id as string;
+    // a rename alone is no operation
+    const renamed = await panel.api(owner, 'PATCH', `/api/servers/${id}`, { name: 'q' });
+    assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+    assert.equal(renamed.body.name, 'q');
+
+    const r = await panel.api(owner, 'PATCH', `/api/servers/${id}`, { startup: 'echo new' });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.deepEqual(Object.keys(r.body), ['operationId']);
+    assert.equal((await op(r.body.operationId)).kind, 'update');
+    // not stored before the Agent's end
+    assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.startup, '');
+    assert.equal((await ended(r.body.operationId)).success, true);
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/servers/${id}`)).body.startup === 'echo new',
+    );
+
+    const waited = await panel.api(owner, 'PATCH', `/api/servers/${id}?wait=true`, { startup: 'echo newer' });
+    assert.equal(waited.status, 200, JSON.stringify(waited.body));
+    assert.equal(waited.body.startup, 'echo newer');
+  });
+
+  test('a PATCH whose operation fails stores nothing and lets the new port go', async () => {
+    const made = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'pf',
+      nodeId,
+      image: 'img',
+      ports: { '7000': 37200 },
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const id = made.body.id as string;
+    failing.set('update_server', { code: 'DOCKER_ERROR', message: 'recreate failed' });
+    try {
+      const r = await panel.api(owner, 'PATCH', `/api/servers/${id}`, { ports: { '7000': 37201 } });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const done = await ended(r.body.operationId);
+      assert.equal(done.errorCode, 'DOCKER_ERROR');
+      await until(async () => (await heldPorts(id)).join() === '37200');
+      assert.deepEqual((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.ports, { '7000': 37200 });
+
+      const waited = await panel.api(owner, 'PATCH', `/api/servers/${id}?wait=true`, { startup: 'x' });
+      assert.equal(waited.body.code, 'DOCKER_ERROR', JSON.stringify(waited.body));
+      assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.startup, '');
+    } finally {
+      failing.delete('update_server');
+    }
+  });
+});

@@ -49,6 +49,8 @@ export const ErrorCode = z.enum([
   'AGENT_RESTARTED',
   /** the Agent no longer knows the operation (it was neither running nor reported finished) */
   'OPERATION_LOST',
+  /** the Panel's TLS certificate is not the one the Agent pins (AGENT_PANEL_CERT_SHA256) */
+  'TLS_PIN_MISMATCH',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -91,6 +93,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   OPERATION_SUPERSEDED: 409,
   AGENT_RESTARTED: 503,
   OPERATION_LOST: 503,
+  TLS_PIN_MISMATCH: 502,
 };
 
 export const ErrorBody = z.object({

@@ -151,7 +151,7 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
       filename: 'egg-busybox-eula.json',
     });
     assert.equal(imported.status, 201, JSON.stringify(imported.body));
-    const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+    const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
       name: `f-eula-${run}`,
       nodeId,
       templateId: imported.body.template.id,
@@ -227,7 +227,7 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
         filename: 'egg-busybox-java.json',
       });
       assert.equal(imported.status, 201, JSON.stringify(imported.body));
-      const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+      const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
         name: `f-java-${run}`,
         nodeId,
         templateId: imported.body.template.id,
@@ -262,7 +262,7 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
       filename: 'egg-busybox-waiting.json',
     });
     assert.equal(imported.status, 201, JSON.stringify(imported.body));
-    const created = await apiFromPage<{ id: string }>('POST', '/servers', {
+    const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
       name: `f-wait-${run}`,
       nodeId,
       templateId: imported.body.template.id,

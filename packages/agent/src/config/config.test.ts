@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { isCodedError } from '@cap/protocol';
 import { loadAgentConfig } from './config.ts';
 
-const good = { PANEL_URL: 'ws://panel:8080', NODE_ID: 'node-1', AGENT_SECRET: 'secret-secret' };
+const good = { PANEL_URL: 'ws://127.0.0.1:8080', NODE_ID: 'node-1', AGENT_SECRET: 'secret-secret' };
 
 test('defaults apply and PANEL_URL may be ws:// or http://', () => {
   const c = loadAgentConfig(good);

@@ -2,6 +2,7 @@
  * The Agent's configuration: read from the environment here and nowhere else, validated once,
  * frozen, passed in. A bad config fails listing every bad key.
  */
+import { isIPv4 } from 'node:net';
 import { CodedError, LINK_MAX_MESSAGE_BYTES } from '@cap/protocol';
 import { z } from 'zod';
 
@@ -64,7 +65,33 @@ const AgentEnv = z.object({
     .default('ctrl-alt-play'),
   AGENT_FIREWALL: z.enum(['true', 'false']).default('true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** plain ws:// or http:// to a Panel that is not on loopback is refused unless this is 1 */
+  AGENT_ALLOW_INSECURE: z.enum(['1', '0', 'true', 'false']).default('0'),
+  /** the Panel's certificate SHA-256 fingerprint: only that certificate is accepted */
+  AGENT_PANEL_CERT_SHA256: z
+    .string()
+    .trim()
+    .regex(
+      /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/,
+      'must be a SHA-256 fingerprint (64 hex digits, colons optional)',
+    )
+    .optional(),
 });
+
+/** Whether a URL's host is this machine's loopback (localhost, 127.0.0.0/8, ::1). */
+export function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host === '::1') return true;
+  return isIPv4(host) && host.startsWith('127.');
+}
+
+export const isPlainUrl = (url: string): boolean => /^(ws|http):$/.test(new URL(url).protocol);
+
+/** `AB:CD:…`, the form node:tls gives a certificate's fingerprint256 in. */
+export function normalizeFingerprint(fp: string): string {
+  const hex = fp.replaceAll(':', '').toUpperCase();
+  return hex.replace(/(..)(?!$)/g, '$1:');
+}
 
 export interface AgentConfig {
   readonly panelUrl: string;
@@ -100,6 +127,10 @@ export interface AgentConfig {
   /** iptables rules keeping game containers from the Agent's and a local Panel's ports */
   readonly firewall: boolean;
   readonly logLevel: string;
+  /** AGENT_ALLOW_INSECURE=1: plain ws:// or http:// to a Panel off loopback is allowed */
+  readonly allowInsecure: boolean;
+  /** AGENT_PANEL_CERT_SHA256 as `AB:CD:…`: the only Panel certificate accepted */
+  readonly panelCertSha256: string | undefined;
 }
 
 /** Validates the environment; throws CodedError('CONFIG_INVALID') naming every bad key. */
@@ -125,6 +156,23 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     );
   }
   const e = r.data;
+  const allowInsecure = e.AGENT_ALLOW_INSECURE === '1' || e.AGENT_ALLOW_INSECURE === 'true';
+  if (isPlainUrl(e.PANEL_URL) && e.AGENT_PANEL_CERT_SHA256) {
+    throw new CodedError(
+      'CONFIG_INVALID',
+      'invalid agent configuration: AGENT_PANEL_CERT_SHA256 needs a wss:// or https:// PANEL_URL',
+      { details: { keys: ['AGENT_PANEL_CERT_SHA256', 'PANEL_URL'] }, location: 'AGENT_PANEL_CERT_SHA256' },
+    );
+  }
+  if (isPlainUrl(e.PANEL_URL) && !isLoopbackUrl(e.PANEL_URL) && !allowInsecure) {
+    throw new CodedError(
+      'CONFIG_INVALID',
+      `invalid agent configuration: PANEL_URL ${new URL(e.PANEL_URL).protocol}// to ${new URL(e.PANEL_URL).host} is not encrypted ` +
+        '(the Agent secret and every command would cross the network in clear): use wss:// or https://, ' +
+        'or set AGENT_ALLOW_INSECURE=1 on a network you trust',
+      { details: { keys: ['PANEL_URL'] }, location: 'PANEL_URL' },
+    );
+  }
   return Object.freeze({
     panelUrl: e.PANEL_URL.replace(/\/+$/, ''),
     nodeId: e.NODE_ID,
@@ -156,5 +204,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     dockerNetwork: e.AGENT_DOCKER_NETWORK,
     firewall: e.AGENT_FIREWALL === 'true',
     logLevel: e.LOG_LEVEL,
+    allowInsecure,
+    panelCertSha256: e.AGENT_PANEL_CERT_SHA256 ? normalizeFingerprint(e.AGENT_PANEL_CERT_SHA256) : undefined,
   });
 }

@@ -5,11 +5,10 @@
  * client address before the key is checked, so guessing keys is as slow as flooding.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { httpStatusOf, newMessageId, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
+import { httpStatusOf, newMessageId, type ResponseMessage } from '@cap/protocol';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { TokenBucket } from '../panel-link/rate-limit.ts';
-import { AGENT_VERSION } from '../version.ts';
+import { type AgentHttpServer, corsHeaders, healthReport, isHealthUrl, rateLimiter } from './health.ts';
 
 /** Path shorthands for actions without the `_server` pattern (a Map: no name is found on a prototype). */
 const SHORT_FORMS: ReadonlyMap<string, string> = new Map([
@@ -18,9 +17,6 @@ const SHORT_FORMS: ReadonlyMap<string, string> = new Map([
   ['files', 'list_files'],
   ['file', 'get_file'],
 ]);
-
-/** Client addresses remembered by the rate limiter; beyond this the oldest are forgotten. */
-const MAX_TRACKED_ADDRESSES = 10_000;
 
 export interface HttpDeps {
   logger: Logger;
@@ -60,18 +56,8 @@ function statusOf(res: ResponseMessage): number {
 
 export async function buildHttp(deps: HttpDeps) {
   const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), bodyLimit: 1024 * 1024 });
-  const allowAll = deps.corsOrigins.includes('*');
   const rate = deps.rate ?? 20;
-  const buckets = new Map<string, TokenBucket>();
-  const admit = (address: string): boolean => {
-    let b = buckets.get(address);
-    if (!b) {
-      if (buckets.size >= MAX_TRACKED_ADDRESSES) buckets.delete(buckets.keys().next().value as string);
-      b = new TokenBucket(rate, 2 * rate);
-      buckets.set(address, b);
-    }
-    return b.take();
-  };
+  const admit = rateLimiter(rate);
 
   app.addHook('onRequest', async (req, reply) => {
     if (!admit(req.ip)) {
@@ -80,15 +66,10 @@ export async function buildHttp(deps: HttpDeps) {
         .header('retry-after', String(Math.max(1, Math.ceil(1 / rate))))
         .send({ code: 'RATE_LIMITED', message: 'too many requests; slow down', requestId: req.id });
     }
-    const origin = req.headers.origin;
-    if (origin && (allowAll || deps.corsOrigins.includes(origin))) {
-      reply.header('access-control-allow-origin', allowAll ? '*' : origin);
-      reply.header('vary', 'origin');
-      reply.header('access-control-allow-headers', 'authorization, x-api-key, content-type');
-      reply.header('access-control-allow-methods', 'GET, POST, OPTIONS');
-    }
+    for (const [k, v] of Object.entries(corsHeaders(deps.corsOrigins, req.headers.origin)))
+      reply.header(k, v);
     if (req.method === 'OPTIONS') return reply.code(204).send();
-    if (req.url === '/health' || req.url.startsWith('/health?')) return;
+    if (isHealthUrl(req.url)) return;
     const key = presentedKey(req);
     if (!key || !keyMatches(key, deps.acceptedKeys())) {
       return reply
@@ -97,16 +78,7 @@ export async function buildHttp(deps: HttpDeps) {
     }
   });
 
-  app.get('/health', async () => {
-    const docker = await deps.docker();
-    return {
-      status: docker.reachable ? 'ok' : 'degraded',
-      version: AGENT_VERSION,
-      protocolVersion: PROTOCOL_VERSION,
-      docker,
-      panel: { connected: deps.panelConnected() },
-    };
-  });
+  app.get('/health', () => healthReport(deps));
 
   app.post('/api/command', async (req, reply) => {
     const res = await deps.handle(req.body ?? null);
@@ -150,4 +122,17 @@ export async function buildHttp(deps: HttpDeps) {
     });
   });
   return app;
+}
+
+/** buildHttp() as the Agent runs it (see health.ts for the API without a key). */
+export async function buildAgentHttp(deps: HttpDeps): Promise<AgentHttpServer> {
+  const app = await buildHttp(deps);
+  return {
+    async listen(port, host) {
+      await app.listen({ port, host });
+      const addr = app.server.address();
+      return typeof addr === 'object' && addr ? addr.port : port;
+    },
+    close: () => app.close(),
+  };
 }

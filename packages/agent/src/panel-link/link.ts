@@ -22,11 +22,12 @@ import {
 } from '@cap/protocol';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { AgentConfig } from '../config/config.ts';
+import { type AgentConfig, isLoopbackUrl, isPlainUrl } from '../config/config.ts';
 import { dockerArch } from '../system/system-info.ts';
 import { CredentialStore } from './credentials.ts';
 import { Outbox } from './outbox.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { PinnedAgent, panelAgent, postJson } from './transport.ts';
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 30_000;
@@ -71,6 +72,8 @@ interface CloseInfo {
   code: number;
   reason: string;
   error?: string;
+  /** the error's code when it has one (TLS_PIN_MISMATCH, CONFIG_INVALID) */
+  errorCode?: string;
   url: string;
 }
 
@@ -80,6 +83,8 @@ export class PanelLink {
   readonly #hooks: LinkHooks;
   readonly #store: CredentialStore;
   readonly #outbox = new Outbox();
+  /** AGENT_PANEL_CERT_SHA256: the only certificate the Panel may present */
+  readonly #pinned: PinnedAgent | undefined;
   #creds: AgentCredentials | null = null;
   #ws: WebSocket | null = null;
   #ready = false;
@@ -99,6 +104,7 @@ export class PanelLink {
     this.#log = logger.child({ component: 'panel-link' });
     this.#hooks = hooks;
     this.#store = new CredentialStore(config.dataDir, config.panelUrl, config.nodeId);
+    this.#pinned = config.panelCertSha256 ? new PinnedAgent(config.panelCertSha256) : undefined;
   }
 
   get connected(): boolean {
@@ -201,7 +207,12 @@ export class PanelLink {
         const delay = backoffDelay(this.#attempt++);
         const code = e instanceof CodedError ? e.code : 'AGENT_OFFLINE';
         this.#log.warn(
-          { code, err: e instanceof CodedError ? undefined : e, retryInMs: delay },
+          {
+            code,
+            err: e instanceof CodedError ? undefined : e,
+            error: e instanceof CodedError ? e.message : undefined,
+            retryInMs: delay,
+          },
           'registration failed',
         );
         await this.#sleep(delay);
@@ -241,6 +252,7 @@ export class PanelLink {
         closeCode: info.code,
         reason: info.reason,
         error: info.error,
+        code: info.errorCode,
         url: info.url,
         retryInMs: delay,
       };
@@ -268,26 +280,23 @@ export class PanelLink {
 
   async #post(pathname: string, headers: Record<string, string>, body: unknown): Promise<AgentCredentials> {
     const url = `${panelHttpBase(this.#config.panelUrl)}${pathname}`;
-    let res: Response;
+    let res: { status: number; json: unknown };
     try {
-      res = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [PROTOCOL_VERSION_HEADER]: String(PROTOCOL_VERSION),
-          ...headers,
-        },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(15_000),
+      res = await postJson(url, { [PROTOCOL_VERSION_HEADER]: String(PROTOCOL_VERSION), ...headers }, body, {
+        agent: panelAgent(url, this.#pinned),
+        timeoutMs: 15_000,
       });
     } catch (e) {
+      if (e instanceof CodedError) throw e;
       throw new CodedError('AGENT_OFFLINE', `panel unreachable: ${(e as Error).message}`, { cause: e });
     }
     if (res.status === 401 || res.status === 403) {
       throw new CodedError('AUTH_FAILED', `panel refused ${pathname} (${res.status})`);
     }
-    if (!res.ok) throw new CodedError('AGENT_OFFLINE', `panel answered ${res.status} to ${pathname}`);
-    const parsed = RegisterResponse.safeParse(await res.json().catch(() => null));
+    if (res.status < 200 || res.status > 299) {
+      throw new CodedError('AGENT_OFFLINE', `panel answered ${res.status} to ${pathname}`);
+    }
+    const parsed = RegisterResponse.safeParse(res.json);
     if (!parsed.success) throw new CodedError('INVALID_MESSAGE', `unexpected answer to ${pathname}`);
     return parsed.data.agent;
   }
@@ -366,7 +375,16 @@ export class PanelLink {
     return new Promise((resolve) => {
       const info: CloseInfo = { opened: false, lastedMs: 0, unauthorized: false, code: 0, reason: '', url };
       let openedAt = 0;
+      // the Panel may name any URL for the socket: it is held to the same rule as PANEL_URL
+      if (isPlainUrl(url) && !isLoopbackUrl(url) && !this.#config.allowInsecure) {
+        info.errorCode = 'CONFIG_INVALID';
+        info.error = `refusing the unencrypted ${url} the Panel gave (set AGENT_ALLOW_INSECURE=1 to allow it)`;
+        resolve(info);
+        return;
+      }
+      const agent = panelAgent(url, this.#pinned);
       const ws = new WebSocket(url, {
+        ...(agent ? { agent } : {}),
         headers: {
           authorization: `Bearer ${creds.token}`,
           [AGENT_ID_HEADER]: creds.id,
@@ -427,6 +445,7 @@ export class PanelLink {
       });
       ws.on('error', (e) => {
         info.error = e.message;
+        if (e instanceof CodedError) info.errorCode = e.code;
       });
       ws.on('close', (code, reason) => {
         clearInterval(deadTimer);

@@ -2,12 +2,13 @@
  * All servers of this Agent and the one command handler both transports (Panel WebSocket, HTTP)
  * go through. Every command gets exactly one response; failures carry a code.
  */
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CodedError,
   type Command,
-  CreateServerPayload,
+  type EggConfig,
   type ErrorCode,
   type EventData,
   errorResponse,
@@ -16,13 +17,12 @@ import {
   okResponse,
   parseAgentInbound,
   type ResponseMessage,
-  ServerStatus,
+  type ServerStatus,
   serverIdOf,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/config.ts';
-import { containerName } from '../environment/docker/container-spec.ts';
-import type { DockerEnvironment } from '../environment/docker/docker.ts';
+import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
   chownPathInside,
   fileSizeInside,
@@ -31,7 +31,10 @@ import {
   writeFileInside,
 } from '../filesystem/filesystem.ts';
 import { systemInfo } from '../system/system-info.ts';
-import { type Emit, type InstallState, Server } from './server.ts';
+import { type InstallState, loadDefinitions } from './definition-store.ts';
+import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
+import { type LockHolder, PowerLocks } from './power.ts';
+import { Server } from './server.ts';
 
 /** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
 const POWER_ACTIONS: Record<
@@ -62,13 +65,8 @@ export function diskFull(e: unknown, dataDir: string): CodedError | null {
 }
 
 /** An accepted operation that has not ended (persisted in `<dataDir>/operations.json`). */
-interface ActiveOperation {
-  operationId: string;
-  serverId: string;
-  action: Command['action'];
+interface ActiveOperation extends LockHolder {
   acceptedAt: string;
-  /** set when a kill pre-empted it: it ends as OPERATION_SUPERSEDED whatever it did */
-  supersededBy?: string;
 }
 
 const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
@@ -83,10 +81,11 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
 
 export class ServerManager {
   readonly servers = new Map<string, Server>();
-  readonly #docker: DockerEnvironment;
+  readonly #env: Environment;
   readonly #config: AgentConfig;
   readonly #log: Logger;
-  readonly #emit: Emit;
+  /** every server's events and the operations' (the Panel link subscribes here) */
+  readonly events: EventBus;
   readonly serversDir: string;
   #statsTimer: NodeJS.Timeout | undefined;
   #sampling = false;
@@ -94,8 +93,8 @@ export class ServerManager {
   readonly #creating = new Set<string>();
   /** Docker answered the boot listing, so "not running" below is known, not a guess */
   #listed = false;
-  /** serverId → the operation running on it (the per-server try-lock of power actions) */
-  readonly #ops = new Map<string, ActiveOperation>();
+  /** the per-server try-lock of power actions (operations and the Agent's own actions) */
+  readonly #locks = new PowerLocks();
   /** every accepted operation not ended yet (a superseded one stays until it returns) */
   readonly #accepted = new Map<string, ActiveOperation>();
   /** operations accepted before the last Agent restart and never finished (see reportInterrupted) */
@@ -103,33 +102,88 @@ export class ServerManager {
   #opWrites: Promise<void> = Promise.resolve();
   #shuttingDown = false;
 
-  constructor(opts: { docker: DockerEnvironment; config: AgentConfig; logger: Logger; emit: Emit }) {
-    this.#docker = opts.docker;
+  constructor(opts: { env: Environment; config: AgentConfig; logger: Logger }) {
+    this.#env = opts.env;
     this.#config = opts.config;
     this.#log = opts.logger;
-    this.#emit = opts.emit;
+    this.events = new EventBus((err, type) =>
+      this.#log.error({ err, event: type }, 'event subscriber failed'),
+    );
     this.serversDir = path.resolve(opts.config.dataDir, 'servers');
   }
 
-  #deps() {
-    return {
-      docker: this.#docker,
+  /** A server of this manager: its events go to the Agent's bus; its steps become the operation's. */
+  #newServer(id: string, egg: EggConfig, installState?: InstallState, lastState?: ServerStatus): Server {
+    const deps = {
+      env: this.#env,
       config: this.#config,
       logger: this.#log,
-      // a status change of a server with an operation in flight is also a step of it
-      emit: ((name, data) => {
-        this.#emit(name, data);
-        if (name !== 'server_status_changed') return;
-        const d = data as EventData<'server_status_changed'>;
-        const op = this.#ops.get(d.serverId);
-        if (op && d.currentStatus !== 'stopping') this.#progress(op, d.currentStatus, d.reason);
-      }) as Emit,
       serversDir: this.serversDir,
-      stage: (serverId: string, stage: string, message?: string) => {
-        const op = this.#ops.get(serverId);
-        if (op) this.#progress(op, stage, message);
-      },
+      ownAction: (
+        what: string,
+        action: 'start_server' | 'stop_server',
+        wanted: () => boolean,
+        act: () => Promise<void>,
+      ) => this.#ownAction(s, what, action, wanted, act),
     };
+    const s: Server = new Server(id, egg, deps, installState, lastState);
+    s.events.onAny((e) => {
+      if (e.type !== 'stage') this.events.publish(e.type, e.data as never);
+    });
+    // a status change of a server with an operation in flight is also a step of it
+    s.events.on('status', (d) => {
+      const op = this.#locks.holder(d.serverId);
+      if (op && !op.own && d.currentStatus !== 'stopping') this.#progress(op, d.currentStatus, d.reason);
+    });
+    s.events.on('stage', (d) => {
+      const op = this.#locks.holder(d.serverId);
+      if (op && !op.own) this.#progress(op, d.stage, d.message);
+    });
+    return s;
+  }
+
+  /**
+   * One of the Agent's own power actions (the restart after a crash, the start after the Agent's
+   * downtime, the stop over the disk limit) under the same per-server try-lock as a user's: it
+   * waits for an operation in flight to end and then runs only if still `wanted` (a user who
+   * stopped the server meanwhile wins); while it runs a user's action is SERVER_BUSY, and a kill
+   * pre-empts it as it does an operation. It is no operation of the Panel's: no operation events,
+   * not in agent_hello.
+   */
+  async #ownAction(
+    s: Server,
+    what: string,
+    action: 'start_server' | 'stop_server',
+    wanted: () => boolean,
+    act: () => Promise<void>,
+  ): Promise<void> {
+    const holder: LockHolder = {
+      operationId: `agent:${randomUUID()}`,
+      serverId: s.id,
+      action,
+      own: what,
+    };
+    for (;;) {
+      await this.#locks.free(s.id);
+      if (this.#shuttingDown || this.servers.get(s.id) !== s || !wanted()) {
+        this.#log.info({ serverId: s.id, what }, "the Agent's own action is no longer wanted");
+        return;
+      }
+      // taken in the turn `free` resolved in, unless another waiter was woken first
+      if (!this.#locks.tryAcquire(holder)) break;
+    }
+    try {
+      await act();
+    } finally {
+      this.#locks.release(holder);
+    }
+  }
+
+  /** An event of server `serverId`: on its bus when it exists (piped to the Agent's), else on the Agent's. */
+  #publish<K extends ServerEventName>(serverId: string, type: K, data: ServerEventMap[K]): void {
+    const s = this.servers.get(serverId);
+    if (s) s.events.publish(type, data);
+    else this.events.publish(type, data);
   }
 
   get #opsFile(): string {
@@ -172,7 +226,7 @@ export class ServerManager {
   reportInterrupted(): void {
     for (const op of this.#interrupted) {
       this.#log.warn({ serverId: op.serverId, operationId: op.operationId }, 'operation cut by a restart');
-      this.#emit('operation_completed', {
+      this.#publish(op.serverId, 'operation_completed', {
         operationId: op.operationId,
         serverId: op.serverId,
         action: op.action,
@@ -193,8 +247,8 @@ export class ServerManager {
     }));
   }
 
-  #progress(op: ActiveOperation, stage: string, message?: string): void {
-    this.#emit('operation_progress', {
+  #progress(op: LockHolder, stage: string, message?: string): void {
+    this.#publish(op.serverId, 'operation_progress', {
       operationId: op.operationId,
       serverId: op.serverId,
       stage,
@@ -206,40 +260,17 @@ export class ServerManager {
   async init(): Promise<void> {
     await mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await this.#loadInterrupted();
-    for (const f of await readdir(this.serversDir)) {
-      if (!f.endsWith('.json')) continue;
-      try {
-        const raw = JSON.parse(await readFile(path.join(this.serversDir, f), 'utf8'));
-        const def = CreateServerPayload.parse(raw);
-        const state = (raw as { installState?: unknown }).installState;
-        const installState: InstallState =
-          state === 'running' || state === 'done' || state === 'failed' ? state : 'none';
-        const last = ServerStatus.safeParse((raw as { lastState?: unknown }).lastState);
-        this.servers.set(
-          def.serverId,
-          new Server(
-            def.serverId,
-            def.eggConfig,
-            this.#deps(),
-            installState,
-            last.success ? last.data : undefined,
-          ),
-        );
-      } catch (e) {
-        this.#log.error({ err: e, file: f }, 'unreadable server definition, skipped');
-      }
+    for (const def of await loadDefinitions(this.serversDir, this.#log)) {
+      this.servers.set(def.serverId, this.#newServer(def.serverId, def.egg, def.installState, def.lastState));
     }
-    let containers: Awaited<ReturnType<DockerEnvironment['listManaged']>> = [];
-    let installers: typeof containers = [];
+    let containers: NodeInstance[] = [];
+    let installers: NodeInstance[] = [];
     let listed = false;
     try {
       // an unreachable TCP Engine must not hold up the boot (the HTTP API and /health come first)
       let timer: NodeJS.Timeout | undefined;
       [containers, installers] = await Promise.race([
-        Promise.all([
-          this.#docker.listManaged(this.#config.nodeId),
-          this.#docker.listInstallers(this.#config.nodeId),
-        ]),
+        Promise.all([this.#env.listServers(), this.#env.listInstallers()]),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('docker did not answer within 10 s')), 10_000);
         }),
@@ -251,10 +282,10 @@ export class ServerManager {
     }
     await Promise.all(
       containers.map(async (c) => {
-        if (c.name === `${containerName(c.serverId)}-next`) {
+        if (c.staged) {
           // the new container of an update the Agent did not finish: the old one is still there
           this.#log.warn({ serverId: c.serverId, containerId: c.id }, 'unfinished update: container removed');
-          await this.#docker.remove(c.id).catch(() => undefined);
+          await this.#env.remove(c.id).catch(() => undefined);
           return;
         }
         const server = this.servers.get(c.serverId);
@@ -265,7 +296,7 @@ export class ServerManager {
           );
           return;
         }
-        const state = await this.#docker.inspect(c.id);
+        const state = await this.#env.inspect(c.id);
         if (!state) return;
         try {
           await server.adopt(state);
@@ -308,9 +339,13 @@ export class ServerManager {
       if (!s.resumeAfterDowntime) continue;
       const reason = 'restarted after agent downtime';
       this.#log.info({ serverId: s.id, action: 'start', reason }, reason);
-      s.start(reason).catch((e) =>
-        this.#log.error({ err: e, serverId: s.id, action: 'start', reason }, 'start failed'),
-      );
+      this.#ownAction(
+        s,
+        'start after its downtime',
+        'start_server',
+        () => s.resumeAfterDowntime,
+        () => s.start(reason),
+      ).catch((e) => this.#log.error({ err: e, serverId: s.id, action: 'start', reason }, 'start failed'));
     }
   }
 
@@ -323,7 +358,7 @@ export class ServerManager {
           .filter((s) => s.running)
           .map(async (s) => {
             const r = await s.sample().catch(() => null);
-            if (r && s.running) this.#emit('resource_update', r);
+            if (r && s.running) s.events.publish('stats', r);
           }),
       );
     } finally {
@@ -386,25 +421,18 @@ export class ServerManager {
     } else if (!this.servers.has(serverId)) {
       return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
     }
-    const running = this.#ops.get(serverId);
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
-    if (running?.action === 'create_server')
-      return refused('SERVER_EXISTS', `server ${serverId} is being created on this node`);
-    if (running && cmd.action !== 'kill_server') {
-      return refused(
-        'SERVER_BUSY',
-        `${running.action} (operation ${running.operationId}) is running on this server; kill pre-empts it`,
-      );
-    }
-    if (running) running.supersededBy = operationId;
     const op: ActiveOperation = {
       operationId,
       serverId,
       action: cmd.action,
       acceptedAt: new Date().toISOString(),
     };
-    this.#ops.set(serverId, op);
+    // SERVER_BUSY while another action holds the server (SERVER_EXISTS while it is being created);
+    // a kill pre-empts the holder, whether an operation or the Agent's own action
+    const busy = this.#locks.tryAcquire(op);
+    if (busy) return refused(busy.code, busy.message);
     this.#accepted.set(operationId, op);
     await this.#persistOps();
     const done = this.#run(cmd, serverId, op).then(async (res) => {
@@ -417,10 +445,10 @@ export class ServerManager {
             message: `pre-empted by operation ${op.supersededBy} (kill)`,
           }
         : res.error;
-      if (this.#ops.get(serverId) === op) this.#ops.delete(serverId);
+      this.#locks.release(op);
       this.#accepted.delete(operationId);
       await this.#persistOps();
-      this.#emit('operation_completed', {
+      this.#publish(serverId, 'operation_completed', {
         operationId,
         serverId,
         action: cmd.action,
@@ -475,7 +503,7 @@ export class ServerManager {
         }
         this.#creating.add(id);
         try {
-          const s = new Server(id, eggConfig, this.#deps());
+          const s = this.#newServer(id, eggConfig);
           await s.create();
           this.servers.set(id, s);
           return { data: { serverId: id, containerId: s.containerId, status: s.status } };
@@ -506,7 +534,7 @@ export class ServerManager {
       case 'update_server': {
         const s = this.#server(serverId);
         const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) => {
-          this.#emit('server_update_progress', { serverId: s.id, stage, ...(message ? { message } : {}) });
+          s.events.publish('update_progress', { serverId: s.id, stage, ...(message ? { message } : {}) });
           if (op) this.#progress(op, stage, message);
         };
         let status: ServerStatus;
@@ -519,7 +547,7 @@ export class ServerManager {
         return { data: { serverId, status } };
       }
       case 'system_info': {
-        const v = await this.#docker.version().catch(() => 'unreachable');
+        const v = await this.#env.version().catch(() => 'unreachable');
         return { data: await systemInfo(path.resolve(this.#config.dataDir), v) };
       }
       case 'list_servers':

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ResponseMessage } from '@cap/protocol';
 import pino from 'pino';
-import { buildHttp, keyMatches } from '../../src/http/http.ts';
+import { buildHealthOnly } from '../../src/http/health.ts';
+import { buildAgentHttp, buildHttp, keyMatches } from '../../src/http/http.ts';
 import { fixture } from '../helpers.ts';
 
 const KEY = 'k_3f1c0a9e8d7b6a5f4e3d2c1b';
@@ -154,6 +155,79 @@ test('keyMatches: exact match only, any accepted key, empty keys never match', (
   assert.equal(keyMatches(KEY.toUpperCase(), [KEY]), false);
   assert.equal(keyMatches('', ['', null, undefined]), false);
   assert.equal(keyMatches('x', []), false);
+});
+
+test('no key configured: the health-only server (no Fastify) answers every request as the Fastify API does', async (t) => {
+  const deps = {
+    corsOrigins: ['http://allowed.example'],
+    rate: 3,
+    docker: async () => ({ reachable: true, version: '27.0' }),
+    panelConnected: () => false,
+  };
+  const handled: unknown[] = [];
+  const fastifyApi = await buildAgentHttp({
+    ...deps,
+    logger: pino({ level: 'silent' }),
+    acceptedKeys: () => [undefined],
+    handle: async (raw) => {
+      handled.push(raw);
+      return {
+        id: 'x',
+        type: 'response',
+        timestamp: new Date().toISOString(),
+        success: true,
+      } as ResponseMessage;
+    },
+  });
+  const healthOnly = buildHealthOnly(deps);
+  t.after(() => Promise.all([fastifyApi.close(), healthOnly.close()]));
+  const ports = [await fastifyApi.listen(0, '127.0.0.1'), await healthOnly.listen(0, '127.0.0.1')];
+  const requests: [string, string, Record<string, string>][] = [
+    ['GET', '/health', {}],
+    ['GET', '/health?x=1', { origin: 'http://allowed.example' }],
+    ['HEAD', '/health', {}],
+    ['GET', '/health', { origin: 'http://evil.example' }],
+    ['POST', '/api/command', { 'x-api-key': KEY, 'content-type': 'application/json' }],
+    [
+      'POST',
+      '/api/servers/x/start',
+      { authorization: 'Bearer undefined', 'content-type': 'application/json' },
+    ],
+    ['GET', '/health/../api/command', {}],
+    ['POST', '/api/command?/health', { 'content-type': 'application/json' }],
+    ['GET', '/nothing', { origin: 'http://allowed.example' }],
+    ['OPTIONS', '/api/command', { origin: 'http://allowed.example' }],
+  ];
+  const answers: { status: number; code?: string; cors: string | null; body?: unknown }[][] = [[], []];
+  for (const [i, port] of ports.entries()) {
+    for (const [method, url, headers] of requests) {
+      const res = await fetch(`http://127.0.0.1:${port}${url}`, {
+        method,
+        headers,
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      });
+      const text = await res.text();
+      const json = text ? JSON.parse(text) : undefined;
+      answers[i]?.push({
+        status: res.status,
+        ...(json?.code ? { code: json.code } : {}),
+        cors: res.headers.get('access-control-allow-origin'),
+        ...(url.startsWith('/health') && method === 'GET' ? { body: json } : {}),
+      });
+      await new Promise((r) => setTimeout(r, 400)); // refill: 3 a second
+    }
+  }
+  assert.deepEqual(answers[1], answers[0]);
+  assert.equal(answers[0]?.[0]?.status, 200);
+  assert.equal(answers[0]?.[4]?.code, 'AUTH_FAILED');
+  assert.equal(handled.length, 0);
+  // the same burst (twice the rate), then 429 RATE_LIMITED from both
+  for (const port of ports) {
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await fetch(`http://127.0.0.1:${port}/health`)).status);
+    assert.equal(statuses[0], 200, `port ${port}: ${statuses}`);
+    assert.equal(statuses.at(-1), 429, `port ${port}: ${statuses}`);
+  }
 });
 
 describe('the real Agent', () => {

@@ -11,7 +11,9 @@ export const summary = 'run an Agent (PANEL_URL, NODE_ID, AGENT_SECRET)';
 const USAGE = `usage: ctrl-alt-play agent
 
 Configured by environment variables:
-  PANEL_URL        ws://, wss://, http:// or https:// address of the Panel (required)
+  PANEL_URL        wss:// or https:// address of the Panel (required; ws:// or http:// only
+                   to loopback, or with AGENT_ALLOW_INSECURE=1)
+  AGENT_PANEL_CERT_SHA256  pin the Panel's certificate (SHA-256; a self-signed one works)
   NODE_ID          this node's id in the Panel (required)
   AGENT_SECRET     the secret the Panel printed when the node was created (required)
   AGENT_DATA_DIR   credentials and server files (default ./data/agent)

@@ -12,6 +12,7 @@ export const PANEL_ENV_HELP = `  PORT            HTTP port (default 8080)
   DATA_DIR        data directory: panel.sqlite, local agent credentials (default ./data)
   DATABASE_URL    postgres://… to use PostgreSQL instead of SQLite
   PANEL_URL       the address browsers and Agents use (default http://localhost:PORT)
+  PANEL_TLS_CERT, PANEL_TLS_KEY   PEM files: serve HTTPS/WSS (default URL https://localhost:PORT)
   ADMIN_EMAIL, ADMIN_PASSWORD   create this owner on first run (else a one-time setup link is printed)
   LOG_LEVEL       fatal|error|warn|info|debug|trace|silent (default info)
 `;

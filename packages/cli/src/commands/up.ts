@@ -3,6 +3,7 @@
  * DATA_DIR (default ./data), plus an Agent for this machine registered automatically: a node
  * "local" is created once and its secret kept in DATA_DIR/local-agent.json (mode 0600).
  */
+import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -87,7 +88,11 @@ export async function run(args: string[]): Promise<number | undefined> {
   try {
     const agentConfig = agentMod.loadAgentConfig({
       ...env,
-      PANEL_URL: `http://127.0.0.1:${new URL(panel.url).port}`,
+      PANEL_URL: `${config.tls ? 'https' : 'http'}://127.0.0.1:${new URL(panel.url).port}`,
+      // HTTPS: the local Agent pins the Panel's own certificate (it may well be self-signed)
+      ...(config.tls
+        ? { AGENT_PANEL_CERT_SHA256: new X509Certificate(readFileSync(config.tls.certFile)).fingerprint256 }
+        : {}),
       NODE_ID: local.nodeId,
       AGENT_SECRET: local.agentSecret,
       AGENT_DATA_DIR: env.AGENT_DATA_DIR ?? join(config.dataDir, 'agent'),

@@ -6,7 +6,7 @@
  * `EventBus` is the seam: today's `InProcessBus` calls subscribers in this process; a later
  * issue can put a broker (NATS) behind the same interface for several Panel replicas.
  */
-import type { ErrorCode, ResourceSnapshot, ServerStatus, UpdateStage } from '@cap/protocol';
+import type { ResourceSnapshot, ServerStatus, UpdateStage } from '@cap/protocol';
 import type { FeatureName } from '@cap/protocol/templates/index.ts';
 
 export type DomainEvent =
@@ -49,8 +49,6 @@ export type DomainEvent =
   /** the console called for a template feature (a dialog for who may act: accept the EULA…) */
   | { kind: 'server.feature'; serverId: string; feature: FeatureName; line: string }
   | { kind: 'server.deleted'; serverId: string }
-  /** a request answered 202 before the Agent's answer failed later */
-  | { kind: 'server.request_failed'; serverId: string; requestType: string; code: ErrorCode; message: string }
   | { kind: 'node.online'; nodeId: string }
   | { kind: 'node.offline'; nodeId: string }
   | {

@@ -35,6 +35,11 @@ const EnvSchema = z.object({
   /** activity log entries older than this are pruned (hourly) */
   PANEL_ACTIVITY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   PANEL_WEB_DIST: z.string().optional(),
+  /** HTTPS: a PEM certificate (chain) file and its private key file; both or neither */
+  PANEL_TLS_CERT: z.string().min(1).optional(),
+  PANEL_TLS_KEY: z.string().min(1).optional(),
+  /** the built-in templates imported at start (default the repository's templates/builtin) */
+  PANEL_BUILTIN_TEMPLATES_DIR: z.string().min(1).optional(),
   /**
    * Behind a reverse proxy: which hops' X-Forwarded-For to believe (Fastify's trustProxy):
    * `true` (any), or the proxies' addresses/CIDRs ("127.0.0.1,10.0.0.0/8"). Unset: the header is
@@ -82,6 +87,9 @@ export interface PanelConfig {
   readonly loginRatePerMin: number;
   readonly activityRetentionDays: number;
   readonly webDist: string;
+  /** PANEL_TLS_CERT/PANEL_TLS_KEY: the Panel serves HTTPS (and WSS) with them */
+  readonly tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
+  readonly builtinTemplatesDir: string;
   readonly sessionTtlMs: number;
   readonly trustProxy: boolean | string;
   readonly clientSocketsPerUser: number;
@@ -117,7 +125,16 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
       details: ['ADMIN_EMAIL', 'ADMIN_PASSWORD'],
     });
   }
-  const publicUrl = (e.PANEL_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  if ((e.PANEL_TLS_CERT === undefined) !== (e.PANEL_TLS_KEY === undefined)) {
+    throw new CodedError('CONFIG_INVALID', 'PANEL_TLS_CERT and PANEL_TLS_KEY go together', {
+      details: ['PANEL_TLS_CERT', 'PANEL_TLS_KEY'],
+    });
+  }
+  const tls =
+    e.PANEL_TLS_CERT && e.PANEL_TLS_KEY
+      ? Object.freeze({ certFile: resolve(e.PANEL_TLS_CERT), keyFile: resolve(e.PANEL_TLS_KEY) })
+      : undefined;
+  const publicUrl = (e.PANEL_URL ?? `${tls ? 'https' : 'http'}://localhost:${e.PORT}`).replace(/\/+$/, '');
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -134,7 +151,11 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
+    tls,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
+    builtinTemplatesDir: resolve(
+      e.PANEL_BUILTIN_TEMPLATES_DIR ?? new URL('../../../../templates/builtin', import.meta.url).pathname,
+    ),
     sessionTtlMs: e.PANEL_SESSION_TTL_HOURS * 3600 * 1000,
     trustProxy: trustProxyOf(e.PANEL_TRUST_PROXY),
     clientSocketsPerUser: e.PANEL_CLIENT_SOCKETS_PER_USER,

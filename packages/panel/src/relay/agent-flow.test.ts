@@ -118,7 +118,11 @@ describe('agents: registration, socket, heartbeat', () => {
         handlers: { send_command: () => NO_REPLY },
       });
       await until(() => slow.app.panel.hub.isOnline(node.id));
-      const s = await slow.api(o, 'POST', '/api/servers', { name: 't', nodeId: node.id, image: 'img' });
+      const s = await slow.api(o, 'POST', '/api/servers?wait=true', {
+        name: 't',
+        nodeId: node.id,
+        image: 'img',
+      });
       const r = await slow.api(o, 'POST', `/api/servers/${s.body.id}/command`, { command: 'hello' });
       assert.equal(r.status, 504);
       assert.equal(r.body.code, 'TIMEOUT');
@@ -189,7 +193,7 @@ describe('servers through a (fake) Agent and the /ws/client relay', () => {
   });
 
   test('create, start, console, command, config update, stop, delete', async () => {
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'box',
       nodeId,
       image: 'ctrl-alt-play/busybox:latest',
@@ -264,7 +268,9 @@ describe('servers through a (fake) Agent and the /ws/client relay', () => {
     assert.equal(renamed.status, 200);
     assert.equal(renamed.body.name, 'renamed');
     const updatesBefore = agent.commands.filter((c) => c.action === 'update_server').length;
-    const restart = await panel.api(owner, 'PATCH', `/api/servers/${id}`, { startup: 'sh -c true' });
+    const restart = await panel.api(owner, 'PATCH', `/api/servers/${id}?wait=true`, {
+      startup: 'sh -c true',
+    });
     assert.equal(restart.status, 200);
     assert.equal(restart.body.startup, 'sh -c true');
     const updates = agent.commands.filter((c) => c.action === 'update_server');
@@ -296,7 +302,11 @@ describe('servers through a (fake) Agent and the /ws/client relay', () => {
   });
 
   test('agent errors keep their code; a server on an offline node is refused with nothing stored', async () => {
-    const created = await panel.api(owner, 'POST', '/api/servers', { name: 'x', nodeId, image: 'img' });
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'x',
+      nodeId,
+      image: 'img',
+    });
     const id = created.body.id as string;
     const cmd = await panel.api(owner, 'POST', `/api/servers/${id}/command`, { command: 'say hi' });
     assert.equal(cmd.status, 409);
@@ -305,14 +315,22 @@ describe('servers through a (fake) Agent and the /ws/client relay', () => {
 
     const off = await panel.createNode(owner);
     const before = (await panel.api(owner, 'GET', '/api/servers')).body.length;
-    const r = await panel.api(owner, 'POST', '/api/servers', { name: 'y', nodeId: off.id, image: 'img' });
+    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'y',
+      nodeId: off.id,
+      image: 'img',
+    });
     assert.equal(r.status, 503);
     assert.equal(r.body.code, 'AGENT_OFFLINE');
     assert.equal((await panel.api(owner, 'GET', '/api/servers')).body.length, before);
   });
 
   test('events for servers of another node are ignored', async () => {
-    const created = await panel.api(owner, 'POST', '/api/servers', { name: 'mine', nodeId, image: 'img' });
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'mine',
+      nodeId,
+      image: 'img',
+    });
     const id = created.body.id as string;
     const other = await panel.createNode(owner);
     const intruder = await FakeAgent.start({ panelUrl: panel.url, agentSecret: other.agentSecret });

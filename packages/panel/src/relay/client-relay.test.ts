@@ -20,7 +20,7 @@ describe('/ws/client', () => {
     const node = await panel.createNode(who.owner);
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     await until(() => panel.app.panel.hub.isOnline(node.id));
-    const s = await panel.api(who.owner, 'POST', '/api/servers', {
+    const s = await panel.api(who.owner, 'POST', '/api/servers?wait=true', {
       name: 'relay',
       nodeId: node.id,
       image: 'img',

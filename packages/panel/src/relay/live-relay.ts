@@ -58,15 +58,6 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
     bus.subscribe('server.feature', (e) =>
       live.publish(e.serverId, { type: 'feature', serverId: e.serverId, feature: e.feature, line: e.line }),
     ),
-    bus.subscribe('server.request_failed', (e) =>
-      live.publish(e.serverId, {
-        type: 'error',
-        code: e.code,
-        message: e.message,
-        serverId: e.serverId,
-        requestType: e.requestType,
-      }),
-    ),
     bus.subscribe('server.deleted', (e) => {
       live.publish(e.serverId, { type: 'unsubscribed', serverId: e.serverId });
       live.forget(e.serverId);

@@ -73,7 +73,11 @@ describe('API keys with scopes', () => {
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     await until(() => panel.app.panel.hub.isOnline(node.id));
     const mk = async (name: string) => {
-      const r = await panel.api(owner, 'POST', '/api/servers', { name, nodeId: node.id, image: 'img' });
+      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+        name,
+        nodeId: node.id,
+        image: 'img',
+      });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       return r.body.id as string;
     };
@@ -168,7 +172,10 @@ describe('API keys with scopes', () => {
       const r = await withKey(key, 'GET', path);
       assert.equal(r.status, 403, path);
     }
-    assert.equal((await withKey(key, 'POST', '/api/servers', { name: 'x', image: 'i' })).status, 403);
+    assert.equal(
+      (await withKey(key, 'POST', '/api/servers?wait=true', { name: 'x', image: 'i' })).status,
+      403,
+    );
     assert.equal((await withKey(key, 'GET', `/api/servers/${serverB}`)).status, 404, 'B still exists');
     assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverB}`)).status, 200);
 

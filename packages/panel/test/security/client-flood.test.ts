@@ -31,7 +31,11 @@ describe('/ws/client flood limits', () => {
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     await until(() => panel.app.panel.hub.isOnline(node.id));
     serverId = (
-      await panel.api(owner, 'POST', '/api/servers', { name: 'flood', nodeId: node.id, image: 'img' })
+      await panel.api(owner, 'POST', '/api/servers?wait=true', {
+        name: 'flood',
+        nodeId: node.id,
+        image: 'img',
+      })
     ).body.id;
   });
   after(async () => {

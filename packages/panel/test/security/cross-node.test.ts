@@ -40,7 +40,7 @@ describe('an Agent acting on another node’s servers', () => {
     });
     await until(() => panel.app.panel.hub.isOnline(nodeA.id) && panel.app.panel.hub.isOnline(nodeB.id));
     const mk = async (nodeId: string, name: string) => {
-      const r = await panel.api(owner, 'POST', '/api/servers', { name, nodeId, image: 'img' });
+      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', { name, nodeId, image: 'img' });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       return r.body.id as string;
     };

@@ -33,7 +33,11 @@ describe(`fuzz: the Panel's /ws/agents and /ws/client (FUZZ_SEED=${SEED})`, () =
     nodeId = node.id;
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     await until(() => panel.app.panel.hub.isOnline(nodeId));
-    const r = await panel.api(owner, 'POST', '/api/servers', { name: 'fuzz', nodeId, image: 'img' });
+    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'fuzz',
+      nodeId,
+      image: 'img',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     serverId = r.body.id;
   });

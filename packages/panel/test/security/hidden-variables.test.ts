@@ -84,7 +84,7 @@ describe('hidden variables are redacted for spectators', () => {
       filename: 'egg.json',
     });
     assert.equal(imp.status, 201, JSON.stringify(imp.body));
-    const created = await panel.api(owner, 'POST', '/api/servers', {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'hidden',
       nodeId: node.id,
       templateId: imp.body.template.id,

@@ -37,7 +37,11 @@ describe('hostile numbers from an Agent', () => {
     const node = await panel.createNode(owner);
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     await until(() => panel.app.panel.hub.isOnline(node.id));
-    const r = await panel.api(owner, 'POST', '/api/servers', { name: 'nums', nodeId: node.id, image: 'img' });
+    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'nums',
+      nodeId: node.id,
+      image: 'img',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     serverId = r.body.id;
   });

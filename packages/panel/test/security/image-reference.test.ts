@@ -31,7 +31,7 @@ describe('bad image references at the Panel', () => {
 
   test('a create with a bad image is 400 VALIDATION_FAILED at "image", nothing reaches the Agent', async () => {
     for (const image of BAD) {
-      const r = await panel.api(owner, 'POST', '/api/servers', { name: 'bad', nodeId, image });
+      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', { name: 'bad', nodeId, image });
       assert.equal(r.status, 400, `${image}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.code, 'VALIDATION_FAILED', image);
     }
@@ -41,7 +41,7 @@ describe('bad image references at the Panel', () => {
   });
 
   test('a PATCH with a bad image is 400 VALIDATION_FAILED and changes nothing', async () => {
-    const ok = await panel.api(owner, 'POST', '/api/servers', {
+    const ok = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'good',
       nodeId,
       image: 'ghcr.io/pterodactyl/yolks:java_17',

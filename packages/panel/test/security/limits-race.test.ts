@@ -98,7 +98,7 @@ describe('parallel requests against limits and uniqueness', () => {
     try {
       await until(() => panel.app.panel.hub.isOnline(node.id));
       const rs = await all(4, (i) =>
-        panel.api(owner, 'POST', '/api/servers', {
+        panel.api(owner, 'POST', '/api/servers?wait=true', {
           name: `r${i}`,
           nodeId: node.id,
           image: 'img',

@@ -77,7 +77,7 @@ describe('template rules cannot stall the Panel', () => {
     const templateId = imported.body.template.id as string;
     for (const value of ['a'.repeat(30) + '!', 'a'.repeat(20_000) + '!']) {
       const { result, ms, worstHealthMs } = await whileHealthy(() =>
-        panel.api(owner, 'POST', '/api/servers', {
+        panel.api(owner, 'POST', '/api/servers?wait=true', {
           name: 'redos',
           nodeId,
           templateId,
@@ -91,7 +91,7 @@ describe('template rules cannot stall the Panel', () => {
       assert.ok(worstHealthMs < 1000, `/health waited ${worstHealthMs.toFixed(0)} ms`);
     }
     // and the rule still does its job
-    const ok = await panel.api(owner, 'POST', '/api/servers', {
+    const ok = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'fine',
       nodeId,
       templateId,
@@ -125,7 +125,7 @@ describe('template rules cannot stall the Panel', () => {
       `${' '.repeat(30_000)}1x`,
     ]) {
       const { result, ms, worstHealthMs } = await whileHealthy(() =>
-        panel.api(owner, 'POST', '/api/servers', {
+        panel.api(owner, 'POST', '/api/servers?wait=true', {
           name: 'long',
           nodeId,
           templateId,

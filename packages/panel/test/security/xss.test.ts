@@ -30,7 +30,7 @@ describe('XSS: data stays data', () => {
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     await until(() => panel.app.panel.hub.isOnline(node.id));
     serverId = (
-      await panel.api(owner, 'POST', '/api/servers', {
+      await panel.api(owner, 'POST', '/api/servers?wait=true', {
         name: PAYLOAD.slice(0, 40),
         nodeId: node.id,
         image: 'img',

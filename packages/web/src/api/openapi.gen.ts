@@ -2686,10 +2686,12 @@ export interface paths {
             };
         };
         put?: never;
-        /** @description Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. */
+        /** @description Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    wait?: "true" | "false";
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -2819,6 +2821,99 @@ export interface paths {
                             } | null;
                             ownerId: string | null;
                             permissions: components["schemas"]["Permission"][];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                            server: {
+                                id: string;
+                                name: string;
+                                nodeId: string;
+                                /** @enum {string} */
+                                status: "installing" | "install_failed" | "offline" | "starting" | "running" | "stopping" | "crashed";
+                                nodeOnline: boolean;
+                                /** @enum {string} */
+                                desiredState: "running" | "offline";
+                                image: string;
+                                startup: string;
+                                startupDisplay: string;
+                                environment: {
+                                    [key: string]: string;
+                                };
+                                ports: {
+                                    [key: string]: number | {
+                                        hostPort: number;
+                                        hostIp?: string;
+                                    };
+                                };
+                                limits: {
+                                    memory?: number | string;
+                                    cpu?: number | string;
+                                    disk?: number | string;
+                                    swap?: (number | string) | -1;
+                                    pids?: number;
+                                };
+                                done: (string | string[]) | null;
+                                stop: string | null;
+                                stopTimeout: number | null;
+                                templateId: string | null;
+                                variables: {
+                                    name: string;
+                                    description: string;
+                                    envVariable: string;
+                                    value: string;
+                                    defaultValue: string;
+                                    rules: string[];
+                                    userViewable: boolean;
+                                    userEditable: boolean;
+                                    fieldType: string;
+                                }[] | null;
+                                allocation: {
+                                    id: string;
+                                    ip: string;
+                                    port: number;
+                                } | null;
+                                createdAt: string;
+                                updatedAt: string;
+                                stats: {
+                                    serverId: string;
+                                    cpu: number;
+                                    memory: {
+                                        used: string;
+                                        percentage: number;
+                                        usedBytes: number;
+                                        limitBytes: number;
+                                    };
+                                    network: {
+                                        rx: number;
+                                        tx: number;
+                                    };
+                                    disk: {
+                                        used: string;
+                                        percentage: number;
+                                        usedBytes: number;
+                                        limitBytes: number;
+                                    };
+                                    uptime: number;
+                                } | null;
+                                lastUpdate: {
+                                    operationId: string;
+                                    ok: boolean;
+                                    stage: string;
+                                    message?: string;
+                                    code?: string;
+                                    at: string;
+                                } | null;
+                                ownerId: string | null;
+                                permissions: components["schemas"]["Permission"][];
+                            };
                         };
                     };
                 };
@@ -3022,10 +3117,12 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser. */
+        /** @description Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser. */
         patch: {
             parameters: {
-                query?: never;
+                query?: {
+                    wait?: "true" | "false";
+                };
                 header?: never;
                 path: {
                     id: string;
@@ -3153,6 +3250,17 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
                 "4XX": {
                     headers: {
                         [name: string]: unknown;
@@ -3248,7 +3356,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server (202; the outcome arrives as status events on /ws/client). 400 VALIDATION_FAILED when the server's template has no eula feature. */
+        /** @description The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server as an operation (`restart`): 202 { accepted, operationId } once the Agent acknowledged it; its steps and end arrive as `operation` messages on /ws/client and in GET /api/operations/:id. 409 SERVER_BUSY while another operation runs on the server (eula.txt stays written). 400 VALIDATION_FAILED when the server's template has no eula feature. */
         post: {
             parameters: {
                 query?: never;
@@ -3276,6 +3384,7 @@ export interface paths {
                         "application/json": {
                             /** @enum {boolean} */
                             accepted: true;
+                            operationId: string;
                         };
                     };
                 };
@@ -4671,7 +4780,7 @@ export interface components {
         }[];
         ErrorInput: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH";
             message: string;
             requestId: string;
             location?: string;
@@ -4696,7 +4805,7 @@ export interface components {
         }[];
         Error: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH";
             message: string;
             requestId: string;
             location?: string;

@@ -174,7 +174,10 @@ export type { CreateServerInput };
 export function useCreateServer() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (input: CreateServerInput) => api<Server>('/servers', { method: 'POST', body: input }),
+    // the create is an operation (202 { operationId, server }); the form waits for its end so that
+    // a failure (the Agent could not create it: nothing stored) shows on the form, as before
+    mutationFn: (input: CreateServerInput) =>
+      api<Server>('/servers?wait=true', { method: 'POST', body: input }),
     onSuccess: (server) => {
       void qc.invalidateQueries({ queryKey: keys.servers });
       void qc.invalidateQueries({ queryKey: keys.allocations(server.nodeId) });

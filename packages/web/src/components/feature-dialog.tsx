@@ -136,7 +136,8 @@ export function FeatureDialog({
           data-testid="feature-java-apply"
           onClick={() =>
             act(async () => {
-              await api(`/servers/${id}`, { method: 'PATCH', body: { image } });
+              // an image change recreates the container as an operation: wait for its end, then restart
+              await api(`/servers/${id}?wait=true`, { method: 'PATCH', body: { image } });
               await restart();
             })
           }

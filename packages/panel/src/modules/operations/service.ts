@@ -7,6 +7,7 @@ import { CodedError, newMessageId } from '@cap/protocol';
 import type { Logger } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
+import type { OperationsTable } from '../../db/schema.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import { type Operation, type OperationKind, type OperationsRepo, toOperation } from './repo.ts';
 
@@ -18,6 +19,7 @@ export type OperationResult = { success: boolean; code?: string; message?: strin
 
 /** The commands answered with an acknowledgement and ended by `operation_completed`. */
 export type OperationAction =
+  | 'create_server'
   | 'start_server'
   | 'stop_server'
   | 'restart_server'
@@ -33,6 +35,8 @@ export class OperationsService {
   readonly #timeoutMs: number;
   /** operationId → who waits for its end in this process (PUT /config?wait=true) */
   readonly #waiters = new Map<string, (r: OperationResult) => void>();
+  /** kind → what must happen in the database when one ends, before anyone hears of the end */
+  readonly #onEnd = new Map<string, (op: OperationsTable, r: OperationResult) => Promise<void>>();
   #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: {
@@ -60,6 +64,15 @@ export class OperationsService {
 
   close(): void {
     clearInterval(this.#sweepTimer);
+  }
+
+  /**
+   * What an operation of `kind` leaves to do when it ends (e.g. a failed create removes the
+   * server). Runs in whichever way the end arrives (Agent, sweep, reconcile, also after a Panel
+   * restart), once, before the end is published and before waiters resume; a failure is logged.
+   */
+  onEnd(kind: OperationKind, handler: (op: OperationsTable, r: OperationResult) => Promise<void>): void {
+    this.#onEnd.set(kind, handler);
   }
 
   async get(id: string): Promise<Operation> {
@@ -98,6 +111,11 @@ export class OperationsService {
   async finish(id: string, result: OperationResult): Promise<void> {
     if (!(await this.#ops.finish(id, result, nowIso()))) return;
     const row = await this.#ops.findById(id);
+    const after = row ? this.#onEnd.get(row.kind) : undefined;
+    if (row && after)
+      await after(row, result).catch((err: Error) =>
+        this.#log.error({ operationId: id, kind: row.kind, err: err.message }, 'operation end hook failed'),
+      );
     if (row)
       this.#publish(row.server_id, row, result, undefined, {
         actor: row.actor_user_id,

@@ -46,6 +46,8 @@ async function checkOwner(s: PanelServices, ownerId: string | undefined): Promis
 }
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
+/** `?wait=true`: answer once the operation ended (its result), not at its acknowledgement */
+const WaitQuery = z.object({ wait: z.enum(['true', 'false']).optional() });
 const FilePath = z.object({ path: z.string().max(4096).default('/') });
 /** a page of a directory: `offset` entries skipped, at most `limit` (≤ LIST_FILES_MAX_LIMIT) returned */
 const FileListQuery = FilePath.extend({
@@ -82,14 +84,18 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'Stores the server and creates it on its node; 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT.',
+          'Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT.',
+        querystring: WaitQuery,
         body: CreateServer,
-        response: { 201: Server },
+        response: { 201: Server, 202: z.object({ operationId: z.string(), server: Server }) },
       },
     },
     async (req, reply) => {
       await checkOwner(s, req.body.ownerId);
-      return reply.status(201).send(await s.servers.create(req.body, principalOf(req).user.id));
+      const { operationId, server, done } = await s.servers.create(req.body, principalOf(req).user.id);
+      if (req.query.wait === 'true') return reply.status(201).send(await done);
+      done.catch(() => undefined);
+      return reply.status(202).send({ operationId, server });
     },
   );
   r.get(
@@ -112,20 +118,31 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       },
       schema: {
         tags,
-        params: IdParams,
         description:
-          'Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
+          'Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
+        params: IdParams,
+        querystring: WaitQuery,
         body: PatchServer.extend({ ownerId: z.string().min(1).max(64).optional() }),
-        response: { 200: Server },
+        response: { 200: Server, 202: z.object({ operationId: z.string() }) },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const { ownerId, ...patch } = req.body;
       await checkOwner(s, ownerId);
-      if (Object.keys(patch).length > 0) await s.servers.patch(req.params.id, patch);
+      const viewer = viewerFor(serverAccessOf(req));
+      // the change is checked (and acknowledged) first: a refused one leaves the owner as it was
+      const { operationId, done } =
+        Object.keys(patch).length === 0
+          ? { operationId: null, done: Promise.resolve(null) }
+          : await s.servers.patch(req.params.id, patch, principalOf(req).user.id);
       if (ownerId !== undefined) await s.subusers.setOwner(req.params.id, ownerId);
-      // as the caller sees it (a renaming subuser does not get hidden values back)
-      return s.servers.get(req.params.id, viewerFor(serverAccessOf(req)));
+      if (operationId === null || req.query.wait === 'true') {
+        await done;
+        // as the caller sees it (a renaming subuser does not get hidden values back)
+        return reply.status(200).send(await s.servers.get(req.params.id, viewer));
+      }
+      done.catch(() => undefined);
+      return reply.status(202).send({ operationId });
     },
   );
   r.delete(
@@ -177,15 +194,15 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          "The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server (202; the outcome arrives as status events on /ws/client). 400 VALIDATION_FAILED when the server's template has no eula feature.",
+          "The answer to the eula feature's dialog: writes eula=true into eula.txt in the server's folder (Agent write_file), then restarts the server as an operation (`restart`): 202 { accepted, operationId } once the Agent acknowledged it; its steps and end arrive as `operation` messages on /ws/client and in GET /api/operations/:id. 409 SERVER_BUSY while another operation runs on the server (eula.txt stays written). 400 VALIDATION_FAILED when the server's template has no eula feature.",
         params: IdParams,
         body: z.object({ accept: z.literal(true) }),
-        response: { 202: z.object({ accepted: z.literal(true) }) },
+        response: { 202: z.object({ accepted: z.literal(true), operationId: z.string() }) },
       },
     },
     async (req, reply) => {
-      await s.servers.acceptEula(req.params.id);
-      return reply.status(202).send({ accepted: true as const });
+      const { operationId } = await s.servers.acceptEula(req.params.id, principalOf(req).user.id);
+      return reply.status(202).send({ accepted: true as const, operationId });
     },
   );
   r.post(
@@ -234,7 +251,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         description:
           'New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end.',
         params: IdParams,
-        querystring: z.object({ wait: z.enum(['true', 'false']).optional() }),
+        querystring: WaitQuery,
         body: ConfigUpdate,
         response: {
           200: z.object({ ok: z.boolean(), status: ServerStatus, operationId: z.string() }),

@@ -40,7 +40,7 @@ describe('the server list', () => {
     agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: secret });
     await until(() => panel.app.panel.hub.isOnline(node.id));
     for (let i = 0; i < 6; i++) {
-      const r = await panel.api(owner, 'POST', '/api/servers', {
+      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
         name: `s${i}`,
         nodeId: node.id,
         image: 'img',
@@ -106,7 +106,7 @@ describe('changing ports', () => {
     const agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
     try {
       await until(() => panel.app.panel.hub.isOnline(node.id));
-      const made = await panel.api(owner, 'POST', '/api/servers', {
+      const made = await panel.api(owner, 'POST', '/api/servers?wait=true', {
         name: 'ported',
         nodeId: node.id,
         image: 'img',

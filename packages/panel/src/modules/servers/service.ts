@@ -34,7 +34,7 @@ import type { MetricsService } from '../metrics/service.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
 import { type DefaultLimits, effectiveDefaults, withDefaultLimits } from '../nodes/service.ts';
 import type { Operation } from '../operations/repo.ts';
-import type { OperationsService } from '../operations/service.ts';
+import type { OperationResult, OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import { eggOf, hiddenValues, type Loaded, parseJson, toServer } from './mapping.ts';
 import { AgentEventProjection } from './projection.ts';
@@ -52,6 +52,14 @@ import {
 function checkImage(image: string): void {
   const problem = imageRefProblem(image);
   if (problem) throw new CodedError('VALIDATION_FAILED', `image reference ${problem}`, { location: 'image' });
+}
+
+/** An operation's failure as the error a waiting request answers with. */
+function operationError(r: OperationResult, fallback: string): CodedError {
+  return new CodedError(
+    ErrorCode.safeParse(r.code).success ? (r.code as ErrorCode) : 'INTERNAL_ERROR',
+    r.message ?? fallback,
+  );
 }
 
 const powerActions = {
@@ -101,6 +109,7 @@ export class ServersService {
     this.#bus = deps.bus;
     this.#log = deps.log;
     this.#updateTimeoutMs = deps.updateTimeoutMs;
+    this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
     this.#projection = new AgentEventProjection({
       repo: deps.repo,
       templates: deps.templates,
@@ -215,9 +224,14 @@ export class ServersService {
   /**
    * Creating needs the node online: nothing is stored when the Agent cannot create it. A template's
    * variables are validated first (VALIDATION_FAILED, details per env name); the primary port is
-   * claimed before the Agent hears of it (PORT_CONFLICT).
+   * claimed before the Agent hears of it (PORT_CONFLICT). `create_server` is an operation: this
+   * resolves once the Agent acknowledged it, with the server as stored; `done` resolves with it
+   * once the Agent created it, or rejects with the code after the server was removed again.
    */
-  async create(input: CreateServer, creatorId: string | null = null): Promise<Server> {
+  async create(
+    input: CreateServer,
+    actor: string | null = null,
+  ): Promise<{ operationId: string; server: Server; done: Promise<Server> }> {
     const node = await this.#nodes.findById(input.nodeId);
     if (!node) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
     let template: Template | undefined;
@@ -272,15 +286,10 @@ export class ServersService {
       template_id: template ? (input.templateId ?? null) : null,
       allocation_id: null,
       stop_timeout: input.stopTimeout ?? null,
-      owner_id: input.ownerId ?? creatorId,
+      owner_id: input.ownerId ?? actor,
     };
     await this.#repo.insert(row);
-    const undo = async () => {
-      await this.#allocations.releaseServer(row.id).catch(() => undefined);
-      await this.#repo.delete(row.id);
-      this.#projection.forget(row.id);
-      this.#live.forget(row.id);
-    };
+    const undo = () => this.#removeCreated(row.id);
     let loaded: Loaded;
     let egg: EggConfig;
     try {
@@ -305,17 +314,74 @@ export class ServersService {
     }
     this.#projection.track(row.id, node.id);
     this.#live.setStatus(row.id, 'offline');
+    let operationId: string;
     try {
-      await this.#gateway.request(node.id, 'create_server', { serverId: row.id, eggConfig: egg });
+      operationId = await this.#operations.start(
+        row,
+        'create',
+        'create_server',
+        { serverId: row.id, eggConfig: egg },
+        actor,
+      );
     } catch (e) {
+      // refused (or the Agent unreachable) before it took it: nothing stays
       await undo();
       throw e;
     }
     this.#log.info(
-      { serverId: row.id, nodeId: node.id, templateId: row.template_id, action: 'create_server' },
-      'server created',
+      {
+        serverId: row.id,
+        nodeId: node.id,
+        templateId: row.template_id,
+        action: 'create_server',
+        operationId,
+      },
+      'server create accepted',
     );
-    return this.get(row.id, ADMIN_VIEW);
+    const { end } = await this.#operations.waitFor(operationId);
+    // a failed end has removed the server already (the create hook, also after a Panel restart)
+    const created = end.then(async (r) => {
+      if (!r.success) throw operationError(r, 'the create failed');
+      return this.get(row.id, ADMIN_VIEW);
+    });
+    // (an end that failed at once has removed it: then its error is the answer)
+    const server = await this.get(row.id, ADMIN_VIEW).catch(async (e: unknown) => {
+      await created;
+      throw e;
+    });
+    return { operationId, server, done: created };
+  }
+
+  /** A create that did not happen: the server's row, ports and live state go. */
+  async #removeCreated(serverId: string): Promise<void> {
+    await this.#allocations.releaseServer(serverId).catch(() => undefined);
+    await this.#repo.delete(serverId);
+    this.#projection.forget(serverId);
+    this.#live.forget(serverId);
+  }
+
+  /**
+   * A create operation that ended without success: the Agent made nothing (its create leaves
+   * nothing behind on failure), so the Panel removes the server too. When the Agent's state is
+   * unknown (no end reported: TIMEOUT, OPERATION_LOST; cut by its restart) it is asked to delete
+   * whatever it may hold, best effort.
+   */
+  async #createEnded(op: { server_id: string; node_id: string }, r: OperationResult): Promise<void> {
+    if (r.success) {
+      this.#log.info({ serverId: op.server_id, action: 'create_server' }, 'server created');
+      return;
+    }
+    this.#log.warn({ serverId: op.server_id, code: r.code }, 'server create failed; removed');
+    if (r.code === 'TIMEOUT' || r.code === 'OPERATION_LOST' || r.code === 'AGENT_RESTARTED')
+      this.#gateway
+        .request(
+          op.node_id,
+          'delete_server',
+          {},
+          { serverId: op.server_id, timeoutMs: this.#updateTimeoutMs },
+        )
+        .catch(() => undefined);
+    await this.#removeCreated(op.server_id);
   }
 
   /** A template server's environment changes: merged into the current values, validated. */
@@ -330,7 +396,17 @@ export class ServersService {
     return applyVariableChanges(loaded.template.variables, current, changes, { admin });
   }
 
-  async patch(id: string, input: PatchServer): Promise<Server> {
+  /**
+   * A change of name only is stored at once (`operationId` null). A change the container must be
+   * recreated for goes to the Agent as an `update` operation: this resolves once it acknowledged
+   * it; `done` resolves with the server once the Agent reported success (the change is stored
+   * then), or rejects with the code (nothing stored, new ports let go).
+   */
+  async patch(
+    id: string,
+    input: PatchServer,
+    actor: string | null = null,
+  ): Promise<{ operationId: string | null; done: Promise<Server> }> {
     const loaded = await this.#load(await this.#row(id));
     const { row } = loaded;
     const set: Partial<ServersTable> = { updated_at: nowIso() };
@@ -375,22 +451,32 @@ export class ServersService {
     // New ports are claimed first; the dropped ones are let go only once the Agent took the
     // change, so a refused update leaves the server holding exactly what it held before.
     if (input.ports !== undefined) await this.#allocations.claimRawPorts(row.node_id, id, input.ports);
-    if (runtime) {
-      const { name: _name, ...egg } = eggOf({ ...loaded, row: { ...row, ...set } });
-      try {
-        await this.#gateway.request(row.node_id, 'update_server', egg, {
-          serverId: id,
-          timeoutMs: this.#updateTimeoutMs,
-        });
-      } catch (e) {
-        if (input.ports !== undefined)
-          await this.#allocations.releaseRawPorts(id, held(parseJson<Ports>(row.ports, {})));
-        throw e;
-      }
+    const refused = async () => {
+      if (input.ports !== undefined)
+        await this.#allocations.releaseRawPorts(id, held(parseJson<Ports>(row.ports, {})));
+    };
+    const store = async () => {
+      if (input.ports !== undefined) await this.#allocations.releaseRawPorts(id, held(input.ports));
+      await this.#repo.update(id, set);
+      return this.get(id, ADMIN_VIEW);
+    };
+    if (!runtime) return { operationId: null, done: store() };
+    const { name: _name, ...egg } = eggOf({ ...loaded, row: { ...row, ...set } });
+    let operationId: string;
+    try {
+      operationId = await this.#operations.start(row, 'update', 'update_server', egg, actor);
+    } catch (e) {
+      await refused();
+      throw e;
     }
-    if (input.ports !== undefined) await this.#allocations.releaseRawPorts(id, held(input.ports));
-    await this.#repo.update(id, set);
-    return this.get(id, ADMIN_VIEW);
+    // (held in this process: a Panel restart before the end leaves the stored definition as it was)
+    const { end } = await this.#operations.waitFor(operationId);
+    const done = end.then(async (r) => {
+      if (r.success) return store();
+      await refused();
+      throw operationError(r, 'the update failed');
+    });
+    return { operationId, done };
   }
 
   async delete(id: string, force = false): Promise<void> {
@@ -431,21 +517,6 @@ export class ServersService {
     const desired = action === 'start' || action === 'restart' ? 'running' : 'offline';
     await this.#repo.update(id, { desired_state: desired, updated_at: nowIso() });
     return { operationId };
-  }
-
-  /** A 202 request's later failure goes to the server's subscribers as an `error` message. */
-  #inBackground(serverId: string, requestType: string, action: string, pending: Promise<unknown>): void {
-    pending.catch((e: unknown) => {
-      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
-      this.#log.warn({ serverId, action, code }, `${action} failed`);
-      this.#bus.publish({
-        kind: 'server.request_failed',
-        serverId,
-        requestType,
-        code,
-        message: (e as Error).message,
-      });
-    });
   }
 
   /**
@@ -559,9 +630,10 @@ export class ServersService {
 
   /**
    * The `eula` feature's yes: `eula=true` into `eula.txt` in the server's folder (write_file on the
-   * Agent), then the server is started again (restart_server; the outcome arrives as status events).
+   * Agent), then the server is started again as a `restart` operation: resolves with its id once
+   * the Agent acknowledged it (a refusal, e.g. SERVER_BUSY, throws its code; the file stays written).
    */
-  async acceptEula(id: string): Promise<void> {
+  async acceptEula(id: string, actor: string | null = null): Promise<{ operationId: string }> {
     const loaded = await this.#load(await this.#row(id));
     if (!loaded.template || !knownFeatures(loaded.template.features).includes('eula'))
       throw new CodedError('VALIDATION_FAILED', "the server's template has no eula feature", {
@@ -577,13 +649,9 @@ export class ServersService {
     );
     this.#log.info({ serverId: id, action: 'accept_eula' }, 'EULA accepted: eula.txt written');
     this.#projection.clearFeature(id);
+    const operationId = await this.#operations.start(loaded.row, 'restart', 'restart_server', {}, actor);
     await this.#repo.update(id, { desired_state: 'running', updated_at: nowIso() });
-    this.#inBackground(
-      id,
-      'power',
-      'restart_server',
-      this.#gateway.request(loaded.row.node_id, 'restart_server', {}, { serverId: id }),
-    );
+    return { operationId };
   }
 
   async files(

@@ -120,7 +120,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
 
     test('values breaking their rules: 400 VALIDATION_FAILED per field, nothing stored or sent', async () => {
       const before = createCmds().length;
-      const r = await api(owner, 'POST', '/api/servers', {
+      const r = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'bad',
         nodeId,
         templateId,
@@ -130,7 +130,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal(r.body.code, 'VALIDATION_FAILED');
       assert.deepEqual(Object.keys(r.body.details).sort(), ['MAX_PLAYERS', 'MODE', 'RCON_PASSWORD']);
       assert.equal(r.body.details.MAX_PLAYERS[0].rule, 'between:1,64');
-      const unknown = await api(owner, 'POST', '/api/servers', {
+      const unknown = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'bad',
         nodeId,
         templateId,
@@ -138,7 +138,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       });
       assert.equal(unknown.body.code, 'VALIDATION_FAILED');
       assert.equal(unknown.body.location, 'NOPE');
-      const badImage = await api(owner, 'POST', '/api/servers', {
+      const badImage = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'b',
         nodeId,
         templateId,
@@ -146,9 +146,9 @@ for (const engine of ['sqlite', 'postgres'] as const)
       });
       assert.equal(badImage.body.code, 'VALIDATION_FAILED');
       assert.equal(badImage.body.location, 'image');
-      const noImage = await api(owner, 'POST', '/api/servers', { name: 'b', nodeId });
+      const noImage = await api(owner, 'POST', '/api/servers?wait=true', { name: 'b', nodeId });
       assert.equal(noImage.body.code, 'VALIDATION_FAILED');
-      const noTemplate = await api(owner, 'POST', '/api/servers', {
+      const noTemplate = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'b',
         nodeId,
         templateId: 't_nope',
@@ -164,7 +164,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
     });
 
     test('a valid create: defaults filled, first free allocation, eggConfig from the template', async () => {
-      const r = await api(owner, 'POST', '/api/servers', {
+      const r = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'game',
         nodeId,
         templateId,
@@ -242,11 +242,11 @@ for (const engine of ['sqlite', 'postgres'] as const)
 
     test('PATCH with only an image (the java_version dialog) changes the image and keeps the rest', async () => {
       const custom = './game --port {{SERVER_PORT}} --n {{MAX_PLAYERS}} --custom';
-      const first = await api(owner, 'PATCH', `/api/servers/${serverId}`, { startup: custom });
+      const first = await api(owner, 'PATCH', `/api/servers/${serverId}?wait=true`, { startup: custom });
       assert.equal(first.status, 200, JSON.stringify(first.body));
       const limitsBefore = first.body.limits;
       assert.equal(limitsBefore.memory, '512m');
-      const r = await api(owner, 'PATCH', `/api/servers/${serverId}`, { image: 'Main' });
+      const r = await api(owner, 'PATCH', `/api/servers/${serverId}?wait=true`, { image: 'Main' });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.image, 'ctrl-alt-play/busybox:latest');
       assert.equal(r.body.startup, custom, 'the startup is kept');
@@ -293,7 +293,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
         specWs.close();
       }
       // a raw server has no install script
-      const raw = await api(owner, 'POST', '/api/servers', {
+      const raw = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'raw',
         nodeId,
         image: 'ctrl-alt-play/busybox:latest',
@@ -306,26 +306,36 @@ for (const engine of ['sqlite', 'postgres'] as const)
     });
 
     test('PORT_CONFLICT for a taken port, raw or allocated; raw ports are freed with their server', async () => {
-      const taken = await api(owner, 'POST', '/api/servers', { name: 'x', nodeId, templateId, port: 30000 });
+      const taken = await api(owner, 'POST', '/api/servers?wait=true', {
+        name: 'x',
+        nodeId,
+        templateId,
+        port: 30000,
+      });
       assert.equal(taken.status, 409);
       assert.equal(taken.body.code, 'PORT_CONFLICT');
-      const rawTaken = await api(owner, 'POST', '/api/servers', {
+      const rawTaken = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'x',
         nodeId,
         image: 'ctrl-alt-play/busybox:latest',
         ports: { '30000/udp': 30000 },
       });
       assert.equal(rawTaken.body.code, 'PORT_CONFLICT');
-      const raw = await api(owner, 'POST', '/api/servers', {
+      const raw = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'raw',
         nodeId,
         image: 'ctrl-alt-play/busybox:latest',
         ports: { '31000': 31000, '31000/udp': 31000 },
       });
       assert.equal(raw.status, 201, JSON.stringify(raw.body));
-      const byPort = await api(owner, 'POST', '/api/servers', { name: 'x', nodeId, templateId, port: 31000 });
+      const byPort = await api(owner, 'POST', '/api/servers?wait=true', {
+        name: 'x',
+        nodeId,
+        templateId,
+        port: 31000,
+      });
       assert.equal(byPort.body.code, 'PORT_CONFLICT');
-      const rawAgain = await api(owner, 'POST', '/api/servers', {
+      const rawAgain = await api(owner, 'POST', '/api/servers?wait=true', {
         name: 'x',
         nodeId,
         image: 'ctrl-alt-play/busybox:latest',
@@ -364,7 +374,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       for (const port of [32000, 32001, 32002]) {
         const rs = await Promise.all(
           [1, 2, 3, 4].map((i) =>
-            api(owner, 'POST', '/api/servers', { name: `p${i}`, nodeId, templateId, port }),
+            api(owner, 'POST', '/api/servers?wait=true', { name: `p${i}`, nodeId, templateId, port }),
           ),
         );
         const codes = rs.map((r) => (r.status === 201 ? 'ok' : r.body.code)).sort();
@@ -372,7 +382,9 @@ for (const engine of ['sqlite', 'postgres'] as const)
       }
       // the pool's last free allocation, asked for by three creates at once
       const rs = await Promise.all(
-        [1, 2, 3].map((i) => api(owner, 'POST', '/api/servers', { name: `q${i}`, nodeId, templateId })),
+        [1, 2, 3].map((i) =>
+          api(owner, 'POST', '/api/servers?wait=true', { name: `q${i}`, nodeId, templateId }),
+        ),
       );
       const won = rs.filter((r) => r.status === 201);
       assert.equal(won.length, 1);

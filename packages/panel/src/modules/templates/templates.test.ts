@@ -199,7 +199,7 @@ describe('templates API', () => {
     try {
       const list = await panel.api(owner, 'GET', '/api/templates');
       const tpl = list.body.find((t: { name: string }) => t.name === 'OpenTTD');
-      const s = await panel.api(owner, 'POST', '/api/servers', {
+      const s = await panel.api(owner, 'POST', '/api/servers?wait=true', {
         name: 'ttd',
         nodeId: node.id,
         templateId: tpl.id,

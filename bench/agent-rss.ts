@@ -1,0 +1,173 @@
+/**
+ * The Agent's resident memory as a user runs it, in its own process, connected to a real Panel:
+ * idle (no server), then with N running busybox servers (default 50), for each way it is run:
+ * from source (type stripping, `ctrl-alt-play agent`), from its bundle (`node dist/agent.cjs`)
+ * and as the single executable (dist/bin/ctrl-alt-play-agent-linux-<arch>). Builds dist/ first
+ * (cached). Prints VmRSS and RssAnon (the median of five samples a second apart, after settling)
+ * side by side.
+ *   node bench/agent-rss.ts [N]
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
+import { IMAGE, removeNodeContainers } from '../test/harness.ts';
+
+const N = Number(process.argv[2] ?? 50);
+if (!Number.isInteger(N) || N < 0 || N > 500) throw new Error('N: 0..500');
+const root = path.resolve(import.meta.dirname, '..');
+execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.ts'), 'bin', '--arch', process.arch], {
+  stdio: 'inherit',
+});
+
+const variants: { name: string; cmd: string; args: string[] }[] = [
+  {
+    name: 'source (type stripping)',
+    cmd: process.execPath,
+    args: [path.join(root, 'packages/cli/bin/ctrl-alt-play.js'), 'agent'],
+  },
+  {
+    name: 'bundle (node dist/agent.cjs)',
+    cmd: process.execPath,
+    // the flag the executable has built in (and the image and systemd unit pass)
+    args: ['--max-semi-space-size=1', path.join(root, 'dist/agent.cjs')],
+  },
+  {
+    name: 'single executable',
+    cmd: path.join(root, `dist/bin/ctrl-alt-play-agent-linux-${process.arch}`),
+    args: [],
+  },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+
+interface Rss {
+  /** VmRSS: what `ps` and the issue's figures show */
+  rss: number;
+  /** RssAnon: the process's own memory (RssFile, the executable's pages, is shared and reclaimable) */
+  anon: number;
+}
+
+function rssKiB(pid: number): Rss {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rss: field('VmRSS'), anon: field('RssAnon') };
+}
+
+async function settledRss(pid: number, settleMs: number): Promise<Rss> {
+  await sleep(settleMs);
+  const samples: Rss[] = [];
+  for (let i = 0; i < 5; i++) {
+    samples.push(rssKiB(pid));
+    await sleep(1000);
+  }
+  return samples.sort((a, b) => a.rss - b.rss)[2] ?? { rss: 0, anon: 0 };
+}
+
+/**
+ * Drops the executable's pages from the page cache before a start: a file just written (the
+ * executable after the build) is wholly cached, and the kernel then maps more of it around each
+ * fault (fault-around), which counts as RSS (about 12 MiB here) though the process never uses it.
+ */
+function dropFromPageCache(file: string): void {
+  execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
+const panel = await startTestPanel({ PANEL_AGENT_PING_MS: '5000' });
+const owner = await panel.login();
+const node = await panel.createNode(owner, 'rss-bench');
+const agentDir = mkdtempSync(path.join(tmpdir(), 'cap-bench-rss-'));
+let child: ChildProcess | undefined;
+
+async function startVariant(v: (typeof variants)[number]): Promise<ChildProcess> {
+  dropFromPageCache(v.cmd);
+  const c = spawn(v.cmd, v.args, {
+    cwd: tmpdir(),
+    stdio: 'ignore',
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      PANEL_URL: panel.url,
+      NODE_ID: node.id,
+      AGENT_SECRET: node.agentSecret,
+      AGENT_DATA_DIR: agentDir,
+      AGENT_HTTP_PORT: '0',
+    },
+  });
+  child = c;
+  const connections = async () =>
+    (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true;
+  await until(connections, 30_000);
+  return c;
+}
+
+async function stopVariant(c: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => c.once('exit', r));
+  c.kill('SIGTERM');
+  await exited;
+  // the Panel sees the link go before the next Agent dials
+  await until(
+    async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === false,
+    30_000,
+  );
+}
+
+const idle = new Map<string, Rss>();
+const loaded = new Map<string, Rss>();
+try {
+  for (const v of variants) {
+    const c = await startVariant(v);
+    idle.set(v.name, await settledRss(c.pid ?? 0, 5000));
+    await stopVariant(c);
+  }
+  // N servers made and started through the first variant; the others re-attach to them
+  const first = variants[0];
+  if (!first) throw new Error('no variant');
+  let c = await startVariant(first);
+  const ids: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const r = await panel.api(owner, 'POST', '/api/servers', {
+      name: `rss ${i}`,
+      nodeId: node.id,
+      image: IMAGE,
+      startup: 'echo up; while read l; do echo "$l"; done',
+      limits: { memory: '16m', cpu: '0.1' },
+      stop: '^C',
+    });
+    if (r.status !== 201) throw new Error(`create: ${r.status} ${JSON.stringify(r.body)}`);
+    ids.push(r.body.id as string);
+    const p = await panel.api(owner, 'POST', `/api/servers/${r.body.id}/power`, { action: 'start' });
+    if (p.status !== 202) throw new Error(`start: ${p.status}`);
+  }
+  const allRunning = async () => {
+    for (const id of ids)
+      if ((await panel.api(owner, 'GET', `/api/servers/${id}`)).body?.status !== 'running') return false;
+    return true;
+  };
+  await until(allRunning, 120_000);
+  for (const [i, v] of variants.entries()) {
+    if (i > 0) {
+      c = await startVariant(v);
+      await until(allRunning, 60_000);
+    }
+    loaded.set(v.name, await settledRss(c.pid ?? 0, 10_000));
+    await stopVariant(c);
+  }
+} finally {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  await removeNodeContainers(node.id);
+  await panel.stop();
+  rmSync(agentDir, { recursive: true, force: true });
+}
+
+const show = (r: Rss | undefined) => (r ? `${mib(r.rss)} (${mib(r.anon)})` : '-');
+console.log(
+  `\nAgent memory: VmRSS (RssAnon), median of 5 samples; node ${process.version} ${process.platform}-${process.arch}\n`,
+);
+console.log(`${'run as'.padEnd(30)}${'idle'.padStart(24)}${`${N} running`.padStart(26)}`);
+for (const v of variants)
+  console.log(
+    `${v.name.padEnd(30)}${show(idle.get(v.name)).padStart(24)}${show(loaded.get(v.name)).padStart(26)}`,
+  );

