@@ -190,10 +190,14 @@ describe('per-server access', () => {
     users.carol = await account('carol', 'user');
     users.spec = await account('spec', 'spectator');
     users.admin = await account('adm', 'admin');
-    const a = await panel.api(owner, 'POST', '/api/servers', { name: 'A', nodeId: node.id, image: 'img' });
+    const a = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'A',
+      nodeId: node.id,
+      image: 'img',
+    });
     assert.equal(a.status, 201, JSON.stringify(a.body));
     serverA = a.body.id;
-    const b = await panel.api(owner, 'POST', '/api/servers', {
+    const b = await panel.api(owner, 'POST', '/api/servers?wait=true', {
       name: 'B',
       nodeId: node.id,
       image: 'img',
