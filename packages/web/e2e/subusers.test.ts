@@ -120,12 +120,16 @@ test('a subuser with console + command: one server, exactly those controls, both
     });
     assert.equal(imported.status, 201, JSON.stringify(imported.body));
     for (const name of [SHARED, PRIVATE]) {
-      const created: { status: number; body: { id: string } } = await apiFromPage('POST', '/servers', {
-        name,
-        nodeId,
-        templateId: imported.body.template.id,
-        port: 42000 + Math.floor(Math.random() * 18_000),
-      });
+      const created: { status: number; body: { id: string } } = await apiFromPage(
+        'POST',
+        '/servers?wait=true',
+        {
+          name,
+          nodeId,
+          templateId: imported.body.template.id,
+          port: 42000 + Math.floor(Math.random() * 18_000),
+        },
+      );
       assert.equal(created.status, 201, JSON.stringify(created.body));
       if (name === SHARED) shared = created.body.id;
     }

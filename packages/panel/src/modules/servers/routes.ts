@@ -302,11 +302,11 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
     },
     async (req) => {
       const op = await s.servers.operation(req.params.id);
-      // Panel admins see every operation, also one whose server is gone again (a failed create);
-      // for others an operation of a server they may not see does not exist
       const p = principalOf(req);
+      // Panel admins see every operation, also one whose server is gone (a failed create);
+      // for anyone else an operation of a server they may not see does not exist
       if (isPanelAdmin(p) && canSeeServer(p, op.serverId)) return op;
-      await s.access.requireAccess(principalOf(req), null, op.serverId).catch((e: unknown) => {
+      await s.access.requireAccess(p, null, op.serverId).catch((e: unknown) => {
         if (e instanceof CodedError && e.code === 'SERVER_NOT_FOUND')
           throw new CodedError('NOT_FOUND', 'no such operation');
         throw e;
