@@ -16,7 +16,7 @@ import {
 } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { resolvePrincipal } from '../http/auth.ts';
+import { hasRole, resolvePrincipal } from '../http/auth.ts';
 import { redact } from '../lib/redact.ts';
 import { FEATURE_NEED, POWER_PERMISSION } from '../modules/access/permissions.ts';
 import { type Access, missing } from '../modules/access/service.ts';
@@ -96,6 +96,13 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
 function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest): void {
   /** serverId → the access the subscription was granted with (a change drops it: accessChanged) */
   const subs = new Map<string, Access>();
+  /** the node of each subscribed server */
+  const subNodes = new Map<string, string>();
+  // a `user`, and any key limited to some servers, see only some servers: some nodes
+  const seesAllNodes =
+    req.principal !== null &&
+    req.principal.serverIds === undefined &&
+    hasRole(req.principal.user.role, 'spectator');
   let windowStart = 0;
   let inWindow = 0;
   let refused = 0;
@@ -123,6 +130,8 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     const about = Object.hasOwn(msg, 'serverId') ? (msg as { serverId?: unknown }).serverId : undefined;
     const access = typeof about === 'string' ? subs.get(about) : undefined;
     if (msg.type !== 'error' && typeof about === 'string' && !access) return;
+    // who sees only some servers hears of a node only when one of its subscribed servers runs there
+    if (msg.type === 'node_status' && !seesAllNodes && ![...subNodes.values()].includes(msg.nodeId)) return;
     if (
       (msg.type === 'console' || msg.type === 'console_dropped') &&
       !access?.permissions.has('control.console')
@@ -171,6 +180,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         accessChanged: (serverId) => {
           if (!subs.has(serverId)) return;
           subs.delete(serverId);
+          subNodes.delete(serverId);
           s.live.unsubscribe(serverId, send);
           if (socket.readyState === socket.OPEN) socket.send(encode({ type: 'unsubscribed', serverId }));
         },
@@ -193,6 +203,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     s.live.removeGlobal(send);
     for (const id of subs.keys()) s.live.unsubscribe(id, send);
     subs.clear();
+    subNodes.clear();
   });
   socket.on('error', (err) => log.debug({ err: err.message }, 'client socket error'));
 
@@ -304,6 +315,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           }
           s.live.subscribe(r.serverId, send);
         }
+        if (!seesAllNodes) subNodes.set(r.serverId, await s.servers.nodeOf(r.serverId));
         subs.set(r.serverId, access);
         // install scripts print what they fetch with (tokens, URLs): as install_output
         const install = access.seesHidden ? s.live.install(r.serverId) : undefined;
@@ -324,6 +336,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         if (socket.readyState === socket.OPEN)
           socket.send(encode({ type: 'unsubscribed', serverId: r.serverId }));
         subs.delete(r.serverId);
+        subNodes.delete(r.serverId);
         return;
       case 'send_command':
         await audited(p.user, 'server.command', r.serverId, async () => {

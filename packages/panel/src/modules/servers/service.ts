@@ -215,6 +215,11 @@ export class ServersService {
     return this.#toServer(await this.#load(await this.#row(id)), viewer);
   }
 
+  /** The node a server runs on (for the live relay's node news). */
+  async nodeOf(id: string): Promise<string> {
+    return (await this.#row(id)).node_id;
+  }
+
   /** Status only (no template or allocation lookups), for the live relay. */
   async status(id: string): Promise<ServerStatus> {
     const row = await this.#row(id);
