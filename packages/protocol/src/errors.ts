@@ -51,6 +51,14 @@ export const ErrorCode = z.enum([
   'OPERATION_LOST',
   /** the Panel's TLS certificate is not the one the Agent pins (AGENT_PANEL_CERT_SHA256) */
   'TLS_PIN_MISMATCH',
+  /** a write's expected mtime/sha256 no longer matches: the file changed meanwhile */
+  'FILE_CHANGED',
+  /** the path matches the template's file_denylist */
+  'FILE_DENIED',
+  /** the target of a create, copy or move exists already */
+  'FILE_EXISTS',
+  /** a file name that is empty, `.`/`..`, holds a NUL or `/`, or is over 255 bytes */
+  'NAME_INVALID',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -94,6 +102,10 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   AGENT_RESTARTED: 503,
   OPERATION_LOST: 503,
   TLS_PIN_MISMATCH: 502,
+  FILE_CHANGED: 409,
+  FILE_DENIED: 403,
+  FILE_EXISTS: 409,
+  NAME_INVALID: 400,
 };
 
 export const ErrorBody = z.object({

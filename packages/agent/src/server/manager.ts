@@ -30,6 +30,16 @@ import {
   listFiles,
   writeFileInside,
 } from '../filesystem/filesystem.ts';
+import {
+  chmodFile,
+  copyFile,
+  createDirectory,
+  Denylist,
+  deleteFiles,
+  renameFile,
+  searchFiles,
+  statFile,
+} from '../filesystem/operations.ts';
 import { systemInfo } from '../system/system-info.ts';
 import { type InstallState, loadDefinitions } from './definition-store.ts';
 import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
@@ -488,6 +498,18 @@ export class ServerManager {
     }
   }
 
+  #denylist(s: Server): Denylist {
+    return new Denylist(s.egg.fileDenylist);
+  }
+
+  /** What the file API creates belongs to the game's user (it must be able to change it). */
+  async #giveToGame(dir: string, rel: string): Promise<void> {
+    const { containerUid, containerGid } = this.#config;
+    await chownPathInside(dir, rel, containerUid, containerGid).catch((e) =>
+      this.#log.warn({ err: e }, 'chown failed'),
+    );
+  }
+
   async #dispatch(
     cmd: Command,
     serverId: string | undefined,
@@ -553,18 +575,69 @@ export class ServerManager {
       case 'list_servers':
         return { data: { servers: this.summary() } };
       case 'list_files': {
-        const { path: rel, offset, limit } = cmd.payload as Command<'list_files'>['payload'];
-        return { data: await listFiles(this.#server(serverId).dir, rel, { offset, limit }) };
+        const { path: rel, offset, limit, sort, order } = cmd.payload as Command<'list_files'>['payload'];
+        return { data: await listFiles(this.#server(serverId).dir, rel, { offset, limit, sort, order }) };
       }
-      case 'get_file':
-        return { data: await getFile(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'get_file': {
+        const s = this.#server(serverId);
+        return { data: await getFile(s.dir, (p as { path: string }).path, undefined, this.#denylist(s)) };
+      }
+      case 'stat_file':
+        return { data: await statFile(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'create_directory': {
+        const s = this.#server(serverId);
+        const made = await createDirectory(s.dir, (p as { path: string }).path, this.#denylist(s));
+        await this.#giveToGame(s.dir, made.path);
+        return { data: { paths: [made.path] } };
+      }
+      case 'rename_file': {
+        const s = this.#server(serverId);
+        const { from, to } = cmd.payload as Command<'rename_file'>['payload'];
+        return { data: await renameFile(s.dir, from, to, this.#denylist(s)) };
+      }
+      case 'copy_file': {
+        const s = this.#server(serverId);
+        const { from, to } = cmd.payload as Command<'copy_file'>['payload'];
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        return {
+          data: await copyFile(s.dir, from, to, (bytes) => s.assertDiskRoom(bytes), this.#denylist(s), {
+            uid,
+            gid,
+          }),
+        };
+      }
+      case 'delete_files': {
+        const s = this.#server(serverId);
+        const { root, names } = cmd.payload as Command<'delete_files'>['payload'];
+        return { data: await deleteFiles(s.dir, root, names, this.#denylist(s)) };
+      }
+      case 'chmod_file': {
+        const s = this.#server(serverId);
+        const { path: rel, mode } = cmd.payload as Command<'chmod_file'>['payload'];
+        return { data: await chmodFile(s.dir, rel, Number.parseInt(mode, 8), this.#denylist(s)) };
+      }
+      case 'search_files': {
+        const { path: rel, query, limit } = cmd.payload as Command<'search_files'>['payload'];
+        return { data: await searchFiles(this.#server(serverId).dir, rel, query, limit) };
+      }
       case 'write_file': {
         const server = this.#server(serverId);
         const { dir } = server;
-        const { path: rel, content } = cmd.payload as Command<'write_file'>['payload'];
+        const {
+          path: rel,
+          content,
+          expectedSha256,
+          expectedModifiedAt,
+          createOnly,
+        } = cmd.payload as Command<'write_file'>['payload'];
         // over the quota is refused before anything is written (the size it replaces is freed)
         await server.assertDiskRoom(Buffer.byteLength(content, 'utf8'), await fileSizeInside(dir, rel));
-        const written = await writeFileInside(dir, rel, content);
+        const written = await writeFileInside(dir, rel, content, {
+          expectedSha256,
+          expectedModifiedAt,
+          createOnly,
+          deny: this.#denylist(server),
+        });
         // the game runs as its own user and must be able to rewrite it (eula.txt)
         const { containerUid, containerGid } = this.#config;
         await chownPathInside(dir, written.path, containerUid, containerGid).catch((e) =>

@@ -663,7 +663,7 @@ export class ServersService {
     const data = await this.#gateway.request(
       row.node_id,
       'list_files',
-      { path, offset: page.offset, limit: page.limit },
+      { path, offset: page.offset, limit: page.limit, sort: 'name', order: 'asc' },
       { serverId: id },
     );
     return ListFilesData.parse(data);
