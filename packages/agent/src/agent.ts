@@ -85,6 +85,8 @@ export async function startAgent(
     }),
   });
 
+  const theLinkForDial = link;
+  manager.setPanelDialer((method, p, body) => theLinkForDial.dial(method, p, body));
   // after the link exists (it queues events until it connects), before anything else can act
   manager.reportInterrupted();
   manager.resumeAfterDowntime();
@@ -103,6 +105,11 @@ export async function startAgent(
         handle: (raw) => manager.handleRaw(raw),
         docker: dockerReachable,
         panelConnected,
+        transfers: {
+          take: (ticket) => manager.transfers.take(ticket),
+          download: (t) => manager.openTransferDownload(t),
+          upload: (t, body) => manager.receiveTransferUpload(t, body),
+        },
       })
     : buildHealthOnly({
         corsOrigins: config.corsOrigins,

@@ -244,6 +244,40 @@ export const SearchFilesPayload = z.object({
   query: z.string().min(1).max(255),
   limit: z.number().int().min(1).max(SEARCH_FILES_MAX_RESULTS).default(100),
 });
+/** The largest file one transfer moves (64 GiB). */
+export const TRANSFER_MAX_BYTES = 64 * 1024 ** 3;
+/** A transfer ticket: 32 random bytes, base64url. */
+export const TransferTicket = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a transfer ticket');
+/**
+ * create_transfer: a single-use, short-lived ticket (kept in the Agent's memory) for one file's
+ * body, streamed over HTTP and never over the link: `GET|PUT /transfers/<ticket>` on the Agent's
+ * HTTP API, or relayed by the Panel (relay_transfer). An upload names its exact `size`: the disk
+ * quota is checked now and the body is cut off past it.
+ */
+export const CreateTransferPayload = z.object({
+  direction: z.enum(['upload', 'download']),
+  path: FilePath,
+  size: z.number().int().min(0).max(TRANSFER_MAX_BYTES).optional(),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+export const CreateTransferData = z.object({
+  ticket: TransferTicket,
+  expiresAt: z.string(),
+  /** download: the file's size and name */
+  size: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53),
+  name: z.string(),
+});
+/**
+ * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
+ * credentials: `POST /api/agent/transfers/<ticket>` carrying a download's bytes, or
+ * `GET /api/agent/transfers/<ticket>` reading an upload's. Answers once the dial has started.
+ */
+export const RelayTransferPayload = z.object({ ticket: TransferTicket });
+
 /**
  * The largest message (serialised JSON, bytes) an Agent sends on the link, well below the
  * Panel's frame limit for `/ws/agents` (16 MiB). A larger answer is replaced by an error
@@ -274,6 +308,8 @@ export const actionPayloads = {
   delete_files: DeleteFilesPayload,
   chmod_file: ChmodFilePayload,
   search_files: SearchFilesPayload,
+  create_transfer: CreateTransferPayload,
+  relay_transfer: RelayTransferPayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
 } as const;
@@ -302,6 +338,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'delete_files',
   'chmod_file',
   'search_files',
+  'create_transfer',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */

@@ -62,6 +62,11 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   delete_files: { payload: { root: '/logs', names: ['a.log', 'old'] }, serverId: 's1' },
   chmod_file: { payload: { path: 'start.sh', mode: '0755' }, serverId: 's1' },
   search_files: { payload: { path: '/', query: '.yml', limit: 50 }, serverId: 's1' },
+  create_transfer: {
+    payload: { direction: 'upload', path: 'world.zip', size: 10, ttlSeconds: 60 },
+    serverId: 's1',
+  },
+  relay_transfer: { payload: { ticket: 'a'.repeat(43) } },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -82,6 +87,8 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   delete_files: { names: Array.from({ length: 1001 }, (_, i) => `f${i}`) },
   chmod_file: { path: 'a', mode: '4755' },
   search_files: { query: '', limit: 10 },
+  create_transfer: { direction: 'upload', path: 'a', size: -1 },
+  relay_transfer: { ticket: '../x' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

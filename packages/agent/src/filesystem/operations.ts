@@ -117,7 +117,7 @@ async function openDirAt(root: string, parts: string[]): Promise<OpenDir> {
 }
 
 /** The parent directory of `rel` opened, and the last name; the root itself is NAME_INVALID. */
-async function openParent(root: string, rel: string): Promise<OpenDir & { name: string }> {
+export async function openParent(root: string, rel: string): Promise<OpenDir & { name: string }> {
   const parts = splitPath(rel);
   const name = parts.pop();
   if (name === undefined) throw new CodedError('NAME_INVALID', 'the path names the server root');
@@ -186,6 +186,7 @@ export async function createDirectory(
   root: string,
   rel: string,
   deny: Denylist = NO_DENYLIST,
+  existingOk = false,
 ): Promise<{ path: string }> {
   const parts = splitPath(rel);
   if (parts.length === 0) throw new CodedError('NAME_INVALID', 'the path names the server root');
@@ -203,7 +204,7 @@ export async function createDirectory(
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail(e, 'create the directory');
       }
-      if (last && !made) throw new CodedError('FILE_EXISTS', `/${here} exists already`);
+      if (last && !made && !existingOk) throw new CodedError('FILE_EXISTS', `/${here} exists already`);
       const next = await openDirNoFollow(fdPath(dir.fh, name));
       await dir.fh.close();
       dir = { fh: next, rel: here };

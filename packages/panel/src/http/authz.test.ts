@@ -71,6 +71,13 @@ const EXPECTED: Record<string, string> = {
   'GET /api/servers/:id/metrics': 'user view',
   'GET /api/servers/:id/files': 'user file.read',
   'GET /api/servers/:id/files/content': 'user file.read-content',
+  'POST /api/servers/:id/files/transfers':
+    'user by direction: download file.read-content, upload file.create',
+  'GET /api/transfers/:ticket': 'public',
+  'PUT /api/transfers/:ticket': 'public',
+  'GET /api/agent/transfers/:ticket': 'agent',
+  'POST /api/agent/transfers/:ticket': 'agent',
+  'POST /api/agent/transfers/:ticket/result': 'agent',
   'GET /api/dashboard': 'user',
   'GET /api/activity': 'admin',
   'GET /api/servers/:id/activity': 'user activity.read',

@@ -654,6 +654,21 @@ export class ServersService {
     return { operationId };
   }
 
+  /** The node a server lives on (SERVER_NOT_FOUND when there is no such server). */
+  async nodeIdOf(id: string): Promise<string> {
+    return (await this.#row(id)).node_id;
+  }
+
+  /** Raw file bytes (downloads) only for who sees hidden values, or on a server without any. */
+  async assertSeesRawFiles(id: string, viewer: Viewer): Promise<void> {
+    if (viewer.admin) return;
+    if (hiddenValues(await this.#load(await this.#row(id))).length > 0)
+      throw new CodedError(
+        'FORBIDDEN',
+        "this server has hidden variables its files may hold: downloads are for admins and the server's owner",
+      );
+  }
+
   async files(
     id: string,
     path: string,
