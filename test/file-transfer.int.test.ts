@@ -149,4 +149,52 @@ describe('Panel + Agent: file transfers through the relay', () => {
     assert.equal(missing.status, 404);
     assert.equal(missing.body.code, 'FILE_NOT_FOUND');
   });
+
+  it('the REST file operations reach the Agent, with codes, and are logged as activity', async () => {
+    await writeFile(path.join(dir, 'server.properties'), 'motd=one\n');
+    const api = (method: string, url: string, body?: unknown) =>
+      panel.api(owner, method, `/api/servers/${serverId}${url}`, body);
+    const read = await api('GET', '/files/content?path=server.properties');
+    assert.equal(read.status, 200);
+    const stale = await api('PUT', '/files/content', {
+      path: 'server.properties',
+      content: 'motd=two\n',
+      expectedSha256: '0'.repeat(64),
+    });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.code, 'FILE_CHANGED');
+    const saved = await api('PUT', '/files/content', {
+      path: 'server.properties',
+      content: 'motd=two\n',
+      expectedSha256: read.body.sha256,
+    });
+    assert.equal(saved.status, 200, JSON.stringify(saved.body));
+    assert.equal((await api('POST', '/files/directories', { path: 'conf/a' })).status, 200);
+    assert.equal(
+      (await api('POST', '/files/copy', { from: 'server.properties', to: 'conf/a/p' })).status,
+      200,
+    );
+    assert.equal((await api('POST', '/files/rename', { from: 'conf/a/p', to: 'conf/p2' })).status, 200);
+    const ch = await api('POST', '/files/chmod', { path: 'conf/p2', mode: '600' });
+    assert.equal(ch.body.mode, '0600');
+    const found = await api('GET', '/files/search?query=p2');
+    assert.deepEqual(
+      found.body.matches.map((m: { path: string }) => m.path),
+      ['/conf/p2'],
+    );
+    const st = await api('GET', '/files/stat?path=conf');
+    assert.equal(st.body.type, 'directory');
+    const sorted = await api('GET', '/files?path=/&sort=size&order=desc');
+    assert.equal(sorted.status, 200);
+    const out = await api('POST', '/files/rename', { from: 'conf/p2', to: '../x' });
+    assert.equal(out.status, 400);
+    assert.equal(out.body.code, 'PATH_OUTSIDE_ROOT');
+    const del = await api('POST', '/files/delete', { root: '/', names: ['conf'] });
+    assert.deepEqual(del.body, { paths: ['/conf'] });
+    await assert.rejects(stat(path.join(dir, 'conf')), { code: 'ENOENT' });
+    const log = await panel.api(owner, 'GET', `/api/servers/${serverId}/activity`);
+    const actions = new Set((log.body.entries as { action: string }[]).map((e) => e.action));
+    for (const a of ['file.write', 'file.create', 'file.copy', 'file.rename', 'file.chmod', 'file.delete'])
+      assert.ok(actions.has(a), `${a} in ${[...actions].join(', ')}`);
+  });
 });

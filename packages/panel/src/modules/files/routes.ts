@@ -7,19 +7,32 @@
  */
 import type { IncomingMessage } from 'node:http';
 import {
+  type Action,
+  type ActionPayload,
   AGENT_ID_HEADER,
+  ChmodFilePayload,
   CodedError,
+  CreateDirectoryPayload,
   CreateTransferData,
+  DeleteFilesPayload,
   ErrorCode,
+  FileChangeData,
   FilePath,
+  MoveFilePayload,
+  SEARCH_FILES_MAX_RESULTS,
+  SearchFilesData,
+  StatFileData,
   TRANSFER_MAX_BYTES,
   TransferTicket,
+  WriteFileCheckedPayload,
+  WriteFileData,
 } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { accessBy, bearerOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import type { Permission } from '../access/permissions.ts';
 import { viewerOf } from '../servers/routes.ts';
 import { AGENT_DIAL_TIMEOUT_MS, TransferRelay } from './relay.ts';
 
@@ -89,11 +102,130 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['files'];
 
+  const agentFile = async <A extends Action>(id: string, action: A, payload: ActionPayload<A>) =>
+    s.gateway.request(await s.servers.nodeIdOf(id), action, payload, { serverId: id });
+
+  r.get(
+    '/api/servers/:id/files/stat',
+    {
+      config: { auth: 'user', access: 'file.read' },
+      schema: {
+        tags,
+        description: 'One entry (a link is described, not followed).',
+        params: IdParams,
+        querystring: z.object({ path: FilePath }),
+        response: { 200: StatFileData },
+      },
+    },
+    async (req) => StatFileData.parse(await agentFile(req.params.id, 'stat_file', { path: req.query.path })),
+  );
+  r.get(
+    '/api/servers/:id/files/search',
+    {
+      config: { auth: 'user', access: 'file.read' },
+      schema: {
+        tags,
+        description: `Entries whose name contains \`query\` (case-insensitive) under \`path\`: at most \`limit\` (≤ ${SEARCH_FILES_MAX_RESULTS}) and 100k entries visited (\`truncated\`); links are not descended.`,
+        params: IdParams,
+        querystring: z.object({
+          path: z.string().max(4096).default('/'),
+          query: z.string().min(1).max(255),
+          limit: z.coerce.number().int().min(1).max(SEARCH_FILES_MAX_RESULTS).default(100),
+        }),
+        response: { 200: SearchFilesData },
+      },
+    },
+    async (req) => SearchFilesData.parse(await agentFile(req.params.id, 'search_files', req.query)),
+  );
+  r.put(
+    '/api/servers/:id/files/content',
+    {
+      config: {
+        auth: 'user',
+        activity: 'file.write',
+        access: accessBy('file.update; createOnly file.create', (req) =>
+          (req.body as { createOnly?: boolean }).createOnly === true ? 'file.create' : 'file.update',
+        ),
+      },
+      schema: {
+        tags,
+        description:
+          'Writes a text file (≤ 1 MiB utf8). With `expectedSha256` (from GET …/files/content) or `expectedModifiedAt`, a file that changed meanwhile is not overwritten: 409 FILE_CHANGED. `createOnly`: 409 FILE_EXISTS when it exists. 403 FILE_DENIED (file_denylist), 409 INSUFFICIENT_RESOURCES (disk quota).',
+        params: IdParams,
+        body: WriteFileCheckedPayload,
+        response: { 200: WriteFileData },
+      },
+    },
+    async (req) => WriteFileData.parse(await agentFile(req.params.id, 'write_file', req.body)),
+  );
+  const change = <B extends z.ZodType>(
+    url: string,
+    activity: string,
+    access: Permission,
+    action: 'create_directory' | 'rename_file' | 'copy_file' | 'delete_files' | 'chmod_file',
+    body: B,
+    description: string,
+    response: z.ZodType = FileChangeData,
+  ) =>
+    r.post(
+      url,
+      {
+        config: { auth: 'user', activity, access },
+        schema: { tags, description, params: IdParams, body, response: { 200: response } },
+      },
+      async (req) =>
+        response.parse(
+          await agentFile(req.params.id, action, req.body as ActionPayload<typeof action>),
+        ) as never,
+    );
+  change(
+    '/api/servers/:id/files/directories',
+    'file.create',
+    'file.create',
+    'create_directory',
+    CreateDirectoryPayload,
+    'Creates a folder and its missing parents. 409 FILE_EXISTS.',
+  );
+  change(
+    '/api/servers/:id/files/rename',
+    'file.rename',
+    'file.update',
+    'rename_file',
+    MoveFilePayload,
+    'Renames or moves one entry; `to` must not exist (409 FILE_EXISTS).',
+  );
+  change(
+    '/api/servers/:id/files/copy',
+    'file.copy',
+    'file.create',
+    'copy_file',
+    MoveFilePayload,
+    'Copies a file or a folder tree (links as links); `to` must not exist. 409 INSUFFICIENT_RESOURCES over the disk quota.',
+  );
+  change(
+    '/api/servers/:id/files/delete',
+    'file.delete',
+    'file.delete',
+    'delete_files',
+    DeleteFilesPayload,
+    'Deletes up to 1000 entries of one folder (folders with their contents); every name is checked first (404 FILE_NOT_FOUND, nothing removed).',
+  );
+  change(
+    '/api/servers/:id/files/chmod',
+    'file.chmod',
+    'file.update',
+    'chmod_file',
+    ChmodFilePayload,
+    'Sets permission bits (no setuid/setgid); never through a link (400 PATH_OUTSIDE_ROOT).',
+    StatFileData,
+  );
+
   r.post(
     '/api/servers/:id/files/transfers',
     {
       config: {
         auth: 'user',
+        activity: 'file.transfer',
         access: accessBy('by direction: download file.read-content, upload file.create', (req) =>
           (req.body as { direction: string }).direction === 'upload' ? 'file.create' : 'file.read-content',
         ),
@@ -110,6 +242,8 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
     async (req, reply) => {
       const nodeId = await s.servers.nodeIdOf(req.params.id);
       const { direction, path, size, ttlSeconds } = req.body;
+      // a download is the raw bytes: not for who gets hidden values redacted from file contents
+      if (direction === 'download') await s.servers.assertSeesRawFiles(req.params.id, viewerOf(req));
       const data = CreateTransferData.parse(
         await s.gateway.request(
           nodeId,

@@ -672,13 +672,16 @@ export class ServersService {
   async files(
     id: string,
     path: string,
-    page: { offset: number; limit: number } = { offset: 0, limit: LIST_FILES_DEFAULT_LIMIT },
+    page: { offset: number; limit: number; sort?: 'name' | 'size' | 'modified'; order?: 'asc' | 'desc' } = {
+      offset: 0,
+      limit: LIST_FILES_DEFAULT_LIMIT,
+    },
   ): Promise<z.infer<typeof ListFilesData>> {
     const row = await this.#row(id);
     const data = await this.#gateway.request(
       row.node_id,
       'list_files',
-      { path, offset: page.offset, limit: page.limit, sort: 'name', order: 'asc' },
+      { path, offset: page.offset, limit: page.limit, sort: page.sort ?? 'name', order: page.order ?? 'asc' },
       { serverId: id },
     );
     return ListFilesData.parse(data);
