@@ -410,3 +410,52 @@ describe('file operations: bad input and links', () => {
     );
   });
 });
+
+describe("file transfers straight to the Agent's HTTP API", () => {
+  let f: Fixture;
+  const id = uid('fdirect-');
+  before(async () => {
+    f = await fixture({ env: { AGENT_API_KEY: `k_${uid()}${uid()}${uid()}` } });
+    await f.panel.waitConnected();
+    const res = await f.panel.command('create_server', { serverId: id, eggConfig: egg('sleep 1000') });
+    assert.equal(res.success, true, JSON.stringify(res.error));
+  });
+  after(async () => {
+    await f.cleanup();
+  });
+
+  it('a ticket is the only credential, works once, and an upload lands only when complete', async () => {
+    const base = `http://127.0.0.1:${f.agent.httpPort}`;
+    const grant = async (payload: unknown) => {
+      const r = (await f.panel.command('create_transfer', payload as never, { serverId: id })) as Res;
+      assert.equal(r.success, true, JSON.stringify(r.error));
+      return (r.data as { ticket: string }).ticket;
+    };
+    const body = Buffer.from('hello world\n');
+    const up = await grant({ direction: 'upload', path: 'dir/new/hello.txt', size: body.length });
+    const put = (t: string, b: Buffer) =>
+      fetch(`${base}/transfers/${t}`, {
+        method: 'PUT',
+        body: new Uint8Array(b),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+    const ok = await put(up, body);
+    assert.equal(ok.status, 200, await ok.clone().text());
+    assert.deepEqual(await ok.json(), { path: '/dir/new/hello.txt', size: body.length });
+    const root = path.join(f.dataDir, 'servers', id);
+    assert.equal(await readFile(path.join(root, 'dir/new/hello.txt'), 'utf8'), 'hello world\n');
+    assert.equal((await put(up, body)).status, 404, 'a used ticket');
+    // more bytes than announced: refused, nothing left behind
+    const small = await grant({ direction: 'upload', path: 'dir/over.txt', size: 3 });
+    assert.equal((await put(small, body)).status, 413);
+    assert.deepEqual((await readdir(path.join(root, 'dir'))).sort(), ['new']);
+    const down = await grant({ direction: 'download', path: 'dir/new/hello.txt' });
+    const got = await fetch(`${base}/transfers/${down}`);
+    assert.equal(got.status, 200);
+    assert.equal(await got.text(), 'hello world\n');
+    assert.equal((await fetch(`${base}/transfers/${down}`)).status, 404);
+    assert.equal((await fetch(`${base}/transfers/${'x'.repeat(43)}`)).status, 404);
+    // the key-protected API still needs the key
+    assert.equal((await fetch(`${base}/api/servers/${id}/files`, { method: 'POST' })).status, 401);
+  });
+});
