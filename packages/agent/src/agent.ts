@@ -96,6 +96,8 @@ export async function startAgent(
     }),
   });
 
+  const theLinkForDial = link;
+  manager.setPanelDialer((method, p, body) => theLinkForDial.dial(method, p, body));
   // after the link exists (it queues events until it connects), before anything else can act
   manager.reportInterrupted();
   manager.resumeAfterDowntime();
@@ -125,6 +127,11 @@ export async function startAgent(
         panelConnected,
         backupFile: (serverId, backupId) => manager.backups.file(serverId, backupId),
         metrics: metricsEndpoint,
+        transfers: {
+          take: (ticket) => manager.transfers.take(ticket),
+          download: (t) => manager.openTransferDownload(t),
+          upload: (t, body) => manager.receiveTransferUpload(t, body),
+        },
       })
     : buildHealthOnly({
         corsOrigins: config.corsOrigins,

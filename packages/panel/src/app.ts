@@ -29,6 +29,7 @@ import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
+import { filesRoutes } from './modules/files/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
@@ -175,6 +176,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     templatesRoutes,
     serversRoutes,
     accessRoutes,
+    filesRoutes,
     dashboardRoutes,
     activityRoutes,
     agentSocketRoutes,

@@ -59,6 +59,14 @@ export const ErrorCode = z.enum([
   'ARCHIVE_TOO_LARGE',
   /** no backup with that id for that server */
   'BACKUP_NOT_FOUND',
+  /** a write's expected mtime/sha256 no longer matches: the file changed meanwhile */
+  'FILE_CHANGED',
+  /** the path matches the template's file_denylist */
+  'FILE_DENIED',
+  /** the target of a create, copy or move exists already */
+  'FILE_EXISTS',
+  /** a file name that is empty, `.`/`..`, holds a NUL or `/`, or is over 255 bytes */
+  'NAME_INVALID',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -106,6 +114,10 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ARCHIVE_UNSAFE: 422,
   ARCHIVE_TOO_LARGE: 413,
   BACKUP_NOT_FOUND: 404,
+  FILE_CHANGED: 409,
+  FILE_DENIED: 403,
+  FILE_EXISTS: 409,
+  NAME_INVALID: 400,
 };
 
 export const ErrorBody = z.object({

@@ -128,6 +128,11 @@ export const EggConfig = z.object({
   install: InstallSpec.optional(),
   /** restart automatically on crash (default true) */
   crashRestart: z.boolean().optional(),
+  /**
+   * The egg's `file_denylist`: gitignore-style patterns (from the server's root) the file API
+   * refuses to read, write, create, rename, copy, chmod or delete (`FILE_DENIED`); listed still.
+   */
+  fileDenylist: z.array(z.string().min(1).max(1024)).max(256).optional(),
 });
 export type EggConfig = z.infer<typeof EggConfig>;
 
@@ -188,11 +193,91 @@ export const WriteFilePayload = z.object({
 /** Entries per `list_files` page when none is asked for, and the most one page may hold. */
 export const LIST_FILES_DEFAULT_LIMIT = 200;
 export const LIST_FILES_MAX_LIMIT = 1000;
-/** One page of a directory: sorted directories first, then by name; `offset` counts entries. */
+export const FileSort = z.enum(['name', 'size', 'modified']);
+export const SortOrder = z.enum(['asc', 'desc']);
+/**
+ * One page of a directory: directories first, then by `sort` (name by default; ties by name) in
+ * `order`; `offset` counts entries.
+ */
 export const ListFilesPayload = FilePathPayload.extend({
   offset: z.number().int().min(0).max(100_000_000).default(0),
   limit: z.number().int().min(1).max(LIST_FILES_MAX_LIMIT).default(LIST_FILES_DEFAULT_LIMIT),
+  sort: FileSort.default('name'),
+  order: SortOrder.default('asc'),
 });
+/** A path from the server's root (`/` and `\\` separators; `..` that leaves the root is refused). */
+export const FilePath = z.string().min(1).max(4096);
+/** One name inside a directory (the Agent refuses `/`, NUL, `.`, `..` and over 255 bytes). */
+export const FileName = z.string().min(1).max(1024);
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 as 64 lowercase hex digits');
+/**
+ * write_file with a conflict check: when `expectedSha256` or `expectedModifiedAt` is given and the
+ * file on disk no longer matches it (or is gone), nothing is written: `FILE_CHANGED`.
+ */
+export const WriteFileCheckedPayload = WriteFilePayload.extend({
+  expectedSha256: Sha256Hex.optional(),
+  expectedModifiedAt: Timestamp.optional(),
+  /** refuse (`FILE_EXISTS`) when the file exists: "new file" */
+  createOnly: z.boolean().optional(),
+});
+/** create_directory: the directory and any missing parents (a component that is a link is refused). */
+export const CreateDirectoryPayload = z.object({ path: FilePath });
+/** rename_file / copy_file: `to` must not exist (`FILE_EXISTS`); its parent must. */
+export const MoveFilePayload = z.object({ from: FilePath, to: FilePath });
+export const DELETE_FILES_MAX = 1000;
+/** delete_files: names inside one directory (files, links or whole directories). */
+export const DeleteFilesPayload = z.object({
+  root: FilePath.default('/'),
+  names: z.array(FileName).min(1).max(DELETE_FILES_MAX),
+});
+/** chmod_file: permission bits only (no setuid/setgid); never applied through a link. */
+export const ChmodFilePayload = z.object({
+  path: FilePath,
+  mode: z.string().regex(/^[0-1]?[0-7]{3}$/, 'mode as octal digits, e.g. "644" or "0755" (no setuid/setgid)'),
+});
+export const SEARCH_FILES_MAX_RESULTS = 500;
+/** Entries the search visits at most before it stops (`truncated: true`). */
+export const SEARCH_FILES_MAX_VISITED = 100_000;
+/** search_files: names containing `query` (case-insensitive) under `path`, bounded. */
+export const SearchFilesPayload = z.object({
+  path: z.string().max(4096).default('/'),
+  query: z.string().min(1).max(255),
+  limit: z.number().int().min(1).max(SEARCH_FILES_MAX_RESULTS).default(100),
+});
+/** The largest file one transfer moves (64 GiB). */
+export const TRANSFER_MAX_BYTES = 64 * 1024 ** 3;
+/** A transfer ticket: 32 random bytes, base64url. */
+export const TransferTicket = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a transfer ticket');
+/**
+ * create_transfer: a single-use, short-lived ticket (kept in the Agent's memory) for one file's
+ * body, streamed over HTTP and never over the link: `GET|PUT /transfers/<ticket>` on the Agent's
+ * HTTP API, or relayed by the Panel (relay_transfer). An upload names its exact `size`: the disk
+ * quota is checked now and the body is cut off past it.
+ */
+export const CreateTransferPayload = z.object({
+  direction: z.enum(['upload', 'download']),
+  path: FilePath,
+  size: z.number().int().min(0).max(TRANSFER_MAX_BYTES).optional(),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+export const CreateTransferData = z.object({
+  ticket: TransferTicket,
+  expiresAt: z.string(),
+  /** download: the file's size and name */
+  size: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53),
+  name: z.string(),
+});
+/**
+ * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
+ * credentials: `POST /api/agent/transfers/<ticket>` carrying a download's bytes, or
+ * `GET /api/agent/transfers/<ticket>` reading an upload's. Answers once the dial has started.
+ */
+export const RelayTransferPayload = z.object({ ticket: TransferTicket });
+
 /**
  * The largest message (serialised JSON, bytes) an Agent sends on the link, well below the
  * Panel's frame limit for `/ws/agents` (16 MiB). A larger answer is replaced by an error
@@ -293,7 +378,16 @@ export const actionPayloads = {
   list_files: ListFilesPayload,
   get_file: FilePathPayload,
   /** create or replace one file (utf8) in the server's root; its parent directory must exist */
-  write_file: WriteFilePayload,
+  write_file: WriteFileCheckedPayload,
+  stat_file: FilePathPayload,
+  create_directory: CreateDirectoryPayload,
+  rename_file: MoveFilePayload,
+  copy_file: MoveFilePayload,
+  delete_files: DeleteFilesPayload,
+  chmod_file: ChmodFilePayload,
+  search_files: SearchFilesPayload,
+  create_transfer: CreateTransferPayload,
+  relay_transfer: RelayTransferPayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
   /** archive the server's files into a backup on the node (an operation) */
@@ -329,6 +423,14 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'backup_delete',
   'backup_restore',
   'backup_lock',
+  'stat_file',
+  'create_directory',
+  'rename_file',
+  'copy_file',
+  'delete_files',
+  'chmod_file',
+  'search_files',
+  'create_transfer',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -475,13 +577,30 @@ export const ListFilesData = z.object({
   offset: z.number().int().nonnegative(),
   limit: z.number().int().positive(),
 });
-export const WriteFileData = z.object({ path: z.string(), size: z.number() });
+export const WriteFileData = z.object({
+  path: z.string(),
+  size: z.number(),
+  sha256: Sha256Hex.optional(),
+  modifiedAt: z.string().optional(),
+});
 export const GetFileData = z.object({
   path: z.string(),
   size: z.number(),
   encoding: z.enum(['utf8', 'base64']),
   content: z.string(),
+  /** of the bytes read: give it back as write_file's expectedSha256 */
+  sha256: Sha256Hex.optional(),
+  modifiedAt: z.string().optional(),
 });
+/** stat_file: one entry, with its path from the root. */
+export const StatFileData = FileEntry.extend({ path: z.string() });
+/** search_files: matches in walk order; `truncated` when a cap stopped the walk. */
+export const SearchFilesData = z.object({
+  matches: z.array(StatFileData),
+  truncated: z.boolean(),
+});
+/** delete_files / create_directory / rename_file / copy_file / chmod_file. */
+export const FileChangeData = z.object({ paths: z.array(z.string()) });
 
 // ---------------------------------------------------------------------------------------------
 // events (Agent → Panel)

@@ -45,10 +45,12 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   update_server: { payload: { environment: { A: 'b' }, limits: { memory: '1g' } }, serverId: 's1' },
   system_info: { payload: {} },
   list_servers: { payload: {} },
-  list_files: { payload: { path: '/config', offset: 0, limit: 200 }, serverId: 's1' },
+  list_files: {
+    payload: { path: '/config', offset: 0, limit: 200, sort: 'size', order: 'desc' },
+    serverId: 's1',
+  },
   get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
   reinstall_server: { payload: {}, serverId: 's1' },
-  write_file: { payload: { path: 'eula.txt', content: 'eula=true\n' }, serverId: 's1' },
   backup_create: {
     payload: {
       backupId: 'b1',
@@ -66,6 +68,22 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   backup_delete: { payload: { backupId: 'b1' }, serverId: 's1' },
   backup_restore: { payload: { backupId: 'b1', truncate: true }, serverId: 's1' },
   backup_lock: { payload: { backupId: 'b1', locked: true }, serverId: 's1' },
+  write_file: {
+    payload: { path: 'eula.txt', content: 'eula=true\n', expectedSha256: 'a'.repeat(64) },
+    serverId: 's1',
+  },
+  stat_file: { payload: { path: 'server.properties' }, serverId: 's1' },
+  create_directory: { payload: { path: 'world/region' }, serverId: 's1' },
+  rename_file: { payload: { from: 'a.txt', to: 'b/a.txt' }, serverId: 's1' },
+  copy_file: { payload: { from: 'world', to: 'world-copy' }, serverId: 's1' },
+  delete_files: { payload: { root: '/logs', names: ['a.log', 'old'] }, serverId: 's1' },
+  chmod_file: { payload: { path: 'start.sh', mode: '0755' }, serverId: 's1' },
+  search_files: { payload: { path: '/', query: '.yml', limit: 50 }, serverId: 's1' },
+  create_transfer: {
+    payload: { direction: 'upload', path: 'world.zip', size: 10, ttlSeconds: 60 },
+    serverId: 's1',
+  },
+  relay_transfer: { payload: { ticket: 'a'.repeat(43) } },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -84,6 +102,15 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   backup_delete: { backupId: '../x' },
   backup_restore: { backupId: 'b1', truncate: 'yes' },
   backup_lock: { backupId: 'b1' },
+  stat_file: { path: 'x'.repeat(5000) },
+  create_directory: { path: '' },
+  rename_file: { from: 'a', to: 'x'.repeat(4097) },
+  copy_file: { from: 'a' },
+  delete_files: { names: Array.from({ length: 1001 }, (_, i) => `f${i}`) },
+  chmod_file: { path: 'a', mode: '4755' },
+  search_files: { query: '', limit: 10 },
+  create_transfer: { direction: 'upload', path: 'a', size: -1 },
+  relay_transfer: { ticket: '../x' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

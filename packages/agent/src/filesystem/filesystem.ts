@@ -5,7 +5,8 @@
  * really points, so a directory swapped for a link after the check (a TOCTOU race run by the game
  * server, which owns the tree) cannot lead a read outside.
  */
-import { constants, type Dirent } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { constants, type Dirent, type Stats } from 'node:fs';
 import { type FileHandle, lchown, lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { CodedError, type FileEntry, LINK_MAX_MESSAGE_BYTES, LIST_FILES_DEFAULT_LIMIT } from '@cap/protocol';
@@ -42,7 +43,7 @@ export async function resolveInside(root: string, rel: string): Promise<string> 
 }
 
 /** Opens a resolved path and proves the descriptor is inside the root (see the header). */
-async function openInside(root: string, real: string, flags: number): Promise<FileHandle> {
+export async function openInside(root: string, real: string, flags: number): Promise<FileHandle> {
   const realRoot = await realpath(root);
   let fh: FileHandle;
   try {
@@ -73,6 +74,13 @@ function byDirThenName(a: Dirent, b: Dirent): number {
   const db = b.isDirectory() ? 0 : 1;
   if (da !== db) return da - db;
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Directories first still, each kind in reverse name order. */
+function reverseWithinKind(all: Dirent[]): Dirent[] {
+  const dirs = all.filter((d) => d.isDirectory()).reverse();
+  const rest = all.filter((d) => !d.isDirectory()).reverse();
+  return [...dirs, ...rest];
 }
 
 /**
@@ -120,10 +128,12 @@ export interface ListPage {
 export async function listFiles(
   root: string,
   rel: string,
-  page: { offset?: number; limit?: number } = {},
+  page: { offset?: number; limit?: number; sort?: 'name' | 'size' | 'modified'; order?: 'asc' | 'desc' } = {},
 ): Promise<ListPage> {
   const offset = page.offset ?? 0;
   const limit = page.limit ?? LIST_FILES_DEFAULT_LIMIT;
+  const sort = page.sort ?? 'name';
+  const desc = page.order === 'desc';
   const real = await resolveInside(root, rel);
   const dir = await openInside(root, real, constants.O_RDONLY | constants.O_DIRECTORY);
   // read through the descriptor: the directory checked is the one listed
@@ -131,12 +141,39 @@ export async function listFiles(
   const entries: FileEntry[] = [];
   let total = 0;
   try {
-    const all = await sortedNames(dir, fdPath);
+    let all = await sortedNames(dir, fdPath);
     total = all.length;
-    const wanted = all.slice(offset, offset + limit);
-    const stats = await Promise.all(
-      wanted.map((d) => lstat(path.join(fdPath, d.name)).catch(() => null)), // null: vanished meanwhile
-    );
+    let stats: (Stats | null)[];
+    let wanted: Dirent[];
+    if (sort === 'name') {
+      if (desc) all = reverseWithinKind(all);
+      wanted = all.slice(offset, offset + limit);
+      stats = await Promise.all(
+        wanted.map((d) => lstat(path.join(fdPath, d.name)).catch(() => null)), // null: vanished meanwhile
+      );
+    } else {
+      // size and time need every entry's stat (in chunks: a huge folder does not open 70k at once)
+      const every: (Stats | null)[] = [];
+      for (let i = 0; i < all.length; i += 256)
+        every.push(
+          ...(await Promise.all(
+            all.slice(i, i + 256).map((d) => lstat(path.join(fdPath, d.name)).catch(() => null)),
+          )),
+        );
+      const key = (s: Stats | null) => (s === null ? -1 : sort === 'size' ? s.size : s.mtimeMs);
+      const order = all.map((d, i) => ({ d, s: every[i] ?? null }));
+      order.sort((a, b) => {
+        const da = a.d.isDirectory() ? 0 : 1;
+        const db = b.d.isDirectory() ? 0 : 1;
+        if (da !== db) return da - db;
+        const k = key(a.s) - key(b.s);
+        if (k !== 0) return desc ? -k : k;
+        return a.d.name < b.d.name ? -1 : a.d.name > b.d.name ? 1 : 0;
+      });
+      const pageOf = order.slice(offset, offset + limit);
+      wanted = pageOf.map((e) => e.d);
+      stats = pageOf.map((e) => e.s);
+    }
     wanted.forEach((d, i) => {
       const s = stats[i];
       if (!s) return;
@@ -177,12 +214,28 @@ export async function getFile(
   root: string,
   rel: string,
   maxBytes = MAX_FILE_BYTES,
-): Promise<{ path: string; size: number; encoding: 'utf8' | 'base64'; content: string }> {
+  deny?: { assert(rel: string): void },
+): Promise<{
+  path: string;
+  size: number;
+  encoding: 'utf8' | 'base64';
+  content: string;
+  sha256: string;
+  modifiedAt: string;
+}> {
   const real = await resolveInside(root, rel);
+  deny?.assert(
+    path
+      .relative(await realpath(root), real)
+      .split(path.sep)
+      .join('/'),
+  );
   const fh = await openInside(root, real, constants.O_RDONLY | constants.O_NONBLOCK);
   let buf: Buffer;
+  let modifiedAt: string;
   try {
     const st = await fh.stat();
+    modifiedAt = st.mtime.toISOString();
     if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
     if (st.size > maxBytes) throw new CodedError('FILE_TOO_LARGE', `file is larger than ${maxBytes} bytes`);
     buf = await fh.readFile();
@@ -203,6 +256,8 @@ export async function getFile(
     size: buf.length,
     encoding: isText ? 'utf8' : 'base64',
     content: isText ? text : buf.toString('base64'),
+    sha256: createHash('sha256').update(buf).digest('hex'),
+    modifiedAt,
   };
 }
 
@@ -317,11 +372,28 @@ export async function chownPathInside(root: string, rel: string, uid: number, gi
  * O_NOFOLLOW|O_NONBLOCK (a link is PATH_OUTSIDE_ROOT, a FIFO never blocks us), and only a regular
  * file is truncated and written.
  */
+export interface WriteCheck {
+  /** the file must still have these bytes (sha256, hex), else FILE_CHANGED */
+  expectedSha256?: string | undefined;
+  /** the file must still have this mtime (ISO, as listed), else FILE_CHANGED */
+  expectedModifiedAt?: string | undefined;
+  /** the file must not exist (FILE_EXISTS) */
+  createOnly?: boolean | undefined;
+  deny?: { assert(rel: string): void } | undefined;
+}
+
+async function sha256Of(fh: FileHandle): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of fh.createReadStream({ start: 0, autoClose: false })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
 export async function writeFileInside(
   root: string,
   rel: string,
   content: string,
-): Promise<{ path: string; size: number }> {
+  check: WriteCheck = {},
+): Promise<{ path: string; size: number; sha256: string; modifiedAt: string }> {
   if (rel.includes('\0')) throw new CodedError('PATH_OUTSIDE_ROOT', 'path contains a NUL byte');
   const clean = rel.replace(/\\/g, '/').replace(/\/+$/, '');
   const name = path.posix.basename(clean);
@@ -330,20 +402,39 @@ export async function writeFileInside(
       name === '..' ? 'PATH_OUTSIDE_ROOT' : 'CONFIG_INVALID',
       'path must name a file inside the server directory',
     );
+  if (Buffer.byteLength(name, 'utf8') > 255)
+    throw new CodedError('NAME_INVALID', 'a name is at most 255 bytes');
   const parentReal = await resolveInside(root, path.posix.dirname(clean));
+  check.deny?.assert(
+    path
+      .relative(await realpath(root), path.join(parentReal, name))
+      .split(path.sep)
+      .join('/'),
+  );
   const dir = await openInside(root, parentReal, constants.O_RDONLY | constants.O_DIRECTORY);
   const data = Buffer.from(content, 'utf8');
+  const checked = check.expectedSha256 !== undefined || check.expectedModifiedAt !== undefined;
   let fh: FileHandle;
+  let modifiedAt: string;
   try {
+    // a checked write never creates the file: it must be the one the editor read
+    const create = checked ? 0 : constants.O_CREAT | (check.createOnly ? constants.O_EXCL : 0);
+    // O_RDWR: a checked write hashes the bytes through the same descriptor it writes
     fh = await open(
       `/proc/self/fd/${dir.fd}/${name}`,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      (checked ? constants.O_RDWR : constants.O_WRONLY) |
+        create |
+        constants.O_NOFOLLOW |
+        constants.O_NONBLOCK,
       0o644,
     ).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ELOOP')
         throw new CodedError('PATH_OUTSIDE_ROOT', 'path is a symbolic link', { cause: e });
       if (e.code === 'EISDIR' || e.code === 'ENXIO')
         throw new CodedError('CONFIG_INVALID', 'not a regular file', { cause: e });
+      if (e.code === 'EEXIST') throw new CodedError('FILE_EXISTS', 'the file exists already', { cause: e });
+      if (e.code === 'ENOENT' && checked)
+        throw new CodedError('FILE_CHANGED', 'the file was deleted since it was read', { cause: e });
       throw new CodedError('INTERNAL_ERROR', 'cannot open path', { cause: e });
     });
   } finally {
@@ -352,13 +443,29 @@ export async function writeFileInside(
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
+    if (
+      check.expectedModifiedAt !== undefined &&
+      st.mtime.toISOString() !== new Date(check.expectedModifiedAt).toISOString()
+    )
+      throw new CodedError(
+        'FILE_CHANGED',
+        `the file changed since it was read (modified ${st.mtime.toISOString()})`,
+      );
+    if (check.expectedSha256 !== undefined && (await sha256Of(fh)) !== check.expectedSha256)
+      throw new CodedError('FILE_CHANGED', 'the file changed since it was read (its contents differ)');
     // a file written through the API is never setuid/setgid (root writing keeps those bits)
     if (st.mode & 0o6000) await fh.chmod(st.mode & 0o1777);
     await fh.truncate(0);
     await fh.write(data, 0, data.length, 0);
+    modifiedAt = (await fh.stat()).mtime.toISOString();
   } finally {
     await fh.close();
   }
   const shown = display(await realpath(root), path.join(parentReal, name));
-  return { path: shown, size: data.length };
+  return {
+    path: shown,
+    size: data.length,
+    sha256: createHash('sha256').update(data).digest('hex'),
+    modifiedAt,
+  };
 }

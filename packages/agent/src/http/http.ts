@@ -5,16 +5,20 @@
  * client address before the key is checked, so guessing keys is as slow as flooding.
  */
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import {
   BackupId,
+  CodedError,
   httpStatusOf,
   isCodedError,
   newMessageId,
   type ResponseMessage,
   ServerId,
+  TransferTicket,
 } from '@cap/protocol';
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { Ticket } from '../transfers/transfers.ts';
 import {
   type AgentHttpServer,
   bearerOf,
@@ -45,6 +49,14 @@ export interface HttpDeps {
   /** requests a second per client address (twice that as a burst); default 20 */
   rate?: number;
   handle: (raw: unknown) => Promise<ResponseMessage>;
+  /** `GET|PUT /transfers/<ticket>`: the ticket is the credential (no API key) */
+  transfers?: {
+    take: (ticket: string) => Ticket;
+    download: (
+      t: Ticket,
+    ) => Promise<{ stream: Readable; size: number; name: string; close: () => Promise<void> }>;
+    upload: (t: Ticket, body: Readable) => Promise<{ path: string; size: number }>;
+  };
   docker: () => Promise<{ reachable: boolean; version: string | null }>;
   panelConnected: () => boolean;
   /** a completed backup's file (throws a CodedError otherwise) */
@@ -86,6 +98,7 @@ export async function buildHttp(deps: HttpDeps) {
     // /metrics takes the metrics token too (the API key works as for every route)
     const bearer = bearerOf(req.headers.authorization);
     if (isMetricsUrl(req.url) && bearer && deps.metrics && keyMatches(bearer, [deps.metrics.token])) return;
+    if (deps.transfers && req.url.startsWith('/transfers/')) return;
     const key = presentedKey(req);
     if (!key || !keyMatches(key, deps.acceptedKeys())) {
       return reply
@@ -101,6 +114,52 @@ export async function buildHttp(deps: HttpDeps) {
     const m = await deps.metrics.render();
     return reply.header('content-type', m.contentType).send(m.body);
   });
+  const transfers = deps.transfers;
+  if (transfers) {
+    const ticketOf = (raw: string) => {
+      if (!TransferTicket.safeParse(raw).success)
+        throw new CodedError('NOT_FOUND', 'unknown, used or expired transfer ticket');
+      return transfers.take(raw);
+    };
+    const fail = (reply: FastifyReply, e: unknown, id: string) => {
+      const code = isCodedError(e) ? e.code : 'INTERNAL_ERROR';
+      return reply
+        .code(httpStatusOf[code])
+        .send({ code, message: isCodedError(e) ? e.message : 'internal error', requestId: id });
+    };
+    app.get<{ Params: { ticket: string } }>('/transfers/:ticket', async (req, reply) => {
+      let d: Awaited<ReturnType<typeof transfers.download>>;
+      try {
+        const t = ticketOf(req.params.ticket);
+        if (t.direction !== 'download') throw new CodedError('NOT_FOUND', 'not a download ticket');
+        d = await transfers.download(t);
+      } catch (e) {
+        return fail(reply, e, req.id);
+      }
+      reply.raw.once('close', () => void d.close());
+      return reply
+        .header('content-type', 'application/octet-stream')
+        .header('content-length', String(d.size))
+        .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(d.name)}`)
+        .header('cache-control', 'no-store')
+        .send(d.stream);
+    });
+    // the body is the file's bytes, streamed: no parser, no body limit here
+    await app.register(async (sub) => {
+      sub.removeAllContentTypeParsers();
+      sub.addContentTypeParser('*', (_req, _payload, done) => done(null));
+      sub.put<{ Params: { ticket: string } }>('/transfers/:ticket', async (req, reply) => {
+        try {
+          const t = ticketOf(req.params.ticket);
+          if (t.direction !== 'upload') throw new CodedError('NOT_FOUND', 'not an upload ticket');
+          return await transfers.upload(t, req.raw);
+        } catch (e) {
+          req.raw.resume();
+          return fail(reply, e, req.id);
+        }
+      });
+    });
+  }
 
   app.post('/api/command', async (req, reply) => {
     const res = await deps.handle(req.body ?? null);

@@ -3,7 +3,11 @@
  * backoff with jitter, capped at 30 s), heartbeats answered, dead links detected, and an outbox
  * so status changes made while the Panel is away arrive after the next `agent_hello`.
  */
+import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   AGENT_ID_HEADER,
   type AgentCredentials,
@@ -118,6 +122,46 @@ export class PanelLink {
 
   get agentId(): string | null {
     return this.#creds?.id ?? null;
+  }
+
+  /**
+   * One HTTP request to the Panel (a path on PANEL_URL, never a host the Panel names) with the
+   * link's credentials and the same TLS rules (pin, no plain http off loopback unless allowed):
+   * relayed file transfers, whose bytes stream through it with backpressure.
+   */
+  dial(
+    method: 'GET' | 'POST',
+    pathname: string,
+    body?: { stream: Readable; size: number },
+  ): Promise<http.IncomingMessage> {
+    const creds = this.#creds;
+    if (!creds) return Promise.reject(new CodedError('AGENT_OFFLINE', 'not registered with the Panel'));
+    const base = new URL(this.#config.panelUrl);
+    if (base.protocol === 'ws:') base.protocol = 'http:';
+    if (base.protocol === 'wss:') base.protocol = 'https:';
+    const u = new URL(pathname, base);
+    if (u.origin !== base.origin) return Promise.reject(new CodedError('CONFIG_INVALID', 'not a Panel path'));
+    if (isPlainUrl(u.toString()) && !isLoopbackUrl(u.toString()) && !this.#config.allowInsecure)
+      return Promise.reject(new CodedError('CONFIG_INVALID', `refusing the unencrypted ${u.origin}`));
+    const agent = panelAgent(u.toString(), this.#pinned);
+    const request = u.protocol === 'https:' ? https.request : http.request;
+    return new Promise((resolve, reject) => {
+      const req = request(u, {
+        method,
+        ...(agent ? { agent } : {}),
+        headers: {
+          authorization: `Bearer ${creds.token}`,
+          [AGENT_ID_HEADER]: creds.id,
+          ...(body
+            ? { 'content-type': 'application/octet-stream', 'content-length': String(body.size) }
+            : {}),
+        },
+      });
+      req.once('response', resolve);
+      req.once('error', reject);
+      if (body) pipeline(body.stream, req).catch((e) => req.destroy(e as Error));
+      else req.end();
+    });
   }
 
   start(): void {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import {
   CodedError,
   type Command,
@@ -31,11 +32,36 @@ import {
   listFiles,
   writeFileInside,
 } from '../filesystem/filesystem.ts';
+import {
+  chmodFile,
+  copyFile,
+  createDirectory,
+  Denylist,
+  deleteFiles,
+  renameFile,
+  searchFiles,
+  splitPath,
+  statFile,
+} from '../filesystem/operations.ts';
 import { systemInfo } from '../system/system-info.ts';
+import {
+  downloadSize,
+  openDownload,
+  receiveUpload,
+  type Ticket,
+  TransferTickets,
+} from '../transfers/transfers.ts';
 import { type InstallState, loadDefinitions } from './definition-store.ts';
 import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
 import { type LockHolder, PowerLocks } from './power.ts';
 import { Server } from './server.ts';
+
+/** An HTTP request to the Panel with the link's credentials (a path on the Panel's URL). */
+export type PanelDialer = (
+  method: 'GET' | 'POST',
+  path: string,
+  body?: { stream: import('node:stream').Readable; size: number },
+) => Promise<import('node:http').IncomingMessage>;
 
 /** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
 const POWER_ACTIONS: Record<
@@ -509,6 +535,74 @@ export class ServerManager {
     }
   }
 
+  readonly transfers = new TransferTickets();
+  #dialPanel: PanelDialer | undefined;
+
+  /** How relay_transfer reaches the Panel (the link's credentials); set once the link exists. */
+  setPanelDialer(dial: PanelDialer): void {
+    this.#dialPanel = dial;
+  }
+
+  /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
+  openTransferDownload(t: Ticket) {
+    return openDownload(t.root, t.path, t.deny);
+  }
+
+  /** An upload's body written for a ticket taken (quota checked again now: it may have filled). */
+  async receiveTransferUpload(t: Ticket, body: import('node:stream').Readable) {
+    const s = this.servers.get(t.serverId);
+    if (!s) throw new CodedError('SERVER_NOT_FOUND', `server ${t.serverId} is not on this node`);
+    await s.assertDiskRoom(t.size, await fileSizeInside(t.root, t.path));
+    return receiveUpload(t, body);
+  }
+
+  #relay(ticket: string): void {
+    const t = this.transfers.take(ticket);
+    const dial = this.#dialPanel;
+    if (!dial) throw new CodedError('AGENT_OFFLINE', 'no link to the Panel');
+    const url = `/api/agent/transfers/${ticket}`;
+    const log = this.#log.child({ serverId: t.serverId, direction: t.direction });
+    const run = async () => {
+      if (t.direction === 'download') {
+        const d = await this.openTransferDownload(t);
+        try {
+          const res = await dial('POST', url, { stream: d.stream, size: d.size });
+          res.resume();
+        } finally {
+          await d.close();
+        }
+        return;
+      }
+      const res = await dial('GET', url);
+      let result: unknown;
+      try {
+        if (res.statusCode !== 200)
+          throw new CodedError('INTERNAL_ERROR', `the Panel answered ${res.statusCode}`);
+        result = { ok: true, ...(await this.receiveTransferUpload(t, res)) };
+      } catch (e) {
+        res.destroy();
+        const coded = isCodedError(e) ? e : new CodedError('INTERNAL_ERROR', 'upload failed', { cause: e });
+        result = { ok: false, code: coded.code, message: coded.message };
+      }
+      const body = Buffer.from(JSON.stringify(result));
+      const done = await dial('POST', `${url}/result`, { stream: Readable.from([body]), size: body.length });
+      done.resume();
+    };
+    run().catch((e) => log.warn({ err: e }, 'relayed transfer failed'));
+  }
+
+  #denylist(s: Server): Denylist {
+    return new Denylist(s.egg.fileDenylist);
+  }
+
+  /** What the file API creates belongs to the game's user (it must be able to change it). */
+  async #giveToGame(dir: string, rel: string): Promise<void> {
+    const { containerUid, containerGid } = this.#config;
+    await chownPathInside(dir, rel, containerUid, containerGid).catch((e) =>
+      this.#log.warn({ err: e }, 'chown failed'),
+    );
+  }
+
   async #dispatch(
     cmd: Command,
     serverId: string | undefined,
@@ -574,18 +668,106 @@ export class ServerManager {
       case 'list_servers':
         return { data: { servers: this.summary() } };
       case 'list_files': {
-        const { path: rel, offset, limit } = cmd.payload as Command<'list_files'>['payload'];
-        return { data: await listFiles(this.#server(serverId).dir, rel, { offset, limit }) };
+        const { path: rel, offset, limit, sort, order } = cmd.payload as Command<'list_files'>['payload'];
+        return { data: await listFiles(this.#server(serverId).dir, rel, { offset, limit, sort, order }) };
       }
-      case 'get_file':
-        return { data: await getFile(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'get_file': {
+        const s = this.#server(serverId);
+        return { data: await getFile(s.dir, (p as { path: string }).path, undefined, this.#denylist(s)) };
+      }
+      case 'stat_file':
+        return { data: await statFile(this.#server(serverId).dir, (p as { path: string }).path) };
+      case 'create_directory': {
+        const s = this.#server(serverId);
+        const made = await createDirectory(s.dir, (p as { path: string }).path, this.#denylist(s));
+        await this.#giveToGame(s.dir, made.path);
+        return { data: { paths: [made.path] } };
+      }
+      case 'rename_file': {
+        const s = this.#server(serverId);
+        const { from, to } = cmd.payload as Command<'rename_file'>['payload'];
+        return { data: await renameFile(s.dir, from, to, this.#denylist(s)) };
+      }
+      case 'copy_file': {
+        const s = this.#server(serverId);
+        const { from, to } = cmd.payload as Command<'copy_file'>['payload'];
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        return {
+          data: await copyFile(s.dir, from, to, (bytes) => s.assertDiskRoom(bytes), this.#denylist(s), {
+            uid,
+            gid,
+          }),
+        };
+      }
+      case 'delete_files': {
+        const s = this.#server(serverId);
+        const { root, names } = cmd.payload as Command<'delete_files'>['payload'];
+        return { data: await deleteFiles(s.dir, root, names, this.#denylist(s)) };
+      }
+      case 'chmod_file': {
+        const s = this.#server(serverId);
+        const { path: rel, mode } = cmd.payload as Command<'chmod_file'>['payload'];
+        return { data: await chmodFile(s.dir, rel, Number.parseInt(mode, 8), this.#denylist(s)) };
+      }
+      case 'search_files': {
+        const { path: rel, query, limit } = cmd.payload as Command<'search_files'>['payload'];
+        return { data: await searchFiles(this.#server(serverId).dir, rel, query, limit) };
+      }
+      case 'create_transfer': {
+        const s = this.#server(serverId);
+        const {
+          direction,
+          path: rel,
+          size,
+          ttlSeconds,
+        } = cmd.payload as Command<'create_transfer'>['payload'];
+        const deny = this.#denylist(s);
+        let info: { size: number; name: string };
+        if (direction === 'download') info = await downloadSize(s.dir, rel, deny);
+        else {
+          if (size === undefined) throw new CodedError('VALIDATION_FAILED', 'an upload names its size');
+          // the name is checked now (`..`, NUL, length, denylist); links when the body comes
+          const parts = splitPath(rel);
+          if (parts.length === 0) throw new CodedError('NAME_INVALID', 'the path names the server root');
+          deny.assert(parts.join('/'));
+          await s.assertDiskRoom(size, await fileSizeInside(s.dir, rel));
+          info = { size, name: path.posix.basename(rel.replace(/\\/g, '/')) };
+        }
+        const expiresAt = Date.now() + ttlSeconds * 1000;
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        const ticket = this.transfers.issue({
+          serverId: s.id,
+          root: s.dir,
+          path: rel,
+          direction,
+          size: info.size,
+          expiresAt,
+          deny,
+          owner: { uid, gid },
+        });
+        return { data: { ticket, expiresAt: new Date(expiresAt).toISOString(), ...info } };
+      }
+      case 'relay_transfer':
+        this.#relay((p as { ticket: string }).ticket);
+        return { data: { started: true } };
       case 'write_file': {
         const server = this.#server(serverId);
         const { dir } = server;
-        const { path: rel, content } = cmd.payload as Command<'write_file'>['payload'];
+        const {
+          path: rel,
+          content,
+          expectedSha256,
+          expectedModifiedAt,
+          createOnly,
+        } = cmd.payload as Command<'write_file'>['payload'];
         // over the quota is refused before anything is written (the size it replaces is freed)
         await server.assertDiskRoom(Buffer.byteLength(content, 'utf8'), await fileSizeInside(dir, rel));
-        const written = await writeFileInside(dir, rel, content);
+        const written = await writeFileInside(dir, rel, content, {
+          expectedSha256,
+          expectedModifiedAt,
+          createOnly,
+          deny: this.#denylist(server),
+        });
         // the game runs as its own user and must be able to rewrite it (eula.txt)
         const { containerUid, containerGid } = this.#config;
         await chownPathInside(dir, written.path, containerUid, containerGid).catch((e) =>

@@ -4085,13 +4085,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description One page of a directory, directories first and then by name; `total` counts the whole directory. limit defaults to 200, at most 1000. */
+        /** @description One page of a directory, directories first and then by `sort` (name, size or modified; ties by name) in `order`; `total` counts the whole directory. limit defaults to 200, at most 1000. */
         get: {
             parameters: {
                 query?: {
                     path?: string;
                     offset?: number;
                     limit?: number;
+                    sort?: "name" | "size" | "modified";
+                    order?: "asc" | "desc";
                 };
                 header?: never;
                 path: {
@@ -4183,6 +4185,8 @@ export interface paths {
                             /** @enum {string} */
                             encoding: "utf8" | "base64";
                             content: string;
+                            sha256?: string;
+                            modifiedAt?: string;
                         };
                     };
                 };
@@ -4206,7 +4210,63 @@ export interface paths {
                 };
             };
         };
-        put?: never;
+        /** @description Writes a text file (≤ 1 MiB utf8). With `expectedSha256` (from GET …/files/content) or `expectedModifiedAt`, a file that changed meanwhile is not overwritten: 409 FILE_CHANGED. `createOnly`: 409 FILE_EXISTS when it exists. 403 FILE_DENIED (file_denylist), 409 INSUFFICIENT_RESOURCES (disk quota). */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                        content: string;
+                        expectedSha256?: string;
+                        /** Format: date-time */
+                        expectedModifiedAt?: string;
+                        createOnly?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            size: number;
+                            sha256?: string;
+                            modifiedAt?: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         post?: never;
         delete?: never;
         options?: never;
@@ -4473,6 +4533,762 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/api/servers/{id}/files/stat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One entry (a link is described, not followed). */
+        get: {
+            parameters: {
+                query: {
+                    path: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            name: string;
+                            /** @enum {string} */
+                            type: "file" | "directory" | "symlink" | "other";
+                            size: number;
+                            mode: string;
+                            modifiedAt: string;
+                            path: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Entries whose name contains `query` (case-insensitive) under `path`: at most `limit` (≤ 500) and 100k entries visited (`truncated`); links are not descended. */
+        get: {
+            parameters: {
+                query: {
+                    path?: string;
+                    query: string;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            matches: {
+                                name: string;
+                                /** @enum {string} */
+                                type: "file" | "directory" | "symlink" | "other";
+                                size: number;
+                                mode: string;
+                                modifiedAt: string;
+                                path: string;
+                            }[];
+                            truncated: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/directories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Creates a folder and its missing parents. 409 FILE_EXISTS. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            paths: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/rename": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Renames or moves one entry; `to` must not exist (409 FILE_EXISTS). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        from: string;
+                        to: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            paths: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/copy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Copies a file or a folder tree (links as links); `to` must not exist. 409 INSUFFICIENT_RESOURCES over the disk quota. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        from: string;
+                        to: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            paths: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Deletes up to 1000 entries of one folder (folders with their contents); every name is checked first (404 FILE_NOT_FOUND, nothing removed). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @default / */
+                        root?: string;
+                        names: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            paths: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/chmod": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Sets permission bits (no setuid/setgid); never through a link (400 PATH_OUTSIDE_ROOT). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                        mode: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            name: string;
+                            /** @enum {string} */
+                            type: "file" | "directory" | "symlink" | "other";
+                            size: number;
+                            mode: string;
+                            modifiedAt: string;
+                            path: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/transfers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link. 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        direction: "upload" | "download";
+                        path: string;
+                        size?: number;
+                        /** @default 300 */
+                        ttlSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ticket: string;
+                            url: string;
+                            expiresAt: string;
+                            size: number;
+                            name: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/transfers/{ticket}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Downloads the file of a download ticket (the ticket is the credential; it works once). The bytes stream from the Agent, which dials out to the Panel. 404 NOT_FOUND for an unknown, used or expired ticket; 504 TIMEOUT when the Agent does not dial in. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    ticket: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** @description Uploads the body (exactly the ticket's size, Content-Length required) to the path of an upload ticket; it works once. Streamed to the Agent, which dials out to the Panel; the file appears only when every byte arrived. 200 { path, size }; 404 NOT_FOUND for an unknown, used or expired ticket; 400 VALIDATION_FAILED for a wrong length. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    ticket: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            size: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agent/transfers/{ticket}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The Agent reads a relayed upload's body (its link token and X-Agent-ID; only for a transfer of its node that is waiting). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    ticket: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** @description The Agent sends a relayed download's bytes; answered once the browser has them. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    ticket: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agent/transfers/{ticket}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description The Agent reports how a relayed upload ended (written, or the error's code). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    ticket: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/dashboard": {
@@ -4853,7 +5669,7 @@ export interface components {
         }[];
         ErrorInput: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID";
             message: string;
             requestId: string;
             location?: string;
@@ -4878,7 +5694,7 @@ export interface components {
         }[];
         Error: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID";
             message: string;
             requestId: string;
             location?: string;

@@ -1,5 +1,6 @@
 import {
   CodedError,
+  FileSort,
   GetFileData,
   LIST_FILES_DEFAULT_LIMIT,
   LIST_FILES_MAX_LIMIT,
@@ -7,6 +8,7 @@ import {
   PowerAction,
   ResourceSnapshot,
   ServerStatus,
+  SortOrder,
 } from '@cap/protocol';
 import { FeatureName } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -53,6 +55,8 @@ const FilePath = z.object({ path: z.string().max(4096).default('/') });
 const FileListQuery = FilePath.extend({
   offset: z.coerce.number().int().min(0).max(100_000_000).default(0),
   limit: z.coerce.number().int().min(1).max(LIST_FILES_MAX_LIMIT).default(LIST_FILES_DEFAULT_LIMIT),
+  sort: FileSort.default('name'),
+  order: SortOrder.default('asc'),
 });
 
 export async function serversRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
@@ -370,14 +374,19 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
         tags,
         params: IdParams,
         description:
-          'One page of a directory, directories first and then by name; `total` counts the whole directory. ' +
+          'One page of a directory, directories first and then by `sort` (name, size or modified; ties by name) in `order`; `total` counts the whole directory. ' +
           `limit defaults to ${LIST_FILES_DEFAULT_LIMIT}, at most ${LIST_FILES_MAX_LIMIT}.`,
         querystring: FileListQuery,
         response: { 200: ListFilesData },
       },
     },
     async (req) =>
-      s.servers.files(req.params.id, req.query.path, { offset: req.query.offset, limit: req.query.limit }),
+      s.servers.files(req.params.id, req.query.path, {
+        offset: req.query.offset,
+        limit: req.query.limit,
+        sort: req.query.sort,
+        order: req.query.order,
+      }),
   );
   r.get(
     '/api/servers/:id/files/content',

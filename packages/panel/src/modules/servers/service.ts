@@ -659,16 +659,34 @@ export class ServersService {
     return { operationId };
   }
 
+  /** The node a server lives on (SERVER_NOT_FOUND when there is no such server). */
+  async nodeIdOf(id: string): Promise<string> {
+    return (await this.#row(id)).node_id;
+  }
+
+  /** Raw file bytes (downloads) only for who sees hidden values, or on a server without any. */
+  async assertSeesRawFiles(id: string, viewer: Viewer): Promise<void> {
+    if (viewer.admin) return;
+    if (hiddenValues(await this.#load(await this.#row(id))).length > 0)
+      throw new CodedError(
+        'FORBIDDEN',
+        "this server has hidden variables its files may hold: downloads are for admins and the server's owner",
+      );
+  }
+
   async files(
     id: string,
     path: string,
-    page: { offset: number; limit: number } = { offset: 0, limit: LIST_FILES_DEFAULT_LIMIT },
+    page: { offset: number; limit: number; sort?: 'name' | 'size' | 'modified'; order?: 'asc' | 'desc' } = {
+      offset: 0,
+      limit: LIST_FILES_DEFAULT_LIMIT,
+    },
   ): Promise<z.infer<typeof ListFilesData>> {
     const row = await this.#row(id);
     const data = await this.#gateway.request(
       row.node_id,
       'list_files',
-      { path, offset: page.offset, limit: page.limit },
+      { path, offset: page.offset, limit: page.limit, sort: page.sort ?? 'name', order: page.order ?? 'asc' },
       { serverId: id },
     );
     return ListFilesData.parse(data);

@@ -1,0 +1,138 @@
+/**
+ * A large upload and download through the Panel's relay (issue 10: "2 GB must work with neither
+ * Panel nor Agent holding it in memory"). The Panel runs in this process, the Agent in its own
+ * (from source), the browser is `curl` (its own process too), so each RSS is its own. Prints the
+ * Panel's and the Agent's VmRSS before, the most seen during (sampled every 250 ms) and after each
+ * direction, the throughput, and `cat` of the same file on the same disk as the baseline.
+ *   node bench/file-transfer.ts [MiB]      (default 2048)
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
+import { IMAGE, removeNodeContainers } from '../test/harness.ts';
+
+const MIB = Number(process.argv[2] ?? 2048);
+if (!Number.isInteger(MIB) || MIB < 1 || MIB > 65536) throw new Error('MiB: 1..65536');
+const SIZE = MIB * 1024 * 1024;
+const root = path.resolve(import.meta.dirname, '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number; out: string; ms: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d) => {
+      out += d;
+    });
+    c.once('error', reject);
+    c.once('exit', (code) => resolve({ code: code ?? -1, out, ms: performance.now() - t0 }));
+  });
+}
+
+const sha = (file: string) => execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0];
+
+const work = mkdtempSync(path.join(tmpdir(), 'cap-bench-transfer-'));
+const agentDir = mkdtempSync(path.join(tmpdir(), 'cap-bench-transfer-agent-'));
+const panel = await startTestPanel({ PANEL_AGENT_PING_MS: '5000' });
+const owner = await panel.login();
+const node = await panel.createNode(owner, 'transfer-bench');
+let agent: ChildProcess | undefined;
+const rows: string[] = [];
+try {
+  agent = spawn(process.execPath, [path.join(root, 'packages/cli/bin/ctrl-alt-play.js'), 'agent'], {
+    cwd: tmpdir(),
+    stdio: 'ignore',
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      PANEL_URL: panel.url,
+      NODE_ID: node.id,
+      AGENT_SECRET: node.agentSecret,
+      AGENT_DATA_DIR: agentDir,
+      AGENT_HTTP_PORT: '0',
+    },
+  });
+  const agentPid = agent.pid ?? 0;
+  await until(
+    async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,
+    30_000,
+  );
+  const made = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+    name: 'transfer-bench',
+    nodeId: node.id,
+    image: IMAGE,
+    startup: 'sleep 36000',
+  });
+  if (made.status !== 201) throw new Error(`create: ${made.status} ${JSON.stringify(made.body)}`);
+  const serverId = made.body.id as string;
+  const source = path.join(work, 'source.bin');
+  execFileSync('sh', ['-c', `head -c ${SIZE} /dev/urandom > '${source}'`]);
+  const sourceSha = sha(source);
+
+  const measure = async (what: string, act: () => Promise<{ code: number; out: string; ms: number }>) => {
+    await sleep(2000);
+    const before = { panel: rssKiB(process.pid), agent: rssKiB(agentPid) };
+    const peak = { ...before };
+    const timer = setInterval(() => {
+      peak.panel = Math.max(peak.panel, rssKiB(process.pid));
+      peak.agent = Math.max(peak.agent, rssKiB(agentPid));
+    }, 250);
+    const r = await act().finally(() => clearInterval(timer));
+    if (r.code !== 0) throw new Error(`${what}: curl exited ${r.code}: ${r.out}`);
+    await sleep(2000);
+    const afterRss = { panel: rssKiB(process.pid), agent: rssKiB(agentPid) };
+    const rate = `${(MIB / (r.ms / 1000)).toFixed(0)} MiB/s`;
+    rows.push(
+      `${what.padEnd(22)}${`${(r.ms / 1000).toFixed(1)} s`.padStart(9)}${rate.padStart(12)}` +
+        `   Panel ${mib(before.panel)} → ${mib(peak.panel)} → ${mib(afterRss.panel)}` +
+        `   Agent ${mib(before.agent)} → ${mib(peak.agent)} → ${mib(afterRss.agent)}` +
+        `   (+${mib(peak.panel - before.panel)} / +${mib(peak.agent - before.agent)} peak)`,
+    );
+    return r;
+  };
+  const grant = async (body: Record<string, unknown>) => {
+    const ask = () => panel.api(owner, 'POST', `/api/servers/${serverId}/files/transfers`, body);
+    // once more when fetch's pooled connection went stale during a long transfer (ECONNRESET)
+    const g = await ask().catch(ask);
+    if (g.status !== 201) throw new Error(`grant: ${g.status} ${JSON.stringify(g.body)}`);
+    return `${panel.url}${g.body.url as string}`;
+  };
+
+  const upUrl = await grant({ direction: 'upload', path: 'big.bin', size: SIZE });
+  const up = await measure('upload (relay)', () =>
+    run('curl', ['-sS', '-f', '-T', source, '-H', 'content-type: application/octet-stream', upUrl]),
+  );
+  const stored = path.join(agentDir, 'servers', serverId, 'big.bin');
+  if (statSync(stored).size !== SIZE || sha(stored) !== sourceSha)
+    throw new Error(`upload differs: ${up.out}`);
+  const downUrl = await grant({ direction: 'download', path: 'big.bin' });
+  const fetched = path.join(work, 'fetched.bin');
+  await measure('download (relay)', () => run('curl', ['-sS', '-f', '-o', fetched, downUrl]));
+  if (sha(fetched) !== sourceSha) throw new Error('download differs');
+  rmSync(fetched);
+  const t0 = performance.now();
+  execFileSync('sh', ['-c', `cat '${source}' > '${fetched}'`]);
+  const catMs = performance.now() - t0;
+  rows.push(
+    `${'baseline: cat a → b'.padEnd(22)}${`${(catMs / 1000).toFixed(1)} s`.padStart(9)}${`${(MIB / (catMs / 1000)).toFixed(0)} MiB/s`.padStart(12)}`,
+  );
+  console.log(
+    `\n${MIB} MiB through the Panel relay (curl ⇄ Panel ⇄ Agent on loopback), byte-identical both ways; VmRSS before → peak → after; node ${process.version}\n`,
+  );
+  for (const r of rows) console.log(r);
+} finally {
+  if (agent && agent.exitCode === null) agent.kill('SIGTERM');
+  await sleep(500);
+  await removeNodeContainers(node.id);
+  await panel.stop();
+  rmSync(work, { recursive: true, force: true });
+  rmSync(agentDir, { recursive: true, force: true });
+}
