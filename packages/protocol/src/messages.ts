@@ -200,6 +200,12 @@ export const ListFilesPayload = FilePathPayload.extend({
  */
 export const LINK_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/** Ends a user's SFTP sessions on this node at once (on one server, or on all when none is named). */
+export const SftpRevokePayload = z.object({
+  userId: z.string().min(1).max(64),
+  serverId: z.string().min(1).max(64).optional(),
+});
+
 export const actionPayloads = {
   create_server: CreateServerPayload,
   start_server: Empty,
@@ -218,6 +224,8 @@ export const actionPayloads = {
   write_file: WriteFilePayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
+  /** close SFTP sessions whose access was revoked (subuser removed, permissions, user, password) */
+  sftp_revoke: SftpRevokePayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -525,6 +533,31 @@ export const RegisterRequest = z.object({
   protocolVersion: z.number().int().optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+/**
+ * An Agent asks the Panel whether an SFTP login may open a server (`POST /api/agents/sftp/auth`,
+ * `Authorization: Bearer <agent JWT>`): `username` is `<panel username>.<server id>`; exactly one
+ * of `password` or `publicKey` (OpenSSH one-line form, `ssh-ed25519 AAAA…`, its signature already
+ * verified by the Agent); `ip` is the SFTP client's address (rate limits).
+ */
+export const SftpAuthRequest = z
+  .object({
+    username: z.string().min(3).max(255),
+    ip: z.string().min(1).max(64),
+    password: z.string().min(1).max(1024).optional(),
+    publicKey: z.string().min(1).max(16 * 1024).optional(),
+  })
+  .refine((b) => (b.password === undefined) !== (b.publicKey === undefined), {
+    message: 'exactly one of password or publicKey',
+  });
+export type SftpAuthRequest = z.infer<typeof SftpAuthRequest>;
+/** Who logged in, on which server, holding which per-server permissions (`file.*`…). */
+export const SftpAuthResponse = z.object({
+  userId: z.string().min(1).max(64),
+  serverId: z.string().min(1).max(64),
+  permissions: z.array(z.string().min(1).max(64)).max(200),
+});
+export type SftpAuthResponse = z.infer<typeof SftpAuthResponse>;
 
 export const AgentCredentials = z.object({
   id: z.string(),

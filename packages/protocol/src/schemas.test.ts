@@ -49,6 +49,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   get_file: { payload: { path: 'server.properties' }, serverId: 's1' },
   reinstall_server: { payload: {}, serverId: 's1' },
   write_file: { payload: { path: 'eula.txt', content: 'eula=true\n' }, serverId: 's1' },
+  sftp_revoke: { payload: { userId: 'u1', serverId: 's1' } },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -62,6 +63,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   list_files: { path: '/', limit: 1001 },
   get_file: { path: 'x'.repeat(5000) },
   write_file: { path: 'eula.txt', content: '€'.repeat(350_000) },
+  sftp_revoke: { serverId: 's1' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { PublicUser, Role } from './service.ts';
+import { PublicUser, Role, Username } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -20,7 +20,13 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       config: { auth: 'admin' },
       schema: {
         tags: ['users'],
-        body: z.object({ email: z.email().max(254), password: z.string().min(8).max(256), role: Role }),
+        body: z.object({
+          email: z.email().max(254),
+          password: z.string().min(8).max(256),
+          role: Role,
+          /** the SFTP login's first part; derived from the email when left out */
+          username: Username.optional(),
+        }),
         response: { 201: PublicUser },
       },
     },
@@ -33,7 +39,11 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags: ['users'],
         params: IdParams,
-        body: z.object({ role: Role.optional(), password: z.string().min(8).max(256).optional() }),
+        body: z.object({
+          role: Role.optional(),
+          password: z.string().min(8).max(256).optional(),
+          username: Username.optional(),
+        }),
         response: { 200: PublicUser },
       },
     },
