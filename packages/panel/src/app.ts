@@ -31,6 +31,7 @@ import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
+import { sftpRoutes } from './modules/sftp/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
@@ -160,6 +161,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     templatesRoutes,
     serversRoutes,
     accessRoutes,
+    sftpRoutes,
     dashboardRoutes,
     activityRoutes,
     agentSocketRoutes,

@@ -545,7 +545,11 @@ export const SftpAuthRequest = z
     username: z.string().min(3).max(255),
     ip: z.string().min(1).max(64),
     password: z.string().min(1).max(1024).optional(),
-    publicKey: z.string().min(1).max(16 * 1024).optional(),
+    publicKey: z
+      .string()
+      .min(1)
+      .max(16 * 1024)
+      .optional(),
   })
   .refine((b) => (b.password === undefined) !== (b.publicKey === undefined), {
     message: 'exactly one of password or publicKey',

@@ -103,6 +103,9 @@ export class ServerManager {
   #opWrites: Promise<void> = Promise.resolve();
   #shuttingDown = false;
 
+  /** closes SFTP sessions (set by the SFTP server when it runs); answers how many were closed */
+  sftpRevoke: ((userId: string, serverId?: string) => number) | null = null;
+
   constructor(opts: { docker: DockerEnvironment; config: AgentConfig; logger: Logger; emit: Emit }) {
     this.#docker = opts.docker;
     this.#config = opts.config;
@@ -543,6 +546,10 @@ export class ServerManager {
           this.#log.warn({ err: e, action: 'write_file' }, 'chown failed'),
         );
         return { data: written };
+      }
+      case 'sftp_revoke': {
+        const { userId, serverId: only } = cmd.payload as Command<'sftp_revoke'>['payload'];
+        return { data: { closed: this.sftpRevoke?.(userId, only) ?? 0 } };
       }
       default: {
         const never: never = cmd.action;

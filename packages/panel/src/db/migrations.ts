@@ -311,9 +311,10 @@ const m012: Migration = {
 const m013: Migration = {
   async up(db: AnyDb) {
     await db.schema.alterTable('users').addColumn('username', 'text').execute();
-    const rows = await sql<{ id: string; email: string }>`SELECT id, email FROM users ORDER BY created_at, id`.execute(
-      db,
-    );
+    const rows = await sql<{
+      id: string;
+      email: string;
+    }>`SELECT id, email FROM users ORDER BY created_at, id`.execute(db);
     const taken = new Set<string>();
     for (const r of rows.rows) {
       const base = usernameFromEmail(r.email);
@@ -346,7 +347,10 @@ const m013: Migration = {
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
-  const clean = local.replace(/[^a-z0-9_.-]/g, '_').replace(/^[._-]+/, '').slice(0, 32);
+  const clean = local
+    .replace(/[^a-z0-9_.-]/g, '_')
+    .replace(/^[._-]+/, '')
+    .slice(0, 32);
   return clean === '' ? 'user' : clean;
 }
 

@@ -31,7 +31,10 @@ export class UsersRepo {
   async insert(row: UsersTable): Promise<void> {
     await this.#db.insertInto('users').values(row).execute();
   }
-  async update(id: string, patch: Partial<Pick<UsersTable, 'role' | 'password_hash' | 'username' | 'updated_at'>>) {
+  async update(
+    id: string,
+    patch: Partial<Pick<UsersTable, 'role' | 'password_hash' | 'username' | 'updated_at'>>,
+  ) {
     await this.#db.updateTable('users').set(patch).where('id', '=', id).execute();
   }
   async delete(id: string): Promise<void> {

@@ -58,6 +58,9 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       }
       // open sockets were authorised under the old role: they reconnect under the new one
       if (req.body.role !== undefined) s.clientSockets.roleChanged(user.id, user.role);
+      // SFTP sessions were opened under the old password, role or username: they close
+      if (req.body.password !== undefined || req.body.role !== undefined || req.body.username !== undefined)
+        await s.sftp.revoke(user.id);
       return user;
     },
   );
@@ -70,6 +73,7 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
     async (req, reply) => {
       await s.users.delete(principalOf(req).user, req.params.id);
       s.clientSockets.endUser(req.params.id);
+      await s.sftp.revoke(req.params.id);
       return reply.status(204).send(null);
     },
   );

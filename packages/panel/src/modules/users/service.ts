@@ -39,7 +39,8 @@ export interface Actor {
 
 function validUsername(s: string): string {
   const r = Username.safeParse(s);
-  if (!r.success) throw new CodedError('VALIDATION_FAILED', `username ${r.error.issues[0]?.message ?? 'invalid'}`);
+  if (!r.success)
+    throw new CodedError('VALIDATION_FAILED', `username ${r.error.issues[0]?.message ?? 'invalid'}`);
   return r.data;
 }
 
@@ -50,7 +51,13 @@ function toPublic(u: {
   role: string;
   created_at: string;
 }): PublicUser {
-  return { id: u.id, email: u.email, username: u.username, role: Role.parse(u.role), createdAt: u.created_at };
+  return {
+    id: u.id,
+    email: u.email,
+    username: u.username,
+    role: Role.parse(u.role),
+    createdAt: u.created_at,
+  };
 }
 
 export class UsersService {
