@@ -10,11 +10,14 @@ import { buildHttp } from './http/http.ts';
 import { ConsoleCoalescer } from './panel-link/coalesce.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { ServerManager } from './server/manager.ts';
+import { SftpServer } from './sftp/server.ts';
 import { systemLoad } from './system/system-info.ts';
 import { AGENT_VERSION } from './version.ts';
 
 export interface RunningAgent {
   httpPort: number;
+  /** the SFTP server's port (0: none) */
+  sftpPort: number;
   /** closes the Panel link and the HTTP server; game servers keep running */
   stop(): Promise<void>;
   /** the command handler both transports use (benchmarks and tests call it directly) */
@@ -91,6 +94,31 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
     panelConnected: () => link?.connected ?? false,
   });
   await app.listen({ port: config.httpPort, host: config.httpHost });
+  // SFTP: a port in use is logged, not fatal (the rest of the Agent works without it)
+  let sftp: SftpServer | null = null;
+  if (config.sftpPort > 0) {
+    const theLink = link;
+    const server = new SftpServer({
+      dataDir: config.dataDir,
+      panelUrl: config.panelUrl,
+      host: config.sftpHost,
+      port: config.sftpPort,
+      authPerMinute: config.sftpAuthRate,
+      containerUid: config.containerUid,
+      containerGid: config.containerGid,
+      log: logger.child({ component: 'sftp' }),
+      credentials: () =>
+        theLink.token && theLink.agentId ? { token: theLink.token, agentId: theLink.agentId } : null,
+      server: (id) => manager.servers.get(id),
+    });
+    try {
+      await server.start();
+      sftp = server;
+      manager.sftpRevoke = (userId, serverId) => server.revoke(userId, serverId);
+    } catch (e) {
+      logger.error({ err: (e as Error).message, port: config.sftpPort }, 'sftp server not started');
+    }
+  }
   const addr = app.server.address();
   httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
   // game containers kept from this Agent's port and a Panel on this host (before the link, so
@@ -113,7 +141,8 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
         );
       if (!config.firewall || !net.subnet) return;
       const panelPort = await localPanelPort(config.panelUrl);
-      guard = await guardHostPorts(net.subnet, panelPort ? [httpPort, panelPort] : [httpPort], logger);
+      const ports = [httpPort, ...(panelPort ? [panelPort] : []), ...(sftp ? [sftp.port] : [])];
+      guard = await guardHostPorts(net.subnet, ports, logger);
     } catch (e) {
       logger.warn({ err: e }, 'servers network not ready; trying again in 30 s');
       guardTimer = setTimeout(() => void guardPorts(), 30_000);
@@ -129,6 +158,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
   const theLink = link;
   return {
     httpPort,
+    sftpPort: sftp?.port ?? 0,
     get panelConnected() {
       return theLink.connected;
     },
@@ -137,6 +167,7 @@ export async function startAgent(config: AgentConfig, opts: { logger?: Logger } 
     async stop() {
       if (stopped) return;
       stopped = true;
+      await sftp?.stop();
       await theLink.stop();
       await manager.shutdown();
       await app.close();

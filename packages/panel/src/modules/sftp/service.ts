@@ -84,7 +84,8 @@ export class SftpService {
       scope: 'full',
     };
     const access = await this.#access.accessOf(principal, serverId);
-    if (!access || !access.permissions.has('file.sftp'))
+    if (!access) throw new CodedError('PERMISSION_DENIED', 'no SFTP access to this server');
+    if (!access.permissions.has('file.sftp'))
       throw new CodedError('PERMISSION_DENIED', 'no SFTP access to this server');
     return { userId: u.id, serverId, permissions: [...access.permissions].sort() };
   }

@@ -2,8 +2,8 @@
 import { CodedError } from '@cap/protocol';
 import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
-import { hashPassword, shortId } from '../../lib/crypto.ts';
 import { usernameFromEmail } from '../../db/migrations.ts';
+import { hashPassword, shortId } from '../../lib/crypto.ts';
 import type { UsersRepo } from './repo.ts';
 
 /**
