@@ -13,6 +13,8 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 if [ "$mode" = test ]; then
   command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+  # OpenSSH's sftp client: the SFTP system test (test/sftp.int.test.ts)
+  command -v sftp >/dev/null 2>&1 || need_pkgs+=(openssh-client)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
