@@ -263,6 +263,25 @@ describe('SFTP on the Agent (OpenSSH client)', { skip }, () => {
     await assert.rejects(readFile(path.join(stack.agentDir, 'cap-sftp-evil.txt')), /ENOENT/);
   });
 
+  it('refuses writes past the disk limit', async () => {
+    const created = await api(stack.owner, 'POST', '/api/servers', {
+      name: 'sftp quota',
+      nodeId: stack.nodeId,
+      image: IMAGE,
+      startup: 'sleep 3600',
+      limits: { disk: '1m' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    await until(async () => (await stack.containers(id)).length > 0, 30_000);
+    const owner = ownerLogin.slice(0, ownerLogin.lastIndexOf('.'));
+    await writeFile(path.join(dir, 'big.bin'), randomBytes(3 * 1024 * 1024));
+    const r = await sftp(`${owner}.${id}`, ownerKey, 'put big.bin /big.bin\n');
+    assert.notEqual(r.code, 0, r.stderr);
+    const st = await lstat(path.join(stack.agentDir, 'servers', id, 'big.bin')).catch(() => null);
+    assert.ok(!st || st.size <= 1024 * 1024, `wrote ${st?.size} bytes past a 1 MiB limit`);
+  });
+
   it('closes an open session when the subuser is removed (password login)', async () => {
     const c = await passwordClient(sub.login, sub.password);
     const closed = new Promise<void>((resolve) => c.on('close', () => resolve()));
