@@ -105,12 +105,18 @@ const swaggerUiAssets: Plugin = {
  * @grpc/proto-loader, for BuildKit image builds) when it is loaded. The Agent uses neither
  * (DOCKER_HOST is unix, tcp, http or npipe; it builds no image), and they are a good part of its
  * memory: in its bundle they are stand-ins that throw a clear error if anything ever calls them.
+ * (The Agent's SFTP server imports ssh2 itself, lazily: that import gets the real one.)
  */
 const UNUSED_BY_AGENT = /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader)$/;
 const agentUnused: Plugin = {
   name: 'agent-unused',
   setup(b) {
-    b.onResolve({ filter: UNUSED_BY_AGENT }, (args) => ({ path: args.path, namespace: 'agent-unused' }));
+    // ssh2 stays real for the Agent's own SFTP server; only dockerode's copy is a stand-in
+    b.onResolve({ filter: UNUSED_BY_AGENT }, (args) =>
+      args.path === 'ssh2' && !/[\\/]docker-modem[\\/]/.test(args.importer)
+        ? undefined
+        : { path: args.path, namespace: 'agent-unused' },
+    );
     b.onLoad({ filter: /.*/, namespace: 'agent-unused' }, (args) => ({
       loader: 'js',
       contents: `const f = function () { throw new Error(${JSON.stringify(

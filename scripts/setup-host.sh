@@ -14,6 +14,8 @@ if [ "$mode" = test ]; then
   command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
   command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd) # bench/backup.ts compares with `tar | zstd -3`
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+  # OpenSSH's sftp client: the SFTP system test (test/sftp.int.test.ts)
+  command -v sftp >/dev/null 2>&1 || need_pkgs+=(openssh-client)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
   # deploy tests: a real Prometheus scrapes /metrics, nginx proxies the Panel (test/metrics, test/nginx-proxy)
   command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)

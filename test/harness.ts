@@ -69,6 +69,7 @@ export async function startStack(
         AGENT_DATA_DIR: agentDir,
         AGENT_HTTP_PORT: '0',
         AGENT_HTTP_HOST: '127.0.0.1',
+        AGENT_SFTP_PORT: '0',
         LOG_LEVEL: 'silent',
         ...opts.agentEnv,
       }),

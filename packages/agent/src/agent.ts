@@ -13,11 +13,14 @@ import { AgentMetrics } from './metrics.ts';
 import { PanelLink } from './panel-link/link.ts';
 import { relayEvents } from './panel-link/relay.ts';
 import { ServerManager } from './server/manager.ts';
+import type { SftpServer } from './sftp/server.ts';
 import { systemLoad } from './system/system-info.ts';
 import { AGENT_VERSION } from './version.ts';
 
 export interface RunningAgent {
   httpPort: number;
+  /** the SFTP server's port (0: none) */
+  sftpPort: number;
   /** closes the Panel link and the HTTP server; game servers keep running */
   stop(): Promise<void>;
   /** the command handler both transports use (benchmarks and tests call it directly) */
@@ -141,6 +144,33 @@ export async function startAgent(
         metrics: metricsEndpoint,
       });
   httpPort = await app.listen(config.httpPort, config.httpHost);
+  // SFTP: a port in use is logged, not fatal (the rest of the Agent works without it)
+  let sftp: SftpServer | null = null;
+  if (config.sftpPort > 0) {
+    const theLink = link;
+    // loaded only when it runs (ssh2 is a good part of an idle Agent's memory)
+    const { SftpServer: Sftp } = await import('./sftp/server.ts');
+    const server = new Sftp({
+      dataDir: config.dataDir,
+      panelUrl: config.panelUrl,
+      host: config.sftpHost,
+      port: config.sftpPort,
+      authPerMinute: config.sftpAuthRate,
+      containerUid: config.containerUid,
+      containerGid: config.containerGid,
+      log: logger.child({ component: 'sftp' }),
+      credentials: () =>
+        theLink.token && theLink.agentId ? { token: theLink.token, agentId: theLink.agentId } : null,
+      server: (id) => manager.servers.get(id),
+    });
+    try {
+      await server.start();
+      sftp = server;
+      manager.sftpRevoke = (userId, serverId) => server.revoke(userId, serverId);
+    } catch (e) {
+      logger.error({ err: (e as Error).message, port: config.sftpPort }, 'sftp server not started');
+    }
+  }
   // game containers kept from this Agent's port and a Panel on this host (before the link, so
   // no server is started through it before the rules are in); retried while Docker is away
   let guard: PortGuard | null = null;
@@ -161,7 +191,8 @@ export async function startAgent(
         );
       if (!config.firewall || !net.subnet) return;
       const panelPort = await localPanelPort(config.panelUrl);
-      guard = await guardHostPorts(net.subnet, panelPort ? [httpPort, panelPort] : [httpPort], logger);
+      const ports = [httpPort, ...(panelPort ? [panelPort] : []), ...(sftp ? [sftp.port] : [])];
+      guard = await guardHostPorts(net.subnet, ports, logger);
     } catch (e) {
       logger.warn({ err: e }, 'servers network not ready; trying again in 30 s');
       guardTimer = setTimeout(() => void guardPorts(), 30_000);
@@ -177,6 +208,7 @@ export async function startAgent(
   const theLink = link;
   return {
     httpPort,
+    sftpPort: sftp?.port ?? 0,
     get panelConnected() {
       return theLink.connected;
     },
@@ -185,6 +217,7 @@ export async function startAgent(
     async stop() {
       if (stopped) return;
       stopped = true;
+      await sftp?.stop();
       await theLink.stop();
       await manager.shutdown();
       await app.close();

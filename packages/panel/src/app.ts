@@ -33,6 +33,7 @@ import { filesRoutes } from './modules/files/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
+import { sftpRoutes } from './modules/sftp/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
@@ -177,6 +178,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     serversRoutes,
     accessRoutes,
     filesRoutes,
+    sftpRoutes,
     dashboardRoutes,
     activityRoutes,
     agentSocketRoutes,

@@ -29,6 +29,8 @@ import { OperationsService } from './modules/operations/service.ts';
 import { PanelMetrics } from './modules/prometheus/metrics.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
+import { SftpService } from './modules/sftp/service.ts';
+import { SshKeysService } from './modules/sftp/ssh-keys.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
 import { TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
@@ -50,6 +52,9 @@ export interface PanelServices {
   /** per-server access: requireAccess, the one check of every server route and socket message */
   access: AccessService;
   subusers: SubusersService;
+  /** SFTP logins asked by Agents, and closing them when access goes */
+  sftp: SftpService;
+  sshKeys: SshKeysService;
   apiKeys: ApiKeysService;
   nodes: NodesService;
   agents: AgentsService;
@@ -89,6 +94,23 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const clientSockets = new ClientSockets();
   // a subuser removed (or left with fewer permissions) stops hearing the server at once
   access.onChange((userId, serverId) => clientSockets.accessChanged(userId, serverId));
+  const sshKeys = new SshKeysService(db);
+  // the gateway is made below; SFTP reads it lazily
+  let theGateway: AgentGateway | undefined;
+  const sftp = new SftpService({
+    db,
+    users: usersRepo,
+    keys: sshKeys,
+    access,
+    gateway: () => {
+      if (!theGateway) throw new Error('gateway not ready');
+      return theGateway;
+    },
+    log: log.child({ component: 'sftp' }),
+    loginRatePerMin: config.loginRatePerMin,
+  });
+  // and its SFTP sessions on that server close at once
+  access.onChange((userId, serverId) => void sftp.revoke(userId, serverId));
   const twoFactor = new TwoFactorService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
   const live: LiveStore = new LiveState();
@@ -120,6 +142,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     return hub;
   };
   const gateway: AgentGateway = new InProcessAgentGateway(getHub);
+  theGateway = gateway;
   let publicUrl = config.publicUrl;
   const getPublicUrl = () => publicUrl;
   const nodes = new NodesService(nodesRepo, () => gateway, getPublicUrl, config.defaultLimits);
@@ -198,6 +221,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     users,
     access,
     subusers,
+    sftp,
+    sshKeys,
     apiKeys: new ApiKeysService(keysRepo),
     nodes,
     agents: new AgentsService({

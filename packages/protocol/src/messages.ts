@@ -363,6 +363,12 @@ export const BackupListData = z.object({
   limit: z.number().int().min(1),
 });
 
+/** Ends a user's SFTP sessions on this node at once (on one server, or on all when none is named). */
+export const SftpRevokePayload = z.object({
+  userId: z.string().min(1).max(64),
+  serverId: z.string().min(1).max(64).optional(),
+});
+
 export const actionPayloads = {
   create_server: CreateServerPayload,
   start_server: Empty,
@@ -399,6 +405,8 @@ export const actionPayloads = {
   backup_restore: BackupRestorePayload,
   /** a locked backup is kept by retention and cannot be deleted */
   backup_lock: BackupLockPayload,
+  /** close SFTP sessions whose access was revoked (subuser removed, permissions, user, password) */
+  sftp_revoke: SftpRevokePayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -738,6 +746,35 @@ export const RegisterRequest = z.object({
   protocolVersion: z.number().int().optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+/**
+ * An Agent asks the Panel whether an SFTP login may open a server (`POST /api/agents/sftp/auth`,
+ * `Authorization: Bearer <agent JWT>`): `username` is `<panel username>.<server id>`; exactly one
+ * of `password` or `publicKey` (OpenSSH one-line form, `ssh-ed25519 AAAA…`, its signature already
+ * verified by the Agent); `ip` is the SFTP client's address (rate limits).
+ */
+export const SftpAuthRequest = z
+  .object({
+    username: z.string().min(3).max(255),
+    ip: z.string().min(1).max(64),
+    password: z.string().min(1).max(1024).optional(),
+    publicKey: z
+      .string()
+      .min(1)
+      .max(16 * 1024)
+      .optional(),
+  })
+  .refine((b) => (b.password === undefined) !== (b.publicKey === undefined), {
+    message: 'exactly one of password or publicKey',
+  });
+export type SftpAuthRequest = z.infer<typeof SftpAuthRequest>;
+/** Who logged in, on which server, holding which per-server permissions (`file.*`…). */
+export const SftpAuthResponse = z.object({
+  userId: z.string().min(1).max(64),
+  serverId: z.string().min(1).max(64),
+  permissions: z.array(z.string().min(1).max(64)).max(200),
+});
+export type SftpAuthResponse = z.infer<typeof SftpAuthResponse>;
 
 export const AgentCredentials = z.object({
   id: z.string(),

@@ -84,6 +84,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     serverId: 's1',
   },
   relay_transfer: { payload: { ticket: 'a'.repeat(43) } },
+  sftp_revoke: { payload: { userId: 'u1', serverId: 's1' } },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -111,6 +112,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   search_files: { query: '', limit: 10 },
   create_transfer: { direction: 'upload', path: 'a', size: -1 },
   relay_transfer: { ticket: '../x' },
+  sftp_revoke: { serverId: 's1' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

@@ -67,6 +67,11 @@ const AgentEnv = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a Docker network name')
     .default('ctrl-alt-play'),
   AGENT_FIREWALL: z.enum(['true', 'false']).default('true'),
+  /** the SFTP server's port (Wings' 2022); 0 = no SFTP server */
+  AGENT_SFTP_PORT: int(0, 65535).default(2022),
+  AGENT_SFTP_HOST: z.string().min(1).default('0.0.0.0'),
+  /** SFTP login attempts a minute one client address may make */
+  AGENT_SFTP_AUTH_RATE: int(1, 100_000).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** a Bearer token for GET /metrics (the API key works too) */
   AGENT_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
@@ -133,6 +138,10 @@ export interface AgentConfig {
   readonly dockerNetwork: string;
   /** iptables rules keeping game containers from the Agent's and a local Panel's ports */
   readonly firewall: boolean;
+  /** SFTP (issue 10 item 3): port (0 = off), address, login attempts a minute per client address */
+  readonly sftpPort: number;
+  readonly sftpHost: string;
+  readonly sftpAuthRate: number;
   readonly logLevel: string;
   /** AGENT_METRICS_TOKEN: Bearer token for GET /metrics */
   readonly metricsToken: string | undefined;
@@ -213,6 +222,9 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     timezone: e.AGENT_TZ,
     dockerNetwork: e.AGENT_DOCKER_NETWORK,
     firewall: e.AGENT_FIREWALL === 'true',
+    sftpPort: e.AGENT_SFTP_PORT,
+    sftpHost: e.AGENT_SFTP_HOST,
+    sftpAuthRate: e.AGENT_SFTP_AUTH_RATE,
     logLevel: e.LOG_LEVEL,
     metricsToken: e.AGENT_METRICS_TOKEN,
     allowInsecure,

@@ -138,6 +138,9 @@ export class ServerManager {
   #opWrites: Promise<void> = Promise.resolve();
   #shuttingDown = false;
 
+  /** closes SFTP sessions (set by the SFTP server when it runs); answers how many were closed */
+  sftpRevoke: ((userId: string, serverId?: string) => number) | null = null;
+
   constructor(opts: { env: Environment; config: AgentConfig; logger: Logger }) {
     this.#env = opts.env;
     this.#config = opts.config;
@@ -783,6 +786,10 @@ export class ServerManager {
         return this.backups.handle(cmd, this.#server(serverId), (stage, message) => {
           if (op) this.#progress(op, stage, message);
         });
+      case 'sftp_revoke': {
+        const { userId, serverId: only } = cmd.payload as Command<'sftp_revoke'>['payload'];
+        return { data: { closed: this.sftpRevoke?.(userId, only) ?? 0 } };
+      }
       default: {
         const never: never = cmd.action;
         throw new CodedError('UNKNOWN_ACTION', `unknown action ${String(never)}`);

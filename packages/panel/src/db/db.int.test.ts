@@ -85,6 +85,7 @@ async function exercise(db: Db): Promise<void> {
   await users.insert({
     id: 'u1',
     email: 'a@x.test',
+    username: 'a',
     password_hash: 'h',
     role: 'owner',
     created_at: now(),
@@ -97,6 +98,7 @@ async function exercise(db: Db): Promise<void> {
     users.insert({
       id: 'u2',
       email: 'a@x.test',
+      username: 'a2',
       password_hash: 'h',
       role: 'admin',
       created_at: now(),

@@ -37,7 +37,13 @@ async function exercise(db: Db): Promise<void> {
   // the admin came first; the first *owner* is o1, not o2
   await db
     .insertInto('users')
-    .values([user('a0', 'admin', 0), user('o2', 'owner', 2), user('o1', 'owner', 1), user('u1', 'user', 3)])
+    // the users table as it was before 013 (no username yet): not the current row type
+    .values([
+      user('a0', 'admin', 0),
+      user('o2', 'owner', 2),
+      user('o1', 'owner', 1),
+      user('u1', 'user', 3),
+    ] as never)
     .execute();
   await db
     .insertInto('nodes')

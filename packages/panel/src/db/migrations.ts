@@ -303,6 +303,57 @@ const m012: Migration = {
   },
 };
 
+/**
+ * SFTP (issue 10 item 3): every user gets a unique `username` (the SFTP login is
+ * `<username>.<server id>`), derived for existing users from their email's local part (lowercased,
+ * other characters as `_`, a number added on a clash); and SSH public keys per user.
+ */
+const m013: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('users').addColumn('username', 'text').execute();
+    const rows = await sql<{
+      id: string;
+      email: string;
+    }>`SELECT id, email FROM users ORDER BY created_at, id`.execute(db);
+    const taken = new Set<string>();
+    for (const r of rows.rows) {
+      const base = usernameFromEmail(r.email);
+      let name = base;
+      for (let i = 2; taken.has(name); i++) name = `${base.slice(0, 28)}${i}`;
+      taken.add(name);
+      await sql`UPDATE users SET username = ${name} WHERE id = ${r.id}`.execute(db);
+    }
+    await db.schema.createIndex('users_username').on('users').column('username').unique().execute();
+    await db.schema
+      .createTable('user_ssh_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      /** SHA256:<base64> of the key blob, as `ssh-keygen -lf` shows it */
+      .addColumn('fingerprint', 'text', (c) => c.notNull())
+      /** the key in OpenSSH one-line form (algorithm and base64 blob, no comment) */
+      .addColumn('public_key', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('user_ssh_keys_fp')
+      .on('user_ssh_keys')
+      .columns(['user_id', 'fingerprint'])
+      .unique()
+      .execute();
+  },
+};
+
+/** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
+export function usernameFromEmail(email: string): string {
+  const local = (email.split('@')[0] ?? '').toLowerCase();
+  const clean = local
+    .replace(/[^a-z0-9_.-]/g, '_')
+    .replace(/^[._-]+/, '')
+    .slice(0, 32);
+  return clean === '' ? 'user' : clean;
+}
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -313,6 +364,7 @@ export const migrations: Record<string, Migration> = {
   '010_operations': m010,
   '011_activity': m011,
   '012_server_access': m012,
+  '013_sftp': m013,
 };
 
 export const migrationProvider: MigrationProvider = {

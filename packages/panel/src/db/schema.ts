@@ -4,6 +4,8 @@ import type { Generated } from 'kysely';
 export interface UsersTable {
   id: string;
   email: string;
+  /** unique, [a-z0-9_.-]: the SFTP login is `<username>.<server id>` */
+  username: string;
   password_hash: string;
   role: string;
   created_at: string;
@@ -199,6 +201,16 @@ export interface Database {
   operations: OperationsTable;
   activity: ActivityTable;
   server_subusers: ServerSubusersTable;
+  user_ssh_keys: UserSshKeysTable;
+}
+
+export interface UserSshKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  fingerprint: string;
+  public_key: string;
+  created_at: string;
 }
 
 export type { Generated };

@@ -56,6 +56,11 @@ const EXPECTED: Record<string, string> = {
   'DELETE /api/templates/:id': 'admin',
   'POST /api/agents/register': 'agent',
   'POST /api/agents/refresh': 'agent',
+  'POST /api/agents/sftp/auth': 'agent',
+  'GET /api/auth/ssh-keys': 'user',
+  'POST /api/auth/ssh-keys': 'user',
+  'DELETE /api/auth/ssh-keys/:id': 'user',
+  'PUT /api/auth/username': 'user',
   'GET /api/servers': 'user',
   'POST /api/servers': 'admin',
   'GET /api/servers/:id': 'user view',
@@ -108,6 +113,7 @@ const BODIES: Record<string, unknown> = {
     capabilities: { maxMemory: '1g', maxCpuCores: 1, dockerVersion: '1', supportedArchitectures: [] },
   },
   'POST /api/agents/refresh': { refreshToken: 'car_nope' },
+  'POST /api/agents/sftp/auth': { username: 'a.s1', ip: '127.0.0.1', password: 'x' },
 };
 
 type Who = 'anonymous' | 'user' | 'spectator' | 'admin' | 'owner';

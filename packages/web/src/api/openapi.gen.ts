@@ -138,6 +138,7 @@ export interface paths {
                             user: {
                                 id: string;
                                 email: string;
+                                username: string;
                                 /** @enum {string} */
                                 role: "owner" | "admin" | "spectator" | "user";
                                 createdAt: string;
@@ -1002,6 +1003,7 @@ export interface paths {
                         "application/json": {
                             id: string;
                             email: string;
+                            username: string;
                             /** @enum {string} */
                             role: "owner" | "admin" | "spectator" | "user";
                             createdAt: string;
@@ -1044,6 +1046,7 @@ export interface paths {
                         password: string;
                         /** @enum {string} */
                         role: "owner" | "admin" | "spectator" | "user";
+                        username?: string;
                     };
                 };
             };
@@ -1057,6 +1060,7 @@ export interface paths {
                         "application/json": {
                             id: string;
                             email: string;
+                            username: string;
                             /** @enum {string} */
                             role: "owner" | "admin" | "spectator" | "user";
                             createdAt: string;
@@ -1156,6 +1160,7 @@ export interface paths {
                         /** @enum {string} */
                         role?: "owner" | "admin" | "spectator" | "user";
                         password?: string;
+                        username?: string;
                     };
                 };
             };
@@ -1169,6 +1174,7 @@ export interface paths {
                         "application/json": {
                             id: string;
                             email: string;
+                            username: string;
                             /** @enum {string} */
                             role: "owner" | "admin" | "spectator" | "user";
                             createdAt: string;
@@ -5291,6 +5297,290 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/sftp/auth": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description An Agent asks whether an SFTP login (`<username>.<server id>`, a password or a public key whose signature it verified) may open that server: 200 with the user and their permissions there; 401 AUTH_FAILED (wrong user, password or key, or a server on another node), 403 PERMISSION_DENIED (no `file.sftp`), 429 RATE_LIMITED (per user and per address). `Authorization: Bearer <agent JWT>`. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        username: string;
+                        ip: string;
+                        password?: string;
+                        publicKey?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            userId: string;
+                            serverId: string;
+                            permissions: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/ssh-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Your SSH public keys (SFTP login by key). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SshKey"][];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** @description Adds an SSH public key (OpenSSH one-line form: ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp256/384/521). 400 VALIDATION_FAILED for anything else, 409 CONFLICT for a key already added. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        publicKey: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SshKey"];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/ssh-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Removes one of your SSH keys; your open SFTP sessions are closed. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": null;
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/username": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** @description Changes your username (the SFTP login is `<username>.<server id>`): 1–32 of [a-z0-9_.-]; 409 CONFLICT when taken. Your open SFTP sessions are closed. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        username: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            username: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dashboard": {
         parameters: {
             query?: never;
@@ -5682,6 +5972,13 @@ export interface components {
             createdAt: string;
             updatedAt: string;
         };
+        SshKeyInput: {
+            id: string;
+            name: string;
+            fingerprint: string;
+            publicKey: string;
+            createdAt: string;
+        };
         /** @enum {string} */
         Permission: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "settings.rename" | "settings.reinstall" | "activity.read";
         PermissionCatalog: {
@@ -5706,6 +6003,13 @@ export interface components {
             permissions: string[];
             createdAt: string;
             updatedAt: string;
+        };
+        SshKey: {
+            id: string;
+            name: string;
+            fingerprint: string;
+            publicKey: string;
+            createdAt: string;
         };
     };
     responses: never;

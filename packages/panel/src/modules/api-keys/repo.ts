@@ -44,7 +44,7 @@ export class ApiKeysRepo {
       .innerJoin('users', 'users.id', 'api_keys.user_id')
       .select(['api_keys.id as key_id', 'api_keys.expires_at as key_expires_at'])
       .select(['api_keys.scope as key_scope', 'api_keys.server_ids as key_server_ids'])
-      .select(['users.id', 'users.email', 'users.password_hash', 'users.role'])
+      .select(['users.id', 'users.email', 'users.username', 'users.password_hash', 'users.role'])
       .select(['users.created_at', 'users.updated_at', 'users.totp_secret'])
       .where('api_keys.key_hash', '=', hash)
       .executeTakeFirst();

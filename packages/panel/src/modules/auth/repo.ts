@@ -26,6 +26,7 @@ export class SessionsRepo {
         'sessions.last_seen_at',
         'users.id',
         'users.email',
+        'users.username',
         'users.password_hash',
         'users.role',
         'users.created_at',
@@ -48,6 +49,7 @@ export class SessionsRepo {
       user: {
         id: row.id,
         email: row.email,
+        username: row.username,
         password_hash: row.password_hash,
         role: row.role,
         created_at: row.created_at,

@@ -206,6 +206,8 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       // the other sessions end; the key sockets too unless the keys were kept
       if (req.body.keepApiKeys === true) s.clientSockets.endOtherSessions(p.user.id, p.sessionId);
       else s.clientSockets.endUser(p.user.id, p.sessionId);
+      // SFTP sessions logged in with the old password close too
+      await s.sftp.revoke(p.user.id);
       return reply.status(204).send(null);
     },
   );

@@ -70,7 +70,7 @@ function principalUser(u: UsersTable): Principal['user'] {
 }
 
 /** Fixed-window counter per key (IP + email): enough to stop online guessing. */
-class WindowLimiter {
+export class WindowLimiter {
   readonly #hits = new Map<string, { start: number; n: number }>();
   readonly #limit: number;
   readonly #windowMs: number;

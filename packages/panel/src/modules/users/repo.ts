@@ -16,6 +16,9 @@ export class UsersRepo {
       .where('email', '=', email.toLowerCase())
       .executeTakeFirst();
   }
+  findByUsername(username: string): Promise<UsersTable | undefined> {
+    return this.#db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+  }
   list(): Promise<UsersTable[]> {
     return this.#db.selectFrom('users').selectAll().orderBy('created_at').execute();
   }
@@ -28,7 +31,10 @@ export class UsersRepo {
   async insert(row: UsersTable): Promise<void> {
     await this.#db.insertInto('users').values(row).execute();
   }
-  async update(id: string, patch: Partial<Pick<UsersTable, 'role' | 'password_hash' | 'updated_at'>>) {
+  async update(
+    id: string,
+    patch: Partial<Pick<UsersTable, 'role' | 'password_hash' | 'username' | 'updated_at'>>,
+  ) {
     await this.#db.updateTable('users').set(patch).where('id', '=', id).execute();
   }
   async delete(id: string): Promise<void> {

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
-import { PublicUser, Role } from './service.ts';
+import { PublicUser, Role, Username } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -20,7 +20,13 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       config: { auth: 'admin' },
       schema: {
         tags: ['users'],
-        body: z.object({ email: z.email().max(254), password: z.string().min(8).max(256), role: Role }),
+        body: z.object({
+          email: z.email().max(254),
+          password: z.string().min(8).max(256),
+          role: Role,
+          /** the SFTP login's first part; derived from the email when left out */
+          username: Username.optional(),
+        }),
         response: { 201: PublicUser },
       },
     },
@@ -33,7 +39,11 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags: ['users'],
         params: IdParams,
-        body: z.object({ role: Role.optional(), password: z.string().min(8).max(256).optional() }),
+        body: z.object({
+          role: Role.optional(),
+          password: z.string().min(8).max(256).optional(),
+          username: Username.optional(),
+        }),
         response: { 200: PublicUser },
       },
     },
@@ -48,6 +58,9 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
       }
       // open sockets were authorised under the old role: they reconnect under the new one
       if (req.body.role !== undefined) s.clientSockets.roleChanged(user.id, user.role);
+      // SFTP sessions were opened under the old password, role or username: they close
+      if (req.body.password !== undefined || req.body.role !== undefined || req.body.username !== undefined)
+        await s.sftp.revoke(user.id);
       return user;
     },
   );
@@ -60,6 +73,7 @@ export async function usersRoutes(app: FastifyInstance, s: PanelServices): Promi
     async (req, reply) => {
       await s.users.delete(principalOf(req).user, req.params.id);
       s.clientSockets.endUser(req.params.id);
+      await s.sftp.revoke(req.params.id);
       return reply.status(204).send(null);
     },
   );

@@ -2,6 +2,7 @@
 import { CodedError } from '@cap/protocol';
 import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
+import { usernameFromEmail } from '../../db/migrations.ts';
 import { hashPassword, shortId } from '../../lib/crypto.ts';
 import type { UsersRepo } from './repo.ts';
 
@@ -18,7 +19,17 @@ export function hasRank(role: Role, min: Role): boolean {
   return roleRank[role] >= roleRank[min];
 }
 
-export const PublicUser = z.object({ id: z.string(), email: z.string(), role: Role, createdAt: z.string() });
+/** The SFTP login's first part (`<username>.<server id>`): 1–32 of [a-z0-9_.-], not starting with . _ - */
+export const Username = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/, 'must be 1–32 of [a-z0-9_.-], starting with a letter or digit');
+export const PublicUser = z.object({
+  id: z.string(),
+  email: z.string(),
+  username: z.string(),
+  role: Role,
+  createdAt: z.string(),
+});
 export type PublicUser = z.infer<typeof PublicUser>;
 
 export interface Actor {
@@ -26,8 +37,27 @@ export interface Actor {
   role: Role;
 }
 
-function toPublic(u: { id: string; email: string; role: string; created_at: string }): PublicUser {
-  return { id: u.id, email: u.email, role: Role.parse(u.role), createdAt: u.created_at };
+function validUsername(s: string): string {
+  const r = Username.safeParse(s);
+  if (!r.success)
+    throw new CodedError('VALIDATION_FAILED', `username ${r.error.issues[0]?.message ?? 'invalid'}`);
+  return r.data;
+}
+
+function toPublic(u: {
+  id: string;
+  email: string;
+  username: string;
+  role: string;
+  created_at: string;
+}): PublicUser {
+  return {
+    id: u.id,
+    email: u.email,
+    username: u.username,
+    role: Role.parse(u.role),
+    createdAt: u.created_at,
+  };
 }
 
 export class UsersService {
@@ -58,7 +88,7 @@ export class UsersService {
 
   async create(
     actor: Actor | null,
-    input: { email: string; password: string; role: Role },
+    input: { email: string; password: string; role: Role; username?: string },
   ): Promise<PublicUser> {
     if (actor && input.role === 'owner' && actor.role !== 'owner') {
       throw new CodedError('FORBIDDEN', 'only an owner may create owners');
@@ -66,10 +96,21 @@ export class UsersService {
     const email = input.email.toLowerCase();
     if (await this.#repo.findByEmail(email))
       throw new CodedError('CONFLICT', 'a user with that email exists');
+    let username: string;
+    if (input.username !== undefined) {
+      username = validUsername(input.username);
+      if (await this.#repo.findByUsername(username))
+        throw new CodedError('CONFLICT', 'a user with that username exists');
+    } else {
+      const base = usernameFromEmail(email);
+      username = base;
+      for (let i = 2; await this.#repo.findByUsername(username); i++) username = `${base.slice(0, 28)}${i}`;
+    }
     const now = nowIso();
     const row = {
       id: shortId('u'),
       email,
+      username,
       password_hash: await hashPassword(input.password),
       role: input.role,
       created_at: now,
@@ -79,11 +120,37 @@ export class UsersService {
     return toPublic(row);
   }
 
-  update(actor: Actor, id: string, patch: { role?: Role; password?: string }): Promise<PublicUser> {
+  update(
+    actor: Actor,
+    id: string,
+    patch: { role?: Role; password?: string; username?: string },
+  ): Promise<PublicUser> {
     return this.#exclusive(() => this.#update(actor, id, patch));
   }
 
-  async #update(actor: Actor, id: string, patch: { role?: Role; password?: string }): Promise<PublicUser> {
+  /** A user changes their own username (the account page). */
+  setUsername(id: string, username: string): Promise<PublicUser> {
+    return this.#exclusive(async () => {
+      const u = await this.#repo.findById(id);
+      if (!u) throw new CodedError('NOT_FOUND', 'no such user');
+      const name = await this.#freeUsername(username, id);
+      await this.#repo.update(id, { username: name, updated_at: nowIso() });
+      return toPublic({ ...u, username: name });
+    });
+  }
+
+  async #freeUsername(username: string, self: string): Promise<string> {
+    const name = validUsername(username);
+    const other = await this.#repo.findByUsername(name);
+    if (other && other.id !== self) throw new CodedError('CONFLICT', 'a user with that username exists');
+    return name;
+  }
+
+  async #update(
+    actor: Actor,
+    id: string,
+    patch: { role?: Role; password?: string; username?: string },
+  ): Promise<PublicUser> {
     const u = await this.#repo.findById(id);
     if (!u) throw new CodedError('NOT_FOUND', 'no such user');
     if (actor.role !== 'owner' && (u.role === 'owner' || patch.role === 'owner')) {
@@ -97,11 +164,18 @@ export class UsersService {
     ) {
       throw new CodedError('INVALID_STATE', 'the last owner cannot be demoted');
     }
-    const set: { role?: string; password_hash?: string; updated_at: string } = { updated_at: nowIso() };
+    const set: { role?: string; password_hash?: string; username?: string; updated_at: string } = {
+      updated_at: nowIso(),
+    };
     if (patch.role) set.role = patch.role;
+    if (patch.username !== undefined) set.username = await this.#freeUsername(patch.username, id);
     if (patch.password) set.password_hash = await hashPassword(patch.password);
     await this.#repo.update(id, set);
-    return toPublic({ ...u, ...(patch.role ? { role: patch.role } : {}) });
+    return toPublic({
+      ...u,
+      ...(patch.role ? { role: patch.role } : {}),
+      ...(set.username ? { username: set.username } : {}),
+    });
   }
 
   delete(actor: Actor, id: string): Promise<void> {
