@@ -157,7 +157,7 @@ describe('the Agent image, run as seed 001 shows', () => {
   });
 
   test('drives a busybox server: create, start, console, stop', async () => {
-    const created = await api('POST', '/api/servers', {
+    const created = await api('POST', '/api/servers?wait=true', {
       name: 'image busybox',
       nodeId,
       image: IMAGE,

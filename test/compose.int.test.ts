@@ -105,7 +105,7 @@ describe('deploy/compose.yaml with docker-compose', {
   });
 
   test('drives a busybox server through the compose Agent', async () => {
-    const created = await api('POST', '/api/servers', {
+    const created = await api('POST', '/api/servers?wait=true', {
       name: 'compose busybox',
       nodeId,
       image: IMAGE,

@@ -83,7 +83,7 @@ describe('Prometheus /metrics on the Panel and the Agent', () => {
     const spectator = await stack.panel.userWithRole('spectator');
     spectatorKey = await mint(spectator, `spectator-password-${spectator.email.match(/\d+/)?.[0]}`);
     // a server created, started (console up), stopped
-    const created = await stack.panel.api(stack.owner, 'POST', '/api/servers', {
+    const created = await stack.panel.api(stack.owner, 'POST', '/api/servers?wait=true', {
       name: 'metrics busybox',
       nodeId: stack.nodeId,
       image: IMAGE,

@@ -108,7 +108,7 @@ describe('SFTP on the Agent (OpenSSH client)', { skip }, () => {
       agentEnv: { AGENT_SFTP_PORT: String(port), AGENT_SFTP_AUTH_RATE: String(AUTH_RATE) },
     });
     dir = await mkdtemp(path.join(tmpdir(), 'cap-sftp-client-'));
-    const created = await api(stack.owner, 'POST', '/api/servers', {
+    const created = await api(stack.owner, 'POST', '/api/servers?wait=true', {
       name: 'sftp test',
       nodeId: stack.nodeId,
       image: IMAGE,
@@ -264,7 +264,7 @@ describe('SFTP on the Agent (OpenSSH client)', { skip }, () => {
   });
 
   it('refuses writes past the disk limit', async () => {
-    const created = await api(stack.owner, 'POST', '/api/servers', {
+    const created = await api(stack.owner, 'POST', '/api/servers?wait=true', {
       name: 'sftp quota',
       nodeId: stack.nodeId,
       image: IMAGE,
