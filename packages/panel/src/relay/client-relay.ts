@@ -315,7 +315,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           }
           s.live.subscribe(r.serverId, send);
         }
-        if (!seesAllNodes) subNodes.set(r.serverId, await s.servers.nodeOf(r.serverId));
+        if (!seesAllNodes) subNodes.set(r.serverId, await s.servers.nodeIdOf(r.serverId));
         subs.set(r.serverId, access);
         // install scripts print what they fetch with (tokens, URLs): as install_output
         const install = access.seesHidden ? s.live.install(r.serverId) : undefined;

@@ -7,6 +7,7 @@
  * variables need startup.read.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { FakeAgent } from '../fake-agent.ts';
 import { type Json, type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
@@ -59,6 +60,7 @@ describe('hidden variables are redacted for spectators', () => {
   let spectator: Session;
   let agent: FakeAgent;
   let serverId: string;
+  const writes: string[] = [];
   const fileText = `[network]\nadmin_password = ${SECRET}\nserver_port = 3979\nmode = ffa\nlevel = 1\n`;
 
   before(async () => {
@@ -75,7 +77,13 @@ describe('hidden variables are redacted for spectators', () => {
           size: Buffer.byteLength(fileText),
           encoding: 'utf8',
           content: fileText,
+          sha256: createHash('sha256').update(fileText).digest('hex'),
         }),
+        write_file: (cmd) => {
+          const p = cmd.payload as { path: string; content: string };
+          writes.push(p.path);
+          return { path: p.path, size: Buffer.byteLength(p.content) };
+        },
       },
     });
     await until(() => panel.app.panel.hub.isOnline(node.id));
@@ -199,5 +207,40 @@ describe('hidden variables are redacted for spectators', () => {
     assert.ok(!blindServer.body.startupDisplay.includes('ffa'), blindServer.body.startupDisplay);
     assert.ok(!JSON.stringify(blindServer.body).includes(SECRET));
     assert.match((await panel.api(blind.s, 'GET', path)).body.content, /admin_password = \[hidden\]/);
+  });
+
+  test('a subuser who gets the file redacted cannot save it over the hidden values', async () => {
+    const email = `editor-${Math.random().toString(36).slice(2, 7)}@example.test`;
+    const made = await panel.api(owner, 'POST', '/api/users', {
+      email,
+      password: 'user-password-1',
+      role: 'user',
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const added = await panel.api(owner, 'POST', `/api/servers/${serverId}/users`, {
+      email,
+      permissions: ['file.read-content', 'file.update'],
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    const editor = await panel.login(email, 'user-password-1');
+    const read = await panel.api(editor, 'GET', `/api/servers/${serverId}/files/content?path=/openttd.cfg`);
+    assert.match(read.body.content, /\[hidden\]/);
+    // the hash is of what the editor saw, not of the real bytes: a checked save could never match
+    assert.notEqual(read.body.sha256, createHash('sha256').update(fileText).digest('hex'));
+    writes.length = 0;
+    const saved = await panel.api(editor, 'PUT', `/api/servers/${serverId}/files/content`, {
+      path: '/openttd.cfg',
+      content: read.body.content,
+    });
+    assert.equal(saved.status, 403, JSON.stringify(saved.body));
+    assert.equal(saved.body.code, 'FILE_DENIED');
+    assert.deepEqual(writes, [], 'nothing reached the Agent');
+    // an admin (who sees the values) saves it
+    const asOwner = await panel.api(owner, 'PUT', `/api/servers/${serverId}/files/content`, {
+      path: '/openttd.cfg',
+      content: fileText,
+    });
+    assert.equal(asOwner.status, 200, JSON.stringify(asOwner.body));
+    assert.deepEqual(writes, ['/openttd.cfg']);
   });
 });

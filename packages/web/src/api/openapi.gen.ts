@@ -4216,7 +4216,7 @@ export interface paths {
                 };
             };
         };
-        /** @description Writes a text file (≤ 1 MiB utf8). With `expectedSha256` (from GET …/files/content) or `expectedModifiedAt`, a file that changed meanwhile is not overwritten: 409 FILE_CHANGED. `createOnly`: 409 FILE_EXISTS when it exists. 403 FILE_DENIED (file_denylist), 409 INSUFFICIENT_RESOURCES (disk quota). */
+        /** @description Writes a text file (≤ 1 MiB utf8). With `expectedSha256` (from GET …/files/content) or `expectedModifiedAt`, a file that changed meanwhile is not overwritten: 409 FILE_CHANGED. `createOnly`: 409 FILE_EXISTS when it exists. 403 FILE_DENIED (file_denylist; or a file holding hidden variable values, for a caller who gets them redacted), 409 INSUFFICIENT_RESOURCES (disk quota). */
         put: {
             parameters: {
                 query?: never;

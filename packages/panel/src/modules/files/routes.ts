@@ -150,13 +150,16 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags,
         description:
-          'Writes a text file (≤ 1 MiB utf8). With `expectedSha256` (from GET …/files/content) or `expectedModifiedAt`, a file that changed meanwhile is not overwritten: 409 FILE_CHANGED. `createOnly`: 409 FILE_EXISTS when it exists. 403 FILE_DENIED (file_denylist), 409 INSUFFICIENT_RESOURCES (disk quota).',
+          'Writes a text file (≤ 1 MiB utf8). With `expectedSha256` (from GET …/files/content) or `expectedModifiedAt`, a file that changed meanwhile is not overwritten: 409 FILE_CHANGED. `createOnly`: 409 FILE_EXISTS when it exists. 403 FILE_DENIED (file_denylist; or a file holding hidden variable values, for a caller who gets them redacted), 409 INSUFFICIENT_RESOURCES (disk quota).',
         params: IdParams,
         body: WriteFileCheckedPayload,
         response: { 200: WriteFileData },
       },
     },
-    async (req) => WriteFileData.parse(await agentFile(req.params.id, 'write_file', req.body)),
+    async (req) => {
+      await s.servers.assertWriteKeepsHidden(req.params.id, req.body.path, viewerOf(req));
+      return WriteFileData.parse(await agentFile(req.params.id, 'write_file', req.body));
+    },
   );
   const change = <B extends z.ZodType>(
     url: string,

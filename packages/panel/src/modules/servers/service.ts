@@ -4,6 +4,8 @@
  * through the AgentGateway; what the Agents report comes back through the AgentEventProjection
  * (projection.ts), the schemas are in schemas.ts, the row → API mapping in mapping.ts.
  */
+
+import { createHash } from 'node:crypto';
 import {
   CodedError,
   type EggConfig,
@@ -213,11 +215,6 @@ export class ServersService {
 
   async get(id: string, viewer: Viewer): Promise<Server> {
     return this.#toServer(await this.#load(await this.#row(id)), viewer);
-  }
-
-  /** The node a server runs on (for the live relay's node news). */
-  async nodeOf(id: string): Promise<string> {
-    return (await this.#row(id)).node_id;
   }
 
   /** Status only (no template or allocation lookups), for the live relay. */
@@ -674,6 +671,33 @@ export class ServersService {
       );
   }
 
+  /**
+   * A write by someone who gets hidden values redacted must not replace a file that holds them:
+   * the text they edited has `[hidden]` where the values were, and saving it would lose them.
+   */
+  async assertWriteKeepsHidden(id: string, path: string, viewer: Viewer): Promise<void> {
+    if (viewer.admin) return;
+    const row = await this.#row(id);
+    const secrets = hiddenValues(await this.#load(row));
+    if (!secrets.length) return;
+    let current: z.infer<typeof GetFileData>;
+    try {
+      current = GetFileData.parse(
+        await this.#gateway.request(row.node_id, 'get_file', { path }, { serverId: id }),
+      );
+    } catch (e) {
+      if (e instanceof CodedError && e.code === 'FILE_NOT_FOUND') return;
+      throw e;
+    }
+    const text =
+      current.encoding === 'utf8' ? current.content : Buffer.from(current.content, 'base64').toString('utf8');
+    if (secrets.some((v) => v && text.includes(v)))
+      throw new CodedError(
+        'FILE_DENIED',
+        "this file holds values of hidden variables: only admins and the server's owner may overwrite it",
+      );
+  }
+
   async files(
     id: string,
     path: string,
@@ -707,7 +731,9 @@ export class ServersService {
     if (!secrets.length) return data;
     if (data.encoding === 'utf8') {
       const clean = redact(data.content, secrets);
-      return clean === data.content ? data : { ...data, content: clean, size: Buffer.byteLength(clean) };
+      return clean === data.content
+        ? data
+        : { ...data, ...redactedHash(data, clean), content: clean, size: Buffer.byteLength(clean) };
     }
     // a binary file: the values' bytes, compared byte for byte (latin1 maps bytes 1:1)
     const bytes = Buffer.from(data.content, 'base64').toString('latin1');
@@ -717,7 +743,7 @@ export class ServersService {
     );
     if (clean === bytes) return data;
     const out = Buffer.from(clean, 'latin1');
-    return { ...data, content: out.toString('base64'), size: out.length };
+    return { ...data, ...redactedHash(data, out), content: out.toString('base64'), size: out.length };
   }
 
   /** Keeps the live relay's copy of a server's hidden values current. */
@@ -741,4 +767,9 @@ export class ServersService {
   handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
     return this.#projection.handleEvent(nodeId, msg);
   }
+}
+
+/** A redacted read's sha256 is that of the redacted text: a save checked against it is FILE_CHANGED. */
+function redactedHash(data: { sha256?: string }, shown: string | Buffer): { sha256?: string } {
+  return data.sha256 === undefined ? {} : { sha256: createHash('sha256').update(shown).digest('hex') };
 }
