@@ -18,6 +18,7 @@ import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
 import { pino } from 'pino';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
+import { selfSigned } from './tls.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,29 +53,7 @@ describe('the Agent image, run as seed 001 shows', () => {
       { encoding: 'utf8' },
     ).trim();
     assert.match(gateway, /^\d+\.\d+\.\d+\.\d+$/);
-    const cert = path.join(dir, 'panel.crt');
-    const key = path.join(dir, 'panel.key');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=panel',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'pipe' },
-    );
+    const { cert, key } = selfSigned(dir, { cn: 'panel' });
     const port = await freePort();
     panel = await startPanel(
       loadPanelConfig({

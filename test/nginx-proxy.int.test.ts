@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
 import { pino } from 'pino';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort } from '../packages/panel/test/helpers.ts';
+import { selfSigned } from './tls.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const hasNginx = existsSync('/usr/sbin/nginx');
@@ -35,32 +35,14 @@ describe('the nginx example of docs/deploy.md', {
     const doc = readFileSync(path.join(root, 'docs/deploy.md'), 'utf8');
     const example = /```nginx\n([\s\S]*?)```/.exec(doc)?.[1];
     assert.ok(example, 'docs/deploy.md has an nginx example');
-    const cert = path.join(dir, 'fullchain.pem');
-    const key = path.join(dir, 'privkey.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'pipe' },
-    );
-    sha256 = new X509Certificate(readFileSync(cert)).fingerprint256;
+    const tls = selfSigned(dir, {
+      cn: 'localhost',
+      subjectAltName: 'DNS:localhost',
+      certFile: 'fullchain.pem',
+      keyFile: 'privkey.pem',
+    });
+    const { cert, key } = tls;
+    sha256 = tls.sha256;
     const panelPort = await freePort();
     proxyPort = await freePort();
     // the example, with this test's ports, certificate and name

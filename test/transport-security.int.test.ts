@@ -7,8 +7,6 @@
  * names such a socket URL, unless AGENT_ALLOW_INSECURE=1.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,38 +18,13 @@ import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
 import { isCodedError } from '@cap/protocol';
 import { type Logger, pino } from 'pino';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort } from '../packages/panel/test/helpers.ts';
+import { selfSigned } from './tls.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cap-tls-'));
 
-/** A self-signed certificate for localhost/127.0.0.1 (openssl, as an operator would make one). */
-function selfSigned(name: string): { cert: string; key: string; sha256: string } {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'pipe' },
-  );
-  return { cert, key, sha256: new X509Certificate(readFileSync(cert)).fingerprint256 };
-}
+/** A self-signed certificate for localhost/127.0.0.1. */
+const selfSignedFor = (name: string) =>
+  selfSigned(dir, { cn: name, subjectAltName: 'DNS:localhost,IP:127.0.0.1' });
 
 /** An Agent's log lines, kept (JSON). */
 function capture(): { logger: Logger; lines: Record<string, unknown>[] } {
@@ -68,8 +41,8 @@ function capture(): { logger: Logger; lines: Record<string, unknown>[] } {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Agent ↔ Panel over TLS with a pinned certificate', () => {
-  const panelCert = selfSigned('panel');
-  const otherCert = selfSigned('impostor');
+  const panelCert = selfSignedFor('panel');
+  const otherCert = selfSignedFor('impostor');
   let panel: RunningPanel;
   let port = 0;
   let cookie = '';
