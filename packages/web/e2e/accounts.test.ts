@@ -6,7 +6,10 @@
  * a read-only API key is made from the page. Screenshots: test-artifacts/screenshots/acc-*.png.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RunningPanel } from '@cap/panel';
@@ -149,6 +152,27 @@ test('2FA: enrol with the QR, log in with a code, a replayed code refused, a rec
     });
     assert.equal(write.status, 403);
     await shot('acc-5-account');
+  });
+
+  await step('SFTP: a new username shows in the login; an SSH key is added, then removed', async () => {
+    await byTestId('sftp-username').fill(`acc${run}`);
+    await byTestId('sftp-username-save').click();
+    await page.getByText(`acc${run}.<server id>`).waitFor({ timeout: WAIT });
+    const dir = mkdtempSync(join(tmpdir(), 'cap-acc-'));
+    try {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'laptop', '-f', join(dir, 'k')]);
+      const pub = readFileSync(join(dir, 'k.pub'), 'utf8').trim();
+      await byTestId('ssh-key-name').fill('laptop');
+      await byTestId('ssh-key-value').fill(pub);
+      await byTestId('ssh-key-add').click();
+      await byTestId('ssh-key-laptop').waitFor({ timeout: WAIT });
+      assert.match((await byTestId('ssh-key-laptop').textContent()) ?? '', /SHA256:/);
+      await shot('acc-6-sftp');
+      await page.getByRole('button', { name: 'Remove the key laptop' }).click();
+      await byTestId('ssh-key-laptop').waitFor({ state: 'detached', timeout: WAIT });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.deepEqual(e2e?.pageErrors ?? [], []);
   });
 });

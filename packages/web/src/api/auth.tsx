@@ -5,7 +5,8 @@ import { keys } from './queries.ts';
 import type { ApiResponse, LoginAnswer, Me, TwoFactorState } from './types.ts';
 
 /** what login, the 2FA step and setup answer: a session without the 2FA state (`/auth/me` has it) */
-type SignedIn = Pick<Me, 'user'> & { csrfToken: string };
+/** a login's answer: the user without the username (/auth/me, read again right after, has it) */
+type SignedIn = { user: Omit<Me['user'], 'username'>; csrfToken: string };
 type SecondFactorAnswer = ApiResponse<'/api/auth/login/2fa', 'post'>;
 type SetupAnswer = ApiResponse<'/api/setup', 'post'>;
 
@@ -70,7 +71,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       setCsrfToken(session.csrfToken);
       // the answer carries no 2FA state: keep what is known until /auth/me is read again
       qc.setQueryData<Me | null>(keys.me, (old) => ({
-        user: session.user,
+        user: { ...session.user, username: old?.user.username ?? '' },
         csrfToken: session.csrfToken,
         twoFactor: old?.twoFactor ?? { enabled: false, required: false },
       }));

@@ -465,6 +465,7 @@ export interface paths {
                                 email: string;
                                 /** @enum {string} */
                                 role: "owner" | "admin" | "spectator" | "user";
+                                username: string;
                             };
                             csrfToken: string | null;
                             twoFactor: {

@@ -47,6 +47,7 @@ export type TwoFactorStatus = ApiResponse<'/api/auth/2fa', 'get'>;
 export type TwoFactorEnrolment = ApiResponse<'/api/auth/2fa/enrol', 'post'>;
 export type SessionInfo = ApiResponse<'/api/auth/sessions', 'get'>[number];
 export type ApiKeyInfo = ApiResponse<'/api/api-keys', 'get'>[number];
+export type SshKey = ApiResponse<'/api/auth/ssh-keys', 'get'>[number];
 export type ApiKeyScope = ApiKeyInfo['scope'];
 export type RecoveryCodes = ApiResponse<'/api/auth/2fa/confirm', 'post'>;
 export type CreatedApiKey = ApiResponse<'/api/api-keys', 'post', 201>;

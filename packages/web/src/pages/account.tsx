@@ -16,12 +16,12 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
 import { keys, useApiKeys, useCreateApiKey, useServers, useSessions, useTwoFactor } from '../api/queries.ts';
-import type { ApiKeyScope, CreatedApiKey, RecoveryCodes, TwoFactorEnrolment } from '../api/types.ts';
+import type { ApiKeyScope, CreatedApiKey, RecoveryCodes, SshKey, TwoFactorEnrolment } from '../api/types.ts';
 import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
@@ -584,6 +584,143 @@ function Sessions() {
   );
 }
 
+/** SFTP: the login's username (`<username>.<server id>`) and the SSH public keys that may log in. */
+function Sftp() {
+  const { user } = useAuth();
+  const qc = useQueryClient();
+  const sshKeys = useQuery({ queryKey: ['ssh-keys'], queryFn: () => api<SshKey[]>('/auth/ssh-keys') });
+  const [username, setUsername] = useState<string | null>(null);
+  const [keyName, setKeyName] = useState('');
+  const [publicKey, setPublicKey] = useState('');
+  const rename = useMutation({
+    mutationFn: (name: string) =>
+      api<{ username: string }>('/auth/username', { method: 'PUT', body: { username: name } }),
+    onSuccess: () => {
+      setUsername(null);
+      return qc.invalidateQueries({ queryKey: keys.me });
+    },
+  });
+  const add = useMutation({
+    mutationFn: () => api<SshKey>('/auth/ssh-keys', { method: 'POST', body: { name: keyName, publicKey } }),
+    onSuccess: () => {
+      setKeyName('');
+      setPublicKey('');
+      return qc.invalidateQueries({ queryKey: ['ssh-keys'] });
+    },
+  });
+  const remove = useMutation({
+    mutationFn: (id: string) => api(`/auth/ssh-keys/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['ssh-keys'] }),
+  });
+  const shown = username ?? rename.data?.username ?? user?.username ?? '';
+  return (
+    <Paper className="cap-glass" p="md" data-testid="sftp">
+      <Title order={3} size="h4" mb="xs">
+        SFTP
+      </Title>
+      <Text size="sm" c="dimmed" mb="sm">
+        Log in to a server's files as{' '}
+        <Code data-testid="sftp-login">{`${shown || 'username'}.<server id>`}</Code> on the node's SFTP port
+        (2022 unless its admin changed it), with your password or a key below.
+      </Text>
+      <form
+        onSubmit={(e: FormEvent) => {
+          e.preventDefault();
+          rename.mutate(shown);
+        }}
+      >
+        <Group align="end">
+          <TextInput
+            label="Username"
+            value={shown}
+            onChange={(e) => setUsername(e.currentTarget.value)}
+            data-testid="sftp-username"
+          />
+          <Button type="submit" variant="light" loading={rename.isPending} data-testid="sftp-username-save">
+            Save
+          </Button>
+        </Group>
+      </form>
+      {rename.isError ? <ErrorState error={rename.error} title="The username was not changed" /> : null}
+      <form
+        onSubmit={(e: FormEvent) => {
+          e.preventDefault();
+          add.mutate();
+        }}
+      >
+        <Stack gap="xs" mt="md">
+          <TextInput
+            label="Key name"
+            value={keyName}
+            onChange={(e) => setKeyName(e.currentTarget.value)}
+            data-testid="ssh-key-name"
+          />
+          <TextInput
+            label="Public key"
+            placeholder="ssh-ed25519 AAAA… you@host"
+            value={publicKey}
+            onChange={(e) => setPublicKey(e.currentTarget.value)}
+            data-testid="ssh-key-value"
+          />
+          <Group>
+            <Button
+              type="submit"
+              variant="light"
+              loading={add.isPending}
+              disabled={!keyName || !publicKey}
+              data-testid="ssh-key-add"
+            >
+              Add key
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+      {add.isError ? <ErrorState error={add.error} title="The key was not added" /> : null}
+      {remove.isError ? <ErrorState error={remove.error} title="The key was not removed" /> : null}
+      {sshKeys.isPending ? (
+        <Loading label="Loading keys…" />
+      ) : sshKeys.isError ? (
+        <ErrorState
+          error={sshKeys.error}
+          title="Could not load your keys"
+          onRetry={() => sshKeys.refetch()}
+        />
+      ) : sshKeys.data.length === 0 ? (
+        <Text size="sm" c="dimmed" mt="sm">
+          No SSH keys.
+        </Text>
+      ) : (
+        <Table verticalSpacing="xs" mt="sm" aria-label="SSH keys">
+          <Table.Tbody>
+            {sshKeys.data.map((k) => (
+              <Table.Tr key={k.id} data-testid={`ssh-key-${k.name}`}>
+                <Table.Td>{k.name}</Table.Td>
+                <Table.Td>
+                  <Code>{k.fingerprint}</Code>
+                </Table.Td>
+                <Table.Td>{formatAgo(k.createdAt)}</Table.Td>
+                <Table.Td>
+                  <Group justify="flex-end">
+                    <Button
+                      size="xs"
+                      variant="subtle"
+                      color="red"
+                      onClick={() => remove.mutate(k.id)}
+                      aria-label={`Remove the key ${k.name}`}
+                    >
+                      Remove
+                    </Button>
+                  </Group>
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+    </Paper>
+  );
+}
+
 export function AccountPage() {
   const { user } = useAuth();
   return (
@@ -597,6 +734,7 @@ export function AccountPage() {
       <TwoFactorSection />
       <ApiKeys />
       <Sessions />
+      <Sftp />
       <ChangePassword />
     </Stack>
   );

@@ -11,7 +11,8 @@ const TwoFactorState = z.object({
   required: z.boolean(),
 });
 const Me = z.object({
-  user: z.object({ id: z.string(), email: z.string(), role: Role }),
+  /** username: the first part of the SFTP login `<username>.<server id>` */
+  user: z.object({ id: z.string(), email: z.string(), role: Role, username: z.string() }),
   csrfToken: z.string().nullable(),
   twoFactor: TwoFactorState,
 });
@@ -217,7 +218,8 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     { config: { auth: 'user' }, schema: { tags: ['auth'], response: { 200: Me } } },
     async (req) => {
       const p = principalOf(req);
-      return { user: p.user, csrfToken: p.csrfToken ?? null, twoFactor: twoFactorState(p) };
+      const username = (await s.users.get(p.user.id))?.username ?? '';
+      return { user: { ...p.user, username }, csrfToken: p.csrfToken ?? null, twoFactor: twoFactorState(p) };
     },
   );
 
