@@ -37,7 +37,9 @@ export function parseExposition(text: string): { samples: Sample[]; types: Map<s
       } else helped.add(meta[2] ?? '');
       continue;
     }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$/.exec(line);
+    // values as Prometheus parses them (Go's ParseFloat: NaN and Inf in any case; prom-client writes
+    // "Nan" for an event-loop lag with no sample yet)
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.eE+-]+|[Nn][Aa][Nn]|[+-][Ii]nf)$/.exec(line);
     assert.ok(m, `not an exposition line: ${JSON.stringify(line)}`);
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
@@ -146,6 +148,8 @@ describe('Prometheus /metrics on the Panel and the Agent', () => {
     assert.equal(types.get('cap_operations_total'), 'counter');
     assert.equal(value(samples, 'cap_operations_total', { kind: 'start', result: 'ok' }), 1);
     assert.equal(value(samples, 'cap_operations_total', { kind: 'stop', result: 'ok' }), 1);
+    // the create is an operation too
+    assert.equal(value(samples, 'cap_operations_total', { kind: 'create', result: 'ok' }), 1);
     assert.ok((value(samples, 'cap_agent_events_total', { event: 'server_status_changed' }) ?? 0) >= 2);
     assert.equal(types.get('cap_agent_event_lag_seconds'), 'histogram');
     assert.ok((value(samples, 'cap_agent_event_lag_seconds_count') ?? 0) > 0);
@@ -245,7 +249,8 @@ describe('Prometheus /metrics on the Panel and the Agent', () => {
     assert.equal(offline?.value?.[1], '1');
     const [link] = await query('cap_agent_panel_link_up');
     assert.equal(link?.value?.[1], '1');
+    // create, start and stop
     const [ops] = await query('sum(cap_operations_total{result="ok"})');
-    assert.equal(ops?.value?.[1], '2');
+    assert.equal(ops?.value?.[1], '3');
   });
 });
