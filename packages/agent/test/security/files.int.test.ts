@@ -64,7 +64,8 @@ describe('file operations: bad input and links', () => {
   let cmd: (action: string, payload: unknown, serverId?: string) => Promise<Res>;
 
   before(async () => {
-    f = await fixture();
+    // these suites send bursts of file commands: the link's command budget is not what they test
+    f = await fixture({ env: { AGENT_COMMAND_RATE: '100000' } });
     await f.panel.waitConnected();
     cmd = (action, payload, serverId = id) =>
       f.panel.command(action as 'get_file', payload as { path: string }, { serverId }) as Promise<Res>;
@@ -415,7 +416,7 @@ describe("file transfers straight to the Agent's HTTP API", () => {
   let f: Fixture;
   const id = uid('fdirect-');
   before(async () => {
-    f = await fixture({ env: { AGENT_API_KEY: `k_${uid()}${uid()}${uid()}` } });
+    f = await fixture({ env: { AGENT_API_KEY: `k_${uid()}${uid()}${uid()}`, AGENT_COMMAND_RATE: '100000' } });
     await f.panel.waitConnected();
     const res = await f.panel.command('create_server', { serverId: id, eggConfig: egg('sleep 1000') });
     assert.equal(res.success, true, JSON.stringify(res.error));
