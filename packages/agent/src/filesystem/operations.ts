@@ -239,6 +239,47 @@ async function assertNotDenied(deny: Denylist, p: string, rel: string, st: Stats
   await walk(p, rel, 0);
 }
 
+/** Both ends of a rename or copy, checked: the source exists and is not denied, the target is new. */
+interface SourceAndTarget {
+  /** the source, as a path through its parent's descriptor */
+  src: string;
+  st: Stats;
+  /** the source and the target, relative to the root */
+  srcRel: string;
+  target: string;
+  /** the target, as a path through its parent's descriptor */
+  dst: string;
+}
+
+async function withSourceAndTarget<T>(
+  root: string,
+  from: string,
+  to: string,
+  verb: string,
+  deny: Denylist,
+  fn: (e: SourceAndTarget) => Promise<T>,
+): Promise<T> {
+  const src = await openParent(root, from);
+  try {
+    const dst = await openParent(root, to);
+    try {
+      const s = fdPath(src.fh, src.name);
+      const st = await lstat(s).catch((e) => fail(e, verb));
+      const srcRel = join(src.rel, src.name);
+      await assertNotDenied(deny, s, srcRel, st);
+      const target = join(dst.rel, dst.name);
+      deny.assert(target, st.isDirectory());
+      const d = fdPath(dst.fh, dst.name);
+      if (await lstatOrNull(d)) throw new CodedError('FILE_EXISTS', `/${target} exists already`);
+      return await fn({ src: s, st, srcRel, target, dst: d });
+    } finally {
+      await dst.fh.close();
+    }
+  } finally {
+    await src.fh.close();
+  }
+}
+
 /** Renames or moves one entry (a link is moved as a link); `to` must not exist. */
 export async function renameFile(
   root: string,
@@ -246,25 +287,10 @@ export async function renameFile(
   to: string,
   deny: Denylist = NO_DENYLIST,
 ): Promise<{ paths: string[] }> {
-  const src = await openParent(root, from);
-  try {
-    const dst = await openParent(root, to);
-    try {
-      const s = fdPath(src.fh, src.name);
-      const st = await lstat(s).catch((e) => fail(e, 'rename'));
-      await assertNotDenied(deny, s, join(src.rel, src.name), st);
-      const target = join(dst.rel, dst.name);
-      deny.assert(target, st.isDirectory());
-      if (await lstatOrNull(fdPath(dst.fh, dst.name)))
-        throw new CodedError('FILE_EXISTS', `/${target} exists already`);
-      await rename(s, fdPath(dst.fh, dst.name)).catch((e) => fail(e, 'rename'));
-      return { paths: [`/${target}`] };
-    } finally {
-      await dst.fh.close();
-    }
-  } finally {
-    await src.fh.close();
-  }
+  return withSourceAndTarget(root, from, to, 'rename', deny, async ({ src, dst, target }) => {
+    await rename(src, dst).catch((e) => fail(e, 'rename'));
+    return { paths: [`/${target}`] };
+  });
 }
 
 /** Bytes in regular files under an entry (a walk through descriptors, bounded). */
@@ -357,28 +383,13 @@ export async function copyFile(
   deny: Denylist = NO_DENYLIST,
   own?: Owner,
 ): Promise<{ paths: string[] }> {
-  const src = await openParent(root, from);
-  try {
-    const dst = await openParent(root, to);
-    try {
-      const s = fdPath(src.fh, src.name);
-      const st = await lstat(s).catch((e) => fail(e, 'copy'));
-      await assertNotDenied(deny, s, join(src.rel, src.name), st);
-      const target = join(dst.rel, dst.name);
-      deny.assert(target, st.isDirectory());
-      if (await lstatOrNull(fdPath(dst.fh, dst.name)))
-        throw new CodedError('FILE_EXISTS', `/${target} exists already`);
-      if (st.isDirectory() && `${target}/`.startsWith(`${join(src.rel, src.name)}/`))
-        throw new CodedError('CONFIG_INVALID', 'cannot copy a directory into itself');
-      await room(await treeBytes(s, st));
-      await copyTree(s, fdPath(dst.fh, dst.name), 0, own).catch((e) => fail(e, 'copy'));
-      return { paths: [`/${target}`] };
-    } finally {
-      await dst.fh.close();
-    }
-  } finally {
-    await src.fh.close();
-  }
+  return withSourceAndTarget(root, from, to, 'copy', deny, async ({ src, st, srcRel, target, dst }) => {
+    if (st.isDirectory() && `${target}/`.startsWith(`${srcRel}/`))
+      throw new CodedError('CONFIG_INVALID', 'cannot copy a directory into itself');
+    await room(await treeBytes(src, st));
+    await copyTree(src, dst, 0, own).catch((e) => fail(e, 'copy'));
+    return { paths: [`/${target}`] };
+  });
 }
 
 /** Removes `name` in the directory `parent` (a path through a descriptor), never following a link. */
