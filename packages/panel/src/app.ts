@@ -28,6 +28,7 @@ import { agentsRoutes } from './modules/agents/routes.ts';
 import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
+import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
@@ -178,6 +179,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     serversRoutes,
     accessRoutes,
     filesRoutes,
+    backupsRoutes,
     sftpRoutes,
     dashboardRoutes,
     activityRoutes,

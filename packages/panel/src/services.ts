@@ -19,7 +19,9 @@ import { ApiKeysService } from './modules/api-keys/service.ts';
 import { SessionsRepo } from './modules/auth/repo.ts';
 import { AuthService } from './modules/auth/service.ts';
 import { TwoFactorService } from './modules/auth/two-factor.ts';
+import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
+import { TransferRelay } from './modules/files/relay.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
 import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
@@ -61,6 +63,10 @@ export interface PanelServices {
   servers: ServersService;
   templates: TemplatesService;
   allocations: AllocationsService;
+  /** backups: the Panel's records, kept in sync with the Agents' (modules/backups) */
+  backups: BackupsService;
+  /** relayed transfers (file bodies, backup downloads): which node each ticket belongs to */
+  transferRelay: TransferRelay;
   metrics: MetricsService;
   /** the Prometheus registry behind GET /metrics */
   prometheus: PanelMetrics;
@@ -148,6 +154,14 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const nodes = new NodesService(nodesRepo, () => gateway, getPublicUrl, config.defaultLimits);
   const templates = new TemplatesService(new TemplatesRepo(db), log);
   const allocations = new AllocationsService(new AllocationsRepo(db), nodesRepo);
+  const operations = new OperationsService({
+    repo: new OperationsRepo(db),
+    gateway,
+    bus,
+    log,
+  });
+  const transferRelay = new TransferRelay();
+  const backups = new BackupsService({ db, gateway, operations, templates, relay: transferRelay, log });
   const servers = new ServersService({
     repo: new ServersRepo(db),
     nodes: nodesRepo,
@@ -159,12 +173,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
     updateTimeoutMs: config.updateTimeoutMs,
     defaultLimits: config.defaultLimits,
-    operations: new OperationsService({
-      repo: new OperationsRepo(db),
-      gateway,
-      bus,
-      log,
-    }),
+    operations,
   });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {
@@ -236,6 +245,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     servers,
     templates,
     allocations,
+    backups,
+    transferRelay,
     metrics,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),

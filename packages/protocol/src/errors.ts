@@ -59,6 +59,8 @@ export const ErrorCode = z.enum([
   'ARCHIVE_TOO_LARGE',
   /** no backup with that id for that server */
   'BACKUP_NOT_FOUND',
+  /** the server holds as many backups as its backup limit allows (locked ones count) */
+  'BACKUP_LIMIT_REACHED',
   /** a write's expected mtime/sha256 no longer matches: the file changed meanwhile */
   'FILE_CHANGED',
   /** the path matches the template's file_denylist */
@@ -114,6 +116,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ARCHIVE_UNSAFE: 422,
   ARCHIVE_TOO_LARGE: 413,
   BACKUP_NOT_FOUND: 404,
+  BACKUP_LIMIT_REACHED: 409,
   FILE_CHANGED: 409,
   FILE_DENIED: 403,
   FILE_EXISTS: 409,

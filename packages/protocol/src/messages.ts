@@ -244,6 +244,10 @@ export const SearchFilesPayload = z.object({
   query: z.string().min(1).max(255),
   limit: z.number().int().min(1).max(SEARCH_FILES_MAX_RESULTS).default(100),
 });
+/** A backup's id (the Panel's, or one the Agent made): see docs/contracts.md "Backups" */
+export const BackupId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'backupId must be 1–64 of [A-Za-z0-9_-], starting alphanumeric');
 /** The largest file one transfer moves (64 GiB). */
 export const TRANSFER_MAX_BYTES = 64 * 1024 ** 3;
 /** A transfer ticket: 32 random bytes, base64url. */
@@ -256,7 +260,10 @@ export const TransferTicket = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a transfe
  */
 export const CreateTransferPayload = z.object({
   direction: z.enum(['upload', 'download']),
-  path: FilePath,
+  /** the file (or, for an upload, its target); absent for a backup's download */
+  path: FilePath.optional(),
+  /** a download of this completed backup of the server instead of a file (`path` is then left out) */
+  backupId: BackupId.optional(),
   size: z.number().int().min(0).max(TRANSFER_MAX_BYTES).optional(),
   ttlSeconds: z.number().int().min(5).max(3600).default(300),
 });
@@ -270,6 +277,11 @@ export const CreateTransferData = z.object({
     .min(0)
     .max(2 ** 53),
   name: z.string(),
+  /** a backup's download: its recorded sha256 (hex), also sent as the `x-checksum-sha256` header */
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 /**
  * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
@@ -286,9 +298,6 @@ export const RelayTransferPayload = z.object({ ticket: TransferTicket });
 export const LINK_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 // backups on the node (issue 10 item 4): see docs/contracts.md "Backups"
-export const BackupId = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'backupId must be 1–64 of [A-Za-z0-9_-], starting alphanumeric');
 export const BackupFormat = z.enum(['tar.zst', 'tar.gz']);
 export type BackupFormat = z.infer<typeof BackupFormat>;
 export const BackupState = z.enum(['pending', 'completed', 'failed']);

@@ -182,6 +182,21 @@ export class BackupStore {
     this.#busy.add(serverId);
   }
 
+  /** SERVER_BUSY while a backup or restore of the server runs. */
+  assertIdle(serverId: string): void {
+    if (this.#busy.has(serverId))
+      throw new CodedError('SERVER_BUSY', `a backup or restore is running for server ${serverId}`);
+  }
+
+  /** A deleted server's backups: every file and its index removed. */
+  async dropServer(serverId: string): Promise<void> {
+    this.assertIdle(serverId);
+    await (this.#writes.get(serverId) ?? Promise.resolve()).catch(() => undefined);
+    this.#writes.delete(serverId);
+    await rm(this.#serverDir(serverId), { recursive: true, force: true });
+    this.#log.info({ serverId }, "the deleted server's backups were removed");
+  }
+
   /** Runs a backup or restore with a signal that close() aborts; the slot is freed at the end. */
   async #job<T>(serverId: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     this.#claim(serverId);

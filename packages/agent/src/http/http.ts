@@ -52,9 +52,14 @@ export interface HttpDeps {
   /** `GET|PUT /transfers/<ticket>`: the ticket is the credential (no API key) */
   transfers?: {
     take: (ticket: string) => Ticket;
-    download: (
-      t: Ticket,
-    ) => Promise<{ stream: Readable; size: number; name: string; close: () => Promise<void> }>;
+    download: (t: Ticket) => Promise<{
+      stream: Readable;
+      size: number;
+      name: string;
+      /** a backup's recorded checksum, sent as x-checksum-sha256 */
+      sha256?: string;
+      close: () => Promise<void>;
+    }>;
     upload: (t: Ticket, body: Readable) => Promise<{ path: string; size: number }>;
   };
   docker: () => Promise<{ reachable: boolean; version: string | null }>;
@@ -137,6 +142,7 @@ export async function buildHttp(deps: HttpDeps) {
         return fail(reply, e, req.id);
       }
       reply.raw.once('close', () => void d.close());
+      if (d.sha256) reply.header('x-checksum-sha256', d.sha256);
       return reply
         .header('content-type', 'application/octet-stream')
         .header('content-length', String(d.size))

@@ -3,7 +3,7 @@
  * go through. Every command gets exactly one response; failures carry a code.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -548,7 +548,26 @@ export class ServerManager {
 
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
   openTransferDownload(t: Ticket) {
+    if (t.backup) return this.#openBackupDownload(t.serverId, t.backup.backupId, t.size);
     return openDownload(t.root, t.path, t.deny);
+  }
+
+  /** A completed backup's file streamed: exactly the size announced by the ticket. */
+  async #openBackupDownload(serverId: string, backupId: string, size: number) {
+    const f = await this.backups.file(serverId, backupId);
+    if (f.size !== size)
+      throw new CodedError('INVALID_STATE', `backup ${backupId} changed since the ticket was issued`);
+    const fh = await open(f.path, 'r');
+    const stream: Readable =
+      size === 0 ? Readable.from([]) : fh.createReadStream({ start: 0, end: size - 1, autoClose: true });
+    if (size === 0) await fh.close();
+    return {
+      stream,
+      size,
+      name: f.filename,
+      sha256: f.sha256,
+      close: () => fh.close().catch(() => undefined),
+    };
   }
 
   /** An upload's body written for a ticket taken (quota checked again now: it may have filled). */
@@ -640,8 +659,12 @@ export class ServerManager {
       }
       case 'delete_server': {
         const s = this.#server(serverId);
+        // its backups go with it (refused while one is being made or restored)
+        this.backups.assertIdle(s.id);
         await s.delete();
         this.servers.delete(s.id);
+        this.transfers.dropServer(s.id);
+        await this.backups.dropServer(s.id);
         return { data: { serverId, deleted: true } };
       }
       case 'get_status':
@@ -723,8 +746,38 @@ export class ServerManager {
           path: rel,
           size,
           ttlSeconds,
+          backupId,
         } = cmd.payload as Command<'create_transfer'>['payload'];
         const deny = this.#denylist(s);
+        const expiresAt = Date.now() + ttlSeconds * 1000;
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        if (backupId !== undefined) {
+          // a backup's download: its file, never a path of the server's
+          if (direction !== 'download' || rel !== undefined)
+            throw new CodedError('CONFIG_INVALID', 'a backup ticket is a download and names no path');
+          const f = await this.backups.file(s.id, backupId);
+          const ticket = this.transfers.issue({
+            serverId: s.id,
+            root: s.dir,
+            path: '',
+            direction,
+            size: f.size,
+            expiresAt,
+            deny,
+            owner: { uid, gid },
+            backup: { backupId, sha256: f.sha256 },
+          });
+          return {
+            data: {
+              ticket,
+              expiresAt: new Date(expiresAt).toISOString(),
+              size: f.size,
+              name: f.filename,
+              sha256: f.sha256,
+            },
+          };
+        }
+        if (rel === undefined) throw new CodedError('CONFIG_INVALID', 'a transfer names a path or a backup');
         let info: { size: number; name: string };
         if (direction === 'download') info = await downloadSize(s.dir, rel, deny);
         else {
@@ -736,8 +789,6 @@ export class ServerManager {
           await s.assertDiskRoom(size, await fileSizeInside(s.dir, rel));
           info = { size, name: path.posix.basename(rel.replace(/\\/g, '/')) };
         }
-        const expiresAt = Date.now() + ttlSeconds * 1000;
-        const { containerUid: uid, containerGid: gid } = this.#config;
         const ticket = this.transfers.issue({
           serverId: s.id,
           root: s.dir,

@@ -36,6 +36,8 @@ export interface Ticket {
   expiresAt: number;
   deny: Denylist;
   owner: { uid: number; gid: number };
+  /** a backup's download (then `path` is unused): its id and recorded sha256 */
+  backup?: { backupId: string; sha256: string };
 }
 
 /** Tickets alive at once, at most (a flood of create_transfer cannot grow memory). */

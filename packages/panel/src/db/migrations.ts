@@ -344,6 +344,43 @@ const m013: Migration = {
   },
 };
 
+/**
+ * Backups (issue 10 item 4): the Panel's record of each backup, kept in sync with the Agent's
+ * (the operation's end and list calls reconcile it); `storage` says where the archive lives
+ * ('node' today). A server's backup limit (null: no limit), as Pterodactyl's feature_limits.backups.
+ */
+const m014: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('servers').addColumn('backup_limit', 'integer').execute();
+    await db.schema
+      .createTable('backups')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('node_id', 'text', (c) => c.notNull())
+      .addColumn('name', 'text')
+      .addColumn('format', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('size', 'bigint')
+      .addColumn('sha256', 'text')
+      .addColumn('bytes', 'bigint')
+      .addColumn('entries', 'bigint')
+      .addColumn('locked', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('storage', 'text', (c) => c.notNull().defaultTo('node'))
+      .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+      .addColumn('operation_id', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('completed_at', 'text')
+      .addColumn('error_code', 'text')
+      .addColumn('error_message', 'text')
+      .execute();
+    await db.schema
+      .createIndex('backups_server')
+      .on('backups')
+      .columns(['server_id', 'created_at'])
+      .execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -365,6 +402,7 @@ export const migrations: Record<string, Migration> = {
   '011_activity': m011,
   '012_server_access': m012,
   '013_sftp': m013,
+  '014_backups': m014,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -107,6 +107,8 @@ export interface ServersTable {
   stop_timeout: number | null;
   /** the user who owns the server (all permissions on it); null once that user is deleted */
   owner_id?: string | null;
+  /** most backups the server may hold (locked ones count); null: no limit */
+  backup_limit?: number | null;
 }
 export interface ServerSubusersTable {
   server_id: string;
@@ -173,6 +175,28 @@ export interface OperationsTable {
   error_message: string | null;
 }
 
+/** The Panel's record of a backup (migration 014_backups); the archive is where `storage` says. */
+export interface BackupsTable {
+  id: string;
+  server_id: string;
+  node_id: string;
+  name: string | null;
+  format: string;
+  state: string;
+  size: number | string | null;
+  sha256: string | null;
+  bytes: number | string | null;
+  entries: number | string | null;
+  locked: number;
+  storage: string;
+  created_by: string | null;
+  operation_id: string | null;
+  created_at: string;
+  completed_at: string | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
 export interface ActivityTable {
   id: string;
   at: string;
@@ -202,6 +226,7 @@ export interface Database {
   activity: ActivityTable;
   server_subusers: ServerSubusersTable;
   user_ssh_keys: UserSshKeysTable;
+  backups: BackupsTable;
 }
 
 export interface UserSshKeysTable {

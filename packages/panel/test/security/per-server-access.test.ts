@@ -181,6 +181,38 @@ const PROBES: Probe[] = [
     need: 'file.create',
   },
   {
+    route: 'GET /api/servers/:id/backups',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/backups`,
+    need: 'backup.read',
+  },
+  {
+    route: 'POST /api/servers/:id/backups',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/backups`,
+    body: { name: 'probe' },
+    need: 'backup.create',
+  },
+  ...(
+    [
+      ['download', 'backup.download', {}],
+      ['restore', 'backup.restore', {}],
+      ['lock', 'backup.delete', { locked: true }],
+    ] as const
+  ).map(([x, need, body]) => ({
+    route: `POST /api/servers/:id/backups/:backupId/${x}`,
+    method: 'POST',
+    path: (id: string) => `/api/servers/${id}/backups/no-such-backup/${x}`,
+    body,
+    need,
+  })),
+  {
+    route: 'DELETE /api/servers/:id/backups/:backupId',
+    method: 'DELETE',
+    path: (id) => `/api/servers/${id}/backups/no-such-backup`,
+    need: 'backup.delete',
+  },
+  {
     route: 'GET /api/servers/:id/activity',
     method: 'GET',
     path: (id) => `/api/servers/${id}/activity`,

@@ -38,6 +38,7 @@ export function exportPtdlV2(
   egg['features'] = template.features.length > 0 ? template.features : null;
   egg['docker_images'] = Object.fromEntries(template.images.map((i) => [i.label, i.image]));
   egg['file_denylist'] = template.fileDenylist;
+  if (template.backup) egg['backup'] = { ...template.backup };
   egg['startup'] = template.startup;
   if (template.startupCommands.length > 0)
     egg['startup_commands'] = Object.fromEntries(template.startupCommands.map((c) => [c.label, c.command]));

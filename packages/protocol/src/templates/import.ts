@@ -362,6 +362,19 @@ function eggPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
+/** Our `backup: { commandsBefore, commandsAfter }` extension (absent: no commands). */
+function backupCommands(raw: unknown): Pick<Template, 'backup'> {
+  if (raw === undefined || raw === null) return {};
+  if (!isObj(raw))
+    return invalid('backup', `an object { commandsBefore, commandsAfter }, got ${describe(raw)}`);
+  return {
+    backup: {
+      commandsBefore: stringList(raw['commandsBefore'], 'backup.commandsBefore'),
+      commandsAfter: stringList(raw['commandsAfter'], 'backup.commandsAfter'),
+    },
+  };
+}
+
 /** Turn the parsed data of an egg file into a Template. */
 export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult {
   const warnings: TemplateWarning[] = [];
@@ -417,6 +430,7 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
       ? stringList(Object.values(features), 'features')
       : stringList(features, 'features'),
     fileDenylist: stringList(data['file_denylist'], 'file_denylist'),
+    ...backupCommands(data['backup']),
   };
   const template = renameHostname(parsed, warnings);
   if (template.install.script.trim() !== '' && template.install.container === '')

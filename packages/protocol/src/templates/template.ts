@@ -61,6 +61,13 @@ export const TemplateInstall = z.object({
 });
 export type TemplateInstall = z.infer<typeof TemplateInstall>;
 
+const BackupCommands = z.array(z.string().min(1).max(4096)).max(16);
+export const TemplateBackup = z.object({
+  commandsBefore: BackupCommands,
+  commandsAfter: BackupCommands,
+});
+export type TemplateBackup = z.infer<typeof TemplateBackup>;
+
 export const Template = z.object({
   source: TemplateSource,
   uuid: z.string().nullable(),
@@ -81,6 +88,11 @@ export const Template = z.object({
   install: TemplateInstall,
   features: z.array(z.string()),
   fileDenylist: z.array(z.string()),
+  /**
+   * Our extension (egg key `backup`, kept by export → import): console commands sent around a
+   * backup while the server runs, e.g. Minecraft's `save-off`, `save-all` before and `save-on` after.
+   */
+  backup: TemplateBackup.optional(),
 });
 export type Template = z.infer<typeof Template>;
 

@@ -30,6 +30,7 @@ function server(id: string, nodeId: string): Server {
     stats: null,
     lastUpdate: null,
     ownerId: null,
+    backupLimit: null,
     permissions: [],
   };
 }

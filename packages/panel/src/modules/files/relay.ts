@@ -15,6 +15,8 @@ export interface RelayTicket {
   size: number;
   name: string;
   expiresAt: number;
+  /** a backup's download: its recorded sha256, sent as x-checksum-sha256 */
+  sha256?: string;
 }
 
 /** How long the Panel waits for the Agent to dial in once it was told to. */

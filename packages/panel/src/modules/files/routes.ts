@@ -34,7 +34,7 @@ import { accessBy, bearerOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import type { Permission } from '../access/permissions.ts';
 import { viewerOf } from '../servers/routes.ts';
-import { AGENT_DIAL_TIMEOUT_MS, TransferRelay } from './relay.ts';
+import { AGENT_DIAL_TIMEOUT_MS } from './relay.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 const TicketParams = z.object({ ticket: TransferTicket });
@@ -88,7 +88,7 @@ async function smallBody(req: IncomingMessage): Promise<unknown> {
 }
 
 export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
-  const relay = new TransferRelay();
+  const relay = s.transferRelay;
   // the Agent's credentials are checked before anything else (params included)
   const agentNodes = new WeakMap<FastifyRequest, string>();
   const checkAgent = async (req: FastifyRequest) => {
@@ -316,6 +316,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
         if (!agentReq.complete) agentReq.destroy();
       });
       const length = agentReq.headers['content-length'];
+      if (t.sha256) reply.header('x-checksum-sha256', t.sha256);
       return reply
         .header('content-type', 'application/octet-stream')
         .header('content-length', typeof length === 'string' ? length : String(t.size))

@@ -25,7 +25,9 @@ export type OperationAction =
   | 'restart_server'
   | 'kill_server'
   | 'reinstall_server'
-  | 'update_server';
+  | 'update_server'
+  | 'backup_create'
+  | 'backup_restore';
 
 export class OperationsService {
   readonly #ops: OperationsRepo;

@@ -129,6 +129,7 @@ export function toServer(loaded: Loaded, viewer: Viewer, live: LiveView): Server
     stats: live.stats,
     lastUpdate: parseJson(s.last_update, null),
     ownerId: s.owner_id ?? null,
+    backupLimit: s.backup_limit === null || s.backup_limit === undefined ? null : Number(s.backup_limit),
     permissions: [...viewer.permissions].sort(),
   };
 }

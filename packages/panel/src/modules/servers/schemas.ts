@@ -62,6 +62,8 @@ export const Server = z.object({
   lastUpdate: UpdateResult.nullable(),
   /** the user who owns the server (every permission on it); null once that user was deleted */
   ownerId: z.string().nullable(),
+  /** most backups the server may hold, locked ones included (null: no limit); admins set it */
+  backupLimit: z.number().int().nullable(),
   /** the caller's permissions on this server: the controls the UI shows */
   permissions: z.array(Permission),
 });
@@ -71,6 +73,8 @@ const ServerName = z.string().min(1).max(191);
 const Startup = z.string().max(16 * 1024);
 const StopCommand = z.string().max(1024);
 const StopTimeout = z.number().int().min(0).max(3600);
+/** 0 = no backups at all (Pterodactyl's feature_limits.backups) */
+const BackupLimit = z.number().int().min(0).max(1000);
 
 export const CreateServer = z.object({
   name: ServerName,
@@ -93,6 +97,8 @@ export const CreateServer = z.object({
   port: PortNumber.optional(),
   /** who owns it (any user; admins pick): default the creator */
   ownerId: z.string().min(1).max(64).optional(),
+  /** most backups it may hold, locked ones included (default: no limit) */
+  backupLimit: BackupLimit.optional(),
 });
 export type CreateServer = z.infer<typeof CreateServer>;
 /**
@@ -109,6 +115,8 @@ export const PatchServer = z.object({
   done: DonePattern.nullable().optional(),
   stop: StopCommand.nullable().optional(),
   stopTimeout: StopTimeout.nullable().optional(),
+  /** null: no limit (stored at once; existing backups are kept) */
+  backupLimit: BackupLimit.nullable().optional(),
 });
 export type PatchServer = z.infer<typeof PatchServer>;
 export const ConfigUpdate = z.object({ environment: Environment.optional(), limits: Limits.optional() });

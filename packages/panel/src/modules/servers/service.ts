@@ -289,6 +289,7 @@ export class ServersService {
       allocation_id: null,
       stop_timeout: input.stopTimeout ?? null,
       owner_id: input.ownerId ?? actor,
+      backup_limit: input.backupLimit ?? null,
     };
     await this.#repo.insert(row);
     const undo = () => this.#removeCreated(row.id);
@@ -433,6 +434,7 @@ export class ServersService {
     if (input.done !== undefined) set.done = input.done === null ? null : JSON.stringify(input.done);
     if (input.stop !== undefined) set.stop = input.stop;
     if (input.stopTimeout !== undefined) set.stop_timeout = input.stopTimeout;
+    if (input.backupLimit !== undefined) set.backup_limit = input.backupLimit;
     const runtime = [
       'image',
       'startup',

@@ -1,0 +1,393 @@
+/**
+ * Backups in the Panel (issue 10 item 4). The archive is made, kept, restored and deleted by the
+ * Agent (`backup_*` actions, packages/agent/src/backups/); the Panel keeps its own record of each
+ * (table `backups`) for who made it, where it lives and the limit, and keeps it in sync with the
+ * Agent's: a create's end (whatever way it arrives) reads the Agent's records back, and so does
+ * every list call while the node is online (retention's deletions are mirrored then).
+ *
+ * - create: the server's backup limit is checked (locked and pending ones count; failed ones
+ *   not): 409 BACKUP_LIMIT_REACHED. The template's `backup.commandsBefore/After` go along.
+ *   An operation of kind `backup`; the Agent runs one backup or restore at a time per server.
+ * - restore: an operation of kind `restore` (stages verifying → stopping → deleting → extracting
+ *   → starting → done, the Agent's).
+ * - download: a single-use ticket from the Agent, streamed through the Panel's relay
+ *   (`/api/transfers/<ticket>`), with the backup's sha256 as `x-checksum-sha256`.
+ * - a deleted server: the Agent removes its backups with it (delete_server), the rows go by the
+ *   foreign key (ON DELETE CASCADE).
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  BACKUP_LIST_MAX_LIMIT,
+  type BackupFormat,
+  BackupListData,
+  BackupRecord,
+  CodedError,
+  CreateTransferData,
+  ErrorCode,
+  isCodedError,
+} from '@cap/protocol';
+import type { Logger } from 'pino';
+import type { Db } from '../../db/index.ts';
+import { nowIso } from '../../db/index.ts';
+import type { OperationsTable, ServersTable } from '../../db/schema.ts';
+import type { AgentGateway } from '../../relay/agent-gateway.ts';
+import type { TransferRelay } from '../files/relay.ts';
+import type { OperationResult, OperationsService } from '../operations/service.ts';
+import type { TemplatesService } from '../templates/service.ts';
+import {
+  type BackupRow,
+  type BackupStorage,
+  BackupsRepo,
+  fromRecord,
+  type PanelBackup,
+  toPanelBackup,
+} from './repo.ts';
+
+/** How long a download link lives (seconds). */
+export const BACKUP_LINK_TTL_SECONDS = 300;
+/** Pages of the Agent's list read per reconcile, at most (100 records a page). */
+const RECONCILE_MAX_PAGES = 100;
+
+export interface CreateBackupInput {
+  name?: string | undefined;
+  format?: BackupFormat | undefined;
+  ignore?: string[] | undefined;
+  locked?: boolean | undefined;
+  /** keep only the newest N completed unlocked backups after this one succeeded */
+  retain?: number | undefined;
+}
+
+function operationError(r: OperationResult, fallback: string): CodedError {
+  return new CodedError(
+    ErrorCode.safeParse(r.code).success ? (r.code as ErrorCode) : 'INTERNAL_ERROR',
+    r.message ?? fallback,
+  );
+}
+
+export class BackupsService {
+  readonly #db: Db;
+  readonly #repo: BackupsRepo;
+  readonly #gateway: AgentGateway;
+  readonly #operations: OperationsService;
+  readonly #templates: TemplatesService;
+  readonly #relay: TransferRelay;
+  readonly #log: Logger;
+
+  constructor(deps: {
+    db: Db;
+    gateway: AgentGateway;
+    operations: OperationsService;
+    templates: TemplatesService;
+    relay: TransferRelay;
+    log: Logger;
+  }) {
+    this.#db = deps.db;
+    this.#repo = new BackupsRepo(deps.db);
+    this.#gateway = deps.gateway;
+    this.#operations = deps.operations;
+    this.#templates = deps.templates;
+    this.#relay = deps.relay;
+    this.#log = deps.log.child({ component: 'backups' });
+    this.#operations.onEnd('backup', (op, r) => this.#created(op, r));
+  }
+
+  async #server(id: string): Promise<ServersTable> {
+    const row = await this.#db.selectFrom('servers').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new CodedError('SERVER_NOT_FOUND', `no server ${id}`);
+    return row;
+  }
+
+  async #row(serverId: string, backupId: string): Promise<BackupRow> {
+    const row = await this.#repo.find(serverId, backupId);
+    if (!row) throw new CodedError('BACKUP_NOT_FOUND', `no backup ${backupId} for server ${serverId}`);
+    return row;
+  }
+
+  async #get(serverId: string, backupId: string): Promise<PanelBackup> {
+    return toPanelBackup(await this.#row(serverId, backupId));
+  }
+
+  /** A page of the server's backups, newest first (reconciled with the Agent first when it is online). */
+  async list(serverId: string, page: { offset: number; limit: number }) {
+    const server = await this.#server(serverId);
+    if (this.#gateway.isOnline(server.node_id))
+      await this.reconcile(server).catch((e: unknown) =>
+        this.#log.warn(
+          { serverId, err: (e as Error).message },
+          'backup reconcile failed; the table as it is',
+        ),
+      );
+    const [rows, total] = await Promise.all([
+      this.#repo.page(serverId, page.offset, page.limit),
+      this.#repo.count(serverId),
+    ]);
+    return {
+      backups: rows.map(toPanelBackup),
+      total,
+      offset: page.offset,
+      limit: page.limit,
+      backupLimit: server.backup_limit ?? null,
+    };
+  }
+
+  /** The Agent's records of the server, every page. */
+  async #agentRecords(server: ServersTable): Promise<BackupRecord[]> {
+    const out: BackupRecord[] = [];
+    for (let i = 0; i < RECONCILE_MAX_PAGES; i++) {
+      const page = BackupListData.parse(
+        await this.#gateway.request(
+          server.node_id,
+          'backup_list',
+          { offset: out.length, limit: BACKUP_LIST_MAX_LIMIT },
+          { serverId: server.id },
+        ),
+      );
+      out.push(...page.backups);
+      if (page.backups.length === 0 || out.length >= page.total) break;
+    }
+    return out;
+  }
+
+  /**
+   * The table made to match the Agent's records of the server's node-stored backups: each row
+   * takes the Agent's state; rows the Agent no longer has (retention, a deletion elsewhere) go,
+   * unless still pending (their create may not have reached the Agent yet: its end decides);
+   * records the Panel never had (made through the Agent's own API) are added, with no creator.
+   */
+  async reconcile(server: ServersTable): Promise<void> {
+    const records = await this.#agentRecords(server);
+    const byId = new Map(records.map((b) => [b.backupId, b]));
+    const rows = await this.#repo.all(server.id);
+    const known = new Set<string>();
+    for (const row of rows) {
+      known.add(row.id);
+      if (row.storage !== 'node') continue;
+      const rec = byId.get(row.id);
+      if (rec) {
+        await this.#repo.update(row.id, fromRecord(rec));
+        if (rec.state === 'completed' && row.state !== 'completed') await this.#settle(row.id);
+      } else if (row.state !== 'pending') {
+        await this.#repo.delete(row.id);
+        this.#log.info({ serverId: server.id, backupId: row.id }, 'backup gone from the node; row removed');
+      }
+    }
+    for (const rec of records) {
+      if (known.has(rec.backupId)) continue;
+      await this.#repo.insert({
+        id: rec.backupId,
+        server_id: server.id,
+        node_id: server.node_id,
+        storage: 'node',
+        created_by: null,
+        operation_id: null,
+        created_at: rec.createdAt,
+        ...fromRecord(rec),
+      });
+    }
+  }
+
+  /**
+   * The one seam deciding where a completed backup lives: on its node for now (storage 'node').
+   * An object store moves it there from here and sets the row's `storage`.
+   */
+  async #settle(_backupId: string): Promise<BackupStorage> {
+    return 'node';
+  }
+
+  /** A backup operation ended (Agent, sweep or reconcile): the row takes the Agent's record. */
+  async #created(op: OperationsTable, r: OperationResult): Promise<void> {
+    const row = await this.#repo.findByOperation(op.id);
+    if (!row) return;
+    const server = await this.#server(op.server_id).catch(() => null);
+    if (server && this.#gateway.isOnline(server.node_id)) {
+      await this.reconcile(server).catch((e: unknown) =>
+        this.#log.warn({ serverId: op.server_id, err: (e as Error).message }, 'backup reconcile failed'),
+      );
+    }
+    const after = await this.#repo.find(op.server_id, row.id);
+    // the Agent never recorded it (cut before it began, TIMEOUT, OPERATION_LOST): failed here
+    if (after && after.state === 'pending' && !r.success)
+      await this.#repo.update(row.id, {
+        state: 'failed',
+        completed_at: nowIso(),
+        error_code: r.code ?? 'INTERNAL_ERROR',
+        error_message: (r.message ?? 'the backup failed').slice(0, 4096),
+      });
+    this.#log.info(
+      { serverId: op.server_id, backupId: row.id, success: r.success, code: r.code },
+      'backup ended',
+    );
+  }
+
+  /**
+   * Starts a backup: refused past the server's limit (BACKUP_LIMIT_REACHED, nothing recorded) or
+   * by the Agent (SERVER_BUSY while another backup or restore runs: the row goes again).
+   */
+  async create(
+    serverId: string,
+    input: CreateBackupInput,
+    actor: string | null,
+  ): Promise<{ operationId: string; backupId: string; done: Promise<PanelBackup> }> {
+    const server = await this.#server(serverId);
+    if (!this.#gateway.isOnline(server.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    const limit = server.backup_limit ?? null;
+    if (limit !== null) {
+      const held = await this.#repo.count(serverId, ['pending', 'completed']);
+      if (held >= limit)
+        throw new CodedError(
+          'BACKUP_LIMIT_REACHED',
+          limit === 0
+            ? 'this server may not have backups (its backup limit is 0)'
+            : `this server holds ${held} of its ${limit} backups (locked ones count); delete one first`,
+          { details: { limit, held } },
+        );
+    }
+    const template = server.template_id
+      ? await this.#templates.template(server.template_id).catch(() => undefined)
+      : undefined;
+    const commands = template?.backup;
+    const backupId = randomUUID();
+    const format = input.format ?? 'tar.zst';
+    await this.#repo.insert({
+      id: backupId,
+      server_id: serverId,
+      node_id: server.node_id,
+      name: input.name ?? null,
+      format,
+      state: 'pending',
+      size: null,
+      sha256: null,
+      bytes: null,
+      entries: null,
+      locked: input.locked ? 1 : 0,
+      storage: 'node',
+      created_by: actor,
+      operation_id: null,
+      created_at: nowIso(),
+      completed_at: null,
+      error_code: null,
+      error_message: null,
+    });
+    let operationId: string;
+    try {
+      operationId = await this.#operations.start(
+        server,
+        'backup',
+        'backup_create',
+        {
+          backupId,
+          format,
+          ignore: input.ignore ?? [],
+          locked: input.locked ?? false,
+          commandsBefore: commands?.commandsBefore ?? [],
+          commandsAfter: commands?.commandsAfter ?? [],
+          commandWaitSeconds: 2,
+          ...(input.name === undefined ? {} : { name: input.name }),
+          ...(input.retain === undefined ? {} : { retain: input.retain }),
+        },
+        actor,
+      );
+    } catch (e) {
+      await this.#repo.delete(backupId);
+      throw e;
+    }
+    await this.#repo.update(backupId, { operation_id: operationId });
+    const { end } = await this.#operations.waitFor(operationId);
+    const done = end.then(async (r) => {
+      if (!r.success) throw operationError(r, 'the backup failed');
+      return this.#get(serverId, backupId);
+    });
+    return { operationId, backupId, done };
+  }
+
+  /** Restores a completed backup as an operation (`restore`); `done` resolves at its end. */
+  async restore(
+    serverId: string,
+    backupId: string,
+    truncate: boolean,
+    actor: string | null,
+  ): Promise<{ operationId: string; done: Promise<void> }> {
+    const server = await this.#server(serverId);
+    const row = await this.#row(serverId, backupId);
+    if (row.state !== 'completed')
+      throw new CodedError('INVALID_STATE', `backup ${backupId} is ${row.state}, not completed`);
+    if (!this.#gateway.isOnline(server.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    const operationId = await this.#operations.start(
+      server,
+      'restore',
+      'backup_restore',
+      { backupId, truncate },
+      actor,
+    );
+    const { end } = await this.#operations.waitFor(operationId);
+    const done = end.then((r) => {
+      if (!r.success) throw operationError(r, 'the restore failed');
+    });
+    return { operationId, done };
+  }
+
+  async lock(serverId: string, backupId: string, locked: boolean): Promise<PanelBackup> {
+    const server = await this.#server(serverId);
+    await this.#row(serverId, backupId);
+    const rec = BackupRecord.parse(
+      await this.#gateway.request(server.node_id, 'backup_lock', { backupId, locked }, { serverId }),
+    );
+    await this.#repo.update(backupId, fromRecord(rec));
+    return this.#get(serverId, backupId);
+  }
+
+  /** Deletes a backup on the node and its row; a locked one is 409 INVALID_STATE (unlock it first). */
+  async delete(serverId: string, backupId: string): Promise<void> {
+    const server = await this.#server(serverId);
+    const row = await this.#row(serverId, backupId);
+    if (Number(row.locked) === 1)
+      throw new CodedError('INVALID_STATE', `backup ${backupId} is locked; unlock it first`);
+    if (row.state === 'pending') throw new CodedError('SERVER_BUSY', `backup ${backupId} is being made`);
+    try {
+      await this.#gateway.request(server.node_id, 'backup_delete', { backupId }, { serverId });
+    } catch (e) {
+      // gone from the node already: the row goes too
+      if (!(isCodedError(e) && e.code === 'BACKUP_NOT_FOUND')) throw e;
+    }
+    await this.#repo.delete(backupId);
+  }
+
+  /**
+   * A short-lived, single-use link to a completed backup's archive: the Agent issues the ticket,
+   * the bytes stream through the Panel's relay (the Agent dials out, so nodes behind NAT work).
+   */
+  async downloadLink(
+    serverId: string,
+    backupId: string,
+  ): Promise<{ url: string; expiresAt: string; size: number; name: string; sha256: string }> {
+    const server = await this.#server(serverId);
+    const row = await this.#row(serverId, backupId);
+    if (row.state !== 'completed' || !row.sha256)
+      throw new CodedError('INVALID_STATE', `backup ${backupId} is ${row.state}, not completed`);
+    const data = CreateTransferData.parse(
+      await this.#gateway.request(
+        server.node_id,
+        'create_transfer',
+        { direction: 'download', backupId, ttlSeconds: BACKUP_LINK_TTL_SECONDS },
+        { serverId },
+      ),
+    );
+    const sha256 = data.sha256 ?? row.sha256;
+    this.#relay.remember(data.ticket, {
+      nodeId: server.node_id,
+      serverId,
+      direction: 'download',
+      size: data.size,
+      name: data.name,
+      expiresAt: Date.parse(data.expiresAt),
+      sha256,
+    });
+    return {
+      url: `/api/transfers/${data.ticket}`,
+      expiresAt: data.expiresAt,
+      size: data.size,
+      name: data.name,
+      sha256,
+    };
+  }
+}
