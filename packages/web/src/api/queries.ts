@@ -6,6 +6,7 @@ import type {
   AgentCommands,
   Allocation,
   ApiKeyInfo,
+  BackupList,
   Bucket,
   CreateApiKeyInput,
   CreatedApiKey,
@@ -50,6 +51,7 @@ export const keys = {
   activity: (serverId: string | null, query: string) => ['activity', serverId, query] as const,
   permissions: ['permissions'] as const,
   subusers: (serverId: string) => ['servers', serverId, 'users'] as const,
+  backups: (serverId: string) => ['servers', serverId, 'backups'] as const,
 };
 
 // live data keeps these fresh; polling is the fallback when the socket is down
@@ -143,6 +145,13 @@ export const useSubusers = (serverId: string, enabled: boolean) =>
     queryKey: keys.subusers(serverId),
     enabled,
     queryFn: () => api<Subuser[]>(`/servers/${encodeURIComponent(serverId)}/users`),
+  });
+/** The server's backups (newest first) and its backup limit. */
+export const useBackups = (serverId: string, enabled: boolean) =>
+  useQuery({
+    queryKey: keys.backups(serverId),
+    enabled,
+    queryFn: () => api<BackupList>(`/servers/${encodeURIComponent(serverId)}/backups?limit=100`),
   });
 export const useUsers = () => useQuery({ queryKey: keys.users, queryFn: () => api<User[]>('/users') });
 

@@ -86,6 +86,11 @@ export type FileContent = ApiResponse<'/api/servers/{id}/files/content', 'get'>;
 export type Permission = ApiResponse<'/api/permissions', 'get'>[number]['permissions'][number]['name'];
 export type PermissionGroup = ApiResponse<'/api/permissions', 'get'>[number];
 export type Subuser = ApiResponse<'/api/servers/{id}/users', 'get'>[number];
+// backups (issue 10 item 4)
+export type BackupList = ApiResponse<'/api/servers/{id}/backups', 'get'>;
+export type Backup = BackupList['backups'][number];
+export type BackupStarted = ApiResponse<'/api/servers/{id}/backups', 'post', 202>;
+export type BackupLink = ApiResponse<'/api/servers/{id}/backups/{backupId}/download', 'post', 201>;
 
 // templates
 export type TemplateSummary = ApiResponse<'/api/templates', 'get'>[number];

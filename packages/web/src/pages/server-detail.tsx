@@ -31,6 +31,7 @@ import {
 } from '../api/queries.ts';
 import type { Permission, Server, ServerStatus } from '../api/types.ts';
 import { ActivityLog } from '../components/activity-log.tsx';
+import { BackupsTab } from '../components/backups-tab.tsx';
 import { CommandInput } from '../components/command-input.tsx';
 import { ConfigModal } from '../components/config-modal.tsx';
 import { ConsoleTerminal } from '../components/console-terminal.tsx';
@@ -436,6 +437,11 @@ function ServerDetail({ id }: { id: string }) {
               Files
             </Tabs.Tab>
           ) : null}
+          {can('backup.read') ? (
+            <Tabs.Tab value="backups" data-testid="tab-backups">
+              Backups
+            </Tabs.Tab>
+          ) : null}
           {can('activity.read') ? (
             <Tabs.Tab value="activity" data-testid="tab-activity">
               Activity
@@ -530,6 +536,9 @@ function ServerDetail({ id }: { id: string }) {
         </Tabs.Panel>
         <Tabs.Panel value="files" pt="md">
           <FilesTab serverId={server.id} logFile={template ? logFile(template) : null} />
+        </Tabs.Panel>
+        <Tabs.Panel value="backups" pt="md">
+          <BackupsTab serverId={server.id} permissions={server.permissions} />
         </Tabs.Panel>
         <Tabs.Panel value="activity" pt="md">
           <ActivityLog serverId={server.id} />

@@ -1,0 +1,501 @@
+import {
+  Alert,
+  Badge,
+  Button,
+  Checkbox,
+  Code,
+  CopyButton,
+  Group,
+  Modal,
+  SegmentedControl,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  Tooltip,
+} from '@mantine/core';
+import { useQueryClient } from '@tanstack/react-query';
+import { type FormEvent, useState } from 'react';
+import { api, errorMessage } from '../api/http.ts';
+import { useLiveMessages } from '../api/live.tsx';
+import { keys, useBackups } from '../api/queries.ts';
+import type { Backup, BackupLink, BackupStarted, Permission } from '../api/types.ts';
+import { formatBytes } from '../lib/format.ts';
+import { ErrorState, Loading } from './states.tsx';
+
+/** What the live socket said of one operation so far. */
+interface OpState {
+  kind: string;
+  stage: string;
+  message?: string | undefined;
+  success?: boolean | undefined;
+  errorCode?: string | undefined;
+}
+
+function when(iso: string | null): string {
+  return iso ? new Date(iso).toLocaleString() : '—';
+}
+
+function StateBadge({ b }: { b: Backup }) {
+  const color = b.state === 'completed' ? 'teal' : b.state === 'failed' ? 'red' : 'gray';
+  return (
+    <Badge color={color} title={b.error ? `${b.error.code}: ${b.error.message}` : undefined}>
+      {b.state === 'failed' && b.error ? b.error.code : b.state}
+    </Badge>
+  );
+}
+
+/** One operation's progress as it happens (stage and the Agent's message), then its outcome. */
+function OperationProgress({
+  label,
+  op,
+  testId,
+}: {
+  label: string;
+  op: OpState | undefined;
+  testId: string;
+}) {
+  if (!op) return null;
+  const color = op.success === undefined ? 'blue' : op.success ? 'teal' : 'red';
+  return (
+    <Alert color={color} data-testid={testId} data-stage={op.stage} data-success={String(op.success ?? '')}>
+      <Text size="sm">
+        {label}: <b data-testid={`${testId}-stage`}>{op.stage}</b>
+        {op.message ? ` — ${op.message}` : ''}
+        {op.success === false && op.errorCode ? ` (${op.errorCode})` : ''}
+      </Text>
+    </Alert>
+  );
+}
+
+/**
+ * The Backups tab: the server's backups with state, size, checksum, who made them and when; create
+ * (name, format, locked) with its progress live, download through a short-lived link, restore
+ * (optionally deleting the current files first) with its progress, lock/unlock and delete. Each
+ * control shows only with its `backup.*` permission; the limit reads "2 of 3".
+ */
+export function BackupsTab({
+  serverId,
+  permissions,
+}: {
+  serverId: string;
+  permissions: readonly Permission[];
+}) {
+  const can = (p: Permission) => permissions.includes(p);
+  const list = useBackups(serverId, can('backup.read'));
+  const qc = useQueryClient();
+  const [ops, setOps] = useState<Record<string, OpState>>({});
+  const [createOp, setCreateOp] = useState<string | null>(null);
+  const [restoreOp, setRestoreOp] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [restoring, setRestoring] = useState<Backup | null>(null);
+  const [deleting, setDeleting] = useState<Backup | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const refresh = () => qc.invalidateQueries({ queryKey: keys.backups(serverId) });
+
+  useLiveMessages((m) => {
+    if (m.type !== 'operation' || m.serverId !== serverId) return;
+    if (m.kind !== 'backup' && m.kind !== 'restore') return;
+    setOps((prev) => ({
+      ...prev,
+      [m.operationId]: {
+        kind: m.kind,
+        stage: m.stage,
+        message: m.message ?? prev[m.operationId]?.message,
+        success: m.success,
+        errorCode: m.errorCode,
+      },
+    }));
+    void refresh();
+  });
+
+  const run = async (fn: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await fn();
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      void refresh();
+    }
+  };
+
+  const download = (b: Backup) =>
+    run(async () => {
+      const link = await api<BackupLink>(
+        `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(b.backupId)}/download`,
+        { method: 'POST' },
+      );
+      const a = document.createElement('a');
+      a.href = link.url;
+      a.download = link.name;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+    });
+  const setLocked = (b: Backup, locked: boolean) =>
+    run(() =>
+      api(`/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(b.backupId)}/lock`, {
+        method: 'POST',
+        body: { locked },
+      }),
+    );
+
+  if (!can('backup.read')) return <Text c="dimmed">You may not see this server's backups.</Text>;
+  if (list.isLoading) return <Loading />;
+  if (list.error) return <ErrorState error={list.error} />;
+  const data = list.data;
+  const backups = data?.backups ?? [];
+  const limit = data?.backupLimit ?? null;
+  const held = backups.filter((b) => b.state !== 'failed').length;
+  const full = limit !== null && held >= limit;
+
+  return (
+    <Stack data-testid="backups-tab">
+      <Group justify="space-between">
+        <Group gap="xs">
+          <Title order={4}>Backups</Title>
+          <Badge variant="light" data-testid="backup-count">
+            {limit === null ? `${held} (no limit)` : `${held} of ${limit}`}
+          </Badge>
+        </Group>
+        {can('backup.create') ? (
+          <Tooltip label="The backup limit is reached: delete one first" disabled={!full}>
+            <Button onClick={() => setCreating(true)} disabled={full} data-testid="backup-create">
+              Create backup
+            </Button>
+          </Tooltip>
+        ) : null}
+      </Group>
+      {error ? (
+        <Alert color="red" data-testid="backup-error" withCloseButton onClose={() => setError(null)}>
+          {error}
+        </Alert>
+      ) : null}
+      <OperationProgress
+        label="Backup"
+        op={createOp ? ops[createOp] : undefined}
+        testId="backup-create-progress"
+      />
+      <OperationProgress
+        label="Restore"
+        op={restoreOp ? ops[restoreOp] : undefined}
+        testId="backup-restore-progress"
+      />
+      {backups.length === 0 ? (
+        <Text c="dimmed" data-testid="backups-empty">
+          No backups yet.
+        </Text>
+      ) : (
+        <Table.ScrollContainer minWidth={900}>
+          <Table data-testid="backups-table">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Name</Table.Th>
+                <Table.Th>State</Table.Th>
+                <Table.Th>Size</Table.Th>
+                <Table.Th>Checksum (sha256)</Table.Th>
+                <Table.Th>Created by</Table.Th>
+                <Table.Th>Created</Table.Th>
+                <Table.Th>Completed</Table.Th>
+                <Table.Th />
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {backups.map((b) => (
+                <Table.Tr key={b.backupId} data-testid={`backup-row-${b.backupId}`} data-state={b.state}>
+                  <Table.Td>
+                    <Group gap={6}>
+                      <Text size="sm" data-testid="backup-name">
+                        {b.name ?? b.backupId.slice(0, 8)}
+                      </Text>
+                      <Badge size="xs" variant="outline">
+                        {b.format}
+                      </Badge>
+                      {b.locked ? (
+                        <Badge size="xs" color="yellow" data-testid="backup-locked">
+                          locked
+                        </Badge>
+                      ) : null}
+                    </Group>
+                  </Table.Td>
+                  <Table.Td>
+                    <StateBadge b={b} />
+                  </Table.Td>
+                  <Table.Td>{b.size === null ? '—' : formatBytes(b.size)}</Table.Td>
+                  <Table.Td>
+                    {b.sha256 ? (
+                      <Group gap={4}>
+                        <Code data-testid="backup-sha256" data-sha256={b.sha256} title={b.sha256}>
+                          {b.sha256.slice(0, 12)}…
+                        </Code>
+                        <CopyButton value={b.sha256}>
+                          {({ copied, copy }) => (
+                            <Button size="compact-xs" variant="subtle" onClick={copy}>
+                              {copied ? 'Copied' : 'Copy'}
+                            </Button>
+                          )}
+                        </CopyButton>
+                      </Group>
+                    ) : (
+                      '—'
+                    )}
+                  </Table.Td>
+                  <Table.Td>{b.createdBy?.username ?? '—'}</Table.Td>
+                  <Table.Td>{when(b.createdAt)}</Table.Td>
+                  <Table.Td>{when(b.completedAt)}</Table.Td>
+                  <Table.Td>
+                    <Group gap={4} wrap="nowrap">
+                      {can('backup.download') && b.state === 'completed' ? (
+                        <Button
+                          size="compact-sm"
+                          variant="light"
+                          onClick={() => download(b)}
+                          data-testid="backup-download"
+                        >
+                          Download
+                        </Button>
+                      ) : null}
+                      {can('backup.restore') && b.state === 'completed' ? (
+                        <Button
+                          size="compact-sm"
+                          variant="light"
+                          color="orange"
+                          onClick={() => setRestoring(b)}
+                          data-testid="backup-restore"
+                        >
+                          Restore
+                        </Button>
+                      ) : null}
+                      {can('backup.delete') && b.state !== 'pending' ? (
+                        <Button
+                          size="compact-sm"
+                          variant="subtle"
+                          onClick={() => setLocked(b, !b.locked)}
+                          data-testid="backup-lock"
+                        >
+                          {b.locked ? 'Unlock' : 'Lock'}
+                        </Button>
+                      ) : null}
+                      {can('backup.delete') && b.state !== 'pending' ? (
+                        <Tooltip label="Unlock it first" disabled={!b.locked}>
+                          <Button
+                            size="compact-sm"
+                            variant="subtle"
+                            color="red"
+                            disabled={b.locked}
+                            onClick={() => setDeleting(b)}
+                            data-testid="backup-delete"
+                          >
+                            Delete
+                          </Button>
+                        </Tooltip>
+                      ) : null}
+                    </Group>
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+      <CreateBackupModal
+        opened={creating}
+        onClose={() => setCreating(false)}
+        onStarted={(id) => {
+          setCreateOp(id);
+          setCreating(false);
+          void refresh();
+        }}
+        serverId={serverId}
+      />
+      <RestoreModal
+        backup={restoring}
+        onClose={() => setRestoring(null)}
+        onStarted={(id) => {
+          setRestoreOp(id);
+          setRestoring(null);
+        }}
+        serverId={serverId}
+      />
+      <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete backup">
+        <Stack>
+          <Text size="sm">
+            Delete <b>{deleting?.name ?? deleting?.backupId}</b> from the node? This cannot be undone.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setDeleting(null)}>
+              Cancel
+            </Button>
+            <Button
+              color="red"
+              data-testid="backup-delete-confirm"
+              onClick={() => {
+                const b = deleting;
+                setDeleting(null);
+                if (b)
+                  void run(() =>
+                    api(
+                      `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(b.backupId)}`,
+                      {
+                        method: 'DELETE',
+                      },
+                    ),
+                  );
+              }}
+            >
+              Delete
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+    </Stack>
+  );
+}
+
+function CreateBackupModal({
+  opened,
+  onClose,
+  onStarted,
+  serverId,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  onStarted: (operationId: string) => void;
+  serverId: string;
+}) {
+  const [name, setName] = useState('');
+  const [format, setFormat] = useState<'tar.zst' | 'tar.gz'>('tar.zst');
+  const [locked, setLocked] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await api<BackupStarted>(`/servers/${encodeURIComponent(serverId)}/backups`, {
+        method: 'POST',
+        body: { ...(name.trim() ? { name: name.trim() } : {}), format, locked },
+      });
+      setName('');
+      onStarted(r.operationId);
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal opened={opened} onClose={onClose} title="Create backup">
+      <form onSubmit={submit}>
+        <Stack>
+          <TextInput
+            label="Name"
+            placeholder="optional"
+            maxLength={191}
+            value={name}
+            onChange={(e) => setName(e.currentTarget.value)}
+            data-testid="backup-name-input"
+          />
+          <div>
+            <Text size="sm" fw={500} mb={4}>
+              Format
+            </Text>
+            <SegmentedControl
+              value={format}
+              onChange={(v) => setFormat(v === 'tar.gz' ? 'tar.gz' : 'tar.zst')}
+              data={[
+                { value: 'tar.zst', label: 'tar.zst (fast)' },
+                { value: 'tar.gz', label: 'tar.gz' },
+              ]}
+              data-testid="backup-format"
+            />
+          </div>
+          <Checkbox
+            label="Locked (kept by retention, cannot be deleted until unlocked)"
+            checked={locked}
+            onChange={(e) => setLocked(e.currentTarget.checked)}
+            data-testid="backup-locked-input"
+          />
+          {error ? (
+            <Alert color="red" data-testid="backup-create-error">
+              {error}
+            </Alert>
+          ) : null}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={busy} data-testid="backup-create-submit">
+              Create
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+function RestoreModal({
+  backup,
+  onClose,
+  onStarted,
+  serverId,
+}: {
+  backup: Backup | null;
+  onClose: () => void;
+  onStarted: (operationId: string) => void;
+  serverId: string;
+}) {
+  const [truncate, setTruncate] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const restore = async () => {
+    if (!backup) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await api<{ operationId: string }>(
+        `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(backup.backupId)}/restore`,
+        { method: 'POST', body: { truncate } },
+      );
+      setTruncate(false);
+      onStarted(r.operationId);
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal opened={backup !== null} onClose={onClose} title="Restore backup">
+      <Stack>
+        <Text size="sm">
+          Restore <b>{backup?.name ?? backup?.backupId}</b>? The server is stopped, the backup's files are
+          written over the current ones, and it is started again if it was running.
+        </Text>
+        <Checkbox
+          label="Delete the current files first (only after the archive was verified)"
+          checked={truncate}
+          onChange={(e) => setTruncate(e.currentTarget.checked)}
+          data-testid="backup-restore-truncate"
+        />
+        {error ? (
+          <Alert color="red" data-testid="backup-restore-error">
+            {error}
+          </Alert>
+        ) : null}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onClose}>
+            Cancel
+          </Button>
+          <Button color="orange" loading={busy} onClick={restore} data-testid="backup-restore-confirm">
+            Restore
+          </Button>
+        </Group>
+      </Stack>
+    </Modal>
+  );
+}
