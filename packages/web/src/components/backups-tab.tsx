@@ -40,7 +40,11 @@ function when(iso: string | null): string {
 function StateBadge({ b }: { b: Backup }) {
   const color = b.state === 'completed' ? 'teal' : b.state === 'failed' ? 'red' : 'gray';
   return (
-    <Badge color={color} title={b.error ? `${b.error.code}: ${b.error.message}` : undefined}>
+    <Badge
+      color={color}
+      style={{ minWidth: 'max-content' }}
+      title={b.error ? `${b.error.code}: ${b.error.message}` : undefined}
+    >
       {b.state === 'failed' && b.error ? b.error.code : b.state}
     </Badge>
   );
@@ -223,7 +227,9 @@ export function BackupsTab({
                   <Table.Td>
                     <StateBadge b={b} />
                   </Table.Td>
-                  <Table.Td>{b.size === null ? '—' : formatBytes(b.size)}</Table.Td>
+                  <Table.Td style={{ whiteSpace: 'nowrap' }}>
+                    {b.size === null ? '—' : formatBytes(b.size)}
+                  </Table.Td>
                   <Table.Td>
                     {b.sha256 ? (
                       <Group gap={4}>
