@@ -54,7 +54,7 @@ export interface HttpDeps {
     take: (ticket: string) => Ticket;
     download: (
       t: Ticket,
-    ) => Promise<{ stream: Readable; size: number; name: string; close: () => Promise<void> }>;
+    ) => Promise<{ stream: Readable; size: number | null; name: string; close: () => Promise<void> }>;
     upload: (t: Ticket, body: Readable) => Promise<{ path: string; size: number }>;
   };
   docker: () => Promise<{ reachable: boolean; version: string | null }>;
@@ -137,9 +137,10 @@ export async function buildHttp(deps: HttpDeps) {
         return fail(reply, e, req.id);
       }
       reply.raw.once('close', () => void d.close());
+      // a folder archived while it streams has no size: chunked
+      if (d.size !== null) reply.header('content-length', String(d.size));
       return reply
         .header('content-type', 'application/octet-stream')
-        .header('content-length', String(d.size))
         .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(d.name)}`)
         .header('cache-control', 'no-store')
         .send(d.stream);

@@ -26,6 +26,12 @@ import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
+  compressFiles,
+  decompressFile,
+  folderArchiveName,
+  openFolderArchive,
+} from '../filesystem/archives.ts';
+import {
   chownPathInside,
   fileSizeInside,
   getFile,
@@ -60,7 +66,7 @@ import { Server } from './server.ts';
 export type PanelDialer = (
   method: 'GET' | 'POST',
   path: string,
-  body?: { stream: import('node:stream').Readable; size: number },
+  body?: { stream: import('node:stream').Readable; size: number | null },
 ) => Promise<import('node:http').IncomingMessage>;
 
 /** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
@@ -106,7 +112,12 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   update_server: 'Server update command received',
   backup_create: 'Backup command received',
   backup_restore: 'Restore command received',
+  file_compress: 'Compress command received',
+  file_decompress: 'Decompress command received',
 };
+
+/** Operations that take the server's file-archive lock (one at a time; power actions go on). */
+const ARCHIVE_ACTIONS: ReadonlySet<string> = new Set(['file_compress', 'file_decompress']);
 
 export class ServerManager {
   readonly servers = new Map<string, Server>();
@@ -131,6 +142,8 @@ export class ServerManager {
    * as power actions do (it stops and starts the server).
    */
   readonly #backupLocks = new PowerLocks();
+  /** compress / decompress: one at a time per server, beside power actions and backups */
+  readonly #archiveLocks = new PowerLocks();
   /** every accepted operation not ended yet (a superseded one stays until it returns) */
   readonly #accepted = new Map<string, ActiveOperation>();
   /** operations accepted before the last Agent restart and never finished (see reportInterrupted) */
@@ -470,7 +483,12 @@ export class ServerManager {
       return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
     }
     // a backup has a lock of its own (power actions go on meanwhile); the rest take the server's
-    const locks = cmd.action === 'backup_create' ? this.#backupLocks : this.#locks;
+    const locks =
+      cmd.action === 'backup_create'
+        ? this.#backupLocks
+        : ARCHIVE_ACTIONS.has(cmd.action)
+          ? this.#archiveLocks
+          : this.#locks;
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
     const op: ActiveOperation = {
@@ -504,6 +522,7 @@ export class ServerManager {
         action: cmd.action,
         success: res.success && !superseded,
         ...(error ? { error } : {}),
+        ...(res.success && !superseded && res.data !== undefined ? { data: res.data } : {}),
       });
       return res;
     });
@@ -547,7 +566,10 @@ export class ServerManager {
   }
 
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
-  openTransferDownload(t: Ticket) {
+  async openTransferDownload(
+    t: Ticket,
+  ): Promise<{ stream: Readable; size: number | null; name: string; close: () => Promise<void> }> {
+    if (t.archive) return { ...(await openFolderArchive(t.root, t.path, t.deny, t.archive)), size: null };
     return openDownload(t.root, t.path, t.deny);
   }
 
@@ -723,11 +745,15 @@ export class ServerManager {
           path: rel,
           size,
           ttlSeconds,
+          archive,
         } = cmd.payload as Command<'create_transfer'>['payload'];
         const deny = this.#denylist(s);
-        let info: { size: number; name: string };
-        if (direction === 'download') info = await downloadSize(s.dir, rel, deny);
+        let info: { size: number | null; name: string };
+        if (direction === 'download' && archive)
+          info = { size: null, name: await folderArchiveName(s.dir, rel, deny, archive) };
+        else if (direction === 'download') info = await downloadSize(s.dir, rel, deny);
         else {
+          if (archive) throw new CodedError('VALIDATION_FAILED', 'an upload is one file (no archive)');
           if (size === undefined) throw new CodedError('VALIDATION_FAILED', 'an upload names its size');
           // the name is checked now (`..`, NUL, length, denylist); links when the body comes
           const parts = splitPath(rel);
@@ -743,7 +769,8 @@ export class ServerManager {
           root: s.dir,
           path: rel,
           direction,
-          size: info.size,
+          size: info.size ?? 0,
+          ...(archive && direction === 'download' ? { archive } : {}),
           expiresAt,
           deny,
           owner: { uid, gid },
@@ -786,6 +813,25 @@ export class ServerManager {
         return this.backups.handle(cmd, this.#server(serverId), (stage, message) => {
           if (op) this.#progress(op, stage, message);
         });
+      case 'file_compress':
+      case 'file_decompress': {
+        const s = this.#server(serverId);
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        const job = {
+          root: s.dir,
+          deny: this.#denylist(s),
+          owner: { uid, gid },
+          progress: (stage: string, message?: string) => {
+            if (op) this.#progress(op, stage, message);
+          },
+        };
+        const room = await s.diskRoom();
+        if (cmd.action === 'file_compress')
+          return { data: await compressFiles(job, cmd.payload as Command<'file_compress'>['payload'], room) };
+        return {
+          data: await decompressFile(job, cmd.payload as Command<'file_decompress'>['payload'], room),
+        };
+      }
       case 'sftp_revoke': {
         const { userId, serverId: only } = cmd.payload as Command<'sftp_revoke'>['payload'];
         return { data: { closed: this.sftpRevoke?.(userId, only) ?? 0 } };

@@ -87,6 +87,8 @@ const EXPECTED: Record<string, string> = {
   'POST /api/servers/:id/files/copy': 'user file.create',
   'POST /api/servers/:id/files/delete': 'user file.delete',
   'POST /api/servers/:id/files/chmod': 'user file.update',
+  'POST /api/servers/:id/files/compress': 'user file.archive',
+  'POST /api/servers/:id/files/decompress': 'user file.archive',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',

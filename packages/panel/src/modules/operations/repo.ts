@@ -3,7 +3,17 @@ import { z } from 'zod';
 import type { Db } from '../../db/index.ts';
 import type { OperationsTable } from '../../db/schema.ts';
 
-export const OperationKind = z.enum(['create', 'start', 'stop', 'restart', 'kill', 'reinstall', 'update']);
+export const OperationKind = z.enum([
+  'create',
+  'start',
+  'stop',
+  'restart',
+  'kill',
+  'reinstall',
+  'update',
+  'compress',
+  'decompress',
+]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
 export const Operation = z.object({
