@@ -314,6 +314,35 @@ export const FileDecompressData = z.object({
   entries: Count,
 });
 export type FileDecompressData = z.infer<typeof FileDecompressData>;
+
+/** A Docker volume's name (Docker's own rule). */
+export const VolumeName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/, 'a Docker volume name: [A-Za-z0-9][A-Za-z0-9_.-]*, ≤ 255');
+export const VolumeArchiveFormat = z.enum(['tar.gz', 'tar.zst']);
+/**
+ * volume_backup (issue 10 item 5; Agent-level, no server): a download ticket whose body is the
+ * named volume's tree (its Mountpoint from the Docker Engine), archived while it streams by the
+ * same archiver as server files (size null, chunked).
+ */
+export const VolumeBackupPayload = z.object({
+  volume: VolumeName,
+  format: VolumeArchiveFormat.default('tar.gz'),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+/**
+ * volume_restore: an upload ticket for an archive of exactly `size` bytes (tar.gz, tar.zst, tar or
+ * zip, by its magic bytes), spooled on the node, verified whole, then unpacked into the volume
+ * (`truncate`: its current contents removed first, only after the verify). A volume used by a
+ * running container is refused (INVALID_STATE) unless `force`.
+ */
+export const VolumeRestorePayload = z.object({
+  volume: VolumeName,
+  size: z.number().int().min(1).max(TRANSFER_MAX_BYTES),
+  force: z.boolean().default(false),
+  truncate: z.boolean().default(false),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
 /**
  * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
  * credentials: `POST /api/agent/transfers/<ticket>` carrying a download's bytes, or
@@ -441,6 +470,10 @@ export const actionPayloads = {
   file_compress: FileCompressPayload,
   /** unpack an archive of the server's files (an operation) */
   file_decompress: FileDecompressPayload,
+  /** a download ticket streaming a Docker volume's archive (no server) */
+  volume_backup: VolumeBackupPayload,
+  /** an upload ticket whose archive is restored into a Docker volume (no server) */
+  volume_restore: VolumeRestorePayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
   /** archive the server's files into a backup on the node (an operation) */

@@ -57,6 +57,7 @@ import {
   type Ticket,
   TransferTickets,
 } from '../transfers/transfers.ts';
+import type { VolumeArchiver } from '../volumes/volumes.ts';
 import { type InstallState, loadDefinitions } from './definition-store.ts';
 import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
 import { type LockHolder, PowerLocks } from './power.ts';
@@ -150,6 +151,9 @@ export class ServerManager {
   #interrupted: ActiveOperation[] = [];
   #opWrites: Promise<void> = Promise.resolve();
   #shuttingDown = false;
+
+  /** Docker volumes backed up and restored (set by the Agent; null in tests without Docker) */
+  volumes: VolumeArchiver | null = null;
 
   /** closes SFTP sessions (set by the SFTP server when it runs); answers how many were closed */
   sftpRevoke: ((userId: string, serverId?: string) => number) | null = null;
@@ -569,12 +573,17 @@ export class ServerManager {
   async openTransferDownload(
     t: Ticket,
   ): Promise<{ stream: Readable; size: number | null; name: string; close: () => Promise<void> }> {
+    if (t.volume) return this.#volumes().openBackup(t.volume.name, t.volume.format);
     if (t.archive) return { ...(await openFolderArchive(t.root, t.path, t.deny, t.archive)), size: null };
     return openDownload(t.root, t.path, t.deny);
   }
 
   /** An upload's body written for a ticket taken (quota checked again now: it may have filled). */
-  async receiveTransferUpload(t: Ticket, body: import('node:stream').Readable) {
+  async receiveTransferUpload(
+    t: Ticket,
+    body: import('node:stream').Readable,
+  ): Promise<{ path: string; size: number }> {
+    if (t.volume) return this.#volumes().restore(t.volume.name, body, t.size, t.volume);
     const s = this.servers.get(t.serverId);
     if (!s) throw new CodedError('SERVER_NOT_FOUND', `server ${t.serverId} is not on this node`);
     await s.assertDiskRoom(t.size, await fileSizeInside(t.root, t.path));
@@ -614,6 +623,45 @@ export class ServerManager {
       done.resume();
     };
     run().catch((e) => log.warn({ err: e }, 'relayed transfer failed'));
+  }
+
+  #volumes(): VolumeArchiver {
+    if (!this.volumes) throw new CodedError('DOCKER_ERROR', 'volumes are not handled by this Agent');
+    return this.volumes;
+  }
+
+  /** A ticket for a Docker volume's backup or restore (no server: the Panel's admins ask). */
+  async #volumeTicket(cmd: Command<'volume_backup'> | Command<'volume_restore'>) {
+    const v = this.#volumes();
+    const p = cmd.payload;
+    await v.mountpoint(p.volume);
+    const restore = cmd.action === 'volume_restore';
+    const rp = p as Command<'volume_restore'>['payload'];
+    if (restore) await v.assertFree(p.volume, rp.force);
+    const format = restore ? 'tar.gz' : (p as Command<'volume_backup'>['payload']).format;
+    const expiresAt = Date.now() + p.ttlSeconds * 1000;
+    const ticket = this.transfers.issue({
+      serverId: '',
+      root: '',
+      path: '',
+      direction: restore ? 'upload' : 'download',
+      size: restore ? rp.size : 0,
+      expiresAt,
+      deny: new Denylist([]),
+      owner: { uid: this.#config.containerUid, gid: this.#config.containerGid },
+      volume: {
+        name: p.volume,
+        format,
+        force: restore ? rp.force : false,
+        truncate: restore ? rp.truncate : false,
+      },
+    });
+    return {
+      ticket,
+      expiresAt: new Date(expiresAt).toISOString(),
+      size: restore ? rp.size : null,
+      name: restore ? p.volume : `${p.volume}.${format}`,
+    };
   }
 
   #denylist(s: Server): Denylist {
@@ -832,6 +880,11 @@ export class ServerManager {
           data: await decompressFile(job, cmd.payload as Command<'file_decompress'>['payload'], room),
         };
       }
+      case 'volume_backup':
+      case 'volume_restore':
+        return {
+          data: await this.#volumeTicket(cmd as Command<'volume_backup'> | Command<'volume_restore'>),
+        };
       case 'sftp_revoke': {
         const { userId, serverId: only } = cmd.payload as Command<'sftp_revoke'>['payload'];
         return { data: { closed: this.sftpRevoke?.(userId, only) ?? 0 } };

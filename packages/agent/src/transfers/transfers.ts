@@ -38,6 +38,8 @@ export interface Ticket {
   owner: { uid: number; gid: number };
   /** a folder downloaded as this archive, made while it streams (size unknown) */
   archive?: ArchiveWriteFormat;
+  /** a Docker volume's backup (download) or restore (upload) instead of a server's file */
+  volume?: { name: string; format: 'tar.gz' | 'tar.zst'; force: boolean; truncate: boolean };
 }
 
 /** Tickets alive at once, at most (a flood of create_transfer cannot grow memory). */
