@@ -15,7 +15,7 @@ import { lchown, lstat, open, realpath, rename, unlink } from 'node:fs/promises'
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CodedError } from '@cap/protocol';
+import { type ArchiveWriteFormat, CodedError } from '@cap/protocol';
 import { openInside, resolveInside } from '../filesystem/filesystem.ts';
 import {
   checkName,
@@ -38,6 +38,10 @@ export interface Ticket {
   owner: { uid: number; gid: number };
   /** a backup's download (then `path` is unused): its id and recorded sha256 */
   backup?: { backupId: string; sha256: string };
+  /** a folder downloaded as this archive, made while it streams (size unknown) */
+  archive?: ArchiveWriteFormat;
+  /** a Docker volume's backup (download) or restore (upload) instead of a server's file */
+  volume?: { name: string; format: 'tar.gz' | 'tar.zst'; force: boolean; truncate: boolean };
 }
 
 /** Tickets alive at once, at most (a flood of create_transfer cannot grow memory). */
@@ -91,7 +95,10 @@ export async function openDownload(
   try {
     const st = await fh.stat();
     if (st.isDirectory())
-      throw new CodedError('CONFIG_INVALID', 'a folder downloads as an archive (compress it first)');
+      throw new CodedError(
+        'CONFIG_INVALID',
+        "a folder downloads as an archive (`archive: 'tar.gz' | 'zip'`)",
+      );
     if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
     // exactly the size announced: a file that grows meanwhile is cut at it, one that shrinks fails
     if (st.size === 0) {

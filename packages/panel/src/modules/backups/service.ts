@@ -373,11 +373,13 @@ export class BackupsService {
       ),
     );
     const sha256 = data.sha256 ?? row.sha256;
+    const size = data.size;
+    if (size === null) throw new CodedError('INTERNAL_ERROR', 'the Agent gave a backup ticket no size');
     this.#relay.remember(data.ticket, {
       nodeId: server.node_id,
       serverId,
       direction: 'download',
-      size: data.size,
+      size,
       name: data.name,
       expiresAt: Date.parse(data.expiresAt),
       sha256,
@@ -385,7 +387,7 @@ export class BackupsService {
     return {
       url: `/api/transfers/${data.ticket}`,
       expiresAt: data.expiresAt,
-      size: data.size,
+      size,
       name: data.name,
       sha256,
     };

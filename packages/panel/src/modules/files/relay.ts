@@ -12,7 +12,8 @@ export interface RelayTicket {
   nodeId: string;
   serverId: string;
   direction: 'upload' | 'download';
-  size: number;
+  /** null: a folder archived while it streams */
+  size: number | null;
   name: string;
   expiresAt: number;
   /** a backup's download: its recorded sha256, sent as x-checksum-sha256 */
@@ -32,7 +33,7 @@ interface Waiting {
   onDial?: () => void;
   /** upload: the browser's body, for the Agent's GET */
   body?: IncomingMessage;
-  size: number;
+  size: number | null;
   /** upload: the Agent's result (`{ ok, path, size }` or `{ ok: false, code, message }`) */
   onResult?: (result: unknown) => void;
 }
