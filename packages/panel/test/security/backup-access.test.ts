@@ -431,7 +431,8 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal(p.backupId, b.body.backupId);
       // a raw server sends none
       const raw = agent.commands.find((c) => c.action === 'backup_create' && c.serverId === serverA);
-      assert.deepEqual((raw?.payload as Command<'backup_create'>['payload']).commandsBefore, []);
+      assert.ok(raw);
+      assert.deepEqual((raw.payload as Command<'backup_create'>['payload']).commandsBefore, []);
     });
 
     test('restore is an operation of kind restore; a deleted server takes its backups with it', async () => {
