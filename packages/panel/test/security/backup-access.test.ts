@@ -34,6 +34,8 @@ const of = (cmd: Command) => {
   }
   return list;
 };
+/** what the next backup_create does: refused at once, or accepted and then failed (a full disk) */
+let nextCreate: 'ok' | 'busy' | 'disk-full' = 'ok';
 const find = (cmd: Command, backupId: string) => {
   const b = of(cmd).find((x) => x.backupId === backupId);
   if (!b) throw new FakeAgentError('BACKUP_NOT_FOUND', `no backup ${backupId}`);
@@ -78,9 +80,15 @@ for (const engine of ['sqlite', 'postgres'] as const)
       agent = await FakeAgent.start({
         panelUrl: panel.url,
         agentSecret: node.agentSecret,
+        operationError: (cmd) =>
+          cmd.action === 'backup_create' && nextCreate === 'disk-full'
+            ? { code: 'INSUFFICIENT_RESOURCES', message: 'no space left on the node' }
+            : undefined,
         handlers: {
           backup_create: (cmd) => {
             const p = (cmd as Command<'backup_create'>).payload;
+            if (nextCreate === 'busy') throw new FakeAgentError('SERVER_BUSY', 'a backup is already running');
+            const fail = nextCreate === 'disk-full';
             const rec: BackupRecord = {
               backupId: p.backupId ?? randomBytes(8).toString('hex'),
               serverId: cmd.serverId ?? '',
@@ -98,6 +106,14 @@ for (const engine of ['sqlite', 'postgres'] as const)
             of(cmd).push(rec);
             // done before the fake's operation_completed (40 ms), retention as the Agent's
             setTimeout(() => {
+              if (fail) {
+                Object.assign(rec, {
+                  state: 'failed',
+                  completedAt: new Date().toISOString(),
+                  error: { code: 'INSUFFICIENT_RESOURCES', message: 'no space left on the node' },
+                });
+                return;
+              }
               Object.assign(rec, {
                 state: 'completed',
                 size: 42,
@@ -394,6 +410,33 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal(list.total, list.backups.length);
       const agentIds = (store.get(serverA) ?? []).map((x) => x.backupId).sort();
       assert.deepEqual(list.backups.map((x: Json) => x.backupId).sort(), agentIds);
+    });
+
+    test('a refused create leaves no row; a failed one is listed failed with its code and does not count', async () => {
+      const before = (await panel.api(owner, 'GET', `/api/servers/${serverA}/backups`)).body.total;
+      nextCreate = 'busy';
+      try {
+        const busy = await create(owner, serverA, { name: 'refused' });
+        assert.equal(busy.status, 409, JSON.stringify(busy.body));
+        assert.equal(busy.body.code, 'SERVER_BUSY');
+        assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverA}/backups`)).body.total, before);
+        nextCreate = 'disk-full';
+        const full = await create(owner, serverA, { name: 'no room' });
+        assert.equal(full.status, 409, JSON.stringify(full.body));
+        assert.equal(full.body.code, 'INSUFFICIENT_RESOURCES');
+      } finally {
+        nextCreate = 'ok';
+      }
+      const list = (await panel.api(owner, 'GET', `/api/servers/${serverA}/backups`)).body;
+      const failed = list.backups.find((x: Json) => x.name === 'no room');
+      assert.equal(failed.state, 'failed');
+      assert.equal(failed.error.code, 'INSUFFICIENT_RESOURCES');
+      assert.equal(failed.sha256, null);
+      // failed ones do not count against the limit
+      const held = list.backups.filter((x: Json) => x.state !== 'failed').length;
+      await panel.api(owner, 'PATCH', `/api/servers/${serverA}`, { backupLimit: held + 1 });
+      assert.equal((await create(owner, serverA, { name: 'fits' })).status, 200);
+      await panel.api(owner, 'PATCH', `/api/servers/${serverA}`, { backupLimit: null });
     });
 
     test("the template's backup commands go to the Agent with the backup", async () => {
