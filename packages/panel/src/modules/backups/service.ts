@@ -164,7 +164,12 @@ export class BackupsService {
       if (row.storage !== 'node') continue;
       const rec = byId.get(row.id);
       if (rec) {
-        await this.#repo.update(row.id, fromRecord(rec));
+        const next = fromRecord(rec);
+        // written only when something changed (a list call reads far more often than it changes)
+        const same = (Object.keys(next) as (keyof typeof next)[]).every(
+          (k) => String(row[k] ?? '') === String(next[k] ?? ''),
+        );
+        if (!same) await this.#repo.update(row.id, next);
         if (rec.state === 'completed' && row.state !== 'completed') await this.#settle(row.id);
       } else if (row.state !== 'pending') {
         await this.#repo.delete(row.id);
