@@ -535,7 +535,11 @@ function ServerDetail({ id }: { id: string }) {
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="files" pt="md">
-          <FilesTab serverId={server.id} logFile={template ? logFile(template) : null} />
+          <FilesTab
+            serverId={server.id}
+            logFile={template ? logFile(template) : null}
+            permissions={server.permissions}
+          />
         </Tabs.Panel>
         <Tabs.Panel value="backups" pt="md">
           <BackupsTab serverId={server.id} permissions={server.permissions} />
