@@ -326,7 +326,70 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     assert.equal(download.suggestedFilename(), 'server.properties');
     const file = await download.path();
     assert.deepEqual(readFileSync(file), readFileSync(onDisk('server.properties')));
-    await shot('6-done');
+    await shot('6-downloaded');
+  });
+
+  await step('search by name finds a file below; closing it with unsaved edits asks first', async () => {
+    await byTestId('files-search').fill('a-renamed');
+    await byTestId('match-/configs/a-renamed.txt').waitFor({ timeout: WAIT });
+    await shot('7-search');
+    await page.locator('[data-testid="match-/configs/a-renamed.txt"] button').click();
+    await byTestId('crumb-/configs').waitFor({ timeout: WAIT });
+    assert.equal(
+      ((await byTestId('file-open-path').textContent({ timeout: WAIT })) ?? '').trim(),
+      '/configs/a-renamed.txt',
+    );
+    await page.locator('[data-testid="code-editor"] .cm-content').click();
+    await page.keyboard.type('never saved ');
+    await byTestId('file-dirty').waitFor();
+    const asked: string[] = [];
+    page.once('dialog', (d) => asked.push(d.message()));
+    await byTestId('file-close').click();
+    await byTestId('file-viewer').waitFor({ state: 'detached', timeout: WAIT });
+    assert.deepEqual(asked, ['Discard your unsaved changes?']);
+    assert.equal(readFileSync(onDisk('configs/a-renamed.txt'), 'utf8'), 'dropped a\n');
+    await byTestId('crumb-/').click();
+    assert.deepEqual(e2e?.pageErrors, []);
+  });
+
+  await step('a subuser with file.read + file.read-content: no control that changes anything', async () => {
+    const reader = { email: `reader-${run}@example.test`, password: `pw-${run}-reader-secret` };
+    const made = await apiFromPage('POST', '/users', { ...reader, role: 'user' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const added = await apiFromPage('POST', `/servers/${serverId}/users`, {
+      email: reader.email,
+      permissions: ['file.read', 'file.read-content'],
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    await byTestId('logout').click();
+    await byTestId('login-email').waitFor({ timeout: WAIT });
+    await byTestId('login-email').fill(reader.email);
+    await byTestId('login-password').fill(reader.password);
+    await byTestId('login-submit').click();
+    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await page.goto(`${panel.url}/servers/${serverId}`);
+    await byTestId('tab-files').click();
+    await byTestId('file-server.properties').waitFor({ timeout: WAIT });
+    for (const id of [
+      'files-new-file',
+      'files-new-folder',
+      'files-upload',
+      'files-select-all',
+      'select-server.properties',
+    ])
+      assert.equal(await byTestId(id).count(), 0, `${id} shown`);
+    await byTestId('actions-server.properties').click();
+    const items = await page.getByRole('menuitem').allTextContents();
+    assert.deepEqual(items, ['Download']);
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: 'View file server.properties' }).click();
+    await page.locator('[data-testid="code-editor"] .cm-content').waitFor({ timeout: WAIT });
+    assert.equal(await byTestId('file-save').count(), 0);
+    assert.equal(
+      await page.locator('[data-testid="code-editor"] .cm-content').getAttribute('contenteditable'),
+      'false',
+    );
+    await shot('8-read-only');
     assert.deepEqual(e2e?.pageErrors, []);
   });
 });
