@@ -253,20 +253,27 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     await byTestId('upload-clear').click();
   });
 
-  await step('drop two files on the list', async () => {
+  await step('drop three files on the list: two land, the refused one says why', async () => {
     const dt = await page.evaluateHandle(() => {
       const d = new DataTransfer();
       d.items.add(new File(['dropped a\n'], 'dropped-a.txt', { type: 'text/plain' }));
       d.items.add(new File(['dropped b\n'], 'dropped-b.txt', { type: 'text/plain' }));
+      // over 255 bytes: the Agent refuses the name
+      d.items.add(new File(['x'], `${'n'.repeat(300)}.txt`, { type: 'text/plain' }));
       return d;
     });
     await byTestId('files-drop').dispatchEvent('dragover', { dataTransfer: dt });
     await byTestId('files-drop').dispatchEvent('drop', { dataTransfer: dt });
     await until('the drop upload', async () =>
-      /^Uploaded 2 of 2 files$/.test(((await byTestId('upload-summary').textContent()) ?? '').trim()),
+      /^Uploaded 2 of 3 files, 1 failed$/.test(
+        ((await byTestId('upload-summary').textContent()) ?? '').trim(),
+      ),
     );
+    assert.match((await byTestId('upload-error').textContent()) ?? '', /^NAME_INVALID /);
     await byTestId('file-dropped-b.txt').waitFor({ timeout: WAIT });
     assert.equal(readFileSync(onDisk('dropped-a.txt'), 'utf8'), 'dropped a\n');
+    await shot('4b-dropped');
+    await byTestId('upload-clear').click();
   });
 
   await step('new folder, then rename a file into it', async () => {
@@ -347,8 +354,18 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     await byTestId('file-close').click();
     await byTestId('file-viewer').waitFor({ state: 'detached', timeout: WAIT });
     assert.deepEqual(asked, ['Discard your unsaved changes?']);
+    // leaving the tab (which unmounts the editor) asks too
+    await page.getByRole('button', { name: 'View file a-renamed.txt' }).click();
+    await page.locator('[data-testid="code-editor"] .cm-content').click();
+    await page.keyboard.type('not saved either ');
+    await byTestId('file-dirty').waitFor();
+    page.once('dialog', (d) => asked.push(d.message()));
+    await byTestId('tab-overview').click();
+    await byTestId('metric-cpu').waitFor({ timeout: WAIT });
+    assert.deepEqual(asked, ['Discard your unsaved changes?', 'Discard your unsaved changes?']);
     assert.equal(readFileSync(onDisk('configs/a-renamed.txt'), 'utf8'), 'dropped a\n');
-    await byTestId('crumb-/').click();
+    await byTestId('tab-files').click();
+    await byTestId('file-server.properties').waitFor({ timeout: WAIT });
     assert.deepEqual(e2e?.pageErrors, []);
   });
 

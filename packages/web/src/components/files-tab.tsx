@@ -57,10 +57,13 @@ export function FilesTab({
   serverId,
   logFile = null,
   permissions,
+  onDirty: reportDirty,
 }: {
   serverId: string;
   logFile?: string | null;
   permissions: readonly string[];
+  /** the editor holds unsaved edits (or no longer): the page asks before it leaves the tab */
+  onDirty?: (dirty: boolean) => void;
 }) {
   const can = (p: string) => permissions.includes(p);
   const canContent = can('file.read-content');
@@ -95,8 +98,11 @@ export function FilesTab({
   );
   const uploads = useUploads(serverId, refresh);
   const ops = useFileOperations(serverId, refresh);
+  const reportRef = useRef(reportDirty);
+  reportRef.current = reportDirty;
   const onDirty = useCallback((d: boolean) => {
     dirty.current = d;
+    reportRef.current?.(d);
   }, []);
 
   // the folder picker takes whole folders (a non-standard attribute React does not know)
@@ -113,7 +119,7 @@ export function FilesTab({
   };
   const openFile = (p: string | null) => {
     if (p === open || !leaveEditor()) return;
-    dirty.current = false;
+    onDirty(false);
     setOpen(p);
   };
   const act = async (what: string, fn: () => Promise<unknown>) => {
@@ -590,7 +596,7 @@ export function FilesTab({
             open &&
             names.some((n) => open === joinPath(path, n) || open.startsWith(`${joinPath(path, n)}/`))
           ) {
-            dirty.current = false;
+            onDirty(false);
             setOpen(null);
           }
           setSelected(new Set());

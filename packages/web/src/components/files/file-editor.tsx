@@ -194,7 +194,14 @@ export function FileEditor({
       {file.isPending ? (
         <Loading label="Reading file…" />
       ) : file.isError ? (
-        <ErrorState error={file.error} title="Could not read the file" onRetry={() => file.refetch()} />
+        <Stack gap="xs">
+          <ErrorState error={file.error} title="Could not read the file" onRetry={() => file.refetch()} />
+          {canDownload && errorCode(file.error) === 'FILE_TOO_LARGE' ? (
+            <Text size="sm" c="dimmed">
+              The editor takes files up to 1 MiB; download this one instead.
+            </Text>
+          ) : null}
+        </Stack>
       ) : file.data.encoding === 'base64' ? (
         <Text size="sm" c="dimmed" data-testid="file-binary">
           Binary file, {formatBytes(file.data.size)}: not shown{canDownload ? '; download it instead.' : '.'}
