@@ -9,7 +9,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -143,6 +152,9 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
         (await apiFromPage<{ status: string }>('GET', `/servers/${serverId}`)).body.status === 'offline',
     );
     writeFileSync(onDisk('server.properties'), 'motd=A server\nmax-players=10\n');
+    mkdirSync(onDisk('many'));
+    for (let i = 0; i < 205; i += 1)
+      writeFileSync(onDisk(`many/f-${String(i).padStart(3, '0')}.txt`), `${i}\n`);
   });
 
   await step('the Files tab lists the folder with its columns', async () => {
@@ -153,12 +165,44 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     assert.match(row, /server\.properties/);
     assert.match(row, /29 B/);
     assert.match(row, /06[0-7]{2}/);
-    // sorted by size, largest first: the header says so
+    const order = async () =>
+      (
+        await page
+          .locator('table[aria-label="Files"] tbody tr')
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-testid')))
+      ).filter((id) => ['file-many', 'file-installed.txt', 'file-server.properties'].includes(id ?? ''));
+    assert.deepEqual(await order(), ['file-many', 'file-installed.txt', 'file-server.properties']);
+    // by name, descending (folders stay first): the header says so
+    await byTestId('files-sort-name').click();
+    await until(
+      'the descending order',
+      async () => (await order()).join() === 'file-many,file-server.properties,file-installed.txt',
+    );
+    assert.match((await byTestId('files-sort-name').textContent()) ?? '', /▼/);
+    // by size, largest first: server.properties (29 B) before installed.txt
     await byTestId('files-sort-size').click();
     await byTestId('files-sort-size').click();
     assert.match((await byTestId('files-sort-size').textContent()) ?? '', /▼/);
     await byTestId('files-sort-name').click();
+    await until(
+      'the name order',
+      async () => (await order()).join() === 'file-many,file-installed.txt,file-server.properties',
+    );
     await shot('1-list');
+    // a big folder comes in pages
+    await page.getByRole('button', { name: 'Open folder many' }).click();
+    await until(
+      'the first page',
+      async () => ((await byTestId('files-range').textContent()) ?? '') === '1–200 of 205 entries',
+    );
+    await byTestId('files-next').click();
+    await until(
+      'the second page',
+      async () => ((await byTestId('files-range').textContent()) ?? '') === '201–205 of 205 entries',
+    );
+    await byTestId('file-f-204.txt').waitFor();
+    await byTestId('crumb-/').click();
+    await byTestId('file-server.properties').waitFor({ timeout: WAIT });
   });
 
   await step('edit server.properties in CodeMirror and save with Ctrl-S', async () => {
@@ -250,6 +294,39 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     assert.equal(readFileSync(onDisk('pack/sub/small.txt'), 'utf8'), 'small file\n');
     await byTestId('file-pack').waitFor({ timeout: WAIT });
     await shot('4-uploaded');
+    await byTestId('upload-clear').click();
+  });
+
+  await step('cancel an upload half-way: no file, no temporary file left', async () => {
+    writeFileSync(join(local, 'cancel-me.bin'), randomBytes(BIG));
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 1024 * 1024,
+    });
+    await byTestId('upload-files-input').setInputFiles(join(local, 'cancel-me.bin'));
+    const row = byTestId('upload-/cancel-me.bin');
+    await until('bytes going', async () => {
+      const pct = Number(await byTestId('upload-total-bar').getAttribute('data-percent'));
+      return (await row.getAttribute('data-state')) === 'uploading' && pct > 0;
+    });
+    await page.getByRole('button', { name: 'Cancel /cancel-me.bin' }).click();
+    await until('cancelled', async () => (await row.getAttribute('data-state')) === 'cancelled');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+    await cdp.detach();
+    await until(
+      'no temporary file',
+      () => readdirSync(onDisk('.')).filter((n) => n.startsWith('.cap-upload-')).length === 0,
+    );
+    assert.equal(existsSync(onDisk('cancel-me.bin')), false);
     await byTestId('upload-clear').click();
   });
 

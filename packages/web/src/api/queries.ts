@@ -137,7 +137,8 @@ export const useFiles = (
       api<FileList>(
         `/servers/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}&offset=${offset}&limit=${FILES_PAGE_SIZE}&sort=${sort}&order=${order}`,
       ),
-    placeholderData: (prev) => prev,
+    // another page or order of the same folder keeps the rows until it arrives; another folder does not
+    placeholderData: (prev, prevQuery) => (prevQuery?.queryKey[4] === path ? prev : undefined),
   });
 /** Entries under `path` whose name contains `query` (the Agent's search; disabled for an empty query). */
 export const useFileSearch = (id: string, path: string, query: string) =>
