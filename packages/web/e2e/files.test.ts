@@ -8,6 +8,7 @@
  * ticket and its bytes compared. Screenshots: test-artifacts/screenshots/files-*.png.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -30,6 +31,10 @@ import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
 
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-echo.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
+/** compress/decompress and folder downloads (the archive helper's routes): run once the Panel has them */
+const ARCHIVE_ROUTES = JSON.stringify(
+  JSON.parse(readFileSync(fileURLToPath(new URL('../../panel/openapi.json', import.meta.url)), 'utf8')).paths,
+).includes('/api/servers/{id}/files/compress');
 const OWNER = { email: `files-${run}@example.test`, password: `pw-${run}-files-secret` };
 const WAIT = 60_000;
 const BIG = 12 * 1024 * 1024;
@@ -484,6 +489,76 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
       'false',
     );
     await shot('8-read-only');
+    assert.deepEqual(e2e?.pageErrors, []);
+  });
+});
+
+test('files tab: compress a selection, decompress it, download a folder as .tar.gz', {
+  timeout: 180_000,
+  skip: ARCHIVE_ROUTES ? false : 'the Panel has no …/files/compress route on this branch yet',
+}, async (t) => {
+  const step = stepper(t, () => page, 'files-arch-');
+  let archive = '';
+  const lastOp = () => page.locator('[data-testid="file-operation"]').first();
+
+  await step('the owner compresses configs/ and installed.txt into a .tar.gz', async () => {
+    assert.ok(serverId, 'the first test made the server');
+    await byTestId('logout').click();
+    await byTestId('login-email').waitFor({ timeout: WAIT });
+    await byTestId('login-email').fill(OWNER.email);
+    await byTestId('login-password').fill(OWNER.password);
+    await byTestId('login-submit').click();
+    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await page.goto(`${panel.url}/servers/${serverId}`);
+    await byTestId('tab-files').click();
+    await byTestId('file-configs').waitFor({ timeout: WAIT });
+    await byTestId('select-configs').check();
+    await byTestId('select-installed.txt').check();
+    await byTestId('files-compress-selected').click();
+    await page.getByRole('menuitem', { name: 'as .tar.gz' }).click();
+    await until(
+      'the compress to end',
+      async () => (await lastOp().getAttribute('data-result')) !== 'running',
+    );
+    assert.equal(await lastOp().getAttribute('data-result'), 'ok', (await lastOp().textContent()) ?? '');
+    const made = readdirSync(onDisk('.')).filter((n) => /^archive-.*\.tar\.gz$/.test(n));
+    assert.equal(made.length, 1, made.join());
+    archive = made[0] ?? '';
+    await byTestId(`file-${archive}`).waitFor({ timeout: WAIT });
+    await shot('a1-compressed');
+  });
+
+  await step('both deleted, then the archive decompressed in place: they are back', async () => {
+    if ((await byTestId('files-selection').count()) > 0)
+      await page.getByRole('button', { name: 'Clear selection' }).click();
+    await byTestId('select-configs').check();
+    await byTestId('select-installed.txt').check();
+    await byTestId('files-delete-selected').click();
+    await byTestId('delete-confirm').click();
+    await until('the delete', () => !existsSync(onDisk('configs')) && !existsSync(onDisk('installed.txt')));
+    await rowAction(archive, 'Decompress here');
+    await until(
+      'the decompress to end',
+      async () =>
+        /Decompress/.test((await lastOp().textContent()) ?? '') &&
+        (await lastOp().getAttribute('data-result')) !== 'running',
+    );
+    assert.equal(await lastOp().getAttribute('data-result'), 'ok', (await lastOp().textContent()) ?? '');
+    assert.equal(readFileSync(onDisk('configs/a-renamed.txt'), 'utf8'), 'dropped a\n');
+    assert.ok(existsSync(onDisk('installed.txt')));
+    await byTestId('file-configs').waitFor({ timeout: WAIT });
+    await shot('a2-decompressed');
+  });
+
+  await step('a folder downloads as <folder>.tar.gz holding its files', async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: WAIT }),
+      rowAction('configs', 'Download as .tar.gz'),
+    ]);
+    assert.equal(download.suggestedFilename(), 'configs.tar.gz');
+    const file = await download.path();
+    const listed = execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).split('\n');
+    assert.ok(listed.includes('configs/a-renamed.txt'), listed.join(' '));
     assert.deepEqual(e2e?.pageErrors, []);
   });
 });

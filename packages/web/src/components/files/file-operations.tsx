@@ -125,6 +125,7 @@ export function FileOperations({ ops, onClear }: { ops: TrackedOperation[]; onCl
             gap="xs"
             data-testid="file-operation"
             data-stage={o.stage}
+            data-result={o.success === undefined ? 'running' : o.success ? 'ok' : 'failed'}
           >
             {o.success === undefined ? (
               <Badge color="gray">running</Badge>
