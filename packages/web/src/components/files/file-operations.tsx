@@ -23,24 +23,27 @@ export interface TrackedOperation {
 const POLL_MS = 1500;
 
 export function useFileOperations(serverId: string, onEnded: () => void) {
-  const [ops, setOps] = useState<TrackedOperation[]>([]);
+  const [ops, setOpsState] = useState<TrackedOperation[]>([]);
+  const opsRef = useRef<TrackedOperation[]>([]);
+  const setOps = useCallback((f: (list: TrackedOperation[]) => TrackedOperation[]) => {
+    opsRef.current = f(opsRef.current);
+    setOpsState(opsRef.current);
+  }, []);
   // live messages can come before the 202 that names the operation: keep the last of each
   const seen = useRef(
     new Map<string, { stage: string; message?: string; success?: boolean; error?: string }>(),
   );
   const update = useCallback(
     (operationId: string, p: { stage: string; message?: string; success?: boolean; error?: string }) => {
-      let ended = false;
+      // decided here, not in the state updater (React may run that later)
+      const mine = opsRef.current.some((o) => o.operationId === operationId && o.success === undefined);
+      if (!mine) return;
       setOps((list) =>
-        list.map((o) => {
-          if (o.operationId !== operationId || o.success !== undefined) return o;
-          if (p.success !== undefined) ended = true;
-          return { ...o, ...p };
-        }),
+        list.map((o) => (o.operationId !== operationId || o.success !== undefined ? o : { ...o, ...p })),
       );
-      if (ended) onEnded();
+      if (p.success !== undefined) onEnded();
     },
-    [onEnded],
+    [onEnded, setOps],
   );
   useLiveMessages((m) => {
     if (m.type !== 'operation' || m.serverId !== serverId) return;
@@ -98,9 +101,9 @@ export function useFileOperations(serverId: string, onEnded: () => void) {
         );
       }
     },
-    [onEnded],
+    [onEnded, setOps],
   );
-  const clear = useCallback(() => setOps((list) => list.filter((o) => o.success === undefined)), []);
+  const clear = useCallback(() => setOps((list) => list.filter((o) => o.success === undefined)), [setOps]);
   return { ops, run, clear };
 }
 
