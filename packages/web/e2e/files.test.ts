@@ -378,6 +378,31 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     await byTestId('file-server.properties').waitFor({ timeout: WAIT });
   });
 
+  await step('copy a file into the folder; a new file opens in the editor and saves', async () => {
+    await rowAction('server.properties', 'Copy');
+    assert.equal(await byTestId('copy-input').inputValue(), 'server.properties copy');
+    await byTestId('copy-input').fill('configs/server.copy');
+    await byTestId('copy-submit').click();
+    await until('the copy', () => existsSync(onDisk('configs/server.copy')));
+    assert.deepEqual(readFileSync(onDisk('configs/server.copy')), readFileSync(onDisk('server.properties')));
+    // a name that exists is refused with the Panel's code, the dialog stays
+    await byTestId('files-new-file').click();
+    await byTestId('new-file-input').fill('server.properties');
+    await byTestId('new-file-submit').click();
+    assert.match((await byTestId('new-file-error').textContent({ timeout: WAIT })) ?? '', /FILE_EXISTS/);
+    await byTestId('new-file-input').fill('notes.yml');
+    await byTestId('new-file-submit').click();
+    await page.locator('[data-testid="code-editor"] .cm-content').waitFor({ timeout: WAIT });
+    assert.equal(await byTestId('code-editor').getAttribute('data-language'), 'yaml');
+    assert.equal(readFileSync(onDisk('notes.yml'), 'utf8'), '');
+    await page.locator('[data-testid="code-editor"] .cm-content').click();
+    await page.keyboard.type('key: value');
+    await byTestId('file-save').click();
+    await byTestId('file-saved').waitFor({ timeout: WAIT });
+    assert.equal(readFileSync(onDisk('notes.yml'), 'utf8'), 'key: value');
+    await byTestId('file-close').click();
+  });
+
   await step('chmod: a bad mode is refused in the dialog, 600 is set', async () => {
     await rowAction('server.properties', 'Permissions');
     await byTestId('chmod-input').fill('4755');

@@ -13,10 +13,8 @@ import {
   Menu,
   Paper,
   Stack,
-  Table,
   Text,
   TextInput,
-  UnstyledButton,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { useQueryClient } from '@tanstack/react-query';
@@ -32,7 +30,6 @@ import {
 } from '../api/queries.ts';
 import type { FileEntry, TransferGrant } from '../api/types.ts';
 import {
-  baseName,
   checkName,
   crumbsOf,
   dirsOf,
@@ -47,6 +44,7 @@ import { DeleteDialog, PromptDialog, type PromptSpec } from './files/dialogs.tsx
 import { FileEditor } from './files/file-editor.tsx';
 import { FileList, type RowActions } from './files/file-list.tsx';
 import { FileOperations, useFileOperations } from './files/file-operations.tsx';
+import { SearchResults } from './files/search-results.tsx';
 import { UploadPanel, type UploadPlan, useUploads } from './files/uploads.tsx';
 import { Empty, ErrorState, Loading } from './states.tsx';
 
@@ -603,50 +601,6 @@ export function FilesTab({
           refresh();
         }}
       />
-    </Stack>
-  );
-}
-
-function SearchResults({
-  query,
-  result,
-  onOpen,
-}: {
-  query: string;
-  result: ReturnType<typeof useFileSearch>;
-  onOpen: (m: { path: string; type: string }) => void;
-}) {
-  if (result.isPending) return <Loading label={`Searching for “${query}”…`} />;
-  if (result.isError)
-    return <ErrorState error={result.error} title="Search failed" onRetry={() => result.refetch()} />;
-  const { matches, truncated } = result.data;
-  if (matches.length === 0) return <Empty title={`No names contain “${query}”`} />;
-  return (
-    <Stack gap="xs" data-testid="files-search-results">
-      <Text size="sm" c="dimmed">
-        {matches.length} match{matches.length === 1 ? '' : 'es'}
-        {truncated ? ' (the search stopped early: narrow it down)' : ''}
-      </Text>
-      <Table verticalSpacing={4} aria-label="Search results">
-        <Table.Tbody>
-          {matches.map((m) => (
-            <Table.Tr key={m.path} data-testid={`match-${m.path}`}>
-              <Table.Td>
-                <UnstyledButton onClick={() => onOpen(m)}>
-                  <Text size="sm" ff="monospace" c={m.type === 'directory' ? 'cyan.3' : undefined}>
-                    {m.type === 'directory' ? `${m.path}/` : m.path}
-                  </Text>
-                </UnstyledButton>
-              </Table.Td>
-              <Table.Td>
-                <Text size="xs" c="dimmed">
-                  {m.type} · {baseName(parentOf(m.path)) || '/'}
-                </Text>
-              </Table.Td>
-            </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
     </Stack>
   );
 }
