@@ -1,4 +1,5 @@
 import { ActionIcon, Checkbox, Code, Menu, Table, Text, UnstyledButton } from '@mantine/core';
+import { memo, useCallback, useMemo, useRef } from 'react';
 import type { FileSort, SortOrder } from '../../api/queries.ts';
 import type { FileEntry } from '../../api/types.ts';
 import { isArchiveName, modeString } from '../../lib/files.ts';
@@ -62,6 +63,18 @@ export function FileList({
   selectable: boolean;
   actions: RowActions;
 }) {
+  // rows are memoised (a page is up to 200 of them): they get callbacks that never change and
+  // call the latest ones; the set of actions offered (by permission) is part of their props
+  const latest = useRef({ actions, onSelect });
+  latest.current = { actions, onSelect };
+  const offered = ACTION_KEYS.filter((k) => actions[k] !== undefined).join(',');
+  const stable = useMemo(() => {
+    const out: RowActions = {};
+    for (const k of offered.split(',').filter(isActionKey))
+      out[k] = (e: FileEntry) => latest.current.actions[k]?.(e);
+    return out;
+  }, [offered]);
+  const check = useCallback((name: string, on: boolean) => latest.current.onSelect([name], on), []);
   const all = entries.length > 0 && entries.every((e) => selected.has(e.name));
   const some = entries.some((e) => selected.has(e.name));
   return (
@@ -99,8 +112,8 @@ export function FileList({
               entry={e}
               selectable={selectable}
               checked={selected.has(e.name)}
-              onCheck={(on) => onSelect([e.name], on)}
-              actions={actions}
+              onCheck={check}
+              actions={stable}
             />
           ))}
         </Table.Tbody>
@@ -109,7 +122,11 @@ export function FileList({
   );
 }
 
-function FileRow({
+const ACTION_KEYS = ['open', 'download', 'rename', 'copy', 'chmod', 'decompress', 'remove'] as const;
+type ActionKey = (typeof ACTION_KEYS)[number];
+const isActionKey = (k: string): k is ActionKey => (ACTION_KEYS as readonly string[]).includes(k);
+
+const FileRow = memo(function FileRow({
   entry: e,
   selectable,
   checked,
@@ -119,7 +136,7 @@ function FileRow({
   entry: FileEntry;
   selectable: boolean;
   checked: boolean;
-  onCheck: (on: boolean) => void;
+  onCheck: (name: string, on: boolean) => void;
   actions: RowActions;
 }) {
   const isDir = e.type === 'directory';
@@ -145,7 +162,7 @@ function FileRow({
           <Checkbox
             aria-label={`Select ${e.name}`}
             checked={checked}
-            onChange={(ev) => onCheck(ev.currentTarget.checked)}
+            onChange={(ev) => onCheck(e.name, ev.currentTarget.checked)}
             data-testid={`select-${e.name}`}
           />
         </Table.Td>
@@ -196,4 +213,4 @@ function FileRow({
       </Table.Td>
     </Table.Tr>
   );
-}
+});
