@@ -5,7 +5,8 @@
  * through the folder picker with the upload throttled (DevTools network emulation) so the total
  * progress bar is seen at two or more values between 0 and 100 %; two files dropped on the list;
  * new folder, rename into it, chmod, delete many (counts shown), a file downloaded through its
- * ticket and its bytes compared. Screenshots: test-artifacts/screenshots/files-*.png.
+ * ticket and its bytes compared; then compress a selection, decompress it, a folder downloaded as
+ * .tar.gz. Screenshots: test-artifacts/screenshots/files-*.png.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -31,10 +32,6 @@ import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
 
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-echo.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
-/** compress/decompress and folder downloads (the archive helper's routes): run once the Panel has them */
-const ARCHIVE_ROUTES = JSON.stringify(
-  JSON.parse(readFileSync(fileURLToPath(new URL('../../panel/openapi.json', import.meta.url)), 'utf8')).paths,
-).includes('/api/servers/{id}/files/compress');
 const OWNER = { email: `files-${run}@example.test`, password: `pw-${run}-files-secret` };
 const WAIT = 60_000;
 const BIG = 12 * 1024 * 1024;
@@ -520,7 +517,6 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
 
 test('files tab: compress a selection, decompress it, download a folder as .tar.gz', {
   timeout: 180_000,
-  skip: ARCHIVE_ROUTES ? false : 'the Panel has no …/files/compress route on this branch yet',
 }, async (t) => {
   const step = stepper(t, () => page, 'files-arch-');
   let archive = '';
