@@ -5265,6 +5265,156 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/nodes/{id}/volumes/{name}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A single-use link (valid `ttlSeconds`, at most and by default 300) that downloads the Docker volume `name` on the node as an archive made while it streams (no Content-Length, chunked): `GET url`. The volume's Mountpoint comes from the node's Docker Engine (local driver only); an Agent in a container needs /var/lib/docker/volumes mounted at the same path. 404 NOT_FOUND (no node or volume), 400 CONFIG_INVALID. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @default tar.gz
+                         * @enum {string}
+                         */
+                        format?: "tar.gz" | "tar.zst";
+                        /** @default 300 */
+                        ttlSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ticket: string;
+                            url: string;
+                            expiresAt: string;
+                            size: number | null;
+                            name: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/volumes/{name}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A single-use link to `PUT` an archive of exactly `size` bytes (tar.gz, tar.zst, tar or zip) that is restored into the Docker volume `name`: spooled on the node, verified whole (422 ARCHIVE_INVALID / ARCHIVE_UNSAFE, 413 ARCHIVE_TOO_LARGE, nothing written), then unpacked (`truncate`: the current contents removed first). A volume a running container uses is 409 INVALID_STATE unless `force`. The PUT answers 200 `{ path: "volume:<name>", size }`. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        size: number;
+                        /** @default false */
+                        force?: boolean;
+                        /** @default false */
+                        truncate?: boolean;
+                        /** @default 300 */
+                        ttlSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ticket: string;
+                            url: string;
+                            expiresAt: string;
+                            size: number | null;
+                            name: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/transfers/{ticket}": {
         parameters: {
             query?: never;
