@@ -344,6 +344,16 @@ const m013: Migration = {
   },
 };
 
+/**
+ * Where players reach a node's servers (issue 14 item 6): a hostname or IP the Panel shows with
+ * each server's port instead of the 0.0.0.0 it binds; null until an admin (or `up`) sets it.
+ */
+const m014: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('public_address', 'text').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -365,6 +375,7 @@ export const migrations: Record<string, Migration> = {
   '011_activity': m011,
   '012_server_access': m012,
   '013_sftp': m013,
+  '014_node_public_address': m014,
 };
 
 export const migrationProvider: MigrationProvider = {

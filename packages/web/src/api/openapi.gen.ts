@@ -1451,6 +1451,7 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
                         }[];
                     };
                 };
@@ -1547,6 +1548,7 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                publicAddress: string | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1725,6 +1727,7 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
                         };
                     };
                 };
@@ -1792,7 +1795,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. */
+        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
         patch: {
             parameters: {
                 query?: never;
@@ -1805,11 +1808,12 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        defaultLimits: {
+                        defaultLimits?: {
                             memory?: number | string;
                             cpu?: number | string;
                             disk?: number | string;
                         } | null;
+                        publicAddress?: string | null;
                     };
                 };
             };
@@ -1869,6 +1873,7 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
                         };
                     };
                 };
@@ -2709,6 +2714,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -2868,6 +2874,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -2960,6 +2967,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
@@ -3095,6 +3103,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -3293,6 +3302,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -3919,6 +3929,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
@@ -5654,6 +5665,7 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                publicAddress: string | null;
                             }[];
                             servers: {
                                 id: string;
@@ -5703,6 +5715,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {

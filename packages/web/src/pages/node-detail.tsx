@@ -9,6 +9,7 @@ import { AgentCommandForms } from '../components/agent-commands.tsx';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
 import { DefaultLimitsPanel } from '../components/default-limits.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
+import { PublicAddressPanel } from '../components/public-address.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
 import { formatAgo, formatBytes } from '../lib/format.ts';
@@ -147,6 +148,7 @@ export function NodeDetailPage() {
           )}
         </Paper>
       </SimpleGrid>
+      <PublicAddressPanel key={n.publicAddress ?? ''} node={n} canWrite={canWrite} />
       <DefaultLimitsPanel key={JSON.stringify(n.defaultLimits ?? null)} node={n} canWrite={canWrite} />
       <AllocationsPanel nodeId={n.id} canWrite={canWrite} />
       {canWrite ? <AgentCommand nodeId={n.id} /> : null}
