@@ -354,6 +354,16 @@ const m014: Migration = {
   },
 };
 
+/**
+ * Why the node's Agent was last refused (issue 14 item 7: an Agent speaking another protocol
+ * version), JSON { at, code, protocolVersion, message }; cleared when an Agent connects.
+ */
+const m015: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('agent_refusal', 'text').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -376,6 +386,7 @@ export const migrations: Record<string, Migration> = {
   '012_server_access': m012,
   '013_sftp': m013,
   '014_node_public_address': m014,
+  '015_node_agent_refusal': m015,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -76,6 +76,8 @@ export interface NodesTable {
   default_limits: string | null;
   /** where players reach the node's servers (a hostname or IP); null = not set */
   public_address: string | null;
+  /** JSON { at, code, protocolVersion, message }: why its Agent was last refused; null = not */
+  agent_refusal: string | null;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

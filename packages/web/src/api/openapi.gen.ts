@@ -1452,6 +1452,12 @@ export interface paths {
                                 disk?: number | string;
                             };
                             publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         }[];
                     };
                 };
@@ -1549,6 +1555,12 @@ export interface paths {
                                     disk?: number | string;
                                 };
                                 publicAddress: string | null;
+                                agentRefusal: {
+                                    at: string;
+                                    code: string;
+                                    protocolVersion: number | null;
+                                    message: string;
+                                } | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1728,6 +1740,12 @@ export interface paths {
                                 disk?: number | string;
                             };
                             publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         };
                     };
                 };
@@ -1874,6 +1892,12 @@ export interface paths {
                                 disk?: number | string;
                             };
                             publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         };
                     };
                 };
@@ -1908,7 +1932,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). */
+        /** @description Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). An Agent whose protocolVersion (body, else X-Protocol-Version) the Panel does not support gets 400 PROTOCOL_INCOMPATIBLE (details { supported, sent }), logged and shown on its node as agentRefusal. */
         post: {
             parameters: {
                 query?: never;
@@ -5666,6 +5690,12 @@ export interface paths {
                                     disk?: number | string;
                                 };
                                 publicAddress: string | null;
+                                agentRefusal: {
+                                    at: string;
+                                    code: string;
+                                    protocolVersion: number | null;
+                                    message: string;
+                                } | null;
                             }[];
                             servers: {
                                 id: string;

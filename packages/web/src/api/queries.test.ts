@@ -48,6 +48,7 @@ function node(id: string): PanelNode {
     defaultLimits: null,
     effectiveDefaultLimits: {},
     publicAddress: null,
+    agentRefusal: null,
     hostname: null,
     capabilities: null,
     createdAt: '2026-01-01T00:00:00.000Z',

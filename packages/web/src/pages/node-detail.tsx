@@ -1,4 +1,4 @@
-import { Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate, useParams } from 'react-router';
@@ -93,6 +93,12 @@ export function NodeDetailPage() {
         <Text c="red.4" role="alert">
           {errorCode(delError)}: {errorMessage(delError)}
         </Text>
+      ) : null}
+      {n.agentRefusal ? (
+        <Alert color="red" title="The Agent was refused" data-testid="node-agent-refusal">
+          {n.agentRefusal.code}: {n.agentRefusal.message} ({formatAgo(n.agentRefusal.at)}). Run an Agent of
+          this Panel's release.
+        </Alert>
       ) : null}
       <Text size="sm" c="dimmed">
         Last heartbeat {formatAgo(n.lastHeartbeatAt)} · ID <Code>{n.id}</Code>

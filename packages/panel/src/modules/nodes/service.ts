@@ -87,6 +87,16 @@ export const Node = z.object({
   effectiveDefaultLimits: DefaultLimits,
   /** where players reach this node's servers (shown with their ports); null = not set */
   publicAddress: z.string().nullable(),
+  /** why this node's Agent was last refused (e.g. PROTOCOL_INCOMPATIBLE); null once one connects */
+  agentRefusal: z
+    .object({
+      at: z.string(),
+      code: z.string(),
+      /** the protocol version the Agent spoke; null when it sent none */
+      protocolVersion: z.number().nullable(),
+      message: z.string(),
+    })
+    .nullable(),
 });
 export type Node = z.infer<typeof Node>;
 
@@ -94,6 +104,11 @@ export type Node = z.infer<typeof Node>;
 export interface NodePresence {
   isOnline(nodeId: string): boolean;
   disconnect(nodeId: string, reason: string): void;
+}
+
+function refusalOf(s: string | null): Node['agentRefusal'] {
+  const parsed = Node.shape.agentRefusal.safeParse(json<unknown>(s));
+  return parsed.success ? parsed.data : null;
 }
 
 function json<T>(s: string | null): T | null {
@@ -138,6 +153,7 @@ export class NodesService {
       defaultLimits: n.default_limits === null ? null : effectiveDefaults(n, this.#panelDefaults),
       effectiveDefaultLimits: effectiveDefaults(n, this.#panelDefaults),
       publicAddress: n.public_address ?? null,
+      agentRefusal: refusalOf(n.agent_refusal ?? null),
     };
   }
 
@@ -176,6 +192,7 @@ export class NodesService {
       token_version: 0,
       default_limits: null,
       public_address: null,
+      agent_refusal: null,
     };
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);
@@ -210,9 +227,21 @@ export class NodesService {
     return n ? this.get(n.id) : undefined;
   }
 
-  /** An Agent connected: note the time and protocol version. */
+  /** An Agent connected: note the time and protocol version; an earlier refusal is over. */
   async connected(nodeId: string, protocolVersion: number): Promise<void> {
-    await this.#repo.update(nodeId, { last_heartbeat_at: nowIso(), protocol_version: protocolVersion });
+    await this.#repo.update(nodeId, {
+      last_heartbeat_at: nowIso(),
+      protocol_version: protocolVersion,
+      agent_refusal: null,
+    });
+  }
+
+  /** The node's Agent was refused (shown on the node until an Agent connects). */
+  async refused(
+    nodeId: string,
+    r: { code: string; protocolVersion: number | null; message: string },
+  ): Promise<void> {
+    await this.#repo.update(nodeId, { agent_refusal: JSON.stringify({ at: nowIso(), ...r }) });
   }
 
   async heartbeat(nodeId: string, load: z.infer<typeof Load>): Promise<void> {
