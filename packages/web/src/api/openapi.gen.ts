@@ -1451,6 +1451,13 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         }[];
                     };
                 };
@@ -1547,6 +1554,13 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                publicAddress: string | null;
+                                agentRefusal: {
+                                    at: string;
+                                    code: string;
+                                    protocolVersion: number | null;
+                                    message: string;
+                                } | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1725,6 +1739,13 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         };
                     };
                 };
@@ -1792,7 +1813,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. */
+        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
         patch: {
             parameters: {
                 query?: never;
@@ -1805,11 +1826,12 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        defaultLimits: {
+                        defaultLimits?: {
                             memory?: number | string;
                             cpu?: number | string;
                             disk?: number | string;
                         } | null;
+                        publicAddress?: string | null;
                     };
                 };
             };
@@ -1869,6 +1891,13 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         };
                     };
                 };
@@ -1903,7 +1932,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). */
+        /** @description Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). An Agent whose protocolVersion (body, else X-Protocol-Version) the Panel does not support gets 400 PROTOCOL_INCOMPATIBLE (details { supported, sent }), logged and shown on its node as agentRefusal. */
         post: {
             parameters: {
                 query?: never;
@@ -2713,6 +2742,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -2874,6 +2904,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -2967,6 +2998,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
@@ -3103,6 +3135,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -3303,6 +3336,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -3930,6 +3964,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
@@ -6467,6 +6502,13 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                publicAddress: string | null;
+                                agentRefusal: {
+                                    at: string;
+                                    code: string;
+                                    protocolVersion: number | null;
+                                    message: string;
+                                } | null;
                             }[];
                             servers: {
                                 id: string;
@@ -6516,6 +6558,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
