@@ -148,6 +148,11 @@ async function bundleAgent(): Promise<void> {
     outfile: path.join(dist, 'agent.cjs'),
     format: 'cjs',
     plugins: [dockerModemInBundle, agentUnused],
+    // short local names: the source is held in memory twice (the executable's blob, V8's copy),
+    // so ~0.85 MB less source is ~2 MiB less resident memory (bench/agent-rss.ts). A stack
+    // trace's names and positions map back through dist/agent.cjs.map (not loaded at run time).
+    minifyIdentifiers: true,
+    sourcemap: 'external',
     // the Agent's code reads import.meta only where a bundle has no use for it (pino-pretty)
     logOverride: { 'empty-import-meta': 'silent' },
     // what is in the bundle and how it is reached (test/agent-footprint.int.test.ts reads it)
