@@ -125,6 +125,7 @@ async function exercise(db: Db): Promise<void> {
     created_at: now(),
     token_version: 0,
     default_limits: null,
+    transfer_url: null,
   });
   assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
 

@@ -381,6 +381,16 @@ const m014: Migration = {
   },
 };
 
+/**
+ * A node's `transfer_url` (issue 10 item 2): the browser-reachable base URL of its Agent's HTTP
+ * API; transfer links point there when it is set and the Agent is connected (null: relay only).
+ */
+const m015: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('transfer_url', 'text').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -403,6 +413,7 @@ export const migrations: Record<string, Migration> = {
   '012_server_access': m012,
   '013_sftp': m013,
   '014_backups': m014,
+  '015_node_transfer_url': m015,
 };
 
 export const migrationProvider: MigrationProvider = {

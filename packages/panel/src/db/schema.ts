@@ -74,6 +74,8 @@ export interface NodesTable {
   token_version: number;
   /** JSON { memory?, cpu?, disk? } for servers created without them; null = the Panel's defaults */
   default_limits: string | null;
+  /** the browser-reachable base URL of the node's Agent HTTP API (direct transfers); null = relay only */
+  transfer_url: string | null;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

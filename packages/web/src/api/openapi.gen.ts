@@ -1451,6 +1451,7 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            transferUrl: string | null;
                         }[];
                     };
                 };
@@ -1487,6 +1488,7 @@ export interface paths {
                 content: {
                     "application/json": {
                         name: string;
+                        transferUrl?: string | null;
                     };
                 };
             };
@@ -1547,6 +1549,7 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                transferUrl: string | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1725,6 +1728,7 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            transferUrl: string | null;
                         };
                     };
                 };
@@ -1792,7 +1796,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. */
+        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. */
         patch: {
             parameters: {
                 query?: never;
@@ -1805,11 +1809,12 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        defaultLimits: {
+                        defaultLimits?: {
                             memory?: number | string;
                             cpu?: number | string;
                             disk?: number | string;
                         } | null;
+                        transferUrl?: string | null;
                     };
                 };
             };
@@ -1869,6 +1874,7 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            transferUrl: string | null;
                         };
                     };
                 };
@@ -5199,7 +5205,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link. 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota). */
+        /** @description A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link: straight to the node's Agent when the node has a `transferUrl` and its Agent is connected, else through the Panel's relay; `relayUrl` is always the relay, the fallback when `url` cannot be reached (a network error, not an HTTP error answer). 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota). */
         post: {
             parameters: {
                 query?: never;
@@ -5233,6 +5239,7 @@ export interface paths {
                         "application/json": {
                             ticket: string;
                             url: string;
+                            relayUrl: string;
                             expiresAt: string;
                             size: number | null;
                             name: string;
@@ -5679,7 +5686,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description A short-lived (300 s), single-use link to a completed backup's archive: GET `url` streams it (relayed by the Panel; the Agent dials out) with its sha256 in `x-checksum-sha256`. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed. */
+        /** @description A short-lived (300 s), single-use link to a completed backup's archive: GET `url` streams it with its sha256 in `x-checksum-sha256`: straight from the Agent when the node has a `transferUrl` and is connected, else relayed by the Panel (the Agent dials out); `relayUrl` is always the relay, for when `url` cannot be reached. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed. */
         post: {
             parameters: {
                 query?: never;
@@ -5700,6 +5707,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             url: string;
+                            relayUrl: string;
                             expiresAt: string;
                             size: number;
                             name: string;
@@ -6317,6 +6325,7 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                transferUrl: string | null;
                             }[];
                             servers: {
                                 id: string;

@@ -46,6 +46,7 @@ function node(id: string): PanelNode {
     load: null,
     serverCount: 1,
     defaultLimits: null,
+    transferUrl: null,
     effectiveDefaultLimits: {},
     hostname: null,
     capabilities: null,
