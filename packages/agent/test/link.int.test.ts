@@ -202,7 +202,7 @@ test('registration refused with PROTOCOL_INCOMPATIBLE (a Panel of another releas
   assert.equal(f.agent.panelConnected, false);
 });
 
-test('HTTP: /health without auth, commands with X-API-Key (not the Panel token), CORS from config', async (t) => {
+test('HTTP: /health without auth, commands with X-API-Key (not the Panel token), CORS on /transfers from config', async (t) => {
   const f = await fixture({ env: { AGENT_API_KEY: API_KEY, AGENT_CORS_ORIGINS: 'http://ui.example' } });
   t.after(() => f.cleanup());
   await f.panel.waitConnected();
@@ -243,10 +243,22 @@ test('HTTP: /health without auth, commands with X-API-Key (not the Panel token),
   });
   assert.equal(notFound.status, 404);
   assert.equal(((await notFound.json()) as { error: { code: string } }).error.code, 'SERVER_NOT_FOUND');
-  const cors = await fetch(`${base}/health`, { headers: { origin: 'http://ui.example' } });
+  // CORS is for /transfers/* only: the allowed origin gets a preflight answer there, nowhere else
+  const ticket = 'A'.repeat(43);
+  const cors = await fetch(`${base}/transfers/${ticket}`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://ui.example', 'access-control-request-method': 'PUT' },
+  });
+  assert.equal(cors.status, 204);
   assert.equal(cors.headers.get('access-control-allow-origin'), 'http://ui.example');
-  const noCors = await fetch(`${base}/health`, { headers: { origin: 'http://evil.example' } });
+  const noCors = await fetch(`${base}/transfers/${ticket}`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://evil.example', 'access-control-request-method': 'PUT' },
+  });
+  assert.equal(noCors.status, 403);
   assert.equal(noCors.headers.get('access-control-allow-origin'), null);
+  const healthCors = await fetch(`${base}/health`, { headers: { origin: 'http://ui.example' } });
+  assert.equal(healthCors.headers.get('access-control-allow-origin'), null);
 });
 
 test('an Agent restart re-attaches to its running container without restarting it', async (t) => {

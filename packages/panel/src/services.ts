@@ -22,6 +22,7 @@ import { TwoFactorService } from './modules/auth/two-factor.ts';
 import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
 import { TransferRelay } from './modules/files/relay.ts';
+import { TransferLinks } from './modules/files/transfer-links.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
 import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
@@ -67,6 +68,8 @@ export interface PanelServices {
   backups: BackupsService;
   /** relayed transfers (file bodies, backup downloads): which node each ticket belongs to */
   transferRelay: TransferRelay;
+  /** a ticket's URLs: direct to the Agent (node transferUrl, connected) or relayed; files and backups */
+  transferLinks: TransferLinks;
   metrics: MetricsService;
   /** the Prometheus registry behind GET /metrics */
   prometheus: PanelMetrics;
@@ -161,7 +164,12 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
   });
   const transferRelay = new TransferRelay();
-  const backups = new BackupsService({ db, gateway, operations, templates, relay: transferRelay, log });
+  const transferLinks = new TransferLinks({
+    relay: transferRelay,
+    transferUrlOf: (nodeId) => nodes.transferUrlOf(nodeId),
+    isOnline: (nodeId) => gateway.isOnline(nodeId),
+  });
+  const backups = new BackupsService({ db, gateway, operations, templates, links: transferLinks, log });
   const servers = new ServersService({
     repo: new ServersRepo(db),
     nodes: nodesRepo,
@@ -247,6 +255,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     allocations,
     backups,
     transferRelay,
+    transferLinks,
     metrics,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),

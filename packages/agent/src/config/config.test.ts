@@ -22,6 +22,11 @@ test('defaults apply and PANEL_URL may be ws:// or http://', () => {
     'http://b',
   ]);
   assert.equal(loadAgentConfig({ ...good, AGENT_HTTP_PORT: '0' }).httpPort, 0);
+  // /transfers CORS: by default the Panel's pages' origin (ws:// is the same host as http://)
+  assert.deepEqual(c.corsOrigins, ['http://127.0.0.1:8080']);
+  assert.deepEqual(loadAgentConfig({ ...good, PANEL_URL: 'wss://panel.example/x/' }).corsOrigins, [
+    'https://panel.example',
+  ]);
 });
 
 test('a bad config lists every bad key', () => {

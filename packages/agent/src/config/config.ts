@@ -26,6 +26,14 @@ const panelUrl = z
     }
   }, 'must be a ws://, wss://, http:// or https:// URL');
 
+/** The origin a browser has on the Panel's pages (ws(s):// is the same host as http(s)://). */
+function browserOriginOf(panelUrl: string): string {
+  const u = new URL(panelUrl);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  return u.origin;
+}
+
 const AgentEnv = z.object({
   PANEL_URL: panelUrl,
   NODE_ID: z
@@ -48,7 +56,8 @@ const AgentEnv = z.object({
   AGENT_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   AGENT_HTTP_RATE: int(1, 100_000).default(20),
   AGENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
-  AGENT_CORS_ORIGINS: z.string().default(''),
+  /** origins allowed to use /transfers/* from a browser (comma-separated, or `*`); unset: PANEL_URL's origin */
+  AGENT_CORS_ORIGINS: z.string().optional(),
   AGENT_CRASH_TIMEOUT: int(0, 86400).default(60),
   AGENT_LOG_THROTTLE_LINES: int(1, 1_000_000).default(2000),
   AGENT_LOG_THROTTLE_INTERVAL_MS: int(10, 60_000).default(100),
@@ -203,9 +212,11 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     apiKey: e.AGENT_API_KEY,
     httpRate: e.AGENT_HTTP_RATE,
     corsOrigins: Object.freeze(
-      e.AGENT_CORS_ORIGINS.split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
+      e.AGENT_CORS_ORIGINS === undefined
+        ? [browserOriginOf(e.PANEL_URL)]
+        : e.AGENT_CORS_ORIGINS.split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
     ),
     crashTimeoutMs: e.AGENT_CRASH_TIMEOUT * 1000,
     logThrottleLines: e.AGENT_LOG_THROTTLE_LINES,

@@ -2,8 +2,8 @@
  * The Agent's HTTP API when no AGENT_API_KEY is set. Then only `GET /health` can ever answer, so
  * it is served by node:http and Fastify is never loaded (a good part of an idle Agent's memory;
  * see bench/agent-rss.ts). It answers as buildHttp() does: the same per-address rate limit
- * before anything else, the same CORS headers, the same /health body, and 401 AUTH_FAILED for
- * every other request. The pieces both share live here (http.ts imports them; not the reverse).
+ * before anything else, no CORS headers (those are for /transfers only, which needs the key's
+ * API), the same /health body, and 401 AUTH_FAILED for every other request. The pieces both share live here (http.ts imports them; not the reverse).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -43,15 +43,25 @@ export function rateLimiter(rate: number): (address: string) => boolean {
   };
 }
 
-/** The CORS headers for a request's Origin ({} when it is not allowed). */
-export function corsHeaders(origins: readonly string[], origin: string | undefined): Record<string, string> {
+/**
+ * The CORS headers of `GET|PUT /transfers/<ticket>` (and its preflight) for a request's Origin, or
+ * null when it is not allowed. Only there: the key-protected API never answers cross-origin. No
+ * credentials (the ticket in the path is the credential); a browser may send Content-Type (and
+ * Content-Length) and read the checksum and file name.
+ */
+export function transferCorsHeaders(
+  origins: readonly string[],
+  origin: string | undefined,
+): Record<string, string> | null {
   const allowAll = origins.includes('*');
-  if (!origin || !(allowAll || origins.includes(origin))) return {};
+  if (!origin || !(allowAll || origins.includes(origin))) return null;
   return {
     'access-control-allow-origin': allowAll ? '*' : origin,
     vary: 'origin',
-    'access-control-allow-headers': 'authorization, x-api-key, content-type',
-    'access-control-allow-methods': 'GET, POST, OPTIONS',
+    'access-control-allow-methods': 'GET, PUT, OPTIONS',
+    'access-control-allow-headers': 'content-type, content-length',
+    'access-control-expose-headers': 'x-checksum-sha256, content-disposition, content-length',
+    'access-control-max-age': '600',
   };
 }
 
@@ -117,8 +127,7 @@ export function buildHealthOnly(deps: HealthDeps): AgentHttpServer {
       );
       return;
     }
-    const cors = corsHeaders(deps.corsOrigins, req.headers.origin);
-    if (req.method === 'OPTIONS') return send(res, 204, cors);
+    const cors: Record<string, string> = {};
     const metrics = deps.metrics;
     const bearer = bearerOf(req.headers.authorization);
     if (

@@ -22,13 +22,13 @@ import type { Ticket } from '../transfers/transfers.ts';
 import {
   type AgentHttpServer,
   bearerOf,
-  corsHeaders,
   healthReport,
   isHealthUrl,
   isMetricsUrl,
   keyMatches,
   type MetricsEndpoint,
   rateLimiter,
+  transferCorsHeaders,
 } from './health.ts';
 
 export { keyMatches };
@@ -43,6 +43,7 @@ const SHORT_FORMS: ReadonlyMap<string, string> = new Map([
 
 export interface HttpDeps {
   logger: Logger;
+  /** origins allowed to use /transfers/* from a browser (`*`: any); nothing else answers cross-origin */
   corsOrigins: readonly string[];
   /** the secrets accepted right now (the configured API key) */
   acceptedKeys: () => (string | null | undefined)[];
@@ -97,14 +98,23 @@ export async function buildHttp(deps: HttpDeps) {
         .header('retry-after', String(Math.max(1, Math.ceil(1 / rate))))
         .send({ code: 'RATE_LIMITED', message: 'too many requests; slow down', requestId: req.id });
     }
-    for (const [k, v] of Object.entries(corsHeaders(deps.corsOrigins, req.headers.origin)))
-      reply.header(k, v);
-    if (req.method === 'OPTIONS') return reply.code(204).send();
     if (isHealthUrl(req.url)) return;
     // /metrics takes the metrics token too (the API key works as for every route)
     const bearer = bearerOf(req.headers.authorization);
     if (isMetricsUrl(req.url) && bearer && deps.metrics && keyMatches(bearer, [deps.metrics.token])) return;
-    if (deps.transfers && req.url.startsWith('/transfers/')) return;
+    if (deps.transfers && req.url.startsWith('/transfers/')) {
+      // CORS here only (browsers use transfer links directly); never on the key's routes
+      const cors = transferCorsHeaders(deps.corsOrigins, req.headers.origin);
+      if (cors) for (const [k, v] of Object.entries(cors)) reply.header(k, v);
+      if (req.method !== 'OPTIONS') return;
+      if (!cors)
+        return reply.code(403).send({
+          code: 'FORBIDDEN',
+          message: 'this Origin may not use transfer links here (AGENT_CORS_ORIGINS)',
+          requestId: req.id,
+        });
+      return reply.code(204).send();
+    }
     const key = presentedKey(req);
     if (!key || !keyMatches(key, deps.acceptedKeys())) {
       return reply

@@ -134,12 +134,97 @@ test('path tricks do not reach a command route through the /health exemption', a
     });
     assert.ok([401, 404].includes(res.statusCode), `${url} → ${res.statusCode}`);
   }
-  // an OPTIONS preflight answers without running anything
+  // an OPTIONS preflight on the key's API is not answered as CORS (and runs nothing)
   const pre = await a.inject({ method: 'OPTIONS', url: '/api/command', headers: { origin: 'http://x' } });
-  assert.equal(pre.statusCode, 204);
+  assert.equal(pre.statusCode, 401);
+  assert.equal(pre.headers['access-control-allow-origin'], undefined);
   assert.equal(handled.length, 0);
   const health = await a.inject({ method: 'GET', url: '/health' });
   assert.equal(health.statusCode, 200);
+});
+
+test('CORS only on /transfers/* (allowed origins, no credentials); never on the key-protected API', async (t) => {
+  const PANEL = 'https://panel.example';
+  const taken: string[] = [];
+  const a = await buildHttp({
+    logger: pino({ level: 'silent' }),
+    corsOrigins: [PANEL],
+    rate: 10_000,
+    acceptedKeys: () => [KEY],
+    handle: async () => ({ id: 'x', type: 'response', timestamp: new Date().toISOString(), success: true }),
+    docker: async () => ({ reachable: true, version: '27.0' }),
+    panelConnected: () => true,
+    transfers: {
+      take: (ticket) => {
+        taken.push(ticket);
+        throw new CodedError('NOT_FOUND', 'unknown, used or expired transfer ticket');
+      },
+      download: async () => {
+        throw new Error('not reached');
+      },
+      upload: async () => {
+        throw new Error('not reached');
+      },
+    },
+  });
+  t.after(() => a.close());
+  const ticket = 'A'.repeat(43);
+  const preflight = (origin: string | undefined, url = `/transfers/${ticket}`, method = 'PUT') =>
+    a.inject({
+      method: 'OPTIONS',
+      url,
+      headers: {
+        ...(origin ? { origin } : {}),
+        'access-control-request-method': method,
+        'access-control-request-headers': 'content-type',
+      },
+    });
+  const ok = await preflight(PANEL);
+  assert.equal(ok.statusCode, 204);
+  assert.equal(ok.headers['access-control-allow-origin'], PANEL);
+  assert.equal(ok.headers['access-control-allow-credentials'], undefined);
+  assert.match(String(ok.headers['access-control-allow-methods']), /\bPUT\b/);
+  assert.match(String(ok.headers['access-control-allow-methods']), /\bGET\b/);
+  assert.match(String(ok.headers['access-control-allow-headers']), /content-type/);
+  assert.match(String(ok.headers['access-control-expose-headers']), /x-checksum-sha256/);
+  assert.match(String(ok.headers['access-control-expose-headers']), /content-disposition/);
+  assert.match(String(ok.headers.vary), /origin/i);
+  for (const refused of ['https://evil.example', 'https://panel.example.evil', 'null', undefined]) {
+    const r = await preflight(refused);
+    assert.equal(r.statusCode, 403, String(refused));
+    assert.equal(r.json().code, 'FORBIDDEN');
+    assert.equal(r.headers['access-control-allow-origin'], undefined, String(refused));
+  }
+  // the real request carries the headers too (an error answer included, so the page can read it)
+  const get = await a.inject({ method: 'GET', url: `/transfers/${ticket}`, headers: { origin: PANEL } });
+  assert.equal(get.statusCode, 404);
+  assert.equal(get.headers['access-control-allow-origin'], PANEL);
+  const evil = await a.inject({
+    method: 'GET',
+    url: `/transfers/${ticket}`,
+    headers: { origin: 'https://evil.example' },
+  });
+  assert.equal(evil.headers['access-control-allow-origin'], undefined);
+  assert.deepEqual(taken, [ticket, ticket], 'preflights take no ticket');
+  // the key's routes and /health: no CORS for any origin, a preflight is not answered
+  for (const [method, url] of [
+    ['POST', '/api/command'],
+    ['POST', '/api/servers/x/start'],
+    ['GET', '/api/servers/x/backups/b/download'],
+    ['GET', '/metrics'],
+    ['GET', '/health'],
+    ['OPTIONS', '/api/command'],
+    ['OPTIONS', '/api/servers/x/start'],
+  ] as const) {
+    const r = await a.inject({
+      method,
+      url,
+      headers: { origin: PANEL, 'x-api-key': KEY, 'content-type': 'application/json' },
+      ...(method === 'POST' ? { payload: '{}' } : {}),
+    });
+    assert.equal(r.headers['access-control-allow-origin'], undefined, `${method} ${url}`);
+    assert.notEqual(r.statusCode, 204, `${method} ${url}`);
+  }
 });
 
 test('no key configured and no Panel token yet: nothing is accepted, not even an empty key', async (t) => {

@@ -127,6 +127,7 @@ async function exercise(db: Db): Promise<void> {
     default_limits: null,
     public_address: null,
     agent_refusal: null,
+    transfer_url: null,
   });
   assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
 

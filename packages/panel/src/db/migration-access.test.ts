@@ -60,7 +60,8 @@ async function exercise(db: Db): Promise<void> {
       protocol_version: null,
       last_heartbeat_at: null,
       default_limits: null,
-    })
+      // the nodes table as it was before 015 (no transfer_url yet)
+    } as never)
     .execute();
   const server = (id: string) => ({
     id,

@@ -401,6 +401,16 @@ const m016: Migration = {
   },
 };
 
+/**
+ * A node's `transfer_url` (issue 10 item 2): the browser-reachable base URL of its Agent's HTTP
+ * API; transfer links point there when it is set and the Agent is connected (null: relay only).
+ */
+const m017: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('transfer_url', 'text').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -425,6 +435,7 @@ export const migrations: Record<string, Migration> = {
   '014_backups': m014,
   '015_node_public_address': m015,
   '016_node_agent_refusal': m016,
+  '017_node_transfer_url': m017,
 };
 
 export const migrationProvider: MigrationProvider = {

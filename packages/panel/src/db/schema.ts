@@ -78,6 +78,8 @@ export interface NodesTable {
   public_address: string | null;
   /** JSON { at, code, protocolVersion, message }: why its Agent was last refused; null = not */
   agent_refusal: string | null;
+  /** the browser-reachable base URL of the node's Agent HTTP API (direct transfers); null = relay only */
+  transfer_url: string | null;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

@@ -1458,6 +1458,7 @@ export interface paths {
                                 protocolVersion: number | null;
                                 message: string;
                             } | null;
+                            transferUrl: string | null;
                         }[];
                     };
                 };
@@ -1494,6 +1495,7 @@ export interface paths {
                 content: {
                     "application/json": {
                         name: string;
+                        transferUrl?: string | null;
                     };
                 };
             };
@@ -1561,6 +1563,7 @@ export interface paths {
                                     protocolVersion: number | null;
                                     message: string;
                                 } | null;
+                                transferUrl: string | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1746,6 +1749,7 @@ export interface paths {
                                 protocolVersion: number | null;
                                 message: string;
                             } | null;
+                            transferUrl: string | null;
                         };
                     };
                 };
@@ -1813,7 +1817,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
+        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
         patch: {
             parameters: {
                 query?: never;
@@ -1832,6 +1836,7 @@ export interface paths {
                             disk?: number | string;
                         } | null;
                         publicAddress?: string | null;
+                        transferUrl?: string | null;
                     };
                 };
             };
@@ -1898,6 +1903,7 @@ export interface paths {
                                 protocolVersion: number | null;
                                 message: string;
                             } | null;
+                            transferUrl: string | null;
                         };
                     };
                 };
@@ -5234,7 +5240,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link. 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota). */
+        /** @description A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link: straight to the node's Agent when the node has a `transferUrl` and its Agent is connected, else through the Panel's relay; `relayUrl` is always the relay, the fallback when `url` cannot be reached (a network error, not an HTTP error answer). 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota). */
         post: {
             parameters: {
                 query?: never;
@@ -5268,6 +5274,7 @@ export interface paths {
                         "application/json": {
                             ticket: string;
                             url: string;
+                            relayUrl: string;
                             expiresAt: string;
                             size: number | null;
                             name: string;
@@ -5343,6 +5350,7 @@ export interface paths {
                         "application/json": {
                             ticket: string;
                             url: string;
+                            relayUrl: string;
                             expiresAt: string;
                             size: number | null;
                             name: string;
@@ -5418,6 +5426,7 @@ export interface paths {
                         "application/json": {
                             ticket: string;
                             url: string;
+                            relayUrl: string;
                             expiresAt: string;
                             size: number | null;
                             name: string;
@@ -5864,7 +5873,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description A short-lived (300 s), single-use link to a completed backup's archive: GET `url` streams it (relayed by the Panel; the Agent dials out) with its sha256 in `x-checksum-sha256`. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed. */
+        /** @description A short-lived (300 s), single-use link to a completed backup's archive: GET `url` streams it with its sha256 in `x-checksum-sha256`: straight from the Agent when the node has a `transferUrl` and is connected, else relayed by the Panel (the Agent dials out); `relayUrl` is always the relay, for when `url` cannot be reached. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed. */
         post: {
             parameters: {
                 query?: never;
@@ -5885,6 +5894,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             url: string;
+                            relayUrl: string;
                             expiresAt: string;
                             size: number;
                             name: string;
@@ -6509,6 +6519,7 @@ export interface paths {
                                     protocolVersion: number | null;
                                     message: string;
                                 } | null;
+                                transferUrl: string | null;
                             }[];
                             servers: {
                                 id: string;

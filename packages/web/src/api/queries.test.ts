@@ -47,6 +47,7 @@ function node(id: string): PanelNode {
     load: null,
     serverCount: 1,
     defaultLimits: null,
+    transferUrl: null,
     effectiveDefaultLimits: {},
     publicAddress: null,
     agentRefusal: null,

@@ -22,6 +22,7 @@ import { useLiveMessages } from '../api/live.tsx';
 import { keys, useBackups } from '../api/queries.ts';
 import type { Backup, BackupLink, BackupStarted, Permission } from '../api/types.ts';
 import { formatBytes } from '../lib/format.ts';
+import { startDownload } from '../lib/transfer.ts';
 import { ErrorState, Loading } from './states.tsx';
 
 /** What the live socket said of one operation so far. */
@@ -131,12 +132,8 @@ export function BackupsTab({
         `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(b.backupId)}/download`,
         { method: 'POST' },
       );
-      const a = document.createElement('a');
-      a.href = link.url;
-      a.download = link.name;
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
+      // straight from the node's Agent when it answers, else through the Panel's relay
+      await startDownload(link, link.name);
     });
   const setLocked = (b: Backup, locked: boolean) =>
     run(() =>

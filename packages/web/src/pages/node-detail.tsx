@@ -12,6 +12,7 @@ import { UsageBar } from '../components/metric-card.tsx';
 import { PublicAddressPanel } from '../components/public-address.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
+import { TransferUrlPanel } from '../components/transfer-url.tsx';
 import { formatAgo, formatBytes } from '../lib/format.ts';
 import { agentCommandFor, DEFAULT_AGENT_DATA_DIR } from '../lib/variables.ts';
 
@@ -156,6 +157,7 @@ export function NodeDetailPage() {
       </SimpleGrid>
       <PublicAddressPanel key={n.publicAddress ?? ''} node={n} canWrite={canWrite} />
       <DefaultLimitsPanel key={JSON.stringify(n.defaultLimits ?? null)} node={n} canWrite={canWrite} />
+      <TransferUrlPanel key={n.transferUrl ?? ''} node={n} canWrite={canWrite} />
       <AllocationsPanel nodeId={n.id} canWrite={canWrite} />
       {canWrite ? <AgentCommand nodeId={n.id} /> : null}
     </Stack>

@@ -36,8 +36,10 @@ const BackupList = z.object({
   backupLimit: z.number().int().nullable(),
 });
 const DownloadLink = z.object({
-  /** GET it once, before expiresAt: the archive streamed, `x-checksum-sha256` its sha256 */
+  /** GET it once, before expiresAt: the archive streamed, `x-checksum-sha256` its sha256 (direct to the Agent when the node has a transferUrl and is connected, else the relay) */
   url: z.string(),
+  /** the same ticket through the Panel's relay: the fallback when `url` cannot be reached */
+  relayUrl: z.string(),
   expiresAt: z.string(),
   size: z.number(),
   name: z.string(),
@@ -104,7 +106,7 @@ export async function backupsRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'user', access: 'backup.download', activity: 'backup.download' },
       schema: {
         tags,
-        description: `A short-lived (${300} s), single-use link to a completed backup's archive: GET \`url\` streams it (relayed by the Panel; the Agent dials out) with its sha256 in \`x-checksum-sha256\`. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed.`,
+        description: `A short-lived (${300} s), single-use link to a completed backup's archive: GET \`url\` streams it with its sha256 in \`x-checksum-sha256\`: straight from the Agent when the node has a \`transferUrl\` and is connected, else relayed by the Panel (the Agent dials out); \`relayUrl\` is always the relay, for when \`url\` cannot be reached. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed.`,
         params: BackupParams,
         response: { 201: DownloadLink },
       },

@@ -10,7 +10,8 @@
  *   An operation of kind `backup`; the Agent runs one backup or restore at a time per server.
  * - restore: an operation of kind `restore` (stages verifying → stopping → deleting → extracting
  *   → starting → done, the Agent's).
- * - download: a single-use ticket from the Agent, streamed through the Panel's relay
+ * - download: a single-use ticket from the Agent: `url` straight to the Agent's HTTP API when the
+ *   node has a transfer URL and is connected, else (and always as `relayUrl`) the Panel's relay
  *   (`/api/transfers/<ticket>`), with the backup's sha256 as `x-checksum-sha256`.
  * - a deleted server: the Agent removes its backups with it (delete_server), the rows go by the
  *   foreign key (ON DELETE CASCADE).
@@ -31,7 +32,7 @@ import type { Db } from '../../db/index.ts';
 import { nowIso } from '../../db/index.ts';
 import type { OperationsTable, ServersTable } from '../../db/schema.ts';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
-import type { TransferRelay } from '../files/relay.ts';
+import type { TransferLinks } from '../files/transfer-links.ts';
 import type { OperationResult, OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import {
@@ -70,7 +71,7 @@ export class BackupsService {
   readonly #gateway: AgentGateway;
   readonly #operations: OperationsService;
   readonly #templates: TemplatesService;
-  readonly #relay: TransferRelay;
+  readonly #links: TransferLinks;
   readonly #log: Logger;
 
   constructor(deps: {
@@ -78,7 +79,8 @@ export class BackupsService {
     gateway: AgentGateway;
     operations: OperationsService;
     templates: TemplatesService;
-    relay: TransferRelay;
+    /** transfer tickets' URLs (direct to the Agent or relayed), files/transfer-links.ts */
+    links: TransferLinks;
     log: Logger;
   }) {
     this.#db = deps.db;
@@ -86,7 +88,7 @@ export class BackupsService {
     this.#gateway = deps.gateway;
     this.#operations = deps.operations;
     this.#templates = deps.templates;
-    this.#relay = deps.relay;
+    this.#links = deps.links;
     this.#log = deps.log.child({ component: 'backups' });
     this.#operations.onEnd('backup', (op, r) => this.#created(op, r));
   }
@@ -359,12 +361,20 @@ export class BackupsService {
 
   /**
    * A short-lived, single-use link to a completed backup's archive: the Agent issues the ticket,
-   * the bytes stream through the Panel's relay (the Agent dials out, so nodes behind NAT work).
+   * the bytes come from the Agent directly (`url`, when the node has a transfer URL) or through the
+   * Panel's relay (`relayUrl`; the Agent dials out, so nodes behind NAT work).
    */
   async downloadLink(
     serverId: string,
     backupId: string,
-  ): Promise<{ url: string; expiresAt: string; size: number; name: string; sha256: string }> {
+  ): Promise<{
+    url: string;
+    relayUrl: string;
+    expiresAt: string;
+    size: number;
+    name: string;
+    sha256: string;
+  }> {
     const server = await this.#server(serverId);
     const row = await this.#row(serverId, backupId);
     if (row.state !== 'completed' || !row.sha256)
@@ -380,7 +390,7 @@ export class BackupsService {
     const sha256 = data.sha256 ?? row.sha256;
     const size = data.size;
     if (size === null) throw new CodedError('INTERNAL_ERROR', 'the Agent gave a backup ticket no size');
-    this.#relay.remember(data.ticket, {
+    const urls = await this.#links.issue(data.ticket, {
       nodeId: server.node_id,
       serverId,
       direction: 'download',
@@ -390,7 +400,7 @@ export class BackupsService {
       sha256,
     });
     return {
-      url: `/api/transfers/${data.ticket}`,
+      ...urls,
       expiresAt: data.expiresAt,
       size,
       name: data.name,

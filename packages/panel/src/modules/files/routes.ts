@@ -1,9 +1,10 @@
 /**
  * The file manager's REST surface (issue 10), starting with transfers: file bodies never cross
  * the Agent link. `POST /api/servers/:id/files/transfers` gets a single-use ticket from the Agent;
- * the browser then streams the body through `/api/transfers/<ticket>` (GET downloads, PUT
+ * the browser then streams the body straight to the Agent (`<node transferUrl>/transfers/<ticket>`,
+ * when set and the Agent is connected) or through `/api/transfers/<ticket>` (GET downloads, PUT
  * uploads), and the Agent dials out to `/api/agent/transfers/<ticket>` with its link credentials,
- * so a node behind NAT works. Every server route checks its `file.*` permission (requireAccess).
+ * so a node behind NAT works (transfer-links.ts chooses). Every server route checks its `file.*` permission (requireAccess).
  */
 import type { IncomingMessage } from 'node:http';
 import {
@@ -59,8 +60,10 @@ const CreateTransfer = z.object({
 const WaitQuery = z.object({ wait: z.enum(['true', 'false']).optional() });
 const TransferGrant = z.object({
   ticket: TransferTicket,
-  /** where the browser sends (PUT) or fetches (GET) the body: single use, until expiresAt */
+  /** where the browser sends (PUT) or fetches (GET) the body: single use, until expiresAt; straight to the Agent when the node has a transferUrl and is connected, else the relay */
   url: z.string(),
+  /** the same ticket through the Panel's relay (`/api/transfers/<ticket>`): the fallback when `url` cannot be reached */
+  relayUrl: z.string(),
   expiresAt: z.string(),
   /** null: a folder archived while it streams (no Content-Length; chunked) */
   size: z.number().nullable(),
@@ -314,7 +317,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags,
         description:
-          "A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link. 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota).",
+          "A single-use transfer ticket for one file's body (valid `ttlSeconds`, at most and by default 300): `download` of a file, or `upload` of exactly `size` bytes to `path` (missing folders are created; the disk quota is checked now and enforced while it streams). The body then goes to `url` (`GET` to download, `PUT` with the bytes to upload), never over the Agent link: straight to the node's Agent when the node has a `transferUrl` and its Agent is connected, else through the Panel's relay; `relayUrl` is always the relay, the fallback when `url` cannot be reached (a network error, not an HTTP error answer). 404 FILE_NOT_FOUND, 400 PATH_OUTSIDE_ROOT / NAME_INVALID, 403 FILE_DENIED (the template's file_denylist; also a download for a caller who gets the server's hidden values redacted), 409 INSUFFICIENT_RESOURCES (over the disk quota).",
         params: IdParams,
         body: CreateTransfer,
         response: { 201: TransferGrant },
@@ -339,7 +342,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
           { serverId: req.params.id },
         ),
       );
-      relay.remember(data.ticket, {
+      const urls = await s.transferLinks.issue(data.ticket, {
         nodeId,
         serverId: req.params.id,
         direction,
@@ -348,7 +351,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
         expiresAt: Date.parse(data.expiresAt),
       });
       if (req.activity) req.activity.action = `file.${direction}`;
-      return reply.status(201).send({ ...data, url: `/api/transfers/${data.ticket}` });
+      return reply.status(201).send({ ...data, ...urls });
     },
   );
 
@@ -366,7 +369,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
       await s.gateway.request(nodeId, action, { volume, ...payload } as never),
     );
     const direction = action === 'volume_restore' ? 'upload' : 'download';
-    relay.remember(data.ticket, {
+    const urls = await s.transferLinks.issue(data.ticket, {
       nodeId,
       serverId: '',
       direction,
@@ -375,7 +378,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
       expiresAt: Date.parse(data.expiresAt),
     });
     req.log.info({ nodeId, volume, action }, 'volume transfer granted');
-    return { ...data, url: `/api/transfers/${data.ticket}` };
+    return { ...data, ...urls };
   };
   r.post(
     '/api/nodes/:id/volumes/:name/archive',

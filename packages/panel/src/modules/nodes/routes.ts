@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { PanelServices } from '../../services.ts';
 import { AgentCommands, agentCommands } from './agent-commands.ts';
-import { DefaultLimits, Node, PublicAddress } from './service.ts';
+import { DefaultLimits, Node, PublicAddress, TransferUrl } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -22,7 +22,11 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
         tags: ['nodes'],
         description:
           "Returns the AGENT_SECRET once (stored hashed) and the commands that start the Agent, one per form (binary, docker, systemd, npx; `command` is the npx one), with the Panel's PANEL_URL.",
-        body: z.object({ name: z.string().min(1).max(100) }),
+        body: z.object({
+          name: z.string().min(1).max(100),
+          /** the browser-reachable base URL of the node's Agent HTTP API; null/absent: relay only */
+          transferUrl: TransferUrl.nullable().optional(),
+        }),
         response: {
           201: z.object({
             node: Node,
@@ -34,7 +38,7 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
       },
     },
     async (req, reply) => {
-      const created = await s.nodes.create(req.body.name);
+      const created = await s.nodes.create(req.body.name, { transferUrl: req.body.transferUrl ?? null });
       const commands = commandsFor(s, created.node.id, created.agentSecret);
       return reply.status(201).send({ ...created, command: commands.npx, commands });
     },
@@ -68,27 +72,19 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags: ['nodes'],
         description:
-          "Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set.",
+          "Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set.",
         params: IdParams,
         body: z
           .object({
             defaultLimits: DefaultLimits.nullable().optional(),
             publicAddress: PublicAddress.nullable().optional(),
+            transferUrl: TransferUrl.nullable().optional(),
           })
-          .strict()
-          .refine((b) => b.defaultLimits !== undefined || b.publicAddress !== undefined, {
-            message: 'give defaultLimits and/or publicAddress',
-          }),
+          .strict(),
         response: { 200: Node },
       },
     },
-    async (req) => {
-      const { defaultLimits, publicAddress } = req.body;
-      let node = await s.nodes.get(req.params.id);
-      if (defaultLimits !== undefined) node = await s.nodes.setDefaultLimits(req.params.id, defaultLimits);
-      if (publicAddress !== undefined) node = await s.nodes.setPublicAddress(req.params.id, publicAddress);
-      return node;
-    },
+    async (req) => s.nodes.update(req.params.id, req.body),
   );
   r.delete(
     '/api/nodes/:id',

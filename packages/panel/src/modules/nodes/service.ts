@@ -68,6 +68,42 @@ function isHostname(v: string): boolean {
   );
 }
 
+/** Longest transfer URL accepted (characters). */
+const MAX_TRANSFER_URL_LENGTH = 2048;
+
+/**
+ * A node's transfer URL: the base URL of its Agent's HTTP API as the browser reaches it
+ * (`https://node1.example.com:8443`, or a path behind a proxy). http(s) only; no user or password,
+ * query or fragment (the ticket is the only credential; `/transfers/<ticket>` is appended).
+ * Stored without a trailing slash.
+ */
+export const TransferUrl = z
+  .string()
+  .max(MAX_TRANSFER_URL_LENGTH)
+  .superRefine((raw, ctx) => {
+    const problem = transferUrlProblem(raw);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((raw) => {
+    const u = new URL(raw);
+    return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+  });
+
+function transferUrlProblem(raw: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return 'not a URL (e.g. https://node1.example.com:8443)';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (u.username || u.password) return 'must not carry a user name or password';
+  // a bare `?` or `#` leaves search/hash empty: look at the text itself
+  if (raw.includes('?')) return 'must not have a query';
+  if (raw.includes('#')) return 'must not have a fragment';
+  return null;
+}
+
 export const Load = z.object({ cpu: z.number(), memory: z.number(), disk: z.number() });
 export const Node = z.object({
   id: z.string(),
@@ -97,6 +133,8 @@ export const Node = z.object({
       message: z.string(),
     })
     .nullable(),
+  /** the browser-reachable base URL of the node's Agent HTTP API (direct transfers); null = relay only */
+  transferUrl: z.string().nullable(),
 });
 export type Node = z.infer<typeof Node>;
 
@@ -154,6 +192,7 @@ export class NodesService {
       effectiveDefaultLimits: effectiveDefaults(n, this.#panelDefaults),
       publicAddress: n.public_address ?? null,
       agentRefusal: refusalOf(n.agent_refusal ?? null),
+      transferUrl: n.transfer_url ?? null,
     };
   }
 
@@ -174,7 +213,10 @@ export class NodesService {
     return this.#toNode(n, counts.get(n.id) ?? 0);
   }
 
-  async create(name: string): Promise<{ node: Node; agentSecret: string; command: string }> {
+  async create(
+    name: string,
+    opts: { transferUrl?: string | null } = {},
+  ): Promise<{ node: Node; agentSecret: string; command: string }> {
     if (await this.#repo.findByName(name)) throw new CodedError('CONFLICT', 'a node with that name exists');
     const id = shortId('n');
     const agentSecret = `cas_${randomToken(32)}`;
@@ -193,24 +235,45 @@ export class NodesService {
       default_limits: null,
       public_address: null,
       agent_refusal: null,
+      transfer_url: opts.transferUrl ?? null,
     };
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);
     return { node: this.#toNode(row, 0), agentSecret, command };
   }
 
-  /** The node's own default limits for new servers; null = back to the Panel's. */
-  async setDefaultLimits(id: string, limits: DefaultLimits | null): Promise<Node> {
+  /** Changes what the patch names (undefined: unchanged; null: back to the default). */
+  async update(
+    id: string,
+    patch: {
+      defaultLimits?: DefaultLimits | null | undefined;
+      transferUrl?: string | null | undefined;
+      publicAddress?: string | null | undefined;
+    },
+  ): Promise<Node> {
     await this.get(id);
-    await this.#repo.update(id, { default_limits: limits === null ? null : JSON.stringify(limits) });
+    const row: {
+      default_limits?: string | null;
+      transfer_url?: string | null;
+      public_address?: string | null;
+    } = {};
+    if (patch.publicAddress !== undefined)
+      row.public_address = patch.publicAddress === null ? null : patch.publicAddress.toLowerCase();
+    if (patch.defaultLimits !== undefined)
+      row.default_limits = patch.defaultLimits === null ? null : JSON.stringify(patch.defaultLimits);
+    if (patch.transferUrl !== undefined) row.transfer_url = patch.transferUrl;
+    if (Object.keys(row).length > 0) await this.#repo.update(id, row);
     return this.get(id);
+  }
+
+  /** Where the browser reaches this node's Agent directly; null: not set (relay only) or no such node. */
+  async transferUrlOf(id: string): Promise<string | null> {
+    return (await this.#repo.findById(id))?.transfer_url ?? null;
   }
 
   /** Where players reach the node's servers; null = not set (servers then show no address). */
   async setPublicAddress(id: string, address: string | null): Promise<Node> {
-    await this.get(id);
-    await this.#repo.update(id, { public_address: address === null ? null : address.toLowerCase() });
-    return this.get(id);
+    return this.update(id, { publicAddress: address });
   }
 
   /** A new AGENT_SECRET for an existing node (the old one stops working). */

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { healthUrlOf, isNetworkError, withRelayFallback } from './transfer.ts';
+
+async function server(status: number) {
+  const hits: string[] = [];
+  const srv = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ at: req.url }));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  return { base, hits, close: () => new Promise<void>((r) => srv.close(() => r())) };
+}
+
+/** a port that was free a moment ago: nothing answers there */
+async function deadBase(): Promise<string> {
+  const s = await server(200);
+  await s.close();
+  return s.base;
+}
+
+const get = async (url: string) => {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+};
+
+test('withRelayFallback: a network failure of the direct URL goes to the relay with the same ticket', async (t) => {
+  const relay = await server(200);
+  t.after(() => relay.close());
+  const grant = { url: `${await deadBase()}/transfers/T1`, relayUrl: `${relay.base}/api/transfers/T1` };
+  const r = await withRelayFallback(grant, get);
+  assert.equal(r.status, 200);
+  assert.deepEqual(relay.hits, ['/api/transfers/T1']);
+});
+
+test('withRelayFallback: an HTTP error answer from the Agent is the answer (no fallback)', async (t) => {
+  const agent = await server(404);
+  const relay = await server(200);
+  t.after(() => Promise.all([agent.close(), relay.close()]));
+  const grant = { url: `${agent.base}/transfers/T2`, relayUrl: `${relay.base}/api/transfers/T2` };
+  const r = await withRelayFallback(grant, get);
+  assert.equal(r.status, 404);
+  assert.deepEqual(agent.hits, ['/transfers/T2']);
+  assert.deepEqual(relay.hits, []);
+});
+
+test('withRelayFallback: a relay-only grant is tried once; other errors pass through', async () => {
+  const dead = `${await deadBase()}/api/transfers/T3`;
+  let calls = 0;
+  await assert.rejects(
+    withRelayFallback({ url: dead, relayUrl: dead }, (u) => {
+      calls += 1;
+      return get(u);
+    }),
+    TypeError,
+  );
+  assert.equal(calls, 1);
+  calls = 0;
+  await assert.rejects(
+    withRelayFallback({ url: 'https://a/transfers/x', relayUrl: '/api/transfers/x' }, async () => {
+      calls += 1;
+      throw new Error('quota');
+    }),
+    /quota/,
+  );
+  assert.equal(calls, 1);
+});
+
+test('healthUrlOf and isNetworkError', () => {
+  assert.equal(healthUrlOf('https://n1.example:8443/transfers/abc'), 'https://n1.example:8443/health');
+  assert.equal(
+    healthUrlOf('https://proxy.example/agent1/transfers/abc'),
+    'https://proxy.example/agent1/health',
+  );
+  assert.equal(healthUrlOf('/api/x'), null);
+  assert.equal(isNetworkError(new TypeError('fetch failed')), true);
+  assert.equal(isNetworkError(new Error('HTTP 500')), false);
+});
