@@ -40,6 +40,7 @@ import {
   type WalkEntry,
   walkEntries,
 } from '../lib/files.ts';
+import { startDownload } from '../lib/transfer.ts';
 import { DeleteDialog, PromptDialog, type PromptSpec } from './files/dialogs.tsx';
 import { FileEditor } from './files/file-editor.tsx';
 import { FileList, type RowActions } from './files/file-list.tsx';
@@ -137,14 +138,8 @@ export function FilesTab({
         method: 'POST',
         body: { direction: 'download', path: entry.path, ...(entry.isDir ? { archive: 'tar.gz' } : {}) },
       });
-      // the ticket URL works once: hand it to the browser's own download
-      const a = document.createElement('a');
-      a.href = grant.url;
-      a.download = grant.name;
-      a.rel = 'noopener';
-      document.body.append(a);
-      a.click();
-      a.remove();
+      // the ticket works once: the browser's own download, direct when the Agent answers
+      await startDownload(grant, grant.name);
     });
 
   const askPath = (

@@ -80,3 +80,24 @@ test('healthUrlOf and isNetworkError', () => {
   assert.equal(isNetworkError(new TypeError('fetch failed')), true);
   assert.equal(isNetworkError(new Error('HTTP 500')), false);
 });
+
+test('a coded NETWORK_ERROR (an XHR upload that got no answer) falls back to the relay', async () => {
+  const tried: string[] = [];
+  const r = await withRelayFallback(
+    { url: 'https://node/transfers/t', relayUrl: '/api/transfers/t' },
+    async (url) => {
+      tried.push(url);
+      if (url.startsWith('https://')) throw Object.assign(new Error('cut off'), { code: 'NETWORK_ERROR' });
+      return 'ok';
+    },
+  );
+  assert.equal(r, 'ok');
+  assert.deepEqual(tried, ['https://node/transfers/t', '/api/transfers/t']);
+  // a coded HTTP answer is the answer: no retry
+  await assert.rejects(
+    withRelayFallback({ url: 'https://node/transfers/u', relayUrl: '/api/transfers/u' }, async () => {
+      throw Object.assign(new Error('full'), { code: 'INSUFFICIENT_RESOURCES' });
+    }),
+    /full/,
+  );
+});

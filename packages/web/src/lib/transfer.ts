@@ -14,7 +14,9 @@ export interface TransferGrantUrls {
 
 /** fetch() rejects with a TypeError for network failures (never for an HTTP error status). */
 export function isNetworkError(e: unknown): boolean {
-  return e instanceof TypeError || (e instanceof Error && e.name === 'NetworkError');
+  if (e instanceof TypeError || (e instanceof Error && e.name === 'NetworkError')) return true;
+  // the page's coded error for a request that got no answer (an XHR's onerror)
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'NETWORK_ERROR';
 }
 
 /**
@@ -72,43 +74,4 @@ export async function startDownload(grant: TransferGrantUrls, name: string): Pro
   document.body.appendChild(a);
   a.click();
   a.remove();
-}
-
-/**
- * PUTs a file to a grant (streamed by the browser from the File, never read into the page), with
- * upload progress, falling back to the relay on a network failure. Resolves with the answer's
- * status and JSON body; an HTTP error status is an answer, not a failure.
- */
-export function putWithFallback(
-  grant: TransferGrantUrls,
-  body: Blob,
-  onProgress?: (sent: number, total: number) => void,
-): Promise<{ status: number; body: unknown }> {
-  return withRelayFallback(grant, (url) => putOnce(url, body, onProgress));
-}
-
-function putOnce(
-  url: string,
-  body: Blob,
-  onProgress?: (sent: number, total: number) => void,
-): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('PUT', url);
-    xhr.setRequestHeader('content-type', 'application/octet-stream');
-    if (onProgress) xhr.upload.onprogress = (e) => onProgress(e.loaded, e.total);
-    xhr.onload = () => {
-      let parsed: unknown = null;
-      try {
-        parsed = xhr.responseText ? JSON.parse(xhr.responseText) : null;
-      } catch {
-        parsed = xhr.responseText;
-      }
-      resolve({ status: xhr.status, body: parsed });
-    };
-    // status 0 with onerror: the request never got an answer (network, CORS, TLS)
-    xhr.onerror = () => reject(new TypeError(`network error sending to ${url}`));
-    xhr.onabort = () => reject(new DOMException('aborted', 'AbortError'));
-    xhr.send(body);
-  });
 }

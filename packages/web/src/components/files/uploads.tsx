@@ -9,6 +9,7 @@ import { ApiError, api, errorCode, errorFromBody, errorMessage } from '../../api
 import type { TransferGrant } from '../../api/types.ts';
 import { totalProgress, type UploadProgress } from '../../lib/files.ts';
 import { formatBytes } from '../../lib/format.ts';
+import { withRelayFallback } from '../../lib/transfer.ts';
 
 export interface UploadPlan {
   /** absolute folders to create first, parents before children */
@@ -103,7 +104,10 @@ export function useUploads(serverId: string, onBatchDone: () => void) {
               body: { direction: 'upload', path: item.path, size: file.size },
               signal: ctl.signal,
             });
-            await putFile(grant.url, file, (loaded) => patch(item.id, { loaded }), ctl.signal);
+            // direct to the Agent when the node allows it; the relay when that cannot be reached
+            await withRelayFallback(grant, (url) =>
+              putFile(url, file, (loaded) => patch(item.id, { loaded }), ctl.signal),
+            );
             patch(item.id, { state: 'done', loaded: file.size });
           } catch (e) {
             if (ctl.signal.aborted) patch(item.id, { state: 'cancelled' });
