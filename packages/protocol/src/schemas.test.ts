@@ -84,6 +84,19 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     serverId: 's1',
   },
   relay_transfer: { payload: { ticket: 'a'.repeat(43) } },
+  backup_import: {
+    payload: {
+      backupId: 'b1',
+      format: 'tar.zst',
+      size: 10,
+      sha256: 'a'.repeat(64),
+      name: null,
+      bytes: null,
+      entries: null,
+      ttlSeconds: 60,
+    },
+    serverId: 's1',
+  },
   sftp_revoke: { payload: { userId: 'u1', serverId: 's1' } },
 };
 
@@ -112,6 +125,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   search_files: { query: '', limit: 10 },
   create_transfer: { direction: 'upload', path: 'a', size: -1 },
   relay_transfer: { ticket: '../x' },
+  backup_import: { backupId: 'b1', format: 'tar.zst', size: 10, sha256: 'nope' },
   sftp_revoke: { serverId: 's1' },
 };
 
