@@ -197,4 +197,21 @@ describe('Panel + Agent: backups in S3 (s3rver on loopback)', () => {
       return true;
     });
   });
+  it('an offload the store refuses keeps the node copy (listed, file there) and leaves no upload', async () => {
+    // the node has the backup again (imported by the test before)
+    const nodeFile = path.join(backupDir, `${rec.backupId}.tar.zst`);
+    assert.ok(existsSync(nodeFile));
+    const bad = new S3Store(s3.settings({ secretAccessKey: 'wrong-secret-value', partSizeMb: 5 }));
+    await assert.rejects(offloadBackup({ ...deps(), store: bad }, where(), rec), (e: unknown) => {
+      assert.ok(isCodedError(e) && e.code === 'STORAGE_AUTH_FAILED', String(e));
+      return true;
+    });
+    bad.close();
+    assert.ok(existsSync(nodeFile));
+    assert.deepEqual(
+      (await nodeBackups()).map((b) => b.backupId),
+      [rec.backupId],
+    );
+    assert.deepEqual(s3.pendingUploads(), []);
+  });
 });
