@@ -118,7 +118,7 @@ try {
   const archive = path.join(agentDir, 'backups', serverId, `${rec.backupId}.tar.zst`);
   const size = statSync(archive).size;
   const where = { nodeId: node.id, serverId };
-  const deps = { gateway: services.gateway, transfers: services.transfers, store };
+  const deps = { gateway: services.gateway, transfers: services.transferRelay, store };
 
   const measure = async (what: string, act: () => Promise<unknown>) => {
     await sleep(1500);
