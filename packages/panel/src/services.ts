@@ -164,7 +164,17 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
   });
   const transferRelay = new TransferRelay();
-  const backups = new BackupsService({ db, gateway, operations, templates, relay: transferRelay, log });
+  const s3 = config.s3 ? new S3Store(config.s3) : undefined;
+  const backups = new BackupsService({
+    db,
+    gateway,
+    operations,
+    templates,
+    relay: transferRelay,
+    log,
+    s3,
+    s3Downloads: config.s3?.downloads ?? 'presign',
+  });
   const servers = new ServersService({
     repo: new ServersRepo(db),
     nodes: nodesRepo,
@@ -175,6 +185,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     bus,
     log,
     updateTimeoutMs: config.updateTimeoutMs,
+    beforeDelete: (serverId) => backups.forgetServer(serverId),
     defaultLimits: config.defaultLimits,
     operations,
   });
@@ -259,7 +270,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     clientSockets,
     gateway,
     hub,
-    s3: config.s3 ? new S3Store(config.s3) : undefined,
+    s3,
     publicUrl: getPublicUrl,
     setPublicUrl(url) {
       publicUrl = url;

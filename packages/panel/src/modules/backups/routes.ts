@@ -104,7 +104,7 @@ export async function backupsRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'user', access: 'backup.download', activity: 'backup.download' },
       schema: {
         tags,
-        description: `A short-lived (${300} s), single-use link to a completed backup's archive: GET \`url\` streams it (relayed by the Panel; the Agent dials out) with its sha256 in \`x-checksum-sha256\`. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed.`,
+        description: `A short-lived (${300} s), single-use link to a completed backup's archive: GET \`url\` streams it (relayed by the Panel; the Agent dials out) with its sha256 in \`x-checksum-sha256\`. A backup in S3 (storage s3): \`url\` is a presigned GET to the bucket (PANEL_S3_DOWNLOADS=presign), or the Panel streams the object (relay). 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed.`,
         params: BackupParams,
         response: { 201: DownloadLink },
       },

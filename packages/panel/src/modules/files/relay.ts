@@ -19,6 +19,8 @@ export interface RelayTicket {
   expiresAt: number;
   /** a backup's download: its recorded sha256, sent as x-checksum-sha256 */
   sha256?: string;
+  /** a backup in object storage: the Panel streams this key from S3 (no Agent involved) */
+  s3Key?: string;
 }
 
 /** How long the Panel waits for the Agent to dial in once it was told to. */
