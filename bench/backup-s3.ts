@@ -5,7 +5,7 @@
  * server (@20minutes/s3rver, on loopback) in their own, so each RSS is its own. Baseline: the same
  * archive file put with the SDK alone (lib-storage Upload, same part size and queue, read from
  * disk in this process) and fetched back with a GET.
- *   node bench/backup-s3.ts [MiB]      (default 500; part size PANEL_S3_PART_SIZE_MB, default 16)
+ *   node bench/backup-s3.ts [MiB]      (default 500; part size PANEL_S3_PART_SIZE_MB, default 8)
  *
  * 14:08 UTC on the 2-core development VM shared with other work (load average 9–16), 500 MiB,
  * 16 MiB parts × queue 2 (32 parts), Panel VmRSS peak over its level before:
@@ -13,6 +13,13 @@
  *   baseline: SDK GET to /dev/null    9.6 s  52 MiB/s   +62 MiB
  *   offload: Agent → Panel → S3      28.9 s  17 MiB/s  +128 MiB   (Agent +1.4 MiB)
  *   import: S3 → Panel → Agent       22.0 s  23 MiB/s   +25 MiB   (Agent +0.1 MiB)
+ * 14:48 UTC, the same with 8 MiB parts × queue 2 (63 parts; load average ~12, every figure slower):
+ *   baseline: SDK Upload from disk   86.7 s   6 MiB/s   +98 MiB
+ *   baseline: SDK GET to /dev/null   38.1 s  13 MiB/s    +0 MiB
+ *   offload: Agent → Panel → S3     132.9 s   4 MiB/s   +26 MiB   (Agent +2.5 MiB)
+ *   import: S3 → Panel → Agent       60.1 s   8 MiB/s    +2 MiB   (Agent +30 MiB)
+ * (each row's "before" is the level the previous row left, which GC had not brought down, so a
+ * later row's growth reads smaller). 8 MiB became the default part size.
  * The offload costs the Panel what the SDK's own upload of the file costs (the parts in flight,
  * the part being filled and the SDK's copies of them, before GC), not the backup's size; the
  * imported copy is byte-identical. s3rver (a single Node process writing each part, then
@@ -32,7 +39,7 @@ import { IMAGE, removeNodeContainers } from '../test/harness.ts';
 
 const MIB = Number(process.argv[2] ?? 500);
 if (!Number.isInteger(MIB) || MIB < 1 || MIB > 65536) throw new Error('MiB: 1..65536');
-const PART_MB = Number(process.env.PANEL_S3_PART_SIZE_MB ?? 16);
+const PART_MB = Number(process.env.PANEL_S3_PART_SIZE_MB ?? 8);
 const root = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;

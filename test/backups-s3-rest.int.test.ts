@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { importBackup } from '../packages/panel/src/modules/backups/s3-offload.ts';
 import type { Json, Session, TestPanel } from '../packages/panel/test/helpers.ts';
 import { startTestS3, type TestS3 } from '../packages/panel/test/s3.ts';
 import { IMAGE, type Stack, startStack } from './harness.ts';
@@ -123,6 +124,30 @@ describe('Panel + Agent + S3: backups through REST (presigned downloads)', () =>
     assert.equal(list.body.total, 1);
     assert.equal(list.body.backups[0].storage, 's3');
     assert.ok(s3.objects().includes(key(backupId)));
+  });
+
+  it('a copy an earlier restore left on the node (same sha256) does not block the next restore', async () => {
+    const services = panel.app.panel;
+    const rec = (await panel.api(owner, 'GET', `/api/servers/${serverId}/backups`)).body.backups[0];
+    await importBackup(
+      { gateway: services.gateway, transfers: services.transferRelay, store: services.s3! },
+      { nodeId: stack!.nodeId, serverId },
+      rec,
+    );
+    const nodeFile = path.join(stack!.agentDir, 'backups', serverId, `${backupId}.tar.zst`);
+    assert.ok(existsSync(nodeFile));
+    await writeFile(path.join(dir, 'server.properties'), 'motd=changed again\n');
+    const r = await panel.api(
+      owner,
+      'POST',
+      `/api/servers/${serverId}/backups/${backupId}/restore?wait=true`,
+      {
+        truncate: true,
+      },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(await tree(dir), original);
+    assert.equal(existsSync(nodeFile), false);
   });
 
   it('a locked one is kept; unlocked, its delete removes the object', async () => {

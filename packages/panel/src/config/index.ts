@@ -85,8 +85,9 @@ const EnvSchema = z.object({
   PANEL_S3_SECRET_ACCESS_KEY: z.string().min(1).max(512).optional(),
   /** path-style URLs (`endpoint/bucket/key`), as most S3-compatible servers want */
   PANEL_S3_FORCE_PATH_STYLE: z.enum(['true', 'false', '1', '0']).default('false'),
-  /** a multipart upload's part size (S3: at least 5 MiB); memory per upload ≈ part × (queue + 1) */
-  PANEL_S3_PART_SIZE_MB: z.coerce.number().int().min(5).max(512).default(16),
+  /** a multipart upload's part size (S3: at least 5 MiB; 10,000 parts of 8 MiB hold 78 GiB, over the
+   * 64 GiB a transfer may move); memory per upload ≈ part × (queue + 1) */
+  PANEL_S3_PART_SIZE_MB: z.coerce.number().int().min(5).max(512).default(8),
   /** parts in flight per upload */
   PANEL_S3_QUEUE_SIZE: z.coerce.number().int().min(1).max(16).default(2),
   /** keys start with this (e.g. `ctrl-alt-play/`) */

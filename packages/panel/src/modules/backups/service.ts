@@ -377,7 +377,16 @@ export class BackupsService {
       const store = this.#s3;
       if (!store)
         throw new CodedError('STORAGE_ERROR', 'this backup is in S3, and PANEL_BACKUP_STORAGE is not s3');
-      await importBackup({ gateway: this.#gateway, transfers: this.#relay, store }, w, toPanelBackup(row));
+      await importBackup(
+        { gateway: this.#gateway, transfers: this.#relay, store },
+        w,
+        toPanelBackup(row),
+      ).catch(async (e: unknown) => {
+        // a copy left by an earlier restore whose cleanup failed: used when it is the same archive
+        if (!(isCodedError(e) && e.code === 'CONFLICT')) throw e;
+        const onNode = (await this.#agentRecords(server)).find((b) => b.backupId === backupId);
+        if (onNode?.state !== 'completed' || onNode.sha256 !== row.sha256) throw e;
+      });
     }
     const dropCopy = () =>
       fromS3
