@@ -1,5 +1,5 @@
 /** Wires config, Docker, servers, the Panel link and the HTTP API into one running Agent. */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { event, PROTOCOL_VERSION, type ResponseMessage } from '@cap/protocol';
 import pino, { type Logger } from 'pino';
@@ -16,6 +16,7 @@ import { ServerManager } from './server/manager.ts';
 import type { SftpServer } from './sftp/server.ts';
 import { systemLoad } from './system/system-info.ts';
 import { AGENT_VERSION } from './version.ts';
+import { VolumeArchiver } from './volumes/volumes.ts';
 
 export interface RunningAgent {
   httpPort: number;
@@ -66,6 +67,10 @@ export async function startAgent(
   let link: PanelLink | null = null;
   const metrics = new AgentMetrics();
   const manager = new ServerManager({ env, config, logger });
+  const volumeTmp = path.join(path.resolve(config.dataDir), 'volume-restores');
+  // a restore cut by a stop leaves its spooled upload: gone at the next start
+  await rm(volumeTmp, { recursive: true, force: true });
+  manager.volumes = new VolumeArchiver({ docker: docker.docker, tmpDir: volumeTmp });
   // the link sends what the servers publish (it queues events until it connects)
   relayEvents(manager.events, (name, data) => {
     metrics.event(name, data);

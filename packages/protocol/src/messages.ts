@@ -258,6 +258,9 @@ export const TransferTicket = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a transfe
  * HTTP API, or relayed by the Panel (relay_transfer). An upload names its exact `size`: the disk
  * quota is checked now and the body is cut off past it.
  */
+/** The formats the Agent writes archives in for the file manager (it reads tar.zst and tar too). */
+export const ArchiveWriteFormat = z.enum(['tar.gz', 'zip']);
+export type ArchiveWriteFormat = z.infer<typeof ArchiveWriteFormat>;
 export const CreateTransferPayload = z.object({
   direction: z.enum(['upload', 'download']),
   /** the file (or, for an upload, its target); absent for a backup's download */
@@ -266,22 +269,91 @@ export const CreateTransferPayload = z.object({
   backupId: BackupId.optional(),
   size: z.number().int().min(0).max(TRANSFER_MAX_BYTES).optional(),
   ttlSeconds: z.number().int().min(5).max(3600).default(300),
+  /** download of a folder: streamed as this archive, made on the fly (its size is not known: null) */
+  archive: ArchiveWriteFormat.optional(),
 });
+const Count = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 53);
 export const CreateTransferData = z.object({
   ticket: TransferTicket,
   expiresAt: z.string(),
-  /** download: the file's size and name */
-  size: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 53),
+  /** download: the file's size (null for a folder archived on the fly) and name */
+  size: Count.nullable(),
   name: z.string(),
   /** a backup's download: its recorded sha256 (hex), also sent as the `x-checksum-sha256` header */
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .optional(),
+});
+/**
+ * file_compress (an operation): `names` of one folder (`root`) into one archive written in that
+ * folder (default name `archive-<UTC yyyy-mm-dd-hhmmss>.<ext>`), through a temporary name renamed
+ * when complete; the disk quota is enforced while it is written (nothing partial is left).
+ */
+export const FileCompressPayload = z.object({
+  root: FilePath.default('/'),
+  names: z.array(FileName).min(1).max(DELETE_FILES_MAX),
+  format: ArchiveWriteFormat.default('tar.gz'),
+  name: FileName.optional(),
+});
+export const FileCompressData = z.object({
+  /** the archive, from the server's root */
+  path: z.string(),
+  /** its size in bytes */
+  size: Count,
+  entries: Count,
+  /** file data archived (uncompressed) */
+  bytes: Count,
+});
+export type FileCompressData = z.infer<typeof FileCompressData>;
+/**
+ * file_decompress (an operation): the archive (format by its magic bytes: tar.gz, tar.zst, tar,
+ * zip) is read whole first (checksums, entry rules, caps = the server's remaining disk quota and
+ * FILE_DECOMPRESS_MAX_ENTRIES), then unpacked into `destination` (default: the archive's folder).
+ */
+export const FILE_DECOMPRESS_MAX_ENTRIES = 200_000;
+export const FileDecompressPayload = z.object({
+  path: FilePath,
+  destination: FilePath.optional(),
+});
+export const FileDecompressData = z.object({
+  destination: z.string(),
+  bytes: Count,
+  entries: Count,
+});
+export type FileDecompressData = z.infer<typeof FileDecompressData>;
+
+/** A Docker volume's name (Docker's own rule). */
+export const VolumeName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/, 'a Docker volume name: [A-Za-z0-9][A-Za-z0-9_.-]*, ≤ 255');
+export const VolumeArchiveFormat = z.enum(['tar.gz', 'tar.zst']);
+/**
+ * volume_backup (issue 10 item 5; Agent-level, no server): a download ticket whose body is the
+ * named volume's tree (its Mountpoint from the Docker Engine), archived while it streams by the
+ * same archiver as server files (size null, chunked).
+ */
+export const VolumeBackupPayload = z.object({
+  volume: VolumeName,
+  format: VolumeArchiveFormat.default('tar.gz'),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+/**
+ * volume_restore: an upload ticket for an archive of exactly `size` bytes (tar.gz, tar.zst, tar or
+ * zip, by its magic bytes), spooled on the node, verified whole, then unpacked into the volume
+ * (`truncate`: its current contents removed first, only after the verify). A volume used by a
+ * running container is refused (INVALID_STATE) unless `force`.
+ */
+export const VolumeRestorePayload = z.object({
+  volume: VolumeName,
+  size: z.number().int().min(1).max(TRANSFER_MAX_BYTES),
+  force: z.boolean().default(false),
+  truncate: z.boolean().default(false),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
 });
 /**
  * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
@@ -437,6 +509,14 @@ export const actionPayloads = {
   relay_transfer: RelayTransferPayload,
   /** an upload ticket whose archive becomes a completed backup of the server (from object storage) */
   backup_import: BackupImportPayload,
+  /** pack entries of one folder into an archive in it (an operation) */
+  file_compress: FileCompressPayload,
+  /** unpack an archive of the server's files (an operation) */
+  file_decompress: FileDecompressPayload,
+  /** a download ticket streaming a Docker volume's archive (no server) */
+  volume_backup: VolumeBackupPayload,
+  /** an upload ticket whose archive is restored into a Docker volume (no server) */
+  volume_restore: VolumeRestorePayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: Empty,
   /** archive the server's files into a backup on the node (an operation) */
@@ -483,6 +563,8 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'search_files',
   'create_transfer',
   'backup_import',
+  'file_compress',
+  'file_decompress',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -512,6 +594,8 @@ export const OPERATION_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'update_server',
   'backup_create',
   'backup_restore',
+  'file_compress',
+  'file_decompress',
 ]);
 /** The data of an acknowledgement. */
 export const OperationAccepted = z.object({ operationId: MessageId, status: z.literal('accepted') });
@@ -725,6 +809,8 @@ export const eventData = {
     action: Action,
     success: z.boolean(),
     error: z.object({ code: ErrorCode, message: z.string() }).optional(),
+    /** what the action answered when it succeeded (as its answer without operationId) */
+    data: z.unknown().optional(),
   }),
   /** first message on every (re)connection: who I am and what runs here */
   agent_hello: z.object({

@@ -98,6 +98,12 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     serverId: 's1',
   },
   sftp_revoke: { payload: { userId: 'u1', serverId: 's1' } },
+  file_compress: { payload: { root: '/', names: ['world'], format: 'zip' }, serverId: 's1' },
+  file_decompress: { payload: { path: '/a.tar.gz', destination: '/x' }, serverId: 's1' },
+  volume_backup: { payload: { volume: 'game-data', format: 'tar.zst', ttlSeconds: 60 } },
+  volume_restore: {
+    payload: { volume: 'game-data', size: 10, force: true, truncate: false, ttlSeconds: 60 },
+  },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -127,6 +133,10 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   relay_transfer: { ticket: '../x' },
   backup_import: { backupId: 'b1', format: 'tar.zst', size: 10, sha256: 'nope' },
   sftp_revoke: { serverId: 's1' },
+  file_compress: { names: [], format: 'tar.gz' },
+  file_decompress: { path: '' },
+  volume_backup: { volume: '../etc' },
+  volume_restore: { volume: 'v', size: 0 },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

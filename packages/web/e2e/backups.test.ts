@@ -185,6 +185,40 @@ test('the Backups tab: create, download (sha256 checked), change a file, restore
     await byTestId('backup-delete').first().click();
     await byTestId('backup-delete-confirm').click();
     await byTestId('backups-empty').waitFor({ timeout: WAIT });
+  });
+
+  await step('a subuser holding backup.read only sees the list and none of the controls', async () => {
+    const made = await apiFromPage<{ state: string }>('POST', `/servers/${serverId}/backups?wait=true`, {
+      name: 'for the viewer',
+    });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+    const viewer = { email: `bviewer-${run}@example.test`, password: `pw-${run}-viewer-secret` };
+    const u = await apiFromPage('POST', '/users', { ...viewer, role: 'user' });
+    assert.equal(u.status, 201, JSON.stringify(u.body));
+    const sub = await apiFromPage('POST', `/servers/${serverId}/users`, {
+      email: viewer.email,
+      permissions: ['backup.read'],
+    });
+    assert.equal(sub.status, 201, JSON.stringify(sub.body));
+    await byTestId('logout').click();
+    await byTestId('login-email').waitFor({ timeout: WAIT });
+    await byTestId('login-email').fill(viewer.email);
+    await byTestId('login-password').fill(viewer.password);
+    await byTestId('login-submit').click();
+    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await page.goto(`${panel.url}/servers/${serverId}`);
+    await byTestId('tab-backups').click();
+    await byTestId('backups-table').waitFor({ timeout: WAIT });
+    assert.equal((await byTestId('backup-name').first().textContent())?.trim(), 'for the viewer');
+    for (const control of [
+      'backup-create',
+      'backup-download',
+      'backup-restore',
+      'backup-lock',
+      'backup-delete',
+    ])
+      assert.equal(await byTestId(control).count(), 0, control);
+    await shot('b4-viewer');
     assert.deepEqual(e2e?.pageErrors, []);
   });
 });

@@ -89,6 +89,8 @@ export interface CreateOptions extends Common {
   ignore?: readonly string[];
   /** override the compression level (zstd 1–19, gzip and zip 1–9) */
   level?: number;
+  /** entries (path from the root, no leading slash) it returns false for are left out, with what is under them */
+  filter?: (rel: string, isDir: boolean) => boolean;
 }
 export interface ReadOptions extends Common {
   format: ArchiveFormat;
@@ -96,6 +98,8 @@ export interface ReadOptions extends Common {
   maxEntries?: number;
   /** where a zip is spooled (it is read from its end); default the OS temp directory */
   tmpDir?: string;
+  /** called with each entry's path (checked: no `..`, not absolute) before it is read or written; throw to refuse */
+  check?: (rel: string, type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other') => void;
 }
 export interface VerifyResult extends ArchiveStats {
   /** sha256 (hex) and size of the archive as read */
@@ -164,6 +168,7 @@ async function* walkTree(
   ignoreLines: readonly string[],
   stats: ArchiveStats,
   signal: AbortSignal | undefined,
+  filter?: (rel: string, isDir: boolean) => boolean,
 ): AsyncGenerator<TreeEntry> {
   const lines = ignoreLines.filter((l) => l.length <= 4096 && l.trim() !== '');
   const ig = lines.length > 0 ? ignore({ allowRelativePaths: true }).add(lines) : null;
@@ -215,6 +220,7 @@ async function* walkTree(
         isLink = st?.isSymbolicLink() ?? false;
       }
       if (ig?.ignores(isDir ? `${rel}/` : rel)) continue;
+      if (filter && !filter(rel, isDir)) continue;
       if (isDir || isFile) {
         let fd: number;
         try {
@@ -407,7 +413,7 @@ export function createArchive(
   opts: CreateOptions,
 ): { stream: Readable; done: Promise<ArchiveStats> } {
   const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
-  const walk = walkTree(root, opts.ignore ?? [], stats, opts.signal);
+  const walk = walkTree(root, opts.ignore ?? [], stats, opts.signal, opts.filter);
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   let done: Promise<ArchiveStats>;
   if (opts.format === 'zip') {
@@ -954,6 +960,7 @@ export async function extractArchive(
   const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
   try {
     await readEntries(input, opts, null, async (e) => {
+      opts.check?.(e.parts.join('/'), e.type);
       await w.write(e);
       stats.entries++;
       stats.bytes += e.size;
@@ -980,6 +987,7 @@ export async function verifyArchive(input: Readable, opts: ReadOptions): Promise
   });
   const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
   await readEntries(input, opts, tap, async (e) => {
+    opts.check?.(e.parts.join('/'), e.type);
     for await (const _ of e.body) {
       // read (and counted, and checksummed) only
     }

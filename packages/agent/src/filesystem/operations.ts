@@ -107,7 +107,7 @@ function join(rel: string, name: string): string {
 }
 
 /** Opens the directory `parts` names (resolved as for reads; links inside the root allowed). */
-async function openDirAt(root: string, parts: string[]): Promise<OpenDir> {
+export async function openDirAt(root: string, parts: string[]): Promise<OpenDir> {
   const realRoot = await realpath(root).catch((e) => {
     throw new CodedError('SERVER_NOT_FOUND', 'server directory missing', { cause: e });
   });

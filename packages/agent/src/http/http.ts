@@ -54,7 +54,8 @@ export interface HttpDeps {
     take: (ticket: string) => Ticket;
     download: (t: Ticket) => Promise<{
       stream: Readable;
-      size: number;
+      /** null: a folder archived while it streams (chunked) */
+      size: number | null;
       name: string;
       /** a backup's recorded checksum, sent as x-checksum-sha256 */
       sha256?: string;
@@ -143,9 +144,10 @@ export async function buildHttp(deps: HttpDeps) {
       }
       reply.raw.once('close', () => void d.close());
       if (d.sha256) reply.header('x-checksum-sha256', d.sha256);
+      // a folder archived while it streams has no size: chunked
+      if (d.size !== null) reply.header('content-length', String(d.size));
       return reply
         .header('content-type', 'application/octet-stream')
-        .header('content-length', String(d.size))
         .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(d.name)}`)
         .header('cache-control', 'no-store')
         .send(d.stream);

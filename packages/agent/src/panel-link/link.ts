@@ -132,7 +132,7 @@ export class PanelLink {
   dial(
     method: 'GET' | 'POST',
     pathname: string,
-    body?: { stream: Readable; size: number },
+    body?: { stream: Readable; size: number | null },
   ): Promise<http.IncomingMessage> {
     const creds = this.#creds;
     if (!creds) return Promise.reject(new CodedError('AGENT_OFFLINE', 'not registered with the Panel'));
@@ -152,9 +152,9 @@ export class PanelLink {
         headers: {
           authorization: `Bearer ${creds.token}`,
           [AGENT_ID_HEADER]: creds.id,
-          ...(body
-            ? { 'content-type': 'application/octet-stream', 'content-length': String(body.size) }
-            : {}),
+          // a size not known in advance (a folder archived while it streams): chunked
+          ...(body ? { 'content-type': 'application/octet-stream' } : {}),
+          ...(body && body.size !== null ? { 'content-length': String(body.size) } : {}),
         },
       });
       req.once('response', resolve);

@@ -26,6 +26,12 @@ import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
+  compressFiles,
+  decompressFile,
+  folderArchiveName,
+  openFolderArchive,
+} from '../filesystem/archives.ts';
+import {
   chownPathInside,
   fileSizeInside,
   getFile,
@@ -51,6 +57,7 @@ import {
   type Ticket,
   TransferTickets,
 } from '../transfers/transfers.ts';
+import type { VolumeArchiver } from '../volumes/volumes.ts';
 import { type InstallState, loadDefinitions } from './definition-store.ts';
 import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
 import { type LockHolder, PowerLocks } from './power.ts';
@@ -60,7 +67,7 @@ import { Server } from './server.ts';
 export type PanelDialer = (
   method: 'GET' | 'POST',
   path: string,
-  body?: { stream: import('node:stream').Readable; size: number },
+  body?: { stream: import('node:stream').Readable; size: number | null },
 ) => Promise<import('node:http').IncomingMessage>;
 
 /** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
@@ -106,7 +113,12 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   update_server: 'Server update command received',
   backup_create: 'Backup command received',
   backup_restore: 'Restore command received',
+  file_compress: 'Compress command received',
+  file_decompress: 'Decompress command received',
 };
+
+/** Operations that take the server's file-archive lock (one at a time; power actions go on). */
+const ARCHIVE_ACTIONS: ReadonlySet<string> = new Set(['file_compress', 'file_decompress']);
 
 export class ServerManager {
   readonly servers = new Map<string, Server>();
@@ -131,12 +143,17 @@ export class ServerManager {
    * as power actions do (it stops and starts the server).
    */
   readonly #backupLocks = new PowerLocks();
+  /** compress / decompress: one at a time per server, beside power actions and backups */
+  readonly #archiveLocks = new PowerLocks();
   /** every accepted operation not ended yet (a superseded one stays until it returns) */
   readonly #accepted = new Map<string, ActiveOperation>();
   /** operations accepted before the last Agent restart and never finished (see reportInterrupted) */
   #interrupted: ActiveOperation[] = [];
   #opWrites: Promise<void> = Promise.resolve();
   #shuttingDown = false;
+
+  /** Docker volumes backed up and restored (set by the Agent; null in tests without Docker) */
+  volumes: VolumeArchiver | null = null;
 
   /** closes SFTP sessions (set by the SFTP server when it runs); answers how many were closed */
   sftpRevoke: ((userId: string, serverId?: string) => number) | null = null;
@@ -470,7 +487,12 @@ export class ServerManager {
       return refused('SERVER_NOT_FOUND', `no server ${serverId} on this node`);
     }
     // a backup has a lock of its own (power actions go on meanwhile); the rest take the server's
-    const locks = cmd.action === 'backup_create' ? this.#backupLocks : this.#locks;
+    const locks =
+      cmd.action === 'backup_create'
+        ? this.#backupLocks
+        : ARCHIVE_ACTIONS.has(cmd.action)
+          ? this.#archiveLocks
+          : this.#locks;
     const operationId = cmd.operationId ?? cmd.id;
     if (this.#accepted.has(operationId)) return refused('CONFLICT', `operation ${operationId} exists`);
     const op: ActiveOperation = {
@@ -504,6 +526,7 @@ export class ServerManager {
         action: cmd.action,
         success: res.success && !superseded,
         ...(error ? { error } : {}),
+        ...(res.success && !superseded && res.data !== undefined ? { data: res.data } : {}),
       });
       return res;
     });
@@ -547,8 +570,16 @@ export class ServerManager {
   }
 
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
-  openTransferDownload(t: Ticket) {
+  async openTransferDownload(t: Ticket): Promise<{
+    stream: Readable;
+    size: number | null;
+    name: string;
+    sha256?: string;
+    close: () => Promise<void>;
+  }> {
     if (t.backup) return this.#openBackupDownload(t.serverId, t.backup.backupId, t.size);
+    if (t.volume) return this.#volumes().openBackup(t.volume.name, t.volume.format);
+    if (t.archive) return { ...(await openFolderArchive(t.root, t.path, t.deny, t.archive)), size: null };
     return openDownload(t.root, t.path, t.deny);
   }
 
@@ -571,7 +602,11 @@ export class ServerManager {
   }
 
   /** An upload's body written for a ticket taken (quota checked again now: it may have filled). */
-  async receiveTransferUpload(t: Ticket, body: import('node:stream').Readable) {
+  async receiveTransferUpload(
+    t: Ticket,
+    body: import('node:stream').Readable,
+  ): Promise<{ path: string; size: number }> {
+    if (t.volume) return this.#volumes().restore(t.volume.name, body, t.size, t.volume);
     const s = this.servers.get(t.serverId);
     if (!s) throw new CodedError('SERVER_NOT_FOUND', `server ${t.serverId} is not on this node`);
     const imp = t.backup?.import;
@@ -616,6 +651,45 @@ export class ServerManager {
       done.resume();
     };
     run().catch((e) => log.warn({ err: e }, 'relayed transfer failed'));
+  }
+
+  #volumes(): VolumeArchiver {
+    if (!this.volumes) throw new CodedError('DOCKER_ERROR', 'volumes are not handled by this Agent');
+    return this.volumes;
+  }
+
+  /** A ticket for a Docker volume's backup or restore (no server: the Panel's admins ask). */
+  async #volumeTicket(cmd: Command<'volume_backup'> | Command<'volume_restore'>) {
+    const v = this.#volumes();
+    const p = cmd.payload;
+    await v.mountpoint(p.volume);
+    const restore = cmd.action === 'volume_restore';
+    const rp = p as Command<'volume_restore'>['payload'];
+    if (restore) await v.assertFree(p.volume, rp.force);
+    const format = restore ? 'tar.gz' : (p as Command<'volume_backup'>['payload']).format;
+    const expiresAt = Date.now() + p.ttlSeconds * 1000;
+    const ticket = this.transfers.issue({
+      serverId: '',
+      root: '',
+      path: '',
+      direction: restore ? 'upload' : 'download',
+      size: restore ? rp.size : 0,
+      expiresAt,
+      deny: new Denylist([]),
+      owner: { uid: this.#config.containerUid, gid: this.#config.containerGid },
+      volume: {
+        name: p.volume,
+        format,
+        force: restore ? rp.force : false,
+        truncate: restore ? rp.truncate : false,
+      },
+    });
+    return {
+      ticket,
+      expiresAt: new Date(expiresAt).toISOString(),
+      size: restore ? rp.size : null,
+      name: restore ? p.volume : `${p.volume}.${format}`,
+    };
   }
 
   #denylist(s: Server): Denylist {
@@ -752,6 +826,7 @@ export class ServerManager {
           size,
           ttlSeconds,
           backupId,
+          archive,
         } = cmd.payload as Command<'create_transfer'>['payload'];
         const deny = this.#denylist(s);
         const expiresAt = Date.now() + ttlSeconds * 1000;
@@ -783,9 +858,12 @@ export class ServerManager {
           };
         }
         if (rel === undefined) throw new CodedError('CONFIG_INVALID', 'a transfer names a path or a backup');
-        let info: { size: number; name: string };
-        if (direction === 'download') info = await downloadSize(s.dir, rel, deny);
+        let info: { size: number | null; name: string };
+        if (direction === 'download' && archive)
+          info = { size: null, name: await folderArchiveName(s.dir, rel, deny, archive) };
+        else if (direction === 'download') info = await downloadSize(s.dir, rel, deny);
         else {
+          if (archive) throw new CodedError('VALIDATION_FAILED', 'an upload is one file (no archive)');
           if (size === undefined) throw new CodedError('VALIDATION_FAILED', 'an upload names its size');
           // the name is checked now (`..`, NUL, length, denylist); links when the body comes
           const parts = splitPath(rel);
@@ -799,7 +877,8 @@ export class ServerManager {
           root: s.dir,
           path: rel,
           direction,
-          size: info.size,
+          size: info.size ?? 0,
+          ...(archive && direction === 'download' ? { archive } : {}),
           expiresAt,
           deny,
           owner: { uid, gid },
@@ -877,6 +956,30 @@ export class ServerManager {
         return this.backups.handle(cmd, this.#server(serverId), (stage, message) => {
           if (op) this.#progress(op, stage, message);
         });
+      case 'file_compress':
+      case 'file_decompress': {
+        const s = this.#server(serverId);
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        const job = {
+          root: s.dir,
+          deny: this.#denylist(s),
+          owner: { uid, gid },
+          progress: (stage: string, message?: string) => {
+            if (op) this.#progress(op, stage, message);
+          },
+        };
+        const room = await s.diskRoom();
+        if (cmd.action === 'file_compress')
+          return { data: await compressFiles(job, cmd.payload as Command<'file_compress'>['payload'], room) };
+        return {
+          data: await decompressFile(job, cmd.payload as Command<'file_decompress'>['payload'], room),
+        };
+      }
+      case 'volume_backup':
+      case 'volume_restore':
+        return {
+          data: await this.#volumeTicket(cmd as Command<'volume_backup'> | Command<'volume_restore'>),
+        };
       case 'sftp_revoke': {
         const { userId, serverId: only } = cmd.payload as Command<'sftp_revoke'>['payload'];
         return { data: { closed: this.sftpRevoke?.(userId, only) ?? 0 } };

@@ -186,6 +186,13 @@ export class ServerResources {
    * A file-API write of `bytes` into this server's folder (replacing a file of `replacing` bytes)
    * is refused with INSUFFICIENT_RESOURCES when it would take the folder past its disk limit.
    */
+  /** Bytes the server's folder may still grow by (Infinity without a disk limit). */
+  async diskRoom(): Promise<number> {
+    const limit = this.#diskLimit;
+    if (limit <= 0) return Number.POSITIVE_INFINITY;
+    return Math.max(0, limit - (await this.diskUsed(true)));
+  }
+
   async assertDiskRoom(bytes: number, replacing = 0): Promise<void> {
     const limit = this.#diskLimit;
     if (limit <= 0) return;

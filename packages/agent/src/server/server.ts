@@ -308,6 +308,10 @@ export class Server {
     this.console.sendCommand(command);
   }
 
+  diskRoom(): Promise<number> {
+    return this.resources.diskRoom();
+  }
+
   assertDiskRoom(bytes: number, replacing = 0): Promise<void> {
     return this.resources.assertDiskRoom(bytes, replacing);
   }

@@ -15,7 +15,7 @@ import { lchown, lstat, open, realpath, rename, unlink } from 'node:fs/promises'
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type BackupFormat, CodedError } from '@cap/protocol';
+import { type ArchiveWriteFormat, type BackupFormat, CodedError } from '@cap/protocol';
 import { openInside, resolveInside } from '../filesystem/filesystem.ts';
 import {
   checkName,
@@ -39,6 +39,10 @@ export interface Ticket {
   /** a backup's archive (then `path` is unused): its download (with its recorded sha256), or,
    * with `import` (backup_import), an upload that becomes the backup `backupId` */
   backup?: { backupId: string; sha256?: string; import?: BackupImport };
+  /** a folder downloaded as this archive, made while it streams (size unknown) */
+  archive?: ArchiveWriteFormat;
+  /** a Docker volume's backup (download) or restore (upload) instead of a server's file */
+  volume?: { name: string; format: 'tar.gz' | 'tar.zst'; force: boolean; truncate: boolean };
 }
 
 /** What an imported archive must be, and the record it becomes. */
@@ -103,7 +107,10 @@ export async function openDownload(
   try {
     const st = await fh.stat();
     if (st.isDirectory())
-      throw new CodedError('CONFIG_INVALID', 'a folder downloads as an archive (compress it first)');
+      throw new CodedError(
+        'CONFIG_INVALID',
+        "a folder downloads as an archive (`archive: 'tar.gz' | 'zip'`)",
+      );
     if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
     // exactly the size announced: a file that grows meanwhile is cut at it, one that shrinks fails
     if (st.size === 0) {

@@ -30,6 +30,7 @@ import { isCodedError } from '@cap/protocol';
 import { Header } from 'tar';
 import yazl from 'yazl';
 import { createArchive, extractArchive, verifyArchive } from '../../src/archive/archive.ts';
+import { egg, type Fixture, fixture, uid } from '../helpers.ts';
 
 interface RawEntry {
   path: string;
@@ -369,5 +370,245 @@ describe('archive safety', () => {
       assert.equal(v.entries, 20, format);
       assert.equal(v.bytes, 20 * 'file 0 '.repeat(5000).length + 10 * 5000, format);
     }
+  });
+});
+
+/**
+ * The same attacks through the file manager's actions (file_compress / file_decompress, issue 10
+ * item 1): a real Agent over its link, real servers (containers), the server's own rules on top
+ * of the archiver's (root, denylist, disk quota). Nothing may be written before the archive was
+ * read whole, nor outside the root, nor past the quota.
+ */
+describe('compress and decompress in the file manager: hostile archives, links, quota, denylist', () => {
+  let f: Fixture;
+  const id = uid('arch-');
+  const quotaId = uid('archq-');
+  const denyId = uid('archd-');
+  let root: string;
+  let host: string;
+  const SECRET = `host-secret-${uid()}`;
+  type Res = { success: boolean; data?: unknown; error?: { code: string; message: string } };
+  let cmd: (action: string, payload: unknown, serverId?: string) => Promise<Res>;
+  const codeOfRes = (r: Res) => (r.success ? 'no error' : (r.error?.code ?? 'no code'));
+  const serverRoot = (sid: string) => path.join(f.dataDir, 'servers', sid);
+
+  before(async () => {
+    f = await fixture({ env: { AGENT_COMMAND_RATE: '100000' } });
+    await f.panel.waitConnected();
+    cmd = (action, payload, serverId = id) =>
+      f.panel.command(action as 'get_file', payload as { path: string }, { serverId }) as Promise<Res>;
+    for (const [sid, extra] of [
+      [id, {}],
+      [quotaId, { limits: { disk: '1m' } }],
+      [denyId, { fileDenylist: ['*.jar', 'secret/'] }],
+    ] as const) {
+      const res = await f.panel.command('create_server', {
+        serverId: sid,
+        eggConfig: egg('sleep 1000', extra),
+      });
+      assert.equal(res.success, true, JSON.stringify(res.error));
+    }
+    root = serverRoot(id);
+    host = await mkdtemp(path.join(tmpdir(), 'cap-archhost-'));
+    await writeFile(path.join(host, 'secret.txt'), SECRET, { mode: 0o600 });
+    await symlink(host, path.join(root, 'dir-link'));
+    await symlink(path.join(host, 'secret.txt'), path.join(root, 'file-link'));
+  });
+  after(async () => {
+    await f.cleanup();
+    await rm(host, { recursive: true, force: true });
+  });
+  const hostUnchanged = async () => {
+    assert.equal(await readFile(path.join(host, 'secret.txt'), 'utf8'), SECRET);
+    assert.deepEqual((await readdir(host)).sort(), ['secret.txt']);
+  };
+  const leftovers = async (dir: string) => (await readdir(dir)).filter((n) => n.startsWith('.cap-compress-'));
+
+  it('a decompression bomb past the remaining quota is ARCHIVE_TOO_LARGE and writes nothing', async () => {
+    const q = serverRoot(quotaId);
+    // 40 MB of zeros: 40 KB as tar.gz; the server may hold 1 MB
+    const bomb = zlib.gzipSync(
+      rawTar([
+        { path: 'first.txt', body: 'written before the bomb' },
+        { path: 'zeros.bin', body: Buffer.alloc(40 * 1024 * 1024) },
+      ]),
+    );
+    assert.ok(bomb.length < 100 * 1024);
+    await writeFile(path.join(q, 'bomb.tar.gz'), bomb);
+    const r = await cmd('file_decompress', { path: 'bomb.tar.gz' }, quotaId);
+    assert.equal(codeOfRes(r), 'ARCHIVE_TOO_LARGE', JSON.stringify(r.error));
+    assert.equal(await exists(path.join(q, 'first.txt')), false, 'nothing is written before the whole read');
+    assert.equal(await exists(path.join(q, 'zeros.bin')), false);
+    await rm(path.join(q, 'bomb.tar.gz'));
+  });
+
+  it('entries with ../, absolute paths or links leading out are ARCHIVE_UNSAFE, nothing written', async () => {
+    const cases: [string, RawEntry[]][] = [
+      [
+        'dotdot.tar.gz',
+        [
+          { path: 'first.txt', body: 'x' },
+          { path: '../escape.txt', body: 'pwned' },
+        ],
+      ],
+      [
+        'abs.tar.gz',
+        [
+          { path: 'first.txt', body: 'x' },
+          { path: `${host}/abs.txt`, body: 'pwned' },
+        ],
+      ],
+      [
+        'link.tar.gz',
+        [
+          { path: 'first.txt', body: 'x' },
+          { path: 'out', type: 'SymbolicLink', linkpath: host },
+          { path: 'out/pwn.txt', body: 'pwned' },
+        ],
+      ],
+      [
+        'hardlink.tar.gz',
+        [
+          { path: 'first.txt', body: 'x' },
+          { path: 'hl', type: 'Link', linkpath: '../../../../etc/passwd' },
+        ],
+      ],
+    ];
+    const beside = (await readdir(path.dirname(root))).sort();
+    for (const [name, entries] of cases) {
+      await writeFile(path.join(root, name), zlib.gzipSync(rawTar(entries)));
+      const r = await cmd('file_decompress', { path: name, destination: 'unpacked' });
+      assert.equal(codeOfRes(r), 'ARCHIVE_UNSAFE', `${name}: ${JSON.stringify(r.error)}`);
+      assert.equal(await exists(path.join(root, 'unpacked', 'first.txt')), false, name);
+      await rm(path.join(root, name));
+    }
+    await hostUnchanged();
+    assert.deepEqual((await readdir(path.dirname(root))).sort(), beside, 'nothing beside the root');
+  });
+
+  it('decompress over links that point outside: a directory link is ARCHIVE_UNSAFE, a file link is replaced, never written through', async () => {
+    await writeFile(
+      path.join(root, 'through.tar.gz'),
+      zlib.gzipSync(rawTar([{ path: 'dir-link/pwn.txt', body: 'pwned' }])),
+    );
+    const r1 = await cmd('file_decompress', { path: 'through.tar.gz' });
+    assert.equal(codeOfRes(r1), 'ARCHIVE_UNSAFE', JSON.stringify(r1.error));
+    await hostUnchanged();
+    // a regular file over an existing file and over a link to a host file
+    await writeFile(path.join(root, 'existing.txt'), 'old');
+    await writeFile(
+      path.join(root, 'over.tar.gz'),
+      zlib.gzipSync(
+        rawTar([
+          { path: 'existing.txt', body: 'new' },
+          { path: 'file-link', body: 'replaces the link' },
+        ]),
+      ),
+    );
+    const r2 = await cmd('file_decompress', { path: 'over.tar.gz' });
+    assert.equal(r2.success, true, JSON.stringify(r2.error));
+    assert.deepEqual(r2.data, { destination: '/', bytes: 20, entries: 2 });
+    assert.equal(await readFile(path.join(root, 'existing.txt'), 'utf8'), 'new');
+    assert.equal((await lstat(path.join(root, 'file-link'))).isFile(), true);
+    assert.equal(await readFile(path.join(root, 'file-link'), 'utf8'), 'replaces the link');
+    await hostUnchanged();
+    // the archive itself as a link, or a path out of the root, or a destination through a link
+    await symlink(path.join(root, 'over.tar.gz'), path.join(root, 'archive-link.tar.gz'));
+    assert.equal(
+      codeOfRes(await cmd('file_decompress', { path: 'archive-link.tar.gz' })),
+      'PATH_OUTSIDE_ROOT',
+    );
+    assert.equal(codeOfRes(await cmd('file_decompress', { path: '../x.tar.gz' })), 'PATH_OUTSIDE_ROOT');
+    assert.equal(
+      codeOfRes(await cmd('file_decompress', { path: 'over.tar.gz', destination: 'dir-link/sub' })),
+      'PATH_OUTSIDE_ROOT',
+    );
+    assert.equal(
+      codeOfRes(await cmd('file_compress', { root: 'dir-link', names: ['secret.txt'] })),
+      'PATH_OUTSIDE_ROOT',
+    );
+    await hostUnchanged();
+  });
+
+  it('a corrupt, truncated or foreign file is ARCHIVE_INVALID and writes nothing', async () => {
+    const good = zlib.gzipSync(rawTar([{ path: 'first.txt', body: 'x'.repeat(100_000) }]));
+    const flipped = Buffer.from(good);
+    flipped[Math.floor(flipped.length / 2)] = (flipped[Math.floor(flipped.length / 2)] ?? 0) ^ 0xff;
+    for (const [name, body] of [
+      ['truncated.tar.gz', good.subarray(0, good.length - 40)],
+      ['flipped.tar.gz', flipped],
+      ['notes.txt', Buffer.from('just text, not an archive')],
+    ] as const) {
+      await writeFile(path.join(root, name), body);
+      const r = await cmd('file_decompress', { path: name, destination: 'bad' });
+      assert.equal(codeOfRes(r), 'ARCHIVE_INVALID', `${name}: ${JSON.stringify(r.error)}`);
+      assert.equal(await exists(path.join(root, 'bad', 'first.txt')), false, name);
+    }
+  });
+
+  it('a compress that would pass the disk quota fails and leaves no partial archive', async () => {
+    const q = serverRoot(quotaId);
+    // 900 KB that does not compress, on a 1 MB quota: the archive cannot fit
+    await writeFile(path.join(q, 'noise.bin'), (await import('node:crypto')).randomBytes(900 * 1024));
+    const r = await cmd(
+      'file_compress',
+      { root: '/', names: ['noise.bin'], format: 'tar.gz', name: 'n.tar.gz' },
+      quotaId,
+    );
+    assert.equal(codeOfRes(r), 'INSUFFICIENT_RESOURCES', JSON.stringify(r.error));
+    assert.equal(await exists(path.join(q, 'n.tar.gz')), false);
+    assert.deepEqual(await leftovers(q), []);
+    // and a decompress of what fits in the quota, but not twice: the second is refused
+    await rm(path.join(q, 'noise.bin'));
+    await writeFile(
+      path.join(q, 'half.tar.gz'),
+      zlib.gzipSync(rawTar([{ path: 'half.bin', body: Buffer.alloc(600 * 1024, 1) }])),
+    );
+    assert.equal(
+      (await cmd('file_decompress', { path: 'half.tar.gz', destination: 'a' }, quotaId)).success,
+      true,
+    );
+    const again = await cmd('file_decompress', { path: 'half.tar.gz', destination: 'b' }, quotaId);
+    assert.equal(codeOfRes(again), 'ARCHIVE_TOO_LARGE', JSON.stringify(again.error));
+    assert.equal(await exists(path.join(q, 'b', 'half.bin')), false);
+  });
+
+  it('the denylist: a named denied entry is FILE_DENIED, denied entries below are left out; a denied entry in an archive is FILE_DENIED', async () => {
+    const d = serverRoot(denyId);
+    await mkdir(path.join(d, 'plugins'));
+    await writeFile(path.join(d, 'plugins', 'x.jar'), 'jar');
+    await writeFile(path.join(d, 'plugins', 'ok.txt'), 'ok');
+    await mkdir(path.join(d, 'secret'));
+    await writeFile(path.join(d, 'secret', 's.txt'), 's');
+    assert.equal(
+      codeOfRes(await cmd('file_compress', { names: ['secret'], format: 'zip' }, denyId)),
+      'FILE_DENIED',
+    );
+    assert.equal(
+      codeOfRes(await cmd('file_compress', { names: ['plugins'], name: 'p.jar' }, denyId)),
+      'FILE_DENIED',
+    );
+    const r = await cmd('file_compress', { names: ['plugins'], format: 'tar.gz', name: 'p.tar.gz' }, denyId);
+    assert.equal(r.success, true, JSON.stringify(r.error));
+    const listed: string[] = [];
+    await verifyArchive(Readable.from([await readFile(path.join(d, 'p.tar.gz'))]), {
+      format: 'tar.gz',
+      check: (rel) => void listed.push(rel),
+    });
+    assert.deepEqual(listed.sort(), ['plugins', 'plugins/ok.txt']);
+    await writeFile(
+      path.join(d, 'in.tar.gz'),
+      zlib.gzipSync(
+        rawTar([
+          { path: 'first.txt', body: 'x' },
+          { path: 'lib/evil.jar', body: 'jar' },
+        ]),
+      ),
+    );
+    assert.equal(
+      codeOfRes(await cmd('file_decompress', { path: 'in.tar.gz', destination: 'u' }, denyId)),
+      'FILE_DENIED',
+    );
+    assert.equal(await exists(path.join(d, 'u', 'first.txt')), false);
   });
 });

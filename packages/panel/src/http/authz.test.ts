@@ -93,6 +93,8 @@ const EXPECTED: Record<string, string> = {
   'POST /api/servers/:id/backups/:backupId/restore': 'user backup.restore',
   'POST /api/servers/:id/backups/:backupId/lock': 'user backup.delete',
   'DELETE /api/servers/:id/backups/:backupId': 'user backup.delete',
+  'POST /api/servers/:id/files/compress': 'user file.archive',
+  'POST /api/servers/:id/files/decompress': 'user file.archive',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',

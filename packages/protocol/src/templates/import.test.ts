@@ -478,3 +478,39 @@ describe('egg fidelity (issue 17)', () => {
     assert.ok(both.warnings.some((w) => /not renamed/.test(w.message)));
   });
 });
+
+describe('backup commands (issue 10 item 4: our egg extension `backup`)', () => {
+  it('reads backup.commandsBefore/After and keeps them through export → import', () => {
+    const egg = {
+      ...BASE,
+      backup: { commandsBefore: ['save-off', 'save-all'], commandsAfter: ['save-on'] },
+    };
+    const { template } = importTemplate(JSON.stringify(egg));
+    assert.deepEqual(template.backup, {
+      commandsBefore: ['save-off', 'save-all'],
+      commandsAfter: ['save-on'],
+    });
+    const again = importTemplate(exportPtdlV2Text(template)).template;
+    assert.deepEqual(again.backup, template.backup);
+    // an egg without it has none, and exports none
+    const plain = importTemplate(JSON.stringify(BASE)).template;
+    assert.equal(plain.backup, undefined);
+    assert.equal('backup' in JSON.parse(exportPtdlV2Text(plain)), false);
+  });
+
+  it('refuses a malformed backup key with its location', () => {
+    for (const [backup, location] of [
+      ['save-off', 'backup'],
+      [{ commandsBefore: 'save-off' }, 'backup.commandsBefore'],
+      [{ commandsAfter: [1] }, 'backup.commandsAfter[0]'],
+      [{ commandsBefore: Array.from({ length: 17 }, () => 'x') }, 'backup.commandsBefore'],
+      [{ commandsBefore: [''] }, 'backup.commandsBefore[0]'],
+    ] as const) {
+      assert.throws(
+        () => importTemplate(JSON.stringify({ ...BASE, backup })),
+        (e: unknown) => e instanceof CodedError && e.code === 'TEMPLATE_INVALID' && e.location === location,
+        JSON.stringify(backup),
+      );
+    }
+  });
+});

@@ -5022,6 +5022,174 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/servers/{id}/files/compress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Packs up to 1000 entries of the folder `root` into one archive (`tar.gz` or `zip`) written in that folder (default name `archive-<UTC yyyy-mm-dd-hhmmss>.<ext>`), as an operation: 202 `{ operationId }`, progress (`compressing`: MB and entries, at most 1/s) and the end as operation events; `?wait=true` answers 200 `{ path, size, entries, bytes }` when it ended. A named entry on the denylist is 403 FILE_DENIED, denied entries under a named folder are left out; past the disk quota 409 INSUFFICIENT_RESOURCES and nothing is left; 409 FILE_EXISTS when `name` exists; 409 SERVER_BUSY while another compress/decompress runs on the server. */
+        post: {
+            parameters: {
+                query?: {
+                    wait?: "true" | "false";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @default / */
+                        root?: string;
+                        names: string[];
+                        /**
+                         * @default tar.gz
+                         * @enum {string}
+                         */
+                        format?: "tar.gz" | "zip";
+                        name?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            size: number;
+                            entries: number;
+                            bytes: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/files/decompress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Unpacks an archive (tar.gz/tgz, tar.zst, tar or zip, told by its magic bytes) into `destination` (default: the archive's folder; made when missing), as an operation (202 `{ operationId }`; `?wait=true` → 200 `{ destination, bytes, entries }`). The archive is read whole first (stages `verifying`, `extracting`): 422 ARCHIVE_INVALID (corrupt, truncated, not an archive), 422 ARCHIVE_UNSAFE (`..`, absolute paths, links leading out, a link in the way), 413 ARCHIVE_TOO_LARGE (past the remaining disk quota or 200 000 entries), 403 FILE_DENIED (an entry on the denylist) before anything is written. Existing files are replaced (never written through a link). */
+        post: {
+            parameters: {
+                query?: {
+                    wait?: "true" | "false";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                        destination?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            destination: string;
+                            bytes: number;
+                            entries: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/servers/{id}/files/transfers": {
         parameters: {
             query?: never;
@@ -5050,6 +5218,8 @@ export interface paths {
                         size?: number;
                         /** @default 300 */
                         ttlSeconds?: number;
+                        /** @enum {string} */
+                        archive?: "tar.gz" | "zip";
                     };
                 };
             };
@@ -5064,7 +5234,7 @@ export interface paths {
                             ticket: string;
                             url: string;
                             expiresAt: string;
-                            size: number;
+                            size: number | null;
                             name: string;
                         };
                     };

@@ -15,6 +15,7 @@ import type {
   Dashboard,
   FileContent,
   FileList,
+  FileSearch,
   MetricsRange,
   Operation,
   PanelNode,
@@ -39,7 +40,12 @@ export const keys = {
   telemetry: (id: string) => ['servers', id, 'telemetry'] as const,
   operations: (id: string) => ['servers', id, 'operations'] as const,
   metrics: (id: string, range: string) => ['servers', id, 'metrics', range] as const,
-  files: (id: string, path: string, offset = 0) => ['servers', id, 'files', path, offset] as const,
+  /** every listing and search of a server's files (invalidate this after a change) */
+  filesOf: (id: string) => ['servers', id, 'files'] as const,
+  files: (id: string, path: string, offset = 0, sort: FileSort = 'name', order: SortOrder = 'asc') =>
+    ['servers', id, 'files', 'list', path, offset, sort, order] as const,
+  fileSearch: (id: string, path: string, query: string) =>
+    ['servers', id, 'files', 'search', path, query] as const,
   file: (id: string, path: string) => ['servers', id, 'file', path] as const,
   users: ['users'] as const,
   templates: ['templates'] as const,
@@ -116,12 +122,32 @@ export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>
   });
 /** Entries per page of the Files tab. */
 export const FILES_PAGE_SIZE = 200;
-export const useFiles = (id: string, path: string, offset = 0) =>
+export type FileSort = 'name' | 'size' | 'modified';
+export type SortOrder = 'asc' | 'desc';
+export const useFiles = (
+  id: string,
+  path: string,
+  offset = 0,
+  sort: FileSort = 'name',
+  order: SortOrder = 'asc',
+) =>
   useQuery({
-    queryKey: keys.files(id, path, offset),
+    queryKey: keys.files(id, path, offset, sort, order),
     queryFn: () =>
       api<FileList>(
-        `/servers/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}&offset=${offset}&limit=${FILES_PAGE_SIZE}`,
+        `/servers/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}&offset=${offset}&limit=${FILES_PAGE_SIZE}&sort=${sort}&order=${order}`,
+      ),
+    // another page or order of the same folder keeps the rows until it arrives; another folder does not
+    placeholderData: (prev, prevQuery) => (prevQuery?.queryKey[4] === path ? prev : undefined),
+  });
+/** Entries under `path` whose name contains `query` (the Agent's search; disabled for an empty query). */
+export const useFileSearch = (id: string, path: string, query: string) =>
+  useQuery({
+    queryKey: keys.fileSearch(id, path, query),
+    enabled: query.length > 0,
+    queryFn: () =>
+      api<FileSearch>(
+        `/servers/${encodeURIComponent(id)}/files/search?path=${encodeURIComponent(path)}&query=${encodeURIComponent(query)}&limit=200`,
       ),
   });
 export const useFileContent = (id: string, path: string | null) =>

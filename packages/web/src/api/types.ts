@@ -80,6 +80,9 @@ export type Dashboard = ApiResponse<'/api/dashboard', 'get'>;
 /** One page of a directory (directories first, then by name); `total` counts the whole directory. */
 export type FileList = ApiResponse<'/api/servers/{id}/files', 'get'>;
 export type FileContent = ApiResponse<'/api/servers/{id}/files/content', 'get'>;
+export type FileSearch = ApiResponse<'/api/servers/{id}/files/search', 'get'>;
+export type FileSaved = ApiResponse<'/api/servers/{id}/files/content', 'put'>;
+export type TransferGrant = ApiResponse<'/api/servers/{id}/files/transfers', 'post', 201>;
 
 // per-server access
 /** a permission name of the catalog (GET /api/permissions) */

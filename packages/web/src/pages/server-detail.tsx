@@ -17,7 +17,7 @@ import {
   Text,
   Title,
 } from '@mantine/core';
-import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
+import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { Link, useParams } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { useLiveMessages, useLiveState, useServerSubscriptions } from '../api/live.tsx';
@@ -266,7 +266,16 @@ function ServerDetail({ id }: { id: string }) {
   const [feature, setFeature] = useState<PendingFeature | null>(null);
   const [featureShown, setFeatureShown] = useState(false);
   const [slowStart, setSlowStart] = useState(false);
-  const [tab, setTab] = useState<string | null>('overview');
+  const [tab, setTabState] = useState<string | null>('overview');
+  // unsaved edits in the Files tab's editor: leaving the tab (which unmounts it) asks first
+  const filesDirty = useRef(false);
+  const setTab = (next: string | null) => {
+    if (tab === 'files' && next !== 'files' && filesDirty.current) {
+      if (!window.confirm('Discard your unsaved changes?')) return;
+      filesDirty.current = false;
+    }
+    setTabState(next);
+  };
   const [crash, setCrash] = useState<string | null>(null);
   const [install, setInstall] = useState<InstallLog>(EMPTY_INSTALL_LOG);
   const templates = useTemplates();
@@ -535,7 +544,14 @@ function ServerDetail({ id }: { id: string }) {
           </Stack>
         </Tabs.Panel>
         <Tabs.Panel value="files" pt="md">
-          <FilesTab serverId={server.id} logFile={template ? logFile(template) : null} />
+          <FilesTab
+            serverId={server.id}
+            logFile={template ? logFile(template) : null}
+            permissions={server.permissions}
+            onDirty={(d) => {
+              filesDirty.current = d;
+            }}
+          />
         </Tabs.Panel>
         <Tabs.Panel value="backups" pt="md">
           <BackupsTab serverId={server.id} permissions={server.permissions} />

@@ -175,7 +175,12 @@ export class BackupsService {
       if (row.storage !== 'node') continue;
       const rec = byId.get(row.id);
       if (rec) {
-        await this.#repo.update(row.id, fromRecord(rec));
+        const next = fromRecord(rec);
+        // written only when something changed (a list call reads far more often than it changes)
+        const same = (Object.keys(next) as (keyof typeof next)[]).every(
+          (k) => String(row[k] ?? '') === String(next[k] ?? ''),
+        );
+        if (!same) await this.#repo.update(row.id, next);
         if (rec.state === 'completed' && row.state !== 'completed') await this.#settle(row.id);
       } else if (row.state !== 'pending') {
         await this.#repo.delete(row.id);
@@ -480,11 +485,13 @@ export class BackupsService {
       ),
     );
     const sha256 = data.sha256 ?? row.sha256;
+    const size = data.size;
+    if (size === null) throw new CodedError('INTERNAL_ERROR', 'the Agent gave a backup ticket no size');
     this.#relay.remember(data.ticket, {
       nodeId: server.node_id,
       serverId,
       direction: 'download',
-      size: data.size,
+      size,
       name: data.name,
       expiresAt: Date.parse(data.expiresAt),
       sha256,
@@ -492,7 +499,7 @@ export class BackupsService {
     return {
       url: `/api/transfers/${data.ticket}`,
       expiresAt: data.expiresAt,
-      size: data.size,
+      size,
       name: data.name,
       sha256,
     };

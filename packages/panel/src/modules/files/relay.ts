@@ -14,7 +14,8 @@ export interface RelayTicket {
   nodeId: string;
   serverId: string;
   direction: 'upload' | 'download';
-  size: number;
+  /** null: a folder archived while it streams */
+  size: number | null;
   name: string;
   expiresAt: number;
   /** a backup's download: its recorded sha256, sent as x-checksum-sha256 */
@@ -36,7 +37,7 @@ interface Waiting {
   onDial?: () => void;
   /** upload: the body (a browser's request, an object store's stream), for the Agent's GET */
   body?: Readable;
-  size: number;
+  size: number | null;
   /** upload: the Agent's result (`{ ok, path, size }` or `{ ok: false, code, message }`) */
   onResult?: (result: unknown) => void;
 }

@@ -10,6 +10,7 @@ import {
   type Action,
   type ActionPayload,
   AGENT_ID_HEADER,
+  ArchiveWriteFormat,
   ChmodFilePayload,
   CodedError,
   CreateDirectoryPayload,
@@ -17,6 +18,10 @@ import {
   DeleteFilesPayload,
   ErrorCode,
   FileChangeData,
+  FileCompressData,
+  FileCompressPayload,
+  FileDecompressData,
+  FileDecompressPayload,
   FilePath,
   MoveFilePayload,
   SEARCH_FILES_MAX_RESULTS,
@@ -30,9 +35,10 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { accessBy, bearerOf } from '../../http/auth.ts';
+import { accessBy, bearerOf, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import type { Permission } from '../access/permissions.ts';
+import type { OperationResult } from '../operations/service.ts';
 import { viewerOf } from '../servers/routes.ts';
 import { AGENT_DIAL_TIMEOUT_MS } from './relay.ts';
 
@@ -45,13 +51,17 @@ const CreateTransfer = z.object({
   size: z.number().int().min(0).max(TRANSFER_MAX_BYTES).optional(),
   /** how long the ticket stays valid (default and most: 300 s) */
   ttlSeconds: z.number().int().min(5).max(300).default(300),
+  /** a folder's download: streamed as this archive, made on the fly (size null, chunked) */
+  archive: ArchiveWriteFormat.optional(),
 });
+const WaitQuery = z.object({ wait: z.enum(['true', 'false']).optional() });
 const TransferGrant = z.object({
   ticket: TransferTicket,
   /** where the browser sends (PUT) or fetches (GET) the body: single use, until expiresAt */
   url: z.string(),
   expiresAt: z.string(),
-  size: z.number(),
+  /** null: a folder archived while it streams (no Content-Length; chunked) */
+  size: z.number().nullable(),
   name: z.string(),
 });
 const UploadResult = z.union([
@@ -223,6 +233,72 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
     StatFileData,
   );
 
+  const archiveOperation = <A extends 'file_compress' | 'file_decompress'>(
+    url: string,
+    kind: 'compress' | 'decompress',
+    action: A,
+    body: z.ZodType,
+    data: typeof FileCompressData | typeof FileDecompressData,
+    description: string,
+  ) =>
+    r.post(
+      url,
+      {
+        config: { auth: 'user', activity: `file.${kind}`, access: 'file.archive' },
+        schema: {
+          tags,
+          description,
+          params: IdParams,
+          querystring: WaitQuery,
+          body,
+          response: { 200: data, 202: z.object({ operationId: z.string() }) },
+        },
+      },
+      async (req, reply) => {
+        let end: Promise<OperationResult> | undefined;
+        const operationId = await s.servers.fileOperation(
+          req.params.id,
+          kind,
+          action,
+          req.body as never,
+          principalOf(req).user.id,
+          req.query.wait === 'true'
+            ? {
+                awaitEnd: (e: Promise<OperationResult>) => {
+                  end = e;
+                },
+              }
+            : {},
+        );
+        if (!end) return reply.status(202).send({ operationId });
+        const result = await end;
+        if (!result.success) {
+          const code = ErrorCode.safeParse(result.code);
+          throw new CodedError(
+            code.success ? code.data : 'INTERNAL_ERROR',
+            result.message ?? `the ${kind} failed`,
+          );
+        }
+        return reply.status(200).send(data.parse(result.data) as never);
+      },
+    );
+  archiveOperation(
+    '/api/servers/:id/files/compress',
+    'compress',
+    'file_compress',
+    FileCompressPayload,
+    FileCompressData,
+    'Packs up to 1000 entries of the folder `root` into one archive (`tar.gz` or `zip`) written in that folder (default name `archive-<UTC yyyy-mm-dd-hhmmss>.<ext>`), as an operation: 202 `{ operationId }`, progress (`compressing`: MB and entries, at most 1/s) and the end as operation events; `?wait=true` answers 200 `{ path, size, entries, bytes }` when it ended. A named entry on the denylist is 403 FILE_DENIED, denied entries under a named folder are left out; past the disk quota 409 INSUFFICIENT_RESOURCES and nothing is left; 409 FILE_EXISTS when `name` exists; 409 SERVER_BUSY while another compress/decompress runs on the server.',
+  );
+  archiveOperation(
+    '/api/servers/:id/files/decompress',
+    'decompress',
+    'file_decompress',
+    FileDecompressPayload,
+    FileDecompressData,
+    "Unpacks an archive (tar.gz/tgz, tar.zst, tar or zip, told by its magic bytes) into `destination` (default: the archive's folder; made when missing), as an operation (202 `{ operationId }`; `?wait=true` → 200 `{ destination, bytes, entries }`). The archive is read whole first (stages `verifying`, `extracting`): 422 ARCHIVE_INVALID (corrupt, truncated, not an archive), 422 ARCHIVE_UNSAFE (`..`, absolute paths, links leading out, a link in the way), 413 ARCHIVE_TOO_LARGE (past the remaining disk quota or 200 000 entries), 403 FILE_DENIED (an entry on the denylist) before anything is written. Existing files are replaced (never written through a link).",
+  );
+
   r.post(
     '/api/servers/:id/files/transfers',
     {
@@ -244,14 +320,20 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
     },
     async (req, reply) => {
       const nodeId = await s.servers.nodeIdOf(req.params.id);
-      const { direction, path, size, ttlSeconds } = req.body;
+      const { direction, path, size, ttlSeconds, archive } = req.body;
       // a download is the raw bytes: not for who gets hidden values redacted from file contents
       if (direction === 'download') await s.servers.assertSeesRawFiles(req.params.id, viewerOf(req));
       const data = CreateTransferData.parse(
         await s.gateway.request(
           nodeId,
           'create_transfer',
-          { direction, path, ttlSeconds, ...(size === undefined ? {} : { size }) },
+          {
+            direction,
+            path,
+            ttlSeconds,
+            ...(size === undefined ? {} : { size }),
+            ...(archive === undefined ? {} : { archive }),
+          },
           { serverId: req.params.id },
         ),
       );
@@ -330,9 +412,11 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
       });
       const length = agentReq.headers['content-length'];
       if (t.sha256) reply.header('x-checksum-sha256', t.sha256);
+      // a folder archived on the fly has no length: chunked, as the Agent sent it
+      if (typeof length === 'string') reply.header('content-length', length);
+      else if (t.size !== null) reply.header('content-length', String(t.size));
       return reply
         .header('content-type', 'application/octet-stream')
-        .header('content-length', typeof length === 'string' ? length : String(t.size))
         .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(t.name)}`)
         .header('cache-control', 'no-store')
         .send(agentReq);

@@ -13,6 +13,8 @@ export const OperationKind = z.enum([
   'update',
   'backup',
   'restore',
+  'compress',
+  'decompress',
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 

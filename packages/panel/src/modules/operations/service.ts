@@ -15,7 +15,8 @@ import { type Operation, type OperationKind, type OperationsRepo, toOperation } 
 export const OPERATION_TIMEOUT_MS = 2 * 60 * 60 * 1000;
 /** After an Agent's hello, open operations it does not list get this long for their end to arrive. */
 const RECONCILE_GRACE_MS = 15_000;
-export type OperationResult = { success: boolean; code?: string; message?: string };
+/** `data`: what the Agent's action answered when it succeeded (not stored; for a waiter in this process) */
+export type OperationResult = { success: boolean; code?: string; message?: string; data?: unknown };
 
 /** The commands answered with an acknowledgement and ended by `operation_completed`. */
 export type OperationAction =
@@ -27,7 +28,9 @@ export type OperationAction =
   | 'reinstall_server'
   | 'update_server'
   | 'backup_create'
-  | 'backup_restore';
+  | 'backup_restore'
+  | 'file_compress'
+  | 'file_decompress';
 
 export class OperationsService {
   readonly #ops: OperationsRepo;
@@ -147,6 +150,7 @@ export class OperationsService {
     action: A,
     payload: AgentRequestPayload<A>,
     actor: string | null,
+    opts: { awaitEnd?: (end: Promise<OperationResult>) => void } = {},
   ): Promise<string> {
     const id = newMessageId('op');
     const at = nowIso();
@@ -164,6 +168,9 @@ export class OperationsService {
       error_code: null,
       error_message: null,
     });
+    // a waiter set before the command goes out: an end that comes at once (with its data) is not missed
+    if (opts.awaitEnd)
+      opts.awaitEnd(new Promise<OperationResult>((resolve) => this.#waiters.set(id, resolve)));
     try {
       await this.#gateway.request(server.node_id, action, payload, { serverId: server.id, operationId: id });
     } catch (e) {

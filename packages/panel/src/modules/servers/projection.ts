@@ -234,6 +234,7 @@ export class AgentEventProjection {
         const known = await this.#operations.completed(nodeId, serverId, d.operationId, {
           success: d.success,
           ...(d.error ? { code: d.error.code, message: d.error.message } : {}),
+          ...(d.data !== undefined ? { data: d.data } : {}),
         });
         if (!known)
           this.#log.warn(

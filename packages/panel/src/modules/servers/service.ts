@@ -29,7 +29,7 @@ import { nowIso } from '../../db/index.ts';
 import type { ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
 import { redact } from '../../lib/redact.ts';
-import type { AgentGateway } from '../../relay/agent-gateway.ts';
+import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
@@ -664,6 +664,21 @@ export class ServersService {
   }
 
   /** The node a server lives on (SERVER_NOT_FOUND when there is no such server). */
+  /**
+   * A file-archive operation (compress, decompress) on the server's node: its id once the Agent
+   * accepted it; `awaitEnd` gets its end (with the Agent's data) when asked for (`?wait=true`).
+   */
+  async fileOperation<A extends 'file_compress' | 'file_decompress'>(
+    id: string,
+    kind: 'compress' | 'decompress',
+    action: A,
+    payload: AgentRequestPayload<A>,
+    actor: string | null,
+    opts: { awaitEnd?: (end: Promise<OperationResult>) => void } = {},
+  ): Promise<string> {
+    return this.#operations.start(await this.#row(id), kind, action, payload, actor, opts);
+  }
+
   async nodeIdOf(id: string): Promise<string> {
     return (await this.#row(id)).node_id;
   }

@@ -1,0 +1,162 @@
+/**
+ * Docker volumes backed up and restored through the one archiver (issue 10 item 5): a volume is a
+ * directory on the host (its `Mountpoint`, from the Docker Engine), archived and unpacked by the
+ * same code as server files, with the same safety (walks and writes through descriptors opened
+ * with O_NOFOLLOW, entry rules, caps). Agent-level: no server, no quota; the Panel's route is for
+ * admins only.
+ *
+ * - backup: the archive streams as it is made (a download ticket; size unknown, chunked).
+ * - restore: the uploaded archive (exactly the ticket's size) is spooled to
+ *   `<AGENT_DATA_DIR>/volume-restores/` (0600), read whole (checksums, entry rules, caps), and only
+ *   then unpacked into the volume (`truncate`: its contents removed first); a volume that a running
+ *   container uses is refused (INVALID_STATE) unless `force`, checked when the ticket is issued and
+ *   again before anything is written. Ownership is not restored: files belong to the Agent's user.
+ *
+ * An Agent in a container must have `/var/lib/docker/volumes` mounted at the same path (the
+ * Mountpoint the Engine reports is a host path).
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CodedError } from '@cap/protocol';
+import type Docker from 'dockerode';
+import {
+  type ArchiveFormat,
+  createArchive,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_MAX_ENTRIES,
+  extractArchive,
+  verifyArchive,
+} from '../archive/archive.ts';
+import { sniffFormat } from '../filesystem/archives.ts';
+
+export class VolumeArchiver {
+  readonly #docker: Docker;
+  readonly #tmpDir: string;
+
+  constructor(opts: { docker: Docker; tmpDir: string }) {
+    this.#docker = opts.docker;
+    this.#tmpDir = opts.tmpDir;
+  }
+
+  /** The volume's directory on this host (a local volume whose Mountpoint the Agent can reach). */
+  async mountpoint(name: string): Promise<string> {
+    let info: Docker.VolumeInspectInfo;
+    try {
+      info = await this.#docker.getVolume(name).inspect();
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404)
+        throw new CodedError('NOT_FOUND', `no Docker volume ${JSON.stringify(name)}`);
+      throw new CodedError('DOCKER_ERROR', `cannot inspect volume ${name}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    if (info.Driver !== 'local')
+      throw new CodedError(
+        'CONFIG_INVALID',
+        `volume ${name} uses the ${info.Driver} driver; only local volumes`,
+      );
+    const mp = info.Mountpoint;
+    const st = path.isAbsolute(mp) ? await lstat(mp).catch(() => null) : null;
+    if (!st?.isDirectory())
+      throw new CodedError(
+        'CONFIG_INVALID',
+        `volume ${name}'s Mountpoint ${mp} is not a directory this Agent can reach (an Agent in a container needs /var/lib/docker/volumes mounted at the same path)`,
+      );
+    return mp;
+  }
+
+  /** Running containers that mount the volume. */
+  async usedBy(name: string): Promise<string[]> {
+    const list = await this.#docker.listContainers({ filters: { volume: [name], status: ['running'] } });
+    return list.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ''));
+  }
+
+  async assertFree(name: string, force: boolean): Promise<void> {
+    if (force) return;
+    const users = await this.usedBy(name);
+    if (users.length > 0)
+      throw new CodedError(
+        'INVALID_STATE',
+        `volume ${name} is in use by running container(s) ${users.slice(0, 10).join(', ')}; stop them or pass force`,
+      );
+  }
+
+  /** The volume archived while it streams. */
+  async openBackup(
+    name: string,
+    format: 'tar.gz' | 'tar.zst',
+  ): Promise<{ stream: Readable; size: null; name: string; close: () => Promise<void> }> {
+    const mp = await this.mountpoint(name);
+    const { stream, done } = createArchive(mp, { format });
+    done.catch(() => undefined);
+    return {
+      stream,
+      size: null,
+      name: `${name}.${format}`,
+      close: async () => {
+        stream.destroy();
+      },
+    };
+  }
+
+  /** Spools, verifies and unpacks an uploaded archive into the volume (see the header). */
+  async restore(
+    name: string,
+    body: Readable,
+    size: number,
+    opts: { force: boolean; truncate: boolean },
+  ): Promise<{ path: string; size: number; bytes: number; entries: number }> {
+    const mp = await this.mountpoint(name);
+    await this.assertFree(name, opts.force);
+    await mkdir(this.#tmpDir, { recursive: true, mode: 0o700 });
+    const file = path.join(this.#tmpDir, `${randomBytes(8).toString('hex')}.part`);
+    const out = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      let got = 0;
+      const cap = new Transform({
+        transform(c: Buffer, _enc, cb) {
+          got += c.length;
+          if (got > size)
+            cb(new CodedError('FILE_TOO_LARGE', `the body is larger than the ${size} bytes announced`));
+          else cb(null, c);
+        },
+      });
+      await pipeline(body, cap, out.createWriteStream());
+      if (got !== size)
+        throw new CodedError('VALIDATION_FAILED', `the body had ${got} of the ${size} bytes announced`);
+      const head = Buffer.alloc(512);
+      const fh = await open(file, 'r');
+      let format: ArchiveFormat | null;
+      try {
+        format = sniffFormat(head.subarray(0, (await fh.read(head, 0, 512, 0)).bytesRead));
+      } finally {
+        await fh.close();
+      }
+      if (!format)
+        throw new CodedError(
+          'ARCHIVE_INVALID',
+          'not an archive this Agent reads (tar.gz, tar.zst, tar, zip)',
+        );
+      const caps = {
+        format,
+        maxBytes: DEFAULT_MAX_BYTES,
+        maxEntries: DEFAULT_MAX_ENTRIES,
+        tmpDir: this.#tmpDir,
+      };
+      await verifyArchive(createReadStream(file), caps);
+      // checked again: a container may have started since the ticket was issued
+      await this.assertFree(name, opts.force);
+      if (opts.truncate)
+        for (const n of await readdir(mp)) await rm(path.join(mp, n), { recursive: true, force: true });
+      const stats = await extractArchive(createReadStream(file), mp, caps);
+      return { path: `volume:${name}`, size, bytes: stats.bytes, entries: stats.entries };
+    } finally {
+      await out.close().catch(() => undefined);
+      await rm(file, { force: true });
+    }
+  }
+}
