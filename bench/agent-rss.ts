@@ -5,7 +5,9 @@
  * and as the single executable (dist/bin/ctrl-alt-play-agent-linux-<arch>). Builds dist/ first
  * (cached). Prints VmRSS and RssAnon (the median of five samples a second apart, after settling)
  * side by side.
- *   node bench/agent-rss.ts [N]
+ *   node bench/agent-rss.ts [N] [--only source,bundle,executable] [--runs R]
+ * --only measures just those ways (the N servers are then made through the first of them);
+ * --runs R measures each R times (a fresh Agent each time) and prints every run.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,31 +16,50 @@ import path from 'node:path';
 import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from '../test/harness.ts';
 
-const N = Number(process.argv[2] ?? 50);
+const argv = process.argv.slice(2);
+function flag(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined) throw new Error(`${name} needs a value`);
+  argv.splice(i, 2);
+  return v;
+}
+const only = flag('--only')?.split(',');
+const RUNS = Number(flag('--runs') ?? 1);
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error('--runs: 1..20');
+const N = Number(argv[0] ?? 50);
 if (!Number.isInteger(N) || N < 0 || N > 500) throw new Error('N: 0..500');
 const root = path.resolve(import.meta.dirname, '..');
 execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.ts'), 'bin', '--arch', process.arch], {
   stdio: 'inherit',
 });
 
-const variants: { name: string; cmd: string; args: string[] }[] = [
+const allVariants: { key: string; name: string; cmd: string; args: string[] }[] = [
   {
+    key: 'source',
     name: 'source (type stripping)',
     cmd: process.execPath,
     args: [path.join(root, 'packages/cli/bin/ctrl-alt-play.js'), 'agent'],
   },
   {
+    key: 'bundle',
     name: 'bundle (node dist/agent.cjs)',
     cmd: process.execPath,
     // the flag the executable has built in (and the image and systemd unit pass)
     args: ['--max-semi-space-size=1', path.join(root, 'dist/agent.cjs')],
   },
   {
+    key: 'executable',
     name: 'single executable',
     cmd: path.join(root, `dist/bin/ctrl-alt-play-agent-linux-${process.arch}`),
     args: [],
   },
 ];
+for (const k of only ?? [])
+  if (!allVariants.some((v) => v.key === k))
+    throw new Error(`--only: unknown ${k} (source, bundle, executable)`);
+const variants = allVariants.filter((v) => !only || only.includes(v.key));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
@@ -114,19 +135,22 @@ async function stopVariant(c: ChildProcess): Promise<void> {
   );
 }
 
-const idle = new Map<string, Rss>();
-const loaded = new Map<string, Rss>();
+const idle = new Map<string, Rss[]>();
+const loaded = new Map<string, Rss[]>();
+const record = (m: Map<string, Rss[]>, name: string, r: Rss) => m.set(name, [...(m.get(name) ?? []), r]);
 try {
-  for (const v of variants) {
-    const c = await startVariant(v);
-    idle.set(v.name, await settledRss(c.pid ?? 0, 5000));
-    await stopVariant(c);
-  }
+  for (const v of variants)
+    for (let run = 0; run < RUNS; run++) {
+      const c = await startVariant(v);
+      record(idle, v.name, await settledRss(c.pid ?? 0, 5000));
+      await stopVariant(c);
+    }
   // N servers made and started through the first variant; the others re-attach to them
   const first = variants[0];
   if (!first) throw new Error('no variant');
-  let c = await startVariant(first);
-  const ids: string[] = [];
+  let c: ChildProcess | undefined = await startVariant(first);
+  // a create is an operation (202): all made first, then each started once its create has ended
+  const created: { id: string; op: string }[] = [];
   for (let i = 0; i < N; i++) {
     const r = await panel.api(owner, 'POST', '/api/servers', {
       name: `rss ${i}`,
@@ -136,9 +160,19 @@ try {
       limits: { memory: '16m', cpu: '0.1' },
       stop: '^C',
     });
-    if (r.status !== 201) throw new Error(`create: ${r.status} ${JSON.stringify(r.body)}`);
-    ids.push(r.body.id as string);
-    const p = await panel.api(owner, 'POST', `/api/servers/${r.body.id}/power`, { action: 'start' });
+    if (r.status !== 202) throw new Error(`create: ${r.status} ${JSON.stringify(r.body)}`);
+    created.push({ id: r.body.server.id as string, op: r.body.operationId as string });
+  }
+  const ids: string[] = [];
+  for (const { id, op } of created) {
+    let done: { finishedAt?: string; success?: boolean } | undefined;
+    await until(async () => {
+      done = (await panel.api(owner, 'GET', `/api/operations/${op}`)).body;
+      return Boolean(done?.finishedAt);
+    }, 120_000);
+    if (!done?.success) throw new Error(`create ${id}: ${JSON.stringify(done)}`);
+    ids.push(id);
+    const p = await panel.api(owner, 'POST', `/api/servers/${id}/power`, { action: 'start' });
     if (p.status !== 202) throw new Error(`start: ${p.status}`);
   }
   const allRunning = async () => {
@@ -147,14 +181,16 @@ try {
     return true;
   };
   await until(allRunning, 120_000);
-  for (const [i, v] of variants.entries()) {
-    if (i > 0) {
-      c = await startVariant(v);
-      await until(allRunning, 60_000);
+  for (const v of variants)
+    for (let run = 0; run < RUNS; run++) {
+      if (!c) {
+        c = await startVariant(v);
+        await until(allRunning, 60_000);
+      }
+      record(loaded, v.name, await settledRss(c.pid ?? 0, 10_000));
+      await stopVariant(c);
+      c = undefined;
     }
-    loaded.set(v.name, await settledRss(c.pid ?? 0, 10_000));
-    await stopVariant(c);
-  }
 } finally {
   if (child && child.exitCode === null) child.kill('SIGKILL');
   await removeNodeContainers(node.id);
@@ -162,12 +198,16 @@ try {
   rmSync(agentDir, { recursive: true, force: true });
 }
 
-const show = (r: Rss | undefined) => (r ? `${mib(r.rss)} (${mib(r.anon)})` : '-');
+const show = (rs: Rss[] | undefined, run: number) => {
+  const r = rs?.[run];
+  return r ? `${mib(r.rss)} (${mib(r.anon)})` : '-';
+};
 console.log(
   `\nAgent memory: VmRSS (RssAnon), median of 5 samples; node ${process.version} ${process.platform}-${process.arch}\n`,
 );
 console.log(`${'run as'.padEnd(30)}${'idle'.padStart(24)}${`${N} running`.padStart(26)}`);
 for (const v of variants)
-  console.log(
-    `${v.name.padEnd(30)}${show(idle.get(v.name)).padStart(24)}${show(loaded.get(v.name)).padStart(26)}`,
-  );
+  for (let run = 0; run < RUNS; run++)
+    console.log(
+      `${(RUNS > 1 ? `${v.name} #${run + 1}` : v.name).padEnd(30)}${show(idle.get(v.name), run).padStart(24)}${show(loaded.get(v.name), run).padStart(26)}`,
+    );

@@ -26,7 +26,11 @@ async function fillTree(dir: string): Promise<void> {
   await mkdir(path.join(dir, 'world', 'region'), { recursive: true });
   await writeFile(path.join(dir, 'world', 'level.dat'), randomBytes(200_000));
   // large enough for more than a second of work on a busy machine: progress shows
-  await writeFile(path.join(dir, 'world', 'region', 'r.0.0.mca'), randomBytes(24 * 1024 * 1024));
+  // async (the thread pool): this process also runs the Panel and the Agent, whose link must keep beating
+  await writeFile(
+    path.join(dir, 'world', 'region', 'r.0.0.mca'),
+    await promisify(randomBytes)(24 * 1024 * 1024),
+  );
   await writeFile(path.join(dir, 'world', 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
   await symlink('level.dat', path.join(dir, 'world', 'latest'));
   await writeFile(path.join(dir, 'server.properties'), 'motd=hi\n');

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -51,6 +51,14 @@ export function parseExposition(text: string): { samples: Sample[]; types: Map<s
     samples.push({ name, labels, value: Number(m[3]) });
   }
   return { samples, types };
+}
+
+/** Every query of the Grafana dashboard in deploy/grafana. */
+function dashboardQueries(): string[] {
+  const dash = JSON.parse(
+    readFileSync(new URL('../deploy/grafana/ctrl-alt-play.json', import.meta.url), 'utf8'),
+  ) as { panels: { targets?: { expr: string }[] }[] };
+  return dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
 }
 
 function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
@@ -186,6 +194,63 @@ describe('Prometheus /metrics on the Panel and the Agent', () => {
     assert.ok((value(samples, 'cap_agent_event_loop_delay_seconds', { quantile: '0.99' }) ?? -1) >= 0);
   });
 
+  test('the Grafana dashboard (deploy/grafana) queries only metrics and labels the Panel and the Agent export', async () => {
+    const panelText = await (await scrapePanel(PANEL_TOKEN)).text();
+    const agentText = await (
+      await fetch(`http://127.0.0.1:${agentPort}/metrics`, {
+        headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+      })
+    ).text();
+    const scraped = [parseExposition(panelText), parseExposition(agentText)];
+    const family = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
+    const exported = (name: string) => scraped.some((x) => x.types.has(name) || x.types.has(family(name)));
+    const samplesOf = (name: string) => scraped.flatMap((x) => x.samples.filter((s) => s.name === name));
+    // added by Prometheus (job, instance) or part of a histogram's buckets / a summary's quantiles
+    const notInText = new Set(['job', 'instance', 'le']);
+    const exprs = dashboardQueries();
+    assert.ok(exprs.length >= 15, `${exprs.length} queries`);
+    const used = new Set<string>();
+    for (const expr of exprs) {
+      const names = [...expr.matchAll(/\b(cap_[a-z0-9_]+)\b/g)].map((m) => m[1] ?? '');
+      assert.ok(names.length > 0, `no Ctrl-Alt-Play metric in ${expr}`);
+      const labels = new Set(
+        [
+          ...[...expr.matchAll(/\b(?:by|without) \(([^)]*)\)/g)].flatMap((m) => (m[1] ?? '').split(',')),
+          ...[...expr.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"/g)].map((m) => m[1] ?? ''),
+        ]
+          .map((l) => l.trim())
+          .filter((l) => l !== '' && !notInText.has(l)),
+      );
+      for (const name of names) {
+        assert.ok(exported(name), `${name} (in ${expr}) is exported by neither the Panel nor the Agent`);
+        used.add(family(name));
+        // a labelled counter nobody incremented yet has no samples: its labels cannot be seen
+        const samples = samplesOf(name);
+        for (const l of labels)
+          if (samples.length > 0)
+            assert.ok(
+              samples.some((s) => Object.hasOwn(s.labels, l)),
+              `${name} has no label ${l} (in ${expr})`,
+            );
+      }
+    }
+    // what issue 14 asks the dashboard to show
+    for (const want of [
+      'cap_servers',
+      'cap_agent_servers',
+      'cap_operations_total',
+      'cap_agent_operations_total',
+      'cap_nodes',
+      'cap_agent_panel_link_up',
+      'cap_agent_event_lag_seconds',
+      'cap_console_lines_dropped_total',
+      'cap_agent_console_lines_dropped_total',
+      'cap_agent_docker_errors_total',
+      'cap_http_request_duration_seconds',
+    ])
+      assert.ok(used.has(want), `the dashboard shows no ${want}`);
+  });
+
   test("a real Prometheus (Debian's package) scrapes both, with their tokens", {
     skip:
       !existsSync('/usr/bin/prometheus') && !process.env['CAP_REQUIRE_REAL']
@@ -252,5 +317,20 @@ describe('Prometheus /metrics on the Panel and the Agent', () => {
     // create, start and stop
     const [ops] = await query('sum(cap_operations_total{result="ok"})');
     assert.equal(ops?.value?.[1], '3');
+    // the Grafana dashboard's queries, its variables filled in as Grafana does, are PromQL this
+    // Prometheus accepts; its gauges answer
+    const filled = (e: string) =>
+      e
+        .replaceAll('$__rate_interval', '1m')
+        .replaceAll('$panel_job', 'panel')
+        .replaceAll('$agent_job', 'agent');
+    for (const expr of dashboardQueries()) {
+      const r = await fetch(
+        `http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(filled(expr))}`,
+      );
+      assert.equal(r.status, 200, `${filled(expr)}: ${await r.text()}`);
+    }
+    assert.ok((await query(filled('sum by (state) (cap_servers{job=~"$panel_job"})'))).length > 0);
+    assert.ok((await query(filled('cap_agent_panel_link_up{job=~"$agent_job"}'))).length > 0);
   });
 });

@@ -27,6 +27,8 @@ export interface FakePanelOptions {
   tokenTtlMs?: number;
   /** send a ping every N ms after connect (0 = never) */
   pingIntervalMs?: number;
+  /** answer every registration with this (e.g. 400 PROTOCOL_INCOMPATIBLE) instead of tokens */
+  registerAnswer?: { status: number; body: unknown };
 }
 
 export class FakePanel {
@@ -57,12 +59,14 @@ export class FakePanel {
   #waiters: { pred: (m: PanelInbound) => boolean; resolve: (m: PanelInbound) => void }[] = [];
   #pingTimer: NodeJS.Timeout | undefined;
   readonly #pingIntervalMs: number;
+  readonly #registerAnswer: FakePanelOptions['registerAnswer'];
   agentId = `agent_${randomBytes(4).toString('hex')}`;
 
   constructor(opts: FakePanelOptions) {
     this.secret = opts.secret;
     this.tokenTtlMs = opts.tokenTtlMs ?? 3600_000;
     this.#pingIntervalMs = opts.pingIntervalMs ?? 0;
+    this.#registerAnswer = opts.registerAnswer;
     this.#wss = new WebSocketServer({ noServer: true });
     this.#http = createServer((req, res) => void this.#onHttp(req, res));
     this.#http.on('upgrade', (req, socket, head) => {
@@ -135,6 +139,7 @@ export class FakePanel {
     if (req.method === 'POST' && req.url === '/api/agents/register') {
       this.registrations.push({ body, headers: req.headers });
       if (req.headers.authorization !== `Bearer ${this.secret}`) return send(401, { code: 'AUTH_FAILED' });
+      if (this.#registerAnswer) return send(this.#registerAnswer.status, this.#registerAnswer.body);
       return send(200, this.#issue());
     }
     if (req.method === 'POST' && req.url === '/api/agents/refresh') {

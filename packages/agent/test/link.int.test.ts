@@ -177,6 +177,31 @@ test('a PROTOCOL_INCOMPATIBLE close backs off instead of hammering the Panel', a
   assert.equal(f.panel.connections.length, 2);
 });
 
+test('registration refused with PROTOCOL_INCOMPATIBLE (a Panel of another release): a long backoff, not a retry loop', async (t) => {
+  const f = await fixture({
+    panel: {
+      registerAnswer: {
+        status: 400,
+        body: {
+          code: 'PROTOCOL_INCOMPATIBLE',
+          message: 'panel supports [2], agent sent 1: an older Agent, upgrade it',
+          requestId: 'r1',
+        },
+      },
+    },
+  });
+  t.after(() => f.cleanup());
+  const t0 = Date.now();
+  while (f.panel.registrations.length < 1) {
+    if (Date.now() - t0 > 5000) assert.fail('no registration attempt');
+    await sleep(20);
+  }
+  await sleep(2500);
+  // a plain failure retries within 0.5 s, then 1 s, 2 s…; an incompatible Panel waits ≥ 15 s
+  assert.equal(f.panel.registrations.length, 1);
+  assert.equal(f.agent.panelConnected, false);
+});
+
 test('HTTP: /health without auth, commands with X-API-Key (not the Panel token), CORS from config', async (t) => {
   const f = await fixture({ env: { AGENT_API_KEY: API_KEY, AGENT_CORS_ORIGINS: 'http://ui.example' } });
   t.after(() => f.cleanup());

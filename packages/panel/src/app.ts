@@ -59,8 +59,20 @@ export interface BuildOptions {
 const METRICS_FLUSH_MS = 10_000;
 const PRUNE_MS = 3600_000;
 
-export function defaultLogger(level: string): Logger {
-  return pino({ level, base: undefined, redact: ['req.headers.authorization', 'req.headers.cookie'] });
+/** JSON logs; pretty on a terminal (when pino-pretty is installed, as in a clone). */
+export function defaultLogger(level: string, tty = process.stdout.isTTY === true): Logger {
+  let pretty = false;
+  try {
+    pretty = tty && Boolean(import.meta.resolve('pino-pretty'));
+  } catch {
+    pretty = false;
+  }
+  return pino({
+    level,
+    base: undefined,
+    redact: ['req.headers.authorization', 'req.headers.cookie'],
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
+  });
 }
 
 /** The certificate and key files, read once at start; unreadable ones are CONFIG_INVALID. */

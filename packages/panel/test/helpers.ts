@@ -108,7 +108,11 @@ export async function startTestPanel(
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
 
-  const login = async (email = ADMIN_EMAIL, password = ADMIN_PASSWORD): Promise<Session> => {
+  // the owner of the env given (a database from elsewhere has its own), else the default one
+  const login = async (
+    email = config.adminEmail ?? ADMIN_EMAIL,
+    password = config.adminPassword ?? ADMIN_PASSWORD,
+  ): Promise<Session> => {
     const res = await fetch(`${base}/api/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -171,7 +171,7 @@ test('a newcomer sets up the Panel and runs OpenTTD from the built-in template',
     await byTestId('create-submit').click();
     await byTestId('page-server-detail').waitFor({ timeout: WAIT });
     // no allocation chosen: the node's first free one
-    assert.equal(await byTestId('server-allocation').textContent(), `127.0.0.1:${base}`);
+    assert.equal(await byTestId('server-address').textContent(), `127.0.0.1:${base}`);
   });
 
   await step('the install runs with its output shown, then the server is offline', async () => {

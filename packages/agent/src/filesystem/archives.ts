@@ -21,7 +21,7 @@
  *   denied entries are left out.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { type FileHandle, lchown, link, lstat, open, realpath, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -59,6 +59,8 @@ export interface ArchiveJob {
   owner: Owner;
   signal?: AbortSignal;
   progress?: ArchiveProgress;
+  /** where a zip is spooled while it is read (it is read from its end); default the OS temp directory */
+  tmpDir?: string;
 }
 
 const join = (rel: string, name: string) => (rel === '' ? name : `${rel}/${name}`);
@@ -228,9 +230,12 @@ export async function decompressFile(
         maxBytes: Number.isFinite(room) ? room : DEFAULT_MAX_BYTES,
         maxEntries,
         ...(job.signal ? { signal: job.signal } : {}),
+        ...(job.tmpDir ? { tmpDir: job.tmpDir } : {}),
         check: (rel: string, type: string) => job.deny.assert(join(dest.rel, rel), type === 'directory'),
       };
-      const read = (): Readable => fh.createReadStream({ start: 0, autoClose: false });
+      // each read opens the archive anew through its descriptor (the same file, whatever happens
+      // to its name) and closes what it opened: a stream of the FileHandle itself would hold it open
+      const read = (): Readable => createReadStream(fdPath(fh));
       job.progress?.('verifying');
       await verifyArchive(read(), { ...common, onProgress: throttled(job.progress, 'verifying') });
       job.progress?.('extracting');

@@ -248,8 +248,16 @@ export class PanelLink {
       try {
         if (!this.#creds) await this.#register();
       } catch (e) {
-        const delay = backoffDelay(this.#attempt++);
         const code = e instanceof CodedError ? e.code : 'AGENT_OFFLINE';
+        if (code === 'PROTOCOL_INCOMPATIBLE') {
+          // retrying soon cannot help: only an upgrade of one side does
+          this.#attempt = 16;
+          this.#log.error(
+            { code, error: (e as Error).message, protocolVersion: PROTOCOL_VERSION },
+            'the Panel does not speak this Agent protocol version; upgrade the Agent or the Panel',
+          );
+        }
+        const delay = backoffDelay(this.#attempt++);
         this.#log.warn(
           {
             code,
@@ -338,6 +346,12 @@ export class PanelLink {
       throw new CodedError('AUTH_FAILED', `panel refused ${pathname} (${res.status})`);
     }
     if (res.status < 200 || res.status > 299) {
+      // a Panel of another release says so (400 PROTOCOL_INCOMPATIBLE, with which versions)
+      const err = res.json as { code?: unknown; message?: unknown } | null;
+      if (err && typeof err === 'object' && err.code === 'PROTOCOL_INCOMPATIBLE') {
+        const why = typeof err.message === 'string' ? err.message.slice(0, 200) : '';
+        throw new CodedError('PROTOCOL_INCOMPATIBLE', `panel refused ${pathname}: ${why}`);
+      }
       throw new CodedError('AGENT_OFFLINE', `panel answered ${res.status} to ${pathname}`);
     }
     const parsed = RegisterResponse.safeParse(res.json);

@@ -960,7 +960,11 @@ export class ServerManager {
       case 'file_decompress': {
         const s = this.#server(serverId);
         const { containerUid: uid, containerGid: gid } = this.#config;
+        // a zip is spooled on the Agent's data disk (not /tmp, often a RAM disk)
+        const tmpDir = path.join(path.resolve(this.#config.dataDir), 'tmp');
+        await mkdir(tmpDir, { recursive: true, mode: 0o700 });
         const job = {
+          tmpDir,
           root: s.dir,
           deny: this.#denylist(s),
           owner: { uid, gid },

@@ -8,7 +8,7 @@
  * permissions; `sftp_revoke` from the Panel closes a user's sessions at once.
  */
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer, type Server as NetServer, type Socket } from 'node:net';
 import path from 'node:path';
 import {
   AGENT_ID_HEADER,
@@ -20,15 +20,32 @@ import {
   sizeToBytes,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
-import ssh2, { type AuthContext, type Connection, type SFTPWrapper } from 'ssh2';
+import type { AuthContext, Connection, SFTPWrapper } from 'ssh2';
 import { chownPathInside, diskUsage } from '../filesystem/filesystem.ts';
 import { panelHttpBase } from '../panel-link/link.ts';
 import type { Server } from '../server/server.ts';
 import * as files from './files.ts';
 
-const { Server: SshServer, utils } = ssh2;
-const STATUS = utils.sftp.STATUS_CODE;
-const OPEN = utils.sftp.OPEN_MODE;
+type Ssh2 = typeof import('ssh2');
+let utils: Ssh2['utils'];
+let STATUS: Ssh2['utils']['sftp']['STATUS_CODE'];
+let OPEN: Ssh2['utils']['sftp']['OPEN_MODE'];
+let ssh2Loading: Promise<Ssh2> | undefined;
+
+/**
+ * ssh2 (a good part of an idle Agent's memory) is loaded on the first connection, not when the
+ * port opens: the port is a plain TCP listener until someone connects.
+ */
+function loadSsh2(): Promise<Ssh2> {
+  ssh2Loading ??= import('ssh2').then((m) => {
+    const ssh2 = (m as { default?: Ssh2 }).default ?? m;
+    utils = ssh2.utils;
+    STATUS = utils.sftp.STATUS_CODE;
+    OPEN = utils.sftp.OPEN_MODE;
+    return ssh2;
+  });
+  return ssh2Loading;
+}
 
 /** open handles per session; bytes per READ; names per READDIR answer */
 const MAX_HANDLES = 64;
@@ -90,7 +107,7 @@ class Attempts {
   }
 }
 
-/** The host key, made once (ed25519) and kept in the data dir (0600). */
+/** The host key, made once (ed25519, on the first connection) and kept in the data dir (0600). */
 async function hostKey(dataDir: string): Promise<string> {
   const file = path.resolve(dataDir, 'sftp_host_ed25519_key');
   try {
@@ -117,7 +134,9 @@ export class SftpServer {
   readonly #deps: SftpDeps;
   readonly #sessions = new Set<Session>();
   readonly #attempts: Attempts;
-  #ssh: InstanceType<typeof SshServer> | null = null;
+  #listener: NetServer | null = null;
+  /** the SSH server the connections are handed to, made on the first one */
+  #ssh: Promise<InstanceType<Ssh2['Server']>> | null = null;
   port = 0;
 
   constructor(deps: SftpDeps) {
@@ -126,21 +145,45 @@ export class SftpServer {
   }
 
   async start(): Promise<void> {
-    const key = await hostKey(this.#deps.dataDir);
-    const ssh = new SshServer({ hostKeys: [key], ident: 'ctrl-alt-play' }, (client, info) =>
-      this.#client(client, info.ip),
-    );
-    ssh.on('error', (err: Error) => this.#deps.log.warn({ err: err.message }, 'sftp server error'));
+    const listener = createServer((socket) => this.#accept(socket));
+    listener.on('error', (err: Error) => this.#deps.log.warn({ err: err.message }, 'sftp server error'));
     await new Promise<void>((resolve, reject) => {
-      ssh.once('error', reject);
-      ssh.listen(this.#deps.port, this.#deps.host, () => {
-        ssh.off('error', reject);
+      listener.once('error', reject);
+      listener.listen(this.#deps.port, this.#deps.host, () => {
+        listener.off('error', reject);
         resolve();
       });
     });
-    this.#ssh = ssh;
-    this.port = (ssh.address() as AddressInfo).port;
+    this.#listener = listener;
+    this.port = (listener.address() as AddressInfo).port;
     this.#deps.log.info({ port: this.port }, 'sftp listening');
+  }
+
+  /** A connection goes to the SSH server (made, with ssh2 loaded, on the first one). */
+  #accept(socket: Socket): void {
+    const early = () => socket.destroy();
+    socket.once('error', early);
+    this.#ssh ??= this.#sshServer();
+    this.#ssh.then(
+      (ssh) => {
+        socket.off('error', early);
+        if (socket.destroyed || !this.#listener) socket.destroy();
+        else ssh.injectSocket(socket);
+      },
+      (err: Error) => {
+        this.#deps.log.error({ err: err.message }, 'sftp server not ready');
+        this.#ssh = null;
+        socket.destroy();
+      },
+    );
+  }
+
+  async #sshServer(): Promise<InstanceType<Ssh2['Server']>> {
+    const { Server } = await loadSsh2();
+    const key = await hostKey(this.#deps.dataDir);
+    return new Server({ hostKeys: [key], ident: 'ctrl-alt-play' }, (client, info) =>
+      this.#client(client, info.ip),
+    );
   }
 
   /** Closes the user's sessions (on one server, or all); how many were closed. */
@@ -159,9 +202,9 @@ export class SftpServer {
   async stop(): Promise<void> {
     for (const s of this.#sessions) s.client.end();
     this.#sessions.clear();
-    const ssh = this.#ssh;
-    this.#ssh = null;
-    if (ssh) await new Promise<void>((resolve) => ssh.close(() => resolve()));
+    const listener = this.#listener;
+    this.#listener = null;
+    if (listener) await new Promise<void>((resolve) => listener.close(() => resolve()));
   }
 
   async #ask(body: Record<string, string>): Promise<SftpAuthResponse | null> {

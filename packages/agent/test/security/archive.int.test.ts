@@ -392,7 +392,17 @@ describe('compress and decompress in the file manager: hostile archives, links, 
   const codeOfRes = (r: Res) => (r.success ? 'no error' : (r.error?.code ?? 'no code'));
   const serverRoot = (sid: string) => path.join(f.dataDir, 'servers', sid);
 
+  let bomb: Buffer;
   before(async () => {
+    // 40 MB of zeros: 40 KB as tar.gz. Made before the Agent runs: compressing it blocks this
+    // process (the Agent's and the fake Panel's event loop too) long enough, on a busy machine,
+    // for the link's heartbeat to call the connection dead
+    bomb = zlib.gzipSync(
+      rawTar([
+        { path: 'first.txt', body: 'written before the bomb' },
+        { path: 'zeros.bin', body: Buffer.alloc(40 * 1024 * 1024) },
+      ]),
+    );
     f = await fixture({ env: { AGENT_COMMAND_RATE: '100000' } });
     await f.panel.waitConnected();
     cmd = (action, payload, serverId = id) =>
@@ -426,13 +436,7 @@ describe('compress and decompress in the file manager: hostile archives, links, 
 
   it('a decompression bomb past the remaining quota is ARCHIVE_TOO_LARGE and writes nothing', async () => {
     const q = serverRoot(quotaId);
-    // 40 MB of zeros: 40 KB as tar.gz; the server may hold 1 MB
-    const bomb = zlib.gzipSync(
-      rawTar([
-        { path: 'first.txt', body: 'written before the bomb' },
-        { path: 'zeros.bin', body: Buffer.alloc(40 * 1024 * 1024) },
-      ]),
-    );
+    // the server may hold 1 MB
     assert.ok(bomb.length < 100 * 1024);
     await writeFile(path.join(q, 'bomb.tar.gz'), bomb);
     const r = await cmd('file_decompress', { path: 'bomb.tar.gz' }, quotaId);

@@ -125,6 +125,8 @@ async function exercise(db: Db): Promise<void> {
     created_at: now(),
     token_version: 0,
     default_limits: null,
+    public_address: null,
+    agent_refusal: null,
   });
   assert.equal((await nodes.findBySecretHash('sh'))?.id, 'n1');
 

@@ -381,6 +381,26 @@ const m014: Migration = {
   },
 };
 
+/**
+ * Where players reach a node's servers (issue 14 item 6): a hostname or IP the Panel shows with
+ * each server's port instead of the 0.0.0.0 it binds; null until an admin (or `up`) sets it.
+ */
+const m015: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('public_address', 'text').execute();
+  },
+};
+
+/**
+ * Why the node's Agent was last refused (issue 14 item 7: an Agent speaking another protocol
+ * version), JSON { at, code, protocolVersion, message }; cleared when an Agent connects.
+ */
+const m016: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('nodes').addColumn('agent_refusal', 'text').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -403,6 +423,8 @@ export const migrations: Record<string, Migration> = {
   '012_server_access': m012,
   '013_sftp': m013,
   '014_backups': m014,
+  '015_node_public_address': m015,
+  '016_node_agent_refusal': m016,
 };
 
 export const migrationProvider: MigrationProvider = {

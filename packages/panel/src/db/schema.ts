@@ -74,6 +74,10 @@ export interface NodesTable {
   token_version: number;
   /** JSON { memory?, cpu?, disk? } for servers created without them; null = the Panel's defaults */
   default_limits: string | null;
+  /** where players reach the node's servers (a hostname or IP); null = not set */
+  public_address: string | null;
+  /** JSON { at, code, protocolVersion, message }: why its Agent was last refused; null = not */
+  agent_refusal: string | null;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

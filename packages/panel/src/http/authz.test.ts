@@ -95,6 +95,8 @@ const EXPECTED: Record<string, string> = {
   'DELETE /api/servers/:id/backups/:backupId': 'user backup.delete',
   'POST /api/servers/:id/files/compress': 'user file.archive',
   'POST /api/servers/:id/files/decompress': 'user file.archive',
+  'POST /api/nodes/:id/volumes/:name/archive': 'admin',
+  'POST /api/nodes/:id/volumes/:name/restore': 'admin',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',

@@ -1,12 +1,8 @@
 /** `/ws/agents`: JWT + X-Agent-ID checked before the upgrade; protocol version checked after. */
-import {
-  AGENT_ID_HEADER,
-  CodedError,
-  PROTOCOL_VERSION_HEADER,
-  SUPPORTED_PROTOCOL_VERSIONS,
-} from '@cap/protocol';
+import { AGENT_ID_HEADER, CodedError, PROTOCOL_VERSION_HEADER } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { bearerOf } from '../http/auth.ts';
+import { protocolRefusal, versionOfHeader } from '../modules/agents/protocol.ts';
 import type { PanelServices } from '../services.ts';
 import { CLOSE_PROTOCOL } from './agent-hub.ts';
 import { allowFrames } from './frame-limit.ts';
@@ -43,11 +39,19 @@ export async function agentSocketRoutes(app: FastifyInstance, s: PanelServices):
         return;
       }
       const raw = req.headers[PROTOCOL_VERSION_HEADER];
-      const version = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : undefined;
-      if (version === undefined || !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-        const reason = `PROTOCOL_INCOMPATIBLE: panel supports [${SUPPORTED_PROTOCOL_VERSIONS.join(',')}], agent sent ${raw ?? 'none'}`;
-        s.log.warn({ nodeId, version: raw }, 'agent refused: incompatible protocol');
-        socket.close(CLOSE_PROTOCOL, reason.slice(0, 120));
+      const version = versionOfHeader(raw);
+      const refusal = protocolRefusal(version);
+      if (refusal !== undefined || version === undefined) {
+        const message = refusal ?? protocolRefusal(undefined) ?? '';
+        s.log.warn({ nodeId, version: raw ?? null, reason: message }, 'agent refused: incompatible protocol');
+        s.nodes
+          .refused(nodeId, {
+            code: 'PROTOCOL_INCOMPATIBLE',
+            protocolVersion: version === undefined || Number.isNaN(version) ? null : version,
+            message,
+          })
+          .catch(() => undefined);
+        socket.close(CLOSE_PROTOCOL, `PROTOCOL_INCOMPATIBLE: ${message}`);
         return;
       }
       s.nodes.connected(nodeId, version).catch(() => undefined);

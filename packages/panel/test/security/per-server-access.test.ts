@@ -167,6 +167,20 @@ const PROBES: Probe[] = [
     need: 'file.update',
   },
   {
+    route: 'POST /api/servers/:id/files/compress',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/files/compress`,
+    body: { names: ['a.txt'] },
+    need: 'file.archive',
+  },
+  {
+    route: 'POST /api/servers/:id/files/decompress',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/files/decompress`,
+    body: { path: '/a.tar.gz' },
+    need: 'file.archive',
+  },
+  {
     route: 'POST /api/servers/:id/files/transfers',
     method: 'POST',
     path: (id) => `/api/servers/${id}/files/transfers`,

@@ -1451,6 +1451,13 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         }[];
                     };
                 };
@@ -1547,6 +1554,13 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                publicAddress: string | null;
+                                agentRefusal: {
+                                    at: string;
+                                    code: string;
+                                    protocolVersion: number | null;
+                                    message: string;
+                                } | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1725,6 +1739,13 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         };
                     };
                 };
@@ -1792,7 +1813,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. */
+        /** @description Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
         patch: {
             parameters: {
                 query?: never;
@@ -1805,11 +1826,12 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        defaultLimits: {
+                        defaultLimits?: {
                             memory?: number | string;
                             cpu?: number | string;
                             disk?: number | string;
                         } | null;
+                        publicAddress?: string | null;
                     };
                 };
             };
@@ -1869,6 +1891,13 @@ export interface paths {
                                 cpu?: number | string;
                                 disk?: number | string;
                             };
+                            publicAddress: string | null;
+                            agentRefusal: {
+                                at: string;
+                                code: string;
+                                protocolVersion: number | null;
+                                message: string;
+                            } | null;
                         };
                     };
                 };
@@ -1903,7 +1932,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). */
+        /** @description Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). An Agent whose protocolVersion (body, else X-Protocol-Version) the Panel does not support gets 400 PROTOCOL_INCOMPATIBLE (details { supported, sent }), logged and shown on its node as agentRefusal. */
         post: {
             parameters: {
                 query?: never;
@@ -2713,6 +2742,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -2874,6 +2904,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -2967,6 +2998,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
@@ -3103,6 +3135,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -3303,6 +3336,7 @@ export interface paths {
                                 ip: string;
                                 port: number;
                             } | null;
+                            address: string | null;
                             createdAt: string;
                             updatedAt: string;
                             stats: {
@@ -3930,6 +3964,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {
@@ -5265,6 +5300,156 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/nodes/{id}/volumes/{name}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A single-use link (valid `ttlSeconds`, at most and by default 300) that downloads the Docker volume `name` on the node as an archive made while it streams (no Content-Length, chunked): `GET url`. The volume's Mountpoint comes from the node's Docker Engine (local driver only); an Agent in a container needs /var/lib/docker/volumes mounted at the same path. 404 NOT_FOUND (no node or volume), 400 CONFIG_INVALID. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @default tar.gz
+                         * @enum {string}
+                         */
+                        format?: "tar.gz" | "tar.zst";
+                        /** @default 300 */
+                        ttlSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ticket: string;
+                            url: string;
+                            expiresAt: string;
+                            size: number | null;
+                            name: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/volumes/{name}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A single-use link to `PUT` an archive of exactly `size` bytes (tar.gz, tar.zst, tar or zip) that is restored into the Docker volume `name`: spooled on the node, verified whole (422 ARCHIVE_INVALID / ARCHIVE_UNSAFE, 413 ARCHIVE_TOO_LARGE, nothing written), then unpacked (`truncate`: the current contents removed first). A volume a running container uses is 409 INVALID_STATE unless `force`. The PUT answers 200 `{ path: "volume:<name>", size }`. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        size: number;
+                        /** @default false */
+                        force?: boolean;
+                        /** @default false */
+                        truncate?: boolean;
+                        /** @default 300 */
+                        ttlSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ticket: string;
+                            url: string;
+                            expiresAt: string;
+                            size: number | null;
+                            name: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/transfers/{ticket}": {
         parameters: {
             query?: never;
@@ -6317,6 +6502,13 @@ export interface paths {
                                     cpu?: number | string;
                                     disk?: number | string;
                                 };
+                                publicAddress: string | null;
+                                agentRefusal: {
+                                    at: string;
+                                    code: string;
+                                    protocolVersion: number | null;
+                                    message: string;
+                                } | null;
                             }[];
                             servers: {
                                 id: string;
@@ -6366,6 +6558,7 @@ export interface paths {
                                     ip: string;
                                     port: number;
                                 } | null;
+                                address: string | null;
                                 createdAt: string;
                                 updatedAt: string;
                                 stats: {

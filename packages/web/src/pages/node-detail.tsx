@@ -1,4 +1,4 @@
-import { Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate, useParams } from 'react-router';
@@ -9,6 +9,7 @@ import { AgentCommandForms } from '../components/agent-commands.tsx';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
 import { DefaultLimitsPanel } from '../components/default-limits.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
+import { PublicAddressPanel } from '../components/public-address.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
 import { formatAgo, formatBytes } from '../lib/format.ts';
@@ -93,6 +94,12 @@ export function NodeDetailPage() {
           {errorCode(delError)}: {errorMessage(delError)}
         </Text>
       ) : null}
+      {n.agentRefusal ? (
+        <Alert color="red" title="The Agent was refused" data-testid="node-agent-refusal">
+          {n.agentRefusal.code}: {n.agentRefusal.message} ({formatAgo(n.agentRefusal.at)}). Run an Agent of
+          this Panel's release.
+        </Alert>
+      ) : null}
       <Text size="sm" c="dimmed">
         Last heartbeat {formatAgo(n.lastHeartbeatAt)} · ID <Code>{n.id}</Code>
       </Text>
@@ -147,6 +154,7 @@ export function NodeDetailPage() {
           )}
         </Paper>
       </SimpleGrid>
+      <PublicAddressPanel key={n.publicAddress ?? ''} node={n} canWrite={canWrite} />
       <DefaultLimitsPanel key={JSON.stringify(n.defaultLimits ?? null)} node={n} canWrite={canWrite} />
       <AllocationsPanel nodeId={n.id} canWrite={canWrite} />
       {canWrite ? <AgentCommand nodeId={n.id} /> : null}

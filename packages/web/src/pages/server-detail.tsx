@@ -113,10 +113,14 @@ function Details({
     ],
     [
       'Address',
-      server.allocation ? (
-        <Code key="a" data-testid="server-allocation">
-          {server.allocation.ip}:{server.allocation.port}
+      server.address ? (
+        <Code key="a" data-testid="server-address">
+          {server.address}
         </Code>
+      ) : server.allocation ? (
+        <Text key="a" size="sm" data-testid="server-address">
+          port {server.allocation.port} (set the node's public address to show where players connect)
+        </Text>
       ) : (
         'no primary allocation'
       ),

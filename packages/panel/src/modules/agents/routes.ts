@@ -1,14 +1,17 @@
 import {
   AGENT_ID_HEADER,
   CodedError,
+  PROTOCOL_VERSION_HEADER,
   RefreshRequest,
   RegisterRequest,
   RegisterResponse,
+  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { bearerOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { protocolRefusal, versionOfHeader } from './protocol.ts';
 
 export async function agentsRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -29,7 +32,7 @@ export async function agentsRoutes(app: FastifyInstance, s: PanelServices): Prom
       schema: {
         tags: ['agents'],
         description:
-          'Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body).',
+          'Seed 003 registration. `Authorization: Bearer <AGENT_SECRET>`; 401 AUTH_FAILED otherwise (checked before the body). An Agent whose protocolVersion (body, else X-Protocol-Version) the Panel does not support gets 400 PROTOCOL_INCOMPATIBLE (details { supported, sent }), logged and shown on its node as agentRefusal.',
         body: RegisterRequest,
         response: { 200: RegisterResponse },
       },
@@ -37,6 +40,20 @@ export async function agentsRoutes(app: FastifyInstance, s: PanelServices): Prom
     async (req) => {
       const nodeId = nodeOf.get(req);
       if (nodeId === undefined) throw new CodedError('AUTH_FAILED', 'invalid agent secret');
+      // an Agent of another protocol version is told so before it gets any token
+      const version = req.body.protocolVersion ?? versionOfHeader(req.headers[PROTOCOL_VERSION_HEADER]);
+      const refusal = version === undefined ? undefined : protocolRefusal(version);
+      if (refusal !== undefined) {
+        const protocolVersion = version === undefined || Number.isNaN(version) ? null : version;
+        req.log.warn(
+          { nodeId, protocolVersion, reason: refusal },
+          'agent registration refused: incompatible protocol',
+        );
+        await s.nodes.refused(nodeId, { code: 'PROTOCOL_INCOMPATIBLE', protocolVersion, message: refusal });
+        throw new CodedError('PROTOCOL_INCOMPATIBLE', refusal, {
+          details: { supported: [...SUPPORTED_PROTOCOL_VERSIONS], sent: protocolVersion },
+        });
+      }
       return s.agents.register(nodeId, req.body);
     },
   );

@@ -31,6 +31,8 @@ export class AgentsService {
   readonly #dataDir: string;
   readonly #log: Logger | undefined;
   #key: Uint8Array | undefined;
+  /** nodes whose Agent runs in this process (`up`): the URL it dials instead of the public one */
+  readonly #localUrls = new Map<string, string>();
 
   constructor(deps: {
     nodes: NodesRepo;
@@ -73,6 +75,15 @@ export class AgentsService {
     return this.#key;
   }
 
+  /**
+   * The Agent of `nodeId` runs beside the Panel (`ctrl-alt-play up`) and reaches it at `url`
+   * (loopback): its websocketUrl is that one, not PANEL_URL's (which it may not reach, and which
+   * it refuses when it is plain http on another host).
+   */
+  setLocalAgentUrl(nodeId: string, url: string): void {
+    this.#localUrls.set(nodeId, url.replace(/\/+$/, ''));
+  }
+
   async #issue(nodeId: string, tokenVersion: number): Promise<RegisterResponse> {
     const exp = Math.floor(Date.now() / 1000) + TOKEN_TTL_S;
     const token = await new SignJWT({ [VERSION_CLAIM]: tokenVersion })
@@ -96,7 +107,7 @@ export class AgentsService {
       agent: {
         id: nodeId,
         token,
-        websocketUrl: `${this.#publicUrl().replace(/^http/, 'ws')}/ws/agents`,
+        websocketUrl: `${(this.#localUrls.get(nodeId) ?? this.#publicUrl()).replace(/^http/, 'ws')}/ws/agents`,
         refreshToken,
         expiresAt: new Date(exp * 1000).toISOString(),
       },

@@ -29,6 +29,8 @@ import {
   StatFileData,
   TRANSFER_MAX_BYTES,
   TransferTicket,
+  VolumeArchiveFormat,
+  VolumeName,
   WriteFileCheckedPayload,
   WriteFileData,
 } from '@cap/protocol';
@@ -350,6 +352,78 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
     },
   );
 
+  // Docker volumes (issue 10 item 5): admins only; the bytes go through the same relay
+  const VolumeParams = z.object({ id: z.string().min(1).max(64), name: VolumeName });
+  const volumeGrant = async (
+    req: FastifyRequest,
+    nodeId: string,
+    volume: string,
+    action: 'volume_backup' | 'volume_restore',
+    payload: Record<string, unknown>,
+  ) => {
+    if (!(await s.nodes.exists(nodeId))) throw new CodedError('NOT_FOUND', 'no such node');
+    const data = CreateTransferData.parse(
+      await s.gateway.request(nodeId, action, { volume, ...payload } as never),
+    );
+    const direction = action === 'volume_restore' ? 'upload' : 'download';
+    relay.remember(data.ticket, {
+      nodeId,
+      serverId: '',
+      direction,
+      size: data.size,
+      name: data.name,
+      expiresAt: Date.parse(data.expiresAt),
+    });
+    req.log.info({ nodeId, volume, action }, 'volume transfer granted');
+    return { ...data, url: `/api/transfers/${data.ticket}` };
+  };
+  r.post(
+    '/api/nodes/:id/volumes/:name/archive',
+    {
+      config: { auth: 'admin', activity: 'node.volume.backup' },
+      schema: {
+        tags: ['nodes'],
+        description:
+          "A single-use link (valid `ttlSeconds`, at most and by default 300) that downloads the Docker volume `name` on the node as an archive made while it streams (no Content-Length, chunked): `GET url`. The volume's Mountpoint comes from the node's Docker Engine (local driver only); an Agent in a container needs /var/lib/docker/volumes mounted at the same path. 404 NOT_FOUND (no node or volume), 400 CONFIG_INVALID.",
+        params: VolumeParams,
+        body: z
+          .object({
+            format: VolumeArchiveFormat.default('tar.gz'),
+            ttlSeconds: z.number().int().min(5).max(300).default(300),
+          })
+          .default({ format: 'tar.gz', ttlSeconds: 300 }),
+        response: { 201: TransferGrant },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .status(201)
+        .send(await volumeGrant(req, req.params.id, req.params.name, 'volume_backup', req.body ?? {})),
+  );
+  r.post(
+    '/api/nodes/:id/volumes/:name/restore',
+    {
+      config: { auth: 'admin', activity: 'node.volume.restore' },
+      schema: {
+        tags: ['nodes'],
+        description:
+          'A single-use link to `PUT` an archive of exactly `size` bytes (tar.gz, tar.zst, tar or zip) that is restored into the Docker volume `name`: spooled on the node, verified whole (422 ARCHIVE_INVALID / ARCHIVE_UNSAFE, 413 ARCHIVE_TOO_LARGE, nothing written), then unpacked (`truncate`: the current contents removed first). A volume a running container uses is 409 INVALID_STATE unless `force`. The PUT answers 200 `{ path: "volume:<name>", size }`.',
+        params: VolumeParams,
+        body: z.object({
+          size: z.number().int().min(1).max(TRANSFER_MAX_BYTES),
+          force: z.boolean().default(false),
+          truncate: z.boolean().default(false),
+          ttlSeconds: z.number().int().min(5).max(300).default(300),
+        }),
+        response: { 201: TransferGrant },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .status(201)
+        .send(await volumeGrant(req, req.params.id, req.params.name, 'volume_restore', req.body)),
+  );
+
   r.get(
     '/api/transfers/:ticket',
     {
@@ -397,7 +471,12 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
           },
         });
         s.gateway
-          .request(t.nodeId, 'relay_transfer', { ticket: req.params.ticket }, { serverId: t.serverId })
+          .request(
+            t.nodeId,
+            'relay_transfer',
+            { ticket: req.params.ticket },
+            t.serverId ? { serverId: t.serverId } : {},
+          )
           .catch((e) => {
             clearTimeout(timer);
             reject(e);
@@ -466,7 +545,12 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
             onResult: resolve,
           });
           s.gateway
-            .request(t.nodeId, 'relay_transfer', { ticket: req.params.ticket }, { serverId: t.serverId })
+            .request(
+              t.nodeId,
+              'relay_transfer',
+              { ticket: req.params.ticket },
+              t.serverId ? { serverId: t.serverId } : {},
+            )
             .catch((e) => {
               clearTimeout(timer);
               reject(e);

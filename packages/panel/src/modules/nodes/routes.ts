@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { PanelServices } from '../../services.ts';
 import { AgentCommands, agentCommands } from './agent-commands.ts';
-import { DefaultLimits, Node } from './service.ts';
+import { DefaultLimits, Node, PublicAddress } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -68,13 +68,27 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags: ['nodes'],
         description:
-          "Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited.",
+          "Default limits ({ memory?, cpu?, disk? }) for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set.",
         params: IdParams,
-        body: z.object({ defaultLimits: DefaultLimits.nullable() }).strict(),
+        body: z
+          .object({
+            defaultLimits: DefaultLimits.nullable().optional(),
+            publicAddress: PublicAddress.nullable().optional(),
+          })
+          .strict()
+          .refine((b) => b.defaultLimits !== undefined || b.publicAddress !== undefined, {
+            message: 'give defaultLimits and/or publicAddress',
+          }),
         response: { 200: Node },
       },
     },
-    async (req) => s.nodes.setDefaultLimits(req.params.id, req.body.defaultLimits),
+    async (req) => {
+      const { defaultLimits, publicAddress } = req.body;
+      let node = await s.nodes.get(req.params.id);
+      if (defaultLimits !== undefined) node = await s.nodes.setDefaultLimits(req.params.id, defaultLimits);
+      if (publicAddress !== undefined) node = await s.nodes.setPublicAddress(req.params.id, publicAddress);
+      return node;
+    },
   );
   r.delete(
     '/api/nodes/:id',

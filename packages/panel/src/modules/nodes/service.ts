@@ -53,6 +53,21 @@ export function withDefaultLimits(limits: Limits, defaults: DefaultLimits): Limi
   return out;
 }
 
+/** A DNS name or an IP address players can reach, without port or scheme. */
+export const PublicAddress = z
+  .string()
+  .max(253)
+  .refine((v) => z.ipv4().safeParse(v).success || z.ipv6().safeParse(v).success || isHostname(v), {
+    message: 'a hostname (play.example.com) or an IP address, without port or scheme',
+  })
+  .refine((v) => v !== '0.0.0.0' && v !== '::', { message: 'an address players can reach, not 0.0.0.0' });
+
+function isHostname(v: string): boolean {
+  return /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(
+    v,
+  );
+}
+
 export const Load = z.object({ cpu: z.number(), memory: z.number(), disk: z.number() });
 export const Node = z.object({
   id: z.string(),
@@ -70,6 +85,18 @@ export const Node = z.object({
   defaultLimits: DefaultLimits.nullable(),
   /** what a server created on this node without limits gets */
   effectiveDefaultLimits: DefaultLimits,
+  /** where players reach this node's servers (shown with their ports); null = not set */
+  publicAddress: z.string().nullable(),
+  /** why this node's Agent was last refused (e.g. PROTOCOL_INCOMPATIBLE); null once one connects */
+  agentRefusal: z
+    .object({
+      at: z.string(),
+      code: z.string(),
+      /** the protocol version the Agent spoke; null when it sent none */
+      protocolVersion: z.number().nullable(),
+      message: z.string(),
+    })
+    .nullable(),
 });
 export type Node = z.infer<typeof Node>;
 
@@ -77,6 +104,11 @@ export type Node = z.infer<typeof Node>;
 export interface NodePresence {
   isOnline(nodeId: string): boolean;
   disconnect(nodeId: string, reason: string): void;
+}
+
+function refusalOf(s: string | null): Node['agentRefusal'] {
+  const parsed = Node.shape.agentRefusal.safeParse(json<unknown>(s));
+  return parsed.success ? parsed.data : null;
 }
 
 function json<T>(s: string | null): T | null {
@@ -120,6 +152,8 @@ export class NodesService {
       createdAt: n.created_at,
       defaultLimits: n.default_limits === null ? null : effectiveDefaults(n, this.#panelDefaults),
       effectiveDefaultLimits: effectiveDefaults(n, this.#panelDefaults),
+      publicAddress: n.public_address ?? null,
+      agentRefusal: refusalOf(n.agent_refusal ?? null),
     };
   }
 
@@ -157,6 +191,8 @@ export class NodesService {
       created_at: nowIso(),
       token_version: 0,
       default_limits: null,
+      public_address: null,
+      agent_refusal: null,
     };
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);
@@ -167,6 +203,13 @@ export class NodesService {
   async setDefaultLimits(id: string, limits: DefaultLimits | null): Promise<Node> {
     await this.get(id);
     await this.#repo.update(id, { default_limits: limits === null ? null : JSON.stringify(limits) });
+    return this.get(id);
+  }
+
+  /** Where players reach the node's servers; null = not set (servers then show no address). */
+  async setPublicAddress(id: string, address: string | null): Promise<Node> {
+    await this.get(id);
+    await this.#repo.update(id, { public_address: address === null ? null : address.toLowerCase() });
     return this.get(id);
   }
 
@@ -184,9 +227,21 @@ export class NodesService {
     return n ? this.get(n.id) : undefined;
   }
 
-  /** An Agent connected: note the time and protocol version. */
+  /** An Agent connected: note the time and protocol version; an earlier refusal is over. */
   async connected(nodeId: string, protocolVersion: number): Promise<void> {
-    await this.#repo.update(nodeId, { last_heartbeat_at: nowIso(), protocol_version: protocolVersion });
+    await this.#repo.update(nodeId, {
+      last_heartbeat_at: nowIso(),
+      protocol_version: protocolVersion,
+      agent_refusal: null,
+    });
+  }
+
+  /** The node's Agent was refused (shown on the node until an Agent connects). */
+  async refused(
+    nodeId: string,
+    r: { code: string; protocolVersion: number | null; message: string },
+  ): Promise<void> {
+    await this.#repo.update(nodeId, { agent_refusal: JSON.stringify({ at: nowIso(), ...r }) });
   }
 
   async heartbeat(nodeId: string, load: z.infer<typeof Load>): Promise<void> {

@@ -30,7 +30,24 @@ export type Loaded = {
   row: ServersTable;
   template: Template | undefined;
   allocation: Allocation | undefined;
+  /** the node's public address (where players reach it); null/absent = not set */
+  nodeAddress?: string | null;
 };
+
+/**
+ * The address players use for the primary allocation: its own IP when it binds one, else the
+ * node's public address; never the 0.0.0.0 / :: it binds (null when neither is known).
+ */
+export function playerAddress(
+  a: Allocation | undefined,
+  nodeAddress: string | null | undefined,
+): string | null {
+  if (!a) return null;
+  const any = a.ip === '0.0.0.0' || a.ip === '::';
+  const host = any ? nodeAddress : a.ip;
+  if (!host) return null;
+  return `${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+}
 
 /** What is live about a server (not in its row): read from the live store and the gateway. */
 export interface LiveView {
@@ -124,6 +141,7 @@ export function toServer(loaded: Loaded, viewer: Viewer, live: LiveView): Server
     templateId: s.template_id,
     variables,
     allocation: allocation ? { id: allocation.id, ip: allocation.ip, port: allocation.port } : null,
+    address: playerAddress(allocation, loaded.nodeAddress),
     createdAt: s.created_at,
     updatedAt: s.updated_at,
     stats: live.stats,

@@ -56,6 +56,9 @@ export const Server = z.object({
   variables: z.array(ServerVariable).nullable(),
   /** the primary allocation (SERVER_IP/SERVER_PORT) */
   allocation: z.object({ id: z.string(), ip: z.string(), port: z.number().int() }).nullable(),
+  /** host:port players connect to: the allocation's IP, or the node's publicAddress for one on
+   * 0.0.0.0; null without a primary allocation or when the node has no public address */
+  address: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
   stats: ResourceSnapshot.nullable(),

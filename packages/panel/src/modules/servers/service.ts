@@ -172,7 +172,8 @@ export class ServersService {
   async #load(row: ServersTable): Promise<Loaded> {
     const template = await this.#template(row, new Map());
     const allocation = row.allocation_id ? await this.#allocations.get(row.allocation_id) : undefined;
-    return { row, template, allocation };
+    const node = await this.#nodes.findById(row.node_id);
+    return { row, template, allocation, nodeAddress: node?.public_address ?? null };
   }
 
   #toServer(loaded: Loaded, viewer: Viewer): Server {
@@ -207,12 +208,16 @@ export class ServersService {
     const viewerOf = typeof viewer === 'function' ? viewer : () => viewer;
     const rows = (await this.#repo.list()).filter((r) => viewerOf(r.id) !== undefined);
     const allocations = await this.#allocations.getMany(rows.flatMap((r) => r.allocation_id ?? []));
+    const addresses = new Map(
+      rows.length === 0 ? [] : (await this.#nodes.list()).map((n) => [n.id, n.public_address ?? null]),
+    );
     const cache = new Map<string, Template>();
     const out: Server[] = [];
     for (const row of rows) {
       const template = await this.#template(row, cache);
       const allocation = row.allocation_id ? allocations.get(row.allocation_id) : undefined;
-      out.push(this.#toServer({ row, template, allocation }, viewerOf(row.id) as Viewer));
+      const nodeAddress = addresses.get(row.node_id) ?? null;
+      out.push(this.#toServer({ row, template, allocation, nodeAddress }, viewerOf(row.id) as Viewer));
     }
     return out;
   }
@@ -313,7 +318,7 @@ export class ServersService {
         row.allocation_id = primary.id;
         await this.#repo.update(row.id, { allocation_id: primary.id });
       }
-      loaded = { row, template, allocation: primary };
+      loaded = { row, template, allocation: primary, nodeAddress: node.public_address ?? null };
       egg = eggOf(loaded);
     } catch (e) {
       await undo();

@@ -1,0 +1,181 @@
+/**
+ * What keeps an idle Agent lean (issue 14 item 5; bench/agent-rss.ts measures it), checked so it
+ * cannot creep back:
+ *  - its bundle (scripts/build-dist.ts, esbuild's metafile) holds no code of the modules the
+ *    Agent never uses (dockerode's SSH transport and BuildKit/gRPC stack: stand-ins that throw),
+ *    and reaches the modules loaded only when used (Fastify for the HTTP API, ssh2 for SFTP,
+ *    prom-client for a scrape) from its entry only through dynamic imports;
+ *  - an Agent run as `ctrl-alt-play agent`, registered with a real Panel, SFTP on, idle, has
+ *    loaded none of them (a module loader hook records every module it loads).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  freePort,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from '../packages/panel/test/helpers.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/** Modules an idle Agent must not have loaded (a package name, as it appears in node_modules/). */
+const LAZY = ['fastify', 'ssh2', 'prom-client'];
+/** Modules the Agent never uses: not even in its bundle. */
+const NEVER = ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
+
+interface Metafile {
+  inputs: Record<string, { imports: { path: string; kind: string; external?: boolean }[] }>;
+}
+
+const pkgOf = (file: string): string | undefined =>
+  /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1];
+
+describe("the Agent's footprint", () => {
+  it('its bundle has none of the modules it never uses, and reaches the lazy ones only by dynamic import', () => {
+    execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.ts'), 'agent'], {
+      cwd: root,
+      stdio: 'pipe',
+    });
+    const meta = JSON.parse(readFileSync(path.join(root, 'dist/agent.meta.json'), 'utf8')) as Metafile;
+    const files = Object.keys(meta.inputs);
+    for (const never of NEVER) {
+      const inBundle = files.filter((f) => pkgOf(f) === never);
+      assert.deepEqual(inBundle, [], `${never} is in the Agent's bundle`);
+    }
+    // docker-modem's SSH transport gets the stand-in, not ssh2
+    const sshJs = files.find((f) => f.endsWith('node_modules/docker-modem/lib/ssh.js'));
+    assert.ok(sshJs, 'docker-modem/lib/ssh.js in the bundle (dockerode is)');
+    const sshImports = meta.inputs[sshJs]?.imports.map((i) => i.path) ?? [];
+    assert.ok(sshImports.includes('agent-unused:ssh2'), `docker-modem's ssh2: ${sshImports.join(', ')}`);
+
+    // everything the entry reaches without a dynamic import (a require() counts: it may run at load)
+    const entry = files.find((f) => f.endsWith('packages/cli/src/entry/agent.ts'));
+    assert.ok(entry, 'the entry in the metafile');
+    const eager = new Set<string>([entry]);
+    const queue = [entry];
+    for (let f = queue.pop(); f !== undefined; f = queue.pop())
+      for (const i of meta.inputs[f]?.imports ?? [])
+        if (i.kind !== 'dynamic-import' && !i.external && !eager.has(i.path) && i.path in meta.inputs) {
+          eager.add(i.path);
+          queue.push(i.path);
+        }
+    assert.ok(
+      [...eager].some((f) => pkgOf(f) === 'dockerode'),
+      'the walk follows static imports (dockerode is one)',
+    );
+    for (const lazy of LAZY) {
+      const reached = [...eager].filter((f) => pkgOf(f) === lazy);
+      assert.deepEqual(reached, [], `${lazy} is reached from the entry without a dynamic import`);
+      assert.ok(
+        files.some((f) => pkgOf(f) === lazy),
+        `${lazy} is in the bundle (for when it is used)`,
+      );
+    }
+  });
+
+  describe('an idle Agent, registered, SFTP on', () => {
+    let panel: TestPanel;
+    let owner: Session;
+    let child: ChildProcess | undefined;
+    const dir = mkdtempSync(path.join(tmpdir(), 'cap-footprint-'));
+    const loadedFile = path.join(dir, 'loaded.txt');
+    let out = '';
+
+    before(async () => {
+      panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000' });
+      owner = await panel.login();
+    });
+
+    after(async () => {
+      if (child && child.exitCode === null) {
+        const exited = new Promise((r) => child?.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await panel?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('has loaded none of the modules loaded only when used', async () => {
+      const hook = path.join(dir, 'hook.mjs');
+      writeFileSync(
+        hook,
+        `import { registerHooks } from 'node:module';
+import { appendFileSync } from 'node:fs';
+registerHooks({
+  resolve(specifier, context, next) {
+    appendFileSync(${JSON.stringify(loadedFile)}, 'import ' + specifier + ' ' + context.parentURL + '\\n');
+    return next(specifier, context);
+  },
+  load(url, context, next) {
+    appendFileSync(${JSON.stringify(loadedFile)}, 'load ' + url + '\\n');
+    return next(url, context);
+  },
+});
+`,
+      );
+      writeFileSync(loadedFile, '');
+      const node = await panel.createNode(owner, 'footprint');
+      const sftpPort = await freePort();
+      child = spawn(
+        process.execPath,
+        ['--import', hook, path.join(root, 'packages/cli/bin/ctrl-alt-play.js'), 'agent'],
+        {
+          cwd: dir,
+          stdio: 'pipe',
+          env: {
+            PATH: process.env['PATH'] ?? '',
+            PANEL_URL: panel.url,
+            NODE_ID: node.id,
+            AGENT_SECRET: node.agentSecret,
+            AGENT_DATA_DIR: path.join(dir, 'agent'),
+            AGENT_HTTP_PORT: '0',
+            AGENT_SFTP_PORT: String(sftpPort),
+            AGENT_SFTP_HOST: '127.0.0.1',
+          },
+        },
+      );
+      child.stdout?.on('data', (d) => (out += d));
+      child.stderr?.on('data', (d) => (out += d));
+      await until(
+        async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,
+        30_000,
+      ).catch((e) => {
+        throw new Error(`${(e as Error).message}; agent output:\n${out}`);
+      });
+      await until(() => out.includes('sftp listening'), 10_000).catch(() => {
+        throw new Error(`SFTP did not start; agent output:\n${out}`);
+      });
+      // a ping or two, a stats round: what an idle Agent does
+      await new Promise((r) => setTimeout(r, 3000));
+      const lines = readFileSync(loadedFile, 'utf8').split('\n').filter(Boolean);
+      const loaded = lines.filter((l) => l.startsWith('load ')).map((l) => l.slice(5));
+      assert.ok(
+        loaded.some((u) => pkgOf(u) === 'dockerode'),
+        `the hook sees packages (dockerode): ${loaded.length} modules`,
+      );
+      // what the Agent's own code imported (from source dockerode's modem loads ssh2 for itself;
+      // the bundle gives it a stand-in, checked above)
+      const ours = lines
+        .filter((l) => l.startsWith('import '))
+        .map((l) => l.split(' '))
+        .filter(([, , parent]) => parent?.includes('/packages/') && !parent.includes('/node_modules/'))
+        .map(([, specifier]) => specifier ?? '');
+      assert.ok(ours.includes('dockerode'), `the hook sees the Agent's imports: ${ours.length}`);
+      for (const lazy of LAZY) {
+        const hits = ours.filter((sp) => sp === lazy || sp.startsWith(`${lazy}/`));
+        assert.deepEqual(hits, [], `${lazy} imported by an idle Agent`);
+      }
+      for (const lazy of ['fastify', 'prom-client']) {
+        const hits = loaded.filter((u) => pkgOf(u) === lazy);
+        assert.deepEqual(hits.slice(0, 3), [], `${lazy} loaded by an idle Agent (${hits.length} files)`);
+      }
+    });
+  });
+});

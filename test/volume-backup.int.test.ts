@@ -1,0 +1,97 @@
+/**
+ * A Docker volume backed up and restored through the Panel (issue 10 item 5), with the real Panel,
+ * a real Agent and the real Docker Engine: admins only; the archive streams through the Panel's
+ * relay both ways (the Agent dials out); the restored volume is byte for byte the one backed up.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { treeDigest } from '../packages/agent/test/tree-digest.ts';
+import { docker, IMAGE, type Stack, startStack } from './harness.ts';
+
+async function inVolume(volume: string, script: string): Promise<number> {
+  const c = await docker.createContainer({
+    Image: IMAGE,
+    Cmd: ['sh', '-c', script],
+    HostConfig: { Binds: [`${volume}:/data`] },
+  });
+  try {
+    await c.start();
+    return ((await c.wait()) as { StatusCode: number }).StatusCode;
+  } finally {
+    await c.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+describe('Panel + Agent: Docker volume backup and restore', () => {
+  let stack: Stack | undefined;
+  const volume = `cap-e2e-vol-${process.pid}-${Date.now()}`;
+  let mountpoint = '';
+
+  before(async () => {
+    stack = await startStack('volumes');
+    await docker.createVolume({ Name: volume });
+    mountpoint = (await docker.getVolume(volume).inspect()).Mountpoint;
+    assert.equal(
+      await inVolume(
+        volume,
+        'mkdir -p /data/pg/base && dd if=/dev/urandom of=/data/pg/base/1 bs=1024 count=2048 2>/dev/null && echo conf > /data/pg/pg.conf && ln -s base/1 /data/pg/latest',
+      ),
+      0,
+    );
+  });
+  after(async () => {
+    await stack?.stop();
+    await docker
+      .getVolume(volume)
+      .remove({ force: true })
+      .catch(() => undefined);
+  });
+
+  it('an admin backs a volume up and restores it through the relay; others may not', async () => {
+    const { panel, owner, nodeId } = stack as Stack;
+    const user = await panel.userWithRole('user');
+    const denied = await panel.api(user, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, {});
+    assert.equal(denied.status, 403, JSON.stringify(denied.body));
+
+    const expected = await treeDigest(mountpoint);
+    const g = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, {
+      format: 'tar.zst',
+    });
+    assert.equal(g.status, 201, JSON.stringify(g.body));
+    assert.equal(g.body.size, null);
+    assert.equal(g.body.name, `${volume}.tar.zst`);
+    const res = await fetch(`${panel.url}${g.body.url}`);
+    assert.equal(res.status, 200);
+    const archive = Buffer.from(await res.arrayBuffer());
+    assert.ok(archive.length > 2 * 1024 * 1024);
+
+    assert.equal(
+      await inVolume(volume, 'echo changed > /data/pg/pg.conf && rm /data/pg/base/1 && touch /data/new'),
+      0,
+    );
+    assert.notDeepEqual(await treeDigest(mountpoint), expected);
+
+    const u = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/restore`, {
+      size: archive.length,
+      truncate: true,
+    });
+    assert.equal(u.status, 201, JSON.stringify(u.body));
+    const put = await fetch(`${panel.url}${u.body.url}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(archive),
+    });
+    const body = await put.json();
+    assert.equal(put.status, 200, JSON.stringify(body));
+    assert.equal(body.path, `volume:${volume}`);
+    assert.deepEqual(await treeDigest(mountpoint), expected);
+
+    const missing = await panel.api(
+      owner,
+      'POST',
+      `/api/nodes/${nodeId}/volumes/no-such-volume-${process.pid}/archive`,
+      {},
+    );
+    assert.equal(missing.status, 404, JSON.stringify(missing.body));
+  });
+});
