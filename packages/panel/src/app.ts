@@ -231,6 +231,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.hub.close();
     s.servers.close();
     s.live.close();
+    s.s3?.close();
     await s.metrics.flush(true).catch(() => undefined);
     await s.activity.settled();
     if (!opts.db) await db.destroy();

@@ -19,6 +19,7 @@ import { ApiKeysService } from './modules/api-keys/service.ts';
 import { SessionsRepo } from './modules/auth/repo.ts';
 import { AuthService } from './modules/auth/service.ts';
 import { TwoFactorService } from './modules/auth/two-factor.ts';
+import { S3Store } from './modules/backups/s3-store.ts';
 import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
 import { TransferRelay } from './modules/files/relay.ts';
@@ -85,6 +86,8 @@ export interface PanelServices {
   gateway: AgentGateway;
   /** the Agent sockets this process holds (the gateway's in-process side; counters for tests) */
   hub: AgentHub;
+  /** the object store for backups when PANEL_BACKUP_STORAGE=s3 */
+  s3: S3Store | undefined;
   /** where browsers and Agents reach the Panel (PANEL_URL, or the listening address for PORT=0) */
   publicUrl(): string;
   setPublicUrl(url: string): void;
@@ -169,7 +172,18 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     transferUrlOf: (nodeId) => nodes.transferUrlOf(nodeId),
     isOnline: (nodeId) => gateway.isOnline(nodeId),
   });
-  const backups = new BackupsService({ db, gateway, operations, templates, links: transferLinks, log });
+  const s3 = config.s3 ? new S3Store(config.s3) : undefined;
+  const backups = new BackupsService({
+    db,
+    gateway,
+    operations,
+    templates,
+    links: transferLinks,
+    relay: transferRelay,
+    log,
+    s3,
+    s3Downloads: config.s3?.downloads ?? 'presign',
+  });
   const servers = new ServersService({
     repo: new ServersRepo(db),
     nodes: nodesRepo,
@@ -180,6 +194,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     bus,
     log,
     updateTimeoutMs: config.updateTimeoutMs,
+    beforeDelete: (serverId) => backups.forgetServer(serverId),
     defaultLimits: config.defaultLimits,
     operations,
   });
@@ -265,6 +280,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     clientSockets,
     gateway,
     hub,
+    s3,
     publicUrl: getPublicUrl,
     setPublicUrl(url) {
       publicUrl = url;

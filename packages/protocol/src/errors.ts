@@ -69,6 +69,10 @@ export const ErrorCode = z.enum([
   'FILE_EXISTS',
   /** a file name that is empty, `.`/`..`, holds a NUL or `/`, or is over 255 bytes */
   'NAME_INVALID',
+  /** the object store (S3) refused the Panel's credentials (PANEL_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY) */
+  'STORAGE_AUTH_FAILED',
+  /** the object store (S3) is unreachable or failed (no such bucket, a 5xx, a cut connection) */
+  'STORAGE_ERROR',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -121,6 +125,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   FILE_DENIED: 403,
   FILE_EXISTS: 409,
   NAME_INVALID: 400,
+  STORAGE_AUTH_FAILED: 502,
+  STORAGE_ERROR: 502,
 };
 
 export const ErrorBody = z.object({

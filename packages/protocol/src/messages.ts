@@ -444,6 +444,38 @@ export const BackupListData = z.object({
   limit: z.number().int().min(1),
 });
 
+/**
+ * backup_import: a single-use upload ticket (like create_transfer's, relayed the same way) for the
+ * Panel bringing a backup back from object storage: the archive sent (`PUT /transfers/<ticket>`,
+ * or relayed) becomes the completed backup `backupId` on this node once exactly `size` bytes came
+ * with this `sha256` (else ARCHIVE_INVALID, nothing kept); a backupId the node has is CONFLICT.
+ * (A backup's download is create_transfer with `backupId`.)
+ */
+export const BackupImportPayload = z.object({
+  backupId: BackupId,
+  format: BackupFormat,
+  size: z.number().int().min(0).max(TRANSFER_MAX_BYTES),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  name: z.string().max(191).nullable().default(null),
+  /** what the record says once imported (the original backup's values) */
+  bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53)
+    .nullable()
+    .default(null),
+  entries: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 53)
+    .nullable()
+    .default(null),
+  createdAt: Timestamp.optional(),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+
 /** Ends a user's SFTP sessions on this node at once (on one server, or on all when none is named). */
 export const SftpRevokePayload = z.object({
   userId: z.string().min(1).max(64),
@@ -475,6 +507,8 @@ export const actionPayloads = {
   search_files: SearchFilesPayload,
   create_transfer: CreateTransferPayload,
   relay_transfer: RelayTransferPayload,
+  /** an upload ticket whose archive becomes a completed backup of the server (from object storage) */
+  backup_import: BackupImportPayload,
   /** pack entries of one folder into an archive in it (an operation) */
   file_compress: FileCompressPayload,
   /** unpack an archive of the server's files (an operation) */
@@ -528,6 +562,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'chmod_file',
   'search_files',
   'create_transfer',
+  'backup_import',
   'file_compress',
   'file_decompress',
 ]);

@@ -17,7 +17,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import {
   BACKUP_LIST_MAX_LIMIT,
@@ -32,6 +32,7 @@ import {
 import type { Logger } from 'pino';
 import { createArchive, DEFAULT_MAX_BYTES, extractArchive, verifyArchive } from '../archive/archive.ts';
 import { chownTree, getFile } from '../filesystem/filesystem.ts';
+import type { BackupImport } from '../transfers/transfers.ts';
 
 /** What a backup needs of a server (the Server class; an interface so tests and volumes can stand in). */
 export interface BackupSubject {
@@ -422,6 +423,101 @@ export class BackupStore {
       sha256: rec.sha256,
       filename: `${serverId}-${backupId}.${rec.format}`,
     };
+  }
+
+  /**
+   * May `imp` be imported as `backupId` now? (Not while the server has a backup or restore
+   * running, not an id it has, and only when the backup disk has room.)
+   */
+  async checkImport(serverId: string, backupId: string, imp: BackupImport): Promise<void> {
+    if (this.#busy.has(serverId))
+      throw new CodedError('SERVER_BUSY', `a backup or restore is already running for server ${serverId}`);
+    if ((await this.#load(serverId)).some((b) => b.backupId === backupId))
+      throw new CodedError('CONFLICT', `backup ${backupId} exists for server ${serverId}`);
+    const fs = await statfs(this.dir).catch(() => null);
+    if (fs && fs.bavail * fs.bsize < imp.size)
+      throw new CodedError(
+        'INSUFFICIENT_RESOURCES',
+        `the backup directory ${this.dir} has ${fs.bavail * fs.bsize} bytes free, the backup needs ${imp.size}`,
+      );
+  }
+
+  /**
+   * An archive streamed in (from the Panel's object storage) becomes the completed backup
+   * `backupId`: written to a partial file (O_EXCL, 0600), exactly `size` bytes with this sha256
+   * (else ARCHIVE_INVALID and nothing kept), fsync'ed and renamed, then listed as completed.
+   */
+  async importFile(
+    serverId: string,
+    backupId: string,
+    imp: BackupImport,
+    body: AsyncIterable<Buffer> & { destroy?: (e?: Error) => void },
+  ): Promise<BackupRecord> {
+    return this.#job(serverId, async (signal) => {
+      const index = await this.#load(serverId);
+      if (index.some((b) => b.backupId === backupId))
+        throw new CodedError('CONFLICT', `backup ${backupId} exists for server ${serverId}`);
+      await mkdir(this.#serverDir(serverId), { recursive: true, mode: 0o700 });
+      const rec: BackupRecord = {
+        backupId,
+        serverId,
+        name: imp.name,
+        format: imp.format,
+        state: 'completed',
+        size: imp.size,
+        sha256: imp.sha256,
+        bytes: imp.bytes,
+        entries: imp.entries,
+        locked: false,
+        createdAt: imp.createdAt ?? new Date().toISOString(),
+        completedAt: new Date().toISOString(),
+      };
+      const tmp = path.join(this.#serverDir(serverId), `.${backupId}.${imp.format}.partial`);
+      const hash = createHash('sha256');
+      let size = 0;
+      try {
+        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        try {
+          for await (const c of body) {
+            signal.throwIfAborted();
+            size += c.length;
+            if (size > imp.size)
+              throw new CodedError(
+                'ARCHIVE_INVALID',
+                `the archive is longer than the ${imp.size} bytes announced`,
+              );
+            hash.update(c);
+            await fh.write(c);
+          }
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        if (size !== imp.size)
+          throw new CodedError(
+            'ARCHIVE_INVALID',
+            `the archive had ${size} of the ${imp.size} bytes announced`,
+          );
+        const sha256 = hash.digest('hex');
+        if (sha256 !== imp.sha256)
+          throw new CodedError(
+            'ARCHIVE_INVALID',
+            `the archive's sha256 ${sha256} is not the expected ${imp.sha256}`,
+          );
+        await rename(tmp, this.#file(rec));
+        await fsyncDir(this.#serverDir(serverId));
+      } catch (e) {
+        body.destroy?.();
+        await rm(tmp, { force: true }).catch(() => undefined);
+        throw this.#coded(e);
+      }
+      // the index is read again: a delete or lock of another backup may have been written meanwhile
+      const now = await this.#load(serverId);
+      now.push(rec);
+      await this.#save(serverId, now);
+      this.#log.info({ serverId, backupId, size }, 'backup imported');
+      return rec;
+    });
   }
 
   async restore(

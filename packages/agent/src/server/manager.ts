@@ -609,6 +609,11 @@ export class ServerManager {
     if (t.volume) return this.#volumes().restore(t.volume.name, body, t.size, t.volume);
     const s = this.servers.get(t.serverId);
     if (!s) throw new CodedError('SERVER_NOT_FOUND', `server ${t.serverId} is not on this node`);
+    const imp = t.backup?.import;
+    if (t.backup && imp) {
+      const rec = await this.backups.importFile(t.serverId, t.backup.backupId, imp, body);
+      return { path: `backup:${rec.backupId}`, size: rec.size ?? 0 };
+    }
     await s.assertDiskRoom(t.size, await fileSizeInside(t.root, t.path));
     return receiveUpload(t, body);
   }
@@ -879,6 +884,41 @@ export class ServerManager {
           owner: { uid, gid },
         });
         return { data: { ticket, expiresAt: new Date(expiresAt).toISOString(), ...info } };
+      }
+      case 'backup_import': {
+        const s = this.#server(serverId);
+        const bi = cmd.payload as Command<'backup_import'>['payload'];
+        const imp = {
+          format: bi.format,
+          size: bi.size,
+          sha256: bi.sha256,
+          name: bi.name,
+          bytes: bi.bytes,
+          entries: bi.entries,
+          createdAt: bi.createdAt,
+        };
+        await this.backups.checkImport(s.id, bi.backupId, imp);
+        const expiresAt = Date.now() + bi.ttlSeconds * 1000;
+        const { containerUid: uid, containerGid: gid } = this.#config;
+        const ticket = this.transfers.issue({
+          serverId: s.id,
+          root: s.dir,
+          path: '',
+          direction: 'upload',
+          size: bi.size,
+          expiresAt,
+          deny: this.#denylist(s),
+          owner: { uid, gid },
+          backup: { backupId: bi.backupId, sha256: bi.sha256, import: imp },
+        });
+        return {
+          data: {
+            ticket,
+            expiresAt: new Date(expiresAt).toISOString(),
+            size: bi.size,
+            name: `${s.id}-${bi.backupId}.${bi.format}`,
+          },
+        };
       }
       case 'relay_transfer':
         this.#relay((p as { ticket: string }).ticket);

@@ -15,7 +15,7 @@ import { lchown, lstat, open, realpath, rename, unlink } from 'node:fs/promises'
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ArchiveWriteFormat, CodedError } from '@cap/protocol';
+import { type ArchiveWriteFormat, type BackupFormat, CodedError } from '@cap/protocol';
 import { openInside, resolveInside } from '../filesystem/filesystem.ts';
 import {
   checkName,
@@ -36,12 +36,24 @@ export interface Ticket {
   expiresAt: number;
   deny: Denylist;
   owner: { uid: number; gid: number };
-  /** a backup's download (then `path` is unused): its id and recorded sha256 */
-  backup?: { backupId: string; sha256: string };
+  /** a backup's archive (then `path` is unused): its download (with its recorded sha256), or,
+   * with `import` (backup_import), an upload that becomes the backup `backupId` */
+  backup?: { backupId: string; sha256?: string; import?: BackupImport };
   /** a folder downloaded as this archive, made while it streams (size unknown) */
   archive?: ArchiveWriteFormat;
   /** a Docker volume's backup (download) or restore (upload) instead of a server's file */
   volume?: { name: string; format: 'tar.gz' | 'tar.zst'; force: boolean; truncate: boolean };
+}
+
+/** What an imported archive must be, and the record it becomes. */
+export interface BackupImport {
+  format: BackupFormat;
+  size: number;
+  sha256: string;
+  name: string | null;
+  bytes: number | null;
+  entries: number | null;
+  createdAt?: string | undefined;
 }
 
 /** Tickets alive at once, at most (a flood of create_transfer cannot grow memory). */

@@ -69,7 +69,49 @@ const EnvSchema = z.object({
     .min(1)
     .max(24 * 365)
     .default(24 * 7),
+  /** where completed backups are kept: on the node that made them, or offloaded to S3 */
+  PANEL_BACKUP_STORAGE: z.enum(['node', 's3']).default('node'),
+  /** an S3-compatible endpoint (MinIO, R2, …); unset: AWS for PANEL_S3_REGION */
+  PANEL_S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  PANEL_S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name')
+    .optional(),
+  PANEL_S3_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'a region like us-east-1')
+    .default('us-east-1'),
+  PANEL_S3_ACCESS_KEY_ID: z.string().min(1).max(256).optional(),
+  PANEL_S3_SECRET_ACCESS_KEY: z.string().min(1).max(512).optional(),
+  /** path-style URLs (`endpoint/bucket/key`), as most S3-compatible servers want */
+  PANEL_S3_FORCE_PATH_STYLE: z.enum(['true', 'false', '1', '0']).default('false'),
+  /** a multipart upload's part size (S3: at least 5 MiB; 10,000 parts of 8 MiB hold 78 GiB, over the
+   * 64 GiB a transfer may move); memory per upload ≈ part × (queue + 1) */
+  PANEL_S3_PART_SIZE_MB: z.coerce.number().int().min(5).max(512).default(8),
+  /** parts in flight per upload */
+  PANEL_S3_QUEUE_SIZE: z.coerce.number().int().min(1).max(16).default(2),
+  /** keys start with this (e.g. `ctrl-alt-play/`) */
+  PANEL_S3_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9!_.*'()/-]{0,256}$/, "letters, digits and !_.*'()/-")
+    .default(''),
+  /** backup downloads: a presigned GET to the endpoint (browsers reach it), or relayed by the Panel */
+  PANEL_S3_DOWNLOADS: z.enum(['presign', 'relay']).default('presign'),
 });
+
+/** PANEL_S3_*: what the Panel needs to reach the bucket (the secret never leaves the Panel). */
+export interface S3Settings {
+  readonly endpoint: string | undefined;
+  readonly bucket: string;
+  readonly region: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly forcePathStyle: boolean;
+  readonly partSizeBytes: number;
+  readonly queueSize: number;
+  readonly prefix: string;
+  readonly downloads: 'presign' | 'relay';
+}
 
 export interface PanelConfig {
   readonly port: number;
@@ -102,6 +144,10 @@ export interface PanelConfig {
   /** the Panel-wide default limits (memory, cpu, disk?) for servers created without them */
   readonly defaultLimits: Readonly<Pick<Limits, 'memory' | 'cpu' | 'disk'>>;
   readonly clientReauthMs: number;
+  /** PANEL_BACKUP_STORAGE: completed backups stay on their node, or go to `s3` */
+  readonly backupStorage: 'node' | 's3';
+  /** PANEL_S3_*: set when backupStorage is `s3` (JSON/logs show the secret as `[redacted]`) */
+  readonly s3: S3Settings | undefined;
 }
 
 function trustProxyOf(v: string | undefined): boolean | string {
@@ -138,6 +184,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     e.PANEL_TLS_CERT && e.PANEL_TLS_KEY
       ? Object.freeze({ certFile: resolve(e.PANEL_TLS_CERT), keyFile: resolve(e.PANEL_TLS_KEY) })
       : undefined;
+  const s3 = e.PANEL_BACKUP_STORAGE === 's3' ? s3SettingsOf(e) : undefined;
   const publicUrl = (e.PANEL_URL ?? `${tls ? 'https' : 'http'}://localhost:${e.PORT}`).replace(/\/+$/, '');
   return Object.freeze({
     port: e.PORT,
@@ -172,5 +219,38 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
       ...(e.PANEL_DEFAULT_DISK === undefined ? {} : { disk: e.PANEL_DEFAULT_DISK }),
     }),
     clientReauthMs: e.PANEL_CLIENT_REAUTH_MS,
+    backupStorage: e.PANEL_BACKUP_STORAGE,
+    s3,
   });
+}
+
+const truthy = (v: string) => v === 'true' || v === '1';
+
+function s3SettingsOf(e: z.infer<typeof EnvSchema>): S3Settings {
+  const missing = (
+    ['PANEL_S3_BUCKET', 'PANEL_S3_ACCESS_KEY_ID', 'PANEL_S3_SECRET_ACCESS_KEY'] as const
+  ).filter((k) => e[k] === undefined);
+  if (missing.length > 0)
+    throw new CodedError('CONFIG_INVALID', `PANEL_BACKUP_STORAGE=s3 needs ${missing.join(', ')}`, {
+      details: missing,
+    });
+  const secret = e.PANEL_S3_SECRET_ACCESS_KEY as string;
+  const settings: S3Settings = {
+    endpoint: e.PANEL_S3_ENDPOINT?.replace(/\/+$/, ''),
+    bucket: e.PANEL_S3_BUCKET as string,
+    region: e.PANEL_S3_REGION,
+    accessKeyId: e.PANEL_S3_ACCESS_KEY_ID as string,
+    secretAccessKey: secret,
+    forcePathStyle: truthy(e.PANEL_S3_FORCE_PATH_STYLE),
+    partSizeBytes: e.PANEL_S3_PART_SIZE_MB * 1024 * 1024,
+    queueSize: e.PANEL_S3_QUEUE_SIZE,
+    prefix: e.PANEL_S3_PREFIX,
+    downloads: e.PANEL_S3_DOWNLOADS,
+  };
+  // a logged config (pino serialises with JSON) never shows the secret
+  Object.defineProperty(settings, 'toJSON', {
+    enumerable: false,
+    value: () => ({ ...settings, secretAccessKey: '[redacted]' }),
+  });
+  return Object.freeze(settings);
 }

@@ -106,7 +106,7 @@ export async function backupsRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'user', access: 'backup.download', activity: 'backup.download' },
       schema: {
         tags,
-        description: `A short-lived (${300} s), single-use link to a completed backup's archive: GET \`url\` streams it with its sha256 in \`x-checksum-sha256\`: straight from the Agent when the node has a \`transferUrl\` and is connected, else relayed by the Panel (the Agent dials out); \`relayUrl\` is always the relay, for when \`url\` cannot be reached. 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed.`,
+        description: `A short-lived (${300} s), single-use link to a completed backup's archive: GET \`url\` streams it with its sha256 in \`x-checksum-sha256\`: straight from the Agent when the node has a \`transferUrl\` and is connected, else relayed by the Panel (the Agent dials out); \`relayUrl\` is always the relay, for when \`url\` cannot be reached. A backup in S3 (storage s3): \`url\` (and \`relayUrl\`) is a presigned GET to the bucket (PANEL_S3_DOWNLOADS=presign), or the Panel streams the object (relay). 404 BACKUP_NOT_FOUND, 409 INVALID_STATE when it is not completed.`,
         params: BackupParams,
         response: { 201: DownloadLink },
       },

@@ -16,7 +16,7 @@
  * - a deleted server: the Agent removes its backups with it (delete_server), the rows go by the
  *   foreign key (ON DELETE CASCADE).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   BACKUP_LIST_MAX_LIMIT,
   type BackupFormat,
@@ -32,7 +32,8 @@ import type { Db } from '../../db/index.ts';
 import { nowIso } from '../../db/index.ts';
 import type { OperationsTable, ServersTable } from '../../db/schema.ts';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
-import type { TransferLinks } from '../files/transfer-links.ts';
+import type { TransferRelay } from '../files/relay.ts';
+import { relayUrlOf, type TransferLinks } from '../files/transfer-links.ts';
 import type { OperationResult, OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import {
@@ -43,6 +44,8 @@ import {
   type PanelBackup,
   toPanelBackup,
 } from './repo.ts';
+import { deleteNodeCopy, importBackup, offloadBackup } from './s3-offload.ts';
+import { PRESIGN_MAX_SECONDS, type S3Store } from './s3-store.ts';
 
 /** How long a download link lives (seconds). */
 export const BACKUP_LINK_TTL_SECONDS = 300;
@@ -72,7 +75,14 @@ export class BackupsService {
   readonly #operations: OperationsService;
   readonly #templates: TemplatesService;
   readonly #links: TransferLinks;
+  /** the Panel's relay (S3 moves and relayed S3 downloads) */
+  readonly #relay: TransferRelay;
   readonly #log: Logger;
+  /** PANEL_BACKUP_STORAGE=s3: completed backups are moved here from their node */
+  readonly #s3: S3Store | undefined;
+  readonly #s3Downloads: 'presign' | 'relay';
+  /** offloads running, by backupId (a create's `done` waits for its own) */
+  readonly #offloads = new Map<string, Promise<void>>();
 
   constructor(deps: {
     db: Db;
@@ -81,14 +91,20 @@ export class BackupsService {
     templates: TemplatesService;
     /** transfer tickets' URLs (direct to the Agent or relayed), files/transfer-links.ts */
     links: TransferLinks;
+    relay: TransferRelay;
     log: Logger;
+    s3?: S3Store | undefined;
+    s3Downloads?: 'presign' | 'relay';
   }) {
+    this.#s3 = deps.s3;
+    this.#s3Downloads = deps.s3Downloads ?? 'presign';
     this.#db = deps.db;
     this.#repo = new BackupsRepo(deps.db);
     this.#gateway = deps.gateway;
     this.#operations = deps.operations;
     this.#templates = deps.templates;
     this.#links = deps.links;
+    this.#relay = deps.relay;
     this.#log = deps.log.child({ component: 'backups' });
     this.#operations.onEnd('backup', (op, r) => this.#created(op, r));
   }
@@ -194,11 +210,57 @@ export class BackupsService {
   }
 
   /**
-   * The one seam deciding where a completed backup lives: on its node for now (storage 'node').
-   * An object store moves it there from here and sets the row's `storage`.
+   * The one seam deciding where a completed backup lives: on its node, or (PANEL_BACKUP_STORAGE=s3)
+   * in the object store. The move runs in the background (it must not hold up the node's event
+   * stream, whose end hook calls this): the node's copy streams through the Panel into a multipart
+   * upload checked against the sha256, the row becomes `s3`, then the node copy is deleted. A
+   * failed move leaves the backup on its node (logged; `storage` stays `node`).
    */
-  async #settle(_backupId: string): Promise<BackupStorage> {
-    return 'node';
+  async #settle(backupId: string): Promise<BackupStorage> {
+    const store = this.#s3;
+    if (!store) return 'node';
+    if (this.#offloads.has(backupId)) return 's3';
+    const run = (async () => {
+      const row = await this.#repo.find(await this.#serverOf(backupId), backupId);
+      if (!row || row.storage !== 'node' || row.state !== 'completed') return;
+      const w = { nodeId: row.node_id, serverId: row.server_id };
+      const rec = toPanelBackup(row);
+      const put = await offloadBackup({ gateway: this.#gateway, transfers: this.#relay, store }, w, rec, {
+        keepNodeCopy: true,
+      });
+      // the row first: a reconcile must not take the node copy's going for a deletion
+      await this.#repo.update(backupId, { storage: 's3' });
+      await deleteNodeCopy(this.#gateway, w, rec).catch((e: unknown) =>
+        this.#log.warn({ backupId, err: (e as Error).message }, 'node copy not deleted after the offload'),
+      );
+      this.#log.info(
+        { serverId: w.serverId, backupId, size: put.size, parts: put.parts },
+        'backup moved to S3',
+      );
+    })()
+      .catch((e: unknown) =>
+        this.#log.error(
+          { backupId, code: (e as CodedError).code, err: (e as Error).message },
+          'backup not moved to S3; it stays on its node',
+        ),
+      )
+      .finally(() => this.#offloads.delete(backupId));
+    this.#offloads.set(backupId, run);
+    return 's3';
+  }
+
+  async #serverOf(backupId: string): Promise<string> {
+    const row = await this.#db
+      .selectFrom('backups')
+      .select('server_id')
+      .where('id', '=', backupId)
+      .executeTakeFirst();
+    if (!row) throw new CodedError('BACKUP_NOT_FOUND', `no backup ${backupId}`);
+    return row.server_id;
+  }
+
+  #key(row: BackupRow): string {
+    return this.#s3!.keyOf(row.server_id, row.id, row.format === 'tar.gz' ? 'tar.gz' : 'tar.zst');
   }
 
   /** A backup operation ended (Agent, sweep or reconcile): the row takes the Agent's record. */
@@ -302,6 +364,7 @@ export class BackupsService {
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
       if (!r.success) throw operationError(r, 'the backup failed');
+      await this.#offloads.get(backupId);
       return this.#get(serverId, backupId);
     });
     return { operationId, backupId, done };
@@ -319,23 +382,62 @@ export class BackupsService {
     if (row.state !== 'completed')
       throw new CodedError('INVALID_STATE', `backup ${backupId} is ${row.state}, not completed`);
     if (!this.#gateway.isOnline(server.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
-    const operationId = await this.#operations.start(
-      server,
-      'restore',
-      'backup_restore',
-      { backupId, truncate },
-      actor,
-    );
+    // an object-stored backup streams back to its node first (verified there), then restores as any
+    const fromS3 = row.storage === 's3';
+    const w = { nodeId: server.node_id, serverId };
+    if (fromS3) {
+      const store = this.#s3;
+      if (!store)
+        throw new CodedError('STORAGE_ERROR', 'this backup is in S3, and PANEL_BACKUP_STORAGE is not s3');
+      await importBackup(
+        { gateway: this.#gateway, transfers: this.#relay, store },
+        w,
+        toPanelBackup(row),
+      ).catch(async (e: unknown) => {
+        // a copy left by an earlier restore whose cleanup failed: used when it is the same archive
+        if (!(isCodedError(e) && e.code === 'CONFLICT')) throw e;
+        const onNode = (await this.#agentRecords(server)).find((b) => b.backupId === backupId);
+        if (onNode?.state !== 'completed' || onNode.sha256 !== row.sha256) throw e;
+      });
+    }
+    const dropCopy = () =>
+      fromS3
+        ? deleteNodeCopy(this.#gateway, w, { ...toPanelBackup(row), locked: false }).catch((e: unknown) =>
+            this.#log.warn(
+              { backupId, err: (e as Error).message },
+              'imported copy not deleted after the restore',
+            ),
+          )
+        : Promise.resolve();
+    let operationId: string;
+    try {
+      operationId = await this.#operations.start(
+        server,
+        'restore',
+        'backup_restore',
+        { backupId, truncate },
+        actor,
+      );
+    } catch (e) {
+      await dropCopy();
+      throw e;
+    }
     const { end } = await this.#operations.waitFor(operationId);
-    const done = end.then((r) => {
+    const done = end.then(async (r) => {
+      await dropCopy();
       if (!r.success) throw operationError(r, 'the restore failed');
     });
+    done.catch(() => undefined);
     return { operationId, done };
   }
 
   async lock(serverId: string, backupId: string, locked: boolean): Promise<PanelBackup> {
     const server = await this.#server(serverId);
-    await this.#row(serverId, backupId);
+    const row = await this.#row(serverId, backupId);
+    if (row.storage === 's3') {
+      await this.#repo.update(backupId, { locked: locked ? 1 : 0 });
+      return this.#get(serverId, backupId);
+    }
     const rec = BackupRecord.parse(
       await this.#gateway.request(server.node_id, 'backup_lock', { backupId, locked }, { serverId }),
     );
@@ -350,6 +452,15 @@ export class BackupsService {
     if (Number(row.locked) === 1)
       throw new CodedError('INVALID_STATE', `backup ${backupId} is locked; unlock it first`);
     if (row.state === 'pending') throw new CodedError('SERVER_BUSY', `backup ${backupId} is being made`);
+    if (row.storage === 's3') {
+      if (!this.#s3)
+        throw new CodedError('STORAGE_ERROR', 'this backup is in S3, and PANEL_BACKUP_STORAGE is not s3');
+      await this.#s3.delete(this.#key(row));
+      await this.#repo.delete(backupId);
+      return;
+    }
+    if (this.#offloads.has(backupId))
+      throw new CodedError('SERVER_BUSY', `backup ${backupId} is being moved to S3; try again shortly`);
     try {
       await this.#gateway.request(server.node_id, 'backup_delete', { backupId }, { serverId });
     } catch (e) {
@@ -379,6 +490,7 @@ export class BackupsService {
     const row = await this.#row(serverId, backupId);
     if (row.state !== 'completed' || !row.sha256)
       throw new CodedError('INVALID_STATE', `backup ${backupId} is ${row.state}, not completed`);
+    if (row.storage === 's3') return this.#s3Link(row, row.sha256);
     const data = CreateTransferData.parse(
       await this.#gateway.request(
         server.node_id,
@@ -406,5 +518,70 @@ export class BackupsService {
       name: data.name,
       sha256,
     };
+  }
+
+  /** A download of an object-stored backup: a presigned GET, or a Panel ticket streaming from S3. */
+  async #s3Link(
+    row: BackupRow,
+    sha256: string,
+  ): Promise<{
+    url: string;
+    relayUrl: string;
+    expiresAt: string;
+    size: number;
+    name: string;
+    sha256: string;
+  }> {
+    const store = this.#s3;
+    if (!store)
+      throw new CodedError('STORAGE_ERROR', 'this backup is in S3, and PANEL_BACKUP_STORAGE is not s3');
+    const name = `${row.server_id}-${row.id}.${row.format}`;
+    const size = Number(row.size ?? 0);
+    const ttl = Math.min(BACKUP_LINK_TTL_SECONDS, PRESIGN_MAX_SECONDS);
+    const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
+    if (this.#s3Downloads === 'presign') {
+      // the bucket is the only place it is: no relay to fall back on
+      const url = await store.presignGet(this.#key(row), { expiresInSeconds: ttl, filename: name });
+      return {
+        url,
+        relayUrl: url,
+        expiresAt,
+        size,
+        name,
+        sha256,
+      };
+    }
+    const ticket = randomBytes(32).toString('base64url');
+    this.#relay.remember(ticket, {
+      nodeId: row.node_id,
+      serverId: row.server_id,
+      direction: 'download',
+      size,
+      name,
+      expiresAt: Date.parse(expiresAt),
+      sha256,
+      s3Key: this.#key(row),
+    });
+    const url = relayUrlOf(ticket);
+    return { url, relayUrl: url, expiresAt, size, name, sha256 };
+  }
+
+  /**
+   * A server is being deleted: its backups in object storage go (the node's go with
+   * delete_server, the rows by the foreign key). Best effort: a failure is logged, not fatal.
+   */
+  async forgetServer(serverId: string): Promise<void> {
+    if (!this.#s3) return;
+    for (const row of await this.#repo.all(serverId)) {
+      if (row.storage !== 's3') continue;
+      await this.#s3
+        .delete(this.#key(row))
+        .catch((e: unknown) =>
+          this.#log.warn(
+            { serverId, backupId: row.id, err: (e as Error).message },
+            'S3 object not deleted with its server',
+          ),
+        );
+    }
   }
 }

@@ -6,7 +6,9 @@
  * be used once.
  */
 import type { IncomingMessage } from 'node:http';
-import { CodedError } from '@cap/protocol';
+import type { Readable } from 'node:stream';
+import { CodedError, ErrorCode } from '@cap/protocol';
+import type { AgentGateway } from '../../relay/agent-gateway.ts';
 
 export interface RelayTicket {
   nodeId: string;
@@ -18,6 +20,8 @@ export interface RelayTicket {
   expiresAt: number;
   /** a backup's download: its recorded sha256, sent as x-checksum-sha256 */
   sha256?: string;
+  /** a backup in object storage: the Panel streams this key from S3 (no Agent involved) */
+  s3Key?: string;
 }
 
 /** How long the Panel waits for the Agent to dial in once it was told to. */
@@ -31,8 +35,8 @@ interface Waiting {
   onBody?: (agentReq: IncomingMessage) => Promise<void>;
   /** upload: the Agent dialled in (the dial timeout ends) */
   onDial?: () => void;
-  /** upload: the browser's body, for the Agent's GET */
-  body?: IncomingMessage;
+  /** upload: the body (a browser's request, an object store's stream), for the Agent's GET */
+  body?: Readable;
   size: number | null;
   /** upload: the Agent's result (`{ ok, path, size }` or `{ ok: false, code, message }`) */
   onResult?: (result: unknown) => void;
@@ -77,4 +81,103 @@ export class TransferRelay {
   finish(ticket: string): void {
     this.#waiting.delete(ticket);
   }
+}
+
+/** What the Panel-side helpers need: the relay the Agent routes use, and the gateway. */
+export interface RelayDeps {
+  transfers: TransferRelay;
+  gateway: AgentGateway;
+}
+
+/**
+ * Pulls a download ticket's bytes from the Agent as a stream, inside the Panel (a backup going
+ * to object storage): the Agent is told to dial in (relay_transfer) and POSTs the bytes to
+ * `/api/agent/transfers/<ticket>`; its request body is handed over with backpressure. Call
+ * `done()` once the stream was consumed (or given up): the Agent's request is answered then.
+ */
+export async function pullFromAgent(
+  d: RelayDeps,
+  t: { nodeId: string; serverId: string; ticket: string; size: number },
+): Promise<{ stream: IncomingMessage; size: number; done: (err?: Error) => void }> {
+  let release: () => void = () => undefined;
+  const consumed = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const stream = await new Promise<IncomingMessage>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new CodedError('TIMEOUT', 'the Agent did not send the backup')),
+      AGENT_DIAL_TIMEOUT_MS,
+    );
+    d.transfers.wait(t.ticket, {
+      nodeId: t.nodeId,
+      direction: 'download',
+      size: t.size,
+      onBody: (body) => {
+        clearTimeout(timer);
+        resolve(body);
+        return consumed;
+      },
+    });
+    d.gateway
+      .request(t.nodeId, 'relay_transfer', { ticket: t.ticket }, { serverId: t.serverId })
+      .catch((e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+  }).catch((e) => {
+    d.transfers.finish(t.ticket);
+    throw e;
+  });
+  return {
+    stream,
+    size: t.size,
+    done: (err) => {
+      if (err && !stream.complete) stream.destroy(err);
+      release();
+    },
+  };
+}
+
+/**
+ * Pushes a stream to an upload ticket of the Agent's (a backup coming back from object storage):
+ * the Agent dials in and GETs `/api/agent/transfers/<ticket>`, reading `body` with backpressure,
+ * then posts its result. Resolves with the result's `{ path, size }`, or rejects with its code.
+ */
+export async function pushToAgent(
+  d: RelayDeps,
+  t: { nodeId: string; serverId: string; ticket: string; size: number },
+  body: Readable,
+): Promise<{ path: string; size: number }> {
+  const result = await new Promise<unknown>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new CodedError('TIMEOUT', 'the Agent did not take the upload')),
+      AGENT_DIAL_TIMEOUT_MS,
+    );
+    body.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    d.transfers.wait(t.ticket, {
+      nodeId: t.nodeId,
+      direction: 'upload',
+      size: t.size,
+      body,
+      onDial: () => clearTimeout(timer),
+      onResult: resolve,
+    });
+    d.gateway
+      .request(t.nodeId, 'relay_transfer', { ticket: t.ticket }, { serverId: t.serverId })
+      .catch((e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+  }).finally(() => d.transfers.finish(t.ticket));
+  const r = result as { ok?: unknown; path?: unknown; size?: unknown; code?: unknown; message?: unknown };
+  if (r?.ok === true && typeof r.path === 'string' && typeof r.size === 'number')
+    return { path: r.path, size: r.size };
+  if (r?.ok === false && typeof r.code === 'string' && typeof r.message === 'string') {
+    const parsed = ErrorCode.safeParse(r.code);
+    throw new CodedError(parsed.success ? parsed.data : 'INTERNAL_ERROR', r.message.slice(0, 4096));
+  }
+  throw new CodedError('INTERNAL_ERROR', 'the Agent sent no result');
 }

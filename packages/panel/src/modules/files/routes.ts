@@ -441,6 +441,19 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
     async (req, reply) => {
       const t = relay.take(req.params.ticket);
       if (t.direction !== 'download') throw new CodedError('NOT_FOUND', 'not a download ticket');
+      const headers = {
+        'content-type': 'application/octet-stream',
+        'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(t.name)}`,
+        'cache-control': 'no-store',
+        ...(t.sha256 ? { 'x-checksum-sha256': t.sha256 } : {}),
+      };
+      if (t.s3Key !== undefined) {
+        // a backup in object storage (PANEL_S3_DOWNLOADS=relay): streamed from S3 by the Panel
+        if (!s.s3) throw new CodedError('STORAGE_ERROR', 'PANEL_BACKUP_STORAGE is not s3');
+        const obj = await s.s3.get(t.s3Key);
+        reply.raw.once('close', () => obj.stream.destroy());
+        return reply.headers(headers).header('content-length', String(obj.size)).send(obj.stream);
+      }
       let release: () => void = () => undefined;
       const sent = new Promise<void>((resolve) => {
         release = resolve;

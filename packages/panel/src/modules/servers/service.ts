@@ -81,6 +81,8 @@ export class ServersService {
   readonly #bus: EventBus;
   readonly #log: Logger;
   readonly #updateTimeoutMs: number;
+  /** before a server's row goes (its backups in object storage are removed then) */
+  readonly #beforeDelete: ((serverId: string) => Promise<void>) | undefined;
   /** the Panel-wide defaults, for nodes without their own */
   readonly #defaultLimits: DefaultLimits;
   readonly #operations: OperationsService;
@@ -97,6 +99,7 @@ export class ServersService {
     bus: EventBus;
     log: Logger;
     updateTimeoutMs: number;
+    beforeDelete?: (serverId: string) => Promise<void>;
     defaultLimits?: DefaultLimits;
     operations: OperationsService;
   }) {
@@ -111,6 +114,7 @@ export class ServersService {
     this.#bus = deps.bus;
     this.#log = deps.log;
     this.#updateTimeoutMs = deps.updateTimeoutMs;
+    this.#beforeDelete = deps.beforeDelete;
     this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
     this.#projection = new AgentEventProjection({
       repo: deps.repo,
@@ -502,6 +506,7 @@ export class ServersService {
         e instanceof CodedError && (e.code === 'SERVER_NOT_FOUND' || e.code === 'CONTAINER_NOT_FOUND');
       if (!gone && !force) throw e;
     }
+    await this.#beforeDelete?.(id);
     await this.#allocations.releaseServer(id);
     await this.#repo.delete(id);
     this.#projection.forget(id);
