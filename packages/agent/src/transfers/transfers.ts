@@ -122,7 +122,7 @@ export async function downloadSize(
 }
 
 /** Counts bytes through; more than `max` is FILE_TOO_LARGE. */
-function capped(max: number): Transform & { bytes: number } {
+function capped(max: number, onBytes?: (n: number) => void): Transform & { bytes: number } {
   let bytes = 0;
   const t = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -130,7 +130,10 @@ function capped(max: number): Transform & { bytes: number } {
       (t as Transform & { bytes: number }).bytes = bytes;
       if (bytes > max)
         cb(new CodedError('FILE_TOO_LARGE', `the body is larger than the ${max} bytes announced`));
-      else cb(null, chunk);
+      else {
+        onBytes?.(chunk.length);
+        cb(null, chunk);
+      }
     },
   }) as Transform & { bytes: number };
   t.bytes = 0;
@@ -142,7 +145,12 @@ function capped(max: number): Transform & { bytes: number } {
  * without following a link): a temporary file first, renamed over the target when exactly `size`
  * bytes came; on any failure the temporary file is removed and the target is untouched.
  */
-export async function receiveUpload(t: Ticket, body: Readable): Promise<{ path: string; size: number }> {
+export async function receiveUpload(
+  t: Ticket,
+  body: Readable,
+  /** bytes handed to the file as they go (the disk ledger's `written`) */
+  onBytes?: (n: number) => void,
+): Promise<{ path: string; size: number }> {
   const parts = splitPath(t.path);
   const name = parts.pop();
   if (name === undefined) throw new CodedError('NAME_INVALID', 'the path names the server root');
@@ -161,7 +169,7 @@ export async function receiveUpload(t: Ticket, body: Readable): Promise<{ path: 
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o644,
     );
-    const counter = capped(t.size);
+    const counter = capped(t.size, onBytes);
     try {
       await pipeline(body, counter, out.createWriteStream());
       if (counter.bytes !== t.size)
