@@ -16,6 +16,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CodedError } from '@cap/protocol';
+import { reclaimWhileStreaming } from '@cap/protocol/runtime/reclaim.ts';
 import { openInside, resolveInside } from '../filesystem/filesystem.ts';
 import {
   checkName,
@@ -170,6 +171,8 @@ export async function receiveUpload(
       0o644,
     );
     const counter = capped(t.size, onBytes);
+    // the body's chunks are reclaimed as they go (RSS flat during a large upload: reclaim.ts)
+    reclaimWhileStreaming(body);
     try {
       await pipeline(body, counter, out.createWriteStream());
       if (counter.bytes !== t.size)
