@@ -2,9 +2,17 @@
  * A large upload and download through the Panel's relay (issue 10: "2 GB must work with neither
  * Panel nor Agent holding it in memory"). The Panel runs in this process, the Agent in its own
  * (from source), the browser is `curl` (its own process too), so each RSS is its own. Prints the
- * Panel's and the Agent's VmRSS before, the most seen during (sampled every 250 ms) and after each
+ * Panel's and the Agent's VmRSS before, the most seen during (sampled every 100 ms) with, for the Panel, its heap and external memory (process.memoryUsage()) and after each
  * direction, the throughput, and `cat` of the same file on the same disk as the baseline.
  *   node bench/file-transfer.ts [MiB]      (default 2048)
+ *
+ * Where the growth came from (14:05 UTC, 512 MiB, load average ~10): the Panel's heap +3 MiB, its
+ * arrayBuffers +64 MiB: socket chunks already written on, garbage that V8 collects only after
+ * 64 MiB of external memory (and marks for 100–300 ms at transfer speed). Now both ends run a
+ * minor GC every 50 ms while a body streams (packages/protocol/src/runtime/reclaim.ts).
+ *   before, 512 MiB: upload Panel +67.9 / Agent +69.0 MiB, download Panel +50.1 / Agent +0.1 MiB
+ *   after, 2048 MiB (14:16 UTC, load ~12): upload Panel +17.0 / Agent +26.0 MiB, download Panel
+ *   +8.8 / Agent +25.9 MiB (the Panel's arrayBuffers +8–12 MiB); byte-identical both ways
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -81,10 +89,18 @@ try {
     await sleep(2000);
     const before = { panel: rssKiB(process.pid), agent: rssKiB(agentPid) };
     const peak = { ...before };
+    // the Panel's own split (it runs in this process): V8 heap, memory outside it (Buffers), and
+    // of that the ArrayBuffers, so that a growth can be told apart from the allocator's
+    const m0 = process.memoryUsage();
+    const mPeak = { heapUsed: m0.heapUsed, external: m0.external, arrayBuffers: m0.arrayBuffers };
     const timer = setInterval(() => {
       peak.panel = Math.max(peak.panel, rssKiB(process.pid));
       peak.agent = Math.max(peak.agent, rssKiB(agentPid));
-    }, 250);
+      const m = process.memoryUsage();
+      mPeak.heapUsed = Math.max(mPeak.heapUsed, m.heapUsed);
+      mPeak.external = Math.max(mPeak.external, m.external);
+      mPeak.arrayBuffers = Math.max(mPeak.arrayBuffers, m.arrayBuffers);
+    }, 100);
     const r = await act().finally(() => clearInterval(timer));
     if (r.code !== 0) throw new Error(`${what}: curl exited ${r.code}: ${r.out}`);
     await sleep(2000);
@@ -95,6 +111,7 @@ try {
         `   Panel ${mib(before.panel)} → ${mib(peak.panel)} → ${mib(afterRss.panel)}` +
         `   Agent ${mib(before.agent)} → ${mib(peak.agent)} → ${mib(afterRss.agent)}` +
         `   (+${mib(peak.panel - before.panel)} / +${mib(peak.agent - before.agent)} peak)`,
+      `${''.padEnd(43)}Panel peak over before: heap +${mib((mPeak.heapUsed - m0.heapUsed) / 1024)}, external +${mib((mPeak.external - m0.external) / 1024)} (arrayBuffers +${mib((mPeak.arrayBuffers - m0.arrayBuffers) / 1024)})`,
     );
     return r;
   };

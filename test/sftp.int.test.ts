@@ -282,6 +282,99 @@ describe('SFTP on the Agent (OpenSSH client)', { skip }, () => {
     assert.ok(!st || st.size <= 1024 * 1024, `wrote ${st?.size} bytes past a 1 MiB limit`);
   });
 
+  /** a server with a disk limit, its container up, and the owner's SFTP login for it */
+  const limitedServer = async (name: string, disk: string) => {
+    const created = await api(stack.owner, 'POST', '/api/servers?wait=true', {
+      name,
+      nodeId: stack.nodeId,
+      image: IMAGE,
+      startup: 'sleep 3600',
+      limits: { disk },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    await until(async () => (await stack.containers(id)).length > 0, 30_000);
+    return {
+      id,
+      dir: path.join(stack.agentDir, 'servers', id),
+      login: `${ownerLogin.slice(0, ownerLogin.lastIndexOf('.'))}.${id}`,
+    };
+  };
+  const sftpOf = (c: ssh2.Client) =>
+    new Promise<ssh2.SFTPWrapper>((resolve, reject) => c.sftp((e, s) => (e ? reject(e) : resolve(s))));
+  const openW = (s: ssh2.SFTPWrapper, p: string) =>
+    new Promise<Buffer>((resolve, reject) => s.open(p, 'w', (e, h) => (e ? reject(e) : resolve(h))));
+  const closeH = (s: ssh2.SFTPWrapper, h: Buffer) =>
+    new Promise<void>((resolve) => s.close(h, () => resolve()));
+  /** writes `data` through an open handle in 32 KiB requests, each after the one before was answered */
+  const writeAll = async (s: ssh2.SFTPWrapper, h: Buffer, data: Buffer) => {
+    for (let off = 0; off < data.length; off += 32 * 1024) {
+      const part = data.subarray(off, off + 32 * 1024);
+      await new Promise<void>((resolve, reject) =>
+        s.write(h, part, 0, part.length, off, (e) => (e ? reject(e) : resolve())),
+      );
+    }
+  };
+  const sizeOf = async (p: string) => (await lstat(p).catch(() => null))?.size ?? 0;
+  const FAILURE = ssh2.utils.sftp.STATUS_CODE.FAILURE;
+
+  it('counts parallel uploads together against the disk limit (each fits, both do not)', async () => {
+    const MiB = 1024 * 1024;
+    const srv = await limitedServer('sftp quota race', '4m');
+    const c = await passwordClient(srv.login, ADMIN_PASSWORD);
+    try {
+      const s = await sftpOf(c);
+      // both files opened before either is written: each sees the whole 4 MiB free
+      const [a, b] = await Promise.all([openW(s, '/a.bin'), openW(s, '/b.bin')]);
+      const data = randomBytes(3 * MiB);
+      const results = await Promise.allSettled([writeAll(s, a, data), writeAll(s, b, data)]);
+      await Promise.all([closeH(s, a), closeH(s, b)]);
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.ok(refused.length >= 1, 'both 3 MiB uploads were taken under a 4 MiB limit');
+      for (const r of refused) assert.equal((r.reason as { code?: number }).code, FAILURE, String(r.reason));
+      const total = (await sizeOf(path.join(srv.dir, 'a.bin'))) + (await sizeOf(path.join(srv.dir, 'b.bin')));
+      assert.ok(total <= 4 * MiB, `${total} bytes written under a 4 MiB limit`);
+    } finally {
+      c.end();
+    }
+  });
+
+  it('counts an API upload and an open SFTP file together against the disk limit', async () => {
+    const MiB = 1024 * 1024;
+    const srv = await limitedServer('sftp quota upload race', '4m');
+    const c = await passwordClient(srv.login, ADMIN_PASSWORD);
+    try {
+      const s = await sftpOf(c);
+      const h = await openW(s, '/sftp.bin');
+      // meanwhile 3 MiB arrive through the file API (through the Panel's relay)
+      const grant = await api(stack.owner, 'POST', `/api/servers/${srv.id}/files/transfers`, {
+        direction: 'upload',
+        path: 'api.bin',
+        size: 3 * MiB,
+      });
+      assert.equal(grant.status, 201, JSON.stringify(grant.body));
+      const up = await fetch(`${stack.panel.url}${grant.body.url as string}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: randomBytes(3 * MiB),
+      });
+      assert.equal(up.status, 200, await up.text());
+      // the handle opened before them must not write its own 3 MiB on top
+      const wrote = await writeAll(s, h, randomBytes(3 * MiB)).then(
+        () => null,
+        (e: { code?: number }) => e,
+      );
+      await closeH(s, h);
+      assert.ok(wrote !== null, 'the SFTP write went past the limit');
+      assert.equal(wrote.code, FAILURE, String(wrote));
+      const total =
+        (await sizeOf(path.join(srv.dir, 'api.bin'))) + (await sizeOf(path.join(srv.dir, 'sftp.bin')));
+      assert.ok(total <= 4 * MiB, `${total} bytes written under a 4 MiB limit`);
+    } finally {
+      c.end();
+    }
+  });
+
   it('closes an open session when the subuser is removed (password login)', async () => {
     const c = await passwordClient(sub.login, sub.password);
     const closed = new Promise<void>((resolve) => c.on('close', () => resolve()));

@@ -33,6 +33,7 @@ import {
   openSync,
   read,
   readdirSync,
+  readFileSync,
   readlinkSync,
   readSync,
   type Stats,
@@ -63,6 +64,8 @@ export const DEFAULT_MAX_BYTES = 64 * 1024 ** 3;
 export const DEFAULT_MAX_ENTRIES = 2_000_000;
 
 const READ_CHUNK = 1024 * 1024;
+/** decompressed bytes read ahead of the entry being written */
+const READ_AHEAD = 8 * 1024 * 1024;
 /** the size of the chunks handed to the compressor and of the compressor's own output chunks */
 const OUT_CHUNK = 1024 * 1024;
 const DIR_NOFOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
@@ -140,14 +143,27 @@ interface TreeEntry {
  * async call costs a threadpool round trip (and contends with the compressor for that pool): 20k
  * small files took 13 s async, a fraction of a second this way. Large files are read async.
  */
-function pacer(): () => Promise<void> | undefined {
+function pacer(everyMs = 4): () => Promise<void> | undefined {
   let last = performance.now();
   return () => {
     const now = performance.now();
-    if (now - last < 4) return undefined;
+    if (now - last < everyMs) return undefined;
     last = now;
     return new Promise<void>((r) => setImmediate(r));
   };
+}
+
+/**
+ * The process umask from /proc (never set to read it: a file another thread creates meanwhile
+ * would get the wrong bits); null when unknown.
+ */
+function currentUmask(): number | null {
+  try {
+    const m = /^Umask:\s+([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m?.[1] ? Number.parseInt(m[1], 8) : null;
+  } catch {
+    return null;
+  }
 }
 
 function closeQuietly(fd: number): void {
@@ -593,6 +609,7 @@ async function readEntries(
   const dec = decompressor(opts.format);
   return new Promise<void>((resolve, reject) => {
     let failure: unknown;
+    let ahead: PassThrough | null = null;
     let chain: Promise<void> = Promise.resolve();
     /** the entry being handled: ended with the failure, so that a handler reading it returns */
     let current: ReadEntry | null = null;
@@ -606,6 +623,7 @@ async function readEntries(
       input.destroy();
       tap?.destroy();
       dec?.destroy();
+      ahead?.destroy();
       void chain.finally(() => reject(failure));
     };
     const onAbort = () => fail(aborted(opts.signal!));
@@ -655,6 +673,11 @@ async function readEntries(
     if (dec) {
       dec.on('error', (e) => fail(invalid(e)));
       s = s.pipe(dec);
+      // read-ahead: the decompressor (in the threadpool) goes on while the entries before are
+      // written, instead of waiting for the parser's next read (bounded: READ_AHEAD bytes)
+      ahead = new PassThrough({ highWaterMark: READ_AHEAD });
+      ahead.on('error', (e) => fail(e));
+      s = s.pipe(ahead);
     }
     s.pipe(parser as unknown as NodeJS.WritableStream);
   });
@@ -782,14 +805,18 @@ async function readZip(
 
 /**
  * Writes entries under a root, never through a link (see the header). Synchronous calls with the
- * event loop let in every few milliseconds, as for create (see `pacer`); large files are written async.
+ * event loop let in every millisecond (each turn feeds the decompressor; see `pacer` and the
+ * read-ahead in readEntries); large files are written async.
  */
 class TreeWriter {
   readonly #root: number;
   #cached: { key: string; fd: number } | null = null;
   /** directory modes and times, applied at the end (a read-only directory must still be filled) */
   readonly #dirs: { parts: string[]; mode: number; mtime: Date | undefined }[] = [];
-  readonly pace = pacer();
+  /** often: every yield lets the decompressor take its next chunk (see readEntries' read-ahead) */
+  readonly pace = pacer(1);
+  /** the process umask: a file created with its final mode needs no fchmod */
+  readonly #umask = currentUmask();
 
   private constructor(root: number) {
     this.#root = root;
@@ -906,8 +933,16 @@ class TreeWriter {
       linkSync(src, dst);
       return;
     }
+    // setuid/setgid never come out of an archive; exact bits otherwise (no umask)
+    const mode = e.mode & 0o1777;
+    // created with its final bits when the umask leaves them (no fchmod), else 0600 and fchmod
+    const direct = this.#umask !== null && (mode & 0o777 & ~this.#umask) === mode;
     const fd = this.#create(dir, name, (at) =>
-      openSync(at, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
+      openSync(
+        at,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        direct ? mode : 0o600,
+      ),
     );
     try {
       const small = e.size <= SMALL_FILE;
@@ -920,8 +955,7 @@ class TreeWriter {
             );
           }
       }
-      // setuid/setgid never come out of an archive; exact bits otherwise (no umask)
-      fchmodSync(fd, e.mode & 0o1777);
+      if (!direct) fchmodSync(fd, mode);
       if (e.mtime) futimesSync(fd, e.mtime, e.mtime);
     } finally {
       closeQuietly(fd);

@@ -601,7 +601,11 @@ export class ServerManager {
     };
   }
 
-  /** An upload's body written for a ticket taken (quota checked again now: it may have filled). */
+  /**
+   * An upload's body written for a ticket taken. Its bytes are charged to the server's disk
+   * ledger before any is written (the quota checked again now, counting the uploads and SFTP
+   * writes in flight: it may have filled since the ticket), and given back if it fails.
+   */
   async receiveTransferUpload(
     t: Ticket,
     body: import('node:stream').Readable,
@@ -614,8 +618,18 @@ export class ServerManager {
       const rec = await this.backups.importFile(t.serverId, t.backup.backupId, imp, body);
       return { path: `backup:${rec.backupId}`, size: rec.size ?? 0 };
     }
-    await s.assertDiskRoom(t.size, await fileSizeInside(t.root, t.path));
-    return receiveUpload(t, body);
+    const replacing = await fileSizeInside(t.root, t.path);
+    const disk = await s.resources.diskLedger.join();
+    try {
+      // the file it replaces is freed when the upload is renamed over it
+      disk.charge(Math.max(0, t.size - replacing));
+      return await receiveUpload(t, body, (n) => disk.written(n));
+    } catch (e) {
+      disk.release(disk.charged);
+      throw e;
+    } finally {
+      disk.close();
+    }
   }
 
   #relay(ticket: string): void {

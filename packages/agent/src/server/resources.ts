@@ -7,6 +7,7 @@ import { statfs } from 'node:fs/promises';
 import { bytesToSize, CodedError, type ResourceSnapshot, type StatusData, sizeToBytes } from '@cap/protocol';
 import { cpuPercent } from '../environment/cgroup-stats.ts';
 import type { UsageReader } from '../environment/environment.ts';
+import { DiskLedger } from '../filesystem/disk-ledger.ts';
 import { diskUsage } from '../filesystem/filesystem.ts';
 import type { Run, Server } from './server.ts';
 
@@ -32,9 +33,15 @@ export class ServerResources {
   /** the disk watch of the current run (see #watchDisk) */
   #diskWatch: NodeJS.Timeout | null = null;
   latest: ResourceSnapshot | null = null;
+  /** the disk limit shared by the writers that stream (SFTP handles, uploads): disk-ledger.ts */
+  readonly diskLedger: DiskLedger;
 
   constructor(server: Server) {
     this.#server = server;
+    this.diskLedger = new DiskLedger(
+      () => this.#diskLimit,
+      () => diskUsage(server.dir),
+    );
   }
 
   get #diskLimit(): number {
@@ -196,7 +203,8 @@ export class ServerResources {
   async assertDiskRoom(bytes: number, replacing = 0): Promise<void> {
     const limit = this.#diskLimit;
     if (limit <= 0) return;
-    const used = await this.diskUsed(true);
+    // what uploads and SFTP writes in flight have taken but not yet written counts as used
+    const used = (await this.diskUsed(true)) + this.diskLedger.outstanding();
     if (used - replacing + bytes > limit)
       throw new CodedError(
         'INSUFFICIENT_RESOURCES',

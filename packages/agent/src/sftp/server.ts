@@ -17,11 +17,11 @@ import {
   PROTOCOL_VERSION,
   PROTOCOL_VERSION_HEADER,
   SftpAuthResponse,
-  sizeToBytes,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
 import type { AuthContext, Connection, SFTPWrapper } from 'ssh2';
-import { chownPathInside, diskUsage } from '../filesystem/filesystem.ts';
+import type { DiskWriter } from '../filesystem/disk-ledger.ts';
+import { chownPathInside } from '../filesystem/filesystem.ts';
 import { panelHttpBase } from '../panel-link/link.ts';
 import type { Server } from '../server/server.ts';
 import * as files from './files.ts';
@@ -79,11 +79,9 @@ type Handle =
       kind: 'file';
       fh: import('node:fs/promises').FileHandle;
       virt: string;
-      write: boolean;
-      /** the bytes this handle may still add (disk limit); Infinity: none */
-      room: number;
+      /** a write handle's share of the server's disk limit (disk-ledger.ts: shared with parallel writers) */
+      disk: DiskWriter | null;
       size: number;
-      grown: number;
     }
   | { kind: 'dir'; fh: import('node:fs/promises').FileHandle; virt: string; names: string[]; at: number };
 
@@ -230,6 +228,10 @@ export class SftpServer {
     const log = this.#deps.log.child({ ip });
     let granted: SftpAuthResponse | null = null;
     client.on('error', (err: Error) => log.debug({ err: err.message }, 'sftp client error'));
+    // each SFTP request waits for its answer: Nagle's algorithm would hold small answers back
+    // until the client's delayed ACK (~40 ms a request for a client that does not pipeline)
+    // (ssh2's server-side connection has it; its type does not say so)
+    (client as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
     client.on('authentication', (ctx: AuthContext) => {
       if (ctx.method !== 'password' && ctx.method !== 'publickey')
         return ctx.reject(['password', 'publickey']);
@@ -355,11 +357,6 @@ export class SftpServer {
         .join('');
       return `${t}${rwx} 1 container container ${st.size} ${st.mtime.toISOString().slice(0, 16).replace('T', ' ')} ${name}`;
     };
-    const room = async (server: Server, dir: string): Promise<number> => {
-      const limit = server.egg.limits.disk ? sizeToBytes(server.egg.limits.disk) : 0;
-      if (limit <= 0) return Number.POSITIVE_INFINITY;
-      return Math.max(0, limit - (await diskUsage(dir)));
-    };
 
     sftp.on('REALPATH', (id, p) =>
       run(id, async () => {
@@ -416,7 +413,7 @@ export class SftpServer {
         if (!writing) {
           need('file.read-content');
           const fh = await files.openRead(dir, virt);
-          sftp.handle(id, newHandle({ kind: 'file', fh, virt, write: false, room: 0, size: 0, grown: 0 }));
+          sftp.handle(id, newHandle({ kind: 'file', fh, virt, disk: null, size: 0 }));
           return;
         }
         const { fh } = await files.openWrite(
@@ -431,22 +428,14 @@ export class SftpServer {
           },
           (created) => need(created ? 'file.create' : 'file.update'),
         );
+        let disk: DiskWriter | null = null;
         try {
           if ((flags & OPEN.READ) !== 0) need('file.read-content');
           const st = await fh.stat();
-          sftp.handle(
-            id,
-            newHandle({
-              kind: 'file',
-              fh,
-              virt,
-              write: true,
-              room: await room(server, dir),
-              size: st.size,
-              grown: 0,
-            }),
-          );
+          disk = await server.resources.diskLedger.join();
+          sftp.handle(id, newHandle({ kind: 'file', fh, virt, disk, size: st.size }));
         } catch (e) {
+          disk?.close();
           await fh.close();
           throw e;
         }
@@ -465,20 +454,25 @@ export class SftpServer {
     sftp.on('WRITE', (id, buf, offset, data) =>
       run(id, async () => {
         const [, h] = handleOf(buf);
-        if (h.kind !== 'file' || !h.write)
-          throw new CodedError('PERMISSION_DENIED', 'not opened for writing');
+        if (h.kind !== 'file' || !h.disk) throw new CodedError('PERMISSION_DENIED', 'not opened for writing');
         if (!Number.isSafeInteger(offset) || offset < 0) throw new CodedError('CONFIG_INVALID', 'bad offset');
         const end = offset + data.length;
         const growth = Math.max(0, end - h.size);
-        // writes past the server's disk limit are refused before anything is written
-        if (h.grown + growth > h.room)
-          throw new CodedError(
-            'INSUFFICIENT_RESOURCES',
-            'the write would take the server past its disk limit',
-          );
-        await h.fh.write(data, 0, data.length, offset);
-        h.grown += growth;
+        // writes past the server's disk limit (counting every upload in flight on the server) are
+        // refused before anything is written; the size grows before the await, so that parallel
+        // writes past the end are charged once each
+        const disk = h.disk;
+        disk.charge(growth);
+        const sizeBefore = h.size;
         h.size = Math.max(h.size, end);
+        try {
+          await h.fh.write(data, 0, data.length, offset);
+        } catch (e) {
+          disk.release(growth);
+          if (h.size === end) h.size = Math.max(sizeBefore, (await h.fh.stat().catch(() => null))?.size ?? 0);
+          throw e;
+        }
+        disk.written(growth);
         sftp.status(id, STATUS.OK);
       }),
     );
@@ -486,8 +480,9 @@ export class SftpServer {
       run(id, async () => {
         const [n, h] = handleOf(buf);
         handles.delete(n);
+        if (h.kind === 'file') h.disk?.close();
         await h.fh.close();
-        if (h.kind === 'file' && h.write) {
+        if (h.kind === 'file' && h.disk) {
           const server = dep.server(session.serverId);
           if (server)
             await chownPathInside(server.dir, h.virt, dep.containerUid, dep.containerGid).catch(
@@ -566,7 +561,10 @@ export class SftpServer {
       sftp.end();
     });
     sftp.on('close', () => {
-      for (const h of handles.values()) void h.fh.close().catch(() => undefined);
+      for (const h of handles.values()) {
+        if (h.kind === 'file') h.disk?.close();
+        void h.fh.close().catch(() => undefined);
+      }
       handles.clear();
       // one SFTP channel per connection: when it closes, so does the connection (OpenSSH waits for it)
       session.client.end();

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveWriteFormat, type BackupFormat, CodedError } from '@cap/protocol';
+import { reclaimWhileStreaming } from '@cap/protocol/runtime/reclaim.ts';
 import { openInside, resolveInside } from '../filesystem/filesystem.ts';
 import {
   checkName,
@@ -143,7 +144,7 @@ export async function downloadSize(
 }
 
 /** Counts bytes through; more than `max` is FILE_TOO_LARGE. */
-function capped(max: number): Transform & { bytes: number } {
+function capped(max: number, onBytes?: (n: number) => void): Transform & { bytes: number } {
   let bytes = 0;
   const t = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -151,7 +152,10 @@ function capped(max: number): Transform & { bytes: number } {
       (t as Transform & { bytes: number }).bytes = bytes;
       if (bytes > max)
         cb(new CodedError('FILE_TOO_LARGE', `the body is larger than the ${max} bytes announced`));
-      else cb(null, chunk);
+      else {
+        onBytes?.(chunk.length);
+        cb(null, chunk);
+      }
     },
   }) as Transform & { bytes: number };
   t.bytes = 0;
@@ -163,7 +167,12 @@ function capped(max: number): Transform & { bytes: number } {
  * without following a link): a temporary file first, renamed over the target when exactly `size`
  * bytes came; on any failure the temporary file is removed and the target is untouched.
  */
-export async function receiveUpload(t: Ticket, body: Readable): Promise<{ path: string; size: number }> {
+export async function receiveUpload(
+  t: Ticket,
+  body: Readable,
+  /** bytes handed to the file as they go (the disk ledger's `written`) */
+  onBytes?: (n: number) => void,
+): Promise<{ path: string; size: number }> {
   const parts = splitPath(t.path);
   const name = parts.pop();
   if (name === undefined) throw new CodedError('NAME_INVALID', 'the path names the server root');
@@ -182,7 +191,9 @@ export async function receiveUpload(t: Ticket, body: Readable): Promise<{ path: 
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o644,
     );
-    const counter = capped(t.size);
+    const counter = capped(t.size, onBytes);
+    // the body's chunks are reclaimed as they go (RSS flat during a large upload: reclaim.ts)
+    reclaimWhileStreaming(body);
     try {
       await pipeline(body, counter, out.createWriteStream());
       if (counter.bytes !== t.size)

@@ -222,7 +222,7 @@ export class BackupsService {
     if (this.#offloads.has(backupId)) return 's3';
     const run = (async () => {
       const row = await this.#repo.find(await this.#serverOf(backupId), backupId);
-      if (!row || row.storage !== 'node' || row.state !== 'completed') return;
+      if (row?.storage !== 'node' || row.state !== 'completed') return;
       const w = { nodeId: row.node_id, serverId: row.server_id };
       const rec = toPanelBackup(row);
       const put = await offloadBackup({ gateway: this.#gateway, transfers: this.#relay, store }, w, rec, {

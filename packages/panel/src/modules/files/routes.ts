@@ -35,6 +35,7 @@ import {
   WriteFileCheckedPayload,
   WriteFileData,
 } from '@cap/protocol';
+import { reclaimWhileStreaming } from '@cap/protocol/runtime/reclaim.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -492,6 +493,8 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
         release();
         if (!agentReq.complete) agentReq.destroy();
       });
+      // its chunks are reclaimed as they go (RSS flat: reclaim.ts)
+      reclaimWhileStreaming(agentReq);
       const length = agentReq.headers['content-length'];
       if (t.sha256) reply.header('x-checksum-sha256', t.sha256);
       // a folder archived on the fly has no length: chunked, as the Agent sent it
@@ -583,6 +586,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
         const w = relay.arrive(req.params.ticket, nodeId);
         if (w.direction !== 'upload' || !w.body) throw new CodedError('NOT_FOUND', 'not an upload');
         w.onDial?.();
+        reclaimWhileStreaming(w.body);
         return reply
           .header('content-type', 'application/octet-stream')
           .header('content-length', String(w.size))
