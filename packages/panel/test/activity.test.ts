@@ -6,10 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FakeAgent } from './fake-agent.ts';
+import type { FakeAgent } from './fake-agent.ts';
 import {
   ADMIN_EMAIL,
   ADMIN_PASSWORD,
+  createServer,
+  fakeAgentNode,
   type Json,
   type Session,
   scratchDatabase,
@@ -48,16 +50,9 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal(bad.status, 401);
       owner = await panel.login();
       ownerId = (await panel.api(owner, 'GET', '/api/auth/me')).body.user.id;
-      const node = await panel.createNode(owner);
-      agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-      await until(() => panel.app.panel.hub.isOnline(node.id));
-      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-        name: 'act',
-        nodeId: node.id,
-        image: 'img',
-      });
-      assert.equal(r.status, 201, JSON.stringify(r.body));
-      serverId = r.body.id;
+      const node = await fakeAgentNode(panel, owner);
+      agent = node.agent;
+      serverId = await createServer(panel, owner, node.id, 'act');
     });
     after(async () => {
       await agent.close();

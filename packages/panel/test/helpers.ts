@@ -1,6 +1,7 @@
 /** Test helpers: a Panel on a random port with a fresh data dir, and a logged-in client. */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +10,7 @@ import { pino } from 'pino';
 import WebSocket from 'ws';
 import { type BuildOptions, build, startPanel } from '../src/app.ts';
 import { loadPanelConfig } from '../src/config/index.ts';
+import { FakeAgent, type FakeAgentOptions } from './fake-agent.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: test code reads JSON bodies loosely
 export type Json = any;
@@ -64,7 +66,7 @@ export async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 50
 
 /** A port that was free a moment ago (the Panel must know its own URL before it listens). */
 export async function freePort(): Promise<number> {
-  const srv = createServer();
+  const srv = netServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const addr = srv.address();
   await new Promise<void>((r) => srv.close(() => r()));
@@ -287,4 +289,63 @@ export async function scratchDatabase(
     env: { DATABASE_URL: url.toString() },
     drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
+}
+
+/** A new node with a fake Agent on it (started with those options), once the Panel has it online. */
+export async function fakeAgentNode(
+  panel: TestPanel,
+  owner: Session,
+  opts: Omit<FakeAgentOptions, 'panelUrl' | 'agentSecret'> = {},
+  name?: string,
+): Promise<{ id: string; agentSecret: string; agent: FakeAgent }> {
+  const node = await panel.createNode(owner, name);
+  const agent = await FakeAgent.start({ ...opts, panelUrl: panel.url, agentSecret: node.agentSecret });
+  await until(() => panel.app.panel.hub.isOnline(node.id));
+  return { ...node, agent };
+}
+
+/** A server on that node from an image (`img` unless `extra` says), made with ?wait=true; 201 checked. */
+export async function createServer(
+  panel: TestPanel,
+  who: Session,
+  nodeId: string,
+  name: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const r = await panel.api(who, 'POST', '/api/servers?wait=true', { name, nodeId, image: 'img', ...extra });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.id;
+}
+
+export type Account = Session & { email: string; id: string };
+
+/** A user `<name>@example.test` of that role made by the owner, logged in, with its id. */
+export async function createAccount(
+  panel: TestPanel,
+  owner: Session,
+  name: string,
+  role: 'user' | 'spectator' | 'admin',
+): Promise<Account> {
+  const email = `${name}@example.test`;
+  const password = `${name}-password-1`;
+  const r = await panel.api(owner, 'POST', '/api/users', { email, password, role });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return { ...(await panel.login(email, password)), email, id: r.body.id };
+}
+
+/** Give `who` exactly those permissions on the server (added as a subuser, or its row changed). */
+export async function grantPermissions(
+  panel: TestPanel,
+  owner: Session,
+  serverId: string,
+  who: Account,
+  permissions: string[],
+): Promise<Json> {
+  const list = await panel.api(owner, 'GET', `/api/servers/${serverId}/users`);
+  assert.equal(list.status, 200, JSON.stringify(list.body));
+  const r = list.body.some((x: Json) => x.userId === who.id)
+    ? await panel.api(owner, 'PATCH', `/api/servers/${serverId}/users/${who.id}`, { permissions })
+    : await panel.api(owner, 'POST', `/api/servers/${serverId}/users`, { email: who.email, permissions });
+  assert.ok(r.status === 200 || r.status === 201, JSON.stringify(r.body));
+  return r.body;
 }

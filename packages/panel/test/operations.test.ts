@@ -8,8 +8,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Command, ErrorCode } from '@cap/protocol';
-import { FakeAgent, FakeAgentError } from './fake-agent.ts';
+import { type FakeAgent, FakeAgentError } from './fake-agent.ts';
 import {
+  createServer,
+  fakeAgentNode,
   type Json,
   type Session,
   scratchDatabase,
@@ -31,10 +33,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       db = await scratchDatabase(engine, 'cap_ops');
       panel = await startTestPanel(db.env);
       owner = await panel.login();
-      const node = await panel.createNode(owner);
-      agent = await FakeAgent.start({
-        panelUrl: panel.url,
-        agentSecret: node.agentSecret,
+      const node = await fakeAgentNode(panel, owner, {
         // acknowledged, and the end never reported within the test (but the create's)
         operationMs: (cmd) => (cmd.action === 'create_server' ? 40 : 10_000_000),
         handlers: {
@@ -43,14 +42,8 @@ for (const engine of ['sqlite', 'postgres'] as const)
           },
         },
       });
-      await until(() => panel.app.panel.hub.isOnline(node.id));
-      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-        name: 'ops',
-        nodeId: node.id,
-        image: 'img',
-      });
-      assert.equal(r.status, 201, JSON.stringify(r.body));
-      serverId = r.body.id;
+      agent = node.agent;
+      serverId = await createServer(panel, owner, node.id, 'ops');
     });
     after(async () => {
       await agent.close();
@@ -144,15 +137,12 @@ describe('create and PATCH as operations (fake Agent)', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    const node = await panel.createNode(owner);
-    nodeId = node.id;
-    agent = await FakeAgent.start({
-      panelUrl: panel.url,
-      agentSecret: node.agentSecret,
+    const node = await fakeAgentNode(panel, owner, {
       operationMs: 150,
       operationError: (cmd: Command) => failing.get(cmd.action),
     });
-    await until(() => panel.app.panel.hub.isOnline(node.id));
+    nodeId = node.id;
+    agent = node.agent;
   });
   after(async () => {
     await agent.close();

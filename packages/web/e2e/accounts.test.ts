@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import type { RunningPanel } from '@cap/panel';
 import { generate } from 'otplib';
 import type { Page } from 'playwright-core';
-import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import { type E2E, logout as logoutPage, openE2E, SHOTS, setupOwner, stepper } from './harness.ts';
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `acc-${run}@example.test`, password: `pw-${run}-owner-secret` };
@@ -39,10 +39,7 @@ async function awayFromBoundary(): Promise<void> {
   if (into > STEP - 5) await new Promise((r) => setTimeout(r, (STEP - into + 0.5) * 1000));
 }
 
-async function logout(): Promise<void> {
-  await byTestId('logout').click();
-  await byTestId('login-email').waitFor({ timeout: WAIT });
-}
+const logout = () => logoutPage(page, WAIT);
 
 async function passwordStep(): Promise<void> {
   await byTestId('login-email').fill(OWNER.email);
@@ -66,14 +63,7 @@ test('2FA: enrol with the QR, log in with a code, a replayed code refused, a rec
   const step = stepper(t, () => page, 'acc-');
 
   await step('the owner is created and opens the account page', async () => {
-    const setupUrl = panel.app.setupUrl;
-    assert.ok(setupUrl);
-    await page.goto(setupUrl);
-    await byTestId('setup-email').fill(OWNER.email);
-    await byTestId('setup-password').fill(OWNER.password);
-    await byTestId('setup-confirm').fill(OWNER.password);
-    await byTestId('setup-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await setupOwner(panel, page, OWNER, WAIT);
     await page.goto(`${panel.url}/account`);
     await byTestId('page-account').waitFor({ timeout: WAIT });
     assert.equal(((await byTestId('two-factor-state').textContent()) ?? '').trim().toLowerCase(), 'off');

@@ -11,10 +11,24 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
-import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import {
+  addNode,
+  apiFromPage as api,
+  createServer,
+  type E2E,
+  nodeOnline,
+  openE2E,
+  openServer,
+  SHOTS,
+  setupOwner,
+  startFromPage,
+  startNodeAgent,
+  stepper,
+  switchUser,
+} from './harness.ts';
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `bowner-${run}@example.test`, password: `pw-${run}-owner-secret` };
@@ -36,25 +50,7 @@ async function shot(name: string): Promise<void> {
 }
 
 /** A REST call from the page, with its session and CSRF token, as the UI makes it. */
-async function apiFromPage<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: T }> {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const me = await (await fetch('/api/auth/me')).json();
-      const r = await fetch(`/api${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    { method, path, body },
-  );
-}
+const apiFromPage = <T>(method: string, path: string, body?: unknown) => api<T>(page, method, path, body);
 
 before(async () => {
   e2e = await openE2E('backups', { width: 1400, height: 900 });
@@ -72,37 +68,18 @@ test('the Backups tab: create, download (sha256 checked), change a file, restore
   const serverDir = () => join(agentDir, 'servers', serverId);
 
   await step('an owner, a node with its Agent, a running server with a config file', async () => {
-    const setupUrl = panel.app.setupUrl;
-    assert.ok(setupUrl);
-    await page.goto(setupUrl);
-    await byTestId('setup-email').fill(OWNER.email);
-    await byTestId('setup-password').fill(OWNER.password);
-    await byTestId('setup-confirm').fill(OWNER.password);
-    await byTestId('setup-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
-    const node = await apiFromPage<{ node: { id: string }; agentSecret: string }>('POST', '/nodes', {
-      name: `b-node-${run}`,
+    await setupOwner(panel, page, OWNER, WAIT);
+    const node = await addNode(page, `b-node-${run}`);
+    nodeId = node.nodeId;
+    agent = await startNodeAgent({
+      panelUrl: panel.url,
+      nodeId,
+      secret: node.secret,
+      agentDir,
+      extra: { AGENT_SFTP_PORT: '0' },
     });
-    assert.equal(node.status, 201, JSON.stringify(node.body));
-    nodeId = node.body.node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.body.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_SFTP_PORT: '0',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
-    const deadline = Date.now() + WAIT;
-    while (!(await apiFromPage<{ online: boolean }>('GET', `/nodes/${nodeId}`)).body.online) {
-      assert.ok(Date.now() < deadline, 'the node never came online');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
+    await nodeOnline(page, nodeId, WAIT);
+    serverId = await createServer(page, {
       name: `b-server-${run}`,
       nodeId,
       image: 'ctrl-alt-play/busybox:latest',
@@ -110,14 +87,10 @@ test('the Backups tab: create, download (sha256 checked), change a file, restore
       stopTimeout: 1,
       backupLimit: 3,
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    serverId = created.body.id;
     await writeFile(join(serverDir(), 'server.properties'), CONFIG);
     await writeFile(join(serverDir(), 'world.dat'), randomBytes(256 * 1024));
-    await page.goto(`${panel.url}/servers/${serverId}`);
-    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
-    await byTestId('power-start').click();
-    await page.waitForSelector('[data-testid="server-status"][data-status="running"]', { timeout: WAIT });
+    await openServer(panel, page, serverId, WAIT);
+    await startFromPage(page, WAIT);
   });
 
   await step('a backup is created from the tab, its progress shown, then listed completed', async () => {
@@ -200,12 +173,7 @@ test('the Backups tab: create, download (sha256 checked), change a file, restore
       permissions: ['backup.read'],
     });
     assert.equal(sub.status, 201, JSON.stringify(sub.body));
-    await byTestId('logout').click();
-    await byTestId('login-email').waitFor({ timeout: WAIT });
-    await byTestId('login-email').fill(viewer.email);
-    await byTestId('login-password').fill(viewer.password);
-    await byTestId('login-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await switchUser(page, viewer, WAIT);
     await page.goto(`${panel.url}/servers/${serverId}`);
     await byTestId('tab-backups').click();
     await byTestId('backups-table').waitFor({ timeout: WAIT });

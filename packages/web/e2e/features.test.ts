@@ -13,10 +13,23 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
-import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import {
+  addNode,
+  apiFromPage as api,
+  createServer,
+  type E2E,
+  importEgg,
+  nodeOnline,
+  openE2E,
+  openServer,
+  SHOTS,
+  setupOwner,
+  startNodeAgent,
+  stepper,
+} from './harness.ts';
 
 /** Paper-like too, with java_version and pid_limit: it needs the Debian image, then 1024 PIDs. */
 function javaEgg(): string {
@@ -82,25 +95,7 @@ async function waitForStatus(status: string, timeout = WAIT): Promise<void> {
 }
 
 /** A REST call from the page, with its session and CSRF token, as the UI makes it. */
-async function apiFromPage<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: T }> {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const me = await (await fetch('/api/auth/me')).json();
-      const r = await fetch(`/api${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    { method, path, body },
-  );
-}
+const apiFromPage = <T>(method: string, path: string, body?: unknown) => api<T>(page, method, path, body);
 
 before(async () => {
   e2e = await openE2E('feat', { width: 1280, height: 900 });
@@ -117,53 +112,21 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
   const step = stepper(t, () => page, 'f-');
 
   await step('an owner, a node with its Agent, and a server from the EULA egg', async () => {
-    const setupUrl = panel.app.setupUrl;
-    assert.ok(setupUrl);
-    await page.goto(setupUrl);
-    await byTestId('setup-email').fill(OWNER.email);
-    await byTestId('setup-password').fill(OWNER.password);
-    await byTestId('setup-confirm').fill(OWNER.password);
-    await byTestId('setup-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
-    const node = await apiFromPage<{ node: { id: string }; agentSecret: string }>('POST', '/nodes', {
-      name: `f-node-${run}`,
-    });
-    assert.equal(node.status, 201, JSON.stringify(node.body));
-    nodeId = node.body.node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.body.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
-    const deadline = Date.now() + WAIT;
-    while (!(await apiFromPage<{ online: boolean }>('GET', `/nodes/${nodeId}`)).body.online) {
-      assert.ok(Date.now() < deadline, 'the node never came online');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
-      content: EGG,
-      filename: 'egg-busybox-eula.json',
-    });
-    assert.equal(imported.status, 201, JSON.stringify(imported.body));
-    const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
+    await setupOwner(panel, page, OWNER, WAIT);
+    const node = await addNode(page, `f-node-${run}`);
+    nodeId = node.nodeId;
+    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
+    await nodeOnline(page, nodeId, WAIT);
+    serverId = await createServer(page, {
       name: `f-eula-${run}`,
       nodeId,
-      templateId: imported.body.template.id,
+      templateId: await importEgg(page, EGG, 'egg-busybox-eula.json'),
       port: PORT,
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    serverId = created.body.id;
   });
 
   await step('started, the console says the EULA must be accepted, and the page asks', async () => {
-    await page.goto(`${panel.url}/servers/${serverId}`);
-    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    await openServer(panel, page, serverId, WAIT);
     await byTestId('power-start').click();
     await byTestId('feature-eula-accept').waitFor({ timeout: WAIT });
     assert.match((await byTestId('feature-line').textContent()) ?? '', /You need to agree to the EULA/);
@@ -222,21 +185,13 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
   await step(
     'java_version: the dialog offers the other image; pid_limit: it offers more PIDs; then it runs',
     async () => {
-      const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
-        content: javaEgg(),
-        filename: 'egg-busybox-java.json',
-      });
-      assert.equal(imported.status, 201, JSON.stringify(imported.body));
-      const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
+      const id = await createServer(page, {
         name: `f-java-${run}`,
         nodeId,
-        templateId: imported.body.template.id,
+        templateId: await importEgg(page, javaEgg(), 'egg-busybox-java.json'),
         port: PORT + 1,
       });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      const id = created.body.id;
-      await page.goto(`${panel.url}/servers/${id}`);
-      await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+      await openServer(panel, page, id, WAIT);
       await byTestId('power-start').click();
       await byTestId('feature-java-apply').waitFor({ timeout: WAIT });
       assert.match((await byTestId('feature-line').textContent()) ?? '', /UnsupportedClassVersionError/);
@@ -257,20 +212,13 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
   );
 
   await step("a start that never reaches its done line shows the egg's userInteraction text", async () => {
-    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
-      content: waitingEgg(),
-      filename: 'egg-busybox-waiting.json',
-    });
-    assert.equal(imported.status, 201, JSON.stringify(imported.body));
-    const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
+    const waiting = await createServer(page, {
       name: `f-wait-${run}`,
       nodeId,
-      templateId: imported.body.template.id,
+      templateId: await importEgg(page, waitingEgg(), 'egg-busybox-waiting.json'),
       port: PORT + 2,
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    await page.goto(`${panel.url}/servers/${created.body.id}`);
-    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    await openServer(panel, page, waiting, WAIT);
     await byTestId('power-start').click();
     await waitForStatus('starting');
     assert.equal(await byTestId('user-interaction').count(), 0, 'not at once');

@@ -25,10 +25,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
-import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import {
+  addNode,
+  apiFromPage as api,
+  createServer,
+  type E2E,
+  importEgg,
+  nodeOnline,
+  openE2E,
+  SHOTS,
+  serverStatus,
+  setupOwner,
+  startNodeAgent,
+  stepper,
+  switchUser,
+  until as waitUntil,
+} from './harness.ts';
 
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-echo.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
@@ -50,25 +65,7 @@ const shot = (name: string) => page.screenshot({ path: join(SHOTS, `files-${name
 const onDisk = (rel: string) => join(agentDir, 'servers', serverId, rel);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function apiFromPage<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: T }> {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const me = await (await fetch('/api/auth/me')).json();
-      const r = await fetch(`/api${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    { method, path, body },
-  );
-}
+const apiFromPage = <T>(method: string, path: string, body?: unknown) => api<T>(page, method, path, body);
 
 /** The editor's whole text, as CodeMirror holds it (not what its viewport happens to render). */
 const editorText = () =>
@@ -77,13 +74,8 @@ const editorText = () =>
     return lines.map((l) => l.textContent).join('\n');
   });
 
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>) =>
+  waitUntil(what, check, { timeout: WAIT });
 
 /** Open the row's ⋯ menu and pick one action. */
 async function rowAction(name: string, action: string): Promise<void> {
@@ -107,52 +99,18 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
   const step = stepper(t, () => page, 'files-');
 
   await step('an owner, a node with its Agent, one installed server', async () => {
-    const setupUrl = panel.app.setupUrl;
-    assert.ok(setupUrl);
-    await page.goto(setupUrl);
-    await byTestId('setup-email').fill(OWNER.email);
-    await byTestId('setup-password').fill(OWNER.password);
-    await byTestId('setup-confirm').fill(OWNER.password);
-    await byTestId('setup-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
-    const node = await apiFromPage<{ node: { id: string }; agentSecret: string }>('POST', '/nodes', {
-      name: `files-node-${run}`,
-    });
-    assert.equal(node.status, 201, JSON.stringify(node.body));
-    nodeId = node.body.node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.body.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
-    await until(
-      'the node online',
-      async () => (await apiFromPage<{ online: boolean }>('GET', `/nodes/${nodeId}`)).body.online,
-    );
-    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
-      content: EGG,
-      filename: 'egg-busybox-echo.json',
-    });
-    assert.equal(imported.status, 201, JSON.stringify(imported.body));
-    const created = await apiFromPage<{ id: string }>('POST', '/servers?wait=true', {
+    await setupOwner(panel, page, OWNER, WAIT);
+    const node = await addNode(page, `files-node-${run}`);
+    nodeId = node.nodeId;
+    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
+    await nodeOnline(page, nodeId, WAIT);
+    serverId = await createServer(page, {
       name: `files-${run}`,
       nodeId,
-      templateId: imported.body.template.id,
+      templateId: await importEgg(page, EGG, 'egg-busybox-echo.json'),
       port: 42000 + Math.floor(Math.random() * 18_000),
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    serverId = created.body.id;
-    await until(
-      'the install',
-      async () =>
-        (await apiFromPage<{ status: string }>('GET', `/servers/${serverId}`)).body.status === 'offline',
-    );
+    await serverStatus(page, serverId, 'offline', WAIT);
     writeFileSync(onDisk('server.properties'), 'motd=A server\nmax-players=10\n');
     mkdirSync(onDisk('many'));
     for (let i = 0; i < 205; i += 1)
@@ -482,12 +440,7 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
       permissions: ['file.read', 'file.read-content'],
     });
     assert.equal(added.status, 201, JSON.stringify(added.body));
-    await byTestId('logout').click();
-    await byTestId('login-email').waitFor({ timeout: WAIT });
-    await byTestId('login-email').fill(reader.email);
-    await byTestId('login-password').fill(reader.password);
-    await byTestId('login-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await switchUser(page, reader, WAIT);
     await page.goto(`${panel.url}/servers/${serverId}`);
     await byTestId('tab-files').click();
     await byTestId('file-server.properties').waitFor({ timeout: WAIT });
@@ -524,12 +477,7 @@ test('files tab: compress a selection, decompress it, download a folder as .tar.
 
   await step('the owner compresses configs/ and installed.txt into a .tar.gz', async () => {
     assert.ok(serverId, 'the first test made the server');
-    await byTestId('logout').click();
-    await byTestId('login-email').waitFor({ timeout: WAIT });
-    await byTestId('login-email').fill(OWNER.email);
-    await byTestId('login-password').fill(OWNER.password);
-    await byTestId('login-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await switchUser(page, OWNER, WAIT);
     await page.goto(`${panel.url}/servers/${serverId}`);
     await byTestId('tab-files').click();
     await byTestId('file-configs').waitFor({ timeout: WAIT });

@@ -1,14 +1,17 @@
-/** What every browser test shares: paths, a free port, Docker cleanup, a fresh build, Chromium. */
+/**
+ * What every browser test shares: paths, a free port, Docker cleanup, a fresh build, Chromium, and the
+ * steps most of them take (the owner's setup, logging in and out, a node with its Agent, a server).
+ */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { RunningAgent } from '@cap/agent';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
@@ -20,7 +23,7 @@ export const SHOTS = join(ROOT, 'test-artifacts', 'screenshots');
 export const EGGS = process.env['EGG_CORPUS'] ?? join(ROOT, '..', 'shared', 'eggs');
 
 export async function freePort(): Promise<number> {
-  const srv = createServer();
+  const srv = netServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const addr = srv.address();
   await new Promise<void>((r) => srv.close(() => r()));
@@ -161,4 +164,171 @@ export function stepper(t: TestContext, page: () => Page, prefix: string) {
         throw e;
       }
     });
+}
+
+/** The wait every step helper below uses unless told otherwise. */
+export const STEP_WAIT = 60_000;
+
+export interface Account {
+  email: string;
+  password: string;
+}
+
+const inPage = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
+
+/** A REST call from the page, with its session and CSRF token, as the UI makes it. */
+export function apiFromPage<T>(
+  page: Page,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const me = await (await fetch('/api/auth/me')).json();
+      const r = await fetch(`/api${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    },
+    { method, path, body },
+  );
+}
+
+/** Poll until `check` holds; fail with `what` once `timeout` has passed. */
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  { timeout = STEP_WAIT, every = 100 }: { timeout?: number; every?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** First run: the printed setup link, the owner's form, then the dashboard. */
+export async function setupOwner(panel: RunningPanel, page: Page, owner: Account, timeout = STEP_WAIT) {
+  const setupUrl = panel.app.setupUrl;
+  assert.ok(setupUrl, 'a fresh Panel prints a setup link');
+  await page.goto(setupUrl);
+  await inPage(page, 'setup-email').fill(owner.email);
+  await inPage(page, 'setup-password').fill(owner.password);
+  await inPage(page, 'setup-confirm').fill(owner.password);
+  await inPage(page, 'setup-submit').click();
+  await inPage(page, 'page-dashboard').waitFor({ timeout });
+}
+
+/** On the login page: email, password, submit, then the dashboard. */
+export async function loginAs(page: Page, who: Account, timeout = STEP_WAIT): Promise<void> {
+  await inPage(page, 'login-email').fill(who.email);
+  await inPage(page, 'login-password').fill(who.password);
+  await inPage(page, 'login-submit').click();
+  await inPage(page, 'page-dashboard').waitFor({ timeout });
+}
+
+/** The header's log-out, then the login page. */
+export async function logout(page: Page, timeout = STEP_WAIT): Promise<void> {
+  await inPage(page, 'logout').click();
+  await inPage(page, 'login-email').waitFor({ timeout });
+}
+
+/** Log out and log in as someone else. */
+export async function switchUser(page: Page, who: Account, timeout = STEP_WAIT): Promise<void> {
+  await logout(page, timeout);
+  await loginAs(page, who, timeout);
+}
+
+/** A node made through the REST API (201 checked): its id and the Agent's secret. */
+export async function addNode(page: Page, name: string): Promise<{ nodeId: string; secret: string }> {
+  const node = await apiFromPage<{ node: { id: string }; agentSecret: string }>(page, 'POST', '/nodes', {
+    name,
+  });
+  assert.equal(node.status, 201, JSON.stringify(node.body));
+  return { nodeId: node.body.node.id, secret: node.body.agentSecret };
+}
+
+/**
+ * A real Agent for that node, its HTTP on a free loopback port; `extra` adds to or overrides its env.
+ * Values are passed through as given: the Agent's own config check refuses missing ones.
+ */
+export function startNodeAgent(o: {
+  panelUrl: string | undefined;
+  nodeId: string | undefined;
+  secret: string | undefined;
+  agentDir: string;
+  extra?: Record<string, string>;
+}): Promise<RunningAgent> {
+  return startAgent(
+    loadAgentConfig({
+      PANEL_URL: o.panelUrl,
+      NODE_ID: o.nodeId,
+      AGENT_SECRET: o.secret,
+      AGENT_DATA_DIR: o.agentDir,
+      AGENT_HTTP_PORT: '0',
+      AGENT_HTTP_HOST: '127.0.0.1',
+      LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
+      ...o.extra,
+    }),
+  );
+}
+
+/** An Agent that reports stats every 500 ms and beats every second (live badges and charts show soon). */
+export const FAST_AGENT = { AGENT_STATS_INTERVAL_MS: '500', AGENT_HEARTBEAT_INTERVAL_MS: '1000' };
+
+/** Until the Panel reports the node online (asked through the REST API). */
+export function nodeOnline(page: Page, nodeId: string, timeout = STEP_WAIT): Promise<void> {
+  return until(
+    'the node online',
+    async () => (await apiFromPage<{ online: boolean }>(page, 'GET', `/nodes/${nodeId}`)).body.online,
+    { timeout, every: 200 },
+  );
+}
+
+/** An egg imported through the REST API (201 checked): the template's id. */
+export async function importEgg(page: Page, content: string, filename: string): Promise<string> {
+  const imported = await apiFromPage<{ template: { id: string } }>(page, 'POST', '/templates/import', {
+    content,
+    filename,
+  });
+  assert.equal(imported.status, 201, JSON.stringify(imported.body));
+  return imported.body.template.id;
+}
+
+/** A server created with `?wait=true` (201 checked): its id. */
+export async function createServer(page: Page, body: Record<string, unknown>): Promise<string> {
+  const created = await apiFromPage<{ id: string }>(page, 'POST', '/servers?wait=true', body);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return created.body.id;
+}
+
+/** Until the server's status (asked through the REST API) is `status`, e.g. 'offline' once installed. */
+export async function serverStatus(page: Page, serverId: string, status: string, timeout = STEP_WAIT) {
+  let last = '';
+  await until(
+    `server ${serverId} ${status}`,
+    async () => {
+      last = (await apiFromPage<{ status: string }>(page, 'GET', `/servers/${serverId}`)).body.status;
+      return last === status;
+    },
+    { timeout, every: 300 },
+  ).catch((e: unknown) => {
+    throw new Error(`still ${last}: ${(e as Error).message}`);
+  });
+}
+
+/** The server's page, loaded. */
+export async function openServer(panel: RunningPanel, page: Page, serverId: string, timeout = STEP_WAIT) {
+  await page.goto(`${panel.url}/servers/${serverId}`);
+  await inPage(page, 'page-server-detail').waitFor({ timeout });
+}
+
+/** Start from the page's power button and wait for the status badge to say running. */
+export async function startFromPage(page: Page, timeout = STEP_WAIT): Promise<void> {
+  await inPage(page, 'power-start').click();
+  await page.waitForSelector('[data-testid="server-status"][data-status="running"]', { timeout });
 }

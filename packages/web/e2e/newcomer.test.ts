@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
-import { dockerApi, type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import { dockerApi, type E2E, FAST_AGENT, openE2E, SHOTS, startNodeAgent, stepper } from './harness.ts';
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `newcomer-${run}@example.test`, password: `pw-${run}-newcomer` };
@@ -120,19 +120,13 @@ test('a newcomer sets up the Panel and runs OpenTTD from the built-in template',
     nodeId = env['NODE_ID'];
     assert.ok(nodeId && env['AGENT_SECRET']);
     await page.getByRole('button', { name: 'Done' }).click();
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: env['PANEL_URL'],
-        NODE_ID: nodeId,
-        AGENT_SECRET: env['AGENT_SECRET'],
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_STATS_INTERVAL_MS: '500',
-        AGENT_HEARTBEAT_INTERVAL_MS: '1000',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
+    agent = await startNodeAgent({
+      panelUrl: env['PANEL_URL'],
+      nodeId,
+      secret: env['AGENT_SECRET'],
+      agentDir,
+      extra: FAST_AGENT,
+    });
     await page
       .locator(`[data-testid="node-card-${NODE_NAME}"] [data-testid="node-status"][data-online="true"]`)
       .waitFor({ timeout: WAIT });

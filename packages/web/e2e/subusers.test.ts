@@ -12,10 +12,26 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
-import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import {
+  type Account,
+  addNode,
+  apiFromPage as api,
+  createServer,
+  type E2E,
+  importEgg,
+  loginAs,
+  logout as logoutPage,
+  nodeOnline,
+  openE2E,
+  SHOTS,
+  serverStatus,
+  setupOwner,
+  startNodeAgent,
+  stepper,
+} from './harness.ts';
 
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-echo.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
@@ -37,38 +53,14 @@ const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
 const shot = (name: string) => page.screenshot({ path: join(SHOTS, `sub-${name}.png`), fullPage: true });
 
 /** A REST call from the page, with its session and CSRF token, as the UI makes it. */
-async function apiFromPage<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: T }> {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const me = await (await fetch('/api/auth/me')).json();
-      const r = await fetch(`/api${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    { method, path, body },
-  );
-}
+const apiFromPage = <T>(method: string, path: string, body?: unknown) => api<T>(page, method, path, body);
 
-async function login(who: { email: string; password: string }): Promise<void> {
+async function login(who: Account): Promise<void> {
   await page.goto(`${panel.url}/login`);
-  await byTestId('login-email').fill(who.email);
-  await byTestId('login-password').fill(who.password);
-  await byTestId('login-submit').click();
-  await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+  await loginAs(page, who, WAIT);
 }
 
-async function logout(): Promise<void> {
-  await byTestId('logout').click();
-  await byTestId('login-email').waitFor({ timeout: WAIT });
-}
+const logout = () => logoutPage(page, WAIT);
 
 before(async () => {
   e2e = await openE2E('sub', { width: 1280, height: 900 });
@@ -85,62 +77,23 @@ test('a subuser with console + command: one server, exactly those controls, both
   const step = stepper(t, () => page, 'sub-');
 
   await step('an owner, a node with its Agent, two servers; the shared one running', async () => {
-    const setupUrl = panel.app.setupUrl;
-    assert.ok(setupUrl);
-    await page.goto(setupUrl);
-    await byTestId('setup-email').fill(OWNER.email);
-    await byTestId('setup-password').fill(OWNER.password);
-    await byTestId('setup-confirm').fill(OWNER.password);
-    await byTestId('setup-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
-    const node = await apiFromPage<{ node: { id: string }; agentSecret: string }>('POST', '/nodes', {
-      name: `sub-node-${run}`,
-    });
-    assert.equal(node.status, 201, JSON.stringify(node.body));
-    nodeId = node.body.node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.body.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
-    const deadline = Date.now() + WAIT;
-    while (!(await apiFromPage<{ online: boolean }>('GET', `/nodes/${nodeId}`)).body.online) {
-      assert.ok(Date.now() < deadline, 'the node never came online');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const imported = await apiFromPage<{ template: { id: string } }>('POST', '/templates/import', {
-      content: EGG,
-      filename: 'egg-busybox-echo.json',
-    });
-    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    await setupOwner(panel, page, OWNER, WAIT);
+    const node = await addNode(page, `sub-node-${run}`);
+    nodeId = node.nodeId;
+    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
+    await nodeOnline(page, nodeId, WAIT);
+    const templateId = await importEgg(page, EGG, 'egg-busybox-echo.json');
     for (const name of [SHARED, PRIVATE]) {
-      const created: { status: number; body: { id: string } } = await apiFromPage(
-        'POST',
-        '/servers?wait=true',
-        {
-          name,
-          nodeId,
-          templateId: imported.body.template.id,
-          port: 42000 + Math.floor(Math.random() * 18_000),
-        },
-      );
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      if (name === SHARED) shared = created.body.id;
+      const id = await createServer(page, {
+        name,
+        nodeId,
+        templateId,
+        port: 42000 + Math.floor(Math.random() * 18_000),
+      });
+      if (name === SHARED) shared = id;
     }
     // the install runs on create; start once it is done
-    const until = Date.now() + WAIT;
-    for (;;) {
-      const s = await apiFromPage<{ status: string }>('GET', `/servers/${shared}`);
-      if (s.body.status === 'offline') break;
-      assert.ok(Date.now() < until, `still ${s.body.status}`);
-      await new Promise((r) => setTimeout(r, 300));
-    }
+    await serverStatus(page, shared, 'offline', WAIT);
     const start = await apiFromPage('POST', `/servers/${shared}/power`, { action: 'start' });
     assert.equal(start.status, 202, JSON.stringify(start.body));
   });

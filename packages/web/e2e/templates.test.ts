@@ -12,10 +12,20 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Browser, Page } from 'playwright-core';
-import { type E2E, EGGS, openE2E, SHOTS, stepper } from './harness.ts';
+import {
+  apiFromPage as api,
+  type E2E,
+  EGGS,
+  FAST_AGENT,
+  openE2E,
+  SHOTS,
+  setupOwner,
+  startNodeAgent,
+  stepper,
+} from './harness.ts';
 
 const GOOD_EGG = join(EGGS, 'pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json');
 // a trailing comma in a published egg's history: JSON that does not parse
@@ -58,25 +68,7 @@ async function waitForStatus(status: string, timeout = WAIT): Promise<void> {
 }
 
 /** A REST call from the page, with its session and CSRF token, as the UI makes it. */
-async function apiFromPage<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: T }> {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const me = await (await fetch('/api/auth/me')).json();
-      const r = await fetch(`/api${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    { method, path, body },
-  );
-}
+const apiFromPage = <T>(method: string, path: string, body?: unknown) => api<T>(page, method, path, body);
 
 async function pick(testId: string, option: string | RegExp): Promise<void> {
   await byTestId(testId).click();
@@ -99,14 +91,7 @@ test('templates, allocations, reinstall, API keys and account in the UI', { time
   const step = stepper(t, () => page, 't-');
 
   await step('set up the owner, add a node and start its Agent', async () => {
-    const setupUrl = panel.app.setupUrl;
-    assert.ok(setupUrl);
-    await page.goto(setupUrl);
-    await byTestId('setup-email').fill(OWNER.email);
-    await byTestId('setup-password').fill(OWNER.password);
-    await byTestId('setup-confirm').fill(OWNER.password);
-    await byTestId('setup-submit').click();
-    await byTestId('page-dashboard').waitFor({ timeout: WAIT });
+    await setupOwner(panel, page, OWNER, WAIT);
 
     await page.getByRole('link', { name: 'Nodes' }).click();
     await byTestId('add-node').click();
@@ -119,19 +104,7 @@ test('templates, allocations, reinstall, API keys and account in the UI', { time
     nodeId = /NODE_ID=(\S+)/.exec(command)?.[1];
     assert.ok(secret && nodeId);
     await page.getByRole('button', { name: 'Done' }).click();
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: secret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_STATS_INTERVAL_MS: '500',
-        AGENT_HEARTBEAT_INTERVAL_MS: '1000',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
+    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret, agentDir, extra: FAST_AGENT });
     await page
       .locator(`[data-testid="node-card-${NODE_NAME}"] [data-testid="node-status"][data-online="true"]`)
       .waitFor({ timeout: WAIT });

@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Browser, Page } from 'playwright-core';
-import { type E2E, openE2E, SHOTS, stepper } from './harness.ts';
+import { type E2E, FAST_AGENT, openE2E, SHOTS, startNodeAgent, stepper } from './harness.ts';
 
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const run = randomBytes(3).toString('hex');
@@ -139,19 +139,7 @@ test('the UI drives a real Panel, Agent and Docker Engine end to end', { timeout
       .locator(`[data-testid="node-card-e2e-node-${run}"] [data-testid="node-status"][data-online="false"]`)
       .waitFor();
 
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panelUrl,
-        NODE_ID: nodeId,
-        AGENT_SECRET: secret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_STATS_INTERVAL_MS: '500',
-        AGENT_HEARTBEAT_INTERVAL_MS: '1000',
-        LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
-      }),
-    );
+    agent = await startNodeAgent({ panelUrl, nodeId, secret, agentDir, extra: FAST_AGENT });
     // no reload: the node_status event flips the badge live
     await page
       .locator(`[data-testid="node-card-e2e-node-${run}"] [data-testid="node-status"][data-online="true"]`)

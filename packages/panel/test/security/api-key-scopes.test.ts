@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { FakeAgent } from '../fake-agent.ts';
+import type { FakeAgent } from '../fake-agent.ts';
 import {
   ADMIN_PASSWORD,
+  createServer,
+  fakeAgentNode,
   type Json,
   type Session,
   startTestPanel,
@@ -69,20 +71,10 @@ describe('API keys with scopes', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    const node = await panel.createNode(owner);
-    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    await until(() => panel.app.panel.hub.isOnline(node.id));
-    const mk = async (name: string) => {
-      const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-        name,
-        nodeId: node.id,
-        image: 'img',
-      });
-      assert.equal(r.status, 201, JSON.stringify(r.body));
-      return r.body.id as string;
-    };
-    serverA = await mk('key-a');
-    serverB = await mk('key-b');
+    const node = await fakeAgentNode(panel, owner);
+    agent = node.agent;
+    serverA = await createServer(panel, owner, node.id, 'key-a');
+    serverB = await createServer(panel, owner, node.id, 'key-b');
   });
   after(async () => {
     await agent.close();

@@ -11,8 +11,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { BackupRecord, Command } from '@cap/protocol';
-import { FakeAgent, FakeAgentError } from '../fake-agent.ts';
+import { type FakeAgent, FakeAgentError } from '../fake-agent.ts';
 import {
+  type Account,
+  createAccount,
+  createServer,
+  fakeAgentNode,
+  grantPermissions,
   type Json,
   type Session,
   scratchDatabase,
@@ -20,8 +25,6 @@ import {
   type TestPanel,
   until,
 } from '../helpers.ts';
-
-type Account = Session & { email: string; id: string };
 
 /** The fake Agent's backups: per server, newest last (as the real one keeps them). */
 const store = new Map<string, BackupRecord[]>();
@@ -52,19 +55,9 @@ for (const engine of ['sqlite', 'postgres'] as const)
     let serverB: string;
     const users = {} as Record<'dora' | 'eve' | 'admin', Account>;
 
-    const account = async (name: string, role: 'user' | 'admin'): Promise<Account> => {
-      const email = `${name}@example.test`;
-      const password = `${name}-password-1`;
-      const r = await panel.api(owner, 'POST', '/api/users', { email, password, role });
-      assert.equal(r.status, 201, JSON.stringify(r.body));
-      return { ...(await panel.login(email, password)), email, id: r.body.id };
-    };
+    const account = (name: string, role: 'user' | 'admin') => createAccount(panel, owner, name, role);
     const grant = async (serverId: string, who: Account, permissions: string[]) => {
-      const list = await panel.api(owner, 'GET', `/api/servers/${serverId}/users`);
-      const r = list.body.some((x: Json) => x.userId === who.id)
-        ? await panel.api(owner, 'PATCH', `/api/servers/${serverId}/users/${who.id}`, { permissions })
-        : await panel.api(owner, 'POST', `/api/servers/${serverId}/users`, { email: who.email, permissions });
-      assert.ok(r.status === 200 || r.status === 201, JSON.stringify(r.body));
+      await grantPermissions(panel, owner, serverId, who, permissions);
     };
     const create = async (who: Session, serverId: string, body: Json = {}) =>
       panel.api(who, 'POST', `/api/servers/${serverId}/backups?wait=true`, body);
@@ -76,10 +69,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       drop = db.drop;
       panel = await startTestPanel(db.env);
       owner = await panel.login();
-      const node = await panel.createNode(owner);
-      agent = await FakeAgent.start({
-        panelUrl: panel.url,
-        agentSecret: node.agentSecret,
+      const node = await fakeAgentNode(panel, owner, {
         operationError: (cmd) =>
           cmd.action === 'backup_create' && nextCreate === 'disk-full'
             ? { code: 'INSUFFICIENT_RESOURCES', message: 'no space left on the node' }
@@ -169,20 +159,12 @@ for (const engine of ['sqlite', 'postgres'] as const)
           },
         },
       });
-      await until(() => panel.app.panel.hub.isOnline(node.id));
+      agent = node.agent;
       users.dora = await account('dora', 'user');
       users.eve = await account('eve', 'user');
       users.admin = await account('backup-admin', 'admin');
-      for (const name of ['A', 'B']) {
-        const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-          name,
-          nodeId: node.id,
-          image: 'img',
-        });
-        assert.equal(r.status, 201, JSON.stringify(r.body));
-        if (name === 'A') serverA = r.body.id;
-        else serverB = r.body.id;
-      }
+      serverA = await createServer(panel, owner, node.id, 'A');
+      serverB = await createServer(panel, owner, node.id, 'B');
     });
     after(async () => {
       await agent?.close();

@@ -5,8 +5,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CLIENT_MAX_FRAME_BYTES, CLIENT_MAX_SOCKETS_PER_SERVER } from '@cap/protocol';
-import { FakeAgent } from '../fake-agent.ts';
-import { type ClientSocket, type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
+import type { FakeAgent } from '../fake-agent.ts';
+import {
+  type ClientSocket,
+  createServer,
+  fakeAgentNode,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from '../helpers.ts';
 
 const PER_USER = 40;
 
@@ -27,16 +35,9 @@ describe('/ws/client flood limits', () => {
   before(async () => {
     panel = await startTestPanel({ PANEL_CLIENT_SOCKETS_PER_USER: String(PER_USER) });
     owner = await panel.login();
-    const node = await panel.createNode(owner);
-    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    await until(() => panel.app.panel.hub.isOnline(node.id));
-    serverId = (
-      await panel.api(owner, 'POST', '/api/servers?wait=true', {
-        name: 'flood',
-        nodeId: node.id,
-        image: 'img',
-      })
-    ).body.id;
+    const node = await fakeAgentNode(panel, owner);
+    agent = node.agent;
+    serverId = await createServer(panel, owner, node.id, 'flood');
   });
   after(async () => {
     await agent.close();

@@ -11,8 +11,16 @@ import { after, before, describe, test } from 'node:test';
 import { CLIENT_MAX_FRAME_BYTES, ErrorCode, newMessageId } from '@cap/protocol';
 import { Fuzz, seedFromEnv, toWire } from '@cap/protocol/testing/fuzz.ts';
 import WebSocket from 'ws';
-import { FakeAgent } from '../fake-agent.ts';
-import { type ClientSocket, type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
+import type { FakeAgent } from '../fake-agent.ts';
+import {
+  type ClientSocket,
+  createServer,
+  fakeAgentNode,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from '../helpers.ts';
 
 const SEED = seedFromEnv();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -29,17 +37,10 @@ describe(`fuzz: the Panel's /ws/agents and /ws/client (FUZZ_SEED=${SEED})`, () =
     console.log(`fuzz seed: FUZZ_SEED=${SEED}`);
     panel = await startTestPanel();
     owner = await panel.login();
-    const node = await panel.createNode(owner);
+    const node = await fakeAgentNode(panel, owner);
     nodeId = node.id;
-    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    await until(() => panel.app.panel.hub.isOnline(nodeId));
-    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'fuzz',
-      nodeId,
-      image: 'img',
-    });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    serverId = r.body.id;
+    agent = node.agent;
+    serverId = await createServer(panel, owner, nodeId, 'fuzz');
   });
   after(async () => {
     await agent.close();

@@ -8,8 +8,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ResourceSnapshot } from '@cap/protocol';
 import { MetricsService } from '../../src/modules/metrics/service.ts';
-import { FakeAgent } from '../fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
+import type { FakeAgent } from '../fake-agent.ts';
+import {
+  createServer,
+  fakeAgentNode,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from '../helpers.ts';
 
 const snapshot = (serverId: string, over: Partial<Record<string, number>> = {}): ResourceSnapshot => ({
   serverId,
@@ -34,16 +41,9 @@ describe('hostile numbers from an Agent', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    const node = await panel.createNode(owner);
-    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    await until(() => panel.app.panel.hub.isOnline(node.id));
-    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'nums',
-      nodeId: node.id,
-      image: 'img',
-    });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    serverId = r.body.id;
+    const node = await fakeAgentNode(panel, owner);
+    agent = node.agent;
+    serverId = await createServer(panel, owner, node.id, 'nums');
   });
   after(async () => {
     await agent.close();

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FakeAgent } from '../fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
+import type { FakeAgent } from '../fake-agent.ts';
+import { fakeAgentNode, type Session, startTestPanel, type TestPanel } from '../helpers.ts';
 
 const BAD = ['../../../etc', '--privileged busybox', 'busybox;rm -rf /', 'Upper/Case', 'a//b', 'x:bad tag'];
 
@@ -19,10 +19,9 @@ describe('bad image references at the Panel', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    const node = await panel.createNode(owner);
+    const node = await fakeAgentNode(panel, owner);
     nodeId = node.id;
-    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    await until(() => panel.app.panel.hub.isOnline(nodeId));
+    agent = node.agent;
   });
   after(async () => {
     await agent.close();

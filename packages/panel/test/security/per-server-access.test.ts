@@ -7,17 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FakeAgent } from '../fake-agent.ts';
+import type { FakeAgent } from '../fake-agent.ts';
 import {
+  type Account,
   type ClientSocket,
+  createAccount,
+  createServer,
+  fakeAgentNode,
+  grantPermissions,
   type Json,
   type Session,
   startTestPanel,
   type TestPanel,
   until,
 } from '../helpers.ts';
-
-type Account = Session & { email: string; id: string };
 
 /** Every server route with a request whose permission need is known (the test's own table). */
 interface Probe {
@@ -273,22 +276,10 @@ describe('per-server access', () => {
   let catalog: string[];
   const users = {} as Record<'alice' | 'bob' | 'carol' | 'spec' | 'admin', Account>;
 
-  const account = async (name: string, role: 'user' | 'spectator' | 'admin'): Promise<Account> => {
-    const email = `${name}@example.test`;
-    const password = `${name}-password-1`;
-    const r = await panel.api(owner, 'POST', '/api/users', { email, password, role });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    return { ...(await panel.login(email, password)), email, id: r.body.id };
-  };
-  const grant = async (serverId: string, who: Account, permissions: string[]) => {
-    const list = await panel.api(owner, 'GET', `/api/servers/${serverId}/users`);
-    assert.equal(list.status, 200, JSON.stringify(list.body));
-    const r = list.body.some((x: Json) => x.userId === who.id)
-      ? await panel.api(owner, 'PATCH', `/api/servers/${serverId}/users/${who.id}`, { permissions })
-      : await panel.api(owner, 'POST', `/api/servers/${serverId}/users`, { email: who.email, permissions });
-    assert.ok(r.status === 200 || r.status === 201, JSON.stringify(r.body));
-    return r.body;
-  };
+  const account = (name: string, role: 'user' | 'spectator' | 'admin') =>
+    createAccount(panel, owner, name, role);
+  const grant = (serverId: string, who: Account, permissions: string[]) =>
+    grantPermissions(panel, owner, serverId, who, permissions);
   const socketReply = async (ws: ClientSocket, msg: Json, want: (m: Json) => boolean) => {
     ws.send(msg);
     return ws.next(want);
@@ -297,35 +288,19 @@ describe('per-server access', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    const node = await panel.createNode(owner);
-    agent = await FakeAgent.start({
-      panelUrl: panel.url,
-      agentSecret: node.agentSecret,
+    const node = await fakeAgentNode(panel, owner, {
       handlers: {
         get_file: () => ({ path: '/a.txt', size: 2, encoding: 'utf8', content: 'hi' }),
       },
     });
-    await until(() => panel.app.panel.hub.isOnline(node.id));
+    agent = node.agent;
     users.alice = await account('alice', 'user');
     users.bob = await account('bob', 'user');
     users.carol = await account('carol', 'user');
     users.spec = await account('spec', 'spectator');
     users.admin = await account('adm', 'admin');
-    const a = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'A',
-      nodeId: node.id,
-      image: 'img',
-    });
-    assert.equal(a.status, 201, JSON.stringify(a.body));
-    serverA = a.body.id;
-    const b = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'B',
-      nodeId: node.id,
-      image: 'img',
-      ownerId: users.carol.id,
-    });
-    assert.equal(b.status, 201, JSON.stringify(b.body));
-    serverB = b.body.id;
+    serverA = await createServer(panel, owner, node.id, 'A');
+    serverB = await createServer(panel, owner, node.id, 'B', { ownerId: users.carol.id });
     const started = await panel.api(owner, 'POST', `/api/servers/${serverA}/power`, { action: 'start' });
     assert.equal(started.status, 202, JSON.stringify(started.body));
     await until(

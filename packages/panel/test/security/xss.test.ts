@@ -8,8 +8,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FakeAgent } from '../fake-agent.ts';
-import { type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
+import type { FakeAgent } from '../fake-agent.ts';
+import {
+  createServer,
+  fakeAgentNode,
+  type Session,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from '../helpers.ts';
 
 const PAYLOAD = '<script>alert(1)</script><img src=x onerror=alert(2)>\u001b]8;;javascript:alert(3)\u0007x';
 
@@ -26,16 +33,9 @@ describe('XSS: data stays data', () => {
     writeFileSync(join(web, 'index.html'), index);
     panel = await startTestPanel({ PANEL_WEB_DIST: web });
     owner = await panel.login();
-    const node = await panel.createNode(owner);
-    agent = await FakeAgent.start({ panelUrl: panel.url, agentSecret: node.agentSecret });
-    await until(() => panel.app.panel.hub.isOnline(node.id));
-    serverId = (
-      await panel.api(owner, 'POST', '/api/servers?wait=true', {
-        name: PAYLOAD.slice(0, 40),
-        nodeId: node.id,
-        image: 'img',
-      })
-    ).body.id;
+    const node = await fakeAgentNode(panel, owner);
+    agent = node.agent;
+    serverId = await createServer(panel, owner, node.id, PAYLOAD.slice(0, 40));
   });
   after(async () => {
     await agent.close();

@@ -15,6 +15,37 @@ export interface PromptSpec {
   testId: string;
 }
 
+/**
+ * A dialog's one request: `busy` while it runs, the Panel's error kept as `failure` to show in place
+ * (the dialog stays open), `onClose` once it succeeded.
+ */
+function useSubmit(submit: () => Promise<void>, onClose: () => void) {
+  const [busy, setBusy] = useState(false);
+  const [failure, setFailure] = useState<unknown>(null);
+  const run = async () => {
+    setBusy(true);
+    setFailure(null);
+    try {
+      await submit();
+      onClose();
+    } catch (e) {
+      setFailure(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, failure, setFailure, run };
+}
+
+/** The Panel's error, code first, as the dialogs show it. */
+function Failure({ failure, testId }: { failure: unknown; testId: string }) {
+  return failure ? (
+    <Alert color="red" role="alert" data-testid={testId}>
+      <code>{errorCode(failure)}</code> {errorMessage(failure)}
+    </Alert>
+  ) : null;
+}
+
 /** One input, checked as typed, the Panel's error shown in place (the dialog stays open). */
 export function PromptDialog({ spec, onClose }: { spec: PromptSpec | null; onClose: () => void }) {
   return (
@@ -26,21 +57,12 @@ export function PromptDialog({ spec, onClose }: { spec: PromptSpec | null; onClo
 
 function PromptBody({ spec, onClose }: { spec: PromptSpec; onClose: () => void }) {
   const [value, setValue] = useState(spec.initial);
-  const [busy, setBusy] = useState(false);
-  const [failure, setFailure] = useState<unknown>(null);
   const invalid = spec.validate(value);
+  const submit = useSubmit(() => spec.submit(value), onClose);
+  const { busy, failure } = submit;
   const run = async () => {
     if (invalid || busy) return;
-    setBusy(true);
-    setFailure(null);
-    try {
-      await spec.submit(value);
-      onClose();
-    } catch (e) {
-      setFailure(e);
-    } finally {
-      setBusy(false);
-    }
+    await submit.run();
   };
   return (
     <form
@@ -60,11 +82,7 @@ function PromptBody({ spec, onClose }: { spec: PromptSpec; onClose: () => void }
           data-testid={`${spec.testId}-input`}
           ff="monospace"
         />
-        {failure ? (
-          <Alert color="red" role="alert" data-testid={`${spec.testId}-error`}>
-            <code>{errorCode(failure)}</code> {errorMessage(failure)}
-          </Alert>
-        ) : null}
+        <Failure failure={failure} testId={`${spec.testId}-error`} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
             Cancel
@@ -96,22 +114,9 @@ export function DeleteDialog({
   onClose: () => void;
   submit: () => Promise<void>;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [failure, setFailure] = useState<unknown>(null);
+  const { busy, failure, setFailure, run } = useSubmit(submit, onClose);
   const n = names?.length ?? 0;
   const files = n - folders;
-  const run = async () => {
-    setBusy(true);
-    setFailure(null);
-    try {
-      await submit();
-      onClose();
-    } catch (e) {
-      setFailure(e);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <Modal
       opened={names !== null}
@@ -133,11 +138,7 @@ export function DeleteDialog({
           ))}
           {n > 50 ? <List.Item>… and {n - 50} more</List.Item> : null}
         </List>
-        {failure ? (
-          <Alert color="red" role="alert" data-testid="delete-error">
-            <code>{errorCode(failure)}</code> {errorMessage(failure)}
-          </Alert>
-        ) : null}
+        <Failure failure={failure} testId="delete-error" />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
             Cancel
