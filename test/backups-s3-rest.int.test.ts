@@ -167,6 +167,27 @@ describe('Panel + Agent + S3: backups through REST (presigned downloads)', () =>
     assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverId}/backups`)).body.total, 0);
   });
 
+  it('retain N keeps the newest N unlocked backups across the bucket (locked ones kept)', async () => {
+    const made: string[] = [];
+    for (const [i, locked] of [false, true, false, false].entries()) {
+      const b = await panel.api(owner, 'POST', `/api/servers/${serverId}/backups?wait=true`, {
+        name: `retain ${i}`,
+        locked,
+        retain: 2,
+      });
+      assert.equal(b.status, 200, JSON.stringify(b.body));
+      assert.equal(b.body.storage, 's3');
+      made.push(b.body.backupId);
+    }
+    const list = await panel.api(owner, 'GET', `/api/servers/${serverId}/backups`);
+    const ids = (list.body.backups as Json[]).map((b) => b.backupId).sort();
+    // the first unlocked one went (two newer unlocked ones exist); the locked one stays
+    assert.deepEqual(ids, [made[1], made[2], made[3]].sort());
+    assert.ok(!s3.objects().includes(key(made[0] as string)), 'the pruned object is gone from the bucket');
+    for (const id of [made[1], made[2], made[3]]) assert.ok(s3.objects().includes(key(id as string)));
+    await panel.api(owner, 'POST', `/api/servers/${serverId}/backups/${made[1]}/lock`, { locked: false });
+  });
+
   it("a deleted server's objects go from the bucket", async () => {
     const b = await panel.api(owner, 'POST', `/api/servers/${serverId}/backups?wait=true`, {
       format: 'tar.gz',

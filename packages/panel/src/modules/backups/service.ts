@@ -365,9 +365,28 @@ export class BackupsService {
     const done = end.then(async (r) => {
       if (!r.success) throw operationError(r, 'the backup failed');
       await this.#offloads.get(backupId);
+      if (input.retain !== undefined) await this.#retain(serverId, input.retain);
       return this.#get(serverId, backupId);
     });
     return { operationId, backupId, done };
+  }
+
+  /**
+   * Retention across storages: the Agent's `retain` sees only the backups on its node, so with
+   * S3 the Panel keeps the newest N completed unlocked backups of the server wherever they are
+   * and deletes the others (objects and rows; locked ones always kept). Best effort: a failed
+   * delete is logged and retried by the next retained create.
+   */
+  async #retain(serverId: string, keep: number): Promise<void> {
+    if (!this.#s3) return;
+    const rows = (await this.#repo.all(serverId))
+      .filter((r) => r.state === 'completed' && Number(r.locked) !== 1)
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+    for (const row of rows.slice(keep)) {
+      await this.delete(serverId, row.id).catch((e: unknown) =>
+        this.#log.warn({ serverId, backupId: row.id, err: (e as Error).message }, 'retention delete failed'),
+      );
+    }
   }
 
   /** Restores a completed backup as an operation (`restore`); `done` resolves at its end. */
