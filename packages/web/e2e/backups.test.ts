@@ -108,6 +108,7 @@ test('the Backups tab: create, download (sha256 checked), change a file, restore
     await page.waitForSelector('[data-testid^="backup-row-"][data-state="completed"]', { timeout: WAIT });
     assert.equal((await byTestId('backup-count').textContent())?.trim(), '1 of 3');
     assert.equal((await byTestId('backup-name').first().textContent())?.trim(), 'before the change');
+    assert.equal((await byTestId('backup-storage').first().textContent())?.trim(), 'node');
     const row = page.locator('[data-testid^="backup-row-"]').first();
     assert.match((await row.textContent()) ?? '', new RegExp(OWNER.email.split('@')[0] ?? 'x'));
     assert.match((await row.textContent()) ?? '', /tar\.gz/);

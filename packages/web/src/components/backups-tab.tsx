@@ -214,6 +214,17 @@ export function BackupsTab({
                       <Badge size="xs" variant="outline">
                         {b.format}
                       </Badge>
+                      <Badge
+                        size="xs"
+                        variant="light"
+                        color={b.storage === 's3' ? 'grape' : 'gray'}
+                        title={
+                          b.storage === 's3' ? 'stored in S3-compatible object storage' : 'stored on the node'
+                        }
+                        data-testid="backup-storage"
+                      >
+                        {b.storage === 's3' ? 'S3' : 'node'}
+                      </Badge>
                       {b.locked ? (
                         <Badge size="xs" color="yellow" data-testid="backup-locked">
                           locked
