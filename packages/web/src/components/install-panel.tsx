@@ -2,18 +2,9 @@ import { Alert, Badge, Button, Code, Group, Paper, Stack, Text, Title } from '@m
 import { useEffect, useRef, useState } from 'react';
 import { api, errorCode, errorMessage } from '../api/http.ts';
 import type { ServerStatus } from '../api/types.ts';
+import type { InstallLog } from '../lib/install-log.ts';
 
-export interface InstallLog {
-  lines: string[];
-  /** null while running or before any install was seen */
-  result: { success: boolean; exitCode?: number } | null;
-  /** an error the Panel relayed for the reinstall request (e.g. the Agent refused it) */
-  error: { code: string; message: string } | null;
-}
-
-export const EMPTY_INSTALL_LOG: InstallLog = { lines: [], result: null, error: null };
-/** the panel keeps the tail; the console tab has it all */
-export const INSTALL_LOG_MAX_LINES = 2000;
+export { EMPTY_INSTALL_LOG, INSTALL_LOG_MAX_LINES, type InstallLog } from '../lib/install-log.ts';
 
 /** Reinstall: runs the template's install script again; its output streams in live. */
 export function InstallPanel({

@@ -54,6 +54,7 @@ import { StatusBadge } from '../components/status-badge.tsx';
 import { SubusersTab } from '../components/subusers-tab.tsx';
 import { ConsoleStore } from '../lib/console-store.ts';
 import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
+import { withInstallOutput, withInstallResult } from '../lib/install-log.ts';
 import { appendStats, type Point, seriesFromBuckets, stripAnsi } from '../lib/series.ts';
 
 function ConsolePreview({ store }: { store: ConsoleStore }) {
@@ -319,16 +320,9 @@ function ServerDetail({ id }: { id: string }) {
     } else if (m.type === 'console') store.append(m.lines);
     else if (m.type === 'install_output') {
       store.append(m.lines.map((l) => `\u001b[36m[install]\u001b[0m ${l}`));
-      setInstall((s) => ({
-        ...s,
-        result: null,
-        lines: [...s.lines, ...m.lines.map(stripAnsi)].slice(-INSTALL_LOG_MAX_LINES),
-      }));
+      setInstall((s) => withInstallOutput(s, m.lines));
     } else if (m.type === 'install_completed') {
-      setInstall((s) => ({
-        ...s,
-        result: { success: m.success, ...(m.exitCode === undefined ? {} : { exitCode: m.exitCode }) },
-      }));
+      setInstall((s) => withInstallResult(s, m.success, m.exitCode));
       store.append([
         m.success
           ? '\u001b[36m[install]\u001b[0m finished'
