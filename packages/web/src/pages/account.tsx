@@ -21,7 +21,14 @@ import { type FormEvent, useState } from 'react';
 import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
 import { keys, useApiKeys, useCreateApiKey, useServers, useSessions, useTwoFactor } from '../api/queries.ts';
-import type { ApiKeyScope, CreatedApiKey, RecoveryCodes, SshKey, TwoFactorEnrolment } from '../api/types.ts';
+import type {
+  ApiKeyScope,
+  CreatedApiKey,
+  RecoveryCodes,
+  SshKey,
+  TwoFactorEnrolment,
+  TwoFactorStatus,
+} from '../api/types.ts';
 import { CopyableCode } from '../components/copyable-code.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
@@ -351,6 +358,10 @@ export function TwoFactorSection() {
         body: { currentPassword: password, code: code.replace(/\s/g, '') },
       }),
     onSuccess: async (r) => {
+      // the badge says 'on' in the same render as the codes, not after the status refetch
+      qc.setQueryData<TwoFactorStatus>(keys.twoFactor, (old) =>
+        old ? { ...old, enabled: true, recoveryCodesLeft: r.recoveryCodes.length } : old,
+      );
       setEnrolment(null);
       setRecoveryCodes(r.recoveryCodes);
       await done();
