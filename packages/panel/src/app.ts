@@ -33,6 +33,7 @@ import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
+import { schedulesRoutes } from './modules/schedules/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
 import { sftpRoutes } from './modules/sftp/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
@@ -96,6 +97,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.servers.init();
+  s.schedules.init();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),
     ...(config.adminPassword ? { password: config.adminPassword } : {}),
@@ -134,6 +136,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   app.addHook('preClose', async () => {
     s.hub.close();
     s.servers.close();
+    s.schedules.close();
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
   });
@@ -192,6 +195,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     accessRoutes,
     filesRoutes,
     backupsRoutes,
+    schedulesRoutes,
     sftpRoutes,
     dashboardRoutes,
     activityRoutes,

@@ -5,6 +5,7 @@ import type { PanelConfig } from './config/index.ts';
 import type { Db } from './db/index.ts';
 import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
+import { LocalPeriodic, type Periodic } from './lib/periodic.ts';
 import { AccessRepo } from './modules/access/repo.ts';
 import { AccessService } from './modules/access/service.ts';
 import { SubusersService } from './modules/access/subusers.ts';
@@ -31,6 +32,9 @@ import { NodesService } from './modules/nodes/service.ts';
 import { OperationsRepo } from './modules/operations/repo.ts';
 import { OperationsService } from './modules/operations/service.ts';
 import { PanelMetrics } from './modules/prometheus/metrics.ts';
+import { SchedulesRepo } from './modules/schedules/repo.ts';
+import { panelTaskRunner } from './modules/schedules/runner.ts';
+import { SchedulesService } from './modules/schedules/service.ts';
 import { ServersRepo } from './modules/servers/repo.ts';
 import { ServersService } from './modules/servers/service.ts';
 import { SftpService } from './modules/sftp/service.ts';
@@ -75,6 +79,10 @@ export interface PanelServices {
   /** the Prometheus registry behind GET /metrics */
   prometheus: PanelMetrics;
   dashboard: DashboardService;
+  /** per-server schedules and their runs (modules/schedules); ticks through `periodic` */
+  schedules: SchedulesService;
+  /** the one seam for periodic work that must run once across replicas (a leader lock wraps it) */
+  periodic: Periodic;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -198,6 +206,17 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     defaultLimits: config.defaultLimits,
     operations,
   });
+  const periodic = new LocalPeriodic({
+    onError: (name, err) =>
+      log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
+  });
+  const schedules = new SchedulesService({
+    repo: new SchedulesRepo(db),
+    runner: panelTaskRunner({ servers, backups, operations }),
+    bus,
+    log: log.child({ component: 'schedules' }),
+    periodic,
+  });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {
     gateway
@@ -274,6 +293,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     metrics,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),
+    schedules,
+    periodic,
     live,
     bus,
     activity,

@@ -411,6 +411,69 @@ const m017: Migration = {
   },
 };
 
+/**
+ * Schedules (issue 13 item 1): per server, a cron expression (with an IANA time zone) or an
+ * interval, and its tasks (JSON, in order). `next_run_at` is the next slot; a run claims its slot
+ * with a row in `schedule_runs` (unique per schedule and slot) before any task starts, and stores
+ * each task's progress there, so a restarted Panel resumes or closes it instead of running it twice.
+ */
+const m022: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('schedules')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('cron', 'text')
+      .addColumn('interval_seconds', 'integer')
+      .addColumn('timezone', 'text', (c) => c.notNull())
+      .addColumn('only_when_online', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+      /** JSON: ScheduleTask[] */
+      .addColumn('tasks', 'text', (c) => c.notNull())
+      .addColumn('next_run_at', 'text')
+      .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('schedules_server').on('schedules').column('server_id').execute();
+    await db.schema
+      .createIndex('schedules_due')
+      .on('schedules')
+      .columns(['enabled', 'next_run_at'])
+      .execute();
+    await db.schema
+      .createTable('schedule_runs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('schedule_id', 'text', (c) => c.notNull().references('schedules.id').onDelete('cascade'))
+      .addColumn('server_id', 'text', (c) => c.notNull())
+      /** the slot claimed: the due time (ISO) of a scheduled run, `manual:<runId>` for run now */
+      .addColumn('slot', 'text', (c) => c.notNull())
+      .addColumn('trigger', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('due_at', 'text')
+      /** JSON: the tasks as they were when the run was claimed */
+      .addColumn('tasks', 'text', (c) => c.notNull())
+      /** JSON: one entry per task { result, message, operationId, startedAt, finishedAt } */
+      .addColumn('results', 'text', (c) => c.notNull())
+      .addColumn('next_task', 'integer', (c) => c.notNull().defaultTo(0))
+      /** when the next task is due (its offset after the previous one ended) */
+      .addColumn('next_at', 'text')
+      .addColumn('message', 'text')
+      .addColumn('actor_user_id', 'text')
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .execute();
+    await db.schema
+      .createIndex('schedule_runs_slot')
+      .on('schedule_runs')
+      .columns(['schedule_id', 'slot'])
+      .unique()
+      .execute();
+    await db.schema.createIndex('schedule_runs_state').on('schedule_runs').column('state').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -436,6 +499,7 @@ export const migrations: Record<string, Migration> = {
   '015_node_public_address': m015,
   '016_node_agent_refusal': m016,
   '017_node_transfer_url': m017,
+  '022_schedules': m022,
 };
 
 export const migrationProvider: MigrationProvider = {

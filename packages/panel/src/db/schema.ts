@@ -233,6 +233,8 @@ export interface Database {
   server_subusers: ServerSubusersTable;
   user_ssh_keys: UserSshKeysTable;
   backups: BackupsTable;
+  schedules: SchedulesTable;
+  schedule_runs: ScheduleRunsTable;
 }
 
 export interface UserSshKeysTable {
@@ -242,6 +244,42 @@ export interface UserSshKeysTable {
   fingerprint: string;
   public_key: string;
   created_at: string;
+}
+
+/** A server's schedule (migration 022_schedules); `tasks` is JSON ScheduleTask[]. */
+export interface SchedulesTable {
+  id: string;
+  server_id: string;
+  name: string;
+  cron: string | null;
+  interval_seconds: number | null;
+  timezone: string;
+  only_when_online: number;
+  enabled: number;
+  tasks: string;
+  next_run_at: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One run of a schedule, claimed before it starts (unique per schedule and slot). */
+export interface ScheduleRunsTable {
+  id: string;
+  schedule_id: string;
+  server_id: string;
+  slot: string;
+  trigger: string;
+  state: string;
+  due_at: string | null;
+  tasks: string;
+  results: string;
+  next_task: number;
+  next_at: string | null;
+  message: string | null;
+  actor_user_id: string | null;
+  started_at: string;
+  finished_at: string | null;
 }
 
 export type { Generated };
