@@ -20,6 +20,8 @@ import type {
   Operation,
   PanelNode,
   PermissionGroup,
+  Schedule,
+  ScheduleRun,
   Server,
   SessionInfo,
   Subuser,
@@ -58,6 +60,9 @@ export const keys = {
   permissions: ['permissions'] as const,
   subusers: (serverId: string) => ['servers', serverId, 'users'] as const,
   backups: (serverId: string) => ['servers', serverId, 'backups'] as const,
+  schedules: (serverId: string) => ['servers', serverId, 'schedules'] as const,
+  scheduleRuns: (serverId: string, scheduleId: string) =>
+    ['servers', serverId, 'schedules', scheduleId, 'runs'] as const,
 };
 
 // live data keeps these fresh; polling is the fallback when the socket is down
@@ -178,6 +183,28 @@ export const useBackups = (serverId: string, enabled: boolean) =>
     queryKey: keys.backups(serverId),
     enabled,
     queryFn: () => api<BackupList>(`/servers/${encodeURIComponent(serverId)}/backups?limit=100`),
+  });
+/** The server's schedules with their next slot and last run; refreshed while one runs. */
+export const useSchedules = (serverId: string, enabled: boolean) =>
+  useQuery({
+    queryKey: keys.schedules(serverId),
+    enabled,
+    queryFn: () =>
+      api<{ schedules: Schedule[] }>(`/servers/${encodeURIComponent(serverId)}/schedules`).then(
+        (r) => r.schedules,
+      ),
+    refetchInterval: (q) => (q.state.data?.some((x) => x.running) ? 1000 : POLL_MS),
+  });
+/** One schedule's runs, newest first (polled while one goes on). */
+export const useScheduleRuns = (serverId: string, scheduleId: string | null) =>
+  useQuery({
+    queryKey: keys.scheduleRuns(serverId, scheduleId ?? ''),
+    enabled: scheduleId !== null,
+    queryFn: () =>
+      api<{ runs: ScheduleRun[] }>(
+        `/servers/${encodeURIComponent(serverId)}/schedules/${encodeURIComponent(scheduleId ?? '')}/runs`,
+      ).then((r) => r.runs),
+    refetchInterval: (q) => (q.state.data?.some((r) => r.state === 'running') ? 1000 : POLL_MS),
   });
 export const useUsers = () => useQuery({ queryKey: keys.users, queryFn: () => api<User[]>('/users') });
 

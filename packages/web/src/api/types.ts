@@ -94,6 +94,10 @@ export type BackupList = ApiResponse<'/api/servers/{id}/backups', 'get'>;
 export type Backup = BackupList['backups'][number];
 export type BackupStarted = ApiResponse<'/api/servers/{id}/backups', 'post', 202>;
 export type BackupLink = ApiResponse<'/api/servers/{id}/backups/{backupId}/download', 'post', 201>;
+export type Schedule = ApiResponse<'/api/servers/{id}/schedules', 'post', 201>;
+export type ScheduleInput = ApiBody<'/api/servers/{id}/schedules', 'post'>;
+export type ScheduleTask = Schedule['tasks'][number];
+export type ScheduleRun = ApiResponse<'/api/servers/{id}/schedules/{sid}/run', 'post', 200>;
 
 // templates
 export type TemplateSummary = ApiResponse<'/api/templates', 'get'>[number];

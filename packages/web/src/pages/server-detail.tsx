@@ -49,6 +49,7 @@ import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
 import { RecentOperations } from '../components/recent-operations.tsx';
+import { SchedulesTab } from '../components/schedules-tab.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
 import { SubusersTab } from '../components/subusers-tab.tsx';
@@ -449,6 +450,11 @@ function ServerDetail({ id }: { id: string }) {
               Backups
             </Tabs.Tab>
           ) : null}
+          {can('schedule.read') ? (
+            <Tabs.Tab value="schedules" data-testid="tab-schedules">
+              Schedules
+            </Tabs.Tab>
+          ) : null}
           {can('activity.read') ? (
             <Tabs.Tab value="activity" data-testid="tab-activity">
               Activity
@@ -553,6 +559,9 @@ function ServerDetail({ id }: { id: string }) {
         </Tabs.Panel>
         <Tabs.Panel value="backups" pt="md">
           <BackupsTab serverId={server.id} permissions={server.permissions} />
+        </Tabs.Panel>
+        <Tabs.Panel value="schedules" pt="md">
+          <SchedulesTab serverId={server.id} permissions={server.permissions} />
         </Tabs.Panel>
         <Tabs.Panel value="activity" pt="md">
           <ActivityLog serverId={server.id} />
