@@ -38,6 +38,7 @@ import { serversRoutes } from './modules/servers/routes.ts';
 import { sftpRoutes } from './modules/sftp/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
+import { webhooksRoutes } from './modules/webhooks/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
 import { clientRelayRoutes } from './relay/client-relay.ts';
 import { frameLimitedWebSocketClass } from './relay/frame-limit.ts';
@@ -98,6 +99,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.servers.init();
   s.schedules.init();
+  await s.webhooks.init();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),
     ...(config.adminPassword ? { password: config.adminPassword } : {}),
@@ -137,6 +139,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.hub.close();
     s.servers.close();
     s.schedules.close();
+    s.webhooks.close();
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
   });
@@ -196,6 +199,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     filesRoutes,
     backupsRoutes,
     schedulesRoutes,
+    webhooksRoutes,
     sftpRoutes,
     dashboardRoutes,
     activityRoutes,

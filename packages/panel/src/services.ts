@@ -43,6 +43,8 @@ import { TemplatesRepo } from './modules/templates/repo.ts';
 import { TemplatesService } from './modules/templates/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
+import { WebhooksRepo } from './modules/webhooks/repo.ts';
+import { WebhooksService } from './modules/webhooks/service.ts';
 import { type AgentGateway, InProcessAgentGateway } from './relay/agent-gateway.ts';
 import { AgentHub } from './relay/agent-hub.ts';
 import { ClientSockets } from './relay/client-sockets.ts';
@@ -83,6 +85,8 @@ export interface PanelServices {
   schedules: SchedulesService;
   /** the one seam for periodic work that must run once across replicas (a leader lock wraps it) */
   periodic: Periodic;
+  /** Panel-wide and per-server webhooks: bus events → persisted, retried deliveries */
+  webhooks: WebhooksService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -217,6 +221,16 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log: log.child({ component: 'schedules' }),
     periodic,
   });
+  const webhooks = new WebhooksService({
+    repo: new WebhooksRepo(db),
+    live,
+    bus,
+    log: log.child({ component: 'webhooks' }),
+    periodic,
+    dataDir: config.dataDir,
+    allowPrivate: config.webhookAllowPrivate,
+    retryBaseMs: config.webhookRetryBaseMs,
+  });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {
     gateway
@@ -295,6 +309,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     dashboard: new DashboardService(nodes, servers, live),
     schedules,
     periodic,
+    webhooks,
     live,
     bus,
     activity,

@@ -75,6 +75,10 @@ export const ErrorCode = z.enum([
   'STORAGE_ERROR',
   /** no schedule with that id on that server */
   'SCHEDULE_NOT_FOUND',
+  /** no webhook with that id (in that scope: the Panel's, or that server's) */
+  'WEBHOOK_NOT_FOUND',
+  /** a webhook URL that is not http(s), carries credentials, or resolves to a loopback/private/link-local address */
+  'WEBHOOK_TARGET_REFUSED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -130,6 +134,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   STORAGE_AUTH_FAILED: 502,
   STORAGE_ERROR: 502,
   SCHEDULE_NOT_FOUND: 404,
+  WEBHOOK_NOT_FOUND: 404,
+  WEBHOOK_TARGET_REFUSED: 400,
 };
 
 export const ErrorBody = z.object({

@@ -69,6 +69,10 @@ const EnvSchema = z.object({
     .min(1)
     .max(24 * 365)
     .default(24 * 7),
+  /** webhooks may target loopback/private/link-local addresses (tests, a LAN-only Panel) */
+  PANEL_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false', '1', '0']).default('false'),
+  /** the first retry of a failed webhook delivery waits this long; each next one twice as long */
+  PANEL_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(5000),
   /** where completed backups are kept: on the node that made them, or offloaded to S3 */
   PANEL_BACKUP_STORAGE: z.enum(['node', 's3']).default('node'),
   /** an S3-compatible endpoint (MinIO, R2, …); unset: AWS for PANEL_S3_REGION */
@@ -130,6 +134,10 @@ export interface PanelConfig {
   readonly agentLinesPerSecond: number;
   readonly loginRatePerMin: number;
   readonly activityRetentionDays: number;
+  /** PANEL_WEBHOOK_ALLOW_PRIVATE: webhooks may target private addresses (off: refused, SSRF) */
+  readonly webhookAllowPrivate: boolean;
+  /** PANEL_WEBHOOK_RETRY_BASE_MS: the first retry's wait (doubling, capped at 10 min) */
+  readonly webhookRetryBaseMs: number;
   readonly webDist: string;
   /** PANEL_TLS_CERT/PANEL_TLS_KEY: the Panel serves HTTPS (and WSS) with them */
   readonly tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
@@ -202,6 +210,8 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
+    webhookAllowPrivate: e.PANEL_WEBHOOK_ALLOW_PRIVATE === 'true' || e.PANEL_WEBHOOK_ALLOW_PRIVATE === '1',
+    webhookRetryBaseMs: e.PANEL_WEBHOOK_RETRY_BASE_MS,
     tls,
     metricsToken: e.PANEL_METRICS_TOKEN,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),

@@ -474,6 +474,63 @@ const m022: Migration = {
   },
 };
 
+/**
+ * Webhooks (issue 13 item 2): Panel-wide (server_id null) or per server; the URL (and a JSON
+ * hook's signing secret) sealed with DATA_DIR/keys/webhooks.key; each event becomes a delivery
+ * row, sent and retried with backoff from the table (so retries outlive a restart).
+ */
+const m023: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('webhooks')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('server_id', 'text', (c) => c.references('servers.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      /** sealed (AES-256-GCM) */
+      .addColumn('url', 'text', (c) => c.notNull())
+      /** what may be shown: scheme, host and a masked path */
+      .addColumn('url_display', 'text', (c) => c.notNull())
+      /** sealed; null for Discord hooks */
+      .addColumn('secret', 'text')
+      /** JSON: the event kinds it gets */
+      .addColumn('events', 'text', (c) => c.notNull())
+      .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('webhooks_server').on('webhooks').column('server_id').execute();
+    await db.schema
+      .createTable('webhook_deliveries')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+      .addColumn('event', 'text', (c) => c.notNull())
+      /** Discord: the body as sent; JSON: the event (the envelope is made per attempt) */
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('next_attempt_at', 'text')
+      .addColumn('last_status', 'integer')
+      .addColumn('last_error', 'text')
+      /** JSON: [{ at, status, error }] per attempt */
+      .addColumn('log', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('delivered_at', 'text')
+      .execute();
+    await db.schema
+      .createIndex('webhook_deliveries_due')
+      .on('webhook_deliveries')
+      .columns(['state', 'next_attempt_at'])
+      .execute();
+    await db.schema
+      .createIndex('webhook_deliveries_hook')
+      .on('webhook_deliveries')
+      .columns(['webhook_id', 'created_at'])
+      .execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -500,6 +557,7 @@ export const migrations: Record<string, Migration> = {
   '016_node_agent_refusal': m016,
   '017_node_transfer_url': m017,
   '022_schedules': m022,
+  '023_webhooks': m023,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -235,6 +235,8 @@ export interface Database {
   backups: BackupsTable;
   schedules: SchedulesTable;
   schedule_runs: ScheduleRunsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export interface UserSshKeysTable {
@@ -280,6 +282,38 @@ export interface ScheduleRunsTable {
   actor_user_id: string | null;
   started_at: string;
   finished_at: string | null;
+}
+
+/** A webhook (migration 023_webhooks): url and secret sealed; server_id null = Panel-wide. */
+export interface WebhooksTable {
+  id: string;
+  server_id: string | null;
+  name: string;
+  kind: string;
+  url: string;
+  url_display: string;
+  secret: string | null;
+  events: string;
+  enabled: number;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One event to deliver to one webhook, with its attempts. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event: string;
+  payload: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  log: string;
+  created_at: string;
+  delivered_at: string | null;
 }
 
 export type { Generated };

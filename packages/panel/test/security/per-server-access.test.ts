@@ -230,6 +230,62 @@ const PROBES: Probe[] = [
     need: 'backup.delete',
   },
   {
+    route: 'GET /api/servers/:id/schedules',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/schedules`,
+    need: 'schedule.read',
+  },
+  {
+    route: 'POST /api/servers/:id/schedules',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/schedules`,
+    body: { name: 'probe', intervalSeconds: 3600, tasks: [{ action: 'command', command: 'say probe' }] },
+    need: ['schedule.create', 'control.command'],
+  },
+  ...(
+    [
+      ['GET', '', 'schedule.read', undefined],
+      ['PATCH', '', 'schedule.update', { enabled: false }],
+      ['DELETE', '', 'schedule.delete', undefined],
+      ['POST', '/run', 'schedule.update', undefined],
+      ['GET', '/runs', 'schedule.read', undefined],
+    ] as const
+  ).map(([method, tail, need, body]) => ({
+    route: `${method} /api/servers/:id/schedules/:sid${tail}`,
+    method,
+    path: (id: string) => `/api/servers/${id}/schedules/no-such-schedule${tail}`,
+    ...(body === undefined ? {} : { body }),
+    need,
+  })),
+  {
+    route: 'GET /api/servers/:id/webhooks',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/webhooks`,
+    need: 'webhook.read',
+  },
+  {
+    route: 'POST /api/servers/:id/webhooks',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/webhooks`,
+    body: { name: 'probe', kind: 'json', url: 'http://127.0.0.1:9/probe', events: ['server.status'] },
+    need: 'webhook.create',
+  },
+  ...(
+    [
+      ['GET', '', 'webhook.read', undefined],
+      ['PATCH', '', 'webhook.update', { enabled: false }],
+      ['DELETE', '', 'webhook.delete', undefined],
+      ['POST', '/test', 'webhook.update', undefined],
+      ['GET', '/deliveries', 'webhook.read', undefined],
+    ] as const
+  ).map(([method, tail, need, body]) => ({
+    route: `${method} /api/servers/:id/webhooks/:hid${tail}`,
+    method,
+    path: (id: string) => `/api/servers/${id}/webhooks/no-such-hook${tail}`,
+    ...(body === undefined ? {} : { body }),
+    need,
+  })),
+  {
     route: 'GET /api/servers/:id/activity',
     method: 'GET',
     path: (id) => `/api/servers/${id}/activity`,
@@ -338,6 +394,10 @@ describe('per-server access', () => {
       'schedule.read',
       'schedule.update',
       'schedule.delete',
+      'webhook.create',
+      'webhook.read',
+      'webhook.update',
+      'webhook.delete',
       'user.create',
       'user.read',
       'user.update',

@@ -72,6 +72,15 @@ export const PERMISSION_GROUPS = {
       delete: 'Delete schedules.',
     },
   },
+  webhook: {
+    description: "The server's webhooks (Discord, signed JSON).",
+    keys: {
+      create: 'Create webhooks.',
+      read: 'See webhooks and their delivery log (never their secrets).',
+      update: 'Change webhooks and send a test.',
+      delete: 'Delete webhooks.',
+    },
+  },
   settings: {
     description: "The server's settings.",
     keys: { rename: 'Rename the server.', reinstall: 'Run the install script again.' },
