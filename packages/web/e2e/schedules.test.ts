@@ -1,12 +1,16 @@
 /**
- * The Schedules tab in real Chromium against a real Panel, a real Agent and the real Docker
+ * The Schedules tab and the webhooks (Panel page and server tab) in real Chromium against a real Panel, a real Agent and the real Docker
  * Engine: a schedule is made in the form (cron in a time zone, a backup then a restart 1 s
  * later; a bad time zone is refused with the Panel's message), listed with its trigger and next
  * run, run now: the history shows each task's result and the node has the backup; then it is
- * changed to an interval, disabled (no next run) and deleted. Screenshots: test-artifacts/screenshots/s*.png.
+ * changed to an interval, disabled (no next run) and deleted. Webhooks: a signed JSON hook made on
+ * the admin page (its secret shown once, and a loopback receiver verifies the test delivery with
+ * it), a refused URL, the delivery log; a Discord hook on the server's tab whose test body has
+ * Discord's shape. Screenshots: test-artifacts/screenshots/s*.png.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer as httpServer, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RunningAgent } from '@cap/agent';
@@ -44,7 +48,7 @@ const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
 const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
 
 before(async () => {
-  e2e = await openE2E('schedules', { width: 1500, height: 950 });
+  e2e = await openE2E('schedules', { width: 1500, height: 950 }, { PANEL_WEBHOOK_ALLOW_PRIVATE: '1' });
   ({ panel, page, agentDir } = e2e);
 });
 
@@ -163,4 +167,105 @@ test('the Schedules tab: create (cron + time zone, tasks), run now, history, edi
       return r.body.schedules.length === 0;
     });
   });
+});
+
+test('webhooks: a signed JSON hook on the admin page, a Discord hook on the server tab, send test, delivery log', {
+  timeout: 120_000,
+}, async (t) => {
+  const step = stepper(t, () => page, 's-w');
+  // a receiver on loopback, as a team's CI endpoint or Discord would be
+  const got: { path: string; headers: IncomingHttpHeaders; raw: string }[] = [];
+  const rx = httpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ path: req.url ?? '', headers: req.headers, raw: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => rx.listen(0, '127.0.0.1', () => r()));
+  const addr = rx.address();
+  const rxUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  try {
+    await step('the admin page: a refused URL, then a JSON hook whose secret is shown once', async () => {
+      await page.goto(`${panel.url}/webhooks`);
+      await byTestId('page-webhooks').waitFor({ timeout: WAIT });
+      await byTestId('webhooks-empty').waitFor({ timeout: WAIT });
+      await byTestId('webhook-new').click();
+      await byTestId('webhook-form-name').fill('ci');
+      await byTestId('webhook-form-kind').selectOption('json');
+      await byTestId('webhook-form-url').fill('ftp://example.test/hook');
+      // crashes are ticked already; add status changes
+      await byTestId('webhook-event-server.status').click();
+      await byTestId('webhook-form-save').click();
+      await byTestId('webhook-form-error').waitFor({ timeout: WAIT });
+      assert.match((await byTestId('webhook-form-error').textContent()) ?? '', /only http and https URLs/);
+      await byTestId('webhook-form-url').fill(`${rxUrl}/ci-hook`);
+      await byTestId('webhook-form-save').click();
+      await byTestId('webhook-secret').waitFor({ timeout: WAIT });
+    });
+
+    await step(
+      'send test: delivered, the receiver verifies the signature with that secret; the log says 204',
+      async () => {
+        const secret = ((await byTestId('webhook-secret').textContent()) ?? '').trim();
+        assert.match(secret, /^whsec_/);
+        assert.equal(
+          (await byTestId('webhook-events').textContent())?.trim(),
+          'server.crashed, server.status',
+        );
+        await byTestId('webhook-test').click();
+        await page.waitForSelector('[data-testid="webhook-test-result"][data-state="delivered"]', {
+          timeout: WAIT,
+        });
+        const req = got.find((g) => g.path === '/ci-hook');
+        assert.ok(req, 'the receiver got the test');
+        const want = `sha256=${createHmac('sha256', secret).update(req.raw).digest('hex')}`;
+        assert.equal(req.headers['x-signature-256'], want);
+        assert.equal(JSON.parse(req.raw).event, 'webhook.test');
+        await page.waitForSelector(
+          '[data-testid="webhook-delivery"][data-state="delivered"][data-status="204"]',
+          {
+            timeout: WAIT,
+          },
+        );
+        // the secret is not shown again after a reload
+        await page.reload();
+        await byTestId('webhooks-table').waitFor({ timeout: WAIT });
+        assert.equal(await byTestId('webhook-secret').count(), 0);
+        assert.ok(!(await page.content()).includes(secret));
+        await shot('s4-webhooks-admin');
+      },
+    );
+
+    await step('the server tab: a Discord hook for crashes; its test body has Discord’s shape', async () => {
+      await openServer(panel, page, serverId, WAIT);
+      await byTestId('tab-webhooks').click();
+      await byTestId('webhooks-empty').waitFor({ timeout: WAIT });
+      await byTestId('webhook-new').click();
+      await byTestId('webhook-form-name').fill('crash reports');
+      await byTestId('webhook-form-url').fill(`${rxUrl}/api/webhooks/42/secret-discord-token-abcdefghijkl`);
+      await byTestId('webhook-form-save').click();
+      await byTestId('webhooks-table').waitFor({ timeout: WAIT });
+      assert.equal(await byTestId('webhook-secret').count(), 0);
+      assert.ok(!((await byTestId('webhook-url').textContent()) ?? '').includes('secret-discord-token'));
+      await byTestId('webhook-test').click();
+      await page.waitForSelector('[data-testid="webhook-test-result"][data-state="delivered"]', {
+        timeout: WAIT,
+      });
+      const req = got.find((g) => g.path.startsWith('/api/webhooks/42/'));
+      assert.ok(req, 'the receiver got the Discord test');
+      const body = JSON.parse(req.raw);
+      assert.ok(Array.isArray(body.embeds) && body.embeds.length === 1);
+      assert.ok(typeof body.embeds[0].title === 'string' && body.embeds[0].title.length <= 256);
+      assert.ok(Number.isInteger(body.embeds[0].color));
+      await page.waitForSelector('[data-testid="webhook-delivery"][data-state="delivered"]', {
+        timeout: WAIT,
+      });
+      await shot('s5-webhooks-server');
+    });
+  } finally {
+    rx.closeAllConnections();
+    await new Promise<void>((r) => rx.close(() => r()));
+  }
 });

@@ -19,6 +19,7 @@ import { SetupPage } from './pages/setup.tsx';
 import { TemplateDetailPage } from './pages/template-detail.tsx';
 import { TemplatesPage } from './pages/templates.tsx';
 import { UsersPage } from './pages/users.tsx';
+import { WebhooksPage } from './pages/webhooks.tsx';
 import { theme } from './theme.ts';
 
 // the terminal is the largest dependency and only the server page needs it
@@ -115,6 +116,7 @@ export function App({ client }: { client: QueryClient }) {
                     <Route path="servers/new" element={<ServerCreatePage />} />
                     <Route path="users" element={<UsersPage />} />
                     <Route path="activity" element={<ActivityPage />} />
+                    <Route path="webhooks" element={<WebhooksPage />} />
                   </Route>
                   <Route
                     path="*"

@@ -98,6 +98,10 @@ export type Schedule = ApiResponse<'/api/servers/{id}/schedules', 'post', 201>;
 export type ScheduleInput = ApiBody<'/api/servers/{id}/schedules', 'post'>;
 export type ScheduleTask = Schedule['tasks'][number];
 export type ScheduleRun = ApiResponse<'/api/servers/{id}/schedules/{sid}/run', 'post', 200>;
+export type Webhook = ApiResponse<'/api/webhooks/{hid}', 'get'>;
+export type CreatedWebhook = ApiResponse<'/api/webhooks', 'post', 201>;
+export type WebhookInput = ApiBody<'/api/webhooks', 'post'>;
+export type WebhookDelivery = ApiResponse<'/api/webhooks/{hid}/test', 'post'>;
 
 // templates
 export type TemplateSummary = ApiResponse<'/api/templates', 'get'>[number];

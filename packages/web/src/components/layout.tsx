@@ -58,6 +58,7 @@ export function Layout() {
       ? [
           { to: '/users', label: 'Users', end: false },
           { to: '/activity', label: 'Activity', end: false },
+          { to: '/webhooks', label: 'Webhooks', end: false },
         ]
       : []),
     { to: '/account', label: 'Account', end: false },

@@ -53,6 +53,7 @@ import { SchedulesTab } from '../components/schedules-tab.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
 import { SubusersTab } from '../components/subusers-tab.tsx';
+import { WebhooksPanel } from '../components/webhooks-panel.tsx';
 import { ConsoleStore } from '../lib/console-store.ts';
 import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
 import { withInstallOutput, withInstallResult } from '../lib/install-log.ts';
@@ -455,6 +456,11 @@ function ServerDetail({ id }: { id: string }) {
               Schedules
             </Tabs.Tab>
           ) : null}
+          {can('webhook.read') ? (
+            <Tabs.Tab value="webhooks" data-testid="tab-webhooks">
+              Webhooks
+            </Tabs.Tab>
+          ) : null}
           {can('activity.read') ? (
             <Tabs.Tab value="activity" data-testid="tab-activity">
               Activity
@@ -563,6 +569,18 @@ function ServerDetail({ id }: { id: string }) {
         <Tabs.Panel value="schedules" pt="md">
           <SchedulesTab serverId={server.id} permissions={server.permissions} />
         </Tabs.Panel>
+        {can('webhook.read') ? (
+          <Tabs.Panel value="webhooks" pt="md">
+            <WebhooksPanel
+              serverId={server.id}
+              can={{
+                create: can('webhook.create'),
+                update: can('webhook.update'),
+                delete: can('webhook.delete'),
+              }}
+            />
+          </Tabs.Panel>
+        ) : null}
         <Tabs.Panel value="activity" pt="md">
           <ActivityLog serverId={server.id} />
         </Tabs.Panel>
