@@ -24,6 +24,7 @@ import {
   scratchDatabase,
   startTestPanel,
   type TestPanel,
+  until,
 } from './helpers.ts';
 
 const T0 = Date.parse('2026-12-01T10:00:00.000Z');
@@ -305,7 +306,8 @@ for (const engine of ['sqlite', 'postgres'] as const)
         tasks: [power('restart'), cmd('after', 10), cmd('last', 5)],
       });
       const { runId } = await a.s.runNow(serverId, sch.id, null);
-      await new Promise((r) => setTimeout(r, 50));
+      // its operation id is stored before the Panel "stops"
+      await until(async () => (await a.s.run(serverId, runId)).tasks[0]?.operationId === 'op-1');
       a.s.close();
       assert.equal(first.ran.length, 1);
       // a second run is refused while that one is open
@@ -340,7 +342,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       const c = service(db, clock, third.runner);
       const sch2 = await fresh(c.s, { intervalSeconds: 600, tasks: [cmd('once'), cmd('next')] });
       const r2 = await c.s.runNow(serverId, sch2.id, null);
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => third.ran.length === 1);
       c.s.close();
       const fourth = recorder();
       const d = service(db, clock, fourth.runner);
@@ -360,7 +362,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
       const e = service(db, clock, fifth.runner);
       const sch3 = await fresh(e.s, { intervalSeconds: 600, tasks: [power('stop'), cmd('later')] });
       const r3 = await e.s.runNow(serverId, sch3.id, null);
-      await new Promise((r) => setTimeout(r, 50));
+      await until(async () => (await e.s.run(serverId, r3.runId)).tasks[0]?.operationId === 'op-1');
       e.s.close();
       clock.t += 16 * MIN;
       const sixth = recorder();

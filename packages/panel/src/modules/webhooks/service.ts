@@ -100,8 +100,8 @@ export class WebhooksService {
   readonly #retryBaseMs: number;
   readonly #now: () => number;
   #key: Uint8Array | undefined;
-  /** enabled webhooks (reloaded after every change) */
-  #hooks: WebhooksTable[] = [];
+  /** enabled webhooks with their event filter (reloaded after every change) */
+  #hooks: { row: WebhooksTable; events: ReadonlySet<string> }[] = [];
   /** per server: the players last seen (joins and leaves are the difference) */
   readonly #players = new Map<string, Set<string>>();
   /** per webhook: events this second (rate cap) */
@@ -139,7 +139,7 @@ export class WebhooksService {
   }
 
   async #reload(): Promise<void> {
-    this.#hooks = await this.#repo.enabled();
+    this.#hooks = (await this.#repo.enabled()).map((row) => ({ row, events: new Set(eventsOf(row)) }));
   }
 
   // ---- CRUD -----------------------------------------------------------------------------------
@@ -259,11 +259,15 @@ export class WebhooksService {
   async #onEvent(e: DomainEvent): Promise<void> {
     if (this.#closed) return;
     const diff = e.kind === 'server.players' ? this.#playersDiff(e) : undefined;
-    if (e.kind === 'server.deleted') this.#players.delete(e.serverId);
+    if (e.kind === 'server.deleted') {
+      this.#players.delete(e.serverId);
+      // its hooks went with it (foreign key); the cache follows
+      setTimeout(() => void this.#reload().catch(() => undefined), 1000).unref();
+    }
     const serverId = 'serverId' in e && typeof e.serverId === 'string' ? e.serverId : undefined;
-    const hooks = this.#hooks.filter(
-      (h) => (h.server_id === null || h.server_id === serverId) && eventsOf(h).includes(e.kind),
-    );
+    const hooks = this.#hooks
+      .filter((h) => (h.row.server_id === null || h.row.server_id === serverId) && h.events.has(e.kind))
+      .map((h) => h.row);
     if (hooks.length === 0) return;
     let discord: string | undefined | null = null;
     for (const h of hooks) {
