@@ -73,6 +73,10 @@ export const ErrorCode = z.enum([
   'STORAGE_AUTH_FAILED',
   /** the object store (S3) is unreachable or failed (no such bucket, a 5xx, a cut connection) */
   'STORAGE_ERROR',
+  /** the game's remote console refused the password its template variable holds */
+  'REMOTE_CONSOLE_AUTH_FAILED',
+  /** the game's remote console is not reachable (not up yet, off, or not answering) */
+  'REMOTE_CONSOLE_UNAVAILABLE',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -127,6 +131,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   NAME_INVALID: 400,
   STORAGE_AUTH_FAILED: 502,
   STORAGE_ERROR: 502,
+  REMOTE_CONSOLE_AUTH_FAILED: 502,
+  REMOTE_CONSOLE_UNAVAILABLE: 503,
 };
 
 export const ErrorBody = z.object({
