@@ -75,6 +75,7 @@ export class ManagedRemoteConsole extends StateHolder implements RemoteConsole {
   #timer: NodeJS.Timeout | null = null;
   #failures = 0;
   #waiters = new Set<() => void>();
+  #off = false;
 
   constructor(opts: {
     serverId: string;
@@ -93,10 +94,19 @@ export class ManagedRemoteConsole extends StateHolder implements RemoteConsole {
     this.#backoff = opts.backoff ?? DEFAULT_BACKOFF;
   }
 
+  /**
+   * The template names a remote console, but this server has it off (its password is empty, its
+   * port is not published): commands go to stdin meanwhile.
+   */
+  get off(): boolean {
+    return this.#off;
+  }
+
   /** The server runs: connect (again). */
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#off = false;
     this.#failures = 0;
     const gen = ++this.#generation;
     this.setState('connecting');
@@ -130,6 +140,7 @@ export class ManagedRemoteConsole extends StateHolder implements RemoteConsole {
     if (typeof target === 'string') {
       // nothing to dial (no password: the game keeps it off): idle, commands go nowhere
       this.#running = false;
+      this.#off = true;
       this.setState('idle', target);
       this.#wake();
       return;
@@ -221,6 +232,7 @@ export class ManagedRemoteConsole extends StateHolder implements RemoteConsole {
 export class StdinConsole extends StateHolder implements RemoteConsole {
   readonly serverId: string;
   readonly transport = 'stdin' as const;
+  readonly off = false;
   readonly #write: (command: string) => void;
   constructor(serverId: string, write: (command: string) => void, log: Logger) {
     super(log);

@@ -8,6 +8,7 @@ import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import type { RemoteConsoleTransport } from '@cap/protocol';
 import {
+  CommandQueue,
   type Dialer,
   ResponseBuffer,
   type Session,
@@ -94,16 +95,15 @@ function sourcePacket(id: number, type: number, body: string): Buffer {
 }
 
 export const dialSourceRcon: Dialer = (target) => {
+  const queue = new CommandQueue();
   let buf: Buffer = Buffer.alloc(0);
   let nextId = 1;
   let pending: Pending | null = null;
   let auth: ((p: { id: number; type: number }) => void) | null = null;
   const closeListeners: ((r: string) => void)[] = [];
   const { socket, connected, ended } = tcp(target, (chunk) => {
-    if (buf.length + chunk.length > SOURCE_MAX_PACKET * 4) {
-      // more unread than four whole packets: a stream that never frames
-      throw new Error('too much unframed data');
-    }
+    // what is kept between reads is less than one packet (its length was checked): at most
+    // SOURCE_MAX_PACKET + one read
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     while (buf.length >= 4) {
       const size = buf.readInt32LE(0);
@@ -146,39 +146,40 @@ export const dialSourceRcon: Dialer = (target) => {
     ready,
     onClose: (l) => closeListeners.push(l),
     close: () => socket.destroy(),
-    exec(command, timeoutMs) {
-      const cmdId = nextId++;
-      const endId = nextId++;
-      nextId = nextId > 0x3fffffff ? 1 : nextId;
-      const out = new ResponseBuffer();
-      return new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          pending = null;
-          reject(timeoutError(command.split(' ')[0] ?? ''));
-        }, timeoutMs);
-        pending = {
-          feed: (raw) => {
-            const p = raw as { id: number; type: number; body: Buffer };
-            if (p.id === cmdId && p.type === SERVERDATA_RESPONSE_VALUE) out.push(p.body);
-            else if (p.id === endId) {
-              // the mirror of the empty packet sent after the command: everything before it was
-              // the command's response, however many packets it took
-              clearTimeout(timer);
-              pending = null;
-              resolve(out.text());
-            }
-          },
-          fail: (e) => {
+    exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
+  } satisfies Session;
+  function execOne(command: string, timeoutMs: number): Promise<string> {
+    const cmdId = nextId++;
+    const endId = nextId++;
+    nextId = nextId > 0x3fffffff ? 1 : nextId;
+    const out = new ResponseBuffer();
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending = null;
+        reject(timeoutError(command.split(' ')[0] ?? ''));
+      }, timeoutMs);
+      pending = {
+        feed: (raw) => {
+          const p = raw as { id: number; type: number; body: Buffer };
+          if (p.id === cmdId && p.type === SERVERDATA_RESPONSE_VALUE) out.push(p.body);
+          else if (p.id === endId) {
+            // the mirror of the empty packet sent after the command: everything before it was
+            // the command's response, however many packets it took
             clearTimeout(timer);
             pending = null;
-            reject(e);
-          },
-        };
-        socket.write(sourcePacket(cmdId, SERVERDATA_EXECCOMMAND, command));
-        socket.write(sourcePacket(endId, SERVERDATA_RESPONSE_VALUE, ''));
-      });
-    },
-  } satisfies Session;
+            resolve(out.text());
+          }
+        },
+        fail: (e) => {
+          clearTimeout(timer);
+          pending = null;
+          reject(e);
+        },
+      };
+      socket.write(sourcePacket(cmdId, SERVERDATA_EXECCOMMAND, command));
+      socket.write(sourcePacket(endId, SERVERDATA_RESPONSE_VALUE, ''));
+    });
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -193,6 +194,7 @@ const Q3_QUIET_MS = 250;
 const Q3_MAX_DATAGRAM = 64 * 1024;
 
 export const dialQuake3Rcon: Dialer = (target) => {
+  const queue = new CommandQueue();
   const socket = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
   let pending: Pending | null = null;
   let lastSent = 0;
@@ -270,15 +272,16 @@ export const dialQuake3Rcon: Dialer = (target) => {
       pending?.fail(new SessionError('unreachable', 'closed'));
       socket.close();
     },
-    async exec(command, timeoutMs) {
-      const reply = await exec(command, timeoutMs);
-      if (reply.startsWith('Bad rconpassword.')) {
-        for (const l of closeListeners) l('the server refused the rcon password');
-        throw new SessionError('wrong_password', 'the server refused the rcon password');
-      }
-      return reply;
-    },
+    exec: (command, timeoutMs) => queue.run(() => execChecked(command, timeoutMs)),
   } satisfies Session;
+  async function execChecked(command: string, timeoutMs: number): Promise<string> {
+    const reply = await exec(command, timeoutMs);
+    if (reply.startsWith('Bad rconpassword.')) {
+      for (const l of closeListeners) l('the server refused the rcon password');
+      throw new SessionError('wrong_password', 'the server refused the rcon password');
+    }
+    return reply;
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -288,6 +291,7 @@ export const dialQuake3Rcon: Dialer = (target) => {
 const ECON_QUIET_MS = 300;
 
 export const dialTeeworldsEcon: Dialer = (target) => {
+  const queue = new CommandQueue();
   let partial: Buffer = Buffer.alloc(0);
   let lineSink: ((line: string) => void) | null = null;
   let pending: Pending | null = null;
@@ -343,31 +347,32 @@ export const dialTeeworldsEcon: Dialer = (target) => {
     ready,
     onClose: (l) => closeListeners.push(l),
     close: () => socket.destroy(),
-    exec(command, timeoutMs) {
-      const out = new ResponseBuffer();
-      let lines = 0;
-      return new Promise<string>((resolve, reject) => {
-        let quiet: NodeJS.Timeout = setTimeout(() => finish(), ECON_QUIET_MS);
-        const finish = (err?: Error) => {
-          clearTimeout(overall);
-          clearTimeout(quiet);
-          pending = null;
-          if (err) reject(err);
-          else resolve(out.text());
-        };
-        const overall = setTimeout(() => finish(), timeoutMs);
-        pending = {
-          feed: (raw) => {
-            out.push(`${lines++ > 0 ? '\n' : ''}${raw as string}`);
-            clearTimeout(quiet);
-            quiet = setTimeout(() => finish(), ECON_QUIET_MS);
-          },
-          fail: (e) => finish(e),
-        };
-        socket.write(`${command}\n`);
-      });
-    },
+    exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
   } satisfies Session;
+  function execOne(command: string, timeoutMs: number): Promise<string> {
+    const out = new ResponseBuffer();
+    let lines = 0;
+    return new Promise<string>((resolve, reject) => {
+      let quiet: NodeJS.Timeout = setTimeout(() => finish(), ECON_QUIET_MS);
+      const finish = (err?: Error) => {
+        clearTimeout(overall);
+        clearTimeout(quiet);
+        pending = null;
+        if (err) reject(err);
+        else resolve(out.text());
+      };
+      const overall = setTimeout(() => finish(), timeoutMs);
+      pending = {
+        feed: (raw) => {
+          out.push(`${lines++ > 0 ? '\n' : ''}${raw as string}`);
+          clearTimeout(quiet);
+          quiet = setTimeout(() => finish(), ECON_QUIET_MS);
+        },
+        fail: (e) => finish(e),
+      };
+      socket.write(`${command}\n`);
+    });
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -401,12 +406,13 @@ function cString(b: Buffer, from: number): string {
 }
 
 export const dialOpenttdAdmin: Dialer = (target) => {
+  const queue = new CommandQueue();
   let buf: Buffer = Buffer.alloc(0);
   let joinSink: ((type: number, body: Buffer) => void) | null = null;
   let pending: Pending | null = null;
   const closeListeners: ((r: string) => void)[] = [];
   const { socket, connected, ended } = tcp(target, (chunk) => {
-    if (buf.length + chunk.length > OPENTTD_MAX_PACKET * 2) throw new Error('too much unframed data');
+    // what is kept between reads is less than one packet (a uint16 length): bounded
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     while (buf.length >= 3) {
       const size = buf.readUInt16LE(0);
@@ -453,30 +459,31 @@ export const dialOpenttdAdmin: Dialer = (target) => {
     ready,
     onClose: (l) => closeListeners.push(l),
     close: () => socket.destroy(),
-    exec(command, timeoutMs) {
-      const out = new ResponseBuffer();
-      let lines = 0;
-      return new Promise<string>((resolve, reject) => {
-        const finish = (err?: Error) => {
-          clearTimeout(timer);
-          pending = null;
-          if (err) reject(err);
-          else resolve(out.text());
-        };
-        const timer = setTimeout(() => finish(timeoutError('rcon')), timeoutMs);
-        pending = {
-          feed: (raw) => {
-            const p = raw as { type: number; body: Buffer };
-            if (p.type === SERVER_RCON && p.body.length >= 2) {
-              out.push(`${lines++ > 0 ? '\n' : ''}${cString(p.body, 2)}`);
-            } else if (p.type === SERVER_RCON_END) finish();
-          },
-          fail: (e) => finish(e),
-        };
-        socket.write(openttdPacket(ADMIN_RCON, command));
-      });
-    },
+    exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
   } satisfies Session;
+  function execOne(command: string, timeoutMs: number): Promise<string> {
+    const out = new ResponseBuffer();
+    let lines = 0;
+    return new Promise<string>((resolve, reject) => {
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        pending = null;
+        if (err) reject(err);
+        else resolve(out.text());
+      };
+      const timer = setTimeout(() => finish(timeoutError('rcon')), timeoutMs);
+      pending = {
+        feed: (raw) => {
+          const p = raw as { type: number; body: Buffer };
+          if (p.type === SERVER_RCON && p.body.length >= 2) {
+            out.push(`${lines++ > 0 ? '\n' : ''}${cString(p.body, 2)}`);
+          } else if (p.type === SERVER_RCON_END) finish();
+        },
+        fail: (e) => finish(e),
+      };
+      socket.write(openttdPacket(ADMIN_RCON, command));
+    });
+  }
 };
 
 export const dialers: ReadonlyMap<RemoteConsoleTransport, Dialer> = new Map<RemoteConsoleTransport, Dialer>([

@@ -365,7 +365,7 @@ export class Server {
   /** A user's command: through the remote console of the template (stdin by default). */
   async command(command: string): Promise<SendCommandData> {
     const c = this.#remote;
-    if (c.transport === 'stdin') {
+    if (c.transport === 'stdin' || c.off) {
       this.console.sendCommand(command);
       return { transport: 'stdin' };
     }
