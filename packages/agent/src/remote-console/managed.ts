@@ -166,6 +166,8 @@ export class ManagedRemoteConsole extends StateHolder implements RemoteConsole {
     this.#session = session;
     this.#failures = 0;
     session.onClose((reason) => {
+      // a UDP session has no connection to lose: close its socket whatever ended it
+      session.close();
       if (gen !== this.#generation || this.#session !== session) return;
       this.#session = null;
       this.log.info({ reason: reason.slice(0, 512) }, 'remote console closed by the game');
@@ -224,7 +226,21 @@ export class ManagedRemoteConsole extends StateHolder implements RemoteConsole {
         'REMOTE_CONSOLE_UNAVAILABLE',
         `the remote console is ${this.state}${this.message ? `: ${this.message}` : ''}`,
       );
-    return this.#queue.run(async () => ({ response: await session.exec(command, timeoutMs) }));
+    return this.#queue.run(async () => {
+      try {
+        return { response: await session.exec(command, timeoutMs) };
+      } catch (err) {
+        // the session ended under the command (its onClose reconnects): say why, with a code
+        if (err instanceof SessionError)
+          throw new CodedError(
+            err.kind === 'wrong_password' ? 'REMOTE_CONSOLE_AUTH_FAILED' : 'REMOTE_CONSOLE_UNAVAILABLE',
+            err.kind === 'wrong_password'
+              ? 'the remote console refused the password'
+              : `the remote console closed: ${err.message.slice(0, 512)}`,
+          );
+        throw err;
+      }
+    });
   }
 }
 

@@ -208,7 +208,9 @@ export const dialQuake3Rcon: Dialer = (target) => {
   });
   socket.on('error', (e) => {
     pending?.fail(new SessionError('unreachable', e.message));
-    if (!closed) for (const l of closeListeners) l(e.message);
+    const wasOpen = !closed;
+    closeSession();
+    if (wasOpen) for (const l of closeListeners) l(e.message);
   });
   const connected = new Promise<void>((resolve, reject) => {
     socket.once('error', (e) => reject(new SessionError('unreachable', e.message)));
@@ -266,17 +268,19 @@ export const dialQuake3Rcon: Dialer = (target) => {
   return {
     ready,
     onClose: (l) => closeListeners.push(l),
-    close: () => {
-      if (closed) return;
-      closed = true;
-      pending?.fail(new SessionError('unreachable', 'closed'));
-      socket.close();
-    },
+    close: closeSession,
     exec: (command, timeoutMs) => queue.run(() => execChecked(command, timeoutMs)),
   } satisfies Session;
+  function closeSession(): void {
+    if (closed) return;
+    closed = true;
+    pending?.fail(new SessionError('unreachable', 'closed'));
+    socket.close();
+  }
   async function execChecked(command: string, timeoutMs: number): Promise<string> {
     const reply = await exec(command, timeoutMs);
     if (reply.startsWith('Bad rconpassword.')) {
+      closeSession();
       for (const l of closeListeners) l('the server refused the rcon password');
       throw new SessionError('wrong_password', 'the server refused the rcon password');
     }
@@ -301,13 +305,17 @@ export const dialTeeworldsEcon: Dialer = (target) => {
     for (;;) {
       const nl = data.indexOf(0x0a);
       if (nl < 0) break;
-      const line = data.subarray(0, nl).toString('utf8').replace(/\r$/, '').replace(/\0+$/, '');
+      const line = data
+        .subarray(0, nl)
+        .toString('utf8')
+        .replace(/^\0+|\0+$/g, '')
+        .replace(/\r$/, '');
       data = data.subarray(nl + 1);
       if (lineSink) lineSink(line);
       else pending?.feed(line);
     }
     // the password prompt has no newline after it in some versions
-    if (lineSink && data.toString('utf8').startsWith('Enter password:')) {
+    if (lineSink && data.toString('utf8').replace(/^\0+/, '').startsWith('Enter password:')) {
       lineSink('Enter password:');
       data = Buffer.alloc(0);
     }
