@@ -446,18 +446,36 @@ export function inferRemoteConsole(
 
 /** The remote console's variables must be the template's (SERVER_PORT is the runtime's). */
 function checkRemoteConsole(t: Template): void {
-  const spec = t.remoteConsole;
-  if (!spec) return;
-  const known = new Set(t.variables.map((v) => v.envVariable));
+  const problem = remoteConsoleProblem(t.variables, t.remoteConsole);
+  if (problem) invalid(problem.location, problem.message);
+}
+
+/** What is wrong with `spec` for a template with `variables` (null: nothing). */
+export function remoteConsoleProblem(
+  variables: readonly TemplateVariable[],
+  spec: RemoteConsoleSpec | undefined,
+): { location: string; message: string } | null {
+  if (!spec) return null;
+  const parsed = RemoteConsoleSpec.safeParse(spec);
+  if (!parsed.success)
+    return {
+      location: `remote_console.${String(parsed.error.issues[0]?.path[0] ?? '')}`,
+      message: parsed.error.issues[0]?.message ?? 'invalid',
+    };
+  const known = new Set(variables.map((v) => v.envVariable));
   if (spec.portVariable !== undefined && spec.portVariable !== 'SERVER_PORT' && !known.has(spec.portVariable))
-    invalid('remote_console.portVariable', `${spec.portVariable} is not one of the template's variables`);
+    return {
+      location: 'remote_console.portVariable',
+      message: `${spec.portVariable} is not one of the template's variables`,
+    };
   if (spec.passwordVariable !== undefined && !known.has(spec.passwordVariable))
-    invalid(
-      'remote_console.passwordVariable',
-      `${spec.passwordVariable} is not one of the template's variables`,
-    );
+    return {
+      location: 'remote_console.passwordVariable',
+      message: `${spec.passwordVariable} is not one of the template's variables`,
+    };
   if (spec.portVariable !== undefined && spec.port !== undefined)
-    invalid('remote_console.port', 'give portVariable or port, not both');
+    return { location: 'remote_console.port', message: 'give portVariable or port, not both' };
+  return null;
 }
 
 /** Turn the parsed data of an egg file into a Template. */

@@ -2684,6 +2684,165 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/templates/{id}/remote-console": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** @description Sets how console commands reach the template's game: { remoteConsole: { transport, portVariable | port, passwordVariable } }, or null for stdin. Exported as the egg key remote_console. Servers made from it take it with their next create or configuration update. VALIDATION_FAILED when a variable named is not the template's. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        remoteConsole: {
+                            /** @enum {string} */
+                            transport: "stdin" | "source-rcon" | "quake3-rcon" | "teeworlds-econ" | "openttd-admin";
+                            portVariable?: string;
+                            port?: number;
+                            passwordVariable?: string;
+                        } | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            uuid: string | null;
+                            name: string;
+                            author: string;
+                            description: string;
+                            /** @enum {string} */
+                            format: "PTDL_v1" | "PTDL_v2" | "PLCN_v1" | "PLCN_v2" | "PLCN_v3";
+                            builtin: boolean;
+                            images: {
+                                label: string;
+                                image: string;
+                            }[];
+                            variables: number;
+                            hasInstall: boolean;
+                            createdAt: string;
+                            updatedAt: string;
+                            template: {
+                                source: {
+                                    /** @enum {string} */
+                                    format: "PTDL_v1" | "PTDL_v2" | "PLCN_v1" | "PLCN_v2" | "PLCN_v3";
+                                    /** @enum {string} */
+                                    syntax: "json" | "yaml";
+                                    updateUrl: string | null;
+                                    exportedAt: string | null;
+                                };
+                                uuid: string | null;
+                                name: string;
+                                author: string;
+                                description: string;
+                                icon: string | null;
+                                tags: string[];
+                                images: {
+                                    label: string;
+                                    image: string;
+                                }[];
+                                startup: string;
+                                startupCommands: {
+                                    label: string;
+                                    command: string;
+                                }[];
+                                variables: {
+                                    name: string;
+                                    description: string;
+                                    envVariable: string;
+                                    defaultValue: string;
+                                    userViewable: boolean;
+                                    userEditable: boolean;
+                                    rules: string[];
+                                    fieldType: string;
+                                    sort: number | null;
+                                }[];
+                                config: {
+                                    files: {
+                                        [key: string]: {
+                                            /** @enum {string} */
+                                            parser: "file" | "properties" | "ini" | "yaml" | "yml" | "json" | "xml";
+                                            find: {
+                                                [key: string]: unknown;
+                                            };
+                                        };
+                                    };
+                                    startup: {
+                                        done: string[];
+                                        stripAnsi?: boolean;
+                                        userInteraction?: string[];
+                                    };
+                                    stop: string;
+                                    logs: {
+                                        [key: string]: unknown;
+                                    };
+                                };
+                                install: {
+                                    script: string;
+                                    container: string;
+                                    entrypoint: string;
+                                };
+                                features: string[];
+                                fileDenylist: string[];
+                                backup?: {
+                                    commandsBefore: string[];
+                                    commandsAfter: string[];
+                                };
+                                remoteConsole?: {
+                                    /** @enum {string} */
+                                    transport: "stdin" | "source-rcon" | "quake3-rcon" | "teeworlds-econ" | "openttd-admin";
+                                    portVariable?: string;
+                                    port?: number;
+                                    passwordVariable?: string;
+                                };
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/servers": {
         parameters: {
             query?: never;

@@ -5,10 +5,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CodedError } from '@cap/protocol';
+import { CodedError, type RemoteConsoleSpec } from '@cap/protocol';
 import {
   exportPtdlV2Text,
   importTemplate,
+  remoteConsoleProblem,
   Template,
   TemplateFormat,
   TemplateImage,
@@ -94,6 +95,29 @@ export class TemplatesService {
     const row = await this.#row(id);
     const template = parseTemplate(row);
     return { ...this.#summary(row, template), template };
+  }
+
+  /**
+   * An admin sets (or, with null, removes: stdin) the template's remote console. Its variables
+   * must be the template's (VALIDATION_FAILED at `remoteConsole.…` otherwise). Servers made from
+   * it take it with their next create or configuration update.
+   */
+  async setRemoteConsole(id: string, spec: RemoteConsoleSpec | null): Promise<TemplateDetail> {
+    const row = await this.#row(id);
+    const template = parseTemplate(row);
+    const problem = remoteConsoleProblem(template.variables, spec ?? undefined);
+    if (problem)
+      throw new CodedError('VALIDATION_FAILED', problem.message, {
+        location: problem.location.replace(/^remote_console/, 'remoteConsole'),
+      });
+    const { remoteConsole: _old, ...rest } = template;
+    const next: Template = spec && spec.transport !== 'stdin' ? { ...rest, remoteConsole: spec } : rest;
+    await this.#repo.update(id, { template: JSON.stringify(next), updated_at: nowIso() });
+    this.#log.info(
+      { templateId: id, action: 'template_remote_console', transport: spec?.transport ?? 'stdin' },
+      'template remote console set',
+    );
+    return this.get(id);
   }
 
   /** The normalised template, for servers made from it. */
