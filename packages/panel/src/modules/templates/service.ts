@@ -110,8 +110,8 @@ export class TemplatesService {
       throw new CodedError('VALIDATION_FAILED', problem.message, {
         location: problem.location.replace(/^remote_console/, 'remoteConsole'),
       });
-    const { remoteConsole: _old, ...rest } = template;
-    const next: Template = spec && spec.transport !== 'stdin' ? { ...rest, remoteConsole: spec } : rest;
+    // null is kept as an explicit stdin, so that a built-in's declared one is not put back at start
+    const next: Template = { ...template, remoteConsole: spec ?? { transport: 'stdin' } };
     await this.#repo.update(id, { template: JSON.stringify(next), updated_at: nowIso() });
     this.#log.info(
       { templateId: id, action: 'template_remote_console', transport: spec?.transport ?? 'stdin' },
@@ -217,7 +217,18 @@ export class TemplatesService {
         const exists = template.uuid
           ? await this.#repo.findByUuid(template.uuid)
           : await this.#repo.findByNameAuthor(template.name, template.author);
-        if (exists) continue;
+        if (exists) {
+          // a built-in stored before remote consoles (issue 12) gets the one its file declares
+          const stored = parseTemplate(exists);
+          if (exists.builtin === 1 && template.remoteConsole && stored.remoteConsole === undefined) {
+            await this.#repo.update(exists.id, {
+              template: JSON.stringify({ ...stored, remoteConsole: template.remoteConsole }),
+              updated_at: nowIso(),
+            });
+            this.#log.info({ templateId: exists.id, file: name }, 'built-in template: remote console added');
+          }
+          continue;
+        }
         await this.store(template, { builtin: true });
         added += 1;
       } catch (e) {

@@ -76,10 +76,24 @@ describe('templates API', () => {
       port: 25575,
       passwordVariable: 'RCON_PASSWORD',
     });
-    // null: stdin (no key exported); then back to what the built-in declares
+    // null: stdin, kept as such: the start-up pass over the built-ins does not put theirs back
     const off = await panel.api(owner, 'PUT', path, { remoteConsole: null });
     assert.equal(off.status, 200);
-    assert.equal(off.body.template.remoteConsole, undefined);
+    assert.deepEqual(off.body.template.remoteConsole, { transport: 'stdin' });
+    await panel.app.panel.templates.ensureBuiltins();
+    const still = await panel.api(owner, 'GET', `/api/templates/${oa.id}`);
+    assert.deepEqual(still.body.template.remoteConsole, { transport: 'stdin' });
+    // a built-in stored before issue 12 (no remoteConsole at all) gets the one its file declares
+    const row = await panel.app.panel.templates.template(oa.id);
+    const { remoteConsole: _rc, ...old } = row;
+    await panel.app.panel.db
+      .updateTable('templates')
+      .set({ template: JSON.stringify(old) })
+      .where('id', '=', oa.id)
+      .execute();
+    await panel.app.panel.templates.ensureBuiltins();
+    const upgraded = await panel.api(owner, 'GET', `/api/templates/${oa.id}`);
+    assert.deepEqual(upgraded.body.template.remoteConsole, before.body.template.remoteConsole);
     const back = await panel.api(owner, 'PUT', path, { remoteConsole: before.body.template.remoteConsole });
     assert.equal(back.status, 200);
   });
