@@ -40,7 +40,7 @@ const CASES: GameCase[] = [
     configExpect: () => /^set sv_hostname "panel e2e openarena"$/m,
     consoleCheck: { command: 'say hello-panel', answer: /console: hello-panel/ },
   },
-  // its console is the TCP "econ" (remote-console work, later)
+  // its console is the TCP "econ", off here (no ECON_PASSWORD): test/remote-consoles.int.test.ts
   {
     name: 'Teeworlds',
     overrides: { SERVER_NAME: 'panel e2e teeworlds', MAP: 'ctf1' },

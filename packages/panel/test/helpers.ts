@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { KyselyPlugin } from 'kysely';
-import { pino } from 'pino';
+import { type DestinationStream, pino } from 'pino';
 import WebSocket from 'ws';
 import { type BuildOptions, build, startPanel } from '../src/app.ts';
 import { loadPanelConfig } from '../src/config/index.ts';
@@ -77,7 +77,10 @@ export async function freePort(): Promise<number> {
 export async function startTestPanel(
   env: Record<string, string | undefined> = {},
   /** e.g. a `db` with a query-counting plugin; a given db is not closed by stop() */
-  build: Omit<BuildOptions, 'logger'> = {},
+  build: Omit<BuildOptions, 'logger'> & {
+    /** every log line of the Panel, at trace level (a secrets-in-logs check) */
+    logStream?: DestinationStream;
+  } = {},
 ): Promise<TestPanel> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cap-panel-test-'));
   const port = await freePort();
@@ -92,8 +95,11 @@ export async function startTestPanel(
     PANEL_LOGIN_RATE_PER_MIN: '1000',
     ...env,
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const running = await startPanel(config, { ...build, logger });
+  const { logStream, ...buildOpts } = build;
+  const logger = logStream
+    ? pino({ level: 'trace' }, logStream)
+    : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const running = await startPanel(config, { ...buildOpts, logger });
   const url = running.url;
   // PANEL_URL is what Agents are told to dial; with port 0 it is only known now.
   const base = url;

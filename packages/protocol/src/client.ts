@@ -4,7 +4,13 @@
  */
 import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
-import { ResourceSnapshot, ServerId, UpdateStage } from './messages.ts';
+import {
+  RemoteConsoleState,
+  RemoteConsoleTransport,
+  ResourceSnapshot,
+  ServerId,
+  UpdateStage,
+} from './messages.ts';
 import { PowerAction, ServerStatus } from './states.ts';
 import { FeatureName } from './templates/features.ts';
 
@@ -35,6 +41,14 @@ export const ClientMessage = z.discriminatedUnion('type', [
         lines: z.array(z.string()),
         success: z.boolean().optional(),
         exitCode: z.number().int().optional(),
+      })
+      .optional(),
+    /** the server's console transport and its state, when the Agent reported one */
+    remoteConsole: z
+      .object({
+        transport: RemoteConsoleTransport,
+        state: RemoteConsoleState,
+        message: z.string().optional(),
       })
       .optional(),
   }),
@@ -73,7 +87,22 @@ export const ClientMessage = z.discriminatedUnion('type', [
     serverId: ServerId.optional(),
     requestType: z.string().optional(),
   }),
-  z.object({ type: z.literal('ack'), requestType: z.string(), serverId: ServerId.optional() }),
+  z.object({
+    type: z.literal('ack'),
+    requestType: z.string(),
+    serverId: ServerId.optional(),
+    /** send_command: the game's response, when its remote console gives one */
+    response: z.string().optional(),
+    transport: RemoteConsoleTransport.optional(),
+  }),
+  /** the server's remote console connected, was refused, became unreachable or idle */
+  z.object({
+    type: z.literal('remote_console'),
+    serverId: ServerId,
+    transport: RemoteConsoleTransport,
+    state: RemoteConsoleState,
+    message: z.string().optional(),
+  }),
   /** an operation (power, reinstall, config update) moved on or ended; see GET /api/operations/:id */
   z.object({
     type: z.literal('operation'),

@@ -79,6 +79,10 @@ export const ErrorCode = z.enum([
   'WEBHOOK_NOT_FOUND',
   /** a webhook URL that is not http(s), carries credentials, or resolves to a loopback/private/link-local address */
   'WEBHOOK_TARGET_REFUSED',
+  /** the game's remote console refused the password its template variable holds */
+  'REMOTE_CONSOLE_AUTH_FAILED',
+  /** the game's remote console is not reachable (not up yet, off, or not answering) */
+  'REMOTE_CONSOLE_UNAVAILABLE',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -136,6 +140,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   SCHEDULE_NOT_FOUND: 404,
   WEBHOOK_NOT_FOUND: 404,
   WEBHOOK_TARGET_REFUSED: 400,
+  REMOTE_CONSOLE_AUTH_FAILED: 502,
+  REMOTE_CONSOLE_UNAVAILABLE: 503,
 };
 
 export const ErrorBody = z.object({

@@ -106,6 +106,48 @@ export const InstallSpec = z.object({
 });
 export type InstallSpec = z.infer<typeof InstallSpec>;
 
+/**
+ * How commands reach a server's game (issue 12): `stdin` (the container's console, the default)
+ * or a remote console the Agent dials: Source RCON over TCP (Minecraft, Valve games, ARK, Rust,
+ * Palworld), Quake 3 rcon over UDP (OpenArena, ioquake3 games), Teeworlds/DDNet econ over TCP,
+ * OpenTTD's admin port over TCP.
+ */
+export const RemoteConsoleTransport = z.enum([
+  'stdin',
+  'source-rcon',
+  'quake3-rcon',
+  'teeworlds-econ',
+  'openttd-admin',
+]);
+export type RemoteConsoleTransport = z.infer<typeof RemoteConsoleTransport>;
+/**
+ * A template's remote console: which transport, and which of its variables hold the port (inside
+ * the container; or a fixed `port`; default `SERVER_PORT`) and the password. The Agent reads both from the server's
+ * environment when it connects, and reaches the port where it is published on the host (else on
+ * the container's own address). No host can be named: the Agent dials only its own server.
+ */
+export const RemoteConsoleSpec = z
+  .object({
+    transport: RemoteConsoleTransport,
+    portVariable: EnvName.optional(),
+    /** a fixed port inside the container, when no variable holds it (Minecraft's 25575) */
+    port: z.number().int().min(1).max(65535).optional(),
+    passwordVariable: EnvName.optional(),
+  })
+  .strict();
+export type RemoteConsoleSpec = z.infer<typeof RemoteConsoleSpec>;
+/** The state of a server's remote console, as the Agent reports it (`remote_console_state`). */
+export const RemoteConsoleState = z.enum([
+  /** the server is not running (or the transport is off: no password) */
+  'idle',
+  'connecting',
+  /** commands are taken (for stdin: the console is attached) */
+  'authenticated',
+  'wrong_password',
+  'unreachable',
+]);
+export type RemoteConsoleState = z.infer<typeof RemoteConsoleState>;
+
 export const EggConfig = z.object({
   name: z.string().min(1).max(191),
   image: ImageRef,
@@ -133,6 +175,8 @@ export const EggConfig = z.object({
    * refuses to read, write, create, rename, copy, chmod or delete (`FILE_DENIED`); listed still.
    */
   fileDenylist: z.array(z.string().min(1).max(1024)).max(256).optional(),
+  /** the template's remote console (absent: stdin) */
+  remoteConsole: RemoteConsoleSpec.optional(),
 });
 export type EggConfig = z.infer<typeof EggConfig>;
 
@@ -150,6 +194,14 @@ export const StopServerPayload = z.object({
 });
 export const Empty = z.object({}).strict();
 export const SendCommandPayload = z.object({ command: z.string().min(1).max(4096) });
+/** The largest response a remote console gives back to one command (UTF-8 bytes; cut beyond). */
+export const REMOTE_CONSOLE_MAX_RESPONSE_BYTES = 64 * 1024;
+/** send_command's answer: the game's response where the transport gives one (not stdin). */
+export const SendCommandData = z.object({
+  response: z.string().max(REMOTE_CONSOLE_MAX_RESPONSE_BYTES).optional(),
+  transport: RemoteConsoleTransport.optional(),
+});
+export type SendCommandData = z.infer<typeof SendCommandData>;
 /** Only the fields given change: no defaults here (a default would silently reset a field). */
 export const UpdateServerPayload = EggConfig.partial()
   .omit({ name: true })
@@ -789,6 +841,13 @@ export const eventData = {
     message: z.string().optional(),
   }),
   players_update: Players.extend({ serverId: ServerId }),
+  /** a change of the server's remote console connection (see RemoteConsoleState) */
+  remote_console_state: z.object({
+    serverId: ServerId,
+    transport: RemoteConsoleTransport,
+    state: RemoteConsoleState,
+    message: z.string().max(1024).optional(),
+  }),
   install_output: z.object({ serverId: ServerId, message: z.string() }),
   install_completed: z.object({
     serverId: ServerId,

@@ -49,6 +49,7 @@ import {
   splitPath,
   statFile,
 } from '../filesystem/operations.ts';
+import type { RemoteConsole } from '../remote-console/types.ts';
 import { systemInfo } from '../system/system-info.ts';
 import {
   downloadSize,
@@ -448,6 +449,14 @@ export class ServerManager {
     }));
   }
 
+  /**
+   * The console of a server of this node (stdin or its template's remote console), for the Agent's
+   * own users of it (player lists); undefined for a server this node does not have.
+   */
+  remoteConsole(serverId: string): RemoteConsole | undefined {
+    return this.servers.get(serverId)?.remoteConsole;
+  }
+
   activeCount(): number {
     return [...this.servers.values()].filter((s) => s.running).length;
   }
@@ -763,8 +772,7 @@ export class ServerManager {
       case 'get_status':
         return { data: await this.#server(serverId).statusData() };
       case 'send_command':
-        this.#server(serverId).sendCommand((p as { command: string }).command);
-        return {};
+        return { data: await this.#server(serverId).command((p as { command: string }).command) };
       case 'update_server': {
         const s = this.#server(serverId);
         const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) => {

@@ -13,6 +13,7 @@ import {
   canTransition,
   type EggConfig,
   type ResourceSnapshot,
+  type SendCommandData,
   type ServerStatus,
   type Signal,
   type StatusData,
@@ -22,6 +23,12 @@ import { doneMatcher } from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/config.ts';
 import type { Environment, InstanceState } from '../environment/environment.ts';
+import {
+  type ServerConsole as AnyConsole,
+  createRemoteConsole,
+  type RemoteConsole,
+} from '../remote-console/index.ts';
+import type { BackoffOptions } from '../remote-console/managed.ts';
 import { ServerConsole } from './console.ts';
 import { DefinitionStore, type InstallState } from './definition-store.ts';
 import { EventBus } from './events.ts';
@@ -54,6 +61,8 @@ export interface ServerDeps {
     wanted: () => boolean,
     act: () => Promise<void>,
   ) => Promise<void>;
+  /** reconnect pacing of remote consoles (tests make it short) */
+  remoteConsoleBackoff?: BackoffOptions;
 }
 
 /** The process of one start, while it lives. */
@@ -90,6 +99,7 @@ export class Server {
   deleted = false;
   installState: InstallState;
   #done: DoneMatcher | null;
+  #remote!: AnyConsole;
   #waiters = new Set<(s: ServerStatus) => void>();
 
   constructor(
@@ -126,6 +136,41 @@ export class Server {
     this.resources = new ServerResources(this);
     this.install = new ServerInstall(this);
     this.power = new ServerPower(this);
+    this.#remote = this.#makeRemoteConsole();
+  }
+
+  /** The console commands go to: stdin or the template's remote console (see remote-console/). */
+  get remoteConsole(): RemoteConsole {
+    return this.#remote;
+  }
+
+  #makeRemoteConsole(): AnyConsole {
+    const c = createRemoteConsole({
+      serverId: this.id,
+      egg: () => this.egg,
+      writeStdin: (command) => this.console.sendCommand(command),
+      log: this.log,
+      ...(this.deps.remoteConsoleBackoff ? { backoff: this.deps.remoteConsoleBackoff } : {}),
+    });
+    c.onState((state, message) =>
+      this.events.publish('remote_console', {
+        serverId: this.id,
+        transport: c.transport,
+        state,
+        ...(message ? { message: message.slice(0, 1024) } : {}),
+      }),
+    );
+    return c;
+  }
+
+  /** Start or stop the remote console with the server's status. */
+  #followStatus(status: ServerStatus): void {
+    const c = this.#remote;
+    const on = c.transport === 'stdin' ? status === 'running' || status === 'starting' : status === 'running';
+    if (on && c.state === 'idle') c.start();
+    else if (!on && status !== 'running' && status !== 'starting') {
+      if (c.state !== 'idle') c.stop();
+    }
   }
 
   get running(): boolean {
@@ -146,8 +191,14 @@ export class Server {
 
   /** A new definition (an update): the done pattern follows it. */
   setEgg(egg: EggConfig): void {
+    const before = this.egg.remoteConsole?.transport ?? 'stdin';
     this.egg = egg;
     this.#done = matcherFor(egg.done);
+    if ((egg.remoteConsole?.transport ?? 'stdin') !== before) {
+      this.#remote.stop();
+      this.#remote = this.#makeRemoteConsole();
+      this.#followStatus(this.status);
+    }
   }
 
   /** Every game console line, throttled or not: the done pattern ends `starting`. */
@@ -174,6 +225,7 @@ export class Server {
       ...(reason ? { reason } : {}),
     });
     for (const w of [...this.#waiters]) w(next);
+    this.#followStatus(next);
     // transitions only (an unchanged status returned above), and rare: a file write each is cheap.
     // Always queued: the write reads the status when it runs, so the file ends at the latest one.
     this.store.persist().catch((e) => this.log.error({ err: e }, 'persist failed'));
@@ -250,6 +302,7 @@ export class Server {
 
   delete(): Promise<void> {
     return this.power.delete(async () => {
+      this.#remote.stop();
       await rm(this.dir, { recursive: true, force: true });
       await this.store.remove(); // `deleted` is set: nothing queued after this writes again
       this.log.info({ action: 'delete' }, 'deleted');
@@ -300,12 +353,24 @@ export class Server {
 
   /** Stop watching (Agent shutdown): the instance keeps running. */
   detach(): void {
+    this.#remote.stop();
     this.install.detach();
     this.power.detach();
   }
 
   sendCommand(command: string): void {
     this.console.sendCommand(command);
+  }
+
+  /** A user's command: through the remote console of the template (stdin by default). */
+  async command(command: string): Promise<SendCommandData> {
+    const c = this.#remote;
+    if (c.transport === 'stdin' || c.off) {
+      this.console.sendCommand(command);
+      return { transport: 'stdin' };
+    }
+    const reply = await c.send(command);
+    return { transport: c.transport, ...(reply.response === undefined ? {} : { response: reply.response }) };
   }
 
   diskRoom(): Promise<number> {

@@ -6,7 +6,13 @@
  * `EventBus` is the seam: today's `InProcessBus` calls subscribers in this process; a later
  * issue can put a broker (NATS) behind the same interface for several Panel replicas.
  */
-import type { ResourceSnapshot, ServerStatus, UpdateStage } from '@cap/protocol';
+import type {
+  RemoteConsoleState,
+  RemoteConsoleTransport,
+  ResourceSnapshot,
+  ServerStatus,
+  UpdateStage,
+} from '@cap/protocol';
 import type { FeatureName } from '@cap/protocol/templates/index.ts';
 
 export type DomainEvent =
@@ -48,6 +54,14 @@ export type DomainEvent =
   | { kind: 'server.update'; serverId: string; stage: UpdateStage; message?: string }
   /** the console called for a template feature (a dialog for who may act: accept the EULA…) */
   | { kind: 'server.feature'; serverId: string; feature: FeatureName; line: string }
+  /** the server's remote console changed state (connected, wrong password, unreachable, idle) */
+  | {
+      kind: 'server.remote_console';
+      serverId: string;
+      transport: RemoteConsoleTransport;
+      state: RemoteConsoleState;
+      message?: string;
+    }
   | { kind: 'server.deleted'; serverId: string }
   | { kind: 'node.online'; nodeId: string }
   | { kind: 'node.offline'; nodeId: string }

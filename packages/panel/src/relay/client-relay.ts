@@ -261,12 +261,12 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
    * A state-changing socket request, published as a `user_action` as its REST twin is (same action
    * names, the outcome as `ok` or its code; the command's text is not kept, as no body is).
    */
-  async function audited(
+  async function audited<T>(
     actor: { id: string; email: string },
     action: string,
     serverId: string,
-    run: () => Promise<void>,
-  ) {
+    run: () => Promise<T>,
+  ): Promise<T> {
     const publish = (result: string) =>
       s.bus.publish({
         kind: 'user_action',
@@ -278,13 +278,15 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         result,
         at: new Date().toISOString(),
       });
+    let out: T;
     try {
-      await run();
+      out = await run();
     } catch (e) {
       publish(e instanceof CodedError ? e.code : 'INTERNAL_ERROR');
       throw e;
     }
     publish('ok');
+    return out;
   }
 
   async function handleRequest(r: ClientRequest): Promise<void> {
@@ -319,6 +321,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         subs.set(r.serverId, access);
         // install scripts print what they fetch with (tokens, URLs): as install_output
         const install = access.seesHidden ? s.live.install(r.serverId) : undefined;
+        const rc = s.live.remoteConsole(r.serverId);
         const history = access.permissions.has('control.console') ? s.live.history(r.serverId) : [];
         send({
           type: 'subscribed',
@@ -327,6 +330,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           history: access.seesHidden ? history : history.map((l) => redact(l, s.live.secrets(r.serverId))),
           stats: s.live.stats(r.serverId),
           ...(install ? { install } : {}),
+          ...(rc ? { remoteConsole: rc } : {}),
         });
         return;
       }
@@ -338,13 +342,14 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         subs.delete(r.serverId);
         subNodes.delete(r.serverId);
         return;
-      case 'send_command':
-        await audited(p.user, 'server.command', r.serverId, async () => {
-          await s.access.requireAccess(p, 'control.command', r.serverId);
-          await s.servers.command(r.serverId, r.command);
+      case 'send_command': {
+        const answer = await audited(p.user, 'server.command', r.serverId, async () => {
+          const access = await s.access.requireAccess(p, 'control.command', r.serverId);
+          return s.servers.command(r.serverId, r.command, { seesHidden: access.seesHidden });
         });
-        send({ type: 'ack', requestType: r.type, serverId: r.serverId });
+        send({ type: 'ack', requestType: r.type, serverId: r.serverId, ...answer });
         return;
+      }
       case 'power':
         await audited(p.user, `server.power.${r.action}`, r.serverId, async () => {
           await s.access.requireAccess(p, POWER_PERMISSION[r.action], r.serverId);

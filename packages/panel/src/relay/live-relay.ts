@@ -32,6 +32,11 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
     bus.subscribe('server.players', (e) =>
       live.setPlayers(e.serverId, { online: e.online, max: e.max, list: e.list }),
     ),
+    bus.subscribe('server.remote_console', (e) => {
+      const rc = { transport: e.transport, state: e.state, ...(e.message ? { message: e.message } : {}) };
+      live.setRemoteConsole(e.serverId, rc);
+      live.publish(e.serverId, { type: 'remote_console', serverId: e.serverId, ...rc });
+    }),
     bus.subscribe('server.install', (e) => {
       if (e.lines) {
         const lines = live.appendInstall(e.serverId, e.lines);

@@ -6,7 +6,7 @@
  * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
-import type { InstallRecord, LiveStore, Players, Sink } from './live-store.ts';
+import type { InstallRecord, LiveStore, Players, RemoteConsoleStatus, Sink } from './live-store.ts';
 
 export type { InstallRecord, Sink } from './live-store.ts';
 
@@ -95,6 +95,8 @@ export class LiveState implements LiveStore {
   readonly #global = new Set<Sink>();
   /** per server: values of its hidden variables, redacted from what spectators get */
   readonly #secrets = new Map<string, readonly string[]>();
+  /** per server: its remote console's last reported state */
+  readonly #remoteConsoles = new Map<string, RemoteConsoleStatus>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
   droppedLines = 0;
   /** userId → open /ws/client sockets */
@@ -146,6 +148,12 @@ export class LiveState implements LiveStore {
   }
   setPlayers(serverId: string, players: Players): void {
     this.#entry(serverId).players = players;
+  }
+  remoteConsole(serverId: string): RemoteConsoleStatus | undefined {
+    return this.#remoteConsoles.get(serverId);
+  }
+  setRemoteConsole(serverId: string, status: RemoteConsoleStatus): void {
+    this.#remoteConsoles.set(serverId, status);
   }
 
   install(serverId: string): InstallRecord | undefined {
@@ -270,6 +278,7 @@ export class LiveState implements LiveStore {
     if (e?.timer) clearImmediate(e.timer);
     this.#servers.delete(serverId);
     this.#secrets.delete(serverId);
+    this.#remoteConsoles.delete(serverId);
   }
 
   close(): void {

@@ -5,7 +5,13 @@
  * in-memory `LiveState` (relay/live-state.ts); a later one can keep the same over a shared store
  * for several Panel replicas. Frames to watchers go out through `publish` / `publishAll`.
  */
-import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
+import type {
+  ClientMessage,
+  RemoteConsoleState,
+  RemoteConsoleTransport,
+  ResourceSnapshot,
+  ServerStatus,
+} from '@cap/protocol';
 
 export type Sink = (msg: ClientMessage) => void;
 
@@ -22,6 +28,13 @@ export interface Players {
   list: string[];
 }
 
+/** A server's console transport and its state (issue 12). */
+export interface RemoteConsoleStatus {
+  transport: RemoteConsoleTransport;
+  state: RemoteConsoleState;
+  message?: string;
+}
+
 export interface LiveStore {
   status(serverId: string): ServerStatus | undefined;
   /** Sets the status; returns the previous one (undefined: not known yet). */
@@ -31,6 +44,9 @@ export interface LiveStore {
   setStats(serverId: string, stats: ResourceSnapshot): void;
   players(serverId: string): Players | undefined;
   setPlayers(serverId: string, players: Players): void;
+  /** The last state of the server's remote console the Agent reported (for pages opened later). */
+  remoteConsole(serverId: string): RemoteConsoleStatus | undefined;
+  setRemoteConsole(serverId: string, status: RemoteConsoleStatus): void;
 
   /** The console ring (oldest first). */
   history(serverId: string): string[];

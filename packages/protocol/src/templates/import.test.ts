@@ -514,3 +514,125 @@ describe('backup commands (issue 10 item 4: our egg extension `backup`)', () => 
     }
   });
 });
+
+describe('remote console (issue 12: our egg extension `remote_console`)', () => {
+  const RCON_VARS = [
+    ...BASE.variables,
+    {
+      name: 'Rcon Password',
+      description: '',
+      env_variable: 'RCON_PASSWORD',
+      default_value: '',
+      user_viewable: false,
+      user_editable: true,
+      rules: 'nullable|string',
+    },
+    {
+      name: 'Rcon Port',
+      description: '',
+      env_variable: 'RCON_PORT',
+      default_value: '25575',
+      user_viewable: true,
+      user_editable: true,
+      rules: 'required|integer',
+    },
+  ];
+  const minecraft = (find: Record<string, unknown>) => ({
+    ...BASE,
+    variables: RCON_VARS,
+    config: {
+      ...BASE.config,
+      files: JSON.stringify({ 'server.properties': { parser: 'properties', find } }),
+    },
+  });
+
+  it('reads remote_console, keeps it through export → import and into the eggConfig', () => {
+    const spec = { transport: 'source-rcon', portVariable: 'RCON_PORT', passwordVariable: 'RCON_PASSWORD' };
+    const { template } = importTemplate(
+      JSON.stringify({ ...BASE, variables: RCON_VARS, remote_console: spec }),
+    );
+    assert.deepEqual(template.remoteConsole, spec);
+    const exported = JSON.parse(exportPtdlV2Text(template));
+    assert.deepEqual(exported.remote_console, spec);
+    assert.deepEqual(importTemplate(exportPtdlV2Text(template)).template.remoteConsole, spec);
+    const egg = templateToEggConfig(template, { name: 'x', environment: { RCON_PASSWORD: 'pw' } });
+    assert.deepEqual(egg.remoteConsole, spec);
+    const plain = importTemplate(JSON.stringify(BASE)).template;
+    assert.equal(plain.remoteConsole, undefined);
+    assert.equal('remote_console' in JSON.parse(exportPtdlV2Text(plain)), false);
+  });
+
+  it('refuses a malformed remote_console with its location', () => {
+    for (const [rc, location] of [
+      ['source-rcon', 'remote_console'],
+      [{ transport: 'telnet' }, 'remote_console.transport'],
+      [{ transport: 'source-rcon', host: '10.0.0.1' }, 'remote_console.host'],
+      [{ transport: 'source-rcon', passwordVariable: 'NOPE' }, 'remote_console.passwordVariable'],
+      [{ transport: 'source-rcon', portVariable: 'NOPE' }, 'remote_console.portVariable'],
+      [{ transport: 'source-rcon', port: 70000 }, 'remote_console.port'],
+      [{ transport: 'source-rcon', port: 25575, portVariable: 'RCON_PORT' }, 'remote_console.port'],
+      [{ transport: 'source-rcon', passwordVariable: 'bad name' }, 'remote_console.passwordVariable'],
+    ] as const) {
+      rejects(
+        () => importTemplate(JSON.stringify({ ...BASE, variables: RCON_VARS, remote_console: rc })),
+        location,
+      );
+    }
+  });
+
+  it('infers Source RCON from a Minecraft egg whose server.properties turns rcon on', () => {
+    const withPort = importTemplate(
+      JSON.stringify(
+        minecraft({
+          'enable-rcon': 'true',
+          'rcon.password': '{{server.build.env.RCON_PASSWORD}}',
+          'rcon.port': '{{server.build.env.RCON_PORT}}',
+        }),
+      ),
+    );
+    assert.deepEqual(withPort.template.remoteConsole, {
+      transport: 'source-rcon',
+      portVariable: 'RCON_PORT',
+      passwordVariable: 'RCON_PASSWORD',
+    });
+    assert.ok(withPort.warnings.some((w) => w.location === 'remote_console'));
+    const defaultPort = importTemplate(
+      JSON.stringify(minecraft({ 'enable-rcon': true, 'rcon.password': '{{env.RCON_PASSWORD}}' })),
+    );
+    assert.deepEqual(defaultPort.template.remoteConsole, {
+      transport: 'source-rcon',
+      port: 25575,
+      passwordVariable: 'RCON_PASSWORD',
+    });
+    // not plain: rcon off, a literal password, a password from no variable of the egg
+    for (const find of [
+      { 'enable-rcon': 'false', 'rcon.password': '{{server.build.env.RCON_PASSWORD}}' },
+      { 'enable-rcon': 'true', 'rcon.password': 'hunter2' },
+      { 'enable-rcon': 'true', 'rcon.password': '{{server.build.env.OTHER}}' },
+      { 'rcon.password': '{{server.build.env.RCON_PASSWORD}}' },
+    ])
+      assert.equal(importTemplate(JSON.stringify(minecraft(find))).template.remoteConsole, undefined);
+  });
+
+  it('the built-in OpenArena, Teeworlds and OpenTTD templates declare theirs', () => {
+    const dir = new URL('../../../../templates/builtin/', import.meta.url);
+    const want = new Map([
+      ['openarena.json', { transport: 'quake3-rcon', passwordVariable: 'RCON_PASSWORD' }],
+      [
+        'teeworlds.json',
+        { transport: 'teeworlds-econ', portVariable: 'ECON_PORT', passwordVariable: 'ECON_PASSWORD' },
+      ],
+      [
+        'openttd.json',
+        { transport: 'openttd-admin', portVariable: 'ADMIN_PORT', passwordVariable: 'ADMIN_PASSWORD' },
+      ],
+    ]);
+    for (const [file, spec] of want) {
+      const { template } = importTemplate(readFileSync(new URL(file, dir), 'utf8'), { filename: file });
+      assert.deepEqual(template.remoteConsole, spec, file);
+      // the password variable is hidden from users without permission
+      const v = template.variables.find((x) => x.envVariable === spec.passwordVariable);
+      assert.equal(v?.userViewable, false, file);
+    }
+  });
+});

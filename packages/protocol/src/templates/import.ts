@@ -1,6 +1,6 @@
 import { CodedError } from '../errors.ts';
 import { imageRefProblem } from '../image-ref.ts';
-import type { ConfigFile } from '../messages.ts';
+import { type ConfigFile, RemoteConsoleSpec, RemoteConsoleTransport } from '../messages.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
 import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
 import {
@@ -375,6 +375,109 @@ function backupCommands(raw: unknown): Pick<Template, 'backup'> {
   };
 }
 
+const REMOTE_CONSOLE_KEYS = new Set(['transport', 'portVariable', 'port', 'passwordVariable']);
+
+/** Our `remote_console: { transport, portVariable?, port?, passwordVariable? }` extension. */
+function remoteConsole(raw: unknown): RemoteConsoleSpec | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw))
+    return invalid(
+      'remote_console',
+      `an object { transport, portVariable, passwordVariable }, got ${describe(raw)}`,
+    );
+  for (const k of Object.keys(raw))
+    if (!REMOTE_CONSOLE_KEYS.has(k)) invalid(key('remote_console', k), 'unknown key');
+  const transport = RemoteConsoleTransport.safeParse(raw['transport']);
+  if (!transport.success)
+    invalid(
+      'remote_console.transport',
+      `must be one of ${RemoteConsoleTransport.options.join(', ')}, got ${describe(raw['transport'])}`,
+    );
+  const parsed = RemoteConsoleSpec.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return invalid(key('remote_console', String(issue.path[0] ?? '')), issue.message);
+  }
+  return parsed.data;
+}
+
+/** A config value that is one variable's placeholder (`{{server.build.env.X}}`, `{{env.X}}`…) → X. */
+function placeholderVariable(v: unknown): string | null {
+  if (typeof v !== 'string') return null;
+  const m =
+    /^\{\{\s*(?:(?:server\.build\.env|server\.environment|env)\.)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/.exec(
+      v.trim(),
+    );
+  if (m) return m[1]!;
+  if (/^\{\{\s*server\.(?:build\.default|allocations\.default)\.port\s*\}\}$/.test(v.trim()))
+    return 'SERVER_PORT';
+  return null;
+}
+
+/**
+ * Where the egg makes it plain: a Minecraft egg whose `server.properties` sets `enable-rcon` to
+ * true and `rcon.password` from a variable speaks Source RCON on `rcon.port` (a variable, the
+ * default port, a number, or absent: 25575).
+ */
+export function inferRemoteConsole(
+  files: Readonly<Record<string, ConfigFile>>,
+  variables: readonly TemplateVariable[],
+): RemoteConsoleSpec | undefined {
+  const known = new Set(variables.map((v) => v.envVariable));
+  for (const [name, file] of Object.entries(files)) {
+    if (file.parser !== 'properties' || !/(^|\/)server\.properties$/.test(name)) continue;
+    const find = file.find;
+    const get = (k: string): unknown => (Object.hasOwn(find, k) ? find[k] : undefined);
+    const enabled = get('enable-rcon');
+    if (!(enabled === true || (typeof enabled === 'string' && enabled.trim() === 'true'))) continue;
+    const passwordVariable = placeholderVariable(get('rcon.password'));
+    if (passwordVariable === null || !known.has(passwordVariable)) continue;
+    const port = get('rcon.port');
+    if (port === undefined) return { transport: 'source-rcon', port: 25575, passwordVariable };
+    const portVariable = placeholderVariable(port);
+    if (portVariable !== null && (portVariable === 'SERVER_PORT' || known.has(portVariable)))
+      return { transport: 'source-rcon', portVariable, passwordVariable };
+    const n = typeof port === 'number' ? port : typeof port === 'string' ? Number(port.trim()) : Number.NaN;
+    if (Number.isInteger(n) && n >= 1 && n <= 65535)
+      return { transport: 'source-rcon', port: n, passwordVariable };
+  }
+  return undefined;
+}
+
+/** The remote console's variables must be the template's (SERVER_PORT is the runtime's). */
+function checkRemoteConsole(t: Template): void {
+  const problem = remoteConsoleProblem(t.variables, t.remoteConsole);
+  if (problem) invalid(problem.location, problem.message);
+}
+
+/** What is wrong with `spec` for a template with `variables` (null: nothing). */
+export function remoteConsoleProblem(
+  variables: readonly TemplateVariable[],
+  spec: RemoteConsoleSpec | undefined,
+): { location: string; message: string } | null {
+  if (!spec) return null;
+  const parsed = RemoteConsoleSpec.safeParse(spec);
+  if (!parsed.success)
+    return {
+      location: `remote_console.${String(parsed.error.issues[0]?.path[0] ?? '')}`,
+      message: parsed.error.issues[0]?.message ?? 'invalid',
+    };
+  const known = new Set(variables.map((v) => v.envVariable));
+  if (spec.portVariable !== undefined && spec.portVariable !== 'SERVER_PORT' && !known.has(spec.portVariable))
+    return {
+      location: 'remote_console.portVariable',
+      message: `${spec.portVariable} is not one of the template's variables`,
+    };
+  if (spec.passwordVariable !== undefined && !known.has(spec.passwordVariable))
+    return {
+      location: 'remote_console.passwordVariable',
+      message: `${spec.passwordVariable} is not one of the template's variables`,
+    };
+  if (spec.portVariable !== undefined && spec.port !== undefined)
+    return { location: 'remote_console.port', message: 'give portVariable or port, not both' };
+  return null;
+}
+
 /** Turn the parsed data of an egg file into a Template. */
 export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult {
   const warnings: TemplateWarning[] = [];
@@ -432,7 +535,16 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
     fileDenylist: stringList(data['file_denylist'], 'file_denylist'),
     ...backupCommands(data['backup']),
   };
+  const declared = remoteConsole(data['remote_console']);
+  const consoleSpec = declared ?? inferRemoteConsole(parsed.config.files, parsed.variables);
+  if (consoleSpec) parsed.remoteConsole = consoleSpec;
+  if (!declared && consoleSpec)
+    warnings.push({
+      location: 'remote_console',
+      message: `remote console inferred from config.files: ${consoleSpec.transport}`,
+    });
   const template = renameHostname(parsed, warnings);
+  checkRemoteConsole(template);
   if (template.install.script.trim() !== '' && template.install.container === '')
     invalid('scripts.installation.container', 'an install script needs a container image');
   const containerProblem =

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigFile } from '../messages.ts';
+import { ConfigFile, RemoteConsoleSpec } from '../messages.ts';
 
 /**
  * The normalised template ("egg"): what the Panel stores, whatever format the file came in.
@@ -93,6 +93,12 @@ export const Template = z.object({
    * backup while the server runs, e.g. Minecraft's `save-off`, `save-all` before and `save-on` after.
    */
   backup: TemplateBackup.optional(),
+  /**
+   * Our extension (egg key `remote_console`, kept by export → import): how console commands reach
+   * the game (absent: stdin), e.g. `{ transport: 'source-rcon', portVariable: 'RCON_PORT',
+   * passwordVariable: 'RCON_PASSWORD' }`. Both variables must be the template's (or SERVER_PORT).
+   */
+  remoteConsole: RemoteConsoleSpec.optional(),
 });
 export type Template = z.infer<typeof Template>;
 

@@ -1,22 +1,35 @@
-import { Button, Group, Text, TextInput } from '@mantine/core';
+import { Button, Code, Group, Text, TextInput } from '@mantine/core';
 import { type FormEvent, useRef, useState } from 'react';
 import { api, errorCode, errorMessage } from '../api/http.ts';
 import { CommandHistory } from '../lib/console-store.ts';
 import { MONO_INPUT } from '../theme.ts';
 
-/** Sends a console command over REST; up/down walk the history. */
+/** What `POST /servers/:id/command` answers: a response when the template's remote console gave one. */
+interface CommandAnswer {
+  accepted: true;
+  transport?: string;
+  response?: string;
+}
+
+/**
+ * Sends a console command over REST; up/down walk the history. A remote console's response is
+ * shown under the command (and handed to `onResponse`, which puts it in the console).
+ */
 export function CommandInput({
   serverId,
   disabled,
   label = 'Console command',
   testId = 'command',
+  onResponse,
 }: {
   serverId: string;
   disabled?: boolean;
   label?: string;
   testId?: string;
+  onResponse?: (command: string, response: string) => void;
 }) {
   const [value, setValue] = useState('');
+  const [last, setLast] = useState<{ command: string; response: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const history = useRef(new CommandHistory());
@@ -28,10 +41,17 @@ export function CommandInput({
     setBusy(true);
     setError(null);
     try {
-      await api(`/servers/${encodeURIComponent(serverId)}/command`, {
-        method: 'POST',
-        body: { command: cmd },
-      });
+      const answer = await api<CommandAnswer | undefined>(
+        `/servers/${encodeURIComponent(serverId)}/command`,
+        {
+          method: 'POST',
+          body: { command: cmd },
+        },
+      );
+      if (typeof answer?.response === 'string') {
+        setLast({ command: cmd, response: answer.response });
+        onResponse?.(cmd, answer.response);
+      } else setLast(null);
       history.current.push(cmd);
       setValue('');
     } catch (err) {
@@ -72,6 +92,11 @@ export function CommandInput({
           Send
         </Button>
       </Group>
+      {last ? (
+        <Code block mt={4} data-testid={`${testId}-response`} style={{ maxHeight: 240, overflow: 'auto' }}>
+          {`> ${last.command}\n${last.response || '(no output)'}`}
+        </Code>
+      ) : null}
       {error ? (
         <Text size="sm" c="red.4" mt={4} role="alert" data-testid={`${testId}-error`}>
           {errorCode(error)}: {errorMessage(error)}

@@ -49,6 +49,7 @@ import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
 import { RecentOperations } from '../components/recent-operations.tsx';
+import { RemoteConsoleBadge, type RemoteConsoleInfo } from '../components/remote-console-badge.tsx';
 import { SchedulesTab } from '../components/schedules-tab.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
@@ -284,6 +285,7 @@ function ServerDetail({ id }: { id: string }) {
     setTabState(next);
   };
   const [crash, setCrash] = useState<string | null>(null);
+  const [remoteConsole, setRemoteConsole] = useState<RemoteConsoleInfo | null>(null);
   const [install, setInstall] = useState<InstallLog>(EMPTY_INSTALL_LOG);
   const templates = useTemplates();
 
@@ -304,6 +306,7 @@ function ServerDetail({ id }: { id: string }) {
     if (!('serverId' in m) || m.serverId !== id) return;
     if (m.type === 'subscribed') {
       store.reset(m.history);
+      if (m.remoteConsole) setRemoteConsole(m.remoteConsole);
       if (m.stats) setSeries((s) => appendStats(s, m.stats!));
       // the install on create ran before this page subscribed: the Panel kept its output
       const inst = m.install;
@@ -320,6 +323,12 @@ function ServerDetail({ id }: { id: string }) {
                 },
         }));
     } else if (m.type === 'console') store.append(m.lines);
+    else if (m.type === 'remote_console')
+      setRemoteConsole({
+        transport: m.transport,
+        state: m.state,
+        ...(m.message === undefined ? {} : { message: m.message }),
+      });
     else if (m.type === 'install_output') {
       store.append(m.lines.map((l) => `\u001b[36m[install]\u001b[0m ${l}`));
       setInstall((s) => withInstallOutput(s, m.lines));
@@ -547,9 +556,19 @@ function ServerDetail({ id }: { id: string }) {
         </Tabs.Panel>
         <Tabs.Panel value="console" pt="md">
           <Stack gap="xs">
+            <RemoteConsoleBadge info={remoteConsole} />
             <ConsoleTerminal store={store} />
             {canCommand ? (
-              <CommandInput serverId={server.id} disabled={status !== 'running' && status !== 'starting'} />
+              <CommandInput
+                serverId={server.id}
+                disabled={status !== 'running' && status !== 'starting'}
+                onResponse={(command, response) =>
+                  store.append([
+                    `\u001b[36m> ${command}\u001b[0m`,
+                    ...response.replace(/\n$/, '').split('\n'),
+                  ])
+                }
+              />
             ) : null}
           </Stack>
         </Tabs.Panel>

@@ -5,6 +5,7 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
 import { keys, useTemplate } from '../api/queries.ts';
+import { RemoteConsoleForm } from '../components/remote-console-form.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { formatAgo } from '../lib/format.ts';
 
@@ -181,6 +182,14 @@ export function TemplateDetailPage() {
           )}
         </Paper>
       </SimpleGrid>
+      <Paper className="cap-glass" p="md">
+        <RemoteConsoleForm
+          key={JSON.stringify(t.remoteConsole ?? null)}
+          templateId={d.id}
+          template={t}
+          canEdit={canWrite}
+        />
+      </Paper>
       <Paper className="cap-glass" p="md" style={{ overflowX: 'auto' }}>
         <Title order={3} size="h5" mb="xs">
           Variables ({t.variables.length})

@@ -219,6 +219,17 @@ export class AgentEventProjection {
         this.#bus.publish({ kind: 'server.players', serverId, online: d.online, max: d.max, list: d.list });
         break;
       }
+      case 'remote_console_state': {
+        const d = msg.data as EventMessage<'remote_console_state'>['data'];
+        this.#bus.publish({
+          kind: 'server.remote_console',
+          serverId,
+          transport: d.transport,
+          state: d.state,
+          ...(d.message ? { message: d.message } : {}),
+        });
+        break;
+      }
       case 'install_output': {
         const d = msg.data as EventMessage<'install_output'>['data'];
         this.#bus.publish({ kind: 'server.install', serverId, lines: d.message.split(/\r?\n/) });

@@ -6,6 +6,7 @@ import {
   LIST_FILES_MAX_LIMIT,
   ListFilesData,
   PowerAction,
+  RemoteConsoleTransport,
   ResourceSnapshot,
   ServerStatus,
   SortOrder,
@@ -230,14 +231,31 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       config: { auth: 'user', access: 'control.command' },
       schema: {
         tags,
+        description:
+          "One console command, through the template's console transport (stdin, or a remote console: Source RCON, Quake 3 rcon, Teeworlds econ, OpenTTD admin port). 200 { accepted, transport, response } when the remote console answered (hidden variable values redacted unless the caller is an admin or the owner); 202 { accepted } when the command went to stdin, which gives no response. REMOTE_CONSOLE_AUTH_FAILED (502) when the game refused the password, REMOTE_CONSOLE_UNAVAILABLE (503) when it is not reachable, TIMEOUT (504) when it did not answer.",
         params: IdParams,
         body: z.object({ command: z.string().min(1).max(4096) }),
-        response: { 202: z.object({ accepted: z.literal(true) }) },
+        response: {
+          200: z.object({
+            accepted: z.literal(true),
+            transport: RemoteConsoleTransport,
+            response: z.string(),
+          }),
+          202: z.object({ accepted: z.literal(true), transport: RemoteConsoleTransport.optional() }),
+        },
       },
     },
     async (req, reply) => {
-      await s.servers.command(req.params.id, req.body.command);
-      return reply.status(202).send({ accepted: true as const });
+      const out = await s.servers.command(req.params.id, req.body.command, {
+        seesHidden: serverAccessOf(req).seesHidden,
+      });
+      if (out.response !== undefined && out.transport)
+        return reply
+          .status(200)
+          .send({ accepted: true as const, transport: out.transport, response: out.response });
+      return reply
+        .status(202)
+        .send({ accepted: true as const, ...(out.transport ? { transport: out.transport } : {}) });
     },
   );
   r.put(

@@ -19,6 +19,8 @@ import {
   newMessageId,
   type Ports,
   type PowerAction,
+  type RemoteConsoleTransport,
+  SendCommandData,
   ServerStatus,
 } from '@cap/protocol';
 import { applyVariableChanges, knownFeatures, type Template } from '@cap/protocol/templates/index.ts';
@@ -552,9 +554,27 @@ export class ServersService {
     };
   }
 
-  async command(id: string, cmd: string): Promise<void> {
+  /**
+   * A console command, through the template's transport (the Agent picks it: stdin or the remote
+   * console). The game's response, where the transport gives one, has the server's hidden values
+   * redacted unless `seesHidden` (an admin or the owner).
+   */
+  async command(
+    id: string,
+    cmd: string,
+    opts: { seesHidden?: boolean } = {},
+  ): Promise<{ response?: string; transport?: RemoteConsoleTransport }> {
     const row = await this.#row(id);
-    await this.#gateway.request(row.node_id, 'send_command', { command: cmd }, { serverId: id });
+    const raw = await this.#gateway.request(row.node_id, 'send_command', { command: cmd }, { serverId: id });
+    const parsed = SendCommandData.safeParse(raw ?? {});
+    if (!parsed.success) return {};
+    const { response, transport } = parsed.data;
+    const out: { response?: string; transport?: RemoteConsoleTransport } = {};
+    if (transport) out.transport = transport;
+    if (response !== undefined) {
+      out.response = opts.seesHidden ? response : redact(response, hiddenValues(await this.#load(row)));
+    }
+    return out;
   }
 
   /**

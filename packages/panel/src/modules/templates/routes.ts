@@ -1,3 +1,4 @@
+import { RemoteConsoleSpec } from '@cap/protocol';
 import { TemplateImportRequest } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -86,6 +87,21 @@ export async function templatesRoutes(app: FastifyInstance, s: PanelServices): P
         .serializer((p: unknown) => p as string)
         .send(content);
     },
+  );
+  r.put(
+    '/api/templates/:id/remote-console',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description:
+          "Sets how console commands reach the template's game: { remoteConsole: { transport, portVariable | port, passwordVariable } }, or null for stdin. Exported as the egg key remote_console. Servers made from it take it with their next create or configuration update. VALIDATION_FAILED when a variable named is not the template's.",
+        params: IdParams,
+        body: z.object({ remoteConsole: RemoteConsoleSpec.nullable() }),
+        response: { 200: TemplateDetail },
+      },
+    },
+    async (req) => s.templates.setRemoteConsole(req.params.id, req.body.remoteConsole),
   );
   r.delete(
     '/api/templates/:id',

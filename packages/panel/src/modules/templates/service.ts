@@ -5,10 +5,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CodedError } from '@cap/protocol';
+import { CodedError, type RemoteConsoleSpec } from '@cap/protocol';
 import {
   exportPtdlV2Text,
   importTemplate,
+  remoteConsoleProblem,
   Template,
   TemplateFormat,
   TemplateImage,
@@ -94,6 +95,29 @@ export class TemplatesService {
     const row = await this.#row(id);
     const template = parseTemplate(row);
     return { ...this.#summary(row, template), template };
+  }
+
+  /**
+   * An admin sets (or, with null, removes: stdin) the template's remote console. Its variables
+   * must be the template's (VALIDATION_FAILED at `remoteConsole.…` otherwise). Servers made from
+   * it take it with their next create or configuration update.
+   */
+  async setRemoteConsole(id: string, spec: RemoteConsoleSpec | null): Promise<TemplateDetail> {
+    const row = await this.#row(id);
+    const template = parseTemplate(row);
+    const problem = remoteConsoleProblem(template.variables, spec ?? undefined);
+    if (problem)
+      throw new CodedError('VALIDATION_FAILED', problem.message, {
+        location: problem.location.replace(/^remote_console/, 'remoteConsole'),
+      });
+    // null is kept as an explicit stdin, so that a built-in's declared one is not put back at start
+    const next: Template = { ...template, remoteConsole: spec ?? { transport: 'stdin' } };
+    await this.#repo.update(id, { template: JSON.stringify(next), updated_at: nowIso() });
+    this.#log.info(
+      { templateId: id, action: 'template_remote_console', transport: spec?.transport ?? 'stdin' },
+      'template remote console set',
+    );
+    return this.get(id);
   }
 
   /** The normalised template, for servers made from it. */
@@ -193,7 +217,18 @@ export class TemplatesService {
         const exists = template.uuid
           ? await this.#repo.findByUuid(template.uuid)
           : await this.#repo.findByNameAuthor(template.name, template.author);
-        if (exists) continue;
+        if (exists) {
+          // a built-in stored before remote consoles (issue 12) gets the one its file declares
+          const stored = parseTemplate(exists);
+          if (exists.builtin === 1 && template.remoteConsole && stored.remoteConsole === undefined) {
+            await this.#repo.update(exists.id, {
+              template: JSON.stringify({ ...stored, remoteConsole: template.remoteConsole }),
+              updated_at: nowIso(),
+            });
+            this.#log.info({ templateId: exists.id, file: name }, 'built-in template: remote console added');
+          }
+          continue;
+        }
         await this.store(template, { builtin: true });
         added += 1;
       } catch (e) {

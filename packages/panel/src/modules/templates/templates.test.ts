@@ -38,6 +38,66 @@ describe('templates API', () => {
     assert.equal(await panel.app.panel.templates.ensureBuiltins(), 0, 'a second pass adds nothing');
   });
 
+  test('an admin sets the remote console (issue 12); it is validated, exported, and others may not', async () => {
+    const list = await panel.api(owner, 'GET', '/api/templates');
+    const oa = list.body.find((t: { name: string; builtin: boolean }) => t.name === 'OpenArena' && t.builtin);
+    const path = `/api/templates/${oa.id}/remote-console`;
+    const before = await panel.api(owner, 'GET', `/api/templates/${oa.id}`);
+    assert.deepEqual(before.body.template.remoteConsole, {
+      transport: 'quake3-rcon',
+      passwordVariable: 'RCON_PASSWORD',
+    });
+    const denied = await panel.api(spectator, 'PUT', path, { remoteConsole: null });
+    assert.equal(denied.status, 403, JSON.stringify(denied.body));
+    const bad = await panel.api(owner, 'PUT', path, {
+      remoteConsole: { transport: 'source-rcon', passwordVariable: 'NOT_A_VARIABLE' },
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.equal(bad.body.code, 'VALIDATION_FAILED');
+    assert.equal(bad.body.location, 'remoteConsole.passwordVariable');
+    const unknown = await panel.api(owner, 'PUT', path, { remoteConsole: { transport: 'telnet' } });
+    assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
+    const set = await panel.api(owner, 'PUT', path, {
+      remoteConsole: { transport: 'source-rcon', port: 25575, passwordVariable: 'RCON_PASSWORD' },
+    });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.deepEqual(set.body.template.remoteConsole, {
+      transport: 'source-rcon',
+      port: 25575,
+      passwordVariable: 'RCON_PASSWORD',
+    });
+    const egg = JSON.parse(
+      await fetch(`${panel.url}/api/templates/${oa.id}/export`, { headers: owner.headers }).then((r) =>
+        r.text(),
+      ),
+    );
+    assert.deepEqual(egg.remote_console, {
+      transport: 'source-rcon',
+      port: 25575,
+      passwordVariable: 'RCON_PASSWORD',
+    });
+    // null: stdin, kept as such: the start-up pass over the built-ins does not put theirs back
+    const off = await panel.api(owner, 'PUT', path, { remoteConsole: null });
+    assert.equal(off.status, 200);
+    assert.deepEqual(off.body.template.remoteConsole, { transport: 'stdin' });
+    await panel.app.panel.templates.ensureBuiltins();
+    const still = await panel.api(owner, 'GET', `/api/templates/${oa.id}`);
+    assert.deepEqual(still.body.template.remoteConsole, { transport: 'stdin' });
+    // a built-in stored before issue 12 (no remoteConsole at all) gets the one its file declares
+    const row = await panel.app.panel.templates.template(oa.id);
+    const { remoteConsole: _rc, ...old } = row;
+    await panel.app.panel.db
+      .updateTable('templates')
+      .set({ template: JSON.stringify(old) })
+      .where('id', '=', oa.id)
+      .execute();
+    await panel.app.panel.templates.ensureBuiltins();
+    const upgraded = await panel.api(owner, 'GET', `/api/templates/${oa.id}`);
+    assert.deepEqual(upgraded.body.template.remoteConsole, before.body.template.remoteConsole);
+    const back = await panel.api(owner, 'PUT', path, { remoteConsole: before.body.template.remoteConsole });
+    assert.equal(back.status, 200);
+  });
+
   test('imports the whole corpus through the API: well-formed ones stored, malformed ones located', async () => {
     const files = eggFiles(CORPUS);
     assert.equal(files.length, 47);
