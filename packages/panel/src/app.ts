@@ -31,6 +31,7 @@ import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
+import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
@@ -192,6 +193,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     accessRoutes,
     filesRoutes,
     backupsRoutes,
+    modsRoutes,
     sftpRoutes,
     dashboardRoutes,
     activityRoutes,

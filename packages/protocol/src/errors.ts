@@ -73,6 +73,10 @@ export const ErrorCode = z.enum([
   'STORAGE_AUTH_FAILED',
   /** the object store (S3) is unreachable or failed (no such bucket, a 5xx, a cut connection) */
   'STORAGE_ERROR',
+  /** a URL the Panel was asked to fetch leads to a loopback, private or link-local address (SSRF) */
+  'URL_NOT_ALLOWED',
+  /** an outside service the Panel called (a mod catalog) failed or answered nonsense */
+  'UPSTREAM_ERROR',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -127,6 +131,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   NAME_INVALID: 400,
   STORAGE_AUTH_FAILED: 502,
   STORAGE_ERROR: 502,
+  URL_NOT_ALLOWED: 400,
+  UPSTREAM_ERROR: 502,
 };
 
 export const ErrorBody = z.object({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigFile } from '../messages.ts';
+import { ModFolder } from '../mods.ts';
 
 /**
  * The normalised template ("egg"): what the Panel stores, whatever format the file came in.
@@ -93,6 +94,11 @@ export const Template = z.object({
    * backup while the server runs, e.g. Minecraft's `save-off`, `save-all` before and `save-on` after.
    */
   backup: TemplateBackup.optional(),
+  /**
+   * Our extension (egg key `mods`, kept by export → import): the folders the mod manager shows,
+   * e.g. `[{ path: 'plugins', kind: 'bukkit' }]`; absent on import, inferred from the egg's name.
+   */
+  mods: z.array(ModFolder).max(8).optional(),
 });
 export type Template = z.infer<typeof Template>;
 
