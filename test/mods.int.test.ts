@@ -15,12 +15,15 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jar } from '../packages/agent/src/mods/mods.fixture.ts';
 import {
+  type ModrinthStandIn,
+  startModrinthStandIn,
+} from '../packages/panel/src/modules/mods/modrinth.fixture.ts';
+import {
   createAccount,
   grantPermissions,
   type Session,
   type TestPanel,
 } from '../packages/panel/test/helpers.ts';
-import { type ModrinthStandIn, startModrinthStandIn } from './doubles/modrinth.ts';
 import { type Stack, startStack } from './harness.ts';
 
 const EGG = readFileSync(

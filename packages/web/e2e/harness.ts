@@ -98,7 +98,11 @@ export interface E2E {
 }
 
 /** A fresh build, a real Panel on a free port serving it, Debian's Chromium with one page. */
-export async function openE2E(tag: string, viewport: { width: number; height: number }): Promise<E2E> {
+export async function openE2E(
+  tag: string,
+  viewport: { width: number; height: number },
+  panelEnv: Record<string, string> = {},
+): Promise<E2E> {
   prepareRun();
   const panelDir = mkdtempSync(join(tmpdir(), `cap-web-e2e-${tag}-panel-`));
   const agentDir = mkdtempSync(join(tmpdir(), `cap-web-e2e-${tag}-agent-`));
@@ -112,6 +116,7 @@ export async function openE2E(tag: string, viewport: { width: number; height: nu
       PANEL_WEB_DIST: DIST,
       LOG_LEVEL: process.env['E2E_LOG'] ?? 'silent',
       PANEL_AGENT_PING_MS: '1000',
+      ...panelEnv,
     }),
   );
   const browser = await launchChromium();
