@@ -3,7 +3,8 @@
  * local stand-in of Modrinth's API: a Paper-named egg's server shows the tab; a plugin uploaded
  * from the tab is listed with its plugin.yml name and version, switched off (the file renamed to
  * .disabled on disk) and on again; the catalog is searched for the server's game version and a
- * plugin installed from it appears in the list. Screenshots: test-artifacts/screenshots/m*.png.
+ * plugin installed from it appears in the list; the template is updated from a newer egg
+ * (preview of the differences, then applied). Screenshots: test-artifacts/screenshots/m*.png.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -167,6 +168,42 @@ test('the Mods tab: upload, switch off and on, install from the catalog', { time
     await row('EssentialsX-2.20.1.jar').locator('[data-testid="mod-remove"]').click();
     await row('EssentialsX-2.20.1.jar').waitFor({ state: 'detached', timeout: WAIT });
     assert.deepEqual(await plugins(), ['LuckPerms-Bukkit-5.4.120.jar']);
-    assert.deepEqual(e2e?.pageErrors, []);
   });
+
+  await step(
+    "the template is updated from a newer egg: the preview, then applied; the server's page still works",
+    async () => {
+      const server = await page.evaluate(async (id) => (await fetch(`/api/servers/${id}`)).json(), serverId);
+      await page.goto(`${panel.url}/templates/${server.templateId}`);
+      await byTestId('page-template-detail').waitFor({ timeout: WAIT });
+      const next = JSON.parse(EGG) as { description: string; variables: { env_variable: string }[] };
+      next.description = 'Version two of the test egg';
+      next.variables.push({
+        name: 'Difficulty',
+        description: '',
+        env_variable: 'DIFFICULTY',
+        default_value: 'normal',
+        user_viewable: true,
+        user_editable: true,
+        rules: 'required|string',
+        field_type: 'text',
+      } as never);
+      await byTestId('template-update').click();
+      await page.locator('.mantine-Modal-content input[type="file"]').setInputFiles({
+        name: 'egg-paper-v2.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(JSON.stringify(next)),
+      });
+      await byTestId('template-update-changes').waitFor({ timeout: WAIT });
+      const changes = (await byTestId('template-update-changes').textContent()) ?? '';
+      assert.match(changes, /description/);
+      assert.match(changes, /variables\.DIFFICULTY/);
+      await shot('m4-template-update-preview');
+      await byTestId('template-update-apply').click();
+      await byTestId('template-update-applied').waitFor({ timeout: WAIT });
+      await page.keyboard.press('Escape');
+      await page.getByText('Version two of the test egg').first().waitFor({ timeout: WAIT });
+      assert.deepEqual(e2e?.pageErrors, []);
+    },
+  );
 });

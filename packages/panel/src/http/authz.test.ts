@@ -53,6 +53,7 @@ const EXPECTED: Record<string, string> = {
   'POST /api/templates/import': 'admin',
   'GET /api/templates/:id': 'user',
   'GET /api/templates/:id/export': 'admin',
+  'POST /api/templates/:id/update': 'admin',
   'DELETE /api/templates/:id': 'admin',
   'POST /api/agents/register': 'agent',
   'POST /api/agents/refresh': 'agent',

@@ -148,4 +148,22 @@ describe('the mod catalog through the Panel, without PANEL_OUTBOUND_ALLOW_PRIVAT
     assert.equal(hits, 0);
     await node.agent.close();
   });
+
+  test("an egg's update_url on loopback is refused with URL_NOT_ALLOWED and never fetched", async () => {
+    const owner = await panel.login();
+    const port = (catalog.address() as AddressInfo).port;
+    const egg = JSON.parse(
+      readFileSync(new URL('../../../web/e2e/fixtures/egg-busybox-paper-mods.json', import.meta.url), 'utf8'),
+    ) as { meta: { update_url: string | null }; name: string };
+    egg.meta.update_url = `http://localhost:${port}/egg.json`;
+    egg.name = 'Paper with an update_url';
+    const t = await panel.api(owner, 'POST', '/api/templates/import', { content: JSON.stringify(egg) });
+    assert.equal(t.status, 201, JSON.stringify(t.body));
+    const r = await panel.api(owner, 'POST', `/api/templates/${t.body.template.id}/update`, {
+      fromUpdateUrl: true,
+    });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.code, 'URL_NOT_ALLOWED');
+    assert.equal(hits, 0);
+  });
 });

@@ -2626,6 +2626,98 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/templates/{id}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A newer version of this template's egg: `content` (a file), or `fromUpdateUrl: true` to fetch the egg's `update_url` (http(s), ≤ 16 MiB, no private addresses unless PANEL_OUTBOUND_ALLOW_PRIVATE: 400 URL_NOT_ALLOWED; 502 UPSTREAM_ERROR when it fails). Answers the differences and, per server made from it, the kept values that fail the new rules and whether its image is gone. `apply: true` replaces the template in place (servers keep their values; new variables get their defaults when the container is next made). 409 CONFLICT for another egg (a different uuid); 400 TEMPLATE_INVALID as for import. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        content: string;
+                        filename?: string;
+                        /** @default false */
+                        apply?: boolean;
+                    } | {
+                        /** @enum {boolean} */
+                        fromUpdateUrl: true;
+                        /** @default false */
+                        apply?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            applied: boolean;
+                            from: string;
+                            changes: {
+                                field: string;
+                                /** @enum {string} */
+                                kind: "added" | "removed" | "changed";
+                                before?: string;
+                                after?: string;
+                            }[];
+                            warnings: {
+                                location: string;
+                                message: string;
+                            }[];
+                            servers: {
+                                id: string;
+                                name: string;
+                                failingValues: {
+                                    [key: string]: string[];
+                                };
+                                imageGone: boolean;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/templates/{id}/export": {
         parameters: {
             query?: never;

@@ -6,6 +6,7 @@ import { useAuth } from '../api/auth.tsx';
 import { api } from '../api/http.ts';
 import { keys, useTemplate } from '../api/queries.ts';
 import { ErrorState, Loading } from '../components/states.tsx';
+import { TemplateUpdateButton } from '../components/template-update.tsx';
 import { formatAgo } from '../lib/format.ts';
 
 function stopLabel(stop: string): string {
@@ -76,6 +77,7 @@ export function TemplateDetailPage() {
           >
             Export (PTDL_v2)
           </Button>
+          {canWrite ? <TemplateUpdateButton templateId={d.id} updateUrl={t.source.updateUrl} /> : null}
           {canWrite ? (
             <Button color="red" variant="outline" onClick={remove} data-testid="template-delete">
               Delete
