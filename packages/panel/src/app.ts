@@ -31,6 +31,7 @@ import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
+import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { schedulesRoutes } from './modules/schedules/routes.ts';
@@ -200,6 +201,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     backupsRoutes,
     schedulesRoutes,
     webhooksRoutes,
+    modsRoutes,
     sftpRoutes,
     dashboardRoutes,
     activityRoutes,

@@ -83,6 +83,10 @@ export const ErrorCode = z.enum([
   'REMOTE_CONSOLE_AUTH_FAILED',
   /** the game's remote console is not reachable (not up yet, off, or not answering) */
   'REMOTE_CONSOLE_UNAVAILABLE',
+  /** a URL the Panel was asked to fetch leads to a loopback, private or link-local address (SSRF) */
+  'URL_NOT_ALLOWED',
+  /** an outside service the Panel called (a mod catalog) failed or answered nonsense */
+  'UPSTREAM_ERROR',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -142,6 +146,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   WEBHOOK_TARGET_REFUSED: 400,
   REMOTE_CONSOLE_AUTH_FAILED: 502,
   REMOTE_CONSOLE_UNAVAILABLE: 503,
+  URL_NOT_ALLOWED: 400,
+  UPSTREAM_ERROR: 502,
 };
 
 export const ErrorBody = z.object({

@@ -2,4 +2,5 @@ export * from './client.ts';
 export * from './errors.ts';
 export * from './image-ref.ts';
 export * from './messages.ts';
+export * from './mods.ts';
 export * from './states.ts';

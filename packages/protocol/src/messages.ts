@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
 import { ImageRef } from './image-ref.ts';
+import { ListModsPayload } from './mods.ts';
 import { ServerStatus } from './states.ts';
 
 /** Bumped on any breaking change; the Agent states it on connect (`X-Protocol-Version`). */
@@ -582,6 +583,8 @@ export const actionPayloads = {
   backup_lock: BackupLockPayload,
   /** close SFTP sessions whose access was revoked (subuser removed, permissions, user, password) */
   sftp_revoke: SftpRevokePayload,
+  /** one page of the mods in the template's mod folders, with their metadata */
+  list_mods: ListModsPayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -617,6 +620,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'backup_import',
   'file_compress',
   'file_decompress',
+  'list_mods',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */

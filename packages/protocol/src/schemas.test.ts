@@ -104,6 +104,10 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   volume_restore: {
     payload: { volume: 'game-data', size: 10, force: true, truncate: false, ttlSeconds: 60 },
   },
+  list_mods: {
+    payload: { folders: [{ path: 'BepInEx/plugins', kind: 'bepinex' }], offset: 0, limit: 50 },
+    serverId: 's1',
+  },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -137,6 +141,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   file_decompress: { path: '' },
   volume_backup: { volume: '../etc' },
   volume_restore: { volume: 'v', size: 0 },
+  list_mods: { folders: [{ path: '../../etc', kind: 'other' }] },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

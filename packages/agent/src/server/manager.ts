@@ -836,6 +836,13 @@ export class ServerManager {
         const { path: rel, mode } = cmd.payload as Command<'chmod_file'>['payload'];
         return { data: await chmodFile(s.dir, rel, Number.parseInt(mode, 8), this.#denylist(s)) };
       }
+      case 'list_mods': {
+        // loaded on first use: the YAML/TOML/zip readers stay out of an idle Agent's memory
+        const { listMods } = await import('../mods/mods.ts');
+        return {
+          data: await listMods(this.#server(serverId).dir, cmd.payload as Command<'list_mods'>['payload']),
+        };
+      }
       case 'search_files': {
         const { path: rel, query, limit } = cmd.payload as Command<'search_files'>['payload'];
         return { data: await searchFiles(this.#server(serverId).dir, rel, query, limit) };

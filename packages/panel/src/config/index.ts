@@ -101,6 +101,12 @@ const EnvSchema = z.object({
     .default(''),
   /** backup downloads: a presigned GET to the endpoint (browsers reach it), or relayed by the Panel */
   PANEL_S3_DOWNLOADS: z.enum(['presign', 'relay']).default('presign'),
+  /** the Modrinth API the mod manager's catalog uses */
+  PANEL_MODRINTH_URL: z.url().default('https://api.modrinth.com'),
+  /** let the Panel fetch user-given URLs on loopback/private addresses (catalog downloads…); off by default (SSRF) */
+  PANEL_OUTBOUND_ALLOW_PRIVATE: z.enum(['true', 'false', '1', '0']).default('false'),
+  /** the largest mod file the catalog installer downloads */
+  PANEL_MOD_MAX_MB: z.coerce.number().int().min(1).max(4096).default(256),
 });
 
 /** PANEL_S3_*: what the Panel needs to reach the bucket (the secret never leaves the Panel). */
@@ -132,6 +138,10 @@ export interface PanelConfig {
   readonly commandTimeoutMs: number;
   readonly updateTimeoutMs: number;
   readonly agentLinesPerSecond: number;
+  readonly modrinthUrl: string;
+  /** PANEL_OUTBOUND_ALLOW_PRIVATE: user-given URLs may lead to loopback/private addresses */
+  readonly outboundAllowPrivate: boolean;
+  readonly modMaxBytes: number;
   readonly loginRatePerMin: number;
   readonly activityRetentionDays: number;
   /** PANEL_WEBHOOK_ALLOW_PRIVATE: webhooks may target private addresses (off: refused, SSRF) */
@@ -208,6 +218,9 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     commandTimeoutMs: e.PANEL_COMMAND_TIMEOUT_MS,
     updateTimeoutMs: e.PANEL_UPDATE_TIMEOUT_MS,
     agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
+    modrinthUrl: e.PANEL_MODRINTH_URL,
+    outboundAllowPrivate: truthy(e.PANEL_OUTBOUND_ALLOW_PRIVATE),
+    modMaxBytes: e.PANEL_MOD_MAX_MB * 1024 * 1024,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
     webhookAllowPrivate: e.PANEL_WEBHOOK_ALLOW_PRIVATE === 'true' || e.PANEL_WEBHOOK_ALLOW_PRIVATE === '1',

@@ -636,3 +636,57 @@ describe('remote console (issue 12: our egg extension `remote_console`)', () => 
     }
   });
 });
+
+describe('mod folders (issue 13 item 4: our egg extension `mods`)', () => {
+  const corpusEgg = (rel: string) => importTemplate(readFileSync(join(CORPUS, rel), 'utf8')).template;
+
+  it('inferred where the egg makes it plain, from real published eggs', () => {
+    assert.deepEqual(corpusEgg('pterodactyl__panel/database/Seeders/eggs/minecraft/egg-paper.json').mods, [
+      { path: 'plugins', kind: 'bukkit' },
+    ]);
+    assert.deepEqual(
+      corpusEgg('pterodactyl__panel/database/Seeders/eggs/source-engine/egg-garrys-mod.json').mods,
+      [{ path: 'garrysmod/addons', kind: 'source' }],
+    );
+    assert.deepEqual(
+      corpusEgg('pelican-eggs__games-steamcmd/valheim/valheim_bepinex/egg-pterodactyl-valheim-bep-i-nex.json')
+        .mods,
+      [{ path: 'BepInEx/plugins', kind: 'bepinex' }],
+    );
+    assert.equal(
+      corpusEgg('pelican-eggs__minecraft/java/vanilla/pterodactyl-egg-vanilla-minecraft.json').mods,
+      undefined,
+    );
+    assert.equal(
+      corpusEgg('pelican-eggs__minecraft/java/curseforge/egg-curse-forge-generic.json').mods,
+      undefined,
+    );
+  });
+
+  it('an explicit `mods` key wins and survives export → import; an empty list turns inference off', () => {
+    const mods = [
+      { path: 'mods', kind: 'fabric' },
+      { path: 'config/openloader', kind: 'other' },
+    ];
+    const { template } = importTemplate(JSON.stringify({ ...BASE, name: 'Paper', mods }));
+    assert.deepEqual(template.mods, mods);
+    assert.deepEqual(importTemplate(exportPtdlV2Text(template)).template.mods, mods);
+    assert.deepEqual(importTemplate(JSON.stringify({ ...BASE, name: 'Paper', mods: [] })).template.mods, []);
+  });
+
+  it('refuses folders that leave the server root, with the location', () => {
+    for (const [mods, location] of [
+      ['plugins', 'mods'],
+      [[{ path: '../etc', kind: 'other' }], 'mods[0]'],
+      [[{ path: '/etc', kind: 'other' }], 'mods[0]'],
+      [[{ path: 'a/../../b', kind: 'other' }], 'mods[0]'],
+      [[{ path: 'plugins', kind: 'minecraft' }], 'mods[0]'],
+    ] as const) {
+      assert.throws(
+        () => importTemplate(JSON.stringify({ ...BASE, mods })),
+        (e: unknown) => e instanceof CodedError && e.code === 'TEMPLATE_INVALID' && e.location === location,
+        JSON.stringify(mods),
+      );
+    }
+  });
+});

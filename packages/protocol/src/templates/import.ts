@@ -1,6 +1,7 @@
 import { CodedError } from '../errors.ts';
 import { imageRefProblem } from '../image-ref.ts';
 import { type ConfigFile, RemoteConsoleSpec, RemoteConsoleTransport } from '../messages.ts';
+import { ModFolder } from '../mods.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
 import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
 import {
@@ -478,6 +479,37 @@ export function remoteConsoleProblem(
   return null;
 }
 
+/**
+ * Our `mods: [{ path, kind }]` extension; absent, inferred where the egg makes it plain: a
+ * Paper/Spigot/Bukkit/Purpur server loads `plugins/`, Fabric/Quilt and (Neo)Forge `mods/`, a
+ * BepInEx egg `BepInEx/plugins`, a Source server started with `srcds_run -game <dir>` `<dir>/addons`.
+ */
+function modFolders(raw: unknown, name: string, startup: string): Pick<Template, 'mods'> {
+  if (raw === undefined || raw === null) {
+    const inferred = inferModFolders(name, startup);
+    return inferred.length > 0 ? { mods: inferred } : {};
+  }
+  if (!Array.isArray(raw)) return invalid('mods', `a list of { path, kind }, got ${describe(raw)}`);
+  return {
+    mods: raw.map((m, i) => {
+      const r = ModFolder.safeParse(m);
+      if (!r.success) return invalid(`mods[${i}]`, r.error.issues[0]?.message ?? 'invalid');
+      return r.data;
+    }),
+  };
+}
+
+export function inferModFolders(name: string, startup: string): ModFolder[] {
+  if (/bepinex/i.test(name)) return [{ path: 'BepInEx/plugins', kind: 'bepinex' }];
+  if (/\b(paper|spigot|bukkit|purpur|folia|pufferfish)\b/i.test(name))
+    return [{ path: 'plugins', kind: 'bukkit' }];
+  if (/\b(fabric|quilt)\b/i.test(name)) return [{ path: 'mods', kind: 'fabric' }];
+  if (/\b(neo)?forge\b/i.test(name) && !/curse\s*forge/i.test(name)) return [{ path: 'mods', kind: 'forge' }];
+  const game = /\bsrcds_run\b.*?\s-game\s+([A-Za-z0-9_]+)/.exec(startup)?.[1];
+  if (game) return [{ path: `${game}/addons`, kind: 'source' }];
+  return [];
+}
+
 /** Turn the parsed data of an egg file into a Template. */
 export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult {
   const warnings: TemplateWarning[] = [];
@@ -534,6 +566,7 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
       : stringList(features, 'features'),
     fileDenylist: stringList(data['file_denylist'], 'file_denylist'),
     ...backupCommands(data['backup']),
+    ...modFolders(data['mods'], text(data['name'], 'name'), text(data['startup'], 'startup')),
   };
   const declared = remoteConsole(data['remote_console']);
   const consoleSpec = declared ?? inferRemoteConsole(parsed.config.files, parsed.variables);

@@ -1,4 +1,5 @@
 export * from './batch.ts';
+export * from './diff.ts';
 export * from './export.ts';
 export * from './features.ts';
 export * from './import.ts';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigFile, RemoteConsoleSpec } from '../messages.ts';
+import { ModFolder } from '../mods.ts';
 
 /**
  * The normalised template ("egg"): what the Panel stores, whatever format the file came in.
@@ -99,6 +100,11 @@ export const Template = z.object({
    * passwordVariable: 'RCON_PASSWORD' }`. Both variables must be the template's (or SERVER_PORT).
    */
   remoteConsole: RemoteConsoleSpec.optional(),
+  /**
+   * Our extension (egg key `mods`, kept by export → import): the folders the mod manager shows,
+   * e.g. `[{ path: 'plugins', kind: 'bukkit' }]`; absent on import, inferred from the egg's name.
+   */
+  mods: z.array(ModFolder).max(8).optional(),
 });
 export type Template = z.infer<typeof Template>;
 

@@ -2556,6 +2556,11 @@ export interface paths {
                                     port?: number;
                                     passwordVariable?: string;
                                 };
+                                mods?: {
+                                    path: string;
+                                    /** @enum {string} */
+                                    kind: "bukkit" | "fabric" | "forge" | "bepinex" | "source" | "other";
+                                }[];
                             };
                         };
                     };
@@ -2623,6 +2628,98 @@ export interface paths {
                 };
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/templates/{id}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A newer version of this template's egg: `content` (a file), or `fromUpdateUrl: true` to fetch the egg's `update_url` (http(s), ≤ 16 MiB, no private addresses unless PANEL_OUTBOUND_ALLOW_PRIVATE: 400 URL_NOT_ALLOWED; 502 UPSTREAM_ERROR when it fails). Answers the differences and, per server made from it, the kept values that fail the new rules and whether its image is gone. `apply: true` replaces the template in place (servers keep their values; new variables get their defaults when the container is next made). 409 CONFLICT for another egg (a different uuid); 400 TEMPLATE_INVALID as for import. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        content: string;
+                        filename?: string;
+                        /** @default false */
+                        apply?: boolean;
+                    } | {
+                        /** @enum {boolean} */
+                        fromUpdateUrl: true;
+                        /** @default false */
+                        apply?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            applied: boolean;
+                            from: string;
+                            changes: {
+                                field: string;
+                                /** @enum {string} */
+                                kind: "added" | "removed" | "changed";
+                                before?: string;
+                                after?: string;
+                            }[];
+                            warnings: {
+                                location: string;
+                                message: string;
+                            }[];
+                            servers: {
+                                id: string;
+                                name: string;
+                                failingValues: {
+                                    [key: string]: string[];
+                                };
+                                imageGone: boolean;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2812,6 +2909,11 @@ export interface paths {
                                     port?: number;
                                     passwordVariable?: string;
                                 };
+                                mods?: {
+                                    path: string;
+                                    /** @enum {string} */
+                                    kind: "bukkit" | "fabric" | "forge" | "bepinex" | "source" | "other";
+                                }[];
                             };
                         };
                     };
@@ -5906,7 +6008,7 @@ export interface paths {
                                 completedAt: string | null;
                                 error?: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
                                     message: string;
                                 };
                                 createdBy: {
@@ -5998,7 +6100,7 @@ export interface paths {
                             completedAt: string | null;
                             error?: {
                                 /** @enum {string} */
-                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE";
+                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
                                 message: string;
                             };
                             createdBy: {
@@ -6245,7 +6347,7 @@ export interface paths {
                             completedAt: string | null;
                             error?: {
                                 /** @enum {string} */
-                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE";
+                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
                                 message: string;
                             };
                             createdBy: {
@@ -7502,6 +7604,376 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/servers/{id}/mods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One page of the mods in the template's mod folders (template `mods: [{ path, kind }]`), sorted by folder then name, each with the metadata its format carries (plugin.yml, fabric.mod.json, mods.toml, a DLL's version resource) or a `problem`. A disabled mod is named `<name>.disabled`. `missing`: declared folders that do not exist yet. */
+        get: {
+            parameters: {
+                query?: {
+                    offset?: number;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            mods: {
+                                folder: string;
+                                /** @enum {string} */
+                                kind: "bukkit" | "fabric" | "forge" | "bepinex" | "source" | "other";
+                                file: string;
+                                path: string;
+                                enabled: boolean;
+                                /** @enum {string} */
+                                type: "file" | "directory";
+                                size: number;
+                                modifiedAt: string;
+                                meta: {
+                                    source: string;
+                                    id?: string;
+                                    name?: string;
+                                    version?: string;
+                                    description?: string;
+                                    authors?: string[];
+                                    requires?: string;
+                                } | null;
+                                problem?: string;
+                            }[];
+                            total: number;
+                            offset: number;
+                            limit: number;
+                            missing: string[];
+                            folders: {
+                                path: string;
+                                /** @enum {string} */
+                                kind: "bukkit" | "fabric" | "forge" | "bepinex" | "source" | "other";
+                            }[];
+                            catalogs: {
+                                [key: string]: string | null;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/mods/toggle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Turns a mod off (renamed to `<name>.disabled`, nothing deleted) or on again. Takes effect when the game next loads its mods (usually a restart). 409 FILE_EXISTS when the other name is taken. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                        enabled: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            enabled: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/mods/remove": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Deletes one mod (a file or a plugin folder) from a mod folder. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/mods/catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Searches the catalog for the folder's kind (Modrinth for bukkit/paper plugins, fabric and forge mods), optionally for one game version. 400 VALIDATION_FAILED when the kind has no catalog; 502 UPSTREAM_ERROR when the catalog fails; 400 URL_NOT_ALLOWED when its address is private and PANEL_OUTBOUND_ALLOW_PRIVATE is off. */
+        get: {
+            parameters: {
+                query: {
+                    folder: string;
+                    query?: string;
+                    gameVersion?: string;
+                    offset?: number;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            catalog: string;
+                            total: number;
+                            projects: {
+                                id: string;
+                                slug: string;
+                                title: string;
+                                description: string;
+                                author: string;
+                                downloads: number;
+                                iconUrl: string | null;
+                                gameVersions: string[];
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/mods/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Installs a catalog project's file (`versionId`, or its newest for the folder's loader and `gameVersion`) into the folder: downloaded by the Panel (refusing private addresses unless PANEL_OUTBOUND_ALLOW_PRIVATE, at most PANEL_MOD_MAX_MB), checked against the catalog's sha512 (502 UPSTREAM_ERROR on a mismatch, nothing written), then streamed to the Agent (the disk quota applies: 409 INSUFFICIENT_RESOURCES). An existing file of the same name is replaced. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        folder: string;
+                        projectId: string;
+                        versionId?: string;
+                        gameVersion?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            size: number;
+                            versionId: string;
+                            versionNumber: string;
+                            sha512: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/sftp/auth": {
         parameters: {
             query?: never;
@@ -8174,7 +8646,7 @@ export interface components {
         }[];
         ErrorInput: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
             message: string;
             requestId: string;
             location?: string;
@@ -8315,7 +8787,7 @@ export interface components {
         }[];
         Error: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
             message: string;
             requestId: string;
             location?: string;

@@ -47,6 +47,7 @@ import {
 import { NoLimitBadges } from '../components/limit-badges.tsx';
 import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
+import { ModsTab } from '../components/mods-tab.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
 import { RecentOperations } from '../components/recent-operations.tsx';
 import { RemoteConsoleBadge, type RemoteConsoleInfo } from '../components/remote-console-badge.tsx';
@@ -470,6 +471,11 @@ function ServerDetail({ id }: { id: string }) {
               Webhooks
             </Tabs.Tab>
           ) : null}
+          {can('file.read') && (template?.mods?.length ?? 0) > 0 ? (
+            <Tabs.Tab value="mods" data-testid="tab-mods">
+              Mods
+            </Tabs.Tab>
+          ) : null}
           {can('activity.read') ? (
             <Tabs.Tab value="activity" data-testid="tab-activity">
               Activity
@@ -600,6 +606,9 @@ function ServerDetail({ id }: { id: string }) {
             />
           </Tabs.Panel>
         ) : null}
+        <Tabs.Panel value="mods" pt="md">
+          <ModsTab serverId={server.id} permissions={server.permissions} environment={server.environment} />
+        </Tabs.Panel>
         <Tabs.Panel value="activity" pt="md">
           <ActivityLog serverId={server.id} />
         </Tabs.Panel>

@@ -7,6 +7,7 @@ import { api } from '../api/http.ts';
 import { keys, useTemplate } from '../api/queries.ts';
 import { RemoteConsoleForm } from '../components/remote-console-form.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
+import { TemplateUpdateButton } from '../components/template-update.tsx';
 import { formatAgo } from '../lib/format.ts';
 
 function stopLabel(stop: string): string {
@@ -77,6 +78,7 @@ export function TemplateDetailPage() {
           >
             Export (PTDL_v2)
           </Button>
+          {canWrite ? <TemplateUpdateButton templateId={d.id} updateUrl={t.source.updateUrl} /> : null}
           {canWrite ? (
             <Button color="red" variant="outline" onClick={remove} data-testid="template-delete">
               Delete

@@ -40,4 +40,13 @@ export class TemplatesRepo {
       .executeTakeFirst();
     return Number(r?.n ?? 0);
   }
+  /** the servers made from a template, with what a template update must keep */
+  serversOf(id: string): Promise<{ id: string; name: string; image: string; environment: string }[]> {
+    return this.#db
+      .selectFrom('servers')
+      .select(['id', 'name', 'image', 'environment'])
+      .where('template_id', '=', id)
+      .orderBy('name')
+      .execute();
+  }
 }

@@ -1,11 +1,12 @@
-import { RemoteConsoleSpec } from '@cap/protocol';
+import { CodedError, RemoteConsoleSpec } from '@cap/protocol';
 import { TemplateImportRequest } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { outboundGet } from '../../net/outbound.ts';
 import type { PanelServices } from '../../services.ts';
 import { viewerOf } from '../servers/routes.ts';
-import { ImportResponse, TemplateDetail, TemplateSummary } from './service.ts';
+import { ImportResponse, TemplateDetail, TemplateSummary, TemplateUpdateAnswer } from './service.ts';
 
 /** A value that is not user_viewable never reaches a spectator, not even as a template default. */
 function withoutHiddenDefaults(d: TemplateDetail): TemplateDetail {
@@ -65,6 +66,59 @@ export async function templatesRoutes(app: FastifyInstance, s: PanelServices): P
     async (req) => {
       const detail = await s.templates.get(req.params.id);
       return viewerOf(req).admin ? detail : withoutHiddenDefaults(detail);
+    },
+  );
+  r.post(
+    '/api/templates/:id/update',
+    {
+      config: { auth: 'admin', activity: 'template.update' },
+      bodyLimit: 16 * 1024 * 1024,
+      schema: {
+        tags,
+        description:
+          "A newer version of this template's egg: `content` (a file), or `fromUpdateUrl: true` to fetch the egg's `update_url` (http(s), ≤ 16 MiB, no private addresses unless PANEL_OUTBOUND_ALLOW_PRIVATE: 400 URL_NOT_ALLOWED; 502 UPSTREAM_ERROR when it fails). Answers the differences and, per server made from it, the kept values that fail the new rules and whether its image is gone. `apply: true` replaces the template in place (servers keep their values; new variables get their defaults when the container is next made). 409 CONFLICT for another egg (a different uuid); 400 TEMPLATE_INVALID as for import.",
+        params: IdParams,
+        body: z.union([
+          z.object({
+            content: z
+              .string()
+              .min(1)
+              .max(16 * 1024 * 1024),
+            filename: z.string().max(255).optional(),
+            apply: z.boolean().default(false),
+          }),
+          z.object({ fromUpdateUrl: z.literal(true), apply: z.boolean().default(false) }),
+        ]),
+        response: { 200: TemplateUpdateAnswer },
+      },
+    },
+    async (req) => {
+      const body = req.body;
+      if ('content' in body)
+        return s.templates.update(req.params.id, body.content, {
+          ...(body.filename ? { filename: body.filename } : {}),
+          from: 'upload',
+          apply: body.apply,
+        });
+      const url = (await s.templates.template(req.params.id)).source.updateUrl;
+      if (!url)
+        throw new CodedError('VALIDATION_FAILED', 'this egg has no update_url', {
+          location: 'fromUpdateUrl',
+        });
+      const res = await outboundGet(url, {
+        allowPrivate: s.config.outboundAllowPrivate,
+        maxBytes: 16 * 1024 * 1024,
+        headers: { accept: 'application/json, application/yaml, text/plain' },
+      });
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      if (res.status !== 200) throw new CodedError('UPSTREAM_ERROR', `the update_url answered ${res.status}`);
+      const name = new URL(url).pathname.split('/').pop() ?? '';
+      return s.templates.update(req.params.id, Buffer.concat(chunks).toString('utf8'), {
+        ...(name ? { filename: name } : {}),
+        from: url,
+        apply: body.apply,
+      });
     },
   );
   r.get(

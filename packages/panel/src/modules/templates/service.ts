@@ -7,9 +7,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CodedError, type RemoteConsoleSpec } from '@cap/protocol';
 import {
+  diffTemplates,
   exportPtdlV2Text,
   importTemplate,
   remoteConsoleProblem,
+  serverImpact,
   Template,
   TemplateFormat,
   TemplateImage,
@@ -51,6 +53,43 @@ export const ImportResponse = z.object({
   replaced: z.boolean(),
 });
 export type ImportResponse = z.infer<typeof ImportResponse>;
+export const TemplateUpdateAnswer = z.object({
+  /** true once the new version replaced the stored one (servers keep their id and values) */
+  applied: z.boolean(),
+  /** where the new version came from: `upload` or the egg's update_url */
+  from: z.string(),
+  changes: z.array(
+    z.object({
+      field: z.string(),
+      kind: z.enum(['added', 'removed', 'changed']),
+      before: z.string().optional(),
+      after: z.string().optional(),
+    }),
+  ),
+  warnings: z.array(TemplateWarning),
+  /** servers made from it, and how their kept values fare under the new version */
+  servers: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      failingValues: z.record(z.string(), z.array(z.string())),
+      imageGone: z.boolean(),
+    }),
+  ),
+});
+export type TemplateUpdateAnswer = z.infer<typeof TemplateUpdateAnswer>;
+
+function parseEnvironment(text: string): Record<string, string> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
+    return Object.fromEntries(
+      Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    );
+  } catch {
+    return {};
+  }
+}
 
 function parseTemplate(row: TemplatesTable): Template {
   return Template.parse(JSON.parse(row.template));
@@ -172,6 +211,61 @@ export class TemplatesService {
     }
     this.#log.info({ templateId: row.id, name: row.name, action: 'import_template' }, 'template imported');
     return { summary: this.#summary(row, template), replaced: false };
+  }
+
+  /**
+   * A newer version of a stored template's egg (a file, or fetched from its `update_url` by the
+   * caller): the differences and each server's impact; with `apply` it replaces the stored one in
+   * place (same id: servers keep their values; a variable it adds gets its default). A file of
+   * another egg (a different uuid) is 409 CONFLICT.
+   */
+  async update(
+    id: string,
+    content: string,
+    opts: { filename?: string; from: string; apply: boolean },
+  ): Promise<TemplateUpdateAnswer> {
+    const row = await this.#row(id);
+    const current = parseTemplate(row);
+    const { template: parsed, warnings } = importTemplate(
+      content,
+      opts.filename ? { filename: opts.filename } : {},
+    );
+    if (current.uuid !== null && parsed.uuid !== null && parsed.uuid !== current.uuid)
+      throw new CodedError(
+        'CONFLICT',
+        `that file is another egg (uuid ${parsed.uuid}, this one is ${current.uuid})`,
+        {
+          location: 'uuid',
+        },
+      );
+    // a version without a uuid keeps this one's; the update URL is kept when the new one names none
+    const next: Template = {
+      ...parsed,
+      uuid: parsed.uuid ?? current.uuid,
+      source: { ...parsed.source, updateUrl: parsed.source.updateUrl ?? current.source.updateUrl },
+    };
+    const servers = (await this.#repo.serversOf(id)).map((srv) => ({
+      id: srv.id,
+      name: srv.name,
+      ...serverImpact(next, { image: srv.image, environment: parseEnvironment(srv.environment) }),
+    }));
+    const changes = diffTemplates(current, next);
+    if (opts.apply && changes.length > 0) {
+      await this.#repo.update(id, {
+        uuid: next.uuid,
+        name: next.name,
+        author: next.author,
+        description: next.description,
+        source_format: next.source.format,
+        template: JSON.stringify(next),
+        updated_at: nowIso(),
+      });
+      this.#log.info(
+        { templateId: id, changes: changes.length, action: 'update_template' },
+        'template updated',
+      );
+    }
+    return { applied: opts.apply && changes.length > 0, from: opts.from, changes, warnings, servers };
   }
 
   /** Parse, normalise and store one file; TEMPLATE_INVALID (with location) stores nothing. */
