@@ -9,53 +9,13 @@
 import { lookup } from 'node:dns/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { CodedError } from '@cap/protocol';
+import { isPublicAddress } from '../../net/outbound.ts';
 
-const blocked = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  blocked.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['64:ff9b::', 96],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['fec0::', 10],
-  ['ff00::', 8],
-] as const)
-  blocked.addSubnet(net, prefix, 'ipv6');
-
-/**
- * IPv4-mapped IPv6 (::ffff:a.b.c.d), all refused: a public service is not reached that way. In a
- * list of its own: a BlockList also matches IPv4 addresses against IPv6 rules, as mapped ones.
- */
-const mapped = new BlockList();
-mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
-
-/** A loopback, private, link-local or otherwise non-public address. */
+/** A loopback, private, link-local or otherwise non-public address (the Panel's one rule for all outbound URLs). */
 export function isPrivateAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 0) return true;
-  if (family === 6 && mapped.check(address, 'ipv6')) return true;
-  return blocked.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  return !isPublicAddress(address);
 }
 
 const refuse = (message: string) => new CodedError('WEBHOOK_TARGET_REFUSED', message, { location: 'url' });
