@@ -1459,6 +1459,37 @@ export interface paths {
                                 message: string;
                             } | null;
                             transferUrl: string | null;
+                            capacity: {
+                                memory: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                disk: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                cpu: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                            };
+                            tags: string[];
+                            location: string | null;
                         }[];
                     };
                 };
@@ -1564,6 +1595,37 @@ export interface paths {
                                     message: string;
                                 } | null;
                                 transferUrl: string | null;
+                                capacity: {
+                                    memory: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    disk: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    cpu: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                };
+                                tags: string[];
+                                location: string | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1750,6 +1812,37 @@ export interface paths {
                                 message: string;
                             } | null;
                             transferUrl: string | null;
+                            capacity: {
+                                memory: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                disk: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                cpu: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                            };
+                            tags: string[];
+                            location: string | null;
                         };
                     };
                 };
@@ -1817,7 +1910,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
+        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. `capacity` ({ memory?, disk?, cpu? }: sizes, cores; null = what the Agent reports) and `overallocate` ({ memory?, disk?, cpu? }: percent, as Pterodactyl: a resource may hold capacity × (1 + overallocate/100) of its servers' limits; 0 = no over-allocation, -1 = not checked): creating or resizing a server beyond them is 409 INSUFFICIENT_RESOURCES. `tags` (replaces them; lowercased) and `location` (null = none) narrow automatic placement. */
         patch: {
             parameters: {
                 query?: never;
@@ -1837,6 +1930,18 @@ export interface paths {
                         } | null;
                         publicAddress?: string | null;
                         transferUrl?: string | null;
+                        capacity?: {
+                            memory?: (number | string) | null;
+                            disk?: (number | string) | null;
+                            cpu?: number | null;
+                        };
+                        overallocate?: {
+                            memory?: number;
+                            disk?: number;
+                            cpu?: number;
+                        };
+                        tags?: string[];
+                        location?: string | null;
                     };
                 };
             };
@@ -1904,6 +2009,37 @@ export interface paths {
                                 message: string;
                             } | null;
                             transferUrl: string | null;
+                            capacity: {
+                                memory: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                disk: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                cpu: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                            };
+                            tags: string[];
+                            location: string | null;
                         };
                     };
                 };
@@ -6520,6 +6656,37 @@ export interface paths {
                                     message: string;
                                 } | null;
                                 transferUrl: string | null;
+                                capacity: {
+                                    memory: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    disk: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    cpu: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                };
+                                tags: string[];
+                                location: string | null;
                             }[];
                             servers: {
                                 id: string;
