@@ -693,8 +693,16 @@ export const SystemInfo = z.object({
   disk: z.object({ path: z.string(), total: ByteCount, free: ByteCount }),
   agentVersion: z.string(),
   protocolVersion: z.number().int().min(0).max(1e6),
+  /**
+   * the image references present on the node (repo:tag, as the engine lists them; at most
+   * SYSTEM_INFO_MAX_IMAGES): automatic placement prefers nodes that have a server's image.
+   * Absent from older Agents (then unknown).
+   */
+  images: z.array(z.string().max(512)).max(2000).optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
+/** At most this many image references in system_info. */
+export const SYSTEM_INFO_MAX_IMAGES = 2000;
 
 export const FileEntry = z.object({
   name: z.string(),

@@ -1431,6 +1431,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                images?: string[];
                             } | null;
                             load: {
                                 cpu: number;
@@ -1567,6 +1568,7 @@ export interface paths {
                                     };
                                     agentVersion: string;
                                     protocolVersion: number;
+                                    images?: string[];
                                 } | null;
                                 load: {
                                     cpu: number;
@@ -1784,6 +1786,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                images?: string[];
                             } | null;
                             load: {
                                 cpu: number;
@@ -1981,6 +1984,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                images?: string[];
                             } | null;
                             load: {
                                 cpu: number;
@@ -2943,7 +2947,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** @description Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. */
+        /** @description Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. Past the node capacity (GET /api/nodes/:id `capacity`): 409 INSUFFICIENT_RESOURCES, details { memory?|disk?|cpu?: { needed, free } }, nothing stored. Without nodeId the Panel places it: among the online nodes with all `placement.tags` and at `placement.location` (when given) that fit its limits, have a free allocation (when it takes one) and its image (as their Agents list them), the one with the most headroom (the smallest share of a checked resource left free with it there); the answer carries `placement: { nodeId, reason, candidates: [{ nodeId, name, eligible, headroom, reason }] }`; none fits: 409 INSUFFICIENT_RESOURCES with details.candidates. allocationId needs nodeId. */
         post: {
             parameters: {
                 query?: {
@@ -2957,7 +2961,11 @@ export interface paths {
                 content: {
                     "application/json": {
                         name: string;
-                        nodeId: string;
+                        nodeId?: string;
+                        placement?: {
+                            tags?: string[];
+                            location?: string;
+                        };
                         templateId?: string;
                         image?: string;
                         /** @default  */
@@ -3081,6 +3089,17 @@ export interface paths {
                             ownerId: string | null;
                             backupLimit: number | null;
                             permissions: components["schemas"]["Permission"][];
+                            placement?: {
+                                nodeId: string;
+                                reason: string;
+                                candidates: {
+                                    nodeId: string;
+                                    name: string;
+                                    eligible: boolean;
+                                    headroom: number | null;
+                                    reason: string;
+                                }[];
+                            };
                         };
                     };
                 };
@@ -3175,6 +3194,17 @@ export interface paths {
                                 ownerId: string | null;
                                 backupLimit: number | null;
                                 permissions: components["schemas"]["Permission"][];
+                            };
+                            placement?: {
+                                nodeId: string;
+                                reason: string;
+                                candidates: {
+                                    nodeId: string;
+                                    name: string;
+                                    eligible: boolean;
+                                    headroom: number | null;
+                                    reason: string;
+                                }[];
                             };
                         };
                     };
@@ -6628,6 +6658,7 @@ export interface paths {
                                     };
                                     agentVersion: string;
                                     protocolVersion: number;
+                                    images?: string[];
                                 } | null;
                                 load: {
                                     cpu: number;

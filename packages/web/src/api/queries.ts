@@ -226,7 +226,8 @@ export function useCreateServer() {
       void qc.invalidateQueries({ queryKey: keys.allocations(server.nodeId) });
     },
     // a PORT_CONFLICT means the list of free allocations was stale
-    onError: (_e, input) => qc.invalidateQueries({ queryKey: keys.allocations(input.nodeId) }),
+    onError: (_e, input) =>
+      qc.invalidateQueries({ queryKey: input.nodeId ? keys.allocations(input.nodeId) : keys.nodes }),
   });
 }
 

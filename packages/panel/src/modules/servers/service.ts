@@ -51,6 +51,7 @@ import type { Operation } from '../operations/repo.ts';
 import type { OperationResult, OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import { eggOf, hiddenValues, type Loaded, parseJson, toServer } from './mapping.ts';
+import { type Placement, place } from './placement.ts';
 import { AgentEventProjection } from './projection.ts';
 import type { ServersRepo } from './repo.ts';
 import {
@@ -344,9 +345,7 @@ export class ServersService {
   async create(
     input: CreateServer,
     actor: string | null = null,
-  ): Promise<{ operationId: string; server: Server; done: Promise<Server> }> {
-    const node = await this.#nodes.findById(input.nodeId);
-    if (!node) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
+  ): Promise<{ operationId: string; server: Server; done: Promise<Server>; placement?: Placement }> {
     let template: Template | undefined;
     let environment = input.environment;
     let image = input.image;
@@ -377,6 +376,34 @@ export class ServersService {
     if (image === undefined)
       throw new CodedError('VALIDATION_FAILED', 'image or templateId is required', { location: 'image' });
     checkImage(image);
+    let node: NodesTable | undefined;
+    let placement: Placement | undefined;
+    if (input.nodeId !== undefined) {
+      node = await this.#nodes.findById(input.nodeId);
+      if (!node) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
+    } else {
+      if (input.allocationId !== undefined)
+        throw new CodedError('VALIDATION_FAILED', 'an allocationId belongs to a node: give nodeId too', {
+          location: 'allocationId',
+        });
+      const rawPorts = Object.values(input.ports).map((b) => (typeof b === 'number' ? b : b.hostPort));
+      ({ node, placement } = await place(
+        {
+          nodes: this.#nodes,
+          gateway: this.#gateway,
+          allocations: this.#allocations,
+          capacity: (n) => this.capacity(n),
+        },
+        {
+          usage: (n) => usageOf(withDefaultLimits(input.limits, effectiveDefaults(n, this.#defaultLimits))),
+          image,
+          poolAllocation: template !== undefined && input.port === undefined,
+          ports: [...new Set([...rawPorts, ...(input.port === undefined ? [] : [input.port])])],
+          narrow: input.placement ?? {},
+        },
+      ));
+      this.#log.info({ nodeId: node.id, reason: placement.reason }, 'server placed');
+    }
     if (!this.#gateway.isOnline(node.id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     const now = nowIso();
     const row: ServersTable = {
@@ -467,7 +494,7 @@ export class ServersService {
       await created;
       throw e;
     });
-    return { operationId, server, done: created };
+    return { operationId, server, done: created, ...(placement ? { placement } : {}) };
   }
 
   /** A create that did not happen: the server's row, ports and live state go. */
