@@ -864,6 +864,17 @@ export const PongMessage = z.object({
     activeServers: z.number().int().nonnegative(),
     /** percentages (0–100 in practice) */
     systemLoad: z.object({ cpu: Percentage, memory: Percentage, disk: Percentage }),
+    /**
+     * the Docker Engine as the Agent sees it (issue 16 item 4): its ping now, and the answers it
+     * failed with DOCKER_ERROR since the Agent started. Absent from older Agents.
+     */
+    docker: z
+      .object({
+        reachable: z.boolean(),
+        version: z.string().max(64).nullable(),
+        errors: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      })
+      .optional(),
   }),
 });
 export type PongMessage = z.infer<typeof PongMessage>;

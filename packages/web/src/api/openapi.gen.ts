@@ -1491,6 +1491,24 @@ export interface paths {
                             };
                             tags: string[];
                             location: string | null;
+                            health: {
+                                connects: number;
+                                reconnects: number;
+                                disconnects: number;
+                                connectedSince: string | null;
+                                lastPongAt: string | null;
+                                missedPongs: number;
+                                lastGapMs: number | null;
+                                maxGapMs: number | null;
+                                rttMs: number | null;
+                                clockSkewMs: number | null;
+                                docker: {
+                                    reachable: boolean;
+                                    version: string | null;
+                                    errors: number | null;
+                                    at: string;
+                                } | null;
+                            } | null;
                         }[];
                     };
                 };
@@ -1628,6 +1646,24 @@ export interface paths {
                                 };
                                 tags: string[];
                                 location: string | null;
+                                health: {
+                                    connects: number;
+                                    reconnects: number;
+                                    disconnects: number;
+                                    connectedSince: string | null;
+                                    lastPongAt: string | null;
+                                    missedPongs: number;
+                                    lastGapMs: number | null;
+                                    maxGapMs: number | null;
+                                    rttMs: number | null;
+                                    clockSkewMs: number | null;
+                                    docker: {
+                                        reachable: boolean;
+                                        version: string | null;
+                                        errors: number | null;
+                                        at: string;
+                                    } | null;
+                                } | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1846,6 +1882,24 @@ export interface paths {
                             };
                             tags: string[];
                             location: string | null;
+                            health: {
+                                connects: number;
+                                reconnects: number;
+                                disconnects: number;
+                                connectedSince: string | null;
+                                lastPongAt: string | null;
+                                missedPongs: number;
+                                lastGapMs: number | null;
+                                maxGapMs: number | null;
+                                rttMs: number | null;
+                                clockSkewMs: number | null;
+                                docker: {
+                                    reachable: boolean;
+                                    version: string | null;
+                                    errors: number | null;
+                                    at: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -2044,6 +2098,24 @@ export interface paths {
                             };
                             tags: string[];
                             location: string | null;
+                            health: {
+                                connects: number;
+                                reconnects: number;
+                                disconnects: number;
+                                connectedSince: string | null;
+                                lastPongAt: string | null;
+                                missedPongs: number;
+                                lastGapMs: number | null;
+                                maxGapMs: number | null;
+                                rttMs: number | null;
+                                clockSkewMs: number | null;
+                                docker: {
+                                    reachable: boolean;
+                                    version: string | null;
+                                    errors: number | null;
+                                    at: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -6718,6 +6790,24 @@ export interface paths {
                                 };
                                 tags: string[];
                                 location: string | null;
+                                health: {
+                                    connects: number;
+                                    reconnects: number;
+                                    disconnects: number;
+                                    connectedSince: string | null;
+                                    lastPongAt: string | null;
+                                    missedPongs: number;
+                                    lastGapMs: number | null;
+                                    maxGapMs: number | null;
+                                    rttMs: number | null;
+                                    clockSkewMs: number | null;
+                                    docker: {
+                                        reachable: boolean;
+                                        version: string | null;
+                                        errors: number | null;
+                                        at: string;
+                                    } | null;
+                                } | null;
                             }[];
                             servers: {
                                 id: string;

@@ -57,6 +57,7 @@ function node(id: string): PanelNode {
     capacity: { memory: unknownCapacity(0), disk: unknownCapacity(0), cpu: unknownCapacity(-1) },
     tags: [],
     location: null,
+    health: null,
   };
 }
 

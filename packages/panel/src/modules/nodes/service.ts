@@ -7,6 +7,34 @@ import { randomToken, sha256, shortId } from '../../lib/crypto.ts';
 import { capacityOf, NodeCapacity, Overallocate, type Usage, ZERO_USAGE } from './capacity.ts';
 import type { NodesRepo } from './repo.ts';
 
+/** A node's link quality and Docker health (issue 16 item 4; relay/agent-hub.ts LinkHealth). */
+export const NodeHealth = z.object({
+  /** links made since the Panel started; `reconnects` = connects − 1 */
+  connects: z.number().int(),
+  reconnects: z.number().int(),
+  disconnects: z.number().int(),
+  connectedSince: z.string().nullable(),
+  lastPongAt: z.string().nullable(),
+  /** pings unanswered on the current link beyond the one in flight (3 drop it) */
+  missedPongs: z.number().int(),
+  /** ms between the last two heartbeats, and the largest gap seen */
+  lastGapMs: z.number().nullable(),
+  maxGapMs: z.number().nullable(),
+  rttMs: z.number().nullable(),
+  /** the Agent's clock minus the Panel's, ms (from its pong's timestamp; positive: it is ahead) */
+  clockSkewMs: z.number().nullable(),
+  /** the Docker Engine as the Agent's last pong reported it (errors: DOCKER_ERROR answers since the Agent started) */
+  docker: z
+    .object({
+      reachable: z.boolean(),
+      version: z.string().nullable(),
+      errors: z.number().nullable(),
+      at: z.string(),
+    })
+    .nullable(),
+});
+export type NodeHealth = z.infer<typeof NodeHealth>;
+
 /** A node tag: letters, digits and `_ . : -`, 1–32 characters (compared case-insensitively). */
 export const NodeTag = z
   .string()
@@ -173,6 +201,8 @@ export const Node = z.object({
   tags: z.array(z.string()),
   /** automatic placement can be narrowed to nodes at this location; null = not set */
   location: z.string().nullable(),
+  /** the link and its Docker Engine as this Panel process saw them; null = no link since it started */
+  health: NodeHealth.nullable(),
 });
 export type Node = z.infer<typeof Node>;
 
@@ -180,11 +210,16 @@ export type Node = z.infer<typeof Node>;
 export interface NodePresence {
   isOnline(nodeId: string): boolean;
   disconnect(nodeId: string, reason: string): void;
+  health?(nodeId: string): Omit<NodeHealth, 'reconnects'> | null;
 }
 
 function refusalOf(s: string | null): Node['agentRefusal'] {
   const parsed = Node.shape.agentRefusal.safeParse(json<unknown>(s));
   return parsed.success ? parsed.data : null;
+}
+
+function healthOf(h: Omit<NodeHealth, 'reconnects'> | null): NodeHealth | null {
+  return h === null ? null : { ...h, reconnects: Math.max(0, h.connects - 1) };
 }
 
 function tagsOf(s: string | null): string[] {
@@ -240,6 +275,7 @@ export class NodesService {
       capacity: capacityOf(n, systemInfo, allocated),
       tags: tagsOf(n.tags ?? null),
       location: n.location ?? null,
+      health: healthOf(this.#presence().health?.(n.id) ?? null),
     };
   }
 
