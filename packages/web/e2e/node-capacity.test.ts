@@ -118,6 +118,25 @@ test('the node page: capacity bars, an admin sets capacity and over-allocation, 
     assert.deepEqual(r.body.details.memory, { needed: 1100 * 1024 ** 2, free: 1024 ** 3 });
   });
 
+  await step('the create page places a server automatically on the node that fits', async () => {
+    await page.goto(`${panel.url}/servers/new`);
+    await byTestId('page-server-create').waitFor({ timeout: WAIT });
+    await page.getByText('Custom image', { exact: true }).click();
+    await byTestId('create-name').fill(`nc-auto-${run}`);
+    await byTestId('create-node').click();
+    await page.getByRole('option', { name: 'Automatic (most headroom)' }).click();
+    await page.getByText('The Panel picks the online node with the most headroom').waitFor();
+    await byTestId('create-image').fill('ctrl-alt-play/busybox:latest');
+    await byTestId('create-startup').fill('sleep 3600');
+    await byTestId('create-submit').click();
+    await byTestId('page-server-detail').waitFor({ timeout: WAIT });
+    const id = new URL(page.url()).pathname.split('/').pop() ?? '';
+    const s = await api<{ nodeId: string }>(page, 'GET', `/servers/${id}`);
+    assert.equal(s.body.nodeId, nodeId);
+    await page.goto(`${panel.url}/nodes/${nodeId}`);
+    await byTestId('node-capacity').waitFor({ timeout: WAIT });
+  });
+
   await step('health: the Agent link (no reconnects, heartbeat gaps) and its Docker Engine up', async () => {
     await until('a heartbeat gap', async () =>
       /\d+ ms|\d\.\d s/.test(await text('node-health-heartbeat-gap')),
