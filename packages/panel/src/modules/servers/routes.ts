@@ -131,7 +131,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
+          'Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. Limits that grow past the node capacity: 409 INSUFFICIENT_RESOURCES (details { memory?|disk?|cpu?: { needed, free } }) and nothing of the patch is stored. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
         params: IdParams,
         querystring: WaitQuery,
         body: PatchServer.extend({ ownerId: z.string().min(1).max(64).optional() }),
@@ -261,7 +261,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end.',
+          'New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end. Limits that grow past the node capacity: 409 INSUFFICIENT_RESOURCES (details { memory?|disk?|cpu?: { needed, free } }), nothing stored.',
         params: IdParams,
         querystring: WaitQuery,
         body: ConfigUpdate,
