@@ -173,7 +173,12 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.equal(c.body.code, 'INSUFFICIENT_RESOURCES');
       assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.limits.memory, '256m');
       assert.equal(updates(), before);
-      // shrinking, or growing within what is free, goes through
+      // shrinking, or growing within what is free, goes through (PUT /config and PATCH)
+      const put = await panel.api(owner, 'PUT', `/api/servers/${id}/config?wait=true`, {
+        limits: { memory: '200m' },
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.limits.memory, '200m');
       const ok = await panel.api(owner, 'PATCH', `/api/servers/${id}?wait=true`, {
         limits: { memory: '128m' },
       });
