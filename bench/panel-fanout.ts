@@ -296,7 +296,7 @@ function generatorRole(): void {
                       arch: 'x64',
                       dockerVersion: 'bench',
                       cpus: 4,
-                      memory: { total: 1, free: 1 },
+                      memory: { total: 1024 ** 4, free: 1024 ** 4 },
                       disk: { path: '/', total: 1, free: 1 },
                       agentVersion: 'bench',
                       protocolVersion: PROTOCOL_VERSION,

@@ -93,11 +93,19 @@ export async function startAgent(
       servers: manager.summary(),
       operations: manager.operations(),
     }),
-    pong: async () => ({
-      agentStatus: (await docker.reachable()).reachable ? 'healthy' : 'degraded',
-      activeServers: manager.activeCount(),
-      systemLoad: await systemLoad(path.resolve(config.dataDir)),
-    }),
+    pong: async () => {
+      const engine = await docker.reachable();
+      return {
+        agentStatus: engine.reachable ? 'healthy' : 'degraded',
+        activeServers: manager.activeCount(),
+        systemLoad: await systemLoad(path.resolve(config.dataDir)),
+        docker: {
+          reachable: engine.reachable,
+          version: engine.version?.slice(0, 64) ?? null,
+          errors: metrics.dockerErrorsTotal(),
+        },
+      };
+    },
     registration: async () => ({
       port: httpPort,
       dockerVersion: await docker.version().catch(() => 'unknown'),

@@ -51,6 +51,13 @@ export class AgentMetrics {
   }
 
   /** The exposition text (prom-client, loaded on the first scrape). */
+  /** Answers that failed with DOCKER_ERROR since the start (all actions). */
+  dockerErrorsTotal(): number {
+    let n = 0;
+    for (const v of this.#dockerErrors.values()) n += v;
+    return n;
+  }
+
   async render(view: MetricsView): Promise<{ contentType: string; body: string }> {
     const { Counter, Gauge, Registry } = await import('prom-client');
     const registry = new Registry();

@@ -289,10 +289,18 @@ describe('server lifecycle (real Docker)', () => {
 
   it('system_info describes the machine', async () => {
     const res = await f.panel.command('system_info', {});
-    const d = res.data as { kernel: string; dockerVersion: string; cpus: number; memory: { total: number } };
+    const d = res.data as {
+      kernel: string;
+      dockerVersion: string;
+      cpus: number;
+      memory: { total: number };
+      images?: string[];
+    };
     assert.ok(d.kernel.length > 0);
     assert.match(d.dockerVersion, /^\d+\./);
     assert.ok(d.cpus >= 1);
     assert.ok(d.memory.total > 0);
+    // the images here, for automatic placement (issue 16)
+    assert.ok(d.images?.includes('ctrl-alt-play/busybox:latest'), JSON.stringify(d.images));
   });
 });

@@ -153,7 +153,11 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   });
   activity.attach(bus);
   // isOnline reads the hub, made below
-  const prometheus = new PanelMetrics({ db, isOnline: (nodeId) => hub?.isOnline(nodeId) ?? false });
+  const prometheus = new PanelMetrics({
+    db,
+    isOnline: (nodeId) => hub?.isOnline(nodeId) ?? false,
+    nodes: () => nodes.list(),
+  });
   prometheus.attach(bus);
   bus.subscribe('server.stats', (e) => metrics.record(e.serverId, e.stats));
   bus.subscribe('server.deleted', (e) => metrics.forget(e.serverId));

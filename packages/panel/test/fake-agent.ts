@@ -41,6 +41,10 @@ export interface FakeAgentOptions {
   handlers?: Partial<Record<Action, (cmd: Command) => unknown>>;
   /** delay between simulated state changes, ms */
   stepMs?: number;
+  /** this Agent's clock against the real one (its pongs' timestamps), ms */
+  clockSkewMs?: number;
+  /** what its pongs say of its Docker Engine (default: reachable, no errors); null: nothing (an older Agent) */
+  docker?: { reachable: boolean; version: string | null; errors: number } | null;
 }
 
 /** Return this from a handler to leave the command unanswered (to test timeouts). */
@@ -183,11 +187,14 @@ export class FakeAgent {
         JSON.stringify({
           id: msg.id,
           type: 'pong',
-          timestamp: new Date().toISOString(),
+          timestamp: new Date(Date.now() + (this.#opts.clockSkewMs ?? 0)).toISOString(),
           data: {
-            agentStatus: 'healthy',
+            agentStatus: this.#opts.docker?.reachable === false ? 'degraded' : 'healthy',
             activeServers: this.servers.size,
             systemLoad: { cpu: 12.5, memory: 40, disk: 30 },
+            ...(this.#opts.docker === null
+              ? {}
+              : { docker: this.#opts.docker ?? { reachable: true, version: '20.10.24', errors: 0 } }),
           },
         }),
       );

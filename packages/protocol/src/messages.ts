@@ -749,8 +749,16 @@ export const SystemInfo = z.object({
   disk: z.object({ path: z.string(), total: ByteCount, free: ByteCount }),
   agentVersion: z.string(),
   protocolVersion: z.number().int().min(0).max(1e6),
+  /**
+   * the image references present on the node (repo:tag, as the engine lists them; at most
+   * SYSTEM_INFO_MAX_IMAGES): automatic placement prefers nodes that have a server's image.
+   * Absent from older Agents (then unknown).
+   */
+  images: z.array(z.string().max(512)).max(2000).optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
+/** At most this many image references in system_info. */
+export const SYSTEM_INFO_MAX_IMAGES = 2000;
 
 export const FileEntry = z.object({
   name: z.string(),
@@ -919,6 +927,17 @@ export const PongMessage = z.object({
     activeServers: z.number().int().nonnegative(),
     /** percentages (0–100 in practice) */
     systemLoad: z.object({ cpu: Percentage, memory: Percentage, disk: Percentage }),
+    /**
+     * the Docker Engine as the Agent sees it (issue 16 item 4): its ping now, and the answers it
+     * failed with DOCKER_ERROR since the Agent started. Absent from older Agents.
+     */
+    docker: z
+      .object({
+        reachable: z.boolean(),
+        version: z.string().max(64).nullable(),
+        errors: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      })
+      .optional(),
   }),
 });
 export type PongMessage = z.infer<typeof PongMessage>;

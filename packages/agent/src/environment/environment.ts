@@ -55,6 +55,8 @@ export interface PortBinding {
 export interface Environment {
   /** the runtime's version (throws when it is unreachable) */
   version(): Promise<string>;
+  /** the image references (repo:tag) present here, for system_info; absent: not reported */
+  imageTags?(): Promise<string[]>;
   /** this node's server instances (staged ones of an unfinished update included) */
   listServers(): Promise<NodeInstance[]>;
   /** this node's installer instances (an install that ran on while the Agent was down) */

@@ -790,7 +790,10 @@ export class ServerManager {
       }
       case 'system_info': {
         const v = await this.#env.version().catch(() => 'unreachable');
-        return { data: await systemInfo(path.resolve(this.#config.dataDir), v) };
+        const info = await systemInfo(path.resolve(this.#config.dataDir), v);
+        // the images here (automatic placement looks at them); left out when the engine fails
+        const images = await this.#env.imageTags?.().catch(() => undefined);
+        return { data: images === undefined ? info : { ...info, images } };
       }
       case 'list_servers':
         return { data: { servers: this.summary() } };

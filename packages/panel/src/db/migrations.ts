@@ -531,6 +531,33 @@ const m023: Migration = {
   },
 };
 
+/**
+ * Node capacity and placement (issue 16 items 1 and 4): capacity overrides (bytes for memory and
+ * disk, cores for CPU; null = what the Agent's system_info reports), over-allocation percentages
+ * as Pterodactyl's (0 = none, -1 = that resource is not checked; CPU: -1 by default), and tags (JSON array) and a
+ * location that narrow automatic placement.
+ */
+const m024: Migration = {
+  async up(db: AnyDb) {
+    for (const col of ['capacity_memory', 'capacity_disk'])
+      await db.schema.alterTable('nodes').addColumn(col, 'bigint').execute();
+    await db.schema.alterTable('nodes').addColumn('capacity_cpu', 'double precision').execute();
+    // CPU is not checked unless an admin asks (-1): Pterodactyl has no node CPU limit, and game
+    // servers commonly share cores
+    for (const [col, dflt] of [
+      ['overallocate_memory', 0],
+      ['overallocate_disk', 0],
+      ['overallocate_cpu', -1],
+    ] as const)
+      await db.schema
+        .alterTable('nodes')
+        .addColumn(col, 'integer', (c) => c.notNull().defaultTo(dflt))
+        .execute();
+    await db.schema.alterTable('nodes').addColumn('tags', 'text').execute();
+    await db.schema.alterTable('nodes').addColumn('location', 'text').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -558,6 +585,7 @@ export const migrations: Record<string, Migration> = {
   '017_node_transfer_url': m017,
   '022_schedules': m022,
   '023_webhooks': m023,
+  '024_node_capacity': m024,
 };
 
 export const migrationProvider: MigrationProvider = {

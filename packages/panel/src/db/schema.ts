@@ -80,6 +80,18 @@ export interface NodesTable {
   agent_refusal: string | null;
   /** the browser-reachable base URL of the node's Agent HTTP API (direct transfers); null = relay only */
   transfer_url: string | null;
+  /** (issue 16; optional: rows written before 024_node_capacity have none) capacity overrides: bytes (memory, disk), cores (cpu); null = the Agent's system_info */
+  capacity_memory?: number | string | null;
+  capacity_disk?: number | string | null;
+  capacity_cpu?: number | null;
+  /** over-allocation in percent (0 = none; -1 = the resource is not checked) */
+  overallocate_memory?: number;
+  overallocate_disk?: number;
+  overallocate_cpu?: number;
+  /** JSON array of tags (automatic placement narrows by them); null = none */
+  tags?: string | null;
+  /** where the node is (automatic placement narrows by it); null = not set */
+  location?: string | null;
 }
 export interface AgentRefreshTokensTable {
   /** SHA-256 of the token */

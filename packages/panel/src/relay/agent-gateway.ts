@@ -5,7 +5,7 @@
  * the bus (`node.online` / `node.offline`), not on the gateway.
  */
 import type { Action, ActionPayload } from '@cap/protocol';
-import type { AgentHub } from './agent-hub.ts';
+import type { AgentHub, LinkHealth } from './agent-hub.ts';
 
 export interface AgentRequestOptions {
   serverId?: string;
@@ -35,6 +35,8 @@ export interface AgentGateway {
   isOnline(nodeId: string): boolean;
   /** Closes the node's link (a removed node), wherever it is held. */
   disconnect(nodeId: string, reason: string): void;
+  /** How the node's link has been (null: not linked since this Panel started); optional seam. */
+  health?(nodeId: string): LinkHealth | null;
 }
 
 /** Today's gateway: the Agent sockets held by this process. The hub is read lazily (it is wired after the services). */
@@ -56,5 +58,8 @@ export class InProcessAgentGateway implements AgentGateway {
   }
   disconnect(nodeId: string, reason: string): void {
     this.#hub().disconnect(nodeId, reason);
+  }
+  health(nodeId: string): LinkHealth | null {
+    return this.#hub().health(nodeId);
   }
 }

@@ -30,10 +30,37 @@ interface Pending {
   nodeId: string;
 }
 
+/**
+ * How a node's link has been (issue 16 item 4), kept per node for this Panel process's life:
+ * connections made, heartbeat gaps (pong to pong), round trip, the Agent's clock against ours
+ * (its pong's timestamp against the ping's midpoint, as NTP does) and the Docker Engine as its
+ * last pong reported it.
+ */
+export interface LinkHealth {
+  /** links made since the Panel started; reconnects = connects − 1 */
+  connects: number;
+  disconnects: number;
+  connectedSince: string | null;
+  lastPongAt: string | null;
+  /** pongs missed on the current link (3 drop it) */
+  missedPongs: number;
+  /** ms between the last two pongs; the largest seen */
+  lastGapMs: number | null;
+  maxGapMs: number | null;
+  /** the last ping's round trip, ms */
+  rttMs: number | null;
+  /** the Agent's clock minus the Panel's, ms (positive: the Agent is ahead) */
+  clockSkewMs: number | null;
+  docker: { reachable: boolean; version: string | null; errors: number | null; at: string } | null;
+}
+
 interface Conn {
   nodeId: string;
   ws: WebSocket;
   missed: number;
+  /** pings in flight: id → when sent (a few at most) */
+  pingsSent: Map<string, number>;
+  lastPongMs: number | undefined;
   pingTimer: NodeJS.Timeout;
   windowStart: number;
   /** console lines seen in the current window */
@@ -68,6 +95,7 @@ export interface AgentHubEvents {
 
 export class AgentHub {
   readonly #conns = new Map<string, Conn>();
+  readonly #health = new Map<string, LinkHealth>();
   readonly #pending = new Map<string, Pending>();
   readonly #log: Logger;
   readonly #pingMs: number;
@@ -99,6 +127,75 @@ export class AgentHub {
     return this.#conns.size;
   }
 
+  /** The node's link health (null: no link since the Panel started). */
+  health(nodeId: string): LinkHealth | null {
+    const h = this.#health.get(nodeId);
+    if (!h) return null;
+    const conn = this.#conns.get(nodeId);
+    return { ...h, missedPongs: conn ? Math.max(0, conn.missed - (conn.pingsSent.size > 0 ? 1 : 0)) : 0 };
+  }
+
+  /** Every node's link health (for metrics). */
+  healthAll(): Map<string, LinkHealth> {
+    const out = new Map<string, LinkHealth>();
+    for (const id of this.#health.keys()) {
+      const h = this.health(id);
+      if (h) out.set(id, h);
+    }
+    return out;
+  }
+
+  forgetHealth(nodeId: string): void {
+    this.#health.delete(nodeId);
+  }
+
+  #healthOf(nodeId: string): LinkHealth {
+    let h = this.#health.get(nodeId);
+    if (!h) {
+      h = {
+        connects: 0,
+        disconnects: 0,
+        connectedSince: null,
+        lastPongAt: null,
+        missedPongs: 0,
+        lastGapMs: null,
+        maxGapMs: null,
+        rttMs: null,
+        clockSkewMs: null,
+        docker: null,
+      };
+      this.#health.set(nodeId, h);
+    }
+    return h;
+  }
+
+  #pong(conn: Conn, msg: PongMessage): void {
+    const now = Date.now();
+    const h = this.#healthOf(conn.nodeId);
+    const sent = conn.pingsSent.get(msg.id);
+    if (sent !== undefined) {
+      conn.pingsSent.delete(msg.id);
+      const rtt = now - sent;
+      h.rttMs = rtt;
+      const agentAt = Date.parse(msg.timestamp);
+      if (Number.isFinite(agentAt)) h.clockSkewMs = Math.round(agentAt - (sent + rtt / 2));
+    }
+    if (conn.lastPongMs !== undefined) {
+      const gap = now - conn.lastPongMs;
+      h.lastGapMs = gap;
+      h.maxGapMs = Math.max(h.maxGapMs ?? 0, gap);
+    }
+    conn.lastPongMs = now;
+    h.lastPongAt = new Date(now).toISOString();
+    const d = msg.data.docker;
+    h.docker = {
+      reachable: d?.reachable ?? msg.data.agentStatus === 'healthy',
+      version: d?.version ?? null,
+      errors: d?.errors ?? null,
+      at: h.lastPongAt,
+    };
+  }
+
   attach(nodeId: string, ws: WebSocket): void {
     const old = this.#conns.get(nodeId);
     if (old) this.#drop(old, CLOSE_REPLACED, 'replaced by a newer connection');
@@ -106,6 +203,8 @@ export class AgentHub {
       nodeId,
       ws,
       missed: 0,
+      pingsSent: new Map(),
+      lastPongMs: undefined,
       pingTimer: setInterval(() => this.#ping(conn), this.#pingMs),
       windowStart: 0,
       inWindow: 0,
@@ -113,6 +212,9 @@ export class AgentHub {
       dropTimer: undefined,
     };
     this.#conns.set(nodeId, conn);
+    const h = this.#healthOf(nodeId);
+    h.connects += 1;
+    h.connectedSince = new Date().toISOString();
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         this.invalidMessages += 1;
@@ -135,7 +237,14 @@ export class AgentHub {
       return;
     }
     conn.missed += 1;
-    this.#sendRaw(conn, { id: newMessageId('ping'), type: 'ping', timestamp: new Date().toISOString() });
+    const id = newMessageId('ping');
+    conn.pingsSent.set(id, Date.now());
+    // only the last few can still be answered (3 missed drop the link)
+    for (const old of conn.pingsSent.keys()) {
+      if (conn.pingsSent.size <= 4) break;
+      conn.pingsSent.delete(old);
+    }
+    this.#sendRaw(conn, { id, type: 'ping', timestamp: new Date().toISOString() });
   }
 
   #sendRaw(conn: Conn, msg: unknown): void {
@@ -156,6 +265,9 @@ export class AgentHub {
     if (terminate) conn.ws.terminate();
     else if (code !== undefined && conn.ws.readyState === conn.ws.OPEN) conn.ws.close(code, reason);
     if (!this.#conns.has(conn.nodeId)) {
+      const h = this.#healthOf(conn.nodeId);
+      h.disconnects += 1;
+      h.connectedSince = null;
       this.#log.info({ nodeId: conn.nodeId, reason }, 'agent disconnected');
       this.#events.onDisconnect(conn.nodeId);
     }
@@ -187,6 +299,7 @@ export class AgentHub {
         this.#pending.delete(msg.id);
         p.resolve(msg);
       } else if (msg.type === 'pong') {
+        this.#pong(conn, msg);
         this.#events.onPong(conn.nodeId, msg);
       } else {
         if (msg.event === 'server_log' && !this.#admitLines(conn, msg as EventMessage<'server_log'>)) return;

@@ -1431,6 +1431,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                images?: string[];
                             } | null;
                             load: {
                                 cpu: number;
@@ -1459,6 +1460,55 @@ export interface paths {
                                 message: string;
                             } | null;
                             transferUrl: string | null;
+                            capacity: {
+                                memory: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                disk: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                cpu: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                            };
+                            tags: string[];
+                            location: string | null;
+                            health: {
+                                connects: number;
+                                reconnects: number;
+                                disconnects: number;
+                                connectedSince: string | null;
+                                lastPongAt: string | null;
+                                missedPongs: number;
+                                lastGapMs: number | null;
+                                maxGapMs: number | null;
+                                rttMs: number | null;
+                                clockSkewMs: number | null;
+                                docker: {
+                                    reachable: boolean;
+                                    version: string | null;
+                                    errors: number | null;
+                                    at: string;
+                                } | null;
+                            } | null;
                         }[];
                     };
                 };
@@ -1536,6 +1586,7 @@ export interface paths {
                                     };
                                     agentVersion: string;
                                     protocolVersion: number;
+                                    images?: string[];
                                 } | null;
                                 load: {
                                     cpu: number;
@@ -1564,6 +1615,55 @@ export interface paths {
                                     message: string;
                                 } | null;
                                 transferUrl: string | null;
+                                capacity: {
+                                    memory: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    disk: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    cpu: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                };
+                                tags: string[];
+                                location: string | null;
+                                health: {
+                                    connects: number;
+                                    reconnects: number;
+                                    disconnects: number;
+                                    connectedSince: string | null;
+                                    lastPongAt: string | null;
+                                    missedPongs: number;
+                                    lastGapMs: number | null;
+                                    maxGapMs: number | null;
+                                    rttMs: number | null;
+                                    clockSkewMs: number | null;
+                                    docker: {
+                                        reachable: boolean;
+                                        version: string | null;
+                                        errors: number | null;
+                                        at: string;
+                                    } | null;
+                                } | null;
                             };
                             agentSecret: string;
                             command: string;
@@ -1722,6 +1822,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                images?: string[];
                             } | null;
                             load: {
                                 cpu: number;
@@ -1750,6 +1851,55 @@ export interface paths {
                                 message: string;
                             } | null;
                             transferUrl: string | null;
+                            capacity: {
+                                memory: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                disk: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                cpu: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                            };
+                            tags: string[];
+                            location: string | null;
+                            health: {
+                                connects: number;
+                                reconnects: number;
+                                disconnects: number;
+                                connectedSince: string | null;
+                                lastPongAt: string | null;
+                                missedPongs: number;
+                                lastGapMs: number | null;
+                                maxGapMs: number | null;
+                                rttMs: number | null;
+                                clockSkewMs: number | null;
+                                docker: {
+                                    reachable: boolean;
+                                    version: string | null;
+                                    errors: number | null;
+                                    at: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -1817,7 +1967,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
+        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. `capacity` ({ memory?, disk?, cpu? }: sizes, cores; null = what the Agent reports) and `overallocate` ({ memory?, disk?, cpu? }: percent, as Pterodactyl: a resource may hold capacity × (1 + overallocate/100) of its servers' limits; 0 = no over-allocation, -1 = not checked): creating or resizing a server beyond them is 409 INSUFFICIENT_RESOURCES. `tags` (replaces them; lowercased) and `location` (null = none) narrow automatic placement. */
         patch: {
             parameters: {
                 query?: never;
@@ -1837,6 +1987,18 @@ export interface paths {
                         } | null;
                         publicAddress?: string | null;
                         transferUrl?: string | null;
+                        capacity?: {
+                            memory?: (number | string) | null;
+                            disk?: (number | string) | null;
+                            cpu?: number | null;
+                        };
+                        overallocate?: {
+                            memory?: number;
+                            disk?: number;
+                            cpu?: number;
+                        };
+                        tags?: string[];
+                        location?: string | null;
                     };
                 };
             };
@@ -1876,6 +2038,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                images?: string[];
                             } | null;
                             load: {
                                 cpu: number;
@@ -1904,6 +2067,55 @@ export interface paths {
                                 message: string;
                             } | null;
                             transferUrl: string | null;
+                            capacity: {
+                                memory: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                disk: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                                cpu: {
+                                    total: number | null;
+                                    /** @enum {string|null} */
+                                    source: "agent" | "override" | null;
+                                    overallocate: number;
+                                    limit: number | null;
+                                    allocated: number;
+                                    free: number | null;
+                                };
+                            };
+                            tags: string[];
+                            location: string | null;
+                            health: {
+                                connects: number;
+                                reconnects: number;
+                                disconnects: number;
+                                connectedSince: string | null;
+                                lastPongAt: string | null;
+                                missedPongs: number;
+                                lastGapMs: number | null;
+                                maxGapMs: number | null;
+                                rttMs: number | null;
+                                clockSkewMs: number | null;
+                                docker: {
+                                    reachable: boolean;
+                                    version: string | null;
+                                    errors: number | null;
+                                    at: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -3075,7 +3287,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** @description Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. */
+        /** @description Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. Past the node capacity (GET /api/nodes/:id `capacity`): 409 INSUFFICIENT_RESOURCES, details { memory?|disk?|cpu?: { needed, free } }, nothing stored. Without nodeId the Panel places it: among the online nodes with all `placement.tags` and at `placement.location` (when given) that fit its limits, have a free allocation (when it takes one) and its image (as their Agents list them), the one with the most headroom (the smallest share of a checked resource left free with it there); the answer carries `placement: { nodeId, reason, candidates: [{ nodeId, name, eligible, headroom, reason }] }`; none fits: 409 INSUFFICIENT_RESOURCES with details.candidates. allocationId needs nodeId. */
         post: {
             parameters: {
                 query?: {
@@ -3089,7 +3301,11 @@ export interface paths {
                 content: {
                     "application/json": {
                         name: string;
-                        nodeId: string;
+                        nodeId?: string;
+                        placement?: {
+                            tags?: string[];
+                            location?: string;
+                        };
                         templateId?: string;
                         image?: string;
                         /** @default  */
@@ -3213,6 +3429,17 @@ export interface paths {
                             ownerId: string | null;
                             backupLimit: number | null;
                             permissions: components["schemas"]["Permission"][];
+                            placement?: {
+                                nodeId: string;
+                                reason: string;
+                                candidates: {
+                                    nodeId: string;
+                                    name: string;
+                                    eligible: boolean;
+                                    headroom: number | null;
+                                    reason: string;
+                                }[];
+                            };
                         };
                     };
                 };
@@ -3307,6 +3534,17 @@ export interface paths {
                                 ownerId: string | null;
                                 backupLimit: number | null;
                                 permissions: components["schemas"]["Permission"][];
+                            };
+                            placement?: {
+                                nodeId: string;
+                                reason: string;
+                                candidates: {
+                                    nodeId: string;
+                                    name: string;
+                                    eligible: boolean;
+                                    headroom: number | null;
+                                    reason: string;
+                                }[];
                             };
                         };
                     };
@@ -3513,7 +3751,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser. */
+        /** @description Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. Limits that grow past the node capacity: 409 INSUFFICIENT_RESOURCES (details { memory?|disk?|cpu?: { needed, free } }) and nothing of the patch is stored. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser. */
         patch: {
             parameters: {
                 query?: {
@@ -3961,7 +4199,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** @description New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end. */
+        /** @description New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end. Limits that grow past the node capacity: 409 INSUFFICIENT_RESOURCES (details { memory?|disk?|cpu?: { needed, free } }), nothing stored. */
         put: {
             parameters: {
                 query?: {
@@ -8310,6 +8548,7 @@ export interface paths {
                                     };
                                     agentVersion: string;
                                     protocolVersion: number;
+                                    images?: string[];
                                 } | null;
                                 load: {
                                     cpu: number;
@@ -8338,6 +8577,55 @@ export interface paths {
                                     message: string;
                                 } | null;
                                 transferUrl: string | null;
+                                capacity: {
+                                    memory: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    disk: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                    cpu: {
+                                        total: number | null;
+                                        /** @enum {string|null} */
+                                        source: "agent" | "override" | null;
+                                        overallocate: number;
+                                        limit: number | null;
+                                        allocated: number;
+                                        free: number | null;
+                                    };
+                                };
+                                tags: string[];
+                                location: string | null;
+                                health: {
+                                    connects: number;
+                                    reconnects: number;
+                                    disconnects: number;
+                                    connectedSince: string | null;
+                                    lastPongAt: string | null;
+                                    missedPongs: number;
+                                    lastGapMs: number | null;
+                                    maxGapMs: number | null;
+                                    rttMs: number | null;
+                                    clockSkewMs: number | null;
+                                    docker: {
+                                        reachable: boolean;
+                                        version: string | null;
+                                        errors: number | null;
+                                        at: string;
+                                    } | null;
+                                } | null;
                             }[];
                             servers: {
                                 id: string;

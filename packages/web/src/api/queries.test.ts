@@ -54,7 +54,15 @@ function node(id: string): PanelNode {
     hostname: null,
     capabilities: null,
     createdAt: '2026-01-01T00:00:00.000Z',
+    capacity: { memory: unknownCapacity(0), disk: unknownCapacity(0), cpu: unknownCapacity(-1) },
+    tags: [],
+    location: null,
+    health: null,
   };
+}
+
+function unknownCapacity(overallocate: number): PanelNode['capacity']['memory'] {
+  return { total: null, source: null, overallocate, limit: null, allocated: 0, free: null };
 }
 
 test('node_status offline marks that node’s servers nodeOnline: false in every cached view, and back', () => {

@@ -82,8 +82,13 @@ export const useNodes = (enabled = true) =>
     queryFn: () => api<PanelNode[]>('/nodes'),
     refetchInterval: POLL_MS,
   });
+// polled: the node page shows its link's health (heartbeat gaps, Docker) as it changes
 export const useNode = (id: string) =>
-  useQuery({ queryKey: keys.node(id), queryFn: () => api<PanelNode>(`/nodes/${encodeURIComponent(id)}`) });
+  useQuery({
+    queryKey: keys.node(id),
+    queryFn: () => api<PanelNode>(`/nodes/${encodeURIComponent(id)}`),
+    refetchInterval: POLL_MS,
+  });
 /** The commands that start a node's Agent (admins; the secret is a placeholder). */
 export const useAgentCommands = (id: string, enabled: boolean) =>
   useQuery({
@@ -253,7 +258,8 @@ export function useCreateServer() {
       void qc.invalidateQueries({ queryKey: keys.allocations(server.nodeId) });
     },
     // a PORT_CONFLICT means the list of free allocations was stale
-    onError: (_e, input) => qc.invalidateQueries({ queryKey: keys.allocations(input.nodeId) }),
+    onError: (_e, input) =>
+      qc.invalidateQueries({ queryKey: input.nodeId ? keys.allocations(input.nodeId) : keys.nodes }),
   });
 }
 

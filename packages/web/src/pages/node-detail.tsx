@@ -9,6 +9,7 @@ import { AgentCommandForms } from '../components/agent-commands.tsx';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
 import { DefaultLimitsPanel } from '../components/default-limits.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
+import { NodeCapacityPanel, NodeHealthPanel } from '../components/node-capacity.tsx';
 import { PublicAddressPanel } from '../components/public-address.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { NodeBadge, StatusBadge } from '../components/status-badge.tsx';
@@ -154,6 +155,10 @@ export function NodeDetailPage() {
             </Stack>
           )}
         </Paper>
+      </SimpleGrid>
+      <SimpleGrid cols={{ base: 1, md: 2 }}>
+        <NodeCapacityPanel key={JSON.stringify(n.capacity)} node={n} canWrite={canWrite} />
+        <NodeHealthPanel node={n} />
       </SimpleGrid>
       <PublicAddressPanel key={n.publicAddress ?? ''} node={n} canWrite={canWrite} />
       <DefaultLimitsPanel key={JSON.stringify(n.defaultLimits ?? null)} node={n} canWrite={canWrite} />

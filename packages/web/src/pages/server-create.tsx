@@ -70,6 +70,9 @@ const PRESETS: Preset[] = [
   { value: 'custom', label: 'Custom image', image: '', startup: '', done: '', stop: '', env: [] },
 ];
 
+/** The node choice that leaves placement to the Panel (no nodeId in the request). */
+const AUTO_NODE = '__automatic__';
+
 export function ServerCreatePage() {
   const nodes = useNodes();
   const create = useCreateServer();
@@ -97,7 +100,9 @@ export function ServerCreatePage() {
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [limits, setLimits] = useState<LimitsInput>({ memory: '', cpu: '', disk: '' });
   const [touched, setTouched] = useState(false);
-  const allocations = useAllocations(mode === 'template' ? nodeId : null);
+  // AUTO_NODE: the Panel places it (the online node with the most headroom that can take it)
+  const chosenNode = nodeId === AUTO_NODE ? null : nodeId;
+  const allocations = useAllocations(mode === 'template' ? chosenNode : null);
 
   const envErrors = useMemo(() => validateEnvRows(env), [env]);
   const portErrors = useMemo(() => validatePortRows(ports), [ports]);
@@ -149,7 +154,8 @@ export function ServerCreatePage() {
       const values: Record<string, string> = {};
       for (const v of detail.data?.template.variables ?? [])
         values[v.envVariable] = choice.values[v.envVariable] ?? v.defaultValue;
-      const body: CreateServerInput = { name: name.trim(), nodeId, templateId: choice.templateId };
+      const body: CreateServerInput = { name: name.trim(), templateId: choice.templateId };
+      if (chosenNode) body.nodeId = chosenNode;
       if (choice.image) body.image = choice.image;
       if (choice.startup) body.startup = choice.startup;
       if (Object.keys(values).length) body.environment = values;
@@ -159,7 +165,8 @@ export function ServerCreatePage() {
       if (server) navigate(`/servers/${server.id}`);
       return;
     }
-    const body: CreateServerInput = { name: name.trim(), nodeId, image: image.trim() };
+    const body: CreateServerInput = { name: name.trim(), image: image.trim() };
+    if (chosenNode) body.nodeId = chosenNode;
     if (startup.trim()) body.startup = startup;
     if (done.trim()) body.done = done;
     if (stop.trim()) body.stop = stop;
@@ -205,10 +212,18 @@ export function ServerCreatePage() {
                 label="Node"
                 required
                 placeholder="Choose a node"
-                data={nodes.data.map((n) => ({
-                  value: n.id,
-                  label: `${n.name}${n.online ? '' : ' (offline)'}`,
-                }))}
+                description={
+                  nodeId === AUTO_NODE
+                    ? 'The Panel picks the online node with the most headroom that fits the limits and has the image'
+                    : undefined
+                }
+                data={[
+                  { value: AUTO_NODE, label: 'Automatic (most headroom)' },
+                  ...nodes.data.map((n) => ({
+                    value: n.id,
+                    label: `${n.name}${n.online ? '' : ' (offline)'}`,
+                  })),
+                ]}
                 value={nodeId}
                 onChange={(v) => {
                   setNodeId(v);
@@ -239,7 +254,7 @@ export function ServerCreatePage() {
                   detail={detail.data}
                   detailLoading={detail.isPending && choice.templateId !== null}
                   allocations={allocations.data}
-                  nodeChosen={nodeId !== null}
+                  nodeChosen={chosenNode !== null}
                   choice={choice}
                   onChange={setChoice}
                   errors={templateErrors}

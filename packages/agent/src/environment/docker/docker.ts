@@ -1,7 +1,7 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
 import { createRequire } from 'node:module';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
-import { CodedError, imageRefProblem } from '@cap/protocol';
+import { CodedError, imageRefProblem, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
 import Docker from 'dockerode';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
 
@@ -169,6 +169,14 @@ export class DockerEnvironment {
   async version(): Promise<string> {
     const v = await this.docker.version();
     return v.Version;
+  }
+
+  /** The image references (repo:tag) the engine holds, sorted, at most SYSTEM_INFO_MAX_IMAGES. */
+  async imageTags(): Promise<string[]> {
+    const list = await this.docker.listImages();
+    const tags = new Set<string>();
+    for (const i of list) for (const t of i.RepoTags ?? []) if (t !== '<none>:<none>') tags.add(t);
+    return [...tags].sort().slice(0, SYSTEM_INFO_MAX_IMAGES);
   }
 
   async reachable(): Promise<{ reachable: boolean; version: string | null }> {

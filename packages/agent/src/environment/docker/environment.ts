@@ -34,6 +34,10 @@ export class DockerServerEnvironment implements Environment {
     return this.engine.version();
   }
 
+  imageTags(): Promise<string[]> {
+    return this.engine.imageTags();
+  }
+
   async listServers(): Promise<NodeInstance[]> {
     const list = await this.engine.listManaged(this.#config.nodeId);
     return list.map((c) => ({

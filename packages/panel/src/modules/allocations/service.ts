@@ -206,6 +206,16 @@ export class AllocationsService {
     }
   }
 
+  /** Whether the node's pool has an allocation no server holds (automatic placement). */
+  async hasFree(nodeId: string): Promise<boolean> {
+    return (await this.#repo.firstFree(nodeId)) !== undefined;
+  }
+
+  /** Whether no server holds that port on any IP of the node (automatic placement). */
+  async portFree(nodeId: string, port: number): Promise<boolean> {
+    return (await this.#repo.findByPort(nodeId, port)).every((a) => a.server_id === null);
+  }
+
   listByServer(serverId: string): Promise<Allocation[]> {
     return this.#repo.listByServer(serverId).then((rows) => rows.map(toAllocation));
   }

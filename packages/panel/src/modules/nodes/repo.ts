@@ -1,5 +1,7 @@
+import type { Limits } from '@cap/protocol';
 import type { Db } from '../../db/index.ts';
 import type { NodesTable } from '../../db/schema.ts';
+import { addUsage, type Usage, usageOf, ZERO_USAGE } from './capacity.ts';
 
 export class NodesRepo {
   readonly #db: Db;
@@ -45,5 +47,26 @@ export class NodesRepo {
       .groupBy('node_id')
       .execute();
     return new Map(rows.map((r) => [r.node_id, Number(r.n)]));
+  }
+  /**
+   * What the servers' limits take of each node (one query over the servers' limits; a server in
+   * `except` is left out: the one being resized).
+   */
+  async allocated(nodeId?: string, except?: string): Promise<Map<string, Usage>> {
+    let q = this.#db.selectFrom('servers').select(['id', 'node_id', 'limits']);
+    if (nodeId !== undefined) q = q.where('node_id', '=', nodeId);
+    const out = new Map<string, Usage>();
+    for (const r of await q.execute()) {
+      if (r.id === except) continue;
+      let limits: unknown;
+      try {
+        limits = JSON.parse(r.limits);
+      } catch {
+        limits = {};
+      }
+      const usage = usageOf((limits && typeof limits === 'object' ? limits : {}) as Limits);
+      out.set(r.node_id, addUsage(out.get(r.node_id) ?? ZERO_USAGE, usage));
+    }
+    return out;
   }
 }

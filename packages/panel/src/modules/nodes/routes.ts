@@ -3,7 +3,16 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { PanelServices } from '../../services.ts';
 import { AgentCommands, agentCommands } from './agent-commands.ts';
-import { DefaultLimits, Node, PublicAddress, TransferUrl } from './service.ts';
+import {
+  CapacityOverrides,
+  DefaultLimits,
+  Node,
+  NodeLocation,
+  NodeTags,
+  OverallocatePatch,
+  PublicAddress,
+  TransferUrl,
+} from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -72,13 +81,17 @@ export async function nodesRoutes(app: FastifyInstance, s: PanelServices): Promi
       schema: {
         tags: ['nodes'],
         description:
-          "Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set.",
+          "Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. `capacity` ({ memory?, disk?, cpu? }: sizes, cores; null = what the Agent reports) and `overallocate` ({ memory?, disk?, cpu? }: percent, as Pterodactyl: a resource may hold capacity × (1 + overallocate/100) of its servers' limits; 0 = no over-allocation, -1 = not checked): creating or resizing a server beyond them is 409 INSUFFICIENT_RESOURCES. `tags` (replaces them; lowercased) and `location` (null = none) narrow automatic placement.",
         params: IdParams,
         body: z
           .object({
             defaultLimits: DefaultLimits.nullable().optional(),
             publicAddress: PublicAddress.nullable().optional(),
             transferUrl: TransferUrl.nullable().optional(),
+            capacity: CapacityOverrides.optional(),
+            overallocate: OverallocatePatch.optional(),
+            tags: NodeTags.optional(),
+            location: NodeLocation.nullable().optional(),
           })
           .strict(),
         response: { 200: Node },

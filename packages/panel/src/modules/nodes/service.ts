@@ -1,10 +1,70 @@
 /** Nodes: created by an admin, each with an AGENT_SECRET shown once and stored hashed. */
-import { CodedError, Limits, SystemInfo, sizeToBytes } from '@cap/protocol';
+import { CodedError, Limits, Size, SystemInfo, sizeToBytes } from '@cap/protocol';
 import { z } from 'zod';
 import { nowIso } from '../../db/index.ts';
 import type { NodesTable } from '../../db/schema.ts';
 import { randomToken, sha256, shortId } from '../../lib/crypto.ts';
+import { capacityOf, NodeCapacity, Overallocate, type Usage, ZERO_USAGE } from './capacity.ts';
 import type { NodesRepo } from './repo.ts';
+
+/** A node's link quality and Docker health (issue 16 item 4; relay/agent-hub.ts LinkHealth). */
+export const NodeHealth = z.object({
+  /** links made since the Panel started; `reconnects` = connects − 1 */
+  connects: z.number().int(),
+  reconnects: z.number().int(),
+  disconnects: z.number().int(),
+  connectedSince: z.string().nullable(),
+  lastPongAt: z.string().nullable(),
+  /** pings unanswered on the current link beyond the one in flight (3 drop it) */
+  missedPongs: z.number().int(),
+  /** ms between the last two heartbeats, and the largest gap seen */
+  lastGapMs: z.number().nullable(),
+  maxGapMs: z.number().nullable(),
+  rttMs: z.number().nullable(),
+  /** the Agent's clock minus the Panel's, ms (from its pong's timestamp; positive: it is ahead) */
+  clockSkewMs: z.number().nullable(),
+  /** the Docker Engine as the Agent's last pong reported it (errors: DOCKER_ERROR answers since the Agent started) */
+  docker: z
+    .object({
+      reachable: z.boolean(),
+      version: z.string().nullable(),
+      errors: z.number().nullable(),
+      at: z.string(),
+    })
+    .nullable(),
+});
+export type NodeHealth = z.infer<typeof NodeHealth>;
+
+/** A node tag: letters, digits and `_ . : -`, 1–32 characters (compared case-insensitively). */
+export const NodeTag = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$/, 'a tag is 1–32 letters, digits or _ . : -');
+export const NodeTags = z.array(NodeTag).max(32);
+export const NodeLocation = z.string().trim().min(1).max(100);
+
+/** Capacity overrides: sizes for memory and disk, cores for CPU; null = what the Agent reports. */
+export const CapacityOverrides = z
+  .object({
+    memory: Size.nullable().optional(),
+    disk: Size.nullable().optional(),
+    cpu: z.number().positive().max(100_000).nullable().optional(),
+  })
+  .strict()
+  .refine((c) => c.memory == null || saneSize(c.memory), {
+    message: 'memory: at most 1 PiB',
+    path: ['memory'],
+  })
+  .refine((c) => c.disk == null || saneSize(c.disk), { message: 'disk: at most 1 PiB', path: ['disk'] })
+  .refine((c) => c.memory == null || sizeToBytes(c.memory) > 0, {
+    message: 'memory: more than 0',
+    path: ['memory'],
+  })
+  .refine((c) => c.disk == null || sizeToBytes(c.disk) > 0, { message: 'disk: more than 0', path: ['disk'] });
+export type CapacityOverrides = z.infer<typeof CapacityOverrides>;
+export const OverallocatePatch = z
+  .object({ memory: Overallocate.optional(), disk: Overallocate.optional(), cpu: Overallocate.optional() })
+  .strict();
+export type OverallocatePatch = z.infer<typeof OverallocatePatch>;
 
 /** 1 PiB: more than any node has; keeps sizes finite and sane */
 const MAX_SIZE_BYTES = 1024 ** 5;
@@ -135,6 +195,14 @@ export const Node = z.object({
     .nullable(),
   /** the browser-reachable base URL of the node's Agent HTTP API (direct transfers); null = relay only */
   transferUrl: z.string().nullable(),
+  /** capacity per resource against what its servers' limits take (see capacity.ts for the rule) */
+  capacity: NodeCapacity,
+  /** automatic placement can be narrowed to nodes with these tags */
+  tags: z.array(z.string()),
+  /** automatic placement can be narrowed to nodes at this location; null = not set */
+  location: z.string().nullable(),
+  /** the link and its Docker Engine as this Panel process saw them; null = no link since it started */
+  health: NodeHealth.nullable(),
 });
 export type Node = z.infer<typeof Node>;
 
@@ -142,11 +210,21 @@ export type Node = z.infer<typeof Node>;
 export interface NodePresence {
   isOnline(nodeId: string): boolean;
   disconnect(nodeId: string, reason: string): void;
+  health?(nodeId: string): Omit<NodeHealth, 'reconnects'> | null;
 }
 
 function refusalOf(s: string | null): Node['agentRefusal'] {
   const parsed = Node.shape.agentRefusal.safeParse(json<unknown>(s));
   return parsed.success ? parsed.data : null;
+}
+
+function healthOf(h: Omit<NodeHealth, 'reconnects'> | null): NodeHealth | null {
+  return h === null ? null : { ...h, reconnects: Math.max(0, h.connects - 1) };
+}
+
+function tagsOf(s: string | null): string[] {
+  const parsed = NodeTags.safeParse(json<unknown>(s));
+  return parsed.success ? parsed.data : [];
 }
 
 function json<T>(s: string | null): T | null {
@@ -175,14 +253,15 @@ export class NodesService {
     this.#panelDefaults = panelDefaults;
   }
 
-  #toNode(n: NodesTable, serverCount: number): Node {
+  #toNode(n: NodesTable, serverCount: number, allocated: Usage = ZERO_USAGE): Node {
+    const systemInfo = json<SystemInfo>(n.system_info);
     return {
       id: n.id,
       name: n.name,
       online: this.#presence().isOnline(n.id),
       lastHeartbeatAt: n.last_heartbeat_at,
       protocolVersion: n.protocol_version,
-      systemInfo: json<SystemInfo>(n.system_info),
+      systemInfo,
       load: json<z.infer<typeof Load>>(n.load),
       serverCount,
       hostname: n.hostname,
@@ -193,6 +272,10 @@ export class NodesService {
       publicAddress: n.public_address ?? null,
       agentRefusal: refusalOf(n.agent_refusal ?? null),
       transferUrl: n.transfer_url ?? null,
+      capacity: capacityOf(n, systemInfo, allocated),
+      tags: tagsOf(n.tags ?? null),
+      location: n.location ?? null,
+      health: healthOf(this.#presence().health?.(n.id) ?? null),
     };
   }
 
@@ -202,15 +285,19 @@ export class NodesService {
   }
 
   async list(): Promise<Node[]> {
-    const [rows, counts] = await Promise.all([this.#repo.list(), this.#repo.serverCounts()]);
-    return rows.map((n) => this.#toNode(n, counts.get(n.id) ?? 0));
+    const [rows, counts, allocated] = await Promise.all([
+      this.#repo.list(),
+      this.#repo.serverCounts(),
+      this.#repo.allocated(),
+    ]);
+    return rows.map((n) => this.#toNode(n, counts.get(n.id) ?? 0, allocated.get(n.id)));
   }
 
   async get(id: string): Promise<Node> {
     const n = await this.#repo.findById(id);
     if (!n) throw new CodedError('NOT_FOUND', 'no such node');
-    const counts = await this.#repo.serverCounts();
-    return this.#toNode(n, counts.get(n.id) ?? 0);
+    const [counts, allocated] = await Promise.all([this.#repo.serverCounts(), this.#repo.allocated(id)]);
+    return this.#toNode(n, counts.get(n.id) ?? 0, allocated.get(n.id));
   }
 
   async create(
@@ -236,6 +323,14 @@ export class NodesService {
       public_address: null,
       agent_refusal: null,
       transfer_url: opts.transferUrl ?? null,
+      capacity_memory: null,
+      capacity_disk: null,
+      capacity_cpu: null,
+      overallocate_memory: 0,
+      overallocate_disk: 0,
+      overallocate_cpu: -1,
+      tags: null,
+      location: null,
     };
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);
@@ -249,14 +344,26 @@ export class NodesService {
       defaultLimits?: DefaultLimits | null | undefined;
       transferUrl?: string | null | undefined;
       publicAddress?: string | null | undefined;
+      capacity?: CapacityOverrides | undefined;
+      overallocate?: OverallocatePatch | undefined;
+      tags?: string[] | undefined;
+      location?: string | null | undefined;
     },
   ): Promise<Node> {
     await this.get(id);
-    const row: {
-      default_limits?: string | null;
-      transfer_url?: string | null;
-      public_address?: string | null;
-    } = {};
+    const row: Partial<Omit<NodesTable, 'id' | 'created_at'>> = {};
+    const cap = patch.capacity;
+    if (cap?.memory !== undefined) row.capacity_memory = cap.memory === null ? null : sizeToBytes(cap.memory);
+    if (cap?.disk !== undefined) row.capacity_disk = cap.disk === null ? null : sizeToBytes(cap.disk);
+    if (cap?.cpu !== undefined) row.capacity_cpu = cap.cpu;
+    const over = patch.overallocate;
+    if (over?.memory !== undefined) row.overallocate_memory = over.memory;
+    if (over?.disk !== undefined) row.overallocate_disk = over.disk;
+    if (over?.cpu !== undefined) row.overallocate_cpu = over.cpu;
+    if (patch.tags !== undefined)
+      row.tags =
+        patch.tags.length === 0 ? null : JSON.stringify([...new Set(patch.tags.map((t) => t.toLowerCase()))]);
+    if (patch.location !== undefined) row.location = patch.location;
     if (patch.publicAddress !== undefined)
       row.public_address = patch.publicAddress === null ? null : patch.publicAddress.toLowerCase();
     if (patch.defaultLimits !== undefined)

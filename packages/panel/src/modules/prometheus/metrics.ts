@@ -10,11 +10,15 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventBus } from '../../bus/index.ts';
 import type { Db } from '../../db/index.ts';
+import { RESOURCES } from '../nodes/capacity.ts';
+import type { Node } from '../nodes/service.ts';
 
 export interface MetricsSources {
   db: Db;
   /** whether a node's Agent is linked now */
   isOnline: (nodeId: string) => boolean;
+  /** every node with its capacity and link health (issue 16 item 4) */
+  nodes?: () => Promise<Node[]>;
 }
 
 export class PanelMetrics {
@@ -57,6 +61,7 @@ export class PanelMetrics {
         this.set({ state: 'offline' }, nodes.length - online);
       },
     });
+    this.#nodeGauges(sources, registers);
     this.#linkChanges = new Counter({
       name: 'cap_agent_link_changes_total',
       help: 'Agent links made (online) and lost (offline)',
@@ -94,6 +99,103 @@ export class PanelMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     });
+  }
+
+  /**
+   * Per node (labels node = id, name): capacity and what its servers take, and its link and
+   * Docker health as this Panel saw them. One read of the nodes per scrape feeds them all.
+   */
+  #nodeGauges(sources: MetricsSources, registers: Registry[]): void {
+    const read = sources.nodes;
+    if (!read) return;
+    let pending: Promise<Node[]> | undefined;
+    // the gauges are collected one after another in one scrape: they share one read
+    const nodes = () => {
+      pending ??= read().finally(() => {
+        setTimeout(() => {
+          pending = undefined;
+        }, 0);
+      });
+      return pending;
+    };
+    const perNode = (name: string, help: string, value: (n: Node) => number | null | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['node', 'name'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const n of await nodes()) {
+            const v = value(n);
+            if (v !== null && v !== undefined && Number.isFinite(v))
+              this.set({ node: n.id, name: n.name }, v);
+          }
+        },
+      });
+    const perResource = (
+      name: string,
+      help: string,
+      value: (c: Node['capacity']['memory']) => number | null,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['node', 'name', 'resource'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const n of await nodes())
+            for (const r of RESOURCES) {
+              const v = value(n.capacity[r]);
+              if (v !== null && Number.isFinite(v)) this.set({ node: n.id, name: n.name, resource: r }, v);
+            }
+        },
+      });
+    perResource(
+      'cap_node_capacity',
+      "A node's capacity (bytes; cpu: cores), unset when unknown",
+      (c) => c.total,
+    );
+    perResource(
+      'cap_node_capacity_limit',
+      'What a node may hold with its over-allocation (bytes; cpu: cores); unset when not checked',
+      (c) => c.limit,
+    );
+    perResource(
+      'cap_node_allocated',
+      "The sum of a node's servers' limits (bytes; cpu: cores)",
+      (c) => c.allocated,
+    );
+    const sec = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : ms / 1000);
+    perNode('cap_node_heartbeat_gap_seconds', 'Time between the last two heartbeats of a node', (n) =>
+      sec(n.health?.lastGapMs),
+    );
+    perNode(
+      'cap_node_heartbeat_gap_max_seconds',
+      'The largest heartbeat gap of a node since the Panel started',
+      (n) => sec(n.health?.maxGapMs),
+    );
+    perNode('cap_node_rtt_seconds', "The last ping's round trip to a node's Agent", (n) =>
+      sec(n.health?.rttMs),
+    );
+    perNode('cap_node_clock_skew_seconds', "A node's Agent clock minus the Panel's (positive: ahead)", (n) =>
+      sec(n.health?.clockSkewMs),
+    );
+    perNode('cap_node_reconnects', "A node's Agent links made since the Panel started, less one", (n) =>
+      n.health ? n.health.reconnects : null,
+    );
+    perNode('cap_node_missed_pongs', "Heartbeats a node's Agent has not answered on its current link", (n) =>
+      n.health ? n.health.missedPongs : null,
+    );
+    perNode('cap_node_docker_up', "1 when a node's Agent last reported its Docker Engine reachable", (n) =>
+      n.health?.docker ? (n.health.docker.reachable ? 1 : 0) : null,
+    );
+    perNode(
+      'cap_node_docker_errors',
+      "DOCKER_ERROR answers of a node's Agent since it started",
+      (n) => n.health?.docker?.errors ?? null,
+    );
   }
 
   /** Operations' ends and link changes, from the bus. */

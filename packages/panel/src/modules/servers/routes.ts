@@ -21,6 +21,7 @@ import { FEATURE_NEED, PERMISSIONS, POWER_PERMISSION } from '../access/permissio
 import { type Access, isPanelAdmin, missing } from '../access/service.ts';
 import { Bucket, MetricsRange } from '../metrics/service.ts';
 import { Operation } from '../operations/repo.ts';
+import { Placement } from './placement.ts';
 import { ConfigUpdate, CreateServer, PatchServer, Server, type Viewer } from './schemas.ts';
 
 /** How a caller with this access sees a server (hidden values, startup, its permissions). */
@@ -89,18 +90,25 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT.',
+          'Stores the server and creates it on its node, as an operation (`create`): 202 { operationId, server } once the Agent acknowledged it; its end arrives as an `operation` message on /ws/client and in GET /api/operations/:id (a failed create removes the server again). ?wait=true answers 201 with the server once the Agent created it (or the error, nothing stored). 503 AGENT_OFFLINE (nothing stored) when the node is offline. With templateId: environment = values of its variables, checked against their rules (400 VALIDATION_FAILED, details = { ENV_NAME: [{rule, message}] }), defaults fill the rest; the primary port is allocationId, port, or the first free allocation of the node; a port taken on the node is 409 PORT_CONFLICT. Past the node capacity (GET /api/nodes/:id `capacity`): 409 INSUFFICIENT_RESOURCES, details { memory?|disk?|cpu?: { needed, free } }, nothing stored. Without nodeId the Panel places it: among the online nodes with all `placement.tags` and at `placement.location` (when given) that fit its limits, have a free allocation (when it takes one) and its image (as their Agents list them), the one with the most headroom (the smallest share of a checked resource left free with it there); the answer carries `placement: { nodeId, reason, candidates: [{ nodeId, name, eligible, headroom, reason }] }`; none fits: 409 INSUFFICIENT_RESOURCES with details.candidates. allocationId needs nodeId.',
         querystring: WaitQuery,
         body: CreateServer,
-        response: { 201: Server, 202: z.object({ operationId: z.string(), server: Server }) },
+        response: {
+          201: Server.extend({ placement: Placement.optional() }),
+          202: z.object({ operationId: z.string(), server: Server, placement: Placement.optional() }),
+        },
       },
     },
     async (req, reply) => {
       await checkOwner(s, req.body.ownerId);
-      const { operationId, server, done } = await s.servers.create(req.body, principalOf(req).user.id);
-      if (req.query.wait === 'true') return reply.status(201).send(await done);
+      const { operationId, server, done, placement } = await s.servers.create(
+        req.body,
+        principalOf(req).user.id,
+      );
+      const where = placement ? { placement } : {};
+      if (req.query.wait === 'true') return reply.status(201).send({ ...(await done), ...where });
       done.catch(() => undefined);
-      return reply.status(202).send({ operationId, server });
+      return reply.status(202).send({ operationId, server, ...where });
     },
   );
   r.get(
@@ -124,7 +132,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
+          'Changes only what the body names. Renaming alone needs settings.rename; anything else (image, startup, ports, limits, stop, the owner) is for admins. A rename (or an owner change) is stored at once (200). A change the container is recreated for (image, startup, environment, ports, limits, done, stop, stopTimeout) goes to the Agent as an operation (`update`): 202 { operationId } once acknowledged, stored when the Agent reported success (a failure stores nothing); ?wait=true answers 200 with the server then, or the error. 409 SERVER_BUSY while another operation runs on the server; 503 AGENT_OFFLINE. Limits that grow past the node capacity: 409 INSUFFICIENT_RESOURCES (details { memory?|disk?|cpu?: { needed, free } }) and nothing of the patch is stored. `ownerId`: any user (400 VALIDATION_FAILED for an unknown one); the old owner loses the server unless they are a subuser.',
         params: IdParams,
         querystring: WaitQuery,
         body: PatchServer.extend({ ownerId: z.string().min(1).max(64).optional() }),
@@ -271,7 +279,7 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end.',
+          'New environment/limits → update_server on the Agent (recreate, wait for ready), as an operation: 202 { operationId } once acknowledged; ?wait=true answers 200 when the Agent reported its end. Limits that grow past the node capacity: 409 INSUFFICIENT_RESOURCES (details { memory?|disk?|cpu?: { needed, free } }), nothing stored.',
         params: IdParams,
         querystring: WaitQuery,
         body: ConfigUpdate,

@@ -10,6 +10,7 @@ import {
 } from '@cap/protocol';
 import { z } from 'zod';
 import { PERMISSIONS, Permission } from '../access/permissions.ts';
+import { PlacementRequest } from './placement.ts';
 
 export const DesiredState = z.enum(['running', 'offline']);
 export const UpdateResult = z.object({
@@ -81,7 +82,10 @@ const BackupLimit = z.number().int().min(0).max(1000);
 
 export const CreateServer = z.object({
   name: ServerName,
-  nodeId: z.string().min(1).max(64),
+  /** absent: the Panel places it (the online node with the most headroom; see `placement`) */
+  nodeId: z.string().min(1).max(64).optional(),
+  /** without nodeId: only nodes with all these tags / at this location */
+  placement: PlacementRequest.optional(),
   /** make it from a template: image, startup, done, stop, config files and install come from it */
   templateId: z.string().min(1).max(64).optional(),
   /** a raw image, or for a template one of its images (label or image; default its first) */

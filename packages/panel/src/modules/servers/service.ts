@@ -22,25 +22,38 @@ import {
   type RemoteConsoleTransport,
   SendCommandData,
   ServerStatus,
+  SystemInfo,
 } from '@cap/protocol';
 import { applyVariableChanges, knownFeatures, type Template } from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
-import type { ServersTable } from '../../db/schema.ts';
+import type { NodesTable, ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
 import { redact } from '../../lib/redact.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
+import {
+  capacityOf,
+  describeShortages,
+  maxUsage,
+  type NodeCapacity,
+  RESOURCES,
+  shortages,
+  type Usage,
+  usageOf,
+  ZERO_USAGE,
+} from '../nodes/capacity.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
 import { type DefaultLimits, effectiveDefaults, withDefaultLimits } from '../nodes/service.ts';
 import type { Operation } from '../operations/repo.ts';
 import type { OperationResult, OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
 import { eggOf, hiddenValues, type Loaded, parseJson, toServer } from './mapping.ts';
+import { type Placement, place } from './placement.ts';
 import { AgentEventProjection } from './projection.ts';
 import type { ServersRepo } from './repo.ts';
 import {
@@ -89,6 +102,10 @@ export class ServersService {
   readonly #defaultLimits: DefaultLimits;
   readonly #operations: OperationsService;
   readonly #projection: AgentEventProjection;
+  /** capacity checks and what they admit run one at a time per node (check, then store) */
+  readonly #nodeLocks = new Map<string, Promise<unknown>>();
+  /** resizes the Agent has not finished: counted at their larger size until they end */
+  readonly #resizing = new Map<string, { nodeId: string; stored: Usage; next: Usage }>();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -196,6 +213,92 @@ export class ServersService {
     );
   }
 
+  /** `fn` after the node's earlier capacity checks (each check and what it admits, in turn). */
+  async #withNodeLock<T>(nodeId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#nodeLocks.get(nodeId) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.#nodeLocks.set(nodeId, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#nodeLocks.get(nodeId) === tail) this.#nodeLocks.delete(nodeId);
+    }
+  }
+
+  /**
+   * The node's capacity with what its servers take (`except` left out: the one being resized;
+   * resizes in flight at their larger size). Without system_info yet, an online node's Agent is
+   * asked for it first.
+   */
+  async capacity(node: NodesTable, except?: string): Promise<NodeCapacity> {
+    let info: SystemInfo | null = null;
+    const stored =
+      node.system_info === null ? undefined : SystemInfo.safeParse(parseJson(node.system_info, null));
+    if (stored?.success) info = stored.data;
+    else if (this.#gateway.isOnline(node.id)) {
+      const asked = SystemInfo.safeParse(
+        await this.#gateway.request(node.id, 'system_info', {}, { timeoutMs: 5000 }).catch(() => null),
+      );
+      if (asked.success) {
+        info = asked.data;
+        await this.#nodes.update(node.id, { system_info: JSON.stringify(info) });
+      }
+    }
+    let allocated = (await this.#nodes.allocated(node.id, except)).get(node.id) ?? ZERO_USAGE;
+    for (const [serverId, r] of this.#resizing) {
+      if (r.nodeId !== node.id || serverId === except) continue;
+      const larger = maxUsage(r.stored, r.next);
+      allocated = {
+        memory: allocated.memory - r.stored.memory + larger.memory,
+        disk: allocated.disk - r.stored.disk + larger.disk,
+        cpu: allocated.cpu - r.stored.cpu + larger.cpu,
+      };
+    }
+    return capacityOf(node, info, allocated);
+  }
+
+  /**
+   * INSUFFICIENT_RESOURCES (409, details { memory: { needed, free }, … }) when `limits` do not fit
+   * on the node. A resize (`current` given) is judged only on what grows: shrinking never fails.
+   */
+  async #assertFits(node: NodesTable, limits: Limits, resize?: { serverId: string; current: Limits }) {
+    const cap = await this.capacity(node, resize?.serverId);
+    const needed = usageOf(limits);
+    if (resize) {
+      const now = usageOf(resize.current);
+      for (const r of RESOURCES) if (needed[r] <= now[r]) needed[r] = 0;
+    }
+    const short = shortages(cap, needed);
+    if (Object.keys(short).length > 0)
+      throw new CodedError(
+        'INSUFFICIENT_RESOURCES',
+        `the server does not fit on node ${node.name}: ${describeShortages(short)}`,
+        { details: short, location: 'limits' },
+      );
+  }
+
+  /**
+   * A resize of a stored server to `limits`, checked against its node and counted there until
+   * `settled` ends (then the stored row is what counts).
+   */
+  async #reserveResize(row: ServersTable, limits: Limits): Promise<(settled: Promise<unknown>) => void> {
+    const node = await this.#nodes.findById(row.node_id);
+    if (!node) throw new CodedError('NOT_FOUND', 'no such node');
+    const current = parseJson<Limits>(row.limits, {});
+    return this.#withNodeLock(node.id, async () => {
+      await this.#assertFits(node, limits, { serverId: row.id, current });
+      const entry = { nodeId: node.id, stored: usageOf(current), next: usageOf(limits) };
+      this.#resizing.set(row.id, entry);
+      return (settled: Promise<unknown>) => {
+        const drop = () => {
+          if (this.#resizing.get(row.id) === entry) this.#resizing.delete(row.id);
+        };
+        settled.then(drop, drop);
+      };
+    });
+  }
+
   async #row(id: string): Promise<ServersTable> {
     const s = await this.#repo.findById(id);
     if (!s) throw new CodedError('SERVER_NOT_FOUND', 'no such server');
@@ -244,9 +347,7 @@ export class ServersService {
   async create(
     input: CreateServer,
     actor: string | null = null,
-  ): Promise<{ operationId: string; server: Server; done: Promise<Server> }> {
-    const node = await this.#nodes.findById(input.nodeId);
-    if (!node) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
+  ): Promise<{ operationId: string; server: Server; done: Promise<Server>; placement?: Placement }> {
     let template: Template | undefined;
     let environment = input.environment;
     let image = input.image;
@@ -277,6 +378,34 @@ export class ServersService {
     if (image === undefined)
       throw new CodedError('VALIDATION_FAILED', 'image or templateId is required', { location: 'image' });
     checkImage(image);
+    let node: NodesTable | undefined;
+    let placement: Placement | undefined;
+    if (input.nodeId !== undefined) {
+      node = await this.#nodes.findById(input.nodeId);
+      if (!node) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
+    } else {
+      if (input.allocationId !== undefined)
+        throw new CodedError('VALIDATION_FAILED', 'an allocationId belongs to a node: give nodeId too', {
+          location: 'allocationId',
+        });
+      const rawPorts = Object.values(input.ports).map((b) => (typeof b === 'number' ? b : b.hostPort));
+      ({ node, placement } = await place(
+        {
+          nodes: this.#nodes,
+          gateway: this.#gateway,
+          allocations: this.#allocations,
+          capacity: (n) => this.capacity(n),
+        },
+        {
+          usage: (n) => usageOf(withDefaultLimits(input.limits, effectiveDefaults(n, this.#defaultLimits))),
+          image,
+          poolAllocation: template !== undefined && input.port === undefined,
+          ports: [...new Set([...rawPorts, ...(input.port === undefined ? [] : [input.port])])],
+          narrow: input.placement ?? {},
+        },
+      ));
+      this.#log.info({ nodeId: node.id, reason: placement.reason }, 'server placed');
+    }
     if (!this.#gateway.isOnline(node.id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     const now = nowIso();
     const row: ServersTable = {
@@ -302,7 +431,11 @@ export class ServersService {
       owner_id: input.ownerId ?? actor,
       backup_limit: input.backupLimit ?? null,
     };
-    await this.#repo.insert(row);
+    // checked and stored in turn per node: two creates cannot both take the last room
+    await this.#withNodeLock(node.id, async () => {
+      await this.#assertFits(node, parseJson<Limits>(row.limits, {}));
+      await this.#repo.insert(row);
+    });
     const undo = () => this.#removeCreated(row.id);
     let loaded: Loaded;
     let egg: EggConfig;
@@ -363,7 +496,7 @@ export class ServersService {
       await created;
       throw e;
     });
-    return { operationId, server, done: created };
+    return { operationId, server, done: created, ...(placement ? { placement } : {}) };
   }
 
   /** A create that did not happen: the server's row, ports and live state go. */
@@ -458,6 +591,26 @@ export class ServersService {
     ].some((k) => input[k as keyof PatchServer] !== undefined);
     if (runtime && !this.#gateway.isOnline(row.node_id))
       throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    // before anything is claimed or stored: a refused resize leaves the whole patch undone
+    const release = limits === undefined ? undefined : await this.#reserveResize(row, limits);
+    try {
+      return await this.#patchChecked(id, input, loaded, set, runtime, actor, release);
+    } catch (e) {
+      release?.(Promise.resolve());
+      throw e;
+    }
+  }
+
+  async #patchChecked(
+    id: string,
+    input: PatchServer,
+    loaded: Loaded,
+    set: Partial<ServersTable>,
+    runtime: boolean,
+    actor: string | null,
+    release: ((settled: Promise<unknown>) => void) | undefined,
+  ): Promise<{ operationId: string | null; done: Promise<Server> }> {
+    const { row } = loaded;
     const held = (ports: Ports) => {
       const keep = new Set(Object.values(ports).map((b) => (typeof b === 'number' ? b : b.hostPort)));
       if (loaded.allocation) keep.add(loaded.allocation.port);
@@ -477,6 +630,19 @@ export class ServersService {
     };
     if (!runtime) return { operationId: null, done: store() };
     const { name: _name, ...egg } = eggOf({ ...loaded, row: { ...row, ...set } });
+    if (!release) return this.#patchRuntime(row, egg, actor, store, refused);
+    const started = await this.#patchRuntime(row, egg, actor, store, refused);
+    release(started.done);
+    return started;
+  }
+
+  async #patchRuntime(
+    row: ServersTable,
+    egg: Omit<EggConfig, 'name'>,
+    actor: string | null,
+    store: () => Promise<Server>,
+    refused: () => Promise<void>,
+  ): Promise<{ operationId: string; done: Promise<Server> }> {
     let operationId: string;
     try {
       operationId = await this.#operations.start(row, 'update', 'update_server', egg, actor);
@@ -596,6 +762,26 @@ export class ServersService {
     const limits = input.limits === undefined ? undefined : await this.#limitsFor(row.node_id, input.limits);
     if (limits !== undefined) set.limits = JSON.stringify(limits);
     if (!this.#gateway.isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
+    // checked before anything is stored (a refused resize changes nothing); counted until it ends
+    const release = limits === undefined ? undefined : await this.#reserveResize(row, limits);
+    try {
+      const started = await this.#updateConfigChecked(id, loaded, set, limits, actor);
+      release?.(started.done);
+      return started;
+    } catch (e) {
+      release?.(Promise.resolve());
+      throw e;
+    }
+  }
+
+  async #updateConfigChecked(
+    id: string,
+    loaded: Loaded,
+    set: Partial<ServersTable>,
+    limits: Limits | undefined,
+    actor: string | null,
+  ): Promise<{ operationId: string; done: Promise<{ ok: boolean; status: Server['status'] }> }> {
+    const { row } = loaded;
     // The Agent replaces the container's environment with the one sent: always the whole of it,
     // derived as for a create (a template's STARTUP/SERVER_*, a raw server's SERVER_IP/PORT).
     const next = eggOf({ ...loaded, row: { ...row, ...set } });
