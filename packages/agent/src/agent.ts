@@ -98,6 +98,7 @@ export async function startAgent(
       activeServers: manager.activeCount(),
       systemLoad: await systemLoad(path.resolve(config.dataDir)),
     }),
+    onReady: () => manager.players.resendAll(),
     registration: async () => ({
       port: httpPort,
       dockerVersion: await docker.version().catch(() => 'unknown'),

@@ -154,7 +154,7 @@ const events: Record<EventName, unknown> = {
   },
   server_crashed: { serverId: 's1', exitCode: 137, oomKilled: true, restarting: false, reason: 'oom' },
   server_update_progress: { serverId: 's1', stage: 'recreating' },
-  players_update: { serverId: 's1', online: 1, max: 20, list: ['steve'] },
+  players_update: { serverId: 's1', online: 1, max: 20, list: [{ name: 'steve', score: 3, bot: false }] },
   install_output: { serverId: 's1', message: 'downloading' },
   install_completed: { serverId: 's1', success: true, exitCode: 0 },
   operation_progress: { operationId: 'op1', serverId: 's1', stage: 'killing', message: 'after 45 s' },

@@ -18,6 +18,7 @@ export const WIRE_EVENT = {
   update_progress: 'server_update_progress',
   operation_progress: 'operation_progress',
   operation_completed: 'operation_completed',
+  players: 'players_update',
 } as const satisfies Record<string, EventName>;
 
 export type ServerEventMap = { [K in keyof typeof WIRE_EVENT]: EventData<(typeof WIRE_EVENT)[K]> } & {

@@ -6,7 +6,7 @@
  * `EventBus` is the seam: today's `InProcessBus` calls subscribers in this process; a later
  * issue can put a broker (NATS) behind the same interface for several Panel replicas.
  */
-import type { ResourceSnapshot, ServerStatus, UpdateStage } from '@cap/protocol';
+import type { PlayerEntry, ResourceSnapshot, ServerStatus, UpdateStage } from '@cap/protocol';
 import type { FeatureName } from '@cap/protocol/templates/index.ts';
 
 export type DomainEvent =
@@ -29,7 +29,7 @@ export type DomainEvent =
       serverId: string;
       online: number;
       max: number;
-      list: string[];
+      list: PlayerEntry[];
     }
   | {
       kind: 'operation';

@@ -5,7 +5,7 @@
  * in-memory `LiveState` (relay/live-state.ts); a later one can keep the same over a shared store
  * for several Panel replicas. Frames to watchers go out through `publish` / `publishAll`.
  */
-import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
+import type { ClientMessage, PlayerEntry, ResourceSnapshot, ServerStatus } from '@cap/protocol';
 
 export type Sink = (msg: ClientMessage) => void;
 
@@ -19,7 +19,7 @@ export interface InstallRecord {
 export interface Players {
   online: number;
   max: number;
-  list: string[];
+  list: PlayerEntry[];
 }
 
 export interface LiveStore {

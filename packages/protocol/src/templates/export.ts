@@ -39,6 +39,7 @@ export function exportPtdlV2(
   egg['docker_images'] = Object.fromEntries(template.images.map((i) => [i.label, i.image]));
   egg['file_denylist'] = template.fileDenylist;
   if (template.backup) egg['backup'] = { ...template.backup };
+  if (template.players) egg['players'] = { ...template.players };
   egg['startup'] = template.startup;
   if (template.startupCommands.length > 0)
     egg['startup_commands'] = Object.fromEntries(template.startupCommands.map((c) => [c.label, c.command]));

@@ -4,6 +4,7 @@ import type { ConfigFile } from '../messages.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
 import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
 import {
+  PLAYER_QUERY,
   Template,
   TemplateFormat,
   type TemplateImage,
@@ -375,6 +376,36 @@ function backupCommands(raw: unknown): Pick<Template, 'backup'> {
   };
 }
 
+/** Our `players: { query, portVariable?, intervalSeconds? }` extension (absent: not tracked). */
+function playersConfig(raw: unknown): Pick<Template, 'players'> {
+  if (raw === undefined || raw === null) return {};
+  if (!isObj(raw))
+    return invalid('players', `an object { query, portVariable?, intervalSeconds? }, got ${describe(raw)}`);
+  const query = raw['query'];
+  if (typeof query !== 'string' || !PLAYER_QUERY.test(query))
+    return invalid(
+      'players.query',
+      `one of 'gamedig:<type>', 'teeworlds', 'command:<parser>', 'none'; got ${describe(query)}`,
+    );
+  const interval = raw['intervalSeconds'] ?? 30;
+  if (typeof interval !== 'number' || !Number.isInteger(interval) || interval < 5 || interval > 3600)
+    return invalid('players.intervalSeconds', `whole seconds from 5 to 3600, got ${describe(interval)}`);
+  const portVariable = raw['portVariable'];
+  if (
+    portVariable !== undefined &&
+    portVariable !== null &&
+    (typeof portVariable !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(portVariable))
+  )
+    return invalid('players.portVariable', `a variable name, got ${describe(portVariable)}`);
+  return {
+    players: {
+      query,
+      ...(typeof portVariable === 'string' ? { portVariable } : {}),
+      intervalSeconds: interval,
+    },
+  };
+}
+
 /** Turn the parsed data of an egg file into a Template. */
 export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult {
   const warnings: TemplateWarning[] = [];
@@ -431,6 +462,7 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
       : stringList(features, 'features'),
     fileDenylist: stringList(data['file_denylist'], 'file_denylist'),
     ...backupCommands(data['backup']),
+    ...playersConfig(data['players']),
   };
   const template = renameHostname(parsed, warnings);
   if (template.install.script.trim() !== '' && template.install.container === '')

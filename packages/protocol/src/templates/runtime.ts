@@ -218,6 +218,7 @@ export function templateToEggConfig(template: Template, opts: EggConfigOptions):
   if (opts.stopTimeout !== undefined) config.stopTimeout = opts.stopTimeout;
   if (Object.keys(template.config.files).length > 0) config.configFiles = template.config.files;
   if (template.fileDenylist.length > 0) config.fileDenylist = [...template.fileDenylist];
+  if (template.players && template.players.query !== 'none') config.players = { ...template.players };
   if (template.install.script.trim() !== '' && template.install.container !== '') {
     config.install = {
       script: template.install.script,

@@ -47,7 +47,7 @@ export class DashboardService {
     const running = servers.filter((s) => s.status === 'running');
     const byServer = servers.flatMap((s) => {
       const p = this.#live.players(s.id);
-      return p ? [{ serverId: s.id, ...p }] : [];
+      return p ? [{ serverId: s.id, online: p.online, max: p.max, list: p.list.map((x) => x.name) }] : [];
     });
     return {
       nodes,
