@@ -47,6 +47,7 @@ import {
 import { NoLimitBadges } from '../components/limit-badges.tsx';
 import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
+import { PlayersPanel } from '../components/players-panel.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
 import { RecentOperations } from '../components/recent-operations.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
@@ -491,6 +492,7 @@ function ServerDetail({ id }: { id: string }) {
               <MetricCard label="Disk" value={formatBytes(stats?.disk.usedBytes)} testId="metric-disk" />
             </SimpleGrid>
             <ChartsWithRange serverId={server.id} live={series} />
+            <PlayersPanel serverId={server.id} />
             <Grid>
               <Grid.Col span={{ base: 12, md: 7 }}>
                 <Paper className="cap-glass" p="md">
