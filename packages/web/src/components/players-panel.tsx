@@ -34,6 +34,10 @@ export function PlayersPanel({ serverId }: { serverId: string }) {
     online: Math.round(b.online * 10) / 10,
     capacity: b.capacity,
   }));
+  // the count now closes the series (a single minute still draws, and the last step reaches now)
+  const last = points.at(-1);
+  if (p?.tracked && last && players.dataUpdatedAt > last.t)
+    points.push({ t: players.dataUpdatedAt, online: p.online, capacity: p.max });
   return (
     <SimpleGrid cols={{ base: 1, md: 2 }} data-testid="players-panel">
       <Paper className="cap-glass" p="md">
@@ -114,7 +118,9 @@ export function PlayersPanel({ serverId }: { serverId: string }) {
             style={{ height: 160 }}
             role="img"
             aria-label="Players online chart"
+            data-testid="chart-players-plot"
             data-points={points.length}
+            data-peak={Math.max(0, ...(history.data ?? []).map((b) => b.peak))}
           >
             <ResponsiveContainer width="100%" height="100%">
               <AreaChart data={points}>
