@@ -156,7 +156,12 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
         'players write failed; later ones go on',
       ),
   });
-  bus.subscribe('server.players', (e) => players.update(e.serverId, e));
+  // a report on a server known not to run (the Agent's "nobody online" after a stop) ends it
+  bus.subscribe('server.players', (e) => {
+    const status = live.status(e.serverId);
+    if (status !== undefined && status !== 'running') players.end(e.serverId);
+    else players.update(e.serverId, e);
+  });
   // a server that is not running has nobody on it
   bus.subscribe('server.status', (e) => {
     if (e.status !== 'running') players.end(e.serverId);

@@ -141,6 +141,11 @@ describe('players through the Panel', () => {
     });
     const after = await panel.api(owner, 'GET', `/api/servers/${serverId}/players`);
     assert.equal(after.body.tracked, false);
+    // the Agent's last word on a stopped server (nobody online) does not make it tracked again
+    agent.emit('players_update', { serverId, online: 0, max: 12, list: [] });
+    agent.emit('server_log', { serverId, message: 'barrier' });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await panel.api(owner, 'GET', `/api/servers/${serverId}/players`)).body.tracked, false);
   });
 
   test('a players_update over the protocol bounds is refused (nothing changes)', async () => {
