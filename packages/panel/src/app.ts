@@ -98,6 +98,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const s = createServices(config, db, log);
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
+  await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
   await s.players.init();
   await s.servers.init();
   const { setupToken } = await s.auth.bootstrap({
