@@ -4,7 +4,7 @@
  *  - its bundle (scripts/build-dist.ts, esbuild's metafile) holds no code of the modules the
  *    Agent never uses (dockerode's SSH transport and BuildKit/gRPC stack: stand-ins that throw),
  *    and reaches the modules loaded only when used (Fastify for the HTTP API, ssh2 for SFTP,
- *    prom-client for a scrape) from its entry only through dynamic imports;
+ *    prom-client for a scrape, gamedig for a player query) from its entry only through dynamic imports;
  *  - an Agent run as `ctrl-alt-play agent`, registered with a real Panel, SFTP on, idle, has
  *    loaded none of them (a module loader hook records every module it loads).
  */
@@ -25,7 +25,7 @@ import {
 const root = path.resolve(import.meta.dirname, '..');
 
 /** Modules an idle Agent must not have loaded (a package name, as it appears in node_modules/). */
-const LAZY = ['fastify', 'ssh2', 'prom-client'];
+const LAZY = ['fastify', 'ssh2', 'prom-client', 'gamedig'];
 /** Modules the Agent never uses: not even in its bundle. */
 const NEVER = ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
 

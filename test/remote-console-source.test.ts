@@ -64,7 +64,10 @@ describe('Source RCON + A2S test double, held to the protocol by rcon-srcds and 
       assert.equal(state.name, 'Double TF2');
       assert.equal(state.map, 'ctf_2fort');
       assert.equal(state.maxplayers, 24);
-      assert.deepEqual(Array.from(state.players, (p) => p.name).sort(), ['alice', 'bob']);
+      assert.deepEqual(Array.from(state.players as { name: string }[], (p) => p.name).sort(), [
+        'alice',
+        'bob',
+      ]);
     });
   }
 

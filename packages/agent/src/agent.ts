@@ -106,6 +106,7 @@ export async function startAgent(
         },
       };
     },
+    onReady: () => manager.players.resendAll(),
     registration: async () => ({
       port: httpPort,
       dockerVersion: await docker.version().catch(() => 'unknown'),

@@ -33,6 +33,8 @@ import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
 import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
+import { playersRoutes } from './modules/players/routes.ts';
+import { BUCKET_MS as PLAYERS_BUCKET } from './modules/players/service.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { schedulesRoutes } from './modules/schedules/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
@@ -61,6 +63,7 @@ export interface BuildOptions {
 
 const METRICS_FLUSH_MS = 10_000;
 const PRUNE_MS = 3600_000;
+const PLAYERS_BUCKET_MS = PLAYERS_BUCKET;
 
 /** JSON logs; pretty on a terminal (when pino-pretty is installed, as in a clone). */
 export function defaultLogger(level: string, tty = process.stdout.isTTY === true): Logger {
@@ -98,6 +101,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const s = createServices(config, db, log);
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
+  await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
+  await s.players.init();
   await s.servers.init();
   s.schedules.init();
   await s.webhooks.init();
@@ -196,6 +201,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     allocationsRoutes,
     templatesRoutes,
     serversRoutes,
+    playersRoutes,
     accessRoutes,
     filesRoutes,
     backupsRoutes,
@@ -229,10 +235,13 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     setInterval(() => {
       s.metrics.flush().catch((err: Error) => log.warn({ err: err.message }, 'metrics flush failed'));
     }, METRICS_FLUSH_MS),
+    // each tracked server's player count, once a minute (the Agents send only changes)
+    setInterval(() => void s.players.tick(), PLAYERS_BUCKET_MS),
     setInterval(() => {
       s.metrics.prune().catch((err: Error) => log.warn({ err: err.message }, 'metrics prune failed'));
       s.auth.pruneSessions().catch((err: Error) => log.warn({ err: err.message }, 'session prune failed'));
       s.activity.prune().catch((err: Error) => log.warn({ err: err.message }, 'activity prune failed'));
+      void s.players.prune();
     }, PRUNE_MS),
   ];
   for (const t of timers) t.unref();
@@ -243,6 +252,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.live.close();
     s.s3?.close();
     await s.metrics.flush(true).catch(() => undefined);
+    await s.players.flush(true);
     await s.activity.settled();
     if (!opts.db) await db.destroy();
   });

@@ -31,6 +31,8 @@ import { NodesRepo } from './modules/nodes/repo.ts';
 import { NodesService } from './modules/nodes/service.ts';
 import { OperationsRepo } from './modules/operations/repo.ts';
 import { OperationsService } from './modules/operations/service.ts';
+import { PlayersRepo } from './modules/players/repo.ts';
+import { PlayersService } from './modules/players/service.ts';
 import { PanelMetrics } from './modules/prometheus/metrics.ts';
 import { SchedulesRepo } from './modules/schedules/repo.ts';
 import { panelTaskRunner } from './modules/schedules/runner.ts';
@@ -78,6 +80,8 @@ export interface PanelServices {
   /** a ticket's URLs: direct to the Agent (node transferUrl, connected) or relayed; files and backups */
   transferLinks: TransferLinks;
   metrics: MetricsService;
+  /** players: who is online, join/leave sessions, the per-minute count history (modules/players) */
+  players: PlayersService;
   /** the Prometheus registry behind GET /metrics */
   prometheus: PanelMetrics;
   dashboard: DashboardService;
@@ -161,6 +165,24 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   prometheus.attach(bus);
   bus.subscribe('server.stats', (e) => metrics.record(e.serverId, e.stats));
   bus.subscribe('server.deleted', (e) => metrics.forget(e.serverId));
+  const players = new PlayersService(new PlayersRepo(db), {
+    onError: (err, what) =>
+      log.error(
+        { err: (err as Error)?.message ?? String(err), what },
+        'players write failed; later ones go on',
+      ),
+  });
+  // a report on a server known not to run (the Agent's "nobody online" after a stop) ends it
+  bus.subscribe('server.players', (e) => {
+    const status = live.status(e.serverId);
+    if (status !== undefined && status !== 'running') players.end(e.serverId);
+    else players.update(e.serverId, e);
+  });
+  // a server that is not running has nobody on it
+  bus.subscribe('server.status', (e) => {
+    if (e.status !== 'running') players.end(e.serverId);
+  });
+  bus.subscribe('server.deleted', (e) => players.end(e.serverId, Date.now(), true));
   // the live relay: the live store's state and the frames browsers get
   attachLiveRelay(bus, live);
   // The hub and the services refer to each other; the services read it lazily.
@@ -309,6 +331,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     transferRelay,
     transferLinks,
     metrics,
+    players,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),
     schedules,

@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
 import {
+  MAX_LISTED_PLAYERS,
+  PlayerEntry,
   RemoteConsoleState,
   RemoteConsoleTransport,
   ResourceSnapshot,
@@ -62,6 +64,14 @@ export const ClientMessage = z.discriminatedUnion('type', [
     previousStatus: ServerStatus.optional(),
   }),
   z.object({ type: z.literal('stats'), serverId: ServerId, stats: ResourceSnapshot }),
+  /** the server's players changed (its Agent's players_update); GET /api/servers/:id/players for times */
+  z.object({
+    type: z.literal('players'),
+    serverId: ServerId,
+    online: z.number(),
+    max: z.number(),
+    list: z.array(PlayerEntry).max(MAX_LISTED_PLAYERS),
+  }),
   z.object({ type: z.literal('crashed'), serverId: ServerId, exitCode: z.number(), restarting: z.boolean() }),
   z.object({
     type: z.literal('update_progress'),

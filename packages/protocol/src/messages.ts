@@ -148,6 +148,20 @@ export const RemoteConsoleState = z.enum([
   'unreachable',
 ]);
 export type RemoteConsoleState = z.infer<typeof RemoteConsoleState>;
+/**
+ * How the Agent counts a running server's players (the template's `players`): `gamedig:<type>`,
+ * `teeworlds`, `command:<parser>` or `none`; the port queried is the value of `portVariable` in
+ * `environment` (default SERVER_PORT), a port inside the container, published by `ports`.
+ */
+export const PlayersQuery = z.object({
+  query: z
+    .string()
+    .max(80)
+    .regex(/^(gamedig:[a-z0-9][a-z0-9_-]{0,63}|teeworlds|command:[a-z0-9][a-z0-9_-]{0,31}|none)$/),
+  portVariable: EnvName.optional(),
+  intervalSeconds: z.number().int().min(5).max(3600).default(30),
+});
+export type PlayersQuery = z.infer<typeof PlayersQuery>;
 
 export const EggConfig = z.object({
   name: z.string().min(1).max(191),
@@ -178,6 +192,8 @@ export const EggConfig = z.object({
   fileDenylist: z.array(z.string().min(1).max(1024)).max(256).optional(),
   /** the template's remote console (absent: stdin) */
   remoteConsole: RemoteConsoleSpec.optional(),
+  /** player tracking (absent or `none`: not polled) */
+  players: PlayersQuery.optional(),
 });
 export type EggConfig = z.infer<typeof EggConfig>;
 
@@ -713,11 +729,23 @@ export const ResourceSnapshot = z.object({
 });
 export type ResourceSnapshot = z.infer<typeof ResourceSnapshot>;
 
+/** At most this many players are listed (a count can be higher). */
+export const MAX_LISTED_PLAYERS = 256;
+const PlayerCount = z.number().int().min(0).max(1e6);
+/** get_status's `players`, as seed 003 shows it: names only. */
 export const Players = z.object({
-  online: z.number().int().nonnegative(),
-  max: z.number().int().nonnegative(),
-  list: z.array(z.string()),
+  online: PlayerCount,
+  max: PlayerCount,
+  list: z.array(z.string().max(64)).max(MAX_LISTED_PLAYERS),
 });
+/** One player in players_update: the name and what the query says of them. */
+export const PlayerEntry = z.object({
+  name: z.string().max(64),
+  score: z.number().int().min(-1e9).max(1e9).optional(),
+  bot: z.boolean().optional(),
+  spectator: z.boolean().optional(),
+});
+export type PlayerEntry = z.infer<typeof PlayerEntry>;
 
 export const StatusData = z.object({
   serverId: ServerId,
@@ -852,7 +880,13 @@ export const eventData = {
     stage: UpdateStage,
     message: z.string().optional(),
   }),
-  players_update: Players.extend({ serverId: ServerId }),
+  /** sent when the count or the list changed, and once after every (re)connection of the link */
+  players_update: z.object({
+    serverId: ServerId,
+    online: PlayerCount,
+    max: PlayerCount,
+    list: z.array(PlayerEntry).max(MAX_LISTED_PLAYERS),
+  }),
   /** a change of the server's remote console connection (see RemoteConsoleState) */
   remote_console_state: z.object({
     serverId: ServerId,

@@ -159,7 +159,7 @@ const events: Record<EventName, unknown> = {
   },
   server_crashed: { serverId: 's1', exitCode: 137, oomKilled: true, restarting: false, reason: 'oom' },
   server_update_progress: { serverId: 's1', stage: 'recreating' },
-  players_update: { serverId: 's1', online: 1, max: 20, list: ['steve'] },
+  players_update: { serverId: 's1', online: 1, max: 20, list: [{ name: 'steve', score: 3, bot: false }] },
   remote_console_state: {
     serverId: 's1',
     transport: 'quake3-rcon',

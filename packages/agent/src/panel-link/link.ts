@@ -65,6 +65,8 @@ export interface LinkHooks {
   hello: () => EventData<'agent_hello'>;
   pong: () => Promise<PongMessage['data']>;
   registration: () => Promise<{ port: number; dockerVersion: string }>;
+  /** after each (re)connection, once agent_hello and the outbox went out (players are sent again) */
+  onReady?: () => void;
 }
 
 type Outgoing = EventMessage | ResponseMessage;
@@ -478,6 +480,11 @@ export class PanelLink {
         }
         this.#ready = true;
         this.connections++;
+        try {
+          this.#hooks.onReady?.();
+        } catch (err) {
+          this.#log.error({ err }, 'onReady hook failed');
+        }
         this.#log.info({ agentId: creds.id, url }, 'connected to the panel');
         const hb = this.#config.heartbeatIntervalMs;
         deadTimer = setInterval(

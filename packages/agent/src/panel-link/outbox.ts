@@ -36,6 +36,8 @@ export class Outbox {
     }
     // live gauges are worthless once stale: the next sample after reconnect replaces them
     if (msg.type === 'event' && msg.event === 'resource_update') return;
+    // players too: every server's latest is sent again once the link is up (PlayerPoller.resendAll)
+    if (msg.type === 'event' && msg.event === 'players_update') return;
     this.#queue.push(msg);
     if (this.#queue.length > this.#max) this.#evictOne();
   }

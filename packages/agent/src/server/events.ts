@@ -19,6 +19,7 @@ export const WIRE_EVENT = {
   operation_progress: 'operation_progress',
   operation_completed: 'operation_completed',
   remote_console: 'remote_console_state',
+  players: 'players_update',
 } as const satisfies Record<string, EventName>;
 
 export type ServerEventMap = { [K in keyof typeof WIRE_EVENT]: EventData<(typeof WIRE_EVENT)[K]> } & {

@@ -24,6 +24,7 @@ import {
 import type { Logger } from 'pino';
 import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
+import { hostBindings } from '../environment/docker/container-spec.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
   compressFiles,
@@ -49,6 +50,8 @@ import {
   splitPath,
   statFile,
 } from '../filesystem/operations.ts';
+import { PlayerPoller, type PollTarget } from '../players/poller.ts';
+import { type QueryFn, runQuery } from '../players/query.ts';
 import type { RemoteConsole } from '../remote-console/types.ts';
 import { systemInfo } from '../system/system-info.ts';
 import {
@@ -159,10 +162,24 @@ export class ServerManager {
   /** closes SFTP sessions (set by the SFTP server when it runs); answers how many were closed */
   sftpRevoke: ((userId: string, serverId?: string) => number) | null = null;
 
-  constructor(opts: { env: Environment; config: AgentConfig; logger: Logger }) {
+  /** player counts of the running servers whose template tracks them (started by init) */
+  readonly players: PlayerPoller;
+
+  constructor(opts: { env: Environment; config: AgentConfig; logger: Logger; playerQuery?: QueryFn }) {
     this.#env = opts.env;
     this.#config = opts.config;
     this.#log = opts.logger;
+    const playersLog = opts.logger.child({ component: 'players' });
+    this.players = new PlayerPoller({
+      targets: () => this.#playerTargets(),
+      query: opts.playerQuery ?? runQuery,
+      publish: (d) => this.#publish(d.serverId, 'players', d),
+      onError: (serverId, err, inARow) => {
+        const msg = { serverId, err: (err as Error)?.message ?? String(err), inARow };
+        if (inARow === 1) playersLog.warn(msg, 'player query failed');
+        else playersLog.debug(msg, 'player query failed');
+      },
+    });
     this.events = new EventBus((err, type) =>
       this.#log.error({ err, event: type }, 'event subscriber failed'),
     );
@@ -241,6 +258,42 @@ export class ServerManager {
     } finally {
       this.#locks.release(holder);
     }
+  }
+
+  /**
+   * The running servers that track players, with the host address their query port is published
+   * on (0.0.0.0 / :: → the loopback of that family). A server whose port variable is not a port,
+   * or whose port is not published, is skipped.
+   */
+  #playerTargets(): PollTarget[] {
+    const out: PollTarget[] = [];
+    for (const s of this.servers.values()) {
+      const p = s.egg.players;
+      if (!p || p.query === 'none' || !s.running || s.status !== 'running') continue;
+      const env = s.egg.environment;
+      const name = p.portVariable ?? 'SERVER_PORT';
+      const raw = Object.hasOwn(env, name) ? env[name] : undefined;
+      const port = raw !== undefined && /^\d{1,5}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+      if (!(port >= 1 && port <= 65535)) continue;
+      const binding = hostBindings(s.egg, this.#config.bindIp).find(
+        (b) => b.containerPort === `${port}/udp` || b.containerPort === `${port}/tcp`,
+      );
+      if (!binding) continue;
+      const host =
+        binding.hostIp === '0.0.0.0' || binding.hostIp === ''
+          ? '127.0.0.1'
+          : binding.hostIp === '::'
+            ? '::1'
+            : binding.hostIp;
+      out.push({
+        serverId: s.id,
+        query: p.query,
+        host,
+        port: binding.hostPort,
+        intervalMs: p.intervalSeconds * 1000,
+      });
+    }
+    return out;
   }
 
   /** An event of server `serverId`: on its bus when it exists (piped to the Agent's), else on the Agent's. */
@@ -391,6 +444,7 @@ export class ServerManager {
     }
     this.#statsTimer = setInterval(() => void this.#statsTick(), this.#config.statsIntervalMs);
     this.#statsTimer.unref();
+    this.players.start();
   }
 
   /**
@@ -435,6 +489,7 @@ export class ServerManager {
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
     clearInterval(this.#statsTimer);
+    this.players.stop();
     await this.backups.close();
     for (const s of this.servers.values()) s.detach();
     await Promise.all([...this.servers.values()].map((s) => s.flushed()));
@@ -769,8 +824,11 @@ export class ServerManager {
         await this.backups.dropServer(s.id);
         return { data: { serverId, deleted: true } };
       }
-      case 'get_status':
-        return { data: await this.#server(serverId).statusData() };
+      case 'get_status': {
+        const s = this.#server(serverId);
+        const players = this.players.snapshot(s.id);
+        return { data: { ...(await s.statusData()), ...(players ? { players } : {}) } };
+      }
       case 'send_command':
         return { data: await this.#server(serverId).command((p as { command: string }).command) };
       case 'update_server': {

@@ -7,6 +7,7 @@
  * issue can put a broker (NATS) behind the same interface for several Panel replicas.
  */
 import type {
+  PlayerEntry,
   RemoteConsoleState,
   RemoteConsoleTransport,
   ResourceSnapshot,
@@ -35,7 +36,7 @@ export type DomainEvent =
       serverId: string;
       online: number;
       max: number;
-      list: string[];
+      list: PlayerEntry[];
     }
   | {
       kind: 'operation';

@@ -412,6 +412,39 @@ const m017: Migration = {
 };
 
 /**
+ * Players (issue 12 item 2): join/leave sessions by name, and a per-minute count history
+ * (average online, peak, capacity), kept 7 days as metric_buckets are.
+ */
+const m020: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('player_sessions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('joined_at', 'double precision', (c) => c.notNull())
+      .addColumn('left_at', 'double precision')
+      .execute();
+    await db.schema
+      .createIndex('player_sessions_server')
+      .on('player_sessions')
+      .columns(['server_id', 'joined_at'])
+      .execute();
+    await db.schema
+      .createTable('player_buckets')
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('t', 'double precision', (c) => c.notNull())
+      .addColumn('samples', 'integer', (c) => c.notNull())
+      .addColumn('online', 'double precision', (c) => c.notNull())
+      .addColumn('peak', 'integer', (c) => c.notNull())
+      .addColumn('capacity', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('player_buckets_pk', ['server_id', 't'])
+      .execute();
+    await db.schema.createIndex('player_buckets_t').on('player_buckets').column('t').execute();
+  },
+};
+
+/**
  * Schedules (issue 13 item 1): per server, a cron expression (with an IANA time zone) or an
  * interval, and its tasks (JSON, in order). `next_run_at` is the next slot; a run claims its slot
  * with a row in `schedule_runs` (unique per schedule and slot) before any task starts, and stores
@@ -583,6 +616,7 @@ export const migrations: Record<string, Migration> = {
   '015_node_public_address': m015,
   '016_node_agent_refusal': m016,
   '017_node_transfer_url': m017,
+  '020_players': m020,
   '022_schedules': m022,
   '023_webhooks': m023,
   '024_node_capacity': m024,

@@ -170,6 +170,25 @@ export interface MetricBucketsTable {
   tx_bytes: number;
   disk_bytes: number;
 }
+export interface PlayerSessionsTable {
+  id: string;
+  server_id: string;
+  name: string;
+  /** epoch ms */
+  joined_at: number;
+  /** epoch ms; null while the player is online */
+  left_at: number | null;
+}
+export interface PlayerBucketsTable {
+  server_id: string;
+  /** minute start, epoch ms */
+  t: number;
+  samples: number;
+  /** average online over the minute's samples */
+  online: number;
+  peak: number;
+  capacity: number;
+}
 export interface SettingsTable {
   key: string;
   value: string;
@@ -237,6 +256,8 @@ export interface Database {
   templates: TemplatesTable;
   allocations: AllocationsTable;
   metric_buckets: MetricBucketsTable;
+  player_sessions: PlayerSessionsTable;
+  player_buckets: PlayerBucketsTable;
   settings: SettingsTable;
   recovery_codes: RecoveryCodesTable;
   login_tickets: LoginTicketsTable;

@@ -77,6 +77,8 @@ const EXPECTED: Record<string, string> = {
   'GET /api/operations/:id': 'user',
   'GET /api/servers/:id/telemetry': 'user view',
   'GET /api/servers/:id/metrics': 'user view',
+  'GET /api/servers/:id/players': 'user view',
+  'GET /api/servers/:id/players/history': 'user view',
   'GET /api/servers/:id/files': 'user file.read',
   'GET /api/servers/:id/files/content': 'user file.read-content',
   'POST /api/servers/:id/files/transfers':

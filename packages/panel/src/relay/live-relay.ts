@@ -29,9 +29,16 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         restarting: e.restarting,
       }),
     ),
-    bus.subscribe('server.players', (e) =>
-      live.setPlayers(e.serverId, { online: e.online, max: e.max, list: e.list }),
-    ),
+    bus.subscribe('server.players', (e) => {
+      live.setPlayers(e.serverId, { online: e.online, max: e.max, list: e.list });
+      live.publish(e.serverId, {
+        type: 'players',
+        serverId: e.serverId,
+        online: e.online,
+        max: e.max,
+        list: e.list,
+      });
+    }),
     bus.subscribe('server.remote_console', (e) => {
       const rc = { transport: e.transport, state: e.state, ...(e.message ? { message: e.message } : {}) };
       live.setRemoteConsole(e.serverId, rc);

@@ -7,6 +7,7 @@
  */
 import type {
   ClientMessage,
+  PlayerEntry,
   RemoteConsoleState,
   RemoteConsoleTransport,
   ResourceSnapshot,
@@ -25,7 +26,7 @@ export interface InstallRecord {
 export interface Players {
   online: number;
   max: number;
-  list: string[];
+  list: PlayerEntry[];
 }
 
 /** A server's console transport and its state (issue 12). */

@@ -80,7 +80,7 @@ describe('an Agent acting on another node’s servers', () => {
     a.emit('resource_update', stats(serverB, 99));
     a.emit('server_crashed', { serverId: serverB, exitCode: 137, oomKilled: true, restarting: false });
     a.emit('server_update_progress', { serverId: serverB, stage: 'failed' });
-    a.emit('players_update', { serverId: serverB, online: 64, max: 64, list: ['mallory'] });
+    a.emit('players_update', { serverId: serverB, online: 64, max: 64, list: [{ name: 'mallory' }] });
     a.emit('install_output', { serverId: serverB, message: 'forged install' });
     a.emit('install_completed', { serverId: serverB, success: false, exitCode: 1 });
     a.emit('operation_progress', { operationId: opB, serverId: serverB, stage: 'forged' });

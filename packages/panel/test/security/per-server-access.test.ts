@@ -90,7 +90,7 @@ const PROBES: Probe[] = [
     body: { limits: { memory: '512m' } },
     need: 'admin',
   },
-  ...['operations', 'telemetry', 'metrics'].map((x) => ({
+  ...['operations', 'telemetry', 'metrics', 'players', 'players/history'].map((x) => ({
     route: `GET /api/servers/:id/${x}`,
     method: 'GET',
     path: (id: string) => `/api/servers/${id}/${x}`,

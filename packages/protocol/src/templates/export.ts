@@ -41,6 +41,7 @@ export function exportPtdlV2(
   if (template.backup) egg['backup'] = { ...template.backup };
   if (template.remoteConsole) egg['remote_console'] = { ...template.remoteConsole };
   if (template.mods) egg['mods'] = template.mods.map((m) => ({ ...m }));
+  if (template.players) egg['players'] = { ...template.players };
   egg['startup'] = template.startup;
   if (template.startupCommands.length > 0)
     egg['startup_commands'] = Object.fromEntries(template.startupCommands.map((c) => [c.label, c.command]));

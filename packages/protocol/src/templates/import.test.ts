@@ -690,3 +690,65 @@ describe('mod folders (issue 13 item 4: our egg extension `mods`)', () => {
     }
   });
 });
+
+describe('player tracking (issue 12 item 2: our egg extension `players`)', () => {
+  it('reads players, defaults the interval to 30 s, keeps it through export → import', () => {
+    const { template } = importTemplate(
+      JSON.stringify({ ...BASE, players: { query: 'gamedig:openarena', portVariable: 'GAME_PORT' } }),
+    );
+    assert.deepEqual(template.players, {
+      query: 'gamedig:openarena',
+      portVariable: 'GAME_PORT',
+      intervalSeconds: 30,
+    });
+    assert.deepEqual(importTemplate(exportPtdlV2Text(template)).template.players, template.players);
+    const plain = importTemplate(JSON.stringify(BASE)).template;
+    assert.equal(plain.players, undefined);
+    assert.equal('players' in JSON.parse(exportPtdlV2Text(plain)), false);
+    for (const query of ['teeworlds', 'command:minecraft', 'none'])
+      assert.equal(
+        importTemplate(JSON.stringify({ ...BASE, players: { query, intervalSeconds: 5 } })).template.players
+          ?.query,
+        query,
+      );
+  });
+
+  it('refuses a malformed players key with its location', () => {
+    for (const [players, location] of [
+      ['gamedig:q3a', 'players'],
+      [{ query: 'rcon' }, 'players.query'],
+      [{ query: 'gamedig:' }, 'players.query'],
+      [{ query: 'gamedig:../x' }, 'players.query'],
+      [{ query: 'teeworlds', intervalSeconds: 4 }, 'players.intervalSeconds'],
+      [{ query: 'teeworlds', intervalSeconds: 3601 }, 'players.intervalSeconds'],
+      [{ query: 'teeworlds', intervalSeconds: 1.5 }, 'players.intervalSeconds'],
+      [{ query: 'teeworlds', intervalSeconds: '30' }, 'players.intervalSeconds'],
+      [{ query: 'teeworlds', portVariable: 'A-B' }, 'players.portVariable'],
+    ] as const) {
+      assert.throws(
+        () => importTemplate(JSON.stringify({ ...BASE, players })),
+        (e: unknown) => e instanceof CodedError && e.code === 'TEMPLATE_INVALID' && e.location === location,
+        JSON.stringify(players),
+      );
+    }
+  });
+
+  it('the built-ins declare theirs, and templateToEggConfig passes it to the Agent', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const expected: Record<string, string> = {
+      openarena: 'gamedig:openarena',
+      openttd: 'gamedig:openttd',
+      teeworlds: 'teeworlds',
+    };
+    for (const [name, query] of Object.entries(expected)) {
+      const text = await readFile(
+        new URL(`../../../../templates/builtin/${name}.json`, import.meta.url),
+        'utf8',
+      );
+      const { template } = importTemplate(text);
+      assert.equal(template.players?.query, query, name);
+      const egg = templateToEggConfig(template, { name: 'x' });
+      assert.deepEqual(egg.players, template.players, name);
+    }
+  });
+});

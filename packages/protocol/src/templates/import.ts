@@ -5,6 +5,7 @@ import { ModFolder } from '../mods.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
 import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
 import {
+  PLAYER_QUERY,
   Template,
   TemplateFormat,
   type TemplateImage,
@@ -510,6 +511,36 @@ export function inferModFolders(name: string, startup: string): ModFolder[] {
   return [];
 }
 
+/** Our `players: { query, portVariable?, intervalSeconds? }` extension (absent: not tracked). */
+function playersConfig(raw: unknown): Pick<Template, 'players'> {
+  if (raw === undefined || raw === null) return {};
+  if (!isObj(raw))
+    return invalid('players', `an object { query, portVariable?, intervalSeconds? }, got ${describe(raw)}`);
+  const query = raw['query'];
+  if (typeof query !== 'string' || !PLAYER_QUERY.test(query))
+    return invalid(
+      'players.query',
+      `one of 'gamedig:<type>', 'teeworlds', 'command:<parser>', 'none'; got ${describe(query)}`,
+    );
+  const interval = raw['intervalSeconds'] ?? 30;
+  if (typeof interval !== 'number' || !Number.isInteger(interval) || interval < 5 || interval > 3600)
+    return invalid('players.intervalSeconds', `whole seconds from 5 to 3600, got ${describe(interval)}`);
+  const portVariable = raw['portVariable'];
+  if (
+    portVariable !== undefined &&
+    portVariable !== null &&
+    (typeof portVariable !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(portVariable))
+  )
+    return invalid('players.portVariable', `a variable name, got ${describe(portVariable)}`);
+  return {
+    players: {
+      query,
+      ...(typeof portVariable === 'string' ? { portVariable } : {}),
+      intervalSeconds: interval,
+    },
+  };
+}
+
 /** Turn the parsed data of an egg file into a Template. */
 export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult {
   const warnings: TemplateWarning[] = [];
@@ -567,6 +598,7 @@ export function normaliseEgg(data: unknown, syntax: SourceSyntax): ImportResult 
     fileDenylist: stringList(data['file_denylist'], 'file_denylist'),
     ...backupCommands(data['backup']),
     ...modFolders(data['mods'], text(data['name'], 'name'), text(data['startup'], 'startup')),
+    ...playersConfig(data['players']),
   };
   const declared = remoteConsole(data['remote_console']);
   const consoleSpec = declared ?? inferRemoteConsole(parsed.config.files, parsed.variables);

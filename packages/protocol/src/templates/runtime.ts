@@ -219,6 +219,7 @@ export function templateToEggConfig(template: Template, opts: EggConfigOptions):
   if (Object.keys(template.config.files).length > 0) config.configFiles = template.config.files;
   if (template.fileDenylist.length > 0) config.fileDenylist = [...template.fileDenylist];
   if (template.remoteConsole) config.remoteConsole = { ...template.remoteConsole };
+  if (template.players && template.players.query !== 'none') config.players = { ...template.players };
   if (template.install.script.trim() !== '' && template.install.container !== '') {
     config.install = {
       script: template.install.script,

@@ -69,6 +69,28 @@ export const TemplateBackup = z.object({
 });
 export type TemplateBackup = z.infer<typeof TemplateBackup>;
 
+/**
+ * Our extension (egg key `players`): how the Agent counts a running server's players.
+ * `gamedig:<type>` (one of gamedig's game ids), `teeworlds` (our own 0.7 query),
+ * `command:<parser>` (a remote-console command and its parser), or `none`.
+ */
+export const PLAYER_QUERY =
+  /^(gamedig:[a-z0-9][a-z0-9_-]{0,63}|teeworlds|command:[a-z0-9][a-z0-9_-]{0,31}|none)$/;
+export const TemplatePlayers = z.object({
+  query: z
+    .string()
+    .max(80)
+    .regex(PLAYER_QUERY, "one of 'gamedig:<type>', 'teeworlds', 'command:<parser>', 'none'"),
+  /** the variable holding the port queried (inside the container); absent: SERVER_PORT */
+  portVariable: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/)
+    .optional(),
+  /** seconds between two polls (5–3600, default 30) */
+  intervalSeconds: z.number().int().min(5).max(3600),
+});
+export type TemplatePlayers = z.infer<typeof TemplatePlayers>;
+
 export const Template = z.object({
   source: TemplateSource,
   uuid: z.string().nullable(),
@@ -105,6 +127,8 @@ export const Template = z.object({
    * e.g. `[{ path: 'plugins', kind: 'bukkit' }]`; absent on import, inferred from the egg's name.
    */
   mods: z.array(ModFolder).max(8).optional(),
+  /** Our extension (egg key `players`, kept by export → import): how players are counted. */
+  players: TemplatePlayers.optional(),
 });
 export type Template = z.infer<typeof Template>;
 

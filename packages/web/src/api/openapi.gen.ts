@@ -2773,6 +2773,11 @@ export interface paths {
                                     /** @enum {string} */
                                     kind: "bukkit" | "fabric" | "forge" | "bepinex" | "source" | "other";
                                 }[];
+                                players?: {
+                                    query: string;
+                                    portVariable?: string;
+                                    intervalSeconds: number;
+                                };
                             };
                         };
                     };
@@ -3126,6 +3131,11 @@ export interface paths {
                                     /** @enum {string} */
                                     kind: "bukkit" | "fabric" | "forge" | "bepinex" | "source" | "other";
                                 }[];
+                                players?: {
+                                    query: string;
+                                    portVariable?: string;
+                                    intervalSeconds: number;
+                                };
                             };
                         };
                     };
@@ -4851,6 +4861,138 @@ export interface paths {
                 };
             };
         };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/players": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who is online now, each with the time since this Panel saw them join, from the server's player query (the template's `players`). `tracked` is false until the server's Agent reports players (not running, no query, or no answer yet). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            tracked: boolean;
+                            online: number;
+                            max: number;
+                            players: {
+                                name: string;
+                                score?: number;
+                                bot?: boolean;
+                                spectator?: boolean;
+                                joinedAt: string;
+                                onlineSeconds: number;
+                            }[];
+                            updatedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/players/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Players online over time: per minute for 1h, per 5 minutes for 24h, per 30 minutes for 7d (average online, peak, capacity); kept 7 days. */
+        get: {
+            parameters: {
+                query?: {
+                    range?: "1h" | "24h" | "7d";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            t: string;
+                            online: number;
+                            peak: number;
+                            capacity: number;
+                        }[];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;

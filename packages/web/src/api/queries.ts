@@ -12,6 +12,7 @@ import type {
   CreatedApiKey,
   CreatedNode,
   CreateServerInput,
+  CurrentPlayers,
   Dashboard,
   FileContent,
   FileList,
@@ -20,6 +21,7 @@ import type {
   Operation,
   PanelNode,
   PermissionGroup,
+  PlayersBucket,
   Schedule,
   ScheduleRun,
   Server,
@@ -42,6 +44,8 @@ export const keys = {
   telemetry: (id: string) => ['servers', id, 'telemetry'] as const,
   operations: (id: string) => ['servers', id, 'operations'] as const,
   metrics: (id: string, range: string) => ['servers', id, 'metrics', range] as const,
+  players: (id: string) => ['servers', id, 'players'] as const,
+  playersHistory: (id: string) => ['servers', id, 'players', 'history'] as const,
   /** every listing and search of a server's files (invalidate this after a change) */
   filesOf: (id: string) => ['servers', id, 'files'] as const,
   files: (id: string, path: string, offset = 0, sort: FileSort = 'name', order: SortOrder = 'asc') =>
@@ -129,6 +133,20 @@ export const useMetrics = (id: string, range: MetricsRange, enabled: boolean) =>
     enabled,
     queryFn: () => api<Bucket[]>(`/servers/${encodeURIComponent(id)}/metrics?range=${range}`),
     refetchInterval: 60_000,
+  });
+/** A server's players now (refetched by the page on each `players` frame, and every 30 s). */
+export const usePlayers = (id: string) =>
+  useQuery({
+    queryKey: keys.players(id),
+    queryFn: () => api<CurrentPlayers>(`/servers/${encodeURIComponent(id)}/players`),
+    refetchInterval: 30_000,
+  });
+/** Players online over the last hour, per minute. */
+export const usePlayersHistory = (id: string) =>
+  useQuery({
+    queryKey: keys.playersHistory(id),
+    queryFn: () => api<PlayersBucket[]>(`/servers/${encodeURIComponent(id)}/players/history?range=1h`),
+    refetchInterval: 30_000,
   });
 /** Entries per page of the Files tab. */
 export const FILES_PAGE_SIZE = 200;

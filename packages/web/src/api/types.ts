@@ -77,6 +77,9 @@ export type MetricsRange = NonNullable<
 >;
 export type Bucket = ApiResponse<'/api/servers/{id}/metrics', 'get'>[number];
 export type Dashboard = ApiResponse<'/api/dashboard', 'get'>;
+/** Who is online on a server now, with time online (issue 12). */
+export type CurrentPlayers = ApiResponse<'/api/servers/{id}/players', 'get'>;
+export type PlayersBucket = ApiResponse<'/api/servers/{id}/players/history', 'get'>[number];
 /** One page of a directory (directories first, then by name); `total` counts the whole directory. */
 export type FileList = ApiResponse<'/api/servers/{id}/files', 'get'>;
 export type FileContent = ApiResponse<'/api/servers/{id}/files/content', 'get'>;

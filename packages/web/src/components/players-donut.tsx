@@ -4,7 +4,10 @@ import type { Dashboard } from '../api/types.ts';
 
 const COLORS = ['#22d3ee', '#38bdf8', '#2dd4bf', '#818cf8', '#a78bfa', '#34d399'];
 
-/** Seed 000's "Active Players" donut. Until the Agents track players it says so, not a fake zero. */
+/**
+ * Seed 000's "Active Players" donut: players online against the slots of the running servers that
+ * report players, a slice per server, and the list below. Until one reports it says so, not a fake zero.
+ */
 export function PlayersDonut({
   players,
   servers,
@@ -23,8 +26,8 @@ export function PlayersDonut({
         <Stack gap={4} py="lg" data-testid="players-untracked">
           <Text fw={600}>Not tracked yet</Text>
           <Text size="sm" c="dimmed">
-            Player counts appear here once a server reports them (RCON or a query protocol). No server does
-            yet, so there is no number to show.
+            Player counts appear here once a running server reports them (its template's player query). None
+            does yet, so there is no number to show.
           </Text>
         </Stack>
       ) : (
@@ -68,6 +71,18 @@ export function PlayersDonut({
           </Stack>
         </div>
       )}
+      {players.tracked ? (
+        <Stack gap={2} mt="xs" data-testid="players-by-server">
+          {players.byServer.map((s) => (
+            <Text key={s.serverId} size="xs" c="dimmed" data-testid={`players-server-${s.serverId}`}>
+              {nameOf(s.serverId)}: {s.online} / {s.max}
+              {s.list.length > 0
+                ? ` · ${s.list.slice(0, 5).join(', ')}${s.list.length > 5 ? ', …' : ''}`
+                : ''}
+            </Text>
+          ))}
+        </Stack>
+      ) : null}
     </Paper>
   );
 }

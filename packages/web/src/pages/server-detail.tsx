@@ -48,6 +48,7 @@ import { NoLimitBadges } from '../components/limit-badges.tsx';
 import { MetricCard } from '../components/metric-card.tsx';
 import { MetricCharts } from '../components/metric-charts.tsx';
 import { ModsTab } from '../components/mods-tab.tsx';
+import { PlayersPanel } from '../components/players-panel.tsx';
 import { PowerButtons } from '../components/power-buttons.tsx';
 import { RecentOperations } from '../components/recent-operations.tsx';
 import { RemoteConsoleBadge, type RemoteConsoleInfo } from '../components/remote-console-badge.tsx';
@@ -518,6 +519,7 @@ function ServerDetail({ id }: { id: string }) {
               <MetricCard label="Disk" value={formatBytes(stats?.disk.usedBytes)} testId="metric-disk" />
             </SimpleGrid>
             <ChartsWithRange serverId={server.id} live={series} />
+            <PlayersPanel serverId={server.id} />
             <Grid>
               <Grid.Col span={{ base: 12, md: 7 }}>
                 <Paper className="cap-glass" p="md">

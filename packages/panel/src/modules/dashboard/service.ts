@@ -45,9 +45,10 @@ export class DashboardService {
     const hosting = new Set(servers.map((s) => s.nodeId));
     const nodes = allNodes ? allNodesList : allNodesList.filter((n) => hosting.has(n.id));
     const running = servers.filter((s) => s.status === 'running');
+    // players of running servers only (a stopped one has nobody and no open slots)
     const byServer = servers.flatMap((s) => {
-      const p = this.#live.players(s.id);
-      return p ? [{ serverId: s.id, ...p }] : [];
+      const p = s.status === 'running' ? this.#live.players(s.id) : undefined;
+      return p ? [{ serverId: s.id, online: p.online, max: p.max, list: p.list.map((x) => x.name) }] : [];
     });
     return {
       nodes,

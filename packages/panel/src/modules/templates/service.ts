@@ -331,4 +331,39 @@ export class TemplatesService {
     }
     return added;
   }
+
+  /**
+   * Built-ins stored before player tracking (issue 12 item 2) get the `players` their files
+   * declare; one that has any (set since) is left alone. Returns how many were changed.
+   */
+  async addBuiltinPlayers(dir = BUILTIN_TEMPLATES_DIR): Promise<number> {
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
+    } catch {
+      return 0;
+    }
+    let changed = 0;
+    for (const name of names) {
+      try {
+        const { template } = importTemplate(await readFile(join(dir, name), 'utf8'), { filename: name });
+        if (!template.players) continue;
+        const row = template.uuid
+          ? await this.#repo.findByUuid(template.uuid)
+          : await this.#repo.findByNameAuthor(template.name, template.author);
+        if (!row || row.builtin !== 1) continue;
+        const stored = parseTemplate(row);
+        if (stored.players) continue;
+        await this.#repo.update(row.id, {
+          template: JSON.stringify({ ...stored, players: template.players }),
+          updated_at: nowIso(),
+        });
+        this.#log.info({ templateId: row.id, file: name }, 'built-in template: player query added');
+        changed += 1;
+      } catch (e) {
+        this.#log.error({ file: name, err: (e as Error).message }, 'built-in template players not added');
+      }
+    }
+    return changed;
+  }
 }

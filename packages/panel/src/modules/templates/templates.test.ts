@@ -276,3 +276,44 @@ describe('templates API', () => {
     }
   });
 });
+
+describe('built-ins stored before player tracking (issue 12 item 2)', () => {
+  test('get the players their files declare at the next start; an admin-made change is kept', async () => {
+    const panel = await startTestPanel();
+    try {
+      const t = panel.app.panel.templates;
+      const db = panel.app.panel.db;
+      const rows = await db.selectFrom('templates').selectAll().where('builtin', '=', 1).execute();
+      // as a database from before issue 12 holds them
+      for (const r of rows) {
+        const { players: _gone, ...old } = JSON.parse(r.template);
+        await db
+          .updateTable('templates')
+          .set({ template: JSON.stringify(old) })
+          .where('id', '=', r.id)
+          .execute();
+      }
+      const arena = rows.find((r) => r.name === 'OpenArena')!;
+      const custom = { query: 'gamedig:q3a', intervalSeconds: 60 };
+      const stored = JSON.parse(
+        (await db.selectFrom('templates').selectAll().where('id', '=', arena.id).executeTakeFirstOrThrow())
+          .template,
+      );
+      await db
+        .updateTable('templates')
+        .set({ template: JSON.stringify({ ...stored, players: custom }) })
+        .where('id', '=', arena.id)
+        .execute();
+      assert.equal(await t.addBuiltinPlayers(), 2);
+      const byName = new Map(
+        (await Promise.all(rows.map((r) => t.template(r.id)))).map((x) => [x.name, x.players]),
+      );
+      assert.deepEqual(byName.get('OpenTTD'), { query: 'gamedig:openttd', intervalSeconds: 30 });
+      assert.deepEqual(byName.get('Teeworlds'), { query: 'teeworlds', intervalSeconds: 30 });
+      assert.deepEqual(byName.get('OpenArena'), custom);
+      assert.equal(await t.addBuiltinPlayers(), 0, 'a second pass changes nothing');
+    } finally {
+      await panel.stop();
+    }
+  });
+});

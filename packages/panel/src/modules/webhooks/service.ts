@@ -247,7 +247,7 @@ export class WebhooksService {
 
   #playersDiff(e: Extract<DomainEvent, { kind: 'server.players' }>): { joined: string[]; left: string[] } {
     const before = this.#players.get(e.serverId);
-    const now = new Set(e.list);
+    const now = new Set(e.list.map((p) => p.name));
     this.#players.set(e.serverId, now);
     if (!before) return { joined: [], left: [] };
     return {
