@@ -183,6 +183,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
     s3,
     s3Downloads: config.s3?.downloads ?? 'presign',
+    upload: config.s3?.upload,
   });
   const servers = new ServersService({
     repo: new ServersRepo(db),
@@ -214,6 +215,10 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
       onConnect(nodeId) {
         bus.publish({ kind: 'node.online', nodeId });
         fetchSystemInfo(nodeId);
+        // moves to S3 left over (a Panel restart, an outage) resume
+        backups
+          .resumeUploads(nodeId)
+          .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'backup uploads not resumed'));
       },
       onDisconnect(nodeId) {
         bus.publish({ kind: 'node.offline', nodeId });

@@ -5731,6 +5731,17 @@ export interface paths {
                                 } | null;
                                 /** @enum {string} */
                                 storage: "node" | "s3";
+                                upload: {
+                                    /** @enum {string} */
+                                    state: "pending" | "failed";
+                                    attempts: number;
+                                    nextAttemptAt: string | null;
+                                    error: {
+                                        /** @enum {string} */
+                                        code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR";
+                                        message: string;
+                                    } | null;
+                                } | null;
                             }[];
                             total: number;
                             offset: number;
@@ -5823,6 +5834,17 @@ export interface paths {
                             } | null;
                             /** @enum {string} */
                             storage: "node" | "s3";
+                            upload: {
+                                /** @enum {string} */
+                                state: "pending" | "failed";
+                                attempts: number;
+                                nextAttemptAt: string | null;
+                                error: {
+                                    /** @enum {string} */
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR";
+                                    message: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -6070,6 +6092,17 @@ export interface paths {
                             } | null;
                             /** @enum {string} */
                             storage: "node" | "s3";
+                            upload: {
+                                /** @enum {string} */
+                                state: "pending" | "failed";
+                                attempts: number;
+                                nextAttemptAt: string | null;
+                                error: {
+                                    /** @enum {string} */
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR";
+                                    message: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };

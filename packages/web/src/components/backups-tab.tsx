@@ -225,6 +225,21 @@ export function BackupsTab({
                       >
                         {b.storage === 's3' ? 'S3' : 'node'}
                       </Badge>
+                      {b.upload ? (
+                        <Badge
+                          size="xs"
+                          variant="light"
+                          color={b.upload.state === 'failed' ? 'red' : 'blue'}
+                          title={
+                            b.upload.error
+                              ? `${b.upload.attempts} attempt(s); last: ${b.upload.error.message}`
+                              : 'waiting to be moved to S3'
+                          }
+                          data-testid="backup-upload"
+                        >
+                          {b.upload.state === 'failed' ? 'upload failed' : 'upload pending'}
+                        </Badge>
+                      ) : null}
                       {b.locked ? (
                         <Badge size="xs" color="yellow" data-testid="backup-locked">
                           locked
