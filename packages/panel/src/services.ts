@@ -215,10 +215,12 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
       onConnect(nodeId) {
         bus.publish({ kind: 'node.online', nodeId });
         fetchSystemInfo(nodeId);
-        // moves to S3 left over (a Panel restart, an outage) resume
+        // backups reconciled with the Agent's records; moves to S3 left over (a restart, an outage) resume
         backups
-          .resumeUploads(nodeId)
-          .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'backup uploads not resumed'));
+          .nodeConnected(nodeId)
+          .catch((err: Error) =>
+            hubLog.warn({ nodeId, err: err.message }, 'backup reconcile on connect failed'),
+          );
       },
       onDisconnect(nodeId) {
         bus.publish({ kind: 'node.offline', nodeId });

@@ -88,7 +88,7 @@ export function connectAgentSocket(
 export class FakeAgent {
   readonly id: string;
   readonly credentials: RegisterResponse['agent'];
-  readonly ws: WebSocket;
+  ws: WebSocket;
   readonly servers = new Map<string, FakeServer>();
   readonly commands: Command[] = [];
   pings = 0;
@@ -346,6 +346,30 @@ export class FakeAgent {
         this.#server(cmd);
         return { path: '/server.properties', size: 5, encoding: 'utf8', content: 'a=b\n' };
     }
+  }
+
+  /** The link drops and the same Agent dials in again (its credentials, a new socket, a hello). */
+  async reconnect(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (this.ws.readyState === WebSocket.CLOSED) resolve();
+      this.ws.once('close', () => resolve());
+      this.ws.terminate();
+    });
+    const ws = connectAgentSocket(
+      this.credentials.websocketUrl,
+      this.credentials.token,
+      this.id,
+      this.#opts.protocolVersion ?? PROTOCOL_VERSION,
+    );
+    // answers go to the new socket from its first message on (the Panel asks at once)
+    this.ws = ws;
+    ws.on('message', (data) => this.#onMessage(data as Buffer));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    this.emit('agent_hello', { protocolVersion: PROTOCOL_VERSION, agentVersion: 'fake', servers: [] });
   }
 
   async close(): Promise<void> {

@@ -2,8 +2,9 @@
  * Backups in the Panel (issue 10 item 4). The archive is made, kept, restored and deleted by the
  * Agent (`backup_*` actions, packages/agent/src/backups/); the Panel keeps its own record of each
  * (table `backups`) for who made it, where it lives and the limit, and keeps it in sync with the
- * Agent's: a create's end (whatever way it arrives) reads the Agent's records back, and so does
- * every list call while the node is online (retention's deletions are mirrored then).
+ * Agent's: a create's end (whatever way it arrives) reads the Agent's records back (retention's
+ * deletions are mirrored then), and so does the node's every connect (deletions behind the
+ * Panel's back, a Panel restart); a list call serves the table alone.
  *
  * - create: the server's backup limit is checked (locked and pending ones count; failed ones
  *   not): 409 BACKUP_LIMIT_REACHED. The template's `backup.commandsBefore/After` go along.
@@ -88,6 +89,8 @@ export class BackupsService {
   /** the state of each outstanding move (shown as a backup's `upload`); `busy` while an attempt runs */
   readonly #uploads = new Map<string, BackupUpload & { busy: boolean }>();
   readonly #uploadPolicy: { attempts: number; retryMs: number };
+  /** the reconcile running or queued last, by serverId */
+  readonly #reconciling = new Map<string, Promise<void>>();
   /** ends the waits between attempts when the Panel stops */
   readonly #closing = new AbortController();
 
@@ -153,8 +156,24 @@ export class BackupsService {
   }
 
   /**
-   * A node connected (also the first time after the Panel started): moves to S3 of its completed
-   * backups that are still on it resume (pending ones, and failed ones get a new set of attempts).
+   * A node connected (also the first time after the Panel started): the table is reconciled with
+   * its Agent's records, server by server (what changed while the Panel did not hear from it:
+   * deletions behind its back, a Panel restart), then the moves to S3 still outstanding resume.
+   */
+  async nodeConnected(nodeId: string): Promise<void> {
+    const servers = await this.#db.selectFrom('servers').selectAll().where('node_id', '=', nodeId).execute();
+    for (const server of servers) {
+      if (!this.#gateway.isOnline(nodeId)) return;
+      await this.reconcile(server).catch((e: unknown) =>
+        this.#log.warn({ serverId: server.id, err: (e as Error).message }, 'backup reconcile failed'),
+      );
+    }
+    await this.resumeUploads(nodeId);
+  }
+
+  /**
+   * Moves to S3 of the node's completed backups still on it resume (pending ones, and failed ones
+   * get a new set of attempts).
    */
   async resumeUploads(nodeId: string): Promise<void> {
     if (!this.#s3) return;
@@ -168,16 +187,12 @@ export class BackupsService {
     for (const r of rows) this.#settle(r.id);
   }
 
-  /** A page of the server's backups, newest first (reconciled with the Agent first when it is online). */
+  /**
+   * A page of the server's backups, newest first, from the database alone (the Agent is not asked:
+   * the table is reconciled when a backup operation ends and when the node connects).
+   */
   async list(serverId: string, page: { offset: number; limit: number }) {
     const server = await this.#server(serverId);
-    if (this.#gateway.isOnline(server.node_id))
-      await this.reconcile(server).catch((e: unknown) =>
-        this.#log.warn(
-          { serverId, err: (e as Error).message },
-          'backup reconcile failed; the table as it is',
-        ),
-      );
     const [rows, total] = await Promise.all([
       this.#repo.page(serverId, page.offset, page.limit),
       this.#repo.count(serverId),
@@ -215,7 +230,20 @@ export class BackupsService {
    * unless still pending (their create may not have reached the Agent yet: its end decides);
    * records the Panel never had (made through the Agent's own API) are added, with no creator.
    */
-  async reconcile(server: ServersTable): Promise<void> {
+  reconcile(server: ServersTable): Promise<void> {
+    // one at a time per server: two (a connect's, an operation's end) interleaved could write an
+    // older read of the Agent's records over a newer one
+    const prev = this.#reconciling.get(server.id) ?? Promise.resolve();
+    const next = prev.then(() => this.#reconcileNow(server));
+    const tail = next.catch(() => undefined);
+    this.#reconciling.set(server.id, tail);
+    void tail.then(() => {
+      if (this.#reconciling.get(server.id) === tail) this.#reconciling.delete(server.id);
+    });
+    return next;
+  }
+
+  async #reconcileNow(server: ServersTable): Promise<void> {
     const records = await this.#agentRecords(server);
     const byId = new Map(records.map((b) => [b.backupId, b]));
     const rows = await this.#repo.all(server.id);
