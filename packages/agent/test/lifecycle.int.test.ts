@@ -294,5 +294,7 @@ describe('server lifecycle (real Docker)', () => {
     assert.match(d.dockerVersion, /^\d+\./);
     assert.ok(d.cpus >= 1);
     assert.ok(d.memory.total > 0);
+    // no AGENT_API_KEY here: its HTTP API serves no transfer tickets, and it says so
+    assert.equal((res.data as { transfers?: boolean }).transfers, false);
   });
 });

@@ -169,7 +169,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const transferRelay = new TransferRelay();
   const transferLinks = new TransferLinks({
     relay: transferRelay,
-    transferUrlOf: (nodeId) => nodes.transferUrlOf(nodeId),
+    // only where the node's Agent said browsers can be served (else a direct request gets 401)
+    transferUrlOf: (nodeId) => nodes.directTransferUrlOf(nodeId),
     isOnline: (nodeId) => gateway.isOnline(nodeId),
   });
   const s3 = config.s3 ? new S3Store(config.s3) : undefined;

@@ -41,6 +41,8 @@ export interface FakeAgentOptions {
   handlers?: Partial<Record<Action, (cmd: Command) => unknown>>;
   /** delay between simulated state changes, ms */
   stepMs?: number;
+  /** system_info's `transfers` (the HTTP API serves transfer tickets); unset: not reported */
+  transfers?: boolean;
 }
 
 /** Return this from a handler to leave the command unanswered (to test timeouts). */
@@ -92,11 +94,14 @@ export class FakeAgent {
   readonly servers = new Map<string, FakeServer>();
   readonly commands: Command[] = [];
   pings = 0;
+  /** what system_info reports as `transfers` (from the options; change it, then reconnect) */
+  transfers: boolean | undefined;
   readonly #opts: FakeAgentOptions;
   readonly #timers = new Set<NodeJS.Timeout>();
 
   private constructor(opts: FakeAgentOptions, creds: RegisterResponse['agent'], ws: WebSocket) {
     this.#opts = opts;
+    this.transfers = opts.transfers;
     this.credentials = creds;
     this.id = creds.id;
     this.ws = ws;
@@ -249,6 +254,7 @@ export class FakeAgent {
           disk: { path: '/var/lib/ctrl-alt-play', total: 100 * 1024 ** 3, free: 50 * 1024 ** 3 },
           agentVersion: 'fake',
           protocolVersion: PROTOCOL_VERSION,
+          ...(this.transfers === undefined ? {} : { transfers: this.transfers }),
         };
       case 'create_server': {
         const p = (cmd as Command<'create_server'>).payload;

@@ -693,6 +693,11 @@ export const SystemInfo = z.object({
   disk: z.object({ path: z.string(), total: ByteCount, free: ByteCount }),
   agentVersion: z.string(),
   protocolVersion: z.number().int().min(0).max(1e6),
+  /**
+   * whether the Agent's HTTP API serves transfer tickets to browsers (`/transfers/<ticket>`: it
+   * runs with AGENT_API_KEY); absent (older Agents): not known, so the Panel relays
+   */
+  transfers: z.boolean().optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
 

@@ -782,7 +782,13 @@ export class ServerManager {
       }
       case 'system_info': {
         const v = await this.#env.version().catch(() => 'unreachable');
-        return { data: await systemInfo(path.resolve(this.#config.dataDir), v) };
+        // transfer tickets are served over HTTP only by the full API (AGENT_API_KEY set)
+        return {
+          data: {
+            ...(await systemInfo(path.resolve(this.#config.dataDir), v)),
+            transfers: Boolean(this.#config.apiKey),
+          },
+        };
       }
       case 'list_servers':
         return { data: { servers: this.summary() } };

@@ -1431,6 +1431,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                transfers?: boolean;
                             } | null;
                             load: {
                                 cpu: number;
@@ -1536,6 +1537,7 @@ export interface paths {
                                     };
                                     agentVersion: string;
                                     protocolVersion: number;
+                                    transfers?: boolean;
                                 } | null;
                                 load: {
                                     cpu: number;
@@ -1722,6 +1724,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                transfers?: boolean;
                             } | null;
                             load: {
                                 cpu: number;
@@ -1817,7 +1820,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
+        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected and reports that its HTTP API serves transfers (AGENT_API_KEY set); null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. */
         patch: {
             parameters: {
                 query?: never;
@@ -1876,6 +1879,7 @@ export interface paths {
                                 };
                                 agentVersion: string;
                                 protocolVersion: number;
+                                transfers?: boolean;
                             } | null;
                             load: {
                                 cpu: number;
@@ -6525,6 +6529,7 @@ export interface paths {
                                     };
                                     agentVersion: string;
                                     protocolVersion: number;
+                                    transfers?: boolean;
                                 } | null;
                                 load: {
                                     cpu: number;
