@@ -52,6 +52,7 @@ import {
 import { systemInfo } from '../system/system-info.ts';
 import {
   downloadSize,
+  fileDownload,
   openDownload,
   receiveUpload,
   type Ticket,
@@ -588,17 +589,7 @@ export class ServerManager {
     const f = await this.backups.file(serverId, backupId);
     if (f.size !== size)
       throw new CodedError('INVALID_STATE', `backup ${backupId} changed since the ticket was issued`);
-    const fh = await open(f.path, 'r');
-    const stream: Readable =
-      size === 0 ? Readable.from([]) : fh.createReadStream({ start: 0, end: size - 1, autoClose: true });
-    if (size === 0) await fh.close();
-    return {
-      stream,
-      size,
-      name: f.filename,
-      sha256: f.sha256,
-      close: () => fh.close().catch(() => undefined),
-    };
+    return { ...(await fileDownload(await open(f.path, 'r'), size, f.filename)), sha256: f.sha256 };
   }
 
   /**
