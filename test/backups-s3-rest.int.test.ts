@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { importBackup } from '../packages/panel/src/modules/backups/s3-offload.ts';
 import { type Json, type Session, type TestPanel, until } from '../packages/panel/test/helpers.ts';
 import { startTestS3, type TestS3 } from '../packages/panel/test/s3.ts';
-import { IMAGE, type Stack, startStack } from './harness.ts';
+import { createTestServer, type Stack, startStack } from './harness.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -30,15 +30,7 @@ async function tree(dir: string): Promise<Record<string, string>> {
 }
 
 async function withServer(stack: Stack, name: string): Promise<{ serverId: string; dir: string }> {
-  const r = await stack.panel.api(stack.owner, 'POST', '/api/servers?wait=true', {
-    name,
-    nodeId: stack.nodeId,
-    image: IMAGE,
-    startup: 'sleep 3600',
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  const serverId = r.body.id as string;
-  const dir = path.join(stack.agentDir, 'servers', serverId);
+  const { serverId, dir } = await createTestServer(stack, name);
   await writeFile(path.join(dir, 'server.properties'), 'motd=hello\nmax-players=8\n');
   await mkdir(path.join(dir, 'world', 'region'), { recursive: true });
   await writeFile(path.join(dir, 'world', 'region', 'r.0.0.mca'), randomBytes(7 * 1024 * 1024));
