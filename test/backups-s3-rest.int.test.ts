@@ -277,7 +277,8 @@ describe('Panel + Agent + S3: a move the store refuses is retried; an S3 restore
     const b = await one(id);
     assert.equal(b.upload, null);
     assert.ok(s3.objects().includes(`backups/${serverId}/${id}.tar.zst`));
-    assert.equal(existsSync(nodeFile(id)), false);
+    // the node copy goes right after the row became s3
+    await until(() => !existsSync(nodeFile(id)), 10_000);
     assert.deepEqual(s3.pendingUploads(), []);
   });
 
@@ -301,7 +302,7 @@ describe('Panel + Agent + S3: a move the store refuses is retried; an S3 restore
     stack!.agent.dropPanelConnection();
     await until(async () => (await one(id))?.storage === 's3', 30_000);
     assert.equal((await one(id)).upload, null);
-    assert.equal(existsSync(nodeFile(id)), false);
+    await until(() => !existsSync(nodeFile(id)), 10_000);
   });
 
   it('a restore from S3 is one operation whose import reports bytes of the total', async () => {

@@ -28,6 +28,34 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
   let stack: Stack | undefined;
   const volume = `cap-e2e-vol-${process.pid}-${Date.now()}`;
   let mountpoint = '';
+  /** The volume's archive, through the Panel's relay (as an admin). */
+  const download = async (format: 'tar.gz' | 'tar.zst') => {
+    const { panel, owner, nodeId } = stack as Stack;
+    const g = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, { format });
+    assert.equal(g.status, 201, JSON.stringify(g.body));
+    assert.equal(g.body.size, null);
+    assert.equal(g.body.name, `${volume}.${format}`);
+    const res = await fetch(`${panel.url}${g.body.url}`);
+    assert.equal(res.status, 200);
+    return Buffer.from(await res.arrayBuffer());
+  };
+  /** An archive restored into the volume (its contents removed first), through the relay. */
+  const restore = async (archive: Buffer) => {
+    const { panel, owner, nodeId } = stack as Stack;
+    const u = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/restore`, {
+      size: archive.length,
+      truncate: true,
+    });
+    assert.equal(u.status, 201, JSON.stringify(u.body));
+    const put = await fetch(`${panel.url}${u.body.url}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(archive),
+    });
+    const body = await put.json();
+    assert.equal(put.status, 200, JSON.stringify(body));
+    assert.equal(body.path, `volume:${volume}`);
+  };
 
   before(async () => {
     stack = await startStack('volumes');
@@ -56,15 +84,7 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
     assert.equal(denied.status, 403, JSON.stringify(denied.body));
 
     const expected = await treeDigest(mountpoint);
-    const g = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, {
-      format: 'tar.zst',
-    });
-    assert.equal(g.status, 201, JSON.stringify(g.body));
-    assert.equal(g.body.size, null);
-    assert.equal(g.body.name, `${volume}.tar.zst`);
-    const res = await fetch(`${panel.url}${g.body.url}`);
-    assert.equal(res.status, 200);
-    const archive = Buffer.from(await res.arrayBuffer());
+    const archive = await download('tar.zst');
     assert.ok(archive.length > 2 * 1024 * 1024);
 
     assert.equal(
@@ -73,19 +93,7 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
     );
     assert.notDeepEqual(await treeDigest(mountpoint), expected);
 
-    const u = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/restore`, {
-      size: archive.length,
-      truncate: true,
-    });
-    assert.equal(u.status, 201, JSON.stringify(u.body));
-    const put = await fetch(`${panel.url}${u.body.url}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array(archive),
-    });
-    const body = await put.json();
-    assert.equal(put.status, 200, JSON.stringify(body));
-    assert.equal(body.path, `volume:${volume}`);
+    await restore(archive);
     assert.deepEqual(await treeDigest(mountpoint), expected);
 
     const missing = await panel.api(
@@ -98,7 +106,6 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
   });
 
   it('a restore gives entries back their numeric owners (as tar --numeric-owner), links included', async () => {
-    const { panel, owner, nodeId } = stack as Stack;
     assert.equal(
       await inVolume(
         volume,
@@ -123,25 +130,9 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
       'own/sub/f': '1234:5678',
       'own/sub/l': '3000:3001',
     });
-    const g = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, {
-      format: 'tar.gz',
-    });
-    assert.equal(g.status, 201, JSON.stringify(g.body));
-    const res = await fetch(`${panel.url}${g.body.url}`);
-    assert.equal(res.status, 200);
-    const archive = Buffer.from(await res.arrayBuffer());
+    const archive = await download('tar.gz');
     assert.equal(await inVolume(volume, 'rm -rf /data/own'), 0);
-    const u = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/restore`, {
-      size: archive.length,
-      truncate: true,
-    });
-    assert.equal(u.status, 201, JSON.stringify(u.body));
-    const put = await fetch(`${panel.url}${u.body.url}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array(archive),
-    });
-    assert.equal(put.status, 200, JSON.stringify(await put.json()));
+    await restore(archive);
     assert.deepEqual(await owners(), expected);
   });
 });
