@@ -26,7 +26,7 @@
  * concatenating them) is the bottleneck of both rows.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -36,18 +36,13 @@ import type { PanelServices } from '../packages/panel/src/services.ts';
 import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
 import { BackupRecord } from '../packages/protocol/src/index.ts';
 import { IMAGE, removeNodeContainers } from '../test/harness.ts';
+import { mib, sampleRss } from './lib/rss.ts';
 
 const MIB = Number(process.argv[2] ?? 500);
 if (!Number.isInteger(MIB) || MIB < 1 || MIB > 65536) throw new Error('MiB: 1..65536');
 const PART_MB = Number(process.env.PANEL_S3_PART_SIZE_MB ?? 8);
 const root = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
-
-function rssKiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
-}
 
 const work = mkdtempSync(path.join(tmpdir(), 'cap-bench-s3-'));
 const agentDir = mkdtempSync(path.join(tmpdir(), 'cap-bench-s3-agent-'));
@@ -129,14 +124,9 @@ try {
 
   const measure = async (what: string, act: () => Promise<unknown>) => {
     await sleep(1500);
-    const before = { panel: rssKiB(process.pid), agent: rssKiB(agentPid) };
-    const peak = { ...before };
-    const timer = setInterval(() => {
-      peak.panel = Math.max(peak.panel, rssKiB(process.pid));
-      peak.agent = Math.max(peak.agent, rssKiB(agentPid));
-    }, 100);
+    const { before, peak, stop } = sampleRss({ panel: process.pid, agent: agentPid });
     const t0 = performance.now();
-    await act().finally(() => clearInterval(timer));
+    await act().finally(stop);
     const ms = performance.now() - t0;
     const rate = `${(size / 1024 / 1024 / (ms / 1000)).toFixed(0)} MiB/s`;
     rows.push(

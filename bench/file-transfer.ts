@@ -15,23 +15,18 @@
  *   +8.8 / Agent +25.9 MiB (the Panel's arrayBuffers +8–12 MiB); byte-identical both ways
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from '../test/harness.ts';
+import { mib, rssKiB, sampleRss } from './lib/rss.ts';
 
 const MIB = Number(process.argv[2] ?? 2048);
 if (!Number.isInteger(MIB) || MIB < 1 || MIB > 65536) throw new Error('MiB: 1..65536');
 const SIZE = MIB * 1024 * 1024;
 const root = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
-
-function rssKiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
-}
 
 function run(cmd: string, args: string[]): Promise<{ code: number; out: string; ms: number }> {
   const t0 = performance.now();
@@ -87,21 +82,22 @@ try {
 
   const measure = async (what: string, act: () => Promise<{ code: number; out: string; ms: number }>) => {
     await sleep(2000);
-    const before = { panel: rssKiB(process.pid), agent: rssKiB(agentPid) };
-    const peak = { ...before };
     // the Panel's own split (it runs in this process): V8 heap, memory outside it (Buffers), and
     // of that the ArrayBuffers, so that a growth can be told apart from the allocator's
     const m0 = process.memoryUsage();
     const mPeak = { heapUsed: m0.heapUsed, external: m0.external, arrayBuffers: m0.arrayBuffers };
-    const timer = setInterval(() => {
-      peak.panel = Math.max(peak.panel, rssKiB(process.pid));
-      peak.agent = Math.max(peak.agent, rssKiB(agentPid));
-      const m = process.memoryUsage();
-      mPeak.heapUsed = Math.max(mPeak.heapUsed, m.heapUsed);
-      mPeak.external = Math.max(mPeak.external, m.external);
-      mPeak.arrayBuffers = Math.max(mPeak.arrayBuffers, m.arrayBuffers);
-    }, 100);
-    const r = await act().finally(() => clearInterval(timer));
+    const { before, peak, stop } = sampleRss(
+      { panel: process.pid, agent: agentPid },
+      {
+        onSample: () => {
+          const m = process.memoryUsage();
+          mPeak.heapUsed = Math.max(mPeak.heapUsed, m.heapUsed);
+          mPeak.external = Math.max(mPeak.external, m.external);
+          mPeak.arrayBuffers = Math.max(mPeak.arrayBuffers, m.arrayBuffers);
+        },
+      },
+    );
+    const r = await act().finally(stop);
     if (r.code !== 0) throw new Error(`${what}: curl exited ${r.code}: ${r.out}`);
     await sleep(2000);
     const afterRss = { panel: rssKiB(process.pid), agent: rssKiB(agentPid) };

@@ -13,9 +13,9 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { importBackup } from '../packages/panel/src/modules/backups/s3-offload.ts';
-import type { Json, Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Json, type Session, type TestPanel, until } from '../packages/panel/test/helpers.ts';
 import { startTestS3, type TestS3 } from '../packages/panel/test/s3.ts';
-import { IMAGE, type Stack, startStack } from './harness.ts';
+import { createTestServer, type Stack, startStack } from './harness.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -30,15 +30,7 @@ async function tree(dir: string): Promise<Record<string, string>> {
 }
 
 async function withServer(stack: Stack, name: string): Promise<{ serverId: string; dir: string }> {
-  const r = await stack.panel.api(stack.owner, 'POST', '/api/servers?wait=true', {
-    name,
-    nodeId: stack.nodeId,
-    image: IMAGE,
-    startup: 'sleep 3600',
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  const serverId = r.body.id as string;
-  const dir = path.join(stack.agentDir, 'servers', serverId);
+  const { serverId, dir } = await createTestServer(stack, name);
   await writeFile(path.join(dir, 'server.properties'), 'motd=hello\nmax-players=8\n');
   await mkdir(path.join(dir, 'world', 'region'), { recursive: true });
   await writeFile(path.join(dir, 'world', 'region', 'r.0.0.mca'), randomBytes(7 * 1024 * 1024));
@@ -238,5 +230,118 @@ describe('Panel + Agent + S3: PANEL_S3_DOWNLOADS=relay streams the object throug
     const again = await fetch(`${panel.url}${link.body.url}`);
     assert.equal(again.status, 404);
     await again.arrayBuffer();
+  });
+});
+
+describe('Panel + Agent + S3: a move the store refuses is retried; an S3 restore reports its import', () => {
+  let s3: TestS3;
+  let stack: Stack | undefined;
+  let serverId = '';
+  let dir = '';
+  const list = async () =>
+    (await stack!.panel.api(stack!.owner, 'GET', `/api/servers/${serverId}/backups`)).body.backups as Json[];
+  const one = async (id: string) => (await list()).find((b) => b.backupId === id);
+  const nodeFile = (id: string) => path.join(stack!.agentDir, 'backups', serverId, `${id}.tar.zst`);
+
+  before(async () => {
+    s3 = await startTestS3();
+    stack = await startStack('backups-s3-retry', {
+      panelEnv: s3.env({ PANEL_S3_UPLOAD_ATTEMPTS: '3', PANEL_S3_UPLOAD_RETRY_MS: '300' }),
+    });
+    ({ serverId, dir } = await withServer(stack, 'backups-s3-retry'));
+  });
+  after(async () => {
+    s3.failWrites = false;
+    await stack?.stop();
+    await s3?.stop();
+  });
+
+  it('a refused move stays on the node as upload pending, and is retried until the store takes it', async () => {
+    const { panel, owner } = stack!;
+    s3.failWrites = true;
+    const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/backups?wait=true`, {});
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.state, 'completed');
+    assert.equal(r.body.storage, 'node');
+    assert.equal(r.body.upload?.state, 'pending', JSON.stringify(r.body.upload));
+    assert.equal(r.body.upload.attempts, 1);
+    assert.equal(r.body.upload.error?.code, 'STORAGE_ERROR');
+    assert.equal(typeof r.body.upload.nextAttemptAt, 'string');
+    const id = r.body.backupId as string;
+    assert.ok(existsSync(nodeFile(id)));
+    // a second attempt is refused too, then the store comes back
+    await until(async () => (await one(id))?.upload?.attempts >= 2, 30_000);
+    assert.ok(s3.refusedWrites > 0);
+    s3.failWrites = false;
+    await until(async () => (await one(id))?.storage === 's3', 30_000);
+    const b = await one(id);
+    assert.equal(b.upload, null);
+    assert.ok(s3.objects().includes(`backups/${serverId}/${id}.tar.zst`));
+    // the node copy goes right after the row became s3
+    await until(() => !existsSync(nodeFile(id)), 10_000);
+    assert.deepEqual(s3.pendingUploads(), []);
+  });
+
+  it('after the attempts it is upload failed (the node copy kept); the node reconnecting resumes the move', async () => {
+    const { panel, owner } = stack!;
+    s3.failWrites = true;
+    const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/backups?wait=true`, {});
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const id = r.body.backupId as string;
+    await until(async () => (await one(id))?.upload?.state === 'failed', 60_000);
+    const failed = await one(id);
+    assert.equal(failed.upload.attempts, 3);
+    assert.equal(failed.storage, 'node');
+    assert.equal(failed.upload.nextAttemptAt, null);
+    assert.ok(existsSync(nodeFile(id)));
+    // no further attempt on its own
+    const refused = s3.refusedWrites;
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.equal(s3.refusedWrites, refused);
+    s3.failWrites = false;
+    stack!.agent.dropPanelConnection();
+    await until(async () => (await one(id))?.storage === 's3', 30_000);
+    assert.equal((await one(id)).upload, null);
+    await until(() => !existsSync(nodeFile(id)), 10_000);
+  });
+
+  it('a restore from S3 is one operation whose import reports bytes of the total', async () => {
+    const { panel, owner } = stack!;
+    const b = (await list()).find((x) => x.storage === 's3');
+    assert.ok(b);
+    const before = await tree(dir);
+    await writeFile(path.join(dir, 'server.properties'), 'motd=changed\n');
+    const ws = await panel.clientSocket(owner);
+    try {
+      ws.send({ type: 'subscribe', serverId });
+      await ws.next((m) => m.type === 'subscribed' && m.serverId === serverId);
+      const r = await panel.api(owner, 'POST', `/api/servers/${serverId}/backups/${b.backupId}/restore`, {
+        truncate: true,
+      });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      const opId = r.body.operationId as string;
+      const total = `${(b.size / 1024 / 1024).toFixed(1)} MB`;
+      const importing = await ws.next(
+        (m) =>
+          m.type === 'operation' &&
+          m.operationId === opId &&
+          m.stage === 'importing' &&
+          m.message === `${total} of ${total}`,
+        30_000,
+      );
+      assert.equal(importing.kind, 'restore');
+      const end = await ws.next(
+        (m) => m.type === 'operation' && m.operationId === opId && m.stage === 'completed',
+        60_000,
+      );
+      assert.equal(end.success, true, JSON.stringify(end));
+      // the same operation went on through the Agent's stages
+      const stages = ws.messages.filter((m) => m.operationId === opId).map((m) => m.stage);
+      assert.ok(stages.includes('extracting'), JSON.stringify(stages));
+      assert.deepEqual(await tree(dir), before);
+      assert.equal(existsSync(nodeFile(b.backupId)), false);
+    } finally {
+      ws.close();
+    }
   });
 });

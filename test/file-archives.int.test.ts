@@ -17,10 +17,9 @@ import zlib from 'node:zlib';
 import { Header } from 'tar';
 import { treeDigest } from '../packages/agent/test/tree-digest.ts';
 import type { Session, TestPanel } from '../packages/panel/test/helpers.ts';
-import { type Stack, startStack } from './harness.ts';
+import { createTestServer, type Stack, startStack } from './harness.ts';
 
 const run = promisify(execFile);
-const IMAGE = 'ctrl-alt-play/busybox:latest';
 
 async function fillTree(dir: string): Promise<void> {
   await mkdir(path.join(dir, 'world', 'region'), { recursive: true });
@@ -60,15 +59,7 @@ describe('Panel + Agent: compress, decompress, folder downloads', () => {
   before(async () => {
     stack = await startStack('archives');
     ({ panel, owner } = stack);
-    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'archives',
-      nodeId: stack.nodeId,
-      image: IMAGE,
-      startup: 'sleep 3600',
-    });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    serverId = r.body.id as string;
-    dir = path.join(stack.agentDir, 'servers', serverId);
+    ({ serverId, dir } = await createTestServer(stack, 'archives'));
     await fillTree(dir);
     work = await mkdtemp(path.join(tmpdir(), 'cap-archives-'));
   });

@@ -14,9 +14,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Session, TestPanel } from '../packages/panel/test/helpers.ts';
-import { type Stack, startStack } from './harness.ts';
+import { createTestServer, type Stack, startStack } from './harness.ts';
 
-const IMAGE = 'ctrl-alt-play/busybox:latest';
 const SIZE = 200 * 1024 * 1024;
 
 async function sha256File(p: string): Promise<string> {
@@ -56,15 +55,7 @@ describe('Panel + Agent: file transfers through the relay', () => {
   before(async () => {
     stack = await startStack('transfer');
     ({ panel, owner } = stack);
-    const r = await panel.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'transfer',
-      nodeId: stack.nodeId,
-      image: IMAGE,
-      startup: 'sleep 3600',
-    });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    serverId = r.body.id as string;
-    dir = path.join(stack.agentDir, 'servers', serverId);
+    ({ serverId, dir } = await createTestServer(stack, 'transfer'));
     work = await mkdtemp(path.join(tmpdir(), 'cap-transfer-'));
     source = path.join(work, 'source.bin');
     let left = SIZE;

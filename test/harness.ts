@@ -42,6 +42,22 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/** A server on the stack's node (busybox, `sleep 3600`), made with ?wait=true: its id and folder. */
+export async function createTestServer(
+  stack: Stack,
+  name: string,
+): Promise<{ serverId: string; dir: string }> {
+  const r = await stack.panel.api(stack.owner, 'POST', '/api/servers?wait=true', {
+    name,
+    nodeId: stack.nodeId,
+    image: IMAGE,
+    startup: 'sleep 3600',
+  });
+  if (r.status !== 201) throw new Error(`create server: ${r.status} ${JSON.stringify(r.body)}`);
+  const serverId = r.body.id as string;
+  return { serverId, dir: path.join(stack.agentDir, 'servers', serverId) };
+}
+
 export async function startStack(
   name: string,
   opts: { panelEnv?: Record<string, string>; agentEnv?: Record<string, string> } = {},

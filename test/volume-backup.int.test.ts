@@ -4,6 +4,8 @@
  * relay both ways (the Agent dials out); the restored volume is byte for byte the one backed up.
  */
 import assert from 'node:assert/strict';
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { treeDigest } from '../packages/agent/test/tree-digest.ts';
 import { docker, IMAGE, type Stack, startStack } from './harness.ts';
@@ -26,6 +28,34 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
   let stack: Stack | undefined;
   const volume = `cap-e2e-vol-${process.pid}-${Date.now()}`;
   let mountpoint = '';
+  /** The volume's archive, through the Panel's relay (as an admin). */
+  const download = async (format: 'tar.gz' | 'tar.zst') => {
+    const { panel, owner, nodeId } = stack as Stack;
+    const g = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, { format });
+    assert.equal(g.status, 201, JSON.stringify(g.body));
+    assert.equal(g.body.size, null);
+    assert.equal(g.body.name, `${volume}.${format}`);
+    const res = await fetch(`${panel.url}${g.body.url}`);
+    assert.equal(res.status, 200);
+    return Buffer.from(await res.arrayBuffer());
+  };
+  /** An archive restored into the volume (its contents removed first), through the relay. */
+  const restore = async (archive: Buffer) => {
+    const { panel, owner, nodeId } = stack as Stack;
+    const u = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/restore`, {
+      size: archive.length,
+      truncate: true,
+    });
+    assert.equal(u.status, 201, JSON.stringify(u.body));
+    const put = await fetch(`${panel.url}${u.body.url}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(archive),
+    });
+    const body = await put.json();
+    assert.equal(put.status, 200, JSON.stringify(body));
+    assert.equal(body.path, `volume:${volume}`);
+  };
 
   before(async () => {
     stack = await startStack('volumes');
@@ -54,15 +84,7 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
     assert.equal(denied.status, 403, JSON.stringify(denied.body));
 
     const expected = await treeDigest(mountpoint);
-    const g = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/archive`, {
-      format: 'tar.zst',
-    });
-    assert.equal(g.status, 201, JSON.stringify(g.body));
-    assert.equal(g.body.size, null);
-    assert.equal(g.body.name, `${volume}.tar.zst`);
-    const res = await fetch(`${panel.url}${g.body.url}`);
-    assert.equal(res.status, 200);
-    const archive = Buffer.from(await res.arrayBuffer());
+    const archive = await download('tar.zst');
     assert.ok(archive.length > 2 * 1024 * 1024);
 
     assert.equal(
@@ -71,19 +93,7 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
     );
     assert.notDeepEqual(await treeDigest(mountpoint), expected);
 
-    const u = await panel.api(owner, 'POST', `/api/nodes/${nodeId}/volumes/${volume}/restore`, {
-      size: archive.length,
-      truncate: true,
-    });
-    assert.equal(u.status, 201, JSON.stringify(u.body));
-    const put = await fetch(`${panel.url}${u.body.url}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array(archive),
-    });
-    const body = await put.json();
-    assert.equal(put.status, 200, JSON.stringify(body));
-    assert.equal(body.path, `volume:${volume}`);
+    await restore(archive);
     assert.deepEqual(await treeDigest(mountpoint), expected);
 
     const missing = await panel.api(
@@ -93,5 +103,36 @@ describe('Panel + Agent: Docker volume backup and restore', () => {
       {},
     );
     assert.equal(missing.status, 404, JSON.stringify(missing.body));
+  });
+
+  it('a restore gives entries back their numeric owners (as tar --numeric-owner), links included', async () => {
+    assert.equal(
+      await inVolume(
+        volume,
+        'mkdir -p /data/own/sub && echo a > /data/own/sub/f && ln -s f /data/own/sub/l && ' +
+          'chown 2000:2001 /data/own && chown 1234:5678 /data/own/sub/f && chown 4321:8765 /data/own/sub && ' +
+          'chown -h 3000:3001 /data/own/sub/l',
+      ),
+      0,
+    );
+    const owners = async () => {
+      const out: Record<string, string> = {};
+      for (const rel of ['own', 'own/sub', 'own/sub/f', 'own/sub/l']) {
+        const st = await lstat(path.join(mountpoint, rel));
+        out[rel] = `${st.uid}:${st.gid}`;
+      }
+      return out;
+    };
+    const expected = await owners();
+    assert.deepEqual(expected, {
+      own: '2000:2001',
+      'own/sub': '4321:8765',
+      'own/sub/f': '1234:5678',
+      'own/sub/l': '3000:3001',
+    });
+    const archive = await download('tar.gz');
+    assert.equal(await inVolume(volume, 'rm -rf /data/own'), 0);
+    await restore(archive);
+    assert.deepEqual(await owners(), expected);
   });
 });

@@ -8,6 +8,7 @@ import { DockerEnvironment } from './environment/docker/docker.ts';
 import { DockerServerEnvironment } from './environment/docker/environment.ts';
 import type { Environment } from './environment/environment.ts';
 import { guardHostPorts, localPanelPort, type PortGuard } from './environment/firewall.ts';
+import { removeStaleCompressTemps } from './filesystem/archives.ts';
 import { buildHealthOnly, type MetricsEndpoint } from './http/health.ts';
 import { AgentMetrics } from './metrics.ts';
 import { PanelLink } from './panel-link/link.ts';
@@ -30,6 +31,8 @@ export interface RunningAgent {
   readonly panelConnected: boolean;
   /** for tests: drop the Panel link as a network failure would */
   dropPanelConnection(): void;
+  /** the start's sweep of compress temporaries a killed Agent left (paths removed) */
+  readonly staleTempsSwept: Promise<string[]>;
 }
 
 /** JSON logs; pretty only on a terminal (and only when pino-pretty is installed). */
@@ -77,6 +80,18 @@ export async function startAgent(
     link?.send(event(name, data, link.agentId ?? undefined));
   });
   await manager.init();
+  // a compress cut by the Agent's end left its temporary file: ours only (the exact name, inside a
+  // server's folder, older than this process), in the background (a big tree takes a while)
+  const staleTempsSwept = removeStaleCompressTemps(manager.serversDir, performance.timeOrigin).then(
+    (removed) => {
+      if (removed.length > 0) logger.info({ removed: removed.length }, 'stale compress temporaries removed');
+      return removed;
+    },
+    (e: unknown) => {
+      logger.warn({ err: (e as Error).message }, 'stale compress temporaries not swept');
+      return [];
+    },
+  );
   // every answer, over the link or the HTTP API, is counted (Docker errors)
   const handle = async (raw: unknown): Promise<ResponseMessage> => {
     const res = await manager.handleRaw(raw);
@@ -227,6 +242,7 @@ export async function startAgent(
       return theLink.connected;
     },
     dropPanelConnection: () => theLink.dropConnection(),
+    staleTempsSwept,
     handleCommand: handle,
     async stop() {
       if (stopped) return;

@@ -302,5 +302,7 @@ describe('server lifecycle (real Docker)', () => {
     assert.ok(d.memory.total > 0);
     // the images here, for automatic placement (issue 16)
     assert.ok(d.images?.includes('ctrl-alt-play/busybox:latest'), JSON.stringify(d.images));
+    // no AGENT_API_KEY here: its HTTP API serves no transfer tickets, and it says so
+    assert.equal((res.data as { transfers?: boolean }).transfers, false);
   });
 });

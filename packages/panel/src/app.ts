@@ -249,6 +249,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     for (const t of timers) clearInterval(t);
     s.hub.close();
     s.servers.close();
+    s.backups.close();
     s.live.close();
     s.s3?.close();
     await s.metrics.flush(true).catch(() => undefined);

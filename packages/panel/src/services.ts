@@ -207,7 +207,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const transferRelay = new TransferRelay();
   const transferLinks = new TransferLinks({
     relay: transferRelay,
-    transferUrlOf: (nodeId) => nodes.transferUrlOf(nodeId),
+    // only where the node's Agent said browsers can be served (else a direct request gets 401)
+    transferUrlOf: (nodeId) => nodes.directTransferUrlOf(nodeId),
     isOnline: (nodeId) => gateway.isOnline(nodeId),
   });
   const s3 = config.s3 ? new S3Store(config.s3) : undefined;
@@ -221,6 +222,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
     s3,
     s3Downloads: config.s3?.downloads ?? 'presign',
+    upload: config.s3?.upload,
   });
   const servers = new ServersService({
     repo: new ServersRepo(db),
@@ -273,6 +275,12 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
       onConnect(nodeId) {
         bus.publish({ kind: 'node.online', nodeId });
         fetchSystemInfo(nodeId);
+        // backups reconciled with the Agent's records; moves to S3 left over (a restart, an outage) resume
+        backups
+          .nodeConnected(nodeId)
+          .catch((err: Error) =>
+            hubLog.warn({ nodeId, err: err.message }, 'backup reconcile on connect failed'),
+          );
       },
       onDisconnect(nodeId) {
         bus.publish({ kind: 'node.offline', nodeId });

@@ -45,6 +45,8 @@ export interface FakeAgentOptions {
   clockSkewMs?: number;
   /** what its pongs say of its Docker Engine (default: reachable, no errors); null: nothing (an older Agent) */
   docker?: { reachable: boolean; version: string | null; errors: number } | null;
+  /** system_info's `transfers` (the HTTP API serves transfer tickets); unset: not reported */
+  transfers?: boolean;
 }
 
 /** Return this from a handler to leave the command unanswered (to test timeouts). */
@@ -92,15 +94,18 @@ export function connectAgentSocket(
 export class FakeAgent {
   readonly id: string;
   readonly credentials: RegisterResponse['agent'];
-  readonly ws: WebSocket;
+  ws: WebSocket;
   readonly servers = new Map<string, FakeServer>();
   readonly commands: Command[] = [];
   pings = 0;
+  /** what system_info reports as `transfers` (from the options; change it, then reconnect) */
+  transfers: boolean | undefined;
   readonly #opts: FakeAgentOptions;
   readonly #timers = new Set<NodeJS.Timeout>();
 
   private constructor(opts: FakeAgentOptions, creds: RegisterResponse['agent'], ws: WebSocket) {
     this.#opts = opts;
+    this.transfers = opts.transfers;
     this.credentials = creds;
     this.id = creds.id;
     this.ws = ws;
@@ -256,6 +261,7 @@ export class FakeAgent {
           disk: { path: '/var/lib/ctrl-alt-play', total: 100 * 1024 ** 3, free: 50 * 1024 ** 3 },
           agentVersion: 'fake',
           protocolVersion: PROTOCOL_VERSION,
+          ...(this.transfers === undefined ? {} : { transfers: this.transfers }),
         };
       case 'create_server': {
         const p = (cmd as Command<'create_server'>).payload;
@@ -353,6 +359,30 @@ export class FakeAgent {
         this.#server(cmd);
         return { path: '/server.properties', size: 5, encoding: 'utf8', content: 'a=b\n' };
     }
+  }
+
+  /** The link drops and the same Agent dials in again (its credentials, a new socket, a hello). */
+  async reconnect(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (this.ws.readyState === WebSocket.CLOSED) resolve();
+      this.ws.once('close', () => resolve());
+      this.ws.terminate();
+    });
+    const ws = connectAgentSocket(
+      this.credentials.websocketUrl,
+      this.credentials.token,
+      this.id,
+      this.#opts.protocolVersion ?? PROTOCOL_VERSION,
+    );
+    // answers go to the new socket from its first message on (the Panel asks at once)
+    this.ws = ws;
+    ws.on('message', (data) => this.#onMessage(data as Buffer));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    this.emit('agent_hello', { protocolVersion: PROTOCOL_VERSION, agentVersion: 'fake', servers: [] });
   }
 
   async close(): Promise<void> {

@@ -52,6 +52,10 @@ export interface TestS3 {
   objects(): string[];
   /** AbortMultipartUpload requests seen */
   aborts: number;
+  /** while true, every write (PUT, POST) is answered 503 ServiceUnavailable: an outage of the store */
+  failWrites: boolean;
+  /** writes refused so far by failWrites */
+  refusedWrites: number;
   stop(): Promise<void>;
 }
 
@@ -70,6 +74,8 @@ export async function startTestS3(bucket = 'cap-backups'): Promise<TestS3> {
     bucket,
     dir,
     aborts: 0,
+    failWrites: false,
+    refusedWrites: 0,
     settings: (over = {}) => {
       const { partSizeMb, ...rest } = over;
       return {
@@ -82,6 +88,7 @@ export async function startTestS3(bucket = 'cap-backups'): Promise<TestS3> {
         queueSize: 2,
         prefix: '',
         downloads: 'presign',
+        upload: { attempts: 5, retryMs: 5000 },
         ...rest,
       };
     },
@@ -124,6 +131,14 @@ export async function startTestS3(bucket = 'cap-backups'): Promise<TestS3> {
   // AbortMultipartUpload (DELETE ?uploadId) and ListMultipartUploads (GET ?uploads), placed
   // before s3rver's router (the last middleware)
   const shim: Middleware = async (ctx, next) => {
+    if (t.failWrites && (ctx.method === 'PUT' || ctx.method === 'POST')) {
+      t.refusedWrites++;
+      ctx.status = 503;
+      ctx.type = 'application/xml';
+      ctx.body =
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>made to fail by the test</Message></Error>';
+      return;
+    }
     const [, b, ...keyParts] = ctx.path.split('/');
     if (ctx.method === 'DELETE' && b && keyParts.length > 0 && ctx.query.uploadId !== undefined) {
       const id = ctx.query.uploadId;

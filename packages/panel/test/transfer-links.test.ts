@@ -47,6 +47,8 @@ describe('node transferUrl and the URLs of transfer tickets', () => {
     agent = await FakeAgent.start({
       panelUrl: panel.url,
       agentSecret: node.agentSecret,
+      // its HTTP API serves transfer tickets (AGENT_API_KEY set)
+      transfers: true,
       handlers: {
         create_transfer: (cmd) => {
           const p = (cmd as Command<'create_transfer'>).payload;
@@ -188,6 +190,35 @@ describe('node transferUrl and the URLs of transfer tickets', () => {
     const backup = await backupTicket();
     assert.equal(backup.body.sha256, 'cd'.repeat(32));
     assert.equal(backup.body.size, 42);
+  });
+
+  test('a node whose Agent reports no transfer endpoint (no AGENT_API_KEY, or an older Agent) is relayed even with transferUrl', async () => {
+    await setUrl('https://node1.example.com:8443');
+    const reported = async (v: boolean | undefined) => {
+      agent.transfers = v;
+      await agent.reconnect();
+      await until(
+        async () =>
+          (await panel.api(owner, 'GET', `/api/nodes/${nodeId}`)).body.systemInfo?.transfers === v &&
+          panel.app.panel.hub.isOnline(nodeId),
+      );
+    };
+    try {
+      for (const v of [false, undefined]) {
+        await reported(v);
+        for (const make of [() => fileTicket('download'), () => fileTicket('upload'), backupTicket]) {
+          const r = await make();
+          assert.equal(r.status, 201, JSON.stringify(r.body));
+          const ticket = tickets.at(-1);
+          assert.equal(r.body.url, `/api/transfers/${ticket}`, `transfers: ${v}`);
+          assert.equal(r.body.relayUrl, `/api/transfers/${ticket}`);
+        }
+      }
+    } finally {
+      await reported(true);
+    }
+    const again = await fileTicket('download');
+    assert.equal(again.body.url, `https://node1.example.com:8443/transfers/${tickets.at(-1)}`);
   });
 
   test('the relay still knows a direct ticket (the fallback works): an unknown one is 404, a known one is not', async () => {

@@ -783,6 +783,11 @@ export const SystemInfo = z.object({
    * Absent from older Agents (then unknown).
    */
   images: z.array(z.string().max(512)).max(2000).optional(),
+  /**
+   * whether the Agent's HTTP API serves transfer tickets to browsers (`/transfers/<ticket>`: it
+   * runs with AGENT_API_KEY); absent (older Agents): not known, so the Panel relays
+   */
+  transfers: z.boolean().optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
 /** At most this many image references in system_info. */

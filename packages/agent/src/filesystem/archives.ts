@@ -11,7 +11,8 @@
  *   folder are left out of the archive. The archive is written to `.cap-compress-<random>` in the
  *   folder (O_EXCL|O_NOFOLLOW) and linked to its name only when complete (link(2) never replaces
  *   what is there: FILE_EXISTS); past the remaining quota it fails (INSUFFICIENT_RESOURCES) and
- *   the temporary file is removed: nothing partial is left.
+ *   the temporary file is removed: nothing partial is left. One a killed Agent left is removed at
+ *   its next start (removeStaleCompressTemps).
  * - decompress: the format from the magic bytes; the archive is read whole first (checksums,
  *   entry rules, the denylist, caps = the remaining quota and FILE_DECOMPRESS_MAX_ENTRIES), so a
  *   bomb, a `../` entry, a link leading out or a denied entry fails before anything is written;
@@ -22,7 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { type FileHandle, lchown, link, lstat, open, realpath, unlink } from 'node:fs/promises';
+import { type FileHandle, lchown, link, lstat, open, readdir, realpath, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -315,4 +316,48 @@ export async function folderArchiveName(
   } finally {
     await dir.fh.close();
   }
+}
+
+/** The name of a compress's temporary file (see compressFiles): exactly this, nothing else. */
+export const COMPRESS_TEMP_NAME = /^\.cap-compress-[0-9a-f]{16}$/;
+/** Entries looked at per server folder, at most, when sweeping (a bound on a huge tree). */
+const SWEEP_MAX_ENTRIES = 2_000_000;
+
+/**
+ * A compress cut by the Agent's end (killed, the machine down) leaves its `.cap-compress-<hex>`
+ * temporary file. At start, under each server's folder in `serversDir`, the regular files of
+ * exactly that name last modified before `before` (the process's start: no compress of this
+ * process can have made them) are removed. Links are never followed (neither into folders nor as
+ * the file), and a file is removed only when its folder still resolves inside the server's.
+ * Returns the paths removed.
+ */
+export async function removeStaleCompressTemps(serversDir: string, before: number): Promise<string[]> {
+  const removed: string[] = [];
+  const roots = await readdir(serversDir, { withFileTypes: true }).catch(() => []);
+  for (const r of roots) {
+    if (!r.isDirectory()) continue;
+    const root = await realpath(path.join(serversDir, r.name)).catch(() => null);
+    if (!root) continue;
+    let seen = 0;
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        if (++seen > SWEEP_MAX_ENTRIES) return;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile() && COMPRESS_TEMP_NAME.test(e.name)) {
+          const st = await lstat(p).catch(() => null);
+          if (!st?.isFile() || st.mtimeMs >= before) continue;
+          const real = await realpath(dir).catch(() => null);
+          if (real === null || (real !== root && !real.startsWith(`${root}${path.sep}`))) continue;
+          await unlink(path.join(real, e.name)).then(
+            () => removed.push(p),
+            () => undefined,
+          );
+        }
+      }
+    };
+    await walk(root);
+  }
+  return removed;
 }

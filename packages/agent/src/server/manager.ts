@@ -56,6 +56,7 @@ import type { RemoteConsole } from '../remote-console/types.ts';
 import { systemInfo } from '../system/system-info.ts';
 import {
   downloadSize,
+  fileDownload,
   openDownload,
   receiveUpload,
   type Ticket,
@@ -652,17 +653,7 @@ export class ServerManager {
     const f = await this.backups.file(serverId, backupId);
     if (f.size !== size)
       throw new CodedError('INVALID_STATE', `backup ${backupId} changed since the ticket was issued`);
-    const fh = await open(f.path, 'r');
-    const stream: Readable =
-      size === 0 ? Readable.from([]) : fh.createReadStream({ start: 0, end: size - 1, autoClose: true });
-    if (size === 0) await fh.close();
-    return {
-      stream,
-      size,
-      name: f.filename,
-      sha256: f.sha256,
-      close: () => fh.close().catch(() => undefined),
-    };
+    return { ...(await fileDownload(await open(f.path, 'r'), size, f.filename)), sha256: f.sha256 };
   }
 
   /**
@@ -851,7 +842,9 @@ export class ServerManager {
         const info = await systemInfo(path.resolve(this.#config.dataDir), v);
         // the images here (automatic placement looks at them); left out when the engine fails
         const images = await this.#env.imageTags?.().catch(() => undefined);
-        return { data: images === undefined ? info : { ...info, images } };
+        // transfer tickets are served over HTTP only by the full API (AGENT_API_KEY set)
+        const transfers = Boolean(this.#config.apiKey);
+        return { data: images === undefined ? { ...info, transfers } : { ...info, images, transfers } };
       }
       case 'list_servers':
         return { data: { servers: this.summary() } };

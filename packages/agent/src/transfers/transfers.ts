@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lchown, lstat, open, realpath, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, lchown, lstat, open, realpath, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -113,22 +113,29 @@ export async function openDownload(
         "a folder downloads as an archive (`archive: 'tar.gz' | 'zip'`)",
       );
     if (!st.isFile()) throw new CodedError('CONFIG_INVALID', 'not a regular file');
-    // exactly the size announced: a file that grows meanwhile is cut at it, one that shrinks fails
-    if (st.size === 0) {
-      await fh.close();
-      return { stream: Readable.from([]), size: 0, name: path.basename(real), close: async () => undefined };
-    }
-    const stream = fh.createReadStream({ start: 0, end: st.size - 1, autoClose: true });
-    return {
-      stream,
-      size: st.size,
-      name: path.basename(real),
-      close: () => fh.close().catch(() => undefined),
-    };
+    return await fileDownload(fh, st.size, path.basename(real));
   } catch (e) {
     await fh.close();
     throw e;
   }
+}
+
+/**
+ * An open file streamed as a download of exactly `size` bytes (the size announced: a file that
+ * grows meanwhile is cut at it, one that shrinks fails); an empty one closes the handle at once.
+ * Files and backups alike.
+ */
+export async function fileDownload(
+  fh: FileHandle,
+  size: number,
+  name: string,
+): Promise<{ stream: Readable; size: number; name: string; close: () => Promise<void> }> {
+  if (size === 0) {
+    await fh.close();
+    return { stream: Readable.from([]), size: 0, name, close: async () => undefined };
+  }
+  const stream = fh.createReadStream({ start: 0, end: size - 1, autoClose: true });
+  return { stream, size, name, close: () => fh.close().catch(() => undefined) };
 }
 
 /** The size a download ticket announces (and proof, now, that the file may be read). */

@@ -10,19 +10,24 @@
  *   `<AGENT_DATA_DIR>/volume-restores/` (0600), read whole (checksums, entry rules, caps), and only
  *   then unpacked into the volume (`truncate`: its contents removed first); a volume that a running
  *   container uses is refused (INVALID_STATE) unless `force`, checked when the ticket is issued and
- *   again before anything is written. Ownership is not restored: files belong to the Agent's user.
+ *   again before anything is written. Owners: as `tar --numeric-owner` run as root, each entry
+ *   gets the uid/gid its tar header carries (a second read of the spooled archive once it is
+ *   unpacked: lchown, never through a link, only where the entry's folder still resolves inside
+ *   the volume); a zip carries none, and an Agent not running as root leaves them as they are.
  *
  * An Agent in a container must have `/var/lib/docker/volumes` mounted at the same path (the
  * Mountpoint the Engine reports is a host path).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { constants, createReadStream, lchownSync, realpathSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import { CodedError } from '@cap/protocol';
 import type Docker from 'dockerode';
+import { Parser, type ReadEntry } from 'tar';
 import {
   type ArchiveFormat,
   createArchive,
@@ -31,7 +36,60 @@ import {
   extractArchive,
   verifyArchive,
 } from '../archive/archive.ts';
+import { entryParts } from '../archive/paths.ts';
 import { sniffFormat } from '../filesystem/archives.ts';
+
+/**
+ * The numeric owners of a (verified, unpacked) tar archive's entries given back under `root`
+ * (see the header). Entries that are not there (or not safely reachable) are left.
+ */
+async function restoreOwners(file: string, format: ArchiveFormat, root: string): Promise<void> {
+  if (format === 'zip' || process.getuid?.() !== 0) return;
+  const real = await realpath(root);
+  // a folder's resolution, remembered for its entries (it is the same for all of them)
+  let lastDir = '';
+  let lastOk = false;
+  const apply = (e: ReadEntry) => {
+    if (typeof e.uid !== 'number' || typeof e.gid !== 'number') return;
+    let parts: string[];
+    try {
+      parts = entryParts(e.path);
+    } catch {
+      return;
+    }
+    const dir = path.join(real, ...parts.slice(0, -1));
+    if (dir !== lastDir) {
+      lastDir = dir;
+      try {
+        // no link on the way: the folder resolves to itself, inside the volume
+        lastOk = realpathSync(dir) === dir;
+      } catch {
+        lastOk = false;
+      }
+    }
+    if (!lastOk) return;
+    try {
+      lchownSync(path.join(real, ...parts), e.uid, e.gid);
+    } catch {
+      // gone or not ours to change: left as it is
+    }
+  };
+  await new Promise<void>((resolve, reject) => {
+    const parser = new Parser({ strict: true });
+    parser.on('entry', (e: ReadEntry) => {
+      apply(e);
+      e.resume();
+    });
+    parser.on('error', reject);
+    parser.on('end', () => resolve());
+    const src = createReadStream(file);
+    src.on('error', reject);
+    const dec =
+      format === 'tar.gz' ? zlib.createGunzip() : format === 'tar.zst' ? zlib.createZstdDecompress() : null;
+    dec?.on('error', reject);
+    (dec ? src.pipe(dec) : src).pipe(parser as unknown as NodeJS.WritableStream);
+  });
+}
 
 export class VolumeArchiver {
   readonly #docker: Docker;
@@ -153,6 +211,7 @@ export class VolumeArchiver {
       if (opts.truncate)
         for (const n of await readdir(mp)) await rm(path.join(mp, n), { recursive: true, force: true });
       const stats = await extractArchive(createReadStream(file), mp, caps);
+      await restoreOwners(file, format, mp);
       return { path: `volume:${name}`, size, bytes: stats.bytes, entries: stats.entries };
     } finally {
       await out.close().catch(() => undefined);

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -88,5 +89,58 @@ describe('a server writing past its disk limit (real Docker)', () => {
     // a start over the limit is refused
     const again = await f.panel.command('start_server', {}, { serverId: id });
     assert.equal(again.error?.code, 'INSUFFICIENT_RESOURCES');
+  });
+});
+
+describe('compress temporaries a killed Agent left (real Agent)', () => {
+  let f: Fixture;
+  let host: string;
+  after(async () => {
+    await f?.cleanup();
+    await rm(host, { recursive: true, force: true });
+  });
+
+  it('at start, only ours go: the exact name, a regular file inside a server folder, older than the process', async () => {
+    f = await fixture();
+    await f.panel.waitConnected();
+    const id = uid('ftmp-');
+    const res = await f.panel.command('create_server', { serverId: id, eggConfig: egg('sleep 1000') });
+    assert.equal(res.success, true, JSON.stringify(res.error));
+    const root = path.join(f.dataDir, 'servers', id);
+    host = await mkdtemp(path.join(tmpdir(), 'cap-ftmp-host-'));
+    const hex = () => randomBytes(8).toString('hex');
+    const old = new Date(Date.now() - 3600_000);
+    const put = async (p: string, mtime = old) => {
+      await mkdir(path.dirname(p), { recursive: true });
+      await writeFile(p, 'partial archive');
+      await utimes(p, mtime, mtime);
+      return p;
+    };
+    const stale = [
+      await put(path.join(root, `.cap-compress-${hex()}`)),
+      await put(path.join(root, 'world', 'region', `.cap-compress-${hex()}`)),
+    ];
+    const kept = [
+      // made after the process started: a compress of this process may be writing it
+      await put(path.join(root, `.cap-compress-${hex()}`), new Date()),
+      // not exactly our name
+      await put(path.join(root, `.cap-compress-${hex()}.zip`)),
+      await put(path.join(root, '.cap-compress-notours')),
+      await put(path.join(root, `cap-compress-${hex()}`)),
+      // outside the servers' folders: the backups' folder, and a host folder reached by a link
+      await put(path.join(f.dataDir, 'backups', `.cap-compress-${hex()}`)),
+      await put(path.join(host, `.cap-compress-${hex()}`)),
+    ];
+    await symlink(host, path.join(root, 'host-link'));
+    // a link of our name is not followed, nor removed
+    const link = path.join(root, `.cap-compress-${hex()}`);
+    await symlink(kept[5] as string, link);
+    await f.restartAgent();
+    // (undefined on an Agent without the sweep: nothing removed)
+    const removed = (await f.agent.staleTempsSwept) ?? [];
+    assert.deepEqual(removed.sort(), [...stale].sort());
+    for (const p of stale) assert.equal(await lstat(p).catch(() => null), null, p);
+    for (const p of kept) assert.ok((await lstat(p)).isFile(), p);
+    assert.ok((await lstat(link)).isSymbolicLink());
   });
 });

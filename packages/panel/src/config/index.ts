@@ -107,6 +107,10 @@ const EnvSchema = z.object({
   PANEL_OUTBOUND_ALLOW_PRIVATE: z.enum(['true', 'false', '1', '0']).default('false'),
   /** the largest mod file the catalog installer downloads */
   PANEL_MOD_MAX_MB: z.coerce.number().int().min(1).max(4096).default(256),
+  /** a finished backup's move to the bucket: attempts before it is left on its node as failed */
+  PANEL_S3_UPLOAD_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  /** the wait before the first retry (doubled after each, at most 10 min) */
+  PANEL_S3_UPLOAD_RETRY_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
 });
 
 /** PANEL_S3_*: what the Panel needs to reach the bucket (the secret never leaves the Panel). */
@@ -121,6 +125,8 @@ export interface S3Settings {
   readonly queueSize: number;
   readonly prefix: string;
   readonly downloads: 'presign' | 'relay';
+  /** moves of finished backups to the bucket: bounded attempts, the wait doubling from retryMs */
+  readonly upload: { readonly attempts: number; readonly retryMs: number };
 }
 
 export interface PanelConfig {
@@ -269,6 +275,7 @@ function s3SettingsOf(e: z.infer<typeof EnvSchema>): S3Settings {
     queueSize: e.PANEL_S3_QUEUE_SIZE,
     prefix: e.PANEL_S3_PREFIX,
     downloads: e.PANEL_S3_DOWNLOADS,
+    upload: { attempts: e.PANEL_S3_UPLOAD_ATTEMPTS, retryMs: e.PANEL_S3_UPLOAD_RETRY_MS },
   };
   // a logged config (pino serialises with JSON) never shows the secret
   Object.defineProperty(settings, 'toJSON', {

@@ -394,6 +394,35 @@ for (const engine of ['sqlite', 'postgres'] as const)
       assert.deepEqual(list.backups.map((x: Json) => x.backupId).sort(), agentIds);
     });
 
+    test('a GET serves the database: the Agent is not asked (no backup_list)', async () => {
+      assert.equal((await create(owner, serverA, { name: 'get-no-agent' })).status, 200);
+      const asked = agentAsked('backup_list', serverA);
+      for (let i = 0; i < 3; i++) {
+        const r = await panel.api(owner, 'GET', `/api/servers/${serverA}/backups`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.ok(r.body.backups.some((b: Json) => b.name === 'get-no-agent'));
+      }
+      assert.equal(agentAsked('backup_list', serverA), asked);
+    });
+
+    test("a backup deleted behind the Panel's back is reconciled when the node reconnects", async () => {
+      const made = await create(owner, serverA, { name: 'deleted-behind' });
+      assert.equal(made.status, 200, JSON.stringify(made.body));
+      const list = of({ serverId: serverA } as Command);
+      list.splice(
+        list.findIndex((b) => b.backupId === made.body.backupId),
+        1,
+      );
+      const ids = async () =>
+        ((await panel.api(owner, 'GET', `/api/servers/${serverA}/backups`)).body.backups as Json[]).map(
+          (b) => b.backupId,
+        );
+      // (the table as it was until the node is heard from)
+      assert.ok((await ids()).includes(made.body.backupId));
+      await agent.reconnect();
+      await until(async () => !(await ids()).includes(made.body.backupId), 5000);
+    });
+
     test('a refused create leaves no row; a failed one is listed failed with its code and does not count', async () => {
       const before = (await panel.api(owner, 'GET', `/api/servers/${serverA}/backups`)).body.total;
       nextCreate = 'busy';

@@ -1432,6 +1432,7 @@ export interface paths {
                                 agentVersion: string;
                                 protocolVersion: number;
                                 images?: string[];
+                                transfers?: boolean;
                             } | null;
                             load: {
                                 cpu: number;
@@ -1587,6 +1588,7 @@ export interface paths {
                                     agentVersion: string;
                                     protocolVersion: number;
                                     images?: string[];
+                                    transfers?: boolean;
                                 } | null;
                                 load: {
                                     cpu: number;
@@ -1823,6 +1825,7 @@ export interface paths {
                                 agentVersion: string;
                                 protocolVersion: number;
                                 images?: string[];
+                                transfers?: boolean;
                             } | null;
                             load: {
                                 cpu: number;
@@ -1967,7 +1970,7 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected; null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. `capacity` ({ memory?, disk?, cpu? }: sizes, cores; null = what the Agent reports) and `overallocate` ({ memory?, disk?, cpu? }: percent, as Pterodactyl: a resource may hold capacity × (1 + overallocate/100) of its servers' limits; 0 = no over-allocation, -1 = not checked): creating or resizing a server beyond them is 409 INSUFFICIENT_RESOURCES. `tags` (replaces them; lowercased) and `location` (null = none) narrow automatic placement. */
+        /** @description Changes what the body names. `defaultLimits` ({ memory?, cpu?, disk? }): for servers created on this node without them; null = the Panel's (PANEL_DEFAULT_MEMORY/CPU/DISK). 0 = unlimited. `transferUrl`: the base URL of this node's Agent HTTP API as browsers reach it (http(s), no credentials, query or fragment; e.g. https://node1.example.com:8443); transfer links point at `<transferUrl>/transfers/<ticket>` while the Agent is connected and reports that its HTTP API serves transfers (AGENT_API_KEY set); null = relayed by the Panel only. publicAddress: the hostname or IP players reach the node's servers at (each server's `address` is it with the server's port); null = not set. `capacity` ({ memory?, disk?, cpu? }: sizes, cores; null = what the Agent reports) and `overallocate` ({ memory?, disk?, cpu? }: percent, as Pterodactyl: a resource may hold capacity × (1 + overallocate/100) of its servers' limits; 0 = no over-allocation, -1 = not checked): creating or resizing a server beyond them is 409 INSUFFICIENT_RESOURCES. `tags` (replaces them; lowercased) and `location` (null = none) narrow automatic placement. */
         patch: {
             parameters: {
                 query?: never;
@@ -2039,6 +2042,7 @@ export interface paths {
                                 agentVersion: string;
                                 protocolVersion: number;
                                 images?: string[];
+                                transfers?: boolean;
                             } | null;
                             load: {
                                 cpu: number;
@@ -6397,6 +6401,17 @@ export interface paths {
                                 } | null;
                                 /** @enum {string} */
                                 storage: "node" | "s3";
+                                upload: {
+                                    /** @enum {string} */
+                                    state: "pending" | "failed";
+                                    attempts: number;
+                                    nextAttemptAt: string | null;
+                                    error: {
+                                        /** @enum {string} */
+                                        code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                        message: string;
+                                    } | null;
+                                } | null;
                             }[];
                             total: number;
                             offset: number;
@@ -6489,6 +6504,17 @@ export interface paths {
                             } | null;
                             /** @enum {string} */
                             storage: "node" | "s3";
+                            upload: {
+                                /** @enum {string} */
+                                state: "pending" | "failed";
+                                attempts: number;
+                                nextAttemptAt: string | null;
+                                error: {
+                                    /** @enum {string} */
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                    message: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -6736,6 +6762,17 @@ export interface paths {
                             } | null;
                             /** @enum {string} */
                             storage: "node" | "s3";
+                            upload: {
+                                /** @enum {string} */
+                                state: "pending" | "failed";
+                                attempts: number;
+                                nextAttemptAt: string | null;
+                                error: {
+                                    /** @enum {string} */
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                    message: string;
+                                } | null;
+                            } | null;
                         };
                     };
                 };
@@ -8691,6 +8728,7 @@ export interface paths {
                                     agentVersion: string;
                                     protocolVersion: number;
                                     images?: string[];
+                                    transfers?: boolean;
                                 } | null;
                                 load: {
                                     cpu: number;

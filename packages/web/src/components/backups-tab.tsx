@@ -16,23 +16,16 @@ import {
   Tooltip,
 } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, type ReactNode, useState } from 'react';
 import { api, errorMessage } from '../api/http.ts';
-import { useLiveMessages } from '../api/live.tsx';
+import { type OperationProgress as OpState, useOperationProgress } from '../api/operation-progress.ts';
 import { keys, useBackups } from '../api/queries.ts';
 import type { Backup, BackupLink, BackupStarted, Permission } from '../api/types.ts';
 import { formatBytes } from '../lib/format.ts';
 import { startDownload } from '../lib/transfer.ts';
 import { ErrorState, Loading } from './states.tsx';
 
-/** What the live socket said of one operation so far. */
-interface OpState {
-  kind: string;
-  stage: string;
-  message?: string | undefined;
-  success?: boolean | undefined;
-  errorCode?: string | undefined;
-}
+const BACKUP_KINDS = ['backup', 'restore'] as const;
 
 function when(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : '—';
@@ -90,7 +83,6 @@ export function BackupsTab({
   const can = (p: Permission) => permissions.includes(p);
   const list = useBackups(serverId, can('backup.read'));
   const qc = useQueryClient();
-  const [ops, setOps] = useState<Record<string, OpState>>({});
   const [createOp, setCreateOp] = useState<string | null>(null);
   const [restoreOp, setRestoreOp] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
@@ -99,21 +91,7 @@ export function BackupsTab({
   const [error, setError] = useState<string | null>(null);
   const refresh = () => qc.invalidateQueries({ queryKey: keys.backups(serverId) });
 
-  useLiveMessages((m) => {
-    if (m.type !== 'operation' || m.serverId !== serverId) return;
-    if (m.kind !== 'backup' && m.kind !== 'restore') return;
-    setOps((prev) => ({
-      ...prev,
-      [m.operationId]: {
-        kind: m.kind,
-        stage: m.stage,
-        message: m.message ?? prev[m.operationId]?.message,
-        success: m.success,
-        errorCode: m.errorCode,
-      },
-    }));
-    void refresh();
-  });
+  const ops = useOperationProgress(serverId, { kinds: BACKUP_KINDS, onMessage: () => void refresh() });
 
   const run = async (fn: () => Promise<unknown>) => {
     setError(null);
@@ -225,6 +203,21 @@ export function BackupsTab({
                       >
                         {b.storage === 's3' ? 'S3' : 'node'}
                       </Badge>
+                      {b.upload ? (
+                        <Badge
+                          size="xs"
+                          variant="light"
+                          color={b.upload.state === 'failed' ? 'red' : 'blue'}
+                          title={
+                            b.upload.error
+                              ? `${b.upload.attempts} attempt(s); last: ${b.upload.error.message}`
+                              : 'waiting to be moved to S3'
+                          }
+                          data-testid="backup-upload"
+                        >
+                          {b.upload.state === 'failed' ? 'upload failed' : 'upload pending'}
+                        </Badge>
+                      ) : null}
                       {b.locked ? (
                         <Badge size="xs" color="yellow" data-testid="backup-locked">
                           locked
@@ -368,6 +361,66 @@ export function BackupsTab({
   );
 }
 
+/**
+ * A modal that starts an operation: `start` asks the Panel, its operationId goes to `onStarted`,
+ * a refusal is shown in the modal (create and restore alike).
+ */
+function StartOperationModal({
+  opened,
+  onClose,
+  title,
+  submit,
+  start,
+  onStarted,
+  children,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  title: string;
+  submit: { label: string; color?: string; testId: string; errorTestId: string };
+  /** the request; resolves with the operation's id */
+  start: () => Promise<string>;
+  onStarted: (operationId: string) => void;
+  children: ReactNode;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const onSubmit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      onStarted(await start());
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal opened={opened} onClose={onClose} title={title}>
+      <form onSubmit={onSubmit}>
+        <Stack>
+          {children}
+          {error ? (
+            <Alert color="red" data-testid={submit.errorTestId}>
+              {error}
+            </Alert>
+          ) : null}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" color={submit.color} loading={busy} data-testid={submit.testId}>
+              {submit.label}
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
 function CreateBackupModal({
   opened,
   onClose,
@@ -382,73 +435,52 @@ function CreateBackupModal({
   const [name, setName] = useState('');
   const [format, setFormat] = useState<'tar.zst' | 'tar.gz'>('tar.zst');
   const [locked, setLocked] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await api<BackupStarted>(`/servers/${encodeURIComponent(serverId)}/backups`, {
-        method: 'POST',
-        body: { ...(name.trim() ? { name: name.trim() } : {}), format, locked },
-      });
-      setName('');
-      onStarted(r.operationId);
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+  const start = async () => {
+    const r = await api<BackupStarted>(`/servers/${encodeURIComponent(serverId)}/backups`, {
+      method: 'POST',
+      body: { ...(name.trim() ? { name: name.trim() } : {}), format, locked },
+    });
+    setName('');
+    return r.operationId;
   };
   return (
-    <Modal opened={opened} onClose={onClose} title="Create backup">
-      <form onSubmit={submit}>
-        <Stack>
-          <TextInput
-            label="Name"
-            placeholder="optional"
-            maxLength={191}
-            value={name}
-            onChange={(e) => setName(e.currentTarget.value)}
-            data-testid="backup-name-input"
-          />
-          <div>
-            <Text size="sm" fw={500} mb={4}>
-              Format
-            </Text>
-            <SegmentedControl
-              value={format}
-              onChange={(v) => setFormat(v === 'tar.gz' ? 'tar.gz' : 'tar.zst')}
-              data={[
-                { value: 'tar.zst', label: 'tar.zst (fast)' },
-                { value: 'tar.gz', label: 'tar.gz' },
-              ]}
-              data-testid="backup-format"
-            />
-          </div>
-          <Checkbox
-            label="Locked (kept by retention, cannot be deleted until unlocked)"
-            checked={locked}
-            onChange={(e) => setLocked(e.currentTarget.checked)}
-            data-testid="backup-locked-input"
-          />
-          {error ? (
-            <Alert color="red" data-testid="backup-create-error">
-              {error}
-            </Alert>
-          ) : null}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={onClose}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={busy} data-testid="backup-create-submit">
-              Create
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-    </Modal>
+    <StartOperationModal
+      opened={opened}
+      onClose={onClose}
+      title="Create backup"
+      submit={{ label: 'Create', testId: 'backup-create-submit', errorTestId: 'backup-create-error' }}
+      start={start}
+      onStarted={onStarted}
+    >
+      <TextInput
+        label="Name"
+        placeholder="optional"
+        maxLength={191}
+        value={name}
+        onChange={(e) => setName(e.currentTarget.value)}
+        data-testid="backup-name-input"
+      />
+      <div>
+        <Text size="sm" fw={500} mb={4}>
+          Format
+        </Text>
+        <SegmentedControl
+          value={format}
+          onChange={(v) => setFormat(v === 'tar.gz' ? 'tar.gz' : 'tar.zst')}
+          data={[
+            { value: 'tar.zst', label: 'tar.zst (fast)' },
+            { value: 'tar.gz', label: 'tar.gz' },
+          ]}
+          data-testid="backup-format"
+        />
+      </div>
+      <Checkbox
+        label="Locked (kept by retention, cannot be deleted until unlocked)"
+        checked={locked}
+        onChange={(e) => setLocked(e.currentTarget.checked)}
+        data-testid="backup-locked-input"
+      />
+    </StartOperationModal>
   );
 }
 
@@ -464,52 +496,39 @@ function RestoreModal({
   serverId: string;
 }) {
   const [truncate, setTruncate] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const restore = async () => {
-    if (!backup) return;
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await api<{ operationId: string }>(
-        `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(backup.backupId)}/restore`,
-        { method: 'POST', body: { truncate } },
-      );
-      setTruncate(false);
-      onStarted(r.operationId);
-    } catch (err) {
-      setError(errorMessage(err));
-    } finally {
-      setBusy(false);
-    }
+  const start = async () => {
+    if (!backup) throw new Error('no backup chosen');
+    const r = await api<{ operationId: string }>(
+      `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(backup.backupId)}/restore`,
+      { method: 'POST', body: { truncate } },
+    );
+    setTruncate(false);
+    return r.operationId;
   };
   return (
-    <Modal opened={backup !== null} onClose={onClose} title="Restore backup">
-      <Stack>
-        <Text size="sm">
-          Restore <b>{backup?.name ?? backup?.backupId}</b>? The server is stopped, the backup's files are
-          written over the current ones, and it is started again if it was running.
-        </Text>
-        <Checkbox
-          label="Delete the current files first (only after the archive was verified)"
-          checked={truncate}
-          onChange={(e) => setTruncate(e.currentTarget.checked)}
-          data-testid="backup-restore-truncate"
-        />
-        {error ? (
-          <Alert color="red" data-testid="backup-restore-error">
-            {error}
-          </Alert>
-        ) : null}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button color="orange" loading={busy} onClick={restore} data-testid="backup-restore-confirm">
-            Restore
-          </Button>
-        </Group>
-      </Stack>
-    </Modal>
+    <StartOperationModal
+      opened={backup !== null}
+      onClose={onClose}
+      title="Restore backup"
+      submit={{
+        label: 'Restore',
+        color: 'orange',
+        testId: 'backup-restore-confirm',
+        errorTestId: 'backup-restore-error',
+      }}
+      start={start}
+      onStarted={onStarted}
+    >
+      <Text size="sm">
+        Restore <b>{backup?.name ?? backup?.backupId}</b>? The server is stopped, the backup's files are
+        written over the current ones, and it is started again if it was running.
+      </Text>
+      <Checkbox
+        label="Delete the current files first (only after the archive was verified)"
+        checked={truncate}
+        onChange={(e) => setTruncate(e.currentTarget.checked)}
+        data-testid="backup-restore-truncate"
+      />
+    </StartOperationModal>
   );
 }

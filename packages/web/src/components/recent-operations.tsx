@@ -1,15 +1,14 @@
 import { Badge, Card, Table, Text, Title } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { useLiveMessages } from '../api/live.tsx';
+import { useOperationProgress } from '../api/operation-progress.ts';
 import { keys, useServerOperations } from '../api/queries.ts';
 
 /** The server's last operations (power, reinstall, config update) with their outcome. */
 export function RecentOperations({ serverId }: { serverId: string }) {
   const ops = useServerOperations(serverId);
   const qc = useQueryClient();
-  useLiveMessages((m) => {
-    if (m.type === 'operation' && m.serverId === serverId)
-      void qc.invalidateQueries({ queryKey: keys.operations(serverId) });
+  useOperationProgress(serverId, {
+    onMessage: () => void qc.invalidateQueries({ queryKey: keys.operations(serverId) }),
   });
   const rows = ops.data ?? [];
   return (

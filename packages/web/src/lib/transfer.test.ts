@@ -37,15 +37,44 @@ test('withRelayFallback: a network failure of the direct URL goes to the relay w
   assert.deepEqual(relay.hits, ['/api/transfers/T1']);
 });
 
-test('withRelayFallback: an HTTP error answer from the Agent is the answer (no fallback)', async (t) => {
-  const agent = await server(404);
+test('withRelayFallback: any non-2xx answer of the direct URL goes to the relay (401 of an Agent without an API key)', async (t) => {
   const relay = await server(200);
+  t.after(() => relay.close());
+  for (const status of [401, 403, 404, 500, 302]) {
+    const agent = await server(status);
+    try {
+      const grant = { url: `${agent.base}/transfers/T2`, relayUrl: `${relay.base}/api/transfers/T2` };
+      // the answer as a result (fetch) and as a thrown error with its status (the upload's XHR)
+      const r = await withRelayFallback(grant, get);
+      assert.equal(r.status, 200, `after ${status}`);
+      const thrown = await withRelayFallback(grant, async (u) => {
+        const x = await get(u);
+        if (x.status < 200 || x.status > 299)
+          throw Object.assign(new Error(`HTTP ${x.status}`), { code: 'X', status: x.status });
+        return x;
+      });
+      assert.equal(thrown.status, 200, `after a thrown ${status}`);
+      assert.deepEqual(agent.hits, ['/transfers/T2', '/transfers/T2']);
+    } finally {
+      await agent.close();
+    }
+  }
+  assert.equal(relay.hits.length, 10);
+});
+
+test('withRelayFallback: a 2xx of the direct URL is the answer; a relay answering non-2xx is the answer too', async (t) => {
+  const agent = await server(201);
+  const relay = await server(404);
   t.after(() => Promise.all([agent.close(), relay.close()]));
-  const grant = { url: `${agent.base}/transfers/T2`, relayUrl: `${relay.base}/api/transfers/T2` };
-  const r = await withRelayFallback(grant, get);
-  assert.equal(r.status, 404);
-  assert.deepEqual(agent.hits, ['/transfers/T2']);
+  const direct = await withRelayFallback(
+    { url: `${agent.base}/transfers/T4`, relayUrl: `${relay.base}/api/transfers/T4` },
+    get,
+  );
+  assert.equal(direct.status, 201);
   assert.deepEqual(relay.hits, []);
+  const dead = `${await deadBase()}/transfers/T5`;
+  const relayed = await withRelayFallback({ url: dead, relayUrl: `${relay.base}/api/transfers/T5` }, get);
+  assert.equal(relayed.status, 404);
 });
 
 test('withRelayFallback: a relay-only grant is tried once; other errors pass through', async () => {

@@ -2,9 +2,10 @@
  * Transfer links (issue 10 item 2): every grant the Panel hands out (file transfers, backup
  * downloads) carries `url` — straight to the node's Agent when the node has a transfer URL, else
  * the Panel's relay — and `relayUrl`, always the relay. The page tries `url` and falls back to
- * `relayUrl` only when `url` fails at the network level (unreachable, refused, TLS, mixed content,
- * CORS): an HTTP error answer is the answer and is shown. The Agent's single-use ticket is used up
- * only by a request that reached it, so the relay can still use the same ticket.
+ * `relayUrl` when `url` fails at the network level (unreachable, refused, TLS, mixed content,
+ * CORS) or answers anything but 2xx (an Agent without AGENT_API_KEY answers 401; a proxy in the way
+ * 403/404/502…); the relay's answer, whatever it is, is then the answer. The Agent's single-use
+ * ticket is used up only by a request it accepted, so the relay can still use the same ticket.
  */
 
 export interface TransferGrantUrls {
@@ -19,20 +20,30 @@ export function isNetworkError(e: unknown): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'NETWORK_ERROR';
 }
 
+/** An HTTP status outside 2xx: of an answer (a Response, `{ status }`) or of an error thrown for one. */
+export function isHttpFailure(x: unknown): boolean {
+  const status = typeof x === 'object' && x !== null ? (x as { status?: unknown }).status : undefined;
+  return typeof status === 'number' && status >= 100 && status <= 599 && (status < 200 || status > 299);
+}
+
 /**
- * `attempt(url)`, and when it fails at the network level and the relay is another URL,
- * `attempt(relayUrl)`. Anything else (an HTTP error answer, an abort) is passed on as it is.
+ * `attempt(url)`, and when the relay is another URL and that fails at the network level or
+ * answers non-2xx (returned or thrown with its `status`), `attempt(relayUrl)`. Anything else (an
+ * abort, an error of the page's own) is passed on as it is.
  */
 export async function withRelayFallback<T>(
   grant: TransferGrantUrls,
   attempt: (url: string) => Promise<T>,
 ): Promise<T> {
+  let direct: T;
   try {
-    return await attempt(grant.url);
+    direct = await attempt(grant.url);
   } catch (e) {
-    if (grant.url === grant.relayUrl || !isNetworkError(e)) throw e;
+    if (grant.url === grant.relayUrl || !(isNetworkError(e) || isHttpFailure(e))) throw e;
     return attempt(grant.relayUrl);
   }
+  if (grant.url !== grant.relayUrl && isHttpFailure(direct)) return attempt(grant.relayUrl);
+  return direct;
 }
 
 /** `<base>/transfers/<ticket>` → `<base>/health` (the Agent's route without a key). */

@@ -1,5 +1,5 @@
 /** The `backups` table (migration 014_backups): the Panel's record of each server's backups. */
-import { BackupRecord } from '@cap/protocol';
+import { BackupRecord, ErrorCode } from '@cap/protocol';
 import { z } from 'zod';
 import type { Db } from '../../db/index.ts';
 import type { BackupsTable } from '../../db/schema.ts';
@@ -9,9 +9,27 @@ export const BackupStorage = z.enum(['node', 's3']);
 export type BackupStorage = z.infer<typeof BackupStorage>;
 
 /** A backup as the Panel answers it: the Agent's record plus who made it and where it is kept. */
+/**
+ * A completed node backup's move to the object store (PANEL_BACKUP_STORAGE=s3), while it is not
+ * done: `pending` (waiting for its node, running, or waiting `nextAttemptAt` after a failed
+ * attempt) or `failed` (the attempts ran out; the backup stays on its node, and the move is tried
+ * again when its node next connects).
+ */
+export const BackupUpload = z.object({
+  state: z.enum(['pending', 'failed']),
+  /** attempts made so far */
+  attempts: z.number().int(),
+  nextAttemptAt: z.string().nullable(),
+  /** the last attempt's error */
+  error: z.object({ code: ErrorCode, message: z.string() }).nullable(),
+});
+export type BackupUpload = z.infer<typeof BackupUpload>;
+
 export const PanelBackup = BackupRecord.extend({
   createdBy: z.object({ id: z.string(), username: z.string() }).nullable(),
   storage: BackupStorage,
+  /** set while a move to S3 is outstanding (see BackupUpload); null otherwise */
+  upload: BackupUpload.nullable(),
 });
 export type PanelBackup = z.infer<typeof PanelBackup>;
 
@@ -38,6 +56,7 @@ export function toPanelBackup(r: BackupRow): PanelBackup {
       : {}),
     createdBy: r.created_by ? { id: r.created_by, username: r.creator_username ?? '' } : null,
     storage: r.storage === 's3' ? 's3' : 'node',
+    upload: null,
   };
 }
 

@@ -12,6 +12,7 @@
  * Memory: the object store holds at most part × (queue + 1) bytes; the relay holds the sockets'
  * buffers. Neither depends on the backup's size.
  */
+import { pipeline, Transform } from 'node:stream';
 import { BackupRecord, CodedError, CreateTransferData } from '@cap/protocol';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
 import { pullFromAgent, pushToAgent, type TransferRelay } from '../files/relay.ts';
@@ -88,7 +89,13 @@ export async function deleteNodeCopy(gateway: AgentGateway, w: Where, rec: Backu
 }
 
 /** Streams the object back to the node as the completed backup `record.backupId`. */
-export async function importBackup(d: OffloadDeps, w: Where, record: BackupRecord): Promise<BackupRecord> {
+export async function importBackup(
+  d: OffloadDeps,
+  w: Where,
+  record: BackupRecord,
+  /** bytes sent so far of the object's total, at most once a second and once at the end */
+  onProgress?: (sent: number, total: number) => void,
+): Promise<BackupRecord> {
   const rec = completed(record);
   const key = d.store.keyOf(w.serverId, rec.backupId, rec.format);
   const head = await d.store.head(key);
@@ -117,10 +124,25 @@ export async function importBackup(d: OffloadDeps, w: Where, record: BackupRecor
     ),
   );
   const obj = await d.store.get(key);
+  let sent = 0;
+  let last = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      sent += chunk.length;
+      const now = Date.now();
+      if (onProgress && (now - last >= 1000 || sent === rec.size)) {
+        last = now;
+        onProgress(sent, rec.size);
+      }
+      cb(null, chunk);
+    },
+  });
+  const body = pipeline(obj.stream, counted, () => undefined);
   try {
-    await pushToAgent(d, { ...w, ticket: grant.ticket, size: rec.size }, obj.stream);
+    await pushToAgent(d, { ...w, ticket: grant.ticket, size: rec.size }, body);
   } finally {
     obj.stream.destroy();
+    body.destroy();
   }
   const page = (await d.gateway.request(
     w.nodeId,

@@ -2,8 +2,9 @@
  * Backups in the Panel (issue 10 item 4). The archive is made, kept, restored and deleted by the
  * Agent (`backup_*` actions, packages/agent/src/backups/); the Panel keeps its own record of each
  * (table `backups`) for who made it, where it lives and the limit, and keeps it in sync with the
- * Agent's: a create's end (whatever way it arrives) reads the Agent's records back, and so does
- * every list call while the node is online (retention's deletions are mirrored then).
+ * Agent's: a create's end (whatever way it arrives) reads the Agent's records back (retention's
+ * deletions are mirrored then), and so does the node's every connect (deletions behind the
+ * Panel's back, a Panel restart); a list call serves the table alone.
  *
  * - create: the server's backup limit is checked (locked and pending ones count; failed ones
  *   not): 409 BACKUP_LIMIT_REACHED. The template's `backup.commandsBefore/After` go along.
@@ -17,6 +18,7 @@
  *   foreign key (ON DELETE CASCADE).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BACKUP_LIST_MAX_LIMIT,
   type BackupFormat,
@@ -40,6 +42,7 @@ import {
   type BackupRow,
   type BackupStorage,
   BackupsRepo,
+  type BackupUpload,
   fromRecord,
   type PanelBackup,
   toPanelBackup,
@@ -81,8 +84,15 @@ export class BackupsService {
   /** PANEL_BACKUP_STORAGE=s3: completed backups are moved here from their node */
   readonly #s3: S3Store | undefined;
   readonly #s3Downloads: 'presign' | 'relay';
-  /** offloads running, by backupId (a create's `done` waits for its own) */
-  readonly #offloads = new Map<string, Promise<void>>();
+  /** moves to S3 running or waiting to retry, by backupId: `first` settles after the first attempt */
+  readonly #offloads = new Map<string, { run: Promise<void>; first: Promise<void> }>();
+  /** the state of each outstanding move (shown as a backup's `upload`); `busy` while an attempt runs */
+  readonly #uploads = new Map<string, BackupUpload & { busy: boolean }>();
+  readonly #uploadPolicy: { attempts: number; retryMs: number };
+  /** the reconcile running or queued last, by serverId */
+  readonly #reconciling = new Map<string, Promise<void>>();
+  /** ends the waits between attempts when the Panel stops */
+  readonly #closing = new AbortController();
 
   constructor(deps: {
     db: Db;
@@ -95,7 +105,10 @@ export class BackupsService {
     log: Logger;
     s3?: S3Store | undefined;
     s3Downloads?: 'presign' | 'relay';
+    /** moves to S3: attempts, and the wait before the first retry (doubling, at most 10 min) */
+    upload?: { attempts: number; retryMs: number } | undefined;
   }) {
+    this.#uploadPolicy = deps.upload ?? { attempts: 5, retryMs: 5000 };
     this.#s3 = deps.s3;
     this.#s3Downloads = deps.s3Downloads ?? 'presign';
     this.#db = deps.db;
@@ -122,25 +135,70 @@ export class BackupsService {
   }
 
   async #get(serverId: string, backupId: string): Promise<PanelBackup> {
-    return toPanelBackup(await this.#row(serverId, backupId));
+    return this.#view(await this.#row(serverId, backupId));
   }
 
-  /** A page of the server's backups, newest first (reconciled with the Agent first when it is online). */
+  /** A row as answered: with its outstanding move to S3, if any. */
+  #view(row: BackupRow): PanelBackup {
+    const b = toPanelBackup(row);
+    if (!this.#s3 || b.storage !== 'node' || b.state !== 'completed') return b;
+    const u = this.#uploads.get(b.backupId);
+    // not (yet) seen by this process: it moves when its node connects
+    const upload = u
+      ? { state: u.state, attempts: u.attempts, nextAttemptAt: u.nextAttemptAt, error: u.error }
+      : { state: 'pending' as const, attempts: 0, nextAttemptAt: null, error: null };
+    return { ...b, upload };
+  }
+
+  /** The Panel stops: moves waiting for a retry stop waiting (their node's next connect resumes them). */
+  close(): void {
+    this.#closing.abort();
+  }
+
+  /**
+   * A node connected (also the first time after the Panel started): the table is reconciled with
+   * its Agent's records, server by server (what changed while the Panel did not hear from it:
+   * deletions behind its back, a Panel restart), then the moves to S3 still outstanding resume.
+   */
+  async nodeConnected(nodeId: string): Promise<void> {
+    const servers = await this.#db.selectFrom('servers').selectAll().where('node_id', '=', nodeId).execute();
+    for (const server of servers) {
+      if (!this.#gateway.isOnline(nodeId)) return;
+      await this.reconcile(server).catch((e: unknown) =>
+        this.#log.warn({ serverId: server.id, err: (e as Error).message }, 'backup reconcile failed'),
+      );
+    }
+    await this.resumeUploads(nodeId);
+  }
+
+  /**
+   * Moves to S3 of the node's completed backups still on it resume (pending ones, and failed ones
+   * get a new set of attempts).
+   */
+  async resumeUploads(nodeId: string): Promise<void> {
+    if (!this.#s3) return;
+    const rows = await this.#db
+      .selectFrom('backups')
+      .select('id')
+      .where('node_id', '=', nodeId)
+      .where('storage', '=', 'node')
+      .where('state', '=', 'completed')
+      .execute();
+    for (const r of rows) this.#settle(r.id);
+  }
+
+  /**
+   * A page of the server's backups, newest first, from the database alone (the Agent is not asked:
+   * the table is reconciled when a backup operation ends and when the node connects).
+   */
   async list(serverId: string, page: { offset: number; limit: number }) {
     const server = await this.#server(serverId);
-    if (this.#gateway.isOnline(server.node_id))
-      await this.reconcile(server).catch((e: unknown) =>
-        this.#log.warn(
-          { serverId, err: (e as Error).message },
-          'backup reconcile failed; the table as it is',
-        ),
-      );
     const [rows, total] = await Promise.all([
       this.#repo.page(serverId, page.offset, page.limit),
       this.#repo.count(serverId),
     ]);
     return {
-      backups: rows.map(toPanelBackup),
+      backups: rows.map((r) => this.#view(r)),
       total,
       offset: page.offset,
       limit: page.limit,
@@ -172,7 +230,20 @@ export class BackupsService {
    * unless still pending (their create may not have reached the Agent yet: its end decides);
    * records the Panel never had (made through the Agent's own API) are added, with no creator.
    */
-  async reconcile(server: ServersTable): Promise<void> {
+  reconcile(server: ServersTable): Promise<void> {
+    // one at a time per server: two (a connect's, an operation's end) interleaved could write an
+    // older read of the Agent's records over a newer one
+    const prev = this.#reconciling.get(server.id) ?? Promise.resolve();
+    const next = prev.then(() => this.#reconcileNow(server));
+    const tail = next.catch(() => undefined);
+    this.#reconciling.set(server.id, tail);
+    void tail.then(() => {
+      if (this.#reconciling.get(server.id) === tail) this.#reconciling.delete(server.id);
+    });
+    return next;
+  }
+
+  async #reconcileNow(server: ServersTable): Promise<void> {
     const records = await this.#agentRecords(server);
     const byId = new Map(records.map((b) => [b.backupId, b]));
     const rows = await this.#repo.all(server.id);
@@ -188,7 +259,7 @@ export class BackupsService {
           (k) => String(row[k] ?? '') === String(next[k] ?? ''),
         );
         if (!same) await this.#repo.update(row.id, next);
-        if (rec.state === 'completed' && row.state !== 'completed') await this.#settle(row.id);
+        if (rec.state === 'completed' && row.state !== 'completed') this.#settle(row.id);
       } else if (row.state !== 'pending') {
         await this.#repo.delete(row.id);
         this.#log.info({ serverId: server.id, backupId: row.id }, 'backup gone from the node; row removed');
@@ -214,39 +285,109 @@ export class BackupsService {
    * in the object store. The move runs in the background (it must not hold up the node's event
    * stream, whose end hook calls this): the node's copy streams through the Panel into a multipart
    * upload checked against the sha256, the row becomes `s3`, then the node copy is deleted. A
-   * failed move leaves the backup on its node (logged; `storage` stays `node`).
+   * failed attempt is retried after a wait doubling from `upload.retryMs`, `upload.attempts` times
+   * at most; meanwhile the backup stays on its node with `upload` pending, then failed. A node gone
+   * offline ends the attempts (its next connect resumes them, see resumeUploads).
    */
-  async #settle(backupId: string): Promise<BackupStorage> {
+  #settle(backupId: string): BackupStorage {
     const store = this.#s3;
     if (!store) return 'node';
     if (this.#offloads.has(backupId)) return 's3';
+    const { attempts, retryMs } = this.#uploadPolicy;
+    let firstDone!: () => void;
+    const first = new Promise<void>((r) => {
+      firstDone = r;
+    });
     const run = (async () => {
-      const row = await this.#repo.find(await this.#serverOf(backupId), backupId);
-      if (row?.storage !== 'node' || row.state !== 'completed') return;
-      const w = { nodeId: row.node_id, serverId: row.server_id };
-      const rec = toPanelBackup(row);
-      const put = await offloadBackup({ gateway: this.#gateway, transfers: this.#relay, store }, w, rec, {
-        keepNodeCopy: true,
-      });
-      // the row first: a reconcile must not take the node copy's going for a deletion
-      await this.#repo.update(backupId, { storage: 's3' });
-      await deleteNodeCopy(this.#gateway, w, rec).catch((e: unknown) =>
-        this.#log.warn({ backupId, err: (e as Error).message }, 'node copy not deleted after the offload'),
-      );
-      this.#log.info(
-        { serverId: w.serverId, backupId, size: put.size, parts: put.parts },
-        'backup moved to S3',
-      );
+      for (let attempt = 1; ; attempt++) {
+        const row = await this.#repo.find(await this.#serverOf(backupId), backupId);
+        if (row?.storage !== 'node' || row.state !== 'completed') {
+          this.#uploads.delete(backupId);
+          return;
+        }
+        const prev = this.#uploads.get(backupId);
+        const state = {
+          state: 'pending' as const,
+          attempts: attempt - 1,
+          nextAttemptAt: null,
+          error: prev?.error ?? null,
+          busy: true,
+        };
+        this.#uploads.set(backupId, state);
+        try {
+          await this.#moveOnce(store, row);
+          return;
+        } catch (e) {
+          const error = {
+            code: isCodedError(e) ? e.code : ('STORAGE_ERROR' as const),
+            message: (e as Error).message.slice(0, 4096),
+          };
+          const online = this.#gateway.isOnline(row.node_id);
+          const last = attempt >= attempts || this.#closing.signal.aborted;
+          this.#log.warn(
+            { backupId, attempt, of: attempts, code: error.code, err: error.message },
+            last || !online
+              ? 'backup not moved to S3; it stays on its node'
+              : 'backup not moved to S3; retrying',
+          );
+          if (last || !online) {
+            this.#uploads.set(backupId, {
+              state: last ? 'failed' : 'pending',
+              attempts: attempt,
+              nextAttemptAt: null,
+              error,
+              busy: false,
+            });
+            return;
+          }
+          const wait = Math.min(retryMs * 2 ** (attempt - 1), 600_000);
+          this.#uploads.set(backupId, {
+            state: 'pending',
+            attempts: attempt,
+            nextAttemptAt: new Date(Date.now() + wait).toISOString(),
+            error,
+            busy: false,
+          });
+          firstDone();
+          const waited = await sleep(wait, true, { signal: this.#closing.signal, ref: false }).catch(
+            () => false,
+          );
+          if (!waited) return;
+        }
+      }
     })()
-      .catch((e: unknown) =>
-        this.#log.error(
-          { backupId, code: (e as CodedError).code, err: (e as Error).message },
-          'backup not moved to S3; it stays on its node',
-        ),
-      )
-      .finally(() => this.#offloads.delete(backupId));
-    this.#offloads.set(backupId, run);
+      .catch((e: unknown) => {
+        // the row went (a deletion) or the database failed: nothing outstanding to show
+        this.#uploads.delete(backupId);
+        if (!(isCodedError(e) && e.code === 'BACKUP_NOT_FOUND'))
+          this.#log.error({ backupId, err: (e as Error).message }, 'backup move to S3 failed');
+      })
+      .finally(() => {
+        this.#offloads.delete(backupId);
+        firstDone();
+      });
+    this.#offloads.set(backupId, { run, first });
     return 's3';
+  }
+
+  /** One attempt of a move to S3 (see #settle). */
+  async #moveOnce(store: S3Store, row: BackupRow): Promise<void> {
+    const backupId = row.id;
+    const w = { nodeId: row.node_id, serverId: row.server_id };
+    const rec = toPanelBackup(row);
+    const put = await offloadBackup({ gateway: this.#gateway, transfers: this.#relay, store }, w, rec, {
+      keepNodeCopy: true,
+    });
+    // the row first: a reconcile must not take the node copy's going for a deletion
+    await this.#repo.update(backupId, { storage: 's3' });
+    this.#uploads.delete(backupId);
+    await deleteNodeCopy(this.#gateway, w, rec).catch((e: unknown) =>
+      this.#log.warn({ backupId, err: (e as Error).message }, 'node copy not deleted after the offload'),
+    );
+    this.#log.info(
+      { serverId: w.serverId, backupId, size: put.size, parts: put.parts },
+      'backup moved to S3',
+    );
   }
 
   async #serverOf(backupId: string): Promise<string> {
@@ -364,7 +505,8 @@ export class BackupsService {
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
       if (!r.success) throw operationError(r, 'the backup failed');
-      await this.#offloads.get(backupId);
+      // the first attempt of the move to S3 (a failed one is retried in the background: `upload`)
+      await this.#offloads.get(backupId)?.first;
       if (input.retain !== undefined) await this.#retain(serverId, input.retain);
       return this.#get(serverId, backupId);
     });
@@ -389,7 +531,11 @@ export class BackupsService {
     }
   }
 
-  /** Restores a completed backup as an operation (`restore`); `done` resolves at its end. */
+  /**
+   * Restores a completed backup as an operation (`restore`); `done` resolves at its end. A backup in
+   * S3 streams back to its node first as the operation's stage `importing` ("<sent> of <total>"),
+   * then `backup_restore` runs on the imported copy (deleted again at the end either way).
+   */
   async restore(
     serverId: string,
     backupId: string,
@@ -401,53 +547,72 @@ export class BackupsService {
     if (row.state !== 'completed')
       throw new CodedError('INVALID_STATE', `backup ${backupId} is ${row.state}, not completed`);
     if (!this.#gateway.isOnline(server.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
-    // an object-stored backup streams back to its node first (verified there), then restores as any
-    const fromS3 = row.storage === 's3';
-    const w = { nodeId: server.node_id, serverId };
-    if (fromS3) {
-      const store = this.#s3;
-      if (!store)
-        throw new CodedError('STORAGE_ERROR', 'this backup is in S3, and PANEL_BACKUP_STORAGE is not s3');
-      await importBackup(
-        { gateway: this.#gateway, transfers: this.#relay, store },
-        w,
-        toPanelBackup(row),
-      ).catch(async (e: unknown) => {
-        // a copy left by an earlier restore whose cleanup failed: used when it is the same archive
-        if (!(isCodedError(e) && e.code === 'CONFLICT')) throw e;
-        const onNode = (await this.#agentRecords(server)).find((b) => b.backupId === backupId);
-        if (onNode?.state !== 'completed' || onNode.sha256 !== row.sha256) throw e;
-      });
-    }
-    const dropCopy = () =>
-      fromS3
-        ? deleteNodeCopy(this.#gateway, w, { ...toPanelBackup(row), locked: false }).catch((e: unknown) =>
-            this.#log.warn(
-              { backupId, err: (e as Error).message },
-              'imported copy not deleted after the restore',
-            ),
-          )
-        : Promise.resolve();
-    let operationId: string;
-    try {
-      operationId = await this.#operations.start(
+    if (row.storage !== 's3') {
+      const operationId = await this.#operations.start(
         server,
         'restore',
         'backup_restore',
         { backupId, truncate },
         actor,
       );
-    } catch (e) {
-      await dropCopy();
-      throw e;
+      return { operationId, done: this.#restoreEnd(operationId, () => Promise.resolve()) };
     }
-    const { end } = await this.#operations.waitFor(operationId);
-    const done = end.then(async (r) => {
-      await dropCopy();
-      if (!r.success) throw operationError(r, 'the restore failed');
+    const store = this.#s3;
+    if (!store)
+      throw new CodedError('STORAGE_ERROR', 'this backup is in S3, and PANEL_BACKUP_STORAGE is not s3');
+    const w = { nodeId: server.node_id, serverId };
+    const operationId = await this.#operations.open(server, 'restore', actor);
+    const dropCopy = () =>
+      deleteNodeCopy(this.#gateway, w, { ...toPanelBackup(row), locked: false }).catch((e: unknown) =>
+        this.#log.warn(
+          { backupId, err: (e as Error).message },
+          'imported copy not deleted after the restore',
+        ),
+      );
+    // a waiter before anything can end it
+    const done = this.#restoreEnd(operationId, dropCopy);
+    void (async () => {
+      const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+      await this.#operations.step(operationId, 'importing', `0.0 MB of ${mb(Number(row.size ?? 0))}`);
+      // the object streams back to its node first (verified there), then restores as any
+      await importBackup(
+        { gateway: this.#gateway, transfers: this.#relay, store },
+        w,
+        toPanelBackup(row),
+        (sent, total) =>
+          void this.#operations
+            .step(operationId, 'importing', `${mb(sent)} of ${mb(total)}`)
+            .catch(() => undefined),
+      ).catch(async (e: unknown) => {
+        // a copy left by an earlier restore whose cleanup failed: used when it is the same archive
+        if (!(isCodedError(e) && e.code === 'CONFLICT')) throw e;
+        const onNode = (await this.#agentRecords(server)).find((b) => b.backupId === backupId);
+        if (onNode?.state !== 'completed' || onNode.sha256 !== row.sha256) throw e;
+      });
+      await this.#operations.start(server, 'restore', 'backup_restore', { backupId, truncate }, actor, {
+        operationId,
+      });
+    })().catch(async (e: unknown) => {
+      // (a refused backup_restore was closed by start already; finish closes an operation once)
+      await this.#operations.finish(operationId, {
+        success: false,
+        code: isCodedError(e) ? e.code : 'INTERNAL_ERROR',
+        message: (e as Error).message,
+      });
     });
-    done.catch(() => undefined);
     return { operationId, done };
+  }
+
+  /** A restore operation's end: `after` runs, then a failure rejects. */
+  #restoreEnd(operationId: string, after: () => Promise<unknown>): Promise<void> {
+    const done = this.#operations.waitFor(operationId).then(({ end }) =>
+      end.then(async (r) => {
+        await after();
+        if (!r.success) throw operationError(r, 'the restore failed');
+      }),
+    );
+    done.catch(() => undefined);
+    return done;
   }
 
   async lock(serverId: string, backupId: string, locked: boolean): Promise<PanelBackup> {
@@ -478,7 +643,7 @@ export class BackupsService {
       await this.#repo.delete(backupId);
       return;
     }
-    if (this.#offloads.has(backupId))
+    if (this.#uploads.get(backupId)?.busy)
       throw new CodedError('SERVER_BUSY', `backup ${backupId} is being moved to S3; try again shortly`);
     try {
       await this.#gateway.request(server.node_id, 'backup_delete', { backupId }, { serverId });

@@ -29,7 +29,7 @@ export function transferUrlsOf(
 
 export interface TransferLinkDeps {
   relay: TransferRelay;
-  /** the node's transfer URL (null: none set) */
+  /** the node's transfer URL for browsers (null: none set, or its Agent serves no transfers) */
   transferUrlOf: (nodeId: string) => Promise<string | null>;
   /** whether the node's Agent is connected now */
   isOnline: (nodeId: string) => boolean;

@@ -378,6 +378,17 @@ export class NodesService {
     return (await this.#repo.findById(id))?.transfer_url ?? null;
   }
 
+  /**
+   * The node's transfer URL when browsers may use it: set, and its Agent reported (system_info
+   * `transfers`) that its HTTP API serves transfer tickets; else null (relayed).
+   */
+  async directTransferUrlOf(id: string): Promise<string | null> {
+    const row = await this.#repo.findById(id);
+    if (!row?.transfer_url) return null;
+    const info = SystemInfo.safeParse(json<SystemInfo>(row.system_info));
+    return info.success && info.data.transfers === true ? row.transfer_url : null;
+  }
+
   /** Where players reach the node's servers; null = not set (servers then show no address). */
   async setPublicAddress(id: string, address: string | null): Promise<Node> {
     return this.update(id, { publicAddress: address });

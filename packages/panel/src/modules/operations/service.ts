@@ -150,8 +150,36 @@ export class OperationsService {
     action: A,
     payload: AgentRequestPayload<A>,
     actor: string | null,
-    opts: { awaitEnd?: (end: Promise<OperationResult>) => void } = {},
+    opts: {
+      awaitEnd?: (end: Promise<OperationResult>) => void;
+      /** an operation opened by `open` (the Panel's own first stages done): it is sent now */
+      operationId?: string;
+    } = {},
   ): Promise<string> {
+    const id = opts.operationId ?? (await this.open(server, kind, actor));
+    if (opts.operationId !== undefined) await this.#ops.setStage(id, 'requested', nowIso());
+    // a waiter set before the command goes out: an end that comes at once (with its data) is not missed
+    if (opts.awaitEnd)
+      opts.awaitEnd(new Promise<OperationResult>((resolve) => this.#waiters.set(id, resolve)));
+    try {
+      await this.#gateway.request(server.node_id, action, payload, { serverId: server.id, operationId: id });
+    } catch (e) {
+      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
+      await this.finish(id, { success: false, code, message: (e as Error).message });
+      throw e;
+    }
+    if (await this.#ops.setStage(id, 'accepted', nowIso(), 'requested'))
+      this.#publish(server.id, { id, kind, stage: 'accepted' });
+    this.#log.info({ serverId: server.id, operationId: id, kind, action }, 'operation accepted');
+    return id;
+  }
+
+  /**
+   * Records an operation whose first stages the Panel runs itself (an S3 restore's import) before
+   * `start` sends its command with `operationId`; `step` reports those stages, `finish` ends it
+   * when they fail.
+   */
+  async open(server: { id: string; node_id: string }, kind: OperationKind, actor: string | null) {
     const id = newMessageId('op');
     const at = nowIso();
     await this.#ops.insert({
@@ -168,20 +196,15 @@ export class OperationsService {
       error_code: null,
       error_message: null,
     });
-    // a waiter set before the command goes out: an end that comes at once (with its data) is not missed
-    if (opts.awaitEnd)
-      opts.awaitEnd(new Promise<OperationResult>((resolve) => this.#waiters.set(id, resolve)));
-    try {
-      await this.#gateway.request(server.node_id, action, payload, { serverId: server.id, operationId: id });
-    } catch (e) {
-      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
-      await this.finish(id, { success: false, code, message: (e as Error).message });
-      throw e;
-    }
-    if (await this.#ops.setStage(id, 'accepted', nowIso(), 'requested'))
-      this.#publish(server.id, { id, kind, stage: 'accepted' });
-    this.#log.info({ serverId: server.id, operationId: id, kind, action }, 'operation accepted');
     return id;
+  }
+
+  /** A stage of an operation the Panel runs itself (see `open`), published as an Agent's would be. */
+  async step(id: string, stage: string, message?: string): Promise<void> {
+    const op = await this.#ops.findById(id);
+    if (!op || op.finished_at !== null) return;
+    if (await this.#ops.setStage(id, stage, nowIso()))
+      this.#publish(op.server_id, { ...op, stage }, undefined, message);
   }
 
   /**

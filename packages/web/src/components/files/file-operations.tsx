@@ -6,7 +6,7 @@
 import { Badge, Button, Group, Paper, Stack, Text } from '@mantine/core';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, errorCode, errorMessage } from '../../api/http.ts';
-import { useLiveMessages } from '../../api/live.tsx';
+import { useOperationProgress } from '../../api/operation-progress.ts';
 import type { Operation } from '../../api/types.ts';
 
 export interface TrackedOperation {
@@ -45,16 +45,17 @@ export function useFileOperations(serverId: string, onEnded: () => void) {
     },
     [onEnded, setOps],
   );
-  useLiveMessages((m) => {
-    if (m.type !== 'operation' || m.serverId !== serverId) return;
-    const p = {
-      stage: m.stage,
-      ...(m.message ? { message: m.message } : {}),
-      ...(m.success !== undefined ? { success: m.success } : {}),
-      ...(m.errorCode ? { error: `${m.errorCode}${m.message ? `: ${m.message}` : ''}` } : {}),
-    };
-    seen.current.set(m.operationId, p);
-    update(m.operationId, p);
+  useOperationProgress(serverId, {
+    onMessage: (m) => {
+      const p = {
+        stage: m.stage,
+        ...(m.message ? { message: m.message } : {}),
+        ...(m.success !== undefined ? { success: m.success } : {}),
+        ...(m.errorCode ? { error: `${m.errorCode}${m.message ? `: ${m.message}` : ''}` } : {}),
+      };
+      seen.current.set(m.operationId, p);
+      update(m.operationId, p);
+    },
   });
   const running = ops
     .filter((o) => o.operationId && o.success === undefined)
