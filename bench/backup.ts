@@ -45,6 +45,13 @@
  *   old code 17:28 (20.8 → 23.4): 12.56 / 1.93 min, 18.90 / 3.43 median; CPU 3.66 / 1.67: 6.50×, 5.51×, 2.19×
  *   new code 17:31 (22.5 → 19.6):  7.99 / 3.23 min,  8.57 / 3.54 median; CPU 2.69 / 1.94: 2.47×, 2.42×, 1.39×
  *   new code 17:25 (16.5 → 21.7), `--only create`: tar.zst 1.30×, 1.40×, CPU 1.04×; tar.gz 1.29×, 1.02×, CPU 0.85×
+ *   new code 18:12 (17.9 → 17.9), `--only zstd`: 5.08 / 1.73 min, 7.14 / 3.51 median; CPU 2.23 / 1.78: 2.94×, 2.03×, 1.25×
+ * Extract (`--only extract`), old code 18:02 (15.9 → 17.6): 16.34 / 4.73 min, 19.93 / 7.81 median;
+ * CPU 5.32 / 2.75: 3.45×, 2.55×, 1.93×; new code (tar entries read through their events) 18:06
+ * (16.8 → 18.0): 27.06 / 18.57 min, 80.95 / 23.74 median; CPU 22.63 / 8.44: 1.46×, 3.41×, 2.68×.
+ * The extract figures are the disk's, not ours: the kernel (system) time of the same unpack moved
+ * 8–27 s between runs for us and 3–20 s for the tool, while our user time stayed 3.6–5.2 s for
+ * old and new code alike (one run each, interleaved, 18:13–18:17): no gain could be measured.
  * Wall-time ratios at a load of 15–20 on 2 cores say little (the tool's two processes and our two
  * threads are each scheduled by the load, and each of our 1 MiB hand-overs waits for a slot);
  * the CPU ratio is the steadier figure.
