@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { treeDigest } from '../../test/tree-digest.ts';
 import { ARCHIVE_FORMATS, createArchive, extractArchive, verifyArchive } from './archive.ts';
 import { entryParts, linkStaysInside } from './paths.ts';
@@ -61,5 +63,68 @@ describe('archive round trip', () => {
     assert.equal(linkStaysInside(['l'], 'self/../x'), false);
     assert.equal(linkStaysInside(['l'], '/abs'), false);
     assert.equal(linkStaysInside(['l'], 'a/b'), true);
+  });
+});
+
+describe('archive streams larger than the packer buffers', () => {
+  // more than the 4 × 1 MiB the compressed packer cycles through: a buffer handed back too early
+  // (before the compressor is done with it) shows as corrupt data or a wrong checksum here
+  let base: string;
+  let src: string;
+  before(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'cap-arch-big-'));
+    src = path.join(base, 'src');
+    await mkdir(path.join(src, 'small'), { recursive: true });
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    for (let i = 0; i < 400; i++) {
+      // random sizes, random and repetitive bodies: entries straddle the buffers' ends
+      const size = rnd() % 40_000;
+      const body = i % 2 ? randomBytes(size) : Buffer.alloc(size, `line ${i} `);
+      await writeFile(path.join(src, 'small', `f${i}.dat`), body);
+    }
+    await writeFile(path.join(src, 'big-random.bin'), randomBytes(3 * 1024 * 1024 + 123));
+    await writeFile(path.join(src, 'big-text.txt'), Buffer.alloc(5 * 1024 * 1024 + 7, 'abcdefgh\n'));
+    await writeFile(path.join(src, 'mid.bin'), randomBytes(300_000)); // above the one-read size
+  });
+  after(() => rm(base, { recursive: true, force: true }));
+
+  for (const format of ['tar.zst', 'tar.gz', 'tar'] as const) {
+    it(`${format}: byte-identical round trip with a slow consumer`, async () => {
+      const { stream, done } = createArchive(src, { format });
+      const chunks: Buffer[] = [];
+      for await (const c of stream as AsyncIterable<Buffer>) {
+        // kept, not copied: the bytes must not change after they were handed out
+        chunks.push(c);
+        if (chunks.length % 3 === 0) await sleep(2);
+      }
+      const stats = await done;
+      assert.equal(stats.entries, 404); // a directory and 403 files
+      const buf = Buffer.concat(chunks);
+      const v = await verifyArchive(Readable.from([buf]), { format });
+      assert.equal(v.bytes, stats.bytes);
+      const dest = path.join(base, `out-${format}`);
+      await mkdir(dest);
+      await extractArchive(Readable.from([buf]), dest, { format });
+      assert.deepEqual(await treeDigest(dest), await treeDigest(src));
+    });
+  }
+
+  it('a consumer that destroys the stream mid-way: done rejects with its error, no descriptor left open', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    const { stream, done } = createArchive(src, { format: 'tar.zst' });
+    let n = 0;
+    for await (const c of stream as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > 64 * 1024) break;
+    }
+    stream.destroy(new Error('consumer went away'));
+    await assert.rejects(done);
+    await sleep(50);
+    assert.equal(await fds(), before);
   });
 });

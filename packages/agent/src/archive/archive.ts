@@ -251,7 +251,8 @@ async function* walkTree(
           continue;
         }
         const st = fstatSync(fd);
-        const meta = { rel, uid: st.uid, gid: st.gid, mtime: st.mtime, mode: st.mode & 0o7777 };
+        // mtimeMs, not mtime: Stats' date getters define a property on each Stats (slow in V8)
+        const meta = { rel, uid: st.uid, gid: st.gid, mtime: new Date(st.mtimeMs), mode: st.mode & 0o7777 };
         if (st.isDirectory() && isDir) {
           yield { ...meta, kind: 'directory', size: 0 };
           stack.push({ fd, rel, names: list(fd), next: 0 });
@@ -279,7 +280,7 @@ async function* walkTree(
           rel,
           uid: st.uid,
           gid: st.gid,
-          mtime: st.mtime,
+          mtime: new Date(st.mtimeMs),
           kind: 'symlink',
           mode: 0o777,
           size: 0,
@@ -320,69 +321,194 @@ async function* fileChunks(fd: number, size: number): AsyncGenerator<Buffer> {
   }
 }
 
+/** How many OUT_CHUNK buffers the compressed tar stream cycles through (4 MiB in all). */
+const POOL_BUFFERS = 4;
+
 /**
- * The tar stream: headers and small files are written straight into ~1 MiB output chunks (no
- * buffer per entry, no copies), large files go on as their own 1 MiB chunks.
+ * Where the tar stream goes, in buffers of OUT_CHUNK bytes that the packer fills and hands over.
+ *
+ * In front of a compressor the buffers are reused: zlib and zstd copy what they take into their
+ * own window, and a chunk's write callback comes only once the compressor is done with it (the
+ * Transform calls it when `_transform` has consumed the chunk), so the buffer goes back to the pool
+ * then. A fresh 1 MiB buffer per chunk cost a mark-compact every ~60 MB of external memory (about
+ * 2 s of GC in 500 MB) and a page fault per 4 KiB of each new buffer. The pool also bounds what is
+ * in flight: the packer waits for a free buffer, which comes as fast as the compressor goes.
+ *
+ * Uncompressed, the consumer may keep what it is given (a write stream's queue, an HTTP body,
+ * an S3 part), so every buffer is new and `drain` is the backpressure.
  */
-async function* tarBlocks(
+class TarSink {
+  /** what the packer gets when the stream was closed under it (the consumer's error is the real one) */
+  readonly closed = new CodedError('INTERNAL_ERROR', 'the archive stream was closed');
+  readonly #head: Transform;
+  readonly #pooled: boolean;
+  readonly #free: Buffer[] = [];
+  #made = 0;
+  #waiter: { resolve: (b: Buffer) => void; reject: (e: unknown) => void } | null = null;
+  #failure: unknown;
+
+  constructor(head: Transform, pooled: boolean) {
+    this.#head = head;
+    this.#pooled = pooled;
+    // a destroyed head never calls back what it held: whoever waits is let go
+    head.once('close', () => this.#fail(this.closed));
+  }
+
+  #fail(e: unknown): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = e;
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.reject(e);
+  }
+
+  /** A buffer to fill (OUT_CHUNK bytes). */
+  take(): Buffer | Promise<Buffer> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (!this.#pooled) return Buffer.allocUnsafe(OUT_CHUNK);
+    const b = this.#free.pop();
+    if (b) return b;
+    if (this.#made < POOL_BUFFERS) {
+      this.#made++;
+      // not from Node's small-buffer pool (this one is reused whole)
+      return Buffer.allocUnsafeSlow(OUT_CHUNK);
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  /** Hands over `buf[0, n)`; the packer does not touch `buf` again. */
+  put(buf: Buffer, n: number): Promise<void> | undefined {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const view = n === buf.length ? buf : buf.subarray(0, n);
+    if (this.#pooled) {
+      this.#head.write(view, (err) => {
+        // after a failure the buffer may still be in the compressor's hands: never reused
+        if (err) return this.#fail(err);
+        const w = this.#waiter;
+        if (w) {
+          this.#waiter = null;
+          w.resolve(buf);
+        } else this.#free.push(buf);
+      });
+      return undefined;
+    }
+    if (this.#head.write(view)) return undefined;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        this.#head.off('drain', done);
+        this.#head.off('close', done);
+        if (this.#failure !== undefined) reject(this.#failure);
+        else resolve();
+      };
+      this.#head.on('drain', done);
+      this.#head.on('close', done);
+    });
+  }
+}
+
+/**
+ * The tar stream (node-tar's Header and Pax for the encoding) written straight into the sink's
+ * buffers: headers, small files and large files alike fill each buffer to the end, so every
+ * chunk but the last is OUT_CHUNK bytes and no file data is copied. Files up to SMALL_FILE are
+ * read with one synchronous call (page cache: microseconds, see `pacer`), larger ones with
+ * async reads straight into the buffer, as large as the buffer's free space (up to 1 MiB).
+ */
+async function packTar(
   entries: AsyncIterable<TreeEntry>,
+  sink: TarSink,
   stats: ArchiveStats,
   opts: CreateOptions,
-): AsyncGenerator<Buffer> {
-  let batch = Buffer.allocUnsafe(OUT_CHUNK);
+): Promise<void> {
+  let buf = await sink.take();
   let off = 0;
+  /** hands the full buffer over and takes the next */
+  const next = async () => {
+    const wait = sink.put(buf, off);
+    if (wait) await wait;
+    const b = sink.take();
+    buf = b instanceof Promise ? await b : b;
+    off = 0;
+  };
+  /** copies `src` in, across buffers */
+  const copyIn = async (src: Buffer) => {
+    for (let done = 0; done < src.length; ) {
+      if (off === buf.length) await next();
+      const n = src.copy(buf, off, done);
+      off += n;
+      done += n;
+    }
+  };
+  /** `n` zero bytes, across buffers */
+  const zeros = async (n: number) => {
+    while (n > 0) {
+      if (off === buf.length) await next();
+      const k = Math.min(n, buf.length - off);
+      buf.fill(0, off, off + k);
+      off += k;
+      n -= k;
+    }
+  };
+  const block = Buffer.alloc(512);
   for await (const e of entries) {
     if (opts.signal?.aborted) throw aborted(opts.signal);
     try {
-      const data: HeaderData = {
-        path: e.kind === 'directory' ? `${e.rel}/` : e.rel,
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        size: e.kind === 'file' ? e.size : 0,
-        mtime: e.mtime,
-        type: e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink',
-        uname: '',
-        gname: '',
-        ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
-      };
-      const h = new Header(data);
-      // a long path or link, a large size: the pax extended header first, as node-tar's own Pack
-      const pax = h.encode() ? new Pax(data).encode() : null;
-      const pad = (512 - (e.size % 512)) % 512;
-      const small = e.fd !== undefined && e.size <= SMALL_FILE;
-      const need = (pax?.length ?? 0) + 512 + (small ? e.size + pad : 0);
-      if (batch.length - off < need) {
-        if (off > 0) yield batch.subarray(0, off);
-        batch = Buffer.allocUnsafe(Math.max(OUT_CHUNK, need));
-        off = 0;
+      const size = e.kind === 'file' ? e.size : 0;
+      // set field by field: Header's constructor copies an object through entries/filter/assign
+      const h = new Header();
+      h.path = e.kind === 'directory' ? `${e.rel}/` : e.rel;
+      h.mode = e.mode;
+      h.uid = e.uid;
+      h.gid = e.gid;
+      h.size = size;
+      h.mtime = e.mtime;
+      h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
+      h.uname = '';
+      h.gname = '';
+      if (e.linkpath !== undefined) h.linkpath = e.linkpath;
+      // encode() leaves bytes it has no field for, and reads one back: a clean block each time
+      block.fill(0);
+      if (h.encode(block, 0)) {
+        // a long path or link, a large size: the pax extended header first, as node-tar's own Pack
+        const data: HeaderData = {
+          path: h.path,
+          mode: e.mode,
+          uid: e.uid,
+          gid: e.gid,
+          size,
+          mtime: e.mtime,
+          type: h.type as HeaderData['type'],
+          uname: '',
+          gname: '',
+          ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
+        };
+        await copyIn(new Pax(data).encode());
       }
-      if (pax) off += pax.copy(batch, off);
-      off += (h.block as Buffer).copy(batch, off);
-      if (e.fd !== undefined && e.size > 0) {
-        if (small) {
-          let got = 0;
-          while (got < e.size) {
-            const n = readSync(e.fd, batch, off + got, e.size - got, got);
-            if (n === 0) {
-              // shrank meanwhile: zeros, as GNU tar
-              batch.fill(0, off + got, off + e.size);
-              break;
-            }
-            got += n;
+      await copyIn(block);
+      if (e.fd !== undefined && size > 0) {
+        const fd = e.fd;
+        const sync = size <= SMALL_FILE;
+        for (let pos = 0; pos < size; ) {
+          if (off === buf.length) await next();
+          if (opts.signal?.aborted) throw aborted(opts.signal);
+          const want = Math.min(size - pos, buf.length - off);
+          const target = buf;
+          const at = off;
+          const n = sync
+            ? readSync(fd, target, at, want, pos)
+            : await new Promise<number>((res, rej) =>
+                read(fd, target, at, want, pos, (err, got) => (err ? rej(err) : res(got))),
+              );
+          if (n === 0) {
+            // shrank meanwhile: zeros, as GNU tar
+            await zeros(size - pos);
+            break;
           }
-          off += e.size;
-        } else {
-          if (off > 0) yield batch.subarray(0, off);
-          batch = Buffer.allocUnsafe(OUT_CHUNK);
-          off = 0;
-          for await (const c of fileChunks(e.fd, e.size)) {
-            if (opts.signal?.aborted) throw aborted(opts.signal);
-            yield c;
-          }
+          off += n;
+          pos += n;
         }
-        batch.fill(0, off, off + pad);
-        off += pad;
+        await zeros((512 - (size % 512)) % 512);
       }
     } finally {
       if (e.fd !== undefined) closeQuietly(e.fd);
@@ -391,13 +517,10 @@ async function* tarBlocks(
     stats.bytes += e.size;
     opts.onProgress?.(stats.bytes, stats.entries);
   }
-  if (batch.length - off < 1024) {
-    yield batch.subarray(0, off);
-    batch = Buffer.allocUnsafe(1024);
-    off = 0;
-  }
-  batch.fill(0, off, off + 1024);
-  yield batch.subarray(0, off + 1024);
+  // the end: two zero blocks
+  await zeros(1024);
+  const wait = sink.put(buf, off);
+  if (wait) await wait;
 }
 
 function compressor(format: ArchiveFormat, level?: number): Transform | null {
@@ -435,12 +558,26 @@ export function createArchive(
   if (opts.format === 'zip') {
     done = zipTo(walk, out, stats, opts);
   } else {
-    const src = Readable.from(tarBlocks(walk, stats, opts), {
-      objectMode: false,
-      highWaterMark: 2 * OUT_CHUNK,
-    });
     const comp = compressor(opts.format, opts.level);
-    done = (comp ? pipeline(src, comp, out) : pipeline(src, out)).then(() => stats);
+    const head = comp ?? new PassThrough({ highWaterMark: 2 * OUT_CHUNK });
+    const piped = pipeline(head, out);
+    const sink = new TarSink(head, comp !== null);
+    const packed = packTar(walk, sink, stats, opts).then(
+      () => {
+        head.end();
+      },
+      (e: unknown) => {
+        head.destroy(e as Error);
+        throw e;
+      },
+    );
+    piped.catch(() => undefined);
+    // the packer's own error (the pipeline's is then its echo), unless the stream was closed
+    // under it: then the pipeline's (the consumer's) error
+    done = packed
+      .catch((e: unknown) => (e === sink.closed ? piped.then(() => Promise.reject(e)) : Promise.reject(e)))
+      .then(() => piped)
+      .then(() => stats);
   }
   done.catch((e) => out.destroy(e));
   return { stream: out, done };
@@ -516,7 +653,7 @@ interface ArchiveEntry {
   linkpath?: string;
   linkParts?: string[];
   /** file data, counted against the byte cap as it comes */
-  body: AsyncIterable<Buffer>;
+  body: Body;
 }
 
 /** Checks an entry's path and links; throws ARCHIVE_UNSAFE. */
@@ -571,6 +708,76 @@ class Caps {
   tooBig(): never {
     throw new CodedError('ARCHIVE_TOO_LARGE', `the archive unpacks to more than ${this.maxBytes} bytes`);
   }
+}
+
+/**
+ * An entry's data: each chunk, in order, to `fn` (awaited when it returns a promise); settles when
+ * the data ends or with the first error (the byte cap, an abort, the archive's, `fn`'s).
+ */
+type Body = (fn: (c: Buffer) => void | Promise<void>) => Promise<void>;
+
+function iterBody(chunks: AsyncIterable<Buffer>): Body {
+  return async (fn) => {
+    for await (const c of chunks) {
+      const r = fn(c);
+      if (r) await r;
+    }
+  };
+}
+
+/**
+ * A tar entry's data through its events, not its async iterator: a small file's data comes out
+ * in the same turn as its header with no promise per chunk (the iterator cost a listener
+ * add/remove and two promises per chunk, most of the per-entry time of 20k small files). While
+ * `fn`'s promise is pending the entry is paused: it buffers and the parser stops (backpressure);
+ * the body settles only once that promise has (the descriptor fn writes to stays open until then).
+ */
+function tarBody(entry: ReadEntry, caps: Caps, signal: AbortSignal | undefined): Body {
+  return (fn) =>
+    new Promise<void>((resolve, reject) => {
+      let settled = false;
+      // fn's promise for the last chunk: the entry may end meanwhile (Minipass emits `end` after
+      // its last buffered chunk even when that chunk's handler paused it)
+      let pending = false;
+      let ended = false;
+      const finish = (e?: unknown) => {
+        if (settled) return;
+        settled = true;
+        entry.off('data', onData);
+        entry.off('end', onEnd);
+        entry.off('error', finish);
+        if (e === undefined) resolve();
+        else reject(e);
+      };
+      const onEnd = () => {
+        ended = true;
+        if (!pending) finish();
+      };
+      const onData = (c: Buffer) => {
+        if (settled) return;
+        try {
+          if (signal?.aborted) throw aborted(signal);
+          caps.add(c.length);
+          const r = fn(c);
+          if (r) {
+            entry.pause();
+            pending = true;
+            r.then(() => {
+              pending = false;
+              if (ended) finish();
+              else if (!settled) entry.resume();
+            }, finish);
+          }
+        } catch (e) {
+          finish(e);
+        }
+      };
+      // end and error first: adding a data listener flushes what the entry holds at once (and an
+      // empty entry has ended already: a late end listener is called at once)
+      entry.once('error', finish);
+      entry.once('end', onEnd);
+      if (!settled) entry.on('data', onData);
+    });
 }
 
 async function* counted(
@@ -645,7 +852,7 @@ async function readEntries(
             mode: entry.mode ?? (type === 'directory' ? 0o755 : 0o644),
             mtime: entry.mtime,
             ...(entry.linkpath !== undefined ? { linkpath: entry.linkpath } : {}),
-            body: counted(entry as unknown as AsyncIterable<Buffer>, caps, opts.signal),
+            body: tarBody(entry, caps, opts.signal),
           });
           current = null;
           // whatever the handler left unread
@@ -785,7 +992,7 @@ async function readZip(
               mode: unixMode || (type === 'directory' ? 0o755 : 0o644),
               mtime: e.getLastModDate(),
               ...(linkpath !== undefined ? { linkpath } : {}),
-              body: type === 'file' ? counted(checked(await stream()), caps, opts.signal) : empty,
+              body: iterBody(type === 'file' ? counted(checked(await stream()), caps, opts.signal) : empty),
             });
             zf.readEntry();
           })().catch(fail);
@@ -945,16 +1152,18 @@ class TreeWriter {
       ),
     );
     try {
-      const small = e.size <= SMALL_FILE;
-      for await (const c of e.body) {
-        if (small) writeSync(fd, c);
-        else
+      if (e.size <= SMALL_FILE)
+        await e.body((c) => {
+          for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+        });
+      else
+        await e.body(async (c) => {
           for (let off = 0; off < c.length; ) {
             off += await new Promise<number>((res, rej) =>
               write(fd, c, off, c.length - off, null, (err, n) => (err ? rej(err) : res(n))),
             );
           }
-      }
+        });
       if (!direct) fchmodSync(fd, mode);
       if (e.mtime) futimesSync(fd, e.mtime, e.mtime);
     } finally {
@@ -1022,9 +1231,8 @@ export async function verifyArchive(input: Readable, opts: ReadOptions): Promise
   const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
   await readEntries(input, opts, tap, async (e) => {
     opts.check?.(e.parts.join('/'), e.type);
-    for await (const _ of e.body) {
-      // read (and counted, and checksummed) only
-    }
+    // read (and counted, and checksummed) only
+    await e.body(() => undefined);
     stats.entries++;
     stats.bytes += e.size;
     if (e.type === 'other') stats.skipped++;

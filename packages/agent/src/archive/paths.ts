@@ -19,16 +19,20 @@ function unsafe(message: string): CodedError {
  * empty components are dropped, so `./a//b/` is `['a', 'b']` and `./` is `[]` (the root itself).
  */
 export function entryParts(p: string): string[] {
-  const shown = JSON.stringify(p.slice(0, 200));
-  if (p.includes('\0')) throw unsafe(`entry ${shown} has a NUL byte`);
-  if (p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p)) throw unsafe(`entry ${shown} has an absolute path`);
-  if (Buffer.byteLength(p) > PATH_MAX) throw unsafe(`entry ${shown}… is longer than ${PATH_MAX} bytes`);
+  // the message's text only when there is one (this runs once per entry)
+  const shown = () => JSON.stringify(p.slice(0, 200));
+  if (p.includes('\0')) throw unsafe(`entry ${shown()} has a NUL byte`);
+  if (p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p)) throw unsafe(`entry ${shown()} has an absolute path`);
+  // a UTF-16 unit is at most 3 bytes of UTF-8: short strings need no count
+  if (p.length * 3 > PATH_MAX && Buffer.byteLength(p) > PATH_MAX)
+    throw unsafe(`entry ${shown()}… is longer than ${PATH_MAX} bytes`);
   const parts = p.split('/').filter((s) => s !== '' && s !== '.');
   for (const s of parts) {
-    if (s === '..') throw unsafe(`entry ${shown} climbs out with ..`);
-    if (Buffer.byteLength(s) > NAME_MAX) throw unsafe(`entry ${shown} has a name over ${NAME_MAX} bytes`);
+    if (s === '..') throw unsafe(`entry ${shown()} climbs out with ..`);
+    if (s.length * 3 > NAME_MAX && Buffer.byteLength(s) > NAME_MAX)
+      throw unsafe(`entry ${shown()} has a name over ${NAME_MAX} bytes`);
   }
-  if (parts.length > DEPTH_MAX) throw unsafe(`entry ${shown} is nested deeper than ${DEPTH_MAX}`);
+  if (parts.length > DEPTH_MAX) throw unsafe(`entry ${shown()} is nested deeper than ${DEPTH_MAX}`);
   return parts;
 }
 
