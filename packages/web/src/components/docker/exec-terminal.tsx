@@ -71,10 +71,13 @@ export function ExecTerminal({ nodeId, id }: { nodeId: string; id: string }) {
     let resizeTimer: ReturnType<typeof setTimeout> | null = null;
     const resize = () => {
       if (!execId || disposed) return;
-      setSize({ cols: term.cols, rows: term.rows });
-      void dockerFetch(nodeId, `/exec/${execId}/resize?h=${term.rows}&w=${term.cols}`, {
-        method: 'POST',
-      }).catch(() => undefined);
+      const want = { cols: term.cols, rows: term.rows };
+      // the size shown (and data-cols/rows) is the one the Engine has applied to the TTY
+      void dockerFetch(nodeId, `/exec/${execId}/resize?h=${want.rows}&w=${want.cols}`, { method: 'POST' })
+        .then(() => {
+          if (!disposed) setSize(want);
+        })
+        .catch(() => undefined);
     };
     const ro = new ResizeObserver(() => {
       try {
@@ -101,7 +104,8 @@ export function ExecTerminal({ nodeId, id }: { nodeId: string; id: string }) {
           AttachStderr: true,
           Tty: true,
           Cmd: cmd,
-          Env: [`COLUMNS=${term.cols}`, `LINES=${term.rows}`, 'TERM=xterm-256color'],
+          // no COLUMNS/LINES: busybox prefers them to the TTY's size, which resize sets
+          Env: ['TERM=xterm-256color'],
         },
       });
       if (disposed) return;
