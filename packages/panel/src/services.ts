@@ -22,6 +22,7 @@ import { TwoFactorService } from './modules/auth/two-factor.ts';
 import { S3Store } from './modules/backups/s3-store.ts';
 import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
+import { DockerTunnels } from './modules/docker/tunnels.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
@@ -69,6 +70,8 @@ export interface PanelServices {
   backups: BackupsService;
   /** relayed transfers (file bodies, backup downloads): which node each ticket belongs to */
   transferRelay: TransferRelay;
+  /** tunnels to the nodes' Docker Engines (modules/docker: the Engine API relay) */
+  dockerTunnels: DockerTunnels;
   /** a ticket's URLs: direct to the Agent (node transferUrl, connected) or relayed; files and backups */
   transferLinks: TransferLinks;
   metrics: MetricsService;
@@ -167,6 +170,14 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
   });
   const transferRelay = new TransferRelay();
+  const agents = new AgentsService({
+    nodes: nodesRepo,
+    tokens: new RefreshTokensRepo(db),
+    settings,
+    publicUrl: getPublicUrl,
+    dataDir: config.dataDir,
+    log,
+  });
   const transferLinks = new TransferLinks({
     relay: transferRelay,
     transferUrlOf: (nodeId) => nodes.transferUrlOf(nodeId),
@@ -257,13 +268,13 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     sshKeys,
     apiKeys: new ApiKeysService(keysRepo),
     nodes,
-    agents: new AgentsService({
-      nodes: nodesRepo,
-      tokens: new RefreshTokensRepo(db),
-      settings,
-      publicUrl: getPublicUrl,
-      dataDir: config.dataDir,
-      log,
+    agents,
+    dockerTunnels: new DockerTunnels({
+      gateway,
+      verifyAgent: async (token, agentId) => {
+        const sub = await agents.verify(token);
+        return sub === agentId && (await nodes.exists(sub)) ? sub : null;
+      },
     }),
     servers,
     templates,

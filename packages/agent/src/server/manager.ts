@@ -24,6 +24,7 @@ import {
 import type { Logger } from 'pino';
 import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
+import { openDockerTunnel, type UpgradeDialer } from '../docker-api/tunnel.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
   compressFiles,
@@ -564,9 +565,12 @@ export class ServerManager {
   readonly transfers = new TransferTickets();
   #dialPanel: PanelDialer | undefined;
 
+  #dialUpgrade: UpgradeDialer | undefined;
+
   /** How relay_transfer reaches the Panel (the link's credentials); set once the link exists. */
-  setPanelDialer(dial: PanelDialer): void {
+  setPanelDialer(dial: PanelDialer, upgrade?: UpgradeDialer): void {
     this.#dialPanel = dial;
+    this.#dialUpgrade = upgrade;
   }
 
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
@@ -937,6 +941,22 @@ export class ServerManager {
       case 'relay_transfer':
         this.#relay((p as { ticket: string }).ticket);
         return { data: { started: true } };
+      case 'docker_tunnel': {
+        if (!this.#config.dockerApi)
+          throw new CodedError(
+            'FORBIDDEN',
+            "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)",
+          );
+        const dial = this.#dialUpgrade;
+        if (!dial) throw new CodedError('AGENT_OFFLINE', 'no link to the Panel');
+        await openDockerTunnel({
+          ticket: (p as { ticket: string }).ticket,
+          dial,
+          dockerHost: this.#config.dockerHost,
+          log: this.#log,
+        });
+        return { data: { started: true } };
+      }
       case 'write_file': {
         const server = this.#server(serverId);
         const { dir } = server;
