@@ -124,7 +124,7 @@ after(async () => {
   await e2e?.close({ agent, nodeId });
 });
 
-test('Docker: the list with a foreign container, the create wizard, exec with resize, a pull with per-layer progress', {
+test('Docker: the list with a foreign container, the create wizard, a pull with per-layer progress, exec with resize', {
   timeout: 300_000,
 }, async (t) => {
   const step = stepper(t, () => page, 'docker-');
@@ -222,33 +222,6 @@ test('Docker: the list with a foreign container, the create wizard, exec with re
     assert.equal(info.Config.Labels?.[LABEL], run);
   });
 
-  await step('exec: a command runs in the terminal, and a resize reaches the TTY', async () => {
-    await byTestId('ctab-exec').click();
-    await byTestId('exec-connect').click();
-    await page.waitForSelector('[data-testid="exec-phase"][data-phase="open"]', { timeout: WAIT });
-    await byTestId('exec-terminal').click();
-    await page.keyboard.type('echo "sum=$((6*7)) greeting=$GREETING"\n');
-    await until('the command output', async () =>
-      /sum=42 greeting=ahoy/.test(await readTerminal('exec-terminal')),
-    );
-    const before = await byTestId('exec-terminal').getAttribute('data-cols');
-    await page.setViewportSize({ width: 1100, height: 900 });
-    await until(
-      'a new size',
-      async () => (await byTestId('exec-terminal').getAttribute('data-cols')) !== before,
-      { timeout: WAIT },
-    );
-    const cols = await byTestId('exec-terminal').getAttribute('data-cols');
-    const rows = await byTestId('exec-terminal').getAttribute('data-rows');
-    await page.keyboard.type('stty size\n');
-    await until('stty showing the new size', async () =>
-      new RegExp(`^${rows} ${cols}$`, 'm').test(await readTerminal('exec-terminal')),
-    );
-    await shot('docker-3-exec');
-    await page.setViewportSize({ width: 1440, height: 900 });
-    await byTestId('exec-disconnect').click();
-  });
-
   await step('a pull from a local registry shows per-layer progress to the end', async () => {
     const base = await startRegistry();
     // a fresh image: busybox plus a random 24 MB layer, committed, pushed, then removed here
@@ -299,8 +272,36 @@ test('Docker: the list with a foreign container, the create wizard, exec with re
       seen.some((f) => Number(f) > 0 && Number(f) < 1),
       `the bar moved through values between 0 and 1: ${seen.join(' ')}`,
     );
-    await shot('docker-4-pull-progress');
+    await shot('docker-3-pull-progress');
     await page.locator(`[data-testid="image-row"][data-tags~="${pulledRef}"]`).waitFor({ timeout: WAIT });
+  });
+  await step('exec: a command runs in the terminal, and a resize reaches the TTY', async () => {
+    const id = (await docker.getContainer(wizard).inspect()).Id;
+    await page.goto(`${panel.url}/docker/${nodeId}/containers/${id}`);
+    await byTestId('ctab-exec').click();
+    await byTestId('exec-connect').click();
+    await page.waitForSelector('[data-testid="exec-phase"][data-phase="open"]', { timeout: WAIT });
+    await byTestId('exec-terminal').click();
+    await page.keyboard.type('echo "sum=$((6*7)) greeting=$GREETING"\n');
+    await until('the command output', async () =>
+      /sum=42 greeting=ahoy/.test(await readTerminal('exec-terminal')),
+    );
+    const before = await byTestId('exec-terminal').getAttribute('data-cols');
+    await page.setViewportSize({ width: 1100, height: 900 });
+    await until(
+      'a new size',
+      async () => (await byTestId('exec-terminal').getAttribute('data-cols')) !== before,
+      { timeout: WAIT },
+    );
+    const cols = await byTestId('exec-terminal').getAttribute('data-cols');
+    const rows = await byTestId('exec-terminal').getAttribute('data-rows');
+    await page.keyboard.type('stty size\n');
+    await until('stty showing the new size', async () =>
+      new RegExp(`^${rows} ${cols}$`, 'm').test(await readTerminal('exec-terminal')),
+    );
+    await shot('docker-4-exec');
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await byTestId('exec-disconnect').click();
     assert.deepEqual(e2e?.pageErrors, []);
   });
 });
