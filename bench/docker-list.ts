@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadAgentConfig, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
@@ -166,13 +166,41 @@ try {
   const page = await ctx.newPage();
   const coldTimes: number[] = [];
   const warmTimes: number[] = [];
+  // where the time goes: the list request inside the page, and the page's main-thread work (CDP)
+  const listFetch: number[] = [];
+  const afterList: number[] = [];
+  const mainThread: number[] = [];
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const taskSeconds = async () => {
+    const { metrics } = (await cdp.send('Performance.getMetrics')) as {
+      metrics: { name: string; value: number }[];
+    };
+    return metrics.find((m) => m.name === 'TaskDuration')?.value ?? NaN;
+  };
   let rendered = 0;
   let shown = '';
   for (let i = 0; i < R + 1; i++) {
+    const busy0 = await taskSeconds();
     await page.goto(`${panel.url}/docker/${node.id}/containers`);
     await page.waitForSelector('[data-testid="container-row"]', { timeout: 60_000 });
-    const ms = await page.evaluate(() => (window as unknown as { capFirstRow?: number }).capFirstRow ?? NaN);
-    if (i > 0) coldTimes.push(ms);
+    const busy = (await taskSeconds()) - busy0;
+    const t = await page.evaluate(() => {
+      const list = performance
+        .getEntriesByType('resource')
+        .find((e) => e.name.includes('/docker/containers/json')) as PerformanceResourceTiming | undefined;
+      return {
+        first: (window as unknown as { capFirstRow?: number }).capFirstRow ?? NaN,
+        fetch: list ? list.responseEnd - list.startTime : NaN,
+        end: list?.responseEnd ?? NaN,
+      };
+    });
+    if (i > 0) {
+      coldTimes.push(t.first);
+      listFetch.push(t.fetch);
+      afterList.push(t.first - t.end);
+      mainThread.push(busy * 1000);
+    }
     rendered = await page.locator('[data-testid="container-row"]').count();
     shown = (await page.locator('[data-testid="container-count"]').getAttribute('data-total')) ?? '';
   }
@@ -180,7 +208,11 @@ try {
   for (let i = 0; i < R; i++) {
     const term = `-${process.pid}-${100 + i}`;
     await page.locator('[data-testid="filter-text"]').fill('');
-    await page.waitForSelector(`[data-testid="container-count"][data-shown="${shown}"]`);
+    // other containers on this engine may come and go: "everything shown" is shown == total
+    await page.waitForFunction(() => {
+      const el = document.querySelector('[data-testid="container-count"]');
+      return !!el && el.getAttribute('data-shown') === el.getAttribute('data-total');
+    });
     await page.evaluate(() => {
       const w = window as unknown as { capFiltered?: number; capTyped?: number };
       w.capFiltered = undefined;
@@ -232,7 +264,15 @@ try {
       `${shown} listed, ${rendered} rows in the DOM (virtualised)`,
     ),
   );
+  console.log(row('  of which the list request in the page', listFetch));
+  console.log(row('  of which list answer → first rows rendered', afterList));
+  console.log(row('  page main-thread busy (CDP TaskDuration)', mainThread, 'CPU work, load-independent'));
   console.log(row('Chromium: a search typed → filtered rows rendered', warmTimes, `over all ${shown}`));
+  console.log(
+    `load average at the end: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${cpus().length} CPUs`,
+  );
 } finally {
   await browser.close().catch(() => undefined);
   await removeBenchContainers();
