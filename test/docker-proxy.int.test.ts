@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
+import WebSocket from 'ws';
 import { ADMIN_PASSWORD, until } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, type Stack, startStack } from './harness.ts';
 
@@ -270,6 +271,85 @@ describe('Panel + Agent: the Docker Engine API relayed', () => {
     (events as unknown as { destroy(): void }).destroy();
     await c.remove({ force: true });
     await assert.rejects(docker.getContainer(c.id).inspect(), /no such container/i);
+  });
+
+  it('exec through dockerode: stdin in, output out (hijacked, both ways), and a resize', async () => {
+    const d = new Docker({
+      host: '127.0.0.1',
+      port: Number(new URL(stack.panel.url).port),
+      protocol: 'http',
+      version: `api/nodes/${stack.nodeId}/docker`,
+      headers: auth(),
+    });
+    const c = d.getContainer(outside);
+    // no TTY: the output is Docker's multiplexed stream; stdin closed ends `cat`
+    const exec = await c.exec({
+      Cmd: ['sh', '-c', 'cat; echo done-$?'],
+      AttachStdin: true,
+      AttachStdout: true,
+    });
+    const stream = (await exec.start({ hijack: true, stdin: true })) as import('node:stream').Duplex;
+    let out = '';
+    stream.on('data', (b: Buffer) => {
+      out += b.toString('latin1');
+    });
+    stream.write('hello-through-the-panel\n');
+    await until(() => out.includes('hello-through-the-panel'), 10_000);
+    stream.end();
+    await until(() => out.includes('done-0'), 10_000);
+    const ended = await exec.inspect();
+    assert.equal(ended.ExitCode, 0);
+
+    // a TTY, resized: the shell sees the new size
+    const tty = await c.exec({ Cmd: ['sh'], AttachStdin: true, AttachStdout: true, Tty: true });
+    const ts = (await tty.start({ hijack: true, stdin: true, Tty: true })) as import('node:stream').Duplex;
+    let tout = '';
+    ts.on('data', (b: Buffer) => {
+      tout += b.toString('latin1');
+    });
+    await tty.resize({ h: 37, w: 101 });
+    ts.write('stty size; exit\n');
+    await until(() => tout.includes('37 101'), 10_000);
+    ts.destroy();
+  });
+
+  it("the browser's exec terminal: a WebSocket with binary stdin/stdout and a resize message", async () => {
+    const created = await fetch(`${base}/containers/${outside}/exec`, {
+      method: 'POST',
+      headers: { ...stack.owner.headers, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        Cmd: ['sh'],
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: true,
+      }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    const { Id } = (await created.json()) as { Id: string };
+    const url = `${stack.panel.url.replace(/^http/, 'ws')}/ws/nodes/${stack.nodeId}/docker/exec/${Id}`;
+    const ws = new WebSocket(url, { headers: { cookie: stack.owner.cookie } });
+    let out = '';
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    ws.on('message', (b: Buffer) => {
+      out += b.toString('latin1');
+    });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'resize', cols: 99, rows: 33 }));
+    await new Promise((r) => setTimeout(r, 300));
+    ws.send(Buffer.from('stty size; echo term-$((6*7)); exit\n'));
+    await until(() => out.includes('33 99') && out.includes('term-42'), 10_000);
+    assert.equal(await closed, 1000);
+
+    const user = await stack.panel.userWithRole('user');
+    const refused = new WebSocket(url, { headers: { cookie: user.cookie } });
+    const status = await new Promise<number>((resolve) =>
+      refused.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    assert.equal(status, 403);
   });
 
   it('per-request overhead: /_ping through the Panel next to the Engine itself', async () => {

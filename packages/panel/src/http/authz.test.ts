@@ -101,6 +101,7 @@ const EXPECTED: Record<string, string> = {
   'POST /api/nodes/:id/docker/*': 'admin',
   'PUT /api/nodes/:id/docker/*': 'admin',
   'DELETE /api/nodes/:id/docker/*': 'admin',
+  'GET /ws/nodes/:id/docker/exec/:execId': 'admin',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',

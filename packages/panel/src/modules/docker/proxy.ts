@@ -224,3 +224,126 @@ export function exchange(
     } else req.end();
   });
 }
+
+/** Pipes two duplexes both ways (half-close passed on); an error or a close ends both. */
+export function splice(a: Duplex, b: Duplex, onClose: () => void = () => undefined): void {
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    a.destroy();
+    b.destroy();
+    onClose();
+  };
+  a.pipe(b);
+  b.pipe(a);
+  for (const s of [a, b]) {
+    s.on('error', close);
+    s.on('close', close);
+  }
+}
+
+/** Upgrade request headers passed on for a hijacked stream (Docker's `tcp`, or its WebSocket attach). */
+const FORWARD_UPGRADE = [
+  'upgrade',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+  'origin',
+];
+
+export function upgradeHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = { connection: 'Upgrade' };
+  for (const k of FORWARD_UPGRADE) {
+    const v = h[k];
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+export type Hijacked =
+  | { kind: 'response'; res: IncomingMessage }
+  | { kind: 'upgrade'; res: IncomingMessage; socket: Duplex; head: Buffer };
+
+/**
+ * A hijacking exchange (exec start or attach with `Upgrade`): the Engine either upgrades (the
+ * connection becomes the stream, both ways) or answers as usual (an error).
+ */
+export function exchangeUpgrade(
+  tunnel: Duplex,
+  o: { method: string; path: string; headers: Record<string, string>; body?: Buffer },
+): Promise<Hijacked> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      createConnection: () => tunnel as never,
+      method: o.method,
+      path: o.path,
+      headers: o.headers,
+    });
+    const timer = setTimeout(
+      () => req.destroy(new CodedError('TIMEOUT', 'the Docker Engine did not answer in time')),
+      HEADERS_TIMEOUT_MS,
+    );
+    req.once('upgrade', (res, socket, head) => {
+      clearTimeout(timer);
+      resolve({ kind: 'upgrade', res, socket, head });
+    });
+    req.once('response', (res) => {
+      clearTimeout(timer);
+      resolve({ kind: 'response', res });
+    });
+    req.once('error', (e) => {
+      clearTimeout(timer);
+      tunnel.destroy();
+      reject(
+        e instanceof CodedError
+          ? e
+          : new CodedError('DOCKER_ERROR', `the relay to the Docker Engine failed: ${e.message}`),
+      );
+    });
+    req.end(o.body);
+  });
+}
+
+/** The upgrade answer the Engine gave, as the client is to see it (status line and headers). */
+export function upgradeHead(res: IncomingMessage): string {
+  const lines = [`HTTP/1.1 ${res.statusCode ?? 101} ${res.statusMessage || 'Switching Protocols'}`];
+  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+    const k = res.rawHeaders[i] as string;
+    const v = res.rawHeaders[i + 1] as string;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: header injection is refused
+    if (/[\r\n\u0000]/.test(k + v)) continue;
+    lines.push(`${k}: ${v}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/** Reads exactly `n` bytes of a hijacked request's body: first `head`, then the socket. */
+export function readExact(socket: Duplex, head: Buffer, n: number): Promise<{ body: Buffer; rest: Buffer }> {
+  if (head.length >= n) return Promise.resolve({ body: head.subarray(0, n), rest: head.subarray(n) });
+  return new Promise((resolve, reject) => {
+    let got = head;
+    const onData = (c: Buffer) => {
+      got = Buffer.concat([got, c]);
+      if (got.length >= n) {
+        cleanup();
+        socket.pause();
+        resolve({ body: got.subarray(0, n), rest: got.subarray(n) });
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new CodedError('VALIDATION_FAILED', 'the request body ended early'));
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('error', onEnd);
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('error', onEnd);
+    socket.resume();
+  });
+}

@@ -5,9 +5,12 @@
  * bodies are not parsed by Fastify here (no content-type parser in this context): they are
  * capped per endpoint kind and streamed, or buffered (≤ 1 MiB) where the Panel must read them.
  */
-import type { Readable } from 'node:stream';
-
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+import { CodedError, type ErrorCode, isCodedError } from '@cap/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { PanelServices } from '../../services.ts';
 import {
@@ -15,19 +18,192 @@ import {
   bodyKind,
   capped,
   checkDeclaredLength,
+  type EnginePath,
   enginePath,
   exchange,
+  exchangeUpgrade,
   forwardHeaders,
   headersTimeout,
+  INSPECT_MAX_BYTES,
   readCapped,
+  readExact,
   responseHeaders,
+  splice,
+  upgradeHead,
+  upgradeHeaders,
 } from './proxy.ts';
+
+const ExecId = z.string().regex(/^[0-9a-f]{64}$/, 'an exec id');
+/** Output waiting for a slow browser past this pauses the exec's stream (backpressure). */
+const WS_HIGH_WATER = 1024 * 1024;
+
+function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true;
+  try {
+    const host = new URL(origin).host;
+    return host === req.headers.host || host === new URL(publicUrl).host;
+  } catch {
+    return false;
+  }
+}
+
+const Resize = z.object({
+  type: z.literal('resize'),
+  cols: z.number().int().min(1).max(1000),
+  rows: z.number().int().min(1).max(1000),
+});
+
+/** One exec's stream spliced to a browser's WebSocket (see the route). */
+function execTerminal(s: PanelServices, ws: WebSocket, nodeId: string, execId: string): void {
+  let stream: Duplex | undefined;
+  let closed = false;
+  const close = (code: number, reason: string) => {
+    if (closed) return;
+    closed = true;
+    stream?.destroy();
+    if (ws.readyState === ws.OPEN) ws.close(code, reason.slice(0, 120));
+  };
+  ws.on('close', () => close(1000, ''));
+  const resize = async (cols: number, rows: number) => {
+    const t = await s.dockerTunnels.open(nodeId);
+    const res = await exchange(t, {
+      method: 'POST',
+      path: `/exec/${execId}/resize?h=${rows}&w=${cols}`,
+      headers: { host: 'docker' },
+    });
+    res.resume();
+  };
+  const start = async () => {
+    const t = await s.dockerTunnels.open(nodeId);
+    const body = Buffer.from(JSON.stringify({ Detach: false, Tty: true }));
+    const r = await exchangeUpgrade(t, {
+      method: 'POST',
+      path: `/exec/${execId}/start`,
+      headers: {
+        host: 'docker',
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        connection: 'Upgrade',
+        upgrade: 'tcp',
+      },
+      body,
+    });
+    if (r.kind === 'response') {
+      const text = (await readCapped(r.res, 64 * 1024).catch(() => Buffer.alloc(0))).toString();
+      let message = text;
+      try {
+        message = String(JSON.parse(text).message ?? text);
+      } catch {}
+      close(4000 + Math.min(Math.max(r.res.statusCode ?? 500, 400), 599), `DOCKER_ERROR: ${message}`);
+      return;
+    }
+    stream = r.socket;
+    if (closed) return stream.destroy();
+    if (r.head.length > 0) ws.send(r.head);
+    stream.on('data', (b: Buffer) => {
+      ws.send(b, { binary: true });
+      if (ws.bufferedAmount > WS_HIGH_WATER) {
+        stream?.pause();
+        const wait = () => {
+          if (closed) return;
+          if (ws.bufferedAmount > WS_HIGH_WATER / 2) setTimeout(wait, 20);
+          else stream?.resume();
+        };
+        setTimeout(wait, 20);
+      }
+    });
+    // the exec's output ended (it exited): the tunnel keeps half-open sockets, so 'end' is the sign
+    stream.on('end', () => close(1000, 'exited'));
+    stream.on('close', () => close(1000, 'exited'));
+    stream.resume();
+    stream.on('error', () => close(1011, 'DOCKER_ERROR: the stream failed'));
+  };
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) {
+      stream?.write(data);
+      return;
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data.toString('utf8'));
+    } catch {
+      return close(4400, 'VALIDATION_FAILED: not JSON');
+    }
+    const r = Resize.safeParse(msg);
+    if (!r.success) return close(4400, 'VALIDATION_FAILED: expected {"type":"resize","cols","rows"}');
+    resize(r.data.cols, r.data.rows).catch(() => undefined);
+  });
+  start().catch((e) => close(1011, `${isCodedError(e) ? e.code : 'DOCKER_ERROR'}: ${(e as Error).message}`));
+}
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'] as const;
 const Params = z.object({ id: z.string().min(1).max(64), '*': z.string().max(8192) });
 
+const DOCKER_UPGRADE_PATH = /^\/api\/nodes\/[^/?]+\/docker\//;
+
+interface Upgrade {
+  socket: Duplex;
+  /** the request's body (exec start's JSON), read off the connection */
+  body: Buffer;
+  /** bytes the client sent after the body (early stdin) */
+  rest: Buffer;
+}
+
 export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
-  s.dockerTunnels.install(app.server);
+  const upgrades = new WeakMap<IncomingMessage, Upgrade>();
+  // Docker's hijacked streams (exec start and attach with `Upgrade: tcp`, the WebSocket attach)
+  // are routed as ordinary requests (auth, CSRF and the checks run as for any other); the
+  // handler then takes the connection over
+  s.dockerTunnels.install(app.server, (req, socket, head) => {
+    if (!DOCKER_UPGRADE_PATH.test(req.url ?? '')) return false;
+    socket.on('error', () => socket.destroy());
+    const refuse = (status: number, code: ErrorCode, message: string) =>
+      socket.end(
+        `HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n${JSON.stringify({ code, message })}`,
+      );
+    const cl = req.headers['content-length'];
+    const n = cl === undefined ? 0 : Number(cl);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      refuse(400, 'VALIDATION_FAILED', 'bad Content-Length');
+      return true;
+    }
+    if (n > INSPECT_MAX_BYTES) {
+      refuse(413, 'PAYLOAD_TOO_LARGE', `a hijacking request's body is at most ${INSPECT_MAX_BYTES} bytes`);
+      return true;
+    }
+    readExact(socket, head, n).then(
+      ({ body, rest }) => {
+        upgrades.set(req, { socket, body, rest });
+        const res = new ServerResponse(req);
+        res.assignSocket(socket as Socket);
+        app.routing(req, res);
+      },
+      () => socket.destroy(),
+    );
+    return true;
+  });
+
+  // The browser's exec terminal: a WebSocket to an exec made through the relay
+  // (POST /containers/{id}/exec); binary frames are the exec's stdin and output, a text frame
+  // {"type":"resize","cols":N,"rows":N} resizes its TTY. docs/contracts.md "Docker through the Panel".
+  app.get(
+    '/ws/nodes/:id/docker/exec/:execId',
+    {
+      websocket: true,
+      config: { auth: 'admin' },
+      schema: { params: z.object({ id: z.string().min(1).max(64), execId: ExecId }) },
+      preValidation: async (req) => {
+        if (!originAllowed(req, s.publicUrl()))
+          throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
+        await s.nodes.get((req.params as { id: string }).id);
+      },
+    },
+    (ws, req) => {
+      const { id, execId } = req.params as { id: string; execId: string };
+      execTerminal(s, ws, id, execId);
+    },
+  );
 
   await app.register(async (scope) => {
     // the body is the Engine's business: no parser reads it here, the handler streams it
@@ -39,6 +215,8 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       await s.nodes.get(id);
       const ep = enginePath(req.raw.url ?? '', `/api/nodes/${encodeURIComponent(id)}/docker`);
       const method = req.method;
+      const up = upgrades.get(req.raw);
+      if (up) return hijack(req, reply, id, ep, up);
       const kind = bodyKind(method, ep.path);
       const cap = bodyCap(kind);
       checkDeclaredLength(req.headers, cap);
@@ -74,6 +252,47 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
         .code(res.statusCode ?? 502)
         .headers(responseHeaders(res.headers))
         .send(res);
+    };
+
+    /** exec start / attach with Upgrade: the Engine's 101 and then the raw stream, both ways */
+    const hijack = async (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      id: string,
+      ep: EnginePath,
+      up: Upgrade,
+    ) => {
+      const headers = forwardHeaders(req.headers);
+      delete headers['transfer-encoding'];
+      delete headers['content-length'];
+      if (up.body.length > 0) headers['content-length'] = String(up.body.length);
+      const tunnel = await s.dockerTunnels.open(id);
+      const closeTunnel = () => tunnel.destroy();
+      up.socket.once('close', closeTunnel);
+      const r = await exchangeUpgrade(tunnel, {
+        method: req.method,
+        path: ep.forward,
+        headers: { ...headers, ...upgradeHeaders(req.headers) },
+        ...(up.body.length > 0 ? { body: up.body } : {}),
+      });
+      if (r.kind === 'response') {
+        r.res.once('close', closeTunnel);
+        return reply
+          .code(r.res.statusCode ?? 502)
+          .headers({ ...responseHeaders(r.res.headers), connection: 'close' })
+          .send(r.res);
+      }
+      reply.hijack();
+      const client = up.socket as Socket;
+      client.setTimeout(0);
+      client.setNoDelay(true);
+      client.allowHalfOpen = true;
+      client.write(upgradeHead(r.res));
+      if (r.head.length > 0) client.write(r.head);
+      if (up.rest.length > 0) r.socket.write(up.rest);
+      (r.socket as Socket).allowHalfOpen = true;
+      splice(client, r.socket, closeTunnel);
+      client.resume();
     };
 
     for (const method of METHODS) {

@@ -77,8 +77,9 @@ export class DockerTunnels {
   /**
    * Takes the Agents' tunnel upgrades off `server` (call after @fastify/websocket registered its
    * listener): a wrong or unknown ticket, a token of another node: 401/404 and the socket closed.
+   * `other` may take further upgrades (true: taken); the rest go on to the listeners before.
    */
-  install(server: Server): void {
+  install(server: Server, other?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean): void {
     const others = server.listeners('upgrade') as ((
       req: IncomingMessage,
       socket: Duplex,
@@ -89,6 +90,7 @@ export class DockerTunnels {
       const m = TUNNEL_PATH.exec(req.url ?? '');
       const proto = String(req.headers.upgrade ?? '').toLowerCase();
       if (!m || proto !== DOCKER_TUNNEL_PROTOCOL) {
+        if (other?.(req, socket, head)) return;
         for (const l of others) l.call(server, req, socket, head);
         return;
       }
