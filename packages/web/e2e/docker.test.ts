@@ -295,10 +295,16 @@ test('Docker: the list with a foreign container, the create wizard, a pull with 
     );
     const cols = await byTestId('exec-terminal').getAttribute('data-cols');
     const rows = await byTestId('exec-terminal').getAttribute('data-rows');
-    await page.keyboard.type('stty size\n');
-    await until('stty showing the new size', async () =>
-      new RegExp(`^${rows} ${cols}$`, 'm').test(await readTerminal('exec-terminal')),
-    );
+    // the resize frame and the keystrokes travel apart: ask again until the TTY has the new size
+    let lastAsked = 0;
+    await until('stty showing the new size', async () => {
+      if (new RegExp(`^${rows} ${cols}$`, 'm').test(await readTerminal('exec-terminal'))) return true;
+      if (Date.now() - lastAsked > 1000) {
+        lastAsked = Date.now();
+        await page.keyboard.type('stty size\n');
+      }
+      return false;
+    });
     await shot('docker-4-exec');
     await page.setViewportSize({ width: 1440, height: 900 });
     await byTestId('exec-disconnect').click();

@@ -19,12 +19,13 @@ export const dockerUrl = (nodeId: string, path: string): string =>
   `/api/nodes/${encodeURIComponent(nodeId)}/docker${path}`;
 
 /**
- * The Panel's WebSocket for an exec's bytes (binary frames both ways: stdin out, the TTY's output
- * in), same origin with the session cookie; see docs/contracts.md "Docker through the Panel".
+ * The Panel's WebSocket for an exec made with `Tty: true` (docs/contracts.md "Docker through the
+ * Panel"): `/ws/nodes/:id/docker/exec/:execId`, same origin with the session cookie; binary frames
+ * both ways, a text frame `{"type":"resize","cols","rows"}` resizes the TTY.
  */
-export function execSocketUrl(nodeId: string, execId: string, size: { cols: number; rows: number }): string {
+export function execSocketUrl(nodeId: string, execId: string): string {
   const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${window.location.host}${dockerUrl(nodeId, `/exec/${encodeURIComponent(execId)}/ws`)}?h=${size.rows}&w=${size.cols}`;
+  return `${proto}//${window.location.host}/ws/nodes/${encodeURIComponent(nodeId)}/docker/exec/${encodeURIComponent(execId)}`;
 }
 
 export const dockerKeys = {

@@ -3,7 +3,8 @@ import { Button, Group, Select, Stack, Text, TextInput } from '@mantine/core';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'react';
-import { dockerFetch, dockerJson, execSocketUrl } from '../../api/docker.ts';
+import { dockerJson, execSocketUrl } from '../../api/docker.ts';
+import { ApiError } from '../../api/http.ts';
 import { splitCommand } from '../../lib/docker.ts';
 import { ActionError } from './common.tsx';
 
@@ -11,8 +12,8 @@ type Phase = 'idle' | 'connecting' | 'open' | 'closed';
 
 /**
  * An interactive exec in a running container: `POST /containers/{id}/exec` (TTY, stdin), then the
- * Panel's exec WebSocket for the bytes both ways, and `POST /exec/{id}/resize` whenever the
- * terminal's size changes (xterm's fit addon follows the element).
+ * Panel's exec WebSocket for the bytes both ways and a resize frame whenever the terminal's size
+ * changes (xterm's fit addon follows the element).
  */
 export function ExecTerminal({ nodeId, id }: { nodeId: string; id: string }) {
   const host = useRef<HTMLElement>(null);
@@ -70,14 +71,10 @@ export function ExecTerminal({ nodeId, id }: { nodeId: string; id: string }) {
     let disposed = false;
     let resizeTimer: ReturnType<typeof setTimeout> | null = null;
     const resize = () => {
-      if (!execId || disposed) return;
+      if (disposed || ws?.readyState !== WebSocket.OPEN) return;
       const want = { cols: term.cols, rows: term.rows };
-      // the size shown (and data-cols/rows) is the one the Engine has applied to the TTY
-      void dockerFetch(nodeId, `/exec/${execId}/resize?h=${want.rows}&w=${want.cols}`, { method: 'POST' })
-        .then(() => {
-          if (!disposed) setSize(want);
-        })
-        .catch(() => undefined);
+      ws.send(JSON.stringify({ type: 'resize', ...want }));
+      setSize(want);
     };
     const ro = new ResizeObserver(() => {
       try {
@@ -110,7 +107,7 @@ export function ExecTerminal({ nodeId, id }: { nodeId: string; id: string }) {
       });
       if (disposed) return;
       execId = created.Id;
-      ws = new WebSocket(execSocketUrl(nodeId, execId, { cols: term.cols, rows: term.rows }));
+      ws = new WebSocket(execSocketUrl(nodeId, execId));
       ws.binaryType = 'arraybuffer';
       ws.onopen = () => {
         setPhase('open');
@@ -124,6 +121,12 @@ export function ExecTerminal({ nodeId, id }: { nodeId: string; id: string }) {
       ws.onclose = (e) => {
         if (disposed) return;
         setPhase('closed');
+        // 4000 + the Engine's status, reason `CODE: message`; 4400 a frame the Panel refused
+        if (e.code >= 4000) {
+          const colon = e.reason.indexOf(':');
+          const code = colon > 0 ? e.reason.slice(0, colon) : 'DOCKER_ERROR';
+          setError(new ApiError(code, e.reason.slice(colon + 1).trim() || e.reason, e.code - 4000));
+        }
         term.write(`\r\n\x1b[90m[session ended${e.reason ? `: ${e.reason}` : ''}]\x1b[0m\r\n`);
       };
     })().catch((e: unknown) => {
