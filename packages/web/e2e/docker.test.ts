@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -63,6 +63,10 @@ async function readTerminal(testId: string): Promise<string> {
 
 /** Debian's docker-registry serving a fresh directory on a free loopback port. */
 async function startRegistry(): Promise<string> {
+  assert.ok(
+    existsSync(REGISTRY_BIN),
+    `${REGISTRY_BIN} is missing: apt-get install docker-registry (scripts/setup-host.sh does)`,
+  );
   const port = await freePort();
   registryDir = mkdtempSync(join(tmpdir(), 'cap-e2e-registry-'));
   const config = join(registryDir, 'config.yml');

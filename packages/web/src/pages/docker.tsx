@@ -1,5 +1,6 @@
 import { Badge, Group, Select, Stack, Tabs, Text, Title } from '@mantine/core';
 import { useNavigate, useParams } from 'react-router';
+import { useNodeContainers } from '../api/docker.ts';
 import { useNodes } from '../api/queries.ts';
 import { ContainerDetail } from '../components/docker/container-detail.tsx';
 import { ContainersList } from '../components/docker/containers-list.tsx';
@@ -30,6 +31,12 @@ export function DockerPage() {
   const navigate = useNavigate();
   const nodes = useNodes();
   const nodeParam = params['nodeId'] ?? 'all';
+  // one node's list is asked for at once, not after the node list (same cache as the list's)
+  useNodeContainers(
+    nodeParam !== 'all' && !params['containerId'] && (params['section'] ?? 'containers') === 'containers'
+      ? nodeParam
+      : '',
+  );
   const section: Section = isSection(params['section']) ? params['section'] : 'containers';
   const containerId = params['containerId'];
   if (nodes.isPending) return <Loading label="Loading nodes…" />;

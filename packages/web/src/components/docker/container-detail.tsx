@@ -18,9 +18,11 @@ import { actionsFor, managedServerId, shortId } from '../../lib/docker.ts';
 import { ErrorState, Loading } from '../states.tsx';
 import { ActionError, StateBadge, useDockerAction } from './common.tsx';
 import { ContainerLogs } from './container-logs.tsx';
-import { ContainerStats } from './container-stats.tsx';
 
-// xterm is large: the exec tab loads it
+// the charts and xterm are large: the stats and exec tabs load them
+const ContainerStats = lazy(() =>
+  import('./container-stats.tsx').then((m) => ({ default: m.ContainerStats })),
+);
 const ExecTerminal = lazy(() => import('./exec-terminal.tsx').then((m) => ({ default: m.ExecTerminal })));
 
 interface Inspect {
@@ -143,7 +145,9 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
           <ContainerLogs nodeId={nodeId} id={id} name={name} tty={c.Config.Tty} />
         </Tabs.Panel>
         <Tabs.Panel value="stats" pt="md">
-          <ContainerStats nodeId={nodeId} id={id} running={c.State.Running} />
+          <Suspense fallback={<Loading label="Loading the charts…" />}>
+            <ContainerStats nodeId={nodeId} id={id} running={c.State.Running} />
+          </Suspense>
         </Tabs.Panel>
         <Tabs.Panel value="exec" pt="md">
           {c.State.Running ? (
