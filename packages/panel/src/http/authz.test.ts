@@ -102,6 +102,8 @@ const EXPECTED: Record<string, string> = {
   'PUT /api/nodes/:id/docker/*': 'admin',
   'DELETE /api/nodes/:id/docker/*': 'admin',
   'GET /ws/nodes/:id/docker/exec/:execId': 'admin',
+  'GET /api/nodes/:id/docker-policy': 'admin',
+  'PUT /api/nodes/:id/docker-policy': 'owner',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',
