@@ -207,4 +207,55 @@ describe('security: the Docker relay policy', () => {
     const g = await panel.api(admin, 'GET', `/api/nodes/${nodeId}/docker-policy`);
     assert.deepEqual(g.body, { bindAllow: ['/srv/games'] });
   });
+
+  it('node-level docker.read / docker.write: a user without them gets 403 PERMISSION_DENIED; keys keep their scope', async () => {
+    const user = await panel.userWithRole('user');
+    const me = (await panel.api(user, 'GET', '/api/auth/me')).body;
+    const userId = String(me.user?.id ?? me.id);
+    const url = `/api/nodes/${nodeId}/docker/containers/json`;
+    const before = reached.length;
+    let r = await panel.api(user, 'GET', url);
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.equal(r.body.code, 'PERMISSION_DENIED');
+    r = await create(user, { Image: 'x' });
+    assert.equal(r.body.code, 'PERMISSION_DENIED');
+    assert.equal(reached.length, before);
+
+    const g = await panel.api(admin, 'PUT', `/api/nodes/${nodeId}/docker-access/${userId}`, {
+      permissions: ['docker.read'],
+    });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    r = await panel.api(user, 'GET', url);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    r = await create(user, { Image: 'x' });
+    assert.equal(r.status, 403);
+    assert.equal(r.body.code, 'PERMISSION_DENIED');
+
+    await panel.api(admin, 'PUT', `/api/nodes/${nodeId}/docker-access/${userId}`, {
+      permissions: ['docker.read', 'docker.write'],
+    });
+    r = await create(user, { Image: 'x' });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    // the policy holds for them as for an admin
+    r = await create(user, { Image: 'x', HostConfig: { Privileged: true } });
+    assert.equal(r.body.code, 'DOCKER_POLICY_DENIED');
+
+    const k = await panel.api(admin, 'POST', '/api/api-keys', {
+      name: 'ro',
+      scope: 'read',
+      currentPassword: `admin-password-${(admin as { email: string }).email.match(/\d+/)?.[0]}`,
+    });
+    if (k.status === 201) {
+      const auth = { authorization: `Bearer ${k.body.key}` };
+      const get = await fetch(`${panel.url}${url}`, { headers: auth });
+      assert.equal(get.status, 201);
+      const post = await fetch(`${panel.url}/api/nodes/${nodeId}/docker/containers/create`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: '{"Image":"x"}',
+      });
+      assert.equal(post.status, 403);
+      assert.equal(((await post.json()) as { code: string }).code, 'FORBIDDEN');
+    } else assert.fail(`no read-only key: ${JSON.stringify(k.body)}`);
+  });
 });

@@ -14,9 +14,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { principalOf } from '../../http/auth.ts';
+import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import { checkPolicy, type PolicyContext } from './policy.ts';
+import { DOCKER_PERMISSIONS } from './policy-store.ts';
 import {
   bodyCap,
   bodyKind,
@@ -154,6 +155,15 @@ interface Upgrade {
   rest: Buffer;
 }
 
+/** GET/HEAD need docker.read on the node, anything else docker.write; admins and owners hold both. */
+async function assertDockerAccess(s: PanelServices, req: FastifyRequest, nodeId: string, write: boolean) {
+  const p = principalOf(req);
+  if (hasRole(p.user.role, 'admin')) return;
+  const need = write ? 'docker.write' : 'docker.read';
+  if (!(await s.dockerAccess.of(nodeId, p.user.id)).has(need))
+    throw new CodedError('PERMISSION_DENIED', `needs ${need} on this node`);
+}
+
 export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
   const upgrades = new WeakMap<IncomingMessage, Upgrade>();
   // Docker's hijacked streams (exec start and attach with `Upgrade: tcp`, the WebSocket attach)
@@ -195,7 +205,7 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     '/ws/nodes/:id/docker/exec/:execId',
     {
       websocket: true,
-      config: { auth: 'admin' },
+      config: { auth: 'user' },
       schema: { params: z.object({ id: z.string().min(1).max(64), execId: ExecId }) },
       preValidation: async (req) => {
         if (!originAllowed(req, s.publicUrl()))
@@ -260,6 +270,44 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     },
   );
 
+  const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
+  r.get(
+    '/api/nodes/:id/docker-access',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description: "Users' node-level Docker permissions (admins and owners hold both without a row).",
+        params: NodeParams,
+        response: { 200: z.array(Perms.extend({ userId: z.string() })) },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      return s.dockerAccess.list(req.params.id);
+    },
+  );
+  r.put(
+    '/api/nodes/:id/docker-access/:userId',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "Sets a user's Docker permissions on the node: docker.read (GET/HEAD through the relay), docker.write (the rest); [] removes them. The policy still applies.",
+        params: NodeParams.extend({ userId: z.string().min(1).max(64) }),
+        body: Perms,
+        response: { 200: Perms },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      if (!(await s.dockerAccess.set(req.params.id, req.params.userId, req.body.permissions)))
+        throw new CodedError('NOT_FOUND', 'no such user');
+      return { permissions: [...(await s.dockerAccess.of(req.params.id, req.params.userId))].sort() };
+    },
+  );
+
   await app.register(async (scope) => {
     // the body is the Engine's business: no parser reads it here, the handler streams it
     scope.removeAllContentTypeParsers();
@@ -268,6 +316,7 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     const relay = async (req: FastifyRequest, reply: FastifyReply) => {
       const { id } = req.params as { id: string };
       await s.nodes.get(id);
+      await assertDockerAccess(s, req, id, req.method !== 'GET' && req.method !== 'HEAD');
       const ep = enginePath(req.raw.url ?? '', `/api/nodes/${encodeURIComponent(id)}/docker`);
       const method = req.method;
       const up = upgrades.get(req.raw);
@@ -389,7 +438,7 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       scope.route({
         method,
         url: '/api/nodes/:id/docker/*',
-        config: { auth: 'admin' },
+        config: { auth: 'user' },
         exposeHeadRoute: false,
         schema: {
           tags: ['docker'],
