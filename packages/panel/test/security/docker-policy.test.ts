@@ -19,7 +19,7 @@ const AGENT_ID = 'a'.repeat(64);
 describe('security: the Docker relay policy', () => {
   let panel: TestPanel;
   let owner: Session;
-  let admin: Session;
+  let admin: Session & { email: string };
   let nodeId = '';
   let agent: FakeAgent;
   let engine: http.Server;
@@ -243,7 +243,7 @@ describe('security: the Docker relay policy', () => {
     const k = await panel.api(admin, 'POST', '/api/api-keys', {
       name: 'ro',
       scope: 'read',
-      currentPassword: `admin-password-${(admin as { email: string }).email.match(/\d+/)?.[0]}`,
+      currentPassword: `admin-password-${admin.email.match(/\d+/)?.[0]}`,
     });
     if (k.status === 201) {
       const auth = { authorization: `Bearer ${k.body.key}` };
@@ -257,5 +257,28 @@ describe('security: the Docker relay policy', () => {
       assert.equal(post.status, 403);
       assert.equal(((await post.json()) as { code: string }).code, 'FORBIDDEN');
     } else assert.fail(`no read-only key: ${JSON.stringify(k.body)}`);
+  });
+
+  it('every change through the relay is in the activity log (method, path, node, user, result; no body)', async () => {
+    await create(admin, { Image: 'x', HostConfig: { Privileged: true }, Env: ['SECRET=hunter2'] });
+    await create(admin, { Image: 'x', Env: ['SECRET=hunter2'] });
+    let entries: {
+      action: string;
+      actor: string | null;
+      result: string;
+      details: Record<string, string> | null;
+    }[] = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await panel.api(owner, 'GET', '/api/activity?limit=50');
+      entries = r.body.entries as typeof entries;
+      if (entries.filter((e) => e.action === 'node.docker').length >= 2) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const docker = entries.filter((e) => e.action === 'node.docker');
+    const denied = docker.find((e) => e.result === 'DOCKER_POLICY_DENIED');
+    assert.ok(denied, JSON.stringify(docker.slice(0, 3)));
+    assert.deepEqual(denied.details, { nodeId, method: 'POST', path: '/containers/create' });
+    assert.ok(docker.some((e) => e.result === 'ok'));
+    assert.doesNotMatch(JSON.stringify(entries), /hunter2/);
   });
 });

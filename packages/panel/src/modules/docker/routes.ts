@@ -319,6 +319,11 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       await assertDockerAccess(s, req, id, req.method !== 'GET' && req.method !== 'HEAD');
       const ep = enginePath(req.raw.url ?? '', `/api/nodes/${encodeURIComponent(id)}/docker`);
       const method = req.method;
+      // the activity log (every change): which node, method and Engine path; never a body or query
+      if (req.activity) {
+        req.activity.action = 'node.docker';
+        req.activity.details = { nodeId: id, method, path: ep.path.slice(0, 512) };
+      }
       const up = upgrades.get(req.raw);
       if (up) return hijack(req, reply, id, ep, up);
       const kind = bodyKind(method, ep.path);
@@ -422,6 +427,17 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
           .send(r.res);
       }
       reply.hijack();
+      // a hijacked reply has no onResponse: its entry is published here
+      s.bus.publish({
+        kind: 'user_action',
+        action: 'node.docker',
+        actor: principalOf(req).user.id,
+        email: principalOf(req).user.email,
+        ip: req.ip ?? null,
+        result: 'ok',
+        at: new Date().toISOString(),
+        details: { nodeId: id, method: req.method, path: ep.path.slice(0, 512), upgrade: 'tcp' },
+      });
       const client = up.socket as Socket;
       client.setTimeout(0);
       client.setNoDelay(true);
