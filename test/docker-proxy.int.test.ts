@@ -352,6 +352,36 @@ describe('Panel + Agent: the Docker Engine API relayed', () => {
     assert.equal(status, 403);
   });
 
+  it('the policy: a privileged container is refused for an admin and allowed for an owner', async () => {
+    const admin = await stack.panel.userWithRole('admin');
+    const body = {
+      Image: IMAGE,
+      Cmd: ['true'],
+      Labels: { [LABEL]: label },
+      HostConfig: { Privileged: true },
+    };
+    const refused = await stack.panel.api(
+      admin,
+      'POST',
+      `/api/nodes/${stack.nodeId}/docker/containers/create`,
+      body,
+    );
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'DOCKER_POLICY_DENIED');
+    const before = await docker.listContainers({ all: true, filters: { label: [`${LABEL}=${label}`] } });
+    assert.equal(before.length, 1, 'nothing was created');
+    const allowed = await stack.panel.api(
+      stack.owner,
+      'POST',
+      `/api/nodes/${stack.nodeId}/docker/containers/create`,
+      body,
+    );
+    assert.equal(allowed.status, 201, JSON.stringify(allowed.body));
+    const made = await docker.getContainer(allowed.body.Id).inspect();
+    assert.equal(made.HostConfig.Privileged, true);
+    await docker.getContainer(allowed.body.Id).remove({ force: true });
+  });
+
   it('per-request overhead: /_ping through the Panel next to the Engine itself', async () => {
     const n = 30;
     const time = async (url: string, headers: Record<string, string>) => {

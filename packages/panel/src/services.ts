@@ -22,6 +22,7 @@ import { TwoFactorService } from './modules/auth/two-factor.ts';
 import { S3Store } from './modules/backups/s3-store.ts';
 import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
+import { DockerAccessStore, DockerPolicyStore } from './modules/docker/policy-store.ts';
 import { DockerTunnels } from './modules/docker/tunnels.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
@@ -72,6 +73,10 @@ export interface PanelServices {
   transferRelay: TransferRelay;
   /** tunnels to the nodes' Docker Engines (modules/docker: the Engine API relay) */
   dockerTunnels: DockerTunnels;
+  /** per-node Docker policy settings (the bind allow-list) */
+  dockerPolicy: DockerPolicyStore;
+  /** users' node-level docker.read / docker.write */
+  dockerAccess: DockerAccessStore;
   /** a ticket's URLs: direct to the Agent (node transferUrl, connected) or relayed; files and backups */
   transferLinks: TransferLinks;
   metrics: MetricsService;
@@ -269,6 +274,8 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     apiKeys: new ApiKeysService(keysRepo),
     nodes,
     agents,
+    dockerPolicy: new DockerPolicyStore(db),
+    dockerAccess: new DockerAccessStore(db),
     dockerTunnels: new DockerTunnels({
       gateway,
       verifyAgent: async (token, agentId) => {

@@ -73,6 +73,8 @@ export const ErrorCode = z.enum([
   'STORAGE_AUTH_FAILED',
   /** the object store (S3) is unreachable or failed (no such bucket, a 5xx, a cut connection) */
   'STORAGE_ERROR',
+  /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
+  'DOCKER_POLICY_DENIED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -127,6 +129,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   NAME_INVALID: 400,
   STORAGE_AUTH_FAILED: 502,
   STORAGE_ERROR: 502,
+  DOCKER_POLICY_DENIED: 403,
 };
 
 export const ErrorBody = z.object({

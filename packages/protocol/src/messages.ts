@@ -366,7 +366,9 @@ export const RelayTransferPayload = z.object({ ticket: TransferTicket });
  * `GET /api/agent/docker-tunnel/<ticket>` with `Upgrade: cap-docker-tunnel`, and once the Panel
  * answers 101 it pipes that connection's bytes to and from its Docker Engine socket, both ways,
  * until either side closes (one HTTP exchange of the Engine API per tunnel). Answers once the
- * dial has started; an Agent with the Docker API turned off (AGENT_DOCKER_API=0) refuses it.
+ * dial has started: `{ started: true, agentContainer: { id, name } | null }` (the container the
+ * Agent itself runs in, which the Panel's policy keeps non-owners away from); an Agent with the
+ * Docker API turned off (AGENT_DOCKER_API=0) refuses it.
  */
 export const DockerTunnelPayload = z.object({ ticket: TransferTicket });
 

@@ -5,10 +5,13 @@
  * ways, with backpressure. The Agent does not read the exchange: the Panel authorises and
  * checks each request before it writes it into the tunnel, and ends the tunnel with it.
  */
+
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { CodedError } from '@cap/protocol';
+import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { dockerOptions } from '../environment/docker/docker.ts';
 
@@ -55,6 +58,32 @@ export function splice(a: Duplex, b: Duplex, onClose: () => void): void {
     s.on('error', close);
     s.on('close', close);
   }
+}
+
+/**
+ * The container this process runs in, if any: its id from /proc/self/mountinfo (the Engine
+ * bind-mounts /etc/hostname from `/var/lib/docker/containers/<id>/`) or /proc/self/cgroup, its
+ * name from the Engine. Found once; null when not in a container.
+ */
+let own: Promise<{ id: string; name: string } | null> | undefined;
+export function ownContainer(dockerHost: string | undefined): Promise<{ id: string; name: string } | null> {
+  own ??= (async () => {
+    const text = [
+      await readFile('/proc/self/mountinfo', 'utf8').catch(() => ''),
+      await readFile('/proc/self/cgroup', 'utf8').catch(() => ''),
+    ].join('\n');
+    const id =
+      /\/containers\/([0-9a-f]{64})\/(?:hostname|hosts|resolv\.conf)/.exec(text)?.[1] ??
+      /(?:docker[-/])([0-9a-f]{64})/.exec(text)?.[1];
+    if (!id) return null;
+    const info = await new Docker(dockerOptions(dockerHost))
+      .getContainer(id)
+      .inspect()
+      .catch(() => null);
+    if (!info) return null;
+    return { id: info.Id, name: info.Name.replace(/^\//, '') };
+  })();
+  return own;
 }
 
 /**

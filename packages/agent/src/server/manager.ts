@@ -24,7 +24,7 @@ import {
 import type { Logger } from 'pino';
 import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
-import { openDockerTunnel, type UpgradeDialer } from '../docker-api/tunnel.ts';
+import { openDockerTunnel, ownContainer, type UpgradeDialer } from '../docker-api/tunnel.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
   compressFiles,
@@ -955,7 +955,9 @@ export class ServerManager {
           dockerHost: this.#config.dockerHost,
           log: this.#log,
         });
-        return { data: { started: true } };
+        // the Panel's policy keeps non-owners away from the Agent's own container
+        const agentContainer = await ownContainer(this.#config.dockerHost).catch(() => null);
+        return { data: { started: true, agentContainer } };
       }
       case 'write_file': {
         const server = this.#server(serverId);

@@ -69,8 +69,8 @@ const INSPECT: [string, RegExp][] = [
   ['POST', /^\/containers\/create$/],
   ['POST', /^\/containers\/[^/]+\/update$/],
   ['POST', /^\/containers\/[^/]+\/exec$/],
-  ['POST', /^\/services\/create$/],
-  ['POST', /^\/services\/[^/]+\/update$/],
+  ['POST', /^\/volumes\/create$/],
+  ['POST', /^\/networks\/[^/]+\/(connect|disconnect)$/],
 ];
 const UPLOAD: [string, RegExp][] = [
   ['POST', /^\/images\/load$/],

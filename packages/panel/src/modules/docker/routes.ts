@@ -7,12 +7,17 @@
  */
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { CodedError, type ErrorCode, isCodedError } from '@cap/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
+import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { checkPolicy, type PolicyContext } from './policy.ts';
+import { DOCKER_PERMISSIONS } from './policy-store.ts';
 import {
   bodyCap,
   bodyKind,
@@ -150,6 +155,15 @@ interface Upgrade {
   rest: Buffer;
 }
 
+/** GET/HEAD need docker.read on the node, anything else docker.write; admins and owners hold both. */
+async function assertDockerAccess(s: PanelServices, req: FastifyRequest, nodeId: string, write: boolean) {
+  const p = principalOf(req);
+  if (hasRole(p.user.role, 'admin')) return;
+  const need = write ? 'docker.write' : 'docker.read';
+  if (!(await s.dockerAccess.of(nodeId, p.user.id)).has(need))
+    throw new CodedError('PERMISSION_DENIED', `needs ${need} on this node`);
+}
+
 export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
   const upgrades = new WeakMap<IncomingMessage, Upgrade>();
   // Docker's hijacked streams (exec start and attach with `Upgrade: tcp`, the WebSocket attach)
@@ -191,7 +205,7 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     '/ws/nodes/:id/docker/exec/:execId',
     {
       websocket: true,
-      config: { auth: 'admin' },
+      config: { auth: 'user' },
       schema: { params: z.object({ id: z.string().min(1).max(64), execId: ExecId }) },
       preValidation: async (req) => {
         if (!originAllowed(req, s.publicUrl()))
@@ -205,6 +219,95 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     },
   );
 
+  const BindAllow = z.object({
+    bindAllow: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(4096)
+          .refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'an absolute path without ".."'),
+      )
+      .max(64),
+  });
+  const NodeParams = z.object({ id: z.string().min(1).max(64) });
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get(
+    '/api/nodes/:id/docker-policy',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "The node's Docker policy settings: the host paths bind mounts may come from (for non-owners).",
+        params: NodeParams,
+        response: { 200: BindAllow },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      return { bindAllow: await s.dockerPolicy.bindAllow(req.params.id) };
+    },
+  );
+  r.put(
+    '/api/nodes/:id/docker-policy',
+    {
+      config: { auth: 'owner' },
+      schema: {
+        tags: ['docker'],
+        description:
+          'Sets the bind allow-list (owners only: a wider list is a way around the policy). The Docker socket stays refused.',
+        params: NodeParams,
+        body: BindAllow,
+        response: { 200: BindAllow },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      const list = [...new Set(req.body.bindAllow.map((p) => path.posix.normalize(p)))];
+      await s.dockerPolicy.setBindAllow(req.params.id, list);
+      return { bindAllow: list };
+    },
+  );
+
+  const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
+  r.get(
+    '/api/nodes/:id/docker-access',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description: "Users' node-level Docker permissions (admins and owners hold both without a row).",
+        params: NodeParams,
+        response: { 200: z.array(Perms.extend({ userId: z.string() })) },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      return s.dockerAccess.list(req.params.id);
+    },
+  );
+  r.put(
+    '/api/nodes/:id/docker-access/:userId',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "Sets a user's Docker permissions on the node: docker.read (GET/HEAD through the relay), docker.write (the rest); [] removes them. The policy still applies.",
+        params: NodeParams.extend({ userId: z.string().min(1).max(64) }),
+        body: Perms,
+        response: { 200: Perms },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      if (!(await s.dockerAccess.set(req.params.id, req.params.userId, req.body.permissions)))
+        throw new CodedError('NOT_FOUND', 'no such user');
+      return { permissions: [...(await s.dockerAccess.of(req.params.id, req.params.userId))].sort() };
+    },
+  );
+
   await app.register(async (scope) => {
     // the body is the Engine's business: no parser reads it here, the handler streams it
     scope.removeAllContentTypeParsers();
@@ -213,8 +316,14 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     const relay = async (req: FastifyRequest, reply: FastifyReply) => {
       const { id } = req.params as { id: string };
       await s.nodes.get(id);
+      await assertDockerAccess(s, req, id, req.method !== 'GET' && req.method !== 'HEAD');
       const ep = enginePath(req.raw.url ?? '', `/api/nodes/${encodeURIComponent(id)}/docker`);
       const method = req.method;
+      // the activity log (every change): which node, method and Engine path; never a body or query
+      if (req.activity) {
+        req.activity.action = 'node.docker';
+        req.activity.details = { nodeId: id, method, path: ep.path.slice(0, 512) };
+      }
       const up = upgrades.get(req.raw);
       if (up) return hijack(req, reply, id, ep, up);
       const kind = bodyKind(method, ep.path);
@@ -227,11 +336,23 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
         (req.headers['transfer-encoding'] !== undefined ||
           (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'));
       let body: Buffer | Readable | undefined;
+      let parsed: unknown;
       if (hasBody && kind === 'inspect') {
-        body = await readCapped(req.raw, cap);
+        const raw = await readCapped(req.raw, cap);
+        try {
+          parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+        } catch {
+          throw new CodedError('VALIDATION_FAILED', 'the body is not JSON');
+        }
+        // the Engine reads what the policy read: the body as parsed here (one value per key)
+        body = parsed === undefined ? undefined : Buffer.from(JSON.stringify(parsed));
         delete headers['transfer-encoding'];
-        headers['content-length'] = String(body.length);
+        if (body) headers['content-length'] = String(body.length);
+        else delete headers['content-length'];
       } else if (hasBody) body = req.raw.pipe(capped(cap));
+      const isOwner = principalOf(req).user.role === 'owner';
+      // what needs no Agent is refused before the tunnel (the Agent's own container needs its answer)
+      if (!isOwner) checkPolicy(method, ep.path, ep.query, parsed, await policyContext(id, false));
 
       // the client going away ends the tunnel, and with it the Agent's Docker connection
       const abort = new AbortController();
@@ -240,6 +361,14 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       const tunnel = await s.dockerTunnels.open(id, abort.signal);
       abort.signal.addEventListener('abort', () => tunnel.destroy(), { once: true });
       if (abort.signal.aborted) tunnel.destroy();
+      if (!isOwner) {
+        try {
+          checkPolicy(method, ep.path, ep.query, parsed, await policyContext(id, true));
+        } catch (e) {
+          tunnel.destroy();
+          throw e;
+        }
+      }
       const res = await exchange(tunnel, {
         method,
         path: ep.forward,
@@ -254,6 +383,11 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
         .send(res);
     };
 
+    const policyContext = async (nodeId: string, withAgent: boolean): Promise<PolicyContext> => ({
+      bindAllow: await s.dockerPolicy.bindAllow(nodeId),
+      ...(withAgent ? { agent: s.dockerTunnels.agentContainer(nodeId) } : {}),
+    });
+
     /** exec start / attach with Upgrade: the Engine's 101 and then the raw stream, both ways */
     const hijack = async (
       req: FastifyRequest,
@@ -266,8 +400,18 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       delete headers['transfer-encoding'];
       delete headers['content-length'];
       if (up.body.length > 0) headers['content-length'] = String(up.body.length);
+      const isOwner = principalOf(req).user.role === 'owner';
+      if (!isOwner) checkPolicy(req.method, ep.path, ep.query, undefined, await policyContext(id, false));
       const tunnel = await s.dockerTunnels.open(id);
       const closeTunnel = () => tunnel.destroy();
+      if (!isOwner) {
+        try {
+          checkPolicy(req.method, ep.path, ep.query, undefined, await policyContext(id, true));
+        } catch (e) {
+          tunnel.destroy();
+          throw e;
+        }
+      }
       up.socket.once('close', closeTunnel);
       const r = await exchangeUpgrade(tunnel, {
         method: req.method,
@@ -283,6 +427,17 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
           .send(r.res);
       }
       reply.hijack();
+      // a hijacked reply has no onResponse: its entry is published here
+      s.bus.publish({
+        kind: 'user_action',
+        action: 'node.docker',
+        actor: principalOf(req).user.id,
+        email: principalOf(req).user.email,
+        ip: req.ip ?? null,
+        result: 'ok',
+        at: new Date().toISOString(),
+        details: { nodeId: id, method: req.method, path: ep.path.slice(0, 512), upgrade: 'tcp' },
+      });
       const client = up.socket as Socket;
       client.setTimeout(0);
       client.setNoDelay(true);
@@ -299,7 +454,7 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       scope.route({
         method,
         url: '/api/nodes/:id/docker/*',
-        config: { auth: 'admin' },
+        config: { auth: 'user' },
         exposeHeadRoute: false,
         schema: {
           tags: ['docker'],

@@ -13,7 +13,15 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AGENT_ID_HEADER, CodedError } from '@cap/protocol';
+import { z } from 'zod';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
+import type { AgentContainer } from './policy.ts';
+
+const AgentContainerAnswer = z.object({
+  agentContainer: z
+    .object({ id: z.string().regex(/^[0-9a-f]{64}$/), name: z.string().min(1).max(256) })
+    .nullish(),
+});
 
 export const DOCKER_TUNNEL_PROTOCOL = 'cap-docker-tunnel';
 /** How long the Panel waits for the Agent to dial in once it was told to. */
@@ -41,16 +49,20 @@ export class DockerTunnels {
     this.#d = d;
   }
 
+  /** The Agent's own container per node, as its last docker_tunnel answer said (null: none). */
+  readonly #agentContainers = new Map<string, AgentContainer | null>();
+
+  agentContainer(nodeId: string): AgentContainer | undefined {
+    return this.#agentContainers.get(nodeId) ?? undefined;
+  }
+
   /** A byte pipe to the node's Docker Engine socket (rejects with the Agent's code). */
   async open(nodeId: string, signal?: AbortSignal): Promise<Duplex> {
     if (this.#waiting.size >= MAX_WAITING)
       throw new CodedError('RATE_LIMITED', 'too many Docker requests waiting; try again shortly');
     const ticket = randomBytes(32).toString('base64url');
     let timer: NodeJS.Timeout | undefined;
-    const done = () => {
-      clearTimeout(timer);
-      this.#waiting.delete(ticket);
-    };
+    let dialled: Duplex | undefined;
     try {
       return await new Promise<Duplex>((resolve, reject) => {
         timer = setTimeout(
@@ -60,17 +72,32 @@ export class DockerTunnels {
         signal?.addEventListener('abort', () => reject(new CodedError('TIMEOUT', 'the client went away')), {
           once: true,
         });
+        // both the Agent's answer (which names its own container) and its dial
+        let answered = false;
+        const settle = () => {
+          if (answered && dialled) resolve(dialled);
+        };
         this.#waiting.set(ticket, {
           nodeId,
           resolve: (s) => {
+            dialled = s;
             if (signal?.aborted) s.destroy();
-            else resolve(s);
+            else settle();
           },
         });
-        this.#d.gateway.request(nodeId, 'docker_tunnel', { ticket }).catch(reject);
+        this.#d.gateway.request(nodeId, 'docker_tunnel', { ticket }).then((data) => {
+          const c = AgentContainerAnswer.safeParse(data);
+          this.#agentContainers.set(nodeId, c.success ? (c.data.agentContainer ?? null) : null);
+          answered = true;
+          settle();
+        }, reject);
       });
+    } catch (e) {
+      dialled?.destroy();
+      throw e;
     } finally {
-      done();
+      clearTimeout(timer);
+      this.#waiting.delete(ticket);
     }
   }
 
