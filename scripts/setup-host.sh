@@ -16,6 +16,8 @@ if [ "$mode" = test ]; then
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
   # OpenSSH's sftp client: the SFTP system test (test/sftp.int.test.ts)
   command -v sftp >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+  # a local registry for the Docker browser test's pull with progress (packages/web/e2e/docker.test.ts)
+  [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
   # deploy tests: a real Prometheus scrapes /metrics, nginx proxies the Panel (test/metrics, test/nginx-proxy)
   command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)

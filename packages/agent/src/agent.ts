@@ -129,7 +129,10 @@ export async function startAgent(
   });
 
   const theLinkForDial = link;
-  manager.setPanelDialer((method, p, body) => theLinkForDial.dial(method, p, body));
+  manager.setPanelDialer(
+    (method, p, body) => theLinkForDial.dial(method, p, body),
+    (p, protocol) => theLinkForDial.dialUpgrade(p, protocol),
+  );
   // after the link exists (it queues events until it connects), before anything else can act
   manager.reportInterrupted();
   manager.resumeAfterDowntime();

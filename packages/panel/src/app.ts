@@ -30,6 +30,7 @@ import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
+import { dockerRoutes } from './modules/docker/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
 import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
@@ -214,6 +215,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     agentSocketRoutes,
     clientRelayRoutes,
     prometheusRoutes,
+    dockerRoutes,
   ]) {
     await routes(app, s);
   }

@@ -23,6 +23,8 @@ import { TwoFactorService } from './modules/auth/two-factor.ts';
 import { S3Store } from './modules/backups/s3-store.ts';
 import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
+import { DockerAccessStore, DockerPolicyStore } from './modules/docker/policy-store.ts';
+import { DockerTunnels } from './modules/docker/tunnels.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
@@ -77,6 +79,12 @@ export interface PanelServices {
   backups: BackupsService;
   /** relayed transfers (file bodies, backup downloads): which node each ticket belongs to */
   transferRelay: TransferRelay;
+  /** tunnels to the nodes' Docker Engines (modules/docker: the Engine API relay) */
+  dockerTunnels: DockerTunnels;
+  /** per-node Docker policy settings (the bind allow-list) */
+  dockerPolicy: DockerPolicyStore;
+  /** users' node-level docker.read / docker.write */
+  dockerAccess: DockerAccessStore;
   /** a ticket's URLs: direct to the Agent (node transferUrl, connected) or relayed; files and backups */
   transferLinks: TransferLinks;
   metrics: MetricsService;
@@ -205,6 +213,14 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log,
   });
   const transferRelay = new TransferRelay();
+  const agents = new AgentsService({
+    nodes: nodesRepo,
+    tokens: new RefreshTokensRepo(db),
+    settings,
+    publicUrl: getPublicUrl,
+    dataDir: config.dataDir,
+    log,
+  });
   const transferLinks = new TransferLinks({
     relay: transferRelay,
     // only where the node's Agent said browsers can be served (else a direct request gets 401)
@@ -324,13 +340,15 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     sshKeys,
     apiKeys: new ApiKeysService(keysRepo),
     nodes,
-    agents: new AgentsService({
-      nodes: nodesRepo,
-      tokens: new RefreshTokensRepo(db),
-      settings,
-      publicUrl: getPublicUrl,
-      dataDir: config.dataDir,
-      log,
+    agents,
+    dockerPolicy: new DockerPolicyStore(db),
+    dockerAccess: new DockerAccessStore(db),
+    dockerTunnels: new DockerTunnels({
+      gateway,
+      verifyAgent: async (token, agentId) => {
+        const sub = await agents.verify(token);
+        return sub === agentId && (await nodes.exists(sub)) ? sub : null;
+      },
     }),
     servers,
     templates,

@@ -87,6 +87,8 @@ export const ErrorCode = z.enum([
   'URL_NOT_ALLOWED',
   /** an outside service the Panel called (a mod catalog) failed or answered nonsense */
   'UPSTREAM_ERROR',
+  /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
+  'DOCKER_POLICY_DENIED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -148,6 +150,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   REMOTE_CONSOLE_UNAVAILABLE: 503,
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
+  DOCKER_POLICY_DENIED: 403,
 };
 
 export const ErrorBody = z.object({

@@ -430,6 +430,16 @@ export const VolumeRestorePayload = z.object({
  * `GET /api/agent/transfers/<ticket>` reading an upload's. Answers once the dial has started.
  */
 export const RelayTransferPayload = z.object({ ticket: TransferTicket });
+/**
+ * docker_tunnel (issue 11): the Agent dials OUT to the Panel with its link credentials,
+ * `GET /api/agent/docker-tunnel/<ticket>` with `Upgrade: cap-docker-tunnel`, and once the Panel
+ * answers 101 it pipes that connection's bytes to and from its Docker Engine socket, both ways,
+ * until either side closes (one HTTP exchange of the Engine API per tunnel). Answers once the
+ * dial has started: `{ started: true, agentContainer: { id, name } | null }` (the container the
+ * Agent itself runs in, which the Panel's policy keeps non-owners away from); an Agent with the
+ * Docker API turned off (AGENT_DOCKER_API=0) refuses it.
+ */
+export const DockerTunnelPayload = z.object({ ticket: TransferTicket });
 
 /**
  * The largest message (serialised JSON, bytes) an Agent sends on the link, well below the
@@ -576,6 +586,8 @@ export const actionPayloads = {
   search_files: SearchFilesPayload,
   create_transfer: CreateTransferPayload,
   relay_transfer: RelayTransferPayload,
+  /** one relayed Docker Engine API exchange: the Agent dials in and pipes to its Docker socket */
+  docker_tunnel: DockerTunnelPayload,
   /** an upload ticket whose archive becomes a completed backup of the server (from object storage) */
   backup_import: BackupImportPayload,
   /** pack entries of one folder into an archive in it (an operation) */

@@ -84,6 +84,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     serverId: 's1',
   },
   relay_transfer: { payload: { ticket: 'a'.repeat(43) } },
+  docker_tunnel: { payload: { ticket: 'a'.repeat(43) } },
   backup_import: {
     payload: {
       backupId: 'b1',
@@ -135,6 +136,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   search_files: { query: '', limit: 10 },
   create_transfer: { direction: 'upload', path: 'a', size: -1 },
   relay_transfer: { ticket: '../x' },
+  docker_tunnel: { ticket: '../x' },
   backup_import: { backupId: 'b1', format: 'tar.zst', size: 10, sha256: 'nope' },
   sftp_revoke: { serverId: 's1' },
   file_compress: { names: [], format: 'tar.gz' },

@@ -27,6 +27,14 @@ const ServerDetailPage = lazy(() =>
   import('./pages/server-detail.tsx').then((m) => ({ default: m.ServerDetailPage })),
 );
 
+// the Docker pages (virtual lists, charts, the exec terminal) load when first opened
+const DockerPage = lazy(() => import('./pages/docker.tsx').then((m) => ({ default: m.DockerPage })));
+const docker = (
+  <Suspense fallback={<Loading label="Loading Docker…" />}>
+    <DockerPage />
+  </Suspense>
+);
+
 export function makeQueryClient(): QueryClient {
   return new QueryClient({
     defaultOptions: {
@@ -109,6 +117,10 @@ export function App({ client }: { client: QueryClient }) {
                   />
                   <Route path="nodes" element={<NodesPage />} />
                   <Route path="nodes/:id" element={<NodeDetailPage />} />
+                  <Route path="docker" element={docker} />
+                  <Route path="docker/:nodeId" element={docker} />
+                  <Route path="docker/:nodeId/:section" element={docker} />
+                  <Route path="docker/:nodeId/containers/:containerId" element={docker} />
                   <Route path="templates" element={<TemplatesPage />} />
                   <Route path="templates/:id" element={<TemplateDetailPage />} />
                   <Route path="account" element={<AccountPage />} />

@@ -86,6 +86,8 @@ const AgentEnv = z.object({
   AGENT_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
   /** plain ws:// or http:// to a Panel that is not on loopback is refused unless this is 1 */
   AGENT_ALLOW_INSECURE: z.enum(['1', '0', 'true', 'false']).default('0'),
+  /** 0: the Panel's Docker Engine API relay (docker_tunnel) is refused on this node */
+  AGENT_DOCKER_API: z.enum(['1', '0', 'true', 'false']).default('1'),
   /** the Panel's certificate SHA-256 fingerprint: only that certificate is accepted */
   AGENT_PANEL_CERT_SHA256: z
     .string()
@@ -156,6 +158,8 @@ export interface AgentConfig {
   readonly metricsToken: string | undefined;
   /** AGENT_ALLOW_INSECURE=1: plain ws:// or http:// to a Panel off loopback is allowed */
   readonly allowInsecure: boolean;
+  /** AGENT_DOCKER_API (default on): the Panel may relay Docker Engine API requests to this node */
+  readonly dockerApi: boolean;
   /** AGENT_PANEL_CERT_SHA256 as `AB:CD:…`: the only Panel certificate accepted */
   readonly panelCertSha256: string | undefined;
 }
@@ -207,6 +211,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     dataDir: e.AGENT_DATA_DIR,
     backupDir: e.AGENT_BACKUP_DIR ?? path.join(e.AGENT_DATA_DIR, 'backups'),
     dockerHost: e.DOCKER_HOST,
+    dockerApi: e.AGENT_DOCKER_API === '1' || e.AGENT_DOCKER_API === 'true',
     httpPort: e.AGENT_HTTP_PORT,
     httpHost: e.AGENT_HTTP_HOST,
     apiKey: e.AGENT_API_KEY,

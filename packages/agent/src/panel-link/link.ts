@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AGENT_ID_HEADER,
@@ -163,6 +163,54 @@ export class PanelLink {
       req.once('error', reject);
       if (body) pipeline(body.stream, req).catch((e) => req.destroy(e as Error));
       else req.end();
+    });
+  }
+
+  /**
+   * An upgraded connection to the Panel (`GET <pathname>` with `Upgrade: <protocol>`, the link's
+   * credentials, the same URL and TLS rules as dial()): once the Panel answers 101 the socket is
+   * a raw byte pipe (the Docker Engine API relay). Anything but 101 rejects.
+   */
+  dialUpgrade(pathname: string, protocol: string, timeoutMs = 15_000): Promise<Duplex> {
+    const creds = this.#creds;
+    if (!creds) return Promise.reject(new CodedError('AGENT_OFFLINE', 'not registered with the Panel'));
+    const base = new URL(this.#config.panelUrl);
+    if (base.protocol === 'ws:') base.protocol = 'http:';
+    if (base.protocol === 'wss:') base.protocol = 'https:';
+    const u = new URL(pathname, base);
+    if (u.origin !== base.origin) return Promise.reject(new CodedError('CONFIG_INVALID', 'not a Panel path'));
+    if (isPlainUrl(u.toString()) && !isLoopbackUrl(u.toString()) && !this.#config.allowInsecure)
+      return Promise.reject(new CodedError('CONFIG_INVALID', `refusing the unencrypted ${u.origin}`));
+    const agent = panelAgent(u.toString(), this.#pinned);
+    const request = u.protocol === 'https:' ? https.request : http.request;
+    return new Promise((resolve, reject) => {
+      const req = request(u, {
+        method: 'GET',
+        ...(agent ? { agent } : {}),
+        timeout: timeoutMs,
+        headers: {
+          authorization: `Bearer ${creds.token}`,
+          [AGENT_ID_HEADER]: creds.id,
+          connection: 'Upgrade',
+          upgrade: protocol,
+        },
+      });
+      req.once('upgrade', (res, socket, head) => {
+        req.setTimeout(0);
+        socket.setTimeout(0);
+        if (head.length > 0) socket.unshift(head);
+        res.resume();
+        resolve(socket);
+      });
+      req.once('response', (res) => {
+        res.resume();
+        reject(new CodedError('INTERNAL_ERROR', `the Panel answered ${res.statusCode} to the upgrade`));
+      });
+      req.once('timeout', () =>
+        req.destroy(new CodedError('TIMEOUT', 'the Panel did not answer the upgrade')),
+      );
+      req.once('error', reject);
+      req.end();
     });
   }
 

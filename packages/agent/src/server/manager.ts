@@ -24,6 +24,7 @@ import {
 import type { Logger } from 'pino';
 import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
+import { openDockerTunnel, ownContainer, type UpgradeDialer } from '../docker-api/tunnel.ts';
 import { hostBindings } from '../environment/docker/container-spec.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
 import {
@@ -629,9 +630,12 @@ export class ServerManager {
   readonly transfers = new TransferTickets();
   #dialPanel: PanelDialer | undefined;
 
+  #dialUpgrade: UpgradeDialer | undefined;
+
   /** How relay_transfer reaches the Panel (the link's credentials); set once the link exists. */
-  setPanelDialer(dial: PanelDialer): void {
+  setPanelDialer(dial: PanelDialer, upgrade?: UpgradeDialer): void {
     this.#dialPanel = dial;
+    this.#dialUpgrade = upgrade;
   }
 
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
@@ -1006,6 +1010,24 @@ export class ServerManager {
       case 'relay_transfer':
         this.#relay((p as { ticket: string }).ticket);
         return { data: { started: true } };
+      case 'docker_tunnel': {
+        if (!this.#config.dockerApi)
+          throw new CodedError(
+            'FORBIDDEN',
+            "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)",
+          );
+        const dial = this.#dialUpgrade;
+        if (!dial) throw new CodedError('AGENT_OFFLINE', 'no link to the Panel');
+        await openDockerTunnel({
+          ticket: (p as { ticket: string }).ticket,
+          dial,
+          dockerHost: this.#config.dockerHost,
+          log: this.#log,
+        });
+        // the Panel's policy keeps non-owners away from the Agent's own container
+        const agentContainer = await ownContainer(this.#config.dockerHost).catch(() => null);
+        return { data: { started: true, agentContainer } };
+      }
       case 'write_file': {
         const server = this.#server(serverId);
         const { dir } = server;

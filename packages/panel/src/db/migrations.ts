@@ -412,6 +412,29 @@ const m017: Migration = {
 };
 
 /**
+ * Docker through the Panel (issue 11): per node, the host paths bind mounts may come from (the
+ * policy's allow-list, a JSON array of absolute paths), and users' node-level Docker permissions
+ * (`docker.read`, `docker.write`; admins and owners hold both without a row).
+ */
+const m018: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('docker_policies')
+      .addColumn('node_id', 'text', (c) => c.primaryKey().references('nodes.id').onDelete('cascade'))
+      .addColumn('bind_allow', 'text', (c) => c.notNull().defaultTo('[]'))
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('docker_node_access')
+      .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id').onDelete('cascade'))
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('permissions', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('docker_node_access_pk', ['node_id', 'user_id'])
+      .execute();
+  },
+};
+
+/**
  * Players (issue 12 item 2): join/leave sessions by name, and a per-minute count history
  * (average online, peak, capacity), kept 7 days as metric_buckets are.
  */
@@ -616,6 +639,7 @@ export const migrations: Record<string, Migration> = {
   '015_node_public_address': m015,
   '016_node_agent_refusal': m016,
   '017_node_transfer_url': m017,
+  '018_docker_policy': m018,
   '020_players': m020,
   '022_schedules': m022,
   '023_webhooks': m023,

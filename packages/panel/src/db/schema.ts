@@ -246,7 +246,22 @@ export interface ActivityTable {
   details: string | null;
 }
 
+export interface DockerPoliciesTable {
+  node_id: string;
+  /** JSON array of absolute host paths bind mounts may come from */
+  bind_allow: string;
+  updated_at: string;
+}
+export interface DockerNodeAccessTable {
+  node_id: string;
+  user_id: string;
+  /** JSON array: 'docker.read', 'docker.write' */
+  permissions: string;
+}
+
 export interface Database {
+  docker_policies: DockerPoliciesTable;
+  docker_node_access: DockerNodeAccessTable;
   users: UsersTable;
   sessions: SessionsTable;
   api_keys: ApiKeysTable;

@@ -127,6 +127,15 @@ const EXPECTED: Record<string, string> = {
   'POST /api/servers/:id/files/decompress': 'user file.archive',
   'POST /api/nodes/:id/volumes/:name/archive': 'admin',
   'POST /api/nodes/:id/volumes/:name/restore': 'admin',
+  'GET /api/nodes/:id/docker/*': 'user',
+  'POST /api/nodes/:id/docker/*': 'user',
+  'PUT /api/nodes/:id/docker/*': 'user',
+  'DELETE /api/nodes/:id/docker/*': 'user',
+  'GET /ws/nodes/:id/docker/exec/:execId': 'user',
+  'GET /api/nodes/:id/docker-policy': 'admin',
+  'PUT /api/nodes/:id/docker-policy': 'owner',
+  'GET /api/nodes/:id/docker-access': 'admin',
+  'PUT /api/nodes/:id/docker-access/:userId': 'admin',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',
@@ -146,6 +155,8 @@ const EXPECTED: Record<string, string> = {
 
 // Bodies that pass validation where the handler decides (agent credentials).
 const BODIES: Record<string, unknown> = {
+  'PUT /api/nodes/:id/docker-access/:userId': { permissions: [] },
+  'PUT /api/nodes/:id/docker-policy': { bindAllow: [] },
   'POST /api/agents/register': {
     name: 'n',
     hostname: 'h',

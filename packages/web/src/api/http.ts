@@ -37,6 +37,11 @@ export function setCsrfToken(token: string | null): void {
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** The CSRF header a state-changing request needs (for callers that fetch bodies themselves). */
+export function csrfHeaders(method: string): Record<string, string> {
+  return UNSAFE.has(method.toUpperCase()) && csrfToken ? { 'x-csrf-token': csrfToken } : {};
+}
+
 type Listener = () => void;
 const unauthenticatedListeners = new Set<Listener>();
 /** Called when any request comes back 401 UNAUTHENTICATED (session expired elsewhere). */

@@ -6392,7 +6392,7 @@ export interface paths {
                                 completedAt: string | null;
                                 error?: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
                                     message: string;
                                 };
                                 createdBy: {
@@ -6408,7 +6408,7 @@ export interface paths {
                                     nextAttemptAt: string | null;
                                     error: {
                                         /** @enum {string} */
-                                        code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                        code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
                                         message: string;
                                     } | null;
                                 } | null;
@@ -6495,7 +6495,7 @@ export interface paths {
                             completedAt: string | null;
                             error?: {
                                 /** @enum {string} */
-                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
                                 message: string;
                             };
                             createdBy: {
@@ -6511,7 +6511,7 @@ export interface paths {
                                 nextAttemptAt: string | null;
                                 error: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
                                     message: string;
                                 } | null;
                             } | null;
@@ -6753,7 +6753,7 @@ export interface paths {
                             completedAt: string | null;
                             error?: {
                                 /** @enum {string} */
-                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
                                 message: string;
                             };
                             createdBy: {
@@ -6769,7 +6769,7 @@ export interface paths {
                                 nextAttemptAt: string | null;
                                 error: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
                                     message: string;
                                 } | null;
                             } | null;
@@ -9098,6 +9098,380 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/nodes/{id}/docker-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The node's Docker policy settings: the host paths bind mounts may come from (for non-owners). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            bindAllow: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** @description Sets the bind allow-list (owners only: a wider list is a way around the policy). The Docker socket stays refused. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        bindAllow: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            bindAllow: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/docker-access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Users' node-level Docker permissions (admins and owners hold both without a row). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            permissions: ("docker.read" | "docker.write")[];
+                            userId: string;
+                        }[];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/docker-access/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** @description Sets a user's Docker permissions on the node: docker.read (GET/HEAD through the relay), docker.write (the rest); [] removes them. The policy still applies. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    userId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        permissions: ("docker.read" | "docker.write")[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            permissions: ("docker.read" | "docker.write")[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/docker/{*}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The node's Docker Engine API, relayed: `<path>` is an Engine API path (optionally with `/v1.xx`), answered with exactly the Engine's status, headers and body, streamed. See docs/contracts.md "Docker through the Panel". */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    "*": string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** @description The node's Docker Engine API, relayed: `<path>` is an Engine API path (optionally with `/v1.xx`), answered with exactly the Engine's status, headers and body, streamed. See docs/contracts.md "Docker through the Panel". */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    "*": string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** @description The node's Docker Engine API, relayed: `<path>` is an Engine API path (optionally with `/v1.xx`), answered with exactly the Engine's status, headers and body, streamed. See docs/contracts.md "Docker through the Panel". */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    "*": string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** @description The node's Docker Engine API, relayed: `<path>` is an Engine API path (optionally with `/v1.xx`), answered with exactly the Engine's status, headers and body, streamed. See docs/contracts.md "Docker through the Panel". */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    "*": string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -9114,7 +9488,7 @@ export interface components {
         }[];
         ErrorInput: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
             message: string;
             requestId: string;
             location?: string;
@@ -9255,7 +9629,7 @@ export interface components {
         }[];
         Error: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED";
             message: string;
             requestId: string;
             location?: string;

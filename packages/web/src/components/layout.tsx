@@ -54,6 +54,8 @@ export function Layout() {
   const all = [
     // a `user` sees its servers only: no nodes
     ...links.filter((l) => seesPanel || l.to !== '/nodes'),
+    // each node's Docker Engine (the Panel checks docker.read / docker.write per node)
+    ...(seesPanel ? [{ to: '/docker', label: 'Docker', end: false }] : []),
     ...(canWrite
       ? [
           { to: '/users', label: 'Users', end: false },

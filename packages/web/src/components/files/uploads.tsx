@@ -26,7 +26,7 @@ export interface UploadItem extends UploadProgress {
 const PARALLEL = 2;
 
 /** PUT `file` to `url`, reporting bytes sent; rejects with the Panel's coded error. */
-function putFile(
+export function putFile(
   url: string,
   file: File,
   onProgress: (loaded: number) => void,

@@ -1,0 +1,469 @@
+/**
+ * `/api/nodes/:id/docker/<Docker Engine API path>` (issue 11; docs/contracts.md "Docker through
+ * the Panel"): every method, relayed to the node's Engine through a tunnel the Agent dials out
+ * (tunnels.ts) and answered with exactly what the Engine answered, streamed both ways. Request
+ * bodies are not parsed by Fastify here (no content-type parser in this context): they are
+ * capped per endpoint kind and streamed, or buffered (≤ 1 MiB) where the Panel must read them.
+ */
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import path from 'node:path';
+import type { Duplex, Readable } from 'node:stream';
+import { CodedError, type ErrorCode, isCodedError } from '@cap/protocol';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { hasRole, principalOf } from '../../http/auth.ts';
+import type { PanelServices } from '../../services.ts';
+import { checkPolicy, type PolicyContext } from './policy.ts';
+import { DOCKER_PERMISSIONS } from './policy-store.ts';
+import {
+  bodyCap,
+  bodyKind,
+  capped,
+  checkDeclaredLength,
+  type EnginePath,
+  enginePath,
+  exchange,
+  exchangeUpgrade,
+  forwardHeaders,
+  headersTimeout,
+  INSPECT_MAX_BYTES,
+  readCapped,
+  readExact,
+  responseHeaders,
+  splice,
+  upgradeHead,
+  upgradeHeaders,
+} from './proxy.ts';
+
+const ExecId = z.string().regex(/^[0-9a-f]{64}$/, 'an exec id');
+/** Output waiting for a slow browser past this pauses the exec's stream (backpressure). */
+const WS_HIGH_WATER = 1024 * 1024;
+
+function originAllowed(req: FastifyRequest, publicUrl: string): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true;
+  try {
+    const host = new URL(origin).host;
+    return host === req.headers.host || host === new URL(publicUrl).host;
+  } catch {
+    return false;
+  }
+}
+
+const Resize = z.object({
+  type: z.literal('resize'),
+  cols: z.number().int().min(1).max(1000),
+  rows: z.number().int().min(1).max(1000),
+});
+
+/** One exec's stream spliced to a browser's WebSocket (see the route). */
+function execTerminal(s: PanelServices, ws: WebSocket, nodeId: string, execId: string): void {
+  let stream: Duplex | undefined;
+  let closed = false;
+  const close = (code: number, reason: string) => {
+    if (closed) return;
+    closed = true;
+    stream?.destroy();
+    if (ws.readyState === ws.OPEN) ws.close(code, reason.slice(0, 120));
+  };
+  ws.on('close', () => close(1000, ''));
+  const resize = async (cols: number, rows: number) => {
+    const t = await s.dockerTunnels.open(nodeId);
+    const res = await exchange(t, {
+      method: 'POST',
+      path: `/exec/${execId}/resize?h=${rows}&w=${cols}`,
+      headers: { host: 'docker' },
+    });
+    res.resume();
+  };
+  const start = async () => {
+    const t = await s.dockerTunnels.open(nodeId);
+    const body = Buffer.from(JSON.stringify({ Detach: false, Tty: true }));
+    const r = await exchangeUpgrade(t, {
+      method: 'POST',
+      path: `/exec/${execId}/start`,
+      headers: {
+        host: 'docker',
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        connection: 'Upgrade',
+        upgrade: 'tcp',
+      },
+      body,
+    });
+    if (r.kind === 'response') {
+      const text = (await readCapped(r.res, 64 * 1024).catch(() => Buffer.alloc(0))).toString();
+      let message = text;
+      try {
+        message = String(JSON.parse(text).message ?? text);
+      } catch {}
+      close(4000 + Math.min(Math.max(r.res.statusCode ?? 500, 400), 599), `DOCKER_ERROR: ${message}`);
+      return;
+    }
+    stream = r.socket;
+    if (closed) return stream.destroy();
+    if (r.head.length > 0) ws.send(r.head);
+    stream.on('data', (b: Buffer) => {
+      ws.send(b, { binary: true });
+      if (ws.bufferedAmount > WS_HIGH_WATER) {
+        stream?.pause();
+        const wait = () => {
+          if (closed) return;
+          if (ws.bufferedAmount > WS_HIGH_WATER / 2) setTimeout(wait, 20);
+          else stream?.resume();
+        };
+        setTimeout(wait, 20);
+      }
+    });
+    // the exec's output ended (it exited): the tunnel keeps half-open sockets, so 'end' is the sign
+    stream.on('end', () => close(1000, 'exited'));
+    stream.on('close', () => close(1000, 'exited'));
+    stream.resume();
+    stream.on('error', () => close(1011, 'DOCKER_ERROR: the stream failed'));
+  };
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) {
+      stream?.write(data);
+      return;
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data.toString('utf8'));
+    } catch {
+      return close(4400, 'VALIDATION_FAILED: not JSON');
+    }
+    const r = Resize.safeParse(msg);
+    if (!r.success) return close(4400, 'VALIDATION_FAILED: expected {"type":"resize","cols","rows"}');
+    resize(r.data.cols, r.data.rows).catch(() => undefined);
+  });
+  start().catch((e) => close(1011, `${isCodedError(e) ? e.code : 'DOCKER_ERROR'}: ${(e as Error).message}`));
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'] as const;
+const Params = z.object({ id: z.string().min(1).max(64), '*': z.string().max(8192) });
+
+const DOCKER_UPGRADE_PATH = /^\/api\/nodes\/[^/?]+\/docker\//;
+
+interface Upgrade {
+  socket: Duplex;
+  /** the request's body (exec start's JSON), read off the connection */
+  body: Buffer;
+  /** bytes the client sent after the body (early stdin) */
+  rest: Buffer;
+}
+
+/** GET/HEAD need docker.read on the node, anything else docker.write; admins and owners hold both. */
+async function assertDockerAccess(s: PanelServices, req: FastifyRequest, nodeId: string, write: boolean) {
+  const p = principalOf(req);
+  if (hasRole(p.user.role, 'admin')) return;
+  const need = write ? 'docker.write' : 'docker.read';
+  if (!(await s.dockerAccess.of(nodeId, p.user.id)).has(need))
+    throw new CodedError('PERMISSION_DENIED', `needs ${need} on this node`);
+}
+
+export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Promise<void> {
+  const upgrades = new WeakMap<IncomingMessage, Upgrade>();
+  // Docker's hijacked streams (exec start and attach with `Upgrade: tcp`, the WebSocket attach)
+  // are routed as ordinary requests (auth, CSRF and the checks run as for any other); the
+  // handler then takes the connection over
+  s.dockerTunnels.install(app.server, (req, socket, head) => {
+    if (!DOCKER_UPGRADE_PATH.test(req.url ?? '')) return false;
+    socket.on('error', () => socket.destroy());
+    const refuse = (status: number, code: ErrorCode, message: string) =>
+      socket.end(
+        `HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n${JSON.stringify({ code, message })}`,
+      );
+    const cl = req.headers['content-length'];
+    const n = cl === undefined ? 0 : Number(cl);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      refuse(400, 'VALIDATION_FAILED', 'bad Content-Length');
+      return true;
+    }
+    if (n > INSPECT_MAX_BYTES) {
+      refuse(413, 'PAYLOAD_TOO_LARGE', `a hijacking request's body is at most ${INSPECT_MAX_BYTES} bytes`);
+      return true;
+    }
+    readExact(socket, head, n).then(
+      ({ body, rest }) => {
+        upgrades.set(req, { socket, body, rest });
+        const res = new ServerResponse(req);
+        res.assignSocket(socket as Socket);
+        app.routing(req, res);
+      },
+      () => socket.destroy(),
+    );
+    return true;
+  });
+
+  // The browser's exec terminal: a WebSocket to an exec made through the relay
+  // (POST /containers/{id}/exec); binary frames are the exec's stdin and output, a text frame
+  // {"type":"resize","cols":N,"rows":N} resizes its TTY. docs/contracts.md "Docker through the Panel".
+  app.get(
+    '/ws/nodes/:id/docker/exec/:execId',
+    {
+      websocket: true,
+      config: { auth: 'user' },
+      schema: { params: z.object({ id: z.string().min(1).max(64), execId: ExecId }) },
+      preValidation: async (req) => {
+        if (!originAllowed(req, s.publicUrl()))
+          throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
+        await s.nodes.get((req.params as { id: string }).id);
+      },
+    },
+    (ws, req) => {
+      const { id, execId } = req.params as { id: string; execId: string };
+      execTerminal(s, ws, id, execId);
+    },
+  );
+
+  const BindAllow = z.object({
+    bindAllow: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(4096)
+          .refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'an absolute path without ".."'),
+      )
+      .max(64),
+  });
+  const NodeParams = z.object({ id: z.string().min(1).max(64) });
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get(
+    '/api/nodes/:id/docker-policy',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "The node's Docker policy settings: the host paths bind mounts may come from (for non-owners).",
+        params: NodeParams,
+        response: { 200: BindAllow },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      return { bindAllow: await s.dockerPolicy.bindAllow(req.params.id) };
+    },
+  );
+  r.put(
+    '/api/nodes/:id/docker-policy',
+    {
+      config: { auth: 'owner' },
+      schema: {
+        tags: ['docker'],
+        description:
+          'Sets the bind allow-list (owners only: a wider list is a way around the policy). The Docker socket stays refused.',
+        params: NodeParams,
+        body: BindAllow,
+        response: { 200: BindAllow },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      const list = [...new Set(req.body.bindAllow.map((p) => path.posix.normalize(p)))];
+      await s.dockerPolicy.setBindAllow(req.params.id, list);
+      return { bindAllow: list };
+    },
+  );
+
+  const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
+  r.get(
+    '/api/nodes/:id/docker-access',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description: "Users' node-level Docker permissions (admins and owners hold both without a row).",
+        params: NodeParams,
+        response: { 200: z.array(Perms.extend({ userId: z.string() })) },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      return s.dockerAccess.list(req.params.id);
+    },
+  );
+  r.put(
+    '/api/nodes/:id/docker-access/:userId',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "Sets a user's Docker permissions on the node: docker.read (GET/HEAD through the relay), docker.write (the rest); [] removes them. The policy still applies.",
+        params: NodeParams.extend({ userId: z.string().min(1).max(64) }),
+        body: Perms,
+        response: { 200: Perms },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      if (!(await s.dockerAccess.set(req.params.id, req.params.userId, req.body.permissions)))
+        throw new CodedError('NOT_FOUND', 'no such user');
+      return { permissions: [...(await s.dockerAccess.of(req.params.id, req.params.userId))].sort() };
+    },
+  );
+
+  await app.register(async (scope) => {
+    // the body is the Engine's business: no parser reads it here, the handler streams it
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+    const relay = async (req: FastifyRequest, reply: FastifyReply) => {
+      const { id } = req.params as { id: string };
+      await s.nodes.get(id);
+      await assertDockerAccess(s, req, id, req.method !== 'GET' && req.method !== 'HEAD');
+      const ep = enginePath(req.raw.url ?? '', `/api/nodes/${encodeURIComponent(id)}/docker`);
+      const method = req.method;
+      // the activity log (every change): which node, method and Engine path; never a body or query
+      if (req.activity) {
+        req.activity.action = 'node.docker';
+        req.activity.details = { nodeId: id, method, path: ep.path.slice(0, 512) };
+      }
+      const up = upgrades.get(req.raw);
+      if (up) return hijack(req, reply, id, ep, up);
+      const kind = bodyKind(method, ep.path);
+      const cap = bodyCap(kind);
+      checkDeclaredLength(req.headers, cap);
+      const headers = forwardHeaders(req.headers);
+      const hasBody =
+        method !== 'GET' &&
+        method !== 'HEAD' &&
+        (req.headers['transfer-encoding'] !== undefined ||
+          (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'));
+      let body: Buffer | Readable | undefined;
+      let parsed: unknown;
+      if (hasBody && kind === 'inspect') {
+        const raw = await readCapped(req.raw, cap);
+        try {
+          parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+        } catch {
+          throw new CodedError('VALIDATION_FAILED', 'the body is not JSON');
+        }
+        // the Engine reads what the policy read: the body as parsed here (one value per key)
+        body = parsed === undefined ? undefined : Buffer.from(JSON.stringify(parsed));
+        delete headers['transfer-encoding'];
+        if (body) headers['content-length'] = String(body.length);
+        else delete headers['content-length'];
+      } else if (hasBody) body = req.raw.pipe(capped(cap));
+      const isOwner = principalOf(req).user.role === 'owner';
+      // what needs no Agent is refused before the tunnel (the Agent's own container needs its answer)
+      if (!isOwner) checkPolicy(method, ep.path, ep.query, parsed, await policyContext(id, false));
+
+      // the client going away ends the tunnel, and with it the Agent's Docker connection
+      const abort = new AbortController();
+      const gone = () => abort.abort();
+      reply.raw.once('close', gone);
+      const tunnel = await s.dockerTunnels.open(id, abort.signal);
+      abort.signal.addEventListener('abort', () => tunnel.destroy(), { once: true });
+      if (abort.signal.aborted) tunnel.destroy();
+      if (!isOwner) {
+        try {
+          checkPolicy(method, ep.path, ep.query, parsed, await policyContext(id, true));
+        } catch (e) {
+          tunnel.destroy();
+          throw e;
+        }
+      }
+      const res = await exchange(tunnel, {
+        method,
+        path: ep.forward,
+        headers,
+        headersTimeoutMs: headersTimeout(ep.path),
+        ...(body ? { body } : {}),
+      });
+      res.once('close', () => tunnel.destroy());
+      return reply
+        .code(res.statusCode ?? 502)
+        .headers(responseHeaders(res.headers))
+        .send(res);
+    };
+
+    const policyContext = async (nodeId: string, withAgent: boolean): Promise<PolicyContext> => ({
+      bindAllow: await s.dockerPolicy.bindAllow(nodeId),
+      ...(withAgent ? { agent: s.dockerTunnels.agentContainer(nodeId) } : {}),
+    });
+
+    /** exec start / attach with Upgrade: the Engine's 101 and then the raw stream, both ways */
+    const hijack = async (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      id: string,
+      ep: EnginePath,
+      up: Upgrade,
+    ) => {
+      const headers = forwardHeaders(req.headers);
+      delete headers['transfer-encoding'];
+      delete headers['content-length'];
+      if (up.body.length > 0) headers['content-length'] = String(up.body.length);
+      const isOwner = principalOf(req).user.role === 'owner';
+      if (!isOwner) checkPolicy(req.method, ep.path, ep.query, undefined, await policyContext(id, false));
+      const tunnel = await s.dockerTunnels.open(id);
+      const closeTunnel = () => tunnel.destroy();
+      if (!isOwner) {
+        try {
+          checkPolicy(req.method, ep.path, ep.query, undefined, await policyContext(id, true));
+        } catch (e) {
+          tunnel.destroy();
+          throw e;
+        }
+      }
+      up.socket.once('close', closeTunnel);
+      const r = await exchangeUpgrade(tunnel, {
+        method: req.method,
+        path: ep.forward,
+        headers: { ...headers, ...upgradeHeaders(req.headers) },
+        ...(up.body.length > 0 ? { body: up.body } : {}),
+      });
+      if (r.kind === 'response') {
+        r.res.once('close', closeTunnel);
+        return reply
+          .code(r.res.statusCode ?? 502)
+          .headers({ ...responseHeaders(r.res.headers), connection: 'close' })
+          .send(r.res);
+      }
+      reply.hijack();
+      // a hijacked reply has no onResponse: its entry is published here
+      s.bus.publish({
+        kind: 'user_action',
+        action: 'node.docker',
+        actor: principalOf(req).user.id,
+        email: principalOf(req).user.email,
+        ip: req.ip ?? null,
+        result: 'ok',
+        at: new Date().toISOString(),
+        details: { nodeId: id, method: req.method, path: ep.path.slice(0, 512), upgrade: 'tcp' },
+      });
+      const client = up.socket as Socket;
+      client.setTimeout(0);
+      client.setNoDelay(true);
+      client.allowHalfOpen = true;
+      client.write(upgradeHead(r.res));
+      if (r.head.length > 0) client.write(r.head);
+      if (up.rest.length > 0) r.socket.write(up.rest);
+      (r.socket as Socket).allowHalfOpen = true;
+      splice(client, r.socket, closeTunnel);
+      client.resume();
+    };
+
+    for (const method of METHODS) {
+      scope.route({
+        method,
+        url: '/api/nodes/:id/docker/*',
+        config: { auth: 'user' },
+        exposeHeadRoute: false,
+        schema: {
+          tags: ['docker'],
+          description:
+            'The node\'s Docker Engine API, relayed: `<path>` is an Engine API path (optionally with `/v1.xx`), answered with exactly the Engine\'s status, headers and body, streamed. See docs/contracts.md "Docker through the Panel".',
+          params: Params,
+        },
+        handler: relay,
+      });
+    }
+  });
+}

@@ -1,0 +1,116 @@
+import { Badge, Group, Select, Stack, Tabs, Text, Title } from '@mantine/core';
+import { useNavigate, useParams } from 'react-router';
+import { useNodeContainers } from '../api/docker.ts';
+import { useNodes } from '../api/queries.ts';
+import { ContainerDetail } from '../components/docker/container-detail.tsx';
+import { ContainersList } from '../components/docker/containers-list.tsx';
+import { CreateWizard } from '../components/docker/create-wizard.tsx';
+import { ImagesTab } from '../components/docker/images.tsx';
+import { NetworksTab, VolumesTab } from '../components/docker/networks-volumes.tsx';
+import { SystemTab } from '../components/docker/system.tsx';
+import { Empty, ErrorState, Loading } from '../components/states.tsx';
+
+const SECTIONS = [
+  ['containers', 'Containers'],
+  ['create', 'Create container'],
+  ['images', 'Images'],
+  ['networks', 'Networks'],
+  ['volumes', 'Volumes'],
+  ['system', 'System'],
+] as const;
+type Section = (typeof SECTIONS)[number][0];
+const isSection = (s: string | undefined): s is Section => SECTIONS.some(([k]) => k === s);
+
+/**
+ * Docker, per node and across all nodes: `/docker` (every node's containers), `/docker/:nodeId/:section`
+ * and `/docker/:nodeId/containers/:containerId`. Everything goes through the Panel's relay of each
+ * node's Engine API (`/api/nodes/:id/docker/…`).
+ */
+export function DockerPage() {
+  const params = useParams();
+  const navigate = useNavigate();
+  const nodes = useNodes();
+  const nodeParam = params['nodeId'] ?? 'all';
+  // one node's list is asked for at once, not after the node list (same cache as the list's)
+  useNodeContainers(
+    nodeParam !== 'all' && !params['containerId'] && (params['section'] ?? 'containers') === 'containers'
+      ? nodeParam
+      : '',
+  );
+  const section: Section = isSection(params['section']) ? params['section'] : 'containers';
+  const containerId = params['containerId'];
+  if (nodes.isPending) return <Loading label="Loading nodes…" />;
+  if (nodes.isError)
+    return <ErrorState error={nodes.error} title="Could not load nodes" onRetry={() => nodes.refetch()} />;
+  const node = nodeParam === 'all' ? null : (nodes.data.find((n) => n.id === nodeParam) ?? null);
+  const firstOnline = nodes.data.find((n) => n.online) ?? nodes.data[0];
+  const go = (nodeId: string, s: Section) => navigate(`/docker/${encodeURIComponent(nodeId)}/${s}`);
+  const perNode = section !== 'containers' || containerId;
+
+  let body: React.ReactNode;
+  if (nodes.data.length === 0)
+    body = <Empty title="No nodes yet">Add a node first; its Docker Engine shows here.</Empty>;
+  else if (nodeParam !== 'all' && !node) body = <Empty title="No such node">Pick one above.</Empty>;
+  else if (perNode && !node) body = <Empty title="Pick a node">This section is per node.</Empty>;
+  else if (node && !node.online)
+    body = (
+      <Empty title={`${node.name} is offline`}>
+        Its Agent is not connected; nothing can be asked of its Docker Engine.
+      </Empty>
+    );
+  else if (containerId && node)
+    body = <ContainerDetail nodeId={node.id} id={containerId} nodeName={node.name} />;
+  else if (section === 'containers') body = <ContainersList nodes={nodes.data} nodeId={node?.id ?? null} />;
+  else if (node && section === 'create') body = <CreateWizard nodeId={node.id} />;
+  else if (node && section === 'images') body = <ImagesTab nodeId={node.id} />;
+  else if (node && section === 'networks') body = <NetworksTab nodeId={node.id} />;
+  else if (node && section === 'volumes') body = <VolumesTab nodeId={node.id} />;
+  else if (node) body = <SystemTab nodeId={node.id} />;
+
+  return (
+    <Stack gap="md" data-testid="page-docker">
+      <Group justify="space-between" align="flex-end">
+        <Group gap="sm">
+          <Title order={2}>Docker</Title>
+          <Text c="dimmed" size="sm">
+            every container of {node ? node.name : 'every node'}, the Panel's and the others
+          </Text>
+        </Group>
+        <Select
+          label="Node"
+          value={node ? node.id : 'all'}
+          allowDeselect={false}
+          data={[
+            ...(section === 'containers' && !containerId ? [{ value: 'all', label: 'All nodes' }] : []),
+            ...nodes.data.map((n) => ({ value: n.id, label: `${n.name}${n.online ? '' : ' (offline)'}` })),
+          ]}
+          onChange={(v) => go(v ?? 'all', containerId ? 'containers' : section)}
+          data-testid="docker-node"
+          w={220}
+        />
+      </Group>
+      <Tabs
+        value={containerId ? 'containers' : section}
+        onChange={(s) => {
+          if (!isSection(s ?? undefined)) return;
+          const target = s === 'containers' ? (node?.id ?? 'all') : (node?.id ?? firstOnline?.id ?? 'all');
+          go(target, s as Section);
+        }}
+      >
+        <Tabs.List>
+          {SECTIONS.map(([k, label]) => (
+            <Tabs.Tab key={k} value={k} data-testid={`docker-tab-${k}`}>
+              {label}
+              {k !== 'containers' && !node ? (
+                <Badge size="xs" variant="transparent" color="gray">
+                  per node
+                </Badge>
+              ) : null}
+            </Tabs.Tab>
+          ))}
+        </Tabs.List>
+      </Tabs>
+      {body}
+    </Stack>
+  );
+}
