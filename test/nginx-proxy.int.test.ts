@@ -135,7 +135,9 @@ describe('the nginx example of docs/deploy.md', {
     const t0 = Date.now();
     for (;;) {
       const n = await panel.app.inject({ method: 'GET', url: `/api/nodes/${id}`, headers });
-      if (n.json().online) break;
+      // both ends agree: the Panel lists it online and the Agent's link is up (the Panel can
+      // mark it online an instant before a reconnecting Agent's link is ready again)
+      if (n.json().online && agent.panelConnected) break;
       if (Date.now() - t0 > 20_000) assert.fail(`never online; nginx: ${nginxLog()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
