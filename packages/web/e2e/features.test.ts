@@ -203,7 +203,8 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
       assert.match((await byTestId('feature-line').textContent()) ?? '', /pthread_create failed/);
       assert.equal(await byTestId('feature-pids').inputValue(), '1024');
       await shot('f5-pid-dialog');
-      await byTestId('feature-pids-apply').click();
+      // enabled once the server has settled (crashed or offline): slow on a loaded CI machine
+      await byTestId('feature-pids-apply').click({ timeout: 90_000 });
       await waitForStatus('running', 90_000);
       const server = await apiFromPage<{ image: string; limits: { pids?: number } }>('GET', `/servers/${id}`);
       assert.equal(server.body.image, 'ctrl-alt-play/debian:latest');

@@ -453,6 +453,8 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     ])
       assert.equal(await byTestId(id).count(), 0, `${id} shown`);
     await byTestId('actions-server.properties').click();
+    // the menu renders after the click (a transition): read it once it is there
+    await page.getByRole('menuitem').first().waitFor({ timeout: WAIT });
     const items = await page.getByRole('menuitem').allTextContents();
     assert.deepEqual(items, ['Download']);
     await page.keyboard.press('Escape');
