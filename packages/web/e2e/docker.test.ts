@@ -8,10 +8,7 @@
  * Images tab with its per-layer progress. Screenshots: test-artifacts/screenshots/docker-*.png.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RunningAgent } from '@cap/agent';
@@ -21,7 +18,6 @@ import type { Page } from 'playwright-core';
 import {
   addNode,
   type E2E,
-  freePort,
   nodeOnline,
   openE2E,
   SHOTS,
@@ -30,13 +26,13 @@ import {
   stepper,
   until,
 } from './harness.ts';
+import { pushImage, type RunningRegistry, startRegistry } from './registry.ts';
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `downer-${run}@example.test`, password: `pw-${run}-owner-secret` };
 const WAIT = 60_000;
 const IMAGE = 'ctrl-alt-play/busybox:latest';
 const LABEL = 'cap-e2e-docker';
-const REGISTRY_BIN = '/usr/bin/docker-registry';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 let e2e: E2E | undefined;
@@ -45,8 +41,7 @@ let page: Page;
 let agentDir: string;
 let agent: RunningAgent | undefined;
 let nodeId: string | undefined;
-let registry: ChildProcess | undefined;
-let registryDir: string | undefined;
+let registry: RunningRegistry | undefined;
 let pulledRef = '';
 
 const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
@@ -59,44 +54,6 @@ async function readTerminal(testId: string): Promise<string> {
       | null;
     return el?.capReadBuffer?.() ?? '';
   }, testId);
-}
-
-/** Debian's docker-registry serving a fresh directory on a free loopback port. */
-async function startRegistry(): Promise<string> {
-  assert.ok(
-    existsSync(REGISTRY_BIN),
-    `${REGISTRY_BIN} is missing: apt-get install docker-registry (scripts/setup-host.sh does)`,
-  );
-  const port = await freePort();
-  registryDir = mkdtempSync(join(tmpdir(), 'cap-e2e-registry-'));
-  const config = join(registryDir, 'config.yml');
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log: { level: error }',
-      'storage:',
-      `  filesystem: { rootdirectory: ${join(registryDir, 'data')} }`,
-      '  delete: { enabled: true }',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '',
-    ].join('\n'),
-  );
-  registry = spawn(REGISTRY_BIN, ['serve', config], { stdio: 'ignore' });
-  const base = `127.0.0.1:${port}`;
-  await until(
-    'the registry answering',
-    async () => {
-      try {
-        return (await fetch(`http://${base}/v2/`)).ok;
-      } catch {
-        return false;
-      }
-    },
-    { timeout: 20_000, every: 100 },
-  );
-  return base;
 }
 
 async function removeLabelled(): Promise<void> {
@@ -123,8 +80,7 @@ after(async () => {
       .getImage(pulledRef)
       .remove({ force: true })
       .catch(() => undefined);
-  registry?.kill('SIGTERM');
-  if (registryDir) rmSync(registryDir, { recursive: true, force: true });
+  await registry?.stop();
   await e2e?.close({ agent, nodeId });
 });
 
@@ -227,28 +183,11 @@ test('Docker: the list with a foreign container, the create wizard, a pull with 
   });
 
   await step('a pull from a local registry shows per-layer progress to the end', async () => {
-    const base = await startRegistry();
-    // a fresh image: busybox plus a random 24 MB layer, committed, pushed, then removed here
-    const seed = await docker.createContainer({
-      Image: IMAGE,
-      Cmd: ['sh', '-c', 'head -c 25165824 /dev/urandom > /blob'],
-      Labels: { [LABEL]: run },
-    });
-    await seed.start();
-    await seed.wait();
-    const repo = `${base}/e2e/random-${run}`;
+    registry = await startRegistry();
+    // a fresh image: busybox plus a random 24 MB layer, pushed, then removed here
+    const repo = `${registry.host}/e2e/random-${run}`;
     pulledRef = `${repo}:v1`;
-    await seed.commit({ repo, tag: 'v1' });
-    const push = await docker.getImage(pulledRef).push({ authconfig: {} });
-    await new Promise<void>((resolve, reject) =>
-      docker.modem.followProgress(push, (err: Error | null, out: { error?: string }[]) => {
-        const failed = out?.find((o) => o.error);
-        if (err || failed) reject(err ?? new Error(failed?.error));
-        else resolve();
-      }),
-    );
-    await seed.remove({ force: true });
-    await docker.getImage(pulledRef).remove();
+    await pushImage(docker, pulledRef, { layerBytes: 25165824, labels: { [LABEL]: run } });
 
     await page.goto(`${panel.url}/docker/${nodeId}/images`);
     await byTestId('images-tab').waitFor({ timeout: WAIT });
