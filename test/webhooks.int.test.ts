@@ -1,7 +1,7 @@
 /**
  * A crash that produces a Discord-shaped webhook carrying the last console lines (issue 13 item 2):
  * a real busybox server on the real Agent and Docker Engine prints lines and exits 7; a Panel-wide
- * Discord hook (to a loopback receiver, PANEL_WEBHOOK_ALLOW_PRIVATE=1) gets the crash embed with
+ * Discord hook (to a loopback receiver, PANEL_OUTBOUND_ALLOW_PRIVATE=1) gets the crash embed with
  * the exit code and those lines, within Discord's limits; its delivery log says 204.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ describe('Panel + Agent + Docker: a crash becomes a Discord webhook with the las
 
   before(async () => {
     rx = await startReceiver();
-    stack = await startStack('webhooks', { panelEnv: { PANEL_WEBHOOK_ALLOW_PRIVATE: '1' } });
+    stack = await startStack('webhooks', { panelEnv: { PANEL_OUTBOUND_ALLOW_PRIVATE: '1' } });
   });
   after(async () => {
     await stack?.stop();

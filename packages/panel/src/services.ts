@@ -272,7 +272,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     log: log.child({ component: 'webhooks' }),
     periodic,
     dataDir: config.dataDir,
-    allowPrivate: config.webhookAllowPrivate,
+    allowPrivate: config.outboundAllowPrivate,
     retryBaseMs: config.webhookRetryBaseMs,
   });
   const hubLog = log.child({ component: 'agent-hub' });

@@ -1,5 +1,5 @@
 /**
- * Webhooks (issue 13 item 2) against a local HTTP receiver on loopback (PANEL_WEBHOOK_ALLOW_PRIVATE=1):
+ * Webhooks (issue 13 item 2) against a local HTTP receiver on loopback (PANEL_OUTBOUND_ALLOW_PRIVATE=1):
  * a JSON hook's deliveries are signed (HMAC-SHA256 over the raw body, checked as a receiver
  * would) and carry the timestamp; 5xx answers are retried with backoff until a 2xx, a 404 is
  * not; a Discord hook's crash embed fits Discord's limits and carries the exit code and the
@@ -34,7 +34,7 @@ describe('webhooks', () => {
     (await api('GET', `${base}/${id}/deliveries`)).body.deliveries as Json[];
 
   before(async () => {
-    panel = await startTestPanel({ PANEL_WEBHOOK_ALLOW_PRIVATE: '1', PANEL_WEBHOOK_RETRY_BASE_MS: '50' });
+    panel = await startTestPanel({ PANEL_OUTBOUND_ALLOW_PRIVATE: '1', PANEL_WEBHOOK_RETRY_BASE_MS: '50' });
     owner = await panel.login();
     const node = await fakeAgentNode(panel, owner);
     serverA = await createServer(panel, owner, node.id, 'hook-a');

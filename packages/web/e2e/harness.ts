@@ -101,7 +101,7 @@ export interface E2E {
 export async function openE2E(
   tag: string,
   viewport: { width: number; height: number },
-  /** more Panel settings (e.g. PANEL_WEBHOOK_ALLOW_PRIVATE for a loopback receiver) */
+  /** more Panel settings (e.g. PANEL_OUTBOUND_ALLOW_PRIVATE for a loopback receiver) */
   panelEnv: Record<string, string> = {},
 ): Promise<E2E> {
   prepareRun();

@@ -48,7 +48,7 @@ const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
 const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
 
 before(async () => {
-  e2e = await openE2E('schedules', { width: 1500, height: 950 }, { PANEL_WEBHOOK_ALLOW_PRIVATE: '1' });
+  e2e = await openE2E('schedules', { width: 1500, height: 950 }, { PANEL_OUTBOUND_ALLOW_PRIVATE: '1' });
   ({ panel, page, agentDir } = e2e);
 });
 

@@ -145,13 +145,11 @@ export interface PanelConfig {
   readonly updateTimeoutMs: number;
   readonly agentLinesPerSecond: number;
   readonly modrinthUrl: string;
-  /** PANEL_OUTBOUND_ALLOW_PRIVATE: user-given URLs may lead to loopback/private addresses */
+  /** PANEL_OUTBOUND_ALLOW_PRIVATE (older name for webhooks: PANEL_WEBHOOK_ALLOW_PRIVATE): user-given URLs (webhooks, update_url, mod catalogs) may lead to loopback/private addresses */
   readonly outboundAllowPrivate: boolean;
   readonly modMaxBytes: number;
   readonly loginRatePerMin: number;
   readonly activityRetentionDays: number;
-  /** PANEL_WEBHOOK_ALLOW_PRIVATE: webhooks may target private addresses (off: refused, SSRF) */
-  readonly webhookAllowPrivate: boolean;
   /** PANEL_WEBHOOK_RETRY_BASE_MS: the first retry's wait (doubling, capped at 10 min) */
   readonly webhookRetryBaseMs: number;
   readonly webDist: string;
@@ -225,11 +223,11 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     updateTimeoutMs: e.PANEL_UPDATE_TIMEOUT_MS,
     agentLinesPerSecond: e.PANEL_AGENT_LINES_PER_SECOND,
     modrinthUrl: e.PANEL_MODRINTH_URL,
-    outboundAllowPrivate: truthy(e.PANEL_OUTBOUND_ALLOW_PRIVATE),
+    // PANEL_WEBHOOK_ALLOW_PRIVATE is the older name of the same setting (one rule for every outbound URL)
+    outboundAllowPrivate: truthy(e.PANEL_OUTBOUND_ALLOW_PRIVATE) || truthy(e.PANEL_WEBHOOK_ALLOW_PRIVATE),
     modMaxBytes: e.PANEL_MOD_MAX_MB * 1024 * 1024,
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
-    webhookAllowPrivate: e.PANEL_WEBHOOK_ALLOW_PRIVATE === 'true' || e.PANEL_WEBHOOK_ALLOW_PRIVATE === '1',
     webhookRetryBaseMs: e.PANEL_WEBHOOK_RETRY_BASE_MS,
     tls,
     metricsToken: e.PANEL_METRICS_TOKEN,

@@ -1,7 +1,8 @@
 /**
- * GETs of URLs that came from outside (a mod catalog's download links, an egg's `update_url`):
- * loopback, private, link-local, CGNAT, multicast and reserved addresses are refused unless the
- * admin allows them (`PANEL_OUTBOUND_ALLOW_PRIVATE=1`; tests do, to reach their stand-ins). The
+ * The one way the Panel reaches a URL that came from outside (a mod catalog's download links, an
+ * egg's `update_url`, a webhook's target): loopback, private, link-local, CGNAT, multicast and
+ * reserved addresses are refused unless the admin allows them (`PANEL_OUTBOUND_ALLOW_PRIVATE=1`;
+ * tests do, to reach their stand-ins). The
  * check is made on the address the socket really connects to (in the `lookup` hook), so a name
  * that resolves to a public address first and a private one next (DNS rebinding) is refused too.
  * Redirects are not followed; bodies are capped in bytes while they stream.
@@ -21,6 +22,13 @@ export interface OutboundOptions {
   maxBytes: number;
   timeoutMs?: number;
   headers?: Record<string, string>;
+}
+
+export interface OutboundRequest extends OutboundOptions {
+  /** default GET */
+  method?: 'GET' | 'POST';
+  /** sent with its content-length */
+  body?: string | Buffer;
 }
 
 /** Only `unicast` addresses are public; everything else ipaddr.js names is refused. */
@@ -76,16 +84,19 @@ export interface OutboundResponse {
   body: Readable;
 }
 
-/** GET → the status, headers and the capped body (any status; the caller checks it and consumes the body). */
-export function outboundGet(raw: string, o: OutboundOptions): Promise<OutboundResponse> {
+/** A request → the status, headers and the capped body (any status; the caller checks it and consumes the body). */
+export function outboundRequest(raw: string, o: OutboundRequest): Promise<OutboundResponse> {
   const url = checkOutboundUrl(raw, o.allowPrivate);
   const mod = url.protocol === 'https:' ? https : http;
+  const headers: Record<string, string> = { 'user-agent': 'ctrl-alt-play', ...o.headers };
+  if (o.body !== undefined) headers['content-length'] = String(Buffer.byteLength(o.body));
   return new Promise((resolve, reject) => {
-    const req = mod.get(
+    const req = mod.request(
       url,
       {
+        method: o.method ?? 'GET',
         lookup: guardedLookup(o.allowPrivate),
-        headers: { 'user-agent': 'ctrl-alt-play', ...o.headers },
+        headers,
         timeout: o.timeoutMs ?? 15_000,
       },
       (res) => {
@@ -113,25 +124,36 @@ export function outboundGet(raw: string, o: OutboundOptions): Promise<OutboundRe
     req.on('error', (e) =>
       reject(e instanceof CodedError ? e : new CodedError('UPSTREAM_ERROR', `${url.host}: ${e.message}`)),
     );
+    req.end(o.body);
   });
 }
 
-/** A JSON GET with a small cap: 2xx only, else UPSTREAM_ERROR with the status. */
-export async function outboundJson(raw: string, o: OutboundOptions): Promise<unknown> {
-  const res = await outboundGet(raw, { ...o, headers: { accept: 'application/json', ...o.headers } });
+/** GET → the status, headers and the capped body (any status; the caller checks it and consumes the body). */
+export function outboundGet(raw: string, o: OutboundOptions): Promise<OutboundResponse> {
+  return outboundRequest(raw, o);
+}
+
+/** A GET read whole as UTF-8 text under the cap: 2xx only, else UPSTREAM_ERROR with the status. */
+export async function outboundText(raw: string, o: OutboundOptions): Promise<string> {
+  const res = await outboundGet(raw, o);
   const chunks: Buffer[] = [];
   try {
     for await (const c of res.body) chunks.push(c as Buffer);
   } catch (e) {
     throw e instanceof CodedError ? e : new CodedError('UPSTREAM_ERROR', (e as Error).message);
   }
-  const status = res.status;
-  if (status < 200 || status >= 300)
-    throw new CodedError('UPSTREAM_ERROR', `${new URL(raw).host} answered ${status}`, {
-      details: { status },
+  if (res.status < 200 || res.status >= 300)
+    throw new CodedError('UPSTREAM_ERROR', `${new URL(raw).host} answered ${res.status}`, {
+      details: { status: res.status },
     });
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A JSON GET with a small cap: 2xx only, else UPSTREAM_ERROR with the status. */
+export async function outboundJson(raw: string, o: OutboundOptions): Promise<unknown> {
+  const text = await outboundText(raw, { ...o, headers: { accept: 'application/json', ...o.headers } });
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new CodedError('UPSTREAM_ERROR', `${new URL(raw).host} did not answer JSON`);
   }

@@ -1,5 +1,5 @@
 /**
- * Webhook targets (SSRF, issue 13 item 2): without PANEL_WEBHOOK_ALLOW_PRIVATE a webhook may not
+ * Webhook targets (SSRF, issue 13 item 2): without PANEL_OUTBOUND_ALLOW_PRIVATE a webhook may not
  * point at loopback, private, link-local, CGNAT, unspecified or IPv4-mapped addresses, whether
  * written as an IP (in any form the URL parser accepts) or as a name that resolves to one; nor use
  * another scheme or carry credentials. The check is made again at every delivery (a stored target
@@ -26,7 +26,7 @@ describe('webhook targets (SSRF)', () => {
   before(async () => {
     panel = await startTestPanel();
     owner = await panel.login();
-    open = await startTestPanel({ PANEL_WEBHOOK_ALLOW_PRIVATE: '1' });
+    open = await startTestPanel({ PANEL_OUTBOUND_ALLOW_PRIVATE: '1' });
     openOwner = await open.login();
     rx = await startReceiver();
     rx2 = await startReceiver();

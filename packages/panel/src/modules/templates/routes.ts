@@ -3,7 +3,7 @@ import { TemplateImportRequest } from '@cap/protocol/templates/index.ts';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { outboundGet } from '../../net/outbound.ts';
+import { outboundText } from '../../net/outbound.ts';
 import type { PanelServices } from '../../services.ts';
 import { viewerOf } from '../servers/routes.ts';
 import { ImportResponse, TemplateDetail, TemplateSummary, TemplateUpdateAnswer } from './service.ts';
@@ -105,16 +105,13 @@ export async function templatesRoutes(app: FastifyInstance, s: PanelServices): P
         throw new CodedError('VALIDATION_FAILED', 'this egg has no update_url', {
           location: 'fromUpdateUrl',
         });
-      const res = await outboundGet(url, {
+      const text = await outboundText(url, {
         allowPrivate: s.config.outboundAllowPrivate,
         maxBytes: 16 * 1024 * 1024,
         headers: { accept: 'application/json, application/yaml, text/plain' },
       });
-      const chunks: Buffer[] = [];
-      for await (const c of res.body) chunks.push(c as Buffer);
-      if (res.status !== 200) throw new CodedError('UPSTREAM_ERROR', `the update_url answered ${res.status}`);
       const name = new URL(url).pathname.split('/').pop() ?? '';
-      return s.templates.update(req.params.id, Buffer.concat(chunks).toString('utf8'), {
+      return s.templates.update(req.params.id, text, {
         ...(name ? { filename: name } : {}),
         from: url,
         apply: body.apply,

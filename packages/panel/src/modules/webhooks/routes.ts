@@ -22,7 +22,7 @@ function note(req: FastifyRequest, details: Record<string, string>): void {
 
 const DESCRIBE = {
   create:
-    'Creates a webhook. `discord` (a Discord webhook URL): embeds for `server.crashed` (exit code and the last console lines), `server.status`, `operation` (backups completed or failed) and `server.players` (who joined or left). `json`: any bus event kind, the body `{ id, webhookId, event, timestamp, data }` signed with `X-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>` and `X-Webhook-Timestamp` (unix seconds, also in the body); its `secret` is in this answer only. The URL is resolved and 400 WEBHOOK_TARGET_REFUSED when any address is loopback, private or link-local (unless PANEL_WEBHOOK_ALLOW_PRIVATE=1), not http(s), or carries credentials.',
+    'Creates a webhook. `discord` (a Discord webhook URL): embeds for `server.crashed` (exit code and the last console lines), `server.status`, `operation` (backups completed or failed) and `server.players` (who joined or left). `json`: any bus event kind, the body `{ id, webhookId, event, timestamp, data }` signed with `X-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>` and `X-Webhook-Timestamp` (unix seconds, also in the body); its `secret` is in this answer only. The URL is resolved and 400 WEBHOOK_TARGET_REFUSED when any address is loopback, private or link-local (unless PANEL_OUTBOUND_ALLOW_PRIVATE=1), not http(s), or carries credentials.',
   patch: 'Changes the fields given (a new URL is checked as on create).',
   test: 'Sends a `webhook.test` delivery now and answers after that attempt, with its status (retried later like any other when the target did not answer).',
   deliveries:

@@ -382,7 +382,7 @@ export class WebhooksService {
     try {
       const url = parseTarget(unseal(this.#k(), hook.url));
       // resolved and checked again at every attempt: a name may point elsewhere since
-      const target = await resolveTarget(url, this.#allowPrivate);
+      await resolveTarget(url, this.#allowPrivate);
       const timestamp = Math.floor(this.#now() / 1000);
       let body: string;
       const headers: Record<string, string> = {
@@ -398,7 +398,7 @@ export class WebhooksService {
         headers['x-webhook-id'] = d.id;
         headers['x-webhook-event'] = d.event;
       }
-      const res = await post(target, body, headers);
+      const res = await post(url, this.#allowPrivate, body, headers);
       status = res.status;
       if (status >= 200 && status < 300) error = null;
       else if (status >= 300 && status < 400) error = `redirect (${status}) not followed`;
@@ -411,12 +411,10 @@ export class WebhooksService {
       }
     } catch (e) {
       const err = e as CodedError;
-      error =
-        err.code === 'WEBHOOK_TARGET_REFUSED'
-          ? `WEBHOOK_TARGET_REFUSED: ${err.message}`
-          : (err.message ?? String(e));
+      const refused = err.code === 'WEBHOOK_TARGET_REFUSED' || err.code === 'URL_NOT_ALLOWED';
+      error = refused ? `WEBHOOK_TARGET_REFUSED: ${err.message}` : (err.message ?? String(e));
       // a refused target stays refused; no answer (refused connection, timeout) is retried
-      retry = err.code !== 'WEBHOOK_TARGET_REFUSED';
+      retry = !refused;
     }
     log.push({ at, status, error: error === null ? null : error.slice(0, 500) });
     const delivered = status !== null && status >= 200 && status < 300;

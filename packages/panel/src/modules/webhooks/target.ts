@@ -2,16 +2,15 @@
  * Where a webhook may post, and the one way it posts (SSRF): http(s) only, no credentials in the
  * URL; the host is resolved and every address it resolves to is checked against loopback,
  * private, link-local, CGNAT, multicast, reserved and IPv4-mapped ranges (refused unless
- * PANEL_WEBHOOK_ALLOW_PRIVATE); the request then goes to the address that was checked (no second
- * lookup a rebinding DNS could answer differently), redirects are never followed, the answer is
- * read to at most 4 KiB and the whole attempt is bounded by a timeout.
+ * PANEL_OUTBOUND_ALLOW_PRIVATE) for a clear refusal; the request itself goes through the Panel's
+ * one outbound client (net/outbound.ts), which checks again the address the socket really connects
+ * to (a rebinding DNS answering differently the second time is refused there), never follows
+ * redirects, reads at most 4 KiB of the answer and bounds the whole attempt by a timeout.
  */
 import { lookup } from 'node:dns/promises';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { CodedError } from '@cap/protocol';
-import { isPublicAddress } from '../../net/outbound.ts';
+import { isPublicAddress, outboundRequest } from '../../net/outbound.ts';
 
 /** A loopback, private, link-local or otherwise non-public address (the Panel's one rule for all outbound URLs). */
 export function isPrivateAddress(address: string): boolean {
@@ -66,7 +65,7 @@ export async function resolveTarget(url: URL, allowPrivate: boolean): Promise<Re
     for (const a of addresses)
       if (isPrivateAddress(a.address))
         throw refuse(
-          `the host ${host} resolves to ${a.address}, a loopback, private or link-local address (PANEL_WEBHOOK_ALLOW_PRIVATE=1 allows it)`,
+          `the host ${host} resolves to ${a.address}, a loopback, private or link-local address (PANEL_OUTBOUND_ALLOW_PRIVATE=1 allows it)`,
         );
   const first = addresses[0] as { address: string; family: number };
   return { url, address: first.address, family: first.family === 6 ? 6 : 4 };
@@ -81,49 +80,31 @@ export interface PostResult {
 
 const MAX_ANSWER = 4096;
 
-/** POSTs the body to the resolved address (no redirects followed, no second DNS lookup). */
-export function post(
-  target: Resolved,
+/** POSTs the body through the outbound client; keeps the first 4 KiB of the answer. */
+export async function post(
+  url: URL,
+  allowPrivate: boolean,
   body: string,
   headers: Record<string, string>,
   timeoutMs = 10_000,
 ): Promise<PostResult> {
-  const { url } = target;
-  const https = url.protocol === 'https:';
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return new Promise((resolve, reject) => {
-    const req = (https ? httpsRequest : httpRequest)(
-      {
-        method: 'POST',
-        host: target.address,
-        family: target.family,
-        port: url.port || (https ? 443 : 80),
-        path: `${url.pathname}${url.search}`,
-        headers: {
-          ...headers,
-          host: url.host,
-          'content-length': String(Buffer.byteLength(body)),
-        },
-        ...(https && !isIP(hostname) ? { servername: hostname } : {}),
-        // the address above is the one that was checked: no lookup happens here
-        lookup: (_h, _o, cb) => cb(null, target.address, target.family),
-        timeout: timeoutMs,
-      },
-      (res) => {
-        let got = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          if (got.length < MAX_ANSWER) got += chunk.slice(0, MAX_ANSWER - got.length);
-          else res.destroy();
-        });
-        const done = () => resolve({ status: res.statusCode ?? 0, body: got, headers: res.headers });
-        res.on('end', done);
-        res.on('close', done);
-        res.on('error', done);
-      },
-    );
-    req.on('timeout', () => req.destroy(new CodedError('TIMEOUT', `no answer in ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
+  const res = await outboundRequest(url.href, {
+    method: 'POST',
+    body,
+    headers,
+    allowPrivate,
+    maxBytes: 1024 * 1024,
+    timeoutMs,
   });
+  let got = '';
+  try {
+    for await (const chunk of res.body) {
+      got += (chunk as Buffer).toString('utf8');
+      if (got.length >= MAX_ANSWER) break;
+    }
+  } catch {
+    // the status is what counts; a body cut short keeps what came
+  }
+  res.body.destroy();
+  return { status: res.status, body: got.slice(0, MAX_ANSWER), headers: res.headers };
 }
