@@ -4,7 +4,8 @@
  * /var/run/docker.sock:/var/run/docker.sock -e PANEL_URL -e NODE_ID -e AGENT_SECRET
  * ctrl-alt-play-agent` — plus its data directory at the same path and the Panel's certificate
  * pinned (the Panel is off loopback for the container: HTTPS on the Docker bridge's gateway).
- * It registers and drives a busybox server for a real Panel: create, start, console, stop.
+ * It registers and drives a busybox server for a real Panel: create, start, console, stop; then a
+ * real OpenTTD server from its template, whose game port answers.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { loadPanelConfig, type RunningPanel, startPanel } from '@cap/panel';
 import { pino } from 'pino';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
+import { driveOpenTTD } from './openttd.ts';
 import { selfSigned } from './tls.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -170,5 +172,11 @@ describe('the Agent image, run as seed 001 shows', () => {
     await until('offline', () => status('offline'));
     const del = await api('DELETE', `/api/servers/${id}`);
     assert.ok(del.status === 204 || del.status === 200, `delete: ${del.status}`);
+  });
+
+  test('drives a real game server: OpenTTD from its template, installed, started, its port answering, stopped', {
+    timeout: 300_000,
+  }, async () => {
+    await driveOpenTTD((m, p, b) => api(m as 'GET' | 'POST' | 'DELETE', p, b as object), nodeId, 'image');
   });
 });

@@ -2,7 +2,7 @@
  * deploy/compose.yaml brought up by Debian's docker-compose (1.29) from the images built here
  * (ctrl-alt-play/postgres, ctrl-alt-play/panel, ctrl-alt-play-agent): the Panel on PostgreSQL
  * answers on the published port, a node added through its API, the Agent service started with
- * that node's id and secret comes online, and it drives a busybox server. `down -v` after.
+ * that node's id and secret comes online, and it drives a busybox server and a real OpenTTD server. `down -v` after.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from './harness.ts';
+import { driveOpenTTD } from './openttd.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const hasCompose = existsSync('/usr/bin/docker-compose');
@@ -124,5 +125,11 @@ describe('deploy/compose.yaml with docker-compose', {
     );
     assert.equal((await api('POST', `/api/servers/${id}/power`, { action: 'stop' })).status, 202);
     await until('offline', async () => (await api('GET', `/api/servers/${id}`)).body.status === 'offline');
+  });
+
+  test('drives a real game server through the compose Agent: OpenTTD, its port answering', {
+    timeout: 300_000,
+  }, async () => {
+    await driveOpenTTD(api, nodeId, 'compose');
   });
 });

@@ -1,7 +1,7 @@
 /**
  * What is deployed, run as a user runs it: the Agent as a single executable
  * (dist/bin/ctrl-alt-play-agent-linux-x64, built by scripts/build-dist.ts, cached) drives a
- * busybox server for a real Panel through the real Docker Engine; the Panel's bundle
+ * busybox server and a real OpenTTD server for a real Panel through the real Docker Engine; the Panel's bundle
  * (`node dist/panel.mjs`) serves the web UI and the API docs. Nothing is loaded from source in
  * either process.
  */
@@ -21,6 +21,7 @@ import {
   until,
 } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from './harness.ts';
+import { driveOpenTTD } from './openttd.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(root, 'dist/bin/ctrl-alt-play-agent-linux-x64');
@@ -156,6 +157,13 @@ describe('the Agent as a single executable, against a real Panel and Docker', ()
     assert.ok(del.status === 204 || del.status === 200, `delete: ${del.status}`);
   });
 
+  it('drives a real game server: OpenTTD from its template, installed, started, its port answering, stopped', {
+    timeout: 300_000,
+  }, async () => {
+    assert.ok(nodeId, 'the node of the previous step');
+    await driveOpenTTD((m, p, b) => panel.api(owner, m, p, b), nodeId, 'binary');
+  });
+
   it('stops cleanly on SIGTERM', async () => {
     const child = agent?.child;
     assert.ok(child);
@@ -163,6 +171,109 @@ describe('the Agent as a single executable, against a real Panel and Docker', ()
     child.kill('SIGTERM');
     assert.equal(await code, 0);
     assert.match(agent?.out() ?? '', /agent stopped; game servers left running/);
+  });
+});
+
+/**
+ * The linux-arm64 executable, run here under QEMU's user-mode emulation (Debian's
+ * qemu-user-static with the arm64 C and C++ runtimes of the cross toolchain as its sysroot): the
+ * same bundle in Node's arm64 binary prints its version, registers with a real Panel, comes online
+ * and drives a busybox server through the real (x64) Docker Engine. Emulation is slow: the
+ * timeouts are wide, and what is checked is that it works, not how fast.
+ */
+describe('the Agent as a linux-arm64 executable, under QEMU', () => {
+  const QEMU = '/usr/bin/qemu-aarch64-static';
+  const SYSROOT = '/usr/aarch64-linux-gnu';
+  const ARM_BIN = path.join(root, 'dist/bin/ctrl-alt-play-agent-linux-arm64');
+  let panel: TestPanel;
+  let owner: Session;
+  let nodeId = '';
+  let agent: ReturnType<typeof spawnLogged> | undefined;
+  const agentDir = mkdtempSync(path.join(tmpdir(), 'cap-arm64-agent-'));
+
+  before(async () => {
+    assert.ok(
+      existsSync(QEMU),
+      `${QEMU} is missing: apt-get install qemu-user-static (scripts/setup-host.sh does)`,
+    );
+    assert.ok(
+      existsSync(path.join(SYSROOT, 'lib/ld-linux-aarch64.so.1')),
+      'the arm64 C runtime is missing: apt-get install libc6-arm64-cross libstdc++6-arm64-cross',
+    );
+    execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.ts'), 'bin', '--arch', 'arm64'], {
+      cwd: root,
+      stdio: 'pipe',
+    });
+    panel = await startTestPanel({ PANEL_AGENT_PING_MS: '2000' });
+    owner = await panel.login();
+  });
+
+  after(async () => {
+    await stopChild(agent?.child);
+    if (nodeId) await removeNodeContainers(nodeId);
+    await panel?.stop();
+    rmSync(agentDir, { recursive: true, force: true });
+  });
+
+  it('prints its version: an arm64 Node with the Agent built in', { timeout: 300_000 }, () => {
+    const out = execFileSync(QEMU, ['-L', SYSROOT, ARM_BIN, '--version'], { encoding: 'utf8', env: {} });
+    assert.match(out, new RegExp(`^ctrl-alt-play-agent ${AGENT_VERSION.replaceAll('.', '\\.')} `));
+    assert.match(out, /node v24\.\d+\.\d+ linux-arm64\)/);
+  });
+
+  it('registers, comes online and drives a busybox server', { timeout: 600_000 }, async () => {
+    const node = await panel.createNode(owner, 'arm64-node');
+    nodeId = node.id;
+    agent = spawnLogged(QEMU, ['-L', SYSROOT, ARM_BIN], {
+      PANEL_URL: panel.url,
+      NODE_ID: node.id,
+      AGENT_SECRET: node.agentSecret,
+      AGENT_DATA_DIR: agentDir,
+      AGENT_HTTP_PORT: '0',
+      AGENT_SFTP_PORT: '0',
+      LOG_LEVEL: 'info',
+    });
+    const { out } = agent;
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,
+      240_000,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}; agent output:\n${out()}`);
+    });
+    const info = (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body;
+    assert.match(JSON.stringify(info), /arm64/, 'the node reports its arm64 Agent');
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'arm64 busybox',
+      nodeId,
+      image: IMAGE,
+      startup: 'echo "hello from arm64"; while read l; do echo "got:$l"; done',
+      limits: { memory: '64m', cpu: '0.5' },
+      stop: '^C',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    const consoleHas = async (text: string) =>
+      ((await panel.api(owner, 'GET', `/api/servers/${id}/telemetry`)).body?.console ?? []).some(
+        (l: string) => l.includes(text),
+      );
+    assert.equal(
+      (await panel.api(owner, 'POST', `/api/servers/${id}/power`, { action: 'start' })).status,
+      202,
+    );
+    await until(() => consoleHas('hello from arm64'), 120_000);
+    assert.equal(
+      (await panel.api(owner, 'POST', `/api/servers/${id}/command`, { command: 'ping-arm64' })).status,
+      202,
+    );
+    await until(() => consoleHas('got:ping-arm64'), 120_000);
+    assert.equal(
+      (await panel.api(owner, 'POST', `/api/servers/${id}/power`, { action: 'kill' })).status,
+      202,
+    );
+    await until(
+      async () => (await panel.api(owner, 'GET', `/api/servers/${id}`)).body.status === 'offline',
+      120_000,
+    );
   });
 });
 
