@@ -23,6 +23,7 @@ if [ "$mode" = test ]; then
   command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
   command -v nginx >/dev/null 2>&1 || need_pkgs+=(nginx-light)
   command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose) # test/compose
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_pkgs+=(nats-server) # the event bus across replicas
   # the linux-arm64 Agent executable run under user-mode emulation (test/dist-binary.int.test.ts)
   [ -x /usr/bin/qemu-aarch64-static ] || need_pkgs+=(qemu-user-static)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need_pkgs+=(libc6-arm64-cross libgcc-s1-arm64-cross)

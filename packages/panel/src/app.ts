@@ -99,7 +99,15 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   // DATA_DIR is private (0700) with PostgreSQL too: the key files live there
   ensurePrivateDir(config.dataDir);
   const db = opts.db ?? (await openDatabase(config));
-  const s = createServices(config, db, log);
+  // several replicas share events through NATS (issue 15); one process keeps them in memory
+  const natsBus = config.natsUrl
+    ? await (await import('./bus/nats-bus.ts')).NatsBus.connect(
+        config.natsUrl,
+        log.child({ component: 'bus' }),
+        { prefix: config.natsPrefix },
+      )
+    : undefined;
+  const s = createServices(config, db, log, natsBus);
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
@@ -257,6 +265,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await s.metrics.flush(true).catch(() => undefined);
     await s.players.flush(true);
     await s.activity.settled();
+    await natsBus?.close();
     if (!opts.db) await db.destroy();
   });
 

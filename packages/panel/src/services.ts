@@ -119,7 +119,13 @@ export interface PanelServices {
   routes: RouteRecord[];
 }
 
-export function createServices(config: PanelConfig, db: Db, log: Logger): PanelServices {
+export function createServices(
+  config: PanelConfig,
+  db: Db,
+  log: Logger,
+  /** a bus made beforehand (the NATS one, which connects first); default: in this process */
+  givenBus?: EventBus,
+): PanelServices {
   const settings = new SettingsRepo(db);
   const usersRepo = new UsersRepo(db);
   const users = new UsersService(usersRepo);
@@ -150,7 +156,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
   const twoFactor = new TwoFactorService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
   const live: LiveStore = new LiveState();
-  const bus = new InProcessBus(log.child({ component: 'bus' }));
+  const bus = givenBus ?? new InProcessBus(log.child({ component: 'bus' }));
   const metrics = new MetricsService(new MetricsRepo(db), {
     onError: (err, rows) =>
       log.error(

@@ -87,12 +87,25 @@ export type DomainEventKind = DomainEvent['kind'];
 export type EventOf<K extends DomainEventKind> = Extract<DomainEvent, { kind: K }>;
 export type Handler<E> = (event: E) => void | Promise<void>;
 
+/**
+ * Which replicas' events a subscriber hears. `origin` (the default): only events published in
+ * this process — for subscribers with effects that must happen once (the activity log's rows,
+ * webhook deliveries, metrics written to the database). `everywhere`: also those of the other
+ * replicas — for what every replica must know (the live state its browsers read). In one process
+ * the two are the same.
+ */
+export type SubscriptionScope = 'origin' | 'everywhere';
+
 export interface EventBus {
   /** Delivers to every subscriber of the event's kind and of '*', in subscription order. */
   publish(event: DomainEvent): void;
   /** Returns the unsubscribe function. */
-  subscribe<K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): () => void;
-  subscribe(kind: '*', handler: Handler<DomainEvent>): () => void;
+  subscribe<K extends DomainEventKind>(
+    kind: K,
+    handler: Handler<EventOf<K>>,
+    scope?: SubscriptionScope,
+  ): () => void;
+  subscribe(kind: '*', handler: Handler<DomainEvent>, scope?: SubscriptionScope): () => void;
 }
 
 export interface BusLogger {
@@ -125,9 +138,14 @@ export class InProcessBus implements EventBus {
     }
   }
 
-  subscribe<K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): () => void;
-  subscribe(kind: '*', handler: Handler<DomainEvent>): () => void;
-  subscribe(kind: DomainEventKind | '*', handler: Handler<never>): () => void {
+  subscribe<K extends DomainEventKind>(
+    kind: K,
+    handler: Handler<EventOf<K>>,
+    scope?: SubscriptionScope,
+  ): () => void;
+  subscribe(kind: '*', handler: Handler<DomainEvent>, scope?: SubscriptionScope): () => void;
+  // one process: every event is this process's, so both scopes hear the same
+  subscribe(kind: DomainEventKind | '*', handler: Handler<never>, _scope?: SubscriptionScope): () => void {
     const entry = { kind, fn: handler as Handler<DomainEvent> };
     this.#handlers.push(entry);
     return () => {

@@ -37,6 +37,16 @@ const EnvSchema = z.object({
   PANEL_WEB_DIST: z.string().optional(),
   /** a Bearer token for GET /metrics (besides an admin API key); at least 16 characters */
   PANEL_METRICS_TOKEN: z.string().min(16).max(512).optional(),
+  /** NATS broker(s) for the event bus across replicas: nats://host:port[,nats://…] (issue 15) */
+  PANEL_NATS_URL: z
+    .string()
+    .max(2048)
+    .regex(/^nats:\/\/[^\s,]+(,nats:\/\/[^\s,]+)*$/, 'nats://host:port, comma-separated')
+    .optional(),
+  PANEL_NATS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .default('cap'),
   /** HTTPS: a PEM certificate (chain) file and its private key file; both or neither */
   PANEL_TLS_CERT: z.string().min(1).optional(),
   PANEL_TLS_KEY: z.string().min(1).optional(),
@@ -156,6 +166,10 @@ export interface PanelConfig {
   /** PANEL_TLS_CERT/PANEL_TLS_KEY: the Panel serves HTTPS (and WSS) with them */
   readonly tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
   readonly builtinTemplatesDir: string;
+  /** PANEL_NATS_URL: the event bus goes through this NATS broker (unset: in this process only) */
+  readonly natsUrl: string | undefined;
+  /** PANEL_NATS_PREFIX: subject prefix on the broker (several Panels can share one) */
+  readonly natsPrefix: string;
   /** PANEL_METRICS_TOKEN: Bearer token for GET /metrics */
   readonly metricsToken: string | undefined;
   readonly sessionTtlMs: number;
@@ -231,6 +245,8 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     webhookRetryBaseMs: e.PANEL_WEBHOOK_RETRY_BASE_MS,
     tls,
     metricsToken: e.PANEL_METRICS_TOKEN,
+    natsUrl: e.PANEL_NATS_URL,
+    natsPrefix: e.PANEL_NATS_PREFIX,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     builtinTemplatesDir: resolve(
       e.PANEL_BUILTIN_TEMPLATES_DIR ?? new URL('../../../../templates/builtin', import.meta.url).pathname,

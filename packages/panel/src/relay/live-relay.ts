@@ -1,16 +1,20 @@
 /**
  * The live relay's subscription to the bus: what happened becomes the live store's state and
  * the frames its watchers get (`/ws/client`). Nothing else sends server frames; the services
- * publish domain events and read the live store.
+ * publish domain events and read the live store. Its subscriptions are `everywhere`: with
+ * several replicas, a browser on one sees the servers whose Agents are linked to another.
  */
 import type { ErrorCode } from '@cap/protocol';
-import type { EventBus } from '../bus/index.ts';
+import type { DomainEventKind, EventBus, EventOf, Handler } from '../bus/index.ts';
 import type { LiveStore } from './live-store.ts';
 
 /** Subscribes; returns the unsubscribe function. */
 export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
+  // every replica's browsers read the live state: it hears the events of all of them
+  const on = <K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): (() => void) =>
+    bus.subscribe(kind, handler, 'everywhere');
   const offs = [
-    bus.subscribe('server.status', (e) =>
+    on('server.status', (e) =>
       live.publish(e.serverId, {
         type: 'status',
         serverId: e.serverId,
@@ -18,10 +22,10 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         ...(e.previousStatus ? { previousStatus: e.previousStatus } : {}),
       }),
     ),
-    bus.subscribe('server.console', (e) => live.appendConsole(e.serverId, e.lines)),
-    bus.subscribe('server.console_dropped', (e) => live.consoleDropped(e.serverId, e.count, e.reason)),
-    bus.subscribe('server.stats', (e) => live.setStats(e.serverId, e.stats)),
-    bus.subscribe('server.crashed', (e) =>
+    on('server.console', (e) => live.appendConsole(e.serverId, e.lines)),
+    on('server.console_dropped', (e) => live.consoleDropped(e.serverId, e.count, e.reason)),
+    on('server.stats', (e) => live.setStats(e.serverId, e.stats)),
+    on('server.crashed', (e) =>
       live.publish(e.serverId, {
         type: 'crashed',
         serverId: e.serverId,
@@ -29,7 +33,7 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         restarting: e.restarting,
       }),
     ),
-    bus.subscribe('server.players', (e) => {
+    on('server.players', (e) => {
       live.setPlayers(e.serverId, { online: e.online, max: e.max, list: e.list });
       live.publish(e.serverId, {
         type: 'players',
@@ -39,12 +43,12 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         list: e.list,
       });
     }),
-    bus.subscribe('server.remote_console', (e) => {
+    on('server.remote_console', (e) => {
       const rc = { transport: e.transport, state: e.state, ...(e.message ? { message: e.message } : {}) };
       live.setRemoteConsole(e.serverId, rc);
       live.publish(e.serverId, { type: 'remote_console', serverId: e.serverId, ...rc });
     }),
-    bus.subscribe('server.install', (e) => {
+    on('server.install', (e) => {
       if (e.lines) {
         const lines = live.appendInstall(e.serverId, e.lines);
         live.publish(e.serverId, { type: 'install_output', serverId: e.serverId, lines });
@@ -59,7 +63,7 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         });
       }
     }),
-    bus.subscribe('server.update', (e) =>
+    on('server.update', (e) =>
       live.publish(e.serverId, {
         type: 'update_progress',
         serverId: e.serverId,
@@ -67,14 +71,14 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         ...(e.message !== undefined ? { message: e.message } : {}),
       }),
     ),
-    bus.subscribe('server.feature', (e) =>
+    on('server.feature', (e) =>
       live.publish(e.serverId, { type: 'feature', serverId: e.serverId, feature: e.feature, line: e.line }),
     ),
-    bus.subscribe('server.deleted', (e) => {
+    on('server.deleted', (e) => {
       live.publish(e.serverId, { type: 'unsubscribed', serverId: e.serverId });
       live.forget(e.serverId);
     }),
-    bus.subscribe('operation', (e) =>
+    on('operation', (e) =>
       live.publish(e.serverId, {
         type: 'operation',
         serverId: e.serverId,
@@ -86,12 +90,8 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         ...(e.message ? { message: e.message } : {}),
       }),
     ),
-    bus.subscribe('node.online', (e) =>
-      live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: true }),
-    ),
-    bus.subscribe('node.offline', (e) =>
-      live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: false }),
-    ),
+    on('node.online', (e) => live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: true })),
+    on('node.offline', (e) => live.publishAll({ type: 'node_status', nodeId: e.nodeId, online: false })),
   ];
   return () => {
     for (const off of offs) off();
