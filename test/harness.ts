@@ -65,6 +65,8 @@ export async function startStack(
     agentEnv?: Record<string, string>;
     /** every Panel log line (trace level), e.g. a secrets-in-logs check */
     panelLogStream?: DestinationStream;
+    /** every Agent log line (trace level) */
+    agentLogStream?: DestinationStream;
   } = {},
 ): Promise<Stack> {
   const panel = await startTestPanel(
@@ -97,7 +99,11 @@ export async function startStack(
         LOG_LEVEL: 'silent',
         ...opts.agentEnv,
       }),
-      { logger: pino({ level: 'silent' }) },
+      {
+        logger: opts.agentLogStream
+          ? pino({ level: 'trace' }, opts.agentLogStream)
+          : pino({ level: 'silent' }),
+      },
     );
     await until(
       async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,

@@ -26,6 +26,15 @@ const capture = () =>
     },
   });
 
+const agentLogs: string[] = [];
+const captureAgent = () =>
+  new Writable({
+    write(chunk, _enc, cb) {
+      agentLogs.push(String(chunk));
+      cb();
+    },
+  });
+
 async function removeImage(ref: string): Promise<void> {
   await docker
     .getImage(ref)
@@ -72,7 +81,7 @@ describe('registries: stored credentials used for pulls and pushes through the P
       authconfig: { username: USER, password: PASSWORD, serveraddress: reg.host },
       changes: ['CMD ["sleep","3600"]'],
     });
-    stack = await startStack('registries', { panelLogStream: capture() });
+    stack = await startStack('registries', { panelLogStream: capture(), agentLogStream: captureAgent() });
     base = `${stack.panel.url}/api/nodes/${stack.nodeId}/docker`;
   });
   after(async () => {
@@ -227,9 +236,11 @@ describe('registries: stored credentials used for pulls and pushes through the P
     await assert.rejects(docker.getImage(`${pushedRepo()}:v2`).inspect());
   });
 
-  it('the password is in no API answer and no Panel log line', async () => {
+  it('the password is in no API answer, no Panel log line and no Agent log line', async () => {
     assert.ok(logs.length > 0, 'the Panel logged');
     assert.ok(!logs.join('\n').includes(PASSWORD), 'not in the Panel log');
+    assert.ok(agentLogs.length > 0, 'the Agent logged');
+    assert.ok(!agentLogs.join('\n').includes(PASSWORD), 'not in the Agent log');
     assert.ok(!answers.join('\n').includes(PASSWORD), 'not in any answer');
     const del = await api('DELETE', `/api/registries/${rid}`);
     assert.equal(del.status, 204);
