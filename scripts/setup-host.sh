@@ -17,6 +17,7 @@ if [ "$mode" = test ]; then
   # OpenSSH's sftp client: the SFTP system test (test/sftp.int.test.ts)
   command -v sftp >/dev/null 2>&1 || need_pkgs+=(openssh-client)
   # a local registry for the Docker browser test's pull with progress (packages/web/e2e/docker.test.ts)
+  # and the registries tests (htpasswd auth; its bcrypt file is made with the bcryptjs devDependency)
   [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
   # deploy tests: a real Prometheus scrapes /metrics, nginx proxies the Panel (test/metrics, test/nginx-proxy)

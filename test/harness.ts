@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
-import { pino } from 'pino';
+import { type DestinationStream, pino } from 'pino';
 import { type Session, startTestPanel, type TestPanel, until } from '../packages/panel/test/helpers.ts';
 
 export const IMAGE = 'ctrl-alt-play/busybox:latest';
@@ -60,9 +60,19 @@ export async function createTestServer(
 
 export async function startStack(
   name: string,
-  opts: { panelEnv?: Record<string, string>; agentEnv?: Record<string, string> } = {},
+  opts: {
+    panelEnv?: Record<string, string>;
+    agentEnv?: Record<string, string>;
+    /** every Panel log line (trace level), e.g. a secrets-in-logs check */
+    panelLogStream?: DestinationStream;
+    /** every Agent log line (trace level) */
+    agentLogStream?: DestinationStream;
+  } = {},
 ): Promise<Stack> {
-  const panel = await startTestPanel({ PANEL_AGENT_PING_MS: '1000', ...opts.panelEnv });
+  const panel = await startTestPanel(
+    { PANEL_AGENT_PING_MS: '1000', ...opts.panelEnv },
+    opts.panelLogStream ? { logStream: opts.panelLogStream } : {},
+  );
   const agentDir = await mkdtemp(path.join(tmpdir(), `cap-${name}-agent-`));
   let agent: RunningAgent | undefined;
   let nodeId = '';
@@ -89,7 +99,11 @@ export async function startStack(
         LOG_LEVEL: 'silent',
         ...opts.agentEnv,
       }),
-      { logger: pino({ level: 'silent' }) },
+      {
+        logger: opts.agentLogStream
+          ? pino({ level: 'trace' }, opts.agentLogStream)
+          : pino({ level: 'silent' }),
+      },
     );
     await until(
       async () => (await panel.api(owner, 'GET', `/api/nodes/${node.id}`)).body?.online === true,

@@ -37,6 +37,7 @@ import { nodesRoutes } from './modules/nodes/routes.ts';
 import { playersRoutes } from './modules/players/routes.ts';
 import { BUCKET_MS as PLAYERS_BUCKET } from './modules/players/service.ts';
 import { prometheusRoutes } from './modules/prometheus/routes.ts';
+import { registriesRoutes } from './modules/registries/routes.ts';
 import { schedulesRoutes } from './modules/schedules/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
 import { sftpRoutes } from './modules/sftp/routes.ts';
@@ -224,6 +225,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     clientRelayRoutes,
     prometheusRoutes,
     dockerRoutes,
+    registriesRoutes,
   ]) {
     await routes(app, s);
   }

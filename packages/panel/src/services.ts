@@ -36,6 +36,7 @@ import { OperationsService } from './modules/operations/service.ts';
 import { PlayersRepo } from './modules/players/repo.ts';
 import { PlayersService } from './modules/players/service.ts';
 import { PanelMetrics } from './modules/prometheus/metrics.ts';
+import { RegistriesService } from './modules/registries/service.ts';
 import { SchedulesRepo } from './modules/schedules/repo.ts';
 import { panelTaskRunner } from './modules/schedules/runner.ts';
 import { SchedulesService } from './modules/schedules/service.ts';
@@ -85,6 +86,8 @@ export interface PanelServices {
   dockerPolicy: DockerPolicyStore;
   /** users' node-level docker.read / docker.write */
   dockerAccess: DockerAccessStore;
+  /** registry credentials (sealed), injected as X-Registry-Auth into relayed pulls and pushes */
+  registries: RegistriesService;
   /** a ticket's URLs: direct to the Agent (node transferUrl, connected) or relayed; files and backups */
   transferLinks: TransferLinks;
   metrics: MetricsService;
@@ -154,6 +157,7 @@ export function createServices(
   // and its SFTP sessions on that server close at once
   access.onChange((userId, serverId) => void sftp.revoke(userId, serverId));
   const twoFactor = new TwoFactorService(db, config.dataDir);
+  const registries = new RegistriesService(db, config.dataDir);
   const nodesRepo = new NodesRepo(db);
   const live: LiveStore = new LiveState();
   const bus = givenBus ?? new InProcessBus(log.child({ component: 'bus' }));
@@ -259,6 +263,7 @@ export function createServices(
     beforeDelete: (serverId) => backups.forgetServer(serverId),
     defaultLimits: config.defaultLimits,
     operations,
+    registryAuth: (image) => registries.authForImage(image),
   });
   const periodic = new LocalPeriodic({
     onError: (name, err) =>
@@ -349,6 +354,7 @@ export function createServices(
     agents,
     dockerPolicy: new DockerPolicyStore(db),
     dockerAccess: new DockerAccessStore(db),
+    registries,
     dockerTunnels: new DockerTunnels({
       gateway,
       verifyAgent: async (token, agentId) => {

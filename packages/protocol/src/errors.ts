@@ -89,6 +89,10 @@ export const ErrorCode = z.enum([
   'UPSTREAM_ERROR',
   /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
   'DOCKER_POLICY_DENIED',
+  /** no registry with that id (Panel-level registry credentials) */
+  'REGISTRY_NOT_FOUND',
+  /** the registry refused the stored credentials (a test login, or an injected pull/push) */
+  'REGISTRY_AUTH_FAILED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -151,6 +155,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
   DOCKER_POLICY_DENIED: 403,
+  REGISTRY_NOT_FOUND: 404,
+  REGISTRY_AUTH_FAILED: 502,
 };
 
 export const ErrorBody = z.object({

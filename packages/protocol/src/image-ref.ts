@@ -74,3 +74,36 @@ export const ImageRef = z
     const problem = imageRefProblem(ref);
     if (problem) ctx.addIssue({ code: 'custom', message: `image reference ${problem}` });
   });
+
+/** Docker Hub, however it is spelt (`index.docker.io`, `registry-1.docker.io`, no host at all). */
+export const DOCKER_HUB = 'docker.io';
+const HUB_ALIASES = new Set([
+  'docker.io',
+  'index.docker.io',
+  'registry-1.docker.io',
+  'registry.hub.docker.com',
+]);
+
+/**
+ * A registry host as stored and compared (lowercased, no scheme or path, Docker Hub's aliases
+ * `docker.io`), or null when it is not `host[:port]`.
+ */
+export function normaliseRegistryHost(input: string): string | null {
+  let h = input
+    .trim()
+    .toLowerCase()
+    .replace(/^https?:\/\//, '');
+  const slash = h.indexOf('/');
+  if (slash >= 0) h = h.slice(0, slash);
+  if (h.length > 300 || !isDomain(h)) return null;
+  return HUB_ALIASES.has(h) ? DOCKER_HUB : h;
+}
+
+/** The registry an image reference names (Docker's rule: a first part with `.`/`:` or `localhost`). */
+export function registryHostOf(ref: string): string {
+  const slash = ref.indexOf('/');
+  if (slash < 0) return DOCKER_HUB;
+  const first = ref.slice(0, slash);
+  if (!(first.includes('.') || first.includes(':') || first === 'localhost')) return DOCKER_HUB;
+  return normaliseRegistryHost(first) ?? first.toLowerCase();
+}

@@ -203,7 +203,24 @@ export type EggConfig = z.infer<typeof EggConfig>;
 export const Signal = z.enum(['SIGTERM', 'SIGINT', 'SIGKILL', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']);
 export type Signal = z.infer<typeof Signal>;
 
-export const CreateServerPayload = z.object({ serverId: ServerId, eggConfig: EggConfig });
+/**
+ * Registry credentials for one pull (Docker's AuthConfig): sent by the Panel with the command
+ * that pulls (create_server), used for that pull only, never stored nor logged by the Agent.
+ */
+export const RegistryAuthConfig = z.object({
+  username: z.string().max(255),
+  password: z.string().max(8192),
+  /** the registry host (`127.0.0.1:5000`, `ghcr.io`; Docker Hub: `https://index.docker.io/v1/`) */
+  serveraddress: z.string().min(1).max(300),
+});
+export type RegistryAuthConfig = z.infer<typeof RegistryAuthConfig>;
+
+export const CreateServerPayload = z.object({
+  serverId: ServerId,
+  eggConfig: EggConfig,
+  /** credentials for the registries of the egg's images (game and install), when the Panel has some */
+  registryAuth: z.array(RegistryAuthConfig).max(4).optional(),
+});
 export const StopServerPayload = z.object({
   signal: Signal.optional(),
   /** seconds before kill */

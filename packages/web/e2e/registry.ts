@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
 import type Docker from 'dockerode';
 
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
@@ -38,6 +39,12 @@ async function freePort(): Promise<number> {
 export interface RegistryOptions {
   /** Extra YAML lines appended to the config (for example an `auth:` section). */
   extraConfig?: string[];
+  /**
+   * Basic auth (distribution's `htpasswd` auth, a bcrypt htpasswd file made with bcryptjs): the
+   * registry then answers 401 without these credentials. Plain HTTP on 127.0.0.1 is fine for
+   * the Engine (it trusts 127.0.0.0/8 as an insecure registry and sends the credentials).
+   */
+  htpasswd?: { username: string; password: string };
 }
 
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
@@ -48,6 +55,12 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cap-registry-'));
   const config = join(dir, 'config.yml');
+  const auth: string[] = [];
+  if (opts.htpasswd) {
+    const file = join(dir, 'htpasswd');
+    writeFileSync(file, `${opts.htpasswd.username}:${bcrypt.hashSync(opts.htpasswd.password, 8)}\n`);
+    auth.push('auth:', '  htpasswd:', '    realm: cap-test', `    path: ${file}`);
+  }
   writeFileSync(
     config,
     [
@@ -58,6 +71,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
       '  delete: { enabled: true }',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...auth,
       ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),

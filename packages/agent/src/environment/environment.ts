@@ -6,7 +6,7 @@
  * implementation is in ./docker/environment.ts, a fake for unit tests in ./fake.ts.
  */
 import type { Duplex, Readable } from 'node:stream';
-import type { EggConfig, Signal } from '@cap/protocol';
+import type { EggConfig, RegistryAuthConfig, Signal } from '@cap/protocol';
 
 /** One instance (container) as the runtime sees it. */
 export interface InstanceState {
@@ -61,6 +61,12 @@ export interface Environment {
   listServers(): Promise<NodeInstance[]>;
   /** this node's installer instances (an install that ran on while the Agent was down) */
   listInstallers(): Promise<NodeInstance[]>;
+
+  /**
+   * Fetches `image` with these registry credentials when it is not here (a private image of a
+   * new server); the credentials are used for this pull only. Absent: pulls use none.
+   */
+  pullImage?(image: string, auth: RegistryAuthConfig): Promise<void>;
 
   /**
    * A new instance for the server (its image fetched when missing). `staged`: the next instance of

@@ -14,10 +14,12 @@ import {
   type EventData,
   errorResponse,
   isCodedError,
+  normaliseRegistryHost,
   OPERATION_ACTIONS,
   okResponse,
   parseAgentInbound,
   type ResponseMessage,
+  registryHostOf,
   type ServerStatus,
   serverIdOf,
 } from '@cap/protocol';
@@ -785,13 +787,22 @@ export class ServerManager {
     const p = cmd.payload as Record<string, unknown>;
     switch (cmd.action) {
       case 'create_server': {
-        const { eggConfig } = cmd.payload as Command<'create_server'>['payload'];
+        const { eggConfig, registryAuth } = cmd.payload as Command<'create_server'>['payload'];
         const id = serverId!;
         if (this.servers.has(id) || this.#creating.has(id)) {
           throw new CodedError('SERVER_EXISTS', `server ${id} exists on this node`);
         }
         this.#creating.add(id);
         try {
+          // private images: pulled now with the Panel's credentials (used here only, never kept)
+          if (registryAuth?.length && this.#env.pullImage) {
+            for (const image of [eggConfig.image, eggConfig.install?.container]) {
+              if (image === undefined) continue;
+              const host = registryHostOf(image);
+              const auth = registryAuth.find((a) => normaliseRegistryHost(a.serveraddress) === host);
+              if (auth) await this.#env.pullImage(image, auth);
+            }
+          }
           const s = this.#newServer(id, eggConfig);
           await s.create();
           this.servers.set(id, s);

@@ -435,6 +435,25 @@ const m018: Migration = {
 };
 
 /**
+ * Registries (issue 11 item 3): Panel-level credentials per registry host, the password sealed
+ * with DATA_DIR/keys/registries.key (AES-256-GCM, lib/crypto seal); the host is unique.
+ */
+const m019: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('registries')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('host', 'text', (c) => c.notNull().unique())
+      .addColumn('username', 'text', (c) => c.notNull())
+      .addColumn('password_sealed', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
+/**
  * Players (issue 12 item 2): join/leave sessions by name, and a per-minute count history
  * (average online, peak, capacity), kept 7 days as metric_buckets are.
  */
@@ -640,6 +659,7 @@ export const migrations: Record<string, Migration> = {
   '016_node_agent_refusal': m016,
   '017_node_transfer_url': m017,
   '018_docker_policy': m018,
+  '019_registries': m019,
   '020_players': m020,
   '022_schedules': m022,
   '023_webhooks': m023,

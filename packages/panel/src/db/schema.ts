@@ -259,7 +259,20 @@ export interface DockerNodeAccessTable {
   permissions: string;
 }
 
+/** Registry credentials (migration 019_registries); the password sealed, never answered. */
+export interface RegistriesTable {
+  id: string;
+  name: string;
+  /** normalised registry host (`ghcr.io`, `127.0.0.1:5000`, `docker.io`) */
+  host: string;
+  username: string;
+  password_sealed: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  registries: RegistriesTable;
   docker_policies: DockerPoliciesTable;
   docker_node_access: DockerNodeAccessTable;
   users: UsersTable;

@@ -5,7 +5,7 @@
  * token forged with its old plain-text key is refused.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -147,6 +147,36 @@ describe('the Panel keeps its data and keys private', () => {
       assert.equal(r.status, 200);
       const fresh = ((await r.json()) as { agent: { token: string } }).agent.token;
       assert.equal(await upgrade(connectAgentSocket(wsUrl, fresh, node.id)), 101);
+    } finally {
+      await panel.stop();
+    }
+  });
+
+  test('a registry password is sealed in the database (key file 0600) and never answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cap-rest-registry-'));
+    dirs.push(dir);
+    const panel = await panelOn(dir);
+    try {
+      const secret = `registry-secret-${process.pid}-${Date.now()}`;
+      const headers = await ownerHeaders(panel.url);
+      const r = await fetch(`${panel.url}/api/registries`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ name: 'ghcr', host: 'ghcr.io', username: 'me', password: secret }),
+      });
+      assert.equal(r.status, 201);
+      const created = await r.text();
+      assert.ok(!created.includes(secret), 'not in the answer');
+      assert.equal((JSON.parse(created) as { hasPassword: boolean }).hasPassword, true);
+      const list = await (await fetch(`${panel.url}/api/registries`, { headers })).text();
+      assert.ok(!list.includes(secret), 'not in the list');
+      assert.equal(mode(join(dir, 'keys', 'registries.key')), 0o600);
+      const row = await panel.app.panel.db.selectFrom('registries').selectAll().executeTakeFirstOrThrow();
+      assert.ok(row.password_sealed?.startsWith('v1.') && !row.password_sealed.includes(secret));
+      for (const f of ['panel.sqlite', 'panel.sqlite-wal']) {
+        const file = join(dir, f);
+        if (existsSync(file)) assert.ok(!readFileSync(file).includes(secret), `not in ${f}`);
+      }
     } finally {
       await panel.stop();
     }

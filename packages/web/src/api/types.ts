@@ -105,6 +105,10 @@ export type Webhook = ApiResponse<'/api/webhooks/{hid}', 'get'>;
 export type CreatedWebhook = ApiResponse<'/api/webhooks', 'post', 201>;
 export type WebhookInput = ApiBody<'/api/webhooks', 'post'>;
 export type WebhookDelivery = ApiResponse<'/api/webhooks/{hid}/test', 'post'>;
+// registries (issue 11 item 3)
+export type Registry = ApiResponse<'/api/registries', 'post', 201>;
+export type RegistryInput = ApiBody<'/api/registries', 'post'>;
+export type RegistryPatch = ApiBody<'/api/registries/{rid}', 'patch'>;
 
 // templates
 export type TemplateSummary = ApiResponse<'/api/templates', 'get'>[number];

@@ -16,8 +16,10 @@ import {
   type NodeContainer,
   prunePreview,
   pullFraction,
+  retarget,
   searchLogs,
   splitCommand,
+  splitTag,
   statsFrom,
 } from './docker.ts';
 
@@ -328,4 +330,16 @@ test('create wizard: command split like a shell, fields checked, the Engine body
       },
     },
   });
+});
+
+test('retarget and splitTag: a local image pushed to a chosen registry', () => {
+  assert.equal(
+    retarget('ctrl-alt-play/busybox:latest', '127.0.0.1:5000'),
+    '127.0.0.1:5000/ctrl-alt-play/busybox:latest',
+  );
+  assert.equal(retarget('ghcr.io/me/app:1', '127.0.0.1:5000'), '127.0.0.1:5000/me/app:1');
+  assert.equal(retarget('localhost/app', 'ghcr.io'), 'ghcr.io/app');
+  assert.equal(retarget('127.0.0.1:5000/x/y:2', 'docker.io'), 'x/y:2');
+  assert.deepEqual(splitTag('127.0.0.1:5000/x/y'), { name: '127.0.0.1:5000/x/y', tag: 'latest' });
+  assert.deepEqual(splitTag('127.0.0.1:5000/x/y:v2'), { name: '127.0.0.1:5000/x/y', tag: 'v2' });
 });

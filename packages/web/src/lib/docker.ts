@@ -831,3 +831,25 @@ export function describeEvent(e: DockerEvent): string {
   const image = own(attrs, 'image');
   return `${e.Type ?? '?'} ${e.Action ?? '?'} ${name}${image && image !== name ? ` (${image})` : ''}`;
 }
+
+/**
+ * `ref` (name[:tag]) moved to registry `host`: its own registry part (a first component with
+ * `.`/`:` or `localhost`) replaced; Docker Hub (`docker.io`) is no prefix. For pushing a local
+ * image to a chosen registry.
+ */
+export function retarget(ref: string, host: string): string {
+  const slash = ref.indexOf('/');
+  const first = slash < 0 ? '' : ref.slice(0, slash);
+  const rest =
+    first && (first.includes('.') || first.includes(':') || first === 'localhost')
+      ? ref.slice(slash + 1)
+      : ref;
+  return host === 'docker.io' ? rest : `${host}/${rest}`;
+}
+
+/** `ref` split into the push path's name and its tag (default `latest`). */
+export function splitTag(ref: string): { name: string; tag: string } {
+  const colon = ref.lastIndexOf(':');
+  const hasTag = colon > ref.lastIndexOf('/');
+  return hasTag ? { name: ref.slice(0, colon), tag: ref.slice(colon + 1) } : { name: ref, tag: 'latest' };
+}

@@ -7,6 +7,7 @@ import { ContainersList } from '../components/docker/containers-list.tsx';
 import { CreateWizard } from '../components/docker/create-wizard.tsx';
 import { ImagesTab } from '../components/docker/images.tsx';
 import { NetworksTab, VolumesTab } from '../components/docker/networks-volumes.tsx';
+import { RegistriesTab } from '../components/docker/registries.tsx';
 import { SystemTab } from '../components/docker/system.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 
@@ -17,6 +18,7 @@ const SECTIONS = [
   ['networks', 'Networks'],
   ['volumes', 'Volumes'],
   ['system', 'System'],
+  ['registries', 'Registries'],
 ] as const;
 type Section = (typeof SECTIONS)[number][0];
 const isSection = (s: string | undefined): s is Section => SECTIONS.some(([k]) => k === s);
@@ -45,12 +47,15 @@ export function DockerPage() {
   const node = nodeParam === 'all' ? null : (nodes.data.find((n) => n.id === nodeParam) ?? null);
   const firstOnline = nodes.data.find((n) => n.online) ?? nodes.data[0];
   const go = (nodeId: string, s: Section) => navigate(`/docker/${encodeURIComponent(nodeId)}/${s}`);
-  const perNode = section !== 'containers' || containerId;
+  // registries are the Panel's (a node only for the test login)
+  const perNode = (section !== 'containers' && section !== 'registries') || containerId;
 
   let body: React.ReactNode;
   if (nodes.data.length === 0)
     body = <Empty title="No nodes yet">Add a node first; its Docker Engine shows here.</Empty>;
   else if (nodeParam !== 'all' && !node) body = <Empty title="No such node">Pick one above.</Empty>;
+  else if (section === 'registries' && !containerId)
+    body = <RegistriesTab nodeId={node?.online ? node.id : (nodes.data.find((n) => n.online)?.id ?? null)} />;
   else if (perNode && !node) body = <Empty title="Pick a node">This section is per node.</Empty>;
   else if (node && !node.online)
     body = (
@@ -101,7 +106,7 @@ export function DockerPage() {
           {SECTIONS.map(([k, label]) => (
             <Tabs.Tab key={k} value={k} data-testid={`docker-tab-${k}`}>
               {label}
-              {k !== 'containers' && !node ? (
+              {k !== 'containers' && k !== 'registries' && !node ? (
                 <Badge size="xs" variant="transparent" color="gray">
                   per node
                 </Badge>

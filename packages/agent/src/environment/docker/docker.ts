@@ -1,7 +1,7 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
 import { createRequire } from 'node:module';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
-import { CodedError, imageRefProblem, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
+import { CodedError, imageRefProblem, type RegistryAuthConfig, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
 import Docker from 'dockerode';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
 
@@ -237,10 +237,11 @@ export class DockerEnvironment {
     }
   }
 
-  async pull(image: string): Promise<void> {
+  /** `auth`: credentials for this pull only (never kept). */
+  async pull(image: string, auth?: RegistryAuthConfig): Promise<void> {
     checkImage(image);
     try {
-      await pullOutcome(await this.docker.pull(image));
+      await pullOutcome(await this.docker.pull(image, auth ? { authconfig: auth } : {}));
     } catch (e) {
       throw new CodedError(
         'DOCKER_ERROR',

@@ -2,7 +2,7 @@
  * The Docker Engine behind the server environment interface (../environment.ts): container specs
  * from the egg, the Agent's own network, cgroup readings with the Engine's stats as a fallback.
  */
-import type { EggConfig, Signal } from '@cap/protocol';
+import type { EggConfig, RegistryAuthConfig, Signal } from '@cap/protocol';
 import type { AgentConfig } from '../../config/config.ts';
 import { CgroupStats } from '../cgroup-stats.ts';
 import type { Environment, InstanceState, NodeInstance, UsageReader, UsageSample } from '../environment.ts';
@@ -51,6 +51,10 @@ export class DockerServerEnvironment implements Environment {
   async listInstallers(): Promise<NodeInstance[]> {
     const list = await this.engine.listInstallers(this.#config.nodeId);
     return list.map((c) => ({ id: c.id, serverId: c.serverId, running: c.running, staged: false }));
+  }
+
+  async pullImage(image: string, auth: RegistryAuthConfig): Promise<void> {
+    if (!(await this.engine.hasImage(image))) await this.engine.pull(image, auth);
   }
 
   async create(

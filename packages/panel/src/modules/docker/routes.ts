@@ -16,6 +16,7 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { hostOfImage, registryAuthHeader } from '../registries/service.ts';
 import { checkPolicy, type PolicyContext } from './policy.ts';
 import { DOCKER_PERMISSIONS } from './policy-store.ts';
 import {
@@ -140,6 +141,30 @@ function execTerminal(s: PanelServices, ws: WebSocket, nodeId: string, execId: s
     resize(r.data.cols, r.data.rows).catch(() => undefined);
   });
   start().catch((e) => close(1011, `${isCodedError(e) ? e.code : 'DOCKER_ERROR'}: ${(e as Error).message}`));
+}
+
+/** The image a relayed pull (`POST /images/create?fromImage=`) or push (`POST /images/{name}/push`) names. */
+export function registryImageOf(method: string, path: string, query: string): string | undefined {
+  if (method !== 'POST') return undefined;
+  if (path === '/images/create') return new URLSearchParams(query).get('fromImage') || undefined;
+  return /^\/images\/(.+)\/push$/.exec(path)?.[1];
+}
+
+/**
+ * Whether the client sent credentials of its own: an X-Registry-Auth that decodes to an
+ * AuthConfig with something in it (dockerode and the docker CLI send `{}` when they have none).
+ */
+export function sentRegistryAuth(header: string | undefined): boolean {
+  if (header === undefined || header.trim() === '') return false;
+  try {
+    const v = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as Record<string, unknown>;
+    if (!v || typeof v !== 'object') return true;
+    return ['username', 'password', 'auth', 'identitytoken', 'registrytoken'].some(
+      (k) => Object.hasOwn(v, k) && typeof v[k] === 'string' && v[k] !== '',
+    );
+  } catch {
+    return true;
+  }
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'] as const;
@@ -332,6 +357,17 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       const cap = bodyCap(kind);
       checkDeclaredLength(req.headers, cap);
       const headers = forwardHeaders(req.headers);
+      // a pull or push naming a registry with stored credentials, and none from the client: the
+      // Panel's go with it (the caller holds docker.write here: every POST needs it)
+      const image = registryImageOf(method, ep.path, ep.query);
+      if (image !== undefined && !sentRegistryAuth(headers['x-registry-auth'])) {
+        const auth = await s.registries.authForImage(image);
+        if (auth) {
+          headers['x-registry-auth'] = registryAuthHeader(auth);
+          if (req.activity?.details)
+            req.activity.details = { ...req.activity.details, registry: hostOfImage(image) };
+        }
+      }
       const hasBody =
         method !== 'GET' &&
         method !== 'HEAD' &&

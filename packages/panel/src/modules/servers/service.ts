@@ -19,6 +19,7 @@ import {
   newMessageId,
   type Ports,
   type PowerAction,
+  type RegistryAuthConfig,
   type RemoteConsoleTransport,
   SendCommandData,
   ServerStatus,
@@ -101,6 +102,7 @@ export class ServersService {
   /** the Panel-wide defaults, for nodes without their own */
   readonly #defaultLimits: DefaultLimits;
   readonly #operations: OperationsService;
+  readonly #registryAuth: ((image: string) => Promise<RegistryAuthConfig | undefined>) | undefined;
   readonly #projection: AgentEventProjection;
   /** capacity checks and what they admit run one at a time per node (check, then store) */
   readonly #nodeLocks = new Map<string, Promise<unknown>>();
@@ -121,8 +123,11 @@ export class ServersService {
     beforeDelete?: (serverId: string) => Promise<void>;
     defaultLimits?: DefaultLimits;
     operations: OperationsService;
+    /** stored registry credentials for an image's registry (sent with create_server, not kept by the Agent) */
+    registryAuth?: (image: string) => Promise<RegistryAuthConfig | undefined>;
   }) {
     this.#operations = deps.operations;
+    this.#registryAuth = deps.registryAuth;
     this.#defaultLimits = deps.defaultLimits ?? {};
     this.#repo = deps.repo;
     this.#nodes = deps.nodes;
@@ -143,6 +148,18 @@ export class ServersService {
       log: deps.log,
       operations: deps.operations,
     });
+  }
+
+  /** The stored credentials for the registries of the egg's images (game and install). */
+  async #registryAuthFor(egg: EggConfig): Promise<RegistryAuthConfig[]> {
+    if (!this.#registryAuth) return [];
+    const out: RegistryAuthConfig[] = [];
+    for (const image of [egg.image, egg.install?.container]) {
+      if (image === undefined) continue;
+      const auth = await this.#registryAuth(image);
+      if (auth && !out.some((a) => a.serveraddress === auth.serveraddress)) out.push(auth);
+    }
+    return out;
   }
 
   async init(): Promise<void> {
@@ -463,11 +480,12 @@ export class ServersService {
     this.#live.setStatus(row.id, 'offline');
     let operationId: string;
     try {
+      const registryAuth = await this.#registryAuthFor(egg);
       operationId = await this.#operations.start(
         row,
         'create',
         'create_server',
-        { serverId: row.id, eggConfig: egg },
+        { serverId: row.id, eggConfig: egg, ...(registryAuth.length > 0 ? { registryAuth } : {}) },
         actor,
       );
     } catch (e) {

@@ -7,6 +7,7 @@ import {
   Group,
   Menu,
   Modal,
+  NativeSelect,
   Paper,
   Progress,
   Stack,
@@ -17,6 +18,7 @@ import {
 } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useMemo, useState } from 'react';
+import { useAuth } from '../../api/auth.tsx';
 import {
   dockerStream,
   invalidateDocker,
@@ -35,11 +37,14 @@ import {
   layerFraction,
   type PullState,
   pullFraction,
+  retarget,
   shortId,
+  splitTag,
 } from '../../lib/docker.ts';
 import { formatBytes } from '../../lib/format.ts';
 import { ErrorState, Loading } from '../states.tsx';
 import { ActionError, formatCreated, useDockerAction } from './common.tsx';
+import { useRegistries } from './registries.tsx';
 
 /** an empty auth for the Engine (it insists on the header for push); the Panel adds a stored registry's */
 const NO_AUTH = { 'x-registry-auth': 'e30=' };
@@ -250,41 +255,73 @@ function TagModal({
   );
 }
 
+/**
+ * Push with per-layer progress (the pull's component). The registry is the reference's host, or
+ * one of the stored registries: then the image is tagged for it first (`<host>/<path>:<tag>`).
+ * Stored credentials go with it when the Panel has some for that host.
+ */
 function PushModal({ nodeId, tag, onClose }: { nodeId: string; tag: string | null; onClose: () => void }) {
+  const qc = useQueryClient();
+  const { canWrite } = useAuth();
+  const registries = useRegistries(canWrite && tag !== null);
+  const action = useDockerAction(nodeId);
+  const [registry, setRegistry] = useState('');
   const [state, setState] = useState<PullState | null>(null);
+  const chosen = registries.data?.find((r) => r.id === registry);
+  const target = tag && chosen ? retarget(tag, chosen.host) : tag;
+  async function push() {
+    if (!tag || !target) return;
+    if (target !== tag) {
+      const t = splitTag(target);
+      const ok = await action.run(
+        'tag',
+        `/images/${encodeURIComponent(tag)}/tag?repo=${encodeURIComponent(t.name)}&tag=${encodeURIComponent(t.tag)}`,
+      );
+      if (!ok) return;
+    }
+    const { name, tag: t } = splitTag(target);
+    setState(emptyPull());
+    await streamProgress(
+      nodeId,
+      `/images/${encodeURIComponent(name)}/push?tag=${encodeURIComponent(t)}`,
+      setState,
+      NO_AUTH,
+    );
+    void invalidateDocker(qc, nodeId);
+  }
   return (
     <Modal
       opened={tag !== null}
       onClose={() => {
         setState(null);
+        setRegistry('');
         onClose();
       }}
       title={`Push ${tag ?? ''}`}
       size="lg"
     >
       <Stack>
-        <Text size="sm">
-          The registry is the reference's host; its stored credentials are used when the Panel has some.
+        <NativeSelect
+          label="Registry"
+          value={registry}
+          onChange={(e) => setRegistry(e.currentTarget.value)}
+          data={[
+            { value: '', label: "the reference's own host" },
+            ...(registries.data ?? []).map((r) => ({ value: r.id, label: `${r.name} (${r.host})` })),
+          ]}
+          data-testid="push-registry"
+        />
+        <Text size="sm" data-testid="push-target">
+          Pushes <Code>{target ?? ''}</Code>
+          {target !== tag ? ' (tagged first)' : ''}; a stored registry's credentials are used for its host.
         </Text>
+        <ActionError error={action.error} onClose={action.clear} />
         {state ? <PullProgress state={state} verb="Push" /> : null}
         <Group justify="flex-end">
           <Button
-            loading={state !== null && !state.done}
+            loading={(state !== null && !state.done) || action.pending !== null}
             data-testid="push-submit"
-            onClick={() => {
-              if (!tag) return;
-              const colon = tag.lastIndexOf(':');
-              const hasTag = colon > tag.lastIndexOf('/');
-              const name = hasTag ? tag.slice(0, colon) : tag;
-              const t = hasTag ? tag.slice(colon + 1) : 'latest';
-              setState(emptyPull());
-              void streamProgress(
-                nodeId,
-                `/images/${encodeURIComponent(name)}/push?tag=${encodeURIComponent(t)}`,
-                setState,
-                NO_AUTH,
-              );
-            }}
+            onClick={() => void push()}
           >
             Push
           </Button>
