@@ -25,6 +25,7 @@ import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
 import { DockerAccessStore, DockerPolicyStore } from './modules/docker/policy-store.ts';
 import { DockerTunnels } from './modules/docker/tunnels.ts';
+import { FailoverService } from './modules/failover/service.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
@@ -99,6 +100,8 @@ export interface PanelServices {
   periodic: Periodic;
   /** Panel-wide and per-server webhooks: bus events → persisted, retried deliveries */
   webhooks: WebhooksService;
+  /** failover of opted-in servers off nodes offline too long, and the fences of their old copies */
+  failover: FailoverService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -253,6 +256,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     beforeDelete: (serverId) => backups.forgetServer(serverId),
     defaultLimits: config.defaultLimits,
     operations,
+    failoverMinSeconds: config.failoverMinSeconds,
   });
   const periodic = new LocalPeriodic({
     onError: (name, err) =>
@@ -275,6 +279,18 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     allowPrivate: config.webhookAllowPrivate,
     retryBaseMs: config.webhookRetryBaseMs,
   });
+  const failover = new FailoverService({
+    db,
+    gateway,
+    servers,
+    operations,
+    relay: transferRelay,
+    s3,
+    bus,
+    log: log.child({ component: 'failover' }),
+    periodic,
+    tickMs: config.failoverTickMs,
+  });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {
     gateway
@@ -289,6 +305,10 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     linesPerSecond: config.agentLinesPerSecond,
     events: {
       onConnect(nodeId) {
+        // its fence list before anything else: a server failed over elsewhere never starts here
+        failover
+          .nodeConnected(nodeId)
+          .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'fence list on connect failed'));
         bus.publish({ kind: 'node.online', nodeId });
         fetchSystemInfo(nodeId);
         // backups reconciled with the Agent's records; moves to S3 left over (a restart, an outage) resume
@@ -363,6 +383,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     schedules,
     periodic,
     webhooks,
+    failover,
     live,
     bus,
     activity,

@@ -89,6 +89,8 @@ export const ErrorCode = z.enum([
   'UPSTREAM_ERROR',
   /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
   'DOCKER_POLICY_DENIED',
+  /** the server was failed over to another node: this node's copy is fenced (never started here) */
+  'SERVER_FENCED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -151,6 +153,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
   DOCKER_POLICY_DENIED: 403,
+  SERVER_FENCED: 409,
 };
 
 export const ErrorBody = z.object({
