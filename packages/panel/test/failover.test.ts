@@ -16,6 +16,7 @@ import type { Command } from '@cap/protocol';
 import { type FakeAgent, NO_REPLY } from './fake-agent.ts';
 import { fakeAgentNode, freePort, type Session, startTestPanel, type TestPanel, until } from './helpers.ts';
 import { startTestS3, type TestS3 } from './s3.ts';
+import { startReceiver } from './webhook-receiver.ts';
 
 let s3: TestS3;
 before(async () => {
@@ -150,7 +151,12 @@ async function failoverServer(panel: TestPanel, owner: Session, nodeId: string):
   return id;
 }
 
-const env = () => ({ ...s3.env(), PANEL_FAILOVER_TICK_MS: '100', PANEL_FAILOVER_MIN_SECONDS: '1' });
+const env = () => ({
+  ...s3.env(),
+  PANEL_FAILOVER_TICK_MS: '100',
+  PANEL_FAILOVER_MIN_SECONDS: '1',
+  PANEL_WEBHOOK_ALLOW_PRIVATE: '1',
+});
 
 test('a server whose node stays offline is restored on another node from its S3 backup, and the old node is fenced', async () => {
   const panel = await startTestPanel(env());
@@ -250,11 +256,27 @@ test('without a backup the Panel can reach, the failover fails clearly and the s
     const nodeB = await fakeAgentNode(panel, owner, {}, 'node-b');
     agents.push(a.agent, nodeB.agent);
     const id = await failoverServer(panel, owner, a.id);
+    const rx = await startReceiver();
+    const hook = await panel.api(owner, 'POST', '/api/webhooks', {
+      name: 'failover',
+      kind: 'json',
+      url: `${rx.url}/failover`,
+      events: ['server.failover'],
+    });
+    assert.equal(hook.status, 201, JSON.stringify(hook.body));
     await a.agent.close();
     await until(async () => {
       const r = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
       return r.body.failovers?.[0]?.state === 'failed';
     }, 20_000);
+    // each step reaches the webhook: pending, then failed with the code
+    await until(() => rx.got.some((g) => g.json?.data?.phase === 'failed'), 10_000);
+    const phases = rx.got.map((g) => [g.json.event, g.json.data.phase, g.json.data.outcome]);
+    assert.deepEqual(phases, [
+      ['server.failover', 'pending', 'ok'],
+      ['server.failover', 'failed', 'BACKUP_NOT_FOUND'],
+    ]);
+    await rx.close();
     const fo = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
     assert.equal(fo.body.failovers[0].error.code, 'BACKUP_NOT_FOUND');
     assert.match(fo.body.failovers[0].error.message, /failover needs off-node backups/);

@@ -408,6 +408,13 @@ export class FailoverService {
         await this.#servers.releaseElsewhereThan(row.server_id, row.from_node_id);
         const { node, placement } = await this.#servers.placeElsewhere(row.server_id);
         const allocationId = await this.#servers.claimOn(row.server_id, node.id);
+        // back to a node it was failed over from before: that old fence goes (told to it first)
+        const lifted = await this.#db
+          .deleteFrom('server_fences')
+          .where('server_id', '=', row.server_id)
+          .where('fenced_node_id', '=', node.id)
+          .executeTakeFirst();
+        if (Number(lifted.numDeletedRows) > 0) await this.#sendFences(node.id);
         const fencedAt = nowIso();
         // fenced before the copy elsewhere exists: the old node never runs it again once told
         await this.#db
