@@ -14,7 +14,15 @@ import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { Command } from '@cap/protocol';
 import { type FakeAgent, NO_REPLY } from './fake-agent.ts';
-import { fakeAgentNode, freePort, type Session, startTestPanel, type TestPanel, until } from './helpers.ts';
+import {
+  fakeAgentNode,
+  freePort,
+  type Session,
+  scratchDatabase,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from './helpers.ts';
 import { startTestS3, type TestS3 } from './s3.ts';
 import { startReceiver } from './webhook-receiver.ts';
 
@@ -300,58 +308,71 @@ test('without a backup the Panel can reach, the failover fails clearly and the s
   }
 });
 
-test('a Panel restart mid-failover resumes it and finishes it once', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'cap-failover-'));
-  const port = await freePort();
-  const fixed = { ...env(), DATA_DIR: dataDir, PORT: String(port), PANEL_URL: `http://127.0.0.1:${port}` };
-  let panel = await startTestPanel(fixed);
-  const agents: FakeAgent[] = [];
-  let hold = true;
-  try {
-    let owner = await panel.login();
-    const a = await fakeAgentNode(panel, owner, {}, 'node-a');
-    const got = new Map<string, Buffer>();
-    const b = restoringAgent(got, { holdImports: () => hold });
-    const nodeB = await fakeAgentNode(panel, owner, { handlers: b.handlers }, 'node-b');
-    b.bind(nodeB.agent);
-    agents.push(a.agent, nodeB.agent);
-    await panel.api(owner, 'POST', `/api/nodes/${nodeB.id}/allocations`, { ip: '0.0.0.0', ports: ['27001'] });
-    const id = await failoverServer(panel, owner, a.id);
-    const backupId = await s3Backup(panel, id, a.id);
-    await a.agent.close();
-    // the failover reaches the import on B, which does not answer: the Panel stops there
-    await nodeB.agent
-      .waitForCommand((c) => c.action === 'backup_import', 20_000)
-      .catch(async (e) => {
-        const r = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
-        throw new Error(`${e.message}: ${JSON.stringify(r.body)}`);
+for (const engine of ['sqlite', 'postgres'] as const)
+  test(`a Panel restart mid-failover resumes it and finishes it once (${engine})`, async () => {
+    const db = await scratchDatabase(engine, 'failover');
+    const dataDir = mkdtempSync(join(tmpdir(), 'cap-failover-'));
+    const port = await freePort();
+    const fixed = {
+      ...env(),
+      ...db.env,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      PANEL_URL: `http://127.0.0.1:${port}`,
+    };
+    let panel = await startTestPanel(fixed);
+    const agents: FakeAgent[] = [];
+    let hold = true;
+    try {
+      let owner = await panel.login();
+      const a = await fakeAgentNode(panel, owner, {}, 'node-a');
+      const got = new Map<string, Buffer>();
+      const b = restoringAgent(got, { holdImports: () => hold });
+      const nodeB = await fakeAgentNode(panel, owner, { handlers: b.handlers }, 'node-b');
+      b.bind(nodeB.agent);
+      agents.push(a.agent, nodeB.agent);
+      await panel.api(owner, 'POST', `/api/nodes/${nodeB.id}/allocations`, {
+        ip: '0.0.0.0',
+        ports: ['27001'],
       });
-    await panel.stop();
-    hold = false;
-    panel = await startTestPanel(fixed);
-    owner = await panel.login();
-    await nodeB.agent.reconnect();
-    await until(async () => {
-      const r = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
-      return ['started', 'failed'].includes(r.body.failovers?.[0]?.state);
-    }, 20_000);
-    const fo = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
-    assert.equal(fo.body.failovers.length, 1, 'one failover, resumed');
-    assert.equal(fo.body.failovers[0].state, 'started', JSON.stringify(fo.body.failovers[0]));
-    assert.ok(got.get(backupId)?.equals(ARCHIVE));
-    const count = (action: string) =>
-      nodeB.agent.commands.filter(
-        (c) =>
-          c.action === action && (c.serverId === id || (c.payload as { serverId?: string })?.serverId === id),
-      ).length;
-    assert.equal(count('create_server'), 1, 'created once');
-    assert.equal(count('backup_restore'), 1, 'restored once');
-    assert.equal(count('start_server'), 1, 'started once');
-    const server = await panel.api(owner, 'GET', `/api/servers/${id}`);
-    assert.equal(server.body.nodeId, nodeB.id);
-  } finally {
-    for (const ag of agents) await ag.close();
-    await panel.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
+      const id = await failoverServer(panel, owner, a.id);
+      const backupId = await s3Backup(panel, id, a.id);
+      await a.agent.close();
+      // the failover reaches the import on B, which does not answer: the Panel stops there
+      await nodeB.agent
+        .waitForCommand((c) => c.action === 'backup_import', 20_000)
+        .catch(async (e) => {
+          const r = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
+          throw new Error(`${e.message}: ${JSON.stringify(r.body)}`);
+        });
+      await panel.stop();
+      hold = false;
+      panel = await startTestPanel(fixed);
+      owner = await panel.login();
+      await nodeB.agent.reconnect();
+      await until(async () => {
+        const r = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
+        return ['started', 'failed'].includes(r.body.failovers?.[0]?.state);
+      }, 20_000);
+      const fo = await panel.api(owner, 'GET', `/api/servers/${id}/failovers`);
+      assert.equal(fo.body.failovers.length, 1, 'one failover, resumed');
+      assert.equal(fo.body.failovers[0].state, 'started', JSON.stringify(fo.body.failovers[0]));
+      assert.ok(got.get(backupId)?.equals(ARCHIVE));
+      const count = (action: string) =>
+        nodeB.agent.commands.filter(
+          (c) =>
+            c.action === action &&
+            (c.serverId === id || (c.payload as { serverId?: string })?.serverId === id),
+        ).length;
+      assert.equal(count('create_server'), 1, 'created once');
+      assert.equal(count('backup_restore'), 1, 'restored once');
+      assert.equal(count('start_server'), 1, 'started once');
+      const server = await panel.api(owner, 'GET', `/api/servers/${id}`);
+      assert.equal(server.body.nodeId, nodeB.id);
+    } finally {
+      for (const ag of agents) await ag.close();
+      await panel.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      await db.drop();
+    }
+  });
