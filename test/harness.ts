@@ -2,6 +2,7 @@
  * One real Panel (in-process, SQLite), one real Agent registered to it as a node, and the real
  * Docker Engine: what the system tests under test/ stand on. `stop()` removes every container of
  * that node (servers and installers), stops both processes and deletes the Agent's data.
+ * `startSecondAgent(stack)` adds another Agent as another node (own data dir, same Docker).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,7 +40,107 @@ export interface Stack {
   nodeId: string;
   /** containers of one server, running or not */
   containers(serverId: string): Promise<Docker.ContainerInfo[]>;
+  /** more Agents started with startSecondAgent (each its own node and data dir); stop() stops them */
+  agents: NodeAgent[];
   stop(): Promise<void>;
+}
+
+/**
+ * One more Agent on the stack's Panel (startSecondAgent): its own node, data directory and HTTP
+ * port, the same Docker Engine. It can be stopped (servers and files stay, as a crashed or
+ * powered-off Agent leaves them) and started again on the same node, data and port.
+ */
+export interface NodeAgent {
+  nodeId: string;
+  agentSecret: string;
+  agentDir: string;
+  /** the Agent running now (replaced by restart()); null while stopped */
+  agent: RunningAgent | null;
+  /** its HTTP API, http://127.0.0.1:<port> (the same port across restarts) */
+  httpUrl: string;
+  /** stops the Agent only (its servers keep running, its data stays) */
+  stopAgent(): Promise<void>;
+  /** starts it again (same node, data dir, env and port) and waits until the Panel lists it online */
+  restart(): Promise<void>;
+  /** containers of one server on this node */
+  containers(serverId: string): Promise<Docker.ContainerInfo[]>;
+  /** stops the Agent, removes its node's containers and its data dir (stack.stop() calls it) */
+  stop(): Promise<void>;
+}
+
+function agentEnv(
+  panelUrl: string,
+  nodeId: string,
+  secret: string,
+  dir: string,
+  port: number,
+  extra: Record<string, string> | undefined,
+): Record<string, string> {
+  return {
+    PANEL_URL: panelUrl,
+    NODE_ID: nodeId,
+    AGENT_SECRET: secret,
+    AGENT_DATA_DIR: dir,
+    AGENT_HTTP_PORT: String(port),
+    AGENT_HTTP_HOST: '127.0.0.1',
+    AGENT_SFTP_PORT: '0',
+    LOG_LEVEL: 'silent',
+    ...extra,
+  };
+}
+
+/** Another Agent as another node of the stack's Panel (see NodeAgent); waits until it is online. */
+export async function startSecondAgent(
+  stack: Stack,
+  opts: { name?: string; agentEnv?: Record<string, string> } = {},
+): Promise<NodeAgent> {
+  const name = opts.name ?? `agent${stack.agents.length + 2}`;
+  const agentDir = await mkdtemp(path.join(tmpdir(), `cap-${name}-agent-`));
+  const node = await stack.panel.createNode(stack.owner, `${name}-node`);
+  let port = 0;
+  let stopped = false;
+  const online = (want: boolean) =>
+    until(
+      async () => (await stack.panel.api(stack.owner, 'GET', `/api/nodes/${node.id}`)).body?.online === want,
+      20_000,
+    );
+  const handle: NodeAgent = {
+    nodeId: node.id,
+    agentSecret: node.agentSecret,
+    agentDir,
+    agent: null,
+    httpUrl: '',
+    async stopAgent() {
+      const a = handle.agent;
+      handle.agent = null;
+      await a?.stop();
+    },
+    async restart() {
+      await handle.stopAgent();
+      handle.agent = await startAgent(
+        loadAgentConfig(agentEnv(stack.panel.url, node.id, node.agentSecret, agentDir, port, opts.agentEnv)),
+        { logger: pino({ level: 'silent' }) },
+      );
+      port = handle.agent.httpPort;
+      handle.httpUrl = `http://127.0.0.1:${port}`;
+      await online(true);
+    },
+    containers: (serverId) =>
+      docker.listContainers({
+        all: true,
+        filters: { label: [`ctrl-alt-play.server=${serverId}`, `ctrl-alt-play.node=${node.id}`] },
+      }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await handle.stopAgent().catch(() => undefined);
+      await removeNodeContainers(node.id);
+      await rm(agentDir, { recursive: true, force: true });
+    },
+  };
+  stack.agents.push(handle);
+  await handle.restart();
+  return handle;
 }
 
 /** A server on the stack's node (busybox, `sleep 3600`), made with ?wait=true: its id and folder. */
@@ -76,7 +177,9 @@ export async function startStack(
   const agentDir = await mkdtemp(path.join(tmpdir(), `cap-${name}-agent-`));
   let agent: RunningAgent | undefined;
   let nodeId = '';
+  const agents: NodeAgent[] = [];
   const stop = async () => {
+    for (const a of agents) await a.stop().catch(() => undefined);
     // the Agent first: until it stops it may still make a container (an update's, a restart's)
     await agent?.stop();
     if (nodeId) await removeNodeContainers(nodeId);
@@ -88,17 +191,7 @@ export async function startStack(
     const node = await panel.createNode(owner, `${name}-node`);
     nodeId = node.id;
     agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_SFTP_PORT: '0',
-        LOG_LEVEL: 'silent',
-        ...opts.agentEnv,
-      }),
+      loadAgentConfig(agentEnv(panel.url, node.id, node.agentSecret, agentDir, 0, opts.agentEnv)),
       {
         logger: opts.agentLogStream
           ? pino({ level: 'trace' }, opts.agentLogStream)
@@ -118,6 +211,7 @@ export async function startStack(
       nodeId,
       containers: (serverId) =>
         docker.listContainers({ all: true, filters: { label: [`ctrl-alt-play.server=${serverId}`] } }),
+      agents,
       stop,
     };
   } catch (e) {

@@ -135,7 +135,8 @@ export async function startAgent(
   );
   // after the link exists (it queues events until it connects), before anything else can act
   manager.reportInterrupted();
-  manager.resumeAfterDowntime();
+  // (it waits for the Panel's fence list, up to AGENT_FENCE_WAIT: a failed-over server stays down)
+  void manager.resumeAfterDowntime();
 
   const dockerReachable = () => docker.reachable();
   const panelConnected = () => link?.connected ?? false;

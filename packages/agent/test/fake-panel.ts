@@ -52,6 +52,8 @@ export class FakePanel {
   refuseUpgrades = false;
   /** when true, pings are not sent (to simulate a dead Panel) */
   silent = false;
+  /** sent as `fence_servers` after each agent_hello, as the Panel does (null: nothing sent, an older Panel) */
+  fenced: { serverId: string; fencedAt: string; reason: string }[] | null = [];
   tokenTtlMs: number;
   readonly #http: Server;
   readonly #wss: WebSocketServer;
@@ -181,6 +183,8 @@ export class FakePanel {
           : [m];
       for (const one of parts as PanelInbound[]) {
         this.received.push(one);
+        if (one.type === 'event' && one.event === 'agent_hello' && this.fenced !== null)
+          void this.command('fence_servers', { servers: this.fenced }).catch(() => undefined);
         for (const w of [...this.#waiters]) {
           if (w.pred(one)) {
             this.#waiters.splice(this.#waiters.indexOf(w), 1);

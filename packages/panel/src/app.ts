@@ -31,6 +31,7 @@ import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { dockerRoutes } from './modules/docker/routes.ts';
+import { failoverRoutes } from './modules/failover/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
 import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
@@ -116,6 +117,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await s.servers.init();
   s.schedules.init();
   await s.webhooks.init();
+  s.failover.start();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),
     ...(config.adminPassword ? { password: config.adminPassword } : {}),
@@ -152,6 +154,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   });
   // A close handshake can wait 30 s on a silent peer; shutting down should not.
   app.addHook('preClose', async () => {
+    // first: a failover cut by the closing links stays as persisted (the next Panel resumes it)
+    void s.failover.close();
     s.hub.close();
     s.servers.close();
     s.schedules.close();
@@ -226,6 +230,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     prometheusRoutes,
     dockerRoutes,
     registriesRoutes,
+    failoverRoutes,
   ]) {
     await routes(app, s);
   }

@@ -25,6 +25,7 @@ import { BackupsService } from './modules/backups/service.ts';
 import { DashboardService } from './modules/dashboard/service.ts';
 import { DockerAccessStore, DockerPolicyStore } from './modules/docker/policy-store.ts';
 import { DockerTunnels } from './modules/docker/tunnels.ts';
+import { FailoverService } from './modules/failover/service.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
@@ -102,6 +103,8 @@ export interface PanelServices {
   periodic: Periodic;
   /** Panel-wide and per-server webhooks: bus events → persisted, retried deliveries */
   webhooks: WebhooksService;
+  /** failover of opted-in servers off nodes offline too long, and the fences of their old copies */
+  failover: FailoverService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -264,6 +267,7 @@ export function createServices(
     defaultLimits: config.defaultLimits,
     operations,
     registryAuth: (image) => registries.authForImage(image),
+    failoverMinSeconds: config.failoverMinSeconds,
   });
   const periodic = new LocalPeriodic({
     onError: (name, err) =>
@@ -286,6 +290,18 @@ export function createServices(
     allowPrivate: config.outboundAllowPrivate,
     retryBaseMs: config.webhookRetryBaseMs,
   });
+  const failover = new FailoverService({
+    db,
+    gateway,
+    servers,
+    operations,
+    relay: transferRelay,
+    s3,
+    bus,
+    log: log.child({ component: 'failover' }),
+    periodic,
+    tickMs: config.failoverTickMs,
+  });
   const hubLog = log.child({ component: 'agent-hub' });
   const fetchSystemInfo = (nodeId: string) => {
     gateway
@@ -300,6 +316,10 @@ export function createServices(
     linesPerSecond: config.agentLinesPerSecond,
     events: {
       onConnect(nodeId) {
+        // its fence list before anything else: a server failed over elsewhere never starts here
+        failover
+          .nodeConnected(nodeId)
+          .catch((err: Error) => hubLog.warn({ nodeId, err: err.message }, 'fence list on connect failed'));
         bus.publish({ kind: 'node.online', nodeId });
         fetchSystemInfo(nodeId);
         // backups reconciled with the Agent's records; moves to S3 left over (a restart, an outage) resume
@@ -375,6 +395,7 @@ export function createServices(
     schedules,
     periodic,
     webhooks,
+    failover,
     live,
     bus,
     activity,

@@ -93,6 +93,8 @@ export const ErrorCode = z.enum([
   'REGISTRY_NOT_FOUND',
   /** the registry refused the stored credentials (a test login, or an injected pull/push) */
   'REGISTRY_AUTH_FAILED',
+  /** the server was failed over to another node: this node's copy is fenced (never started here) */
+  'SERVER_FENCED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -157,6 +159,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   DOCKER_POLICY_DENIED: 403,
   REGISTRY_NOT_FOUND: 404,
   REGISTRY_AUTH_FAILED: 502,
+  SERVER_FENCED: 409,
 };
 
 export const ErrorBody = z.object({

@@ -578,6 +578,25 @@ export const SftpRevokePayload = z.object({
   serverId: z.string().min(1).max(64).optional(),
 });
 
+/**
+ * The servers of this node the Panel has fenced (issue 16 failover): they run on another node
+ * now. The whole list, sent on every connect before anything else (and when it changes): the
+ * Agent must not start them (no power action, no crash restart, no start after its downtime),
+ * stops one that runs, and moves its files aside (`<data>/fenced/<server>-<ts>`), never deleting.
+ */
+export const FencedServer = z.object({
+  serverId: z.string().min(1).max(64),
+  fencedAt: Timestamp,
+  reason: z.string().max(500),
+});
+export type FencedServer = z.infer<typeof FencedServer>;
+export const FenceServersPayload = z.object({ servers: z.array(FencedServer).max(10_000) });
+/** fence_servers' answer: the servers it fenced now, and where their files went */
+export const FenceServersData = z.object({
+  fenced: z.array(z.object({ serverId: z.string(), movedTo: z.string().nullable() })),
+});
+export type FenceServersData = z.infer<typeof FenceServersData>;
+
 export const actionPayloads = {
   create_server: CreateServerPayload,
   start_server: Empty,
@@ -630,6 +649,8 @@ export const actionPayloads = {
   sftp_revoke: SftpRevokePayload,
   /** one page of the mods in the template's mod folders, with their metadata */
   list_mods: ListModsPayload,
+  /** the node's fenced servers (failover): never started here again; files kept aside */
+  fence_servers: FenceServersPayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);

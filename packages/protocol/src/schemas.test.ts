@@ -109,6 +109,9 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     payload: { folders: [{ path: 'BepInEx/plugins', kind: 'bepinex' }], offset: 0, limit: 50 },
     serverId: 's1',
   },
+  fence_servers: {
+    payload: { servers: [{ serverId: 's1', fencedAt: '2026-01-01T00:00:00.000Z', reason: 'failover' }] },
+  },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -144,6 +147,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   volume_backup: { volume: '../etc' },
   volume_restore: { volume: 'v', size: 0 },
   list_mods: { folders: [{ path: '../../etc', kind: 'other' }] },
+  fence_servers: { servers: [{ serverId: '', fencedAt: 'yesterday', reason: 'x' }] },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

@@ -59,6 +59,13 @@ const AgentEnv = z.object({
   /** origins allowed to use /transfers/* from a browser (comma-separated, or `*`); unset: PANEL_URL's origin */
   AGENT_CORS_ORIGINS: z.string().optional(),
   AGENT_CRASH_TIMEOUT: int(0, 86400).default(60),
+  /** game containers are named `<prefix><server>` (two Agents sharing one Docker Engine need different ones) */
+  AGENT_CONTAINER_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$/, 'a Docker container name prefix')
+    .default('cap-'),
+  /** seconds the start of servers stopped during the Agent's downtime waits for the Panel's fence list */
+  AGENT_FENCE_WAIT: int(0, 3600).default(30),
   AGENT_LOG_THROTTLE_LINES: int(1, 1_000_000).default(2000),
   AGENT_LOG_THROTTLE_INTERVAL_MS: int(10, 60_000).default(100),
   AGENT_STATS_INTERVAL_MS: int(50, 600_000).default(2000),
@@ -129,6 +136,10 @@ export interface AgentConfig {
   readonly httpRate: number;
   readonly corsOrigins: readonly string[];
   readonly crashTimeoutMs: number;
+  /** AGENT_CONTAINER_PREFIX: game containers are `<prefix><server>`, installers `<prefix>install-<server>` */
+  readonly containerPrefix: string;
+  /** AGENT_FENCE_WAIT: how long the starts after the Agent's downtime wait for the Panel's fence list */
+  readonly fenceWaitMs: number;
   readonly logThrottleLines: number;
   readonly logThrottleIntervalMs: number;
   readonly statsIntervalMs: number;
@@ -224,6 +235,8 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
             .filter(Boolean),
     ),
     crashTimeoutMs: e.AGENT_CRASH_TIMEOUT * 1000,
+    fenceWaitMs: e.AGENT_FENCE_WAIT * 1000,
+    containerPrefix: e.AGENT_CONTAINER_PREFIX,
     logThrottleLines: e.AGENT_LOG_THROTTLE_LINES,
     logThrottleIntervalMs: e.AGENT_LOG_THROTTLE_INTERVAL_MS,
     statsIntervalMs: e.AGENT_STATS_INTERVAL_MS,

@@ -68,6 +68,7 @@ import {
 import type { VolumeArchiver } from '../volumes/volumes.ts';
 import { type InstallState, loadDefinitions } from './definition-store.ts';
 import { EventBus, type ServerEventMap, type ServerEventName } from './events.ts';
+import { FenceStore } from './fencing.ts';
 import { type LockHolder, PowerLocks } from './power.ts';
 import { Server } from './server.ts';
 
@@ -125,6 +126,16 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   file_decompress: 'Decompress command received',
 };
 
+/** What a fenced server id is refused (SERVER_FENCED): anything that would make or run it here. */
+const FENCE_REFUSED: ReadonlySet<string> = new Set([
+  'create_server',
+  'start_server',
+  'restart_server',
+  'reinstall_server',
+  'update_server',
+  'backup_restore',
+]);
+
 /** Operations that take the server's file-archive lock (one at a time; power actions go on). */
 const ARCHIVE_ACTIONS: ReadonlySet<string> = new Set(['file_compress', 'file_decompress']);
 
@@ -137,6 +148,8 @@ export class ServerManager {
   readonly events: EventBus;
   readonly serversDir: string;
   readonly backups: BackupStore;
+  /** the servers the Panel failed over elsewhere: never started here (fencing.ts) */
+  readonly fences: FenceStore;
   #statsTimer: NodeJS.Timeout | undefined;
   #sampling = false;
   /** server ids being created right now, so two concurrent creates cannot both pass the check */
@@ -188,6 +201,7 @@ export class ServerManager {
       this.#log.error({ err, event: type }, 'event subscriber failed'),
     );
     this.serversDir = path.resolve(opts.config.dataDir, 'servers');
+    this.fences = new FenceStore(opts.config.dataDir, opts.logger.child({ component: 'fencing' }));
     this.backups = new BackupStore({
       dir: opts.config.backupDir,
       serversDir: this.serversDir,
@@ -250,7 +264,7 @@ export class ServerManager {
     };
     for (;;) {
       await this.#locks.free(s.id);
-      if (this.#shuttingDown || this.servers.get(s.id) !== s || !wanted()) {
+      if (this.#shuttingDown || this.servers.get(s.id) !== s || this.fences.has(s.id) || !wanted()) {
         this.#log.info({ serverId: s.id, what }, "the Agent's own action is no longer wanted");
         return;
       }
@@ -381,6 +395,7 @@ export class ServerManager {
   async init(): Promise<void> {
     await mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await this.backups.init();
+    await this.fences.load();
     await this.#loadInterrupted();
     for (const def of await loadDefinitions(this.serversDir, this.#log)) {
       this.servers.set(def.serverId, this.#newServer(def.serverId, def.egg, def.installState, def.lastState));
@@ -446,9 +461,23 @@ export class ServerManager {
         ),
       );
     }
+    // fenced before: a fence the last run did not finish (its files are still in place)
+    for (const id of this.fences.ids()) {
+      const s = this.servers.get(id);
+      if (s)
+        await this.#applyFence(s).catch((e) => this.#log.error({ err: e, serverId: id }, 'fence failed'));
+    }
     this.#statsTimer = setInterval(() => void this.#statsTick(), this.#config.statsIntervalMs);
     this.#statsTimer.unref();
     this.players.start();
+  }
+
+  /** Kills and removes a fenced server's instance, moves its files aside, forgets it. */
+  async #applyFence(s: Server): Promise<string | null> {
+    const moved = await s.fence((dir, def) => this.fences.moveAside(s.id, dir, def));
+    if (this.servers.get(s.id) === s) this.servers.delete(s.id);
+    this.transfers.dropServer(s.id);
+    return moved;
   }
 
   /**
@@ -456,10 +485,24 @@ export class ServerManager {
    * `Server.resumeAfterDowntime`), through the normal power path. Called once the Panel link
    * exists, so their status events are queued for it; does not wait for the starts.
    */
-  resumeAfterDowntime(): void {
-    if (!this.#listed) return;
+  resumeAfterDowntime(): Promise<void> {
+    if (!this.#listed) return Promise.resolve();
+    // the Panel's fence list first (sent on connect): a server failed over elsewhere meanwhile
+    // must not start here; without a Panel within AGENT_FENCE_WAIT they start anyway
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#config.fenceWaitMs);
+      timer.unref();
+    });
+    return Promise.race([this.fences.listed, waited]).then(() => {
+      clearTimeout(timer);
+      if (!this.#shuttingDown) this.#resumeNow();
+    });
+  }
+
+  #resumeNow(): void {
     for (const s of this.servers.values()) {
-      if (!s.resumeAfterDowntime) continue;
+      if (!s.resumeAfterDowntime || this.fences.has(s.id)) continue;
       const reason = 'restarted after agent downtime';
       this.#log.info({ serverId: s.id, action: 'start', reason }, reason);
       this.#ownAction(
@@ -548,6 +591,11 @@ export class ServerManager {
       ...errorResponse(cmd.id, code, message),
       serverId,
     });
+    if (FENCE_REFUSED.has(cmd.action) && this.fences.has(serverId))
+      return refused(
+        'SERVER_FENCED',
+        `server ${serverId} was failed over to another node; this copy is fenced`,
+      );
     if (cmd.action === 'create_server') {
       if (this.servers.has(serverId) || this.#creating.has(serverId))
         return refused('SERVER_EXISTS', `server ${serverId} exists on this node`);
@@ -785,7 +833,25 @@ export class ServerManager {
     op?: ActiveOperation,
   ): Promise<{ data?: unknown; message?: string }> {
     const p = cmd.payload as Record<string, unknown>;
+    if (serverId !== undefined && FENCE_REFUSED.has(cmd.action) && this.fences.has(serverId))
+      throw new CodedError(
+        'SERVER_FENCED',
+        `server ${serverId} was failed over to another node; this node's copy is fenced`,
+      );
     switch (cmd.action) {
+      case 'fence_servers': {
+        const { servers } = cmd.payload as Command<'fence_servers'>['payload'];
+        // on disk before anything else acts on it
+        await this.fences.replace(servers);
+        const fenced: { serverId: string; movedTo: string | null }[] = [];
+        for (const f of servers) {
+          const s = this.servers.get(f.serverId);
+          if (!s) continue;
+          this.#log.warn({ serverId: f.serverId, reason: f.reason }, 'server fenced by the Panel');
+          fenced.push({ serverId: f.serverId, movedTo: await this.#applyFence(s) });
+        }
+        return { data: { fenced } };
+      }
       case 'create_server': {
         const { eggConfig, registryAuth } = cmd.payload as Command<'create_server'>['payload'];
         const id = serverId!;

@@ -309,6 +309,23 @@ export class Server {
     });
   }
 
+  /**
+   * Fenced (failover moved it to another node): its run is killed and its instance removed as by
+   * a delete, but its folder and definition are moved aside by `moveAside`, never deleted.
+   */
+  fence(moveAside: (dir: string, definitionFile: string) => Promise<string | null>): Promise<string | null> {
+    let moved: string | null = null;
+    return this.power
+      .delete(async () => {
+        this.#remote.stop();
+        this.store.close(); // `deleted` is set: no write after this brings the definition back
+        await this.store.flushed();
+        moved = await moveAside(this.dir, path.join(path.dirname(this.dir), `${this.id}.json`));
+        this.log.warn({ action: 'fence', movedTo: moved }, 'fenced: files moved aside');
+      })
+      .then(() => moved);
+  }
+
   // -------------------------------------------------------------------------------------------
   // power, install, console, resources (the parts do it)
 

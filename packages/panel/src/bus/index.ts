@@ -64,6 +64,18 @@ export type DomainEvent =
       message?: string;
     }
   | { kind: 'server.deleted'; serverId: string }
+  /** a step of a failover (modules/failover): pending, restoring, fenced, started, failed */
+  | {
+      kind: 'server.failover';
+      serverId: string;
+      phase: 'pending' | 'restoring' | 'fenced' | 'started' | 'failed';
+      failoverId: string | null;
+      fromNodeId: string;
+      toNodeId: string | null;
+      /** 'ok' or the ErrorCode it failed with */
+      outcome: string;
+      reason?: string;
+    }
   | { kind: 'node.online'; nodeId: string }
   | { kind: 'node.offline'; nodeId: string }
   | {

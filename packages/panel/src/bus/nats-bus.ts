@@ -46,6 +46,7 @@ export const EVENT_KINDS = [
   'node.online',
   'node.offline',
   'user_action',
+  'server.failover',
 ] as const satisfies readonly DomainEventKind[];
 type MissingKinds = Exclude<DomainEventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: MissingKinds extends never ? true : MissingKinds = true;

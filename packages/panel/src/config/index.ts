@@ -83,6 +83,10 @@ const EnvSchema = z.object({
   PANEL_WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false', '1', '0']).default('false'),
   /** the first retry of a failed webhook delivery waits this long; each next one twice as long */
   PANEL_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(5000),
+  /** how often the failover watch looks at offline nodes (ms) */
+  PANEL_FAILOVER_TICK_MS: z.coerce.number().int().min(50).max(600_000).default(5000),
+  /** the least failover.afterSeconds a server may be given */
+  PANEL_FAILOVER_MIN_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
   /** where completed backups are kept: on the node that made them, or offloaded to S3 */
   PANEL_BACKUP_STORAGE: z.enum(['node', 's3']).default('node'),
   /** an S3-compatible endpoint (MinIO, R2, …); unset: AWS for PANEL_S3_REGION */
@@ -162,6 +166,9 @@ export interface PanelConfig {
   readonly activityRetentionDays: number;
   /** PANEL_WEBHOOK_RETRY_BASE_MS: the first retry's wait (doubling, capped at 10 min) */
   readonly webhookRetryBaseMs: number;
+  /** PANEL_FAILOVER_TICK_MS / PANEL_FAILOVER_MIN_SECONDS (modules/failover) */
+  readonly failoverTickMs: number;
+  readonly failoverMinSeconds: number;
   readonly webDist: string;
   /** PANEL_TLS_CERT/PANEL_TLS_KEY: the Panel serves HTTPS (and WSS) with them */
   readonly tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
@@ -243,6 +250,8 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     loginRatePerMin: e.PANEL_LOGIN_RATE_PER_MIN,
     activityRetentionDays: e.PANEL_ACTIVITY_RETENTION_DAYS,
     webhookRetryBaseMs: e.PANEL_WEBHOOK_RETRY_BASE_MS,
+    failoverTickMs: e.PANEL_FAILOVER_TICK_MS,
+    failoverMinSeconds: e.PANEL_FAILOVER_MIN_SECONDS,
     tls,
     metricsToken: e.PANEL_METRICS_TOKEN,
     natsUrl: e.PANEL_NATS_URL,

@@ -633,6 +633,56 @@ const m024: Migration = {
   },
 };
 
+/**
+ * Failover (issue 16 item 3): per server an opt-in and how long its node must be offline first;
+ * `server_fences`: the nodes whose copy of a server must never run again (told on connect);
+ * `server_failovers`: each failover's persisted state machine (pending → restoring → started |
+ * failed with a reason), resumed after a Panel restart.
+ */
+const m028: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('servers')
+      .addColumn('failover_enabled', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .alterTable('servers')
+      .addColumn('failover_after_seconds', 'integer', (c) => c.notNull().defaultTo(300))
+      .execute();
+    await db.schema
+      .createTable('server_fences')
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('fenced_node_id', 'text', (c) => c.notNull())
+      .addColumn('fenced_at', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('server_fences_pk', ['server_id', 'fenced_node_id'])
+      .execute();
+    await db.schema.createIndex('server_fences_node').on('server_fences').column('fenced_node_id').execute();
+    await db.schema
+      .createTable('server_failovers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('server_id', 'text', (c) => c.notNull().references('servers.id').onDelete('cascade'))
+      .addColumn('from_node_id', 'text', (c) => c.notNull())
+      .addColumn('to_node_id', 'text')
+      .addColumn('allocation_id', 'text')
+      .addColumn('backup_id', 'text')
+      .addColumn('state', 'text', (c) => c.notNull())
+      /** the last step done: placed, created, restored, started (resumed from there) */
+      .addColumn('step', 'text')
+      .addColumn('error_code', 'text')
+      .addColumn('reason', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .execute();
+    await db.schema
+      .createIndex('server_failovers_server')
+      .on('server_failovers')
+      .columns(['server_id', 'created_at'])
+      .execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -664,6 +714,7 @@ export const migrations: Record<string, Migration> = {
   '022_schedules': m022,
   '023_webhooks': m023,
   '024_node_capacity': m024,
+  '028_failover': m028,
 };
 
 export const migrationProvider: MigrationProvider = {

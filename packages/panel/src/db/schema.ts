@@ -127,6 +127,33 @@ export interface ServersTable {
   owner_id?: string | null;
   /** most backups the server may hold (locked ones count); null: no limit */
   backup_limit?: number | null;
+  /** failover (028_failover): 1 = restored on another node when its node is offline too long */
+  failover_enabled?: number;
+  /** seconds offline before a failover (30–86400) */
+  failover_after_seconds?: number;
+}
+/** A node whose copy of a server must never run again (migration 028_failover). */
+export interface ServerFencesTable {
+  server_id: string;
+  fenced_node_id: string;
+  fenced_at: string;
+  reason: string;
+}
+/** One failover of a server (028_failover): pending → restoring → started | failed. */
+export interface ServerFailoversTable {
+  id: string;
+  server_id: string;
+  from_node_id: string;
+  to_node_id: string | null;
+  allocation_id: string | null;
+  backup_id: string | null;
+  state: string;
+  step: string | null;
+  error_code: string | null;
+  reason: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
 }
 export interface ServerSubusersTable {
   server_id: string;
@@ -298,6 +325,8 @@ export interface Database {
   schedule_runs: ScheduleRunsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  server_fences: ServerFencesTable;
+  server_failovers: ServerFailoversTable;
 }
 
 export interface UserSshKeysTable {

@@ -156,6 +156,8 @@ const EXPECTED: Record<string, string> = {
   'DELETE /api/servers/:id/users/:userId': 'user user.delete',
   'GET /ws/agents': 'agent',
   'GET /ws/client': 'user',
+  'GET /api/servers/:id/failovers': 'user activity.read',
+  'GET /api/nodes/:id/fences': 'admin',
 };
 
 // Bodies that pass validation where the handler decides (agent credentials).

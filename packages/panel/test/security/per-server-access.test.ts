@@ -350,6 +350,12 @@ const PROBES: Probe[] = [
     path: (id) => `/api/servers/${id}/users/u-nobody`,
     need: 'user.delete',
   },
+  {
+    route: 'GET /api/servers/:id/failovers',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/failovers`,
+    need: 'activity.read',
+  },
 ];
 
 const holds = (perms: readonly string[], need: string | string[]) =>

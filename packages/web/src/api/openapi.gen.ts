@@ -3276,6 +3276,10 @@ export interface paths {
                             } | null;
                             ownerId: string | null;
                             backupLimit: number | null;
+                            failover: {
+                                enabled: boolean;
+                                afterSeconds: number;
+                            };
                             permissions: components["schemas"]["Permission"][];
                         }[];
                     };
@@ -3442,6 +3446,10 @@ export interface paths {
                             } | null;
                             ownerId: string | null;
                             backupLimit: number | null;
+                            failover: {
+                                enabled: boolean;
+                                afterSeconds: number;
+                            };
                             permissions: components["schemas"]["Permission"][];
                             placement?: {
                                 nodeId: string;
@@ -3547,6 +3555,10 @@ export interface paths {
                                 } | null;
                                 ownerId: string | null;
                                 backupLimit: number | null;
+                                failover: {
+                                    enabled: boolean;
+                                    afterSeconds: number;
+                                };
                                 permissions: components["schemas"]["Permission"][];
                             };
                             placement?: {
@@ -3695,6 +3707,10 @@ export interface paths {
                             } | null;
                             ownerId: string | null;
                             backupLimit: number | null;
+                            failover: {
+                                enabled: boolean;
+                                afterSeconds: number;
+                            };
                             permissions: components["schemas"]["Permission"][];
                         };
                     };
@@ -3803,6 +3819,11 @@ export interface paths {
                         stop?: string | null;
                         stopTimeout?: number | null;
                         backupLimit?: number | null;
+                        failover?: {
+                            enabled: boolean;
+                            /** @default 300 */
+                            afterSeconds?: number;
+                        };
                         ownerId?: string;
                     };
                 };
@@ -3896,6 +3917,10 @@ export interface paths {
                             } | null;
                             ownerId: string | null;
                             backupLimit: number | null;
+                            failover: {
+                                enabled: boolean;
+                                afterSeconds: number;
+                            };
                             permissions: components["schemas"]["Permission"][];
                         };
                     };
@@ -4542,6 +4567,10 @@ export interface paths {
                                 } | null;
                                 ownerId: string | null;
                                 backupLimit: number | null;
+                                failover: {
+                                    enabled: boolean;
+                                    afterSeconds: number;
+                                };
                                 permissions: components["schemas"]["Permission"][];
                             };
                             /** @enum {string} */
@@ -6392,7 +6421,7 @@ export interface paths {
                                 completedAt: string | null;
                                 error?: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
                                     message: string;
                                 };
                                 createdBy: {
@@ -6408,7 +6437,7 @@ export interface paths {
                                     nextAttemptAt: string | null;
                                     error: {
                                         /** @enum {string} */
-                                        code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+                                        code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
                                         message: string;
                                     } | null;
                                 } | null;
@@ -6495,7 +6524,7 @@ export interface paths {
                             completedAt: string | null;
                             error?: {
                                 /** @enum {string} */
-                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
                                 message: string;
                             };
                             createdBy: {
@@ -6511,7 +6540,7 @@ export interface paths {
                                 nextAttemptAt: string | null;
                                 error: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
                                     message: string;
                                 } | null;
                             } | null;
@@ -6753,7 +6782,7 @@ export interface paths {
                             completedAt: string | null;
                             error?: {
                                 /** @enum {string} */
-                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+                                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
                                 message: string;
                             };
                             createdBy: {
@@ -6769,7 +6798,7 @@ export interface paths {
                                 nextAttemptAt: string | null;
                                 error: {
                                     /** @enum {string} */
-                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+                                    code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
                                     message: string;
                                 } | null;
                             } | null;
@@ -8889,6 +8918,10 @@ export interface paths {
                                 } | null;
                                 ownerId: string | null;
                                 backupLimit: number | null;
+                                failover: {
+                                    enabled: boolean;
+                                    afterSeconds: number;
+                                };
                                 permissions: components["schemas"]["Permission"][];
                             }[];
                             totals: {
@@ -9746,6 +9779,123 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/servers/{id}/failovers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The server's recent failovers, newest first (state pending → restoring → started | failed with error { code, message }; BACKUP_NOT_FOUND when no backup the Panel can reach without the offline node exists: failover needs off-node (S3) backups), and the nodes whose copy of it is fenced (never started there again). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            failovers: components["schemas"]["Failover"][];
+                            fences: components["schemas"]["Fence"][];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/fences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The servers failed over off this node: its Agent is told on every connect not to start them and keeps their files aside (<data>/fenced/<server>-<ts>). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            fences: components["schemas"]["Fence"][];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -9762,7 +9912,7 @@ export interface components {
         }[];
         ErrorInput: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
             message: string;
             requestId: string;
             location?: string;
@@ -9774,6 +9924,30 @@ export interface components {
             permissions: string[];
             createdAt: string;
             updatedAt: string;
+        };
+        FailoverInput: {
+            id: string;
+            serverId: string;
+            fromNodeId: string;
+            toNodeId: string | null;
+            backupId: string | null;
+            /** @enum {string} */
+            state: "pending" | "restoring" | "started" | "failed";
+            step: string | null;
+            error: {
+                /** @enum {string} */
+                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
+                message: string;
+            } | null;
+            createdAt: string;
+            updatedAt: string;
+            finishedAt: string | null;
+        };
+        FenceInput: {
+            serverId: string;
+            nodeId: string;
+            fencedAt: string;
+            reason: string;
         };
         RegistryInput: {
             id: string;
@@ -9869,7 +10043,7 @@ export interface components {
             createdAt: string;
         };
         /** @enum {string} */
-        WebhookEventKindInput: "server.status" | "server.crashed" | "server.players" | "operation" | "server.install" | "server.update" | "server.feature" | "server.deleted" | "server.console" | "server.console_dropped" | "server.stats" | "node.online" | "node.offline" | "user_action";
+        WebhookEventKindInput: "server.status" | "server.crashed" | "server.players" | "operation" | "server.install" | "server.update" | "server.feature" | "server.deleted" | "server.console" | "server.console_dropped" | "server.stats" | "node.online" | "node.offline" | "user_action" | "server.failover";
         WebhookInput: {
             id: string;
             serverId: string | null;
@@ -9912,7 +10086,7 @@ export interface components {
         }[];
         Error: {
             /** @enum {string} */
-            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED";
+            code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
             message: string;
             requestId: string;
             location?: string;
@@ -9924,6 +10098,30 @@ export interface components {
             permissions: string[];
             createdAt: string;
             updatedAt: string;
+        };
+        Failover: {
+            id: string;
+            serverId: string;
+            fromNodeId: string;
+            toNodeId: string | null;
+            backupId: string | null;
+            /** @enum {string} */
+            state: "pending" | "restoring" | "started" | "failed";
+            step: string | null;
+            error: {
+                /** @enum {string} */
+                code: "AGENT_OFFLINE" | "SERVER_NOT_FOUND" | "CONTAINER_NOT_FOUND" | "INSUFFICIENT_RESOURCES" | "PERMISSION_DENIED" | "DOCKER_ERROR" | "CONFIG_INVALID" | "PORT_CONFLICT" | "AUTH_FAILED" | "INVALID_MESSAGE" | "UNKNOWN_ACTION" | "PROTOCOL_INCOMPATIBLE" | "SERVER_EXISTS" | "SERVER_BUSY" | "INVALID_STATE" | "NOT_RUNNING" | "PATH_OUTSIDE_ROOT" | "FILE_NOT_FOUND" | "FILE_TOO_LARGE" | "MESSAGE_TOO_LARGE" | "TIMEOUT" | "INTERNAL_ERROR" | "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "CSRF_FAILED" | "SETUP_REQUIRED" | "TEMPLATE_INVALID" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "TWO_FACTOR_REQUIRED" | "OPERATION_SUPERSEDED" | "AGENT_RESTARTED" | "OPERATION_LOST" | "TLS_PIN_MISMATCH" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "ARCHIVE_TOO_LARGE" | "BACKUP_NOT_FOUND" | "BACKUP_LIMIT_REACHED" | "FILE_CHANGED" | "FILE_DENIED" | "FILE_EXISTS" | "NAME_INVALID" | "STORAGE_AUTH_FAILED" | "STORAGE_ERROR" | "SCHEDULE_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_TARGET_REFUSED" | "REMOTE_CONSOLE_AUTH_FAILED" | "REMOTE_CONSOLE_UNAVAILABLE" | "URL_NOT_ALLOWED" | "UPSTREAM_ERROR" | "DOCKER_POLICY_DENIED" | "REGISTRY_NOT_FOUND" | "REGISTRY_AUTH_FAILED" | "SERVER_FENCED";
+                message: string;
+            } | null;
+            createdAt: string;
+            updatedAt: string;
+            finishedAt: string | null;
+        };
+        Fence: {
+            serverId: string;
+            nodeId: string;
+            fencedAt: string;
+            reason: string;
         };
         Registry: {
             id: string;
@@ -10019,7 +10217,7 @@ export interface components {
             createdAt: string;
         };
         /** @enum {string} */
-        WebhookEventKind: "server.status" | "server.crashed" | "server.players" | "operation" | "server.install" | "server.update" | "server.feature" | "server.deleted" | "server.console" | "server.console_dropped" | "server.stats" | "node.online" | "node.offline" | "user_action";
+        WebhookEventKind: "server.status" | "server.crashed" | "server.players" | "operation" | "server.install" | "server.update" | "server.feature" | "server.deleted" | "server.console" | "server.console_dropped" | "server.stats" | "node.online" | "node.offline" | "user_action" | "server.failover";
         Webhook: {
             id: string;
             serverId: string | null;

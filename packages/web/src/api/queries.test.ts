@@ -32,6 +32,7 @@ function server(id: string, nodeId: string): Server {
     lastUpdate: null,
     ownerId: null,
     backupLimit: null,
+    failover: { enabled: false, afterSeconds: 300 },
     permissions: [],
   };
 }

@@ -8,6 +8,7 @@ import { keys, useAgentCommands, useNode, useServers } from '../api/queries.ts';
 import { AgentCommandForms } from '../components/agent-commands.tsx';
 import { AllocationsPanel } from '../components/allocations-panel.tsx';
 import { DefaultLimitsPanel } from '../components/default-limits.tsx';
+import { NodeFencesPanel } from '../components/failover-panel.tsx';
 import { UsageBar } from '../components/metric-card.tsx';
 import { NodeCapacityPanel, NodeHealthPanel } from '../components/node-capacity.tsx';
 import { PublicAddressPanel } from '../components/public-address.tsx';
@@ -164,6 +165,7 @@ export function NodeDetailPage() {
       <DefaultLimitsPanel key={JSON.stringify(n.defaultLimits ?? null)} node={n} canWrite={canWrite} />
       <TransferUrlPanel key={n.transferUrl ?? ''} node={n} canWrite={canWrite} />
       <AllocationsPanel nodeId={n.id} canWrite={canWrite} />
+      {canWrite ? <NodeFencesPanel nodeId={n.id} /> : null}
       {canWrite ? <AgentCommand nodeId={n.id} /> : null}
     </Stack>
   );

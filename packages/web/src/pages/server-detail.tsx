@@ -36,6 +36,7 @@ import { CommandInput } from '../components/command-input.tsx';
 import { ConfigModal } from '../components/config-modal.tsx';
 import { ConsoleTerminal } from '../components/console-terminal.tsx';
 import { DeleteServerButton } from '../components/delete-server.tsx';
+import { FailoverPanel } from '../components/failover-panel.tsx';
 import { FeatureDialog, type PendingFeature } from '../components/feature-dialog.tsx';
 import { FilesTab } from '../components/files-tab.tsx';
 import {
@@ -557,6 +558,12 @@ function ServerDetail({ id }: { id: string }) {
                     </Button>
                   ) : null}
                   <Details server={server} nodeName={nodeName} templateName={templateName} />
+                  <FailoverPanel
+                    key={`${server.failover.enabled}-${server.failover.afterSeconds}`}
+                    server={server}
+                    canEdit={canWrite}
+                    canSee={can('activity.read')}
+                  />
                 </Stack>
               </Grid.Col>
             </Grid>

@@ -26,12 +26,15 @@ export const LABEL_INSTALL = 'ctrl-alt-play.install';
 export const INSTALL_MEMORY = 1024 * 1024 ** 2;
 export const INSTALL_NANO_CPUS = 1e9;
 
-export function containerName(serverId: string): string {
-  return `cap-${serverId}`;
+/** `cap-<server>` (AGENT_CONTAINER_PREFIX changes `cap-`: two Agents on one Docker Engine). */
+export function containerName(serverId: string, prefix = 'cap-'): string {
+  return `${prefix}${serverId}`;
 }
 
 export interface SpecInput {
   serverId: string;
+  /** AGENT_CONTAINER_PREFIX (default `cap-`) */
+  namePrefix?: string;
   nodeId: string;
   egg: EggConfig;
   /** absolute host path of the server's files */
@@ -89,7 +92,7 @@ export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
       ? undefined
       : ['/bin/sh', '-c', startupForShell(egg.startup || (env.STARTUP ?? ''))];
   return {
-    name: containerName(input.serverId),
+    name: containerName(input.serverId, input.namePrefix),
     Image: egg.image,
     Tty: true,
     OpenStdin: true,
@@ -124,12 +127,14 @@ export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
   };
 }
 
-export function installerName(serverId: string): string {
-  return `cap-install-${serverId}`;
+export function installerName(serverId: string, prefix = 'cap-'): string {
+  return `${prefix}install-${serverId}`;
 }
 
 export interface InstallerInput {
   serverId: string;
+  /** AGENT_CONTAINER_PREFIX (default `cap-`) */
+  namePrefix?: string;
   nodeId: string;
   egg: EggConfig;
   serverDir: string;
@@ -153,7 +158,7 @@ export function installerSpec(input: InstallerInput): Docker.ContainerCreateOpti
   const memory = input.egg.limits.memory ? sizeToBytes(input.egg.limits.memory) : 0;
   const limit = Math.max(memory, INSTALL_MEMORY);
   return {
-    name: installerName(input.serverId),
+    name: installerName(input.serverId, input.namePrefix),
     Image: install.container,
     Cmd: [install.entrypoint, '/mnt/install/install.sh'],
     Tty: false,

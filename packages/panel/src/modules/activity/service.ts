@@ -80,6 +80,27 @@ export class ActivityService {
     bus.subscribe('operation', (e) => {
       if (e.success !== undefined) return this.#track(this.#recordOperation(e));
     });
+    // every step of a failover (the Panel's own doing: no actor)
+    bus.subscribe('server.failover', (e) =>
+      this.#track(
+        this.#repo.insert({
+          id: activityId(),
+          at: new Date().toISOString(),
+          action: `server.failover.${e.phase}`,
+          actor_user_id: null,
+          actor_email: null,
+          ip: null,
+          server_id: e.serverId,
+          result: e.outcome,
+          details: JSON.stringify({
+            ...(e.failoverId ? { failoverId: e.failoverId } : {}),
+            fromNodeId: e.fromNodeId,
+            ...(e.toNodeId ? { toNodeId: e.toNodeId } : {}),
+            ...(e.reason ? { reason: e.reason } : {}),
+          }),
+        }),
+      ),
+    );
   }
 
   #track(p: Promise<void>): Promise<void> {

@@ -89,14 +89,20 @@ export class AllocationsRepo {
     return Number(r.numUpdatedRows) === 1;
   }
   /** Pool entries go back to the pool; the ones made for raw ports go away. */
-  async releaseServer(serverId: string): Promise<void> {
+  async releaseServer(serverId: string, only: { onNode?: string; notOnNode?: string } = {}): Promise<void> {
     await this.#db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('allocations').where('server_id', '=', serverId).where('pooled', '=', 0).execute();
-      await tx
-        .updateTable('allocations')
-        .set({ server_id: null })
-        .where('server_id', '=', serverId)
-        .execute();
+      let del = tx.deleteFrom('allocations').where('server_id', '=', serverId).where('pooled', '=', 0);
+      let upd = tx.updateTable('allocations').set({ server_id: null }).where('server_id', '=', serverId);
+      if (only.onNode !== undefined) {
+        del = del.where('node_id', '=', only.onNode);
+        upd = upd.where('node_id', '=', only.onNode);
+      }
+      if (only.notOnNode !== undefined) {
+        del = del.where('node_id', '!=', only.notOnNode);
+        upd = upd.where('node_id', '!=', only.notOnNode);
+      }
+      await del.execute();
+      await upd.execute();
     });
   }
   /** Drops the server's non-pooled ports that are not in `keep` (after its `ports` changed). */

@@ -227,4 +227,14 @@ export class AllocationsService {
   releaseServer(serverId: string): Promise<void> {
     return this.#repo.releaseServer(serverId);
   }
+
+  /** The server's allocations on nodes other than `nodeId` let go (failover moved it there). */
+  releaseElsewhere(serverId: string, nodeId: string): Promise<void> {
+    return this.#repo.releaseServer(serverId, { notOnNode: nodeId });
+  }
+
+  /** The server's allocations on `nodeId` let go (a failover there that did not happen). */
+  releaseOnNode(serverId: string, nodeId: string): Promise<void> {
+    return this.#repo.releaseServer(serverId, { onNode: nodeId });
+  }
 }

@@ -148,6 +148,10 @@ export function toServer(loaded: Loaded, viewer: Viewer, live: LiveView): Server
     lastUpdate: parseJson(s.last_update, null),
     ownerId: s.owner_id ?? null,
     backupLimit: s.backup_limit === null || s.backup_limit === undefined ? null : Number(s.backup_limit),
+    failover: {
+      enabled: Number(s.failover_enabled ?? 0) === 1,
+      afterSeconds: Number(s.failover_after_seconds ?? 300),
+    },
     permissions: [...viewer.permissions].sort(),
   };
 }

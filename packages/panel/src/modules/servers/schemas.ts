@@ -68,6 +68,8 @@ export const Server = z.object({
   ownerId: z.string().nullable(),
   /** most backups the server may hold, locked ones included (null: no limit); admins set it */
   backupLimit: z.number().int().nullable(),
+  /** failover (issue 16): restored on another node from its latest off-node backup when its node is offline `afterSeconds` */
+  failover: z.object({ enabled: z.boolean(), afterSeconds: z.number().int() }),
   /** the caller's permissions on this server: the controls the UI shows */
   permissions: z.array(Permission),
 });
@@ -79,6 +81,19 @@ const StopCommand = z.string().max(1024);
 const StopTimeout = z.number().int().min(0).max(3600);
 /** 0 = no backups at all (Pterodactyl's feature_limits.backups) */
 const BackupLimit = z.number().int().min(0).max(1000);
+
+/**
+ * Failover opt-in: when the server's node has been offline `afterSeconds` (default 300; at least
+ * PANEL_FAILOVER_MIN_SECONDS, default 30; at most 86400), the server is restored on another node
+ * from its latest backup the Panel can reach (object storage) and started there.
+ */
+export const FailoverSettings = z
+  .object({
+    enabled: z.boolean(),
+    afterSeconds: z.number().int().min(1).max(86_400).default(300),
+  })
+  .strict();
+export type FailoverSettings = z.infer<typeof FailoverSettings>;
 
 export const CreateServer = z.object({
   name: ServerName,
@@ -124,6 +139,8 @@ export const PatchServer = z.object({
   stopTimeout: StopTimeout.nullable().optional(),
   /** null: no limit (stored at once; existing backups are kept) */
   backupLimit: BackupLimit.nullable().optional(),
+  /** failover (admins; stored at once): needs off-node (S3) backups to restore from */
+  failover: FailoverSettings.optional(),
 });
 export type PatchServer = z.infer<typeof PatchServer>;
 export const ConfigUpdate = z.object({ environment: Environment.optional(), limits: Limits.optional() });

@@ -103,6 +103,7 @@ export class ServersService {
   readonly #defaultLimits: DefaultLimits;
   readonly #operations: OperationsService;
   readonly #registryAuth: ((image: string) => Promise<RegistryAuthConfig | undefined>) | undefined;
+  readonly #failoverMinSeconds: number;
   readonly #projection: AgentEventProjection;
   /** capacity checks and what they admit run one at a time per node (check, then store) */
   readonly #nodeLocks = new Map<string, Promise<unknown>>();
@@ -125,7 +126,10 @@ export class ServersService {
     operations: OperationsService;
     /** stored registry credentials for an image's registry (sent with create_server, not kept by the Agent) */
     registryAuth?: (image: string) => Promise<RegistryAuthConfig | undefined>;
+    /** the least failover.afterSeconds an admin may set (PANEL_FAILOVER_MIN_SECONDS) */
+    failoverMinSeconds?: number;
   }) {
+    this.#failoverMinSeconds = deps.failoverMinSeconds ?? 30;
     this.#operations = deps.operations;
     this.#registryAuth = deps.registryAuth;
     this.#defaultLimits = deps.defaultLimits ?? {};
@@ -597,6 +601,16 @@ export class ServersService {
     if (input.stop !== undefined) set.stop = input.stop;
     if (input.stopTimeout !== undefined) set.stop_timeout = input.stopTimeout;
     if (input.backupLimit !== undefined) set.backup_limit = input.backupLimit;
+    if (input.failover !== undefined) {
+      if (input.failover.afterSeconds < this.#failoverMinSeconds)
+        throw new CodedError(
+          'VALIDATION_FAILED',
+          `failover.afterSeconds must be at least ${this.#failoverMinSeconds}`,
+          { location: 'failover.afterSeconds' },
+        );
+      set.failover_enabled = input.failover.enabled ? 1 : 0;
+      set.failover_after_seconds = input.failover.afterSeconds;
+    }
     const runtime = [
       'image',
       'startup',
@@ -906,6 +920,71 @@ export class ServersService {
     opts: { awaitEnd?: (end: Promise<OperationResult>) => void } = {},
   ): Promise<string> {
     return this.#operations.start(await this.#row(id), kind, action, payload, actor, opts);
+  }
+
+  // --- failover (modules/failover) --------------------------------------------------------
+
+  /**
+   * Where the server could run instead of its node (failover): automatic placement's rules
+   * (online, capacity, a free allocation when it takes one, the image, free raw ports).
+   */
+  async placeElsewhere(id: string): Promise<{ node: NodesTable; placement: Placement }> {
+    const row = await this.#row(id);
+    const ports = parseJson<Ports>(row.ports, {});
+    const limits = parseJson<Limits>(row.limits, {});
+    return place(
+      {
+        nodes: this.#nodes,
+        gateway: this.#gateway,
+        allocations: this.#allocations,
+        capacity: (n) => this.capacity(n),
+      },
+      {
+        usage: () => usageOf(limits),
+        image: row.image,
+        poolAllocation: row.allocation_id !== null,
+        ports: [...new Set(Object.values(ports).map((b) => (typeof b === 'number' ? b : b.hostPort)))],
+        narrow: {},
+      },
+    );
+  }
+
+  /**
+   * The server's ports claimed on `nodeId` (its primary from the pool when it has one, its raw
+   * ports); its ports on other nodes are kept until `moveTo`. Returns the new primary's id.
+   */
+  async claimOn(id: string, nodeId: string): Promise<string | null> {
+    const row = await this.#row(id);
+    await this.#allocations.claimRawPorts(nodeId, id, parseJson<Ports>(row.ports, {}));
+    if (row.allocation_id === null) return null;
+    const primary = await this.#allocations.claimPrimary(nodeId, id, {});
+    return primary?.id ?? null;
+  }
+
+  /** The server's allocations on `nodeId` let go (a failover there that did not happen). */
+  releaseOn(id: string, nodeId: string): Promise<void> {
+    return this.#allocations.releaseOnNode(id, nodeId);
+  }
+
+  /** The server's allocations on any node but `nodeId` let go. */
+  releaseElsewhereThan(id: string, nodeId: string): Promise<void> {
+    return this.#allocations.releaseElsewhere(id, nodeId);
+  }
+
+  /** What the Agent of `nodeId` is given to create the server there (no install: files come from a backup). */
+  async eggOn(id: string, allocationId: string | null): Promise<EggConfig> {
+    const loaded = await this.#load(await this.#row(id));
+    const allocation = allocationId ? await this.#allocations.get(allocationId) : undefined;
+    const { install: _install, ...egg } = eggOf({ ...loaded, allocation });
+    return egg;
+  }
+
+  /** The server lives on `nodeId` now, with that primary allocation (its ports on other nodes let go). */
+  async moveTo(id: string, nodeId: string, allocationId: string | null): Promise<void> {
+    await this.#repo.update(id, { node_id: nodeId, allocation_id: allocationId, updated_at: nowIso() });
+    await this.#allocations.releaseElsewhere(id, nodeId);
+    this.#projection.track(id, nodeId);
+    this.#live.setStatus(id, 'offline');
   }
 
   async nodeIdOf(id: string): Promise<string> {

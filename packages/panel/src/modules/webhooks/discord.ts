@@ -20,7 +20,13 @@ export interface DiscordBody {
 
 export const DISCORD_LIMITS = { title: 256, description: 4096, fields: 25, fieldName: 256, fieldValue: 1024 };
 /** the Discord hook's event kinds */
-export const DISCORD_EVENTS = ['server.crashed', 'server.status', 'operation', 'server.players'] as const;
+export const DISCORD_EVENTS = [
+  'server.crashed',
+  'server.status',
+  'operation',
+  'server.players',
+  'server.failover',
+] as const;
 
 const RED = 0xe74c3c;
 const GREEN = 0x2ecc71;
@@ -120,6 +126,29 @@ export function discordBody(e: DomainEvent, ctx: RenderContext): DiscordBody | u
         fields: [
           ...(joined.length ? [{ name: 'Joined', value: joined.join(', ') }] : []),
           ...(left.length ? [{ name: 'Left', value: left.join(', ') }] : []),
+        ],
+        timestamp: ctx.at,
+      });
+    }
+    case 'server.failover': {
+      const title =
+        e.phase === 'pending'
+          ? `⚠️ Failing ${ctx.serverName} over`
+          : e.phase === 'restoring'
+            ? `♻️ Restoring ${ctx.serverName} on another node`
+            : e.phase === 'fenced'
+              ? `🚧 Old copy of ${ctx.serverName} fenced`
+              : e.phase === 'started'
+                ? `✅ ${ctx.serverName} failed over`
+                : `❌ Failover of ${ctx.serverName} failed`;
+      return one({
+        title,
+        ...(e.reason ? { description: e.reason } : {}),
+        color: e.phase === 'failed' ? RED : e.phase === 'started' ? GREEN : ORANGE,
+        fields: [
+          { name: 'From node', value: e.fromNodeId, inline: true },
+          ...(e.toNodeId ? [{ name: 'To node', value: e.toNodeId, inline: true }] : []),
+          { name: 'Outcome', value: e.outcome, inline: true },
         ],
         timestamp: ctx.at,
       });

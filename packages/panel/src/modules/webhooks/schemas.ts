@@ -18,6 +18,7 @@ export const BUS_EVENT_KINDS = [
   'node.online',
   'node.offline',
   'user_action',
+  'server.failover',
 ] as const satisfies readonly DomainEventKind[];
 
 export const WebhookEventKind = z.enum(BUS_EVENT_KINDS).meta({ id: 'WebhookEventKind' });
