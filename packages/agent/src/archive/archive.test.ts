@@ -7,7 +7,13 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { treeDigest } from '../../test/tree-digest.ts';
-import { ARCHIVE_FORMATS, createArchive, extractArchive, verifyArchive } from './archive.ts';
+import {
+  ARCHIVE_FORMATS,
+  archiveFileStream,
+  createArchive,
+  extractArchive,
+  verifyArchive,
+} from './archive.ts';
 import { entryParts, linkStaysInside } from './paths.ts';
 
 describe('archive round trip', () => {
@@ -112,6 +118,31 @@ describe('archive streams larger than the packer buffers', () => {
       assert.deepEqual(await treeDigest(dest), await treeDigest(src));
     });
   }
+
+  it('an archive file is read in 1 MiB pieces (archiveFileStream) and unpacks byte-identical', async () => {
+    const { stream, done } = createArchive(src, { format: 'tar.zst' });
+    const chunks: Buffer[] = [];
+    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+    await done;
+    const file = path.join(base, 'file.tar.zst');
+    const whole = Buffer.concat(chunks);
+    await writeFile(file, whole);
+    // fs' default (64 KiB) made every 64 KiB a decompressor job of its own
+    const sizes: number[] = [];
+    for await (const c of archiveFileStream(file) as AsyncIterable<Buffer>) sizes.push(c.length);
+    assert.ok(whole.length > 2 * 1024 * 1024);
+    assert.deepEqual(sizes.slice(0, -1), new Array(sizes.length - 1).fill(1024 * 1024));
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      whole.length,
+    );
+    const v = await verifyArchive(archiveFileStream(file), { format: 'tar.zst' });
+    assert.equal(v.archiveBytes, whole.length);
+    const dest = path.join(base, 'out-file');
+    await mkdir(dest);
+    await extractArchive(archiveFileStream(file), dest, { format: 'tar.zst' });
+    assert.deepEqual(await treeDigest(dest), await treeDigest(src));
+  });
 
   it('a consumer that destroys the stream mid-way: done rejects with its error, no descriptor left open', async () => {
     const fds = async () => (await readdir('/proc/self/fd')).length;

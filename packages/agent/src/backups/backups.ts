@@ -16,7 +16,7 @@
  *   ones are never removed by it, nor deleted until unlocked.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -30,7 +30,13 @@ import {
   sizeToBytes,
 } from '@cap/protocol';
 import type { Logger } from 'pino';
-import { createArchive, DEFAULT_MAX_BYTES, extractArchive, verifyArchive } from '../archive/archive.ts';
+import {
+  archiveFileStream,
+  createArchive,
+  DEFAULT_MAX_BYTES,
+  extractArchive,
+  verifyArchive,
+} from '../archive/archive.ts';
 import { chownTree, getFile } from '../filesystem/filesystem.ts';
 import type { BackupImport } from '../transfers/transfers.ts';
 
@@ -543,7 +549,7 @@ export class BackupStore {
       const limit = server.egg.limits.disk ? sizeToBytes(server.egg.limits.disk) : 0;
       const maxBytes = limit > 0 ? limit : DEFAULT_MAX_BYTES;
       progress('verifying');
-      const v = await verifyArchive(createReadStream(file), {
+      const v = await verifyArchive(archiveFileStream(file), {
         format,
         maxBytes,
         signal,
@@ -570,7 +576,7 @@ export class BackupStore {
           await rm(path.join(server.dir, name), { recursive: true, force: true });
       }
       progress('extracting');
-      const stats = await extractArchive(createReadStream(file), server.dir, {
+      const stats = await extractArchive(archiveFileStream(file), server.dir, {
         format,
         maxBytes,
         signal,

@@ -22,7 +22,7 @@
  *   denied entries are left out.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { type FileHandle, lchown, link, lstat, open, readdir, realpath, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -35,6 +35,7 @@ import {
 } from '@cap/protocol';
 import {
   type ArchiveFormat,
+  archiveFileStream,
   createArchive,
   DEFAULT_MAX_BYTES,
   extractArchive,
@@ -236,7 +237,7 @@ export async function decompressFile(
       };
       // each read opens the archive anew through its descriptor (the same file, whatever happens
       // to its name) and closes what it opened: a stream of the FileHandle itself would hold it open
-      const read = (): Readable => createReadStream(fdPath(fh));
+      const read = (): Readable => archiveFileStream(fdPath(fh));
       job.progress?.('verifying');
       await verifyArchive(read(), { ...common, onProgress: throttled(job.progress, 'verifying') });
       job.progress?.('extracting');

@@ -30,6 +30,7 @@ import type Docker from 'dockerode';
 import { Parser, type ReadEntry } from 'tar';
 import {
   type ArchiveFormat,
+  archiveFileStream,
   createArchive,
   DEFAULT_MAX_BYTES,
   DEFAULT_MAX_ENTRIES,
@@ -205,12 +206,12 @@ export class VolumeArchiver {
         maxEntries: DEFAULT_MAX_ENTRIES,
         tmpDir: this.#tmpDir,
       };
-      await verifyArchive(createReadStream(file), caps);
+      await verifyArchive(archiveFileStream(file), caps);
       // checked again: a container may have started since the ticket was issued
       await this.assertFree(name, opts.force);
       if (opts.truncate)
         for (const n of await readdir(mp)) await rm(path.join(mp, n), { recursive: true, force: true });
-      const stats = await extractArchive(createReadStream(file), mp, caps);
+      const stats = await extractArchive(archiveFileStream(file), mp, caps);
       await restoreOwners(file, format, mp);
       return { path: `volume:${name}`, size, bytes: stats.bytes, entries: stats.entries };
     } finally {
