@@ -89,6 +89,12 @@ export const ErrorCode = z.enum([
   'UPSTREAM_ERROR',
   /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
   'DOCKER_POLICY_DENIED',
+  /** a compose file with keys outside the supported subset (details.keys lists them; never ignored) */
+  'STACK_UNSUPPORTED',
+  /** no compose stack of that name on that node */
+  'STACK_NOT_FOUND',
+  /** a stack's deploy stopped at a service (details.service); the services before it are as they were */
+  'STACK_DEPLOY_FAILED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -151,6 +157,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
   DOCKER_POLICY_DENIED: 403,
+  STACK_UNSUPPORTED: 400,
+  STACK_NOT_FOUND: 404,
+  STACK_DEPLOY_FAILED: 502,
 };
 
 export const ErrorBody = z.object({

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
 import { ImageRef } from './image-ref.ts';
 import { ListModsPayload } from './mods.ts';
+import { StackName, StackPlan } from './stacks.ts';
 import { ServerStatus } from './states.ts';
 
 /** Bumped on any breaking change; the Agent states it on connect (`X-Protocol-Version`). */
@@ -561,6 +562,10 @@ export const SftpRevokePayload = z.object({
   serverId: z.string().min(1).max(64).optional(),
 });
 
+/** A compose stack on the node by its project name. */
+export const StackRefPayload = z.object({ project: StackName });
+export const StackRemovePayload = z.object({ project: StackName, volumes: z.boolean().default(false) });
+
 export const actionPayloads = {
   create_server: CreateServerPayload,
   start_server: Empty,
@@ -613,6 +618,15 @@ export const actionPayloads = {
   sftp_revoke: SftpRevokePayload,
   /** one page of the mods in the template's mod folders, with their metadata */
   list_mods: ListModsPayload,
+  /** create or update a compose stack from the Panel's plan (docs/contracts.md "Compose stacks") */
+  stack_deploy: StackPlan,
+  stack_stop: StackRefPayload,
+  stack_start: StackRefPayload,
+  /** its containers and networks; its volumes too with `volumes: true` */
+  stack_remove: StackRemovePayload,
+  /** every Compose project's containers on the node */
+  stack_list: Empty,
+  stack_inspect: StackRefPayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
