@@ -40,6 +40,7 @@ import { prometheusRoutes } from './modules/prometheus/routes.ts';
 import { schedulesRoutes } from './modules/schedules/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
 import { sftpRoutes } from './modules/sftp/routes.ts';
+import { stacksRoutes } from './modules/stacks/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { webhooksRoutes } from './modules/webhooks/routes.ts';
@@ -216,6 +217,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     clientRelayRoutes,
     prometheusRoutes,
     dockerRoutes,
+    stacksRoutes,
   ]) {
     await routes(app, s);
   }

@@ -302,26 +302,25 @@ export function planStack(project: string, text: string): StackPlan {
   } catch (e) {
     invalid(`the compose file is not YAML: ${(e as Error).message.split('\n')[0]}`);
   }
+  const top =
+    doc !== null && typeof doc === 'object' && !Array.isArray(doc)
+      ? Object.keys(doc).filter(
+          (k) => !['version', 'name', 'services', 'networks', 'volumes'].includes(k) && !k.startsWith('x-'),
+        )
+      : [];
   const r = Compose.safeParse(doc);
+  const keys = [...new Set([...top, ...(r.success ? [] : unrecognized(r.error.issues))])].sort();
+  if (keys.length > 0)
+    throw new CodedError(
+      'STACK_UNSUPPORTED',
+      `not in the supported compose subset (refused, not ignored): ${keys.join(', ')}`,
+      { details: { keys } },
+    );
   if (!r.success) {
-    const keys = unrecognized(r.error.issues);
-    if (keys.length > 0)
-      throw new CodedError(
-        'STACK_UNSUPPORTED',
-        `not in the supported compose subset (refused, not ignored): ${keys.join(', ')}`,
-        { details: { keys } },
-      );
     const i = r.error.issues[0];
     invalid(`compose ${i?.path.join('.') || 'file'}: ${i?.message ?? 'invalid'}`);
   }
   const c = (r as { data: z.infer<typeof Compose> }).data;
-  for (const k of Object.keys(c))
-    if (!['version', 'name', 'services', 'networks', 'volumes'].includes(k) && !k.startsWith('x-'))
-      throw new CodedError(
-        'STACK_UNSUPPORTED',
-        `not in the supported compose subset (refused, not ignored): ${k}`,
-        { details: { keys: [k] } },
-      );
   if (c.name !== undefined && c.name !== project)
     invalid(`the file's name "${c.name}" is not the stack's name "${project}"`);
   const services = Object.entries(c.services);

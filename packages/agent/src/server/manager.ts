@@ -769,6 +769,9 @@ export class ServerManager {
   #stackRunner: StackRunner | undefined;
   /** Compose stacks through the Engine API (src/stacks); Engine failures come back as DOCKER_ERROR. */
   async #stack(cmd: Command): Promise<unknown> {
+    // a stack makes any container the relay could: off with the relay (AGENT_DOCKER_API=0)
+    if (!this.#config.dockerApi)
+      throw new CodedError('FORBIDDEN', "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)");
     this.#stackRunner ??= new StackRunner(this.#config.dockerHost);
     const r = this.#stackRunner;
     try {

@@ -8,7 +8,8 @@
  * a service whose config hash is the running container's is left alone (started if it was
  * stopped), a changed one is recreated: the new container is made under the name while the old
  * one, renamed aside, keeps running until the new one is ready to start; when anything about the
- * new one fails, it is removed and the old one gets its name back and keeps running. The first
+ * new one fails, it is removed and the old one gets its name back and keeps running (a new
+ * service's container that failed to start stays, created, as Compose leaves it). The first
  * failure stops the deploy there and is reported with the service's name; services already done
  * stay as they are. Services no longer in the file are removed once the rest succeeded.
  */
@@ -147,8 +148,9 @@ export class StackRunner {
         await c.stop({ t: 10 }).catch((e) => (status(e) === 304 ? undefined : Promise.reject(e)));
       await fresh.start();
     } catch (e) {
-      // put back what was there: the old container under its name, running if it ran
-      await fresh?.remove({ force: true }).catch(() => undefined);
+      // a new service's container stays (created, as Compose leaves it, to be looked at); a
+      // recreated one's old container comes back under its name, running if it ran
+      if (old.length > 0) await fresh?.remove({ force: true }).catch(() => undefined);
       for (const [i, c] of old.entries()) {
         await c.rename({ name: i === 0 ? s.container : `${s.container}-${i + 1}` }).catch(() => undefined);
         if (wasRunning[i]) await c.start().catch(() => undefined);
