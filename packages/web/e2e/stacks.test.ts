@@ -121,7 +121,7 @@ test('Stacks: deploy from the editor, services linked, update, stop, start, remo
     await byTestId('stack-new').click();
     await page.locator('[data-testid="stack-compose"] .cm-content').waitFor({ timeout: WAIT });
     await byTestId('stack-name').fill(NAME);
-    assert.match(await byTestId('stack-help').innerText(), /STACK_UNSUPPORTED/);
+    assert.match((await byTestId('stack-help').textContent()) ?? '', /STACK_UNSUPPORTED/);
     await shot('stacks-editor');
     await byTestId('stack-submit').click();
     await row().waitFor({ timeout: WAIT });
@@ -129,7 +129,7 @@ test('Stacks: deploy from the editor, services linked, update, stop, start, remo
       const s = await serviceStates();
       return s.length === 2 && s.every((x) => x === 'running');
     });
-    assert.match(await byTestId('stack-notice').innerText(), /db: created, web: created/);
+    assert.match((await byTestId('stack-notice').textContent()) ?? '', /db: created, web: created/);
     const list = await containers();
     assert.equal(list.length, 2);
     // each service links to its container's page
@@ -146,16 +146,18 @@ test('Stacks: deploy from the editor, services linked, update, stop, start, remo
     await row().locator('[data-testid="stack-edit"]').click();
     const editor = page.locator('[data-testid="stack-compose"] .cm-content');
     await editor.waitFor({ timeout: WAIT });
-    await until('the stored file is loaded', async () => (await editor.innerText()).includes('depends_on'));
+    await until('the stored file is loaded', async () =>
+      ((await editor.textContent()) ?? '').includes('depends_on'),
+    );
     await editor.click();
     await page.keyboard.press('Control+A');
     await page.keyboard.insertText(updated);
     await byTestId('stack-submit').click();
     await until('the update is reported', async () =>
       /db: unchanged, web: recreated/.test(
-        await byTestId('stack-notice')
-          .innerText()
-          .catch(() => ''),
+        (await byTestId('stack-notice')
+          .textContent()
+          .catch(() => '')) ?? '',
       ),
     );
     const after = await containers();
