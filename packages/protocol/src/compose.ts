@@ -448,7 +448,8 @@ export function planStack(project: string, text: string): StackPlan {
       ...(def.entrypoint !== undefined ? { Entrypoint: cmd(def.entrypoint) } : {}),
       Env: keyValues(def.environment, `${at}.environment`)
         .filter(([, v]) => v !== null)
-        .map(([k, v]) => `${k}=${v}`),
+        .map(([k, v]) => `${k}=${v}`)
+        .sort(),
       ExposedPorts: exposed,
       ...(def.user !== undefined ? { User: def.user } : {}),
       ...(def.working_dir !== undefined ? { WorkingDir: def.working_dir } : {}),
