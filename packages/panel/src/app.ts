@@ -42,6 +42,7 @@ import { registriesRoutes } from './modules/registries/routes.ts';
 import { schedulesRoutes } from './modules/schedules/routes.ts';
 import { serversRoutes } from './modules/servers/routes.ts';
 import { sftpRoutes } from './modules/sftp/routes.ts';
+import { stacksRoutes } from './modules/stacks/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { webhooksRoutes } from './modules/webhooks/routes.ts';
@@ -231,6 +232,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     dockerRoutes,
     registriesRoutes,
     failoverRoutes,
+    stacksRoutes,
   ]) {
     await routes(app, s);
   }

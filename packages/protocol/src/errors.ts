@@ -95,6 +95,12 @@ export const ErrorCode = z.enum([
   'REGISTRY_AUTH_FAILED',
   /** the server was failed over to another node: this node's copy is fenced (never started here) */
   'SERVER_FENCED',
+  /** a compose file with keys outside the supported subset (details.keys lists them; never ignored) */
+  'STACK_UNSUPPORTED',
+  /** no compose stack of that name on that node */
+  'STACK_NOT_FOUND',
+  /** a stack's deploy stopped at a service (details.service); the services before it are as they were */
+  'STACK_DEPLOY_FAILED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -160,6 +166,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   REGISTRY_NOT_FOUND: 404,
   REGISTRY_AUTH_FAILED: 502,
   SERVER_FENCED: 409,
+  STACK_UNSUPPORTED: 400,
+  STACK_NOT_FOUND: 404,
+  STACK_DEPLOY_FAILED: 502,
 };
 
 export const ErrorBody = z.object({

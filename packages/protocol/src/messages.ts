@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
 import { ImageRef } from './image-ref.ts';
 import { ListModsPayload } from './mods.ts';
+import { StackName, StackPlan } from './stacks.ts';
 import { ServerStatus } from './states.ts';
 
 /** Bumped on any breaking change; the Agent states it on connect (`X-Protocol-Version`). */
@@ -596,6 +597,9 @@ export const FenceServersData = z.object({
   fenced: z.array(z.object({ serverId: z.string(), movedTo: z.string().nullable() })),
 });
 export type FenceServersData = z.infer<typeof FenceServersData>;
+/** A compose stack on the node by its project name. */
+export const StackRefPayload = z.object({ project: StackName });
+export const StackRemovePayload = z.object({ project: StackName, volumes: z.boolean().default(false) });
 
 export const actionPayloads = {
   create_server: CreateServerPayload,
@@ -651,6 +655,15 @@ export const actionPayloads = {
   list_mods: ListModsPayload,
   /** the node's fenced servers (failover): never started here again; files kept aside */
   fence_servers: FenceServersPayload,
+  /** create or update a compose stack from the Panel's plan (docs/contracts.md "Compose stacks") */
+  stack_deploy: StackPlan,
+  stack_stop: StackRefPayload,
+  stack_start: StackRefPayload,
+  /** its containers and networks; its volumes too with `volumes: true` */
+  stack_remove: StackRemovePayload,
+  /** every Compose project's containers on the node */
+  stack_list: Empty,
+  stack_inspect: StackRefPayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);

@@ -112,6 +112,28 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   fence_servers: {
     payload: { servers: [{ serverId: 's1', fencedAt: '2026-01-01T00:00:00.000Z', reason: 'failover' }] },
   },
+  stack_deploy: {
+    payload: {
+      project: 'demo',
+      networks: [],
+      volumes: [],
+      services: [
+        {
+          name: 'web',
+          container: 'demo-web-1',
+          hash: 'a'.repeat(64),
+          dependsOn: [],
+          create: { Image: 'busybox' },
+          connect: [],
+        },
+      ],
+    },
+  },
+  stack_stop: { payload: { project: 'demo' } },
+  stack_start: { payload: { project: 'demo' } },
+  stack_remove: { payload: { project: 'demo', volumes: true } },
+  stack_list: { payload: {} },
+  stack_inspect: { payload: { project: 'demo' } },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -148,6 +170,9 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   volume_restore: { volume: 'v', size: 0 },
   list_mods: { folders: [{ path: '../../etc', kind: 'other' }] },
   fence_servers: { servers: [{ serverId: '', fencedAt: 'yesterday', reason: 'x' }] },
+  stack_deploy: { project: 'Demo', networks: [], volumes: [], services: [] },
+  stack_stop: { project: '../x' },
+  stack_remove: { project: 'demo', volumes: 'yes' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

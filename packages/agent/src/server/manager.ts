@@ -56,6 +56,7 @@ import {
 import { PlayerPoller, type PollTarget } from '../players/poller.ts';
 import { type QueryFn, runQuery } from '../players/query.ts';
 import type { RemoteConsole } from '../remote-console/types.ts';
+import { StackRunner } from '../stacks/stacks.ts';
 import { systemInfo } from '../system/system-info.ts';
 import {
   downloadSize,
@@ -815,6 +816,38 @@ export class ServerManager {
     };
   }
 
+  #stackRunner: StackRunner | undefined;
+  /** Compose stacks through the Engine API (src/stacks); Engine failures come back as DOCKER_ERROR. */
+  async #stack(cmd: Command): Promise<unknown> {
+    // a stack makes any container the relay could: off with the relay (AGENT_DOCKER_API=0)
+    if (!this.#config.dockerApi)
+      throw new CodedError('FORBIDDEN', "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)");
+    this.#stackRunner ??= new StackRunner(this.#config.dockerHost);
+    const r = this.#stackRunner;
+    try {
+      switch (cmd.action) {
+        case 'stack_deploy':
+          return await r.deploy((cmd as Command<'stack_deploy'>).payload);
+        case 'stack_stop':
+          return await r.stop((cmd as Command<'stack_stop'>).payload.project);
+        case 'stack_start':
+          return await r.start((cmd as Command<'stack_start'>).payload.project);
+        case 'stack_remove': {
+          const p = (cmd as Command<'stack_remove'>).payload;
+          return await r.remove(p.project, p.volumes);
+        }
+        case 'stack_inspect':
+          return await r.inspect((cmd as Command<'stack_inspect'>).payload.project);
+        default:
+          return await r.list();
+      }
+    } catch (e) {
+      if (isCodedError(e)) throw e;
+      const x = e as { json?: { message?: string }; message?: string };
+      throw new CodedError('DOCKER_ERROR', String(x.json?.message ?? x.message ?? e).slice(0, 4000));
+    }
+  }
+
   #denylist(s: Server): Denylist {
     return new Denylist(s.egg.fileDenylist);
   }
@@ -1166,6 +1199,13 @@ export class ServerManager {
         return {
           data: await this.#volumeTicket(cmd as Command<'volume_backup'> | Command<'volume_restore'>),
         };
+      case 'stack_deploy':
+      case 'stack_stop':
+      case 'stack_start':
+      case 'stack_remove':
+      case 'stack_list':
+      case 'stack_inspect':
+        return { data: await this.#stack(cmd) };
       case 'sftp_revoke': {
         const { userId, serverId: only } = cmd.payload as Command<'sftp_revoke'>['payload'];
         return { data: { closed: this.sftpRevoke?.(userId, only) ?? 0 } };

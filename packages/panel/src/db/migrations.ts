@@ -683,6 +683,26 @@ const m028: Migration = {
   },
 };
 
+/** Compose stacks per node (issue 11): the file as deployed, who made and changed it, its state. */
+const m026: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('stacks')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('compose', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('last_error', 'text')
+      .addColumn('created_by', 'text')
+      .addColumn('updated_by', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('stacks_node_name', ['node_id', 'name'])
+      .execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -714,6 +734,7 @@ export const migrations: Record<string, Migration> = {
   '022_schedules': m022,
   '023_webhooks': m023,
   '024_node_capacity': m024,
+  '026_stacks': m026,
   '028_failover': m028,
 };
 

@@ -279,6 +279,20 @@ export interface DockerPoliciesTable {
   bind_allow: string;
   updated_at: string;
 }
+export interface StacksTable {
+  id: string;
+  node_id: string;
+  /** the Compose project name */
+  name: string;
+  compose: string;
+  /** deploying | running | stopped | failed */
+  status: string;
+  last_error: string | null;
+  created_by: string | null;
+  updated_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
 export interface DockerNodeAccessTable {
   node_id: string;
   user_id: string;
@@ -302,6 +316,7 @@ export interface Database {
   registries: RegistriesTable;
   docker_policies: DockerPoliciesTable;
   docker_node_access: DockerNodeAccessTable;
+  stacks: StacksTable;
   users: UsersTable;
   sessions: SessionsTable;
   api_keys: ApiKeysTable;

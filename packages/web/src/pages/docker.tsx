@@ -8,6 +8,7 @@ import { CreateWizard } from '../components/docker/create-wizard.tsx';
 import { ImagesTab } from '../components/docker/images.tsx';
 import { NetworksTab, VolumesTab } from '../components/docker/networks-volumes.tsx';
 import { RegistriesTab } from '../components/docker/registries.tsx';
+import { StacksTab } from '../components/docker/stacks.tsx';
 import { SystemTab } from '../components/docker/system.tsx';
 import { Empty, ErrorState, Loading } from '../components/states.tsx';
 
@@ -17,6 +18,7 @@ const SECTIONS = [
   ['images', 'Images'],
   ['networks', 'Networks'],
   ['volumes', 'Volumes'],
+  ['stacks', 'Stacks'],
   ['system', 'System'],
   ['registries', 'Registries'],
 ] as const;
@@ -70,6 +72,7 @@ export function DockerPage() {
   else if (node && section === 'images') body = <ImagesTab nodeId={node.id} />;
   else if (node && section === 'networks') body = <NetworksTab nodeId={node.id} />;
   else if (node && section === 'volumes') body = <VolumesTab nodeId={node.id} />;
+  else if (node && section === 'stacks') body = <StacksTab nodeId={node.id} />;
   else if (node) body = <SystemTab nodeId={node.id} />;
 
   return (

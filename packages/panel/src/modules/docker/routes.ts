@@ -181,7 +181,12 @@ interface Upgrade {
 }
 
 /** GET/HEAD need docker.read on the node, anything else docker.write; admins and owners hold both. */
-async function assertDockerAccess(s: PanelServices, req: FastifyRequest, nodeId: string, write: boolean) {
+export async function assertDockerAccess(
+  s: PanelServices,
+  req: FastifyRequest,
+  nodeId: string,
+  write: boolean,
+) {
   const p = principalOf(req);
   if (hasRole(p.user.role, 'admin')) return;
   const need = write ? 'docker.write' : 'docker.read';
