@@ -89,6 +89,8 @@ export const ErrorCode = z.enum([
   'UPSTREAM_ERROR',
   /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
   'DOCKER_POLICY_DENIED',
+  /** a game server's container through the Docker relay: removing or updating it is the server's business (delete the server) */
+  'DOCKER_MANAGED_CONTAINER',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -151,6 +153,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
   DOCKER_POLICY_DENIED: 403,
+  DOCKER_MANAGED_CONTAINER: 409,
 };
 
 export const ErrorBody = z.object({

@@ -16,6 +16,8 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { POWER_PERMISSION } from '../access/permissions.ts';
+import { managedAsk, managedPower, managedServerOf, refuseManaged } from './managed.ts';
 import { checkPolicy, type PolicyContext } from './policy.ts';
 import { DOCKER_PERMISSIONS } from './policy-store.ts';
 import {
@@ -355,6 +357,23 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       const isOwner = principalOf(req).user.role === 'owner';
       // what needs no Agent is refused before the tunnel (the Agent's own container needs its answer)
       if (!isOwner) checkPolicy(method, ep.path, ep.query, parsed, await policyContext(id, false));
+
+      // a game server's container: its power actions are the server's, remove/update are refused
+      const ask = managedAsk(method, ep.path);
+      const managed = ask ? await managedServerOf(s, id, ask.ref) : null;
+      if (ask && managed) {
+        if (req.activity) req.activity.details = { ...req.activity.details, serverId: managed.serverId };
+        if (ask.kind === 'refuse') refuseManaged(managed.serverId, ask.what);
+        else {
+          const p = principalOf(req);
+          if (!hasRole(p.user.role, 'admin'))
+            await s.access.requireAccess(p, POWER_PERMISSION[ask.action], managed.serverId);
+          const r = await managedPower(s, managed.serverId, managed.running, ask.action, p.user.id);
+          // Docker's own error shape (a string: the Panel's error schema is not applied to it)
+          if (r.body) return reply.code(r.status).type('application/json').send(JSON.stringify(r.body));
+          return reply.code(r.status).send();
+        }
+      }
 
       // the client going away ends the tunnel, and with it the Agent's Docker connection
       const abort = new AbortController();

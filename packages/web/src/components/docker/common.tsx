@@ -2,7 +2,7 @@ import { Alert, Badge, Code, Text } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { dockerFetch, invalidateDocker } from '../../api/docker.ts';
-import { errorCode, errorMessage } from '../../api/http.ts';
+import { api, errorCode, errorMessage } from '../../api/http.ts';
 
 const STATE_COLOURS: Record<string, string> = {
   running: 'teal',
@@ -68,7 +68,25 @@ export function useDockerAction(nodeId: string) {
       void invalidateDocker(qc, nodeId);
     }
   }
-  return { run, pending, error, clear: () => setError(null) };
+  /**
+   * A managed container's power action goes through its game server (POST /servers/:id/power)
+   * so the server's state stays right.
+   */
+  async function power(serverId: string, action: 'start' | 'stop' | 'restart' | 'kill'): Promise<boolean> {
+    setPending(action);
+    setError(null);
+    try {
+      await api(`/servers/${encodeURIComponent(serverId)}/power`, { method: 'POST', body: { action } });
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      setPending(null);
+      void invalidateDocker(qc, nodeId);
+    }
+  }
+  return { run, power, pending, error, clear: () => setError(null) };
 }
 
 export function formatCreated(unixSeconds: number | undefined): string {

@@ -63,7 +63,10 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
   const allowed = actionsFor(c.State.Status);
   const act = async (a: string) => {
     if (a === 'kill' && !window.confirm(`Kill ${name}?`)) return;
-    await action.run(a, `/containers/${id}/${a}`);
+    // a game server's container: its power actions go through the server (its state stays right)
+    if (server && (a === 'start' || a === 'stop' || a === 'restart' || a === 'kill'))
+      await action.power(server, a);
+    else await action.run(a, `/containers/${id}/${a}`);
     void q.refetch();
   };
   return (
@@ -96,33 +99,37 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
           </Text>
         </Stack>
         <Group gap="xs">
-          {ACTIONS.filter(([a]) => allowed.has(a)).map(([a, label]) => (
+          {ACTIONS.filter(([a]) => allowed.has(a) && !(server && (a === 'pause' || a === 'unpause'))).map(
+            ([a, label]) => (
+              <Button
+                key={a}
+                size="xs"
+                variant="light"
+                color={a === 'kill' ? 'red' : undefined}
+                loading={action.pending === a}
+                onClick={() => void act(a)}
+                data-testid={`detail-${a}`}
+              >
+                {label}
+              </Button>
+            ),
+          )}
+          {server ? null : (
             <Button
-              key={a}
               size="xs"
               variant="light"
-              color={a === 'kill' ? 'red' : undefined}
-              loading={action.pending === a}
-              onClick={() => void act(a)}
-              data-testid={`detail-${a}`}
+              color="red"
+              loading={action.pending === 'remove'}
+              data-testid="detail-remove"
+              onClick={async () => {
+                if (!window.confirm(`Remove ${name}?`)) return;
+                if (await action.run('remove', `/containers/${id}?force=1`, { method: 'DELETE' }))
+                  navigate(`/docker/${encodeURIComponent(nodeId)}/containers`);
+              }}
             >
-              {label}
+              Remove
             </Button>
-          ))}
-          <Button
-            size="xs"
-            variant="light"
-            color="red"
-            loading={action.pending === 'remove'}
-            data-testid="detail-remove"
-            onClick={async () => {
-              if (!window.confirm(`Remove ${name}?`)) return;
-              if (await action.run('remove', `/containers/${id}?force=1`, { method: 'DELETE' }))
-                navigate(`/docker/${encodeURIComponent(nodeId)}/containers`);
-            }}
-          >
-            Remove
-          </Button>
+          )}
         </Group>
       </Group>
       <ActionError error={action.error} onClose={action.clear} />

@@ -78,14 +78,17 @@ function RowActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeConta
   const action = useDockerAction(c.nodeId);
   const allowed = actionsFor(c.State);
   const name = containerName(c);
+  // a game server's container: power through the server, no pause/remove (the server's business)
+  const server = managedServerId(c);
   const item = (a: 'start' | 'stop' | 'restart' | 'kill' | 'pause' | 'unpause', label: string) =>
-    allowed.has(a) ? (
+    allowed.has(a) && !(server && (a === 'pause' || a === 'unpause')) ? (
       <Menu.Item
         key={a}
         data-testid={`action-${a}`}
         onClick={() => {
           if (a === 'kill' && !window.confirm(`Kill ${name}?`)) return;
-          void action.run(a, `/containers/${c.Id}/${a}`);
+          if (server && a !== 'pause' && a !== 'unpause') void action.power(server, a);
+          else void action.run(a, `/containers/${c.Id}/${a}`);
         }}
       >
         {label}
@@ -115,21 +118,31 @@ function RowActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeConta
           <Menu.Item data-testid="action-rename" onClick={() => onRename(c)}>
             Rename…
           </Menu.Item>
-          <Menu.Item
-            color="red"
-            data-testid="action-remove"
-            onClick={() => {
-              if (
-                !window.confirm(`Remove ${name}${c.State === 'running' ? ' (it is running: forced)' : ''}?`)
-              )
-                return;
-              void action.run('remove', `/containers/${c.Id}?force=${c.State === 'running' ? 1 : 0}`, {
-                method: 'DELETE',
-              });
-            }}
-          >
-            Remove
-          </Menu.Item>
+          {server ? (
+            <Menu.Item
+              component={Link}
+              to={`/servers/${encodeURIComponent(server)}`}
+              data-testid="action-server"
+            >
+              Open the server (delete it there)
+            </Menu.Item>
+          ) : (
+            <Menu.Item
+              color="red"
+              data-testid="action-remove"
+              onClick={() => {
+                if (
+                  !window.confirm(`Remove ${name}${c.State === 'running' ? ' (it is running: forced)' : ''}?`)
+                )
+                  return;
+                void action.run('remove', `/containers/${c.Id}?force=${c.State === 'running' ? 1 : 0}`, {
+                  method: 'DELETE',
+                });
+              }}
+            >
+              Remove
+            </Menu.Item>
+          )}
         </Menu.Dropdown>
       </Menu>
       {action.error ? (
