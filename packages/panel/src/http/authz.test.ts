@@ -131,7 +131,7 @@ const EXPECTED: Record<string, string> = {
   'POST /api/nodes/:id/docker/*': 'user',
   'PUT /api/nodes/:id/docker/*': 'user',
   'DELETE /api/nodes/:id/docker/*': 'user',
-  'GET /ws/nodes/:id/docker/exec/:execId': 'admin',
+  'GET /ws/nodes/:id/docker/exec/:execId': 'user',
   'GET /api/nodes/:id/docker-policy': 'admin',
   'PUT /api/nodes/:id/docker-policy': 'owner',
   'GET /api/nodes/:id/docker-access': 'admin',

@@ -98,6 +98,8 @@ function execTerminal(s: PanelServices, ws: WebSocket, nodeId: string, execId: s
     });
     if (r.kind === 'response') {
       const text = (await readCapped(r.res, 64 * 1024).catch(() => Buffer.alloc(0))).toString();
+      // (the Engine may keep that connection open: the tunnel ends here)
+      t.destroy();
       let message = text;
       try {
         message = String(JSON.parse(text).message ?? text);
@@ -142,6 +144,42 @@ function execTerminal(s: PanelServices, ws: WebSocket, nodeId: string, execId: s
     resize(r.data.cols, r.data.rows).catch(() => undefined);
   });
   start().catch((e) => close(1011, `${isCodedError(e) ? e.code : 'DOCKER_ERROR'}: ${(e as Error).message}`));
+}
+
+const ExecInspect = z.object({
+  ContainerID: z.string().regex(/^[0-9a-f]{64}$/),
+  ProcessConfig: z.object({ privileged: z.boolean().nullish() }).passthrough().nullish(),
+});
+
+/** Which container an exec runs in (the Engine's exec inspect); NOT_FOUND when it has none. */
+async function execInfo(
+  s: PanelServices,
+  nodeId: string,
+  execId: string,
+): Promise<{ containerId: string; privileged: boolean }> {
+  const t = await s.dockerTunnels.open(nodeId);
+  try {
+    const res = await exchange(t, {
+      method: 'GET',
+      path: `/exec/${execId}/json`,
+      headers: { host: 'docker' },
+    });
+    const body = await readCapped(res, 1024 * 1024);
+    if (res.statusCode === 404) throw new CodedError('NOT_FOUND', 'no such exec');
+    if (res.statusCode !== 200) throw new CodedError('DOCKER_ERROR', `the Engine answered ${res.statusCode}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new CodedError('DOCKER_ERROR', 'the Engine answered an exec inspect that is not JSON');
+    }
+    const e = ExecInspect.safeParse(json);
+    if (!e.success)
+      throw new CodedError('DOCKER_ERROR', 'the Engine answered an exec inspect without its container');
+    return { containerId: e.data.ContainerID, privileged: e.data.ProcessConfig?.privileged === true };
+  } finally {
+    t.destroy();
+  }
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'] as const;
@@ -207,14 +245,31 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     '/ws/nodes/:id/docker/exec/:execId',
     {
       websocket: true,
-      // admins and owners only for now: a refusal thrown after the auth hook leaves a WebSocket
-      // upgrade unanswered (seen with docker.write grants), so grants do not reach the terminal yet
-      config: { auth: 'admin' },
+      // docker.write on the node (admins and owners hold it), for an exec in a container the
+      // policy lets the caller use; refused in preValidation, before the upgrade is answered
+      config: { auth: 'user' },
       schema: { params: z.object({ id: z.string().min(1).max(64), execId: ExecId }) },
       preValidation: async (req) => {
         if (!originAllowed(req, s.publicUrl()))
           throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
-        await s.nodes.get((req.params as { id: string }).id);
+        const { id, execId } = req.params as { id: string; execId: string };
+        await s.nodes.get(id);
+        await assertDockerAccess(s, req, id, true);
+        const exec = await execInfo(s, id, execId);
+        if (principalOf(req).user.role !== 'owner') {
+          if (exec.privileged)
+            throw new CodedError(
+              'DOCKER_POLICY_DENIED',
+              'a privileged exec (policy: privileged; only a Panel owner may)',
+              {
+                details: { rule: 'privileged' },
+              },
+            );
+          checkPolicy('POST', `/containers/${exec.containerId}/exec`, '', undefined, {
+            bindAllow: [],
+            agent: s.dockerTunnels.agentContainer(id),
+          });
+        }
       },
     },
     (ws, req) => {
