@@ -294,6 +294,26 @@ describe('security: the Docker relay policy', () => {
     } else assert.fail(`no read-only key: ${JSON.stringify(k.body)}`);
   });
 
+  it('GET /api/docker/nodes names only the nodes the caller holds Docker permissions on, with them', async () => {
+    const user = await panel.userWithRole('user');
+    const me = (await panel.api(user, 'GET', '/api/auth/me')).body;
+    const userId = String(me.user?.id ?? me.id);
+    let r = await panel.api(user, 'GET', '/api/docker/nodes');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, []);
+    await panel.api(admin, 'PUT', `/api/nodes/${nodeId}/docker-access/${userId}`, {
+      permissions: ['docker.read'],
+    });
+    r = await panel.api(user, 'GET', '/api/docker/nodes');
+    assert.deepEqual(
+      (r.body as { id: string; permissions: string[] }[]).map((n) => [n.id, n.permissions]),
+      [[nodeId, ['docker.read']]],
+    );
+    r = await panel.api(admin, 'GET', '/api/docker/nodes');
+    const mine = (r.body as { id: string; permissions: string[] }[]).find((n) => n.id === nodeId);
+    assert.deepEqual(mine?.permissions, ['docker.read', 'docker.write']);
+  });
+
   it('the exec terminal admits users with docker.write on the node, for an exec the policy lets them use', async () => {
     const user = await panel.userWithRole('user');
     const me = (await panel.api(user, 'GET', '/api/auth/me')).body;

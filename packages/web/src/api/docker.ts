@@ -12,8 +12,26 @@ import type {
   DockerVolume,
   NodeContainer,
 } from '../lib/docker.ts';
-import { ApiError, csrfHeaders, errorFromBody } from './http.ts';
-import type { PanelNode } from './types.ts';
+import { ApiError, api, csrfHeaders, errorFromBody } from './http.ts';
+
+/** A node whose Docker the caller may use (GET /api/docker/nodes), with its permissions there. */
+export interface DockerNode {
+  id: string;
+  name: string;
+  online: boolean;
+  permissions: ('docker.read' | 'docker.write')[];
+}
+type PanelNode = Pick<DockerNode, 'id' | 'name' | 'online'>;
+
+/** The nodes the caller holds docker.read / docker.write on (admins: every node, both). */
+export const useDockerNodes = (enabled = true) =>
+  useQuery({
+    queryKey: ['docker-nodes'],
+    queryFn: ({ signal }) => api<DockerNode[]>('/docker/nodes', { signal }),
+    enabled,
+    staleTime: 15_000,
+    refetchInterval: 15_000,
+  });
 
 export const dockerUrl = (nodeId: string, path: string): string =>
   `/api/nodes/${encodeURIComponent(nodeId)}/docker${path}`;

@@ -331,6 +331,43 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
 
   const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
   r.get(
+    '/api/docker/nodes',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "The nodes whose Docker the caller may use, with the caller's permissions there (admins and owners: every node, both). The web UI shows Docker (read-only without docker.write) from it.",
+        response: {
+          200: z.array(
+            z.object({
+              id: z.string(),
+              name: z.string(),
+              online: z.boolean(),
+              permissions: z.array(z.enum(DOCKER_PERMISSIONS)),
+            }),
+          ),
+        },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      const nodes = await s.nodes.list();
+      if (hasRole(p.user.role, 'admin'))
+        return nodes.map((n) => ({
+          id: n.id,
+          name: n.name,
+          online: n.online,
+          permissions: [...DOCKER_PERMISSIONS],
+        }));
+      const mine = await s.dockerAccess.ofUser(p.user.id);
+      return nodes.flatMap((n) => {
+        const perms = mine.get(n.id);
+        return perms ? [{ id: n.id, name: n.name, online: n.online, permissions: [...perms].sort() }] : [];
+      });
+    },
+  );
+  r.get(
     '/api/nodes/:id/docker-access',
     {
       config: { auth: 'admin' },

@@ -1,6 +1,6 @@
 import { Alert, Badge, Code, Text } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { createContext, useContext, useState } from 'react';
 import { dockerFetch, invalidateDocker } from '../../api/docker.ts';
 import { api, errorCode, errorMessage } from '../../api/http.ts';
 
@@ -13,6 +13,10 @@ const STATE_COLOURS: Record<string, string> = {
   dead: 'red',
   removing: 'red',
 };
+
+/** Whether the caller holds docker.write on a node (else the UI is read-only there). */
+export const DockerWriteContext = createContext<(nodeId: string) => boolean>(() => true);
+export const useCanWrite = (nodeId: string): boolean => useContext(DockerWriteContext)(nodeId);
 
 export function StateBadge({ state }: { state: string }) {
   const colour = Object.hasOwn(STATE_COLOURS, state) ? STATE_COLOURS[state] : 'gray';

@@ -16,7 +16,7 @@ import { Link, useNavigate } from 'react-router';
 import { saveBlob, useInspect } from '../../api/docker.ts';
 import { actionsFor, managedServerId, shortId } from '../../lib/docker.ts';
 import { ErrorState, Loading } from '../states.tsx';
-import { ActionError, StateBadge, useDockerAction } from './common.tsx';
+import { ActionError, StateBadge, useCanWrite, useDockerAction } from './common.tsx';
 import { ContainerLogs } from './container-logs.tsx';
 
 // the charts and xterm are large: the stats and exec tabs load them
@@ -52,6 +52,7 @@ const ACTIONS = [
 export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: string; nodeName: string }) {
   const q = useInspect<Inspect>(nodeId, `/containers/${id}/json`);
   const action = useDockerAction(nodeId);
+  const canWrite = useCanWrite(nodeId);
   const navigate = useNavigate();
   const [tab, setTab] = useState<string | null>('logs');
   if (q.isPending) return <Loading label="Inspecting the container…" />;
@@ -99,22 +100,22 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
           </Text>
         </Stack>
         <Group gap="xs">
-          {ACTIONS.filter(([a]) => allowed.has(a) && !(server && (a === 'pause' || a === 'unpause'))).map(
-            ([a, label]) => (
-              <Button
-                key={a}
-                size="xs"
-                variant="light"
-                color={a === 'kill' ? 'red' : undefined}
-                loading={action.pending === a}
-                onClick={() => void act(a)}
-                data-testid={`detail-${a}`}
-              >
-                {label}
-              </Button>
-            ),
-          )}
-          {server ? null : (
+          {ACTIONS.filter(
+            ([a]) => canWrite && allowed.has(a) && !(server && (a === 'pause' || a === 'unpause')),
+          ).map(([a, label]) => (
+            <Button
+              key={a}
+              size="xs"
+              variant="light"
+              color={a === 'kill' ? 'red' : undefined}
+              loading={action.pending === a}
+              onClick={() => void act(a)}
+              data-testid={`detail-${a}`}
+            >
+              {label}
+            </Button>
+          ))}
+          {server || !canWrite ? null : (
             <Button
               size="xs"
               variant="light"
@@ -141,9 +142,11 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
           <Tabs.Tab value="stats" data-testid="ctab-stats">
             Stats
           </Tabs.Tab>
-          <Tabs.Tab value="exec" data-testid="ctab-exec">
-            Exec
-          </Tabs.Tab>
+          {canWrite ? (
+            <Tabs.Tab value="exec" data-testid="ctab-exec">
+              Exec
+            </Tabs.Tab>
+          ) : null}
           <Tabs.Tab value="inspect" data-testid="ctab-inspect">
             Inspect
           </Tabs.Tab>

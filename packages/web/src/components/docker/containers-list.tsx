@@ -16,8 +16,7 @@ import {
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { type CSSProperties, type FormEvent, useDeferredValue, useMemo, useRef, useState } from 'react';
 import { Link } from 'react-router';
-import { useAllContainers } from '../../api/docker.ts';
-import type { PanelNode } from '../../api/types.ts';
+import { type DockerNode, useAllContainers } from '../../api/docker.ts';
 import {
   actionsFor,
   type ContainerFilter,
@@ -31,7 +30,7 @@ import {
   stateCounts,
 } from '../../lib/docker.ts';
 import { ErrorState, Loading } from '../states.tsx';
-import { ActionError, formatCreated, StateBadge, useDockerAction } from './common.tsx';
+import { ActionError, formatCreated, StateBadge, useCanWrite, useDockerAction } from './common.tsx';
 
 const ROW = 44;
 const GRID = 'minmax(180px, 2fr) 100px minmax(160px, 2fr) 120px minmax(120px, 1.4fr) 130px 56px';
@@ -75,6 +74,12 @@ function RenameModal({ c, onClose }: { c: NodeContainer | null; onClose: () => v
 }
 
 function RowActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeContainer) => void }) {
+  // docker.read only: no actions (they would be refused)
+  if (!useCanWrite(c.nodeId)) return null;
+  return <WriteActions c={c} onRename={onRename} />;
+}
+
+function WriteActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeContainer) => void }) {
   const action = useDockerAction(c.nodeId);
   const allowed = actionsFor(c.State);
   const name = containerName(c);
@@ -228,7 +233,13 @@ function Row({
 }
 
 /** Every container of the nodes shown (one node, or all), filtered, in a virtualised list. */
-export function ContainersList({ nodes, nodeId }: { nodes: PanelNode[] | undefined; nodeId: string | null }) {
+export function ContainersList({
+  nodes,
+  nodeId,
+}: {
+  nodes: DockerNode[] | undefined;
+  nodeId: string | null;
+}) {
   const all = useAllContainers(nodes, nodeId ?? undefined);
   const [filter, setFilter] = useState<ContainerFilter>(emptyFilter);
   const deferred = useDeferredValue(filter);
