@@ -613,6 +613,12 @@ export const actionPayloads = {
   sftp_revoke: SftpRevokePayload,
   /** one page of the mods in the template's mod folders, with their metadata */
   list_mods: ListModsPayload,
+  /**
+   * the node's container list from the Agent's cache (kept current from Docker's events):
+   * `{ containers: [{ Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels }],
+   * syncedAt, truncated }`, newest first
+   */
+  docker_containers: Empty,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);

@@ -137,6 +137,7 @@ const EXPECTED: Record<string, string> = {
   'GET /api/nodes/:id/docker-access': 'admin',
   'PUT /api/nodes/:id/docker-access/:userId': 'admin',
   'GET /api/docker/nodes': 'user',
+  'GET /api/nodes/:id/docker-cache/containers': 'user',
   'GET /api/transfers/:ticket': 'public',
   'PUT /api/transfers/:ticket': 'public',
   'GET /api/agent/transfers/:ticket': 'agent',

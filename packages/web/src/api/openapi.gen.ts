@@ -9204,6 +9204,83 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/nodes/{id}/docker-cache/containers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every container of the node (`docker ps -a`, newest first) from the Agent's cache, kept current from Docker's event stream (a container made or removed outside shows within a second): the Engine list's fields the UI shows (Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels). `offset`/`limit` page it; `total` counts them all. Needs docker.read on the node. */
+        get: {
+            parameters: {
+                query?: {
+                    offset?: number;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            containers: ({
+                                Id: string;
+                                Names: string[];
+                                Image: string;
+                                Created: number;
+                                State: string;
+                                Status: string;
+                                Labels: {
+                                    [key: string]: string;
+                                };
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                            syncedAt: string;
+                            truncated: boolean;
+                            total: number;
+                            offset: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/docker/nodes": {
         parameters: {
             query?: never;

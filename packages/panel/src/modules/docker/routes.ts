@@ -329,6 +329,58 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     },
   );
 
+  const Cached = z
+    .object({
+      Id: z.string(),
+      Names: z.array(z.string()),
+      Image: z.string(),
+      Created: z.number(),
+      State: z.string(),
+      Status: z.string(),
+      Labels: z.record(z.string(), z.string()),
+    })
+    .passthrough();
+  const CacheAnswer = z.object({
+    containers: z.array(Cached),
+    syncedAt: z.string(),
+    truncated: z.boolean(),
+  });
+  r.get(
+    '/api/nodes/:id/docker-cache/containers',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "Every container of the node (`docker ps -a`, newest first) from the Agent's cache, kept current from Docker's event stream (a container made or removed outside shows within a second): the Engine list's fields the UI shows (Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels). `offset`/`limit` page it; `total` counts them all. Needs docker.read on the node.",
+        params: NodeParams,
+        querystring: z.object({
+          offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+          limit: z.coerce.number().int().min(1).max(20_000).default(20_000),
+        }),
+        response: {
+          200: CacheAnswer.extend({ total: z.number().int(), offset: z.number().int() }),
+        },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      await assertDockerAccess(s, req, req.params.id, false);
+      const raw = await s.gateway.request(req.params.id, 'docker_containers', {});
+      const a = CacheAnswer.safeParse(raw);
+      if (!a.success)
+        throw new CodedError('DOCKER_ERROR', "the Agent's container list is not what was expected");
+      const { offset, limit } = req.query;
+      return {
+        containers: a.data.containers.slice(offset, offset + limit),
+        total: a.data.containers.length,
+        offset,
+        syncedAt: a.data.syncedAt,
+        truncated: a.data.truncated,
+      };
+    },
+  );
+
   const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
   r.get(
     '/api/docker/nodes',
