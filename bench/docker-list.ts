@@ -5,6 +5,8 @@
  *   - the raw Engine API list (`GET /containers/json?all=1` on the socket, body read and parsed);
  *   - the same list through the Panel (`GET /api/nodes/:id/docker/containers/json?all=1`, relayed
  *     over the Agent link, with a session cookie);
+ *   - the Panel's cached list (`GET /api/nodes/:id/docker-cache/containers`: the Agent's list kept
+ *     from Docker's events, over the link), whole and its first page (`?limit=100`), which the UI uses;
  *   - Chromium (Debian's, headless) opening `/docker/:nodeId/containers` until the first rows are
  *     rendered (from navigation start, so page load, login check, node list and the list itself),
  *     and, the page loaded, a search typed until the filtered rows are rendered.
@@ -120,6 +122,25 @@ try {
 
   const rawTimes: number[] = [];
   const panelTimes: number[] = [];
+  const cachedTimes: number[] = [];
+  const headTimes: number[] = [];
+  let cachedCount = 0;
+  let cachedBytes = 0;
+  const viaCache = async (limit?: number) => {
+    const t = performance.now();
+    const res = await fetch(
+      `${panel.url}/api/nodes/${node.id}/docker-cache/containers${limit ? `?limit=${limit}` : ''}`,
+      { headers: { cookie: owner.cookie } },
+    );
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 300)}`);
+    const body = JSON.parse(text) as { containers: unknown[]; total: number };
+    (limit ? headTimes : cachedTimes).push(performance.now() - t);
+    if (!limit) {
+      cachedCount = body.containers.length;
+      cachedBytes = text.length;
+    }
+  };
   let rawCount = 0;
   let panelCount = 0;
   let panelBytes = 0;
@@ -143,11 +164,17 @@ try {
   // warm-up (first relay connection, Engine caches)
   await viaRaw();
   await viaPanel();
+  await viaCache();
+  await viaCache(100);
   rawTimes.length = 0;
   panelTimes.length = 0;
+  cachedTimes.length = 0;
+  headTimes.length = 0;
   for (let i = 0; i < R; i++) {
     await viaRaw();
     await viaPanel();
+    await viaCache();
+    await viaCache(100);
   }
 
   // Chromium: the session cookie set, the page opened, time to the first rendered row
@@ -189,7 +216,7 @@ try {
     const t = await page.evaluate(() => {
       const list = performance
         .getEntriesByType('resource')
-        .find((e) => e.name.includes('/docker/containers/json')) as PerformanceResourceTiming | undefined;
+        .find((e) => e.name.includes('/docker-cache/containers')) as PerformanceResourceTiming | undefined;
       return {
         first: (window as unknown as { capFirstRow?: number }).capFirstRow ?? NaN,
         fetch: list ? list.responseEnd - list.startTime : NaN,
@@ -260,6 +287,14 @@ try {
       `${panelCount} containers, ${(panelBytes / 1024).toFixed(0)} KiB`,
     ),
   );
+  console.log(
+    row(
+      'Panel API /api/nodes/:id/docker-cache/containers',
+      cachedTimes,
+      `${cachedCount} containers, ${(cachedBytes / 1024).toFixed(0)} KiB (the Agent's event-fed cache)`,
+    ),
+  );
+  console.log(row('  its first page ?limit=100 (what the UI shows first)', headTimes));
   console.log(
     row(
       'Chromium: navigation → first rows rendered',

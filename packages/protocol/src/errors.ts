@@ -101,6 +101,8 @@ export const ErrorCode = z.enum([
   'STACK_NOT_FOUND',
   /** a stack's deploy stopped at a service (details.service); the services before it are as they were */
   'STACK_DEPLOY_FAILED',
+  /** a game server's container through the Docker relay: removing or updating it is the server's business (delete the server) */
+  'DOCKER_MANAGED_CONTAINER',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -169,6 +171,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   STACK_UNSUPPORTED: 400,
   STACK_NOT_FOUND: 404,
   STACK_DEPLOY_FAILED: 502,
+  DOCKER_MANAGED_CONTAINER: 409,
 };
 
 export const ErrorBody = z.object({

@@ -664,6 +664,12 @@ export const actionPayloads = {
   /** every Compose project's containers on the node */
   stack_list: Empty,
   stack_inspect: StackRefPayload,
+  /**
+   * the node's container list from the Agent's cache (kept current from Docker's events):
+   * `{ containers: [{ Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels }],
+   * syncedAt, truncated }`, newest first
+   */
+  docker_containers: Empty,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);

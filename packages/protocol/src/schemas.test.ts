@@ -134,6 +134,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   stack_remove: { payload: { project: 'demo', volumes: true } },
   stack_list: { payload: {} },
   stack_inspect: { payload: { project: 'demo' } },
+  docker_containers: { payload: {} },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -173,6 +174,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   stack_deploy: { project: 'Demo', networks: [], volumes: [], services: [] },
   stack_stop: { project: '../x' },
   stack_remove: { project: 'demo', volumes: 'yes' },
+  docker_containers: { unexpected: true },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

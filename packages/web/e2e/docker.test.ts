@@ -17,6 +17,7 @@ import Docker from 'dockerode';
 import type { Page } from 'playwright-core';
 import {
   addNode,
+  apiFromPage,
   type E2E,
   nodeOnline,
   openE2E,
@@ -24,6 +25,7 @@ import {
   setupOwner,
   startNodeAgent,
   stepper,
+  switchUser,
   until,
 } from './harness.ts';
 import { pushImage, type RunningRegistry, startRegistry } from './registry.ts';
@@ -251,6 +253,31 @@ test('Docker: the list with a foreign container, the create wizard, a pull with 
     await shot('docker-4-exec');
     await page.setViewportSize({ width: 1440, height: 900 });
     await byTestId('exec-disconnect').click();
+    assert.deepEqual(e2e?.pageErrors, []);
+  });
+
+  await step('a user with docker.read sees the Docker nav and a read-only UI', async () => {
+    const reader = { email: `dreader-${run}@example.test`, password: `pw-${run}-reader-secret` };
+    const u = await apiFromPage<{ id: string }>(page, 'POST', '/users', { ...reader, role: 'user' });
+    assert.equal(u.status, 201, JSON.stringify(u.body));
+    const g = await apiFromPage(page, 'PUT', `/nodes/${nodeId}/docker-access/${u.body.id}`, {
+      permissions: ['docker.read'],
+    });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    await switchUser(page, reader, WAIT);
+    await page.getByRole('link', { name: 'Docker' }).click();
+    await byTestId('page-docker').waitFor({ timeout: WAIT });
+    await byTestId('filter-text').fill(outside);
+    const row = page.locator(`[data-testid="container-row"][data-name="${outside}"]`);
+    await row.waitFor({ timeout: WAIT });
+    assert.equal(await row.locator('[data-testid="container-actions"]').count(), 0, 'no row actions');
+    await row.locator('[data-testid="container-link"]').click();
+    await byTestId('container-detail').waitFor({ timeout: WAIT });
+    for (const control of ['detail-stop', 'detail-restart', 'detail-kill', 'detail-remove', 'ctab-exec'])
+      assert.equal(await byTestId(control).count(), 0, control);
+    assert.equal(await byTestId('docker-tab-create').count(), 0, 'no create section');
+    assert.equal(await byTestId('docker-readonly-note').count(), 1);
+    await shot('docker-5-read-only');
     assert.deepEqual(e2e?.pageErrors, []);
   });
 });

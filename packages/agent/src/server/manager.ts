@@ -26,6 +26,7 @@ import {
 import type { Logger } from 'pino';
 import { BackupStore } from '../backups/backups.ts';
 import type { AgentConfig } from '../config/config.ts';
+import { ContainerCache } from '../docker-api/cache.ts';
 import { openDockerTunnel, ownContainer, type UpgradeDialer } from '../docker-api/tunnel.ts';
 import { hostBindings } from '../environment/docker/container-spec.ts';
 import type { Environment, NodeInstance } from '../environment/environment.ts';
@@ -536,6 +537,7 @@ export class ServerManager {
   /** Stop watching; containers keep running. The last statuses are on disk when it resolves. */
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
+    this.#containerCache?.close();
     clearInterval(this.#statsTimer);
     this.players.stop();
     await this.backups.close();
@@ -682,11 +684,18 @@ export class ServerManager {
   #dialPanel: PanelDialer | undefined;
 
   #dialUpgrade: UpgradeDialer | undefined;
+  /** the node's container list kept from Docker's events (docker_containers), started with the link */
+  #containerCache: ContainerCache | undefined;
 
   /** How relay_transfer reaches the Panel (the link's credentials); set once the link exists. */
   setPanelDialer(dial: PanelDialer, upgrade?: UpgradeDialer): void {
     this.#dialPanel = dial;
     this.#dialUpgrade = upgrade;
+    // the list is kept from the start, so the Panel's first ask is answered from it
+    if (this.#config.dockerApi && !this.#shuttingDown) {
+      this.#containerCache ??= new ContainerCache({ dockerHost: this.#config.dockerHost, log: this.#log });
+      this.#containerCache.start();
+    }
   }
 
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
@@ -1120,6 +1129,15 @@ export class ServerManager {
       case 'relay_transfer':
         this.#relay((p as { ticket: string }).ticket);
         return { data: { started: true } };
+      case 'docker_containers': {
+        if (!this.#config.dockerApi)
+          throw new CodedError(
+            'FORBIDDEN',
+            "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)",
+          );
+        this.#containerCache ??= new ContainerCache({ dockerHost: this.#config.dockerHost, log: this.#log });
+        return { data: await this.#containerCache.containers() };
+      }
       case 'docker_tunnel': {
         if (!this.#config.dockerApi)
           throw new CodedError(

@@ -11,10 +11,30 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Command } from '@cap/protocol';
+import WebSocket from 'ws';
 import type { FakeAgent } from '../fake-agent.ts';
-import { fakeAgentNode, type Session, startTestPanel, type TestPanel } from '../helpers.ts';
+import { fakeAgentNode, type Session, startTestPanel, type TestPanel, until } from '../helpers.ts';
 
 const AGENT_ID = 'a'.repeat(64);
+const EXEC_IN_AGENT = 'e'.repeat(64);
+
+/** Opens the exec terminal's WebSocket: 'open', or the HTTP status of the refusal. */
+function execSocket(url: string, cookie: string): Promise<{ open: true } | { status: number }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      headers: { cookie, origin: new URL(url.replace(/^ws/, 'http')).origin },
+    });
+    ws.once('open', () => {
+      ws.close();
+      resolve({ open: true });
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    ws.once('error', reject);
+  });
+}
 
 describe('security: the Docker relay policy', () => {
   let panel: TestPanel;
@@ -35,6 +55,19 @@ describe('security: the Docker relay policy', () => {
       });
       req.on('end', () => {
         reached.push({ method: req.method ?? '', url: req.url ?? '', body });
+        // an exec's inspect: the container it runs in (EXEC_IN_AGENT is one in the Agent's)
+        const exec = /^\/exec\/([0-9a-f]{64})\/json$/.exec(req.url ?? '');
+        if (req.method === 'GET' && exec) {
+          res.writeHead(200, { 'content-type': 'application/json', 'api-version': '1.41' });
+          res.end(
+            JSON.stringify({
+              ID: exec[1],
+              ContainerID: exec[1] === EXEC_IN_AGENT ? AGENT_ID : 'c'.repeat(64),
+              Running: false,
+            }),
+          );
+          return;
+        }
         res.writeHead(201, { 'content-type': 'application/json', 'api-version': '1.41' });
         res.end(JSON.stringify({ Id: 'b'.repeat(64), Warnings: [] }));
       });
@@ -170,7 +203,9 @@ describe('security: the Docker relay policy', () => {
       if (r.status === 400) return;
       const o = await create(owner, body, path);
       assert.equal(o.status, 201, JSON.stringify(o.body));
-      assert.equal(reached.length, before + 1);
+      // (an update first inspects the container: a game server's one is refused)
+      const sent = reached.slice(before).filter((x) => !(x.method === 'GET' && x.url.endsWith('/json')));
+      assert.equal(sent.length, 1);
     });
   }
 
@@ -257,6 +292,61 @@ describe('security: the Docker relay policy', () => {
       assert.equal(post.status, 403);
       assert.equal(((await post.json()) as { code: string }).code, 'FORBIDDEN');
     } else assert.fail(`no read-only key: ${JSON.stringify(k.body)}`);
+  });
+
+  it('GET /api/docker/nodes names only the nodes the caller holds Docker permissions on, with them', async () => {
+    const user = await panel.userWithRole('user');
+    const me = (await panel.api(user, 'GET', '/api/auth/me')).body;
+    const userId = String(me.user?.id ?? me.id);
+    let r = await panel.api(user, 'GET', '/api/docker/nodes');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, []);
+    await panel.api(admin, 'PUT', `/api/nodes/${nodeId}/docker-access/${userId}`, {
+      permissions: ['docker.read'],
+    });
+    r = await panel.api(user, 'GET', '/api/docker/nodes');
+    assert.deepEqual(
+      (r.body as { id: string; permissions: string[] }[]).map((n) => [n.id, n.permissions]),
+      [[nodeId, ['docker.read']]],
+    );
+    r = await panel.api(admin, 'GET', '/api/docker/nodes');
+    const mine = (r.body as { id: string; permissions: string[] }[]).find((n) => n.id === nodeId);
+    assert.deepEqual(mine?.permissions, ['docker.read', 'docker.write']);
+  });
+
+  it('the exec terminal admits users with docker.write on the node, for an exec the policy lets them use', async () => {
+    const user = await panel.userWithRole('user');
+    const me = (await panel.api(user, 'GET', '/api/auth/me')).body;
+    const userId = String(me.user?.id ?? me.id);
+    const ws = (execId: string) =>
+      execSocket(`${panel.url.replace(/^http/, 'ws')}/ws/nodes/${nodeId}/docker/exec/${execId}`, user.cookie);
+    const exec = 'd'.repeat(64);
+    const grant = (permissions: string[]) =>
+      panel.api(admin, 'PUT', `/api/nodes/${nodeId}/docker-access/${userId}`, { permissions });
+
+    assert.deepEqual(await ws(exec), { status: 403 }, 'no Docker permission');
+    assert.equal((await grant(['docker.read'])).status, 200);
+    assert.deepEqual(await ws(exec), { status: 403 }, 'docker.read only');
+    assert.equal((await grant(['docker.read', 'docker.write'])).status, 200);
+    const before = reached.length;
+    assert.deepEqual(await ws(exec), { open: true }, 'docker.write');
+    // the Panel asked the Engine whose exec it is, then started it
+    const asked = () => reached.slice(before).map((r) => `${r.method} ${r.url}`);
+    assert.ok(asked().includes(`GET /exec/${exec}/json`), JSON.stringify(asked()));
+    await until(() => asked().includes(`POST /exec/${exec}/start`), 5000);
+    // an exec in the Agent's own container: the policy refuses it (and nothing is started)
+    const mark = reached.length;
+    assert.deepEqual(await ws(EXEC_IN_AGENT), { status: 403 });
+    assert.ok(!reached.slice(mark).some((r) => r.url.includes('/start')));
+    // docker.write on this node only: not on another one
+    const other = await fakeAgentNode(panel, owner, {});
+    const elsewhere = await execSocket(
+      `${panel.url.replace(/^http/, 'ws')}/ws/nodes/${other.id}/docker/exec/${exec}`,
+      user.cookie,
+    );
+    other.agent.ws.close();
+    assert.deepEqual(elsewhere, { status: 403 });
+    await grant([]);
   });
 
   it('every change through the relay is in the activity log (method, path, node, user, result; no body)', async () => {

@@ -4,6 +4,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { Outlet, NavLink as RouterNavLink, useLocation, useNavigate } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
+import { useDockerNodes } from '../api/docker.ts';
 import { useLive, useLiveMessages, useLiveState } from '../api/live.tsx';
 import { applyLiveMessage } from '../api/queries.ts';
 
@@ -48,6 +49,9 @@ export function Layout() {
   const { user, logout, canWrite, seesPanel } = useAuth();
   const navigate = useNavigate();
   const location = useLocation();
+  // a `user` with a docker.read / docker.write grant on a node sees Docker too
+  const dockerNodes = useDockerNodes(user !== null && !seesPanel);
+  const seesDocker = seesPanel || (dockerNodes.data?.length ?? 0) > 0;
   // biome-ignore lint/correctness/useExhaustiveDependencies: close the mobile menu on navigation
   useEffect(() => close(), [location.pathname]);
 
@@ -55,7 +59,7 @@ export function Layout() {
     // a `user` sees its servers only: no nodes
     ...links.filter((l) => seesPanel || l.to !== '/nodes'),
     // each node's Docker Engine (the Panel checks docker.read / docker.write per node)
-    ...(seesPanel ? [{ to: '/docker', label: 'Docker', end: false }] : []),
+    ...(seesDocker ? [{ to: '/docker', label: 'Docker', end: false }] : []),
     ...(canWrite
       ? [
           { to: '/users', label: 'Users', end: false },

@@ -1,7 +1,7 @@
 import { Badge, Group, Select, Stack, Tabs, Text, Title } from '@mantine/core';
 import { useNavigate, useParams } from 'react-router';
-import { useNodeContainers } from '../api/docker.ts';
-import { useNodes } from '../api/queries.ts';
+import { useDockerNodes, useNodeContainers } from '../api/docker.ts';
+import { DockerWriteContext } from '../components/docker/common.tsx';
 import { ContainerDetail } from '../components/docker/container-detail.tsx';
 import { ContainersList } from '../components/docker/containers-list.tsx';
 import { CreateWizard } from '../components/docker/create-wizard.tsx';
@@ -33,7 +33,8 @@ const isSection = (s: string | undefined): s is Section => SECTIONS.some(([k]) =
 export function DockerPage() {
   const params = useParams();
   const navigate = useNavigate();
-  const nodes = useNodes();
+  // the nodes whose Docker the caller may use (a docker.read grant: read-only there)
+  const nodes = useDockerNodes();
   const nodeParam = params['nodeId'] ?? 'all';
   // one node's list is asked for at once, not after the node list (same cache as the list's)
   useNodeContainers(
@@ -51,6 +52,10 @@ export function DockerPage() {
   const go = (nodeId: string, s: Section) => navigate(`/docker/${encodeURIComponent(nodeId)}/${s}`);
   // registries are the Panel's (a node only for the test login)
   const perNode = (section !== 'containers' && section !== 'registries') || containerId;
+  const writable = new Set(nodes.data.filter((n) => n.permissions.includes('docker.write')).map((n) => n.id));
+  const canWrite = (id: string) => writable.has(id);
+  const readOnly = node !== null && !canWrite(node.id);
+  const sections = SECTIONS.filter(([k]) => k !== 'create' || !readOnly);
 
   let body: React.ReactNode;
   if (nodes.data.length === 0)
@@ -68,57 +73,77 @@ export function DockerPage() {
   else if (containerId && node)
     body = <ContainerDetail nodeId={node.id} id={containerId} nodeName={node.name} />;
   else if (section === 'containers') body = <ContainersList nodes={nodes.data} nodeId={node?.id ?? null} />;
+  else if (node && section === 'create' && readOnly)
+    body = <Empty title="Read-only">You hold docker.read on this node: nothing can be created.</Empty>;
   else if (node && section === 'create') body = <CreateWizard nodeId={node.id} />;
   else if (node && section === 'images') body = <ImagesTab nodeId={node.id} />;
   else if (node && section === 'networks') body = <NetworksTab nodeId={node.id} />;
   else if (node && section === 'volumes') body = <VolumesTab nodeId={node.id} />;
   else if (node && section === 'stacks') body = <StacksTab nodeId={node.id} />;
   else if (node) body = <SystemTab nodeId={node.id} />;
+  // docker.read only: the per-node tabs' changing buttons are disabled (they would be refused)
+  if (readOnly && section !== 'containers' && !containerId)
+    body = (
+      <fieldset
+        disabled
+        style={{ border: 0, margin: 0, padding: 0, minWidth: 0 }}
+        data-testid="docker-readonly"
+      >
+        {body}
+      </fieldset>
+    );
 
   return (
-    <Stack gap="md" data-testid="page-docker">
-      <Group justify="space-between" align="flex-end">
-        <Group gap="sm">
-          <Title order={2}>Docker</Title>
-          <Text c="dimmed" size="sm">
-            every container of {node ? node.name : 'every node'}, the Panel's and the others
-          </Text>
+    <DockerWriteContext.Provider value={canWrite}>
+      <Stack gap="md" data-testid="page-docker" data-readonly={readOnly ? 'true' : undefined}>
+        <Group justify="space-between" align="flex-end">
+          <Group gap="sm">
+            <Title order={2}>Docker</Title>
+            <Text c="dimmed" size="sm">
+              every container of {node ? node.name : 'every node'}, the Panel's and the others
+            </Text>
+          </Group>
+          <Select
+            label="Node"
+            value={node ? node.id : 'all'}
+            allowDeselect={false}
+            data={[
+              ...(section === 'containers' && !containerId ? [{ value: 'all', label: 'All nodes' }] : []),
+              ...nodes.data.map((n) => ({ value: n.id, label: `${n.name}${n.online ? '' : ' (offline)'}` })),
+            ]}
+            onChange={(v) => go(v ?? 'all', containerId ? 'containers' : section)}
+            data-testid="docker-node"
+            w={220}
+          />
         </Group>
-        <Select
-          label="Node"
-          value={node ? node.id : 'all'}
-          allowDeselect={false}
-          data={[
-            ...(section === 'containers' && !containerId ? [{ value: 'all', label: 'All nodes' }] : []),
-            ...nodes.data.map((n) => ({ value: n.id, label: `${n.name}${n.online ? '' : ' (offline)'}` })),
-          ]}
-          onChange={(v) => go(v ?? 'all', containerId ? 'containers' : section)}
-          data-testid="docker-node"
-          w={220}
-        />
-      </Group>
-      <Tabs
-        value={containerId ? 'containers' : section}
-        onChange={(s) => {
-          if (!isSection(s ?? undefined)) return;
-          const target = s === 'containers' ? (node?.id ?? 'all') : (node?.id ?? firstOnline?.id ?? 'all');
-          go(target, s as Section);
-        }}
-      >
-        <Tabs.List>
-          {SECTIONS.map(([k, label]) => (
-            <Tabs.Tab key={k} value={k} data-testid={`docker-tab-${k}`}>
-              {label}
-              {k !== 'containers' && k !== 'registries' && !node ? (
-                <Badge size="xs" variant="transparent" color="gray">
-                  per node
-                </Badge>
-              ) : null}
-            </Tabs.Tab>
-          ))}
-        </Tabs.List>
-      </Tabs>
-      {body}
-    </Stack>
+        <Tabs
+          value={containerId ? 'containers' : section}
+          onChange={(s) => {
+            if (!isSection(s ?? undefined)) return;
+            const target = s === 'containers' ? (node?.id ?? 'all') : (node?.id ?? firstOnline?.id ?? 'all');
+            go(target, s as Section);
+          }}
+        >
+          <Tabs.List>
+            {sections.map(([k, label]) => (
+              <Tabs.Tab key={k} value={k} data-testid={`docker-tab-${k}`}>
+                {label}
+                {k !== 'containers' && k !== 'registries' && !node ? (
+                  <Badge size="xs" variant="transparent" color="gray">
+                    per node
+                  </Badge>
+                ) : null}
+              </Tabs.Tab>
+            ))}
+          </Tabs.List>
+        </Tabs>
+        {readOnly ? (
+          <Text size="xs" c="dimmed" data-testid="docker-readonly-note">
+            Read-only: you hold docker.read on {node?.name}.
+          </Text>
+        ) : null}
+        {body}
+      </Stack>
+    </DockerWriteContext.Provider>
   );
 }

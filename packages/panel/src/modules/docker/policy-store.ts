@@ -53,6 +53,24 @@ export class DockerAccessStore {
     );
   }
 
+  /** Every node the user holds a Docker permission on, with them. */
+  async ofUser(userId: string): Promise<Map<string, DockerPermission[]>> {
+    const rows = await this.#db
+      .selectFrom('docker_node_access')
+      .select(['node_id', 'permissions'])
+      .where('user_id', '=', userId)
+      .execute();
+    const out = new Map<string, DockerPermission[]>();
+    for (const r of rows) {
+      const v = JSON.parse(r.permissions) as unknown;
+      const perms = (Array.isArray(v) ? v : []).filter((p): p is DockerPermission =>
+        DOCKER_PERMISSIONS.includes(p),
+      );
+      if (perms.length > 0) out.set(r.node_id, perms);
+    }
+    return out;
+  }
+
   async list(nodeId: string): Promise<{ userId: string; permissions: DockerPermission[] }[]> {
     const rows = await this.#db
       .selectFrom('docker_node_access')

@@ -16,7 +16,9 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { POWER_PERMISSION } from '../access/permissions.ts';
 import { hostOfImage, registryAuthHeader } from '../registries/service.ts';
+import { managedAsk, managedPower, managedServerOf, refuseManaged } from './managed.ts';
 import { checkPolicy, type PolicyContext } from './policy.ts';
 import { DOCKER_PERMISSIONS } from './policy-store.ts';
 import {
@@ -97,6 +99,8 @@ function execTerminal(s: PanelServices, ws: WebSocket, nodeId: string, execId: s
     });
     if (r.kind === 'response') {
       const text = (await readCapped(r.res, 64 * 1024).catch(() => Buffer.alloc(0))).toString();
+      // (the Engine may keep that connection open: the tunnel ends here)
+      t.destroy();
       let message = text;
       try {
         message = String(JSON.parse(text).message ?? text);
@@ -164,6 +168,42 @@ export function sentRegistryAuth(header: string | undefined): boolean {
     );
   } catch {
     return true;
+  }
+}
+
+const ExecInspect = z.object({
+  ContainerID: z.string().regex(/^[0-9a-f]{64}$/),
+  ProcessConfig: z.object({ privileged: z.boolean().nullish() }).passthrough().nullish(),
+});
+
+/** Which container an exec runs in (the Engine's exec inspect); NOT_FOUND when it has none. */
+async function execInfo(
+  s: PanelServices,
+  nodeId: string,
+  execId: string,
+): Promise<{ containerId: string; privileged: boolean }> {
+  const t = await s.dockerTunnels.open(nodeId);
+  try {
+    const res = await exchange(t, {
+      method: 'GET',
+      path: `/exec/${execId}/json`,
+      headers: { host: 'docker' },
+    });
+    const body = await readCapped(res, 1024 * 1024);
+    if (res.statusCode === 404) throw new CodedError('NOT_FOUND', 'no such exec');
+    if (res.statusCode !== 200) throw new CodedError('DOCKER_ERROR', `the Engine answered ${res.statusCode}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new CodedError('DOCKER_ERROR', 'the Engine answered an exec inspect that is not JSON');
+    }
+    const e = ExecInspect.safeParse(json);
+    if (!e.success)
+      throw new CodedError('DOCKER_ERROR', 'the Engine answered an exec inspect without its container');
+    return { containerId: e.data.ContainerID, privileged: e.data.ProcessConfig?.privileged === true };
+  } finally {
+    t.destroy();
   }
 }
 
@@ -235,14 +275,31 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     '/ws/nodes/:id/docker/exec/:execId',
     {
       websocket: true,
-      // admins and owners only for now: a refusal thrown after the auth hook leaves a WebSocket
-      // upgrade unanswered (seen with docker.write grants), so grants do not reach the terminal yet
-      config: { auth: 'admin' },
+      // docker.write on the node (admins and owners hold it), for an exec in a container the
+      // policy lets the caller use; refused in preValidation, before the upgrade is answered
+      config: { auth: 'user' },
       schema: { params: z.object({ id: z.string().min(1).max(64), execId: ExecId }) },
       preValidation: async (req) => {
         if (!originAllowed(req, s.publicUrl()))
           throw new CodedError('FORBIDDEN', 'cross-origin socket refused');
-        await s.nodes.get((req.params as { id: string }).id);
+        const { id, execId } = req.params as { id: string; execId: string };
+        await s.nodes.get(id);
+        await assertDockerAccess(s, req, id, true);
+        const exec = await execInfo(s, id, execId);
+        if (principalOf(req).user.role !== 'owner') {
+          if (exec.privileged)
+            throw new CodedError(
+              'DOCKER_POLICY_DENIED',
+              'a privileged exec (policy: privileged; only a Panel owner may)',
+              {
+                details: { rule: 'privileged' },
+              },
+            );
+          checkPolicy('POST', `/containers/${exec.containerId}/exec`, '', undefined, {
+            bindAllow: [],
+            agent: s.dockerTunnels.agentContainer(id),
+          });
+        }
       },
     },
     (ws, req) => {
@@ -302,7 +359,96 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     },
   );
 
+  const Cached = z
+    .object({
+      Id: z.string(),
+      Names: z.array(z.string()),
+      Image: z.string(),
+      Created: z.number(),
+      State: z.string(),
+      Status: z.string(),
+      Labels: z.record(z.string(), z.string()),
+    })
+    .passthrough();
+  const CacheAnswer = z.object({
+    containers: z.array(Cached),
+    syncedAt: z.string(),
+    truncated: z.boolean(),
+  });
+  r.get(
+    '/api/nodes/:id/docker-cache/containers',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "Every container of the node (`docker ps -a`, newest first) from the Agent's cache, kept current from Docker's event stream (a container made or removed outside shows within a second): the Engine list's fields the UI shows (Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels). `offset`/`limit` page it; `total` counts them all. Needs docker.read on the node.",
+        params: NodeParams,
+        querystring: z.object({
+          offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+          limit: z.coerce.number().int().min(1).max(20_000).default(20_000),
+        }),
+        response: {
+          200: CacheAnswer.extend({ total: z.number().int(), offset: z.number().int() }),
+        },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      await assertDockerAccess(s, req, req.params.id, false);
+      const raw = await s.gateway.request(req.params.id, 'docker_containers', {});
+      const a = CacheAnswer.safeParse(raw);
+      if (!a.success)
+        throw new CodedError('DOCKER_ERROR', "the Agent's container list is not what was expected");
+      const { offset, limit } = req.query;
+      return {
+        containers: a.data.containers.slice(offset, offset + limit),
+        total: a.data.containers.length,
+        offset,
+        syncedAt: a.data.syncedAt,
+        truncated: a.data.truncated,
+      };
+    },
+  );
+
   const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
+  r.get(
+    '/api/docker/nodes',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "The nodes whose Docker the caller may use, with the caller's permissions there (admins and owners: every node, both). The web UI shows Docker (read-only without docker.write) from it.",
+        response: {
+          200: z.array(
+            z.object({
+              id: z.string(),
+              name: z.string(),
+              online: z.boolean(),
+              permissions: z.array(z.enum(DOCKER_PERMISSIONS)),
+            }),
+          ),
+        },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      const nodes = await s.nodes.list();
+      if (hasRole(p.user.role, 'admin'))
+        return nodes.map((n) => ({
+          id: n.id,
+          name: n.name,
+          online: n.online,
+          permissions: [...DOCKER_PERMISSIONS],
+        }));
+      const mine = await s.dockerAccess.ofUser(p.user.id);
+      return nodes.flatMap((n) => {
+        const perms = mine.get(n.id);
+        return perms ? [{ id: n.id, name: n.name, online: n.online, permissions: [...perms].sort() }] : [];
+      });
+    },
+  );
   r.get(
     '/api/nodes/:id/docker-access',
     {
@@ -396,6 +542,23 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       const isOwner = principalOf(req).user.role === 'owner';
       // what needs no Agent is refused before the tunnel (the Agent's own container needs its answer)
       if (!isOwner) checkPolicy(method, ep.path, ep.query, parsed, await policyContext(id, false));
+
+      // a game server's container: its power actions are the server's, remove/update are refused
+      const ask = managedAsk(method, ep.path);
+      const managed = ask ? await managedServerOf(s, id, ask.ref) : null;
+      if (ask && managed) {
+        if (req.activity) req.activity.details = { ...req.activity.details, serverId: managed.serverId };
+        if (ask.kind === 'refuse') refuseManaged(managed.serverId, ask.what);
+        else {
+          const p = principalOf(req);
+          if (!hasRole(p.user.role, 'admin'))
+            await s.access.requireAccess(p, POWER_PERMISSION[ask.action], managed.serverId);
+          const r = await managedPower(s, managed.serverId, managed.running, ask.action, p.user.id);
+          // Docker's own error shape (a string: the Panel's error schema is not applied to it)
+          if (r.body) return reply.code(r.status).type('application/json').send(JSON.stringify(r.body));
+          return reply.code(r.status).send();
+        }
+      }
 
       // the client going away ends the tunnel, and with it the Agent's Docker connection
       const abort = new AbortController();

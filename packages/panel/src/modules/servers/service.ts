@@ -734,6 +734,40 @@ export class ServersService {
   }
 
   /**
+   * A power action and its end (the Docker relay answers a managed container's start/stop once
+   * it is done, as the Engine would): the operation's result, or TIMEOUT after `timeoutMs`.
+   */
+  async powerAndWait(
+    id: string,
+    action: PowerAction,
+    actor: string | null,
+    timeoutMs: number,
+  ): Promise<{ operationId: string; success: boolean; code?: string; message?: string }> {
+    const { operationId } = await this.power(id, action, actor);
+    const { end } = await this.#operations.waitFor(operationId);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const r = await Promise.race([
+        end,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new CodedError('TIMEOUT', `the server's ${action} did not finish in time`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+      return {
+        operationId,
+        success: r.success,
+        ...(r.code ? { code: r.code } : {}),
+        ...(r.message ? { message: r.message } : {}),
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Runs the template's install script again on the Agent (in a throw-away installer container);
    * output arrives as install_output, the end as install_completed (202 semantics).
    */

@@ -1,8 +1,8 @@
 import { Alert, Badge, Code, Text } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { createContext, useContext, useState } from 'react';
 import { dockerFetch, invalidateDocker } from '../../api/docker.ts';
-import { errorCode, errorMessage } from '../../api/http.ts';
+import { api, errorCode, errorMessage } from '../../api/http.ts';
 
 const STATE_COLOURS: Record<string, string> = {
   running: 'teal',
@@ -13,6 +13,10 @@ const STATE_COLOURS: Record<string, string> = {
   dead: 'red',
   removing: 'red',
 };
+
+/** Whether the caller holds docker.write on a node (else the UI is read-only there). */
+export const DockerWriteContext = createContext<(nodeId: string) => boolean>(() => true);
+export const useCanWrite = (nodeId: string): boolean => useContext(DockerWriteContext)(nodeId);
 
 export function StateBadge({ state }: { state: string }) {
   const colour = Object.hasOwn(STATE_COLOURS, state) ? STATE_COLOURS[state] : 'gray';
@@ -68,7 +72,25 @@ export function useDockerAction(nodeId: string) {
       void invalidateDocker(qc, nodeId);
     }
   }
-  return { run, pending, error, clear: () => setError(null) };
+  /**
+   * A managed container's power action goes through its game server (POST /servers/:id/power)
+   * so the server's state stays right.
+   */
+  async function power(serverId: string, action: 'start' | 'stop' | 'restart' | 'kill'): Promise<boolean> {
+    setPending(action);
+    setError(null);
+    try {
+      await api(`/servers/${encodeURIComponent(serverId)}/power`, { method: 'POST', body: { action } });
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      setPending(null);
+      void invalidateDocker(qc, nodeId);
+    }
+  }
+  return { run, power, pending, error, clear: () => setError(null) };
 }
 
 export function formatCreated(unixSeconds: number | undefined): string {

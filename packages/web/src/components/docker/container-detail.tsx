@@ -16,7 +16,7 @@ import { Link, useNavigate } from 'react-router';
 import { saveBlob, useInspect } from '../../api/docker.ts';
 import { actionsFor, managedServerId, shortId } from '../../lib/docker.ts';
 import { ErrorState, Loading } from '../states.tsx';
-import { ActionError, StateBadge, useDockerAction } from './common.tsx';
+import { ActionError, StateBadge, useCanWrite, useDockerAction } from './common.tsx';
 import { ContainerLogs } from './container-logs.tsx';
 
 // the charts and xterm are large: the stats and exec tabs load them
@@ -52,6 +52,7 @@ const ACTIONS = [
 export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: string; nodeName: string }) {
   const q = useInspect<Inspect>(nodeId, `/containers/${id}/json`);
   const action = useDockerAction(nodeId);
+  const canWrite = useCanWrite(nodeId);
   const navigate = useNavigate();
   const [tab, setTab] = useState<string | null>('logs');
   if (q.isPending) return <Loading label="Inspecting the container…" />;
@@ -63,7 +64,10 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
   const allowed = actionsFor(c.State.Status);
   const act = async (a: string) => {
     if (a === 'kill' && !window.confirm(`Kill ${name}?`)) return;
-    await action.run(a, `/containers/${id}/${a}`);
+    // a game server's container: its power actions go through the server (its state stays right)
+    if (server && (a === 'start' || a === 'stop' || a === 'restart' || a === 'kill'))
+      await action.power(server, a);
+    else await action.run(a, `/containers/${id}/${a}`);
     void q.refetch();
   };
   return (
@@ -96,7 +100,9 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
           </Text>
         </Stack>
         <Group gap="xs">
-          {ACTIONS.filter(([a]) => allowed.has(a)).map(([a, label]) => (
+          {ACTIONS.filter(
+            ([a]) => canWrite && allowed.has(a) && !(server && (a === 'pause' || a === 'unpause')),
+          ).map(([a, label]) => (
             <Button
               key={a}
               size="xs"
@@ -109,20 +115,22 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
               {label}
             </Button>
           ))}
-          <Button
-            size="xs"
-            variant="light"
-            color="red"
-            loading={action.pending === 'remove'}
-            data-testid="detail-remove"
-            onClick={async () => {
-              if (!window.confirm(`Remove ${name}?`)) return;
-              if (await action.run('remove', `/containers/${id}?force=1`, { method: 'DELETE' }))
-                navigate(`/docker/${encodeURIComponent(nodeId)}/containers`);
-            }}
-          >
-            Remove
-          </Button>
+          {server || !canWrite ? null : (
+            <Button
+              size="xs"
+              variant="light"
+              color="red"
+              loading={action.pending === 'remove'}
+              data-testid="detail-remove"
+              onClick={async () => {
+                if (!window.confirm(`Remove ${name}?`)) return;
+                if (await action.run('remove', `/containers/${id}?force=1`, { method: 'DELETE' }))
+                  navigate(`/docker/${encodeURIComponent(nodeId)}/containers`);
+              }}
+            >
+              Remove
+            </Button>
+          )}
         </Group>
       </Group>
       <ActionError error={action.error} onClose={action.clear} />
@@ -134,9 +142,11 @@ export function ContainerDetail({ nodeId, id, nodeName }: { nodeId: string; id: 
           <Tabs.Tab value="stats" data-testid="ctab-stats">
             Stats
           </Tabs.Tab>
-          <Tabs.Tab value="exec" data-testid="ctab-exec">
-            Exec
-          </Tabs.Tab>
+          {canWrite ? (
+            <Tabs.Tab value="exec" data-testid="ctab-exec">
+              Exec
+            </Tabs.Tab>
+          ) : null}
           <Tabs.Tab value="inspect" data-testid="ctab-inspect">
             Inspect
           </Tabs.Tab>

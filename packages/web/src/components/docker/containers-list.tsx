@@ -16,8 +16,7 @@ import {
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { type CSSProperties, type FormEvent, useDeferredValue, useMemo, useRef, useState } from 'react';
 import { Link } from 'react-router';
-import { useAllContainers } from '../../api/docker.ts';
-import type { PanelNode } from '../../api/types.ts';
+import { type DockerNode, useAllContainers } from '../../api/docker.ts';
 import {
   actionsFor,
   type ContainerFilter,
@@ -31,7 +30,7 @@ import {
   stateCounts,
 } from '../../lib/docker.ts';
 import { ErrorState, Loading } from '../states.tsx';
-import { ActionError, formatCreated, StateBadge, useDockerAction } from './common.tsx';
+import { ActionError, formatCreated, StateBadge, useCanWrite, useDockerAction } from './common.tsx';
 
 const ROW = 44;
 const GRID = 'minmax(180px, 2fr) 100px minmax(160px, 2fr) 120px minmax(120px, 1.4fr) 130px 56px';
@@ -75,17 +74,26 @@ function RenameModal({ c, onClose }: { c: NodeContainer | null; onClose: () => v
 }
 
 function RowActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeContainer) => void }) {
+  // docker.read only: no actions (they would be refused)
+  if (!useCanWrite(c.nodeId)) return null;
+  return <WriteActions c={c} onRename={onRename} />;
+}
+
+function WriteActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeContainer) => void }) {
   const action = useDockerAction(c.nodeId);
   const allowed = actionsFor(c.State);
   const name = containerName(c);
+  // a game server's container: power through the server, no pause/remove (the server's business)
+  const server = managedServerId(c);
   const item = (a: 'start' | 'stop' | 'restart' | 'kill' | 'pause' | 'unpause', label: string) =>
-    allowed.has(a) ? (
+    allowed.has(a) && !(server && (a === 'pause' || a === 'unpause')) ? (
       <Menu.Item
         key={a}
         data-testid={`action-${a}`}
         onClick={() => {
           if (a === 'kill' && !window.confirm(`Kill ${name}?`)) return;
-          void action.run(a, `/containers/${c.Id}/${a}`);
+          if (server && a !== 'pause' && a !== 'unpause') void action.power(server, a);
+          else void action.run(a, `/containers/${c.Id}/${a}`);
         }}
       >
         {label}
@@ -115,21 +123,31 @@ function RowActions({ c, onRename }: { c: NodeContainer; onRename: (c: NodeConta
           <Menu.Item data-testid="action-rename" onClick={() => onRename(c)}>
             Rename…
           </Menu.Item>
-          <Menu.Item
-            color="red"
-            data-testid="action-remove"
-            onClick={() => {
-              if (
-                !window.confirm(`Remove ${name}${c.State === 'running' ? ' (it is running: forced)' : ''}?`)
-              )
-                return;
-              void action.run('remove', `/containers/${c.Id}?force=${c.State === 'running' ? 1 : 0}`, {
-                method: 'DELETE',
-              });
-            }}
-          >
-            Remove
-          </Menu.Item>
+          {server ? (
+            <Menu.Item
+              component={Link}
+              to={`/servers/${encodeURIComponent(server)}`}
+              data-testid="action-server"
+            >
+              Open the server (delete it there)
+            </Menu.Item>
+          ) : (
+            <Menu.Item
+              color="red"
+              data-testid="action-remove"
+              onClick={() => {
+                if (
+                  !window.confirm(`Remove ${name}${c.State === 'running' ? ' (it is running: forced)' : ''}?`)
+                )
+                  return;
+                void action.run('remove', `/containers/${c.Id}?force=${c.State === 'running' ? 1 : 0}`, {
+                  method: 'DELETE',
+                });
+              }}
+            >
+              Remove
+            </Menu.Item>
+          )}
         </Menu.Dropdown>
       </Menu>
       {action.error ? (
@@ -215,7 +233,13 @@ function Row({
 }
 
 /** Every container of the nodes shown (one node, or all), filtered, in a virtualised list. */
-export function ContainersList({ nodes, nodeId }: { nodes: PanelNode[] | undefined; nodeId: string | null }) {
+export function ContainersList({
+  nodes,
+  nodeId,
+}: {
+  nodes: DockerNode[] | undefined;
+  nodeId: string | null;
+}) {
   const all = useAllContainers(nodes, nodeId ?? undefined);
   const [filter, setFilter] = useState<ContainerFilter>(emptyFilter);
   const deferred = useDeferredValue(filter);
