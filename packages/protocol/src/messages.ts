@@ -753,6 +753,11 @@ export const Players = z.object({
 /** One player in players_update: the name and what the query says of them. */
 export const PlayerEntry = z.object({
   name: z.string().max(64),
+  /** the game's id of the player (client slot, user id, Steam id) when its list gives one: digits */
+  id: z
+    .string()
+    .regex(/^\d{1,20}$/)
+    .optional(),
   score: z.number().int().min(-1e9).max(1e9).optional(),
   bot: z.boolean().optional(),
   spectator: z.boolean().optional(),

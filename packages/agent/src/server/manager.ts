@@ -51,6 +51,7 @@ import {
   splitPath,
   statFile,
 } from '../filesystem/operations.ts';
+import { queryByCommand } from '../players/command.ts';
 import { PlayerPoller, type PollTarget } from '../players/poller.ts';
 import { type QueryFn, runQuery } from '../players/query.ts';
 import type { RemoteConsole } from '../remote-console/types.ts';
@@ -174,7 +175,11 @@ export class ServerManager {
     const playersLog = opts.logger.child({ component: 'players' });
     this.players = new PlayerPoller({
       targets: () => this.#playerTargets(),
-      query: opts.playerQuery ?? runQuery,
+      // command:<parser> goes through the server's remote console; the others are queries
+      query: (t) =>
+        t.query.startsWith('command:')
+          ? queryByCommand(t.query, t.serverId ? this.remoteConsole(t.serverId) : undefined, t.timeoutMs)
+          : (opts.playerQuery ?? runQuery)(t),
       publish: (d) => this.#publish(d.serverId, 'players', d),
       onError: (serverId, err, inARow) => {
         const msg = { serverId, err: (err as Error)?.message ?? String(err), inARow };
@@ -272,6 +277,11 @@ export class ServerManager {
     for (const s of this.servers.values()) {
       const p = s.egg.players;
       if (!p || p.query === 'none' || !s.running || s.status !== 'running') continue;
+      if (p.query.startsWith('command:')) {
+        // through the remote console: no query port
+        out.push({ serverId: s.id, query: p.query, host: '', port: 0, intervalMs: p.intervalSeconds * 1000 });
+        continue;
+      }
       const env = s.egg.environment;
       const name = p.portVariable ?? 'SERVER_PORT';
       const raw = Object.hasOwn(env, name) ? env[name] : undefined;
