@@ -89,6 +89,10 @@ export const ErrorCode = z.enum([
   'UPSTREAM_ERROR',
   /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
   'DOCKER_POLICY_DENIED',
+  /** a player's name (or a reason) that cannot be put safely into the game's kick/ban command */
+  'PLAYER_NAME_UNSAFE',
+  /** the server's template declares no such player command (kick, ban), or it needs the player's id */
+  'PLAYER_ACTION_UNSUPPORTED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -151,6 +155,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
   DOCKER_POLICY_DENIED: 403,
+  PLAYER_NAME_UNSAFE: 400,
+  PLAYER_ACTION_UNSUPPORTED: 409,
 };
 
 export const ErrorBody = z.object({

@@ -109,6 +109,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     payload: { folders: [{ path: 'BepInEx/plugins', kind: 'bepinex' }], offset: 0, limit: 50 },
     serverId: 's1',
   },
+  player_action: { payload: { action: 'kick', id: '3', name: 'Sarge', reason: 'afk' }, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -144,6 +145,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   volume_backup: { volume: '../etc' },
   volume_restore: { volume: 'v', size: 0 },
   list_mods: { folders: [{ path: '../../etc', kind: 'other' }] },
+  player_action: { action: 'kick', id: '-1' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

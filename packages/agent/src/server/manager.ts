@@ -18,6 +18,7 @@ import {
   okResponse,
   parseAgentInbound,
   type ResponseMessage,
+  renderPlayerCommand,
   type ServerStatus,
   serverIdOf,
 } from '@cap/protocol';
@@ -836,6 +837,14 @@ export class ServerManager {
       }
       case 'send_command':
         return { data: await this.#server(serverId).command((p as { command: string }).command) };
+      case 'player_action': {
+        // the template's kick/ban command, filled in safely (refused before anything is sent)
+        const s = this.#server(serverId);
+        const { action, ...target } = cmd.payload as Command<'player_action'>['payload'];
+        const players = s.egg.players;
+        const line = renderPlayerCommand(action, players?.[action === 'kick' ? 'kick' : 'ban'], target);
+        return { data: { ...(await s.command(line)), command: line } };
+      }
       case 'update_server': {
         const s = this.#server(serverId);
         const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) => {

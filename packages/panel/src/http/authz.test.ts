@@ -151,6 +151,8 @@ const EXPECTED: Record<string, string> = {
   'DELETE /api/servers/:id/users/:userId': 'user user.delete',
   'GET /ws/agents': 'agent',
   'GET /ws/client': 'user',
+  'POST /api/servers/:id/players/kick': 'user player.kick',
+  'POST /api/servers/:id/players/ban': 'user player.ban',
 };
 
 // Bodies that pass validation where the handler decides (agent credentials).

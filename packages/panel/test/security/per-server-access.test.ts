@@ -350,6 +350,13 @@ const PROBES: Probe[] = [
     path: (id) => `/api/servers/${id}/users/u-nobody`,
     need: 'user.delete',
   },
+  ...(['kick', 'ban'] as const).map((a) => ({
+    route: `POST /api/servers/:id/players/${a}`,
+    method: 'POST',
+    path: (id: string) => `/api/servers/${id}/players/${a}`,
+    body: { name: 'probe' },
+    need: `player.${a}`,
+  })),
 ];
 
 const holds = (perms: readonly string[], need: string | string[]) =>
@@ -440,6 +447,8 @@ describe('per-server access', () => {
       'settings.rename',
       'settings.reinstall',
       'activity.read',
+      'player.kick',
+      'player.ban',
     ])
       assert.ok(catalog.includes(p), p);
     const serverRoutes = panel.app.panel.routes
