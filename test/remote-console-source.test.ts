@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { GameDig } from 'gamedig';
 import pino from 'pino';
 import RconModule from 'rcon-srcds';
+import { queryByCommand } from '../packages/agent/src/players/command.ts';
 import { ManagedRemoteConsole } from '../packages/agent/src/remote-console/managed.ts';
 import { dialSourceRcon } from '../packages/agent/src/remote-console/transports.ts';
 import { type SourceDouble, startSourceDouble } from './doubles/source-server.ts';
@@ -110,5 +111,41 @@ describe('Source RCON + A2S test double, held to the protocol by rcon-srcds and 
     );
     assert.equal(bad.state, 'wrong_password');
     bad.stop();
+  });
+});
+
+describe("players by `command:source-status` through the Agent's Source RCON transport (issue 12)", () => {
+  it("the double's `status` table parses into the players, with their user ids", async () => {
+    const double = await startSourceDouble({
+      password: PASSWORD,
+      maxPlayers: 16,
+      players: [
+        { name: 'alice', score: 3, seconds: 120 },
+        { name: 'Bob the "Builder"', score: 1, seconds: 3725 },
+      ],
+    });
+    const rc = new ManagedRemoteConsole({
+      serverId: 's1',
+      transport: 'source-rcon',
+      dial: dialSourceRcon,
+      target: async () => ({ host: '127.0.0.1', port: double.rconPort, password: PASSWORD }),
+      log: pino({ level: 'silent' }),
+    });
+    try {
+      rc.start();
+      await rc.send('echo up');
+      assert.deepEqual(await queryByCommand('command:source-status', rc, 5000), {
+        online: 2,
+        max: 16,
+        list: [
+          { name: 'alice', id: '2', bot: false },
+          { name: 'Bob the "Builder"', id: '3', bot: false },
+        ],
+      });
+      assert.ok(double.executed.includes('status'), JSON.stringify(double.executed));
+    } finally {
+      rc.stop();
+      await double.close();
+    }
   });
 });

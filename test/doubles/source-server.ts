@@ -55,7 +55,8 @@ export async function startSourceDouble(opts: SourceDoubleOptions): Promise<Sour
     ((command: string) => {
       if (command.startsWith('echo ')) return `${command.slice(5)}\n`;
       if (command === 'status')
-        return `hostname: ${opts.name ?? 'double'}\nplayers : ${players.length} humans, 0 bots (${opts.maxPlayers ?? 24} max)\n${players.map((p, i) => `# ${i + 2} "${p.name}" STEAM_1:0:${i} ${p.seconds}s\n`).join('')}`;
+        // as srcds prints it: the header, then `# userid "name" uniqueid connected ping loss state adr`
+        return `hostname: ${opts.name ?? 'double'}\nplayers : ${players.length} humans, 0 bots (${opts.maxPlayers ?? 24} max)\n# userid name                uniqueid            connected ping loss state  adr\n${players.map((p, i) => `#      ${i + 2} "${p.name}"  [U:1:${1000 + i}]  ${Math.floor(p.seconds / 60)}:${String(p.seconds % 60).padStart(2, '0')}  50  0 active 127.0.0.1:27005\n`).join('')}`;
       return `Unknown command "${command.split(' ')[0]}"\n`;
     });
 

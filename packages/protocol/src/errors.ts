@@ -103,6 +103,10 @@ export const ErrorCode = z.enum([
   'STACK_DEPLOY_FAILED',
   /** a game server's container through the Docker relay: removing or updating it is the server's business (delete the server) */
   'DOCKER_MANAGED_CONTAINER',
+  /** a player's name (or a reason) that cannot be put safely into the game's kick/ban command */
+  'PLAYER_NAME_UNSAFE',
+  /** the server's template declares no such player command (kick, ban), or it needs the player's id */
+  'PLAYER_ACTION_UNSUPPORTED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -172,6 +176,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   STACK_NOT_FOUND: 404,
   STACK_DEPLOY_FAILED: 502,
   DOCKER_MANAGED_CONTAINER: 409,
+  PLAYER_NAME_UNSAFE: 400,
+  PLAYER_ACTION_UNSUPPORTED: 409,
 };
 
 export const ErrorBody = z.object({

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ErrorCode } from './errors.ts';
 import { ImageRef } from './image-ref.ts';
 import { ListModsPayload } from './mods.ts';
+import { PlayerAction, PlayerCommand } from './player-commands.ts';
 import { StackName, StackPlan } from './stacks.ts';
 import { ServerStatus } from './states.ts';
 
@@ -161,6 +162,10 @@ export const PlayersQuery = z.object({
     .regex(/^(gamedig:[a-z0-9][a-z0-9_-]{0,63}|teeworlds|command:[a-z0-9][a-z0-9_-]{0,31}|none)$/),
   portVariable: EnvName.optional(),
   intervalSeconds: z.number().int().min(5).max(3600).default(30),
+  /** the console command that kicks a player (player-commands.ts: `{id}`, `{name}`, `{reason}`) */
+  kick: PlayerCommand.optional(),
+  /** the console command that bans a player */
+  ban: PlayerCommand.optional(),
 });
 export type PlayersQuery = z.infer<typeof PlayersQuery>;
 
@@ -237,6 +242,21 @@ export const SendCommandData = z.object({
   transport: RemoteConsoleTransport.optional(),
 });
 export type SendCommandData = z.infer<typeof SendCommandData>;
+/** player_action: kick or ban one player (by the id its list gave, else the name). */
+export const PlayerActionPayload = z
+  .object({
+    action: PlayerAction,
+    id: z
+      .string()
+      .regex(/^\d{1,20}$/)
+      .optional(),
+    name: z.string().min(1).max(64).optional(),
+    reason: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+/** player_action's answer: the command sent and the game's response where the transport gives one. */
+export const PlayerActionData = SendCommandData.extend({ command: z.string().max(4096) });
+export type PlayerActionData = z.infer<typeof PlayerActionData>;
 /** Only the fields given change: no defaults here (a default would silently reset a field). */
 export const UpdateServerPayload = EggConfig.partial()
   .omit({ name: true })
@@ -670,6 +690,8 @@ export const actionPayloads = {
    * syncedAt, truncated }`, newest first
    */
   docker_containers: Empty,
+  /** kick or ban a player through the server's console, by the template's `players.kick`/`ban` */
+  player_action: PlayerActionPayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -706,6 +728,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'file_compress',
   'file_decompress',
   'list_mods',
+  'player_action',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -810,6 +833,11 @@ export const Players = z.object({
 /** One player in players_update: the name and what the query says of them. */
 export const PlayerEntry = z.object({
   name: z.string().max(64),
+  /** the game's id of the player (client slot, user id, Steam id) when its list gives one: digits */
+  id: z
+    .string()
+    .regex(/^\d{1,20}$/)
+    .optional(),
   score: z.number().int().min(-1e9).max(1e9).optional(),
   bot: z.boolean().optional(),
   spectator: z.boolean().optional(),

@@ -135,6 +135,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   stack_list: { payload: {} },
   stack_inspect: { payload: { project: 'demo' } },
   docker_containers: { payload: {} },
+  player_action: { payload: { action: 'kick', id: '3', name: 'Sarge', reason: 'afk' }, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -175,6 +176,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   stack_stop: { project: '../x' },
   stack_remove: { project: 'demo', volumes: 'yes' },
   docker_containers: { unexpected: true },
+  player_action: { action: 'kick', id: '-1' },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };

@@ -40,7 +40,11 @@ const WAIT = 90_000;
 function fastOpenArena(): string {
   const egg = JSON.parse(readFileSync(join(ROOT, 'templates/builtin/openarena.json'), 'utf8'));
   egg.name = `OpenArena players e2e ${run}`;
-  egg.players = { query: 'gamedig:openarena', intervalSeconds: 5 };
+  egg.players = {
+    query: 'gamedig:openarena',
+    intervalSeconds: 5,
+    kick: ['clientkick {id}', 'kick "{name}"'],
+  };
   return JSON.stringify(egg);
 }
 
@@ -158,5 +162,26 @@ test('players: the donut, the player list and the history chart show the bots', 
     });
     await byTestId('players-panel').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, 'players-server.png'), fullPage: true });
+  });
+
+  await step('kick a bot from the player list (with a confirm): it leaves the next poll', async () => {
+    assert.equal(await byTestId('player-ban').count(), 0, 'the template declares no ban: no button');
+    const dialogs: string[] = [];
+    // the harness answers confirms yes; this records what was asked
+    page.once('dialog', (d) => void dialogs.push(d.message()));
+    const row = byTestId('player-row').filter({ hasText: /sarge/i });
+    await row.locator('[data-testid="player-kick"]').click();
+    await byTestId('player-action-result').waitFor({ timeout: 15_000 });
+    assert.match(dialogs[0] ?? '', /^Kick sarge\?$/i);
+    assert.match((await byTestId('player-action-result').textContent()) ?? '', /kick "sarge"/i);
+    await until(
+      'sarge gone from the list',
+      async () => {
+        const names = (await byTestId('player-name').allTextContents()).map((n) => n.toLowerCase());
+        return names.length === 1 && names[0] === 'grunt';
+      },
+      { timeout: 30_000, every: 500 },
+    );
+    await page.screenshot({ path: join(SHOTS, 'players-kicked.png'), fullPage: true });
   });
 });

@@ -161,3 +161,28 @@ describe('player query results', () => {
     assert.equal(gamedigLoaded(), false);
   });
 });
+
+describe('PlayerPoller state (command queries, issue 12)', () => {
+  it('a failing query publishes nothing and marks the server unavailable; an answer makes it ok', async () => {
+    let fail = true;
+    const t = setup(async () => {
+      if (fail)
+        throw Object.assign(new Error('remote console connecting'), { code: 'REMOTE_CONSOLE_UNAVAILABLE' });
+      return { online: 1, max: 0, list: [{ name: 'Sarge', id: '0', bot: true }] };
+    });
+    t.setTargets([target('s1')]);
+    await t.tick();
+    assert.equal(t.poller.stateOf('s1'), 'pending');
+    t.advance(5000);
+    await t.tick();
+    assert.equal(t.poller.stateOf('s1'), 'unavailable');
+    assert.deepEqual(t.sent, []);
+    fail = false;
+    t.advance(40_000);
+    await t.tick();
+    assert.equal(t.poller.stateOf('s1'), 'ok');
+    assert.deepEqual(t.sent, [
+      { serverId: 's1', online: 1, max: 0, list: [{ name: 'Sarge', id: '0', bot: true }] },
+    ]);
+  });
+});

@@ -24,7 +24,11 @@ interface State {
   running: boolean;
   last: PlayersResult | null;
   failures: number;
+  /** `pending` until the first answer; `unavailable` while queries fail (the last result stays) */
+  state: PlayersState;
 }
+
+export type PlayersState = 'pending' | 'ok' | 'unavailable';
 
 export interface PollerOptions {
   /** the servers to poll now (running, with a query and a published port) */
@@ -46,6 +50,7 @@ function sameList(a: PlayerEntry[], b: PlayerEntry[]): boolean {
   return a.every(
     (p, i) =>
       p.name === b[i]!.name &&
+      p.id === b[i]!.id &&
       p.score === b[i]!.score &&
       p.bot === b[i]!.bot &&
       p.spectator === b[i]!.spectator,
@@ -97,6 +102,11 @@ export class PlayerPoller {
     return last ? { online: last.online, max: last.max, list: last.list.map((p) => p.name) } : undefined;
   }
 
+  /** Whether the server's last poll answered (`unavailable`: it failed, nothing was published). */
+  stateOf(serverId: string): PlayersState | undefined {
+    return this.#states.get(serverId)?.state;
+  }
+
   /** Every last result again (after the Panel link reconnected). */
   resendAll(): void {
     for (const [serverId, s] of this.#states) if (s.last) this.#o.publish({ serverId, ...s.last });
@@ -128,6 +138,7 @@ export class PlayerPoller {
           running: false,
           last: s?.last ?? null,
           failures: 0,
+          state: 'pending',
         });
       } else s.target = t;
     }
@@ -156,7 +167,13 @@ export class PlayerPoller {
     let timer: NodeJS.Timeout | undefined;
     try {
       const answer = await Promise.race([
-        this.#o.query({ query: t.query, host: t.host, port: t.port, timeoutMs: this.#o.timeoutMs }),
+        this.#o.query({
+          serverId: t.serverId,
+          query: t.query,
+          host: t.host,
+          port: t.port,
+          timeoutMs: this.#o.timeoutMs,
+        }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer within ${this.#o.timeoutMs} ms`)),
@@ -166,6 +183,7 @@ export class PlayerPoller {
       ]);
       const result = normalise(answer);
       s.failures = 0;
+      s.state = 'ok';
       // still the same server and target (not stopped or changed meanwhile)
       if (this.#states.get(t.serverId) !== s || this.#stopped) return;
       if (!sameResult(s.last, result)) {
@@ -174,6 +192,7 @@ export class PlayerPoller {
       }
     } catch (e) {
       s.failures += 1;
+      s.state = 'unavailable';
       this.#o.onError?.(t.serverId, e, s.failures);
     } finally {
       clearTimeout(timer);

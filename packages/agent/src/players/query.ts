@@ -1,8 +1,8 @@
 /**
  * Player queries, by the template's `players.query`: `teeworlds` (our own 0.7 query, teeworlds.ts),
  * `gamedig:<type>` (gamedig, loaded only when a server needs it: it is a good part of an idle
- * Agent's memory otherwise), `command:<parser>` (a remote console's command; none in this Agent
- * yet: it fails with a clear message). Every answer is normalised and bounded here: counts are
+ * Agent's memory otherwise), `command:<parser>` (a remote console's command and its parser:
+ * command.ts, run by the ServerManager, which knows the server's remote console). Every answer is normalised and bounded here: counts are
  * whole numbers from 0 to 1e6, at most MAX_LISTED_PLAYERS names of at most 64 characters,
  * control characters removed.
  */
@@ -16,6 +16,8 @@ export interface PlayersResult {
 }
 
 export interface QueryTarget {
+  /** the server polled (command queries go through its remote console) */
+  serverId?: string;
   query: string;
   host: string;
   port: number;
@@ -80,8 +82,10 @@ export function normalise(r: unknown): PlayersResult {
   const list: PlayerEntry[] = raw.map((p) => {
     const e = (typeof p === 'object' && p !== null ? p : {}) as Record<string, unknown>;
     const sc = score(e['score']);
+    const id = typeof e['id'] === 'string' && /^\d{1,20}$/.test(e['id']) ? e['id'] : undefined;
     return {
       name: playerName(e['name']),
+      ...(id === undefined ? {} : { id }),
       ...(sc === undefined ? {} : { score: sc }),
       ...(e['bot'] === true ? { bot: true } : e['bot'] === false ? { bot: false } : {}),
       ...(e['spectator'] === true ? { spectator: true } : {}),
@@ -129,6 +133,6 @@ export const runQuery: QueryFn = async (t) => {
   if (t.query === 'teeworlds') return queryTee(t);
   if (t.query.startsWith('gamedig:')) return queryGamedig(t.query.slice('gamedig:'.length), t);
   if (t.query.startsWith('command:'))
-    throw new Error(`player query ${t.query}: this Agent has no remote console to run it`);
+    throw new Error(`player query ${t.query}: needs the server's remote console (ServerManager)`);
   throw new Error(`unknown player query ${t.query}`);
 };

@@ -20,6 +20,7 @@ import {
   parseAgentInbound,
   type ResponseMessage,
   registryHostOf,
+  renderPlayerCommand,
   type ServerStatus,
   serverIdOf,
 } from '@cap/protocol';
@@ -54,6 +55,7 @@ import {
   splitPath,
   statFile,
 } from '../filesystem/operations.ts';
+import { queryByCommand } from '../players/command.ts';
 import { PlayerPoller, type PollTarget } from '../players/poller.ts';
 import { type QueryFn, runQuery } from '../players/query.ts';
 import type { RemoteConsole } from '../remote-console/types.ts';
@@ -191,7 +193,11 @@ export class ServerManager {
     const playersLog = opts.logger.child({ component: 'players' });
     this.players = new PlayerPoller({
       targets: () => this.#playerTargets(),
-      query: opts.playerQuery ?? runQuery,
+      // command:<parser> goes through the server's remote console; the others are queries
+      query: (t) =>
+        t.query.startsWith('command:')
+          ? queryByCommand(t.query, t.serverId ? this.remoteConsole(t.serverId) : undefined, t.timeoutMs)
+          : (opts.playerQuery ?? runQuery)(t),
       publish: (d) => this.#publish(d.serverId, 'players', d),
       onError: (serverId, err, inARow) => {
         const msg = { serverId, err: (err as Error)?.message ?? String(err), inARow };
@@ -290,6 +296,11 @@ export class ServerManager {
     for (const s of this.servers.values()) {
       const p = s.egg.players;
       if (!p || p.query === 'none' || !s.running || s.status !== 'running') continue;
+      if (p.query.startsWith('command:')) {
+        // through the remote console: no query port
+        out.push({ serverId: s.id, query: p.query, host: '', port: 0, intervalMs: p.intervalSeconds * 1000 });
+        continue;
+      }
       const env = s.egg.environment;
       const name = p.portVariable ?? 'SERVER_PORT';
       const raw = Object.hasOwn(env, name) ? env[name] : undefined;
@@ -945,6 +956,14 @@ export class ServerManager {
       }
       case 'send_command':
         return { data: await this.#server(serverId).command((p as { command: string }).command) };
+      case 'player_action': {
+        // the template's kick/ban command, filled in safely (refused before anything is sent)
+        const s = this.#server(serverId);
+        const { action, ...target } = cmd.payload as Command<'player_action'>['payload'];
+        const players = s.egg.players;
+        const line = renderPlayerCommand(action, players?.[action === 'kick' ? 'kick' : 'ban'], target);
+        return { data: { ...(await s.command(line)), command: line } };
+      }
       case 'update_server': {
         const s = this.#server(serverId);
         const progress = (stage: EventData<'server_update_progress'>['stage'], message?: string) => {

@@ -167,6 +167,8 @@ const EXPECTED: Record<string, string> = {
   'GET /ws/client': 'user',
   'GET /api/servers/:id/failovers': 'user activity.read',
   'GET /api/nodes/:id/fences': 'admin',
+  'POST /api/servers/:id/players/kick': 'user player.kick',
+  'POST /api/servers/:id/players/ban': 'user player.ban',
 };
 
 // Bodies that pass validation where the handler decides (agent credentials).

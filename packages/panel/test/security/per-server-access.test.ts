@@ -356,6 +356,13 @@ const PROBES: Probe[] = [
     path: (id) => `/api/servers/${id}/failovers`,
     need: 'activity.read',
   },
+  ...(['kick', 'ban'] as const).map((a) => ({
+    route: `POST /api/servers/:id/players/${a}`,
+    method: 'POST',
+    path: (id: string) => `/api/servers/${id}/players/${a}`,
+    body: { name: 'probe' },
+    need: `player.${a}`,
+  })),
 ];
 
 const holds = (perms: readonly string[], need: string | string[]) =>
@@ -446,6 +453,8 @@ describe('per-server access', () => {
       'settings.rename',
       'settings.reinstall',
       'activity.read',
+      'player.kick',
+      'player.ban',
     ])
       assert.ok(catalog.includes(p), p);
     const serverRoutes = panel.app.panel.routes

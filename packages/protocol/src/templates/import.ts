@@ -2,6 +2,7 @@ import { CodedError } from '../errors.ts';
 import { imageRefProblem } from '../image-ref.ts';
 import { type ConfigFile, RemoteConsoleSpec, RemoteConsoleTransport } from '../messages.ts';
 import { ModFolder } from '../mods.ts';
+import { PlayerCommand } from '../player-commands.ts';
 import { detectSyntax, parseJson, parseSource, type SourceSyntax } from './parse-source.ts';
 import { parseRule, ruleErrors, ruleProblems, ruleTokens, validateValue } from './rules.ts';
 import {
@@ -532,11 +533,24 @@ function playersConfig(raw: unknown): Pick<Template, 'players'> {
     (typeof portVariable !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(portVariable))
   )
     return invalid('players.portVariable', `a variable name, got ${describe(portVariable)}`);
+  const commands: { kick?: PlayerCommand; ban?: PlayerCommand } = {};
+  for (const key of ['kick', 'ban'] as const) {
+    const v = raw[key];
+    if (v === undefined || v === null) continue;
+    const parsed = PlayerCommand.safeParse(v);
+    if (!parsed.success)
+      return invalid(
+        `players.${key}`,
+        `a command with {id}, {name} or {reason} (or a list of up to 4), one printable line; got ${describe(v)}`,
+      );
+    commands[key] = parsed.data;
+  }
   return {
     players: {
       query,
       ...(typeof portVariable === 'string' ? { portVariable } : {}),
       intervalSeconds: interval,
+      ...commands,
     },
   };
 }

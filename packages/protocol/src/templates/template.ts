@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigFile, RemoteConsoleSpec } from '../messages.ts';
 import { ModFolder } from '../mods.ts';
+import { PlayerCommand } from '../player-commands.ts';
 
 /**
  * The normalised template ("egg"): what the Panel stores, whatever format the file came in.
@@ -88,6 +89,10 @@ export const TemplatePlayers = z.object({
     .optional(),
   /** seconds between two polls (5–3600, default 30) */
   intervalSeconds: z.number().int().min(5).max(3600),
+  /** the console command that kicks a player (`{id}`, `{name}`, `{reason}`; see player-commands.ts) */
+  kick: PlayerCommand.optional(),
+  /** the console command that bans a player */
+  ban: PlayerCommand.optional(),
 });
 export type TemplatePlayers = z.infer<typeof TemplatePlayers>;
 

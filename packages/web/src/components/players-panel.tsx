@@ -1,12 +1,14 @@
 /**
  * The server page's players (issue 12 item 2): who is online with their time online, and the
- * last hour's count against capacity. Kick and ban are not offered: they need the template's
- * remote console, which this view does not use yet.
+ * last hour's count against capacity. Kick and ban buttons (with a confirm) where the template
+ * declares the command (`commands`) and the user holds player.kick / player.ban; the game's
+ * answer is shown under the list.
  */
-import { Badge, Group, Paper, SimpleGrid, Stack, Table, Text } from '@mantine/core';
-import { useQueryClient } from '@tanstack/react-query';
+import { Alert, Badge, Button, Code, Group, Paper, SimpleGrid, Stack, Table, Text } from '@mantine/core';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { Area, AreaChart, CartesianGrid, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { api } from '../api/http.ts';
 import { useLiveMessages } from '../api/live.tsx';
 import { keys, usePlayers, usePlayersHistory } from '../api/queries.ts';
 import { formatUptime } from '../lib/format.ts';
@@ -14,8 +16,27 @@ import { formatUptime } from '../lib/format.ts';
 const axis = { stroke: '#5b6f8f', fontSize: 11 };
 const time = (t: number) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
-export function PlayersPanel({ serverId }: { serverId: string }) {
+interface ActionAnswer {
+  command: string;
+  response?: string;
+}
+
+export function PlayersPanel({
+  serverId,
+  permissions = [],
+}: {
+  serverId: string;
+  permissions?: readonly string[];
+}) {
   const qc = useQueryClient();
+  const act = useMutation({
+    mutationFn: (v: { action: 'kick' | 'ban'; id?: string; name: string }) =>
+      api<ActionAnswer>(`/servers/${encodeURIComponent(serverId)}/players/${v.action}`, {
+        method: 'POST',
+        body: { ...(v.id !== undefined ? { id: v.id } : {}), ...(v.name ? { name: v.name } : {}) },
+      }),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.players(serverId) }),
+  });
   const players = usePlayers(serverId);
   const history = usePlayersHistory(serverId);
   // time online counts up between refetches
@@ -29,6 +50,12 @@ export function PlayersPanel({ serverId }: { serverId: string }) {
     void qc.invalidateQueries({ queryKey: keys.players(serverId) });
   });
   const p = players.data;
+  const canKick = Boolean(p?.commands?.kick) && permissions.includes('player.kick');
+  const canBan = Boolean(p?.commands?.ban) && permissions.includes('player.ban');
+  const ask = (action: 'kick' | 'ban', x: { id?: string; name: string }) => {
+    if (!window.confirm(`${action === 'kick' ? 'Kick' : 'Ban'} ${x.name || `player #${x.id}`}?`)) return;
+    act.mutate({ action, name: x.name, ...(x.id !== undefined ? { id: x.id } : {}) });
+  };
   const points = (history.data ?? []).map((b) => ({
     t: Date.parse(b.t),
     online: Math.round(b.online * 10) / 10,
@@ -72,6 +99,7 @@ export function PlayersPanel({ serverId }: { serverId: string }) {
                   <Table.Th>Name</Table.Th>
                   <Table.Th>Online for</Table.Th>
                   <Table.Th>Score</Table.Th>
+                  {canKick || canBan ? <Table.Th /> : null}
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody>
@@ -98,11 +126,53 @@ export function PlayersPanel({ serverId }: { serverId: string }) {
                       {formatUptime(Math.max(1, (now - Date.parse(x.joinedAt)) / 1000))}
                     </Table.Td>
                     <Table.Td>{x.score ?? '—'}</Table.Td>
+                    {canKick || canBan ? (
+                      <Table.Td>
+                        <Group gap={4} wrap="nowrap" justify="flex-end">
+                          {canKick ? (
+                            <Button
+                              size="compact-xs"
+                              variant="light"
+                              color="orange"
+                              data-testid="player-kick"
+                              aria-label={`Kick ${x.name}`}
+                              loading={act.isPending}
+                              onClick={() => ask('kick', x)}
+                            >
+                              Kick
+                            </Button>
+                          ) : null}
+                          {canBan ? (
+                            <Button
+                              size="compact-xs"
+                              variant="light"
+                              color="red"
+                              data-testid="player-ban"
+                              aria-label={`Ban ${x.name}`}
+                              loading={act.isPending}
+                              onClick={() => ask('ban', x)}
+                            >
+                              Ban
+                            </Button>
+                          ) : null}
+                        </Group>
+                      </Table.Td>
+                    ) : null}
                   </Table.Tr>
                 ))}
               </Table.Tbody>
             </Table>
           )}
+          {act.error ? (
+            <Alert color="red" variant="light" data-testid="player-action-error">
+              {(act.error as Error).message}
+            </Alert>
+          ) : act.data ? (
+            <Text size="xs" c="dimmed" data-testid="player-action-result">
+              Sent <Code>{act.data.command}</Code>
+              {act.data.response ? `: ${act.data.response.trim().slice(0, 300)}` : ''}
+            </Text>
+          ) : null}
         </Stack>
       </Paper>
       <Paper className="cap-glass" p="sm" data-testid="chart-players">

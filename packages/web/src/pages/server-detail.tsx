@@ -520,7 +520,7 @@ function ServerDetail({ id }: { id: string }) {
               <MetricCard label="Disk" value={formatBytes(stats?.disk.usedBytes)} testId="metric-disk" />
             </SimpleGrid>
             <ChartsWithRange serverId={server.id} live={series} />
-            <PlayersPanel serverId={server.id} />
+            <PlayersPanel serverId={server.id} permissions={server.permissions} />
             <Grid>
               <Grid.Col span={{ base: 12, md: 7 }}>
                 <Paper className="cap-glass" p="md">

@@ -89,6 +89,10 @@ export const PERMISSION_GROUPS = {
     description: "The server's activity log.",
     keys: { read: "See the server's activity log." },
   },
+  player: {
+    description: "The game's players (through its console, where the template declares the command).",
+    keys: { kick: 'Kick a player.', ban: 'Ban a player.' },
+  },
 } as const;
 
 type Groups = typeof PERMISSION_GROUPS;

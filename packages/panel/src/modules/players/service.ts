@@ -36,6 +36,8 @@ export type PlayersBucket = z.infer<typeof PlayersBucket>;
 
 export const OnlinePlayer = z.object({
   name: z.string(),
+  /** the game's id of the player, when its list gives one (kick/ban use it before the name) */
+  id: z.string().optional(),
   score: z.number().optional(),
   bot: z.boolean().optional(),
   spectator: z.boolean().optional(),
@@ -51,6 +53,8 @@ export const CurrentPlayers = z.object({
   max: z.number(),
   players: z.array(OnlinePlayer),
   updatedAt: z.string().nullable(),
+  /** which player commands the template declares (POST …/players/kick, …/players/ban) */
+  commands: z.object({ kick: z.boolean(), ban: z.boolean() }).optional(),
 });
 export type CurrentPlayers = z.infer<typeof CurrentPlayers>;
 

@@ -17,10 +17,14 @@ import {
   type Limits,
   ListFilesData,
   newMessageId,
+  type PlayerAction,
+  PlayerActionData,
+  type PlayerTarget,
   type Ports,
   type PowerAction,
   type RegistryAuthConfig,
   type RemoteConsoleTransport,
+  renderPlayerCommand,
   SendCommandData,
   ServerStatus,
   SystemInfo,
@@ -807,6 +811,50 @@ export class ServersService {
       out.response = opts.seesHidden ? response : redact(response, hiddenValues(await this.#load(row)));
     }
     return out;
+  }
+
+  /** Which player commands the server's template declares (kick/ban buttons show only then). */
+  async playerCommands(id: string): Promise<{ kick: boolean; ban: boolean }> {
+    const players = eggOf(await this.#load(await this.#row(id))).players;
+    return { kick: players?.kick !== undefined, ban: players?.ban !== undefined };
+  }
+
+  /**
+   * Kick or ban a player by the template's `players.kick`/`ban` (issue 12): the command is made
+   * here first, so an unsafe name (PLAYER_NAME_UNSAFE) or a missing command
+   * (PLAYER_ACTION_UNSUPPORTED) is refused before anything reaches the Agent, which checks again.
+   */
+  async playerAction(
+    id: string,
+    action: PlayerAction,
+    target: PlayerTarget,
+    opts: { seesHidden?: boolean } = {},
+  ): Promise<{ command: string; response?: string; transport?: RemoteConsoleTransport }> {
+    const row = await this.#row(id);
+    const loaded = await this.#load(row);
+    const players = eggOf(loaded).players;
+    const command = renderPlayerCommand(action, players?.[action === 'kick' ? 'kick' : 'ban'], target);
+    const raw = await this.#gateway.request(
+      row.node_id,
+      'player_action',
+      {
+        action,
+        ...(target.id !== undefined ? { id: target.id } : {}),
+        ...(target.name !== undefined ? { name: target.name } : {}),
+        ...(target.reason !== undefined ? { reason: target.reason } : {}),
+      },
+      { serverId: id },
+    );
+    const parsed = PlayerActionData.safeParse(raw ?? {});
+    if (!parsed.success) return { command };
+    const { response, transport } = parsed.data;
+    return {
+      command: parsed.data.command,
+      ...(transport ? { transport } : {}),
+      ...(response !== undefined
+        ? { response: opts.seesHidden ? response : redact(response, hiddenValues(loaded)) }
+        : {}),
+    };
   }
 
   /**

@@ -334,7 +334,8 @@ export class TemplatesService {
 
   /**
    * Built-ins stored before player tracking (issue 12 item 2) get the `players` their files
-   * declare; one that has any (set since) is left alone. Returns how many were changed.
+   * declare; one that has any (set since) keeps them, and gets only the kick/ban commands of its
+   * file when it has neither (stored before those existed). Returns how many were changed.
    */
   async addBuiltinPlayers(dir = BUILTIN_TEMPLATES_DIR): Promise<number> {
     let names: string[];
@@ -353,9 +354,19 @@ export class TemplatesService {
           : await this.#repo.findByNameAuthor(template.name, template.author);
         if (!row || row.builtin !== 1) continue;
         const stored = parseTemplate(row);
-        if (stored.players) continue;
+        let players = template.players;
+        if (stored.players) {
+          const { kick, ban } = template.players;
+          if (stored.players.kick !== undefined || stored.players.ban !== undefined) continue;
+          if (kick === undefined && ban === undefined) continue;
+          players = {
+            ...stored.players,
+            ...(kick === undefined ? {} : { kick }),
+            ...(ban === undefined ? {} : { ban }),
+          };
+        }
         await this.#repo.update(row.id, {
-          template: JSON.stringify({ ...stored, players: template.players }),
+          template: JSON.stringify({ ...stored, players }),
           updated_at: nowIso(),
         });
         this.#log.info({ templateId: row.id, file: name }, 'built-in template: player query added');

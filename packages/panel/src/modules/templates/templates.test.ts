@@ -304,13 +304,24 @@ describe('built-ins stored before player tracking (issue 12 item 2)', () => {
         .set({ template: JSON.stringify({ ...stored, players: custom }) })
         .where('id', '=', arena.id)
         .execute();
-      assert.equal(await t.addBuiltinPlayers(), 2);
+      assert.equal(await t.addBuiltinPlayers(), 3);
       const byName = new Map(
         (await Promise.all(rows.map((r) => t.template(r.id)))).map((x) => [x.name, x.players]),
       );
-      assert.deepEqual(byName.get('OpenTTD'), { query: 'gamedig:openttd', intervalSeconds: 30 });
-      assert.deepEqual(byName.get('Teeworlds'), { query: 'teeworlds', intervalSeconds: 30 });
-      assert.deepEqual(byName.get('OpenArena'), custom);
+      assert.deepEqual(byName.get('OpenTTD'), {
+        query: 'gamedig:openttd',
+        intervalSeconds: 30,
+        kick: 'kick {id}',
+        ban: 'ban {id}',
+      });
+      assert.deepEqual(byName.get('Teeworlds'), {
+        query: 'teeworlds',
+        intervalSeconds: 30,
+        kick: 'kick {id}',
+        ban: 'ban {id}',
+      });
+      // the admin's query is kept; only the kick command it did not have is added (issue 12)
+      assert.deepEqual(byName.get('OpenArena'), { ...custom, kick: ['clientkick {id}', 'kick "{name}"'] });
       assert.equal(await t.addBuiltinPlayers(), 0, 'a second pass changes nothing');
     } finally {
       await panel.stop();
