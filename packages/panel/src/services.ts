@@ -45,6 +45,7 @@ import { SftpService } from './modules/sftp/service.ts';
 import { SshKeysService } from './modules/sftp/ssh-keys.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
 import { TemplatesService } from './modules/templates/service.ts';
+import { TransfersService } from './modules/transfers/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
 import { WebhooksRepo } from './modules/webhooks/repo.ts';
@@ -79,6 +80,8 @@ export interface PanelServices {
   backups: BackupsService;
   /** relayed transfers (file bodies, backup downloads): which node each ticket belongs to */
   transferRelay: TransferRelay;
+  /** server transfers between nodes (modules/transfers) */
+  transfers: TransfersService;
   /** tunnels to the nodes' Docker Engines (modules/docker: the Engine API relay) */
   dockerTunnels: DockerTunnels;
   /** per-node Docker policy settings (the bind allow-list) */
@@ -254,6 +257,17 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     defaultLimits: config.defaultLimits,
     operations,
   });
+  const transfers = new TransfersService({
+    db,
+    servers,
+    nodes: nodesRepo,
+    allocations,
+    operations,
+    gateway,
+    relay: transferRelay,
+    bus,
+    log,
+  });
   const periodic = new LocalPeriodic({
     onError: (name, err) =>
       log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
@@ -355,6 +369,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     allocations,
     backups,
     transferRelay,
+    transfers,
     transferLinks,
     metrics,
     players,

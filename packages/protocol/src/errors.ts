@@ -89,6 +89,8 @@ export const ErrorCode = z.enum([
   'UPSTREAM_ERROR',
   /** the Docker relay's policy refuses this for anyone but a Panel owner (privileged, host namespaces, binds…) */
   'DOCKER_POLICY_DENIED',
+  /** the server is being transferred to another node: power actions and another transfer wait */
+  'SERVER_TRANSFERRING',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -151,6 +153,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   URL_NOT_ALLOWED: 400,
   UPSTREAM_ERROR: 502,
   DOCKER_POLICY_DENIED: 403,
+  SERVER_TRANSFERRING: 409,
 };
 
 export const ErrorBody = z.object({

@@ -76,6 +76,11 @@ const AgentEnv = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a Docker network name')
     .default('ctrl-alt-play'),
   AGENT_FIREWALL: z.enum(['true', 'false']).default('true'),
+  /** servers' container names are <prefix><server id> (two Agents on one Docker Engine need two) */
+  AGENT_CONTAINER_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/, 'must be 1-32 of a-z 0-9 _ . - (a Docker name start)')
+    .default('cap-'),
   /** the SFTP server's port (Wings' 2022); 0 = no SFTP server */
   AGENT_SFTP_PORT: int(0, 65535).default(2022),
   AGENT_SFTP_HOST: z.string().min(1).default('0.0.0.0'),
@@ -149,6 +154,8 @@ export interface AgentConfig {
   readonly dockerNetwork: string;
   /** iptables rules keeping game containers from the Agent's and a local Panel's ports */
   readonly firewall: boolean;
+  /** servers' container names: <containerPrefix><server id> */
+  readonly containerPrefix: string;
   /** SFTP (issue 10 item 3): port (0 = off), address, login attempts a minute per client address */
   readonly sftpPort: number;
   readonly sftpHost: string;
@@ -238,6 +245,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     timezone: e.AGENT_TZ,
     dockerNetwork: e.AGENT_DOCKER_NETWORK,
     firewall: e.AGENT_FIREWALL === 'true',
+    containerPrefix: e.AGENT_CONTAINER_PREFIX,
     sftpPort: e.AGENT_SFTP_PORT,
     sftpHost: e.AGENT_SFTP_HOST,
     sftpAuthRate: e.AGENT_SFTP_AUTH_RATE,

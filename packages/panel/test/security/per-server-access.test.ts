@@ -350,6 +350,19 @@ const PROBES: Probe[] = [
     path: (id) => `/api/servers/${id}/users/u-nobody`,
     need: 'user.delete',
   },
+  {
+    route: 'POST /api/servers/:id/transfer',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/transfer`,
+    body: { nodeId: 'n-nowhere' },
+    need: 'admin',
+  },
+  {
+    route: 'GET /api/servers/:id/transfers',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/transfers`,
+    need: 'admin',
+  },
 ];
 
 const holds = (perms: readonly string[], need: string | string[]) =>

@@ -26,12 +26,14 @@ export const LABEL_INSTALL = 'ctrl-alt-play.install';
 export const INSTALL_MEMORY = 1024 * 1024 ** 2;
 export const INSTALL_NANO_CPUS = 1e9;
 
-export function containerName(serverId: string): string {
-  return `cap-${serverId}`;
+export function containerName(serverId: string, prefix = 'cap-'): string {
+  return `${prefix}${serverId}`;
 }
 
 export interface SpecInput {
   serverId: string;
+  /** the container name's prefix (AGENT_CONTAINER_PREFIX; default `cap-`) */
+  containerPrefix?: string;
   nodeId: string;
   egg: EggConfig;
   /** absolute host path of the server's files */
@@ -89,7 +91,7 @@ export function containerSpec(input: SpecInput): Docker.ContainerCreateOptions {
       ? undefined
       : ['/bin/sh', '-c', startupForShell(egg.startup || (env.STARTUP ?? ''))];
   return {
-    name: containerName(input.serverId),
+    name: containerName(input.serverId, input.containerPrefix),
     Image: egg.image,
     Tty: true,
     OpenStdin: true,

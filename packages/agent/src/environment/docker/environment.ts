@@ -19,7 +19,7 @@ import type { DockerEnvironment } from './docker.ts';
 type Config = Pick<
   AgentConfig,
   'nodeId' | 'dockerNetwork' | 'bindIp' | 'timezone' | 'containerUid' | 'containerGid'
->;
+> & { containerPrefix?: string };
 
 export class DockerServerEnvironment implements Environment {
   readonly engine: DockerEnvironment;
@@ -44,7 +44,7 @@ export class DockerServerEnvironment implements Environment {
       id: c.id,
       serverId: c.serverId,
       running: c.running,
-      staged: c.name === `${containerName(c.serverId)}-next`,
+      staged: c.name === `${containerName(c.serverId, this.#config.containerPrefix)}-next`,
     }));
   }
 
@@ -65,6 +65,7 @@ export class DockerServerEnvironment implements Environment {
     const spec = containerSpec({
       network: network.name,
       serverId,
+      containerPrefix: config.containerPrefix,
       nodeId: config.nodeId,
       egg,
       serverDir: dir,
@@ -73,20 +74,22 @@ export class DockerServerEnvironment implements Environment {
       timezone: config.timezone,
       user: `${config.containerUid}:${config.containerGid}`,
     });
-    return this.engine.create(opts.staged ? { ...spec, name: `${containerName(serverId)}-next` } : spec);
+    return this.engine.create(
+      opts.staged ? { ...spec, name: `${containerName(serverId, this.#config.containerPrefix)}-next` } : spec,
+    );
   }
 
   promote(serverId: string, id: string): Promise<void> {
-    return this.engine.rename(id, containerName(serverId));
+    return this.engine.rename(id, containerName(serverId, this.#config.containerPrefix));
   }
 
   removeStaged(serverId: string): Promise<void> {
     // (the Agent's boot removes a leftover of this name too: see ServerManager.init)
-    return this.engine.remove(`${containerName(serverId)}-next`);
+    return this.engine.remove(`${containerName(serverId, this.#config.containerPrefix)}-next`);
   }
 
   find(serverId: string): Promise<InstanceState | null> {
-    return this.engine.inspect(containerName(serverId));
+    return this.engine.inspect(containerName(serverId, this.#config.containerPrefix));
   }
 
   inspect(id: string): Promise<InstanceState | null> {
@@ -114,7 +117,7 @@ export class DockerServerEnvironment implements Environment {
   }
 
   removeServer(serverId: string, id: string | null): Promise<void> {
-    return this.engine.remove(id ?? containerName(serverId));
+    return this.engine.remove(id ?? containerName(serverId, this.#config.containerPrefix));
   }
 
   /** cgroup files (a few small reads per tick); one-shot Engine stats while those are not readable. */
