@@ -139,6 +139,34 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     assert.equal(list[0]?.state, 'completed');
   });
 
+  it('refused at once: its own node (VALIDATION_FAILED), past the target capacity (INSUFFICIENT_RESOURCES), nothing changed', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await api('POST', '/api/servers?wait=true', {
+      name: 'too-big',
+      nodeId: stack.nodeId,
+      image: IMAGE,
+      startup: 'sleep 3600',
+      limits: { memory: '1g' },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const id = r.body.id as string;
+    const own = await api('POST', `/api/servers/${id}/transfer`, { nodeId: stack.nodeId });
+    assert.equal(own.status, 400, JSON.stringify(own.body));
+    assert.equal(own.body.code, 'VALIDATION_FAILED');
+    const cap = await api('PATCH', `/api/nodes/${b.nodeId}`, { capacity: { memory: '512m' } });
+    assert.equal(cap.status, 200, JSON.stringify(cap.body));
+    try {
+      const big = await api('POST', `/api/servers/${id}/transfer`, { nodeId: b.nodeId });
+      assert.equal(big.status, 409, JSON.stringify(big.body));
+      assert.equal(big.body.code, 'INSUFFICIENT_RESOURCES');
+      assert.equal((await api('GET', `/api/servers/${id}`)).body.nodeId, stack.nodeId);
+      assert.deepEqual((await api('GET', `/api/servers/${id}/transfers`)).body.transfers, []);
+    } finally {
+      await api('PATCH', `/api/nodes/${b.nodeId}`, { capacity: { memory: null } });
+    }
+  });
+
   it('the target Agent stopped mid-stream: failed with the step, whole and running on the source, nothing on the target after it is back', {
     timeout: 240_000,
   }, async () => {
