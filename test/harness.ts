@@ -95,6 +95,11 @@ export async function startSecondAgent(
   opts: { name?: string; agentEnv?: Record<string, string> } = {},
 ): Promise<NodeAgent> {
   const name = opts.name ?? `agent${stack.agents.length + 2}`;
+  // its own container names (cap-<name>-<server id>): one Docker Engine holds both nodes' servers
+  const env = {
+    AGENT_CONTAINER_PREFIX: `cap-${name.toLowerCase().replace(/[^a-z0-9_.-]/g, '')}-`,
+    ...opts.agentEnv,
+  };
   const agentDir = await mkdtemp(path.join(tmpdir(), `cap-${name}-agent-`));
   const node = await stack.panel.createNode(stack.owner, `${name}-node`);
   let port = 0;
@@ -118,7 +123,7 @@ export async function startSecondAgent(
     async restart() {
       await handle.stopAgent();
       handle.agent = await startAgent(
-        loadAgentConfig(agentEnv(stack.panel.url, node.id, node.agentSecret, agentDir, port, opts.agentEnv)),
+        loadAgentConfig(agentEnv(stack.panel.url, node.id, node.agentSecret, agentDir, port, env)),
         { logger: pino({ level: 'silent' }) },
       );
       port = handle.agent.httpPort;

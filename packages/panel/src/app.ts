@@ -44,6 +44,7 @@ import { serversRoutes } from './modules/servers/routes.ts';
 import { sftpRoutes } from './modules/sftp/routes.ts';
 import { stacksRoutes } from './modules/stacks/routes.ts';
 import { templatesRoutes } from './modules/templates/routes.ts';
+import { transfersRoutes } from './modules/transfers/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { webhooksRoutes } from './modules/webhooks/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
@@ -116,6 +117,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
   await s.players.init();
   await s.servers.init();
+  await s.transfers.init();
   s.schedules.init();
   await s.webhooks.init();
   s.failover.start();
@@ -216,6 +218,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     allocationsRoutes,
     templatesRoutes,
     serversRoutes,
+    transfersRoutes,
     playersRoutes,
     accessRoutes,
     filesRoutes,

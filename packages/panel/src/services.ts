@@ -47,6 +47,7 @@ import { SftpService } from './modules/sftp/service.ts';
 import { SshKeysService } from './modules/sftp/ssh-keys.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
 import { TemplatesService } from './modules/templates/service.ts';
+import { TransfersService } from './modules/transfers/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
 import { WebhooksRepo } from './modules/webhooks/repo.ts';
@@ -81,6 +82,8 @@ export interface PanelServices {
   backups: BackupsService;
   /** relayed transfers (file bodies, backup downloads): which node each ticket belongs to */
   transferRelay: TransferRelay;
+  /** server transfers between nodes (modules/transfers) */
+  transfers: TransfersService;
   /** tunnels to the nodes' Docker Engines (modules/docker: the Engine API relay) */
   dockerTunnels: DockerTunnels;
   /** per-node Docker policy settings (the bind allow-list) */
@@ -269,6 +272,17 @@ export function createServices(
     registryAuth: (image) => registries.authForImage(image),
     failoverMinSeconds: config.failoverMinSeconds,
   });
+  const transfers = new TransfersService({
+    db,
+    servers,
+    nodes: nodesRepo,
+    allocations,
+    operations,
+    gateway,
+    relay: transferRelay,
+    bus,
+    log,
+  });
   const periodic = new LocalPeriodic({
     onError: (name, err) =>
       log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
@@ -387,6 +401,7 @@ export function createServices(
     allocations,
     backups,
     transferRelay,
+    transfers,
     transferLinks,
     metrics,
     players,

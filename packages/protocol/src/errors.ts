@@ -107,6 +107,8 @@ export const ErrorCode = z.enum([
   'PLAYER_NAME_UNSAFE',
   /** the server's template declares no such player command (kick, ban), or it needs the player's id */
   'PLAYER_ACTION_UNSUPPORTED',
+  /** the server is being transferred to another node: power actions and another transfer wait */
+  'SERVER_TRANSFERRING',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -178,6 +180,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   DOCKER_MANAGED_CONTAINER: 409,
   PLAYER_NAME_UNSAFE: 400,
   PLAYER_ACTION_UNSUPPORTED: 409,
+  SERVER_TRANSFERRING: 409,
 };
 
 export const ErrorBody = z.object({

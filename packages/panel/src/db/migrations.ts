@@ -703,6 +703,35 @@ const m026: Migration = {
   },
 };
 
+/**
+ * Server transfers between nodes (issue 16 item 2): one row per transfer, its step and outcome
+ * (the operation of kind `transfer` carries the progress; this keeps where from and where to).
+ */
+const m027: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('transfers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('server_id', 'text', (c) => c.notNull())
+      .addColumn('operation_id', 'text', (c) => c.notNull())
+      .addColumn('source_node_id', 'text', (c) => c.notNull())
+      .addColumn('target_node_id', 'text', (c) => c.notNull())
+      .addColumn('source_allocation_id', 'text')
+      .addColumn('target_allocation_id', 'text')
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('step', 'text', (c) => c.notNull())
+      .addColumn('error_code', 'text')
+      .addColumn('error_message', 'text')
+      /** 1: a failed transfer's copy on the target is still to be deleted (its Agent was offline) */
+      .addColumn('cleanup_pending', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_by', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .execute();
+    await db.schema.createIndex('transfers_server').on('transfers').column('server_id').execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -735,6 +764,7 @@ export const migrations: Record<string, Migration> = {
   '023_webhooks': m023,
   '024_node_capacity': m024,
   '026_stacks': m026,
+  '027_transfers': m027,
   '028_failover': m028,
 };
 

@@ -221,6 +221,28 @@ export interface SettingsTable {
   value: string;
 }
 
+/** A server's move to another node (modules/transfers). */
+export interface TransfersTable {
+  id: string;
+  server_id: string;
+  operation_id: string;
+  source_node_id: string;
+  target_node_id: string;
+  source_allocation_id: string | null;
+  target_allocation_id: string | null;
+  /** running | completed | failed */
+  state: string;
+  /** the step reached (the failed one, for a failure) */
+  step: string;
+  error_code: string | null;
+  error_message: string | null;
+  /** 1: a failed transfer's copy on the target is still to be deleted (its Agent was offline) */
+  cleanup_pending: number;
+  created_by: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
 export interface OperationsTable {
   id: string;
   /** start | stop | restart | kill | reinstall | update */
@@ -332,6 +354,7 @@ export interface Database {
   recovery_codes: RecoveryCodesTable;
   login_tickets: LoginTicketsTable;
   operations: OperationsTable;
+  transfers: TransfersTable;
   activity: ActivityTable;
   server_subusers: ServerSubusersTable;
   user_ssh_keys: UserSshKeysTable;

@@ -163,6 +163,8 @@ const EXPECTED: Record<string, string> = {
   'POST /api/servers/:id/users': 'user user.create',
   'PATCH /api/servers/:id/users/:userId': 'user user.update',
   'DELETE /api/servers/:id/users/:userId': 'user user.delete',
+  'POST /api/servers/:id/transfer': 'user admin',
+  'GET /api/servers/:id/transfers': 'user admin',
   'GET /ws/agents': 'agent',
   'GET /ws/client': 'user',
   'GET /api/servers/:id/failovers': 'user activity.read',

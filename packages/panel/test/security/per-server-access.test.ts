@@ -363,6 +363,19 @@ const PROBES: Probe[] = [
     body: { name: 'probe' },
     need: `player.${a}`,
   })),
+  {
+    route: 'POST /api/servers/:id/transfer',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/transfer`,
+    body: { nodeId: 'n-nowhere' },
+    need: 'admin',
+  },
+  {
+    route: 'GET /api/servers/:id/transfers',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/transfers`,
+    need: 'admin',
+  },
 ];
 
 const holds = (perms: readonly string[], need: string | string[]) =>

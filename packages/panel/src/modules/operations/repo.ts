@@ -15,6 +15,9 @@ export const OperationKind = z.enum([
   'restore',
   'compress',
   'decompress',
+  /** a server moved to another node (modules/transfers); its Agent steps run as `transfer_step` */
+  'transfer',
+  'transfer_step',
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 

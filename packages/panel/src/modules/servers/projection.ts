@@ -160,7 +160,10 @@ export class AgentEventProjection {
       return;
     }
     const serverId = (msg.data as { serverId: string }).serverId;
-    if (!this.owns(nodeId, serverId)) {
+    // an operation's steps and end from another node (a transfer's target): the operation's own
+    // row names the node it runs on, and only that node's reports are taken (operations service)
+    const operationEvent = msg.event === 'operation_progress' || msg.event === 'operation_completed';
+    if (!this.owns(nodeId, serverId) && !(operationEvent && this.#nodeOf.has(serverId))) {
       this.#log.warn({ nodeId, serverId, event: msg.event }, 'event for a server not on this node; ignored');
       return;
     }

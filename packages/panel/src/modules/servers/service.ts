@@ -39,7 +39,7 @@ import { shortId } from '../../lib/crypto.ts';
 import { redact } from '../../lib/redact.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
-import type { AllocationsService } from '../allocations/service.ts';
+import type { Allocation, AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
 import {
   capacityOf,
@@ -113,6 +113,8 @@ export class ServersService {
   readonly #nodeLocks = new Map<string, Promise<unknown>>();
   /** resizes the Agent has not finished: counted at their larger size until they end */
   readonly #resizing = new Map<string, { nodeId: string; stored: Usage; next: Usage }>();
+  /** servers being moved to another node (modules/transfers): power actions are refused */
+  readonly #transferring = new Set<string>();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -728,6 +730,7 @@ export class ServersService {
     action: PowerAction,
     actor: string | null = null,
   ): Promise<{ operationId: string }> {
+    this.assertNotTransferring(id);
     const row = await this.#row(id);
     if (!this.#gateway.isOnline(row.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     const operationId = await this.#operations.start(row, action, powerActions[action], {}, actor);
@@ -735,6 +738,60 @@ export class ServersService {
     const desired = action === 'start' || action === 'restart' ? 'running' : 'offline';
     await this.#repo.update(id, { desired_state: desired, updated_at: nowIso() });
     return { operationId };
+  }
+
+  /** Marks a server as being transferred (false: it already is); `endTransfer` clears it. */
+  beginTransfer(id: string): boolean {
+    if (this.#transferring.has(id)) return false;
+    this.#transferring.add(id);
+    return true;
+  }
+
+  endTransfer(id: string): void {
+    this.#transferring.delete(id);
+  }
+
+  /** SERVER_TRANSFERRING (409) while the server is being moved to another node. */
+  assertNotTransferring(id: string): void {
+    if (this.#transferring.has(id))
+      throw new CodedError(
+        'SERVER_TRANSFERRING',
+        'the server is being transferred to another node; try again when the transfer ended',
+      );
+  }
+
+  /** The stored row (NOT_FOUND otherwise), for the transfer. */
+  async row(id: string): Promise<ServersTable> {
+    return this.#row(id);
+  }
+
+  /** INSUFFICIENT_RESOURCES when the server's limits do not fit on `node` (a transfer's target). */
+  async assertFitsOn(node: NodesTable, row: ServersTable): Promise<void> {
+    await this.#withNodeLock(node.id, () =>
+      this.#assertFits(node, parseJson<Limits>(row.limits, {}), undefined),
+    );
+  }
+
+  /** The create_server egg of the server with `allocation` (on the target), without its install. */
+  async transferEgg(row: ServersTable, allocation: Allocation | undefined): Promise<EggConfig> {
+    const loaded = await this.#load(row);
+    const { install: _install, ...egg } = eggOf({ ...loaded, allocation });
+    return egg;
+  }
+
+  /** After a transfer switched the row: the server's events come from its new node. */
+  async movedTo(id: string, nodeId: string, status: ServerStatus): Promise<void> {
+    this.#projection.track(id, nodeId);
+    // its status events before the switch came from a node it was not on yet (ignored then)
+    const prev = this.#live.setStatus(id, status);
+    await this.#repo.update(id, { status, updated_at: nowIso() });
+    if (prev !== status)
+      this.#bus.publish({
+        kind: 'server.status',
+        serverId: id,
+        status,
+        ...(prev ? { previousStatus: prev } : {}),
+      });
   }
 
   /**

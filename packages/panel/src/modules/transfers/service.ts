@@ -1,0 +1,612 @@
+/**
+ * Server transfers between nodes (issue 16 item 2), Wings' flow: archive → stream → restore →
+ * switch. One operation (kind `transfer`, recorded on the source node) with a stage per step:
+ *
+ *   stopping (when it was running) → archiving (a tar.zst backup on the source: the backup
+ *   archiver) → creating (the server on the target, with its new allocation, no install) →
+ *   streaming (the archive source → Panel relay → target, backup_import: streamed with
+ *   backpressure, never buffered; the server's other local backups go the same way) →
+ *   restoring (backup_restore on the target) → starting (when it was running; until running) →
+ *   switching (node, allocation and local backups' node in one transaction) → cleaning (the
+ *   source's container, files and old allocation go; the archive on the target too).
+ *
+ * A failure at any step before the switch deletes what the target got (at once, or when its Agent
+ * is back: `cleanup_pending`), releases the target allocation, removes the archive on the source
+ * and starts the source again when it was running; the operation fails with the step and reason.
+ * Power actions on the server are refused meanwhile (SERVER_TRANSFERRING), as is a second transfer.
+ * Backups in S3 are untouched (keyed by server, not node); local ones move with the server.
+ */
+import { randomUUID } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { BackupRecord, CodedError, CreateTransferData, isCodedError, StatusData } from '@cap/protocol';
+import type { Logger } from 'pino';
+import type { EventBus } from '../../bus/index.ts';
+import { type Db, nowIso } from '../../db/index.ts';
+import type { NodesTable, ServersTable, TransfersTable } from '../../db/schema.ts';
+import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
+import type { Allocation, AllocationsService } from '../allocations/service.ts';
+import { pullFromAgent, pushToAgent, type TransferRelay } from '../files/relay.ts';
+import type { NodesRepo } from '../nodes/repo.ts';
+import type { OperationAction, OperationResult, OperationsService } from '../operations/service.ts';
+import type { ServersService } from '../servers/service.ts';
+
+export const TRANSFER_STEPS = [
+  'stopping',
+  'archiving',
+  'creating',
+  'streaming',
+  'restoring',
+  'starting',
+  'switching',
+  'cleaning',
+] as const;
+export type TransferStep = (typeof TRANSFER_STEPS)[number];
+
+/** How long a step's Agent operation may take (a large world archives and extracts slowly). */
+const STEP_TIMEOUT_MS = 30 * 60_000;
+/** How long the target's server may take to report running after its start. */
+const RUNNING_TIMEOUT_MS = 120_000;
+const TICKET_TTL_SECONDS = 120;
+
+export interface Transfer {
+  id: string;
+  serverId: string;
+  operationId: string;
+  sourceNodeId: string;
+  targetNodeId: string;
+  targetAllocationId: string | null;
+  state: 'running' | 'completed' | 'failed';
+  step: string;
+  errorCode: string | null;
+  errorMessage: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+function toTransfer(r: TransfersTable): Transfer {
+  return {
+    id: r.id,
+    serverId: r.server_id,
+    operationId: r.operation_id,
+    sourceNodeId: r.source_node_id,
+    targetNodeId: r.target_node_id,
+    targetAllocationId: r.target_allocation_id,
+    state: r.state as Transfer['state'],
+    step: r.step,
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+class StepError extends Error {
+  readonly step: TransferStep;
+  readonly code: string;
+  constructor(step: TransferStep, code: string, message: string) {
+    super(message);
+    this.step = step;
+    this.code = code;
+  }
+}
+
+interface Run {
+  t: TransfersTable;
+  row: ServersTable;
+  actor: string | null;
+  source: string;
+  target: string;
+  wasRunning: boolean;
+  archiveId: string | null;
+  /** what exists on the target so far (undone on failure) */
+  targetCreated: boolean;
+  movedBackups: string[];
+}
+
+export class TransfersService {
+  readonly #db: Db;
+  readonly #servers: ServersService;
+  readonly #nodes: NodesRepo;
+  readonly #allocations: AllocationsService;
+  readonly #operations: OperationsService;
+  readonly #gateway: AgentGateway;
+  readonly #relay: TransferRelay;
+  readonly #log: Logger;
+  readonly #runningTimeoutMs: number;
+
+  constructor(deps: {
+    db: Db;
+    servers: ServersService;
+    nodes: NodesRepo;
+    allocations: AllocationsService;
+    operations: OperationsService;
+    gateway: AgentGateway;
+    relay: TransferRelay;
+    bus: EventBus;
+    log: Logger;
+    runningTimeoutMs?: number;
+  }) {
+    this.#db = deps.db;
+    this.#servers = deps.servers;
+    this.#nodes = deps.nodes;
+    this.#allocations = deps.allocations;
+    this.#operations = deps.operations;
+    this.#gateway = deps.gateway;
+    this.#relay = deps.relay;
+    this.#log = deps.log.child({ component: 'transfers' });
+    this.#runningTimeoutMs = deps.runningTimeoutMs ?? RUNNING_TIMEOUT_MS;
+    // a failed transfer's copy on a target that was offline goes once its Agent is back
+    deps.bus.subscribe('node.online', (e) => {
+      void this.cleanupNode(e.nodeId).catch((err: Error) =>
+        this.#log.warn({ nodeId: e.nodeId, err: err.message }, 'transfer cleanup failed'),
+      );
+    });
+  }
+
+  /** Transfers a Panel restart cut: failed (their target copies are cleaned when seen online). */
+  async init(): Promise<void> {
+    await this.#db
+      .updateTable('transfers')
+      .set({
+        state: 'failed',
+        cleanup_pending: 1,
+        error_code: 'INTERNAL_ERROR',
+        error_message: 'the Panel restarted during the transfer',
+        finished_at: nowIso(),
+      })
+      .where('state', '=', 'running')
+      .execute();
+  }
+
+  async list(serverId: string, limit = 20): Promise<Transfer[]> {
+    const rows = await this.#db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('server_id', '=', serverId)
+      .orderBy('created_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map(toTransfer);
+  }
+
+  /**
+   * Starts a transfer of the server to `nodeId`: checked at once (NOT_FOUND, VALIDATION_FAILED for
+   * its own node, AGENT_OFFLINE, SERVER_TRANSFERRING, INSUFFICIENT_RESOURCES, PORT_CONFLICT when
+   * the target has no free allocation); the rest runs as the operation. `done` settles at its end.
+   */
+  async start(
+    serverId: string,
+    input: { nodeId: string; allocationId?: string | undefined },
+    actor: string | null,
+  ): Promise<{ transfer: Transfer; done: Promise<Transfer> }> {
+    const row = await this.#servers.row(serverId);
+    if (row.node_id === input.nodeId)
+      throw new CodedError('VALIDATION_FAILED', 'the server is on that node already', {
+        location: 'nodeId',
+      });
+    const target = await this.#nodes.findById(input.nodeId);
+    if (!target) throw new CodedError('NOT_FOUND', 'no such node', { location: 'nodeId' });
+    for (const n of [row.node_id, target.id])
+      if (!this.#gateway.isOnline(n))
+        throw new CodedError('AGENT_OFFLINE', `node ${n === target.id ? target.name : n} is offline`);
+    if (!this.#servers.beginTransfer(serverId))
+      throw new CodedError('SERVER_TRANSFERRING', 'the server is being transferred already');
+    let claimed = false;
+    try {
+      await this.#servers.assertFitsOn(target, row);
+      const allocation = await this.#claim(target, row, input.allocationId);
+      claimed = true;
+      const operationId = await this.#operations.open(
+        { id: serverId, node_id: row.node_id },
+        'transfer',
+        actor,
+      );
+      const t: TransfersTable = {
+        id: randomUUID(),
+        server_id: serverId,
+        operation_id: operationId,
+        source_node_id: row.node_id,
+        target_node_id: target.id,
+        source_allocation_id: row.allocation_id,
+        target_allocation_id: allocation?.id ?? null,
+        state: 'running',
+        step: 'stopping',
+        error_code: null,
+        error_message: null,
+        cleanup_pending: 0,
+        created_by: actor,
+        created_at: nowIso(),
+        finished_at: null,
+      };
+      await this.#db.insertInto('transfers').values(t).execute();
+      const run: Run = {
+        t,
+        row,
+        actor,
+        source: row.node_id,
+        target: target.id,
+        wasRunning: false,
+        archiveId: null,
+        targetCreated: false,
+        movedBackups: [],
+      };
+      this.#log.info({ serverId, from: row.node_id, to: target.id, operationId }, 'transfer started');
+      const done = this.#run(run, allocation);
+      done.catch(() => undefined);
+      return { transfer: toTransfer(t), done };
+    } catch (e) {
+      if (claimed) await this.#releaseOn(serverId, target.id).catch(() => undefined);
+      this.#servers.endTransfer(serverId);
+      throw e;
+    }
+  }
+
+  async #claim(
+    target: NodesTable,
+    row: ServersTable,
+    allocationId: string | undefined,
+  ): Promise<Allocation | undefined> {
+    const ports = JSON.parse(row.ports || '{}') as Record<string, unknown>;
+    try {
+      if (Object.keys(ports).length > 0)
+        await this.#allocations.claimRawPorts(target.id, row.id, ports as never);
+      if (row.allocation_id === null && allocationId === undefined) return undefined;
+      const a = await this.#allocations.claimPrimary(target.id, row.id, { allocationId });
+      if (!a)
+        throw new CodedError('PORT_CONFLICT', `node ${target.name} has no allocation to move the server to`, {
+          location: 'allocationId',
+        });
+      return a;
+    } catch (e) {
+      await this.#releaseOn(row.id, target.id).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The server's allocations on one node go back (pooled ones to the pool, raw ones away). */
+  async #releaseOn(serverId: string, nodeId: string, tx: Db = this.#db): Promise<void> {
+    await tx
+      .deleteFrom('allocations')
+      .where('server_id', '=', serverId)
+      .where('node_id', '=', nodeId)
+      .where('pooled', '=', 0)
+      .execute();
+    await tx
+      .updateTable('allocations')
+      .set({ server_id: null })
+      .where('server_id', '=', serverId)
+      .where('node_id', '=', nodeId)
+      .execute();
+  }
+
+  async #step(run: Run, step: TransferStep, message?: string): Promise<void> {
+    run.t.step = step;
+    await this.#db.updateTable('transfers').set({ step }).where('id', '=', run.t.id).execute();
+    await this.#operations.step(run.t.operation_id, step, message);
+  }
+
+  /** One Agent operation of a step (kind `transfer_step`), awaited to its end; failure throws. */
+  async #sub<A extends OperationAction>(
+    run: Run,
+    nodeId: string,
+    action: A,
+    payload: AgentRequestPayload<A>,
+  ): Promise<OperationResult> {
+    let end: Promise<OperationResult> | undefined;
+    await this.#operations.start(
+      { id: run.row.id, node_id: nodeId },
+      'transfer_step',
+      action,
+      payload,
+      run.actor,
+      {
+        awaitEnd: (e) => {
+          end = e;
+        },
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([
+      end as Promise<OperationResult>,
+      new Promise<OperationResult>((resolve) => {
+        timer = setTimeout(
+          () => resolve({ success: false, code: 'TIMEOUT', message: `${action} did not end in time` }),
+          STEP_TIMEOUT_MS,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (!r.success)
+      throw new CodedError(
+        (r.code as never) ?? 'INTERNAL_ERROR',
+        r.message ?? `${action} failed on node ${nodeId}`,
+      );
+    return r;
+  }
+
+  async #status(nodeId: string, serverId: string): Promise<StatusData['status']> {
+    const s = StatusData.parse(await this.#gateway.request(nodeId, 'get_status', {}, { serverId }));
+    return s.status;
+  }
+
+  async #backups(nodeId: string, serverId: string): Promise<BackupRecord[]> {
+    const out: BackupRecord[] = [];
+    for (let offset = 0; offset < 10_000; offset += 100) {
+      const page = (await this.#gateway.request(
+        nodeId,
+        'backup_list',
+        { offset, limit: 100 },
+        { serverId },
+      )) as {
+        backups: unknown[];
+      };
+      out.push(...page.backups.map((b) => BackupRecord.parse(b)));
+      if (page.backups.length < 100) break;
+    }
+    return out;
+  }
+
+  /** One completed backup archive source → Panel → target (backup_import, verified there). */
+  async #stream(run: Run, rec: BackupRecord, onProgress?: (sent: number, total: number) => void) {
+    if (rec.state !== 'completed' || rec.size === null || rec.sha256 === null)
+      throw new CodedError('INVALID_STATE', `backup ${rec.backupId} is ${rec.state}, not completed`);
+    const serverId = run.row.id;
+    const size = rec.size;
+    const up = CreateTransferData.parse(
+      await this.#gateway.request(
+        run.target,
+        'backup_import',
+        {
+          backupId: rec.backupId,
+          format: rec.format,
+          size,
+          sha256: rec.sha256,
+          name: rec.name,
+          bytes: rec.bytes,
+          entries: rec.entries,
+          createdAt: rec.createdAt,
+          ttlSeconds: TICKET_TTL_SECONDS,
+        },
+        { serverId },
+      ),
+    );
+    const down = CreateTransferData.parse(
+      await this.#gateway.request(
+        run.source,
+        'create_transfer',
+        { direction: 'download', backupId: rec.backupId, ttlSeconds: TICKET_TTL_SECONDS },
+        { serverId },
+      ),
+    );
+    const deps = { transfers: this.#relay, gateway: this.#gateway };
+    const src = await pullFromAgent(deps, { nodeId: run.source, serverId, ticket: down.ticket, size });
+    let sent = 0;
+    let last = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        sent += chunk.length;
+        const now = Date.now();
+        if (onProgress && (now - last >= 1000 || sent === size)) {
+          last = now;
+          onProgress(sent, size);
+        }
+        cb(null, chunk);
+      },
+    });
+    src.stream.once('error', (e) => counted.destroy(e));
+    src.stream.pipe(counted);
+    try {
+      await pushToAgent(deps, { nodeId: run.target, serverId, ticket: up.ticket, size }, counted);
+      src.done();
+    } catch (e) {
+      src.done(e as Error);
+      counted.destroy();
+      throw e;
+    }
+  }
+
+  async #run(run: Run, allocation: Allocation | undefined): Promise<Transfer> {
+    const serverId = run.row.id;
+    const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+    const at = async <T>(step: TransferStep, fn: () => Promise<T>, message?: string): Promise<T> => {
+      await this.#step(run, step, message);
+      try {
+        return await fn();
+      } catch (e) {
+        throw new StepError(step, isCodedError(e) ? e.code : 'INTERNAL_ERROR', (e as Error).message);
+      }
+    };
+    try {
+      await at('stopping', async () => {
+        const status = await this.#status(run.source, serverId);
+        run.wasRunning = status === 'running' || status === 'starting';
+        if (run.wasRunning) await this.#sub(run, run.source, 'stop_server', {});
+      });
+      const archive = await at('archiving', async () => {
+        const backupId = randomUUID();
+        run.archiveId = backupId;
+        await this.#sub(run, run.source, 'backup_create', {
+          backupId,
+          name: 'transfer',
+          format: 'tar.zst',
+          ignore: [],
+          commandsBefore: [],
+          commandsAfter: [],
+          commandWaitSeconds: 0,
+          locked: false,
+        });
+        const all = await this.#backups(run.source, serverId);
+        const rec = all.find((b) => b.backupId === backupId);
+        if (!rec) throw new CodedError('INTERNAL_ERROR', 'the source does not list the transfer archive');
+        return { rec, others: all.filter((b) => b.backupId !== backupId && b.state === 'completed') };
+      });
+      await at('creating', async () => {
+        const eggConfig = await this.#servers.transferEgg(run.row, allocation);
+        run.targetCreated = true;
+        await this.#sub(run, run.target, 'create_server', { serverId, eggConfig });
+      });
+      await at(
+        'streaming',
+        async () => {
+          await this.#stream(run, archive.rec, (sent, total) => {
+            void this.#operations
+              .step(run.t.operation_id, 'streaming', `${mb(sent)} of ${mb(total)}`)
+              .catch(() => undefined);
+          });
+          // the server's other backups on the source node go with it
+          for (const b of archive.others) {
+            await this.#stream(run, b);
+            run.movedBackups.push(b.backupId);
+          }
+        },
+        `0.0 MB of ${mb(Number(archive.rec.size ?? 0))}`,
+      );
+      await at('restoring', () =>
+        this.#sub(run, run.target, 'backup_restore', { backupId: archive.rec.backupId, truncate: true }),
+      );
+      await at('starting', async () => {
+        if (!run.wasRunning) return;
+        await this.#sub(run, run.target, 'start_server', {});
+        const until = Date.now() + this.#runningTimeoutMs;
+        for (;;) {
+          const s = await this.#status(run.target, serverId);
+          if (s === 'running') break;
+          if (Date.now() > until || s === 'offline' || s === 'crashed')
+            throw new CodedError('INVALID_STATE', `the server on the target is ${s}, not running`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      });
+      await at('switching', () =>
+        this.#db.transaction().execute(async (tx) => {
+          await tx
+            .updateTable('servers')
+            .set({
+              node_id: run.target,
+              allocation_id: allocation?.id ?? null,
+              updated_at: nowIso(),
+            })
+            .where('id', '=', serverId)
+            .execute();
+          await this.#releaseOn(serverId, run.source, tx as unknown as Db);
+          if (run.movedBackups.length > 0)
+            await tx
+              .updateTable('backups')
+              .set({ node_id: run.target })
+              .where('server_id', '=', serverId)
+              .where('id', 'in', run.movedBackups)
+              .execute();
+        }),
+      );
+      await this.#servers.movedTo(
+        serverId,
+        run.target,
+        await this.#status(run.target, serverId).catch(() => 'offline' as const),
+      );
+      await this.#step(run, 'cleaning');
+      // switched: what is left on the source goes (a failure here leaves litter, not a broken server)
+      await this.#gateway
+        .request(run.source, 'delete_server', {}, { serverId, timeoutMs: STEP_TIMEOUT_MS })
+        .catch((e: Error) =>
+          this.#log.warn({ serverId, nodeId: run.source, err: e.message }, 'source copy not deleted'),
+        );
+      await this.#gateway
+        .request(run.target, 'backup_delete', { backupId: archive.rec.backupId }, { serverId })
+        .catch((e: Error) => this.#log.warn({ serverId, err: e.message }, 'transfer archive not deleted'));
+      await this.#end(run, { success: true });
+      this.#log.info({ serverId, to: run.target }, 'transfer completed');
+    } catch (e) {
+      const step = e instanceof StepError ? e.step : (run.t.step as TransferStep);
+      const code = e instanceof StepError ? e.code : isCodedError(e) ? e.code : 'INTERNAL_ERROR';
+      const reason = (e as Error).message;
+      this.#log.warn({ serverId, step, code, err: reason }, 'transfer failed; undoing');
+      await this.#undo(run);
+      await this.#end(run, { success: false, code, message: `${step}: ${reason}`.slice(0, 4096) });
+    } finally {
+      this.#servers.endTransfer(serverId);
+    }
+    const row = await this.#db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('id', '=', run.t.id)
+      .executeTakeFirstOrThrow();
+    const out = toTransfer(row);
+    if (out.state !== 'completed')
+      throw new CodedError((out.errorCode as never) ?? 'INTERNAL_ERROR', out.errorMessage ?? 'failed');
+    return out;
+  }
+
+  /** Before the switch: the target's copy goes, the source is whole again (and running if it was). */
+  async #undo(run: Run): Promise<void> {
+    const serverId = run.row.id;
+    if (run.targetCreated) {
+      const gone = await this.#gateway
+        .request(run.target, 'delete_server', {}, { serverId, timeoutMs: STEP_TIMEOUT_MS })
+        .then(
+          () => true,
+          (e: unknown) =>
+            isCodedError(e) && (e.code === 'SERVER_NOT_FOUND' || e.code === 'CONTAINER_NOT_FOUND'),
+        );
+      if (!gone) {
+        run.t.cleanup_pending = 1;
+        await this.#db
+          .updateTable('transfers')
+          .set({ cleanup_pending: 1 })
+          .where('id', '=', run.t.id)
+          .execute();
+      }
+    }
+    await this.#releaseOn(serverId, run.target).catch(() => undefined);
+    if (run.archiveId)
+      await this.#gateway
+        .request(run.source, 'backup_delete', { backupId: run.archiveId }, { serverId })
+        .catch(() => undefined);
+    if (run.wasRunning)
+      await this.#sub(run, run.source, 'start_server', {}).catch((e: Error) =>
+        this.#log.error(
+          { serverId, err: e.message },
+          'the source did not start again after a failed transfer',
+        ),
+      );
+  }
+
+  async #end(run: Run, r: OperationResult): Promise<void> {
+    await this.#db
+      .updateTable('transfers')
+      .set({
+        state: r.success ? 'completed' : 'failed',
+        error_code: r.code ?? null,
+        error_message: r.message ?? null,
+        finished_at: nowIso(),
+      })
+      .where('id', '=', run.t.id)
+      .execute();
+    await this.#operations.finish(run.t.operation_id, r);
+  }
+
+  /** A node back online: copies that failed transfers left on it are deleted. */
+  async cleanupNode(nodeId: string): Promise<void> {
+    const rows = await this.#db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('target_node_id', '=', nodeId)
+      .where('cleanup_pending', '=', 1)
+      .execute();
+    for (const t of rows) {
+      const server = await this.#db
+        .selectFrom('servers')
+        .select(['node_id'])
+        .where('id', '=', t.server_id)
+        .executeTakeFirst();
+      // (a later transfer may have moved it there for real)
+      if (server?.node_id !== nodeId)
+        await this.#gateway
+          .request(nodeId, 'delete_server', {}, { serverId: t.server_id, timeoutMs: STEP_TIMEOUT_MS })
+          .catch((e: unknown) => {
+            if (isCodedError(e) && (e.code === 'SERVER_NOT_FOUND' || e.code === 'CONTAINER_NOT_FOUND'))
+              return;
+            throw e;
+          });
+      await this.#db.updateTable('transfers').set({ cleanup_pending: 0 }).where('id', '=', t.id).execute();
+      this.#log.info({ serverId: t.server_id, nodeId }, 'failed transfer copy removed from the target');
+    }
+  }
+}
