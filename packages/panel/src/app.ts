@@ -32,6 +32,7 @@ import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { dockerRoutes } from './modules/docker/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
+import { imageUpdatesRoutes } from './modules/image-updates/routes.ts';
 import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { playersRoutes } from './modules/players/routes.ts';
@@ -106,6 +107,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await s.players.init();
   await s.servers.init();
   s.schedules.init();
+  s.imageUpdates.init();
   await s.webhooks.init();
   const { setupToken } = await s.auth.bootstrap({
     ...(config.adminEmail ? { email: config.adminEmail } : {}),
@@ -146,6 +148,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.hub.close();
     s.servers.close();
     s.schedules.close();
+    s.imageUpdates.close();
     s.webhooks.close();
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
@@ -216,6 +219,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     clientRelayRoutes,
     prometheusRoutes,
     dockerRoutes,
+    imageUpdatesRoutes,
   ]) {
     await routes(app, s);
   }

@@ -27,6 +27,7 @@ import { DockerAccessStore, DockerPolicyStore } from './modules/docker/policy-st
 import { DockerTunnels } from './modules/docker/tunnels.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
+import { ImageUpdatesService } from './modules/image-updates/service.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
 import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
@@ -99,6 +100,8 @@ export interface PanelServices {
   periodic: Periodic;
   /** Panel-wide and per-server webhooks: bus events → persisted, retried deliveries */
   webhooks: WebhooksService;
+  /** image digest checks and image updates with rollback (modules/image-updates) */
+  imageUpdates: ImageUpdatesService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -258,9 +261,19 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     onError: (name, err) =>
       log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
   });
+  const imageUpdates = new ImageUpdatesService({
+    db,
+    gateway,
+    operations,
+    bus,
+    log: log.child({ component: 'image-updates' }),
+    periodic,
+    settings,
+    nodeOf: (serverId) => servers.nodeIdOf(serverId),
+  });
   const schedules = new SchedulesService({
     repo: new SchedulesRepo(db),
-    runner: panelTaskRunner({ servers, backups, operations }),
+    runner: panelTaskRunner({ servers, backups, operations, imageUpdates }),
     bus,
     log: log.child({ component: 'schedules' }),
     periodic,
@@ -363,6 +376,7 @@ export function createServices(config: PanelConfig, db: Db, log: Logger): PanelS
     schedules,
     periodic,
     webhooks,
+    imageUpdates,
     live,
     bus,
     activity,

@@ -109,6 +109,8 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     payload: { folders: [{ path: 'BepInEx/plugins', kind: 'bepinex' }], offset: 0, limit: 50 },
     serverId: 's1',
   },
+  image_check: { payload: {}, serverId: 's1' },
+  image_update_server: { payload: { readyTimeoutSeconds: 60, stableSeconds: 5 }, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -144,6 +146,8 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   volume_backup: { volume: '../etc' },
   volume_restore: { volume: 'v', size: 0 },
   list_mods: { folders: [{ path: '../../etc', kind: 'other' }] },
+  image_check: { registryAuth: 'x'.repeat(9000) },
+  image_update_server: { readyTimeoutSeconds: 1 },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };
@@ -171,6 +175,12 @@ const events: Record<EventName, unknown> = {
   install_output: { serverId: 's1', message: 'downloading' },
   install_completed: { serverId: 's1', success: true, exitCode: 0 },
   operation_progress: { operationId: 'op1', serverId: 's1', stage: 'killing', message: 'after 45 s' },
+  image_pull_progress: {
+    operationId: 'op1',
+    serverId: 's1',
+    layers: [{ id: 'abc', status: 'Downloading', current: 1, total: 2 }],
+    done: false,
+  },
   operation_completed: {
     operationId: 'op1',
     serverId: 's1',

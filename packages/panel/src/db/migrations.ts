@@ -614,6 +614,27 @@ const m024: Migration = {
   },
 };
 
+/** Image updates (issue 13 item 3): per server, the last digest check and the last update's outcome. */
+const m025: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('server_image_state')
+      .addColumn('server_id', 'text', (c) => c.primaryKey().references('servers.id').onDelete('cascade'))
+      .addColumn('image', 'text', (c) => c.notNull())
+      .addColumn('image_id', 'text')
+      /** the digest of the container's image (of its RepoDigests, the one of the same repository) */
+      .addColumn('local_digest', 'text')
+      /** the registry's current digest for the same reference */
+      .addColumn('remote_digest', 'text')
+      .addColumn('checked_at', 'text')
+      /** why the last check could not ask the registry (null: it could) */
+      .addColumn('error', 'text')
+      /** JSON: the last update's { operationId, outcome, reason, at } */
+      .addColumn('last_update', 'text')
+      .execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -644,6 +665,7 @@ export const migrations: Record<string, Migration> = {
   '022_schedules': m022,
   '023_webhooks': m023,
   '024_node_capacity': m024,
+  '025_image_updates': m025,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -34,6 +34,10 @@ export class DockerServerEnvironment implements Environment {
     return this.engine.version();
   }
 
+  get images(): DockerEnvironment {
+    return this.engine;
+  }
+
   imageTags(): Promise<string[]> {
     return this.engine.imageTags();
   }

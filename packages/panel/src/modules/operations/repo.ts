@@ -15,6 +15,7 @@ export const OperationKind = z.enum([
   'restore',
   'compress',
   'decompress',
+  'image_update',
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
