@@ -58,9 +58,7 @@ describe('Panel + Agent + Docker + registry: image updates roll back when the ne
   });
 
   after(async () => {
-    const t0 = Date.now();
     await stack?.stop();
-    console.error(`stack stopped after ${Date.now() - t0} ms`);
     // every image of the test's repository, tagged or left untagged by a later pull
     const mine = (await docker.listImages({ all: true })).filter(
       (i) =>
@@ -72,9 +70,7 @@ describe('Panel + Agent + Docker + registry: image updates roll back when the ne
         .getImage(i.Id)
         .remove({ force: true })
         .catch(() => undefined);
-    console.error(`images removed after ${Date.now() - t0} ms`);
     await registry?.stop();
-    console.error(`registry stopped after ${Date.now() - t0} ms`);
   });
 
   it('a new image under the same tag: the check says so, the update runs it and it is ready', async () => {
