@@ -128,7 +128,7 @@ test('image updates: badge, update with pull progress, updated; a broken image i
     await page.waitForSelector('[data-testid="image-update-outcome"][data-outcome="rolled_back"]', {
       timeout: 120_000,
     });
-    const text = await byTestId('image-update-outcome').innerText();
+    const text = (await byTestId('image-update-outcome').textContent()) ?? '';
     assert.match(text, /Rolled back to the previous image: .+/);
   });
 });
