@@ -33,6 +33,7 @@ import { dashboardRoutes } from './modules/dashboard/routes.ts';
 import { dockerRoutes } from './modules/docker/routes.ts';
 import { failoverRoutes } from './modules/failover/routes.ts';
 import { filesRoutes } from './modules/files/routes.ts';
+import { imageUpdatesRoutes } from './modules/image-updates/routes.ts';
 import { modsRoutes } from './modules/mods/routes.ts';
 import { nodesRoutes } from './modules/nodes/routes.ts';
 import { playersRoutes } from './modules/players/routes.ts';
@@ -119,6 +120,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   await s.servers.init();
   await s.transfers.init();
   s.schedules.init();
+  s.imageUpdates.init();
   await s.webhooks.init();
   s.failover.start();
   const { setupToken } = await s.auth.bootstrap({
@@ -162,6 +164,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.hub.close();
     s.servers.close();
     s.schedules.close();
+    s.imageUpdates.close();
     s.webhooks.close();
     await new Promise((r) => setTimeout(r, 50));
     for (const c of app.websocketServer.clients) c.terminate();
@@ -236,6 +239,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     registriesRoutes,
     failoverRoutes,
     stacksRoutes,
+    imageUpdatesRoutes,
   ]) {
     await routes(app, s);
   }

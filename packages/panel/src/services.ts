@@ -28,6 +28,7 @@ import { DockerTunnels } from './modules/docker/tunnels.ts';
 import { FailoverService } from './modules/failover/service.ts';
 import { TransferRelay } from './modules/files/relay.ts';
 import { TransferLinks } from './modules/files/transfer-links.ts';
+import { ImageUpdatesService } from './modules/image-updates/service.ts';
 import { MetricsRepo } from './modules/metrics/repo.ts';
 import { MetricsService } from './modules/metrics/service.ts';
 import { NodesRepo } from './modules/nodes/repo.ts';
@@ -108,6 +109,8 @@ export interface PanelServices {
   webhooks: WebhooksService;
   /** failover of opted-in servers off nodes offline too long, and the fences of their old copies */
   failover: FailoverService;
+  /** image digest checks and image updates with rollback (modules/image-updates) */
+  imageUpdates: ImageUpdatesService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -287,9 +290,19 @@ export function createServices(
     onError: (name, err) =>
       log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
   });
+  const imageUpdates = new ImageUpdatesService({
+    db,
+    gateway,
+    operations,
+    bus,
+    log: log.child({ component: 'image-updates' }),
+    periodic,
+    settings,
+    nodeOf: (serverId) => servers.nodeIdOf(serverId),
+  });
   const schedules = new SchedulesService({
     repo: new SchedulesRepo(db),
-    runner: panelTaskRunner({ servers, backups, operations }),
+    runner: panelTaskRunner({ servers, backups, operations, imageUpdates }),
     bus,
     log: log.child({ component: 'schedules' }),
     periodic,
@@ -411,6 +424,7 @@ export function createServices(
     periodic,
     webhooks,
     failover,
+    imageUpdates,
     live,
     bus,
     activity,

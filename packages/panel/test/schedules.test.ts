@@ -425,7 +425,7 @@ for (const engine of ['sqlite', 'postgres'] as const)
         input({ intervalSeconds: 60, tasks: [] }),
         input({ intervalSeconds: 60, tasks: [{ action: 'power', power: 'explode' }] }),
         input({ intervalSeconds: 60, tasks: [{ action: 'command', command: 'x', offsetSeconds: 901 }] }),
-        input({ intervalSeconds: 60, tasks: [{ action: 'update' }] }),
+        input({ intervalSeconds: 60, tasks: [{ action: 'update', readyTimeoutSeconds: 1 }] }),
         input({ intervalSeconds: 60, tasks: Array.from({ length: 21 }, () => cmd('x')) }),
       ]) {
         const r = await api('POST', '/schedules', body);

@@ -271,6 +271,66 @@ export const UpdateServerPayload = EggConfig.partial()
       .optional(),
   });
 export const FilePathPayload = z.object({ path: z.string().max(4096).default('/') });
+
+/**
+ * image_check (issue 13 item 3): the digests of the image the server's container runs (its
+ * RepoDigests) and the registry's current digest of the same reference, asked from this node
+ * (the Engine's `GET /distribution/{name}/json`). `registryAuth`: an X-Registry-Auth value.
+ */
+export const ImageCheckPayload = z.object({
+  registryAuth: z.string().max(8192).optional(),
+});
+export const ImageCheckData = z.object({
+  image: z.string(),
+  /** the image ID the container runs (null: no container yet) */
+  imageId: z.string().nullable(),
+  /** its RepoDigests (`repo@sha256:…`) */
+  localDigests: z.array(z.string()).max(64),
+  /** the registry's manifest digest for the reference (null when the registry failed) */
+  remoteDigest: z.string().nullable(),
+  /** why the registry could not be asked */
+  error: z.string().max(1024).optional(),
+});
+export type ImageCheckData = z.infer<typeof ImageCheckData>;
+
+/**
+ * image_update_server (an operation): pull the reference with per-layer progress
+ * (image_pull_progress events) → keep the previous image (tagged `<repo>:cap-rollback-<server>`) →
+ * recreate the container on the new image (files kept) → start it if it ran → wait until ready
+ * (the done pattern, else running for `stableSeconds`) within `readyTimeoutSeconds`; not ready or
+ * crashed: the container is made again on the previous image, started, and the outcome is
+ * `rolled_back` with the reason.
+ */
+export const ImageUpdatePayload = z.object({
+  readyTimeoutSeconds: z.number().int().min(5).max(3600).default(120),
+  stableSeconds: z.number().int().min(1).max(600).default(10),
+  registryAuth: z.string().max(8192).optional(),
+});
+export const ImageUpdateOutcome = z.enum(['updated', 'unchanged', 'rolled_back']);
+export type ImageUpdateOutcome = z.infer<typeof ImageUpdateOutcome>;
+export const ImageUpdateData = z.object({
+  outcome: ImageUpdateOutcome,
+  previousImageId: z.string().nullable(),
+  imageId: z.string().nullable(),
+  /** why it was rolled back */
+  reason: z.string().max(1024).optional(),
+});
+export type ImageUpdateData = z.infer<typeof ImageUpdateData>;
+/** One layer of a pull as the Engine last reported it. */
+export const PullLayer = z.object({
+  id: z.string().max(128),
+  status: z.string().max(256),
+  current: z
+    .number()
+    .min(0)
+    .max(2 ** 53),
+  total: z
+    .number()
+    .min(0)
+    .max(2 ** 53),
+});
+export type PullLayer = z.infer<typeof PullLayer>;
+export const MAX_PULL_LAYERS = 128;
 /** write_file content cap, in UTF-8 bytes */
 export const MAX_WRITE_FILE_BYTES = 1024 * 1024;
 /** UTF-8 length of a string without encoding it (browser-safe: no Buffer). */
@@ -692,6 +752,10 @@ export const actionPayloads = {
   docker_containers: Empty,
   /** kick or ban a player through the server's console, by the template's `players.kick`/`ban` */
   player_action: PlayerActionPayload,
+  /** the container's image digests against the registry's current one (issue 13 item 3) */
+  image_check: ImageCheckPayload,
+  /** pull → recreate → wait ready → roll back when not ready (an operation, issue 13 item 3) */
+  image_update_server: ImageUpdatePayload,
 } as const;
 export type Action = keyof typeof actionPayloads;
 export const Action = z.enum(Object.keys(actionPayloads) as [Action, ...Action[]]);
@@ -729,6 +793,8 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'file_decompress',
   'list_mods',
   'player_action',
+  'image_check',
+  'image_update_server',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -760,6 +826,7 @@ export const OPERATION_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'backup_restore',
   'file_compress',
   'file_decompress',
+  'image_update_server',
 ]);
 /** The data of an acknowledgement. */
 export const OperationAccepted = z.object({ operationId: MessageId, status: z.literal('accepted') });
@@ -1018,6 +1085,13 @@ export const eventData = {
     error: z.object({ code: ErrorCode, message: z.string() }).optional(),
     /** what the action answered when it succeeded (as its answer without operationId) */
     data: z.unknown().optional(),
+  }),
+  /** the layers of an image update's pull so far (throttled; issue 13 item 3) */
+  image_pull_progress: z.object({
+    operationId: MessageId,
+    serverId: ServerId,
+    layers: z.array(PullLayer).max(MAX_PULL_LAYERS),
+    done: z.boolean(),
   }),
   /** first message on every (re)connection: who I am and what runs here */
   agent_hello: z.object({

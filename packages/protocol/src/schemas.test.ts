@@ -136,6 +136,8 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   stack_inspect: { payload: { project: 'demo' } },
   docker_containers: { payload: {} },
   player_action: { payload: { action: 'kick', id: '3', name: 'Sarge', reason: 'afk' }, serverId: 's1' },
+  image_check: { payload: {}, serverId: 's1' },
+  image_update_server: { payload: { readyTimeoutSeconds: 60, stableSeconds: 5 }, serverId: 's1' },
 };
 
 /** One bad payload per action that has a payload to get wrong. */
@@ -177,6 +179,8 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   stack_remove: { project: 'demo', volumes: 'yes' },
   docker_containers: { unexpected: true },
   player_action: { action: 'kick', id: '-1' },
+  image_check: { registryAuth: 'x'.repeat(9000) },
+  image_update_server: { readyTimeoutSeconds: 1 },
 };
 
 const usage = { used: '1m', percentage: 1, usedBytes: 1048576, limitBytes: 104857600 };
@@ -204,6 +208,12 @@ const events: Record<EventName, unknown> = {
   install_output: { serverId: 's1', message: 'downloading' },
   install_completed: { serverId: 's1', success: true, exitCode: 0 },
   operation_progress: { operationId: 'op1', serverId: 's1', stage: 'killing', message: 'after 45 s' },
+  image_pull_progress: {
+    operationId: 'op1',
+    serverId: 's1',
+    layers: [{ id: 'abc', status: 'Downloading', current: 1, total: 2 }],
+    done: false,
+  },
   operation_completed: {
     operationId: 'op1',
     serverId: 's1',

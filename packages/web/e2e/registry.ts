@@ -95,7 +95,8 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     host,
     dir,
     async stop() {
-      if (child.exitCode === null) {
+      // (a second stop: killed by a signal, exitCode stays null and signalCode is set)
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await exited;

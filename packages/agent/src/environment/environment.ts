@@ -52,7 +52,22 @@ export interface PortBinding {
   proto: 'tcp' | 'udp';
 }
 
+/** The image side of an image update (issue 13 item 3); the Docker Engine has it. */
+export interface ImageOps {
+  containerImage(containerId: string): Promise<{ imageId: string; digests: string[] } | null>;
+  imageInfo(ref: string): Promise<{ id: string; digests: string[] } | null>;
+  remoteDigest(ref: string, registryAuth?: string): Promise<string>;
+  pullWithProgress(
+    ref: string,
+    onEvent: (e: { id?: string; status?: string; current?: number; total?: number }) => void,
+    registryAuth?: string,
+  ): Promise<void>;
+  tagImage(image: string, repo: string, tag: string): Promise<void>;
+}
+
 export interface Environment {
+  /** image digests, pulls with progress and tags (absent: image updates are refused) */
+  readonly images?: ImageOps;
   /** the runtime's version (throws when it is unreachable) */
   version(): Promise<string>;
   /** the image references (repo:tag) present here, for system_info; absent: not reported */

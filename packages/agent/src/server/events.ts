@@ -20,6 +20,7 @@ export const WIRE_EVENT = {
   operation_completed: 'operation_completed',
   remote_console: 'remote_console_state',
   players: 'players_update',
+  image_pull_progress: 'image_pull_progress',
 } as const satisfies Record<string, EventName>;
 
 export type ServerEventMap = { [K in keyof typeof WIRE_EVENT]: EventData<(typeof WIRE_EVENT)[K]> } & {

@@ -13,10 +13,13 @@ import {
   type ErrorCode,
   type EventData,
   errorResponse,
+  type ImageCheckData,
   isCodedError,
+  MAX_PULL_LAYERS,
   normaliseRegistryHost,
   OPERATION_ACTIONS,
   okResponse,
+  type PullLayer,
   parseAgentInbound,
   type ResponseMessage,
   registryHostOf,
@@ -124,6 +127,7 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   kill_server: 'Server kill command received',
   reinstall_server: 'Server reinstall command received',
   update_server: 'Server update command received',
+  image_update_server: 'Image update command received',
   backup_create: 'Backup command received',
   backup_restore: 'Restore command received',
   file_compress: 'Compress command received',
@@ -978,6 +982,64 @@ export class ServerManager {
           throw e;
         }
         return { data: { serverId, status } };
+      }
+      case 'image_check': {
+        const s = this.#server(serverId);
+        const images = this.#env.images;
+        if (!images) throw new CodedError('DOCKER_ERROR', 'this runtime has no image updates');
+        const { registryAuth } = cmd.payload as Command<'image_check'>['payload'];
+        const here = s.containerId ? await images.containerImage(s.containerId) : null;
+        let remoteDigest: string | null = null;
+        let error: string | undefined;
+        try {
+          remoteDigest = await images.remoteDigest(s.egg.image, registryAuth);
+        } catch (e) {
+          error = (e as Error).message.slice(0, 1024);
+        }
+        const data: ImageCheckData = {
+          image: s.egg.image,
+          imageId: here?.imageId ?? null,
+          localDigests: here?.digests ?? [],
+          remoteDigest,
+          ...(error === undefined ? {} : { error }),
+        };
+        return { data };
+      }
+      case 'image_update_server': {
+        const s = this.#server(serverId);
+        const p = cmd.payload as Command<'image_update_server'>['payload'];
+        const layers = new Map<string, PullLayer>();
+        let last = 0;
+        const send = (done: boolean) => {
+          if (!op) return;
+          last = Date.now();
+          s.events.publish('image_pull_progress', {
+            operationId: op.operationId,
+            serverId: s.id,
+            layers: [...layers.values()].slice(0, MAX_PULL_LAYERS),
+            done,
+          });
+        };
+        const data = await s.power.imageUpdate(
+          {
+            readyTimeoutSeconds: p.readyTimeoutSeconds,
+            stableSeconds: p.stableSeconds,
+            ...(p.registryAuth ? { registryAuth: p.registryAuth } : {}),
+          },
+          {
+            stage: (stage, message) => {
+              if (stage === 'recreating' || stage === 'done') send(true);
+              if (op) this.#progress(op, stage, message);
+            },
+            pull: (e) => {
+              if (!e.id || !e.status) return;
+              if (!layers.has(e.id) && layers.size >= MAX_PULL_LAYERS) return;
+              layers.set(e.id, { id: e.id, status: e.status, current: e.current ?? 0, total: e.total ?? 0 });
+              if (Date.now() - last >= 250) send(false);
+            },
+          },
+        );
+        return { data };
       }
       case 'system_info': {
         const v = await this.#env.version().catch(() => 'unreachable');

@@ -12,6 +12,7 @@ import {
   type Command,
   EggConfig,
   type ErrorCode,
+  type ImageUpdateData,
   type ServerStatus,
   type Signal,
   type UpdateStage,
@@ -407,6 +408,122 @@ export class ServerPower {
     });
   }
 
+  /**
+   * The instance made again from the current definition (files kept): the staged one first, then
+   * the running one stopped (`graceful`) or killed, removed, and the staged one promoted.
+   */
+  async #recreate(graceful: boolean): Promise<void> {
+    const server = this.#server;
+    const { env } = server.deps;
+    await env.removeStaged(server.id);
+    const next = await env.create(server.id, server.egg, server.dir, { staged: true });
+    try {
+      if (server.run) {
+        if (graceful) await this.#stopLocked({});
+        else await this.#killNow();
+      }
+      await env.removeServer(server.id, server.containerId);
+      server.containerId = null;
+      await env.promote(server.id, next);
+    } catch (e) {
+      await env.remove(next).catch(() => undefined);
+      throw e;
+    }
+    server.containerId = next;
+    await server.store.persist();
+  }
+
+  /** Ready: the done pattern (or the process up) within the timeout, then still up for `stable` s without one. */
+  async #awaitReady(timeoutS: number, stableS: number): Promise<void> {
+    const server = this.#server;
+    await server.waitReady(timeoutS * 1000);
+    if (server.hasDonePattern) return;
+    const run = server.run;
+    const end = Date.now() + stableS * 1000;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (server.run !== run || server.status !== 'running')
+        throw new CodedError('INVALID_STATE', `server became ${server.status} within ${stableS} s`);
+    }
+  }
+
+  /**
+   * An image update (issue 13 item 3): pull the definition's reference → recreate on it → start
+   * if it ran → wait until ready; not ready (or crashed) → the reference is tagged back onto the
+   * previous image (kept as `<repo>:cap-rollback-<server>` too), the instance made again on it
+   * and started: `rolled_back` with the reason.
+   */
+  imageUpdate(
+    opts: { readyTimeoutSeconds: number; stableSeconds: number; registryAuth?: string },
+    hooks: {
+      stage: (stage: string, message?: string) => void;
+      pull: (e: { id?: string; status?: string; current?: number; total?: number }) => void;
+    },
+  ): Promise<ImageUpdateData> {
+    const server = this.#server;
+    return this.locked(async () => {
+      const generation = this.#generation;
+      if (server.deleted) throw new CodedError('SERVER_NOT_FOUND', 'server was deleted');
+      server.install.refuseWhileInstalling();
+      const images = server.deps.env.images;
+      if (!images) throw new CodedError('DOCKER_ERROR', 'this runtime has no image updates');
+      const ref = server.egg.image;
+      const { repo, tag } = splitImageRef(ref);
+      if (tag === null)
+        throw new CodedError('CONFIG_INVALID', `image ${ref} is pinned by digest: there is no newer one`);
+      const before = await images.containerImage(await this.ensureContainer());
+      const previousImageId = before?.imageId ?? null;
+      hooks.stage('pulling', ref);
+      await images.pullWithProgress(ref, hooks.pull, opts.registryAuth);
+      const after = await images.imageInfo(ref);
+      if (!after) throw new CodedError('DOCKER_ERROR', `image ${ref} is not present after its pull`);
+      if (after.id === previousImageId) {
+        hooks.stage('done', 'the image is current');
+        return { outcome: 'unchanged', previousImageId, imageId: after.id };
+      }
+      // kept for the rollback (and not pruned while tagged)
+      if (previousImageId) await images.tagImage(previousImageId, repo, rollbackTag(server.id));
+      const wasRunning = server.run !== null;
+      hooks.stage('recreating', `on ${after.id.slice(0, 19)}`);
+      await this.#recreate(true);
+      server.log.info({ action: 'image_update', image: after.id, previousImageId }, 'recreated on new image');
+      if (!wasRunning) {
+        hooks.stage('done', 'recreated (not started: it was not running)');
+        return { outcome: 'updated', previousImageId, imageId: after.id };
+      }
+      let reason: string | null = null;
+      try {
+        this.#notKilledSince(generation);
+        hooks.stage('starting');
+        await this.#startLocked('image update');
+        hooks.stage('waiting_ready', `up to ${opts.readyTimeoutSeconds} s`);
+        await this.#awaitReady(opts.readyTimeoutSeconds, opts.stableSeconds);
+      } catch (e) {
+        reason = `${(e as Error).message}`;
+      }
+      if (reason === null) {
+        hooks.stage('done', 'ready on the new image');
+        return { outcome: 'updated', previousImageId, imageId: after.id };
+      }
+      if (!previousImageId) throw new CodedError('INVALID_STATE', `not ready (${reason}); no previous image`);
+      server.log.warn({ action: 'image_update', reason }, 'not ready on the new image: rolling back');
+      hooks.stage('rolling_back', reason);
+      // the reference points at the previous image again: a later recreate (a config edit) runs it too
+      await images.tagImage(previousImageId, repo, tag);
+      await this.#recreate(false);
+      this.#notKilledSince(generation);
+      await this.#startLocked('rolled back');
+      await server.waitReady(opts.readyTimeoutSeconds * 1000);
+      hooks.stage('done', `rolled back: ${reason}`);
+      return {
+        outcome: 'rolled_back',
+        previousImageId,
+        imageId: previousImageId,
+        reason: reason.slice(0, 1024),
+      };
+    });
+  }
+
   /** After an Agent restart: take over an instance that is already running, without restarting it. */
   async adopt(state: InstanceState): Promise<void> {
     const server = this.#server;
@@ -468,6 +585,19 @@ export class ServerPower {
       server.log.warn({ err: e, action: 'config_files' }, 'chown failed'),
     );
   }
+}
+
+/** `repo` and `tag` of a reference (`tag` null when pinned by digest; none given: latest). */
+export function splitImageRef(ref: string): { repo: string; tag: string | null } {
+  if (ref.includes('@')) return { repo: ref.slice(0, ref.indexOf('@')), tag: null };
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/')) return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { repo: ref, tag: 'latest' };
+}
+
+/** The tag that keeps a server's previous image: `cap-rollback-<server>` ([A-Za-z0-9_.-], 128 at most). */
+export function rollbackTag(serverId: string): string {
+  return `cap-rollback-${serverId.replace(/[^A-Za-z0-9_.-]/g, '_')}`.slice(0, 128);
 }
 
 // -------------------------------------------------------------------------------------------

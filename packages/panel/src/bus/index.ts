@@ -52,7 +52,23 @@ export type DomainEvent =
       message?: string;
     }
   /** a config update's step on the Agent (the end is the `update` operation's) */
-  | { kind: 'server.update'; serverId: string; stage: UpdateStage; message?: string }
+  | {
+      kind: 'server.update';
+      serverId: string;
+      stage: UpdateStage;
+      message?: string;
+      /** an image update's end (issue 13 item 3): updated, unchanged or rolled back (failed: stage) */
+      outcome?: 'updated' | 'unchanged' | 'rolled_back' | 'failed';
+      image?: string;
+    }
+  /** an image update's pull so far (the layers as the Engine last reported them) */
+  | {
+      kind: 'server.image_pull';
+      serverId: string;
+      operationId: string;
+      layers: { id: string; status: string; current: number; total: number }[];
+      done: boolean;
+    }
   /** the console called for a template feature (a dialog for who may act: accept the EULA…) */
   | { kind: 'server.feature'; serverId: string; feature: FeatureName; line: string }
   /** the server's remote console changed state (connected, wrong password, unreachable, idle) */

@@ -47,6 +47,7 @@ export const EVENT_KINDS = [
   'node.offline',
   'user_action',
   'server.failover',
+  'server.image_pull',
 ] as const satisfies readonly DomainEventKind[];
 type MissingKinds = Exclude<DomainEventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: MissingKinds extends never ? true : MissingKinds = true;

@@ -683,6 +683,27 @@ const m028: Migration = {
   },
 };
 
+/** Image updates (issue 13 item 3): per server, the last digest check and the last update's outcome. */
+const m025: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('server_image_state')
+      .addColumn('server_id', 'text', (c) => c.primaryKey().references('servers.id').onDelete('cascade'))
+      .addColumn('image', 'text', (c) => c.notNull())
+      .addColumn('image_id', 'text')
+      /** the digest of the container's image (of its RepoDigests, the one of the same repository) */
+      .addColumn('local_digest', 'text')
+      /** the registry's current digest for the same reference */
+      .addColumn('remote_digest', 'text')
+      .addColumn('checked_at', 'text')
+      /** why the last check could not ask the registry (null: it could) */
+      .addColumn('error', 'text')
+      /** JSON: the last update's { operationId, outcome, reason, at } */
+      .addColumn('last_update', 'text')
+      .execute();
+  },
+};
+
 /** Compose stacks per node (issue 11): the file as deployed, who made and changed it, its state. */
 const m026: Migration = {
   async up(db: AnyDb) {
@@ -763,6 +784,7 @@ export const migrations: Record<string, Migration> = {
   '022_schedules': m022,
   '023_webhooks': m023,
   '024_node_capacity': m024,
+  '025_image_updates': m025,
   '026_stacks': m026,
   '027_transfers': m027,
   '028_failover': m028,

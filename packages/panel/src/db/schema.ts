@@ -365,6 +365,19 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   server_fences: ServerFencesTable;
   server_failovers: ServerFailoversTable;
+  server_image_state: ServerImageStateTable;
+}
+
+/** A server's image check and last image update (migration 025_image_updates). */
+export interface ServerImageStateTable {
+  server_id: string;
+  image: string;
+  image_id: string | null;
+  local_digest: string | null;
+  remote_digest: string | null;
+  checked_at: string | null;
+  error: string | null;
+  last_update: string | null;
 }
 
 export interface UserSshKeysTable {

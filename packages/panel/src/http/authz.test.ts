@@ -171,6 +171,11 @@ const EXPECTED: Record<string, string> = {
   'GET /api/nodes/:id/fences': 'admin',
   'POST /api/servers/:id/players/kick': 'user player.kick',
   'POST /api/servers/:id/players/ban': 'user player.ban',
+  'GET /api/servers/:id/image': 'user startup.read',
+  'POST /api/servers/:id/image/check': 'user startup.read',
+  'POST /api/servers/:id/image/update': 'user settings.image-update',
+  'GET /api/image-updates/settings': 'admin',
+  'PUT /api/image-updates/settings': 'admin',
 };
 
 // Bodies that pass validation where the handler decides (agent credentials).
@@ -185,6 +190,7 @@ const BODIES: Record<string, unknown> = {
   },
   'POST /api/agents/refresh': { refreshToken: 'car_nope' },
   'POST /api/agents/sftp/auth': { username: 'a.s1', ip: '127.0.0.1', password: 'x' },
+  'PUT /api/image-updates/settings': { intervalSeconds: 3600 },
 };
 
 type Who = 'anonymous' | 'user' | 'spectator' | 'admin' | 'owner';

@@ -376,6 +376,25 @@ const PROBES: Probe[] = [
     path: (id) => `/api/servers/${id}/transfers`,
     need: 'admin',
   },
+  {
+    route: 'GET /api/servers/:id/image',
+    method: 'GET',
+    path: (id) => `/api/servers/${id}/image`,
+    need: 'startup.read',
+  },
+  {
+    route: 'POST /api/servers/:id/image/check',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/image/check`,
+    need: 'startup.read',
+  },
+  {
+    route: 'POST /api/servers/:id/image/update',
+    method: 'POST',
+    path: (id) => `/api/servers/${id}/image/update`,
+    body: {},
+    need: 'settings.image-update',
+  },
 ];
 
 const holds = (perms: readonly string[], need: string | string[]) =>
@@ -465,6 +484,7 @@ describe('per-server access', () => {
       'startup.update',
       'settings.rename',
       'settings.reinstall',
+      'settings.image-update',
       'activity.read',
       'player.kick',
       'player.ban',

@@ -10868,12 +10868,313 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/servers/{id}/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The server's image as last checked: the digest its container runs (`localDigest`, of its RepoDigests), the registry's current one for the same tag (`remoteDigest`, asked from the node), `updateAvailable`, `checkedAt`, the check's `error` (an unreachable registry: the digests of the check before are kept), the last update's outcome (`lastUpdate`: updated | unchanged | rolled_back with its reason | failed) and the update running now with its pull so far (`running`). Needs startup.read. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ServerImageState"];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/image/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Checks now (the Panel also checks every server on its own, every `intervalSeconds` of GET /api/image-updates/settings): the node asks the registry for the tag's digest (the Engine's GET /distribution/{name}/json) and compares it with the container's image. A registry that cannot be reached is stored as `error` (200); nothing else changes. 503 AGENT_OFFLINE. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ServerImageState"];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{id}/image/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Updates the server to what its tag points at now, as one operation (`image_update`): the Agent pulls it (per-layer progress in GET /api/servers/:id/image `running.pull`), keeps the previous image (tagged `<repo>:cap-rollback-<server>`), recreates the container on the new one (files kept), starts it if it was running and waits until it is ready (the template's done pattern, else running for `stableSeconds`) within `readyTimeoutSeconds` (default 120). Not ready or crashed: the container is made again on the previous image and started; the outcome is `rolled_back` with the reason (in the result, the activity log and a `server.update` bus event for webhooks, `outcome` set). 202 { operationId } once acknowledged; ?wait=true answers 200 with the outcome. Needs settings.image-update. 409 SERVER_BUSY while another operation runs; 503 AGENT_OFFLINE. */
+        post: {
+            parameters: {
+                query?: {
+                    wait?: "true" | "false";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @default 120 */
+                        readyTimeoutSeconds?: number;
+                        /** @default 10 */
+                        stableSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                            /** @enum {string} */
+                            outcome: "updated" | "unchanged" | "rolled_back" | "failed";
+                            reason?: string;
+                            code?: string;
+                            imageId?: string | null;
+                            previousImageId?: string | null;
+                            at: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            operationId: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/image-updates/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description How often the Panel checks every server for a newer image (seconds; default 6 h). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            intervalSeconds: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** @description Sets how often the Panel checks every server for a newer image (60 s to 30 days). */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        intervalSeconds: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            intervalSeconds: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        PermissionInput: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "webhook.create" | "webhook.read" | "webhook.update" | "webhook.delete" | "settings.rename" | "settings.reinstall" | "activity.read" | "player.kick" | "player.ban";
+        PermissionInput: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "webhook.create" | "webhook.read" | "webhook.update" | "webhook.delete" | "settings.rename" | "settings.reinstall" | "settings.image-update" | "activity.read" | "player.kick" | "player.ban";
         PermissionCatalogInput: {
             group: string;
             description: string;
@@ -10921,6 +11222,39 @@ export interface components {
             fencedAt: string;
             reason: string;
         };
+        ServerImageStateInput: {
+            serverId: string;
+            image: string | null;
+            imageId: string | null;
+            localDigest: string | null;
+            remoteDigest: string | null;
+            updateAvailable: boolean;
+            checkedAt: string | null;
+            error: string | null;
+            lastUpdate: {
+                operationId: string;
+                /** @enum {string} */
+                outcome: "updated" | "unchanged" | "rolled_back" | "failed";
+                reason?: string;
+                code?: string;
+                imageId?: string | null;
+                previousImageId?: string | null;
+                at: string;
+            } | null;
+            running: {
+                operationId: string;
+                stage: string;
+                pull: {
+                    layers: {
+                        id: string;
+                        status: string;
+                        current: number;
+                        total: number;
+                    }[];
+                    done: boolean;
+                };
+            } | null;
+        };
         RegistryInput: {
             id: string;
             name: string;
@@ -10958,6 +11292,14 @@ export interface components {
         } | {
             /** @enum {string} */
             action: "reinstall";
+            /** @default 0 */
+            offsetSeconds: number;
+            /** @default false */
+            continueOnFailure: boolean;
+        } | {
+            /** @enum {string} */
+            action: "update";
+            readyTimeoutSeconds?: number;
             /** @default 0 */
             offsetSeconds: number;
             /** @default false */
@@ -11047,7 +11389,7 @@ export interface components {
             }[];
         };
         /** @enum {string} */
-        Permission: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "webhook.create" | "webhook.read" | "webhook.update" | "webhook.delete" | "settings.rename" | "settings.reinstall" | "activity.read" | "player.kick" | "player.ban";
+        Permission: "control.console" | "control.command" | "control.start" | "control.stop" | "control.restart" | "user.create" | "user.read" | "user.update" | "user.delete" | "file.create" | "file.read" | "file.read-content" | "file.update" | "file.delete" | "file.archive" | "file.sftp" | "backup.create" | "backup.read" | "backup.delete" | "backup.download" | "backup.restore" | "allocation.read" | "allocation.update" | "startup.read" | "startup.update" | "schedule.create" | "schedule.read" | "schedule.update" | "schedule.delete" | "webhook.create" | "webhook.read" | "webhook.update" | "webhook.delete" | "settings.rename" | "settings.reinstall" | "settings.image-update" | "activity.read" | "player.kick" | "player.ban";
         PermissionCatalog: {
             group: string;
             description: string;
@@ -11095,6 +11437,39 @@ export interface components {
             fencedAt: string;
             reason: string;
         };
+        ServerImageState: {
+            serverId: string;
+            image: string | null;
+            imageId: string | null;
+            localDigest: string | null;
+            remoteDigest: string | null;
+            updateAvailable: boolean;
+            checkedAt: string | null;
+            error: string | null;
+            lastUpdate: {
+                operationId: string;
+                /** @enum {string} */
+                outcome: "updated" | "unchanged" | "rolled_back" | "failed";
+                reason?: string;
+                code?: string;
+                imageId?: string | null;
+                previousImageId?: string | null;
+                at: string;
+            } | null;
+            running: {
+                operationId: string;
+                stage: string;
+                pull: {
+                    layers: {
+                        id: string;
+                        status: string;
+                        current: number;
+                        total: number;
+                    }[];
+                    done: boolean;
+                };
+            } | null;
+        };
         Registry: {
             id: string;
             name: string;
@@ -11132,6 +11507,14 @@ export interface components {
         } | {
             /** @enum {string} */
             action: "reinstall";
+            /** @default 0 */
+            offsetSeconds: number;
+            /** @default false */
+            continueOnFailure: boolean;
+        } | {
+            /** @enum {string} */
+            action: "update";
+            readyTimeoutSeconds?: number;
             /** @default 0 */
             offsetSeconds: number;
             /** @default false */

@@ -52,6 +52,7 @@ const ACTIONS: { value: Action; label: string }[] = [
   { value: 'power', label: 'Power action' },
   { value: 'backup', label: 'Make a backup' },
   { value: 'reinstall', label: 'Reinstall' },
+  { value: 'update', label: 'Update the image' },
 ];
 
 const blankTask = (): TaskDraft => ({
@@ -114,6 +115,8 @@ function taskOf(t: TaskDraft): ScheduleInput['tasks'][number] {
       return { action: 'backup', ...(t.retain === '' ? {} : { retain: t.retain }), ...base };
     case 'reinstall':
       return { action: 'reinstall', ...base };
+    case 'update':
+      return { action: 'update', ...base };
   }
 }
 
@@ -136,6 +139,8 @@ function taskText(t: ScheduleTask): string {
       return `backup${t.retain ? ` (keep ${t.retain})` : ''}${after}`;
     case 'reinstall':
       return `reinstall${after}`;
+    case 'update':
+      return `image update${after}`;
   }
 }
 

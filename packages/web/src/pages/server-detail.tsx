@@ -39,6 +39,7 @@ import { DeleteServerButton } from '../components/delete-server.tsx';
 import { FailoverPanel } from '../components/failover-panel.tsx';
 import { FeatureDialog, type PendingFeature } from '../components/feature-dialog.tsx';
 import { FilesTab } from '../components/files-tab.tsx';
+import { ImageUpdate } from '../components/image-update.tsx';
 import {
   EMPTY_INSTALL_LOG,
   INSTALL_LOG_MAX_LINES,
@@ -414,6 +415,9 @@ function ServerDetail({ id }: { id: string }) {
         </Stack>
         <Group gap="xs" align="flex-start">
           <PowerButtons serverId={server.id} status={status} permissions={server.permissions} />
+          {can('startup.read') ? (
+            <ImageUpdate serverId={server.id} canUpdate={can('settings.image-update')} />
+          ) : null}
           {canWrite ? <DeleteServerButton server={server} /> : null}
         </Group>
       </Group>

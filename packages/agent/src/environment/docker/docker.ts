@@ -251,6 +251,108 @@ export class DockerEnvironment {
     }
   }
 
+  /** The image a container runs (its ID) and that image's RepoDigests; null: no such container. */
+  async containerImage(containerId: string): Promise<{ imageId: string; digests: string[] } | null> {
+    let imageId: string;
+    try {
+      imageId = (await this.docker.getContainer(containerId).inspect()).Image;
+    } catch (e) {
+      if (statusOf(e) === 404) return null;
+      throw dockerError(e, 'inspect container');
+    }
+    return { imageId, digests: (await this.imageInfo(imageId))?.digests ?? [] };
+  }
+
+  /** An image's ID and RepoDigests by reference or ID; null when it is not here. */
+  async imageInfo(ref: string): Promise<{ id: string; digests: string[] } | null> {
+    if (!ref.startsWith('sha256:')) checkImage(ref);
+    try {
+      const i = await this.docker.getImage(ref).inspect();
+      return { id: i.Id, digests: (i.RepoDigests ?? []).slice(0, 64) };
+    } catch (e) {
+      if (statusOf(e) === 404) return null;
+      throw dockerError(e, `image ${ref}`);
+    }
+  }
+
+  /** The registry's manifest digest for the reference (`GET /distribution/{name}/json`). */
+  async remoteDigest(ref: string, registryAuth?: string): Promise<string> {
+    checkImage(ref);
+    try {
+      const d = (await this.docker
+        .getImage(ref)
+        .distribution(registryAuth ? { authconfig: { base64: registryAuth } } : {})) as {
+        Descriptor?: { digest?: unknown };
+      };
+      const digest = d.Descriptor?.digest;
+      if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest))
+        throw new Error('the registry answered no manifest digest');
+      return digest;
+    } catch (e) {
+      throw new CodedError('DOCKER_ERROR', `registry of ${ref}: ${engineMessage(e)}`, { cause: e });
+    }
+  }
+
+  /**
+   * Pulls the reference, calling `onEvent` with each progress entry of the Engine's stream;
+   * a failure inside the stream rejects (see pullOutcome).
+   */
+  async pullWithProgress(
+    ref: string,
+    onEvent: (e: { id?: string; status?: string; current?: number; total?: number }) => void,
+    registryAuth?: string,
+  ): Promise<void> {
+    checkImage(ref);
+    try {
+      const stream = await this.docker.pull(
+        ref,
+        registryAuth ? { authconfig: { base64: registryAuth } } : {},
+      );
+      const tee = new PassThrough();
+      let buf = '';
+      tee.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        let nl = buf.indexOf('\n');
+        while (nl >= 0) {
+          const l = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          nl = buf.indexOf('\n');
+          try {
+            const o = JSON.parse(l) as {
+              id?: unknown;
+              status?: unknown;
+              progressDetail?: { current?: unknown; total?: unknown } | null;
+            };
+            const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+            onEvent({
+              ...(typeof o.id === 'string' ? { id: o.id.slice(0, 128) } : {}),
+              ...(typeof o.status === 'string' ? { status: o.status.slice(0, 256) } : {}),
+              current: num(o.progressDetail?.current),
+              total: num(o.progressDetail?.total),
+            });
+          } catch {
+            // not JSON: not progress
+          }
+        }
+        if (buf.length > MAX_PROGRESS_LINE) buf = '';
+      });
+      (stream as NodeJS.ReadableStream).pipe(tee);
+      await pullOutcome(stream);
+    } catch (e) {
+      throw new CodedError('DOCKER_ERROR', `pull of ${ref} failed: ${engineMessage(e)}`, { cause: e });
+    }
+  }
+
+  /** Tags an image (by ID or reference) as `repo:tag`. */
+  async tagImage(image: string, repo: string, tag: string): Promise<void> {
+    checkImage(`${repo}:${tag}`);
+    try {
+      await this.docker.getImage(image).tag({ repo, tag });
+    } catch (e) {
+      throw dockerError(e, `tag image ${repo}:${tag}`);
+    }
+  }
+
   async create(spec: Docker.ContainerCreateOptions): Promise<string> {
     if (spec.Image !== undefined) checkImage(spec.Image);
     try {

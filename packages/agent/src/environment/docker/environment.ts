@@ -35,6 +35,10 @@ export class DockerServerEnvironment implements Environment {
     return this.engine.version();
   }
 
+  get images(): DockerEnvironment {
+    return this.engine;
+  }
+
   imageTags(): Promise<string[]> {
     return this.engine.imageTags();
   }

@@ -83,7 +83,12 @@ export const PERMISSION_GROUPS = {
   },
   settings: {
     description: "The server's settings.",
-    keys: { rename: 'Rename the server.', reinstall: 'Run the install script again.' },
+    keys: {
+      rename: 'Rename the server.',
+      reinstall: 'Run the install script again.',
+      'image-update':
+        "Update the server's image to what its tag points at now (recreated; rolled back when not ready).",
+    },
   },
   activity: {
     description: "The server's activity log.",

@@ -18,6 +18,7 @@ export const OperationKind = z.enum([
   /** a server moved to another node (modules/transfers); its Agent steps run as `transfer_step` */
   'transfer',
   'transfer_step',
+  'image_update',
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 

@@ -30,7 +30,8 @@ export type OperationAction =
   | 'backup_create'
   | 'backup_restore'
   | 'file_compress'
-  | 'file_decompress';
+  | 'file_decompress'
+  | 'image_update_server';
 
 export class OperationsService {
   readonly #ops: OperationsRepo;

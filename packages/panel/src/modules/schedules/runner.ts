@@ -1,11 +1,12 @@
 /**
  * The tasks of a schedule run through the same use cases as the REST routes: a command
  * (`ServersService.command`), a power action or a reinstall (operations, waited for to their end),
- * a backup (`BackupsService.create`, to the end). There is no "update" task: the Panel has no use
- * case that updates a server's image yet (issue 13 item 3 brings it; its task goes here then).
+ * a backup (`BackupsService.create`, to the end), an image update (`ImageUpdatesService.update`,
+ * to its outcome: a rollback is a failed task, its reason the message).
  */
 import { CodedError } from '@cap/protocol';
 import type { BackupsService } from '../backups/service.ts';
+import { DEFAULT_READY_TIMEOUT_SECONDS, type ImageUpdatesService } from '../image-updates/service.ts';
 import type { OperationsService } from '../operations/service.ts';
 import type { ServersService } from '../servers/service.ts';
 import type { TaskRunner } from './service.ts';
@@ -14,6 +15,7 @@ export function panelTaskRunner(deps: {
   servers: ServersService;
   backups: BackupsService;
   operations: OperationsService;
+  imageUpdates: ImageUpdatesService;
 }): TaskRunner {
   const waitOp = async (operationId: string): Promise<string> => {
     const { end } = await deps.operations.waitFor(operationId);
@@ -56,6 +58,22 @@ export function panelTaskRunner(deps: {
           await ctx.started(operationId);
           await done;
           return `backup ${backupId} completed`;
+        }
+        case 'update': {
+          const nodeId = await deps.servers.nodeIdOf(serverId);
+          const { operationId, done } = await deps.imageUpdates.update(
+            { id: serverId, node_id: nodeId },
+            ctx.actor,
+            {
+              readyTimeoutSeconds: task.readyTimeoutSeconds ?? DEFAULT_READY_TIMEOUT_SECONDS,
+              stableSeconds: 10,
+            },
+          );
+          await ctx.started(operationId);
+          const last = await done;
+          if (last.outcome === 'rolled_back')
+            throw new CodedError('INVALID_STATE', `rolled back: ${last.reason ?? 'not ready'}`);
+          return last.outcome === 'unchanged' ? 'image already current' : 'image updated';
         }
       }
     },

@@ -34,6 +34,12 @@ export const ScheduleTask = z
       ...taskBase,
     }),
     z.object({ action: z.literal('reinstall'), ...taskBase }),
+    /** an image update (issue 13 item 3): pull → recreate → wait ready → roll back when not */
+    z.object({
+      action: z.literal('update'),
+      readyTimeoutSeconds: z.number().int().min(5).max(3600).optional(),
+      ...taskBase,
+    }),
   ])
   .meta({ id: 'ScheduleTask' });
 export type ScheduleTask = z.infer<typeof ScheduleTask>;
@@ -49,6 +55,8 @@ export function taskPermission(t: ScheduleTask): Permission {
       return 'backup.create';
     case 'reinstall':
       return 'settings.reinstall';
+    case 'update':
+      return 'settings.image-update';
   }
 }
 

@@ -238,6 +238,17 @@ export class AgentEventProjection {
         this.#bus.publish({ kind: 'server.install', serverId, lines: d.message.split(/\r?\n/) });
         break;
       }
+      case 'image_pull_progress': {
+        const d = msg.data as EventMessage<'image_pull_progress'>['data'];
+        this.#bus.publish({
+          kind: 'server.image_pull',
+          serverId,
+          operationId: d.operationId,
+          layers: d.layers,
+          done: d.done,
+        });
+        break;
+      }
       case 'operation_progress': {
         const d = msg.data as EventMessage<'operation_progress'>['data'];
         await this.#operations.progress(nodeId, serverId, d.operationId, d.stage, d.message);
