@@ -55,7 +55,14 @@ describe('players through the Panel', () => {
   test('untracked until the Agent reports; then the list, the live frame and the history', async () => {
     const none = await panel.api(owner, 'GET', `/api/servers/${serverId}/players`);
     assert.equal(none.status, 200);
-    assert.deepEqual(none.body, { tracked: false, online: 0, max: 0, players: [], updatedAt: null });
+    assert.deepEqual(none.body, {
+      tracked: false,
+      online: 0,
+      max: 0,
+      players: [],
+      updatedAt: null,
+      commands: { kick: false, ban: false },
+    });
 
     agent.emit('players_update', {
       serverId,
