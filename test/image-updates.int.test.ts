@@ -168,3 +168,78 @@ describe('Panel + Agent + Docker + registry: image updates roll back when the ne
     assert.equal((await running())?.Id, c?.Id);
   });
 });
+
+describe('Panel + Agent + Docker + a registry that needs a password: checks and updates use the stored credentials', () => {
+  const USER = 'capuser';
+  const PASSWORD = `pw-${process.pid}-private`;
+  let stack: Stack;
+  let registry: RunningRegistry;
+  let ref = '';
+  let serverId = '';
+  const api = (m: string, p: string, b?: unknown) => stack.panel.api(stack.owner, m, p, b);
+  const status = async () => (await api('GET', `/api/servers/${serverId}`)).body.status as string;
+  const auth = () => ({ username: USER, password: PASSWORD, serveraddress: registry.host });
+  const push = (body: string) =>
+    pushImage(docker, ref, { cmd: appLayer(body), layerBytes: 0, authconfig: auth() });
+
+  before(async () => {
+    registry = await startRegistry({ htpasswd: { username: USER, password: PASSWORD } });
+    ref = `${registry.host}/cap/private:latest`;
+    await push('echo "ready p1"; exec sleep 3600');
+    stack = await startStack('image-updates-private');
+    const reg = await api('POST', '/api/registries', {
+      name: 'private',
+      host: registry.host,
+      username: USER,
+      password: PASSWORD,
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    const res = await api('POST', '/api/servers?wait=true', {
+      name: 'private image update',
+      nodeId: stack.nodeId,
+      image: ref,
+      startup: '/app/run',
+      done: 'ready',
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    serverId = res.body.id;
+    assert.equal((await api('POST', `/api/servers/${serverId}/power`, { action: 'start' })).status, 202);
+    await until(async () => (await status()) === 'running', 60_000);
+  });
+
+  after(async () => {
+    await stack?.stop();
+    const mine = (await docker.listImages({ all: true })).filter(
+      (i) =>
+        (i.RepoTags ?? []).some((t) => t.startsWith(`${registry?.host}/cap/private:`)) ||
+        (i.RepoDigests ?? []).some((d) => d.startsWith(`${registry?.host}/cap/private@`)),
+    );
+    for (const i of mine)
+      await docker
+        .getImage(i.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    await registry?.stop();
+  });
+
+  it('the check reads the private digest, and the update pulls with the stored credentials', async () => {
+    const first = await api('POST', `/api/servers/${serverId}/image/check`);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.error, null, 'the registry answered the check (credentials sent)');
+    assert.equal(first.body.updateAvailable, false);
+    await push('echo "ready p2"; exec sleep 3600');
+    const checked = await api('POST', `/api/servers/${serverId}/image/check`);
+    assert.equal(checked.body.updateAvailable, true, JSON.stringify(checked.body));
+    const res = await api('POST', `/api/servers/${serverId}/image/update?wait=true`, {
+      readyTimeoutSeconds: 30,
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.outcome, 'updated', JSON.stringify(res.body));
+    const [c] = (await stack.containers(serverId)).filter((x) => x.State === 'running');
+    assert.ok(c, 'a running container');
+    const logs = (
+      await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, follow: false })
+    ).toString();
+    assert.match(logs, /ready p2/);
+  });
+});

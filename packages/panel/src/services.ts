@@ -38,7 +38,7 @@ import { OperationsService } from './modules/operations/service.ts';
 import { PlayersRepo } from './modules/players/repo.ts';
 import { PlayersService } from './modules/players/service.ts';
 import { PanelMetrics } from './modules/prometheus/metrics.ts';
-import { RegistriesService } from './modules/registries/service.ts';
+import { RegistriesService, registryAuthHeader } from './modules/registries/service.ts';
 import { SchedulesRepo } from './modules/schedules/repo.ts';
 import { panelTaskRunner } from './modules/schedules/runner.ts';
 import { SchedulesService } from './modules/schedules/service.ts';
@@ -299,6 +299,11 @@ export function createServices(
     periodic,
     settings,
     nodeOf: (serverId) => servers.nodeIdOf(serverId),
+    // a private image's stored credentials, for the check and the pull (never kept by the Agent)
+    registryAuthOf: async (serverId) => {
+      const auth = await registries.authForImage((await servers.row(serverId)).image);
+      return auth ? registryAuthHeader(auth) : undefined;
+    },
   });
   const schedules = new SchedulesService({
     repo: new SchedulesRepo(db),

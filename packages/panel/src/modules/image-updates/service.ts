@@ -112,6 +112,8 @@ export class ImageUpdatesService {
   readonly #periodic: Periodic;
   readonly #settings: SettingsRepo;
   readonly #nodeOf: (serverId: string) => Promise<string>;
+  /** X-Registry-Auth for the server's image from the stored registry credentials (issue 11 item 3) */
+  readonly #registryAuthOf: (serverId: string) => Promise<string | undefined>;
   /** serverId → the update running now in this process */
   readonly #running = new Map<string, Running>();
   #stop: (() => void)[] = [];
@@ -125,6 +127,7 @@ export class ImageUpdatesService {
     periodic: Periodic;
     settings: SettingsRepo;
     nodeOf: (serverId: string) => Promise<string>;
+    registryAuthOf?: (serverId: string) => Promise<string | undefined>;
   }) {
     this.#db = deps.db;
     this.#gateway = deps.gateway;
@@ -134,6 +137,7 @@ export class ImageUpdatesService {
     this.#periodic = deps.periodic;
     this.#settings = deps.settings;
     this.#nodeOf = deps.nodeOf;
+    this.#registryAuthOf = deps.registryAuthOf ?? (async () => undefined);
     // the end is stored whichever way it comes (the Agent, the sweep, after a Panel restart)
     this.#operations.onEnd('image_update', (op, r) => this.#ended(op.server_id, op.id, op.actor_user_id, r));
   }
@@ -245,7 +249,10 @@ export class ImageUpdatesService {
   async check(serverId: string): Promise<ServerImageState> {
     const nodeId = await this.#nodeOf(serverId);
     if (!this.#gateway.isOnline(nodeId)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
-    const raw = await this.#gateway.request(nodeId, 'image_check', {}, { serverId });
+    const registryAuth = await this.#registryAuthOf(serverId);
+    const raw = await this.#gateway.request(nodeId, 'image_check', registryAuth ? { registryAuth } : {}, {
+      serverId,
+    });
     const d = ImageCheckData.parse(raw);
     const at = nowIso();
     if (d.remoteDigest === null) {
@@ -303,6 +310,7 @@ export class ImageUpdatesService {
     if (!this.#gateway.isOnline(server.node_id)) throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     if (this.#running.has(server.id))
       throw new CodedError('SERVER_BUSY', 'an image update is running on this server');
+    const registryAuth = await this.#registryAuthOf(server.id);
     const operationId = await this.#operations.open(server, 'image_update', actor);
     this.#running.set(server.id, { operationId, stage: 'requested', layers: [], done: false });
     const { end } = await this.#operations.waitFor(operationId);
@@ -311,7 +319,11 @@ export class ImageUpdatesService {
         server,
         'image_update',
         'image_update_server',
-        { readyTimeoutSeconds: opts.readyTimeoutSeconds, stableSeconds: opts.stableSeconds },
+        {
+          readyTimeoutSeconds: opts.readyTimeoutSeconds,
+          stableSeconds: opts.stableSeconds,
+          ...(registryAuth ? { registryAuth } : {}),
+        },
         actor,
         { operationId },
       );
