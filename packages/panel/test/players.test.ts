@@ -61,7 +61,7 @@ describe('players through the Panel', () => {
       max: 0,
       players: [],
       updatedAt: null,
-      commands: { kick: false, ban: false },
+      commands: { kick: false, ban: false, needsId: { kick: false, ban: false } },
     });
 
     agent.emit('players_update', {

@@ -1,7 +1,7 @@
 /** Kick/ban command templates filled in safely (issue 12). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PlayerCommand, renderPlayerCommand } from './player-commands.ts';
+import { PlayerCommand, playerCommandNeedsId, renderPlayerCommand } from './player-commands.ts';
 
 describe('renderPlayerCommand', () => {
   it('prefers the id when the list gave one, else the name', () => {
@@ -59,5 +59,12 @@ describe('renderPlayerCommand', () => {
       ['x {id}', 'y {id}', 'z {id}', 'w {id}', 'v {id}'],
     ])
       assert.equal(PlayerCommand.safeParse(bad).success, false, JSON.stringify(bad));
+  });
+
+  it('needs an id only when every template does (the UI hides Kick for players listed without one)', () => {
+    assert.equal(playerCommandNeedsId('kick {id}'), true);
+    assert.equal(playerCommandNeedsId(['clientkick {id}', 'kick "{name}"']), false);
+    assert.equal(playerCommandNeedsId('ban {name}'), false);
+    assert.equal(playerCommandNeedsId(undefined), false);
   });
 });

@@ -99,6 +99,12 @@ function fill(template: string, t: PlayerTarget): string {
   return out + template.slice(last);
 }
 
+/** Whether every template of the command needs the player's id (no name-only fallback). */
+export function playerCommandNeedsId(command: PlayerCommand | undefined): boolean {
+  const templates = command === undefined ? [] : Array.isArray(command) ? command : [command];
+  return templates.length > 0 && templates.every((t) => t.includes('{id}'));
+}
+
 /**
  * The console command that does `action` to `target` by the template's `command`; throws
  * PLAYER_ACTION_UNSUPPORTED when the template has none (or none fits what is known of the

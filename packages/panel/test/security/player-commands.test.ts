@@ -121,7 +121,7 @@ describe('player kick/ban: names cannot inject console commands', () => {
     const c = await agent.waitForCommand((x) => x.action === 'player_action');
     assert.deepEqual(c.payload, { action: 'kick', id: '2', name: 'Sarge' });
     const list = await panel.api(owner, 'GET', `/api/servers/${serverId}/players`);
-    assert.deepEqual(list.body.commands, { kick: true, ban: true });
+    assert.deepEqual(list.body.commands, { kick: true, ban: true, needsId: { kick: false, ban: false } });
     await until(async () => {
       const log = await panel.api(owner, 'GET', `/api/servers/${serverId}/activity`);
       return log.body.entries.some(
@@ -139,6 +139,7 @@ describe('player kick/ban: names cannot inject console commands', () => {
     assert.deepEqual((await panel.api(owner, 'GET', `/api/servers/${plain}/players`)).body.commands, {
       kick: false,
       ban: false,
+      needsId: { kick: false, ban: false },
     });
     assert.equal(sent().length, before);
   });

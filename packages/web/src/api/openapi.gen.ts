@@ -5125,6 +5125,10 @@ export interface paths {
                             commands?: {
                                 kick: boolean;
                                 ban: boolean;
+                                needsId: {
+                                    kick: boolean;
+                                    ban: boolean;
+                                };
                             };
                         };
                     };

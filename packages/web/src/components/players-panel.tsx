@@ -129,7 +129,7 @@ export function PlayersPanel({
                     {canKick || canBan ? (
                       <Table.Td>
                         <Group gap={4} wrap="nowrap" justify="flex-end">
-                          {canKick ? (
+                          {canKick && (x.id !== undefined || !p?.commands?.needsId.kick) ? (
                             <Button
                               size="compact-xs"
                               variant="light"
@@ -142,7 +142,7 @@ export function PlayersPanel({
                               Kick
                             </Button>
                           ) : null}
-                          {canBan ? (
+                          {canBan && (x.id !== undefined || !p?.commands?.needsId.ban) ? (
                             <Button
                               size="compact-xs"
                               variant="light"

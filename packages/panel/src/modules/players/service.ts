@@ -53,8 +53,17 @@ export const CurrentPlayers = z.object({
   max: z.number(),
   players: z.array(OnlinePlayer),
   updatedAt: z.string().nullable(),
-  /** which player commands the template declares (POST …/players/kick, …/players/ban) */
-  commands: z.object({ kick: z.boolean(), ban: z.boolean() }).optional(),
+  /**
+   * which player commands the template declares (POST …/players/kick, …/players/ban), and whether
+   * they work only with a player's id (players listed without one cannot be kicked that way)
+   */
+  commands: z
+    .object({
+      kick: z.boolean(),
+      ban: z.boolean(),
+      needsId: z.object({ kick: z.boolean(), ban: z.boolean() }),
+    })
+    .optional(),
 });
 export type CurrentPlayers = z.infer<typeof CurrentPlayers>;
 

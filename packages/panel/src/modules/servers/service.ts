@@ -22,6 +22,7 @@ import {
   type PlayerTarget,
   type Ports,
   type PowerAction,
+  playerCommandNeedsId,
   type RegistryAuthConfig,
   type RemoteConsoleTransport,
   renderPlayerCommand,
@@ -871,9 +872,16 @@ export class ServersService {
   }
 
   /** Which player commands the server's template declares (kick/ban buttons show only then). */
-  async playerCommands(id: string): Promise<{ kick: boolean; ban: boolean }> {
+  async playerCommands(
+    id: string,
+  ): Promise<{ kick: boolean; ban: boolean; needsId: { kick: boolean; ban: boolean } }> {
     const players = eggOf(await this.#load(await this.#row(id))).players;
-    return { kick: players?.kick !== undefined, ban: players?.ban !== undefined };
+    return {
+      kick: players?.kick !== undefined,
+      ban: players?.ban !== undefined,
+      // a player the game's list gives no id for cannot be kicked by such a command
+      needsId: { kick: playerCommandNeedsId(players?.kick), ban: playerCommandNeedsId(players?.ban) },
+    };
   }
 
   /**
