@@ -20,6 +20,39 @@ const appLayer = (body: string) => [
   `mkdir -p /app && printf '%s\\n' '#!/bin/sh' ${JSON.stringify(body)} > /app/run && chmod 755 /app/run`,
 ];
 
+/** A server on `image` running `/app/run` with `ready` as its done line, started and running. */
+async function runningServer(stack: Stack, name: string, image: string): Promise<string> {
+  const api = (m: string, p: string, b?: unknown) => stack.panel.api(stack.owner, m, p, b);
+  const res = await api('POST', '/api/servers?wait=true', {
+    name,
+    nodeId: stack.nodeId,
+    image,
+    startup: '/app/run',
+    done: 'ready',
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  const id = res.body.id as string;
+  assert.equal((await api('POST', `/api/servers/${id}/power`, { action: 'start' })).status, 202);
+  await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 60_000);
+  return id;
+}
+
+/** Every image of a test repository, tagged or left untagged by a later pull; then the registry. */
+async function cleanUp(stack: Stack | undefined, registry: RunningRegistry | undefined, repo: string) {
+  await stack?.stop();
+  const mine = (await docker.listImages({ all: true })).filter(
+    (i) =>
+      (i.RepoTags ?? []).some((t) => t.startsWith(`${registry?.host}/${repo}:`)) ||
+      (i.RepoDigests ?? []).some((d) => d.startsWith(`${registry?.host}/${repo}@`)),
+  );
+  for (const i of mine)
+    await docker
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  await registry?.stop();
+}
+
 describe('Panel + Agent + Docker + registry: image updates roll back when the new image is not ready', () => {
   let stack: Stack;
   let registry: RunningRegistry;
@@ -44,34 +77,10 @@ describe('Panel + Agent + Docker + registry: image updates roll back when the ne
     ref = `${registry.host}/cap/app:latest`;
     await push('echo "ready v1"; exec sleep 3600');
     stack = await startStack('image-updates');
-    const res = await api('POST', '/api/servers?wait=true', {
-      name: 'image update',
-      nodeId: stack.nodeId,
-      image: ref,
-      startup: '/app/run',
-      done: 'ready',
-    });
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-    serverId = res.body.id;
-    assert.equal((await api('POST', `/api/servers/${serverId}/power`, { action: 'start' })).status, 202);
-    await until(async () => (await status()) === 'running', 60_000);
+    serverId = await runningServer(stack, 'image update', ref);
   });
 
-  after(async () => {
-    await stack?.stop();
-    // every image of the test's repository, tagged or left untagged by a later pull
-    const mine = (await docker.listImages({ all: true })).filter(
-      (i) =>
-        (i.RepoTags ?? []).some((t) => t.startsWith(`${registry?.host}/cap/app:`)) ||
-        (i.RepoDigests ?? []).some((d) => d.startsWith(`${registry?.host}/cap/app@`)),
-    );
-    for (const i of mine)
-      await docker
-        .getImage(i.Id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    await registry?.stop();
-  });
+  after(() => cleanUp(stack, registry, 'cap/app'));
 
   it('a new image under the same tag: the check says so, the update runs it and it is ready', async () => {
     const first = await api('POST', `/api/servers/${serverId}/image/check`);
@@ -177,7 +186,6 @@ describe('Panel + Agent + Docker + a registry that needs a password: checks and 
   let ref = '';
   let serverId = '';
   const api = (m: string, p: string, b?: unknown) => stack.panel.api(stack.owner, m, p, b);
-  const status = async () => (await api('GET', `/api/servers/${serverId}`)).body.status as string;
   const auth = () => ({ username: USER, password: PASSWORD, serveraddress: registry.host });
   const push = (body: string) =>
     pushImage(docker, ref, { cmd: appLayer(body), layerBytes: 0, authconfig: auth() });
@@ -194,33 +202,10 @@ describe('Panel + Agent + Docker + a registry that needs a password: checks and 
       password: PASSWORD,
     });
     assert.equal(reg.status, 201, JSON.stringify(reg.body));
-    const res = await api('POST', '/api/servers?wait=true', {
-      name: 'private image update',
-      nodeId: stack.nodeId,
-      image: ref,
-      startup: '/app/run',
-      done: 'ready',
-    });
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-    serverId = res.body.id;
-    assert.equal((await api('POST', `/api/servers/${serverId}/power`, { action: 'start' })).status, 202);
-    await until(async () => (await status()) === 'running', 60_000);
+    serverId = await runningServer(stack, 'private image update', ref);
   });
 
-  after(async () => {
-    await stack?.stop();
-    const mine = (await docker.listImages({ all: true })).filter(
-      (i) =>
-        (i.RepoTags ?? []).some((t) => t.startsWith(`${registry?.host}/cap/private:`)) ||
-        (i.RepoDigests ?? []).some((d) => d.startsWith(`${registry?.host}/cap/private@`)),
-    );
-    for (const i of mine)
-      await docker
-        .getImage(i.Id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    await registry?.stop();
-  });
+  after(() => cleanUp(stack, registry, 'cap/private'));
 
   it('the check reads the private digest, and the update pulls with the stored credentials', async () => {
     const first = await api('POST', `/api/servers/${serverId}/image/check`);
