@@ -95,6 +95,9 @@ describe('Panel + Agent + Docker + registry: image updates roll back when the ne
     assert.equal(checked.body.updateAvailable, true, JSON.stringify(checked.body));
     assert.equal(checked.body.remoteDigest, v2);
     assert.notEqual(checked.body.localDigest, v2);
+    const listed = async () =>
+      ((await api('GET', '/api/servers')).body as Json[]).find((x) => x.id === serverId)?.updateAvailable;
+    assert.equal(await listed(), true, 'the server list says so too');
 
     const res = await api('POST', `/api/servers/${serverId}/image/update?wait=true`, {
       readyTimeoutSeconds: 30,
@@ -114,6 +117,7 @@ describe('Panel + Agent + Docker + registry: image updates roll back when the ne
       async () => (await api('GET', `/api/servers/${serverId}/image`)).body.updateAvailable === false,
       20_000,
     );
+    assert.equal(await listed(), undefined, 'and no longer once it runs v2');
     const op = await api('GET', `/api/operations/${res.body.operationId}`);
     assert.equal(op.body.kind, 'image_update');
     assert.equal(op.body.success, true);

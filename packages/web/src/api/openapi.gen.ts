@@ -3182,7 +3182,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit). */
+        /** @description The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit). `updateAvailable: true` marks a server whose registry has a newer digest for its image tag (the last image check). */
         get: {
             parameters: {
                 query?: never;
@@ -3208,6 +3208,7 @@ export interface paths {
                             /** @enum {string} */
                             desiredState: "running" | "offline";
                             image: string;
+                            updateAvailable?: boolean;
                             startup: string;
                             startupDisplay: string;
                             environment: {
@@ -3378,6 +3379,7 @@ export interface paths {
                             /** @enum {string} */
                             desiredState: "running" | "offline";
                             image: string;
+                            updateAvailable?: boolean;
                             startup: string;
                             startupDisplay: string;
                             environment: {
@@ -3487,6 +3489,7 @@ export interface paths {
                                 /** @enum {string} */
                                 desiredState: "running" | "offline";
                                 image: string;
+                                updateAvailable?: boolean;
                                 startup: string;
                                 startupDisplay: string;
                                 environment: {
@@ -3639,6 +3642,7 @@ export interface paths {
                             /** @enum {string} */
                             desiredState: "running" | "offline";
                             image: string;
+                            updateAvailable?: boolean;
                             startup: string;
                             startupDisplay: string;
                             environment: {
@@ -3849,6 +3853,7 @@ export interface paths {
                             /** @enum {string} */
                             desiredState: "running" | "offline";
                             image: string;
+                            updateAvailable?: boolean;
                             startup: string;
                             startupDisplay: string;
                             environment: {
@@ -4499,6 +4504,7 @@ export interface paths {
                                 /** @enum {string} */
                                 desiredState: "running" | "offline";
                                 image: string;
+                                updateAvailable?: boolean;
                                 startup: string;
                                 startupDisplay: string;
                                 environment: {
@@ -9175,6 +9181,7 @@ export interface paths {
                                 /** @enum {string} */
                                 desiredState: "running" | "offline";
                                 image: string;
+                                updateAvailable?: boolean;
                                 startup: string;
                                 startupDisplay: string;
                                 environment: {

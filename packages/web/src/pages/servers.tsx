@@ -1,4 +1,4 @@
-import { Anchor, Button, Group, Paper, Stack, Table, Text, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Group, Paper, Stack, Table, Text, Title } from '@mantine/core';
 import { Link } from 'react-router';
 import { useAuth } from '../api/auth.tsx';
 import { useNodes, useServers, useTemplates } from '../api/queries.ts';
@@ -62,6 +62,16 @@ export function ServersPage() {
                       <Group gap={4} wrap="nowrap">
                         <StatusBadge status={s.status} nodeOnline={s.nodeOnline} />
                         <NoLimitBadges limits={s.limits} size="xs" />
+                        {s.updateAvailable ? (
+                          <Badge
+                            size="xs"
+                            color="grape"
+                            variant="light"
+                            data-testid="server-update-available"
+                          >
+                            update available
+                          </Badge>
+                        ) : null}
                       </Group>
                     </Table.Td>
                     <Table.Td>{nodeName(s.nodeId)}</Table.Td>

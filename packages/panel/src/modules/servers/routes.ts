@@ -71,16 +71,20 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
       schema: {
         tags,
         description:
-          'The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit).',
+          'The servers the caller may see (admins, owners and spectators: all; a `user`: the ones it owns or is a subuser of; an API key: also within its server limit). `updateAvailable: true` marks a server whose registry has a newer digest for its image tag (the last image check).',
         response: { 200: z.array(Server) },
       },
     },
     async (req) => {
       const visible = await s.access.accessMany(principalOf(req));
-      return s.servers.list((id) => {
-        const a = visible.get(id);
-        return a ? viewerFor(a) : undefined;
-      });
+      const [list, updates] = await Promise.all([
+        s.servers.list((id) => {
+          const a = visible.get(id);
+          return a ? viewerFor(a) : undefined;
+        }),
+        s.imageUpdates.available(),
+      ]);
+      return list.map((x) => (updates.has(x.id) ? { ...x, updateAvailable: true } : x));
     },
   );
   r.post(

@@ -42,6 +42,8 @@ export const Server = z.object({
   nodeOnline: z.boolean(),
   desiredState: DesiredState,
   image: z.string(),
+  /** in the list only: its registry has a newer digest for the image's tag (the last image check) */
+  updateAvailable: z.boolean().optional(),
   startup: z.string(),
   /** the startup line filled in; values a viewer may not see show as [hidden] */
   startupDisplay: z.string(),
