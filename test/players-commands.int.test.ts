@@ -135,7 +135,7 @@ describe('players by rcon command, and kick, on a real OpenArena through the Pan
     ]);
     for (const p of three) assert.match(p.id, /^\d+$/);
     const list = await api('GET', `/api/servers/${id}/players`);
-    assert.deepEqual(list.body.commands, { kick: true, ban: false });
+    assert.deepEqual(list.body.commands, { kick: true, ban: false, needsId: { kick: false, ban: false } });
 
     // unsafe names: refused, the bots stay
     for (const name of ['Sarge\nquit', 'Sarge;quit', 'x";quit;"']) {
