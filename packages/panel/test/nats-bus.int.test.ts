@@ -60,6 +60,8 @@ describe('NatsBus against a real nats-server', () => {
     await until(() => reachable(port), 10_000);
     a = await NatsBus.connect(`nats://127.0.0.1:${port}`, quiet, { prefix, name: 'replica-a' });
     b = await NatsBus.connect(`nats://127.0.0.1:${port}`, quiet, { prefix, name: 'replica-b' });
+    await a.flush();
+    await b.flush();
   });
 
   after(async () => {
@@ -184,6 +186,9 @@ describe('NatsBus scopes: effects once, live state everywhere', () => {
     await until(() => reachable(port), 10_000);
     a = await NatsBus.connect(`nats://127.0.0.1:${port}`, quiet, { prefix });
     b = await NatsBus.connect(`nats://127.0.0.1:${port}`, quiet, { prefix });
+    // the subscriptions reach the broker before anything is published (a round trip each)
+    await a.flush();
+    await b.flush();
   });
   after(async () => {
     await a?.close();
