@@ -2,15 +2,17 @@
  * Registries (issue 11 item 3) with the real Panel, a real Agent, the real Docker Engine and a
  * real registry asking for credentials (Debian's docker-registry with a bcrypt htpasswd file, on
  * 127.0.0.1 over plain HTTP): credentials stored once (sealed, write-only), then pulls and
- * pushes through the Panel's Docker relay and a game server's create on a private image work
- * with no client auth; a wrong stored password gives the registry's refusal; the password is in
+ * pushes through the Panel's Docker relay, a game server's create on a private image, its image
+ * changed to a private one and an image build FROM a private image work with no client auth; a wrong stored password gives the registry's refusal; the password is in
  * no answer, no log line, no Agent file; users without docker.write never get to use them.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { create as createTar } from 'tar';
 import { createAccount } from '../packages/panel/test/helpers.ts';
 import { pushImage, type RunningRegistry, startRegistry } from '../packages/web/e2e/registry.ts';
 import { docker, type Stack, startStack } from './harness.ts';
@@ -203,6 +205,60 @@ describe('registries: stored credentials used for pulls and pushes through the P
     const [c] = await stack.containers(r.body.id);
     assert.equal(c?.Image, privateRef);
     assert.ok(!(await allText(stack.agentDir)).includes(PASSWORD), 'no Agent file holds the password');
+  });
+
+  it("a server's image changed to a private one is pulled with the credentials on the update", async () => {
+    const made = await api('POST', '/api/servers?wait=true', {
+      name: 'to-private',
+      nodeId: stack.nodeId,
+      image: 'ctrl-alt-play/busybox:latest',
+      startup: 'sleep 3600',
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    await removeImage(privateRef);
+    const r = await api('PATCH', `/api/servers/${made.body.id}?wait=true`, { image: privateRef });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const [c] = await stack.containers(made.body.id);
+    assert.equal(c?.Image, privateRef);
+    await docker.getImage(privateRef).inspect();
+  });
+
+  it('a build whose FROM is on the private registry pulls it with the stored credentials', async () => {
+    await removeImage(privateRef);
+    const dir = await mkdtemp(path.join(tmpdir(), 'cap-build-'));
+    const tag = `cap-test/built-${process.pid}:v1`;
+    try {
+      await writeFile(path.join(dir, 'Dockerfile'), `FROM ${privateRef}\nLABEL cap.built=yes\n`);
+      const context = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        const pack = createTar({ cwd: dir, portable: true }, ['Dockerfile']);
+        pack.on('data', (c: Buffer) => chunks.push(c));
+        pack.on('end', () => resolve(Buffer.concat(chunks)));
+        pack.on('error', reject);
+      });
+      const res = await fetch(`${base}/build?t=${encodeURIComponent(tag)}&rm=1`, {
+        method: 'POST',
+        headers: { ...stack.owner.headers, 'content-type': 'application/x-tar' },
+        body: new Uint8Array(context),
+      });
+      const text = await res.text();
+      answers.push(text);
+      assert.equal(res.status, 200, text);
+      assert.doesNotMatch(text, /"error"/, text);
+      const built = await docker.getImage(tag).inspect();
+      assert.equal(built.Config?.Labels?.['cap.built'], 'yes');
+      const act = await api('GET', '/api/activity?action=node.docker');
+      assert.ok(
+        act.body.entries.some(
+          (e: { details?: { path?: string; registry?: string } }) =>
+            e.details?.path === '/build' && e.details.registry?.includes(reg.host),
+        ),
+        'the build is logged with the registries whose credentials went with it',
+      );
+    } finally {
+      await removeImage(tag);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a wrong stored password: the registry’s refusal comes back (relay stream and test login)', async () => {

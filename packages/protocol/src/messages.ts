@@ -269,7 +269,13 @@ export const UpdateServerPayload = EggConfig.partial()
       .string()
       .max(16 * 1024)
       .optional(),
+    /** credentials for the registries of a new image (pulled now when absent), never kept */
+    registryAuth: z.array(RegistryAuthConfig).max(4).optional(),
   });
+/** reinstall_server: credentials for the install and game images' registries (pulled when absent). */
+export const ReinstallServerPayload = z
+  .object({ registryAuth: z.array(RegistryAuthConfig).max(4).optional() })
+  .strict();
 export const FilePathPayload = z.object({ path: z.string().max(4096).default('/') });
 
 /**
@@ -523,6 +529,22 @@ export const VolumeRestorePayload = z.object({
   ttlSeconds: z.number().int().min(5).max(3600).default(300),
 });
 /**
+ * Browsing a Docker volume's files (issue 11; Agent-level, no server): paths are resolved inside
+ * the volume's Mountpoint by the same rules as a server's files (`..` and symlinks that lead out
+ * refused: PATH_OUTSIDE_ROOT). volume_list_files: one page of a directory (as list_files; a
+ * symlink's entry carries its `target`, the link's text, never followed); volume_get_file: one
+ * regular file of at most VOLUME_FILE_MAX_BYTES (utf8 or base64, as get_file; larger:
+ * FILE_TOO_LARGE, download it); volume_file_download: a download ticket for one regular file.
+ */
+export const VOLUME_FILE_MAX_BYTES = 1024 * 1024;
+export const VolumeListFilesPayload = ListFilesPayload.extend({ volume: VolumeName });
+export const VolumeFilePayload = FilePathPayload.extend({ volume: VolumeName });
+export const VolumeFileDownloadPayload = z.object({
+  volume: VolumeName,
+  path: FilePath,
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+/**
  * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
  * credentials: `POST /api/agent/transfers/<ticket>` carrying a download's bytes, or
  * `GET /api/agent/transfers/<ticket>` reading an upload's. Answers once the dial has started.
@@ -718,8 +740,14 @@ export const actionPayloads = {
   volume_backup: VolumeBackupPayload,
   /** an upload ticket whose archive is restored into a Docker volume (no server) */
   volume_restore: VolumeRestorePayload,
+  /** one page of a directory inside a Docker volume (no server) */
+  volume_list_files: VolumeListFilesPayload,
+  /** one file inside a Docker volume, capped at VOLUME_FILE_MAX_BYTES (no server) */
+  volume_get_file: VolumeFilePayload,
+  /** a download ticket for one file inside a Docker volume (no server) */
+  volume_file_download: VolumeFileDownloadPayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
-  reinstall_server: Empty,
+  reinstall_server: ReinstallServerPayload,
   /** archive the server's files into a backup on the node (an operation) */
   backup_create: BackupCreatePayload,
   /** one page of the server's backups, newest first */
@@ -965,6 +993,9 @@ export const FileEntry = z.object({
   modifiedAt: z.string(),
 });
 export type FileEntry = z.infer<typeof FileEntry>;
+/** A volume browser's entry: a symlink's `target` is the link's own text (never followed). */
+export const VolumeFileEntry = FileEntry.extend({ target: z.string().optional() });
+export type VolumeFileEntry = z.infer<typeof VolumeFileEntry>;
 export const ListFilesData = z.object({
   path: z.string(),
   /** this page's entries, in order */
@@ -974,6 +1005,7 @@ export const ListFilesData = z.object({
   offset: z.number().int().nonnegative(),
   limit: z.number().int().positive(),
 });
+export const VolumeListFilesData = ListFilesData.extend({ entries: z.array(VolumeFileEntry) });
 export const WriteFileData = z.object({
   path: z.string(),
   size: z.number(),

@@ -105,6 +105,11 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
   volume_restore: {
     payload: { volume: 'game-data', size: 10, force: true, truncate: false, ttlSeconds: 60 },
   },
+  volume_list_files: {
+    payload: { volume: 'game-data', path: '/conf', offset: 0, limit: 50, sort: 'name', order: 'asc' },
+  },
+  volume_get_file: { payload: { volume: 'game-data', path: '/conf/a.txt' } },
+  volume_file_download: { payload: { volume: 'game-data', path: '/conf/a.txt', ttlSeconds: 60 } },
   list_mods: {
     payload: { folders: [{ path: 'BepInEx/plugins', kind: 'bepinex' }], offset: 0, limit: 50 },
     serverId: 's1',
@@ -172,6 +177,9 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   file_decompress: { path: '' },
   volume_backup: { volume: '../etc' },
   volume_restore: { volume: 'v', size: 0 },
+  volume_list_files: { volume: '../etc', path: '/' },
+  volume_get_file: { volume: 'v', path: 7 },
+  volume_file_download: { volume: 'v', path: '' },
   list_mods: { folders: [{ path: '../../etc', kind: 'other' }] },
   fence_servers: { servers: [{ serverId: '', fencedAt: 'yesterday', reason: 'x' }] },
   stack_deploy: { project: 'Demo', networks: [], volumes: [], services: [] },

@@ -21,6 +21,7 @@ import {
   okResponse,
   type PullLayer,
   parseAgentInbound,
+  type RegistryAuthConfig,
   type ResponseMessage,
   registryHostOf,
   renderPlayerCommand,
@@ -88,10 +89,9 @@ export type PanelDialer = (
 
 /** The power-like actions: each answers `{ serverId, status }` once the server has done it. */
 const POWER_ACTIONS: Record<
-  'reinstall_server' | 'start_server' | 'stop_server' | 'restart_server' | 'kill_server',
+  'start_server' | 'stop_server' | 'restart_server' | 'kill_server',
   (s: Server, payload: Record<string, unknown>) => Promise<unknown>
 > = {
-  reinstall_server: (s) => s.reinstall(),
   start_server: (s) => s.start(),
   stop_server: (s, p) => s.stop(p as Command<'stop_server'>['payload']),
   restart_server: (s, p) => s.restart(p as Command<'restart_server'>['payload']),
@@ -713,6 +713,23 @@ export class ServerManager {
     }
   }
 
+  /**
+   * Private images pulled now (when absent) with the Panel's credentials for their registries
+   * (used for this pull only, never kept): what a later create would pull without them.
+   */
+  async #pullPrivate(
+    images: readonly (string | undefined)[],
+    registryAuth: readonly RegistryAuthConfig[] | undefined,
+  ): Promise<void> {
+    if (!registryAuth?.length || !this.#env.pullImage) return;
+    for (const image of images) {
+      if (image === undefined) continue;
+      const host = registryHostOf(image);
+      const auth = registryAuth.find((a) => normaliseRegistryHost(a.serveraddress) === host);
+      if (auth) await this.#env.pullImage(image, auth);
+    }
+  }
+
   /** A download's bytes for a ticket taken (the Agent's own HTTP API, or the relay). */
   async openTransferDownload(t: Ticket): Promise<{
     stream: Readable;
@@ -840,6 +857,38 @@ export class ServerManager {
     };
   }
 
+  /**
+   * Browsing a Docker volume (issue 11): a Docker API read, so off with the relay
+   * (AGENT_DOCKER_API=0) like the container list; the Panel checks docker.read on the node.
+   */
+  async #volumeFiles(cmd: Command): Promise<unknown> {
+    if (!this.#config.dockerApi)
+      throw new CodedError('FORBIDDEN', "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)");
+    const v = this.#volumes();
+    if (cmd.action === 'volume_list_files') {
+      const { volume, path: rel, ...page } = cmd.payload as Command<'volume_list_files'>['payload'];
+      return v.listFiles(volume, rel, page);
+    }
+    if (cmd.action === 'volume_get_file') {
+      const p = cmd.payload as Command<'volume_get_file'>['payload'];
+      return v.getFile(p.volume, p.path);
+    }
+    const p = cmd.payload as Command<'volume_file_download'>['payload'];
+    const d = await v.download(p.volume, p.path);
+    const expiresAt = Date.now() + p.ttlSeconds * 1000;
+    const ticket = this.transfers.issue({
+      serverId: '',
+      root: d.root,
+      path: p.path,
+      direction: 'download',
+      size: d.size,
+      expiresAt,
+      deny: new Denylist([]),
+      owner: { uid: this.#config.containerUid, gid: this.#config.containerGid },
+    });
+    return { ticket, expiresAt: new Date(expiresAt).toISOString(), size: d.size, name: d.name };
+  }
+
   #stackRunner: StackRunner | undefined;
   /** Compose stacks through the Engine API (src/stacks); Engine failures come back as DOCKER_ERROR. */
   async #stack(cmd: Command): Promise<unknown> {
@@ -917,15 +966,7 @@ export class ServerManager {
         }
         this.#creating.add(id);
         try {
-          // private images: pulled now with the Panel's credentials (used here only, never kept)
-          if (registryAuth?.length && this.#env.pullImage) {
-            for (const image of [eggConfig.image, eggConfig.install?.container]) {
-              if (image === undefined) continue;
-              const host = registryHostOf(image);
-              const auth = registryAuth.find((a) => normaliseRegistryHost(a.serveraddress) === host);
-              if (auth) await this.#env.pullImage(image, auth);
-            }
-          }
+          await this.#pullPrivate([eggConfig.image, eggConfig.install?.container], registryAuth);
           const s = this.#newServer(id, eggConfig);
           await s.create();
           this.servers.set(id, s);
@@ -934,7 +975,14 @@ export class ServerManager {
           this.#creating.delete(id);
         }
       }
-      case 'reinstall_server':
+      case 'reinstall_server': {
+        const s = this.#server(serverId);
+        // the installer's and the game's images, when absent, pulled with the Panel's credentials
+        const { registryAuth } = cmd.payload as Command<'reinstall_server'>['payload'];
+        await this.#pullPrivate([s.egg.install?.container, s.egg.image], registryAuth);
+        await s.reinstall();
+        return { data: { serverId, status: s.status } };
+      }
       case 'start_server':
       case 'stop_server':
       case 'restart_server':
@@ -976,7 +1024,11 @@ export class ServerManager {
         };
         let status: ServerStatus;
         try {
-          status = await s.update(cmd.payload as Command<'update_server'>['payload'], progress);
+          const { registryAuth, ...patch } = cmd.payload as Command<'update_server'>['payload'];
+          // a new image from a private registry: pulled with the Panel's credentials first
+          if (patch.image !== undefined && patch.image !== s.egg.image)
+            await this.#pullPrivate([patch.image], registryAuth);
+          status = await s.update(patch, progress);
         } catch (e) {
           progress('failed', isCodedError(e) ? e.code : 'INTERNAL_ERROR');
           throw e;
@@ -1298,6 +1350,10 @@ export class ServerManager {
         return {
           data: await this.#volumeTicket(cmd as Command<'volume_backup'> | Command<'volume_restore'>),
         };
+      case 'volume_list_files':
+      case 'volume_get_file':
+      case 'volume_file_download':
+        return { data: await this.#volumeFiles(cmd) };
       case 'stack_deploy':
       case 'stack_stop':
       case 'stack_start':

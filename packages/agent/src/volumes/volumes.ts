@@ -15,17 +15,24 @@
  *   unpacked: lchown, never through a link, only where the entry's folder still resolves inside
  *   the volume); a zip carries none, and an Agent not running as root leaves them as they are.
  *
+ * - browse (issue 11): a directory's page and a file read (capped) or downloaded, by the server
+ *   files' own path rules (src/filesystem: resolved, realpath'd, opened O_NOFOLLOW and proven
+ *   inside by the descriptor), so `..` and links that lead out of the volume are PATH_OUTSIDE_ROOT.
+ *   A symlink's entry carries the link's text (`target`), read through the listed directory's
+ *   descriptor and never followed.
+ *
  * An Agent in a container must have `/var/lib/docker/volumes` mounted at the same path (the
- * Mountpoint the Engine reports is a host path).
+ * Mountpoint the Engine reports is a host path); one that cannot see it is answered
+ * CONFIG_INVALID (no helper container is started to read it).
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, lchownSync, realpathSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { CodedError } from '@cap/protocol';
+import { CodedError, VOLUME_FILE_MAX_BYTES, type VolumeFileEntry } from '@cap/protocol';
 import type Docker from 'dockerode';
 import { Parser, type ReadEntry } from 'tar';
 import {
@@ -39,6 +46,20 @@ import {
 } from '../archive/archive.ts';
 import { entryParts } from '../archive/paths.ts';
 import { sniffFormat } from '../filesystem/archives.ts';
+import { getFile, type ListPage, listFiles, openInside, resolveInside } from '../filesystem/filesystem.ts';
+import { Denylist } from '../filesystem/operations.ts';
+import { downloadSize } from '../transfers/transfers.ts';
+
+/** The server files' errors, worded for a volume (the same codes). */
+async function inVolume<T>(name: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof CodedError && e.code === 'PATH_OUTSIDE_ROOT')
+      throw new CodedError('PATH_OUTSIDE_ROOT', `the path leads outside the volume ${name}`, { cause: e });
+    throw e;
+  }
+}
 
 /**
  * The numeric owners of a (verified, unpacked) tar archive's entries given back under `root`
@@ -126,6 +147,47 @@ export class VolumeArchiver {
         `volume ${name}'s Mountpoint ${mp} is not a directory this Agent can reach (an Agent in a container needs /var/lib/docker/volumes mounted at the same path)`,
       );
     return mp;
+  }
+
+  /** One page of a directory inside the volume; symlinks with their target (see the header). */
+  async listFiles(
+    name: string,
+    rel: string,
+    page: { offset: number; limit: number; sort: 'name' | 'size' | 'modified'; order: 'asc' | 'desc' },
+  ): Promise<Omit<ListPage, 'entries'> & { entries: VolumeFileEntry[] }> {
+    const mp = await this.mountpoint(name);
+    return inVolume(name, async () => {
+      const list = await listFiles(mp, rel, page);
+      const entries: VolumeFileEntry[] = list.entries;
+      if (!entries.some((e) => e.type === 'symlink')) return list;
+      const dir = await openInside(
+        mp,
+        await resolveInside(mp, rel),
+        constants.O_RDONLY | constants.O_DIRECTORY,
+      );
+      try {
+        for (const e of entries)
+          if (e.type === 'symlink') {
+            const t = await readlink(`/proc/self/fd/${dir.fd}/${e.name}`).catch(() => null);
+            if (t !== null) e.target = t.slice(0, 4096);
+          }
+      } finally {
+        await dir.close();
+      }
+      return { ...list, entries };
+    });
+  }
+
+  /** One regular file inside the volume, at most VOLUME_FILE_MAX_BYTES (utf8 or base64). */
+  async getFile(name: string, rel: string) {
+    const mp = await this.mountpoint(name);
+    return inVolume(name, () => getFile(mp, rel, VOLUME_FILE_MAX_BYTES));
+  }
+
+  /** What a download ticket reads: the volume's directory, and the file's size and name now. */
+  async download(name: string, rel: string): Promise<{ root: string; size: number; name: string }> {
+    const root = await this.mountpoint(name);
+    return { root, ...(await inVolume(name, () => downloadSize(root, rel, new Denylist([])))) };
   }
 
   /** Running containers that mount the volume. */

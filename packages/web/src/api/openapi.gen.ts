@@ -9650,6 +9650,222 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/nodes/{id}/volumes/{name}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One page of a directory inside the Docker volume `name` (its Mountpoint from the node's Engine; local driver only): directories first, then by `sort` in `order`; `total` counts the directory. Each entry: name, type (file, directory, symlink, other), size, mode, modifiedAt, and for a symlink its `target` (the link's text, never followed). `..` or a link that leads out of the volume: 400 PATH_OUTSIDE_ROOT; 404 NOT_FOUND (no node or volume), 404 FILE_NOT_FOUND. Needs docker.read on the node. */
+        get: {
+            parameters: {
+                query?: {
+                    path?: string;
+                    offset?: number;
+                    limit?: number;
+                    sort?: "name" | "size" | "modified";
+                    order?: "asc" | "desc";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            entries: {
+                                name: string;
+                                /** @enum {string} */
+                                type: "file" | "directory" | "symlink" | "other";
+                                size: number;
+                                mode: string;
+                                modifiedAt: string;
+                                target?: string;
+                            }[];
+                            total: number;
+                            offset: number;
+                            limit: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/volumes/{name}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One regular file inside the Docker volume `name`, at most 1048576 bytes: `encoding` utf8 (text) or base64, with its sha256. Larger: 413 FILE_TOO_LARGE (download it: POST …/file-download). Paths as for …/files (400 PATH_OUTSIDE_ROOT). Needs docker.read on the node. */
+        get: {
+            parameters: {
+                query: {
+                    path: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            path: string;
+                            size: number;
+                            /** @enum {string} */
+                            encoding: "utf8" | "base64";
+                            content: string;
+                            sha256?: string;
+                            modifiedAt?: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nodes/{id}/volumes/{name}/file-download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A single-use link (valid `ttlSeconds`, at most and by default 300) that downloads one regular file inside the Docker volume `name`: `GET url` (its size announced; the bytes stream from the Agent). Paths as for …/files (400 PATH_OUTSIDE_ROOT). Needs docker.read on the node. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        path: string;
+                        /** @default 300 */
+                        ttlSeconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ticket: string;
+                            expiresAt: string;
+                            size: number | null;
+                            name: string;
+                            url: string;
+                            relayUrl: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/docker/nodes": {
         parameters: {
             query?: never;

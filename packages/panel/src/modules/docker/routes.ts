@@ -9,7 +9,21 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
-import { CodedError, type ErrorCode, isCodedError } from '@cap/protocol';
+import {
+  CodedError,
+  CreateTransferData,
+  type ErrorCode,
+  FilePath,
+  FileSort,
+  GetFileData,
+  isCodedError,
+  LIST_FILES_DEFAULT_LIMIT,
+  LIST_FILES_MAX_LIMIT,
+  SortOrder,
+  VOLUME_FILE_MAX_BYTES,
+  VolumeListFilesData,
+  VolumeName,
+} from '@cap/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
@@ -17,7 +31,7 @@ import { z } from 'zod';
 import { hasRole, principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
 import { POWER_PERMISSION } from '../access/permissions.ts';
-import { hostOfImage, registryAuthHeader } from '../registries/service.ts';
+import { hostOfImage, registryAuthHeader, registryConfigHeader } from '../registries/service.ts';
 import { managedAsk, managedPower, managedServerOf, refuseManaged } from './managed.ts';
 import { checkPolicy, type PolicyContext } from './policy.ts';
 import { DOCKER_PERMISSIONS } from './policy-store.ts';
@@ -166,6 +180,18 @@ export function sentRegistryAuth(header: string | undefined): boolean {
     return ['username', 'password', 'auth', 'identitytoken', 'registrytoken'].some(
       (k) => Object.hasOwn(v, k) && typeof v[k] === 'string' && v[k] !== '',
     );
+  } catch {
+    return true;
+  }
+}
+
+/** Whether a build's X-Registry-Config carries any credentials (the CLI sends `{}` without). */
+export function sentRegistryConfig(header: string | undefined): boolean {
+  if (header === undefined || header.trim() === '') return false;
+  try {
+    const v = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return true;
+    return Object.keys(v).length > 0;
   } catch {
     return true;
   }
@@ -411,6 +437,109 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     },
   );
 
+  // A volume's files (issue 11): browsing is a Docker read (docker.read on the node); the Agent
+  // resolves every path inside the volume (`..` and links out: 400 PATH_OUTSIDE_ROOT)
+  const VolumeParams = NodeParams.extend({ name: VolumeName });
+  r.get(
+    '/api/nodes/:id/volumes/:name/files',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "One page of a directory inside the Docker volume `name` (its Mountpoint from the node's Engine; local driver only): directories first, then by `sort` in `order`; `total` counts the directory. Each entry: name, type (file, directory, symlink, other), size, mode, modifiedAt, and for a symlink its `target` (the link's text, never followed). `..` or a link that leads out of the volume: 400 PATH_OUTSIDE_ROOT; 404 NOT_FOUND (no node or volume), 404 FILE_NOT_FOUND. Needs docker.read on the node.",
+        params: VolumeParams,
+        querystring: z.object({
+          path: z.string().max(4096).default('/'),
+          offset: z.coerce.number().int().min(0).max(100_000_000).default(0),
+          limit: z.coerce.number().int().min(1).max(LIST_FILES_MAX_LIMIT).default(LIST_FILES_DEFAULT_LIMIT),
+          sort: FileSort.default('name'),
+          order: SortOrder.default('asc'),
+        }),
+        response: { 200: VolumeListFilesData },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      await assertDockerAccess(s, req, req.params.id, false);
+      return VolumeListFilesData.parse(
+        await s.gateway.request(req.params.id, 'volume_list_files', {
+          volume: req.params.name,
+          ...req.query,
+        }),
+      );
+    },
+  );
+  r.get(
+    '/api/nodes/:id/volumes/:name/file',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['docker'],
+        description: `One regular file inside the Docker volume \`name\`, at most ${VOLUME_FILE_MAX_BYTES} bytes: \`encoding\` utf8 (text) or base64, with its sha256. Larger: 413 FILE_TOO_LARGE (download it: POST …/file-download). Paths as for …/files (400 PATH_OUTSIDE_ROOT). Needs docker.read on the node.`,
+        params: VolumeParams,
+        querystring: z.object({ path: FilePath }),
+        response: { 200: GetFileData },
+      },
+    },
+    async (req) => {
+      await s.nodes.get(req.params.id);
+      await assertDockerAccess(s, req, req.params.id, false);
+      return GetFileData.parse(
+        await s.gateway.request(req.params.id, 'volume_get_file', {
+          volume: req.params.name,
+          path: req.query.path,
+        }),
+      );
+    },
+  );
+  r.post(
+    '/api/nodes/:id/volumes/:name/file-download',
+    {
+      config: { auth: 'user', activity: 'node.volume.download' },
+      schema: {
+        tags: ['docker'],
+        description:
+          'A single-use link (valid `ttlSeconds`, at most and by default 300) that downloads one regular file inside the Docker volume `name`: `GET url` (its size announced; the bytes stream from the Agent). Paths as for …/files (400 PATH_OUTSIDE_ROOT). Needs docker.read on the node.',
+        params: VolumeParams,
+        body: z.object({
+          path: FilePath,
+          ttlSeconds: z.number().int().min(5).max(300).default(300),
+        }),
+        response: {
+          201: CreateTransferData.pick({ ticket: true, expiresAt: true, size: true, name: true }).extend({
+            url: z.string(),
+            relayUrl: z.string(),
+          }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const nodeId = req.params.id;
+      await s.nodes.get(nodeId);
+      await assertDockerAccess(s, req, nodeId, false);
+      const data = CreateTransferData.parse(
+        await s.gateway.request(nodeId, 'volume_file_download', { volume: req.params.name, ...req.body }),
+      );
+      const urls = await s.transferLinks.issue(data.ticket, {
+        nodeId,
+        serverId: '',
+        direction: 'download',
+        size: data.size,
+        name: data.name,
+        expiresAt: Date.parse(data.expiresAt),
+      });
+      if (req.activity) req.activity.details = { nodeId, volume: req.params.name };
+      return reply.status(201).send({
+        ticket: data.ticket,
+        expiresAt: data.expiresAt,
+        size: data.size,
+        name: data.name,
+        ...urls,
+      });
+    },
+  );
+
   const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });
   r.get(
     '/api/docker/nodes',
@@ -517,6 +646,22 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
           headers['x-registry-auth'] = registryAuthHeader(auth);
           if (req.activity?.details)
             req.activity.details = { ...req.activity.details, registry: hostOfImage(image) };
+        }
+      }
+      // a build: its FROM lines (inside the streamed context) may name any registry, so every
+      // stored registry's credentials go as X-Registry-Config, unless the client sent its own
+      if (method === 'POST' && ep.path === '/build' && !sentRegistryConfig(headers['x-registry-config'])) {
+        const auths = await s.registries.allAuths();
+        if (auths.length > 0) {
+          headers['x-registry-config'] = registryConfigHeader(auths);
+          if (req.activity?.details)
+            req.activity.details = {
+              ...req.activity.details,
+              registry: auths
+                .map((a) => a.serveraddress)
+                .join(',')
+                .slice(0, 512),
+            };
         }
       }
       const hasBody =

@@ -35,6 +35,15 @@ export function registryAuthHeader(auth: RegistryAuth): string {
   return Buffer.from(JSON.stringify(auth)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
+/**
+ * X-Registry-Config (a build's base-image pulls): the same encoding of a map from each registry's
+ * server address to its AuthConfig.
+ */
+export function registryConfigHeader(auths: readonly RegistryAuth[]): string {
+  const map = Object.fromEntries(auths.map((a) => [a.serveraddress, a]));
+  return Buffer.from(JSON.stringify(map)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
 export interface Registry {
   id: string;
   name: string;
@@ -169,6 +178,12 @@ export class RegistriesService {
   /** The stored credentials of one registry (the test login). */
   async authOf(id: string): Promise<RegistryAuth> {
     return this.#auth(await this.#row(id));
+  }
+
+  /** Every registry's stored credentials (a build's FROM may name any of them). */
+  async allAuths(): Promise<RegistryAuth[]> {
+    const rows = await this.#db.selectFrom('registries').selectAll().orderBy('host').execute();
+    return rows.map((r) => this.#auth(r));
   }
 
   /** The stored credentials for the registry an image reference names, exact host match. */

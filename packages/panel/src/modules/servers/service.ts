@@ -162,7 +162,7 @@ export class ServersService {
   }
 
   /** The stored credentials for the registries of the egg's images (game and install). */
-  async #registryAuthFor(egg: EggConfig): Promise<RegistryAuthConfig[]> {
+  async #registryAuthFor(egg: Pick<EggConfig, 'image' | 'install'>): Promise<RegistryAuthConfig[]> {
     if (!this.#registryAuth) return [];
     const out: RegistryAuthConfig[] = [];
     for (const image of [egg.image, egg.install?.container]) {
@@ -684,7 +684,15 @@ export class ServersService {
   ): Promise<{ operationId: string; done: Promise<Server> }> {
     let operationId: string;
     try {
-      operationId = await this.#operations.start(row, 'update', 'update_server', egg, actor);
+      // a new image from a private registry is pulled with the stored credentials
+      const registryAuth = await this.#registryAuthFor({ image: egg.image });
+      operationId = await this.#operations.start(
+        row,
+        'update',
+        'update_server',
+        { ...egg, ...(registryAuth.length > 0 ? { registryAuth } : {}) },
+        actor,
+      );
     } catch (e) {
       await refused();
       throw e;
@@ -843,8 +851,16 @@ export class ServersService {
     if (!this.#gateway.isOnline(loaded.row.node_id))
       throw new CodedError('AGENT_OFFLINE', 'the node is offline');
     this.#log.info({ serverId: id, action: 'reinstall_server' }, 'reinstall requested');
+    // the installer's and the game's images are pulled (when absent) with the stored credentials
+    const registryAuth = await this.#registryAuthFor(egg);
     return {
-      operationId: await this.#operations.start(loaded.row, 'reinstall', 'reinstall_server', {}, actor),
+      operationId: await this.#operations.start(
+        loaded.row,
+        'reinstall',
+        'reinstall_server',
+        registryAuth.length > 0 ? { registryAuth } : {},
+        actor,
+      ),
     };
   }
 

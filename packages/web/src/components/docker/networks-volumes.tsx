@@ -25,6 +25,7 @@ import { putFile } from '../files/uploads.tsx';
 import { ErrorState, Loading } from '../states.tsx';
 import { ActionError, useDockerAction } from './common.tsx';
 import { JsonView } from './container-detail.tsx';
+import { VolumeBrowser } from './volume-browser.tsx';
 
 const BUILTIN = new Set(['bridge', 'host', 'none']);
 
@@ -429,6 +430,7 @@ export function VolumesTab({ nodeId }: { nodeId: string }) {
   const action = useDockerAction(nodeId);
   const [inspect, setInspect] = useState<DockerVolume | null>(null);
   const [restoring, setRestoring] = useState<DockerVolume | null>(null);
+  const [browsing, setBrowsing] = useState<string | null>(null);
   const [backupError, setBackupError] = useState<unknown>(null);
   if (q.isPending) return <Loading label="Listing volumes…" />;
   if (q.isError)
@@ -508,6 +510,9 @@ export function VolumesTab({ nodeId }: { nodeId: string }) {
                         </ActionIcon>
                       </Menu.Target>
                       <Menu.Dropdown>
+                        <Menu.Item onClick={() => setBrowsing(v.Name)} data-testid="volume-browse">
+                          Browse files
+                        </Menu.Item>
                         <Menu.Item onClick={() => setInspect(v)}>Inspect</Menu.Item>
                         <Menu.Item onClick={() => void backup(v)} data-testid="volume-backup">
                           Back up (download .tar.gz)
@@ -543,6 +548,7 @@ export function VolumesTab({ nodeId }: { nodeId: string }) {
         onClose={() => setInspect(null)}
       />
       <RestoreModal nodeId={nodeId} volume={restoring} onClose={() => setRestoring(null)} />
+      <VolumeBrowser nodeId={nodeId} volume={browsing} onClose={() => setBrowsing(null)} />
     </Stack>
   );
 }
