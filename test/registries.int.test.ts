@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { create as createTar } from 'tar';
+import { freePort } from '../packages/agent/test/helpers.ts';
 import { createAccount } from '../packages/panel/test/helpers.ts';
 import { pushImage, type RunningRegistry, startRegistry } from '../packages/web/e2e/registry.ts';
 import { docker, type Stack, startStack } from './harness.ts';
@@ -221,6 +222,72 @@ describe('registries: stored credentials used for pulls and pushes through the P
     const [c] = await stack.containers(made.body.id);
     assert.equal(c?.Image, privateRef);
     await docker.getImage(privateRef).inspect();
+  });
+
+  it("a reinstall pulls the template's private install image with the credentials", async () => {
+    const imported = await api('POST', '/api/templates/import', {
+      content: JSON.stringify({
+        meta: { version: 'PTDL_v2', update_url: null },
+        uuid: `5e0c1f7a-2b1a-4c55-9a7e-${String(process.pid).padStart(12, '0').slice(-12)}`,
+        name: `Private installer ${process.pid}`,
+        author: 'a@b.c',
+        description: 'an install image on the private registry',
+        features: null,
+        docker_images: { Base: 'ctrl-alt-play/busybox:latest' },
+        file_denylist: [],
+        startup: 'sleep 3600',
+        config: { files: '{}', startup: '{"done": ""}', logs: '{}', stop: '^C' },
+        scripts: {
+          installation: {
+            script: 'echo installed > /mnt/server/installed.txt',
+            container: privateRef,
+            entrypoint: 'sh',
+          },
+        },
+        variables: [],
+      }),
+    });
+    assert.ok(imported.status === 201 || imported.status === 200, JSON.stringify(imported.body));
+    const templateId = imported.body.template.id as string;
+    const port = await freePort('0.0.0.0');
+    const pool = await api('POST', `/api/nodes/${stack.nodeId}/allocations`, {
+      ip: '0.0.0.0',
+      ports: [String(port)],
+    });
+    assert.equal(pool.status, 201, JSON.stringify(pool.body));
+    const made = await api('POST', '/api/servers?wait=true', {
+      name: 'private-installer',
+      nodeId: stack.nodeId,
+      templateId,
+      allocationId: pool.body[0].id,
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const id = made.body.id as string;
+    const status = async () => (await api('GET', `/api/servers/${id}`)).body.status as string;
+    const settle = async () => {
+      for (let i = 0; i < 600; i++) {
+        const st = await status();
+        if (st !== 'installing') return st;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return 'installing';
+    };
+    assert.equal(await settle(), 'offline');
+    // the install image gone from the node: the reinstall must pull it again, from the private registry
+    await removeImage(privateRef);
+    const re = await api('POST', `/api/servers/${id}/reinstall`);
+    assert.equal(re.status, 202, JSON.stringify(re.body));
+    let op: { success: boolean | null; errorMessage: string | null } | undefined;
+    for (let i = 0; i < 600 && (op?.success ?? null) === null; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      op = (await api('GET', `/api/servers/${id}/operations`)).body.find(
+        (o: { id: string }) => o.id === re.body.operationId,
+      );
+    }
+    assert.equal(op?.success, true, JSON.stringify(op));
+    assert.equal(await settle(), 'offline');
+    await docker.getImage(privateRef).inspect();
+    assert.ok(!(await allText(stack.agentDir)).includes(PASSWORD), 'no Agent file holds the password');
   });
 
   it('a build whose FROM is on the private registry pulls it with the stored credentials', async () => {

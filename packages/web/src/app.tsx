@@ -28,7 +28,10 @@ const ServerDetailPage = lazy(() =>
 );
 
 // the Docker pages (virtual lists, charts, the exec terminal) load when first opened
-const DockerPage = lazy(() => import('./pages/docker.tsx').then((m) => ({ default: m.DockerPage })));
+const loadDocker = () => import('./pages/docker.tsx');
+// opened at a Docker address: its code is fetched with the app's, not after the login check
+if (typeof window !== 'undefined' && window.location.pathname.startsWith('/docker')) void loadDocker();
+const DockerPage = lazy(() => loadDocker().then((m) => ({ default: m.DockerPage })));
 const docker = (
   <Suspense fallback={<Loading label="Loading Docker…" />}>
     <DockerPage />

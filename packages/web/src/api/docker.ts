@@ -4,7 +4,8 @@
  * Panel's own refusals — permission, policy, node offline — carry its `code`). Streams (logs
  * follow, stats, events, pull progress) are read from the fetch body as it arrives.
  */
-import { type QueryClient, useQueries, useQuery } from '@tanstack/react-query';
+import { type QueryClient, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useRef } from 'react';
 import type {
   DockerContainer,
   DockerImage,
@@ -192,13 +193,32 @@ export function useAllContainers(nodes: readonly PanelNode[] | undefined, only?:
       staleTime: 5_000,
     })),
   });
-  const list: NodeContainer[] = [];
+  // the merged list is made again only when an answer changes (not on every render: a keystroke
+  // in the filter would copy every container again)
+  const datas = results.map((r, i) => r.data ?? heads[i]?.data);
+  const key = targets.map((n) => `${n.id}\u0000${n.name}`).join('\u0001');
+  const merged = useRef<{ key: string; datas: unknown[]; list: NodeContainer[] } | null>(null);
+  const prev = merged.current;
+  let list: NodeContainer[];
+  if (
+    prev &&
+    prev.key === key &&
+    prev.datas.length === datas.length &&
+    prev.datas.every((d, i) => d === datas[i])
+  )
+    list = prev.list;
+  else {
+    list = [];
+    datas.forEach((data, i) => {
+      const node = targets[i] as PanelNode;
+      if (data) for (const c of data) list.push({ ...c, nodeId: node.id, nodeName: node.name });
+    });
+    merged.current = { key, datas, list };
+  }
   const errors: { node: PanelNode; error: unknown }[] = [];
   let pending = false;
   results.forEach((r, i) => {
     const node = targets[i] as PanelNode;
-    const data = r.data ?? heads[i]?.data;
-    if (data) for (const c of data) list.push({ ...c, nodeId: node.id, nodeName: node.name });
     if (r.isError) errors.push({ node, error: r.error });
     if (r.isPending && !heads[i]?.data) pending = true;
   });
@@ -212,6 +232,19 @@ export const useDockerImages = (nodeId: string) =>
     queryFn: ({ signal }) => dockerJson<DockerImage[]>(nodeId, '/images/json', { signal }),
     enabled: !!nodeId,
   });
+/**
+ * A node's first rows, asked for at once (with the node list and the whole list, not after
+ * them): the same query the list shows first, so the rows render from the first answer.
+ */
+export const useContainersHead = (nodeId: string) => {
+  const qc = useQueryClient();
+  return useQuery({
+    queryKey: [...dockerKeys.containers(nodeId), 'head'],
+    queryFn: ({ signal }) => listContainers(nodeId, signal, HEAD_ROWS),
+    enabled: !!nodeId && qc.getQueryData(dockerKeys.containers(nodeId)) === undefined,
+    staleTime: 5_000,
+  });
+};
 export const useNodeContainers = (nodeId: string) =>
   useQuery({
     queryKey: dockerKeys.containers(nodeId),

@@ -3,7 +3,17 @@
  * are re-sent after every reconnect, reconnect with capped exponential backoff and jitter, and a
  * connection state the layout turns into the "disconnected — reconnecting" banner.
  */
-import { ClientMessage, type ClientRequest } from '@cap/protocol/client.ts';
+import type { ClientMessage, ClientRequest } from '@cap/protocol/client.ts';
+
+/**
+ * The socket's validator (the protocol's zod schemas) loads apart from the page: building those
+ * schemas is a large part of a first load's script time, and no page needs them before the
+ * first frame arrives. Frames that come before it are kept, in order, until it is here.
+ */
+type Validator = typeof import('@cap/protocol/client.ts')['ClientMessage'];
+let validator: Promise<Validator> | undefined;
+const loadValidator = (): Promise<Validator> =>
+  (validator ??= import('@cap/protocol/client.ts').then((m) => m.ClientMessage));
 
 export type LiveState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 type MessageListener = (msg: ClientMessage) => void;
@@ -138,6 +148,9 @@ export class LiveClient {
 
   private connect(): void {
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    void loadValidator().then((schema) => {
+      this.schema = schema;
+    });
     let ws: WebSocket;
     try {
       ws = new WebSocket(this.url);
@@ -162,10 +175,7 @@ export class LiveClient {
       } catch {
         return;
       }
-      // validated at the edge: a malformed frame is dropped, never rendered
-      const parsed = ClientMessage.safeParse(raw);
-      if (!parsed.success) return;
-      for (const fn of this.listeners) fn(parsed.data);
+      this.deliver(raw);
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
@@ -175,6 +185,32 @@ export class LiveClient {
       if (this.state === 'closed') return;
       this.scheduleRetry();
     };
+  }
+
+  /** Frames waiting for the validator, in arrival order. */
+  private early: unknown[] = [];
+  private schema: Validator | null = null;
+
+  private deliver(raw: unknown): void {
+    if (this.schema === null || this.early.length > 0) {
+      this.early.push(raw);
+      void loadValidator().then((schema) => {
+        this.schema = schema;
+        const queued = this.early;
+        this.early = [];
+        for (const f of queued) this.validated(f);
+      });
+      return;
+    }
+    this.validated(raw);
+  }
+
+  private validated(raw: unknown): void {
+    if (this.schema === null) return;
+    // validated at the edge: a malformed frame is dropped, never rendered
+    const parsed = this.schema.safeParse(raw);
+    if (!parsed.success) return;
+    for (const fn of this.listeners) fn(parsed.data);
   }
 
   private scheduleRetry(): void {

@@ -1,6 +1,6 @@
 import { Badge, Group, Select, Stack, Tabs, Text, Title } from '@mantine/core';
 import { useNavigate, useParams } from 'react-router';
-import { useDockerNodes, useNodeContainers } from '../api/docker.ts';
+import { useContainersHead, useDockerNodes, useNodeContainers } from '../api/docker.ts';
 import { DockerWriteContext } from '../components/docker/common.tsx';
 import { ContainerDetail } from '../components/docker/container-detail.tsx';
 import { ContainersList } from '../components/docker/containers-list.tsx';
@@ -37,11 +37,13 @@ export function DockerPage() {
   const nodes = useDockerNodes();
   const nodeParam = params['nodeId'] ?? 'all';
   // one node's list is asked for at once, not after the node list (same cache as the list's)
-  useNodeContainers(
+  const listing =
     nodeParam !== 'all' && !params['containerId'] && (params['section'] ?? 'containers') === 'containers'
       ? nodeParam
-      : '',
-  );
+      : '';
+  useNodeContainers(listing);
+  // and its first rows too, a small answer the list renders from before the whole one is here
+  useContainersHead(listing);
   const section: Section = isSection(params['section']) ? params['section'] : 'containers';
   const containerId = params['containerId'];
   if (nodes.isPending) return <Loading label="Loading nodes…" />;
