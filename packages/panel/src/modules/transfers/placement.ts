@@ -228,7 +228,7 @@ export class ServerPlacement {
     m: { serverId: string; source: string; target: string },
     rec: BackupRecord,
     push: RunStep,
-    onProgress?: (sent: number, total: number) => void,
+    onProgress?: (sent: number, total: number, path: ArchivePath) => void,
   ): Promise<SentArchive> {
     if (rec.state !== 'completed' || rec.size === null || rec.sha256 === null)
       throw new CodedError('INVALID_STATE', `backup ${rec.backupId} is ${rec.state}, not completed`);
@@ -237,6 +237,7 @@ export class ServerPlacement {
     let reason = direct.reason;
     if (direct.url) {
       const up = await this.#importTicket(m.target, m.serverId, rec);
+      onProgress?.(0, rec.size, 'direct');
       try {
         const r = await push(m.source, 'transfer_push', {
           backupId: rec.backupId,
@@ -260,7 +261,7 @@ export class ServerPlacement {
         );
       }
     }
-    await this.#relayArchive(m, rec, onProgress);
+    await this.#relayArchive(m, rec, onProgress && ((n, total) => onProgress(n, total, 'relay')));
     return { path: 'relay', reason, ms: Date.now() - started };
   }
 

@@ -459,10 +459,12 @@ export class TransfersService {
             action: 'transfer_push',
             payload: AgentRequestPayload<'transfer_push'>,
           ) => this.#sub(run, nodeId, action, payload);
-          const sent = await this.#placement.sendArchive(m, archive.rec, push, (n, total) => {
-            void this.#operations
-              .step(run.t.operation_id, 'streaming', `${mb(n)} of ${mb(total)} (relayed by the Panel)`)
-              .catch(() => undefined);
+          const sent = await this.#placement.sendArchive(m, archive.rec, push, (n, total, path) => {
+            const how =
+              path === 'direct'
+                ? `pushed directly Agent to Agent (${mb(total)})`
+                : `${mb(n)} of ${mb(total)} (relayed by the Panel)`;
+            void this.#operations.step(run.t.operation_id, 'streaming', how).catch(() => undefined);
           });
           run.t.path = sent.path;
           await this.#db
