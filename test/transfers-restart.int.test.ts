@@ -146,7 +146,7 @@ describe('Panel restart during a transfer', () => {
     const original = await hashes(srcDir);
     const start = await api('POST', `/api/servers/${id}/power`, { action: 'start' });
     assert.equal(start.status, 202, JSON.stringify(start.body));
-    await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 30_000);
+    await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 90_000);
     const target = await pool(b.id);
 
     const r = await api('POST', `/api/servers/${id}/transfer`, { nodeId: b.id, allocationId: target.id });

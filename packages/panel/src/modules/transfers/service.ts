@@ -122,6 +122,7 @@ export class TransfersService {
   readonly #placement: ServerPlacement;
   readonly #log: Logger;
   readonly #runningTimeoutMs: number;
+  #closing = false;
 
   constructor(deps: {
     db: Db;
@@ -211,6 +212,14 @@ export class TransfersService {
         .catch(() => undefined);
       this.#log.warn({ serverId: t.server_id, step: t.step, switched }, 'transfer cut by a Panel restart');
     }
+  }
+
+  /**
+   * The Panel is stopping: a transfer its closing links cut is left as stored (`running`), for the
+   * next Panel's init to fail and clean up, not half undone by this one.
+   */
+  close(): void {
+    this.#closing = true;
   }
 
   async list(serverId: string, limit = 20): Promise<Transfer[]> {
@@ -365,6 +374,7 @@ export class TransfersService {
           () => resolve({ success: false, code: 'TIMEOUT', message: `${action} did not end in time` }),
           STEP_TIMEOUT_MS,
         );
+        timer.unref();
       }),
     ]).finally(() => clearTimeout(timer));
     if (!r.success)
@@ -534,6 +544,13 @@ export class TransfersService {
       await this.#end(run, { success: true });
       this.#log.info({ serverId, to: run.target }, 'transfer completed');
     } catch (e) {
+      if (this.#closing) {
+        this.#log.warn(
+          { serverId, step: run.t.step },
+          'transfer cut by the Panel stopping; the next one cleans up',
+        );
+        throw new CodedError('AGENT_OFFLINE', 'the Panel stopped during the transfer');
+      }
       const step = e instanceof StepError ? e.step : (run.t.step as TransferStep);
       const code = e instanceof StepError ? e.code : isCodedError(e) ? e.code : 'INTERNAL_ERROR';
       const reason = (e as Error).message;
@@ -574,12 +591,19 @@ export class TransfersService {
         )
         .catch(() => undefined);
     if (run.wasRunning)
-      await this.#sub(run, run.source, 'start_server', {}).catch((e: Error) =>
+      await this.#sub(run, run.source, 'start_server', {}).catch(async (e: Error) => {
+        // its Agent unreachable now: started once it is connected again (cleanupNode)
+        await this.#db
+          .updateTable('transfers')
+          .set({ restart_pending: 1 })
+          .where('id', '=', run.t.id)
+          .execute()
+          .catch(() => undefined);
         this.#log.error(
           { serverId, err: e.message },
-          'the source did not start again after a failed transfer',
-        ),
-      );
+          'the source did not start again after a failed transfer; retried when its Agent is back',
+        );
+      });
   }
 
   async #end(run: Run, r: OperationResult): Promise<void> {
