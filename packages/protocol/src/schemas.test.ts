@@ -90,6 +90,7 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
       url: `http://10.0.0.2:8080/transfers/${'a'.repeat(43)}`,
       ticket: 'a'.repeat(43),
       targetNodeId: 'n2',
+      connectTimeoutMs: 10_000,
     },
     serverId: 's1',
   },
