@@ -139,7 +139,9 @@ describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwi
     assert.equal((await api('GET', `/api/servers/${id}`)).body.nodeId, b.nodeId);
     assert.deepEqual(await hashes(dirOn(b.agentDir, id)), original, 'byte-identical on B (direct)');
     await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 30_000);
-    figures.push(`direct A→B: streaming ${direct.streamMs} ms, whole transfer ${direct.totalMs} ms`);
+    figures.push(
+      `direct A→B: streaming stage ${direct.streamMs} ms, whole transfer ${direct.totalMs} ms; Panel: ${direct.messages.at(-1)}`,
+    );
 
     // 2. B → A, A without a transferUrl: through the Panel's relay
     const before2 = relayed();
@@ -151,7 +153,9 @@ describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwi
     );
     assert.equal((await api('GET', `/api/servers/${id}`)).body.nodeId, stack.nodeId);
     assert.deepEqual(await hashes(srcDir), original, 'byte-identical on A (relayed)');
-    figures.push(`relayed B→A: streaming ${relay.streamMs} ms, whole transfer ${relay.totalMs} ms`);
+    figures.push(
+      `relayed B→A: streaming stage ${relay.streamMs} ms, whole transfer ${relay.totalMs} ms; Panel: ${relay.messages.at(-1)}`,
+    );
 
     // 3. A → B, B's transferUrl a closed port: the push cannot connect, the relay takes over
     const closed = await freePort();

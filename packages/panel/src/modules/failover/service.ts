@@ -17,7 +17,8 @@
  *   started | failed (with an error code and a reason).
  *
  * A failure before the switch undoes the target's copy and lifts the fence: the server stays on
- * its old node. Rounds run through `periodic` (one leader across Panel replicas).
+ * its old node. Create on the target, switch and undo are the move mechanism transfers use too
+ * (modules/transfers/placement.ts). Rounds run through `periodic` (one leader across Panel replicas).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackupRecord, CodedError, ErrorCode, isCodedError } from '@cap/protocol';
