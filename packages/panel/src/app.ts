@@ -161,6 +161,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   app.addHook('preClose', async () => {
     // first: a failover cut by the closing links stays as persisted (the next Panel resumes it)
     void s.failover.close();
+    // a transfer cut by the closing links stays `running` (the next Panel fails and cleans it)
+    s.transfers.close();
     s.hub.close();
     s.servers.close();
     s.schedules.close();

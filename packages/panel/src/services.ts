@@ -48,6 +48,7 @@ import { SftpService } from './modules/sftp/service.ts';
 import { SshKeysService } from './modules/sftp/ssh-keys.ts';
 import { TemplatesRepo } from './modules/templates/repo.ts';
 import { TemplatesService } from './modules/templates/service.ts';
+import { ServerPlacement } from './modules/transfers/placement.ts';
 import { TransfersService } from './modules/transfers/service.ts';
 import { UsersRepo } from './modules/users/repo.ts';
 import { UsersService } from './modules/users/service.ts';
@@ -275,6 +276,15 @@ export function createServices(
     registryAuth: (image) => registries.authForImage(image),
     failoverMinSeconds: config.failoverMinSeconds,
   });
+  // one move mechanism (create on the target, stream, switch, undo) for transfers and failover
+  const placement = new ServerPlacement({
+    db,
+    gateway,
+    servers,
+    nodes: nodesRepo,
+    relay: transferRelay,
+    log: log.child({ component: 'placement' }),
+  });
   const transfers = new TransfersService({
     db,
     servers,
@@ -282,7 +292,7 @@ export function createServices(
     allocations,
     operations,
     gateway,
-    relay: transferRelay,
+    placement,
     bus,
     log,
   });
@@ -327,6 +337,7 @@ export function createServices(
     gateway,
     servers,
     operations,
+    placement,
     relay: transferRelay,
     s3,
     bus,

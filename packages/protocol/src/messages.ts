@@ -551,6 +551,35 @@ export const VolumeFileDownloadPayload = z.object({
  */
 export const RelayTransferPayload = z.object({ ticket: TransferTicket });
 /**
+ * transfer_push (issue 16, an operation): the server's completed backup `backupId` streamed
+ * straight to another Agent's HTTP API, `PUT <url>` where `url` is `<the target node's
+ * transferUrl>/transfers/<ticket>` and `ticket` the upload ticket that target issued
+ * (backup_import): with backpressure, exactly the archive's size (content-length; the file is
+ * read no further), its sha256 in `x-checksum-sha256` (the target checks both on arrival). The
+ * Agent dials nothing else: an http(s) URL without credentials, query or fragment whose path ends
+ * in `/transfers/<ticket>` for this very ticket, no redirect followed, nothing of the answer
+ * passed on but the target's `{ path, size }` or its error code; only the Panel link may ask it
+ * (the Agent's own HTTP API refuses it: FORBIDDEN). Not reaching the target (connection refused,
+ * reset, no route, DNS, `connectTimeoutMs`) is UPSTREAM_ERROR: the Panel then relays instead.
+ */
+export const TransferPushPayload = z.object({
+  backupId: BackupId,
+  url: z.string().min(1).max(2048),
+  ticket: TransferTicket,
+  /** the node the ticket is for (logged, and named in errors) */
+  targetNodeId: z.string().min(1).max(64),
+  connectTimeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+});
+export const TransferPushData = z.object({
+  /** what the target answered: the backup it became, and its size */
+  path: z.string().max(256),
+  size: Count,
+  /** bytes sent and how long it took */
+  bytes: Count,
+  ms: z.number().min(0).max(1e10),
+});
+export type TransferPushData = z.infer<typeof TransferPushData>;
+/**
  * docker_tunnel (issue 11): the Agent dials OUT to the Panel with its link credentials,
  * `GET /api/agent/docker-tunnel/<ticket>` with `Upgrade: cap-docker-tunnel`, and once the Panel
  * answers 101 it pipes that connection's bytes to and from its Docker Engine socket, both ways,
@@ -728,6 +757,8 @@ export const actionPayloads = {
   search_files: SearchFilesPayload,
   create_transfer: CreateTransferPayload,
   relay_transfer: RelayTransferPayload,
+  /** a completed backup PUT straight to another Agent's transfer ticket (an operation; Panel link only) */
+  transfer_push: TransferPushPayload,
   /** one relayed Docker Engine API exchange: the Agent dials in and pipes to its Docker socket */
   docker_tunnel: DockerTunnelPayload,
   /** an upload ticket whose archive becomes a completed backup of the server (from object storage) */
@@ -823,6 +854,7 @@ export const serverActions: ReadonlySet<Action> = new Set<Action>([
   'player_action',
   'image_check',
   'image_update_server',
+  'transfer_push',
 ]);
 
 /** The envelope of a command, before its payload is checked against its action. */
@@ -855,6 +887,7 @@ export const OPERATION_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'file_compress',
   'file_decompress',
   'image_update_server',
+  'transfer_push',
 ]);
 /** The data of an acknowledgement. */
 export const OperationAccepted = z.object({ operationId: MessageId, status: z.literal('accepted') });

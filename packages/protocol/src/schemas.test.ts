@@ -84,6 +84,16 @@ const actions: Record<Action, { payload: unknown; serverId?: string }> = {
     serverId: 's1',
   },
   relay_transfer: { payload: { ticket: 'a'.repeat(43) } },
+  transfer_push: {
+    payload: {
+      backupId: 'b1',
+      url: `http://10.0.0.2:8080/transfers/${'a'.repeat(43)}`,
+      ticket: 'a'.repeat(43),
+      targetNodeId: 'n2',
+      connectTimeoutMs: 10_000,
+    },
+    serverId: 's1',
+  },
   docker_tunnel: { payload: { ticket: 'a'.repeat(43) } },
   backup_import: {
     payload: {
@@ -170,6 +180,7 @@ const badPayloads: Partial<Record<Action, unknown>> = {
   search_files: { query: '', limit: 10 },
   create_transfer: { direction: 'upload', path: 'a', size: -1 },
   relay_transfer: { ticket: '../x' },
+  transfer_push: { backupId: 'b1', url: 'http://x/transfers/t', ticket: '../x', targetNodeId: 'n2' },
   docker_tunnel: { ticket: '../x' },
   backup_import: { backupId: 'b1', format: 'tar.zst', size: 10, sha256: 'nope' },
   sftp_revoke: { serverId: 's1' },

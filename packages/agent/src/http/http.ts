@@ -41,6 +41,23 @@ const SHORT_FORMS: ReadonlyMap<string, string> = new Map([
   ['file', 'get_file'],
 ]);
 
+/**
+ * Actions only the Panel link may ask: transfer_push dials a URL it is given, and the API key's
+ * holder must not make the Agent a proxy to anywhere.
+ */
+const LINK_ONLY: ReadonlySet<string> = new Set(['transfer_push']);
+
+function linkOnly(body: unknown): boolean {
+  if (!body || typeof body !== 'object' || !Object.hasOwn(body, 'action')) return false;
+  const action = (body as { action: unknown }).action;
+  return typeof action === 'string' && LINK_ONLY.has(action);
+}
+
+const LINK_ONLY_ANSWER = {
+  code: 'FORBIDDEN',
+  message: 'this action is for the Panel link only, not the HTTP API',
+} as const;
+
 export interface HttpDeps {
   logger: Logger;
   /** origins allowed to use /transfers/* from a browser (`*`: any); nothing else answers cross-origin */
@@ -180,6 +197,7 @@ export async function buildHttp(deps: HttpDeps) {
   }
 
   app.post('/api/command', async (req, reply) => {
+    if (linkOnly(req.body)) return reply.code(403).send({ ...LINK_ONLY_ANSWER, requestId: req.id });
     const res = await deps.handle(req.body ?? null);
     return reply.code(statusOf(res)).send(res);
   });
@@ -200,6 +218,7 @@ export async function buildHttp(deps: HttpDeps) {
     // short forms: /start → start_server; long forms pass through (/send_command, /get_status …)
     const short = SHORT_FORMS.get(action);
     if (short) cmd.action = short;
+    if (linkOnly(cmd)) return reply.code(403).send({ ...LINK_ONLY_ANSWER, requestId: req.id });
     const res = await deps.handle(cmd);
     return reply.code(statusOf(res)).send(res);
   });

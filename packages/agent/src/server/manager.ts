@@ -65,6 +65,7 @@ import { type QueryFn, runQuery } from '../players/query.ts';
 import type { RemoteConsole } from '../remote-console/types.ts';
 import { StackRunner } from '../stacks/stacks.ts';
 import { systemInfo } from '../system/system-info.ts';
+import { pushArchive } from '../transfers/push.ts';
 import {
   downloadSize,
   fileDownload,
@@ -132,6 +133,7 @@ const ACK_MESSAGES: Partial<Record<Command['action'], string>> = {
   backup_restore: 'Restore command received',
   file_compress: 'Compress command received',
   file_decompress: 'Decompress command received',
+  transfer_push: 'Transfer push command received',
 };
 
 /** What a fenced server id is refused (SERVER_FENCED): anything that would make or run it here. */
@@ -145,7 +147,7 @@ const FENCE_REFUSED: ReadonlySet<string> = new Set([
 ]);
 
 /** Operations that take the server's file-archive lock (one at a time; power actions go on). */
-const ARCHIVE_ACTIONS: ReadonlySet<string> = new Set(['file_compress', 'file_decompress']);
+const ARCHIVE_ACTIONS: ReadonlySet<string> = new Set(['file_compress', 'file_decompress', 'transfer_push']);
 
 export class ServerManager {
   readonly servers = new Map<string, Server>();
@@ -1262,6 +1264,24 @@ export class ServerManager {
       case 'relay_transfer':
         this.#relay((p as { ticket: string }).ticket);
         return { data: { started: true } };
+      case 'transfer_push': {
+        const s = this.#server(serverId);
+        const push = cmd.payload as Command<'transfer_push'>['payload'];
+        const f = await this.backups.file(s.id, push.backupId);
+        const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+        this.#log.info(
+          { serverId: s.id, backupId: push.backupId, targetNodeId: push.targetNodeId, size: f.size },
+          'pushing a backup to another Agent',
+        );
+        const data = await pushArchive(
+          f,
+          { url: push.url, ticket: push.ticket, connectTimeoutMs: push.connectTimeoutMs },
+          (sent, total) => {
+            if (op) this.#progress(op, 'streaming', `${mb(sent)} of ${mb(total)} (direct)`);
+          },
+        );
+        return { data };
+      }
       case 'docker_containers': {
         if (!this.#config.dockerApi)
           throw new CodedError(

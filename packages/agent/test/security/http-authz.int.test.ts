@@ -382,3 +382,46 @@ describe('the real Agent', () => {
     assert.notEqual(outcome, 'connected', `the HTTP API answers on ${external}`);
   });
 });
+
+test('transfer_push is for the Panel link only: the HTTP API refuses it even with the key (no proxy to anywhere)', async (t) => {
+  const { a, handled } = await app();
+  t.after(() => a.close());
+  const push = {
+    backupId: 'b1',
+    url: `http://169.254.169.254/transfers/${'A'.repeat(43)}`,
+    ticket: 'A'.repeat(43),
+    targetNodeId: 'n2',
+  };
+  const viaCommand = await a.inject({
+    method: 'POST',
+    url: '/api/command',
+    headers: { 'x-api-key': KEY },
+    payload: {
+      id: 'm1',
+      type: 'command',
+      timestamp: new Date().toISOString(),
+      serverId: 's1',
+      action: 'transfer_push',
+      payload: push,
+    },
+  });
+  assert.equal(viaCommand.statusCode, 403, viaCommand.body);
+  assert.equal(viaCommand.json().code, 'FORBIDDEN');
+  const viaPath = await a.inject({
+    method: 'POST',
+    url: '/api/servers/s1/transfer_push',
+    headers: { 'x-api-key': KEY },
+    payload: push,
+  });
+  assert.equal(viaPath.statusCode, 403, viaPath.body);
+  assert.equal(handled.length, 0, 'the command handler never ran');
+  // another action with the key still runs (the refusal is that action's only)
+  const other = await a.inject({
+    method: 'POST',
+    url: '/api/servers/s1/status',
+    headers: { 'x-api-key': KEY },
+    payload: {},
+  });
+  assert.equal(other.statusCode, 200, other.body);
+  assert.equal(handled.length, 1);
+});

@@ -753,6 +753,26 @@ const m027: Migration = {
   },
 };
 
+/**
+ * 029: a transfer's streaming path (direct Agent to Agent, or relayed by the Panel), whether the
+ * source ran before it (a Panel restart that cuts it starts the source again) and its archive on
+ * the source (removed when a cut transfer is cleaned up).
+ */
+const m029: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('transfers').addColumn('path', 'text').execute();
+    await db.schema
+      .alterTable('transfers')
+      .addColumn('was_running', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.alterTable('transfers').addColumn('archive_id', 'text').execute();
+    await db.schema
+      .alterTable('transfers')
+      .addColumn('restart_pending', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
 /** A username from an email: its local part, lowercased, [a-z0-9_.-] kept, others `_`, 1–32 chars. */
 export function usernameFromEmail(email: string): string {
   const local = (email.split('@')[0] ?? '').toLowerCase();
@@ -788,6 +808,7 @@ export const migrations: Record<string, Migration> = {
   '026_stacks': m026,
   '027_transfers': m027,
   '028_failover': m028,
+  '029_transfer_path': m029,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -238,6 +238,14 @@ export interface TransfersTable {
   error_message: string | null;
   /** 1: a failed transfer's copy on the target is still to be deleted (its Agent was offline) */
   cleanup_pending: number;
+  /** (029) how the archive went: direct (source Agent → target Agent) | relay (through the Panel); null until streamed */
+  path?: string | null;
+  /** (029) 1: the server ran on the source when the transfer began */
+  was_running?: number;
+  /** (029) the transfer's archive (a backup id on the source, then on the target) */
+  archive_id?: string | null;
+  /** (029) 1: a transfer cut by a Panel restart: the source is to be started again once its Agent is back */
+  restart_pending?: number;
   created_by: string | null;
   created_at: string;
   finished_at: string | null;

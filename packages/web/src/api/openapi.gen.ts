@@ -4920,7 +4920,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Moves the server to another node as one operation (kind `transfer`): 202 { transfer } at once; its stages arrive as `operation` messages on /ws/client and in GET /api/operations/:id: stopping (when it was running) → archiving (tar.zst on the source) → creating (on the target, with its new allocation) → streaming (source → Panel → target, never buffered; the server's local backups go with it) → restoring → starting (when it was running, until running) → switching (node and allocation in one transaction) → cleaning (the source's container, files and old allocation go). A failure at any step before the switch deletes what the target got (when its Agent is offline: once it is back), leaves the source whole and started again when it was running; the operation fails with `<step>: <reason>`. ?wait=true answers 200 { transfer } at the end, or the error. allocationId: one of the target's; without it a free one of the target's pool is taken (when the server has an allocation). 409 INSUFFICIENT_RESOURCES (target capacity), PORT_CONFLICT (no free allocation), SERVER_TRANSFERRING (one runs already; power actions get it too meanwhile); 503 AGENT_OFFLINE when either node is offline; 400 VALIDATION_FAILED for its own node. */
+        /** @description Moves the server to another node as one operation (kind `transfer`): 202 { transfer } at once; its stages arrive as `operation` messages on /ws/client and in GET /api/operations/:id: stopping (when it was running) → archiving (tar.zst on the source) → creating (on the target, with its new allocation) → streaming (never buffered, its size and sha256 checked on arrival: straight from the source Agent to the target Agent when the target node has a `transferUrl` its Agent serves transfers on, else, or when the source cannot reach it, through the Panel's relay; `path` says which: `direct` or `relay`; the server's local backups go with it) → restoring → starting (when it was running, until running) → switching (node and allocation in one transaction) → cleaning (the source's container, files and old allocation go). A failure at any step before the switch deletes what the target got (when its Agent is offline: once it is back), leaves the source whole and started again when it was running; the operation fails with `<step>: <reason>`. ?wait=true answers 200 { transfer } at the end, or the error. allocationId: one of the target's; without it a free one of the target's pool is taken (when the server has an allocation). 409 INSUFFICIENT_RESOURCES (target capacity), PORT_CONFLICT (no free allocation), SERVER_TRANSFERRING (one runs already; power actions get it too meanwhile). While it runs the server counts on the target's capacity (a create or another transfer there cannot take that room). A transfer a Panel restart cut fails; its target copy is removed and the source started again (when it ran) once their Agents are back; 503 AGENT_OFFLINE when either node is offline; 400 VALIDATION_FAILED for its own node. */
         post: {
             parameters: {
                 query?: {
@@ -4958,6 +4958,8 @@ export interface paths {
                                 /** @enum {string} */
                                 state: "running" | "completed" | "failed";
                                 step: string;
+                                /** @enum {string|null} */
+                                path: "direct" | "relay" | null;
                                 errorCode: string | null;
                                 errorMessage: string | null;
                                 createdAt: string;
@@ -4983,6 +4985,8 @@ export interface paths {
                                 /** @enum {string} */
                                 state: "running" | "completed" | "failed";
                                 step: string;
+                                /** @enum {string|null} */
+                                path: "direct" | "relay" | null;
                                 errorCode: string | null;
                                 errorMessage: string | null;
                                 createdAt: string;
@@ -5053,6 +5057,8 @@ export interface paths {
                                 /** @enum {string} */
                                 state: "running" | "completed" | "failed";
                                 step: string;
+                                /** @enum {string|null} */
+                                path: "direct" | "relay" | null;
                                 errorCode: string | null;
                                 errorMessage: string | null;
                                 createdAt: string;

@@ -17,7 +17,8 @@
  *   started | failed (with an error code and a reason).
  *
  * A failure before the switch undoes the target's copy and lifts the fence: the server stays on
- * its old node. Rounds run through `periodic` (one leader across Panel replicas).
+ * its old node. Create on the target, switch and undo are the move mechanism transfers use too
+ * (modules/transfers/placement.ts). Rounds run through `periodic` (one leader across Panel replicas).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackupRecord, CodedError, ErrorCode, isCodedError } from '@cap/protocol';
@@ -36,6 +37,7 @@ import type { S3Store } from '../backups/s3-store.ts';
 import type { TransferRelay } from '../files/relay.ts';
 import type { OperationsService } from '../operations/service.ts';
 import type { ServersService } from '../servers/service.ts';
+import type { ServerPlacement } from '../transfers/placement.ts';
 
 export const FailoverState = z.enum(['pending', 'restoring', 'started', 'failed']);
 export type FailoverState = z.infer<typeof FailoverState>;
@@ -102,6 +104,7 @@ export class FailoverService {
   readonly #gateway: AgentGateway;
   readonly #servers: ServersService;
   readonly #operations: OperationsService;
+  readonly #placement: ServerPlacement;
   readonly #relay: TransferRelay;
   readonly #s3: S3Store | undefined;
   readonly #bus: EventBus;
@@ -122,6 +125,7 @@ export class FailoverService {
     gateway: AgentGateway;
     servers: ServersService;
     operations: OperationsService;
+    placement: ServerPlacement;
     relay: TransferRelay;
     s3: S3Store | undefined;
     bus: EventBus;
@@ -133,6 +137,7 @@ export class FailoverService {
     this.#gateway = deps.gateway;
     this.#servers = deps.servers;
     this.#operations = deps.operations;
+    this.#placement = deps.placement;
     this.#relay = deps.relay;
     this.#s3 = deps.s3;
     this.#bus = deps.bus;
@@ -361,11 +366,7 @@ export class FailoverService {
     const message = ((err as Error)?.message ?? String(err)).slice(0, 4000);
     if (!switched && row.to_node_id) {
       // nothing of it stays on the target; the old node keeps it (its fence lifted)
-      const target = row.to_node_id;
-      await this.#gateway
-        .request(target, 'delete_server', {}, { serverId: row.server_id, timeoutMs: 60_000 })
-        .catch(() => undefined);
-      await this.#servers.releaseOn(row.server_id, target).catch(() => undefined);
+      await this.#placement.undoOn(row.to_node_id, row.server_id, { created: true }).catch(() => undefined);
       await this.#db
         .deleteFrom('server_fences')
         .where('server_id', '=', row.server_id)
@@ -458,25 +459,12 @@ export class FailoverService {
       }
       if (this.#gateway.isOnline(row.from_node_id)) await this.#sendFences(row.from_node_id);
       if (row.step === 'placed') {
-        const eggConfig = await this.#servers.eggOn(row.server_id, row.allocation_id);
-        try {
-          await this.#gateway.request(
-            target,
-            'create_server',
-            { serverId: row.server_id, eggConfig },
-            { timeoutMs: 15 * 60_000 },
-          );
-        } catch (e) {
-          // made by an attempt a Panel restart cut short (the target knows it): restored anyway
-          const known =
-            isCodedError(e) &&
-            e.code === 'SERVER_EXISTS' &&
-            (await this.#gateway
-              .request(target, 'get_status', {}, { serverId: row.server_id })
-              .then(() => true)
-              .catch(() => false));
-          if (!known) throw stepError('creating it on the target', e);
-        }
+        // (made by an attempt a Panel restart cut short, the target knows it: restored anyway)
+        await this.#placement
+          .createOn(target, row.server_id, row.allocation_id, { resumed: true })
+          .catch((e: unknown) => {
+            throw stepError('creating it on the target', e);
+          });
         row.step = 'created';
         await this.#update(row.id, { step: 'created' });
       }
@@ -499,7 +487,7 @@ export class FailoverService {
         await this.#update(row.id, { step: 'restored' });
       }
       if (row.step === 'restored') {
-        await this.#servers.moveTo(row.server_id, target, row.allocation_id);
+        await this.#placement.switchTo(row.server_id, target, row.allocation_id);
         switched = true;
         row.step = 'switched';
         await this.#update(row.id, { step: 'switched' });

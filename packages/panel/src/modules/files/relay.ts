@@ -6,7 +6,7 @@
  * be used once.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { CodedError, ErrorCode } from '@cap/protocol';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
 
@@ -45,6 +45,27 @@ interface Waiting {
 export class TransferRelay {
   readonly #tickets = new Map<string, RelayTicket>();
   readonly #waiting = new Map<string, Waiting>();
+  #uploadedBytes = 0;
+
+  /** Bytes this Panel relayed to Agents (relayed uploads: files, S3 restores, transfers) since it started. */
+  get uploadedBytes(): number {
+    return this.#uploadedBytes;
+  }
+
+  /** `body` as an Agent reads it through the relay, its bytes counted (backpressure kept). */
+  counted(body: Readable): Readable {
+    const count = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.#uploadedBytes += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    body.once('error', (e) => count.destroy(e));
+    count.once('close', () => {
+      if (!body.readableEnded) body.destroy();
+    });
+    return body.pipe(count);
+  }
 
   remember(ticket: string, t: RelayTicket): void {
     const now = Date.now();

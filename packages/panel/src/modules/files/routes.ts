@@ -590,7 +590,7 @@ export async function filesRoutes(app: FastifyInstance, s: PanelServices): Promi
         return reply
           .header('content-type', 'application/octet-stream')
           .header('content-length', String(w.size))
-          .send(w.body);
+          .send(relay.counted(w.body));
       },
     );
 

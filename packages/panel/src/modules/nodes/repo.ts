@@ -55,8 +55,17 @@ export class NodesRepo {
   async allocated(nodeId?: string, except?: string): Promise<Map<string, Usage>> {
     let q = this.#db.selectFrom('servers').select(['id', 'node_id', 'limits']);
     if (nodeId !== undefined) q = q.where('node_id', '=', nodeId);
+    // a server being transferred counts on its target too, until the transfer ends (issue 16):
+    // a create or another transfer cannot take the headroom it is moving into
+    let moving = this.#db
+      .selectFrom('transfers')
+      .innerJoin('servers', 'servers.id', 'transfers.server_id')
+      .select(['servers.id as id', 'transfers.target_node_id as node_id', 'servers.limits as limits'])
+      .where('transfers.state', '=', 'running')
+      .whereRef('servers.node_id', '!=', 'transfers.target_node_id');
+    if (nodeId !== undefined) moving = moving.where('transfers.target_node_id', '=', nodeId);
     const out = new Map<string, Usage>();
-    for (const r of await q.execute()) {
+    for (const r of [...(await q.execute()), ...(await moving.execute())]) {
       if (r.id === except) continue;
       let limits: unknown;
       try {

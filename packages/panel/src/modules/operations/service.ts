@@ -31,7 +31,8 @@ export type OperationAction =
   | 'backup_restore'
   | 'file_compress'
   | 'file_decompress'
-  | 'image_update_server';
+  | 'image_update_server'
+  | 'transfer_push';
 
 export class OperationsService {
   readonly #ops: OperationsRepo;

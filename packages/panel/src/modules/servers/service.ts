@@ -774,21 +774,18 @@ export class ServersService {
     return this.#row(id);
   }
 
-  /** INSUFFICIENT_RESOURCES when the server's limits do not fit on `node` (a transfer's target). */
-  async assertFitsOn(node: NodesTable, row: ServersTable): Promise<void> {
-    await this.#withNodeLock(node.id, () =>
-      this.#assertFits(node, parseJson<Limits>(row.limits, {}), undefined),
-    );
+  /**
+   * A transfer's reservation on its target: checked and `store`d in turn with the node's other
+   * capacity checks (a stored running transfer counts on its target: NodesRepo.allocated).
+   */
+  async reserveOn(node: NodesTable, row: ServersTable, store: () => Promise<void>): Promise<void> {
+    await this.#withNodeLock(node.id, async () => {
+      await this.#assertFits(node, parseJson<Limits>(row.limits, {}), undefined);
+      await store();
+    });
   }
 
-  /** The create_server egg of the server with `allocation` (on the target), without its install. */
-  async transferEgg(row: ServersTable, allocation: Allocation | undefined): Promise<EggConfig> {
-    const loaded = await this.#load(row);
-    const { install: _install, ...egg } = eggOf({ ...loaded, allocation });
-    return egg;
-  }
-
-  /** After a transfer switched the row: the server's events come from its new node. */
+  /** After a move switched the row (transfers/placement.ts): the server's events come from its new node. */
   async movedTo(id: string, nodeId: string, status: ServerStatus): Promise<void> {
     this.#projection.track(id, nodeId);
     // its status events before the switch came from a node it was not on yet (ignored then)
@@ -1140,14 +1137,6 @@ export class ServersService {
     const allocation = allocationId ? await this.#allocations.get(allocationId) : undefined;
     const { install: _install, ...egg } = eggOf({ ...loaded, allocation });
     return egg;
-  }
-
-  /** The server lives on `nodeId` now, with that primary allocation (its ports on other nodes let go). */
-  async moveTo(id: string, nodeId: string, allocationId: string | null): Promise<void> {
-    await this.#repo.update(id, { node_id: nodeId, allocation_id: allocationId, updated_at: nowIso() });
-    await this.#allocations.releaseElsewhere(id, nodeId);
-    this.#projection.track(id, nodeId);
-    this.#live.setStatus(id, 'offline');
   }
 
   async nodeIdOf(id: string): Promise<string> {

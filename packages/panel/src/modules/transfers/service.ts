@@ -4,8 +4,11 @@
  *
  *   stopping (when it was running) → archiving (a tar.zst backup on the source: the backup
  *   archiver) → creating (the server on the target, with its new allocation, no install) →
- *   streaming (the archive source → Panel relay → target, backup_import: streamed with
- *   backpressure, never buffered; the server's other local backups go the same way) →
+ *   streaming (the archive to the target's backup_import ticket, streamed with backpressure,
+ *   never buffered, size and sha256 checked there: straight from the source Agent to the target
+ *   Agent (transfer_push) when the target node has a transferUrl its Agent serves, else, or when
+ *   the source cannot reach it, through the Panel's relay; `path` records which; the server's
+ *   other local backups go the same way) →
  *   restoring (backup_restore on the target) → starting (when it was running; until running) →
  *   switching (node, allocation and local backups' node in one transaction) → cleaning (the
  *   source's container, files and old allocation go; the archive on the target too).
@@ -14,21 +17,25 @@
  * is back: `cleanup_pending`), releases the target allocation, removes the archive on the source
  * and starts the source again when it was running; the operation fails with the step and reason.
  * Power actions on the server are refused meanwhile (SERVER_TRANSFERRING), as is a second transfer.
+ * While it runs the server counts on the target's capacity too (NodesRepo.allocated): a create or
+ * another transfer cannot take that headroom. A transfer a Panel restart cut (found running at
+ * start) fails: its copy on the target goes (when that Agent is back), as does its archive on the
+ * source, and the source is started again (once its Agent is back) when it ran before.
+ * The shared part of a move (create on the target, switch, undo) is placement.ts (failover too).
  * Backups in S3 are untouched (keyed by server, not node); local ones move with the server.
  */
 import { randomUUID } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { BackupRecord, CodedError, CreateTransferData, isCodedError, StatusData } from '@cap/protocol';
+import { BackupRecord, CodedError, isCodedError, StatusData } from '@cap/protocol';
 import type { Logger } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import { type Db, nowIso } from '../../db/index.ts';
 import type { NodesTable, ServersTable, TransfersTable } from '../../db/schema.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { Allocation, AllocationsService } from '../allocations/service.ts';
-import { pullFromAgent, pushToAgent, type TransferRelay } from '../files/relay.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
 import type { OperationAction, OperationResult, OperationsService } from '../operations/service.ts';
 import type { ServersService } from '../servers/service.ts';
+import type { ArchivePath, ServerPlacement } from './placement.ts';
 
 export const TRANSFER_STEPS = [
   'stopping',
@@ -46,7 +53,6 @@ export type TransferStep = (typeof TRANSFER_STEPS)[number];
 const STEP_TIMEOUT_MS = 30 * 60_000;
 /** How long the target's server may take to report running after its start. */
 const RUNNING_TIMEOUT_MS = 120_000;
-const TICKET_TTL_SECONDS = 120;
 
 export interface Transfer {
   id: string;
@@ -57,6 +63,8 @@ export interface Transfer {
   targetAllocationId: string | null;
   state: 'running' | 'completed' | 'failed';
   step: string;
+  /** how the archive went to the target: direct (Agent to Agent) or relay (through the Panel); null before streaming */
+  path: ArchivePath | null;
   errorCode: string | null;
   errorMessage: string | null;
   createdAt: string;
@@ -73,6 +81,7 @@ function toTransfer(r: TransfersTable): Transfer {
     targetAllocationId: r.target_allocation_id,
     state: r.state as Transfer['state'],
     step: r.step,
+    path: r.path === 'direct' || r.path === 'relay' ? r.path : null,
     errorCode: r.error_code,
     errorMessage: r.error_message,
     createdAt: r.created_at,
@@ -110,9 +119,10 @@ export class TransfersService {
   readonly #allocations: AllocationsService;
   readonly #operations: OperationsService;
   readonly #gateway: AgentGateway;
-  readonly #relay: TransferRelay;
+  readonly #placement: ServerPlacement;
   readonly #log: Logger;
   readonly #runningTimeoutMs: number;
+  #closing = false;
 
   constructor(deps: {
     db: Db;
@@ -121,7 +131,7 @@ export class TransfersService {
     allocations: AllocationsService;
     operations: OperationsService;
     gateway: AgentGateway;
-    relay: TransferRelay;
+    placement: ServerPlacement;
     bus: EventBus;
     log: Logger;
     runningTimeoutMs?: number;
@@ -132,7 +142,7 @@ export class TransfersService {
     this.#allocations = deps.allocations;
     this.#operations = deps.operations;
     this.#gateway = deps.gateway;
-    this.#relay = deps.relay;
+    this.#placement = deps.placement;
     this.#log = deps.log.child({ component: 'transfers' });
     this.#runningTimeoutMs = deps.runningTimeoutMs ?? RUNNING_TIMEOUT_MS;
     // a failed transfer's copy on a target that was offline goes once its Agent is back
@@ -143,19 +153,73 @@ export class TransfersService {
     });
   }
 
-  /** Transfers a Panel restart cut: failed (their target copies are cleaned when seen online). */
+  /**
+   * Transfers a Panel restart cut (running when this Panel starts, not switched): failed; their
+   * copy on the target and their archive on the source are removed and the source started again
+   * when it ran before, each once its node's Agent is connected (cleanupNode). One switched
+   * already (the server is on the target) is completed: only the source's leftovers go.
+   */
   async init(): Promise<void> {
-    await this.#db
-      .updateTable('transfers')
-      .set({
-        state: 'failed',
-        cleanup_pending: 1,
-        error_code: 'INTERNAL_ERROR',
-        error_message: 'the Panel restarted during the transfer',
-        finished_at: nowIso(),
-      })
-      .where('state', '=', 'running')
-      .execute();
+    const cut = await this.#db.selectFrom('transfers').selectAll().where('state', '=', 'running').execute();
+    for (const t of cut) {
+      const server = await this.#db
+        .selectFrom('servers')
+        .select(['node_id'])
+        .where('id', '=', t.server_id)
+        .executeTakeFirst();
+      const switched = server?.node_id === t.target_node_id;
+      await this.#db
+        .updateTable('transfers')
+        .set(
+          switched
+            ? { state: 'completed', finished_at: nowIso() }
+            : {
+                state: 'failed',
+                cleanup_pending: 1,
+                restart_pending: Number(t.was_running ?? 0) === 1 ? 1 : 0,
+                error_code: 'INTERNAL_ERROR',
+                error_message: `${t.step}: the Panel restarted during the transfer`,
+                finished_at: nowIso(),
+              },
+        )
+        .where('id', '=', t.id)
+        .execute();
+      if (!switched) {
+        await this.#db
+          .deleteFrom('allocations')
+          .where('server_id', '=', t.server_id)
+          .where('node_id', '=', t.target_node_id)
+          .where('pooled', '=', 0)
+          .execute();
+        await this.#db
+          .updateTable('allocations')
+          .set({ server_id: null })
+          .where('server_id', '=', t.server_id)
+          .where('node_id', '=', t.target_node_id)
+          .execute();
+      }
+      await this.#operations
+        .finish(
+          t.operation_id,
+          switched
+            ? { success: true }
+            : {
+                success: false,
+                code: 'INTERNAL_ERROR',
+                message: `${t.step}: the Panel restarted during the transfer`,
+              },
+        )
+        .catch(() => undefined);
+      this.#log.warn({ serverId: t.server_id, step: t.step, switched }, 'transfer cut by a Panel restart');
+    }
+  }
+
+  /**
+   * The Panel is stopping: a transfer its closing links cut is left as stored (`running`), for the
+   * next Panel's init to fail and clean up, not half undone by this one.
+   */
+  close(): void {
+    this.#closing = true;
   }
 
   async list(serverId: string, limit = 20): Promise<Transfer[]> {
@@ -193,32 +257,42 @@ export class TransfersService {
       throw new CodedError('SERVER_TRANSFERRING', 'the server is being transferred already');
     let claimed = false;
     try {
-      await this.#servers.assertFitsOn(target, row);
-      const allocation = await this.#claim(target, row, input.allocationId);
-      claimed = true;
-      const operationId = await this.#operations.open(
-        { id: serverId, node_id: row.node_id },
-        'transfer',
-        actor,
-      );
-      const t: TransfersTable = {
-        id: randomUUID(),
-        server_id: serverId,
-        operation_id: operationId,
-        source_node_id: row.node_id,
-        target_node_id: target.id,
-        source_allocation_id: row.allocation_id,
-        target_allocation_id: allocation?.id ?? null,
-        state: 'running',
-        step: 'stopping',
-        error_code: null,
-        error_message: null,
-        cleanup_pending: 0,
-        created_by: actor,
-        created_at: nowIso(),
-        finished_at: null,
-      };
-      await this.#db.insertInto('transfers').values(t).execute();
+      let allocation: Allocation | undefined;
+      let t: TransfersTable | undefined;
+      // checked and stored in turn with the target's other capacity checks: once stored, the
+      // running transfer counts on the target (a second create or transfer cannot take its room)
+      await this.#servers.reserveOn(target, row, async () => {
+        allocation = await this.#claim(target, row, input.allocationId);
+        claimed = true;
+        const operationId = await this.#operations.open(
+          { id: serverId, node_id: row.node_id },
+          'transfer',
+          actor,
+        );
+        t = {
+          id: randomUUID(),
+          server_id: serverId,
+          operation_id: operationId,
+          source_node_id: row.node_id,
+          target_node_id: target.id,
+          source_allocation_id: row.allocation_id,
+          target_allocation_id: allocation?.id ?? null,
+          state: 'running',
+          step: 'stopping',
+          error_code: null,
+          error_message: null,
+          cleanup_pending: 0,
+          path: null,
+          was_running: 0,
+          archive_id: null,
+          restart_pending: 0,
+          created_by: actor,
+          created_at: nowIso(),
+          finished_at: null,
+        };
+        await this.#db.insertInto('transfers').values(t).execute();
+      });
+      if (!t) throw new CodedError('INTERNAL_ERROR', 'the transfer was not stored');
       const run: Run = {
         t,
         row,
@@ -230,12 +304,15 @@ export class TransfersService {
         targetCreated: false,
         movedBackups: [],
       };
-      this.#log.info({ serverId, from: row.node_id, to: target.id, operationId }, 'transfer started');
+      this.#log.info(
+        { serverId, from: row.node_id, to: target.id, operationId: t.operation_id },
+        'transfer started',
+      );
       const done = this.#run(run, allocation);
       done.catch(() => undefined);
       return { transfer: toTransfer(t), done };
     } catch (e) {
-      if (claimed) await this.#releaseOn(serverId, target.id).catch(() => undefined);
+      if (claimed) await this.#servers.releaseOn(serverId, target.id).catch(() => undefined);
       this.#servers.endTransfer(serverId);
       throw e;
     }
@@ -258,25 +335,9 @@ export class TransfersService {
         });
       return a;
     } catch (e) {
-      await this.#releaseOn(row.id, target.id).catch(() => undefined);
+      await this.#servers.releaseOn(row.id, target.id).catch(() => undefined);
       throw e;
     }
-  }
-
-  /** The server's allocations on one node go back (pooled ones to the pool, raw ones away). */
-  async #releaseOn(serverId: string, nodeId: string, tx: Db = this.#db): Promise<void> {
-    await tx
-      .deleteFrom('allocations')
-      .where('server_id', '=', serverId)
-      .where('node_id', '=', nodeId)
-      .where('pooled', '=', 0)
-      .execute();
-    await tx
-      .updateTable('allocations')
-      .set({ server_id: null })
-      .where('server_id', '=', serverId)
-      .where('node_id', '=', nodeId)
-      .execute();
   }
 
   async #step(run: Run, step: TransferStep, message?: string): Promise<void> {
@@ -313,6 +374,7 @@ export class TransfersService {
           () => resolve({ success: false, code: 'TIMEOUT', message: `${action} did not end in time` }),
           STEP_TIMEOUT_MS,
         );
+        timer.unref();
       }),
     ]).finally(() => clearTimeout(timer));
     if (!r.success)
@@ -345,65 +407,6 @@ export class TransfersService {
     return out;
   }
 
-  /** One completed backup archive source → Panel → target (backup_import, verified there). */
-  async #stream(run: Run, rec: BackupRecord, onProgress?: (sent: number, total: number) => void) {
-    if (rec.state !== 'completed' || rec.size === null || rec.sha256 === null)
-      throw new CodedError('INVALID_STATE', `backup ${rec.backupId} is ${rec.state}, not completed`);
-    const serverId = run.row.id;
-    const size = rec.size;
-    const up = CreateTransferData.parse(
-      await this.#gateway.request(
-        run.target,
-        'backup_import',
-        {
-          backupId: rec.backupId,
-          format: rec.format,
-          size,
-          sha256: rec.sha256,
-          name: rec.name,
-          bytes: rec.bytes,
-          entries: rec.entries,
-          createdAt: rec.createdAt,
-          ttlSeconds: TICKET_TTL_SECONDS,
-        },
-        { serverId },
-      ),
-    );
-    const down = CreateTransferData.parse(
-      await this.#gateway.request(
-        run.source,
-        'create_transfer',
-        { direction: 'download', backupId: rec.backupId, ttlSeconds: TICKET_TTL_SECONDS },
-        { serverId },
-      ),
-    );
-    const deps = { transfers: this.#relay, gateway: this.#gateway };
-    const src = await pullFromAgent(deps, { nodeId: run.source, serverId, ticket: down.ticket, size });
-    let sent = 0;
-    let last = 0;
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        sent += chunk.length;
-        const now = Date.now();
-        if (onProgress && (now - last >= 1000 || sent === size)) {
-          last = now;
-          onProgress(sent, size);
-        }
-        cb(null, chunk);
-      },
-    });
-    src.stream.once('error', (e) => counted.destroy(e));
-    src.stream.pipe(counted);
-    try {
-      await pushToAgent(deps, { nodeId: run.target, serverId, ticket: up.ticket, size }, counted);
-      src.done();
-    } catch (e) {
-      src.done(e as Error);
-      counted.destroy();
-      throw e;
-    }
-  }
-
   async #run(run: Run, allocation: Allocation | undefined): Promise<Transfer> {
     const serverId = run.row.id;
     const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
@@ -419,11 +422,22 @@ export class TransfersService {
       await at('stopping', async () => {
         const status = await this.#status(run.source, serverId);
         run.wasRunning = status === 'running' || status === 'starting';
+        if (run.wasRunning)
+          await this.#db
+            .updateTable('transfers')
+            .set({ was_running: 1 })
+            .where('id', '=', run.t.id)
+            .execute();
         if (run.wasRunning) await this.#sub(run, run.source, 'stop_server', {});
       });
       const archive = await at('archiving', async () => {
         const backupId = randomUUID();
         run.archiveId = backupId;
+        await this.#db
+          .updateTable('transfers')
+          .set({ archive_id: backupId })
+          .where('id', '=', run.t.id)
+          .execute();
         await this.#sub(run, run.source, 'backup_create', {
           backupId,
           name: 'transfer',
@@ -440,21 +454,48 @@ export class TransfersService {
         return { rec, others: all.filter((b) => b.backupId !== backupId && b.state === 'completed') };
       });
       await at('creating', async () => {
-        const eggConfig = await this.#servers.transferEgg(run.row, allocation);
         run.targetCreated = true;
-        await this.#sub(run, run.target, 'create_server', { serverId, eggConfig });
+        await this.#placement.createOn(run.target, serverId, allocation?.id ?? null, {
+          create: (eggConfig) =>
+            this.#sub(run, run.target, 'create_server', { serverId, eggConfig } as never),
+        });
       });
       await at(
         'streaming',
         async () => {
-          await this.#stream(run, archive.rec, (sent, total) => {
-            void this.#operations
-              .step(run.t.operation_id, 'streaming', `${mb(sent)} of ${mb(total)}`)
-              .catch(() => undefined);
+          const m = { serverId, source: run.source, target: run.target };
+          const push = (
+            nodeId: string,
+            action: 'transfer_push',
+            payload: AgentRequestPayload<'transfer_push'>,
+          ) => this.#sub(run, nodeId, action, payload);
+          const sent = await this.#placement.sendArchive(m, archive.rec, push, (n, total, path) => {
+            const how =
+              path === 'direct'
+                ? `pushed directly Agent to Agent (${mb(total)})`
+                : `${mb(n)} of ${mb(total)} (relayed by the Panel)`;
+            void this.#operations.step(run.t.operation_id, 'streaming', how).catch(() => undefined);
           });
-          // the server's other backups on the source node go with it
+          run.t.path = sent.path;
+          await this.#db
+            .updateTable('transfers')
+            .set({ path: sent.path })
+            .where('id', '=', run.t.id)
+            .execute();
+          await this.#operations
+            .step(
+              run.t.operation_id,
+              'streaming',
+              `${mb(Number(archive.rec.size ?? 0))} sent ${sent.path === 'direct' ? 'directly Agent to Agent' : 'through the Panel relay'} in ${(sent.ms / 1000).toFixed(1)} s (${sent.reason})`,
+            )
+            .catch(() => undefined);
+          this.#log.info(
+            { serverId, path: sent.path, ms: sent.ms, reason: sent.reason },
+            'transfer archive sent',
+          );
+          // the server's other backups on the source node go with it (the same way)
           for (const b of archive.others) {
-            await this.#stream(run, b);
+            await this.#placement.sendArchive(m, b, push);
             run.movedBackups.push(b.backupId);
           }
         },
@@ -475,31 +516,20 @@ export class TransfersService {
           await new Promise((r) => setTimeout(r, 500));
         }
       });
+      const statusOnTarget = await this.#status(run.target, serverId).catch(() => 'offline' as const);
       await at('switching', () =>
-        this.#db.transaction().execute(async (tx) => {
-          await tx
-            .updateTable('servers')
-            .set({
-              node_id: run.target,
-              allocation_id: allocation?.id ?? null,
-              updated_at: nowIso(),
-            })
-            .where('id', '=', serverId)
-            .execute();
-          await this.#releaseOn(serverId, run.source, tx as unknown as Db);
-          if (run.movedBackups.length > 0)
-            await tx
-              .updateTable('backups')
-              .set({ node_id: run.target })
-              .where('server_id', '=', serverId)
-              .where('id', 'in', run.movedBackups)
-              .execute();
+        this.#placement.switchTo(serverId, run.target, allocation?.id ?? null, {
+          status: statusOnTarget,
+          also: async (tx) => {
+            if (run.movedBackups.length > 0)
+              await tx
+                .updateTable('backups')
+                .set({ node_id: run.target })
+                .where('server_id', '=', serverId)
+                .where('id', 'in', run.movedBackups)
+                .execute();
+          },
         }),
-      );
-      await this.#servers.movedTo(
-        serverId,
-        run.target,
-        await this.#status(run.target, serverId).catch(() => 'offline' as const),
       );
       await this.#step(run, 'cleaning');
       // switched: what is left on the source goes (a failure here leaves litter, not a broken server)
@@ -514,6 +544,13 @@ export class TransfersService {
       await this.#end(run, { success: true });
       this.#log.info({ serverId, to: run.target }, 'transfer completed');
     } catch (e) {
+      if (this.#closing) {
+        this.#log.warn(
+          { serverId, step: run.t.step },
+          'transfer cut by the Panel stopping; the next one cleans up',
+        );
+        throw new CodedError('AGENT_OFFLINE', 'the Panel stopped during the transfer');
+      }
       const step = e instanceof StepError ? e.step : (run.t.step as TransferStep);
       const code = e instanceof StepError ? e.code : isCodedError(e) ? e.code : 'INTERNAL_ERROR';
       const reason = (e as Error).message;
@@ -537,35 +574,36 @@ export class TransfersService {
   /** Before the switch: the target's copy goes, the source is whole again (and running if it was). */
   async #undo(run: Run): Promise<void> {
     const serverId = run.row.id;
-    if (run.targetCreated) {
-      const gone = await this.#gateway
-        .request(run.target, 'delete_server', {}, { serverId, timeoutMs: STEP_TIMEOUT_MS })
-        .then(
-          () => true,
-          (e: unknown) =>
-            isCodedError(e) && (e.code === 'SERVER_NOT_FOUND' || e.code === 'CONTAINER_NOT_FOUND'),
-        );
-      if (!gone) {
-        run.t.cleanup_pending = 1;
-        await this.#db
-          .updateTable('transfers')
-          .set({ cleanup_pending: 1 })
-          .where('id', '=', run.t.id)
-          .execute();
-      }
+    const gone = await this.#placement.undoOn(run.target, serverId, { created: run.targetCreated });
+    if (!gone) {
+      run.t.cleanup_pending = 1;
+      await this.#db
+        .updateTable('transfers')
+        .set({ cleanup_pending: 1 })
+        .where('id', '=', run.t.id)
+        .execute();
     }
-    await this.#releaseOn(serverId, run.target).catch(() => undefined);
     if (run.archiveId)
       await this.#gateway
         .request(run.source, 'backup_delete', { backupId: run.archiveId }, { serverId })
+        .then(() =>
+          this.#db.updateTable('transfers').set({ archive_id: null }).where('id', '=', run.t.id).execute(),
+        )
         .catch(() => undefined);
     if (run.wasRunning)
-      await this.#sub(run, run.source, 'start_server', {}).catch((e: Error) =>
+      await this.#sub(run, run.source, 'start_server', {}).catch(async (e: Error) => {
+        // its Agent unreachable now: started once it is connected again (cleanupNode)
+        await this.#db
+          .updateTable('transfers')
+          .set({ restart_pending: 1 })
+          .where('id', '=', run.t.id)
+          .execute()
+          .catch(() => undefined);
         this.#log.error(
           { serverId, err: e.message },
-          'the source did not start again after a failed transfer',
-        ),
-      );
+          'the source did not start again after a failed transfer; retried when its Agent is back',
+        );
+      });
   }
 
   async #end(run: Run, r: OperationResult): Promise<void> {
@@ -607,6 +645,40 @@ export class TransfersService {
           });
       await this.#db.updateTable('transfers').set({ cleanup_pending: 0 }).where('id', '=', t.id).execute();
       this.#log.info({ serverId: t.server_id, nodeId }, 'failed transfer copy removed from the target');
+    }
+    // the source of a transfer a Panel restart cut: its archive goes, and it runs again if it ran
+    const cut = await this.#db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('source_node_id', '=', nodeId)
+      .where('state', '=', 'failed')
+      .where((eb) => eb.or([eb('restart_pending', '=', 1), eb('archive_id', 'is not', null)]))
+      .execute();
+    for (const t of cut) {
+      const server = await this.#db
+        .selectFrom('servers')
+        .select(['node_id'])
+        .where('id', '=', t.server_id)
+        .executeTakeFirst();
+      const here = server?.node_id === nodeId;
+      if (t.archive_id && here)
+        await this.#gateway
+          .request(nodeId, 'backup_delete', { backupId: t.archive_id }, { serverId: t.server_id })
+          .catch((e: unknown) => {
+            if (isCodedError(e) && (e.code === 'BACKUP_NOT_FOUND' || e.code === 'SERVER_NOT_FOUND')) return;
+            throw e;
+          });
+      await this.#db.updateTable('transfers').set({ archive_id: null }).where('id', '=', t.id).execute();
+      if (Number(t.restart_pending) === 1 && here) {
+        const status = await this.#status(nodeId, t.server_id).catch(() => undefined);
+        if (status !== 'running' && status !== 'starting')
+          await this.#servers.power(t.server_id, 'start', t.created_by);
+        this.#log.warn(
+          { serverId: t.server_id, nodeId },
+          'the source of a transfer cut by a Panel restart started again',
+        );
+      }
+      await this.#db.updateTable('transfers').set({ restart_pending: 0 }).where('id', '=', t.id).execute();
     }
   }
 }
