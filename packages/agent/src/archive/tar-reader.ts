@@ -4,15 +4,15 @@
  * a header decoder that follows node-tar's Header field for field (decodeHeader; the test checks
  * the two agree on written, mutated and hostile blocks).
  *
- * Why not the Parser (measured, bench/backup.ts, 463 MB tree of 20k files): its per-entry
- * machinery (a Minipass ReadEntry per entry, its events, a queue of entries, a Buffer.concat of
- * the chunk's tail with the next chunk whenever a chunk does not end on a 512-byte boundary,
- * which the decompressor's chunks mostly do not) cost 0.5–0.6 s of CPU just to parse the plain
- * tar (read alone 0.73 s, with Parser 1.27–1.39 s), and our event glue around it more; the
- * tools' whole unpack is ~2.5 s of CPU. Header alone took 0.35 s of user CPU for 20k headers
- * (a toString and a regex per field). Here a header is a view of the chunk it is in (copied
- * only when it straddles two), file data goes to the writer as views of the decompressor's
- * chunks, and a small file's header and data are handled in the same turn.
+ * Why not the Parser (measured on the bench archive of bench/backup.ts, 463 MB, 20k files, on
+ * the shared 2-core VM at load 15–38): parsing the plain tar took 1.0–1.4 s of CPU against
+ * 0.6–0.7 s to read it alone, node-tar's Header 0.35 s of user CPU for 20k headers (a toString
+ * and a regex per field); around it a Minipass ReadEntry per entry, its events, a queue of
+ * entries, and our glue to pause and resume it. The whole extract (user CPU, same runs,
+ * interleaved) went from 3.65–4.63 s with the Parser to 2.6–3.3 s with this loop; the tools'
+ * whole unpack is 0.4–0.7 s user. Here a header is a view of the chunk it is in (copied only
+ * when it straddles two), file data goes to the writer as views of the decompressor's chunks,
+ * and a small file's header and data are handled in the same turn.
  *
  * The rules are node-tar's strict mode: a bad checksum, a missing path, a link without a target
  * or a target on a non-link, data cut short are ARCHIVE_INVALID; unknown and vendor types
