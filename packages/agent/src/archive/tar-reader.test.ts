@@ -179,6 +179,16 @@ describe('tar reading loop', () => {
     }
   });
 
+  it('an archive of no entries (the tar of an empty tree) reads as none; what follows the end is read, not parsed', async () => {
+    assert.deepEqual(await read(Buffer.alloc(1024), 512), []);
+    const buf = tar([{ path: 'a', size: 700 }]);
+    const got = await read(Buffer.concat([buf, Buffer.alloc(3000, 0x41)]), 1000);
+    assert.deepEqual(
+      got.map((g) => [g.path, g.body.length]),
+      [['a', 700]],
+    );
+  });
+
   it('truncation, a bad checksum and an empty input are ARCHIVE_INVALID', async () => {
     const buf = tar([{ path: 'a', size: 2000 }]);
     for (const bad of [buf.subarray(0, 1000), buf.subarray(0, 300), Buffer.alloc(0)])
