@@ -83,6 +83,7 @@
  *     tar.gz 62.25 / 35.59, 64.43 / 53.00, CPU 16.52 / 20.53: 1.75×, 1.22×, 0.80×;
  *     extract 15.63 / 6.75, 21.76 / 7.37, CPU 5.95 / 2.85: 2.32×, 2.95×, 2.09×
  *   after, `--only extract` 00:01–00:04 UTC (19.0 → 22.6): 15.98 / 5.25, 16.97 / 5.35, CPU 4.57 / 2.50: 3.04×, 3.17×, 1.83×
+ *   after, `--only extract` 00:15–00:17 UTC (14.0 → 15.0): 10.81 / 4.53, 14.46 / 6.03, CPU 4.63 / 2.43: 2.39×, 2.40×, 1.91×
  * The same unpack one process at a time, old code / new code / tool interleaved (23:24–23:27,
  * load 17–20, 3 runs): user CPU 3.65–4.63 s old, 3.04–3.32 s new, 0.52–0.70 s tool; system
  * 3.0–6.5 s old, 2.3 s new, 2.5–7.1 s tool. What is left (--cpu-prof, --trace-gc): 25
