@@ -75,6 +75,23 @@
  * forced by the external memory of node:zlib's fresh 1 MiB output buffers (~1.1 s of the main
  * thread), node:zlib's zstd itself (0.3–1.1 s user to decompress the archive alone vs 0.16 s for
  * `zstd -dc`), node-tar's per-entry events; open(O_CREAT|O_EXCL) is the disk's, the tool's too.
+ *
+ * Wave 7 (2 December 2026, 7 helpers; load average 1-min before → after). extract and verify read
+ * tar with a loop of their own (packages/agent/src/archive/tar-reader.ts) instead of node-tar's
+ * Parser; create unchanged. `--runs 3`, ours / tool, ratio min, median, CPU (user + system):
+ *   before, full bench 23:08–23:18 UTC (1.5 → 16.7): tar.zst 3.21 / 1.91, 3.62 / 2.26, CPU 3.03 / 1.94: 1.68×, 1.60×, 1.56×;
+ *     tar.gz 62.25 / 35.59, 64.43 / 53.00, CPU 16.52 / 20.53: 1.75×, 1.22×, 0.80×;
+ *     extract 15.63 / 6.75, 21.76 / 7.37, CPU 5.95 / 2.85: 2.32×, 2.95×, 2.09×
+ *   after, `--only extract` 00:01–00:04 UTC (19.0 → 22.6): 15.98 / 5.25, 16.97 / 5.35, CPU 4.57 / 2.50: 3.04×, 3.17×, 1.83×
+ *   after, `--only extract` 00:15–00:17 UTC (14.0 → 15.0): 10.81 / 4.53, 14.46 / 6.03, CPU 4.63 / 2.43: 2.39×, 2.40×, 1.91×
+ * The same unpack one process at a time, old code / new code / tool interleaved (23:24–23:27,
+ * load 17–20, 3 runs): user CPU 3.65–4.63 s old, 3.04–3.32 s new, 0.52–0.70 s tool; system
+ * 3.0–6.5 s old, 2.3 s new, 2.5–7.1 s tool. What is left (--cpu-prof, --trace-gc): 25
+ * mark-compacts forced by the external memory of node:zlib's fresh 1 MiB output buffers and the
+ * file stream's (the heap itself is 16 MB), zstd in node:zlib ~0.6 s user vs 0.35 s for
+ * `zstd -dc`, and the per-file fs calls (open, write, futimes, close: the syscalls are the
+ * tool's too, the JS around them is not). Wall times at a load of 20 on 2 cores mostly measure
+ * the scheduler: our one main thread against the tool's two processes.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

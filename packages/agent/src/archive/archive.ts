@@ -51,10 +51,11 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { CodedError, isCodedError } from '@cap/protocol';
 import ignore from 'ignore';
-import { Header, type HeaderData, Parser, Pax, type ReadEntry } from 'tar';
+import { Header, type HeaderData, Pax } from 'tar';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { entryParts, linkStaysInside } from './paths.ts';
+import { ChunkQueue, readTar } from './tar-reader.ts';
 
 export const ARCHIVE_FORMATS = ['tar.gz', 'tar.zst', 'tar', 'zip'] as const;
 export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
@@ -726,61 +727,6 @@ function iterBody(chunks: AsyncIterable<Buffer>): Body {
   };
 }
 
-/**
- * A tar entry's data through its events, not its async iterator: a small file's data comes out
- * in the same turn as its header with no promise per chunk (the iterator cost a listener
- * add/remove and two promises per chunk, most of the per-entry time of 20k small files). While
- * `fn`'s promise is pending the entry is paused: it buffers and the parser stops (backpressure);
- * the body settles only once that promise has (the descriptor fn writes to stays open until then).
- */
-function tarBody(entry: ReadEntry, caps: Caps, signal: AbortSignal | undefined): Body {
-  return (fn) =>
-    new Promise<void>((resolve, reject) => {
-      let settled = false;
-      // fn's promise for the last chunk: the entry may end meanwhile (Minipass emits `end` after
-      // its last buffered chunk even when that chunk's handler paused it)
-      let pending = false;
-      let ended = false;
-      const finish = (e?: unknown) => {
-        if (settled) return;
-        settled = true;
-        entry.off('data', onData);
-        entry.off('end', onEnd);
-        entry.off('error', finish);
-        if (e === undefined) resolve();
-        else reject(e);
-      };
-      const onEnd = () => {
-        ended = true;
-        if (!pending) finish();
-      };
-      const onData = (c: Buffer) => {
-        if (settled) return;
-        try {
-          if (signal?.aborted) throw aborted(signal);
-          caps.add(c.length);
-          const r = fn(c);
-          if (r) {
-            entry.pause();
-            pending = true;
-            r.then(() => {
-              pending = false;
-              if (ended) finish();
-              else if (!settled) entry.resume();
-            }, finish);
-          }
-        } catch (e) {
-          finish(e);
-        }
-      };
-      // end and error first: adding a data listener flushes what the entry holds at once (and an
-      // empty entry has ended already: a late end listener is called at once)
-      entry.once('error', finish);
-      entry.once('end', onEnd);
-      if (!settled) entry.on('data', onData);
-    });
-}
-
 async function* counted(
   body: AsyncIterable<Buffer>,
   caps: Caps,
@@ -813,82 +759,67 @@ async function readEntries(
   if (opts.signal?.aborted) throw aborted(opts.signal);
   if (opts.format === 'zip') return readZip(input, opts, tap, handle);
   const caps = new Caps(opts);
-  const parser = new Parser({ strict: true });
   const dec = decompressor(opts.format);
-  return new Promise<void>((resolve, reject) => {
-    let failure: unknown;
-    let ahead: PassThrough | null = null;
-    let chain: Promise<void> = Promise.resolve();
-    /** the entry being handled: ended with the failure, so that a handler reading it returns */
-    let current: ReadEntry | null = null;
-    const fail = (e: unknown) => {
-      if (failure !== undefined) return;
-      failure = e;
-      const c = current;
-      current = null;
-      c?.destroy(e as Error);
-      input.unpipe();
-      input.destroy();
-      tap?.destroy();
-      dec?.destroy();
-      ahead?.destroy();
-      void chain.finally(() => reject(failure));
-    };
-    const onAbort = () => fail(aborted(opts.signal!));
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    parser.on('entry', (entry: ReadEntry) => {
-      entry.on('error', () => undefined); // its reader sees the error; the failure is `failure`
-      chain = chain
-        .then(async () => {
-          if (failure !== undefined) return;
-          current = entry;
-          const type = TAR_TYPES.get(entry.type) ?? 'other';
-          const size = type === 'file' ? (entry.size ?? 0) : 0;
-          const checked = checkEntry(entry.path, type, entry.linkpath);
-          caps.entry(size);
-          await handle({
-            ...checked,
-            type,
-            size,
-            mode: entry.mode ?? (type === 'directory' ? 0o755 : 0o644),
-            mtime: entry.mtime,
-            ...(entry.linkpath !== undefined ? { linkpath: entry.linkpath } : {}),
-            body: tarBody(entry, caps, opts.signal),
-          });
-          current = null;
-          // whatever the handler left unread
-          if (!entry.emittedEnd) entry.resume();
-        })
-        .catch((e) => {
-          entry.resume();
-          fail(e);
-        });
-    });
-    parser.on('error', (e: Error) => fail(invalid(e)));
-    parser.on('end', () => {
-      void chain.then(() => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (failure !== undefined) reject(failure);
-        else resolve();
-      });
-    });
-    input.on('error', (e) => fail(e));
-    let s: Readable = input;
-    if (tap) {
-      tap.on('error', (e) => fail(e));
-      s = s.pipe(tap);
-    }
-    if (dec) {
-      dec.on('error', (e) => fail(invalid(e)));
-      s = s.pipe(dec);
-      // read-ahead: the decompressor (in the threadpool) goes on while the entries before are
-      // written, instead of waiting for the parser's next read (bounded: READ_AHEAD bytes)
-      ahead = new PassThrough({ highWaterMark: READ_AHEAD });
-      ahead.on('error', (e) => fail(e));
-      s = s.pipe(ahead);
-    }
-    s.pipe(parser as unknown as NodeJS.WritableStream);
+  const signal = opts.signal;
+  let s: Readable = input;
+  if (tap) s = s.pipe(tap);
+  if (dec) s = s.pipe(dec);
+  // read-ahead: the decompressor (in the threadpool) goes on while the entries before are
+  // written, instead of waiting for the reader's next read (bounded: READ_AHEAD bytes)
+  const q = new ChunkQueue(s, READ_AHEAD);
+  let failure: unknown;
+  const fail = (e: unknown) => {
+    if (failure !== undefined) return;
+    failure = e;
+    q.fail(e);
+    input.unpipe();
+    input.destroy();
+    tap?.destroy();
+    dec?.destroy();
+  };
+  const onAbort = () => fail(aborted(signal!));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  input.on('error', (e) => fail(e));
+  // an input destroyed before its end (a closed upload) never ends the pipe: a failure, not a hang
+  input.on('close', () => {
+    if (!input.readableEnded) fail(invalid(new Error('the input was closed before its end')));
   });
+  tap?.on('error', (e) => fail(e));
+  dec?.on('error', (e) => fail(invalid(e)));
+  try {
+    await readTar(
+      q,
+      async (entry, raw) => {
+        const type = TAR_TYPES.get(entry.type) ?? 'other';
+        const size = type === 'file' ? entry.size : 0;
+        const checked = checkEntry(entry.path, type, entry.linkpath);
+        caps.entry(size);
+        await handle({
+          ...checked,
+          type,
+          size,
+          mode: entry.mode ?? (type === 'directory' ? 0o755 : 0o644),
+          mtime: entry.mtime,
+          ...(entry.linkpath !== undefined ? { linkpath: entry.linkpath } : {}),
+          // counted against the byte cap before `fn` sees a byte
+          body: (fn) =>
+            raw((c) => {
+              if (signal?.aborted) throw aborted(signal);
+              caps.add(c.length);
+              return fn(c);
+            }),
+        });
+      },
+      () => {
+        if (signal?.aborted) throw aborted(signal);
+      },
+    );
+  } catch (e) {
+    fail(e);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (failure !== undefined) throw failure;
 }
 
 function zipEntryType(e: yauzl.Entry): ArchiveEntry['type'] {
