@@ -12,6 +12,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -163,9 +164,55 @@ export class Client {
     await until(async () => (await this.api('GET', `/api/servers/${id}`)).body?.status === 'running', 30_000);
     return id;
   }
+  /**
+   * A server of a built-in template (a real game: its install runs, then it is started) on a
+   * free port of the host; its id once the Panel says running.
+   */
+  async gameServer(nodeId: string, template: string, environment: Record<string, string>): Promise<string> {
+    const tpl = ((await this.api('GET', '/api/templates')).body as Json[]).find(
+      (t) => t.name === template && t.builtin,
+    );
+    if (!tpl) throw new Error(`no built-in template ${template}`);
+    const port = await freeWildcardPort();
+    const pool = await this.api('POST', `/api/nodes/${nodeId}/allocations`, {
+      ip: '0.0.0.0',
+      ports: [String(port)],
+    });
+    if (pool.status !== 201) throw new Error(`allocation: ${pool.status} ${JSON.stringify(pool.body)}`);
+    const r = await this.api(
+      'POST',
+      '/api/servers?wait=true',
+      {
+        name: template,
+        nodeId,
+        templateId: tpl.id,
+        environment,
+        allocationId: pool.body[0].id,
+        limits: { memory: 1024 },
+      },
+      180_000,
+    );
+    if (r.status !== 201) throw new Error(`create ${template}: ${r.status} ${JSON.stringify(r.body)}`);
+    const id = r.body.id as string;
+    await until(async () => (await this.status(id)) === 'offline', 180_000);
+    const s = await this.api('POST', `/api/servers/${id}/power`, { action: 'start' });
+    if (s.status !== 202) throw new Error(`start: ${s.status} ${JSON.stringify(s.body)}`);
+    await until(async () => (await this.status(id)) === 'running', 180_000);
+    return id;
+  }
   async status(serverId: string): Promise<string> {
     return (await this.api('GET', `/api/servers/${serverId}`, undefined, 5000)).body?.status ?? '?';
   }
+}
+
+/** A port free on every address of the host (a game server's allocation binds 0.0.0.0). */
+async function freeWildcardPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '0.0.0.0', () => r()));
+  const a = srv.address();
+  await new Promise<void>((r) => srv.close(() => r()));
+  if (!a || typeof a === 'string') throw new Error('no port');
+  return a.port;
 }
 
 /** The base environment of a Panel process. */
@@ -415,6 +462,8 @@ export class TickWatcher {
   lastTickAt = 0;
   firstTick = 0;
   statuses: string[] = [];
+  /** the last console lines that are not ticks */
+  lines: string[] = [];
   #closed = false;
   readonly url: string;
   readonly cookie: string;
@@ -435,7 +484,12 @@ export class TickWatcher {
       if (m.type === 'console') {
         for (const l of m.lines as string[]) {
           const hit = /^tick:(\d+)$/.exec(l);
-          if (!hit) continue;
+          if (!hit) {
+            // other lines (a real game's), the last 500
+            this.lines.push(l);
+            if (this.lines.length > 500) this.lines.shift();
+            continue;
+          }
           const n = Number(hit[1]);
           if (this.ticks.has(n)) this.duplicates += 1;
           else this.ticks.add(n);
