@@ -281,19 +281,25 @@ export function tempDir(prefix: string): { dir: string; rm: () => void } {
 }
 
 /**
- * A dockerd of the test's own (own data root, exec root, pidfile and unix socket; no bridge, no
- * iptables; --live-restore so its containers outlive its restart) with the given local images
+ * A dockerd of the test's own (own data root, exec root, pidfile and unix socket; its own bridge
+ * (never --bridge=none: that deletes docker0), no iptables; --live-restore so its containers outlive its restart) with the given local images
  * loaded from the shared Engine (`docker save | docker load`, read-only for the shared one).
  */
 export async function privateDockerd(tag: string, images: string[]) {
   const base = mkdtempSync(`/tmp/${tag}-`);
   const sock = path.join(base, 'd.sock');
+  // A bridge of its own: with --bridge=none dockerd DELETES the host's docker0 at start, which
+  // breaks every other test on the shared Engine (seen in this wave). A private bridge leaves it.
+  const bridge = `capb${process.pid % 100000}`;
+  execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge'], { stdio: 'pipe' });
+  execFileSync('ip', ['addr', 'add', `10.252.${1 + (process.pid % 250)}.1/24`, 'dev', bridge], { stdio: 'pipe' });
+  execFileSync('ip', ['link', 'set', bridge, 'up'], { stdio: 'pipe' });
   const args = [
     `--data-root=${base}/data`,
     `--exec-root=${base}/x`,
     `--pidfile=${base}/d.pid`,
     `-H=unix://${sock}`,
-    '--bridge=none',
+    `--bridge=${bridge}`,
     '--iptables=false',
     '--ip6tables=false',
     '--ip-forward=false',
@@ -348,6 +354,9 @@ export async function privateDockerd(tag: string, images: string[]) {
         stdio: 'pipe',
       });
       rmSync(base, { recursive: true, force: true });
+      try {
+        execFileSync('ip', ['link', 'del', bridge], { stdio: 'pipe' });
+      } catch {}
     },
   };
 }
