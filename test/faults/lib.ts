@@ -50,6 +50,12 @@ export async function timeUntil(fn: () => boolean | Promise<boolean>, timeoutMs:
   return Date.now() - t0;
 }
 
+/** Children still running when this process exits (a crash, an uncaught error) are killed. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 /** A child process whose output is kept (last 64 KiB) for the error of a failed wait. */
 export class Proc {
   readonly child: ChildProcess;
@@ -62,7 +68,13 @@ export class Proc {
     };
     this.child.stdout?.on('data', keep);
     this.child.stderr?.on('data', keep);
-    this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
+    live.add(this.child);
+    this.exited = new Promise((r) =>
+      this.child.once('exit', (code) => {
+        live.delete(this.child);
+        r(code);
+      }),
+    );
   }
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
@@ -292,7 +304,9 @@ export async function privateDockerd(tag: string, images: string[]) {
   // breaks every other test on the shared Engine (seen in this wave). A private bridge leaves it.
   const bridge = `capb${process.pid % 100000}`;
   execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge'], { stdio: 'pipe' });
-  execFileSync('ip', ['addr', 'add', `10.252.${1 + (process.pid % 250)}.1/24`, 'dev', bridge], { stdio: 'pipe' });
+  execFileSync('ip', ['addr', 'add', `10.252.${1 + (process.pid % 250)}.1/24`, 'dev', bridge], {
+    stdio: 'pipe',
+  });
   execFileSync('ip', ['link', 'set', bridge, 'up'], { stdio: 'pipe' });
   const args = [
     `--data-root=${base}/data`,
