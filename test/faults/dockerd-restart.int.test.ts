@@ -1,6 +1,6 @@
 /**
  * Fault: the Docker Engine restarts under a running Agent (issue 15 item 3). A private dockerd
- * (own data root and socket, no bridge, no iptables, --live-restore, the busybox image loaded from
+ * (own data root and socket, a bridge of its own (never --bridge=none: that deletes the host's docker0), no iptables, --live-restore, the busybox image loaded from
  * the shared Engine) so the shared Engine is never touched. Its containers stay up through the
  * restart; the Agent notices, follows the Engine's events again (a container killed afterwards
  * shows at the Panel), its console stream comes back, commands run once.
@@ -29,7 +29,7 @@ describe('fault: dockerd restart (a private dockerd, --live-restore)', () => {
     dockerd = await privateDockerd('capf-dd', [BUSYBOX]);
     stack = await faultStack('capf-dd', {
       docker: dockerd.docker,
-      // the private Engine has no bridge: servers on network none, no port guard
+      // servers on network none (nothing of the private Engine's bridge is used), no port guard
       agentEnv: { DOCKER_HOST: dockerd.host, AGENT_DOCKER_NETWORK: 'none', AGENT_FIREWALL: 'false' },
     });
   });

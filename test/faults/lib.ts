@@ -1,6 +1,6 @@
 /**
  * What the fault suite (test/faults/*.int.test.ts, issue 15 item 3) stands on: private copies of
- * the things a case breaks (a dockerd, a PostgreSQL cluster, a nats-server, a network namespace),
+ * the things a case breaks (a dockerd with its own bridge, a PostgreSQL cluster, a nats-server, a network namespace),
  * so a fault never touches the shared Docker Engine, the shared PostgreSQL or another test;
  * Panels and Agents as child processes (`ctrl-alt-play panel|agent`) that can be killed with
  * SIGKILL; a console subscriber that counts numbered lines; a "game" that numbers its output and
