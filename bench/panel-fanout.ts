@@ -220,6 +220,8 @@ function generatorRole(): void {
     async (msg: {
       cmd: string;
       url: string;
+      /** register agent i through urls[i % n] (several replicas; default: url) */
+      urls?: string[];
       cookie: string;
       csrfToken: string;
       sc: Scenario;
@@ -230,14 +232,19 @@ function generatorRole(): void {
         state.sc = sc;
         const h = { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' };
         const post = async (path: string, body: unknown, headers: Record<string, string> = h) => {
-          const r = await fetch(`${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+          const r = await fetch(path.startsWith('http') ? path : `${url}${path}`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify(body),
+          });
           const j = (await r.json()) as Record<string, unknown>;
           if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(j)}`);
           return j;
         };
         const sockets: WebSocket[] = [];
         // N agents: node + registration + socket that answers commands
-        const agents: { id: string; ws: WebSocket; servers: string[] }[] = [];
+        // via: the replica the agent registered with (and is linked to), '' for url
+        const agents: { id: string; ws: WebSocket; servers: string[]; via: string }[] = [];
         await pool(
           Array.from({ length: sc.agents }, (_, i) => i),
           32,
@@ -246,8 +253,9 @@ function generatorRole(): void {
               node: { id: string };
               agentSecret: string;
             };
+            const via = msg.urls?.length ? msg.urls[i % msg.urls.length] : url;
             const reg = (await post(
-              '/api/agents/register',
+              `${via === url ? '' : via}/api/agents/register`,
               {
                 name: `bench-${i}`,
                 hostname: '127.0.0.1',
@@ -312,16 +320,21 @@ function generatorRole(): void {
               ws.once('error', reject);
             });
             sockets.push(ws);
-            agents[i] = { id: reg.agent.id, ws, servers: [] };
+            agents[i] = { id: reg.agent.id, ws, servers: [], via: via === url ? '' : (via ?? '') };
           },
         );
-        // M servers per agent, created through the real REST endpoint (and the agent round-trip)
+        // M servers per agent, created through the real REST endpoint (and the agent round-trip),
+        // on the replica the agent is linked to (a replica reaches only its own agents today)
         const jobs = agents.flatMap((a) => Array.from({ length: sc.servers }, (_, j) => ({ a, j })));
         await pool(jobs, 64, async ({ a, j }) => {
-          const s = (await post('/api/servers', { name: `s${j}`, nodeId: a.id, image: 'bench' })) as {
-            id: string;
+          // 202 { operationId, server } (201 { ...server } with ?wait=true)
+          const s = (await post(`${a.via}/api/servers`, { name: `s${j}`, nodeId: a.id, image: 'bench' })) as {
+            id?: string;
+            server?: { id: string };
           };
-          a.servers.push(s.id);
+          const id = s.server?.id ?? s.id;
+          if (!id) throw new Error(`create server: no id in ${JSON.stringify(s)}`);
+          a.servers.push(id);
         });
 
         state.agents = agents;
