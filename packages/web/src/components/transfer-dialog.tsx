@@ -351,7 +351,7 @@ function TransferDialog({
   );
 }
 
-const STATE_COLOR: Record<string, string> = { running: 'blue', completed: 'teal', failed: 'red' };
+const STATE_COLOR: Record<string, string> = { running: 'blue.4', completed: 'teal.4', failed: 'red.4' };
 
 /** The server page's Transfers panel (admins only): start one, follow it, the history. */
 export function TransfersPanel({ server, nodeOnline }: { server: Server; nodeOnline: boolean }) {
@@ -419,13 +419,13 @@ export function TransfersPanel({ server, nodeOnline }: { server: Server; nodeOnl
                     {nodeName(t.sourceNodeId)} → {nodeName(t.targetNodeId)}
                   </Table.Td>
                   <Table.Td>
-                    <Badge color={STATE_COLOR[t.state] ?? 'gray'} title={t.errorMessage ?? ''}>
+                    <Text size="xs" fw={700} c={STATE_COLOR[t.state] ?? 'gray'} title={t.errorMessage ?? ''}>
                       {t.state === 'failed'
                         ? `failed at ${t.step}`
                         : t.state === 'running'
                           ? t.step
                           : t.state}
-                    </Badge>
+                    </Text>
                   </Table.Td>
                 </Table.Tr>
               ))}
