@@ -58,6 +58,7 @@ import { SchedulesTab } from '../components/schedules-tab.tsx';
 import { ErrorState, Loading } from '../components/states.tsx';
 import { StatusBadge } from '../components/status-badge.tsx';
 import { SubusersTab } from '../components/subusers-tab.tsx';
+import { TransfersPanel } from '../components/transfer-dialog.tsx';
 import { WebhooksPanel } from '../components/webhooks-panel.tsx';
 import { ConsoleStore } from '../lib/console-store.ts';
 import { formatBytes, formatPercent, formatUptime } from '../lib/format.ts';
@@ -568,6 +569,8 @@ function ServerDetail({ id }: { id: string }) {
                     canEdit={canWrite}
                     canSee={can('activity.read')}
                   />
+                  {/* transfers are an admin's (the routes' access) */}
+                  {canWrite ? <TransfersPanel server={server} nodeOnline={server.nodeOnline} /> : null}
                 </Stack>
               </Grid.Col>
             </Grid>
