@@ -28,6 +28,7 @@ import { activityRoutes } from './modules/activity/routes.ts';
 import { agentsRoutes } from './modules/agents/routes.ts';
 import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
+import { DbWindowLimiter } from './modules/auth/db-limiter.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
@@ -154,7 +155,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         });
         return natsGateway;
       },
-      ...(leaderLock ? { lock: leaderLock } : {}),
+      ...(leaderLock ? { lock: leaderLock, sharedLimits: true } : {}),
     };
   }
   const s = createServices(config, db, log, natsBus, replication);
@@ -318,6 +319,9 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     s.auth.pruneSessions().catch((err: Error) => log.warn({ err: err.message }, 'session prune failed'));
     s.activity.prune().catch((err: Error) => log.warn({ err: err.message }, 'activity prune failed'));
     void s.players.prune();
+    DbWindowLimiter.prune(db).catch((err: Error) =>
+      log.warn({ err: err.message }, 'rate-limit prune failed'),
+    );
   });
   app.addHook('onClose', async () => {
     for (const t of timers) clearInterval(t);

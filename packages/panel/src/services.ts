@@ -17,6 +17,7 @@ import { AllocationsRepo } from './modules/allocations/repo.ts';
 import { AllocationsService } from './modules/allocations/service.ts';
 import { ApiKeysRepo } from './modules/api-keys/repo.ts';
 import { ApiKeysService } from './modules/api-keys/service.ts';
+import { DbWindowLimiter } from './modules/auth/db-limiter.ts';
 import { SessionsRepo } from './modules/auth/repo.ts';
 import { AuthService } from './modules/auth/service.ts';
 import { TwoFactorService } from './modules/auth/two-factor.ts';
@@ -137,6 +138,8 @@ export interface Replication {
   gateway(hub: () => AgentHub): AgentGateway;
   /** who runs the periodic work once across replicas (a PostgreSQL advisory lock) */
   lock?: LeaderLock;
+  /** login and 2FA attempts counted in the shared database (PostgreSQL) */
+  sharedLimits?: boolean;
 }
 
 export function createServices(
@@ -413,6 +416,9 @@ export function createServices(
       twoFactor,
       sessionTtlMs: config.sessionTtlMs,
       loginRatePerMin: config.loginRatePerMin,
+      ...(replication?.sharedLimits
+        ? { limiter: (limit: number, windowMs: number) => new DbWindowLimiter(db, limit, windowMs, 'login') }
+        : {}),
     }),
     twoFactor,
     users,

@@ -68,6 +68,8 @@ describe('NatsAgentGateway: two replicas, one NATS, one PostgreSQL', () => {
       PANEL_NATS_URL: `nats://127.0.0.1:${port}`,
       PANEL_NATS_PREFIX: prefix,
       PANEL_REPLICA_HEARTBEAT_MS: '200',
+      // low, to see the limit counted over both replicas (the owners' logins use 2)
+      PANEL_LOGIN_RATE_PER_MIN: '5',
     };
     a = await startTestPanel(env);
     b = await startTestPanel(env);
@@ -269,5 +271,20 @@ describe('NatsAgentGateway: two replicas, one NATS, one PostgreSQL', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('the login rate limit is counted over both replicas (PostgreSQL rate_limits)', async () => {
+    const attempt = async (p: TestPanel) =>
+      (
+        await fetch(`${p.url}/api/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: 'victim@example.test', password: 'wrong-password-1' }),
+        })
+      ).status;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await attempt(i % 2 === 0 ? a : b));
+    // 5 a minute per address and email: the sixth is refused although each replica saw only 3
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
   });
 });
