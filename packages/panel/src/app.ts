@@ -20,6 +20,7 @@ import type { PanelConfig } from './config/index.ts';
 import { type Db, openDatabase } from './db/index.ts';
 import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
+import { PgLeaderLock } from './lib/periodic.ts';
 import { ensurePrivateDir } from './lib/private-files.ts';
 import { accessRoutes } from './modules/access/routes.ts';
 import { installActivityHooks } from './modules/activity/http.ts';
@@ -27,6 +28,7 @@ import { activityRoutes } from './modules/activity/routes.ts';
 import { agentsRoutes } from './modules/agents/routes.ts';
 import { allocationsRoutes } from './modules/allocations/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
+import { DbWindowLimiter } from './modules/auth/db-limiter.ts';
 import { authRoutes, PANEL_VERSION } from './modules/auth/routes.ts';
 import { backupsRoutes } from './modules/backups/routes.ts';
 import { dashboardRoutes } from './modules/dashboard/routes.ts';
@@ -51,7 +53,8 @@ import { webhooksRoutes } from './modules/webhooks/routes.ts';
 import { agentSocketRoutes } from './relay/agent-socket.ts';
 import { clientRelayRoutes } from './relay/client-relay.ts';
 import { frameLimitedWebSocketClass } from './relay/frame-limit.ts';
-import { createServices, type PanelServices } from './services.ts';
+import type { NatsAgentGateway } from './relay/nats-agent-gateway.ts';
+import { createServices, type PanelServices, type Replication } from './services.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -104,15 +107,59 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   // DATA_DIR is private (0700) with PostgreSQL too: the key files live there
   ensurePrivateDir(config.dataDir);
   const db = opts.db ?? (await openDatabase(config));
-  // several replicas share events through NATS (issue 15); one process keeps them in memory
+  // several replicas share events and Agent links through NATS (issue 15); one process keeps
+  // them in memory
+  const replicaId = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const natsBus = config.natsUrl
     ? await (await import('./bus/nats-bus.ts')).NatsBus.connect(
         config.natsUrl,
         log.child({ component: 'bus' }),
-        { prefix: config.natsPrefix },
+        { prefix: config.natsPrefix, name: `ctrl-alt-play-panel-${replicaId}` },
       )
     : undefined;
-  const s = createServices(config, db, log, natsBus);
+  let natsGateway: NatsAgentGateway | undefined;
+  let leaderLock: PgLeaderLock | undefined;
+  let replication: Replication | undefined;
+  if (natsBus) {
+    const { NatsAgentGateway } = await import('./relay/nats-agent-gateway.ts');
+    const gwLog = log.child({ component: 'gateway' });
+    // the leader of the periodic work: an advisory lock on the shared PostgreSQL (SQLite cannot
+    // be shared, so one process there stays the sole leader)
+    const databaseUrl = config.databaseUrl;
+    if (databaseUrl) {
+      const { default: pg } = await import('pg');
+      const lockLog = log.child({ component: 'leader' });
+      leaderLock = new PgLeaderLock({
+        open: () =>
+          new pg.Client({
+            connectionString: databaseUrl,
+            query_timeout: 5000,
+            keepAlive: true,
+            application_name: `cap-leader-${replicaId}`,
+          }),
+        namespace: config.natsPrefix,
+        onChange: (job, leader) =>
+          lockLog.info({ job, leader, replicaId }, leader ? 'leading' : 'no longer leading'),
+      });
+    }
+    replication = {
+      gateway: (hub) => {
+        natsGateway = new NatsAgentGateway({
+          nc: natsBus.connection,
+          replicaId,
+          prefix: config.natsPrefix,
+          hub,
+          log: gwLog,
+          commandTimeoutMs: config.commandTimeoutMs,
+          heartbeatMs: config.replicaHeartbeatMs,
+        });
+        return natsGateway;
+      },
+      ...(leaderLock ? { lock: leaderLock, sharedLimits: true } : {}),
+    };
+  }
+  const s = createServices(config, db, log, natsBus, replication);
+  natsGateway?.start();
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
@@ -259,22 +306,28 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path}`, String(req.id)));
   });
 
+  // what this replica itself recorded (metric samples, player counts): written by each replica
   const timers = [
     setInterval(() => {
       s.metrics.flush().catch((err: Error) => log.warn({ err: err.message }, 'metrics flush failed'));
     }, METRICS_FLUSH_MS),
     // each tracked server's player count, once a minute (the Agents send only changes)
     setInterval(() => void s.players.tick(), PLAYERS_BUCKET_MS),
-    setInterval(() => {
-      s.metrics.prune().catch((err: Error) => log.warn({ err: err.message }, 'metrics prune failed'));
-      s.auth.pruneSessions().catch((err: Error) => log.warn({ err: err.message }, 'session prune failed'));
-      s.activity.prune().catch((err: Error) => log.warn({ err: err.message }, 'activity prune failed'));
-      void s.players.prune();
-    }, PRUNE_MS),
   ];
   for (const t of timers) t.unref();
+  // the prunes touch shared rows: once across replicas (the leader's)
+  const stopPrune = s.periodic.every('prune', PRUNE_MS, async () => {
+    s.metrics.prune().catch((err: Error) => log.warn({ err: err.message }, 'metrics prune failed'));
+    s.auth.pruneSessions().catch((err: Error) => log.warn({ err: err.message }, 'session prune failed'));
+    s.activity.prune().catch((err: Error) => log.warn({ err: err.message }, 'activity prune failed'));
+    void s.players.prune();
+    DbWindowLimiter.prune(db).catch((err: Error) =>
+      log.warn({ err: err.message }, 'rate-limit prune failed'),
+    );
+  });
   app.addHook('onClose', async () => {
     for (const t of timers) clearInterval(t);
+    stopPrune();
     s.hub.close();
     s.servers.close();
     s.backups.close();
@@ -283,6 +336,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await s.metrics.flush(true).catch(() => undefined);
     await s.players.flush(true);
     await s.activity.settled();
+    natsGateway?.close();
+    await leaderLock?.close();
     await natsBus?.close();
     if (!opts.db) await db.destroy();
   });

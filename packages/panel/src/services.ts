@@ -5,7 +5,7 @@ import type { PanelConfig } from './config/index.ts';
 import type { Db } from './db/index.ts';
 import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
-import { LocalPeriodic, type Periodic } from './lib/periodic.ts';
+import { type LeaderLock, LocalPeriodic, type Periodic } from './lib/periodic.ts';
 import { AccessRepo } from './modules/access/repo.ts';
 import { AccessService } from './modules/access/service.ts';
 import { SubusersService } from './modules/access/subusers.ts';
@@ -17,6 +17,7 @@ import { AllocationsRepo } from './modules/allocations/repo.ts';
 import { AllocationsService } from './modules/allocations/service.ts';
 import { ApiKeysRepo } from './modules/api-keys/repo.ts';
 import { ApiKeysService } from './modules/api-keys/service.ts';
+import { DbWindowLimiter } from './modules/auth/db-limiter.ts';
 import { SessionsRepo } from './modules/auth/repo.ts';
 import { AuthService } from './modules/auth/service.ts';
 import { TwoFactorService } from './modules/auth/two-factor.ts';
@@ -132,12 +133,23 @@ export interface PanelServices {
   routes: RouteRecord[];
 }
 
+/** Several Panel replicas (issue 15): what replaces the in-process parts. */
+export interface Replication {
+  /** the gateway across replicas (NatsAgentGateway), over this process's hub */
+  gateway(hub: () => AgentHub): AgentGateway;
+  /** who runs the periodic work once across replicas (a PostgreSQL advisory lock) */
+  lock?: LeaderLock;
+  /** login and 2FA attempts counted in the shared database (PostgreSQL) */
+  sharedLimits?: boolean;
+}
+
 export function createServices(
   config: PanelConfig,
   db: Db,
   log: Logger,
   /** a bus made beforehand (the NATS one, which connects first); default: in this process */
   givenBus?: EventBus,
+  replication?: Replication,
 ): PanelServices {
   const settings = new SettingsRepo(db);
   const usersRepo = new UsersRepo(db);
@@ -219,18 +231,25 @@ export function createServices(
     if (!hub) throw new Error('agent hub not ready');
     return hub;
   };
-  const gateway: AgentGateway = new InProcessAgentGateway(getHub);
+  const gateway: AgentGateway = replication?.gateway(getHub) ?? new InProcessAgentGateway(getHub);
   theGateway = gateway;
   let publicUrl = config.publicUrl;
   const getPublicUrl = () => publicUrl;
   const nodes = new NodesService(nodesRepo, () => gateway, getPublicUrl, config.defaultLimits);
   const templates = new TemplatesService(new TemplatesRepo(db), log);
   const allocations = new AllocationsService(new AllocationsRepo(db), nodesRepo);
+  // work that must run once across replicas: on the leader only (one process: always)
+  const periodic = new LocalPeriodic({
+    ...(replication?.lock ? { lock: replication.lock } : {}),
+    onError: (name, err) =>
+      log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
+  });
   const operations = new OperationsService({
     repo: new OperationsRepo(db),
     gateway,
     bus,
     log,
+    periodic,
   });
   const transferRelay = new TransferRelay();
   const agents = new AgentsService({
@@ -296,10 +315,6 @@ export function createServices(
     bus,
     log,
   });
-  const periodic = new LocalPeriodic({
-    onError: (name, err) =>
-      log.error({ task: name, err: (err as Error)?.message ?? String(err) }, 'periodic work failed'),
-  });
   const imageUpdates = new ImageUpdatesService({
     db,
     gateway,
@@ -359,6 +374,8 @@ export function createServices(
     linesPerSecond: config.agentLinesPerSecond,
     events: {
       onConnect(nodeId) {
+        // across replicas: this one serves the node's requests now (and older links elsewhere close)
+        gateway.linked?.(nodeId);
         // its fence list before anything else: a server failed over elsewhere never starts here
         failover
           .nodeConnected(nodeId)
@@ -373,7 +390,12 @@ export function createServices(
           );
       },
       onDisconnect(nodeId) {
+        gateway.unlinked?.(nodeId);
         bus.publish({ kind: 'node.offline', nodeId });
+      },
+      // a newer link of the node on another replica: it is not offline
+      onMoved(nodeId) {
+        gateway.unlinked?.(nodeId, true);
       },
       onEvent(nodeId, msg) {
         prometheus.agentEvent(msg);
@@ -405,6 +427,9 @@ export function createServices(
       twoFactor,
       sessionTtlMs: config.sessionTtlMs,
       loginRatePerMin: config.loginRatePerMin,
+      ...(replication?.sharedLimits
+        ? { limiter: (limit: number, windowMs: number) => new DbWindowLimiter(db, limit, windowMs, 'login') }
+        : {}),
     }),
     twoFactor,
     users,

@@ -385,6 +385,27 @@ export class FakeAgent {
     this.emit('agent_hello', { protocolVersion: PROTOCOL_VERSION, agentVersion: 'fake', servers: [] });
   }
 
+  /**
+   * The same Agent dials in at `websocketUrl` (another Panel replica) while its old socket is
+   * still open, as after a network blip the old Panel has not noticed; answers go to the new one.
+   */
+  async linkAlso(websocketUrl: string): Promise<void> {
+    const ws = connectAgentSocket(
+      websocketUrl,
+      this.credentials.token,
+      this.id,
+      this.#opts.protocolVersion ?? PROTOCOL_VERSION,
+    );
+    ws.on('message', (data) => this.#onMessage(data as Buffer));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    this.ws = ws;
+    this.emit('agent_hello', { protocolVersion: PROTOCOL_VERSION, agentVersion: 'fake', servers: [] });
+  }
+
   async close(): Promise<void> {
     for (const t of this.#timers) clearTimeout(t);
     if (this.ws.readyState === WebSocket.CLOSED) return;

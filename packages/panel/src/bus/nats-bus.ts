@@ -177,6 +177,11 @@ export class NatsBus implements EventBus {
     return bus.subscribe(kind as DomainEventKind, handler as Handler<EventOf<DomainEventKind>>);
   }
 
+  /** The broker connection (the Agent gateway across replicas shares it). */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
   /** Resolves once the broker has every event published so far. */
   flush(): Promise<void> {
     return this.#nc.flush();

@@ -47,6 +47,8 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/)
     .default('cap'),
+  /** with NATS: how often a replica lists the Agents linked to it (one missing 3 lists is gone) */
+  PANEL_REPLICA_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   /** HTTPS: a PEM certificate (chain) file and its private key file; both or neither */
   PANEL_TLS_CERT: z.string().min(1).optional(),
   PANEL_TLS_KEY: z.string().min(1).optional(),
@@ -177,6 +179,8 @@ export interface PanelConfig {
   readonly natsUrl: string | undefined;
   /** PANEL_NATS_PREFIX: subject prefix on the broker (several Panels can share one) */
   readonly natsPrefix: string;
+  /** PANEL_REPLICA_HEARTBEAT_MS: a replica's presence list of its Agents, this often */
+  readonly replicaHeartbeatMs: number;
   /** PANEL_METRICS_TOKEN: Bearer token for GET /metrics */
   readonly metricsToken: string | undefined;
   readonly sessionTtlMs: number;
@@ -256,6 +260,7 @@ export function loadPanelConfig(env: Record<string, string | undefined>): PanelC
     metricsToken: e.PANEL_METRICS_TOKEN,
     natsUrl: e.PANEL_NATS_URL,
     natsPrefix: e.PANEL_NATS_PREFIX,
+    replicaHeartbeatMs: e.PANEL_REPLICA_HEARTBEAT_MS,
     webDist: resolve(e.PANEL_WEB_DIST ?? new URL('../../../web/dist', import.meta.url).pathname),
     builtinTemplatesDir: resolve(
       e.PANEL_BUILTIN_TEMPLATES_DIR ?? new URL('../../../../templates/builtin', import.meta.url).pathname,

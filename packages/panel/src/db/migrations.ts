@@ -783,6 +783,23 @@ export function usernameFromEmail(email: string): string {
   return clean === '' ? 'user' : clean;
 }
 
+/** Login and 2FA attempt counters shared by Panel replicas (issue 15 item 1). */
+const m030: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('rate_limits')
+      /** sha256 of the counter's key (an address, an email: never stored as such) */
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      /** the window's start, ms since the epoch */
+      .addColumn('window_start', 'bigint', (c) => c.notNull())
+      .addColumn('n', 'integer', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: AnyDb) {
+    await db.schema.dropTable('rate_limits').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -809,6 +826,7 @@ export const migrations: Record<string, Migration> = {
   '027_transfers': m027,
   '028_failover': m028,
   '029_transfer_path': m029,
+  '030_rate_limits': m030,
 };
 
 export const migrationProvider: MigrationProvider = {

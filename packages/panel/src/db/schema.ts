@@ -342,7 +342,16 @@ export interface RegistriesTable {
   updated_at: string;
 }
 
+/** A shared attempt counter (030_rate_limits). */
+export interface RateLimitsTable {
+  key: string;
+  /** ms since the epoch (PostgreSQL bigint: read back as a string) */
+  window_start: number | string;
+  n: number;
+}
+
 export interface Database {
+  rate_limits: RateLimitsTable;
   registries: RegistriesTable;
   docker_policies: DockerPoliciesTable;
   docker_node_access: DockerNodeAccessTable;

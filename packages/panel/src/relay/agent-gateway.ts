@@ -37,6 +37,10 @@ export interface AgentGateway {
   disconnect(nodeId: string, reason: string): void;
   /** How the node's link has been (null: not linked since this Panel started); optional seam. */
   health?(nodeId: string): LinkHealth | null;
+  /** This process's hub took the node's link (a gateway across replicas serves it from here). */
+  linked?(nodeId: string): void;
+  /** This process's hub lost it (`moved`: to a newer link on another replica). */
+  unlinked?(nodeId: string, moved?: boolean): void;
 }
 
 /** Today's gateway: the Agent sockets held by this process. The hub is read lazily (it is wired after the services). */

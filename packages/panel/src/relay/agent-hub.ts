@@ -57,6 +57,8 @@ export interface LinkHealth {
 interface Conn {
   nodeId: string;
   ws: WebSocket;
+  /** when this link was attached (ms since the epoch): the newest link of a node wins */
+  since: number;
   missed: number;
   /** pings in flight: id → when sent (a few at most) */
   pingsSent: Map<string, number>;
@@ -89,6 +91,8 @@ function lineCount(message: string): number {
 export interface AgentHubEvents {
   onConnect(nodeId: string): void;
   onDisconnect(nodeId: string): void;
+  /** the link was closed because another replica holds a newer one (see `release`) */
+  onMoved?(nodeId: string): void;
   onEvent(nodeId: string, msg: EventMessage): void;
   onPong(nodeId: string, msg: PongMessage): void;
 }
@@ -202,6 +206,7 @@ export class AgentHub {
     const conn: Conn = {
       nodeId,
       ws,
+      since: Date.now(),
       missed: 0,
       pingsSent: new Map(),
       lastPongMs: undefined,
@@ -251,7 +256,26 @@ export class AgentHub {
     if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(msg));
   }
 
-  #drop(conn: Conn, code?: number, reason?: string, terminate = false): void {
+  /** When the node's link here was attached (ms since the epoch); undefined: not held here. */
+  linkedSince(nodeId: string): number | undefined {
+    return this.#conns.get(nodeId)?.since;
+  }
+
+  /** The ids of the nodes linked to this process. */
+  linkedNodes(): string[] {
+    return [...this.#conns.keys()];
+  }
+
+  /**
+   * Closes the node's link here because a newer one is held by another replica: its requests in
+   * flight fail with AGENT_OFFLINE, but no `onDisconnect` (the node is not offline).
+   */
+  release(nodeId: string, reason: string): void {
+    const c = this.#conns.get(nodeId);
+    if (c) this.#drop(c, CLOSE_REPLACED, reason, false, true);
+  }
+
+  #drop(conn: Conn, code?: number, reason?: string, terminate = false, moved = false): void {
     clearInterval(conn.pingTimer);
     this.#reportDropped(conn);
     if (this.#conns.get(conn.nodeId) === conn) this.#conns.delete(conn.nodeId);
@@ -269,7 +293,8 @@ export class AgentHub {
       h.disconnects += 1;
       h.connectedSince = null;
       this.#log.info({ nodeId: conn.nodeId, reason }, 'agent disconnected');
-      this.#events.onDisconnect(conn.nodeId);
+      if (moved) this.#events.onMoved?.(conn.nodeId);
+      else this.#events.onDisconnect(conn.nodeId);
     }
   }
 

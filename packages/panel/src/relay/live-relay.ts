@@ -14,14 +14,16 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
   const on = <K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): (() => void) =>
     bus.subscribe(kind, handler, 'everywhere');
   const offs = [
-    on('server.status', (e) =>
+    on('server.status', (e) => {
+      // where the Agent is linked the projection set it already; other replicas learn it here
+      live.setStatus(e.serverId, e.status);
       live.publish(e.serverId, {
         type: 'status',
         serverId: e.serverId,
         status: e.status,
         ...(e.previousStatus ? { previousStatus: e.previousStatus } : {}),
-      }),
-    ),
+      });
+    }),
     on('server.console', (e) => live.appendConsole(e.serverId, e.lines)),
     on('server.console_dropped', (e) => live.consoleDropped(e.serverId, e.count, e.reason)),
     on('server.stats', (e) => live.setStats(e.serverId, e.stats)),

@@ -280,7 +280,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     async (req) => {
       const userId = principalOf(req).user.id;
       await s.auth.verifyOwnPassword(userId, req.body.currentPassword);
-      s.auth.hitSecondFactorBudget(userId);
+      await s.auth.hitSecondFactorBudget(userId);
       return { recoveryCodes: await s.twoFactor.confirm(userId, req.body.code) };
     },
   );
@@ -299,7 +299,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     async (req, reply) => {
       const userId = principalOf(req).user.id;
       await s.auth.verifyOwnPassword(userId, req.body.currentPassword);
-      s.auth.hitSecondFactorBudget(userId);
+      await s.auth.hitSecondFactorBudget(userId);
       await s.twoFactor.verify(userId, factorOf(req.body));
       await s.twoFactor.disable(userId);
       return reply.status(204).send(null);
@@ -321,7 +321,7 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
     async (req) => {
       const userId = principalOf(req).user.id;
       await s.auth.verifyOwnPassword(userId, req.body.currentPassword);
-      s.auth.hitSecondFactorBudget(userId);
+      await s.auth.hitSecondFactorBudget(userId);
       await s.twoFactor.verify(userId, factorOf(req.body));
       return { recoveryCodes: await s.twoFactor.regenerateRecoveryCodes(userId) };
     },

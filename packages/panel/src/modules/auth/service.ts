@@ -69,8 +69,13 @@ function principalUser(u: UsersTable): Principal['user'] {
   return { id: u.id, email: u.email, role: Role.parse(u.role) };
 }
 
+/** A fixed-window counter: `hit` counts one attempt and says whether it is within the limit. */
+export interface Limiter {
+  hit(key: string): boolean | Promise<boolean>;
+}
+
 /** Fixed-window counter per key (IP + email): enough to stop online guessing. */
-export class WindowLimiter {
+export class WindowLimiter implements Limiter {
   readonly #hits = new Map<string, { start: number; n: number }>();
   readonly #limit: number;
   readonly #windowMs: number;
@@ -101,9 +106,9 @@ export class AuthService {
   readonly #settings: SettingsRepo;
   readonly #twoFactor: TwoFactorService;
   readonly #ttlMs: number;
-  readonly #limiter: WindowLimiter;
+  readonly #limiter: Limiter;
   /** all emails from one address: password spraying across accounts is bounded too */
-  readonly #ipLimiter: WindowLimiter;
+  readonly #ipLimiter: Limiter;
 
   constructor(deps: {
     users: UsersRepo;
@@ -114,6 +119,8 @@ export class AuthService {
     twoFactor: TwoFactorService;
     sessionTtlMs: number;
     loginRatePerMin: number;
+    /** counters shared by several replicas (default: in this process) */
+    limiter?: (limit: number, windowMs: number) => Limiter;
   }) {
     this.#users = deps.users;
     this.#usersService = deps.usersService;
@@ -122,8 +129,9 @@ export class AuthService {
     this.#settings = deps.settings;
     this.#twoFactor = deps.twoFactor;
     this.#ttlMs = deps.sessionTtlMs;
-    this.#limiter = new WindowLimiter(deps.loginRatePerMin, 60_000);
-    this.#ipLimiter = new WindowLimiter(deps.loginRatePerMin * LOGIN_EMAILS_PER_IP, 60_000);
+    const limiter = deps.limiter ?? ((limit: number, windowMs: number) => new WindowLimiter(limit, windowMs));
+    this.#limiter = limiter(deps.loginRatePerMin, 60_000);
+    this.#ipLimiter = limiter(deps.loginRatePerMin * LOGIN_EMAILS_PER_IP, 60_000);
   }
 
   async #newSession(
@@ -159,8 +167,8 @@ export class AuthService {
     previousToken?: string,
     userAgent?: string,
   ): Promise<LoginResult> {
-    const perEmail = this.#limiter.hit(`${ip}|${email.toLowerCase()}`);
-    if (!this.#ipLimiter.hit(ip) || !perEmail) {
+    const perEmail = await this.#limiter.hit(`${ip}|${email.toLowerCase()}`);
+    if (!(await this.#ipLimiter.hit(ip)) || !perEmail) {
       throw new CodedError('RATE_LIMITED', 'too many login attempts; wait a minute');
     }
     const u = await this.#users.findByEmail(email);
@@ -199,8 +207,8 @@ export class AuthService {
     const id = sha256(ticket);
     const t = await this.#sessions.findTicket(id, nowIso());
     if (!t) throw new CodedError('AUTH_FAILED', 'the login expired; enter your password again');
-    const perUser = this.#limiter.hit(`2fa|${t.user_id}`);
-    if (!this.#ipLimiter.hit(`2fa|${ip}`) || !perUser) {
+    const perUser = await this.#limiter.hit(`2fa|${t.user_id}`);
+    if (!(await this.#ipLimiter.hit(`2fa|${ip}`)) || !perUser) {
       throw new CodedError('RATE_LIMITED', 'too many codes tried; wait a minute');
     }
     if (!(await this.#sessions.countTicketAttempt(id, LOGIN_TICKET_ATTEMPTS))) {
@@ -219,8 +227,8 @@ export class AuthService {
   }
 
   /** Counts against the same budget as the login: a stolen session cannot guess codes fast. */
-  hitSecondFactorBudget(userId: string): void {
-    if (!this.#limiter.hit(`2fa|${userId}`))
+  async hitSecondFactorBudget(userId: string): Promise<void> {
+    if (!(await this.#limiter.hit(`2fa|${userId}`)))
       throw new CodedError('RATE_LIMITED', 'too many codes tried; wait a minute');
   }
 
@@ -248,7 +256,7 @@ export class AuthService {
    * Guesses count against the login budget of that user.
    */
   async verifyOwnPassword(userId: string, password: string): Promise<void> {
-    if (!this.#limiter.hit(`password|${userId}`))
+    if (!(await this.#limiter.hit(`password|${userId}`)))
       throw new CodedError('RATE_LIMITED', 'too many password attempts; wait a minute');
     const u = await this.#users.findById(userId);
     if (!u || !(await verifyPassword(password, u.password_hash))) {

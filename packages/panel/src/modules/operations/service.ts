@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
 import type { OperationsTable } from '../../db/schema.ts';
+import type { Periodic } from '../../lib/periodic.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import { type Operation, type OperationKind, type OperationsRepo, toOperation } from './repo.ts';
 
@@ -42,9 +43,13 @@ export class OperationsService {
   readonly #timeoutMs: number;
   /** operationId → who waits for its end in this process (PUT /config?wait=true) */
   readonly #waiters = new Map<string, (r: OperationResult) => void>();
+  /** operations being closed in this process (their waiters resolve in `finish`) */
+  readonly #finishing = new Set<string>();
   /** kind → what must happen in the database when one ends, before anyone hears of the end */
   readonly #onEnd = new Map<string, (op: OperationsTable, r: OperationResult) => Promise<void>>();
   #sweepTimer: NodeJS.Timeout | undefined;
+  readonly #periodic: Periodic | undefined;
+  #stopSweep: (() => void) | undefined;
 
   constructor(deps: {
     repo: OperationsRepo;
@@ -52,25 +57,53 @@ export class OperationsService {
     bus: EventBus;
     log: Logger;
     timeoutMs?: number;
+    /** the sweep runs through it (once across replicas); default: a timer in this process */
+    periodic?: Periodic;
   }) {
+    this.#periodic = deps.periodic;
     this.#ops = deps.repo;
     this.#gateway = deps.gateway;
     this.#bus = deps.bus;
     this.#log = deps.log;
     this.#timeoutMs = deps.timeoutMs ?? OPERATION_TIMEOUT_MS;
+    // Several replicas: an operation waited for here can end on the replica its Agent is linked
+    // to (the row is shared); its end reaches this waiter through the bus. Ends closed here
+    // resolve their waiter in `finish` (with the Agent's data).
+    this.#bus.subscribe(
+      'operation',
+      (e) => {
+        if (e.success === undefined || this.#finishing.has(e.operationId)) return;
+        const waiter = this.#waiters.get(e.operationId);
+        if (!waiter) return;
+        this.#waiters.delete(e.operationId);
+        waiter({
+          success: e.success,
+          ...(e.errorCode ? { code: e.errorCode } : {}),
+          ...(e.message ? { message: e.message } : {}),
+        });
+      },
+      'everywhere',
+    );
   }
 
   /** Starts the sweep; operations left open by an earlier Panel stay open until their Agent reports. */
   init(): void {
+    const every = Math.min(60_000, Math.max(1000, Math.floor(this.#timeoutMs / 4)));
+    if (this.#periodic) {
+      this.#stopSweep ??= this.#periodic.every('operation-sweep', every, () => this.sweep());
+      return;
+    }
     this.#sweepTimer = setInterval(
       () => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'operation sweep failed')),
-      Math.min(60_000, Math.max(1000, Math.floor(this.#timeoutMs / 4))),
+      every,
     );
     this.#sweepTimer.unref();
   }
 
   close(): void {
     clearInterval(this.#sweepTimer);
+    this.#stopSweep?.();
+    this.#stopSweep = undefined;
   }
 
   /**
@@ -117,6 +150,15 @@ export class OperationsService {
   /** Closes an open operation once; tells subscribers and whoever waits for it. */
   async finish(id: string, result: OperationResult): Promise<void> {
     if (!(await this.#ops.finish(id, result, nowIso()))) return;
+    this.#finishing.add(id);
+    try {
+      await this.#finished(id, result);
+    } finally {
+      this.#finishing.delete(id);
+    }
+  }
+
+  async #finished(id: string, result: OperationResult): Promise<void> {
     const row = await this.#ops.findById(id);
     const after = row ? this.#onEnd.get(row.kind) : undefined;
     if (row && after)

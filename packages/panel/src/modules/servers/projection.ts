@@ -163,6 +163,12 @@ export class AgentEventProjection {
     // an operation's steps and end from another node (a transfer's target): the operation's own
     // row names the node it runs on, and only that node's reports are taken (operations service)
     const operationEvent = msg.event === 'operation_progress' || msg.event === 'operation_completed';
+    // several replicas: a server made (or moved) through another replica is in the shared
+    // database before this one's map has it
+    if (!this.owns(nodeId, serverId) && typeof serverId === 'string') {
+      const row = await this.#repo.findById(serverId);
+      if (row?.node_id === nodeId) this.track(serverId, nodeId);
+    }
     if (!this.owns(nodeId, serverId) && !(operationEvent && this.#nodeOf.has(serverId))) {
       this.#log.warn({ nodeId, serverId, event: msg.event }, 'event for a server not on this node; ignored');
       return;

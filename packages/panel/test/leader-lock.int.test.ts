@@ -1,0 +1,81 @@
+/**
+ * The leader of the periodic work across replicas (issue 15 item 1), on a real PostgreSQL: two
+ * `LocalPeriodic`s, each with its own `PgLeaderLock` session, run a job's rounds only on one of
+ * them; the leader's session killed on the server (as when its replica dies) hands the job to the
+ * other within a round or two; the old leader, its session gone, does not run it any more, and
+ * takes it again only once the lock is free.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { LocalPeriodic, PgLeaderLock } from '../src/lib/periodic.ts';
+import { scratchDatabase, until } from './helpers.ts';
+
+describe('PgLeaderLock on PostgreSQL', () => {
+  let db: Awaited<ReturnType<typeof scratchDatabase>>;
+  let url = '';
+  const locks: PgLeaderLock[] = [];
+  const stops: (() => void)[] = [];
+
+  before(async () => {
+    db = await scratchDatabase('postgres', 'cap_leader');
+    url = db.env['DATABASE_URL'] ?? '';
+  });
+
+  after(async () => {
+    for (const s of stops) s();
+    for (const l of locks) await l.close();
+    await db?.drop();
+  });
+
+  const replica = (name: string) => {
+    const lock = new PgLeaderLock({
+      open: () =>
+        new pg.Client({ connectionString: url, query_timeout: 2000, application_name: `leader-${name}` }),
+      namespace: 'test',
+    });
+    locks.push(lock);
+    const errors: unknown[] = [];
+    const periodic = new LocalPeriodic({ lock, onError: (_n, e) => errors.push(e) });
+    const runs: number[] = [];
+    stops.push(
+      periodic.every('schedules', 50, async () => {
+        runs.push(Date.now());
+      }),
+    );
+    return { lock, runs, errors };
+  };
+
+  it('one replica runs each round; the other none; killing the leader hands it over', async () => {
+    const a = replica('a');
+    const b = replica('b');
+    await until(() => a.runs.length + b.runs.length >= 20, 10_000);
+    const leader = a.runs.length > 0 ? a : b;
+    const other = leader === a ? b : a;
+    assert.equal(other.runs.length, 0, `only one leader (a ${a.runs.length}, b ${b.runs.length})`);
+    // rounds are not doubled: about one per 50 ms
+    const span = (leader.runs.at(-1) ?? 0) - (leader.runs[0] ?? 0);
+    assert.ok(leader.runs.length <= span / 40 + 2, `${leader.runs.length} rounds in ${span} ms`);
+    assert.deepEqual(leader.lock.held(), ['schedules']);
+
+    // the leader's session dies on the server (its replica was killed, or it lost the database)
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const name = leader === a ? 'leader-a' : 'leader-b';
+    const killedAt = Date.now();
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+      name,
+    ]);
+    await admin.end();
+    const before = other.runs.length;
+    await until(() => other.runs.length > before + 5, 10_000);
+    const first = other.runs[before] ?? 0;
+    console.log(
+      `# leader session killed: the other replica ran its first round after ${first - killedAt} ms (rounds 50 ms)`,
+    );
+    // from the takeover on, the old leader runs nothing (its lock is gone with its session)
+    const leaderRunsAfter = leader.runs.filter((t) => t >= first).length;
+    assert.equal(leaderRunsAfter, 0, 'no round on both');
+    assert.deepEqual(leader.lock.held(), []);
+  });
+});
