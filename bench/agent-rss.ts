@@ -54,8 +54,13 @@ const allVariants: { key: string; name: string; cmd: string; args: string[] }[] 
     key: 'bundle',
     name: 'bundle (node dist/agent.cjs)',
     cmd: process.execPath,
-    // the flag the executable has built in (and the image and systemd unit pass)
-    args: ['--max-semi-space-size=1', path.join(root, 'dist/agent.cjs')],
+    // the flags the executable has built in (scripts/build-dist.ts, AGENT_EXEC_ARGV)
+    args: [
+      '--max-semi-space-size=1',
+      '--max-opt=2',
+      '--optimize-for-size',
+      path.join(root, 'dist/agent.cjs'),
+    ],
   },
   {
     key: 'executable',

@@ -316,11 +316,19 @@ function verifySeaElf(file: string, arch: string, blobSize: number): void {
 }
 
 /**
- * V8 flags built into the executable: a 1 MiB young generation instead of 16 (an idle Agent's
- * resident memory is mostly heap it never needs; see bench/agent-rss.ts). `node dist/agent.cjs`
- * takes the same flag on its command line (the image and the systemd unit pass it).
+ * V8 flags built into the executable (each measured on its own with bench/agent-rss.ts --lever;
+ * docs/deploy.md, Memory): a 1 MiB young generation instead of 16 (an idle Agent's resident
+ * memory is mostly heap it never needs); no TurboFan (`--max-opt=2`: Maglev is the top tier; less
+ * optimised code and compiler memory with many servers, CPU alike) and V8's memory-over-speed
+ * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most:
+ * they take WebAssembly away, which ssh2 (SFTP) and Node's fetch need.
+ * `node dist/agent.cjs` takes the same flags on its command line.
  */
-const AGENT_EXEC_ARGV = execArgvOption?.split(/\s+/).filter(Boolean) ?? ['--max-semi-space-size=1'];
+const AGENT_EXEC_ARGV = execArgvOption?.split(/\s+/).filter(Boolean) ?? [
+  '--max-semi-space-size=1',
+  '--max-opt=2',
+  '--optimize-for-size',
+];
 const binDir = outOption ? path.resolve(outOption) : path.join(dist, 'bin');
 
 /** dist/agent-lazy/*.cjs (the names AGENT_ISLANDS gives) */

@@ -3,10 +3,14 @@
  * cannot creep back:
  *  - its bundle (scripts/build-dist.ts, esbuild's metafile) holds no code of the modules the
  *    Agent never uses (dockerode's SSH transport and BuildKit/gRPC stack: stand-ins that throw),
- *    and reaches the modules loaded only when used (Fastify for the HTTP API, ssh2 for SFTP,
- *    prom-client for a scrape, gamedig for a player query) from its entry only through dynamic imports;
+ *    and holds none of the modules loaded only when used (Fastify for the HTTP API, ssh2 for SFTP,
+ *    prom-client for a scrape, gamedig for a player query): they are bundles of their own
+ *    (dist/agent-lazy), reached from its entry only through dynamic imports;
+ *  - the single executable loads each of them from its SEA assets when its feature is used;
  *  - an Agent run as `ctrl-alt-play agent`, registered with a real Panel, SFTP on, idle, has
  *    loaded none of them (a module loader hook records every module it loads).
+ * Its resident memory is measured by bench/agent-rss.ts, not asserted here: the figures move by
+ * several MiB with the machine's load and page cache (docs/deploy.md, Memory).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
