@@ -5,13 +5,17 @@
  * and as the single executable (dist/bin/ctrl-alt-play-agent-linux-<arch>). Builds dist/ first
  * (cached). Prints VmRSS and RssAnon (the median of five samples a second apart, after settling)
  * side by side.
- *   node bench/agent-rss.ts [N] [--only source,bundle,executable] [--runs R]
+ *   node bench/agent-rss.ts [N] [--only source,bundle,executable] [--runs R] [--lever '<flags>']...
  * --only measures just those ways (the N servers are then made through the first of them);
- * --runs R measures each R times (a fresh Agent each time) and prints every run.
+ * --runs R measures each R times (a fresh Agent each time) and prints every run;
+ * --lever '<flags>' (repeatable) adds the single executable built with those flags instead of
+ * its own (scripts/build-dist.ts --exec-argv, into .cache/agent-levers/; `--lever ''` is none);
+ * --exe <path> (repeatable) adds an executable as it is (e.g. one built from another commit).
+ * Besides memory it prints the Agent's CPU time over the sampling window (% of one core).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from '../test/harness.ts';
@@ -26,6 +30,10 @@ function flag(name: string): string | undefined {
   return v;
 }
 const only = flag('--only')?.split(',');
+const levers: string[] = [];
+for (let l = flag('--lever'); l !== undefined; l = flag('--lever')) levers.push(l);
+const exes: string[] = [];
+for (let e = flag('--exe'); e !== undefined; e = flag('--exe')) exes.push(path.resolve(e));
 const RUNS = Number(flag('--runs') ?? 1);
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error('--runs: 1..20');
 const N = Number(argv[0] ?? 50);
@@ -46,8 +54,13 @@ const allVariants: { key: string; name: string; cmd: string; args: string[] }[] 
     key: 'bundle',
     name: 'bundle (node dist/agent.cjs)',
     cmd: process.execPath,
-    // the flag the executable has built in (and the image and systemd unit pass)
-    args: ['--max-semi-space-size=1', path.join(root, 'dist/agent.cjs')],
+    // the flags the executable has built in (scripts/build-dist.ts, AGENT_EXEC_ARGV)
+    args: [
+      '--max-semi-space-size=1',
+      '--max-opt=2',
+      '--optimize-for-size',
+      path.join(root, 'dist/agent.cjs'),
+    ],
   },
   {
     key: 'executable',
@@ -56,10 +69,34 @@ const allVariants: { key: string; name: string; cmd: string; args: string[] }[] 
     args: [],
   },
 ];
+for (const flags of levers) {
+  const dir = path.join(root, '.cache/agent-levers', flags.replace(/[^\w=.-]+/g, '_') || 'none');
+  execFileSync(
+    process.execPath,
+    [
+      path.join(root, 'scripts/build-dist.ts'),
+      'bin',
+      '--arch',
+      process.arch,
+      '--exec-argv',
+      flags,
+      '--out',
+      dir,
+    ],
+    { stdio: 'inherit' },
+  );
+  allVariants.push({
+    key: `lever:${flags}`,
+    name: `executable ${flags || '(no flags)'}`,
+    cmd: path.join(dir, `ctrl-alt-play-agent-linux-${process.arch}`),
+    args: [],
+  });
+}
+for (const cmd of exes) allVariants.push({ key: `lever:${cmd}`, name: cmd, cmd, args: [] });
 for (const k of only ?? [])
   if (!allVariants.some((v) => v.key === k))
     throw new Error(`--only: unknown ${k} (source, bundle, executable)`);
-const variants = allVariants.filter((v) => !only || only.includes(v.key));
+const variants = allVariants.filter((v) => !only || only.includes(v.key) || v.key.startsWith('lever:'));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
@@ -69,9 +106,20 @@ interface Rss {
   rss: number;
   /** RssAnon: the process's own memory (RssFile, the executable's pages, is shared and reclaimable) */
   anon: number;
+  /** CPU time (user + system) over the sampling window, in % of one core */
+  cpu: number;
 }
 
-function rssKiB(pid: number): Rss {
+/** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat) */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+/** clock ticks a second (USER_HZ; 100 on Linux) */
+const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+function rssKiB(pid: number): Omit<Rss, 'cpu'> {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string) =>
     Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? Number.NaN);
@@ -80,12 +128,15 @@ function rssKiB(pid: number): Rss {
 
 async function settledRss(pid: number, settleMs: number): Promise<Rss> {
   await sleep(settleMs);
-  const samples: Rss[] = [];
+  const samples: Omit<Rss, 'cpu'>[] = [];
+  const ticks = cpuTicks(pid);
+  const started = performance.now();
   for (let i = 0; i < 5; i++) {
     samples.push(rssKiB(pid));
     await sleep(1000);
   }
-  return samples.sort((a, b) => a.rss - b.rss)[2] ?? { rss: 0, anon: 0 };
+  const cpu = (((cpuTicks(pid) - ticks) / HZ) * 100_000) / (performance.now() - started);
+  return { ...(samples.sort((a, b) => a.rss - b.rss)[2] ?? { rss: 0, anon: 0 }), cpu };
 }
 
 /**
@@ -200,14 +251,17 @@ try {
 
 const show = (rs: Rss[] | undefined, run: number) => {
   const r = rs?.[run];
-  return r ? `${mib(r.rss)} (${mib(r.anon)})` : '-';
+  return r ? `${mib(r.rss)} (${mib(r.anon)}) ${r.cpu.toFixed(1)}%` : '-';
 };
 console.log(
-  `\nAgent memory: VmRSS (RssAnon), median of 5 samples; node ${process.version} ${process.platform}-${process.arch}\n`,
+  `\nAgent memory: VmRSS (RssAnon), median of 5 samples, and CPU (% of a core over those 5 s); node ${process.version} ${process.platform}-${process.arch}; load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}\n`,
 );
-console.log(`${'run as'.padEnd(30)}${'idle'.padStart(24)}${`${N} running`.padStart(26)}`);
+const W = Math.max(30, ...variants.map((v) => v.name.length + 5));
+console.log(`${'run as'.padEnd(W)}${'idle'.padStart(30)}${`${N} running`.padStart(32)}`);
 for (const v of variants)
   for (let run = 0; run < RUNS; run++)
     console.log(
-      `${(RUNS > 1 ? `${v.name} #${run + 1}` : v.name).padEnd(30)}${show(idle.get(v.name), run).padStart(24)}${show(loaded.get(v.name), run).padStart(26)}`,
+      `${(RUNS > 1 ? `${v.name} #${run + 1}` : v.name).padEnd(W)}${show(idle.get(v.name), run).padStart(30)}${show(loaded.get(v.name), run).padStart(32)}`,
     );

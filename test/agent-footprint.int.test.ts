@@ -3,14 +3,18 @@
  * cannot creep back:
  *  - its bundle (scripts/build-dist.ts, esbuild's metafile) holds no code of the modules the
  *    Agent never uses (dockerode's SSH transport and BuildKit/gRPC stack: stand-ins that throw),
- *    and reaches the modules loaded only when used (Fastify for the HTTP API, ssh2 for SFTP,
- *    prom-client for a scrape, gamedig for a player query) from its entry only through dynamic imports;
+ *    and holds none of the modules loaded only when used (Fastify for the HTTP API, ssh2 for SFTP,
+ *    prom-client for a scrape, gamedig for a player query): they are bundles of their own
+ *    (dist/agent-lazy), reached from its entry only through dynamic imports;
+ *  - the single executable loads each of them from its SEA assets when its feature is used;
  *  - an Agent run as `ctrl-alt-play agent`, registered with a real Panel, SFTP on, idle, has
  *    loaded none of them (a module loader hook records every module it loads).
+ * Its resident memory is measured by bench/agent-rss.ts, not asserted here: the figures move by
+ * several MiB with the machine's load and page cache (docs/deploy.md, Memory).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -69,14 +73,115 @@ describe("the Agent's footprint", () => {
       [...eager].some((f) => pkgOf(f) === 'dockerode'),
       'the walk follows static imports (dockerode is one)',
     );
+    // the lazily loaded packages are bundles of their own (dist/agent-lazy/), loaded through a
+    // stand-in module in the main bundle (scripts/build-dist.ts, agentIslands)
+    const islands = JSON.parse(readFileSync(path.join(root, 'dist/agent-lazy.meta.json'), 'utf8')) as Record<
+      string,
+      Metafile
+    >;
     for (const lazy of LAZY) {
-      const reached = [...eager].filter((f) => pkgOf(f) === lazy);
+      const reached = [...eager].filter((f) => pkgOf(f) === lazy || f === `agent-island:${lazy}`);
       assert.deepEqual(reached, [], `${lazy} is reached from the entry without a dynamic import`);
+      assert.ok(`agent-island:${lazy}` in meta.inputs, `${lazy}'s stand-in is in the main bundle`);
+      assert.deepEqual(
+        files.filter((f) => pkgOf(f) === lazy).slice(0, 3),
+        [],
+        `${lazy}'s code is in the main bundle (it has its own)`,
+      );
       assert.ok(
-        files.some((f) => pkgOf(f) === lazy),
-        `${lazy} is in the bundle (for when it is used)`,
+        Object.keys(islands[lazy]?.inputs ?? {}).some((f) => pkgOf(f) === lazy),
+        `${lazy} is in dist/agent-lazy (for when it is used)`,
       );
     }
+    // what the main bundle holds is what an idle Agent's heap copies whole (the main script's
+    // source): the lazily loaded packages were 60 % of it (3.2 MB with them, 1.26 MB without)
+    const mainBytes = statSync(path.join(root, 'dist/agent.cjs')).size;
+    console.log(`[footprint] dist/agent.cjs ${(mainBytes / 1e6).toFixed(2)} MB`);
+    assert.ok(mainBytes < 2_000_000, `dist/agent.cjs is ${mainBytes} bytes: something large became eager`);
+  });
+
+  it('its single executable loads each lazily loaded package when its feature is used', async () => {
+    // the executable carries them as SEA assets; this builds it (cached) and drives each one
+    execFileSync(
+      process.execPath,
+      [path.join(root, 'scripts/build-dist.ts'), 'bin', '--arch', process.arch],
+      {
+        cwd: root,
+        stdio: 'pipe',
+      },
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), 'cap-footprint-bin-'));
+    const [httpPort, sftpPort] = [await freePort(), await freePort()];
+    const apiKey = 'footprint-api-key-0123456789abcdef';
+    const metricsToken = 'footprint-metrics-0123456789';
+    let out = '';
+    // no Panel (its URL refuses): the HTTP API, /metrics and SFTP answer all the same
+    const bin = spawn(path.join(root, `dist/bin/ctrl-alt-play-agent-linux-${process.arch}`), [], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        PANEL_URL: `http://127.0.0.1:${await freePort()}`,
+        NODE_ID: '00000000-0000-4000-8000-000000000014',
+        AGENT_SECRET: 'footprint-secret-0123456789abcdefghij',
+        AGENT_DATA_DIR: path.join(dir, 'agent'),
+        AGENT_HTTP_HOST: '127.0.0.1',
+        AGENT_HTTP_PORT: String(httpPort),
+        AGENT_API_KEY: apiKey,
+        AGENT_METRICS_TOKEN: metricsToken,
+        AGENT_SFTP_HOST: '127.0.0.1',
+        AGENT_SFTP_PORT: String(sftpPort),
+      },
+    });
+    bin.stdout?.on('data', (d) => (out += d));
+    bin.stderr?.on('data', (d) => (out += d));
+    try {
+      await until(() => out.includes('sftp listening') && out.includes('agent started'), 30_000).catch(() => {
+        throw new Error(`the executable did not start; its output:\n${out}`);
+      });
+      const base = `http://127.0.0.1:${httpPort}`;
+      // Fastify (the HTTP API, with a key): its own not-found answer
+      const nf = await fetch(`${base}/footprint-nowhere`, { headers: { 'x-api-key': apiKey } });
+      assert.equal(nf.status, 404);
+      assert.match(await nf.text(), /Route GET:\/footprint-nowhere not found/);
+      // prom-client (a scrape)
+      const m = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+      assert.equal(m.status, 200);
+      assert.match(await m.text(), /# TYPE cap_agent_panel_link_up gauge/);
+      // ssh2 (SFTP): a real handshake, then a refused login (no Panel to check it with)
+      const { default: ssh2 } = await import('ssh2');
+      const refused = await new Promise<string>((resolve, reject) => {
+        const c = new ssh2.Client();
+        c.on('ready', () => {
+          c.end();
+          reject(new Error('logged in without a Panel'));
+        });
+        c.on('error', (e) => resolve(e.message));
+        c.connect({
+          host: '127.0.0.1',
+          port: sftpPort,
+          username: 'nobody.x',
+          password: 'nope',
+          readyTimeout: 10_000,
+        });
+      });
+      assert.match(refused, /authentication methods failed/i);
+      assert.ok(!out.includes('not in the Agent'), `a stand-in was called:\n${out}`);
+    } finally {
+      if (bin.exitCode === null && bin.signalCode === null) {
+        const exited = new Promise((r) => bin.once('exit', r));
+        bin.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // gamedig needs a game to ask; its bundle loads like the others (the same loader) and holds it
+    const gd = execFileSync(
+      process.execPath,
+      ['-p', `Object.keys(require(${JSON.stringify(path.join(root, 'dist/agent-lazy/gamedig.cjs'))}))`],
+      { encoding: 'utf8' },
+    );
+    assert.match(gd, /GameDig/);
   });
 
   describe('an idle Agent, registered, SFTP on', () => {

@@ -49,11 +49,16 @@ describe('the Agent image, run as seed 001 shows', () => {
 
   before(async () => {
     execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.ts'), 'images'], { stdio: 'pipe' });
-    const gateway = execFileSync(
-      'docker',
-      ['network', 'inspect', 'bridge', '-f', '{{(index .IPAM.Config 0).Gateway}}'],
-      { encoding: 'utf8' },
-    ).trim();
+    // the bridge's gateway; an Engine whose IPAM config names only the subnet (Debian's 20.10
+    // here) has it on its docker0 interface
+    const gateway =
+      execFileSync('docker', ['network', 'inspect', 'bridge', '-f', '{{(index .IPAM.Config 0).Gateway}}'], {
+        encoding: 'utf8',
+      }).trim() ||
+      (/\binet (\d+\.\d+\.\d+\.\d+)\//.exec(
+        execFileSync('ip', ['-4', '-o', 'addr', 'show', 'docker0'], { encoding: 'utf8' }),
+      )?.[1] ??
+        '');
     assert.match(gateway, /^\d+\.\d+\.\d+\.\d+$/);
     const { cert, key } = selfSigned(dir, { cn: 'panel' });
     const port = await freePort();
