@@ -102,6 +102,11 @@ describe('fault: PostgreSQL restart (a private cluster)', () => {
       assert.ok(x.status >= 500 && x.status < 600, `${x.what} during the outage: ${x.status}`);
       assert.notEqual(x.code, '-', `${x.what} during the outage answers a code`);
     }
+    for (const what of ['list', 'get']) {
+      const x = during.find((d) => d.what === what);
+      assert.equal(x?.status, 503, `${what} during the outage: ${JSON.stringify(x)}`);
+      assert.equal(x?.code, 'DATABASE_UNAVAILABLE', `${what} during the outage: ${JSON.stringify(x)}`);
+    }
     assert.equal(stoppedByOutage, 0, 'the outage stopped no server');
     assert.ok(online, 'the Agent stayed (or came back) online');
     assert.equal(opEnd.success, true, 'a restart after the outage works');

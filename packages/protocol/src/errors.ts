@@ -109,6 +109,8 @@ export const ErrorCode = z.enum([
   'PLAYER_ACTION_UNSUPPORTED',
   /** the server is being transferred to another node: power actions and another transfer wait */
   'SERVER_TRANSFERRING',
+  /** the Panel cannot reach its database (PostgreSQL restarting, network): retry shortly */
+  'DATABASE_UNAVAILABLE',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -136,6 +138,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   MESSAGE_TOO_LARGE: 413,
   TIMEOUT: 504,
   INTERNAL_ERROR: 500,
+  DATABASE_UNAVAILABLE: 503,
   VALIDATION_FAILED: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,

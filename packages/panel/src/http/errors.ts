@@ -3,7 +3,7 @@ import { CodedError, ErrorCode, httpStatusOf, isCodedError } from '@cap/protocol
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { isUniqueViolation } from '../lib/db-errors.ts';
+import { isDatabaseUnavailable, isUniqueViolation } from '../lib/db-errors.ts';
 
 export const ErrorResponse = z
   .object({
@@ -43,6 +43,9 @@ export function installErrorHandler(app: FastifyInstance): void {
     } else if (isUniqueViolation(err)) {
       // two requests raced past a "does it exist?" check; the unique index settled it
       coded = new CodedError('CONFLICT', 'it already exists');
+    } else if (isDatabaseUnavailable(err)) {
+      req.log.warn({ err }, 'database unavailable');
+      coded = new CodedError('DATABASE_UNAVAILABLE', 'the database is unavailable; try again shortly');
     } else if (err && typeof err === 'object' && 'statusCode' in err) {
       coded = fromFastify(err as FastifyError);
       if (coded.code === 'INTERNAL_ERROR') req.log.error({ err }, 'request failed');
