@@ -15,17 +15,14 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   apiFromPage as api,
   createServer,
   type E2E,
-  nodeOnline,
   openE2E,
   openServer,
+  ownerWithNode,
   SHOTS,
-  setupOwner,
   startFromPage,
-  startNodeAgent,
   stepper,
   switchUser,
 } from './harness.ts';
@@ -68,17 +65,12 @@ test('the Backups tab: create, download (sha256 checked), change a file, restore
   const serverDir = () => join(agentDir, 'servers', serverId);
 
   await step('an owner, a node with its Agent, a running server with a config file', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `b-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({
-      panelUrl: panel.url,
-      nodeId,
-      secret: node.secret,
-      agentDir,
-      extra: { AGENT_SFTP_PORT: '0' },
-    });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `b-node-${run}`,
+      timeout: WAIT,
+      agentEnv: { AGENT_SFTP_PORT: '0' },
+    }));
     serverId = await createServer(page, {
       name: `b-server-${run}`,
       nodeId,

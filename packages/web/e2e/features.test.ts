@@ -17,17 +17,14 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   apiFromPage as api,
   createServer,
   type E2E,
   importEgg,
-  nodeOnline,
   openE2E,
   openServer,
+  ownerWithNode,
   SHOTS,
-  setupOwner,
-  startNodeAgent,
   stepper,
 } from './harness.ts';
 
@@ -112,11 +109,11 @@ test('the EULA dialog: asked, accepted, eula.txt written, the server runs', {
   const step = stepper(t, () => page, 'f-');
 
   await step('an owner, a node with its Agent, and a server from the EULA egg', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `f-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `f-node-${run}`,
+      timeout: WAIT,
+    }));
     serverId = await createServer(page, {
       name: `f-eula-${run}`,
       nodeId,

@@ -29,17 +29,14 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   apiFromPage as api,
   createServer,
   type E2E,
   importEgg,
-  nodeOnline,
   openE2E,
+  ownerWithNode,
   SHOTS,
   serverStatus,
-  setupOwner,
-  startNodeAgent,
   stepper,
   switchUser,
   until as waitUntil,
@@ -99,11 +96,11 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
   const step = stepper(t, () => page, 'files-');
 
   await step('an owner, a node with its Agent, one installed server', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `files-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `files-node-${run}`,
+      timeout: WAIT,
+    }));
     serverId = await createServer(page, {
       name: `files-${run}`,
       nodeId,

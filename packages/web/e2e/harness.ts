@@ -93,7 +93,12 @@ export interface E2E {
   agentDir: string;
   /** uncaught page errors and console errors (a refused socket or an expected 401 do not count) */
   pageErrors: string[];
-  /** close the browser, the Agent and the Panel; remove the node's containers and the data dirs */
+  /** the node and Agent ownerWithNode made, as far as it came (close cleans them up) */
+  made: { nodeId?: string; agent?: RunningAgent };
+  /**
+   * close the browser, the Agent and the Panel; remove the node's containers and the data dirs
+   * (without `agent`/`nodeId`, those ownerWithNode made)
+   */
   close(opts: { agent?: RunningAgent | undefined; nodeId?: string | undefined }): Promise<void>;
 }
 
@@ -132,6 +137,7 @@ export async function openE2E(
   });
   // confirm dialogs (reinstall, delete) are answered yes
   page.on('dialog', (d) => void d.accept());
+  const made: E2E['made'] = {};
   return {
     panel,
     browser,
@@ -139,7 +145,8 @@ export async function openE2E(
     panelDir,
     agentDir,
     pageErrors,
-    async close({ agent, nodeId }) {
+    made,
+    async close({ agent = made.agent, nodeId = made.nodeId }) {
       await browser.close().catch(() => undefined);
       await agent?.stop().catch(() => undefined);
       await panel.stop().catch(() => undefined);
@@ -337,4 +344,30 @@ export async function openServer(panel: RunningPanel, page: Page, serverId: stri
 export async function startFromPage(page: Page, timeout = STEP_WAIT): Promise<void> {
   await inPage(page, 'power-start').click();
   await page.waitForSelector('[data-testid="server-status"][data-status="running"]', { timeout });
+}
+
+/**
+ * The start most tests share: the owner's setup, a node made through the REST API, a real Agent for
+ * it (`agentEnv` adds to its env) and the node online. What is made is kept in `e2e.made` as it is
+ * made, so `close` cleans up after a failure half-way too.
+ */
+export async function ownerWithNode(
+  e2e: E2E | undefined,
+  o: { owner: Account; nodeName: string; agentEnv?: Record<string, string>; timeout?: number },
+): Promise<{ nodeId: string; agent: RunningAgent }> {
+  assert.ok(e2e, 'openE2E ran first');
+  const { panel, page, agentDir, made } = e2e;
+  const timeout = o.timeout ?? STEP_WAIT;
+  await setupOwner(panel, page, o.owner, timeout);
+  const node = await addNode(page, o.nodeName);
+  made.nodeId = node.nodeId;
+  made.agent = await startNodeAgent({
+    panelUrl: panel.url,
+    nodeId: node.nodeId,
+    secret: node.secret,
+    agentDir,
+    ...(o.agentEnv ? { extra: o.agentEnv } : {}),
+  });
+  await nodeOnline(page, node.nodeId, timeout);
+  return { nodeId: node.nodeId, agent: made.agent };
 }

@@ -18,16 +18,13 @@ import type { RunningPanel } from '@cap/panel';
 import { type ModrinthStandIn, startModrinthStandIn } from '@cap/panel/modules/mods/modrinth.fixture.ts';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   createServer,
   type E2E,
   importEgg,
-  nodeOnline,
   openE2E,
   openServer,
+  ownerWithNode,
   SHOTS,
-  setupOwner,
-  startNodeAgent,
   stepper,
 } from './harness.ts';
 
@@ -90,11 +87,11 @@ test('the Mods tab: upload, switch off and on, install from the catalog', { time
   const plugins = () => readdir(join(agentDir, 'servers', serverId, 'plugins'));
 
   await step('an owner, a node, a server from a Paper-named egg', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `m-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `m-node-${run}`,
+      timeout: WAIT,
+    }));
     const templateId = await importEgg(page, EGG, 'egg-paper.json');
     serverId = await createServer(page, {
       name: `m-server-${run}`,

@@ -13,16 +13,13 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   apiFromPage as api,
   createServer,
   type E2E,
   FAST_AGENT,
-  nodeOnline,
   openE2E,
+  ownerWithNode,
   SHOTS,
-  setupOwner,
-  startNodeAgent,
   stepper,
   until,
 } from './harness.ts';
@@ -34,7 +31,6 @@ const WAIT = 60_000;
 let e2e: E2E | undefined;
 let panel: RunningPanel;
 let page: Page;
-let agentDir: string;
 let agent: RunningAgent | undefined;
 let nodeId: string | undefined;
 
@@ -43,7 +39,7 @@ const text = async (id: string) => ((await byTestId(id).textContent()) ?? '').re
 
 before(async () => {
   e2e = await openE2E('node-capacity', { width: 1400, height: 1000 });
-  ({ panel, page, agentDir } = e2e);
+  ({ panel, page } = e2e);
 });
 
 after(async () => {
@@ -56,17 +52,12 @@ test('the node page: capacity bars, an admin sets capacity and over-allocation, 
   const step = stepper(t, () => page, 'nc-');
 
   await step('an owner, a node with its Agent, a 512 MiB server on it', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `nc-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({
-      panelUrl: panel.url,
-      nodeId,
-      secret: node.secret,
-      agentDir,
-      extra: { AGENT_SFTP_PORT: '0', ...FAST_AGENT },
-    });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `nc-node-${run}`,
+      timeout: WAIT,
+      agentEnv: { AGENT_SFTP_PORT: '0', ...FAST_AGENT },
+    }));
     await createServer(page, {
       name: `nc-server-${run}`,
       nodeId,

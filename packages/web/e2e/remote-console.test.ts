@@ -12,19 +12,16 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   apiFromPage,
   createServer,
   type E2E,
   freePort,
-  nodeOnline,
   openE2E,
   openServer,
+  ownerWithNode,
   SHOTS,
   serverStatus,
-  setupOwner,
   startFromPage,
-  startNodeAgent,
   stepper,
 } from './harness.ts';
 
@@ -35,7 +32,6 @@ const WAIT = 60_000;
 let e2e: E2E | undefined;
 let panel: RunningPanel;
 let page: Page;
-let agentDir: string;
 let agent: RunningAgent | undefined;
 let nodeId: string | undefined;
 
@@ -44,7 +40,7 @@ const shot = (name: string) => page.screenshot({ path: join(SHOTS, `rc-${name}.p
 
 before(async () => {
   e2e = await openE2E('rc', { width: 1280, height: 900 });
-  ({ panel, page, agentDir } = e2e);
+  ({ panel, page } = e2e);
 });
 after(async () => {
   await e2e?.close({ agent, nodeId });
@@ -58,11 +54,11 @@ test('the console shows the remote console state and a command’s response (Ope
   let templateId = '';
 
   await step('an owner, a node with its Agent, an OpenArena server with an rcon password', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `rc-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `rc-node-${run}`,
+      timeout: WAIT,
+    }));
     const list = await apiFromPage<{ id: string; name: string; builtin: boolean }[]>(
       page,
       'GET',

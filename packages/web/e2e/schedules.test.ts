@@ -17,17 +17,14 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
-  addNode,
   apiFromPage,
   createServer,
   type E2E,
-  nodeOnline,
   openE2E,
   openServer,
+  ownerWithNode,
   SHOTS,
-  setupOwner,
   startFromPage,
-  startNodeAgent,
   stepper,
   until,
 } from './harness.ts';
@@ -39,7 +36,6 @@ const WAIT = 60_000;
 let e2e: E2E | undefined;
 let panel: RunningPanel;
 let page: Page;
-let agentDir: string;
 let agent: RunningAgent | undefined;
 let nodeId: string | undefined;
 let serverId = '';
@@ -49,7 +45,7 @@ const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`
 
 before(async () => {
   e2e = await openE2E('schedules', { width: 1500, height: 950 }, { PANEL_OUTBOUND_ALLOW_PRIVATE: '1' });
-  ({ panel, page, agentDir } = e2e);
+  ({ panel, page } = e2e);
 });
 
 after(async () => {
@@ -63,11 +59,11 @@ test('the Schedules tab: create (cron + time zone, tasks), run now, history, edi
   const row = () => page.locator('[data-testid^="schedule-row-"]').first();
 
   await step('an owner, a node with its Agent, a running server', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `s-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `s-node-${run}`,
+      timeout: WAIT,
+    }));
     serverId = await createServer(page, {
       name: `s-server-${run}`,
       nodeId,

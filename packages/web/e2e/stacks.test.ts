@@ -12,17 +12,7 @@ import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import Docker from 'dockerode';
 import type { Page } from 'playwright-core';
-import {
-  addNode,
-  type E2E,
-  nodeOnline,
-  openE2E,
-  SHOTS,
-  setupOwner,
-  startNodeAgent,
-  stepper,
-  until,
-} from './harness.ts';
+import { type E2E, openE2E, ownerWithNode, SHOTS, stepper, until } from './harness.ts';
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `sowner-${run}@example.test`, password: `pw-${run}-owner-secret` };
@@ -34,7 +24,6 @@ const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 let e2e: E2E | undefined;
 let panel: RunningPanel;
 let page: Page;
-let agentDir: string;
 let agent: RunningAgent | undefined;
 let nodeId: string | undefined;
 
@@ -82,7 +71,7 @@ volumes:
 
 before(async () => {
   e2e = await openE2E('stacks', { width: 1440, height: 900 });
-  ({ panel, page, agentDir } = e2e);
+  ({ panel, page } = e2e);
 });
 
 after(async () => {
@@ -101,17 +90,12 @@ test('Stacks: deploy from the editor, services linked, update, stop, start, remo
       .evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
 
   await step('an owner and a node with its Agent', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `s-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({
-      panelUrl: panel.url,
-      nodeId,
-      secret: node.secret,
-      agentDir,
-      extra: { AGENT_SFTP_PORT: '0' },
-    });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `s-node-${run}`,
+      timeout: WAIT,
+      agentEnv: { AGENT_SFTP_PORT: '0' },
+    }));
   });
 
   await step('deploy the example two-service stack from the YAML editor', async () => {

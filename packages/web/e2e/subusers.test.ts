@@ -17,19 +17,16 @@ import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
 import {
   type Account,
-  addNode,
   apiFromPage as api,
   createServer,
   type E2E,
   importEgg,
   loginAs,
   logout as logoutPage,
-  nodeOnline,
   openE2E,
+  ownerWithNode,
   SHOTS,
   serverStatus,
-  setupOwner,
-  startNodeAgent,
   stepper,
 } from './harness.ts';
 
@@ -44,7 +41,6 @@ const WAIT = 60_000;
 let e2e: E2E | undefined;
 let panel: RunningPanel;
 let page: Page;
-let agentDir: string;
 let agent: RunningAgent | undefined;
 let nodeId: string | undefined;
 let shared = '';
@@ -64,7 +60,7 @@ const logout = () => logoutPage(page, WAIT);
 
 before(async () => {
   e2e = await openE2E('sub', { width: 1280, height: 900 });
-  ({ panel, page, agentDir } = e2e);
+  ({ panel, page } = e2e);
 });
 
 after(async () => {
@@ -77,11 +73,11 @@ test('a subuser with console + command: one server, exactly those controls, both
   const step = stepper(t, () => page, 'sub-');
 
   await step('an owner, a node with its Agent, two servers; the shared one running', async () => {
-    await setupOwner(panel, page, OWNER, WAIT);
-    const node = await addNode(page, `sub-node-${run}`);
-    nodeId = node.nodeId;
-    agent = await startNodeAgent({ panelUrl: panel.url, nodeId, secret: node.secret, agentDir });
-    await nodeOnline(page, nodeId, WAIT);
+    ({ nodeId, agent } = await ownerWithNode(e2e, {
+      owner: OWNER,
+      nodeName: `sub-node-${run}`,
+      timeout: WAIT,
+    }));
     const templateId = await importEgg(page, EGG, 'egg-busybox-echo.json');
     for (const name of [SHARED, PRIVATE]) {
       const id = await createServer(page, {

@@ -69,9 +69,109 @@ function within<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
 }
 
 /** Pending: one command's collector, with a way to end it. */
-interface Pending {
-  feed: (packet: unknown) => void;
+interface Pending<P> {
+  feed: (packet: P) => void;
   fail: (err: Error) => void;
+}
+
+/** One command under way on a TCP protocol (see TcpProtocol.command). */
+interface TcpCommand<P> {
+  /** each packet that arrives while the command runs */
+  feed(packet: P): void;
+  /** what the overall timeout gives: an error, or undefined to answer with what came */
+  timeout(): Error | undefined;
+  /** stops the command's own timers, once it is done */
+  cleanup?(): void;
+}
+
+/**
+ * A remote-console protocol over TCP, plugged into the one session skeleton (tcpDialer): its
+ * framing, its login and how one command is sent and its response collected. One is made per
+ * session, so what it keeps (a read buffer, request ids) is that session's own.
+ */
+interface TcpProtocol<P> {
+  /**
+   * Framing: takes each chunk read and hands every whole packet to `emit`; keeps less than one
+   * packet between reads and throws on a protocol error (which ends the session). `loggingIn` says
+   * whether the login still listens.
+   */
+  read(chunk: Buffer, emit: (packet: P) => void, loggingIn: () => boolean): void;
+  /**
+   * The login, once connected: `listen` takes the packets that arrive (null: none any more) and the
+   * returned promise settles with the login (a SessionError when refused). `ended` resolves with
+   * why the connection ended.
+   */
+  login(io: {
+    socket: Socket;
+    ended: Promise<string>;
+    listen: (h: ((p: P) => void) | null) => void;
+  }): Promise<void>;
+  /** what a login without an answer in time is said as */
+  loginTimeout: string;
+  /** Writes one command; `done` ends it (an error, or the response collected in `out`). */
+  command(
+    command: string,
+    io: { socket: Socket; out: ResponseBuffer; done: (err?: Error) => void },
+  ): TcpCommand<P>;
+}
+
+/**
+ * The skeleton every TCP remote console shares: connect and log in within CONNECT_TIMEOUT_MS,
+ * then one command at a time, each with its timeout; the end of the connection fails the command
+ * under way and is told to the close listeners (managed.ts reconnects).
+ */
+function tcpDialer<P>(protocol: (target: Target) => TcpProtocol<P>): Dialer {
+  return (target) => {
+    const proto = protocol(target);
+    const queue = new CommandQueue();
+    let login: ((p: P) => void) | null = null;
+    let pending: Pending<P> | null = null;
+    const closeListeners: ((r: string) => void)[] = [];
+    const emit = (p: P) => {
+      if (login) login(p);
+      else pending?.feed(p);
+    };
+    const loggingIn = () => login !== null;
+    const { socket, connected, ended } = tcp(target, (chunk) => proto.read(chunk, emit, loggingIn));
+    ended.then((reason) => {
+      pending?.fail(new SessionError('unreachable', reason));
+      for (const l of closeListeners) l(reason);
+    });
+    const ready = (async () => {
+      await within(connected, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'connect timed out'));
+      const answer = proto.login({
+        socket,
+        ended,
+        listen: (h) => {
+          login = h;
+        },
+      });
+      await within(answer, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', proto.loginTimeout));
+    })();
+    ready.catch(() => socket.destroy());
+    const execOne = (command: string, timeoutMs: number): Promise<string> => {
+      const out = new ResponseBuffer();
+      return new Promise<string>((resolve, reject) => {
+        let cmd: TcpCommand<P> | undefined;
+        const finish = (err?: Error) => {
+          clearTimeout(timer);
+          cmd?.cleanup?.();
+          pending = null;
+          if (err) reject(err);
+          else resolve(out.text());
+        };
+        const timer = setTimeout(() => finish(cmd?.timeout()), timeoutMs);
+        pending = { feed: (p) => cmd?.feed(p), fail: finish };
+        cmd = proto.command(command, { socket, out, done: finish });
+      });
+    };
+    return {
+      ready,
+      onClose: (l) => closeListeners.push(l),
+      close: () => socket.destroy(),
+      exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
+    } satisfies Session;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -94,93 +194,68 @@ function sourcePacket(id: number, type: number, body: string): Buffer {
   return out;
 }
 
-export const dialSourceRcon: Dialer = (target) => {
-  const queue = new CommandQueue();
+interface SourcePacket {
+  id: number;
+  type: number;
+  body: Buffer;
+}
+
+export const dialSourceRcon: Dialer = tcpDialer<SourcePacket>((target) => {
   let buf: Buffer = Buffer.alloc(0);
   let nextId = 1;
-  let pending: Pending | null = null;
-  let auth: ((p: { id: number; type: number }) => void) | null = null;
-  const closeListeners: ((r: string) => void)[] = [];
-  const { socket, connected, ended } = tcp(target, (chunk) => {
-    // what is kept between reads is less than one packet (its length was checked): at most
-    // SOURCE_MAX_PACKET + one read
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    while (buf.length >= 4) {
-      const size = buf.readInt32LE(0);
-      if (size < 10 || size > SOURCE_MAX_PACKET) throw new Error(`a packet of ${size} bytes`);
-      if (buf.length < 4 + size) break;
-      const id = buf.readInt32LE(4);
-      const type = buf.readInt32LE(8);
-      // body up to the first NUL of the two terminators
-      const end = buf.indexOf(0, 12);
-      const body = buf.subarray(12, end < 0 || end > 4 + size ? 4 + size : end);
-      buf = buf.subarray(4 + size);
-      const packet = { id, type, body };
-      if (auth) auth(packet);
-      else pending?.feed(packet);
-    }
-  });
-  ended.then((reason) => {
-    pending?.fail(new SessionError('unreachable', reason));
-    for (const l of closeListeners) l(reason);
-  });
-  const ready = (async () => {
-    await within(connected, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'connect timed out'));
-    const authId = nextId++;
-    const answer = new Promise<void>((resolve, reject) => {
-      auth = (p) => {
-        // some servers send an empty RESPONSE_VALUE before the AUTH_RESPONSE
-        if (p.type !== SERVERDATA_AUTH_RESPONSE) return;
-        auth = null;
-        if (p.id === -1) reject(new SessionError('wrong_password', 'the server refused the RCON password'));
-        else if (p.id === authId) resolve();
-        else reject(new SessionError('unreachable', 'an answer to another request'));
-      };
-      ended.then((r) => reject(new SessionError('unreachable', r)));
-    });
-    socket.write(sourcePacket(authId, SERVERDATA_AUTH, target.password));
-    await within(answer, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'no answer to the login'));
-  })();
-  ready.catch(() => socket.destroy());
   return {
-    ready,
-    onClose: (l) => closeListeners.push(l),
-    close: () => socket.destroy(),
-    exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
-  } satisfies Session;
-  function execOne(command: string, timeoutMs: number): Promise<string> {
-    const cmdId = nextId++;
-    const endId = nextId++;
-    nextId = nextId > 0x3fffffff ? 1 : nextId;
-    const out = new ResponseBuffer();
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        pending = null;
-        reject(timeoutError(command.split(' ')[0] ?? ''));
-      }, timeoutMs);
-      pending = {
-        feed: (raw) => {
-          const p = raw as { id: number; type: number; body: Buffer };
-          if (p.id === cmdId && p.type === SERVERDATA_RESPONSE_VALUE) out.push(p.body);
-          else if (p.id === endId) {
-            // the mirror of the empty packet sent after the command: everything before it was
-            // the command's response, however many packets it took
-            clearTimeout(timer);
-            pending = null;
-            resolve(out.text());
-          }
-        },
-        fail: (e) => {
-          clearTimeout(timer);
-          pending = null;
-          reject(e);
-        },
-      };
+    read(chunk, emit) {
+      // what is kept between reads is less than one packet (its length was checked): at most
+      // SOURCE_MAX_PACKET + one read
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      while (buf.length >= 4) {
+        const size = buf.readInt32LE(0);
+        if (size < 10 || size > SOURCE_MAX_PACKET) throw new Error(`a packet of ${size} bytes`);
+        if (buf.length < 4 + size) break;
+        const id = buf.readInt32LE(4);
+        const type = buf.readInt32LE(8);
+        // body up to the first NUL of the two terminators
+        const end = buf.indexOf(0, 12);
+        const body = buf.subarray(12, end < 0 || end > 4 + size ? 4 + size : end);
+        buf = buf.subarray(4 + size);
+        emit({ id, type, body });
+      }
+    },
+    login({ socket, ended, listen }) {
+      const authId = nextId++;
+      const answer = new Promise<void>((resolve, reject) => {
+        listen((p) => {
+          // some servers send an empty RESPONSE_VALUE before the AUTH_RESPONSE
+          if (p.type !== SERVERDATA_AUTH_RESPONSE) return;
+          listen(null);
+          if (p.id === -1) reject(new SessionError('wrong_password', 'the server refused the RCON password'));
+          else if (p.id === authId) resolve();
+          else reject(new SessionError('unreachable', 'an answer to another request'));
+        });
+        ended.then((r) => reject(new SessionError('unreachable', r)));
+      });
+      socket.write(sourcePacket(authId, SERVERDATA_AUTH, target.password));
+      return answer;
+    },
+    loginTimeout: 'no answer to the login',
+    command(command, { socket, out, done }) {
+      const cmdId = nextId++;
+      const endId = nextId++;
+      nextId = nextId > 0x3fffffff ? 1 : nextId;
       socket.write(sourcePacket(cmdId, SERVERDATA_EXECCOMMAND, command));
       socket.write(sourcePacket(endId, SERVERDATA_RESPONSE_VALUE, ''));
-    });
-  }
-};
+      return {
+        feed: (p) => {
+          if (p.id === cmdId && p.type === SERVERDATA_RESPONSE_VALUE) out.push(p.body);
+          // the mirror of the empty packet sent after the command: everything before it was
+          // the command's response, however many packets it took
+          else if (p.id === endId) done();
+        },
+        timeout: () => timeoutError(command.split(' ')[0] ?? ''),
+      };
+    },
+  };
+});
 
 // ---------------------------------------------------------------------------------------------
 // Quake 3 rcon (UDP): `\xff\xff\xff\xffrcon <password> <command>` → `\xff\xff\xff\xffprint\n<text>`
@@ -196,7 +271,7 @@ const Q3_MAX_DATAGRAM = 64 * 1024;
 export const dialQuake3Rcon: Dialer = (target) => {
   const queue = new CommandQueue();
   const socket = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
-  let pending: Pending | null = null;
+  let pending: Pending<Buffer> | null = null;
   let lastSent = 0;
   let closed = false;
   const closeListeners: ((r: string) => void)[] = [];
@@ -237,7 +312,7 @@ export const dialQuake3Rcon: Dialer = (target) => {
       pending = {
         feed: (raw) => {
           got = true;
-          out.push(raw as Buffer);
+          out.push(raw);
           if (quiet) clearTimeout(quiet);
           quiet = setTimeout(() => finish(), Q3_QUIET_MS);
         },
@@ -294,94 +369,70 @@ export const dialQuake3Rcon: Dialer = (target) => {
 /** A response is the lines that come until none came for this long after the command. */
 const ECON_QUIET_MS = 300;
 
-export const dialTeeworldsEcon: Dialer = (target) => {
-  const queue = new CommandQueue();
+export const dialTeeworldsEcon: Dialer = tcpDialer<string>((target) => {
   let partial: Buffer = Buffer.alloc(0);
-  let lineSink: ((line: string) => void) | null = null;
-  let pending: Pending | null = null;
-  const closeListeners: ((r: string) => void)[] = [];
-  const { socket, connected, ended } = tcp(target, (chunk) => {
-    let data = partial.length === 0 ? chunk : Buffer.concat([partial, chunk]);
-    for (;;) {
-      const nl = data.indexOf(0x0a);
-      if (nl < 0) break;
-      const line = data
-        .subarray(0, nl)
-        .toString('utf8')
-        .replace(/^\0+|\0+$/g, '')
-        .replace(/\r$/, '');
-      data = data.subarray(nl + 1);
-      if (lineSink) lineSink(line);
-      else pending?.feed(line);
-    }
-    // the password prompt has no newline after it in some versions
-    if (lineSink && data.toString('utf8').replace(/^\0+/, '').startsWith('Enter password:')) {
-      lineSink('Enter password:');
-      data = Buffer.alloc(0);
-    }
-    if (data.length > MAX_LINE_BYTES) throw new Error(`a line over ${MAX_LINE_BYTES} bytes`);
-    partial = Buffer.from(data);
-  });
-  ended.then((reason) => {
-    pending?.fail(new SessionError('unreachable', reason));
-    for (const l of closeListeners) l(reason);
-  });
-  const ready = (async () => {
-    await within(connected, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'connect timed out'));
-    const answer = new Promise<void>((resolve, reject) => {
-      let sent = false;
-      lineSink = (line) => {
-        if (!sent && line.startsWith('Enter password')) {
-          sent = true;
-          socket.write(`${target.password}\n`);
-        } else if (sent && /^Authentication successful/i.test(line)) {
-          lineSink = null;
-          resolve();
-        } else if (sent && /^Wrong password/i.test(line)) {
-          lineSink = null;
-          reject(new SessionError('wrong_password', 'the server refused the econ password'));
-        }
-      };
-      ended.then((r) =>
-        reject(
-          new SessionError(sent ? 'wrong_password' : 'unreachable', sent ? `after the password: ${r}` : r),
-        ),
-      );
-    });
-    await within(answer, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'no econ login prompt'));
-  })();
-  ready.catch(() => socket.destroy());
   return {
-    ready,
-    onClose: (l) => closeListeners.push(l),
-    close: () => socket.destroy(),
-    exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
-  } satisfies Session;
-  function execOne(command: string, timeoutMs: number): Promise<string> {
-    const out = new ResponseBuffer();
-    let lines = 0;
-    return new Promise<string>((resolve, reject) => {
-      let quiet: NodeJS.Timeout = setTimeout(() => finish(), ECON_QUIET_MS);
-      const finish = (err?: Error) => {
-        clearTimeout(overall);
-        clearTimeout(quiet);
-        pending = null;
-        if (err) reject(err);
-        else resolve(out.text());
-      };
-      const overall = setTimeout(() => finish(), timeoutMs);
-      pending = {
-        feed: (raw) => {
-          out.push(`${lines++ > 0 ? '\n' : ''}${raw as string}`);
-          clearTimeout(quiet);
-          quiet = setTimeout(() => finish(), ECON_QUIET_MS);
-        },
-        fail: (e) => finish(e),
-      };
+    read(chunk, emit, loggingIn) {
+      let data = partial.length === 0 ? chunk : Buffer.concat([partial, chunk]);
+      for (;;) {
+        const nl = data.indexOf(0x0a);
+        if (nl < 0) break;
+        const line = data
+          .subarray(0, nl)
+          .toString('utf8')
+          .replace(/^\0+|\0+$/g, '')
+          .replace(/\r$/, '');
+        data = data.subarray(nl + 1);
+        emit(line);
+      }
+      // the password prompt has no newline after it in some versions
+      if (loggingIn() && data.toString('utf8').replace(/^\0+/, '').startsWith('Enter password:')) {
+        emit('Enter password:');
+        data = Buffer.alloc(0);
+      }
+      if (data.length > MAX_LINE_BYTES) throw new Error(`a line over ${MAX_LINE_BYTES} bytes`);
+      partial = Buffer.from(data);
+    },
+    login({ socket, ended, listen }) {
+      return new Promise<void>((resolve, reject) => {
+        let sent = false;
+        listen((line) => {
+          if (!sent && line.startsWith('Enter password')) {
+            sent = true;
+            socket.write(`${target.password}\n`);
+          } else if (sent && /^Authentication successful/i.test(line)) {
+            listen(null);
+            resolve();
+          } else if (sent && /^Wrong password/i.test(line)) {
+            listen(null);
+            reject(new SessionError('wrong_password', 'the server refused the econ password'));
+          }
+        });
+        ended.then((r) =>
+          reject(
+            new SessionError(sent ? 'wrong_password' : 'unreachable', sent ? `after the password: ${r}` : r),
+          ),
+        );
+      });
+    },
+    loginTimeout: 'no econ login prompt',
+    command(command, { socket, out, done }) {
+      // a response is what comes until the console is quiet; the overall timeout answers what came
+      let lines = 0;
+      let quiet = setTimeout(() => done(), ECON_QUIET_MS);
       socket.write(`${command}\n`);
-    });
-  }
-};
+      return {
+        feed: (line) => {
+          out.push(`${lines++ > 0 ? '\n' : ''}${line}`);
+          clearTimeout(quiet);
+          quiet = setTimeout(() => done(), ECON_QUIET_MS);
+        },
+        timeout: () => undefined,
+        cleanup: () => clearTimeout(quiet),
+      };
+    },
+  };
+});
 
 // ---------------------------------------------------------------------------------------------
 // OpenTTD admin port (TCP): uint16 LE size (with the 3-byte header), uint8 type, payload
@@ -413,86 +464,66 @@ function cString(b: Buffer, from: number): string {
   return b.subarray(from, end < 0 ? b.length : end).toString('utf8');
 }
 
-export const dialOpenttdAdmin: Dialer = (target) => {
-  const queue = new CommandQueue();
+interface OpenttdPacket {
+  type: number;
+  body: Buffer;
+}
+
+export const dialOpenttdAdmin: Dialer = tcpDialer<OpenttdPacket>((target) => {
   let buf: Buffer = Buffer.alloc(0);
-  let joinSink: ((type: number, body: Buffer) => void) | null = null;
-  let pending: Pending | null = null;
-  const closeListeners: ((r: string) => void)[] = [];
-  const { socket, connected, ended } = tcp(target, (chunk) => {
-    // what is kept between reads is less than one packet (a uint16 length): bounded
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    while (buf.length >= 3) {
-      const size = buf.readUInt16LE(0);
-      if (size < 3 || size > OPENTTD_MAX_PACKET) throw new Error(`a packet of ${size} bytes`);
-      if (buf.length < size) break;
-      const type = buf.readUInt8(2);
-      const body = buf.subarray(3, size);
-      buf = buf.subarray(size);
-      if (joinSink) joinSink(type, body);
-      else pending?.feed({ type, body });
-    }
-  });
-  ended.then((reason) => {
-    pending?.fail(new SessionError('unreachable', reason));
-    for (const l of closeListeners) l(reason);
-  });
-  const ready = (async () => {
-    await within(connected, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'connect timed out'));
-    const answer = new Promise<void>((resolve, reject) => {
-      joinSink = (type, body) => {
-        if (type === SERVER_WELCOME) {
-          joinSink = null;
-          resolve();
-        } else if (type === SERVER_ERROR) {
-          joinSink = null;
-          const code = body.length > 0 ? body.readUInt8(0) : -1;
-          reject(
-            code === NETWORK_ERROR_WRONG_PASSWORD
-              ? new SessionError('wrong_password', 'the server refused the admin password')
-              : new SessionError('unreachable', `the server refused the admin login (error ${code})`),
-          );
-        } else if (type === SERVER_FULL || type === SERVER_BANNED) {
-          joinSink = null;
-          reject(new SessionError('unreachable', type === SERVER_FULL ? 'admin slots full' : 'banned'));
-        }
-      };
-      ended.then((r) => reject(new SessionError('unreachable', r)));
-    });
-    socket.write(openttdPacket(ADMIN_JOIN, target.password, 'Ctrl-Alt-Play', '1'));
-    await within(answer, CONNECT_TIMEOUT_MS, () => new SessionError('unreachable', 'no answer to the join'));
-  })();
-  ready.catch(() => socket.destroy());
   return {
-    ready,
-    onClose: (l) => closeListeners.push(l),
-    close: () => socket.destroy(),
-    exec: (command, timeoutMs) => queue.run(() => execOne(command, timeoutMs)),
-  } satisfies Session;
-  function execOne(command: string, timeoutMs: number): Promise<string> {
-    const out = new ResponseBuffer();
-    let lines = 0;
-    return new Promise<string>((resolve, reject) => {
-      const finish = (err?: Error) => {
-        clearTimeout(timer);
-        pending = null;
-        if (err) reject(err);
-        else resolve(out.text());
-      };
-      const timer = setTimeout(() => finish(timeoutError('rcon')), timeoutMs);
-      pending = {
-        feed: (raw) => {
-          const p = raw as { type: number; body: Buffer };
+    read(chunk, emit) {
+      // what is kept between reads is less than one packet (a uint16 length): bounded
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      while (buf.length >= 3) {
+        const size = buf.readUInt16LE(0);
+        if (size < 3 || size > OPENTTD_MAX_PACKET) throw new Error(`a packet of ${size} bytes`);
+        if (buf.length < size) break;
+        const type = buf.readUInt8(2);
+        const body = buf.subarray(3, size);
+        buf = buf.subarray(size);
+        emit({ type, body });
+      }
+    },
+    login({ socket, ended, listen }) {
+      const answer = new Promise<void>((resolve, reject) => {
+        listen(({ type, body }) => {
+          if (type === SERVER_WELCOME) {
+            listen(null);
+            resolve();
+          } else if (type === SERVER_ERROR) {
+            listen(null);
+            const code = body.length > 0 ? body.readUInt8(0) : -1;
+            reject(
+              code === NETWORK_ERROR_WRONG_PASSWORD
+                ? new SessionError('wrong_password', 'the server refused the admin password')
+                : new SessionError('unreachable', `the server refused the admin login (error ${code})`),
+            );
+          } else if (type === SERVER_FULL || type === SERVER_BANNED) {
+            listen(null);
+            reject(new SessionError('unreachable', type === SERVER_FULL ? 'admin slots full' : 'banned'));
+          }
+        });
+        ended.then((r) => reject(new SessionError('unreachable', r)));
+      });
+      socket.write(openttdPacket(ADMIN_JOIN, target.password, 'Ctrl-Alt-Play', '1'));
+      return answer;
+    },
+    loginTimeout: 'no answer to the join',
+    command(command, { socket, out, done }) {
+      let lines = 0;
+      socket.write(openttdPacket(ADMIN_RCON, command));
+      return {
+        feed: (p) => {
           if (p.type === SERVER_RCON && p.body.length >= 2) {
             out.push(`${lines++ > 0 ? '\n' : ''}${cString(p.body, 2)}`);
-          } else if (p.type === SERVER_RCON_END) finish();
+          } else if (p.type === SERVER_RCON_END) done();
         },
-        fail: (e) => finish(e),
+        timeout: () => timeoutError('rcon'),
       };
-      socket.write(openttdPacket(ADMIN_RCON, command));
-    });
-  }
-};
+    },
+  };
+});
 
 export const dialers: ReadonlyMap<RemoteConsoleTransport, Dialer> = new Map<RemoteConsoleTransport, Dialer>([
   ['source-rcon', dialSourceRcon],

@@ -23,6 +23,7 @@ import { keys, useBackups } from '../api/queries.ts';
 import type { Backup, BackupLink, BackupStarted, Permission } from '../api/types.ts';
 import { formatBytes } from '../lib/format.ts';
 import { startDownload } from '../lib/transfer.ts';
+import { ActionError, ConfirmDelete, useRowAction } from './actions.tsx';
 import { ErrorState, Loading } from './states.tsx';
 
 const BACKUP_KINDS = ['backup', 'restore'] as const;
@@ -88,21 +89,10 @@ export function BackupsTab({
   const [creating, setCreating] = useState(false);
   const [restoring, setRestoring] = useState<Backup | null>(null);
   const [deleting, setDeleting] = useState<Backup | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const refresh = () => qc.invalidateQueries({ queryKey: keys.backups(serverId) });
+  const { error, clearError, run } = useRowAction(refresh);
 
   const ops = useOperationProgress(serverId, { kinds: BACKUP_KINDS, onMessage: () => void refresh() });
-
-  const run = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(errorMessage(e));
-    } finally {
-      void refresh();
-    }
-  };
 
   const download = (b: Backup) =>
     run(async () => {
@@ -147,11 +137,7 @@ export function BackupsTab({
           </Tooltip>
         ) : null}
       </Group>
-      {error ? (
-        <Alert color="red" data-testid="backup-error" withCloseButton onClose={() => setError(null)}>
-          {error}
-        </Alert>
-      ) : null}
+      <ActionError error={error} onClose={clearError} testId="backup-error" />
       <OperationProgress
         label="Backup"
         op={createOp ? ops[createOp] : undefined}
@@ -326,37 +312,23 @@ export function BackupsTab({
         }}
         serverId={serverId}
       />
-      <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete backup">
-        <Stack>
-          <Text size="sm">
-            Delete <b>{deleting?.name ?? deleting?.backupId}</b> from the node? This cannot be undone.
-          </Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setDeleting(null)}>
-              Cancel
-            </Button>
-            <Button
-              color="red"
-              data-testid="backup-delete-confirm"
-              onClick={() => {
-                const b = deleting;
-                setDeleting(null);
-                if (b)
-                  void run(() =>
-                    api(
-                      `/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(b.backupId)}`,
-                      {
-                        method: 'DELETE',
-                      },
-                    ),
-                  );
-              }}
-            >
-              Delete
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+      <ConfirmDelete
+        opened={deleting !== null}
+        title="Delete backup"
+        onCancel={() => setDeleting(null)}
+        onConfirm={() => {
+          const b = deleting;
+          if (b)
+            void run(() =>
+              api(`/servers/${encodeURIComponent(serverId)}/backups/${encodeURIComponent(b.backupId)}`, {
+                method: 'DELETE',
+              }),
+            );
+        }}
+        confirmTestId="backup-delete-confirm"
+      >
+        Delete <b>{deleting?.name ?? deleting?.backupId}</b> from the node? This cannot be undone.
+      </ConfirmDelete>
     </Stack>
   );
 }

@@ -21,6 +21,7 @@ import { type FormEvent, useState } from 'react';
 import { api, errorMessage } from '../api/http.ts';
 import { keys, useScheduleRuns, useSchedules } from '../api/queries.ts';
 import type { Permission, Schedule, ScheduleInput, ScheduleRun, ScheduleTask } from '../api/types.ts';
+import { ActionError, ConfirmDelete, HistoryTable, useRowAction } from './actions.tsx';
 import { ErrorState, Loading } from './states.tsx';
 
 type Action = ScheduleTask['action'];
@@ -173,20 +174,9 @@ export function SchedulesTab({
   const [editing, setEditing] = useState<Schedule | 'new' | null>(null);
   const [history, setHistory] = useState<string | null>(null);
   const [deleting, setDeleting] = useState<Schedule | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const refresh = () => qc.invalidateQueries({ queryKey: keys.schedules(serverId) });
   const path = (id: string) => `/servers/${encodeURIComponent(serverId)}/schedules/${encodeURIComponent(id)}`;
-
-  const act = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(errorMessage(e));
-    } finally {
-      void refresh();
-    }
-  };
+  const { error, clearError, run: act } = useRowAction(refresh);
   const runNow = (s: Schedule) =>
     act(async () => {
       await api(`${path(s.id)}/run`, { method: 'POST' });
@@ -212,11 +202,7 @@ export function SchedulesTab({
           </Button>
         ) : null}
       </Group>
-      {error ? (
-        <Alert color="red" data-testid="schedule-error" withCloseButton onClose={() => setError(null)}>
-          {error}
-        </Alert>
-      ) : null}
+      <ActionError error={error} onClose={clearError} testId="schedule-error" />
       {schedules.length === 0 ? (
         <Text c="dimmed" data-testid="schedules-empty">
           No schedules yet.
@@ -359,29 +345,18 @@ export function SchedulesTab({
           void refresh();
         }}
       />
-      <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete schedule">
-        <Stack>
-          <Text size="sm">
-            Delete <b>{deleting?.name}</b> and its history?
-          </Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setDeleting(null)}>
-              Cancel
-            </Button>
-            <Button
-              color="red"
-              data-testid="schedule-delete-confirm"
-              onClick={() => {
-                const d = deleting;
-                setDeleting(null);
-                if (d) void act(() => api(path(d.id), { method: 'DELETE' }));
-              }}
-            >
-              Delete
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+      <ConfirmDelete
+        opened={deleting !== null}
+        title="Delete schedule"
+        onCancel={() => setDeleting(null)}
+        onConfirm={() => {
+          const d = deleting;
+          if (d) void act(() => api(path(d.id), { method: 'DELETE' }));
+        }}
+        confirmTestId="schedule-delete-confirm"
+      >
+        Delete <b>{deleting?.name}</b> and its history?
+      </ConfirmDelete>
     </Stack>
   );
 }
@@ -392,64 +367,57 @@ function RunHistory({ serverId, schedule }: { serverId: string; schedule: Schedu
   if (runs.error) return <ErrorState error={runs.error} />;
   const list: ScheduleRun[] = runs.data ?? [];
   return (
-    <Stack gap="xs" data-testid="schedule-runs">
-      <Title order={5}>History of {schedule.name}</Title>
-      {list.length === 0 ? (
-        <Text c="dimmed" size="sm" data-testid="schedule-runs-empty">
-          No runs yet.
-        </Text>
-      ) : (
-        <Table>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Started</Table.Th>
-              <Table.Th>Trigger</Table.Th>
-              <Table.Th>State</Table.Th>
-              <Table.Th>Tasks</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.map((r) => (
-              <Table.Tr key={r.id} data-testid="schedule-run-row" data-state={r.state}>
-                <Table.Td>{when(r.startedAt)}</Table.Td>
-                <Table.Td>{r.trigger.replace('_', '-')}</Table.Td>
-                <Table.Td>
-                  <Badge color={stateColor(r.state)} data-testid="schedule-run-state">
-                    {r.state}
+    <HistoryTable
+      title={`History of ${schedule.name}`}
+      testId="schedule-runs"
+      rows={list}
+      empty={{ text: 'No runs yet.', testId: 'schedule-runs-empty' }}
+      rowKey={(r) => r.id}
+      rowProps={(r) => ({ 'data-testid': 'schedule-run-row', 'data-state': r.state })}
+      columns={[
+        { header: 'Started', cell: (r) => when(r.startedAt) },
+        { header: 'Trigger', cell: (r) => r.trigger.replace('_', '-') },
+        {
+          header: 'State',
+          cell: (r) => (
+            <>
+              <Badge color={stateColor(r.state)} data-testid="schedule-run-state">
+                {r.state}
+              </Badge>
+              {r.message ? (
+                <Text size="xs" c="dimmed">
+                  {r.message}
+                </Text>
+              ) : null}
+            </>
+          ),
+        },
+        {
+          header: 'Tasks',
+          cell: (r) => (
+            <Stack gap={2}>
+              {r.tasks.map((t) => (
+                <Group
+                  key={t.index}
+                  gap="xs"
+                  wrap="nowrap"
+                  data-testid="schedule-run-task"
+                  data-result={t.result}
+                >
+                  <Badge size="xs" color={stateColor(t.result)}>
+                    {t.result}
                   </Badge>
-                  {r.message ? (
-                    <Text size="xs" c="dimmed">
-                      {r.message}
-                    </Text>
-                  ) : null}
-                </Table.Td>
-                <Table.Td>
-                  <Stack gap={2}>
-                    {r.tasks.map((t) => (
-                      <Group
-                        key={t.index}
-                        gap="xs"
-                        wrap="nowrap"
-                        data-testid="schedule-run-task"
-                        data-result={t.result}
-                      >
-                        <Badge size="xs" color={stateColor(t.result)}>
-                          {t.result}
-                        </Badge>
-                        <Text size="xs">
-                          {t.index + 1}. {t.action}
-                          {t.message ? `: ${t.message}` : ''}
-                        </Text>
-                      </Group>
-                    ))}
-                  </Stack>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      )}
-    </Stack>
+                  <Text size="xs">
+                    {t.index + 1}. {t.action}
+                    {t.message ? `: ${t.message}` : ''}
+                  </Text>
+                </Group>
+              ))}
+            </Stack>
+          ),
+        },
+      ]}
+    />
   );
 }
 

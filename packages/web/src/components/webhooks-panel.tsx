@@ -16,6 +16,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { api, errorMessage } from '../api/http.ts';
 import type { CreatedWebhook, Webhook, WebhookDelivery, WebhookInput } from '../api/types.ts';
+import { ActionError, HistoryTable, useRowAction } from './actions.tsx';
 import { ErrorState, Loading } from './states.tsx';
 
 type EventKind = Webhook['events'][number];
@@ -70,18 +71,8 @@ export function WebhooksPanel({
   const [secret, setSecret] = useState<{ name: string; secret: string } | null>(null);
   const [log, setLog] = useState<string | null>(null);
   const [tested, setTested] = useState<WebhookDelivery | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const refresh = () => qc.invalidateQueries({ queryKey: key });
-  const act = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(errorMessage(e));
-    } finally {
-      void refresh();
-    }
-  };
+  const { error, clearError, run: act } = useRowAction(refresh);
 
   if (list.isLoading) return <Loading />;
   if (list.error) return <ErrorState error={list.error} />;
@@ -96,11 +87,7 @@ export function WebhooksPanel({
           </Button>
         ) : null}
       </Group>
-      {error ? (
-        <Alert color="red" data-testid="webhook-error" withCloseButton onClose={() => setError(null)}>
-          {error}
-        </Alert>
-      ) : null}
+      <ActionError error={error} onClose={clearError} testId="webhook-error" />
       {secret ? (
         <Alert
           color="yellow"
@@ -263,50 +250,27 @@ function DeliveryLog({ base, hookId }: { base: string; hookId: string }) {
   });
   if (q.isLoading) return <Loading />;
   if (q.error) return <ErrorState error={q.error} />;
-  const rows = q.data ?? [];
   return (
-    <Stack gap="xs" data-testid="webhook-deliveries">
-      <Title order={5}>Delivery log</Title>
-      {rows.length === 0 ? (
-        <Text size="sm" c="dimmed">
-          Nothing sent yet.
-        </Text>
-      ) : (
-        <Table>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>When</Table.Th>
-              <Table.Th>Event</Table.Th>
-              <Table.Th>State</Table.Th>
-              <Table.Th>Attempts</Table.Th>
-              <Table.Th>HTTP</Table.Th>
-              <Table.Th>Error</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {rows.map((d) => (
-              <Table.Tr
-                key={d.id}
-                data-testid="webhook-delivery"
-                data-state={d.state}
-                data-status={d.lastStatus ?? ''}
-              >
-                <Table.Td>{when(d.createdAt)}</Table.Td>
-                <Table.Td>{d.event}</Table.Td>
-                <Table.Td>
-                  <Badge color={color(d.state)}>{d.state}</Badge>
-                </Table.Td>
-                <Table.Td>{d.attempts}</Table.Td>
-                <Table.Td>{d.log.map((a) => a.status ?? '—').join(' → ') || '—'}</Table.Td>
-                <Table.Td>
-                  <Text size="xs">{d.lastError ?? ''}</Text>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      )}
-    </Stack>
+    <HistoryTable
+      title="Delivery log"
+      testId="webhook-deliveries"
+      rows={q.data ?? []}
+      empty={{ text: 'Nothing sent yet.' }}
+      rowKey={(d) => d.id}
+      rowProps={(d) => ({
+        'data-testid': 'webhook-delivery',
+        'data-state': d.state,
+        'data-status': String(d.lastStatus ?? ''),
+      })}
+      columns={[
+        { header: 'When', cell: (d) => when(d.createdAt) },
+        { header: 'Event', cell: (d) => d.event },
+        { header: 'State', cell: (d) => <Badge color={color(d.state)}>{d.state}</Badge> },
+        { header: 'Attempts', cell: (d) => d.attempts },
+        { header: 'HTTP', cell: (d) => d.log.map((a) => a.status ?? '—').join(' → ') || '—' },
+        { header: 'Error', cell: (d) => <Text size="xs">{d.lastError ?? ''}</Text> },
+      ]}
+    />
   );
 }
 

@@ -230,19 +230,6 @@ export class ImageUpdatesService {
     };
   }
 
-  /** The servers with an update available (for the server list). */
-  async available(): Promise<Set<string>> {
-    const rows = await this.#db
-      .selectFrom('server_image_state')
-      .select(['server_id', 'local_digest', 'remote_digest', 'error'])
-      .execute();
-    return new Set(
-      rows
-        .filter((r) => r.remote_digest && r.error === null && r.remote_digest !== r.local_digest)
-        .map((r) => r.server_id),
-    );
-  }
-
   // ---- checking ----------------------------------------------------------------------------
 
   /** Asks the node; stores what it said (a registry that failed: `error`, the digests kept). */

@@ -5,10 +5,10 @@
 import type { ResourceSnapshot } from '@cap/protocol';
 import { z } from 'zod';
 import type { MetricBucketsTable } from '../../db/schema.ts';
+import { bucketAt, downsample, RETENTION_MS, SERIES_RANGES, SeriesRange } from '../../lib/bucket-series.ts';
 import type { MetricsRepo } from './repo.ts';
 
-export const BUCKET_MS = 60_000;
-export const RETENTION_MS = 7 * 24 * 3600 * 1000;
+export { BUCKET_MS, RETENTION_MS } from '../../lib/bucket-series.ts';
 
 export const Bucket = z.object({
   t: z.string(),
@@ -19,13 +19,8 @@ export const Bucket = z.object({
   diskBytes: z.number(),
 });
 export type Bucket = z.infer<typeof Bucket>;
-export const MetricsRange = z.enum(['1h', '24h', '7d']);
-export type MetricsRange = z.infer<typeof MetricsRange>;
-const RANGES: Record<MetricsRange, { span: number; step: number }> = {
-  '1h': { span: 3600_000, step: BUCKET_MS },
-  '24h': { span: 24 * 3600_000, step: 5 * BUCKET_MS },
-  '7d': { span: RETENTION_MS, step: 30 * BUCKET_MS },
-};
+export const MetricsRange = SeriesRange;
+export type MetricsRange = SeriesRange;
 
 export class MetricsService {
   readonly #repo: MetricsRepo;
@@ -41,25 +36,18 @@ export class MetricsService {
   }
 
   record(serverId: string, s: ResourceSnapshot, now = Date.now()): void {
-    const t = Math.floor(now / BUCKET_MS) * BUCKET_MS;
-    let b = this.#open.get(serverId);
-    if (b && b.t !== t) {
-      this.#done.push(b);
-      b = undefined;
-    }
-    if (!b) {
-      b = {
-        server_id: serverId,
-        t,
-        samples: 0,
-        cpu: 0,
-        memory_bytes: 0,
-        rx_bytes: 0,
-        tx_bytes: 0,
-        disk_bytes: 0,
-      };
-      this.#open.set(serverId, b);
-    }
+    const open = this.#open.get(serverId);
+    const b = bucketAt(open, now, this.#done, (t) => ({
+      server_id: serverId,
+      t,
+      samples: 0,
+      cpu: 0,
+      memory_bytes: 0,
+      rx_bytes: 0,
+      tx_bytes: 0,
+      disk_bytes: 0,
+    }));
+    if (b !== open) this.#open.set(serverId, b);
     // the protocol bounds these; a value that is still not finite must not poison the average
     if (![s.cpu, s.memory.usedBytes, s.network.rx, s.network.tx, s.disk.usedBytes].every(Number.isFinite))
       return;
@@ -97,41 +85,31 @@ export class MetricsService {
   }
 
   async range(serverId: string, range: MetricsRange, now = Date.now()): Promise<Bucket[]> {
-    const { span, step } = RANGES[range];
+    const { span, step } = SERIES_RANGES[range];
     const from = now - span;
     await this.#flushing;
     const rows = await this.#repo.range(serverId, from);
-    const pending = [...this.#done, ...this.#open.values()].filter(
-      (b) => b.server_id === serverId && b.t >= from,
+    return downsample(
+      rows,
+      [...this.#done, ...this.#open.values()],
+      { serverId, from, step },
+      {
+        start: (t, first) => ({ t, n: 0, cpu: 0, mem: 0, last: first }),
+        add: (acc, r) => {
+          acc.n += 1;
+          acc.cpu += r.cpu;
+          acc.mem += r.memory_bytes;
+          acc.last = r;
+        },
+        emit: (acc): Bucket => ({
+          t: new Date(acc.t).toISOString(),
+          cpu: acc.cpu / acc.n,
+          memoryBytes: acc.mem / acc.n,
+          rxBytes: acc.last.rx_bytes,
+          txBytes: acc.last.tx_bytes,
+          diskBytes: acc.last.disk_bytes,
+        }),
+      },
     );
-    const byT = new Map<number, MetricBucketsTable>();
-    for (const r of [...rows, ...pending]) byT.set(r.t, r);
-    const all = [...byT.values()].sort((a, b) => a.t - b.t);
-    const out: Bucket[] = [];
-    let acc: { t: number; n: number; cpu: number; mem: number; last: MetricBucketsTable } | undefined;
-    const emit = () => {
-      if (!acc) return;
-      out.push({
-        t: new Date(acc.t).toISOString(),
-        cpu: acc.cpu / acc.n,
-        memoryBytes: acc.mem / acc.n,
-        rxBytes: acc.last.rx_bytes,
-        txBytes: acc.last.tx_bytes,
-        diskBytes: acc.last.disk_bytes,
-      });
-    };
-    for (const r of all) {
-      const t = Math.floor(r.t / step) * step;
-      if (!acc || acc.t !== t) {
-        emit();
-        acc = { t, n: 0, cpu: 0, mem: 0, last: r };
-      }
-      acc.n += 1;
-      acc.cpu += r.cpu;
-      acc.mem += r.memory_bytes;
-      acc.last = r;
-    }
-    emit();
-    return out;
   }
 }

@@ -1,10 +1,13 @@
+import { BucketRepo } from '../../db/bucket-repo.ts';
 import type { Db } from '../../db/index.ts';
 import type { PlayerBucketsTable, PlayerSessionsTable } from '../../db/schema.ts';
 
 export class PlayersRepo {
   readonly #db: Db;
+  readonly #buckets: BucketRepo<'player_buckets'>;
   constructor(db: Db) {
     this.#db = db;
+    this.#buckets = new BucketRepo(db, 'player_buckets', ['samples', 'online', 'peak', 'capacity']);
   }
   openSessions(): Promise<PlayerSessionsTable[]> {
     return this.#db.selectFrom('player_sessions').selectAll().where('left_at', 'is', null).execute();
@@ -21,33 +24,14 @@ export class PlayersRepo {
         .where('left_at', 'is', null)
         .execute();
   }
-  async upsertBuckets(rows: PlayerBucketsTable[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += 200) {
-      await this.#db
-        .insertInto('player_buckets')
-        .values(rows.slice(i, i + 200))
-        .onConflict((oc) =>
-          oc.columns(['server_id', 't']).doUpdateSet((eb) => ({
-            samples: eb.ref('excluded.samples'),
-            online: eb.ref('excluded.online'),
-            peak: eb.ref('excluded.peak'),
-            capacity: eb.ref('excluded.capacity'),
-          })),
-        )
-        .execute();
-    }
+  upsertBuckets(rows: PlayerBucketsTable[]): Promise<void> {
+    return this.#buckets.upsert(rows);
   }
   buckets(serverId: string, from: number): Promise<PlayerBucketsTable[]> {
-    return this.#db
-      .selectFrom('player_buckets')
-      .selectAll()
-      .where('server_id', '=', serverId)
-      .where('t', '>=', from)
-      .orderBy('t')
-      .execute();
+    return this.#buckets.range(serverId, from);
   }
   async pruneBefore(t: number): Promise<void> {
-    await this.#db.deleteFrom('player_buckets').where('t', '<', t).execute();
+    await this.#buckets.pruneBefore(t);
     await this.#db.deleteFrom('player_sessions').where('left_at', '<', t).execute();
   }
 }

@@ -10,18 +10,13 @@ import { randomUUID } from 'node:crypto';
 import type { PlayerEntry } from '@cap/protocol';
 import { z } from 'zod';
 import type { PlayerBucketsTable } from '../../db/schema.ts';
+import { bucketAt, downsample, RETENTION_MS, SERIES_RANGES, SeriesRange } from '../../lib/bucket-series.ts';
 import type { PlayersRepo } from './repo.ts';
 
-export const BUCKET_MS = 60_000;
-export const RETENTION_MS = 7 * 24 * 3600 * 1000;
+export { BUCKET_MS, RETENTION_MS } from '../../lib/bucket-series.ts';
 
-export const PlayersRange = z.enum(['1h', '24h', '7d']);
-export type PlayersRange = z.infer<typeof PlayersRange>;
-const RANGES: Record<PlayersRange, { span: number; step: number }> = {
-  '1h': { span: 3600_000, step: BUCKET_MS },
-  '24h': { span: 24 * 3600_000, step: 5 * BUCKET_MS },
-  '7d': { span: RETENTION_MS, step: 30 * BUCKET_MS },
-};
+export const PlayersRange = SeriesRange;
+export type PlayersRange = SeriesRange;
 
 export const PlayersBucket = z.object({
   t: z.string(),
@@ -121,16 +116,15 @@ export class PlayersService {
   }
 
   #sample(c: Current, serverId: string, now: number): void {
-    const t = Math.floor(now / BUCKET_MS) * BUCKET_MS;
-    let b = c.bucket;
-    if (b && b.t !== t) {
-      this.#done.push(b);
-      b = null;
-    }
-    if (!b) {
-      b = { server_id: serverId, t, samples: 0, online: 0, peak: 0, capacity: 0 };
-      c.bucket = b;
-    }
+    const b = bucketAt(c.bucket, now, this.#done, (t) => ({
+      server_id: serverId,
+      t,
+      samples: 0,
+      online: 0,
+      peak: 0,
+      capacity: 0,
+    }));
+    c.bucket = b;
     const n = b.samples + 1;
     b.online += (c.online - b.online) / n;
     b.peak = Math.max(b.peak, c.online);
@@ -243,40 +237,30 @@ export class PlayersService {
   }
 
   async history(serverId: string, range: PlayersRange, now = Date.now()): Promise<PlayersBucket[]> {
-    const { span, step } = RANGES[range];
+    const { span, step } = SERIES_RANGES[range];
     const from = now - span;
     await this.#writes;
     const rows = await this.#repo.buckets(serverId, from);
     const open = this.#current.get(serverId)?.bucket;
-    const pending = [...this.#done, ...(open ? [open] : [])].filter(
-      (b) => b.server_id === serverId && b.t >= from,
-    );
-    const byT = new Map<number, PlayerBucketsTable>();
-    for (const r of [...rows, ...pending]) byT.set(r.t, r);
-    const all = [...byT.values()].sort((a, b) => a.t - b.t);
-    const out: PlayersBucket[] = [];
-    let acc: { t: number; n: number; online: number; peak: number; capacity: number } | undefined;
-    const emit = () => {
-      if (acc)
-        out.push({
+    return downsample(
+      rows,
+      [...this.#done, ...(open ? [open] : [])],
+      { serverId, from, step },
+      {
+        start: (t) => ({ t, n: 0, online: 0, peak: 0, capacity: 0 }),
+        add: (acc, r) => {
+          acc.n += 1;
+          acc.online += r.online;
+          acc.peak = Math.max(acc.peak, r.peak);
+          acc.capacity = r.capacity;
+        },
+        emit: (acc): PlayersBucket => ({
           t: new Date(acc.t).toISOString(),
           online: acc.online / acc.n,
           peak: acc.peak,
           capacity: acc.capacity,
-        });
-    };
-    for (const r of all) {
-      const t = Math.floor(r.t / step) * step;
-      if (!acc || acc.t !== t) {
-        emit();
-        acc = { t, n: 0, online: 0, peak: 0, capacity: 0 };
-      }
-      acc.n += 1;
-      acc.online += r.online;
-      acc.peak = Math.max(acc.peak, r.peak);
-      acc.capacity = r.capacity;
-    }
-    emit();
-    return out;
+        }),
+      },
+    );
   }
 }

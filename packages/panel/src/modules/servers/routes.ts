@@ -77,14 +77,13 @@ export async function serversRoutes(app: FastifyInstance, s: PanelServices): Pro
     },
     async (req) => {
       const visible = await s.access.accessMany(principalOf(req));
-      const [list, updates] = await Promise.all([
-        s.servers.list((id) => {
+      return s.servers.list(
+        (id) => {
           const a = visible.get(id);
           return a ? viewerFor(a) : undefined;
-        }),
-        s.imageUpdates.available(),
-      ]);
-      return list.map((x) => (updates.has(x.id) ? { ...x, updateAvailable: true } : x));
+        },
+        { imageUpdates: true },
+      );
     },
   );
   r.post(

@@ -335,11 +335,21 @@ export class ServersService {
 
   /**
    * One query for the servers, one for their allocations, one per distinct template. `viewer`:
-   * one for all, or per server (undefined: the caller may not see it, it is left out).
+   * one for all, or per server (undefined: the caller may not see it, it is left out). With
+   * `imageUpdates`, the servers query also reads the last image check: `updateAvailable: true`
+   * marks a server whose registry has a newer digest (the server list).
    */
-  async list(viewer: Viewer | ((serverId: string) => Viewer | undefined)): Promise<Server[]> {
+  async list(
+    viewer: Viewer | ((serverId: string) => Viewer | undefined),
+    opts: { imageUpdates?: boolean } = {},
+  ): Promise<Server[]> {
     const viewerOf = typeof viewer === 'function' ? viewer : () => viewer;
-    const rows = (await this.#repo.list()).filter((r) => viewerOf(r.id) !== undefined);
+    const all = opts.imageUpdates
+      ? await this.#repo.listWithImageUpdates()
+      : (await this.#repo.list()).map((row) => ({ row, updateAvailable: false }));
+    const listed = all.filter((x) => viewerOf(x.row.id) !== undefined);
+    const rows = listed.map((x) => x.row);
+    const updates = new Set(listed.filter((x) => x.updateAvailable).map((x) => x.row.id));
     const allocations = await this.#allocations.getMany(rows.flatMap((r) => r.allocation_id ?? []));
     const addresses = new Map(
       rows.length === 0 ? [] : (await this.#nodes.list()).map((n) => [n.id, n.public_address ?? null]),
@@ -350,7 +360,8 @@ export class ServersService {
       const template = await this.#template(row, cache);
       const allocation = row.allocation_id ? allocations.get(row.allocation_id) : undefined;
       const nodeAddress = addresses.get(row.node_id) ?? null;
-      out.push(this.#toServer({ row, template, allocation, nodeAddress }, viewerOf(row.id) as Viewer));
+      const server = this.#toServer({ row, template, allocation, nodeAddress }, viewerOf(row.id) as Viewer);
+      out.push(updates.has(row.id) ? { ...server, updateAvailable: true } : server);
     }
     return out;
   }
