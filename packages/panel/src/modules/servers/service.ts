@@ -40,7 +40,7 @@ import { shortId } from '../../lib/crypto.ts';
 import { redact } from '../../lib/redact.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
-import type { Allocation, AllocationsService } from '../allocations/service.ts';
+import type { AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
 import {
   capacityOf,

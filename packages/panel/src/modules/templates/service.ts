@@ -352,7 +352,7 @@ export class TemplatesService {
         const row = template.uuid
           ? await this.#repo.findByUuid(template.uuid)
           : await this.#repo.findByNameAuthor(template.name, template.author);
-        if (!row || row.builtin !== 1) continue;
+        if (row?.builtin !== 1) continue;
         const stored = parseTemplate(row);
         let players = template.players;
         if (stored.players) {
