@@ -14,33 +14,15 @@
  * Figures (stream time direct vs relayed, same archive) are printed.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, type Json, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, type NodeAgent, type Stack, startSecondAgent, startStack } from './harness.ts';
+import { treeHashes } from './tree.ts';
 
 const API_KEY = 'transfer-direct-api-key-0123456789';
-
-async function hashes(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile())
-        out.set(
-          path.relative(root, p),
-          createHash('sha256')
-            .update(await readFile(p))
-            .digest('hex'),
-        );
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwise; capacity held meanwhile', () => {
   let stack: Stack;
@@ -120,7 +102,7 @@ describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwi
     await writeFile(path.join(srcDir, 'world', 'region', 'r.0.0.mca'), randomBytes(48 * 1024 * 1024));
     await writeFile(path.join(srcDir, 'server.properties'), 'motd=direct\n');
     await writeFile(path.join(srcDir, 'empty.txt'), '');
-    const original = await hashes(srcDir);
+    const original = await treeHashes(srcDir);
     const start = await api('POST', `/api/servers/${id}/power`, { action: 'start' });
     assert.equal(start.status, 202, JSON.stringify(start.body));
     await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 30_000);
@@ -137,7 +119,7 @@ describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwi
       `the progress says direct: ${direct.messages.join(' | ')}`,
     );
     assert.equal((await api('GET', `/api/servers/${id}`)).body.nodeId, b.nodeId);
-    assert.deepEqual(await hashes(dirOn(b.agentDir, id)), original, 'byte-identical on B (direct)');
+    assert.deepEqual(await treeHashes(dirOn(b.agentDir, id)), original, 'byte-identical on B (direct)');
     await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 30_000);
     figures.push(
       `direct A→B: streaming stage ${direct.streamMs} ms, whole transfer ${direct.totalMs} ms; Panel: ${direct.messages.at(-1)}`,
@@ -152,7 +134,7 @@ describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwi
       `the relay carried the archive (${relayed() - before2} B)`,
     );
     assert.equal((await api('GET', `/api/servers/${id}`)).body.nodeId, stack.nodeId);
-    assert.deepEqual(await hashes(srcDir), original, 'byte-identical on A (relayed)');
+    assert.deepEqual(await treeHashes(srcDir), original, 'byte-identical on A (relayed)');
     figures.push(
       `relayed B→A: streaming stage ${relay.streamMs} ms, whole transfer ${relay.totalMs} ms; Panel: ${relay.messages.at(-1)}`,
     );
@@ -168,7 +150,7 @@ describe('Panel + two Agents: transfers straight Agent to Agent, relayed otherwi
       fallback.messages.some((m) => /direct push failed/.test(m)),
       `the progress says why: ${fallback.messages.join(' | ')}`,
     );
-    assert.deepEqual(await hashes(dirOn(b.agentDir, id)), original, 'byte-identical on B (fallback)');
+    assert.deepEqual(await treeHashes(dirOn(b.agentDir, id)), original, 'byte-identical on B (fallback)');
     figures.push(
       `fallback A→B (closed port, then relay): streaming ${fallback.streamMs} ms, whole ${fallback.totalMs} ms`,
     );

@@ -11,7 +11,6 @@
  * image is built by `bash scripts/images/build.sh openttd` (missing: a failure, never a skip).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -20,37 +19,13 @@ import { GameDig } from 'gamedig';
 import { freePort } from '../packages/agent/test/helpers.ts';
 import { type Json, until } from '../packages/panel/test/helpers.ts';
 import { docker, type NodeAgent, type Stack, startSecondAgent, startStack } from './harness.ts';
+import { exists, treeHashes } from './tree.ts';
 
 const READY_MS = 180_000;
 const NAME = `transfer openttd ${process.pid}`;
 const MAX_CLIENTS = '9';
 /** the one file the start on the target changes (see the header): the Agent's config.files edit */
 const REWRITTEN = 'openttd.cfg';
-
-async function hashes(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile())
-        out.set(
-          path.relative(root, p),
-          createHash('sha256')
-            .update(await readFile(p))
-            .digest('hex'),
-        );
-    }
-  };
-  await walk(root);
-  return out;
-}
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
 
 /** The game's own query (OpenTTD's server info over its game port), as a client's server list asks. */
 async function query(port: number): Promise<{ name: string; maxplayers: number }> {
@@ -180,7 +155,7 @@ describe('OpenTTD transferred while running: byte-identical files, its port work
       const op = (await api('GET', `/api/operations/${opId}`)).body;
       if (stages.at(-1) !== op.stage) stages.push(op.stage);
       if (before === null && !['requested', 'accepted', 'stopping'].includes(op.stage)) {
-        before = await hashes(srcDir);
+        before = await treeHashes(srcDir);
         cfgA = await readFile(path.join(srcDir, REWRITTEN), 'utf8');
       }
       archived = Math.max(archived, await archiveSize(backupDirs));
@@ -205,7 +180,7 @@ describe('OpenTTD transferred while running: byte-identical files, its port work
 
     // every file byte-identical, but openttd.cfg's server_port line (rewritten at the start on B)
     const dstDir = path.join(b.agentDir, 'servers', id);
-    const got = await hashes(dstDir);
+    const got = await treeHashes(dstDir);
     const differs = [...new Set([...want.keys(), ...got.keys()])].filter((f) => want.get(f) !== got.get(f));
     assert.deepEqual(differs, [REWRITTEN], `only ${REWRITTEN} differs (${differs})`);
     const portLine = /^server_port\s*=.*$/m;

@@ -8,8 +8,8 @@
  * runs on A again, its files as they were; the target's allocation is free again.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,31 +24,7 @@ import {
   until,
 } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
-
-async function hashes(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile())
-        out.set(
-          path.relative(root, p),
-          createHash('sha256')
-            .update(await readFile(p))
-            .digest('hex'),
-        );
-    }
-  };
-  await walk(root);
-  return out;
-}
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
+import { exists, treeHashes } from './tree.ts';
 
 interface Node {
   id: string;
@@ -143,7 +119,7 @@ describe('Panel restart during a transfer', () => {
     await writeFile(big, chunk);
     for (let i = 0; i < 15; i++) await writeFile(big, chunk, { flag: 'a' });
     await writeFile(path.join(srcDir, 'keep.txt'), 'keep me\n');
-    const original = await hashes(srcDir);
+    const original = await treeHashes(srcDir);
     const start = await api('POST', `/api/servers/${id}/power`, { action: 'start' });
     assert.equal(start.status, 202, JSON.stringify(start.body));
     await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 90_000);
@@ -187,7 +163,7 @@ describe('Panel restart during a transfer', () => {
       60_000,
     );
     await until(async () => (await api('GET', `/api/servers/${id}`)).body.status === 'running', 120_000);
-    assert.deepEqual(await hashes(srcDir), original, 'the source is whole');
+    assert.deepEqual(await treeHashes(srcDir), original, 'the source is whole');
     const allocs = (await api('GET', `/api/nodes/${b.id}/allocations`)).body as Json[];
     assert.equal(
       allocs.find((x) => x.id === target.id)?.serverId ?? null,

@@ -7,37 +7,13 @@
  * the target holds nothing once its Agent is back.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, type Json, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, type NodeAgent, type Stack, startSecondAgent, startStack } from './harness.ts';
-
-async function hashes(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile())
-        out.set(
-          path.relative(root, p),
-          createHash('sha256')
-            .update(await readFile(p))
-            .digest('hex'),
-        );
-    }
-  };
-  await walk(root);
-  return out;
-}
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
+import { exists, treeHashes } from './tree.ts';
 
 describe('Panel + two Agents: server transfers between nodes', () => {
   let stack: Stack;
@@ -92,7 +68,7 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     await writeFile(path.join(s.dir, 'world', 'region', 'r.0.0.mca'), randomBytes(3 * 1024 * 1024 + 5));
     await writeFile(path.join(s.dir, 'server.properties'), 'motd=moved\n');
     await writeFile(path.join(s.dir, 'empty.txt'), '');
-    const before = await hashes(s.dir);
+    const before = await treeHashes(s.dir);
     assert.ok(before.size >= 3);
     const target = await pool(b.nodeId);
 
@@ -126,7 +102,7 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     assert.equal(server.allocation.id, target.id);
     assert.ok(await running(b.nodeId, s.id), 'running on the target');
     await until(async () => (await api('GET', `/api/servers/${s.id}`)).body.status === 'running', 20_000);
-    const moved = await hashes(path.join(b.agentDir, 'servers', s.id));
+    const moved = await treeHashes(path.join(b.agentDir, 'servers', s.id));
     assert.deepEqual(moved, before);
     assert.equal(
       (await stack.containers(s.id)).filter((c) => c.Labels['ctrl-alt-play.node'] === stack.nodeId).length,
@@ -177,7 +153,7 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     await writeFile(big, chunk);
     for (let i = 0; i < 15; i++) await writeFile(big, chunk, { flag: 'a' });
     await writeFile(path.join(s.dir, 'keep.txt'), 'keep me\n');
-    const before = await hashes(s.dir);
+    const before = await treeHashes(s.dir);
     await pool(b.nodeId);
 
     const r = await api('POST', `/api/servers/${s.id}/transfer`, { nodeId: b.nodeId });
@@ -196,7 +172,7 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     const server = (await api('GET', `/api/servers/${s.id}`)).body;
     assert.equal(server.nodeId, stack.nodeId);
     await until(async () => running(stack.nodeId, s.id), 30_000);
-    assert.deepEqual(await hashes(s.dir), before, 'the source is whole');
+    assert.deepEqual(await treeHashes(s.dir), before, 'the source is whole');
 
     await b.restart();
     const targetDir = path.join(b.agentDir, 'servers', s.id);
