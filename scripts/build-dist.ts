@@ -28,13 +28,15 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { type BuildOptions, build, type Plugin } from 'esbuild';
+import { type BuildOptions, type BuildResult, build, type Plugin } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 const dist = path.join(root, 'dist');
@@ -186,9 +188,27 @@ const common: BuildOptions = {
   define: { __CAP_BUILD_COMMIT__: JSON.stringify(commit()) },
 };
 
+/**
+ * Writes a build's files each through a temporary name and a rename: a test file that reads or
+ * runs dist/ while another one rebuilds it (they run in parallel) sees the old file or the new
+ * one, never a missing or half-written one (a fresh CI failed on a missing dist/agent-lazy file).
+ */
+function writeAtomic(file: string, data: string | Uint8Array): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+function writeOutputs(result: Pick<BuildResult<{ write: false }>, 'outputFiles'>): string[] {
+  for (const f of result.outputFiles) writeAtomic(f.path, f.contents);
+  return result.outputFiles.map((f) => f.path);
+}
+
 async function bundleAgent(): Promise<void> {
   const result = await build({
     ...common,
+    write: false,
     entryPoints: [path.join(root, 'packages/cli/src/entry/agent.ts')],
     outfile: path.join(dist, 'agent.cjs'),
     format: 'cjs',
@@ -203,12 +223,14 @@ async function bundleAgent(): Promise<void> {
     // what is in the bundle and how it is reached (test/agent-footprint.int.test.ts reads it)
     metafile: true,
   });
-  writeFileSync(path.join(dist, 'agent.meta.json'), JSON.stringify(result.metafile));
-  rmSync(islandDir, { recursive: true, force: true });
+  writeOutputs(result);
+  writeAtomic(path.join(dist, 'agent.meta.json'), JSON.stringify(result.metafile));
   const islandMeta: Record<string, unknown> = {};
+  const islandOut = new Set<string>();
   for (const name of AGENT_ISLANDS) {
     const island = await build({
       ...common,
+      write: false,
       stdin: {
         contents: `module.exports = require(${JSON.stringify(name)});`,
         resolveDir: root,
@@ -220,9 +242,13 @@ async function bundleAgent(): Promise<void> {
       sourcemap: 'external',
       metafile: true,
     });
+    for (const f of writeOutputs(island)) islandOut.add(path.basename(f));
     islandMeta[name] = island.metafile;
   }
-  writeFileSync(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
+  // what an earlier build left that this one did not make
+  for (const f of readdirSync(islandDir))
+    if (!islandOut.has(f)) rmSync(path.join(islandDir, f), { force: true });
+  writeAtomic(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
 }
 
 async function bundlePanel(): Promise<void> {

@@ -20,6 +20,7 @@ import {
   apiFromPage as api,
   createServer,
   type E2E,
+  freePortBlock,
   importEgg,
   openE2E,
   openServer,
@@ -67,7 +68,7 @@ function waitingEgg(): string {
 const EGG = readFileSync(fileURLToPath(new URL('./fixtures/egg-busybox-eula.json', import.meta.url)), 'utf8');
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `fowner-${run}@example.test`, password: `pw-${run}-owner-secret` };
-const PORT = 41000 + Math.floor(Math.random() * 20_000);
+const PORT = await freePortBlock(3);
 const WAIT = 60_000;
 
 let e2e: E2E | undefined;

@@ -32,6 +32,7 @@ import {
   apiFromPage as api,
   createServer,
   type E2E,
+  freePortBlock,
   importEgg,
   openE2E,
   ownerWithNode,
@@ -105,7 +106,7 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
       name: `files-${run}`,
       nodeId,
       templateId: await importEgg(page, EGG, 'egg-busybox-echo.json'),
-      port: 42000 + Math.floor(Math.random() * 18_000),
+      port: await freePortBlock(1),
     });
     await serverStatus(page, serverId, 'offline', WAIT);
     writeFileSync(onDisk('server.properties'), 'motd=A server\nmax-players=10\n');

@@ -31,6 +31,30 @@ export async function freePort(): Promise<number> {
   return addr.port;
 }
 
+/** Whether `port` can be bound on every address (what a published container port needs). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = netServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * `count` consecutive free ports for game servers, below Linux's ephemeral range (32768–60999):
+ * a port picked at random inside it can be taken meanwhile by any outgoing connection of the
+ * machine (a fresh CI got PORT_CONFLICT on one), one below it only by another test.
+ */
+export async function freePortBlock(count: number): Promise<number> {
+  for (let tries = 0; tries < 100; tries++) {
+    const base = 20_000 + Math.floor(Math.random() * (12_000 - count));
+    let ok = true;
+    for (let k = 0; k < count && ok; k++) ok = await bindable(base + k);
+    if (ok) return base;
+  }
+  throw new Error(`no block of ${count} free ports`);
+}
+
 /** The Docker Engine API over its socket (no CLI strings). */
 export function dockerApi(method: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

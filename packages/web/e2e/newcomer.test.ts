@@ -8,13 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RunningAgent } from '@cap/agent';
 import type { RunningPanel } from '@cap/panel';
 import type { Page } from 'playwright-core';
-import { dockerApi, type E2E, FAST_AGENT, openE2E, SHOTS, startNodeAgent, stepper } from './harness.ts';
+import {
+  dockerApi,
+  type E2E,
+  FAST_AGENT,
+  freePortBlock,
+  openE2E,
+  SHOTS,
+  startNodeAgent,
+  stepper,
+} from './harness.ts';
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `newcomer-${run}@example.test`, password: `pw-${run}-newcomer` };
@@ -28,24 +36,6 @@ let page: Page;
 let agentDir: string;
 let nodeId: string | undefined;
 let pageErrors: string[] = [];
-
-/** Three consecutive ports nobody listens on right now (a range for the node). */
-async function freeRange(count: number): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 42000 + Math.floor(Math.random() * 18_000);
-    const ok = await Promise.all(
-      Array.from({ length: count }, (_, k) => {
-        const srv = createServer();
-        return new Promise<boolean>((r) => {
-          srv.once('error', () => r(false));
-          srv.listen(base + k, '127.0.0.1', () => srv.close(() => r(true)));
-        });
-      }),
-    );
-    if (ok.every(Boolean)) return base;
-  }
-  throw new Error('no free port range');
-}
 
 async function shot(name: string, fullPage = true): Promise<void> {
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -135,7 +125,7 @@ test('a newcomer sets up the Panel and runs OpenTTD from the built-in template',
 
   let base = 0;
   await step('add a port range on 127.0.0.1', async () => {
-    base = await freeRange(3);
+    base = await freePortBlock(3);
     await page.getByRole('link', { name: NODE_NAME }).click();
     await byTestId('allocations-empty').waitFor({ timeout: WAIT });
     await byTestId('allocation-ip').fill('127.0.0.1');

@@ -18,6 +18,7 @@ import {
   apiFromPage,
   createServer,
   type E2E,
+  freePortBlock,
   importEgg,
   nodeOnline,
   openE2E,
@@ -33,7 +34,7 @@ import {
 
 const run = randomBytes(3).toString('hex');
 const OWNER = { email: `powner-${run}@example.test`, password: `pw-${run}-owner-secret` };
-const PORT = 41000 + Math.floor(Math.random() * 20_000);
+const PORT = await freePortBlock(1);
 const WAIT = 90_000;
 
 /** The built-in OpenArena template, polled every 5 s (the shortest interval a template may ask). */

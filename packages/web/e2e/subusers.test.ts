@@ -20,6 +20,7 @@ import {
   apiFromPage as api,
   createServer,
   type E2E,
+  freePortBlock,
   importEgg,
   loginAs,
   logout as logoutPage,
@@ -84,7 +85,7 @@ test('a subuser with console + command: one server, exactly those controls, both
         name,
         nodeId,
         templateId,
-        port: 42000 + Math.floor(Math.random() * 18_000),
+        port: await freePortBlock(1),
       });
       if (name === SHARED) shared = id;
     }

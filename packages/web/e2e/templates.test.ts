@@ -20,6 +20,7 @@ import {
   type E2E,
   EGGS,
   FAST_AGENT,
+  freePortBlock,
   openE2E,
   SHOTS,
   setupOwner,
@@ -40,7 +41,7 @@ const OWNER = { email: `towner-${run}@example.test`, password: `pw-${run}-owner-
 const NODE_NAME = `t-node-${run}`;
 const SERVER_NAME = `t-echo-${run}`;
 // ports far from the other tests' and unlikely to be bound on the host
-const BASE_PORT = 41000 + Math.floor(Math.random() * 20_000);
+const BASE_PORT = await freePortBlock(11);
 const WAIT = 60_000;
 
 let panel: RunningPanel;
