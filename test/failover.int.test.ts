@@ -102,9 +102,13 @@ describe('Panel + two Agents + S3: failover with fencing', () => {
     // A comes back: its copy is stopped and removed, its files moved aside (never deleted)
     await a.restart();
     await until(async () => (await a.containers(id)).length === 0, 30_000);
-    const aside = (await readdir(path.join(a.agentDir, 'fenced'))).find(
-      (n) => n.startsWith(`${id}-`) && !n.endsWith('.json'),
-    );
+    // the Agent removes the container first, then moves the files aside
+    const fencedCopy = async () =>
+      (await readdir(path.join(a.agentDir, 'fenced')).catch(() => [] as string[])).find(
+        (n) => n.startsWith(`${id}-`) && !n.endsWith('.json'),
+      );
+    await until(async () => (await fencedCopy()) !== undefined, 30_000).catch(() => undefined);
+    const aside = await fencedCopy();
     assert.ok(aside, 'the old copy was not moved aside');
     assert.equal(await readFile(path.join(a.agentDir, 'fenced', aside, 'world.dat'), 'utf8'), WORLD);
     // one running copy, on B (Docker asked directly), and it stays that way
