@@ -39,6 +39,12 @@ export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 4_000;
 const STABLE_LINK_MS = 10_000;
 
+/** A Panel of another protocol version: retrying soon cannot help, only an upgrade; 30–60 s. */
+export const INCOMPATIBLE_RETRY_MS = 60_000;
+export function incompatibleDelay(random = Math.random): number {
+  return Math.round(INCOMPATIBLE_RETRY_MS / 2 + (random() * INCOMPATIBLE_RETRY_MS) / 2);
+}
+
 /** Full-jitter-ish backoff: between half and all of base·2^attempt, capped. */
 export function backoffDelay(attempt: number, random = Math.random): number {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
@@ -309,7 +315,7 @@ export class PanelLink {
             'the Panel does not speak this Agent protocol version; upgrade the Agent or the Panel',
           );
         }
-        const delay = backoffDelay(this.#attempt++);
+        const delay = code === 'PROTOCOL_INCOMPATIBLE' ? incompatibleDelay() : backoffDelay(this.#attempt++);
         this.#log.warn(
           {
             code,
@@ -344,7 +350,7 @@ export class PanelLink {
           'the Panel does not speak this Agent protocol version; upgrade the Agent or the Panel',
         );
         this.#attempt = 16;
-        delay = backoffDelay(this.#attempt);
+        delay = incompatibleDelay();
       } else {
         // an auth close (4401 UNAUTHENTICATED, 1008 AUTH_FAILED…) means the token is no good any more
         if (/AUTH_FAILED|UNAUTHENTICATED/.test(info.reason)) await this.#reauthenticate();
