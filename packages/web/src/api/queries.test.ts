@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { QueryClient } from '@tanstack/react-query';
-import { applyLiveMessage, keys } from './queries.ts';
+import { applyLiveMessage, keys, newerLive } from './queries.ts';
 import type { Dashboard, PanelNode, Server, Telemetry } from './types.ts';
 
 // typed as the Panel's answers (openapi.gen.ts): tsc refuses a fixture the Panel would not send
@@ -113,4 +113,28 @@ test('node_status offline marks that node’s servers nodeOnline: false in every
     ['b', true],
   ]);
   qc.clear();
+});
+
+test('a fetch that began before a live status answers with the live one, not its older copy', async () => {
+  const qc = new QueryClient();
+  let answer!: (list: Server[]) => void;
+  const pending = newerLive(
+    () => new Promise<Server[]>((r) => (answer = r)),
+    (list, fix) => list.map(fix),
+  );
+  // the Agent's `running` arrives while the list request is out; the Panel answered `starting`
+  applyLiveMessage(qc, { type: 'status', serverId: 's-race', status: 'running' });
+  answer([
+    { ...server('s-race', 'n1'), status: 'starting' },
+    { ...server('s-other', 'n1'), status: 'offline' },
+  ]);
+  const list = await pending;
+  assert.equal(list[0]?.status, 'running');
+  assert.equal(list[1]?.status, 'offline', 'servers without a newer live status are as answered');
+  // a fetch begun after the live message is newer than it: its answer stands
+  const later = await newerLive(
+    async () => [{ ...server('s-race', 'n1'), status: 'stopping' as const }],
+    (l, fix) => l.map(fix),
+  );
+  assert.equal(later[0]?.status, 'stopping');
 });

@@ -72,10 +72,36 @@ export const keys = {
 // live data keeps these fresh; polling is the fallback when the socket is down
 const POLL_MS = 15_000;
 
+/**
+ * The last status each server's live socket reported, and when. A list or telemetry fetch that
+ * began before it answers with what the Panel knew then; applied as it came, that older answer
+ * would overwrite the newer live status (a server shown `starting` for ever once it ran: the
+ * page refetched on a click while the Agent's `running` came in).
+ */
+const liveStatus = new Map<string, { status: Server['status']; at: number }>();
+
+/** Fetches `load`, then puts back the live status of every server that changed since it began. */
+export async function newerLive<T>(
+  load: () => Promise<T>,
+  apply: (data: T, fix: (s: Server) => Server) => T,
+): Promise<T> {
+  const began = performance.now();
+  const data = await load();
+  const fix = (s: Server): Server => {
+    const live = liveStatus.get(s.id);
+    return live && live.at >= began && live.status !== s.status ? { ...s, status: live.status } : s;
+  };
+  return apply(data, fix);
+}
+
 export const useDashboard = () =>
   useQuery({
     queryKey: keys.dashboard,
-    queryFn: () => api<Dashboard>('/dashboard'),
+    queryFn: () =>
+      newerLive(
+        () => api<Dashboard>('/dashboard'),
+        (d, fix) => ({ ...d, servers: d.servers.map(fix) }),
+      ),
     refetchInterval: POLL_MS,
   });
 /** Nodes are for Panel-wide roles (spectator and up); a `user` passes enabled: false. */
@@ -101,11 +127,26 @@ export const useAgentCommands = (id: string, enabled: boolean) =>
     enabled,
   });
 export const useServers = () =>
-  useQuery({ queryKey: keys.servers, queryFn: () => api<Server[]>('/servers'), refetchInterval: POLL_MS });
+  useQuery({
+    queryKey: keys.servers,
+    queryFn: () =>
+      newerLive(
+        () => api<Server[]>('/servers'),
+        (list, fix) => list.map(fix),
+      ),
+    refetchInterval: POLL_MS,
+  });
 export const useTelemetry = (id: string) =>
   useQuery({
     queryKey: keys.telemetry(id),
-    queryFn: () => api<Telemetry>(`/servers/${encodeURIComponent(id)}/telemetry`),
+    queryFn: () =>
+      newerLive(
+        () => api<Telemetry>(`/servers/${encodeURIComponent(id)}/telemetry`),
+        (t, fix) => {
+          const server = fix({ ...t.server, status: t.status ?? t.server.status });
+          return server.status === (t.status ?? t.server.status) ? t : { ...t, status: server.status };
+        },
+      ),
   });
 /** A server's recent operations, newest first (refreshed on each `operation` message by the page). */
 export const useServerOperations = (id: string) =>
@@ -325,6 +366,8 @@ export function applyLiveMessage(qc: QueryClient, msg: ClientMessage): void {
       patchCached<Telemetry>(qc, keys.telemetry(id), (old) => ({ ...old, server: apply(old.server) }));
     }
   };
+  if (msg.type === 'subscribed' || msg.type === 'status')
+    liveStatus.set(msg.serverId, { status: msg.status, at: performance.now() });
   switch (msg.type) {
     case 'subscribed':
       patchServer(msg.serverId, { status: msg.status, ...(msg.stats ? { stats: msg.stats } : {}) });
