@@ -4957,7 +4957,8 @@ export interface paths {
                                 targetAllocationId: string | null;
                                 /** @enum {string} */
                                 state: "running" | "completed" | "failed";
-                                step: string;
+                                /** @enum {string} */
+                                step: "stopping" | "archiving" | "creating" | "streaming" | "restoring" | "starting" | "switching" | "cleaning";
                                 /** @enum {string|null} */
                                 path: "direct" | "relay" | null;
                                 errorCode: string | null;
@@ -4984,7 +4985,8 @@ export interface paths {
                                 targetAllocationId: string | null;
                                 /** @enum {string} */
                                 state: "running" | "completed" | "failed";
-                                step: string;
+                                /** @enum {string} */
+                                step: "stopping" | "archiving" | "creating" | "streaming" | "restoring" | "starting" | "switching" | "cleaning";
                                 /** @enum {string|null} */
                                 path: "direct" | "relay" | null;
                                 errorCode: string | null;
@@ -5056,7 +5058,8 @@ export interface paths {
                                 targetAllocationId: string | null;
                                 /** @enum {string} */
                                 state: "running" | "completed" | "failed";
-                                step: string;
+                                /** @enum {string} */
+                                step: "stopping" | "archiving" | "creating" | "streaming" | "restoring" | "starting" | "switching" | "cleaning";
                                 /** @enum {string|null} */
                                 path: "direct" | "relay" | null;
                                 errorCode: string | null;

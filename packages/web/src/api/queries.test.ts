@@ -133,7 +133,7 @@ test('a fetch that began before a live status answers with the live one, not its
   assert.equal(list[1]?.status, 'offline', 'servers without a newer live status are as answered');
   // a fetch begun after the live message is newer than it: its answer stands
   const later = await newerLive(
-    async () => [{ ...server('s-race', 'n1'), status: 'stopping' as const }],
+    async (): Promise<Server[]> => [{ ...server('s-race', 'n1'), status: 'stopping' }],
     (l, fix) => l.map(fix),
   );
   assert.equal(later[0]?.status, 'stopping');

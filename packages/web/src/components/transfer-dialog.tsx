@@ -34,19 +34,10 @@ type Transfers = ApiResponse<'/api/servers/{id}/transfers', 'get'>;
 type Transfer = Transfers['transfers'][number];
 type Allocations = ApiResponse<'/api/nodes/{id}/allocations', 'get'>;
 
-/** The transfer's steps in order (the Panel's TRANSFER_STEPS). */
-export const TRANSFER_STEPS = [
-  'stopping',
-  'archiving',
-  'creating',
-  'streaming',
-  'restoring',
-  'starting',
-  'switching',
-  'cleaning',
-] as const;
+type TransferStep = Transfer['step'];
 
-const STEP_LABEL: Record<string, string> = {
+/** Each step's label, in the steps' order (the API's enum: a step missing or unknown fails tsc). */
+const STEP_LABEL: Record<TransferStep, string> = {
   stopping: 'Stopping on the source',
   archiving: 'Archiving its files',
   creating: 'Creating on the target',
@@ -56,6 +47,8 @@ const STEP_LABEL: Record<string, string> = {
   switching: 'Switching node and allocation',
   cleaning: 'Cleaning up the source',
 };
+/** The transfer's steps in order. */
+export const TRANSFER_STEPS = Object.keys(STEP_LABEL) as TransferStep[];
 
 /** What the server's limits take of a node (an absent or 0 limit takes nothing), as the Panel counts it. */
 function needs(server: Server): { memory: number; disk: number; cpu: number } {
@@ -104,7 +97,7 @@ function headroom(node: PanelNode): string {
 }
 
 function StepList({ step, failed, done }: { step: string; failed: boolean; done: boolean }) {
-  const at = TRANSFER_STEPS.indexOf(step as (typeof TRANSFER_STEPS)[number]);
+  const at = TRANSFER_STEPS.indexOf(step as TransferStep);
   return (
     <Stack gap={2} data-testid="transfer-steps">
       {TRANSFER_STEPS.map((s, i) => {

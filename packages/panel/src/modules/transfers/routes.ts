@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf } from '../../http/auth.ts';
 import type { PanelServices } from '../../services.ts';
+import { TRANSFER_STEPS } from './service.ts';
 
 const IdParams = z.object({ id: z.string().min(1).max(64) });
 const WaitQuery = z.object({ wait: z.enum(['true', 'false']).optional() });
@@ -16,8 +17,8 @@ export const TransferView = z.object({
   targetNodeId: z.string(),
   targetAllocationId: z.string().nullable(),
   state: z.enum(['running', 'completed', 'failed']),
-  /** the step reached: stopping, archiving, creating, streaming, restoring, starting, switching, cleaning */
-  step: z.string(),
+  /** the step reached, in this order: stopping, archiving, creating, streaming, restoring, starting, switching, cleaning */
+  step: z.enum(TRANSFER_STEPS),
   /** how the archive went to the target: `direct` (source Agent → target Agent) or `relay` (through the Panel); null before the streaming step */
   path: z.enum(['direct', 'relay']).nullable(),
   errorCode: z.string().nullable(),

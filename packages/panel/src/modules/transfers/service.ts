@@ -62,7 +62,7 @@ export interface Transfer {
   targetNodeId: string;
   targetAllocationId: string | null;
   state: 'running' | 'completed' | 'failed';
-  step: string;
+  step: TransferStep;
   /** how the archive went to the target: direct (Agent to Agent) or relay (through the Panel); null before streaming */
   path: ArchivePath | null;
   errorCode: string | null;
@@ -80,7 +80,7 @@ function toTransfer(r: TransfersTable): Transfer {
     targetNodeId: r.target_node_id,
     targetAllocationId: r.target_allocation_id,
     state: r.state as Transfer['state'],
-    step: r.step,
+    step: r.step as TransferStep,
     path: r.path === 'direct' || r.path === 'relay' ? r.path : null,
     errorCode: r.error_code,
     errorMessage: r.error_message,
