@@ -171,7 +171,7 @@ describe('a database made by the previous release (4b1adcc) migrates with its da
     try {
       scratch = await scratchDatabase('postgres', 'cap_upgrade');
     } catch (e) {
-      if (process.env.CI === 'true') throw e;
+      if (process.env.CI === 'true' || process.env['CAP_REQUIRE_REAL']) throw e;
       t.skip(`no PostgreSQL: ${(e as Error).message}`);
       return;
     }
