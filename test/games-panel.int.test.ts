@@ -6,14 +6,11 @@
  * Images: `bash scripts/images/build.sh games` (cached). Fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
 import { freePort } from '../packages/agent/test/helpers.ts';
-import { type Json, type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
+import type { Json, Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 interface GameCase {
   name: string;
@@ -55,11 +52,10 @@ const READY_MS = 90_000;
 const GRACEFUL_MS = 20_000;
 
 describe('game servers through the Panel (real Agent, real Docker)', { concurrency: true }, () => {
+  let stack: Stack;
   let panel: TestPanel;
   let owner: Session;
-  let agent: RunningAgent;
   let nodeId: string;
-  let agentDir: string;
   const created: string[] = [];
   const api = (m: string, p: string, b?: unknown) => panel.api(owner, m, p, b);
 
@@ -78,34 +74,12 @@ describe('game servers through the Panel (real Agent, real Docker)', { concurren
           throw new Error(`image ${image} missing: run bash scripts/images/build.sh games`);
         });
     }
-    panel = await startTestPanel();
-    owner = await panel.login();
-    const node = await panel.createNode(owner, `games-${process.pid}-${Date.now().toString(36)}`);
-    nodeId = node.id;
-    agentDir = mkdtempSync(join(tmpdir(), 'cap-panel-games-'));
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_NAME: 'games-e2e',
-        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-      }),
-    );
-    const t = Date.now();
-    while (!(await api('GET', `/api/nodes/${nodeId}`)).body.online) {
-      if (Date.now() - t > 15_000) throw new Error('the Agent did not come online');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    stack = await startStack('games-panel');
+    ({ panel, owner, nodeId } = stack);
   });
   after(async () => {
     for (const id of created) await api('DELETE', `/api/servers/${id}?force=true`).catch(() => undefined);
-    await agent?.stop();
-    await panel?.stop();
-    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   const statusOf = async (id: string) => (await api('GET', `/api/servers/${id}`)).body.status as string;

@@ -6,24 +6,21 @@
  * Image: `bash scripts/images/build.sh games`; fails, never skips.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
 import { freePort } from '../packages/agent/test/helpers.ts';
-import { type Json, type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
+import type { Json, Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const READY_MS = 90_000;
 const PASSWORD = 'oa-players-Secret-5521';
 
 describe('players by rcon command, and kick, on a real OpenArena through the Panel', () => {
+  let stack: Stack;
   let panel: TestPanel;
   let owner: Session;
-  let agent: RunningAgent;
   let nodeId: string;
-  let agentDir: string;
   let serverId: string | undefined;
   const api = (m: string, p: string, b?: unknown) => panel.api(owner, m, p, b);
 
@@ -34,34 +31,12 @@ describe('players by rcon command, and kick, on a real OpenArena through the Pan
       .catch(() => {
         throw new Error('image ctrl-alt-play/openarena missing: run bash scripts/images/build.sh games');
       });
-    panel = await startTestPanel();
-    owner = await panel.login();
-    const node = await panel.createNode(owner, `players-cmd-${process.pid}-${Date.now().toString(36)}`);
-    nodeId = node.id;
-    agentDir = mkdtempSync(join(tmpdir(), 'cap-players-cmd-'));
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_NAME: 'players-cmd-e2e',
-        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-      }),
-    );
-    const t = Date.now();
-    while (!(await api('GET', `/api/nodes/${nodeId}`)).body.online) {
-      if (Date.now() - t > 15_000) throw new Error('the Agent did not come online');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    stack = await startStack('players-cmd');
+    ({ panel, owner, nodeId } = stack);
   });
   after(async () => {
     if (serverId) await api('DELETE', `/api/servers/${serverId}?force=true`).catch(() => undefined);
-    await agent?.stop();
-    await panel?.stop();
-    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   async function players(id: string, want: (list: Json[]) => boolean, ms = 30_000): Promise<Json[]> {

@@ -6,26 +6,24 @@
  * history and get_status. Images: `bash scripts/images/build.sh games`; fails, never skips.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import { command } from '@cap/protocol';
 import Docker from 'dockerode';
 import { freePort } from '../packages/agent/test/helpers.ts';
-import { type Json, type Session, startTestPanel, type TestPanel } from '../packages/panel/test/helpers.ts';
+import type { Json, Session, TestPanel } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const READY_MS = 90_000;
 /** one poll: the built-ins poll every 30 s (±10 %), the first within 5 s of running */
 const ONE_POLL_MS = 40_000;
 
 describe('players of real game servers through the Panel', { concurrency: true }, () => {
+  let stack: Stack;
   let panel: TestPanel;
   let owner: Session;
   let agent: RunningAgent;
   let nodeId: string;
-  let agentDir: string;
   const created: string[] = [];
   const api = (m: string, p: string, b?: unknown) => panel.api(owner, m, p, b);
 
@@ -38,34 +36,12 @@ describe('players of real game servers through the Panel', { concurrency: true }
         .catch(() => {
           throw new Error(`image ctrl-alt-play/${image} missing: run bash scripts/images/build.sh games`);
         });
-    panel = await startTestPanel();
-    owner = await panel.login();
-    const node = await panel.createNode(owner, `players-${process.pid}-${Date.now().toString(36)}`);
-    nodeId = node.id;
-    agentDir = mkdtempSync(join(tmpdir(), 'cap-players-games-'));
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_NAME: 'players-e2e',
-        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-      }),
-    );
-    const t = Date.now();
-    while (!(await api('GET', `/api/nodes/${nodeId}`)).body.online) {
-      if (Date.now() - t > 15_000) throw new Error('the Agent did not come online');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    stack = await startStack('players-games');
+    ({ panel, owner, agent, nodeId } = stack);
   });
   after(async () => {
     for (const id of created) await api('DELETE', `/api/servers/${id}?force=true`).catch(() => undefined);
-    await agent?.stop();
-    await panel?.stop();
-    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   /** A server from the built-in template, installed and running. */

@@ -10,14 +10,9 @@
  * Images: `bash scripts/images/build.sh games` (cached). Fails, never skips, without them.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import Docker from 'dockerode';
-import { pino } from 'pino';
 import { freePort } from '../packages/agent/test/helpers.ts';
 import {
   type ClientSocket,
@@ -25,9 +20,9 @@ import {
   grantPermissions,
   type Json,
   type Session,
-  startTestPanel,
   type TestPanel,
 } from '../packages/panel/test/helpers.ts';
+import { type Stack, startStack } from './harness.ts';
 
 const READY_MS = 90_000;
 const OA_PASSWORD = 'oa-rcon-Secret-7731';
@@ -47,11 +42,10 @@ const capture = () =>
 describe('remote consoles through the Panel (real Agent, real Docker, real games)', {
   concurrency: true,
 }, () => {
+  let stack: Stack;
   let panel: TestPanel;
   let owner: Session;
-  let agent: RunningAgent;
   let nodeId: string;
-  let agentDir: string;
   const created: string[] = [];
   const api = (m: string, p: string, b?: unknown, who: Session = owner) => panel.api(who, m, p, b);
   /** game tests ended (passed or failed): the log check runs after all three */
@@ -74,35 +68,12 @@ describe('remote consoles through the Panel (real Agent, real Docker, real games
           throw new Error(`image ctrl-alt-play/${image} missing: run bash scripts/images/build.sh games`);
         });
     }
-    panel = await startTestPanel({}, { logStream: capture() });
-    owner = await panel.login();
-    const node = await panel.createNode(owner, `rcon-${process.pid}-${Date.now().toString(36)}`);
-    nodeId = node.id;
-    agentDir = mkdtempSync(join(tmpdir(), 'cap-rcon-'));
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: panel.url,
-        NODE_ID: node.id,
-        AGENT_SECRET: node.agentSecret,
-        AGENT_DATA_DIR: agentDir,
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_NAME: 'rcon-e2e',
-        LOG_LEVEL: 'trace',
-      }),
-      { logger: pino({ level: 'trace' }, capture()) },
-    );
-    const t = Date.now();
-    while (!(await api('GET', `/api/nodes/${nodeId}`)).body.online) {
-      if (Date.now() - t > 15_000) throw new Error('the Agent did not come online');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    stack = await startStack('rcon', { panelLogStream: capture(), agentLogStream: capture() });
+    ({ panel, owner, nodeId } = stack);
   });
   after(async () => {
     for (const id of created) await api('DELETE', `/api/servers/${id}?force=true`).catch(() => undefined);
-    await agent?.stop();
-    await panel?.stop();
-    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   /** A server of the built-in template, started, its remote console authenticated. */
