@@ -622,20 +622,20 @@ export class TransfersService {
 
   /** A node back online: copies that failed transfers left on it are deleted. */
   async cleanupNode(nodeId: string): Promise<void> {
-    const rows = await this.#db
-      .selectFrom('transfers')
-      .selectAll()
-      .where('target_node_id', '=', nodeId)
-      .where('cleanup_pending', '=', 1)
+    // each with its server's node now (one query, not one per row)
+    const withServerNode = () =>
+      this.#db
+        .selectFrom('transfers')
+        .leftJoin('servers', 'servers.id', 'transfers.server_id')
+        .selectAll('transfers')
+        .select('servers.node_id as server_node_id');
+    const rows = await withServerNode()
+      .where('transfers.target_node_id', '=', nodeId)
+      .where('transfers.cleanup_pending', '=', 1)
       .execute();
     for (const t of rows) {
-      const server = await this.#db
-        .selectFrom('servers')
-        .select(['node_id'])
-        .where('id', '=', t.server_id)
-        .executeTakeFirst();
       // (a later transfer may have moved it there for real)
-      if (server?.node_id !== nodeId)
+      if (t.server_node_id !== nodeId)
         await this.#gateway
           .request(nodeId, 'delete_server', {}, { serverId: t.server_id, timeoutMs: STEP_TIMEOUT_MS })
           .catch((e: unknown) => {
@@ -647,20 +647,15 @@ export class TransfersService {
       this.#log.info({ serverId: t.server_id, nodeId }, 'failed transfer copy removed from the target');
     }
     // the source of a transfer a Panel restart cut: its archive goes, and it runs again if it ran
-    const cut = await this.#db
-      .selectFrom('transfers')
-      .selectAll()
-      .where('source_node_id', '=', nodeId)
-      .where('state', '=', 'failed')
-      .where((eb) => eb.or([eb('restart_pending', '=', 1), eb('archive_id', 'is not', null)]))
+    const cut = await withServerNode()
+      .where('transfers.source_node_id', '=', nodeId)
+      .where('transfers.state', '=', 'failed')
+      .where((eb) =>
+        eb.or([eb('transfers.restart_pending', '=', 1), eb('transfers.archive_id', 'is not', null)]),
+      )
       .execute();
     for (const t of cut) {
-      const server = await this.#db
-        .selectFrom('servers')
-        .select(['node_id'])
-        .where('id', '=', t.server_id)
-        .executeTakeFirst();
-      const here = server?.node_id === nodeId;
+      const here = t.server_node_id === nodeId;
       if (t.archive_id && here)
         await this.#gateway
           .request(nodeId, 'backup_delete', { backupId: t.archive_id }, { serverId: t.server_id })
