@@ -54,6 +54,7 @@ import { agentSocketRoutes } from './relay/agent-socket.ts';
 import { clientRelayRoutes } from './relay/client-relay.ts';
 import { frameLimitedWebSocketClass } from './relay/frame-limit.ts';
 import type { NatsAgentGateway } from './relay/nats-agent-gateway.ts';
+import type { NatsLiveSync } from './relay/nats-live.ts';
 import { createServices, type PanelServices, type Replication } from './services.ts';
 
 declare module 'fastify' {
@@ -118,10 +119,12 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
       )
     : undefined;
   let natsGateway: NatsAgentGateway | undefined;
+  let natsLive: NatsLiveSync | undefined;
   let leaderLock: PgLeaderLock | undefined;
   let replication: Replication | undefined;
   if (natsBus) {
     const { NatsAgentGateway } = await import('./relay/nats-agent-gateway.ts');
+    const { NatsLiveSync } = await import('./relay/nats-live.ts');
     const gwLog = log.child({ component: 'gateway' });
     // the leader of the periodic work: an advisory lock on the shared PostgreSQL (SQLite cannot
     // be shared, so one process there stays the sole leader)
@@ -155,11 +158,24 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         });
         return natsGateway;
       },
+      liveSync: ({ live, hub, gateway, owns }) => {
+        natsLive = new NatsLiveSync({
+          nc: natsBus.connection,
+          prefix: config.natsPrefix,
+          live,
+          holds: (nodeId) => hub().isOnline(nodeId),
+          online: (nodeId) => gateway.isOnline(nodeId),
+          serves: (nodeId, serverId) => hub().isOnline(nodeId) && owns(nodeId, serverId),
+          log: log.child({ component: 'live-sync' }),
+        });
+        return natsLive;
+      },
       ...(leaderLock ? { lock: leaderLock, sharedLimits: true } : {}),
     };
   }
   const s = createServices(config, db, log, natsBus, replication);
   natsGateway?.start();
+  natsLive?.start();
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
@@ -337,6 +353,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await s.players.flush(true);
     await s.activity.settled();
     natsGateway?.close();
+    natsLive?.close();
     await leaderLock?.close();
     await natsBus?.close();
     if (!opts.db) await db.destroy();

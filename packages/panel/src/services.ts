@@ -61,6 +61,7 @@ import { ClientSockets } from './relay/client-sockets.ts';
 import { attachLiveRelay } from './relay/live-relay.ts';
 import { LiveState } from './relay/live-state.ts';
 import type { LiveStore } from './relay/live-store.ts';
+import { type LiveSync, LocalLiveSync } from './relay/live-sync.ts';
 
 export interface PanelServices {
   config: PanelConfig;
@@ -115,6 +116,8 @@ export interface PanelServices {
   imageUpdates: ImageUpdatesService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
+  /** makes the live state of a server complete before a browser's `subscribed` (replicas: nats-live.ts) */
+  liveSync: LiveSync;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
   bus: EventBus;
   activity: ActivityService;
@@ -141,6 +144,16 @@ export interface Replication {
   lock?: LeaderLock;
   /** login and 2FA attempts counted in the shared database (PostgreSQL) */
   sharedLimits?: boolean;
+  /** what a replica started later asks the holder of a server's Agent for (NatsLiveSync) */
+  liveSync?(deps: LiveSyncDeps): LiveSync;
+}
+
+export interface LiveSyncDeps {
+  live: LiveStore;
+  hub: () => AgentHub;
+  gateway: AgentGateway;
+  /** the server belongs to the node (as the Agent projection knows it) */
+  owns(nodeId: string, serverId: string): boolean;
 }
 
 export function createServices(
@@ -461,6 +474,13 @@ export function createServices(
     players,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),
+    liveSync:
+      replication?.liveSync?.({
+        live,
+        hub: getHub,
+        gateway,
+        owns: (nodeId, serverId) => servers.owns(nodeId, serverId),
+      }) ?? new LocalLiveSync(),
     schedules,
     periodic,
     webhooks,

@@ -308,6 +308,10 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         // seeing the server is enough for status and stats; its console needs control.console
         const access = await s.access.requireAccess(p, null, r.serverId);
         const status = await s.servers.status(r.serverId);
+        const nodeId = await s.servers.nodeIdOf(r.serverId);
+        // across replicas: what this one could not hear (lines printed before it started) comes
+        // from the replica holding the Agent, before this socket hears anything (no line twice)
+        if (!subs.has(r.serverId)) await s.liveSync.ready(r.serverId, nodeId);
         if (!subs.has(r.serverId)) {
           if (s.live.subscriberCount(r.serverId) >= CLIENT_MAX_SOCKETS_PER_SERVER) {
             throw new CodedError(
@@ -317,7 +321,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
           }
           s.live.subscribe(r.serverId, send);
         }
-        if (!seesAllNodes) subNodes.set(r.serverId, await s.servers.nodeIdOf(r.serverId));
+        if (!seesAllNodes) subNodes.set(r.serverId, nodeId);
         subs.set(r.serverId, access);
         // install scripts print what they fetch with (tokens, URLs): as install_output
         const install = access.seesHidden ? s.live.install(r.serverId) : undefined;

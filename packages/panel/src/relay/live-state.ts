@@ -6,7 +6,14 @@
  * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
-import type { InstallRecord, LiveStore, Players, RemoteConsoleStatus, Sink } from './live-store.ts';
+import type {
+  InstallRecord,
+  LiveSnapshot,
+  LiveStore,
+  Players,
+  RemoteConsoleStatus,
+  Sink,
+} from './live-store.ts';
 
 export type { InstallRecord, Sink } from './live-store.ts';
 
@@ -271,6 +278,36 @@ export class LiveState implements LiveStore {
     const n = (this.#userSockets.get(userId) ?? 1) - 1;
     if (n > 0) this.#userSockets.set(userId, n);
     else this.#userSockets.delete(userId);
+  }
+
+  snapshot(serverId: string): LiveSnapshot {
+    const e = this.#servers.get(serverId);
+    const install = this.install(serverId);
+    const rc = this.#remoteConsoles.get(serverId);
+    return {
+      history: e?.console.toArray() ?? [],
+      ...(install ? { install } : {}),
+      ...(e?.stats ? { stats: e.stats } : {}),
+      ...(e?.players ? { players: e.players } : {}),
+      ...(rc ? { remoteConsole: rc } : {}),
+    };
+  }
+
+  restore(serverId: string, snap: LiveSnapshot): void {
+    const e = this.#entry(serverId);
+    const ring = new LineRing(CONSOLE_HISTORY_LINES, CONSOLE_HISTORY_BYTES);
+    ring.push(snap.history.map((l) => capLine(l)));
+    e.console = ring;
+    if (snap.install) {
+      const run: InstallEntry = { ring: new LineRing(INSTALL_HISTORY_LINES, INSTALL_HISTORY_BYTES) };
+      run.ring.push(snap.install.lines.map((l) => capLine(l)));
+      if (snap.install.success !== undefined) run.success = snap.install.success;
+      if (snap.install.exitCode !== undefined) run.exitCode = snap.install.exitCode;
+      e.install = run;
+    }
+    if (snap.stats) e.stats = snap.stats;
+    if (snap.players) e.players = snap.players;
+    if (snap.remoteConsole) this.#remoteConsoles.set(serverId, snap.remoteConsole);
   }
 
   forget(serverId: string): void {

@@ -36,6 +36,18 @@ export interface RemoteConsoleStatus {
   message?: string;
 }
 
+/**
+ * What one replica knows of a server that another started later lacks (issue 15): the console
+ * ring, the last install's output, the last stats, players and remote console state.
+ */
+export interface LiveSnapshot {
+  history: string[];
+  install?: InstallRecord;
+  stats?: ResourceSnapshot;
+  players?: Players;
+  remoteConsole?: RemoteConsoleStatus;
+}
+
 export interface LiveStore {
   status(serverId: string): ServerStatus | undefined;
   /** Sets the status; returns the previous one (undefined: not known yet). */
@@ -78,6 +90,11 @@ export interface LiveStore {
   /** Counts a user's open client socket; false (and nothing counted) when `max` are open. */
   openUserSocket(userId: string, max: number): boolean;
   closeUserSocket(userId: string): void;
+
+  /** The server's rings and last values, as kept here (for a replica that did not see them). */
+  snapshot(serverId: string): LiveSnapshot;
+  /** Replaces the rings and sets the values given by the holder's `snapshot` (what it lacks stays). */
+  restore(serverId: string, snap: LiveSnapshot): void;
 
   /** Everything about a deleted server. */
   forget(serverId: string): void;
