@@ -6,6 +6,11 @@
  * - Console history: replica B is started after lines were printed (it heard none of them); a
  *   browser opening the console on B gets the history A has, and B's history followed by the
  *   lines B sends after it is the counter without a gap, a repeat or a swap.
+ * - Socket counts: a user's sockets (PANEL_CLIENT_SOCKETS_PER_USER) and a server's subscriptions
+ *   (CLIENT_MAX_SOCKETS_PER_SERVER) count over both replicas; after `kill -9` of B the sockets it
+ *   held stop counting (time printed) and A takes new ones up to the limit, not past it.
+ * - Running transfers: a replica that starts fails only the transfers of replicas gone, not those
+ *   of A (alive); after `kill -9` of A a survivor fails A's transfer once.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -14,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import { CLIENT_MAX_SOCKETS_PER_SERVER } from '@cap/protocol';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { freePort, type Json, scratchDatabase, until } from '../packages/panel/test/helpers.ts';
@@ -44,6 +50,40 @@ async function browser(r: Replica, session: Session): Promise<{ ws: WebSocket; f
   return { ws, frames };
 }
 
+/** Opens a socket and pings: 'ok' when the pong comes, 'refused' when the Panel closes it (1008). */
+async function probe(r: Replica, session: Session, keep: WebSocket[]): Promise<'ok' | 'refused'> {
+  const ws = new WebSocket(`${r.url.replace(/^http/, 'ws')}/ws/client`, {
+    headers: { cookie: session.cookie },
+  });
+  return new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('open', () => ws.send(JSON.stringify({ type: 'ping' })));
+    ws.on('message', (d) => {
+      if (JSON.parse(d.toString()).type === 'pong') {
+        keep.push(ws);
+        resolve('ok');
+      }
+    });
+    ws.once('close', (code) => (code === 1008 ? resolve('refused') : reject(new Error(`closed ${code}`))));
+  });
+}
+
+/** Subscribes an open socket to the server: 'ok' or the error code. */
+async function subscribeOn(ws: WebSocket, serverId: string): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (d: WebSocket.RawData) => {
+      const m = JSON.parse(d.toString());
+      if (m.serverId !== serverId) return;
+      if (m.type === 'subscribed' || m.type === 'error') {
+        ws.off('message', on);
+        resolve(m.type === 'subscribed' ? 'ok' : m.code);
+      }
+    };
+    ws.on('message', on);
+    ws.send(JSON.stringify({ type: 'subscribe', serverId }));
+  });
+}
+
 /** The counter values in console lines `n=<k>`, in the order given. */
 function counters(lines: string[]): number[] {
   return lines.flatMap((l) => {
@@ -61,6 +101,8 @@ describe('live state across Panel replicas (console history, socket counts)', {
   const replicas: Replica[] = [];
   let env: Record<string, string>;
   let a: Replica;
+  let b: Replica;
+  const PER_USER = 40;
   let agent: RunningAgent | undefined;
   let nodeId = '';
   let serverId = '';
@@ -80,6 +122,7 @@ describe('live state across Panel replicas (console history, socket counts)', {
       natsUrl: nats.url,
       prefix: `caplive${process.pid}`,
     });
+    env['PANEL_CLIENT_SOCKETS_PER_USER'] = String(PER_USER);
     a = await startReplica(dir, 'a', env, aPort);
     replicas.push(a);
     session = await login(a.url);
@@ -137,7 +180,7 @@ describe('live state across Panel replicas (console history, socket counts)', {
 
       // B starts now: every line so far was printed before it could hear it
       const printedBefore = Math.max(...seenOnA());
-      const b = await startReplica(dir, 'b', env);
+      b = await startReplica(dir, 'b', env);
       replicas.push(b);
       assert.equal(b.links(nodeId), 0, 'B holds no link');
       await until(async () => (await api(b, 'GET', `/api/nodes/${nodeId}`)).body.online === true, 10_000);
@@ -192,6 +235,126 @@ describe('live state across Panel replicas (console history, socket counts)', {
       }
     } finally {
       onA.ws.close();
+    }
+  });
+
+  it('socket counts are shared: a user and a server get their limit over both replicas; kill -9 of B frees its share', async () => {
+    const open: WebSocket[] = [];
+    // the first test's sockets were closed: their counts are gone from the shared table
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: db.env['DATABASE_URL'] });
+    await client.connect();
+    await until(
+      async () =>
+        Number((await client.query('SELECT coalesce(sum(n), 0) AS n FROM live_counts')).rows[0]?.n) === 0,
+      10_000,
+    ).finally(() => client.end());
+    try {
+      // the server's subscriptions: 20 through A and 10 through B fill it; the next is refused on either
+      for (let i = 0; i < 20; i++) {
+        assert.equal(await probe(a, session, open), 'ok');
+        assert.equal(await subscribeOn(open.at(-1) as WebSocket, serverId), 'ok');
+      }
+      for (let i = 0; i < CLIENT_MAX_SOCKETS_PER_SERVER - 20; i++) {
+        assert.equal(await probe(b, session, open), 'ok');
+        assert.equal(await subscribeOn(open.at(-1) as WebSocket, serverId), 'ok');
+      }
+      assert.equal(await probe(a, session, open), 'ok');
+      assert.equal(await subscribeOn(open.at(-1) as WebSocket, serverId), 'RATE_LIMITED');
+      assert.equal(await probe(b, session, open), 'ok');
+      assert.equal(await subscribeOn(open.at(-1) as WebSocket, serverId), 'RATE_LIMITED');
+      // the user's sockets: 32 open; 8 more on B fill the 40, the next is refused on both
+      while (open.length < PER_USER) assert.equal(await probe(b, session, open), 'ok');
+      assert.equal(await probe(a, session, open), 'refused');
+      assert.equal(await probe(b, session, open), 'refused');
+      const onB = open.filter((ws) => ws.url.includes(`:${b.port}/`)).length;
+      console.log(`# ${PER_USER - onB} sockets open on A, ${onB} on B`);
+
+      const killedAt = Date.now();
+      b.proc.kill('SIGKILL');
+      const extra: WebSocket[] = [];
+      while ((await probe(a, session, extra)) !== 'ok') await new Promise((r) => setTimeout(r, 100));
+      const freed = Date.now() - killedAt;
+      console.log(
+        `# B killed -9: a new socket on A after ${freed} ms (TTL 3000 ms, heartbeat 500 ms; load ${(await import('node:os')).loadavg()[0]?.toFixed(2)})`,
+      );
+      // B's subscriptions stopped counting too: A takes them, up to the limit again
+      let taken = 0;
+      for (const ws of extra) if ((await subscribeOn(ws, serverId)) === 'ok') taken++;
+      assert.equal(taken, 1);
+      // and A's own share still counts: it fills to the user's limit, not past it
+      while (extra.length < onB) assert.equal(await probe(a, session, extra), 'ok');
+      assert.equal(await probe(a, session, extra), 'refused');
+      open.push(...extra);
+    } finally {
+      for (const ws of open) ws.close();
+    }
+  });
+
+  it('a starting replica fails only transfers of replicas gone; kill -9 of their owner has a survivor fail them once', async () => {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: db.env['DATABASE_URL'] });
+    await client.connect();
+    try {
+      const owner = await client.query<{ id: string }>('SELECT id FROM panel_replicas WHERE id LIKE $1', [
+        `${a.proc.pid}-%`,
+      ]);
+      const aId = owner.rows[0]?.id;
+      assert.ok(aId, 'A has its heartbeat row');
+      const target = await api(a, 'POST', '/api/nodes', { name: 'live-target' });
+      assert.equal(target.status, 201);
+      const now = new Date().toISOString();
+      const running = async (id: string, ownerReplica: string) => {
+        await client.query(
+          `INSERT INTO operations (id, kind, server_id, node_id, stage, created_at, updated_at)
+           VALUES ($1, 'transfer', $2, $3, 'archiving', $4, $4)`,
+          [`op-${id}`, serverId, nodeId, now],
+        );
+        await client.query(
+          `INSERT INTO transfers (id, server_id, operation_id, source_node_id, target_node_id, state, step,
+             cleanup_pending, created_at, owner_replica)
+           VALUES ($1, $2, $3, $4, $5, 'running', 'archiving', 0, $6, $7)`,
+          [id, serverId, `op-${id}`, nodeId, target.body.node.id, now, ownerReplica],
+        );
+      };
+      const state = async (id: string) =>
+        (await client.query<{ state: string }>('SELECT state FROM transfers WHERE id = $1', [id])).rows[0]
+          ?.state;
+      await running('live-t-a', aId);
+      await running('live-t-gone', 'live-replica-gone');
+      // C starts (its init runs before it answers health): the dead owner's transfer fails, A's stays
+      const c = await startReplica(dir, 'c', env);
+      replicas.push(c);
+      assert.equal(await state('live-t-gone'), 'failed');
+      assert.equal(await state('live-t-a'), 'running', "A is alive: C leaves A's transfer");
+      // a few of C's leader rounds later (it may lead now that B is gone), still running
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.equal(await state('live-t-a'), 'running');
+
+      const killedAt = Date.now();
+      a.proc.kill('SIGKILL');
+      await until(async () => (await state('live-t-a')) === 'failed', 60_000);
+      console.log(
+        `# A killed -9: its running transfer failed by a survivor after ${Date.now() - killedAt} ms`,
+      );
+      // its operation ends right after the row
+      const opRow = () =>
+        client.query<{ success: number; error_message: string; finished_at: string | null }>(
+          'SELECT success, error_message, finished_at FROM operations WHERE id = $1',
+          ['op-live-t-a'],
+        );
+      await until(async () => (await opRow()).rows[0]?.finished_at != null, 10_000);
+      const op = await opRow();
+      assert.equal(Number(op.rows[0]?.success), 0);
+      assert.match(op.rows[0]?.error_message ?? '', /archiving: the Panel restarted/);
+      // failed once: one survivor logged it
+      const { readFileSync } = await import('node:fs');
+      const logged = readFileSync(c.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('transfer cut by a Panel restart') && l.includes(aId)).length;
+      assert.equal(logged, 1);
+    } finally {
+      await client.end();
     }
   });
 });

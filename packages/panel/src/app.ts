@@ -22,6 +22,7 @@ import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
 import { PgLeaderLock } from './lib/periodic.ts';
 import { ensurePrivateDir } from './lib/private-files.ts';
+import { ReplicaRegistry } from './lib/replicas.ts';
 import { accessRoutes } from './modules/access/routes.ts';
 import { installActivityHooks } from './modules/activity/http.ts';
 import { activityRoutes } from './modules/activity/routes.ts';
@@ -120,6 +121,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     : undefined;
   let natsGateway: NatsAgentGateway | undefined;
   let natsLive: NatsLiveSync | undefined;
+  let replicas: ReplicaRegistry | undefined;
   let leaderLock: PgLeaderLock | undefined;
   let replication: Replication | undefined;
   if (natsBus) {
@@ -130,6 +132,16 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     // be shared, so one process there stays the sole leader)
     const databaseUrl = config.databaseUrl;
     if (databaseUrl) {
+      // which replicas are alive: socket counts and running transfers of a dead one stop counting
+      const hb = config.replicaHeartbeatMs;
+      replicas = new ReplicaRegistry({
+        db,
+        id: replicaId,
+        heartbeatMs: hb,
+        ttlMs: Math.max(3000, 5 * hb),
+        log: log.child({ component: 'replicas' }),
+      });
+      await replicas.start();
       const { default: pg } = await import('pg');
       const lockLog = log.child({ component: 'leader' });
       leaderLock = new PgLeaderLock({
@@ -171,6 +183,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         return natsLive;
       },
       ...(leaderLock ? { lock: leaderLock, sharedLimits: true } : {}),
+      ...(replicas ? { replicas } : {}),
     };
   }
   const s = createServices(config, db, log, natsBus, replication);
@@ -355,6 +368,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     natsGateway?.close();
     natsLive?.close();
     await leaderLock?.close();
+    await replicas?.close().catch(() => undefined);
     await natsBus?.close();
     if (!opts.db) await db.destroy();
   });

@@ -6,6 +6,7 @@ import type { Db } from './db/index.ts';
 import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
 import { type LeaderLock, LocalPeriodic, type Periodic } from './lib/periodic.ts';
+import type { ReplicaRegistry } from './lib/replicas.ts';
 import { AccessRepo } from './modules/access/repo.ts';
 import { AccessService } from './modules/access/service.ts';
 import { SubusersService } from './modules/access/subusers.ts';
@@ -62,6 +63,7 @@ import { attachLiveRelay } from './relay/live-relay.ts';
 import { LiveState } from './relay/live-state.ts';
 import type { LiveStore } from './relay/live-store.ts';
 import { type LiveSync, LocalLiveSync } from './relay/live-sync.ts';
+import { LocalSocketLimits, PgSocketLimits, type SocketLimits } from './relay/socket-limits.ts';
 
 export interface PanelServices {
   config: PanelConfig;
@@ -116,6 +118,8 @@ export interface PanelServices {
   imageUpdates: ImageUpdatesService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
+  /** open-socket limits per user and per server (replicas: counted in PostgreSQL) */
+  socketLimits: SocketLimits;
   /** makes the live state of a server complete before a browser's `subscribed` (replicas: nats-live.ts) */
   liveSync: LiveSync;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -144,6 +148,8 @@ export interface Replication {
   lock?: LeaderLock;
   /** login and 2FA attempts counted in the shared database (PostgreSQL) */
   sharedLimits?: boolean;
+  /** the replicas alive, in the shared PostgreSQL (socket counts, owners of running transfers) */
+  replicas?: ReplicaRegistry;
   /** what a replica started later asks the holder of a server's Agent for (NatsLiveSync) */
   liveSync?(deps: LiveSyncDeps): LiveSync;
 }
@@ -327,6 +333,8 @@ export function createServices(
     placement,
     bus,
     log,
+    periodic,
+    ...(replication?.replicas ? { replicas: replication.replicas } : {}),
   });
   const imageUpdates = new ImageUpdatesService({
     db,
@@ -474,6 +482,13 @@ export function createServices(
     players,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),
+    socketLimits: replication?.replicas
+      ? new PgSocketLimits({
+          db,
+          replicas: replication.replicas,
+          log: log.child({ component: 'socket-limits' }),
+        })
+      : new LocalSocketLimits(),
     liveSync:
       replication?.liveSync?.({
         live,

@@ -49,7 +49,7 @@ describe('NatsLiveSync against a real nats-server', () => {
   });
 
   /** A replica: its bus, live state and sync; `holds` says whether it holds node n1's link. */
-  async function replica(name: string, holds: boolean, servers: string[]) {
+  async function replica(name: string, holds: boolean, servers: string[], timeoutMs = 1000) {
     const bus = await NatsBus.connect(`nats://127.0.0.1:${port}`, quiet, { prefix, name });
     const live = new LiveState();
     const off = attachLiveRelay(bus, live);
@@ -61,7 +61,7 @@ describe('NatsLiveSync against a real nats-server', () => {
       online: () => true,
       serves: (_nodeId, serverId) => holds && servers.includes(serverId),
       log: quiet,
-      timeoutMs: 1000,
+      timeoutMs,
     });
     sync.start();
     await bus.flush();
@@ -90,9 +90,9 @@ describe('NatsLiveSync against a real nats-server', () => {
         await new Promise((r) => setImmediate(r));
       }
     })();
-    const late = await replica('late', false, []);
+    const late = await replica('late', false, [], 10_000);
     await late.sync.ready('s1', 'n1');
-    assert.equal(late.sync.stats.synced, 1);
+    assert.deepEqual(late.sync.stats, { synced: 1, failed: 0, dropped: 0, served: 0 });
     // as the client relay does: the socket subscribes in the same turn as the history is read
     const heard: string[] = [];
     late.live.subscribe('s1', (m) => {
@@ -104,17 +104,17 @@ describe('NatsLiveSync against a real nats-server', () => {
     await flood;
     await holder.bus.flush();
     await until(() => late.live.history('s1').at(-1) === `n=${n}`, 10_000);
+    await until(() => heard.at(-1) === `n=${n}`, 10_000);
     const all = [...history, ...heard].map((l) => Number(l.slice(2)));
     assert.ok(history.length > 0 && (all[0] as number) <= 500 + history.length, 'the ring came');
     const gaps = all.flatMap((v, i) =>
       i > 0 && v !== (all[i - 1] as number) + 1 ? [`${all[i - 1]}→${v}`] : [],
     );
     assert.deepEqual(gaps, [], 'history then the lines heard: contiguous');
-    assert.equal(all.at(-1), n);
     assert.deepEqual(late.live.history('s1'), holder.live.history('s1'), 'the rings are equal');
     // asked once: a second page of the same server asks nobody
     await late.sync.ready('s1', 'n1');
-    assert.equal(holder.sync.stats.served, 1);
+    assert.equal(holder.sync.stats.served, 1, 'asked once');
   });
 
   it('an ask nobody answers ends after the timeout; a forged answer is dropped', async () => {

@@ -106,8 +106,6 @@ export class LiveState implements LiveStore {
   readonly #remoteConsoles = new Map<string, RemoteConsoleStatus>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
   droppedLines = 0;
-  /** userId → open /ws/client sockets */
-  readonly #userSockets = new Map<string, number>();
 
   #entry(serverId: string): Entry {
     let e = this.#servers.get(serverId);
@@ -266,18 +264,6 @@ export class LiveState implements LiveStore {
   }
   removeGlobal(sink: Sink): void {
     this.#global.delete(sink);
-  }
-
-  openUserSocket(userId: string, max: number): boolean {
-    const open = this.#userSockets.get(userId) ?? 0;
-    if (open >= max) return false;
-    this.#userSockets.set(userId, open + 1);
-    return true;
-  }
-  closeUserSocket(userId: string): void {
-    const n = (this.#userSockets.get(userId) ?? 1) - 1;
-    if (n > 0) this.#userSockets.set(userId, n);
-    else this.#userSockets.delete(userId);
   }
 
   snapshot(serverId: string): LiveSnapshot {

@@ -1,7 +1,7 @@
 /**
  * What the Panel knows live (not in the database), behind one seam: each server's last status
  * and stats, its console and install rings, players, hidden values to redact, who watches it
- * (subscriber sinks and counts), and per-user socket counts. Today's implementation is the
+ * (subscriber sinks and counts). Socket limits per user and server are relay/socket-limits.ts. Today's implementation is the
  * in-memory `LiveState` (relay/live-state.ts); a later one can keep the same over a shared store
  * for several Panel replicas. Frames to watchers go out through `publish` / `publishAll`.
  */
@@ -86,10 +86,6 @@ export interface LiveStore {
   subscriberCount(serverId: string): number;
   addGlobal(sink: Sink): void;
   removeGlobal(sink: Sink): void;
-
-  /** Counts a user's open client socket; false (and nothing counted) when `max` are open. */
-  openUserSocket(userId: string, max: number): boolean;
-  closeUserSocket(userId: string): void;
 
   /** The server's rings and last values, as kept here (for a replica that did not see them). */
   snapshot(serverId: string): LiveSnapshot;
