@@ -194,6 +194,10 @@ export function createServices(
     },
     log: log.child({ component: 'sftp' }),
     loginRatePerMin: config.loginRatePerMin,
+    // across replicas the SFTP login attempts count in the shared database, as the Panel's do
+    ...(replication?.sharedLimits
+      ? { limiter: (limit: number, windowMs: number) => new DbWindowLimiter(db, limit, windowMs, 'sftp') }
+      : {}),
   });
   // and its SFTP sessions on that server close at once
   access.onChange((userId, serverId) => void sftp.revoke(userId, serverId));
