@@ -84,10 +84,11 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
       const key = `user:${req.principal?.user.id ?? ''}`;
       // open sockets per user (across replicas: counted in the shared database): one account
       // cannot flood the Panel with connections. Frames sent before the count is known wait
-      // (at most CLIENT_RATE_MAX of them, each under the frame limit) and are handled in order.
+      // (each under the frame limit; as many as the rate limit lets by before it closes a
+      // socket) and are then handled in order, through the same rate limit.
       const early: [RawData, boolean][] = [];
       const hold = (data: RawData, isBinary: boolean) => {
-        if (early.length >= CLIENT_RATE_MAX) socket.close(CLOSE_POLICY, 'RATE_LIMITED');
+        if (early.length >= CLIENT_RATE_MAX + CLIENT_ABUSE_LIMIT) socket.close(CLOSE_POLICY, 'RATE_LIMITED');
         else early.push([data, isBinary]);
       };
       let closed = false;
