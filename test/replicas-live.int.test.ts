@@ -347,12 +347,15 @@ describe('live state across Panel replicas (console history, socket counts)', {
       const op = await opRow();
       assert.equal(Number(op.rows[0]?.success), 0);
       assert.match(op.rows[0]?.error_message ?? '', /archiving: the Panel restarted/);
-      // failed once: one survivor logged it
+      // failed once: one survivor logged it (the log line follows the operation's end)
       const { readFileSync } = await import('node:fs');
-      const logged = readFileSync(c.logFile, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('transfer cut by a Panel restart') && l.includes(aId)).length;
-      assert.equal(logged, 1);
+      const logged = () =>
+        replicas
+          .filter((r) => r !== a)
+          .flatMap((r) => readFileSync(r.logFile, 'utf8').split('\n'))
+          .filter((l) => l.includes('transfer cut by a Panel restart') && l.includes(aId)).length;
+      await until(() => logged() > 0, 10_000);
+      assert.equal(logged(), 1);
     } finally {
       await client.end();
     }

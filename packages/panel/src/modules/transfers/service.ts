@@ -114,6 +114,9 @@ interface Run {
   movedBackups: string[];
 }
 
+/** about how long a starting replica takes to hear the others' node lists (their heartbeat) */
+const PRESENCE_WAIT_MS = 1000;
+
 export class TransfersService {
   readonly #db: Db;
   readonly #servers: ServersService;
@@ -127,6 +130,7 @@ export class TransfersService {
   readonly #periodic: Periodic | undefined;
   readonly #replicas: ReplicaRegistry | undefined;
   #stopSweep: (() => void) | undefined;
+  #cleanTimer: NodeJS.Timeout | undefined;
   #closing = false;
 
   constructor(deps: {
@@ -193,17 +197,28 @@ export class TransfersService {
       cut = cut.filter((t) => !t.owner_replica || !alive.has(t.owner_replica));
     } else if (afterStart) return 0;
     let failed = 0;
+    const nodes = new Set<string>();
     for (const t of cut) {
-      if (await this.#failCut(t)) failed++;
-      // the nodes may be linked already (no node.online to come): their leftovers go now
-      if (afterStart)
-        for (const nodeId of new Set([t.source_node_id, t.target_node_id]))
-          if (this.#gateway.isOnline(nodeId))
-            await this.cleanupNode(nodeId).catch((err: Error) =>
-              this.#log.warn({ nodeId, err: err.message }, 'transfer cleanup failed'),
-            );
+      if (!(await this.#failCut(t))) continue;
+      failed++;
+      nodes.add(t.source_node_id).add(t.target_node_id);
+    }
+    // with replicas the nodes may be linked to another one already (no node.online here): their
+    // leftovers go now, or (at start) once this replica has heard who holds which node
+    if (afterStart) await this.#cleanOnline(nodes);
+    else if (this.#replicas && nodes.size) {
+      this.#cleanTimer = setTimeout(() => void this.#cleanOnline(nodes), 3 * PRESENCE_WAIT_MS);
+      this.#cleanTimer.unref();
     }
     return failed;
+  }
+
+  async #cleanOnline(nodes: Iterable<string>): Promise<void> {
+    for (const nodeId of nodes)
+      if (!this.#closing && this.#gateway.isOnline(nodeId))
+        await this.cleanupNode(nodeId).catch((err: Error) =>
+          this.#log.warn({ nodeId, err: err.message }, 'transfer cleanup failed'),
+        );
   }
 
   /** One cut transfer failed (or completed, when switched already); false when another did it. */
@@ -273,6 +288,7 @@ export class TransfersService {
     this.#closing = true;
     this.#stopSweep?.();
     this.#stopSweep = undefined;
+    clearTimeout(this.#cleanTimer);
   }
 
   async list(serverId: string, limit = 20): Promise<Transfer[]> {
