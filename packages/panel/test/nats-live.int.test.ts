@@ -74,6 +74,8 @@ describe('NatsLiveSync against a real nats-server', () => {
     return { bus, live, sync };
   }
 
+  let first: { holder: Awaited<ReturnType<typeof replica>>; late: Awaited<ReturnType<typeof replica>> };
+
   it('a late replica gets the ring during a flood, then every next line once, in order', async () => {
     const holder = await replica('holder', true, ['s1']);
     let n = 0;
@@ -115,6 +117,7 @@ describe('NatsLiveSync against a real nats-server', () => {
     // asked once: a second page of the same server asks nobody
     await late.sync.ready('s1', 'n1');
     assert.equal(holder.sync.stats.served, 1, 'asked once');
+    first = { holder, late };
   });
 
   it('an ask nobody answers ends after the timeout; a forged answer is dropped', async () => {
@@ -138,5 +141,30 @@ describe('NatsLiveSync against a real nats-server', () => {
     assert.equal(asker.sync.stats.dropped, 2);
     assert.deepEqual(asker.live.history('s9'), []);
     assert.equal(asker.sync.stats.failed, 2);
+  });
+
+  it('after its broker link dropped a replica asks again (it may have missed lines)', async () => {
+    const { holder, late } = first;
+    const exited = new Promise((r) => broker?.once('exit', r));
+    broker?.kill('SIGTERM');
+    await exited;
+    broker = spawn(NATS, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    await until(async () => {
+      try {
+        await late.bus.flush();
+        await holder.bus.flush();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    // the holder prints while the asker is not yet sure to hear it; the asker asks again
+    holder.bus.publish({ kind: 'server.console', serverId: 's1', lines: ['after the restart'] });
+    await holder.bus.flush();
+    await until(async () => {
+      await late.sync.ready('s1', 'n1');
+      return late.sync.stats.synced === 2;
+    }, 20_000);
+    assert.deepEqual(late.live.history('s1'), holder.live.history('s1'));
   });
 });
