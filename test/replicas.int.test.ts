@@ -11,45 +11,27 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import {
-  ADMIN_EMAIL,
-  ADMIN_PASSWORD,
-  freePort,
-  type Json,
-  scratchDatabase,
-  until,
-} from '../packages/panel/test/helpers.ts';
+import { freePort, type Json, scratchDatabase, until } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
-
-const root = path.resolve(import.meta.dirname, '..');
-const NATS = '/usr/sbin/nats-server';
-const NGINX = '/usr/sbin/nginx';
-const CLI = path.join(root, 'packages/cli/bin/ctrl-alt-play.js');
-
-interface Replica {
-  name: string;
-  port: number;
-  url: string;
-  proc: ChildProcess;
-  logFile: string;
-  /** how many times its log says an Agent linked */
-  links(nodeId: string): number;
-}
-
-async function stopChild(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill(signal);
-  await exited;
-}
+import {
+  call,
+  login,
+  NATS,
+  NGINX,
+  type Replica,
+  replicaEnv,
+  type Session,
+  startBroker,
+  startReplica,
+  stopChild,
+} from './replicas-harness.ts';
 
 describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
   skip:
@@ -68,82 +50,28 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
   let serverId = '';
   let holder: Replica;
   let other: Replica;
-  let cookie = '';
-  let csrf = '';
 
-  const api = async (r: Replica, method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${r.url}${p}`, {
-      method,
-      headers: {
-        cookie,
-        'x-csrf-token': csrf,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
-  };
-
-  const startReplica = async (name: string, env: Record<string, string>): Promise<Replica> => {
-    const port = await freePort();
-    const logFile = path.join(dir, `${name}.log`);
-    const out = openSync(logFile, 'a');
-    const proc = spawn(process.execPath, [CLI, 'panel'], {
-      env: { ...process.env, ...env, PORT: String(port) },
-      stdio: ['ignore', out, out],
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await until(async () => {
-      if (proc.exitCode !== null)
-        throw new Error(`${name} exited: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
-      try {
-        return (await fetch(`${url}/api/health`)).ok;
-      } catch {
-        return false;
-      }
-    }, 60_000);
-    const links = (id: string) =>
-      readFileSync(logFile, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('"agent connected"') && l.includes(id)).length;
-    return { name, port, url, proc, logFile, links };
-  };
+  let session: Session;
+  const api = (r: Replica, method: string, p: string, body?: unknown) => call(session, r, method, p, body);
+  const startReplicaHere = (name: string, env: Record<string, string>) => startReplica(dir, name, env);
 
   before(async () => {
-    assert.ok(existsSync(NATS), `${NATS} is missing: apt-get install nats-server`);
     assert.ok(existsSync(NGINX), `${NGINX} is missing: apt-get install nginx-light`);
     db = await scratchDatabase('postgres', 'cap_replicas');
-    const natsPort = await freePort();
-    broker = spawn(NATS, ['-a', '127.0.0.1', '-p', String(natsPort)], { stdio: 'ignore' });
-    await until(async () => {
-      try {
-        await (await connect({ servers: `127.0.0.1:${natsPort}` })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000);
+    const nats = await startBroker();
+    broker = nats.proc;
     const proxyPort = await freePort();
     proxyUrl = `http://127.0.0.1:${proxyPort}`;
-    const env = {
-      ...db.env,
-      DATA_DIR: path.join(dir, 'panel'),
-      HOST: '127.0.0.1',
-      PANEL_URL: proxyUrl,
-      PANEL_TRUST_PROXY: '127.0.0.1',
-      ADMIN_EMAIL,
-      ADMIN_PASSWORD,
-      LOG_LEVEL: 'info',
-      PANEL_LOGIN_RATE_PER_MIN: '1000',
-      PANEL_AGENT_PING_MS: '1000',
-      PANEL_NATS_URL: `nats://127.0.0.1:${natsPort}`,
-      PANEL_NATS_PREFIX: `caprep${process.pid}`,
-      PANEL_REPLICA_HEARTBEAT_MS: '500',
-    };
+    const env = replicaEnv({
+      dbEnv: db.env,
+      dataDir: path.join(dir, 'panel'),
+      publicUrl: proxyUrl,
+      natsUrl: nats.url,
+      prefix: `caprep${process.pid}`,
+    });
     // the first one migrates the database and makes the owner; the second finds both
-    replicas.push(await startReplica('a', env));
-    replicas.push(await startReplica('b', env));
+    replicas.push(await startReplicaHere('a', env));
+    replicas.push(await startReplicaHere('b', env));
 
     for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
     writeFileSync(
@@ -189,14 +117,7 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
       }
     }, 10_000);
 
-    const login = await fetch(`${proxyUrl}/api/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
-    });
-    assert.equal(login.status, 200);
-    cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-    csrf = ((await login.json()) as { csrfToken: string }).csrfToken;
+    session = await login(proxyUrl);
   });
 
   after(async () => {
@@ -254,7 +175,9 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
     assert.equal(created.status, 201, JSON.stringify(created.body));
     serverId = created.body.id;
 
-    const ws = new WebSocket(`${other.url.replace(/^http/, 'ws')}/ws/client`, { headers: { cookie } });
+    const ws = new WebSocket(`${other.url.replace(/^http/, 'ws')}/ws/client`, {
+      headers: { cookie: session.cookie },
+    });
     const frames: Json[] = [];
     ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
     await new Promise<void>((resolve, reject) => {

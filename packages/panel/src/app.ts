@@ -22,6 +22,7 @@ import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
 import { PgLeaderLock } from './lib/periodic.ts';
 import { ensurePrivateDir } from './lib/private-files.ts';
+import { ReplicaRegistry } from './lib/replicas.ts';
 import { accessRoutes } from './modules/access/routes.ts';
 import { installActivityHooks } from './modules/activity/http.ts';
 import { activityRoutes } from './modules/activity/routes.ts';
@@ -54,6 +55,7 @@ import { agentSocketRoutes } from './relay/agent-socket.ts';
 import { clientRelayRoutes } from './relay/client-relay.ts';
 import { frameLimitedWebSocketClass } from './relay/frame-limit.ts';
 import type { NatsAgentGateway } from './relay/nats-agent-gateway.ts';
+import type { NatsLiveSync } from './relay/nats-live.ts';
 import { createServices, type PanelServices, type Replication } from './services.ts';
 
 declare module 'fastify' {
@@ -118,15 +120,28 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
       )
     : undefined;
   let natsGateway: NatsAgentGateway | undefined;
+  let natsLive: NatsLiveSync | undefined;
+  let replicas: ReplicaRegistry | undefined;
   let leaderLock: PgLeaderLock | undefined;
   let replication: Replication | undefined;
   if (natsBus) {
     const { NatsAgentGateway } = await import('./relay/nats-agent-gateway.ts');
+    const { NatsLiveSync } = await import('./relay/nats-live.ts');
     const gwLog = log.child({ component: 'gateway' });
     // the leader of the periodic work: an advisory lock on the shared PostgreSQL (SQLite cannot
     // be shared, so one process there stays the sole leader)
     const databaseUrl = config.databaseUrl;
     if (databaseUrl) {
+      // which replicas are alive: socket counts and running transfers of a dead one stop counting
+      const hb = config.replicaHeartbeatMs;
+      replicas = new ReplicaRegistry({
+        db,
+        id: replicaId,
+        heartbeatMs: hb,
+        ttlMs: Math.max(3000, 5 * hb),
+        log: log.child({ component: 'replicas' }),
+      });
+      await replicas.start();
       const { default: pg } = await import('pg');
       const lockLog = log.child({ component: 'leader' });
       leaderLock = new PgLeaderLock({
@@ -155,11 +170,25 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         });
         return natsGateway;
       },
+      liveSync: ({ live, hub, gateway, owns }) => {
+        natsLive = new NatsLiveSync({
+          nc: natsBus.connection,
+          prefix: config.natsPrefix,
+          live,
+          holds: (nodeId) => hub().isOnline(nodeId),
+          online: (nodeId) => gateway.isOnline(nodeId),
+          serves: (nodeId, serverId) => hub().isOnline(nodeId) && owns(nodeId, serverId),
+          log: log.child({ component: 'live-sync' }),
+        });
+        return natsLive;
+      },
       ...(leaderLock ? { lock: leaderLock, sharedLimits: true } : {}),
+      ...(replicas ? { replicas } : {}),
     };
   }
   const s = createServices(config, db, log, natsBus, replication);
   natsGateway?.start();
+  natsLive?.start();
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
@@ -337,7 +366,9 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await s.players.flush(true);
     await s.activity.settled();
     natsGateway?.close();
+    natsLive?.close();
     await leaderLock?.close();
+    await replicas?.close().catch(() => undefined);
     await natsBus?.close();
     if (!opts.db) await db.destroy();
   });

@@ -6,6 +6,7 @@ import type { Db } from './db/index.ts';
 import { SettingsRepo } from './db/settings-repo.ts';
 import type { RouteRecord } from './http/auth.ts';
 import { type LeaderLock, LocalPeriodic, type Periodic } from './lib/periodic.ts';
+import type { ReplicaRegistry } from './lib/replicas.ts';
 import { AccessRepo } from './modules/access/repo.ts';
 import { AccessService } from './modules/access/service.ts';
 import { SubusersService } from './modules/access/subusers.ts';
@@ -61,6 +62,8 @@ import { ClientSockets } from './relay/client-sockets.ts';
 import { attachLiveRelay } from './relay/live-relay.ts';
 import { LiveState } from './relay/live-state.ts';
 import type { LiveStore } from './relay/live-store.ts';
+import { type LiveSync, LocalLiveSync } from './relay/live-sync.ts';
+import { LocalSocketLimits, PgSocketLimits, type SocketLimits } from './relay/socket-limits.ts';
 
 export interface PanelServices {
   config: PanelConfig;
@@ -115,6 +118,10 @@ export interface PanelServices {
   imageUpdates: ImageUpdatesService;
   /** what is known live (status, stats, console and install rings, watchers): an interface */
   live: LiveStore;
+  /** open-socket limits per user and per server (replicas: counted in PostgreSQL) */
+  socketLimits: SocketLimits;
+  /** makes the live state of a server complete before a browser's `subscribed` (replicas: nats-live.ts) */
+  liveSync: LiveSync;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
   bus: EventBus;
   activity: ActivityService;
@@ -141,6 +148,18 @@ export interface Replication {
   lock?: LeaderLock;
   /** login and 2FA attempts counted in the shared database (PostgreSQL) */
   sharedLimits?: boolean;
+  /** the replicas alive, in the shared PostgreSQL (socket counts, owners of running transfers) */
+  replicas?: ReplicaRegistry;
+  /** what a replica started later asks the holder of a server's Agent for (NatsLiveSync) */
+  liveSync?(deps: LiveSyncDeps): LiveSync;
+}
+
+export interface LiveSyncDeps {
+  live: LiveStore;
+  hub: () => AgentHub;
+  gateway: AgentGateway;
+  /** the server belongs to the node (as the Agent projection knows it) */
+  owns(nodeId: string, serverId: string): boolean;
 }
 
 export function createServices(
@@ -175,6 +194,10 @@ export function createServices(
     },
     log: log.child({ component: 'sftp' }),
     loginRatePerMin: config.loginRatePerMin,
+    // across replicas the SFTP login attempts count in the shared database, as the Panel's do
+    ...(replication?.sharedLimits
+      ? { limiter: (limit: number, windowMs: number) => new DbWindowLimiter(db, limit, windowMs, 'sftp') }
+      : {}),
   });
   // and its SFTP sessions on that server close at once
   access.onChange((userId, serverId) => void sftp.revoke(userId, serverId));
@@ -314,6 +337,8 @@ export function createServices(
     placement,
     bus,
     log,
+    periodic,
+    ...(replication?.replicas ? { replicas: replication.replicas } : {}),
   });
   const imageUpdates = new ImageUpdatesService({
     db,
@@ -461,6 +486,20 @@ export function createServices(
     players,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),
+    socketLimits: replication?.replicas
+      ? new PgSocketLimits({
+          db,
+          replicas: replication.replicas,
+          log: log.child({ component: 'socket-limits' }),
+        })
+      : new LocalSocketLimits(),
+    liveSync:
+      replication?.liveSync?.({
+        live,
+        hub: getHub,
+        gateway,
+        owns: (nodeId, serverId) => servers.owns(nodeId, serverId),
+      }) ?? new LocalLiveSync(),
     schedules,
     periodic,
     webhooks,

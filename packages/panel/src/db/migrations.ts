@@ -800,6 +800,35 @@ const m030: Migration = {
   },
 };
 
+const m031: Migration = {
+  async up(db: AnyDb) {
+    // Panel replicas alive (issue 15): each refreshes its row; one not refreshed within the TTL is
+    // taken for dead (its socket counts stop counting, its running transfers are failed)
+    await db.schema
+      .createTable('panel_replicas')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      /** ms since the epoch, the database's clock */
+      .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+      .execute();
+    // open sockets per key (`user:<id>`, `server:<id>`) and replica
+    await db.schema
+      .createTable('live_counts')
+      .addColumn('replica_id', 'text', (c) => c.notNull())
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('n', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('live_counts_pk', ['replica_id', 'key'])
+      .execute();
+    await db.schema.createIndex('live_counts_key').on('live_counts').column('key').execute();
+    // the replica running a transfer (null: one Panel process, or before 031)
+    await db.schema.alterTable('transfers').addColumn('owner_replica', 'text').execute();
+  },
+  async down(db: AnyDb) {
+    await db.schema.alterTable('transfers').dropColumn('owner_replica').execute();
+    await db.schema.dropTable('live_counts').execute();
+    await db.schema.dropTable('panel_replicas').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -827,6 +856,7 @@ export const migrations: Record<string, Migration> = {
   '028_failover': m028,
   '029_transfer_path': m029,
   '030_rate_limits': m030,
+  '031_replicas': m031,
 };
 
 export const migrationProvider: MigrationProvider = {

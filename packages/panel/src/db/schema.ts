@@ -246,6 +246,8 @@ export interface TransfersTable {
   archive_id?: string | null;
   /** (029) 1: a transfer cut by a Panel restart: the source is to be started again once its Agent is back */
   restart_pending?: number;
+  /** (031) the replica running it (null: one Panel process) */
+  owner_replica?: string | null;
   created_by: string | null;
   created_at: string;
   finished_at: string | null;
@@ -350,7 +352,23 @@ export interface RateLimitsTable {
   n: number;
 }
 
+/** A Panel replica's heartbeat (031_replicas). */
+export interface PanelReplicasTable {
+  id: string;
+  /** ms since the epoch, the database's clock (PostgreSQL bigint: read back as a string) */
+  heartbeat_at: number | string;
+}
+
+/** Open sockets per key and replica (031_replicas). */
+export interface LiveCountsTable {
+  replica_id: string;
+  key: string;
+  n: number;
+}
+
 export interface Database {
+  panel_replicas: PanelReplicasTable;
+  live_counts: LiveCountsTable;
   rate_limits: RateLimitsTable;
   registries: RegistriesTable;
   docker_policies: DockerPoliciesTable;

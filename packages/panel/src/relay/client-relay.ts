@@ -15,7 +15,7 @@ import {
   type ErrorCode,
 } from '@cap/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { hasRole, resolvePrincipal } from '../http/auth.ts';
 import { redact } from '../lib/redact.ts';
 import { FEATURE_NEED, POWER_PERMISSION } from '../modules/access/permissions.ts';
@@ -81,14 +81,43 @@ export async function clientRelayRoutes(app: FastifyInstance, s: PanelServices):
       },
     },
     (socket, req) => {
-      const userId = req.principal?.user.id ?? '';
-      // open sockets per user (in the live store): one account cannot flood the Panel with connections
-      if (!s.live.openUserSocket(userId, s.config.clientSocketsPerUser)) {
-        socket.close(CLOSE_POLICY, 'RATE_LIMITED: too many sockets for this user');
-        return;
-      }
-      socket.once('close', () => s.live.closeUserSocket(userId));
-      handleClient(s, socket, req);
+      const key = `user:${req.principal?.user.id ?? ''}`;
+      // open sockets per user (across replicas: counted in the shared database): one account
+      // cannot flood the Panel with connections. Frames sent before the count is known wait
+      // (each under the frame limit; as many as the rate limit lets by before it closes a
+      // socket) and are then handled in order, through the same rate limit.
+      const early: [RawData, boolean][] = [];
+      const hold = (data: RawData, isBinary: boolean) => {
+        if (early.length >= CLIENT_RATE_MAX + CLIENT_ABUSE_LIMIT) socket.close(CLOSE_POLICY, 'RATE_LIMITED');
+        else early.push([data, isBinary]);
+      };
+      let closed = false;
+      const onClose = () => {
+        closed = true;
+      };
+      socket.on('message', hold);
+      socket.once('close', onClose);
+      void s.socketLimits
+        .acquire(key, s.config.clientSocketsPerUser)
+        .then((ok) => {
+          socket.off('message', hold);
+          socket.off('close', onClose);
+          if (!ok) {
+            socket.close(CLOSE_POLICY, 'RATE_LIMITED: too many sockets for this user');
+            return;
+          }
+          if (closed || socket.readyState !== socket.OPEN) {
+            s.socketLimits.release(key);
+            return;
+          }
+          socket.once('close', () => s.socketLimits.release(key));
+          handleClient(s, socket, req);
+          for (const [data, isBinary] of early) socket.emit('message', data, isBinary);
+        })
+        .catch((err: Error) => {
+          s.log.error({ err: err.message }, 'socket count failed');
+          socket.close(1011, 'INTERNAL_ERROR');
+        });
     },
   );
 }
@@ -164,6 +193,15 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
   const fail = (code: ErrorCode, message: string, extra: { serverId?: string; requestType?: string } = {}) =>
     send({ type: 'error', code, message, ...extra });
 
+  /** Ends the socket's subscription of the server (and its count). */
+  const drop = (serverId: string) => {
+    if (!subs.has(serverId)) return;
+    subs.delete(serverId);
+    subNodes.delete(serverId);
+    s.live.unsubscribe(serverId, send);
+    s.socketLimits.release(`server:${serverId}`);
+  };
+
   s.live.addGlobal(send);
   // a logout, deletion, role or password change closes the socket at once (not on its next message)
   const unregister = req.principal
@@ -179,9 +217,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         // subscribe is granted (or refused) under what the user holds then
         accessChanged: (serverId) => {
           if (!subs.has(serverId)) return;
-          subs.delete(serverId);
-          subNodes.delete(serverId);
-          s.live.unsubscribe(serverId, send);
+          drop(serverId);
           if (socket.readyState === socket.OPEN) socket.send(encode({ type: 'unsubscribed', serverId }));
         },
       })
@@ -201,9 +237,7 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
     unregister();
     clearTimeout(drainTimer);
     s.live.removeGlobal(send);
-    for (const id of subs.keys()) s.live.unsubscribe(id, send);
-    subs.clear();
-    subNodes.clear();
+    for (const id of [...subs.keys()]) drop(id);
   });
   socket.on('error', (err) => log.debug({ err: err.message }, 'client socket error'));
 
@@ -308,16 +342,26 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         // seeing the server is enough for status and stats; its console needs control.console
         const access = await s.access.requireAccess(p, null, r.serverId);
         const status = await s.servers.status(r.serverId);
+        const nodeId = await s.servers.nodeIdOf(r.serverId);
+        // across replicas: what this one could not hear (lines printed before it started) comes
+        // from the replica holding the Agent, before this socket hears anything (no line twice)
+        if (!subs.has(r.serverId)) await s.liveSync.ready(r.serverId, nodeId);
         if (!subs.has(r.serverId)) {
-          if (s.live.subscriberCount(r.serverId) >= CLIENT_MAX_SOCKETS_PER_SERVER) {
+          // sockets per server (across replicas: counted in the shared database)
+          const key = `server:${r.serverId}`;
+          if (!(await s.socketLimits.acquire(key, CLIENT_MAX_SOCKETS_PER_SERVER))) {
             throw new CodedError(
               'RATE_LIMITED',
               `at most ${CLIENT_MAX_SOCKETS_PER_SERVER} sockets per server`,
             );
           }
-          s.live.subscribe(r.serverId, send);
+          // closed meanwhile, or a second subscribe of this socket took it first: not counted twice
+          if (socket.readyState !== socket.OPEN || subs.has(r.serverId)) {
+            s.socketLimits.release(key);
+            if (socket.readyState !== socket.OPEN) return;
+          } else s.live.subscribe(r.serverId, send);
         }
-        if (!seesAllNodes) subNodes.set(r.serverId, await s.servers.nodeIdOf(r.serverId));
+        if (!seesAllNodes) subNodes.set(r.serverId, nodeId);
         subs.set(r.serverId, access);
         // install scripts print what they fetch with (tokens, URLs): as install_output
         const install = access.seesHidden ? s.live.install(r.serverId) : undefined;
@@ -335,12 +379,10 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         return;
       }
       case 'unsubscribe':
-        s.live.unsubscribe(r.serverId, send);
+        drop(r.serverId);
         // the answer is not news of the server: it goes out whether or not it was subscribed
         if (socket.readyState === socket.OPEN)
           socket.send(encode({ type: 'unsubscribed', serverId: r.serverId }));
-        subs.delete(r.serverId);
-        subNodes.delete(r.serverId);
         return;
       case 'send_command': {
         const answer = await audited(p.user, 'server.command', r.serverId, async () => {

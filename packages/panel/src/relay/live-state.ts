@@ -6,7 +6,14 @@
  * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
-import type { InstallRecord, LiveStore, Players, RemoteConsoleStatus, Sink } from './live-store.ts';
+import type {
+  InstallRecord,
+  LiveSnapshot,
+  LiveStore,
+  Players,
+  RemoteConsoleStatus,
+  Sink,
+} from './live-store.ts';
 
 export type { InstallRecord, Sink } from './live-store.ts';
 
@@ -99,8 +106,6 @@ export class LiveState implements LiveStore {
   readonly #remoteConsoles = new Map<string, RemoteConsoleStatus>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
   droppedLines = 0;
-  /** userId → open /ws/client sockets */
-  readonly #userSockets = new Map<string, number>();
 
   #entry(serverId: string): Entry {
     let e = this.#servers.get(serverId);
@@ -261,16 +266,34 @@ export class LiveState implements LiveStore {
     this.#global.delete(sink);
   }
 
-  openUserSocket(userId: string, max: number): boolean {
-    const open = this.#userSockets.get(userId) ?? 0;
-    if (open >= max) return false;
-    this.#userSockets.set(userId, open + 1);
-    return true;
+  snapshot(serverId: string): LiveSnapshot {
+    const e = this.#servers.get(serverId);
+    const install = this.install(serverId);
+    const rc = this.#remoteConsoles.get(serverId);
+    return {
+      history: e?.console.toArray() ?? [],
+      ...(install ? { install } : {}),
+      ...(e?.stats ? { stats: e.stats } : {}),
+      ...(e?.players ? { players: e.players } : {}),
+      ...(rc ? { remoteConsole: rc } : {}),
+    };
   }
-  closeUserSocket(userId: string): void {
-    const n = (this.#userSockets.get(userId) ?? 1) - 1;
-    if (n > 0) this.#userSockets.set(userId, n);
-    else this.#userSockets.delete(userId);
+
+  restore(serverId: string, snap: LiveSnapshot): void {
+    const e = this.#entry(serverId);
+    const ring = new LineRing(CONSOLE_HISTORY_LINES, CONSOLE_HISTORY_BYTES);
+    ring.push(snap.history.map((l) => capLine(l)));
+    e.console = ring;
+    if (snap.install) {
+      const run: InstallEntry = { ring: new LineRing(INSTALL_HISTORY_LINES, INSTALL_HISTORY_BYTES) };
+      run.ring.push(snap.install.lines.map((l) => capLine(l)));
+      if (snap.install.success !== undefined) run.success = snap.install.success;
+      if (snap.install.exitCode !== undefined) run.exitCode = snap.install.exitCode;
+      e.install = run;
+    }
+    if (snap.stats) e.stats = snap.stats;
+    if (snap.players) e.players = snap.players;
+    if (snap.remoteConsole) this.#remoteConsoles.set(serverId, snap.remoteConsole);
   }
 
   forget(serverId: string): void {

@@ -1,7 +1,7 @@
 /**
  * What the Panel knows live (not in the database), behind one seam: each server's last status
  * and stats, its console and install rings, players, hidden values to redact, who watches it
- * (subscriber sinks and counts), and per-user socket counts. Today's implementation is the
+ * (subscriber sinks and counts). Socket limits per user and server are relay/socket-limits.ts. Today's implementation is the
  * in-memory `LiveState` (relay/live-state.ts); a later one can keep the same over a shared store
  * for several Panel replicas. Frames to watchers go out through `publish` / `publishAll`.
  */
@@ -34,6 +34,18 @@ export interface RemoteConsoleStatus {
   transport: RemoteConsoleTransport;
   state: RemoteConsoleState;
   message?: string;
+}
+
+/**
+ * What one replica knows of a server that another started later lacks (issue 15): the console
+ * ring, the last install's output, the last stats, players and remote console state.
+ */
+export interface LiveSnapshot {
+  history: string[];
+  install?: InstallRecord;
+  stats?: ResourceSnapshot;
+  players?: Players;
+  remoteConsole?: RemoteConsoleStatus;
 }
 
 export interface LiveStore {
@@ -75,9 +87,10 @@ export interface LiveStore {
   addGlobal(sink: Sink): void;
   removeGlobal(sink: Sink): void;
 
-  /** Counts a user's open client socket; false (and nothing counted) when `max` are open. */
-  openUserSocket(userId: string, max: number): boolean;
-  closeUserSocket(userId: string): void;
+  /** The server's rings and last values, as kept here (for a replica that did not see them). */
+  snapshot(serverId: string): LiveSnapshot;
+  /** Replaces the rings and sets the values given by the holder's `snapshot` (what it lacks stays). */
+  restore(serverId: string, snap: LiveSnapshot): void;
 
   /** Everything about a deleted server. */
   forget(serverId: string): void;

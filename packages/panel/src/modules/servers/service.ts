@@ -151,6 +151,18 @@ export class ServersService {
     this.#updateTimeoutMs = deps.updateTimeoutMs;
     this.#beforeDelete = deps.beforeDelete;
     this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
+    // across replicas: a server made or edited through another replica has new hidden values,
+    // which this one redacts from its spectators' console (its own are refreshed as it writes)
+    this.#bus.subscribe(
+      'operation',
+      (e) => {
+        if (e.operationKind !== 'create' && e.operationKind !== 'update') return;
+        void this.#row(e.serverId)
+          .then(async (row) => this.#refreshSecrets(await this.#load(row)))
+          .catch(() => undefined);
+      },
+      'everywhere',
+    );
     this.#projection = new AgentEventProjection({
       repo: deps.repo,
       templates: deps.templates,

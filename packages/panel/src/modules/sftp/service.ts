@@ -11,7 +11,7 @@ import type { Db } from '../../db/index.ts';
 import { DUMMY_PASSWORD_HASH, verifyPassword } from '../../lib/crypto.ts';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
 import type { AccessService } from '../access/service.ts';
-import { LOGIN_EMAILS_PER_IP, type Principal, WindowLimiter } from '../auth/service.ts';
+import { type Limiter, LOGIN_EMAILS_PER_IP, type Principal, WindowLimiter } from '../auth/service.ts';
 import type { UsersRepo } from '../users/repo.ts';
 import { Role } from '../users/service.ts';
 import { parsePublicKey, type SshKeysService } from './ssh-keys.ts';
@@ -23,8 +23,8 @@ export class SftpService {
   readonly #access: AccessService;
   readonly #gateway: () => AgentGateway;
   readonly #log: Logger;
-  readonly #perUser: WindowLimiter;
-  readonly #perIp: WindowLimiter;
+  readonly #perUser: Limiter;
+  readonly #perIp: Limiter;
 
   constructor(deps: {
     db: Db;
@@ -34,6 +34,8 @@ export class SftpService {
     gateway: () => AgentGateway;
     log: Logger;
     loginRatePerMin: number;
+    /** the counters (default: in this process; with replicas: the shared database's) */
+    limiter?: (limit: number, windowMs: number) => Limiter;
   }) {
     this.#db = deps.db;
     this.#users = deps.users;
@@ -41,8 +43,9 @@ export class SftpService {
     this.#access = deps.access;
     this.#gateway = deps.gateway;
     this.#log = deps.log;
-    this.#perUser = new WindowLimiter(deps.loginRatePerMin, 60_000);
-    this.#perIp = new WindowLimiter(deps.loginRatePerMin * LOGIN_EMAILS_PER_IP, 60_000);
+    const limiter = deps.limiter ?? ((limit, windowMs) => new WindowLimiter(limit, windowMs));
+    this.#perUser = limiter(deps.loginRatePerMin, 60_000);
+    this.#perIp = limiter(deps.loginRatePerMin * LOGIN_EMAILS_PER_IP, 60_000);
   }
 
   /** One SFTP login asked by node `nodeId`'s Agent; AUTH_FAILED (one message for every reason) else. */
@@ -51,8 +54,8 @@ export class SftpService {
     const name = dot > 0 ? body.username.slice(0, dot) : '';
     const serverId = dot > 0 ? body.username.slice(dot + 1) : '';
     // both the client's address (as the Agent saw it) and the asking Agent's count
-    const perIp = this.#perIp.hit(`sftp|${agentIp}|${body.ip}`);
-    const perUser = this.#perUser.hit(`sftp|${name}`);
+    const perIp = await this.#perIp.hit(`sftp|${agentIp}|${body.ip}`);
+    const perUser = await this.#perUser.hit(`sftp|${name}`);
     if (!perIp || !perUser)
       throw new CodedError('RATE_LIMITED', 'too many SFTP login attempts; wait a minute');
     const denied = new CodedError('AUTH_FAILED', 'wrong username, password or key');

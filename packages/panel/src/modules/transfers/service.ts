@@ -30,6 +30,8 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import { type Db, nowIso } from '../../db/index.ts';
 import type { NodesTable, ServersTable, TransfersTable } from '../../db/schema.ts';
+import type { Periodic } from '../../lib/periodic.ts';
+import type { ReplicaRegistry } from '../../lib/replicas.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { Allocation, AllocationsService } from '../allocations/service.ts';
 import type { NodesRepo } from '../nodes/repo.ts';
@@ -112,6 +114,9 @@ interface Run {
   movedBackups: string[];
 }
 
+/** about how long a starting replica takes to hear the others' node lists (their heartbeat) */
+const PRESENCE_WAIT_MS = 1000;
+
 export class TransfersService {
   readonly #db: Db;
   readonly #servers: ServersService;
@@ -122,6 +127,10 @@ export class TransfersService {
   readonly #placement: ServerPlacement;
   readonly #log: Logger;
   readonly #runningTimeoutMs: number;
+  readonly #periodic: Periodic | undefined;
+  readonly #replicas: ReplicaRegistry | undefined;
+  #stopSweep: (() => void) | undefined;
+  #cleanTimer: NodeJS.Timeout | undefined;
   #closing = false;
 
   constructor(deps: {
@@ -135,6 +144,10 @@ export class TransfersService {
     bus: EventBus;
     log: Logger;
     runningTimeoutMs?: number;
+    /** with replicas: the leader's round that fails the transfers of replicas gone */
+    periodic?: Periodic;
+    /** with replicas: who runs each transfer, and whether it is alive */
+    replicas?: ReplicaRegistry;
   }) {
     this.#db = deps.db;
     this.#servers = deps.servers;
@@ -145,6 +158,8 @@ export class TransfersService {
     this.#placement = deps.placement;
     this.#log = deps.log.child({ component: 'transfers' });
     this.#runningTimeoutMs = deps.runningTimeoutMs ?? RUNNING_TIMEOUT_MS;
+    this.#periodic = deps.periodic;
+    this.#replicas = deps.replicas;
     // a failed transfer's copy on a target that was offline goes once its Agent is back
     deps.bus.subscribe('node.online', (e) => {
       void this.cleanupNode(e.nodeId).catch((err: Error) =>
@@ -158,60 +173,111 @@ export class TransfersService {
    * copy on the target and their archive on the source are removed and the source started again
    * when it ran before, each once its node's Agent is connected (cleanupNode). One switched
    * already (the server is on the target) is completed: only the source's leftovers go.
+   *
+   * With several replicas a transfer is run by the replica that began it (`owner_replica`): a
+   * starting replica fails only those whose owner is gone (its heartbeat older than the TTL), and
+   * the leader's round (`transfer-orphans`, every TTL) fails those of a replica that dies later.
+   * Each is failed once: the row's state moves from `running` in one conditional update.
    */
   async init(): Promise<void> {
-    const cut = await this.#db.selectFrom('transfers').selectAll().where('state', '=', 'running').execute();
+    await this.failOrphans({ afterStart: false });
+    if (this.#replicas && this.#periodic && !this.#stopSweep)
+      this.#stopSweep = this.#periodic.every('transfer-orphans', this.#replicas.ttlMs, async () => {
+        await this.failOrphans({ afterStart: true });
+      });
+  }
+
+  /** Fails the running transfers whose Panel is gone (one process: every running one, at start). */
+  async failOrphans({ afterStart = true } = {}): Promise<number> {
+    let cut = await this.#db.selectFrom('transfers').selectAll().where('state', '=', 'running').execute();
+    if (this.#replicas) {
+      const alive = await this.#replicas.alive(
+        cut.flatMap((t) => (t.owner_replica ? [t.owner_replica] : [])),
+      );
+      cut = cut.filter((t) => !t.owner_replica || !alive.has(t.owner_replica));
+    } else if (afterStart) return 0;
+    let failed = 0;
+    const nodes = new Set<string>();
     for (const t of cut) {
-      const server = await this.#db
-        .selectFrom('servers')
-        .select(['node_id'])
-        .where('id', '=', t.server_id)
-        .executeTakeFirst();
-      const switched = server?.node_id === t.target_node_id;
-      await this.#db
-        .updateTable('transfers')
-        .set(
-          switched
-            ? { state: 'completed', finished_at: nowIso() }
-            : {
-                state: 'failed',
-                cleanup_pending: 1,
-                restart_pending: Number(t.was_running ?? 0) === 1 ? 1 : 0,
-                error_code: 'INTERNAL_ERROR',
-                error_message: `${t.step}: the Panel restarted during the transfer`,
-                finished_at: nowIso(),
-              },
-        )
-        .where('id', '=', t.id)
-        .execute();
-      if (!switched) {
-        await this.#db
-          .deleteFrom('allocations')
-          .where('server_id', '=', t.server_id)
-          .where('node_id', '=', t.target_node_id)
-          .where('pooled', '=', 0)
-          .execute();
-        await this.#db
-          .updateTable('allocations')
-          .set({ server_id: null })
-          .where('server_id', '=', t.server_id)
-          .where('node_id', '=', t.target_node_id)
-          .execute();
-      }
-      await this.#operations
-        .finish(
-          t.operation_id,
-          switched
-            ? { success: true }
-            : {
-                success: false,
-                code: 'INTERNAL_ERROR',
-                message: `${t.step}: the Panel restarted during the transfer`,
-              },
-        )
-        .catch(() => undefined);
-      this.#log.warn({ serverId: t.server_id, step: t.step, switched }, 'transfer cut by a Panel restart');
+      if (!(await this.#failCut(t))) continue;
+      failed++;
+      nodes.add(t.source_node_id).add(t.target_node_id);
     }
+    // with replicas the nodes may be linked to another one already (no node.online here): their
+    // leftovers go now, or (at start) once this replica has heard who holds which node
+    if (afterStart) await this.#cleanOnline(nodes);
+    else if (this.#replicas && nodes.size) {
+      this.#cleanTimer = setTimeout(() => void this.#cleanOnline(nodes), 3 * PRESENCE_WAIT_MS);
+      this.#cleanTimer.unref();
+    }
+    return failed;
+  }
+
+  async #cleanOnline(nodes: Iterable<string>): Promise<void> {
+    for (const nodeId of nodes)
+      if (!this.#closing && this.#gateway.isOnline(nodeId))
+        await this.cleanupNode(nodeId).catch((err: Error) =>
+          this.#log.warn({ nodeId, err: err.message }, 'transfer cleanup failed'),
+        );
+  }
+
+  /** One cut transfer failed (or completed, when switched already); false when another did it. */
+  async #failCut(t: TransfersTable): Promise<boolean> {
+    const server = await this.#db
+      .selectFrom('servers')
+      .select(['node_id'])
+      .where('id', '=', t.server_id)
+      .executeTakeFirst();
+    const switched = server?.node_id === t.target_node_id;
+    const claimed = await this.#db
+      .updateTable('transfers')
+      .set(
+        switched
+          ? { state: 'completed', finished_at: nowIso() }
+          : {
+              state: 'failed',
+              cleanup_pending: 1,
+              restart_pending: Number(t.was_running ?? 0) === 1 ? 1 : 0,
+              error_code: 'INTERNAL_ERROR',
+              error_message: `${t.step}: the Panel restarted during the transfer`,
+              finished_at: nowIso(),
+            },
+      )
+      .where('id', '=', t.id)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) === 0) return false;
+    if (!switched) {
+      await this.#db
+        .deleteFrom('allocations')
+        .where('server_id', '=', t.server_id)
+        .where('node_id', '=', t.target_node_id)
+        .where('pooled', '=', 0)
+        .execute();
+      await this.#db
+        .updateTable('allocations')
+        .set({ server_id: null })
+        .where('server_id', '=', t.server_id)
+        .where('node_id', '=', t.target_node_id)
+        .execute();
+    }
+    await this.#operations
+      .finish(
+        t.operation_id,
+        switched
+          ? { success: true }
+          : {
+              success: false,
+              code: 'INTERNAL_ERROR',
+              message: `${t.step}: the Panel restarted during the transfer`,
+            },
+      )
+      .catch(() => undefined);
+    this.#log.warn(
+      { serverId: t.server_id, step: t.step, switched, owner: t.owner_replica ?? null },
+      'transfer cut by a Panel restart',
+    );
+    return true;
   }
 
   /**
@@ -220,6 +286,9 @@ export class TransfersService {
    */
   close(): void {
     this.#closing = true;
+    this.#stopSweep?.();
+    this.#stopSweep = undefined;
+    clearTimeout(this.#cleanTimer);
   }
 
   async list(serverId: string, limit = 20): Promise<Transfer[]> {
@@ -286,6 +355,7 @@ export class TransfersService {
           was_running: 0,
           archive_id: null,
           restart_pending: 0,
+          owner_replica: this.#replicas?.id ?? null,
           created_by: actor,
           created_at: nowIso(),
           finished_at: null,

@@ -1,0 +1,120 @@
+/**
+ * What replicas count together in PostgreSQL (issue 15 item 1), each "replica" here its own
+ * database connection to one scratch database: socket counts (PgSocketLimits over
+ * ReplicaRegistry) with a replica that stops beating (its counts stop counting after the TTL)
+ * and one taken for dead while alive (it writes its counts again); the SFTP login limit.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { type Db, openDatabase } from '../src/db/index.ts';
+import { ReplicaRegistry } from '../src/lib/replicas.ts';
+import type { AccessService } from '../src/modules/access/service.ts';
+import { DbWindowLimiter } from '../src/modules/auth/db-limiter.ts';
+import { SftpService } from '../src/modules/sftp/service.ts';
+import type { SshKeysService } from '../src/modules/sftp/ssh-keys.ts';
+import type { UsersRepo } from '../src/modules/users/repo.ts';
+import { PgSocketLimits } from '../src/relay/socket-limits.ts';
+import { scratchDatabase, until } from './helpers.ts';
+
+const quiet = { warn: () => undefined };
+
+describe('replicas counting together in PostgreSQL', () => {
+  let scratch: Awaited<ReturnType<typeof scratchDatabase>>;
+  const dbs: Db[] = [];
+  const open = async () => {
+    const db = await openDatabase({ dataDir: '/nonexistent', databaseUrl: scratch.env['DATABASE_URL'] });
+    dbs.push(db);
+    return db;
+  };
+
+  before(async () => {
+    scratch = await scratchDatabase('postgres', 'cap_live_shared');
+  });
+  after(async () => {
+    for (const db of dbs) await db.destroy();
+    await scratch?.drop();
+  });
+
+  it('socket counts add up over live replicas; a silent one stops counting after the TTL; a rejoined one counts again', async () => {
+    const ttlMs = 1500;
+    const r1 = new ReplicaRegistry({ db: await open(), id: 'live-r1', heartbeatMs: 100, ttlMs, log: quiet });
+    const r2 = new ReplicaRegistry({ db: await open(), id: 'live-r2', heartbeatMs: 100, ttlMs, log: quiet });
+    await r1.start();
+    await r2.start();
+    const l1 = new PgSocketLimits({ db: dbs[0] as Db, replicas: r1, log: quiet });
+    const l2 = new PgSocketLimits({ db: dbs[1] as Db, replicas: r2, log: quiet });
+    const key = 'user:live-u1';
+    assert.equal(await l1.acquire(key, 3), true);
+    assert.equal(await l2.acquire(key, 3), true);
+    assert.equal(await l2.acquire(key, 3), true);
+    assert.equal(await l1.acquire(key, 3), false, 'the fourth on either replica is refused');
+    assert.equal(await l2.acquire(key, 3), false);
+    // acquires at once on both replicas: one of them gets the last place, never both
+    l2.release(key);
+    const both = await Promise.all([l1.acquire(key, 3), l2.acquire(key, 3)]);
+    assert.equal(both.filter(Boolean).length, 1, `one place, one winner: ${both}`);
+    assert.equal(l1.local(key) + l2.local(key), 3);
+
+    // r2 "killed": it beats no more; once older than the TTL its counts stop counting
+    r2.halt();
+    const r1Own = l1.local(key);
+    await until(async () => l1.acquire(key, 3), 10_000);
+    assert.equal(l1.local(key), r1Own + 1);
+
+    // r1 taken for dead while alive (its row gone): its next beat writes its row and counts again
+    const r3 = new ReplicaRegistry({ db: await open(), id: 'live-r3', heartbeatMs: 100, ttlMs, log: quiet });
+    await r3.start();
+    const l3 = new PgSocketLimits({ db: dbs[2] as Db, replicas: r3, log: quiet });
+    await (dbs[2] as Db).deleteFrom('live_counts').where('replica_id', '=', 'live-r1').execute();
+    await (dbs[2] as Db).deleteFrom('panel_replicas').where('id', '=', 'live-r1').execute();
+    await until(async () => {
+      const rows = await (dbs[2] as Db)
+        .selectFrom('live_counts')
+        .select('n')
+        .where('replica_id', '=', 'live-r1')
+        .execute();
+      return Number(rows[0]?.n ?? 0) === l1.local(key);
+    }, 10_000);
+    const room = 3 - l1.local(key);
+    for (let i = 0; i < room; i++) assert.equal(await l3.acquire(key, 3), true);
+    assert.equal(await l3.acquire(key, 3), false, "r1's counts count again");
+    await r1.close();
+    await r3.close();
+  });
+
+  it('the SFTP login limit counts over replicas', async () => {
+    const sftp = async () => {
+      const db = await open();
+      return new SftpService({
+        db,
+        users: { findByUsername: async () => undefined } as unknown as UsersRepo,
+        keys: {} as SshKeysService,
+        access: {} as AccessService,
+        gateway: () => {
+          throw new Error('not used');
+        },
+        log: pino({ level: 'silent' }),
+        loginRatePerMin: 3,
+        limiter: (limit, windowMs) => new DbWindowLimiter(db, limit, windowMs, 'sftp'),
+      });
+    };
+    const replicas = [await sftp(), await sftp()];
+    const codes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const err = await (replicas[i % 2] as SftpService)
+        .authenticate(
+          'n1',
+          { username: 'live-guess.s1', password: `wrong-${i}`, ip: '192.0.2.7' },
+          '127.0.0.1',
+        )
+        .then(
+          () => 'ok',
+          (e: { code?: string }) => e.code ?? 'none',
+        );
+      codes.push(err);
+    }
+    // 3 a minute per name: the fourth is refused although each replica saw only 2
+    assert.deepEqual(codes, ['AUTH_FAILED', 'AUTH_FAILED', 'AUTH_FAILED', 'RATE_LIMITED']);
+  });
+});
