@@ -545,6 +545,23 @@ export const VolumeFileDownloadPayload = z.object({
   ttlSeconds: z.number().int().min(5).max(3600).default(300),
 });
 /**
+ * Changing a Docker volume's files (issue 11; Agent-level, the Panel checks docker.write on the
+ * node): the same path rules as browsing (inside the volume, links resolved, PATH_OUTSIDE_ROOT).
+ * volume_file_upload: an upload ticket for exactly `size` bytes written to `path` (its folder must
+ * exist; written to a temporary name and renamed over the target when every byte came);
+ * volume_create_directory, volume_rename (`to` must not exist) and volume_delete_files as the
+ * server file actions (no denylist, no quota).
+ */
+export const VolumeFileUploadPayload = z.object({
+  volume: VolumeName,
+  path: FilePath,
+  size: z.number().int().min(0).max(TRANSFER_MAX_BYTES),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+export const VolumeCreateDirectoryPayload = CreateDirectoryPayload.extend({ volume: VolumeName });
+export const VolumeRenamePayload = MoveFilePayload.extend({ volume: VolumeName });
+export const VolumeDeleteFilesPayload = DeleteFilesPayload.extend({ volume: VolumeName });
+/**
  * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
  * credentials: `POST /api/agent/transfers/<ticket>` carrying a download's bytes, or
  * `GET /api/agent/transfers/<ticket>` reading an upload's. Answers once the dial has started.
@@ -777,6 +794,14 @@ export const actionPayloads = {
   volume_get_file: VolumeFilePayload,
   /** a download ticket for one file inside a Docker volume (no server) */
   volume_file_download: VolumeFileDownloadPayload,
+  /** an upload ticket for one file inside a Docker volume (no server) */
+  volume_file_upload: VolumeFileUploadPayload,
+  /** a directory inside a Docker volume (no server) */
+  volume_create_directory: VolumeCreateDirectoryPayload,
+  /** renames or moves one entry inside a Docker volume (no server) */
+  volume_rename: VolumeRenamePayload,
+  /** deletes entries of one directory inside a Docker volume (no server) */
+  volume_delete_files: VolumeDeleteFilesPayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: ReinstallServerPayload,
   /** archive the server's files into a backup on the node (an operation) */
