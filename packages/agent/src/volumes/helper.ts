@@ -14,6 +14,7 @@
  * throw-away root filesystem (the volume is the only thing of the host mounted in it).
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
@@ -343,11 +344,18 @@ export class VolumeHelper {
   image(): Promise<string> {
     this.#image ??= (async () => {
       if (this.#configured) return this.#configured;
-      try {
-        const me = await this.#docker.getContainer(hostname()).inspect();
-        if (me.Config?.Image) return me.Config.Image;
-      } catch {
-        // not in a container (or not one the Engine knows by this host name)
+      // this container's id: Docker mounts its /etc/hostname from /var/lib/docker/containers/<id>/
+      // (also with --network host, where the host name is the host's); else the host name
+      const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+      const ids = [/\/containers\/([0-9a-f]{64})\/hostname \/etc\/hostname /.exec(mountinfo)?.[1], hostname()];
+      for (const id of ids) {
+        if (!id) continue;
+        try {
+          const me = await this.#docker.getContainer(id).inspect();
+          if (me.Config?.Image) return me.Config.Image;
+        } catch {
+          // not a container the Engine knows
+        }
       }
       return 'ctrl-alt-play/busybox:latest';
     })();
