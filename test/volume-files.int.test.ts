@@ -194,6 +194,22 @@ for (const mode of ['direct', 'helper'] as const)
       assert.equal(listed.body.entries[1].name, 'up.bin', JSON.stringify(listed.body));
       assert.equal(listed.body.entries[1].size, body.length);
 
+      // over a link: the link is replaced by the file, what it pointed at is left as it was
+      const overLink = await panel.api(owner, 'POST', `${base()}/file-upload`, {
+        path: '/cfg-link',
+        size: 4,
+      });
+      assert.equal(overLink.status, 201, JSON.stringify(overLink.body));
+      const putLink = await fetch(`${panel.url}${overLink.body.relayUrl}`, { method: 'PUT', body: 'new\n' });
+      assert.equal(putLink.status, 200, await putLink.text());
+      assert.equal(await readFile(path.join(mountpoint, 'cfg-link'), 'utf8'), 'new\n');
+      assert.equal(
+        await readFile(path.join(mountpoint, 'conf/server.cfg'), 'utf8'),
+        'port=27015\nname=cap\n',
+      );
+      const linkNow = await panel.api(owner, 'GET', `${base()}/files?path=/&limit=10`);
+      assert.equal(linkNow.body.entries.find((e: { name: string }) => e.name === 'cfg-link')?.type, 'file');
+
       // a short body: the ticket's upload fails and nothing is written
       const short = await panel.api(owner, 'POST', `${base()}/file-upload`, {
         path: '/conf/short.txt',

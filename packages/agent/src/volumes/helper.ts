@@ -309,7 +309,11 @@ export class HelperSession {
     try {
       await this.#c.putArchive(tarStream, { path: dir });
       if (bodyError) throw bodyError;
-      const mv = await this.run(['mv', '-f', `${dir}/${tmp}`, `${dir}/${name}`]);
+      // a link in the way is replaced, not followed (as rename(2) does it on the direct path);
+      // -T: never into a folder that appeared there meanwhile
+      if ((await this.lstatOrNull(`${dir}/${name}`))?.type === 'symlink')
+        await this.change(['rm', '-f', `${dir}/${name}`]);
+      const mv = await this.run(['mv', '-f', '-T', `${dir}/${tmp}`, `${dir}/${name}`]);
       if (mv.code !== 0) throw new CodedError('INTERNAL_ERROR', `cannot write ${name}: ${mv.stderr.trim()}`);
     } catch (e) {
       await this.run(['rm', '-f', `${dir}/${tmp}`]).catch(() => undefined);
@@ -347,7 +351,10 @@ export class VolumeHelper {
       // this container's id: Docker mounts its /etc/hostname from /var/lib/docker/containers/<id>/
       // (also with --network host, where the host name is the host's); else the host name
       const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-      const ids = [/\/containers\/([0-9a-f]{64})\/hostname \/etc\/hostname /.exec(mountinfo)?.[1], hostname()];
+      const ids = [
+        /\/containers\/([0-9a-f]{64})\/hostname \/etc\/hostname /.exec(mountinfo)?.[1],
+        hostname(),
+      ];
       for (const id of ids) {
         if (!id) continue;
         try {

@@ -476,8 +476,8 @@ export class VolumeArchiver {
           throw new CodedError('FILE_NOT_FOUND', 'no such file or directory');
         if (await h.lstatOrNull(`${dst.dir}/${dst.name}`))
           throw new CodedError('FILE_EXISTS', 'the target exists already');
-        // -n: never over an entry that appeared meanwhile; the link itself moves, not its target
-        await h.change(['mv', '-n', `${src.dir}/${src.name}`, `${dst.dir}/${dst.name}`]);
+        // -n -T: never over (or into) an entry that appeared meanwhile; a link moves, not its target
+        await h.change(['mv', '-n', '-T', `${src.dir}/${src.name}`, `${dst.dir}/${dst.name}`]);
         return { paths: [`${displayPath(dst.dir).replace(/\/$/, '')}/${dst.name}`] };
       },
     );
