@@ -500,6 +500,13 @@ export const FileDecompressData = z.object({
 });
 export type FileDecompressData = z.infer<typeof FileDecompressData>;
 
+/** docker_containers: the whole cached list, or one page of it (a list's first rows come cheap). */
+export const DockerContainersPayload = z
+  .object({
+    offset: z.number().int().min(0).max(1_000_000).optional(),
+    limit: z.number().int().min(1).max(20_000).optional(),
+  })
+  .strict();
 /** A Docker volume's name (Docker's own rule). */
 export const VolumeName = z
   .string()
@@ -831,9 +838,9 @@ export const actionPayloads = {
   /**
    * the node's container list from the Agent's cache (kept current from Docker's events):
    * `{ containers: [{ Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels }],
-   * syncedAt, truncated }`, newest first
+   * syncedAt, truncated, total }`, newest first; `offset`/`limit`: one page of it (`total` counts all)
    */
-  docker_containers: Empty,
+  docker_containers: DockerContainersPayload,
   /** kick or ban a player through the server's console, by the template's `players.kick`/`ban` */
   player_action: PlayerActionPayload,
   /** the container's image digests against the registry's current one (issue 13 item 3) */

@@ -1326,7 +1326,18 @@ export class ServerManager {
             "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)",
           );
         this.#containerCache ??= new ContainerCache({ dockerHost: this.#config.dockerHost, log: this.#log });
-        return { data: await this.#containerCache.containers() };
+        const all = await this.#containerCache.containers();
+        const { offset = 0, limit } = cmd.payload as Command<'docker_containers'>['payload'];
+        return {
+          data: {
+            ...all,
+            containers:
+              limit === undefined
+                ? all.containers.slice(offset)
+                : all.containers.slice(offset, offset + limit),
+            total: all.containers.length,
+          },
+        };
       }
       case 'docker_tunnel': {
         if (!this.#config.dockerApi)

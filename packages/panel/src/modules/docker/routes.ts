@@ -426,14 +426,25 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     async (req) => {
       await s.nodes.get(req.params.id);
       await assertDockerAccess(s, req, req.params.id, false);
-      const raw = await s.gateway.request(req.params.id, 'docker_containers', {});
-      const a = CacheAnswer.safeParse(raw);
+      const { offset, limit } = req.query;
+      // only the page crosses the link and is checked here (a list's first rows come cheap); an
+      // Agent from before `offset`/`limit` answers the whole list, paged here
+      let raw: unknown;
+      let paged = true;
+      try {
+        raw = await s.gateway.request(req.params.id, 'docker_containers', { offset, limit });
+      } catch (e) {
+        if (!(isCodedError(e) && e.code === 'CONFIG_INVALID')) throw e;
+        raw = await s.gateway.request(req.params.id, 'docker_containers', {});
+        paged = false;
+      }
+      const a = CacheAnswer.extend({ total: z.number().int().min(0).optional() }).safeParse(raw);
       if (!a.success)
         throw new CodedError('DOCKER_ERROR', "the Agent's container list is not what was expected");
-      const { offset, limit } = req.query;
+      const whole = !paged || a.data.total === undefined;
       return {
-        containers: a.data.containers.slice(offset, offset + limit),
-        total: a.data.containers.length,
+        containers: whole ? a.data.containers.slice(offset, offset + limit) : a.data.containers,
+        total: whole ? a.data.containers.length : (a.data.total ?? 0),
         offset,
         syncedAt: a.data.syncedAt,
         truncated: a.data.truncated,
