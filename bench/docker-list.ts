@@ -208,6 +208,9 @@ try {
   };
   let rendered = 0;
   let shown = '';
+  // what the page waited for, the last navigation: every request's start and end, and when the
+  // scripts ran (CAP_BENCH_WATERFALL=1 prints it)
+  let waterfall: { name: string; start: number; end: number; bytes: number }[] = [];
   for (let i = 0; i < R + 1; i++) {
     await page.goto(`${panel.url}/docker/${node.id}/containers`);
     await page.waitForSelector('[data-testid="container-row"]', { timeout: 60_000 });
@@ -222,6 +225,35 @@ try {
         fetch: list ? list.responseEnd - list.startTime : NaN,
         end: list?.responseEnd ?? NaN,
       };
+    });
+    waterfall = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+      const res = (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).map((e) => ({
+        name: new URL(e.name).pathname + new URL(e.name).search,
+        start: e.startTime,
+        end: e.responseEnd,
+        bytes: e.encodedBodySize,
+      }));
+      const marks = [
+        ...(nav
+          ? [
+              { name: '(document)', start: nav.startTime, end: nav.responseEnd, bytes: nav.encodedBodySize },
+              {
+                name: '(DOMContentLoaded)',
+                start: nav.domContentLoadedEventStart,
+                end: nav.domContentLoadedEventEnd,
+                bytes: 0,
+              },
+            ]
+          : []),
+        {
+          name: '(first rows)',
+          start: (window as unknown as { capFirstRow?: number }).capFirstRow ?? NaN,
+          end: (window as unknown as { capFirstRow?: number }).capFirstRow ?? NaN,
+          bytes: 0,
+        },
+      ];
+      return [...marks, ...res].sort((a, b) => a.start - b.start);
     });
     if (i > 0) {
       coldTimes.push(t.first);
@@ -307,6 +339,13 @@ try {
   console.log(
     row('  page main-thread task time until then (CDP)', mainThread, 'wall time of its tasks, load-inflated'),
   );
+  if (process.env['CAP_BENCH_WATERFALL'] === '1') {
+    console.log('  the last navigation (ms from its start):');
+    for (const w of waterfall)
+      console.log(
+        `    ${w.start.toFixed(0).padStart(6)} → ${w.end.toFixed(0).padStart(6)}  ${w.name.slice(0, 70)}${w.bytes ? ` (${(w.bytes / 1024).toFixed(0)} KiB)` : ''}`,
+      );
+  }
   console.log(row('Chromium: a search typed → filtered rows rendered', warmTimes, `over all ${shown}`));
   console.log(row('  page main-thread task time meanwhile (CDP)', searchBusy, 'incl. the wait polling'));
   console.log(

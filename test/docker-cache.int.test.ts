@@ -89,6 +89,24 @@ describe('Panel + Agent: the cached container list', () => {
     const page = await list('?offset=0&limit=1');
     assert.equal(page.total, all.total);
     assert.equal(page.containers.length, Math.min(1, all.total));
+    // a page from the middle is that slice of the whole (only the page crosses the Agent link);
+    // other containers on this engine come and go: compared while the whole list stood still
+    let checked = false;
+    for (let i = 0; i < 10 && !checked; i++) {
+      const before = await list();
+      const mid = await list('?offset=1&limit=2');
+      const after = await list();
+      const ids = (l: { containers: Listed[] }) => l.containers.map((c) => c.Id).join(',');
+      if (ids(before) !== ids(after)) continue;
+      assert.equal(mid.total, before.total);
+      assert.equal(mid.offset, 1);
+      assert.deepEqual(
+        mid.containers.map((c) => c.Id),
+        before.containers.slice(1, 3).map((c) => c.Id),
+      );
+      checked = true;
+    }
+    assert.ok(checked, 'the list stood still for three requests at least once');
     const user = await stack.panel.userWithRole('user');
     const r = await stack.panel.api(user, 'GET', `/api/nodes/${stack.nodeId}/docker-cache/containers`);
     assert.equal(r.status, 403);

@@ -73,7 +73,15 @@ export async function startAgent(
   const volumeTmp = path.join(path.resolve(config.dataDir), 'volume-restores');
   // a restore cut by a stop leaves its spooled upload: gone at the next start
   await rm(volumeTmp, { recursive: true, force: true });
-  manager.volumes = new VolumeArchiver({ docker: docker.docker, tmpDir: volumeTmp });
+  manager.volumes = new VolumeArchiver({
+    docker: docker.docker,
+    tmpDir: volumeTmp,
+    owner: config.nodeId,
+    forceHelper: config.volumeAccess === 'helper',
+    helperImage: config.volumeHelperImage,
+  });
+  // helpers an earlier run of this Agent left (it stopped mid-operation)
+  void manager.volumes.helper.sweep();
   // the link sends what the servers publish (it queues events until it connects)
   relayEvents(manager.events, (name, data) => {
     metrics.event(name, data);

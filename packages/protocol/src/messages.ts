@@ -500,6 +500,13 @@ export const FileDecompressData = z.object({
 });
 export type FileDecompressData = z.infer<typeof FileDecompressData>;
 
+/** docker_containers: the whole cached list, or one page of it (a list's first rows come cheap). */
+export const DockerContainersPayload = z
+  .object({
+    offset: z.number().int().min(0).max(1_000_000).optional(),
+    limit: z.number().int().min(1).max(20_000).optional(),
+  })
+  .strict();
 /** A Docker volume's name (Docker's own rule). */
 export const VolumeName = z
   .string()
@@ -544,6 +551,23 @@ export const VolumeFileDownloadPayload = z.object({
   path: FilePath,
   ttlSeconds: z.number().int().min(5).max(3600).default(300),
 });
+/**
+ * Changing a Docker volume's files (issue 11; Agent-level, the Panel checks docker.write on the
+ * node): the same path rules as browsing (inside the volume, links resolved, PATH_OUTSIDE_ROOT).
+ * volume_file_upload: an upload ticket for exactly `size` bytes written to `path` (its folder must
+ * exist; written to a temporary name and renamed over the target when every byte came);
+ * volume_create_directory, volume_rename (`to` must not exist) and volume_delete_files as the
+ * server file actions (no denylist, no quota).
+ */
+export const VolumeFileUploadPayload = z.object({
+  volume: VolumeName,
+  path: FilePath,
+  size: z.number().int().min(0).max(TRANSFER_MAX_BYTES),
+  ttlSeconds: z.number().int().min(5).max(3600).default(300),
+});
+export const VolumeCreateDirectoryPayload = CreateDirectoryPayload.extend({ volume: VolumeName });
+export const VolumeRenamePayload = MoveFilePayload.extend({ volume: VolumeName });
+export const VolumeDeleteFilesPayload = DeleteFilesPayload.extend({ volume: VolumeName });
 /**
  * relay_transfer: the Agent takes the ticket (once) and dials OUT to the Panel with its link
  * credentials: `POST /api/agent/transfers/<ticket>` carrying a download's bytes, or
@@ -777,6 +801,14 @@ export const actionPayloads = {
   volume_get_file: VolumeFilePayload,
   /** a download ticket for one file inside a Docker volume (no server) */
   volume_file_download: VolumeFileDownloadPayload,
+  /** an upload ticket for one file inside a Docker volume (no server) */
+  volume_file_upload: VolumeFileUploadPayload,
+  /** a directory inside a Docker volume (no server) */
+  volume_create_directory: VolumeCreateDirectoryPayload,
+  /** renames or moves one entry inside a Docker volume (no server) */
+  volume_rename: VolumeRenamePayload,
+  /** deletes entries of one directory inside a Docker volume (no server) */
+  volume_delete_files: VolumeDeleteFilesPayload,
   /** run the install script again (the server is stopped first); progress as install_* events */
   reinstall_server: ReinstallServerPayload,
   /** archive the server's files into a backup on the node (an operation) */
@@ -806,9 +838,9 @@ export const actionPayloads = {
   /**
    * the node's container list from the Agent's cache (kept current from Docker's events):
    * `{ containers: [{ Id, Names, Image, ImageID, Command, Created, State, Status, Ports, Labels }],
-   * syncedAt, truncated }`, newest first
+   * syncedAt, truncated, total }`, newest first; `offset`/`limit`: one page of it (`total` counts all)
    */
-  docker_containers: Empty,
+  docker_containers: DockerContainersPayload,
   /** kick or ban a player through the server's console, by the template's `players.kick`/`ban` */
   player_action: PlayerActionPayload,
   /** the container's image digests against the registry's current one (issue 13 item 3) */

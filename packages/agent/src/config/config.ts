@@ -95,6 +95,13 @@ const AgentEnv = z.object({
   AGENT_ALLOW_INSECURE: z.enum(['1', '0', 'true', 'false']).default('0'),
   /** 0: the Panel's Docker Engine API relay (docker_tunnel) is refused on this node */
   AGENT_DOCKER_API: z.enum(['1', '0', 'true', 'false']).default('1'),
+  /** auto: a volume's Mountpoint when this Agent sees it, else a helper container; helper: always the helper */
+  AGENT_VOLUME_ACCESS: z.enum(['auto', 'helper']).default('auto'),
+  /** the helper container's image (default: the Agent's own image in a container, else ctrl-alt-play/busybox) */
+  AGENT_VOLUME_HELPER_IMAGE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/, 'must be a Docker image reference')
+    .optional(),
   /** the Panel's certificate SHA-256 fingerprint: only that certificate is accepted */
   AGENT_PANEL_CERT_SHA256: z
     .string()
@@ -173,6 +180,10 @@ export interface AgentConfig {
   readonly dockerApi: boolean;
   /** AGENT_PANEL_CERT_SHA256 as `AB:CD:…`: the only Panel certificate accepted */
   readonly panelCertSha256: string | undefined;
+  /** AGENT_VOLUME_ACCESS: `helper` treats every volume's Mountpoint as out of reach */
+  readonly volumeAccess: 'auto' | 'helper';
+  /** AGENT_VOLUME_HELPER_IMAGE (unset: the Agent's own image, else ctrl-alt-play/busybox) */
+  readonly volumeHelperImage: string | undefined;
 }
 
 /** Validates the environment; throws CodedError('CONFIG_INVALID') naming every bad key. */
@@ -258,5 +269,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>): AgentC
     metricsToken: e.AGENT_METRICS_TOKEN,
     allowInsecure,
     panelCertSha256: e.AGENT_PANEL_CERT_SHA256 ? normalizeFingerprint(e.AGENT_PANEL_CERT_SHA256) : undefined,
+    volumeAccess: e.AGENT_VOLUME_ACCESS,
+    volumeHelperImage: e.AGENT_VOLUME_HELPER_IMAGE,
   });
 }

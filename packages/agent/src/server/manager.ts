@@ -742,6 +742,7 @@ export class ServerManager {
   }> {
     if (t.backup) return this.#openBackupDownload(t.serverId, t.backup.backupId, t.size);
     if (t.volume) return this.#volumes().openBackup(t.volume.name, t.volume.format);
+    if (t.volumeFile) return this.#volumes().openFile(t.volumeFile.name, t.path);
     if (t.archive) return { ...(await openFolderArchive(t.root, t.path, t.deny, t.archive)), size: null };
     return openDownload(t.root, t.path, t.deny);
   }
@@ -764,6 +765,7 @@ export class ServerManager {
     body: import('node:stream').Readable,
   ): Promise<{ path: string; size: number }> {
     if (t.volume) return this.#volumes().restore(t.volume.name, body, t.size, t.volume);
+    if (t.volumeFile) return this.#volumes().upload(t.volumeFile.name, t.path, body, t.size);
     const s = this.servers.get(t.serverId);
     if (!s) throw new CodedError('SERVER_NOT_FOUND', `server ${t.serverId} is not on this node`);
     const imp = t.backup?.import;
@@ -875,18 +877,53 @@ export class ServerManager {
       const p = cmd.payload as Command<'volume_get_file'>['payload'];
       return v.getFile(p.volume, p.path);
     }
+    if (cmd.action === 'volume_create_directory') {
+      const p = cmd.payload as Command<'volume_create_directory'>['payload'];
+      return v.createDirectory(p.volume, p.path);
+    }
+    if (cmd.action === 'volume_rename') {
+      const p = cmd.payload as Command<'volume_rename'>['payload'];
+      return v.rename(p.volume, p.from, p.to);
+    }
+    if (cmd.action === 'volume_delete_files') {
+      const p = cmd.payload as Command<'volume_delete_files'>['payload'];
+      return v.deleteFiles(p.volume, p.root, p.names);
+    }
+    if (cmd.action === 'volume_file_upload') {
+      const p = cmd.payload as Command<'volume_file_upload'>['payload'];
+      await v.assertUploadTarget(p.volume, p.path);
+      const expiresAt = Date.now() + p.ttlSeconds * 1000;
+      const ticket = this.transfers.issue({
+        serverId: '',
+        root: '',
+        path: p.path,
+        direction: 'upload',
+        size: p.size,
+        expiresAt,
+        deny: new Denylist([]),
+        owner: { uid: 0, gid: 0 },
+        volumeFile: { name: p.volume },
+      });
+      return {
+        ticket,
+        expiresAt: new Date(expiresAt).toISOString(),
+        size: p.size,
+        name: p.path.split('/').pop() ?? '',
+      };
+    }
     const p = cmd.payload as Command<'volume_file_download'>['payload'];
     const d = await v.download(p.volume, p.path);
     const expiresAt = Date.now() + p.ttlSeconds * 1000;
     const ticket = this.transfers.issue({
       serverId: '',
-      root: d.root,
+      root: '',
       path: p.path,
       direction: 'download',
       size: d.size,
       expiresAt,
       deny: new Denylist([]),
       owner: { uid: this.#config.containerUid, gid: this.#config.containerGid },
+      volumeFile: { name: p.volume },
     });
     return { ticket, expiresAt: new Date(expiresAt).toISOString(), size: d.size, name: d.name };
   }
@@ -1289,7 +1326,18 @@ export class ServerManager {
             "this node's Docker API relay is turned off (AGENT_DOCKER_API=0)",
           );
         this.#containerCache ??= new ContainerCache({ dockerHost: this.#config.dockerHost, log: this.#log });
-        return { data: await this.#containerCache.containers() };
+        const all = await this.#containerCache.containers();
+        const { offset = 0, limit } = cmd.payload as Command<'docker_containers'>['payload'];
+        return {
+          data: {
+            ...all,
+            containers:
+              limit === undefined
+                ? all.containers.slice(offset)
+                : all.containers.slice(offset, offset + limit),
+            total: all.containers.length,
+          },
+        };
       }
       case 'docker_tunnel': {
         if (!this.#config.dockerApi)
@@ -1373,6 +1421,10 @@ export class ServerManager {
       case 'volume_list_files':
       case 'volume_get_file':
       case 'volume_file_download':
+      case 'volume_file_upload':
+      case 'volume_create_directory':
+      case 'volume_rename':
+      case 'volume_delete_files':
         return { data: await this.#volumeFiles(cmd) };
       case 'stack_deploy':
       case 'stack_stop':

@@ -44,6 +44,8 @@ export interface Ticket {
   archive?: ArchiveWriteFormat;
   /** a Docker volume's backup (download) or restore (upload) instead of a server's file */
   volume?: { name: string; format: 'tar.gz' | 'tar.zst'; force: boolean; truncate: boolean };
+  /** one file inside this Docker volume (`path` from its root), read or written by VolumeArchiver */
+  volumeFile?: { name: string };
 }
 
 /** What an imported archive must be, and the record it becomes. */

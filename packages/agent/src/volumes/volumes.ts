@@ -21,11 +21,18 @@
  *   A symlink's entry carries the link's text (`target`), read through the listed directory's
  *   descriptor and never followed.
  *
- * An Agent in a container must have `/var/lib/docker/volumes` mounted at the same path (the
- * Mountpoint the Engine reports is a host path); one that cannot see it is answered
- * CONFIG_INVALID (no helper container is started to read it).
+ * - change (issue 11): upload (a ticket: a temporary file renamed over the target when every byte
+ *   came), mkdir, rename, delete, by the server files' operations (src/filesystem/operations:
+ *   every component opened O_NOFOLLOW); no denylist, no quota (the Panel asks docker.write).
+ *
+ * Where the data is reached: the Mountpoint the Engine reports is a host path, read directly when
+ * the volume uses the `local` driver and that path is a directory this Agent sees (an Agent in a
+ * container needs /var/lib/docker/volumes mounted at the same path). Otherwise (another driver,
+ * or a Mountpoint out of sight; or always, with AGENT_VOLUME_ACCESS=helper) browsing and changes
+ * go through a short-lived helper container that mounts the volume (./helper.ts). Backup and
+ * restore need the direct path (CONFIG_INVALID otherwise).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, lchownSync, realpathSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -47,8 +54,41 @@ import {
 import { entryParts } from '../archive/paths.ts';
 import { sniffFormat } from '../filesystem/archives.ts';
 import { getFile, type ListPage, listFiles, openInside, resolveInside } from '../filesystem/filesystem.ts';
-import { Denylist } from '../filesystem/operations.ts';
-import { downloadSize } from '../transfers/transfers.ts';
+import {
+  checkName,
+  createDirectory,
+  Denylist,
+  deleteFiles,
+  renameFile,
+  splitPath,
+} from '../filesystem/operations.ts';
+import { downloadSize, openDownload, receiveUpload } from '../transfers/transfers.ts';
+import { displayPath, type HelperSession, VolumeHelper } from './helper.ts';
+
+/** How a volume's files are reached: its Mountpoint on this host, or a helper container. */
+type Access = { kind: 'direct'; root: string } | { kind: 'helper' };
+
+const NO_DENY = new Denylist([]);
+
+/** Entries sorted as listFiles sorts them (directories first), one page of them. */
+function pageOf<E extends { name: string; type: string; size: number; modifiedAt: string }>(
+  all: E[],
+  page: { offset: number; limit: number; sort: 'name' | 'size' | 'modified'; order: 'asc' | 'desc' },
+): E[] {
+  const desc = page.order === 'desc';
+  const key = (e: E) =>
+    page.sort === 'size' ? e.size : page.sort === 'modified' ? Date.parse(e.modifiedAt) : 0;
+  const sorted = [...all].sort((a, b) => {
+    const da = a.type === 'directory' ? 0 : 1;
+    const db = b.type === 'directory' ? 0 : 1;
+    if (da !== db) return da - db;
+    const k = key(a) - key(b);
+    if (k !== 0) return desc ? -k : k;
+    const n = a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    return page.sort === 'name' && desc ? -n : n;
+  });
+  return sorted.slice(page.offset, page.offset + page.limit);
+}
 
 /** The server files' errors, worded for a volume (the same codes). */
 async function inVolume<T>(name: string, run: () => Promise<T>): Promise<T> {
@@ -116,14 +156,72 @@ async function restoreOwners(file: string, format: ArchiveFormat, root: string):
 export class VolumeArchiver {
   readonly #docker: Docker;
   readonly #tmpDir: string;
+  readonly #forceHelper: boolean;
+  readonly helper: VolumeHelper;
 
-  constructor(opts: { docker: Docker; tmpDir: string }) {
+  constructor(opts: {
+    docker: Docker;
+    tmpDir: string;
+    /** this Agent's node id (its helper containers' label) */
+    owner?: string;
+    /** AGENT_VOLUME_ACCESS=helper: never the Mountpoint, always a helper container */
+    forceHelper?: boolean;
+    helperImage?: string | undefined;
+  }) {
     this.#docker = opts.docker;
     this.#tmpDir = opts.tmpDir;
+    this.#forceHelper = opts.forceHelper ?? false;
+    this.helper = new VolumeHelper({
+      docker: opts.docker,
+      owner: opts.owner ?? 'agent',
+      image: opts.helperImage,
+    });
+  }
+
+  /**
+   * How the volume is reached (see the header): directly when it is local and its Mountpoint is
+   * a directory here, else through a helper container.
+   */
+  async access(name: string): Promise<Access> {
+    const info = await this.#inspect(name);
+    if (this.#forceHelper || info.Driver !== 'local') return { kind: 'helper' };
+    const mp = info.Mountpoint;
+    const st = path.isAbsolute(mp) ? await lstat(mp).catch(() => null) : null;
+    return st?.isDirectory() ? { kind: 'direct', root: mp } : { kind: 'helper' };
+  }
+
+  async #inspect(name: string): Promise<Docker.VolumeInspectInfo> {
+    try {
+      return await this.#docker.getVolume(name).inspect();
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404)
+        throw new CodedError('NOT_FOUND', `no Docker volume ${JSON.stringify(name)}`);
+      throw new CodedError('DOCKER_ERROR', `cannot inspect volume ${name}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** `run` on the volume's directory, or in a helper container (read-write only when `rw`). */
+  async #on<T>(
+    name: string,
+    rw: boolean,
+    direct: (root: string) => Promise<T>,
+    viaHelper: (h: HelperSession) => Promise<T>,
+  ): Promise<T> {
+    const a = await this.access(name);
+    return inVolume(name, () =>
+      a.kind === 'direct' ? direct(a.root) : this.helper.with(name, rw, viaHelper),
+    );
   }
 
   /** The volume's directory on this host (a local volume whose Mountpoint the Agent can reach). */
   async mountpoint(name: string): Promise<string> {
+    if (this.#forceHelper)
+      throw new CodedError(
+        'CONFIG_INVALID',
+        `volume ${name} is reached through a helper container only (AGENT_VOLUME_ACCESS=helper)`,
+      );
     let info: Docker.VolumeInspectInfo;
     try {
       info = await this.#docker.getVolume(name).inspect();
@@ -155,7 +253,24 @@ export class VolumeArchiver {
     rel: string,
     page: { offset: number; limit: number; sort: 'name' | 'size' | 'modified'; order: 'asc' | 'desc' },
   ): Promise<Omit<ListPage, 'entries'> & { entries: VolumeFileEntry[] }> {
-    const mp = await this.mountpoint(name);
+    const a = await this.access(name);
+    if (a.kind === 'helper')
+      return inVolume(name, () =>
+        this.helper.with(name, false, async (h) => {
+          const real = await h.resolve(rel);
+          if ((await h.stat(real)).type !== 'directory')
+            throw new CodedError('CONFIG_INVALID', 'not a directory');
+          const all = await h.list(real);
+          return {
+            path: displayPath(real),
+            entries: pageOf(all, page),
+            total: all.length,
+            offset: page.offset,
+            limit: page.limit,
+          };
+        }),
+      );
+    const mp = a.root;
     return inVolume(name, async () => {
       const list = await listFiles(mp, rel, page);
       const entries: VolumeFileEntry[] = list.entries;
@@ -179,15 +294,216 @@ export class VolumeArchiver {
   }
 
   /** One regular file inside the volume, at most VOLUME_FILE_MAX_BYTES (utf8 or base64). */
-  async getFile(name: string, rel: string) {
-    const mp = await this.mountpoint(name);
-    return inVolume(name, () => getFile(mp, rel, VOLUME_FILE_MAX_BYTES));
+  async getFile(
+    name: string,
+    rel: string,
+  ): Promise<ReturnType<typeof getFile> extends Promise<infer R> ? R : never> {
+    return this.#on(
+      name,
+      false,
+      (mp) => getFile(mp, rel, VOLUME_FILE_MAX_BYTES),
+      async (h) => {
+        const real = await h.resolve(rel);
+        const st = await h.stat(real);
+        if (st.type !== 'file') throw new CodedError('CONFIG_INVALID', 'not a regular file');
+        if (st.size > VOLUME_FILE_MAX_BYTES)
+          throw new CodedError('FILE_TOO_LARGE', `file is larger than ${VOLUME_FILE_MAX_BYTES} bytes`);
+        const f = await h.openFile(real);
+        const chunks: Buffer[] = [];
+        let n = 0;
+        for await (const c of f.stream as AsyncIterable<Buffer>) {
+          n += c.length;
+          if (n > VOLUME_FILE_MAX_BYTES) {
+            f.stream.destroy();
+            throw new CodedError('FILE_TOO_LARGE', `file is larger than ${VOLUME_FILE_MAX_BYTES} bytes`);
+          }
+          chunks.push(c);
+        }
+        const buf = Buffer.concat(chunks);
+        const text = buf.toString('utf8');
+        const isText = !buf.includes(0) && Buffer.from(text, 'utf8').equals(buf);
+        return {
+          path: displayPath(real),
+          size: buf.length,
+          encoding: isText ? ('utf8' as const) : ('base64' as const),
+          content: isText ? text : buf.toString('base64'),
+          sha256: createHash('sha256').update(buf).digest('hex'),
+          modifiedAt: st.modifiedAt,
+        };
+      },
+    );
   }
 
-  /** What a download ticket reads: the volume's directory, and the file's size and name now. */
-  async download(name: string, rel: string): Promise<{ root: string; size: number; name: string }> {
-    const root = await this.mountpoint(name);
-    return { root, ...(await inVolume(name, () => downloadSize(root, rel, new Denylist([])))) };
+  /** What a download ticket announces: the file's size and name now (proof it may be read). */
+  async download(name: string, rel: string): Promise<{ size: number; name: string }> {
+    return this.#on(
+      name,
+      false,
+      (root) => downloadSize(root, rel, NO_DENY),
+      async (h) => {
+        const real = await h.resolve(rel);
+        const st = await h.stat(real);
+        if (st.type === 'directory') throw new CodedError('CONFIG_INVALID', 'is a directory');
+        if (st.type !== 'file') throw new CodedError('CONFIG_INVALID', 'not a regular file');
+        return { size: st.size, name: st.name };
+      },
+    );
+  }
+
+  /** A file's bytes for a download ticket taken (resolved again now); the helper goes at close. */
+  async openFile(
+    name: string,
+    rel: string,
+  ): Promise<{ stream: Readable; size: number; name: string; close: () => Promise<void> }> {
+    const a = await this.access(name);
+    if (a.kind === 'direct') return inVolume(name, () => openDownload(a.root, rel, NO_DENY));
+    // the helper lives as long as the stream: it is removed when the stream ends or is closed
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let opened: (v: { stream: Readable; size: number; name: string }) => void = () => undefined;
+    let failed: (e: unknown) => void = () => undefined;
+    const ready = new Promise<{ stream: Readable; size: number; name: string }>((res, rej) => {
+      opened = res;
+      failed = rej;
+    });
+    const done = inVolume(name, () =>
+      this.helper.with(name, false, async (h) => {
+        const real = await h.resolve(rel);
+        const f = await h.openFile(real);
+        f.stream.on('close', release);
+        opened({ ...f, name: path.posix.basename(real) });
+        await released;
+      }),
+    );
+    done.catch(failed);
+    const f = await ready;
+    return {
+      ...f,
+      close: async () => {
+        f.stream.destroy();
+        release();
+        await done.catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * Writes an upload ticket's body (exactly `size` bytes) to `rel` (see the header); the new file
+   * belongs to its folder's owner (a volume's files are its containers' user's, not the Agent's).
+   */
+  async upload(
+    name: string,
+    rel: string,
+    body: Readable,
+    size: number,
+  ): Promise<{ path: string; size: number }> {
+    return this.#on(
+      name,
+      true,
+      async (root) => {
+        const parts = splitPath(rel);
+        parts.pop();
+        const folder = await lstat(await resolveInside(root, parts.join('/')));
+        return receiveUpload(
+          {
+            serverId: '',
+            root,
+            path: rel,
+            direction: 'upload',
+            size,
+            expiresAt: Date.now() + 60_000,
+            deny: NO_DENY,
+            owner: { uid: folder.uid, gid: folder.gid },
+          },
+          body,
+        );
+      },
+      async (h) => {
+        const { dir, name: file } = await h.resolveParent(rel, checkName);
+        const existing = await h.lstatOrNull(`${dir}/${file}`);
+        if (existing?.type === 'directory') throw new CodedError('FILE_EXISTS', `${rel} is a directory`);
+        await h.writeFile(dir, file, body, size, await h.ownerOf(dir));
+        return { path: `${displayPath(dir).replace(/\/$/, '')}/${file}`, size };
+      },
+    );
+  }
+
+  /** Checks an upload's target before its ticket is issued (its folder exists, inside). */
+  async assertUploadTarget(name: string, rel: string): Promise<void> {
+    const parts = splitPath(rel);
+    const file = parts.pop();
+    if (file === undefined) throw new CodedError('NAME_INVALID', 'the path names the volume root');
+    checkName(file);
+    await this.#on(
+      name,
+      false,
+      async (root) => {
+        const real = await resolveInside(root, parts.join('/'));
+        if (!(await lstat(real)).isDirectory()) throw new CodedError('CONFIG_INVALID', 'not a directory');
+      },
+      async (h) => {
+        await h.resolveParent(rel, checkName);
+      },
+    );
+  }
+
+  async createDirectory(name: string, rel: string): Promise<{ paths: string[] }> {
+    return this.#on(
+      name,
+      true,
+      async (root) => ({ paths: [(await createDirectory(root, rel, NO_DENY)).path] }),
+      async (h) => {
+        const { dir, name: last } = await h.resolveParent(rel, checkName);
+        if (await h.lstatOrNull(`${dir}/${last}`))
+          throw new CodedError('FILE_EXISTS', 'the target exists already');
+        await h.change(['mkdir', `${dir}/${last}`]);
+        return { paths: [`${displayPath(dir).replace(/\/$/, '')}/${last}`] };
+      },
+    );
+  }
+
+  async rename(name: string, from: string, to: string): Promise<{ paths: string[] }> {
+    return this.#on(
+      name,
+      true,
+      (root) => renameFile(root, from, to, NO_DENY),
+      async (h) => {
+        const src = await h.resolveParent(from, checkName);
+        const dst = await h.resolveParent(to, checkName);
+        if (!(await h.lstatOrNull(`${src.dir}/${src.name}`)))
+          throw new CodedError('FILE_NOT_FOUND', 'no such file or directory');
+        if (await h.lstatOrNull(`${dst.dir}/${dst.name}`))
+          throw new CodedError('FILE_EXISTS', 'the target exists already');
+        // -n -T: never over (or into) an entry that appeared meanwhile; a link moves, not its target
+        await h.change(['mv', '-n', '-T', `${src.dir}/${src.name}`, `${dst.dir}/${dst.name}`]);
+        return { paths: [`${displayPath(dst.dir).replace(/\/$/, '')}/${dst.name}`] };
+      },
+    );
+  }
+
+  async deleteFiles(name: string, dirRel: string, names: readonly string[]): Promise<{ paths: string[] }> {
+    return this.#on(
+      name,
+      true,
+      (root) => deleteFiles(root, dirRel, names, NO_DENY),
+      async (h) => {
+        for (const n of names) checkName(n);
+        const dir = await h.resolve(dirRel);
+        if ((await h.stat(dir)).type !== 'directory')
+          throw new CodedError('CONFIG_INVALID', 'not a directory');
+        // every entry is checked before any is removed
+        for (const n of names)
+          if (!(await h.lstatOrNull(`${dir}/${n}`)))
+            throw new CodedError(
+              'FILE_NOT_FOUND',
+              `${displayPath(dir).replace(/\/$/, '')}/${n} does not exist`,
+            );
+        await h.change(['rm', '-rf', ...names.map((n) => `${dir}/${n}`)]);
+        return { paths: names.map((n) => `${displayPath(dir).replace(/\/$/, '')}/${n}`) };
+      },
+    );
   }
 
   /** Running containers that mount the volume. */

@@ -1,4 +1,4 @@
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { type QueryClient, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo } from 'react';
 import { ApiError, api, onUnauthenticated, setCsrfToken } from './http.ts';
 import { keys } from './queries.ts';
@@ -42,11 +42,29 @@ async function fetchMe(): Promise<Me | null> {
   }
 }
 
+const fetchSetup = () => api<ApiResponse<'/api/setup', 'get'>>('/setup');
+
+/** The login check asked for at boot, before React's first render (AuthProvider reads the same queries). */
+export function prefetchSession(qc: QueryClient): void {
+  void qc.prefetchQuery({
+    queryKey: keys.me,
+    queryFn: fetchMe,
+    retry: 1,
+    staleTime: Number.POSITIVE_INFINITY,
+  });
+  void qc.prefetchQuery({
+    queryKey: keys.setup,
+    queryFn: fetchSetup,
+    retry: 1,
+    staleTime: Number.POSITIVE_INFINITY,
+  });
+}
+
 export function AuthProvider({ children }: { children: ReactNode }) {
   const qc = useQueryClient();
   const setupQ = useQuery({
     queryKey: keys.setup,
-    queryFn: () => api<ApiResponse<'/api/setup', 'get'>>('/setup'),
+    queryFn: fetchSetup,
     retry: 1,
     staleTime: Number.POSITIVE_INFINITY,
   });

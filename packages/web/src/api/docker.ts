@@ -245,6 +245,38 @@ export const useContainersHead = (nodeId: string) => {
     staleTime: 5_000,
   });
 };
+/**
+ * Opened at a node's container list (or at /docker): the node list, the list's first rows and the
+ * whole list are asked for at boot, beside the login check, not once the page has rendered after
+ * it (the same queries and keys the page then shows from). A session that is gone answers 401 to
+ * these as to the login check.
+ */
+export function prefetchDockerList(qc: QueryClient, pathname: string): void {
+  const m = /^\/docker(?:\/([^/]+)(?:\/containers)?)?\/?$/.exec(pathname);
+  if (!m) return;
+  void qc.prefetchQuery({
+    queryKey: ['docker-nodes'],
+    queryFn: ({ signal }) => api<DockerNode[]>('/docker/nodes', { signal }),
+    staleTime: 15_000,
+  });
+  const raw = m[1];
+  if (!raw || raw === 'all') return;
+  let nodeId: string;
+  try {
+    nodeId = decodeURIComponent(raw);
+  } catch {
+    return;
+  }
+  void qc.prefetchQuery({
+    queryKey: [...dockerKeys.containers(nodeId), 'head'],
+    queryFn: ({ signal }) => listContainers(nodeId, signal, HEAD_ROWS),
+    staleTime: 5_000,
+  });
+  void qc.prefetchQuery({
+    queryKey: dockerKeys.containers(nodeId),
+    queryFn: ({ signal }) => listContainers(nodeId, signal),
+  });
+}
 export const useNodeContainers = (nodeId: string) =>
   useQuery({
     queryKey: dockerKeys.containers(nodeId),

@@ -12,7 +12,10 @@ import type { Duplex, Readable } from 'node:stream';
 import {
   CodedError,
   CreateTransferData,
+  DELETE_FILES_MAX,
   type ErrorCode,
+  FileChangeData,
+  FileName,
   FilePath,
   FileSort,
   GetFileData,
@@ -20,6 +23,7 @@ import {
   LIST_FILES_DEFAULT_LIMIT,
   LIST_FILES_MAX_LIMIT,
   SortOrder,
+  TRANSFER_MAX_BYTES,
   VOLUME_FILE_MAX_BYTES,
   VolumeListFilesData,
   VolumeName,
@@ -422,14 +426,25 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
     async (req) => {
       await s.nodes.get(req.params.id);
       await assertDockerAccess(s, req, req.params.id, false);
-      const raw = await s.gateway.request(req.params.id, 'docker_containers', {});
-      const a = CacheAnswer.safeParse(raw);
+      const { offset, limit } = req.query;
+      // only the page crosses the link and is checked here (a list's first rows come cheap); an
+      // Agent from before `offset`/`limit` answers the whole list, paged here
+      let raw: unknown;
+      let paged = true;
+      try {
+        raw = await s.gateway.request(req.params.id, 'docker_containers', { offset, limit });
+      } catch (e) {
+        if (!(isCodedError(e) && e.code === 'CONFIG_INVALID')) throw e;
+        raw = await s.gateway.request(req.params.id, 'docker_containers', {});
+        paged = false;
+      }
+      const a = CacheAnswer.extend({ total: z.number().int().min(0).optional() }).safeParse(raw);
       if (!a.success)
         throw new CodedError('DOCKER_ERROR', "the Agent's container list is not what was expected");
-      const { offset, limit } = req.query;
+      const whole = !paged || a.data.total === undefined;
       return {
-        containers: a.data.containers.slice(offset, offset + limit),
-        total: a.data.containers.length,
+        containers: whole ? a.data.containers.slice(offset, offset + limit) : a.data.containers,
+        total: whole ? a.data.containers.length : (a.data.total ?? 0),
         offset,
         syncedAt: a.data.syncedAt,
         truncated: a.data.truncated,
@@ -538,6 +553,122 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
         ...urls,
       });
     },
+  );
+
+  // Changing a volume's files (issue 11): a Docker change (docker.write on the node), the same
+  // path rules; bodies stream through the file transport (a ticket: straight to the Agent, or the
+  // Panel's relay), never over the Agent link
+  r.post(
+    '/api/nodes/:id/volumes/:name/file-upload',
+    {
+      config: { auth: 'user', activity: 'node.volume.upload' },
+      schema: {
+        tags: ['docker'],
+        description:
+          "A single-use link (valid `ttlSeconds`, at most and by default 300) to upload exactly `size` bytes as the file `path` inside the Docker volume `name`: `PUT url` with the bytes (straight to the node's Agent when it has a `transferUrl`, else `relayUrl`, the Panel's relay). Its folder must exist; the file is written under a temporary name and renamed over the target only when every byte came (a longer or shorter body changes nothing). Paths as for …/files (400 PATH_OUTSIDE_ROOT, NAME_INVALID; 404 FILE_NOT_FOUND for a missing folder). Needs docker.write on the node.",
+        params: VolumeParams,
+        body: z.object({
+          path: FilePath,
+          size: z.number().int().min(0).max(TRANSFER_MAX_BYTES),
+          ttlSeconds: z.number().int().min(5).max(300).default(300),
+        }),
+        response: {
+          201: CreateTransferData.pick({ ticket: true, expiresAt: true, size: true, name: true }).extend({
+            url: z.string(),
+            relayUrl: z.string(),
+          }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const nodeId = req.params.id;
+      await s.nodes.get(nodeId);
+      await assertDockerAccess(s, req, nodeId, true);
+      const data = CreateTransferData.parse(
+        await s.gateway.request(nodeId, 'volume_file_upload', { volume: req.params.name, ...req.body }),
+      );
+      const urls = await s.transferLinks.issue(data.ticket, {
+        nodeId,
+        serverId: '',
+        direction: 'upload',
+        size: data.size,
+        name: data.name,
+        expiresAt: Date.parse(data.expiresAt),
+      });
+      if (req.activity)
+        req.activity.details = {
+          nodeId,
+          volume: req.params.name,
+          path: req.body.path,
+          size: String(req.body.size),
+        };
+      return reply.status(201).send({
+        ticket: data.ticket,
+        expiresAt: data.expiresAt,
+        size: data.size,
+        name: data.name,
+        ...urls,
+      });
+    },
+  );
+  const volumeChange = <B extends z.ZodTypeAny>(
+    url: string,
+    activity: string,
+    action: 'volume_create_directory' | 'volume_rename' | 'volume_delete_files',
+    body: B,
+    description: string,
+  ) =>
+    r.post(
+      url,
+      {
+        config: { auth: 'user', activity },
+        schema: {
+          tags: ['docker'],
+          description: `${description} Paths as for …/files (400 PATH_OUTSIDE_ROOT, NAME_INVALID; 404 FILE_NOT_FOUND). Answers \`{ paths }\`, the entries changed. Needs docker.write on the node.`,
+          params: VolumeParams,
+          body,
+          response: { 200: FileChangeData },
+        },
+      },
+      async (req) => {
+        const { id: nodeId, name } = req.params as { id: string; name: string };
+        await s.nodes.get(nodeId);
+        await assertDockerAccess(s, req, nodeId, true);
+        const payload = req.body as Record<string, unknown>;
+        const data = FileChangeData.parse(
+          await s.gateway.request(nodeId, action, { volume: name, ...payload } as never),
+        );
+        if (req.activity)
+          req.activity.details = {
+            nodeId,
+            volume: name,
+            ...Object.fromEntries(
+              Object.entries(payload).map(([k, v]) => [k, Array.isArray(v) ? v.join('\n') : String(v)]),
+            ),
+          };
+        return data;
+      },
+    );
+  volumeChange(
+    '/api/nodes/:id/volumes/:name/mkdir',
+    'node.volume.mkdir',
+    'volume_create_directory',
+    z.object({ path: FilePath }),
+    'Makes the folder `path` inside the Docker volume `name` (missing parents too; a component that is a link is refused). 409 FILE_EXISTS.',
+  );
+  volumeChange(
+    '/api/nodes/:id/volumes/:name/rename',
+    'node.volume.rename',
+    'volume_rename',
+    z.object({ from: FilePath, to: FilePath }),
+    'Renames or moves one entry inside the Docker volume `name` (a link moves as a link); `to` must not exist (409 FILE_EXISTS) and its folder must.',
+  );
+  volumeChange(
+    '/api/nodes/:id/volumes/:name/delete',
+    'node.volume.delete',
+    'volume_delete_files',
+    z.object({ root: FilePath.default('/'), names: z.array(FileName).min(1).max(DELETE_FILES_MAX) }),
+    'Deletes entries (files, links, whole folders) of the folder `root` inside the Docker volume `name`; every one is checked before any goes.',
   );
 
   const Perms = z.object({ permissions: z.array(z.enum(DOCKER_PERMISSIONS)).max(2) });

@@ -43,7 +43,14 @@ function SortHeader({
   );
 }
 
-/** One page of a folder: sortable columns, checkboxes (with select all), a menu of actions per row. */
+/** An entry; a Docker volume's symlinks carry their `target` (the link's own text). */
+export type ListedEntry = FileEntry & { target?: string };
+
+/**
+ * One page of a folder: sortable columns, checkboxes (with select all), a menu of actions per row.
+ * The server Files tab and a Docker volume's browser both show their folders with it.
+ * `folderDownload: false`: no download offered for folders (a volume's files download one by one).
+ */
 export function FileList({
   entries,
   sort,
@@ -53,8 +60,10 @@ export function FileList({
   onSelect,
   selectable,
   actions,
+  folderDownload = true,
 }: {
-  entries: FileEntry[];
+  entries: ListedEntry[];
+  folderDownload?: boolean;
   sort: FileSort;
   order: SortOrder;
   onSort: (by: FileSort, order: SortOrder) => void;
@@ -114,6 +123,7 @@ export function FileList({
               checked={selected.has(e.name)}
               onCheck={check}
               actions={stable}
+              folderDownload={folderDownload}
             />
           ))}
         </Table.Tbody>
@@ -132,17 +142,24 @@ const FileRow = memo(function FileRow({
   checked,
   onCheck,
   actions,
+  folderDownload,
 }: {
-  entry: FileEntry;
+  entry: ListedEntry;
   selectable: boolean;
   checked: boolean;
   onCheck: (name: string, on: boolean) => void;
   actions: RowActions;
+  folderDownload: boolean;
 }) {
   const isDir = e.type === 'directory';
-  const opens = isDir || (e.type === 'file' && actions.open);
+  // a link whose target is known (a volume's) opens as what it points at; the Agent refuses one
+  // that leads out
+  const opens = isDir || ((e.type === 'file' || e.target !== undefined) && actions.open);
   const items: { label: string; run: ((x: FileEntry) => void) | undefined; color?: string }[] = [
-    { label: isDir ? 'Download as .tar.gz' : 'Download', run: actions.download },
+    {
+      label: isDir ? 'Download as .tar.gz' : 'Download',
+      run: isDir && !folderDownload ? undefined : actions.download,
+    },
     { label: 'Rename / move', run: actions.rename },
     { label: 'Copy', run: actions.copy },
     { label: 'Permissions', run: actions.chmod },
@@ -156,7 +173,11 @@ const FileRow = memo(function FileRow({
     (i) => i.run && (e.type === 'file' || e.type === 'directory' || i.label !== 'Download'),
   );
   return (
-    <Table.Tr data-testid={`file-${e.name}`} bg={checked ? 'var(--mantine-color-dark-5)' : undefined}>
+    <Table.Tr
+      data-testid={`file-${e.name}`}
+      data-type={e.type}
+      bg={checked ? 'var(--mantine-color-dark-5)' : undefined}
+    >
       {selectable ? (
         <Table.Td>
           <Checkbox
@@ -180,9 +201,15 @@ const FileRow = memo(function FileRow({
         ) : (
           <Text size="sm" ff="monospace" c={e.type === 'file' ? undefined : 'dimmed'}>
             {e.name}
-            {e.type === 'file' ? '' : ` (${e.type})`}
+            {e.type === 'file' || e.target !== undefined ? '' : ` (${e.type})`}
           </Text>
         )}
+        {e.target !== undefined ? (
+          <Text span size="xs" c="dimmed" ff="monospace" data-testid="file-link-target">
+            {' '}
+            → {e.target}
+          </Text>
+        ) : null}
       </Table.Td>
       <Table.Td>{isDir ? '—' : formatBytes(e.size)}</Table.Td>
       <Table.Td>

@@ -1,5 +1,6 @@
 /**
- * Uploads: each file gets a ticket (POST …/files/transfers { direction: 'upload', path, size })
+ * Uploads: each file gets a ticket (a server's POST …/files/transfers { direction: 'upload', path,
+ * size }, or another target's, e.g. a Docker volume's POST …/file-upload { path, size })
  * and is then PUT to the ticket's URL by XHR (fetch has no upload progress), two at a time.
  * Folders are created first. Every file's outcome is shown; nothing is swallowed.
  */
@@ -54,7 +55,32 @@ export function putFile(
   });
 }
 
-export function useUploads(serverId: string, onBatchDone: () => void) {
+/**
+ * Where uploads go: a server's files (its id), or any other file tree that hands out upload
+ * tickets and makes folders (a Docker volume's browser).
+ */
+export interface UploadTarget {
+  /** an upload ticket for exactly `size` bytes at `path` */
+  grant: (path: string, size: number, signal: AbortSignal) => Promise<TransferGrant>;
+  mkdir: (path: string) => Promise<unknown>;
+}
+
+function serverTarget(serverId: string): UploadTarget {
+  const base = `/servers/${encodeURIComponent(serverId)}/files`;
+  return {
+    grant: (path, size, signal) =>
+      api<TransferGrant>(`${base}/transfers`, {
+        method: 'POST',
+        body: { direction: 'upload', path, size },
+        signal,
+      }),
+    mkdir: (path) => api(`${base}/directories`, { method: 'POST', body: { path } }),
+  };
+}
+
+export function useUploads(to: string | UploadTarget, onBatchDone: () => void) {
+  const targetRef = useRef(to);
+  targetRef.current = to;
   const [items, setItems] = useState<UploadItem[]>([]);
   const [dirError, setDirError] = useState<string | null>(null);
   const aborts = useRef(new Map<number, AbortController>());
@@ -67,10 +93,10 @@ export function useUploads(serverId: string, onBatchDone: () => void) {
   const start = useCallback(
     async (plan: UploadPlan) => {
       setDirError(null);
-      const base = `/servers/${encodeURIComponent(serverId)}/files`;
+      const t = typeof targetRef.current === 'string' ? serverTarget(targetRef.current) : targetRef.current;
       for (const dir of plan.dirs) {
         try {
-          await api(`${base}/directories`, { method: 'POST', body: { path: dir } });
+          await t.mkdir(dir);
         } catch (e) {
           // a folder already there is merged into, as a copy onto it would
           if (!(e instanceof ApiError && e.code === 'FILE_EXISTS')) {
@@ -99,11 +125,7 @@ export function useUploads(serverId: string, onBatchDone: () => void) {
           if (!ctl || !file || ctl.signal.aborted) continue;
           patch(item.id, { state: 'uploading' });
           try {
-            const grant = await api<TransferGrant>(`${base}/transfers`, {
-              method: 'POST',
-              body: { direction: 'upload', path: item.path, size: file.size },
-              signal: ctl.signal,
-            });
+            const grant = await t.grant(item.path, file.size, ctl.signal);
             // direct to the Agent when the node allows it; the relay when that cannot be reached
             await withRelayFallback(grant, (url) =>
               putFile(url, file, (loaded) => patch(item.id, { loaded }), ctl.signal),
@@ -120,7 +142,7 @@ export function useUploads(serverId: string, onBatchDone: () => void) {
       await Promise.all(Array.from({ length: Math.min(PARALLEL, batch.length) }, worker));
       onBatchDone();
     },
-    [serverId, patch, onBatchDone],
+    [patch, onBatchDone],
   );
 
   const cancel = useCallback((id: number) => {
