@@ -1,6 +1,6 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
 import { createRequire } from 'node:module';
-import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import { Duplex, PassThrough, type Readable } from 'node:stream';
 import { CodedError, imageRefProblem, type RegistryAuthConfig, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
 import Docker from 'dockerode';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
@@ -398,22 +398,75 @@ export class DockerEnvironment {
     }
   }
 
-  /** Console: a hijacked raw stream (the container has a TTY, so output is not multiplexed). */
-  async attach(id: string): Promise<Duplex> {
+  /**
+   * Console: stdin through a hijacked attach, the output from the container's log (Docker keeps
+   * it, with a timestamp per line) followed from `since` (a Docker timestamp, `seconds.nanos`;
+   * default: now). So output printed while nobody read it (the Agent down, dockerd restarting)
+   * is read back by the next console opened with the last line's timestamp, and none twice: the
+   * stream's `consoleTs` is the timestamp of the last line it gave. The stream closes when the
+   * container stops or the Engine is lost.
+   */
+  async attach(id: string, opts: { since?: string } = {}): Promise<ConsoleStream> {
+    let stdin: Duplex;
+    let tty = true;
     try {
-      const s = await this.docker.getContainer(id).attach({
+      stdin = (await this.docker.getContainer(id).attach({
         stream: true,
         stdin: true,
-        stdout: true,
-        stderr: true,
+        stdout: false,
+        stderr: false,
         hijack: true,
-      });
+      })) as unknown as Duplex;
       // never an unhandled 'error' between here and the console's own listener
-      (s as unknown as Duplex).on('error', () => undefined);
-      return s as unknown as Duplex;
+      stdin.on('error', () => undefined);
+      tty = (await this.docker.getContainer(id).inspect()).Config?.Tty !== false;
     } catch (e) {
       throw dockerError(e, 'attach');
     }
+    const since = opts.since ?? dockerTimestamp(BigInt(Date.now()) * 1_000_000n);
+    const stream = new ConsoleStream(stdin, since);
+    void this.#pumpLogs(id, stream, tty).catch(() => stream.destroy());
+    return stream;
+  }
+
+  /** The container's log into `out` from its cursor on, until the container stops (see attach). */
+  async #pumpLogs(id: string, out: ConsoleStream, tty: boolean): Promise<void> {
+    const opened = Date.now();
+    while (!out.destroyed) {
+      const st = await this.docker.getContainer(id).inspect();
+      // attached before its start: wait for the start (the console waits with it)
+      const startedAt = Date.parse(st.State.StartedAt);
+      if (!st.State.Running && !(startedAt >= opened)) {
+        if (Date.now() - opened > 10 * 60_000) break; // never started
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const raw = (await this.docker.getContainer(id).logs({
+        follow: st.State.Running as true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        since: out.cursorSince() as unknown as number,
+      })) as unknown as Readable;
+      let text: Readable = raw;
+      if (!tty) {
+        const demuxed = new PassThrough();
+        this.docker.modem.demuxStream(raw, demuxed, demuxed);
+        text = demuxed;
+      }
+      out.once('close', () => raw.destroy());
+      const clean = await new Promise<boolean>((resolve) => {
+        text.on('data', (c: Buffer) => out.feed(c));
+        raw.on('end', () => resolve(true));
+        raw.on('error', () => resolve(false));
+        raw.on('close', () => resolve(false));
+      });
+      out.flushPartial();
+      if (!clean) break; // the Engine went away: closing tells the console to attach again
+      const now = await this.docker.getContainer(id).inspect();
+      if (!now.State.Running) break; // it stopped: the log is read to its end
+    }
+    out.destroy();
   }
 
   async start(id: string): Promise<void> {
@@ -653,4 +706,102 @@ export function fromRawStats(s: RawStats): DockerStatsSample {
     rx,
     tx,
   };
+}
+
+/** A Docker timestamp (`seconds.nanos`, the `since` of the logs API) of nanoseconds since the epoch. */
+export function dockerTimestamp(ns: bigint): string {
+  return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+}
+
+/** Nanoseconds since the epoch of an RFC 3339 timestamp with up to 9 fraction digits; null when it is none. */
+export function rfc3339Ns(ts: string): bigint | null {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return null;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (!Number.isFinite(ms)) return null;
+  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+/** Stays far below any sane line: a timestamped log line is cut (in console-lines.ts) at 8 KiB anyway. */
+const MAX_PENDING_BYTES = 64 * 1024;
+
+/**
+ * A console: what is written goes to the container's stdin, what is read is its log lines
+ * (without their timestamps) newer than the cursor. `consoleTs` is the cursor (`seconds.nanos`
+ * of the last line given), to open the next console from.
+ */
+export class ConsoleStream extends Duplex {
+  readonly #stdin: Duplex;
+  #cursor: bigint;
+  #pending = '';
+
+  constructor(stdin: Duplex, since: string) {
+    super({ allowHalfOpen: false });
+    this.#stdin = stdin;
+    const [s = '0', f = '0'] = since.split('.');
+    this.#cursor = BigInt(/^\d+$/.test(s) ? s : '0') * 1_000_000_000n + BigInt(/^\d{1,9}$/.test(f) ? f.padEnd(9, '0') : '0');
+    stdin.on('close', () => this.destroy());
+    stdin.on('end', () => this.destroy());
+    this.on('close', () => stdin.destroy());
+  }
+
+  get consoleTs(): string {
+    return dockerTimestamp(this.#cursor);
+  }
+
+  /** the `since` of the next read of the log: the cursor (lines at it are skipped when read) */
+  cursorSince(): string {
+    return this.consoleTs;
+  }
+
+  /** Raw log output (`<RFC 3339 timestamp> <text>\n` per line). */
+  feed(chunk: Buffer | string): void {
+    this.#pending += chunk.toString();
+    let nl = this.#pending.indexOf('\n');
+    let out = '';
+    while (nl >= 0) {
+      out += this.#line(this.#pending.slice(0, nl));
+      this.#pending = this.#pending.slice(nl + 1);
+      nl = this.#pending.indexOf('\n');
+    }
+    // a line past the cap without its end: give it as is (the line splitter cuts it)
+    if (this.#pending.length > MAX_PENDING_BYTES) {
+      out += this.#line(this.#pending, false);
+      this.#pending = '';
+    }
+    if (out) this.push(out);
+  }
+
+  /** An unfinished entry at the end of one read of the log (the next read starts after the cursor). */
+  flushPartial(): void {
+    if (!this.#pending) return;
+    const out = this.#line(this.#pending, false);
+    this.#pending = '';
+    if (out) this.push(out);
+  }
+
+  #line(entry: string, newline = true): string {
+    const sp = entry.indexOf(' ');
+    const ns = sp > 0 ? rfc3339Ns(entry.slice(0, sp)) : null;
+    if (ns === null) return newline ? `${entry}\n` : entry; // no timestamp: a continuation
+    if (ns <= this.#cursor) return ''; // given by an earlier console already
+    this.#cursor = ns;
+    const text = entry.slice(sp + 1);
+    return newline ? `${text}\n` : text;
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer | string, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    if (this.#stdin.destroyed) {
+      cb(new Error('console closed'));
+      return;
+    }
+    this.#stdin.write(chunk, enc, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.#stdin.destroy();
+    cb(err);
+  }
 }
