@@ -16,6 +16,7 @@ import {
   containerStarts,
   faultStack,
   figures,
+  lineAccount,
   type Proc,
   panelEnv,
   privateNats,
@@ -78,14 +79,19 @@ describe('fault: NATS restart between two replicas', () => {
     await sleep(2000);
     const cmds = ledger.check(path.join(s.serverDir(id), 'cmds.log'));
     const stopped = stoppedCount(before, await containerStarts(s.docker, [id]));
+    const lines = lineAccount(watcher, ledger);
     figures('nats-restart', {
       nats_down_ms: upAt - downAt,
       reconnect_ms: reconnectMs,
       lines_before: maxBefore,
       lines_seen: watcher.ticks.size,
+      lines_printed: lines.printed,
+      lines_delivered: lines.delivered,
       lines_missing: watcher.missing,
       lines_dropped_reported: watcher.dropped,
+      lines_unaccounted: lines.unaccounted,
       lines_duplicated: watcher.duplicates,
+      lines_out_of_order: watcher.outOfOrder,
       servers_stopped: stopped,
       commands_sent: cmds.sent,
       commands_accepted: cmds.accepted,
@@ -98,5 +104,12 @@ describe('fault: NATS restart between two replicas', () => {
     assert.equal(cmds.lost, 0);
     assert.equal(cmds.twice, 0);
     assert.equal(watcher.duplicates, 0, 'no line twice');
+    assert.equal(watcher.outOfOrder, 0, 'lines in order');
+    // lost between the replicas while the broker was away: B sees the jump in the lines' numbers
+    assert.equal(
+      lines.unaccounted,
+      0,
+      `lines printed = delivered + reported dropped: ${JSON.stringify(lines)}`,
+    );
   });
 });

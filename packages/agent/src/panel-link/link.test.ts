@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type EventMessage, event } from '@cap/protocol';
+import { EventBus } from '../server/events.ts';
 import { BACKOFF_CAP_MS, backoffDelay, panelHttpBase, websocketUrlFor } from './link.ts';
 import { Outbox } from './outbox.ts';
+import { relayEvents } from './relay.ts';
 
 test('backoff doubles with jitter and is capped at 4 s', () => {
   assert.equal(
@@ -86,4 +88,41 @@ test('a full outbox never loses the latest status of a server', () => {
   const latest = new Map(out.map((m) => [m.data.serverId, m.data.currentStatus]));
   assert.deepEqual(Object.fromEntries(latest), { a: 'offline', b: 'offline', c: 'running' });
   assert.equal(out.length, 3);
+});
+
+test('console lines are numbered per server on their way out; the outbox count carries the last number', () => {
+  const bus = new EventBus();
+  const sent: { name: string; data: Record<string, unknown> }[] = [];
+  const off = relayEvents(
+    bus,
+    (name, data) => sent.push({ name, data: data as Record<string, unknown> }),
+    'ep',
+  );
+  bus.publish('console', { serverId: 'a', message: 'one', stream: 'stdout' });
+  bus.publish('console', { serverId: 'a', message: 'two', stream: 'stdout' });
+  bus.publish('console', { serverId: 'b', message: 'b1', stream: 'stdout' });
+  // another event sends the lines before it (coalesced: a's two lines in one message)
+  bus.publish('status', { serverId: 'a', previousStatus: 'starting', currentStatus: 'running' });
+  bus.publish('console', { serverId: 'a', message: 'three', stream: 'stdout' });
+  bus.publish('status', { serverId: 'a', previousStatus: 'running', currentStatus: 'running' });
+  off();
+  const logs = sent.filter((m) => m.name === 'server_log').map((m) => m.data);
+  assert.deepEqual(
+    logs.map((d) => [d.serverId, d.message, d.seq, d.epoch]),
+    [
+      ['a', 'one\ntwo', 2, 'ep'],
+      ['b', 'b1', 1, 'ep'],
+      ['a', 'three', 3, 'ep'],
+    ],
+  );
+  const box = new Outbox(10);
+  box.hold(event('server_log', { serverId: 'a', message: 'x\ny', seq: 5, epoch: 'ep' }));
+  box.hold(event('server_log', { serverId: 'a', message: 'z', seq: 6, epoch: 'ep' }));
+  const out = box.drain((serverId, count, seq) =>
+    event('server_log_dropped', { serverId, count, reason: 'disconnected', ...seq }),
+  ) as EventMessage<'server_log_dropped'>[];
+  assert.deepEqual(
+    out.map((m) => m.data),
+    [{ serverId: 'a', count: 3, reason: 'disconnected', seq: 6, epoch: 'ep' }],
+  );
 });

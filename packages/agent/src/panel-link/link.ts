@@ -529,8 +529,8 @@ export class PanelLink {
         const hello = event('agent_hello', this.#hooks.hello(), creds.id);
         ws.send(JSON.stringify(hello));
         // (what the outbox holds passed the size check in send())
-        for (const m of this.#outbox.drain((serverId, count) =>
-          event('server_log_dropped', { serverId, count, reason: 'disconnected' }, creds.id),
+        for (const m of this.#outbox.drain((serverId, count, seq) =>
+          event('server_log_dropped', { serverId, count, reason: 'disconnected', ...seq }, creds.id),
         )) {
           ws.send(JSON.stringify(m));
         }

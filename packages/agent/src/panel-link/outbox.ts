@@ -16,7 +16,8 @@ const eventOf = (m: Outgoing): string => (m.type === 'event' ? m.event : 'respon
 export class Outbox {
   readonly #max: number;
   #queue: Outgoing[] = [];
-  readonly #droppedLogs = new Map<string, number>();
+  /** per server: lines counted, and the link numbering of the last (LinkSeq) */
+  readonly #droppedLogs = new Map<string, { count: number; seq?: number; epoch?: string }>();
 
   constructor(max = 1000) {
     this.#max = max;
@@ -29,9 +30,14 @@ export class Outbox {
   /** Queues a message for delivery on reconnect (or just counts it, for log lines). */
   hold(msg: Outgoing): void {
     if (msg.type === 'event' && msg.event === 'server_log') {
-      const { serverId: id, message } = (msg as EventMessage<'server_log'>).data;
+      const { serverId: id, message, seq, epoch } = (msg as EventMessage<'server_log'>).data;
       // one message may carry several lines (ConsoleCoalescer)
-      this.#droppedLogs.set(id, (this.#droppedLogs.get(id) ?? 0) + lineCountOf(message));
+      const count = (this.#droppedLogs.get(id)?.count ?? 0) + lineCountOf(message);
+      this.#droppedLogs.set(id, {
+        count,
+        ...(seq === undefined ? {} : { seq }),
+        ...(epoch === undefined ? {} : { epoch }),
+      });
       return;
     }
     // live gauges are worthless once stale: the next sample after reconnect replaces them
@@ -69,10 +75,16 @@ export class Outbox {
     // one latest status per server and more servers than room: keep them all
   }
 
-  /** Everything held, in order, then one dropped-lines notice per server; empties the box. */
-  drain(makeDropped: (serverId: string, count: number) => EventMessage): Outgoing[] {
+  /**
+   * Everything held, in order, then one dropped-lines notice per server (with the numbering of
+   * the last line it counts, so the Panel's count goes on from there); empties the box.
+   */
+  drain(
+    makeDropped: (serverId: string, count: number, seq: { seq?: number; epoch?: string }) => EventMessage,
+  ): Outgoing[] {
     const out = [...this.#queue];
-    for (const [serverId, count] of this.#droppedLogs) out.push(makeDropped(serverId, count));
+    for (const [serverId, { count, ...seq }] of this.#droppedLogs)
+      out.push(makeDropped(serverId, count, seq));
     this.#queue = [];
     this.#droppedLogs.clear();
     return out;
