@@ -1,6 +1,7 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
 import { createRequire } from 'node:module';
 import { Duplex, PassThrough, type Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { CodedError, imageRefProblem, type RegistryAuthConfig, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
 import Docker from 'dockerode';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
@@ -722,24 +723,42 @@ export function rfc3339Ns(ts: string): bigint | null {
   return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
 }
 
-/** Stays far below any sane line: a timestamped log line is cut (in console-lines.ts) at 8 KiB anyway. */
-const MAX_PENDING_BYTES = 64 * 1024;
+/** A log entry's timestamp as Docker writes it (RFC 3339, nanoseconds fixed at 9 digits) and a space. */
+const TS_PREFIX = /(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) /y;
+const TS_ANYWHERE = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(?:Z|[+-]\d\d:\d\d) /g;
+/** the longest prefix (kept back at a chunk's end: it may be cut in two) */
+const TS_MAX = 36;
+/**
+ * A part of a long line is Docker's whole buffer (16 KiB; at least 5,461 UTF-16 units of text):
+ * a timestamp in the first 4,096 units of an entry is the game's text, never the next part's.
+ */
+const MIN_PART = 4096;
 
 /**
  * A console: what is written goes to the container's stdin, what is read is its log lines
  * (without their timestamps) newer than the cursor. `consoleTs` is the cursor (`seconds.nanos`
- * of the last line given), to open the next console from.
+ * of the last line given), to open the next console from. The log gives one entry per line,
+ * `<timestamp> <text>\n`; a line longer than Docker's buffer (16 KiB) comes as several entries,
+ * each with its timestamp and only the last with the newline: the timestamps of the parts are
+ * taken out, so the line is the game's, byte for byte.
  */
 export class ConsoleStream extends Duplex {
   readonly #stdin: Duplex;
+  readonly #decoder = new StringDecoder('utf8');
   #cursor: bigint;
   #pending = '';
+  /** inside an entry (its timestamp read): whether it is newer than the cursor and given */
+  #entry: 'none' | 'give' | 'skip' = 'none';
+  /** units of the current entry read so far */
+  #entryLen = 0;
 
   constructor(stdin: Duplex, since: string) {
     super({ allowHalfOpen: false });
     this.#stdin = stdin;
     const [s = '0', f = '0'] = since.split('.');
-    this.#cursor = BigInt(/^\d+$/.test(s) ? s : '0') * 1_000_000_000n + BigInt(/^\d{1,9}$/.test(f) ? f.padEnd(9, '0') : '0');
+    this.#cursor =
+      BigInt(/^\d{1,12}$/.test(s) ? s : '0') * 1_000_000_000n +
+      BigInt(/^\d{1,9}$/.test(f) ? f.padEnd(9, '0') : '0');
     stdin.on('close', () => this.destroy());
     stdin.on('end', () => this.destroy());
     this.on('close', () => stdin.destroy());
@@ -754,40 +773,61 @@ export class ConsoleStream extends Duplex {
     return this.consoleTs;
   }
 
-  /** Raw log output (`<RFC 3339 timestamp> <text>\n` per line). */
+  /** Raw log output. */
   feed(chunk: Buffer | string): void {
-    this.#pending += chunk.toString();
-    let nl = this.#pending.indexOf('\n');
+    this.#pending += typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
     let out = '';
-    while (nl >= 0) {
-      out += this.#line(this.#pending.slice(0, nl));
-      this.#pending = this.#pending.slice(nl + 1);
-      nl = this.#pending.indexOf('\n');
+    let p = 0;
+    const text = this.#pending;
+    for (;;) {
+      if (this.#entry === 'none') {
+        if (text.length - p < TS_MAX && text.indexOf('\n', p) < 0) break; // wait for the whole prefix
+        TS_PREFIX.lastIndex = p;
+        const m = TS_PREFIX.exec(text);
+        const ns = m ? rfc3339Ns(m[1] as string) : null;
+        if (m && ns !== null) {
+          p += m[0].length;
+          if (ns > this.#cursor) {
+            this.#cursor = ns;
+            this.#entry = 'give';
+          } else this.#entry = 'skip'; // given by an earlier console already
+        } else this.#entry = 'give'; // no timestamp: text as it is
+        continue;
+      }
+      // the entry ends at its newline, or (a part of a long line) where the next timestamp begins
+      const nl = text.indexOf('\n', p);
+      const from = p + Math.max(0, MIN_PART - this.#entryLen);
+      let tsAt = -1;
+      if (from < text.length && (nl < 0 || from < nl)) {
+        TS_ANYWHERE.lastIndex = from;
+        const next = TS_ANYWHERE.exec(text);
+        if (next && (nl < 0 || next.index < nl)) tsAt = next.index;
+      }
+      if (nl < 0 && tsAt < 0) {
+        // no end yet: give what cannot be the start of a timestamp, keep the rest
+        const keep = Math.max(p, text.length - TS_MAX);
+        if (this.#entry === 'give') out += text.slice(p, keep);
+        this.#entryLen += keep - p;
+        p = keep;
+        break;
+      }
+      const end = tsAt >= 0 ? tsAt : nl;
+      if (this.#entry === 'give') out += text.slice(p, end) + (tsAt >= 0 ? '' : '\n');
+      p = tsAt >= 0 ? tsAt : nl + 1;
+      this.#entry = 'none';
+      this.#entryLen = 0;
     }
-    // a line past the cap without its end: give it as is (the line splitter cuts it)
-    if (this.#pending.length > MAX_PENDING_BYTES) {
-      out += this.#line(this.#pending, false);
-      this.#pending = '';
-    }
+    this.#pending = text.slice(p);
     if (out) this.push(out);
   }
 
-  /** An unfinished entry at the end of one read of the log (the next read starts after the cursor). */
+  /** The end of one read of the log: what is left of an entry (the next read starts after the cursor). */
   flushPartial(): void {
-    if (!this.#pending) return;
-    const out = this.#line(this.#pending, false);
+    const rest = this.#pending + this.#decoder.end();
     this.#pending = '';
-    if (out) this.push(out);
-  }
-
-  #line(entry: string, newline = true): string {
-    const sp = entry.indexOf(' ');
-    const ns = sp > 0 ? rfc3339Ns(entry.slice(0, sp)) : null;
-    if (ns === null) return newline ? `${entry}\n` : entry; // no timestamp: a continuation
-    if (ns <= this.#cursor) return ''; // given by an earlier console already
-    this.#cursor = ns;
-    const text = entry.slice(sp + 1);
-    return newline ? `${text}\n` : text;
+    if (rest && this.#entry !== 'skip') this.push(rest);
+    this.#entry = 'none';
+    this.#entryLen = 0;
   }
 
   override _read(): void {}
