@@ -102,13 +102,8 @@ export interface Environment {
   signal(id: string, signal: Signal | 'SIGKILL'): Promise<void>;
   /** Resolves with the exit code once the instance stops; rejects when the watch is lost or aborted. */
   wait(id: string, abort?: AbortSignal): Promise<number>;
-  /**
-   * The console: stdout (with stderr) to read, stdin to write. Where the instance keeps its output
-   * (Docker's log), the stream's `consoleTs` is a cursor after the last line read, and `since`
-   * (such a cursor) reads from there: what was printed while no console was open comes first, and
-   * nothing read before comes again.
-   */
-  attach(id: string, opts?: { since?: string }): Promise<Duplex & { consoleTs?: string }>;
+  /** The console: stdout (with stderr) to read, stdin to write. */
+  attach(id: string): Promise<Duplex>;
   /** Removes the instance (killing it); one that is gone is no error. */
   remove(id: string): Promise<void>;
   /** Removes the server's instance: `id` when known, else the one by the server's name. */

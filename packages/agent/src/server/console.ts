@@ -4,8 +4,6 @@
  * installer's output go through: split into capped lines (console-lines.ts), then throttled
  * per server (throttle.ts) with the dropped lines counted and reported as `console_dropped`.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { CodedError } from '@cap/protocol';
 import { LineSplitter } from './console-lines.ts';
@@ -28,8 +26,6 @@ export class ServerConsole {
   readonly #game: OutputSink;
   /** the console stream attached last (a start's, before its run is recorded) */
   #attached: Duplex | null = null;
-  /** the console cursor last written to `cursorFile` */
-  #savedCursor: string | undefined;
 
   constructor(server: Server) {
     this.#server = server;
@@ -69,56 +65,16 @@ export class ServerConsole {
     this.#game.reset();
   }
 
-  /**
-   * Beside the server's definition: the cursor (Docker log timestamp) after the last line this
-   * console read, so an Agent started again (after a kill -9 too) reads what the game printed
-   * meanwhile from the container's log, from there on, and nothing twice. Written (a few bytes,
-   * synchronously) after each chunk of output is published; the lines published and not yet sent
-   * when the process dies (the same event-loop turn) are the only ones not read again.
-   */
-  get cursorFile(): string {
-    return path.join(this.#server.deps.serversDir, `${this.#server.id}.console`);
-  }
-
-  /** The cursor of the last console of this server (an Agent started again), if any. */
-  savedCursor(): string | undefined {
-    try {
-      const c = readFileSync(this.cursorFile, 'utf8').trim();
-      return /^\d{1,12}\.\d{9}$/.test(c) ? c : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Forgets the cursor (the server is deleted). */
-  removeCursor(): void {
-    rmSync(this.cursorFile, { force: true });
-  }
-
-  #saveCursor(stream: Duplex & { consoleTs?: string }): void {
-    const c = stream.consoleTs;
-    if (c === undefined || c === this.#savedCursor || this.#server.deleted) return;
-    try {
-      writeFileSync(this.cursorFile, c);
-      this.#savedCursor = c;
-    } catch (e) {
-      this.#server.log.debug({ err: e }, 'console cursor not saved');
-    }
-  }
-
-  attach(stream: Duplex & { consoleTs?: string }): void {
+  attach(stream: Duplex): void {
     this.#attached = stream;
     stream.setEncoding?.('utf8');
-    stream.on('data', (chunk: Buffer | string) => {
-      this.#game.push(chunk.toString());
-      this.#saveCursor(stream);
-    });
+    stream.on('data', (chunk: Buffer | string) => this.#game.push(chunk.toString()));
     stream.on('error', (e) => this.#server.log.debug({ err: e }, 'console stream error'));
     // a console lost while the game runs on (the Engine restarted, its socket dropped) comes back
     stream.on('close', () => void this.#reattach(stream));
   }
 
-  async #reattach(lost: Duplex & { consoleTs?: string }): Promise<void> {
+  async #reattach(lost: Duplex): Promise<void> {
     const server = this.#server;
     for (let attempt = 0; ; attempt++) {
       const run = server.run;
@@ -128,11 +84,7 @@ export class ServerConsole {
       try {
         const st = await server.deps.env.inspect(run.containerId);
         if (!st?.running) return; // an exit: the exit watch reports it
-        // from the last line read: what the game printed while the Engine was away comes now
-        const stream = await server.deps.env.attach(
-          run.containerId,
-          lost.consoleTs ? { since: lost.consoleTs } : {},
-        );
+        const stream = await server.deps.env.attach(run.containerId);
         if (server.run !== run) {
           stream.destroy();
           return;

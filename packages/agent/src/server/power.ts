@@ -529,9 +529,7 @@ export class ServerPower {
     const server = this.#server;
     server.containerId = state.id;
     if (!state.running) return;
-    // what it printed while no Agent ran: read back from its log after the last line read before
-    const since = server.console.savedCursor();
-    const stream = await server.deps.env.attach(state.id, since ? { since } : {});
+    const stream = await server.deps.env.attach(state.id);
     server.console.attach(stream);
     this.#beginRun(state.id, state, stream);
     // its state is known from the instance; done lines were printed long ago

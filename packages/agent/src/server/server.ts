@@ -304,7 +304,6 @@ export class Server {
     return this.power.delete(async () => {
       this.#remote.stop();
       await rm(this.dir, { recursive: true, force: true });
-      this.console.removeCursor();
       await this.store.remove(); // `deleted` is set: nothing queued after this writes again
       this.log.info({ action: 'delete' }, 'deleted');
     });

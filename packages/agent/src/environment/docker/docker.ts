@@ -1,7 +1,6 @@
 /** The only module that talks to the Docker Engine (through its API, never the CLI). */
 import { createRequire } from 'node:module';
-import { Duplex, PassThrough, type Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { CodedError, imageRefProblem, type RegistryAuthConfig, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
 import Docker from 'dockerode';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
@@ -399,75 +398,22 @@ export class DockerEnvironment {
     }
   }
 
-  /**
-   * Console: stdin through a hijacked attach, the output from the container's log (Docker keeps
-   * it, with a timestamp per line) followed from `since` (a Docker timestamp, `seconds.nanos`;
-   * default: now). So output printed while nobody read it (the Agent down, dockerd restarting)
-   * is read back by the next console opened with the last line's timestamp, and none twice: the
-   * stream's `consoleTs` is the timestamp of the last line it gave. The stream closes when the
-   * container stops or the Engine is lost.
-   */
-  async attach(id: string, opts: { since?: string } = {}): Promise<ConsoleStream> {
-    let stdin: Duplex;
-    let tty = true;
+  /** Console: a hijacked raw stream (the container has a TTY, so output is not multiplexed). */
+  async attach(id: string): Promise<Duplex> {
     try {
-      stdin = (await this.docker.getContainer(id).attach({
+      const s = await this.docker.getContainer(id).attach({
         stream: true,
         stdin: true,
-        stdout: false,
-        stderr: false,
+        stdout: true,
+        stderr: true,
         hijack: true,
-      })) as unknown as Duplex;
+      });
       // never an unhandled 'error' between here and the console's own listener
-      stdin.on('error', () => undefined);
-      tty = (await this.docker.getContainer(id).inspect()).Config?.Tty !== false;
+      (s as unknown as Duplex).on('error', () => undefined);
+      return s as unknown as Duplex;
     } catch (e) {
       throw dockerError(e, 'attach');
     }
-    const since = opts.since ?? dockerTimestamp(BigInt(Date.now()) * 1_000_000n);
-    const stream = new ConsoleStream(stdin, since);
-    void this.#pumpLogs(id, stream, tty).catch(() => stream.destroy());
-    return stream;
-  }
-
-  /** The container's log into `out` from its cursor on, until the container stops (see attach). */
-  async #pumpLogs(id: string, out: ConsoleStream, tty: boolean): Promise<void> {
-    const opened = Date.now();
-    while (!out.destroyed) {
-      const st = await this.docker.getContainer(id).inspect();
-      // attached before its start: wait for the start (the console waits with it)
-      const startedAt = Date.parse(st.State.StartedAt);
-      if (!st.State.Running && !(startedAt >= opened)) {
-        if (Date.now() - opened > 10 * 60_000) break; // never started
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      const raw = (await this.docker.getContainer(id).logs({
-        follow: st.State.Running as true,
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        since: out.cursorSince() as unknown as number,
-      })) as unknown as Readable;
-      let text: Readable = raw;
-      if (!tty) {
-        const demuxed = new PassThrough();
-        this.docker.modem.demuxStream(raw, demuxed, demuxed);
-        text = demuxed;
-      }
-      out.once('close', () => raw.destroy());
-      const clean = await new Promise<boolean>((resolve) => {
-        text.on('data', (c: Buffer) => out.feed(c));
-        raw.on('end', () => resolve(true));
-        raw.on('error', () => resolve(false));
-        raw.on('close', () => resolve(false));
-      });
-      out.flushPartial();
-      if (!clean) break; // the Engine went away: closing tells the console to attach again
-      const now = await this.docker.getContainer(id).inspect();
-      if (!now.State.Running) break; // it stopped: the log is read to its end
-    }
-    out.destroy();
   }
 
   async start(id: string): Promise<void> {
@@ -707,141 +653,4 @@ export function fromRawStats(s: RawStats): DockerStatsSample {
     rx,
     tx,
   };
-}
-
-/** A Docker timestamp (`seconds.nanos`, the `since` of the logs API) of nanoseconds since the epoch. */
-export function dockerTimestamp(ns: bigint): string {
-  return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
-}
-
-/** Nanoseconds since the epoch of an RFC 3339 timestamp with up to 9 fraction digits; null when it is none. */
-export function rfc3339Ns(ts: string): bigint | null {
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
-  if (!m) return null;
-  const ms = Date.parse(`${m[1]}${m[3]}`);
-  if (!Number.isFinite(ms)) return null;
-  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
-}
-
-/** A log entry's timestamp as Docker writes it (RFC 3339, nanoseconds fixed at 9 digits) and a space. */
-const TS_PREFIX = /(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) /y;
-const TS_ANYWHERE = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(?:Z|[+-]\d\d:\d\d) /g;
-/** the longest prefix (kept back at a chunk's end: it may be cut in two) */
-const TS_MAX = 36;
-/**
- * A part of a long line is Docker's whole buffer (16 KiB; at least 5,461 UTF-16 units of text):
- * a timestamp in the first 4,096 units of an entry is the game's text, never the next part's.
- */
-const MIN_PART = 4096;
-
-/**
- * A console: what is written goes to the container's stdin, what is read is its log lines
- * (without their timestamps) newer than the cursor. `consoleTs` is the cursor (`seconds.nanos`
- * of the last line given), to open the next console from. The log gives one entry per line,
- * `<timestamp> <text>\n`; a line longer than Docker's buffer (16 KiB) comes as several entries,
- * each with its timestamp and only the last with the newline: the timestamps of the parts are
- * taken out, so the line is the game's, byte for byte.
- */
-export class ConsoleStream extends Duplex {
-  readonly #stdin: Duplex;
-  readonly #decoder = new StringDecoder('utf8');
-  #cursor: bigint;
-  #pending = '';
-  /** inside an entry (its timestamp read): whether it is newer than the cursor and given */
-  #entry: 'none' | 'give' | 'skip' = 'none';
-  /** units of the current entry read so far */
-  #entryLen = 0;
-
-  constructor(stdin: Duplex, since: string) {
-    super({ allowHalfOpen: false });
-    this.#stdin = stdin;
-    const [s = '0', f = '0'] = since.split('.');
-    this.#cursor =
-      BigInt(/^\d{1,12}$/.test(s) ? s : '0') * 1_000_000_000n +
-      BigInt(/^\d{1,9}$/.test(f) ? f.padEnd(9, '0') : '0');
-    stdin.on('close', () => this.destroy());
-    stdin.on('end', () => this.destroy());
-    this.on('close', () => stdin.destroy());
-  }
-
-  get consoleTs(): string {
-    return dockerTimestamp(this.#cursor);
-  }
-
-  /** the `since` of the next read of the log: the cursor (lines at it are skipped when read) */
-  cursorSince(): string {
-    return this.consoleTs;
-  }
-
-  /** Raw log output. */
-  feed(chunk: Buffer | string): void {
-    this.#pending += typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
-    let out = '';
-    let p = 0;
-    const text = this.#pending;
-    for (;;) {
-      if (this.#entry === 'none') {
-        if (text.length - p < TS_MAX && text.indexOf('\n', p) < 0) break; // wait for the whole prefix
-        TS_PREFIX.lastIndex = p;
-        const m = TS_PREFIX.exec(text);
-        const ns = m ? rfc3339Ns(m[1] as string) : null;
-        if (m && ns !== null) {
-          p += m[0].length;
-          if (ns > this.#cursor) {
-            this.#cursor = ns;
-            this.#entry = 'give';
-          } else this.#entry = 'skip'; // given by an earlier console already
-        } else this.#entry = 'give'; // no timestamp: text as it is
-        continue;
-      }
-      // the entry ends at its newline, or (a part of a long line) where the next timestamp begins
-      const nl = text.indexOf('\n', p);
-      const from = p + Math.max(0, MIN_PART - this.#entryLen);
-      let tsAt = -1;
-      if (from < text.length && (nl < 0 || from < nl)) {
-        TS_ANYWHERE.lastIndex = from;
-        const next = TS_ANYWHERE.exec(text);
-        if (next && (nl < 0 || next.index < nl)) tsAt = next.index;
-      }
-      if (nl < 0 && tsAt < 0) {
-        // no end yet: give what cannot be the start of a timestamp, keep the rest
-        const keep = Math.max(p, text.length - TS_MAX);
-        if (this.#entry === 'give') out += text.slice(p, keep);
-        this.#entryLen += keep - p;
-        p = keep;
-        break;
-      }
-      const end = tsAt >= 0 ? tsAt : nl;
-      if (this.#entry === 'give') out += text.slice(p, end) + (tsAt >= 0 ? '' : '\n');
-      p = tsAt >= 0 ? tsAt : nl + 1;
-      this.#entry = 'none';
-      this.#entryLen = 0;
-    }
-    this.#pending = text.slice(p);
-    if (out) this.push(out);
-  }
-
-  /** The end of one read of the log: what is left of an entry (the next read starts after the cursor). */
-  flushPartial(): void {
-    const rest = this.#pending + this.#decoder.end();
-    this.#pending = '';
-    if (rest && this.#entry !== 'skip') this.push(rest);
-    this.#entry = 'none';
-    this.#entryLen = 0;
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer | string, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    if (this.#stdin.destroyed) {
-      cb(new Error('console closed'));
-      return;
-    }
-    this.#stdin.write(chunk, enc, cb);
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.#stdin.destroy();
-    cb(err);
-  }
 }

@@ -117,8 +117,8 @@ export class DockerServerEnvironment implements Environment {
     return this.engine.wait(id, abort);
   }
 
-  attach(id: string, opts?: { since?: string }) {
-    return this.engine.attach(id, opts);
+  attach(id: string) {
+    return this.engine.attach(id);
   }
 
   remove(id: string): Promise<void> {
