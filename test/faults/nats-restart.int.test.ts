@@ -3,8 +3,9 @@
  * nats-server and a private PostgreSQL; replica A holds the Agent's link, a console subscriber
  * watches through replica B, so its lines cross the broker. After the broker is back the lines
  * flow again (the reconnect time is printed); lines published meanwhile are delivered late (the
- * client buffers them) or missing, and both are counted here. Commands go through A's link, not
- * the bus: they keep working throughout, each once.
+ * client buffers them) or lost, and B reports the lost ones as dropped (reason `bus`: it sees the
+ * jump in the lines' numbers), so printed = delivered + reported, exactly. Commands go through
+ * A's link, not the bus: they keep working throughout, each once.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -98,7 +98,7 @@ test('status changes and console lines made while the Panel is away arrive after
   // the lines waited in the outbox (within its budget: none counted as dropped), numbered 1…3
   const logs = after.filter(
     (m): m is EventMessage<'server_log'> =>
-      m.type === 'event' && m.event === 'server_log' && m.data.serverId === id,
+      m.type === 'event' && m.event === 'server_log' && (m.data as { serverId?: string }).serverId === id,
   );
   assert.deepEqual(
     logs.flatMap((m) => m.data.message.split('\n')),
