@@ -481,6 +481,8 @@ export class TickWatcher {
   ws: WebSocket | undefined;
   ticks = new Set<number>();
   duplicates = 0;
+  /** ticks that came after a higher one (lines out of order) */
+  outOfOrder = 0;
   dropped = 0;
   lastTickAt = 0;
   firstTick = 0;
@@ -488,6 +490,7 @@ export class TickWatcher {
   /** the last console lines that are not ticks */
   lines: string[] = [];
   #closed = false;
+  #max = 0;
   readonly url: string;
   readonly cookie: string;
   readonly serverId: string;
@@ -514,6 +517,8 @@ export class TickWatcher {
             continue;
           }
           const n = Number(hit[1]);
+          if (n < this.#max) this.outOfOrder += 1;
+          if (n > this.#max) this.#max = n;
           if (this.ticks.has(n)) this.duplicates += 1;
           else this.ticks.add(n);
           if (!this.firstTick) this.firstTick = n;
@@ -538,7 +543,7 @@ export class TickWatcher {
     return max - this.firstTick + 1 - this.ticks.size;
   }
   get max(): number {
-    return this.ticks.size ? Math.max(...this.ticks) : 0;
+    return this.#max;
   }
   /** ms until a tick arrives that was not there at the call */
   async nextTick(timeoutMs: number): Promise<number> {
@@ -549,6 +554,36 @@ export class TickWatcher {
     this.#closed = true;
     this.ws?.close();
   }
+}
+
+/**
+ * The console's account of one watched game: every line it printed between the first tick seen
+ * and the last is either delivered or reported dropped (`console_dropped`), exactly. The lines
+ * printed are the ticks and, for each accepted command, its TTY echo and the game's `got:`
+ * answer; `unaccounted` is printed − delivered − reported (0 when nothing is lost uncounted; less
+ * than 0 when more was reported than lost).
+ */
+export function lineAccount(watcher: TickWatcher, ledger: CommandLedger) {
+  const accepted = ledger.sent.filter((c) => c.status === 202).map((c) => c.cmd);
+  const seen = new Set(watcher.lines.map((l) => l.trim()));
+  let othersPrinted = 0;
+  let othersSeen = 0;
+  for (const cmd of accepted)
+    for (const line of [cmd, `got:${cmd}`]) {
+      othersPrinted++;
+      if (seen.has(line)) othersSeen++;
+    }
+  const ticksPrinted = watcher.max ? watcher.max - watcher.firstTick + 1 : 0;
+  const printed = ticksPrinted + othersPrinted;
+  const delivered = watcher.ticks.size + othersSeen;
+  return {
+    printed,
+    delivered,
+    dropped: watcher.dropped,
+    unaccounted: printed - delivered - watcher.dropped,
+    outOfOrder: watcher.outOfOrder,
+    duplicates: watcher.duplicates,
+  };
 }
 
 /**

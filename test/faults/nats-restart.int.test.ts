@@ -3,8 +3,9 @@
  * nats-server and a private PostgreSQL; replica A holds the Agent's link, a console subscriber
  * watches through replica B, so its lines cross the broker. After the broker is back the lines
  * flow again (the reconnect time is printed); lines published meanwhile are delivered late (the
- * client buffers them) or missing, and both are counted here. Commands go through A's link, not
- * the bus: they keep working throughout, each once.
+ * client buffers them) or lost, and B reports the lost ones as dropped (reason `bus`: it sees the
+ * jump in the lines' numbers), so printed = delivered + reported, exactly. Commands go through
+ * A's link, not the bus: they keep working throughout, each once.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import {
   containerStarts,
   faultStack,
   figures,
+  lineAccount,
   type Proc,
   panelEnv,
   privateNats,
@@ -78,14 +80,19 @@ describe('fault: NATS restart between two replicas', () => {
     await sleep(2000);
     const cmds = ledger.check(path.join(s.serverDir(id), 'cmds.log'));
     const stopped = stoppedCount(before, await containerStarts(s.docker, [id]));
+    const lines = lineAccount(watcher, ledger);
     figures('nats-restart', {
       nats_down_ms: upAt - downAt,
       reconnect_ms: reconnectMs,
       lines_before: maxBefore,
       lines_seen: watcher.ticks.size,
+      lines_printed: lines.printed,
+      lines_delivered: lines.delivered,
       lines_missing: watcher.missing,
       lines_dropped_reported: watcher.dropped,
+      lines_unaccounted: lines.unaccounted,
       lines_duplicated: watcher.duplicates,
+      lines_out_of_order: watcher.outOfOrder,
       servers_stopped: stopped,
       commands_sent: cmds.sent,
       commands_accepted: cmds.accepted,
@@ -98,5 +105,12 @@ describe('fault: NATS restart between two replicas', () => {
     assert.equal(cmds.lost, 0);
     assert.equal(cmds.twice, 0);
     assert.equal(watcher.duplicates, 0, 'no line twice');
+    assert.equal(watcher.outOfOrder, 0, 'lines in order');
+    // lost between the replicas while the broker was away: B sees the jump in the lines' numbers
+    assert.equal(
+      lines.unaccounted,
+      0,
+      `lines printed = delivered + reported dropped: ${JSON.stringify(lines)}`,
+    );
   });
 });

@@ -60,7 +60,7 @@ test('registers with the secret, stores credentials 0600, connects with headers,
   assert.deepEqual(f.panel.invalid, []);
 });
 
-test('status changes made while the Panel is away arrive after hello; dropped log lines are counted', async (t) => {
+test('status changes and console lines made while the Panel is away arrive after hello, numbered', async (t) => {
   const f = await fixture({ env: { AGENT_API_KEY: API_KEY } });
   t.after(() => f.cleanup());
   await f.panel.waitConnected();
@@ -91,10 +91,21 @@ test('status changes made while the Panel is away arrive after hello; dropped lo
   const mark = f.panel.received.length;
   f.panel.refuseUpgrades = false;
   await f.panel.waitConnected();
-  const dropped = await f.panel.waitEvent('server_log_dropped', (d) => d.serverId === id, { since: mark });
-  assert.equal(dropped.data.reason, 'disconnected');
-  assert.equal(dropped.data.count, 3);
+  await f.panel.waitEvent('server_log', (d) => d.serverId === id && d.message.includes('three'), {
+    since: mark,
+  });
   const after = f.panel.received.slice(mark);
+  // the lines waited in the outbox (within its budget: none counted as dropped), numbered 1…3
+  const logs = after.filter(
+    (m): m is EventMessage<'server_log'> =>
+      m.type === 'event' && m.event === 'server_log' && (m.data as { serverId?: string }).serverId === id,
+  );
+  assert.deepEqual(
+    logs.flatMap((m) => m.data.message.split('\n')),
+    ['one', 'two', 'three'],
+  );
+  assert.equal(logs.at(-1)?.data.seq, 3);
+  assert.ok(!after.some((m) => m.type === 'event' && m.event === 'server_log_dropped'));
   assert.equal(after[0]?.type === 'event' && after[0].event, 'agent_hello');
   const statuses = after
     .filter(

@@ -1111,6 +1111,19 @@ export const UpdateStage = z.enum([
 ]);
 export type UpdateStage = z.infer<typeof UpdateStage>;
 
+/**
+ * The console lines' numbering on the link (optional, an addition to the seed's `server_log`):
+ * `seq` is the number of the last line the message carries (or accounts for, in
+ * `server_log_dropped`), counted per server from 1 within one `epoch` (one Agent process). The
+ * lines of a message are numbered `seq - lines + 1 … seq`. The Panel drops lines it had already
+ * (a number it passed) and reports a gap (lines lost in transit, e.g. written into a dead socket)
+ * as dropped with its exact count; a new epoch starts the count afresh.
+ */
+export const LinkSeq = z.object({
+  seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  epoch: z.string().min(1).max(64).optional(),
+});
+
 export const eventData = {
   server_status_changed: z.object({
     serverId: ServerId,
@@ -1124,6 +1137,7 @@ export const eventData = {
     logLevel: LogLevel.optional(),
     message: z.string(),
     stream: z.enum(['stdout', 'stderr', 'daemon']).optional(),
+    ...LinkSeq.shape,
   }),
   /** lines not delivered: throttled (too fast), lost while the Panel was away, or over the
    * Panel's own safety budget (`overloaded`, made by the Panel, never sent by an Agent) */
@@ -1131,6 +1145,7 @@ export const eventData = {
     serverId: ServerId,
     count: z.number().int().positive(),
     reason: z.enum(['throttled', 'disconnected', 'overloaded']),
+    ...LinkSeq.shape,
   }),
   resource_update: ResourceSnapshot,
   server_crashed: z.object({

@@ -91,12 +91,22 @@ interface CloseInfo {
   url: string;
 }
 
+/** console text kept after sending, to send again when the link dies unanswered (see #recent) */
+export const RECENT_CHARS = 1024 * 1024;
+
 export class PanelLink {
   readonly #config: AgentConfig;
   readonly #log: Logger;
   readonly #hooks: LinkHooks;
   readonly #store: CredentialStore;
   readonly #outbox = new Outbox();
+  /**
+   * Console messages sent on the current connection lately (RECENT_CHARS of text at most): when
+   * the link is called dead (heartbeats missed) some of them may sit in a socket nobody reads,
+   * so they are queued again; the Panel skips those it had by their numbers (LinkSeq).
+   */
+  #recent: { msg: EventMessage<'server_log'>; chars: number }[] = [];
+  #recentChars = 0;
   /** AGENT_PANEL_CERT_SHA256: the only certificate the Panel may present */
   readonly #pinned: PinnedAgent | undefined;
   #creds: AgentCredentials | null = null;
@@ -275,9 +285,24 @@ export class PanelLink {
     const ws = this.#ws;
     if (this.#ready && ws && ws.readyState === WebSocket.OPEN) {
       ws.send(text);
+      if (msg.type === 'event' && msg.event === 'server_log')
+        this.#remember(msg as EventMessage<'server_log'>);
       return;
     }
     this.#outbox.hold(msg);
+  }
+
+  #remember(msg: EventMessage<'server_log'>): void {
+    const chars = msg.data.message.length;
+    this.#recent.push({ msg, chars });
+    this.#recentChars += chars;
+    let drop = 0;
+    while (this.#recentChars > RECENT_CHARS && drop < this.#recent.length - 1) {
+      this.#recentChars -= (this.#recent[drop] as { chars: number }).chars;
+      drop++;
+    }
+    if (drop > 64 || drop * 2 > this.#recent.length) this.#recent = this.#recent.slice(drop);
+    else if (drop > 0) this.#recent.splice(0, drop);
   }
 
   /** Drops the current connection as if the network failed (tests). */
@@ -512,6 +537,8 @@ export class PanelLink {
       this.#ws = ws;
       let lastSeen = Date.now();
       let deadTimer: NodeJS.Timeout | undefined;
+      /** called dead by the heartbeat check (not closed by the Panel) */
+      let deadUnanswered = false;
       const rate = this.#config.commandRate;
       const bucket = new TokenBucket(rate, 2 * rate);
       const flood = { refused: 0, loggedAt: 0 };
@@ -529,10 +556,11 @@ export class PanelLink {
         const hello = event('agent_hello', this.#hooks.hello(), creds.id);
         ws.send(JSON.stringify(hello));
         // (what the outbox holds passed the size check in send())
-        for (const m of this.#outbox.drain((serverId, count) =>
-          event('server_log_dropped', { serverId, count, reason: 'disconnected' }, creds.id),
+        for (const m of this.#outbox.drain((serverId, count, seq) =>
+          event('server_log_dropped', { serverId, count, reason: 'disconnected', ...seq }, creds.id),
         )) {
           ws.send(JSON.stringify(m));
+          if (m.type === 'event' && m.event === 'server_log') this.#remember(m as EventMessage<'server_log'>);
         }
         this.#ready = true;
         this.connections++;
@@ -547,6 +575,7 @@ export class PanelLink {
           () => {
             if (Date.now() - lastSeen > 3 * hb) {
               this.#log.warn({ missedMs: Date.now() - lastSeen }, 'three heartbeats missed: link is dead');
+              deadUnanswered = true;
               ws.terminate();
             }
           },
@@ -570,6 +599,11 @@ export class PanelLink {
       });
       ws.on('close', (code, reason) => {
         clearInterval(deadTimer);
+        // lines that may sit unread in a dead socket go again (a Panel that closed the link, or
+        // died with its socket, had read what it got: nothing is sent twice to a new process)
+        if (deadUnanswered) this.#outbox.requeue(this.#recent.map((r) => r.msg));
+        this.#recent = [];
+        this.#recentChars = 0;
         if (openedAt) info.lastedMs = Date.now() - openedAt;
         this.#ready = false;
         if (this.#ws === ws) this.#ws = null;

@@ -18,10 +18,26 @@ import type { FeatureName } from '@cap/protocol/templates/index.ts';
 
 export type DomainEvent =
   | { kind: 'server.status'; serverId: string; status: ServerStatus; previousStatus?: ServerStatus }
-  | { kind: 'server.console'; serverId: string; lines: string[]; stream?: string }
+  /** `seq`/`epoch`: the numbering of the last line (LinkSeq), checked again off the bus (line-numbers.ts) */
+  | {
+      kind: 'server.console';
+      serverId: string;
+      lines: string[];
+      stream?: string;
+      seq?: number;
+      epoch?: string;
+    }
   | { kind: 'server.stats'; serverId: string; stats: ResourceSnapshot }
   /** console lines lost before they reached the Panel (counted by the Agent or the hub) */
-  | { kind: 'server.console_dropped'; serverId: string; count: number; reason: string }
+  | {
+      kind: 'server.console_dropped';
+      serverId: string;
+      count: number;
+      reason: string;
+      /** the numbering of the last line it counts (LinkSeq) */
+      seq?: number;
+      epoch?: string;
+    }
   | { kind: 'server.crashed'; serverId: string; exitCode: number; restarting: boolean }
   | {
       kind: 'server.install';

@@ -354,4 +354,42 @@ describe('servers through a (fake) Agent and the /ws/client relay', () => {
     assert.equal((await panel.api(owner, 'GET', `/api/servers/${id}`)).body.status, 'offline');
     await intruder.close();
   });
+
+  test('numbered console lines: a jump is reported with its count, lines sent again are skipped', async () => {
+    const created = await panel.api(owner, 'POST', '/api/servers?wait=true', {
+      name: 'numbered',
+      nodeId,
+      image: 'ctrl-alt-play/busybox:latest',
+      startup: 'sh',
+      limits: { memory: '64m' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    const ws = await panel.clientSocket(owner);
+    try {
+      ws.send({ type: 'subscribe', serverId: id });
+      await ws.next((m) => m.type === 'subscribed');
+      const log = (message: string, seq: number) =>
+        agent.emit('server_log', { serverId: id, message, stream: 'stdout', seq, epoch: 'e1' });
+      log('l1\nl2', 2);
+      log('l5', 5); // 3 and 4 never came (a dead socket)
+      log('l4\nl5\nl6', 6); // sent again after a reconnect: 4 was counted already, 5 shown
+      log('l7', 7);
+      // a new Agent process: its count starts afresh
+      agent.emit('server_log', { serverId: id, message: 'n1', stream: 'stdout', seq: 1, epoch: 'e2' });
+      const last = await ws.next((m) => m.type === 'console' && m.lines.includes('n1'));
+      // (next takes the message it returns out of the list)
+      const seen = [...ws.messages, last].flatMap((m) =>
+        m.type === 'console'
+          ? m.lines
+          : m.type === 'console_dropped'
+            ? [`dropped ${m.count} ${m.reason}`]
+            : [],
+      );
+      assert.deepEqual(seen, ['l1', 'l2', 'dropped 2 lost_in_transit', 'l5', 'l6', 'l7', 'n1']);
+    } finally {
+      ws.close();
+    }
+    assert.equal((await panel.api(owner, 'DELETE', `/api/servers/${id}`)).status, 204);
+  });
 });

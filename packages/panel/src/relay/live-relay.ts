@@ -6,6 +6,7 @@
  */
 import type { ErrorCode } from '@cap/protocol';
 import type { DomainEventKind, EventBus, EventOf, Handler } from '../bus/index.ts';
+import { LineNumbers } from './line-numbers.ts';
 import type { LiveStore } from './live-store.ts';
 
 /** Subscribes; returns the unsubscribe function. */
@@ -13,6 +14,14 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
   // every replica's browsers read the live state: it hears the events of all of them
   const on = <K extends DomainEventKind>(kind: K, handler: Handler<EventOf<K>>): (() => void) =>
     bus.subscribe(kind, handler, 'everywhere');
+  // console lines off the bus: what it lost between replicas (a broker restart) is counted here
+  // (reason `bus`), what came twice is skipped
+  const numbers = new LineNumbers();
+  const gapOf = (serverId: string, epoch: unknown, seq: unknown, n: number): number => {
+    const { skip, gap } = numbers.take(serverId, epoch, seq, n);
+    if (gap > 0) live.consoleDropped(serverId, gap, 'bus');
+    return skip;
+  };
   const offs = [
     on('server.status', (e) => {
       // where the Agent is linked the projection set it already; other replicas learn it here
@@ -24,8 +33,14 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
         ...(e.previousStatus ? { previousStatus: e.previousStatus } : {}),
       });
     }),
-    on('server.console', (e) => live.appendConsole(e.serverId, e.lines)),
-    on('server.console_dropped', (e) => live.consoleDropped(e.serverId, e.count, e.reason)),
+    on('server.console', (e) => {
+      const skip = gapOf(e.serverId, e.epoch, e.seq, e.lines.length);
+      if (skip < e.lines.length) live.appendConsole(e.serverId, skip > 0 ? e.lines.slice(skip) : e.lines);
+    }),
+    on('server.console_dropped', (e) => {
+      const skip = gapOf(e.serverId, e.epoch, e.seq, e.count);
+      if (e.count - skip > 0) live.consoleDropped(e.serverId, e.count - skip, e.reason);
+    }),
     on('server.stats', (e) => live.setStats(e.serverId, e.stats)),
     on('server.crashed', (e) =>
       live.publish(e.serverId, {
@@ -77,6 +92,7 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
       live.publish(e.serverId, { type: 'feature', serverId: e.serverId, feature: e.feature, line: e.line }),
     ),
     on('server.deleted', (e) => {
+      numbers.forget(e.serverId);
       live.publish(e.serverId, { type: 'unsubscribed', serverId: e.serverId });
       live.forget(e.serverId);
     }),

@@ -9,6 +9,7 @@ import { type FeatureName, featureOfLine, knownFeatures } from '@cap/protocol/te
 import type { Logger } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
+import { LineNumbers } from '../../relay/line-numbers.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
@@ -36,6 +37,8 @@ export class AgentEventProjection {
   readonly #featuresOf = new Map<string, { features: FeatureName[]; at: number }>();
   /** serverId → the feature its console last called for, until it runs or the user acted */
   readonly #pendingFeature = new Map<string, PendingFeature>();
+  /** the console lines' numbering on the link: lines had twice skipped, lines lost counted */
+  readonly #lineNumbers = new LineNumbers();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -61,6 +64,7 @@ export class AgentEventProjection {
   /** The server is gone: nothing more is accepted or kept for it. */
   forget(serverId: string): void {
     this.#nodeOf.delete(serverId);
+    this.#lineNumbers.forget(serverId);
     this.#featuresOf.delete(serverId);
     this.#pendingFeature.delete(serverId);
   }
@@ -183,19 +187,52 @@ export class AgentEventProjection {
         const d = msg.data as EventMessage<'server_log'>['data'];
         // one message may carry the lines of one Agent tick, newline-separated; an empty line is
         // a line too (dropping it here would lose it unreported)
-        const lines = d.message.split(/\r?\n/);
+        let lines = d.message.split(/\r?\n/);
+        const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, lines.length);
+        const numbered = d.seq !== undefined && d.epoch !== undefined ? { epoch: d.epoch } : undefined;
+        // written into a socket that died before the Panel read them: counted, never silent
+        if (gap > 0 && numbered)
+          this.#bus.publish({
+            kind: 'server.console_dropped',
+            serverId,
+            count: gap,
+            reason: 'lost_in_transit',
+            seq: (d.seq as number) - lines.length,
+            ...numbered,
+          });
+        if (skip >= lines.length) break; // had already (sent again after a reconnect)
+        if (skip > 0) lines = lines.slice(skip);
         this.#bus.publish({
           kind: 'server.console',
           serverId,
           lines,
           ...(d.stream ? { stream: d.stream } : {}),
+          ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
         });
         if (d.stream !== 'daemon') await this.#detectFeatures(serverId, lines);
         break;
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        this.#bus.publish({ kind: 'server.console_dropped', serverId, count: d.count, reason: d.reason });
+        const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, d.count);
+        const numbered = d.seq !== undefined && d.epoch !== undefined ? { epoch: d.epoch } : undefined;
+        if (gap > 0 && numbered)
+          this.#bus.publish({
+            kind: 'server.console_dropped',
+            serverId,
+            count: gap,
+            reason: 'lost_in_transit',
+            seq: (d.seq as number) - d.count,
+            ...numbered,
+          });
+        if (d.count - skip > 0)
+          this.#bus.publish({
+            kind: 'server.console_dropped',
+            serverId,
+            count: d.count - skip,
+            reason: d.reason,
+            ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
+          });
         break;
       }
       case 'resource_update': {
