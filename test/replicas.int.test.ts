@@ -10,59 +10,25 @@
  * agree), and the status is right.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import {
-  ADMIN_EMAIL,
-  ADMIN_PASSWORD,
-  freePort,
-  type Json,
-  scratchDatabase,
-  until,
-} from '../packages/panel/test/helpers.ts';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, type Json, until } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
+import {
+  type StackReplica as Replica,
+  type ReplicaStack,
+  stackSkip,
+  startReplicaStack,
+} from './replicas-stack.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const NATS = '/usr/sbin/nats-server';
-const NGINX = '/usr/sbin/nginx';
-const CLI = path.join(root, 'packages/cli/bin/ctrl-alt-play.js');
-
-interface Replica {
-  name: string;
-  port: number;
-  url: string;
-  proc: ChildProcess;
-  logFile: string;
-  /** how many times its log says an Agent linked */
-  links(nodeId: string): number;
-}
-
-async function stopChild(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill(signal);
-  await exited;
-}
-
-describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
-  skip:
-    !(existsSync(NATS) && existsSync(NGINX)) && !process.env['CAP_REQUIRE_REAL']
-      ? 'nats-server or nginx not installed'
-      : false,
-}, () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cap-replicas-'));
-  let db: Awaited<ReturnType<typeof scratchDatabase>>;
-  let broker: ChildProcess | undefined;
-  let nginx: ChildProcess | undefined;
+describe('two Panel replicas behind nginx, on PostgreSQL and NATS', { skip: stackSkip() }, () => {
+  let stack: ReplicaStack;
   let proxyUrl = '';
-  const replicas: Replica[] = [];
+  let dir = '';
+  let replicas: Replica[] = [];
   let agent: RunningAgent | undefined;
   let nodeId = '';
   let serverId = '';
@@ -85,110 +51,11 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
     return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
   };
 
-  const startReplica = async (name: string, env: Record<string, string>): Promise<Replica> => {
-    const port = await freePort();
-    const logFile = path.join(dir, `${name}.log`);
-    const out = openSync(logFile, 'a');
-    const proc = spawn(process.execPath, [CLI, 'panel'], {
-      env: { ...process.env, ...env, PORT: String(port) },
-      stdio: ['ignore', out, out],
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await until(async () => {
-      if (proc.exitCode !== null)
-        throw new Error(`${name} exited: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
-      try {
-        return (await fetch(`${url}/api/health`)).ok;
-      } catch {
-        return false;
-      }
-    }, 60_000);
-    const links = (id: string) =>
-      readFileSync(logFile, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('"agent connected"') && l.includes(id)).length;
-    return { name, port, url, proc, logFile, links };
-  };
-
   before(async () => {
-    assert.ok(existsSync(NATS), `${NATS} is missing: apt-get install nats-server`);
-    assert.ok(existsSync(NGINX), `${NGINX} is missing: apt-get install nginx-light`);
-    db = await scratchDatabase('postgres', 'cap_replicas');
-    const natsPort = await freePort();
-    broker = spawn(NATS, ['-a', '127.0.0.1', '-p', String(natsPort)], { stdio: 'ignore' });
-    await until(async () => {
-      try {
-        await (await connect({ servers: `127.0.0.1:${natsPort}` })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000);
-    const proxyPort = await freePort();
-    proxyUrl = `http://127.0.0.1:${proxyPort}`;
-    const env = {
-      ...db.env,
-      DATA_DIR: path.join(dir, 'panel'),
-      HOST: '127.0.0.1',
-      PANEL_URL: proxyUrl,
-      PANEL_TRUST_PROXY: '127.0.0.1',
-      ADMIN_EMAIL,
-      ADMIN_PASSWORD,
-      LOG_LEVEL: 'info',
-      PANEL_LOGIN_RATE_PER_MIN: '1000',
-      PANEL_AGENT_PING_MS: '1000',
-      PANEL_NATS_URL: `nats://127.0.0.1:${natsPort}`,
-      PANEL_NATS_PREFIX: `caprep${process.pid}`,
-      PANEL_REPLICA_HEARTBEAT_MS: '500',
-    };
-    // the first one migrates the database and makes the owner; the second finds both
-    replicas.push(await startReplica('a', env));
-    replicas.push(await startReplica('b', env));
-
-    for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-    writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      [
-        'daemon off;',
-        'worker_processes 1;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events { worker_connections 256; }',
-        'http {',
-        `  access_log ${dir}/access.log;`,
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((d) => `  ${d}_temp_path ${dir}/${d};`),
-        '  map $http_upgrade $connection_upgrade { default upgrade; "" close; }',
-        '  upstream panels {',
-        ...replicas.map((r) => `    server 127.0.0.1:${r.port} max_fails=1 fail_timeout=5s;`),
-        '  }',
-        '  server {',
-        `    listen 127.0.0.1:${proxyPort};`,
-        '    location / {',
-        '      proxy_pass http://panels;',
-        '      proxy_http_version 1.1;',
-        '      proxy_set_header Upgrade $http_upgrade;',
-        '      proxy_set_header Connection $connection_upgrade;',
-        '      proxy_set_header Host $host;',
-        '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-        '      proxy_connect_timeout 1s;',
-        '      proxy_next_upstream error timeout;',
-        '      proxy_read_timeout 3600s;',
-        '    }',
-        '  }',
-        '}',
-        '',
-      ].join('\n'),
-    );
-    execFileSync(NGINX, ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'pipe' });
-    nginx = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
-    await until(async () => {
-      try {
-        return (await fetch(`${proxyUrl}/api/health`)).ok;
-      } catch {
-        return false;
-      }
-    }, 10_000);
-
+    stack = await startReplicaStack({ replicas: 2, nginx: true });
+    proxyUrl = stack.urls['proxy'] as string;
+    dir = stack.dir;
+    replicas = stack.replicas;
     const login = await fetch(`${proxyUrl}/api/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -202,12 +69,7 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
   after(async () => {
     await agent?.stop().catch(() => undefined);
     if (nodeId) await removeNodeContainers(nodeId);
-    for (const r of replicas) await stopChild(r.proc);
-    await stopChild(nginx, 'SIGQUIT');
-    await stopChild(broker);
-    await db?.drop();
-    if (process.env['KEEP_REPLICA_LOGS']) console.log(`# logs in ${dir}`);
-    else rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('a real Agent links through nginx to one replica; the other sees it online', async () => {
