@@ -15,6 +15,7 @@
  *   node bench/panel-scale.ts                                  # 1000×20, 200 subscribers, 1 replica
  *   node bench/panel-scale.ts --replicas 2                     # two replicas (private PostgreSQL + NATS)
  *   node bench/panel-scale.ts --pg                             # one replica on a private PostgreSQL
+ *   node bench/panel-scale.ts --stopped                        # the servers stay offline (not started)
  *   node bench/panel-scale.ts --agents 100 --servers 10 --subscribers 50 --seconds 10 --cpu-prof
  *
  * The figures are printed next to the raw baseline of the issue (one process at 1,000 × 20:
@@ -108,6 +109,25 @@ async function main() {
     const all = seeded
       ? await gen.connectSeeded({ urls, nodes: seeded.nodes, servers })
       : await gen.setupRest({ url: first.url, urls, cookie: s0.cookie, csrfToken: s0.csrfToken, sc });
+    // the games run (their Agent said so), unless --stopped: stopped servers' console lines go
+    // through the template-feature check too
+    if (!flag('stopped')) {
+      await gen.markRunning();
+      const status = async (r: Replica, i: number, id: string | undefined) =>
+        (
+          (await (
+            await fetch(`${r.url}/api/servers/${id}`, {
+              headers: { cookie: (sessions[i] as { cookie: string }).cookie },
+            })
+          ).json()) as { status?: string }
+        ).status;
+      for (let tries = 0; ; tries++) {
+        const states = await Promise.all(replicas.map((r, i) => status(r, i, all.at(-1))));
+        if (states.every((x) => x === 'running')) break;
+        if (tries > 600) throw new Error(`servers not running: ${states.join(',')}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const setupSeconds = (performance.now() - setupStart) / 1000;
 
     // subscribers, split between the replicas (k % n): with two, half of what they watch is
@@ -212,6 +232,7 @@ async function main() {
       seconds,
       setup: restSetup ? 'REST' : 'seeded (bench/lib/seed.ts) + Agents registered through REST',
       database: pg ? 'postgresql (private)' : 'sqlite',
+      serversState: flag('stopped') ? 'offline' : 'running',
       seedSeconds: +seedSeconds.toFixed(1),
       setupSeconds: +setupSeconds.toFixed(1),
       agentMessagesPerSecond: Math.round(sent / wall),

@@ -150,6 +150,27 @@ async function connectSeeded(o: { urls: string[]; nodes: SeededNode[]; servers: 
   return agents.flatMap((a) => a.servers);
 }
 
+/** Every server reported running, as an Agent does after a start (its stats and console come from running games). */
+async function markRunning(): Promise<{ sent: number }> {
+  let sent = 0;
+  for (const a of agents) {
+    for (const serverId of a.servers) {
+      a.ws.send(
+        JSON.stringify({
+          type: 'event',
+          timestamp: new Date().toISOString(),
+          event: 'server_status_changed',
+          data: { serverId, previousStatus: 'offline', currentStatus: 'running' },
+        }),
+      );
+      sent += 1;
+    }
+    // a few agents at a time: the Panel writes each status
+    if (sent % 400 === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  return { sent };
+}
+
 /** Every agent, once a second (staggered over the second), one resource_update + one log line per server. */
 async function load(seconds: number): Promise<LoadResult> {
   const timers: NodeJS.Timeout[] = [];
@@ -215,16 +236,49 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
     try {
       if (msg.cmd === 'setup') process.send?.({ all: await setupRest(msg) });
       else if (msg.cmd === 'connect') process.send?.({ all: await connectSeeded(msg) });
+      else if (msg.cmd === 'running') process.send?.(await markRunning());
       else if (msg.cmd === 'load') process.send?.(await load(msg.seconds));
     } catch (e) {
       process.send?.({ error: (e as Error).message });
     }
   });
 } else if (process.env['CAP_BENCH_ROLE'] === 'panel') {
+  // CAP_BENCH_SQL_TIMES=1: time spent per SQL text on SQLite, printed at the stop (where the DB time goes)
+  const sqlTimes = new Map<string, { n: number; ms: number }>();
+  if (process.env['CAP_BENCH_SQL_TIMES'] === '1') {
+    const { DatabaseSync } = await import('node:sqlite');
+    const prepare = DatabaseSync.prototype.prepare;
+    DatabaseSync.prototype.prepare = function (this: InstanceType<typeof DatabaseSync>, sql: string) {
+      const t0 = performance.now();
+      const stmt = prepare.call(this, sql);
+      const rec = sqlTimes.get(sql) ?? { n: 0, ms: 0 };
+      sqlTimes.set(sql, rec);
+      rec.ms += performance.now() - t0;
+      for (const m of ['run', 'all', 'iterate'] as const) {
+        const f = stmt[m].bind(stmt) as (...a: unknown[]) => unknown;
+        (stmt as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
+          const t1 = performance.now();
+          try {
+            return f(...a);
+          } finally {
+            rec.n += 1;
+            rec.ms += performance.now() - t1;
+          }
+        };
+      }
+      return stmt;
+    } as typeof prepare;
+  }
   const { loadPanelConfig, startPanel } = await import('@cap/panel');
   const panel = await startPanel(loadPanelConfig(process.env));
   process.send?.({ ready: panel.url });
   process.on('message', (m: { cmd: string }) => {
-    if (m.cmd === 'stop') panel.stop().then(() => process.exit(0));
+    if (m.cmd === 'stop') {
+      for (const [sql, r] of [...sqlTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15))
+        process.stderr.write(
+          `[sql] ${r.ms.toFixed(0).padStart(7)} ms ${String(r.n).padStart(7)}× ${sql.slice(0, 160)}\n`,
+        );
+      panel.stop().then(() => process.exit(0));
+    }
   });
 }

@@ -132,6 +132,8 @@ export interface Generator {
   }): Promise<string[]>;
   /** Seeded nodes (bench/lib/seed.ts): each registers through urls[i % n] and links */
   connectSeeded(o: { urls: string[]; nodes: SeededNode[]; servers: number }): Promise<string[]>;
+  /** every server reported running by its Agent (server_status_changed offline → running) */
+  markRunning(): Promise<{ sent: number }>;
   /** every Agent, once a second for `seconds`: a resource_update and a console line per server */
   load(seconds: number): Promise<LoadResult>;
   kill(): void;
@@ -158,6 +160,7 @@ export function startGenerator(): Generator {
   return {
     setupRest: async (o) => (await ask<{ all: string[] }>({ cmd: 'setup', ...o })).all,
     connectSeeded: async (o) => (await ask<{ all: string[] }>({ cmd: 'connect', ...o })).all,
+    markRunning: () => ask<{ sent: number }>({ cmd: 'running' }),
     load: (seconds) => ask<LoadResult>({ cmd: 'load', seconds }),
     kill: () => g.kill('SIGKILL'),
   };
