@@ -22,7 +22,7 @@
  * 66 % of a core, event p99 162 ms). --cpu-prof writes each replica's profile and prints where
  * its CPU went (self time by module and by function).
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -211,7 +211,9 @@ async function main() {
     }, 500);
     const t0 = performance.now();
     measuring = true;
+    for (const r of replicas) r.loopStart();
     const { sent, lagP99 } = await gen.load(seconds);
+    const loops = await Promise.all(replicas.map((r) => r.loopStop()));
     const wall = (performance.now() - t0) / 1000;
     const cpu = replicas.map((r, i) => ((procCpuSeconds(r.pid) - (cpu0[i] as number)) / wall) * 100);
     clearInterval(rssTimer);
@@ -236,9 +238,13 @@ async function main() {
       seedSeconds: +seedSeconds.toFixed(1),
       setupSeconds: +setupSeconds.toFixed(1),
       agentMessagesPerSecond: Math.round(sent / wall),
+      // how late the simulated Agents' ticks fired: above ~100 ms the generator (or the machine)
+      // is saturated, and the event latency measures that too
       generatorTickLagP99Ms: lagP99,
+      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       panelCpuPercentTotal: +totalCpu.toFixed(1),
       panelCpuPercentPerReplica: cpu.map((c) => +c.toFixed(1)),
+      panelEventLoopPerReplica: loops,
       panelRssMiBPerReplica: rssMax.map((m) => Math.round(m)),
       apiRequests: api.length,
       apiErrors,

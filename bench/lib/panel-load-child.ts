@@ -243,7 +243,7 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
     }
   });
 } else if (process.env['CAP_BENCH_ROLE'] === 'panel') {
-  // CAP_BENCH_SQL_TIMES=1: time spent per SQL text on SQLite, printed at the stop (where the DB time goes)
+  // CAP_BENCH_SQL_TIMES=1: time spent per SQL text on SQLite in the measured window, printed at the stop
   const sqlTimes = new Map<string, { n: number; ms: number }>();
   if (process.env['CAP_BENCH_SQL_TIMES'] === '1') {
     const { DatabaseSync } = await import('node:sqlite');
@@ -272,7 +272,25 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
   const { loadPanelConfig, startPanel } = await import('@cap/panel');
   const panel = await startPanel(loadPanelConfig(process.env));
   process.send?.({ ready: panel.url });
+  const { monitorEventLoopDelay, performance: perf } = await import('node:perf_hooks');
+  let delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
+  let elu0 = perf.eventLoopUtilization();
   process.on('message', (m: { cmd: string }) => {
+    // the measured window: how long this Panel's event loop was late, and how busy it was
+    if (m.cmd === 'loop-start') {
+      sqlTimes.clear(); // from here on: the measured window only
+      delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
+      elu0 = perf.eventLoopUtilization();
+    } else if (m.cmd === 'loop-stop' && delay) {
+      delay.disable();
+      process.send?.({
+        loopDelayP50Ms: +(delay.percentile(50) / 1e6).toFixed(1),
+        loopDelayP99Ms: +(delay.percentile(99) / 1e6).toFixed(1),
+        loopDelayMaxMs: +(delay.max / 1e6).toFixed(1),
+        loopUtilisation: +perf.eventLoopUtilization(elu0).utilization.toFixed(2),
+      });
+    }
     if (m.cmd === 'stop') {
       for (const [sql, r] of [...sqlTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15))
         process.stderr.write(

@@ -52,9 +52,20 @@ export function procRssMiB(pid: number): number {
   return Number(m?.[1] ?? 0) / 1024;
 }
 
+export interface LoopFigures {
+  loopDelayP50Ms: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  loopUtilisation: number;
+}
+
 export interface PanelChild {
   url: string;
   pid: number;
+  /** start measuring the Panel's event loop (delay, utilisation) */
+  loopStart(): void;
+  /** the figures since loopStart */
+  loopStop(): Promise<LoopFigures>;
   stop(): Promise<void>;
 }
 
@@ -86,6 +97,12 @@ export async function startPanelChild(
   return {
     url,
     pid: child.pid ?? 0,
+    loopStart: () => child.send({ cmd: 'loop-start' }),
+    loopStop: () =>
+      new Promise<LoopFigures>((resolve) => {
+        child.once('message', (m) => resolve(m as LoopFigures));
+        child.send({ cmd: 'loop-stop' });
+      }),
     async stop() {
       if (child.exitCode !== null) return;
       child.send({ cmd: 'stop' });
