@@ -5,18 +5,23 @@
  * cross the broker). Reports the replicas' CPU (summed), RSS, API p99 (a paced probe of
  * GET /api/servers/:id, /api/nodes/:id and /api/servers/:id/operations) and event p99 (the
  * timestamp in a console line → its receipt at a subscriber). Goals: ≤ 1 core in total, API p99
- * ≤ 50 ms, event p99 ≤ 100 ms. Builds on bench/panel-fanout.ts: its Panel child and its agent
- * generator (a process of their own, so their load does not delay the measuring one).
+ * ≤ 50 ms, event p99 ≤ 100 ms. The Panel children and the Agent generator are bench/lib/panel-load.ts
+ * (shared with panel-fanout.ts; processes of their own, so their load does not delay the measuring
+ * one). The nodes, servers, allocations and create operations are seeded straight into the
+ * database before the replicas start (bench/lib/seed.ts; --rest-setup makes them through REST,
+ * which takes long at 20,000 servers); the Agents then register and link through REST/WebSocket.
+ * One replica runs on SQLite unless --pg; two share a private PostgreSQL and NATS.
  *
  *   node bench/panel-scale.ts                                  # 1000×20, 200 subscribers, 1 replica
  *   node bench/panel-scale.ts --replicas 2                     # two replicas (private PostgreSQL + NATS)
+ *   node bench/panel-scale.ts --pg                             # one replica on a private PostgreSQL
+ *   node bench/panel-scale.ts --stopped                        # the servers stay offline (not started)
  *   node bench/panel-scale.ts --agents 100 --servers 10 --subscribers 50 --seconds 10 --cpu-prof
  *
  * The figures are printed next to the raw baseline of the issue (one process at 1,000 × 20:
  * 66 % of a core, event p99 162 ms). --cpu-prof writes each replica's profile and prints where
  * its CPU went (self time by module and by function).
  */
-import { fork } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,98 +29,40 @@ import WebSocket from 'ws';
 import { freePort } from '../packages/panel/test/helpers.ts';
 import { privateNats, privatePostgres } from '../test/faults/lib.ts';
 import { summariseProfile } from './lib/cpuprofile.ts';
+import {
+  arg,
+  BENCH_OWNER,
+  flag,
+  type Generator,
+  login,
+  type PanelChild,
+  pct,
+  pool,
+  procCpuSeconds,
+  procRssMiB,
+  startGenerator,
+  startPanelChild,
+} from './lib/panel-load.ts';
+import { seedPanel } from './lib/seed.ts';
 
-const FANOUT = new URL('./panel-fanout.ts', import.meta.url).pathname;
 const BASELINE = { panelCpuPercent: 66, eventP99Ms: 162, note: 'issue 15: one process at 1000×20' };
 
-function arg(name: string, dflt?: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
-const flag = (name: string) => process.argv.includes(`--${name}`);
-
-const pct = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-
-function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-function procRssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
+interface Replica extends PanelChild {
+  dataDir: string;
 }
 
-async function pool<T>(items: T[], concurrency: number, fn: (t: T, i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i] as T, i);
-      }
-    }),
-  );
-}
-
-interface Replica {
-  url: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startReplica(env: Record<string, string>, profDir: string | undefined): Promise<Replica> {
+/** A replica's data dir and port, made before the seeding (which writes its SQLite file without DATABASE_URL). */
+async function replicaEnv(shared: Record<string, string>) {
   const dataDir = mkdtempSync(join(tmpdir(), 'cap-scale-'));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = fork(FANOUT, [], {
-    env: {
-      ...process.env,
-      CAP_BENCH_CHILD: '1',
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PANEL_URL: url,
-      ADMIN_EMAIL: 'bench@example.test',
-      ADMIN_PASSWORD: 'bench-password',
-      LOG_LEVEL: 'warn',
-      PANEL_LOGIN_RATE_PER_MIN: '10000',
-      ...env,
-    },
-    execArgv: [...process.execArgv, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (c) => reject(new Error(`panel exited ${c}`)));
-  });
-  return {
-    url,
-    pid: child.pid ?? 0,
-    async stop() {
-      child.send({ cmd: 'stop' });
-      await new Promise<void>((r) => {
-        const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        child.once('exit', () => {
-          clearTimeout(kill);
-          r();
-        });
-      });
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PANEL_URL: `http://127.0.0.1:${port}`,
+    ...shared,
   };
-}
-
-async function login(url: string): Promise<{ cookie: string; csrfToken: string }> {
-  const r = await fetch(`${url}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: 'bench@example.test', password: 'bench-password' }),
-  });
-  if (r.status !== 200) throw new Error(`login ${url}: ${r.status}`);
-  const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  return { cookie, csrfToken: ((await r.json()) as { csrfToken: string }).csrfToken };
+  return { dataDir, env };
 }
 
 async function main() {
@@ -128,40 +75,59 @@ async function main() {
   if (replicasN !== 1 && replicasN !== 2) throw new Error('--replicas is 1 or 2');
   const profDir = flag('cpu-prof') ? mkdtempSync(join(tmpdir(), 'cap-scale-prof-')) : undefined;
 
-  const pg = replicasN === 2 ? await privatePostgres('cap-scale-pg') : undefined;
+  const restSetup = flag('rest-setup');
+  const usePg = replicasN === 2 || flag('pg');
+  const pg = usePg ? await privatePostgres('cap-scale-pg') : undefined;
   const nats = replicasN === 2 ? await privateNats() : undefined;
-  const shared: Record<string, string> = pg && nats ? { DATABASE_URL: pg.url, PANEL_NATS_URL: nats.url } : {};
+  const shared: Record<string, string> = {
+    ...(pg ? { DATABASE_URL: pg.url } : {}),
+    ...(nats ? { PANEL_NATS_URL: nats.url } : {}),
+  };
   const replicas: Replica[] = [];
   const sockets: WebSocket[] = [];
-  let gen: ReturnType<typeof fork> | undefined;
+  let gen: Generator | undefined;
+  let seedSeconds = 0;
   try {
-    // one after the other: the first runs the migrations
-    for (let i = 0; i < replicasN; i++) replicas.push(await startReplica(shared, profDir));
+    const envs = await Promise.all(Array.from({ length: replicasN }, () => replicaEnv(shared)));
+    const sc = { agents, servers, subscribers, perSubscriber };
+    const setupStart = performance.now();
+    // the rows straight into the database before any replica starts (they load every server at
+    // boot, as after a restart); --rest-setup makes them through the REST API instead (slow)
+    const seeded = restSetup
+      ? undefined
+      : await seedPanel(envs[0]?.env ?? {}, { owner: BENCH_OWNER, agents, servers });
+    seedSeconds = seeded?.seconds ?? 0;
+    // one after the other: the first runs the migrations (when not seeded)
+    for (const e of envs)
+      replicas.push({ ...(await startPanelChild(e.env, { profDir })), dataDir: e.dataDir });
     const sessions = await Promise.all(replicas.map((r) => login(r.url)));
     const first = replicas[0] as Replica;
     const s0 = sessions[0] as { cookie: string; csrfToken: string };
 
-    const setupStart = performance.now();
-    const g = fork(FANOUT, [], {
-      env: { ...process.env, CAP_BENCH_ROLE: 'agents' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    gen = g;
-    const ask = <T>(msg: unknown): Promise<T> =>
-      new Promise((resolve, reject) => {
-        g.once('message', (m) => resolve(m as T));
-        g.once('exit', (c) => reject(new Error(`generator exited ${c}`)));
-        g.send(msg as never);
-      });
-    const sc = { agents, servers, subscribers, perSubscriber };
-    const { all } = await ask<{ all: string[] }>({
-      cmd: 'setup',
-      url: first.url,
-      urls: replicas.map((r) => r.url),
-      cookie: s0.cookie,
-      csrfToken: s0.csrfToken,
-      sc,
-    });
+    gen = startGenerator();
+    const urls = replicas.map((r) => r.url);
+    const all = seeded
+      ? await gen.connectSeeded({ urls, nodes: seeded.nodes, servers })
+      : await gen.setupRest({ url: first.url, urls, cookie: s0.cookie, csrfToken: s0.csrfToken, sc });
+    // the games run (their Agent said so), unless --stopped: stopped servers' console lines go
+    // through the template-feature check too
+    if (!flag('stopped')) {
+      await gen.markRunning();
+      const status = async (r: Replica, i: number, id: string | undefined) =>
+        (
+          (await (
+            await fetch(`${r.url}/api/servers/${id}`, {
+              headers: { cookie: (sessions[i] as { cookie: string }).cookie },
+            })
+          ).json()) as { status?: string }
+        ).status;
+      for (let tries = 0; ; tries++) {
+        const states = await Promise.all(replicas.map((r, i) => status(r, i, all.at(-1))));
+        if (states.every((x) => x === 'running')) break;
+        if (tries > 600) throw new Error(`servers not running: ${states.join(',')}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const setupSeconds = (performance.now() - setupStart) / 1000;
 
     // subscribers, split between the replicas (k % n): with two, half of what they watch is
@@ -245,10 +211,9 @@ async function main() {
     }, 500);
     const t0 = performance.now();
     measuring = true;
-    const { sent, lagP99 } = await ask<{ sent: number; lagP50: number; lagP99: number }>({
-      cmd: 'load',
-      seconds,
-    });
+    for (const r of replicas) r.loopStart();
+    const { sent, lagP99 } = await gen.load(seconds);
+    const loops = await Promise.all(replicas.map((r) => r.loopStop()));
     const wall = (performance.now() - t0) / 1000;
     const cpu = replicas.map((r, i) => ((procCpuSeconds(r.pid) - (cpu0[i] as number)) / wall) * 100);
     clearInterval(rssTimer);
@@ -267,11 +232,19 @@ async function main() {
       subscribers,
       watchedPerSubscriber: perSubscriber,
       seconds,
+      setup: restSetup ? 'REST' : 'seeded (bench/lib/seed.ts) + Agents registered through REST',
+      database: pg ? 'postgresql (private)' : 'sqlite',
+      serversState: flag('stopped') ? 'offline' : 'running',
+      seedSeconds: +seedSeconds.toFixed(1),
       setupSeconds: +setupSeconds.toFixed(1),
       agentMessagesPerSecond: Math.round(sent / wall),
+      // how late the simulated Agents' ticks fired: above ~100 ms the generator (or the machine)
+      // is saturated, and the event latency measures that too
       generatorTickLagP99Ms: lagP99,
+      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       panelCpuPercentTotal: +totalCpu.toFixed(1),
       panelCpuPercentPerReplica: cpu.map((c) => +c.toFixed(1)),
+      panelEventLoopPerReplica: loops,
       panelRssMiBPerReplica: rssMax.map((m) => Math.round(m)),
       apiRequests: api.length,
       apiErrors,
@@ -288,8 +261,11 @@ async function main() {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     for (const ws of sockets) ws.terminate();
-    gen?.kill('SIGKILL');
-    for (const r of replicas) await r.stop();
+    gen?.kill();
+    for (const r of replicas) {
+      await r.stop();
+      rmSync(r.dataDir, { recursive: true, force: true });
+    }
     await nats?.stop();
     await pg?.close();
   }

@@ -10,125 +10,66 @@
  * agree), and the status is right.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { freePort, type Json, scratchDatabase, until } from '../packages/panel/test/helpers.ts';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, type Json, until } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
 import {
-  call,
-  login,
-  NATS,
-  NGINX,
-  type Replica,
-  replicaEnv,
-  type Session,
-  startBroker,
-  startReplica,
-  stopChild,
-} from './replicas-harness.ts';
+  type StackReplica as Replica,
+  type ReplicaStack,
+  stackSkip,
+  startReplicaStack,
+} from './replicas-stack.ts';
 
-describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
-  skip:
-    !(existsSync(NATS) && existsSync(NGINX)) && !process.env['CAP_REQUIRE_REAL']
-      ? 'nats-server or nginx not installed'
-      : false,
-}, () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cap-replicas-'));
-  let db: Awaited<ReturnType<typeof scratchDatabase>>;
-  let broker: ChildProcess | undefined;
-  let nginx: ChildProcess | undefined;
+describe('two Panel replicas behind nginx, on PostgreSQL and NATS', { skip: stackSkip() }, () => {
+  let stack: ReplicaStack;
   let proxyUrl = '';
-  const replicas: Replica[] = [];
+  let dir = '';
+  let replicas: Replica[] = [];
   let agent: RunningAgent | undefined;
   let nodeId = '';
   let serverId = '';
   let holder: Replica;
   let other: Replica;
+  let cookie = '';
+  let csrf = '';
 
-  let session: Session;
-  const api = (r: Replica, method: string, p: string, body?: unknown) => call(session, r, method, p, body);
-  const startReplicaHere = (name: string, env: Record<string, string>) => startReplica(dir, name, env);
+  const api = async (r: Replica, method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${r.url}${p}`, {
+      method,
+      headers: {
+        cookie,
+        'x-csrf-token': csrf,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
+  };
 
   before(async () => {
-    assert.ok(existsSync(NGINX), `${NGINX} is missing: apt-get install nginx-light`);
-    db = await scratchDatabase('postgres', 'cap_replicas');
-    const nats = await startBroker();
-    broker = nats.proc;
-    const proxyPort = await freePort();
-    proxyUrl = `http://127.0.0.1:${proxyPort}`;
-    const env = replicaEnv({
-      dbEnv: db.env,
-      dataDir: path.join(dir, 'panel'),
-      publicUrl: proxyUrl,
-      natsUrl: nats.url,
-      prefix: `caprep${process.pid}`,
+    stack = await startReplicaStack({ replicas: 2, nginx: true });
+    proxyUrl = stack.urls['proxy'] as string;
+    dir = stack.dir;
+    replicas = stack.replicas;
+    const login = await fetch(`${proxyUrl}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
     });
-    // the first one migrates the database and makes the owner; the second finds both
-    replicas.push(await startReplicaHere('a', env));
-    replicas.push(await startReplicaHere('b', env));
-
-    for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-    writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      [
-        'daemon off;',
-        'worker_processes 1;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events { worker_connections 256; }',
-        'http {',
-        `  access_log ${dir}/access.log;`,
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((d) => `  ${d}_temp_path ${dir}/${d};`),
-        '  map $http_upgrade $connection_upgrade { default upgrade; "" close; }',
-        '  upstream panels {',
-        ...replicas.map((r) => `    server 127.0.0.1:${r.port} max_fails=1 fail_timeout=5s;`),
-        '  }',
-        '  server {',
-        `    listen 127.0.0.1:${proxyPort};`,
-        '    location / {',
-        '      proxy_pass http://panels;',
-        '      proxy_http_version 1.1;',
-        '      proxy_set_header Upgrade $http_upgrade;',
-        '      proxy_set_header Connection $connection_upgrade;',
-        '      proxy_set_header Host $host;',
-        '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-        '      proxy_connect_timeout 1s;',
-        '      proxy_next_upstream error timeout;',
-        '      proxy_read_timeout 3600s;',
-        '    }',
-        '  }',
-        '}',
-        '',
-      ].join('\n'),
-    );
-    execFileSync(NGINX, ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'pipe' });
-    nginx = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
-    await until(async () => {
-      try {
-        return (await fetch(`${proxyUrl}/api/health`)).ok;
-      } catch {
-        return false;
-      }
-    }, 10_000);
-
-    session = await login(proxyUrl);
+    assert.equal(login.status, 200);
+    cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    csrf = ((await login.json()) as { csrfToken: string }).csrfToken;
   });
 
   after(async () => {
     await agent?.stop().catch(() => undefined);
     if (nodeId) await removeNodeContainers(nodeId);
-    for (const r of replicas) await stopChild(r.proc);
-    await stopChild(nginx, 'SIGQUIT');
-    await stopChild(broker);
-    await db?.drop();
-    if (process.env['KEEP_REPLICA_LOGS']) console.log(`# logs in ${dir}`);
-    else rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('a real Agent links through nginx to one replica; the other sees it online', async () => {
@@ -175,9 +116,7 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', {
     assert.equal(created.status, 201, JSON.stringify(created.body));
     serverId = created.body.id;
 
-    const ws = new WebSocket(`${other.url.replace(/^http/, 'ws')}/ws/client`, {
-      headers: { cookie: session.cookie },
-    });
+    const ws = new WebSocket(`${other.url.replace(/^http/, 'ws')}/ws/client`, { headers: { cookie } });
     const frames: Json[] = [];
     ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
     await new Promise<void>((resolve, reject) => {

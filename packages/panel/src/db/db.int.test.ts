@@ -157,6 +157,9 @@ async function exercise(db: Db): Promise<void> {
     stop_timeout: null,
   });
   assert.equal((await nodes.serverCounts()).get('n1'), 1);
+  // one node's count: that node's only (a node without servers has none)
+  assert.deepEqual([...(await nodes.serverCounts('n1'))], [['n1', 1]]);
+  assert.deepEqual([...(await nodes.serverCounts('no-such-node'))], []);
 
   // templates: uuid unique (parallel stores: one wins), NULL uuids never collide, in-use count
   const templates = new TemplatesService(new TemplatesRepo(db), pino({ level: 'silent' }));

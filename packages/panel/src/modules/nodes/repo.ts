@@ -40,12 +40,11 @@ export class NodesRepo {
   async delete(id: string): Promise<void> {
     await this.#db.deleteFrom('nodes').where('id', '=', id).execute();
   }
-  async serverCounts(): Promise<Map<string, number>> {
-    const rows = await this.#db
-      .selectFrom('servers')
-      .select(['node_id', (eb) => eb.fn.countAll().as('n')])
-      .groupBy('node_id')
-      .execute();
+  /** How many servers each node holds (only `nodeId`'s with one: a node page needs no count of all 20,000). */
+  async serverCounts(nodeId?: string): Promise<Map<string, number>> {
+    let q = this.#db.selectFrom('servers').select(['node_id', (eb) => eb.fn.countAll().as('n')]);
+    if (nodeId !== undefined) q = q.where('node_id', '=', nodeId);
+    const rows = await q.groupBy('node_id').execute();
     return new Map(rows.map((r) => [r.node_id, Number(r.n)]));
   }
   /**

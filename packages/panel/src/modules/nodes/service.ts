@@ -296,7 +296,7 @@ export class NodesService {
   async get(id: string): Promise<Node> {
     const n = await this.#repo.findById(id);
     if (!n) throw new CodedError('NOT_FOUND', 'no such node');
-    const [counts, allocated] = await Promise.all([this.#repo.serverCounts(), this.#repo.allocated(id)]);
+    const [counts, allocated] = await Promise.all([this.#repo.serverCounts(id), this.#repo.allocated(id)]);
     return this.#toNode(n, counts.get(n.id) ?? 0, allocated.get(n.id));
   }
 

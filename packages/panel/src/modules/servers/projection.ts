@@ -33,7 +33,12 @@ export class AgentEventProjection {
   readonly #nodeOf = new Map<string, string>();
   /** nodeId → the tail of its event chain */
   readonly #eventQueues = new Map<string, Promise<void>>();
-  /** serverId → its template's features (loaded on a console line, kept a minute: a re-import may change them) */
+  /**
+   * serverId → its template's id (null: a raw image), learned from the row once: a server's
+   * template never changes, so console lines of a stopped server cost no row lookup each minute
+   */
+  readonly #templateOf = new Map<string, string | null>();
+  /** templateId → its features (loaded on a console line, kept a minute: a re-import may change them) */
   readonly #featuresOf = new Map<string, { features: FeatureName[]; at: number }>();
   /** serverId → the feature its console last called for, until it runs or the user acted */
   readonly #pendingFeature = new Map<string, PendingFeature>();
@@ -56,16 +61,17 @@ export class AgentEventProjection {
     this.#operations = deps.operations;
   }
 
-  /** The server is the node's: its Agent may report on it. */
-  track(serverId: string, nodeId: string): void {
+  /** The server is the node's: its Agent may report on it (`templateId` from its row, when at hand). */
+  track(serverId: string, nodeId: string, templateId?: string | null): void {
     this.#nodeOf.set(serverId, nodeId);
+    if (templateId !== undefined) this.#templateOf.set(serverId, templateId);
   }
 
   /** The server is gone: nothing more is accepted or kept for it. */
   forget(serverId: string): void {
     this.#nodeOf.delete(serverId);
     this.#lineNumbers.forget(serverId);
-    this.#featuresOf.delete(serverId);
+    this.#templateOf.delete(serverId);
     this.#pendingFeature.delete(serverId);
   }
 
@@ -113,15 +119,21 @@ export class AgentEventProjection {
   /** Console lines of a server that is not running, checked against its template's features. */
   async #detectFeatures(serverId: string, lines: readonly string[]): Promise<void> {
     if (this.#live.status(serverId) === 'running') return;
-    const cached = this.#featuresOf.get(serverId);
+    let templateId = this.#templateOf.get(serverId);
+    if (templateId === undefined) {
+      const row = await this.#repo.findById(serverId);
+      if (!row) return;
+      templateId = row.template_id;
+      // (unless it was forgotten meanwhile)
+      if (this.#nodeOf.has(serverId)) this.#templateOf.set(serverId, templateId);
+    }
+    if (templateId === null) return;
+    const cached = this.#featuresOf.get(templateId);
     let features = cached && Date.now() - cached.at < FEATURES_CACHE_MS ? cached.features : undefined;
     if (!features) {
-      const row = await this.#repo.findById(serverId);
-      const template = row?.template_id
-        ? await this.#templates.template(row.template_id).catch(() => undefined)
-        : undefined;
+      const template = await this.#templates.template(templateId).catch(() => undefined);
       features = template ? knownFeatures(template.features) : [];
-      this.#featuresOf.set(serverId, { features, at: Date.now() });
+      this.#featuresOf.set(templateId, { features, at: Date.now() });
     }
     if (features.length === 0) return;
     for (const line of lines) {
@@ -171,7 +183,7 @@ export class AgentEventProjection {
     // database before this one's map has it
     if (!this.owns(nodeId, serverId) && typeof serverId === 'string') {
       const row = await this.#repo.findById(serverId);
-      if (row?.node_id === nodeId) this.track(serverId, nodeId);
+      if (row?.node_id === nodeId) this.track(serverId, nodeId, row.template_id);
     }
     if (!this.owns(nodeId, serverId) && !(operationEvent && this.#nodeOf.has(serverId))) {
       this.#log.warn({ nodeId, serverId, event: msg.event }, 'event for a server not on this node; ignored');

@@ -188,7 +188,7 @@ export class ServersService {
   async init(): Promise<void> {
     const templates = new Map<string, Template>();
     for (const s of await this.#repo.list()) {
-      this.#projection.track(s.id, s.node_id);
+      this.#projection.track(s.id, s.node_id, s.template_id);
       this.#live.setStatus(s.id, ServerStatus.parse(s.status));
       const template = await this.#template(s, templates).catch(() => undefined);
       this.#refreshSecrets({ row: s, template, allocation: undefined });
@@ -510,7 +510,7 @@ export class ServersService {
       await undo();
       throw e;
     }
-    this.#projection.track(row.id, node.id);
+    this.#projection.track(row.id, node.id, row.template_id);
     this.#live.setStatus(row.id, 'offline');
     let operationId: string;
     try {

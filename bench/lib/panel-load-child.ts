@@ -1,0 +1,302 @@
+/**
+ * The child side of bench/lib/panel-load.ts, by CAP_BENCH_ROLE:
+ * - `panel`: a Panel (`startPanel` with this process's env); says `{ ready: url }`, stops on `{ cmd: 'stop' }`;
+ * - `agents`: N simulated Agents registered through the real endpoint, each with a socket that
+ *   answers the Panel's pings and commands; on `load`, every Agent once a second (staggered over
+ *   the second) sends one resource_update and one console line per server (`t=<ms epoch>` at the
+ *   end, for the subscribers' latency).
+ */
+import { okResponse, PROTOCOL_VERSION, parseAgentInbound } from '@cap/protocol';
+import WebSocket from 'ws';
+import type { LoadResult, Scenario } from './panel-load.ts';
+import { pct, pool } from './panel-load.ts';
+import type { SeededNode } from './seed.ts';
+
+interface SimAgent {
+  id: string;
+  ws: WebSocket;
+  servers: string[];
+  /** the replica it registered with (and is linked to) */
+  via: string;
+}
+
+const agents: SimAgent[] = [];
+
+async function post(url: string, body: unknown, headers: Record<string, string>) {
+  const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+  const j = (await r.json()) as Record<string, unknown>;
+  if (r.status >= 300) throw new Error(`${url}: ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+/** Register node `name` with its secret through `via`, open its socket, answer what the Panel asks. */
+async function link(name: string, secret: string, via: string, servers: number): Promise<SimAgent> {
+  const reg = (await post(
+    `${via}/api/agents/register`,
+    {
+      name,
+      hostname: '127.0.0.1',
+      port: 0,
+      capabilities: {
+        maxMemory: '8g',
+        maxCpuCores: 4,
+        dockerVersion: 'bench',
+        supportedArchitectures: ['amd64'],
+      },
+      protocolVersion: PROTOCOL_VERSION,
+    },
+    { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+  )) as { agent: { id: string; token: string; websocketUrl: string } };
+  const ws = new WebSocket(reg.agent.websocketUrl, {
+    headers: {
+      authorization: `Bearer ${reg.agent.token}`,
+      'x-agent-id': reg.agent.id,
+      'x-protocol-version': String(PROTOCOL_VERSION),
+    },
+    perMessageDeflate: false,
+  });
+  ws.on('message', (d) => {
+    const p = parseAgentInbound(d as Buffer);
+    if (!p.ok) return;
+    if (p.message.type === 'ping') {
+      ws.send(
+        JSON.stringify({
+          id: p.message.id,
+          type: 'pong',
+          timestamp: new Date().toISOString(),
+          data: {
+            agentStatus: 'healthy',
+            activeServers: servers,
+            systemLoad: { cpu: 1, memory: 1, disk: 1 },
+          },
+        }),
+      );
+    } else if (p.message.action === 'system_info') {
+      ws.send(
+        JSON.stringify({
+          ...okResponse(p.message.id, {
+            hostname: name,
+            os: { id: 'debian', name: 'Debian', version: '12', prettyName: 'Debian 12' },
+            kernel: 'bench',
+            arch: 'x64',
+            dockerVersion: 'bench',
+            cpus: 4,
+            memory: { total: 1024 ** 4, free: 1024 ** 4 },
+            disk: { path: '/', total: 1, free: 1 },
+            agentVersion: 'bench',
+            protocolVersion: PROTOCOL_VERSION,
+          }),
+        }),
+      );
+    } else if (p.message.action === 'backup_list') {
+      // what a real Agent holds for a server without backups (the Panel reconciles on each link)
+      ws.send(JSON.stringify(okResponse(p.message.id, { backups: [], total: 0, offset: 0, limit: 100 })));
+    } else {
+      ws.send(JSON.stringify(okResponse(p.message.id, {})));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { id: reg.agent.id, ws, servers: [], via };
+}
+
+/** REST setup: nodes, registrations and servers through the real endpoints. */
+async function setupRest(o: {
+  url: string;
+  urls?: string[];
+  cookie: string;
+  csrfToken: string;
+  sc: Scenario;
+}) {
+  const { url, sc } = o;
+  const h = { cookie: o.cookie, 'x-csrf-token': o.csrfToken, 'content-type': 'application/json' };
+  await pool(
+    Array.from({ length: sc.agents }, (_, i) => i),
+    32,
+    async (i) => {
+      const node = (await post(`${url}/api/nodes`, { name: `bench-${i}` }, h)) as {
+        node: { id: string };
+        agentSecret: string;
+      };
+      const via = o.urls?.length ? (o.urls[i % o.urls.length] as string) : url;
+      agents[i] = await link(`bench-${i}`, node.agentSecret, via, sc.servers);
+    },
+  );
+  // M servers per agent, created through the REST endpoint (and the agent round-trip) on the
+  // replica the agent is linked to
+  const jobs = agents.flatMap((a) => Array.from({ length: sc.servers }, (_, j) => ({ a, j })));
+  await pool(jobs, 64, async ({ a, j }) => {
+    // 202 { operationId, server } (201 { ...server } with ?wait=true)
+    const s = (await post(`${a.via}/api/servers`, { name: `s${j}`, nodeId: a.id, image: 'bench' }, h)) as {
+      id?: string;
+      server?: { id: string };
+    };
+    const id = s.server?.id ?? s.id;
+    if (!id) throw new Error(`create server: no id in ${JSON.stringify(s)}`);
+    a.servers.push(id);
+  });
+  return agents.flatMap((a) => a.servers);
+}
+
+/** Seeded nodes: register and link each (through urls[i % n]); their servers are already stored. */
+async function connectSeeded(o: { urls: string[]; nodes: SeededNode[]; servers: number }) {
+  await pool(o.nodes, 32, async (n, i) => {
+    const a = await link(n.name, n.agentSecret, o.urls[i % o.urls.length] as string, o.servers);
+    a.servers = n.servers;
+    agents[i] = a;
+  });
+  return agents.flatMap((a) => a.servers);
+}
+
+/** Every server reported running, as an Agent does after a start (its stats and console come from running games). */
+async function markRunning(): Promise<{ sent: number }> {
+  let sent = 0;
+  for (const a of agents) {
+    for (const serverId of a.servers) {
+      a.ws.send(
+        JSON.stringify({
+          type: 'event',
+          timestamp: new Date().toISOString(),
+          event: 'server_status_changed',
+          data: { serverId, previousStatus: 'offline', currentStatus: 'running' },
+        }),
+      );
+      sent += 1;
+    }
+    // a few agents at a time: the Panel writes each status
+    if (sent % 400 === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  return { sent };
+}
+
+/** Every agent, once a second (staggered over the second), one resource_update + one log line per server. */
+async function load(seconds: number): Promise<LoadResult> {
+  const timers: NodeJS.Timeout[] = [];
+  let sent = 0;
+  // how late each tick fires against its 1 Hz schedule: when the generator itself is saturated
+  const lags: number[] = [];
+  const due = new Map<SimAgent, number>();
+  const tick = (a: SimAgent) => {
+    const now = performance.now();
+    const d = due.get(a) ?? now;
+    lags.push(now - d);
+    due.set(a, d + 1000);
+    const ts = new Date().toISOString();
+    for (const serverId of a.servers) {
+      a.ws.send(
+        JSON.stringify({
+          type: 'event',
+          timestamp: ts,
+          event: 'resource_update',
+          data: {
+            serverId,
+            cpu: Math.random() * 100,
+            memory: { used: '100m', percentage: 10, usedBytes: 100 * 1024 * 1024, limitBytes: 1024 ** 3 },
+            network: { rx: sent, tx: sent },
+            disk: { used: '1g', percentage: 1, usedBytes: 1024 ** 3, limitBytes: 0 },
+            uptime: 10,
+          },
+        }),
+      );
+      a.ws.send(
+        JSON.stringify({
+          type: 'event',
+          timestamp: ts,
+          event: 'server_log',
+          data: { serverId, message: `[bench] tick t=${Date.now()}` },
+        }),
+      );
+      sent += 2;
+    }
+  };
+  const start = performance.now();
+  agents.forEach((a, i) => {
+    due.set(a, start + (i * 1000) / agents.length);
+    timers.push(
+      setTimeout(
+        () => {
+          tick(a);
+          timers.push(setInterval(() => tick(a), 1000));
+        },
+        (i * 1000) / agents.length,
+      ),
+    );
+  });
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  for (const t of timers) clearInterval(t);
+  lags.sort((x, y) => x - y);
+  return { sent, lagP50: Math.round(pct(lags, 50)), lagP99: Math.round(pct(lags, 99)) };
+}
+
+if (process.env['CAP_BENCH_ROLE'] === 'agents') {
+  // biome-ignore lint/suspicious/noExplicitAny: IPC messages of the parent in panel-load.ts
+  process.on('message', async (msg: any) => {
+    try {
+      if (msg.cmd === 'setup') process.send?.({ all: await setupRest(msg) });
+      else if (msg.cmd === 'connect') process.send?.({ all: await connectSeeded(msg) });
+      else if (msg.cmd === 'running') process.send?.(await markRunning());
+      else if (msg.cmd === 'load') process.send?.(await load(msg.seconds));
+    } catch (e) {
+      process.send?.({ error: (e as Error).message });
+    }
+  });
+} else if (process.env['CAP_BENCH_ROLE'] === 'panel') {
+  // CAP_BENCH_SQL_TIMES=1: time spent per SQL text on SQLite in the measured window, printed at the stop
+  const sqlTimes = new Map<string, { n: number; ms: number }>();
+  if (process.env['CAP_BENCH_SQL_TIMES'] === '1') {
+    const { DatabaseSync } = await import('node:sqlite');
+    const prepare = DatabaseSync.prototype.prepare;
+    DatabaseSync.prototype.prepare = function (this: InstanceType<typeof DatabaseSync>, sql: string) {
+      const t0 = performance.now();
+      const stmt = prepare.call(this, sql);
+      const rec = sqlTimes.get(sql) ?? { n: 0, ms: 0 };
+      sqlTimes.set(sql, rec);
+      rec.ms += performance.now() - t0;
+      for (const m of ['run', 'all', 'iterate'] as const) {
+        const f = stmt[m].bind(stmt) as (...a: unknown[]) => unknown;
+        (stmt as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
+          const t1 = performance.now();
+          try {
+            return f(...a);
+          } finally {
+            rec.n += 1;
+            rec.ms += performance.now() - t1;
+          }
+        };
+      }
+      return stmt;
+    } as typeof prepare;
+  }
+  const { loadPanelConfig, startPanel } = await import('@cap/panel');
+  const panel = await startPanel(loadPanelConfig(process.env));
+  process.send?.({ ready: panel.url });
+  const { monitorEventLoopDelay, performance: perf } = await import('node:perf_hooks');
+  let delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
+  let elu0 = perf.eventLoopUtilization();
+  process.on('message', (m: { cmd: string }) => {
+    // the measured window: how long this Panel's event loop was late, and how busy it was
+    if (m.cmd === 'loop-start') {
+      sqlTimes.clear(); // from here on: the measured window only
+      delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
+      elu0 = perf.eventLoopUtilization();
+    } else if (m.cmd === 'loop-stop' && delay) {
+      delay.disable();
+      process.send?.({
+        loopDelayP50Ms: +(delay.percentile(50) / 1e6).toFixed(1),
+        loopDelayP99Ms: +(delay.percentile(99) / 1e6).toFixed(1),
+        loopDelayMaxMs: +(delay.max / 1e6).toFixed(1),
+        loopUtilisation: +perf.eventLoopUtilization(elu0).utilization.toFixed(2),
+      });
+    }
+    if (m.cmd === 'stop') {
+      for (const [sql, r] of [...sqlTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15))
+        process.stderr.write(
+          `[sql] ${r.ms.toFixed(0).padStart(7)} ms ${String(r.n).padStart(7)}× ${sql.slice(0, 160)}\n`,
+        );
+      panel.stop().then(() => process.exit(0));
+    }
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * The projection's feature check on console lines of stopped servers (issue 15 item 4: at 20,000
+ * servers, one row lookup per server a minute stalled the Panel): a server's template is learned
+ * once (it never changes), a template's features are kept per template, a raw-image server costs
+ * no lookup at all; a line that calls for a feature still raises it.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { EventMessage } from '@cap/protocol';
+import { pino } from 'pino';
+import type { EventBus } from '../../bus/index.ts';
+import type { ServersTable } from '../../db/schema.ts';
+import type { LiveStore } from '../../relay/live-store.ts';
+import type { OperationsService } from '../operations/service.ts';
+import type { TemplatesService } from '../templates/service.ts';
+import { AgentEventProjection } from './projection.ts';
+import type { ServersRepo } from './repo.ts';
+
+const EULA = 'You need to agree to the EULA in order to run the server. Go to eula.txt for more info.';
+
+function setup(rows: Record<string, Pick<ServersTable, 'id' | 'node_id' | 'template_id'>>) {
+  const counts = { rows: 0, templates: 0 };
+  const published: { kind: string; serverId?: string; feature?: string }[] = [];
+  const repo = {
+    findById: async (id: string) => {
+      counts.rows += 1;
+      return Object.hasOwn(rows, id) ? rows[id] : undefined;
+    },
+  } as unknown as ServersRepo;
+  const templates = {
+    template: async (id: string) => {
+      counts.templates += 1;
+      return { id, features: id === 'tpl-eula' ? ['eula'] : [] };
+    },
+  } as unknown as TemplatesService;
+  const live = { status: () => 'offline' } as unknown as LiveStore;
+  const bus = { publish: (e: { kind: string }) => published.push(e) } as unknown as EventBus;
+  const projection = new AgentEventProjection({
+    repo,
+    templates,
+    live,
+    bus,
+    log: pino({ level: 'silent' }),
+    operations: {} as OperationsService,
+  });
+  const line = (serverId: string, message: string) =>
+    projection.handleEvent('node-1', {
+      type: 'event',
+      timestamp: new Date().toISOString(),
+      event: 'server_log',
+      data: { serverId, message },
+    } as EventMessage);
+  return { projection, counts, published, line };
+}
+
+describe('the projection: template features of stopped servers', () => {
+  it('a raw-image server tracked with its row costs no lookup, however many lines', async () => {
+    const { projection, counts, line } = setup({});
+    projection.track('s-raw', 'node-1', null);
+    for (let i = 0; i < 50; i++) await line('s-raw', `tick ${i}`);
+    assert.deepEqual(counts, { rows: 0, templates: 0 });
+  });
+
+  it('tracked without its template: the row is read once, the template once per template', async () => {
+    const rows = {
+      's-a': { id: 's-a', node_id: 'node-1', template_id: 'tpl-plain' },
+      's-b': { id: 's-b', node_id: 'node-1', template_id: 'tpl-plain' },
+    };
+    const { projection, counts, line } = setup(rows);
+    projection.track('s-a', 'node-1');
+    projection.track('s-b', 'node-1');
+    for (let i = 0; i < 20; i++) {
+      await line('s-a', `tick ${i}`);
+      await line('s-b', `tick ${i}`);
+    }
+    assert.deepEqual(counts, { rows: 2, templates: 1 });
+  });
+
+  it("a line that calls for the template's feature still raises it", async () => {
+    const { projection, published, line } = setup({});
+    projection.track('s-mc', 'node-1', 'tpl-eula');
+    await line('s-mc', 'Loading libraries');
+    assert.equal(projection.pendingFeature('s-mc'), undefined);
+    await line('s-mc', EULA);
+    assert.equal(projection.pendingFeature('s-mc')?.feature, 'eula');
+    assert.ok(
+      published.some((e) => e.kind === 'server.feature' && e.serverId === 's-mc' && e.feature === 'eula'),
+    );
+  });
+
+  it('a server forgotten and tracked again on another template: its new template counts', async () => {
+    const { projection, line } = setup({});
+    projection.track('s-x', 'node-1', null);
+    await line('s-x', EULA);
+    assert.equal(projection.pendingFeature('s-x'), undefined);
+    projection.forget('s-x');
+    projection.track('s-x', 'node-1', 'tpl-eula');
+    await line('s-x', EULA);
+    assert.equal(projection.pendingFeature('s-x')?.feature, 'eula');
+  });
+});
