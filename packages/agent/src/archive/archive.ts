@@ -55,6 +55,7 @@ import { Header, type HeaderData, Pax } from 'tar';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { entryParts, linkStaysInside } from './paths.ts';
+import { encodeUstar, TYPE_DIRECTORY, TYPE_FILE, TYPE_SYMLINK } from './tar-header.ts';
 import { ChunkQueue, readTar } from './tar-reader.ts';
 
 export const ARCHIVE_FORMATS = ['tar.gz', 'tar.zst', 'tar', 'zip'] as const;
@@ -411,7 +412,41 @@ class TarSink {
 }
 
 /**
- * The tar stream (node-tar's Header and Pax for the encoding) written straight into the sink's
+ * An entry's header through node-tar (what encodeUstar leaves to it: long or non-ASCII paths and
+ * links, numbers past their octal fields): the pax extended header first when node-tar needs one,
+ * as node-tar's own Pack, then the ustar block (`block`, all zeros on entry).
+ */
+function nodeTarHeader(e: TreeEntry, entryPath: string, size: number, block: Buffer): Buffer {
+  // set field by field: Header's constructor copies an object through entries/filter/assign
+  const h = new Header();
+  h.path = entryPath;
+  h.mode = e.mode;
+  h.uid = e.uid;
+  h.gid = e.gid;
+  h.size = size;
+  h.mtime = e.mtime;
+  h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
+  h.uname = '';
+  h.gname = '';
+  if (e.linkpath !== undefined) h.linkpath = e.linkpath;
+  if (!h.encode(block, 0)) return block;
+  const data: HeaderData = {
+    path: entryPath,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size,
+    mtime: e.mtime,
+    type: h.type as HeaderData['type'],
+    uname: '',
+    gname: '',
+    ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
+  };
+  return Buffer.concat([new Pax(data).encode(), block]);
+}
+
+/**
+ * The tar stream (headers by encodeUstar, else node-tar's Header and Pax) written straight into the sink's
  * buffers: headers, small files and large files alike fill each buffer to the end, so every
  * chunk but the last is OUT_CHUNK bytes and no file data is copied. Files up to SMALL_FILE are
  * read with one synchronous call (page cache: microseconds, see `pacer`), larger ones with
@@ -457,37 +492,25 @@ async function packTar(
     if (opts.signal?.aborted) throw aborted(opts.signal);
     try {
       const size = e.kind === 'file' ? e.size : 0;
-      // set field by field: Header's constructor copies an object through entries/filter/assign
-      const h = new Header();
-      h.path = e.kind === 'directory' ? `${e.rel}/` : e.rel;
-      h.mode = e.mode;
-      h.uid = e.uid;
-      h.gid = e.gid;
-      h.size = size;
-      h.mtime = e.mtime;
-      h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
-      h.uname = '';
-      h.gname = '';
-      if (e.linkpath !== undefined) h.linkpath = e.linkpath;
-      // encode() leaves bytes it has no field for, and reads one back: a clean block each time
+      const entryPath = e.kind === 'directory' ? `${e.rel}/` : e.rel;
       block.fill(0);
-      if (h.encode(block, 0)) {
-        // a long path or link, a large size: the pax extended header first, as node-tar's own Pack
-        const data: HeaderData = {
-          path: h.path,
-          mode: e.mode,
-          uid: e.uid,
-          gid: e.gid,
-          size,
-          mtime: e.mtime,
-          type: h.type as HeaderData['type'],
-          uname: '',
-          gname: '',
-          ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
-        };
-        await copyIn(new Pax(data).encode());
-      }
-      await copyIn(block);
+      const type = e.kind === 'file' ? TYPE_FILE : e.kind === 'directory' ? TYPE_DIRECTORY : TYPE_SYMLINK;
+      const header = encodeUstar(
+        block,
+        entryPath,
+        type,
+        e.mode,
+        e.uid,
+        e.gid,
+        size,
+        e.mtime.getTime(),
+        e.linkpath,
+      )
+        ? block
+        : nodeTarHeader(e, entryPath, size, block);
+      // no promise per header when it fits (it nearly always does: the stream stays 512-aligned)
+      if (buf.length - off >= header.length) off += header.copy(buf, off);
+      else await copyIn(header);
       if (e.fd !== undefined && size > 0) {
         const fd = e.fd;
         const sync = size <= SMALL_FILE;
@@ -510,7 +533,11 @@ async function packTar(
           off += n;
           pos += n;
         }
-        await zeros((512 - (size % 512)) % 512);
+        const pad = (512 - (size % 512)) % 512;
+        if (buf.length - off >= pad) {
+          buf.fill(0, off, off + pad);
+          off += pad;
+        } else await zeros(pad);
       }
     } finally {
       if (e.fd !== undefined) closeQuietly(e.fd);
