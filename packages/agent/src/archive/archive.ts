@@ -133,7 +133,8 @@ interface TreeEntry {
   mode: number;
   uid: number;
   gid: number;
-  mtime: Date;
+  /** Stats' mtimeMs (a Date only where one is needed: zip, node-tar's Header) */
+  mtimeMs: number;
   size: number;
   linkpath?: string;
   /** an open regular file (O_NOFOLLOW, through its parent's descriptor); the consumer closes it */
@@ -254,13 +255,14 @@ async function* walkTree(
           continue;
         }
         const st = fstatSync(fd);
-        // mtimeMs, not mtime: Stats' date getters define a property on each Stats (slow in V8)
-        const meta = { rel, uid: st.uid, gid: st.gid, mtime: new Date(st.mtimeMs), mode: st.mode & 0o7777 };
+        // mtimeMs, not mtime: Stats' date getters define a property on each Stats (slow in V8);
+        // one object literal per entry, no spread
+        const mode = st.mode & 0o7777;
         if (st.isDirectory() && isDir) {
-          yield { ...meta, kind: 'directory', size: 0 };
+          yield { rel, kind: 'directory', mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, size: 0 };
           stack.push({ fd, rel, names: list(fd), next: 0 });
         } else if (st.isFile() && isFile) {
-          yield { ...meta, kind: 'file', size: st.size, fd };
+          yield { rel, kind: 'file', mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, size: st.size, fd };
         } else {
           // swapped for another kind of entry meanwhile
           closeQuietly(fd);
@@ -283,7 +285,7 @@ async function* walkTree(
           rel,
           uid: st.uid,
           gid: st.gid,
-          mtime: new Date(st.mtimeMs),
+          mtimeMs: st.mtimeMs,
           kind: 'symlink',
           mode: 0o777,
           size: 0,
@@ -424,7 +426,7 @@ function nodeTarHeader(e: TreeEntry, entryPath: string, size: number, block: Buf
   h.uid = e.uid;
   h.gid = e.gid;
   h.size = size;
-  h.mtime = e.mtime;
+  h.mtime = new Date(e.mtimeMs);
   h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
   h.uname = '';
   h.gname = '';
@@ -436,7 +438,7 @@ function nodeTarHeader(e: TreeEntry, entryPath: string, size: number, block: Buf
     uid: e.uid,
     gid: e.gid,
     size,
-    mtime: e.mtime,
+    mtime: h.mtime,
     type: h.type as HeaderData['type'],
     uname: '',
     gname: '',
@@ -495,17 +497,7 @@ async function packTar(
       const entryPath = e.kind === 'directory' ? `${e.rel}/` : e.rel;
       block.fill(0);
       const type = e.kind === 'file' ? TYPE_FILE : e.kind === 'directory' ? TYPE_DIRECTORY : TYPE_SYMLINK;
-      const header = encodeUstar(
-        block,
-        entryPath,
-        type,
-        e.mode,
-        e.uid,
-        e.gid,
-        size,
-        e.mtime.getTime(),
-        e.linkpath,
-      )
+      const header = encodeUstar(block, entryPath, type, e.mode, e.uid, e.gid, size, e.mtimeMs, e.linkpath)
         ? block
         : nodeTarHeader(e, entryPath, size, block);
       // no promise per header when it fits (it nearly always does: the stream stays 512-aligned)
@@ -630,7 +622,7 @@ async function zipTo(
   const level = opts.level ?? GZIP_LEVEL;
   try {
     for await (const e of walk) {
-      const o = { mtime: e.mtime, mode: e.mode };
+      const o = { mtime: new Date(e.mtimeMs), mode: e.mode };
       try {
         if (e.kind === 'directory') zip.addEmptyDirectory(e.rel, { ...o, mode: 0o40000 | e.mode });
         else if (e.kind === 'symlink')

@@ -63,6 +63,8 @@ describe('encodeUstar', () => {
       { ...base, size: 0o77777777777, uid: 0o7777777, gid: 0o7777777, mode: 0o7777 },
       { ...base, mtimeMs: 0o77777777777 * 1000 },
       { ...base, mtimeMs: 999 },
+      { ...base, mtimeMs: 1_700_000_000_999.875 },
+      { ...base, mtimeMs: 0.5 },
       { ...base, size: 8 ** 10 - 1 },
       { ...base, size: 8 ** 10 },
       { ...base, uid: 8 ** 6 - 1, gid: 8 ** 6 },

@@ -54,7 +54,7 @@ function ascii(s: string): boolean {
 /**
  * Writes the header of an entry into `b[0, 512)` (which must be all zeros) when it fits plain
  * ustar as node-tar would write it; false (and `b` left in any state) when it does not.
- * `mtimeMs` as Date.getTime() gives it (whole milliseconds).
+ * `mtimeMs` as Stats gives it: the seconds written are those of `new Date(mtimeMs)`, as node-tar's.
  */
 export function encodeUstar(
   b: Buffer,
