@@ -20,9 +20,9 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  close,
   closeSync,
   constants,
-  createReadStream,
   createWriteStream,
   type Dirent,
   fchmodSync,
@@ -31,6 +31,7 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
+  open,
   openSync,
   read,
   readdirSync,
@@ -46,7 +47,7 @@ import {
 import { lutimes, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { CodedError, isCodedError } from '@cap/protocol';
@@ -772,17 +773,35 @@ const TAR_TYPES: ReadonlyMap<string, ArchiveEntry['type']> = new Map([
 async function readEntries(
   input: Readable,
   opts: ReadOptions,
-  tap: Transform | null,
+  seen: ((c: Buffer) => void) | null,
   handle: (e: ArchiveEntry) => Promise<void>,
 ): Promise<void> {
   if (opts.signal?.aborted) throw aborted(opts.signal);
-  if (opts.format === 'zip') return readZip(input, opts, tap, handle);
+  /** `seen` as a stage of a pipe */
+  const tapOf = (f: (c: Buffer) => void) =>
+    new Transform({
+      transform(c: Buffer, _enc, cb) {
+        f(c);
+        cb(null, c);
+      },
+    });
+  if (opts.format === 'zip') return readZip(input, opts, seen ? tapOf(seen) : null, handle);
   const caps = new Caps(opts);
   const dec = decompressor(opts.format);
   const signal = opts.signal;
   let s: Readable = input;
-  if (tap) s = s.pipe(tap);
-  if (dec) s = s.pipe(dec);
+  let tap: Transform | null = null;
+  if (dec && input instanceof ArchiveFileStream) {
+    // the file's buffers reused (see ArchiveFileStream)
+    input.feed(dec, seen);
+    s = dec;
+  } else {
+    if (seen) {
+      tap = tapOf(seen);
+      s = s.pipe(tap);
+    }
+    if (dec) s = s.pipe(dec);
+  }
   // read-ahead: the decompressor (in the threadpool) goes on while the entries before are
   // written, instead of waiting for the reader's next read (bounded: READ_AHEAD bytes)
   const q = new ChunkQueue(s, READ_AHEAD);
@@ -1144,14 +1163,152 @@ class TreeWriter {
   }
 }
 
+/** How many READ_CHUNK buffers an archive file cycles through when it feeds a decompressor. */
+const FEED_BUFFERS = 4;
+
 /**
- * An archive file as the input of extractArchive/verifyArchive: read in READ_CHUNK (1 MiB) pieces.
+ * An archive file as the input of extractArchive/verifyArchive, read in READ_CHUNK (1 MiB) pieces.
  * fs' default of 64 KiB made each piece a decompressor job of its own (a threadpool round trip,
  * a JS callback, a partly filled output buffer): 16× the jobs, measured 0.3–0.8 s more CPU to
  * unpack 463 MB of tar.zst (bench/backup.ts, `--cpu-prof`).
+ *
+ * Read as any Readable (a zip's spool, a plain tar) each piece is a new buffer. In front of a
+ * decompressor readEntries calls `feed` instead: the pieces cycle through FEED_BUFFERS buffers,
+ * each taken back when the decompressor's write callback says it is done with it (as TarSink does
+ * for create). A fresh 1 MiB buffer per piece was external memory that forced mark-compacts:
+ * verify of the bench's tar.zst, user CPU median 0.66 s from the file, 0.58 s from memory.
  */
+export class ArchiveFileStream extends Readable {
+  readonly #file: string;
+  #fd: number | null = null;
+  #pos = 0;
+  #feeding = false;
+  /** a read or open is in the threadpool: the descriptor is closed only after it is back */
+  #busy = false;
+  #closeWhenIdle: (() => void) | null = null;
+
+  constructor(file: string) {
+    super({ highWaterMark: READ_CHUNK });
+    this.#file = file;
+  }
+
+  /** The descriptor (opened on first use), then `fn` with it; errors destroy the stream. */
+  #withFd(fn: (fd: number) => void): void {
+    if (this.#fd !== null) {
+      fn(this.#fd);
+      return;
+    }
+    this.#busy = true;
+    open(this.#file, 'r', (err, fd) => {
+      this.#busy = false;
+      if (err) {
+        if (!this.#idle()) this.destroy(err);
+        return;
+      }
+      this.#fd = fd;
+      // destroyed meanwhile: #idle has closed it
+      if (this.#idle()) return;
+      fn(fd);
+    });
+  }
+
+  /** After a threadpool call: true when the stream was destroyed meanwhile (then closed now). */
+  #idle(): boolean {
+    const c = this.#closeWhenIdle;
+    if (!c) return this.destroyed;
+    this.#closeWhenIdle = null;
+    c();
+    return true;
+  }
+
+  /** `buf` filled from the current position; `done` with the byte count (0 at the end), or nothing when destroyed. */
+  #readInto(buf: Buffer, done: (n: number) => void): void {
+    this.#withFd((fd) => {
+      this.#busy = true;
+      read(fd, buf, 0, buf.length, this.#pos, (err, n) => {
+        this.#busy = false;
+        if (this.#idle()) return;
+        if (err) {
+          this.destroy(err);
+          return;
+        }
+        this.#pos += n;
+        done(n);
+      });
+    });
+  }
+
+  override _read(): void {
+    if (this.#feeding) return;
+    const buf = Buffer.allocUnsafeSlow(READ_CHUNK);
+    this.#readInto(buf, (n) => {
+      this.push(n === 0 ? null : n === buf.length ? buf : buf.subarray(0, n));
+    });
+  }
+
+  /**
+   * Writes the whole file into `dest` through reused buffers (`seen` gets each piece first), then
+   * ends `dest` and this stream. Only for a consumer that is done with a chunk when its write
+   * callback comes (a zlib stream); instead of reading this stream, never both.
+   */
+  feed(dest: Writable, seen: ((c: Buffer) => void) | null): void {
+    this.#feeding = true;
+    const free: Buffer[] = [];
+    let made = 0;
+    let waiting = false;
+    const pump = (): void => {
+      if (this.destroyed) return;
+      let buf = free.pop();
+      if (!buf) {
+        if (made >= FEED_BUFFERS) {
+          waiting = true;
+          return;
+        }
+        made++;
+        // not from Node's small-buffer pool (this one is reused whole)
+        buf = Buffer.allocUnsafeSlow(READ_CHUNK);
+      }
+      const b = buf;
+      this.#readInto(b, (n) => {
+        if (n === 0) {
+          dest.end();
+          // ends this stream too (readableEnded), as a piped read to the end would
+          this.push(null);
+          this.resume();
+          return;
+        }
+        const view = n === b.length ? b : b.subarray(0, n);
+        seen?.(view);
+        dest.write(view, (err) => {
+          // after a failure the buffer may still be in the decompressor's hands: never reused
+          if (err) return;
+          free.push(b);
+          if (waiting) {
+            waiting = false;
+            pump();
+          }
+        });
+        pump();
+      });
+    };
+    pump();
+  }
+
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    const closeFd = () => {
+      const fd = this.#fd;
+      this.#fd = null;
+      if (fd === null) cb(err);
+      else close(fd, () => cb(err));
+    };
+    if (this.#busy) this.#closeWhenIdle = closeFd;
+    else closeFd();
+  }
+}
+
+/** An archive file as the input of extractArchive/verifyArchive (see ArchiveFileStream). */
 export function archiveFileStream(file: string): Readable {
-  return createReadStream(file, { highWaterMark: READ_CHUNK });
+  return new ArchiveFileStream(file);
 }
 
 /** Unpacks into `root` (which must exist); see the header for the rules. */
@@ -1182,15 +1339,12 @@ export async function extractArchive(
 export async function verifyArchive(input: Readable, opts: ReadOptions): Promise<VerifyResult> {
   const hash = createHash('sha256');
   let archiveBytes = 0;
-  const tap = new Transform({
-    transform(c: Buffer, _enc, cb) {
-      hash.update(c);
-      archiveBytes += c.length;
-      cb(null, c);
-    },
-  });
+  const seen = (c: Buffer) => {
+    hash.update(c);
+    archiveBytes += c.length;
+  };
   const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
-  await readEntries(input, opts, tap, async (e) => {
+  await readEntries(input, opts, seen, async (e) => {
     opts.check?.(e.parts.join('/'), e.type);
     // read (and counted, and checksummed) only
     await e.body(() => undefined);
