@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -142,6 +142,65 @@ describe('archive streams larger than the packer buffers', () => {
     await mkdir(dest);
     await extractArchive(archiveFileStream(file), dest, { format: 'tar.zst' });
     assert.deepEqual(await treeDigest(dest), await treeDigest(src));
+  });
+
+  it('an archive file feeds the decompressor through reused buffers: more pieces than buffers, every format, sha256 of the file', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    for (const format of ['tar.gz', 'tar.zst', 'tar'] as const) {
+      const { stream, done } = createArchive(src, { format, level: 1 });
+      const chunks: Buffer[] = [];
+      for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+      await done;
+      const whole = Buffer.concat(chunks);
+      // the random file alone is 3 MiB: with the rest, more 1 MiB pieces than the 4 buffers
+      assert.ok(whole.length > 5 * 1024 * 1024, `${whole.length}`);
+      const file = path.join(base, `feed.${format}`);
+      await writeFile(file, whole);
+      const v = await verifyArchive(archiveFileStream(file), { format });
+      assert.equal(v.archiveBytes, whole.length);
+      assert.equal(v.sha256, createHash('sha256').update(whole).digest('hex'));
+      const dest = path.join(base, `out-feed-${format}`);
+      await mkdir(dest);
+      await extractArchive(archiveFileStream(file), dest, { format });
+      assert.deepEqual(await treeDigest(dest), await treeDigest(src));
+    }
+    assert.equal(await fds(), before);
+  });
+
+  it('an archive file that is truncated, missing or aborted mid-way: a clean rejection, no descriptor left open', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const { stream, done } = createArchive(src, { format: 'tar.zst' });
+    const chunks: Buffer[] = [];
+    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+    await done;
+    const whole = Buffer.concat(chunks);
+    const cut = path.join(base, 'cut.tar.zst');
+    await writeFile(cut, whole.subarray(0, Math.floor(whole.length * 0.7)));
+    const before = await fds();
+    for (const read of [verifyArchive, (i: Readable, o: { format: 'tar.zst' }) => extractArchive(i, base, o)])
+      await assert.rejects(read(archiveFileStream(cut), { format: 'tar.zst' }), { code: 'ARCHIVE_INVALID' });
+    await assert.rejects(
+      verifyArchive(archiveFileStream(path.join(base, 'none.tar.zst')), { format: 'tar.zst' }),
+      {
+        code: 'ENOENT',
+      },
+    );
+    const full = path.join(base, 'full.tar.zst');
+    await writeFile(full, whole);
+    const ac = new AbortController();
+    const dest = path.join(base, 'out-aborted');
+    await mkdir(dest);
+    const p = extractArchive(archiveFileStream(full), dest, {
+      format: 'tar.zst',
+      signal: ac.signal,
+      onProgress: (bytes) => {
+        if (bytes > 1024 * 1024) ac.abort();
+      },
+    });
+    await assert.rejects(p, { code: 'OPERATION_SUPERSEDED' });
+    await sleep(50);
+    assert.equal(await fds(), before);
   });
 
   it('a consumer that destroys the stream mid-way: done rejects with its error, no descriptor left open', async () => {

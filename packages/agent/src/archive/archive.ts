@@ -20,9 +20,9 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  close,
   closeSync,
   constants,
-  createReadStream,
   createWriteStream,
   type Dirent,
   fchmodSync,
@@ -31,6 +31,7 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
+  open,
   openSync,
   read,
   readdirSync,
@@ -46,7 +47,7 @@ import {
 import { lutimes, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { CodedError, isCodedError } from '@cap/protocol';
@@ -55,6 +56,7 @@ import { Header, type HeaderData, Pax } from 'tar';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { entryParts, linkStaysInside } from './paths.ts';
+import { encodeUstar, TYPE_DIRECTORY, TYPE_FILE, TYPE_SYMLINK } from './tar-header.ts';
 import { ChunkQueue, readTar } from './tar-reader.ts';
 
 export const ARCHIVE_FORMATS = ['tar.gz', 'tar.zst', 'tar', 'zip'] as const;
@@ -132,7 +134,8 @@ interface TreeEntry {
   mode: number;
   uid: number;
   gid: number;
-  mtime: Date;
+  /** Stats' mtimeMs (a Date only where one is needed: zip, node-tar's Header) */
+  mtimeMs: number;
   size: number;
   linkpath?: string;
   /** an open regular file (O_NOFOLLOW, through its parent's descriptor); the consumer closes it */
@@ -253,13 +256,14 @@ async function* walkTree(
           continue;
         }
         const st = fstatSync(fd);
-        // mtimeMs, not mtime: Stats' date getters define a property on each Stats (slow in V8)
-        const meta = { rel, uid: st.uid, gid: st.gid, mtime: new Date(st.mtimeMs), mode: st.mode & 0o7777 };
+        // mtimeMs, not mtime: Stats' date getters define a property on each Stats (slow in V8);
+        // one object literal per entry, no spread
+        const mode = st.mode & 0o7777;
         if (st.isDirectory() && isDir) {
-          yield { ...meta, kind: 'directory', size: 0 };
+          yield { rel, kind: 'directory', mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, size: 0 };
           stack.push({ fd, rel, names: list(fd), next: 0 });
         } else if (st.isFile() && isFile) {
-          yield { ...meta, kind: 'file', size: st.size, fd };
+          yield { rel, kind: 'file', mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, size: st.size, fd };
         } else {
           // swapped for another kind of entry meanwhile
           closeQuietly(fd);
@@ -282,7 +286,7 @@ async function* walkTree(
           rel,
           uid: st.uid,
           gid: st.gid,
-          mtime: new Date(st.mtimeMs),
+          mtimeMs: st.mtimeMs,
           kind: 'symlink',
           mode: 0o777,
           size: 0,
@@ -411,7 +415,41 @@ class TarSink {
 }
 
 /**
- * The tar stream (node-tar's Header and Pax for the encoding) written straight into the sink's
+ * An entry's header through node-tar (what encodeUstar leaves to it: long or non-ASCII paths and
+ * links, numbers past their octal fields): the pax extended header first when node-tar needs one,
+ * as node-tar's own Pack, then the ustar block (`block`, all zeros on entry).
+ */
+function nodeTarHeader(e: TreeEntry, entryPath: string, size: number, block: Buffer): Buffer {
+  // set field by field: Header's constructor copies an object through entries/filter/assign
+  const h = new Header();
+  h.path = entryPath;
+  h.mode = e.mode;
+  h.uid = e.uid;
+  h.gid = e.gid;
+  h.size = size;
+  h.mtime = new Date(e.mtimeMs);
+  h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
+  h.uname = '';
+  h.gname = '';
+  if (e.linkpath !== undefined) h.linkpath = e.linkpath;
+  if (!h.encode(block, 0)) return block;
+  const data: HeaderData = {
+    path: entryPath,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size,
+    mtime: h.mtime,
+    type: h.type as HeaderData['type'],
+    uname: '',
+    gname: '',
+    ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
+  };
+  return Buffer.concat([new Pax(data).encode(), block]);
+}
+
+/**
+ * The tar stream (headers by encodeUstar, else node-tar's Header and Pax) written straight into the sink's
  * buffers: headers, small files and large files alike fill each buffer to the end, so every
  * chunk but the last is OUT_CHUNK bytes and no file data is copied. Files up to SMALL_FILE are
  * read with one synchronous call (page cache: microseconds, see `pacer`), larger ones with
@@ -457,37 +495,15 @@ async function packTar(
     if (opts.signal?.aborted) throw aborted(opts.signal);
     try {
       const size = e.kind === 'file' ? e.size : 0;
-      // set field by field: Header's constructor copies an object through entries/filter/assign
-      const h = new Header();
-      h.path = e.kind === 'directory' ? `${e.rel}/` : e.rel;
-      h.mode = e.mode;
-      h.uid = e.uid;
-      h.gid = e.gid;
-      h.size = size;
-      h.mtime = e.mtime;
-      h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
-      h.uname = '';
-      h.gname = '';
-      if (e.linkpath !== undefined) h.linkpath = e.linkpath;
-      // encode() leaves bytes it has no field for, and reads one back: a clean block each time
+      const entryPath = e.kind === 'directory' ? `${e.rel}/` : e.rel;
       block.fill(0);
-      if (h.encode(block, 0)) {
-        // a long path or link, a large size: the pax extended header first, as node-tar's own Pack
-        const data: HeaderData = {
-          path: h.path,
-          mode: e.mode,
-          uid: e.uid,
-          gid: e.gid,
-          size,
-          mtime: e.mtime,
-          type: h.type as HeaderData['type'],
-          uname: '',
-          gname: '',
-          ...(e.linkpath !== undefined ? { linkpath: e.linkpath } : {}),
-        };
-        await copyIn(new Pax(data).encode());
-      }
-      await copyIn(block);
+      const type = e.kind === 'file' ? TYPE_FILE : e.kind === 'directory' ? TYPE_DIRECTORY : TYPE_SYMLINK;
+      const header = encodeUstar(block, entryPath, type, e.mode, e.uid, e.gid, size, e.mtimeMs, e.linkpath)
+        ? block
+        : nodeTarHeader(e, entryPath, size, block);
+      // no promise per header when it fits (it nearly always does: the stream stays 512-aligned)
+      if (buf.length - off >= header.length) off += header.copy(buf, off);
+      else await copyIn(header);
       if (e.fd !== undefined && size > 0) {
         const fd = e.fd;
         const sync = size <= SMALL_FILE;
@@ -510,7 +526,11 @@ async function packTar(
           off += n;
           pos += n;
         }
-        await zeros((512 - (size % 512)) % 512);
+        const pad = (512 - (size % 512)) % 512;
+        if (buf.length - off >= pad) {
+          buf.fill(0, off, off + pad);
+          off += pad;
+        } else await zeros(pad);
       }
     } finally {
       if (e.fd !== undefined) closeQuietly(e.fd);
@@ -603,7 +623,7 @@ async function zipTo(
   const level = opts.level ?? GZIP_LEVEL;
   try {
     for await (const e of walk) {
-      const o = { mtime: e.mtime, mode: e.mode };
+      const o = { mtime: new Date(e.mtimeMs), mode: e.mode };
       try {
         if (e.kind === 'directory') zip.addEmptyDirectory(e.rel, { ...o, mode: 0o40000 | e.mode });
         else if (e.kind === 'symlink')
@@ -753,17 +773,35 @@ const TAR_TYPES: ReadonlyMap<string, ArchiveEntry['type']> = new Map([
 async function readEntries(
   input: Readable,
   opts: ReadOptions,
-  tap: Transform | null,
+  seen: ((c: Buffer) => void) | null,
   handle: (e: ArchiveEntry) => Promise<void>,
 ): Promise<void> {
   if (opts.signal?.aborted) throw aborted(opts.signal);
-  if (opts.format === 'zip') return readZip(input, opts, tap, handle);
+  /** `seen` as a stage of a pipe */
+  const tapOf = (f: (c: Buffer) => void) =>
+    new Transform({
+      transform(c: Buffer, _enc, cb) {
+        f(c);
+        cb(null, c);
+      },
+    });
+  if (opts.format === 'zip') return readZip(input, opts, seen ? tapOf(seen) : null, handle);
   const caps = new Caps(opts);
   const dec = decompressor(opts.format);
   const signal = opts.signal;
   let s: Readable = input;
-  if (tap) s = s.pipe(tap);
-  if (dec) s = s.pipe(dec);
+  let tap: Transform | null = null;
+  if (dec && input instanceof ArchiveFileStream) {
+    // the file's buffers reused (see ArchiveFileStream)
+    input.feed(dec, seen);
+    s = dec;
+  } else {
+    if (seen) {
+      tap = tapOf(seen);
+      s = s.pipe(tap);
+    }
+    if (dec) s = s.pipe(dec);
+  }
   // read-ahead: the decompressor (in the threadpool) goes on while the entries before are
   // written, instead of waiting for the reader's next read (bounded: READ_AHEAD bytes)
   const q = new ChunkQueue(s, READ_AHEAD);
@@ -1125,14 +1163,152 @@ class TreeWriter {
   }
 }
 
+/** How many READ_CHUNK buffers an archive file cycles through when it feeds a decompressor. */
+const FEED_BUFFERS = 4;
+
 /**
- * An archive file as the input of extractArchive/verifyArchive: read in READ_CHUNK (1 MiB) pieces.
+ * An archive file as the input of extractArchive/verifyArchive, read in READ_CHUNK (1 MiB) pieces.
  * fs' default of 64 KiB made each piece a decompressor job of its own (a threadpool round trip,
  * a JS callback, a partly filled output buffer): 16× the jobs, measured 0.3–0.8 s more CPU to
  * unpack 463 MB of tar.zst (bench/backup.ts, `--cpu-prof`).
+ *
+ * Read as any Readable (a zip's spool, a plain tar) each piece is a new buffer. In front of a
+ * decompressor readEntries calls `feed` instead: the pieces cycle through FEED_BUFFERS buffers,
+ * each taken back when the decompressor's write callback says it is done with it (as TarSink does
+ * for create). A fresh 1 MiB buffer per piece was external memory that forced mark-compacts:
+ * verify of the bench's tar.zst, user CPU median 0.66 s from the file, 0.58 s from memory.
  */
+export class ArchiveFileStream extends Readable {
+  readonly #file: string;
+  #fd: number | null = null;
+  #pos = 0;
+  #feeding = false;
+  /** a read or open is in the threadpool: the descriptor is closed only after it is back */
+  #busy = false;
+  #closeWhenIdle: (() => void) | null = null;
+
+  constructor(file: string) {
+    super({ highWaterMark: READ_CHUNK });
+    this.#file = file;
+  }
+
+  /** The descriptor (opened on first use), then `fn` with it; errors destroy the stream. */
+  #withFd(fn: (fd: number) => void): void {
+    if (this.#fd !== null) {
+      fn(this.#fd);
+      return;
+    }
+    this.#busy = true;
+    open(this.#file, 'r', (err, fd) => {
+      this.#busy = false;
+      if (err) {
+        if (!this.#idle()) this.destroy(err);
+        return;
+      }
+      this.#fd = fd;
+      // destroyed meanwhile: #idle has closed it
+      if (this.#idle()) return;
+      fn(fd);
+    });
+  }
+
+  /** After a threadpool call: true when the stream was destroyed meanwhile (then closed now). */
+  #idle(): boolean {
+    const c = this.#closeWhenIdle;
+    if (!c) return this.destroyed;
+    this.#closeWhenIdle = null;
+    c();
+    return true;
+  }
+
+  /** `buf` filled from the current position; `done` with the byte count (0 at the end), or nothing when destroyed. */
+  #readInto(buf: Buffer, done: (n: number) => void): void {
+    this.#withFd((fd) => {
+      this.#busy = true;
+      read(fd, buf, 0, buf.length, this.#pos, (err, n) => {
+        this.#busy = false;
+        if (this.#idle()) return;
+        if (err) {
+          this.destroy(err);
+          return;
+        }
+        this.#pos += n;
+        done(n);
+      });
+    });
+  }
+
+  override _read(): void {
+    if (this.#feeding) return;
+    const buf = Buffer.allocUnsafeSlow(READ_CHUNK);
+    this.#readInto(buf, (n) => {
+      this.push(n === 0 ? null : n === buf.length ? buf : buf.subarray(0, n));
+    });
+  }
+
+  /**
+   * Writes the whole file into `dest` through reused buffers (`seen` gets each piece first), then
+   * ends `dest` and this stream. Only for a consumer that is done with a chunk when its write
+   * callback comes (a zlib stream); instead of reading this stream, never both.
+   */
+  feed(dest: Writable, seen: ((c: Buffer) => void) | null): void {
+    this.#feeding = true;
+    const free: Buffer[] = [];
+    let made = 0;
+    let waiting = false;
+    const pump = (): void => {
+      if (this.destroyed) return;
+      let buf = free.pop();
+      if (!buf) {
+        if (made >= FEED_BUFFERS) {
+          waiting = true;
+          return;
+        }
+        made++;
+        // not from Node's small-buffer pool (this one is reused whole)
+        buf = Buffer.allocUnsafeSlow(READ_CHUNK);
+      }
+      const b = buf;
+      this.#readInto(b, (n) => {
+        if (n === 0) {
+          dest.end();
+          // ends this stream too (readableEnded), as a piped read to the end would
+          this.push(null);
+          this.resume();
+          return;
+        }
+        const view = n === b.length ? b : b.subarray(0, n);
+        seen?.(view);
+        dest.write(view, (err) => {
+          // after a failure the buffer may still be in the decompressor's hands: never reused
+          if (err) return;
+          free.push(b);
+          if (waiting) {
+            waiting = false;
+            pump();
+          }
+        });
+        pump();
+      });
+    };
+    pump();
+  }
+
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    const closeFd = () => {
+      const fd = this.#fd;
+      this.#fd = null;
+      if (fd === null) cb(err);
+      else close(fd, () => cb(err));
+    };
+    if (this.#busy) this.#closeWhenIdle = closeFd;
+    else closeFd();
+  }
+}
+
+/** An archive file as the input of extractArchive/verifyArchive (see ArchiveFileStream). */
 export function archiveFileStream(file: string): Readable {
-  return createReadStream(file, { highWaterMark: READ_CHUNK });
+  return new ArchiveFileStream(file);
 }
 
 /** Unpacks into `root` (which must exist); see the header for the rules. */
@@ -1163,15 +1339,12 @@ export async function extractArchive(
 export async function verifyArchive(input: Readable, opts: ReadOptions): Promise<VerifyResult> {
   const hash = createHash('sha256');
   let archiveBytes = 0;
-  const tap = new Transform({
-    transform(c: Buffer, _enc, cb) {
-      hash.update(c);
-      archiveBytes += c.length;
-      cb(null, c);
-    },
-  });
+  const seen = (c: Buffer) => {
+    hash.update(c);
+    archiveBytes += c.length;
+  };
   const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
-  await readEntries(input, opts, tap, async (e) => {
+  await readEntries(input, opts, seen, async (e) => {
     opts.check?.(e.parts.join('/'), e.type);
     // read (and counted, and checksummed) only
     await e.body(() => undefined);
