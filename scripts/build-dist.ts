@@ -156,22 +156,56 @@ module.exports = new Proxy(f, { get: (_t, p) => (p === '__esModule' ? false : f)
  * test/agent-footprint.int.test.ts checks the main bundle reaches them only by dynamic import.
  */
 const AGENT_ISLANDS = ['fastify', 'ssh2', 'prom-client', 'gamedig'];
+/**
+ * Packages the Agent's code imports statically but uses only when a feature is used: tar
+ * (archives, backups, transfers, volume imports), yauzl/yazl (zip), ignore (archive and
+ * file-operation filters), yaml and smol-toml (config files, mod metadata, templates). Each is an
+ * island too, and its stand-in in the main bundle is a proxy that loads it on its first real use
+ * (scripts/agent-island-loader.cjs, deferIsland): the import helpers' reads at module load are
+ * answered from its export names, taken from the island at build time. A quarter of the main
+ * bundle (1.27 MB → 0.97 MB). test/agent-footprint.int.test.ts checks none is loaded by an idle
+ * Agent run from its bundle; test/dist-binary.int.test.ts has the executable make and unpack
+ * archives through them.
+ */
+const DEFERRED_ISLANDS = [
+  'tar',
+  'yauzl',
+  'yazl',
+  'ignore',
+  'yaml',
+  'smol-toml',
+  // dockerode's, for an image build or a directory upload (neither of which the Agent does)
+  'tar-fs',
+  '@balena/dockerignore',
+  // pino's, for a transport (a worker thread)
+  'thread-stream',
+];
+const ALL_ISLANDS = [...AGENT_ISLANDS, ...DEFERRED_ISLANDS];
 const islandDir = path.join(dist, 'agent-lazy');
+/** a deferred island's exports as its stand-in answers them before it is loaded */
+const deferredShape = new Map<string, { keys: string[]; esModule: boolean }>();
 const agentIslands: Plugin = {
   name: 'agent-islands',
   setup(b) {
-    const filter = new RegExp(`^(${AGENT_ISLANDS.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
+    const filter = new RegExp(`^(${ALL_ISLANDS.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
     b.onResolve({ filter }, (args) =>
       // dockerode's modem reaches ssh2 too: agentUnused gives it the stand-in
       args.path === 'ssh2' && /[\\/]docker-modem[\\/]/.test(args.importer)
         ? undefined
         : { path: args.path, namespace: 'agent-island' },
     );
-    b.onLoad({ filter: /.*/, namespace: 'agent-island' }, (args) => ({
-      loader: 'js',
-      resolveDir: root,
-      contents: `module.exports = require(${JSON.stringify(path.join(root, 'scripts/agent-island-loader.cjs'))}).loadIsland(${JSON.stringify(args.path)});`,
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'agent-island' }, (args) => {
+      const loader = `require(${JSON.stringify(path.join(root, 'scripts/agent-island-loader.cjs'))})`;
+      const shape = deferredShape.get(args.path);
+      if (DEFERRED_ISLANDS.includes(args.path) && !shape) throw new Error(`${args.path}: island not built`);
+      return {
+        loader: 'js',
+        resolveDir: root,
+        contents: shape
+          ? `module.exports = ${loader}.deferIsland(${JSON.stringify(args.path)}, ${JSON.stringify(shape.keys)}, ${shape.esModule});`
+          : `module.exports = ${loader}.loadIsland(${JSON.stringify(args.path)});`,
+      };
+    });
   },
 };
 
@@ -206,6 +240,45 @@ function writeOutputs(result: Pick<BuildResult<{ write: false }>, 'outputFiles'>
 }
 
 async function bundleAgent(): Promise<void> {
+  // the islands first: the main bundle's stand-ins of the deferred ones name their exports
+  const islandMeta: Record<string, unknown> = {};
+  const islandOut = new Set<string>();
+  for (const name of ALL_ISLANDS) {
+    const island = await build({
+      ...common,
+      write: false,
+      stdin: {
+        contents: `module.exports = require(${JSON.stringify(name)});`,
+        resolveDir: root,
+        loader: 'js',
+      },
+      outfile: path.join(islandDir, `${name.replace('/', '+')}.cjs`),
+      format: 'cjs',
+      minifyIdentifiers: true,
+      sourcemap: 'external',
+      metafile: true,
+    });
+    for (const f of writeOutputs(island)) islandOut.add(path.basename(f));
+    islandMeta[name] = island.metafile;
+    if (DEFERRED_ISLANDS.includes(name)) {
+      // its exports as loaded (in a process of its own: this one keeps no copy)
+      const file = path.join(islandDir, `${name.replace('/', '+')}.cjs`);
+      const shape = execFileSync(
+        process.execPath,
+        [
+          '-e',
+          'const m = require(process.argv[1]); process.stdout.write(JSON.stringify({ keys: Object.getOwnPropertyNames(m), esModule: m.__esModule === true }))',
+          file,
+        ],
+        { encoding: 'utf8' },
+      );
+      deferredShape.set(name, JSON.parse(shape) as { keys: string[]; esModule: boolean });
+    }
+  }
+  // what an earlier build left that this one did not make
+  for (const f of readdirSync(islandDir))
+    if (!islandOut.has(f)) rmSync(path.join(islandDir, f), { force: true });
+  writeAtomic(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
   const result = await build({
     ...common,
     write: false,
@@ -225,30 +298,6 @@ async function bundleAgent(): Promise<void> {
   });
   writeOutputs(result);
   writeAtomic(path.join(dist, 'agent.meta.json'), JSON.stringify(result.metafile));
-  const islandMeta: Record<string, unknown> = {};
-  const islandOut = new Set<string>();
-  for (const name of AGENT_ISLANDS) {
-    const island = await build({
-      ...common,
-      write: false,
-      stdin: {
-        contents: `module.exports = require(${JSON.stringify(name)});`,
-        resolveDir: root,
-        loader: 'js',
-      },
-      outfile: path.join(islandDir, `${name.replace('/', '+')}.cjs`),
-      format: 'cjs',
-      minifyIdentifiers: true,
-      sourcemap: 'external',
-      metafile: true,
-    });
-    for (const f of writeOutputs(island)) islandOut.add(path.basename(f));
-    islandMeta[name] = island.metafile;
-  }
-  // what an earlier build left that this one did not make
-  for (const f of readdirSync(islandDir))
-    if (!islandOut.has(f)) rmSync(path.join(islandDir, f), { force: true });
-  writeAtomic(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
 }
 
 async function bundlePanel(): Promise<void> {
@@ -348,17 +397,17 @@ function verifySeaElf(file: string, arch: string, blobSize: number): void {
  * optimised code and compiler memory with many servers, CPU alike) and V8's memory-over-speed
  * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most:
  * they take WebAssembly away, which ssh2 (SFTP) and Node's fetch need.
- * `node dist/agent.cjs` takes the same flags on its command line.
+ * `node dist/agent.cjs` takes the same flags on its command line. They are listed once, in
+ * packages/cli/src/entry/agent-exec-argv.json: `ctrl-alt-play agent` execs itself with them, and
+ * bench/agent-rss.ts runs the bundle with them.
  */
-const AGENT_EXEC_ARGV = execArgvOption?.split(/\s+/).filter(Boolean) ?? [
-  '--max-semi-space-size=1',
-  '--max-opt=2',
-  '--optimize-for-size',
-];
+const AGENT_EXEC_ARGV: string[] =
+  execArgvOption?.split(/\s+/).filter(Boolean) ??
+  JSON.parse(readFileSync(path.join(root, 'packages/cli/src/entry/agent-exec-argv.json'), 'utf8'));
 const binDir = outOption ? path.resolve(outOption) : path.join(dist, 'bin');
 
-/** dist/agent-lazy/*.cjs (the names AGENT_ISLANDS gives) */
-const islandFiles = () => AGENT_ISLANDS.map((n) => `${n.replace('/', '+')}.cjs`);
+/** dist/agent-lazy/*.cjs (the names ALL_ISLANDS gives) */
+const islandFiles = () => ALL_ISLANDS.map((n) => `${n.replace('/', '+')}.cjs`);
 
 /** A SEA blob of dist/agent.cjs; with V8's code cache only for this machine's arch (it is tied to it). */
 function seaBlob(name: string, codeCache: boolean): string {
