@@ -209,6 +209,38 @@ const agentIslands: Plugin = {
   },
 };
 
+/**
+ * ssh2 without WebAssembly (an Agent run with --jitless or --lite-mode, which have none): its
+ * crypto module's init compiles poly1305 from WebAssembly and rejects without it, and every
+ * connection waits for that init. Then the init resolves without it, and chacha20-poly1305 (the
+ * only cipher needing it) is not offered; the AES ciphers are Node's own. With WebAssembly
+ * (the flags built in today) nothing changes. Fails the build when the code it rewrites changed.
+ */
+const ssh2WithoutWasm: Plugin = {
+  name: 'ssh2-without-wasm',
+  setup(b) {
+    const patch = (file: string, from: string, to: string) => {
+      const src = readFileSync(file, 'utf8');
+      if (!src.includes(from)) throw new Error(`${file}: the code ssh2WithoutWasm rewrites has changed`);
+      return { loader: 'js' as const, contents: src.replace(from, to) };
+    };
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]protocol[\\/]crypto\.js$/ }, (args) =>
+      patch(
+        args.path,
+        "POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();",
+        "if (typeof WebAssembly === 'undefined') return resolve();\n        POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();",
+      ),
+    );
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]protocol[\\/]constants\.js$/ }, (args) =>
+      patch(
+        args.path,
+        'DEFAULT_CIPHER = DEFAULT_CIPHER.filter(canUseCipher);',
+        "DEFAULT_CIPHER = DEFAULT_CIPHER.filter(canUseCipher).filter((c) => typeof WebAssembly !== 'undefined' || c !== 'chacha20-poly1305@openssh.com');",
+      ),
+    );
+  },
+};
+
 const common: BuildOptions = {
   bundle: true,
   platform: 'node',
@@ -257,6 +289,7 @@ async function bundleAgent(): Promise<void> {
       minifyIdentifiers: true,
       sourcemap: 'external',
       metafile: true,
+      plugins: name === 'ssh2' ? [ssh2WithoutWasm] : [],
     });
     for (const f of writeOutputs(island)) islandOut.add(path.basename(f));
     islandMeta[name] = island.metafile;

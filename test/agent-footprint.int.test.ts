@@ -212,6 +212,82 @@ describe("the Agent's footprint", () => {
     assert.match(gd, /GameDig/);
   });
 
+  it('its SFTP handshakes without WebAssembly too (an executable built with --jitless)', async () => {
+    // ssh2's island resolves its crypto init without WebAssembly and then offers no
+    // chacha20-poly1305 (scripts/build-dist.ts, ssh2WithoutWasm): what --jitless/--lite-mode need
+    const flags = JSON.parse(
+      readFileSync(path.join(root, 'packages/cli/src/entry/agent-exec-argv.json'), 'utf8'),
+    ) as string[];
+    const out = path.join(root, '.cache/agent-levers/footprint-jitless');
+    execFileSync(
+      process.execPath,
+      [
+        path.join(root, 'scripts/build-dist.ts'),
+        'bin',
+        '--arch',
+        process.arch,
+        '--exec-argv',
+        [...flags, '--jitless'].join(' '),
+        '--out',
+        out,
+      ],
+      { cwd: root, stdio: 'pipe' },
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), 'cap-footprint-jitless-'));
+    const sftpPort = await freePort();
+    let log = '';
+    const bin = spawn(path.join(out, `ctrl-alt-play-agent-linux-${process.arch}`), [], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        PANEL_URL: `http://127.0.0.1:${await freePort()}`,
+        NODE_ID: '00000000-0000-4000-8000-000000000015',
+        AGENT_SECRET: 'footprint-secret-0123456789abcdefghij',
+        AGENT_DATA_DIR: path.join(dir, 'agent'),
+        AGENT_HTTP_PORT: '0',
+        AGENT_SFTP_HOST: '127.0.0.1',
+        AGENT_SFTP_PORT: String(sftpPort),
+      },
+    });
+    bin.stdout?.on('data', (d) => (log += d));
+    bin.stderr?.on('data', (d) => (log += d));
+    try {
+      await until(() => log.includes('sftp listening'), 30_000).catch(() => {
+        throw new Error(`the executable did not start; its output:\n${log}`);
+      });
+      const { default: ssh2 } = await import('ssh2');
+      const attempt = (cipher?: string[]) =>
+        new Promise<string>((resolve) => {
+          const c = new ssh2.Client();
+          c.on('ready', () => {
+            c.end();
+            resolve('logged in');
+          });
+          c.on('error', (e) => resolve(e.message));
+          c.connect({
+            host: '127.0.0.1',
+            port: sftpPort,
+            username: 'nobody.x',
+            password: 'nope',
+            readyTimeout: 10_000,
+            ...(cipher ? { algorithms: { cipher } } : {}),
+          });
+        });
+      // a whole handshake (keys exchanged, then the login refused: no Panel to ask)
+      assert.match(await attempt(), /authentication methods failed/i);
+      assert.match(await attempt(['chacha20-poly1305@openssh.com']), /no matching .*cipher/i);
+      assert.equal(bin.exitCode, null, `the executable exited:\n${log}`);
+    } finally {
+      if (bin.exitCode === null && bin.signalCode === null) {
+        const exited = new Promise((r) => bin.once('exit', r));
+        bin.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   describe('an idle Agent, registered, SFTP on', () => {
     let panel: TestPanel;
     let owner: Session;
