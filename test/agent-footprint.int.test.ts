@@ -257,7 +257,7 @@ describe("the Agent's footprint", () => {
         throw new Error(`the executable did not start; its output:\n${log}`);
       });
       const { default: ssh2 } = await import('ssh2');
-      const attempt = (cipher?: string[]) =>
+      const attempt = (cipher?: import('ssh2').CipherAlgorithm[]) =>
         new Promise<string>((resolve) => {
           const c = new ssh2.Client();
           c.on('ready', () => {
