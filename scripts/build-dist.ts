@@ -428,8 +428,9 @@ function verifySeaElf(file: string, arch: string, blobSize: number): void {
  * docs/deploy.md, Memory): a 1 MiB young generation instead of 16 (an idle Agent's resident
  * memory is mostly heap it never needs); no TurboFan (`--max-opt=2`: Maglev is the top tier; less
  * optimised code and compiler memory with many servers, CPU alike) and V8's memory-over-speed
- * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most:
- * they take WebAssembly away, which ssh2 (SFTP) and Node's fetch need.
+ * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most
+ * (~5 MiB) and the Agent works without the WebAssembly they take away (ssh2WithoutWasm): they
+ * cost about twice the CPU on JavaScript-heavy work such as archiving.
  * `node dist/agent.cjs` takes the same flags on its command line. They are listed once, in
  * packages/cli/src/entry/agent-exec-argv.json: `ctrl-alt-play agent` execs itself with them, and
  * bench/agent-rss.ts runs the bundle with them.
