@@ -56,9 +56,9 @@ const allVariants: { key: string; name: string; cmd: string; args: string[] }[] 
     cmd: process.execPath,
     // the flags the executable has built in (scripts/build-dist.ts, AGENT_EXEC_ARGV)
     args: [
-      '--max-semi-space-size=1',
-      '--max-opt=2',
-      '--optimize-for-size',
+      ...(JSON.parse(
+        readFileSync(path.join(root, 'packages/cli/src/entry/agent-exec-argv.json'), 'utf8'),
+      ) as string[]),
       path.join(root, 'dist/agent.cjs'),
     ],
   },

@@ -41,4 +41,44 @@ function loadIsland(name) {
   return m.exports;
 }
 
-module.exports = { loadIsland };
+/**
+ * A package imported statically by code that needs it only when a feature is used (tar, zip,
+ * YAML…): a stand-in whose first real use (reading an export, a call, `new`) loads the island.
+ * What a bundle's import helpers touch when the importing module loads — `__esModule`, the
+ * export names (listed at build time) and the prototype — is answered without loading it.
+ * @param {string} name the package's name, as the Agent imports it
+ * @param {string[]} keys the names it exports (Object.getOwnPropertyNames of its exports)
+ * @param {boolean} esModule whether its exports say `__esModule`
+ */
+function deferIsland(name, keys, esModule) {
+  let real;
+  const load = () => {
+    real ??= loadIsland(name);
+    return real;
+  };
+  const known = new Set(keys);
+  // a bound function: callable and constructible like the package's own export may be, and with
+  // no own non-configurable property (a plain function's `prototype`) a proxy must then report
+  const target = (() => {}).bind(null);
+  const proxy = new Proxy(target, {
+    get: (_t, k) => (k === '__esModule' && real === undefined ? esModule : Reflect.get(load(), k)),
+    has: (_t, k) => Reflect.has(load(), k),
+    ownKeys: () => (real === undefined ? [...keys] : Reflect.ownKeys(real)),
+    getOwnPropertyDescriptor: (_t, k) => {
+      if (real === undefined)
+        return known.has(k) ? { configurable: true, enumerable: true, get: () => load()[k] } : undefined;
+      const d = Reflect.getOwnPropertyDescriptor(real, k);
+      return d && { ...d, configurable: true };
+    },
+    getPrototypeOf: () => (real === undefined ? Object.prototype : Reflect.getPrototypeOf(real)),
+    set: (_t, k, v) => Reflect.set(load(), k, v),
+    defineProperty: (_t, k, d) => Reflect.defineProperty(load(), k, d),
+    deleteProperty: (_t, k) => Reflect.deleteProperty(load(), k),
+    apply: (_t, self, args) => Reflect.apply(load(), self, args),
+    construct: (_t, args, newTarget) =>
+      Reflect.construct(load(), args, newTarget === proxy ? load() : newTarget),
+  });
+  return proxy;
+}
+
+module.exports = { loadIsland, deferIsland };

@@ -156,22 +156,88 @@ module.exports = new Proxy(f, { get: (_t, p) => (p === '__esModule' ? false : f)
  * test/agent-footprint.int.test.ts checks the main bundle reaches them only by dynamic import.
  */
 const AGENT_ISLANDS = ['fastify', 'ssh2', 'prom-client', 'gamedig'];
+/**
+ * Packages the Agent's code imports statically but uses only when a feature is used: tar
+ * (archives, backups, transfers, volume imports), yauzl/yazl (zip), ignore (archive and
+ * file-operation filters), yaml and smol-toml (config files, mod metadata, templates). Each is an
+ * island too, and its stand-in in the main bundle is a proxy that loads it on its first real use
+ * (scripts/agent-island-loader.cjs, deferIsland): the import helpers' reads at module load are
+ * answered from its export names, taken from the island at build time. A quarter of the main
+ * bundle (1.27 MB → 0.97 MB). test/agent-footprint.int.test.ts checks none is loaded by an idle
+ * Agent run from its bundle; test/dist-binary.int.test.ts has the executable make and unpack
+ * archives through them.
+ */
+const DEFERRED_ISLANDS = [
+  'tar',
+  'yauzl',
+  'yazl',
+  'ignore',
+  'yaml',
+  'smol-toml',
+  // dockerode's, for an image build or a directory upload (neither of which the Agent does)
+  'tar-fs',
+  '@balena/dockerignore',
+  // pino's, for a transport (a worker thread)
+  'thread-stream',
+];
+const ALL_ISLANDS = [...AGENT_ISLANDS, ...DEFERRED_ISLANDS];
 const islandDir = path.join(dist, 'agent-lazy');
+/** a deferred island's exports as its stand-in answers them before it is loaded */
+const deferredShape = new Map<string, { keys: string[]; esModule: boolean }>();
 const agentIslands: Plugin = {
   name: 'agent-islands',
   setup(b) {
-    const filter = new RegExp(`^(${AGENT_ISLANDS.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
+    const filter = new RegExp(`^(${ALL_ISLANDS.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
     b.onResolve({ filter }, (args) =>
       // dockerode's modem reaches ssh2 too: agentUnused gives it the stand-in
       args.path === 'ssh2' && /[\\/]docker-modem[\\/]/.test(args.importer)
         ? undefined
         : { path: args.path, namespace: 'agent-island' },
     );
-    b.onLoad({ filter: /.*/, namespace: 'agent-island' }, (args) => ({
-      loader: 'js',
-      resolveDir: root,
-      contents: `module.exports = require(${JSON.stringify(path.join(root, 'scripts/agent-island-loader.cjs'))}).loadIsland(${JSON.stringify(args.path)});`,
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'agent-island' }, (args) => {
+      const loader = `require(${JSON.stringify(path.join(root, 'scripts/agent-island-loader.cjs'))})`;
+      const shape = deferredShape.get(args.path);
+      if (DEFERRED_ISLANDS.includes(args.path) && !shape) throw new Error(`${args.path}: island not built`);
+      return {
+        loader: 'js',
+        resolveDir: root,
+        contents: shape
+          ? `module.exports = ${loader}.deferIsland(${JSON.stringify(args.path)}, ${JSON.stringify(shape.keys)}, ${shape.esModule});`
+          : `module.exports = ${loader}.loadIsland(${JSON.stringify(args.path)});`,
+      };
+    });
+  },
+};
+
+/**
+ * ssh2 without WebAssembly (an Agent run with --jitless or --lite-mode, which have none): its
+ * crypto module's init compiles poly1305 from WebAssembly and rejects without it, and every
+ * connection waits for that init. Then the init resolves without it, and chacha20-poly1305 (the
+ * only cipher needing it) is not offered; the AES ciphers are Node's own. With WebAssembly
+ * (the flags built in today) nothing changes. Fails the build when the code it rewrites changed.
+ */
+const ssh2WithoutWasm: Plugin = {
+  name: 'ssh2-without-wasm',
+  setup(b) {
+    const patch = (file: string, from: string, to: string) => {
+      const src = readFileSync(file, 'utf8');
+      if (!src.includes(from)) throw new Error(`${file}: the code ssh2WithoutWasm rewrites has changed`);
+      return { loader: 'js' as const, contents: src.replace(from, to) };
+    };
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]protocol[\\/]crypto\.js$/ }, (args) =>
+      patch(
+        args.path,
+        "POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();",
+        "if (typeof WebAssembly === 'undefined') return resolve();\n        POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();",
+      ),
+    );
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]protocol[\\/]constants\.js$/ }, (args) =>
+      patch(
+        args.path,
+        'DEFAULT_CIPHER = DEFAULT_CIPHER.filter(canUseCipher);',
+        "DEFAULT_CIPHER = DEFAULT_CIPHER.filter(canUseCipher).filter((c) => typeof WebAssembly !== 'undefined' || c !== 'chacha20-poly1305@openssh.com');",
+      ),
+    );
   },
 };
 
@@ -206,6 +272,46 @@ function writeOutputs(result: Pick<BuildResult<{ write: false }>, 'outputFiles'>
 }
 
 async function bundleAgent(): Promise<void> {
+  // the islands first: the main bundle's stand-ins of the deferred ones name their exports
+  const islandMeta: Record<string, unknown> = {};
+  const islandOut = new Set<string>();
+  for (const name of ALL_ISLANDS) {
+    const island = await build({
+      ...common,
+      write: false,
+      stdin: {
+        contents: `module.exports = require(${JSON.stringify(name)});`,
+        resolveDir: root,
+        loader: 'js',
+      },
+      outfile: path.join(islandDir, `${name.replace('/', '+')}.cjs`),
+      format: 'cjs',
+      minifyIdentifiers: true,
+      sourcemap: 'external',
+      metafile: true,
+      plugins: name === 'ssh2' ? [ssh2WithoutWasm] : [],
+    });
+    for (const f of writeOutputs(island)) islandOut.add(path.basename(f));
+    islandMeta[name] = island.metafile;
+    if (DEFERRED_ISLANDS.includes(name)) {
+      // its exports as loaded (in a process of its own: this one keeps no copy)
+      const file = path.join(islandDir, `${name.replace('/', '+')}.cjs`);
+      const shape = execFileSync(
+        process.execPath,
+        [
+          '-e',
+          'const m = require(process.argv[1]); process.stdout.write(JSON.stringify({ keys: Object.getOwnPropertyNames(m), esModule: m.__esModule === true }))',
+          file,
+        ],
+        { encoding: 'utf8' },
+      );
+      deferredShape.set(name, JSON.parse(shape) as { keys: string[]; esModule: boolean });
+    }
+  }
+  // what an earlier build left that this one did not make
+  for (const f of readdirSync(islandDir))
+    if (!islandOut.has(f)) rmSync(path.join(islandDir, f), { force: true });
+  writeAtomic(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
   const result = await build({
     ...common,
     write: false,
@@ -225,30 +331,6 @@ async function bundleAgent(): Promise<void> {
   });
   writeOutputs(result);
   writeAtomic(path.join(dist, 'agent.meta.json'), JSON.stringify(result.metafile));
-  const islandMeta: Record<string, unknown> = {};
-  const islandOut = new Set<string>();
-  for (const name of AGENT_ISLANDS) {
-    const island = await build({
-      ...common,
-      write: false,
-      stdin: {
-        contents: `module.exports = require(${JSON.stringify(name)});`,
-        resolveDir: root,
-        loader: 'js',
-      },
-      outfile: path.join(islandDir, `${name.replace('/', '+')}.cjs`),
-      format: 'cjs',
-      minifyIdentifiers: true,
-      sourcemap: 'external',
-      metafile: true,
-    });
-    for (const f of writeOutputs(island)) islandOut.add(path.basename(f));
-    islandMeta[name] = island.metafile;
-  }
-  // what an earlier build left that this one did not make
-  for (const f of readdirSync(islandDir))
-    if (!islandOut.has(f)) rmSync(path.join(islandDir, f), { force: true });
-  writeAtomic(path.join(dist, 'agent-lazy.meta.json'), JSON.stringify(islandMeta));
 }
 
 async function bundlePanel(): Promise<void> {
@@ -346,19 +428,20 @@ function verifySeaElf(file: string, arch: string, blobSize: number): void {
  * docs/deploy.md, Memory): a 1 MiB young generation instead of 16 (an idle Agent's resident
  * memory is mostly heap it never needs); no TurboFan (`--max-opt=2`: Maglev is the top tier; less
  * optimised code and compiler memory with many servers, CPU alike) and V8's memory-over-speed
- * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most:
- * they take WebAssembly away, which ssh2 (SFTP) and Node's fetch need.
- * `node dist/agent.cjs` takes the same flags on its command line.
+ * heuristics (`--optimize-for-size`). Not `--lite-mode`/`--jitless`, though they save the most
+ * (~5 MiB) and the Agent works without the WebAssembly they take away (ssh2WithoutWasm): they
+ * cost about twice the CPU on JavaScript-heavy work such as archiving.
+ * `node dist/agent.cjs` takes the same flags on its command line. They are listed once, in
+ * packages/cli/src/entry/agent-exec-argv.json: `ctrl-alt-play agent` execs itself with them, and
+ * bench/agent-rss.ts runs the bundle with them.
  */
-const AGENT_EXEC_ARGV = execArgvOption?.split(/\s+/).filter(Boolean) ?? [
-  '--max-semi-space-size=1',
-  '--max-opt=2',
-  '--optimize-for-size',
-];
+const AGENT_EXEC_ARGV: string[] =
+  execArgvOption?.split(/\s+/).filter(Boolean) ??
+  JSON.parse(readFileSync(path.join(root, 'packages/cli/src/entry/agent-exec-argv.json'), 'utf8'));
 const binDir = outOption ? path.resolve(outOption) : path.join(dist, 'bin');
 
-/** dist/agent-lazy/*.cjs (the names AGENT_ISLANDS gives) */
-const islandFiles = () => AGENT_ISLANDS.map((n) => `${n.replace('/', '+')}.cjs`);
+/** dist/agent-lazy/*.cjs (the names ALL_ISLANDS gives) */
+const islandFiles = () => ALL_ISLANDS.map((n) => `${n.replace('/', '+')}.cjs`);
 
 /** A SEA blob of dist/agent.cjs; with V8's code cache only for this machine's arch (it is tied to it). */
 function seaBlob(name: string, codeCache: boolean): string {

@@ -103,7 +103,7 @@ describe('the Agent as a single executable, against a real Panel and Docker', ()
     assert.match(stderr, /^CONFIG_INVALID: .*PANEL_URL is required/);
   });
 
-  it('registers, and drives a busybox server: create, start, console, stop', async () => {
+  it('registers, and drives a busybox server: create, start, console, stop, archives', async () => {
     const node = await panel.createNode(owner, 'binary-node');
     nodeId = node.id;
     agent = spawnLogged(BIN, [], {
@@ -153,6 +153,39 @@ describe('the Agent as a single executable, against a real Panel and Docker', ()
     assert.equal(stop.status, 202);
     await ws.next((m) => m.type === 'status' && m.status === 'offline', 20_000);
     ws.close();
+    // archives: tar, yazl and yauzl are loaded by the executable on this first use (islands whose
+    // stand-ins load them on demand: scripts/build-dist.ts, DEFERRED_ISLANDS)
+    const text = 'binary archive line\n'.repeat(100);
+    const put = await panel.api(owner, 'PUT', `/api/servers/${serverId}/files/content`, {
+      path: 'notes.txt',
+      content: text,
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    for (const format of ['zip', 'tar.gz'] as const) {
+      const name = `notes.${format}`;
+      const c = await panel.api(owner, 'POST', `/api/servers/${serverId}/files/compress?wait=true`, {
+        root: '/',
+        names: ['notes.txt'],
+        format,
+        name,
+      });
+      assert.equal(c.status, 200, `${format}: ${JSON.stringify(c.body)}`);
+      assert.equal(c.body.path, `/${name}`);
+      const d = await panel.api(owner, 'POST', `/api/servers/${serverId}/files/decompress?wait=true`, {
+        path: `/${name}`,
+        destination: `/out-${format}`,
+      });
+      assert.equal(d.status, 200, `${format}: ${JSON.stringify(d.body)}`);
+      assert.equal(d.body.bytes, text.length);
+      const back = await panel.api(
+        owner,
+        'GET',
+        `/api/servers/${serverId}/files/content?path=${encodeURIComponent(`/out-${format}/notes.txt`)}`,
+      );
+      assert.equal(back.status, 200, JSON.stringify(back.body));
+      assert.equal(back.body.content, text);
+    }
+    assert.ok(!out().includes('not in the Agent'), `a stand-in was called:\n${out()}`);
     const del = await panel.api(owner, 'DELETE', `/api/servers/${serverId}`);
     assert.ok(del.status === 204 || del.status === 200, `delete: ${del.status}`);
   });

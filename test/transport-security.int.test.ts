@@ -149,6 +149,45 @@ describe('Agent ↔ Panel over TLS with a pinned certificate', () => {
     assert.match(String(connected?.['url']), /^wss:\/\/127\.0\.0\.1:\d+\/ws\/agents$/);
   });
 
+  test("an SFTP login is checked with the Panel through the same pin (a self-signed Panel's answer)", async () => {
+    const node = await newNode('pinned-sftp');
+    const sftpPort = await freePort();
+    const { lines } = await agentWith(
+      {
+        PANEL_URL: `https://127.0.0.1:${port}`,
+        AGENT_PANEL_CERT_SHA256: panelCert.sha256,
+        AGENT_SFTP_PORT: String(sftpPort),
+        AGENT_SFTP_HOST: '127.0.0.1',
+      },
+      node,
+    );
+    const t0 = Date.now();
+    while (!(await online(node.id)) || !lines.some((l) => l['msg'] === 'sftp listening')) {
+      if (Date.now() - t0 > 15_000) assert.fail(`never online: ${JSON.stringify(lines.slice(-5))}`);
+      await sleep(100);
+    }
+    const { default: ssh2 } = await import('ssh2');
+    const refused = await new Promise<string>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.on('ready', () => {
+        c.end();
+        reject(new Error('logged in with a made-up password'));
+      });
+      c.on('error', (e) => resolve(e.message));
+      c.connect({
+        host: '127.0.0.1',
+        port: sftpPort,
+        username: 'nobody.x',
+        password: 'nope',
+        readyTimeout: 10_000,
+      });
+    });
+    assert.match(refused, /authentication methods failed/i);
+    // refused by the Panel's answer, not for want of one: the check reached it over the pinned TLS
+    const unreachable = lines.filter((l) => l['msg'] === 'sftp auth: panel unreachable');
+    assert.deepEqual(unreachable, [], 'the SFTP login check did not reach the Panel');
+  });
+
   test('a wrong pin, or no pin against a self-signed certificate, is refused: never online', async () => {
     const wrong = await newNode('wrong-pin');
     const w = await agentWith(

@@ -194,6 +194,7 @@ export async function startAgent(
     const server = new Sftp({
       dataDir: config.dataDir,
       panelUrl: config.panelUrl,
+      panelCertSha256: config.panelCertSha256,
       host: config.sftpHost,
       port: config.sftpPort,
       authPerMinute: config.sftpAuthRate,

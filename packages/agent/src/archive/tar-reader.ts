@@ -241,8 +241,11 @@ function num(b: Buffer, off: number, len: number): number | undefined {
 
 const date = (n: number | undefined) => (n === undefined ? undefined : new Date(n * 1000));
 
-/** the types that pending pax and long-name fields apply to (node-tar's normalFsTypes) */
-const FS_CODES: ReadonlySet<string> = types.normalFsTypes;
+/**
+ * the types that pending pax and long-name fields apply to (node-tar's normalFsTypes); read when
+ * first needed, not at load: the Agent's bundle loads tar on its first use (scripts/build-dist.ts)
+ */
+const fsCodes = (): ReadonlySet<string> => types.normalFsTypes;
 const USTAR = Buffer.from('ustar\u000000', 'latin1');
 
 interface Block {
@@ -279,7 +282,7 @@ export function decodeHeader(b: Buffer, ex: HeaderData | undefined, gex: HeaderD
       nullBlock: true,
     };
   const t = b[156] === 0 ? '' : String.fromCharCode(b[156] as number);
-  const fs = FS_CODES.has(t);
+  const fs = fsCodes().has(t);
   const e = fs ? ex : undefined;
   const g = fs ? gex : undefined;
   let path = e?.path ?? field(b, 0, 100);

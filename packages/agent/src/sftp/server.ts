@@ -23,6 +23,7 @@ import type { AuthContext, Connection, SFTPWrapper } from 'ssh2';
 import type { DiskWriter } from '../filesystem/disk-ledger.ts';
 import { chownPathInside } from '../filesystem/filesystem.ts';
 import { panelHttpBase } from '../panel-link/link.ts';
+import { PinnedAgent, panelAgent, postJson } from '../panel-link/transport.ts';
 import type { Server } from '../server/server.ts';
 import * as files from './files.ts';
 
@@ -62,6 +63,8 @@ export interface SftpDeps {
   containerUid: number;
   containerGid: number;
   log: Logger;
+  /** AGENT_PANEL_CERT_SHA256: the only certificate the Panel may present (as on the link) */
+  panelCertSha256?: string | undefined;
   /** the link's current token and the node id (null until registered) */
   credentials: () => { token: string; agentId: string } | null;
   server: (id: string) => Server | undefined;
@@ -133,6 +136,8 @@ export class SftpServer {
   readonly #sessions = new Set<Session>();
   readonly #attempts: Attempts;
   #listener: NetServer | null = null;
+  /** the https.Agent holding the Panel's certificate pin, made on the first login check */
+  #pinned: PinnedAgent | undefined;
   /** the SSH server the connections are handed to, made on the first one */
   #ssh: Promise<InstanceType<Ssh2['Server']>> | null = null;
   port = 0;
@@ -208,19 +213,23 @@ export class SftpServer {
   async #ask(body: Record<string, string>): Promise<SftpAuthResponse | null> {
     const creds = this.#deps.credentials();
     if (!creds) return null;
-    const res = await fetch(`${panelHttpBase(this.#deps.panelUrl)}/api/agents/sftp/auth`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
+    // node:http, as the link's register and refresh: with the link's certificate pin, and no
+    // WebAssembly (fetch's HTTP parser is; an Agent run with --jitless has none)
+    const url = `${panelHttpBase(this.#deps.panelUrl)}/api/agents/sftp/auth`;
+    const pin = this.#deps.panelCertSha256;
+    this.#pinned ??= pin ? new PinnedAgent(pin) : undefined;
+    const res = await postJson(
+      url,
+      {
         authorization: `Bearer ${creds.token}`,
         [AGENT_ID_HEADER]: creds.agentId,
         [PROTOCOL_VERSION_HEADER]: String(PROTOCOL_VERSION),
       },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (!res.ok) return null;
-    const r = SftpAuthResponse.safeParse(await res.json().catch(() => null));
+      body,
+      { agent: panelAgent(url, this.#pinned), timeoutMs: 10_000 },
+    );
+    if (res.status < 200 || res.status > 299) return null;
+    const r = SftpAuthResponse.safeParse(res.json);
     return r.success ? r.data : null;
   }
 
