@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { create as tarCreate } from 'tar';
 import { treeDigest } from '../../test/tree-digest.ts';
 import {
   ARCHIVE_FORMATS,
   archiveFileStream,
   createArchive,
   extractArchive,
+  repackArchive,
   verifyArchive,
 } from './archive.ts';
 import { entryParts, linkStaysInside } from './paths.ts';
@@ -58,6 +60,48 @@ describe('archive round trip', () => {
       assert.deepEqual(await treeDigest(dest), want);
     });
   }
+
+  it("repackArchive: another tool's tar of `src/…` (a hard link, a link out) becomes this archiver's own, `src` stripped", async () => {
+    await symlink('../../x', path.join(src, 'world', 'up-two')); // inside as src/world/up-two, not once stripped
+    await link(path.join(src, 'run.sh'), path.join(src, 'run-hard.sh'));
+    try {
+      const foreign: Buffer[] = [];
+      for await (const c of tarCreate({ cwd: base, portable: false }, [
+        'src',
+      ]) as unknown as AsyncIterable<Buffer>)
+        foreign.push(c);
+      // as extract would: a link out of the root is refused, unless left out
+      await assert.rejects(
+        verifyArchive(Readable.from([Buffer.concat(foreign)]), { format: 'tar' }),
+        (e: { code?: string }) => e.code === 'ARCHIVE_UNSAFE',
+      );
+      const { stream, done } = repackArchive(Readable.from([Buffer.concat(foreign)]), {
+        format: 'tar',
+        to: 'tar.zst',
+        strip: ['src'],
+        dropLinksOut: true,
+      });
+      const out: Buffer[] = [];
+      for await (const c of stream as AsyncIterable<Buffer>) out.push(c);
+      const stats = await done;
+      assert.equal(stats.skipped, 2); // outside-link and up-two
+      const dest = path.join(base, 'out-repack');
+      await mkdir(dest);
+      await extractArchive(Readable.from([Buffer.concat(out)]), dest, { format: 'tar.zst' });
+      const skip = (r: string) => r === 'outside-link' || r === 'world/up-two';
+      assert.deepEqual(await treeDigest(dest), await treeDigest(src, { skip }));
+      // the hard link is one again
+      const [a, b] = await Promise.all(['run.sh', 'run-hard.sh'].map((n) => lstat(path.join(dest, n))));
+      assert.equal(a?.ino, b?.ino);
+      // a hostile tar: refused by the same rules, nothing produced
+      const hostile = repackArchive(Readable.from([Buffer.concat(foreign)]), { format: 'tar', to: 'tar' });
+      hostile.stream.resume();
+      await assert.rejects(hostile.done, (e: { code?: string }) => e.code === 'ARCHIVE_UNSAFE');
+    } finally {
+      await rm(path.join(src, 'world', 'up-two'));
+      await rm(path.join(src, 'run-hard.sh'));
+    }
+  });
 
   it('entry and link rules', () => {
     assert.deepEqual(entryParts('./a//b/'), ['a', 'b']);

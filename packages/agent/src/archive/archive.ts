@@ -56,7 +56,7 @@ import { Header, type HeaderData, Pax } from 'tar';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { entryParts, linkStaysInside } from './paths.ts';
-import { encodeUstar, TYPE_DIRECTORY, TYPE_FILE, TYPE_SYMLINK } from './tar-header.ts';
+import { encodeUstar, TYPE_DIRECTORY, TYPE_FILE, TYPE_HARDLINK, TYPE_SYMLINK } from './tar-header.ts';
 import { ChunkQueue, readTar } from './tar-reader.ts';
 
 export const ARCHIVE_FORMATS = ['tar.gz', 'tar.zst', 'tar', 'zip'] as const;
@@ -107,6 +107,8 @@ export interface ReadOptions extends Common {
   tmpDir?: string;
   /** called with each entry's path (checked: no `..`, not absolute) before it is read or written; throw to refuse */
   check?: (rel: string, type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other') => void;
+  /** (tar) a link pointing outside is read as `other` (left out) instead of refused: for a tree's own tar (repackArchive of a volume) */
+  dropLinksOut?: boolean;
 }
 export interface VerifyResult extends ArchiveStats {
   /** sha256 (hex) and size of the archive as read */
@@ -130,7 +132,8 @@ function invalid(e: unknown): CodedError {
 
 interface TreeEntry {
   rel: string;
-  kind: 'file' | 'directory' | 'symlink';
+  /** a hardlink only from repackTar (its linkpath: a path from the root) */
+  kind: 'file' | 'directory' | 'symlink' | 'hardlink';
   mode: number;
   uid: number;
   gid: number;
@@ -140,6 +143,8 @@ interface TreeEntry {
   linkpath?: string;
   /** an open regular file (O_NOFOLLOW, through its parent's descriptor); the consumer closes it */
   fd?: number;
+  /** or the file's data as it comes (repackTar: exactly `size` bytes) */
+  body?: Body;
 }
 
 /**
@@ -428,7 +433,14 @@ function nodeTarHeader(e: TreeEntry, entryPath: string, size: number, block: Buf
   h.gid = e.gid;
   h.size = size;
   h.mtime = new Date(e.mtimeMs);
-  h.type = e.kind === 'file' ? 'File' : e.kind === 'directory' ? 'Directory' : 'SymbolicLink';
+  h.type =
+    e.kind === 'file'
+      ? 'File'
+      : e.kind === 'directory'
+        ? 'Directory'
+        : e.kind === 'hardlink'
+          ? 'Link'
+          : 'SymbolicLink';
   h.uname = '';
   h.gname = '';
   if (e.linkpath !== undefined) h.linkpath = e.linkpath;
@@ -497,7 +509,14 @@ async function packTar(
       const size = e.kind === 'file' ? e.size : 0;
       const entryPath = e.kind === 'directory' ? `${e.rel}/` : e.rel;
       block.fill(0);
-      const type = e.kind === 'file' ? TYPE_FILE : e.kind === 'directory' ? TYPE_DIRECTORY : TYPE_SYMLINK;
+      const type =
+        e.kind === 'file'
+          ? TYPE_FILE
+          : e.kind === 'directory'
+            ? TYPE_DIRECTORY
+            : e.kind === 'hardlink'
+              ? TYPE_HARDLINK
+              : TYPE_SYMLINK;
       const header = encodeUstar(block, entryPath, type, e.mode, e.uid, e.gid, size, e.mtimeMs, e.linkpath)
         ? block
         : nodeTarHeader(e, entryPath, size, block);
@@ -531,6 +550,15 @@ async function packTar(
           buf.fill(0, off, off + pad);
           off += pad;
         } else await zeros(pad);
+      } else if (e.body !== undefined && size > 0) {
+        let got = 0;
+        await e.body(async (c) => {
+          got += c.length;
+          if (got > size) throw new CodedError('ARCHIVE_INVALID', `${e.rel} has more data than its size`);
+          await copyIn(c);
+        });
+        if (got !== size) throw new CodedError('ARCHIVE_INVALID', `${e.rel} has less data than its size`);
+        await zeros((512 - (size % 512)) % 512);
       }
     } finally {
       if (e.fd !== undefined) closeQuietly(e.fd);
@@ -670,6 +698,9 @@ interface ArchiveEntry {
   type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
   size: number;
   mode: number;
+  /** numeric owner, when the archive carries one (a tar) */
+  uid?: number | undefined;
+  gid?: number | undefined;
   mtime: Date | undefined;
   /** symlink target, or the (checked) parts of a hardlink's target as a path */
   linkpath?: string;
@@ -828,15 +859,25 @@ async function readEntries(
     await readTar(
       q,
       async (entry, raw) => {
-        const type = TAR_TYPES.get(entry.type) ?? 'other';
+        let type = TAR_TYPES.get(entry.type) ?? 'other';
         const size = type === 'file' ? entry.size : 0;
-        const checked = checkEntry(entry.path, type, entry.linkpath);
+        let checked: ReturnType<typeof checkEntry>;
+        try {
+          checked = checkEntry(entry.path, type, entry.linkpath);
+        } catch (e) {
+          if (!opts.dropLinksOut || (type !== 'symlink' && type !== 'hardlink')) throw e;
+          // a link out of the root, left out (as create leaves it out)
+          checked = { parts: entryParts(entry.path) };
+          type = 'other';
+        }
         caps.entry(size);
         await handle({
           ...checked,
           type,
           size,
           mode: entry.mode ?? (type === 'directory' ? 0o755 : 0o644),
+          uid: entry.uid,
+          gid: entry.gid,
           mtime: entry.mtime,
           ...(entry.linkpath !== undefined ? { linkpath: entry.linkpath } : {}),
           // counted against the byte cap before `fn` sees a byte
@@ -1354,4 +1395,127 @@ export async function verifyArchive(input: Readable, opts: ReadOptions): Promise
     opts.onProgress?.(stats.bytes, stats.entries);
   });
   return { ...stats, sha256: hash.digest('hex'), archiveBytes };
+}
+
+/**
+ * An archive read by the rules of extract (entry paths, links, caps: `opts`), written again as
+ * this archiver's own tar in `format` (tar, tar.gz, tar.zst), streamed: for a tar that comes from
+ * elsewhere (the Docker Engine's archive API) or an upload, so what goes on is what create would
+ * have made. `strip` leading components are dropped (the Engine's tar of /v is `v/…`); what is not
+ * under them, the root itself, links that would not stay inside after the strip, and other types
+ * (devices, FIFOs) are left out (counted as skipped), as create leaves them out. Owners, modes and
+ * mtimes are kept (a zip has no owner: `owner`).
+ */
+export function repackArchive(
+  input: Readable,
+  opts: ReadOptions & {
+    to: 'tar' | 'tar.gz' | 'tar.zst';
+    strip?: readonly string[];
+    owner?: { uid: number; gid: number };
+  },
+): { stream: Readable; done: Promise<ArchiveStats> } {
+  const strip = opts.strip ?? [];
+  const owner = opts.owner ?? { uid: 0, gid: 0 };
+  const stats: ArchiveStats = { bytes: 0, entries: 0, skipped: 0 };
+  const under = (parts: readonly string[]): string[] | null =>
+    parts.length > strip.length && strip.every((s, i) => parts[i] === s) ? parts.slice(strip.length) : null;
+  // the reader pushes an entry and waits until the packer is done with it
+  let pending: { e: ArchiveEntry; done: () => void } | null = null;
+  let finished = false;
+  let failure: unknown;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const readOpts: ReadOptions = { ...opts };
+  delete readOpts.onProgress;
+  async function* entries(): AsyncGenerator<TreeEntry> {
+    const reading = readEntries(input, readOpts, null, (e) => {
+      if (e.type === 'other') {
+        stats.skipped++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((done) => {
+        pending = { e, done };
+        poke();
+      });
+    }).then(
+      () => {
+        finished = true;
+        poke();
+      },
+      (err: unknown) => {
+        failure = err;
+        poke();
+      },
+    );
+    try {
+      for (;;) {
+        while (pending === null && !finished && failure === undefined)
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+        if (failure !== undefined) throw failure;
+        const p = pending as { e: ArchiveEntry; done: () => void } | null;
+        if (p === null) return;
+        pending = null;
+        try {
+          const { e } = p;
+          // the root itself (the Engine's `v/`): nothing to write
+          if (e.parts.length === strip.length && strip.every((s, i) => e.parts[i] === s)) continue;
+          const parts = under(e.parts);
+          const linkParts = e.type === 'hardlink' ? under(e.linkParts ?? []) : null;
+          if (
+            parts === null ||
+            (e.type === 'symlink' && !linkStaysInside(parts, e.linkpath ?? '')) ||
+            (e.type === 'hardlink' && linkParts === null)
+          ) {
+            stats.skipped++;
+            continue;
+          }
+          const t: TreeEntry = {
+            rel: parts.join('/'),
+            kind: e.type === 'other' ? 'file' : e.type,
+            mode: e.mode,
+            uid: e.uid ?? owner.uid,
+            gid: e.gid ?? owner.gid,
+            mtimeMs: (e.mtime ?? new Date()).getTime(),
+            size: e.type === 'file' ? e.size : 0,
+            body: e.body,
+          };
+          if (e.type === 'symlink' && e.linkpath !== undefined) t.linkpath = e.linkpath;
+          if (linkParts) t.linkpath = linkParts.join('/');
+          yield t;
+        } finally {
+          p.done();
+        }
+      }
+    } finally {
+      if (!finished && failure === undefined) input.destroy();
+      await reading;
+    }
+  }
+  const head = opts.to === 'tar' ? null : compressor(opts.to);
+  const first = head ?? new PassThrough({ highWaterMark: 2 * OUT_CHUNK });
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const piped = pipeline(first, out);
+  piped.catch(() => undefined);
+  const sink = new TarSink(first, head !== null);
+  const packed = packTar(entries(), sink, stats, opts as unknown as CreateOptions).then(
+    () => {
+      first.end();
+    },
+    (e: unknown) => {
+      first.destroy(e as Error);
+      throw e;
+    },
+  );
+  const done = packed
+    .catch((e: unknown) => (e === sink.closed ? piped.then(() => Promise.reject(e)) : Promise.reject(e)))
+    .then(() => piped)
+    .then(() => stats);
+  done.catch((e) => out.destroy(e));
+  return { stream: out, done };
 }

@@ -11,6 +11,7 @@
 
 /** type flags of the entries create writes */
 export const TYPE_FILE = 0x30;
+export const TYPE_HARDLINK = 0x31;
 export const TYPE_SYMLINK = 0x32;
 export const TYPE_DIRECTORY = 0x35;
 

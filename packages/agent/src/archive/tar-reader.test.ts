@@ -21,6 +21,8 @@ function nodeTar(b: Buffer, ex?: HeaderData, gex?: HeaderData) {
     linkpath: isFs && ex?.linkpath !== undefined ? ex.linkpath : (h.linkpath ?? ''),
     size: h.size,
     mode: h.mode,
+    uid: h.uid,
+    gid: h.gid,
     mtime: h.mtime?.getTime(),
     cksumValid: h.cksumValid,
     nullBlock: false,

@@ -163,6 +163,9 @@ export interface TarEntry {
   /** data bytes that follow (0 for a directory) */
   size: number;
   mode: number | undefined;
+  /** numeric owner (pax or header) */
+  uid?: number | undefined;
+  gid?: number | undefined;
   mtime: Date | undefined;
   linkpath: string | undefined;
 }
@@ -254,6 +257,8 @@ interface Block {
   linkpath: string;
   size: number | undefined;
   mode: number | undefined;
+  uid: number | undefined;
+  gid: number | undefined;
   mtime: Date | undefined;
   cksumValid: boolean;
   nullBlock: boolean;
@@ -277,6 +282,8 @@ export function decodeHeader(b: Buffer, ex: HeaderData | undefined, gex: HeaderD
       linkpath: '',
       size: 0,
       mode: 0,
+      uid: undefined,
+      gid: undefined,
       mtime: undefined,
       cksumValid: false,
       nullBlock: true,
@@ -287,6 +294,8 @@ export function decodeHeader(b: Buffer, ex: HeaderData | undefined, gex: HeaderD
   const g = fs ? gex : undefined;
   let path = e?.path ?? field(b, 0, 100);
   const mode = e?.mode ?? g?.mode ?? num(b, 100, 8);
+  const uid = e?.uid ?? g?.uid ?? num(b, 108, 8);
+  const gid = e?.gid ?? g?.gid ?? num(b, 116, 8);
   let size = e?.size ?? g?.size ?? num(b, 124, 12);
   if (size !== undefined && size < 0) size = undefined;
   const mtime = e?.mtime ?? g?.mtime ?? date(num(b, 136, 12));
@@ -307,6 +316,8 @@ export function decodeHeader(b: Buffer, ex: HeaderData | undefined, gex: HeaderD
     linkpath: e?.linkpath ?? field(b, 157, 100),
     size,
     mode,
+    uid,
+    gid,
     mtime,
     cksumValid: sum === cksum,
     nullBlock: false,
@@ -397,6 +408,8 @@ export async function readTar(
           type,
           size,
           mode: h.mode === undefined ? undefined : h.mode & 0o7777,
+          uid: h.uid,
+          gid: h.gid,
           mtime: h.mtime,
           linkpath,
         },

@@ -831,7 +831,8 @@ export class ServerManager {
   async #volumeTicket(cmd: Command<'volume_backup'> | Command<'volume_restore'>) {
     const v = this.#volumes();
     const p = cmd.payload;
-    await v.mountpoint(p.volume);
+    // the volume exists (NOT_FOUND otherwise); reached directly or through a helper container
+    await v.access(p.volume);
     const restore = cmd.action === 'volume_restore';
     const rp = p as Command<'volume_restore'>['payload'];
     if (restore) await v.assertFree(p.volume, rp.force);

@@ -321,6 +321,21 @@ export class HelperSession {
     }
   }
 
+  /** The Engine's tar of the whole volume (entries `v/…`), streamed. */
+  async archiveOut(): Promise<Readable> {
+    return (await this.#c.getArchive({ path: ROOT })) as unknown as Readable;
+  }
+
+  /** Extracts a tar (one this Agent made) into the volume's root through the Engine. */
+  async archiveIn(tar: Readable): Promise<void> {
+    await this.#c.putArchive(tar, { path: ROOT });
+  }
+
+  /** Removes everything in the volume (not the volume's root). */
+  async clear(): Promise<void> {
+    await this.change(['find', ROOT, '-mindepth', '1', '-maxdepth', '1', '-exec', 'rm', '-rf', '{}', ';']);
+  }
+
   /** Runs a change (mkdir, mv, rm); a nonzero exit is `code` with the tool's own words. */
   async change(argv: string[], code: 'INTERNAL_ERROR' | 'FILE_EXISTS' = 'INTERNAL_ERROR'): Promise<void> {
     const r = await this.run(argv);

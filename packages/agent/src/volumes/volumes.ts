@@ -29,8 +29,13 @@
  * the volume uses the `local` driver and that path is a directory this Agent sees (an Agent in a
  * container needs /var/lib/docker/volumes mounted at the same path). Otherwise (another driver,
  * or a Mountpoint out of sight; or always, with AGENT_VOLUME_ACCESS=helper) browsing and changes
- * go through a short-lived helper container that mounts the volume (./helper.ts). Backup and
- * restore need the direct path (CONFIG_INVALID otherwise).
+ * go through a short-lived helper container that mounts the volume (./helper.ts). So do backup
+ * and restore (issue 11): a backup is the Engine's tar of the volume (GET archive of /v) read by
+ * the archiver's own tar reader with extract's rules (links out and devices left out, as create
+ * leaves them) and written again as its own tar.zst/tar.gz, streamed; a restore spools and
+ * verifies the upload as above, then streams a plain tar the archiver writes from it (owners,
+ * modes, mtimes kept; never the upload's bytes) into the Engine's PUT archive at /v, after
+ * emptying the volume when `truncate`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, lchownSync, realpathSync } from 'node:fs';
@@ -49,6 +54,7 @@ import {
   DEFAULT_MAX_BYTES,
   DEFAULT_MAX_ENTRIES,
   extractArchive,
+  repackArchive,
   verifyArchive,
 } from '../archive/archive.ts';
 import { entryParts } from '../archive/paths.ts';
@@ -215,38 +221,6 @@ export class VolumeArchiver {
     );
   }
 
-  /** The volume's directory on this host (a local volume whose Mountpoint the Agent can reach). */
-  async mountpoint(name: string): Promise<string> {
-    if (this.#forceHelper)
-      throw new CodedError(
-        'CONFIG_INVALID',
-        `volume ${name} is reached through a helper container only (AGENT_VOLUME_ACCESS=helper)`,
-      );
-    let info: Docker.VolumeInspectInfo;
-    try {
-      info = await this.#docker.getVolume(name).inspect();
-    } catch (e) {
-      if ((e as { statusCode?: number }).statusCode === 404)
-        throw new CodedError('NOT_FOUND', `no Docker volume ${JSON.stringify(name)}`);
-      throw new CodedError('DOCKER_ERROR', `cannot inspect volume ${name}: ${(e as Error).message}`, {
-        cause: e,
-      });
-    }
-    if (info.Driver !== 'local')
-      throw new CodedError(
-        'CONFIG_INVALID',
-        `volume ${name} uses the ${info.Driver} driver; only local volumes`,
-      );
-    const mp = info.Mountpoint;
-    const st = path.isAbsolute(mp) ? await lstat(mp).catch(() => null) : null;
-    if (!st?.isDirectory())
-      throw new CodedError(
-        'CONFIG_INVALID',
-        `volume ${name}'s Mountpoint ${mp} is not a directory this Agent can reach (an Agent in a container needs /var/lib/docker/volumes mounted at the same path)`,
-      );
-    return mp;
-  }
-
   /** One page of a directory inside the volume; symlinks with their target (see the header). */
   async listFiles(
     name: string,
@@ -357,23 +331,36 @@ export class VolumeArchiver {
   ): Promise<{ stream: Readable; size: number; name: string; close: () => Promise<void> }> {
     const a = await this.access(name);
     if (a.kind === 'direct') return inVolume(name, () => openDownload(a.root, rel, NO_DENY));
-    // the helper lives as long as the stream: it is removed when the stream ends or is closed
+    return this.#held(name, false, async (h) => {
+      const real = await h.resolve(rel);
+      return { ...(await h.openFile(real)), name: path.posix.basename(real) };
+    });
+  }
+
+  /**
+   * A stream made in a helper container that lives as long as the stream: it is removed when the
+   * stream ends or is closed.
+   */
+  async #held<S extends { stream: Readable }>(
+    name: string,
+    rw: boolean,
+    make: (h: HelperSession) => Promise<S>,
+  ): Promise<S & { close: () => Promise<void> }> {
     let release: () => void = () => undefined;
     const released = new Promise<void>((r) => {
       release = r;
     });
-    let opened: (v: { stream: Readable; size: number; name: string }) => void = () => undefined;
+    let opened: (v: S) => void = () => undefined;
     let failed: (e: unknown) => void = () => undefined;
-    const ready = new Promise<{ stream: Readable; size: number; name: string }>((res, rej) => {
+    const ready = new Promise<S>((res, rej) => {
       opened = res;
       failed = rej;
     });
     const done = inVolume(name, () =>
-      this.helper.with(name, false, async (h) => {
-        const real = await h.resolve(rel);
-        const f = await h.openFile(real);
+      this.helper.with(name, rw, async (h) => {
+        const f = await make(h);
         f.stream.on('close', release);
-        opened({ ...f, name: path.posix.basename(real) });
+        opened(f);
         await released;
       }),
     );
@@ -527,8 +514,24 @@ export class VolumeArchiver {
     name: string,
     format: 'tar.gz' | 'tar.zst',
   ): Promise<{ stream: Readable; size: null; name: string; close: () => Promise<void> }> {
-    const mp = await this.mountpoint(name);
-    const { stream, done } = createArchive(mp, { format });
+    const a = await this.access(name);
+    if (a.kind === 'helper') {
+      // the Engine's tar of /v, read by the archiver's rules and written as its own (as create)
+      const held = await this.#held(name, false, async (h) => {
+        const { stream, done } = repackArchive(await h.archiveOut(), {
+          format: 'tar',
+          to: format,
+          strip: ['v'],
+          dropLinksOut: true,
+          maxBytes: Number.MAX_SAFE_INTEGER,
+          maxEntries: Number.MAX_SAFE_INTEGER,
+        });
+        done.catch(() => undefined);
+        return { stream };
+      });
+      return { stream: held.stream, size: null, name: `${name}.${format}`, close: held.close };
+    }
+    const { stream, done } = createArchive(a.root, { format });
     done.catch(() => undefined);
     return {
       stream,
@@ -547,7 +550,7 @@ export class VolumeArchiver {
     size: number,
     opts: { force: boolean; truncate: boolean },
   ): Promise<{ path: string; size: number; bytes: number; entries: number }> {
-    const mp = await this.mountpoint(name);
+    const a = await this.access(name);
     await this.assertFree(name, opts.force);
     await mkdir(this.#tmpDir, { recursive: true, mode: 0o700 });
     const file = path.join(this.#tmpDir, `${randomBytes(8).toString('hex')}.part`);
@@ -584,9 +587,29 @@ export class VolumeArchiver {
         maxEntries: DEFAULT_MAX_ENTRIES,
         tmpDir: this.#tmpDir,
       };
-      await verifyArchive(archiveFileStream(file), caps);
+      const verified = await verifyArchive(archiveFileStream(file), caps);
       // checked again: a container may have started since the ticket was issued
       await this.assertFree(name, opts.force);
+      if (a.kind === 'helper') {
+        // the Engine gets a tar this Agent writes from the verified archive, never the upload's bytes
+        await this.helper.with(name, true, async (h) => {
+          const owner = await h.ownerOf('/v');
+          if (opts.truncate) await h.clear();
+          const { stream, done } = repackArchive(archiveFileStream(file), { ...caps, to: 'tar', owner });
+          done.catch(() => undefined);
+          try {
+            await h.archiveIn(stream);
+          } catch (e) {
+            stream.destroy();
+            throw new CodedError('DOCKER_ERROR', `cannot restore volume ${name}: ${(e as Error).message}`, {
+              cause: e,
+            });
+          }
+          await done;
+        });
+        return { path: `volume:${name}`, size, bytes: verified.bytes, entries: verified.entries };
+      }
+      const mp = a.root;
       if (opts.truncate)
         for (const n of await readdir(mp)) await rm(path.join(mp, n), { recursive: true, force: true });
       const stats = await extractArchive(archiveFileStream(file), mp, caps);
