@@ -4,7 +4,7 @@
  * installer's output go through: split into capped lines (console-lines.ts), then throttled
  * per server (throttle.ts) with the dropped lines counted and reported as `console_dropped`.
  */
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { CodedError } from '@cap/protocol';
@@ -22,12 +22,14 @@ export interface OutputSink {
 }
 
 /** The mark's record (fixed size, written in place) and the most of the last line it keeps. */
-const MARK_BYTES = 1024;
+const MARK_BYTES = 2048; // 200 units JSON-escaped (\u001b: 6 each) and the time fit
 const MARK_TAIL = 200;
 /** after the log read, the time the attach's copies of its last lines take to arrive */
 const GAP_SETTLE_MS = 300;
 /** an entry stamped this long before the attach was asked for is not in the attach */
 const GAP_SKEW_MS = 50;
+/** the most of the attach's output held back while the gap is read (UTF-16 units) */
+const HOLD_MAX = 4 * 1024 * 1024;
 
 interface ConsoleMark {
   /** ms since the epoch (the Agent's clock: the Engine's, on its host) */
@@ -132,7 +134,8 @@ export class ServerConsole {
       const mark = { at: Date.now(), tail: this.#handed.slice(Math.max(0, nl + 1 - MARK_TAIL), nl + 1) };
       this.#mark = mark;
       try {
-        this.#markFd ??= openSync(this.markFile, 'w');
+        // never truncated: the record is written whole over the last one
+        this.#markFd ??= openSync(this.markFile, constants.O_WRONLY | constants.O_CREAT, 0o600);
         const rec = Buffer.alloc(MARK_BYTES, 0x20);
         rec.write(JSON.stringify(mark));
         writeSync(this.#markFd, rec, 0, MARK_BYTES, 0);
@@ -154,9 +157,20 @@ export class ServerConsole {
 
     stream.setEncoding?.('utf8');
     let held: string[] | null = gap ? [] : null;
+    let heldBytes = 0;
     stream.on('data', (chunk: Buffer | string) => {
-      if (held) held.push(chunk.toString());
-      else this.#take(chunk.toString());
+      const text = chunk.toString();
+      if (held && heldBytes + text.length <= HOLD_MAX) {
+        held.push(text);
+        heldBytes += text.length;
+        return;
+      }
+      if (held) {
+        // too much held back (a flood while the log is read): on with it; the gap is counted
+        this.#take(held.join(''));
+        held = null;
+      }
+      this.#take(text);
     });
     stream.on('error', (e) => this.#server.log.debug({ err: e }, 'console stream error'));
     // a console lost while the game runs on (the Engine restarted, its socket dropped) comes back
@@ -168,7 +182,18 @@ export class ServerConsole {
           return '';
         })
         .then((before) => {
-          const rest = held?.join('') ?? '';
+          if (!held) {
+            // the attach's output went on already: the gap's lines are counted, not sent late
+            const count = before.split('\n').length - 1;
+            if (count > 0)
+              this.#server.events.publish('console_dropped', {
+                serverId: this.#server.id,
+                count,
+                reason: 'overloaded',
+              });
+            return;
+          }
+          const rest = held.join('');
           held = null;
           if (before) this.#take(before);
           if (rest) this.#take(rest);
