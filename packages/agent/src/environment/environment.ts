@@ -65,6 +65,14 @@ export interface ImageOps {
   tagImage(image: string, repo: string, tag: string): Promise<void>;
 }
 
+/** A part of an instance's log (see Environment.consoleLog). */
+export interface ConsoleLog {
+  /** ns since the epoch (the Engine's clock) and the text with its line end */
+  entries: { ns: bigint; text: string }[];
+  /** entries past the byte cap, not kept */
+  over: number;
+}
+
 export interface Environment {
   /** image digests, pulls with progress and tags (absent: image updates are refused) */
   readonly images?: ImageOps;
@@ -104,6 +112,13 @@ export interface Environment {
   wait(id: string, abort?: AbortSignal): Promise<number>;
   /** The console: stdout (with stderr) to read, stdin to write. */
   attach(id: string): Promise<Duplex>;
+  /**
+   * What the instance printed from `sinceMs` (ms since the epoch) until now, from the log the
+   * Engine keeps (Docker's json-file/local drivers), each entry with its timestamp; at most
+   * `CONSOLE_LOG_MAX_BYTES` kept, the entries past it only counted (`over`). Absent, or null:
+   * no such log.
+   */
+  consoleLog?(id: string, sinceMs: number): Promise<ConsoleLog | null>;
   /** Removes the instance (killing it); one that is gone is no error. */
   remove(id: string): Promise<void>;
   /** Removes the server's instance: `id` when known, else the one by the server's name. */

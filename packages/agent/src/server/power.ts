@@ -529,8 +529,10 @@ export class ServerPower {
     const server = this.#server;
     server.containerId = state.id;
     if (!state.running) return;
+    const requestedAt = Date.now();
     const stream = await server.deps.env.attach(state.id);
-    server.console.attach(stream);
+    // what it printed while no Agent read it comes first, from the container's log
+    server.console.attach(stream, { containerId: state.id, requestedAt });
     this.#beginRun(state.id, state, stream);
     // its state is known from the instance; done lines were printed long ago
     server.setStatus('running', 'reattached');

@@ -305,6 +305,7 @@ export class Server {
       this.#remote.stop();
       await rm(this.dir, { recursive: true, force: true });
       await this.store.remove(); // `deleted` is set: nothing queued after this writes again
+      this.console.removeMark();
       this.log.info({ action: 'delete' }, 'deleted');
     });
   }

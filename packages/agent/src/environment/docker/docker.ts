@@ -3,7 +3,56 @@ import { createRequire } from 'node:module';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { CodedError, imageRefProblem, type RegistryAuthConfig, SYSTEM_INFO_MAX_IMAGES } from '@cap/protocol';
 import Docker from 'dockerode';
+import type { ConsoleLog } from '../environment.ts';
 import { LABEL_INSTALL, LABEL_MANAGED, LABEL_NODE, LABEL_SERVER } from './container-spec.ts';
+
+/** The most of a container's log read back at once (see consoleLog). */
+export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Docker's multiplexed frames (a container without a TTY) as their payload, in order. */
+function demuxed(buf: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let p = 0;
+  while (p + 8 <= buf.length) {
+    const len = buf.readUInt32BE(p + 4);
+    out.push(buf.subarray(p + 8, Math.min(buf.length, p + 8 + len)));
+    p += 8 + len;
+  }
+  return Buffer.concat(out);
+}
+
+const LOG_ENTRY = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) /;
+
+/**
+ * `<RFC 3339 timestamp> <text>\n` entries (the logs API with `timestamps`), the first
+ * CONSOLE_LOG_MAX_BYTES kept and the rest counted. A line without a timestamp (a long line's
+ * continuation) joins the entry before it.
+ */
+export function parseConsoleLog(buf: Buffer): ConsoleLog {
+  const keep = buf.length > CONSOLE_LOG_MAX_BYTES ? buf.subarray(0, CONSOLE_LOG_MAX_BYTES) : buf;
+  let over = 0;
+  if (keep !== buf) {
+    for (let i = CONSOLE_LOG_MAX_BYTES; i < buf.length; i++) if (buf[i] === 10) over++;
+  }
+  const text = keep.toString('utf8');
+  const entries: ConsoleLog['entries'] = [];
+  let p = 0;
+  while (p < text.length) {
+    const nl = text.indexOf('\n', p);
+    const line = nl < 0 ? text.slice(p) : text.slice(p, nl + 1);
+    p = nl < 0 ? text.length : nl + 1;
+    const m = LOG_ENTRY.exec(line);
+    const ms = m ? Date.parse(`${m[1]}${m[3]}`) : Number.NaN;
+    if (m && Number.isFinite(ms)) {
+      const ns = BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+      entries.push({ ns, text: line.slice(m[0].length) });
+    } else {
+      const last = entries.at(-1);
+      if (last) last.text += line;
+    }
+  }
+  return { entries, over };
+}
 
 export interface ContainerState {
   id: string;
@@ -414,6 +463,59 @@ export class DockerEnvironment {
     } catch (e) {
       throw dockerError(e, 'attach');
     }
+  }
+
+  /**
+   * The container's log from `sinceMs` up to now (not followed), with Docker's timestamp of each
+   * entry: what the game printed while no console was attached (the Agent down, the Engine
+   * restarting). At most CONSOLE_LOG_MAX_BYTES of text kept; the entries past it are counted.
+   * Null when the container keeps no log the API can read (a logging driver without reading).
+   */
+  async consoleLog(id: string, sinceMs: number): Promise<ConsoleLog | null> {
+    let raw: Readable;
+    let tty: boolean;
+    try {
+      const c = this.docker.getContainer(id);
+      tty = (await c.inspect()).Config?.Tty !== false;
+      const ms = Math.max(0, Math.floor(sinceMs));
+      raw = (await c.logs({
+        follow: false,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        since:
+          `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1_000_000).padStart(9, '0')}` as unknown as number,
+      })) as unknown as Readable;
+    } catch (e) {
+      if (statusOf(e) === 501 || statusOf(e) === 400) return null;
+      throw dockerError(e, 'read the console log');
+    }
+    // dockerode gives a non-followed log as one Buffer
+    if (Buffer.isBuffer(raw)) return parseConsoleLog(tty ? raw : demuxed(raw));
+    let text: Readable = raw;
+    if (!tty) {
+      const out = new PassThrough();
+      this.docker.modem.demuxStream(raw, out, out);
+      raw.on('end', () => out.end());
+      text = out;
+    }
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    let over = 0;
+    await new Promise<void>((resolve, reject) => {
+      text.on('data', (c: Buffer) => {
+        if (bytes < CONSOLE_LOG_MAX_BYTES) {
+          parts.push(c);
+          bytes += c.length;
+        } else for (const b of c) if (b === 10) over++;
+      });
+      text.on('end', () => resolve());
+      raw.on('error', reject);
+      text.on('error', reject);
+    });
+    const log = parseConsoleLog(Buffer.concat(parts));
+    log.over += over;
+    return log;
   }
 
   async start(id: string): Promise<void> {

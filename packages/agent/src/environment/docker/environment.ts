@@ -121,6 +121,10 @@ export class DockerServerEnvironment implements Environment {
     return this.engine.attach(id);
   }
 
+  consoleLog(id: string, sinceMs: number) {
+    return this.engine.consoleLog(id, sinceMs);
+  }
+
   remove(id: string): Promise<void> {
     return this.engine.remove(id);
   }
