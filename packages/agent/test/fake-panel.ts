@@ -54,6 +54,8 @@ export class FakePanel {
   silent = false;
   /** sent as `fence_servers` after each agent_hello, as the Panel does (null: nothing sent, an older Panel) */
   fenced: { serverId: string; fencedAt: string; reason: string }[] | null = [];
+  /** the last `fence_servers` sent, until it was answered (a test counting responses waits for it) */
+  fencing: Promise<unknown> = Promise.resolve();
   tokenTtlMs: number;
   readonly #http: Server;
   readonly #wss: WebSocketServer;
@@ -184,7 +186,7 @@ export class FakePanel {
       for (const one of parts as PanelInbound[]) {
         this.received.push(one);
         if (one.type === 'event' && one.event === 'agent_hello' && this.fenced !== null)
-          void this.command('fence_servers', { servers: this.fenced }).catch(() => undefined);
+          this.fencing = this.command('fence_servers', { servers: this.fenced }).catch(() => undefined);
         for (const w of [...this.#waiters]) {
           if (w.pred(one)) {
             this.#waiters.splice(this.#waiters.indexOf(w), 1);

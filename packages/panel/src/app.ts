@@ -178,6 +178,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
           holds: (nodeId) => hub().isOnline(nodeId),
           online: (nodeId) => gateway.isOnline(nodeId),
           serves: (nodeId, serverId) => hub().isOnline(nodeId) && owns(nodeId, serverId),
+          beforeAnswer: () => natsBus.ship(),
           log: log.child({ component: 'live-sync' }),
         });
         return natsLive;

@@ -60,6 +60,7 @@ describe('NatsLiveSync against a real nats-server', () => {
       holds: () => holds,
       online: () => true,
       serves: (_nodeId, serverId) => holds && servers.includes(serverId),
+      beforeAnswer: () => bus.ship(),
       log: quiet,
       timeoutMs,
     });

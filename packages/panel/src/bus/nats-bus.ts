@@ -160,10 +160,14 @@ export class NatsBus implements EventBus {
       return;
     }
     this.#pending.push({ subject: `${this.#prefix}.events.${event.kind}`, data, kind: event.kind });
-    this.#shipping ??= setImmediate(() => this.#ship());
+    this.#shipping ??= setImmediate(() => this.ship());
   }
 
-  #ship(): void {
+  /**
+   * Sends the events held back for the end of this turn now. Whatever else goes out on the
+   * connection after this call (a live-state answer) then follows every event published before it.
+   */
+  ship(): void {
     clearImmediate(this.#shipping);
     this.#shipping = undefined;
     const batch = this.#pending;
@@ -203,12 +207,12 @@ export class NatsBus implements EventBus {
 
   /** Resolves once the broker has every event published so far. */
   flush(): Promise<void> {
-    this.#ship();
+    this.ship();
     return this.#nc.flush();
   }
 
   async close(): Promise<void> {
-    this.#ship();
+    this.ship();
     this.#sub.unsubscribe();
     if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
   }

@@ -49,6 +49,12 @@ export interface NatsLiveSyncOptions {
   /** true when the node is linked anywhere (here or on another replica) */
   online(nodeId: string): boolean;
   log: NatsLiveLogger;
+  /**
+   * Called just before an answer goes out: the bus sends the events it holds back for the end of
+   * the turn (NatsBus.ship), so that the answer follows every event already in the ring it
+   * carries (else the asker gets a line in the ring and then once more off the bus)
+   */
+  beforeAnswer?: () => void;
   /** how long to wait for the holder's answer (default 2 s) */
   timeoutMs?: number;
   /** larger messages are neither sent nor accepted (default: the broker's max_payload) */
@@ -209,6 +215,7 @@ export class NatsLiveSync implements LiveSync {
     }
     if (!this.#o.serves(nodeId, serverId)) return;
     const data = this.#fit({ serverId, ...this.#o.live.snapshot(serverId) });
+    this.#o.beforeAnswer?.();
     m.respond(data);
     this.stats.served++;
   }
