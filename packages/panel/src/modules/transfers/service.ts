@@ -114,6 +114,13 @@ interface Run {
   movedBackups: string[];
 }
 
+/**
+ * How long a step's node may be offline before the step fails AGENT_OFFLINE: an operation the
+ * Agent accepted and then could not report (it stopped, its link is cut) would else hold the
+ * transfer until the step's timeout; a link that blips and comes back within it changes nothing.
+ */
+const STEP_OFFLINE_GRACE_MS = 10_000;
+
 /** about how long a starting replica takes to hear the others' node lists (their heartbeat) */
 const PRESENCE_WAIT_MS = 1000;
 
@@ -127,6 +134,7 @@ export class TransfersService {
   readonly #placement: ServerPlacement;
   readonly #log: Logger;
   readonly #runningTimeoutMs: number;
+  readonly #bus: EventBus;
   readonly #periodic: Periodic | undefined;
   readonly #replicas: ReplicaRegistry | undefined;
   #stopSweep: (() => void) | undefined;
@@ -158,6 +166,7 @@ export class TransfersService {
     this.#placement = deps.placement;
     this.#log = deps.log.child({ component: 'transfers' });
     this.#runningTimeoutMs = deps.runningTimeoutMs ?? RUNNING_TIMEOUT_MS;
+    this.#bus = deps.bus;
     this.#periodic = deps.periodic;
     this.#replicas = deps.replicas;
     // a failed transfer's copy on a target that was offline goes once its Agent is back
@@ -437,6 +446,8 @@ export class TransfersService {
       },
     );
     let timer: NodeJS.Timeout | undefined;
+    let offlineTimer: NodeJS.Timeout | undefined;
+    const unsubscribe: (() => void)[] = [];
     const r = await Promise.race([
       end as Promise<OperationResult>,
       new Promise<OperationResult>((resolve) => {
@@ -445,8 +456,43 @@ export class TransfersService {
           STEP_TIMEOUT_MS,
         );
         timer.unref();
+        const offline = () => {
+          offlineTimer ??= setTimeout(
+            () =>
+              resolve({
+                success: false,
+                code: 'AGENT_OFFLINE',
+                message: `node ${nodeId} went offline during ${action}`,
+              }),
+            STEP_OFFLINE_GRACE_MS,
+          );
+        };
+        unsubscribe.push(
+          this.#bus.subscribe(
+            'node.offline',
+            (e) => {
+              if (e.nodeId === nodeId) offline();
+            },
+            'everywhere',
+          ),
+          this.#bus.subscribe(
+            'node.online',
+            (e) => {
+              if (e.nodeId !== nodeId) return;
+              clearTimeout(offlineTimer);
+              offlineTimer = undefined;
+            },
+            'everywhere',
+          ),
+        );
+        // gone already between the start and these subscriptions
+        if (!this.#gateway.isOnline(nodeId)) offline();
       }),
-    ]).finally(() => clearTimeout(timer));
+    ]).finally(() => {
+      clearTimeout(timer);
+      clearTimeout(offlineTimer);
+      for (const off of unsubscribe) off();
+    });
     if (!r.success)
       throw new CodedError(
         (r.code as never) ?? 'INTERNAL_ERROR',
