@@ -279,6 +279,25 @@ test('Docker: the list with a foreign container, the create wizard, a pull with 
     assert.equal(await byTestId('docker-tab-create').count(), 0, 'no create section');
     assert.equal(await byTestId('docker-readonly-note').count(), 1);
     await shot('docker-5-read-only');
+    // volumes: browsed and inspected, never created, removed, backed up or restored
+    const vol = `dr-vol-${run}`;
+    await docker.createVolume({ Name: vol });
+    try {
+      await page.goto(`${panel.url}/docker/${nodeId}/volumes`);
+      const vrow = page.locator(`[data-testid="volume-row"][data-name="${vol}"]`);
+      await vrow.waitFor({ timeout: WAIT });
+      assert.equal(await byTestId('volume-create').count(), 0, 'no volume create');
+      await vrow.locator('[data-testid="volume-actions"]').click();
+      for (const control of ['volume-remove', 'volume-backup', 'volume-restore'])
+        assert.equal(await byTestId(control).count(), 0, control);
+      await byTestId('volume-browse').click();
+      await byTestId('volume-browser').waitFor({ timeout: WAIT });
+    } finally {
+      await docker
+        .getVolume(vol)
+        .remove()
+        .catch(() => undefined);
+    }
     assert.deepEqual(e2e?.pageErrors, []);
   });
 });

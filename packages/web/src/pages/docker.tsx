@@ -83,8 +83,9 @@ export function DockerPage() {
   else if (node && section === 'volumes') body = <VolumesTab nodeId={node.id} />;
   else if (node && section === 'stacks') body = <StacksTab nodeId={node.id} />;
   else if (node) body = <SystemTab nodeId={node.id} />;
-  // docker.read only: the per-node tabs' changing buttons are disabled (they would be refused)
-  if (readOnly && section !== 'containers' && !containerId)
+  // docker.read only: the per-node tabs' changing buttons are disabled (they would be refused);
+  // the volumes tab shows only what reads (browse, inspect) itself
+  if (readOnly && section !== 'containers' && section !== 'volumes' && !containerId)
     body = (
       <fieldset
         disabled

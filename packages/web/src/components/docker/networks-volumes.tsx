@@ -23,7 +23,7 @@ import { formatBytes } from '../../lib/format.ts';
 import { startDownload, withRelayFallback } from '../../lib/transfer.ts';
 import { putFile } from '../files/uploads.tsx';
 import { ErrorState, Loading } from '../states.tsx';
-import { ActionError, useDockerAction } from './common.tsx';
+import { ActionError, useCanWrite, useDockerAction } from './common.tsx';
 import { JsonView } from './container-detail.tsx';
 import { VolumeBrowser } from './volume-browser.tsx';
 
@@ -432,6 +432,8 @@ export function VolumesTab({ nodeId }: { nodeId: string }) {
   const [restoring, setRestoring] = useState<DockerVolume | null>(null);
   const [browsing, setBrowsing] = useState<string | null>(null);
   const [backupError, setBackupError] = useState<unknown>(null);
+  // docker.read only: browse and inspect; nothing that changes, backs up or restores
+  const canWrite = useCanWrite(nodeId);
   if (q.isPending) return <Loading label="Listing volumes…" />;
   if (q.isError)
     return <ErrorState error={q.error} title="Could not list volumes" onRetry={() => q.refetch()} />;
@@ -456,7 +458,7 @@ export function VolumesTab({ nodeId }: { nodeId: string }) {
   }
   return (
     <Stack gap="md" data-testid="volumes-tab">
-      <CreateVolume nodeId={nodeId} />
+      {canWrite ? <CreateVolume nodeId={nodeId} /> : null}
       <ActionError
         error={action.error ?? backupError}
         onClose={() => {
@@ -514,25 +516,29 @@ export function VolumesTab({ nodeId }: { nodeId: string }) {
                           Browse files
                         </Menu.Item>
                         <Menu.Item onClick={() => setInspect(v)}>Inspect</Menu.Item>
-                        <Menu.Item onClick={() => void backup(v)} data-testid="volume-backup">
-                          Back up (download .tar.gz)
-                        </Menu.Item>
-                        <Menu.Item onClick={() => setRestoring(v)} data-testid="volume-restore">
-                          Restore from an archive…
-                        </Menu.Item>
-                        <Menu.Divider />
-                        <Menu.Item
-                          color="red"
-                          data-testid="volume-remove"
-                          onClick={() => {
-                            if (window.confirm(`Remove the volume ${v.Name} and its data?`))
-                              void action.run('remove', `/volumes/${encodeURIComponent(v.Name)}`, {
-                                method: 'DELETE',
-                              });
-                          }}
-                        >
-                          Remove
-                        </Menu.Item>
+                        {canWrite ? (
+                          <>
+                            <Menu.Item onClick={() => void backup(v)} data-testid="volume-backup">
+                              Back up (download .tar.gz)
+                            </Menu.Item>
+                            <Menu.Item onClick={() => setRestoring(v)} data-testid="volume-restore">
+                              Restore from an archive…
+                            </Menu.Item>
+                            <Menu.Divider />
+                            <Menu.Item
+                              color="red"
+                              data-testid="volume-remove"
+                              onClick={() => {
+                                if (window.confirm(`Remove the volume ${v.Name} and its data?`))
+                                  void action.run('remove', `/volumes/${encodeURIComponent(v.Name)}`, {
+                                    method: 'DELETE',
+                                  });
+                              }}
+                            >
+                              Remove
+                            </Menu.Item>
+                          </>
+                        ) : null}
                       </Menu.Dropdown>
                     </Menu>
                   </Table.Td>
