@@ -508,6 +508,37 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
       );
     },
   );
+  /** A volume file's ticket from the Agent, with the links a browser uses (download or upload). */
+  const volumeFileTicket = async (
+    req: FastifyRequest,
+    nodeId: string,
+    volume: string,
+    direction: 'download' | 'upload',
+    body: { path: string; ttlSeconds: number; size?: number },
+  ) => {
+    await s.nodes.get(nodeId);
+    await assertDockerAccess(s, req, nodeId, direction === 'upload');
+    const data = CreateTransferData.parse(
+      direction === 'upload'
+        ? await s.gateway.request(nodeId, 'volume_file_upload', { volume, ...body, size: body.size ?? 0 })
+        : await s.gateway.request(nodeId, 'volume_file_download', { volume, ...body }),
+    );
+    const urls = await s.transferLinks.issue(data.ticket, {
+      nodeId,
+      serverId: '',
+      direction,
+      size: data.size,
+      name: data.name,
+      expiresAt: Date.parse(data.expiresAt),
+    });
+    if (req.activity)
+      req.activity.details = {
+        nodeId,
+        volume,
+        ...(direction === 'upload' ? { path: body.path, size: String(body.size) } : {}),
+      };
+    return { ticket: data.ticket, expiresAt: data.expiresAt, size: data.size, name: data.name, ...urls };
+  };
   r.post(
     '/api/nodes/:id/volumes/:name/file-download',
     {
@@ -529,30 +560,10 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
         },
       },
     },
-    async (req, reply) => {
-      const nodeId = req.params.id;
-      await s.nodes.get(nodeId);
-      await assertDockerAccess(s, req, nodeId, false);
-      const data = CreateTransferData.parse(
-        await s.gateway.request(nodeId, 'volume_file_download', { volume: req.params.name, ...req.body }),
-      );
-      const urls = await s.transferLinks.issue(data.ticket, {
-        nodeId,
-        serverId: '',
-        direction: 'download',
-        size: data.size,
-        name: data.name,
-        expiresAt: Date.parse(data.expiresAt),
-      });
-      if (req.activity) req.activity.details = { nodeId, volume: req.params.name };
-      return reply.status(201).send({
-        ticket: data.ticket,
-        expiresAt: data.expiresAt,
-        size: data.size,
-        name: data.name,
-        ...urls,
-      });
-    },
+    async (req, reply) =>
+      reply
+        .status(201)
+        .send(await volumeFileTicket(req, req.params.id, req.params.name, 'download', req.body)),
   );
 
   // Changing a volume's files (issue 11): a Docker change (docker.write on the node), the same
@@ -580,36 +591,8 @@ export async function dockerRoutes(app: FastifyInstance, s: PanelServices): Prom
         },
       },
     },
-    async (req, reply) => {
-      const nodeId = req.params.id;
-      await s.nodes.get(nodeId);
-      await assertDockerAccess(s, req, nodeId, true);
-      const data = CreateTransferData.parse(
-        await s.gateway.request(nodeId, 'volume_file_upload', { volume: req.params.name, ...req.body }),
-      );
-      const urls = await s.transferLinks.issue(data.ticket, {
-        nodeId,
-        serverId: '',
-        direction: 'upload',
-        size: data.size,
-        name: data.name,
-        expiresAt: Date.parse(data.expiresAt),
-      });
-      if (req.activity)
-        req.activity.details = {
-          nodeId,
-          volume: req.params.name,
-          path: req.body.path,
-          size: String(req.body.size),
-        };
-      return reply.status(201).send({
-        ticket: data.ticket,
-        expiresAt: data.expiresAt,
-        size: data.size,
-        name: data.name,
-        ...urls,
-      });
-    },
+    async (req, reply) =>
+      reply.status(201).send(await volumeFileTicket(req, req.params.id, req.params.name, 'upload', req.body)),
   );
   const volumeChange = <B extends z.ZodTypeAny>(
     url: string,
