@@ -150,6 +150,31 @@ export class AgentEventProjection {
   }
 
   /**
+   * A numbered console message (`seq` its last line's number, `epoch` the Agent's run): how many
+   * of its `count` lines were had already (sent again after a reconnect), and the lines before
+   * it that never came (written into a socket that died before the Panel read them), published
+   * as `lost_in_transit`: counted, never silent.
+   */
+  #numbered(
+    serverId: string,
+    d: { seq?: number; epoch?: string },
+    count: number,
+  ): { skip: number; numbered: { epoch: string } | undefined } {
+    const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
+    const numbered = d.seq !== undefined && d.epoch !== undefined ? { epoch: d.epoch } : undefined;
+    if (gap > 0 && numbered)
+      this.#bus.publish({
+        kind: 'server.console_dropped',
+        serverId,
+        count: gap,
+        reason: 'lost_in_transit',
+        seq: (d.seq as number) - count,
+        ...numbered,
+      });
+    return { skip, numbered };
+  }
+
+  /**
    * Events of one node are handled in arrival order: a status write (or the hello's reconcile)
    * awaits the database, and a newer event must not be overtaken by an older one.
    */
@@ -200,18 +225,7 @@ export class AgentEventProjection {
         // one message may carry the lines of one Agent tick, newline-separated; an empty line is
         // a line too (dropping it here would lose it unreported)
         let lines = d.message.split(/\r?\n/);
-        const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, lines.length);
-        const numbered = d.seq !== undefined && d.epoch !== undefined ? { epoch: d.epoch } : undefined;
-        // written into a socket that died before the Panel read them: counted, never silent
-        if (gap > 0 && numbered)
-          this.#bus.publish({
-            kind: 'server.console_dropped',
-            serverId,
-            count: gap,
-            reason: 'lost_in_transit',
-            seq: (d.seq as number) - lines.length,
-            ...numbered,
-          });
+        const { skip, numbered } = this.#numbered(serverId, d, lines.length);
         if (skip >= lines.length) break; // had already (sent again after a reconnect)
         if (skip > 0) lines = lines.slice(skip);
         this.#bus.publish({
@@ -226,17 +240,7 @@ export class AgentEventProjection {
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, d.count);
-        const numbered = d.seq !== undefined && d.epoch !== undefined ? { epoch: d.epoch } : undefined;
-        if (gap > 0 && numbered)
-          this.#bus.publish({
-            kind: 'server.console_dropped',
-            serverId,
-            count: gap,
-            reason: 'lost_in_transit',
-            seq: (d.seq as number) - d.count,
-            ...numbered,
-          });
+        const { skip, numbered } = this.#numbered(serverId, d, d.count);
         if (d.count - skip > 0)
           this.#bus.publish({
             kind: 'server.console_dropped',
