@@ -25,8 +25,8 @@ import type {
   OperationsTable,
   ServersTable,
 } from '../../packages/panel/src/db/schema.ts';
-import { randomToken, sha256, shortId } from '../../packages/panel/src/lib/crypto.ts';
-import { withDefaultLimits } from '../../packages/panel/src/modules/nodes/service.ts';
+import { shortId } from '../../packages/panel/src/lib/crypto.ts';
+import { newNodeRow, withDefaultLimits } from '../../packages/panel/src/modules/nodes/service.ts';
 
 export interface SeededNode {
   id: string;
@@ -63,33 +63,9 @@ export async function seedPanel(
     const serverRows: ServersTable[] = [];
     const opRows: OperationsTable[] = [];
     for (let i = 0; i < o.agents; i++) {
-      const id = shortId('n');
-      const agentSecret = `cas_${randomToken(32)}`;
-      nodeRows.push({
-        id,
-        name: `bench-${i}`,
-        secret_hash: sha256(agentSecret),
-        hostname: null,
-        capabilities: null,
-        system_info: null,
-        load: null,
-        protocol_version: null,
-        last_heartbeat_at: null,
-        created_at: now,
-        token_version: 0,
-        default_limits: null,
-        public_address: null,
-        agent_refusal: null,
-        transfer_url: null,
-        capacity_memory: null,
-        capacity_disk: null,
-        capacity_cpu: null,
-        overallocate_memory: 0,
-        overallocate_disk: 0,
-        overallocate_cpu: -1,
-        tags: null,
-        location: null,
-      });
+      const { row, agentSecret } = newNodeRow(`bench-${i}`);
+      const id = row.id;
+      nodeRows.push({ ...row, created_at: now });
       const node: SeededNode = { id, name: `bench-${i}`, agentSecret, servers: [] };
       for (let j = 0; j < o.servers; j++) {
         const serverId = shortId('s');

@@ -236,6 +236,40 @@ function json<T>(s: string | null): T | null {
   }
 }
 
+/** A new node's row (no Agent linked yet) and its Agent secret, of which only the hash is kept. */
+export function newNodeRow(
+  name: string,
+  transferUrl: string | null = null,
+): { row: NodesTable; agentSecret: string } {
+  const agentSecret = `cas_${randomToken(32)}`;
+  const row: NodesTable = {
+    id: shortId('n'),
+    name,
+    secret_hash: sha256(agentSecret),
+    hostname: null,
+    capabilities: null,
+    system_info: null,
+    load: null,
+    protocol_version: null,
+    last_heartbeat_at: null,
+    created_at: nowIso(),
+    token_version: 0,
+    default_limits: null,
+    public_address: null,
+    agent_refusal: null,
+    transfer_url: transferUrl,
+    capacity_memory: null,
+    capacity_disk: null,
+    capacity_cpu: null,
+    overallocate_memory: 0,
+    overallocate_disk: 0,
+    overallocate_cpu: -1,
+    tags: null,
+    location: null,
+  };
+  return { row, agentSecret };
+}
+
 export class NodesService {
   readonly #repo: NodesRepo;
   readonly #presence: () => NodePresence;
@@ -305,33 +339,8 @@ export class NodesService {
     opts: { transferUrl?: string | null } = {},
   ): Promise<{ node: Node; agentSecret: string; command: string }> {
     if (await this.#repo.findByName(name)) throw new CodedError('CONFLICT', 'a node with that name exists');
-    const id = shortId('n');
-    const agentSecret = `cas_${randomToken(32)}`;
-    const row: NodesTable = {
-      id,
-      name,
-      secret_hash: sha256(agentSecret),
-      hostname: null,
-      capabilities: null,
-      system_info: null,
-      load: null,
-      protocol_version: null,
-      last_heartbeat_at: null,
-      created_at: nowIso(),
-      token_version: 0,
-      default_limits: null,
-      public_address: null,
-      agent_refusal: null,
-      transfer_url: opts.transferUrl ?? null,
-      capacity_memory: null,
-      capacity_disk: null,
-      capacity_cpu: null,
-      overallocate_memory: 0,
-      overallocate_disk: 0,
-      overallocate_cpu: -1,
-      tags: null,
-      location: null,
-    };
+    const { row, agentSecret } = newNodeRow(name, opts.transferUrl ?? null);
+    const id = row.id;
     await this.#repo.insert(row);
     const command = this.#agentCommand(id, agentSecret);
     return { node: this.#toNode(row, 0), agentSecret, command };
