@@ -4,10 +4,11 @@
  * the other node (running there, every file byte-identical, the source's container and folder
  * gone, its allocation moved; power actions refused meanwhile); a transfer whose target Agent is
  * stopped mid-stream fails with the step, the server stays whole and running on the source, and
- * the target holds nothing once its Agent is back.
+ * the target holds nothing once its Agent is back. A backup made on the source before the move
+ * stays listed and downloadable (same bytes) after it, from the target.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -70,6 +71,9 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     await writeFile(path.join(s.dir, 'empty.txt'), '');
     const before = await treeHashes(s.dir);
     assert.ok(before.size >= 3);
+    const backup = await api('POST', `/api/servers/${s.id}/backups?wait=true`, { name: 'before the move' });
+    assert.equal(backup.status, 200, JSON.stringify(backup.body));
+    assert.equal(backup.body.state, 'completed');
     const target = await pool(b.nodeId);
 
     const r = await api('POST', `/api/servers/${s.id}/transfer`, {
@@ -113,6 +117,19 @@ describe('Panel + two Agents: server transfers between nodes', () => {
     assert.equal(srcAllocs.find((a) => a.id === s.alloc.id)?.serverId ?? null, null, 'old allocation free');
     const list = (await api('GET', `/api/servers/${s.id}/transfers`)).body.transfers as Json[];
     assert.equal(list[0]?.state, 'completed');
+
+    // the backup made on the source is still the server's, and downloads from the target
+    const backups = (await api('GET', `/api/servers/${s.id}/backups`)).body.backups as Json[];
+    const kept = backups.find((x) => x.backupId === backup.body.backupId);
+    assert.ok(kept, JSON.stringify(backups));
+    assert.equal(kept.sha256, backup.body.sha256);
+    const link = await api('POST', `/api/servers/${s.id}/backups/${backup.body.backupId}/download`);
+    assert.equal(link.status, 201, JSON.stringify(link.body));
+    const res = await fetch(`${stack.panel.url}${link.body.url}`);
+    assert.equal(res.status, 200);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.equal(bytes.length, backup.body.size);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), backup.body.sha256);
   });
 
   it('refused at once: its own node (VALIDATION_FAILED), past the target capacity (INSUFFICIENT_RESOURCES), nothing changed', {
