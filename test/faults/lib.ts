@@ -12,7 +12,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -777,4 +777,60 @@ export async function faultStack(
     throw e;
   }
   return stack;
+}
+
+/**
+ * A TCP forwarder of the test's own on a free loopback port (a load balancer in front of
+ * replicas, or one replica's road to PostgreSQL). `retarget` sends new connections elsewhere;
+ * `cut` turns it into a black hole (existing connections stay open and their bytes are dropped,
+ * new ones are accepted and never forwarded: a partition, not a refusal); `heal` forwards again
+ * (new connections only); `reset` closes every connection it holds.
+ */
+export async function tcpProxy(targetPort: number) {
+  const port = await freePort();
+  let target = targetPort;
+  let cut = false;
+  const held = new Set<Socket>();
+  const server = createServer((c) => {
+    held.add(c);
+    c.on('close', () => held.delete(c));
+    c.on('error', () => c.destroy());
+    if (cut) return; // accepted, never answered
+    const u = netConnect(target, '127.0.0.1');
+    held.add(u);
+    u.on('close', () => {
+      held.delete(u);
+      c.destroy();
+    });
+    c.on('close', () => u.destroy());
+    u.on('error', () => u.destroy());
+    c.on('data', (d) => {
+      if (!cut) u.write(d);
+    });
+    u.on('data', (d) => {
+      if (!cut) c.write(d);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    retarget(p: number): void {
+      target = p;
+    },
+    cut(): void {
+      cut = true;
+    },
+    /** forwards again; what was held through the cut is closed (its byte stream lost bytes) */
+    heal(): void {
+      for (const sock of held) sock.destroy();
+      cut = false;
+    },
+    reset(): void {
+      for (const sock of held) sock.destroy();
+    },
+    async close(): Promise<void> {
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

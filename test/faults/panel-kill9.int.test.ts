@@ -1,5 +1,6 @@
 /**
- * Fault: the Panel process (one replica, SQLite) is killed with SIGKILL while an operation runs,
+ * Fault: the Panel process (one replica, SQLite) is frozen 1.5 s (SIGSTOP: what the Agent sends
+ * meanwhile waits unread in its socket) and killed with SIGKILL while an operation runs,
  * then started again on the same data and port (issue 15 item 3; the two-replica kill is the
  * failover suite's). The game servers keep running, the Agent is back soon after the Panel is up,
  * the operation in flight ends as completed or failed (never open for ever, never run twice), and
@@ -24,6 +25,7 @@ import {
   faultStack,
   figures,
   fileLines,
+  lineAccount,
   type Proc,
   panelEnv,
   privateNats,
@@ -65,6 +67,11 @@ describe('fault: Panel kill -9', () => {
     assert.equal(op.status, 202, JSON.stringify(op.body));
     const operationId = op.body.operationId as string;
     await sleep(300);
+    // frozen first (SIGSTOP), 1.5 s: the Agent's lines of that time sit in the process's socket
+    // unread (under the Agent's 3 missed heartbeats, so it does not call the link dead), and the
+    // kill takes them with it: the lines a dead Panel had received and not handled
+    s.panel.child.kill('SIGSTOP');
+    await sleep(1500);
     await s.panel.kill9();
     const killedAt = Date.now();
     await sleep(2000);
@@ -88,6 +95,7 @@ describe('fault: Panel kill -9', () => {
     const stopped = stoppedCount(before, await containerStarts(s.docker, [kept]));
     const boots = fileLines(path.join(s.serverDir(restarted), 'boots.log')).length;
     const ops = (await client.api('GET', `/api/servers/${restarted}/operations`)).body as { kind: string }[];
+    const lines = lineAccount(watcher, ledger);
     figures('panel-kill9', {
       panel_down_ms: upAt - killedAt,
       panel_start_ms: panelUpMs,
@@ -108,6 +116,9 @@ describe('fault: Panel kill -9', () => {
       lines_dropped_reported: watcher.dropped,
       lines_duplicated: watcher.duplicates,
       lines_out_of_order: watcher.outOfOrder,
+      lines_printed: lines.printed,
+      lines_delivered: lines.delivered,
+      lines_unaccounted: lines.unaccounted,
     });
     assert.equal(stopped, 0, 'the other server kept running, the same container');
     assert.equal(cmds.lost, 0);
@@ -118,13 +129,19 @@ describe('fault: Panel kill -9', () => {
     if (opEnd.success) assert.equal(boots, 2, 'a restart reported done ran once');
     assert.equal(ops.filter((o) => o.kind === 'restart' || o.kind === 'restart_server').length, 1);
     assert.equal(watcher.duplicates, 0, 'no console line twice');
-    // lines made while the Panel was dead wait in the Agent's outbox and arrive; only what was in
-    // the dead process's hands (under a second of output) may be missing without a count (the
-    // new process has no numbering to check them against)
+    // lines made while the Panel was dead wait in the Agent's outbox and arrive; what the dead
+    // process had read and not handled is sent again (the Agent keeps lines until the Panel acks
+    // them), and what it had published is skipped by the stored console mark: exact
     assert.equal(watcher.outOfOrder, 0, 'console lines in order');
-    assert.ok(
-      watcher.missing - watcher.dropped <= 10,
-      `${watcher.missing} lines missing, ${watcher.dropped} reported dropped`,
+    assert.equal(
+      lines.unaccounted,
+      0,
+      `${lines.printed} printed = ${lines.delivered} delivered + ${lines.dropped} reported dropped + ${lines.unaccounted}`,
+    );
+    assert.equal(
+      watcher.missing - watcher.dropped,
+      0,
+      `${watcher.missing} ticks missing, ${watcher.dropped} reported`,
     );
   });
 });

@@ -59,6 +59,7 @@ import { WebhooksService } from './modules/webhooks/service.ts';
 import { type AgentGateway, InProcessAgentGateway } from './relay/agent-gateway.ts';
 import { AgentHub } from './relay/agent-hub.ts';
 import { ClientSockets } from './relay/client-sockets.ts';
+import { ConsoleMarks } from './relay/console-marks.ts';
 import { attachLiveRelay } from './relay/live-relay.ts';
 import { LiveState } from './relay/live-state.ts';
 import type { LiveStore } from './relay/live-store.ts';
@@ -317,6 +318,7 @@ export function createServices(
     operations,
     registryAuth: (image) => registries.authForImage(image),
     failoverMinSeconds: config.failoverMinSeconds,
+    consoleMarks: new ConsoleMarks(db, log.child({ component: 'console-marks' })),
   });
   // one move mechanism (create on the target, stream, switch, undo) for transfers and failover
   const placement = new ServerPlacement({
@@ -414,6 +416,7 @@ export function createServices(
             hubLog.warn({ nodeId, err: err.message }, 'backup reconcile on connect failed'),
           );
       },
+      consoleAcks: (nodeId) => servers.consoleAcks(nodeId),
       onDisconnect(nodeId) {
         gateway.unlinked?.(nodeId);
         bus.publish({ kind: 'node.offline', nodeId });

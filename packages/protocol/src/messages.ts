@@ -1238,7 +1238,23 @@ export type EventMessage<E extends EventName = EventName> = Omit<
 // ---------------------------------------------------------------------------------------------
 // heartbeat
 
-export const PingMessage = z.object({ id: MessageId, type: z.literal('ping'), timestamp: Timestamp });
+/**
+ * A heartbeat; `consoleAcks` (LinkSeq per server): the last console line the Panel has stored as
+ * published (ConsoleMarks), so the Agent may forget it and those before it. Lines not acked are
+ * sent again after any reconnect; the Panel skips those it had published by their numbers.
+ */
+export const ConsoleAck = z.object({
+  serverId: ServerId,
+  epoch: z.string().min(1).max(64),
+  seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+});
+export type ConsoleAck = z.infer<typeof ConsoleAck>;
+export const PingMessage = z.object({
+  id: MessageId,
+  type: z.literal('ping'),
+  timestamp: Timestamp,
+  consoleAcks: z.array(ConsoleAck).max(10_000).optional(),
+});
 export type PingMessage = z.infer<typeof PingMessage>;
 export const PongMessage = z.object({
   id: MessageId,

@@ -91,7 +91,7 @@ interface CloseInfo {
   url: string;
 }
 
-/** console text kept after sending, to send again when the link dies unanswered (see #recent) */
+/** console text kept after sending until the Panel acks it, to send again after a reconnect (see #recent) */
 export const RECENT_CHARS = 1024 * 1024;
 
 export class PanelLink {
@@ -101,9 +101,11 @@ export class PanelLink {
   readonly #store: CredentialStore;
   readonly #outbox = new Outbox();
   /**
-   * Console messages sent on the current connection lately (RECENT_CHARS of text at most): when
-   * the link is called dead (heartbeats missed) some of them may sit in a socket nobody reads,
-   * so they are queued again; the Panel skips those it had by their numbers (LinkSeq).
+   * Console messages sent on the current connection and not yet acked by the Panel (the pings'
+   * `consoleAcks`; RECENT_CHARS of text at most): when the link ends, however it ends, some of
+   * them may sit in a socket nobody reads or in a Panel that died before handling them, so they
+   * are queued again; the replica that gets them skips those it had by their numbers (LinkSeq,
+   * the shared console marks).
    */
   #recent: { msg: EventMessage<'server_log'>; chars: number }[] = [];
   #recentChars = 0;
@@ -303,6 +305,26 @@ export class PanelLink {
     }
     if (drop > 64 || drop * 2 > this.#recent.length) this.#recent = this.#recent.slice(drop);
     else if (drop > 0) this.#recent.splice(0, drop);
+  }
+
+  /**
+   * The Panel stored these lines as published (and those before them, per server): they need
+   * not go again after a reconnect. An ack of another epoch (an older run) changes nothing.
+   */
+  #acked(acks: readonly { serverId: string; epoch: string; seq: number }[]): void {
+    const upTo = new Map<string, { epoch: string; seq: number }>();
+    for (const a of acks) upTo.set(a.serverId, a);
+    const kept: { msg: EventMessage<'server_log'>; chars: number }[] = [];
+    let chars = 0;
+    for (const r of this.#recent) {
+      const a = upTo.get(r.msg.data.serverId);
+      if (a && a.epoch === r.msg.data.epoch && (r.msg.data.seq ?? Number.POSITIVE_INFINITY) <= a.seq)
+        continue;
+      kept.push(r);
+      chars += r.chars;
+    }
+    this.#recent = kept;
+    this.#recentChars = chars;
   }
 
   /** Drops the current connection as if the network failed (tests). */
@@ -537,8 +559,6 @@ export class PanelLink {
       this.#ws = ws;
       let lastSeen = Date.now();
       let deadTimer: NodeJS.Timeout | undefined;
-      /** called dead by the heartbeat check (not closed by the Panel) */
-      let deadUnanswered = false;
       const rate = this.#config.commandRate;
       const bucket = new TokenBucket(rate, 2 * rate);
       const flood = { refused: 0, loggedAt: 0 };
@@ -575,7 +595,6 @@ export class PanelLink {
           () => {
             if (Date.now() - lastSeen > 3 * hb) {
               this.#log.warn({ missedMs: Date.now() - lastSeen }, 'three heartbeats missed: link is dead');
-              deadUnanswered = true;
               ws.terminate();
             }
           },
@@ -599,9 +618,10 @@ export class PanelLink {
       });
       ws.on('close', (code, reason) => {
         clearInterval(deadTimer);
-        // lines that may sit unread in a dead socket go again (a Panel that closed the link, or
-        // died with its socket, had read what it got: nothing is sent twice to a new process)
-        if (deadUnanswered) this.#outbox.requeue(this.#recent.map((r) => r.msg));
+        // lines the Panel did not ack go again, whatever ended the link: a dead socket may hold
+        // them unread, a Panel killed with kill -9 may have read them and not handled them; the
+        // replica that gets them skips those already published by their numbers (ConsoleMarks)
+        this.#outbox.requeue(this.#recent.map((r) => r.msg));
         this.#recent = [];
         this.#recentChars = 0;
         if (openedAt) info.lastedMs = Date.now() - openedAt;
@@ -622,6 +642,7 @@ export class PanelLink {
   ): Promise<void> {
     const parsed = parseAgentInbound(text);
     if (parsed.ok && parsed.message.type === 'ping') {
+      if (parsed.message.consoleAcks) this.#acked(parsed.message.consoleAcks);
       const pong: PongMessage = {
         id: parsed.message.id,
         type: 'pong',

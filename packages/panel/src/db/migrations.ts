@@ -829,6 +829,23 @@ const m031: Migration = {
   },
 };
 
+const m032: Migration = {
+  async up(db: AnyDb) {
+    // the console's high-water mark per server (issue 15): the last line (LinkSeq: the Agent's
+    // epoch and the line's seq) a replica published, written before it publishes, so a line the
+    // Agent sends again after a lost link (to this or any replica) is never published twice
+    await db.schema
+      .createTable('console_marks')
+      .addColumn('server_id', 'text', (c) => c.primaryKey().references('servers.id').onDelete('cascade'))
+      .addColumn('epoch', 'text', (c) => c.notNull())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: AnyDb) {
+    await db.schema.dropTable('console_marks').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -857,6 +874,7 @@ export const migrations: Record<string, Migration> = {
   '029_transfer_path': m029,
   '030_rate_limits': m030,
   '031_replicas': m031,
+  '032_console_marks': m032,
 };
 
 export const migrationProvider: MigrationProvider = {

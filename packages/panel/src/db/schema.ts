@@ -366,7 +366,16 @@ export interface LiveCountsTable {
   n: number;
 }
 
+/** The console's high-water mark per server (032_console_marks). */
+export interface ConsoleMarksTable {
+  server_id: string;
+  epoch: string;
+  /** PostgreSQL bigint: read back as a string */
+  seq: number | string;
+}
+
 export interface Database {
+  console_marks: ConsoleMarksTable;
   panel_replicas: PanelReplicasTable;
   live_counts: LiveCountsTable;
   rate_limits: RateLimitsTable;

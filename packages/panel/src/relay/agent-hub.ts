@@ -7,6 +7,7 @@ import {
   type Action,
   type ActionPayload,
   CodedError,
+  type ConsoleAck,
   command,
   type EventMessage,
   event,
@@ -95,6 +96,8 @@ export interface AgentHubEvents {
   onMoved?(nodeId: string): void;
   onEvent(nodeId: string, msg: EventMessage): void;
   onPong(nodeId: string, msg: PongMessage): void;
+  /** the console lines stored as published since the last ping (sent with it: the link's ack) */
+  consoleAcks?(nodeId: string): ConsoleAck[];
 }
 
 export class AgentHub {
@@ -249,7 +252,13 @@ export class AgentHub {
       if (conn.pingsSent.size <= 4) break;
       conn.pingsSent.delete(old);
     }
-    this.#sendRaw(conn, { id, type: 'ping', timestamp: new Date().toISOString() });
+    const consoleAcks = this.#events.consoleAcks?.(conn.nodeId) ?? [];
+    this.#sendRaw(conn, {
+      id,
+      type: 'ping',
+      timestamp: new Date().toISOString(),
+      ...(consoleAcks.length > 0 ? { consoleAcks } : {}),
+    });
   }
 
   #sendRaw(conn: Conn, msg: unknown): void {

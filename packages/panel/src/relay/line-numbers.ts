@@ -46,6 +46,13 @@ export class LineNumbers {
     return { skip, gap };
   }
 
+  /** Starts from a stored mark (another process's, ConsoleMarks) unless newer is known here. */
+  seed(serverId: string, mark: { epoch: string; seq: number }): void {
+    const last = this.#last.get(serverId);
+    if (last && last.epoch === mark.epoch && last.seq >= mark.seq) return;
+    this.#last.set(serverId, { epoch: mark.epoch, seq: mark.seq });
+  }
+
   forget(serverId: string): void {
     this.#last.delete(serverId);
   }

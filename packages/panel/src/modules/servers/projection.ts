@@ -9,6 +9,7 @@ import { type FeatureName, featureOfLine, knownFeatures } from '@cap/protocol/te
 import type { Logger } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
+import type { ConsoleMarks } from '../../relay/console-marks.ts';
 import { LineNumbers } from '../../relay/line-numbers.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { OperationsService } from '../operations/service.ts';
@@ -44,6 +45,16 @@ export class AgentEventProjection {
   readonly #pendingFeature = new Map<string, PendingFeature>();
   /** the console lines' numbering on the link: lines had twice skipped, lines lost counted */
   readonly #lineNumbers = new LineNumbers();
+  /**
+   * the shared high-water marks (ConsoleMarks): written before lines are published, read when a
+   * server's numbering is not known here (this process's first line of it, or after a hello: the
+   * Agent may have been linked to another replica meanwhile). Absent: this process's numbers only.
+   */
+  readonly #marks: ConsoleMarks | undefined;
+  /** servers whose stored mark was read since their Agent's last hello here */
+  readonly #marksRead = new Set<string>();
+  /** per node: the latest mark stored per server since the last ping took them (the link's ack) */
+  readonly #acks = new Map<string, Map<string, { epoch: string; seq: number }>>();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -52,7 +63,9 @@ export class AgentEventProjection {
     bus: EventBus;
     log: Logger;
     operations: OperationsService;
+    marks?: ConsoleMarks;
   }) {
+    this.#marks = deps.marks;
     this.#repo = deps.repo;
     this.#templates = deps.templates;
     this.#live = deps.live;
@@ -71,6 +84,7 @@ export class AgentEventProjection {
   forget(serverId: string): void {
     this.#nodeOf.delete(serverId);
     this.#lineNumbers.forget(serverId);
+    this.#marksRead.delete(serverId);
     this.#templateOf.delete(serverId);
     this.#pendingFeature.delete(serverId);
   }
@@ -155,13 +169,31 @@ export class AgentEventProjection {
    * it that never came (written into a socket that died before the Panel read them), published
    * as `lost_in_transit`: counted, never silent.
    */
-  #numbered(
+  async #numbered(
+    nodeId: string,
     serverId: string,
     d: { seq?: number; epoch?: string },
     count: number,
-  ): { skip: number; numbered: { epoch: string } | undefined } {
+  ): Promise<{ skip: number; numbered: { epoch: string } | undefined }> {
+    const numbered =
+      typeof d.seq === 'number' && typeof d.epoch === 'string' ? { epoch: d.epoch } : undefined;
+    if (numbered && this.#marks && !this.#marksRead.has(serverId)) {
+      const mark = await this.#marks.load(serverId);
+      if (mark) this.#lineNumbers.seed(serverId, mark);
+      this.#marksRead.add(serverId);
+    }
     const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
-    const numbered = d.seq !== undefined && d.epoch !== undefined ? { epoch: d.epoch } : undefined;
+    if (numbered && skip < count && this.#marks) {
+      // stored before anything is published: a replica that gets these lines again skips them
+      const mark = { epoch: numbered.epoch, seq: d.seq as number };
+      await this.#marks.write(serverId, mark);
+      let acks = this.#acks.get(nodeId);
+      if (!acks) {
+        acks = new Map();
+        this.#acks.set(nodeId, acks);
+      }
+      acks.set(serverId, mark);
+    }
     if (gap > 0 && numbered)
       this.#bus.publish({
         kind: 'server.console_dropped',
@@ -172,6 +204,23 @@ export class AgentEventProjection {
         ...numbered,
       });
     return { skip, numbered };
+  }
+
+  /**
+   * The console marks stored for the node's servers since the last call (the link's ack, sent
+   * with the next heartbeat: the Agent may forget those lines), at most `max` of them.
+   */
+  takeAcks(nodeId: string, max = 1000): { serverId: string; epoch: string; seq: number }[] {
+    const acks = this.#acks.get(nodeId);
+    if (!acks) return [];
+    const out: { serverId: string; epoch: string; seq: number }[] = [];
+    for (const [serverId, m] of acks) {
+      if (out.length >= max) break;
+      out.push({ serverId, ...m });
+      acks.delete(serverId);
+    }
+    if (acks.size === 0) this.#acks.delete(nodeId);
+    return out;
   }
 
   /**
@@ -192,6 +241,9 @@ export class AgentEventProjection {
   async #handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
     if (msg.event === 'agent_hello') {
       const d = msg.data as EventMessage<'agent_hello'>['data'];
+      // the Agent may have been linked to another replica since: its marks are read again
+      for (const [serverId, node] of this.#nodeOf) if (node === nodeId) this.#marksRead.delete(serverId);
+      this.#acks.delete(nodeId);
       await this.reconcile(nodeId, d.servers);
       await this.#operations.reconcile(
         nodeId,
@@ -225,7 +277,7 @@ export class AgentEventProjection {
         // one message may carry the lines of one Agent tick, newline-separated; an empty line is
         // a line too (dropping it here would lose it unreported)
         let lines = d.message.split(/\r?\n/);
-        const { skip, numbered } = this.#numbered(serverId, d, lines.length);
+        const { skip, numbered } = await this.#numbered(nodeId, serverId, d, lines.length);
         if (skip >= lines.length) break; // had already (sent again after a reconnect)
         if (skip > 0) lines = lines.slice(skip);
         this.#bus.publish({
@@ -240,7 +292,7 @@ export class AgentEventProjection {
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        const { skip, numbered } = this.#numbered(serverId, d, d.count);
+        const { skip, numbered } = await this.#numbered(nodeId, serverId, d, d.count);
         if (d.count - skip > 0)
           this.#bus.publish({
             kind: 'server.console_dropped',

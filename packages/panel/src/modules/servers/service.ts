@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import {
   CodedError,
+  type ConsoleAck,
   type EggConfig,
   ErrorCode,
   type EventMessage,
@@ -39,6 +40,7 @@ import type { NodesTable, ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
 import { redact } from '../../lib/redact.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
+import type { ConsoleMarks } from '../../relay/console-marks.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
@@ -135,6 +137,8 @@ export class ServersService {
     registryAuth?: (image: string) => Promise<RegistryAuthConfig | undefined>;
     /** the least failover.afterSeconds an admin may set (PANEL_FAILOVER_MIN_SECONDS) */
     failoverMinSeconds?: number;
+    /** the shared console high-water marks (a line sent again is never published twice) */
+    consoleMarks?: ConsoleMarks;
   }) {
     this.#failoverMinSeconds = deps.failoverMinSeconds ?? 30;
     this.#operations = deps.operations;
@@ -170,6 +174,7 @@ export class ServersService {
       bus: deps.bus,
       log: deps.log,
       operations: deps.operations,
+      ...(deps.consoleMarks ? { marks: deps.consoleMarks } : {}),
     });
   }
 
@@ -1271,6 +1276,11 @@ export class ServersService {
   /** An Agent's event, handled in arrival order per node (see AgentEventProjection). */
   handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
     return this.#projection.handleEvent(nodeId, msg);
+  }
+
+  /** The console lines stored as published since the last call (the link's ack, on the next ping). */
+  consoleAcks(nodeId: string): ConsoleAck[] {
+    return this.#projection.takeAcks(nodeId);
   }
 }
 

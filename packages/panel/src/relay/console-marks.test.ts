@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sql } from 'kysely';
+import { openSqlite } from '../db/index.ts';
+import { ConsoleMarks } from './console-marks.ts';
+
+const quiet = { warn: () => undefined };
+
+async function marksDb() {
+  const db = openSqlite(':memory:');
+  // the table alone (no servers rows: the foreign key is the migration's, not under test here)
+  await sql`create table console_marks (server_id text primary key, epoch text not null, seq bigint not null)`.execute(
+    db,
+  );
+  return db;
+}
+
+test('a mark written is read back; it only moves forward within an epoch, and a new epoch replaces it', async () => {
+  const db = await marksDb();
+  const m = new ConsoleMarks(db, quiet);
+  assert.equal(await m.load('s1'), undefined);
+  await m.write('s1', { epoch: 'e1', seq: 10 });
+  assert.deepEqual(await m.load('s1'), { epoch: 'e1', seq: 10 });
+  await m.write('s1', { epoch: 'e1', seq: 4 }); // a late writer
+  assert.deepEqual(await m.load('s1'), { epoch: 'e1', seq: 10 });
+  await m.write('s1', { epoch: 'e2', seq: 3 }); // the Agent started again
+  assert.deepEqual(await m.load('s1'), { epoch: 'e2', seq: 3 });
+  await db.destroy();
+});
+
+test('marks of one turn go in one write; each waiter resolves once it is stored', async () => {
+  const db = await marksDb();
+  let statements = 0;
+  const counted = db.withPlugin({
+    transformQuery: (a) => {
+      if (a.node.kind === 'InsertQueryNode') statements++;
+      return a.node;
+    },
+    transformResult: async (a) => a.result,
+  });
+  const m = new ConsoleMarks(counted, quiet);
+  await Promise.all(Array.from({ length: 50 }, (_, i) => m.write(`s${i}`, { epoch: 'e', seq: i + 1 })));
+  assert.equal(statements, 1);
+  assert.deepEqual(await m.load('s49'), { epoch: 'e', seq: 50 });
+  await db.destroy();
+});
+
+test('a write that fails lets the lines through (resolves) and reads answer undefined', async () => {
+  const db = await marksDb();
+  await sql`drop table console_marks`.execute(db);
+  const warnings: string[] = [];
+  const m = new ConsoleMarks(db, { warn: (_o, msg) => warnings.push(msg) });
+  await m.write('s1', { epoch: 'e', seq: 1 });
+  assert.equal(await m.load('s1'), undefined);
+  assert.ok(warnings.length >= 1);
+  await db.destroy();
+});

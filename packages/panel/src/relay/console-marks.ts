@@ -1,0 +1,134 @@
+/**
+ * The console's high-water mark per server, shared by every replica (`console_marks`, migration
+ * 032): the numbering (LinkSeq: the Agent's epoch, a line's seq) of the last line published.
+ * The projection writes it before it publishes lines, so a line the Agent sends again after a
+ * lost link (a Panel killed with what it had read unhandled, a replica cut off) is skipped by
+ * whichever replica gets it: never shown twice, never handed to a webhook (an `origin` effect)
+ * twice. Writes are grouped: while one is in flight the next marks gather and go together in
+ * one upsert (a mark only moves forward within an epoch, so a late writer cannot move it back).
+ * A write that fails or takes longer than WRITE_WAIT_MS lets the lines through anyway (the
+ * console stays live through a database outage; such lines could be shown twice after a
+ * failover, never lost).
+ */
+import { sql } from 'kysely';
+import type { Db } from '../db/index.ts';
+
+export interface Mark {
+  epoch: string;
+  seq: number;
+}
+
+export interface MarksLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/** how long publishing waits for a mark's write before it goes on without it */
+export const WRITE_WAIT_MS = 2_000;
+/** rows per upsert (3 parameters each, far below SQLite's 32,766) */
+const CHUNK = 2_000;
+
+export class ConsoleMarks {
+  readonly #db: Db;
+  readonly #log: MarksLogger;
+  #pending = new Map<string, Mark>();
+  #waiters: (() => void)[] = [];
+  #inFlight = false;
+  #warnedAt = 0;
+
+  constructor(db: Db, log: MarksLogger) {
+    this.#db = db;
+    this.#log = log;
+  }
+
+  /** The stored mark of a server (undefined: none, or the database did not answer). */
+  async load(serverId: string): Promise<Mark | undefined> {
+    try {
+      const row = await this.#db
+        .selectFrom('console_marks')
+        .select(['epoch', 'seq'])
+        .where('server_id', '=', serverId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const seq = Number(row.seq);
+      return Number.isSafeInteger(seq) && seq > 0 ? { epoch: row.epoch, seq } : undefined;
+    } catch (err) {
+      this.#warn(err, 'console mark not read');
+      return undefined;
+    }
+  }
+
+  /** Resolves once the mark is stored (or the write failed or took too long): never rejects. */
+  write(serverId: string, mark: Mark): Promise<void> {
+    this.#pending.set(serverId, mark);
+    return new Promise<void>((resolve) => {
+      this.#waiters.push(resolve);
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#inFlight || this.#pending.size === 0) return;
+    this.#inFlight = true;
+    // one turn's marks together (under load, the lines of many Agents)
+    setImmediate(() => {
+      const batch = this.#pending;
+      const waiters = this.#waiters;
+      this.#pending = new Map();
+      this.#waiters = [];
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          this.#warn(new Error(`no answer in ${WRITE_WAIT_MS} ms`), 'console marks not written in time');
+          resolve();
+        }, WRITE_WAIT_MS);
+      });
+      const done = this.#store(batch).catch((err) => this.#warn(err, 'console marks not written'));
+      void Promise.race([done, late]).then(() => {
+        clearTimeout(timer);
+        for (const w of waiters) w();
+      });
+      void done.finally(() => {
+        this.#inFlight = false;
+        this.#kick();
+      });
+    });
+  }
+
+  async #store(batch: Map<string, Mark>): Promise<void> {
+    const rows = [...batch].map(([server_id, m]) => ({ server_id, epoch: m.epoch, seq: m.seq }));
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      const chunk = rows.slice(i, i + CHUNK);
+      await this.#upsert(chunk).catch(async (err) => {
+        // a server deleted meanwhile (its row gone: the foreign key) is no reason to fail the rest
+        if (!/foreign key/i.test(String((err as Error).message))) throw err;
+        for (const r of chunk) await this.#upsert([r]).catch(() => undefined);
+      });
+    }
+  }
+
+  async #upsert(rows: { server_id: string; epoch: string; seq: number }[]): Promise<void> {
+    await this.#db
+      .insertInto('console_marks')
+      .values(rows)
+      .onConflict((oc) =>
+        oc
+          .column('server_id')
+          .doUpdateSet({ epoch: sql`excluded.epoch`, seq: sql`excluded.seq` })
+          // forward only within an epoch (a replica writing late cannot move it back)
+          .where((eb) =>
+            eb.or([
+              eb('console_marks.epoch', '<>', sql<string>`excluded.epoch`),
+              eb('console_marks.seq', '<', sql<number>`excluded.seq`),
+            ]),
+          ),
+      )
+      .execute();
+  }
+
+  #warn(err: unknown, msg: string): void {
+    // at most one warning a minute (a database outage would log one per console message)
+    if (Date.now() - this.#warnedAt < 60_000) return;
+    this.#warnedAt = Date.now();
+    this.#log.warn({ err: (err as Error)?.message ?? String(err) }, msg);
+  }
+}
