@@ -10,7 +10,9 @@
  * --runs R measures each R times (a fresh Agent each time) and prints every run;
  * --lever '<flags>' (repeatable) adds the single executable built with those flags instead of
  * its own (scripts/build-dist.ts --exec-argv, into .cache/agent-levers/; `--lever ''` is none);
- * --exe <path> (repeatable) adds an executable as it is (e.g. one built from another commit).
+ * --exe <path> (repeatable) adds an executable as it is (e.g. one built from another commit);
+ * --env '<K=V ...>' (repeatable) adds the single executable run with those environment variables
+ * (e.g. glibc's MALLOC_ARENA_MAX).
  * Besides memory it prints the Agent's CPU time over the sampling window (% of one core).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -34,6 +36,8 @@ const levers: string[] = [];
 for (let l = flag('--lever'); l !== undefined; l = flag('--lever')) levers.push(l);
 const exes: string[] = [];
 for (let e = flag('--exe'); e !== undefined; e = flag('--exe')) exes.push(path.resolve(e));
+const envs: string[] = [];
+for (let e = flag('--env'); e !== undefined; e = flag('--env')) envs.push(e);
 const RUNS = Number(flag('--runs') ?? 1);
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error('--runs: 1..20');
 const N = Number(argv[0] ?? 50);
@@ -43,7 +47,13 @@ execFileSync(process.execPath, [path.join(root, 'scripts/build-dist.ts'), 'bin',
   stdio: 'inherit',
 });
 
-const allVariants: { key: string; name: string; cmd: string; args: string[] }[] = [
+const allVariants: {
+  key: string;
+  name: string;
+  cmd: string;
+  args: string[];
+  env?: Record<string, string>;
+}[] = [
   {
     key: 'source',
     name: 'source (type stripping)',
@@ -93,6 +103,21 @@ for (const flags of levers) {
   });
 }
 for (const cmd of exes) allVariants.push({ key: `lever:${cmd}`, name: cmd, cmd, args: [] });
+for (const e of envs) {
+  const env: Record<string, string> = {};
+  for (const kv of e.split(/\s+/).filter(Boolean)) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`--env: ${kv} is not K=V`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  allVariants.push({
+    key: `lever:env ${e}`,
+    name: `executable ${e}`,
+    cmd: path.join(root, `dist/bin/ctrl-alt-play-agent-linux-${process.arch}`),
+    args: [],
+    env,
+  });
+}
 for (const k of only ?? [])
   if (!allVariants.some((v) => v.key === k))
     throw new Error(`--only: unknown ${k} (source, bundle, executable)`);
@@ -166,6 +191,7 @@ async function startVariant(v: (typeof variants)[number]): Promise<ChildProcess>
       AGENT_SECRET: node.agentSecret,
       AGENT_DATA_DIR: agentDir,
       AGENT_HTTP_PORT: '0',
+      ...v.env,
     },
   });
   child = c;
