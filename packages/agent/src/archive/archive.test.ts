@@ -262,3 +262,26 @@ describe('archive streams larger than the packer buffers', () => {
     assert.equal(await fds(), before);
   });
 });
+
+describe('archive walk descriptors', () => {
+  it('a consumer that stops at a directory leaves no directory descriptor open', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'cap-arch-fd-'));
+    try {
+      // only directories, more headers than the stream buffers: the packer waits on a directory
+      await Promise.all(Array.from({ length: 6000 }, (_, i) => mkdir(path.join(base, `d${i}`))));
+      const openFds = async () => (await readdir('/proc/self/fd')).length;
+      const before = await openFds();
+      for (let round = 0; round < 3; round++) {
+        const { stream, done } = createArchive(base, { format: 'tar' });
+        // nobody reads: the packer fills the buffers and waits; then the consumer goes away
+        await sleep(150);
+        stream.destroy(new Error('consumer left'));
+        await done.catch(() => undefined);
+      }
+      await sleep(50);
+      assert.equal(await openFds(), before, 'every directory the walk opened is closed');
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+});

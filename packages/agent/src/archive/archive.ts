@@ -265,8 +265,17 @@ async function* walkTree(
         // one object literal per entry, no spread
         const mode = st.mode & 0o7777;
         if (st.isDirectory() && isDir) {
+          // on the stack before the yield: a consumer that stops here (return/throw) has it closed
+          // by the finally below, as is one whose listing fails
+          let names: Dirent[];
+          try {
+            names = list(fd);
+          } catch (err) {
+            closeQuietly(fd);
+            throw err;
+          }
+          stack.push({ fd, rel, names, next: 0 });
           yield { rel, kind: 'directory', mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, size: 0 };
-          stack.push({ fd, rel, names: list(fd), next: 0 });
         } else if (st.isFile() && isFile) {
           yield { rel, kind: 'file', mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs, size: st.size, fd };
         } else {
