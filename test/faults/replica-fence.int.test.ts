@@ -61,7 +61,7 @@ async function readiness(url: string): Promise<{ status: number; code?: string; 
 /** A WebSocket upgrade that must be refused: its status and error code (status 101: it was not). */
 function refusedUpgrade(url: string, cookie: string): Promise<{ status: number; code?: string }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers: { cookie } });
+    const ws = new WebSocket(url, { headers: { cookie }, handshakeTimeout: 5000 });
     ws.on('open', () => {
       ws.close();
       resolve({ status: 101 });
