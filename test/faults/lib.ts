@@ -641,6 +641,22 @@ export class CommandLedger {
   }
 }
 
+/** Removes every container of a node (a case's clean-up; errors ignored). */
+export async function removeNodeContainers(docker: Docker, nodeId: string): Promise<void> {
+  if (!nodeId) return;
+  const list = await docker
+    .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
+    .catch(() => []);
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
+}
+
 /** Lines of a file in a server's folder (0 when it is not there). */
 export function fileLines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
@@ -786,19 +802,7 @@ export async function faultStack(
     },
     async stop(): Promise<void> {
       await agent?.stop().catch(() => undefined);
-      if (nodeId) {
-        const list = await docker
-          .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
-          .catch(() => []);
-        await Promise.all(
-          list.map((c) =>
-            docker
-              .getContainer(c.Id)
-              .remove({ force: true })
-              .catch(() => undefined),
-          ),
-        );
-      }
+      await removeNodeContainers(docker, nodeId);
       await panel.stop().catch(() => undefined);
       agentDir.rm();
       panelDir.rm();

@@ -31,6 +31,7 @@ import {
   panelEnv,
   privateNats,
   privatePostgres,
+  removeNodeContainers,
   sleep,
   spawnAgent,
   spawnPanel,
@@ -110,19 +111,7 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
     sending = false;
     for (const w of watchers) w.close();
     await agent?.stop().catch(() => undefined);
-    if (nodeId) {
-      const list = await docker
-        .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
-        .catch(() => []);
-      await Promise.all(
-        list.map((c) =>
-          docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined),
-        ),
-      );
-    }
+    await removeNodeContainers(docker, nodeId);
     await a?.stop().catch(() => undefined);
     await b?.stop().catch(() => undefined);
     await lb?.close();
