@@ -34,7 +34,7 @@ describe('replicas counting together in PostgreSQL', () => {
     scratch = await scratchDatabase('postgres', 'cap_live_shared');
   });
   after(async () => {
-    for (const db of dbs) await db.destroy();
+    for (const db of dbs) await db.destroy().catch(() => undefined);
     await scratch?.drop();
   });
 
@@ -137,6 +137,53 @@ describe('replicas counting together in PostgreSQL', () => {
     await later.end();
     await other.end();
     await survivor.close();
+  });
+
+  it('a replica that loses its database fences itself when another is alive, not when alone', async () => {
+    const ttlMs = 1000;
+    const fences: string[] = [];
+    const lone = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-lone',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    lone.onFence({ fenced: () => fences.push('lone'), unfenced: () => undefined });
+    await lone.start();
+    // the database gone under it (its pool ended: every beat fails)
+    await (dbs.at(-1) as Db).destroy();
+    await new Promise((r) => setTimeout(r, ttlMs + 500));
+    assert.equal(lone.fenced, false, 'alone: nobody would take over, so it keeps going');
+    lone.halt();
+    await (dbs[0] as Db).deleteFrom('panel_replicas').execute();
+
+    const peer = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-peer',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    await peer.start();
+    const cut = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-cut',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    cut.onFence({ fenced: () => fences.push('cut'), unfenced: () => undefined });
+    await cut.start();
+    await until(() => cut.peers === 1, 5_000);
+    const lostAt = Date.now();
+    await (dbs.at(-1) as Db).destroy();
+    await until(() => cut.fenced, 5_000);
+    const fencedMs = Date.now() - lostAt;
+    assert.ok(fencedMs < ttlMs, `fenced ${fencedMs} ms after its database went: before the TTL`);
+    assert.deepEqual(fences, ['cut']);
+    cut.halt();
+    await peer.close();
   });
 
   it('the SFTP login limit counts over replicas', async () => {

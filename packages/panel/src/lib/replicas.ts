@@ -10,7 +10,8 @@
  *
  * Self-fencing: a replica whose own beat has not succeeded for `ttlMs - heartbeatMs` (measured
  * from the start of the last beat that succeeded, on this process's monotonic clock: before
- * the others can take it for dead) fences itself (`onFence`: it gives up leading, closes its
+ * the others can take it for dead), and that saw another replica alive at that beat (alone, no
+ * one would take over what it gave up: it keeps its links, as one Panel does), fences itself (`onFence`: it gives up leading, closes its
  * links and sockets, answers 503 REPLICA_FENCED). On the first beat that succeeds again it takes
  * a fresh id (a new row; the old one is the others' to remove), tells `onRejoin` (its socket
  * counts are written again under the new id) and unfences (`onUnfence`).
@@ -58,6 +59,8 @@ export class ReplicaRegistry {
   #okAt = 0;
   /** performance.now() when this replica fenced itself (undefined: not fenced) */
   #fencedAt: number | undefined;
+  /** other replicas alive at the last good beat: alone, fencing would hand nothing to anyone */
+  #peers = 0;
 
   constructor(opts: {
     db: Db;
@@ -111,7 +114,7 @@ export class ReplicaRegistry {
 
   /** Fences this replica when its last good beat started longer than the TTL less one beat ago. */
   #checkFence(): void {
-    if (this.#closed || this.fenced) return;
+    if (this.#closed || this.fenced || this.#peers === 0) return;
     const sinceOkMs = performance.now() - this.#okAt;
     if (sinceOkMs < this.ttlMs - this.#heartbeatMs) return;
     this.#fencedAt = performance.now();
@@ -166,6 +169,11 @@ export class ReplicaRegistry {
     await this.#reap();
   }
 
+  /** Other replicas alive as of the last good beat (none: a lost database does not fence this one). */
+  get peers(): number {
+    return this.#peers;
+  }
+
   async #insert(id: string): Promise<void> {
     await this.#db
       .insertInto('panel_replicas')
@@ -180,11 +188,14 @@ export class ReplicaRegistry {
    */
   async #reap(): Promise<void> {
     const cutoff = sql<string>`${dbNowMs} - ${this.ttlMs}`;
-    const dead = await this.#db
+    const rows = await this.#db
       .selectFrom('panel_replicas')
-      .select(['id', 'pg_app', 'heartbeat_at'])
-      .where('heartbeat_at', '<', cutoff)
+      .select(['id', 'pg_app', 'heartbeat_at', sql<boolean>`heartbeat_at < ${cutoff}`.as('dead')])
       .execute();
+    const dead = rows.filter((r) => r.dead);
+    // not counting its own older rows (ids of earlier generations)
+    const own = (id: string) => id === this.#base || id.startsWith(`${this.#base}.`);
+    this.#peers = rows.filter((r) => !r.dead && !own(r.id)).length;
     for (const r of dead) {
       // never this process's own sessions (an old row of ours, taken for dead while we stalled)
       if (!r.pg_app || r.pg_app === this.#pgApp || !r.pg_app.startsWith('cap-')) continue;
