@@ -154,6 +154,9 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
           new pg.Client({
             connectionString: databaseUrl,
             query_timeout: 5000,
+            // a connect into a partition would wait for TCP to give up (minutes), and the lock's
+            // rounds queue behind it: a replica back from a fence would not lead until then
+            connectionTimeoutMillis: 5000,
             keepAlive: true,
             application_name: `${pgApp}${LEADER_SESSION_SUFFIX}`,
           }),
