@@ -150,7 +150,7 @@ export async function startReplicaStack(opts: {
           '      proxy_set_header Host $host;',
           '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
           '      proxy_connect_timeout 1s;',
-          '      proxy_next_upstream error timeout;',
+          '      proxy_next_upstream error timeout http_503;',
           '      proxy_read_timeout 3600s;',
           '      add_header X-Cap-Upstream $upstream_addr always;',
           '    }',

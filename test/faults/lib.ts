@@ -591,7 +591,9 @@ export function lineAccount(watcher: TickWatcher, ledger: CommandLedger) {
  * cmds.log afterwards: every accepted one ran once, none ran twice, a refused one never ran.
  */
 export class CommandLedger {
-  sent: { cmd: string; status: number; code?: string }[] = [];
+  sent: { cmd: string; status: number; code?: string; at: number; ms: number }[] = [];
+  /** names are taken when a command is sent (sends may overlap: each name once) */
+  #n = 0;
   readonly client: Client;
   readonly serverId: string;
   readonly prefix: string;
@@ -601,7 +603,8 @@ export class CommandLedger {
     this.prefix = prefix;
   }
   async send(): Promise<{ status: number; code?: string }> {
-    const cmd = `${this.prefix}-${this.sent.length + 1}`;
+    const cmd = `${this.prefix}-${++this.#n}`;
+    const at = Date.now();
     const r = await this.client.api(
       'POST',
       `/api/servers/${this.serverId}/command`,
@@ -612,6 +615,8 @@ export class CommandLedger {
       cmd,
       status: r.status,
       ...(typeof r.body?.code === 'string' ? { code: r.body.code as string } : {}),
+      at,
+      ms: r.ms,
     };
     this.sent.push(e);
     return e;
@@ -634,6 +639,22 @@ export class CommandLedger {
       refusedButRan: refused.filter((s) => s.status !== 504 && s.status !== 0 && times.has(s.cmd)).length,
     };
   }
+}
+
+/** Removes every container of a node (a case's clean-up; errors ignored). */
+export async function removeNodeContainers(docker: Docker, nodeId: string): Promise<void> {
+  if (!nodeId) return;
+  const list = await docker
+    .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
+    .catch(() => []);
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 
 /** Lines of a file in a server's folder (0 when it is not there). */
@@ -659,6 +680,39 @@ export function stoppedCount(before: Map<string, string>, after: Map<string, str
   let n = 0;
   for (const [id, v] of before) if (after.get(id) !== v) n++;
   return n;
+}
+
+/**
+ * The pino lines of a process that are not request logs, from now on, kept whole (its `out`
+ * keeps only the last 64 KiB, which request logs at `info` fill in seconds): `times(msg)` are
+ * the `time`s of the lines with that msg, `tail()` the last lines.
+ */
+export function logLines(proc: Proc) {
+  const lines: string[] = [];
+  let rest = '';
+  const take = (d: Buffer) => {
+    const parts = (rest + d.toString()).split('\n');
+    rest = parts.pop() ?? '';
+    for (const l of parts)
+      if (!l.includes('"msg":"incoming request"') && !l.includes('"msg":"request completed"')) lines.push(l);
+  };
+  proc.child.stdout?.on('data', take);
+  proc.child.stderr?.on('data', take);
+  return {
+    lines,
+    times(msg: string): number[] {
+      const out: number[] = [];
+      for (const l of lines) {
+        if (!l.includes(`"msg":"${msg}"`)) continue;
+        const m = /"time":(\d+)/.exec(l);
+        if (m) out.push(Number(m[1]));
+      }
+      return out;
+    },
+    tail(n = 40): string {
+      return lines.slice(-n).join('\n');
+    },
+  };
 }
 
 /** The `time` of the last pino line with that msg in a process's output. */
@@ -748,19 +802,7 @@ export async function faultStack(
     },
     async stop(): Promise<void> {
       await agent?.stop().catch(() => undefined);
-      if (nodeId) {
-        const list = await docker
-          .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
-          .catch(() => []);
-        await Promise.all(
-          list.map((c) =>
-            docker
-              .getContainer(c.Id)
-              .remove({ force: true })
-              .catch(() => undefined),
-          ),
-        );
-      }
+      await removeNodeContainers(docker, nodeId);
       await panel.stop().catch(() => undefined);
       agentDir.rm();
       panelDir.rm();
@@ -783,8 +825,9 @@ export async function faultStack(
  * A TCP forwarder of the test's own on a free loopback port (a load balancer in front of
  * replicas, or one replica's road to PostgreSQL). `retarget` sends new connections elsewhere;
  * `cut` turns it into a black hole (existing connections stay open and their bytes are dropped,
- * new ones are accepted and never forwarded: a partition, not a refusal); `heal` forwards again
- * (new connections only); `reset` closes every connection it holds.
+ * new ones are accepted and never forwarded, and a side that closes is not told to the other: a
+ * partition, not a refusal); `heal` forwards again (new connections only; what was held through
+ * the cut is closed); `reset` closes every connection it holds.
  */
 export async function tcpProxy(targetPort: number) {
   const port = await freePort();
@@ -798,11 +841,15 @@ export async function tcpProxy(targetPort: number) {
     if (cut) return; // accepted, never answered
     const u = netConnect(target, '127.0.0.1');
     held.add(u);
+    // through a cut, an end on one side never reaches the other (a FIN lost in the partition):
+    // the far side keeps its end of the connection (PostgreSQL its session) until `heal`
     u.on('close', () => {
       held.delete(u);
-      c.destroy();
+      if (!cut) c.destroy();
     });
-    c.on('close', () => u.destroy());
+    c.on('close', () => {
+      if (!cut) u.destroy();
+    });
     u.on('error', () => u.destroy());
     c.on('data', (d) => {
       if (!cut) u.write(d);
@@ -833,4 +880,90 @@ export async function tcpProxy(targetPort: number) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A load balancer of the test's own in front of replicas (a `tcpProxy`): new connections go to
+ * the first replica whose `/readyz` answers 200, checked every `checkMs`; it stays on the one it
+ * has while that one is ready. `switches` lists when it moved (ms since the epoch, to which port).
+ */
+export async function balancer(ports: number[], checkMs = 100) {
+  const first = ports[0];
+  if (first === undefined) throw new Error('no replica to balance');
+  const proxy = await tcpProxy(first);
+  let current = first;
+  let stopped = false;
+  const switches: { port: number; at: number }[] = [];
+  const ready = async (p: number) => {
+    try {
+      const r = await fetch(`http://127.0.0.1:${p}/readyz`, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      return r.status === 200;
+    } catch {
+      return false;
+    }
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      if (!(await ready(current)))
+        for (const p of ports)
+          if (p !== current && (await ready(p))) {
+            current = p;
+            proxy.retarget(p);
+            switches.push({ port: p, at: Date.now() });
+            break;
+          }
+      await sleep(checkMs);
+    }
+  })();
+  return {
+    port: proxy.port,
+    switches,
+    get target() {
+      return current;
+    },
+    async close(): Promise<void> {
+      stopped = true;
+      await loop;
+      await proxy.close();
+    },
+  };
+}
+
+/** The process id in a leader session's `application_name` (`cap-<pid>-<id>:leader`, app.ts). */
+function leaderPid(app: string): number | null {
+  const m = /^cap-(\d+)-[0-9a-f]+:leader$/.exec(app);
+  return m ? Number(m[1]) : null;
+}
+
+/** The replica (its process id) whose leader session holds the advisory lock of a periodic job, if any. */
+export async function leaderOf(db: PgQuery, job: string, prefix = 'cap'): Promise<number | null> {
+  const r = await db.query(
+    `SELECT a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.classid::text::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+        AND l.objid::text::bigint = (hashtextextended($1, 0) & 4294967295)`,
+    [`${prefix}:${job}`],
+  );
+  const app = r.rows[0]?.['app'];
+  return typeof app === 'string' ? leaderPid(app) : null;
+}
+
+/** How many job locks each replica's leader session holds (process id → count). */
+export async function locksHeld(db: PgQuery): Promise<Map<number, number>> {
+  const r = await db.query(
+    `SELECT a.application_name AS app, count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted GROUP BY a.application_name`,
+  );
+  const out = new Map<number, number>();
+  for (const row of r.rows) {
+    const pid = leaderPid(String(row['app']));
+    if (pid !== null) out.set(pid, Number(row['n']));
+  }
+  return out;
+}
+
+/** What the lock queries need of a PostgreSQL client (pg's Client). */
+export interface PgQuery {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
 }

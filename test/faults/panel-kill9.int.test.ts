@@ -25,11 +25,14 @@ import {
   faultStack,
   figures,
   fileLines,
+  leaderOf,
   lineAccount,
+  locksHeld,
   type Proc,
   panelEnv,
   privateNats,
   privatePostgres,
+  removeNodeContainers,
   sleep,
   spawnAgent,
   spawnPanel,
@@ -146,34 +149,6 @@ describe('fault: Panel kill -9', () => {
   });
 });
 
-/** The replica (its process id) whose leader session holds the advisory lock of a periodic job, if any. */
-async function leaderOf(db: pg.Client, job: string): Promise<number | null> {
-  const r = await db.query(
-    `SELECT a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-        AND l.classid::text::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
-        AND l.objid::text::bigint = (hashtextextended($1, 0) & 4294967295)`,
-    [`cap:${job}`],
-  );
-  const app = r.rows[0]?.app as string | undefined;
-  const m = app ? /^cap-leader-(\d+)-/.exec(app) : null;
-  return m ? Number(m[1]) : null;
-}
-
-/** How many job locks each replica's leader session holds (process id → count). */
-async function locksHeld(db: pg.Client): Promise<Map<number, number>> {
-  const r = await db.query(
-    `SELECT a.application_name AS app, count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted GROUP BY a.application_name`,
-  );
-  const out = new Map<number, number>();
-  for (const row of r.rows) {
-    const m = /^cap-leader-(\d+)-/.exec(String(row.app));
-    if (m) out.set(Number(m[1]), Number(row.n));
-  }
-  return out;
-}
-
 describe('fault: the periodic-job leader replica kill -9 (two replicas, PostgreSQL, NATS)', () => {
   let pgc: Awaited<ReturnType<typeof privatePostgres>> | undefined;
   let nats: Awaited<ReturnType<typeof privateNats>> | undefined;
@@ -201,20 +176,10 @@ describe('fault: the periodic-job leader replica kill -9 (two replicas, PostgreS
   });
   after(async () => {
     await agent?.stop().catch(() => undefined);
-    if (nodeId) {
-      const docker = new (await import('dockerode')).default({ socketPath: '/var/run/docker.sock' });
-      const list = await docker
-        .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
-        .catch(() => []);
-      await Promise.all(
-        list.map((c) =>
-          docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined),
-        ),
-      );
-    }
+    await removeNodeContainers(
+      new (await import('dockerode')).default({ socketPath: '/var/run/docker.sock' }),
+      nodeId,
+    );
     for (const r of replicas) await r.proc.stop().catch(() => undefined);
     await db?.end().catch(() => undefined);
     await nats?.stop();

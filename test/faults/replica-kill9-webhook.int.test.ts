@@ -21,6 +21,7 @@ import {
   panelEnv,
   privateNats,
   privatePostgres,
+  removeNodeContainers,
   sleep,
   spawnAgent,
   spawnPanel,
@@ -88,20 +89,10 @@ describe('fault: a replica kill -9 under a console webhook (two replicas, Postgr
   });
   after(async () => {
     await agent?.stop().catch(() => undefined);
-    if (nodeId) {
-      const docker = new (await import('dockerode')).default({ socketPath: '/var/run/docker.sock' });
-      const list = await docker
-        .listContainers({ all: true, filters: { label: [`ctrl-alt-play.node=${nodeId}`] } })
-        .catch(() => []);
-      await Promise.all(
-        list.map((c) =>
-          docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined),
-        ),
-      );
-    }
+    await removeNodeContainers(
+      new (await import('dockerode')).default({ socketPath: '/var/run/docker.sock' }),
+      nodeId,
+    );
     for (const r of replicas) await r.proc?.stop().catch(() => undefined);
     await lb?.close();
     hook?.close();

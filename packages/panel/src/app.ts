@@ -22,7 +22,7 @@ import { installAuth } from './http/auth.ts';
 import { ErrorResponse, errorBody, installErrorHandler } from './http/errors.ts';
 import { PgLeaderLock } from './lib/periodic.ts';
 import { ensurePrivateDir } from './lib/private-files.ts';
-import { ReplicaRegistry } from './lib/replicas.ts';
+import { LEADER_SESSION_SUFFIX, ReplicaRegistry } from './lib/replicas.ts';
 import { accessRoutes } from './modules/access/routes.ts';
 import { installActivityHooks } from './modules/activity/http.ts';
 import { activityRoutes } from './modules/activity/routes.ts';
@@ -108,10 +108,13 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const log = opts.logger ?? defaultLogger(config.logLevel);
   // DATA_DIR is private (0700) with PostgreSQL too: the key files live there
   ensurePrivateDir(config.dataDir);
-  const db = opts.db ?? (await openDatabase(config));
   // several replicas share events and Agent links through NATS (issue 15); one process keeps
   // them in memory
   const replicaId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  // every PostgreSQL session of this process carries it: once this replica is taken for dead,
+  // the survivors end its sessions (and their locks) by it (lib/replicas.ts)
+  const pgApp = `cap-${replicaId}`;
+  const db = opts.db ?? (await openDatabase(config, { applicationName: pgApp }));
   const natsBus = config.natsUrl
     ? await (await import('./bus/nats-bus.ts')).NatsBus.connect(
         config.natsUrl,
@@ -140,6 +143,8 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         heartbeatMs: hb,
         ttlMs: Math.max(3000, 5 * hb),
         log: log.child({ component: 'replicas' }),
+        // a database of the caller's (tests) does not carry the tag
+        ...(opts.db ? {} : { pgApp }),
       });
       await replicas.start();
       const { default: pg } = await import('pg');
@@ -149,8 +154,11 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
           new pg.Client({
             connectionString: databaseUrl,
             query_timeout: 5000,
+            // a connect into a partition would wait for TCP to give up (minutes), and the lock's
+            // rounds queue behind it: a replica back from a fence would not lead until then
+            connectionTimeoutMillis: 5000,
             keepAlive: true,
-            application_name: `cap-leader-${replicaId}`,
+            application_name: `${pgApp}${LEADER_SESSION_SUFFIX}`,
           }),
         namespace: config.natsPrefix,
         onChange: (job, leader) =>
@@ -233,6 +241,31 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   // browsers' 32 KiB by default; /ws/agents raises its own (see frame-limit.ts).
   await app.register(websocket, {
     options: { maxPayload: CLIENT_MAX_FRAME_BYTES, WebSocket: frameLimitedWebSocketClass },
+  });
+  // Fenced (lib/replicas.ts: this replica's beats failed for its TTL less one beat): it leads no
+  // job, holds no Agent link and no browser socket (they reconnect through the load balancer to a
+  // replica that reaches the database), and refuses new ones and API requests with 503
+  // REPLICA_FENCED (what it would do could not be recorded); /readyz says so to the balancer.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!replicas?.fenced) return;
+    const path = req.url.split('?')[0] ?? '';
+    if (path === '/api/health' || !(path.startsWith('/ws/') || path.startsWith('/api/'))) return;
+    // the client's next request opens a new connection: through the balancer, to another replica
+    reply.header('connection', 'close');
+    throw new CodedError('REPLICA_FENCED', 'this Panel replica lost its database; retry through another one');
+  });
+  replicas?.onFence({
+    fenced: () => {
+      leaderLock?.fence(true);
+      for (const c of app.websocketServer.clients) {
+        c.close(1012, 'REPLICA_FENCED');
+        // a peer that does not answer the close handshake is cut
+        setTimeout(() => c.terminate(), 2000).unref();
+      }
+      // kept-alive HTTP connections too: their next request goes through the balancer again
+      app.server.closeIdleConnections?.();
+    },
+    unfenced: () => leaderLock?.fence(false),
   });
   // A close handshake can wait 30 s on a silent peer; shutting down should not.
   app.addHook('preClose', async () => {

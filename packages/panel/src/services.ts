@@ -121,6 +121,8 @@ export interface PanelServices {
   live: LiveStore;
   /** open-socket limits per user and per server (replicas: counted in PostgreSQL) */
   socketLimits: SocketLimits;
+  /** the replica registry (several replicas on PostgreSQL): its id, whether it is fenced */
+  replicas?: ReplicaRegistry;
   /** makes the live state of a server complete before a browser's `subscribed` (replicas: nats-live.ts) */
   liveSync: LiveSync;
   /** the domain event bus: what happens is published once; relay, metrics and activity subscribe */
@@ -489,6 +491,7 @@ export function createServices(
     players,
     prometheus,
     dashboard: new DashboardService(nodes, servers, live),
+    ...(replication?.replicas ? { replicas: replication.replicas } : {}),
     socketLimits: replication?.replicas
       ? new PgSocketLimits({
           db,

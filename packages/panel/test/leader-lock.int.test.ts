@@ -3,7 +3,8 @@
  * `LocalPeriodic`s, each with its own `PgLeaderLock` session, run a job's rounds only on one of
  * them; the leader's session killed on the server (as when its replica dies) hands the job to the
  * other within a round or two; the old leader, its session gone, does not run it any more, and
- * takes it again only once the lock is free.
+ * takes it again only once the lock is free. A fenced lock (lib/replicas.ts) gives its jobs up
+ * at once and takes them again, once unfenced, only when free.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -28,7 +29,7 @@ describe('PgLeaderLock on PostgreSQL', () => {
     await db?.drop();
   });
 
-  const replica = (name: string) => {
+  const replica = (name: string, job = 'schedules') => {
     const lock = new PgLeaderLock({
       open: () =>
         new pg.Client({ connectionString: url, query_timeout: 5000, application_name: `leader-${name}` }),
@@ -38,7 +39,7 @@ describe('PgLeaderLock on PostgreSQL', () => {
     const errors: unknown[] = [];
     const periodic = new LocalPeriodic({ lock, onError: (_n, e) => errors.push(e) });
     const runs: number[] = [];
-    const stop = periodic.every('schedules', 50, async () => {
+    const stop = periodic.every(job, 50, async () => {
       runs.push(Date.now());
     });
     stops.push(stop);
@@ -78,5 +79,35 @@ describe('PgLeaderLock on PostgreSQL', () => {
     );
     // the survivor holds the lock now
     assert.deepEqual(other.lock.held(), ['schedules']);
+  });
+
+  it('a fenced lock gives its jobs up at once and takes none until unfenced', async () => {
+    const c = replica('c', 'fenced-job');
+    const d = replica('d', 'fenced-job');
+    await until(() => c.runs.length + d.runs.length >= 5, 30_000);
+    const leader = c.runs.length > 0 ? c : d;
+    const other = leader === c ? d : c;
+    leader.lock.fence(true);
+    const fencedAt = Date.now();
+    const leaderRuns = leader.runs.length;
+    const before = other.runs.length;
+    await until(() => other.runs.length > before + 5, 30_000);
+    console.log(
+      `# fenced: the other replica ran its first round after ${(other.runs[before] ?? 0) - fencedAt} ms`,
+    );
+    // at most the round already past its check when the fence came
+    assert.ok(
+      leader.runs.length <= leaderRuns + 1,
+      `the fenced one ran ${leader.runs.length - leaderRuns} rounds`,
+    );
+    assert.deepEqual(leader.lock.held(), []);
+    // unfenced: it asks again, but the lock is the other's now
+    leader.lock.fence(false);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(leader.runs.length <= leaderRuns + 1, 'the lock is held elsewhere: still no round');
+    other.stop();
+    await other.lock.close();
+    await until(() => leader.runs.length > leaderRuns + 3, 30_000);
+    assert.deepEqual(leader.lock.held(), ['fenced-job']);
   });
 });

@@ -2,10 +2,12 @@
  * What replicas count together in PostgreSQL (issue 15 item 1), each "replica" here its own
  * database connection to one scratch database: socket counts (PgSocketLimits over
  * ReplicaRegistry) with a replica that stops beating (its counts stop counting after the TTL)
- * and one taken for dead while alive (it writes its counts again); the SFTP login limit.
+ * and one taken for dead while alive (it writes its counts again, under a fresh id); a dead
+ * replica's PostgreSQL sessions ended by a survivor; the SFTP login limit.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import pino from 'pino';
 import { type Db, openDatabase } from '../src/db/index.ts';
 import { ReplicaRegistry } from '../src/lib/replicas.ts';
@@ -32,7 +34,7 @@ describe('replicas counting together in PostgreSQL', () => {
     scratch = await scratchDatabase('postgres', 'cap_live_shared');
   });
   after(async () => {
-    for (const db of dbs) await db.destroy();
+    for (const db of dbs) await db.destroy().catch(() => undefined);
     await scratch?.drop();
   });
 
@@ -62,25 +64,126 @@ describe('replicas counting together in PostgreSQL', () => {
     await until(async () => l1.acquire(key, 3), 10_000);
     assert.equal(l1.local(key), r1Own + 1);
 
-    // r1 taken for dead while alive (its row gone): its next beat writes its row and counts again
+    // r1 taken for dead while alive (its row gone): its next beat writes a row under a fresh id
+    // and its counts again
     const r3 = new ReplicaRegistry({ db: await open(), id: 'live-r3', heartbeatMs: 100, ttlMs, log: quiet });
     await r3.start();
     const l3 = new PgSocketLimits({ db: dbs[2] as Db, replicas: r3, log: quiet });
     await (dbs[2] as Db).deleteFrom('live_counts').where('replica_id', '=', 'live-r1').execute();
     await (dbs[2] as Db).deleteFrom('panel_replicas').where('id', '=', 'live-r1').execute();
     await until(async () => {
+      if (r1.id === 'live-r1') return false;
       const rows = await (dbs[2] as Db)
         .selectFrom('live_counts')
         .select('n')
-        .where('replica_id', '=', 'live-r1')
+        .where('replica_id', '=', r1.id)
         .execute();
       return Number(rows[0]?.n ?? 0) === l1.local(key);
     }, 10_000);
+    assert.equal(r1.id, 'live-r1.1', 'a fresh id');
     const room = 3 - l1.local(key);
     for (let i = 0; i < room; i++) assert.equal(await l3.acquire(key, 3), true);
     assert.equal(await l3.acquire(key, 3), false, "r1's counts count again");
     await r1.close();
     await r3.close();
+  });
+
+  it("a dead replica's database sessions are ended by a survivor (those from before it was dead)", async () => {
+    const ttlMs = 1000;
+    const url = scratch.env['DATABASE_URL'] as string;
+    const app = `cap-live-dead-${process.pid}`;
+    const dead = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-dead',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+      pgApp: app,
+    });
+    await dead.start();
+    // a session of the dead replica's (its leader lock's, say) holding an advisory lock
+    const held = new pg.Client({ connectionString: url, application_name: `${app}:leader` });
+    held.on('error', () => undefined);
+    await held.connect();
+    await held.query('SELECT pg_advisory_lock(4242)');
+    const ended = new Promise<void>((resolve) => held.once('end', () => resolve()));
+    dead.halt();
+    const survivor = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-survivor',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    await survivor.start();
+    const t0 = Date.now();
+    await Promise.race([
+      ended,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('the dead replica session was not ended')), 10_000).unref(),
+      ),
+    ]);
+    const endedMs = Date.now() - t0;
+    assert.ok(endedMs < ttlMs + 2000, `ended ${endedMs} ms after the halt`);
+    // the lock is free for the survivors
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    assert.equal((await other.query('SELECT pg_try_advisory_lock(4242) AS ok')).rows[0]?.ok, true);
+    // a session with the name begun after the row was removed (the replica back): kept
+    const later = new pg.Client({ connectionString: url, application_name: app });
+    await later.connect();
+    await new Promise((r) => setTimeout(r, 3 * 100 + ttlMs));
+    assert.equal((await later.query('SELECT 1 AS one')).rows[0]?.one, 1);
+    await later.end();
+    await other.end();
+    await survivor.close();
+  });
+
+  it('a replica that loses its database fences itself when another is alive, not when alone', async () => {
+    const ttlMs = 1000;
+    const fences: string[] = [];
+    const lone = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-lone',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    lone.onFence({ fenced: () => fences.push('lone'), unfenced: () => undefined });
+    await lone.start();
+    // the database gone under it (its pool ended: every beat fails)
+    await (dbs.at(-1) as Db).destroy();
+    await new Promise((r) => setTimeout(r, ttlMs + 500));
+    assert.equal(lone.fenced, false, 'alone: nobody would take over, so it keeps going');
+    lone.halt();
+    await (dbs[0] as Db).deleteFrom('panel_replicas').execute();
+
+    const peer = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-peer',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    await peer.start();
+    const cut = new ReplicaRegistry({
+      db: await open(),
+      id: 'live-cut',
+      heartbeatMs: 100,
+      ttlMs,
+      log: quiet,
+    });
+    cut.onFence({ fenced: () => fences.push('cut'), unfenced: () => undefined });
+    await cut.start();
+    await until(() => cut.peers === 1, 5_000);
+    const lostAt = Date.now();
+    await (dbs.at(-1) as Db).destroy();
+    await until(() => cut.fenced, 5_000);
+    const fencedMs = Date.now() - lostAt;
+    assert.ok(fencedMs < ttlMs, `fenced ${fencedMs} ms after its database went: before the TTL`);
+    assert.deepEqual(fences, ['cut']);
+    cut.halt();
+    await peer.close();
   });
 
   it('the SFTP login limit counts over replicas', async () => {

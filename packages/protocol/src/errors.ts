@@ -111,6 +111,8 @@ export const ErrorCode = z.enum([
   'SERVER_TRANSFERRING',
   /** the Panel cannot reach its database (PostgreSQL restarting, network): retry shortly */
   'DATABASE_UNAVAILABLE',
+  /** this Panel replica lost its database for most of its heartbeat TTL and fenced itself: go through another replica (the load balancer) or retry shortly */
+  'REPLICA_FENCED',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -139,6 +141,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   TIMEOUT: 504,
   INTERNAL_ERROR: 500,
   DATABASE_UNAVAILABLE: 503,
+  REPLICA_FENCED: 503,
   VALIDATION_FAILED: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,

@@ -53,11 +53,26 @@ export function openSqlite(file: string): Db {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: nodeSqliteAdapter(raw) }) });
 }
 
-export function openPostgres(url: string): Db {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+/**
+ * `applicationName` tags every session of the pool (`pg_stat_activity.application_name`): a replica
+ * taken for dead has its sessions ended by the survivors by that tag (lib/replicas.ts).
+ */
+export function openPostgres(url: string, applicationName?: string): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    ...(applicationName ? { application_name: applicationName } : {}),
+  });
   // An idle client killed by the server (restart, failover) must not crash the Panel; the pool
   // replaces it on the next query.
   pool.on('error', (err) => process.emitWarning(`postgres idle client error: ${err.message}`));
+  // A client in use (a query or a transaction in flight) whose connection ends unexpectedly (a
+  // partition healing, a proxy resetting) emits 'error' too, and pg-pool listens only on idle
+  // ones: unheard, it would end the process. Its queries are rejected already, and the pool drops
+  // it when it is released (it is no longer queryable).
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -73,10 +88,13 @@ export async function migrate(db: Db): Promise<void> {
 }
 
 /** Open (and migrate) the Panel's database: PostgreSQL when databaseUrl is set, else DATA_DIR/panel.sqlite. */
-export async function openDatabase(cfg: { dataDir: string; databaseUrl: string | undefined }): Promise<Db> {
+export async function openDatabase(
+  cfg: { dataDir: string; databaseUrl: string | undefined },
+  opts: { applicationName?: string } = {},
+): Promise<Db> {
   let db: Db;
   if (cfg.databaseUrl) {
-    db = openPostgres(cfg.databaseUrl);
+    db = openPostgres(cfg.databaseUrl, opts.applicationName);
   } else {
     // 0700 directory, 0600 database (and so WAL/SHM), set on creation and repaired on start
     ensurePrivateDir(cfg.dataDir);

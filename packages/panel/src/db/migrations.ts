@@ -846,6 +846,19 @@ const m032: Migration = {
   },
 };
 
+const m033: Migration = {
+  async up(db: AnyDb) {
+    // the `application_name` every PostgreSQL session of a replica carries (issue 15, fencing): a
+    // replica cut off from the database keeps its sessions (and their advisory and row locks) on
+    // the server until TCP keepalive notices; the survivors end them by this tag once it is past
+    // the TTL, so they can lead within seconds
+    await db.schema.alterTable('panel_replicas').addColumn('pg_app', 'text').execute();
+  },
+  async down(db: AnyDb) {
+    await db.schema.alterTable('panel_replicas').dropColumn('pg_app').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -875,6 +888,7 @@ export const migrations: Record<string, Migration> = {
   '030_rate_limits': m030,
   '031_replicas': m031,
   '032_console_marks': m032,
+  '033_replica_sessions': m033,
 };
 
 export const migrationProvider: MigrationProvider = {

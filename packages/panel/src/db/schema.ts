@@ -357,6 +357,8 @@ export interface PanelReplicasTable {
   id: string;
   /** ms since the epoch, the database's clock (PostgreSQL bigint: read back as a string) */
   heartbeat_at: number | string;
+  /** (033) the `application_name` of its PostgreSQL sessions (ended by the survivors once it is dead) */
+  pg_app: string | null;
 }
 
 /** Open sockets per key and replica (031_replicas). */

@@ -78,6 +78,8 @@ export class PgLeaderLock implements LeaderLock {
   /** job names whose lock this session holds */
   readonly #held = new Set<string>();
   #closed = false;
+  /** fenced (lib/replicas.ts): no lock held or taken until unfenced */
+  #fenced = false;
   /** one query at a time on the session (jobs ask concurrently) */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -101,7 +103,7 @@ export class PgLeaderLock implements LeaderLock {
   }
 
   async #isLeader(name: string): Promise<boolean> {
-    if (this.#closed) return false;
+    if (this.#closed || this.#fenced) return false;
     let session: PgSession;
     try {
       session = await this.#connect();
@@ -112,12 +114,12 @@ export class PgLeaderLock implements LeaderLock {
       if (this.#held.has(name)) {
         // the same session still answers: its locks are still ours
         await session.query('SELECT 1');
-        return true;
+        return !this.#fenced;
       }
       const r = await session.query('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [
         `${this.#namespace}:${name}`,
       ]);
-      const ok = r.rows[0]?.['ok'] === true;
+      const ok = r.rows[0]?.['ok'] === true && !this.#fenced;
       if (ok) {
         this.#held.add(name);
         this.#onChange(name, true);
@@ -147,9 +149,9 @@ export class PgLeaderLock implements LeaderLock {
       } finally {
         this.#connecting = undefined;
       }
-      if (this.#closed) {
+      if (this.#closed || this.#fenced) {
         await s.end().catch(() => undefined);
-        throw new Error('closed');
+        throw new Error(this.#closed ? 'closed' : 'fenced');
       }
       this.#session = s;
       return s;
@@ -163,6 +165,19 @@ export class PgLeaderLock implements LeaderLock {
     for (const name of this.#held) this.#onChange(name, false);
     this.#held.clear();
     void session.end().catch(() => undefined);
+  }
+
+  /**
+   * Fenced (the replica lost the database for most of its TTL): every lock given up at once (the
+   * session ended from this side; a round in flight answers false), none taken until unfenced.
+   * Across a partition the server keeps the session until the survivors end it (lib/replicas.ts).
+   */
+  fence(on: boolean): void {
+    this.#fenced = on;
+    if (!on) return;
+    const s = this.#session;
+    if (s) this.#lost(s);
+    // a connect in flight is ended as it completes (#connect checks #fenced)
   }
 
   /** Gives every lock up (the session ends). */

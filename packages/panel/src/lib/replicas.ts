@@ -3,10 +3,21 @@
  * 031): each replica writes its row every `heartbeatMs`, with the database's clock (replicas on
  * hosts whose clocks differ agree). A replica whose row is older than `ttlMs` is dead: a
  * `kill -9`, a power loss, or a replica that could not reach the database that long. Every beat
- * also removes the dead replicas' rows and their socket counts (`live_counts`).
+ * also removes the dead replicas' rows and their socket counts (`live_counts`), and ends their
+ * PostgreSQL sessions (by the `application_name` in the row, migration 033): a replica cut off
+ * by a partition keeps its sessions, and their advisory locks, on the server until TCP
+ * keepalive notices (hours), so the survivors could not lead until then.
  *
- * A replica that finds its own row gone (the others took it for dead while it could not write)
- * writes it again and tells `onRejoin` (its socket counts are written again).
+ * Self-fencing: a replica whose own beat has not succeeded for `ttlMs - heartbeatMs` (measured
+ * from the start of the last beat that succeeded, on this process's monotonic clock: before
+ * the others can take it for dead), and that saw another replica alive at that beat (alone, no
+ * one would take over what it gave up: it keeps its links, as one Panel does), fences itself (`onFence`: it gives up leading, closes its
+ * links and sockets, answers 503 REPLICA_FENCED). On the first beat that succeeds again it takes
+ * a fresh id (a new row; the old one is the others' to remove), tells `onRejoin` (its socket
+ * counts are written again under the new id) and unfences (`onUnfence`).
+ *
+ * A replica that finds its own row gone without having fenced (the others took it for dead: a
+ * stall longer than the TTL, its own clock paused) does the same: a new id, `onRejoin`.
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
@@ -15,37 +26,83 @@ export interface ReplicaLogger {
   warn(obj: object, msg: string): void;
 }
 
+/** The leader lock's session carries the replica's `pg_app` with this after it (lib/periodic.ts). */
+export const LEADER_SESSION_SUFFIX = ':leader';
+
 /** The database's clock in ms (PostgreSQL). */
 export const dbNowMs = sql<string>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
+export interface FenceListener {
+  /** this replica fenced itself (its beats failed for the TTL less one beat) */
+  fenced(info: { id: string; sinceOkMs: number }): void;
+  /** a beat succeeded again: `id` is the fresh registry id */
+  unfenced(info: { id: string; previousId: string; fencedMs: number }): void;
+}
+
 export class ReplicaRegistry {
-  readonly id: string;
   readonly ttlMs: number;
   readonly #db: Db;
   readonly #heartbeatMs: number;
   readonly #log: ReplicaLogger;
+  /** the process's part of every id; `#generation` counts the fresh ids taken */
+  readonly #base: string;
+  #generation = 0;
+  #id: string;
+  /** the `application_name` of this process's PostgreSQL sessions (written in the row) */
+  readonly #pgApp: string | null;
   readonly #rejoin: (() => Promise<void>)[] = [];
+  readonly #fence: FenceListener[] = [];
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
+  /** performance.now() at the start of the last beat that succeeded */
+  #okAt = 0;
+  /** performance.now() when this replica fenced itself (undefined: not fenced) */
+  #fencedAt: number | undefined;
+  /** other replicas alive at the last good beat: alone, fencing would hand nothing to anyone */
+  #peers = 0;
 
-  constructor(opts: { db: Db; id: string; heartbeatMs: number; ttlMs: number; log: ReplicaLogger }) {
+  constructor(opts: {
+    db: Db;
+    id: string;
+    heartbeatMs: number;
+    ttlMs: number;
+    log: ReplicaLogger;
+    /** the `application_name` its PostgreSQL sessions carry (the survivors end them once it is dead) */
+    pgApp?: string;
+  }) {
     this.#db = opts.db;
-    this.id = opts.id;
+    this.#base = opts.id;
+    this.#id = opts.id;
     this.#heartbeatMs = opts.heartbeatMs;
     this.ttlMs = opts.ttlMs;
     this.#log = opts.log;
+    this.#pgApp = opts.pgApp ?? null;
   }
 
-  /** Runs after this replica's row had to be written again (it was taken for dead). */
+  /** This replica's registry id now (a fresh one after each fence). */
+  get id(): string {
+    return this.#id;
+  }
+
+  get fenced(): boolean {
+    return this.#fencedAt !== undefined;
+  }
+
+  /** Runs after this replica's row had to be written again (a fresh id: it was fenced or taken for dead). */
   onRejoin(fn: () => Promise<void>): void {
     this.#rejoin.push(fn);
   }
 
-  /** Writes this replica's row, then beats every `heartbeatMs`. */
+  onFence(l: FenceListener): void {
+    this.#fence.push(l);
+  }
+
+  /** Writes this replica's row, then beats every `heartbeatMs` (and fences itself when they fail). */
   async start(): Promise<void> {
     await this.beat();
     this.#timer = setInterval(() => {
+      this.#checkFence();
       this.#beating ??= this.beat()
         .catch((err: Error) => this.#log.warn({ err: err.message }, 'replica heartbeat failed'))
         .finally(() => {
@@ -55,24 +112,121 @@ export class ReplicaRegistry {
     this.#timer.unref();
   }
 
-  /** One beat: this replica's row refreshed (written again if gone); the dead ones' rows removed. */
+  /** Fences this replica when its last good beat started longer than the TTL less one beat ago. */
+  #checkFence(): void {
+    if (this.#closed || this.fenced || this.#peers === 0) return;
+    const sinceOkMs = performance.now() - this.#okAt;
+    if (sinceOkMs < this.ttlMs - this.#heartbeatMs) return;
+    this.#fencedAt = performance.now();
+    this.#log.warn({ replicaId: this.#id, sinceOkMs: Math.round(sinceOkMs) }, 'replica fenced');
+    for (const l of this.#fence) {
+      try {
+        l.fenced({ id: this.#id, sinceOkMs });
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'fence listener failed');
+      }
+    }
+  }
+
+  /** One beat: this replica's row refreshed (a new row with a fresh id after a fence or if gone); the dead ones' rows removed. */
   async beat(): Promise<void> {
     if (this.#closed) return;
-    const updated = await this.#db
-      .updateTable('panel_replicas')
-      .set({ heartbeat_at: dbNowMs })
-      .where('id', '=', this.id)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) === 0) {
-      await this.#db
-        .insertInto('panel_replicas')
-        .values({ id: this.id, heartbeat_at: dbNowMs })
-        .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_at: dbNowMs }))
-        .execute();
-      for (const fn of this.#rejoin) await fn();
+    const startedAt = performance.now();
+    let rejoin = this.fenced;
+    if (!rejoin) {
+      const updated = await this.#db
+        .updateTable('panel_replicas')
+        .set({ heartbeat_at: dbNowMs })
+        .where('id', '=', this.#id)
+        .executeTakeFirst();
+      // gone: the others took this replica for dead (they may have failed what it ran)
+      rejoin = Number(updated.numUpdatedRows) === 0 && this.#okAt !== 0;
+      if (Number(updated.numUpdatedRows) === 0 && !rejoin) await this.#insert(this.#id);
     }
+    if (rejoin) {
+      const previousId = this.#id;
+      const id = `${this.#base}.${++this.#generation}`;
+      await this.#insert(id);
+      this.#id = id;
+      for (const fn of this.#rejoin) await fn();
+      if (this.#closed) return;
+      // a beat that started before the fence (answered late) does not unfence
+      const fencedAt = this.#fencedAt;
+      if (fencedAt !== undefined && startedAt > fencedAt) {
+        this.#fencedAt = undefined;
+        const fencedMs = performance.now() - fencedAt;
+        this.#log.warn({ replicaId: id, previousId, fencedMs: Math.round(fencedMs) }, 'replica unfenced');
+        for (const l of this.#fence) {
+          try {
+            l.unfenced({ id, previousId, fencedMs });
+          } catch (err) {
+            this.#log.warn({ err: (err as Error).message }, 'fence listener failed');
+          }
+        }
+      }
+    }
+    this.#okAt = Math.max(this.#okAt, startedAt);
+    await this.#reap();
+  }
+
+  /** Other replicas alive as of the last good beat (none: a lost database does not fence this one). */
+  get peers(): number {
+    return this.#peers;
+  }
+
+  async #insert(id: string): Promise<void> {
+    await this.#db
+      .insertInto('panel_replicas')
+      .values({ id, heartbeat_at: dbNowMs, pg_app: this.#pgApp })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_at: dbNowMs }))
+      .execute();
+  }
+
+  /**
+   * The dead replicas: their PostgreSQL sessions ended (those that began before it was dead: a
+   * replica come back under a fresh id keeps its new ones), then their rows and counts removed.
+   */
+  async #reap(): Promise<void> {
     const cutoff = sql<string>`${dbNowMs} - ${this.ttlMs}`;
-    await this.#db.deleteFrom('panel_replicas').where('heartbeat_at', '<', cutoff).execute();
+    const rows = await this.#db
+      .selectFrom('panel_replicas')
+      .select(['id', 'pg_app', 'heartbeat_at', sql<boolean>`heartbeat_at < ${cutoff}`.as('dead')])
+      .execute();
+    const dead = rows.filter((r) => r.dead);
+    // not counting its own older rows (ids of earlier generations)
+    const own = (id: string) => id === this.#base || id.startsWith(`${this.#base}.`);
+    this.#peers = rows.filter((r) => !r.dead && !own(r.id)).length;
+    for (const r of dead) {
+      // never this process's own sessions (an old row of ours, taken for dead while we stalled)
+      if (!r.pg_app || r.pg_app === this.#pgApp || !r.pg_app.startsWith('cap-')) continue;
+      try {
+        // the victims chosen first (a planner may order the conditions of one WHERE as it likes)
+        const ended = await sql<{ pid: number }>`
+          WITH victims AS MATERIALIZED (
+            SELECT pid FROM pg_stat_activity
+            WHERE application_name IN (${r.pg_app}, ${`${r.pg_app}${LEADER_SESSION_SUFFIX}`})
+              AND backend_start < to_timestamp(${(Number(r.heartbeat_at) + this.ttlMs) / 1000}::double precision)
+          )
+          SELECT pid FROM victims WHERE pg_terminate_backend(pid)`.execute(this.#db);
+        if (ended.rows.length > 0)
+          this.#log.warn(
+            { replicaId: r.id, sessions: ended.rows.length },
+            'dead replica: its database sessions ended',
+          );
+      } catch (err) {
+        this.#log.warn({ replicaId: r.id, err: (err as Error).message }, 'dead replica sessions not ended');
+      }
+    }
+    if (dead.length > 0)
+      await this.#db
+        .deleteFrom('panel_replicas')
+        .where(
+          'id',
+          'in',
+          dead.map((r) => r.id),
+        )
+        .where('heartbeat_at', '<', cutoff)
+        .execute();
     await this.#db
       .deleteFrom('live_counts')
       .where('replica_id', 'not in', this.#db.selectFrom('panel_replicas').select('id'))
@@ -102,7 +256,7 @@ export class ReplicaRegistry {
     this.#closed = true;
     clearInterval(this.#timer);
     await this.#beating;
-    await this.#db.deleteFrom('live_counts').where('replica_id', '=', this.id).execute();
-    await this.#db.deleteFrom('panel_replicas').where('id', '=', this.id).execute();
+    await this.#db.deleteFrom('live_counts').where('replica_id', '=', this.#id).execute();
+    await this.#db.deleteFrom('panel_replicas').where('id', '=', this.#id).execute();
   }
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { hasRole, principalOf, SESSION_COOKIE } from '../../http/auth.ts';
+import { ErrorResponse, errorBody } from '../../http/errors.ts';
 import type { PanelServices } from '../../services.ts';
 import { PublicUser, Role } from '../users/service.ts';
 
@@ -76,6 +77,32 @@ export async function authRoutes(app: FastifyInstance, s: PanelServices): Promis
       },
     },
     async () => ({ status: 'ok' as const, version: PANEL_VERSION }),
+  );
+
+  // readiness, for a load balancer: 503 REPLICA_FENCED while this replica is fenced (it lost its
+  // database for most of its heartbeat TTL; lib/replicas.ts); /api/health stays the liveness
+  r.get(
+    '/readyz',
+    {
+      config: { auth: 'public' },
+      schema: {
+        tags: ['meta'],
+        response: {
+          200: z.object({ status: z.literal('ready'), replicaId: z.string().optional() }),
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (req, reply) => {
+      const replicas = s.replicas;
+      if (replicas?.fenced)
+        return reply
+          .status(503)
+          .send(
+            errorBody('REPLICA_FENCED', 'this Panel replica is fenced: it lost its database', String(req.id)),
+          );
+      return { status: 'ready' as const, ...(replicas ? { replicaId: replicas.id } : {}) };
+    },
   );
 
   r.get(
