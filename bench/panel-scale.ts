@@ -25,6 +25,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { freePort } from '../packages/panel/test/helpers.ts';
 import { privateNats, privatePostgres } from '../test/faults/lib.ts';
@@ -37,6 +38,7 @@ import {
   login,
   type PanelChild,
   pct,
+  pgCpuSeconds,
   pool,
   procCpuSeconds,
   procRssMiB,
@@ -44,6 +46,8 @@ import {
   startPanelChild,
 } from './lib/panel-load.ts';
 import { seedPanel } from './lib/seed.ts';
+
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 const BASELINE = { panelCpuPercent: 66, eventP99Ms: 162, note: 'issue 15: one process at 1000×20' };
 
@@ -76,7 +80,11 @@ async function main() {
   const profDir = flag('cpu-prof') ? mkdtempSync(join(tmpdir(), 'cap-scale-prof-')) : undefined;
 
   const restSetup = flag('rest-setup');
-  const usePg = replicasN === 2 || flag('pg');
+  // PostgreSQL as production runs it (a private cluster; fsync off, see test/faults/lib.ts);
+  // --sqlite: one replica on SQLite (two replicas always share PostgreSQL)
+  if (replicasN === 2 && flag('sqlite')) throw new Error('--sqlite is for one replica');
+  const usePg = !flag('sqlite');
+  const numbered = !flag('unnumbered');
   const pg = usePg ? await privatePostgres('cap-scale-pg') : undefined;
   const nats = replicasN === 2 ? await privateNats() : undefined;
   const shared: Record<string, string> = {
@@ -203,6 +211,11 @@ async function main() {
     })();
 
     const cpu0 = replicas.map((r) => procCpuSeconds(r.pid));
+    const pgCpu0 = pg ? pgCpuSeconds(pg.dataDir) : 0;
+    const load0 = loadAverage();
+    // this (measuring) process's own loop: a subscriber's receipt is late by as much
+    const ownLoop = monitorEventLoopDelay({ resolution: 10 });
+    ownLoop.enable();
     const rssMax = replicas.map(() => 0);
     const rssTimer = setInterval(() => {
       replicas.forEach((r, i) => {
@@ -212,15 +225,18 @@ async function main() {
     const t0 = performance.now();
     measuring = true;
     for (const r of replicas) r.loopStart();
-    const { sent, lagP99 } = await gen.load(seconds);
+    const genResult = await gen.load(seconds, numbered);
+    const { sent } = genResult;
     const loops = await Promise.all(replicas.map((r) => r.loopStop()));
     const wall = (performance.now() - t0) / 1000;
     const cpu = replicas.map((r, i) => ((procCpuSeconds(r.pid) - (cpu0[i] as number)) / wall) * 100);
+    const pgCpu = pg ? ((pgCpuSeconds(pg.dataDir) - pgCpu0) / wall) * 100 : undefined;
     clearInterval(rssTimer);
     await new Promise((r) => setTimeout(r, 300)); // in-flight lines land
     measuring = false;
     probing = false;
     await probe;
+    ownLoop.disable();
     latencies.sort((a, b) => a - b);
     api.sort((a, b) => a - b);
     const totalCpu = cpu.reduce((a, b) => a + b, 0);
@@ -233,19 +249,32 @@ async function main() {
       watchedPerSubscriber: perSubscriber,
       seconds,
       setup: restSetup ? 'REST' : 'seeded (bench/lib/seed.ts) + Agents registered through REST',
-      database: pg ? 'postgresql (private)' : 'sqlite',
+      database: pg ? 'postgresql (private cluster, fsync off)' : 'sqlite',
+      consoleNumbered: numbered,
       serversState: flag('stopped') ? 'offline' : 'running',
       seedSeconds: +seedSeconds.toFixed(1),
       setupSeconds: +setupSeconds.toFixed(1),
       agentMessagesPerSecond: Math.round(sent / wall),
       // how late the simulated Agents' ticks fired: above ~100 ms the generator (or the machine)
       // is saturated, and the event latency measures that too
-      generatorTickLagP99Ms: lagP99,
-      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+      generator: {
+        tickLagP50Ms: genResult.lagP50,
+        tickLagP99Ms: genResult.lagP99,
+        tickLagMaxMs: genResult.lagMax,
+        loopDelayP99Ms: genResult.loopDelayP99Ms,
+        pings: genResult.pings,
+        consoleAcks: genResult.acks,
+        linesAcked: genResult.linesAcked,
+        linesUnackedAtEnd: genResult.linesUnacked,
+      },
+      loadAverageBefore: load0,
+      loadAverageAfter: loadAverage(),
       panelCpuPercentTotal: +totalCpu.toFixed(1),
       panelCpuPercentPerReplica: cpu.map((c) => +c.toFixed(1)),
       panelEventLoopPerReplica: loops,
       panelRssMiBPerReplica: rssMax.map((m) => Math.round(m)),
+      ...(pgCpu === undefined ? {} : { postgresCpuPercent: +pgCpu.toFixed(1) }),
+      measuringLoopDelayP99Ms: +(ownLoop.percentile(99) / 1e6).toFixed(1),
       apiRequests: api.length,
       apiErrors,
       apiP50Ms: +pct(api, 50).toFixed(1),
@@ -259,6 +288,18 @@ async function main() {
       baseline: BASELINE,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
+    // the figures a reader compares, one line: the machine (load, generator) next to the Panel
+    const l = loops.map(
+      (x) =>
+        `to projection ${x.lineToProjectionP50Ms}/${x.lineToProjectionP99Ms} ms, to bus ${x.lineToBusP50Ms}/${x.lineToBusP99Ms} ms`,
+    );
+    process.stdout.write(
+      `[scale] ${result.scenario} ×${replicasN} ${result.database.split(' ')[0]} ${numbered ? 'numbered' : 'unnumbered'} | load ${load0} → ${result.loadAverageAfter}` +
+        ` | generator tick lag p50/p99 ${genResult.lagP50}/${genResult.lagP99} ms, loop p99 ${genResult.loopDelayP99Ms} ms, ${result.agentMessagesPerSecond} msg/s` +
+        ` | Panel CPU ${result.panelCpuPercentTotal} %${pgCpu === undefined ? '' : ` + PostgreSQL ${result.postgresCpuPercent} %`}, RSS ${result.panelRssMiBPerReplica.join(' + ')} MiB` +
+        ` | API p50/p99 ${result.apiP50Ms}/${result.apiP99Ms} ms | event p50/p99 ${result.eventP50Ms}/${result.eventP99Ms} ms (line → ${l.join('; ')}; measuring loop p99 ${result.measuringLoopDelayP99Ms} ms)` +
+        ` | acks ${genResult.linesAcked} lines\n`,
+    );
   } finally {
     for (const ws of sockets) ws.terminate();
     gen?.kill();
