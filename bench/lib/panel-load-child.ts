@@ -344,7 +344,8 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
   // loop's queue before it read the socket) and to the bus (published: the projection, its
   // per-node order and the console mark's write). The rest, to the subscriber, is the relay's
   // batching, the socket write and the measuring process.
-  const stages = { received: [] as number[], published: [] as number[] };
+  const stages = { received: [] as number[], published: [] as number[], bySecond: [] as number[][] };
+  let stagesFrom = 0;
   let staging = false;
   const tOf = (line: string) => Number(line.slice(line.lastIndexOf('=') + 1));
   const svc = panel.app.panel;
@@ -361,7 +362,12 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
     const now = Date.now();
     for (const line of e.lines) {
       const t = tOf(line);
-      if (t) stages.published.push(now - t);
+      if (!t) continue;
+      stages.published.push(now - t);
+      const sec = Math.floor((now - stagesFrom) / 1000);
+      const bucket = stages.bySecond[sec] ?? [];
+      stages.bySecond[sec] = bucket;
+      bucket.push(now - t);
     }
   });
   const p = (xs: number[], q: number) => {
@@ -377,6 +383,8 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
       elu0 = performance.eventLoopUtilization();
       stages.received = [];
       stages.published = [];
+      stages.bySecond = [];
+      stagesFrom = Date.now();
       staging = true;
     } else if (m.cmd === 'loop-stop' && delay) {
       delay.disable();
@@ -391,6 +399,8 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
         lineToBusP50Ms: p(stages.published, 50),
         lineToBusP99Ms: p(stages.published, 99),
         linesPublished: stages.published.length,
+        // a transient (the first second's mark reads) or all along
+        lineToBusP99BySecond: Array.from(stages.bySecond, (xs) => (xs ? p(xs, 99) : null)),
       });
     }
     if (m.cmd === 'stop') {

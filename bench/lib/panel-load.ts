@@ -80,6 +80,8 @@ export interface LoopFigures {
   lineToBusP50Ms: number;
   lineToBusP99Ms: number;
   linesPublished: number;
+  /** lineToBusP99Ms of each second of the window */
+  lineToBusP99BySecond: (number | null)[];
 }
 
 export interface PanelChild {
