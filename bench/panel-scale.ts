@@ -10,17 +10,25 @@
  * one). The nodes, servers, allocations and create operations are seeded straight into the
  * database before the replicas start (bench/lib/seed.ts; --rest-setup makes them through REST,
  * which takes long at 20,000 servers); the Agents then register and link through REST/WebSocket.
- * One replica runs on SQLite unless --pg; two share a private PostgreSQL and NATS.
+ * The replicas run on a private PostgreSQL (as production does; fsync off) unless --sqlite (one
+ * replica); two share it and a private NATS. The simulated Agents number their console lines
+ * (seq/epoch, as panel-link/relay.ts does) and forget what the pings' consoleAcks cover, so the
+ * Panel stores each server's console mark before it publishes (console-marks.ts); --unnumbered
+ * sends them as an older Agent did (no marks). Printed next to the Panel's figures: the load
+ * average, the generator's own tick lag and loop delay (the machine), PostgreSQL's CPU, and where
+ * a line's time went (line → the projection, → the bus, per replica; the measuring loop).
  *
  *   node bench/panel-scale.ts                                  # 1000×20, 200 subscribers, 1 replica
  *   node bench/panel-scale.ts --replicas 2                     # two replicas (private PostgreSQL + NATS)
- *   node bench/panel-scale.ts --pg                             # one replica on a private PostgreSQL
+ *   node bench/panel-scale.ts --unnumbered                     # console lines without seq/epoch (no marks)
+ *   node bench/panel-scale.ts --sqlite                         # one replica on SQLite
  *   node bench/panel-scale.ts --stopped                        # the servers stay offline (not started)
  *   node bench/panel-scale.ts --agents 100 --servers 10 --subscribers 50 --seconds 10 --cpu-prof
  *
  * The figures are printed next to the raw baseline of the issue (one process at 1,000 × 20:
- * 66 % of a core, event p99 162 ms). --cpu-prof writes each replica's profile and prints where
- * its CPU went (self time by module and by function).
+ * 66 % of a core, event p99 162 ms). --cpu-prof writes each replica's profile of the measured
+ * window (the inspector, started and stopped with it) and prints where its CPU went (self time by
+ * module and by function, and who called the top native ones).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -313,14 +321,15 @@ async function main() {
   if (profDir) {
     for (const f of readdirSync(profDir).filter((x) => x.endsWith('.cpuprofile'))) {
       const s = summariseProfile(join(profDir, f));
-      process.stdout.write(
-        `\n[cpu-prof] ${join(profDir, f)}: ${s.totalMs} ms busy (whole run, setup included)\n`,
-      );
+      process.stdout.write(`\n[cpu-prof] ${join(profDir, f)}: ${s.totalMs} ms busy (the measured window)\n`);
       process.stdout.write('  by module (self):\n');
       for (const m of s.modules)
         process.stdout.write(`    ${m.pct.toFixed(1).padStart(5)} %  ${m.ms} ms  ${m.name}\n`);
       process.stdout.write('  by function (self):\n');
       for (const m of s.functions)
+        process.stdout.write(`    ${m.pct.toFixed(1).padStart(5)} %  ${m.ms} ms  ${m.name}\n`);
+      process.stdout.write('  native, by its nearest caller:\n');
+      for (const m of s.nativeCallers.slice(0, 8))
         process.stdout.write(`    ${m.pct.toFixed(1).padStart(5)} %  ${m.ms} ms  ${m.name}\n`);
     }
   }

@@ -7,6 +7,7 @@
  *   end, for the subscribers' latency).
  */
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { okResponse, PROTOCOL_VERSION, parseAgentInbound } from '@cap/protocol';
 import WebSocket from 'ws';
@@ -374,9 +375,18 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
     xs.sort((a, b) => a - b);
     return pct(xs, q);
   };
-  process.on('message', (m: { cmd: string }) => {
+  // CAP_BENCH_PROF_DIR: a CPU profile of the measured window only (not the setup's)
+  const profDir = process.env['CAP_BENCH_PROF_DIR'];
+  const { Session } = await import('node:inspector/promises');
+  const profiler = profDir ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+  }
+  process.on('message', async (m: { cmd: string }) => {
     // the measured window: how long this Panel's event loop was late, and how busy it was
     if (m.cmd === 'loop-start') {
+      await profiler?.post('Profiler.start');
       sqlTimes.clear(); // from here on: the measured window only
       delay = monitorEventLoopDelay({ resolution: 10 });
       delay.enable();
@@ -389,6 +399,10 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
     } else if (m.cmd === 'loop-stop' && delay) {
       delay.disable();
       staging = false;
+      if (profiler && profDir) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(`${profDir}/window-${process.pid}.cpuprofile`, JSON.stringify(profile));
+      }
       process.send?.({
         loopDelayP50Ms: +(delay.percentile(50) / 1e6).toFixed(1),
         loopDelayP99Ms: +(delay.percentile(99) / 1e6).toFixed(1),

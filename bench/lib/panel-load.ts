@@ -102,6 +102,7 @@ export async function startPanelChild(
   const child = fork(CHILD, [], {
     env: {
       ...process.env,
+      ...(opts.profDir ? { CAP_BENCH_PROF_DIR: opts.profDir } : {}),
       CAP_BENCH_ROLE: 'panel',
       ADMIN_EMAIL: BENCH_OWNER.email,
       ADMIN_PASSWORD: BENCH_OWNER.password,
@@ -109,10 +110,7 @@ export async function startPanelChild(
       PANEL_LOGIN_RATE_PER_MIN: '10000',
       ...env,
     },
-    execArgv: [
-      ...process.execArgv,
-      ...(opts.profDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profDir}`] : []),
-    ],
+    execArgv: process.execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
