@@ -106,19 +106,30 @@ describe('the projection: console marks off the node’s critical path', () => {
   function slowMarks() {
     const pending: { serverId: string; seq: number; done: () => void }[] = [];
     let most = 0;
+    let reading = 0;
+    let mostReads = 0;
     const marks = {
-      load: async () => undefined,
+      // a read takes a turn (a round trip)
+      load: () =>
+        new Promise<undefined>((resolve) => {
+          reading += 1;
+          mostReads = Math.max(mostReads, reading);
+          setImmediate(() => {
+            reading -= 1;
+            resolve(undefined);
+          });
+        }),
       write: (serverId: string, m: { seq: number }) =>
         new Promise<void>((done) => {
           pending.push({ serverId, seq: m.seq, done });
           most = Math.max(most, pending.length);
         }),
     } as unknown as ConsoleMarks;
-    return { marks, pending, most: () => most };
+    return { marks, pending, most: () => most, mostReads: () => mostReads };
   }
 
-  it("a node's lines of one tick are all written at once; published after their marks, in the node's order, and a status after them", async () => {
-    const { marks, pending, most } = slowMarks();
+  it("a node's lines of one tick: their marks read together and all written at once; published after their marks, in the node's order, and a status after them", async () => {
+    const { marks, pending, most, mostReads } = slowMarks();
     const published: { kind: string; serverId?: string }[] = [];
     const projection = new AgentEventProjection({
       repo: { update: async () => undefined } as unknown as ServersRepo,
@@ -154,6 +165,8 @@ describe('the projection: console marks off the node’s critical path', () => {
     for (let i = 0; i < 50 && pending.length < 20; i++) await new Promise((r) => setImmediate(r));
     // every mark asked for before any was stored (awaiting each: one at a time)
     assert.equal(most(), 20);
+    // the node's 20 stored marks read together (with the first line's), not one after the other
+    assert.equal(mostReads(), 20);
     assert.equal(published.length, 0, 'nothing published before its mark is stored');
     // the last write ends first: still published in the node's order
     for (const p of [...pending].reverse()) p.done();

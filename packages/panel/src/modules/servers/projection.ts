@@ -40,6 +40,8 @@ export class AgentEventProjection {
   readonly #operations: OperationsService;
   /** serverId → nodeId, so an Agent can only report on its own servers */
   readonly #nodeOf = new Map<string, string>();
+  /** nodeId → its servers (the reverse of #nodeOf) */
+  readonly #serversOf = new Map<string, Set<string>>();
   /** nodeId → the tail of its event chain */
   readonly #eventQueues = new Map<string, Promise<void>>();
   /**
@@ -61,6 +63,8 @@ export class AgentEventProjection {
   readonly #marks: ConsoleMarks | undefined;
   /** servers whose stored mark was read since their Agent's last hello here */
   readonly #marksRead = new Set<string>();
+  /** servers whose stored mark is being read (with the first of their node's that asked) */
+  readonly #markReads = new Map<string, Promise<void>>();
   /** per node: the latest mark stored per server since the last ping took them (the link's ack) */
   readonly #acks = new Map<string, Map<string, { epoch: string; seq: number }>>();
   /**
@@ -91,12 +95,23 @@ export class AgentEventProjection {
 
   /** The server is the node's: its Agent may report on it (`templateId` from its row, when at hand). */
   track(serverId: string, nodeId: string, templateId?: string | null): void {
+    const was = this.#nodeOf.get(serverId);
+    if (was !== undefined && was !== nodeId) this.#serversOf.get(was)?.delete(serverId);
     this.#nodeOf.set(serverId, nodeId);
+    let servers = this.#serversOf.get(nodeId);
+    if (!servers) {
+      servers = new Set();
+      this.#serversOf.set(nodeId, servers);
+    }
+    servers.add(serverId);
     if (templateId !== undefined) this.#templateOf.set(serverId, templateId);
   }
 
   /** The server is gone: nothing more is accepted or kept for it. */
   forget(serverId: string): void {
+    const node = this.#nodeOf.get(serverId);
+    if (node !== undefined) this.#serversOf.get(node)?.delete(serverId);
+    this.#markReads.delete(serverId);
     this.#nodeOf.delete(serverId);
     this.#lineNumbers.forget(serverId);
     this.#marksRead.delete(serverId);
@@ -221,11 +236,8 @@ export class AgentEventProjection {
   ): Promise<{ skip: number; numbered: { epoch: string } | undefined; stored: Promise<void> | undefined }> {
     const numbered =
       typeof d.seq === 'number' && typeof d.epoch === 'string' ? { epoch: d.epoch } : undefined;
-    if (numbered && this.#marks && !this.#marksRead.has(serverId)) {
-      const mark = await this.#marks.load(serverId);
-      if (mark) this.#lineNumbers.seed(serverId, mark);
-      this.#marksRead.add(serverId);
-    }
+    if (numbered && this.#marks && !this.#marksRead.has(serverId))
+      await this.#readMark(this.#marks, nodeId, serverId);
     const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
     let stored: Promise<void> | undefined;
     if (numbered && skip < count && this.#marks) {
@@ -258,6 +270,31 @@ export class AgentEventProjection {
         stored,
       );
     return { skip, numbered, stored };
+  }
+
+  /**
+   * Reads the server's stored mark, and with it those of the node's other servers not read since
+   * its hello: their first lines follow in this tick, and one query serves them all (a node's
+   * servers one after the other were 20 reads in a row after every Panel start or hello).
+   */
+  #readMark(marks: ConsoleMarks, nodeId: string, serverId: string): Promise<void> {
+    const reading = this.#markReads.get(serverId);
+    if (reading) return reading;
+    const ids = [serverId];
+    for (const id of this.#serversOf.get(nodeId) ?? [])
+      if (id !== serverId && !this.#marksRead.has(id) && !this.#markReads.has(id)) ids.push(id);
+    let mine: Promise<void> = Promise.resolve();
+    for (const id of ids) {
+      const p: Promise<void> = marks.load(id).then((mark) => {
+        if (this.#markReads.get(id) !== p) return; // a hello (or forget) meanwhile: read again
+        this.#markReads.delete(id);
+        if (mark) this.#lineNumbers.seed(id, mark);
+        this.#marksRead.add(id);
+      });
+      this.#markReads.set(id, p);
+      if (id === serverId) mine = p;
+    }
+    return mine;
   }
 
   /**
@@ -299,7 +336,10 @@ export class AgentEventProjection {
     if (msg.event === 'agent_hello') {
       const d = msg.data as EventMessage<'agent_hello'>['data'];
       // the Agent may have been linked to another replica since: its marks are read again
-      for (const [serverId, node] of this.#nodeOf) if (node === nodeId) this.#marksRead.delete(serverId);
+      for (const serverId of this.#serversOf.get(nodeId) ?? []) {
+        this.#marksRead.delete(serverId);
+        this.#markReads.delete(serverId);
+      }
       this.#acks.delete(nodeId);
       await this.reconcile(nodeId, d.servers);
       await this.#operations.reconcile(
