@@ -10,21 +10,30 @@
  * one). The nodes, servers, allocations and create operations are seeded straight into the
  * database before the replicas start (bench/lib/seed.ts; --rest-setup makes them through REST,
  * which takes long at 20,000 servers); the Agents then register and link through REST/WebSocket.
- * One replica runs on SQLite unless --pg; two share a private PostgreSQL and NATS.
+ * The replicas run on a private PostgreSQL (as production does; fsync off) unless --sqlite (one
+ * replica); two share it and a private NATS. The simulated Agents number their console lines
+ * (seq/epoch, as panel-link/relay.ts does) and forget what the pings' consoleAcks cover, so the
+ * Panel stores each server's console mark before it publishes (console-marks.ts); --unnumbered
+ * sends them as an older Agent did (no marks). Printed next to the Panel's figures: the load
+ * average, the generator's own tick lag and loop delay (the machine), PostgreSQL's CPU, and where
+ * a line's time went (line → the projection, → the bus, per replica; the measuring loop).
  *
  *   node bench/panel-scale.ts                                  # 1000×20, 200 subscribers, 1 replica
  *   node bench/panel-scale.ts --replicas 2                     # two replicas (private PostgreSQL + NATS)
- *   node bench/panel-scale.ts --pg                             # one replica on a private PostgreSQL
+ *   node bench/panel-scale.ts --unnumbered                     # console lines without seq/epoch (no marks)
+ *   node bench/panel-scale.ts --sqlite                         # one replica on SQLite
  *   node bench/panel-scale.ts --stopped                        # the servers stay offline (not started)
  *   node bench/panel-scale.ts --agents 100 --servers 10 --subscribers 50 --seconds 10 --cpu-prof
  *
  * The figures are printed next to the raw baseline of the issue (one process at 1,000 × 20:
- * 66 % of a core, event p99 162 ms). --cpu-prof writes each replica's profile and prints where
- * its CPU went (self time by module and by function).
+ * 66 % of a core, event p99 162 ms). --cpu-prof writes each replica's profile of the measured
+ * window (the inspector, started and stopped with it) and prints where its CPU went (self time by
+ * module and by function, and who called the top native ones).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { freePort } from '../packages/panel/test/helpers.ts';
 import { privateNats, privatePostgres } from '../test/faults/lib.ts';
@@ -37,6 +46,7 @@ import {
   login,
   type PanelChild,
   pct,
+  pgCpuSeconds,
   pool,
   procCpuSeconds,
   procRssMiB,
@@ -44,6 +54,8 @@ import {
   startPanelChild,
 } from './lib/panel-load.ts';
 import { seedPanel } from './lib/seed.ts';
+
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 const BASELINE = { panelCpuPercent: 66, eventP99Ms: 162, note: 'issue 15: one process at 1000×20' };
 
@@ -76,7 +88,11 @@ async function main() {
   const profDir = flag('cpu-prof') ? mkdtempSync(join(tmpdir(), 'cap-scale-prof-')) : undefined;
 
   const restSetup = flag('rest-setup');
-  const usePg = replicasN === 2 || flag('pg');
+  // PostgreSQL as production runs it (a private cluster; fsync off, see test/faults/lib.ts);
+  // --sqlite: one replica on SQLite (two replicas always share PostgreSQL)
+  if (replicasN === 2 && flag('sqlite')) throw new Error('--sqlite is for one replica');
+  const usePg = !flag('sqlite');
+  const numbered = !flag('unnumbered');
   const pg = usePg ? await privatePostgres('cap-scale-pg') : undefined;
   const nats = replicasN === 2 ? await privateNats() : undefined;
   const shared: Record<string, string> = {
@@ -203,6 +219,11 @@ async function main() {
     })();
 
     const cpu0 = replicas.map((r) => procCpuSeconds(r.pid));
+    const pgCpu0 = pg ? pgCpuSeconds(pg.dataDir) : 0;
+    const load0 = loadAverage();
+    // this (measuring) process's own loop: a subscriber's receipt is late by as much
+    const ownLoop = monitorEventLoopDelay({ resolution: 10 });
+    ownLoop.enable();
     const rssMax = replicas.map(() => 0);
     const rssTimer = setInterval(() => {
       replicas.forEach((r, i) => {
@@ -212,15 +233,18 @@ async function main() {
     const t0 = performance.now();
     measuring = true;
     for (const r of replicas) r.loopStart();
-    const { sent, lagP99 } = await gen.load(seconds);
+    const genResult = await gen.load(seconds, numbered);
+    const { sent } = genResult;
     const loops = await Promise.all(replicas.map((r) => r.loopStop()));
     const wall = (performance.now() - t0) / 1000;
     const cpu = replicas.map((r, i) => ((procCpuSeconds(r.pid) - (cpu0[i] as number)) / wall) * 100);
+    const pgCpu = pg ? ((pgCpuSeconds(pg.dataDir) - pgCpu0) / wall) * 100 : undefined;
     clearInterval(rssTimer);
     await new Promise((r) => setTimeout(r, 300)); // in-flight lines land
     measuring = false;
     probing = false;
     await probe;
+    ownLoop.disable();
     latencies.sort((a, b) => a - b);
     api.sort((a, b) => a - b);
     const totalCpu = cpu.reduce((a, b) => a + b, 0);
@@ -233,19 +257,32 @@ async function main() {
       watchedPerSubscriber: perSubscriber,
       seconds,
       setup: restSetup ? 'REST' : 'seeded (bench/lib/seed.ts) + Agents registered through REST',
-      database: pg ? 'postgresql (private)' : 'sqlite',
+      database: pg ? 'postgresql (private cluster, fsync off)' : 'sqlite',
+      consoleNumbered: numbered,
       serversState: flag('stopped') ? 'offline' : 'running',
       seedSeconds: +seedSeconds.toFixed(1),
       setupSeconds: +setupSeconds.toFixed(1),
       agentMessagesPerSecond: Math.round(sent / wall),
       // how late the simulated Agents' ticks fired: above ~100 ms the generator (or the machine)
       // is saturated, and the event latency measures that too
-      generatorTickLagP99Ms: lagP99,
-      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+      generator: {
+        tickLagP50Ms: genResult.lagP50,
+        tickLagP99Ms: genResult.lagP99,
+        tickLagMaxMs: genResult.lagMax,
+        loopDelayP99Ms: genResult.loopDelayP99Ms,
+        pings: genResult.pings,
+        consoleAcks: genResult.acks,
+        linesAcked: genResult.linesAcked,
+        linesUnackedAtEnd: genResult.linesUnacked,
+      },
+      loadAverageBefore: load0,
+      loadAverageAfter: loadAverage(),
       panelCpuPercentTotal: +totalCpu.toFixed(1),
       panelCpuPercentPerReplica: cpu.map((c) => +c.toFixed(1)),
       panelEventLoopPerReplica: loops,
       panelRssMiBPerReplica: rssMax.map((m) => Math.round(m)),
+      ...(pgCpu === undefined ? {} : { postgresCpuPercent: +pgCpu.toFixed(1) }),
+      measuringLoopDelayP99Ms: +(ownLoop.percentile(99) / 1e6).toFixed(1),
       apiRequests: api.length,
       apiErrors,
       apiP50Ms: +pct(api, 50).toFixed(1),
@@ -259,6 +296,18 @@ async function main() {
       baseline: BASELINE,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
+    // the figures a reader compares, one line: the machine (load, generator) next to the Panel
+    const l = loops.map(
+      (x) =>
+        `to projection ${x.lineToProjectionP50Ms}/${x.lineToProjectionP99Ms} ms, to bus ${x.lineToBusP50Ms}/${x.lineToBusP99Ms} ms`,
+    );
+    process.stdout.write(
+      `[scale] ${result.scenario} ×${replicasN} ${result.database.split(' ')[0]} ${numbered ? 'numbered' : 'unnumbered'} | load ${load0} → ${result.loadAverageAfter}` +
+        ` | generator tick lag p50/p99 ${genResult.lagP50}/${genResult.lagP99} ms, loop p99 ${genResult.loopDelayP99Ms} ms, ${result.agentMessagesPerSecond} msg/s` +
+        ` | Panel CPU ${result.panelCpuPercentTotal} %${pgCpu === undefined ? '' : ` + PostgreSQL ${result.postgresCpuPercent} %`}, RSS ${result.panelRssMiBPerReplica.join(' + ')} MiB` +
+        ` | API p50/p99 ${result.apiP50Ms}/${result.apiP99Ms} ms | event p50/p99 ${result.eventP50Ms}/${result.eventP99Ms} ms (line → ${l.join('; ')}; measuring loop p99 ${result.measuringLoopDelayP99Ms} ms)` +
+        ` | acks ${genResult.linesAcked} lines\n`,
+    );
   } finally {
     for (const ws of sockets) ws.terminate();
     gen?.kill();
@@ -272,14 +321,15 @@ async function main() {
   if (profDir) {
     for (const f of readdirSync(profDir).filter((x) => x.endsWith('.cpuprofile'))) {
       const s = summariseProfile(join(profDir, f));
-      process.stdout.write(
-        `\n[cpu-prof] ${join(profDir, f)}: ${s.totalMs} ms busy (whole run, setup included)\n`,
-      );
+      process.stdout.write(`\n[cpu-prof] ${join(profDir, f)}: ${s.totalMs} ms busy (the measured window)\n`);
       process.stdout.write('  by module (self):\n');
       for (const m of s.modules)
         process.stdout.write(`    ${m.pct.toFixed(1).padStart(5)} %  ${m.ms} ms  ${m.name}\n`);
       process.stdout.write('  by function (self):\n');
       for (const m of s.functions)
+        process.stdout.write(`    ${m.pct.toFixed(1).padStart(5)} %  ${m.ms} ms  ${m.name}\n`);
+      process.stdout.write('  native, by its nearest caller:\n');
+      for (const m of s.nativeCallers.slice(0, 8))
         process.stdout.write(`    ${m.pct.toFixed(1).padStart(5)} %  ${m.ms} ms  ${m.name}\n`);
     }
   }

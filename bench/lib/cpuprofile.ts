@@ -29,6 +29,8 @@ export interface ProfileSummary {
   totalMs: number;
   functions: { name: string; ms: number; pct: number }[];
   modules: { name: string; ms: number; pct: number }[];
+  /** native self time (GC aside) by the nearest caller of ours or of a package: who wrote to sockets */
+  nativeCallers: { name: string; ms: number; pct: number }[];
 }
 
 /** Self time by function and by module, the `top` largest of each. */
@@ -40,6 +42,18 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
     const id = p.samples[i] as number;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** the nearest frame up from `id` in a package or a file of ours (not node: internals) */
+  const callerOf = (id: number): string => {
+    for (let at = parent.get(id); at !== undefined; at = parent.get(at)) {
+      const f = byId.get(at)?.callFrame;
+      if (f?.url && !f.url.startsWith('node:'))
+        return `${f.functionName || '(anonymous)'} ${moduleOf(f.url)}:${f.lineNumber + 1}`;
+    }
+    return '(none)';
+  };
+  const native = new Map<string, number>();
   const fn = new Map<string, number>();
   const mod = new Map<string, number>();
   let total = 0;
@@ -54,11 +68,20 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
     const key = `${functionName || '(anonymous)'} ${m}:${lineNumber + 1}`;
     fn.set(key, (fn.get(key) ?? 0) + us);
     mod.set(m, (mod.get(m) ?? 0) + us);
+    if (!url && !functionName.startsWith('(')) {
+      const k = `${functionName} ← ${callerOf(id)}`;
+      native.set(k, (native.get(k) ?? 0) + us);
+    }
   }
   const rank = (m: Map<string, number>) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, ms: Math.round(us / 1000), pct: +((us / total) * 100).toFixed(1) }));
-  return { totalMs: Math.round(total / 1000), functions: rank(fn), modules: rank(mod) };
+  return {
+    totalMs: Math.round(total / 1000),
+    functions: rank(fn),
+    modules: rank(mod),
+    nativeCallers: rank(native),
+  };
 }

@@ -6,6 +6,9 @@
  *   the second) sends one resource_update and one console line per server (`t=<ms epoch>` at the
  *   end, for the subscribers' latency).
  */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { okResponse, PROTOCOL_VERSION, parseAgentInbound } from '@cap/protocol';
 import WebSocket from 'ws';
 import type { LoadResult, Scenario } from './panel-load.ts';
@@ -18,6 +21,31 @@ interface SimAgent {
   servers: string[];
   /** the replica it registered with (and is linked to) */
   via: string;
+  /** its console numbering (LinkSeq), as a real Agent's panel-link/relay.ts: this process's run */
+  epoch: string;
+  /** serverId → the number of its last console line sent */
+  seqs: Map<string, number>;
+  /**
+   * the numbered console messages not acked yet (as the Agent's link keeps them until a ping's
+   * `consoleAcks` covers them: panel-link/link.ts); serverId → seqs in order
+   */
+  unacked: Map<string, number[]>;
+}
+
+/** what the Panel's pings acked (consoleAcks), over the whole run */
+const ackStats = { pings: 0, acks: 0, linesAcked: 0 };
+
+/** A ping's consoleAcks: the numbered lines the Panel stored as published are forgotten (link.ts #acked). */
+function acked(a: SimAgent, acks: readonly { serverId: string; epoch: string; seq: number }[]): void {
+  for (const ack of acks) {
+    ackStats.acks += 1;
+    const kept = a.unacked.get(ack.serverId);
+    if (!kept || ack.epoch !== a.epoch) continue;
+    let n = 0;
+    while (n < kept.length && (kept[n] as number) <= ack.seq) n++;
+    ackStats.linesAcked += n;
+    kept.splice(0, n);
+  }
 }
 
 const agents: SimAgent[] = [];
@@ -55,10 +83,21 @@ async function link(name: string, secret: string, via: string, servers: number):
     },
     perMessageDeflate: false,
   });
+  const a: SimAgent = {
+    id: '',
+    ws,
+    servers: [],
+    via,
+    epoch: randomUUID(),
+    seqs: new Map(),
+    unacked: new Map(),
+  };
   ws.on('message', (d) => {
     const p = parseAgentInbound(d as Buffer);
     if (!p.ok) return;
     if (p.message.type === 'ping') {
+      ackStats.pings += 1;
+      if (p.message.consoleAcks) acked(a, p.message.consoleAcks);
       ws.send(
         JSON.stringify({
           id: p.message.id,
@@ -99,7 +138,8 @@ async function link(name: string, secret: string, via: string, servers: number):
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  return { id: reg.agent.id, ws, servers: [], via };
+  a.id = reg.agent.id;
+  return a;
 }
 
 /** REST setup: nodes, registrations and servers through the real endpoints. */
@@ -172,7 +212,10 @@ async function markRunning(): Promise<{ sent: number }> {
 }
 
 /** Every agent, once a second (staggered over the second), one resource_update + one log line per server. */
-async function load(seconds: number): Promise<LoadResult> {
+async function load(seconds: number, numbered: boolean): Promise<LoadResult> {
+  // the generator's own event loop: how late it ran anything (its sends included), not only its ticks
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const timers: NodeJS.Timeout[] = [];
   let sent = 0;
   // how late each tick fires against its 1 Hz schedule: when the generator itself is saturated
@@ -200,12 +243,23 @@ async function load(seconds: number): Promise<LoadResult> {
           },
         }),
       );
+      // numbered as a real Agent numbers them (panel-link/relay.ts), unless --unnumbered: the
+      // Panel then stores each server's console mark before it publishes (console-marks.ts)
+      let seq: { seq: number; epoch: string } | undefined;
+      if (numbered) {
+        const n = (a.seqs.get(serverId) ?? 0) + 1;
+        a.seqs.set(serverId, n);
+        seq = { seq: n, epoch: a.epoch };
+        const kept = a.unacked.get(serverId);
+        if (kept) kept.push(n);
+        else a.unacked.set(serverId, [n]);
+      }
       a.ws.send(
         JSON.stringify({
           type: 'event',
           timestamp: ts,
           event: 'server_log',
-          data: { serverId, message: `[bench] tick t=${Date.now()}` },
+          data: { serverId, message: `[bench] tick t=${Date.now()}`, ...seq },
         }),
       );
       sent += 2;
@@ -226,8 +280,20 @@ async function load(seconds: number): Promise<LoadResult> {
   });
   await new Promise((r) => setTimeout(r, seconds * 1000));
   for (const t of timers) clearInterval(t);
+  loop.disable();
   lags.sort((x, y) => x - y);
-  return { sent, lagP50: Math.round(pct(lags, 50)), lagP99: Math.round(pct(lags, 99)) };
+  let unacked = 0;
+  for (const a of agents) for (const k of a.unacked.values()) unacked += k.length;
+  return {
+    sent,
+    lagP50: Math.round(pct(lags, 50)),
+    lagP99: Math.round(pct(lags, 99)),
+    lagMax: Math.round(lags.at(-1) ?? Number.NaN),
+    loopDelayP99Ms: +(loop.percentile(99) / 1e6).toFixed(1),
+    numbered,
+    ...ackStats,
+    linesUnacked: unacked,
+  };
 }
 
 if (process.env['CAP_BENCH_ROLE'] === 'agents') {
@@ -237,7 +303,7 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
       if (msg.cmd === 'setup') process.send?.({ all: await setupRest(msg) });
       else if (msg.cmd === 'connect') process.send?.({ all: await connectSeeded(msg) });
       else if (msg.cmd === 'running') process.send?.(await markRunning());
-      else if (msg.cmd === 'load') process.send?.(await load(msg.seconds));
+      else if (msg.cmd === 'load') process.send?.(await load(msg.seconds, msg.numbered !== false));
     } catch (e) {
       process.send?.({ error: (e as Error).message });
     }
@@ -272,23 +338,83 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
   const { loadPanelConfig, startPanel } = await import('@cap/panel');
   const panel = await startPanel(loadPanelConfig(process.env));
   process.send?.({ ready: panel.url });
-  const { monitorEventLoopDelay, performance: perf } = await import('node:perf_hooks');
   let delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
-  let elu0 = perf.eventLoopUtilization();
-  process.on('message', (m: { cmd: string }) => {
+  let elu0 = performance.eventLoopUtilization();
+  // where a console line's time goes in this Panel (the line's `t=` against this clock): to the
+  // projection (the Agent link's message handled: the generator's send, the kernel, and this
+  // loop's queue before it read the socket) and to the bus (published: the projection, its
+  // per-node order and the console mark's write). The rest, to the subscriber, is the relay's
+  // batching, the socket write and the measuring process.
+  const stages = { received: [] as number[], published: [] as number[], bySecond: [] as number[][] };
+  let stagesFrom = 0;
+  let staging = false;
+  const tOf = (line: string) => Number(line.slice(line.lastIndexOf('=') + 1));
+  const svc = panel.app.panel;
+  const handle = svc.servers.handleEvent.bind(svc.servers);
+  svc.servers.handleEvent = (nodeId, msg) => {
+    if (staging && msg.event === 'server_log') {
+      const t = tOf((msg.data as { message: string }).message);
+      if (t) stages.received.push(Date.now() - t);
+    }
+    return handle(nodeId, msg);
+  };
+  svc.bus.subscribe('server.console', (e) => {
+    if (!staging) return;
+    const now = Date.now();
+    for (const line of e.lines) {
+      const t = tOf(line);
+      if (!t) continue;
+      stages.published.push(now - t);
+      const sec = Math.floor((now - stagesFrom) / 1000);
+      const bucket = stages.bySecond[sec] ?? [];
+      stages.bySecond[sec] = bucket;
+      bucket.push(now - t);
+    }
+  });
+  const p = (xs: number[], q: number) => {
+    xs.sort((a, b) => a - b);
+    return pct(xs, q);
+  };
+  // CAP_BENCH_PROF_DIR: a CPU profile of the measured window only (not the setup's)
+  const profDir = process.env['CAP_BENCH_PROF_DIR'];
+  const { Session } = await import('node:inspector/promises');
+  const profiler = profDir ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+  }
+  process.on('message', async (m: { cmd: string }) => {
     // the measured window: how long this Panel's event loop was late, and how busy it was
     if (m.cmd === 'loop-start') {
+      await profiler?.post('Profiler.start');
       sqlTimes.clear(); // from here on: the measured window only
       delay = monitorEventLoopDelay({ resolution: 10 });
       delay.enable();
-      elu0 = perf.eventLoopUtilization();
+      elu0 = performance.eventLoopUtilization();
+      stages.received = [];
+      stages.published = [];
+      stages.bySecond = [];
+      stagesFrom = Date.now();
+      staging = true;
     } else if (m.cmd === 'loop-stop' && delay) {
       delay.disable();
+      staging = false;
+      if (profiler && profDir) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(`${profDir}/window-${process.pid}.cpuprofile`, JSON.stringify(profile));
+      }
       process.send?.({
         loopDelayP50Ms: +(delay.percentile(50) / 1e6).toFixed(1),
         loopDelayP99Ms: +(delay.percentile(99) / 1e6).toFixed(1),
         loopDelayMaxMs: +(delay.max / 1e6).toFixed(1),
-        loopUtilisation: +perf.eventLoopUtilization(elu0).utilization.toFixed(2),
+        loopUtilisation: +performance.eventLoopUtilization(elu0).utilization.toFixed(2),
+        lineToProjectionP50Ms: p(stages.received, 50),
+        lineToProjectionP99Ms: p(stages.received, 99),
+        lineToBusP50Ms: p(stages.published, 50),
+        lineToBusP99Ms: p(stages.published, 99),
+        linesPublished: stages.published.length,
+        // a transient (the first second's mark reads) or all along
+        lineToBusP99BySecond: Array.from(stages.bySecond, (xs) => (xs ? p(xs, 99) : null)),
       });
     }
     if (m.cmd === 'stop') {

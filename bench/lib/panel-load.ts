@@ -5,7 +5,7 @@
  * bench/lib/panel-load-child.ts.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { SeededNode } from './seed.ts';
 
 const CHILD = new URL('./panel-load-child.ts', import.meta.url).pathname;
@@ -47,6 +47,22 @@ export function procCpuSeconds(pid: number): number {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 }
+/** CPU seconds of a PostgreSQL cluster: its postmaster and every backend (children) now alive. */
+export function pgCpuSeconds(dataDir: string): number {
+  const pm = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  let total = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // f[1] is the parent's pid; utime + stime + the reaped children's (cutime + cstime)
+      if (Number(d) === pm || Number(f[1]) === pm)
+        total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+    } catch {} // gone meanwhile
+  }
+  return total;
+}
 export function procRssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0) / 1024;
@@ -57,6 +73,15 @@ export interface LoopFigures {
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
   loopUtilisation: number;
+  /** a console line's `t=` → its Agent message handled by the projection (generator, kernel, this loop's queue) */
+  lineToProjectionP50Ms: number;
+  lineToProjectionP99Ms: number;
+  /** a console line's `t=` → published on this replica's bus (the projection and the console mark's write too) */
+  lineToBusP50Ms: number;
+  lineToBusP99Ms: number;
+  linesPublished: number;
+  /** lineToBusP99Ms of each second of the window */
+  lineToBusP99BySecond: (number | null)[];
 }
 
 export interface PanelChild {
@@ -77,6 +102,7 @@ export async function startPanelChild(
   const child = fork(CHILD, [], {
     env: {
       ...process.env,
+      ...(opts.profDir ? { CAP_BENCH_PROF_DIR: opts.profDir } : {}),
       CAP_BENCH_ROLE: 'panel',
       ADMIN_EMAIL: BENCH_OWNER.email,
       ADMIN_PASSWORD: BENCH_OWNER.password,
@@ -84,10 +110,7 @@ export async function startPanelChild(
       PANEL_LOGIN_RATE_PER_MIN: '10000',
       ...env,
     },
-    execArgv: [
-      ...process.execArgv,
-      ...(opts.profDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profDir}`] : []),
-    ],
+    execArgv: process.execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -131,8 +154,20 @@ export async function login(url: string): Promise<{ cookie: string; csrfToken: s
 
 export interface LoadResult {
   sent: number;
+  /** how late the simulated Agents' 1 Hz ticks fired (ms) */
   lagP50: number;
   lagP99: number;
+  lagMax: number;
+  /** the generator's own event-loop delay p99 (ms) */
+  loopDelayP99Ms: number;
+  /** console lines numbered (seq/epoch, as a real Agent) */
+  numbered: boolean;
+  /** pings the Agents got, consoleAcks in them, numbered lines those acks covered */
+  pings: number;
+  acks: number;
+  linesAcked: number;
+  /** numbered lines sent and not acked yet at the end (the Panel acks on its next ping) */
+  linesUnacked: number;
 }
 
 export interface Generator {
@@ -151,8 +186,11 @@ export interface Generator {
   connectSeeded(o: { urls: string[]; nodes: SeededNode[]; servers: number }): Promise<string[]>;
   /** every server reported running by its Agent (server_status_changed offline → running) */
   markRunning(): Promise<{ sent: number }>;
-  /** every Agent, once a second for `seconds`: a resource_update and a console line per server */
-  load(seconds: number): Promise<LoadResult>;
+  /**
+   * every Agent, once a second for `seconds`: a resource_update and a console line per server
+   * (numbered as a real Agent numbers them unless `numbered` is false)
+   */
+  load(seconds: number, numbered?: boolean): Promise<LoadResult>;
   kill(): void;
 }
 
@@ -178,7 +216,7 @@ export function startGenerator(): Generator {
     setupRest: async (o) => (await ask<{ all: string[] }>({ cmd: 'setup', ...o })).all,
     connectSeeded: async (o) => (await ask<{ all: string[] }>({ cmd: 'connect', ...o })).all,
     markRunning: () => ask<{ sent: number }>({ cmd: 'running' }),
-    load: (seconds) => ask<LoadResult>({ cmd: 'load', seconds }),
+    load: (seconds, numbered = true) => ask<LoadResult>({ cmd: 'load', seconds, numbered }),
     kill: () => g.kill('SIGKILL'),
   };
 }

@@ -395,6 +395,8 @@ export async function privatePostgres(tag: string) {
   start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    /** the cluster's data directory (its postmaster.pid: the bench counts PostgreSQL's CPU) */
+    dataDir: `${base}/db`,
     down: () => stop('fast'),
     up: start,
     async close(): Promise<void> {

@@ -10,6 +10,7 @@ import type { EventMessage } from '@cap/protocol';
 import { pino } from 'pino';
 import type { EventBus } from '../../bus/index.ts';
 import type { ServersTable } from '../../db/schema.ts';
+import type { ConsoleMarks } from '../../relay/console-marks.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
@@ -97,5 +98,86 @@ describe('the projection: template features of stopped servers', () => {
     projection.track('s-x', 'node-1', 'tpl-eula');
     await line('s-x', EULA);
     assert.equal(projection.pendingFeature('s-x')?.feature, 'eula');
+  });
+});
+
+describe('the projection: console marks off the node’s critical path', () => {
+  /** marks whose writes end when the test says so; reads answer "none" */
+  function slowMarks() {
+    const pending: { serverId: string; seq: number; done: () => void }[] = [];
+    let most = 0;
+    let reading = 0;
+    let mostReads = 0;
+    const marks = {
+      // a read takes a turn (a round trip)
+      load: () =>
+        new Promise<undefined>((resolve) => {
+          reading += 1;
+          mostReads = Math.max(mostReads, reading);
+          setImmediate(() => {
+            reading -= 1;
+            resolve(undefined);
+          });
+        }),
+      write: (serverId: string, m: { seq: number }) =>
+        new Promise<void>((done) => {
+          pending.push({ serverId, seq: m.seq, done });
+          most = Math.max(most, pending.length);
+        }),
+    } as unknown as ConsoleMarks;
+    return { marks, pending, most: () => most, mostReads: () => mostReads };
+  }
+
+  it("a node's lines of one tick: their marks read together and all written at once; published after their marks, in the node's order, and a status after them", async () => {
+    const { marks, pending, most, mostReads } = slowMarks();
+    const published: { kind: string; serverId?: string }[] = [];
+    const projection = new AgentEventProjection({
+      repo: { update: async () => undefined } as unknown as ServersRepo,
+      templates: {} as TemplatesService,
+      live: { status: () => 'running', setStatus: () => 'running' } as unknown as LiveStore,
+      bus: { publish: (e: { kind: string }) => published.push(e) } as unknown as EventBus,
+      log: pino({ level: 'silent' }),
+      operations: {} as OperationsService,
+      marks,
+    });
+    const ts = new Date().toISOString();
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 20; i++) {
+      projection.track(`s${i}`, 'node-1', null);
+      // as the hub hands them on: one after the other, nothing awaited
+      done.push(
+        projection.handleEvent('node-1', {
+          type: 'event',
+          timestamp: ts,
+          event: 'server_log',
+          data: { serverId: `s${i}`, message: `line ${i}`, seq: 1, epoch: 'e' },
+        } as EventMessage),
+      );
+    }
+    done.push(
+      projection.handleEvent('node-1', {
+        type: 'event',
+        timestamp: ts,
+        event: 'server_status_changed',
+        data: { serverId: 's0', previousStatus: 'running', currentStatus: 'stopping' },
+      } as EventMessage),
+    );
+    for (let i = 0; i < 50 && pending.length < 20; i++) await new Promise((r) => setImmediate(r));
+    // every mark asked for before any was stored (awaiting each: one at a time)
+    assert.equal(most(), 20);
+    // the node's 20 stored marks read together (with the first line's), not one after the other
+    assert.equal(mostReads(), 20);
+    assert.equal(published.length, 0, 'nothing published before its mark is stored');
+    // the last write ends first: still published in the node's order
+    for (const p of [...pending].reverse()) p.done();
+    await Promise.all(done);
+    assert.deepEqual(
+      published.map((e) => `${e.kind} ${e.serverId}`),
+      [...Array.from({ length: 20 }, (_, i) => `server.console s${i}`), 'server.status s0'],
+    );
+    assert.deepEqual(
+      projection.takeAcks('node-1').map((a) => a.serverId),
+      Array.from({ length: 20 }, (_, i) => `s${19 - i}`),
+    );
   });
 });

@@ -7,7 +7,7 @@
 import type { EventMessage, ServerStatus, UpdateStage } from '@cap/protocol';
 import { type FeatureName, featureOfLine, knownFeatures } from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
-import type { EventBus } from '../../bus/index.ts';
+import type { DomainEvent, EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
 import type { ConsoleMarks } from '../../relay/console-marks.ts';
 import { LineNumbers } from '../../relay/line-numbers.ts';
@@ -17,6 +17,14 @@ import type { TemplatesService } from '../templates/service.ts';
 import type { ServersRepo } from './repo.ts';
 
 const FEATURES_CACHE_MS = 60_000;
+
+/**
+ * Events whose handling goes on while an earlier console message of the node still waits for
+ * its mark's write: what they publish queues behind it (#emit). Any other event first waits for
+ * what the node has queued, so its effects (a status, an operation's end) follow those lines as
+ * they followed them before.
+ */
+const PIPELINED = new Set<string>(['server_log', 'server_log_dropped', 'resource_update']);
 
 export interface PendingFeature {
   feature: FeatureName;
@@ -32,6 +40,8 @@ export class AgentEventProjection {
   readonly #operations: OperationsService;
   /** serverId → nodeId, so an Agent can only report on its own servers */
   readonly #nodeOf = new Map<string, string>();
+  /** nodeId → its servers (the reverse of #nodeOf) */
+  readonly #serversOf = new Map<string, Set<string>>();
   /** nodeId → the tail of its event chain */
   readonly #eventQueues = new Map<string, Promise<void>>();
   /**
@@ -53,8 +63,17 @@ export class AgentEventProjection {
   readonly #marks: ConsoleMarks | undefined;
   /** servers whose stored mark was read since their Agent's last hello here */
   readonly #marksRead = new Set<string>();
+  /** servers whose stored mark is being read (with the first of their node's that asked) */
+  readonly #markReads = new Map<string, Promise<void>>();
   /** per node: the latest mark stored per server since the last ping took them (the link's ack) */
   readonly #acks = new Map<string, Map<string, { epoch: string; seq: number }>>();
+  /**
+   * per node: the last of its publishes still queued (behind a console mark's write). The node's
+   * next events are handled meanwhile (their lines' marks go in the same write), and what they
+   * publish follows in order: the node's 20 servers' lines of one tick cost one write's round
+   * trip, not 20 in a row.
+   */
+  readonly #queued = new Map<string, Promise<void>>();
 
   constructor(deps: {
     repo: ServersRepo;
@@ -76,12 +95,23 @@ export class AgentEventProjection {
 
   /** The server is the node's: its Agent may report on it (`templateId` from its row, when at hand). */
   track(serverId: string, nodeId: string, templateId?: string | null): void {
+    const was = this.#nodeOf.get(serverId);
+    if (was !== undefined && was !== nodeId) this.#serversOf.get(was)?.delete(serverId);
     this.#nodeOf.set(serverId, nodeId);
+    let servers = this.#serversOf.get(nodeId);
+    if (!servers) {
+      servers = new Set();
+      this.#serversOf.set(nodeId, servers);
+    }
+    servers.add(serverId);
     if (templateId !== undefined) this.#templateOf.set(serverId, templateId);
   }
 
   /** The server is gone: nothing more is accepted or kept for it. */
   forget(serverId: string): void {
+    const node = this.#nodeOf.get(serverId);
+    if (node !== undefined) this.#serversOf.get(node)?.delete(serverId);
+    this.#markReads.delete(serverId);
     this.#nodeOf.delete(serverId);
     this.#lineNumbers.forget(serverId);
     this.#marksRead.delete(serverId);
@@ -103,12 +133,41 @@ export class AgentEventProjection {
     this.#pendingFeature.delete(serverId);
   }
 
-  async #setStatus(serverId: string, status: ServerStatus, previous?: ServerStatus): Promise<void> {
+  /**
+   * Publishes the node's event in the order the node's events came: at once when nothing of the
+   * node is queued and it need not wait (`after`: its console mark's write), else behind both.
+   */
+  #emit(nodeId: string, event: DomainEvent, after?: Promise<void>): void {
+    const queued = this.#queued.get(nodeId);
+    if (!queued && !after) {
+      this.#bus.publish(event);
+      return;
+    }
+    const wait = queued && after ? Promise.all([queued, after]) : ((queued ?? after) as Promise<unknown>);
+    const p = wait.then(() => {
+      try {
+        this.#bus.publish(event);
+      } catch (err) {
+        this.#log.error({ nodeId, kind: event.kind, err: (err as Error).message }, 'publish failed');
+      }
+    });
+    this.#queued.set(nodeId, p);
+    void p.then(() => {
+      if (this.#queued.get(nodeId) === p) this.#queued.delete(nodeId);
+    });
+  }
+
+  async #setStatus(
+    nodeId: string,
+    serverId: string,
+    status: ServerStatus,
+    previous?: ServerStatus,
+  ): Promise<void> {
     // a server that runs needs no feature dialog any more
     if (status === 'running') this.#pendingFeature.delete(serverId);
     const prev = this.#live.setStatus(serverId, status);
     if (prev === status) return;
-    this.#bus.publish({
+    this.#emit(nodeId, {
       kind: 'server.status',
       serverId,
       status,
@@ -121,7 +180,7 @@ export class AgentEventProjection {
   async reconcile(nodeId: string, reported: { serverId: string; status: ServerStatus }[]): Promise<void> {
     const byId = new Map(reported.map((r) => [r.serverId, r.status]));
     for (const s of await this.#repo.listByNode(nodeId)) {
-      await this.#setStatus(s.id, byId.get(s.id) ?? 'offline');
+      await this.#setStatus(nodeId, s.id, byId.get(s.id) ?? 'offline');
     }
     for (const r of reported) {
       if (!this.owns(nodeId, r.serverId)) {
@@ -131,7 +190,7 @@ export class AgentEventProjection {
   }
 
   /** Console lines of a server that is not running, checked against its template's features. */
-  async #detectFeatures(serverId: string, lines: readonly string[]): Promise<void> {
+  async #detectFeatures(nodeId: string, serverId: string, lines: readonly string[]): Promise<void> {
     if (this.#live.status(serverId) === 'running') return;
     let templateId = this.#templateOf.get(serverId);
     if (templateId === undefined) {
@@ -158,7 +217,7 @@ export class AgentEventProjection {
       this.#pendingFeature.set(serverId, { feature, line: shown });
       if (last?.feature !== feature || last.line !== shown)
         this.#log.info({ serverId, feature }, 'console calls for a template feature');
-      this.#bus.publish({ kind: 'server.feature', serverId, feature, line: shown });
+      this.#emit(nodeId, { kind: 'server.feature', serverId, feature, line: shown });
       return;
     }
   }
@@ -174,36 +233,68 @@ export class AgentEventProjection {
     serverId: string,
     d: { seq?: number; epoch?: string },
     count: number,
-  ): Promise<{ skip: number; numbered: { epoch: string } | undefined }> {
+  ): Promise<{ skip: number; numbered: { epoch: string } | undefined; stored: Promise<void> | undefined }> {
     const numbered =
       typeof d.seq === 'number' && typeof d.epoch === 'string' ? { epoch: d.epoch } : undefined;
-    if (numbered && this.#marks && !this.#marksRead.has(serverId)) {
-      const mark = await this.#marks.load(serverId);
-      if (mark) this.#lineNumbers.seed(serverId, mark);
-      this.#marksRead.add(serverId);
-    }
+    if (numbered && this.#marks && !this.#marksRead.has(serverId))
+      await this.#readMark(this.#marks, nodeId, serverId);
     const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
+    let stored: Promise<void> | undefined;
     if (numbered && skip < count && this.#marks) {
-      // stored before anything is published: a replica that gets these lines again skips them
+      // stored before anything is published (what waits for `stored`): a replica that gets
+      // these lines again skips them. Not awaited here: the node's next messages are handled
+      // meanwhile, their marks join the same write, their publishes queue behind (#emit).
       const mark = { epoch: numbered.epoch, seq: d.seq as number };
-      await this.#marks.write(serverId, mark);
-      let acks = this.#acks.get(nodeId);
-      if (!acks) {
-        acks = new Map();
-        this.#acks.set(nodeId, acks);
-      }
-      acks.set(serverId, mark);
+      stored = this.#marks.write(serverId, mark).then(() => {
+        let acks = this.#acks.get(nodeId);
+        if (!acks) {
+          acks = new Map();
+          this.#acks.set(nodeId, acks);
+        }
+        // forward only: two writes in flight may end in either order (ConsoleMarks)
+        const had = acks.get(serverId);
+        if (!had || had.epoch !== mark.epoch || had.seq < mark.seq) acks.set(serverId, mark);
+      });
     }
     if (gap > 0 && numbered)
-      this.#bus.publish({
-        kind: 'server.console_dropped',
-        serverId,
-        count: gap,
-        reason: 'lost_in_transit',
-        seq: (d.seq as number) - count,
-        ...numbered,
+      this.#emit(
+        nodeId,
+        {
+          kind: 'server.console_dropped',
+          serverId,
+          count: gap,
+          reason: 'lost_in_transit',
+          seq: (d.seq as number) - count,
+          ...numbered,
+        },
+        stored,
+      );
+    return { skip, numbered, stored };
+  }
+
+  /**
+   * Reads the server's stored mark, and with it those of the node's other servers not read since
+   * its hello: their first lines follow in this tick, and one query serves them all (a node's
+   * servers one after the other were 20 reads in a row after every Panel start or hello).
+   */
+  #readMark(marks: ConsoleMarks, nodeId: string, serverId: string): Promise<void> {
+    const reading = this.#markReads.get(serverId);
+    if (reading) return reading;
+    const ids = [serverId];
+    for (const id of this.#serversOf.get(nodeId) ?? [])
+      if (id !== serverId && !this.#marksRead.has(id) && !this.#markReads.has(id)) ids.push(id);
+    let mine: Promise<void> = Promise.resolve();
+    for (const id of ids) {
+      const p: Promise<void> = marks.load(id).then((mark) => {
+        if (this.#markReads.get(id) !== p) return; // a hello (or forget) meanwhile: read again
+        this.#markReads.delete(id);
+        if (mark) this.#lineNumbers.seed(id, mark);
+        this.#marksRead.add(id);
       });
-    return { skip, numbered };
+      this.#markReads.set(id, p);
+      if (id === serverId) mine = p;
+    }
+    return mine;
   }
 
   /**
@@ -235,14 +326,20 @@ export class AgentEventProjection {
     settled.then(() => {
       if (this.#eventQueues.get(nodeId) === settled) this.#eventQueues.delete(nodeId);
     });
-    return next;
+    // resolves once what it publishes is published (the queue above moves on before that)
+    return next.then(() => this.#queued.get(nodeId));
   }
 
   async #handleEvent(nodeId: string, msg: EventMessage): Promise<void> {
+    // its effects follow the node's console lines still queued behind their mark (PIPELINED)
+    if (!PIPELINED.has(msg.event)) await this.#queued.get(nodeId);
     if (msg.event === 'agent_hello') {
       const d = msg.data as EventMessage<'agent_hello'>['data'];
       // the Agent may have been linked to another replica since: its marks are read again
-      for (const [serverId, node] of this.#nodeOf) if (node === nodeId) this.#marksRead.delete(serverId);
+      for (const serverId of this.#serversOf.get(nodeId) ?? []) {
+        this.#marksRead.delete(serverId);
+        this.#markReads.delete(serverId);
+      }
       this.#acks.delete(nodeId);
       await this.reconcile(nodeId, d.servers);
       await this.#operations.reconcile(
@@ -269,7 +366,7 @@ export class AgentEventProjection {
     switch (msg.event) {
       case 'server_status_changed': {
         const d = msg.data as EventMessage<'server_status_changed'>['data'];
-        await this.#setStatus(serverId, d.currentStatus, d.previousStatus);
+        await this.#setStatus(nodeId, serverId, d.currentStatus, d.previousStatus);
         break;
       }
       case 'server_log': {
@@ -277,35 +374,43 @@ export class AgentEventProjection {
         // one message may carry the lines of one Agent tick, newline-separated; an empty line is
         // a line too (dropping it here would lose it unreported)
         let lines = d.message.split(/\r?\n/);
-        const { skip, numbered } = await this.#numbered(nodeId, serverId, d, lines.length);
+        const { skip, numbered, stored } = await this.#numbered(nodeId, serverId, d, lines.length);
         if (skip >= lines.length) break; // had already (sent again after a reconnect)
         if (skip > 0) lines = lines.slice(skip);
-        this.#bus.publish({
-          kind: 'server.console',
-          serverId,
-          lines,
-          ...(d.stream ? { stream: d.stream } : {}),
-          ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
-        });
-        if (d.stream !== 'daemon') await this.#detectFeatures(serverId, lines);
+        this.#emit(
+          nodeId,
+          {
+            kind: 'server.console',
+            serverId,
+            lines,
+            ...(d.stream ? { stream: d.stream } : {}),
+            ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
+          },
+          stored,
+        );
+        if (d.stream !== 'daemon') await this.#detectFeatures(nodeId, serverId, lines);
         break;
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        const { skip, numbered } = await this.#numbered(nodeId, serverId, d, d.count);
+        const { skip, numbered, stored } = await this.#numbered(nodeId, serverId, d, d.count);
         if (d.count - skip > 0)
-          this.#bus.publish({
-            kind: 'server.console_dropped',
-            serverId,
-            count: d.count - skip,
-            reason: d.reason,
-            ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
-          });
+          this.#emit(
+            nodeId,
+            {
+              kind: 'server.console_dropped',
+              serverId,
+              count: d.count - skip,
+              reason: d.reason,
+              ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
+            },
+            stored,
+          );
         break;
       }
       case 'resource_update': {
         const d = msg.data as EventMessage<'resource_update'>['data'];
-        this.#bus.publish({ kind: 'server.stats', serverId, stats: d });
+        this.#emit(nodeId, { kind: 'server.stats', serverId, stats: d });
         break;
       }
       case 'server_crashed': {
