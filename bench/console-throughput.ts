@@ -148,9 +148,19 @@ async function main(): Promise<void> {
       stop: '^C',
       stopTimeout: 2,
     });
-    if (created.status !== 201) throw new Error(`create: ${JSON.stringify(created.body)}`);
-    const sid = created.body.id as string;
+    // a create is an operation (202): the server exists once it has ended
+    if (created.status !== 202) throw new Error(`create: ${JSON.stringify(created.body)}`);
+    const sid = created.body.server.id as string;
     serverId = sid;
+    for (let i = 0; ; i++) {
+      const op = (await api('GET', `/api/operations/${created.body.operationId as string}`)).body;
+      if (op?.finishedAt) {
+        if (!op.success) throw new Error(`create: ${JSON.stringify(op)}`);
+        break;
+      }
+      if (i > 1200) throw new Error('the create never ended');
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     // the subscriber
     const ws = new WebSocket(`${url.replace('http', 'ws')}/ws/client`, {

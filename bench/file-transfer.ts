@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestPanel, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from '../test/harness.ts';
+import { agentEnv } from './lib/agent-run.ts';
 import { mib, rssKiB, sampleRss } from './lib/rss.ts';
 
 const MIB = Number(process.argv[2] ?? 2048);
@@ -54,14 +55,7 @@ try {
   agent = spawn(process.execPath, [path.join(root, 'packages/cli/bin/ctrl-alt-play.js'), 'agent'], {
     cwd: tmpdir(),
     stdio: 'ignore',
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      PANEL_URL: panel.url,
-      NODE_ID: node.id,
-      AGENT_SECRET: node.agentSecret,
-      AGENT_DATA_DIR: agentDir,
-      AGENT_HTTP_PORT: '0',
-    },
+    env: agentEnv(panel.url, node, agentDir),
   });
   const agentPid = agent.pid ?? 0;
   await until(
