@@ -729,7 +729,8 @@ export class ServersService {
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
       if (r.success) return store();
-      await refused();
+      // not ended (its node offline past the grace): the Agent may still take the new ports
+      if (!r.pending) await refused();
       throw operationError(r, 'the update failed');
     });
     return { operationId, done };
