@@ -2,7 +2,7 @@
  * OperationsService's offline grace with an in-memory repository, a gateway whose nodes go on and
  * offline as told and the in-process bus: a waiter whose node stays offline hears AGENT_OFFLINE
  * (`pending`) after the grace while the operation stays open; a link back within the grace
- * changes nothing; an end after the waiter gave up still closes the row once.
+ * changes nothing; an end after the waiter gave up still closes the row once. And `startedHere`.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -116,5 +116,17 @@ test('waitFor an operation whose node is offline already: the grace counts from 
   assert.equal(r.code, 'AGENT_OFFLINE');
   assert.ok(Date.now() - asked >= GRACE, 'not before the grace');
   assert.equal(rows.get(id)?.finished_at, null);
+  ops.close();
+});
+
+test('startedHere: an operation this process opened, until its end was heard (by every subscriber of that turn)', async () => {
+  const { ops } = rig();
+  const id = await ops.start(server, 'update', 'update_server', {} as never, null);
+  assert.equal(ops.startedHere(id), true);
+  assert.equal(ops.startedHere('op_elsewhere'), false);
+  await ops.completed('n1', 's1', id, { success: true });
+  assert.equal(ops.startedHere(id), true, 'still, for the end event’s other subscribers');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(ops.startedHere(id), false);
   ops.close();
 });

@@ -74,6 +74,8 @@ export class OperationsService {
   readonly #offlineSince = new Map<string, number>();
   #offlineTimer: NodeJS.Timeout | undefined;
   readonly #offlineGraceMs: number;
+  /** operations opened by this process and not ended yet (`startedHere`) */
+  readonly #local = new Set<string>();
   /** operations being closed in this process (their waiters resolve in `finish`) */
   readonly #finishing = new Set<string>();
   /** kind → what must happen in the database when one ends, before anyone hears of the end */
@@ -106,7 +108,9 @@ export class OperationsService {
     this.#bus.subscribe(
       'operation',
       (e) => {
-        if (e.success === undefined || this.#finishing.has(e.operationId)) return;
+        if (e.success === undefined) return;
+        this.#forget(e.operationId);
+        if (this.#finishing.has(e.operationId)) return;
         this.#answer(e.operationId, {
           success: e.success,
           ...(e.errorCode ? { code: e.errorCode } : {}),
@@ -141,6 +145,19 @@ export class OperationsService {
       this.#offlineTimer = setInterval(() => this.#checkOffline(), OFFLINE_CHECK_MS);
       this.#offlineTimer.unref();
     }
+  }
+
+  /**
+   * Whether this process opened the operation (and has not heard its end yet, the end event's
+   * subscribers included): what it wrote for it, it has refreshed as it wrote.
+   */
+  startedHere(id: string): boolean {
+    return this.#local.has(id);
+  }
+
+  /** after every subscriber of this turn heard the end (they may still ask `startedHere`) */
+  #forget(id: string): void {
+    if (this.#local.has(id)) setImmediate(() => this.#local.delete(id));
   }
 
   /** Every waiter of `id` in this process hears `r` (once: they are gone after). */
@@ -332,20 +349,26 @@ export class OperationsService {
   async open(server: { id: string; node_id: string }, kind: OperationKind, actor: string | null) {
     const id = newMessageId('op');
     const at = nowIso();
-    await this.#ops.insert({
-      id,
-      kind,
-      server_id: server.id,
-      node_id: server.node_id,
-      actor_user_id: actor,
-      stage: 'requested',
-      created_at: at,
-      updated_at: at,
-      finished_at: null,
-      success: null,
-      error_code: null,
-      error_message: null,
-    });
+    this.#local.add(id);
+    try {
+      await this.#ops.insert({
+        id,
+        kind,
+        server_id: server.id,
+        node_id: server.node_id,
+        actor_user_id: actor,
+        stage: 'requested',
+        created_at: at,
+        updated_at: at,
+        finished_at: null,
+        success: null,
+        error_code: null,
+        error_message: null,
+      });
+    } catch (e) {
+      this.#local.delete(id);
+      throw e;
+    }
     return id;
   }
 
