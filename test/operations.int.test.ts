@@ -4,7 +4,8 @@
  * (no TIMEOUT anywhere); a second action meanwhile is SERVER_BUSY; kill pre-empts a hanging stop;
  * an operation outlives a Panel restart; an Agent restart mid-operation ends it with a clear code;
  * a create and a PATCH that recreates the container are operations too (a failed create removes
- * the server). The scenarios run side by side (each with its own Panel and Agent): one 45 s wait in all.
+ * the server); an Agent stopped mid-operation has its waiter answered AGENT_OFFLINE after the offline
+ * grace while the operation stays open until the Agent's hello settles it. The scenarios run side by side (each with its own Panel and Agent): one 45 s wait in all.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -287,6 +288,47 @@ describe('operations through the Panel (real Agent, real Docker)', { concurrency
         404,
         'a failed create leaves no server',
       );
+    } finally {
+      await r.cleanup();
+    }
+  });
+
+  it('an Agent stopped mid-operation: the waiter hears AGENT_OFFLINE after the grace, the operation stays open and its hello settles it', async () => {
+    const r = await rig('offline');
+    try {
+      // ignores TERM, stop timeout 300 s: the recreating PATCH's stop runs for minutes
+      const id = await r.server(300);
+      const startup = 'echo patched; while true; do sleep 1; done';
+      const waiting = r.panel.api(r.owner, 'PATCH', `/api/servers/${id}?wait=true`, { startup });
+      const op = await until('the update stopping the container', async () => {
+        const [o] = (await r.panel.api(r.owner, 'GET', `/api/servers/${id}/operations`)).body as Json[];
+        return o?.kind === 'update' && o.stage === 'stopping' ? (o as Json) : undefined;
+      });
+      await r.agent.stop();
+      const gone = Date.now();
+      const answer = await Promise.race([
+        waiting,
+        new Promise<undefined>((resolve) => setTimeout(resolve, 30_000)),
+      ]);
+      const waited = Date.now() - gone;
+      console.log(`# Agent gone mid-update: the ?wait=true PATCH answered after ${waited} ms`);
+      assert.ok(answer, 'the waiter is answered while the Agent is away (not at its return)');
+      assert.equal(answer.status, 503, JSON.stringify(answer.body));
+      assert.equal(answer.body.code, 'AGENT_OFFLINE');
+      assert.ok(waited >= 9_000 && waited < 15_000, `answered after the 10 s grace: ${waited} ms`);
+      const open = (await r.panel.api(r.owner, 'GET', `/api/operations/${op.id}`)).body;
+      assert.equal(open.finishedAt, null, 'the operation stays open while its Agent is away');
+      assert.equal(open.success, null);
+      assert.notEqual(
+        (await r.panel.api(r.owner, 'GET', `/api/servers/${id}`)).body.startup,
+        startup,
+        'nothing stored',
+      );
+      // the Agent back: its hello settles the operation its restart cut
+      await r.startAgent();
+      const settled = await ended(r, op.id);
+      assert.equal(settled.success, false, JSON.stringify(settled));
+      assert.equal(settled.errorCode, 'AGENT_RESTARTED');
     } finally {
       await r.cleanup();
     }

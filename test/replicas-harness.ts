@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
 import { connect } from '@nats-io/transport-node';
+import { pino } from 'pino';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort, type Json, until } from '../packages/panel/test/helpers.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -145,4 +147,28 @@ export async function call(
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
+}
+
+/** A real Agent (real Docker) for a node as `POST /api/nodes` answered, linking to `panelUrl`. */
+export function startReplicaAgent(opts: {
+  panelUrl: string;
+  nodeId: string;
+  agentSecret: string;
+  dataDir: string;
+  statsIntervalMs?: number;
+}): Promise<RunningAgent> {
+  return startAgent(
+    loadAgentConfig({
+      PANEL_URL: opts.panelUrl,
+      NODE_ID: opts.nodeId,
+      AGENT_SECRET: opts.agentSecret,
+      AGENT_DATA_DIR: opts.dataDir,
+      AGENT_HTTP_PORT: '0',
+      AGENT_HTTP_HOST: '127.0.0.1',
+      AGENT_FIREWALL: 'false',
+      AGENT_STATS_INTERVAL_MS: String(opts.statsIntervalMs ?? 500),
+      LOG_LEVEL: 'silent',
+    }),
+    { logger: pino({ level: 'silent' }) },
+  );
 }

@@ -18,9 +18,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
+import type { RunningAgent } from '@cap/agent';
 import { CLIENT_MAX_SOCKETS_PER_SERVER } from '@cap/protocol';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import { freePort, type Json, scratchDatabase, until } from '../packages/panel/test/helpers.ts';
 import { IMAGE, removeNodeContainers } from './harness.ts';
@@ -33,6 +32,7 @@ import {
   type Session,
   startBroker,
   startReplica,
+  startReplicaAgent,
   stopChild,
 } from './replicas-harness.ts';
 
@@ -142,20 +142,12 @@ describe('live state across Panel replicas (console history, socket counts)', {
     const node = await api(a, 'POST', '/api/nodes', { name: 'live-node' });
     assert.equal(node.status, 201, JSON.stringify(node.body));
     nodeId = node.body.node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: a.url,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.body.agentSecret,
-        AGENT_DATA_DIR: path.join(dir, 'agent'),
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_FIREWALL: 'false',
-        AGENT_STATS_INTERVAL_MS: '500',
-        LOG_LEVEL: 'silent',
-      }),
-      { logger: pino({ level: 'silent' }) },
-    );
+    agent = await startReplicaAgent({
+      panelUrl: a.url,
+      nodeId,
+      agentSecret: node.body.agentSecret,
+      dataDir: path.join(dir, 'agent'),
+    });
     await until(() => a.links(nodeId) > 0 && agent?.panelConnected === true, 30_000);
     const created = await api(a, 'POST', '/api/servers?wait=true', {
       name: 'live counter',

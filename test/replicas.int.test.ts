@@ -12,11 +12,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadAgentConfig, type RunningAgent, startAgent } from '@cap/agent';
-import { pino } from 'pino';
+import type { RunningAgent } from '@cap/agent';
 import WebSocket from 'ws';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, type Json, until } from '../packages/panel/test/helpers.ts';
 import { docker, IMAGE, removeNodeContainers } from './harness.ts';
+import { startReplicaAgent } from './replicas-harness.ts';
 import {
   type StackReplica as Replica,
   type ReplicaStack,
@@ -76,20 +76,12 @@ describe('two Panel replicas behind nginx, on PostgreSQL and NATS', { skip: stac
     const node = await api(replicas[0] as Replica, 'POST', '/api/nodes', { name: 'behind-two' });
     assert.equal(node.status, 201, JSON.stringify(node.body));
     nodeId = node.body.node.id;
-    agent = await startAgent(
-      loadAgentConfig({
-        PANEL_URL: proxyUrl,
-        NODE_ID: nodeId,
-        AGENT_SECRET: node.body.agentSecret,
-        AGENT_DATA_DIR: path.join(dir, 'agent'),
-        AGENT_HTTP_PORT: '0',
-        AGENT_HTTP_HOST: '127.0.0.1',
-        AGENT_FIREWALL: 'false',
-        AGENT_STATS_INTERVAL_MS: '500',
-        LOG_LEVEL: 'silent',
-      }),
-      { logger: pino({ level: 'silent' }) },
-    );
+    agent = await startReplicaAgent({
+      panelUrl: proxyUrl,
+      nodeId,
+      agentSecret: node.body.agentSecret,
+      dataDir: path.join(dir, 'agent'),
+    });
     await until(() => replicas.some((r) => r.links(nodeId) > 0) && agent?.panelConnected === true, 30_000);
     const h = replicas.find((r) => r.links(nodeId) > 0);
     assert.ok(h);

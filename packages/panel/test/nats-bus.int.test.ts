@@ -196,11 +196,13 @@ describe('NatsBus scopes: effects once, live state everywhere', () => {
     await stopNats(broker);
   });
 
-  it("an origin subscriber hears its own replica's events only; an everywhere one hears all", async () => {
+  it("an origin subscriber hears its own replica's events only; an everywhere one hears all; an others one the other replicas' only", async () => {
     const originB: string[] = [];
     const everywhereB: string[] = [];
+    const othersB: string[] = [];
     b.subscribe('operation', (e) => void originB.push(e.operationId));
     b.subscribe('operation', (e) => void everywhereB.push(e.operationId), 'everywhere');
+    b.subscribe('operation', (e) => void othersB.push(e.operationId), 'others');
     const op = (id: string): DomainEvent => ({
       kind: 'operation',
       serverId: 's1',
@@ -215,5 +217,6 @@ describe('NatsBus scopes: effects once, live state everywhere', () => {
     await until(() => everywhereB.length === 2, 5000);
     assert.deepEqual(everywhereB.sort(), ['from-a', 'from-b']);
     assert.deepEqual(originB, ['from-b'], "replica A's operation is not written a second time by B");
+    assert.deepEqual(othersB, ['from-a'], "B's own operation is not heard again as another replica's");
   });
 });

@@ -50,6 +50,11 @@ export class ServerConsole {
   #markFd: number | null = null;
   /** the last bytes handed on (to find the end of the last whole line) */
   #handed = '';
+  /** the mark's record, reused (filled with spaces, the JSON written over it) */
+  readonly #rec = Buffer.alloc(MARK_BYTES);
+  /** the game's output of this event-loop turn, handed on together at its end (`#hand`) */
+  #pending: string[] = [];
+  #turn: NodeJS.Immediate | undefined;
 
   constructor(server: Server) {
     this.#server = server;
@@ -86,6 +91,8 @@ export class ServerConsole {
 
   /** Forgets the game's unfinished line (a new stream begins, or the run ended). */
   resetLines(): void {
+    // what the old stream gave this turn goes on first, as it would have
+    this.#hand();
     this.#game.reset();
   }
 
@@ -95,7 +102,8 @@ export class ServerConsole {
    * too) or a console attached again after an Engine restart reads what the game printed
    * meanwhile from the container's log, from exactly there. Written (one fixed-size `pwrite`,
    * whole or not at all when the process dies) before the output is handed on: what was handed
-   * on is never read again.
+   * on is never read again. The output of one event-loop turn is handed on together at its end,
+   * after one write of the mark for all of it (a flood's reads come many to a turn).
    */
   get markFile(): string {
     return path.join(this.#server.deps.serversDir, `${this.#server.id}.console`);
@@ -121,14 +129,26 @@ export class ServerConsole {
 
   /** Forgets the mark (the server is deleted). */
   removeMark(): void {
+    this.#hand();
     if (this.#markFd !== null) closeSync(this.#markFd);
     this.#markFd = null;
     rmSync(this.markFile, { force: true });
   }
 
-  /** The game's output handed on: the mark first (see markFile), then the line path. */
+  /** The game's output, handed on at the end of this turn (`#hand`). */
   #take(text: string): void {
-    this.#handed = (this.#handed + text).slice(-4 * MARK_TAIL);
+    this.#pending.push(text);
+    this.#turn ??= setImmediate(() => this.#hand());
+  }
+
+  /** This turn's output handed on: the mark first (see markFile), then the line path. */
+  #hand(): void {
+    clearImmediate(this.#turn);
+    this.#turn = undefined;
+    if (this.#pending.length === 0) return;
+    const text = this.#pending.length === 1 ? (this.#pending[0] as string) : this.#pending.join('');
+    this.#pending = [];
+    this.#handed = (this.#handed + text.slice(-4 * MARK_TAIL)).slice(-4 * MARK_TAIL);
     const nl = this.#handed.lastIndexOf('\n');
     if (nl >= 0 && !this.#server.deleted) {
       const mark = { at: Date.now(), tail: this.#handed.slice(Math.max(0, nl + 1 - MARK_TAIL), nl + 1) };
@@ -136,7 +156,7 @@ export class ServerConsole {
       try {
         // never truncated: the record is written whole over the last one
         this.#markFd ??= openSync(this.markFile, constants.O_WRONLY | constants.O_CREAT, 0o600);
-        const rec = Buffer.alloc(MARK_BYTES, 0x20);
+        const rec = this.#rec.fill(0x20);
         rec.write(JSON.stringify(mark));
         writeSync(this.#markFd, rec, 0, MARK_BYTES, 0);
       } catch (e) {

@@ -54,3 +54,13 @@ test('unsubscribe stops delivery', () => {
   bus.publish(online('n1'));
   assert.equal(n, 1);
 });
+
+test("one process: an 'others' subscriber hears nothing (there is no other replica), 'everywhere' all", () => {
+  const bus = new InProcessBus({ error: () => undefined });
+  const seen: string[] = [];
+  bus.subscribe('node.online', (e) => void seen.push(`others:${e.nodeId}`), 'others');
+  bus.subscribe('node.online', (e) => void seen.push(`everywhere:${e.nodeId}`), 'everywhere');
+  bus.subscribe('node.online', (e) => void seen.push(`origin:${e.nodeId}`), 'origin');
+  bus.publish(online('n1'));
+  assert.deepEqual(seen, ['everywhere:n1', 'origin:n1']);
+});

@@ -108,6 +108,8 @@ export type DomainEvent =
       outcome: string;
       reason?: string;
     }
+  /** a webhook was made, edited or deleted (every replica reloads the hooks it delivers to) */
+  | { kind: 'webhooks.changed'; webhookId: string }
   | { kind: 'node.online'; nodeId: string }
   | { kind: 'node.offline'; nodeId: string }
   | {
@@ -135,10 +137,12 @@ export type Handler<E> = (event: E) => void | Promise<void>;
  * Which replicas' events a subscriber hears. `origin` (the default): only events published in
  * this process — for subscribers with effects that must happen once (the activity log's rows,
  * webhook deliveries, metrics written to the database). `everywhere`: also those of the other
- * replicas — for what every replica must know (the live state its browsers read). In one process
- * the two are the same.
+ * replicas — for what every replica must know (the live state its browsers read). `others`: only
+ * those of the other replicas — for a cache this process already brought up to date as it made
+ * the change itself (the webhooks, a server's hidden values). In one process `origin` and
+ * `everywhere` are the same, and `others` hears nothing.
  */
-export type SubscriptionScope = 'origin' | 'everywhere';
+export type SubscriptionScope = 'origin' | 'everywhere' | 'others';
 
 export interface EventBus {
   /** Delivers to every subscriber of the event's kind and of '*', in subscription order. */
@@ -188,8 +192,10 @@ export class InProcessBus implements EventBus {
     scope?: SubscriptionScope,
   ): () => void;
   subscribe(kind: '*', handler: Handler<DomainEvent>, scope?: SubscriptionScope): () => void;
-  // one process: every event is this process's, so both scopes hear the same
-  subscribe(kind: DomainEventKind | '*', handler: Handler<never>, _scope?: SubscriptionScope): () => void {
+  // one process: every event is this process's, so `origin` and `everywhere` hear the same
+  // and `others` (no other replica) nothing
+  subscribe(kind: DomainEventKind | '*', handler: Handler<never>, scope?: SubscriptionScope): () => void {
+    if (scope === 'others') return () => undefined;
     const entry = { kind, fn: handler as Handler<DomainEvent> };
     this.#handlers.push(entry);
     return () => {

@@ -2,8 +2,8 @@
  * The event bus across Panel replicas (issue 15 item 1): every event is delivered to this
  * process's subscribers at once, in the publisher's turn (as `InProcessBus` does, so nothing that
  * relies on it changes), and published on NATS under `<prefix>.events.<kind>`; what the other
- * replicas publish arrives from NATS and is delivered here to the `everywhere` subscribers only
- * (the live state), never to the `origin` ones (the activity log, webhooks: their effects happen
+ * replicas publish arrives from NATS and is delivered here to the `everywhere` and `others`
+ * subscribers only (the live state, caches of what another replica changed), never to the `origin` ones (the activity log, webhooks: their effects happen
  * once, where the event arose). The connection is made with `noEcho`, so a replica never hears
  * its own events twice.
  *
@@ -48,6 +48,7 @@ export const EVENT_KINDS = [
   'user_action',
   'server.failover',
   'server.image_pull',
+  'webhooks.changed',
 ] as const satisfies readonly DomainEventKind[];
 type MissingKinds = Exclude<DomainEventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: MissingKinds extends never ? true : MissingKinds = true;
@@ -78,6 +79,8 @@ export class NatsBus implements EventBus {
   readonly #origin: InProcessBus;
   /** subscribers of every replica's events */
   readonly #everywhere: InProcessBus;
+  /** subscribers of the other replicas' events only */
+  readonly #others: InProcessBus;
   readonly #nc: NatsConnection;
   readonly #sub: Subscription;
   readonly #prefix: string;
@@ -114,6 +117,7 @@ export class NatsBus implements EventBus {
     this.#log = log;
     this.#origin = new InProcessBus(log);
     this.#everywhere = new InProcessBus(log);
+    this.#others = new InProcessBus(log);
     this.#prefix = opts.prefix ?? 'cap';
     this.#maxBytes = opts.maxBytes ?? 512 * 1024;
     this.#sub = nc.subscribe(`${this.#prefix}.events.>`, {
@@ -129,6 +133,7 @@ export class NatsBus implements EventBus {
         }
         this.stats.received++;
         this.#everywhere.publish(event);
+        this.#others.publish(event);
       },
     });
   }
@@ -196,7 +201,7 @@ export class NatsBus implements EventBus {
     handler: Handler<never>,
     scope: SubscriptionScope = 'origin',
   ): () => void {
-    const bus = scope === 'everywhere' ? this.#everywhere : this.#origin;
+    const bus = scope === 'everywhere' ? this.#everywhere : scope === 'others' ? this.#others : this.#origin;
     return bus.subscribe(kind as DomainEventKind, handler as Handler<EventOf<DomainEventKind>>);
   }
 

@@ -607,7 +607,8 @@ export class BackupsService {
   #restoreEnd(operationId: string, after: () => Promise<unknown>): Promise<void> {
     const done = this.#operations.waitFor(operationId).then(({ end }) =>
       end.then(async (r) => {
-        await after();
+        // not ended (its node offline past the grace): what follows the end waits for it
+        if (!r.pending) await after();
         if (!r.success) throw operationError(r, 'the restore failed');
       }),
     );

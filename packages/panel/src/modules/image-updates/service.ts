@@ -318,7 +318,9 @@ export class ImageUpdatesService {
       this.#running.delete(server.id);
       throw e;
     }
-    const done = end.then(async () => {
+    const done = end.then(async (r) => {
+      // not ended (its node offline past the grace): no outcome yet
+      if (r.pending) throw new CodedError('AGENT_OFFLINE', r.message ?? 'the node went offline');
       const state = await this.get(server.id);
       const last = state.lastUpdate;
       if (!last || last.operationId !== operationId)

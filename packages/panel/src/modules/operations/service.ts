@@ -2,6 +2,13 @@
  * Operations bookkeeping: a long command is recorded, sent asking for the Agent's
  * acknowledgement, and closed once from its `operation_completed` (or by the sweep / the
  * reconcile after an Agent's hello). Every step is published once on the bus.
+ *
+ * A waiter (`awaitEnd`, `waitFor`) whose operation's node has been offline OFFLINE_GRACE_MS
+ * (its Agent stopped or was cut off after accepting) is answered AGENT_OFFLINE with `pending`
+ * set: the stored operation stays open, since the Agent may still be doing it; its hello settles
+ * it (an end held in its outbox, AGENT_RESTARTED for one its restart cut, OPERATION_LOST for one
+ * it does not know), or the sweep does after the timeout. A link that blips back within the
+ * grace changes nothing.
  */
 import { CodedError, newMessageId } from '@cap/protocol';
 import type { Logger } from 'pino';
@@ -16,8 +23,26 @@ import { type Operation, type OperationKind, type OperationsRepo, toOperation } 
 export const OPERATION_TIMEOUT_MS = 2 * 60 * 60 * 1000;
 /** After an Agent's hello, open operations it does not list get this long for their end to arrive. */
 const RECONCILE_GRACE_MS = 15_000;
-/** `data`: what the Agent's action answered when it succeeded (not stored; for a waiter in this process) */
-export type OperationResult = { success: boolean; code?: string; message?: string; data?: unknown };
+/**
+ * How long a waiter waits while its operation's node is offline before it hears AGENT_OFFLINE
+ * (the operation itself stays open).
+ */
+export const OFFLINE_GRACE_MS = 10_000;
+/** how often the nodes of waited operations are looked at while any is waited for */
+const OFFLINE_CHECK_MS = 500;
+/**
+ * `data`: what the Agent's action answered when it succeeded (not stored; for a waiter in this
+ * process). `pending`: the operation has not ended (AGENT_OFFLINE: the waiter stopped waiting;
+ * the stored operation is settled later, maybe as a success), so what a failure would undo must
+ * stay as it is.
+ */
+export type OperationResult = {
+  success: boolean;
+  code?: string;
+  message?: string;
+  data?: unknown;
+  pending?: true;
+};
 
 /** The commands answered with an acknowledgement and ended by `operation_completed`. */
 export type OperationAction =
@@ -41,8 +66,16 @@ export class OperationsService {
   readonly #bus: EventBus;
   readonly #log: Logger;
   readonly #timeoutMs: number;
-  /** operationId → who waits for its end in this process (PUT /config?wait=true) */
-  readonly #waiters = new Map<string, (r: OperationResult) => void>();
+  /** operationId → who waits for its end in this process (PUT /config?wait=true, a transfer's step…) */
+  readonly #waiters = new Map<string, ((r: OperationResult) => void)[]>();
+  /** operationId → the node of a waited operation (watched while it is waited for) */
+  readonly #waitedNodes = new Map<string, string>();
+  /** nodeId → since when a node with waited operations has been offline */
+  readonly #offlineSince = new Map<string, number>();
+  #offlineTimer: NodeJS.Timeout | undefined;
+  readonly #offlineGraceMs: number;
+  /** operations opened by this process and not ended yet (`startedHere`) */
+  readonly #local = new Set<string>();
   /** operations being closed in this process (their waiters resolve in `finish`) */
   readonly #finishing = new Set<string>();
   /** kind → what must happen in the database when one ends, before anyone hears of the end */
@@ -59,7 +92,10 @@ export class OperationsService {
     timeoutMs?: number;
     /** the sweep runs through it (once across replicas); default: a timer in this process */
     periodic?: Periodic;
+    /** default OFFLINE_GRACE_MS */
+    offlineGraceMs?: number;
   }) {
+    this.#offlineGraceMs = deps.offlineGraceMs ?? OFFLINE_GRACE_MS;
     this.#periodic = deps.periodic;
     this.#ops = deps.repo;
     this.#gateway = deps.gateway;
@@ -72,11 +108,10 @@ export class OperationsService {
     this.#bus.subscribe(
       'operation',
       (e) => {
-        if (e.success === undefined || this.#finishing.has(e.operationId)) return;
-        const waiter = this.#waiters.get(e.operationId);
-        if (!waiter) return;
-        this.#waiters.delete(e.operationId);
-        waiter({
+        if (e.success === undefined) return;
+        this.#forget(e.operationId);
+        if (this.#finishing.has(e.operationId)) return;
+        this.#answer(e.operationId, {
           success: e.success,
           ...(e.errorCode ? { code: e.errorCode } : {}),
           ...(e.message ? { message: e.message } : {}),
@@ -84,6 +119,93 @@ export class OperationsService {
       },
       'everywhere',
     );
+    // a node going offline is looked at once (the grace counts from here), not at the next check
+    this.#bus.subscribe(
+      'node.offline',
+      (e) => {
+        if (this.#offlineSince.has(e.nodeId) || ![...this.#waitedNodes.values()].includes(e.nodeId)) return;
+        this.#offlineSince.set(e.nodeId, Date.now());
+      },
+      'everywhere',
+    );
+  }
+
+  /** Waits for `id`'s end in this process; its node is watched (the offline grace). */
+  #wait(id: string, resolve: (r: OperationResult) => void, nodeId?: string): void {
+    this.#waiters.set(id, [...(this.#waiters.get(id) ?? []), resolve]);
+    if (nodeId !== undefined) this.#watch(id, nodeId);
+  }
+
+  #watch(id: string, nodeId: string): void {
+    if (!this.#waiters.has(id)) return;
+    this.#waitedNodes.set(id, nodeId);
+    if (!this.#gateway.isOnline(nodeId) && !this.#offlineSince.has(nodeId))
+      this.#offlineSince.set(nodeId, Date.now());
+    if (!this.#offlineTimer) {
+      this.#offlineTimer = setInterval(() => this.#checkOffline(), OFFLINE_CHECK_MS);
+      this.#offlineTimer.unref();
+    }
+  }
+
+  /**
+   * Whether this process opened the operation (and has not heard its end yet, the end event's
+   * subscribers included): what it wrote for it, it has refreshed as it wrote.
+   */
+  startedHere(id: string): boolean {
+    return this.#local.has(id);
+  }
+
+  /** after every subscriber of this turn heard the end (they may still ask `startedHere`) */
+  #forget(id: string): void {
+    if (this.#local.has(id)) setImmediate(() => this.#local.delete(id));
+  }
+
+  /** Every waiter of `id` in this process hears `r` (once: they are gone after). */
+  #answer(id: string, r: OperationResult): void {
+    const waiters = this.#waiters.get(id) ?? [];
+    this.#unwait(id);
+    for (const w of waiters) w(r);
+  }
+
+  #unwait(id: string): void {
+    this.#waiters.delete(id);
+    this.#waitedNodes.delete(id);
+    if (this.#waitedNodes.size === 0) {
+      clearInterval(this.#offlineTimer);
+      this.#offlineTimer = undefined;
+      this.#offlineSince.clear();
+    }
+  }
+
+  /** Waiters of operations whose node has been offline for the grace hear AGENT_OFFLINE. */
+  #checkOffline(now = Date.now()): void {
+    const nodes = new Set(this.#waitedNodes.values());
+    for (const nodeId of this.#offlineSince.keys()) if (!nodes.has(nodeId)) this.#offlineSince.delete(nodeId);
+    for (const nodeId of nodes) {
+      if (this.#gateway.isOnline(nodeId)) {
+        this.#offlineSince.delete(nodeId);
+        continue;
+      }
+      const since = this.#offlineSince.get(nodeId);
+      if (since === undefined) {
+        this.#offlineSince.set(nodeId, now);
+        continue;
+      }
+      if (now - since < this.#offlineGraceMs) continue;
+      for (const [id, n] of [...this.#waitedNodes]) {
+        if (n !== nodeId) continue;
+        this.#log.warn(
+          { operationId: id, nodeId, offlineMs: now - since },
+          'node offline: the waiter hears AGENT_OFFLINE; the operation stays open for its Agent to settle',
+        );
+        this.#answer(id, {
+          success: false,
+          code: 'AGENT_OFFLINE',
+          message: `node ${nodeId} has been offline for ${Math.round((now - since) / 1000)} s; the operation stays open until its Agent reports`,
+          pending: true,
+        });
+      }
+    }
   }
 
   /** Starts the sweep; operations left open by an earlier Panel stay open until their Agent reports. */
@@ -102,6 +224,8 @@ export class OperationsService {
 
   close(): void {
     clearInterval(this.#sweepTimer);
+    clearInterval(this.#offlineTimer);
+    this.#offlineTimer = undefined;
     this.#stopSweep?.();
     this.#stopSweep = undefined;
   }
@@ -170,8 +294,7 @@ export class OperationsService {
         actor: row.actor_user_id,
         nodeId: row.node_id,
       });
-    this.#waiters.get(id)?.(result);
-    this.#waiters.delete(id);
+    this.#answer(id, result);
     this.#log.info(
       {
         serverId: row?.server_id,
@@ -204,7 +327,7 @@ export class OperationsService {
     if (opts.operationId !== undefined) await this.#ops.setStage(id, 'requested', nowIso());
     // a waiter set before the command goes out: an end that comes at once (with its data) is not missed
     if (opts.awaitEnd)
-      opts.awaitEnd(new Promise<OperationResult>((resolve) => this.#waiters.set(id, resolve)));
+      opts.awaitEnd(new Promise<OperationResult>((resolve) => this.#wait(id, resolve, server.node_id)));
     try {
       await this.#gateway.request(server.node_id, action, payload, { serverId: server.id, operationId: id });
     } catch (e) {
@@ -226,20 +349,26 @@ export class OperationsService {
   async open(server: { id: string; node_id: string }, kind: OperationKind, actor: string | null) {
     const id = newMessageId('op');
     const at = nowIso();
-    await this.#ops.insert({
-      id,
-      kind,
-      server_id: server.id,
-      node_id: server.node_id,
-      actor_user_id: actor,
-      stage: 'requested',
-      created_at: at,
-      updated_at: at,
-      finished_at: null,
-      success: null,
-      error_code: null,
-      error_message: null,
-    });
+    this.#local.add(id);
+    try {
+      await this.#ops.insert({
+        id,
+        kind,
+        server_id: server.id,
+        node_id: server.node_id,
+        actor_user_id: actor,
+        stage: 'requested',
+        created_at: at,
+        updated_at: at,
+        finished_at: null,
+        success: null,
+        error_code: null,
+        error_message: null,
+      });
+    } catch (e) {
+      this.#local.delete(id);
+      throw e;
+    }
     return id;
   }
 
@@ -260,17 +389,16 @@ export class OperationsService {
     const end = new Promise<OperationResult>((resolve) => {
       ended = resolve;
     });
-    this.#waiters.set(id, ended);
+    this.#wait(id, ended);
     // (an end that came before the waiter was set is in the row)
     const stored = await this.#ops.findById(id);
-    if (stored?.finished_at) {
-      this.#waiters.delete(id);
-      ended({
+    if (stored && !stored.finished_at) this.#watch(id, stored.node_id);
+    if (stored?.finished_at)
+      this.#answer(id, {
         success: Number(stored.success) === 1,
         ...(stored.error_code ? { code: stored.error_code } : {}),
         ...(stored.error_message ? { message: stored.error_message } : {}),
       });
-    }
     return { end };
   }
 

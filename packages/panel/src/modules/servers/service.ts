@@ -156,11 +156,14 @@ export class ServersService {
     this.#beforeDelete = deps.beforeDelete;
     this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
     // across replicas: a server made or edited through another replica has new hidden values,
-    // which this one redacts from its spectators' console (its own are refreshed as it writes)
+    // which this one redacts from its spectators' console. Not for an operation this replica
+    // started: it refreshed them as it wrote. (By the operation's starter, not by the event's
+    // origin: the end arises where the Agent is linked, maybe here, for a change written elsewhere.)
     this.#bus.subscribe(
       'operation',
       (e) => {
         if (e.operationKind !== 'create' && e.operationKind !== 'update') return;
+        if (this.#operations.startedHere(e.operationId)) return;
         void this.#row(e.serverId)
           .then(async (row) => this.#refreshSecrets(await this.#load(row)))
           .catch(() => undefined);
@@ -729,7 +732,8 @@ export class ServersService {
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
       if (r.success) return store();
-      await refused();
+      // not ended (its node offline past the grace): the Agent may still take the new ports
+      if (!r.pending) await refused();
       throw operationError(r, 'the update failed');
     });
     return { operationId, done };

@@ -114,13 +114,6 @@ interface Run {
   movedBackups: string[];
 }
 
-/**
- * How long a step's node may be offline before the step fails AGENT_OFFLINE: an operation the
- * Agent accepted and then could not report (it stopped, its link is cut) would else hold the
- * transfer until the step's timeout; a link that blips and comes back within it changes nothing.
- */
-const STEP_OFFLINE_GRACE_MS = 10_000;
-
 /** about how long a starting replica takes to hear the others' node lists (their heartbeat) */
 const PRESENCE_WAIT_MS = 1000;
 
@@ -425,7 +418,11 @@ export class TransfersService {
     await this.#operations.step(run.t.operation_id, step, message);
   }
 
-  /** One Agent operation of a step (kind `transfer_step`), awaited to its end; failure throws. */
+  /**
+   * One Agent operation of a step (kind `transfer_step`), awaited to its end; failure throws. A
+   * step whose node stays offline fails AGENT_OFFLINE after OperationsService's offline grace
+   * (OFFLINE_GRACE_MS; a link that blips back within it changes nothing).
+   */
   async #sub<A extends OperationAction>(
     run: Run,
     nodeId: string,
@@ -446,8 +443,6 @@ export class TransfersService {
       },
     );
     let timer: NodeJS.Timeout | undefined;
-    let offlineTimer: NodeJS.Timeout | undefined;
-    const unsubscribe: (() => void)[] = [];
     const r = await Promise.race([
       end as Promise<OperationResult>,
       new Promise<OperationResult>((resolve) => {
@@ -456,43 +451,8 @@ export class TransfersService {
           STEP_TIMEOUT_MS,
         );
         timer.unref();
-        const offline = () => {
-          offlineTimer ??= setTimeout(
-            () =>
-              resolve({
-                success: false,
-                code: 'AGENT_OFFLINE',
-                message: `node ${nodeId} went offline during ${action}`,
-              }),
-            STEP_OFFLINE_GRACE_MS,
-          );
-        };
-        unsubscribe.push(
-          this.#bus.subscribe(
-            'node.offline',
-            (e) => {
-              if (e.nodeId === nodeId) offline();
-            },
-            'everywhere',
-          ),
-          this.#bus.subscribe(
-            'node.online',
-            (e) => {
-              if (e.nodeId !== nodeId) return;
-              clearTimeout(offlineTimer);
-              offlineTimer = undefined;
-            },
-            'everywhere',
-          ),
-        );
-        // gone already between the start and these subscriptions
-        if (!this.#gateway.isOnline(nodeId)) offline();
       }),
-    ]).finally(() => {
-      clearTimeout(timer);
-      clearTimeout(offlineTimer);
-      for (const off of unsubscribe) off();
-    });
+    ]).finally(() => clearTimeout(timer));
     if (!r.success)
       throw new CodedError(
         (r.code as never) ?? 'INTERNAL_ERROR',

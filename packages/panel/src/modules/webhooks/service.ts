@@ -12,6 +12,11 @@
  * signed: `X-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>`, `X-Webhook-Timestamp`
  * (unix seconds, also in the body, so the signature covers it), `X-Webhook-Id`, `X-Webhook-Event`.
  * URLs and secrets are sealed at rest (DATA_DIR/keys/webhooks.key), shown once, never logged.
+ *
+ * Across replicas: a replica turns the events that arise on it (its Agents') into deliveries, from
+ * its own copy of the enabled hooks. A change made through any replica is published
+ * (`webhooks.changed`) and every other replica reloads its copy when it hears it (ms over NATS);
+ * a reload every RESYNC_MS on every replica catches a change missed while the broker was away.
  */
 import { randomUUID } from 'node:crypto';
 import { CodedError } from '@cap/protocol';
@@ -37,6 +42,8 @@ import { displayOf, parseTarget, post, resolveTarget } from './target.ts';
 export const MAX_ATTEMPTS = 5;
 const MAX_BACKOFF_MS = 10 * 60_000;
 const LEASE_MS = 60_000;
+/** every replica reloads its hooks this often besides on every change (a missed event heals) */
+export const RESYNC_MS = 30_000;
 /** events per second per webhook beyond which new ones are dropped (and counted in the log) */
 export const EVENTS_PER_SECOND = 20;
 const CONSOLE_LINES = 25;
@@ -100,14 +107,17 @@ export class WebhooksService {
   readonly #retryBaseMs: number;
   readonly #now: () => number;
   #key: Uint8Array | undefined;
-  /** enabled webhooks with their event filter (reloaded after every change) */
+  /** enabled webhooks with their event filter (reloaded after every change, on any replica) */
   #hooks: { row: WebhooksTable; events: ReadonlySet<string> }[] = [];
+  /** reloads started, and the latest one whose answer is in #hooks (an older answer never wins) */
+  #loads = 0;
+  #loaded = 0;
   /** per server: the players last seen (joins and leaves are the difference) */
   readonly #players = new Map<string, Set<string>>();
   /** per webhook: events this second (rate cap) */
   readonly #rate = new Map<string, { second: number; n: number; dropped: number }>();
   readonly #inFlight = new Set<string>();
-  #stop: (() => void) | undefined;
+  readonly #stops: (() => void)[] = [];
   #closed = false;
 
   constructor(deps: WebhooksDeps) {
@@ -129,17 +139,42 @@ export class WebhooksService {
 
   async init(): Promise<void> {
     await this.#reload();
-    this.#bus.subscribe('*', (e) => this.#onEvent(e));
-    this.#stop = this.#periodic.every('webhooks', 1000, () => this.deliverDue());
+    const reload = () => void this.#reload().catch((err: Error) => this.#reloadFailed(err));
+    this.#stops.push(
+      this.#bus.subscribe('*', (e) => this.#onEvent(e)),
+      // another replica changed a hook, or deleted a server (its hooks went with it)
+      this.#bus.subscribe('webhooks.changed', reload, 'others'),
+      this.#bus.subscribe('server.deleted', reload, 'others'),
+      this.#periodic.every('webhooks', 1000, () => this.deliverDue()),
+    );
+    // not the leader's job: every replica keeps its own copy
+    const resync = setInterval(reload, RESYNC_MS);
+    resync.unref();
+    this.#stops.push(() => clearInterval(resync));
   }
 
   close(): void {
     this.#closed = true;
-    this.#stop?.();
+    for (const stop of this.#stops.splice(0)) stop();
   }
 
   async #reload(): Promise<void> {
-    this.#hooks = (await this.#repo.enabled()).map((row) => ({ row, events: new Set(eventsOf(row)) }));
+    const n = ++this.#loads;
+    const rows = await this.#repo.enabled();
+    // a reload started later read the table later: its answer is at least as new
+    if (n < this.#loaded) return;
+    this.#loaded = n;
+    this.#hooks = rows.map((row) => ({ row, events: new Set(eventsOf(row)) }));
+  }
+
+  #reloadFailed(err: Error): void {
+    this.#log.warn({ err: err.message }, 'webhooks not reloaded (the next change or resync tries again)');
+  }
+
+  /** This replica's copy is up to date; the others reload theirs. */
+  async #changed(webhookId: string): Promise<void> {
+    await this.#reload();
+    this.#bus.publish({ kind: 'webhooks.changed', webhookId });
   }
 
   // ---- CRUD -----------------------------------------------------------------------------------
@@ -192,7 +227,7 @@ export class WebhooksService {
       created_at: now,
       updated_at: now,
     });
-    await this.#reload();
+    await this.#changed(id);
     return { ...(await this.get(serverId, id)), secret };
   }
 
@@ -207,14 +242,14 @@ export class WebhooksService {
       ...(input.enabled === undefined ? {} : { enabled: input.enabled ? 1 : 0 }),
       updated_at: iso(this.#now()),
     });
-    await this.#reload();
+    await this.#changed(id);
     return this.get(serverId, id);
   }
 
   async delete(serverId: string | null, id: string): Promise<void> {
     await this.#row(serverId, id);
     await this.#repo.delete(id);
-    await this.#reload();
+    await this.#changed(id);
   }
 
   async deliveries(serverId: string | null, id: string, limit: number): Promise<WebhookDelivery[]> {
@@ -262,7 +297,7 @@ export class WebhooksService {
     if (e.kind === 'server.deleted') {
       this.#players.delete(e.serverId);
       // its hooks went with it (foreign key); the cache follows
-      setTimeout(() => void this.#reload().catch(() => undefined), 1000).unref();
+      setTimeout(() => void this.#reload().catch((err: Error) => this.#reloadFailed(err)), 1000).unref();
     }
     const serverId = 'serverId' in e && typeof e.serverId === 'string' ? e.serverId : undefined;
     const hooks = this.#hooks
