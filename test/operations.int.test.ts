@@ -334,6 +334,43 @@ describe('operations through the Panel (real Agent, real Docker)', { concurrency
     }
   });
 
+  it("a config update whose Agent goes away: the waiter hears AGENT_OFFLINE, the server's last update says pending until the Agent's hello settles it", async () => {
+    const r = await rig('offline-config');
+    try {
+      const id = await r.server(300);
+      const waiting = r.panel.api(r.owner, 'PUT', `/api/servers/${id}/config?wait=true`, {
+        environment: { MOTD: 'offline test' },
+      });
+      const op = await until('the config update stopping the container', async () => {
+        const [o] = (await r.panel.api(r.owner, 'GET', `/api/servers/${id}/operations`)).body as Json[];
+        return o?.kind === 'update' && o.stage === 'stopping' ? (o as Json) : undefined;
+      });
+      await r.agent.stop();
+      const answer = await Promise.race([
+        waiting,
+        new Promise<undefined>((resolve) => setTimeout(resolve, 30_000)),
+      ]);
+      assert.ok(answer, 'the waiter is answered while the Agent is away');
+      assert.equal(answer.status, 503, JSON.stringify(answer.body));
+      assert.equal(answer.body.code, 'AGENT_OFFLINE');
+      const away = (await r.panel.api(r.owner, 'GET', `/api/servers/${id}`)).body.lastUpdate as Json;
+      assert.equal(away?.operationId, op.id, JSON.stringify(away));
+      assert.equal(away.stage, 'pending', 'not called failed while the update may still happen');
+      await r.startAgent();
+      const settled = await ended(r, op.id);
+      assert.equal(settled.errorCode, 'AGENT_RESTARTED', JSON.stringify(settled));
+      const last = await until('the settled end recorded on the server', async () => {
+        const u = (await r.panel.api(r.owner, 'GET', `/api/servers/${id}`)).body.lastUpdate as Json;
+        return u?.stage === 'pending' ? undefined : u;
+      });
+      assert.equal(last.operationId, op.id);
+      assert.equal(last.stage, 'failed', JSON.stringify(last));
+      assert.equal(last.code, 'AGENT_RESTARTED');
+    } finally {
+      await r.cleanup();
+    }
+  });
+
   it('an operation survives a Panel restart: the row completes when the Agent reports', async () => {
     const r = await rig('panel');
     try {

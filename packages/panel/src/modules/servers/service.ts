@@ -155,6 +155,7 @@ export class ServersService {
     this.#updateTimeoutMs = deps.updateTimeoutMs;
     this.#beforeDelete = deps.beforeDelete;
     this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
+    this.#operations.onEnd('update', (op, r) => this.#updateEnded(op, r));
     // across replicas: a server made or edited through another replica has new hidden values,
     // which this one redacts from its spectators' console. Not for an operation this replica
     // started: it refreshed them as it wrote. (By the operation's starter, not by the event's
@@ -573,6 +574,35 @@ export class ServersService {
    * unknown (no end reported: TIMEOUT, OPERATION_LOST; cut by its restart) it is asked to delete
    * whatever it may hold, best effort.
    */
+  /**
+   * A config update whose waiter was answered `pending` (its node went offline) ends later, maybe
+   * on another replica: its result replaces the stored `pending` one. Any other end was recorded by
+   * its waiter, which is left alone.
+   */
+  async #updateEnded(op: { id: string; server_id: string }, r: OperationResult): Promise<void> {
+    const row = await this.#repo.findById(op.server_id);
+    const stored = row?.last_update
+      ? parseJson<{ operationId?: string; stage?: string } | null>(row.last_update, null)
+      : null;
+    if (stored?.operationId !== op.id || stored.stage !== 'pending') return;
+    const result = {
+      operationId: op.id,
+      ok: r.success,
+      stage: r.success ? 'done' : 'failed',
+      at: nowIso(),
+      ...(r.message ? { message: r.message } : {}),
+      ...(r.code ? { code: r.code } : {}),
+    };
+    await this.#repo.update(op.server_id, { last_update: JSON.stringify(result) });
+    if (!r.success)
+      this.#bus.publish({
+        kind: 'server.update',
+        serverId: op.server_id,
+        stage: 'failed',
+        message: r.code ?? '',
+      });
+  }
+
   async #createEnded(op: { server_id: string; node_id: string }, r: OperationResult): Promise<void> {
     if (r.success) {
       this.#log.info({ serverId: op.server_id, action: 'create_server' }, 'server created');
@@ -1043,6 +1073,13 @@ export class ServersService {
     }
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
+      if (r.pending) {
+        // the waiter stops waiting (AGENT_OFFLINE), the update has not ended: stored as pending,
+        // and its real end (the Agent's hello or the sweep, on whichever replica closes it) is
+        // recorded by #updateEnded
+        await record(operationId, false, 'pending', r.message, r.code);
+        throw new CodedError('AGENT_OFFLINE', r.message ?? 'the node went offline during the update');
+      }
       if (r.success) {
         await record(operationId, true, 'done');
         return { ok: true, status: this.#live.status(id) ?? 'offline' };
