@@ -164,11 +164,19 @@ function Details({
               size="sm"
               span
               data-testid="server-last-update"
-              c={server.lastUpdate.ok ? undefined : 'red.4'}
+              c={
+                server.lastUpdate.ok
+                  ? undefined
+                  : server.lastUpdate.stage === 'pending'
+                    ? 'yellow.4'
+                    : 'red.4'
+              }
             >
               {server.lastUpdate.ok
                 ? 'applied'
-                : `failed (${server.lastUpdate.code ?? server.lastUpdate.stage})${server.lastUpdate.message ? `: ${server.lastUpdate.message}` : ''}`}{' '}
+                : server.lastUpdate.stage === 'pending'
+                  ? 'pending: the node went offline during the update; settled when its Agent is back'
+                  : `failed (${server.lastUpdate.code ?? server.lastUpdate.stage})${server.lastUpdate.message ? `: ${server.lastUpdate.message}` : ''}`}{' '}
               {new Date(server.lastUpdate.at).toLocaleString()}
             </Text>,
           ],
