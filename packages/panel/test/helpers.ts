@@ -65,13 +65,31 @@ export async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 50
 }
 
 /** A port that was free a moment ago (the Panel must know its own URL before it listens). */
+/** ports handed out by this process (a second call never returns one a caller has not bound yet) */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on loopback, below Linux's ephemeral range (32768–60999) and below the game
+ * ports of the tests (20000–31999): a port the kernel picks for `listen(0)` lies inside that range,
+ * where any outgoing connection of the machine can take it before the caller binds it (a replica
+ * test failed EADDRINUSE so); one down here only another test can take, and it checks first.
+ */
 export async function freePort(): Promise<number> {
-  const srv = netServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (!addr || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
+  const first = 10_000 + Math.floor(Math.random() * 10_000);
+  for (let k = 0; k < 10_000; k++) {
+    const port = 10_000 + ((first - 10_000 + k) % 10_000);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = netServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
+    });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port in 10000-19999');
 }
 
 export async function startTestPanel(

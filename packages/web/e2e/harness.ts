@@ -22,13 +22,9 @@ export const SHOTS = join(ROOT, 'test-artifacts', 'screenshots');
 /** the egg corpus: shared/ stands beside the repository (CI and developers alike) */
 export const EGGS = process.env['EGG_CORPUS'] ?? join(ROOT, '..', 'shared', 'eggs');
 
+/** one free port below the ephemeral range (see freePortBlock: `listen(0)`'s pick can be taken meanwhile) */
 export async function freePort(): Promise<number> {
-  const srv = netServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (!addr || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
+  return freePortBlock(1);
 }
 
 /** Whether `port` can be bound on every address (what a published container port needs). */
