@@ -3,6 +3,9 @@
  * Panels (one NATS, one PostgreSQL), a fake Agent on A. A server with a hidden value is made
  * through A after B started (B's start loaded no such server) and its value changed through A
  * later: a spectator watching it through B gets the value redacted, live and in the history.
+ * And with the Agent on B, changed through A: a PATCH (stored by A after the end event B re-read
+ * the old row on; A's `server.changed` makes B read it again) and a PUT /config (stored before
+ * the Agent is asked: the game's echo during the update is redacted on B).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -12,11 +15,21 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { FakeAgent } from './fake-agent.ts';
-import { freePort, type Json, scratchDatabase, startTestPanel, type TestPanel, until } from './helpers.ts';
+import {
+  freePort,
+  type Json,
+  type Session,
+  scratchDatabase,
+  startTestPanel,
+  type TestPanel,
+  until,
+} from './helpers.ts';
 
 const NATS = '/usr/sbin/nats-server';
 const SECRET = 'Live-Replica-Secret-1';
 const SECRET2 = 'Live-Replica-Secret-2';
+const SECRET3 = 'Live-Replica-Secret-3';
+const SECRET4 = 'Live-Replica-Secret-4';
 const EGG = {
   meta: { version: 'PTDL_v2' },
   name: 'Hidden game (replicas)',
@@ -44,6 +57,7 @@ describe('hidden values are redacted on every replica', () => {
   let a: TestPanel;
   let b: TestPanel;
   let agent: FakeAgent;
+  let agentB: FakeAgent | undefined;
   const shared = mkdtempSync(path.join(tmpdir(), 'cap-live-secrets-'));
 
   before(async () => {
@@ -72,6 +86,7 @@ describe('hidden values are redacted on every replica', () => {
 
   after(async () => {
     await agent?.close();
+    await agentB?.close();
     await b?.stop();
     await a?.stop();
     if (broker && broker.exitCode === null) {
@@ -83,6 +98,32 @@ describe('hidden values are redacted on every replica', () => {
     rmSync(shared, { recursive: true, force: true });
   });
 
+  /**
+   * A server of the hidden-variable egg made through A (its own template, named `name`), with
+   * SECRET; B heard the create and knows the value (nobody read it through B); a spectator's
+   * socket on B watches it.
+   */
+  async function watchedThroughB(owner: Session, spectator: Session, nodeId: string, name: string) {
+    const imp = await a.api(owner, 'POST', '/api/templates/import', {
+      content: JSON.stringify({ ...EGG, name }),
+      filename: 'egg.json',
+    });
+    assert.equal(imp.status, 201, JSON.stringify(imp.body));
+    const created = await a.api(owner, 'POST', '/api/servers?wait=true', {
+      name,
+      nodeId,
+      templateId: imp.body.template.id,
+      environment: { ADMIN_PASSWORD: SECRET },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const serverId = created.body.id as string;
+    await until(() => b.app.panel.live.secrets(serverId).includes(SECRET), 5000);
+    const ws = await b.clientSocket(spectator);
+    ws.send({ type: 'subscribe', serverId });
+    await ws.next((m) => m.type === 'subscribed');
+    return { serverId, ws };
+  }
+
   it('made and edited through A, watched through B by a spectator: redacted', async () => {
     const owner = await a.login();
     const spectator = await a.userWithRole('spectator');
@@ -90,25 +131,7 @@ describe('hidden values are redacted on every replica', () => {
     agent = await FakeAgent.start({ panelUrl: a.url, agentSecret: node.agentSecret });
     await until(() => a.app.panel.hub.isOnline(node.id));
     await until(() => b.app.panel.gateway.isOnline(node.id), 5000);
-    const imp = await a.api(owner, 'POST', '/api/templates/import', {
-      content: JSON.stringify(EGG),
-      filename: 'egg.json',
-    });
-    assert.equal(imp.status, 201, JSON.stringify(imp.body));
-    const created = await a.api(owner, 'POST', '/api/servers?wait=true', {
-      name: 'hidden on replicas',
-      nodeId: node.id,
-      templateId: imp.body.template.id,
-      environment: { ADMIN_PASSWORD: SECRET },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const serverId = created.body.id as string;
-    // B heard the create: it knows the hidden value (nobody read the server through B)
-    await until(() => b.app.panel.live.secrets(serverId).includes(SECRET), 5000);
-
-    const ws = await b.clientSocket(spectator);
-    ws.send({ type: 'subscribe', serverId });
-    await ws.next((m) => m.type === 'subscribed');
+    const { serverId, ws } = await watchedThroughB(owner, spectator, node.id, 'hidden on replicas');
     const line = (start: string) => (m: Json) =>
       m.type === 'console' && m.lines.some((l: string) => l.startsWith(start));
     agent.emit('server_log', { serverId, message: `first: ${SECRET}` });
@@ -135,5 +158,73 @@ describe('hidden values are redacted on every replica', () => {
     assert.ok(!JSON.stringify(sub.history).includes(SECRET2), JSON.stringify(sub.history));
     ws.close();
     late.close();
+  });
+  it('changed through A while the Agent is on B: B redacts the new value once A stored it', async () => {
+    const owner = await a.login();
+    const spectator = await a.userWithRole('spectator');
+    const node = await a.createNode(owner, 'secrets-node-b');
+    // the game echoes its admin password as it boots, a while after the update recreated it
+    // (before the Agent reports the end, as a real game's startup lines come before ready)
+    let echoInFlight = false;
+    const UPDATE_MS = 1500;
+    agentB = await FakeAgent.start({
+      panelUrl: b.url,
+      agentSecret: node.agentSecret,
+      operationMs: (cmd) => (cmd.action === 'update_server' ? UPDATE_MS : 40),
+      handlers: {
+        update_server: (cmd) => {
+          const serverId = cmd.serverId ?? '';
+          const s = agentB?.servers.get(serverId);
+          const env = (cmd.payload as { environment?: Record<string, string> }).environment;
+          if (s && env) s.environment = env;
+          if (echoInFlight)
+            setTimeout(
+              () => agentB?.emit('server_log', { serverId, message: `booting: ${env?.ADMIN_PASSWORD}` }),
+              500,
+            );
+          return { serverId, status: s?.status ?? 'offline' };
+        },
+      },
+    });
+    await until(() => b.app.panel.hub.isOnline(node.id));
+    await until(() => a.app.panel.gateway.isOnline(node.id), 5000);
+    const { serverId, ws } = await watchedThroughB(owner, spectator, node.id, 'hidden, Agent on B');
+    const seen: string[] = [];
+    const line = async (start: string) => {
+      const m = await ws.next(
+        (m: Json) => m.type === 'console' && m.lines.some((l: string) => l.startsWith(start)),
+        8000,
+      );
+      seen.push(...m.lines);
+      return (m.lines as string[]).join('\n');
+    };
+
+    // PATCH through A: A stores the row once the Agent's success reached it, after the end event
+    // B published (and re-read the old row on); A then tells the others it stored it
+    const patched = await a.api(owner, 'PATCH', `/api/servers/${serverId}?wait=true`, {
+      environment: { ADMIN_PASSWORD: SECRET3 },
+    });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    await until(() => b.app.panel.live.secrets(serverId).includes(SECRET3), 5000).catch(() => {
+      throw new Error(`B still redacts ${JSON.stringify(b.app.panel.live.secrets(serverId))}`);
+    });
+    agentB.emit('server_log', { serverId, message: `patched: ${SECRET3}` });
+    const afterPatch = await line('patched');
+    assert.ok(!afterPatch.includes(SECRET3), afterPatch);
+    assert.match(afterPatch, /patched: \[hidden\]/);
+
+    // PUT /config through A: stored (and announced) before the Agent is asked, so the game's
+    // echo while the update is still running is redacted on B, not only after the end
+    echoInFlight = true;
+    const edit = await a.api(owner, 'PUT', `/api/servers/${serverId}/config?wait=true`, {
+      environment: { ADMIN_PASSWORD: SECRET4 },
+    });
+    assert.ok(edit.status === 200 || edit.status === 202, JSON.stringify(edit.body));
+    const booting = await line('booting');
+    assert.ok(!booting.includes(SECRET4), booting);
+    assert.match(booting, /booting: \[hidden\]/);
+    const rest = JSON.stringify([...seen, ...ws.messages]);
+    for (const v of [SECRET, SECRET3, SECRET4]) assert.ok(!rest.includes(v), rest);
+    ws.close();
   });
 });

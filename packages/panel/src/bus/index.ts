@@ -96,6 +96,11 @@ export type DomainEvent =
       message?: string;
     }
   | { kind: 'server.deleted'; serverId: string }
+  /**
+   * a server's stored definition changed, published by the writer once the row is stored: the
+   * other replicas re-read what they keep of it (the hidden values they redact)
+   */
+  | { kind: 'server.changed'; serverId: string }
   /** a step of a failover (modules/failover): pending, restoring, fenced, started, failed */
   | {
       kind: 'server.failover';

@@ -43,6 +43,7 @@ export const EVENT_KINDS = [
   'server.feature',
   'server.remote_console',
   'server.deleted',
+  'server.changed',
   'node.online',
   'node.offline',
   'user_action',

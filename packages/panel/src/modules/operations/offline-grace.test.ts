@@ -11,7 +11,7 @@ import { InProcessBus } from '../../bus/index.ts';
 import type { OperationsTable } from '../../db/schema.ts';
 import type { AgentGateway } from '../../relay/agent-gateway.ts';
 import type { OperationsRepo } from './repo.ts';
-import { type OperationResult, OperationsService } from './service.ts';
+import { OPERATION_TIMEOUT_MS, type OperationResult, OperationsService } from './service.ts';
 
 const GRACE = 400;
 
@@ -128,5 +128,18 @@ test('startedHere: an operation this process opened, until its end was heard (by
   assert.equal(ops.startedHere(id), true, 'still, for the end event’s other subscribers');
   await new Promise((r) => setImmediate(r));
   assert.equal(ops.startedHere(id), false);
+  ops.close();
+});
+
+test('startedHere: an end never heard (lost in a broker outage) is forgotten after the operation timeout', async () => {
+  const { ops } = rig();
+  const id = await ops.start(server, 'update', 'update_server', {} as never, null);
+  const at = Date.now();
+  // no end arrives: still this process's until the timeout (OPERATION_TIMEOUT_MS, 2 h)
+  assert.equal(ops.startedHere(id, at + OPERATION_TIMEOUT_MS - 60_000), true);
+  assert.equal(ops.startedHere(id, at + OPERATION_TIMEOUT_MS + 1000), false);
+  // and one opened since is not forgotten with it
+  const next = await ops.start(server, 'update', 'update_server', {} as never, null);
+  assert.equal(ops.startedHere(next), true);
   ops.close();
 });

@@ -74,8 +74,12 @@ export class OperationsService {
   readonly #offlineSince = new Map<string, number>();
   #offlineTimer: NodeJS.Timeout | undefined;
   readonly #offlineGraceMs: number;
-  /** operations opened by this process and not ended yet (`startedHere`) */
-  readonly #local = new Set<string>();
+  /**
+   * operations opened by this process and not ended yet (`startedHere`) → when (ms). An end lost
+   * on the bus (a broker outage) would leave one for ever: past the operation timeout it is
+   * forgotten (the sweep has closed it as TIMEOUT by then, if nothing else did).
+   */
+  readonly #local = new Map<string, number>();
   /** operations being closed in this process (their waiters resolve in `finish`) */
   readonly #finishing = new Set<string>();
   /** kind → what must happen in the database when one ends, before anyone hears of the end */
@@ -151,8 +155,14 @@ export class OperationsService {
    * Whether this process opened the operation (and has not heard its end yet, the end event's
    * subscribers included): what it wrote for it, it has refreshed as it wrote.
    */
-  startedHere(id: string): boolean {
+  startedHere(id: string, now = Date.now()): boolean {
+    this.#pruneLocal(now);
     return this.#local.has(id);
+  }
+
+  /** Forgets the operations opened here longer ago than the operation timeout (their end was lost). */
+  #pruneLocal(now: number): void {
+    for (const [id, at] of this.#local) if (now - at >= this.#timeoutMs) this.#local.delete(id);
   }
 
   /** after every subscriber of this turn heard the end (they may still ask `startedHere`) */
@@ -349,7 +359,8 @@ export class OperationsService {
   async open(server: { id: string; node_id: string }, kind: OperationKind, actor: string | null) {
     const id = newMessageId('op');
     const at = nowIso();
-    this.#local.add(id);
+    this.#pruneLocal(Date.now());
+    this.#local.set(id, Date.now());
     try {
       await this.#ops.insert({
         id,

@@ -114,6 +114,9 @@ export class ServersService {
   readonly #projection: AgentEventProjection;
   /** capacity checks and what they admit run one at a time per node (check, then store) */
   readonly #nodeLocks = new Map<string, Promise<unknown>>();
+  /** serverId → the latest re-read of its hidden values asked for by another replica's change */
+  readonly #rereads = new Map<string, number>();
+  #rereadSeq = 0;
   /** resizes the Agent has not finished: counted at their larger size until they end */
   readonly #resizing = new Map<string, { nodeId: string; stored: Usage; next: Usage }>();
   /** servers being moved to another node (modules/transfers): power actions are refused */
@@ -160,17 +163,32 @@ export class ServersService {
     // which this one redacts from its spectators' console. Not for an operation this replica
     // started: it refreshed them as it wrote. (By the operation's starter, not by the event's
     // origin: the end arises where the Agent is linked, maybe here, for a change written elsewhere.)
+    // (the last one asked for wins: an earlier read that ends later holds the older row)
+    const reread = (serverId: string) => {
+      const ticket = ++this.#rereadSeq;
+      this.#rereads.set(serverId, ticket);
+      void this.#row(serverId)
+        .then(async (row) => {
+          const loaded = await this.#load(row);
+          if (this.#rereads.get(serverId) === ticket) this.#refreshSecrets(loaded);
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.#rereads.get(serverId) === ticket) this.#rereads.delete(serverId);
+        });
+    };
     this.#bus.subscribe(
       'operation',
       (e) => {
         if (e.operationKind !== 'create' && e.operationKind !== 'update') return;
         if (this.#operations.startedHere(e.operationId)) return;
-        void this.#row(e.serverId)
-          .then(async (row) => this.#refreshSecrets(await this.#load(row)))
-          .catch(() => undefined);
+        reread(e.serverId);
       },
       'everywhere',
     );
+    // The end above can come before the writer stored the row (a PATCH is stored once the
+    // Agent's success reached the writer, after the end event): the writer says so once stored.
+    this.#bus.subscribe('server.changed', (e) => reread(e.serverId), 'others');
     this.#projection = new AgentEventProjection({
       repo: deps.repo,
       templates: deps.templates,
@@ -726,6 +744,7 @@ export class ServersService {
     const store = async () => {
       if (input.ports !== undefined) await this.#allocations.releaseRawPorts(id, held(input.ports));
       await this.#repo.update(id, set);
+      this.#changed(id);
       return this.get(id, ADMIN_VIEW);
     };
     if (!runtime) return { operationId: null, done: store() };
@@ -1041,6 +1060,8 @@ export class ServersService {
     const next = eggOf({ ...loaded, row: { ...row, ...set } });
     await this.#repo.update(id, set);
     this.#refreshSecrets({ ...loaded, row: { ...row, ...set } });
+    // stored before the Agent is asked: the other replicas re-read it before its game can print it
+    this.#changed(id);
     const payload = {
       environment: next.environment,
       ...(limits === undefined ? {} : { limits }),
@@ -1295,6 +1316,11 @@ export class ServersService {
     if (clean === bytes) return data;
     const out = Buffer.from(clean, 'latin1');
     return { ...data, ...redactedHash(data, out), content: out.toString('base64'), size: out.length };
+  }
+
+  /** Tells the other replicas a server's row was stored anew (they re-read its hidden values). */
+  #changed(serverId: string): void {
+    this.#bus.publish({ kind: 'server.changed', serverId });
   }
 
   /** Keeps the live relay's copy of a server's hidden values current. */
