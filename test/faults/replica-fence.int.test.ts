@@ -297,6 +297,11 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
       )
       .join('\n');
     if (tally.lost + tally.twice + tally.refusedButRan > 0) process.stdout.write(`${ledgerText}${logs()}\n`);
+    // which lines never came, and the watcher's sockets (moved from A to B)
+    if (account.unaccounted !== 0)
+      process.stdout.write(
+        `lines missing: ${account.missing.join(', ')}\ncut at ${cutAt}, fenced at ${fencedAt}, link on B at ${linkedOnB}\nwatcher:\n${watcher.trail.join('\n')}\n${ledgerText}${logs()}\n`,
+      );
     assert.equal(tally.lost, 0, 'no accepted command lost');
     assert.equal(tally.twice, 0, 'no command ran twice');
     assert.equal(tally.refusedButRan, 0, 'no refused command ran');
