@@ -519,6 +519,18 @@ export class TickWatcher {
         this.trail.push(
           `${Date.now()} subscribed (history ticks ${h[0] ?? '-'}..${h.at(-1) ?? '-'}, seen up to ${this.#max})`,
         );
+        // subscribed again (a moved or reopened socket): the history is what the browser shows
+        // in place of its console (store.reset), so a line there that never came live was
+        // delivered, once; a line that comes live after it did is then a line twice. The first
+        // subscribe's history is before the account starts (the first live tick).
+        if (this.#max === 0) for (const l of history) this.#before.add(l);
+        else {
+          const before = this.viaHistory;
+          const taken = this.#takeHistory(history);
+          this.trail.push(
+            `${Date.now()} taken from the history: ${this.viaHistory - before} (${taken.join(', ')})`,
+          );
+        }
       }
       if (m.type === 'console') {
         for (const l of m.lines as string[]) {
@@ -567,6 +579,35 @@ export class TickWatcher {
   get max(): number {
     return this.#max;
   }
+  /** lines delivered only in a `subscribed` history (after a resubscribe), not live */
+  viaHistory = 0;
+  /** the non-tick lines a resubscribe's history delivered */
+  historyLines = new Set<string>();
+  /** the first subscribe's history (before the account starts: not lines a resubscribe delivers) */
+  #before = new Set<string>();
+  #takeHistory(history: readonly string[]): string[] {
+    const taken: string[] = [];
+    for (const l of history) {
+      const hit = /^tick:(\d+)$/.exec(l);
+      if (!hit) {
+        if (!this.#before.has(l) && !this.lines.includes(l) && !this.historyLines.has(l)) {
+          this.historyLines.add(l);
+          this.viaHistory += 1;
+          taken.push(l);
+        }
+        continue;
+      }
+      const n = Number(hit[1]);
+      if (n < this.firstTick || this.ticks.has(n)) continue;
+      this.ticks.add(n);
+      this.arrived.set(n, Date.now());
+      this.viaHistory += 1;
+      taken.push(l);
+      if (n > this.#max) this.#max = n;
+      this.lastTickAt = Date.now();
+    }
+    return taken;
+  }
   /** the ticks between the first and the highest seen that never arrived, each with the arrival times of its neighbours */
   gaps(): string[] {
     const out: string[] = [];
@@ -597,7 +638,7 @@ export class TickWatcher {
  */
 export function lineAccount(watcher: TickWatcher, ledger: CommandLedger) {
   const accepted = ledger.sent.filter((c) => c.status === 202).map((c) => c.cmd);
-  const seen = new Set(watcher.lines.map((l) => l.trim()));
+  const seen = new Set([...watcher.lines, ...watcher.historyLines].map((l) => l.trim()));
   let othersPrinted = 0;
   let othersSeen = 0;
   const missing = watcher.gaps();
@@ -617,6 +658,8 @@ export function lineAccount(watcher: TickWatcher, ledger: CommandLedger) {
     unaccounted: printed - delivered - watcher.dropped,
     outOfOrder: watcher.outOfOrder,
     duplicates: watcher.duplicates,
+    /** of the delivered, those only in a resubscribe's history (not live) */
+    inHistory: watcher.viaHistory,
     /** which lines never came (ticks with their neighbours' arrival times, commands' lines) */
     missing,
   };
