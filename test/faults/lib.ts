@@ -491,6 +491,10 @@ export class TickWatcher {
   statuses: string[] = [];
   /** the last console lines that are not ticks */
   lines: string[] = [];
+  /** what happened to the socket, timed (open, subscribed with its history, close): printed when lines went missing */
+  trail: string[] = [];
+  /** tick → when it arrived */
+  arrived = new Map<number, number>();
   #closed = false;
   #max = 0;
   readonly url: string;
@@ -509,6 +513,25 @@ export class TickWatcher {
     ws.on('message', (d) => {
       const m = JSON.parse(d.toString()) as Json;
       if (m.serverId !== undefined && m.serverId !== this.serverId) return;
+      if (m.type === 'subscribed') {
+        const history = (m.history as string[] | undefined) ?? [];
+        const h = history.map((l) => /^tick:(\d+)$/.exec(l)?.[1]).filter(Boolean);
+        this.trail.push(
+          `${Date.now()} subscribed (history ticks ${h[0] ?? '-'}..${h.at(-1) ?? '-'}, seen up to ${this.#max})`,
+        );
+        // subscribed again (a moved or reopened socket): the history is what the browser shows
+        // in place of its console (store.reset), so a line there that never came live was
+        // delivered, once; a line that comes live after it did is then a line twice. The first
+        // subscribe's history is before the account starts (the first live tick).
+        if (this.#max === 0) for (const l of history) this.#before.add(l);
+        else {
+          const before = this.viaHistory;
+          const taken = this.#takeHistory(history);
+          this.trail.push(
+            `${Date.now()} taken from the history: ${this.viaHistory - before} (${taken.join(', ')})`,
+          );
+        }
+      }
       if (m.type === 'console') {
         for (const l of m.lines as string[]) {
           const hit = /^tick:(\d+)$/.exec(l);
@@ -522,18 +545,27 @@ export class TickWatcher {
           if (n < this.#max) this.outOfOrder += 1;
           if (n > this.#max) this.#max = n;
           if (this.ticks.has(n)) this.duplicates += 1;
-          else this.ticks.add(n);
+          else {
+            this.ticks.add(n);
+            this.arrived.set(n, Date.now());
+          }
           if (!this.firstTick) this.firstTick = n;
           this.lastTickAt = Date.now();
         }
-      } else if (m.type === 'console_dropped') this.dropped += m.count as number;
-      else if (m.type === 'status') this.statuses.push(m.status as string);
+      } else if (m.type === 'console_dropped') {
+        this.dropped += m.count as number;
+        this.trail.push(`${Date.now()} console_dropped ${m.count} (${m.reason})`);
+      } else if (m.type === 'status') this.statuses.push(m.status as string);
     });
-    ws.on('close', () => {
+    ws.on('close', (code, reason) => {
+      this.trail.push(`${Date.now()} closed ${code} ${reason.toString()} (seen up to ${this.#max})`);
       if (!this.#closed) setTimeout(() => void this.open().catch(() => undefined), 200);
     });
     await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
+      ws.once('open', () => {
+        this.trail.push(`${Date.now()} open`);
+        resolve();
+      });
       ws.once('error', reject);
     });
     ws.send(JSON.stringify({ type: 'subscribe', serverId: this.serverId }));
@@ -546,6 +578,45 @@ export class TickWatcher {
   }
   get max(): number {
     return this.#max;
+  }
+  /** lines delivered only in a `subscribed` history (after a resubscribe), not live */
+  viaHistory = 0;
+  /** the non-tick lines a resubscribe's history delivered */
+  historyLines = new Set<string>();
+  /** the first subscribe's history (before the account starts: not lines a resubscribe delivers) */
+  #before = new Set<string>();
+  #takeHistory(history: readonly string[]): string[] {
+    const taken: string[] = [];
+    for (const l of history) {
+      const hit = /^tick:(\d+)$/.exec(l);
+      if (!hit) {
+        if (!this.#before.has(l) && !this.lines.includes(l) && !this.historyLines.has(l)) {
+          this.historyLines.add(l);
+          this.viaHistory += 1;
+          taken.push(l);
+        }
+        continue;
+      }
+      const n = Number(hit[1]);
+      if (n < this.firstTick || this.ticks.has(n)) continue;
+      this.ticks.add(n);
+      this.arrived.set(n, Date.now());
+      this.viaHistory += 1;
+      taken.push(l);
+      if (n > this.#max) this.#max = n;
+      this.lastTickAt = Date.now();
+    }
+    return taken;
+  }
+  /** the ticks between the first and the highest seen that never arrived, each with the arrival times of its neighbours */
+  gaps(): string[] {
+    const out: string[] = [];
+    for (let n = this.firstTick; n <= this.#max; n++)
+      if (!this.ticks.has(n))
+        out.push(
+          `tick:${n} (tick:${n - 1} at ${this.arrived.get(n - 1) ?? '-'}, tick:${n + 1} at ${this.arrived.get(n + 1) ?? '-'})`,
+        );
+    return out;
   }
   /** ms until a tick arrives that was not there at the call */
   async nextTick(timeoutMs: number): Promise<number> {
@@ -567,13 +638,15 @@ export class TickWatcher {
  */
 export function lineAccount(watcher: TickWatcher, ledger: CommandLedger) {
   const accepted = ledger.sent.filter((c) => c.status === 202).map((c) => c.cmd);
-  const seen = new Set(watcher.lines.map((l) => l.trim()));
+  const seen = new Set([...watcher.lines, ...watcher.historyLines].map((l) => l.trim()));
   let othersPrinted = 0;
   let othersSeen = 0;
+  const missing = watcher.gaps();
   for (const cmd of accepted)
     for (const line of [cmd, `got:${cmd}`]) {
       othersPrinted++;
       if (seen.has(line)) othersSeen++;
+      else missing.push(line);
     }
   const ticksPrinted = watcher.max ? watcher.max - watcher.firstTick + 1 : 0;
   const printed = ticksPrinted + othersPrinted;
@@ -585,6 +658,10 @@ export function lineAccount(watcher: TickWatcher, ledger: CommandLedger) {
     unaccounted: printed - delivered - watcher.dropped,
     outOfOrder: watcher.outOfOrder,
     duplicates: watcher.duplicates,
+    /** of the delivered, those only in a resubscribe's history (not live) */
+    inHistory: watcher.viaHistory,
+    /** which lines never came (ticks with their neighbours' arrival times, commands' lines) */
+    missing,
   };
 }
 

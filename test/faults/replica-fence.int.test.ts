@@ -272,6 +272,7 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
       refused_but_ran: tally.refusedButRan,
       lines_printed: account.printed,
       lines_delivered: account.delivered,
+      lines_in_history: account.inHistory,
       lines_dropped_reported: account.dropped,
       lines_unaccounted: account.unaccounted,
       lines_twice: account.duplicates,
@@ -297,6 +298,14 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
       )
       .join('\n');
     if (tally.lost + tally.twice + tally.refusedButRan > 0) process.stdout.write(`${ledgerText}${logs()}\n`);
+    // which lines never came, and the watcher's sockets (moved from A to B) with what each
+    // resubscribe's history gave
+    if (account.unaccounted !== 0)
+      process.stdout.write(
+        `lines missing: ${account.missing.join(', ')}\ncut at ${cutAt}, fenced at ${fencedAt}, link on B at ${linkedOnB}\nwatcher:\n${watcher.trail.join('\n')}\n${ledgerText}${logs()}\n`,
+      );
+    else if (account.inHistory > 0)
+      process.stdout.write(`cut at ${cutAt}, fenced at ${fencedAt}; watcher:\n${watcher.trail.join('\n')}\n`);
     assert.equal(tally.lost, 0, 'no accepted command lost');
     assert.equal(tally.twice, 0, 'no command ran twice');
     assert.equal(tally.refusedButRan, 0, 'no refused command ran');
