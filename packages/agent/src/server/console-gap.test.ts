@@ -146,4 +146,17 @@ describe('console gap (read back from the container log)', () => {
     assert.deepEqual(w.reads, []);
     s.destroy();
   });
+
+  it("a daemon line comes after the game's output read before it in the same turn", async () => {
+    const w = fakeServer('s-order-1', () => null);
+    const s = stream();
+    w.console.attach(s);
+    s.push('game said this\r\n');
+    // the read reaches the console on a tick; its hand-on waits for the turn's end (setImmediate)
+    await new Promise((r) => process.nextTick(r));
+    w.console.daemon('Server marked as offline');
+    await until(() => w.lines().length >= 2);
+    assert.deepEqual(w.lines(), ['game said this', 'Server marked as offline']);
+    s.destroy();
+  });
 });

@@ -86,6 +86,8 @@ export class ServerConsole {
 
   /** Reports the lines dropped so far (a stream ended). */
   flushDropped(): void {
+    // this turn's output goes through the throttle first: its drops are in this report
+    this.#hand();
     this.#throttle.flush();
   }
 
@@ -337,6 +339,8 @@ export class ServerConsole {
 
   /** A line from the Agent itself in the server's console (Wings' "[Pterodactyl Daemon]" lines). */
   daemon(message: string): void {
+    // after what the game printed before it (held for this turn's end, #take)
+    this.#hand();
     this.#server.events.publish('console', { serverId: this.#server.id, message, stream: 'daemon' });
   }
 
