@@ -336,7 +336,8 @@ test('files tab: edit with conflict check, folder upload with progress, drop, fo
     assert.equal(await byTestId('copy-input').inputValue(), 'server.properties copy');
     await byTestId('copy-input').fill('configs/server.copy');
     await byTestId('copy-submit').click();
-    await until('the copy', () => existsSync(onDisk('configs/server.copy')));
+    // the dialog closes when the Agent has answered: then the copy is whole (it exists, empty, a moment before)
+    await byTestId('copy-input').waitFor({ state: 'detached', timeout: WAIT });
     assert.deepEqual(readFileSync(onDisk('configs/server.copy')), readFileSync(onDisk('server.properties')));
     // a name that exists is refused with the Panel's code, the dialog stays
     await byTestId('files-new-file').click();

@@ -146,7 +146,8 @@ export async function openE2E(
     }),
   );
   const browser = await launchChromium();
-  const page = await browser.newPage({ viewport });
+  // reduced motion: no modal transitions, so a click never lands on a dialog still moving in
+  const page = await browser.newPage({ viewport, reducedMotion: 'reduce' });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => {

@@ -23,6 +23,8 @@ export const theme = createTheme({
   defaultRadius: 'md',
   headings: { fontWeight: '650' },
   focusRing: 'auto',
+  // a user who asks the system for less motion gets no modal/menu transitions (the e2e tests ask too)
+  respectReducedMotion: true,
 });
 
 /** Monospace for what the user types (names, commands), not for the field's label. */
