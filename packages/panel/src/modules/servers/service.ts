@@ -163,11 +163,11 @@ export class ServersService {
     this.#beforeDelete = deps.beforeDelete;
     this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
     this.#operations.onEnd('update', (op, r) => this.#updateEnded(op, r));
-    // across replicas: a server made or edited through another replica has new hidden values,
-    // which this one redacts from its spectators' console. Not for an operation this replica
-    // started: it refreshed them as it wrote. (By the operation's starter, not by the event's
-    // origin: the end arises where the Agent is linked, maybe here, for a change written elsewhere.)
-    // (the last one asked for wins: an earlier read that ends later holds the older row)
+    // across replicas: a server made through another replica has hidden values this one redacts
+    // from its spectators' console, re-read on the create's stages. Not for an operation this
+    // replica started: it refreshed them as it wrote. (By the operation's starter, not by the
+    // event's origin: the end arises where the Agent is linked, maybe here.) An edit's writer
+    // publishes server.changed once it stored the row (below). Reads take tickets: the newest wins.
     const reread = (serverId: string) => {
       const ticket = ++this.#rereadSeq;
       void this.#row(serverId)
@@ -177,7 +177,8 @@ export class ServersService {
     this.#bus.subscribe(
       'operation',
       (e) => {
-        if (e.operationKind !== 'create' && e.operationKind !== 'update') return;
+        // (an update's writer says so itself, once stored: server.changed below)
+        if (e.operationKind !== 'create') return;
         if (this.#operations.startedHere(e.operationId)) return;
         reread(e.serverId);
       },
