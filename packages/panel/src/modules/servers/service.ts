@@ -114,8 +114,12 @@ export class ServersService {
   readonly #projection: AgentEventProjection;
   /** capacity checks and what they admit run one at a time per node (check, then store) */
   readonly #nodeLocks = new Map<string, Promise<unknown>>();
-  /** serverId → the latest re-read of its hidden values asked for by another replica's change */
-  readonly #rereads = new Map<string, number>();
+  /**
+   * serverId → the ticket of the read whose hidden values the live state holds: each read of a
+   * row takes a ticket before it reads (a write, when it stored), and one older than the ticket
+   * applied is dropped (newest wins: an earlier read that ends later holds the older row).
+   */
+  readonly #secretsApplied = new Map<string, number>();
   #rereadSeq = 0;
   /** resizes the Agent has not finished: counted at their larger size until they end */
   readonly #resizing = new Map<string, { nodeId: string; stored: Usage; next: Usage }>();
@@ -159,28 +163,22 @@ export class ServersService {
     this.#beforeDelete = deps.beforeDelete;
     this.#operations.onEnd('create', (op, r) => this.#createEnded(op, r));
     this.#operations.onEnd('update', (op, r) => this.#updateEnded(op, r));
-    // across replicas: a server made or edited through another replica has new hidden values,
-    // which this one redacts from its spectators' console. Not for an operation this replica
-    // started: it refreshed them as it wrote. (By the operation's starter, not by the event's
-    // origin: the end arises where the Agent is linked, maybe here, for a change written elsewhere.)
-    // (the last one asked for wins: an earlier read that ends later holds the older row)
+    // across replicas: a server made through another replica has hidden values this one redacts
+    // from its spectators' console, re-read on the create's stages. Not for an operation this
+    // replica started: it refreshed them as it wrote. (By the operation's starter, not by the
+    // event's origin: the end arises where the Agent is linked, maybe here.) An edit's writer
+    // publishes server.changed once it stored the row (below). Reads take tickets: the newest wins.
     const reread = (serverId: string) => {
       const ticket = ++this.#rereadSeq;
-      this.#rereads.set(serverId, ticket);
       void this.#row(serverId)
-        .then(async (row) => {
-          const loaded = await this.#load(row);
-          if (this.#rereads.get(serverId) === ticket) this.#refreshSecrets(loaded);
-        })
-        .catch(() => undefined)
-        .finally(() => {
-          if (this.#rereads.get(serverId) === ticket) this.#rereads.delete(serverId);
-        });
+        .then(async (row) => this.#refreshSecrets(await this.#load(row), ticket))
+        .catch(() => undefined);
     };
     this.#bus.subscribe(
       'operation',
       (e) => {
-        if (e.operationKind !== 'create' && e.operationKind !== 'update') return;
+        // (an update's writer says so itself, once stored: server.changed below)
+        if (e.operationKind !== 'create') return;
         if (this.#operations.startedHere(e.operationId)) return;
         reread(e.serverId);
       },
@@ -262,8 +260,9 @@ export class ServersService {
     return { row, template, allocation, nodeAddress: node?.public_address ?? null };
   }
 
-  #toServer(loaded: Loaded, viewer: Viewer): Server {
-    this.#refreshSecrets(loaded);
+  /** `ticket`: taken before the row was read (see #secretsApplied) */
+  #toServer(loaded: Loaded, viewer: Viewer, ticket: number): Server {
+    this.#refreshSecrets(loaded, ticket);
     return toServer(loaded, viewer, {
       status: this.#live.status(loaded.row.id),
       stats: this.#live.stats(loaded.row.id),
@@ -383,6 +382,7 @@ export class ServersService {
     opts: { imageUpdates?: boolean } = {},
   ): Promise<Server[]> {
     const viewerOf = typeof viewer === 'function' ? viewer : () => viewer;
+    const ticket = ++this.#rereadSeq;
     const all = opts.imageUpdates
       ? await this.#repo.listWithImageUpdates()
       : (await this.#repo.list()).map((row) => ({ row, updateAvailable: false }));
@@ -399,14 +399,19 @@ export class ServersService {
       const template = await this.#template(row, cache);
       const allocation = row.allocation_id ? allocations.get(row.allocation_id) : undefined;
       const nodeAddress = addresses.get(row.node_id) ?? null;
-      const server = this.#toServer({ row, template, allocation, nodeAddress }, viewerOf(row.id) as Viewer);
+      const server = this.#toServer(
+        { row, template, allocation, nodeAddress },
+        viewerOf(row.id) as Viewer,
+        ticket,
+      );
       out.push(updates.has(row.id) ? { ...server, updateAvailable: true } : server);
     }
     return out;
   }
 
   async get(id: string, viewer: Viewer): Promise<Server> {
-    return this.#toServer(await this.#load(await this.#row(id)), viewer);
+    const ticket = ++this.#rereadSeq;
+    return this.#toServer(await this.#load(await this.#row(id)), viewer, ticket);
   }
 
   /** Status only (no template or allocation lookups), for the live relay. */
@@ -584,6 +589,7 @@ export class ServersService {
     await this.#repo.delete(serverId);
     this.#projection.forget(serverId);
     this.#live.forget(serverId);
+    this.#secretsApplied.delete(serverId);
   }
 
   /**
@@ -806,6 +812,7 @@ export class ServersService {
     await this.#allocations.releaseServer(id);
     await this.#repo.delete(id);
     this.#projection.forget(id);
+    this.#secretsApplied.delete(id);
     // the live relay tells the watchers and forgets it, metrics drop its samples
     this.#bus.publish({ kind: 'server.deleted', serverId: id });
     this.#log.info({ serverId: id, action: 'delete_server' }, 'server deleted');
@@ -1324,8 +1331,12 @@ export class ServersService {
   }
 
   /** Keeps the live relay's copy of a server's hidden values current. */
-  #refreshSecrets(loaded: Loaded): void {
-    this.#live.setSecrets(loaded.row.id, hiddenValues(loaded));
+  /** Without a ticket: a write's, as it stored (the newest). */
+  #refreshSecrets(loaded: Loaded, ticket = ++this.#rereadSeq): void {
+    const id = loaded.row.id;
+    if ((this.#secretsApplied.get(id) ?? 0) > ticket) return;
+    this.#secretsApplied.set(id, ticket);
+    this.#live.setSecrets(id, hiddenValues(loaded));
   }
 
   // --- Agent → Panel (the projection) -------------------------------------------------------
