@@ -44,6 +44,34 @@ export class ServersRepo {
   async update(id: string, patch: Partial<Omit<ServersTable, 'id' | 'created_at'>>): Promise<void> {
     await this.#db.updateTable('servers').set(patch).where('id', '=', id).execute();
   }
+  /**
+   * Stores `value` as the server's last update only while `operationId` is still open and the
+   * stored one is still `expected` (compare-and-set): an end recorded meanwhile, here or on another
+   * replica, is never replaced by the waiter's `pending`. False when nothing was stored.
+   */
+  async setLastUpdateWhileOpen(
+    id: string,
+    operationId: string,
+    expected: string | null,
+    value: string,
+  ): Promise<boolean> {
+    const r = await this.#db
+      .updateTable('servers')
+      .set({ last_update: value })
+      .where('id', '=', id)
+      .where((eb) => (expected === null ? eb('last_update', 'is', null) : eb('last_update', '=', expected)))
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('operations')
+            .select('operations.id')
+            .where('operations.id', '=', operationId)
+            .where('operations.finished_at', 'is', null),
+        ),
+      )
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
   async delete(id: string): Promise<void> {
     await this.#db.deleteFrom('servers').where('id', '=', id).execute();
   }

@@ -17,7 +17,6 @@ import {
   LIST_FILES_DEFAULT_LIMIT,
   type Limits,
   ListFilesData,
-  newMessageId,
   type PlayerAction,
   PlayerActionData,
   type PlayerTarget,
@@ -36,7 +35,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
-import type { NodesTable, ServersTable } from '../../db/schema.ts';
+import type { NodesTable, OperationsTable, ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
 import { redact } from '../../lib/redact.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
@@ -593,22 +592,21 @@ export class ServersService {
   }
 
   /**
-   * A create operation that ended without success: the Agent made nothing (its create leaves
-   * nothing behind on failure), so the Panel removes the server too. When the Agent's state is
-   * unknown (no end reported: TIMEOUT, OPERATION_LOST; cut by its restart) it is asked to delete
-   * whatever it may hold, best effort.
+   * The one writer of a server's last update outcome: every update operation's end (PATCH of a
+   * runtime field or PUT /config; the Agent's report, a refusal, the sweep or an Agent's hello),
+   * on whichever replica closes it, once, before its waiters resume. It replaces this operation's
+   * `pending` (see #updatePending) or an older update's outcome, never a newer update's.
    */
-  /**
-   * A config update whose waiter was answered `pending` (its node went offline) ends later, maybe
-   * on another replica: its result replaces the stored `pending` one. Any other end was recorded by
-   * its waiter, which is left alone.
-   */
-  async #updateEnded(op: { id: string; server_id: string }, r: OperationResult): Promise<void> {
+  async #updateEnded(op: OperationsTable, r: OperationResult): Promise<void> {
     const row = await this.#repo.findById(op.server_id);
-    const stored = row?.last_update
-      ? parseJson<{ operationId?: string; stage?: string } | null>(row.last_update, null)
-      : null;
-    if (stored?.operationId !== op.id || stored.stage !== 'pending') return;
+    if (!row) return;
+    const stored = parseJson<{ operationId?: unknown } | null>(row.last_update, null);
+    const other = typeof stored?.operationId === 'string' ? stored.operationId : undefined;
+    if (other !== undefined && other !== op.id) {
+      const newer = await this.#operations.get(other).catch(() => undefined);
+      if (newer && (newer.createdAt > op.created_at || (newer.createdAt === op.created_at && other > op.id)))
+        return;
+    }
     const result = {
       operationId: op.id,
       ok: r.success,
@@ -627,6 +625,36 @@ export class ServersService {
       });
   }
 
+  /**
+   * An update whose waiter was answered `pending` (AGENT_OFFLINE: its node offline past the grace)
+   * has not ended: the server's last update says so, unless its end was recorded meanwhile (by
+   * #updateEnded, maybe on another replica): stored only while the operation is open and the
+   * stored outcome is the one read here.
+   */
+  async #updatePending(serverId: string, operationId: string, r: OperationResult): Promise<void> {
+    const row = await this.#repo.findById(serverId);
+    if (!row) return;
+    const pending = {
+      operationId,
+      ok: false,
+      stage: 'pending',
+      at: nowIso(),
+      ...(r.message ? { message: r.message } : {}),
+      ...(r.code ? { code: r.code } : {}),
+    };
+    await this.#repo
+      .setLastUpdateWhileOpen(serverId, operationId, row.last_update, JSON.stringify(pending))
+      .catch((err: Error) =>
+        this.#log.warn({ serverId, operationId, err: err.message }, 'pending update not recorded'),
+      );
+  }
+
+  /**
+   * A create operation that ended without success: the Agent made nothing (its create leaves
+   * nothing behind on failure), so the Panel removes the server too. When the Agent's state is
+   * unknown (no end reported: TIMEOUT, OPERATION_LOST; cut by its restart) it is asked to delete
+   * whatever it may hold, best effort.
+   */
   async #createEnded(op: { server_id: string; node_id: string }, r: OperationResult): Promise<void> {
     if (r.success) {
       this.#log.info({ serverId: op.server_id, action: 'create_server' }, 'server created');
@@ -788,7 +816,8 @@ export class ServersService {
     const done = end.then(async (r) => {
       if (r.success) return store();
       // not ended (its node offline past the grace): the Agent may still take the new ports
-      if (!r.pending) await refused();
+      if (r.pending) await this.#updatePending(row.id, operationId, r);
+      else await refused();
       throw operationError(r, 'the update failed');
     });
     return { operationId, done };
@@ -1073,47 +1102,17 @@ export class ServersService {
       environment: next.environment,
       ...(limits === undefined ? {} : { limits }),
     };
-    const record = async (
-      operationId: string,
-      ok: boolean,
-      stage: string,
-      message?: string,
-      code?: string,
-    ) => {
-      const result = {
-        operationId,
-        ok,
-        stage,
-        at: nowIso(),
-        ...(message ? { message } : {}),
-        ...(code ? { code } : {}),
-      };
-      await this.#repo.update(id, { last_update: JSON.stringify(result) }).catch(() => undefined);
-    };
-    let operationId: string;
-    try {
-      operationId = await this.#operations.start(row, 'update', 'update_server', payload, actor);
-    } catch (e) {
-      const code = e instanceof CodedError ? e.code : 'INTERNAL_ERROR';
-      await record(newMessageId('op'), false, 'failed', (e as Error).message, code);
-      this.#bus.publish({ kind: 'server.update', serverId: id, stage: 'failed', message: code });
-      throw e;
-    }
+    // (a refusal closes the operation: #updateEnded records it, as every end)
+    const operationId = await this.#operations.start(row, 'update', 'update_server', payload, actor);
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
       if (r.pending) {
-        // the waiter stops waiting (AGENT_OFFLINE), the update has not ended: stored as pending,
-        // and its real end (the Agent's hello or the sweep, on whichever replica closes it) is
-        // recorded by #updateEnded
-        await record(operationId, false, 'pending', r.message, r.code);
+        // the waiter stops waiting (AGENT_OFFLINE), the update has not ended: stored as pending;
+        // its real end (the Agent's hello or the sweep, on whichever replica closes it) replaces it
+        await this.#updatePending(id, operationId, r);
         throw new CodedError('AGENT_OFFLINE', r.message ?? 'the node went offline during the update');
       }
-      if (r.success) {
-        await record(operationId, true, 'done');
-        return { ok: true, status: this.#live.status(id) ?? 'offline' };
-      }
-      await record(operationId, false, 'failed', r.message, r.code);
-      this.#bus.publish({ kind: 'server.update', serverId: id, stage: 'failed', message: r.code ?? '' });
+      if (r.success) return { ok: true, status: this.#live.status(id) ?? 'offline' };
       throw new CodedError(
         ErrorCode.safeParse(r.code).success ? (r.code as ErrorCode) : 'INTERNAL_ERROR',
         r.message ?? 'the update failed',
