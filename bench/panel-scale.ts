@@ -23,6 +23,7 @@
  *   node bench/panel-scale.ts --unnumbered                     # console lines without seq/epoch (no marks)
  *   node bench/panel-scale.ts --sqlite                         # one replica on SQLite
  *   node bench/panel-scale.ts --stopped                        # the servers stay offline (not started)
+ *   node bench/panel-scale.ts --ws-send                        # the steady traffic through ws.send (the old generator)
  *   node bench/panel-scale.ts --agents 100 --servers 10 --subscribers 50 --seconds 10 --cpu-prof
  *
  * The figures are printed next to the raw baseline of the issue (one process at 1,000 × 20:
@@ -233,7 +234,7 @@ async function main() {
     const t0 = performance.now();
     measuring = true;
     for (const r of replicas) r.loopStart();
-    const genResult = await gen.load(seconds, numbered);
+    const genResult = await gen.load(seconds, numbered, !flag('ws-send'));
     const { sent } = genResult;
     const loops = await Promise.all(replicas.map((r) => r.loopStop()));
     const wall = (performance.now() - t0) / 1000;
@@ -269,6 +270,8 @@ async function main() {
         tickLagP50Ms: genResult.lagP50,
         tickLagP99Ms: genResult.lagP99,
         tickLagMaxMs: genResult.lagMax,
+        cpuPercent: genResult.cpuPercent,
+        fastPath: genResult.fast,
         loopDelayP99Ms: genResult.loopDelayP99Ms,
         pings: genResult.pings,
         consoleAcks: genResult.acks,
@@ -303,7 +306,7 @@ async function main() {
     );
     process.stdout.write(
       `[scale] ${result.scenario} ×${replicasN} ${result.database.split(' ')[0]} ${numbered ? 'numbered' : 'unnumbered'} | load ${load0} → ${result.loadAverageAfter}` +
-        ` | generator tick lag p50/p99 ${genResult.lagP50}/${genResult.lagP99} ms, loop p99 ${genResult.loopDelayP99Ms} ms, ${result.agentMessagesPerSecond} msg/s` +
+        ` | generator ${genResult.fast ? 'fast' : 'ws.send'} CPU ${genResult.cpuPercent} %, tick lag p50/p99 ${genResult.lagP50}/${genResult.lagP99} ms, loop p99 ${genResult.loopDelayP99Ms} ms, ${result.agentMessagesPerSecond} msg/s` +
         ` | Panel CPU ${result.panelCpuPercentTotal} %${pgCpu === undefined ? '' : ` + PostgreSQL ${result.postgresCpuPercent} %`}, RSS ${result.panelRssMiBPerReplica.join(' + ')} MiB` +
         ` | API p50/p99 ${result.apiP50Ms}/${result.apiP99Ms} ms | event p50/p99 ${result.eventP50Ms}/${result.eventP99Ms} ms (line → ${l.join('; ')}; measuring loop p99 ${result.measuringLoopDelayP99Ms} ms)` +
         ` | acks ${genResult.linesAcked} lines\n`,

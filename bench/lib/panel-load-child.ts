@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { okResponse, PROTOCOL_VERSION, parseAgentInbound } from '@cap/protocol';
 import WebSocket from 'ws';
@@ -47,6 +48,84 @@ function acked(a: SimAgent, acks: readonly { serverId: string; epoch: string; se
     kept.splice(0, n);
   }
 }
+
+/**
+ * The steady traffic's fast path (`load` with `fast`): a tick's frames built straight into one
+ * buffer and written to the Agent's TCP socket in one write, as ws would frame them (FIN + text,
+ * client-masked, with a fixed non-zero mask key so the Panel unmasks as it does for a real Agent;
+ * ws skips the unmask for an all-zero key). The JSON text is the old path's JSON.stringify of the
+ * same objects, with only the changing fields (timestamp, cpu, counters, seq, t=) put in; the first
+ * tick of every Agent decodes its frames again and compares them with JSON.stringify (a mismatch
+ * throws: the Panel must see what a real Agent sends).
+ */
+const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+
+/** a client frame's header length for a payload of n bytes (FIN+opcode, length, mask key) */
+const headerLength = (n: number) => (n < 126 ? 6 : n < 65536 ? 8 : 14);
+
+/** one masked text frame of `text` (ASCII only) at `off` in `buf`; returns the end */
+function writeFrame(buf: Buffer, off: number, text: string): number {
+  const n = text.length;
+  buf[off] = 0x81; // FIN, text
+  let p = off + 2;
+  if (n < 126) buf[off + 1] = 0x80 | n;
+  else if (n < 65536) {
+    buf[off + 1] = 0x80 | 126;
+    buf.writeUInt16BE(n, p);
+    p += 2;
+  } else {
+    buf[off + 1] = 0x80 | 127;
+    buf.writeUInt32BE(0, p);
+    buf.writeUInt32BE(n, p + 4);
+    p += 8;
+  }
+  buf[p] = MASK[0] as number;
+  buf[p + 1] = MASK[1] as number;
+  buf[p + 2] = MASK[2] as number;
+  buf[p + 3] = MASK[3] as number;
+  p += 4;
+  buf.write(text, p, n, 'latin1');
+  for (let i = 0; i < n; i++) buf[p + i] = (buf[p + i] as number) ^ (MASK[i & 3] as number);
+  return p + n;
+}
+
+/** the frames of `buf` decoded again (the self-check): their texts */
+function readFrames(buf: Buffer): string[] {
+  const out: string[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    if (buf[off] !== 0x81 || ((buf[off + 1] as number) & 0x80) === 0)
+      throw new Error('fast frame: bad header');
+    let n = (buf[off + 1] as number) & 0x7f;
+    let p = off + 2;
+    if (n === 126) {
+      n = buf.readUInt16BE(p);
+      p += 2;
+    } else if (n === 127) {
+      n = buf.readUInt32BE(p + 4);
+      p += 8;
+    }
+    const key = buf.subarray(p, p + 4);
+    p += 4;
+    const payload = Buffer.from(buf.subarray(p, p + n));
+    for (let i = 0; i < n; i++) payload[i] = (payload[i] as number) ^ (key[i & 3] as number);
+    out.push(payload.toString('utf8'));
+    off = p + n;
+  }
+  return out;
+}
+
+/** the steady messages' JSON, as JSON.stringify writes them (key order of the old path's objects) */
+function resourceUpdateText(q: string, ts: string, cpu: number, net: number): string {
+  return `{"type":"event","timestamp":"${ts}","event":"resource_update","data":{"serverId":${q},"cpu":${cpu},"memory":{"used":"100m","percentage":10,"usedBytes":104857600,"limitBytes":1073741824},"network":{"rx":${net},"tx":${net}},"disk":{"used":"1g","percentage":1,"usedBytes":1073741824,"limitBytes":0},"uptime":10}}`;
+}
+
+function serverLogText(q: string, ts: string, message: string, seq: string): string {
+  return `{"type":"event","timestamp":"${ts}","event":"server_log","data":{"serverId":${q},"message":"${message}"${seq}}}`;
+}
+
+/** printable ASCII, nothing JSON escapes: the templated strings go in as they are */
+const PLAIN = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 
 const agents: SimAgent[] = [];
 
@@ -212,37 +291,29 @@ async function markRunning(): Promise<{ sent: number }> {
 }
 
 /** Every agent, once a second (staggered over the second), one resource_update + one log line per server. */
-async function load(seconds: number, numbered: boolean): Promise<LoadResult> {
+async function load(seconds: number, numbered: boolean, fast: boolean): Promise<LoadResult> {
   // the generator's own event loop: how late it ran anything (its sends included), not only its ticks
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
+  const cpu0 = process.cpuUsage();
   const timers: NodeJS.Timeout[] = [];
   let sent = 0;
   // how late each tick fires against its 1 Hz schedule: when the generator itself is saturated
   const lags: number[] = [];
   const due = new Map<SimAgent, number>();
+  const checked = new Set<SimAgent>();
   const tick = (a: SimAgent) => {
     const now = performance.now();
     const d = due.get(a) ?? now;
     lags.push(now - d);
     due.set(a, d + 1000);
     const ts = new Date().toISOString();
+    const texts: string[] = [];
+    const objects: unknown[] = [];
+    const check = fast && !checked.has(a);
     for (const serverId of a.servers) {
-      a.ws.send(
-        JSON.stringify({
-          type: 'event',
-          timestamp: ts,
-          event: 'resource_update',
-          data: {
-            serverId,
-            cpu: Math.random() * 100,
-            memory: { used: '100m', percentage: 10, usedBytes: 100 * 1024 * 1024, limitBytes: 1024 ** 3 },
-            network: { rx: sent, tx: sent },
-            disk: { used: '1g', percentage: 1, usedBytes: 1024 ** 3, limitBytes: 0 },
-            uptime: 10,
-          },
-        }),
-      );
+      const cpu = Math.random() * 100;
+      const net = sent;
       // numbered as a real Agent numbers them (panel-link/relay.ts), unless --unnumbered: the
       // Panel then stores each server's console mark before it publishes (console-marks.ts)
       let seq: { seq: number; epoch: string } | undefined;
@@ -254,16 +325,55 @@ async function load(seconds: number, numbered: boolean): Promise<LoadResult> {
         if (kept) kept.push(n);
         else a.unacked.set(serverId, [n]);
       }
-      a.ws.send(
-        JSON.stringify({
-          type: 'event',
-          timestamp: ts,
-          event: 'server_log',
-          data: { serverId, message: `[bench] tick t=${Date.now()}`, ...seq },
-        }),
-      );
+      const message = `[bench] tick t=${Date.now()}`;
+      if (!fast || check) {
+        objects.push(
+          {
+            type: 'event',
+            timestamp: ts,
+            event: 'resource_update',
+            data: {
+              serverId,
+              cpu,
+              memory: { used: '100m', percentage: 10, usedBytes: 100 * 1024 * 1024, limitBytes: 1024 ** 3 },
+              network: { rx: net, tx: net },
+              disk: { used: '1g', percentage: 1, usedBytes: 1024 ** 3, limitBytes: 0 },
+              uptime: 10,
+            },
+          },
+          { type: 'event', timestamp: ts, event: 'server_log', data: { serverId, message, ...seq } },
+        );
+      }
+      if (fast) {
+        const q = `"${serverId}"`;
+        texts.push(
+          resourceUpdateText(q, ts, cpu, net),
+          serverLogText(q, ts, message, seq ? `,"seq":${seq.seq},"epoch":"${seq.epoch}"` : ''),
+        );
+      }
       sent += 2;
     }
+    if (!fast) {
+      for (const o of objects) a.ws.send(JSON.stringify(o));
+      return;
+    }
+    // the tick's frames in one buffer, one write to the socket (the kernel sends them together)
+    let size = 0;
+    for (const t of texts) size += headerLength(t.length) + t.length;
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    for (const t of texts) off = writeFrame(buf, off, t);
+    if (check) {
+      checked.add(a);
+      for (const id of [...a.servers, a.epoch])
+        if (!PLAIN.test(id)) throw new Error(`fast path: ${id} is not plain ASCII`);
+      const back = readFrames(buf);
+      const want = objects.map((o) => JSON.stringify(o));
+      if (back.length !== want.length || back.some((t, i) => t !== want[i]))
+        throw new Error(`fast path: frames differ from JSON.stringify: ${back[0]} vs ${want[0]}`);
+    }
+    if (a.ws.readyState !== WebSocket.OPEN) return;
+    (a.ws as unknown as { _socket: Socket })._socket.write(buf);
   };
   const start = performance.now();
   agents.forEach((a, i) => {
@@ -281,6 +391,8 @@ async function load(seconds: number, numbered: boolean): Promise<LoadResult> {
   await new Promise((r) => setTimeout(r, seconds * 1000));
   for (const t of timers) clearInterval(t);
   loop.disable();
+  const cpu = process.cpuUsage(cpu0);
+  const wall = performance.now() - start;
   lags.sort((x, y) => x - y);
   let unacked = 0;
   for (const a of agents) for (const k of a.unacked.values()) unacked += k.length;
@@ -289,6 +401,8 @@ async function load(seconds: number, numbered: boolean): Promise<LoadResult> {
     lagP50: Math.round(pct(lags, 50)),
     lagP99: Math.round(pct(lags, 99)),
     lagMax: Math.round(lags.at(-1) ?? Number.NaN),
+    cpuPercent: +(((cpu.user + cpu.system) / 1000 / wall) * 100).toFixed(1),
+    fast,
     loopDelayP99Ms: +(loop.percentile(99) / 1e6).toFixed(1),
     numbered,
     ...ackStats,
@@ -303,7 +417,8 @@ if (process.env['CAP_BENCH_ROLE'] === 'agents') {
       if (msg.cmd === 'setup') process.send?.({ all: await setupRest(msg) });
       else if (msg.cmd === 'connect') process.send?.({ all: await connectSeeded(msg) });
       else if (msg.cmd === 'running') process.send?.(await markRunning());
-      else if (msg.cmd === 'load') process.send?.(await load(msg.seconds, msg.numbered !== false));
+      else if (msg.cmd === 'load')
+        process.send?.(await load(msg.seconds, msg.numbered !== false, msg.fast !== false));
     } catch (e) {
       process.send?.({ error: (e as Error).message });
     }

@@ -158,6 +158,10 @@ export interface LoadResult {
   lagP50: number;
   lagP99: number;
   lagMax: number;
+  /** the generator's own CPU over the load (% of a core) */
+  cpuPercent: number;
+  /** the steady traffic went through the fast path (pre-built frames, one socket write per tick) */
+  fast: boolean;
   /** the generator's own event-loop delay p99 (ms) */
   loopDelayP99Ms: number;
   /** console lines numbered (seq/epoch, as a real Agent) */
@@ -188,9 +192,10 @@ export interface Generator {
   markRunning(): Promise<{ sent: number }>;
   /**
    * every Agent, once a second for `seconds`: a resource_update and a console line per server
-   * (numbered as a real Agent numbers them unless `numbered` is false)
+   * (numbered as a real Agent numbers them unless `numbered` is false); `fast` (the default):
+   * pre-built masked frames, one socket write per Agent and tick; false: ws.send per message
    */
-  load(seconds: number, numbered?: boolean): Promise<LoadResult>;
+  load(seconds: number, numbered?: boolean, fast?: boolean): Promise<LoadResult>;
   kill(): void;
 }
 
@@ -216,7 +221,8 @@ export function startGenerator(): Generator {
     setupRest: async (o) => (await ask<{ all: string[] }>({ cmd: 'setup', ...o })).all,
     connectSeeded: async (o) => (await ask<{ all: string[] }>({ cmd: 'connect', ...o })).all,
     markRunning: () => ask<{ sent: number }>({ cmd: 'running' }),
-    load: (seconds, numbered = true) => ask<LoadResult>({ cmd: 'load', seconds, numbered }),
+    load: (seconds, numbered = true, fast = true) =>
+      ask<LoadResult>({ cmd: 'load', seconds, numbered, fast }),
     kill: () => g.kill('SIGKILL'),
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fastResourceUpdate, fastServerLog } from './fast-events.ts';
-import { eventData } from './messages.ts';
+import { fastEventEnvelope, fastResourceUpdate, fastServerLog, isIsoDateTime } from './fast-events.ts';
+import { EventEnvelope, eventData, Timestamp } from './messages.ts';
 
 const log = {
   serverId: 's1',
@@ -131,5 +131,81 @@ describe('fast event checks agree with the zod schemas', () => {
       'network',
     ]);
     assert.ok(r.total > 700 && r.accepted > 100, JSON.stringify(r));
+  });
+});
+
+/** timestamps: every day of years around leap rules, each character position mutated, the odd forms */
+function timestamps(): string[] {
+  const out: string[] = [];
+  for (const year of ['1900', '2000', '2024', '2026', '2100', '2400', '0000', '1996', '1800', '9999'])
+    for (let m = 0; m <= 13; m++)
+      for (let d = 0; d <= 32; d++)
+        out.push(`${year}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}T12:00:00Z`);
+  const bases = [
+    '2026-12-02T20:30:43.123Z',
+    '2026-12-02T20:30:43Z',
+    '2026-12-02T20:30:43.1+02:00',
+    '2026-12-02T20:30:43-23:59',
+    '2026-12-02T23:59:59.123456789Z',
+  ];
+  const chars = [
+    '0',
+    '1',
+    '2',
+    '3',
+    '5',
+    '6',
+    '9',
+    'a',
+    'Z',
+    'z',
+    'T',
+    't',
+    ':',
+    '-',
+    '+',
+    '.',
+    ' ',
+    'é',
+    '٣',
+  ];
+  for (const b of bases) {
+    out.push(b, `${b} `, ` ${b}`, `${b}Z`, b.slice(0, -1), `${b}\n`);
+    for (let i = 0; i < b.length; i++) {
+      out.push(b.slice(0, i) + b.slice(i + 1));
+      for (const c of chars) out.push(b.slice(0, i) + c + b.slice(i + 1), b.slice(0, i) + c + b.slice(i));
+    }
+  }
+  for (const t of ['24:00:00', '23:60:00', '23:59:60', '00:00:00', '19:09:09'])
+    for (const z of ['Z', '+24:00', '+23:60', '+00:00', '-12:30', '+1:00', '+0100', '+01:00:00', 'z', ''])
+      out.push(`2024-02-29T${t}${z}`, `2024-02-29T${t}.${z}`, `2024-02-29T${t}.5${z}`);
+  return out;
+}
+
+describe('the fast event envelope agrees with EventEnvelope', () => {
+  it('isIsoDateTime: the same verdict as z.iso.datetime({ offset: true })', () => {
+    const all = timestamps();
+    let accepted = 0;
+    for (const t of all) {
+      const want = Timestamp.safeParse(t).success;
+      assert.equal(isIsoDateTime(t), want, `${JSON.stringify(t)}: zod says ${want}`);
+      if (want) accepted++;
+    }
+    assert.ok(all.length > 5000 && accepted > 3000, `${all.length} / ${accepted}`);
+  });
+  it('fastEventEnvelope: same verdict and output on valid and hostile envelopes', () => {
+    const base = {
+      id: 'evt_1',
+      type: 'event',
+      timestamp: '2026-12-02T20:30:43.123Z',
+      agentId: 'a1',
+      serverId: 's1',
+      event: 'server_log',
+      data: { serverId: 's1', message: 'x' },
+    };
+    const r = check('envelope', fastEventEnvelope, EventEnvelope, base, []);
+    assert.ok(r.total > 250 && r.accepted > 20, JSON.stringify(r));
+    const hot = { type: 'event', timestamp: '2026-12-02T20:30:43.123Z', event: 'resource_update', data: {} };
+    assert.deepStrictEqual(fastEventEnvelope(hot), EventEnvelope.parse(hot), 'what the Agent sends');
   });
 });
