@@ -736,6 +736,43 @@ export async function removeNodeContainers(docker: Docker, nodeId: string): Prom
   );
 }
 
+/**
+ * The ticks the watched game itself printed between two instants (ms since the epoch), read from
+ * the Engine's own log of its container (the node's one container; `docker logs --timestamps`,
+ * same host clock): the ground truth a subscriber's ticks are checked against. TICK_STARTUP is a
+ * shell loop (`echo; sleep 0.1`), so about 10 a second, fewer under load (each `sleep` forks).
+ */
+export async function printedTicks(
+  docker: Docker,
+  nodeId: string,
+  fromMs: number,
+  toMs: number,
+): Promise<number[]> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`ctrl-alt-play.node=${nodeId}`] },
+  });
+  if (list.length !== 1)
+    throw new Error(`printedTicks: ${list.length} containers of node ${nodeId}, expected 1`);
+  const id = (list[0] as { Id: string }).Id;
+  // the game runs with a TTY: the log is the raw stream, no multiplexing header
+  const raw = (await docker.getContainer(id).logs({
+    stdout: true,
+    stderr: true,
+    timestamps: true,
+    follow: false,
+    since: Math.floor(fromMs / 1000) - 1,
+  })) as unknown as Buffer;
+  const out: number[] = [];
+  for (const line of raw.toString('utf8').split('\n')) {
+    const hit = /^(\S+) tick:(\d+)\r?$/.exec(line);
+    if (!hit) continue;
+    const at = Date.parse(hit[1] as string);
+    if (Number.isFinite(at) && at >= fromMs && at < toMs) out.push(Number(hit[2]));
+  }
+  return out;
+}
+
 /** Lines of a file in a server's folder (0 when it is not there). */
 export function fileLines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];

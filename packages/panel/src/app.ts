@@ -125,6 +125,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   let natsGateway: NatsAgentGateway | undefined;
   let natsLive: NatsLiveSync | undefined;
   let replicas: ReplicaRegistry | undefined;
+  let healthTimer: NodeJS.Timeout | undefined;
   let leaderLock: PgLeaderLock | undefined;
   let replication: Replication | undefined;
   if (natsBus) {
@@ -147,6 +148,27 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         ...(opts.db ? {} : { pgApp }),
       });
       await replicas.start();
+      // its database beats' health said on NATS every beat, the others' heard: the database down
+      // for everyone does not fence every replica (lib/replicas.ts)
+      const reg = replicas;
+      const healthSubject = `${config.natsPrefix}.replicas.health`;
+      const codec = new TextEncoder();
+      const decode = new TextDecoder();
+      natsBus.connection.subscribe(healthSubject, {
+        callback: (_e, m) => {
+          // a word is a few dozen bytes
+          if (m.data.length > 1024) return;
+          try {
+            reg.heard(JSON.parse(decode.decode(m.data)));
+          } catch {}
+        },
+      });
+      healthTimer = setInterval(() => {
+        try {
+          natsBus.connection.publish(healthSubject, codec.encode(JSON.stringify(reg.health())));
+        } catch {}
+      }, hb);
+      healthTimer.unref();
       const { default: pg } = await import('pg');
       const lockLog = log.child({ component: 'leader' });
       leaderLock = new PgLeaderLock({
@@ -402,6 +424,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     natsGateway?.close();
     natsLive?.close();
     await leaderLock?.close();
+    clearInterval(healthTimer);
     await replicas?.close().catch(() => undefined);
     await natsBus?.close();
     if (!opts.db) await db.destroy();

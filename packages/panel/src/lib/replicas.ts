@@ -16,6 +16,15 @@
  * a fresh id (a new row; the old one is the others' to remove), tells `onRejoin` (its socket
  * counts are written again under the new id) and unfences (`onUnfence`).
  *
+ * The database down for everyone (not this replica cut off): each replica says on NATS how long
+ * its own beats have been failing (`health`, every beat; `heard` takes the others' word). A
+ * replica whose every peer of its last good beat is heard on NATS, fresh, failing the database
+ * too does not fence (no one could take over what it gave up: as a lone replica, it keeps its
+ * links, and console and commands keep flowing over NATS); once one of them is heard beating
+ * again, or falls silent, the rule above holds. Back from such an outage, every row but its own
+ * is stale by the database's clock: the first replica to beat again leaves them a TTL to beat
+ * before it takes them for dead (else it would end their sessions and they would rejoin).
+ *
  * A replica that finds its own row gone without having fenced (the others took it for dead: a
  * stall longer than the TTL, its own clock paused) does the same: a new id, `onRejoin`.
  */
@@ -39,6 +48,17 @@ export interface FenceListener {
   unfenced(info: { id: string; previousId: string; fencedMs: number }): void;
 }
 
+/** What a replica says of its own database beats on NATS (`ReplicaRegistry.health`). */
+export interface DbHealthWord {
+  /** the replica's process part of its id (what stays across fences) */
+  base: string;
+  /** how long its beats have been failing, ms (0: its last beat succeeded) */
+  failingMs: number;
+}
+
+/** The base of a registry id (`<base>` or `<base>.<generation>`). */
+const baseOf = (id: string) => id.split('.')[0] ?? id;
+
 export class ReplicaRegistry {
   readonly ttlMs: number;
   readonly #db: Db;
@@ -61,6 +81,16 @@ export class ReplicaRegistry {
   #fencedAt: number | undefined;
   /** other replicas alive at the last good beat: alone, fencing would hand nothing to anyone */
   #peers = 0;
+  /** the bases of those peers */
+  #peerBases: string[] = [];
+  /** the others' last word on NATS: base → its failing ms and performance.now() it came */
+  readonly #word = new Map<string, { failingMs: number; at: number }>();
+  /** performance.now() before which dead rows are not reaped (back from an outage of our own) */
+  #reapFrom = 0;
+  /** the outage-for-everyone hold is logged once per outage */
+  #holding = false;
+  /** performance.now() when the outage was last taken for everyone's */
+  #heldAt = Number.NEGATIVE_INFINITY;
 
   constructor(opts: {
     db: Db;
@@ -112,11 +142,53 @@ export class ReplicaRegistry {
     this.#timer.unref();
   }
 
+  /** What this replica says on NATS of its own database beats (sent every beat by the caller). */
+  health(): DbHealthWord {
+    // since the start of the last good beat: under two beats while they succeed
+    const failingMs = this.#okAt === 0 ? 0 : Math.max(0, Math.round(performance.now() - this.#okAt));
+    return { base: this.#base, failingMs };
+  }
+
+  /** Another replica's word (from NATS); malformed or our own is ignored. */
+  heard(word: unknown): void {
+    if (typeof word !== 'object' || word === null) return;
+    const w = word as Record<string, unknown>;
+    const base = Object.hasOwn(w, 'base') ? w.base : undefined;
+    const failingMs = Object.hasOwn(w, 'failingMs') ? w.failingMs : undefined;
+    if (typeof base !== 'string' || base.length === 0 || base.length > 200 || base === this.#base) return;
+    if (typeof failingMs !== 'number' || !Number.isFinite(failingMs) || failingMs < 0) return;
+    if (!this.#word.has(base) && this.#word.size >= 1000) return;
+    this.#word.set(base, { failingMs, at: performance.now() });
+  }
+
+  /** Every peer of the last good beat is heard, fresh, failing the database too. */
+  #downForEveryone(): boolean {
+    if (this.#peerBases.length === 0) return false;
+    const now = performance.now();
+    return this.#peerBases.every((b) => {
+      const w = this.#word.get(b);
+      return w !== undefined && now - w.at <= 3 * this.#heartbeatMs && w.failingMs >= 2 * this.#heartbeatMs;
+    });
+  }
+
   /** Fences this replica when its last good beat started longer than the TTL less one beat ago. */
   #checkFence(): void {
     if (this.#closed || this.fenced || this.#peers === 0) return;
     const sinceOkMs = performance.now() - this.#okAt;
     if (sinceOkMs < this.ttlMs - this.#heartbeatMs) return;
+    if (this.#downForEveryone()) {
+      if (!this.#holding)
+        this.#log.warn(
+          { replicaId: this.#id, sinceOkMs: Math.round(sinceOkMs), peers: this.#peerBases },
+          'database down for every replica (their word on NATS): not fencing',
+        );
+      this.#holding = true;
+      this.#heldAt = performance.now();
+      return;
+    }
+    // the others back first (our connection still held in the outage): as long again to follow
+    // before fencing (the others hold off taking us for dead a TTL after they are back)
+    if (performance.now() - this.#heldAt < this.ttlMs - this.#heartbeatMs) return;
     this.#fencedAt = performance.now();
     this.#log.warn({ replicaId: this.#id, sinceOkMs: Math.round(sinceOkMs) }, 'replica fenced');
     for (const l of this.#fence) {
@@ -165,7 +237,11 @@ export class ReplicaRegistry {
         }
       }
     }
+    // back from an outage of our own: the others' rows may be stale by the same outage
+    if (this.#okAt !== 0 && startedAt - this.#okAt >= this.ttlMs - this.#heartbeatMs)
+      this.#reapFrom = performance.now() + this.ttlMs;
     this.#okAt = Math.max(this.#okAt, startedAt);
+    this.#holding = false;
     await this.#reap();
   }
 
@@ -192,10 +268,14 @@ export class ReplicaRegistry {
       .selectFrom('panel_replicas')
       .select(['id', 'pg_app', 'heartbeat_at', sql<boolean>`heartbeat_at < ${cutoff}`.as('dead')])
       .execute();
-    const dead = rows.filter((r) => r.dead);
     // not counting its own older rows (ids of earlier generations)
     const own = (id: string) => id === this.#base || id.startsWith(`${this.#base}.`);
-    this.#peers = rows.filter((r) => !r.dead && !own(r.id)).length;
+    const holdOff = performance.now() < this.#reapFrom;
+    // held off: a stale row counts as a peer (it may be beating again in a moment)
+    const peers = rows.filter((r) => (holdOff || !r.dead) && !own(r.id));
+    this.#peers = peers.length;
+    this.#peerBases = [...new Set(peers.map((r) => baseOf(r.id)))];
+    const dead = holdOff ? [] : rows.filter((r) => r.dead);
     for (const r of dead) {
       // never this process's own sessions (an old row of ours, taken for dead while we stalled)
       if (!r.pg_app || r.pg_app === this.#pgApp || !r.pg_app.startsWith('cap-')) continue;

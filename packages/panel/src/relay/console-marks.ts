@@ -38,6 +38,11 @@ export class ConsoleMarks {
   #pending = new Map<string, Mark>();
   #waiters: (() => void)[] = [];
   #inFlight = 0;
+  /**
+   * in-flight writes past WRITE_WAIT_MS: when every slot holds one (the database not answering,
+   * not refusing: a cut link), a new write waits for none (it is still stored when a slot frees)
+   */
+  #lateInFlight = 0;
   /** PostgreSQL: one statement of three arrays (unnest) instead of 3 parameters a row */
   readonly #pg: boolean;
   /** reads asked this turn: serverId → who waits for it */
@@ -94,6 +99,7 @@ export class ConsoleMarks {
   /** Resolves once the mark is stored (or the write failed or took too long): never rejects. */
   write(serverId: string, mark: Mark): Promise<void> {
     this.#pending.set(serverId, mark);
+    if (this.#lateInFlight >= MAX_IN_FLIGHT) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.#waiters.push(resolve);
       this.#kick();
@@ -112,9 +118,18 @@ export class ConsoleMarks {
       this.#pending = new Map();
       this.#waiters = [];
       let timer: NodeJS.Timeout | undefined;
+      let wasLate = false;
       const late = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           this.#warn(new Error(`no answer in ${WRITE_WAIT_MS} ms`), 'console marks not written in time');
+          wasLate = true;
+          this.#lateInFlight += 1;
+          // every slot stuck: the writes queued behind them would wait as long, let them through
+          if (this.#lateInFlight >= MAX_IN_FLIGHT) {
+            const queued = this.#waiters;
+            this.#waiters = [];
+            for (const w of queued) w();
+          }
           resolve();
         }, WRITE_WAIT_MS);
       });
@@ -124,6 +139,7 @@ export class ConsoleMarks {
         for (const w of waiters) w();
       });
       void done.finally(() => {
+        if (wasLate) this.#lateInFlight -= 1;
         this.#inFlight -= 1;
         this.#kick();
       });
