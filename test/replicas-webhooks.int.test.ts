@@ -124,6 +124,8 @@ describe('webhooks across Panel replicas: changes through A, deliveries from B',
       statsIntervalMs: 250,
     });
     await until(() => b.links(nodeId) > 0 && agent?.panelConnected === true, 30_000);
+    // A learns of B's link from B's claim on the bus: what a user of A sees before creating
+    await until(async () => (await api(a, 'GET', `/api/nodes/${nodeId}`)).body.online === true, 10_000);
     assert.equal(a.links(nodeId), 0, 'A holds no link');
     const created = await api(a, 'POST', '/api/servers?wait=true', {
       name: 'hooked',
