@@ -118,6 +118,7 @@ describe('fault: Panel kill -9', () => {
       lines_missing: watcher.missing,
       lines_dropped_reported: watcher.dropped,
       lines_duplicated: watcher.duplicates,
+      lines_resent_dropped: watcher.resent,
       lines_out_of_order: watcher.outOfOrder,
       lines_printed: lines.printed,
       lines_delivered: lines.delivered,
