@@ -142,8 +142,8 @@ export class ConsoleMarks {
   shown(serverId: string, mark: Mark): void {
     const had = this.#shown.get(serverId);
     if (had && had.epoch === mark.epoch && had.seq >= mark.seq) return;
-    if (had && had.epoch === mark.epoch) had.seq = mark.seq;
-    else this.#shown.set(serverId, { epoch: mark.epoch, seq: mark.seq });
+    // kept as given (the caller's object, never changed here: no copy on the hot path)
+    this.#shown.set(serverId, mark);
     this.#shownTimer ??= setTimeout(() => {
       this.#shownTimer = undefined;
       this.#kick();

@@ -191,8 +191,7 @@ export class AgentEventProjection {
     }
     // forward only (publishes go in order, but a hello between may have reset the epoch)
     const had = acks.get(m.serverId);
-    if (!had || had.epoch !== m.epoch || had.seq < m.seq)
-      acks.set(m.serverId, { epoch: m.epoch, seq: m.seq });
+    if (!had || had.epoch !== m.epoch || had.seq < m.seq) acks.set(m.serverId, m);
   }
 
   async #setStatus(
@@ -367,7 +366,7 @@ export class AgentEventProjection {
     const out: { serverId: string; epoch: string; seq: number }[] = [];
     for (const [serverId, m] of acks) {
       if (out.length >= max) break;
-      out.push({ serverId, ...m });
+      out.push({ serverId, epoch: m.epoch, seq: m.seq });
       acks.delete(serverId);
     }
     if (acks.size === 0) this.#acks.delete(nodeId);
