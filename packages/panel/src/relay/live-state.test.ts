@@ -37,3 +37,37 @@ test('numbered lines of one turn go in one frame with the last number; resent fl
   assert.deepEqual(live.historyMark('s'), { epoch: 'f', seq: 2 });
   live.close();
 });
+
+test('the live relay passes the numbering on: resent only while some flagged lines are left after what this replica had', async () => {
+  const { InProcessBus } = await import('../bus/index.ts');
+  const { attachLiveRelay } = await import('./live-relay.ts');
+  const bus = new InProcessBus({ error: () => undefined, warn: () => undefined } as never);
+  const live = new LiveState();
+  const off = attachLiveRelay(bus, live);
+  const frames: ClientMessage[] = [];
+  live.subscribe('s', (m) => frames.push(m));
+  const send = (lines: string[], seq: number, resent?: number) =>
+    bus.publish({
+      kind: 'server.console',
+      serverId: 's',
+      lines,
+      epoch: 'e',
+      seq,
+      ...(resent ? { resent } : {}),
+    });
+  send(['a', 'b'], 2);
+  await turn();
+  // b flagged as sent again, and had here: skipped; c is new (not flagged)
+  send(['b', 'c'], 3, 1);
+  await turn();
+  // c and d flagged: c had here (skipped), d not: passed on flagged, with e
+  send(['c', 'd', 'e'], 5, 2);
+  await turn();
+  assert.deepEqual(frames, [
+    { type: 'console', serverId: 's', lines: ['a', 'b'], epoch: 'e', seq: 2 },
+    { type: 'console', serverId: 's', lines: ['c'], epoch: 'e', seq: 3 },
+    { type: 'console', serverId: 's', lines: ['d', 'e'], epoch: 'e', seq: 5, resent: true },
+  ]);
+  off();
+  live.close();
+});
