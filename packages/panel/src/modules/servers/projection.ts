@@ -285,7 +285,8 @@ export class AgentEventProjection {
     let { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
     let resent = 0;
     const unsure = numbered && this.#unsure.size > 0 ? this.#unsure.get(serverId) : undefined;
-    if (unsure && unsure.epoch === d.epoch) {
+    // (numbers that LineNumbers refuses, not safe integers or fewer than the lines, change nothing)
+    if (unsure && unsure.epoch === d.epoch && Number.isSafeInteger(d.seq) && count <= (d.seq as number)) {
       // the skipped lines above `shown` (the tail of the skipped, at most the stored intent)
       const seq = d.seq as number;
       const lastSkipped = seq - count + skip;
