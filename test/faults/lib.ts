@@ -482,7 +482,15 @@ export function netns(tag: string) {
 export class TickWatcher {
   ws: WebSocket | undefined;
   ticks = new Set<number>();
+  /** lines that came twice, not flagged as sent again (a real duplicate) */
   duplicates = 0;
+  /**
+   * lines the Panel flagged `resent` (sent again after a lost link, perhaps shown already) and
+   * numbered at or below the last line seen: dropped as the web console does (ConsoleStore)
+   */
+  resent = 0;
+  /** the number of the last numbered line seen (LinkSeq), across resubscribes */
+  #shown: { epoch: string; seq: number } | undefined;
   /** ticks that came after a higher one (lines out of order) */
   outOfOrder = 0;
   dropped = 0;
@@ -515,6 +523,7 @@ export class TickWatcher {
       if (m.serverId !== undefined && m.serverId !== this.serverId) return;
       if (m.type === 'subscribed') {
         const history = (m.history as string[] | undefined) ?? [];
+        this.#note(m.historyEpoch, m.historySeq, history.length);
         const h = history.map((l) => /^tick:(\d+)$/.exec(l)?.[1]).filter(Boolean);
         this.trail.push(
           `${Date.now()} subscribed (history ticks ${h[0] ?? '-'}..${h.at(-1) ?? '-'}, seen up to ${this.#max})`,
@@ -533,7 +542,20 @@ export class TickWatcher {
         }
       }
       if (m.type === 'console') {
-        for (const l of m.lines as string[]) {
+        let lines = m.lines as string[];
+        // as the web console: flagged re-sends already seen (by number) are dropped, counted apart
+        const sh = this.#shown;
+        if (m.resent === true && sh && m.epoch === sh.epoch && typeof m.seq === 'number') {
+          const first = m.seq - lines.length + 1;
+          const skip = Math.max(0, Math.min(lines.length, sh.seq - first + 1));
+          if (skip > 0) {
+            this.resent += skip;
+            this.trail.push(`${Date.now()} resent ${skip} dropped (seen up to ${sh.seq})`);
+            lines = lines.slice(skip);
+          }
+        }
+        this.#note(m.epoch, m.seq, (m.lines as string[]).length);
+        for (const l of lines) {
           const hit = /^tick:(\d+)$/.exec(l);
           if (!hit) {
             // other lines (a real game's), the last 500
@@ -569,6 +591,11 @@ export class TickWatcher {
       ws.once('error', reject);
     });
     ws.send(JSON.stringify({ type: 'subscribe', serverId: this.serverId }));
+  }
+  #note(epoch: unknown, seq: unknown, n: number): void {
+    if (typeof epoch !== 'string' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < n) return;
+    const sh = this.#shown;
+    if (!sh || sh.epoch !== epoch || sh.seq < seq) this.#shown = { epoch, seq };
   }
   /** ticks between the first and the highest seen that never arrived */
   get missing(): number {

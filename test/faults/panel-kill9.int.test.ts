@@ -118,6 +118,7 @@ describe('fault: Panel kill -9', () => {
       lines_missing: watcher.missing,
       lines_dropped_reported: watcher.dropped,
       lines_duplicated: watcher.duplicates,
+      lines_resent_dropped: watcher.resent,
       lines_out_of_order: watcher.outOfOrder,
       lines_printed: lines.printed,
       lines_delivered: lines.delivered,
@@ -134,7 +135,9 @@ describe('fault: Panel kill -9', () => {
     assert.equal(watcher.duplicates, 0, 'no console line twice');
     // lines made while the Panel was dead wait in the Agent's outbox and arrive; what the dead
     // process had read and not handled is sent again (the Agent keeps lines until the Panel acks
-    // them), and what it had published is skipped by the stored console mark: exact
+    // them), and what it had published is skipped by the stored console marks (seq <= shown), or,
+    // when the dead process stored its intent but perhaps not its publish (shown < seq <= intent),
+    // published again flagged `resent` and dropped by number as the web console does: exact
     assert.equal(watcher.outOfOrder, 0, 'console lines in order');
     assert.equal(
       lines.unaccounted,

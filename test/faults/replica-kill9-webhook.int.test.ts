@@ -5,8 +5,11 @@
  * PostgreSQL and NATS). A JSON webhook on `server.console` (an `origin` effect: the replica that
  * publishes a line makes its delivery) must get every line once: the Agent sends again what the
  * dead replica had not acked, and the survivor skips what the dead one had published by the
- * stored console mark (ConsoleMarks). Deliveries are counted by their id (a delivery the dead
- * replica had leased is retried by the survivor after the lease, with the same id).
+ * stored console marks (ConsoleMarks); lines the dead one had stored its intent for but perhaps
+ * not published come again flagged `resent` (at least once), and the receiver drops a repeat by
+ * its number (serverId, epoch, seq), as the route's description tells receivers to. Deliveries
+ * are counted by their id (a delivery the dead replica had leased is retried by the survivor
+ * after the lease, with the same id).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -49,6 +52,9 @@ describe('fault: a replica kill -9 under a console webhook (two replicas, Postgr
   const deliveries = new Set<string>();
   let posts = 0;
   let dropped = 0;
+  /** numbered lines delivered (`epoch:n`), and flagged re-sends of one of them dropped */
+  const numbers = new Set<string>();
+  let resentRepeats = 0;
 
   before(async () => {
     pgc = await privatePostgres('capf-wh');
@@ -61,12 +67,22 @@ describe('fault: a replica kill -9 under a console webhook (two replicas, Postgr
         const body = JSON.parse(Buffer.concat(chunks).toString()) as {
           id: string;
           event: string;
-          data: { lines?: string[]; count?: number };
+          data: { lines?: string[]; count?: number; epoch?: string; seq?: number; resent?: number };
         };
         if (!deliveries.has(body.id)) {
           deliveries.add(body.id);
           if (body.event === 'server.console_dropped') dropped += body.data.count ?? 0;
-          for (const l of body.data.lines ?? []) {
+          const { epoch, seq, resent = 0 } = body.data;
+          const lines = body.data.lines ?? [];
+          for (const [i, l] of lines.entries()) {
+            if (typeof epoch === 'string' && typeof seq === 'number') {
+              const key = `${epoch}:${seq - lines.length + 1 + i}`;
+              if (i < resent && numbers.has(key)) {
+                resentRepeats++;
+                continue;
+              }
+              numbers.add(key);
+            }
             const m = /^tick:(\d+)$/.exec(l);
             if (!m) continue;
             const n = Number(m[1]);
@@ -174,9 +190,10 @@ describe('fault: a replica kill -9 under a console webhook (two replicas, Postgr
     let twice = 0;
     for (const ids of ticks.values()) if (ids.size > 1) twice += ids.size - 1;
     const delivered = ticks.size;
-    const marks = await (db as pg.Client).query('SELECT epoch, seq FROM console_marks WHERE server_id = $1', [
-      serverId,
-    ]);
+    const marks = await (db as pg.Client).query(
+      'SELECT epoch, seq, shown FROM console_marks WHERE server_id = $1',
+      [serverId],
+    );
     figures('replica-kill9-webhook', {
       reconnect_ms: reconnectMs,
       settle_ms: settleMs,
@@ -187,7 +204,9 @@ describe('fault: a replica kill -9 under a console webhook (two replicas, Postgr
       lines_dropped_reported: dropped,
       lines_unaccounted: printed - delivered - dropped,
       lines_twice: twice,
+      lines_resent_repeats_dropped: resentRepeats,
       console_mark_seq: marks.rows[0]?.seq ?? '-',
+      console_mark_shown: marks.rows[0]?.shown ?? '-',
     });
     assert.equal(twice, 0, 'no console line reached the webhook twice');
     assert.equal(printed - delivered - dropped, 0, `${printed} printed = ${delivered} + ${dropped} dropped`);

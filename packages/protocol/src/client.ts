@@ -35,6 +35,9 @@ export const ClientMessage = z.discriminatedUnion('type', [
     status: ServerStatus,
     /** the last console lines, oldest first */
     history: z.array(z.string()),
+    /** the number of the history's last line (as on `console`), when numbered */
+    historyEpoch: z.string().optional(),
+    historySeq: z.number().optional(),
     stats: ResourceSnapshot.nullable(),
     /** admins only: the last install's output since the Panel started (`success` absent while it runs),
      * so a page opened after the install on create still shows it */
@@ -55,7 +58,20 @@ export const ClientMessage = z.discriminatedUnion('type', [
       .optional(),
   }),
   z.object({ type: z.literal('unsubscribed'), serverId: ServerId }),
-  z.object({ type: z.literal('console'), serverId: ServerId, lines: z.array(z.string()) }),
+  /**
+   * `epoch`/`seq`: the number of the last line (the lines are seq - n + 1 … seq, within the
+   * Agent's run `epoch`), when numbered. `resent`: some lines are sent again after a lost link and
+   * were perhaps shown already (a Panel killed between storing and publishing them): a console
+   * drops those numbered at or below the last it showed (same epoch).
+   */
+  z.object({
+    type: z.literal('console'),
+    serverId: ServerId,
+    lines: z.array(z.string()),
+    epoch: z.string().optional(),
+    seq: z.number().optional(),
+    resent: z.boolean().optional(),
+  }),
   z.object({ type: z.literal('console_dropped'), serverId: ServerId, count: z.number(), reason: z.string() }),
   z.object({
     type: z.literal('status'),

@@ -1240,9 +1240,10 @@ export type EventMessage<E extends EventName = EventName> = Omit<
 // heartbeat
 
 /**
- * A heartbeat; `consoleAcks` (LinkSeq per server): the last console line the Panel has stored as
- * published (ConsoleMarks), so the Agent may forget it and those before it. Lines not acked are
- * sent again after any reconnect; the Panel skips those it had published by their numbers.
+ * A heartbeat; `consoleAcks` (LinkSeq per server): the last console line the Panel has stored
+ * (its mark, ConsoleMarks) and published, so the Agent may forget it and those before it. Lines
+ * not acked are sent again after any reconnect; the Panel skips those it knows it published by
+ * their numbers, and publishes again (flagged `resent`) those it may not have.
  */
 export const ConsoleAck = z.object({
   serverId: ServerId,

@@ -620,7 +620,8 @@ export class PanelLink {
         clearInterval(deadTimer);
         // lines the Panel did not ack go again, whatever ended the link: a dead socket may hold
         // them unread, a Panel killed with kill -9 may have read them and not handled them; the
-        // replica that gets them skips those already published by their numbers (ConsoleMarks)
+        // replica that gets them skips those published for sure by their numbers, and publishes
+        // again, flagged `resent`, those a dead Panel may not have published (ConsoleMarks)
         this.#outbox.requeue(this.#recent.map((r) => r.msg));
         this.#recent = [];
         this.#recentChars = 0;

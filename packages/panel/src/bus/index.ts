@@ -18,7 +18,12 @@ import type { FeatureName } from '@cap/protocol/templates/index.ts';
 
 export type DomainEvent =
   | { kind: 'server.status'; serverId: string; status: ServerStatus; previousStatus?: ServerStatus }
-  /** `seq`/`epoch`: the numbering of the last line (LinkSeq), checked again off the bus (line-numbers.ts) */
+  /**
+   * `seq`/`epoch`: the numbering of the last line (LinkSeq), checked again off the bus
+   * (line-numbers.ts). `resent`: how many of the first lines are sent again after a lost link and
+   * were perhaps published already by a process that died (ConsoleMarks: shown < seq <= intent);
+   * a consumer that saw them may drop them by their numbers (serverId, epoch, seq).
+   */
   | {
       kind: 'server.console';
       serverId: string;
@@ -26,6 +31,7 @@ export type DomainEvent =
       stream?: string;
       seq?: number;
       epoch?: string;
+      resent?: number;
     }
   | { kind: 'server.stats'; serverId: string; stats: ResourceSnapshot }
   /** console lines lost before they reached the Panel (counted by the Agent or the hub) */
@@ -37,6 +43,8 @@ export type DomainEvent =
       /** the numbering of the last line it counts (LinkSeq) */
       seq?: number;
       epoch?: string;
+      /** how many of those counted were perhaps reported already (as on server.console) */
+      resent?: number;
     }
   | { kind: 'server.crashed'; serverId: string; exitCode: number; restarting: boolean }
   | {

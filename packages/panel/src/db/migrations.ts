@@ -859,6 +859,22 @@ const m033: Migration = {
   },
 };
 
+const m034: Migration = {
+  async up(db: AnyDb) {
+    // the second console mark (issue 15): `shown`, the highest seq (same epoch) whose publish
+    // completed, next to `seq` (written before publishing). A line the Agent sends again with
+    // shown < its seq <= seq was perhaps published by a process that died: published again,
+    // flagged `resent`, never skipped (a mark stored before a publish that never happened lost it)
+    await db.schema
+      .alterTable('console_marks')
+      .addColumn('shown', 'bigint', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+  async down(db: AnyDb) {
+    await db.schema.alterTable('console_marks').dropColumn('shown').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_templates': m002,
@@ -889,6 +905,7 @@ export const migrations: Record<string, Migration> = {
   '031_replicas': m031,
   '032_console_marks': m032,
   '033_replica_sessions': m033,
+  '034_console_shown': m034,
 };
 
 export const migrationProvider: MigrationProvider = {

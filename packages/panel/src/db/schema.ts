@@ -374,6 +374,8 @@ export interface ConsoleMarksTable {
   epoch: string;
   /** PostgreSQL bigint: read back as a string */
   seq: number | string;
+  /** (034) the highest seq of `epoch` whose publish completed (0: none known); ≤ seq */
+  shown: Generated<number | string>;
 }
 
 export interface Database {

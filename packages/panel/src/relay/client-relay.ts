@@ -367,11 +367,13 @@ function handleClient(s: PanelServices, socket: WebSocket, req: FastifyRequest):
         const install = access.seesHidden ? s.live.install(r.serverId) : undefined;
         const rc = s.live.remoteConsole(r.serverId);
         const history = access.permissions.has('control.console') ? s.live.history(r.serverId) : [];
+        const mark = history.length > 0 ? s.live.historyMark(r.serverId) : undefined;
         send({
           type: 'subscribed',
           serverId: r.serverId,
           status,
           history: access.seesHidden ? history : history.map((l) => redact(l, s.live.secrets(r.serverId))),
+          ...(mark ? { historyEpoch: mark.epoch, historySeq: mark.seq } : {}),
           stats: s.live.stats(r.serverId),
           ...(install ? { install } : {}),
           ...(rc ? { remoteConsole: rc } : {}),

@@ -1,6 +1,6 @@
 /**
  * ConsoleMarks on PostgreSQL (TEST_DATABASE_URL; a database of its own, dropped after): the
- * upsert there is one statement of three arrays (unnest), the reads of a turn one `in` query,
+ * upsert there is one statement of four arrays (unnest), the reads of a turn one `in` query,
  * two writes may be in flight at once. Forward only within an epoch, a new epoch replaces,
  * whatever order the writes end in.
  */
@@ -20,7 +20,7 @@ before(async () => {
   const scratch = await scratchDatabase('postgres', 'cap_marks');
   drop = scratch.drop;
   db = openPostgres(scratch.env['DATABASE_URL'] as string);
-  await sql`create table console_marks (server_id text primary key, epoch text not null, seq bigint not null)`.execute(
+  await sql`create table console_marks (server_id text primary key, epoch text not null, seq bigint not null, shown bigint not null default 0)`.execute(
     db,
   );
 });
@@ -49,11 +49,11 @@ test('postgres: forward only within an epoch; a new epoch replaces; read back', 
   const m = new ConsoleMarks(db, quiet);
   assert.equal(await m.load('p1'), undefined);
   await m.write('p1', { epoch: 'e1', seq: 10 });
-  assert.deepEqual(await m.load('p1'), { epoch: 'e1', seq: 10 });
+  assert.deepEqual(await m.load('p1'), { epoch: 'e1', seq: 10, shown: 0 });
   await m.write('p1', { epoch: 'e1', seq: 4 }); // a late writer
-  assert.deepEqual(await m.load('p1'), { epoch: 'e1', seq: 10 });
+  assert.deepEqual(await m.load('p1'), { epoch: 'e1', seq: 10, shown: 0 });
   await m.write('p1', { epoch: 'e2', seq: 3 });
-  assert.deepEqual(await m.load('p1'), { epoch: 'e2', seq: 3 });
+  assert.deepEqual(await m.load('p1'), { epoch: 'e2', seq: 3, shown: 0 });
 });
 
 test('postgres: one turn of 3,000 marks is one upsert per 2,000 rows; one turn of reads one select per 2,000 ids', async () => {
@@ -68,7 +68,7 @@ test('postgres: one turn of 3,000 marks is one upsert per 2,000 rows; one turn o
   assert.equal(statements.select, 2);
   assert.deepEqual(
     read,
-    Array.from({ length: 3000 }, (_, i) => ({ epoch: 'e', seq: i + 1 })),
+    Array.from({ length: 3000 }, (_, i) => ({ epoch: 'e', seq: i + 1, shown: 0 })),
   );
   assert.equal(await m.load('b-none'), undefined);
 });
@@ -82,6 +82,23 @@ test('postgres: writes one after the other while others are in flight end at the
     await new Promise((r) => setImmediate(r)); // a turn each: many batches, two in flight
   }
   await Promise.all(waits);
-  assert.deepEqual(await m.load('c1'), { epoch: 'e', seq: 40 });
-  assert.deepEqual(await m.load('c2'), { epoch: 'e', seq: 40 });
+  assert.deepEqual(await m.load('c1'), { epoch: 'e', seq: 40, shown: 0 });
+  assert.deepEqual(await m.load('c2'), { epoch: 'e', seq: 40, shown: 0 });
+});
+
+test('postgres: `shown` rides along with the next upsert, forward only, never past a newer epoch', async () => {
+  const m = new ConsoleMarks(counted(), quiet, { shownIdleMs: 60_000 });
+  statements.insert = 0;
+  await m.write('d1', { epoch: 'e', seq: 5 });
+  m.shown('d1', { epoch: 'e', seq: 5 });
+  assert.equal(statements.insert, 1);
+  await m.write('d2', { epoch: 'e', seq: 1 });
+  assert.equal(statements.insert, 2, 'no statement of its own');
+  assert.deepEqual(await m.load('d1'), { epoch: 'e', seq: 5, shown: 5 });
+  m.shown('d1', { epoch: 'e', seq: 2 });
+  await m.write('d1', { epoch: 'e', seq: 3 }); // late: neither moves back
+  assert.deepEqual(await m.load('d1'), { epoch: 'e', seq: 5, shown: 5 });
+  m.shown('d1', { epoch: 'e', seq: 5 });
+  await m.write('d1', { epoch: 'f', seq: 1 });
+  assert.deepEqual(await m.load('d1'), { epoch: 'f', seq: 1, shown: 0 });
 });

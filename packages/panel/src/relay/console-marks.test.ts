@@ -9,7 +9,7 @@ const quiet = { warn: () => undefined };
 async function marksDb() {
   const db = openSqlite(':memory:');
   // the table alone (no servers rows: the foreign key is the migration's, not under test here)
-  await sql`create table console_marks (server_id text primary key, epoch text not null, seq bigint not null)`.execute(
+  await sql`create table console_marks (server_id text primary key, epoch text not null, seq bigint not null, shown bigint not null default 0)`.execute(
     db,
   );
   return db;
@@ -20,11 +20,11 @@ test('a mark written is read back; it only moves forward within an epoch, and a 
   const m = new ConsoleMarks(db, quiet);
   assert.equal(await m.load('s1'), undefined);
   await m.write('s1', { epoch: 'e1', seq: 10 });
-  assert.deepEqual(await m.load('s1'), { epoch: 'e1', seq: 10 });
+  assert.deepEqual(await m.load('s1'), { epoch: 'e1', seq: 10, shown: 0 });
   await m.write('s1', { epoch: 'e1', seq: 4 }); // a late writer
-  assert.deepEqual(await m.load('s1'), { epoch: 'e1', seq: 10 });
+  assert.deepEqual(await m.load('s1'), { epoch: 'e1', seq: 10, shown: 0 });
   await m.write('s1', { epoch: 'e2', seq: 3 }); // the Agent started again
-  assert.deepEqual(await m.load('s1'), { epoch: 'e2', seq: 3 });
+  assert.deepEqual(await m.load('s1'), { epoch: 'e2', seq: 3, shown: 0 });
   await db.destroy();
 });
 
@@ -41,7 +41,7 @@ test('marks of one turn go in one write; each waiter resolves once it is stored'
   const m = new ConsoleMarks(counted, quiet);
   await Promise.all(Array.from({ length: 50 }, (_, i) => m.write(`s${i}`, { epoch: 'e', seq: i + 1 })));
   assert.equal(statements, 1);
-  assert.deepEqual(await m.load('s49'), { epoch: 'e', seq: 50 });
+  assert.deepEqual(await m.load('s49'), { epoch: 'e', seq: 50, shown: 0 });
   await db.destroy();
 });
 
@@ -53,5 +53,53 @@ test('a write that fails lets the lines through (resolves) and reads answer unde
   await m.write('s1', { epoch: 'e', seq: 1 });
   assert.equal(await m.load('s1'), undefined);
   assert.ok(warnings.length >= 1);
+  await db.destroy();
+});
+
+test('`shown` rides along with the next write (no statement of its own), forward only; a new epoch starts it at 0', async () => {
+  const db = await marksDb();
+  let statements = 0;
+  const counted = db.withPlugin({
+    transformQuery: (a) => {
+      if (a.node.kind === 'InsertQueryNode') statements++;
+      return a.node;
+    },
+    transformResult: async (a) => a.result,
+  });
+  const m = new ConsoleMarks(counted, quiet, { shownIdleMs: 60_000 });
+  await m.write('s1', { epoch: 'e', seq: 5 });
+  m.shown('s1', { epoch: 'e', seq: 5 });
+  m.shown('s1', { epoch: 'e', seq: 3 }); // older: ignored
+  assert.equal(statements, 1, 'shown alone writes nothing (in steady state)');
+  assert.deepEqual(await m.load('s1'), { epoch: 'e', seq: 5, shown: 0 });
+  // the next intent (of another server, even) carries it
+  await m.write('s2', { epoch: 'e', seq: 9 });
+  assert.equal(statements, 2);
+  assert.deepEqual(await m.load('s1'), { epoch: 'e', seq: 5, shown: 5 });
+  assert.deepEqual(await m.load('s2'), { epoch: 'e', seq: 9, shown: 0 });
+  // with its own server's next intent, in the same row; never back (a late writer)
+  m.shown('s2', { epoch: 'e', seq: 9 });
+  await m.write('s2', { epoch: 'e', seq: 12 });
+  assert.deepEqual(await m.load('s2'), { epoch: 'e', seq: 12, shown: 9 });
+  m.shown('s2', { epoch: 'e', seq: 4 });
+  await m.write('s2', { epoch: 'e', seq: 8 });
+  assert.deepEqual(await m.load('s2'), { epoch: 'e', seq: 12, shown: 9 });
+  // the Agent started again: the old epoch's shown is moot
+  m.shown('s2', { epoch: 'e', seq: 12 });
+  await m.write('s2', { epoch: 'f', seq: 2 });
+  assert.deepEqual(await m.load('s2'), { epoch: 'f', seq: 2, shown: 0 });
+  await db.destroy();
+});
+
+test('a `shown` with no write to ride along goes alone after the idle time (a quiet console)', async () => {
+  const db = await marksDb();
+  const m = new ConsoleMarks(db, quiet, { shownIdleMs: 20 });
+  await m.write('s1', { epoch: 'e', seq: 7 });
+  m.shown('s1', { epoch: 'e', seq: 7 });
+  for (let i = 0; i < 100; i++) {
+    if ((await m.load('s1'))?.shown === 7) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.deepEqual(await m.load('s1'), { epoch: 'e', seq: 7, shown: 7 });
   await db.destroy();
 });

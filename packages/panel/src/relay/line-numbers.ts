@@ -46,11 +46,15 @@ export class LineNumbers {
     return { skip, gap };
   }
 
-  /** Starts from a stored mark (another process's, ConsoleMarks) unless newer is known here. */
-  seed(serverId: string, mark: { epoch: string; seq: number }): void {
+  /**
+   * Starts from a stored mark (another process's, ConsoleMarks) unless newer is known here;
+   * true when it did.
+   */
+  seed(serverId: string, mark: { epoch: string; seq: number }): boolean {
     const last = this.#last.get(serverId);
-    if (last && last.epoch === mark.epoch && last.seq >= mark.seq) return;
+    if (last && last.epoch === mark.epoch && last.seq >= mark.seq) return false;
     this.#last.set(serverId, { epoch: mark.epoch, seq: mark.seq });
+    return true;
   }
 
   forget(serverId: string): void {

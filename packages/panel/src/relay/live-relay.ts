@@ -35,7 +35,24 @@ export function attachLiveRelay(bus: EventBus, live: LiveStore): () => void {
     }),
     on('server.console', (e) => {
       const skip = gapOf(e.serverId, e.epoch, e.seq, e.lines.length);
-      if (skip < e.lines.length) live.appendConsole(e.serverId, skip > 0 ? e.lines.slice(skip) : e.lines);
+      if (skip >= e.lines.length) return;
+      const lines = skip > 0 ? e.lines.slice(skip) : e.lines;
+      // numbered (as checked by gapOf: a hostile or older publisher's numbers are not passed on)
+      const numbered =
+        typeof e.epoch === 'string' &&
+        e.epoch.length > 0 &&
+        e.epoch.length <= 64 &&
+        Number.isSafeInteger(e.seq) &&
+        (e.seq as number) >= e.lines.length;
+      // sent again after a lost link: the first `resent` lines (those this replica had are skipped above)
+      const resent = typeof e.resent === 'number' && e.resent > skip;
+      live.appendConsole(
+        e.serverId,
+        lines,
+        numbered
+          ? { epoch: e.epoch as string, seq: e.seq as number, ...(resent ? { resent } : {}) }
+          : undefined,
+      );
     }),
     on('server.console_dropped', (e) => {
       const skip = gapOf(e.serverId, e.epoch, e.seq, e.count);

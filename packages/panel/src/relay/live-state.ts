@@ -7,6 +7,7 @@
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
 import type {
+  ConsoleNumbering,
   InstallRecord,
   LiveSnapshot,
   LiveStore,
@@ -90,6 +91,15 @@ interface Entry {
   pendingChars: number;
   /** pending lines dropped over the cap, reported before the next batch */
   pendingDropped: number;
+  /**
+   * the numbering of the last pending line (undefined: unnumbered lines pending); `pendingResent`:
+   * some pending lines are sent again. A batch holds one run of numbers: an epoch change, a jump
+   * or unnumbered lines flush it first.
+   */
+  pendingNum: { epoch: string; seq: number } | undefined;
+  pendingResent: boolean;
+  /** the numbering of the ring's last line */
+  consoleMark: { epoch: string; seq: number } | undefined;
   timer: NodeJS.Immediate | undefined;
   players: Players | undefined;
   install: InstallEntry | undefined;
@@ -117,6 +127,9 @@ export class LiveState implements LiveStore {
         pending: [],
         pendingChars: 0,
         pendingDropped: 0,
+        pendingNum: undefined,
+        pendingResent: false,
+        consoleMark: undefined,
         timer: undefined,
         players: undefined,
         install: undefined,
@@ -135,6 +148,9 @@ export class LiveState implements LiveStore {
   }
   history(serverId: string): string[] {
     return this.#servers.get(serverId)?.console.toArray() ?? [];
+  }
+  historyMark(serverId: string): { epoch: string; seq: number } | undefined {
+    return this.#servers.get(serverId)?.consoleMark;
   }
   players(serverId: string): Players | undefined {
     return this.#servers.get(serverId)?.players;
@@ -188,11 +204,19 @@ export class LiveState implements LiveStore {
     if (exitCode !== undefined) rec.exitCode = exitCode;
   }
 
-  appendConsole(serverId: string, lines: string[]): void {
+  appendConsole(serverId: string, lines: string[], num?: ConsoleNumbering): void {
     const e = this.#entry(serverId);
     const capped = lines.map((l) => capLine(l));
     e.console.push(capped);
+    const mark = num ? { epoch: num.epoch, seq: num.seq } : undefined;
+    e.consoleMark = mark;
     if (e.sinks.size === 0) return;
+    // one run of numbers per frame (its lines are seq - n + 1 … seq): else what is pending goes first
+    const p = e.pendingNum;
+    const follows = p && mark ? p.epoch === mark.epoch && p.seq === mark.seq - capped.length : p === mark;
+    if (e.pending.length > 0 && !follows) this.#flush(serverId, e);
+    e.pendingNum = mark;
+    if (num?.resent) e.pendingResent = true;
     for (const l of capped) {
       e.pending.push(l);
       e.pendingChars += l.length;
@@ -220,9 +244,19 @@ export class LiveState implements LiveStore {
       this.publish(serverId, { type: 'console_dropped', serverId, count, reason: 'overloaded' });
     }
     const batch = e.pending;
+    const num = e.pendingNum;
+    const resent = e.pendingResent;
     e.pending = [];
     e.pendingChars = 0;
-    if (batch.length) this.publish(serverId, { type: 'console', serverId, lines: batch });
+    e.pendingResent = false;
+    if (batch.length)
+      this.publish(serverId, {
+        type: 'console',
+        serverId,
+        lines: batch,
+        ...(num ? { epoch: num.epoch, seq: num.seq } : {}),
+        ...(resent ? { resent: true } : {}),
+      });
   }
 
   /** Lines lost before they reached the Panel: sent after the lines already pending, in order. */
@@ -284,6 +318,7 @@ export class LiveState implements LiveStore {
     const ring = new LineRing(CONSOLE_HISTORY_LINES, CONSOLE_HISTORY_BYTES);
     ring.push(snap.history.map((l) => capLine(l)));
     e.console = ring;
+    e.consoleMark = undefined;
     if (snap.install) {
       const run: InstallEntry = { ring: new LineRing(INSTALL_HISTORY_LINES, INSTALL_HISTORY_BYTES) };
       run.ring.push(snap.install.lines.map((l) => capLine(l)));

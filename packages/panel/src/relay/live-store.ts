@@ -16,6 +16,13 @@ import type {
 
 export type Sink = (msg: ClientMessage) => void;
 
+/** Console lines' numbering: `seq` the last line's (LinkSeq), `resent` some were perhaps shown already. */
+export interface ConsoleNumbering {
+  epoch: string;
+  seq: number;
+  resent?: boolean;
+}
+
 export interface InstallRecord {
   lines: string[];
   /** undefined while the install runs */
@@ -63,8 +70,14 @@ export interface LiveStore {
 
   /** The console ring (oldest first). */
   history(serverId: string): string[];
-  /** Appends to the ring and sends the lines to watchers, batched, in order; never drops unreported. */
-  appendConsole(serverId: string, lines: string[]): void;
+  /** The number of the ring's last line (LinkSeq), when it has one (lines of an older Agent, a restored ring: none). */
+  historyMark(serverId: string): { epoch: string; seq: number } | undefined;
+  /**
+   * Appends to the ring and sends the lines to watchers, batched, in order; never drops
+   * unreported. `num`: the lines' numbering (the last one's, LinkSeq) and whether some are sent
+   * again after a lost link (`resent`): a watcher's `console` frame carries them.
+   */
+  appendConsole(serverId: string, lines: string[], num?: ConsoleNumbering): void;
   /** Lines lost before they reached the Panel: reported after the lines already pending, in order. */
   consoleDropped(serverId: string, count: number, reason: string): void;
 

@@ -318,7 +318,7 @@ function ServerDetail({ id }: { id: string }) {
   useLiveMessages((m) => {
     if (!('serverId' in m) || m.serverId !== id) return;
     if (m.type === 'subscribed') {
-      store.reset(m.history);
+      store.reset(m.history, { epoch: m.historyEpoch, seq: m.historySeq });
       if (m.remoteConsole) setRemoteConsole(m.remoteConsole);
       if (m.stats) setSeries((s) => appendStats(s, m.stats!));
       // the install on create ran before this page subscribed: the Panel kept its output
@@ -335,7 +335,7 @@ function ServerDetail({ id }: { id: string }) {
                   ...(inst.exitCode === undefined ? {} : { exitCode: inst.exitCode }),
                 },
         }));
-    } else if (m.type === 'console') store.append(m.lines);
+    } else if (m.type === 'console') store.append(m.lines, m);
     else if (m.type === 'remote_console')
       setRemoteConsole({
         transport: m.transport,

@@ -7,10 +7,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { EventMessage } from '@cap/protocol';
+import { sql } from 'kysely';
 import { pino } from 'pino';
-import type { EventBus } from '../../bus/index.ts';
+import type { DomainEvent, EventBus } from '../../bus/index.ts';
+import { openSqlite } from '../../db/index.ts';
 import type { ServersTable } from '../../db/schema.ts';
-import type { ConsoleMarks } from '../../relay/console-marks.ts';
+import { ConsoleMarks } from '../../relay/console-marks.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
@@ -105,6 +107,7 @@ describe('the projection: console marks off the node’s critical path', () => {
   /** marks whose writes end when the test says so; reads answer "none" */
   function slowMarks() {
     const pending: { serverId: string; seq: number; done: () => void }[] = [];
+    const shown: string[] = [];
     let most = 0;
     let reading = 0;
     let mostReads = 0;
@@ -124,8 +127,9 @@ describe('the projection: console marks off the node’s critical path', () => {
           pending.push({ serverId, seq: m.seq, done });
           most = Math.max(most, pending.length);
         }),
+      shown: (serverId: string, m: { seq: number }) => shown.push(`${serverId}:${m.seq}`),
     } as unknown as ConsoleMarks;
-    return { marks, pending, most: () => most, mostReads: () => mostReads };
+    return { marks, pending, shown, most: () => most, mostReads: () => mostReads };
   }
 
   it("a node's lines of one tick: their marks read together and all written at once; published after their marks, in the node's order, and a status after them", async () => {
@@ -175,9 +179,131 @@ describe('the projection: console marks off the node’s critical path', () => {
       published.map((e) => `${e.kind} ${e.serverId}`),
       [...Array.from({ length: 20 }, (_, i) => `server.console s${i}`), 'server.status s0'],
     );
+    // acked (and stored as shown) once published: in the node's order
     assert.deepEqual(
       projection.takeAcks('node-1').map((a) => a.serverId),
-      Array.from({ length: 20 }, (_, i) => `s${19 - i}`),
+      Array.from({ length: 20 }, (_, i) => `s${i}`),
     );
+  });
+
+  it('a line is acked (the Agent may forget it) only once its mark is stored AND it is published', async () => {
+    const { marks, pending, shown } = slowMarks();
+    const published: string[] = [];
+    const projection = new AgentEventProjection({
+      repo: {} as unknown as ServersRepo,
+      templates: {} as TemplatesService,
+      live: { status: () => 'running' } as unknown as LiveStore,
+      bus: { publish: (e: { serverId: string }) => published.push(e.serverId) } as unknown as EventBus,
+      log: pino({ level: 'silent' }),
+      operations: {} as OperationsService,
+      marks,
+    });
+    projection.track('a', 'n');
+    projection.track('b', 'n');
+    const ts = new Date().toISOString();
+    const done = ['a', 'b'].map((serverId) =>
+      projection.handleEvent('n', {
+        type: 'event',
+        timestamp: ts,
+        event: 'server_log',
+        data: { serverId, message: 'x', seq: 1, epoch: 'e' },
+      } as EventMessage),
+    );
+    for (let i = 0; i < 50 && pending.length < 2; i++) await new Promise((r) => setImmediate(r));
+    // b's mark is stored, but its publish waits behind a's (the node's order)
+    pending[1]?.done();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(published, []);
+    assert.deepEqual(projection.takeAcks('n'), [], 'stored but not published: not acked');
+    assert.deepEqual(shown, []);
+    pending[0]?.done();
+    await Promise.all(done);
+    assert.deepEqual(published, ['a', 'b']);
+    assert.deepEqual(shown, ['a:1', 'b:1']);
+    assert.deepEqual(
+      projection.takeAcks('n').map((a) => a.serverId),
+      ['a', 'b'],
+    );
+  });
+});
+
+describe('the projection: lines sent again after a Panel restart (ConsoleMarks: intent and shown)', () => {
+  async function restarted(row: { epoch: string; seq: number; shown: number } | undefined) {
+    const db = openSqlite(':memory:');
+    await sql`create table console_marks (server_id text primary key, epoch text not null, seq bigint not null, shown bigint not null default 0)`.execute(
+      db,
+    );
+    if (row)
+      await sql`insert into console_marks (server_id, epoch, seq, shown) values ('s1', ${row.epoch}, ${row.seq}, ${row.shown})`.execute(
+        db,
+      );
+    const marks = new ConsoleMarks(db, { warn: () => undefined }, { shownIdleMs: 60_000 });
+    const published: DomainEvent[] = [];
+    const projection = new AgentEventProjection({
+      repo: {} as unknown as ServersRepo,
+      templates: {} as TemplatesService,
+      live: { status: () => 'running' } as unknown as LiveStore,
+      bus: { publish: (e: DomainEvent) => published.push(e) } as unknown as EventBus,
+      log: pino({ level: 'silent' }),
+      operations: {} as OperationsService,
+      marks,
+    });
+    projection.track('s1', 'n');
+    const send = (first: number, last: number, epoch = 'e') =>
+      projection.handleEvent('n', {
+        type: 'event',
+        timestamp: new Date().toISOString(),
+        event: 'server_log',
+        data: {
+          serverId: 's1',
+          message: Array.from({ length: last - first + 1 }, (_, i) => `l${first + i}`).join('\n'),
+          seq: last,
+          epoch,
+        },
+      } as EventMessage);
+    return { db, marks, projection, published, send };
+  }
+  const consoles = (published: DomainEvent[]) =>
+    published.flatMap((e) =>
+      e.kind === 'server.console' ? [{ lines: e.lines, seq: e.seq, resent: e.resent }] : [],
+    );
+
+  it('a mark stored, its publish never happened (the kill): the lines sent again come out, flagged', async () => {
+    // the dead process stored the intent 5 (lines 4, 5 about to be published), shown up to 3
+    const { db, published, send } = await restarted({ epoch: 'e', seq: 5, shown: 3 });
+    await send(4, 5);
+    // before the fix: skipped as published (seq <= mark), lost
+    assert.deepEqual(consoles(published), [{ lines: ['l4', 'l5'], seq: 5, resent: 2 }]);
+    await db.destroy();
+  });
+
+  it('the three ranges: seq <= shown skipped, shown < seq <= intent published flagged, beyond the intent new', async () => {
+    const { db, marks, published, send } = await restarted({ epoch: 'e', seq: 10, shown: 6 });
+    await send(5, 12);
+    await send(13, 13);
+    assert.deepEqual(consoles(published), [
+      { lines: ['l7', 'l8', 'l9', 'l10', 'l11', 'l12'], seq: 12, resent: 4 },
+      { lines: ['l13'], seq: 13, resent: undefined },
+    ]);
+    // this process published them: sent again, they are skipped, not flagged again
+    await send(9, 13);
+    assert.equal(consoles(published).length, 2);
+    // the shown of 12 rode along with the intent of 13
+    assert.deepEqual(await marks.load('s1'), { epoch: 'e', seq: 13, shown: 12 });
+    // the Agent started again (a new epoch): new, whatever the old marks
+    await send(1, 2, 'f');
+    assert.deepEqual(consoles(published).at(-1), { lines: ['l1', 'l2'], seq: 2, resent: undefined });
+    await db.destroy();
+  });
+
+  it('shown equal to the intent (or no mark at all): nothing is flagged', async () => {
+    const a = await restarted({ epoch: 'e', seq: 4, shown: 4 });
+    await a.send(3, 6);
+    assert.deepEqual(consoles(a.published), [{ lines: ['l5', 'l6'], seq: 6, resent: undefined }]);
+    await a.db.destroy();
+    const b = await restarted(undefined);
+    await b.send(1, 2);
+    assert.deepEqual(consoles(b.published), [{ lines: ['l1', 'l2'], seq: 2, resent: undefined }]);
+    await b.db.destroy();
   });
 });

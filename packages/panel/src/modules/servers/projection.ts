@@ -26,6 +26,13 @@ const FEATURES_CACHE_MS = 60_000;
  */
 const PIPELINED = new Set<string>(['server_log', 'server_log_dropped', 'resource_update']);
 
+/** a server's console line number (LinkSeq) */
+interface ConsoleMark {
+  serverId: string;
+  epoch: string;
+  seq: number;
+}
+
 export interface PendingFeature {
   feature: FeatureName;
   line: string;
@@ -56,16 +63,27 @@ export class AgentEventProjection {
   /** the console lines' numbering on the link: lines had twice skipped, lines lost counted */
   readonly #lineNumbers = new LineNumbers();
   /**
-   * the shared high-water marks (ConsoleMarks): written before lines are published, read when a
-   * server's numbering is not known here (this process's first line of it, or after a hello: the
-   * Agent may have been linked to another replica meanwhile). Absent: this process's numbers only.
+   * the shared marks (ConsoleMarks): the intent written before lines are published, `shown` after
+   * they were; read when a server's numbering is not known here (this process's first line of it,
+   * or after a hello: the Agent may have been linked to another replica meanwhile). Absent: this
+   * process's numbers only.
    */
   readonly #marks: ConsoleMarks | undefined;
+  /**
+   * servers whose stored mark said lines shown < seq <= upTo were perhaps published (an intent
+   * stored by a process that may have died before it published them): sent again, they are
+   * published again flagged `resent` instead of skipped. `shown` moves up as this process takes
+   * lines; the entry goes once it reaches upTo.
+   */
+  readonly #unsure = new Map<string, { epoch: string; shown: number; upTo: number }>();
   /** servers whose stored mark was read since their Agent's last hello here */
   readonly #marksRead = new Set<string>();
   /** servers whose stored mark is being read (with the first of their node's that asked) */
   readonly #markReads = new Map<string, Promise<void>>();
-  /** per node: the latest mark stored per server since the last ping took them (the link's ack) */
+  /**
+   * per node: the latest line per server stored (its intent) and published since the last ping
+   * took them (the link's ack): the Agent forgets a line only once both hold
+   */
   readonly #acks = new Map<string, Map<string, { epoch: string; seq: number }>>();
   /**
    * per node: the last of its publishes still queued (behind a console mark's write). The node's
@@ -115,6 +133,7 @@ export class AgentEventProjection {
     this.#nodeOf.delete(serverId);
     this.#lineNumbers.forget(serverId);
     this.#marksRead.delete(serverId);
+    this.#unsure.delete(serverId);
     this.#templateOf.delete(serverId);
     this.#pendingFeature.delete(serverId);
   }
@@ -136,11 +155,14 @@ export class AgentEventProjection {
   /**
    * Publishes the node's event in the order the node's events came: at once when nothing of the
    * node is queued and it need not wait (`after`: its console mark's write), else behind both.
+   * `shown`: the numbered lines it carries, once published (not when publishing threw): stored as
+   * shown (riding along with the next mark's write) and acked to the Agent with the next ping.
    */
-  #emit(nodeId: string, event: DomainEvent, after?: Promise<void>): void {
+  #emit(nodeId: string, event: DomainEvent, after?: Promise<void>, shown?: ConsoleMark): void {
     const queued = this.#queued.get(nodeId);
     if (!queued && !after) {
       this.#bus.publish(event);
+      if (shown) this.#shown(nodeId, shown);
       return;
     }
     const wait = queued && after ? Promise.all([queued, after]) : ((queued ?? after) as Promise<unknown>);
@@ -149,12 +171,27 @@ export class AgentEventProjection {
         this.#bus.publish(event);
       } catch (err) {
         this.#log.error({ nodeId, kind: event.kind, err: (err as Error).message }, 'publish failed');
+        return;
       }
+      if (shown) this.#shown(nodeId, shown);
     });
     this.#queued.set(nodeId, p);
     void p.then(() => {
       if (this.#queued.get(nodeId) === p) this.#queued.delete(nodeId);
     });
+  }
+
+  /** The lines up to `m.seq` were published (after their intent was stored): shown, and acked. */
+  #shown(nodeId: string, m: ConsoleMark): void {
+    this.#marks?.shown(m.serverId, m);
+    let acks = this.#acks.get(nodeId);
+    if (!acks) {
+      acks = new Map();
+      this.#acks.set(nodeId, acks);
+    }
+    // forward only (publishes go in order, but a hello between may have reset the epoch)
+    const had = acks.get(m.serverId);
+    if (!had || had.epoch !== m.epoch || had.seq < m.seq) acks.set(m.serverId, m);
   }
 
   async #setStatus(
@@ -224,37 +261,54 @@ export class AgentEventProjection {
 
   /**
    * A numbered console message (`seq` its last line's number, `epoch` the Agent's run): how many
-   * of its `count` lines were had already (sent again after a reconnect), and the lines before
-   * it that never came (written into a socket that died before the Panel read them), published
-   * as `lost_in_transit`: counted, never silent.
+   * of its `count` lines were had already (sent again after a reconnect: `skip`), how many after
+   * those were perhaps published by a process that died (`resent`: published again, flagged),
+   * and the lines before it that never came (written into a socket that died before the Panel
+   * read them), published as `lost_in_transit`: counted, never silent.
    */
   async #numbered(
     nodeId: string,
     serverId: string,
     d: { seq?: number; epoch?: string },
     count: number,
-  ): Promise<{ skip: number; numbered: { epoch: string } | undefined; stored: Promise<void> | undefined }> {
+  ): Promise<{
+    skip: number;
+    resent: number;
+    numbered: { epoch: string } | undefined;
+    stored: Promise<void> | undefined;
+    mark: ConsoleMark | undefined;
+  }> {
     const numbered =
       typeof d.seq === 'number' && typeof d.epoch === 'string' ? { epoch: d.epoch } : undefined;
     if (numbered && this.#marks && !this.#marksRead.has(serverId))
       await this.#readMark(this.#marks, nodeId, serverId);
-    const { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
+    let { skip, gap } = this.#lineNumbers.take(serverId, d.epoch, d.seq, count);
+    let resent = 0;
+    const unsure = numbered && this.#unsure.size > 0 ? this.#unsure.get(serverId) : undefined;
+    // (numbers that LineNumbers refuses, not safe integers or fewer than the lines, change nothing)
+    if (unsure && unsure.epoch === d.epoch && Number.isSafeInteger(d.seq) && count <= (d.seq as number)) {
+      // the skipped lines above `shown` (the tail of the skipped, at most the stored intent)
+      const seq = d.seq as number;
+      const lastSkipped = seq - count + skip;
+      const from = Math.max(seq - count + 1, unsure.shown + 1);
+      if (skip > 0 && lastSkipped <= unsure.upTo && from <= lastSkipped) {
+        resent = lastSkipped - from + 1;
+        skip -= resent;
+      }
+      // taken here: published by this process (or it dies, and the stored marks tell the next)
+      if (seq > unsure.shown) unsure.shown = seq;
+      if (unsure.shown >= unsure.upTo) this.#unsure.delete(serverId);
+    }
     let stored: Promise<void> | undefined;
+    let mark: ConsoleMark | undefined;
     if (numbered && skip < count && this.#marks) {
-      // stored before anything is published (what waits for `stored`): a replica that gets
-      // these lines again skips them. Not awaited here: the node's next messages are handled
-      // meanwhile, their marks join the same write, their publishes queue behind (#emit).
-      const mark = { epoch: numbered.epoch, seq: d.seq as number };
-      stored = this.#marks.write(serverId, mark).then(() => {
-        let acks = this.#acks.get(nodeId);
-        if (!acks) {
-          acks = new Map();
-          this.#acks.set(nodeId, acks);
-        }
-        // forward only: two writes in flight may end in either order (ConsoleMarks)
-        const had = acks.get(serverId);
-        if (!had || had.epoch !== mark.epoch || had.seq < mark.seq) acks.set(serverId, mark);
-      });
+      // the intent, stored before anything is published (what waits for `stored`): a replica
+      // that gets these lines again publishes them flagged (or skips them once `shown` says they
+      // were). Not awaited here: the node's next messages are handled meanwhile, their marks
+      // join the same write, their publishes queue behind (#emit), and this one's `shown` rides
+      // along with a later write.
+      mark = { serverId, epoch: numbered.epoch, seq: d.seq as number };
+      stored = this.#marks.write(serverId, mark);
     }
     if (gap > 0 && numbered)
       this.#emit(
@@ -269,7 +323,7 @@ export class AgentEventProjection {
         },
         stored,
       );
-    return { skip, numbered, stored };
+    return { skip, resent, numbered, stored, mark };
   }
 
   /**
@@ -288,7 +342,13 @@ export class AgentEventProjection {
       const p: Promise<void> = marks.load(id).then((mark) => {
         if (this.#markReads.get(id) !== p) return; // a hello (or forget) meanwhile: read again
         this.#markReads.delete(id);
-        if (mark) this.#lineNumbers.seed(id, mark);
+        if (mark && this.#lineNumbers.seed(id, mark)) {
+          // a process (this one before a restart, or another replica) stored an intent beyond
+          // what it stored as shown: those lines, sent again, are published again (flagged)
+          if (mark.shown < mark.seq)
+            this.#unsure.set(id, { epoch: mark.epoch, shown: mark.shown, upTo: mark.seq });
+          else this.#unsure.delete(id);
+        }
         this.#marksRead.add(id);
       });
       this.#markReads.set(id, p);
@@ -298,8 +358,8 @@ export class AgentEventProjection {
   }
 
   /**
-   * The console marks stored for the node's servers since the last call (the link's ack, sent
-   * with the next heartbeat: the Agent may forget those lines), at most `max` of them.
+   * The lines of the node's servers stored (their intent) and published since the last call (the
+   * link's ack, sent with the next heartbeat: the Agent may forget those lines), at most `max`.
    */
   takeAcks(nodeId: string, max = 1000): { serverId: string; epoch: string; seq: number }[] {
     const acks = this.#acks.get(nodeId);
@@ -307,7 +367,7 @@ export class AgentEventProjection {
     const out: { serverId: string; epoch: string; seq: number }[] = [];
     for (const [serverId, m] of acks) {
       if (out.length >= max) break;
-      out.push({ serverId, ...m });
+      out.push({ serverId, epoch: m.epoch, seq: m.seq });
       acks.delete(serverId);
     }
     if (acks.size === 0) this.#acks.delete(nodeId);
@@ -374,7 +434,12 @@ export class AgentEventProjection {
         // one message may carry the lines of one Agent tick, newline-separated; an empty line is
         // a line too (dropping it here would lose it unreported)
         let lines = d.message.split(/\r?\n/);
-        const { skip, numbered, stored } = await this.#numbered(nodeId, serverId, d, lines.length);
+        const { skip, resent, numbered, stored, mark } = await this.#numbered(
+          nodeId,
+          serverId,
+          d,
+          lines.length,
+        );
         if (skip >= lines.length) break; // had already (sent again after a reconnect)
         if (skip > 0) lines = lines.slice(skip);
         this.#emit(
@@ -385,15 +450,17 @@ export class AgentEventProjection {
             lines,
             ...(d.stream ? { stream: d.stream } : {}),
             ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
+            ...(resent > 0 ? { resent } : {}),
           },
           stored,
+          mark,
         );
         if (d.stream !== 'daemon') await this.#detectFeatures(nodeId, serverId, lines);
         break;
       }
       case 'server_log_dropped': {
         const d = msg.data as EventMessage<'server_log_dropped'>['data'];
-        const { skip, numbered, stored } = await this.#numbered(nodeId, serverId, d, d.count);
+        const { skip, resent, numbered, stored, mark } = await this.#numbered(nodeId, serverId, d, d.count);
         if (d.count - skip > 0)
           this.#emit(
             nodeId,
@@ -403,8 +470,10 @@ export class AgentEventProjection {
               count: d.count - skip,
               reason: d.reason,
               ...(numbered ? { seq: d.seq as number, ...numbered } : {}),
+              ...(resent > 0 ? { resent } : {}),
             },
             stored,
+            mark,
           );
         break;
       }

@@ -13,6 +13,11 @@
  * (unix seconds, also in the body, so the signature covers it), `X-Webhook-Id`, `X-Webhook-Event`.
  * URLs and secrets are sealed at rest (DATA_DIR/keys/webhooks.key), shown once, never logged.
  *
+ * Console lines are delivered at least once: lines a Panel killed between storing their mark and
+ * publishing them may have been delivered are published again after the Agent re-sends them,
+ * flagged `resent` (ConsoleMarks), and their data's serverId, epoch and seq (the last line's
+ * number) let a receiver drop a repeat. At most once would lose them instead, silently.
+ *
  * Across replicas: a replica turns the events that arise on it (its Agents') into deliveries, from
  * its own copy of the enabled hooks. A change made through any replica is published
  * (`webhooks.changed`) and every other replica reloads its copy when it hears it (ms over NATS);
