@@ -6,6 +6,7 @@
  * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
+import { secretValues } from '../lib/redact.ts';
 import type {
   InstallRecord,
   LiveSnapshot,
@@ -29,6 +30,8 @@ export const MAX_LINE_CHARS = 8 * 1024 + 64;
 /** lines waiting for the next tick, per server: past this, the oldest are dropped and counted */
 export const MAX_PENDING_LINES = 50_000;
 export const MAX_PENDING_CHARS = 8 * 1024 * 1024;
+/** holds of extra hidden values per server (LiveStore.holdSecrets): past it the oldest goes */
+export const MAX_HELD_SECRETS = 32;
 
 /** A line cut to `max` characters with a visible marker saying how much was cut. */
 export function capLine(line: string, max = MAX_LINE_CHARS): string {
@@ -102,6 +105,10 @@ export class LiveState implements LiveStore {
   readonly #global = new Set<Sink>();
   /** per server: values of its hidden variables, redacted from what spectators get */
   readonly #secrets = new Map<string, readonly string[]>();
+  /** per server: values held besides those (key → values, oldest first) */
+  readonly #held = new Map<string, Map<string, readonly string[]>>();
+  /** per server with holds: the set values and the held ones, longest first */
+  readonly #merged = new Map<string, readonly string[]>();
   /** per server: its remote console's last reported state */
   readonly #remoteConsoles = new Map<string, RemoteConsoleStatus>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
@@ -236,9 +243,37 @@ export class LiveState implements LiveStore {
   setSecrets(serverId: string, secrets: readonly string[]): void {
     if (secrets.length) this.#secrets.set(serverId, secrets);
     else this.#secrets.delete(serverId);
+    this.#merge(serverId);
   }
   secrets(serverId: string): readonly string[] {
-    return this.#secrets.get(serverId) ?? [];
+    return this.#merged.get(serverId) ?? this.#secrets.get(serverId) ?? [];
+  }
+  holdSecrets(serverId: string, key: string, values: readonly string[]): void {
+    let held = this.#held.get(serverId);
+    if (!held) {
+      held = new Map();
+      this.#held.set(serverId, held);
+    }
+    held.delete(key);
+    held.set(key, [...values]);
+    while (held.size > MAX_HELD_SECRETS) held.delete(held.keys().next().value as string);
+    this.#merge(serverId);
+  }
+  releaseSecrets(serverId: string, key: string): void {
+    const held = this.#held.get(serverId);
+    if (!held?.delete(key)) return;
+    if (held.size === 0) this.#held.delete(serverId);
+    this.#merge(serverId);
+  }
+  #merge(serverId: string): void {
+    const held = this.#held.get(serverId);
+    if (!held) {
+      this.#merged.delete(serverId);
+      return;
+    }
+    const all = [...(this.#secrets.get(serverId) ?? [])];
+    for (const values of held.values()) all.push(...values);
+    this.#merged.set(serverId, secretValues(all));
   }
 
   publish(serverId: string, msg: ClientMessage): void {
@@ -301,6 +336,8 @@ export class LiveState implements LiveStore {
     if (e?.timer) clearImmediate(e.timer);
     this.#servers.delete(serverId);
     this.#secrets.delete(serverId);
+    this.#held.delete(serverId);
+    this.#merged.delete(serverId);
     this.#remoteConsoles.delete(serverId);
   }
 
