@@ -582,7 +582,9 @@ export class ServersService {
         actor,
       );
     } catch (e) {
-      // refused (or the Agent unreachable) before it took it: nothing stays
+      // refused (or the Agent unreachable) before it took it: nothing stays (nor its hold on
+      // the others: no container was made to print anything)
+      this.#releaseHeld(row.id, held);
       await undo();
       throw e;
     }
