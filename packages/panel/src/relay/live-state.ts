@@ -305,8 +305,10 @@ export class LiveState implements LiveStore {
     const e = this.#servers.get(serverId);
     const install = this.install(serverId);
     const rc = this.#remoteConsoles.get(serverId);
+    const held = this.#held.get(serverId);
     return {
       history: e?.console.toArray() ?? [],
+      ...(held ? { held: [...held].map(([key, values]) => ({ key, values: [...values] })) } : {}),
       ...(install ? { install } : {}),
       ...(e?.stats ? { stats: e.stats } : {}),
       ...(e?.players ? { players: e.players } : {}),
@@ -329,6 +331,9 @@ export class LiveState implements LiveStore {
     if (snap.stats) e.stats = snap.stats;
     if (snap.players) e.players = snap.players;
     if (snap.remoteConsole) this.#remoteConsoles.set(serverId, snap.remoteConsole);
+    // (added to those held here; one whose release reached this replica before the answer stays
+    // held: redacting a value once too often is the safe side)
+    for (const h of snap.held ?? []) this.holdSecrets(serverId, h.key, h.values);
   }
 
   forget(serverId: string): void {

@@ -46,6 +46,9 @@ export interface LiveSnapshot {
   stats?: ResourceSnapshot;
   players?: Players;
   remoteConsole?: RemoteConsoleStatus;
+  /** the hidden values held besides the stored ones (holdSecrets), oldest first: the ring may
+   * hold lines printed with them */
+  held?: { key: string; values: string[] }[];
 }
 
 export interface LiveStore {
