@@ -4,7 +4,7 @@
  * ends (before the Panel stores anything). A spectator watching the console never gets it in
  * clear, live or in the history of a page opened after; the owner does. A PATCH the Agent fails
  * leaves the stored value and keeps the attempted one redacted.
- * Image: ctrl-alt-play/busybox (scripts/setup-host.sh); fails, never skips.
+ * Image: ctrl-alt-play/busybox (bash scripts/images/build.sh busybox); fails, never skips.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
