@@ -56,6 +56,7 @@ import { clientRelayRoutes } from './relay/client-relay.ts';
 import { frameLimitedWebSocketClass } from './relay/frame-limit.ts';
 import type { NatsAgentGateway } from './relay/nats-agent-gateway.ts';
 import type { NatsLiveSync } from './relay/nats-live.ts';
+import type { NatsSecretsSync } from './relay/secrets-sync.ts';
 import { createServices, type PanelServices, type Replication } from './services.ts';
 
 declare module 'fastify' {
@@ -124,6 +125,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     : undefined;
   let natsGateway: NatsAgentGateway | undefined;
   let natsLive: NatsLiveSync | undefined;
+  let natsSecrets: NatsSecretsSync | undefined;
   let replicas: ReplicaRegistry | undefined;
   let healthTimer: NodeJS.Timeout | undefined;
   let leaderLock: PgLeaderLock | undefined;
@@ -131,6 +133,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   if (natsBus) {
     const { NatsAgentGateway } = await import('./relay/nats-agent-gateway.ts');
     const { NatsLiveSync } = await import('./relay/nats-live.ts');
+    const { NatsSecretsSync } = await import('./relay/secrets-sync.ts');
     const gwLog = log.child({ component: 'gateway' });
     // the leader of the periodic work: an advisory lock on the shared PostgreSQL (SQLite cannot
     // be shared, so one process there stays the sole leader)
@@ -213,6 +216,17 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         });
         return natsLive;
       },
+      // an update's hidden values, held on every replica alive before the Agent gets it
+      secretsSync: (live) => {
+        natsSecrets = new NatsSecretsSync({
+          nc: natsBus.connection,
+          prefix: config.natsPrefix,
+          live,
+          peers: () => replicas?.peers ?? 0,
+          log: log.child({ component: 'secrets-sync' }),
+        });
+        return natsSecrets;
+      },
       ...(leaderLock ? { lock: leaderLock, sharedLimits: true } : {}),
       ...(replicas ? { replicas } : {}),
     };
@@ -220,6 +234,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   const s = createServices(config, db, log, natsBus, replication);
   natsGateway?.start();
   natsLive?.start();
+  natsSecrets?.start();
   await s.agents.init();
   await s.templates.ensureBuiltins(config.builtinTemplatesDir);
   await s.templates.addBuiltinPlayers(config.builtinTemplatesDir);
@@ -423,6 +438,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     await s.activity.settled();
     natsGateway?.close();
     natsLive?.close();
+    natsSecrets?.close();
     await leaderLock?.close();
     clearInterval(healthTimer);
     await replicas?.close().catch(() => undefined);

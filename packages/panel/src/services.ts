@@ -64,6 +64,7 @@ import { attachLiveRelay } from './relay/live-relay.ts';
 import { LiveState } from './relay/live-state.ts';
 import type { LiveStore } from './relay/live-store.ts';
 import { type LiveSync, LocalLiveSync } from './relay/live-sync.ts';
+import { LocalSecretsSync, type SecretsSync } from './relay/secrets-sync.ts';
 import { LocalSocketLimits, PgSocketLimits, type SocketLimits } from './relay/socket-limits.ts';
 
 export interface PanelServices {
@@ -155,6 +156,8 @@ export interface Replication {
   replicas?: ReplicaRegistry;
   /** what a replica started later asks the holder of a server's Agent for (NatsLiveSync) */
   liveSync?(deps: LiveSyncDeps): LiveSync;
+  /** an update's hidden values held on every replica before the Agent gets it (NatsSecretsSync) */
+  secretsSync?(live: LiveStore): SecretsSync;
 }
 
 export interface LiveSyncDeps {
@@ -321,6 +324,7 @@ export function createServices(
     registryAuth: (image) => registries.authForImage(image),
     failoverMinSeconds: config.failoverMinSeconds,
     consoleMarks: new ConsoleMarks(db, log.child({ component: 'console-marks' })),
+    secretsSync: replication?.secretsSync?.(live) ?? new LocalSecretsSync(live),
   });
   // one move mechanism (create on the target, stream, switch, undo) for transfers and failover
   const placement = new ServerPlacement({

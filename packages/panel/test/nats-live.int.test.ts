@@ -3,7 +3,7 @@
  * gets the holder's ring while the holder keeps printing, and what it then hears follows that
  * ring exactly (no line lost, none twice, in order); its ring ends equal to the holder's. An
  * ask nobody answers (a server the holder does not serve) ends after the timeout, counted; a
- * forged answer is dropped.
+ * forged answer is dropped. The answer carries the hidden values the holder holds.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -126,6 +126,18 @@ describe('NatsLiveSync against a real nats-server', () => {
     await late.sync.ready('s1', 'n1');
     assert.equal(holder.sync.stats.served, 1, 'asked once');
     first = { holder, late };
+  });
+
+  it("the answer carries the holder's held hidden values: the late replica redacts the ring's lines", async () => {
+    const holder = await replica('holder-held', true, ['s5']);
+    // a failed update's attempted value, kept held (relay/secrets-sync.ts), printed into the ring
+    holder.live.holdSecrets('s5', 'hold1', ['Held-Attempted-Value']);
+    holder.bus.publish({ kind: 'server.console', serverId: 's5', lines: ['pw Held-Attempted-Value'] });
+    await holder.bus.flush();
+    const late = await replica('late-held', false, []);
+    await late.sync.ready('s5', 'n1');
+    assert.deepEqual(late.live.history('s5'), ['pw Held-Attempted-Value']);
+    assert.deepEqual(late.live.secrets('s5'), ['Held-Attempted-Value']);
   });
 
   it('an ask nobody answers ends after the timeout; a forged answer is dropped', async () => {

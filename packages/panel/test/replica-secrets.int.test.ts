@@ -5,7 +5,10 @@
  * later: a spectator watching it through B gets the value redacted, live and in the history.
  * And with the Agent on B, changed through A: a PATCH (stored by A after the end event B re-read
  * the old row on; A's `server.changed` makes B read it again) and a PUT /config (stored before
- * the Agent is asked: the game's echo during the update is redacted on B).
+ * the Agent is asked: the game's echo during the update is redacted on B). And a PATCH whose game
+ * echoes the new value while the update runs (before anything is stored): B redacts it already
+ * (the hold of secrets-sync.ts), its owner sees it; a PATCH the Agent fails keeps the attempted
+ * value redacted on B afterwards (live and in the history).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -30,6 +33,8 @@ const SECRET = 'Live-Replica-Secret-1';
 const SECRET2 = 'Live-Replica-Secret-2';
 const SECRET3 = 'Live-Replica-Secret-3';
 const SECRET4 = 'Live-Replica-Secret-4';
+const SECRET5 = 'Live-Replica-Secret-5';
+const SECRET6 = 'Live-Replica-Secret-6';
 const EGG = {
   meta: { version: 'PTDL_v2' },
   name: 'Hidden game (replicas)',
@@ -166,11 +171,16 @@ describe('hidden values are redacted on every replica', () => {
     // the game echoes its admin password as it boots, a while after the update recreated it
     // (before the Agent reports the end, as a real game's startup lines come before ready)
     let echoInFlight = false;
+    let failUpdate = false;
     const UPDATE_MS = 1500;
     agentB = await FakeAgent.start({
       panelUrl: b.url,
       agentSecret: node.agentSecret,
       operationMs: (cmd) => (cmd.action === 'update_server' ? UPDATE_MS : 40),
+      operationError: (cmd) =>
+        cmd.action === 'update_server' && failUpdate
+          ? { code: 'INTERNAL_ERROR', message: 'the new container did not start; rolled back' }
+          : undefined,
       handlers: {
         update_server: (cmd) => {
           const serverId = cmd.serverId ?? '';
@@ -223,8 +233,47 @@ describe('hidden values are redacted on every replica', () => {
     const booting = await line('booting');
     assert.ok(!booting.includes(SECRET4), booting);
     assert.match(booting, /booting: \[hidden\]/);
-    const rest = JSON.stringify([...seen, ...ws.messages]);
-    for (const v of [SECRET, SECRET3, SECRET4]) assert.ok(!rest.includes(v), rest);
+
+    // PATCH through A with the echo in flight: nothing is stored until the Agent's success, yet
+    // the new container's echo reaches B's spectator redacted (and B's owner in clear)
+    const ownerWs = await b.clientSocket(owner);
+    ownerWs.send({ type: 'subscribe', serverId });
+    await ownerWs.next((m) => m.type === 'subscribed');
+    const booted = (v: string) => (m: Json) =>
+      m.type === 'console' && m.lines.some((l: string) => l === `booting: ${v}`);
+    const patch5 = await a.api(owner, 'PATCH', `/api/servers/${serverId}?wait=true`, {
+      environment: { ADMIN_PASSWORD: SECRET5 },
+    });
+    assert.equal(patch5.status, 200, JSON.stringify(patch5.body));
+    await ownerWs.next(booted(SECRET5), 8000);
+    const booting5 = await line('booting');
+    assert.ok(!booting5.includes(SECRET5), booting5);
+    assert.match(booting5, /booting: \[hidden\]/);
+
+    // a PATCH the Agent fails (rolled back): nothing stored, the attempted value stays redacted
+    failUpdate = true;
+    const patch6 = await a.api(owner, 'PATCH', `/api/servers/${serverId}?wait=true`, {
+      environment: { ADMIN_PASSWORD: SECRET6 },
+    });
+    assert.ok(patch6.status >= 400, JSON.stringify(patch6.body));
+    await ownerWs.next(booted(SECRET6), 8000);
+    const booting6 = await line('booting');
+    assert.ok(!booting6.includes(SECRET6), booting6);
+    // stored: still SECRET5; B keeps redacting SECRET6 after the failure, and a page opened later
+    // on B gets its line redacted in the history
+    await until(() => b.app.panel.live.secrets(serverId).includes(SECRET5), 5000);
+    assert.ok(b.app.panel.live.secrets(serverId).includes(SECRET6));
+    const late = await b.clientSocket(spectator);
+    late.send({ type: 'subscribe', serverId });
+    const sub = await late.next((m) => m.type === 'subscribed');
+    assert.ok(sub.history.includes('booting: [hidden]'), JSON.stringify(sub.history));
+    // (values an update replaced since are not redacted in it any more: SECRET3, SECRET4)
+    const history = JSON.stringify(sub.history);
+    for (const v of [SECRET5, SECRET6]) assert.ok(!history.includes(v), history);
+    const rest = JSON.stringify([...seen, ...ws.messages, ...late.messages]);
+    for (const v of [SECRET, SECRET3, SECRET4, SECRET5, SECRET6]) assert.ok(!rest.includes(v), rest);
+    late.close();
+    ownerWs.close();
     ws.close();
   });
 });

@@ -95,6 +95,40 @@ describe('webhooks', () => {
     assert.ok(!signatureValid(secret, g.raw.replace('running', 'offline'), g.headers['x-signature-256']));
   });
 
+  test('a server’s JSON hook gets console lines with the hidden values redacted (a Panel-wide one: as printed)', async () => {
+    const SECRET = 'Hook-Hidden-Value-4417';
+    const hook = await api('POST', `/api/servers/${serverA}/webhooks`, {
+      name: 'console',
+      kind: 'json',
+      url: `${rx.url}/hook/console`,
+      events: ['server.console'],
+    });
+    assert.equal(hook.status, 201, JSON.stringify(hook.body));
+    const wide = await api('POST', '/api/webhooks', {
+      name: 'console (Panel-wide)',
+      kind: 'json',
+      url: `${rx.url}/hook/console-wide`,
+      events: ['server.console'],
+    });
+    assert.equal(wide.status, 201, JSON.stringify(wide.body));
+    // (as an update holds them: relay/secrets-sync.ts)
+    panel.app.panel.live.holdSecrets(serverA, 'hooktest', [SECRET]);
+    rx.got.length = 0;
+    panel.app.panel.bus.publish({ kind: 'server.console', serverId: serverA, lines: [`pw: ${SECRET}`] });
+    await until(
+      () =>
+        rx.got.some((g) => g.path === '/hook/console') && rx.got.some((g) => g.path === '/hook/console-wide'),
+    );
+    const server = rx.got.find((g) => g.path === '/hook/console') as Json;
+    assert.deepEqual(server.json.data.lines, ['pw: [hidden]']);
+    assert.ok(!server.raw.includes(SECRET));
+    const panelWide = rx.got.find((g) => g.path === '/hook/console-wide') as Json;
+    assert.deepEqual(panelWide.json.data.lines, [`pw: ${SECRET}`]);
+    panel.app.panel.live.releaseSecrets(serverA, 'hooktest');
+    for (const id of [hook.body.id]) await api('DELETE', `/api/servers/${serverA}/webhooks/${id}`);
+    await api('DELETE', `/api/webhooks/${wide.body.id}`);
+  });
+
   test('retries with backoff until a 2xx; a 404 or a redirect ends it; the log has each status', async () => {
     const created = await api('POST', '/api/webhooks', {
       name: 'retry',

@@ -6,6 +6,7 @@
  * their exact count goes out first as `console_dropped`.
  */
 import type { ClientMessage, ResourceSnapshot, ServerStatus } from '@cap/protocol';
+import { secretValues } from '../lib/redact.ts';
 import type {
   ConsoleNumbering,
   InstallRecord,
@@ -30,6 +31,8 @@ export const MAX_LINE_CHARS = 8 * 1024 + 64;
 /** lines waiting for the next tick, per server: past this, the oldest are dropped and counted */
 export const MAX_PENDING_LINES = 50_000;
 export const MAX_PENDING_CHARS = 8 * 1024 * 1024;
+/** holds of extra hidden values per server (LiveStore.holdSecrets): past it the oldest goes */
+export const MAX_HELD_SECRETS = 32;
 
 /** A line cut to `max` characters with a visible marker saying how much was cut. */
 export function capLine(line: string, max = MAX_LINE_CHARS): string {
@@ -112,6 +115,10 @@ export class LiveState implements LiveStore {
   readonly #global = new Set<Sink>();
   /** per server: values of its hidden variables, redacted from what spectators get */
   readonly #secrets = new Map<string, readonly string[]>();
+  /** per server: values held besides those (key → values, oldest first) */
+  readonly #held = new Map<string, Map<string, readonly string[]>>();
+  /** per server with holds: the set values and the held ones, longest first */
+  readonly #merged = new Map<string, readonly string[]>();
   /** per server: its remote console's last reported state */
   readonly #remoteConsoles = new Map<string, RemoteConsoleStatus>();
   /** console lines dropped over the pending cap since start (each reported to subscribers) */
@@ -270,9 +277,37 @@ export class LiveState implements LiveStore {
   setSecrets(serverId: string, secrets: readonly string[]): void {
     if (secrets.length) this.#secrets.set(serverId, secrets);
     else this.#secrets.delete(serverId);
+    this.#merge(serverId);
   }
   secrets(serverId: string): readonly string[] {
-    return this.#secrets.get(serverId) ?? [];
+    return this.#merged.get(serverId) ?? this.#secrets.get(serverId) ?? [];
+  }
+  holdSecrets(serverId: string, key: string, values: readonly string[]): void {
+    let held = this.#held.get(serverId);
+    if (!held) {
+      held = new Map();
+      this.#held.set(serverId, held);
+    }
+    held.delete(key);
+    held.set(key, [...values]);
+    while (held.size > MAX_HELD_SECRETS) held.delete(held.keys().next().value as string);
+    this.#merge(serverId);
+  }
+  releaseSecrets(serverId: string, key: string): void {
+    const held = this.#held.get(serverId);
+    if (!held?.delete(key)) return;
+    if (held.size === 0) this.#held.delete(serverId);
+    this.#merge(serverId);
+  }
+  #merge(serverId: string): void {
+    const held = this.#held.get(serverId);
+    if (!held) {
+      this.#merged.delete(serverId);
+      return;
+    }
+    const all = [...(this.#secrets.get(serverId) ?? [])];
+    for (const values of held.values()) all.push(...values);
+    this.#merged.set(serverId, secretValues(all));
   }
 
   publish(serverId: string, msg: ClientMessage): void {
@@ -304,8 +339,10 @@ export class LiveState implements LiveStore {
     const e = this.#servers.get(serverId);
     const install = this.install(serverId);
     const rc = this.#remoteConsoles.get(serverId);
+    const held = this.#held.get(serverId);
     return {
       history: e?.console.toArray() ?? [],
+      ...(held ? { held: [...held].map(([key, values]) => ({ key, values: [...values] })) } : {}),
       ...(install ? { install } : {}),
       ...(e?.stats ? { stats: e.stats } : {}),
       ...(e?.players ? { players: e.players } : {}),
@@ -329,6 +366,9 @@ export class LiveState implements LiveStore {
     if (snap.stats) e.stats = snap.stats;
     if (snap.players) e.players = snap.players;
     if (snap.remoteConsole) this.#remoteConsoles.set(serverId, snap.remoteConsole);
+    // (added to those held here; one whose release reached this replica before the answer stays
+    // held: redacting a value once too often is the safe side)
+    for (const h of snap.held ?? []) this.holdSecrets(serverId, h.key, h.values);
   }
 
   forget(serverId: string): void {
@@ -336,6 +376,8 @@ export class LiveState implements LiveStore {
     if (e?.timer) clearImmediate(e.timer);
     this.#servers.delete(serverId);
     this.#secrets.delete(serverId);
+    this.#held.delete(serverId);
+    this.#merged.delete(serverId);
     this.#remoteConsoles.delete(serverId);
   }
 

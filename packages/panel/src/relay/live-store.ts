@@ -53,6 +53,9 @@ export interface LiveSnapshot {
   stats?: ResourceSnapshot;
   players?: Players;
   remoteConsole?: RemoteConsoleStatus;
+  /** the hidden values held besides the stored ones (holdSecrets), oldest first: the ring may
+   * hold lines printed with them */
+  held?: { key: string; values: string[] }[];
 }
 
 export interface LiveStore {
@@ -88,7 +91,14 @@ export interface LiveStore {
 
   /** Values of the server's hidden variables, redacted from what spectators get. */
   setSecrets(serverId: string, secrets: readonly string[]): void;
+  /** The values redacted now: those set, and those held (longest first). */
   secrets(serverId: string): readonly string[];
+  /**
+   * Values redacted besides the set ones until released (an update's new and old values while it
+   * runs: relay/secrets-sync.ts). Per server at most MAX_HELD_SECRETS holds; past it the oldest goes.
+   */
+  holdSecrets(serverId: string, key: string, values: readonly string[]): void;
+  releaseSecrets(serverId: string, key: string): void;
 
   /** A frame to the server's watchers, in publish order. */
   publish(serverId: string, msg: ClientMessage): void;

@@ -19,6 +19,9 @@
  * exactly. Lines reach browsers subscribed after the answer only (the client relay subscribes the
  * socket once `ready` resolves), so none comes twice.
  *
+ * The answer carries the hidden values an update holds there too (relay/secrets-sync.ts): the
+ * ring may hold lines printed with them.
+ *
  * A replica is "synced" for a server from its answer on, until its broker connection drops (then
  * it may have missed events: all are asked again). Where no other replica holds the node (it is
  * linked here, or offline) nothing is asked. An answer that does not come within `timeoutMs`
@@ -31,6 +34,7 @@
 import { PlayerEntry, RemoteConsoleState, RemoteConsoleTransport, ResourceSnapshot } from '@cap/protocol';
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { MAX_HELD_SECRETS } from './live-state.ts';
 import type { LiveSnapshot, LiveStore } from './live-store.ts';
 import type { LiveSync } from './live-sync.ts';
 
@@ -99,6 +103,15 @@ const Snapshot = z.object({
       state: RemoteConsoleState,
       message: z.string().max(1024).optional(),
     })
+    .optional(),
+  held: z
+    .array(
+      z.object({
+        key: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+        values: z.array(z.string().max(4096)).max(64),
+      }),
+    )
+    .max(MAX_HELD_SECRETS)
     .optional(),
 });
 
@@ -235,6 +248,11 @@ export class NatsLiveSync implements LiveSync {
       const n = Math.max(1, Math.ceil((cut.history.length * over) / data.byteLength));
       cut.history.splice(0, n);
       data = this.#encoder.encode(JSON.stringify(cut));
+    }
+    // (only values of absurd size get here: the ring is empty then, nothing to redact in it)
+    if (data.byteLength > max) {
+      const { held: _values, ...bare } = cut;
+      data = this.#encoder.encode(JSON.stringify(bare));
     }
     return data;
   }

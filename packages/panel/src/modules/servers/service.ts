@@ -37,10 +37,11 @@ import type { EventBus } from '../../bus/index.ts';
 import { nowIso } from '../../db/index.ts';
 import type { NodesTable, OperationsTable, ServersTable } from '../../db/schema.ts';
 import { shortId } from '../../lib/crypto.ts';
-import { redact } from '../../lib/redact.ts';
+import { redact, secretValues } from '../../lib/redact.ts';
 import type { AgentGateway, AgentRequestPayload } from '../../relay/agent-gateway.ts';
 import type { ConsoleMarks } from '../../relay/console-marks.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
+import { LocalSecretsSync, type SecretsSync } from '../../relay/secrets-sync.ts';
 import type { AllocationsService } from '../allocations/service.ts';
 import type { MetricsService } from '../metrics/service.ts';
 import {
@@ -100,6 +101,8 @@ export class ServersService {
   readonly #allocations: AllocationsService;
   readonly #gateway: AgentGateway;
   readonly #live: LiveStore;
+  /** an update's old and new hidden values, held on every replica while it runs */
+  readonly #secretsSync: SecretsSync;
   readonly #bus: EventBus;
   readonly #log: Logger;
   readonly #updateTimeoutMs: number;
@@ -145,7 +148,10 @@ export class ServersService {
     failoverMinSeconds?: number;
     /** the shared console high-water marks (a line sent again is never published twice) */
     consoleMarks?: ConsoleMarks;
+    /** holds an update's hidden values on every replica (default: this process's live state) */
+    secretsSync?: SecretsSync;
   }) {
+    this.#secretsSync = deps.secretsSync ?? new LocalSecretsSync(deps.live);
     this.#failoverMinSeconds = deps.failoverMinSeconds ?? 30;
     this.#operations = deps.operations;
     this.#registryAuth = deps.registryAuth;
@@ -186,6 +192,25 @@ export class ServersService {
     // The end above can come before the writer stored the row (a PATCH is stored once the
     // Agent's success reached the writer, after the end event): the writer says so once stored.
     this.#bus.subscribe('server.changed', (e) => reread(e.serverId), 'others');
+    // another replica's update stored its end: the stored values are read here before its hold
+    // goes (else the new value would be unredacted between the two); a failed read keeps it
+    this.#secretsSync.onRelease((serverId, key) => {
+      const ticket = ++this.#rereadSeq;
+      void this.#row(serverId)
+        .then(async (row) => this.#refreshSecrets(await this.#load(row), ticket))
+        .then(
+          () => this.#live.releaseSecrets(serverId, key),
+          (e: unknown) => {
+            if (e instanceof CodedError && e.code === 'SERVER_NOT_FOUND')
+              this.#live.releaseSecrets(serverId, key);
+            else
+              this.#log.warn(
+                { serverId, err: (e as Error)?.message },
+                "an update's hidden values kept: the server's row could not be read",
+              );
+          },
+        );
+    });
     this.#projection = new AgentEventProjection({
       repo: deps.repo,
       templates: deps.templates,
@@ -543,6 +568,9 @@ export class ServersService {
     }
     this.#projection.track(row.id, node.id, row.template_id);
     this.#live.setStatus(row.id, 'offline');
+    // its hidden values redacted everywhere before its container can print them (the others
+    // read the row on the create's stages, a while later)
+    const held = await this.#holdSecrets(undefined, loaded);
     let operationId: string;
     try {
       const registryAuth = await this.#registryAuthFor(egg);
@@ -554,7 +582,9 @@ export class ServersService {
         actor,
       );
     } catch (e) {
-      // refused (or the Agent unreachable) before it took it: nothing stays
+      // refused (or the Agent unreachable) before it took it: nothing stays (nor its hold on
+      // the others: no container was made to print anything)
+      this.#releaseHeld(row.id, held);
       await undo();
       throw e;
     }
@@ -572,7 +602,9 @@ export class ServersService {
     // a failed end has removed the server already (the create hook, also after a Panel restart)
     const created = end.then(async (r) => {
       if (!r.success) throw operationError(r, 'the create failed');
-      return this.get(row.id, ADMIN_VIEW);
+      const server = await this.get(row.id, ADMIN_VIEW);
+      this.#releaseHeld(row.id, held);
+      return server;
     });
     // (an end that failed at once has removed it: then its error is the answer)
     const server = await this.get(row.id, ADMIN_VIEW).catch(async (e: unknown) => {
@@ -783,8 +815,10 @@ export class ServersService {
     };
     if (!runtime) return { operationId: null, done: store() };
     const { name: _name, ...egg } = eggOf({ ...loaded, row: { ...row, ...set } });
-    if (!release) return this.#patchRuntime(row, egg, actor, store, refused);
-    const started = await this.#patchRuntime(row, egg, actor, store, refused);
+    // redacted everywhere before the Agent recreates the container with it (stored on success)
+    const hold = await this.#holdSecrets(loaded, { ...loaded, row: { ...row, ...set } });
+    if (!release) return this.#patchRuntime(row, egg, actor, store, refused, hold);
+    const started = await this.#patchRuntime(row, egg, actor, store, refused, hold);
     release(started.done);
     return started;
   }
@@ -795,6 +829,8 @@ export class ServersService {
     actor: string | null,
     store: () => Promise<Server>,
     refused: () => Promise<void>,
+    /** the hold of the update's hidden values (#holdSecrets) */
+    held: string | undefined,
   ): Promise<{ operationId: string; done: Promise<Server> }> {
     let operationId: string;
     try {
@@ -814,7 +850,12 @@ export class ServersService {
     // (held in this process: a Panel restart before the end leaves the stored definition as it was)
     const { end } = await this.#operations.waitFor(operationId);
     const done = end.then(async (r) => {
-      if (r.success) return store();
+      if (r.success) {
+        // stored (and re-read here by store's get) before the hold goes
+        const server = await store();
+        this.#releaseHeld(row.id, held);
+        return server;
+      }
       // not ended (its node offline past the grace): the Agent may still take the new ports
       if (r.pending) await this.#updatePending(row.id, operationId, r);
       else await refused();
@@ -996,7 +1037,7 @@ export class ServersService {
     const out: { response?: string; transport?: RemoteConsoleTransport } = {};
     if (transport) out.transport = transport;
     if (response !== undefined) {
-      out.response = opts.seesHidden ? response : redact(response, hiddenValues(await this.#load(row)));
+      out.response = opts.seesHidden ? response : redact(response, this.#hidden(await this.#load(row)));
     }
     return out;
   }
@@ -1047,7 +1088,7 @@ export class ServersService {
       command: parsed.data.command,
       ...(transport ? { transport } : {}),
       ...(response !== undefined
-        ? { response: opts.seesHidden ? response : redact(response, hiddenValues(loaded)) }
+        ? { response: opts.seesHidden ? response : redact(response, this.#hidden(loaded)) }
         : {}),
     };
   }
@@ -1094,6 +1135,8 @@ export class ServersService {
     // The Agent replaces the container's environment with the one sent: always the whole of it,
     // derived as for a create (a template's STARTUP/SERVER_*, a raw server's SERVER_IP/PORT).
     const next = eggOf({ ...loaded, row: { ...row, ...set } });
+    // the old and the new values redacted everywhere before the row (and the Agent) changes
+    const held = await this.#holdSecrets(loaded, { ...loaded, row: { ...row, ...set } });
     await this.#repo.update(id, set);
     this.#refreshSecrets({ ...loaded, row: { ...row, ...set } });
     // stored before the Agent is asked: the other replicas re-read it before its game can print it
@@ -1112,7 +1155,10 @@ export class ServersService {
         await this.#updatePending(id, operationId, r);
         throw new CodedError('AGENT_OFFLINE', r.message ?? 'the node went offline during the update');
       }
-      if (r.success) return { ok: true, status: this.#live.status(id) ?? 'offline' };
+      if (r.success) {
+        this.#releaseHeld(id, held);
+        return { ok: true, status: this.#live.status(id) ?? 'offline' };
+      }
       throw new CodedError(
         ErrorCode.safeParse(r.code).success ? (r.code as ErrorCode) : 'INTERNAL_ERROR',
         r.message ?? 'the update failed',
@@ -1256,7 +1302,7 @@ export class ServersService {
   async assertWriteKeepsHidden(id: string, path: string, viewer: Viewer): Promise<void> {
     if (viewer.admin) return;
     const row = await this.#row(id);
-    const secrets = hiddenValues(await this.#load(row));
+    const secrets = this.#hidden(await this.#load(row));
     if (!secrets.length) return;
     let current: z.infer<typeof GetFileData>;
     try {
@@ -1305,7 +1351,7 @@ export class ServersService {
     );
     if (viewer.admin) return data;
     // games write hidden variables into their config files: who may not see them gets them redacted
-    const secrets = hiddenValues(await this.#load(row));
+    const secrets = this.#hidden(await this.#load(row));
     if (!secrets.length) return data;
     if (data.encoding === 'utf8') {
       const clean = redact(data.content, secrets);
@@ -1327,6 +1373,35 @@ export class ServersService {
   /** Tells the other replicas a server's row was stored anew (they re-read its hidden values). */
   #changed(serverId: string): void {
     this.#bus.publish({ kind: 'server.changed', serverId });
+  }
+
+  /**
+   * Before the Agent gets an update (or a create) that changes the server's hidden values: the
+   * old and the new are held on every replica (relay/secrets-sync.ts), so whatever the old
+   * container prints as it stops and the new one as it starts is redacted for spectators wherever
+   * they watch, before either can print. Returns the hold's key (undefined: nothing changes).
+   * Released (#releaseHeld) once the update's success is stored: the set is the stored values
+   * then. A refused, failed, rolled-back or unfinished update keeps it for good (capped per
+   * server, MAX_HELD_SECRETS; until the Panel restarts): the attempted value may have been
+   * printed, and those lines stay in the console history, so it is never shown in clear later.
+   */
+  async #holdSecrets(before: Loaded | undefined, after: Loaded): Promise<string | undefined> {
+    const old = before ? hiddenValues(before) : [];
+    const next = hiddenValues(after);
+    if (next.length === old.length && next.every((v) => old.includes(v))) return undefined;
+    const key = shortId('h');
+    await this.#secretsSync.hold(after.row.id, key, secretValues([...old, ...next]));
+    return key;
+  }
+
+  /** What spectators get redacted: the stored hidden values and those an update holds. */
+  #hidden(loaded: Loaded): string[] {
+    return secretValues([...hiddenValues(loaded), ...this.#live.secrets(loaded.row.id)]);
+  }
+
+  /** The update's success is stored (and read here): its hold goes here and on the others. */
+  #releaseHeld(serverId: string, key: string | undefined): void {
+    if (key !== undefined) this.#secretsSync.release(serverId, key);
   }
 
   /** Keeps the live relay's copy of a server's hidden values current. */

@@ -317,7 +317,11 @@ export class WebhooksService {
         if (discord === undefined) continue;
         await this.#enqueue(h, e.kind, discord, true);
       } else {
-        await this.#enqueue(h, e.kind, JSON.stringify(e), true);
+        // a server's hook may be a subuser's who gets hidden values redacted (webhook.create
+        // does not mean seeing them): the console's text redacted as for a spectator; a
+        // Panel-wide hook is an admin's
+        const body = h.server_id !== null && serverId ? redactedEvent(e, this.#live.secrets(serverId)) : e;
+        await this.#enqueue(h, e.kind, JSON.stringify(body), true);
       }
     }
   }
@@ -475,4 +479,13 @@ export class WebhooksService {
         'webhook delivery did not succeed',
       );
   }
+}
+
+/** The event with the hidden values redacted from the console text it carries. */
+function redactedEvent(e: DomainEvent, secrets: readonly string[]): DomainEvent {
+  if (!secrets.length) return e;
+  if (e.kind === 'server.console') return { ...e, lines: e.lines.map((l) => redact(l, secrets)) };
+  if (e.kind === 'server.install' && e.lines) return { ...e, lines: e.lines.map((l) => redact(l, secrets)) };
+  if (e.kind === 'server.feature') return { ...e, line: redact(e.line, secrets) };
+  return e;
 }
