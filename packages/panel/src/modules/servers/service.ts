@@ -1380,8 +1380,8 @@ export class ServersService {
    * old and the new are held on every replica (relay/secrets-sync.ts), so whatever the old
    * container prints as it stops and the new one as it starts is redacted for spectators wherever
    * they watch, before either can print. Returns the hold's key (undefined: nothing changes).
-   * Released (#releaseHeld) once the update's success is stored: the set is the stored values
-   * then. A refused, failed, rolled-back or unfinished update keeps it for good (capped per
+   * Released (#releaseHeld) once the update's success is stored; the values it replaced stay
+   * held (a hold of their own, never released), as the history keeps what printed them. A refused, failed, rolled-back or unfinished update keeps it for good (capped per
    * server, MAX_HELD_SECRETS; until the Panel restarts): the attempted value may have been
    * printed, and those lines stay in the console history, so it is never shown in clear later.
    */
@@ -1390,7 +1390,15 @@ export class ServersService {
     const next = hiddenValues(after);
     if (next.length === old.length && next.every((v) => old.includes(v))) return undefined;
     const key = shortId('h');
-    await this.#secretsSync.hold(after.row.id, key, secretValues([...old, ...next]));
+    // the values it replaces stay redacted for good (a separate hold, never released): lines
+    // printed with them stay in the console history, and an old password is still a secret
+    const replaced = old.filter((v) => !next.includes(v));
+    await Promise.all([
+      this.#secretsSync.hold(after.row.id, key, secretValues([...old, ...next])),
+      replaced.length > 0
+        ? this.#secretsSync.hold(after.row.id, shortId('r'), secretValues(replaced))
+        : undefined,
+    ]);
     return key;
   }
 
