@@ -263,6 +263,9 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   replicas?.onFence({
     fenced: () => {
       leaderLock?.fence(true);
+      // its transfers stop where they are: the leader fails and undoes them once this replica is
+      // past the TTL (modules/transfers: not undone twice, never switched after that)
+      s.transfers.fence();
       for (const c of app.websocketServer.clients) {
         c.close(1012, 'REPLICA_FENCED');
         // a peer that does not answer the close handshake is cut
