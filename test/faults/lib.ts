@@ -1109,13 +1109,14 @@ export async function readiness(
 
 /**
  * What the two-replica cases stand on (issue 15): a private PostgreSQL (`road`: with a
- * `tcpProxy` in front of it to cut, `roadUrl` the database through it) and a private NATS, a
+ * `tcpProxy` in front of it to cut, `roadUrl` the database through it) and a private NATS
+ * (`natsRoad`: likewise, `natsRoadUrl` the broker through it), a
  * query client on the database (`db`), and, as the case asks, a load balancer over the replicas'
  * ports (`balance`), the replicas (`panel`: spawned with the shared environment, the database
  * and NATS, and stopped at `stop`) and an Agent (`agent`, its containers removed at `stop`).
  * `stop` undoes all of it, whatever was made.
  */
-export async function replicaStack(tag: string, opts: { road?: boolean } = {}) {
+export async function replicaStack(tag: string, opts: { road?: boolean; natsRoad?: boolean } = {}) {
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   const made: { stop(): Promise<void> }[] = [];
   const panels: Proc[] = [];
@@ -1123,15 +1124,18 @@ export async function replicaStack(tag: string, opts: { road?: boolean } = {}) {
   let agent: Proc | undefined;
   let lb: Awaited<ReturnType<typeof balancer>> | undefined;
   let road: Awaited<ReturnType<typeof tcpProxy>> | undefined;
+  let natsRoad: Awaited<ReturnType<typeof tcpProxy>> | undefined;
   let db: import('pg').Client | undefined;
   let nodeId = '';
   const stop = async (): Promise<void> => {
     road?.heal();
+    natsRoad?.heal();
     await agent?.stop().catch(() => undefined);
     await removeNodeContainers(docker, nodeId);
     for (const p of panels) await p.stop().catch(() => undefined);
     await lb?.close();
     await road?.close();
+    await natsRoad?.close();
     await db?.end().catch(() => undefined);
     for (const m of made.reverse()) await m.stop().catch(() => undefined);
     for (const d of dirs) d.rm();
@@ -1144,6 +1148,8 @@ export async function replicaStack(tag: string, opts: { road?: boolean } = {}) {
     road = opts.road ? await tcpProxy(Number(new URL(pgc.url).port)) : undefined;
     const roadUrl = new URL(pgc.url);
     if (road) roadUrl.port = String(road.port);
+    natsRoad = opts.natsRoad ? await tcpProxy(Number(new URL(nats.url).port)) : undefined;
+    const nr = natsRoad;
     const { default: pg } = await import('pg');
     db = new pg.Client({ connectionString: pgc.url });
     await db.connect();
@@ -1168,6 +1174,13 @@ export async function replicaStack(tag: string, opts: { road?: boolean } = {}) {
       },
       /** the database's URL through the road (straight without one) */
       roadUrl: roadUrl.toString(),
+      /** the road to the broker to cut (with `natsRoad: true`) */
+      get natsRoad() {
+        if (!nr) throw new Error('replicaStack: no NATS road (natsRoad: true)');
+        return nr;
+      },
+      /** the broker's URL through its road (straight without one) */
+      natsRoadUrl: nr ? `nats://127.0.0.1:${nr.port}` : nats.url,
       /** the Agent's data folder (its servers' folders: `servers/<id>`) */
       agentDir,
       /** a data folder of the test's (removed at `stop`): replicas may share one or have their own */

@@ -27,11 +27,12 @@
  * A replica cut off from NATS only (it keeps PostgreSQL: its registry beats go on, it does not
  * fence, /readyz stays 200, so its Agents stay linked to it): through it, its Agents' commands run
  * as before (its own hub). From the other replicas: for the first `presenceTtlMs` a request is
- * still sent (the broker may keep the cut replica's subscription until its own pings fail) and,
- * black-holed, ends TIMEOUT (never run: it never reached the holder; one already answered by the
- * Agent when the cut came ends TIMEOUT too, though it ran: the usual ambiguity of a timeout);
- * after that the node counts offline there (its presence lists stop) and a command is refused at
- * once with AGENT_OFFLINE (a refused command never runs). No link is moved and nothing is failed
+ * still sent (the broker keeps the cut replica's subscription until its own pings fail) and,
+ * black-holed, waits out the command timeout (PANEL_COMMAND_TIMEOUT_MS, then TIMEOUT; never run:
+ * it never reached the holder; one the Agent had already answered when the cut came ends the
+ * same, though it ran: the usual ambiguity of a timeout); after that the node counts offline
+ * there (its presence lists stop) and a command is refused at once with AGENT_OFFLINE (a refused
+ * command never runs). test/faults/nats-cut-one.int.test.ts shows it. No link is moved and nothing is failed
  * over for it as long as a server's failover `afterSeconds` is longer than the Agents' ping
  * interval: failover counts a node's outage from its last heartbeat in the database
  * (`nodes.last_heartbeat_at`, which the cut replica keeps writing at each Agent pong,
