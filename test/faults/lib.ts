@@ -1121,17 +1121,18 @@ export async function replicaStack(tag: string, opts: { road?: boolean; natsRoad
   const made: { stop(): Promise<void> }[] = [];
   const panels: Proc[] = [];
   const dirs: { rm(): void }[] = [];
-  let agent: Proc | undefined;
+  const agents: { proc: Proc; nodeId: string }[] = [];
   let lb: Awaited<ReturnType<typeof balancer>> | undefined;
   let road: Awaited<ReturnType<typeof tcpProxy>> | undefined;
   let natsRoad: Awaited<ReturnType<typeof tcpProxy>> | undefined;
   let db: import('pg').Client | undefined;
-  let nodeId = '';
   const stop = async (): Promise<void> => {
     road?.heal();
     natsRoad?.heal();
-    await agent?.stop().catch(() => undefined);
-    await removeNodeContainers(docker, nodeId);
+    for (const a of agents) {
+      await a.proc.stop().catch(() => undefined);
+      await removeNodeContainers(docker, a.nodeId);
+    }
     for (const p of panels) await p.stop().catch(() => undefined);
     await lb?.close();
     await road?.close();
@@ -1209,11 +1210,18 @@ export async function replicaStack(tag: string, opts: { road?: boolean; natsRoad
         panels.push(p);
         return { proc: p, url: `http://127.0.0.1:${port}`, log: logLines(p) };
       },
-      /** the Agent of `node`, linked to `panelUrl` (its containers named `<tag>-…`, removed at `stop`) */
-      agent(panelUrl: string, node: { id: string; agentSecret: string }) {
-        nodeId = node.id;
-        agent = spawnAgent(agentEnv(panelUrl, node, agentDir, { AGENT_CONTAINER_PREFIX: `${tag}-` }));
-        return agent;
+      /**
+       * The Agent of `node`, linked to `panelUrl`, its containers named `<tag>-…` (removed at
+       * `stop`), its data in `agentDir`; a second Agent gets a `name`: its own folder and prefix.
+       */
+      agent(panelUrl: string, node: { id: string; agentSecret: string }, name?: string) {
+        const proc = spawnAgent(
+          agentEnv(panelUrl, node, name ? dir(`agent-${name}-`) : agentDir, {
+            AGENT_CONTAINER_PREFIX: name ? `${tag}-${name}-` : `${tag}-`,
+          }),
+        );
+        agents.push({ proc, nodeId: node.id });
+        return proc;
       },
       stop,
     };
