@@ -1110,3 +1110,162 @@ export async function locksHeld(db: PgQuery): Promise<Map<number, number>> {
 export interface PgQuery {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
 }
+
+/** The 1-minute load average, as the figures print it. */
+export async function loadAvg(): Promise<string> {
+  return (await import('node:os')).loadavg()[0]?.toFixed(1) ?? '?';
+}
+
+/** `/readyz` of one replica, straight (not through a balancer): its status, error code and registry id. */
+export async function readiness(
+  url: string,
+  timeoutMs = 2000,
+): Promise<{ status: number; code?: string; replicaId?: string }> {
+  try {
+    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await r.json().catch(() => ({}))) as { code?: string; replicaId?: string };
+    return {
+      status: r.status,
+      ...(body.code ? { code: body.code } : {}),
+      ...(body.replicaId ? { replicaId: body.replicaId } : {}),
+    };
+  } catch {
+    return { status: 0 };
+  }
+}
+
+/**
+ * What the two-replica cases stand on (issue 15): a private PostgreSQL (`road`: with a
+ * `tcpProxy` in front of it to cut, `roadUrl` the database through it) and a private NATS
+ * (`natsRoad`: likewise, `natsRoadUrl` the broker through it), a
+ * query client on the database (`db`), and, as the case asks, a load balancer over the replicas'
+ * ports (`balance`), the replicas (`panel`: spawned with the shared environment, the database
+ * and NATS, and stopped at `stop`) and an Agent (`agent`, its containers removed at `stop`).
+ * `stop` undoes all of it, whatever was made.
+ */
+export async function replicaStack(tag: string, opts: { road?: boolean; natsRoad?: boolean } = {}) {
+  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+  const made: { stop(): Promise<void> }[] = [];
+  const panels: Proc[] = [];
+  const dirs: { rm(): void }[] = [];
+  const agents: { proc: Proc; nodeId: string }[] = [];
+  let lb: Awaited<ReturnType<typeof balancer>> | undefined;
+  let road: Awaited<ReturnType<typeof tcpProxy>> | undefined;
+  let natsRoad: Awaited<ReturnType<typeof tcpProxy>> | undefined;
+  let db: import('pg').Client | undefined;
+  const stop = async (): Promise<void> => {
+    road?.heal();
+    natsRoad?.heal();
+    for (const a of agents) {
+      await a.proc.stop().catch(() => undefined);
+      await removeNodeContainers(docker, a.nodeId);
+    }
+    for (const p of panels) await p.stop().catch(() => undefined);
+    await lb?.close();
+    await road?.close();
+    await natsRoad?.close();
+    await db?.end().catch(() => undefined);
+    for (const m of made.reverse()) await m.stop().catch(() => undefined);
+    for (const d of dirs) d.rm();
+  };
+  try {
+    const pgc = await privatePostgres(tag);
+    made.push({ stop: () => pgc.close() });
+    const nats = await privateNats();
+    made.push(nats);
+    road = opts.road ? await tcpProxy(Number(new URL(pgc.url).port)) : undefined;
+    const roadUrl = new URL(pgc.url);
+    if (road) roadUrl.port = String(road.port);
+    natsRoad = opts.natsRoad ? await tcpProxy(Number(new URL(nats.url).port)) : undefined;
+    const nr = natsRoad;
+    const { default: pg } = await import('pg');
+    db = new pg.Client({ connectionString: pgc.url });
+    await db.connect();
+    const q = db;
+    const r = road;
+    const dir = (suffix: string) => {
+      const d = tempDir(`${tag}-${suffix}`);
+      dirs.push(d);
+      return d.dir;
+    };
+    const agentDir = dir('agent-');
+    return {
+      docker,
+      pg: pgc,
+      nats,
+      /** a query client on the database (straight, never through the road) */
+      db: q,
+      /** the road to PostgreSQL to cut (with `road: true`) */
+      get road() {
+        if (!r) throw new Error('replicaStack: no road (road: true)');
+        return r;
+      },
+      /** the database's URL through the road (straight without one) */
+      roadUrl: roadUrl.toString(),
+      /** the road to the broker to cut (with `natsRoad: true`) */
+      get natsRoad() {
+        if (!nr) throw new Error('replicaStack: no NATS road (natsRoad: true)');
+        return nr;
+      },
+      /** the broker's URL through its road (straight without one) */
+      natsRoadUrl: nr ? `nats://127.0.0.1:${nr.port}` : nats.url,
+      /** the Agent's data folder (its servers' folders: `servers/<id>`) */
+      agentDir,
+      /** a data folder of the test's (removed at `stop`): replicas may share one or have their own */
+      dir,
+      /** two free ports for replicas A and B, their URLs, and a load balancer over them (closed at `stop`) */
+      async balanced() {
+        const [aPort, bPort] = [await freePort(), await freePort()];
+        lb = await balancer([aPort, bPort]);
+        return {
+          aPort,
+          bPort,
+          aUrl: `http://127.0.0.1:${aPort}`,
+          bUrl: `http://127.0.0.1:${bPort}`,
+          lb,
+          lbUrl: `http://127.0.0.1:${lb.port}`,
+        };
+      },
+      /**
+       * A replica on `port` with data in `dataDir`: PANEL_NATS_URL and DATABASE_URL (straight
+       * unless `env` says) set, then `env`; its log lines (`logLines`) with it.
+       */
+      async panel(dataDir: string, port: number, env: Record<string, string> = {}) {
+        const p = await spawnPanel(
+          panelEnv(dataDir, port, { PANEL_NATS_URL: nats.url, DATABASE_URL: pgc.url, ...env }),
+        );
+        panels.push(p);
+        return { proc: p, url: `http://127.0.0.1:${port}`, log: logLines(p) };
+      },
+      /**
+       * The Agent of `node`, linked to `panelUrl`, its containers named `<tag>-…` (removed at
+       * `stop`), its data in `agentDir`; a second Agent gets a `name`: its own folder and prefix.
+       */
+      agent(panelUrl: string, node: { id: string; agentSecret: string }, name?: string) {
+        const proc = spawnAgent(
+          agentEnv(panelUrl, node, name ? dir(`agent-${name}-`) : agentDir, {
+            AGENT_CONTAINER_PREFIX: name ? `${tag}-${name}-` : `${tag}-`,
+          }),
+        );
+        agents.push({ proc, nodeId: node.id });
+        return proc;
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** An hourly schedule on the server that sends `flt-scheduled` to its console (201 checked): its id. */
+export async function hourlySchedule(client: Client, serverId: string, name: string): Promise<string> {
+  const created = await client.api('POST', `/api/servers/${serverId}/schedules`, {
+    name,
+    intervalSeconds: 3600,
+    tasks: [{ action: 'command', command: 'flt-scheduled' }],
+  });
+  if (created.status !== 201)
+    throw new Error(`schedule not created: ${created.status} ${JSON.stringify(created.body)}`);
+  return created.body.id as string;
+}

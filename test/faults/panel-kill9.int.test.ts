@@ -15,30 +15,23 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { freePort, until } from '../../packages/panel/test/helpers.ts';
 import {
-  agentEnv,
   Client,
   CommandLedger,
   containerStarts,
   faultStack,
   figures,
   fileLines,
+  hourlySchedule,
   leaderOf,
   lineAccount,
   locksHeld,
   type Proc,
-  panelEnv,
-  privateNats,
-  privatePostgres,
-  removeNodeContainers,
+  replicaStack,
   sleep,
-  spawnAgent,
-  spawnPanel,
   stoppedCount,
   TickWatcher,
-  tempDir,
   timeUntil,
 } from './lib.ts';
 
@@ -153,46 +146,20 @@ describe('fault: Panel kill -9', () => {
 });
 
 describe('fault: the periodic-job leader replica kill -9 (two replicas, PostgreSQL, NATS)', () => {
-  let pgc: Awaited<ReturnType<typeof privatePostgres>> | undefined;
-  let nats: Awaited<ReturnType<typeof privateNats>> | undefined;
-  let db: pg.Client | undefined;
-  const replicas: { proc: Proc; url: string; dir: ReturnType<typeof tempDir> }[] = [];
-  let agent: Proc | undefined;
-  const agentDir = tempDir('capf-ld-agent-');
-  let nodeId = '';
+  let stack: Awaited<ReturnType<typeof replicaStack>> | undefined;
+  const replicas: { proc: Proc; url: string }[] = [];
   before(async () => {
-    pgc = await privatePostgres('capf-ld');
-    nats = await privateNats();
-    const shared = { DATABASE_URL: pgc.url, PANEL_NATS_URL: nats.url };
-    for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      const dir = tempDir(`capf-ld-${i}-`);
-      // one after the other: the first runs the migrations
-      replicas.push({
-        proc: await spawnPanel(panelEnv(dir.dir, port, shared)),
-        url: `http://127.0.0.1:${port}`,
-        dir,
-      });
-    }
-    db = new pg.Client({ connectionString: pgc.url });
-    await db.connect();
+    stack = await replicaStack('capf-ld');
+    // one after the other (the first runs the migrations), each with its own data folder
+    for (let i = 0; i < 2; i++) replicas.push(await stack.panel(stack.dir(`${i}-`), await freePort()));
   });
   after(async () => {
-    await agent?.stop().catch(() => undefined);
-    await removeNodeContainers(
-      new (await import('dockerode')).default({ socketPath: '/var/run/docker.sock' }),
-      nodeId,
-    );
-    for (const r of replicas) await r.proc.stop().catch(() => undefined);
-    await db?.end().catch(() => undefined);
-    await nats?.stop();
-    await pgc?.close();
-    for (const r of replicas) r.dir.rm();
-    agentDir.rm();
+    await stack?.stop();
   });
 
   it('the other replica takes the jobs over; a schedule due in the gap runs once', async () => {
-    const q = db as pg.Client;
+    const st = stack as NonNullable<typeof stack>;
+    const q = st.db;
     // who leads the schedules (each replica tries at its first round, 5 s after its start)
     let leaderPid: number | null = null;
     await until(async () => {
@@ -206,17 +173,10 @@ describe('fault: the periodic-job leader replica kill -9 (two replicas, PostgreS
     const client = new Client(survivor.url);
     await client.login();
     const node = await client.node('capf-ld-node');
-    nodeId = node.id;
-    agent = spawnAgent(agentEnv(survivor.url, node, agentDir.dir, { AGENT_CONTAINER_PREFIX: 'capf-ld-' }));
+    st.agent(survivor.url, node);
     await until(() => client.online(node.id), 60_000);
     const serverId = await client.tickServer(node.id, 'ld-1');
-    const created = await client.api('POST', `/api/servers/${serverId}/schedules`, {
-      name: 'flt hourly',
-      intervalSeconds: 3600,
-      tasks: [{ action: 'command', command: 'flt-scheduled' }],
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const scheduleId = created.body.id as string;
+    const scheduleId = await hourlySchedule(client, serverId, 'flt hourly');
     const jobsBefore = await locksHeld(q);
 
     // its slot falls due 1.5 s after the leader dies: in the gap, before the survivor leads
@@ -242,7 +202,7 @@ describe('fault: the periodic-job leader replica kill -9 (two replicas, PostgreS
     await sleep(7000);
     runs =
       (await client.api('GET', `/api/servers/${serverId}/schedules/${scheduleId}/runs`)).body?.runs ?? [];
-    const ran = fileLines(path.join(agentDir.dir, 'servers', serverId, 'cmds.log')).filter(
+    const ran = fileLines(path.join(st.agentDir, 'servers', serverId, 'cmds.log')).filter(
       (c) => c === 'flt-scheduled',
     ).length;
     const jobsAfter = await locksHeld(q);

@@ -10,112 +10,52 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import Docker from 'dockerode';
-import pg from 'pg';
-import { freePort, until } from '../../packages/panel/test/helpers.ts';
+import { until } from '../../packages/panel/test/helpers.ts';
 import {
-  agentEnv,
-  balancer,
   Client,
   figures,
-  logLines,
-  type Proc,
-  panelEnv,
+  loadAvg,
   printedTicks,
-  privateNats,
-  privatePostgres,
-  removeNodeContainers,
+  readiness,
+  replicaStack,
   sleep,
-  spawnAgent,
-  spawnPanel,
   TickWatcher,
-  tcpProxy,
-  tempDir,
   timeUntil,
 } from './lib.ts';
 
-const load = async () => (await import('node:os')).loadavg()[0]?.toFixed(1) ?? '?';
-
-async function readiness(url: string): Promise<{ status: number; code?: string; replicaId?: string }> {
-  try {
-    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1500) });
-    const body = (await r.json().catch(() => ({}))) as { code?: string; replicaId?: string };
-    return {
-      status: r.status,
-      ...(body.code ? { code: body.code } : {}),
-      ...(body.replicaId ? { replicaId: body.replicaId } : {}),
-    };
-  } catch {
-    return { status: 0 };
-  }
-}
-
 describe('fault: PostgreSQL down for every replica fences none (two replicas, NATS)', () => {
-  let pgc: Awaited<ReturnType<typeof privatePostgres>> | undefined;
-  let nats: Awaited<ReturnType<typeof privateNats>> | undefined;
-  let pgRoad: Awaited<ReturnType<typeof tcpProxy>> | undefined;
-  let lb: Awaited<ReturnType<typeof balancer>> | undefined;
-  let db: pg.Client | undefined;
-  const dir = tempDir('capf-pgall-');
-  const agentDir = tempDir('capf-pgall-agent-');
-  let a: Proc | undefined;
-  let b: Proc | undefined;
-  let agent: Proc | undefined;
-  let nodeId = '';
+  let stack: Awaited<ReturnType<typeof replicaStack>> | undefined;
   const watchers: TickWatcher[] = [];
-  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
   before(async () => {
-    pgc = await privatePostgres('capf-pgall');
-    nats = await privateNats();
-    pgRoad = await tcpProxy(Number(new URL(pgc.url).port));
-    db = new pg.Client({ connectionString: pgc.url });
-    await db.connect();
+    stack = await replicaStack('capf-pgall', { road: true });
   });
   after(async () => {
     for (const w of watchers) w.close();
-    pgRoad?.heal();
-    await agent?.stop().catch(() => undefined);
-    await removeNodeContainers(docker, nodeId);
-    await a?.stop().catch(() => undefined);
-    await b?.stop().catch(() => undefined);
-    await lb?.close();
-    await pgRoad?.close();
-    await db?.end().catch(() => undefined);
-    await nats?.stop();
-    await pgc?.close();
-    dir.rm();
-    agentDir.rm();
+    await stack?.stop();
   });
 
   it('no replica fences, the link stays, the console flows over NATS; healed, both keep their ids', async () => {
-    const p = pgc as NonNullable<typeof pgc>;
-    const road = pgRoad as NonNullable<typeof pgRoad>;
-    const q = db as pg.Client;
-    const [aPort, bPort] = [await freePort(), await freePort()];
-    const aUrl = `http://127.0.0.1:${aPort}`;
-    const bUrl = `http://127.0.0.1:${bPort}`;
-    lb = await balancer([aPort, bPort]);
-    const lbUrl = `http://127.0.0.1:${lb.port}`;
-    const viaRoad = new URL(p.url);
-    viaRoad.port = String(road.port);
+    const st = stack as NonNullable<typeof stack>;
+    const { road, db: q, docker } = st;
+    const { aPort, bPort, aUrl, bUrl, lbUrl } = await st.balanced();
+    // both reach PostgreSQL through the one road that is cut; one data folder for both
     const shared = {
-      PANEL_NATS_URL: (nats as NonNullable<typeof nats>).url,
       PANEL_URL: lbUrl,
       PANEL_REPLICA_HEARTBEAT_MS: '500',
       LOG_LEVEL: 'info',
-      DATABASE_URL: viaRoad.toString(),
+      DATABASE_URL: st.roadUrl,
     };
-    a = await spawnPanel(panelEnv(dir.dir, aPort, shared));
-    const aLog = logLines(a);
-    b = await spawnPanel(panelEnv(dir.dir, bPort, shared));
-    const bLog = logLines(b);
+    const data = st.dir('');
+    const { log: aLog } = await st.panel(data, aPort, shared);
+    const { log: bLog } = await st.panel(data, bPort, shared);
+    let agent: { out: string } | undefined;
     const logs = () => `\nA:\n${aLog.tail()}\nB:\n${bLog.tail()}\nAgent:\n${agent?.out.slice(-3000)}`;
     const aClient = new Client(aUrl);
     await aClient.login();
     const node = await aClient.node('capf-pgall-node');
-    nodeId = node.id;
-    agent = spawnAgent(agentEnv(aUrl, node, agentDir.dir, { AGENT_CONTAINER_PREFIX: 'capf-pgall-' }));
+    const nodeId = node.id;
+    agent = st.agent(aUrl, node);
     await until(() => aClient.online(node.id), 60_000);
     const serverId = await aClient.tickServer(node.id, 'pgall-1');
     // the browser is on B: the console it sees crosses NATS from A
@@ -125,39 +65,40 @@ describe('fault: PostgreSQL down for every replica fences none (two replicas, NA
     watchers.push(watcher);
     await watcher.open();
     await until(() => watcher.ticks.size >= 5, 30_000);
-    const [ra0, rb0] = [await readiness(aUrl), await readiness(bUrl)];
+    const [ra0, rb0] = [await readiness(aUrl, 1500), await readiness(bUrl, 1500)];
     assert.equal(ra0.status, 200, JSON.stringify(ra0));
     assert.equal(rb0.status, 200, JSON.stringify(rb0));
     // both have beaten with each other alive (a peer at their last good beat)
     await sleep(1500);
     const linksBefore = aLog.times('agent connected').length + bLog.times('agent connected').length;
 
-    const loadAtCut = await load();
+    const loadAtCut = await loadAvg();
     const cutAt = Date.now();
     road.cut();
     const fencedSeen: string[] = [];
     const ticksAtCut = watcher.ticks.size;
     const maxAtCut = watcher.max;
     while (Date.now() - cutAt < 10_000) {
-      const [ra, rb] = [await readiness(aUrl), await readiness(bUrl)];
+      const [ra, rb] = [await readiness(aUrl, 1500), await readiness(bUrl, 1500)];
       if (ra.code === 'REPLICA_FENCED') fencedSeen.push(`A at ${Date.now() - cutAt} ms`);
       if (rb.code === 'REPLICA_FENCED') fencedSeen.push(`B at ${Date.now() - cutAt} ms`);
       await sleep(250);
     }
     const ticksInCut = watcher.ticks.size - ticksAtCut;
     const cutMs = Date.now() - cutAt;
-    const loadAtHeal = await load();
+    const loadAtHeal = await loadAvg();
     road.heal();
     const healedAt = Date.now();
     const readyMs = await timeUntil(
-      async () => (await readiness(aUrl)).status === 200 && (await readiness(bUrl)).status === 200,
+      async () =>
+        (await readiness(aUrl, 1500)).status === 200 && (await readiness(bUrl, 1500)).status === 200,
       20_000,
     ).catch((e) => {
       throw new Error(`${(e as Error).message}: not ready after the heal${logs()}`);
     });
     // a few beats after the heal: nobody took the other for dead (its row reaped, a fresh id)
     await sleep(4000);
-    const [ra1, rb1] = [await readiness(aUrl), await readiness(bUrl)];
+    const [ra1, rb1] = [await readiness(aUrl, 1500), await readiness(bUrl, 1500)];
     const rows = (await q.query('SELECT id FROM panel_replicas ORDER BY id')).rows.map((r) => r.id as string);
     const ticksAfter = watcher.ticks.size;
     // what the game printed during the cut, from the Engine's log of its container: the ticks

@@ -12,52 +12,25 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Docker from 'dockerode';
-import pg from 'pg';
 import WebSocket from 'ws';
-import { freePort, until } from '../../packages/panel/test/helpers.ts';
+import { until } from '../../packages/panel/test/helpers.ts';
 import {
-  agentEnv,
-  balancer,
   Client,
   CommandLedger,
   containerStarts,
   figures,
   fileLines,
+  hourlySchedule,
   leaderOf,
   lineAccount,
-  logLines,
-  type Proc,
-  panelEnv,
-  privateNats,
-  privatePostgres,
-  removeNodeContainers,
+  loadAvg,
+  readiness,
+  replicaStack,
   sleep,
-  spawnAgent,
-  spawnPanel,
   stoppedCount,
   TickWatcher,
-  tcpProxy,
-  tempDir,
   timeUntil,
 } from './lib.ts';
-
-const load = async () => (await import('node:os')).loadavg()[0]?.toFixed(1) ?? '?';
-
-/** `/readyz` of one replica, straight (not through the balancer) */
-async function readiness(url: string): Promise<{ status: number; code?: string; replicaId?: string }> {
-  try {
-    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
-    const body = (await r.json().catch(() => ({}))) as { code?: string; replicaId?: string };
-    return {
-      status: r.status,
-      ...(body.code ? { code: body.code } : {}),
-      ...(body.replicaId ? { replicaId: body.replicaId } : {}),
-    };
-  } catch {
-    return { status: 0 };
-  }
-}
 
 /** A WebSocket upgrade that must be refused: its status and error code (status 101: it was not). */
 function refusedUpgrade(url: string, cookie: string): Promise<{ status: number; code?: string }> {
@@ -85,83 +58,43 @@ function refusedUpgrade(url: string, cookie: string): Promise<{ status: number; 
 }
 
 describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, PostgreSQL, NATS)', () => {
-  let pgc: Awaited<ReturnType<typeof privatePostgres>> | undefined;
-  let nats: Awaited<ReturnType<typeof privateNats>> | undefined;
-  let pgRoad: Awaited<ReturnType<typeof tcpProxy>> | undefined;
-  let lb: Awaited<ReturnType<typeof balancer>> | undefined;
-  let db: pg.Client | undefined;
-  const dir = tempDir('capf-fence-');
-  const agentDir = tempDir('capf-fence-agent-');
-  let a: Proc | undefined;
-  let b: Proc | undefined;
-  let agent: Proc | undefined;
-  let nodeId = '';
+  let stack: Awaited<ReturnType<typeof replicaStack>> | undefined;
   let sending = false;
   const watchers: TickWatcher[] = [];
-  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
   before(async () => {
-    pgc = await privatePostgres('capf-fence');
-    nats = await privateNats();
-    pgRoad = await tcpProxy(Number(new URL(pgc.url).port));
-    db = new pg.Client({ connectionString: pgc.url });
-    await db.connect();
+    stack = await replicaStack('capf-fence', { road: true });
   });
   after(async () => {
     sending = false;
     for (const w of watchers) w.close();
-    await agent?.stop().catch(() => undefined);
-    await removeNodeContainers(docker, nodeId);
-    await a?.stop().catch(() => undefined);
-    await b?.stop().catch(() => undefined);
-    await lb?.close();
-    await pgRoad?.close();
-    await db?.end().catch(() => undefined);
-    await nats?.stop();
-    await pgc?.close();
-    dir.rm();
-    agentDir.rm();
+    await stack?.stop();
   });
 
   it('fences, the survivor leads and holds the link, the schedule runs once; unfences with a fresh id', async () => {
-    const p = pgc as NonNullable<typeof pgc>;
-    const road = pgRoad as NonNullable<typeof pgRoad>;
-    const q = db as pg.Client;
-    const [aPort, bPort] = [await freePort(), await freePort()];
-    const aUrl = `http://127.0.0.1:${aPort}`;
-    const bUrl = `http://127.0.0.1:${bPort}`;
-    lb = await balancer([aPort, bPort]);
-    const lbUrl = `http://127.0.0.1:${lb.port}`;
+    const st = stack as NonNullable<typeof stack>;
+    const { road, db: q, docker } = st;
+    const { aPort, bPort, aUrl, bUrl, lb, lbUrl } = await st.balanced();
     const shared = {
-      PANEL_NATS_URL: (nats as NonNullable<typeof nats>).url,
       PANEL_URL: lbUrl,
       PANEL_REPLICA_HEARTBEAT_MS: '500',
       LOG_LEVEL: 'info',
     };
     // A reaches PostgreSQL through the road that will be cut; it starts first and leads
-    const aDb = new URL(p.url);
-    aDb.port = String(road.port);
-    a = await spawnPanel(panelEnv(dir.dir, aPort, { ...shared, DATABASE_URL: aDb.toString() }));
-    const aLog = logLines(a);
-    await until(async () => (await leaderOf(q, 'schedules')) === a?.pid, 30_000);
-    b = await spawnPanel(panelEnv(dir.dir, bPort, { ...shared, DATABASE_URL: p.url }));
-    const bLog = logLines(b);
+    const data = st.dir('');
+    const { proc: a, log: aLog } = await st.panel(data, aPort, { ...shared, DATABASE_URL: st.roadUrl });
+    await until(async () => (await leaderOf(q, 'schedules')) === a.pid, 30_000);
+    const { proc: b, log: bLog } = await st.panel(data, bPort, shared);
+    let agent: { out: string } | undefined;
     const logs = () => `\nA:\n${aLog.tail()}\nB:\n${bLog.tail()}\nAgent:\n${agent?.out.slice(-3000)}`;
     const aClient = new Client(aUrl);
     await aClient.login();
     const node = await aClient.node('capf-fence-node');
-    nodeId = node.id;
-    agent = spawnAgent(agentEnv(lbUrl, node, agentDir.dir, { AGENT_CONTAINER_PREFIX: 'capf-fence-' }));
+    agent = st.agent(lbUrl, node);
     await until(() => aClient.online(node.id), 60_000);
     assert.equal(aLog.times('agent connected').length, 1, 'the Agent linked to A');
     const serverId = await aClient.tickServer(node.id, 'fence-1');
-    const created = await aClient.api('POST', `/api/servers/${serverId}/schedules`, {
-      name: 'fence hourly',
-      intervalSeconds: 3600,
-      tasks: [{ action: 'command', command: 'flt-scheduled' }],
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const scheduleId = created.body.id as string;
+    const scheduleId = await hourlySchedule(aClient, serverId, 'fence hourly');
     // the browser and the API caller go through the balancer too
     const lbClient = new Client(lbUrl);
     await lbClient.login();
@@ -184,7 +117,7 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
     })();
 
     // the cut; the schedule's slot falls due 1.5 s into it (A cannot run it, B does not lead yet)
-    const loadAtCut = await load();
+    const loadAtCut = await loadAvg();
     await q.query('UPDATE schedules SET next_run_at = $1 WHERE id = $2', [
       new Date(Date.now() + 1500).toISOString(),
       scheduleId,
@@ -194,9 +127,9 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
     const fenceMs = await timeUntil(async () => (await readiness(aUrl)).code === 'REPLICA_FENCED', 20_000);
     const fencedAt = Date.now();
     const refusedWs = await refusedUpgrade(`${aUrl.replace(/^http/, 'ws')}/ws/client`, lbClient.cookie);
-    const leadMs = await timeUntil(async () => (await leaderOf(q, 'schedules')) === b?.pid, 30_000).catch(
+    const leadMs = await timeUntil(async () => (await leaderOf(q, 'schedules')) === b.pid, 30_000).catch(
       (e) => {
-        throw new Error(`${(e as Error).message}: B never led (A is pid ${a?.pid})${logs()}`);
+        throw new Error(`${(e as Error).message}: B never led (A is pid ${a.pid})${logs()}`);
       },
     );
     // the Agent's link: closed by A, taken by B through the balancer
@@ -219,7 +152,7 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
     const stillFenced = await readiness(aUrl);
 
     // healed: A's first good beat gives it a fresh id and it serves again
-    const loadAtHeal = await load();
+    const loadAtHeal = await loadAvg();
     road.heal();
     const healedAt = Date.now();
     const unfenceMs = await timeUntil(async () => (await readiness(aUrl)).status === 200, 20_000).catch(
@@ -245,7 +178,7 @@ describe('fault: a replica cut off from PostgreSQL fences itself (two replicas, 
     watcher.close();
     runs =
       (await bClient.api('GET', `/api/servers/${serverId}/schedules/${scheduleId}/runs`)).body?.runs ?? [];
-    const cmdsLog = path.join(agentDir.dir, 'servers', serverId, 'cmds.log');
+    const cmdsLog = path.join(st.agentDir, 'servers', serverId, 'cmds.log');
     const scheduledRan = fileLines(cmdsLog).filter((c) => c === 'flt-scheduled').length;
     const tally = ledger.check(cmdsLog);
     const account = lineAccount(watcher, ledger);

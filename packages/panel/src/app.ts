@@ -127,7 +127,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   let natsLive: NatsLiveSync | undefined;
   let natsSecrets: NatsSecretsSync | undefined;
   let replicas: ReplicaRegistry | undefined;
-  let healthTimer: NodeJS.Timeout | undefined;
+  let stopHealth: (() => void) | undefined;
   let leaderLock: PgLeaderLock | undefined;
   let replication: Replication | undefined;
   if (natsBus) {
@@ -149,29 +149,13 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
         log: log.child({ component: 'replicas' }),
         // a database of the caller's (tests) does not carry the tag
         ...(opts.db ? {} : { pgApp }),
+        // its database beats' health told the others every beat, and theirs heard (the bus's
+        // `others`: never our own): the database down for everyone fences no replica
+        say: (word) => natsBus.publish({ kind: 'replica.health', ...word }),
       });
-      await replicas.start();
-      // its database beats' health said on NATS every beat, the others' heard: the database down
-      // for everyone does not fence every replica (lib/replicas.ts)
       const reg = replicas;
-      const healthSubject = `${config.natsPrefix}.replicas.health`;
-      const codec = new TextEncoder();
-      const decode = new TextDecoder();
-      natsBus.connection.subscribe(healthSubject, {
-        callback: (_e, m) => {
-          // a word is a few dozen bytes
-          if (m.data.length > 1024) return;
-          try {
-            reg.heard(JSON.parse(decode.decode(m.data)));
-          } catch {}
-        },
-      });
-      healthTimer = setInterval(() => {
-        try {
-          natsBus.connection.publish(healthSubject, codec.encode(JSON.stringify(reg.health())));
-        } catch {}
-      }, hb);
-      healthTimer.unref();
+      stopHealth = natsBus.subscribe('replica.health', (e) => void reg.heard(e), 'others');
+      await replicas.start();
       const { default: pg } = await import('pg');
       const lockLog = log.child({ component: 'leader' });
       leaderLock = new PgLeaderLock({
@@ -294,6 +278,9 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
   replicas?.onFence({
     fenced: () => {
       leaderLock?.fence(true);
+      // its transfers stop where they are: the leader fails and undoes them once this replica is
+      // past the TTL (modules/transfers: not undone twice, never switched after that)
+      s.transfers.fence();
       for (const c of app.websocketServer.clients) {
         c.close(1012, 'REPLICA_FENCED');
         // a peer that does not answer the close handshake is cut
@@ -440,7 +427,7 @@ export async function build(config: PanelConfig, opts: BuildOptions = {}): Promi
     natsLive?.close();
     natsSecrets?.close();
     await leaderLock?.close();
-    clearInterval(healthTimer);
+    stopHealth?.();
     await replicas?.close().catch(() => undefined);
     await natsBus?.close();
     if (!opts.db) await db.destroy();

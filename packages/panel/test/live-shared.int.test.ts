@@ -186,6 +186,77 @@ describe('replicas counting together in PostgreSQL', () => {
     await peer.close();
   });
 
+  it('the database down for both: each tells its word every beat (say), hears the other, neither fences; hostile words are not taken', async () => {
+    const ttlMs = 1000;
+    const fences: string[] = [];
+    const said = new Map<string, number>();
+    const regs: ReplicaRegistry[] = [];
+    const make = async (id: string) => {
+      const r = new ReplicaRegistry({
+        db: await open(),
+        id,
+        heartbeatMs: 100,
+        ttlMs,
+        log: quiet,
+        // what the bus does with `others`: every other replica hears it, never the teller
+        say: (word) => {
+          said.set(id, (said.get(id) ?? 0) + 1);
+          for (const o of regs) if (o !== r) o.heard({ kind: 'replica.health', ...word });
+        },
+      });
+      r.onFence({ fenced: () => fences.push(id), unfenced: () => undefined });
+      regs.push(r);
+      return r;
+    };
+    const x = await make('live-all-x');
+    const y = await make('live-all-y');
+    await x.start();
+    await y.start();
+    // each a peer of the other (an earlier test's row may still count until it is past the TTL)
+    await until(
+      () => x.heard({ base: 'live-all-y', failingMs: 0 }) && y.heard({ base: 'live-all-x', failingMs: 0 }),
+      5_000,
+    );
+    await until(() => x.peers === 1 && y.peers === 1, 5_000);
+    // hostile words: none taken (inherited, mistyped, unbounded, not a peer, its own)
+    const bad: unknown[] = [
+      null,
+      'live-all-y',
+      [{ base: 'live-all-y', failingMs: 5000 }],
+      Object.create({ base: 'live-all-y', failingMs: 5000 }),
+      { base: 'live-all-y', failingMs: Number.NaN },
+      { base: 'live-all-y', failingMs: Number.POSITIVE_INFINITY },
+      { base: 'live-all-y', failingMs: -1 },
+      { base: 'live-all-y', failingMs: '5000' },
+      { base: 'live-all-y', failingMs: 1e12 },
+      { base: 'y'.repeat(201), failingMs: 5000 },
+      { base: 'live-all-stranger', failingMs: 5000 },
+      { base: 'live-all-x', failingMs: 5000 },
+      { base: 7, failingMs: 5000 },
+    ];
+    assert.deepEqual(
+      bad.map((w) => x.heard(w)),
+      bad.map(() => false),
+    );
+    // both lose the database at once (their pools ended: every beat fails)
+    const saidBefore = new Map(said);
+    await (dbs.at(-1) as Db).destroy();
+    await (dbs.at(-2) as Db).destroy();
+    await new Promise((r) => setTimeout(r, 3 * ttlMs));
+    assert.deepEqual(fences, [], 'both heard the other failing too: nobody fenced');
+    for (const id of ['live-all-x', 'live-all-y'])
+      assert.ok(
+        (said.get(id) ?? 0) - (saidBefore.get(id) ?? 0) >= 15,
+        `${id} told its word every beat while its beats failed (${(said.get(id) ?? 0) - (saidBefore.get(id) ?? 0)} in ${3 * ttlMs} ms)`,
+      );
+    // y falls silent (halted): x no longer hears it failing and fences
+    y.halt();
+    await until(() => x.fenced, 5_000);
+    assert.deepEqual(fences, ['live-all-x']);
+    x.halt();
+    await (dbs[0] as Db).deleteFrom('panel_replicas').execute();
+  });
+
   it('the SFTP login limit counts over replicas', async () => {
     const sftp = async () => {
       const db = await open();

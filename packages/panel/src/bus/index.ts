@@ -121,6 +121,11 @@ export type DomainEvent =
       outcome: string;
       reason?: string;
     }
+  /**
+   * a replica's word on its own database beats, every beat (lib/replicas.ts `DbHealthWord`): the
+   * others hear it (`others`) so that the database down for everyone fences none of them
+   */
+  | { kind: 'replica.health'; base: string; failingMs: number }
   /** a webhook was made, edited or deleted (every replica reloads the hooks it delivers to) */
   | { kind: 'webhooks.changed'; webhookId: string }
   | { kind: 'node.online'; nodeId: string }

@@ -50,6 +50,7 @@ export const EVENT_KINDS = [
   'server.failover',
   'server.image_pull',
   'webhooks.changed',
+  'replica.health',
 ] as const satisfies readonly DomainEventKind[];
 type MissingKinds = Exclude<DomainEventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: MissingKinds extends never ? true : MissingKinds = true;

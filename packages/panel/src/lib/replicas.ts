@@ -16,8 +16,11 @@
  * a fresh id (a new row; the old one is the others' to remove), tells `onRejoin` (its socket
  * counts are written again under the new id) and unfences (`onUnfence`).
  *
- * The database down for everyone (not this replica cut off): each replica says on NATS how long
- * its own beats have been failing (`health`, every beat; `heard` takes the others' word). A
+ * The database down for everyone (not this replica cut off): each replica says how long its own
+ * beats have been failing (`DbHealthWord`), from its beat timer (the `say` hook, every beat, also
+ * while a beat hangs; the Panel carries it on the event bus as `replica.health`, heard by the
+ * other replicas only), and `heard` takes the others' word (hostile input: own properties, a
+ * bounded base, a finite failing time; kept only for the peers of the last good beat). A
  * replica whose every peer of its last good beat is heard on NATS, fresh, failing the database
  * too does not fence (no one could take over what it gave up: as a lone replica, it keeps its
  * links, and console and commands keep flowing over NATS); once one of them is heard beating
@@ -48,13 +51,18 @@ export interface FenceListener {
   unfenced(info: { id: string; previousId: string; fencedMs: number }): void;
 }
 
-/** What a replica says of its own database beats on NATS (`ReplicaRegistry.health`). */
+/** What a replica says of its own database beats to the others (`ReplicaRegistry.health`, the `say` hook). */
 export interface DbHealthWord {
   /** the replica's process part of its id (what stays across fences) */
   base: string;
   /** how long its beats have been failing, ms (0: its last beat succeeded) */
   failingMs: number;
 }
+
+/** the longest base a word may carry (ours: `<pid>-<8 hex>`) */
+const MAX_BASE = 200;
+/** a failing time past a day is not a word of ours */
+const MAX_FAILING_MS = 86_400_000;
 
 /** The base of a registry id (`<base>` or `<base>.<generation>`). */
 const baseOf = (id: string) => id.split('.')[0] ?? id;
@@ -72,6 +80,7 @@ export class ReplicaRegistry {
   readonly #pgApp: string | null;
   readonly #rejoin: (() => Promise<void>)[] = [];
   readonly #fence: FenceListener[] = [];
+  readonly #say: ((word: DbHealthWord) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
@@ -83,7 +92,8 @@ export class ReplicaRegistry {
   #peers = 0;
   /** the bases of those peers */
   #peerBases: string[] = [];
-  /** the others' last word on NATS: base → its failing ms and performance.now() it came */
+  #peerSet: ReadonlySet<string> = new Set();
+  /** the peers' last word: base → its failing ms and performance.now() it came (peers only: bounded) */
   readonly #word = new Map<string, { failingMs: number; at: number }>();
   /** performance.now() before which dead rows are not reaped (back from an outage of our own) */
   #reapFrom = 0;
@@ -100,6 +110,11 @@ export class ReplicaRegistry {
     log: ReplicaLogger;
     /** the `application_name` its PostgreSQL sessions carry (the survivors end them once it is dead) */
     pgApp?: string;
+    /**
+     * told this replica's word every beat (from the beat timer, so also while a beat hangs on a
+     * lost database), for the other replicas' `heard`; a throw is logged, never stops the beats
+     */
+    say?: (word: DbHealthWord) => void;
   }) {
     this.#db = opts.db;
     this.#base = opts.id;
@@ -108,6 +123,7 @@ export class ReplicaRegistry {
     this.ttlMs = opts.ttlMs;
     this.#log = opts.log;
     this.#pgApp = opts.pgApp ?? null;
+    this.#say = opts.say;
   }
 
   /** This replica's registry id now (a fresh one after each fence). */
@@ -131,8 +147,10 @@ export class ReplicaRegistry {
   /** Writes this replica's row, then beats every `heartbeatMs` (and fences itself when they fail). */
   async start(): Promise<void> {
     await this.beat();
+    this.#tell();
     this.#timer = setInterval(() => {
       this.#checkFence();
+      this.#tell();
       this.#beating ??= this.beat()
         .catch((err: Error) => this.#log.warn({ err: err.message }, 'replica heartbeat failed'))
         .finally(() => {
@@ -142,23 +160,47 @@ export class ReplicaRegistry {
     this.#timer.unref();
   }
 
-  /** What this replica says on NATS of its own database beats (sent every beat by the caller). */
+  /** This beat's word to the others (`say`). */
+  #tell(): void {
+    if (!this.#say || this.#closed) return;
+    try {
+      this.#say(this.health());
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'replica health word not sent');
+    }
+  }
+
+  /** What this replica says of its own database beats (`say`, every beat). */
   health(): DbHealthWord {
     // since the start of the last good beat: under two beats while they succeed
     const failingMs = this.#okAt === 0 ? 0 : Math.max(0, Math.round(performance.now() - this.#okAt));
     return { base: this.#base, failingMs };
   }
 
-  /** Another replica's word (from NATS); malformed or our own is ignored. */
-  heard(word: unknown): void {
-    if (typeof word !== 'object' || word === null) return;
-    const w = word as Record<string, unknown>;
-    const base = Object.hasOwn(w, 'base') ? w.base : undefined;
-    const failingMs = Object.hasOwn(w, 'failingMs') ? w.failingMs : undefined;
-    if (typeof base !== 'string' || base.length === 0 || base.length > 200 || base === this.#base) return;
-    if (typeof failingMs !== 'number' || !Number.isFinite(failingMs) || failingMs < 0) return;
-    if (!this.#word.has(base) && this.#word.size >= 1000) return;
+  /**
+   * Another replica's word (off the bus: hostile input). Malformed (not an object, inherited or
+   * mistyped fields, a base over 200 characters, a failing time not a finite number from 0 to a
+   * day), our own, or from a replica that was not a peer at the last good beat (its word decides
+   * nothing, and a flood of made-up bases cannot grow the map) is ignored; says whether it was taken.
+   */
+  heard(word: unknown): boolean {
+    if (typeof word !== 'object' || word === null || Array.isArray(word)) return false;
+    const base = Object.hasOwn(word, 'base') ? (word as { base: unknown }).base : undefined;
+    const failingMs = Object.hasOwn(word, 'failingMs')
+      ? (word as { failingMs: unknown }).failingMs
+      : undefined;
+    if (typeof base !== 'string' || base.length === 0 || base.length > MAX_BASE || base === this.#base)
+      return false;
+    if (
+      typeof failingMs !== 'number' ||
+      !Number.isFinite(failingMs) ||
+      failingMs < 0 ||
+      failingMs > MAX_FAILING_MS
+    )
+      return false;
+    if (!this.#peerSet.has(base)) return false;
     this.#word.set(base, { failingMs, at: performance.now() });
+    return true;
   }
 
   /** Every peer of the last good beat is heard, fresh, failing the database too. */
@@ -274,7 +316,10 @@ export class ReplicaRegistry {
     // held off: a stale row counts as a peer (it may be beating again in a moment)
     const peers = rows.filter((r) => (holdOff || !r.dead) && !own(r.id));
     this.#peers = peers.length;
-    this.#peerBases = [...new Set(peers.map((r) => baseOf(r.id)))];
+    this.#peerSet = new Set(peers.map((r) => baseOf(r.id)));
+    this.#peerBases = [...this.#peerSet];
+    // a word of a replica no longer a peer decides nothing
+    for (const b of this.#word.keys()) if (!this.#peerSet.has(b)) this.#word.delete(b);
     const dead = holdOff ? [] : rows.filter((r) => r.dead);
     for (const r of dead) {
       // never this process's own sessions (an old row of ours, taken for dead while we stalled)

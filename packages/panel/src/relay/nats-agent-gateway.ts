@@ -23,6 +23,24 @@
  * Operation ends (`operation_completed`) arrive where the Agent is linked, are closed there in
  * the shared database and published on the bus; whoever waits for one on another replica hears
  * it through the bus (OperationsService listens `everywhere`).
+ *
+ * A replica cut off from NATS only (it keeps PostgreSQL: its registry beats go on, it does not
+ * fence, /readyz stays 200, so its Agents stay linked to it): through it, its Agents' commands run
+ * as before (its own hub). From the other replicas: for the first `presenceTtlMs` a request is
+ * still sent (the broker keeps the cut replica's subscription until its own pings fail) and,
+ * black-holed, waits out the command timeout (PANEL_COMMAND_TIMEOUT_MS, then TIMEOUT; never run:
+ * it never reached the holder; one the Agent had already answered when the cut came ends the
+ * same, though it ran: the usual ambiguity of a timeout); after that the node counts offline
+ * there (its presence lists stop) and a command is refused at once with AGENT_OFFLINE (a refused
+ * command never runs). test/faults/nats-cut-one.int.test.ts shows it. No link is moved and nothing is failed
+ * over for it as long as a server's failover `afterSeconds` is longer than the Agents' ping
+ * interval: failover counts a node's outage from its last heartbeat in the database
+ * (`nodes.last_heartbeat_at`, which the cut replica keeps writing at each Agent pong,
+ * PANEL_AGENT_PING_MS), so a leader that no longer hears the node's presence does not start one
+ * while the holder still writes its beats. At the defaults (ping 30 s, PANEL_FAILOVER_MIN_SECONDS
+ * 30) a server set to the minimum can be failed over in the moment before the next pong is
+ * written: keep `afterSeconds` above the ping interval. The cut replica's events (console,
+ * status) wait in its NATS client's buffer and reach the others when the broker is back.
  */
 import { type Action, Action as ActionEnum, type ActionPayload, CodedError, ErrorCode } from '@cap/protocol';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';

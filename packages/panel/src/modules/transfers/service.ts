@@ -91,6 +91,19 @@ function toTransfer(r: TransfersTable): Transfer {
   };
 }
 
+/**
+ * The run is no longer this replica's to go on with or to undo: it fenced itself (`fence`), or
+ * the row is no longer `running` (another replica took its owner for dead and failed it: that
+ * one undoes it, once its Agents are linked there).
+ */
+class LeftError extends Error {
+  readonly code: 'REPLICA_FENCED' | 'INVALID_STATE';
+  constructor(code: 'REPLICA_FENCED' | 'INVALID_STATE', message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
 class StepError extends Error {
   readonly step: TransferStep;
   readonly code: string;
@@ -112,6 +125,11 @@ interface Run {
   /** what exists on the target so far (undone on failure) */
   targetCreated: boolean;
   movedBackups: string[];
+  /** rejects once this replica fences itself (`fence`): what the run awaits is raced with it */
+  left: Promise<never>;
+  leave: (e: LeftError) => void;
+  /** set with `left` */
+  gone: LeftError | undefined;
 }
 
 /** about how long a starting replica takes to hear the others' node lists (their heartbeat) */
@@ -133,6 +151,8 @@ export class TransfersService {
   #stopSweep: (() => void) | undefined;
   #cleanTimer: NodeJS.Timeout | undefined;
   #closing = false;
+  /** the transfers this process runs now */
+  readonly #runs = new Set<Run>();
 
   constructor(deps: {
     db: Db;
@@ -225,44 +245,54 @@ export class TransfersService {
 
   /** One cut transfer failed (or completed, when switched already); false when another did it. */
   async #failCut(t: TransfersTable): Promise<boolean> {
-    const server = await this.#db
-      .selectFrom('servers')
-      .select(['node_id'])
-      .where('id', '=', t.server_id)
-      .executeTakeFirst();
-    const switched = server?.node_id === t.target_node_id;
-    const claimed = await this.#db
-      .updateTable('transfers')
-      .set(
-        switched
-          ? { state: 'completed', finished_at: nowIso() }
-          : {
-              state: 'failed',
-              cleanup_pending: 1,
-              restart_pending: Number(t.was_running ?? 0) === 1 ? 1 : 0,
-              error_code: 'INTERNAL_ERROR',
-              error_message: `${t.step}: the Panel restarted during the transfer`,
-              finished_at: nowIso(),
-            },
-      )
-      .where('id', '=', t.id)
-      .where('state', '=', 'running')
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) === 0) return false;
-    if (!switched) {
-      await this.#db
-        .deleteFrom('allocations')
-        .where('server_id', '=', t.server_id)
-        .where('node_id', '=', t.target_node_id)
-        .where('pooled', '=', 0)
-        .execute();
-      await this.#db
-        .updateTable('allocations')
-        .set({ server_id: null })
-        .where('server_id', '=', t.server_id)
-        .where('node_id', '=', t.target_node_id)
-        .execute();
-    }
+    // in one transaction with the row locked first (PostgreSQL): a switch the owner is committing
+    // now (its transaction holds the row) is waited for and then seen as switched, and an owner
+    // switching after this claim finds the row failed and rolls its switch back (#run)
+    const switched = await this.#db.transaction().execute(async (trx) => {
+      const tx = trx as unknown as Db;
+      if (this.#replicas)
+        await tx.selectFrom('transfers').select('id').where('id', '=', t.id).forUpdate().execute();
+      const server = await tx
+        .selectFrom('servers')
+        .select(['node_id'])
+        .where('id', '=', t.server_id)
+        .executeTakeFirst();
+      const switched = server?.node_id === t.target_node_id;
+      const claimed = await tx
+        .updateTable('transfers')
+        .set(
+          switched
+            ? { state: 'completed', finished_at: nowIso() }
+            : {
+                state: 'failed',
+                cleanup_pending: 1,
+                restart_pending: Number(t.was_running ?? 0) === 1 ? 1 : 0,
+                error_code: 'INTERNAL_ERROR',
+                error_message: `${t.step}: the Panel restarted during the transfer`,
+                finished_at: nowIso(),
+              },
+        )
+        .where('id', '=', t.id)
+        .where('state', '=', 'running')
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) === 0) return undefined;
+      if (!switched) {
+        await tx
+          .deleteFrom('allocations')
+          .where('server_id', '=', t.server_id)
+          .where('node_id', '=', t.target_node_id)
+          .where('pooled', '=', 0)
+          .execute();
+        await tx
+          .updateTable('allocations')
+          .set({ server_id: null })
+          .where('server_id', '=', t.server_id)
+          .where('node_id', '=', t.target_node_id)
+          .execute();
+      }
+      return switched;
+    });
+    if (switched === undefined) return false;
     await this.#operations
       .finish(
         t.operation_id,
@@ -291,6 +321,27 @@ export class TransfersService {
     this.#stopSweep?.();
     this.#stopSweep = undefined;
     clearTimeout(this.#cleanTimer);
+  }
+
+  /**
+   * This replica fenced itself (lib/replicas.ts: it lost the database): its transfers stop where
+   * they are, undone by nobody here. Their rows stay `running` under this replica's registry id,
+   * which the others take for dead one TTL after its last beat: the leader's `transfer-orphans`
+   * round then fails each once and undoes it where the Agents are linked now (the target's copy
+   * removed, the source's archive deleted, the source started again when it ran: `cleanupNode`).
+   * Undone here as well, both would stop, start and delete the same server at once, and a run
+   * left going would switch the server to the target after the leader had removed the copy there
+   * (its database writes wait out the outage, then land): neither keeps the server whole.
+   */
+  fence(): number {
+    for (const run of this.#runs)
+      run.leave(
+        new LeftError(
+          'REPLICA_FENCED',
+          'this Panel replica lost its database: the transfer is left to the leader',
+        ),
+      );
+    return this.#runs.size;
   }
 
   async list(serverId: string, limit = 20): Promise<Transfer[]> {
@@ -365,6 +416,11 @@ export class TransfersService {
         await this.#db.insertInto('transfers').values(t).execute();
       });
       if (!t) throw new CodedError('INTERNAL_ERROR', 'the transfer was not stored');
+      let leave: (e: LeftError) => void = () => undefined;
+      const left = new Promise<never>((_, reject) => {
+        leave = reject;
+      });
+      left.catch(() => undefined);
       const run: Run = {
         t,
         row,
@@ -375,6 +431,12 @@ export class TransfersService {
         archiveId: null,
         targetCreated: false,
         movedBackups: [],
+        left,
+        leave: (e) => {
+          run.gone ??= e;
+          leave(e);
+        },
+        gone: undefined,
       };
       this.#log.info(
         { serverId, from: row.node_id, to: target.id, operationId: t.operation_id },
@@ -412,10 +474,34 @@ export class TransfersService {
     }
   }
 
+  /** The next step, claimed: the row still `running` (not failed by another replica meanwhile). */
   async #step(run: Run, step: TransferStep, message?: string): Promise<void> {
+    if (run.gone) throw run.gone;
     run.t.step = step;
-    await this.#db.updateTable('transfers').set({ step }).where('id', '=', run.t.id).execute();
+    const claimed = await this.#db
+      .updateTable('transfers')
+      .set({ step })
+      .where('id', '=', run.t.id)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) === 0)
+      throw new LeftError(
+        'INVALID_STATE',
+        'the transfer was failed by another Panel replica (it took this one for dead)',
+      );
     await this.#operations.step(run.t.operation_id, step, message);
+  }
+
+  /** Still this run's to undo: its row `running` (unknown, the database away: as before, it is). */
+  async #stillOurs(run: Run): Promise<boolean> {
+    if (run.gone) return false;
+    const row = await this.#db
+      .selectFrom('transfers')
+      .select('state')
+      .where('id', '=', run.t.id)
+      .executeTakeFirst()
+      .catch(() => ({ state: 'running' as const }));
+    return row?.state === 'running';
   }
 
   /**
@@ -489,11 +575,16 @@ export class TransfersService {
     const at = async <T>(step: TransferStep, fn: () => Promise<T>, message?: string): Promise<T> => {
       await this.#step(run, step, message);
       try {
-        return await fn();
+        const work = fn();
+        work.catch(() => undefined);
+        // fenced: what the step awaits is not waited for (the run stops here)
+        return await Promise.race([work, run.left]);
       } catch (e) {
+        if (e instanceof LeftError) throw e;
         throw new StepError(step, isCodedError(e) ? e.code : 'INTERNAL_ERROR', (e as Error).message);
       }
     };
+    this.#runs.add(run);
     try {
       await at('stopping', async () => {
         const status = await this.#status(run.source, serverId);
@@ -597,6 +688,18 @@ export class TransfersService {
         this.#placement.switchTo(serverId, run.target, allocation?.id ?? null, {
           status: statusOnTarget,
           also: async (tx) => {
+            // in the switch's transaction: not once another replica failed it (and undid it)
+            const still = await tx
+              .updateTable('transfers')
+              .set({ step: 'switching' })
+              .where('id', '=', run.t.id)
+              .where('state', '=', 'running')
+              .executeTakeFirst();
+            if (Number(still.numUpdatedRows) === 0)
+              throw new LeftError(
+                'INVALID_STATE',
+                'the transfer was failed by another Panel replica before the switch',
+              );
             if (run.movedBackups.length > 0)
               await tx
                 .updateTable('backups')
@@ -627,6 +730,17 @@ export class TransfersService {
         );
         throw new CodedError('AGENT_OFFLINE', 'the Panel stopped during the transfer');
       }
+      // fenced, or failed by another replica: undone there, not here as well
+      const left = run.gone ?? (e instanceof LeftError ? e : undefined);
+      if (left || !(await this.#stillOurs(run))) {
+        const why =
+          left ?? new LeftError('INVALID_STATE', 'the transfer was failed by another Panel replica');
+        this.#log.warn(
+          { serverId, step: run.t.step, code: why.code, err: (e as Error).message },
+          'transfer left to the replica that fails it (not undone here)',
+        );
+        throw new CodedError(why.code, why.message);
+      }
       const step = e instanceof StepError ? e.step : (run.t.step as TransferStep);
       const code = e instanceof StepError ? e.code : isCodedError(e) ? e.code : 'INTERNAL_ERROR';
       const reason = (e as Error).message;
@@ -634,6 +748,7 @@ export class TransfersService {
       await this.#undo(run);
       await this.#end(run, { success: false, code, message: `${step}: ${reason}`.slice(0, 4096) });
     } finally {
+      this.#runs.delete(run);
       this.#servers.endTransfer(serverId);
     }
     const row = await this.#db
