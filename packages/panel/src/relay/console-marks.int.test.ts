@@ -75,7 +75,7 @@ test('postgres: one turn of 3,000 marks is one upsert per 2,000 rows; one turn o
 
 test('postgres: writes one after the other while others are in flight end at the highest mark', async () => {
   const m = new ConsoleMarks(db, quiet);
-  const waits: Promise<void>[] = [];
+  const waits: Promise<boolean>[] = [];
   for (let seq = 1; seq <= 40; seq++) {
     waits.push(m.write('c1', { epoch: 'e', seq }));
     waits.push(m.write('c2', { epoch: 'e', seq: 41 - seq })); // backwards: stays at 40
@@ -86,14 +86,17 @@ test('postgres: writes one after the other while others are in flight end at the
   assert.deepEqual(await m.load('c2'), { epoch: 'e', seq: 40, shown: 0 });
 });
 
-test('postgres: `shown` rides along with the next upsert, forward only, never past a newer epoch', async () => {
+test("postgres: `shown` rides along in its server's next upsert, forward only, never past a newer epoch", async () => {
   const m = new ConsoleMarks(counted(), quiet, { shownIdleMs: 60_000 });
   statements.insert = 0;
   await m.write('d1', { epoch: 'e', seq: 5 });
   m.shown('d1', { epoch: 'e', seq: 5 });
   assert.equal(statements.insert, 1);
   await m.write('d2', { epoch: 'e', seq: 1 });
-  assert.equal(statements.insert, 2, 'no statement of its own');
+  assert.equal(statements.insert, 2);
+  assert.deepEqual(await m.load('d1'), { epoch: 'e', seq: 5, shown: 0 }, "not in another server's row");
+  await m.write('d1', { epoch: 'e', seq: 5 });
+  assert.equal(statements.insert, 3, 'no statement of its own');
   assert.deepEqual(await m.load('d1'), { epoch: 'e', seq: 5, shown: 5 });
   m.shown('d1', { epoch: 'e', seq: 2 });
   await m.write('d1', { epoch: 'e', seq: 3 }); // late: neither moves back

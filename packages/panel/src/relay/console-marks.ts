@@ -8,9 +8,10 @@
  * sure); published again and flagged `resent` at shown < seq <= intent (the process that wrote
  * the intent may have died before it published: skipping those lost them); new above the intent.
  * Writes are grouped: while one is in flight the next marks gather and go together in one
- * upsert; `shown` costs no statement of its own: what completed since the last write rides along
- * with the next intent (of any server), or after SHOWN_IDLE_MS when no write comes (a quiet
- * console). Both only move forward within an epoch (a late writer cannot move them back).
+ * upsert; a server's `shown` rides along in its intent's row, the others' go together every
+ * SHOWN_IDLE_MS (rows, not statements, are what costs at 20,000 servers). Both only move forward
+ * within an epoch (a late writer cannot move them back). The projection stores intents ahead of
+ * its lines (servers/projection.ts, INTENT_AHEAD), so most lines need no write before they go.
  * A write that fails or takes longer than WRITE_WAIT_MS lets the lines through anyway (the
  * console stays live through a database outage; such lines could be shown twice after a
  * failover, never lost).
@@ -41,7 +42,7 @@ export interface MarksLogger {
 
 /** how long publishing waits for a mark's write before it goes on without it */
 export const WRITE_WAIT_MS = 2_000;
-/** how long a `shown` waits for a write to ride along with before it goes alone */
+/** how often the `shown` of servers with no intent written meanwhile are stored, together */
 export const SHOWN_IDLE_MS = 3_000;
 /** rows per upsert (4 parameters each, far below SQLite's 32,766) and ids per read */
 const CHUNK = 2_000;
@@ -58,7 +59,9 @@ export class ConsoleMarks {
   /** published since the last write took them: serverId → the highest seq of its epoch */
   #shown = new Map<string, Mark>();
   #shownTimer: NodeJS.Timeout | undefined;
-  #waiters: (() => void)[] = [];
+  /** the shown timer fired: the next write takes every `shown` */
+  #shownDue = false;
+  #waiters: ((stored: boolean) => void)[] = [];
   #inFlight = 0;
   /**
    * in-flight writes past WRITE_WAIT_MS: when every slot holds one (the database not answering,
@@ -124,12 +127,15 @@ export class ConsoleMarks {
     for (const [id, waiters] of batch) for (const w of waiters) w(found.get(id));
   }
 
-  /** Resolves once the mark is stored (or the write failed or took too long): never rejects. */
-  write(serverId: string, mark: Mark): Promise<void> {
+  /**
+   * Resolves once the mark is stored (true), or the write failed or took too long (false: the
+   * caller goes on without it, and writes again next time): never rejects.
+   */
+  write(serverId: string, mark: Mark): Promise<boolean> {
     this.#pending.set(serverId, mark);
     // all slots stuck: stored when one frees (#kick after it), nobody waits for it
-    if (this.#lateInFlight >= MAX_IN_FLIGHT) return Promise.resolve();
-    return new Promise<void>((resolve) => {
+    if (this.#lateInFlight >= MAX_IN_FLIGHT) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
       this.#waiters.push(resolve);
       this.#kick();
     });
@@ -146,26 +152,42 @@ export class ConsoleMarks {
     this.#shown.set(serverId, mark);
     this.#shownTimer ??= setTimeout(() => {
       this.#shownTimer = undefined;
+      this.#shownDue = true;
       this.#kick();
     }, this.#shownIdleMs).unref();
   }
 
   #kick(): void {
     if (this.#inFlight >= MAX_IN_FLIGHT || this.#kicked) return;
-    if (this.#pending.size === 0 && (this.#shown.size === 0 || this.#shownTimer)) return;
+    if (this.#pending.size === 0 && !(this.#shownDue && this.#shown.size > 0)) return;
     this.#inFlight += 1;
     this.#kicked = true;
     // one turn's marks together (under load, the lines of many Agents)
     setImmediate(() => {
       this.#kicked = false;
       const batch = this.#pending;
-      const shown = this.#shown;
       const waiters = this.#waiters;
       this.#pending = new Map();
-      this.#shown = new Map();
       this.#waiters = [];
-      if (this.#shownTimer) clearTimeout(this.#shownTimer);
-      this.#shownTimer = undefined;
+      let shown: Map<string, Mark>;
+      if (this.#shownDue) {
+        // every shown, together
+        shown = this.#shown;
+        this.#shown = new Map();
+        this.#shownDue = false;
+        if (this.#shownTimer) clearTimeout(this.#shownTimer);
+        this.#shownTimer = undefined;
+      } else {
+        // only those of the servers written anyway (in their own rows: no row more)
+        shown = new Map();
+        if (this.#shown.size > 0)
+          for (const id of batch.keys()) {
+            const s = this.#shown.get(id);
+            if (s === undefined) continue;
+            shown.set(id, s);
+            this.#shown.delete(id);
+          }
+      }
       let timer: NodeJS.Timeout | undefined;
       let wasLate = false;
       const late = new Promise<void>((resolve) => {
@@ -177,15 +199,21 @@ export class ConsoleMarks {
           if (this.#lateInFlight >= MAX_IN_FLIGHT) {
             const queued = this.#waiters;
             this.#waiters = [];
-            for (const w of queued) w();
+            for (const w of queued) w(false);
           }
           resolve();
         }, WRITE_WAIT_MS);
       });
-      const done = this.#store(batch, shown).catch((err) => this.#warn(err, 'console marks not written'));
-      void Promise.race([done, late]).then(() => {
+      const done = this.#store(batch, shown).then(
+        () => true,
+        (err) => {
+          this.#warn(err, 'console marks not written');
+          return false;
+        },
+      );
+      void Promise.race([done, late.then(() => false)]).then((stored) => {
         clearTimeout(timer);
-        for (const w of waiters) w();
+        for (const w of waiters) w(stored);
       });
       void done.finally(() => {
         if (wasLate) this.#lateInFlight -= 1;

@@ -16,7 +16,7 @@ import { ConsoleMarks } from '../../relay/console-marks.ts';
 import type { LiveStore } from '../../relay/live-store.ts';
 import type { OperationsService } from '../operations/service.ts';
 import type { TemplatesService } from '../templates/service.ts';
-import { AgentEventProjection } from './projection.ts';
+import { AgentEventProjection, INTENT_AHEAD } from './projection.ts';
 import type { ServersRepo } from './repo.ts';
 
 const EULA = 'You need to agree to the EULA in order to run the server. Go to eula.txt for more info.';
@@ -288,12 +288,48 @@ describe('the projection: lines sent again after a Panel restart (ConsoleMarks: 
     // this process published them: sent again, they are skipped, not flagged again
     await send(9, 13);
     assert.equal(consoles(published).length, 2);
-    // the shown of 12 rode along with the intent of 13
-    assert.deepEqual(await marks.load('s1'), { epoch: 'e', seq: 13, shown: 12 });
+    // one write for all of them: the intent stored INTENT_AHEAD past the first message's last
+    // line; the shown of 12 waits for the shown timer (or the server's next intent)
+    assert.deepEqual(await marks.load('s1'), { epoch: 'e', seq: 12 + INTENT_AHEAD, shown: 6 });
     // the Agent started again (a new epoch): new, whatever the old marks
     await send(1, 2, 'f');
     assert.deepEqual(consoles(published).at(-1), { lines: ['l1', 'l2'], seq: 2, resent: undefined });
     await db.destroy();
+  });
+
+  it('the intent is stored INTENT_AHEAD lines ahead: one write per that many lines, then the next', async () => {
+    const { db, marks, published, send } = await restarted(undefined);
+    await send(1, 1);
+    assert.deepEqual(await marks.load('s1'), { epoch: 'e', seq: 1 + INTENT_AHEAD, shown: 0 });
+    for (let n = 2; n <= INTENT_AHEAD; n += 100) await send(n, Math.min(n + 99, INTENT_AHEAD + 1));
+    // still the first write's: the lines up to it needed none
+    assert.equal((await marks.load('s1'))?.seq, 1 + INTENT_AHEAD);
+    await send(INTENT_AHEAD + 2, INTENT_AHEAD + 2);
+    assert.equal((await marks.load('s1'))?.seq, INTENT_AHEAD + 2 + INTENT_AHEAD);
+    assert.equal(consoles(published).flatMap((c) => c.lines).length, INTENT_AHEAD + 2, 'every line once');
+    assert.ok(
+      consoles(published).every((c) => c.resent === undefined),
+      'none flagged',
+    );
+    await db.destroy();
+  });
+
+  it('killed with lines stored ahead: the next process publishes the re-sent and the new ones (flagged), none lost', async () => {
+    const first = await restarted(undefined);
+    await first.send(1, 3);
+    assert.deepEqual(consoles(first.published), [{ lines: ['l1', 'l2', 'l3'], seq: 3, resent: undefined }]);
+    // the kill: a new process on the same marks (shown never stored); the Agent sends 2..5 again
+    const row = await first.marks.load('s1');
+    assert.deepEqual(row, { epoch: 'e', seq: 3 + INTENT_AHEAD, shown: 0 });
+    const next = await restarted(row);
+    await next.send(2, 5);
+    await next.send(6, 6);
+    assert.deepEqual(consoles(next.published), [
+      { lines: ['l2', 'l3', 'l4', 'l5'], seq: 5, resent: 4 },
+      { lines: ['l6'], seq: 6, resent: 1 },
+    ]);
+    await first.db.destroy();
+    await next.db.destroy();
   });
 
   it('shown equal to the intent (or no mark at all): nothing is flagged', async () => {

@@ -38,6 +38,12 @@ export interface PendingFeature {
   line: string;
 }
 
+/**
+ * How far past a line the console intent is stored (lines, per server): one write per this many
+ * numbered lines of a server, not one per message.
+ */
+export const INTENT_AHEAD = 1_000;
+
 export class AgentEventProjection {
   readonly #repo: ServersRepo;
   readonly #templates: TemplatesService;
@@ -76,6 +82,12 @@ export class AgentEventProjection {
    * lines; the entry goes once it reaches upTo.
    */
   readonly #unsure = new Map<string, { epoch: string; shown: number; upTo: number }>();
+  /**
+   * per server: the intent stored ahead of its lines (up to `upTo`, INTENT_AHEAD past the line
+   * that wrote it), so the lines up to it are published without a write first; `writing` until
+   * that write ended (its lines wait for it); gone when it was not stored (the next line writes).
+   */
+  readonly #ahead = new Map<string, { epoch: string; upTo: number; writing: Promise<void> | undefined }>();
   /** servers whose stored mark was read since their Agent's last hello here */
   readonly #marksRead = new Set<string>();
   /** servers whose stored mark is being read (with the first of their node's that asked) */
@@ -130,6 +142,7 @@ export class AgentEventProjection {
     const node = this.#nodeOf.get(serverId);
     if (node !== undefined) this.#serversOf.get(node)?.delete(serverId);
     this.#markReads.delete(serverId);
+    this.#ahead.delete(serverId);
     this.#nodeOf.delete(serverId);
     this.#lineNumbers.forget(serverId);
     this.#marksRead.delete(serverId);
@@ -307,8 +320,11 @@ export class AgentEventProjection {
       // were). Not awaited here: the node's next messages are handled meanwhile, their marks
       // join the same write, their publishes queue behind (#emit), and this one's `shown` rides
       // along with a later write.
-      mark = { serverId, epoch: numbered.epoch, seq: d.seq as number };
-      stored = this.#marks.write(serverId, mark);
+      const seq = d.seq as number;
+      mark = { serverId, epoch: numbered.epoch, seq };
+      const ahead = this.#ahead.get(serverId);
+      if (ahead && ahead.epoch === numbered.epoch && seq <= ahead.upTo) stored = ahead.writing;
+      else stored = this.#writeAhead(this.#marks, serverId, numbered.epoch, seq);
     }
     if (gap > 0 && numbered)
       this.#emit(
@@ -327,6 +343,32 @@ export class AgentEventProjection {
   }
 
   /**
+   * Stores the server's intent INTENT_AHEAD lines past `seq`: the lines up to there are published
+   * without a write of their own first (at 20,000 servers a write per console message was half
+   * the Panel's CPU and a second of event latency). A process that dies leaves lines it never
+   * had in the range between its last `shown` and that intent: sent later, they are published
+   * flagged `resent`, which a consumer drops only when it showed their number already, so
+   * nothing is lost or shown twice for it.
+   */
+  #writeAhead(marks: ConsoleMarks, serverId: string, epoch: string, seq: number): Promise<void> {
+    const upTo = seq + INTENT_AHEAD;
+    const entry: { epoch: string; upTo: number; writing: Promise<void> | undefined } = {
+      epoch,
+      upTo,
+      writing: undefined,
+    };
+    const writing = marks.write(serverId, { epoch, seq: upTo }).then((ok) => {
+      if (this.#ahead.get(serverId) !== entry) return;
+      // not stored (the database failed or is slow): the lines went on, the next one writes again
+      if (ok) entry.writing = undefined;
+      else this.#ahead.delete(serverId);
+    });
+    entry.writing = writing;
+    this.#ahead.set(serverId, entry);
+    return writing;
+  }
+
+  /**
    * Reads the server's stored mark, and with it those of the node's other servers not read since
    * its hello: their first lines follow in this tick, and one query serves them all (a node's
    * servers one after the other were 20 reads in a row after every Panel start or hello).
@@ -342,7 +384,13 @@ export class AgentEventProjection {
       const p: Promise<void> = marks.load(id).then((mark) => {
         if (this.#markReads.get(id) !== p) return; // a hello (or forget) meanwhile: read again
         this.#markReads.delete(id);
-        if (mark && this.#lineNumbers.seed(id, mark)) {
+        const own = this.#ahead.get(id);
+        // the stored intent is this process's own (ahead of its lines, or older): nobody else
+        // published since (another would have stored its own past it), what is known here holds
+        const ours =
+          mark !== undefined && own !== undefined && own.epoch === mark.epoch && mark.seq <= own.upTo;
+        if (mark && !ours && this.#lineNumbers.seed(id, mark)) {
+          this.#ahead.delete(id);
           // a process (this one before a restart, or another replica) stored an intent beyond
           // what it stored as shown: those lines, sent again, are published again (flagged)
           if (mark.shown < mark.seq)
