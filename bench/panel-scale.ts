@@ -24,6 +24,7 @@
  *   node bench/panel-scale.ts --sqlite                         # one replica on SQLite
  *   node bench/panel-scale.ts --stopped                        # the servers stay offline (not started)
  *   node bench/panel-scale.ts --ws-send                        # the steady traffic through ws.send (the old generator)
+ *   node bench/panel-scale.ts --warmup 0                       # measure from the first line (default: 5 s of traffic first)
  *   node bench/panel-scale.ts --agents 100 --servers 10 --subscribers 50 --seconds 10 --cpu-prof
  *
  * The figures are printed next to the raw baseline of the issue (one process at 1,000 × 20:
@@ -84,6 +85,9 @@ async function main() {
   const subscribers = Number(arg('subscribers', '200'));
   const perSubscriber = Number(arg('per-subscriber', '10'));
   const seconds = Number(arg('seconds', '20'));
+  // the traffic runs this long before the measured window: every server's first lines (a read of
+  // its stored console mark, its first intent written) are a Panel start's, not the steady state
+  const warmup = Number(arg('warmup', '5'));
   const replicasN = Number(arg('replicas', '1'));
   if (replicasN !== 1 && replicasN !== 2) throw new Error('--replicas is 1 or 2');
   const profDir = flag('cpu-prof') ? mkdtempSync(join(tmpdir(), 'cap-scale-prof-')) : undefined;
@@ -219,6 +223,7 @@ async function main() {
       }
     })();
 
+    if (warmup > 0) await gen.load(warmup, numbered, !flag('ws-send'));
     const cpu0 = replicas.map((r) => procCpuSeconds(r.pid));
     const pgCpu0 = pg ? pgCpuSeconds(pg.dataDir) : 0;
     const load0 = loadAverage();
@@ -257,6 +262,7 @@ async function main() {
       subscribers,
       watchedPerSubscriber: perSubscriber,
       seconds,
+      warmupSeconds: warmup,
       setup: restSetup ? 'REST' : 'seeded (bench/lib/seed.ts) + Agents registered through REST',
       database: pg ? 'postgresql (private cluster, fsync off)' : 'sqlite',
       consoleNumbered: numbered,
@@ -305,7 +311,7 @@ async function main() {
         `to projection ${x.lineToProjectionP50Ms}/${x.lineToProjectionP99Ms} ms, to bus ${x.lineToBusP50Ms}/${x.lineToBusP99Ms} ms`,
     );
     process.stdout.write(
-      `[scale] ${result.scenario} ×${replicasN} ${result.database.split(' ')[0]} ${numbered ? 'numbered' : 'unnumbered'} | load ${load0} → ${result.loadAverageAfter}` +
+      `[scale] ${result.scenario} ×${replicasN} ${result.database.split(' ')[0]} ${numbered ? 'numbered' : 'unnumbered'} warm-up ${warmup} s | load ${load0} → ${result.loadAverageAfter}` +
         ` | generator ${genResult.fast ? 'fast' : 'ws.send'} CPU ${genResult.cpuPercent} %, tick lag p50/p99 ${genResult.lagP50}/${genResult.lagP99} ms, loop p99 ${genResult.loopDelayP99Ms} ms, ${result.agentMessagesPerSecond} msg/s` +
         ` | Panel CPU ${result.panelCpuPercentTotal} %${pgCpu === undefined ? '' : ` + PostgreSQL ${result.postgresCpuPercent} %`}, RSS ${result.panelRssMiBPerReplica.join(' + ')} MiB` +
         ` | API p50/p99 ${result.apiP50Ms}/${result.apiP99Ms} ms | event p50/p99 ${result.eventP50Ms}/${result.eventP99Ms} ms (line → ${l.join('; ')}; measuring loop p99 ${result.measuringLoopDelayP99Ms} ms)` +
