@@ -14,6 +14,7 @@ import { type EventMessage, event, PROTOCOL_VERSION } from '@cap/protocol';
 import { pino } from 'pino';
 import { FakePanel } from '../../test/fake-panel.ts';
 import { loadAgentConfig } from '../config/config.ts';
+import { AgentMetrics } from '../metrics.ts';
 import { KEPT_ENDS, KEPT_ENDS_UNACKED, PanelLink } from './link.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -146,6 +147,16 @@ test('a Panel that acks: ends are kept up to KEPT_ENDS, what gives way past it i
   for (let i = 0; i < KEPT_ENDS + 3; i++) link.send(end(i));
   assert.equal(link.unackedEnds, KEPT_ENDS);
   assert.equal(link.endsEvicted, 3);
+  // and scraped
+  const metrics = new AgentMetrics();
+  t.after(() => metrics.stop());
+  const { body } = await metrics.render({
+    servers: () => [],
+    linkUp: () => true,
+    linkConnections: () => link.connections,
+    linkEndsEvicted: () => link.endsEvicted,
+  });
+  assert.match(body, /^cap_agent_operation_ends_unacked_dropped_total 3$/m);
   // the same end sent twice is kept once
   link.send(end(KEPT_ENDS + 2));
   assert.equal(link.unackedEnds, KEPT_ENDS);

@@ -360,7 +360,7 @@ export class PanelLink {
       );
     } else {
       this.#log.warn(
-        { code: 'OPERATION_END_UNACKED', ...fields },
+        fields,
         'operation ends the Panel has not acked given way; a reconnect now will not send them again',
       );
     }
