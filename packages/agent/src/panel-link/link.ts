@@ -129,7 +129,7 @@ export class PanelLink {
   #order = 0;
   /** this link's Panel acks ends: true once a ping carried `operationAcks`, false once one did not */
   #endsAcked: boolean | undefined;
-  /** ends forgotten before the Panel acked them (over the cap; each logged); tests and /health read it */
+  /** ends forgotten before the Panel acked them (over the cap; logged); tests and /metrics read it */
   endsEvicted = 0;
   /** an older Panel's evictions are logged once per link */
   #endsUnackedLogged = false;
