@@ -120,10 +120,11 @@ describe('fault: Panel kill -9', () => {
     assert.equal(stopped, 0, 'the other server kept running, the same container');
     assert.equal(cmds.lost, 0);
     assert.equal(cmds.twice, 0);
-    assert.ok(opEnd.success === true || opEnd.success === false, 'the operation ended');
+    // the restart's end is never lost with the dead Panel: the Agent keeps it until a ping acks
+    // it as stored and sends it again after the reconnect (it was OPERATION_LOST 4 runs in 5)
+    assert.equal(opEnd.success, true, `the restart completed (${opEnd.stage} ${opEnd.errorCode ?? ''})`);
     // one boot for the create's start, one for the restart: a restart run twice would be three
-    assert.ok(boots <= 2, `the restarted server booted ${boots} times`);
-    if (opEnd.success) assert.equal(boots, 2, 'a restart reported done ran once');
+    assert.equal(boots, 2, `the restart ran once (the restarted server booted ${boots} times)`);
     assert.equal(ops.filter((o) => o.kind === 'restart' || o.kind === 'restart_server').length, 1);
     assert.equal(watcher.duplicates, 0, 'no console line twice');
     // lines made while the Panel was dead wait in the Agent's outbox and arrive; what the dead

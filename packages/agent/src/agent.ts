@@ -155,6 +155,7 @@ export async function startAgent(
         servers: () => manager.summary(),
         linkUp: panelConnected,
         linkConnections: () => link?.connections ?? 0,
+        linkEndsEvicted: () => link?.endsEvicted ?? 0,
       }),
   };
   // Without AGENT_API_KEY only /health can answer: node:http serves it and Fastify is never

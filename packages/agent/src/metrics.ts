@@ -12,6 +12,8 @@ export interface MetricsView {
   servers: () => readonly { status: string }[];
   linkUp: () => boolean;
   linkConnections: () => number;
+  /** operation ends forgotten before the Panel acked them (PanelLink.endsEvicted) */
+  linkEndsEvicted?: () => number;
 }
 
 const bump = (m: Map<string, number>, key: string, by = 1) => m.set(key, (m.get(key) ?? 0) + by);
@@ -79,6 +81,11 @@ export class AgentMetrics {
       help: 'Panel links made (a climbing count is a flapping link)',
       registers,
     }).inc(view.linkConnections());
+    new Counter({
+      name: 'cap_agent_operation_ends_unacked_dropped_total',
+      help: 'Operation ends given way before the Panel acked them (a reconnect does not send them again; with an older Panel expected past the latest 100)',
+      registers,
+    }).inc(view.linkEndsEvicted?.() ?? 0);
     const ops = new Counter({
       name: 'cap_agent_operations_total',
       help: 'Operations ended, by kind and result (ok, or the error code)',

@@ -423,6 +423,7 @@ export function createServices(
           );
       },
       consoleAcks: (nodeId) => servers.consoleAcks(nodeId),
+      operationAcks: (nodeId) => servers.operationAcks(nodeId),
       onDisconnect(nodeId) {
         gateway.unlinked?.(nodeId);
         bus.publish({ kind: 'node.offline', nodeId });

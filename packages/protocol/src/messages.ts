@@ -1251,11 +1251,20 @@ export const ConsoleAck = z.object({
   seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
 });
 export type ConsoleAck = z.infer<typeof ConsoleAck>;
+/** operation ends acked in one ping at most (a Panel with more acks the rest with the next) */
+export const MAX_OPERATION_ACKS = 1000;
+/**
+ * `operationAcks`: the operations whose end (`operation_completed`) the Panel has stored since
+ * the last ping (or found already stored: a repeat is harmless), so the Agent may forget them.
+ * A Panel that acks ends sends the field on every ping, empty or not; an Agent that never sees it
+ * (an older Panel) keeps only a few ends for a resend after a reconnect (see the Agent's link).
+ */
 export const PingMessage = z.object({
   id: MessageId,
   type: z.literal('ping'),
   timestamp: Timestamp,
   consoleAcks: z.array(ConsoleAck).max(10_000).optional(),
+  operationAcks: z.array(MessageId).max(MAX_OPERATION_ACKS).optional(),
 });
 export type PingMessage = z.infer<typeof PingMessage>;
 export const PongMessage = z.object({

@@ -93,6 +93,12 @@ interface CloseInfo {
 
 /** console text kept after sending until the Panel acks it, to send again after a reconnect (see #recent) */
 export const RECENT_CHARS = 1024 * 1024;
+/** operation ends kept after sending until the Panel acks them, to send again after a reconnect (see #ends) */
+export const KEPT_ENDS = 1000;
+/** the same with a Panel that never acks ends (an older release: its pings carry no `operationAcks`) */
+export const KEPT_ENDS_UNACKED = 100;
+
+type Resent = EventMessage<'server_log'> | EventMessage<'operation_completed'>;
 
 export class PanelLink {
   readonly #config: AgentConfig;
@@ -107,8 +113,26 @@ export class PanelLink {
    * are queued again; the replica that gets them skips those it had by their numbers (LinkSeq,
    * the shared console marks).
    */
-  #recent: { msg: EventMessage<'server_log'>; chars: number }[] = [];
+  #recent: { msg: EventMessage<'server_log'>; chars: number; order: number }[] = [];
   #recentChars = 0;
+  /**
+   * Operation ends sent on the current connection and not yet acked (the pings' `operationAcks`:
+   * the Panel stored them), by operation id: like console lines, an end may sit unread in a dead
+   * socket or in a Panel killed before it stored it, so when the link ends they are queued again
+   * (the Panel closes an operation once: an end it had is a no-op). At most KEPT_ENDS (the oldest
+   * give way, logged and counted in `endsEvicted`); KEPT_ENDS_UNACKED once the link's first ping
+   * showed a Panel that never acks them. Steps (`operation_progress`) are not kept: the next step
+   * or the end supersedes one, and the hello lists what still runs.
+   */
+  readonly #ends = new Map<string, { msg: EventMessage<'operation_completed'>; order: number }>();
+  /** the order in which console lines and ends went out (they are queued again in it) */
+  #order = 0;
+  /** this link's Panel acks ends: true once a ping carried `operationAcks`, false once one did not */
+  #endsAcked: boolean | undefined;
+  /** ends forgotten before the Panel acked them (over the cap; logged); tests and /metrics read it */
+  endsEvicted = 0;
+  /** an older Panel's evictions are logged once per link */
+  #endsUnackedLogged = false;
   /** AGENT_PANEL_CERT_SHA256: the only certificate the Panel may present */
   readonly #pinned: PinnedAgent | undefined;
   #creds: AgentCredentials | null = null;
@@ -287,16 +311,70 @@ export class PanelLink {
     const ws = this.#ws;
     if (this.#ready && ws && ws.readyState === WebSocket.OPEN) {
       ws.send(text);
-      if (msg.type === 'event' && msg.event === 'server_log')
-        this.#remember(msg as EventMessage<'server_log'>);
+      this.#sent(msg);
       return;
     }
     this.#outbox.hold(msg);
   }
 
+  /** What went out on the live link and must go again if the Panel never acks it. */
+  #sent(msg: Outgoing): void {
+    if (msg.type !== 'event') return;
+    if (msg.event === 'server_log') this.#remember(msg as EventMessage<'server_log'>);
+    else if (msg.event === 'operation_completed') this.#keepEnd(msg as EventMessage<'operation_completed'>);
+  }
+
+  #keepEnd(msg: EventMessage<'operation_completed'>): void {
+    const id = msg.data.operationId;
+    this.#ends.delete(id);
+    this.#ends.set(id, { msg, order: this.#order++ });
+    this.#fitEnds();
+  }
+
+  /** Over the cap the oldest end gives way: counted and logged (an older Panel: once per link). */
+  #fitEnds(): void {
+    const cap = this.#endsAcked === false ? KEPT_ENDS_UNACKED : KEPT_ENDS;
+    let evicted = 0;
+    let last: EventMessage<'operation_completed'>['data'] | undefined;
+    for (const [id, e] of this.#ends) {
+      if (this.#ends.size <= cap) break;
+      this.#ends.delete(id);
+      evicted++;
+      last = e.msg.data;
+    }
+    if (evicted === 0 || !last) return;
+    this.endsEvicted += evicted;
+    const fields = {
+      evicted,
+      total: this.endsEvicted,
+      kept: cap,
+      operationId: last.operationId,
+      serverId: last.serverId,
+    };
+    if (this.#endsAcked === false) {
+      if (this.#endsUnackedLogged) return;
+      this.#endsUnackedLogged = true;
+      this.#log.warn(
+        fields,
+        'the Panel does not ack operation ends (an older release): only the latest are kept to send again after a reconnect',
+      );
+    } else {
+      this.#log.warn(
+        fields,
+        'operation ends the Panel has not acked given way; a reconnect now will not send them again',
+      );
+    }
+  }
+
+  /** The Panel stored these ends (or had them already): they need not go again. */
+  #endsStored(ids: readonly string[]): void {
+    this.#endsAcked = true;
+    for (const id of ids) this.#ends.delete(id);
+  }
+
   #remember(msg: EventMessage<'server_log'>): void {
     const chars = msg.data.message.length;
-    this.#recent.push({ msg, chars });
+    this.#recent.push({ msg, chars, order: this.#order++ });
     this.#recentChars += chars;
     let drop = 0;
     while (this.#recentChars > RECENT_CHARS && drop < this.#recent.length - 1) {
@@ -314,7 +392,7 @@ export class PanelLink {
   #acked(acks: readonly { serverId: string; epoch: string; seq: number }[]): void {
     const upTo = new Map<string, { epoch: string; seq: number }>();
     for (const a of acks) upTo.set(a.serverId, a);
-    const kept: { msg: EventMessage<'server_log'>; chars: number }[] = [];
+    const kept: { msg: EventMessage<'server_log'>; chars: number; order: number }[] = [];
     let chars = 0;
     for (const r of this.#recent) {
       const a = upTo.get(r.msg.data.serverId);
@@ -325,6 +403,19 @@ export class PanelLink {
     }
     this.#recent = kept;
     this.#recentChars = chars;
+  }
+
+  /** The console lines and operation ends sent and not acked, in the order they went out. */
+  #unacked(): Resent[] {
+    if (this.#ends.size === 0) return this.#recent.map((r) => r.msg);
+    const all: { msg: Resent; order: number }[] = [...this.#recent, ...this.#ends.values()];
+    all.sort((a, b) => a.order - b.order);
+    return all.map((r) => r.msg);
+  }
+
+  /** Operation ends sent and not acked yet (tests). */
+  get unackedEnds(): number {
+    return this.#ends.size;
   }
 
   /** Drops the current connection as if the network failed (tests). */
@@ -575,12 +666,15 @@ export class PanelLink {
         openedAt = lastSeen;
         const hello = event('agent_hello', this.#hooks.hello(), creds.id);
         ws.send(JSON.stringify(hello));
+        // whether this Panel acks ends is learnt from its first ping
+        this.#endsAcked = undefined;
+        this.#endsUnackedLogged = false;
         // (what the outbox holds passed the size check in send())
         for (const m of this.#outbox.drain((serverId, count, seq) =>
           event('server_log_dropped', { serverId, count, reason: 'disconnected', ...seq }, creds.id),
         )) {
           ws.send(JSON.stringify(m));
-          if (m.type === 'event' && m.event === 'server_log') this.#remember(m as EventMessage<'server_log'>);
+          this.#sent(m);
         }
         this.#ready = true;
         this.connections++;
@@ -622,9 +716,11 @@ export class PanelLink {
         // them unread, a Panel killed with kill -9 may have read them and not handled them; the
         // replica that gets them skips those published for sure by their numbers, and publishes
         // again, flagged `resent`, those a dead Panel may not have published (ConsoleMarks)
-        this.#outbox.requeue(this.#recent.map((r) => r.msg));
+        // and so do the operation ends it did not ack (in the order they all went out)
+        this.#outbox.requeue(this.#unacked());
         this.#recent = [];
         this.#recentChars = 0;
+        this.#ends.clear();
         if (openedAt) info.lastedMs = Date.now() - openedAt;
         this.#ready = false;
         if (this.#ws === ws) this.#ws = null;
@@ -644,6 +740,12 @@ export class PanelLink {
     const parsed = parseAgentInbound(text);
     if (parsed.ok && parsed.message.type === 'ping') {
       if (parsed.message.consoleAcks) this.#acked(parsed.message.consoleAcks);
+      if (parsed.message.operationAcks) this.#endsStored(parsed.message.operationAcks);
+      else if (this.#endsAcked === undefined) {
+        // an older Panel: it never acks ends, so only the latest few are kept
+        this.#endsAcked = false;
+        this.#fitEnds();
+      }
       const pong: PongMessage = {
         id: parsed.message.id,
         type: 'pong',

@@ -4,8 +4,9 @@
  * queued too, within a budget (MAX_LOG_LINES lines, MAX_LOG_BYTES of text, for all servers):
  * past it the oldest lines give way and are counted, one `server_log_dropped` per server on
  * reconnect (it goes first, with the number of the last line it counts: LinkSeq). Operation
- * events are never evicted. Lines sent on a link that then died unanswered can be queued again
- * at the front (`requeue`): the Panel skips the ones it had by their numbers.
+ * events are never evicted. Lines and operation ends sent on a link that then died unacked are
+ * queued again at the front (`requeue`): the Panel skips the lines it had by their numbers, and
+ * closes an operation once (an end it had changes nothing).
  */
 import type { EventMessage, ResponseMessage } from '@cap/protocol';
 import { lineCountOf } from './coalesce.ts';
@@ -76,14 +77,22 @@ export class Outbox {
   }
 
   /**
-   * Console messages sent on a link that died without an answer (some may never have arrived),
-   * queued again before everything held; the oldest give way first when over the budget.
+   * Console messages and operation ends sent on a link that died without an ack (some may never
+   * have arrived), queued again before everything held, in their order; the oldest lines give
+   * way first when over the budget (ends never do).
    */
-  requeue(sent: EventMessage<'server_log'>[]): void {
+  requeue(sent: (EventMessage<'server_log'> | EventMessage<'operation_completed'>)[]): void {
     if (sent.length === 0) return;
-    const entries = sent.map((m) => this.#logEntry(m));
+    const entries: Held[] = sent.map((m) => {
+      if (isLog(m)) return this.#logEntry(m);
+      this.#others++;
+      return { msg: m };
+    });
     this.#queue = [...entries, ...this.#queue.filter((h) => !h.gone)];
-    this.#logs = [...entries, ...this.#logs.slice(this.#head).filter((h) => !h.gone)];
+    this.#logs = [
+      ...entries.filter((h) => h.lines !== undefined),
+      ...this.#logs.slice(this.#head).filter((h) => !h.gone),
+    ];
     this.#head = 0;
     this.#gone = 0;
     this.#fitLogs();

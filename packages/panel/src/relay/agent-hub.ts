@@ -98,6 +98,8 @@ export interface AgentHubEvents {
   onPong(nodeId: string, msg: PongMessage): void;
   /** the console lines stored as published since the last ping (sent with it: the link's ack) */
   consoleAcks?(nodeId: string): ConsoleAck[];
+  /** the operation ends stored since the last ping (sent with it, every time: the Agent learns we ack them) */
+  operationAcks?(nodeId: string): string[];
 }
 
 export class AgentHub {
@@ -253,11 +255,15 @@ export class AgentHub {
       conn.pingsSent.delete(old);
     }
     const consoleAcks = this.#events.consoleAcks?.(conn.nodeId) ?? [];
+    const operationAcks = this.#events.operationAcks?.(conn.nodeId);
     this.#sendRaw(conn, {
       id,
       type: 'ping',
       timestamp: new Date().toISOString(),
       ...(consoleAcks.length > 0 ? { consoleAcks } : {}),
+      // sent empty too: an Agent seeing it keeps every end it sent until acked (one not seeing
+      // it, an older Panel's, keeps only the latest few)
+      ...(operationAcks ? { operationAcks } : {}),
     });
   }
 

@@ -4,7 +4,7 @@
  * events, published once on the bus (the live relay, metrics and the activity log subscribe).
  * Events of one node are handled in arrival order.
  */
-import type { EventMessage, ServerStatus, UpdateStage } from '@cap/protocol';
+import { type EventMessage, MAX_OPERATION_ACKS, type ServerStatus, type UpdateStage } from '@cap/protocol';
 import { type FeatureName, featureOfLine, knownFeatures } from '@cap/protocol/templates/index.ts';
 import type { Logger } from 'pino';
 import type { DomainEvent, EventBus } from '../../bus/index.ts';
@@ -17,6 +17,8 @@ import type { TemplatesService } from '../templates/service.ts';
 import type { ServersRepo } from './repo.ts';
 
 const FEATURES_CACHE_MS = 60_000;
+/** operation ends of one node waiting for the next ping's ack (a few pings' worth) */
+const MAX_PENDING_OPERATION_ACKS = 10 * MAX_OPERATION_ACKS;
 
 /**
  * Events whose handling goes on while an earlier console message of the node still waits for
@@ -97,6 +99,12 @@ export class AgentEventProjection {
    * took them (the link's ack): the Agent forgets a line only once both hold
    */
   readonly #acks = new Map<string, Map<string, { epoch: string; seq: number }>>();
+  /**
+   * per node: the operations whose end (`operation_completed`) is stored since the last ping took
+   * them (or was stored before: a repeat), acked with it so the Agent forgets them; at most
+   * MAX_PENDING_OPERATION_ACKS (past it an end is not acked and comes again after a reconnect)
+   */
+  readonly #operationAcks = new Map<string, Set<string>>();
   /**
    * per node: the last of its publishes still queued (behind a console mark's write). The node's
    * next events are handled meanwhile (their lines' marks go in the same write), and what they
@@ -422,6 +430,34 @@ export class AgentEventProjection {
     return out;
   }
 
+  #endStored(nodeId: string, data: unknown): void {
+    const id = (data as { operationId?: unknown } | null)?.operationId;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) return;
+    let acks = this.#operationAcks.get(nodeId);
+    if (!acks) {
+      acks = new Set();
+      this.#operationAcks.set(nodeId, acks);
+    }
+    if (acks.size < MAX_PENDING_OPERATION_ACKS) acks.add(id);
+  }
+
+  /**
+   * The operations of the node whose end was stored since the last call (the link's ack, sent
+   * with the next heartbeat: the Agent may forget those ends), at most `max`.
+   */
+  takeOperationAcks(nodeId: string, max = MAX_OPERATION_ACKS): string[] {
+    const acks = this.#operationAcks.get(nodeId);
+    if (!acks) return [];
+    const out: string[] = [];
+    for (const id of acks) {
+      if (out.length >= max) break;
+      out.push(id);
+      acks.delete(id);
+    }
+    if (acks.size === 0) this.#operationAcks.delete(nodeId);
+    return out;
+  }
+
   /**
    * Events of one node are handled in arrival order: a status write (or the hello's reconcile)
    * awaits the database, and a newer event must not be overtaken by an older one.
@@ -449,6 +485,7 @@ export class AgentEventProjection {
         this.#markReads.delete(serverId);
       }
       this.#acks.delete(nodeId);
+      this.#operationAcks.delete(nodeId);
       await this.reconcile(nodeId, d.servers);
       await this.#operations.reconcile(
         nodeId,
@@ -469,6 +506,8 @@ export class AgentEventProjection {
     }
     if (!this.owns(nodeId, serverId) && !(operationEvent && this.#nodeOf.has(serverId))) {
       this.#log.warn({ nodeId, serverId, event: msg.event }, 'event for a server not on this node; ignored');
+      // sent again it would be ignored again: the Agent may forget it
+      if (msg.event === 'operation_completed') this.#endStored(nodeId, msg.data);
       return;
     }
     switch (msg.event) {
@@ -599,6 +638,9 @@ export class AgentEventProjection {
             { nodeId, serverId, operationId: d.operationId },
             'end of an unknown operation; ignored',
           );
+        // stored (or had before, or never to be taken): acked with the next ping. A failure to
+        // store it threw above: not acked, the Agent sends it again after its next reconnect
+        this.#endStored(nodeId, d);
         break;
       }
       case 'install_completed': {

@@ -1442,6 +1442,11 @@ export class ServersService {
   consoleAcks(nodeId: string): ConsoleAck[] {
     return this.#projection.takeAcks(nodeId);
   }
+
+  /** The operation ends stored since the last call (the link's ack, on the next ping). */
+  operationAcks(nodeId: string): string[] {
+    return this.#projection.takeOperationAcks(nodeId);
+  }
 }
 
 /** A redacted read's sha256 is that of the redacted text: a save checked against it is FILE_CHANGED. */
