@@ -77,8 +77,11 @@ async function rig(t: import('node:test').TestContext) {
   /** drops the link from the Panel's side, waits for the next hello; returns where it starts */
   const reconnect = async () => {
     const before = link.connections;
+    const hellos = () => panel.received.filter((m) => m.type === 'event' && m.event === 'agent_hello').length;
+    const hellosBefore = hellos();
     panel.dropAgent();
-    await until('reconnected', () => link.connections > before && link.connected);
+    // the Panel's side saw the new hello (the Agent may say connected before it was read there)
+    await until('reconnected', () => link.connections > before && link.connected && hellos() > hellosBefore);
     const at = panel.received.findLastIndex((m) => m.type === 'event' && m.event === 'agent_hello');
     // what was queued is sent right after the hello; a ping round trip makes sure it all arrived
     await ping({ operationAcks: [] });
