@@ -107,7 +107,14 @@ describe('a transfer left by a fenced replica, or failed by another replica', ()
       () => 'completed',
       (e: { code?: string }) => e.code ?? 'no code',
     );
-    await until(async () => (await row(transfer.id)).step === 'archiving', 10_000).catch(async (e) => {
+    // the step is stored before its command goes: the source has the archive's command too
+    // (else it lands after the test's snapshot of what was sent, as if undone; a CI run at load)
+    await until(
+      async () =>
+        (await row(transfer.id)).step === 'archiving' &&
+        source.agent.commands.some((c) => c.serverId === serverId && c.action === 'backup_create'),
+      10_000,
+    ).catch(async (e) => {
       throw new Error(`${(e as Error).message}: ${JSON.stringify(await row(transfer.id))} ${await ended}`);
     });
     return { serverId, id: transfer.id, ended };
