@@ -196,6 +196,8 @@ async function main() {
 
     // the API probe: paced (10 a second, round robin over the replicas), never more than one at a time
     const api: number[] = [];
+    /** the probe's times per route (which one makes the p99) */
+    const apiByPath = new Map<string, number[]>();
     let apiErrors = 0;
     let probing = true;
     const nodes = (await (
@@ -216,8 +218,14 @@ async function main() {
         const res = await fetch(`${r.url}${path}`, { headers: { cookie: sess.cookie } }).catch(() => null);
         await res?.arrayBuffer();
         if (measuring) {
-          if (res?.status === 200) api.push(performance.now() - t0);
-          else apiErrors += 1;
+          if (res?.status === 200) {
+            const ms = performance.now() - t0;
+            api.push(ms);
+            const kind = (path as string).replace(/\/api\/(servers|nodes)\/[^/]+/, '/api/$1/:id');
+            const list = apiByPath.get(kind);
+            if (list) list.push(ms);
+            else apiByPath.set(kind, [ms]);
+          } else apiErrors += 1;
         }
         await new Promise((res2) => setTimeout(res2, 100));
       }
@@ -296,6 +304,20 @@ async function main() {
       apiErrors,
       apiP50Ms: +pct(api, 50).toFixed(1),
       apiP99Ms: +pct(api, 99).toFixed(1),
+      apiByRoute: Object.fromEntries(
+        [...apiByPath].map(([k, v]) => {
+          v.sort((a, b) => a - b);
+          return [
+            k,
+            {
+              n: v.length,
+              p50Ms: +pct(v, 50).toFixed(1),
+              p99Ms: +pct(v, 99).toFixed(1),
+              maxMs: +(v.at(-1) ?? 0).toFixed(1),
+            },
+          ];
+        }),
+      ),
       eventsReceived: received,
       eventsExpectedApprox: subscribers * perSubscriber * seconds,
       eventP50Ms: pct(latencies, 50),
