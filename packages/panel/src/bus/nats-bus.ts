@@ -18,6 +18,7 @@
  * (the connection closed for good, or an event too large) is counted in `unsent` and logged.
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { own, wireObject } from '../lib/wire.ts';
 import {
   type BusLogger,
   type DomainEvent,
@@ -89,7 +90,6 @@ export class NatsBus implements EventBus {
   readonly #maxBytes: number;
   readonly #log: BusLogger;
   readonly #encoder = new TextEncoder();
-  readonly #decoder = new TextDecoder('utf-8', { fatal: true });
   readonly stats: NatsBusStats = { dropped: 0, unsent: 0, received: 0 };
   /**
    * events of this turn of the event loop, shipped together at its end (`#ship`): the client
@@ -141,17 +141,10 @@ export class NatsBus implements EventBus {
   }
 
   #decode(data: Uint8Array): DomainEvent | null {
-    if (data.byteLength > this.#maxBytes) return null;
-    let value: unknown;
-    try {
-      value = JSON.parse(this.#decoder.decode(data));
-    } catch {
-      return null;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-    const kind = Object.hasOwn(value, 'kind') ? (value as { kind: unknown }).kind : undefined;
+    const value = wireObject(data, this.#maxBytes);
+    const kind = value ? own(value, 'kind') : undefined;
     if (typeof kind !== 'string' || !KINDS.has(kind)) return null;
-    return value as DomainEvent;
+    return value as unknown as DomainEvent;
   }
 
   publish(event: DomainEvent): void {

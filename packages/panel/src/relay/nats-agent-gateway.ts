@@ -45,6 +45,7 @@
 import { type Action, Action as ActionEnum, type ActionPayload, CodedError, ErrorCode } from '@cap/protocol';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { RequestError, TimeoutError } from '@nats-io/transport-node';
+import { own, type WireObject, wireObject } from '../lib/wire.ts';
 import type { AgentGateway, AgentRequestOptions } from './agent-gateway.ts';
 import type { AgentHub, LinkHealth } from './agent-hub.ts';
 
@@ -99,11 +100,7 @@ interface Presence {
   since: number;
 }
 
-type Obj = Record<string, unknown>;
-
-function own(o: Obj, key: string): unknown {
-  return Object.hasOwn(o, key) ? o[key] : undefined;
-}
+type Obj = WireObject;
 
 export class NatsAgentGateway implements AgentGateway {
   readonly #nc: NatsConnection;
@@ -116,7 +113,6 @@ export class NatsAgentGateway implements AgentGateway {
   readonly #ttlMs: number;
   readonly #maxBytes: number;
   readonly #encoder = new TextEncoder();
-  readonly #decoder = new TextDecoder('utf-8', { fatal: true });
   /** nodes other replicas hold, as they last said */
   readonly #presence = new Map<string, Presence>();
   /** request subscriptions of the nodes held here */
@@ -286,15 +282,7 @@ export class NatsAgentGateway implements AgentGateway {
   }
 
   #decode(data: Uint8Array): Obj | null {
-    if (data.byteLength > this.#maxBytes) return null;
-    let value: unknown;
-    try {
-      value = JSON.parse(this.#decoder.decode(data));
-    } catch {
-      return null;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-    return value as Obj;
+    return wireObject(data, this.#maxBytes);
   }
 
   #heartbeat(): void {

@@ -21,6 +21,7 @@
  * (`stats.dropped`), never fatal. A replica's holds per server are capped (MAX_HELD_SECRETS).
  */
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { own, wireObject } from '../lib/wire.ts';
 import type { LiveStore } from './live-store.ts';
 
 export interface SecretsSync {
@@ -93,7 +94,6 @@ export class NatsSecretsSync implements SecretsSync {
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   readonly #encoder = new TextEncoder();
-  readonly #decoder = new TextDecoder('utf-8', { fatal: true });
   readonly #waiting = new Map<string, Waiting>();
   readonly #subs: Subscription[] = [];
   #release: (serverId: string, key: string) => void;
@@ -203,23 +203,16 @@ export class NatsSecretsSync implements SecretsSync {
     | { op: 'hold'; serverId: string; key: string; values: string[] }
     | { op: 'release'; serverId: string; key: string }
     | undefined {
-    if (data.byteLength > this.#maxBytes) return undefined;
-    let v: unknown;
-    try {
-      v = JSON.parse(this.#decoder.decode(data));
-    } catch {
-      return undefined;
-    }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-    const own = (k: string): unknown => (Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined);
-    const op = own('op');
-    const serverId = own('serverId');
-    const key = own('key');
+    const v = wireObject(data, this.#maxBytes);
+    if (!v) return undefined;
+    const op = own(v, 'op');
+    const serverId = own(v, 'serverId');
+    const key = own(v, 'key');
     if (typeof serverId !== 'string' || !SERVER_ID.test(serverId)) return undefined;
     if (typeof key !== 'string' || !KEY.test(key)) return undefined;
     if (op === 'release') return { op, serverId, key };
     if (op !== 'hold') return undefined;
-    const values = own('values');
+    const values = own(v, 'values');
     if (!Array.isArray(values) || values.length > MAX_VALUES) return undefined;
     if (!values.every((x) => typeof x === 'string' && x.length <= MAX_VALUE_CHARS)) return undefined;
     return { op, serverId, key, values: values as string[] };
