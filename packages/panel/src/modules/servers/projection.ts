@@ -46,6 +46,13 @@ export interface PendingFeature {
  */
 export const INTENT_AHEAD = 1_000;
 
+/** A server's intent stored ahead (`upTo`); `writing` until its write ended. */
+interface Ahead {
+  epoch: string;
+  upTo: number;
+  writing: Promise<void> | undefined;
+}
+
 export class AgentEventProjection {
   readonly #repo: ServersRepo;
   readonly #templates: TemplatesService;
@@ -89,7 +96,7 @@ export class AgentEventProjection {
    * that wrote it), so the lines up to it are published without a write first; `writing` until
    * that write ended (its lines wait for it); gone when it was not stored (the next line writes).
    */
-  readonly #ahead = new Map<string, { epoch: string; upTo: number; writing: Promise<void> | undefined }>();
+  readonly #ahead = new Map<string, Ahead>();
   /** servers whose stored mark was read since their Agent's last hello here */
   readonly #marksRead = new Set<string>();
   /** servers whose stored mark is being read (with the first of their node's that asked) */
@@ -360,11 +367,7 @@ export class AgentEventProjection {
    */
   #writeAhead(marks: ConsoleMarks, serverId: string, epoch: string, seq: number): Promise<void> {
     const upTo = seq + INTENT_AHEAD;
-    const entry: { epoch: string; upTo: number; writing: Promise<void> | undefined } = {
-      epoch,
-      upTo,
-      writing: undefined,
-    };
+    const entry: Ahead = { epoch, upTo, writing: undefined };
     const writing = marks.write(serverId, { epoch, seq: upTo }).then((ok) => {
       if (this.#ahead.get(serverId) !== entry) return;
       // not stored (the database failed or is slow): the lines went on, the next one writes again
